@@ -1,0 +1,52 @@
+/* JSON configuration (jansson): one file for the whole stack, with a section
+ * per service. Parse errors and type errors name "file:line:col". Values can be
+ * overridden with "--set path=value" flags (dotted paths, value parsed as
+ * JSON when it is valid JSON, as a string otherwise). Not thread-safe for
+ * writes; concurrent reads are fine once loading is done. */
+#ifndef CASCADE_CONFIG_H
+#define CASCADE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef struct cascade_config cascade_config;
+
+/* Load a config file. On failure returns NULL and writes
+ * "path:line:col: message" to err. */
+cascade_config *cascade_config_load(const char *path, char *err, size_t errlen);
+
+/* Parse a config from a string (name is used in error messages). */
+cascade_config *cascade_config_parse(const char *text, const char *name, char *err, size_t errlen);
+
+/* An empty config ({}), for defaults-only runs. */
+cascade_config *cascade_config_empty(void);
+
+/* NULL is a no-op. */
+void cascade_config_destroy(cascade_config *c);
+
+/* Apply "a.b.c=value": creates intermediate objects. Returns 0 or CASCADE_EINVAL
+ * with a message in err ("--set recall.quota: expected path=value"). */
+int cascade_config_set(cascade_config *c, const char *assignment, char *err, size_t errlen);
+
+/* The JSON value at a dotted path, or NULL. Borrowed; valid while c lives. */
+json_t *cascade_config_get(const cascade_config *c, const char *path);
+
+/* Typed getters: return def when the path is absent. When present with the
+ * wrong type or out of [min,max], return CASCADE_EINVAL and write
+ * "file:line:col: path: expected ..." (position when known) to err. */
+int cascade_config_int(const cascade_config *c, const char *path, int64_t def, int64_t min,
+                       int64_t max, int64_t *out, char *err, size_t errlen);
+int cascade_config_double(const cascade_config *c, const char *path, double def, double min,
+                          double max, double *out, char *err, size_t errlen);
+int cascade_config_bool(const cascade_config *c, const char *path, bool def, bool *out,
+                        char *err, size_t errlen);
+/* *out is borrowed from the config (or is def). */
+int cascade_config_string(const cascade_config *c, const char *path, const char *def,
+                          const char **out, char *err, size_t errlen);
+
+/* Name of the file the config came from ("<string>" when parsed from text). */
+const char *cascade_config_source(const cascade_config *c);
+
+#endif

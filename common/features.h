@@ -1,0 +1,22 @@
+/* Ranking features computed the same way offline (training in cascade-build)
+ * and online (the Rank service): one dense float vector per (user, item).
+ * Pure functions, thread-safe. */
+#ifndef CASCADE_FEATURES_H
+#define CASCADE_FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/v1/records.pb.h"
+
+#define CASCADE_RANK_FEATURES 16
+
+/* Fill out[0..CASCADE_RANK_FEATURES) for a user/item pair at time now_s.
+ * Item statistics are smoothed so new items get finite, sensible values. */
+void cascade_features_rank(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
+                           int64_t now_s, float *out);
+
+/* Human-readable name of feature i (for reports and the model file). */
+const char *cascade_features_rank_name(size_t i);
+
+#endif

@@ -1,0 +1,57 @@
+/* Redis access over hiredis: one connection per thread (a cascade_redis is NOT
+ * thread-safe; use cascade_redis_pool to give each thread its own), connect and
+ * command timeouts, automatic reconnect on the next command after an I/O error,
+ * and pipelining. Errors name the server: "redis 127.0.0.1:6379: connection refused". */
+#ifndef CASCADE_REDIS_H
+#define CASCADE_REDIS_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+typedef struct cascade_redis cascade_redis;
+typedef struct cascade_redis_pool cascade_redis_pool;
+
+struct cascade_redis_opts {
+    const char *host;          /* default "127.0.0.1" */
+    int port;                  /* default 6379 */
+    int connect_timeout_ms;    /* default 200 */
+    int command_timeout_ms;    /* default 500 */
+};
+
+/* Parse "host:port" (or ":port", or "host") into opts (host points into a
+ * static-lifetime copy owned by the caller's buffer hostbuf). Returns 0 or CASCADE_EINVAL. */
+int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, int *port);
+
+/* Create a connection handle; connects lazily on first use. Never NULL unless
+ * out of memory. Free with cascade_redis_destroy (NULL-safe). */
+cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts);
+void cascade_redis_destroy(cascade_redis *r);
+
+/* Run one command (printf-style, hiredis formatting: %s %b %d ...). On success
+ * returns 0 and *reply (caller frees with freeReplyObject). A Redis error reply
+ * (type REDIS_REPLY_ERROR) returns CASCADE_EIO with the message; connection
+ * problems return CASCADE_EUNAVAILABLE and drop the connection so the next call reconnects. */
+int cascade_redis_command(cascade_redis *r, redisReply **reply, const char *fmt, ...);
+
+/* Same with an argv vector (binary-safe). */
+int cascade_redis_command_argv(cascade_redis *r, redisReply **reply, int argc, const char **argv,
+                               const size_t *argvlen);
+
+/* Pipelining: queue commands, then read their replies in order. */
+int cascade_redis_append(cascade_redis *r, const char *fmt, ...);
+int cascade_redis_append_argv(cascade_redis *r, int argc, const char **argv, const size_t *argvlen);
+int cascade_redis_get_reply(cascade_redis *r, redisReply **reply);
+
+/* Message of the last failure on this handle ("" when none). Borrowed. */
+const char *cascade_redis_error(const cascade_redis *r);
+
+/* "host:port" of this handle. Borrowed. */
+const char *cascade_redis_addr(const cascade_redis *r);
+
+/* A pool hands each calling thread its own connection (created on first use,
+ * freed with the pool). Thread-safe. */
+cascade_redis_pool *cascade_redis_pool_create(const struct cascade_redis_opts *opts);
+void cascade_redis_pool_destroy(cascade_redis_pool *p);
+cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p);
+
+#endif

@@ -1,0 +1,147 @@
+/* The RPC runtime over gRPC C core (no C++). A server runs N worker threads,
+ * each with its own completion queue and pre-posted calls for every registered
+ * method; a handler gets the decoded request, the call's absolute deadline and
+ * a per-request arena, and returns a response or an error status with a
+ * message. grpc.health.v1.Health (Check and Watch) is built in. The client
+ * side offers unary calls with deadlines and a fan-out that runs K calls at
+ * once and reports each call's status.
+ *
+ * Thread-safety: a server is driven from one controlling thread (create, start,
+ * shutdown, destroy); set_serving may be called from any thread. Channels are
+ * thread-safe and meant to be shared. */
+#ifndef CASCADE_RPC_H
+#define CASCADE_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "arena.h"
+
+/* ------------------------------------------------------------------ server */
+
+typedef struct cascade_rpc_server cascade_rpc_server;
+typedef struct cascade_rpc_ctx cascade_rpc_ctx;
+
+/* A handler: decode is done, `request` is a message of the method's request
+ * type allocated in the request arena. Return 0 and set *response to a message
+ * of the response type (allocate it from cascade_rpc_ctx_arena), or return a
+ * negative CASCADE_E* code after cascade_rpc_ctx_fail set a message.
+ * `service` is the pointer given to cascade_rpc_server_create. Handlers run on
+ * worker threads concurrently. */
+typedef int (*cascade_rpc_handler)(void *service, cascade_rpc_ctx *ctx,
+                                   const ProtobufCMessage *request, ProtobufCMessage **response);
+
+struct cascade_rpc_method {
+    const char *path; /* "/cascade.v1.Recall/Recall" */
+    const ProtobufCMessageDescriptor *request_type;
+    const ProtobufCMessageDescriptor *response_type;
+    cascade_rpc_handler handler;
+};
+
+struct cascade_rpc_server_opts {
+    const char *listen_addr;    /* "127.0.0.1:50051"; port 0 picks a free port */
+    int threads;                /* worker threads; 0 = number of cores */
+    int calls_per_method;       /* pre-posted calls per method per thread; 0 = 8 */
+    size_t max_message_bytes;   /* larger requests get RESOURCE_EXHAUSTED; 0 = 16 MiB */
+    size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
+    const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */
+};
+
+/* Create a server for `methods` (copied). On failure returns NULL with a message in err. */
+cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_opts *opts,
+                                              const struct cascade_rpc_method *methods,
+                                              size_t n_methods, void *service, char *err,
+                                              size_t errlen);
+
+/* Bind and start the worker threads; health becomes SERVING. Returns 0 or a
+ * negative code with a message ("listen 127.0.0.1:50051: address in use"). */
+int cascade_rpc_server_start(cascade_rpc_server *s, char *err, size_t errlen);
+
+/* The TCP port actually bound (useful with port 0). */
+int cascade_rpc_server_port(const cascade_rpc_server *s);
+
+/* Switch the health status reported for "" and the service name. Watchers are told. */
+void cascade_rpc_server_set_serving(cascade_rpc_server *s, bool serving);
+
+/* Graceful stop: health NOT_SERVING, stop accepting, let in-flight calls finish
+ * for up to grace_ms, then cancel what is left and join the workers. */
+void cascade_rpc_server_shutdown(cascade_rpc_server *s, int grace_ms);
+
+/* Free the server (shuts down first if still running). NULL is a no-op. */
+void cascade_rpc_server_destroy(cascade_rpc_server *s);
+
+/* Per-request context, valid only during the handler call. */
+cascade_arena *cascade_rpc_ctx_arena(cascade_rpc_ctx *ctx);
+/* Absolute deadline on the cascade_now_ms clock; INT64_MAX when the caller set none. */
+int64_t cascade_rpc_ctx_deadline_ms(const cascade_rpc_ctx *ctx);
+/* True once the deadline has passed: long handlers check it between steps. */
+bool cascade_rpc_ctx_expired(const cascade_rpc_ctx *ctx);
+/* The caller's "x-request-id" metadata, or "" when absent. */
+const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx);
+/* The method path being served. */
+const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx);
+/* Index of the worker thread running the handler, 0..threads-1. */
+int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx);
+/* Record an error message (printf-style) and return `code` for the handler to
+ * return: `return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "user_id is empty");` */
+int cascade_rpc_ctx_fail(cascade_rpc_ctx *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ client */
+
+typedef struct cascade_rpc_channel cascade_rpc_channel;
+
+/* A channel to "host:port" (insecure, loopback/cluster-internal). Connection is
+ * lazy; a dead endpoint shows as UNAVAILABLE on calls. Thread-safe; free with
+ * cascade_rpc_channel_destroy (NULL-safe) after all calls on it finished. */
+cascade_rpc_channel *cascade_rpc_channel_create(const char *target, size_t max_message_bytes);
+void cascade_rpc_channel_destroy(cascade_rpc_channel *ch);
+const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch);
+
+/* One outgoing unary call. The caller fills the inputs; the runtime fills the
+ * outputs, allocating them from the arena passed to the call function. */
+struct cascade_rpc_call {
+    /* inputs */
+    cascade_rpc_channel *channel;
+    const char *method;                               /* "/cascade.v1.Recall/Recall" */
+    const ProtobufCMessage *request;
+    const ProtobufCMessageDescriptor *response_type;
+    int64_t deadline_ms;                              /* absolute, cascade_now_ms clock */
+    const char *request_id;                           /* sent as x-request-id; may be NULL */
+    /* outputs */
+    grpc_status_code status;     /* GRPC_STATUS_OK on success */
+    const char *status_message;  /* arena string, "" when OK */
+    ProtobufCMessage *response;  /* arena message when OK, else NULL */
+    int64_t latency_us;
+};
+
+/* Run one call to completion (or its deadline). Returns 0 when the status is
+ * OK and the response decoded, otherwise a negative code; the status and
+ * message are in the call either way. */
+int cascade_rpc_call_unary(struct cascade_rpc_call *call, cascade_arena *arena);
+
+/* Start all n calls at once and wait until every one has completed or passed
+ * its own deadline (late ones are cancelled and report DEADLINE_EXCEEDED).
+ * Returns the number of calls that succeeded. */
+size_t cascade_rpc_fanout(struct cascade_rpc_call *calls, size_t n, cascade_arena *arena);
+
+/* Send raw bytes as the request body (for tests that probe malformed input).
+ * Fills call->status/status_message; the response bytes are ignored. */
+int cascade_rpc_call_raw(struct cascade_rpc_call *call, const void *body, size_t len,
+                         cascade_arena *arena);
+
+/* Ask a server's health service. Returns 0 and sets *serving_status
+ * (grpc.health.v1 ServingStatus value: 1 = SERVING, 2 = NOT_SERVING), or a
+ * negative code with the status in err. */
+int cascade_rpc_health_check(cascade_rpc_channel *ch, const char *service, int64_t deadline_ms,
+                             int *serving_status, char *err, size_t errlen);
+
+/* gRPC library lifetime: call init once before any server or channel is
+ * created (services: in main) and shutdown after all are destroyed. */
+void cascade_rpc_init(void);
+void cascade_rpc_shutdown(void);
+
+#endif

@@ -1,0 +1,61 @@
+/* Service bootstrap shared by every cascade-<stage> main: flags, environment
+ * and config-file options with one precedence (flag > env > config > default),
+ * signal handling, and the run loop (start, wait for SIGTERM/SIGINT, drain, exit).
+ *
+ * Common flags (every service):
+ *   --config FILE        JSON config (env CASCADE_CONFIG)
+ *   --listen ADDR        host:port to serve on (env CASCADE_<NAME>_LISTEN, config <name>.listen)
+ *   --redis ADDR         host:port of Redis (env CASCADE_REDIS, config redis.addr)
+ *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default "cascade")
+ *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
+ *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default "models")
+ *   --grace-ms N         shutdown grace period (config <name>.grace_ms; default 5000)
+ *   --log-level LEVEL    debug|info|warn|error (env CASCADE_LOG_LEVEL; default info)
+ *   --set PATH=VALUE     override any config key (repeatable)
+ *   --help
+ */
+#ifndef CASCADE_SERVICE_H
+#define CASCADE_SERVICE_H
+
+#include "config.h"
+#include "log.h"
+#include "redis.h"
+#include "rpc.h"
+
+struct cascade_service_opts {
+    const char *name;          /* "recall" (borrowed, static) */
+    char listen[256];
+    char redis_host[256];
+    int redis_port;
+    char ns[64];
+    int threads;
+    char model_dir[512];
+    char config_path[512];
+    int grace_ms;
+    enum cascade_log_level log_level;
+    cascade_config *config;    /* owned; freed by cascade_service_opts_free */
+};
+
+/* Parse flags/env/config for service `name` whose default port is
+ * default_port. `extra_usage` (may be NULL) is printed under --help for
+ * service-specific config keys. Returns 0, 1 when --help was printed (exit 0),
+ * or a negative code after printing "cascade-<name>: <problem>" to stderr. */
+int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
+                               int argc, char **argv, struct cascade_service_opts *out);
+void cascade_service_opts_free(struct cascade_service_opts *o);
+
+/* Redis connection options from the service options (timeouts from config
+ * redis.connect_timeout_ms / redis.command_timeout_ms). */
+struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o);
+
+/* Block SIGTERM/SIGINT/SIGPIPE in the calling thread (call first in main, so
+ * every thread inherits the mask) and wait for SIGTERM/SIGINT. */
+void cascade_signals_block(void);
+int cascade_signals_wait(void);
+
+/* Create the server, start it, log "listening on ...", wait for a termination
+ * signal, shut down gracefully. Returns the process exit code. */
+int cascade_service_run(const struct cascade_service_opts *o, const char *grpc_service_name,
+                        const struct cascade_rpc_method *methods, size_t n_methods, void *service);
+
+#endif
