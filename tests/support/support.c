@@ -1,0 +1,1 @@
+/* Implemented by the common-modules work; see support.h. */
