@@ -1,0 +1,31 @@
+/* Internals shared by the RPC server and client (rpc_server.c, rpc_client.c):
+ * clock conversion between our monotonic milliseconds and gpr_timespec, and
+ * protobuf-c <-> grpc_byte_buffer conversion. Not part of the public API. */
+#ifndef CASCADE_RPC_INTERNAL_H
+#define CASCADE_RPC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "arena.h"
+
+/* gpr deadline (any clock) -> absolute cascade_now_ms deadline (INT64_MAX = none). */
+int64_t cascade__rpc_deadline_from_gpr(gpr_timespec t);
+
+/* absolute cascade_now_ms deadline -> gpr monotonic deadline. */
+gpr_timespec cascade__rpc_deadline_to_gpr(int64_t deadline_ms);
+
+/* Pack a message into a new byte buffer (caller destroys). NULL on failure. */
+grpc_byte_buffer *cascade__rpc_pack(const ProtobufCMessage *msg);
+
+/* Copy a byte buffer's bytes into the arena (contiguous). Returns NULL when the
+ * arena is exhausted; *len receives the length. */
+uint8_t *cascade__rpc_flatten(grpc_byte_buffer *bb, cascade_arena *arena, size_t *len);
+
+/* Find a metadata value by key; returns an arena copy or "" when absent. */
+const char *cascade__rpc_metadata_get(const grpc_metadata_array *md, const char *key,
+                                      cascade_arena *arena);
+
+#endif

@@ -1,0 +1,793 @@
+/* The RPC server over gRPC C core: worker threads, each draining its own
+ * completion queue with pre-posted calls for every registered method; unary
+ * handlers run synchronously on the worker; grpc.health.v1.Health Check and
+ * Watch are built in; unknown methods get UNIMPLEMENTED. See rpc.h. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+
+#include "clock.h"
+#include "error.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "log.h"
+#include "rpc.h"
+#include "rpc_internal.h"
+
+#define DEFAULT_CALLS_PER_METHOD 8
+#define DEFAULT_MAX_MESSAGE (16u << 20)
+#define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
+#define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
+#define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
+
+enum slot_kind { SLOT_UNARY, SLOT_UNKNOWN_METHOD, SLOT_WATCH };
+enum slot_state {
+    ST_REQUESTED,
+    ST_SENDING,
+    ST_WATCH_IDLE,
+    ST_WATCH_SENDING,
+    ST_WATCH_FINISHING,
+    ST_WATCH_DONE
+};
+
+struct worker;
+
+/* A tag handed to gRPC: which slot, and which of its batches completed. */
+struct slot_tag {
+    struct call_slot *slot;
+    int is_close; /* the RECV_CLOSE_ON_SERVER batch of a Watch call */
+};
+
+/* One pre-posted call and everything gRPC writes into while serving it. */
+struct call_slot {
+    struct worker *worker;
+    enum slot_kind kind;
+    int method; /* index into server->methods for SLOT_UNARY / SLOT_WATCH */
+    enum slot_state state;
+    struct slot_tag tag_main;
+    struct slot_tag tag_close;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array request_md;
+    grpc_call_details details;
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *response;
+    grpc_slice status_details;
+    int status_details_set;
+    int cancelled;
+    /* Watch calls only (guarded by server->watch_mu). */
+    int watch_last_sent;      /* status last sent, -1 before the first message */
+    int watch_service_known;  /* the watched name is "" or ours */
+    int watch_md_sent;        /* initial metadata went out with the first message */
+    int watch_closed;         /* the client side ended (RECV_CLOSE_ON_SERVER fired) */
+    struct call_slot *watch_next;
+};
+
+struct method_entry {
+    struct cascade_rpc_method m;
+    void *handle;
+    int builtin; /* health Check/Watch: served by the runtime itself */
+};
+
+struct worker {
+    struct cascade_rpc_server *server;
+    int index;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    int thread_started;
+    cascade_arena *arena;
+};
+
+struct cascade_rpc_server {
+    char listen_addr[256];
+    char service_name[128];
+    int threads;
+    int calls_per_method;
+    size_t max_message_bytes;
+    size_t arena_limit;
+    struct method_entry *methods;
+    size_t n_methods;
+    void *service;
+    grpc_server *server;
+    grpc_completion_queue *shutdown_cq;
+    struct worker *workers;
+    int port;
+    int started;
+    int stopped;
+    atomic_int serving; /* grpc.health.v1 ServingStatus */
+    atomic_int shutting_down;
+    pthread_mutex_t watch_mu;
+    struct call_slot *watchers;
+};
+
+struct cascade_rpc_ctx {
+    cascade_arena *arena;
+    int64_t deadline_ms;
+    const char *request_id;
+    const char *method;
+    int thread_index;
+    char message[512];
+};
+
+/* ------------------------------------------------------------- ctx accessors */
+
+cascade_arena *cascade_rpc_ctx_arena(cascade_rpc_ctx *ctx)
+{
+    return ctx->arena;
+}
+
+int64_t cascade_rpc_ctx_deadline_ms(const cascade_rpc_ctx *ctx)
+{
+    return ctx->deadline_ms;
+}
+
+bool cascade_rpc_ctx_expired(const cascade_rpc_ctx *ctx)
+{
+    return ctx->deadline_ms != INT64_MAX && cascade_now_ms() >= ctx->deadline_ms;
+}
+
+const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx)
+{
+    return ctx->request_id;
+}
+
+const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx)
+{
+    return ctx->method;
+}
+
+int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx)
+{
+    return ctx->thread_index;
+}
+
+int cascade_rpc_ctx_fail(cascade_rpc_ctx *ctx, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->message, sizeof(ctx->message), fmt, ap);
+    va_end(ap);
+    return code < 0 ? code : CASCADE_EINTERNAL;
+}
+
+/* -------------------------------------------------------------------- slots */
+
+static void slot_reset(struct call_slot *s)
+{
+    if (s->call) {
+        grpc_call_unref(s->call);
+        s->call = NULL;
+    }
+    grpc_metadata_array_destroy(&s->request_md);
+    grpc_metadata_array_init(&s->request_md);
+    if (s->kind == SLOT_UNKNOWN_METHOD) {
+        grpc_call_details_destroy(&s->details);
+        grpc_call_details_init(&s->details);
+    }
+    if (s->payload) {
+        grpc_byte_buffer_destroy(s->payload);
+        s->payload = NULL;
+    }
+    if (s->response) {
+        grpc_byte_buffer_destroy(s->response);
+        s->response = NULL;
+    }
+    if (s->status_details_set) {
+        grpc_slice_unref(s->status_details);
+        s->status_details_set = 0;
+    }
+    s->cancelled = 0;
+    s->watch_closed = 0;
+    s->watch_md_sent = 0;
+    s->watch_last_sent = -1;
+}
+
+static void slot_free(struct call_slot *s)
+{
+    slot_reset(s);
+    grpc_metadata_array_destroy(&s->request_md);
+    if (s->kind == SLOT_UNKNOWN_METHOD)
+        grpc_call_details_destroy(&s->details);
+    free(s);
+}
+
+/* Ask gRPC for the next call of this slot's method. Returns 0 or -1 (the
+ * server is shutting down; the slot is freed). */
+static int slot_request(struct call_slot *s)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    grpc_call_error e;
+    if (atomic_load(&srv->shutting_down)) {
+        slot_free(s);
+        return -1;
+    }
+    s->state = ST_REQUESTED;
+    if (s->kind == SLOT_UNKNOWN_METHOD) {
+        e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->request_md,
+                                     s->worker->cq, s->worker->cq, &s->tag_main);
+    } else {
+        e = grpc_server_request_registered_call(srv->server, srv->methods[s->method].handle,
+                                                &s->call, &s->deadline, &s->request_md,
+                                                &s->payload, s->worker->cq, s->worker->cq,
+                                                &s->tag_main);
+    }
+    if (e != GRPC_CALL_OK) {
+        CASCADE_ERROR(NULL, "rpc: cannot post a call: %s", grpc_call_error_to_string(e));
+        slot_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+static struct call_slot *slot_new(struct worker *w, enum slot_kind kind, int method)
+{
+    struct call_slot *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->worker = w;
+    s->kind = kind;
+    s->method = method;
+    s->tag_main.slot = s;
+    s->tag_close.slot = s;
+    s->tag_close.is_close = 1;
+    s->watch_last_sent = -1;
+    grpc_metadata_array_init(&s->request_md);
+    if (kind == SLOT_UNKNOWN_METHOD)
+        grpc_call_details_init(&s->details);
+    return s;
+}
+
+/* Start the final batch of a unary call: initial metadata, the response (if
+ * any), the status, and the close notification. */
+static void slot_send_unary_reply(struct call_slot *s, grpc_status_code status, const char *message)
+{
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    n++;
+    if (s->response && status == GRPC_STATUS_OK) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = s->response;
+        n++;
+    }
+    s->status_details = grpc_slice_from_copied_string(message ? message : "");
+    s->status_details_set = 1;
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n].data.send_status_from_server.status_details = &s->status_details;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &s->cancelled;
+    n++;
+    s->state = ST_SENDING;
+    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, &s->tag_main, NULL);
+    if (e != GRPC_CALL_OK) {
+        CASCADE_ERROR(NULL, "rpc: cannot send reply: %s", grpc_call_error_to_string(e));
+        /* No completion will come for this batch: recycle the slot now. */
+        slot_reset(s);
+        slot_request(s);
+    }
+}
+
+/* ------------------------------------------------------------------- health */
+
+static int health_status_for(struct cascade_rpc_server *srv, const char *service)
+{
+    if (service[0] == '\0' || strcmp(service, srv->service_name) == 0)
+        return atomic_load(&srv->serving);
+    return -1;
+}
+
+static int health_check_handler(void *service, cascade_rpc_ctx *ctx,
+                                const ProtobufCMessage *request, ProtobufCMessage **response)
+{
+    struct cascade_rpc_server *srv = service;
+    const Grpc__Health__V1__HealthCheckRequest *req = (const void *)request;
+    int status = health_status_for(srv, req->service ? req->service : "");
+    if (status < 0)
+        return cascade_rpc_ctx_fail(ctx, CASCADE_ENOTFOUND, "unknown service \"%s\"",
+                                    req->service);
+    Grpc__Health__V1__HealthCheckResponse *resp =
+        cascade_arena_alloc(ctx->arena, sizeof(*resp));
+    if (!resp)
+        return cascade_rpc_ctx_fail(ctx, CASCADE_ENOMEM, "out of memory");
+    grpc__health__v1__health_check_response__init(resp);
+    resp->status = status;
+    *response = &resp->base;
+    return 0;
+}
+
+/* Health Watch: a server-streaming call that gets the current status at once
+ * and again whenever it changes; the stream ends (status OK) at shutdown. All
+ * watcher state is guarded by srv->watch_mu because status changes arrive
+ * from other threads. */
+
+static void watch_unlink_locked(struct cascade_rpc_server *srv, struct call_slot *s)
+{
+    for (struct call_slot **pp = &srv->watchers; *pp; pp = &(*pp)->watch_next) {
+        if (*pp == s) {
+            *pp = s->watch_next;
+            return;
+        }
+    }
+}
+
+/* Bring one watcher up to date. Caller holds watch_mu. */
+static void watch_push_locked(struct call_slot *s)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    grpc_op ops[3];
+    size_t n = 0;
+    if (s->state != ST_WATCH_IDLE || s->watch_closed)
+        return;
+    int status = s->watch_service_known
+                     ? atomic_load(&srv->serving)
+                     : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    memset(ops, 0, sizeof(ops));
+    if (!s->watch_md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        s->watch_md_sent = 1;
+    }
+    if (status != s->watch_last_sent) {
+        Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+        resp.status = status;
+        if (s->response)
+            grpc_byte_buffer_destroy(s->response);
+        s->response = cascade__rpc_pack(&resp.base);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = s->response;
+        n++;
+        s->watch_last_sent = status;
+        s->state = ST_WATCH_SENDING;
+    } else if (atomic_load(&srv->shutting_down)) {
+        s->status_details = grpc_slice_from_static_string("server shutting down");
+        s->status_details_set = 1;
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = GRPC_STATUS_OK;
+        ops[n].data.send_status_from_server.status_details = &s->status_details;
+        n++;
+        s->state = ST_WATCH_FINISHING;
+    } else {
+        return;
+    }
+    if (grpc_call_start_batch(s->call, ops, n, &s->tag_main, NULL) != GRPC_CALL_OK) {
+        /* The call is unusable; treat it as closed and let the close tag free it. */
+        s->state = ST_WATCH_DONE;
+    }
+}
+
+static void watch_push_all(struct cascade_rpc_server *srv)
+{
+    pthread_mutex_lock(&srv->watch_mu);
+    for (struct call_slot *s = srv->watchers; s; s = s->watch_next)
+        watch_push_locked(s);
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
+/* A Watch call arrived: register it and send the first status. */
+static void watch_begin(struct call_slot *s)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    const char *service = "";
+    cascade_arena_reset(s->worker->arena);
+    if (s->payload) {
+        size_t len = 0;
+        uint8_t *bytes = cascade__rpc_flatten(s->payload, s->worker->arena, &len);
+        Grpc__Health__V1__HealthCheckRequest *req =
+            bytes ? grpc__health__v1__health_check_request__unpack(
+                        cascade_arena_protobuf_allocator(s->worker->arena), len, bytes)
+                  : NULL;
+        if (req && req->service)
+            service = req->service;
+    }
+    s->watch_service_known = health_status_for(srv, service) >= 0;
+
+    pthread_mutex_lock(&srv->watch_mu);
+    s->watch_next = srv->watchers;
+    srv->watchers = s;
+    grpc_op close_op;
+    memset(&close_op, 0, sizeof(close_op));
+    close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    close_op.data.recv_close_on_server.cancelled = &s->cancelled;
+    if (grpc_call_start_batch(s->call, &close_op, 1, &s->tag_close, NULL) != GRPC_CALL_OK) {
+        watch_unlink_locked(srv, s);
+        pthread_mutex_unlock(&srv->watch_mu);
+        slot_free(s);
+        return;
+    }
+    s->state = ST_WATCH_IDLE;
+    watch_push_locked(s);
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
+static void watch_event(struct call_slot *s, int is_close, int ok)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    if (s->state == ST_REQUESTED) {
+        if (!ok) {
+            slot_free(s);
+            return;
+        }
+        /* Keep a call posted for the next watcher before serving this one. */
+        struct call_slot *next = slot_new(s->worker, SLOT_WATCH, s->method);
+        if (next)
+            slot_request(next);
+        watch_begin(s);
+        return;
+    }
+    pthread_mutex_lock(&srv->watch_mu);
+    if (is_close) {
+        s->watch_closed = 1;
+    } else if (s->state == ST_WATCH_SENDING) {
+        s->state = ok ? ST_WATCH_IDLE : ST_WATCH_DONE;
+    } else if (s->state == ST_WATCH_FINISHING) {
+        s->state = ST_WATCH_DONE;
+    }
+    int busy = s->state == ST_WATCH_SENDING || s->state == ST_WATCH_FINISHING;
+    if (s->watch_closed && !busy) {
+        watch_unlink_locked(srv, s);
+        pthread_mutex_unlock(&srv->watch_mu);
+        slot_free(s);
+        return;
+    }
+    if (!s->watch_closed)
+        watch_push_locked(s);
+    pthread_mutex_unlock(&srv->watch_mu);
+}
+
+/* -------------------------------------------------------------- unary calls */
+
+static void serve_unary(struct call_slot *s)
+{
+    struct worker *w = s->worker;
+    struct cascade_rpc_server *srv = w->server;
+    const struct method_entry *me = &srv->methods[s->method];
+    grpc_status_code status = GRPC_STATUS_OK;
+    const char *message = "";
+    cascade_rpc_ctx ctx;
+    size_t len = 0;
+    uint8_t *bytes;
+    ProtobufCMessage *request = NULL, *response = NULL;
+
+    cascade_arena_reset(w->arena);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.arena = w->arena;
+    ctx.deadline_ms = cascade__rpc_deadline_from_gpr(s->deadline);
+    ctx.request_id = cascade__rpc_metadata_get(&s->request_md, "x-request-id", w->arena);
+    ctx.method = me->m.path;
+    ctx.thread_index = w->index;
+
+    if (!s->payload) {
+        status = GRPC_STATUS_INVALID_ARGUMENT;
+        message = "request carries no message";
+        goto reply;
+    }
+    if (grpc_byte_buffer_length(s->payload) > srv->max_message_bytes) {
+        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        message = cascade_arena_printf(w->arena, "request of %zu bytes exceeds the %zu-byte limit",
+                                       grpc_byte_buffer_length(s->payload),
+                                       srv->max_message_bytes);
+        goto reply;
+    }
+    bytes = cascade__rpc_flatten(s->payload, w->arena, &len);
+    if (!bytes) {
+        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        message = "request does not fit the per-request memory limit";
+        goto reply;
+    }
+    request = protobuf_c_message_unpack(me->m.request_type, cascade_arena_protobuf_allocator(w->arena),
+                                        len, bytes);
+    if (!request) {
+        status = GRPC_STATUS_INVALID_ARGUMENT;
+        message = cascade_arena_printf(w->arena, "malformed request: not a valid %s (%zu bytes)",
+                                       me->m.request_type->name, len);
+        goto reply;
+    }
+    if (cascade_rpc_ctx_expired(&ctx)) {
+        status = GRPC_STATUS_DEADLINE_EXCEEDED;
+        message = "deadline passed before the request was served";
+        goto reply;
+    }
+
+    int rc = me->m.handler(me->builtin ? (void *)srv : srv->service, &ctx, request, &response);
+    if (rc == 0 && response && response->descriptor == me->m.response_type) {
+        s->response = cascade__rpc_pack(response);
+    } else if (rc == 0) {
+        status = GRPC_STATUS_INTERNAL;
+        message = "handler returned no response";
+        CASCADE_ERROR(ctx.request_id, "%s: handler returned no or a mistyped response", me->m.path);
+    } else {
+        status = cascade_error_to_grpc(rc);
+        message = ctx.message[0] ? ctx.message : cascade_strerror(rc);
+        if (status == GRPC_STATUS_INTERNAL || status == GRPC_STATUS_UNAVAILABLE)
+            CASCADE_WARN(ctx.request_id, "%s: %s: %s", me->m.path, cascade_grpc_status_name(status),
+                         message);
+        else
+            CASCADE_DEBUG(ctx.request_id, "%s: %s: %s", me->m.path,
+                          cascade_grpc_status_name(status), message);
+    }
+reply:
+    slot_send_unary_reply(s, status, message);
+}
+
+static void handle_event(struct slot_tag *tag, int ok)
+{
+    struct call_slot *s = tag->slot;
+    if (s->kind == SLOT_WATCH) {
+        watch_event(s, tag->is_close, ok);
+        return;
+    }
+    if (s->state == ST_REQUESTED) {
+        if (!ok) { /* the server is shutting down */
+            slot_free(s);
+            return;
+        }
+        if (s->kind == SLOT_UNKNOWN_METHOD) {
+            char msg[300];
+            size_t mlen = GRPC_SLICE_LENGTH(s->details.method);
+            if (mlen > 200)
+                mlen = 200;
+            snprintf(msg, sizeof(msg), "unknown method %.*s", (int)mlen,
+                     (const char *)GRPC_SLICE_START_PTR(s->details.method));
+            slot_send_unary_reply(s, GRPC_STATUS_UNIMPLEMENTED, msg);
+        } else {
+            serve_unary(s);
+        }
+        return;
+    }
+    /* ST_SENDING: the reply went out (or the call died); serve the next one. */
+    slot_reset(s);
+    slot_request(s);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE)
+            handle_event(ev.tag, ev.success);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ server object */
+
+cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_opts *opts,
+                                              const struct cascade_rpc_method *methods,
+                                              size_t n_methods, void *service, char *err,
+                                              size_t errlen)
+{
+    struct cascade_rpc_server *srv = NULL;
+    if (!opts || !opts->listen_addr || !opts->listen_addr[0]) {
+        snprintf(err, errlen, "rpc server: no listen address");
+        return NULL;
+    }
+    if (strlen(opts->listen_addr) >= sizeof(srv->listen_addr)) {
+        snprintf(err, errlen, "rpc server: listen address too long");
+        return NULL;
+    }
+    srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        goto oom;
+    srv->methods = calloc(n_methods + 2, sizeof(*srv->methods));
+    if (!srv->methods)
+        goto oom;
+    for (size_t i = 0; i < n_methods; i++) {
+        if (!methods[i].path || !methods[i].request_type || !methods[i].response_type ||
+            !methods[i].handler) {
+            snprintf(err, errlen, "rpc server: method %zu is incomplete", i);
+            goto fail;
+        }
+        srv->methods[i].m = methods[i];
+    }
+    srv->methods[n_methods].m = (struct cascade_rpc_method){
+        HEALTH_CHECK_PATH, &grpc__health__v1__health_check_request__descriptor,
+        &grpc__health__v1__health_check_response__descriptor, health_check_handler};
+    srv->methods[n_methods].builtin = 1;
+    srv->methods[n_methods + 1].m = (struct cascade_rpc_method){
+        HEALTH_WATCH_PATH, &grpc__health__v1__health_check_request__descriptor,
+        &grpc__health__v1__health_check_response__descriptor, health_check_handler};
+    srv->methods[n_methods + 1].builtin = 1;
+    srv->n_methods = n_methods + 2;
+    srv->service = service;
+    snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
+    snprintf(srv->service_name, sizeof(srv->service_name), "%s",
+             opts->service_name ? opts->service_name : "");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->threads = opts->threads > 0 ? opts->threads : (cores > 0 ? (int)cores : 1);
+    srv->calls_per_method =
+        opts->calls_per_method > 0 ? opts->calls_per_method : DEFAULT_CALLS_PER_METHOD;
+    srv->max_message_bytes = opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE;
+    srv->arena_limit = opts->arena_limit_bytes ? opts->arena_limit_bytes : DEFAULT_ARENA_LIMIT;
+    atomic_init(&srv->serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    atomic_init(&srv->shutting_down, 0);
+    pthread_mutex_init(&srv->watch_mu, NULL);
+    return srv;
+oom:
+    snprintf(err, errlen, "rpc server: out of memory");
+fail:
+    if (srv)
+        free(srv->methods);
+    free(srv);
+    return NULL;
+}
+
+static int post_initial_calls(struct cascade_rpc_server *srv, struct worker *w)
+{
+    for (size_t m = 0; m < srv->n_methods; m++) {
+        int is_watch = strcmp(srv->methods[m].m.path, HEALTH_WATCH_PATH) == 0;
+        int count = is_watch ? 2 : srv->calls_per_method;
+        for (int i = 0; i < count; i++) {
+            struct call_slot *s = slot_new(w, is_watch ? SLOT_WATCH : SLOT_UNARY, (int)m);
+            if (!s || slot_request(s) != 0)
+                return -1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        struct call_slot *s = slot_new(w, SLOT_UNKNOWN_METHOD, -1);
+        if (!s || slot_request(s) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
+{
+    grpc_arg args[3];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)(srv->max_message_bytes + 1024);
+    /* Without this, a second server could bind the same port silently. */
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
+    args[1].value.integer = 0;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[2].value.integer = -1;
+    grpc_channel_args channel_args = {3, args};
+
+    srv->server = grpc_server_create(&channel_args, NULL);
+    srv->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(srv->server, srv->shutdown_cq, NULL);
+    srv->workers = calloc((size_t)srv->threads, sizeof(*srv->workers));
+    if (!srv->workers) {
+        snprintf(err, errlen, "rpc server: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    for (int i = 0; i < srv->threads; i++) {
+        struct worker *w = &srv->workers[i];
+        w->server = srv;
+        w->index = i;
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        w->arena = cascade_arena_create(0);
+        if (!w->arena) {
+            snprintf(err, errlen, "rpc server: out of memory");
+            return CASCADE_ENOMEM;
+        }
+        cascade_arena_set_limit(w->arena, srv->arena_limit);
+        grpc_server_register_completion_queue(srv->server, w->cq, NULL);
+    }
+    for (size_t m = 0; m < srv->n_methods; m++) {
+        srv->methods[m].handle = grpc_server_register_method(
+            srv->server, srv->methods[m].m.path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (!srv->methods[m].handle) {
+            snprintf(err, errlen, "rpc server: cannot register method %s", srv->methods[m].m.path);
+            return CASCADE_EINVAL;
+        }
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    srv->port = grpc_server_add_http2_port(srv->server, srv->listen_addr, creds);
+    grpc_server_credentials_release(creds);
+    if (srv->port == 0) {
+        snprintf(err, errlen, "listen %s: cannot bind (address in use, or not a host:port)",
+                 srv->listen_addr);
+        return CASCADE_EIO;
+    }
+    grpc_server_start(srv->server);
+    srv->started = 1;
+    for (int i = 0; i < srv->threads; i++) {
+        if (post_initial_calls(srv, &srv->workers[i]) != 0) {
+            snprintf(err, errlen, "rpc server: cannot post calls");
+            return CASCADE_EINTERNAL;
+        }
+    }
+    for (int i = 0; i < srv->threads; i++) {
+        if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0) {
+            snprintf(err, errlen, "rpc server: cannot start worker thread %d", i);
+            return CASCADE_EINTERNAL;
+        }
+        srv->workers[i].thread_started = 1;
+    }
+    cascade_rpc_server_set_serving(srv, true);
+    return 0;
+}
+
+int cascade_rpc_server_port(const cascade_rpc_server *srv)
+{
+    return srv->port;
+}
+
+void cascade_rpc_server_set_serving(cascade_rpc_server *srv, bool serving)
+{
+    atomic_store(&srv->serving,
+                 serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    watch_push_all(srv);
+}
+
+void cascade_rpc_server_shutdown(cascade_rpc_server *srv, int grace_ms)
+{
+    if (!srv || !srv->started || srv->stopped)
+        return;
+    srv->stopped = 1;
+    atomic_store(&srv->shutting_down, 1);
+    cascade_rpc_server_set_serving(srv, false);
+
+    int tag = 0;
+    grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
+    gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                      gpr_time_from_millis(grace_ms > 0 ? grace_ms : 0, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_next(srv->shutdown_cq, grace, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        CASCADE_WARN(NULL, "rpc: grace period of %d ms over, cancelling in-flight calls", grace_ms);
+        grpc_server_cancel_all_calls(srv->server);
+        grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+    for (int i = 0; i < srv->threads; i++)
+        grpc_completion_queue_shutdown(srv->workers[i].cq);
+    for (int i = 0; i < srv->threads; i++) {
+        if (srv->workers[i].thread_started)
+            pthread_join(srv->workers[i].thread, NULL);
+    }
+}
+
+void cascade_rpc_server_destroy(cascade_rpc_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->started)
+        cascade_rpc_server_shutdown(srv, 0);
+    if (srv->server)
+        grpc_server_destroy(srv->server);
+    if (srv->shutdown_cq) {
+        grpc_completion_queue_shutdown(srv->shutdown_cq);
+        while (grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                   .type != GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(srv->shutdown_cq);
+    }
+    /* Watchers still linked never got their close event; free them now. */
+    while (srv->watchers) {
+        struct call_slot *s = srv->watchers;
+        srv->watchers = s->watch_next;
+        slot_free(s);
+    }
+    if (srv->workers) {
+        for (int i = 0; i < srv->threads; i++) {
+            if (srv->workers[i].cq) {
+                if (!srv->started)
+                    grpc_completion_queue_shutdown(srv->workers[i].cq);
+                grpc_completion_queue_destroy(srv->workers[i].cq);
+            }
+            cascade_arena_destroy(srv->workers[i].arena);
+        }
+    }
+    pthread_mutex_destroy(&srv->watch_mu);
+    free(srv->workers);
+    free(srv->methods);
+    free(srv);
+}

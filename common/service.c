@@ -1,0 +1,310 @@
+/* Service bootstrap shared by every cascade-<stage> main: one option parser
+ * with one precedence (flag > environment > config file > default), signal
+ * handling, and the serve-until-SIGTERM loop. See service.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "service.h"
+
+#define MAX_SETS 64
+
+static void print_usage(const char *name, int default_port, const char *extra)
+{
+    printf("usage: cascade-%s [options]\n\n"
+           "options (flag > environment > config file > default):\n"
+           "  --config FILE       JSON config file               env CASCADE_CONFIG\n"
+           "  --listen ADDR       host:port to serve on           env CASCADE_%s_LISTEN, config %s.listen\n"
+           "                      (default 127.0.0.1:%d)\n"
+           "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config redis.addr\n"
+           "                      (default 127.0.0.1:6379)\n"
+           "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config redis.namespace\n"
+           "                      (default cascade)\n"
+           "  --threads N         worker threads                  env CASCADE_THREADS, config %s.threads\n"
+           "                      (default: number of cores)\n"
+           "  --model-dir DIR     model directory                 env CASCADE_MODEL_DIR, config model_dir\n"
+           "                      (default models)\n"
+           "  --grace-ms N        shutdown grace period in ms     config %s.grace_ms (default 5000)\n"
+           "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
+           "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
+           "  --help              this text\n",
+           name, name, name, default_port, name, name, name);
+    if (extra && extra[0])
+        printf("\n%s", extra);
+}
+
+static void upper_copy(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < len; i++)
+        dst[i] = (char)toupper((unsigned char)src[i]);
+    dst[i] = '\0';
+}
+
+/* Pick the first non-empty of flag, env, config string, default into dst. */
+static int pick_string(char *dst, size_t len, const char *flag, const char *env_name,
+                       const cascade_config *cfg, const char *path, const char *def,
+                       const char *what)
+{
+    const char *v = flag;
+    char err[512];
+    if (!v && env_name)
+        v = getenv(env_name);
+    if ((!v || !v[0]) && cfg && path) {
+        if (cascade_config_string(cfg, path, NULL, &v, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return CASCADE_EINVAL;
+        }
+    }
+    if (!v || !v[0])
+        v = def;
+    if (strlen(v) >= len) {
+        fprintf(stderr, "%s is too long (%zu characters, at most %zu)\n", what, strlen(v), len - 1);
+        return CASCADE_EINVAL;
+    }
+    snprintf(dst, len, "%s", v);
+    return 0;
+}
+
+static int parse_int(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return CASCADE_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Integer option: flag > env > config > default, validated against [min,max]. */
+static int pick_int(int *dst, const char *flag, const char *env_name, const cascade_config *cfg,
+                    const char *path, long def, long min, long max, const char *what)
+{
+    const char *v = flag ? flag : (env_name ? getenv(env_name) : NULL);
+    long parsed;
+    char err[512];
+    if (v && v[0]) {
+        if (parse_int(v, min, max, &parsed) != 0) {
+            fprintf(stderr, "%s: expected an integer in %ld..%ld, got \"%s\"\n", what, min, max, v);
+            return CASCADE_EINVAL;
+        }
+        *dst = (int)parsed;
+        return 0;
+    }
+    int64_t cv;
+    if (cascade_config_int(cfg, path, def, min, max, &cv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return CASCADE_EINVAL;
+    }
+    *dst = (int)cv;
+    return 0;
+}
+
+int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
+                               int argc, char **argv, struct cascade_service_opts *out)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},    {"listen", required_argument, NULL, 'l'},
+        {"redis", required_argument, NULL, 'r'},     {"namespace", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},   {"model-dir", required_argument, NULL, 'm'},
+        {"grace-ms", required_argument, NULL, 'g'},  {"log-level", required_argument, NULL, 'L'},
+        {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
+    const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
+    const char *sets[MAX_SETS];
+    int n_sets = 0, opt, rc = CASCADE_EINVAL;
+    char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
+
+    memset(out, 0, sizeof(*out));
+    out->name = name;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': f_config = optarg; break;
+        case 'l': f_listen = optarg; break;
+        case 'r': f_redis = optarg; break;
+        case 'n': f_ns = optarg; break;
+        case 't': f_threads = optarg; break;
+        case 'm': f_model = optarg; break;
+        case 'g': f_grace = optarg; break;
+        case 'L': f_level = optarg; break;
+        case 's':
+            if (n_sets == MAX_SETS) {
+                fprintf(stderr, "cascade-%s: at most %d --set options\n", name, MAX_SETS);
+                goto fail;
+            }
+            sets[n_sets++] = optarg;
+            break;
+        case 'h':
+            print_usage(name, default_port, extra_usage);
+            return 1;
+        default:
+            fprintf(stderr, "cascade-%s: unknown or incomplete option \"%s\" (see --help)\n", name,
+                    argv[optind - 1]);
+            goto fail;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cascade-%s: unexpected argument \"%s\" (see --help)\n", name, argv[optind]);
+        goto fail;
+    }
+
+    if (!f_config)
+        f_config = getenv("CASCADE_CONFIG");
+    if (f_config && f_config[0]) {
+        out->config = cascade_config_load(f_config, err, sizeof(err));
+        if (!out->config) {
+            fprintf(stderr, "cascade-%s: %s\n", name, err);
+            goto fail;
+        }
+        snprintf(out->config_path, sizeof(out->config_path), "%s", f_config);
+    } else {
+        out->config = cascade_config_empty();
+    }
+    for (int i = 0; i < n_sets; i++) {
+        if (cascade_config_set(out->config, sets[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "cascade-%s: %s\n", name, err);
+            goto fail;
+        }
+    }
+
+    upper_copy(upper, sizeof(upper), name);
+    snprintf(env_listen, sizeof(env_listen), "CASCADE_%s_LISTEN", upper);
+    snprintf(path, sizeof(path), "%s.listen", name);
+    snprintf(def_listen, sizeof(def_listen), "127.0.0.1:%d", default_port);
+    if (pick_string(out->listen, sizeof(out->listen), f_listen, env_listen, out->config, path,
+                    def_listen, "--listen") != 0)
+        goto fail;
+    if (pick_string(redis_addr, sizeof(redis_addr), f_redis, "CASCADE_REDIS", out->config,
+                    "redis.addr", "127.0.0.1:6379", "--redis") != 0)
+        goto fail;
+    if (cascade_redis_parse_addr(redis_addr, out->redis_host, sizeof(out->redis_host),
+                                 &out->redis_port) != 0) {
+        fprintf(stderr, "cascade-%s: --redis: expected host:port, got \"%s\"\n", name, redis_addr);
+        goto fail;
+    }
+    if (pick_string(out->ns, sizeof(out->ns), f_ns, "CASCADE_NAMESPACE", out->config,
+                    "redis.namespace", "cascade", "--namespace") != 0)
+        goto fail;
+    if (pick_string(out->model_dir, sizeof(out->model_dir), f_model, "CASCADE_MODEL_DIR",
+                    out->config, "model_dir", "models", "--model-dir") != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s.threads", name);
+    if (pick_int(&out->threads, f_threads, "CASCADE_THREADS", out->config, path, 0, 0, 256,
+                 "--threads") != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s.grace_ms", name);
+    if (pick_int(&out->grace_ms, f_grace, NULL, out->config, path, 5000, 0, 600000,
+                 "--grace-ms") != 0)
+        goto fail;
+    if (!f_level)
+        f_level = getenv("CASCADE_LOG_LEVEL");
+    out->log_level = CASCADE_LOG_INFO;
+    if (f_level && f_level[0] && cascade_log_parse_level(f_level, &out->log_level) != 0) {
+        fprintf(stderr, "cascade-%s: --log-level: expected debug, info, warn or error, got \"%s\"\n",
+                name, f_level);
+        goto fail;
+    }
+    cascade_log_init(name, out->log_level);
+    return 0;
+fail:
+    cascade_service_opts_free(out);
+    return rc;
+}
+
+void cascade_service_opts_free(struct cascade_service_opts *o)
+{
+    if (!o)
+        return;
+    cascade_config_destroy(o->config);
+    o->config = NULL;
+}
+
+struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o)
+{
+    struct cascade_redis_opts r = {o->redis_host, o->redis_port, 200, 500};
+    int64_t v;
+    char err[256];
+    if (cascade_config_int(o->config, "redis.connect_timeout_ms", 200, 1, 60000, &v, err,
+                           sizeof(err)) == 0)
+        r.connect_timeout_ms = (int)v;
+    if (cascade_config_int(o->config, "redis.command_timeout_ms", 500, 1, 60000, &v, err,
+                           sizeof(err)) == 0)
+        r.command_timeout_ms = (int)v;
+    return r;
+}
+
+static sigset_t termination_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    return set;
+}
+
+void cascade_signals_block(void)
+{
+    sigset_t set = termination_signals();
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int cascade_signals_wait(void)
+{
+    sigset_t set = termination_signals();
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    return sig;
+}
+
+int cascade_service_run(const struct cascade_service_opts *o, const char *grpc_service_name,
+                        const struct cascade_rpc_method *methods, size_t n_methods, void *service)
+{
+    char err[512];
+    int64_t max_msg = 16 << 20;
+    char path[128];
+    snprintf(path, sizeof(path), "%s.max_message_bytes", o->name);
+    if (cascade_config_int(o->config, path, max_msg, 1024, 1 << 30, &max_msg, err, sizeof(err)) !=
+        0) {
+        CASCADE_ERROR(NULL, "%s", err);
+        return 2;
+    }
+    struct cascade_rpc_server_opts so = {
+        .listen_addr = o->listen,
+        .threads = o->threads,
+        .max_message_bytes = (size_t)max_msg,
+        .service_name = grpc_service_name,
+    };
+    cascade_rpc_server *srv =
+        cascade_rpc_server_create(&so, methods, n_methods, service, err, sizeof(err));
+    if (!srv) {
+        CASCADE_ERROR(NULL, "%s", err);
+        return 1;
+    }
+    if (cascade_rpc_server_start(srv, err, sizeof(err)) != 0) {
+        CASCADE_ERROR(NULL, "%s", err);
+        cascade_rpc_server_destroy(srv);
+        return 1;
+    }
+    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"",
+                 grpc_service_name, o->listen, cascade_rpc_server_port(srv), o->redis_host,
+                 o->redis_port, o->ns);
+    int sig = cascade_signals_wait();
+    CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 o->grace_ms);
+    cascade_rpc_server_shutdown(srv, o->grace_ms);
+    cascade_rpc_server_destroy(srv);
+    CASCADE_INFO(NULL, "stopped");
+    return 0;
+}

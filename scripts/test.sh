@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The README's test command: configure, build everything (warnings are
+# errors) and run the whole suite through ctest — cmocka unit tests, the
+# integration tests (real redis-server + all six services on loopback ports)
+# and the interop test (python3-grpcio client built from our .proto files).
+# Usage: scripts/test.sh [--sanitize] [extra ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${1:-}" = "--sanitize" ]; then
+  shift
+  build_dir=build-asan
+  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON)
+fi
+
+command -v redis-server >/dev/null || { echo "test: redis-server not found; run scripts/install-deps.sh" >&2; exit 1; }
+
+start=$(date +%s)
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
+built=$(date +%s)
+echo "test: build took $((built - start)) s"
+ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "$@"
+echo "test: suite took $(( $(date +%s) - built )) s"

@@ -1,0 +1,358 @@
+/* Tests of the RPC runtime (common/rpc_*.c) with a real in-process gRPC server
+ * on a loopback port and the runtime's own client: unary calls, handler errors,
+ * deadlines, fan-out, malformed and oversized input, unknown methods, health,
+ * request-id propagation and graceful shutdown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "arena.h"
+#include "cascade/v1/recall.pb-c.h"
+#include "clock.h"
+#include "error.h"
+#include "rpc.h"
+
+#define METHOD "/cascade.v1.Recall/Recall"
+
+/* Test handler: one candidate per requested channel with item_id = quota + i.
+ * Channel "fail" -> INVALID_ARGUMENT; "slow" -> waits for the deadline to pass;
+ * "rid" -> echoes the request id as the channel name of the result. */
+static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                        ProtobufCMessage **response)
+{
+    const Cascade__V1__RecallRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    int *calls = service;
+    (*calls)++;
+    for (size_t i = 0; i < req->n_channels; i++) {
+        if (strcmp(req->channels[i], "fail") == 0)
+            return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "channel \"fail\" refused");
+        if (strcmp(req->channels[i], "slow") == 0) {
+            while (!cascade_rpc_ctx_expired(ctx)) {
+                struct timespec ts = {0, 2000000};
+                nanosleep(&ts, NULL); /* simulates a slow stage, not synchronisation */
+            }
+            return cascade_rpc_ctx_fail(ctx, CASCADE_ETIMEDOUT, "too slow");
+        }
+    }
+    Cascade__V1__RecallResponse *resp = cascade_arena_alloc(a, sizeof(*resp));
+    cascade__v1__recall_response__init(resp);
+    resp->n_candidates = req->n_channels;
+    resp->candidates = cascade_arena_calloc(a, req->n_channels + 1, sizeof(*resp->candidates));
+    for (size_t i = 0; i < req->n_channels; i++) {
+        Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof(*c));
+        cascade__v1__candidate__init(c);
+        c->item_id = req->quota + i;
+        resp->candidates[i] = c;
+    }
+    Cascade__V1__ChannelResult *cr = cascade_arena_alloc(a, sizeof(*cr));
+    cascade__v1__channel_result__init(cr);
+    cr->channel = cascade_arena_strdup(a, cascade_rpc_ctx_request_id(ctx));
+    resp->n_channels = 1;
+    resp->channels = cascade_arena_alloc(a, sizeof(*resp->channels));
+    resp->channels[0] = cr;
+    *response = &resp->base;
+    return 0;
+}
+
+struct fixture {
+    cascade_rpc_server *server;
+    cascade_rpc_channel *channel;
+    cascade_arena *arena;
+    int handler_calls;
+};
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    char err[256], target[64];
+    memset(&f, 0, sizeof(f));
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
+                                           .threads = 2,
+                                           .max_message_bytes = 4096,
+                                           .service_name = "cascade.v1.Recall"};
+    f.server = cascade_rpc_server_create(&opts, methods, 1, &f.handler_calls, err, sizeof(err));
+    assert_non_null(f.server);
+    assert_int_equal(cascade_rpc_server_start(f.server, err, sizeof(err)), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(f.server));
+    f.channel = cascade_rpc_channel_create(target, 0);
+    assert_non_null(f.channel);
+    f.arena = cascade_arena_create(0);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cascade_rpc_channel_destroy(f->channel);
+    cascade_rpc_server_destroy(f->server);
+    cascade_arena_destroy(f->arena);
+    return 0;
+}
+
+static void make_call(struct cascade_rpc_call *call, struct fixture *f,
+                      Cascade__V1__RecallRequest *req, int timeout_ms)
+{
+    memset(call, 0, sizeof(*call));
+    call->channel = f->channel;
+    call->method = METHOD;
+    call->request = &req->base;
+    call->response_type = &cascade__v1__recall_response__descriptor;
+    call->deadline_ms = cascade_now_ms() + timeout_ms;
+}
+
+static void test_unary_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    char *channels[] = {"a", "b", "c"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 3;
+    req.quota = 40;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 5000);
+    call.request_id = "req-123";
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+    assert_int_equal(call.status, GRPC_STATUS_OK);
+    Cascade__V1__RecallResponse *resp = (void *)call.response;
+    assert_non_null(resp);
+    assert_int_equal(resp->n_candidates, 3);
+    assert_int_equal(resp->candidates[0]->item_id, 40);
+    assert_int_equal(resp->candidates[2]->item_id, 42);
+    /* x-request-id metadata reaches the handler. */
+    assert_string_equal(resp->channels[0]->channel, "req-123");
+}
+
+static void test_handler_error_status(void **state)
+{
+    struct fixture *f = *state;
+    char *channels[] = {"fail"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 5000);
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), CASCADE_EINVAL);
+    assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(call.status_message, "channel \"fail\" refused");
+    assert_null(call.response);
+}
+
+static void test_deadline_exceeded(void **state)
+{
+    struct fixture *f = *state;
+    char *channels[] = {"slow"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 100);
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), CASCADE_ETIMEDOUT);
+    assert_int_equal(call.status, GRPC_STATUS_DEADLINE_EXCEEDED);
+}
+
+static void test_fanout_reports_each_call(void **state)
+{
+    struct fixture *f = *state;
+    char *ok_channels[] = {"x"};
+    char *slow_channels[] = {"slow"};
+    char *fail_channels[] = {"fail"};
+    Cascade__V1__RecallRequest reqs[3] = {CASCADE__V1__RECALL_REQUEST__INIT,
+                                          CASCADE__V1__RECALL_REQUEST__INIT,
+                                          CASCADE__V1__RECALL_REQUEST__INIT};
+    reqs[0].channels = ok_channels;
+    reqs[0].n_channels = 1;
+    reqs[0].quota = 7;
+    reqs[1].channels = slow_channels;
+    reqs[1].n_channels = 1;
+    reqs[2].channels = fail_channels;
+    reqs[2].n_channels = 1;
+    struct cascade_rpc_call calls[3];
+    make_call(&calls[0], f, &reqs[0], 5000);
+    make_call(&calls[1], f, &reqs[1], 150);
+    make_call(&calls[2], f, &reqs[2], 5000);
+    assert_int_equal(cascade_rpc_fanout(calls, 3, f->arena), 1);
+    assert_int_equal(calls[0].status, GRPC_STATUS_OK);
+    assert_int_equal(((Cascade__V1__RecallResponse *)calls[0].response)->candidates[0]->item_id, 7);
+    assert_int_equal(calls[1].status, GRPC_STATUS_DEADLINE_EXCEEDED);
+    assert_int_equal(calls[2].status, GRPC_STATUS_INVALID_ARGUMENT);
+}
+
+static void test_fanout_dead_endpoint_is_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    /* Port 1 on loopback: nothing listens there. */
+    cascade_rpc_channel *dead = cascade_rpc_channel_create("127.0.0.1:1", 0);
+    char *channels[] = {"x"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call calls[2];
+    make_call(&calls[0], f, &req, 2000);
+    make_call(&calls[1], f, &req, 2000);
+    calls[1].channel = dead;
+    assert_int_equal(cascade_rpc_fanout(calls, 2, f->arena), 1);
+    assert_int_equal(calls[0].status, GRPC_STATUS_OK);
+    assert_true(calls[1].status == GRPC_STATUS_UNAVAILABLE ||
+                calls[1].status == GRPC_STATUS_DEADLINE_EXCEEDED);
+    cascade_rpc_channel_destroy(dead);
+}
+
+static void assert_still_serving(struct fixture *f)
+{
+    char *channels[] = {"a"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 5000);
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+}
+
+static void test_malformed_bytes_rejected(void **state)
+{
+    struct fixture *f = *state;
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x80, 0x80};
+    struct cascade_rpc_call call;
+    make_call(&call, f, NULL, 5000);
+    call.request = NULL;
+    int calls_before = f->handler_calls;
+    assert_int_equal(cascade_rpc_call_raw(&call, garbage, sizeof(garbage), f->arena),
+                     CASCADE_EINVAL);
+    assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(call.status_message, "malformed request"));
+    assert_int_equal(f->handler_calls, calls_before); /* the handler never saw it */
+
+    /* A truncated valid message: field 2 (channels) claims 10 bytes, has 2. */
+    const uint8_t truncated[] = {0x12, 0x0a, 'h', 'o'};
+    make_call(&call, f, NULL, 5000);
+    call.request = NULL;
+    assert_int_equal(cascade_rpc_call_raw(&call, truncated, sizeof(truncated), f->arena),
+                     CASCADE_EINVAL);
+    assert_still_serving(f);
+}
+
+static void test_oversized_request(void **state)
+{
+    struct fixture *f = *state;
+    static char big[6000];
+    memset(big, 'x', sizeof(big) - 1);
+    char *channels[] = {big};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 5000);
+    assert_int_not_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+    assert_int_equal(call.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_still_serving(f);
+}
+
+static void test_unknown_method(void **state)
+{
+    struct fixture *f = *state;
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    struct cascade_rpc_call call;
+    make_call(&call, f, &req, 5000);
+    call.method = "/cascade.v1.Nope/Nothing";
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), CASCADE_EUNIMPLEMENTED);
+    assert_int_equal(call.status, GRPC_STATUS_UNIMPLEMENTED);
+    assert_non_null(strstr(call.status_message, "/cascade.v1.Nope/Nothing"));
+}
+
+static void test_health(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    int status = -1;
+    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status,
+                                              err, sizeof(err)),
+                     0);
+    assert_int_equal(status, 1); /* SERVING */
+    assert_int_equal(cascade_rpc_health_check(f->channel, "cascade.v1.Recall",
+                                              cascade_now_ms() + 2000, &status, err, sizeof(err)),
+                     0);
+    assert_int_equal(status, 1);
+    cascade_rpc_server_set_serving(f->server, false);
+    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status,
+                                              err, sizeof(err)),
+                     0);
+    assert_int_equal(status, 2); /* NOT_SERVING */
+    cascade_rpc_server_set_serving(f->server, true);
+    assert_int_equal(cascade_rpc_health_check(f->channel, "no.such.Service",
+                                              cascade_now_ms() + 2000, &status, err, sizeof(err)),
+                     CASCADE_ENOTFOUND);
+    assert_non_null(strstr(err, "NOT_FOUND"));
+}
+
+static void test_bind_conflict_is_reported(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", cascade_rpc_server_port(f->server));
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    struct cascade_rpc_server_opts opts = {.listen_addr = addr, .threads = 1};
+    cascade_rpc_server *second = cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err));
+    assert_non_null(second);
+    assert_int_not_equal(cascade_rpc_server_start(second, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, addr));
+    cascade_rpc_server_destroy(second);
+}
+
+static void test_shutdown_then_unavailable(void **state)
+{
+    (void)state;
+    char err[256], target[64];
+    int calls = 0;
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0", .threads = 1};
+    cascade_rpc_server *srv = cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
+    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
+    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
+    int status = 0;
+    assert_int_equal(cascade_rpc_health_check(ch, "", cascade_now_ms() + 2000, &status, err,
+                                              sizeof(err)),
+                     0);
+    cascade_rpc_server_shutdown(srv, 1000);
+    assert_int_not_equal(cascade_rpc_health_check(ch, "", cascade_now_ms() + 500, &status, err,
+                                                  sizeof(err)),
+                         0);
+    cascade_rpc_channel_destroy(ch);
+    cascade_rpc_server_destroy(srv);
+}
+
+int main(void)
+{
+    cascade_rpc_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unary_roundtrip),
+        cmocka_unit_test(test_handler_error_status),
+        cmocka_unit_test(test_deadline_exceeded),
+        cmocka_unit_test(test_fanout_reports_each_call),
+        cmocka_unit_test(test_fanout_dead_endpoint_is_unavailable),
+        cmocka_unit_test(test_malformed_bytes_rejected),
+        cmocka_unit_test(test_oversized_request),
+        cmocka_unit_test(test_unknown_method),
+        cmocka_unit_test(test_health),
+        cmocka_unit_test(test_bind_conflict_is_reported),
+        cmocka_unit_test(test_shutdown_then_unavailable),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    cascade_rpc_shutdown();
+    return failed;
+}
