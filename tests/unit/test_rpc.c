@@ -106,7 +106,7 @@ static void make_call(struct cascade_rpc_call *call, struct fixture *f,
     memset(call, 0, sizeof(*call));
     call->channel = f->channel;
     call->method = METHOD;
-    call->request = &req->base;
+    call->request = req ? &req->base : NULL;
     call->response_type = &cascade__v1__recall_response__descriptor;
     call->deadline_ms = cascade_now_ms() + timeout_ms;
 }
