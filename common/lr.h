@@ -43,4 +43,27 @@ double cascade_auc(const float *scores, const float *labels, size_t n);
 /* Mean binary cross-entropy. */
 double cascade_logloss(const float *p, const float *labels, size_t n);
 
+/* A zero-weight model of dim features, version "untrained": the starting
+ * point for step-wise training with cascade_lr_fit. NULL when out of memory. */
+cascade_lr *cascade_lr_create(size_t dim);
+
+/* Continue training m in place for opts->epochs epochs over X (n × dim) and y
+ * (opts may be NULL for defaults). Adam moments live in m, so successive calls
+ * (one epoch each, say, with an evaluation in between) continue smoothly; the
+ * shuffle seed is offset by the number of epochs already run. Not thread-safe
+ * on m. Returns 0 or CASCADE_EINVAL / CASCADE_ENOMEM with a message in err. */
+int cascade_lr_fit(cascade_lr *m, const float *X, const float *y, size_t n,
+                   const struct cascade_lr_train_opts *opts, char *err, size_t errlen);
+
+/* The training objective on X/y: mean binary cross-entropy plus l2/2·||w||².
+ * When grad_w (dim floats) and grad_b are non-NULL they receive its gradient. */
+double cascade_lr_loss(const cascade_lr *m, const float *X, const float *y, size_t n, float l2,
+                       float *grad_w, float *grad_b);
+
+/* The weights (dim floats, borrowed from m) and, when bias is non-NULL, the bias. */
+const float *cascade_lr_weights(const cascade_lr *m, float *bias);
+
+/* Overwrite the weights (dim floats, copied) and bias. */
+void cascade_lr_set_weights(cascade_lr *m, const float *w, float bias);
+
 #endif

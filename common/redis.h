@@ -27,7 +27,8 @@ int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, in
 cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts);
 void cascade_redis_destroy(cascade_redis *r);
 
-/* Run one command (printf-style, hiredis formatting: %s %b %d ...). On success
+/* Run one command (printf-style, hiredis formatting: %s %b %d %lld ...; hiredis
+ * rejects %zu, so cast sizes to unsigned long long and use %llu). On success
  * returns 0 and *reply (caller frees with freeReplyObject). A Redis error reply
  * (type REDIS_REPLY_ERROR) returns CASCADE_EIO with the message; connection
  * problems return CASCADE_EUNAVAILABLE and drop the connection so the next call reconnects. */
@@ -47,6 +48,11 @@ const char *cascade_redis_error(const cascade_redis *r);
 
 /* "host:port" of this handle. Borrowed. */
 const char *cascade_redis_addr(const cascade_redis *r);
+
+/* Internal (for store.c): replace the handle's error message with
+ * "redis host:port: <formatted text>", e.g. for a record that fails to decode. */
+void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* A pool hands each calling thread its own connection (created on first use,
  * freed with the pool). Thread-safe. */

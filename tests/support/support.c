@@ -1,1 +1,184 @@
-/* Implemented by the common-modules work; see support.h. */
+/* Unit-test fixtures: a private redis-server on a free loopback port (spawned
+ * with fork/exec, readiness polled with PING, never slept on), and temporary
+ * directories. */
+#include "support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#define READY_POLLS 1000       /* × READY_POLL_NS = 10 s at most */
+#define READY_POLL_NS 10000000 /* 10 ms between PINGs */
+#define START_ATTEMPTS 3       /* another process may grab the free port first */
+
+int test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+char *test_tempdir(char *buf, size_t len)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    int n = snprintf(buf, len, "%s/cascade-test-XXXXXX", base);
+    if (n < 0 || (size_t)n >= len)
+        return NULL;
+    return mkdtemp(buf);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void test_rmdir(const char *dir)
+{
+    if (dir && *dir)
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static pid_t spawn_redis(int port, const char *dir)
+{
+    char port_arg[16];
+    snprintf(port_arg, sizeof(port_arg), "%d", port);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Child: die with the test process so no server outlives a crashed test. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+    }
+    execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save", "",
+           "--appendonly", "no", "--dir", dir, (char *)NULL);
+    _exit(127);
+}
+
+static int ping_once(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        redisReply *rep = redisCommand(c, "PING");
+        ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+/* Poll PING until the server answers; fails early if the process exits. */
+static int wait_ready(pid_t pid, int port)
+{
+    struct timespec pause = {0, READY_POLL_NS};
+    for (int i = 0; i < READY_POLLS; i++) {
+        if (ping_once(port))
+            return 0;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return -1;
+        nanosleep(&pause, NULL);
+    }
+    return -1;
+}
+
+static void kill_and_wait(pid_t pid, int sig)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, sig);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* Start on r->port in r->dir; returns 0 or -1 (process reaped on failure). */
+static int start_on_port(struct test_redis *r)
+{
+    r->pid = spawn_redis(r->port, r->dir);
+    if (r->pid < 0) {
+        r->pid = 0;
+        return -1;
+    }
+    if (wait_ready(r->pid, r->port) != 0) {
+        kill_and_wait(r->pid, SIGKILL);
+        r->pid = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int test_redis_start(struct test_redis *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!test_tempdir(r->dir, sizeof(r->dir))) {
+        r->dir[0] = '\0';
+        return -1;
+    }
+    for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+        r->port = test_free_port();
+        if (r->port > 0 && start_on_port(r) == 0)
+            return 0;
+    }
+    fprintf(stderr, "test_redis_start: redis-server did not come up (is it on PATH?)\n");
+    test_rmdir(r->dir);
+    r->dir[0] = '\0';
+    return -1;
+}
+
+int test_redis_restart(struct test_redis *r)
+{
+    kill_and_wait(r->pid, SIGKILL);
+    r->pid = 0;
+    return start_on_port(r);
+}
+
+void test_redis_stop(struct test_redis *r)
+{
+    if (!r)
+        return;
+    kill_and_wait(r->pid, SIGTERM);
+    r->pid = 0;
+    if (r->dir[0])
+        test_rmdir(r->dir);
+    r->dir[0] = '\0';
+}

@@ -17,6 +17,10 @@ int test_redis_start(struct test_redis *r);
 /* Stop it (SIGTERM, wait) and remove the dir. Safe to call twice. */
 void test_redis_stop(struct test_redis *r);
 
+/* Kill the running server (SIGKILL, wait) and start a fresh, empty one on the
+ * same port and dir, e.g. to test reconnects. Returns 0 or -1. */
+int test_redis_restart(struct test_redis *r);
+
 /* Create a fresh temp directory (mkdtemp) into buf; returns buf or NULL. */
 char *test_tempdir(char *buf, size_t len);
 /* rm -rf a temp dir made by test_tempdir. */

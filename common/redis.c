@@ -1,0 +1,417 @@
+/* Redis over hiredis: a lazily connected handle with connect and command
+ * timeouts, reconnect on the next call after an I/O error, pipelining, and a
+ * pool that gives each thread its own handle. Errors name the server. */
+#include "redis.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "error.h"
+
+#define REDIS_DEFAULT_HOST "127.0.0.1"
+#define REDIS_DEFAULT_PORT 6379
+#define REDIS_DEFAULT_CONNECT_MS 200
+#define REDIS_DEFAULT_COMMAND_MS 500
+
+struct cascade_redis {
+    redisContext *ctx; /* NULL until connected, and again after an I/O error */
+    char host[256];
+    int port;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    int pending; /* pipelined commands whose replies are not read yet */
+    char addr[300];
+    char err[512];
+};
+
+/* ---- address parsing ---- */
+
+static int parse_port(const char *s, int *port)
+{
+    if (!*s)
+        return CASCADE_EINVAL;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return CASCADE_EINVAL;
+        v = v * 10 + (*p - '0');
+        if (v > 65535)
+            return CASCADE_EINVAL;
+    }
+    if (v < 1)
+        return CASCADE_EINVAL;
+    *port = (int)v;
+    return 0;
+}
+
+int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, int *port)
+{
+    if (!addr || !hostbuf || hostlen == 0)
+        return CASCADE_EINVAL;
+    const char *host = addr, *colon;
+    size_t host_len;
+    if (addr[0] == '[') { /* [v6]:port */
+        const char *close = strchr(addr, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            return CASCADE_EINVAL;
+        host = addr + 1;
+        host_len = (size_t)(close - host);
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strrchr(addr, ':');
+        host_len = colon ? (size_t)(colon - addr) : strlen(addr);
+    }
+    int p = REDIS_DEFAULT_PORT;
+    if (colon && parse_port(colon + 1, &p) != 0)
+        return CASCADE_EINVAL;
+    if (host_len == 0) {
+        host = REDIS_DEFAULT_HOST;
+        host_len = strlen(host);
+    }
+    if (host_len >= hostlen)
+        return CASCADE_EINVAL;
+    memcpy(hostbuf, host, host_len);
+    hostbuf[host_len] = '\0';
+    *port = p;
+    return 0;
+}
+
+/* ---- handle ---- */
+
+cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts)
+{
+    cascade_redis *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    const char *host = opts && opts->host && *opts->host ? opts->host : REDIS_DEFAULT_HOST;
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    r->port = opts && opts->port > 0 ? opts->port : REDIS_DEFAULT_PORT;
+    r->connect_timeout_ms =
+        opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : REDIS_DEFAULT_CONNECT_MS;
+    r->command_timeout_ms =
+        opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
+    snprintf(r->addr, sizeof(r->addr), "%s:%d", r->host, r->port);
+    return r;
+}
+
+static void redis_disconnect(cascade_redis *r)
+{
+    if (r->ctx)
+        redisFree(r->ctx);
+    r->ctx = NULL;
+    r->pending = 0;
+}
+
+void cascade_redis_destroy(cascade_redis *r)
+{
+    if (!r)
+        return;
+    redis_disconnect(r);
+    free(r);
+}
+
+const char *cascade_redis_error(const cascade_redis *r)
+{
+    return r ? r->err : "";
+}
+
+const char *cascade_redis_addr(const cascade_redis *r)
+{
+    return r ? r->addr : "";
+}
+
+static struct timeval ms_to_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* "Connection refused" -> "connection refused", to read well after "redis a:p: ". */
+static void set_error(cascade_redis *r, const char *reason)
+{
+    snprintf(r->err, sizeof(r->err), "redis %s: %s", r->addr, reason);
+    char *first = r->err + strlen("redis ") + strlen(r->addr) + 2;
+    if (first < r->err + sizeof(r->err) && isupper((unsigned char)first[0]) &&
+        islower((unsigned char)first[1]))
+        first[0] = (char)tolower((unsigned char)first[0]);
+}
+
+void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
+{
+    char reason[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    set_error(r, reason);
+}
+
+static int redis_connect(cascade_redis *r)
+{
+    if (r->ctx)
+        return 0;
+    redisContext *ctx = redisConnectWithTimeout(r->host, r->port, ms_to_tv(r->connect_timeout_ms));
+    if (!ctx) {
+        set_error(r, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    if (ctx->err) {
+        char reason[200];
+        snprintf(reason, sizeof(reason), "%s", ctx->errstr);
+        if (strstr(reason, "Resource temporarily unavailable") || strstr(reason, "timed out"))
+            snprintf(reason, sizeof(reason), "connect timed out after %d ms",
+                     r->connect_timeout_ms);
+        set_error(r, reason);
+        redisFree(ctx);
+        return CASCADE_EUNAVAILABLE;
+    }
+    if (redisSetTimeout(ctx, ms_to_tv(r->command_timeout_ms)) != REDIS_OK) {
+        set_error(r, "cannot set the command timeout");
+        redisFree(ctx);
+        return CASCADE_EUNAVAILABLE;
+    }
+    r->ctx = ctx;
+    r->pending = 0;
+    return 0;
+}
+
+/* The connection failed mid-command: remember why and drop it so the next
+ * call reconnects. saved_errno is errno right after the failing call. */
+static int redis_io_failure(cascade_redis *r, int saved_errno)
+{
+    char reason[200];
+    if (r->ctx && r->ctx->err == REDIS_ERR_OTHER) {
+        /* hiredis refused the command itself ("Invalid format string"). */
+        set_error(r, r->ctx->errstr);
+        redis_disconnect(r);
+        return CASCADE_EINVAL;
+    }
+    if (r->ctx && r->ctx->err == REDIS_ERR_IO &&
+        (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
+         strstr(r->ctx->errstr, "temporarily unavailable")))
+        snprintf(reason, sizeof(reason), "command timed out after %d ms", r->command_timeout_ms);
+    else if (r->ctx && r->ctx->err)
+        snprintf(reason, sizeof(reason), "%s", r->ctx->errstr);
+    else
+        snprintf(reason, sizeof(reason), "connection lost");
+    set_error(r, reason);
+    redis_disconnect(r);
+    return CASCADE_EUNAVAILABLE;
+}
+
+/* Turn a hiredis reply into our status: an error reply is freed and reported. */
+static int redis_check_reply(cascade_redis *r, redisReply *rep, redisReply **out, int saved_errno)
+{
+    *out = NULL;
+    if (!rep)
+        return redis_io_failure(r, saved_errno);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        set_error(r, rep->str);
+        freeReplyObject(rep);
+        return CASCADE_EIO;
+    }
+    r->err[0] = '\0';
+    *out = rep;
+    return 0;
+}
+
+static int redis_ready_for_command(cascade_redis *r)
+{
+    if (r->pending > 0) {
+        set_error(r, "a command was issued before reading the pipelined replies");
+        return CASCADE_EINVAL;
+    }
+    return redis_connect(r);
+}
+
+static int redis_vcommand(cascade_redis *r, redisReply **reply, const char *fmt, va_list ap)
+{
+    int rc = redis_ready_for_command(r);
+    if (rc != 0) {
+        *reply = NULL;
+        return rc;
+    }
+    errno = 0;
+    redisReply *rep = redisvCommand(r->ctx, fmt, ap);
+    return redis_check_reply(r, rep, reply, errno);
+}
+
+int cascade_redis_command(cascade_redis *r, redisReply **reply, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redis_vcommand(r, reply, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int cascade_redis_command_argv(cascade_redis *r, redisReply **reply, int argc, const char **argv,
+                               const size_t *argvlen)
+{
+    int rc = redis_ready_for_command(r);
+    if (rc != 0) {
+        *reply = NULL;
+        return rc;
+    }
+    errno = 0;
+    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
+    return redis_check_reply(r, rep, reply, errno);
+}
+
+/* ---- pipelining ---- */
+
+static int redis_after_append(cascade_redis *r, int status)
+{
+    if (status != REDIS_OK) {
+        /* Drop the connection with everything queued on it, so a half-built
+         * pipeline (e.g. a MULTI without its EXEC) is never sent. */
+        int rc = r->ctx->err == REDIS_ERR_OOM ? CASCADE_ENOMEM : CASCADE_EINVAL;
+        set_error(r, r->ctx->errstr);
+        redis_disconnect(r);
+        return rc;
+    }
+    r->pending++;
+    return 0;
+}
+
+int cascade_redis_append(cascade_redis *r, const char *fmt, ...)
+{
+    int rc = redis_connect(r);
+    if (rc != 0)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    int status = redisvAppendCommand(r->ctx, fmt, ap);
+    va_end(ap);
+    return redis_after_append(r, status);
+}
+
+int cascade_redis_append_argv(cascade_redis *r, int argc, const char **argv, const size_t *argvlen)
+{
+    int rc = redis_connect(r);
+    if (rc != 0)
+        return rc;
+    return redis_after_append(r, redisAppendCommandArgv(r->ctx, argc, argv, argvlen));
+}
+
+int cascade_redis_get_reply(cascade_redis *r, redisReply **reply)
+{
+    *reply = NULL;
+    if (!r->ctx || r->pending == 0) {
+        /* Either the connection dropped earlier in this pipeline (err already
+         * says why) or nothing was queued. */
+        if (!r->err[0])
+            set_error(r, "no pipelined command is waiting for a reply");
+        return r->ctx ? CASCADE_EINVAL : CASCADE_EUNAVAILABLE;
+    }
+    void *rep = NULL;
+    errno = 0;
+    int status = redisGetReply(r->ctx, &rep);
+    int saved = errno;
+    if (status != REDIS_OK)
+        return redis_io_failure(r, saved);
+    r->pending--;
+    return redis_check_reply(r, rep, reply, saved);
+}
+
+/* ---- per-thread pool ---- */
+
+struct pool_entry {
+    cascade_redis_pool *pool;
+    cascade_redis *redis;
+    struct pool_entry *next;
+};
+
+struct cascade_redis_pool {
+    pthread_key_t key;
+    pthread_mutex_t lock; /* guards entries */
+    struct pool_entry *entries;
+    struct cascade_redis_opts opts;
+    char host[256];
+};
+
+static void pool_unlink_locked(cascade_redis_pool *p, struct pool_entry *e)
+{
+    for (struct pool_entry **pp = &p->entries; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
+}
+
+/* Runs when a thread that used the pool exits: its connection goes with it. */
+static void pool_thread_exit(void *value)
+{
+    struct pool_entry *e = value;
+    cascade_redis_pool *p = e->pool;
+    pthread_mutex_lock(&p->lock);
+    pool_unlink_locked(p, e);
+    pthread_mutex_unlock(&p->lock);
+    cascade_redis_destroy(e->redis);
+    free(e);
+}
+
+cascade_redis_pool *cascade_redis_pool_create(const struct cascade_redis_opts *opts)
+{
+    cascade_redis_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    if (opts)
+        p->opts = *opts;
+    if (p->opts.host) {
+        snprintf(p->host, sizeof(p->host), "%s", p->opts.host);
+        p->opts.host = p->host;
+    }
+    if (pthread_key_create(&p->key, pool_thread_exit) != 0) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
+void cascade_redis_pool_destroy(cascade_redis_pool *p)
+{
+    if (!p)
+        return;
+    /* After this no thread-exit destructor runs for the key. */
+    pthread_key_delete(p->key);
+    struct pool_entry *e = p->entries;
+    while (e) {
+        struct pool_entry *next = e->next;
+        cascade_redis_destroy(e->redis);
+        free(e);
+        e = next;
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p)
+{
+    struct pool_entry *e = pthread_getspecific(p->key);
+    if (e)
+        return e->redis;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->pool = p;
+    e->redis = cascade_redis_create(&p->opts);
+    if (!e->redis || pthread_setspecific(p->key, e) != 0) {
+        cascade_redis_destroy(e->redis);
+        free(e);
+        return NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    e->next = p->entries;
+    p->entries = e;
+    pthread_mutex_unlock(&p->lock);
+    return e->redis;
+}

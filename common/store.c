@@ -1,0 +1,447 @@
+/* Cascade's Redis data model: key builders (the only place key formats are
+ * written; docs/redis-keys.md lists them), nanopb record codecs, and the
+ * batched reads and writes the services and the builder use. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "error.h"
+
+#define STORE_DEFAULT_NS "cascade"
+#define STORE_MGET_CHUNK 256
+#define STORE_ID_MAX 24 /* decimal uint64 + NUL */
+
+static const char *ns_or_default(const char *ns)
+{
+    return ns && *ns ? ns : STORE_DEFAULT_NS;
+}
+
+/* ---- keys ---- */
+
+char *cascade_key_item(char *buf, const char *ns, uint64_t item_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:item:%" PRIu64, ns_or_default(ns), item_id);
+    return buf;
+}
+
+char *cascade_key_user(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_lastn(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:lastn", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_consumed(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:consumed", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_hot(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:hot", ns_or_default(ns));
+    return buf;
+}
+
+char *cascade_key_i2i(char *buf, const char *ns, const char *algo, uint64_t item_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:i2i:%s:%" PRIu64, ns_or_default(ns), algo, item_id);
+    return buf;
+}
+
+char *cascade_key_author_items(char *buf, const char *ns, uint64_t author_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:author:%" PRIu64 ":items", ns_or_default(ns), author_id);
+    return buf;
+}
+
+char *cascade_key_city_items(char *buf, const char *ns, uint32_t city)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:city:%" PRIu32 ":items", ns_or_default(ns), city);
+    return buf;
+}
+
+char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64_t window)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:expo:%s:%" PRId64, ns_or_default(ns), user_id, window);
+    return buf;
+}
+
+char *cascade_key_events(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:events", ns_or_default(ns));
+    return buf;
+}
+
+char *cascade_key_meta(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:meta", ns_or_default(ns));
+    return buf;
+}
+
+/* ---- codecs ---- */
+
+int cascade_record_encode(const pb_msgdesc_t *fields, const void *msg, uint8_t *buf, size_t cap,
+                          size_t *len)
+{
+    pb_ostream_t s = pb_ostream_from_buffer(buf, cap);
+    if (!pb_encode(&s, fields, msg))
+        return CASCADE_ETOOBIG;
+    *len = s.bytes_written;
+    return 0;
+}
+
+int cascade_record_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *buf, size_t len)
+{
+    pb_istream_t s = pb_istream_from_buffer(buf, len);
+    return pb_decode(&s, fields, msg) ? 0 : CASCADE_EFORMAT;
+}
+
+/* Decode a string reply into msg (msg_size bytes, zeroed first). */
+static int decode_reply(cascade_redis *r, const redisReply *rep, const char *key,
+                        const pb_msgdesc_t *fields, void *msg, size_t msg_size,
+                        const char *type_name)
+{
+    memset(msg, 0, msg_size);
+    if (rep->type != REDIS_REPLY_STRING ||
+        cascade_record_decode(fields, msg, (const uint8_t *)rep->str, rep->len) != 0) {
+        cascade_redis__set_error(r, "%s: not a valid %s record (%zu bytes)", key, type_name,
+                                 rep->type == REDIS_REPLY_STRING ? rep->len : (size_t)0);
+        memset(msg, 0, msg_size);
+        return CASCADE_EFORMAT;
+    }
+    return 0;
+}
+
+static int unexpected_reply(cascade_redis *r, const char *what, const char *key)
+{
+    cascade_redis__set_error(r, "%s %s: unexpected reply type", what, key);
+    return CASCADE_EFORMAT;
+}
+
+/* ---- readers ---- */
+
+/* One MGET for ids[0..n) with n <= STORE_MGET_CHUNK. */
+static int get_items_chunk(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                           char (*keys)[CASCADE_KEY_MAX], cascade_v1_ItemRecord *out, bool *found)
+{
+    const char *argv[STORE_MGET_CHUNK + 1];
+    size_t argvlen[STORE_MGET_CHUNK + 1];
+    argv[0] = "MGET";
+    argvlen[0] = 4;
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 1] = cascade_key_item(keys[i], ns, ids[i]);
+        argvlen[i + 1] = strlen(keys[i]);
+    }
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command_argv(r, &rep, (int)n + 1, argv, argvlen);
+    if (rc != 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        rc = unexpected_reply(r, "MGET", keys[0]);
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
+        if (!found[i])
+            memset(&out[i], 0, sizeof(out[i]));
+        else
+            rc = decode_reply(r, rep->element[i], keys[i], cascade_v1_ItemRecord_fields, &out[i],
+                              sizeof(out[i]), "ItemRecord");
+    }
+out:
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                            cascade_v1_ItemRecord *out, bool *found)
+{
+    if (n == 0)
+        return 0;
+    char(*keys)[CASCADE_KEY_MAX] =
+        malloc(sizeof(*keys) * (n < STORE_MGET_CHUNK ? n : STORE_MGET_CHUNK));
+    if (!keys)
+        return CASCADE_ENOMEM;
+    int rc = 0;
+    for (size_t start = 0; start < n && rc == 0; start += STORE_MGET_CHUNK) {
+        size_t m = n - start < STORE_MGET_CHUNK ? n - start : STORE_MGET_CHUNK;
+        rc = get_items_chunk(r, ns, ids + start, m, keys, out + start, found + start);
+    }
+    free(keys);
+    return rc;
+}
+
+int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id,
+                           cascade_v1_UserRecord *out, bool *found)
+{
+    char key[CASCADE_KEY_MAX];
+    cascade_key_user(key, ns, user_id);
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command(r, &rep, "GET %s", key);
+    if (rc != 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_NIL) {
+        rc = decode_reply(r, rep, key, cascade_v1_UserRecord_fields, out, sizeof(*out),
+                          "UserRecord");
+        *found = rc == 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,
+                            cascade_v1_Interaction *out, size_t *count)
+{
+    *count = 0;
+    if (max == 0)
+        return 0; /* LRANGE 0 -1 would mean "everything" */
+    char key[CASCADE_KEY_MAX];
+    cascade_key_user_lastn(key, ns, user_id);
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command(r, &rep, "LRANGE %s 0 %llu", key, (unsigned long long)(max - 1));
+    if (rc != 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        rc = unexpected_reply(r, "LRANGE", key);
+        goto out;
+    }
+    for (size_t i = 0; i < rep->elements && i < max && rc == 0; i++)
+        rc = decode_reply(r, rep->element[i], key, cascade_v1_Interaction_fields, &out[i],
+                          sizeof(out[i]), "Interaction");
+    if (rc == 0)
+        *count = rep->elements < max ? rep->elements : max;
+out:
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Read the n pipelined GET replies for neighbour lists; always reads them all
+ * so the connection stays in step, and returns the first failure. */
+static int read_neighbour_replies(cascade_redis *r, const char *ns, const char *algo,
+                                  const uint64_t *ids, size_t n, cascade_v1_NeighbourList *out,
+                                  bool *found)
+{
+    int first_rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        int rc = cascade_redis_get_reply(r, &rep);
+        found[i] = false;
+        if (rc == 0 && rep->type != REDIS_REPLY_NIL) {
+            char key[CASCADE_KEY_MAX];
+            cascade_key_i2i(key, ns, algo, ids[i]);
+            rc = decode_reply(r, rep, key, cascade_v1_NeighbourList_fields, &out[i], sizeof(out[i]),
+                              "NeighbourList");
+            found[i] = rc == 0;
+        } else {
+            out[i].neighbours_count = 0;
+        }
+        freeReplyObject(rep);
+        if (rc != 0 && first_rc == 0)
+            first_rc = rc;
+        if (rc == CASCADE_EUNAVAILABLE)
+            break; /* the connection is gone: no further replies will come */
+    }
+    return first_rc;
+}
+
+int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *algo,
+                                 const uint64_t *ids, size_t n, cascade_v1_NeighbourList *out,
+                                 bool *found)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    size_t queued = 0;
+    int rc = 0;
+    for (; queued < n; queued++) {
+        char key[CASCADE_KEY_MAX];
+        cascade_key_i2i(key, ns, algo, ids[queued]);
+        rc = cascade_redis_append(r, "GET %s", key);
+        if (rc != 0)
+            break;
+    }
+    int read_rc = queued ? read_neighbour_replies(r, ns, algo, ids, queued, out, found) : 0;
+    return rc != 0 ? rc : read_rc;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-')
+        return CASCADE_EFORMAT;
+    *out = v;
+    return 0;
+}
+
+int cascade_store_top_items(cascade_redis *r, const char *key, size_t max, uint64_t *ids,
+                            double *scores, size_t *count)
+{
+    *count = 0;
+    if (max == 0)
+        return 0; /* ZREVRANGE 0 -1 would mean "everything" */
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command(r, &rep, "ZREVRANGE %s 0 %llu WITHSCORES", key,
+                                   (unsigned long long)(max - 1));
+    if (rc != 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+        rc = unexpected_reply(r, "ZREVRANGE", key);
+        goto out;
+    }
+    size_t n = rep->elements / 2 < max ? rep->elements / 2 : max;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *member = rep->element[2 * i], *score = rep->element[2 * i + 1];
+        if (member->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING ||
+            parse_u64(member->str, &ids[i]) != 0) {
+            cascade_redis__set_error(r, "%s: member %zu is not an item id", key, i);
+            rc = CASCADE_EFORMAT;
+            goto out;
+        }
+        if (scores)
+            scores[i] = strtod(score->str, NULL);
+    }
+    *count = n;
+out:
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store_consumed(cascade_redis *r, const char *ns, const char *user_id,
+                           const uint64_t *ids, size_t n, bool *consumed)
+{
+    if (n == 0)
+        return 0;
+    int rc = CASCADE_ENOMEM;
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    const char **argv = malloc(sizeof(*argv) * (n + 2));
+    size_t *argvlen = malloc(sizeof(*argvlen) * (n + 2));
+    char(*nums)[STORE_ID_MAX] = malloc(sizeof(*nums) * n);
+    if (!argv || !argvlen || !nums)
+        goto out;
+    argv[0] = "SMISMEMBER";
+    argv[1] = cascade_key_user_consumed(key, ns, user_id);
+    for (size_t i = 0; i < n; i++) {
+        argvlen[i + 2] = (size_t)snprintf(nums[i], STORE_ID_MAX, "%" PRIu64, ids[i]);
+        argv[i + 2] = nums[i];
+    }
+    argvlen[0] = strlen(argv[0]);
+    argvlen[1] = strlen(argv[1]);
+    rc = cascade_redis_command_argv(r, &rep, (int)(n + 2), argv, argvlen);
+    if (rc != 0)
+        goto out;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        rc = unexpected_reply(r, "SMISMEMBER", key);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        consumed[i] = rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer;
+out:
+    freeReplyObject(rep);
+    free(nums);
+    free(argvlen);
+    free(argv);
+    return rc;
+}
+
+/* ---- writers ---- */
+
+static int put_record(cascade_redis *r, const char *key, const pb_msgdesc_t *fields,
+                      const void *msg, uint8_t *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cascade_record_encode(fields, msg, buf, cap, &len) != 0) {
+        cascade_redis__set_error(r, "%s: record does not fit in %zu bytes", key, cap);
+        return CASCADE_ETOOBIG;
+    }
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command(r, &rep, "SET %s %b", key, (const char *)buf, len);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store_put_item(cascade_redis *r, const char *ns, const cascade_v1_ItemRecord *rec)
+{
+    char key[CASCADE_KEY_MAX];
+    uint8_t buf[cascade_v1_ItemRecord_size];
+    cascade_key_item(key, ns, rec->item_id);
+    return put_record(r, key, cascade_v1_ItemRecord_fields, rec, buf, sizeof(buf));
+}
+
+int cascade_store_put_user(cascade_redis *r, const char *ns, const cascade_v1_UserRecord *rec)
+{
+    char key[CASCADE_KEY_MAX];
+    uint8_t buf[cascade_v1_UserRecord_size];
+    cascade_key_user(key, ns, rec->user_id);
+    return put_record(r, key, cascade_v1_UserRecord_fields, rec, buf, sizeof(buf));
+}
+
+/* Read the replies of MULTI, n queued commands and EXEC; returns the first failure. */
+static int read_transaction(cascade_redis *r, size_t queued_commands)
+{
+    int first_rc = 0;
+    for (size_t i = 0; i < queued_commands + 2; i++) {
+        redisReply *rep = NULL;
+        int rc = cascade_redis_get_reply(r, &rep);
+        if (rc == 0 && i == queued_commands + 1 && rep->type != REDIS_REPLY_ARRAY) {
+            cascade_redis__set_error(r, "EXEC: transaction aborted");
+            rc = CASCADE_EIO;
+        }
+        freeReplyObject(rep);
+        if (rc != 0 && first_rc == 0)
+            first_rc = rc;
+        if (rc == CASCADE_EUNAVAILABLE)
+            break;
+    }
+    return first_rc;
+}
+
+int cascade_store_push_interaction(cascade_redis *r, const char *ns, const char *user_id,
+                                   const cascade_v1_Interaction *it, size_t keep_max)
+{
+    if (keep_max == 0) {
+        cascade_redis__set_error(r, "push_interaction: keep_max must be at least 1");
+        return CASCADE_EINVAL;
+    }
+    char lastn[CASCADE_KEY_MAX], consumed[CASCADE_KEY_MAX];
+    uint8_t buf[cascade_v1_Interaction_size];
+    size_t len = 0;
+    cascade_key_user_lastn(lastn, ns, user_id);
+    cascade_key_user_consumed(consumed, ns, user_id);
+    if (cascade_record_encode(cascade_v1_Interaction_fields, it, buf, sizeof(buf), &len) != 0) {
+        cascade_redis__set_error(r, "%s: interaction does not encode", lastn);
+        return CASCADE_ETOOBIG;
+    }
+    /* A failed append drops the connection (and whatever was queued), so
+     * nothing half-queued is ever sent. */
+    int rc = cascade_redis_append(r, "MULTI");
+    if (rc == 0)
+        rc = cascade_redis_append(r, "LPUSH %s %b", lastn, (const char *)buf, len);
+    if (rc == 0)
+        rc = cascade_redis_append(r, "LTRIM %s 0 %llu", lastn, (unsigned long long)(keep_max - 1));
+    if (rc == 0)
+        rc = cascade_redis_append(r, "SADD %s %llu", consumed, (unsigned long long)it->item_id);
+    if (rc == 0)
+        rc = cascade_redis_append(r, "EXEC");
+    if (rc != 0)
+        return rc;
+    return read_transaction(r, 3);
+}

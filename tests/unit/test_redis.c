@@ -1,0 +1,282 @@
+/* Unit tests for common/redis.c against a private redis-server: commands,
+ * binary-safe argv, pipelining, error replies, connection errors that name
+ * the address, timeouts, reconnect after a restart, and the per-thread pool. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "redis.h"
+#include "support.h"
+
+struct fixture {
+    struct test_redis server;
+    cascade_redis *r;
+};
+
+static cascade_redis *connect_to(int port, int command_timeout_ms)
+{
+    struct cascade_redis_opts o = {
+        .host = "127.0.0.1", .port = port, .command_timeout_ms = command_timeout_ms};
+    return cascade_redis_create(&o);
+}
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof(f));
+    if (test_redis_start(&f.server) != 0)
+        return -1;
+    f.r = connect_to(f.server.port, 0);
+    *state = &f;
+    return f.r ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis_destroy(f->r);
+    test_redis_stop(&f->server);
+    test_redis_stop(&f->server); /* twice is harmless */
+    return 0;
+}
+
+static void test_parse_addr(void **state)
+{
+    (void)state;
+    char host[64];
+    int port = 0;
+    assert_int_equal(cascade_redis_parse_addr("10.1.2.3:7000", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.1.2.3");
+    assert_int_equal(port, 7000);
+    assert_int_equal(cascade_redis_parse_addr(":6380", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6380);
+    assert_int_equal(cascade_redis_parse_addr("redis.local", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "redis.local");
+    assert_int_equal(port, 6379);
+    assert_int_equal(cascade_redis_parse_addr("[::1]:7001", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7001);
+    assert_int_equal(cascade_redis_parse_addr("h:0", host, sizeof(host), &port), CASCADE_EINVAL);
+    assert_int_equal(cascade_redis_parse_addr("h:65536", host, sizeof(host), &port),
+                     CASCADE_EINVAL);
+    assert_int_equal(cascade_redis_parse_addr("h:12x", host, sizeof(host), &port), CASCADE_EINVAL);
+    assert_int_equal(cascade_redis_parse_addr("h:", host, sizeof(host), &port), CASCADE_EINVAL);
+    assert_int_equal(cascade_redis_parse_addr("a-very-long-host-name:1", host, 8, &port),
+                     CASCADE_EINVAL);
+}
+
+static void test_command_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "SET %s %s", "greeting", "hello"), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "GET %s", "greeting"), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "hello");
+    freeReplyObject(rep);
+    assert_string_equal(cascade_redis_error(f->r), "");
+
+    /* argv is binary-safe: embedded NULs survive. */
+    const char bin[] = {'a', '\0', 'b', '\xff'};
+    const char *argv[] = {"SET", "bin", bin};
+    size_t lens[] = {3, 3, sizeof(bin)};
+    assert_int_equal(cascade_redis_command_argv(f->r, &rep, 3, argv, lens), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "GET bin"), 0);
+    assert_int_equal(rep->len, sizeof(bin));
+    assert_memory_equal(rep->str, bin, sizeof(bin));
+    freeReplyObject(rep);
+}
+
+static void test_pipelining(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "DEL counter"), 0);
+    freeReplyObject(rep);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(cascade_redis_append(f->r, "INCR counter"), 0);
+    const char *argv[] = {"GET", "counter"};
+    assert_int_equal(cascade_redis_append_argv(f->r, 2, argv, NULL), 0);
+
+    /* A plain command while replies are pending would read the wrong reply. */
+    assert_int_equal(cascade_redis_command(f->r, &rep, "PING"), CASCADE_EINVAL);
+    assert_null(rep);
+
+    for (int i = 1; i <= 100; i++) {
+        assert_int_equal(cascade_redis_get_reply(f->r, &rep), 0);
+        assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(rep->integer, i); /* replies come back in order */
+        freeReplyObject(rep);
+    }
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), 0);
+    assert_string_equal(rep->str, "100");
+    freeReplyObject(rep);
+    /* Nothing left to read. */
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), CASCADE_EINVAL);
+}
+
+static void test_error_reply(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "SET onlykey"), CASCADE_EIO);
+    assert_null(rep);
+    char want[128];
+    snprintf(want, sizeof(want), "redis 127.0.0.1:%d: ERR wrong number of arguments",
+             f->server.port);
+    assert_memory_equal(cascade_redis_error(f->r), want, strlen(want));
+
+    /* An error reply inside a pipeline does not disturb the next replies. */
+    assert_int_equal(cascade_redis_append(f->r, "SET k v"), 0);
+    assert_int_equal(cascade_redis_append(f->r, "INCR k"), 0);
+    assert_int_equal(cascade_redis_append(f->r, "GET k"), 0);
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(f->r), "not an integer"));
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), 0);
+    assert_string_equal(rep->str, "v");
+    freeReplyObject(rep);
+}
+
+static void test_bad_format_is_invalid(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    /* hiredis has no %zu; the caller's mistake is EINVAL, not "server down". */
+    assert_int_equal(cascade_redis_command(f->r, &rep, "GET %zu", (size_t)1), CASCADE_EINVAL);
+    assert_non_null(strstr(cascade_redis_error(f->r), "nvalid format"));
+    assert_int_equal(cascade_redis_command(f->r, &rep, "PING"), 0);
+    freeReplyObject(rep);
+}
+
+static void test_connection_refused_names_address(void **state)
+{
+    (void)state;
+    int port = test_free_port(); /* nothing listens there */
+    cascade_redis *r = connect_to(port, 0);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), CASCADE_EUNAVAILABLE);
+    assert_null(rep);
+    char want[128];
+    snprintf(want, sizeof(want), "redis 127.0.0.1:%d: connection refused", port);
+    assert_string_equal(cascade_redis_error(r), want);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    assert_string_equal(cascade_redis_addr(r), want);
+    assert_int_equal(cascade_redis_append(r, "PING"), CASCADE_EUNAVAILABLE);
+    cascade_redis_destroy(r);
+    cascade_redis_destroy(NULL);
+}
+
+static void test_command_timeout(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *r = connect_to(f->server.port, 100);
+    redisReply *rep = NULL;
+    /* BLPOP blocks server-side for 2 s; the 100 ms command timeout fires first. */
+    assert_int_equal(cascade_redis_command(r, &rep, "BLPOP never-filled 2"), CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(cascade_redis_error(r), "command timed out after 100 ms"));
+    /* The broken connection was dropped; the next command reconnects. */
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), 0);
+    assert_string_equal(rep->str, "PONG");
+    freeReplyObject(rep);
+    cascade_redis_destroy(r);
+}
+
+static void test_reconnect_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "SET before restart"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(test_redis_restart(&f->server), 0);
+
+    /* The old socket is dead: at most one command fails (UNAVAILABLE, naming
+     * the server), then the handle reconnects on its own. */
+    int rc = cascade_redis_command(f->r, &rep, "GET before");
+    if (rc != 0) {
+        assert_int_equal(rc, CASCADE_EUNAVAILABLE);
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "redis 127.0.0.1:%d: ", f->server.port);
+        assert_memory_equal(cascade_redis_error(f->r), prefix, strlen(prefix));
+        rc = cascade_redis_command(f->r, &rep, "GET before");
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(rep->type, REDIS_REPLY_NIL); /* a fresh, empty server */
+    freeReplyObject(rep);
+}
+
+struct pool_probe {
+    cascade_redis_pool *pool;
+    pthread_barrier_t *all_hold; /* every thread holds its handle at once */
+    cascade_redis *first, *second;
+    int ping_rc;
+};
+
+static void *pool_thread(void *arg)
+{
+    struct pool_probe *p = arg;
+    p->first = cascade_redis_pool_get(p->pool);
+    p->second = cascade_redis_pool_get(p->pool);
+    redisReply *rep = NULL;
+    p->ping_rc = cascade_redis_command(p->first, &rep, "PING");
+    freeReplyObject(rep);
+    pthread_barrier_wait(p->all_hold);
+    return NULL; /* the pool frees this thread's handle as it exits */
+}
+
+static void test_pool_per_thread(void **state)
+{
+    struct fixture *f = *state;
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f->server.port};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&o);
+    pthread_barrier_t all_hold;
+    pthread_barrier_init(&all_hold, NULL, 3);
+    struct pool_probe a = {.pool = pool, .all_hold = &all_hold};
+    struct pool_probe b = a, c = a;
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, pool_thread, &a);
+    pthread_create(&tb, NULL, pool_thread, &b);
+    pool_thread(&c); /* this thread too, and it keeps its handle */
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&all_hold);
+    assert_non_null(a.first);
+    assert_ptr_equal(a.first, a.second); /* same thread, same handle */
+    assert_ptr_equal(c.first, cascade_redis_pool_get(pool));
+    assert_int_equal(a.ping_rc, 0);
+    assert_int_equal(b.ping_rc, 0);
+    assert_int_equal(c.ping_rc, 0);
+    /* Distinct handles while all three threads held theirs. */
+    assert_ptr_not_equal(a.first, b.first);
+    assert_ptr_not_equal(c.first, a.first);
+    assert_ptr_not_equal(c.first, b.first);
+    cascade_redis_pool_destroy(pool);
+    cascade_redis_pool_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_addr),
+        cmocka_unit_test(test_command_roundtrip),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_error_reply),
+        cmocka_unit_test(test_bad_format_is_invalid),
+        cmocka_unit_test(test_connection_refused_names_address),
+        cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_pool_per_thread),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

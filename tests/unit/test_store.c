@@ -1,0 +1,380 @@
+/* Unit tests for common/store.c against a private redis-server: key formats,
+ * nanopb codecs, and a round trip of every record and key the store reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "store.h"
+#include "support.h"
+
+#define NS "t"
+
+struct fixture {
+    struct test_redis server;
+    cascade_redis *r;
+};
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof(f));
+    if (test_redis_start(&f.server) != 0)
+        return -1;
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f.server.port};
+    f.r = cascade_redis_create(&o);
+    *state = &f;
+    return f.r ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis_destroy(f->r);
+    test_redis_stop(&f->server);
+    return 0;
+}
+
+/* The handle still answers a plain command (no pipeline left half-read). */
+static void assert_usable(cascade_redis *r)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), 0);
+    assert_string_equal(rep->str, "PONG");
+    freeReplyObject(rep);
+}
+
+static void test_key_formats(void **state)
+{
+    (void)state;
+    char k[CASCADE_KEY_MAX];
+    assert_string_equal(cascade_key_item(k, "cascade", 42), "cascade:item:42");
+    assert_string_equal(cascade_key_item(k, NULL, 18446744073709551615ULL),
+                        "cascade:item:18446744073709551615");
+    assert_string_equal(cascade_key_user(k, "ns", "u7"), "ns:user:u7");
+    assert_string_equal(cascade_key_user_lastn(k, "ns", "u7"), "ns:user:u7:lastn");
+    assert_string_equal(cascade_key_user_consumed(k, "ns", "u7"), "ns:user:u7:consumed");
+    assert_string_equal(cascade_key_hot(k, "ns"), "ns:hot");
+    assert_string_equal(cascade_key_i2i(k, "ns", "itemcf", 9), "ns:i2i:itemcf:9");
+    assert_string_equal(cascade_key_author_items(k, "ns", 5), "ns:author:5:items");
+    assert_string_equal(cascade_key_city_items(k, "ns", 310000), "ns:city:310000:items");
+    assert_string_equal(cascade_key_exposure(k, "ns", "u7", 20412), "ns:expo:u7:20412");
+    assert_string_equal(cascade_key_events(k, "ns"), "ns:events");
+    assert_string_equal(cascade_key_meta(k, ""), "cascade:meta");
+}
+
+static cascade_v1_ItemRecord make_item(uint64_t id)
+{
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    it.item_id = id;
+    it.author_id = 1000 + id;
+    it.category = (uint32_t)(id % 17);
+    it.tags_count = 3;
+    it.tags[0] = 1;
+    it.tags[1] = 2;
+    it.tags[2] = (uint32_t)id;
+    it.created_at_s = 1700000000 + (int64_t)id;
+    snprintf(it.geohash, sizeof(it.geohash), "wtw3s%u", (unsigned)(id % 10));
+    it.city = 310000;
+    it.media_type = 2;
+    it.duration_s = 12.5f;
+    it.has_stats = true;
+    it.stats.impressions = 100;
+    it.stats.clicks = (uint32_t)id;
+    it.stats.play_seconds = 321.25f;
+    return it;
+}
+
+static void assert_item_equal(const cascade_v1_ItemRecord *a, const cascade_v1_ItemRecord *b)
+{
+    assert_int_equal(a->item_id, b->item_id);
+    assert_int_equal(a->author_id, b->author_id);
+    assert_int_equal(a->category, b->category);
+    assert_int_equal(a->tags_count, b->tags_count);
+    assert_memory_equal(a->tags, b->tags, sizeof(a->tags[0]) * a->tags_count);
+    assert_int_equal(a->created_at_s, b->created_at_s);
+    assert_string_equal(a->geohash, b->geohash);
+    assert_int_equal(a->city, b->city);
+    assert_int_equal(a->media_type, b->media_type);
+    assert_true(a->duration_s == b->duration_s);
+    assert_int_equal(a->has_stats, b->has_stats);
+    assert_memory_equal(&a->stats, &b->stats, sizeof(a->stats)); /* no padding: 6 u32 + float */
+}
+
+static void test_codec(void **state)
+{
+    (void)state;
+    cascade_v1_ItemRecord in = make_item(7), out;
+    uint8_t buf[cascade_v1_ItemRecord_size];
+    size_t len = 0;
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_ItemRecord_fields, &in, buf, sizeof(buf), &len), 0);
+    assert_true(len > 0);
+    assert_int_equal(cascade_record_decode(cascade_v1_ItemRecord_fields, &out, buf, len), 0);
+    assert_item_equal(&out, &in);
+    /* Too small a buffer, and bytes that are not a record. */
+    assert_int_equal(cascade_record_encode(cascade_v1_ItemRecord_fields, &in, buf, 5, &len),
+                     CASCADE_ETOOBIG);
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(cascade_record_decode(cascade_v1_ItemRecord_fields, &out, junk, sizeof(junk)),
+                     CASCADE_EFORMAT);
+}
+
+static void test_items_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    /* 600 ids cross the 256-id MGET chunks; every third id has no record. */
+    enum { N = 600 };
+    uint64_t *ids = malloc(sizeof(*ids) * N);
+    cascade_v1_ItemRecord *out = malloc(sizeof(*out) * N);
+    bool *found = malloc(sizeof(*found) * N);
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = 10 + i;
+        if (i % 3 != 0) {
+            cascade_v1_ItemRecord it = make_item(ids[i]);
+            assert_int_equal(cascade_store_put_item(f->r, NS, &it), 0);
+        }
+    }
+    assert_int_equal(cascade_store_get_items(f->r, NS, ids, N, out, found), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(found[i], i % 3 != 0);
+        if (found[i]) {
+            cascade_v1_ItemRecord want = make_item(ids[i]);
+            assert_item_equal(&out[i], &want);
+        } else {
+            assert_int_equal(out[i].item_id, 0);
+        }
+    }
+    assert_int_equal(cascade_store_get_items(f->r, NS, ids, 0, out, found), 0);
+    free(found);
+    free(out);
+    free(ids);
+}
+
+static void test_corrupt_record_reported(void **state)
+{
+    struct fixture *f = *state;
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(f->r, &rep, "SET t:item:99999 %b", "\xff\xff\xff", (size_t)3), 0);
+    freeReplyObject(rep);
+    uint64_t id = 99999;
+    cascade_v1_ItemRecord out;
+    bool found;
+    assert_int_equal(cascade_store_get_items(f->r, NS, &id, 1, &out, &found), CASCADE_EFORMAT);
+    assert_non_null(strstr(cascade_redis_error(f->r), "t:item:99999: not a valid ItemRecord"));
+    assert_usable(f->r);
+}
+
+static void test_user_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero, out;
+    snprintf(u.user_id, sizeof(u.user_id), "alice");
+    u.age = 31;
+    u.gender = 1;
+    u.city = 310000;
+    snprintf(u.geohash, sizeof(u.geohash), "wtw3sj");
+    u.interests_count = 2;
+    u.interests[0] = 3;
+    u.interests[1] = 9;
+    u.affinities_count = 16;
+    for (int i = 0; i < 16; i++) {
+        u.affinities[i].category = (uint32_t)i;
+        u.affinities[i].weight = 1.0f / (float)(i + 1);
+    }
+    u.clicks = 12;
+    assert_int_equal(cascade_store_put_user(f->r, NS, &u), 0);
+    bool found = false;
+    assert_int_equal(cascade_store_get_user(f->r, NS, "alice", &out, &found), 0);
+    assert_true(found);
+    assert_string_equal(out.user_id, "alice");
+    assert_int_equal(out.age, 31);
+    assert_int_equal(out.gender, 1);
+    assert_int_equal(out.city, 310000);
+    assert_string_equal(out.geohash, "wtw3sj");
+    assert_int_equal(out.interests_count, 2);
+    assert_int_equal(out.interests[1], 9);
+    assert_int_equal(out.affinities_count, 16);
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(out.affinities[i].category, i);
+        assert_true(out.affinities[i].weight == 1.0f / (float)(i + 1));
+    }
+    assert_int_equal(out.clicks, 12);
+    assert_int_equal(cascade_store_get_user(f->r, NS, "nobody", &out, &found), 0);
+    assert_false(found);
+    assert_string_equal(out.user_id, "");
+}
+
+static void test_interactions_lastn_and_consumed(void **state)
+{
+    struct fixture *f = *state;
+    for (uint64_t i = 1; i <= 8; i++) {
+        cascade_v1_Interaction it = {
+            .item_id = 100 + i, .type = 2, .time_s = 1000 + (int64_t)i, .weight = (float)i};
+        assert_int_equal(cascade_store_push_interaction(f->r, NS, "bob", &it, 5), 0);
+    }
+    cascade_v1_Interaction out[10];
+    size_t n = 0;
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 10, out, &n), 0);
+    assert_int_equal(n, 5); /* trimmed to keep_max */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].item_id, 108 - i); /* newest first */
+        assert_int_equal(out[i].time_s, 1008 - (int64_t)i);
+        assert_true(out[i].weight == (float)(8 - i));
+    }
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 2, out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[1].item_id, 107);
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 0, out, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "nobody", 5, out, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* Every pushed item is consumed, including those trimmed from last-n. */
+    uint64_t ids[] = {101, 108, 999, 104};
+    bool consumed[4];
+    assert_int_equal(cascade_store_consumed(f->r, NS, "bob", ids, 4, consumed), 0);
+    assert_true(consumed[0]);
+    assert_true(consumed[1]);
+    assert_false(consumed[2]);
+    assert_true(consumed[3]);
+    assert_int_equal(cascade_store_consumed(f->r, NS, "nobody", ids, 4, consumed), 0);
+    assert_false(consumed[0] || consumed[1] || consumed[2] || consumed[3]);
+
+    cascade_v1_Interaction it = {.item_id = 1};
+    assert_int_equal(cascade_store_push_interaction(f->r, NS, "bob", &it, 0), CASCADE_EINVAL);
+}
+
+static void put_neighbours(cascade_redis *r, uint64_t item, size_t count)
+{
+    cascade_v1_NeighbourList nl = cascade_v1_NeighbourList_init_zero;
+    nl.neighbours_count = (pb_size_t)count;
+    for (size_t i = 0; i < count; i++) {
+        nl.neighbours[i].item_id = item * 1000 + i;
+        nl.neighbours[i].score = 1.0f - (float)i / 1000.0f;
+    }
+    static uint8_t buf[cascade_v1_NeighbourList_size];
+    size_t len = 0;
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_NeighbourList_fields, &nl, buf, sizeof(buf), &len), 0);
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "SET %s %b",
+                                           cascade_key_i2i(key, NS, "itemcf", item),
+                                           (const char *)buf, len),
+                     0);
+    freeReplyObject(rep);
+}
+
+static void test_neighbours_pipelined(void **state)
+{
+    struct fixture *f = *state;
+    put_neighbours(f->r, 1, 200);
+    put_neighbours(f->r, 3, 7);
+    uint64_t ids[] = {1, 2, 3};
+    static cascade_v1_NeighbourList out[3];
+    bool found[3];
+    assert_int_equal(cascade_store_get_neighbours(f->r, NS, "itemcf", ids, 3, out, found), 0);
+    assert_true(found[0]);
+    assert_false(found[1]);
+    assert_true(found[2]);
+    assert_int_equal(out[0].neighbours_count, 200);
+    assert_int_equal(out[0].neighbours[199].item_id, 1199);
+    assert_int_equal(out[2].neighbours_count, 7);
+    assert_int_equal(out[2].neighbours[6].item_id, 3006);
+    assert_true(out[2].neighbours[0].score == 1.0f);
+    /* Another algorithm's lists are separate keys. */
+    assert_int_equal(cascade_store_get_neighbours(f->r, NS, "swing", ids, 3, out, found), 0);
+    assert_false(found[0] || found[1] || found[2]);
+    assert_usable(f->r); /* pipeline fully drained */
+}
+
+static void test_sorted_sets(void **state)
+{
+    struct fixture *f = *state;
+    char hot[CASCADE_KEY_MAX], author[CASCADE_KEY_MAX], city[CASCADE_KEY_MAX];
+    cascade_key_hot(hot, NS);
+    cascade_key_author_items(author, NS, 77);
+    cascade_key_city_items(city, NS, 310000);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 5.5 11 9.25 12 1 13", hot), 0);
+    freeReplyObject(rep);
+    assert_int_equal(
+        cascade_redis_command(f->r, &rep, "ZADD %s 1700000300 21 1700000100 22", author), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 1700000000 31", city), 0);
+    freeReplyObject(rep);
+
+    uint64_t ids[10];
+    double scores[10];
+    size_t n = 0;
+    assert_int_equal(cascade_store_top_items(f->r, hot, 10, ids, scores, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 12);
+    assert_true(scores[0] == 9.25);
+    assert_int_equal(ids[1], 11);
+    assert_true(scores[1] == 5.5);
+    assert_int_equal(ids[2], 13);
+    assert_int_equal(cascade_store_top_items(f->r, hot, 2, ids, NULL, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cascade_store_top_items(f->r, hot, 0, ids, NULL, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cascade_store_top_items(f->r, author, 10, ids, scores, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 21); /* newest first */
+    assert_true(scores[0] == 1700000300.0);
+    assert_int_equal(cascade_store_top_items(f->r, city, 10, ids, scores, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 31);
+
+    /* A member that is not an item id is a format error naming the key. */
+    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 100 not-an-id", hot), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_store_top_items(f->r, hot, 10, ids, scores, &n), CASCADE_EFORMAT);
+    assert_non_null(strstr(cascade_redis_error(f->r), "t:hot"));
+    /* Wrong type: Redis' own error comes back. */
+    assert_int_equal(cascade_store_top_items(f->r, "t:user:bob:lastn", 10, ids, scores, &n),
+                     CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(f->r), "WRONGTYPE"));
+}
+
+static void test_unavailable(void **state)
+{
+    (void)state;
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = test_free_port()};
+    cascade_redis *r = cascade_redis_create(&o);
+    uint64_t ids[] = {1, 2};
+    cascade_v1_ItemRecord items[2];
+    static cascade_v1_NeighbourList nl[2];
+    bool found[2];
+    assert_int_equal(cascade_store_get_items(r, NS, ids, 2, items, found), CASCADE_EUNAVAILABLE);
+    assert_int_equal(cascade_store_get_neighbours(r, NS, "itemcf", ids, 2, nl, found),
+                     CASCADE_EUNAVAILABLE);
+    assert_false(found[0] || found[1]);
+    cascade_v1_Interaction it = {.item_id = 1};
+    assert_int_equal(cascade_store_push_interaction(r, NS, "u", &it, 10), CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(cascade_redis_error(r), "connection refused"));
+    cascade_redis_destroy(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_formats),
+        cmocka_unit_test(test_codec),
+        cmocka_unit_test(test_items_roundtrip),
+        cmocka_unit_test(test_corrupt_record_reported),
+        cmocka_unit_test(test_user_roundtrip),
+        cmocka_unit_test(test_interactions_lastn_and_consumed),
+        cmocka_unit_test(test_neighbours_pipelined),
+        cmocka_unit_test(test_sorted_sets),
+        cmocka_unit_test(test_unavailable),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
