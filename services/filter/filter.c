@@ -1,0 +1,502 @@
+/* Filter stage: exposure Bloom filters (read: pipelined GET of the last
+ * `windows` bitmaps and a local bit test; write: pipelined SETBIT), the
+ * consumed set, and duplicate removal. */
+#include "filter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "store.h"
+
+/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
+#define CASCADE_USER_ID_MAX 64
+
+/* The proto's bound on RecordExposure items per call. */
+#define FILTER_MAX_EXPOSURE_ITEMS 1000
+/* Bloom hash functions supported (fp_rate >= 1e-9 needs at most 30). */
+#define FILTER_MAX_HASHES 64
+
+enum { DROP_EXPOSED, DROP_CONSUMED, DROP_DUPLICATE, DROP_REASONS };
+static const char *const drop_reason[DROP_REASONS] = {"exposed", "consumed", "duplicate"};
+
+struct cascade_filter {
+    cascade_redis_pool *redis; /* borrowed */
+    char ns[64];
+    int64_t window_seconds;
+    int windows;
+    size_t max_candidates;
+    struct cascade_bloom_params bloom;
+};
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static int filter_read_config(cascade_filter *f, const cascade_config *cfg, char *err,
+                              size_t errlen)
+{
+    int64_t v, expected;
+    double fp;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "filter.exposure.window_seconds", 86400, 60, 366 * 86400,
+                                 &f->window_seconds, err, errlen)))
+        return rc;
+    if ((rc = cascade_config_int(cfg, "filter.exposure.windows", 30, 1, 366, &v, err, errlen)))
+        return rc;
+    f->windows = (int)v;
+    if ((rc = cascade_config_int(cfg, "filter.exposure.expected_items", 5000, 1, 100000000,
+                                 &expected, err, errlen)))
+        return rc;
+    if ((rc = cascade_config_double(cfg, "filter.exposure.fp_rate", 0.001, 1e-9, 0.5, &fp, err,
+                                    errlen)))
+        return rc;
+    if ((rc = cascade_config_int(cfg, "filter.max_candidates", 20000, 1, 1000000, &v, err, errlen)))
+        return rc;
+    f->max_candidates = (size_t)v;
+    if (cascade_bloom_size((uint64_t)expected, fp, &f->bloom) != 0) {
+        snprintf(err, errlen, "filter.exposure: cannot size a Bloom filter for %lld items at %g",
+                 (long long)expected, fp);
+        return CASCADE_EINVAL;
+    }
+    if (f->bloom.hashes > FILTER_MAX_HASHES) {
+        snprintf(err, errlen,
+                 "filter.exposure: %u hash functions exceed the limit of %d; raise "
+                 "fp_rate",
+                 f->bloom.hashes, FILTER_MAX_HASHES);
+        return CASCADE_EINVAL;
+    }
+    if (f->bloom.bits > 4294967295ULL) { /* Redis strings hold at most 2^32 bits */
+        snprintf(err, errlen,
+                 "filter.exposure: %llu bits per filter exceed Redis's 2^32-bit strings; lower "
+                 "expected_items or raise fp_rate",
+                 (unsigned long long)f->bloom.bits);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                      const char *ns, char *err, size_t errlen)
+{
+    cascade_config *empty = NULL;
+    cascade_filter *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "filter: out of memory");
+        goto fail;
+    }
+    if (!ns || !ns[0] || strlen(ns) >= sizeof f->ns) {
+        snprintf(err, errlen, "filter: namespace must be 1..%zu characters", sizeof f->ns - 1);
+        goto fail;
+    }
+    snprintf(f->ns, sizeof f->ns, "%s", ns);
+    f->redis = redis;
+    if (!cfg && !(cfg = empty = cascade_config_empty())) {
+        snprintf(err, errlen, "filter: out of memory");
+        goto fail;
+    }
+    if (filter_read_config(f, cfg, err, errlen) != 0)
+        goto fail;
+    cascade_config_destroy(empty);
+    return f;
+fail:
+    cascade_config_destroy(empty);
+    free(f);
+    return NULL;
+}
+
+void cascade_filter_destroy(cascade_filter *f)
+{
+    free(f);
+}
+
+int64_t cascade_filter_window(int64_t time_s, int64_t window_seconds)
+{
+    int64_t w = time_s / window_seconds;
+    if (time_s % window_seconds != 0 && time_s < 0)
+        w--; /* floor, not truncation, for times before 1970 */
+    return w;
+}
+
+struct cascade_bloom_params cascade_filter_bloom_params(const cascade_filter *f)
+{
+    return f->bloom;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int redis_failure(cascade_redis *redis, int rc, const char *what, char *err, size_t errlen)
+{
+    if (rc == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return rc;
+    }
+    snprintf(err, errlen, "%s: %s", what,
+             cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+    return CASCADE_EUNAVAILABLE;
+}
+
+static bool past(int64_t deadline_ms)
+{
+    return cascade_now_ms() >= deadline_ms;
+}
+
+static int64_t request_time(int64_t time_s)
+{
+    return time_s > 0 ? time_s : cascade_wall_s();
+}
+
+/* Read n pipelined replies, keeping them in replies[] when non-NULL (else
+ * freeing them). On failure stops at a dropped connection, otherwise keeps
+ * reading so the pipeline stays in step; returns the first error. */
+static int read_replies(cascade_redis *redis, size_t n, redisReply **replies, const char *what,
+                        char *err, size_t errlen)
+{
+    int first = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        int rc = cascade_redis_get_reply(redis, &rep);
+        if (rc == 0 && rep && rep->type == REDIS_REPLY_ERROR) {
+            if (!first) {
+                snprintf(err, errlen, "%s: redis %s: %s", what, cascade_redis_addr(redis),
+                         rep->str);
+                first = CASCADE_EUNAVAILABLE;
+            }
+            freeReplyObject(rep);
+            rep = NULL;
+        } else if (rc != 0) {
+            if (!first)
+                first = redis_failure(redis, rc, what, err, errlen);
+            if (rc == CASCADE_EUNAVAILABLE)
+                break;
+        }
+        if (replies)
+            replies[i] = rep;
+        else if (rep)
+            freeReplyObject(rep);
+    }
+    return first;
+}
+
+/* ------------------------------------------------------------------ Filter */
+
+static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterRequest *req,
+                           char *err, size_t errlen)
+{
+    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
+        snprintf(err, errlen, "user.user_id is empty");
+        return CASCADE_EINVAL;
+    }
+    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
+        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (req->user->request_time_s < 0) {
+        snprintf(err, errlen, "user.request_time_s %lld is negative",
+                 (long long)req->user->request_time_s);
+        return CASCADE_EINVAL;
+    }
+    if (req->n_candidates > f->max_candidates) {
+        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
+                 f->max_candidates);
+        return CASCADE_ETOOBIG;
+    }
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!req->candidates[i]) {
+            snprintf(err, errlen, "candidates[%zu] is missing", i);
+            return CASCADE_EINVAL;
+        }
+    return 0;
+}
+
+struct id_pos {
+    uint64_t id;
+    size_t pos;
+};
+
+static int id_pos_cmp(const void *pa, const void *pb)
+{
+    const struct id_pos *a = pa, *b = pb;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* Mark every repeat of an item id after its first occurrence. */
+static int mark_duplicates(const Cascade__V1__FilterRequest *req, cascade_arena *arena,
+                           uint8_t *reason, uint32_t *counts)
+{
+    size_t n = req->n_candidates;
+    struct id_pos *v = cascade_arena_calloc(arena, n + 1, sizeof *v);
+    if (!v)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct id_pos){req->candidates[i]->item_id, i};
+    qsort(v, n, sizeof *v, id_pos_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (v[i].id == v[i - 1].id) {
+            reason[v[i].pos] = DROP_DUPLICATE + 1;
+            counts[DROP_DUPLICATE]++;
+        }
+    return 0;
+}
+
+/* GET the bitmaps of the last f->windows windows (pipelined) and mark
+ * candidates any of them contains. */
+static int mark_exposed(const cascade_filter *f, cascade_redis *redis,
+                        const Cascade__V1__FilterRequest *req, cascade_arena *arena,
+                        uint8_t *reason, uint32_t *counts, char *err, size_t errlen)
+{
+    int64_t now_window =
+        cascade_filter_window(request_time(req->user->request_time_s), f->window_seconds);
+    redisReply **bitmaps = cascade_arena_calloc(arena, (size_t)f->windows, sizeof *bitmaps);
+    char key[CASCADE_KEY_MAX];
+    int rc = 0;
+    if (!bitmaps)
+        return CASCADE_ENOMEM;
+    for (int w = 0; w < f->windows; w++) {
+        cascade_key_exposure(key, f->ns, req->user->user_id, now_window - w);
+        if ((rc = cascade_redis_append(redis, "GET %s", key)) != 0)
+            return redis_failure(redis, rc, "exposure filter", err, errlen);
+    }
+    rc = read_replies(redis, (size_t)f->windows, bitmaps, "exposure filter", err, errlen);
+    if (rc != 0)
+        goto out;
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        if (reason[i])
+            continue;
+        for (int w = 0; w < f->windows; w++) {
+            const redisReply *b = bitmaps[w];
+            if (!b || b->type != REDIS_REPLY_STRING)
+                continue;
+            if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len,
+                                          req->candidates[i]->item_id)) {
+                reason[i] = DROP_EXPOSED + 1;
+                counts[DROP_EXPOSED]++;
+                break;
+            }
+        }
+    }
+out:
+    for (int w = 0; w < f->windows; w++)
+        if (bitmaps[w])
+            freeReplyObject(bitmaps[w]);
+    return rc;
+}
+
+/* Ask the consumed set about the candidates still standing. */
+static int mark_consumed(const cascade_filter *f, cascade_redis *redis,
+                         const Cascade__V1__FilterRequest *req, cascade_arena *arena,
+                         uint8_t *reason, uint32_t *counts, char *err, size_t errlen)
+{
+    size_t n = 0;
+    uint64_t *ids = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *ids);
+    size_t *pos = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *pos);
+    bool *consumed = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *consumed);
+    if (!ids || !pos || !consumed)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!reason[i]) {
+            ids[n] = req->candidates[i]->item_id;
+            pos[n++] = i;
+        }
+    if (n == 0)
+        return 0;
+    int rc = cascade_store_consumed(redis, f->ns, req->user->user_id, ids, n, consumed);
+    if (rc != 0)
+        return redis_failure(redis, rc, "consumed set", err, errlen);
+    for (size_t j = 0; j < n; j++)
+        if (consumed[j]) {
+            reason[pos[j]] = DROP_CONSUMED + 1;
+            counts[DROP_CONSUMED]++;
+        }
+    return 0;
+}
+
+static int filter_response(const Cascade__V1__FilterRequest *req, cascade_arena *arena,
+                           const uint8_t *reason, const uint32_t *counts,
+                           Cascade__V1__FilterResponse **out)
+{
+    Cascade__V1__FilterResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    if (!resp)
+        return CASCADE_ENOMEM;
+    cascade__v1__filter_response__init(resp);
+    resp->candidates = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *resp->candidates);
+    resp->dropped = cascade_arena_calloc(arena, DROP_REASONS, sizeof *resp->dropped);
+    if (!resp->candidates || !resp->dropped)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!reason[i])
+            resp->candidates[resp->n_candidates++] = req->candidates[i];
+    for (int r = 0; r < DROP_REASONS; r++) {
+        Cascade__V1__DropCount *d = cascade_arena_alloc(arena, sizeof *d);
+        if (!d)
+            return CASCADE_ENOMEM;
+        cascade__v1__drop_count__init(d);
+        d->reason = (char *)drop_reason[r]; /* static; only read when packing */
+        d->count = counts[r];
+        resp->dropped[resp->n_dropped++] = d;
+    }
+    *out = resp;
+    return 0;
+}
+
+int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
+                       const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,
+                       char *err, size_t errlen)
+{
+    uint32_t counts[DROP_REASONS] = {0};
+    int rc = filter_validate(f, req, err, errlen);
+    if (rc != 0)
+        return rc;
+    cascade_redis *redis = cascade_redis_pool_get(f->redis);
+    /* reason[i] = 0 keeps candidate i, otherwise 1 + the drop reason. */
+    uint8_t *reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
+    if (!redis || !reason || mark_duplicates(req, arena, reason, counts) != 0)
+        goto nomem;
+    if (req->n_candidates > 0) {
+        if ((rc = mark_exposed(f, redis, req, arena, reason, counts, err, errlen)) != 0)
+            return rc;
+        if (past(deadline_ms))
+            goto late;
+        if ((rc = mark_consumed(f, redis, req, arena, reason, counts, err, errlen)) != 0)
+            return rc;
+        if (past(deadline_ms))
+            goto late;
+    }
+    if (filter_response(req, arena, reason, counts, out) != 0)
+        goto nomem;
+    return 0;
+late:
+    snprintf(err, errlen, "filter: deadline exceeded");
+    return CASCADE_ETIMEDOUT;
+nomem:
+    snprintf(err, errlen, "filter: out of request memory");
+    return CASCADE_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ RecordExposure */
+
+static int record_validate(const Cascade__V1__RecordExposureRequest *req, char *err, size_t errlen)
+{
+    if (!req->user_id || !req->user_id[0]) {
+        snprintf(err, errlen, "user_id is empty");
+        return CASCADE_EINVAL;
+    }
+    if (strlen(req->user_id) > CASCADE_USER_ID_MAX) {
+        snprintf(err, errlen, "user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (req->n_item_ids > FILTER_MAX_EXPOSURE_ITEMS) {
+        snprintf(err, errlen, "%zu item_ids exceed the limit of %d per call", req->n_item_ids,
+                 FILTER_MAX_EXPOSURE_ITEMS);
+        return CASCADE_ETOOBIG;
+    }
+    if (req->time_s < 0) {
+        snprintf(err, errlen, "time_s %lld is negative", (long long)req->time_s);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+/* Queue SETBIT for every Bloom position of every item, then EXPIRE. Returns
+ * the number of commands queued in *queued. */
+static int record_append(const cascade_filter *f, cascade_redis *redis, const char *key,
+                         const Cascade__V1__RecordExposureRequest *req, size_t *queued)
+{
+    uint64_t pos[FILTER_MAX_HASHES];
+    const struct cascade_bloom_params p = f->bloom;
+    *queued = 0;
+    for (size_t i = 0; i < req->n_item_ids; i++) {
+        cascade_bloom_positions(&p, req->item_ids[i], pos);
+        for (uint32_t h = 0; h < p.hashes; h++) {
+            int rc =
+                cascade_redis_append(redis, "SETBIT %s %llu 1", key, (unsigned long long)pos[h]);
+            if (rc != 0)
+                return rc;
+            (*queued)++;
+        }
+    }
+    long long ttl = (long long)f->windows * (long long)f->window_seconds;
+    int rc = cascade_redis_append(redis, "EXPIRE %s %lld", key, ttl);
+    if (rc == 0)
+        (*queued)++;
+    return rc;
+}
+
+int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
+                          const Cascade__V1__RecordExposureRequest *req,
+                          Cascade__V1__RecordExposureResponse **out, char *err, size_t errlen)
+{
+    char key[CASCADE_KEY_MAX];
+    size_t queued = 0;
+    int rc = record_validate(req, err, errlen);
+    if (rc != 0)
+        return rc;
+    Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    cascade_redis *redis = cascade_redis_pool_get(f->redis);
+    if (!resp || !redis) {
+        snprintf(err, errlen, "record exposure: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    cascade__v1__record_exposure_response__init(resp);
+    if (req->n_item_ids > 0) {
+        if (past(deadline_ms)) {
+            snprintf(err, errlen, "record exposure: deadline exceeded");
+            return CASCADE_ETIMEDOUT;
+        }
+        int64_t window = cascade_filter_window(request_time(req->time_s), f->window_seconds);
+        cascade_key_exposure(key, f->ns, req->user_id, window);
+        rc = record_append(f, redis, key, req, &queued);
+        int rc2 = read_replies(redis, queued, NULL, "record exposure", err, errlen);
+        if (rc != 0)
+            return redis_failure(redis, rc, "record exposure", err, errlen);
+        if (rc2 != 0)
+            return rc2;
+    }
+    resp->recorded = (uint32_t)req->n_item_ids;
+    *out = resp;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ rpc */
+
+int cascade_filter_handle_filter(void *service, cascade_rpc_ctx *ctx,
+                                 const ProtobufCMessage *request, ProtobufCMessage **response)
+{
+    char err[512] = "";
+    Cascade__V1__FilterResponse *resp = NULL;
+    int rc =
+        cascade_filter_run(service, cascade_rpc_ctx_arena(ctx), cascade_rpc_ctx_deadline_ms(ctx),
+                           (const Cascade__V1__FilterRequest *)request, &resp, err, sizeof err);
+    if (rc != 0)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &resp->base;
+    return 0;
+}
+
+int cascade_filter_handle_record(void *service, cascade_rpc_ctx *ctx,
+                                 const ProtobufCMessage *request, ProtobufCMessage **response)
+{
+    char err[512] = "";
+    Cascade__V1__RecordExposureResponse *resp = NULL;
+    int rc = cascade_filter_record(
+        service, cascade_rpc_ctx_arena(ctx), cascade_rpc_ctx_deadline_ms(ctx),
+        (const Cascade__V1__RecordExposureRequest *)request, &resp, err, sizeof err);
+    if (rc != 0)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &resp->base;
+    return 0;
+}
+
+const struct cascade_rpc_method *cascade_filter_methods(size_t *n)
+{
+    static const struct cascade_rpc_method methods[] = {
+        {"/cascade.v1.Filter/Filter", &cascade__v1__filter_request__descriptor,
+         &cascade__v1__filter_response__descriptor, cascade_filter_handle_filter},
+        {"/cascade.v1.Filter/RecordExposure", &cascade__v1__record_exposure_request__descriptor,
+         &cascade__v1__record_exposure_response__descriptor, cascade_filter_handle_record},
+    };
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}

@@ -1,0 +1,289 @@
+/* Pre-rank stage: fetch item statistics (MGET in chunks), compute the light
+ * score, sort, keep the top N. */
+#include "prerank.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "experiments.h"
+#include "store.h"
+
+/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
+#define CASCADE_USER_ID_MAX 64
+
+/* Item records per MGET. */
+#define PRERANK_CHUNK 512
+
+struct cascade_prerank {
+    cascade_redis_pool *redis; /* borrowed */
+    char ns[64];
+    uint32_t keep; /* default keep */
+    size_t max_candidates;
+    struct cascade_prerank_weights weights;
+};
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, char *err,
+                               size_t errlen)
+{
+    struct cascade_prerank_weights *w = &p->weights;
+    int64_t v;
+    int rc;
+    if ((rc =
+             cascade_config_int(cfg, "prerank.max_candidates", 20000, 1, 1000000, &v, err, errlen)))
+        return rc;
+    p->max_candidates = (size_t)v;
+    if ((rc = cascade_config_int(cfg, "prerank.keep", 300, 1, (int64_t)p->max_candidates, &v, err,
+                                 errlen)))
+        return rc;
+    p->keep = (uint32_t)v;
+    if ((rc = cascade_config_double(cfg, "prerank.weights.clicks", 0.2, -1e6, 1e6, &w->clicks, err,
+                                    errlen)) ||
+        (rc = cascade_config_double(cfg, "prerank.weights.ctr", 4.0, -1e6, 1e6, &w->ctr, err,
+                                    errlen)) ||
+        (rc = cascade_config_double(cfg, "prerank.weights.recall", 1.0, -1e6, 1e6, &w->recall, err,
+                                    errlen)) ||
+        (rc = cascade_config_double(cfg, "prerank.ctr_prior.clicks", 1.0, 0, 1e9, &w->prior_clicks,
+                                    err, errlen)) ||
+        (rc = cascade_config_double(cfg, "prerank.ctr_prior.impressions", 20.0, 1e-6, 1e9,
+                                    &w->prior_impressions, err, errlen)))
+        return rc;
+    return 0;
+}
+
+cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                        const char *ns, char *err, size_t errlen)
+{
+    cascade_config *empty = NULL;
+    cascade_prerank *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "prerank: out of memory");
+        goto fail;
+    }
+    if (!ns || !ns[0] || strlen(ns) >= sizeof p->ns) {
+        snprintf(err, errlen, "prerank: namespace must be 1..%zu characters", sizeof p->ns - 1);
+        goto fail;
+    }
+    snprintf(p->ns, sizeof p->ns, "%s", ns);
+    p->redis = redis;
+    if (!cfg && !(cfg = empty = cascade_config_empty())) {
+        snprintf(err, errlen, "prerank: out of memory");
+        goto fail;
+    }
+    if (prerank_read_config(p, cfg, err, errlen) != 0)
+        goto fail;
+    cascade_config_destroy(empty);
+    return p;
+fail:
+    cascade_config_destroy(empty);
+    free(p);
+    return NULL;
+}
+
+void cascade_prerank_destroy(cascade_prerank *p)
+{
+    free(p);
+}
+
+/* ------------------------------------------------------------------ scoring */
+
+float cascade_prerank_score(const struct cascade_prerank_weights *w,
+                            const cascade_v1_ItemStats *stats, float recall_score)
+{
+    double clicks = stats ? stats->clicks : 0, impressions = stats ? stats->impressions : 0;
+    double ctr = (clicks + w->prior_clicks) / (impressions + w->prior_impressions);
+    double s = w->clicks * log1p(clicks) + w->ctr * ctr + w->recall * (double)recall_score;
+    return isfinite(s) ? (float)s : 0.0f;
+}
+
+struct sort_key {
+    float score;
+    uint64_t id;
+    size_t pos;
+    Cascade__V1__Candidate *cand;
+};
+
+static int sort_key_cmp(const void *pa, const void *pb)
+{
+    const struct sort_key *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+int cascade_prerank_sort(Cascade__V1__Candidate **cands, size_t n, cascade_arena *arena)
+{
+    struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
+    if (!k)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        k[i] = (struct sort_key){cands[i]->prerank_score, cands[i]->item_id, i, cands[i]};
+    qsort(k, n, sizeof *k, sort_key_cmp);
+    for (size_t i = 0; i < n; i++)
+        cands[i] = k[i].cand;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ request */
+
+/* Resolve how many to keep: request, then experiment param, then config. */
+static int prerank_keep(const cascade_prerank *p, const Cascade__V1__PreRankRequest *req,
+                        size_t *keep, char *err, size_t errlen)
+{
+    if (req->keep != 0) {
+        if (req->keep > p->max_candidates) {
+            snprintf(err, errlen, "keep %u out of range 1..%zu (0 = default %u)", req->keep,
+                     p->max_candidates, p->keep);
+            return CASCADE_EINVAL;
+        }
+        *keep = req->keep;
+        return 0;
+    }
+    double v = cascade_exp_param_double(req->experiments, "prerank.keep", p->keep);
+    if (!(v >= 1 && v <= (double)p->max_candidates)) {
+        snprintf(err, errlen, "experiment param prerank.keep=%g out of range 1..%zu", v,
+                 p->max_candidates);
+        return CASCADE_EINVAL;
+    }
+    *keep = (size_t)v;
+    return 0;
+}
+
+static int prerank_validate(const cascade_prerank *p, const Cascade__V1__PreRankRequest *req,
+                            char *err, size_t errlen)
+{
+    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
+        snprintf(err, errlen, "user.user_id is empty");
+        return CASCADE_EINVAL;
+    }
+    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
+        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (req->n_candidates > p->max_candidates) {
+        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
+                 p->max_candidates);
+        return CASCADE_ETOOBIG;
+    }
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!req->candidates[i]) {
+            snprintf(err, errlen, "candidates[%zu] is missing", i);
+            return CASCADE_EINVAL;
+        }
+    return 0;
+}
+
+/* Per-request weights: the config's, with any experiment overrides. */
+static struct cascade_prerank_weights prerank_weights(const cascade_prerank *p,
+                                                      const Cascade__V1__ExperimentContext *exp)
+{
+    struct cascade_prerank_weights w = p->weights;
+    w.clicks = cascade_exp_param_double(exp, "prerank.weights.clicks", w.clicks);
+    w.ctr = cascade_exp_param_double(exp, "prerank.weights.ctr", w.ctr);
+    w.recall = cascade_exp_param_double(exp, "prerank.weights.recall", w.recall);
+    return w;
+}
+
+/* Fetch records chunk by chunk and score every candidate. */
+static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                             int64_t deadline_ms, const Cascade__V1__PreRankRequest *req,
+                             const struct cascade_prerank_weights *w, char *err, size_t errlen)
+{
+    uint64_t ids[PRERANK_CHUNK];
+    bool found[PRERANK_CHUNK];
+    cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
+    if (!recs) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    for (size_t off = 0; off < req->n_candidates; off += PRERANK_CHUNK) {
+        if (cascade_now_ms() >= deadline_ms) {
+            snprintf(err, errlen, "prerank: deadline exceeded after %zu of %zu candidates", off,
+                     req->n_candidates);
+            return CASCADE_ETIMEDOUT;
+        }
+        size_t n =
+            req->n_candidates - off < PRERANK_CHUNK ? req->n_candidates - off : PRERANK_CHUNK;
+        for (size_t i = 0; i < n; i++)
+            ids[i] = req->candidates[off + i]->item_id;
+        int rc = cascade_store_get_items(redis, p->ns, ids, n, recs, found);
+        if (rc != 0) {
+            snprintf(err, errlen, "prerank: item records: %s",
+                     cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
+                                                   : cascade_strerror(rc));
+            return rc == CASCADE_ENOMEM ? rc : CASCADE_EUNAVAILABLE;
+        }
+        for (size_t i = 0; i < n; i++) {
+            Cascade__V1__Candidate *c = req->candidates[off + i];
+            const cascade_v1_ItemStats *st = found[i] && recs[i].has_stats ? &recs[i].stats : NULL;
+            c->prerank_score = cascade_prerank_score(w, st, c->recall_score);
+        }
+    }
+    return 0;
+}
+
+int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadline_ms,
+                        const Cascade__V1__PreRankRequest *req, Cascade__V1__PreRankResponse **out,
+                        char *err, size_t errlen)
+{
+    size_t keep = 0;
+    int rc = prerank_validate(p, req, err, errlen);
+    if (rc == 0)
+        rc = prerank_keep(p, req, &keep, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct cascade_prerank_weights w = prerank_weights(p, req->experiments);
+    cascade_redis *redis = cascade_redis_pool_get(p->redis);
+    Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    Cascade__V1__Candidate **cands =
+        cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *cands);
+    if (!redis || !resp || !cands)
+        goto nomem;
+    if ((rc = prerank_score_all(p, redis, arena, deadline_ms, req, &w, err, errlen)) != 0)
+        return rc;
+    memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
+    if (cascade_prerank_sort(cands, req->n_candidates, arena) != 0)
+        goto nomem;
+    cascade__v1__pre_rank_response__init(resp);
+    resp->candidates = cands;
+    resp->n_candidates = req->n_candidates < keep ? req->n_candidates : keep;
+    resp->model_version = "prerank-heuristic-v1";
+    *out = resp;
+    return 0;
+nomem:
+    snprintf(err, errlen, "prerank: out of request memory");
+    return CASCADE_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ rpc */
+
+int cascade_prerank_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                           ProtobufCMessage **response)
+{
+    char err[512] = "";
+    Cascade__V1__PreRankResponse *resp = NULL;
+    int rc =
+        cascade_prerank_run(service, cascade_rpc_ctx_arena(ctx), cascade_rpc_ctx_deadline_ms(ctx),
+                            (const Cascade__V1__PreRankRequest *)request, &resp, err, sizeof err);
+    if (rc != 0)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &resp->base;
+    return 0;
+}
+
+const struct cascade_rpc_method *cascade_prerank_methods(size_t *n)
+{
+    static const struct cascade_rpc_method methods[] = {
+        {"/cascade.v1.PreRank/Score", &cascade__v1__pre_rank_request__descriptor,
+         &cascade__v1__pre_rank_response__descriptor, cascade_prerank_handle},
+    };
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}

@@ -1,0 +1,404 @@
+/* Rank stage: request validation, record fetch, prediction (LR model or CTR
+ * heuristic), fusion, attributes, sort. Model loading lives in model.c,
+ * fusion formulas in fusion.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "experiments.h"
+#include "features.h"
+#include "rank_internal.h"
+#include "store.h"
+
+/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
+#define CASCADE_USER_ID_MAX 64
+
+/* Item records per MGET. */
+#define RANK_CHUNK 512
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static int rank_read_fusion(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
+{
+    struct cascade_rank_fusion_params *p = &r->fusion_params;
+    const char *formula;
+    int rc;
+    if ((rc = cascade_config_string(cfg, "rank.fusion.formula", "weighted_sum", &formula, err,
+                                    errlen)))
+        return rc;
+    if (!(r->fusion = cascade_rank_fusion_find(formula))) {
+        snprintf(err, errlen, "%s: rank.fusion.formula: unknown formula \"%.64s\" (known: %s)",
+                 cascade_config_source(cfg), formula, cascade_rank_fusion_list());
+        return CASCADE_EINVAL;
+    }
+    if ((rc = cascade_config_double(cfg, "rank.fusion.weights.click", 1.0, -1e6, 1e6, &p->w_click,
+                                    err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.weights.like", 0, -1e6, 1e6, &p->w_like, err,
+                                    errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.weights.collect", 0, -1e6, 1e6, &p->w_collect,
+                                    err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.weights.share", 0, -1e6, 1e6, &p->w_share,
+                                    err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.weights.watch_time", 0, -1e6, 1e6,
+                                    &p->w_watch_time, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.weights.complete", 0, -1e6, 1e6,
+                                    &p->w_complete, err, errlen)))
+        return rc;
+    return 0;
+}
+
+static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
+{
+    int64_t v;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "rank.max_candidates", 5000, 1, 1000000, &v, err, errlen)))
+        return rc;
+    r->max_candidates = (size_t)v;
+    if ((rc = cascade_config_int(cfg, "rank.reload_interval_ms", 1000, 0, 3600000,
+                                 &r->reload_interval_ms, err, errlen)))
+        return rc;
+    if ((rc = cascade_config_double(cfg, "rank.heuristic.prior_clicks", 1.0, 0, 1e9,
+                                    &r->prior_clicks, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.heuristic.prior_impressions", 20.0, 1e-6, 1e9,
+                                    &r->prior_impressions, err, errlen)))
+        return rc;
+    return rank_read_fusion(r, cfg, err, errlen);
+}
+
+static cascade_rank *rank_alloc(void)
+{
+    cascade_rank *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->model_lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    if (pthread_mutex_init(&r->reload_lock, NULL) != 0) {
+        pthread_mutex_destroy(&r->model_lock);
+        free(r);
+        return NULL;
+    }
+    atomic_init(&r->next_check_ms, 0);
+    atomic_init(&r->warned_no_model, false);
+    return r;
+}
+
+cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                  const char *ns, const char *model_dir, char *err, size_t errlen)
+{
+    cascade_config *empty = NULL;
+    char lerr[512];
+    cascade_rank *r = rank_alloc();
+    if (!r) {
+        snprintf(err, errlen, "rank: out of memory");
+        goto fail;
+    }
+    if (!ns || !ns[0] || strlen(ns) >= sizeof r->ns) {
+        snprintf(err, errlen, "rank: namespace must be 1..%zu characters", sizeof r->ns - 1);
+        goto fail;
+    }
+    if (!model_dir || !model_dir[0] || strlen(model_dir) >= sizeof r->model_dir) {
+        snprintf(err, errlen, "rank: model directory must be 1..%zu characters",
+                 sizeof r->model_dir - 1);
+        goto fail;
+    }
+    snprintf(r->ns, sizeof r->ns, "%s", ns);
+    snprintf(r->model_dir, sizeof r->model_dir, "%s", model_dir);
+    snprintf(r->heuristic_version, sizeof r->heuristic_version, "heuristic: no model in %s",
+             model_dir);
+    r->redis = redis;
+    if (!cfg && !(cfg = empty = cascade_config_empty())) {
+        snprintf(err, errlen, "rank: out of memory");
+        goto fail;
+    }
+    if (rank_read_config(r, cfg, err, errlen) != 0)
+        goto fail;
+    (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
+    cascade_config_destroy(empty);
+    return r;
+fail:
+    cascade_config_destroy(empty);
+    cascade_rank_destroy(r);
+    return NULL;
+}
+
+void cascade_rank_destroy(cascade_rank *r)
+{
+    if (!r)
+        return;
+    cascade_rank__model_release(r->model);
+    pthread_mutex_destroy(&r->reload_lock);
+    pthread_mutex_destroy(&r->model_lock);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ request */
+
+static int rank_validate(const cascade_rank *r, const Cascade__V1__RankRequest *req, char *err,
+                         size_t errlen)
+{
+    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
+        snprintf(err, errlen, "user.user_id is empty");
+        return CASCADE_EINVAL;
+    }
+    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
+        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (req->user->request_time_s < 0) {
+        snprintf(err, errlen, "user.request_time_s %lld is negative",
+                 (long long)req->user->request_time_s);
+        return CASCADE_EINVAL;
+    }
+    if (req->n_candidates > r->max_candidates) {
+        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
+                 r->max_candidates);
+        return CASCADE_ETOOBIG;
+    }
+    if (req->keep > r->max_candidates) {
+        snprintf(err, errlen, "keep %u out of range 0..%zu (0 = all)", req->keep,
+                 r->max_candidates);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!req->candidates[i]) {
+            snprintf(err, errlen, "candidates[%zu] is missing", i);
+            return CASCADE_EINVAL;
+        }
+    return 0;
+}
+
+static int store_failure(cascade_redis *redis, int rc, const char *what, char *err, size_t errlen)
+{
+    if (rc == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "rank: %s: out of memory", what);
+        return rc;
+    }
+    snprintf(err, errlen, "rank: %s: %s", what,
+             cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+    return CASCADE_EUNAVAILABLE;
+}
+
+/* The user's record (zeroed with the id filled in when the user is unknown)
+ * and the candidates' item records (found[i] false when absent). */
+static int rank_fetch(const cascade_rank *r, cascade_redis *redis, int64_t deadline_ms,
+                      const Cascade__V1__RankRequest *req, cascade_v1_UserRecord *user,
+                      cascade_v1_ItemRecord *items, bool *found, uint64_t *ids, char *err,
+                      size_t errlen)
+{
+    bool user_found = false;
+    int rc = cascade_store_get_user(redis, r->ns, req->user->user_id, user, &user_found);
+    if (rc != 0)
+        return store_failure(redis, rc, "user record", err, errlen);
+    if (!user_found)
+        snprintf(user->user_id, sizeof user->user_id, "%s", req->user->user_id);
+    for (size_t i = 0; i < req->n_candidates; i++)
+        ids[i] = req->candidates[i]->item_id;
+    for (size_t off = 0; off < req->n_candidates; off += RANK_CHUNK) {
+        if (cascade_now_ms() >= deadline_ms) {
+            snprintf(err, errlen, "rank: deadline exceeded while reading item records");
+            return CASCADE_ETIMEDOUT;
+        }
+        size_t n = req->n_candidates - off < RANK_CHUNK ? req->n_candidates - off : RANK_CHUNK;
+        if ((rc = cascade_store_get_items(redis, r->ns, ids + off, n, items + off, found + off)))
+            return store_failure(redis, rc, "item records", err, errlen);
+    }
+    return 0;
+}
+
+/* p_click for every candidate: the model when one is loaded, else the
+ * smoothed CTR. Copies the version used into the arena. */
+static int rank_predict(cascade_rank *r, cascade_arena *arena, size_t n, int64_t now_s,
+                        const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *items,
+                        float *p_click, char **version)
+{
+    struct cascade_rank__model *m = cascade_rank__model_acquire(r);
+    int rc = 0;
+    *version = cascade_arena_strdup(arena, m ? m->version : r->heuristic_version);
+    if (!*version) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    if (m) {
+        float *X = cascade_arena_calloc(arena, n * CASCADE_RANK_FEATURES + 1, sizeof *X);
+        if (!X) {
+            rc = CASCADE_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            cascade_features_rank(user, &items[i], now_s, X + i * CASCADE_RANK_FEATURES);
+        if (n > 0)
+            cascade_lr_predict(m->lr, X, n, p_click);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            double clicks = items[i].stats.clicks, imps = items[i].stats.impressions;
+            p_click[i] = (float)((clicks + r->prior_clicks) / (imps + r->prior_impressions));
+            if (p_click[i] > 1)
+                p_click[i] = 1;
+        }
+    }
+out:
+    cascade_rank__model_release(m);
+    return rc;
+}
+
+static struct cascade_rank_fusion_params fusion_params(const cascade_rank *r,
+                                                       const Cascade__V1__ExperimentContext *exp)
+{
+    struct cascade_rank_fusion_params p = r->fusion_params;
+    p.w_click = cascade_exp_param_double(exp, "rank.fusion.weights.click", p.w_click);
+    p.w_like = cascade_exp_param_double(exp, "rank.fusion.weights.like", p.w_like);
+    p.w_collect = cascade_exp_param_double(exp, "rank.fusion.weights.collect", p.w_collect);
+    p.w_share = cascade_exp_param_double(exp, "rank.fusion.weights.share", p.w_share);
+    p.w_watch_time =
+        cascade_exp_param_double(exp, "rank.fusion.weights.watch_time", p.w_watch_time);
+    p.w_complete = cascade_exp_param_double(exp, "rank.fusion.weights.complete", p.w_complete);
+    return p;
+}
+
+/* Set tasks and attrs on every candidate; an embedding the caller sent along
+ * in attrs is kept. */
+static int rank_annotate(cascade_arena *arena, const Cascade__V1__RankRequest *req,
+                         const cascade_v1_ItemRecord *items, const bool *found,
+                         const float *p_click)
+{
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        Cascade__V1__Candidate *c = req->candidates[i];
+        Cascade__V1__TaskScores *t = cascade_arena_alloc(arena, sizeof *t);
+        Cascade__V1__ItemAttributes *a = cascade_arena_alloc(arena, sizeof *a);
+        if (!t || !a)
+            return CASCADE_ENOMEM;
+        cascade__v1__task_scores__init(t);
+        t->p_click = isfinite(p_click[i]) ? p_click[i] : 0;
+        cascade__v1__item_attributes__init(a);
+        if (c->attrs) {
+            a->n_embedding = c->attrs->n_embedding;
+            a->embedding = c->attrs->embedding;
+        }
+        if (found[i]) {
+            a->author_id = items[i].author_id;
+            a->category = items[i].category;
+            a->created_at_s = items[i].created_at_s;
+            a->media_type = items[i].media_type;
+            a->duration_s = items[i].duration_s;
+        }
+        c->tasks = t;
+        c->attrs = a;
+    }
+    return 0;
+}
+
+struct sort_key {
+    float score;
+    uint64_t id;
+    size_t pos;
+    Cascade__V1__Candidate *cand;
+};
+
+static int sort_key_cmp(const void *pa, const void *pb)
+{
+    const struct sort_key *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* Fuse, then write the sorted candidates to out[0..n). */
+static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
+                          const Cascade__V1__RankRequest *req, Cascade__V1__Candidate **out)
+{
+    size_t n = req->n_candidates;
+    struct cascade_rank_fusion_params p = fusion_params(r, req->experiments);
+    const Cascade__V1__TaskScores **tasks = cascade_arena_calloc(arena, n + 1, sizeof *tasks);
+    float *fused = cascade_arena_calloc(arena, n + 1, sizeof *fused);
+    struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
+    if (!tasks || !fused || !k)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        tasks[i] = req->candidates[i]->tasks;
+    int rc = r->fusion(&p, (const Cascade__V1__TaskScores *const *)tasks, n, fused, arena);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = req->candidates[i];
+        c->rank_score = isfinite(fused[i]) ? fused[i] : 0;
+        k[i] = (struct sort_key){c->rank_score, c->item_id, i, c};
+    }
+    qsort(k, n, sizeof *k, sort_key_cmp);
+    for (size_t i = 0; i < n; i++)
+        out[i] = k[i].cand;
+    return 0;
+}
+
+int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
+                     const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
+                     char *err, size_t errlen)
+{
+    size_t n = req->n_candidates;
+    int rc = rank_validate(r, req, err, errlen);
+    if (rc != 0)
+        return rc;
+    cascade_rank__maybe_reload(r);
+    int64_t now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
+    cascade_redis *redis = cascade_redis_pool_get(r->redis);
+    cascade_v1_UserRecord *user = cascade_arena_calloc(arena, 1, sizeof *user);
+    cascade_v1_ItemRecord *items = cascade_arena_calloc(arena, n + 1, sizeof *items);
+    bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
+    uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
+    float *p_click = cascade_arena_calloc(arena, n + 1, sizeof *p_click);
+    Cascade__V1__RankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    Cascade__V1__Candidate **sorted = cascade_arena_calloc(arena, n + 1, sizeof *sorted);
+    char *version = NULL;
+    if (!redis || !user || !items || !found || !ids || !p_click || !resp || !sorted)
+        goto nomem;
+    if ((rc = rank_fetch(r, redis, deadline_ms, req, user, items, found, ids, err, errlen)))
+        return rc;
+    if (cascade_now_ms() >= deadline_ms) {
+        snprintf(err, errlen, "rank: deadline exceeded before scoring");
+        return CASCADE_ETIMEDOUT;
+    }
+    if (rank_predict(r, arena, n, now_s, user, items, p_click, &version) != 0 ||
+        rank_annotate(arena, req, items, found, p_click) != 0 ||
+        rank_fuse_sort(r, arena, req, sorted) != 0)
+        goto nomem;
+    cascade__v1__rank_response__init(resp);
+    resp->candidates = sorted;
+    resp->n_candidates = req->keep != 0 && req->keep < n ? req->keep : n;
+    resp->model_version = version;
+    *out = resp;
+    return 0;
+nomem:
+    snprintf(err, errlen, "rank: out of request memory");
+    return CASCADE_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ rpc */
+
+int cascade_rank_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                        ProtobufCMessage **response)
+{
+    char err[512] = "";
+    Cascade__V1__RankResponse *resp = NULL;
+    int rc = cascade_rank_run(service, cascade_rpc_ctx_arena(ctx), cascade_rpc_ctx_deadline_ms(ctx),
+                              (const Cascade__V1__RankRequest *)request, &resp, err, sizeof err);
+    if (rc != 0)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &resp->base;
+    return 0;
+}
+
+const struct cascade_rpc_method *cascade_rank_methods(size_t *n)
+{
+    static const struct cascade_rpc_method methods[] = {
+        {"/cascade.v1.Rank/Score", &cascade__v1__rank_request__descriptor,
+         &cascade__v1__rank_response__descriptor, cascade_rank_handle},
+    };
+    *n = sizeof methods / sizeof methods[0];
+    return methods;
+}

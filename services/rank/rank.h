@@ -1,0 +1,88 @@
+/* Rank stage (精排): per-task predictions for a few hundred candidates and a
+ * fused rank_score. p_click comes from the logistic-regression model named
+ * by <model_dir>/rank-lr.latest (reloaded atomically when that file changes,
+ * checked at most once per reload interval), or from a smoothed-CTR
+ * heuristic while no model exists. Fusion formulas are a table selected by
+ * config rank.fusion.formula. The handler wraps cascade_rank_run. */
+#ifndef CASCADE_RANK_H
+#define CASCADE_RANK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/rank.pb-c.h"
+#include "config.h"
+#include "redis.h"
+#include "rpc.h"
+
+typedef struct cascade_rank cascade_rank;
+
+/* Name of the pointer file in the model directory; it holds the file name
+ * (no directory) of the current model, e.g. "rank-lr-1764355582.safetensors". */
+#define CASCADE_RANK_LATEST_FILE "rank-lr.latest"
+
+/* Create the stage from the "rank" config section (cfg may be NULL), loading
+ * the current model from model_dir if there is one (a missing or unloadable
+ * model is logged and the heuristic used; it is not an error). Borrows
+ * `redis`; copies ns and model_dir. NULL with a message in err on bad config.
+ * Thread-safe once created; models are swapped under running requests. */
+cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                  const char *ns, const char *model_dir, char *err, size_t errlen);
+
+/* NULL is a no-op. Call after all requests finished. */
+void cascade_rank_destroy(cascade_rank *r);
+
+/* Check <model_dir>/rank-lr.latest now (ignoring the reload interval) and
+ * load and swap in the model it names when the file changed or `force` is
+ * set. Returns 0 (loaded, or nothing to do) or a negative code with err when
+ * the named model cannot be loaded (the previous model stays in service). */
+int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
+
+/* The version requests are scored with right now: the model's file name or
+ * "heuristic: no model in <dir>". Copied into buf (returned). */
+const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len);
+
+/* Score req's candidates: fetch the user and item records, predict, fuse,
+ * fill tasks and attrs, sort by rank_score descending (ties: smaller item id)
+ * and keep req->keep (0 = all). The request's Candidate objects are reused.
+ * Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
+int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
+                     const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
+                     char *err, size_t errlen);
+
+/* RPC handler for /cascade.v1.Rank/Score (service = cascade_rank *). */
+int cascade_rank_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                        ProtobufCMessage **response);
+
+/* The method table for cascade_service_run; *n is set to its length. Static. */
+const struct cascade_rpc_method *cascade_rank_methods(size_t *n);
+
+/* ------------------------------------------------------------------ fusion */
+
+/* Parameters of the fusion formulas (config rank.fusion.*; the weights can
+ * be overridden per request by experiment params "rank.fusion.weights.<task>"). */
+struct cascade_rank_fusion_params {
+    double w_click, w_like, w_collect, w_share, w_watch_time, w_complete;
+};
+
+/* A fusion formula: out[i] = fused score of tasks[i] for i in [0,n). Formulas
+ * see the whole list so rank-based ones can be added; scratch from arena.
+ * Returns 0 or CASCADE_ENOMEM. */
+typedef int (*cascade_rank_fusion_fn)(const struct cascade_rank_fusion_params *p,
+                                      const Cascade__V1__TaskScores *const *tasks, size_t n,
+                                      float *out, cascade_arena *arena);
+
+/* The formula registered under name ("weighted_sum"), or NULL. */
+cascade_rank_fusion_fn cascade_rank_fusion_find(const char *name);
+
+/* Registered formula names, comma-separated. Static. */
+const char *cascade_rank_fusion_list(void);
+
+/* weighted_sum: Σ_k w_k · prediction_k (watch time in seconds). */
+int cascade_rank_fusion_weighted_sum(const struct cascade_rank_fusion_params *p,
+                                     const Cascade__V1__TaskScores *const *tasks, size_t n,
+                                     float *out, cascade_arena *arena);
+
+#endif

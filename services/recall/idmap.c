@@ -1,0 +1,93 @@
+/* Open-addressing item-id map for the Recall stage (see idmap.h): linear
+ * probing, arena-backed, grows by rehashing into a table twice the size. */
+#include "idmap.h"
+
+#include <string.h>
+
+#include "error.h"
+#include "hash.h"
+
+#define IDMAP_SEED 0x6361736361646531ULL /* "cascade1" */
+
+static size_t idmap_slot(const cascade_idmap *m, uint64_t key)
+{
+    return (size_t)cascade_hash64(&key, sizeof key, IDMAP_SEED) & (m->cap - 1);
+}
+
+static int idmap_alloc(cascade_idmap *m, size_t cap)
+{
+    struct cascade_idmap_entry *slots = cascade_arena_calloc(m->arena, cap, sizeof *slots);
+    if (!slots)
+        return CASCADE_ENOMEM;
+    m->slots = slots;
+    m->cap = cap;
+    m->count = 0;
+    return 0;
+}
+
+int cascade_idmap_init(cascade_idmap *m, cascade_arena *arena, size_t expected)
+{
+    size_t cap = 16;
+    while (cap < expected + expected / 2 + 1)
+        cap *= 2;
+    memset(m, 0, sizeof *m);
+    m->arena = arena;
+    return idmap_alloc(m, cap);
+}
+
+/* Rehash every used slot into a table of twice the capacity. */
+static int idmap_grow(cascade_idmap *m)
+{
+    struct cascade_idmap_entry *old = m->slots;
+    size_t old_cap = m->cap;
+    int rc = idmap_alloc(m, old_cap * 2);
+    if (rc != 0) {
+        m->slots = old; /* keep the old table usable */
+        m->cap = old_cap;
+        return rc;
+    }
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].used)
+            continue;
+        size_t s = idmap_slot(m, old[i].key);
+        while (m->slots[s].used)
+            s = (s + 1) & (m->cap - 1);
+        m->slots[s] = old[i];
+        m->count++;
+    }
+    return 0;
+}
+
+struct cascade_idmap_entry *cascade_idmap_upsert(cascade_idmap *m, uint64_t key, bool *created)
+{
+    if (created)
+        *created = false;
+    struct cascade_idmap_entry *e = cascade_idmap_find(m, key);
+    if (e)
+        return e;
+    if ((m->count + 1) * 10 > m->cap * 7 && idmap_grow(m) != 0)
+        return NULL;
+    size_t s = idmap_slot(m, key);
+    while (m->slots[s].used)
+        s = (s + 1) & (m->cap - 1);
+    e = &m->slots[s];
+    e->used = true;
+    e->key = key;
+    e->score = 0;
+    e->index = 0;
+    m->count++;
+    if (created)
+        *created = true;
+    return e;
+}
+
+struct cascade_idmap_entry *cascade_idmap_find(const cascade_idmap *m, uint64_t key)
+{
+    size_t s = idmap_slot(m, key);
+    while (m->slots[s].used) {
+        if (m->slots[s].key == key)
+            return &m->slots[s];
+        s = (s + 1) & (m->cap - 1);
+    }
+    return NULL;
+}

@@ -1,0 +1,387 @@
+/* Tests of the Filter stage library against a private redis-server: recorded
+ * exposures never pass (zero false negatives), window rotation, consumed and
+ * duplicate drops with per-reason counts, user isolation, validation, Redis
+ * failures, and both RPC handlers through a real in-process gRPC server. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arena.h"
+#include "clock.h"
+#include "config.h"
+#include "error.h"
+#include "filter.h"
+#include "rpc.h"
+#include "store.h"
+#include "support.h"
+
+#define NS "t"
+#define DAY 86400
+#define T0 ((int64_t)1750000000) /* request time used throughout */
+
+struct fixture {
+    struct test_redis redis;
+    cascade_redis_pool *pool;
+    cascade_redis *conn;
+    cascade_filter *filter;
+    cascade_arena *arena;
+};
+
+static cascade_filter *make_filter(cascade_redis_pool *pool, const char *json)
+{
+    char err[256] = "";
+    cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
+    assert_non_null(cfg);
+    cascade_filter *f = cascade_filter_create(cfg, pool, NS, err, sizeof err);
+    cascade_config_destroy(cfg);
+    if (!f)
+        fail_msg("cascade_filter_create: %s", err);
+    return f;
+}
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof f);
+    *state = &f;
+    if (test_redis_start(&f.redis) != 0)
+        return -1;
+    struct cascade_redis_opts o = {.host = "127.0.0.1",
+                                   .port = f.redis.port,
+                                   .connect_timeout_ms = 1000,
+                                   .command_timeout_ms = 2000};
+    f.pool = cascade_redis_pool_create(&o);
+    f.conn = cascade_redis_pool_get(f.pool);
+    f.filter = make_filter(f.pool, "{}");
+    f.arena = cascade_arena_create(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cascade_arena_destroy(f->arena);
+    cascade_filter_destroy(f->filter);
+    cascade_redis_pool_destroy(f->pool);
+    test_redis_stop(&f->redis);
+    return 0;
+}
+
+static Cascade__V1__FilterRequest *filter_request(cascade_arena *a, const char *uid,
+                                                  const uint64_t *ids, size_t n)
+{
+    Cascade__V1__FilterRequest *req = cascade_arena_alloc(a, sizeof *req);
+    cascade__v1__filter_request__init(req);
+    if (uid) {
+        req->user = cascade_arena_alloc(a, sizeof *req->user);
+        cascade__v1__user_context__init(req->user);
+        req->user->user_id = cascade_arena_strdup(a, uid);
+        req->user->request_time_s = T0;
+    }
+    req->n_candidates = n;
+    req->candidates = cascade_arena_calloc(a, n + 1, sizeof *req->candidates);
+    for (size_t i = 0; i < n; i++) {
+        req->candidates[i] = cascade_arena_alloc(a, sizeof *req->candidates[i]);
+        cascade__v1__candidate__init(req->candidates[i]);
+        req->candidates[i]->item_id = ids[i];
+    }
+    return req;
+}
+
+static Cascade__V1__RecordExposureRequest *
+record_request(cascade_arena *a, const char *uid, const uint64_t *ids, size_t n, int64_t time_s)
+{
+    Cascade__V1__RecordExposureRequest *req = cascade_arena_alloc(a, sizeof *req);
+    cascade__v1__record_exposure_request__init(req);
+    req->user_id = cascade_arena_strdup(a, uid);
+    req->n_item_ids = n;
+    req->item_ids = cascade_arena_calloc(a, n + 1, sizeof *req->item_ids);
+    memcpy(req->item_ids, ids, n * sizeof *ids);
+    req->time_s = time_s;
+    return req;
+}
+
+static void record(struct fixture *f, const char *uid, const uint64_t *ids, size_t n,
+                   int64_t time_s)
+{
+    char err[256] = "";
+    Cascade__V1__RecordExposureResponse *resp = NULL;
+    int rc = cascade_filter_record(f->filter, f->arena, INT64_MAX,
+                                   record_request(f->arena, uid, ids, n, time_s), &resp, err,
+                                   sizeof err);
+    if (rc != 0)
+        fail_msg("record: %s", err);
+    assert_int_equal(resp->recorded, n);
+}
+
+static Cascade__V1__FilterResponse *filter(struct fixture *f, const char *uid, const uint64_t *ids,
+                                           size_t n)
+{
+    char err[256] = "";
+    Cascade__V1__FilterResponse *resp = NULL;
+    int rc = cascade_filter_run(f->filter, f->arena, INT64_MAX,
+                                filter_request(f->arena, uid, ids, n), &resp, err, sizeof err);
+    if (rc != 0)
+        fail_msg("filter: %s", err);
+    return resp;
+}
+
+static uint32_t dropped(const Cascade__V1__FilterResponse *resp, const char *reason)
+{
+    for (size_t i = 0; i < resp->n_dropped; i++)
+        if (strcmp(resp->dropped[i]->reason, reason) == 0)
+            return resp->dropped[i]->count;
+    fail_msg("no drop count for reason \"%s\"", reason);
+    return 0;
+}
+
+static void test_no_false_negatives(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ids[500];
+    for (size_t i = 0; i < 500; i++)
+        ids[i] = 1000003ULL * (i + 1); /* spread-out ids */
+    /* Two calls (the proto caps one call at 1000 items; this also covers appending). */
+    record(f, "alice", ids, 250, T0);
+    record(f, "alice", ids + 250, 250, T0 - 5);
+
+    Cascade__V1__FilterResponse *resp = filter(f, "alice", ids, 500);
+    assert_int_equal(resp->n_candidates, 0);
+    assert_int_equal(dropped(resp, "exposed"), 500);
+    assert_int_equal(dropped(resp, "consumed"), 0);
+    assert_int_equal(dropped(resp, "duplicate"), 0);
+
+    /* Another user is unaffected. */
+    resp = filter(f, "bob", ids, 500);
+    assert_int_equal(resp->n_candidates, 500);
+    assert_int_equal(dropped(resp, "exposed"), 0);
+
+    /* Items never shown mostly pass: 500 entries in a filter sized for 5000 at
+     * 0.1% leave a false-positive rate far below 1%. */
+    uint64_t fresh[1000];
+    for (size_t i = 0; i < 1000; i++)
+        fresh[i] = 7 + 2 * i;
+    resp = filter(f, "alice", fresh, 1000);
+    assert_true(resp->n_candidates >= 990);
+}
+
+static void test_windows_rotate(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t recent = 42, old = 43;
+    record(f, "carol", &recent, 1, T0 - 29 * DAY); /* 30th window back: still checked */
+    record(f, "carol", &old, 1, T0 - 31 * DAY);    /* 32nd window back: fallen out */
+    Cascade__V1__FilterResponse *resp = filter(f, "carol", (const uint64_t[]){recent, old}, 2);
+    assert_int_equal(resp->n_candidates, 1);
+    assert_int_equal(resp->candidates[0]->item_id, old);
+    assert_int_equal(dropped(resp, "exposed"), 1);
+
+    /* The current window's key expires after windows × window_seconds. */
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    record(f, "carol", &recent, 1, T0);
+    cascade_key_exposure(key, NS, "carol", cascade_filter_window(T0, DAY));
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "TTL %s", key), 0);
+    assert_true(rep->integer > 29 * DAY && rep->integer <= 30 * DAY);
+    freeReplyObject(rep);
+}
+
+static void test_reasons_and_order(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    record(f, "dave", (const uint64_t[]){11}, 1, T0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SADD %s 12 99",
+                                           cascade_key_user_consumed(key, NS, "dave")),
+                     0);
+    freeReplyObject(rep);
+    /* 11 exposed, 12 consumed, 13 kept, 13 again a duplicate, 14 kept, 11 again:
+     * a duplicate (repeats are counted as duplicates before anything else). */
+    const uint64_t ids[] = {13, 11, 12, 13, 14, 11};
+    Cascade__V1__FilterResponse *resp = filter(f, "dave", ids, 6);
+    assert_int_equal(resp->n_candidates, 2);
+    assert_int_equal(resp->candidates[0]->item_id, 13);
+    assert_int_equal(resp->candidates[1]->item_id, 14);
+    assert_int_equal(dropped(resp, "exposed"), 1);
+    assert_int_equal(dropped(resp, "consumed"), 1);
+    assert_int_equal(dropped(resp, "duplicate"), 2);
+    assert_int_equal(resp->n_dropped, 3);
+
+    /* An empty candidate list is fine. */
+    resp = filter(f, "dave", NULL, 0);
+    assert_int_equal(resp->n_candidates, 0);
+}
+
+static void test_validation(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    Cascade__V1__FilterResponse *resp = NULL;
+    Cascade__V1__RecordExposureResponse *rresp = NULL;
+    const uint64_t one = 1;
+    assert_int_equal(cascade_filter_run(f->filter, f->arena, INT64_MAX,
+                                        filter_request(f->arena, "", &one, 1), &resp, err,
+                                        sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is empty");
+    assert_int_equal(cascade_filter_run(f->filter, f->arena, INT64_MAX,
+                                        filter_request(f->arena, NULL, &one, 1), &resp, err,
+                                        sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is empty");
+
+    cascade_filter *small = make_filter(f->pool, "{\"filter\": {\"max_candidates\": 3}}");
+    const uint64_t four[] = {1, 2, 3, 4};
+    assert_int_equal(cascade_filter_run(small, f->arena, INT64_MAX,
+                                        filter_request(f->arena, "u", four, 4), &resp, err,
+                                        sizeof err),
+                     CASCADE_ETOOBIG);
+    assert_string_equal(err, "4 candidates exceed the limit of 3");
+    cascade_filter_destroy(small);
+
+    assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
+                                           record_request(f->arena, "", &one, 1, T0), &rresp, err,
+                                           sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "user_id is empty");
+    char long_id[70];
+    memset(long_id, 'y', 69);
+    long_id[69] = '\0';
+    assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
+                                           record_request(f->arena, long_id, &one, 1, T0), &rresp,
+                                           err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "user_id is longer than 64 bytes");
+    uint64_t many[1001] = {0};
+    assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
+                                           record_request(f->arena, "u", many, 1001, T0), &rresp,
+                                           err, sizeof err),
+                     CASCADE_ETOOBIG);
+    assert_string_equal(err, "1001 item_ids exceed the limit of 1000 per call");
+
+    assert_int_equal(cascade_filter_run(f->filter, f->arena, cascade_now_ms() - 1,
+                                        filter_request(f->arena, "u", &one, 1), &resp, err,
+                                        sizeof err),
+                     CASCADE_ETIMEDOUT);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    cascade_config *cfg = cascade_config_parse("{\"filter\": {\"exposure\": {\"fp_rate\": 2}}}",
+                                               "test", err, sizeof err);
+    assert_non_null(cfg);
+    assert_null(cascade_filter_create(cfg, NULL, NS, err, sizeof err));
+    assert_non_null(strstr(err, "filter.exposure.fp_rate"));
+    cascade_config_destroy(cfg);
+}
+
+static void test_window_floor(void **state)
+{
+    (void)state;
+    assert_int_equal(cascade_filter_window(0, DAY), 0);
+    assert_int_equal(cascade_filter_window(DAY - 1, DAY), 0);
+    assert_int_equal(cascade_filter_window(DAY, DAY), 1);
+    assert_int_equal(cascade_filter_window(-1, DAY), -1);
+}
+
+static void test_redis_down_is_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    struct cascade_redis_opts o = {.host = "127.0.0.1",
+                                   .port = test_free_port(),
+                                   .connect_timeout_ms = 500,
+                                   .command_timeout_ms = 500};
+    cascade_redis_pool *dead = cascade_redis_pool_create(&o);
+    cascade_filter *flt = make_filter(dead, "{}");
+    char err[256] = "";
+    Cascade__V1__FilterResponse *resp = NULL;
+    Cascade__V1__RecordExposureResponse *rresp = NULL;
+    const uint64_t one = 1;
+    assert_int_equal(cascade_filter_run(flt, f->arena, INT64_MAX,
+                                        filter_request(f->arena, "u", &one, 1), &resp, err,
+                                        sizeof err),
+                     CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(err, "127.0.0.1"));
+    assert_int_equal(cascade_filter_record(flt, f->arena, INT64_MAX,
+                                           record_request(f->arena, "u", &one, 1, T0), &rresp, err,
+                                           sizeof err),
+                     CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(err, "127.0.0.1"));
+    cascade_filter_destroy(flt);
+    cascade_redis_pool_destroy(dead);
+}
+
+/* RecordExposure then Filter over real gRPC, plus an INVALID_ARGUMENT. */
+static void test_rpc_handlers(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    size_t n = 0;
+    const struct cascade_rpc_method *m = cascade_filter_methods(&n);
+    assert_int_equal(n, 2);
+    struct cascade_rpc_server_opts so = {
+        .listen_addr = "127.0.0.1:0", .threads = 2, .service_name = "cascade.v1.Filter"};
+    cascade_rpc_server *srv = cascade_rpc_server_create(&so, m, n, f->filter, err, sizeof err);
+    assert_non_null(srv);
+    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof err), 0);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", cascade_rpc_server_port(srv));
+    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
+
+    const uint64_t ids[] = {501, 502, 503};
+    struct cascade_rpc_call call = {
+        .channel = ch,
+        .method = "/cascade.v1.Filter/RecordExposure",
+        .request = &record_request(f->arena, "erin", ids, 2, 0)->base, /* 0 = server time */
+        .response_type = &cascade__v1__record_exposure_response__descriptor,
+        .deadline_ms = cascade_now_ms() + 10000};
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+    assert_int_equal(((Cascade__V1__RecordExposureResponse *)call.response)->recorded, 2);
+
+    Cascade__V1__FilterRequest *freq = filter_request(f->arena, "erin", ids, 3);
+    freq->user->request_time_s = 0; /* server time: the window just written */
+    call = (struct cascade_rpc_call){.channel = ch,
+                                     .method = "/cascade.v1.Filter/Filter",
+                                     .request = &freq->base,
+                                     .response_type = &cascade__v1__filter_response__descriptor,
+                                     .deadline_ms = cascade_now_ms() + 10000};
+    assert_int_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+    const Cascade__V1__FilterResponse *resp = (const void *)call.response;
+    assert_int_equal(resp->n_candidates, 1);
+    assert_int_equal(resp->candidates[0]->item_id, 503);
+
+    call.request = &filter_request(f->arena, "", ids, 3)->base;
+    call.deadline_ms = cascade_now_ms() + 10000;
+    assert_int_not_equal(cascade_rpc_call_unary(&call, f->arena), 0);
+    assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(call.status_message, "user.user_id is empty");
+
+    cascade_rpc_channel_destroy(ch);
+    cascade_rpc_server_destroy(srv);
+}
+
+int main(void)
+{
+    cascade_rpc_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_false_negatives),
+        cmocka_unit_test(test_windows_rotate),
+        cmocka_unit_test(test_reasons_and_order),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_window_floor),
+        cmocka_unit_test(test_redis_down_is_unavailable),
+        cmocka_unit_test(test_rpc_handlers),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    cascade_rpc_shutdown();
+    return failed;
+}
