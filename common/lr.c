@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "error.h"
-#include "features.h"
+#include "rank_features.h"
 #include "safetensors.h"
 
 #define ADAM_BETA1 0.9
@@ -301,6 +301,16 @@ out:
     return rc;
 }
 
+void cascade_lr_init_bias(cascade_lr *m, const float *y, size_t n)
+{
+    double pos = 0;
+    for (size_t i = 0; i < n; i++)
+        pos += y[i];
+    double rate = n ? pos / (double)n : 0.5;
+    rate = rate < 1e-4 ? 1e-4 : (rate > 1 - 1e-4 ? 1 - 1e-4 : rate);
+    m->b = (float)log(rate / (1 - rate));
+}
+
 cascade_lr *cascade_lr_train(const float *X, const float *y, size_t n, size_t dim,
                              const struct cascade_lr_train_opts *opts, char *err, size_t errlen)
 {
@@ -309,6 +319,7 @@ cascade_lr *cascade_lr_train(const float *X, const float *y, size_t n, size_t di
         snprintf(err, errlen, dim == 0 ? "lr: dimension must be positive" : "lr: out of memory");
         return NULL;
     }
+    cascade_lr_init_bias(m, y, n);
     if (cascade_lr_fit(m, X, y, n, opts, err, errlen) != 0) {
         cascade_lr_destroy(m);
         return NULL;
@@ -386,7 +397,8 @@ cascade_lr *cascade_lr_load(const char *path, char *err, size_t errlen)
     const struct cascade_tensor *w = cascade_safetensors_find(st, "weight");
     const struct cascade_tensor *b = cascade_safetensors_find(st, "bias");
     if (!w || !b) {
-        snprintf(err, errlen, "%s: not a logistic regression model (needs tensors \"weight\" and \"bias\")",
+        snprintf(err, errlen,
+                 "%s: not a logistic regression model (needs tensors \"weight\" and \"bias\")",
                  path);
         goto out;
     }

@@ -21,7 +21,8 @@ struct cascade_lr_train_opts {
     void *ud;
 };
 
-/* Train on X (n × dim, row-major) and labels y in {0,1}. */
+/* Train on X (n × dim, row-major) and labels y in {0,1}. The bias starts at
+ * the log-odds of the mean label (cascade_lr_init_bias), the weights at 0. */
 cascade_lr *cascade_lr_train(const float *X, const float *y, size_t n, size_t dim,
                              const struct cascade_lr_train_opts *opts, char *err, size_t errlen);
 void cascade_lr_destroy(cascade_lr *m);
@@ -54,6 +55,11 @@ cascade_lr *cascade_lr_create(size_t dim);
  * on m. Returns 0 or CASCADE_EINVAL / CASCADE_ENOMEM with a message in err. */
 int cascade_lr_fit(cascade_lr *m, const float *X, const float *y, size_t n,
                    const struct cascade_lr_train_opts *opts, char *err, size_t errlen);
+
+/* Set the bias to the log-odds of the mean of y[0..n) (clamped away from 0
+ * and 1), so that the first training steps go into the weights rather than
+ * into learning the base rate. */
+void cascade_lr_init_bias(cascade_lr *m, const float *y, size_t n);
 
 /* The training objective on X/y: mean binary cross-entropy plus l2/2·||w||².
  * When grad_w (dim floats) and grad_b are non-NULL they receive its gradient. */

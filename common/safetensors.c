@@ -348,7 +348,7 @@ static int parse_tensor(cascade_safetensors *st, size_t idx, const char *path, c
                 path, name, (long long)b, (long long)e, data_len);
         return CASCADE_EFORMAT;
     }
-    uint64_t bytes;
+    uint64_t bytes = 0;
     if (tensor_bytes(t, &bytes) != 0 || bytes != (uint64_t)(e - b)) {
         set_err(err, errlen,
                 "%s: tensor \"%s\": shape needs %" PRIu64 " bytes but data_offsets span %lld", path,

@@ -28,7 +28,7 @@ static void *run(void *arg)
     cascade_arena *arena = cascade_arena_create(0);
     for (int i = 0; i < w->requests; i++) {
         char user[32];
-        snprintf(user, sizeof(user), "%d", (w->index * w->requests + i) % w->users + 1);
+        snprintf(user, sizeof(user), "u%d", (w->index * w->requests + i) % w->users + 1);
         Cascade__V1__UserContext uc = CASCADE__V1__USER_CONTEXT__INIT;
         uc.user_id = user;
         Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;

@@ -10,7 +10,7 @@
 
 #include "clock.h"
 #include "error.h"
-#include "features.h"
+#include "rank_features.h"
 #include "log.h"
 #include "rank_internal.h"
 

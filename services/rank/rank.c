@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
-#include "features.h"
+#include "rank_features.h"
 #include "rank_internal.h"
 #include "store.h"
 

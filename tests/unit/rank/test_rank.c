@@ -19,7 +19,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
-#include "features.h"
+#include "rank_features.h"
 #include "lr.h"
 #include "rank.h"
 #include "store.h"

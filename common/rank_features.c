@@ -1,7 +1,7 @@
 /* Ranking features shared by training (cascade-build train-rank) and serving
  * (the Rank service). Every feature is a smoothed, log- or logit-scaled value
  * of roughly unit scale, finite for empty records; docs/data.md lists them. */
-#include "features.h"
+#include "rank_features.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -21,10 +21,10 @@
 #define MEDIA_VIDEO 2
 
 static const char *const feature_names[CASCADE_RANK_FEATURES] = {
-    "item_ctr_logit",      "item_log_impressions", "item_like_lift",     "item_collect_lift",
-    "item_share_lift",     "item_completion",      "user_cat_share",     "user_cat_rel_top",
-    "declared_interest",   "item_log_age_days",    "item_is_video",      "item_log_duration",
-    "user_log_activity",   "user_ctr_logit",       "same_city",          "user_no_history",
+    "item_ctr_logit",    "item_log_impressions", "item_like_lift", "item_collect_lift",
+    "item_share_lift",   "item_completion",      "user_cat_share", "user_cat_rel_top",
+    "declared_interest", "item_log_age_days",    "item_is_video",  "item_log_duration",
+    "user_log_activity", "user_ctr_logit",       "same_city",      "user_no_history",
 };
 
 static double smooth(double k, double n, double prior, double weight)
@@ -85,8 +85,8 @@ static void item_features(const cascade_v1_ItemRecord *item, int64_t now_s, floa
     double completion = 0;
     if (video && item->duration_s > 0) {
         double played = s->play_seconds / item->duration_s; /* in "full plays" */
-        completion = clamp(smooth(played, s->plays, PRIOR_COMPLETION, PRIOR_COMPLETION_WEIGHT), 0,
-                           2.0);
+        completion =
+            clamp(smooth(played, s->plays, PRIOR_COMPLETION, PRIOR_COMPLETION_WEIGHT), 0, 2.0);
     }
     out[5] = (float)completion;
     double age_days = 0;

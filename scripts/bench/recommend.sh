@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Recommend latency benchmark on a private stack: starts redis-server and the
+# six services (port base 51050, data in a temp dir), generates and builds a
+# world, warms up, then runs cascade-bench-recommend with 1 and 4 client
+# threads and prints the figures that go in README. Stops everything at the end.
+# Usage: scripts/bench/recommend.sh [--users N] [--items N] [--events N] [--requests N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+BIN="$REPO/build/bin"
+USERS=5000; ITEMS=2000; EVENTS=300000; REQUESTS=500; BASE=51050
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --users) USERS="$2"; shift 2 ;;
+    --items) ITEMS="$2"; shift 2 ;;
+    --events) EVENTS="$2"; shift 2 ;;
+    --requests) REQUESTS="$2"; shift 2 ;;
+    *) echo "recommend.sh: unknown option \"$1\"" >&2; exit 2 ;;
+  esac
+done
+[ -x "$BIN/cascade-bench-recommend" ] || { echo "recommend.sh: build first (cmake --build build)" >&2; exit 1; }
+DIR=$(mktemp -d /tmp/cascade-bench.XXXXXX)
+cleanup() { bash scripts/stack.sh stop --port-base $BASE --data-dir "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+bash scripts/stack.sh start --port-base $BASE --data-dir "$DIR" --bin-dir "$BIN" >/dev/null
+"$BIN/cascade-datagen" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 7 --quiet --out "$DIR/world"
+"$BIN/cascade-build" all --data "$DIR/world" --redis 127.0.0.1:$((BASE + 9)) --model-dir "$DIR/models" >/dev/null
+"$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests 50 --users "$USERS" >/dev/null
+echo "world: $USERS users, $ITEMS items, $EVENTS impressions; $(nproc) cores shared by client, six services and redis"
+"$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests "$REQUESTS" --count 20 --users "$USERS"
+"$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 4 --requests "$REQUESTS" --count 20 --users "$USERS"

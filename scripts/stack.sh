@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Start, stop or inspect a local Cascade stack: a private redis-server and the
+# six services on consecutive loopback ports, with every file (Redis data,
+# logs, pid files) in one data directory, so several stacks can run side by
+# side with different port bases and data directories. See docs/orchestrator.md.
+#
+#   scripts/stack.sh start  [options]   start redis + services, wait until all are SERVING
+#   scripts/stack.sh stop   [options]   SIGTERM everything, wait, report exit codes
+#   scripts/stack.sh status [options]   pid, port and health of each process
+#
+# Options:
+#   --port-base N       orchestrator port; stages on N+1..N+5 (default 50050)
+#   --data-dir DIR      where Redis data, logs and pid files go
+#                       (default ${TMPDIR:-/tmp}/cascade-stack-<port-base>)
+#   --bin-dir DIR       directory with the cascade-* binaries (default <repo>/build/bin)
+#   --config FILE       JSON config passed to every service (default <repo>/config/cascade.json)
+#   --redis-port P      port of the private redis-server (default port-base + 9)
+#   --model-dir DIR     model directory for the services (default <data-dir>/models)
+#   --split-channel C   run recall channel C in its own cascade-recall process on port
+#                       N+6 (N+7, ... for more), so it can be stopped alone (repeatable)
+#   --set PATH=VALUE    config override passed to every service (repeatable)
+#   --timeout S         seconds to wait for readiness or shutdown (default 30)
+#
+# Ports: orchestrator N, recall N+1, filter N+2, prerank N+3, rank N+4,
+# rerank N+5, split recall channels N+6.., redis N+9. Keep bases 10 apart.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PROG="stack.sh"
+
+die() { echo "$PROG: $*" >&2; exit 1; }
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------- options
+
+COMMAND="${1:-}"
+[ -n "$COMMAND" ] || { usage >&2; exit 2; }
+shift
+case "$COMMAND" in
+  start|stop|status) ;;
+  -h|--help|help) usage; exit 0 ;;
+  *) echo "$PROG: unknown command \"$COMMAND\" (expected start, stop or status)" >&2; exit 2 ;;
+esac
+
+PORT_BASE=50050
+DATA_DIR=""
+BIN_DIR="$REPO/build/bin"
+CONFIG="$REPO/config/cascade.json"
+REDIS_PORT=""
+MODEL_DIR=""
+TIMEOUT_S=30
+SPLIT=()
+SETS=()
+
+need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port-base) need_arg "$@"; PORT_BASE="$2"; shift 2 ;;
+    --data-dir) need_arg "$@"; DATA_DIR="$2"; shift 2 ;;
+    --bin-dir) need_arg "$@"; BIN_DIR="$2"; shift 2 ;;
+    --config) need_arg "$@"; CONFIG="$2"; shift 2 ;;
+    --redis-port) need_arg "$@"; REDIS_PORT="$2"; shift 2 ;;
+    --model-dir) need_arg "$@"; MODEL_DIR="$2"; shift 2 ;;
+    --split-channel) need_arg "$@"; SPLIT+=("$2"); shift 2 ;;
+    --set) need_arg "$@"; SETS+=("--set" "$2"); shift 2 ;;
+    --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "$PROG: unknown option \"$1\" (see $PROG --help)" >&2; exit 2 ;;
+  esac
+done
+
+is_port() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
+is_port "$PORT_BASE" && [ "$PORT_BASE" -le 65526 ] || die "--port-base: expected a port in 1..65526, got \"$PORT_BASE\""
+[[ "$TIMEOUT_S" =~ ^[0-9]+$ ]] || die "--timeout: expected seconds, got \"$TIMEOUT_S\""
+DATA_DIR="${DATA_DIR:-${TMPDIR:-/tmp}/cascade-stack-$PORT_BASE}"
+REDIS_PORT="${REDIS_PORT:-$((PORT_BASE + 9))}"
+is_port "$REDIS_PORT" || die "--redis-port: expected a port, got \"$REDIS_PORT\""
+[ ${#SPLIT[@]} -le 3 ] || die "--split-channel: at most 3 channels (ports N+6..N+8)"
+
+# Process table: name, binary, port. The orchestrator comes last so it starts
+# after (and stops before) the stages it calls.
+names=(recall filter prerank rank rerank)
+bins=(recall filter prerank rank rerank)
+ports=($((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3)) $((PORT_BASE + 4)) $((PORT_BASE + 5)))
+for i in "${!SPLIT[@]}"; do
+  [[ "${SPLIT[$i]}" =~ ^[a-z0-9_]+$ ]] || die "--split-channel: bad channel name \"${SPLIT[$i]}\""
+  names+=("recall-${SPLIT[$i]}"); bins+=(recall); ports+=($((PORT_BASE + 6 + i)))
+done
+names+=(orchestrator); bins+=(orchestrator); ports+=("$PORT_BASE")
+
+# ---------------------------------------------------------------- helpers
+
+pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+read_pid() { [ -f "$DATA_DIR/$1.pid" ] && cat "$DATA_DIR/$1.pid" || true; }
+now_s() { date +%s; }
+
+# Run a command detached (own session) with output to <name>.log. The wrapper
+# writes the command's pid to <name>.pid and, when it ends, its exit status to
+# <name>.exit, so `stop` can report how each process ended.
+launch() {
+  local name="$1"; shift
+  rm -f "$DATA_DIR/$name.pid" "$DATA_DIR/$name.exit"
+  setsid bash -c '
+    dir="$1"; name="$2"; shift 2
+    "$@" >>"$dir/$name.log" 2>&1 </dev/null &
+    child=$!
+    echo "$child" >"$dir/$name.pid.tmp" && mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+    trap "" TERM INT
+    wait "$child"; status=$?
+    echo "$status" >"$dir/$name.exit"
+  ' stack-wrapper "$DATA_DIR" "$name" "$@" </dev/null >/dev/null 2>&1 &
+  local deadline=$(( $(now_s) + TIMEOUT_S ))
+  until [ -s "$DATA_DIR/$name.pid" ]; do
+    [ "$(now_s)" -lt "$deadline" ] || die "$name: did not start"
+    sleep 0.05
+  done
+}
+
+tail_log() { echo "--- last lines of $DATA_DIR/$1.log:" >&2; tail -n 15 "$DATA_DIR/$1.log" >&2 || true; }
+
+# Poll until `check` succeeds; fail early when the process died.
+wait_ready() {
+  local name="$1"; shift
+  local deadline=$(( $(now_s) + TIMEOUT_S ))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$(read_pid "$name")"; then
+      echo "$PROG: $name exited during start-up (status $(cat "$DATA_DIR/$name.exit" 2>/dev/null || echo '?'))" >&2
+      tail_log "$name"; return 1
+    fi
+    if [ "$(now_s)" -ge "$deadline" ]; then
+      echo "$PROG: $name not ready after ${TIMEOUT_S}s" >&2; tail_log "$name"; return 1
+    fi
+    sleep 0.1
+  done
+}
+
+health() { "$BIN_DIR/cascade-cli" health --addr "127.0.0.1:$1" --timeout-ms 1000; }
+
+# Stop one process: SIGTERM, wait for its exit file (or its death).
+stop_one() {
+  local name="$1" pid
+  pid="$(read_pid "$name")"
+  [ -n "$pid" ] || return 0
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$(( $(now_s) + TIMEOUT_S ))
+    while pid_alive "$pid"; do
+      if [ "$(now_s)" -ge "$deadline" ]; then
+        echo "$PROG: $name (pid $pid) ignored SIGTERM for ${TIMEOUT_S}s; sending SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      sleep 0.05
+    done
+  fi
+  local deadline=$(( $(now_s) + 5 ))
+  until [ -f "$DATA_DIR/$name.exit" ] || [ "$(now_s)" -ge "$deadline" ]; do sleep 0.05; done
+  local status; status="$(cat "$DATA_DIR/$name.exit" 2>/dev/null || echo '?')"
+  rm -f "$DATA_DIR/$name.pid"
+  if [ "$status" != 0 ]; then
+    echo "$PROG: $name exited with status $status (see $DATA_DIR/$name.log)" >&2
+    return 1
+  fi
+  echo "stopped $name"
+}
+
+# Names recorded by `start` (the split channels may differ from this call's flags).
+recorded_names() {
+  if [ -f "$DATA_DIR/stack.env" ]; then
+    # shellcheck disable=SC1091
+    (. "$DATA_DIR/stack.env"; echo "$STACK_NAMES")
+  fi
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_stop() {
+  local failed=0 list name
+  [ -d "$DATA_DIR" ] || { echo "$PROG: no stack in $DATA_DIR"; return 0; }
+  list="$(recorded_names)"
+  [ -n "$list" ] || list="${names[*]}"
+  # Orchestrator first (it calls the others), Redis last.
+  stop_one orchestrator || failed=1
+  for name in $list; do
+    [ "$name" = orchestrator ] || stop_one "$name" || failed=1
+  done
+  stop_one redis || failed=1
+  return "$failed"
+}
+
+# While starting, any failure stops whatever was started.
+STARTING=0
+on_exit() {
+  if [ "$STARTING" = 1 ]; then
+    echo "$PROG: start failed; stopping what was started" >&2
+    STARTING=0
+    cmd_stop >/dev/null 2>&1 || true
+  fi
+}
+
+cmd_start() {
+  command -v redis-server >/dev/null || die "redis-server not found (run scripts/install-deps.sh)"
+  for b in cli orchestrator recall filter prerank rank rerank; do
+    [ -x "$BIN_DIR/cascade-$b" ] || die "$BIN_DIR/cascade-$b not found (build first: cmake --build build)"
+  done
+  [ -f "$CONFIG" ] || die "config $CONFIG not found"
+  mkdir -p "$DATA_DIR"
+  DATA_DIR="$(cd "$DATA_DIR" && pwd)"
+  MODEL_DIR="${MODEL_DIR:-$DATA_DIR/models}"
+  mkdir -p "$MODEL_DIR"
+  for name in redis "${names[@]}"; do
+    if pid_alive "$(read_pid "$name")"; then
+      die "$name is already running from $DATA_DIR (pid $(read_pid "$name")); run '$PROG stop --data-dir $DATA_DIR' first"
+    fi
+  done
+  cat >"$DATA_DIR/stack.env" <<EOF
+STACK_PORT_BASE=$PORT_BASE
+STACK_REDIS_PORT=$REDIS_PORT
+STACK_BIN_DIR=$BIN_DIR
+STACK_NAMES="${names[*]}"
+STACK_PORTS="${ports[*]}"
+EOF
+
+  STARTING=1
+  trap on_exit EXIT
+  # Redis keeps its files in the data dir and saves them on shutdown, so a
+  # stopped stack restarts with its data.
+  launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA_DIR" \
+    --dbfilename dump.rdb --save 3600 1 --appendonly no --protected-mode yes
+  wait_ready redis redis-cli -p "$REDIS_PORT" ping
+
+  local common=(--config "$CONFIG" --redis "127.0.0.1:$REDIS_PORT" --model-dir "$MODEL_DIR")
+  local orch_sets=(
+    --set "orchestrator.endpoints.recall=127.0.0.1:$((PORT_BASE + 1))"
+    --set "orchestrator.endpoints.filter=127.0.0.1:$((PORT_BASE + 2))"
+    --set "orchestrator.endpoints.prerank=127.0.0.1:$((PORT_BASE + 3))"
+    --set "orchestrator.endpoints.rank=127.0.0.1:$((PORT_BASE + 4))"
+    --set "orchestrator.endpoints.rerank=127.0.0.1:$((PORT_BASE + 5))")
+  for i in "${!SPLIT[@]}"; do
+    orch_sets+=(--set "orchestrator.endpoints.recall_${SPLIT[$i]}=127.0.0.1:$((PORT_BASE + 6 + i))")
+  done
+  for i in "${!names[@]}"; do
+    local extra=()
+    [ "${names[$i]}" = orchestrator ] && extra=("${orch_sets[@]}")
+    launch "${names[$i]}" "$BIN_DIR/cascade-${bins[$i]}" "${common[@]}" \
+      --listen "127.0.0.1:${ports[$i]}" ${SETS[@]+"${SETS[@]}"} ${extra[@]+"${extra[@]}"}
+  done
+  for i in "${!names[@]}"; do
+    wait_ready "${names[$i]}" health "${ports[$i]}"
+  done
+  STARTING=0
+  echo "cascade stack up in $DATA_DIR"
+  echo "  redis        127.0.0.1:$REDIS_PORT"
+  for i in "${!names[@]}"; do printf '  %-12s 127.0.0.1:%s\n' "${names[$i]}" "${ports[$i]}"; done
+  echo "query: $BIN_DIR/cascade-cli recommend --addr 127.0.0.1:$PORT_BASE --user <id> --count 10"
+  echo "stop:  $0 stop --data-dir $DATA_DIR"
+}
+
+cmd_status() {
+  [ -f "$DATA_DIR/stack.env" ] || die "no stack in $DATA_DIR"
+  # shellcheck disable=SC1091
+  . "$DATA_DIR/stack.env"
+  local all_ok=0 pid state
+  read -r -a st_names <<<"$STACK_NAMES"
+  read -r -a st_ports <<<"$STACK_PORTS"
+  pid="$(read_pid redis)"
+  if pid_alive "$pid" && redis-cli -p "$STACK_REDIS_PORT" ping >/dev/null 2>&1; then state=PONG; else state=DOWN; all_ok=1; fi
+  printf '%-14s %-6s %-8s %s\n' name port pid state
+  printf '%-14s %-6s %-8s %s\n' redis "$STACK_REDIS_PORT" "${pid:--}" "$state"
+  for i in "${!st_names[@]}"; do
+    pid="$(read_pid "${st_names[$i]}")"
+    if ! pid_alive "$pid"; then state=DOWN; all_ok=1
+    else state="$("$STACK_BIN_DIR/cascade-cli" health --addr "127.0.0.1:${st_ports[$i]}" --timeout-ms 1000 2>/dev/null || true)"
+         [ "$state" = SERVING ] || { state="${state:-UNREACHABLE}"; all_ok=1; }
+    fi
+    printf '%-14s %-6s %-8s %s\n' "${st_names[$i]}" "${st_ports[$i]}" "${pid:--}" "$state"
+  done
+  return "$all_ok"
+}
+
+case "$COMMAND" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+esac

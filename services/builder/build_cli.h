@@ -1,0 +1,17 @@
+/* The cascade-build command line: subcommands load, itemcf, train-rank, all
+ * and import-movielens, their flags and their reports. Lives in the library
+ * so tests can run a subcommand in-process; build_main.c only calls it. */
+#ifndef CASCADE_BUILDER_BUILD_CLI_H
+#define CASCADE_BUILDER_BUILD_CLI_H
+
+/* Exit codes. */
+#define CASCADE_BUILD_EXIT_OK 0
+#define CASCADE_BUILD_EXIT_FAILURE 1
+#define CASCADE_BUILD_EXIT_USAGE 2
+
+/* Run "cascade-build <subcommand> [flags]" (argv[0] is the program name).
+ * Prints progress to stderr, summaries to stdout, errors to stderr, and
+ * returns an exit code. */
+int cascade_build_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,926 @@
+/* The synthetic world behind cascade-datagen. Everything is drawn from one
+ * seeded generator in a fixed order, so a seed reproduces the files exactly.
+ * The generator knows each impression's true click probability (truth.tsv),
+ * which gives an oracle AUC to compare trained models against. */
+#include "datagen.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "progress.h"
+#include "rng.h"
+
+#define DAY_S 86400
+#define TAGS_PER_CATEGORY 8
+#define CIRCLE_FAVOURITES 5
+#define GEOHASH_PRECISION 7
+#define PICK_TRIES 32
+
+/* Vose alias table: O(1) sampling from a fixed discrete distribution. */
+struct alias {
+    size_t n;
+    double *prob;
+    uint32_t *alias;
+};
+
+struct world {
+    const struct cascade_datagen_opts *o;
+    struct cascade__rng rng;
+    int64_t start, end;
+    uint32_t K; /* categories, ids 1..K */
+    /* cities 1..C */
+    double *city_lat, *city_lon;
+    struct alias city_pick;
+    /* categories */
+    double *cat_pop; /* [K], index c-1 */
+    struct alias cat_pick;
+    /* authors 1..A */
+    uint32_t *author_primary, *author_secondary, *author_city;
+    double *author_quality;
+    struct alias author_pick;
+    /* circles */
+    size_t n_circles;
+    float *circle_theta; /* n_circles × K */
+    uint32_t *circle_city;
+    uint32_t *circle_fav; /* n_circles × CIRCLE_FAVOURITES item indices */
+    /* users */
+    float *theta; /* users × K, rows sum to 1 */
+    double *user_bias;
+    int32_t *user_circle; /* -1: none */
+    struct alias user_pick;
+    /* items */
+    double *quality;
+    struct alias item_pick;  /* global popularity */
+    struct alias *cat_items; /* per category, over cat_members */
+    uint32_t **cat_members;  /* item indices per category */
+    size_t *cat_count;
+    /* (user, item) pairs already shown: a feed does not repeat itself. */
+    uint64_t *shown;
+    size_t shown_cap; /* power of two */
+};
+
+void cascade_datagen_defaults(struct cascade_datagen_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->users = 10000;
+    o->items = 2000;
+    o->events = 300000;
+    o->categories = 20;
+    o->authors = 200;
+    o->cities = 10;
+    o->days = 30;
+    o->seed = 1;
+    o->truth = true;
+}
+
+/* ---- alias tables ---- */
+
+static void alias_free(struct alias *a)
+{
+    free(a->prob);
+    free(a->alias);
+    a->prob = NULL;
+    a->alias = NULL;
+}
+
+static int alias_build(struct alias *a, const double *w, size_t n)
+{
+    double total = 0;
+    size_t *small = malloc((n + 1) * sizeof(size_t)), *large = malloc((n + 1) * sizeof(size_t));
+    size_t ns = 0, nl = 0;
+    a->n = n;
+    a->prob = malloc((n + 1) * sizeof(double));
+    a->alias = malloc((n + 1) * sizeof(uint32_t));
+    if (!small || !large || !a->prob || !a->alias) {
+        free(small);
+        free(large);
+        alias_free(a);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        total += w[i];
+    for (size_t i = 0; i < n; i++) {
+        a->prob[i] = total > 0 ? w[i] * (double)n / total : 1.0;
+        a->alias[i] = (uint32_t)i;
+        if (a->prob[i] < 1.0)
+            small[ns++] = i;
+        else
+            large[nl++] = i;
+    }
+    while (ns && nl) {
+        size_t s = small[--ns], l = large[nl - 1];
+        a->alias[s] = (uint32_t)l;
+        a->prob[l] -= 1.0 - a->prob[s];
+        if (a->prob[l] < 1.0) {
+            nl--;
+            small[ns++] = l;
+        }
+    }
+    while (nl)
+        a->prob[large[--nl]] = 1.0;
+    while (ns)
+        a->prob[small[--ns]] = 1.0;
+    free(small);
+    free(large);
+    return 0;
+}
+
+static size_t alias_sample(const struct alias *a, struct cascade__rng *r)
+{
+    double x = cascade__rng_uniform(r) * (double)a->n;
+    size_t i = (size_t)x;
+    if (i >= a->n)
+        i = a->n - 1;
+    return (x - (double)i) < a->prob[i] ? i : a->alias[i];
+}
+
+/* ---- geohash ---- */
+
+void cascade_geohash_encode(double lat, double lon, int precision, char *out)
+{
+    static const char base32[] = "0123456789bcdefghjkmnpqrstuvwxyz";
+    double lat_lo = -90, lat_hi = 90, lon_lo = -180, lon_hi = 180;
+    int bit = 0, ch = 0, len = 0;
+    bool even = true;
+    if (precision > 12)
+        precision = 12;
+    while (len < precision) {
+        if (even) {
+            double mid = (lon_lo + lon_hi) / 2;
+            if (lon >= mid) {
+                ch = (ch << 1) | 1;
+                lon_lo = mid;
+            } else {
+                ch <<= 1;
+                lon_hi = mid;
+            }
+        } else {
+            double mid = (lat_lo + lat_hi) / 2;
+            if (lat >= mid) {
+                ch = (ch << 1) | 1;
+                lat_lo = mid;
+            } else {
+                ch <<= 1;
+                lat_hi = mid;
+            }
+        }
+        even = !even;
+        if (++bit == 5) {
+            out[len++] = base32[ch];
+            bit = 0;
+            ch = 0;
+        }
+    }
+    out[len] = '\0';
+}
+
+/* ---- helpers ---- */
+
+static double sigmoid(double z)
+{
+    return 1.0 / (1.0 + exp(-z));
+}
+
+/* Zipf weights 1/(rank+1)^s for ranks 0..n-1. */
+static void zipf(double *w, size_t n, double s)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] = pow((double)i + 1.0, -s);
+}
+
+/* A Dirichlet(alpha) draw over K categories into theta (float). */
+static void dirichlet(struct cascade__rng *r, double alpha, uint32_t K, float *theta)
+{
+    double sum = 0, g[1024];
+    double *buf = K <= 1024 ? g : malloc(K * sizeof(double));
+    if (!buf) {
+        for (uint32_t k = 0; k < K; k++)
+            theta[k] = 1.0f / (float)K;
+        return;
+    }
+    for (uint32_t k = 0; k < K; k++)
+        sum += buf[k] = cascade__rng_gamma(r, alpha);
+    if (!(sum > 0)) {
+        memset(buf, 0, K * sizeof(double));
+        buf[cascade__rng_below(r, K)] = sum = 1.0;
+    }
+    for (uint32_t k = 0; k < K; k++)
+        theta[k] = (float)(buf[k] / sum);
+    if (buf != g)
+        free(buf);
+}
+
+/* Category (1..K) drawn from a user's interest vector. */
+static uint32_t sample_theta(struct cascade__rng *r, const float *theta, uint32_t K)
+{
+    double x = cascade__rng_uniform(r), acc = 0;
+    for (uint32_t k = 0; k < K; k++) {
+        acc += theta[k];
+        if (x < acc)
+            return k + 1;
+    }
+    return K;
+}
+
+static void place_near(struct cascade__rng *r, const struct world *w, uint32_t city, double spread,
+                       char *geohash)
+{
+    double lat = w->city_lat[city - 1] + spread * cascade__rng_normal(r);
+    double lon = w->city_lon[city - 1] + spread * cascade__rng_normal(r);
+    cascade_geohash_encode(lat, lon, GEOHASH_PRECISION, geohash);
+}
+
+/* ---- the world ---- */
+
+static int make_geography(struct world *w)
+{
+    uint32_t C = w->o->cities;
+    double *weights = malloc(C * sizeof(double));
+    w->city_lat = malloc(C * sizeof(double));
+    w->city_lon = malloc(C * sizeof(double));
+    if (!weights || !w->city_lat || !w->city_lon) {
+        free(weights);
+        return CASCADE_ENOMEM;
+    }
+    for (uint32_t c = 0; c < C; c++) {
+        w->city_lat[c] = 22.0 + 18.0 * cascade__rng_uniform(&w->rng);
+        w->city_lon[c] = 103.0 + 19.0 * cascade__rng_uniform(&w->rng);
+    }
+    zipf(weights, C, 1.0); /* city 1 is the biggest */
+    int rc = alias_build(&w->city_pick, weights, C);
+    free(weights);
+    return rc;
+}
+
+static int make_categories_and_authors(struct world *w)
+{
+    uint32_t K = w->K, A = w->o->authors;
+    double *aw = malloc(A * sizeof(double));
+    w->cat_pop = malloc(K * sizeof(double));
+    w->author_primary = malloc(A * sizeof(uint32_t));
+    w->author_secondary = malloc(A * sizeof(uint32_t));
+    w->author_city = malloc(A * sizeof(uint32_t));
+    w->author_quality = malloc(A * sizeof(double));
+    if (!aw || !w->cat_pop || !w->author_primary || !w->author_secondary || !w->author_city ||
+        !w->author_quality) {
+        free(aw);
+        return CASCADE_ENOMEM;
+    }
+    zipf(w->cat_pop, K, 0.7);
+    int rc = alias_build(&w->cat_pick, w->cat_pop, K);
+    if (rc)
+        goto out;
+    for (uint32_t a = 0; a < A; a++) {
+        w->author_primary[a] = (uint32_t)alias_sample(&w->cat_pick, &w->rng) + 1;
+        w->author_secondary[a] = (uint32_t)cascade__rng_below(&w->rng, K) + 1;
+        w->author_city[a] = (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
+        w->author_quality[a] = 0.3 * cascade__rng_normal(&w->rng);
+        aw[a] = exp(1.2 * cascade__rng_normal(&w->rng)); /* a few prolific authors */
+    }
+    rc = alias_build(&w->author_pick, aw, A);
+out:
+    free(aw);
+    return rc;
+}
+
+static int make_circles(struct world *w)
+{
+    uint32_t K = w->K;
+    w->n_circles = w->o->users / 16 + 1;
+    w->circle_theta = malloc(w->n_circles * K * sizeof(float));
+    w->circle_city = malloc(w->n_circles * sizeof(uint32_t));
+    w->circle_fav = calloc(w->n_circles * CIRCLE_FAVOURITES, sizeof(uint32_t));
+    if (!w->circle_theta || !w->circle_city || !w->circle_fav)
+        return CASCADE_ENOMEM;
+    for (size_t c = 0; c < w->n_circles; c++) {
+        dirichlet(&w->rng, 0.1, K, w->circle_theta + c * K);
+        w->circle_city[c] = (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
+    }
+    return 0;
+}
+
+/* Declared interests: the user's strongest categories (theta >= 0.15, at most 3). */
+static void declare_interests(const float *theta, uint32_t K, struct cascade_ds_user *u)
+{
+    u->n_interests = 0;
+    for (int pick = 0; pick < 3; pick++) {
+        uint32_t best = 0;
+        float best_v = 0.15f;
+        for (uint32_t k = 0; k < K; k++) {
+            bool taken = false;
+            for (uint32_t j = 0; j < u->n_interests; j++)
+                taken |= u->interests[j] == k + 1;
+            if (!taken && theta[k] >= best_v) {
+                best_v = theta[k];
+                best = k + 1;
+            }
+        }
+        if (!best)
+            break;
+        u->interests[u->n_interests++] = best;
+    }
+}
+
+static int make_users(struct world *w, cascade_dataset *ds)
+{
+    size_t N = w->o->users;
+    uint32_t K = w->K;
+    double *activity = malloc(N * sizeof(double));
+    w->theta = malloc(N * K * sizeof(float));
+    w->user_bias = malloc(N * sizeof(double));
+    w->user_circle = malloc(N * sizeof(int32_t));
+    if (!activity || !w->theta || !w->user_bias || !w->user_circle) {
+        free(activity);
+        return CASCADE_ENOMEM;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < N && rc == 0; i++) {
+        struct cascade_ds_user u = {0};
+        float *theta = w->theta + i * K;
+        snprintf(u.id, sizeof(u.id), "u%zu", i + 1);
+        dirichlet(&w->rng, 0.1, K, theta);
+        w->user_circle[i] = -1;
+        u.city = (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
+        if (cascade__rng_bernoulli(&w->rng, 0.5)) { /* half the users belong to a circle */
+            size_t c = cascade__rng_below(&w->rng, w->n_circles);
+            const float *ct = w->circle_theta + c * K;
+            w->user_circle[i] = (int32_t)c;
+            for (uint32_t k = 0; k < K; k++)
+                theta[k] = 0.7f * ct[k] + 0.3f * theta[k];
+            if (cascade__rng_bernoulli(&w->rng, 0.8))
+                u.city = w->circle_city[c];
+        }
+        double age = 18 + fabs(12.0 * cascade__rng_normal(&w->rng));
+        u.age = (uint32_t)(age > 70 ? 70 : age);
+        double g = cascade__rng_uniform(&w->rng);
+        u.gender = g < 0.48 ? 1 : (g < 0.96 ? 2 : 0);
+        place_near(&w->rng, w, u.city, 0.08, u.geohash);
+        if (cascade__rng_bernoulli(&w->rng, 0.75))
+            declare_interests(theta, K, &u);
+        w->user_bias[i] = 0.4 * cascade__rng_normal(&w->rng);
+        activity[i] = exp(1.0 * cascade__rng_normal(&w->rng));
+        rc = cascade_dataset_add_user(ds, &u, NULL);
+    }
+    if (rc == 0)
+        rc = alias_build(&w->user_pick, activity, N);
+    free(activity);
+    return rc;
+}
+
+static uint32_t item_category(struct world *w, uint32_t author)
+{
+    double x = cascade__rng_uniform(&w->rng);
+    if (x < 0.75)
+        return w->author_primary[author];
+    if (x < 0.9)
+        return w->author_secondary[author];
+    return (uint32_t)alias_sample(&w->cat_pick, &w->rng) + 1;
+}
+
+static void item_tags(struct world *w, struct cascade_ds_item *it)
+{
+    uint32_t n = 2 + (uint32_t)cascade__rng_below(&w->rng, 3);
+    it->n_tags = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        /* Tags of a category are (c-1)*8+1 .. c*8, the first ones more common. */
+        uint32_t local = (uint32_t)(TAGS_PER_CATEGORY * pow(cascade__rng_uniform(&w->rng), 2.0));
+        uint32_t tag = (it->category - 1) * TAGS_PER_CATEGORY + local + 1;
+        bool dup = false;
+        for (uint32_t j = 0; j < it->n_tags; j++)
+            dup |= it->tags[j] == tag;
+        if (!dup)
+            it->tags[it->n_tags++] = tag;
+    }
+}
+
+static void make_item(struct world *w, size_t i, struct cascade_ds_item *it)
+{
+    uint32_t author = (uint32_t)alias_sample(&w->author_pick, &w->rng);
+    it->id = i + 1;
+    it->author_id = author + 1;
+    it->category = item_category(w, author);
+    item_tags(w, it);
+    /* A fifth of the catalogue predates the log; the rest appears during it. */
+    if (cascade__rng_bernoulli(&w->rng, 0.2))
+        it->created_at = w->start - (int64_t)(cascade__rng_uniform(&w->rng) * 30 * DAY_S);
+    else
+        it->created_at =
+            w->start + (int64_t)(cascade__rng_uniform(&w->rng) * (double)(w->end - w->start));
+    it->city = cascade__rng_bernoulli(&w->rng, 0.9)
+                   ? w->author_city[author]
+                   : (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
+    place_near(&w->rng, w, it->city, 0.05, it->geohash);
+    if (cascade__rng_bernoulli(&w->rng, 0.55)) {
+        double d = exp(log(40.0) + 0.8 * cascade__rng_normal(&w->rng));
+        d = d < 5 ? 5 : (d > 900 ? 900 : d);
+        it->media_type = 2;
+        it->duration_s = (float)(round(d * 10) / 10);
+    } else {
+        it->media_type = 1;
+    }
+    w->quality[i] = w->author_quality[author] + 0.5 * cascade__rng_normal(&w->rng);
+}
+
+struct rank_key {
+    double key;
+    size_t item;
+};
+
+static int cmp_rank_key(const void *a, const void *b)
+{
+    double x = ((const struct rank_key *)a)->key, y = ((const struct rank_key *)b)->key;
+    if (x != y)
+        return x > y ? -1 : 1;
+    size_t i = ((const struct rank_key *)a)->item, j = ((const struct rank_key *)b)->item;
+    return (i > j) - (i < j);
+}
+
+/* Popularity: Zipf over a ranking that mostly follows quality. */
+static int make_popularity(struct world *w, double *pop)
+{
+    size_t M = w->o->items;
+    struct rank_key *keys = malloc(M * sizeof(*keys));
+    if (!keys)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < M; i++)
+        keys[i] = (struct rank_key){w->quality[i] + 0.7 * cascade__rng_normal(&w->rng), i};
+    qsort(keys, M, sizeof(*keys), cmp_rank_key);
+    for (size_t r = 0; r < M; r++)
+        pop[keys[r].item] = pow((double)r + 1.0, -1.0);
+    free(keys);
+    return 0;
+}
+
+static int index_categories(struct world *w, const cascade_dataset *ds, const double *pop)
+{
+    uint32_t K = w->K;
+    w->cat_count = calloc(K, sizeof(size_t));
+    w->cat_members = calloc(K, sizeof(uint32_t *));
+    w->cat_items = calloc(K, sizeof(struct alias));
+    double *buf = malloc((ds->n_items + 1) * sizeof(double));
+    int rc = 0;
+    if (!w->cat_count || !w->cat_members || !w->cat_items || !buf) {
+        free(buf);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < ds->n_items; i++)
+        w->cat_count[ds->items[i].category - 1]++;
+    for (uint32_t c = 0; c < K && rc == 0; c++) {
+        w->cat_members[c] = malloc((w->cat_count[c] + 1) * sizeof(uint32_t));
+        if (!w->cat_members[c]) {
+            rc = CASCADE_ENOMEM;
+            break;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < ds->n_items; i++)
+            if (ds->items[i].category == c + 1) {
+                w->cat_members[c][n] = (uint32_t)i;
+                buf[n++] = pop[i];
+            }
+        if (n)
+            rc = alias_build(&w->cat_items[c], buf, n);
+    }
+    free(buf);
+    return rc;
+}
+
+static int make_items(struct world *w, cascade_dataset *ds)
+{
+    size_t M = w->o->items;
+    double *pop = malloc(M * sizeof(double));
+    w->quality = malloc(M * sizeof(double));
+    int rc = 0;
+    if (!pop || !w->quality) {
+        free(pop);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < M && rc == 0; i++) {
+        struct cascade_ds_item it = {0};
+        make_item(w, i, &it);
+        rc = cascade_dataset_add_item(ds, &it, NULL);
+    }
+    if (rc == 0)
+        rc = make_popularity(w, pop);
+    if (rc == 0)
+        rc = alias_build(&w->item_pick, pop, M);
+    if (rc == 0)
+        rc = index_categories(w, ds, pop);
+    /* Each circle shares a few favourite items from its strongest category. */
+    for (size_t c = 0; c < w->n_circles && rc == 0; c++) {
+        const float *ct = w->circle_theta + c * w->K;
+        uint32_t best = 0;
+        for (uint32_t k = 1; k < w->K; k++)
+            if (ct[k] > ct[best])
+                best = k;
+        for (int f = 0; f < CIRCLE_FAVOURITES; f++) {
+            size_t pick = w->cat_count[best]
+                              ? w->cat_members[best][alias_sample(&w->cat_items[best], &w->rng)]
+                              : alias_sample(&w->item_pick, &w->rng);
+            w->circle_fav[c * CIRCLE_FAVOURITES + f] = (uint32_t)pick;
+        }
+    }
+    free(pop);
+    return rc;
+}
+
+static bool is_circle_favourite(const struct world *w, size_t user, uint32_t item)
+{
+    int32_t c = w->user_circle[user];
+    if (c < 0)
+        return false;
+    for (int f = 0; f < CIRCLE_FAVOURITES; f++)
+        if (w->circle_fav[(size_t)c * CIRCLE_FAVOURITES + f] == item)
+            return true;
+    return false;
+}
+
+/* One candidate for user at time ts: a circle favourite, an item of a category
+ * from the user's interests, or a globally popular item. */
+static long candidate(struct world *w, size_t user)
+{
+    double x = cascade__rng_uniform(&w->rng);
+    int32_t c = w->user_circle[user];
+    if (c >= 0 && x < 0.06)
+        return w->circle_fav[(size_t)c * CIRCLE_FAVOURITES +
+                             cascade__rng_below(&w->rng, CIRCLE_FAVOURITES)];
+    if (x < 0.78) {
+        uint32_t cat = sample_theta(&w->rng, w->theta + user * w->K, w->K) - 1;
+        if (!w->cat_count[cat])
+            return -1;
+        return w->cat_members[cat][alias_sample(&w->cat_items[cat], &w->rng)];
+    }
+    return (long)alias_sample(&w->item_pick, &w->rng);
+}
+
+static uint64_t pair_key(const struct world *w, size_t user, size_t item)
+{
+    return (uint64_t)user * w->o->items + item + 1; /* never 0, the empty slot */
+}
+
+/* Slot of key in the shown set (its own slot or the empty one where it would go). */
+static size_t shown_slot(const struct world *w, uint64_t key)
+{
+    uint64_t h = key;
+    size_t mask = w->shown_cap - 1, s = (size_t)(cascade__splitmix64(&h) & mask);
+    while (w->shown[s] != 0 && w->shown[s] != key)
+        s = (s + 1) & mask;
+    return s;
+}
+
+static bool was_shown(const struct world *w, size_t user, size_t item)
+{
+    uint64_t key = pair_key(w, user, item);
+    return w->shown[shown_slot(w, key)] == key;
+}
+
+static void mark_shown(struct world *w, size_t user, size_t item)
+{
+    uint64_t key = pair_key(w, user, item);
+    w->shown[shown_slot(w, key)] = key;
+}
+
+/* Feeds favour fresh items: accept a created candidate with a probability
+ * that decays with its age. Returns -1 when nothing suitable was found. */
+static long pick_item(struct world *w, const cascade_dataset *ds, size_t user, int64_t ts)
+{
+    long fallback = -1;
+    for (int t = 0; t < PICK_TRIES; t++) {
+        long j = candidate(w, user);
+        if (j < 0 || ds->items[j].created_at > ts || was_shown(w, user, (size_t)j))
+            continue;
+        fallback = j;
+        double age_days = (double)(ts - ds->items[j].created_at) / DAY_S;
+        if (cascade__rng_uniform(&w->rng) < 0.35 + 0.65 * exp(-age_days / 7.0))
+            return j;
+    }
+    return fallback;
+}
+
+/* True click probability: affinity of the user to the item's category,
+ * item quality, user propensity, locality, circle favourites, freshness. */
+static double click_probability(const struct world *w, const cascade_dataset *ds, size_t user,
+                                uint32_t item, int64_t ts, double *affinity)
+{
+    const struct cascade_ds_item *it = &ds->items[item];
+    double s = w->theta[user * w->K + it->category - 1];
+    double aff = log((double)w->K * s + 0.05);
+    double age_days = (double)(ts - it->created_at) / DAY_S;
+    double z = -3.4 + 0.65 * aff + w->quality[item] + w->user_bias[user] - 0.02 * age_days;
+    if (ds->users[user].city == it->city)
+        z += 0.3;
+    if (is_circle_favourite(w, user, item))
+        z += 0.9;
+    *affinity = aff;
+    return sigmoid(z);
+}
+
+struct event_sink {
+    cascade_dataset *ds;
+    float *p; /* parallel to ds->events */
+    size_t cap;
+    struct cascade_datagen_summary *sum;
+};
+
+static int emit(struct event_sink *k, int64_t ts, size_t user, uint32_t item, uint32_t type,
+                float value, float p)
+{
+    if (k->ds->n_events >= k->cap) {
+        size_t ncap = k->cap ? k->cap * 2 : 1024;
+        float *np = realloc(k->p, ncap * sizeof(float));
+        if (!np)
+            return CASCADE_ENOMEM;
+        k->p = np;
+        k->cap = ncap;
+    }
+    k->p[k->ds->n_events] = p;
+    k->sum->by_type[type]++;
+    return cascade_dataset_add_event_idx(k->ds, ts, (uint32_t)user, item, type, value);
+}
+
+/* What a user does after an impression: click, then maybe play, like,
+ * collect, share, follow; or, rarely, "not interested". */
+static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user, uint32_t item)
+{
+    const struct cascade_ds_item *it = &k->ds->items[item];
+    double aff, p = click_probability(w, k->ds, user, item, ts, &aff);
+    double q = w->quality[item], b = w->user_bias[user];
+    int rc = emit(k, ts, user, item, CASCADE_EV_IMPRESSION, 0, (float)p);
+    if (rc)
+        return rc;
+    if (!cascade__rng_bernoulli(&w->rng, p)) {
+        double pd = aff < log(0.05 * w->K) ? 0.03 : 0.002;
+        if (cascade__rng_bernoulli(&w->rng, pd))
+            rc = emit(k, ts + 2, user, item, CASCADE_EV_DISLIKE, 0, -1);
+        return rc;
+    }
+    int64_t t = ts + 1 + (int64_t)cascade__rng_below(&w->rng, 5);
+    if ((rc = emit(k, t, user, item, CASCADE_EV_CLICK, 0, -1)))
+        return rc;
+    if (it->media_type == 2) {
+        double c = sigmoid(-0.2 + 0.5 * aff + q + 0.8 * cascade__rng_normal(&w->rng));
+        double secs = round(c * it->duration_s * 10) / 10;
+        secs = secs < 0.5 ? 0.5 : secs;
+        if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1)))
+            return rc;
+    }
+    static const struct {
+        uint32_t type;
+        double base, aff, bias;
+    } follow_ups[] = {
+        {CASCADE_EV_LIKE, -1.6, 0.5, 0.5},
+        {CASCADE_EV_COLLECT, -2.6, 0.4, 0.3},
+        {CASCADE_EV_SHARE, -3.5, 0.3, 0.3},
+        {CASCADE_EV_FOLLOW, -4.0, 0.5, 0.2},
+    };
+    for (size_t f = 0; f < sizeof(follow_ups) / sizeof(follow_ups[0]); f++) {
+        double pf =
+            sigmoid(follow_ups[f].base + follow_ups[f].aff * aff + q + follow_ups[f].bias * b);
+        if (cascade__rng_bernoulli(&w->rng, pf)) {
+            int64_t tf = t + 2 + (int64_t)cascade__rng_below(&w->rng, 60);
+            if ((rc = emit(k, tf, user, item, follow_ups[f].type, 0, -1)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int make_events(struct world *w, struct event_sink *k)
+{
+    size_t E = w->o->events;
+    double span = (double)(w->end - w->start);
+    double p_sum = 0;
+    struct cascade_progress prog;
+    w->shown_cap = 1024;
+    while (w->shown_cap < 2 * E + 2)
+        w->shown_cap *= 2;
+    w->shown = calloc(w->shown_cap, sizeof(uint64_t));
+    if (!w->shown)
+        return CASCADE_ENOMEM;
+    cascade_progress_start(&prog, "datagen", "impressions", E, w->o->quiet);
+    for (size_t e = 0; e < E; e++) {
+        /* Stratified times keep impressions in order without a sort. */
+        int64_t ts =
+            w->start + (int64_t)(((double)e + cascade__rng_uniform(&w->rng)) * span / (double)E);
+        size_t user = alias_sample(&w->user_pick, &w->rng);
+        long item = pick_item(w, k->ds, user, ts);
+        if (item < 0)
+            continue;
+        mark_shown(w, user, (size_t)item);
+        size_t before = k->ds->n_events;
+        int rc = react(w, k, ts, user, (uint32_t)item);
+        if (rc)
+            return rc;
+        p_sum += k->p[before];
+        if ((e & 0xffff) == 0)
+            cascade_progress_update(&prog, e);
+    }
+    cascade_progress_finish(&prog, E);
+    size_t imp = k->sum->by_type[CASCADE_EV_IMPRESSION];
+    k->sum->mean_p_click = imp ? p_sum / (double)imp : 0;
+    return 0;
+}
+
+struct ts_pos {
+    int64_t ts;
+    size_t pos;
+};
+
+static int cmp_ts_pos(const void *a, const void *b)
+{
+    const struct ts_pos *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Sort events by time (stable: follow-ups stay after their impression) and
+ * carry the truth array along. */
+static int sort_with_truth(cascade_dataset *ds, float **p)
+{
+    size_t n = ds->n_events;
+    struct cascade_ds_event *ev = malloc((n + 1) * sizeof(*ev));
+    float *np = malloc((n + 1) * sizeof(float));
+    struct ts_pos *order = malloc((n + 1) * sizeof(*order));
+    if (!ev || !np || !order) {
+        free(ev);
+        free(np);
+        free(order);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (struct ts_pos){ds->events[i].ts, i};
+    qsort(order, n, sizeof(*order), cmp_ts_pos);
+    for (size_t i = 0; i < n; i++) {
+        ev[i] = ds->events[order[i].pos];
+        np[i] = (*p)[order[i].pos];
+    }
+    free(ds->events);
+    free(*p);
+    free(order);
+    ds->events = ev;
+    ds->cap_events = n + 1;
+    *p = np;
+    return 0;
+}
+
+static int check_opts(const struct cascade_datagen_opts *o, char *err, size_t errlen)
+{
+    if (o->users == 0 || o->items == 0 || o->categories == 0 || o->authors == 0 || o->cities == 0 ||
+        o->days == 0) {
+        snprintf(
+            err, errlen,
+            "datagen: users, items, categories, authors, cities and days must all be positive");
+        return CASCADE_EINVAL;
+    }
+    if (o->users > 50000000 || o->items > 50000000 || o->categories > 100000 ||
+        (double)o->users * o->categories > 4e9) {
+        snprintf(err, errlen, "datagen: world too large (users × categories must stay under 4e9)");
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+static void world_free(struct world *w)
+{
+    free(w->city_lat);
+    free(w->city_lon);
+    alias_free(&w->city_pick);
+    free(w->cat_pop);
+    alias_free(&w->cat_pick);
+    free(w->author_primary);
+    free(w->author_secondary);
+    free(w->author_city);
+    free(w->author_quality);
+    alias_free(&w->author_pick);
+    free(w->circle_theta);
+    free(w->circle_city);
+    free(w->circle_fav);
+    free(w->theta);
+    free(w->user_bias);
+    free(w->user_circle);
+    alias_free(&w->user_pick);
+    free(w->quality);
+    alias_free(&w->item_pick);
+    for (uint32_t c = 0; w->cat_items && c < w->K; c++)
+        alias_free(&w->cat_items[c]);
+    for (uint32_t c = 0; w->cat_members && c < w->K; c++)
+        free(w->cat_members[c]);
+    free(w->cat_items);
+    free(w->cat_members);
+    free(w->cat_count);
+    free(w->shown);
+}
+
+static int64_t default_end(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    return now - now % DAY_S;
+}
+
+int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_dataset **out,
+                             float **p_click, struct cascade_datagen_summary *sum, char *err,
+                             size_t errlen)
+{
+    struct world w = {.o = o, .K = o->categories};
+    struct cascade_datagen_summary local;
+    struct event_sink sink = {0};
+    int rc = check_opts(o, err, errlen);
+    *out = NULL;
+    if (rc)
+        return rc;
+    if (!sum)
+        sum = &local;
+    memset(sum, 0, sizeof(*sum));
+    sink.sum = sum;
+    sink.ds = cascade_dataset_create();
+    if (!sink.ds) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    cascade__rng_seed(&w.rng, o->seed);
+    w.end = o->end_ts ? o->end_ts : default_end();
+    w.start = w.end - (int64_t)o->days * DAY_S;
+    if ((rc = make_geography(&w)) || (rc = make_categories_and_authors(&w)) ||
+        (rc = make_circles(&w)) || (rc = make_users(&w, sink.ds)) ||
+        (rc = make_items(&w, sink.ds)) || (rc = make_events(&w, &sink)) ||
+        (rc = sort_with_truth(sink.ds, &sink.p)))
+        goto out;
+    sum->users = sink.ds->n_users;
+    sum->items = sink.ds->n_items;
+    sum->events = sink.ds->n_events;
+    sum->circles = w.n_circles;
+    sum->start_ts = w.start;
+    sum->end_ts = w.end;
+    size_t imp = sum->by_type[CASCADE_EV_IMPRESSION];
+    sum->ctr = imp ? (double)sum->by_type[CASCADE_EV_CLICK] / (double)imp : 0;
+    *out = sink.ds;
+    sink.ds = NULL;
+    if (p_click) {
+        *p_click = sink.p;
+        sink.p = NULL;
+    }
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "datagen: out of memory");
+    world_free(&w);
+    cascade_dataset_destroy(sink.ds);
+    free(sink.p);
+    return rc;
+}
+
+static int write_truth(const cascade_dataset *ds, const float *p, const char *dir, char *err,
+                       size_t errlen)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof(path), "%s/truth.tsv", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return CASCADE_EIO;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    fprintf(f, "ts\tuser_id\titem_id\tp_click\n");
+    for (size_t i = 0; i < ds->n_events; i++) {
+        const struct cascade_ds_event *e = &ds->events[i];
+        if (e->type == CASCADE_EV_IMPRESSION)
+            fprintf(f, "%" PRId64 "\t%s\t%" PRIu64 "\t%.6f\n", e->ts, ds->users[e->user].id,
+                    ds->items[e->item].id, (double)p[i]);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
+int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_dir,
+                        struct cascade_datagen_summary *sum, char *err, size_t errlen)
+{
+    cascade_dataset *ds = NULL;
+    float *p = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = cascade_mkdir_p(out_dir, err, errlen);
+    if (rc == 0)
+        rc = cascade_datagen_generate(o, &ds, &p, sum, err, errlen);
+    if (rc == 0)
+        rc = cascade_dataset_write(ds, out_dir, err, errlen);
+    if (rc == 0 && o->truth)
+        rc = write_truth(ds, p, out_dir, err, errlen);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (sum)
+        sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cascade_dataset_destroy(ds);
+    free(p);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* cascade-datagen: a seeded synthetic world (users with latent category
+ * interests, cities and circles; items with authors, categories, tags,
+ * creation times, media types and power-law popularity; an impression log
+ * with click/like/collect/share/follow/play/dislike labels drawn from known
+ * probabilities). The model is described in docs/data.md. The same options
+ * and seed always give the same files. */
+#ifndef CASCADE_BUILDER_DATAGEN_H
+#define CASCADE_BUILDER_DATAGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+
+struct cascade_datagen_opts {
+    size_t users;        /* default 10000 */
+    size_t items;        /* default 2000 */
+    size_t events;       /* impressions to draw, default 300000 */
+    uint32_t categories; /* default 20 */
+    uint32_t authors;    /* default 200 */
+    uint32_t cities;     /* default 10 */
+    uint32_t days;       /* length of the log, default 30 */
+    uint64_t seed;       /* default 1 */
+    int64_t end_ts;      /* end of the log (Unix s); 0 = today 00:00 UTC */
+    bool truth;          /* also write truth.tsv (default true) */
+    bool quiet;          /* no progress lines */
+};
+
+struct cascade_datagen_summary {
+    size_t users, items, events, circles;
+    size_t by_type[CASCADE_EV_MAX + 1]; /* event counts per type */
+    double ctr;                         /* clicks / impressions */
+    double mean_p_click;                /* mean true click probability */
+    int64_t start_ts, end_ts;
+    double seconds;
+};
+
+void cascade_datagen_defaults(struct cascade_datagen_opts *o);
+
+/* Generate the world in memory. *out receives the dataset (events sorted by
+ * time); when p_click is non-NULL it receives a malloc'd array parallel to
+ * the events holding the true click probability of each impression (and -1
+ * for other events). Returns 0 or a negative code with err. */
+int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_dataset **out,
+                             float **p_click, struct cascade_datagen_summary *sum, char *err,
+                             size_t errlen);
+
+/* Generate and write users.tsv, items.tsv, events.tsv (and truth.tsv) into
+ * out_dir, creating it if needed. */
+int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_dir,
+                        struct cascade_datagen_summary *sum, char *err, size_t errlen);
+
+/* Encode a latitude/longitude as a geohash of precision chars (<= 12) into
+ * out (precision + 1 bytes). */
+void cascade_geohash_encode(double lat, double lon, int precision, char *out);
+
+#endif

@@ -1,0 +1,60 @@
+/* What users are interested in, derived from their behaviour: per-user item
+ * interest lists (one entry per item: the summed weights of the distinct
+ * behaviours, newest first) for last-n lists, consumed sets and ItemCF; and
+ * time-decayed per-category affinities for user records and ranking features. */
+#ifndef CASCADE_BUILDER_INTERESTS_H
+#define CASCADE_BUILDER_INTERESTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/v1/records.pb.h"
+#include "dataset.h"
+
+struct cascade_ui_entry {
+    uint32_t item;   /* index into ds->items */
+    uint32_t type;   /* strongest behaviour seen (highest weight) */
+    float weight;    /* sum of the weights of the distinct behaviour types seen */
+    int64_t last_ts; /* latest interest event on the item */
+};
+
+/* CSR: the entries of user u are e[off[u] .. off[u+1]), newest first. */
+struct cascade_ui {
+    size_t n_users;
+    size_t *off;
+    struct cascade_ui_entry *e;
+};
+
+/* Build the user->items interest lists from events with a positive weight.
+ * Each behaviour type counts once per (user, item), so ten clicks weigh as
+ * one. cap > 0 keeps only each user's cap most recent items. */
+int cascade_ui_build(const cascade_dataset *ds, const struct cascade_behaviour_weights *w,
+                     size_t cap, struct cascade_ui *out);
+void cascade_ui_free(struct cascade_ui *ui);
+
+/* A user's category affinities: behaviour weight decayed with a half-life,
+ * weight(t) = Σ w_e · 2^(−(t − ts_e)/half_life). */
+struct cascade_cat_weight {
+    uint32_t category;
+    double weight; /* value as of ts */
+    int64_t ts;
+};
+struct cascade_affinity {
+    struct cascade_cat_weight *v;
+    uint32_t n, cap;
+};
+
+/* Add weight w for category at time ts (events must come in time order per
+ * user). Returns 0 or CASCADE_ENOMEM. */
+int cascade_affinity_add(struct cascade_affinity *a, uint32_t category, double w, int64_t ts,
+                         double half_life_s);
+/* Write the strongest categories (at most the record's 16), decayed to now,
+ * into rec->affinities. */
+void cascade_affinity_to_record(const struct cascade_affinity *a, int64_t now, double half_life_s,
+                                cascade_v1_UserRecord *rec);
+void cascade_affinity_free(struct cascade_affinity *a);
+
+/* 2^(−age/half_life); 1 when half_life <= 0 (no decay) or age <= 0. */
+double cascade_decay(int64_t age_s, double half_life_s);
+
+#endif

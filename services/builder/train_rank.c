@@ -1,0 +1,441 @@
+/* Ranking training set from the event log (point-in-time features, click
+ * labels), logistic regression training with held-out evaluation per epoch,
+ * and publishing the model file plus its rank-lr.latest pointer. */
+#include "train_rank.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "rank_features.h"
+#include "hash.h"
+#include "interests.h"
+#include "progress.h"
+#include "records.h"
+
+#define DAY_S 86400.0
+#define NO_EVENT UINT32_MAX
+#define MIN_STEPS 100 /* Adam steps per epoch, at least */
+#define MIN_BATCH 32
+
+void cascade_train_rank_defaults(struct cascade_train_rank_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->warmup_frac = 0.3;
+    o->holdout_frac = 0.1;
+    o->affinity_half_life_days = 30;
+    cascade_behaviour_weights_default(&o->weights);
+    o->lr.epochs = 5;
+    o->lr.batch_size = 1024;
+    o->lr.learning_rate = 0.01f;
+    o->lr.l2 = 1e-5f;
+    o->lr.seed = 1;
+}
+
+/* ---- labels ---- */
+
+/* (user, item) -> latest impression event index, open addressing. */
+struct pair_map {
+    uint64_t *key; /* 0 = empty */
+    uint32_t *val;
+    size_t mask;
+};
+
+static uint64_t pair_key(const cascade_dataset *ds, uint32_t user, uint32_t item)
+{
+    return (uint64_t)user * ds->n_items + item + 1;
+}
+
+static size_t pair_slot(const struct pair_map *m, uint64_t key)
+{
+    size_t s = (size_t)cascade_hash64(&key, sizeof(key), 17) & m->mask;
+    while (m->key[s] && m->key[s] != key)
+        s = (s + 1) & m->mask;
+    return s;
+}
+
+/* label[e] = 1 for impression events followed by a click on the same pair
+ * before that pair's next impression. */
+static int click_labels(const cascade_dataset *ds, size_t impressions, uint8_t *label)
+{
+    struct pair_map m;
+    size_t cap = 1024;
+    while (cap < 2 * impressions + 2)
+        cap *= 2;
+    m.mask = cap - 1;
+    m.key = calloc(cap, sizeof(uint64_t));
+    m.val = malloc(cap * sizeof(uint32_t));
+    if (!m.key || !m.val) {
+        free(m.key);
+        free(m.val);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < ds->n_events; i++) {
+        const struct cascade_ds_event *e = &ds->events[i];
+        label[i] = 0;
+        if (e->type != CASCADE_EV_IMPRESSION && e->type != CASCADE_EV_CLICK)
+            continue;
+        uint64_t key = pair_key(ds, e->user, e->item);
+        size_t s = pair_slot(&m, key);
+        if (e->type == CASCADE_EV_IMPRESSION) {
+            m.key[s] = key;
+            m.val[s] = (uint32_t)i;
+        } else if (m.key[s] == key && m.val[s] != NO_EVENT) {
+            label[m.val[s]] = 1;
+            m.val[s] = NO_EVENT; /* one click labels one impression */
+        }
+    }
+    free(m.key);
+    free(m.val);
+    return 0;
+}
+
+/* ---- point-in-time replay ---- */
+
+struct replay {
+    const cascade_dataset *ds;
+    double half_life_s;
+    const struct cascade_behaviour_weights *w;
+    cascade_v1_ItemStats *item_stats;
+    struct cascade_user_stats *user_stats;
+    struct cascade_affinity *affinity;
+};
+
+static int replay_apply(struct replay *rp, const struct cascade_ds_event *e)
+{
+    cascade_item_stats_add(&rp->item_stats[e->item], e);
+    cascade_user_stats_add(&rp->user_stats[e->user], e);
+    float w = rp->w->w[e->type];
+    if (w > 0)
+        return cascade_affinity_add(&rp->affinity[e->user], rp->ds->items[e->item].category, w,
+                                    e->ts, rp->half_life_s);
+    return 0;
+}
+
+static void replay_features(const struct replay *rp, const struct cascade_ds_event *e, float *x)
+{
+    cascade_v1_UserRecord user;
+    cascade_v1_ItemRecord item;
+    cascade_user_record_fill(&rp->ds->users[e->user], &rp->user_stats[e->user],
+                             &rp->affinity[e->user], e->ts, rp->half_life_s, &user);
+    cascade_item_record_fill(&rp->ds->items[e->item], &rp->item_stats[e->item], &item);
+    cascade_features_rank(&user, &item, e->ts, x);
+}
+
+static void replay_free(struct replay *rp)
+{
+    if (rp->affinity)
+        for (size_t u = 0; u < rp->ds->n_users; u++)
+            cascade_affinity_free(&rp->affinity[u]);
+    free(rp->affinity);
+    free(rp->item_stats);
+    free(rp->user_stats);
+}
+
+void cascade_rank_examples_free(struct cascade_rank_examples *ex)
+{
+    free(ex->X);
+    free(ex->y);
+    free(ex->event);
+    memset(ex, 0, sizeof(*ex));
+}
+
+int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
+                                struct cascade_rank_examples *ex, char *err, size_t errlen)
+{
+    struct replay rp = {
+        .ds = ds, .half_life_s = o->affinity_half_life_days * DAY_S, .w = &o->weights};
+    uint8_t *label = NULL;
+    size_t impressions = 0, seen = 0, warmup;
+    int rc = CASCADE_ENOMEM;
+    struct cascade_progress prog;
+
+    memset(ex, 0, sizeof(*ex));
+    for (size_t i = 0; i < ds->n_events; i++)
+        impressions += ds->events[i].type == CASCADE_EV_IMPRESSION;
+    warmup = (size_t)(o->warmup_frac * (double)impressions);
+    if (impressions <= warmup) {
+        snprintf(err, errlen,
+                 "train-rank: no examples: %zu impressions in the log, %zu used for warm-up",
+                 impressions, warmup);
+        return CASCADE_EINVAL;
+    }
+    size_t cap = impressions - warmup;
+    label = malloc(ds->n_events + 1);
+    ex->X = malloc(cap * CASCADE_RANK_FEATURES * sizeof(float));
+    ex->y = malloc(cap * sizeof(float));
+    ex->event = malloc(cap * sizeof(uint32_t));
+    rp.item_stats = calloc(ds->n_items + 1, sizeof(*rp.item_stats));
+    rp.user_stats = calloc(ds->n_users + 1, sizeof(*rp.user_stats));
+    rp.affinity = calloc(ds->n_users + 1, sizeof(*rp.affinity));
+    if (!label || !ex->X || !ex->y || !ex->event || !rp.item_stats || !rp.user_stats ||
+        !rp.affinity)
+        goto out;
+    if ((rc = click_labels(ds, impressions, label)) != 0)
+        goto out;
+    cascade_progress_start(&prog, "train-rank", "events replayed", ds->n_events, o->quiet);
+    for (size_t i = 0; i < ds->n_events; i++) {
+        const struct cascade_ds_event *e = &ds->events[i];
+        if (e->type == CASCADE_EV_IMPRESSION && seen++ >= warmup) {
+            replay_features(&rp, e, ex->X + ex->n * CASCADE_RANK_FEATURES);
+            ex->y[ex->n] = label[i];
+            ex->event[ex->n++] = (uint32_t)i;
+        }
+        if ((rc = replay_apply(&rp, e)) != 0)
+            goto out;
+        if ((i & 0xffff) == 0)
+            cascade_progress_update(&prog, i);
+    }
+    cascade_progress_finish(&prog, ds->n_events);
+    ex->n_train = ex->n - (size_t)(o->holdout_frac * (double)ex->n);
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "train-rank: out of memory for %zu examples", cap);
+    if (rc != 0)
+        cascade_rank_examples_free(ex);
+    free(label);
+    replay_free(&rp);
+    return rc;
+}
+
+/* ---- oracle AUC from truth.tsv ---- */
+
+/* The generator's truth.tsv lists impressions in events.tsv order with their
+ * true p_click. Returns the AUC of those on the held-out examples, or NAN
+ * when the file is missing or does not line up with the events. */
+static double oracle_auc(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                         const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return NAN;
+    size_t nh = ex->n - ex->n_train, k = 0, ev = 0;
+    float *p = malloc((nh + 1) * sizeof(float)), *y = malloc((nh + 1) * sizeof(float));
+    char line[512];
+    bool ok = p && y && fgets(line, sizeof(line), f) != NULL; /* header */
+    while (ok && k < nh && fgets(line, sizeof(line), f)) {
+        char uid[128];
+        long long ts;
+        unsigned long long item;
+        double prob;
+        if (sscanf(line, "%lld\t%127s\t%llu\t%lf", &ts, uid, &item, &prob) != 4) {
+            ok = false;
+            break;
+        }
+        while (ev < ds->n_events && ds->events[ev].type != CASCADE_EV_IMPRESSION)
+            ev++;
+        if (ev >= ds->n_events) {
+            ok = false;
+            break;
+        }
+        const struct cascade_ds_event *e = &ds->events[ev];
+        if (e->ts != ts || ds->items[e->item].id != item ||
+            strcmp(ds->users[e->user].id, uid) != 0) {
+            ok = false;
+            break;
+        }
+        if (ev == ex->event[ex->n_train + k]) {
+            p[k] = (float)prob;
+            y[k] = ex->y[ex->n_train + k];
+            k++;
+        }
+        ev++;
+    }
+    fclose(f);
+    double auc = ok && k == nh ? cascade_auc(p, y, nh) : NAN;
+    free(p);
+    free(y);
+    return auc;
+}
+
+/* ---- training ---- */
+
+/* What cascade_lr_fit reports after each epoch. */
+struct epoch_report {
+    double loss, rate;
+};
+
+static void on_epoch(void *ud, int epoch, double loss, double examples_per_s)
+{
+    struct epoch_report *r = ud;
+    (void)epoch;
+    r->loss = loss;
+    r->rate = examples_per_s;
+}
+
+static double mean(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return n ? s / (double)n : 0;
+}
+
+static int train_epochs(cascade_lr *m, const struct cascade_rank_examples *ex,
+                        const struct cascade_train_rank_opts *o,
+                        struct cascade_train_rank_summary *sum, char *err, size_t errlen)
+{
+    size_t nh = ex->n - ex->n_train;
+    const float *Xh = ex->X + ex->n_train * CASCADE_RANK_FEATURES, *yh = ex->y + ex->n_train;
+    float *ph = malloc((nh + 1) * sizeof(float));
+    struct epoch_report rep = {0, 0};
+    struct cascade_lr_train_opts lo = o->lr;
+    int epochs = lo.epochs > 0 ? lo.epochs : 5, rc = 0;
+    if (!ph) {
+        snprintf(err, errlen, "train-rank: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    lo.epochs = 1;
+    lo.on_epoch = on_epoch;
+    /* Small training sets get smaller batches so that an epoch still has
+     * MIN_STEPS Adam steps; with 1024-example batches a 20k-example set
+     * would see only 20 steps per epoch and stay undertrained. */
+    if (lo.batch_size == 0)
+        lo.batch_size = 1024;
+    size_t fit_batch = ex->n_train / MIN_STEPS < MIN_BATCH ? MIN_BATCH : ex->n_train / MIN_STEPS;
+    if (fit_batch < lo.batch_size) {
+        if (!o->quiet)
+            fprintf(stderr,
+                    "train-rank: batch size %zu instead of %zu (at least %d steps per epoch)\n",
+                    fit_batch, lo.batch_size, MIN_STEPS);
+        lo.batch_size = fit_batch;
+    }
+    lo.ud = &rep;
+    for (int e = 1; e <= epochs && rc == 0; e++) {
+        if ((rc = cascade_lr_fit(m, ex->X, ex->y, ex->n_train, &lo, err, errlen)) != 0)
+            break;
+        cascade_lr_predict(m, Xh, nh, ph);
+        sum->auc = cascade_auc(ph, yh, nh);
+        sum->logloss = cascade_logloss(ph, yh, nh);
+        if (!o->quiet)
+            fprintf(stderr,
+                    "train-rank: epoch %d/%d  train loss %.4f  held-out AUC %.4f  logloss %.4f  "
+                    "(%.0f examples/s)\n",
+                    e, epochs, rep.loss, sum->auc, sum->logloss, rep.rate);
+    }
+    free(ph);
+    return rc;
+}
+
+static void print_weights(const cascade_lr *m)
+{
+    float bias;
+    const float *w = cascade_lr_weights(m, &bias);
+    fprintf(stderr, "train-rank: weights (bias %+.3f):", bias);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        fprintf(stderr, "%s %s %+.3f", i % 4 == 0 ? "\n   " : " ", cascade_features_rank_name(i),
+                w[i]);
+    fputc('\n', stderr);
+}
+
+int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
+                               char *version, size_t versionlen, char *err, size_t errlen)
+{
+    char stamp[32], latest[4096], tmp[4200];
+    time_t now = time(NULL);
+    struct tm tm;
+    struct stat st;
+    int rc = cascade_mkdir_p(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
+    snprintf(version, versionlen, "rank-lr-%s", stamp);
+    snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    for (int n = 2; stat(path, &st) == 0 && n < 1000; n++) {
+        snprintf(version, versionlen, "rank-lr-%s-%d", stamp, n);
+        snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    }
+    if ((rc = cascade_lr_save(m, path, version, err, errlen)) != 0)
+        return rc;
+    snprintf(latest, sizeof(latest), "%s/rank-lr.latest", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", latest);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return CASCADE_EIO;
+    }
+    fprintf(f, "%s.safetensors\n", version);
+    bool bad = ferror(f) != 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    if (fclose(f) != 0 || bad || rename(tmp, latest) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", latest, strerror(errno));
+        unlink(tmp);
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
+int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
+                           struct cascade_train_rank_summary *sum, cascade_lr **model, char *err,
+                           size_t errlen)
+{
+    struct cascade_rank_examples ex;
+    struct cascade_train_rank_summary local;
+    struct timespec t0, t1;
+    cascade_lr *m = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!sum)
+        sum = &local;
+    memset(sum, 0, sizeof(*sum));
+    if (model)
+        *model = NULL;
+    int rc = cascade_rank_examples_build(ds, o, &ex, err, errlen);
+    if (rc != 0)
+        return rc;
+    size_t nh = ex.n - ex.n_train;
+    sum->examples = ex.n;
+    sum->train = ex.n_train;
+    sum->holdout = nh;
+    sum->train_ctr = mean(ex.y, ex.n_train);
+    sum->holdout_ctr = mean(ex.y + ex.n_train, nh);
+    if (ex.n_train == 0 || nh == 0) {
+        snprintf(err, errlen, "train-rank: %zu training and %zu held-out examples; need both",
+                 ex.n_train, nh);
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    if (!o->quiet && (sum->train_ctr == 0 || sum->train_ctr == 1))
+        fprintf(stderr,
+                "train-rank: warning: every training example has label %g; the model "
+                "can only learn a constant (was every impression clicked?)\n",
+                sum->train_ctr);
+    double c =
+        sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
+    sum->base_logloss = -(sum->holdout_ctr * log(c) + (1 - sum->holdout_ctr) * log(1 - c));
+    sum->oracle_auc = oracle_auc(ds, &ex, o->truth_path);
+    if (!o->quiet)
+        fprintf(stderr, "train-rank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f)\n",
+                ex.n, ex.n_train, sum->train_ctr, nh, sum->holdout_ctr);
+    if (!(m = cascade_lr_create(CASCADE_RANK_FEATURES))) {
+        snprintf(err, errlen, "train-rank: out of memory");
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    cascade_lr_init_bias(m, ex.y, ex.n_train);
+    if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
+        goto out;
+    if (!o->quiet)
+        print_weights(m);
+    if (o->model_dir &&
+        (rc = cascade_rank_model_publish(m, o->model_dir, sum->model_path, sizeof(sum->model_path),
+                                         sum->version, sizeof(sum->version), err, errlen)) != 0)
+        goto out;
+out:
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cascade_rank_examples_free(&ex);
+    if (rc == 0 && model)
+        *model = m;
+    else
+        cascade_lr_destroy(m);
+    return rc;
+}

@@ -1,0 +1,211 @@
+/* Command-line parsing of cascade-cli: a command word followed by options in
+ * any order, validated with messages that say what to type instead. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cascade/v1/common.pb-c.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: cascade-cli COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  recommend --user U [--count N] [--debug] [--city C] [--geohash G]\n"
+    "                           ask the orchestrator for N items (1..200, default 10)\n"
+    "  feedback --user U --item I --type T [--value S]\n"
+    "                           log one event; T is impression, click, like, collect, share,\n"
+    "                           follow, play (S = seconds played) or dislike\n"
+    "  health [--service NAME]  check a service's gRPC health; exit 0 only when SERVING\n"
+    "\n"
+    "options for every command:\n"
+    "  --addr HOST:PORT         server address (default 127.0.0.1:50050, the orchestrator)\n"
+    "  --timeout-ms N           call deadline (default 5000)\n"
+    "  --request-id ID          request id sent with the call\n"
+    "  --help                   this text\n";
+
+static int usage_error(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(FILE *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(err, "cascade-cli: ");
+    vfprintf(err, fmt, ap);
+    fprintf(err, " (see cascade-cli --help)\n");
+    va_end(ap);
+    return CASCADE_CLI_USAGE;
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0' || *s == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int cascade_cli_event_type(const char *name)
+{
+    char upper[64] = "EVENT_TYPE_";
+    uint64_t number;
+    if (name == NULL || *name == '\0')
+        return 0;
+    if (parse_u64(name, 1, 1000, &number)) {
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(&cascade__v1__event_type__descriptor, (int)number);
+        return v ? v->value : 0;
+    }
+    size_t off = strlen(upper);
+    if (strlen(name) + off >= sizeof upper)
+        return 0;
+    for (size_t i = 0; name[i]; i++)
+        upper[off + i] = (char)toupper((unsigned char)name[i]);
+    upper[off + strlen(name)] = '\0';
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value_by_name(&cascade__v1__event_type__descriptor, upper);
+    return v ? v->value : 0;
+}
+
+static int parse_command(const char *word, struct cascade_cli_args *a, FILE *err)
+{
+    if (strcmp(word, "recommend") == 0)
+        a->command = CASCADE_CLI_RECOMMEND;
+    else if (strcmp(word, "feedback") == 0)
+        a->command = CASCADE_CLI_FEEDBACK;
+    else if (strcmp(word, "health") == 0)
+        a->command = CASCADE_CLI_HEALTH;
+    else
+        return usage_error(err, "unknown command \"%s\" (expected recommend, feedback or health)",
+                           word);
+    return 0;
+}
+
+/* Options are shared by all commands; check_command rejects the ones that do
+ * not apply and the missing required ones. */
+static int parse_option(int opt, const char *arg, struct cascade_cli_args *a, FILE *err)
+{
+    uint64_t v;
+    char *end;
+    switch (opt) {
+    case 'a':
+        a->addr = arg;
+        break;
+    case 'T':
+        if (!parse_u64(arg, 1, 600000, &v))
+            return usage_error(err, "--timeout-ms: expected milliseconds in 1..600000, got \"%s\"",
+                               arg);
+        a->timeout_ms = (int)v;
+        break;
+    case 'u':
+        a->user = arg;
+        break;
+    case 'n':
+        if (!parse_u64(arg, 0, UINT32_MAX, &v))
+            return usage_error(err, "--count: expected a number, got \"%s\"", arg);
+        a->count = (uint32_t)v;
+        break;
+    case 'd':
+        a->debug = true;
+        break;
+    case 'c':
+        if (!parse_u64(arg, 0, UINT32_MAX, &v))
+            return usage_error(err, "--city: expected a city id, got \"%s\"", arg);
+        a->city = (uint32_t)v;
+        break;
+    case 'g':
+        a->geohash = arg;
+        break;
+    case 'i':
+        if (!parse_u64(arg, 1, UINT64_MAX, &v))
+            return usage_error(err, "--item: expected a positive item id, got \"%s\"", arg);
+        a->item = v;
+        break;
+    case 't':
+        if ((a->event_type = cascade_cli_event_type(arg)) == 0)
+            return usage_error(err, "--type: unknown event type \"%s\"", arg);
+        break;
+    case 'v':
+        errno = 0;
+        a->value = strtof(arg, &end);
+        if (errno || *end || end == arg)
+            return usage_error(err, "--value: expected a number, got \"%s\"", arg);
+        break;
+    case 'r':
+        a->request_id = arg;
+        break;
+    case 's':
+        a->service = arg;
+        break;
+    default:
+        return CASCADE_CLI_USAGE;
+    }
+    return 0;
+}
+
+static int check_command(const struct cascade_cli_args *a, FILE *err)
+{
+    bool needs_user = a->command != CASCADE_CLI_HEALTH;
+    if (needs_user && (a->user == NULL || a->user[0] == '\0'))
+        return usage_error(err, "%s: --user is required",
+                           a->command == CASCADE_CLI_RECOMMEND ? "recommend" : "feedback");
+    if (a->command == CASCADE_CLI_FEEDBACK && a->item == 0)
+        return usage_error(err, "%s: --item is required", "feedback");
+    if (a->command == CASCADE_CLI_FEEDBACK && a->event_type == 0)
+        return usage_error(err, "%s: --type is required", "feedback");
+    return 0;
+}
+
+int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *a, FILE *out, FILE *err)
+{
+    static const struct option longopts[] = {{"addr", required_argument, NULL, 'a'},
+                                             {"timeout-ms", required_argument, NULL, 'T'},
+                                             {"user", required_argument, NULL, 'u'},
+                                             {"count", required_argument, NULL, 'n'},
+                                             {"debug", no_argument, NULL, 'd'},
+                                             {"city", required_argument, NULL, 'c'},
+                                             {"geohash", required_argument, NULL, 'g'},
+                                             {"item", required_argument, NULL, 'i'},
+                                             {"type", required_argument, NULL, 't'},
+                                             {"value", required_argument, NULL, 'v'},
+                                             {"request-id", required_argument, NULL, 'r'},
+                                             {"service", required_argument, NULL, 's'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int opt, rc;
+
+    memset(a, 0, sizeof *a);
+    a->addr = "127.0.0.1:50050";
+    a->timeout_ms = 5000;
+    a->count = 10;
+    a->service = "";
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? err : out);
+        return argc < 2 ? CASCADE_CLI_USAGE : -1;
+    }
+    if ((rc = parse_command(argv[1], a, err)))
+        return rc;
+    optind = 2;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, out);
+            return -1;
+        }
+        if (opt == '?' || opt == ':')
+            return usage_error(err, "unknown or incomplete option \"%s\"", argv[optind - 1]);
+        if ((rc = parse_option(opt, optarg, a, err)))
+            return rc;
+    }
+    if (optind < argc)
+        return usage_error(err, "unexpected argument \"%s\"", argv[optind]);
+    return check_command(a, err);
+}

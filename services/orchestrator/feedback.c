@@ -1,0 +1,143 @@
+/* Feedback: validates user behaviour events, appends them to the Redis event
+ * stream (fields user, item, type, value, ts, rid) for incremental training,
+ * and applies interactions to the user's last-n list and consumed set so the
+ * next Recommend sees them (ItemCF seeds, already-consumed filter). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "orch_internal.h"
+#include "store.h"
+
+static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (call->err && call->errlen)
+        vsnprintf(call->err, call->errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int validate_events(const struct cascade_orch_call *call,
+                           const Cascade__V1__FeedbackRequest *req)
+{
+    if (req->n_events > CASCADE_ORCH_MAX_EVENTS)
+        return fail(call, CASCADE_ETOOBIG, "at most %d events per Feedback call, got %zu",
+                    CASCADE_ORCH_MAX_EVENTS, req->n_events);
+    for (size_t i = 0; i < req->n_events; i++) {
+        const Cascade__V1__Event *e = req->events[i];
+        if (e == NULL || e->user_id == NULL || e->user_id[0] == '\0')
+            return fail(call, CASCADE_EINVAL, "events[%zu].user_id is empty", i);
+        if (strlen(e->user_id) > CASCADE_ORCH_MAX_USER_ID)
+            return fail(call, CASCADE_EINVAL, "events[%zu].user_id is longer than %d bytes", i,
+                        CASCADE_ORCH_MAX_USER_ID);
+        if (e->item_id == 0)
+            return fail(call, CASCADE_EINVAL, "events[%zu].item_id is 0", i);
+        if (cascade_orch_event_name((int)e->type) == NULL)
+            return fail(call, CASCADE_EINVAL,
+                        "events[%zu].type: unknown event type %d (expected 1..8: impression, "
+                        "click, like, collect, share, follow, play, dislike)",
+                        i, (int)e->type);
+    }
+    return 0;
+}
+
+static int64_t event_time(const Cascade__V1__Event *e)
+{
+    return e->time_s > 0 ? e->time_s : cascade_wall_s();
+}
+
+/* A Redis failure keeps its code: EUNAVAILABLE (unreachable) answers
+ * UNAVAILABLE, an error reply (EIO) INTERNAL. */
+static int redis_failure(const struct cascade_orch_call *call, cascade_redis *r, int rc,
+                         const char *what)
+{
+    return fail(call, rc, "feedback: %s: %s", what, cascade_redis_error(r));
+}
+
+/* XADD every event to the stream, pipelined. */
+static int append_events(cascade_orch *o, const struct cascade_orch_call *call, cascade_redis *r,
+                         const Cascade__V1__FeedbackRequest *req)
+{
+    char key[CASCADE_KEY_MAX];
+    int rc = 0;
+    size_t queued = 0;
+    cascade_key_events(key, o->ns);
+    for (size_t i = 0; i < req->n_events; i++) {
+        const Cascade__V1__Event *e = req->events[i];
+        rc = cascade_redis_append(r,
+                                  "XADD %s MAXLEN ~ %u * user %s item %llu type %s value %g "
+                                  "ts %lld rid %s",
+                                  key, o->cfg.events_maxlen, e->user_id,
+                                  (unsigned long long)e->item_id,
+                                  cascade_orch_event_name((int)e->type), (double)e->value,
+                                  (long long)event_time(e), e->request_id ? e->request_id : "");
+        if (rc)
+            return redis_failure(call, r, rc, "appending to the event stream");
+        queued++;
+    }
+    for (size_t i = 0; i < queued; i++) {
+        redisReply *reply = NULL;
+        int err = cascade_redis_get_reply(r, &reply);
+        if (reply)
+            freeReplyObject(reply);
+        if (err && rc == 0)
+            rc = err; /* keep reading so the connection stays in sync */
+        if (err == CASCADE_EUNAVAILABLE)
+            break;
+    }
+    return rc ? redis_failure(call, r, rc, "appending to the event stream") : 0;
+}
+
+/* Apply interactions (not impressions or dislikes) to last-n and consumed. */
+static int apply_interactions(cascade_orch *o, const struct cascade_orch_call *call,
+                              cascade_redis *r, const Cascade__V1__FeedbackRequest *req)
+{
+    for (size_t i = 0; i < req->n_events; i++) {
+        const Cascade__V1__Event *e = req->events[i];
+        float weight = cascade_orch_event_weight((int)e->type);
+        if (weight <= 0.0f)
+            continue;
+        cascade_v1_Interaction it = cascade_v1_Interaction_init_zero;
+        it.item_id = e->item_id;
+        it.type = (uint32_t)e->type;
+        it.time_s = event_time(e);
+        it.weight = weight;
+        int rc = cascade_store_push_interaction(r, o->ns, e->user_id, &it, o->cfg.lastn_max);
+        if (rc)
+            return redis_failure(call, r, rc, "updating the user's recent interactions");
+    }
+    return 0;
+}
+
+int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
+                          const Cascade__V1__FeedbackRequest *req,
+                          Cascade__V1__FeedbackResponse **out)
+{
+    int rc;
+    *out = NULL;
+    if ((rc = validate_events(call, req)))
+        return rc;
+    Cascade__V1__FeedbackResponse *resp = cascade_arena_alloc(call->arena, sizeof *resp);
+    if (resp == NULL)
+        return fail(call, CASCADE_ENOMEM, "out of memory");
+    cascade__v1__feedback_response__init(resp);
+    if (req->n_events > 0) {
+        cascade_redis *r = o->redis ? cascade_redis_pool_get(o->redis) : NULL;
+        if (r == NULL)
+            return fail(call, CASCADE_EUNAVAILABLE, "feedback: no Redis connection available");
+        if ((rc = append_events(o, call, r, req)) || (rc = apply_interactions(o, call, r, req)))
+            return rc;
+    }
+    resp->accepted = (uint32_t)req->n_events;
+    CASCADE_DEBUG(call->request_id, "feedback: %zu events", req->n_events);
+    *out = resp;
+    return 0;
+}

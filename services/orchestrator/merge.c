@@ -1,0 +1,195 @@
+/* Merge of recall channel outputs: quota, per-channel max normalisation,
+ * weighted sum, dedupe with provenance, sort and cap. An open-addressing
+ * table keyed by item id finds an item's merged entry in O(1). */
+#include "merge.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Merged entry under construction: hits grow in an arena array. */
+struct merged {
+    Cascade__V1__Candidate *cand;
+    size_t hit_cap;
+    size_t last_channel; /* index+1 of the last channel that hit it (in-channel dedupe) */
+};
+
+struct table {
+    uint64_t *keys;
+    uint32_t *slots; /* index+1 into the merged array; 0 = empty */
+    size_t mask;
+};
+
+float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *channel)
+{
+    for (size_t i = 0; i < c->n_channels; i++)
+        if (c->channels[i] && c->channels[i]->channel &&
+            strcmp(c->channels[i]->channel, channel) == 0)
+            return c->channels[i]->score;
+    if (c->n_channels > 0 && c->channels[0])
+        return c->channels[0]->score;
+    return c->recall_score;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int table_init(struct table *t, size_t n, cascade_arena *arena)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    t->keys = cascade_arena_calloc(arena, cap, sizeof *t->keys);
+    t->slots = cascade_arena_calloc(arena, cap, sizeof *t->slots);
+    t->mask = cap - 1;
+    return (t->keys && t->slots) ? 0 : CASCADE_ENOMEM;
+}
+
+/* Slot of item_id: either the one holding it or the empty one where it goes. */
+static size_t table_find(const struct table *t, uint64_t item_id)
+{
+    size_t i = mix64(item_id) & t->mask;
+    while (t->slots[i] != 0 && t->keys[i] != item_id)
+        i = (i + 1) & t->mask;
+    return i;
+}
+
+static size_t kept_count(const struct cascade_merge_input *in)
+{
+    return in->n_candidates < in->quota ? in->n_candidates : in->quota;
+}
+
+static double channel_max(const struct cascade_merge_input *in)
+{
+    double max = 0.0;
+    for (size_t i = 0; i < kept_count(in); i++) {
+        if (in->candidates[i] == NULL)
+            continue;
+        double s = cascade_merge_channel_score(in->candidates[i], in->channel);
+        if (s > max)
+            max = s;
+    }
+    return max;
+}
+
+static int add_hit(struct merged *m, const char *channel, float score, uint32_t rank,
+                   cascade_arena *arena)
+{
+    Cascade__V1__Candidate *c = m->cand;
+    if (c->n_channels == m->hit_cap) {
+        size_t cap = m->hit_cap ? 2 * m->hit_cap : 2;
+        Cascade__V1__ChannelHit **hits = cascade_arena_alloc(arena, cap * sizeof *hits);
+        if (hits == NULL)
+            return CASCADE_ENOMEM;
+        if (c->n_channels)
+            memcpy(hits, c->channels, c->n_channels * sizeof *hits);
+        c->channels = hits;
+        m->hit_cap = cap;
+    }
+    Cascade__V1__ChannelHit *h = cascade_arena_alloc(arena, sizeof *h);
+    if (h == NULL)
+        return CASCADE_ENOMEM;
+    cascade__v1__channel_hit__init(h);
+    h->channel = (char *)channel;
+    h->score = score;
+    h->rank = rank;
+    c->channels[c->n_channels++] = h;
+    return 0;
+}
+
+static struct merged *new_entry(struct merged *all, size_t *n_all,
+                                const Cascade__V1__Candidate *src, cascade_arena *arena)
+{
+    Cascade__V1__Candidate *c = cascade_arena_alloc(arena, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    cascade__v1__candidate__init(c);
+    c->item_id = src->item_id;
+    c->attrs = src->attrs;
+    struct merged *m = &all[(*n_all)++];
+    memset(m, 0, sizeof *m);
+    m->cand = c;
+    return m;
+}
+
+/* Fold channel number ci into the table. */
+static int merge_one(const struct cascade_merge_input *in, size_t ci, struct table *t,
+                     struct merged *all, size_t *n_all, cascade_arena *arena)
+{
+    double max = channel_max(in);
+    for (size_t r = 0; r < kept_count(in); r++) {
+        const Cascade__V1__Candidate *src = in->candidates[r];
+        if (src == NULL)
+            continue;
+        size_t slot = table_find(t, src->item_id);
+        struct merged *m;
+        if (t->slots[slot] == 0) {
+            if ((m = new_entry(all, n_all, src, arena)) == NULL)
+                return CASCADE_ENOMEM;
+            t->keys[slot] = src->item_id;
+            t->slots[slot] = (uint32_t)*n_all;
+        } else {
+            m = &all[t->slots[slot] - 1];
+            if (m->last_channel == ci + 1)
+                continue; /* the channel repeated an item: keep its best (first) entry */
+        }
+        m->last_channel = ci + 1;
+        float score = cascade_merge_channel_score(src, in->channel);
+        double norm = max > 0.0 ? (score > 0.0f ? score / max : 0.0) : 1.0;
+        m->cand->recall_score += (float)(in->weight * norm);
+        if (m->cand->attrs == NULL)
+            m->cand->attrs = src->attrs;
+        int rc = add_hit(m, in->channel, score, (uint32_t)r, arena);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int by_score_desc(const void *a, const void *b)
+{
+    const Cascade__V1__Candidate *x = *(Cascade__V1__Candidate *const *)a;
+    const Cascade__V1__Candidate *y = *(Cascade__V1__Candidate *const *)b;
+    if (x->recall_score != y->recall_score)
+        return x->recall_score > y->recall_score ? -1 : 1;
+    return (x->item_id > y->item_id) - (x->item_id < y->item_id);
+}
+
+int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_t max_out,
+                           cascade_arena *arena, Cascade__V1__Candidate ***out, size_t *n_out)
+{
+    size_t total = 0, n_all = 0;
+    struct table t;
+    struct merged *all;
+    Cascade__V1__Candidate **list;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    for (size_t i = 0; i < n; i++)
+        total += kept_count(&in[i]);
+    if ((rc = table_init(&t, total, arena)))
+        return rc;
+    all = cascade_arena_calloc(arena, total ? total : 1, sizeof *all);
+    list = cascade_arena_calloc(arena, total ? total : 1, sizeof *list);
+    if (all == NULL || list == NULL)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = merge_one(&in[i], i, &t, all, &n_all, arena)))
+            return rc;
+    for (size_t i = 0; i < n_all; i++)
+        list[i] = all[i].cand;
+    qsort(list, n_all, sizeof *list, by_score_desc);
+    *out = list;
+    *n_out = n_all < max_out ? n_all : max_out;
+    return 0;
+}

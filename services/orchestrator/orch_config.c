@@ -1,0 +1,285 @@
+/* Parsing of the "orchestrator" config section: channels, stage endpoints and
+ * budgets, merge and feedback limits. Endpoints may be symbolic names looked
+ * up in orchestrator.endpoints so one override (e.g. from scripts/stack.sh)
+ * moves every user of an endpoint at once. */
+#include "orch_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+/* Built-in endpoint names and the default ports of SPEC §5. */
+static const struct {
+    const char *name;
+    const char *addr;
+} default_endpoints[] = {
+    {"recall", "127.0.0.1:50051"}, {"filter", "127.0.0.1:50052"}, {"prerank", "127.0.0.1:50053"},
+    {"rank", "127.0.0.1:50054"},   {"rerank", "127.0.0.1:50055"},
+};
+
+/* Channels used when the config lists none. */
+static const struct {
+    const char *name;
+    double weight;
+    uint32_t quota;
+} default_channels[] = {
+    {"hot", 1.0, 500},
+    {"itemcf", 2.0, 1000},
+};
+
+#define DEFAULT_CHANNEL_TIMEOUT_MS 300
+#define DEFAULT_STAGE_TIMEOUT_MS 300
+
+static bool is_address(const char *s)
+{
+    return strchr(s, ':') != NULL;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return false;
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+/* Look `name` up in orchestrator.endpoints, then in the built-in table.
+ * Returns the address or NULL. */
+static const char *lookup_endpoint(const cascade_config *cfg, const char *name)
+{
+    json_t *map = cascade_config_get(cfg, "orchestrator.endpoints");
+    if (json_is_object(map)) {
+        json_t *v = json_object_get(map, name);
+        if (json_is_string(v))
+            return json_string_value(v);
+    }
+    for (size_t i = 0; i < sizeof default_endpoints / sizeof default_endpoints[0]; i++)
+        if (strcmp(default_endpoints[i].name, name) == 0)
+            return default_endpoints[i].addr;
+    return NULL;
+}
+
+/* Resolve an endpoint value (address or name) into out. `what` names the
+ * config entry in error messages. */
+static int resolve_endpoint(const cascade_config *cfg, const char *value, const char *what,
+                            char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *addr = is_address(value) ? value : lookup_endpoint(cfg, value);
+    if (addr == NULL || !is_address(addr)) {
+        snprintf(err, errlen,
+                 "%s: orchestrator: %s: endpoint \"%s\" is neither host:port nor a name "
+                 "with an address in orchestrator.endpoints",
+                 cascade_config_source(cfg), what, value);
+        return CASCADE_EINVAL;
+    }
+    if (!copy_str(out, outlen, addr)) {
+        snprintf(err, errlen, "%s: orchestrator: %s: endpoint too long", cascade_config_source(cfg),
+                 what);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+static int bad_field(const cascade_config *cfg, size_t i, const char *field, const char *expect,
+                     char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: orchestrator.channels[%zu].%s: expected %s",
+             cascade_config_source(cfg), i, field, expect);
+    return CASCADE_EINVAL;
+}
+
+/* Read a number field of a channel object; def when absent. */
+static int channel_number(const cascade_config *cfg, json_t *obj, size_t i, const char *field,
+                          double def, double min, double max, double *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, field);
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
+        char expect[96];
+        snprintf(expect, sizeof expect, "a number in [%g, %g]", min, max);
+        return bad_field(cfg, i, field, expect, err, errlen);
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+/* Fill one channel from its JSON object. */
+static int parse_channel(const cascade_config *cfg, json_t *obj, size_t i,
+                         struct cascade_orch_channel_cfg *ch, char *err, size_t errlen)
+{
+    double weight, quota, timeout;
+    int rc;
+    if (!json_is_object(obj))
+        return bad_field(cfg, i, "", "an object", err, errlen);
+    json_t *name = json_object_get(obj, "name");
+    if (!json_is_string(name) || json_string_length(name) == 0 ||
+        !copy_str(ch->name, sizeof ch->name, json_string_value(name)))
+        return bad_field(cfg, i, "name", "a non-empty string of at most 63 bytes", err, errlen);
+    if ((rc = channel_number(cfg, obj, i, "weight", 1.0, 0.0, 1e6, &weight, err, errlen)) ||
+        (rc = channel_number(cfg, obj, i, "quota", 500, 1, 5000, &quota, err, errlen)) ||
+        (rc = channel_number(cfg, obj, i, "timeout_ms", DEFAULT_CHANNEL_TIMEOUT_MS, 1, 600000,
+                             &timeout, err, errlen)))
+        return rc;
+    ch->weight = weight;
+    ch->quota = (uint32_t)quota;
+    ch->timeout_ms = (int)timeout;
+
+    /* orchestrator.endpoints.recall_<name> moves one channel to its own service. */
+    char override_name[CASCADE_ORCH_NAME_MAX + 8];
+    snprintf(override_name, sizeof override_name, "recall_%s", ch->name);
+    json_t *map = cascade_config_get(cfg, "orchestrator.endpoints");
+    json_t *endpoint = json_object_get(obj, "endpoint");
+    const char *value = "recall";
+    if (json_is_object(map) && json_is_string(json_object_get(map, override_name)))
+        value = override_name;
+    else if (json_is_string(endpoint))
+        value = json_string_value(endpoint);
+    else if (endpoint != NULL)
+        return bad_field(cfg, i, "endpoint", "a string (host:port or endpoint name)", err, errlen);
+    char what[96];
+    snprintf(what, sizeof what, "channel %s", ch->name);
+    return resolve_endpoint(cfg, value, what, ch->endpoint, sizeof ch->endpoint, err, errlen);
+}
+
+static bool channel_enabled(json_t *obj)
+{
+    json_t *v = json_object_get(obj, "enabled");
+    return v == NULL || !json_is_false(v);
+}
+
+static int parse_channels(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                          size_t errlen)
+{
+    json_t *list = cascade_config_get(cfg, "orchestrator.channels");
+    out->n_channels = 0;
+    if (list == NULL) {
+        for (size_t i = 0; i < sizeof default_channels / sizeof default_channels[0]; i++) {
+            struct cascade_orch_channel_cfg *ch = &out->channels[out->n_channels++];
+            copy_str(ch->name, sizeof ch->name, default_channels[i].name);
+            ch->weight = default_channels[i].weight;
+            ch->quota = default_channels[i].quota;
+            ch->timeout_ms = DEFAULT_CHANNEL_TIMEOUT_MS;
+            int rc = resolve_endpoint(cfg, "recall", ch->name, ch->endpoint, sizeof ch->endpoint,
+                                      err, errlen);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    if (!json_is_array(list)) {
+        snprintf(err, errlen, "%s: orchestrator.channels: expected a list of channel objects",
+                 cascade_config_source(cfg));
+        return CASCADE_EINVAL;
+    }
+    size_t i;
+    json_t *obj;
+    json_array_foreach(list, i, obj)
+    {
+        if (json_is_object(obj) && !channel_enabled(obj))
+            continue;
+        if (out->n_channels == CASCADE_ORCH_MAX_CHANNELS) {
+            snprintf(err, errlen, "%s: orchestrator.channels: at most %d channels",
+                     cascade_config_source(cfg), CASCADE_ORCH_MAX_CHANNELS);
+            return CASCADE_EINVAL;
+        }
+        struct cascade_orch_channel_cfg *ch = &out->channels[out->n_channels];
+        int rc = parse_channel(cfg, obj, i, ch, err, errlen);
+        if (rc)
+            return rc;
+        if (cascade_orch_config_channel(out, ch->name) != NULL) {
+            snprintf(err, errlen, "%s: orchestrator.channels[%zu]: duplicate channel \"%s\"",
+                     cascade_config_source(cfg), i, ch->name);
+            return CASCADE_EINVAL;
+        }
+        out->n_channels++;
+    }
+    return 0;
+}
+
+/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep} */
+static int parse_stage(const cascade_config *cfg, const char *name, uint32_t default_keep,
+                       struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
+{
+    char path[128];
+    int64_t timeout, keep;
+    const char *endpoint;
+    int rc;
+
+    snprintf(path, sizeof path, "orchestrator.stages.%s.enabled", name);
+    if ((rc = cascade_config_bool(cfg, path, true, &st->enabled, err, errlen)))
+        return rc;
+    snprintf(path, sizeof path, "orchestrator.stages.%s.timeout_ms", name);
+    if ((rc = cascade_config_int(cfg, path, DEFAULT_STAGE_TIMEOUT_MS, 1, 600000, &timeout, err,
+                                 errlen)))
+        return rc;
+    snprintf(path, sizeof path, "orchestrator.stages.%s.keep", name);
+    if ((rc = cascade_config_int(cfg, path, default_keep, 0, 20000, &keep, err, errlen)))
+        return rc;
+    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
+    if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
+        return rc;
+    st->timeout_ms = (int)timeout;
+    st->keep = (uint32_t)keep;
+    snprintf(path, sizeof path, "stage %s", name);
+    return resolve_endpoint(cfg, endpoint, path, st->endpoint, sizeof st->endpoint, err, errlen);
+}
+
+/* Scalar limits of the section. */
+static int parse_limits(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                        size_t errlen)
+{
+    int64_t v[7];
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.deadline_ms", 2000, 1, 600000, &v[0], err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.merge_max", 2000, 1, 20000, &v[1], err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.exposure.timeout_ms", 300, 1, 600000, &v[2],
+                                 err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.fallback.hot_max", 500, 1, 5000, &v[3], err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.feedback.lastn_max", 200, 1, 10000, &v[4], err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.feedback.events_maxlen", 1000000, 1000,
+                                 1000000000, &v[5], err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.max_message_bytes", 16 << 20, 1 << 16, 1 << 30,
+                                 &v[6], err, errlen)))
+        return rc;
+    out->deadline_ms = (int)v[0];
+    out->merge_max = (uint32_t)v[1];
+    out->exposure_timeout_ms = (int)v[2];
+    out->fallback_max = (uint32_t)v[3];
+    out->lastn_max = (uint32_t)v[4];
+    out->events_maxlen = (uint32_t)v[5];
+    out->max_message_bytes = (size_t)v[6];
+    return 0;
+}
+
+int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                              size_t errlen)
+{
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = parse_limits(cfg, out, err, errlen)) || (rc = parse_channels(cfg, out, err, errlen)))
+        return rc;
+    if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
+        (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||
+        (rc = parse_stage(cfg, "rank", 100, &out->rank, err, errlen)) ||
+        (rc = parse_stage(cfg, "rerank", 0, &out->rerank, err, errlen)))
+        return rc;
+    return 0;
+}
+
+const struct cascade_orch_channel_cfg *
+cascade_orch_config_channel(const struct cascade_orch_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_channels; i++)
+        if (strcmp(c->channels[i].name, name) == 0)
+            return &c->channels[i];
+    return NULL;
+}

@@ -1,0 +1,61 @@
+/* The orchestrator's configuration: which recall channels to call (with
+ * weight, quota and timeout), where the stages live, per-stage time budgets
+ * and the merge/fallback/feedback limits. Parsed once at start from the
+ * "orchestrator" section of the config; every key is documented with its
+ * default in docs/orchestrator.md. */
+#ifndef CASCADE_ORCH_CONFIG_H
+#define CASCADE_ORCH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define CASCADE_ORCH_NAME_MAX 64
+#define CASCADE_ORCH_ADDR_MAX 256
+#define CASCADE_ORCH_MAX_CHANNELS 32
+
+/* One recall channel: a Recall RPC naming `name`, sent to `endpoint`. */
+struct cascade_orch_channel_cfg {
+    char name[CASCADE_ORCH_NAME_MAX];
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    double weight;                        /* merge weight, >= 0 */
+    uint32_t quota;                       /* max candidates kept from this channel */
+    int timeout_ms;                       /* per-call budget */
+};
+
+/* One downstream stage (filter, prerank, rank, rerank). */
+struct cascade_orch_stage_cfg {
+    bool enabled;                         /* false: skipped, not degraded */
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    int timeout_ms;                       /* per-call budget */
+    uint32_t keep;                        /* prerank/rank: candidates kept (0 = stage default) */
+};
+
+struct cascade_orch_config {
+    struct cascade_orch_channel_cfg channels[CASCADE_ORCH_MAX_CHANNELS];
+    size_t n_channels;
+    struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
+    int deadline_ms;          /* request budget when the caller sent no deadline */
+    uint32_t merge_max;       /* cap on the merged candidate list */
+    int exposure_timeout_ms;  /* RecordExposure budget */
+    uint32_t fallback_max;    /* hot-list fallback size */
+    uint32_t lastn_max;       /* Feedback: length of the user's last-n list */
+    uint32_t events_maxlen;   /* Feedback: approximate cap of the event stream */
+    size_t max_message_bytes; /* client-side message limit for stage calls */
+};
+
+/* Parse the "orchestrator" section of cfg into out (defaults for absent keys).
+ * Endpoint strings are "host:port" or the name of an entry of
+ * orchestrator.endpoints; a channel's endpoint is overridden by
+ * orchestrator.endpoints.recall_<channel> when that entry exists. Returns 0,
+ * or CASCADE_EINVAL with "orchestrator.channels[1].weight: expected ..." in err. */
+int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                              size_t errlen);
+
+/* The channel named `name`, or NULL. */
+const struct cascade_orch_channel_cfg *
+cascade_orch_config_channel(const struct cascade_orch_config *c, const char *name);
+
+#endif

@@ -1,0 +1,31 @@
+/* Internal layout of the orchestrator shared by its .c files (create/destroy,
+ * Recommend, Feedback). Not part of the library's API. */
+#ifndef CASCADE_ORCH_INTERNAL_H
+#define CASCADE_ORCH_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "experiments.h"
+#include "orchestrator.h"
+
+/* One gRPC channel per distinct endpoint address, shared by every user. */
+struct cascade_orch_endpoint {
+    char addr[CASCADE_ORCH_ADDR_MAX];
+    cascade_rpc_channel *channel;
+};
+
+#define CASCADE_ORCH_MAX_ENDPOINTS (CASCADE_ORCH_MAX_CHANNELS + 4)
+
+struct cascade_orch {
+    struct cascade_orch_config cfg;
+    cascade_experiments *experiments;
+    cascade_redis_pool *redis; /* borrowed; may be NULL */
+    char ns[64];
+    struct cascade_orch_endpoint endpoints[CASCADE_ORCH_MAX_ENDPOINTS];
+    size_t n_endpoints;
+    cascade_rpc_channel *channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per recall channel */
+    cascade_rpc_channel *filter, *prerank, *rank, *rerank;
+    atomic_uint_fast64_t request_seq; /* for generated request ids */
+};
+
+#endif

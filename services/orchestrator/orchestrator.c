@@ -1,0 +1,186 @@
+/* Orchestrator lifetime (config, experiments, one channel per stage endpoint),
+ * the RPC handlers that adapt cascade_rpc_ctx to the pipeline entry points,
+ * and the event-type table shared by Feedback and the CLI. */
+#include "orchestrator.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "orch_internal.h"
+
+/* Find or open the channel for addr. */
+static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr)
+{
+    for (size_t i = 0; i < o->n_endpoints; i++)
+        if (strcmp(o->endpoints[i].addr, addr) == 0)
+            return o->endpoints[i].channel;
+    if (o->n_endpoints == CASCADE_ORCH_MAX_ENDPOINTS)
+        return NULL;
+    struct cascade_orch_endpoint *e = &o->endpoints[o->n_endpoints];
+    e->channel = cascade_rpc_channel_create(addr, o->cfg.max_message_bytes);
+    if (e->channel == NULL)
+        return NULL;
+    snprintf(e->addr, sizeof e->addr, "%s", addr);
+    o->n_endpoints++;
+    return e->channel;
+}
+
+static int open_channels(cascade_orch *o, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < o->cfg.n_channels; i++) {
+        o->channel_of[i] = endpoint_channel(o, o->cfg.channels[i].endpoint);
+        if (o->channel_of[i] == NULL)
+            goto fail;
+    }
+    if (!(o->filter = endpoint_channel(o, o->cfg.filter.endpoint)) ||
+        !(o->prerank = endpoint_channel(o, o->cfg.prerank.endpoint)) ||
+        !(o->rank = endpoint_channel(o, o->cfg.rank.endpoint)) ||
+        !(o->rerank = endpoint_channel(o, o->cfg.rerank.endpoint)))
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "orchestrator: cannot open gRPC channels to the stage endpoints");
+    return CASCADE_ENOMEM;
+}
+
+cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                  const char *ns, char *err, size_t errlen)
+{
+    cascade_orch *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        snprintf(err, errlen, "orchestrator: out of memory");
+        return NULL;
+    }
+    atomic_init(&o->request_seq, 0);
+    o->redis = redis;
+    snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
+    if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
+        goto fail;
+    json_t *experiments = cascade_config_get(cfg, "experiments");
+    if (json_is_null(experiments))
+        experiments = NULL; /* "experiments": null = no layers */
+    o->experiments = cascade_experiments_create(experiments, err, errlen);
+    if (o->experiments == NULL)
+        goto fail;
+    if (open_channels(o, err, errlen))
+        goto fail;
+    return o;
+fail:
+    cascade_orch_destroy(o);
+    return NULL;
+}
+
+void cascade_orch_destroy(cascade_orch *o)
+{
+    if (o == NULL)
+        return;
+    for (size_t i = 0; i < o->n_endpoints; i++)
+        cascade_rpc_channel_destroy(o->endpoints[i].channel);
+    cascade_experiments_destroy(o->experiments);
+    free(o);
+}
+
+const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o)
+{
+    return &o->cfg;
+}
+
+/* ------------------------------------------------------------ RPC adapters */
+
+static int handle_recommend(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                            ProtobufCMessage **response)
+{
+    char err[512] = "";
+    struct cascade_orch_call call = {
+        .arena = cascade_rpc_ctx_arena(ctx),
+        .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
+        .request_id = cascade_rpc_ctx_request_id(ctx),
+        .err = err,
+        .errlen = sizeof err,
+    };
+    Cascade__V1__RecommendResponse *out = NULL;
+    int rc = cascade_orch_recommend(service, &call, (const Cascade__V1__RecommendRequest *)request,
+                                    &out);
+    if (rc)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &out->base;
+    return 0;
+}
+
+static int handle_feedback(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                           ProtobufCMessage **response)
+{
+    char err[512] = "";
+    struct cascade_orch_call call = {
+        .arena = cascade_rpc_ctx_arena(ctx),
+        .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
+        .request_id = cascade_rpc_ctx_request_id(ctx),
+        .err = err,
+        .errlen = sizeof err,
+    };
+    Cascade__V1__FeedbackResponse *out = NULL;
+    int rc =
+        cascade_orch_feedback(service, &call, (const Cascade__V1__FeedbackRequest *)request, &out);
+    if (rc)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &out->base;
+    return 0;
+}
+
+static const struct cascade_rpc_method orch_methods[] = {
+    {"/cascade.v1.Recommender/Recommend", &cascade__v1__recommend_request__descriptor,
+     &cascade__v1__recommend_response__descriptor, handle_recommend},
+    {"/cascade.v1.Recommender/Feedback", &cascade__v1__feedback_request__descriptor,
+     &cascade__v1__feedback_response__descriptor, handle_feedback},
+};
+
+const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods)
+{
+    *n_methods = sizeof orch_methods / sizeof orch_methods[0];
+    return orch_methods;
+}
+
+/* ---------------------------------------------------------- event types */
+
+static const struct {
+    int type;
+    const char *name;
+    float weight;
+} event_types[] = {
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_IMPRESSION, "impression", 0.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_CLICK, "click", 1.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_LIKE, "like", 2.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_COLLECT, "collect", 3.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_SHARE, "share", 3.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_FOLLOW, "follow", 4.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_PLAY, "play", 1.0f},
+    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_DISLIKE, "dislike", 0.0f},
+};
+
+#define N_EVENT_TYPES (sizeof event_types / sizeof event_types[0])
+
+float cascade_orch_event_weight(int type)
+{
+    for (size_t i = 0; i < N_EVENT_TYPES; i++)
+        if (event_types[i].type == type)
+            return event_types[i].weight;
+    return 0.0f;
+}
+
+const char *cascade_orch_event_name(int type)
+{
+    for (size_t i = 0; i < N_EVENT_TYPES; i++)
+        if (event_types[i].type == type)
+            return event_types[i].name;
+    return NULL;
+}
+
+int cascade_orch_event_parse(const char *name)
+{
+    for (size_t i = 0; name && i < N_EVENT_TYPES; i++)
+        if (strcmp(event_types[i].name, name) == 0)
+            return event_types[i].type;
+    return CASCADE__V1__EVENT_TYPE__EVENT_TYPE_UNSPECIFIED;
+}

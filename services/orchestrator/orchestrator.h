@@ -1,0 +1,86 @@
+/* The orchestrator (cascade.v1.Recommender): assigns A/B buckets, fans Recall
+ * out to every configured channel in parallel, merges the channels, then runs
+ * filter → pre-rank → rank → re-rank within the request's deadline, records
+ * exposure of what it returns, and logs Feedback events to Redis. A failing
+ * or late channel or stage degrades the answer (flagged and explained in the
+ * response) instead of failing it.
+ *
+ * Thread-safety: one cascade_orch is shared by every worker thread; its stage
+ * channels are created once at start and are thread-safe. */
+#ifndef CASCADE_ORCHESTRATOR_H
+#define CASCADE_ORCHESTRATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/recommender.pb-c.h"
+#include "config.h"
+#include "orch_config.h"
+#include "redis.h"
+#include "rpc.h"
+
+#define CASCADE_ORCH_MAX_COUNT 200
+#define CASCADE_ORCH_MAX_EVENTS 1000
+#define CASCADE_ORCH_MAX_USER_ID 64
+
+typedef struct cascade_orch cascade_orch;
+
+/* Build an orchestrator from the "orchestrator" and "experiments" sections of
+ * cfg (borrowed during the call only) and open a channel per distinct stage
+ * endpoint. `redis` (borrowed, must outlive the orchestrator; may be NULL,
+ * then Feedback and the hot-list fallback report UNAVAILABLE) serves Feedback
+ * and the fallback; ns is the Redis key namespace (copied). Requires
+ * cascade_rpc_init. Returns NULL with a message in err. */
+cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                  const char *ns, char *err, size_t errlen);
+
+/* Close the stage channels and free the orchestrator. NULL is a no-op. */
+void cascade_orch_destroy(cascade_orch *o);
+
+/* The parsed configuration (borrowed). */
+const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o);
+
+/* Per-call inputs, independent of the RPC server so tests can drive the
+ * pipeline directly. */
+struct cascade_orch_call {
+    cascade_arena *arena;   /* request arena: the response is allocated here */
+    int64_t deadline_ms;    /* absolute (cascade_now_ms clock); INT64_MAX = none */
+    const char *request_id; /* caller's x-request-id; NULL or "" = none */
+    char *err;              /* message buffer for failures */
+    size_t errlen;
+};
+
+/* Run Recommend. Returns 0 and *out (arena), or a negative code with a
+ * message in call->err: CASCADE_EINVAL for a missing/empty user id or a count
+ * outside 1..200, CASCADE_EUNAVAILABLE when no channel and no fallback
+ * produced anything. */
+int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call,
+                           const Cascade__V1__RecommendRequest *req,
+                           Cascade__V1__RecommendResponse **out);
+
+/* Run Feedback: validate every event (non-empty user id, non-zero item id,
+ * known type; at most 1000), append them to the event stream and apply the
+ * non-impression ones to the users' last-n and consumed sets. Returns 0 and
+ * *out (arena), CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or
+ * CASCADE_EUNAVAILABLE when Redis cannot be reached. */
+int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
+                          const Cascade__V1__FeedbackRequest *req,
+                          Cascade__V1__FeedbackResponse **out);
+
+/* The method table of cascade.v1.Recommender for cascade_service_run; the
+ * handlers expect the cascade_orch as their service pointer. */
+const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods);
+
+/* Interest weight of an event type in last-n (click 1, like 2, collect 3,
+ * share 3, follow 4, play 1), 0 for types not applied to last-n (impression,
+ * dislike, unknown). */
+float cascade_orch_event_weight(int type);
+
+/* Lower-case name of an event type ("click"), or NULL when unknown. */
+const char *cascade_orch_event_name(int type);
+
+/* Inverse of cascade_orch_event_name; returns 0 (UNSPECIFIED) when unknown. */
+int cascade_orch_event_parse(const char *name);
+
+#endif

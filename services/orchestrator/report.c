@@ -1,0 +1,86 @@
+/* Degrade reasons and debug trace of one Recommend call, kept in arena-backed
+ * growing arrays so the response can point at them without copies. */
+#include "report.h"
+
+#include <string.h>
+
+#include "error.h"
+
+void cascade_orch_report_init(struct cascade_orch_report *r, cascade_arena *arena, bool want_trace)
+{
+    memset(r, 0, sizeof *r);
+    r->arena = arena;
+    r->want_trace = want_trace;
+}
+
+/* An arena array of pointers with room for one more element: `items` itself
+ * when it has room, else a copy twice as large; NULL when out of memory. */
+static void *grow(cascade_arena *arena, void *items, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return items;
+    size_t new_cap = *cap ? 2 * *cap : 8;
+    void *p = cascade_arena_alloc(arena, new_cap * sizeof(void *));
+    if (p == NULL)
+        return NULL;
+    if (n)
+        memcpy(p, items, n * sizeof(void *));
+    *cap = new_cap;
+    return p;
+}
+
+static uint32_t clamp_u32(int64_t v)
+{
+    if (v < 0)
+        return 0;
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static int add_trace(struct cascade_orch_report *r, const struct cascade_orch_outcome *o)
+{
+    Cascade__V1__StageTrace *t = cascade_arena_alloc(r->arena, sizeof *t);
+    Cascade__V1__StageTrace **trace = grow(r->arena, r->trace, r->n_trace, &r->cap_trace);
+    if (t == NULL || trace == NULL)
+        return CASCADE_ENOMEM;
+    r->trace = trace;
+    cascade__v1__stage_trace__init(t);
+    t->stage = cascade_arena_strdup(r->arena, o->stage);
+    t->message = cascade_arena_strdup(r->arena, o->message ? o->message : "");
+    if (t->stage == NULL || t->message == NULL)
+        return CASCADE_ENOMEM;
+    t->status_code = (int32_t)o->status;
+    t->latency_us = clamp_u32(o->latency_us);
+    t->items_in = clamp_u32((int64_t)o->items_in);
+    t->items_out = clamp_u32((int64_t)o->items_out);
+    t->degraded = o->degraded;
+    r->trace[r->n_trace++] = t;
+    return 0;
+}
+
+static int add_reason(struct cascade_orch_report *r, const struct cascade_orch_outcome *o)
+{
+    const char *msg = o->message && o->message[0] ? o->message : "no details";
+    char *reason;
+    if (o->status == GRPC_STATUS_OK)
+        reason = cascade_arena_printf(r->arena, "%s: %s", o->stage, msg);
+    else
+        reason = cascade_arena_printf(r->arena, "%s: %s: %s", o->stage,
+                                      cascade_grpc_status_name(o->status), msg);
+    char **reasons = grow(r->arena, r->reasons, r->n_reasons, &r->cap_reasons);
+    if (reason == NULL || reasons == NULL)
+        return CASCADE_ENOMEM;
+    r->reasons = reasons;
+    r->reasons[r->n_reasons++] = reason;
+    r->degraded = true;
+    return 0;
+}
+
+int cascade_orch_report_add(struct cascade_orch_report *r, const struct cascade_orch_outcome *o)
+{
+    int rc = 0;
+    if (r->want_trace && (rc = add_trace(r, o)))
+        return rc;
+    if (o->degraded)
+        rc = add_reason(r, o);
+    return rc;
+}

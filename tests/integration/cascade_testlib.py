@@ -1,0 +1,261 @@
+"""Shared helpers for Cascade's integration and interop tests.
+
+An independent client: python grpcio stubs generated from our .proto files
+into a temporary directory (never committed), a local stack started and
+stopped through scripts/stack.sh on free loopback ports, and a small
+synthetic world built with cascade-datagen and cascade-build.
+
+Environment (set by ctest): CASCADE_BIN_DIR, CASCADE_SOURCE_DIR, CASCADE_BUILD_DIR.
+"""
+
+import importlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get(
+    "CASCADE_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("CASCADE_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+STACK_SH = os.path.join(SOURCE_DIR, "scripts", "stack.sh")
+
+# Offsets from the port base, as scripts/stack.sh assigns them.
+PORT_OFFSETS = {"orchestrator": 0, "recall": 1, "filter": 2, "prerank": 3, "rank": 4,
+                "rerank": 5}
+REDIS_OFFSET = 9
+HEALTH_SERVICE = {"orchestrator": "cascade.v1.Recommender", "recall": "cascade.v1.Recall",
+                  "filter": "cascade.v1.Filter", "prerank": "cascade.v1.PreRank",
+                  "rank": "cascade.v1.Rank", "rerank": "cascade.v1.ReRank"}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------- stubs
+
+class Protos:
+    """Generated message and stub modules, imported from a temp dir."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+        if out_dir not in sys.path:
+            sys.path.insert(0, out_dir)
+        imp = importlib.import_module
+        self.common = imp("cascade.v1.common_pb2")
+        self.recommender = imp("cascade.v1.recommender_pb2")
+        self.recommender_grpc = imp("cascade.v1.recommender_pb2_grpc")
+        self.recall = imp("cascade.v1.recall_pb2")
+        self.filter = imp("cascade.v1.filter_pb2")
+        self.prerank = imp("cascade.v1.prerank_pb2")
+        self.rank = imp("cascade.v1.rank_pb2")
+        self.rerank = imp("cascade.v1.rerank_pb2")
+        self.health = imp("cascade_test_health.v1.health_pb2")
+        self.health_grpc = imp("cascade_test_health.v1.health_pb2_grpc")
+
+
+def generate_stubs(out_dir):
+    """Run grpc_tools.protoc over proto/ into out_dir and import the result.
+
+    health.proto is compiled from a copy under another directory name: its
+    generated module would otherwise live at grpc/health/v1 and clash with the
+    grpcio package itself. The proto package (grpc.health.v1), and so the
+    method paths on the wire, stay the same."""
+    proto_dir = os.path.join(SOURCE_DIR, "proto")
+    cascade_protos = sorted(
+        os.path.join("cascade", "v1", f)
+        for f in os.listdir(os.path.join(proto_dir, "cascade", "v1"))
+        if f.endswith(".proto") and f != "records.proto")
+    health_root = os.path.join(out_dir, "_health_proto")
+    os.makedirs(os.path.join(health_root, "cascade_test_health", "v1"), exist_ok=True)
+    shutil.copy(os.path.join(proto_dir, "grpc", "health", "v1", "health.proto"),
+                os.path.join(health_root, "cascade_test_health", "v1", "health.proto"))
+    for include, files in ((proto_dir, cascade_protos),
+                           (health_root, [os.path.join("cascade_test_health", "v1",
+                                                       "health.proto")])):
+        cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I", include,
+               "--python_out=" + out_dir, "--grpc_python_out=" + out_dir] + files
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError("protoc failed: %s\n%s" % (" ".join(cmd), res.stderr))
+    return Protos(out_dir)
+
+
+# --------------------------------------------------------------------- ports
+
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port_base(span=10, attempts=200):
+    """A base port such that base..base+span-1 are all free on 127.0.0.1."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 60000, 10)
+        if all(_port_free(base + i) for i in range(span)):
+            return base
+    raise RuntimeError("no free block of %d loopback ports found" % span)
+
+
+# --------------------------------------------------------------------- processes
+
+def run(cmd, timeout=600, check=True, env=None, quiet=False):
+    """Run a command, echoing it unless quiet; on failure raise with its output."""
+    if not quiet:
+        log("+ " + " ".join(cmd))
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and res.returncode != 0:
+        raise RuntimeError("command failed (exit %d): %s\n--- stdout:\n%s\n--- stderr:\n%s"
+                           % (res.returncode, " ".join(cmd), res.stdout[-4000:],
+                              res.stderr[-4000:]))
+    return res
+
+
+def bin_path(name):
+    path = os.path.join(BIN_DIR, name)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("%s not found; build first (cmake --build build)" % path)
+    return path
+
+
+class Stack:
+    """A local stack in its own data dir on free ports, via scripts/stack.sh."""
+
+    def __init__(self, data_dir, config=None, split_channels=(), sets=()):
+        self.data_dir = data_dir
+        self.config = config or os.path.join(SOURCE_DIR, "config", "cascade.json")
+        self.split_channels = list(split_channels)
+        self.sets = list(sets)
+        self.base = free_port_base()
+        self.redis_port = self.base + REDIS_OFFSET
+        self.model_dir = os.path.join(data_dir, "models")
+        self.ports = dict((k, self.base + v) for k, v in PORT_OFFSETS.items())
+        for i, ch in enumerate(self.split_channels):
+            self.ports["recall-" + ch] = self.base + 6 + i
+        self.running = False
+
+    def addr(self, name="orchestrator"):
+        return "127.0.0.1:%d" % self.ports[name]
+
+    def _args(self):
+        args = ["--port-base", str(self.base), "--data-dir", self.data_dir,
+                "--bin-dir", BIN_DIR, "--config", self.config, "--model-dir", self.model_dir]
+        for ch in self.split_channels:
+            args += ["--split-channel", ch]
+        for s in self.sets:
+            args += ["--set", s]
+        return args
+
+    def start(self):
+        res = run(["bash", STACK_SH, "start"] + self._args(), timeout=300)
+        self.running = True
+        return res
+
+    def stop(self):
+        """Stop everything; returns stack.sh's exit code (0 = all exited 0)."""
+        if not self.running:
+            return 0
+        res = run(["bash", STACK_SH, "stop", "--data-dir", self.data_dir,
+                   "--port-base", str(self.base)], timeout=300, check=False)
+        self.running = False
+        if res.returncode != 0:
+            log("stack stop: exit %d\n%s%s" % (res.returncode, res.stdout, res.stderr))
+        return res.returncode
+
+    def pid(self, name):
+        with open(os.path.join(self.data_dir, name + ".pid")) as f:
+            return int(f.read().strip())
+
+    def exit_status(self, name, timeout=30):
+        """Exit status recorded by stack.sh's wrapper once `name` ended."""
+        path = os.path.join(self.data_dir, name + ".exit")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise AssertionError("%s did not exit within %ds" % (name, timeout))
+            time.sleep(0.05)
+        with open(path) as f:
+            return int(f.read().strip() or "-1")
+
+    def terminate(self, name):
+        """SIGTERM one process and return its exit status."""
+        os.kill(self.pid(name), signal.SIGTERM)
+        return self.exit_status(name)
+
+    def log_tail(self, name, lines=20):
+        try:
+            with open(os.path.join(self.data_dir, name + ".log")) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def redis_cli(self, *args):
+        res = run(["redis-cli", "-p", str(self.redis_port)] + list(args), quiet=True)
+        return res.stdout.strip()
+
+
+def write_config(path, overrides=None, budget_ms=5000):
+    """Write config/cascade.json to path with top-level sections replaced by
+    overrides and every orchestrator time budget raised to budget_ms, so a
+    loaded test machine (or a sanitizer build) does not turn slowness into
+    degraded answers: the tests check failures, not speed."""
+    with open(os.path.join(SOURCE_DIR, "config", "cascade.json")) as f:
+        cfg = json.load(f)
+    cfg.update(overrides or {})
+    orch = cfg.setdefault("orchestrator", {})
+    orch["deadline_ms"] = 3 * budget_ms
+    orch.setdefault("exposure", {})["timeout_ms"] = budget_ms
+    for ch in orch.get("channels", []):
+        ch["timeout_ms"] = budget_ms
+    for stage in ("filter", "prerank", "rank", "rerank"):
+        orch.setdefault("stages", {}).setdefault(stage, {})["timeout_ms"] = budget_ms
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+    return path
+
+
+def build_world(stack, work_dir, users=500, items=300, events=30000, seed=7):
+    """Generate a small world and load it into the stack's Redis and model dir."""
+    data = os.path.join(work_dir, "world")
+    run([bin_path("cascade-datagen"), "--out", data, "--users", str(users), "--items",
+         str(items), "--events", str(events), "--seed", str(seed), "--quiet"])
+    run([bin_path("cascade-build"), "all", "--data", data,
+         "--redis", "127.0.0.1:%d" % stack.redis_port, "--model-dir", stack.model_dir, "--quiet"])
+    return data
+
+
+def read_tsv_column(path, column=0, skip_header=True):
+    out = []
+    with open(path) as f:
+        for i, line in enumerate(f):
+            if skip_header and i == 0:
+                continue
+            if line.strip():
+                out.append(line.rstrip("\n").split("\t")[column])
+    return out
+
+
+class TempDir:
+    """A temp dir removed on exit unless CASCADE_KEEP_TMP is set."""
+
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def cleanup(self):
+        if os.environ.get("CASCADE_KEEP_TMP"):
+            log("kept " + self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""Interop test: an independent client (python grpcio, stubs generated from our
+.proto files by grpc_tools into a temp dir) talks to a real local stack and
+checks Recommend, Health.Check and the first message of Health.Watch."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import cascade_testlib as tl  # noqa: E402
+
+import grpc  # noqa: E402
+
+TIMEOUT_S = 30
+
+
+class InteropTest(unittest.TestCase):
+    tmp = stack = pb = channel = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tl.TempDir("cascade-interop-")
+        try:
+            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
+            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config)
+            cls.stack.start()
+            world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=150, events=8000)
+            cls.users = tl.read_tsv_column(os.path.join(world, "users.tsv"))
+            cls.channel = grpc.insecure_channel(cls.stack.addr())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.channel is not None:
+            cls.channel.close()
+        if cls.stack is not None:
+            cls.stack.stop()
+        if cls.tmp is not None:
+            cls.tmp.cleanup()
+
+    def test_recommend(self):
+        stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
+        req = self.pb.recommender.RecommendRequest(
+            user=self.pb.common.UserContext(user_id=self.users[0], request_id="interop-rid-1"),
+            count=7, debug=True)
+        resp = stub.Recommend(req, timeout=TIMEOUT_S)
+        self.assertEqual(len(resp.items), 7)
+        self.assertEqual(len({it.item_id for it in resp.items}), 7)
+        self.assertEqual(resp.request_id, "interop-rid-1")
+        self.assertFalse(resp.degraded, list(resp.degraded_reasons))
+        self.assertEqual(resp.experiments.bucket_count, 1000)
+        self.assertGreater(len(resp.experiments.layers), 0)
+        for layer in resp.experiments.layers:
+            self.assertLess(layer.bucket, 1000)
+            self.assertTrue(layer.experiment)
+        self.assertIn("rerank", [t.stage for t in resp.trace])
+        # The request id also travels as x-request-id metadata.
+        req2 = self.pb.recommender.RecommendRequest(
+            user=self.pb.common.UserContext(user_id=self.users[1]), count=3)
+        resp2 = stub.Recommend(req2, timeout=TIMEOUT_S,
+                               metadata=(("x-request-id", "interop-rid-2"),))
+        self.assertEqual(resp2.request_id, "interop-rid-2")
+        self.assertEqual(len(resp2.items), 3)
+
+    def test_recommend_invalid(self):
+        stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.Recommend(self.pb.recommender.RecommendRequest(
+                user=self.pb.common.UserContext(user_id=""), count=5), timeout=TIMEOUT_S)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("user.user_id is empty", cm.exception.details())
+
+    def test_health_check(self):
+        stub = self.pb.health_grpc.HealthStub(self.channel)
+        serving = self.pb.health.HealthCheckResponse.SERVING
+        for service in ("", "cascade.v1.Recommender"):
+            resp = stub.Check(self.pb.health.HealthCheckRequest(service=service),
+                              timeout=TIMEOUT_S)
+            self.assertEqual(resp.status, serving, service)
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.Check(self.pb.health.HealthCheckRequest(service="no.such.Service"),
+                       timeout=TIMEOUT_S)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_health_watch_first_message(self):
+        stub = self.pb.health_grpc.HealthStub(self.channel)
+        stream = stub.Watch(self.pb.health.HealthCheckRequest(service=""), timeout=TIMEOUT_S)
+        first = next(stream)
+        self.assertEqual(first.status, self.pb.health.HealthCheckResponse.SERVING)
+        stream.cancel()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,348 @@
+/* Unit tests for the load job against a private redis-server: a tiny world
+ * with hand-counted statistics is loaded and every record, list, set and
+ * sorted set is read back through common/store.h; reloading replaces rather
+ * than appends; --flush; and cascade-build all on a generated world. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "build_cli.h"
+#include "datagen.h"
+#include "dataset.h"
+#include "error.h"
+#include "load.h"
+#include "lr.h"
+#include "store.h"
+#include "support.h"
+
+#define NS "t"
+#define AS_OF 100000
+
+struct fixture {
+    struct test_redis server;
+    cascade_redis *r;
+};
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    memset(&f, 0, sizeof(f));
+    if (test_redis_start(&f.server) != 0)
+        return -1;
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f.server.port};
+    f.r = cascade_redis_create(&o);
+    *state = &f;
+    return f.r ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis_destroy(f->r);
+    test_redis_stop(&f->server);
+    return 0;
+}
+
+static void ev(cascade_dataset *ds, int64_t ts, const char *user, uint64_t item, uint32_t type,
+               float value)
+{
+    assert_int_equal(cascade_dataset_add_event(ds, ts, user, item, type, value), 0);
+}
+
+/* Three items (two by author 7), user u1 with a profile, u2 without one. */
+static cascade_dataset *tiny_world(void)
+{
+    cascade_dataset *ds = cascade_dataset_create();
+    struct cascade_ds_user u1 = {.id = "u1",
+                                 .age = 30,
+                                 .gender = 1,
+                                 .city = 2,
+                                 .geohash = "wx4g0b",
+                                 .n_interests = 1,
+                                 .interests = {3}};
+    struct cascade_ds_user u2 = {.id = "u2"};
+    struct cascade_ds_item i1 = {.id = 1,
+                                 .author_id = 7,
+                                 .category = 3,
+                                 .n_tags = 2,
+                                 .tags = {1, 2},
+                                 .created_at = 1000,
+                                 .geohash = "wx4g0",
+                                 .city = 2,
+                                 .media_type = 2,
+                                 .duration_s = 60};
+    struct cascade_ds_item i2 = {
+        .id = 2, .author_id = 7, .category = 5, .created_at = 2000, .city = 3, .media_type = 1};
+    struct cascade_ds_item i3 = {
+        .id = 3, .author_id = 8, .category = 3, .created_at = 1500, .media_type = 1};
+    assert_int_equal(cascade_dataset_add_user(ds, &u1, NULL), 0);
+    assert_int_equal(cascade_dataset_add_user(ds, &u2, NULL), 0);
+    assert_int_equal(cascade_dataset_add_item(ds, &i1, NULL), 0);
+    assert_int_equal(cascade_dataset_add_item(ds, &i2, NULL), 0);
+    assert_int_equal(cascade_dataset_add_item(ds, &i3, NULL), 0);
+    ev(ds, 10000, "u1", 1, CASCADE_EV_IMPRESSION, 0);
+    ev(ds, 10001, "u1", 1, CASCADE_EV_CLICK, 0);
+    ev(ds, 10030, "u1", 1, CASCADE_EV_PLAY, 25);
+    ev(ds, 10040, "u1", 1, CASCADE_EV_LIKE, 0);
+    ev(ds, 20000, "u1", 2, CASCADE_EV_IMPRESSION, 0);
+    ev(ds, 20001, "u1", 2, CASCADE_EV_CLICK, 0);
+    ev(ds, 20010, "u1", 2, CASCADE_EV_COLLECT, 0);
+    ev(ds, 30000, "u1", 3, CASCADE_EV_IMPRESSION, 0);
+    ev(ds, 40000, "u2", 1, CASCADE_EV_IMPRESSION, 0);
+    ev(ds, 40001, "u2", 1, CASCADE_EV_CLICK, 0);
+    ev(ds, 40005, "u2", 1, CASCADE_EV_SHARE, 0);
+    ev(ds, AS_OF, "u2", 2, CASCADE_EV_IMPRESSION, 0);
+    return ds;
+}
+
+static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+{
+    struct cascade_load_opts o;
+    struct cascade_load_summary s;
+    char err[512];
+    cascade_load_defaults(&o);
+    o.ns = NS;
+    o.quiet = true;
+    o.flush = flush;
+    o.affinity_half_life_days = 0; /* no decay: affinities are plain weighted counts */
+    o.hot_half_life_days = 1;
+    o.pipeline = 3; /* several round trips even for a tiny world */
+    assert_int_equal(cascade_load_run(ds, r, &o, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.items, 3);
+    assert_int_equal(s.users, 2);
+    assert_int_equal(s.as_of, AS_OF);
+    assert_int_equal(s.hot, 2);
+    assert_int_equal(s.authors, 2);
+    assert_int_equal(s.cities, 2);
+}
+
+static void test_items(void **state)
+{
+    struct fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny(f->r, ds, false);
+    uint64_t ids[4] = {1, 2, 3, 42};
+    cascade_v1_ItemRecord rec[4];
+    bool found[4];
+    assert_int_equal(cascade_store_get_items(f->r, NS, ids, 4, rec, found), 0);
+    assert_true(found[0] && found[1] && found[2] && !found[3]);
+    assert_int_equal(rec[0].author_id, 7);
+    assert_int_equal(rec[0].category, 3);
+    assert_int_equal(rec[0].tags_count, 2);
+    assert_int_equal(rec[0].created_at_s, 1000);
+    assert_string_equal(rec[0].geohash, "wx4g0");
+    assert_int_equal(rec[0].media_type, 2);
+    assert_true(rec[0].duration_s == 60);
+    assert_true(rec[0].has_stats);
+    assert_int_equal(rec[0].stats.impressions, 2);
+    assert_int_equal(rec[0].stats.clicks, 2);
+    assert_int_equal(rec[0].stats.likes, 1);
+    assert_int_equal(rec[0].stats.shares, 1);
+    assert_int_equal(rec[0].stats.plays, 1);
+    assert_true(rec[0].stats.play_seconds == 25);
+    assert_int_equal(rec[1].stats.impressions, 2);
+    assert_int_equal(rec[1].stats.clicks, 1);
+    assert_int_equal(rec[1].stats.collects, 1);
+    assert_int_equal(rec[2].stats.impressions, 1);
+    assert_int_equal(rec[2].stats.clicks, 0);
+
+    /* Author and city indexes, newest first; city 0 (unknown) has none. */
+    char key[CASCADE_KEY_MAX];
+    uint64_t top[8];
+    double scores[8];
+    size_t n = 0;
+    assert_int_equal(
+        cascade_store_top_items(f->r, cascade_key_author_items(key, NS, 7), 8, top, scores, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(top[0], 2);
+    assert_int_equal(top[1], 1);
+    assert_true(scores[0] == 2000);
+    assert_int_equal(
+        cascade_store_top_items(f->r, cascade_key_city_items(key, NS, 3), 8, top, NULL, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(top[0], 2);
+    assert_int_equal(
+        cascade_store_top_items(f->r, cascade_key_city_items(key, NS, 0), 8, top, NULL, &n), 0);
+    assert_int_equal(n, 0);
+    cascade_dataset_destroy(ds);
+}
+
+static void test_users_and_lists(void **state)
+{
+    struct fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny(f->r, ds, false);
+    cascade_v1_UserRecord u;
+    bool found;
+    assert_int_equal(cascade_store_get_user(f->r, NS, "u1", &u, &found), 0);
+    assert_true(found);
+    assert_int_equal(u.age, 30);
+    assert_int_equal(u.city, 2);
+    assert_string_equal(u.geohash, "wx4g0b");
+    assert_int_equal(u.interests_count, 1);
+    assert_int_equal(u.impressions, 3);
+    assert_int_equal(u.clicks, 2);
+    assert_int_equal(u.interactions, 5); /* click, play, like, click, collect */
+    /* Category 5: click 1 + collect 3 = 4; category 3: click 1 + like 2 = 3. */
+    assert_int_equal(u.affinities_count, 2);
+    assert_int_equal(u.affinities[0].category, 5);
+    assert_true(u.affinities[0].weight == 4);
+    assert_int_equal(u.affinities[1].category, 3);
+    assert_true(u.affinities[1].weight == 3);
+
+    /* Last-n: one entry per item, newest first, weights of distinct behaviours summed. */
+    cascade_v1_Interaction it[8];
+    size_t n = 0;
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "u1", 8, it, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(it[0].item_id, 2);
+    assert_int_equal(it[0].type, CASCADE_EV_COLLECT);
+    assert_true(it[0].weight == 4);
+    assert_int_equal(it[0].time_s, 20010);
+    assert_int_equal(it[1].item_id, 1);
+    assert_int_equal(it[1].type, CASCADE_EV_LIKE);
+    assert_true(it[1].weight == 3);
+
+    /* Consumed: interacted items only, not mere impressions. */
+    uint64_t ids[3] = {1, 2, 3};
+    bool consumed[3];
+    assert_int_equal(cascade_store_consumed(f->r, NS, "u1", ids, 3, consumed), 0);
+    assert_true(consumed[0] && consumed[1] && !consumed[2]);
+    assert_int_equal(cascade_store_consumed(f->r, NS, "u2", ids, 3, consumed), 0);
+    assert_true(consumed[0] && !consumed[1] && !consumed[2]);
+
+    /* u2 has no profile line but a record with its counters. */
+    assert_int_equal(cascade_store_get_user(f->r, NS, "u2", &u, &found), 0);
+    assert_true(found);
+    assert_int_equal(u.impressions, 2);
+    assert_int_equal(u.affinities_count, 1);
+    assert_int_equal(u.affinities[0].category, 3);
+    assert_true(u.affinities[0].weight == 4); /* click 1 + share 3 */
+
+    /* Loading again replaces the lists instead of appending to them. */
+    load_tiny(f->r, ds, false);
+    assert_int_equal(cascade_store_get_lastn(f->r, NS, "u1", 8, it, &n), 0);
+    assert_int_equal(n, 2);
+    cascade_dataset_destroy(ds);
+}
+
+static void test_hot_list_and_meta(void **state)
+{
+    struct fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny(f->r, ds, false);
+    char key[CASCADE_KEY_MAX];
+    uint64_t top[8];
+    double scores[8];
+    size_t n = 0;
+    assert_int_equal(cascade_store_top_items(f->r, cascade_key_hot(key, NS), 8, top, scores, &n),
+                     0);
+    assert_int_equal(n, 2); /* item 3 was never interacted with */
+    assert_int_equal(top[0], 1);
+    assert_int_equal(top[1], 2);
+    /* Item 2: click at 20001 and collect (3) at 20010, half-life one day. */
+    double expect = exp2(-(AS_OF - 20001) / 86400.0) + 3 * exp2(-(AS_OF - 20010) / 86400.0);
+    assert_true(fabs(scores[1] - expect) < 1e-5);
+
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET %s users", cascade_key_meta(key, NS)),
+                     0);
+    assert_string_equal(rep->str, "2");
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET %s as_of", key), 0);
+    assert_string_equal(rep->str, "100000");
+    freeReplyObject(rep);
+    cascade_dataset_destroy(ds);
+}
+
+static void test_flush_namespace(void **state)
+{
+    struct fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "SET " NS ":junk 1"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "SET other:keep 1"), 0);
+    freeReplyObject(rep);
+    load_tiny(f->r, ds, true);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "EXISTS " NS ":junk other:keep"), 0);
+    assert_int_equal(rep->integer, 1); /* only the other namespace's key is left */
+    freeReplyObject(rep);
+    cascade_dataset_destroy(ds);
+}
+
+static void test_build_all_command(void **state)
+{
+    struct fixture *f = *state;
+    char dir[256], data[300], models[300], port[16], latest[400], path[700], err[256];
+    struct cascade_datagen_opts g;
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(models, sizeof(models), "%s/models", dir);
+    snprintf(port, sizeof(port), "127.0.0.1:%d", f->server.port);
+    cascade_datagen_defaults(&g);
+    g.users = 600;
+    g.items = 150;
+    g.events = 12000;
+    g.end_ts = 1764547200;
+    g.quiet = true;
+    assert_int_equal(cascade_datagen_run(&g, data, NULL, err, sizeof(err)), 0);
+    const char *argv[] = {"cascade-build", "all",   "--data",      data,   "--redis",  port,
+                          "--namespace",   "allns", "--model-dir", models, "--epochs", "2",
+                          "--quiet"};
+    assert_int_equal(cascade_build_main(13, (char **)argv), CASCADE_BUILD_EXIT_OK);
+
+    /* The model is published and loads with the rank feature count. */
+    snprintf(latest, sizeof(latest), "%s/rank-lr.latest", models);
+    FILE *fl = fopen(latest, "r");
+    assert_non_null(fl);
+    char name[256] = "";
+    assert_non_null(fgets(name, sizeof(name), fl));
+    fclose(fl);
+    name[strcspn(name, "\n")] = '\0';
+    assert_int_equal(strncmp(name, "rank-lr-", 8), 0);
+    snprintf(path, sizeof(path), "%s/%s", models, name);
+    cascade_lr *m = cascade_lr_load(path, err, sizeof(err));
+    assert_non_null(m);
+    assert_int_equal(cascade_lr_dim(m), 16);
+    cascade_lr_destroy(m);
+
+    /* Everything landed in the namespace, including the model name. */
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET allns:meta rank_model"), 0);
+    assert_int_equal(strncmp(rep->str, name, strlen(rep->str)), 0);
+    freeReplyObject(rep);
+    assert_int_equal(
+        cascade_redis_command(f->r, &rep, "EXISTS allns:hot allns:item:1 allns:user:u1"), 0);
+    assert_int_equal(rep->integer, 3);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET allns:meta itemcf_lists"), 0);
+    assert_true(atoi(rep->str) > 50);
+    freeReplyObject(rep);
+
+    /* A Redis nobody listens on: exit code 1. */
+    snprintf(port, sizeof(port), "127.0.0.1:%d", test_free_port());
+    const char *dead[] = {"cascade-build", "load", "--data", data, "--redis", port, "--quiet"};
+    assert_int_equal(cascade_build_main(7, (char **)dead), CASCADE_BUILD_EXIT_FAILURE);
+    test_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_items),
+        cmocka_unit_test(test_users_and_lists),
+        cmocka_unit_test(test_hot_list_and_meta),
+        cmocka_unit_test(test_flush_namespace),
+        cmocka_unit_test(test_build_all_command),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,171 @@
+/* Unit tests of cascade-cli's library: argument parsing (defaults, event
+ * types from the .proto enum, usage errors) and the Recommend table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli.h"
+
+/* Parse a NULL-terminated argument list; captures stderr text into err_text. */
+static int parse(struct cascade_cli_args *a, char *err_text, size_t len, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, len);
+    argv[argc++] = "cascade-cli";
+    for (char *s; (s = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = s;
+    va_end(ap);
+    argv[argc] = NULL;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *err = open_memstream(&buf, &size);
+    FILE *out = fopen("/dev/null", "w");
+    int rc = cascade_cli_parse(argc, argv, a, out, err);
+    fclose(err);
+    fclose(out);
+    snprintf(err_text, len, "%s", buf ? buf : "");
+    free(buf);
+    return rc;
+}
+
+static void test_recommend_args(void **state)
+{
+    (void)state;
+    struct cascade_cli_args a;
+    char err[512];
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u7", NULL), 0);
+    assert_int_equal(a.command, CASCADE_CLI_RECOMMEND);
+    assert_string_equal(a.user, "u7");
+    assert_int_equal(a.count, 10);
+    assert_string_equal(a.addr, "127.0.0.1:50050");
+    assert_false(a.debug);
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", "--count", "3", "--addr",
+                           "127.0.0.1:1", "--debug", "--user", "x", NULL),
+                     0);
+    assert_int_equal(a.count, 3);
+    assert_string_equal(a.addr, "127.0.0.1:1");
+    assert_true(a.debug);
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", NULL), CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "recommend: --user is required"));
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--count", "x", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--count"));
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--bogus", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--bogus"));
+    assert_int_equal(parse(&a, err, sizeof err, "frobnicate", NULL), CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "unknown command \"frobnicate\""));
+    assert_int_equal(parse(&a, err, sizeof err, "--help", NULL), -1);
+}
+
+static void test_feedback_and_health_args(void **state)
+{
+    (void)state;
+    struct cascade_cli_args a;
+    char err[512];
+    assert_int_equal(parse(&a, err, sizeof err, "feedback", "--user", "u", "--item", "42", "--type",
+                           "play", "--value", "12.5", NULL),
+                     0);
+    assert_int_equal(a.item, 42);
+    assert_int_equal(a.event_type, 7);
+    assert_float_equal(a.value, 12.5f, 0);
+    assert_int_equal(parse(&a, err, sizeof err, "feedback", "--user", "u", "--item", "42", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--type is required"));
+    assert_int_equal(parse(&a, err, sizeof err, "feedback", "--user", "u", "--item", "0", "--type",
+                           "click", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_int_equal(parse(&a, err, sizeof err, "health", "--addr", "127.0.0.1:50052", NULL), 0);
+    assert_int_equal(a.command, CASCADE_CLI_HEALTH);
+    assert_string_equal(a.service, "");
+    assert_int_equal(cascade_cli_event_type("click"), 2);
+    assert_int_equal(cascade_cli_event_type("DISLIKE"), 8);
+    assert_int_equal(cascade_cli_event_type("3"), 3);
+    assert_int_equal(cascade_cli_event_type("99"), 0);
+    assert_int_equal(cascade_cli_event_type("unspecified"), 0 /* value 0 = unknown */);
+    assert_int_equal(cascade_cli_event_type("clik"), 0);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    Cascade__V1__TaskScores tasks = CASCADE__V1__TASK_SCORES__INIT;
+    Cascade__V1__ItemAttributes attrs = CASCADE__V1__ITEM_ATTRIBUTES__INIT;
+    Cascade__V1__RecommendedItem item = CASCADE__V1__RECOMMENDED_ITEM__INIT;
+    Cascade__V1__RecommendedItem *items[1] = {&item};
+    char *channels[2] = {"itemcf", "hot"};
+    Cascade__V1__LayerAssignment__ParamsEntry param =
+        CASCADE__V1__LAYER_ASSIGNMENT__PARAMS_ENTRY__INIT;
+    Cascade__V1__LayerAssignment__ParamsEntry *params[1] = {&param};
+    Cascade__V1__LayerAssignment layer = CASCADE__V1__LAYER_ASSIGNMENT__INIT;
+    Cascade__V1__LayerAssignment *layers[1] = {&layer};
+    Cascade__V1__ExperimentContext exp = CASCADE__V1__EXPERIMENT_CONTEXT__INIT;
+    Cascade__V1__StageTrace trace = CASCADE__V1__STAGE_TRACE__INIT;
+    Cascade__V1__StageTrace *traces[1] = {&trace};
+    char *reasons[1] = {"recall/itemcf: UNAVAILABLE: connection refused"};
+    Cascade__V1__RecommendResponse resp = CASCADE__V1__RECOMMEND_RESPONSE__INIT;
+    tasks.p_click = 0.125f;
+    attrs.category = 7;
+    attrs.author_id = 301;
+    item.item_id = 12345;
+    item.score = 0.5f;
+    item.channels = channels;
+    item.n_channels = 2;
+    item.tasks = &tasks;
+    item.attrs = &attrs;
+    param.key = "rerank.lambda";
+    param.value = "0.5";
+    layer.layer = "rerank";
+    layer.bucket = 612;
+    layer.experiment = "mmr_05";
+    layer.params = params;
+    layer.n_params = 1;
+    exp.bucket_count = 1000;
+    exp.layers = layers;
+    exp.n_layers = 1;
+    trace.stage = "recall/itemcf";
+    trace.status_code = 14;
+    trace.latency_us = 1500;
+    trace.degraded = true;
+    resp.items = items;
+    resp.n_items = 1;
+    resp.experiments = &exp;
+    resp.degraded = true;
+    resp.degraded_reasons = reasons;
+    resp.n_degraded_reasons = 1;
+    resp.trace = traces;
+    resp.n_trace = 1;
+    resp.request_id = "rid-1";
+
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    cascade_cli_print_recommendation(out, "u1", &resp, true);
+    fclose(out);
+    assert_non_null(strstr(buf, "user u1  request rid-1  1 item\n"));
+    assert_non_null(strstr(buf, "rerank     bucket  612  mmr_05  {rerank.lambda=0.5}"));
+    assert_non_null(strstr(buf, "12345"));
+    assert_non_null(strstr(buf, "0.1250"));
+    assert_non_null(strstr(buf, "301  itemcf,hot\n"));
+    assert_non_null(strstr(buf, "  - recall/itemcf: UNAVAILABLE: connection refused\n"));
+    assert_non_null(strstr(buf, "UNAVAILABLE"));
+    assert_non_null(strstr(buf, "1.50"));
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recommend_args),
+        cmocka_unit_test(test_feedback_and_health_args),
+        cmocka_unit_test(test_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

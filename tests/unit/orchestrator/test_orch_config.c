@@ -1,0 +1,118 @@
+/* Unit tests of the orchestrator's config parsing: defaults, channel lists,
+ * endpoint names and the per-channel override used by scripts/stack.sh, and
+ * error messages that name the offending key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "orch_config.h"
+
+static int parse_text(const char *text, struct cascade_orch_config *out, char *err, size_t len)
+{
+    char perr[256];
+    cascade_config *cfg = cascade_config_parse(text, "test.json", perr, sizeof perr);
+    assert_non_null(cfg);
+    int rc = cascade_orch_config_parse(cfg, out, err, len);
+    cascade_config_destroy(cfg);
+    return rc;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[256] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.n_channels, 2);
+    assert_string_equal(c.channels[0].name, "hot");
+    assert_string_equal(c.channels[1].name, "itemcf");
+    assert_string_equal(c.channels[1].endpoint, "127.0.0.1:50051");
+    assert_string_equal(c.filter.endpoint, "127.0.0.1:50052");
+    assert_string_equal(c.prerank.endpoint, "127.0.0.1:50053");
+    assert_string_equal(c.rank.endpoint, "127.0.0.1:50054");
+    assert_string_equal(c.rerank.endpoint, "127.0.0.1:50055");
+    assert_int_equal(c.merge_max, 2000);
+    assert_int_equal(c.prerank.keep, 300);
+    assert_true(c.filter.enabled && c.rerank.enabled);
+}
+
+static void test_channels_and_endpoints(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[256] = "";
+    const char *text =
+        "{\"orchestrator\": {"
+        "  \"endpoints\": {\"recall\": \"10.0.0.1:7001\", \"filter\": \"10.0.0.2:7002\","
+        "                  \"side\": \"10.0.0.9:7009\", \"recall_itemcf\": \"10.0.0.3:7003\"},"
+        "  \"channels\": ["
+        "    {\"name\": \"hot\", \"weight\": 0.5, \"quota\": 100, \"timeout_ms\": 40},"
+        "    {\"name\": \"itemcf\", \"endpoint\": \"side\"},"
+        "    {\"name\": \"geo\", \"endpoint\": \"side\"},"
+        "    {\"name\": \"off\", \"enabled\": false},"
+        "    {\"name\": \"direct\", \"endpoint\": \"127.0.0.1:9\"}],"
+        "  \"stages\": {\"rank\": {\"timeout_ms\": 80, \"keep\": 50}, \"rerank\": {\"enabled\": "
+        "false}},"
+        "  \"merge_max\": 1500}}";
+    assert_int_equal(parse_text(text, &c, err, sizeof err), 0);
+    assert_int_equal(c.n_channels, 4);
+    assert_string_equal(c.channels[0].endpoint, "10.0.0.1:7001");
+    assert_float_equal(c.channels[0].weight, 0.5, 0);
+    assert_int_equal(c.channels[0].quota, 100);
+    assert_int_equal(c.channels[0].timeout_ms, 40);
+    /* recall_itemcf overrides the channel's own endpoint. */
+    assert_string_equal(c.channels[1].endpoint, "10.0.0.3:7003");
+    assert_string_equal(c.channels[2].endpoint, "10.0.0.9:7009");
+    assert_string_equal(c.channels[3].name, "direct");
+    assert_string_equal(c.channels[3].endpoint, "127.0.0.1:9");
+    assert_null(cascade_orch_config_channel(&c, "off"));
+    assert_non_null(cascade_orch_config_channel(&c, "geo"));
+    assert_string_equal(c.filter.endpoint, "10.0.0.2:7002");
+    assert_int_equal(c.rank.timeout_ms, 80);
+    assert_int_equal(c.rank.keep, 50);
+    assert_false(c.rerank.enabled);
+    assert_int_equal(c.merge_max, 1500);
+}
+
+static void test_errors_name_the_key(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(parse_text("{\"orchestrator\": {\"channels\": [{\"name\": \"a\"},"
+                                "{\"name\": \"b\", \"weight\": -1}]}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.channels[1].weight"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"channels\": [{\"name\": \"a\", "
+                                "\"endpoint\": \"nowhere\"}]}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "nowhere"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"channels\": [{\"name\": \"a\"},"
+                                "{\"name\": \"a\"}]}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "duplicate channel \"a\""));
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"channels\": {\"name\": \"a\"}}}", &c, err, sizeof err),
+        -1);
+    assert_non_null(strstr(err, "orchestrator.channels"));
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"channels\": [{\"weight\": 1}]}}", &c, err, sizeof err),
+        -1);
+    assert_non_null(strstr(err, "orchestrator.channels[0].name"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_channels_and_endpoints),
+        cmocka_unit_test(test_errors_name_the_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,692 @@
+/* Tests of the orchestrator pipeline against fake stage services served
+ * in-process by the real RPC runtime (one server holds fake Recall, Filter,
+ * PreRank, Rank and ReRank methods) and a private redis-server: the happy
+ * path, no repeats through exposure, A/B parameters reaching the stages,
+ * degraded channels and stages, validation, the hot-list fallback and
+ * Feedback. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cascade/v1/filter.pb-c.h"
+#include "cascade/v1/prerank.pb-c.h"
+#include "cascade/v1/rank.pb-c.h"
+#include "cascade/v1/recall.pb-c.h"
+#include "cascade/v1/rerank.pb-c.h"
+#include "clock.h"
+#include "error.h"
+#include "experiments.h"
+#include "orchestrator.h"
+#include "store.h"
+#include "support.h"
+
+/* ------------------------------------------------------------ fake stages */
+
+#define MAX_EXPOSED 8192
+
+struct fake {
+    pthread_mutex_t mu;
+    struct {
+        char user[72];
+        uint64_t item;
+    } exposed[MAX_EXPOSED];
+    size_t n_exposed;
+    uint32_t last_prerank_keep;
+    char last_rank_experiment[64];
+};
+
+static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, const char *channel,
+                                             float score)
+{
+    Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
+    Cascade__V1__ChannelHit *h = cascade_arena_alloc(a, sizeof *h);
+    cascade__v1__candidate__init(c);
+    cascade__v1__channel_hit__init(h);
+    h->channel = cascade_arena_strdup(a, channel);
+    h->score = score;
+    c->item_id = id;
+    c->channels = cascade_arena_alloc(a, sizeof *c->channels);
+    c->channels[0] = h;
+    c->n_channels = 1;
+    return c;
+}
+
+/* "hot": items 1..60 (score 60..1); "itemcf": items 41..120 (score 80..1);
+ * "empty": nothing; anything else: INVALID_ARGUMENT. */
+static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                       ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__RecallRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__RecallResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__recall_response__init(resp);
+    if (req->n_channels != 1)
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "one channel per call expected");
+    const char *ch = req->channels[0];
+    uint64_t first = 0, n = 0;
+    if (strcmp(ch, "hot") == 0)
+        first = 1, n = 60;
+    else if (strcmp(ch, "itemcf") == 0)
+        first = 41, n = 80;
+    else if (strcmp(ch, "empty") != 0)
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "unknown channel \"%s\"", ch);
+    if (n > req->quota)
+        n = req->quota;
+    resp->candidates = cascade_arena_calloc(a, n + 1, sizeof *resp->candidates);
+    for (uint64_t i = 0; i < n; i++)
+        resp->candidates[resp->n_candidates++] = new_candidate(a, first + i, ch, (float)(n - i));
+    *response = &resp->base;
+    return 0;
+}
+
+static bool is_exposed(const char *user, uint64_t item)
+{
+    for (size_t i = 0; i < fake.n_exposed; i++)
+        if (fake.exposed[i].item == item && strcmp(fake.exposed[i].user, user) == 0)
+            return true;
+    return false;
+}
+
+static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                       ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__FilterRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__FilterResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__filter_response__init(resp);
+    resp->candidates = cascade_arena_calloc(a, req->n_candidates + 1, sizeof *resp->candidates);
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < req->n_candidates; i++)
+        if (!is_exposed(req->user->user_id, req->candidates[i]->item_id))
+            resp->candidates[resp->n_candidates++] = req->candidates[i];
+    pthread_mutex_unlock(&fake.mu);
+    *response = &resp->base;
+    return 0;
+}
+
+static int fake_expose(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                       ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__RecordExposureRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__record_exposure_response__init(resp);
+    pthread_mutex_lock(&fake.mu);
+    for (size_t i = 0; i < req->n_item_ids && fake.n_exposed < MAX_EXPOSED; i++) {
+        snprintf(fake.exposed[fake.n_exposed].user, sizeof fake.exposed[0].user, "%s",
+                 req->user_id);
+        fake.exposed[fake.n_exposed++].item = req->item_ids[i];
+        resp->recorded++;
+    }
+    pthread_mutex_unlock(&fake.mu);
+    *response = &resp->base;
+    return 0;
+}
+
+static int by_prerank(const void *x, const void *y)
+{
+    const Cascade__V1__Candidate *a = *(Cascade__V1__Candidate *const *)x;
+    const Cascade__V1__Candidate *b = *(Cascade__V1__Candidate *const *)y;
+    return (a->prerank_score < b->prerank_score) - (a->prerank_score > b->prerank_score);
+}
+
+/* Pre-rank: score = recall_score, sort, keep. */
+static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                        ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__PreRankRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__pre_rank_response__init(resp);
+    pthread_mutex_lock(&fake.mu);
+    fake.last_prerank_keep = req->keep;
+    pthread_mutex_unlock(&fake.mu);
+    for (size_t i = 0; i < req->n_candidates; i++)
+        req->candidates[i]->prerank_score = req->candidates[i]->recall_score;
+    qsort(req->candidates, req->n_candidates, sizeof *req->candidates, by_prerank);
+    resp->candidates = req->candidates;
+    resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
+    *response = &resp->base;
+    return 0;
+}
+
+/* Rank: p_click 0.5, attrs.category = id % 7, rank_score = prerank_score. */
+static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                     ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__RankRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__RankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__rank_response__init(resp);
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        Cascade__V1__Candidate *c = req->candidates[i];
+        c->tasks = cascade_arena_alloc(a, sizeof *c->tasks);
+        cascade__v1__task_scores__init(c->tasks);
+        c->tasks->p_click = 0.5f;
+        c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
+        cascade__v1__item_attributes__init(c->attrs);
+        c->attrs->category = (uint32_t)(c->item_id % 7);
+        c->rank_score = c->prerank_score;
+    }
+    pthread_mutex_lock(&fake.mu);
+    const char *exp = cascade_exp_param(req->experiments, "test.marker");
+    snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
+    pthread_mutex_unlock(&fake.mu);
+    resp->candidates = req->candidates;
+    resp->n_candidates = req->n_candidates;
+    *response = &resp->base;
+    return 0;
+}
+
+static int fake_rerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                       ProtobufCMessage **response)
+{
+    (void)svc;
+    const Cascade__V1__ReRankRequest *req = (const void *)request;
+    cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__ReRankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    cascade__v1__re_rank_response__init(resp);
+    resp->candidates = req->candidates;
+    resp->n_candidates = req->count < req->n_candidates ? req->count : req->n_candidates;
+    for (size_t i = 0; i < resp->n_candidates; i++)
+        resp->candidates[i]->rerank_score = 1000.0f - (float)i;
+    *response = &resp->base;
+    return 0;
+}
+
+static const struct cascade_rpc_method fake_methods[] = {
+    {"/cascade.v1.Recall/Recall", &cascade__v1__recall_request__descriptor,
+     &cascade__v1__recall_response__descriptor, fake_recall},
+    {"/cascade.v1.Filter/Filter", &cascade__v1__filter_request__descriptor,
+     &cascade__v1__filter_response__descriptor, fake_filter},
+    {"/cascade.v1.Filter/RecordExposure", &cascade__v1__record_exposure_request__descriptor,
+     &cascade__v1__record_exposure_response__descriptor, fake_expose},
+    {"/cascade.v1.PreRank/Score", &cascade__v1__pre_rank_request__descriptor,
+     &cascade__v1__pre_rank_response__descriptor, fake_prerank},
+    {"/cascade.v1.Rank/Score", &cascade__v1__rank_request__descriptor,
+     &cascade__v1__rank_response__descriptor, fake_rank},
+    {"/cascade.v1.ReRank/ReRank", &cascade__v1__re_rank_request__descriptor,
+     &cascade__v1__re_rank_response__descriptor, fake_rerank},
+};
+
+/* ---------------------------------------------------------------- fixture */
+
+struct fixture {
+    cascade_rpc_server *server;
+    int port;
+    int dead_port; /* nothing listens there */
+    struct test_redis redis;
+    struct cascade_redis_opts ropts;
+    cascade_redis_pool *pool;
+    cascade_redis *r;
+    cascade_arena *arena;
+};
+
+static struct fixture fx;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[256];
+    cascade_rpc_init();
+    struct cascade_rpc_server_opts so = {
+        .listen_addr = "127.0.0.1:0", .threads = 2, .service_name = "test.Fake"};
+    fx.server = cascade_rpc_server_create(
+        &so, fake_methods, sizeof fake_methods / sizeof fake_methods[0], &fake, err, sizeof err);
+    if (fx.server == NULL || cascade_rpc_server_start(fx.server, err, sizeof err) != 0) {
+        fprintf(stderr, "fake server: %s\n", err);
+        return -1;
+    }
+    fx.port = cascade_rpc_server_port(fx.server);
+    fx.dead_port = test_free_port();
+    if (test_redis_start(&fx.redis) != 0)
+        return -1;
+    fx.ropts = (struct cascade_redis_opts){"127.0.0.1", fx.redis.port, 500, 1000};
+    fx.pool = cascade_redis_pool_create(&fx.ropts);
+    fx.r = cascade_redis_create(&fx.ropts);
+    fx.arena = cascade_arena_create(0);
+    return fx.pool && fx.r && fx.arena ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    cascade_arena_destroy(fx.arena);
+    cascade_redis_destroy(fx.r);
+    cascade_redis_pool_destroy(fx.pool);
+    test_redis_stop(&fx.redis);
+    cascade_rpc_server_destroy(fx.server);
+    cascade_rpc_shutdown();
+    return 0;
+}
+
+/* An orchestrator whose every endpoint is the fake server, with extra JSON
+ * members spliced into the "orchestrator" section. */
+static cascade_orch *make_orch(const char *channels_json, const char *extra_json,
+                               const char *experiments_json, cascade_redis_pool *pool)
+{
+    char text[4096], err[512];
+    snprintf(text, sizeof text,
+             "{\"orchestrator\": {\"endpoints\": {\"recall\": \"127.0.0.1:%d\", "
+             "\"filter\": \"127.0.0.1:%d\", \"prerank\": \"127.0.0.1:%d\", "
+             "\"rank\": \"127.0.0.1:%d\", \"rerank\": \"127.0.0.1:%d\", "
+             "\"dead\": \"127.0.0.1:%d\"}, \"channels\": %s, \"deadline_ms\": 5000 %s}, "
+             "\"experiments\": %s}",
+             fx.port, fx.port, fx.port, fx.port, fx.port, fx.dead_port, channels_json,
+             extra_json ? extra_json : "", experiments_json ? experiments_json : "null");
+    cascade_config *cfg = cascade_config_parse(text, "test.json", err, sizeof err);
+    assert_non_null(cfg);
+    cascade_orch *o = cascade_orch_create(cfg, pool, "t", err, sizeof err);
+    if (o == NULL)
+        fprintf(stderr, "orchestrator: %s\n", err);
+    assert_non_null(o);
+    cascade_config_destroy(cfg);
+    return o;
+}
+
+static const char *two_channels =
+    "[{\"name\": \"hot\", \"weight\": 1, \"quota\": 100, \"timeout_ms\": 2000},"
+    " {\"name\": \"itemcf\", \"weight\": 2, \"quota\": 100, \"timeout_ms\": 2000}]";
+
+static int recommend(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                     Cascade__V1__RecommendResponse **out, char *err, size_t errlen)
+{
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    u.user_id = (char *)user;
+    req.user = user ? &u : NULL;
+    req.count = count;
+    req.debug = debug;
+    cascade_arena_reset(fx.arena); /* the previous answer is no longer needed */
+    struct cascade_orch_call call = {
+        .arena = fx.arena, .deadline_ms = INT64_MAX, .err = err, .errlen = errlen};
+    err[0] = '\0';
+    return cascade_orch_recommend(o, &call, &req, out);
+}
+
+static bool has_reason(const Cascade__V1__RecommendResponse *r, const char *prefix)
+{
+    for (size_t i = 0; i < r->n_degraded_reasons; i++)
+        if (strncmp(r->degraded_reasons[i], prefix, strlen(prefix)) == 0)
+            return true;
+    return false;
+}
+
+static const Cascade__V1__StageTrace *trace_of(const Cascade__V1__RecommendResponse *r,
+                                               const char *stage)
+{
+    for (size_t i = 0; i < r->n_trace; i++)
+        if (strcmp(r->trace[i]->stage, stage) == 0)
+            return r->trace[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_happy_path(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "happy", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    assert_int_equal(r->n_degraded_reasons, 0);
+    assert_true(strlen(r->request_id) > 0);
+    assert_non_null(r->experiments);
+    /* Merged: items 41..60 are in both channels and lead; the top one carries
+     * both channels as provenance. */
+    assert_int_equal(r->items[0]->n_channels, 2);
+    for (size_t i = 0; i < r->n_items; i++) {
+        assert_non_null(r->items[i]->tasks);
+        assert_non_null(r->items[i]->attrs);
+        assert_int_equal(r->items[i]->attrs->category, r->items[i]->item_id % 7);
+        assert_float_equal(r->items[i]->score, 1000.0f - (float)i, 1e-3);
+        for (size_t j = 0; j < i; j++)
+            assert_true(r->items[i]->item_id != r->items[j]->item_id);
+    }
+    const char *stages[] = {"recall/hot", "recall/itemcf", "merge",  "filter",
+                            "prerank",    "rank",          "rerank", "exposure"};
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        const Cascade__V1__StageTrace *t = trace_of(r, stages[i]);
+        assert_non_null(t);
+        assert_int_equal(t->status_code, 0);
+        assert_false(t->degraded);
+    }
+    assert_int_equal(trace_of(r, "recall/hot")->items_out, 60);
+    assert_int_equal(trace_of(r, "merge")->items_in, 140);
+    assert_int_equal(trace_of(r, "merge")->items_out, 120);
+    assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    /* Without debug there is no trace. */
+    assert_int_equal(recommend(o, "happy-nodebug", 5, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_trace, 0);
+    cascade_orch_destroy(o);
+}
+
+static void test_no_repeats(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t seen[30];
+    size_t n_seen = 0;
+    char err[512];
+    for (int call = 0; call < 3; call++) {
+        Cascade__V1__RecommendResponse *r;
+        assert_int_equal(recommend(o, "repeat-user", 10, false, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        for (size_t i = 0; i < r->n_items; i++) {
+            for (size_t j = 0; j < n_seen; j++)
+                assert_true(r->items[i]->item_id != seen[j]);
+            seen[n_seen++] = r->items[i]->item_id;
+        }
+    }
+    cascade_orch_destroy(o);
+}
+
+static void test_validation(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "", 10, false, &r, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is empty");
+    assert_int_equal(recommend(o, NULL, 10, false, &r, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is empty");
+    assert_int_equal(recommend(o, "u", 0, false, &r, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "1..200"));
+    assert_int_equal(recommend(o, "u", 201, false, &r, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "got 201"));
+    assert_int_equal(recommend(o, "u", 200, false, &r, err, sizeof err), 0);
+    cascade_orch_destroy(o);
+}
+
+/* A channel on a dead endpoint is dropped; the answer is complete but flagged. */
+static void test_dead_channel(void **state)
+{
+    (void)state;
+    const char *channels = "[{\"name\": \"hot\", \"timeout_ms\": 2000},"
+                           " {\"name\": \"itemcf\", \"endpoint\": \"dead\", \"timeout_ms\": 2000}]";
+    cascade_orch *o = make_orch(channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "dead-channel", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "recall/itemcf: UNAVAILABLE"));
+    assert_false(has_reason(r, "recall/hot"));
+    assert_true(trace_of(r, "recall/itemcf")->degraded);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_string_equal(r->items[i]->channels[0], "hot");
+    cascade_orch_destroy(o);
+}
+
+/* A dead pre-rank is skipped and the recall order kept; rank still runs. */
+static void test_dead_stage(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(
+        two_channels, ", \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "dead-stage", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "prerank: UNAVAILABLE"));
+    assert_non_null(strstr(r->degraded_reasons[0], "recall order kept"));
+    assert_non_null(r->items[0]->tasks); /* rank ran after the skipped stage */
+    cascade_orch_destroy(o);
+}
+
+/* A dead filter: items still come back, flagged with the consequence. */
+static void test_dead_filter(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(
+        two_channels, ", \"stages\": {\"filter\": {\"endpoint\": \"dead\"}}", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "dead-filter", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(has_reason(r, "filter: UNAVAILABLE"));
+    assert_true(has_reason(r, "exposure: UNAVAILABLE"));
+    cascade_orch_destroy(o);
+}
+
+/* Experiment parameters reach the stages and change the orchestrator's own
+ * behaviour (prerank.keep); the assignment comes back in the response. */
+static void test_experiment_params(void **state)
+{
+    (void)state;
+    const char *experiments =
+        "{\"buckets\": 1000, \"layers\": [{\"name\": \"prerank\", \"salt\": \"p1\","
+        " \"experiments\": [{\"name\": \"keep20\", \"ranges\": [[0, 999]],"
+        " \"params\": {\"prerank.keep\": 20, \"test.marker\": \"on\"}}]}]}";
+    cascade_orch *o = make_orch(two_channels, NULL, experiments, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "exp-user", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->experiments->n_layers, 1);
+    assert_string_equal(r->experiments->layers[0]->layer, "prerank");
+    assert_string_equal(r->experiments->layers[0]->experiment, "keep20");
+    assert_int_equal(fake.last_prerank_keep, 20);
+    assert_string_equal(fake.last_rank_experiment, "on");
+    assert_int_equal(trace_of(r, "prerank")->items_out, 20);
+    cascade_orch_destroy(o);
+}
+
+/* "recall.channels" narrows the fan-out to the listed channels, and
+ * "recall.weight.<channel>" changes the merge weight. */
+static void test_experiment_channel_params(void **state)
+{
+    (void)state;
+    const char *only_hot =
+        "{\"layers\": [{\"name\": \"recall\", \"salt\": \"r1\", \"experiments\": [{\"name\": "
+        "\"hot_only\", \"ranges\": [[0, 999]], \"params\": {\"recall.channels\": \" hot , "
+        "nonexistent\"}}]}]}";
+    cascade_orch *o = make_orch(two_channels, NULL, only_hot, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "exp-channels", 10, true, &r, err, sizeof err), 0);
+    assert_non_null(trace_of(r, "recall/hot"));
+    assert_null(trace_of(r, "recall/itemcf"));
+    assert_int_equal(trace_of(r, "merge")->items_in, 60);
+    cascade_orch_destroy(o);
+
+    /* With itemcf weighted 0, the items found by both channels (41..60) no
+     * longer outrank hot's best one: the top item is hot's first, item 1. */
+    const char *no_itemcf =
+        "{\"layers\": [{\"name\": \"recall\", \"salt\": \"r1\", \"experiments\": [{\"name\": "
+        "\"w0\", \"ranges\": [[0, 999]], \"params\": {\"recall.weight.itemcf\": 0}}]}]}";
+    o = make_orch(two_channels, NULL, no_itemcf, fx.pool);
+    assert_int_equal(recommend(o, "exp-weights", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->items[0]->item_id, 1);
+    cascade_orch_destroy(o);
+    o = make_orch(two_channels, NULL, NULL, fx.pool);
+    assert_int_equal(recommend(o, "exp-weights-control", 10, true, &r, err, sizeof err), 0);
+    assert_true(r->items[0]->item_id >= 41 && r->items[0]->item_id <= 60);
+    cascade_orch_destroy(o);
+}
+
+static void zadd_hot(const char *ns, uint64_t first, uint64_t n)
+{
+    char key[CASCADE_KEY_MAX];
+    cascade_key_hot(key, ns);
+    for (uint64_t i = 0; i < n; i++) {
+        redisReply *reply = NULL;
+        assert_int_equal(cascade_redis_command(fx.r, &reply, "ZADD %s %f %llu", key,
+                                               (double)(n - i), (unsigned long long)(first + i)),
+                         0);
+        freeReplyObject(reply);
+    }
+}
+
+/* Every channel empty: the hot list from Redis is served, through the filter. */
+static void test_hot_fallback(void **state)
+{
+    (void)state;
+    zadd_hot("t", 500, 30);
+    cascade_orch *o = make_orch("[{\"name\": \"empty\"}]", NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "fallback-user", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "fallback: "));
+    for (size_t i = 0; i < r->n_items; i++) {
+        assert_true(r->items[i]->item_id >= 500 && r->items[i]->item_id < 530);
+        assert_string_equal(r->items[i]->channels[0], "hot_fallback");
+    }
+    /* Second call: the exposed ones are filtered out of the fallback too. */
+    uint64_t first = r->items[0]->item_id;
+    assert_int_equal(recommend(o, "fallback-user", 10, false, &r, err, sizeof err), 0);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != first);
+    cascade_orch_destroy(o);
+
+    /* No Redis at all: nothing useful remains, the call fails UNAVAILABLE. */
+    o = make_orch("[{\"name\": \"itemcf\", \"endpoint\": \"dead\"}]", NULL, NULL, NULL);
+    assert_int_equal(recommend(o, "fallback-user", 10, false, &r, err, sizeof err),
+                     CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(err, "no candidates"));
+    cascade_orch_destroy(o);
+}
+
+static int feedback(cascade_orch *o, Cascade__V1__Event **events, size_t n,
+                    Cascade__V1__FeedbackResponse **out, char *err, size_t errlen)
+{
+    Cascade__V1__FeedbackRequest req = CASCADE__V1__FEEDBACK_REQUEST__INIT;
+    req.events = events;
+    req.n_events = n;
+    struct cascade_orch_call call = {
+        .arena = fx.arena, .deadline_ms = INT64_MAX, .err = err, .errlen = errlen};
+    err[0] = '\0';
+    return cascade_orch_feedback(o, &call, &req, out);
+}
+
+static long long stream_length(const char *ns)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *reply = NULL;
+    assert_int_equal(cascade_redis_command(fx.r, &reply, "XLEN %s", cascade_key_events(key, ns)),
+                     0);
+    long long n = reply->integer;
+    freeReplyObject(reply);
+    return n;
+}
+
+static void test_feedback(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__Event click = CASCADE__V1__EVENT__INIT, seen = CASCADE__V1__EVENT__INIT;
+    Cascade__V1__Event *events[2] = {&click, &seen};
+    Cascade__V1__FeedbackResponse *resp;
+    char err[512];
+    click.user_id = "fb-user";
+    click.item_id = 77;
+    click.type = CASCADE__V1__EVENT_TYPE__EVENT_TYPE_LIKE;
+    seen.user_id = "fb-user";
+    seen.item_id = 78;
+    seen.type = CASCADE__V1__EVENT_TYPE__EVENT_TYPE_IMPRESSION;
+    long long before = stream_length("t");
+    assert_int_equal(feedback(o, events, 2, &resp, err, sizeof err), 0);
+    assert_int_equal(resp->accepted, 2);
+    assert_int_equal(stream_length("t"), before + 2);
+    /* The like is in last-n with its weight; the impression is not. */
+    cascade_v1_Interaction lastn[8];
+    size_t n = 0;
+    assert_int_equal(cascade_store_get_lastn(fx.r, "t", "fb-user", 8, lastn, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(lastn[0].item_id, 77);
+    assert_float_equal(lastn[0].weight, 2.0f, 0);
+    bool consumed[2];
+    const uint64_t ids[2] = {77, 78};
+    assert_int_equal(cascade_store_consumed(fx.r, "t", "fb-user", ids, 2, consumed), 0);
+    assert_true(consumed[0]);
+    assert_false(consumed[1]);
+
+    /* Invalid events are rejected with the index and nothing is written. */
+    seen.item_id = 0;
+    assert_int_equal(feedback(o, events, 2, &resp, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "events[1].item_id is 0");
+    seen.item_id = 78;
+    seen.type = (Cascade__V1__EventType)42;
+    assert_int_equal(feedback(o, events, 2, &resp, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "events[1].type"));
+    seen.type = CASCADE__V1__EVENT_TYPE__EVENT_TYPE_CLICK;
+    seen.user_id = "";
+    assert_int_equal(feedback(o, events, 2, &resp, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "events[1].user_id is empty");
+    assert_int_equal(stream_length("t"), before + 2);
+    cascade_orch_destroy(o);
+}
+
+static void test_feedback_redis_down(void **state)
+{
+    (void)state;
+    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, pool);
+    Cascade__V1__Event click = CASCADE__V1__EVENT__INIT;
+    Cascade__V1__Event *events[1] = {&click};
+    Cascade__V1__FeedbackResponse *resp;
+    char err[512];
+    click.user_id = "u";
+    click.item_id = 1;
+    click.type = CASCADE__V1__EVENT_TYPE__EVENT_TYPE_CLICK;
+    assert_int_equal(feedback(o, events, 1, &resp, err, sizeof err), CASCADE_EUNAVAILABLE);
+    assert_non_null(strstr(err, "feedback"));
+    cascade_orch_destroy(o);
+    cascade_redis_pool_destroy(pool);
+}
+
+static void test_event_names(void **state)
+{
+    (void)state;
+    assert_string_equal(cascade_orch_event_name(CASCADE__V1__EVENT_TYPE__EVENT_TYPE_CLICK),
+                        "click");
+    assert_int_equal(cascade_orch_event_parse("follow"),
+                     CASCADE__V1__EVENT_TYPE__EVENT_TYPE_FOLLOW);
+    assert_int_equal(cascade_orch_event_parse("nope"), 0);
+    assert_null(cascade_orch_event_name(0));
+    assert_float_equal(cascade_orch_event_weight(CASCADE__V1__EVENT_TYPE__EVENT_TYPE_FOLLOW), 4.0f,
+                       0);
+    assert_float_equal(cascade_orch_event_weight(CASCADE__V1__EVENT_TYPE__EVENT_TYPE_DISLIKE), 0.0f,
+                       0);
+}
+
+int main(void)
+{
+    // clang-format off
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_no_repeats),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_dead_channel),
+        cmocka_unit_test(test_dead_stage),
+        cmocka_unit_test(test_dead_filter),
+        cmocka_unit_test(test_experiment_params),
+        cmocka_unit_test(test_experiment_channel_params),
+        cmocka_unit_test(test_hot_fallback),
+        cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_feedback_redis_down),
+        cmocka_unit_test(test_event_names),
+    };
+    // clang-format on
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,162 @@
+/* Unit tests for common/features.c: every rank feature is finite on empty
+ * records, moves in the right direction with its input, and has a unique name. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cascade/v1/records.pb.h"
+#include "rank_features.h"
+
+#define NOW 1700000000
+
+static size_t feat(const char *name)
+{
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        if (strcmp(cascade_features_rank_name(i), name) == 0)
+            return i;
+    fail_msg("no feature named %s", name);
+    return 0;
+}
+
+static void compute(const cascade_v1_UserRecord *u, const cascade_v1_ItemRecord *it, float *out)
+{
+    cascade_features_rank(u, it, NOW, out);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        assert_true(isfinite(out[i]) && fabsf(out[i]) < 10);
+}
+
+static void test_names_are_unique(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++) {
+        const char *a = cascade_features_rank_name(i);
+        assert_non_null(a);
+        assert_string_not_equal(a, "unknown");
+        for (size_t j = i + 1; j < CASCADE_RANK_FEATURES; j++)
+            assert_string_not_equal(a, cascade_features_rank_name(j));
+    }
+    assert_string_equal(cascade_features_rank_name(CASCADE_RANK_FEATURES), "unknown");
+}
+
+static void test_empty_records_are_finite(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    compute(&u, &it, x);
+    assert_true(x[feat("user_no_history")] == 1.0f);
+    assert_true(x[feat("same_city")] == 0.0f);         /* city 0 is unknown, not a match */
+    assert_true(x[feat("item_log_age_days")] == 0.0f); /* created_at 0 = unknown */
+    assert_true(x[feat("user_cat_share")] == 0.0f);
+    /* A new item looks like the prior (CTR 0.1), not like a zero-CTR item. */
+    assert_true(fabsf(x[feat("item_ctr_logit")] - (float)(log(0.1 / 0.9) / 2)) < 1e-5);
+    assert_true(fabsf(x[feat("item_like_lift")]) < 1e-6);
+}
+
+static void test_item_statistics_move_features(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord good = cascade_v1_ItemRecord_init_zero, bad = good;
+    float xg[CASCADE_RANK_FEATURES], xb[CASCADE_RANK_FEATURES];
+    good.has_stats = bad.has_stats = true;
+    good.stats.impressions = bad.stats.impressions = 1000;
+    good.stats.clicks = 300;
+    bad.stats.clicks = 10;
+    good.stats.likes = 150;
+    bad.stats.likes = 1;
+    compute(&u, &good, xg);
+    compute(&u, &bad, xb);
+    assert_true(xg[feat("item_ctr_logit")] > xb[feat("item_ctr_logit")]);
+    assert_true(xg[feat("item_like_lift")] > 0);
+    assert_true(xg[feat("item_log_impressions")] == xb[feat("item_log_impressions")]);
+    assert_true(fabsf(xg[feat("item_log_impressions")] - (float)(log1p(1000.0) / 10)) < 1e-5);
+}
+
+static void test_category_affinity_and_interests(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    u.affinities_count = 2;
+    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 6.0f};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 2.0f};
+    u.interests_count = 1;
+    u.interests[0] = 5;
+    it.category = 3;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("user_cat_share")] - 0.75f) < 1e-6);
+    assert_true(fabsf(x[feat("user_cat_rel_top")] - 1.0f) < 1e-6);
+    assert_true(x[feat("declared_interest")] == 0.0f);
+    assert_true(x[feat("user_no_history")] == 0.0f);
+    it.category = 5;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("user_cat_share")] - 0.25f) < 1e-6);
+    assert_true(fabsf(x[feat("user_cat_rel_top")] - 1.0f / 3) < 1e-6);
+    assert_true(x[feat("declared_interest")] == 1.0f);
+    it.category = 9;
+    compute(&u, &it, x);
+    assert_true(x[feat("user_cat_share")] == 0.0f && x[feat("declared_interest")] == 0.0f);
+}
+
+static void test_time_media_and_place(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    it.created_at_s = NOW - 10 * 86400;
+    it.media_type = 2;
+    it.duration_s = 60;
+    it.city = 4;
+    u.city = 4;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("item_log_age_days")] - (float)(log1p(10.0) / 3)) < 1e-5);
+    assert_true(x[feat("item_is_video")] == 1.0f);
+    assert_true(x[feat("item_log_duration")] > 0);
+    assert_true(x[feat("same_city")] == 1.0f);
+    /* Created after "now" (clock skew): age 0, not negative. */
+    it.created_at_s = NOW + 3600;
+    it.media_type = 1;
+    u.city = 5;
+    compute(&u, &it, x);
+    assert_true(x[feat("item_log_age_days")] == 0.0f);
+    assert_true(x[feat("item_is_video")] == 0.0f && x[feat("item_log_duration")] == 0.0f);
+    assert_true(x[feat("same_city")] == 0.0f);
+}
+
+static void test_user_statistics(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord clicky = cascade_v1_UserRecord_init_zero, idle = clicky;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float xc[CASCADE_RANK_FEATURES], xi[CASCADE_RANK_FEATURES];
+    clicky.impressions = idle.impressions = 500;
+    clicky.clicks = 200;
+    idle.clicks = 5;
+    clicky.interactions = 400;
+    compute(&clicky, &it, xc);
+    compute(&idle, &it, xi);
+    assert_true(xc[feat("user_ctr_logit")] > xi[feat("user_ctr_logit")]);
+    assert_true(xc[feat("user_log_activity")] > xi[feat("user_log_activity")]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_are_unique),
+        cmocka_unit_test(test_empty_records_are_finite),
+        cmocka_unit_test(test_item_statistics_move_features),
+        cmocka_unit_test(test_category_affinity_and_interests),
+        cmocka_unit_test(test_time_media_and_place),
+        cmocka_unit_test(test_user_statistics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
