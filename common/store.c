@@ -79,6 +79,47 @@ char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64
     return buf;
 }
 
+char *cascade_key_user_follows(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:follows", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:cache", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:blocked_items", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:blocked_authors", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_generation(char *buf, const char *ns, const char *family)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:gen:%s", ns_or_default(ns), family);
+    return buf;
+}
+
+char *cascade_key_artefact(char *buf, const char *ns, const char *family, int64_t gen,
+                           const char *suffix)
+{
+    if (suffix && suffix[0])
+        snprintf(buf, CASCADE_KEY_MAX, "%s:%s@%" PRId64 ":%s", ns_or_default(ns), family, gen,
+                 suffix);
+    else
+        snprintf(buf, CASCADE_KEY_MAX, "%s:%s@%" PRId64, ns_or_default(ns), family, gen);
+    return buf;
+}
+
 char *cascade_key_events(char *buf, const char *ns)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:events", ns_or_default(ns));
@@ -444,4 +485,111 @@ int cascade_store_push_interaction(cascade_redis *r, const char *ns, const char 
     if (rc != 0)
         return rc;
     return read_transaction(r, 3);
+}
+
+/* ---- generations ---- */
+
+int cascade_store_get_generation(cascade_redis *r, const char *ns, const char *family,
+                                 int64_t *gen)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    *gen = 0;
+    cascade_key_generation(key, ns, family);
+    int rc = cascade_redis_command(r, &rep, "GET %s", key);
+    if (rc != 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_STRING) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(rep->str, &end, 10);
+        if (errno || *end || v < 0) {
+            cascade_redis__set_error(r, "%s: not a generation number", key);
+            rc = CASCADE_EFORMAT;
+        } else {
+            *gen = v;
+        }
+    } else if (rep->type != REDIS_REPLY_NIL) {
+        rc = unexpected_reply(r, "GET", key);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store_next_generation(cascade_redis *r, const char *ns, const char *family,
+                                  int64_t *gen)
+{
+    int rc = cascade_store_get_generation(r, ns, family, gen);
+    if (rc == 0)
+        (*gen)++;
+    return rc;
+}
+
+/* UNLINK every key matching pattern, SCANning in batches. */
+static int unlink_matching(cascade_redis *r, const char *pattern)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *rep = NULL;
+        int rc = cascade_redis_command(r, &rep, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (rc != 0)
+            return rc;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(rep);
+            return unexpected_reply(r, "SCAN", pattern);
+        }
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        redisReply *keys = rep->element[1];
+        if (keys->elements > 0) {
+            const char **argv = malloc((keys->elements + 1) * sizeof(*argv));
+            size_t *lens = malloc((keys->elements + 1) * sizeof(*lens));
+            if (!argv || !lens) {
+                free(argv);
+                free(lens);
+                freeReplyObject(rep);
+                cascade_redis__set_error(r, "out of memory");
+                return CASCADE_ENOMEM;
+            }
+            argv[0] = "UNLINK";
+            lens[0] = 6;
+            for (size_t i = 0; i < keys->elements; i++) {
+                argv[i + 1] = keys->element[i]->str;
+                lens[i + 1] = keys->element[i]->len;
+            }
+            redisReply *del = NULL;
+            rc = cascade_redis_command_argv(r, &del, (int)keys->elements + 1, argv, lens);
+            free(argv);
+            free(lens);
+            if (del)
+                freeReplyObject(del);
+            if (rc != 0) {
+                freeReplyObject(rep);
+                return rc;
+            }
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int cascade_store_publish_generation(cascade_redis *r, const char *ns, const char *family,
+                                     int64_t gen)
+{
+    char key[CASCADE_KEY_MAX], pattern[CASCADE_KEY_MAX + 4];
+    redisReply *rep = NULL;
+    cascade_key_generation(key, ns, family);
+    int rc = cascade_redis_command(r, &rep, "SET %s %lld", key, (long long)gen);
+    if (rep)
+        freeReplyObject(rep);
+    if (rc != 0 || gen < 3)
+        return rc;
+    /* Generation gen-2: its bare key and everything under it. */
+    cascade_key_artefact(key, ns, family, gen - 2, NULL);
+    rc = unlink_matching(r, key);
+    if (rc != 0)
+        return rc;
+    snprintf(pattern, sizeof(pattern), "%s:*", key);
+    return unlink_matching(r, pattern);
 }

@@ -24,8 +24,41 @@ char *cascade_key_i2i(char *buf, const char *ns, const char *algo, uint64_t item
 char *cascade_key_author_items(char *buf, const char *ns, uint64_t author_id); /* {ns}:author:{id}:items */
 char *cascade_key_city_items(char *buf, const char *ns, uint32_t city);       /* {ns}:city:{c}:items */
 char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64_t window); /* {ns}:expo:{uid}:{window} */
+char *cascade_key_user_follows(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:follows (SET of author ids) */
+char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:cache (LIST of item ids, newest first) */
+char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:blocked_items (SET) */
+char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
+
+/* ------------------------------------------------------------ generations
+ * Everything cascade-build derives (CF lists, hot/new/geo/city/author lists) is
+ * published atomically per family: the builder writes a whole new generation
+ * under keys {ns}:{family}@{gen}[:suffix], then makes it current with one SET
+ * of {ns}:gen:{family}, then deletes generation gen-2 (readers may still hold
+ * gen-1 for a moment). Serving resolves the current generation first (and may
+ * cache it for about a second). Families: "itemcf", "swing", "usercf",
+ * "authors", "hot", "new", "geo", "city". */
+
+/* {ns}:gen:{family} */
+char *cascade_key_generation(char *buf, const char *ns, const char *family);
+
+/* {ns}:{family}@{gen} when suffix is NULL or "", else {ns}:{family}@{gen}:{suffix}. */
+char *cascade_key_artefact(char *buf, const char *ns, const char *family, int64_t gen,
+                           const char *suffix);
+
+/* The current generation of a family; *gen = 0 when it was never published. */
+int cascade_store_get_generation(cascade_redis *r, const char *ns, const char *family,
+                                 int64_t *gen);
+
+/* The generation a new build should write: current + 1. */
+int cascade_store_next_generation(cascade_redis *r, const char *ns, const char *family,
+                                  int64_t *gen);
+
+/* Make gen current (SET {ns}:gen:{family}) and delete every key of generation
+ * gen-2 (SCAN MATCH + UNLINK). Returns 0 or a negative code. */
+int cascade_store_publish_generation(cascade_redis *r, const char *ns, const char *family,
+                                     int64_t gen);
 
 /* nanopb codecs. encode returns 0 and *len, or CASCADE_ETOOBIG; decode returns
  * 0 or CASCADE_EFORMAT. */

@@ -344,6 +344,59 @@ static void test_sorted_sets(void **state)
     assert_non_null(strstr(cascade_redis_error(f->r), "WRONGTYPE"));
 }
 
+
+static int key_exists(cascade_redis *r, const char *key)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "EXISTS %s", key), 0);
+    int n = (int)rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+static void set_key(cascade_redis *r, const char *key)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "SET %s x", key), 0);
+    freeReplyObject(rep);
+}
+
+static void test_generations(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    int64_t gen = -1;
+    assert_string_equal(cascade_key_artefact(key, "t", "hot", 7, NULL), "t:hot@7");
+    assert_string_equal(cascade_key_artefact(key, "t", "itemcf", 7, "42"), "t:itemcf@7:42");
+    assert_string_equal(cascade_key_generation(key, "t", "itemcf"), "t:gen:itemcf");
+
+    assert_int_equal(cascade_store_get_generation(f->r, "g", "itemcf", &gen), 0);
+    assert_int_equal(gen, 0); /* never published */
+    for (int64_t g = 1; g <= 4; g++) {
+        assert_int_equal(cascade_store_next_generation(f->r, "g", "itemcf", &gen), 0);
+        assert_int_equal(gen, g);
+        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, "1"));
+        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, "2"));
+        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, NULL));
+        assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", g), 0);
+        assert_int_equal(cascade_store_get_generation(f->r, "g", "itemcf", &gen), 0);
+        assert_int_equal(gen, g);
+    }
+    /* After publishing 4: generations 3 and 4 remain, 1 and 2 are gone. */
+    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 4, "1")), 1);
+    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 3, "2")), 1);
+    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 2, "1")), 0);
+    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 2, NULL)), 0);
+    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 1, "2")), 0);
+    /* A family whose name shares a prefix is not touched. */
+    set_key(f->r, "g:itemcf@20:1");
+    assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", 22), 0);
+    assert_int_equal(key_exists(f->r, "g:itemcf@20:1"), 0);
+    set_key(f->r, "g:itemcf@200:1");
+    assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", 23), 0);
+    assert_int_equal(key_exists(f->r, "g:itemcf@200:1"), 1);
+}
+
 static void test_unavailable(void **state)
 {
     (void)state;
@@ -374,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_interactions_lastn_and_consumed),
         cmocka_unit_test(test_neighbours_pipelined),
         cmocka_unit_test(test_sorted_sets),
+        cmocka_unit_test(test_generations),
         cmocka_unit_test(test_unavailable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
