@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command: configure, build everything (warnings are
+# The README's test command: install the Debian packages, configure, build everything (warnings are
 # errors) and run the whole suite through ctest — cmocka unit tests, the
 # integration tests (real redis-server + all six services on loopback ports)
 # and the interop test (python3-grpcio client built from our .proto files).
@@ -15,7 +15,9 @@ if [ "${1:-}" = "--sanitize" ]; then
   cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON)
 fi
 
-command -v redis-server >/dev/null || { echo "test: redis-server not found; run scripts/install-deps.sh" >&2; exit 1; }
+# Idempotent and quick when everything is present; makes this command work on
+# a fresh Debian machine on its own.
+bash scripts/install-deps.sh
 
 start=$(date +%s)
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null

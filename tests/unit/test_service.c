@@ -1,0 +1,153 @@
+/* Tests of the service bootstrap's option handling (common/service.c): defaults,
+ * the precedence flag > environment > config file > default, --set overrides,
+ * and clear failures for bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "service.h"
+#include "support.h"
+
+static void clear_env(void)
+{
+    unsetenv("CASCADE_CONFIG");
+    unsetenv("CASCADE_REDIS");
+    unsetenv("CASCADE_THREADS");
+    unsetenv("CASCADE_NAMESPACE");
+    unsetenv("CASCADE_MODEL_DIR");
+    unsetenv("CASCADE_LOG_LEVEL");
+    unsetenv("CASCADE_RECALL_LISTEN");
+}
+
+static int parse(struct cascade_service_opts *o, int argc, char **argv)
+{
+    return cascade_service_parse_args("recall", 50051, NULL, argc, argv, o);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    clear_env();
+    struct cascade_service_opts o;
+    char *argv[] = {"cascade-recall", NULL};
+    assert_int_equal(parse(&o, 1, argv), 0);
+    assert_string_equal(o.listen, "127.0.0.1:50051");
+    assert_string_equal(o.redis_host, "127.0.0.1");
+    assert_int_equal(o.redis_port, 6379);
+    assert_string_equal(o.ns, "cascade");
+    assert_string_equal(o.model_dir, "models");
+    assert_int_equal(o.threads, 0);
+    assert_int_equal(o.grace_ms, 5000);
+    cascade_service_opts_free(&o);
+}
+
+static void write_config(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_precedence(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    snprintf(path, sizeof(path), "%s/c.json", dir);
+    write_config(path, "{\"recall\": {\"listen\": \"127.0.0.1:7001\", \"threads\": 3},\n"
+                       " \"redis\": {\"addr\": \"10.0.0.1:7000\", \"namespace\": \"fromcfg\"}}\n");
+    clear_env();
+    struct cascade_service_opts o;
+
+    /* config file beats defaults */
+    char *a1[] = {"x", "--config", path, NULL};
+    assert_int_equal(parse(&o, 3, a1), 0);
+    assert_string_equal(o.listen, "127.0.0.1:7001");
+    assert_int_equal(o.threads, 3);
+    assert_string_equal(o.redis_host, "10.0.0.1");
+    assert_int_equal(o.redis_port, 7000);
+    assert_string_equal(o.ns, "fromcfg");
+    cascade_service_opts_free(&o);
+
+    /* environment beats the config file */
+    setenv("CASCADE_RECALL_LISTEN", "127.0.0.1:7002", 1);
+    setenv("CASCADE_THREADS", "5", 1);
+    setenv("CASCADE_CONFIG", path, 1);
+    char *a2[] = {"x", NULL};
+    assert_int_equal(parse(&o, 1, a2), 0);
+    assert_string_equal(o.listen, "127.0.0.1:7002");
+    assert_int_equal(o.threads, 5);
+    cascade_service_opts_free(&o);
+
+    /* flags beat the environment; --set beats the file */
+    char *a3[] = {"x", "--listen", "127.0.0.1:7003", "--threads", "7", "--set",
+                  "redis.namespace=\"fromset\"", NULL};
+    assert_int_equal(parse(&o, 7, a3), 0);
+    assert_string_equal(o.listen, "127.0.0.1:7003");
+    assert_int_equal(o.threads, 7);
+    assert_string_equal(o.ns, "fromset");
+    cascade_service_opts_free(&o);
+    clear_env();
+    test_rmdir(dir);
+}
+
+static void test_bad_values_fail(void **state)
+{
+    (void)state;
+    clear_env();
+    struct cascade_service_opts o;
+    char *a1[] = {"x", "--threads", "many", NULL};
+    assert_true(parse(&o, 3, a1) < 0);
+    char *a2[] = {"x", "--redis", "host:notaport", NULL};
+    assert_true(parse(&o, 3, a2) < 0);
+    char *a3[] = {"x", "--log-level", "loud", NULL};
+    assert_true(parse(&o, 3, a3) < 0);
+    char *a4[] = {"x", "--no-such-flag", NULL};
+    assert_true(parse(&o, 2, a4) < 0);
+    char *a5[] = {"x", "--config", "/nonexistent/cascade.json", NULL};
+    assert_true(parse(&o, 3, a5) < 0);
+    char *a6[] = {"x", "stray", NULL};
+    assert_true(parse(&o, 2, a6) < 0);
+}
+
+static void test_config_type_error_fails(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    snprintf(path, sizeof(path), "%s/c.json", dir);
+    write_config(path, "{\"recall\": {\"threads\": \"lots\"}}\n");
+    clear_env();
+    struct cascade_service_opts o;
+    char *argv[] = {"x", "--config", path, NULL};
+    assert_true(parse(&o, 3, argv) < 0);
+    test_rmdir(dir);
+}
+
+static void test_help_returns_one(void **state)
+{
+    (void)state;
+    clear_env();
+    struct cascade_service_opts o;
+    char *argv[] = {"x", "--help", NULL};
+    assert_int_equal(parse(&o, 2, argv), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_bad_values_fail),
+        cmocka_unit_test(test_config_type_error_fails),
+        cmocka_unit_test(test_help_returns_one),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
