@@ -19,6 +19,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "arena.h"
+#include "metrics.h"
 
 /* ------------------------------------------------------------------ server */
 
@@ -48,6 +49,14 @@ struct cascade_rpc_server_opts {
     size_t max_message_bytes;   /* larger requests get RESOURCE_EXHAUSTED; 0 = 16 MiB */
     size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
     const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */
+    /* Optional registry (borrowed; must outlive the server). When set, every
+     * unary call (health Check included, Watch streams not) is recorded:
+     * cascade_rpc_requests_total{method,code} (method = path without the
+     * leading '/', code = gRPC status name), cascade_rpc_latency_seconds{method}
+     * (arrival at a worker to reply queued: decode, handler, encode) and the
+     * cascade_rpc_in_flight gauge. Recorded before the reply is sent, so a
+     * client that got its answer sees the call counted. */
+    cascade_metrics *metrics;
 };
 
 /* Create a server for `methods` (copied). On failure returns NULL with a message in err. */

@@ -28,6 +28,7 @@
 #define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
+#define N_GRPC_STATUS 17 /* OK .. UNAUTHENTICATED */
 
 enum slot_kind { SLOT_UNARY, SLOT_UNKNOWN_METHOD, SLOT_WATCH };
 enum slot_state {
@@ -76,6 +77,10 @@ struct method_entry {
     struct cascade_rpc_method m;
     void *handle;
     int builtin; /* health Check/Watch: served by the runtime itself */
+    /* Metrics (NULL without a registry): the latency series, and the request
+     * counter per status code, looked up on first use and then cached. */
+    cascade_metric *latency;
+    _Atomic(cascade_metric *) requests[N_GRPC_STATUS];
 };
 
 struct worker {
@@ -107,6 +112,8 @@ struct cascade_rpc_server {
     atomic_int shutting_down;
     pthread_mutex_t watch_mu;
     struct call_slot *watchers;
+    cascade_metric_family *requests_family; /* NULL without a registry */
+    cascade_metric *in_flight;
 };
 
 struct cascade_rpc_ctx {
@@ -445,13 +452,74 @@ static void watch_event(struct call_slot *s, int is_close, int ok)
     pthread_mutex_unlock(&srv->watch_mu);
 }
 
+/* ------------------------------------------------------------------ metrics */
+
+/* The method label: the path without its leading '/'. */
+static const char *method_label(const struct method_entry *me)
+{
+    return me->m.path[0] == '/' ? me->m.path + 1 : me->m.path;
+}
+
+/* Register the RPC families and pre-create each method's latency series and
+ * its OK counter (so rates start from 0). Other codes are created on first use. */
+static int metrics_init(struct cascade_rpc_server *srv, cascade_metrics *m, char *err,
+                        size_t errlen)
+{
+    cascade_metric_family *latency = cascade_metrics_histogram(
+        m, "cascade_rpc_latency_seconds",
+        "Time a unary RPC spent in the server: decode, handler and encode.", "method", NULL, 0);
+    cascade_metric_family *in_flight = cascade_metrics_gauge(
+        m, "cascade_rpc_in_flight", "Unary RPCs being served right now.", NULL);
+    srv->requests_family = cascade_metrics_counter(
+        m, "cascade_rpc_requests_total", "Unary RPCs served, by method and gRPC status code.",
+        "method,code");
+    if (!latency || !in_flight || !srv->requests_family) {
+        snprintf(err, errlen, "rpc server: cannot register the RPC metrics");
+        return CASCADE_EINVAL;
+    }
+    srv->in_flight = cascade_metric_get(in_flight, NULL);
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        struct method_entry *me = &srv->methods[i];
+        if (strcmp(me->m.path, HEALTH_WATCH_PATH) == 0)
+            continue; /* a stream, not served by serve_unary */
+        const char *labels[] = {method_label(me), "OK"};
+        me->latency = cascade_metric_get(latency, labels);
+        atomic_store(&me->requests[GRPC_STATUS_OK],
+                     cascade_metric_get(srv->requests_family, labels));
+        if (!me->latency || !srv->in_flight || !atomic_load(&me->requests[GRPC_STATUS_OK])) {
+            snprintf(err, errlen, "rpc server: out of memory creating metrics");
+            return CASCADE_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Count one finished call and its time. Lock-free once the (method, code)
+ * counter is cached; two threads racing to cache get the same series. */
+static void metrics_record(struct cascade_rpc_server *srv, struct method_entry *me,
+                           grpc_status_code status, int64_t started_us)
+{
+    if (!srv->requests_family)
+        return;
+    int code = (int)status >= 0 && (int)status < N_GRPC_STATUS ? (int)status : GRPC_STATUS_UNKNOWN;
+    cascade_metric *counter = atomic_load_explicit(&me->requests[code], memory_order_acquire);
+    if (!counter) {
+        const char *labels[] = {method_label(me), cascade_grpc_status_name((grpc_status_code)code)};
+        counter = cascade_metric_get(srv->requests_family, labels);
+        atomic_store_explicit(&me->requests[code], counter, memory_order_release);
+    }
+    cascade_metric_inc(counter);
+    cascade_metric_observe(me->latency, (double)(cascade_now_us() - started_us) / 1e6);
+}
+
 /* -------------------------------------------------------------- unary calls */
 
 static void serve_unary(struct call_slot *s)
 {
     struct worker *w = s->worker;
     struct cascade_rpc_server *srv = w->server;
-    const struct method_entry *me = &srv->methods[s->method];
+    struct method_entry *me = &srv->methods[s->method];
+    int64_t started_us = cascade_now_us();
     grpc_status_code status = GRPC_STATUS_OK;
     const char *message = "";
     cascade_rpc_ctx ctx;
@@ -460,6 +528,7 @@ static void serve_unary(struct call_slot *s)
     ProtobufCMessage *request = NULL, *response = NULL;
 
     cascade_arena_reset(w->arena);
+    cascade_metric_add(srv->in_flight, 1);
     memset(&ctx, 0, sizeof(ctx));
     ctx.arena = w->arena;
     ctx.deadline_ms = cascade__rpc_deadline_from_gpr(s->deadline);
@@ -517,6 +586,8 @@ static void serve_unary(struct call_slot *s)
                           cascade_grpc_status_name(status), message);
     }
 reply:
+    metrics_record(srv, me, status, started_us);
+    cascade_metric_add(srv->in_flight, -1);
     slot_send_unary_reply(s, status, message);
 }
 
@@ -616,6 +687,10 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     atomic_init(&srv->serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
     atomic_init(&srv->shutting_down, 0);
     pthread_mutex_init(&srv->watch_mu, NULL);
+    if (opts->metrics && metrics_init(srv, opts->metrics, err, errlen) != 0) {
+        pthread_mutex_destroy(&srv->watch_mu);
+        goto fail;
+    }
     return srv;
 oom:
     snprintf(err, errlen, "rpc server: out of memory");

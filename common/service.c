@@ -8,20 +8,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "service.h"
 
 #define MAX_SETS 64
+#define METRICS_PORT_OFFSET 1000
+
+static void upper_copy(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < len; i++)
+        dst[i] = (char)toupper((unsigned char)src[i]);
+    dst[i] = '\0';
+}
 
 static void print_usage(const char *name, int default_port, const char *extra)
 {
+    char upper[64];
+    upper_copy(upper, sizeof(upper), name);
     printf("usage: cascade-%s [options]\n\n"
            "options (flag > environment > config file > default):\n"
            "  --config FILE       JSON config file               env CASCADE_CONFIG\n"
            "  --listen ADDR       host:port to serve on           env CASCADE_%s_LISTEN, config %s.listen\n"
            "                      (default 127.0.0.1:%d)\n"
+           "  --metrics-listen ADDR\n"
+           "                      Prometheus /metrics host:port, or off\n"
+           "                      env CASCADE_%s_METRICS_LISTEN, config %s.metrics_listen\n"
+           "                      (default: the --listen host with port + 1000, 127.0.0.1:%d\n"
+           "                      here; --listen port 0 gives a free port, logged at start)\n"
            "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config redis.addr\n"
            "                      (default 127.0.0.1:6379)\n"
            "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config redis.namespace\n"
@@ -34,17 +51,10 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
            "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
            "  --help              this text\n",
-           name, name, name, default_port, name, name, name);
+           name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
+           name, name);
     if (extra && extra[0])
         printf("\n%s", extra);
-}
-
-static void upper_copy(char *dst, size_t len, const char *src)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < len; i++)
-        dst[i] = (char)toupper((unsigned char)src[i]);
-    dst[i] = '\0';
 }
 
 /* Pick the first non-empty of flag, env, config string, default into dst. */
@@ -107,6 +117,49 @@ static int pick_int(int *dst, const char *flag, const char *env_name, const casc
     return 0;
 }
 
+/* The default metrics address: the host of `listen` with port + 1000 (port 0
+ * stays 0: any free port). CASCADE_EINVAL when listen has no numeric port or
+ * the sum is not a port. */
+static int default_metrics_addr(const char *listen, char *dst, size_t len)
+{
+    const char *colon = strrchr(listen, ':');
+    long port;
+    if (!colon || (listen[0] == '[' && colon[-1] != ']'))
+        return CASCADE_EINVAL;
+    if (parse_int(colon + 1, 0, 65535, &port) != 0)
+        return CASCADE_EINVAL;
+    if (port != 0)
+        port += METRICS_PORT_OFFSET;
+    if (port > 65535)
+        return CASCADE_EINVAL;
+    int n = snprintf(dst, len, "%.*s:%ld", (int)(colon - listen), listen, port);
+    return n > 0 && (size_t)n < len ? 0 : CASCADE_EINVAL;
+}
+
+/* --metrics-listen: flag > env > config > default_metrics_addr; "off"
+ * leaves out->metrics_listen empty. Needs out->listen and out->config. */
+static int pick_metrics_listen(const char *name, const char *upper, const char *flag,
+                               struct cascade_service_opts *out)
+{
+    char env_name[96], path[128], def[300] = "";
+    snprintf(env_name, sizeof(env_name), "CASCADE_%s_METRICS_LISTEN", upper);
+    snprintf(path, sizeof(path), "%s.metrics_listen", name);
+    default_metrics_addr(out->listen, def, sizeof(def));
+    if (pick_string(out->metrics_listen, sizeof(out->metrics_listen), flag, env_name, out->config,
+                    path, def, "--metrics-listen") != 0)
+        return CASCADE_EINVAL;
+    if (!out->metrics_listen[0]) {
+        fprintf(stderr,
+                "cascade-%s: no default metrics address for --listen %s (it needs a numeric "
+                "port of at most 64535); set --metrics-listen host:port, or off\n",
+                name, out->listen);
+        return CASCADE_EINVAL;
+    }
+    if (strcasecmp(out->metrics_listen, "off") == 0)
+        out->metrics_listen[0] = '\0';
+    return 0;
+}
+
 int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
                                int argc, char **argv, struct cascade_service_opts *out)
 {
@@ -116,9 +169,10 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         {"threads", required_argument, NULL, 't'},   {"model-dir", required_argument, NULL, 'm'},
         {"grace-ms", required_argument, NULL, 'g'},  {"log-level", required_argument, NULL, 'L'},
         {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"metrics-listen", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
     const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
     const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
+    const char *f_metrics = NULL;
     const char *sets[MAX_SETS];
     int n_sets = 0, opt, rc = CASCADE_EINVAL;
     char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
@@ -131,6 +185,7 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         switch (opt) {
         case 'c': f_config = optarg; break;
         case 'l': f_listen = optarg; break;
+        case 'M': f_metrics = optarg; break;
         case 'r': f_redis = optarg; break;
         case 'n': f_ns = optarg; break;
         case 't': f_threads = optarg; break;
@@ -183,6 +238,8 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
     snprintf(def_listen, sizeof(def_listen), "127.0.0.1:%d", default_port);
     if (pick_string(out->listen, sizeof(out->listen), f_listen, env_listen, out->config, path,
                     def_listen, "--listen") != 0)
+        goto fail;
+    if (pick_metrics_listen(name, upper, f_metrics, out) != 0)
         goto fail;
     if (pick_string(redis_addr, sizeof(redis_addr), f_redis, "CASCADE_REDIS", out->config,
                     "redis.addr", "127.0.0.1:6379", "--redis") != 0)
@@ -268,8 +325,33 @@ int cascade_signals_wait(void)
     return sig;
 }
 
-int cascade_service_run(const struct cascade_service_opts *o, const char *grpc_service_name,
-                        const struct cascade_rpc_method *methods, size_t n_methods, void *service)
+cascade_metrics *cascade_service_metrics(const struct cascade_service_opts *o)
+{
+    char err[512];
+    cascade_metrics *m = cascade_metrics_create();
+    if (!m) {
+        CASCADE_ERROR(NULL, "out of memory creating the metrics registry");
+        return NULL;
+    }
+    if (!o->metrics_listen[0]) {
+        CASCADE_INFO(NULL, "metrics endpoint off (--metrics-listen off)");
+        return m;
+    }
+    int port = cascade_metrics_serve(m, o->metrics_listen, err, sizeof(err));
+    if (port < 0) {
+        CASCADE_ERROR(NULL, "%s (choose another address with --metrics-listen, or off)", err);
+        cascade_metrics_destroy(m);
+        return NULL;
+    }
+    const char *colon = strrchr(o->metrics_listen, ':');
+    CASCADE_INFO(NULL, "serving metrics on http://%.*s:%d/metrics",
+                 (int)(colon - o->metrics_listen), o->metrics_listen, port);
+    return m;
+}
+
+int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
+                        const char *grpc_service_name, const struct cascade_rpc_method *methods,
+                        size_t n_methods, void *service)
 {
     char err[512];
     int64_t max_msg = 16 << 20;
@@ -285,6 +367,7 @@ int cascade_service_run(const struct cascade_service_opts *o, const char *grpc_s
         .threads = o->threads,
         .max_message_bytes = (size_t)max_msg,
         .service_name = grpc_service_name,
+        .metrics = metrics,
     };
     cascade_rpc_server *srv =
         cascade_rpc_server_create(&so, methods, n_methods, service, err, sizeof(err));

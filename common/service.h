@@ -5,6 +5,9 @@
  * Common flags (every service):
  *   --config FILE        JSON config (env CASCADE_CONFIG)
  *   --listen ADDR        host:port to serve on (env CASCADE_<NAME>_LISTEN, config <name>.listen)
+ *   --metrics-listen ADDR  host:port of the Prometheus /metrics endpoint, or "off"
+ *                        (env CASCADE_<NAME>_METRICS_LISTEN, config <name>.metrics_listen;
+ *                        default: the --listen host, port + 1000; docs/metrics.md)
  *   --redis ADDR         host:port of Redis (env CASCADE_REDIS, config redis.addr)
  *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default "cascade")
  *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
@@ -19,12 +22,14 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "rpc.h"
 
 struct cascade_service_opts {
     const char *name;          /* "recall" (borrowed, static) */
     char listen[256];
+    char metrics_listen[256];  /* "" when the endpoint is off */
     char redis_host[256];
     int redis_port;
     char ns[64];
@@ -53,9 +58,20 @@ struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_servic
 void cascade_signals_block(void);
 int cascade_signals_wait(void);
 
-/* Create the server, start it, log "listening on ...", wait for a termination
- * signal, shut down gracefully. Returns the process exit code. */
-int cascade_service_run(const struct cascade_service_opts *o, const char *grpc_service_name,
-                        const struct cascade_rpc_method *methods, size_t n_methods, void *service);
+/* Create the service's metrics registry and, unless the endpoint is off,
+ * serve it on o->metrics_listen (logs the address). Call it after
+ * cascade_signals_block (the HTTP thread must inherit the mask) and before
+ * creating the stage, so the stage can register its own metrics; pass the
+ * same registry to cascade_service_run. The caller owns it: destroy it after
+ * the stage. Returns NULL after logging the problem (address in use, out of
+ * memory); exit 1 then. */
+cascade_metrics *cascade_service_metrics(const struct cascade_service_opts *o);
+
+/* Create the server (recording RPC metrics into `metrics`, borrowed, may be
+ * NULL), start it, log "serving ...", wait for a termination signal, shut
+ * down gracefully. Returns the process exit code. */
+int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
+                        const char *grpc_service_name, const struct cascade_rpc_method *methods,
+                        size_t n_methods, void *service);
 
 #endif

@@ -17,6 +17,7 @@ static const char extra_usage[] =
 int main(int argc, char **argv)
 {
     struct cascade_service_opts opts = {0};
+    cascade_metrics *metrics = NULL;
     cascade_redis_pool *redis = NULL;
     cascade_filter *filter = NULL;
     char err[512];
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
         code = rc == 1 ? 0 : 2;
         goto out;
     }
+    if (!(metrics = cascade_service_metrics(&opts)))
+        goto out;
     struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
     if (!(redis = cascade_redis_pool_create(&ropts))) {
         fprintf(stderr, "cascade-filter: out of memory creating the Redis pool\n");
@@ -40,9 +43,10 @@ int main(int argc, char **argv)
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = cascade_filter_methods(&n_methods);
-    code = cascade_service_run(&opts, "cascade.v1.Filter", methods, n_methods, filter);
+    code = cascade_service_run(&opts, metrics, "cascade.v1.Filter", methods, n_methods, filter);
 out:
     cascade_filter_destroy(filter);
+    cascade_metrics_destroy(metrics);
     cascade_redis_pool_destroy(redis);
     cascade_service_opts_free(&opts);
     cascade_rpc_shutdown();

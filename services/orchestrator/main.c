@@ -22,6 +22,7 @@ static const char extra_usage[] =
 int main(int argc, char **argv)
 {
     struct cascade_service_opts opts = {0};
+    cascade_metrics *metrics = NULL;
     cascade_redis_pool *redis = NULL;
     cascade_orch *orch = NULL;
     char err[512];
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         code = rc == 1 ? 0 : 2;
         goto out;
     }
+    if (!(metrics = cascade_service_metrics(&opts)))
+        goto out;
     struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
     if (!(redis = cascade_redis_pool_create(&ropts))) {
         fprintf(stderr, "cascade-orchestrator: out of memory creating the Redis pool\n");
@@ -46,9 +49,11 @@ int main(int argc, char **argv)
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = cascade_orch_methods(&n_methods);
-    code = cascade_service_run(&opts, "cascade.v1.Recommender", methods, n_methods, orch);
+    code = cascade_service_run(&opts, metrics, "cascade.v1.Recommender", methods, n_methods,
+                               orch);
 out:
     cascade_orch_destroy(orch);
+    cascade_metrics_destroy(metrics);
     cascade_redis_pool_destroy(redis);
     cascade_service_opts_free(&opts);
     cascade_rpc_shutdown();

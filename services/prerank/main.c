@@ -18,6 +18,7 @@ static const char extra_usage[] =
 int main(int argc, char **argv)
 {
     struct cascade_service_opts opts = {0};
+    cascade_metrics *metrics = NULL;
     cascade_redis_pool *redis = NULL;
     cascade_prerank *prerank = NULL;
     char err[512];
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
         code = rc == 1 ? 0 : 2;
         goto out;
     }
+    if (!(metrics = cascade_service_metrics(&opts)))
+        goto out;
     struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
     if (!(redis = cascade_redis_pool_create(&ropts))) {
         fprintf(stderr, "cascade-prerank: out of memory creating the Redis pool\n");
@@ -41,9 +44,11 @@ int main(int argc, char **argv)
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = cascade_prerank_methods(&n_methods);
-    code = cascade_service_run(&opts, "cascade.v1.PreRank", methods, n_methods, prerank);
+    code = cascade_service_run(&opts, metrics, "cascade.v1.PreRank", methods, n_methods,
+                               prerank);
 out:
     cascade_prerank_destroy(prerank);
+    cascade_metrics_destroy(metrics);
     cascade_redis_pool_destroy(redis);
     cascade_service_opts_free(&opts);
     cascade_rpc_shutdown();

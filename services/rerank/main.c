@@ -19,6 +19,7 @@ static const char extra_usage[] =
 int main(int argc, char **argv)
 {
     struct cascade_service_opts opts = {0};
+    cascade_metrics *metrics = NULL;
     cascade_rerank *rerank = NULL;
     char err[512];
     int code = 1;
@@ -30,15 +31,18 @@ int main(int argc, char **argv)
         code = rc == 1 ? 0 : 2;
         goto out;
     }
+    if (!(metrics = cascade_service_metrics(&opts)))
+        goto out;
     if (!(rerank = cascade_rerank_create(opts.config, err, sizeof err))) {
         fprintf(stderr, "cascade-rerank: %s\n", err);
         goto out;
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = cascade_rerank_methods(&n_methods);
-    code = cascade_service_run(&opts, "cascade.v1.ReRank", methods, n_methods, rerank);
+    code = cascade_service_run(&opts, metrics, "cascade.v1.ReRank", methods, n_methods, rerank);
 out:
     cascade_rerank_destroy(rerank);
+    cascade_metrics_destroy(metrics);
     cascade_service_opts_free(&opts);
     cascade_rpc_shutdown();
     return code;

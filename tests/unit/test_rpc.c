@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,6 +17,7 @@
 #include "cascade/v1/recall.pb-c.h"
 #include "clock.h"
 #include "error.h"
+#include "metrics.h"
 #include "rpc.h"
 
 #define METHOD "/cascade.v1.Recall/Recall"
@@ -336,6 +338,87 @@ static void test_shutdown_then_unavailable(void **state)
     cascade_rpc_server_destroy(srv);
 }
 
+/* A server given a registry counts each call by method and status code,
+ * times it, and is back to zero calls in flight once the replies are out. */
+static void test_server_metrics(void **state)
+{
+    (void)state;
+    char err[256], target[64];
+    int calls = 0;
+    cascade_metrics *metrics = cascade_metrics_create();
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
+                                           .threads = 2,
+                                           .service_name = "cascade.v1.Recall",
+                                           .metrics = metrics};
+    cascade_rpc_server *srv =
+        cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
+    assert_non_null(srv);
+    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
+    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
+    cascade_arena *arena = cascade_arena_create(0);
+
+    /* Before any call: the OK series exists at 0 for every unary method. */
+    char *text = cascade_metrics_render(metrics);
+    assert_non_null(strstr(text, "cascade_rpc_requests_total{method=\"cascade.v1.Recall/Recall\","
+                                 "code=\"OK\"} 0\n"));
+    assert_non_null(strstr(text, "cascade_rpc_requests_total{method=\"grpc.health.v1.Health/"
+                                 "Check\",code=\"OK\"} 0\n"));
+    assert_null(strstr(text, "Health/Watch"));
+    free(text);
+
+    struct fixture f = {.channel = ch, .arena = arena};
+    char *ok_channels[] = {"a", "b"}, *bad_channels[] = {"fail"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    struct cascade_rpc_call call;
+    req.channels = ok_channels;
+    req.n_channels = 2;
+    for (int i = 0; i < 3; i++) {
+        make_call(&call, &f, &req, 5000);
+        assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
+    }
+    req.channels = bad_channels;
+    req.n_channels = 1;
+    make_call(&call, &f, &req, 5000);
+    assert_int_not_equal(cascade_rpc_call_unary(&call, arena), 0);
+    assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+    /* Malformed bytes never reach the handler but are counted too. */
+    make_call(&call, &f, NULL, 5000);
+    cascade_rpc_call_raw(&call, "\xff\xff\xff", 3, arena);
+    assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(calls, 4);
+
+    /* The same families, looked up by a stage, see the server's counts. The
+     * server records before it replies, so no waiting is needed. */
+    cascade_metric_family *requests = cascade_metrics_counter(
+        metrics, "cascade_rpc_requests_total", "ignored", "method,code");
+    assert_non_null(requests);
+    const char *ok[] = {"cascade.v1.Recall/Recall", "OK"};
+    const char *invalid[] = {"cascade.v1.Recall/Recall", "INVALID_ARGUMENT"};
+    assert_true(cascade_metric_value(cascade_metric_get(requests, ok)) == 3.0);
+    assert_true(cascade_metric_value(cascade_metric_get(requests, invalid)) == 2.0);
+    cascade_metric_family *in_flight =
+        cascade_metrics_gauge(metrics, "cascade_rpc_in_flight", "ignored", NULL);
+    assert_true(cascade_metric_value(cascade_metric_get(in_flight, NULL)) == 0.0);
+
+    text = cascade_metrics_render(metrics);
+    assert_non_null(strstr(text, "# TYPE cascade_rpc_latency_seconds histogram\n"));
+    assert_non_null(strstr(text, "cascade_rpc_latency_seconds_count{method=\"cascade.v1.Recall/"
+                                 "Recall\"} 5\n"));
+    assert_non_null(strstr(text, "cascade_rpc_latency_seconds_bucket{method=\"cascade.v1.Recall/"
+                                 "Recall\",le=\"+Inf\"} 5\n"));
+    assert_non_null(strstr(text, "cascade_rpc_in_flight 0\n"));
+    free(text);
+
+    cascade_rpc_channel_destroy(ch);
+    cascade_rpc_server_destroy(srv);
+    cascade_arena_destroy(arena);
+    cascade_metrics_destroy(metrics);
+}
+
 int main(void)
 {
     cascade_rpc_init();
@@ -351,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_bind_conflict_is_reported),
         cmocka_unit_test(test_shutdown_then_unavailable),
+        cmocka_unit_test(test_server_metrics),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     cascade_rpc_shutdown();
