@@ -30,11 +30,13 @@ void cascade_config_destroy(cascade_config *c);
  * with a message in err ("--set recall.quota: expected path=value"). */
 int cascade_config_set(cascade_config *c, const char *assignment, char *err, size_t errlen);
 
-/* The JSON value at a dotted path, or NULL. Borrowed; valid while c lives. */
+/* The JSON value at a dotted path, or NULL (also when c is NULL). Borrowed;
+ * valid while c lives. */
 json_t *cascade_config_get(const cascade_config *c, const char *path);
 
-/* Typed getters: return def when the path is absent. When present with the
- * wrong type or out of [min,max], return CASCADE_EINVAL and write
+/* Typed getters: return def when the path is absent (a NULL config reads as
+ * an empty one, so defaults-only callers need not create one). When present
+ * with the wrong type or out of [min,max], return CASCADE_EINVAL and write
  * "file:line:col: path: expected ..." (position when known) to err. */
 int cascade_config_int(const cascade_config *c, const char *path, int64_t def, int64_t min,
                        int64_t max, int64_t *out, char *err, size_t errlen);

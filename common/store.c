@@ -593,3 +593,28 @@ int cascade_store_publish_generation(cascade_redis *r, const char *ns, const cha
     snprintf(pattern, sizeof(pattern), "%s:*", key);
     return unlink_matching(r, pattern);
 }
+
+/* ---- UserCF lists ---- */
+
+int cascade_store_get_user_neighbours(cascade_redis *r, const char *ns, int64_t gen,
+                                      const char *user_id, cascade_v1_UserNeighbourList *out,
+                                      bool *found)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    int rc = gen > 0 ? 0 : cascade_store_get_generation(r, ns, "usercf", &gen);
+    if (rc != 0 || gen <= 0)
+        return rc;
+    cascade_key_artefact(key, ns, "usercf", gen, user_id);
+    if ((rc = cascade_redis_command(r, &rep, "GET %s", key)) != 0)
+        return rc;
+    if (rep->type != REDIS_REPLY_NIL) {
+        rc = decode_reply(r, rep, key, cascade_v1_UserNeighbourList_fields, out, sizeof(*out),
+                          "UserNeighbourList");
+        *found = rc == 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}

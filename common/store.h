@@ -102,4 +102,12 @@ int cascade_store_put_user(cascade_redis *r, const char *ns, const cascade_v1_Us
 int cascade_store_push_interaction(cascade_redis *r, const char *ns, const char *user_id,
                                    const cascade_v1_Interaction *it, size_t keep_max);
 
+/* UserCF similar users of one user: GET {ns}:usercf@{gen}:{user_id}
+ * (UserNeighbourList, best first). gen <= 0 resolves the current generation
+ * first (cascade_store_get_generation). *found is false (and *out zeroed)
+ * when no generation was published or the user has no list. */
+int cascade_store_get_user_neighbours(cascade_redis *r, const char *ns, int64_t gen,
+                                      const char *user_id, cascade_v1_UserNeighbourList *out,
+                                      bool *found);
+
 #endif

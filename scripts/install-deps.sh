@@ -9,7 +9,7 @@ PACKAGES=(
   nanopb libnanopb-dev
   libhiredis-dev redis-server
   libopenblas-dev libjansson-dev libmicrohttpd-dev libxxhash-dev
-  libcmocka-dev
+  libcmocka-dev time
   python3-grpcio python3-grpc-tools python3-protobuf
 )
 

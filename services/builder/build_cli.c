@@ -1,6 +1,6 @@
 /* cascade-build subcommands: flag tables per subcommand, the Redis
  * connection, and the summary lines. The jobs themselves live in load.c,
- * itemcf.c, train_rank.c and movielens.c. */
+ * itemcf.c, swing.c, usercf.c, lists.c, authors.c, train_rank.c and movielens.c. */
 #include "build_cli.h"
 
 #include <math.h>
@@ -9,27 +9,48 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "authors.h"
+#include "cf_config.h"
+#include "cf_publish.h"
+#include "config.h"
 #include "dataset.h"
 #include "error.h"
 #include "flags.h"
 #include "itemcf.h"
+#include "lists.h"
 #include "load.h"
 #include "movielens.h"
 #include "redis.h"
 #include "store.h"
+#include "swing.h"
 #include "train_rank.h"
+#include "usercf.h"
 
-#define MAX_FLAGS 48
+#define MAX_FLAGS 72
 #define ERR_LEN 1024
 
-enum job { JOB_LOAD = 1, JOB_ITEMCF = 2, JOB_TRAIN = 4 };
+enum job {
+    JOB_LOAD = 1,
+    JOB_ITEMCF = 2,
+    JOB_TRAIN = 4,
+    JOB_SWING = 8,
+    JOB_USERCF = 16,
+    JOB_LISTS = 1 << 8,
+    JOB_AUTHORS = 1 << 9
+};
+#define JOB_CF (JOB_ITEMCF | JOB_SWING | JOB_USERCF)
+#define JOB_REDIS_WRITERS (JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS)
 
 /* Everything any subcommand can set; each subcommand exposes a subset. */
 struct build_args {
-    const char *data, *redis, *ns, *model_dir, *weights, *truth;
+    const char *data, *redis, *ns, *model_dir, *weights, *truth, *config;
     bool quiet, flush;
     struct cascade_load_opts load;
     struct cascade_itemcf_opts itemcf;
+    struct cascade_swing_opts swing;
+    struct cascade_usercf_opts usercf;
+    struct cascade_lists_opts lists;
+    struct cascade_authors_opts authors;
     struct cascade_train_rank_opts train;
     int epochs;
     size_t batch_size;
@@ -65,7 +86,7 @@ static void common_flags(struct flag_table *t, struct build_args *a, unsigned jo
     add(t, (struct cascade_flag){
                "weights", CASCADE_FLAG_STRING, &a->weights,
                "behaviour weights, e.g. click=1,like=2,collect=3,share=3,follow=4", 0, 0});
-    if (jobs & (JOB_LOAD | JOB_ITEMCF))
+    if (jobs & JOB_REDIS_WRITERS)
         add(t, (struct cascade_flag){"pipeline", CASCADE_FLAG_SIZE, &a->pipeline,
                                      "Redis commands per round trip", 1, 1e6});
     add(t, (struct cascade_flag){"quiet", CASCADE_FLAG_BOOL, &a->quiet, "no progress lines", 0, 0});
@@ -76,25 +97,105 @@ static void load_flags(struct flag_table *t, struct build_args *a)
     struct cascade_load_opts *o = &a->load;
     add(t, (struct cascade_flag){"lastn", CASCADE_FLAG_SIZE, &o->lastn,
                                  "last-n list length per user", 1, 100000});
-    add(t, (struct cascade_flag){"hot-size", CASCADE_FLAG_SIZE, &o->hot_size,
-                                 "items in the hot list", 1, 1e7});
-    add(t, (struct cascade_flag){"hot-half-life-days", CASCADE_FLAG_DOUBLE, &o->hot_half_life_days,
-                                 "half-life of hot scores in days (0 = no decay)", 0, 3650});
-    add(t, (struct cascade_flag){"as-of", CASCADE_FLAG_I64, &o->as_of,
-                                 "reference time for decays, Unix s (0 = last event)", 0, 0});
     add(t, (struct cascade_flag){"flush", CASCADE_FLAG_BOOL, &a->flush,
                                  "delete every {namespace}:* key first", 0, 0});
 }
 
-static void itemcf_flags(struct flag_table *t, struct build_args *a)
+/* Flags of the lists and authors jobs; their defaults can come from --config
+ * (build.hot.*, build.new.*, build.geo.*, build.city.*, build.authors.*). */
+static void lists_flags(struct flag_table *t, struct build_args *a)
+{
+    struct cascade_lists_opts *o = &a->lists;
+    add(t, (struct cascade_flag){"hot-size", CASCADE_FLAG_SIZE, &o->hot_size,
+                                 "items in the hot list (build.hot.size)", 1, 1e7});
+    add(t, (struct cascade_flag){"hot-half-life-days", CASCADE_FLAG_DOUBLE, &o->hot_half_life_days,
+                                 "half-life of hot scores in days, 0 = no decay "
+                                 "(build.hot.half_life_days)",
+                                 0, 3650});
+    add(t, (struct cascade_flag){"hot-demo-size", CASCADE_FLAG_SIZE, &o->hot_demo_size,
+                                 "items per demographic hot list, 0 = none (build.hot.demo_size)",
+                                 0, 1e5});
+    add(t, (struct cascade_flag){"new-window-days", CASCADE_FLAG_DOUBLE, &o->new_window_days,
+                                 "items created this many days before as-of are new "
+                                 "(build.new.window_days)",
+                                 0, 3650});
+    add(t, (struct cascade_flag){"geo-precision", CASCADE_FLAG_INT, &o->geo_precision,
+                                 "geohash characters of a geo cell (build.geo.precision)", 1, 12});
+    add(t, (struct cascade_flag){"geo-cap", CASCADE_FLAG_SIZE, &o->geo_cap,
+                                 "newest items kept per geo cell (build.geo.cap)", 1, 1e6});
+    add(t, (struct cascade_flag){"city-cap", CASCADE_FLAG_SIZE, &o->city_cap,
+                                 "newest items kept per city (build.city.cap)", 1, 1e6});
+}
+
+static void authors_flags(struct flag_table *t, struct build_args *a)
+{
+    struct cascade_authors_opts *o = &a->authors;
+    add(t, (struct cascade_flag){"author-items-cap", CASCADE_FLAG_SIZE, &o->items_cap,
+                                 "newest items kept per author (build.authors.items_cap)", 1, 1e6});
+    add(t, (struct cascade_flag){"author-half-life-days", CASCADE_FLAG_DOUBLE, &o->half_life_days,
+                                 "half-life of a user's interest in an author, 0 = no decay "
+                                 "(build.authors.half_life_days)",
+                                 0, 3650});
+    add(t, (struct cascade_flag){"interacted-top-k", CASCADE_FLAG_SIZE, &o->interacted_top_k,
+                                 "authors per interacted list (build.authors.interacted_top_k)", 1,
+                                 200});
+    add(t,
+        (struct cascade_flag){"similar-authors-top-k", CASCADE_FLAG_SIZE, &o->similar_top_k,
+                              "similar authors per author (build.authors.similar_top_k)", 1, 200});
+    add(t,
+        (struct cascade_flag){"max-authors-per-user", CASCADE_FLAG_SIZE, &o->max_authors_per_user,
+                              "strongest authors per user used for author similarity, 0 = all "
+                              "(build.authors.max_authors_per_user)",
+                              0, 1e6});
+}
+
+/* Flags of the CF jobs; their defaults can come from --config (build.itemcf.*,
+ * build.swing.*, build.usercf.*). The history cap and threads are shared. */
+static void cf_flags(struct flag_table *t, struct build_args *a, unsigned jobs)
 {
     struct cascade_itemcf_opts *o = &a->itemcf;
-    add(t, (struct cascade_flag){"top-k", CASCADE_FLAG_SIZE, &o->top_k,
-                                 "neighbours per item (<= 200)", 1, 200});
     add(t, (struct cascade_flag){"max-items-per-user", CASCADE_FLAG_SIZE, &o->max_items_per_user,
-                                 "most recent items per user used (0 = all)", 0, 1e7});
+                                 "most recent items per user used, 0 = all "
+                                 "(build.itemcf.max_items_per_user)",
+                                 0, 1e7});
     add(t,
         (struct cascade_flag){"threads", CASCADE_FLAG_INT, &o->threads, "worker threads", 1, 64});
+    if (jobs & JOB_ITEMCF)
+        add(t, (struct cascade_flag){"top-k", CASCADE_FLAG_SIZE, &o->top_k,
+                                     "ItemCF neighbours per item (build.itemcf.top_k)", 1, 200});
+}
+
+static void swing_flags(struct flag_table *t, struct build_args *a)
+{
+    struct cascade_swing_opts *o = &a->swing;
+    add(t, (struct cascade_flag){"swing-top-k", CASCADE_FLAG_SIZE, &o->top_k,
+                                 "Swing neighbours per item (build.swing.top_k)", 1, 200});
+    add(t, (struct cascade_flag){"swing-users-per-item", CASCADE_FLAG_SIZE,
+                                 &o->max_users_per_item,
+                                 "users sampled per item (build.swing.users_per_item)", 2, 2000});
+    add(t, (struct cascade_flag){"swing-alpha", CASCADE_FLAG_DOUBLE, &o->alpha,
+                                 "alpha in w_u·w_v/(alpha + |I_u∩I_v|) (build.swing.alpha)", 0,
+                                 1e6});
+    add(t, (struct cascade_flag){"swing-alpha1", CASCADE_FLAG_DOUBLE, &o->alpha1,
+                                 "alpha1 in w_u = (|I_u| + alpha1)^-beta (build.swing.alpha1)", 0,
+                                 1e6});
+    add(t, (struct cascade_flag){"swing-beta", CASCADE_FLAG_DOUBLE, &o->beta,
+                                 "beta in w_u = (|I_u| + alpha1)^-beta (build.swing.beta)", 0, 10});
+    add(t, (struct cascade_flag){"swing-seed", CASCADE_FLAG_U64, &o->seed,
+                                 "seed of the user samples (build.swing.seed)", 0, 0});
+}
+
+static void usercf_flags(struct flag_table *t, struct build_args *a)
+{
+    struct cascade_usercf_opts *o = &a->usercf;
+    add(t, (struct cascade_flag){"usercf-top-k", CASCADE_FLAG_SIZE, &o->top_k,
+                                 "similar users per user (build.usercf.top_k)", 1, 100});
+    add(t, (struct cascade_flag){"usercf-users-per-item", CASCADE_FLAG_SIZE,
+                                 &o->max_users_per_item,
+                                 "users sampled per item, 0 = all (build.usercf.users_per_item)",
+                                 0, 1e7});
+    add(t, (struct cascade_flag){"usercf-seed", CASCADE_FLAG_U64, &o->seed,
+                                 "seed of the user samples (build.usercf.seed)", 0, 0});
 }
 
 static void train_flags(struct flag_table *t, struct build_args *a)
@@ -127,6 +228,10 @@ static void defaults(struct build_args *a)
     a->ns = "cascade";
     cascade_load_defaults(&a->load);
     cascade_itemcf_defaults(&a->itemcf);
+    cascade_swing_defaults(&a->swing);
+    cascade_usercf_defaults(&a->usercf);
+    cascade_lists_defaults(&a->lists);
+    cascade_authors_defaults(&a->authors);
     cascade_train_rank_defaults(&a->train);
     a->epochs = a->train.lr.epochs;
     a->batch_size = a->train.lr.batch_size;
@@ -154,8 +259,20 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
         snprintf(err, errlen, "--namespace: expected 1 to 64 characters without spaces");
         return CASCADE_EINVAL;
     }
-    a->load.weights = a->itemcf.weights = a->train.weights = w;
-    a->load.ns = a->ns;
+    a->load.weights = a->train.weights = w;
+    /* CF weights: build.itemcf.weights (or the defaults), then --weights on top. */
+    if (a->weights && cascade_behaviour_weights_parse(&a->itemcf.weights, a->weights, err,
+                                                      errlen) != 0)
+        return CASCADE_EINVAL;
+    a->swing.weights = a->usercf.weights = a->itemcf.weights;
+    a->swing.max_items_per_user = a->usercf.max_items_per_user = a->itemcf.max_items_per_user;
+    a->swing.threads = a->usercf.threads = a->itemcf.threads;
+    a->swing.quiet = a->usercf.quiet = a->quiet;
+    a->lists.weights = a->authors.weights = w;
+    a->load.ns = a->lists.ns = a->authors.ns = a->ns;
+    a->lists.as_of = a->authors.as_of = a->load.as_of;
+    a->lists.pipeline = a->authors.pipeline = a->pipeline;
+    a->lists.quiet = a->authors.quiet = a->quiet;
     a->load.flush = a->flush;
     a->load.pipeline = a->pipeline;
     a->load.quiet = a->itemcf.quiet = a->train.quiet = a->quiet;
@@ -213,38 +330,93 @@ static int run_load(const cascade_dataset *ds, cascade_redis *r, struct build_ar
     int rc = cascade_load_run(ds, r, &a->load, &s, err, errlen);
     if (rc != 0)
         return rc;
-    printf("load: %zu items, %zu users (%zu last-n lists, %zu consumed sets), %zu authors, %zu "
-           "cities, hot list %zu; %zu commands in %.2fs (%.0f commands/s)%s\n",
-           s.items, s.users, s.lastn_lists, s.consumed_sets, s.authors, s.cities, s.hot, s.commands,
+    printf("load: %zu items, %zu users (%zu last-n lists, %zu consumed sets, %zu follow sets with "
+           "%zu follows); %zu commands in %.2fs (%.0f commands/s)%s\n",
+           s.items, s.users, s.lastn_lists, s.consumed_sets, s.follow_sets, s.follows, s.commands,
            s.seconds, s.seconds > 0 ? (double)s.commands / s.seconds : 0.0,
            a->flush ? "; namespace flushed first" : "");
     return 0;
 }
 
+/* Publish CF lists as a new generation of `family`, print the summary, free them. */
+static int publish_cf(const cascade_dataset *ds, cascade_redis *r, struct build_args *a,
+                      const char *family, const char *rows, struct cascade_cf_lists *l, char *err,
+                      size_t errlen)
+{
+    struct cascade_cf_publish_opts po = {
+        .ns = a->ns, .family = family, .pipeline = a->pipeline, .quiet = a->quiet};
+    struct cascade_cf_publish_summary s;
+    int rc = strcmp(family, "usercf") == 0
+                 ? cascade_cf_publish_users(ds, l, r, &po, &s, err, errlen)
+                 : cascade_cf_publish_items(ds, l, r, &po, &s, err, errlen);
+    if (rc == 0) {
+        char field[64], v[32];
+        size_t total = cascade_cf_lists_total(l);
+        printf("%s: %zu %s, %zu lists (mean length %.1f, top-k %zu), %zu pairs scored in %.2fs; "
+               "generation %lld written and published in %.2fs\n",
+               family, l->n, rows, s.written, s.written ? (double)total / (double)s.written : 0.0,
+               l->k, l->pairs, l->seconds, (long long)s.gen, s.seconds);
+        snprintf(field, sizeof(field), "%s_lists", family);
+        snprintf(v, sizeof(v), "%zu", s.written);
+        if ((rc = meta_set(r, a->ns, field, v)) != 0)
+            snprintf(err, errlen, "%s", cascade_redis_error(r));
+    }
+    cascade_cf_lists_free(l);
+    return rc;
+}
+
 static int run_itemcf(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
                       size_t errlen)
 {
-    struct cascade_itemcf_result res;
-    size_t written = 0, total = 0;
-    int rc = cascade_itemcf_compute(ds, &a->itemcf, &res, err, errlen);
+    struct cascade_cf_lists l;
+    int rc = cascade_itemcf_compute(ds, &a->itemcf, &l, err, errlen);
+    return rc != 0 ? rc : publish_cf(ds, r, a, "itemcf", "items", &l, err, errlen);
+}
+
+static int run_swing(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
+                     size_t errlen)
+{
+    struct cascade_cf_lists l;
+    int rc = cascade_swing_compute(ds, &a->swing, &l, err, errlen);
+    return rc != 0 ? rc : publish_cf(ds, r, a, "swing", "items", &l, err, errlen);
+}
+
+static int run_usercf(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
+                      size_t errlen)
+{
+    struct cascade_cf_lists l;
+    int rc = cascade_usercf_compute(ds, &a->usercf, &l, err, errlen);
+    return rc != 0 ? rc : publish_cf(ds, r, a, "usercf", "users", &l, err, errlen);
+}
+
+static int run_lists(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
+                     size_t errlen)
+{
+    struct cascade_lists_summary s;
+    int rc = cascade_lists_run(ds, r, &a->lists, &s, err, errlen);
     if (rc != 0)
         return rc;
-    rc = cascade_itemcf_store(ds, &res, r, a->ns, a->pipeline, a->quiet, &written, err, errlen);
-    for (size_t i = 0; i < res.n_items; i++)
-        total += res.count[i];
-    if (rc == 0) {
-        char v[32];
-        printf("itemcf: %zu items, %zu neighbour lists written (mean length %.1f, top-k %zu), "
-               "%zu co-occurring pairs scored in %.2fs\n",
-               res.n_items, written, written ? (double)total / (double)written : 0.0, res.k,
-               res.pairs, res.seconds);
-        snprintf(v, sizeof(v), "%zu", written);
-        rc = meta_set(r, a->ns, "itemcf_lists", v);
-        if (rc != 0)
-            snprintf(err, errlen, "%s", cascade_redis_error(r));
-    }
-    cascade_itemcf_result_free(&res);
-    return rc;
+    printf("lists: hot %zu items (gen %lld) + %zu demographic lists (%zu items); new %zu items "
+           "(gen %lld); geo %zu cells, %zu items, %zu without a cell (gen %lld); city %zu cities, "
+           "%zu items (gen %lld); %zu commands in %.2fs\n",
+           s.hot, (long long)s.gen_hot, s.demo_lists, s.demo_items, s.new_items,
+           (long long)s.gen_new, s.geo_cells, s.geo_items, s.geo_skipped, (long long)s.gen_geo,
+           s.cities, s.city_items, (long long)s.gen_city, s.commands, s.seconds);
+    return 0;
+}
+
+static int run_authors(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
+                       size_t errlen)
+{
+    struct cascade_authors_summary s;
+    int rc = cascade_authors_run(ds, r, &a->authors, &s, err, errlen);
+    if (rc != 0)
+        return rc;
+    printf("authors: %zu authors, %zu item lists (%zu items), %zu interacted-author lists, %zu "
+           "similar-author lists (%zu pairs scored); gen %lld, %zu commands in %.2fs\n",
+           s.authors, s.item_lists, s.items, s.interacted_lists, s.similar_lists, s.pairs,
+           (long long)s.gen, s.commands, s.seconds);
+    return 0;
 }
 
 static int run_train(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
@@ -284,7 +456,7 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     cascade_dataset *ds = NULL;
     cascade_redis *r = NULL;
     int rc;
-    bool need_redis = (jobs & (JOB_LOAD | JOB_ITEMCF)) || a->redis;
+    bool need_redis = (jobs & JOB_REDIS_WRITERS) || a->redis;
     if (need_redis && !(r = connect_redis(a->redis, err, errlen)))
         return CASCADE_EUNAVAILABLE;
     if ((rc = cascade_dataset_read(a->data, &ds, err, errlen)) != 0)
@@ -302,6 +474,14 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
         goto out;
     if ((jobs & JOB_ITEMCF) && (rc = run_itemcf(ds, r, a, err, errlen)) != 0)
         goto out;
+    if ((jobs & JOB_SWING) && (rc = run_swing(ds, r, a, err, errlen)) != 0)
+        goto out;
+    if ((jobs & JOB_USERCF) && (rc = run_usercf(ds, r, a, err, errlen)) != 0)
+        goto out;
+    if ((jobs & JOB_LISTS) && (rc = run_lists(ds, r, a, err, errlen)) != 0)
+        goto out;
+    if ((jobs & JOB_AUTHORS) && (rc = run_authors(ds, r, a, err, errlen)) != 0)
+        goto out;
     if ((jobs & JOB_TRAIN) && (rc = run_train(ds, r, a, err, errlen)) != 0)
         goto out;
 out:
@@ -316,22 +496,68 @@ static const char *job_usage(unsigned jobs, const char **desc)
     case JOB_LOAD:
         *desc =
             "Load users, items and events into Redis: item records with statistics, user records "
-            "with category\naffinities, last-n lists, consumed sets, author/city item indexes, "
-            "the hot list, {ns}:meta.";
+            "with category\naffinities, last-n lists, consumed sets, followed-author sets, "
+            "{ns}:meta.";
         return "cascade-build load --data DIR [--redis HOST:PORT] [flags]";
     case JOB_ITEMCF:
         *desc = "Compute ItemCF neighbour lists (cosine over behaviour-weighted user vectors) and "
-                "store them at\n{ns}:i2i:itemcf:{id}.";
+                "publish them as\na new generation {ns}:itemcf@{gen}:{item_id}.";
         return "cascade-build itemcf --data DIR [--redis HOST:PORT] [flags]";
+    case JOB_SWING:
+        *desc = "Compute Swing neighbour lists (user pairs sharing two items, discounted by how "
+                "much the pair\nshares anyway) and publish them as a new generation "
+                "{ns}:swing@{gen}:{item_id}.";
+        return "cascade-build swing --data DIR [--redis HOST:PORT] [flags]";
+    case JOB_USERCF:
+        *desc = "Compute UserCF similar-user lists (shared items, hot items down-weighted) and "
+                "publish them as\na new generation {ns}:usercf@{gen}:{user_id}.";
+        return "cascade-build usercf --data DIR [--redis HOST:PORT] [flags]";
+    case JOB_LISTS:
+        *desc = "Build and publish the hot (and demographic hot), new, geo-cell and city item "
+                "lists, each as a\nnew generation of its family ({ns}:hot@{gen}, "
+                "{ns}:new@{gen}, {ns}:geo@{gen}:{cell}, {ns}:city@{gen}:{city}).";
+        return "cascade-build lists --data DIR [--redis HOST:PORT] [flags]";
+    case JOB_AUTHORS:
+        *desc = "Build and publish the authors family: author -> items (newest first), user -> "
+                "interacted authors\n(time-decayed), author -> similar authors (author-level "
+                "ItemCF).";
+        return "cascade-build authors --data DIR [--redis HOST:PORT] [flags]";
     case JOB_TRAIN:
         *desc = "Train the ranking logistic regression on the event log (point-in-time features, "
                 "time-split\nheld-out set) and publish model-dir/rank-lr-<time>.safetensors + "
                 "rank-lr.latest.";
         return "cascade-build train-rank --data DIR --model-dir DIR [flags]";
     default:
-        *desc = "load, then itemcf, then train-rank, reading the data once.";
+        *desc = "load, itemcf, swing, usercf, lists, authors, then train-rank, reading the data "
+                "once.";
         return "cascade-build all --data DIR --model-dir DIR [--redis HOST:PORT] [flags]";
     }
+}
+
+/* --config FILE (looked up before the flags are parsed, so that flags given
+ * on the command line override it): the build.* section sets the defaults
+ * of the lists and authors flags. */
+static int apply_config(int argc, char **argv, struct build_args *a, char *err, size_t errlen)
+{
+    const char *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    if (!path)
+        return 0;
+    cascade_config *c = cascade_config_load(path, err, errlen);
+    if (!c)
+        return CASCADE_EINVAL;
+    int rc = cascade_lists_config(c, &a->lists, err, errlen);
+    if (rc == 0)
+        rc = cascade_authors_config(c, &a->authors, err, errlen);
+    if (rc == 0)
+        rc = cascade_cf_config(c, &a->itemcf, &a->swing, &a->usercf, err, errlen);
+    cascade_config_destroy(c);
+    return rc;
 }
 
 static int job_command(unsigned jobs, int argc, char **argv)
@@ -340,21 +566,45 @@ static int job_command(unsigned jobs, int argc, char **argv)
     struct flag_table t = {.n = 0};
     char err[ERR_LEN];
     const char *desc;
+    int rc;
     defaults(&a);
     if (jobs == JOB_TRAIN)
         a.redis = NULL; /* optional for train-rank */
     common_flags(&t, &a, jobs);
     if (jobs & JOB_LOAD)
         load_flags(&t, &a);
+    if (jobs & (JOB_LOAD | JOB_LISTS | JOB_AUTHORS))
+        add(&t, (struct cascade_flag){"as-of", CASCADE_FLAG_I64, &a.load.as_of,
+                                      "reference time for decays and windows, Unix s (0 = last "
+                                      "event)",
+                                      0, 0});
+    if (jobs & (JOB_LISTS | JOB_AUTHORS | JOB_CF)) {
+        add(&t, (struct cascade_flag){"config", CASCADE_FLAG_STRING, &a.config,
+                                      "JSON config whose build.* section sets defaults for these "
+                                      "flags",
+                                      0, 0});
+        if ((rc = apply_config(argc, argv, &a, err, sizeof(err))) != 0) {
+            fprintf(stderr, "cascade-build %s: %s\n", argv[1], err);
+            return CASCADE_BUILD_EXIT_USAGE;
+        }
+    }
+    if (jobs & JOB_LISTS)
+        lists_flags(&t, &a);
+    if (jobs & JOB_AUTHORS)
+        authors_flags(&t, &a);
     if (jobs & (JOB_LOAD | JOB_TRAIN))
         add(&t, (struct cascade_flag){
                     "affinity-half-life-days", CASCADE_FLAG_DOUBLE, &a.load.affinity_half_life_days,
                     "half-life of user category affinities in days (0 = none)", 0, 3650});
-    if (jobs & JOB_ITEMCF)
-        itemcf_flags(&t, &a);
+    if (jobs & JOB_CF)
+        cf_flags(&t, &a, jobs);
+    if (jobs & JOB_SWING)
+        swing_flags(&t, &a);
+    if (jobs & JOB_USERCF)
+        usercf_flags(&t, &a);
     if (jobs & JOB_TRAIN)
         train_flags(&t, &a);
-    int rc = cascade_flags_parse(argc, argv, 2, t.f, t.n, err, sizeof(err));
+    rc = cascade_flags_parse(argc, argv, 2, t.f, t.n, err, sizeof(err));
     if (rc == CASCADE_FLAGS_HELP) {
         const char *usage = job_usage(jobs, &desc);
         cascade_flags_usage(stdout, usage, desc, t.f, t.n);
@@ -429,8 +679,13 @@ static void usage(FILE *out)
                  "Offline jobs of Cascade. Commands:\n"
                  "  load              load users, items and events (TSVs) into Redis\n"
                  "  itemcf            build ItemCF neighbour lists into Redis\n"
+                 "  swing             build Swing neighbour lists into Redis\n"
+                 "  usercf            build UserCF similar-user lists into Redis\n"
+                 "  lists             build the hot, new, geo and city item lists into Redis\n"
+                 "  authors           build author item lists, interacted and similar authors\n"
                  "  train-rank        train the ranking model and publish it to a model directory\n"
-                 "  all               load + itemcf + train-rank\n"
+                 "  all               load + itemcf + swing + usercf + lists + authors + "
+                 "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"
                  "Run 'cascade-build <command> --help' for a command's flags. Data formats: "
                  "docs/data.md.\n");
@@ -451,10 +706,18 @@ int cascade_build_main(int argc, char **argv)
         return job_command(JOB_LOAD, argc, argv);
     if (strcmp(cmd, "itemcf") == 0)
         return job_command(JOB_ITEMCF, argc, argv);
+    if (strcmp(cmd, "swing") == 0)
+        return job_command(JOB_SWING, argc, argv);
+    if (strcmp(cmd, "usercf") == 0)
+        return job_command(JOB_USERCF, argc, argv);
+    if (strcmp(cmd, "lists") == 0)
+        return job_command(JOB_LISTS, argc, argv);
+    if (strcmp(cmd, "authors") == 0)
+        return job_command(JOB_AUTHORS, argc, argv);
     if (strcmp(cmd, "train-rank") == 0)
         return job_command(JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "all") == 0)
-        return job_command(JOB_LOAD | JOB_ITEMCF | JOB_TRAIN, argc, argv);
+        return job_command(JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS | JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "import-movielens") == 0)
         return import_command(argc, argv);
     fprintf(stderr, "cascade-build: unknown command '%s'\n\n", cmd);

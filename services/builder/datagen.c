@@ -141,46 +141,6 @@ static size_t alias_sample(const struct alias *a, struct cascade__rng *r)
     return (x - (double)i) < a->prob[i] ? i : a->alias[i];
 }
 
-/* ---- geohash ---- */
-
-void cascade_geohash_encode(double lat, double lon, int precision, char *out)
-{
-    static const char base32[] = "0123456789bcdefghjkmnpqrstuvwxyz";
-    double lat_lo = -90, lat_hi = 90, lon_lo = -180, lon_hi = 180;
-    int bit = 0, ch = 0, len = 0;
-    bool even = true;
-    if (precision > 12)
-        precision = 12;
-    while (len < precision) {
-        if (even) {
-            double mid = (lon_lo + lon_hi) / 2;
-            if (lon >= mid) {
-                ch = (ch << 1) | 1;
-                lon_lo = mid;
-            } else {
-                ch <<= 1;
-                lon_hi = mid;
-            }
-        } else {
-            double mid = (lat_lo + lat_hi) / 2;
-            if (lat >= mid) {
-                ch = (ch << 1) | 1;
-                lat_lo = mid;
-            } else {
-                ch <<= 1;
-                lat_hi = mid;
-            }
-        }
-        even = !even;
-        if (++bit == 5) {
-            out[len++] = base32[ch];
-            bit = 0;
-            ch = 0;
-        }
-    }
-    out[len] = '\0';
-}
-
 /* ---- helpers ---- */
 
 static double sigmoid(double z)

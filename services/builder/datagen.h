@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "geohash.h" /* cascade_geohash_encode: the generator's geohashes */
 
 struct cascade_datagen_opts {
     size_t users;        /* default 10000 */
@@ -51,8 +52,5 @@ int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_datas
 int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_dir,
                         struct cascade_datagen_summary *sum, char *err, size_t errlen);
 
-/* Encode a latitude/longitude as a geohash of precision chars (<= 12) into
- * out (precision + 1 bytes). */
-void cascade_geohash_encode(double lat, double lon, int precision, char *out);
 
 #endif

@@ -25,39 +25,15 @@ struct cascade_ds_index {
     size_t item_cap;
 };
 
-static const char *const type_names[CASCADE_EV_MAX + 1] = {
-    "unspecified", "impression", "click", "like", "collect", "share", "follow", "play", "dislike",
-};
-
 static const char *const users_header = "user_id\tage\tgender\tcity\tgeohash\tinterests";
 static const char *const items_header =
     "item_id\tauthor_id\tcategory\ttags\tcreated_at\tgeohash\tcity\tmedia_type\tduration_s";
 static const char *const events_header = "ts\tuser_id\titem_id\ttype\tvalue";
 
-const char *cascade_event_type_name(uint32_t type)
-{
-    return type >= 1 && type <= CASCADE_EV_MAX ? type_names[type] : "unknown";
-}
-
-int cascade_event_type_parse(const char *name, uint32_t *type)
-{
-    for (uint32_t t = 1; t <= CASCADE_EV_MAX; t++) {
-        if (strcmp(name, type_names[t]) == 0) {
-            *type = t;
-            return 0;
-        }
-    }
-    return CASCADE_EINVAL;
-}
-
 void cascade_behaviour_weights_default(struct cascade_behaviour_weights *w)
 {
-    memset(w, 0, sizeof(*w));
-    w->w[CASCADE_EV_CLICK] = 1;
-    w->w[CASCADE_EV_LIKE] = 2;
-    w->w[CASCADE_EV_COLLECT] = 3;
-    w->w[CASCADE_EV_SHARE] = 3;
-    w->w[CASCADE_EV_FOLLOW] = 4;
+    for (uint32_t t = 0; t <= CASCADE_EV_MAX; t++)
+        w->w[t] = cascade_event_interest_weight(t);
 }
 
 int cascade_behaviour_weights_parse(struct cascade_behaviour_weights *w, const char *spec,
@@ -76,9 +52,7 @@ int cascade_behaviour_weights_parse(struct cascade_behaviour_weights *w, const c
         }
         *eq = '\0';
         if (cascade_event_type_parse(tok, &type) != 0) {
-            snprintf(err, errlen,
-                     "weights: unknown behaviour '%s' (use click, like, collect, share, follow, "
-                     "play, dislike, impression)",
+            snprintf(err, errlen, "weights: unknown behaviour '%s' (use " CASCADE_EV_NAMES ")",
                      tok);
             return CASCADE_EINVAL;
         }
@@ -551,9 +525,7 @@ static int parse_event_line(struct line_ctx *lc, cascade_dataset *ds)
     if ((rc = parse_u64(lc, 2, "item_id", UINT64_MAX, &item)))
         return rc;
     if (cascade_event_type_parse(lc->field[3], &type) != 0)
-        return field_error(lc, "type",
-                           "impression, click, like, collect, share, follow, play or dislike",
-                           lc->field[3]);
+        return field_error(lc, "type", "one of " CASCADE_EV_NAMES, lc->field[3]);
     if ((rc = parse_float(lc, 4, "value", &value)))
         return rc;
     rc = cascade_dataset_add_event(ds, ts, lc->field[1], item, type, value);
@@ -674,8 +646,9 @@ static void write_events(FILE *f, const cascade_dataset *ds)
     fprintf(f, "%s\n", events_header);
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
+        const char *type = cascade_event_type_name(e->type);
         fprintf(f, "%" PRId64 "\t%s\t%" PRIu64 "\t%s\t%.6g\n", e->ts, ds->users[e->user].id,
-                ds->items[e->item].id, cascade_event_type_name(e->type), (double)e->value);
+                ds->items[e->item].id, type ? type : "unknown", (double)e->value);
     }
 }
 

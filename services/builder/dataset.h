@@ -9,23 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "events.h"
+
 #define CASCADE_DS_ID_MAX 64      /* longest user id (UserRecord.user_id bound) */
 #define CASCADE_DS_GEOHASH_MAX 12 /* longest geohash */
 #define CASCADE_DS_MAX_TAGS 8
 #define CASCADE_DS_MAX_INTERESTS 8
-
-/* Event types: the EventType numbers of proto/cascade/v1/common.proto. */
-enum cascade_event_type {
-    CASCADE_EV_IMPRESSION = 1,
-    CASCADE_EV_CLICK = 2,
-    CASCADE_EV_LIKE = 3,
-    CASCADE_EV_COLLECT = 4,
-    CASCADE_EV_SHARE = 5,
-    CASCADE_EV_FOLLOW = 6,
-    CASCADE_EV_PLAY = 7,
-    CASCADE_EV_DISLIKE = 8,
-};
-#define CASCADE_EV_MAX 8
 
 struct cascade_ds_user {
     char id[CASCADE_DS_ID_MAX + 1];
@@ -54,7 +43,7 @@ struct cascade_ds_event {
     int64_t ts;    /* Unix seconds */
     uint32_t user; /* index into users */
     uint32_t item; /* index into items */
-    uint32_t type; /* enum cascade_event_type */
+    uint32_t type; /* enum cascade_event_type (events.h) */
     float value;   /* seconds played for PLAY, else 0 */
 };
 
@@ -110,17 +99,14 @@ int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size
  * file is written to a temporary name and renamed into place. */
 int cascade_dataset_write(const cascade_dataset *ds, const char *dir, char *err, size_t errlen);
 
-/* Event type name ("impression", ...) or "unknown"; and the reverse (0 or CASCADE_EINVAL). */
-const char *cascade_event_type_name(uint32_t type);
-int cascade_event_type_parse(const char *name, uint32_t *type);
-
-/* Interest weight of each behaviour (SPEC §5 ItemCF): indexed by event type;
- * 0 means "not an interest signal". */
+/* Interest weight of each behaviour (SPEC §5 ItemCF) for one build: indexed
+ * by event type (common/events.h); 0 means "not an interest signal". */
 struct cascade_behaviour_weights {
     float w[CASCADE_EV_MAX + 1];
 };
 
-/* click 1, like 2, collect 3, share 3, follow 4; impression, play, dislike 0. */
+/* The defaults of common/events.h (cascade_event_interest_weight): click 1,
+ * like 2, collect 3, share 3, follow 4; impression, play, dislike, hide_author 0. */
 void cascade_behaviour_weights_default(struct cascade_behaviour_weights *w);
 
 /* Apply "click=1,like=2,..." on top of *w. CASCADE_EINVAL with a message on a

@@ -1,7 +1,7 @@
 /* The load job: compute item and user records from the whole event log and
- * write them, the per-user lists and the item indexes to Redis with
- * pipelined commands, then stamp {ns}:meta. Re-running it replaces what it
- * wrote before (lists and sorted sets are deleted and rebuilt). */
+ * write them and the per-user lists and sets (last-n, consumed, follows) to
+ * Redis with pipelined commands, then stamp {ns}:meta. Re-running it
+ * replaces what it wrote before (lists and sets are deleted and rebuilt). */
 #include "load.h"
 
 #include <inttypes.h>
@@ -18,7 +18,6 @@
 #include "store.h"
 
 #define DAY_S 86400.0
-#define ZADD_CHUNK 500
 #define NUM_MAX 24
 
 void cascade_load_defaults(struct cascade_load_opts *o)
@@ -26,8 +25,6 @@ void cascade_load_defaults(struct cascade_load_opts *o)
     memset(o, 0, sizeof(*o));
     o->ns = "cascade";
     o->lastn = 200;
-    o->hot_size = 1000;
-    o->hot_half_life_days = 2;
     o->affinity_half_life_days = 30;
     cascade_behaviour_weights_default(&o->weights);
     o->pipeline = 2000;
@@ -42,19 +39,59 @@ struct load_state {
     struct cascade_user_stats *user_stats;
     struct cascade_affinity *affinity;
     struct cascade_ui ui; /* uncapped: lastn is its head, consumed is all of it */
+    size_t *follow_off;   /* CSR over users into follow_author */
+    uint64_t *follow_author;
     struct cascade_pipeline pl;
     struct cascade_load_summary *sum;
 };
 
-void cascade_hot_scores(const cascade_dataset *ds, const struct cascade_behaviour_weights *w,
-                        int64_t as_of, double half_life_s, double *scores)
+struct follow_pair {
+    uint32_t user;
+    uint64_t author;
+};
+
+static int cmp_follow(const void *a, const void *b)
 {
-    memset(scores, 0, ds->n_items * sizeof(double));
+    const struct follow_pair *x = a, *y = b;
+    if (x->user != y->user)
+        return x->user < y->user ? -1 : 1;
+    return (x->author > y->author) - (x->author < y->author);
+}
+
+/* Followed authors per user (CSR, deduplicated, ascending) from follow events
+ * up to as_of on items with a known author. */
+static int compute_follows(struct load_state *st)
+{
+    const cascade_dataset *ds = st->ds;
+    size_t n = 0, m = 0;
+    for (size_t i = 0; i < ds->n_events; i++)
+        n += ds->events[i].type == CASCADE_EV_FOLLOW;
+    struct follow_pair *v = malloc((n + 1) * sizeof(*v));
+    st->follow_off = calloc(ds->n_users + 1, sizeof(size_t));
+    st->follow_author = malloc((n + 1) * sizeof(uint64_t));
+    if (!v || !st->follow_off || !st->follow_author) {
+        free(v);
+        return CASCADE_ENOMEM;
+    }
+    n = 0;
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
-        if (w->w[e->type] > 0 && e->ts <= as_of)
-            scores[e->item] += w->w[e->type] * cascade_decay(as_of - e->ts, half_life_s);
+        uint64_t author = ds->items[e->item].author_id;
+        if (e->type == CASCADE_EV_FOLLOW && e->ts <= st->as_of && author)
+            v[n++] = (struct follow_pair){e->user, author};
     }
+    qsort(v, n, sizeof(*v), cmp_follow);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && v[i].user == v[i - 1].user && v[i].author == v[i - 1].author)
+            continue;
+        st->follow_author[m++] = v[i].author;
+        st->follow_off[v[i].user + 1]++;
+    }
+    for (size_t u = 0; u < ds->n_users; u++)
+        st->follow_off[u + 1] += st->follow_off[u];
+    st->sum->follows = m;
+    free(v);
+    return 0;
 }
 
 static int compute_state(struct load_state *st)
@@ -77,6 +114,8 @@ static int compute_state(struct load_state *st)
                                           e->ts, hl) != 0)
             return CASCADE_ENOMEM;
     }
+    if (compute_follows(st) != 0)
+        return CASCADE_ENOMEM;
     return cascade_ui_build(ds, &st->o->weights, 0, &st->ui);
 }
 
@@ -92,15 +131,6 @@ static int put_set(struct cascade_pipeline *pl, const char *key, const uint8_t *
     const char *argv[] = {"SET", key, (const char *)val};
     size_t len[] = {3, strlen(key), vlen};
     return cascade_pipeline_add(pl, 3, argv, len);
-}
-
-static int put_zadd1(struct cascade_pipeline *pl, const char *key, double score, uint64_t member)
-{
-    char s[NUM_MAX * 2], m[NUM_MAX];
-    const char *argv[] = {"ZADD", key, s, m};
-    size_t len[] = {4, strlen(key), (size_t)snprintf(s, sizeof(s), "%.17g", score),
-                    (size_t)snprintf(m, sizeof(m), "%" PRIu64, member)};
-    return cascade_pipeline_add(pl, 4, argv, len);
 }
 
 /* Delete every {ns}:* key (SCAN + UNLINK), for --flush. */
@@ -141,63 +171,13 @@ static int flush_namespace(cascade_redis *r, const char *ns, size_t *deleted, ch
     return 0;
 }
 
-static int cmp64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Delete the author and city sorted sets of the items about to be written. */
-static int reset_item_indexes(struct load_state *st)
-{
-    const cascade_dataset *ds = st->ds;
-    char key[CASCADE_KEY_MAX];
-    int rc = 0;
-    uint64_t *authors = malloc((ds->n_items + 1) * sizeof(uint64_t));
-    uint32_t *cities = malloc((ds->n_items + 1) * sizeof(uint32_t));
-    if (!authors || !cities) {
-        free(authors);
-        free(cities);
-        return CASCADE_ENOMEM;
-    }
-    size_t na = 0, nc = 0;
-    for (size_t i = 0; i < ds->n_items; i++) {
-        authors[na++] = ds->items[i].author_id;
-        cities[nc++] = ds->items[i].city;
-    }
-    /* Dedupe by sorting; n log n over items is cheap next to the writes. */
-    qsort(authors, na, sizeof(uint64_t), cmp64);
-    qsort(cities, nc, sizeof(uint32_t), cmp32);
-    for (size_t i = 0; i < na && rc == 0; i++) {
-        if (authors[i] == 0 || (i && authors[i] == authors[i - 1]))
-            continue;
-        st->sum->authors++;
-        rc = put_del(&st->pl, cascade_key_author_items(key, st->o->ns, authors[i]));
-    }
-    for (size_t i = 0; i < nc && rc == 0; i++) {
-        if (cities[i] == 0 || (i && cities[i] == cities[i - 1]))
-            continue;
-        st->sum->cities++;
-        rc = put_del(&st->pl, cascade_key_city_items(key, st->o->ns, cities[i]));
-    }
-    free(authors);
-    free(cities);
-    return rc;
-}
-
 static int load_items(struct load_state *st)
 {
     const cascade_dataset *ds = st->ds;
     char key[CASCADE_KEY_MAX];
     uint8_t buf[cascade_v1_ItemRecord_size];
     struct cascade_progress prog;
-    int rc = reset_item_indexes(st);
+    int rc = 0;
     cascade_progress_start(&prog, "load", "items", ds->n_items, st->o->quiet);
     for (size_t i = 0; i < ds->n_items && rc == 0; i++) {
         const struct cascade_ds_item *it = &ds->items[i];
@@ -208,12 +188,6 @@ static int load_items(struct load_state *st)
                  cascade_record_encode(cascade_v1_ItemRecord_fields, &rec, buf, sizeof(buf), &len)))
             break;
         rc = put_set(&st->pl, cascade_key_item(key, st->o->ns, it->id), buf, len);
-        if (rc == 0 && it->author_id)
-            rc = put_zadd1(&st->pl, cascade_key_author_items(key, st->o->ns, it->author_id),
-                           (double)it->created_at, it->id);
-        if (rc == 0 && it->city)
-            rc = put_zadd1(&st->pl, cascade_key_city_items(key, st->o->ns, it->city),
-                           (double)it->created_at, it->id);
         if ((i & 1023) == 0)
             cascade_progress_update(&prog, i);
     }
@@ -276,6 +250,38 @@ out:
     return rc;
 }
 
+/* Replace the user's followed-author set (UNLINK, then SADD when any). */
+static int load_user_follows(struct load_state *st, size_t u, const char *uid)
+{
+    size_t first = st->follow_off[u], n = st->follow_off[u + 1] - first;
+    char key[CASCADE_KEY_MAX];
+    int rc = put_del(&st->pl, cascade_key_user_follows(key, st->o->ns, uid));
+    if (rc != 0 || n == 0)
+        return rc;
+    const char **argv = malloc((n + 2) * sizeof(char *));
+    size_t *len = malloc((n + 2) * sizeof(size_t));
+    char(*num)[NUM_MAX] = malloc(n * sizeof(*num));
+    if (!argv || !len || !num) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    argv[0] = "SADD";
+    argv[1] = key;
+    len[0] = 4;
+    len[1] = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        len[i + 2] = (size_t)snprintf(num[i], NUM_MAX, "%" PRIu64, st->follow_author[first + i]);
+        argv[i + 2] = num[i];
+    }
+    rc = cascade_pipeline_add(&st->pl, (int)n + 2, argv, len);
+    st->sum->follow_sets++;
+out:
+    free(argv);
+    free(len);
+    free(num);
+    return rc;
+}
+
 static int load_users(struct load_state *st)
 {
     const cascade_dataset *ds = st->ds;
@@ -296,6 +302,8 @@ static int load_users(struct load_state *st)
         rc = put_set(&st->pl, cascade_key_user(key, st->o->ns, ds->users[u].id), buf, len);
         if (rc == 0)
             rc = load_user_lists(st, u, ds->users[u].id);
+        if (rc == 0)
+            rc = load_user_follows(st, u, ds->users[u].id);
         if ((u & 1023) == 0)
             cascade_progress_update(&prog, u);
     }
@@ -303,67 +311,6 @@ static int load_users(struct load_state *st)
         rc = cascade_pipeline_flush(&st->pl);
     cascade_progress_finish(&prog, ds->n_users);
     st->sum->users = ds->n_users;
-    return rc;
-}
-
-struct scored_item {
-    double score;
-    uint64_t id;
-};
-
-static int cmp_scored_desc(const void *a, const void *b)
-{
-    const struct scored_item *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-static int load_hot(struct load_state *st)
-{
-    const cascade_dataset *ds = st->ds;
-    char key[CASCADE_KEY_MAX];
-    double *scores = malloc((ds->n_items + 1) * sizeof(double));
-    struct scored_item *top = malloc((ds->n_items + 1) * sizeof(*top));
-    int rc = 0;
-    if (!scores || !top) {
-        rc = CASCADE_ENOMEM;
-        goto out;
-    }
-    cascade_hot_scores(ds, &st->o->weights, st->as_of, st->o->hot_half_life_days * DAY_S, scores);
-    size_t n = 0;
-    for (size_t i = 0; i < ds->n_items; i++)
-        if (scores[i] > 0)
-            top[n++] = (struct scored_item){scores[i], ds->items[i].id};
-    qsort(top, n, sizeof(*top), cmp_scored_desc);
-    if (n > st->o->hot_size)
-        n = st->o->hot_size;
-    cascade_key_hot(key, st->o->ns);
-    rc = put_del(&st->pl, key);
-    for (size_t off = 0; off < n && rc == 0; off += ZADD_CHUNK) {
-        size_t m = n - off < ZADD_CHUNK ? n - off : ZADD_CHUNK;
-        const char *argv[2 + 2 * ZADD_CHUNK];
-        size_t len[2 + 2 * ZADD_CHUNK];
-        char nums[2 * ZADD_CHUNK][NUM_MAX * 2];
-        argv[0] = "ZADD";
-        argv[1] = key;
-        len[0] = 4;
-        len[1] = strlen(key);
-        for (size_t i = 0; i < m; i++) {
-            char *s = nums[2 * i], *mem = nums[2 * i + 1];
-            len[2 + 2 * i] = (size_t)snprintf(s, NUM_MAX * 2, "%.9g", top[off + i].score);
-            len[3 + 2 * i] = (size_t)snprintf(mem, NUM_MAX * 2, "%" PRIu64, top[off + i].id);
-            argv[2 + 2 * i] = s;
-            argv[3 + 2 * i] = mem;
-        }
-        rc = cascade_pipeline_add(&st->pl, (int)(2 + 2 * m), argv, len);
-    }
-    if (rc == 0)
-        rc = cascade_pipeline_flush(&st->pl);
-    st->sum->hot = n;
-out:
-    free(scores);
-    free(top);
     return rc;
 }
 
@@ -402,6 +349,8 @@ static void free_state(struct load_state *st)
     free(st->affinity);
     free(st->item_stats);
     free(st->user_stats);
+    free(st->follow_off);
+    free(st->follow_author);
     cascade_ui_free(&st->ui);
 }
 
@@ -425,7 +374,6 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
         goto out_quiet;
     if ((phase = "loading items", rc = load_items(&st)) ||
         (phase = "loading users", rc = load_users(&st)) ||
-        (phase = "loading the hot list", rc = load_hot(&st)) ||
         (phase = "writing meta", rc = write_meta(&st)))
         goto out;
 out:

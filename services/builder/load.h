@@ -1,8 +1,9 @@
 /* cascade-build load: put what serving reads into Redis — item records with
  * statistics, user records with behaviour counters and category affinities,
- * last-n interaction lists, consumed sets, author->items and city->items
- * sorted sets, and the time-decayed hot list — all through pipelined writes.
- * The keys are listed in docs/redis-keys.md (built by common/store.h). */
+ * last-n interaction lists, consumed sets and followed-author sets — all
+ * through pipelined writes. The derived lists (hot, new, geo, city, authors)
+ * are built by lists.h and authors.h. The keys are listed in
+ * docs/redis-keys.md (built by common/store.h). */
 #ifndef CASCADE_BUILDER_LOAD_H
 #define CASCADE_BUILDER_LOAD_H
 
@@ -16,8 +17,6 @@
 struct cascade_load_opts {
     const char *ns;                 /* key namespace, default "cascade" */
     size_t lastn;                   /* last-n list length per user, default 200 */
-    size_t hot_size;                /* items kept in the hot list, default 1000 */
-    double hot_half_life_days;      /* decay of hot scores, default 2 */
     double affinity_half_life_days; /* decay of category affinities, default 30 */
     int64_t as_of;                  /* "now" for decays, Unix s; 0 = last event time */
     struct cascade_behaviour_weights weights;
@@ -28,7 +27,8 @@ struct cascade_load_opts {
 };
 
 struct cascade_load_summary {
-    size_t items, users, lastn_lists, consumed_sets, authors, cities, hot, deleted;
+    size_t items, users, lastn_lists, consumed_sets, deleted;
+    size_t follow_sets, follows; /* users following someone, (user, author) pairs */
     size_t commands;
     int64_t as_of;
     double seconds;
@@ -40,10 +40,5 @@ void cascade_load_defaults(struct cascade_load_opts *o);
  * ("redis 127.0.0.1:6379: connection refused (loading items)"). */
 int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct cascade_load_opts *o,
                      struct cascade_load_summary *sum, char *err, size_t errlen);
-
-/* Hot scores: Σ weight(type)·2^(−(as_of − ts)/half_life) over interest events
- * up to as_of, one per item (scores[n_items], caller-allocated). */
-void cascade_hot_scores(const cascade_dataset *ds, const struct cascade_behaviour_weights *w,
-                        int64_t as_of, double half_life_s, double *scores);
 
 #endif

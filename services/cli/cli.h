@@ -42,8 +42,8 @@ struct cascade_cli_args {
  * "cascade-cli: <problem>" to err. */
 int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *args, FILE *out, FILE *err);
 
-/* The cascade.v1.EventType value for a lower-case name ("click") or a number
- * ("2"); 0 when unknown. Names come from the .proto's enum. */
+/* The cascade.v1.EventType value for a name in any case ("click", "CLICK") or
+ * a number ("2"); 0 when unknown. Names and numbers are common/events.h's. */
 int cascade_cli_event_type(const char *name);
 
 /* Print a Recommend answer as a table: request id, experiment assignment,

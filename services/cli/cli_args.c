@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cascade/v1/common.pb-c.h"
 #include "cli.h"
+#include "events.h"
 
 static const char usage[] =
     "usage: cascade-cli COMMAND [options]\n"
@@ -18,7 +18,7 @@ static const char usage[] =
     "                           ask the orchestrator for N items (1..200, default 10)\n"
     "  feedback --user U --item I --type T [--value S]\n"
     "                           log one event; T is impression, click, like, collect, share,\n"
-    "                           follow, play (S = seconds played) or dislike\n"
+    "                           follow, play (S = seconds played), dislike or hide_author\n"
     "  health [--service NAME]  check a service's gRPC health; exit 0 only when SERVING\n"
     "\n"
     "options for every command:\n"
@@ -55,24 +55,19 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 int cascade_cli_event_type(const char *name)
 {
-    char upper[64] = "EVENT_TYPE_";
+    char lower[32];
     uint64_t number;
+    uint32_t type;
     if (name == NULL || *name == '\0')
         return 0;
-    if (parse_u64(name, 1, 1000, &number)) {
-        const ProtobufCEnumValue *v =
-            protobuf_c_enum_descriptor_get_value(&cascade__v1__event_type__descriptor, (int)number);
-        return v ? v->value : 0;
-    }
-    size_t off = strlen(upper);
-    if (strlen(name) + off >= sizeof upper)
+    if (parse_u64(name, 1, CASCADE_EV_MAX, &number))
+        return (int)number;
+    size_t len = strlen(name);
+    if (len >= sizeof lower)
         return 0;
-    for (size_t i = 0; name[i]; i++)
-        upper[off + i] = (char)toupper((unsigned char)name[i]);
-    upper[off + strlen(name)] = '\0';
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value_by_name(&cascade__v1__event_type__descriptor, upper);
-    return v ? v->value : 0;
+    for (size_t i = 0; i <= len; i++) /* the names are lower case; accept "CLICK" too */
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    return cascade_event_type_parse(lower, &type) == 0 ? (int)type : 0;
 }
 
 static int parse_command(const char *word, struct cascade_cli_args *a, FILE *err)

@@ -9,10 +9,8 @@
 
 #include "clock.h"
 #include "error.h"
+#include "request.h"
 #include "store.h"
-
-/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
-#define CASCADE_USER_ID_MAX 64
 
 /* The proto's bound on RecordExposure items per call. */
 #define FILTER_MAX_EXPOSURE_ITEMS 1000
@@ -79,7 +77,6 @@ static int filter_read_config(cascade_filter *f, const cascade_config *cfg, char
 cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                       const char *ns, char *err, size_t errlen)
 {
-    cascade_config *empty = NULL;
     cascade_filter *f = calloc(1, sizeof *f);
     if (!f) {
         snprintf(err, errlen, "filter: out of memory");
@@ -91,16 +88,10 @@ cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_p
     }
     snprintf(f->ns, sizeof f->ns, "%s", ns);
     f->redis = redis;
-    if (!cfg && !(cfg = empty = cascade_config_empty())) {
-        snprintf(err, errlen, "filter: out of memory");
-        goto fail;
-    }
     if (filter_read_config(f, cfg, err, errlen) != 0)
         goto fail;
-    cascade_config_destroy(empty);
     return f;
 fail:
-    cascade_config_destroy(empty);
     free(f);
     return NULL;
 }
@@ -183,30 +174,11 @@ static int read_replies(cascade_redis *redis, size_t n, redisReply **replies, co
 static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterRequest *req,
                            char *err, size_t errlen)
 {
-    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
-        snprintf(err, errlen, "user.user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
-    if (req->user->request_time_s < 0) {
-        snprintf(err, errlen, "user.request_time_s %lld is negative",
-                 (long long)req->user->request_time_s);
-        return CASCADE_EINVAL;
-    }
-    if (req->n_candidates > f->max_candidates) {
-        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
-                 f->max_candidates);
-        return CASCADE_ETOOBIG;
-    }
-    for (size_t i = 0; i < req->n_candidates; i++)
-        if (!req->candidates[i]) {
-            snprintf(err, errlen, "candidates[%zu] is missing", i);
-            return CASCADE_EINVAL;
-        }
-    return 0;
+    int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_candidates(req->candidates, req->n_candidates, f->max_candidates,
+                                              err, errlen);
+    return rc;
 }
 
 struct id_pos {
@@ -379,14 +351,9 @@ nomem:
 
 static int record_validate(const Cascade__V1__RecordExposureRequest *req, char *err, size_t errlen)
 {
-    if (!req->user_id || !req->user_id[0]) {
-        snprintf(err, errlen, "user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
+    int rc = cascade_request_check_user_id("user_id", req->user_id, err, errlen);
+    if (rc != 0)
+        return rc;
     if (req->n_item_ids > FILTER_MAX_EXPOSURE_ITEMS) {
         snprintf(err, errlen, "%zu item_ids exceed the limit of %d per call", req->n_item_ids,
                  FILTER_MAX_EXPOSURE_ITEMS);

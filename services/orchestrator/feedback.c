@@ -2,49 +2,39 @@
  * stream (fields user, item, type, value, ts, rid) for incremental training,
  * and applies interactions to the user's last-n list and consumed set so the
  * next Recommend sees them (ItemCF seeds, already-consumed filter). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
 #include "error.h"
+#include "events.h"
 #include "log.h"
 #include "orch_internal.h"
+#include "request.h"
 #include "store.h"
-
-static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (call->err && call->errlen)
-        vsnprintf(call->err, call->errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 static int validate_events(const struct cascade_orch_call *call,
                            const Cascade__V1__FeedbackRequest *req)
 {
     if (req->n_events > CASCADE_ORCH_MAX_EVENTS)
-        return fail(call, CASCADE_ETOOBIG, "at most %d events per Feedback call, got %zu",
-                    CASCADE_ORCH_MAX_EVENTS, req->n_events);
+        return cascade_orch__fail(call, CASCADE_ETOOBIG,
+                                  "at most %d events per Feedback call, got %zu",
+                                  CASCADE_ORCH_MAX_EVENTS, req->n_events);
     for (size_t i = 0; i < req->n_events; i++) {
         const Cascade__V1__Event *e = req->events[i];
-        if (e == NULL || e->user_id == NULL || e->user_id[0] == '\0')
-            return fail(call, CASCADE_EINVAL, "events[%zu].user_id is empty", i);
-        if (strlen(e->user_id) > CASCADE_ORCH_MAX_USER_ID)
-            return fail(call, CASCADE_EINVAL, "events[%zu].user_id is longer than %d bytes", i,
-                        CASCADE_ORCH_MAX_USER_ID);
+        char field[48];
+        snprintf(field, sizeof field, "events[%zu].user_id", i);
+        int rc =
+            cascade_request_check_user_id(field, e ? e->user_id : NULL, call->err, call->errlen);
+        if (rc)
+            return rc;
         if (e->item_id == 0)
-            return fail(call, CASCADE_EINVAL, "events[%zu].item_id is 0", i);
-        if (cascade_orch_event_name((int)e->type) == NULL)
-            return fail(call, CASCADE_EINVAL,
-                        "events[%zu].type: unknown event type %d (expected 1..8: impression, "
-                        "click, like, collect, share, follow, play, dislike)",
-                        i, (int)e->type);
+            return cascade_orch__fail(call, CASCADE_EINVAL, "events[%zu].item_id is 0", i);
+        if (cascade_event_type_name((uint32_t)e->type) == NULL)
+            return cascade_orch__fail(
+                call, CASCADE_EINVAL,
+                "events[%zu].type: unknown event type %d (expected 1..%d: %s)", i, (int)e->type,
+                CASCADE_EV_MAX, CASCADE_EV_NAMES);
     }
     return 0;
 }
@@ -59,7 +49,7 @@ static int64_t event_time(const Cascade__V1__Event *e)
 static int redis_failure(const struct cascade_orch_call *call, cascade_redis *r, int rc,
                          const char *what)
 {
-    return fail(call, rc, "feedback: %s: %s", what, cascade_redis_error(r));
+    return cascade_orch__fail(call, rc, "feedback: %s: %s", what, cascade_redis_error(r));
 }
 
 /* XADD every event to the stream, pipelined. */
@@ -77,7 +67,7 @@ static int append_events(cascade_orch *o, const struct cascade_orch_call *call, 
                                   "ts %lld rid %s",
                                   key, o->cfg.events_maxlen, e->user_id,
                                   (unsigned long long)e->item_id,
-                                  cascade_orch_event_name((int)e->type), (double)e->value,
+                                  cascade_event_type_name((uint32_t)e->type), (double)e->value,
                                   (long long)event_time(e), e->request_id ? e->request_id : "");
         if (rc)
             return redis_failure(call, r, rc, "appending to the event stream");
@@ -96,13 +86,14 @@ static int append_events(cascade_orch *o, const struct cascade_orch_call *call, 
     return rc ? redis_failure(call, r, rc, "appending to the event stream") : 0;
 }
 
-/* Apply interactions (not impressions or dislikes) to last-n and consumed. */
+/* Apply interactions (events with a positive interest weight: not impressions,
+ * plays or dislikes) to last-n and consumed. */
 static int apply_interactions(cascade_orch *o, const struct cascade_orch_call *call,
                               cascade_redis *r, const Cascade__V1__FeedbackRequest *req)
 {
     for (size_t i = 0; i < req->n_events; i++) {
         const Cascade__V1__Event *e = req->events[i];
-        float weight = cascade_orch_event_weight((int)e->type);
+        float weight = cascade_event_interest_weight((uint32_t)e->type);
         if (weight <= 0.0f)
             continue;
         cascade_v1_Interaction it = cascade_v1_Interaction_init_zero;
@@ -127,12 +118,13 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
         return rc;
     Cascade__V1__FeedbackResponse *resp = cascade_arena_alloc(call->arena, sizeof *resp);
     if (resp == NULL)
-        return fail(call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
     cascade__v1__feedback_response__init(resp);
     if (req->n_events > 0) {
         cascade_redis *r = o->redis ? cascade_redis_pool_get(o->redis) : NULL;
         if (r == NULL)
-            return fail(call, CASCADE_EUNAVAILABLE, "feedback: no Redis connection available");
+            return cascade_orch__fail(call, CASCADE_EUNAVAILABLE,
+                                      "feedback: no Redis connection available");
         if ((rc = append_events(o, call, r, req)) || (rc = apply_interactions(o, call, r, req)))
             return rc;
     }

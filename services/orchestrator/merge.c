@@ -4,10 +4,10 @@
 #include "merge.h"
 
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "request.h"
 
 /* Merged entry under construction: hits grow in an arena array. */
 struct merged {
@@ -155,15 +155,6 @@ static int merge_one(const struct cascade_merge_input *in, size_t ci, struct tab
     return 0;
 }
 
-static int by_score_desc(const void *a, const void *b)
-{
-    const Cascade__V1__Candidate *x = *(Cascade__V1__Candidate *const *)a;
-    const Cascade__V1__Candidate *y = *(Cascade__V1__Candidate *const *)b;
-    if (x->recall_score != y->recall_score)
-        return x->recall_score > y->recall_score ? -1 : 1;
-    return (x->item_id > y->item_id) - (x->item_id < y->item_id);
-}
-
 int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_t max_out,
                            cascade_arena *arena, Cascade__V1__Candidate ***out, size_t *n_out)
 {
@@ -188,7 +179,8 @@ int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_
             return rc;
     for (size_t i = 0; i < n_all; i++)
         list[i] = all[i].cand;
-    qsort(list, n_all, sizeof *list, by_score_desc);
+    if ((rc = cascade_request_sort_candidates(list, n_all, CASCADE_SCORE_RECALL, arena)))
+        return rc;
     *out = list;
     *n_out = n_all < max_out ? n_all : max_out;
     return 0;

@@ -28,4 +28,13 @@ struct cascade_orch {
     atomic_uint_fast64_t request_seq; /* for generated request ids */
 };
 
+/* Write the message into call->err (when there is one) and return code: how
+ * Recommend and Feedback report a failure. */
+int cascade_orch__fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The per-call inputs of an RPC: the request's arena, deadline and id, with
+ * err (errlen bytes) for the failure message. */
+struct cascade_orch_call cascade_orch__call_of(cascade_rpc_ctx *ctx, char *err, size_t errlen);
+
 #endif

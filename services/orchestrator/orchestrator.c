@@ -1,8 +1,9 @@
 /* Orchestrator lifetime (config, experiments, one channel per stage endpoint),
  * the RPC handlers that adapt cascade_rpc_ctx to the pipeline entry points,
- * and the event-type table shared by Feedback and the CLI. */
+ * and the failure helper Recommend and Feedback share. */
 #include "orchestrator.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,17 +90,32 @@ const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o)
 
 /* ------------------------------------------------------------ RPC adapters */
 
-static int handle_recommend(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
-                            ProtobufCMessage **response)
+int cascade_orch__fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
 {
-    char err[512] = "";
-    struct cascade_orch_call call = {
+    va_list ap;
+    va_start(ap, fmt);
+    if (call->err && call->errlen)
+        vsnprintf(call->err, call->errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+struct cascade_orch_call cascade_orch__call_of(cascade_rpc_ctx *ctx, char *err, size_t errlen)
+{
+    return (struct cascade_orch_call){
         .arena = cascade_rpc_ctx_arena(ctx),
         .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
         .request_id = cascade_rpc_ctx_request_id(ctx),
         .err = err,
-        .errlen = sizeof err,
+        .errlen = errlen,
     };
+}
+
+static int handle_recommend(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                            ProtobufCMessage **response)
+{
+    char err[512] = "";
+    struct cascade_orch_call call = cascade_orch__call_of(ctx, err, sizeof err);
     Cascade__V1__RecommendResponse *out = NULL;
     int rc = cascade_orch_recommend(service, &call, (const Cascade__V1__RecommendRequest *)request,
                                     &out);
@@ -113,13 +129,7 @@ static int handle_feedback(void *service, cascade_rpc_ctx *ctx, const ProtobufCM
                            ProtobufCMessage **response)
 {
     char err[512] = "";
-    struct cascade_orch_call call = {
-        .arena = cascade_rpc_ctx_arena(ctx),
-        .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
-        .request_id = cascade_rpc_ctx_request_id(ctx),
-        .err = err,
-        .errlen = sizeof err,
-    };
+    struct cascade_orch_call call = cascade_orch__call_of(ctx, err, sizeof err);
     Cascade__V1__FeedbackResponse *out = NULL;
     int rc =
         cascade_orch_feedback(service, &call, (const Cascade__V1__FeedbackRequest *)request, &out);
@@ -140,47 +150,4 @@ const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods)
 {
     *n_methods = sizeof orch_methods / sizeof orch_methods[0];
     return orch_methods;
-}
-
-/* ---------------------------------------------------------- event types */
-
-static const struct {
-    int type;
-    const char *name;
-    float weight;
-} event_types[] = {
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_IMPRESSION, "impression", 0.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_CLICK, "click", 1.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_LIKE, "like", 2.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_COLLECT, "collect", 3.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_SHARE, "share", 3.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_FOLLOW, "follow", 4.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_PLAY, "play", 1.0f},
-    {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_DISLIKE, "dislike", 0.0f},
-};
-
-#define N_EVENT_TYPES (sizeof event_types / sizeof event_types[0])
-
-float cascade_orch_event_weight(int type)
-{
-    for (size_t i = 0; i < N_EVENT_TYPES; i++)
-        if (event_types[i].type == type)
-            return event_types[i].weight;
-    return 0.0f;
-}
-
-const char *cascade_orch_event_name(int type)
-{
-    for (size_t i = 0; i < N_EVENT_TYPES; i++)
-        if (event_types[i].type == type)
-            return event_types[i].name;
-    return NULL;
-}
-
-int cascade_orch_event_parse(const char *name)
-{
-    for (size_t i = 0; name && i < N_EVENT_TYPES; i++)
-        if (strcmp(event_types[i].name, name) == 0)
-            return event_types[i].type;
-    return CASCADE__V1__EVENT_TYPE__EVENT_TYPE_UNSPECIFIED;
 }

@@ -22,7 +22,6 @@
 
 #define CASCADE_ORCH_MAX_COUNT 200
 #define CASCADE_ORCH_MAX_EVENTS 1000
-#define CASCADE_ORCH_MAX_USER_ID 64
 
 typedef struct cascade_orch cascade_orch;
 
@@ -52,17 +51,18 @@ struct cascade_orch_call {
 };
 
 /* Run Recommend. Returns 0 and *out (arena), or a negative code with a
- * message in call->err: CASCADE_EINVAL for a missing/empty user id or a count
- * outside 1..200, CASCADE_EUNAVAILABLE when no channel and no fallback
- * produced anything. */
+ * message in call->err: CASCADE_EINVAL for a bad user context (see
+ * cascade_request_check_user) or a count outside 1..200,
+ * CASCADE_EUNAVAILABLE when no channel and no fallback produced anything. */
 int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call,
                            const Cascade__V1__RecommendRequest *req,
                            Cascade__V1__RecommendResponse **out);
 
-/* Run Feedback: validate every event (non-empty user id, non-zero item id,
- * known type; at most 1000), append them to the event stream and apply the
- * non-impression ones to the users' last-n and consumed sets. Returns 0 and
- * *out (arena), CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or
+/* Run Feedback: validate every event (user id of 1..64 bytes, non-zero item
+ * id, known type; at most 1000), append them to the event stream and apply
+ * the ones with a positive interest weight (common/events.h: click, like,
+ * collect, share, follow) to the users' last-n and consumed sets. Returns 0
+ * and *out (arena), CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or
  * CASCADE_EUNAVAILABLE when Redis cannot be reached. */
 int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
                           const Cascade__V1__FeedbackRequest *req,
@@ -71,16 +71,5 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
 /* The method table of cascade.v1.Recommender for cascade_service_run; the
  * handlers expect the cascade_orch as their service pointer. */
 const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods);
-
-/* Interest weight of an event type in last-n (click 1, like 2, collect 3,
- * share 3, follow 4, play 1), 0 for types not applied to last-n (impression,
- * dislike, unknown). */
-float cascade_orch_event_weight(int type);
-
-/* Lower-case name of an event type ("click"), or NULL when unknown. */
-const char *cascade_orch_event_name(int type);
-
-/* Inverse of cascade_orch_event_name; returns 0 (UNSPECIFIED) when unknown. */
-int cascade_orch_event_parse(const char *name);
 
 #endif

@@ -2,7 +2,6 @@
  * merge, then filter → pre-rank → rank → re-rank with a budget per stage,
  * degrading (previous order kept, reason recorded) instead of failing, and
  * finally record exposure of the returned items so they are not shown again. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +19,8 @@
 #include "merge.h"
 #include "orch_internal.h"
 #include "report.h"
+#include "request.h"
 #include "store.h"
-
-/* Which stage produced the candidates' current order (and the item score). */
-enum score_source { SCORE_RECALL, SCORE_PRERANK, SCORE_RANK, SCORE_RERANK };
 
 /* State of one Recommend call. */
 struct rq {
@@ -38,33 +35,18 @@ struct rq {
     struct cascade_orch_report report;
     Cascade__V1__Candidate **cands;
     size_t n;
-    enum score_source source;
+    enum cascade_score_kind source; /* the stage that produced the current order */
     bool used_fallback;
 };
 
-static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(const struct cascade_orch_call *call, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (call->err && call->errlen)
-        vsnprintf(call->err, call->errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static int validate(const struct cascade_orch_call *call, const Cascade__V1__RecommendRequest *req)
 {
-    if (req->user == NULL || req->user->user_id == NULL || req->user->user_id[0] == '\0')
-        return fail(call, CASCADE_EINVAL, "user.user_id is empty");
-    if (strlen(req->user->user_id) > CASCADE_ORCH_MAX_USER_ID)
-        return fail(call, CASCADE_EINVAL, "user.user_id is longer than %d bytes",
-                    CASCADE_ORCH_MAX_USER_ID);
+    int rc = cascade_request_check_user(req->user, call->err, call->errlen);
+    if (rc)
+        return rc;
     if (req->count < 1 || req->count > CASCADE_ORCH_MAX_COUNT)
-        return fail(call, CASCADE_EINVAL, "count must be in 1..%d, got %u", CASCADE_ORCH_MAX_COUNT,
-                    req->count);
+        return cascade_orch__fail(call, CASCADE_EINVAL, "count must be in 1..%d, got %u",
+                                  CASCADE_ORCH_MAX_COUNT, req->count);
     return 0;
 }
 
@@ -90,11 +72,11 @@ static int setup(struct rq *rq, const Cascade__V1__RecommendRequest *req)
     const struct cascade_orch_call *call = rq->call;
     rq->user = cascade_arena_alloc(rq->arena, sizeof *rq->user);
     if (rq->user == NULL)
-        return fail(call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
     *rq->user = *req->user;
     rq->user->request_id = (char *)request_id(rq, req->user);
     if (rq->user->request_id == NULL)
-        return fail(call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
     rq->count = req->count;
     rq->deadline_ms = call->deadline_ms;
     if (rq->deadline_ms == INT64_MAX)
@@ -102,7 +84,8 @@ static int setup(struct rq *rq, const Cascade__V1__RecommendRequest *req)
     cascade_orch_report_init(&rq->report, rq->arena, req->debug);
     int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
     if (rc)
-        return fail(call, rc, "experiment assignment failed: %s", cascade_strerror(rc));
+        return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
+                                  cascade_strerror(rc));
     return 0;
 }
 
@@ -220,7 +203,7 @@ static int run_recall(struct rq *rq)
         cascade_arena_calloc(rq->arena, cfg->n_channels + 1, sizeof *inputs);
     size_t k = 0, total = 0;
     if (calls == NULL || inputs == NULL)
-        return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->n_channels; i++) {
         const struct cascade_orch_channel_cfg *ch = &cfg->channels[i];
         if (!channel_selected(rq, ch->name))
@@ -229,7 +212,7 @@ static int run_recall(struct rq *rq)
         inputs[k].channel = ch->name;
         Cascade__V1__RecallRequest *req = recall_request(rq, ch->name, inputs[k].quota);
         if (req == NULL)
-            return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
         calls[k] = (struct cascade_rpc_call){
             .channel = rq->o->channel_of[i],
             .method = "/cascade.v1.Recall/Recall",
@@ -249,8 +232,8 @@ static int run_recall(struct rq *rq)
     int rc = cascade_merge_channels(inputs, m, merge_max ? merge_max : cfg->merge_max, rq->arena,
                                     &rq->cands, &rq->n);
     if (rc)
-        return fail(rq->call, rc, "out of memory merging recall channels");
-    rq->source = SCORE_RECALL;
+        return cascade_orch__fail(rq->call, rc, "out of memory merging recall channels");
+    rq->source = CASCADE_SCORE_RECALL;
     report(rq, &(struct cascade_orch_outcome){.stage = "merge",
                                               .latency_us = cascade_now_us() - t0,
                                               .items_in = total,
@@ -293,26 +276,28 @@ static int run_fallback(struct rq *rq)
     double *scores = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *scores);
     rq->used_fallback = true;
     if (ids == NULL || scores == NULL)
-        return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     if (r == NULL)
-        return fail(rq->call, CASCADE_EUNAVAILABLE,
-                    "no candidates: every recall channel failed or came back empty, and no "
-                    "Redis is configured for the hot-list fallback");
+        return cascade_orch__fail(
+            rq->call, CASCADE_EUNAVAILABLE,
+            "no candidates: every recall channel failed or came back empty, and no "
+            "Redis is configured for the hot-list fallback");
     int rc = cascade_store_top_items(r, cascade_key_hot(key, rq->o->ns), cfg->fallback_max, ids,
                                      scores, &got);
     if (rc)
-        return fail(rq->call, CASCADE_EUNAVAILABLE,
-                    "no candidates: every recall channel failed or came back empty, and the "
-                    "hot-list fallback failed: %s",
-                    cascade_redis_error(r));
+        return cascade_orch__fail(
+            rq->call, CASCADE_EUNAVAILABLE,
+            "no candidates: every recall channel failed or came back empty, and the "
+            "hot-list fallback failed: %s",
+            cascade_redis_error(r));
     rq->cands = cascade_arena_calloc(rq->arena, got + 1, sizeof *rq->cands);
     if (rq->cands == NULL)
-        return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (rq->n = 0; rq->n < got; rq->n++)
         if (!(rq->cands[rq->n] =
                   fallback_candidate(rq->arena, ids[rq->n], scores[rq->n], (uint32_t)rq->n)))
-            return fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    rq->source = SCORE_RECALL;
+            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    rq->source = CASCADE_SCORE_RECALL;
     report(rq, &(struct cascade_orch_outcome){
                    .stage = "fallback",
                    .message = "no candidates from any recall channel; serving the hot list",
@@ -368,7 +353,7 @@ static ProtobufCMessage *stage_call(struct rq *rq, const char *stage,
 
 /* Trace a stage that ran and replace the candidate list with its output. */
 static void stage_done(struct rq *rq, const char *stage, int64_t latency_us,
-                       Cascade__V1__Candidate **cands, size_t n, enum score_source source)
+                       Cascade__V1__Candidate **cands, size_t n, enum cascade_score_kind source)
 {
     report(rq, &(struct cascade_orch_outcome){
                    .stage = stage, .latency_us = latency_us, .items_in = rq->n, .items_out = n});
@@ -426,7 +411,7 @@ static void run_prerank(struct rq *rq)
         rq, "prerank", st, rq->o->prerank, "/cascade.v1.PreRank/Score", &req.base,
         &cascade__v1__pre_rank_response__descriptor, "recall order kept", &lat);
     if (resp != NULL)
-        stage_done(rq, "prerank", lat, resp->candidates, resp->n_candidates, SCORE_PRERANK);
+        stage_done(rq, "prerank", lat, resp->candidates, resp->n_candidates, CASCADE_SCORE_PRERANK);
     truncate_to(rq, keep);
 }
 
@@ -449,7 +434,7 @@ static void run_rank(struct rq *rq)
         rq, "rank", st, rq->o->rank, "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, "pre-rank order kept", &lat);
     if (resp != NULL)
-        stage_done(rq, "rank", lat, resp->candidates, resp->n_candidates, SCORE_RANK);
+        stage_done(rq, "rank", lat, resp->candidates, resp->n_candidates, CASCADE_SCORE_RANK);
     truncate_to(rq, keep);
 }
 
@@ -468,26 +453,13 @@ static void run_rerank(struct rq *rq)
             rq, "rerank", st, rq->o->rerank, "/cascade.v1.ReRank/ReRank", &req.base,
             &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
         if (resp != NULL)
-            stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates, SCORE_RERANK);
+            stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates,
+                       CASCADE_SCORE_RERANK);
     }
     truncate_to(rq, rq->count);
 }
 
 /* ---------------------------------------------------------------- response */
-
-static float item_score(const Cascade__V1__Candidate *c, enum score_source source)
-{
-    switch (source) {
-    case SCORE_RERANK:
-        return c->rerank_score;
-    case SCORE_RANK:
-        return c->rank_score;
-    case SCORE_PRERANK:
-        return c->prerank_score;
-    default:
-        return c->recall_score;
-    }
-}
 
 static Cascade__V1__RecommendedItem *make_item(struct rq *rq, const Cascade__V1__Candidate *c)
 {
@@ -497,7 +469,7 @@ static Cascade__V1__RecommendedItem *make_item(struct rq *rq, const Cascade__V1_
         return NULL;
     cascade__v1__recommended_item__init(it);
     it->item_id = c->item_id;
-    it->score = item_score(c, rq->source);
+    it->score = cascade_request_candidate_score(c, rq->source);
     for (size_t i = 0; i < c->n_channels; i++)
         if (c->channels[i] && c->channels[i]->channel)
             names[it->n_channels++] = c->channels[i]->channel;
@@ -543,14 +515,14 @@ static int build_response(struct rq *rq, Cascade__V1__RecommendResponse **out)
     Cascade__V1__RecommendResponse *resp = cascade_arena_alloc(rq->arena, sizeof *resp);
     size_t n = rq->n < rq->count ? rq->n : rq->count;
     if (resp == NULL)
-        return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     cascade__v1__recommend_response__init(resp);
     resp->items = cascade_arena_calloc(rq->arena, n + 1, sizeof *resp->items);
     if (resp->items == NULL)
-        return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(resp->items[resp->n_items++] = make_item(rq, rq->cands[i])))
-            return fail(rq->call, CASCADE_ENOMEM, "out of memory");
+            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     record_exposure(rq, resp);
     resp->experiments = rq->exp;
     resp->request_id = rq->user->request_id;

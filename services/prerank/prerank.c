@@ -10,10 +10,8 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
+#include "request.h"
 #include "store.h"
-
-/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
-#define CASCADE_USER_ID_MAX 64
 
 /* Item records per MGET. */
 #define PRERANK_CHUNK 512
@@ -59,7 +57,6 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                         const char *ns, char *err, size_t errlen)
 {
-    cascade_config *empty = NULL;
     cascade_prerank *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "prerank: out of memory");
@@ -71,16 +68,10 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
     }
     snprintf(p->ns, sizeof p->ns, "%s", ns);
     p->redis = redis;
-    if (!cfg && !(cfg = empty = cascade_config_empty())) {
-        snprintf(err, errlen, "prerank: out of memory");
-        goto fail;
-    }
     if (prerank_read_config(p, cfg, err, errlen) != 0)
         goto fail;
-    cascade_config_destroy(empty);
     return p;
 fail:
-    cascade_config_destroy(empty);
     free(p);
     return NULL;
 }
@@ -99,36 +90,6 @@ float cascade_prerank_score(const struct cascade_prerank_weights *w,
     double ctr = (clicks + w->prior_clicks) / (impressions + w->prior_impressions);
     double s = w->clicks * log1p(clicks) + w->ctr * ctr + w->recall * (double)recall_score;
     return isfinite(s) ? (float)s : 0.0f;
-}
-
-struct sort_key {
-    float score;
-    uint64_t id;
-    size_t pos;
-    Cascade__V1__Candidate *cand;
-};
-
-static int sort_key_cmp(const void *pa, const void *pb)
-{
-    const struct sort_key *a = pa, *b = pb;
-    if (a->score != b->score)
-        return a->score > b->score ? -1 : 1;
-    if (a->id != b->id)
-        return a->id < b->id ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-int cascade_prerank_sort(Cascade__V1__Candidate **cands, size_t n, cascade_arena *arena)
-{
-    struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
-    if (!k)
-        return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        k[i] = (struct sort_key){cands[i]->prerank_score, cands[i]->item_id, i, cands[i]};
-    qsort(k, n, sizeof *k, sort_key_cmp);
-    for (size_t i = 0; i < n; i++)
-        cands[i] = k[i].cand;
-    return 0;
 }
 
 /* ------------------------------------------------------------------ request */
@@ -159,25 +120,11 @@ static int prerank_keep(const cascade_prerank *p, const Cascade__V1__PreRankRequ
 static int prerank_validate(const cascade_prerank *p, const Cascade__V1__PreRankRequest *req,
                             char *err, size_t errlen)
 {
-    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
-        snprintf(err, errlen, "user.user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
-    if (req->n_candidates > p->max_candidates) {
-        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
-                 p->max_candidates);
-        return CASCADE_ETOOBIG;
-    }
-    for (size_t i = 0; i < req->n_candidates; i++)
-        if (!req->candidates[i]) {
-            snprintf(err, errlen, "candidates[%zu] is missing", i);
-            return CASCADE_EINVAL;
-        }
-    return 0;
+    int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_candidates(req->candidates, req->n_candidates, p->max_candidates,
+                                              err, errlen);
+    return rc;
 }
 
 /* Per-request weights: the config's, with any experiment overrides. */
@@ -249,7 +196,8 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
     if ((rc = prerank_score_all(p, redis, arena, deadline_ms, req, &w, err, errlen)) != 0)
         return rc;
     memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
-    if (cascade_prerank_sort(cands, req->n_candidates, arena) != 0)
+    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
+        0)
         goto nomem;
     cascade__v1__pre_rank_response__init(resp);
     resp->candidates = cands;

@@ -55,8 +55,4 @@ const struct cascade_rpc_method *cascade_prerank_methods(size_t *n);
 float cascade_prerank_score(const struct cascade_prerank_weights *w,
                             const cascade_v1_ItemStats *stats, float recall_score);
 
-/* Sort candidates by prerank_score descending, ties by item id ascending,
- * then by original position (so the order is fully deterministic). */
-int cascade_prerank_sort(Cascade__V1__Candidate **cands, size_t n, cascade_arena *arena);
-
 #endif

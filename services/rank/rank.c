@@ -11,10 +11,8 @@
 #include "experiments.h"
 #include "rank_features.h"
 #include "rank_internal.h"
+#include "request.h"
 #include "store.h"
-
-/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
-#define CASCADE_USER_ID_MAX 64
 
 /* Item records per MGET. */
 #define RANK_CHUNK 512
@@ -90,7 +88,6 @@ static cascade_rank *rank_alloc(void)
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                   const char *ns, const char *model_dir, char *err, size_t errlen)
 {
-    cascade_config *empty = NULL;
     char lerr[512];
     cascade_rank *r = rank_alloc();
     if (!r) {
@@ -111,17 +108,11 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
     snprintf(r->heuristic_version, sizeof r->heuristic_version, "heuristic: no model in %s",
              model_dir);
     r->redis = redis;
-    if (!cfg && !(cfg = empty = cascade_config_empty())) {
-        snprintf(err, errlen, "rank: out of memory");
-        goto fail;
-    }
     if (rank_read_config(r, cfg, err, errlen) != 0)
         goto fail;
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
-    cascade_config_destroy(empty);
     return r;
 fail:
-    cascade_config_destroy(empty);
     cascade_rank_destroy(r);
     return NULL;
 }
@@ -141,34 +132,17 @@ void cascade_rank_destroy(cascade_rank *r)
 static int rank_validate(const cascade_rank *r, const Cascade__V1__RankRequest *req, char *err,
                          size_t errlen)
 {
-    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
-        snprintf(err, errlen, "user.user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
-    if (req->user->request_time_s < 0) {
-        snprintf(err, errlen, "user.request_time_s %lld is negative",
-                 (long long)req->user->request_time_s);
-        return CASCADE_EINVAL;
-    }
-    if (req->n_candidates > r->max_candidates) {
-        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
-                 r->max_candidates);
-        return CASCADE_ETOOBIG;
-    }
+    int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_candidates(req->candidates, req->n_candidates, r->max_candidates,
+                                              err, errlen);
+    if (rc != 0)
+        return rc;
     if (req->keep > r->max_candidates) {
         snprintf(err, errlen, "keep %u out of range 0..%zu (0 = all)", req->keep,
                  r->max_candidates);
         return CASCADE_EINVAL;
     }
-    for (size_t i = 0; i < req->n_candidates; i++)
-        if (!req->candidates[i]) {
-            snprintf(err, errlen, "candidates[%zu] is missing", i);
-            return CASCADE_EINVAL;
-        }
     return 0;
 }
 
@@ -292,23 +266,6 @@ static int rank_annotate(cascade_arena *arena, const Cascade__V1__RankRequest *r
     return 0;
 }
 
-struct sort_key {
-    float score;
-    uint64_t id;
-    size_t pos;
-    Cascade__V1__Candidate *cand;
-};
-
-static int sort_key_cmp(const void *pa, const void *pb)
-{
-    const struct sort_key *a = pa, *b = pb;
-    if (a->score != b->score)
-        return a->score > b->score ? -1 : 1;
-    if (a->id != b->id)
-        return a->id < b->id ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
 /* Fuse, then write the sorted candidates to out[0..n). */
 static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
                           const Cascade__V1__RankRequest *req, Cascade__V1__Candidate **out)
@@ -317,8 +274,7 @@ static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
     struct cascade_rank_fusion_params p = fusion_params(r, req->experiments);
     const Cascade__V1__TaskScores **tasks = cascade_arena_calloc(arena, n + 1, sizeof *tasks);
     float *fused = cascade_arena_calloc(arena, n + 1, sizeof *fused);
-    struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
-    if (!tasks || !fused || !k)
+    if (!tasks || !fused)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++)
         tasks[i] = req->candidates[i]->tasks;
@@ -328,12 +284,9 @@ static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
     for (size_t i = 0; i < n; i++) {
         Cascade__V1__Candidate *c = req->candidates[i];
         c->rank_score = isfinite(fused[i]) ? fused[i] : 0;
-        k[i] = (struct sort_key){c->rank_score, c->item_id, i, c};
+        out[i] = c;
     }
-    qsort(k, n, sizeof *k, sort_key_cmp);
-    for (size_t i = 0; i < n; i++)
-        out[i] = k[i].cand;
-    return 0;
+    return cascade_request_sort_candidates(out, n, CASCADE_SCORE_RANK, arena);
 }
 
 int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,

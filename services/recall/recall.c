@@ -11,9 +11,7 @@
 #include "error.h"
 #include "idmap.h"
 #include "recall_internal.h"
-
-/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
-#define CASCADE_USER_ID_MAX 64
+#include "request.h"
 
 /* The channel registry. Adding a channel: write its function (one file) and
  * add a row; config recall.channels.<name>.enabled switches it. */
@@ -93,7 +91,6 @@ static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char
 cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                       const char *ns, char *err, size_t errlen)
 {
-    cascade_config *empty = NULL;
     cascade_recall *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "recall: out of memory");
@@ -105,16 +102,10 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     }
     snprintf(r->ns, sizeof r->ns, "%s", ns);
     r->redis = redis;
-    if (!cfg && !(cfg = empty = cascade_config_empty())) {
-        snprintf(err, errlen, "recall: out of memory");
-        goto fail;
-    }
     if (recall_read_config(r, cfg, err, errlen) != 0)
         goto fail;
-    cascade_config_destroy(empty);
     return r;
 fail:
-    cascade_config_destroy(empty);
     free(r);
     return NULL;
 }
@@ -130,14 +121,9 @@ void cascade_recall_destroy(cascade_recall *r)
 static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallRequest *req, int *idx,
                            char *err, size_t errlen)
 {
-    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
-        snprintf(err, errlen, "user.user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
+    int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc != 0)
+        return rc;
     if (req->n_channels == 0) {
         snprintf(err, errlen, "channels is empty (known: %s)", cascade_recall_channel_list());
         return CASCADE_EINVAL;

@@ -12,9 +12,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
-
-/* Longest user id accepted (docs/redis-keys.md; UserRecord.user_id holds 64). */
-#define CASCADE_USER_ID_MAX 64
+#include "request.h"
 
 struct cascade_rerank {
     struct cascade_mmr_opts mmr; /* lambda here is the config default */
@@ -49,18 +47,15 @@ static int rerank_read_config(cascade_rerank *r, const cascade_config *cfg, char
 
 cascade_rerank *cascade_rerank_create(const cascade_config *cfg, char *err, size_t errlen)
 {
-    cascade_config *empty = NULL;
     cascade_rerank *r = calloc(1, sizeof *r);
-    if (!r || (!cfg && !(cfg = empty = cascade_config_empty()))) {
+    if (!r) {
         snprintf(err, errlen, "rerank: out of memory");
         goto fail;
     }
     if (rerank_read_config(r, cfg, err, errlen) != 0)
         goto fail;
-    cascade_config_destroy(empty);
     return r;
 fail:
-    cascade_config_destroy(empty);
     free(r);
     return NULL;
 }
@@ -169,29 +164,15 @@ int cascade_rerank_mmr(const struct cascade_mmr_item *items, size_t n, size_t co
 static int rerank_validate(const cascade_rerank *r, const Cascade__V1__ReRankRequest *req,
                            char *err, size_t errlen)
 {
-    if (!req->user || !req->user->user_id || !req->user->user_id[0]) {
-        snprintf(err, errlen, "user.user_id is empty");
-        return CASCADE_EINVAL;
-    }
-    if (strlen(req->user->user_id) > CASCADE_USER_ID_MAX) {
-        snprintf(err, errlen, "user.user_id is longer than %d bytes", CASCADE_USER_ID_MAX);
-        return CASCADE_EINVAL;
-    }
+    int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc != 0)
+        return rc;
     if (req->count < 1 || req->count > r->max_count) {
         snprintf(err, errlen, "count %u out of range 1..%u", req->count, r->max_count);
         return CASCADE_EINVAL;
     }
-    if (req->n_candidates > r->max_candidates) {
-        snprintf(err, errlen, "%zu candidates exceed the limit of %zu", req->n_candidates,
-                 r->max_candidates);
-        return CASCADE_ETOOBIG;
-    }
-    for (size_t i = 0; i < req->n_candidates; i++)
-        if (!req->candidates[i]) {
-            snprintf(err, errlen, "candidates[%zu] is missing", i);
-            return CASCADE_EINVAL;
-        }
-    return 0;
+    return cascade_request_check_candidates(req->candidates, req->n_candidates, r->max_candidates,
+                                            err, errlen);
 }
 
 /* The request's MMR parameters: config defaults, λ from the experiment. */

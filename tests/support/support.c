@@ -182,3 +182,55 @@ void test_redis_stop(struct test_redis *r)
         test_rmdir(r->dir);
     r->dir[0] = '\0';
 }
+
+int test_redis_fixture_start(struct test_redis_fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (test_redis_start(&f->server) != 0)
+        return -1;
+    struct cascade_redis_opts o = {.host = "127.0.0.1",
+                                   .port = f->server.port,
+                                   .connect_timeout_ms = 1000,
+                                   .command_timeout_ms = 2000};
+    f->pool = cascade_redis_pool_create(&o);
+    f->conn = f->pool ? cascade_redis_pool_get(f->pool) : NULL;
+    if (!f->conn) {
+        test_redis_fixture_stop(f);
+        return -1;
+    }
+    return 0;
+}
+
+void test_redis_fixture_stop(struct test_redis_fixture *f)
+{
+    cascade_redis_pool_destroy(f->pool);
+    f->pool = NULL;
+    f->conn = NULL;
+    test_redis_stop(&f->server);
+}
+
+int test_redis_group_setup(void **state)
+{
+    struct test_redis_fixture *f = calloc(1, sizeof(*f));
+    *state = f;
+    return f && test_redis_fixture_start(f) == 0 ? 0 : -1;
+}
+
+int test_redis_group_teardown(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    if (f)
+        test_redis_fixture_stop(f);
+    free(f);
+    *state = NULL;
+    return 0;
+}
+
+cascade_redis_pool *test_redis_dead_pool(void)
+{
+    struct cascade_redis_opts o = {.host = "127.0.0.1",
+                                   .port = test_free_port(),
+                                   .connect_timeout_ms = 500,
+                                   .command_timeout_ms = 500};
+    return cascade_redis_pool_create(&o);
+}

@@ -1,10 +1,12 @@
 /* Fixtures for unit tests: a private redis-server on a free loopback port,
  * started and stopped by the test (no sleeps: readiness is polled with PING),
- * and temporary directories. */
+ * alone or with a connection pool to it, and temporary directories. */
 #ifndef CASCADE_TEST_SUPPORT_H
 #define CASCADE_TEST_SUPPORT_H
 
 #include <sys/types.h>
+
+#include "redis.h"
 
 struct test_redis {
     pid_t pid;
@@ -20,6 +22,30 @@ void test_redis_stop(struct test_redis *r);
 /* Kill the running server (SIGKILL, wait) and start a fresh, empty one on the
  * same port and dir, e.g. to test reconnects. Returns 0 or -1. */
 int test_redis_restart(struct test_redis *r);
+
+/* A private redis-server with a connection pool to it (connect timeout 1 s,
+ * command timeout 2 s), as the stage and store tests use it. */
+struct test_redis_fixture {
+    struct test_redis server;
+    cascade_redis_pool *pool;
+    cascade_redis *conn; /* the calling thread's connection (owned by pool), for seeding */
+};
+
+/* Start the server and open the pool; returns 0 or -1 (nothing left running). */
+int test_redis_fixture_start(struct test_redis_fixture *f);
+/* Close the pool and stop the server. Safe on a zeroed fixture and twice. */
+void test_redis_fixture_stop(struct test_redis_fixture *f);
+
+/* cmocka group setup / teardown for tests that need only the fixture:
+ * *state becomes a started struct test_redis_fixture (allocated here, freed
+ * by the teardown). Setup returns -1 when the server does not come up. */
+int test_redis_group_setup(void **state);
+int test_redis_group_teardown(void **state);
+
+/* A pool to a free loopback port where nothing listens (500 ms timeouts), so
+ * every command fails CASCADE_EUNAVAILABLE naming 127.0.0.1. Free with
+ * cascade_redis_pool_destroy. */
+cascade_redis_pool *test_redis_dead_pool(void);
 
 /* Create a fresh temp directory (mkdtemp) into buf; returns buf or NULL. */
 char *test_tempdir(char *buf, size_t len);

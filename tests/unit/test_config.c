@@ -207,6 +207,26 @@ static void test_empty_config(void **state)
     cascade_config_destroy(c);
 }
 
+/* A NULL config reads as an empty one: every getter returns its default. */
+static void test_null_config_gives_defaults(void **state)
+{
+    (void)state;
+    int64_t i = 0;
+    double d = 0;
+    bool b = false;
+    const char *str = NULL;
+    char err[128] = "";
+    assert_null(cascade_config_get(NULL, "a"));
+    assert_int_equal(cascade_config_int(NULL, "a.b", 7, 0, 10, &i, err, sizeof(err)), 0);
+    assert_int_equal(i, 7);
+    assert_int_equal(cascade_config_double(NULL, "a.c", 0.5, 0, 1, &d, err, sizeof(err)), 0);
+    assert_true(d == 0.5);
+    assert_int_equal(cascade_config_bool(NULL, "a.d", true, &b, err, sizeof(err)), 0);
+    assert_true(b);
+    assert_int_equal(cascade_config_string(NULL, "a.e", "x", &str, err, sizeof(err)), 0);
+    assert_string_equal(str, "x");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_type_errors_carry_position),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_empty_config),
+        cmocka_unit_test(test_null_config_gives_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

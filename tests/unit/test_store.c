@@ -15,31 +15,6 @@
 
 #define NS "t"
 
-struct fixture {
-    struct test_redis server;
-    cascade_redis *r;
-};
-
-static int setup(void **state)
-{
-    static struct fixture f;
-    memset(&f, 0, sizeof(f));
-    if (test_redis_start(&f.server) != 0)
-        return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f.server.port};
-    f.r = cascade_redis_create(&o);
-    *state = &f;
-    return f.r ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cascade_redis_destroy(f->r);
-    test_redis_stop(&f->server);
-    return 0;
-}
-
 /* The handle still answers a plain command (no pipeline left half-read). */
 static void assert_usable(cascade_redis *r)
 {
@@ -127,7 +102,7 @@ static void test_codec(void **state)
 
 static void test_items_roundtrip(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     /* 600 ids cross the 256-id MGET chunks; every third id has no record. */
     enum { N = 600 };
     uint64_t *ids = malloc(sizeof(*ids) * N);
@@ -137,10 +112,10 @@ static void test_items_roundtrip(void **state)
         ids[i] = 10 + i;
         if (i % 3 != 0) {
             cascade_v1_ItemRecord it = make_item(ids[i]);
-            assert_int_equal(cascade_store_put_item(f->r, NS, &it), 0);
+            assert_int_equal(cascade_store_put_item(f->conn, NS, &it), 0);
         }
     }
-    assert_int_equal(cascade_store_get_items(f->r, NS, ids, N, out, found), 0);
+    assert_int_equal(cascade_store_get_items(f->conn, NS, ids, N, out, found), 0);
     for (size_t i = 0; i < N; i++) {
         assert_int_equal(found[i], i % 3 != 0);
         if (found[i]) {
@@ -150,7 +125,7 @@ static void test_items_roundtrip(void **state)
             assert_int_equal(out[i].item_id, 0);
         }
     }
-    assert_int_equal(cascade_store_get_items(f->r, NS, ids, 0, out, found), 0);
+    assert_int_equal(cascade_store_get_items(f->conn, NS, ids, 0, out, found), 0);
     free(found);
     free(out);
     free(ids);
@@ -158,22 +133,22 @@ static void test_items_roundtrip(void **state)
 
 static void test_corrupt_record_reported(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     redisReply *rep = NULL;
     assert_int_equal(
-        cascade_redis_command(f->r, &rep, "SET t:item:99999 %b", "\xff\xff\xff", (size_t)3), 0);
+        cascade_redis_command(f->conn, &rep, "SET t:item:99999 %b", "\xff\xff\xff", (size_t)3), 0);
     freeReplyObject(rep);
     uint64_t id = 99999;
     cascade_v1_ItemRecord out;
     bool found;
-    assert_int_equal(cascade_store_get_items(f->r, NS, &id, 1, &out, &found), CASCADE_EFORMAT);
-    assert_non_null(strstr(cascade_redis_error(f->r), "t:item:99999: not a valid ItemRecord"));
-    assert_usable(f->r);
+    assert_int_equal(cascade_store_get_items(f->conn, NS, &id, 1, &out, &found), CASCADE_EFORMAT);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "t:item:99999: not a valid ItemRecord"));
+    assert_usable(f->conn);
 }
 
 static void test_user_roundtrip(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero, out;
     snprintf(u.user_id, sizeof(u.user_id), "alice");
     u.age = 31;
@@ -189,9 +164,9 @@ static void test_user_roundtrip(void **state)
         u.affinities[i].weight = 1.0f / (float)(i + 1);
     }
     u.clicks = 12;
-    assert_int_equal(cascade_store_put_user(f->r, NS, &u), 0);
+    assert_int_equal(cascade_store_put_user(f->conn, NS, &u), 0);
     bool found = false;
-    assert_int_equal(cascade_store_get_user(f->r, NS, "alice", &out, &found), 0);
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "alice", &out, &found), 0);
     assert_true(found);
     assert_string_equal(out.user_id, "alice");
     assert_int_equal(out.age, 31);
@@ -206,49 +181,49 @@ static void test_user_roundtrip(void **state)
         assert_true(out.affinities[i].weight == 1.0f / (float)(i + 1));
     }
     assert_int_equal(out.clicks, 12);
-    assert_int_equal(cascade_store_get_user(f->r, NS, "nobody", &out, &found), 0);
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "nobody", &out, &found), 0);
     assert_false(found);
     assert_string_equal(out.user_id, "");
 }
 
 static void test_interactions_lastn_and_consumed(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     for (uint64_t i = 1; i <= 8; i++) {
         cascade_v1_Interaction it = {
             .item_id = 100 + i, .type = 2, .time_s = 1000 + (int64_t)i, .weight = (float)i};
-        assert_int_equal(cascade_store_push_interaction(f->r, NS, "bob", &it, 5), 0);
+        assert_int_equal(cascade_store_push_interaction(f->conn, NS, "bob", &it, 5), 0);
     }
     cascade_v1_Interaction out[10];
     size_t n = 0;
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 10, out, &n), 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "bob", 10, out, &n), 0);
     assert_int_equal(n, 5); /* trimmed to keep_max */
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(out[i].item_id, 108 - i); /* newest first */
         assert_int_equal(out[i].time_s, 1008 - (int64_t)i);
         assert_true(out[i].weight == (float)(8 - i));
     }
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 2, out, &n), 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "bob", 2, out, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(out[1].item_id, 107);
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "bob", 0, out, &n), 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "bob", 0, out, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "nobody", 5, out, &n), 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "nobody", 5, out, &n), 0);
     assert_int_equal(n, 0);
 
     /* Every pushed item is consumed, including those trimmed from last-n. */
     uint64_t ids[] = {101, 108, 999, 104};
     bool consumed[4];
-    assert_int_equal(cascade_store_consumed(f->r, NS, "bob", ids, 4, consumed), 0);
+    assert_int_equal(cascade_store_consumed(f->conn, NS, "bob", ids, 4, consumed), 0);
     assert_true(consumed[0]);
     assert_true(consumed[1]);
     assert_false(consumed[2]);
     assert_true(consumed[3]);
-    assert_int_equal(cascade_store_consumed(f->r, NS, "nobody", ids, 4, consumed), 0);
+    assert_int_equal(cascade_store_consumed(f->conn, NS, "nobody", ids, 4, consumed), 0);
     assert_false(consumed[0] || consumed[1] || consumed[2] || consumed[3]);
 
     cascade_v1_Interaction it = {.item_id = 1};
-    assert_int_equal(cascade_store_push_interaction(f->r, NS, "bob", &it, 0), CASCADE_EINVAL);
+    assert_int_equal(cascade_store_push_interaction(f->conn, NS, "bob", &it, 0), CASCADE_EINVAL);
 }
 
 static void put_neighbours(cascade_redis *r, uint64_t item, size_t count)
@@ -274,13 +249,13 @@ static void put_neighbours(cascade_redis *r, uint64_t item, size_t count)
 
 static void test_neighbours_pipelined(void **state)
 {
-    struct fixture *f = *state;
-    put_neighbours(f->r, 1, 200);
-    put_neighbours(f->r, 3, 7);
+    struct test_redis_fixture *f = *state;
+    put_neighbours(f->conn, 1, 200);
+    put_neighbours(f->conn, 3, 7);
     uint64_t ids[] = {1, 2, 3};
     static cascade_v1_NeighbourList out[3];
     bool found[3];
-    assert_int_equal(cascade_store_get_neighbours(f->r, NS, "itemcf", ids, 3, out, found), 0);
+    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "itemcf", ids, 3, out, found), 0);
     assert_true(found[0]);
     assert_false(found[1]);
     assert_true(found[2]);
@@ -290,58 +265,58 @@ static void test_neighbours_pipelined(void **state)
     assert_int_equal(out[2].neighbours[6].item_id, 3006);
     assert_true(out[2].neighbours[0].score == 1.0f);
     /* Another algorithm's lists are separate keys. */
-    assert_int_equal(cascade_store_get_neighbours(f->r, NS, "swing", ids, 3, out, found), 0);
+    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "swing", ids, 3, out, found), 0);
     assert_false(found[0] || found[1] || found[2]);
-    assert_usable(f->r); /* pipeline fully drained */
+    assert_usable(f->conn); /* pipeline fully drained */
 }
 
 static void test_sorted_sets(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     char hot[CASCADE_KEY_MAX], author[CASCADE_KEY_MAX], city[CASCADE_KEY_MAX];
     cascade_key_hot(hot, NS);
     cascade_key_author_items(author, NS, 77);
     cascade_key_city_items(city, NS, 310000);
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 5.5 11 9.25 12 1 13", hot), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ZADD %s 5.5 11 9.25 12 1 13", hot), 0);
     freeReplyObject(rep);
     assert_int_equal(
-        cascade_redis_command(f->r, &rep, "ZADD %s 1700000300 21 1700000100 22", author), 0);
+        cascade_redis_command(f->conn, &rep, "ZADD %s 1700000300 21 1700000100 22", author), 0);
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 1700000000 31", city), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ZADD %s 1700000000 31", city), 0);
     freeReplyObject(rep);
 
     uint64_t ids[10];
     double scores[10];
     size_t n = 0;
-    assert_int_equal(cascade_store_top_items(f->r, hot, 10, ids, scores, &n), 0);
+    assert_int_equal(cascade_store_top_items(f->conn, hot, 10, ids, scores, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(ids[0], 12);
     assert_true(scores[0] == 9.25);
     assert_int_equal(ids[1], 11);
     assert_true(scores[1] == 5.5);
     assert_int_equal(ids[2], 13);
-    assert_int_equal(cascade_store_top_items(f->r, hot, 2, ids, NULL, &n), 0);
+    assert_int_equal(cascade_store_top_items(f->conn, hot, 2, ids, NULL, &n), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(cascade_store_top_items(f->r, hot, 0, ids, NULL, &n), 0);
+    assert_int_equal(cascade_store_top_items(f->conn, hot, 0, ids, NULL, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(cascade_store_top_items(f->r, author, 10, ids, scores, &n), 0);
+    assert_int_equal(cascade_store_top_items(f->conn, author, 10, ids, scores, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 21); /* newest first */
     assert_true(scores[0] == 1700000300.0);
-    assert_int_equal(cascade_store_top_items(f->r, city, 10, ids, scores, &n), 0);
+    assert_int_equal(cascade_store_top_items(f->conn, city, 10, ids, scores, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(ids[0], 31);
 
     /* A member that is not an item id is a format error naming the key. */
-    assert_int_equal(cascade_redis_command(f->r, &rep, "ZADD %s 100 not-an-id", hot), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ZADD %s 100 not-an-id", hot), 0);
     freeReplyObject(rep);
-    assert_int_equal(cascade_store_top_items(f->r, hot, 10, ids, scores, &n), CASCADE_EFORMAT);
-    assert_non_null(strstr(cascade_redis_error(f->r), "t:hot"));
+    assert_int_equal(cascade_store_top_items(f->conn, hot, 10, ids, scores, &n), CASCADE_EFORMAT);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "t:hot"));
     /* Wrong type: Redis' own error comes back. */
-    assert_int_equal(cascade_store_top_items(f->r, "t:user:bob:lastn", 10, ids, scores, &n),
+    assert_int_equal(cascade_store_top_items(f->conn, "t:user:bob:lastn", 10, ids, scores, &n),
                      CASCADE_EIO);
-    assert_non_null(strstr(cascade_redis_error(f->r), "WRONGTYPE"));
+    assert_non_null(strstr(cascade_redis_error(f->conn), "WRONGTYPE"));
 }
 
 
@@ -363,38 +338,38 @@ static void set_key(cascade_redis *r, const char *key)
 
 static void test_generations(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     char key[CASCADE_KEY_MAX];
     int64_t gen = -1;
     assert_string_equal(cascade_key_artefact(key, "t", "hot", 7, NULL), "t:hot@7");
     assert_string_equal(cascade_key_artefact(key, "t", "itemcf", 7, "42"), "t:itemcf@7:42");
     assert_string_equal(cascade_key_generation(key, "t", "itemcf"), "t:gen:itemcf");
 
-    assert_int_equal(cascade_store_get_generation(f->r, "g", "itemcf", &gen), 0);
+    assert_int_equal(cascade_store_get_generation(f->conn, "g", "itemcf", &gen), 0);
     assert_int_equal(gen, 0); /* never published */
     for (int64_t g = 1; g <= 4; g++) {
-        assert_int_equal(cascade_store_next_generation(f->r, "g", "itemcf", &gen), 0);
+        assert_int_equal(cascade_store_next_generation(f->conn, "g", "itemcf", &gen), 0);
         assert_int_equal(gen, g);
-        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, "1"));
-        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, "2"));
-        set_key(f->r, cascade_key_artefact(key, "g", "itemcf", g, NULL));
-        assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", g), 0);
-        assert_int_equal(cascade_store_get_generation(f->r, "g", "itemcf", &gen), 0);
+        set_key(f->conn, cascade_key_artefact(key, "g", "itemcf", g, "1"));
+        set_key(f->conn, cascade_key_artefact(key, "g", "itemcf", g, "2"));
+        set_key(f->conn, cascade_key_artefact(key, "g", "itemcf", g, NULL));
+        assert_int_equal(cascade_store_publish_generation(f->conn, "g", "itemcf", g), 0);
+        assert_int_equal(cascade_store_get_generation(f->conn, "g", "itemcf", &gen), 0);
         assert_int_equal(gen, g);
     }
     /* After publishing 4: generations 3 and 4 remain, 1 and 2 are gone. */
-    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 4, "1")), 1);
-    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 3, "2")), 1);
-    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 2, "1")), 0);
-    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 2, NULL)), 0);
-    assert_int_equal(key_exists(f->r, cascade_key_artefact(key, "g", "itemcf", 1, "2")), 0);
+    assert_int_equal(key_exists(f->conn, cascade_key_artefact(key, "g", "itemcf", 4, "1")), 1);
+    assert_int_equal(key_exists(f->conn, cascade_key_artefact(key, "g", "itemcf", 3, "2")), 1);
+    assert_int_equal(key_exists(f->conn, cascade_key_artefact(key, "g", "itemcf", 2, "1")), 0);
+    assert_int_equal(key_exists(f->conn, cascade_key_artefact(key, "g", "itemcf", 2, NULL)), 0);
+    assert_int_equal(key_exists(f->conn, cascade_key_artefact(key, "g", "itemcf", 1, "2")), 0);
     /* A family whose name shares a prefix is not touched. */
-    set_key(f->r, "g:itemcf@20:1");
-    assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", 22), 0);
-    assert_int_equal(key_exists(f->r, "g:itemcf@20:1"), 0);
-    set_key(f->r, "g:itemcf@200:1");
-    assert_int_equal(cascade_store_publish_generation(f->r, "g", "itemcf", 23), 0);
-    assert_int_equal(key_exists(f->r, "g:itemcf@200:1"), 1);
+    set_key(f->conn, "g:itemcf@20:1");
+    assert_int_equal(cascade_store_publish_generation(f->conn, "g", "itemcf", 22), 0);
+    assert_int_equal(key_exists(f->conn, "g:itemcf@20:1"), 0);
+    set_key(f->conn, "g:itemcf@200:1");
+    assert_int_equal(cascade_store_publish_generation(f->conn, "g", "itemcf", 23), 0);
+    assert_int_equal(key_exists(f->conn, "g:itemcf@200:1"), 1);
 }
 
 static void test_unavailable(void **state)
@@ -416,6 +391,50 @@ static void test_unavailable(void **state)
     cascade_redis_destroy(r);
 }
 
+/* UserCF lists: the reader follows the published generation (or a given one). */
+static void test_user_neighbours(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    static cascade_v1_UserNeighbourList in, out;
+    uint8_t buf[cascade_v1_UserNeighbourList_size];
+    char key[CASCADE_KEY_MAX];
+    size_t len = 0;
+    bool found = true;
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 0, "ann", &out, &found), 0);
+    assert_false(found); /* no generation published yet */
+    in.neighbours_count = 2;
+    snprintf(in.neighbours[0].user_id, sizeof(in.neighbours[0].user_id), "bob");
+    in.neighbours[0].score = 0.75f;
+    snprintf(in.neighbours[1].user_id, sizeof(in.neighbours[1].user_id), "cy");
+    in.neighbours[1].score = 0.5f;
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_UserNeighbourList_fields, &in, buf, sizeof(buf), &len),
+        0);
+    cascade_key_artefact(key, "un", "usercf", 3, "ann");
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SET %s %b", key, buf, len), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 0, "ann", &out, &found), 0);
+    assert_false(found); /* written but not published */
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 3, "ann", &out, &found), 0);
+    assert_true(found);
+    assert_int_equal(cascade_store_publish_generation(f->conn, "un", "usercf", 3), 0);
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 0, "ann", &out, &found), 0);
+    assert_true(found);
+    assert_int_equal(out.neighbours_count, 2);
+    assert_string_equal(out.neighbours[0].user_id, "bob");
+    assert_true(out.neighbours[1].score == 0.5f);
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 0, "zed", &out, &found), 0);
+    assert_false(found);
+    /* A value that is not a UserNeighbourList is reported with its key. */
+    cascade_key_artefact(key, "un", "usercf", 3, "bad");
+    set_key(f->conn, key);
+    assert_int_equal(cascade_store_get_user_neighbours(f->conn, "un", 0, "bad", &out, &found),
+                     CASCADE_EFORMAT);
+    assert_false(found);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "un:usercf@3:bad"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_sorted_sets),
         cmocka_unit_test(test_generations),
         cmocka_unit_test(test_unavailable),
+        cmocka_unit_test(test_user_neighbours),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

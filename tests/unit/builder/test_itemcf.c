@@ -1,8 +1,10 @@
 /* Unit tests for ItemCF: cosine similarities on a hand-computed 3-user /
  * 4-item example, top-k order and truncation, the per-user history cap,
- * thread-count independence, and the lists as stored in a real Redis. */
+ * thread-count independence, and the lists as published in a real Redis
+ * (family "itemcf", {ns}:itemcf@{gen}:{id}). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -15,6 +17,7 @@
 #include "datagen.h"
 #include "dataset.h"
 #include "error.h"
+#include "cf_publish.h"
 #include "itemcf.h"
 #include "store.h"
 #include "support.h"
@@ -72,7 +75,7 @@ static cascade_dataset *hand_world(void)
 }
 
 /* Neighbour t of item id: its item id and score. */
-static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_itemcf_result *r,
+static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_cf_lists *r,
                        uint64_t id, size_t t, float *score)
 {
     long i = cascade_dataset_find_item(ds, id);
@@ -81,7 +84,7 @@ static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_itemcf_re
     return ds->items[r->nbr[(size_t)i * r->k + t]].id;
 }
 
-static uint32_t nbr_count(const cascade_dataset *ds, const struct cascade_itemcf_result *r,
+static uint32_t nbr_count(const cascade_dataset *ds, const struct cascade_cf_lists *r,
                           uint64_t id)
 {
     return r->count[cascade_dataset_find_item(ds, id)];
@@ -94,7 +97,7 @@ static void test_hand_computed_cosine(void **state)
     (void)state;
     cascade_dataset *ds = hand_world();
     struct cascade_itemcf_opts o;
-    struct cascade_itemcf_result r;
+    struct cascade_cf_lists r;
     char err[256];
     float s;
     cascade_itemcf_defaults(&o);
@@ -122,7 +125,7 @@ static void test_hand_computed_cosine(void **state)
     /* D: only C. */
     assert_int_equal(nbr_count(ds, &r, D), 1);
     assert_int_equal(nbr_id(ds, &r, D, 0, &s), C);
-    cascade_itemcf_result_free(&r);
+    cascade_cf_lists_free(&r);
 
     /* top-k 2 keeps C's two best, in order. */
     o.top_k = 2;
@@ -130,7 +133,7 @@ static void test_hand_computed_cosine(void **state)
     assert_int_equal(nbr_count(ds, &r, C), 2);
     assert_int_equal(nbr_id(ds, &r, C, 0, &s), D);
     assert_int_equal(nbr_id(ds, &r, C, 1, &s), B);
-    cascade_itemcf_result_free(&r);
+    cascade_cf_lists_free(&r);
 
     /* Keeping only each user's most recent item leaves no co-occurrence. */
     o.top_k = 10;
@@ -138,7 +141,7 @@ static void test_hand_computed_cosine(void **state)
     assert_int_equal(cascade_itemcf_compute(ds, &o, &r, err, sizeof(err)), 0);
     for (uint64_t id = A; id <= D; id++)
         assert_int_equal(nbr_count(ds, &r, id), 0);
-    cascade_itemcf_result_free(&r);
+    cascade_cf_lists_free(&r);
 
     /* Other weights change the similarities: with like = 0, A = (1, 1, 0) = B. */
     o.max_items_per_user = 200;
@@ -146,7 +149,7 @@ static void test_hand_computed_cosine(void **state)
     assert_int_equal(cascade_itemcf_compute(ds, &o, &r, err, sizeof(err)), 0);
     assert_int_equal(nbr_id(ds, &r, A, 0, &s), B);
     NEAR(s, 1.0);
-    cascade_itemcf_result_free(&r);
+    cascade_cf_lists_free(&r);
 
     o.top_k = 0;
     assert_int_equal(cascade_itemcf_compute(ds, &o, &r, err, sizeof(err)), CASCADE_EINVAL);
@@ -169,7 +172,7 @@ static void test_threads_do_not_change_results(void **state)
     g.quiet = true;
     assert_int_equal(cascade_datagen_generate(&g, &ds, NULL, NULL, err, sizeof(err)), 0);
     struct cascade_itemcf_opts o;
-    struct cascade_itemcf_result r1, r2;
+    struct cascade_cf_lists r1, r2;
     cascade_itemcf_defaults(&o);
     o.quiet = true;
     o.top_k = 20;
@@ -177,9 +180,9 @@ static void test_threads_do_not_change_results(void **state)
     assert_int_equal(cascade_itemcf_compute(ds, &o, &r1, err, sizeof(err)), 0);
     o.threads = 3;
     assert_int_equal(cascade_itemcf_compute(ds, &o, &r2, err, sizeof(err)), 0);
-    assert_memory_equal(r1.count, r2.count, sizeof(uint32_t) * r1.n_items);
+    assert_memory_equal(r1.count, r2.count, sizeof(uint32_t) * r1.n);
     size_t with_lists = 0;
-    for (size_t i = 0; i < r1.n_items; i++) {
+    for (size_t i = 0; i < r1.n; i++) {
         with_lists += r1.count[i] > 0;
         assert_memory_equal(r1.nbr + i * r1.k, r2.nbr + i * r2.k, sizeof(uint32_t) * r1.count[i]);
         assert_memory_equal(r1.score + i * r1.k, r2.score + i * r2.k, sizeof(float) * r1.count[i]);
@@ -191,13 +194,30 @@ static void test_threads_do_not_change_results(void **state)
                 assert_true(sc <= r1.score[i * r1.k + t - 1]);
         }
     }
-    assert_true(with_lists > r1.n_items / 2);
-    cascade_itemcf_result_free(&r1);
-    cascade_itemcf_result_free(&r2);
+    assert_true(with_lists > r1.n / 2);
+    cascade_cf_lists_free(&r1);
+    cascade_cf_lists_free(&r2);
     cascade_dataset_destroy(ds);
 }
 
-static void test_store_in_redis(void **state)
+/* GET and decode {ns}:itemcf@{gen}:{id}; false when the key is absent. */
+static bool get_list(cascade_redis *r, int64_t gen, uint64_t id, cascade_v1_NeighbourList *out)
+{
+    char key[CASCADE_KEY_MAX], suffix[32];
+    redisReply *rep = NULL;
+    snprintf(suffix, sizeof(suffix), "%llu", (unsigned long long)id);
+    cascade_key_artefact(key, "t", "itemcf", gen, suffix);
+    assert_int_equal(cascade_redis_command(r, &rep, "GET %s", key), 0);
+    bool found = rep->type == REDIS_REPLY_STRING;
+    if (found)
+        assert_int_equal(cascade_record_decode(cascade_v1_NeighbourList_fields, out,
+                                               (const uint8_t *)rep->str, rep->len),
+                         0);
+    freeReplyObject(rep);
+    return found;
+}
+
+static void test_publish_in_redis(void **state)
 {
     (void)state;
     struct test_redis srv;
@@ -206,44 +226,49 @@ static void test_store_in_redis(void **state)
     cascade_redis *r = cascade_redis_create(&ro);
     cascade_dataset *ds = hand_world();
     struct cascade_itemcf_opts o;
-    struct cascade_itemcf_result res;
+    struct cascade_cf_lists res;
+    struct cascade_cf_publish_opts po = {.ns = "t", .family = "itemcf", .pipeline = 2, .quiet = true};
+    struct cascade_cf_publish_summary sum;
+    static cascade_v1_NeighbourList list;
     char err[512];
-    size_t written = 0;
+    int64_t gen = 0;
     cascade_itemcf_defaults(&o);
     o.quiet = true;
     assert_int_equal(cascade_itemcf_compute(ds, &o, &res, err, sizeof(err)), 0);
-    assert_int_equal(cascade_itemcf_store(ds, &res, r, "t", 2, true, &written, err, sizeof(err)),
-                     0);
-    assert_int_equal(written, 4);
+    assert_int_equal(cascade_cf_publish_items(ds, &res, r, &po, &sum, err, sizeof(err)), 0);
+    assert_int_equal(sum.gen, 1);
+    assert_int_equal(sum.written, 4);
+    assert_int_equal(cascade_store_get_generation(r, "t", "itemcf", &gen), 0);
+    assert_int_equal(gen, 1);
+    assert_true(get_list(r, 1, C, &list));
+    assert_int_equal(list.neighbours_count, 3);
+    assert_int_equal(list.neighbours[0].item_id, D);
+    NEAR(list.neighbours[0].score, 4 / sqrt(17.0));
+    assert_int_equal(list.neighbours[2].item_id, A);
+    assert_true(get_list(r, 1, A, &list));
+    assert_int_equal(list.neighbours[0].item_id, B);
+    cascade_cf_lists_free(&res);
 
-    uint64_t ids[2] = {C, A};
-    static cascade_v1_NeighbourList lists[2];
-    bool found[2];
-    assert_int_equal(cascade_store_get_neighbours(r, "t", "itemcf", ids, 2, lists, found), 0);
-    assert_true(found[0] && found[1]);
-    assert_int_equal(lists[0].neighbours_count, 3);
-    assert_int_equal(lists[0].neighbours[0].item_id, D);
-    NEAR(lists[0].neighbours[0].score, 4 / sqrt(17.0));
-    assert_int_equal(lists[0].neighbours[2].item_id, A);
-    assert_int_equal(lists[1].neighbours[0].item_id, B);
-    cascade_itemcf_result_free(&res);
-
-    /* Rebuilt with a cap that empties every list: the stale keys are deleted. */
+    /* Rebuilt with a cap that empties every list: generation 2 has no lists
+     * and is current, generation 1 stays readable until generation 3. */
     o.max_items_per_user = 1;
     assert_int_equal(cascade_itemcf_compute(ds, &o, &res, err, sizeof(err)), 0);
-    assert_int_equal(cascade_itemcf_store(ds, &res, r, "t", 0, true, &written, err, sizeof(err)),
-                     0);
-    assert_int_equal(written, 0);
-    assert_int_equal(cascade_store_get_neighbours(r, "t", "itemcf", ids, 2, lists, found), 0);
-    assert_false(found[0] || found[1]);
-    cascade_itemcf_result_free(&res);
+    assert_int_equal(cascade_cf_publish_items(ds, &res, r, &po, &sum, err, sizeof(err)), 0);
+    assert_int_equal(sum.gen, 2);
+    assert_int_equal(sum.written, 0);
+    assert_int_equal(sum.empty, 4);
+    assert_int_equal(cascade_store_get_generation(r, "t", "itemcf", &gen), 0);
+    assert_int_equal(gen, 2);
+    assert_false(get_list(r, 2, C, &list));
+    assert_true(get_list(r, 1, C, &list));
+    cascade_cf_lists_free(&res);
 
     /* Redis gone: a failure with the server's address in the message. */
     test_redis_stop(&srv);
     assert_int_equal(cascade_itemcf_compute(ds, &o, &res, err, sizeof(err)), 0);
-    assert_true(cascade_itemcf_store(ds, &res, r, "t", 0, true, &written, err, sizeof(err)) < 0);
+    assert_true(cascade_cf_publish_items(ds, &res, r, &po, &sum, err, sizeof(err)) < 0);
     assert_non_null(strstr(err, "redis 127.0.0.1:"));
-    cascade_itemcf_result_free(&res);
+    cascade_cf_lists_free(&res);
     cascade_dataset_destroy(ds);
     cascade_redis_destroy(r);
 }
@@ -253,7 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_computed_cosine),
         cmocka_unit_test(test_threads_do_not_change_results),
-        cmocka_unit_test(test_store_in_redis),
+        cmocka_unit_test(test_publish_in_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Unit tests for the load job against a private redis-server: a tiny world
- * with hand-counted statistics is loaded and every record, list, set and
- * sorted set is read back through common/store.h; reloading replaces rather
- * than appends; --flush; and cascade-build all on a generated world. */
+ * with hand-counted statistics is loaded and every record, list and set
+ * (last-n, consumed, followed authors) is read back through common/store.h;
+ * reloading replaces rather than appends; --flush; and cascade-build all on a
+ * generated world. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,31 +26,6 @@
 
 #define NS "t"
 #define AS_OF 100000
-
-struct fixture {
-    struct test_redis server;
-    cascade_redis *r;
-};
-
-static int setup(void **state)
-{
-    static struct fixture f;
-    memset(&f, 0, sizeof(f));
-    if (test_redis_start(&f.server) != 0)
-        return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f.server.port};
-    f.r = cascade_redis_create(&o);
-    *state = &f;
-    return f.r ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cascade_redis_destroy(f->r);
-    test_redis_stop(&f->server);
-    return 0;
-}
 
 static void ev(cascade_dataset *ds, int64_t ts, const char *user, uint64_t item, uint32_t type,
                float value)
@@ -113,26 +89,23 @@ static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
     o.quiet = true;
     o.flush = flush;
     o.affinity_half_life_days = 0; /* no decay: affinities are plain weighted counts */
-    o.hot_half_life_days = 1;
-    o.pipeline = 3; /* several round trips even for a tiny world */
+    o.pipeline = 3;                /* several round trips even for a tiny world */
     assert_int_equal(cascade_load_run(ds, r, &o, &s, err, sizeof(err)), 0);
     assert_int_equal(s.items, 3);
     assert_int_equal(s.users, 2);
     assert_int_equal(s.as_of, AS_OF);
-    assert_int_equal(s.hot, 2);
-    assert_int_equal(s.authors, 2);
-    assert_int_equal(s.cities, 2);
+    assert_int_equal(s.follow_sets, 0);
 }
 
 static void test_items(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     cascade_dataset *ds = tiny_world();
-    load_tiny(f->r, ds, false);
+    load_tiny(f->conn, ds, false);
     uint64_t ids[4] = {1, 2, 3, 42};
     cascade_v1_ItemRecord rec[4];
     bool found[4];
-    assert_int_equal(cascade_store_get_items(f->r, NS, ids, 4, rec, found), 0);
+    assert_int_equal(cascade_store_get_items(f->conn, NS, ids, 4, rec, found), 0);
     assert_true(found[0] && found[1] && found[2] && !found[3]);
     assert_int_equal(rec[0].author_id, 7);
     assert_int_equal(rec[0].category, 3);
@@ -154,35 +127,17 @@ static void test_items(void **state)
     assert_int_equal(rec[2].stats.impressions, 1);
     assert_int_equal(rec[2].stats.clicks, 0);
 
-    /* Author and city indexes, newest first; city 0 (unknown) has none. */
-    char key[CASCADE_KEY_MAX];
-    uint64_t top[8];
-    double scores[8];
-    size_t n = 0;
-    assert_int_equal(
-        cascade_store_top_items(f->r, cascade_key_author_items(key, NS, 7), 8, top, scores, &n), 0);
-    assert_int_equal(n, 2);
-    assert_int_equal(top[0], 2);
-    assert_int_equal(top[1], 1);
-    assert_true(scores[0] == 2000);
-    assert_int_equal(
-        cascade_store_top_items(f->r, cascade_key_city_items(key, NS, 3), 8, top, NULL, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(top[0], 2);
-    assert_int_equal(
-        cascade_store_top_items(f->r, cascade_key_city_items(key, NS, 0), 8, top, NULL, &n), 0);
-    assert_int_equal(n, 0);
     cascade_dataset_destroy(ds);
 }
 
 static void test_users_and_lists(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     cascade_dataset *ds = tiny_world();
-    load_tiny(f->r, ds, false);
+    load_tiny(f->conn, ds, false);
     cascade_v1_UserRecord u;
     bool found;
-    assert_int_equal(cascade_store_get_user(f->r, NS, "u1", &u, &found), 0);
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "u1", &u, &found), 0);
     assert_true(found);
     assert_int_equal(u.age, 30);
     assert_int_equal(u.city, 2);
@@ -201,7 +156,7 @@ static void test_users_and_lists(void **state)
     /* Last-n: one entry per item, newest first, weights of distinct behaviours summed. */
     cascade_v1_Interaction it[8];
     size_t n = 0;
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "u1", 8, it, &n), 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u1", 8, it, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(it[0].item_id, 2);
     assert_int_equal(it[0].type, CASCADE_EV_COLLECT);
@@ -214,13 +169,13 @@ static void test_users_and_lists(void **state)
     /* Consumed: interacted items only, not mere impressions. */
     uint64_t ids[3] = {1, 2, 3};
     bool consumed[3];
-    assert_int_equal(cascade_store_consumed(f->r, NS, "u1", ids, 3, consumed), 0);
+    assert_int_equal(cascade_store_consumed(f->conn, NS, "u1", ids, 3, consumed), 0);
     assert_true(consumed[0] && consumed[1] && !consumed[2]);
-    assert_int_equal(cascade_store_consumed(f->r, NS, "u2", ids, 3, consumed), 0);
+    assert_int_equal(cascade_store_consumed(f->conn, NS, "u2", ids, 3, consumed), 0);
     assert_true(consumed[0] && !consumed[1] && !consumed[2]);
 
     /* u2 has no profile line but a record with its counters. */
-    assert_int_equal(cascade_store_get_user(f->r, NS, "u2", &u, &found), 0);
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "u2", &u, &found), 0);
     assert_true(found);
     assert_int_equal(u.impressions, 2);
     assert_int_equal(u.affinities_count, 1);
@@ -228,36 +183,84 @@ static void test_users_and_lists(void **state)
     assert_true(u.affinities[0].weight == 4); /* click 1 + share 3 */
 
     /* Loading again replaces the lists instead of appending to them. */
-    load_tiny(f->r, ds, false);
-    assert_int_equal(cascade_store_get_lastn(f->r, NS, "u1", 8, it, &n), 0);
+    load_tiny(f->conn, ds, false);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u1", 8, it, &n), 0);
     assert_int_equal(n, 2);
     cascade_dataset_destroy(ds);
 }
 
-static void test_hot_list_and_meta(void **state)
+/* SMEMBERS of a user's followed authors, sorted, into out (at most 8). */
+static size_t follows_of(cascade_redis *r, const char *uid, uint64_t *out)
 {
-    struct fixture *f = *state;
-    cascade_dataset *ds = tiny_world();
-    load_tiny(f->r, ds, false);
     char key[CASCADE_KEY_MAX];
-    uint64_t top[8];
-    double scores[8];
-    size_t n = 0;
-    assert_int_equal(cascade_store_top_items(f->r, cascade_key_hot(key, NS), 8, top, scores, &n),
-                     0);
-    assert_int_equal(n, 2); /* item 3 was never interacted with */
-    assert_int_equal(top[0], 1);
-    assert_int_equal(top[1], 2);
-    /* Item 2: click at 20001 and collect (3) at 20010, half-life one day. */
-    double expect = exp2(-(AS_OF - 20001) / 86400.0) + 3 * exp2(-(AS_OF - 20010) / 86400.0);
-    assert_true(fabs(scores[1] - expect) < 1e-5);
-
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET %s users", cascade_key_meta(key, NS)),
-                     0);
+    assert_int_equal(
+        cascade_redis_command(r, &rep, "SORT %s", cascade_key_user_follows(key, NS, uid)), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_true(rep->elements <= 8);
+    for (size_t i = 0; i < rep->elements; i++)
+        out[i] = strtoull(rep->element[i]->str, NULL, 10);
+    size_t n = rep->elements;
+    freeReplyObject(rep);
+    return n;
+}
+
+static void test_follows(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    /* u1 follows author 7 twice (items 1 and 2), u2 follows author 8 (item 3)
+     * and, after as_of, author 7, which must not count. */
+    ev(ds, 10050, "u1", 1, CASCADE_EV_FOLLOW, 0);
+    ev(ds, 20030, "u1", 2, CASCADE_EV_FOLLOW, 0);
+    ev(ds, 40010, "u2", 3, CASCADE_EV_FOLLOW, 0);
+    ev(ds, 60000, "u2", 2, CASCADE_EV_FOLLOW, 0);
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+    struct cascade_load_opts o;
+    struct cascade_load_summary s;
+    char err[512];
+    uint64_t authors[8];
+    cascade_load_defaults(&o);
+    o.ns = NS;
+    o.quiet = true;
+    o.as_of = 50000;
+    assert_int_equal(cascade_load_run(ds, f->conn, &o, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.follow_sets, 2);
+    assert_int_equal(s.follows, 2);
+    assert_int_equal(follows_of(f->conn, "u1", authors), 1);
+    assert_int_equal(authors[0], 7);
+    assert_int_equal(follows_of(f->conn, "u2", authors), 1);
+    assert_int_equal(authors[0], 8);
+
+    /* As of the end of the log u2 follows both. */
+    o.as_of = 0;
+    assert_int_equal(cascade_load_run(ds, f->conn, &o, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.follows, 3);
+    assert_int_equal(follows_of(f->conn, "u2", authors), 2);
+    assert_int_equal(authors[0], 7);
+    assert_int_equal(authors[1], 8);
+
+    /* Loading a log without follows replaces the sets: nobody follows anyone. */
+    cascade_dataset_destroy(ds);
+    ds = tiny_world();
+    load_tiny(f->conn, ds, false);
+    assert_int_equal(follows_of(f->conn, "u1", authors), 0);
+    assert_int_equal(follows_of(f->conn, "u2", authors), 0);
+    cascade_dataset_destroy(ds);
+}
+
+static void test_meta(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny(f->conn, ds, false);
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(f->conn, &rep, "HGET %s users", cascade_key_meta(key, NS)), 0);
     assert_string_equal(rep->str, "2");
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET %s as_of", key), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "HGET %s as_of", key), 0);
     assert_string_equal(rep->str, "100000");
     freeReplyObject(rep);
     cascade_dataset_destroy(ds);
@@ -265,15 +268,15 @@ static void test_hot_list_and_meta(void **state)
 
 static void test_flush_namespace(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     cascade_dataset *ds = tiny_world();
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(f->r, &rep, "SET " NS ":junk 1"), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SET " NS ":junk 1"), 0);
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(f->r, &rep, "SET other:keep 1"), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SET other:keep 1"), 0);
     freeReplyObject(rep);
-    load_tiny(f->r, ds, true);
-    assert_int_equal(cascade_redis_command(f->r, &rep, "EXISTS " NS ":junk other:keep"), 0);
+    load_tiny(f->conn, ds, true);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "EXISTS " NS ":junk other:keep"), 0);
     assert_int_equal(rep->integer, 1); /* only the other namespace's key is left */
     freeReplyObject(rep);
     cascade_dataset_destroy(ds);
@@ -281,7 +284,7 @@ static void test_flush_namespace(void **state)
 
 static void test_build_all_command(void **state)
 {
-    struct fixture *f = *state;
+    struct test_redis_fixture *f = *state;
     char dir[256], data[300], models[300], port[16], latest[400], path[700], err[256];
     struct cascade_datagen_opts g;
     assert_non_null(test_tempdir(dir, sizeof(dir)));
@@ -317,14 +320,25 @@ static void test_build_all_command(void **state)
 
     /* Everything landed in the namespace, including the model name. */
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET allns:meta rank_model"), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "HGET allns:meta rank_model"), 0);
     assert_int_equal(strncmp(rep->str, name, strlen(rep->str)), 0);
     freeReplyObject(rep);
     assert_int_equal(
-        cascade_redis_command(f->r, &rep, "EXISTS allns:hot allns:item:1 allns:user:u1"), 0);
+        cascade_redis_command(f->conn, &rep, "EXISTS allns:hot@1 allns:item:1 allns:user:u1"), 0);
     assert_int_equal(rep->integer, 3);
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(f->r, &rep, "HGET allns:meta itemcf_lists"), 0);
+    /* lists and authors ran: each family has its first generation. */
+    assert_int_equal(cascade_redis_command(f->conn, &rep,
+                                           "MGET allns:gen:hot allns:gen:new allns:gen:geo "
+                                           "allns:gen:city allns:gen:authors"),
+                     0);
+    assert_int_equal(rep->elements, 5);
+    for (size_t i = 0; i < rep->elements; i++) {
+        assert_int_equal(rep->element[i]->type, REDIS_REPLY_STRING);
+        assert_string_equal(rep->element[i]->str, "1");
+    }
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "HGET allns:meta itemcf_lists"), 0);
     assert_true(atoi(rep->str) > 50);
     freeReplyObject(rep);
 
@@ -338,11 +352,9 @@ static void test_build_all_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_items),
-        cmocka_unit_test(test_users_and_lists),
-        cmocka_unit_test(test_hot_list_and_meta),
-        cmocka_unit_test(test_flush_namespace),
-        cmocka_unit_test(test_build_all_command),
+        cmocka_unit_test(test_items),           cmocka_unit_test(test_users_and_lists),
+        cmocka_unit_test(test_follows),         cmocka_unit_test(test_meta),
+        cmocka_unit_test(test_flush_namespace), cmocka_unit_test(test_build_all_command),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

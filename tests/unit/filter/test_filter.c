@@ -18,6 +18,7 @@
 #include "filter.h"
 #include "rpc.h"
 #include "store.h"
+#include "messages.h"
 #include "support.h"
 
 #define NS "t"
@@ -25,9 +26,7 @@
 #define T0 ((int64_t)1750000000) /* request time used throughout */
 
 struct fixture {
-    struct test_redis redis;
-    cascade_redis_pool *pool;
-    cascade_redis *conn;
+    struct test_redis_fixture redis;
     cascade_filter *filter;
     cascade_arena *arena;
 };
@@ -49,15 +48,9 @@ static int setup(void **state)
     static struct fixture f;
     memset(&f, 0, sizeof f);
     *state = &f;
-    if (test_redis_start(&f.redis) != 0)
+    if (test_redis_fixture_start(&f.redis) != 0)
         return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = f.redis.port,
-                                   .connect_timeout_ms = 1000,
-                                   .command_timeout_ms = 2000};
-    f.pool = cascade_redis_pool_create(&o);
-    f.conn = cascade_redis_pool_get(f.pool);
-    f.filter = make_filter(f.pool, "{}");
+    f.filter = make_filter(f.redis.pool, "{}");
     f.arena = cascade_arena_create(0);
     return 0;
 }
@@ -67,8 +60,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     cascade_arena_destroy(f->arena);
     cascade_filter_destroy(f->filter);
-    cascade_redis_pool_destroy(f->pool);
-    test_redis_stop(&f->redis);
+    test_redis_fixture_stop(&f->redis);
     return 0;
 }
 
@@ -77,19 +69,9 @@ static Cascade__V1__FilterRequest *filter_request(cascade_arena *a, const char *
 {
     Cascade__V1__FilterRequest *req = cascade_arena_alloc(a, sizeof *req);
     cascade__v1__filter_request__init(req);
-    if (uid) {
-        req->user = cascade_arena_alloc(a, sizeof *req->user);
-        cascade__v1__user_context__init(req->user);
-        req->user->user_id = cascade_arena_strdup(a, uid);
-        req->user->request_time_s = T0;
-    }
+    req->user = test_user_context(a, uid, T0);
     req->n_candidates = n;
-    req->candidates = cascade_arena_calloc(a, n + 1, sizeof *req->candidates);
-    for (size_t i = 0; i < n; i++) {
-        req->candidates[i] = cascade_arena_alloc(a, sizeof *req->candidates[i]);
-        cascade__v1__candidate__init(req->candidates[i]);
-        req->candidates[i]->item_id = ids[i];
-    }
+    req->candidates = test_candidates(a, ids, n);
     return req;
 }
 
@@ -186,7 +168,7 @@ static void test_windows_rotate(void **state)
     redisReply *rep = NULL;
     record(f, "carol", &recent, 1, T0);
     cascade_key_exposure(key, NS, "carol", cascade_filter_window(T0, DAY));
-    assert_int_equal(cascade_redis_command(f->conn, &rep, "TTL %s", key), 0);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "TTL %s", key), 0);
     assert_true(rep->integer > 29 * DAY && rep->integer <= 30 * DAY);
     freeReplyObject(rep);
 }
@@ -197,7 +179,7 @@ static void test_reasons_and_order(void **state)
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
     record(f, "dave", (const uint64_t[]){11}, 1, T0);
-    assert_int_equal(cascade_redis_command(f->conn, &rep, "SADD %s 12 99",
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "SADD %s 12 99",
                                            cascade_key_user_consumed(key, NS, "dave")),
                      0);
     freeReplyObject(rep);
@@ -236,7 +218,7 @@ static void test_validation(void **state)
                      CASCADE_EINVAL);
     assert_string_equal(err, "user.user_id is empty");
 
-    cascade_filter *small = make_filter(f->pool, "{\"filter\": {\"max_candidates\": 3}}");
+    cascade_filter *small = make_filter(f->redis.pool, "{\"filter\": {\"max_candidates\": 3}}");
     const uint64_t four[] = {1, 2, 3, 4};
     assert_int_equal(cascade_filter_run(small, f->arena, INT64_MAX,
                                         filter_request(f->arena, "u", four, 4), &resp, err,
@@ -295,11 +277,7 @@ static void test_window_floor(void **state)
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = test_free_port(),
-                                   .connect_timeout_ms = 500,
-                                   .command_timeout_ms = 500};
-    cascade_redis_pool *dead = cascade_redis_pool_create(&o);
+    cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_filter *flt = make_filter(dead, "{}");
     char err[256] = "";
     Cascade__V1__FilterResponse *resp = NULL;

@@ -18,6 +18,7 @@
 #include "error.h"
 #include "prerank.h"
 #include "store.h"
+#include "messages.h"
 #include "support.h"
 
 #define NS "t"
@@ -26,9 +27,7 @@
     " \"ctr_prior\": {\"clicks\": 1, \"impressions\": 20}}}"
 
 struct fixture {
-    struct test_redis redis;
-    cascade_redis_pool *pool;
-    cascade_redis *conn;
+    struct test_redis_fixture redis;
     cascade_prerank *prerank;
     cascade_arena *arena;
 };
@@ -60,20 +59,14 @@ static int setup(void **state)
     static struct fixture f;
     memset(&f, 0, sizeof f);
     *state = &f;
-    if (test_redis_start(&f.redis) != 0)
+    if (test_redis_fixture_start(&f.redis) != 0)
         return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = f.redis.port,
-                                   .connect_timeout_ms = 1000,
-                                   .command_timeout_ms = 2000};
-    f.pool = cascade_redis_pool_create(&o);
-    f.conn = cascade_redis_pool_get(f.pool);
-    put_item(f.conn, 1, 9, 80);   /* log1p(9) + 10·10/100 = 2.302585 + 1 */
-    put_item(f.conn, 2, 0, 0);    /* 10·1/20 = 0.5 */
-    put_item(f.conn, 3, 99, 980); /* log1p(99) + 10·100/1000 = 4.60517 + 1 */
+    put_item(f.redis.conn, 1, 9, 80);   /* log1p(9) + 10·10/100 = 2.302585 + 1 */
+    put_item(f.redis.conn, 2, 0, 0);    /* 10·1/20 = 0.5 */
+    put_item(f.redis.conn, 3, 99, 980); /* log1p(99) + 10·100/1000 = 4.60517 + 1 */
     for (uint64_t id = 1000; id < 2200; id++)
-        put_item(f.conn, id, (uint32_t)(id - 1000), 5000);
-    f.prerank = make_prerank(f.pool, CONFIG);
+        put_item(f.redis.conn, id, (uint32_t)(id - 1000), 5000);
+    f.prerank = make_prerank(f.redis.pool, CONFIG);
     f.arena = cascade_arena_create(0);
     return 0;
 }
@@ -83,8 +76,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     cascade_arena_destroy(f->arena);
     cascade_prerank_destroy(f->prerank);
-    cascade_redis_pool_destroy(f->pool);
-    test_redis_stop(&f->redis);
+    test_redis_fixture_stop(&f->redis);
     return 0;
 }
 
@@ -93,18 +85,12 @@ static Cascade__V1__PreRankRequest *request(cascade_arena *a, const char *uid, c
 {
     Cascade__V1__PreRankRequest *req = cascade_arena_alloc(a, sizeof *req);
     cascade__v1__pre_rank_request__init(req);
-    req->user = cascade_arena_alloc(a, sizeof *req->user);
-    cascade__v1__user_context__init(req->user);
-    req->user->user_id = cascade_arena_strdup(a, uid);
+    req->user = test_user_context(a, uid, 0);
     req->keep = keep;
     req->n_candidates = n;
-    req->candidates = cascade_arena_calloc(a, n + 1, sizeof *req->candidates);
-    for (size_t i = 0; i < n; i++) {
-        req->candidates[i] = cascade_arena_alloc(a, sizeof *req->candidates[i]);
-        cascade__v1__candidate__init(req->candidates[i]);
-        req->candidates[i]->item_id = ids[i];
-        req->candidates[i]->recall_score = recall ? recall[i] : 0;
-    }
+    req->candidates = test_candidates(a, ids, n);
+    for (size_t i = 0; recall && i < n; i++)
+        req->candidates[i]->recall_score = recall[i];
     return req;
 }
 
@@ -112,24 +98,7 @@ static Cascade__V1__PreRankRequest *request(cascade_arena *a, const char *uid, c
 static Cascade__V1__ExperimentContext *experiment(cascade_arena *a, const char *key,
                                                   const char *value)
 {
-    Cascade__V1__ExperimentContext *e = cascade_arena_alloc(a, sizeof *e);
-    Cascade__V1__LayerAssignment *l = cascade_arena_alloc(a, sizeof *l);
-    Cascade__V1__LayerAssignment__ParamsEntry *p = cascade_arena_alloc(a, sizeof *p);
-    cascade__v1__experiment_context__init(e);
-    cascade__v1__layer_assignment__init(l);
-    cascade__v1__layer_assignment__params_entry__init(p);
-    p->key = cascade_arena_strdup(a, key);
-    p->value = cascade_arena_strdup(a, value);
-    l->layer = "prerank";
-    l->experiment = "exp";
-    l->n_params = 1;
-    l->params = cascade_arena_calloc(a, 1, sizeof *l->params);
-    l->params[0] = p;
-    e->bucket_count = 1000;
-    e->n_layers = 1;
-    e->layers = cascade_arena_calloc(a, 1, sizeof *e->layers);
-    e->layers[0] = l;
-    return e;
+    return test_experiment(a, "prerank", "exp", key, value);
 }
 
 static Cascade__V1__PreRankResponse *run_ok(struct fixture *f, Cascade__V1__PreRankRequest *req)
@@ -245,7 +214,7 @@ static void test_validation(void **state)
     expect_error(f, f->prerank, req, CASCADE_EINVAL,
                  "experiment param prerank.keep=0 out of range 1..20000");
     cascade_prerank *small =
-        make_prerank(f->pool, "{\"prerank\": {\"max_candidates\": 3, \"keep\": 2}}");
+        make_prerank(f->redis.pool, "{\"prerank\": {\"max_candidates\": 3, \"keep\": 2}}");
     expect_error(f, small, request(f->arena, "u", ids, NULL, 4, 0), CASCADE_ETOOBIG,
                  "4 candidates exceed the limit of 3");
     cascade_prerank_destroy(small);
@@ -261,11 +230,7 @@ static void test_validation(void **state)
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = test_free_port(),
-                                   .connect_timeout_ms = 500,
-                                   .command_timeout_ms = 500};
-    cascade_redis_pool *dead = cascade_redis_pool_create(&o);
+    cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_prerank *p = make_prerank(dead, "{}");
     char err[256] = "";
     Cascade__V1__PreRankResponse *resp = NULL;

@@ -23,6 +23,7 @@
 #include "lr.h"
 #include "rank.h"
 #include "store.h"
+#include "messages.h"
 #include "support.h"
 
 #define NS "t"
@@ -30,9 +31,7 @@
 #define N_ITEMS 6
 
 struct fixture {
-    struct test_redis redis;
-    cascade_redis_pool *pool;
-    cascade_redis *conn;
+    struct test_redis_fixture redis;
     char dir[256];
     cascade_arena *arena;
     cascade_v1_UserRecord user;
@@ -44,14 +43,8 @@ static int setup(void **state)
     static struct fixture f;
     memset(&f, 0, sizeof f);
     *state = &f;
-    if (test_redis_start(&f.redis) != 0 || !test_tempdir(f.dir, sizeof f.dir))
+    if (test_redis_fixture_start(&f.redis) != 0 || !test_tempdir(f.dir, sizeof f.dir))
         return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = f.redis.port,
-                                   .connect_timeout_ms = 1000,
-                                   .command_timeout_ms = 2000};
-    f.pool = cascade_redis_pool_create(&o);
-    f.conn = cascade_redis_pool_get(f.pool);
     f.arena = cascade_arena_create(0);
 
     cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
@@ -67,7 +60,7 @@ static int setup(void **state)
     u.impressions = 100;
     u.clicks = 12;
     f.user = u;
-    if (cascade_store_put_user(f.conn, NS, &u) != 0)
+    if (cascade_store_put_user(f.redis.conn, NS, &u) != 0)
         return -1;
     for (size_t i = 0; i < N_ITEMS; i++) {
         cascade_v1_ItemRecord r = cascade_v1_ItemRecord_init_zero;
@@ -85,7 +78,7 @@ static int setup(void **state)
         r.stats.plays = r.stats.clicks;
         r.stats.play_seconds = 10.0f * (float)i;
         f.items[i] = r;
-        if (cascade_store_put_item(f.conn, NS, &r) != 0)
+        if (cascade_store_put_item(f.redis.conn, NS, &r) != 0)
             return -1;
     }
     return 0;
@@ -95,8 +88,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     cascade_arena_destroy(f->arena);
-    cascade_redis_pool_destroy(f->pool);
-    test_redis_stop(&f->redis);
+    test_redis_fixture_stop(&f->redis);
     if (f->dir[0])
         test_rmdir(f->dir);
     return 0;
@@ -107,7 +99,7 @@ static cascade_rank *make_rank(struct fixture *f, const char *dir, const char *j
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_rank *r = cascade_rank_create(cfg, f->pool, NS, dir, err, sizeof err);
+    cascade_rank *r = cascade_rank_create(cfg, f->redis.pool, NS, dir, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!r)
         fail_msg("cascade_rank_create: %s", err);
@@ -158,20 +150,13 @@ static Cascade__V1__RankRequest *request(cascade_arena *a, const char *uid, uint
 {
     Cascade__V1__RankRequest *req = cascade_arena_alloc(a, sizeof *req);
     cascade__v1__rank_request__init(req);
-    if (uid) {
-        req->user = cascade_arena_alloc(a, sizeof *req->user);
-        cascade__v1__user_context__init(req->user);
-        req->user->user_id = cascade_arena_strdup(a, uid);
-        req->user->request_time_s = NOW;
-    }
+    uint64_t *ids = cascade_arena_calloc(a, n + 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = 10 + i; /* the items seeded by setup (more are unknown) */
+    req->user = test_user_context(a, uid, NOW);
     req->keep = keep;
     req->n_candidates = n;
-    req->candidates = cascade_arena_calloc(a, n + 1, sizeof *req->candidates);
-    for (size_t i = 0; i < n; i++) {
-        req->candidates[i] = cascade_arena_alloc(a, sizeof *req->candidates[i]);
-        cascade__v1__candidate__init(req->candidates[i]);
-        req->candidates[i]->item_id = 10 + i;
-    }
+    req->candidates = test_candidates(a, ids, n);
     return req;
 }
 
@@ -390,7 +375,7 @@ static void test_validation(void **state)
     cascade_config *cfg = cascade_config_parse("{\"rank\": {\"fusion\": {\"formula\": \"magic\"}}}",
                                                "test", err, sizeof err);
     assert_non_null(cfg);
-    assert_null(cascade_rank_create(cfg, f->pool, NS, f->dir, err, sizeof err));
+    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
     assert_non_null(strstr(err, "unknown formula \"magic\" (known: weighted_sum)"));
     cascade_config_destroy(cfg);
 }
@@ -413,11 +398,7 @@ static void test_unknown_user_and_item(void **state)
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = test_free_port(),
-                                   .connect_timeout_ms = 500,
-                                   .command_timeout_ms = 500};
-    cascade_redis_pool *dead = cascade_redis_pool_create(&o);
+    cascade_redis_pool *dead = test_redis_dead_pool();
     char err[256] = "";
     cascade_rank *r = cascade_rank_create(NULL, dead, NS, f->dir, err, sizeof err);
     assert_non_null(r);

@@ -19,14 +19,13 @@
 #include "recall.h"
 #include "rpc.h"
 #include "store.h"
+#include "messages.h"
 #include "support.h"
 
 #define NS "t"
 
 struct fixture {
-    struct test_redis redis;
-    cascade_redis_pool *pool;
-    cascade_redis *conn;
+    struct test_redis_fixture redis;
     cascade_recall *recall;
     cascade_arena *arena;
 };
@@ -98,17 +97,11 @@ static int setup(void **state)
     static struct fixture f;
     memset(&f, 0, sizeof f);
     *state = &f;
-    if (test_redis_start(&f.redis) != 0)
+    if (test_redis_fixture_start(&f.redis) != 0)
         return -1;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = f.redis.port,
-                                   .connect_timeout_ms = 1000,
-                                   .command_timeout_ms = 2000};
-    f.pool = cascade_redis_pool_create(&o);
-    f.conn = cascade_redis_pool_get(f.pool);
-    seed(f.conn);
+    seed(f.redis.conn);
     /* k = 3 neighbours per interaction so item 600 (4th of 100's list) is cut. */
-    f.recall = make_recall(f.pool, "{\"recall\": {\"itemcf\": {\"neighbours\": 3}}}");
+    f.recall = make_recall(f.redis.pool, "{\"recall\": {\"itemcf\": {\"neighbours\": 3}}}");
     f.arena = cascade_arena_create(0);
     return 0;
 }
@@ -118,8 +111,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     cascade_arena_destroy(f->arena);
     cascade_recall_destroy(f->recall);
-    cascade_redis_pool_destroy(f->pool);
-    test_redis_stop(&f->redis);
+    test_redis_fixture_stop(&f->redis);
     return 0;
 }
 
@@ -129,11 +121,7 @@ static Cascade__V1__RecallRequest *request(cascade_arena *a, const char *uid, ui
 {
     Cascade__V1__RecallRequest *req = cascade_arena_alloc(a, sizeof *req);
     cascade__v1__recall_request__init(req);
-    if (uid) {
-        req->user = cascade_arena_alloc(a, sizeof *req->user);
-        cascade__v1__user_context__init(req->user);
-        req->user->user_id = cascade_arena_strdup(a, uid);
-    }
+    req->user = test_user_context(a, uid, 0);
     req->quota = quota;
     req->n_channels = n;
     req->channels = cascade_arena_calloc(a, n + 1, sizeof *req->channels);
@@ -225,7 +213,8 @@ static void test_two_channels_merge(void **state)
     redisReply *rep = NULL;
     /* Make 300 hot as well: it must come back once, with both hits. */
     assert_int_equal(
-        cascade_redis_command(f->conn, &rep, "ZADD %s 1000 300", cascade_key_hot(key, NS)), 0);
+        cascade_redis_command(f->redis.conn, &rep, "ZADD %s 1000 300", cascade_key_hot(key, NS)),
+        0);
     freeReplyObject(rep);
     Cascade__V1__RecallResponse *resp = NULL;
     assert_int_equal(run(f, request(f->arena, "u1", 5, 2, (const char *[]){"hot", "itemcf"}), &resp,
@@ -249,7 +238,7 @@ static void test_two_channels_merge(void **state)
     assert_int_equal(resp->n_channels, 2);
     assert_int_equal(resp->channels[0]->count, 5);
     assert_int_equal(resp->channels[1]->count, 3);
-    assert_int_equal(cascade_redis_command(f->conn, &rep, "ZREM %s 300", key), 0);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "ZREM %s 300", key), 0);
     freeReplyObject(rep);
 }
 
@@ -296,7 +285,7 @@ static void test_disabled_channel(void **state)
 {
     struct fixture *f = *state;
     cascade_recall *r =
-        make_recall(f->pool, "{\"recall\": {\"channels\": {\"hot\": {\"enabled\": false}}}}");
+        make_recall(f->redis.pool, "{\"recall\": {\"channels\": {\"hot\": {\"enabled\": false}}}}");
     char err[256] = "";
     Cascade__V1__RecallResponse *resp = NULL;
     assert_int_equal(cascade_recall_run(r, f->arena, INT64_MAX,
@@ -322,11 +311,7 @@ static void test_bad_config(void **state)
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
-    struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = test_free_port(),
-                                   .connect_timeout_ms = 500,
-                                   .command_timeout_ms = 500};
-    cascade_redis_pool *dead = cascade_redis_pool_create(&o);
+    cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_recall *r = make_recall(dead, "{}");
     const char *names[] = {"hot", "itemcf"};
     for (size_t i = 0; i < 2; i++) {

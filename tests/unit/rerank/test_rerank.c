@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "messages.h"
 #include "rerank.h"
 
 static const struct cascade_mmr_opts default_opts = {
@@ -147,18 +148,15 @@ static Cascade__V1__ReRankRequest *request(cascade_arena *a, const char *uid, ui
 {
     Cascade__V1__ReRankRequest *req = cascade_arena_alloc(a, sizeof *req);
     cascade__v1__re_rank_request__init(req);
-    if (uid) {
-        req->user = cascade_arena_alloc(a, sizeof *req->user);
-        cascade__v1__user_context__init(req->user);
-        req->user->user_id = cascade_arena_strdup(a, uid);
-    }
+    uint64_t *ids = cascade_arena_calloc(a, n + 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = 100 + i;
+    req->user = test_user_context(a, uid, 0);
     req->count = count;
     req->n_candidates = n;
-    req->candidates = cascade_arena_calloc(a, n + 1, sizeof *req->candidates);
+    req->candidates = test_candidates(a, ids, n);
     for (size_t i = 0; i < n; i++) {
-        Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
-        cascade__v1__candidate__init(c);
-        c->item_id = 100 + i;
+        Cascade__V1__Candidate *c = req->candidates[i];
         c->rank_score = scores[i];
         if (cats) {
             c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
@@ -166,30 +164,13 @@ static Cascade__V1__ReRankRequest *request(cascade_arena *a, const char *uid, ui
             c->attrs->category = cats[i];
             c->attrs->author_id = 1000 + i;
         }
-        req->candidates[i] = c;
     }
     return req;
 }
 
 static Cascade__V1__ExperimentContext *lambda_experiment(cascade_arena *a, const char *value)
 {
-    Cascade__V1__ExperimentContext *e = cascade_arena_alloc(a, sizeof *e);
-    Cascade__V1__LayerAssignment *l = cascade_arena_alloc(a, sizeof *l);
-    Cascade__V1__LayerAssignment__ParamsEntry *p = cascade_arena_alloc(a, sizeof *p);
-    cascade__v1__experiment_context__init(e);
-    cascade__v1__layer_assignment__init(l);
-    cascade__v1__layer_assignment__params_entry__init(p);
-    p->key = "rerank.lambda";
-    p->value = cascade_arena_strdup(a, value);
-    l->layer = "rerank";
-    l->experiment = "mmr";
-    l->n_params = 1;
-    l->params = cascade_arena_calloc(a, 1, sizeof *l->params);
-    l->params[0] = p;
-    e->n_layers = 1;
-    e->layers = cascade_arena_calloc(a, 1, sizeof *e->layers);
-    e->layers[0] = l;
-    return e;
+    return test_experiment(a, "rerank", "mmr", "rerank.lambda", value);
 }
 
 static void test_run_lambda_from_experiment(void **state)

@@ -1,0 +1,157 @@
+/* UserCF lists: for each user u, walk u's items and each item's (sampled)
+ * users with a sparse accumulator of Σ 1/ln(1 + n_i) per candidate user,
+ * normalise by sqrt(|I_u|·|I_v|) and keep the top k. Cost Σ_u Σ_{i∈I_u}
+ * min(n_i, cap); memory O(users) per thread. */
+#include "usercf.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cf_index.h"
+#include "cf_run.h"
+#include "clock.h"
+#include "error.h"
+
+#define MAX_K 100 /* UserNeighbourList bound in records.options */
+
+void cascade_usercf_defaults(struct cascade_usercf_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_users_per_item = 100;
+    o->max_items_per_user = 200;
+    o->top_k = 50;
+    o->seed = 1;
+    o->threads = 2;
+    cascade_behaviour_weights_default(&o->weights);
+}
+
+struct usercf_ctx {
+    const struct cascade_cf_index *x;
+    const size_t *off;     /* item -> users considered: sample or all */
+    const uint32_t *users;
+    const double *idf;     /* 1/ln(1 + n_i) per item */
+    struct cascade_cf_lists *res;
+};
+
+struct usercf_scratch {
+    double *acc;       /* one per user, zero between rows */
+    uint32_t *touched; /* users with a nonzero acc */
+    struct cascade_scored *cand;
+};
+
+static void scratch_destroy(void *p)
+{
+    struct usercf_scratch *s = p;
+    if (!s)
+        return;
+    free(s->acc);
+    free(s->touched);
+    free(s->cand);
+    free(s);
+}
+
+static void *scratch_create(void *p)
+{
+    const struct usercf_ctx *c = p;
+    size_t n = c->x->n_users;
+    struct usercf_scratch *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->acc = calloc(n + 1, sizeof(double));
+    s->touched = malloc((n + 1) * sizeof(uint32_t));
+    s->cand = malloc((n + 1) * sizeof(*s->cand));
+    if (!s->acc || !s->touched || !s->cand) {
+        scratch_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+static size_t usercf_row(void *p, void *sp, size_t u)
+{
+    const struct usercf_ctx *c = p;
+    const struct cascade_cf_index *x = c->x;
+    struct usercf_scratch *s = sp;
+    size_t nt = 0;
+    for (size_t a = x->uoff[u]; a < x->uoff[u + 1]; a++) {
+        uint32_t i = x->uitem[a];
+        double w = c->idf[i];
+        for (size_t b = c->off[i]; b < c->off[i + 1]; b++) {
+            uint32_t v = c->users[b];
+            if (v == u)
+                continue;
+            if (s->acc[v] == 0)
+                s->touched[nt++] = v;
+            s->acc[v] += w;
+        }
+    }
+    double len_u = (double)cascade_cf_user_len(x, u);
+    for (size_t t = 0; t < nt; t++) {
+        uint32_t v = s->touched[t];
+        double sim = s->acc[v] / sqrt(len_u * (double)cascade_cf_user_len(x, v));
+        s->acc[v] = 0;
+        s->cand[t] = (struct cascade_scored){.score = sim, .id = v, .idx = v};
+    }
+    cascade_cf_lists_set_row(c->res, u, s->cand, nt);
+    return nt;
+}
+
+/* 1/ln(1 + n_i); n_i >= 1 for every item that has users. */
+static double *item_idf(const struct cascade_cf_index *x)
+{
+    double *idf = malloc((x->n_items + 1) * sizeof(double));
+    if (!idf)
+        return NULL;
+    for (size_t i = 0; i < x->n_items; i++)
+        idf[i] = x->item_popularity[i] ? 1.0 / log1p((double)x->item_popularity[i]) : 0;
+    return idf;
+}
+
+int cascade_usercf_compute(const cascade_dataset *ds, const struct cascade_usercf_opts *o,
+                           struct cascade_cf_lists *res, char *err, size_t errlen)
+{
+    struct cascade_cf_index x = {0};
+    struct cascade_cf_index_opts xo = {.weights = &o->weights,
+                                       .max_items_per_user = o->max_items_per_user,
+                                       .max_users_per_item = o->max_users_per_item,
+                                       .seed = o->seed};
+    double *idf = NULL;
+    int64_t start_us = cascade_now_us();
+    int rc;
+    memset(res, 0, sizeof(*res));
+    if (o->top_k == 0 || o->top_k > MAX_K) {
+        snprintf(err, errlen, "usercf: top-k must be in [1, %d], got %zu", MAX_K, o->top_k);
+        return CASCADE_EINVAL;
+    }
+    if ((rc = cascade_cf_lists_alloc(res, ds->n_users, o->top_k)) != 0 ||
+        (rc = cascade_cf_index_build(ds, &xo, &x)) != 0 ||
+        (rc = (idf = item_idf(&x)) ? 0 : CASCADE_ENOMEM) != 0)
+        goto out;
+    struct usercf_ctx ctx = {.x = &x,
+                             .off = x.soff ? x.soff : x.ioff,
+                             .users = x.soff ? x.suser : x.iuser,
+                             .idf = idf,
+                             .res = res};
+    struct cascade_cf_job job = {.name = "usercf",
+                                 .what = "users",
+                                 .rows = ds->n_users,
+                                 .threads = o->threads,
+                                 .quiet = o->quiet,
+                                 .ctx = &ctx,
+                                 .scratch_create = scratch_create,
+                                 .scratch_destroy = scratch_destroy,
+                                 .row = usercf_row};
+    double run_s = 0;
+    rc = cascade_cf_run(&job, &res->pairs, &run_s);
+    res->seconds = (double)(cascade_now_us() - start_us) / 1e6;
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "usercf: out of memory for %zu users", ds->n_users);
+    if (rc != 0)
+        cascade_cf_lists_free(res);
+    free(idf);
+    cascade_cf_index_free(&x);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/* Request pieces the stage tests build over and over: a user context, a list
+ * of bare candidates, and an experiment context with one parameter. Every
+ * message is allocated in the caller's arena (freed with it). */
+#ifndef CASCADE_TEST_MESSAGES_H
+#define CASCADE_TEST_MESSAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/common.pb-c.h"
+
+/* A user context with user_id (copied) and request_time_s; NULL when user_id
+ * is NULL, to test a request without one. */
+Cascade__V1__UserContext *test_user_context(cascade_arena *a, const char *user_id,
+                                            int64_t request_time_s);
+
+/* n candidates (n + 1 slots, the last NULL) with item ids ids[0..n) and every
+ * other field at its default. */
+Cascade__V1__Candidate **test_candidates(cascade_arena *a, const uint64_t *ids, size_t n);
+
+/* An experiment context (1000 buckets) with one layer `layer` assigned to
+ * `experiment`, whose only parameter is key = value (both copied). */
+Cascade__V1__ExperimentContext *test_experiment(cascade_arena *a, const char *layer,
+                                                const char *experiment, const char *key,
+                                                const char *value);
+
+#endif
