@@ -115,6 +115,9 @@ static void lists_flags(struct flag_table *t, struct build_args *a)
     add(t, (struct cascade_flag){"hot-demo-size", CASCADE_FLAG_SIZE, &o->hot_demo_size,
                                  "items per demographic hot list, 0 = none (build.hot.demo_size)",
                                  0, 1e5});
+    add(t, (struct cascade_flag){"hot-category-size", CASCADE_FLAG_SIZE, &o->hot_category_size,
+                                 "items per category hot list, 0 = none (build.hot.category_size)",
+                                 0, 1e5});
     add(t, (struct cascade_flag){"new-window-days", CASCADE_FLAG_DOUBLE, &o->new_window_days,
                                  "items created this many days before as-of are new "
                                  "(build.new.window_days)",
@@ -396,10 +399,12 @@ static int run_lists(const cascade_dataset *ds, cascade_redis *r, struct build_a
     int rc = cascade_lists_run(ds, r, &a->lists, &s, err, errlen);
     if (rc != 0)
         return rc;
-    printf("lists: hot %zu items (gen %lld) + %zu demographic lists (%zu items); new %zu items "
+    printf("lists: hot %zu items (gen %lld) + %zu demographic lists (%zu items) + %zu category "
+           "lists (%zu items); new %zu items "
            "(gen %lld); geo %zu cells, %zu items, %zu without a cell (gen %lld); city %zu cities, "
            "%zu items (gen %lld); %zu commands in %.2fs\n",
-           s.hot, (long long)s.gen_hot, s.demo_lists, s.demo_items, s.new_items,
+           s.hot, (long long)s.gen_hot, s.demo_lists, s.demo_items, s.category_lists,
+           s.category_items, s.new_items,
            (long long)s.gen_new, s.geo_cells, s.geo_items, s.geo_skipped, (long long)s.gen_geo,
            s.cities, s.city_items, (long long)s.gen_city, s.commands, s.seconds);
     return 0;

@@ -31,6 +31,7 @@ void cascade_lists_defaults(struct cascade_lists_opts *o)
     o->hot_size = 1000;
     o->hot_half_life_days = 3;
     o->hot_demo_size = 200;
+    o->hot_category_size = 200;
     o->new_window_days = 7;
     o->geo_precision = 5;
     o->geo_cap = 500;
@@ -57,6 +58,8 @@ int cascade_lists_config(const cascade_config *c, struct cascade_lists_opts *o, 
         (rc = cascade_config_double(c, "build.hot.half_life_days", o->hot_half_life_days, 0, 3650,
                                     &o->hot_half_life_days, err, errlen)) ||
         (rc = config_size(c, "build.hot.demo_size", &o->hot_demo_size, 0, 100000, err, errlen)) ||
+        (rc = config_size(c, "build.hot.category_size", &o->hot_category_size, 0, 100000, err,
+                          errlen)) ||
         (rc = cascade_config_double(c, "build.new.window_days", o->new_window_days, 0, 3650,
                                     &o->new_window_days, err, errlen)) ||
         (rc = cascade_config_int(c, "build.geo.precision", o->geo_precision, 1, CASCADE_GEOHASH_MAX,
@@ -169,6 +172,59 @@ static int write_top(struct cascade_family_writer *w, const cascade_dataset *ds,
     return cascade_family_zadd(w, suffix, ids, vals, n);
 }
 
+/* Per-category hot lists for the cold-start "interest" channel: the global hot
+ * score restricted to one category, the best k of each under "cat:{category}".
+ * One pass over all items sorted by score fills every category's list. */
+static int write_category_hot(struct cascade_family_writer *w, const cascade_dataset *ds,
+                              const double *scores, size_t k, struct cascade_scored *scratch,
+                              struct cascade_lists_summary *sum)
+{
+    uint32_t max_cat = 0;
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ds->n_items; i++) {
+        if (ds->items[i].category > max_cat)
+            max_cat = ds->items[i].category;
+        if (scores[i] > 0)
+            scratch[n++] = (struct cascade_scored){scores[i], ds->items[i].id, (uint32_t)i};
+    }
+    n = cascade_topk_select(scratch, n, n); /* all of them, best first */
+    size_t n_cats = (size_t)max_cat + 1;
+    size_t *filled = calloc(n_cats, sizeof(*filled));
+    uint32_t *picked = malloc(n_cats * k * sizeof(*picked)); /* positions in scratch */
+    uint64_t *ids = malloc((k + 1) * sizeof(*ids));
+    double *vals = malloc((k + 1) * sizeof(*vals));
+    if (!filled || !picked || !ids || !vals) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint32_t cat = ds->items[scratch[j].idx].category;
+        if (cat != 0 && filled[cat] < k)
+            picked[(size_t)cat * k + filled[cat]++] = (uint32_t)j;
+    }
+    for (uint32_t cat = 1; cat <= max_cat && rc == 0; cat++) {
+        if (filled[cat] == 0)
+            continue;
+        for (size_t m = 0; m < filled[cat]; m++) {
+            const struct cascade_scored *e = &scratch[picked[(size_t)cat * k + m]];
+            ids[m] = e->id;
+            vals[m] = e->score;
+        }
+        char suffix[32];
+        snprintf(suffix, sizeof(suffix), "cat:%u", cat);
+        rc = cascade_family_zadd(w, suffix, ids, vals, filled[cat]);
+        sum->category_lists++;
+        sum->category_items += filled[cat];
+    }
+out:
+    free(filled);
+    free(picked);
+    free(ids);
+    free(vals);
+    return rc;
+}
+
 static int build_hot(const cascade_dataset *ds, cascade_redis *r,
                      const struct cascade_lists_opts *o, const struct event_stats *s,
                      struct cascade_lists_summary *sum, char *err, size_t errlen)
@@ -195,6 +251,8 @@ static int build_hot(const cascade_dataset *ds, cascade_redis *r,
         sum->demo_lists += n > 0;
         sum->demo_items += n;
     }
+    if (rc == 0 && o->hot_category_size)
+        rc = write_category_hot(&w, ds, s->hot, o->hot_category_size, scratch, sum);
     if (rc != 0)
         cascade_family_error(&w, "writing", err, errlen);
     else if ((rc = cascade_family_publish(&w, err, errlen)) == 0)

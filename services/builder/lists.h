@@ -37,6 +37,7 @@ struct cascade_lists_opts {
     size_t hot_size;           /* build.hot.size: items in the hot list, default 1000 */
     double hot_half_life_days; /* build.hot.half_life_days: default 3 (0 = no decay) */
     size_t hot_demo_size;   /* build.hot.demo_size: per demographic cell, default 200 (0 = none) */
+    size_t hot_category_size; /* build.hot.category_size: per category, default 200 (0 = none) */
     double new_window_days; /* build.new.window_days: default 7 */
     int geo_precision;      /* build.geo.precision: geohash characters, default 5 */
     size_t geo_cap;         /* build.geo.cap: items per cell, default 500 */
@@ -49,6 +50,7 @@ struct cascade_lists_summary {
     int64_t as_of;
     int64_t gen_hot, gen_new, gen_geo, gen_city; /* published generations (0 = not built) */
     size_t hot, demo_lists, demo_items;
+    size_t category_lists, category_items;
     size_t new_items;
     size_t geo_cells, geo_items, geo_skipped; /* skipped: no geohash or a shorter one */
     size_t cities, city_items;

@@ -212,6 +212,54 @@ static void test_demographic_hot(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* Category hot lists: the global hot order restricted to each category,
+ * capped per category; items without a category (0) get no list. */
+static void test_category_hot(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = cascade_dataset_create();
+    assert_non_null(ds);
+    add_user(ds, "a", 20, 1);
+    const uint32_t category[] = {7, 7, 9, 7, 0};
+    for (uint64_t i = 1; i <= 5; i++) {
+        struct cascade_ds_item it = {.id = i, .created_at = DAY, .category = category[i - 1]};
+        assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
+    }
+    /* hot (no decay): item 1 = 1, item 2 = 3, item 3 = 2, item 4 = 4, item 5 = 5 */
+    ev(ds, NOW, "a", 1, CASCADE_EV_CLICK);
+    ev(ds, NOW, "a", 2, CASCADE_EV_COLLECT);
+    ev(ds, NOW, "a", 3, CASCADE_EV_LIKE);
+    ev(ds, NOW, "a", 4, CASCADE_EV_FOLLOW);
+    ev(ds, NOW, "a", 5, CASCADE_EV_FOLLOW);
+    ev(ds, NOW, "a", 5, CASCADE_EV_CLICK);
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+    struct cascade_lists_opts o;
+    struct cascade_lists_summary s;
+    uint64_t ids[8];
+    double scores[8];
+    cascade_lists_defaults(&o);
+    o.families = CASCADE_LISTS_HOT;
+    o.as_of = NOW;
+    o.hot_half_life_days = 0;
+    run_lists(f->conn, ds, &o, &s);
+    assert_int_equal(s.category_lists, 2);
+    assert_int_equal(top(f->conn, "hot", "cat:7", ids, scores, 8), 3);
+    assert_true(ids[0] == 4 && ids[1] == 2 && ids[2] == 1);
+    assert_true(scores[0] == 4.0 && scores[1] == 3.0 && scores[2] == 1.0);
+    assert_int_equal(top(f->conn, "hot", "cat:9", ids, scores, 8), 1);
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(top(f->conn, "hot", "cat:0", ids, scores, 8), 0);
+    o.hot_category_size = 2;
+    run_lists(f->conn, ds, &o, &s);
+    assert_int_equal(top(f->conn, "hot", "cat:7", ids, scores, 8), 2);
+    assert_true(ids[0] == 4 && ids[1] == 2);
+    o.hot_category_size = 0;
+    run_lists(f->conn, ds, &o, &s);
+    assert_int_equal(s.category_lists, 0);
+    assert_int_equal(top(f->conn, "hot", "cat:7", ids, scores, 8), 0);
+    cascade_dataset_destroy(ds);
+}
+
 static void test_new_window(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -460,7 +508,7 @@ int main(void)
         cmocka_unit_test(test_hot_decay),           cmocka_unit_test(test_demographic_hot),
         cmocka_unit_test(test_new_window),          cmocka_unit_test(test_geo_and_city),
         cmocka_unit_test(test_generations_replace), cmocka_unit_test(test_config),
-        cmocka_unit_test(test_lists_command),
+        cmocka_unit_test(test_lists_command),       cmocka_unit_test(test_category_hot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
