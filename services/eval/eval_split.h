@@ -1,0 +1,56 @@
+/* The per-user time split of the offline evaluation. Each user's interacted
+ * items (events with a positive interest weight: click, like, collect, share,
+ * follow by default) are ordered by their first interaction (equal times in a
+ * seeded order); users with at least min_interactions such items hold out
+ * the last test_frac of them (at least one, at most all but one). Everything
+ * the user did before the first held-out interaction (impressions included)
+ * is train; the rest of that user's log is dropped. Users below the minimum
+ * keep their whole log in train. The split is deterministic for a seed. */
+#ifndef CASCADE_EVAL_SPLIT_H
+#define CASCADE_EVAL_SPLIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+
+struct cascade_eval_split_opts {
+    double test_frac;        /* share of each user's items held out, default 0.2, (0, 1) */
+    size_t min_interactions; /* distinct interacted items a test user needs, default 5 (>= 2) */
+    size_t max_users;        /* sample this many test users (seeded); 0 = all */
+    uint64_t seed;           /* equal-time order and user sample, default 1 */
+    struct cascade_behaviour_weights weights; /* weight > 0 = an interaction */
+};
+
+/* Test user k (0 <= k < n_users): dataset user users[k] (ascending), its
+ * held-out items test[test_off[k] .. test_off[k+1]) and its train items
+ * seen[seen_off[k] .. seen_off[k+1]), both as sorted item indices. */
+struct cascade_eval_split {
+    cascade_dataset *train; /* every user and item of the input, the train events */
+    size_t n_users;
+    uint32_t *users;
+    int64_t *split_ts; /* time of the user's first held-out interaction */
+    size_t *test_off;
+    uint32_t *test;
+    size_t *seen_off;
+    uint32_t *seen;
+    /* Counts for the report. */
+    size_t eligible;       /* users with enough interactions (before sampling) */
+    size_t below_min;      /* users with at least one interaction but fewer than the minimum */
+    size_t train_events;   /* events in train */
+    size_t dropped_events; /* events at or after each eligible user's split time not in train */
+    size_t test_items;     /* held-out (user, item) pairs of the sampled users */
+};
+
+void cascade_eval_split_defaults(struct cascade_eval_split_opts *o);
+
+/* Split ds (read-only; its events sorted by time). On success *out holds a
+ * new train dataset and the test sets; free with cascade_eval_split_free.
+ * Returns 0, CASCADE_EINVAL (bad options, message in err) or CASCADE_ENOMEM. */
+int cascade_eval_split_run(const cascade_dataset *ds, const struct cascade_eval_split_opts *o,
+                           struct cascade_eval_split *out, char *err, size_t errlen);
+
+/* Free everything the split holds (NULL-safe on a zeroed or freed split). */
+void cascade_eval_split_free(struct cascade_eval_split *s);
+
+#endif
