@@ -6,7 +6,7 @@
 #
 #   scripts/stack.sh start  [options]   start redis + services, wait until all are SERVING
 #   scripts/stack.sh stop   [options]   SIGTERM everything, wait, report exit codes
-#   scripts/stack.sh status [options]   pid, port and health of each process
+#   scripts/stack.sh status [options]   pid, port, metrics port and health of each process
 #
 # Options:
 #   --port-base N       orchestrator port; stages on N+1..N+5 (default 50050)
@@ -23,10 +23,13 @@
 #
 # Ports: orchestrator N, recall N+1, filter N+2, prerank N+3, rank N+4,
 # rerank N+5, split recall channels N+6.., redis N+9. Keep bases 10 apart.
+# Every service also serves Prometheus /metrics on its port + 1000
+# (N+1000..N+1008; docs/metrics.md).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="stack.sh"
+METRICS_OFFSET=1000 # every service serves /metrics on its port + 1000 (common/service.h)
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 
@@ -71,7 +74,7 @@ while [ $# -gt 0 ]; do
 done
 
 is_port() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
-is_port "$PORT_BASE" && [ "$PORT_BASE" -le 65526 ] || die "--port-base: expected a port in 1..65526, got \"$PORT_BASE\""
+is_port "$PORT_BASE" && [ "$PORT_BASE" -le 64526 ] || die "--port-base: expected a port in 1..64526 (metrics ports go up to base + 1009), got \"$PORT_BASE\""
 [[ "$TIMEOUT_S" =~ ^[0-9]+$ ]] || die "--timeout: expected seconds, got \"$TIMEOUT_S\""
 DATA_DIR="${DATA_DIR:-${TMPDIR:-/tmp}/cascade-stack-$PORT_BASE}"
 REDIS_PORT="${REDIS_PORT:-$((PORT_BASE + 9))}"
@@ -251,7 +254,10 @@ EOF
   STARTING=0
   echo "cascade stack up in $DATA_DIR"
   echo "  redis        127.0.0.1:$REDIS_PORT"
-  for i in "${!names[@]}"; do printf '  %-12s 127.0.0.1:%s\n' "${names[$i]}" "${ports[$i]}"; done
+  for i in "${!names[@]}"; do
+    printf '  %-12s 127.0.0.1:%s  (metrics http://127.0.0.1:%s/metrics)\n' "${names[$i]}" \
+      "${ports[$i]}" "$((ports[i] + METRICS_OFFSET))"
+  done
   echo "query: $BIN_DIR/cascade-cli recommend --addr 127.0.0.1:$PORT_BASE --user <id> --count 10"
   echo "stop:  $0 stop --data-dir $DATA_DIR"
 }
@@ -265,15 +271,16 @@ cmd_status() {
   read -r -a st_ports <<<"$STACK_PORTS"
   pid="$(read_pid redis)"
   if pid_alive "$pid" && redis-cli -p "$STACK_REDIS_PORT" ping >/dev/null 2>&1; then state=PONG; else state=DOWN; all_ok=1; fi
-  printf '%-14s %-6s %-8s %s\n' name port pid state
-  printf '%-14s %-6s %-8s %s\n' redis "$STACK_REDIS_PORT" "${pid:--}" "$state"
+  printf '%-14s %-6s %-8s %-8s %s\n' name port metrics pid state
+  printf '%-14s %-6s %-8s %-8s %s\n' redis "$STACK_REDIS_PORT" - "${pid:--}" "$state"
   for i in "${!st_names[@]}"; do
     pid="$(read_pid "${st_names[$i]}")"
     if ! pid_alive "$pid"; then state=DOWN; all_ok=1
     else state="$("$STACK_BIN_DIR/cascade-cli" health --addr "127.0.0.1:${st_ports[$i]}" --timeout-ms 1000 2>/dev/null || true)"
          [ "$state" = SERVING ] || { state="${state:-UNREACHABLE}"; all_ok=1; }
     fi
-    printf '%-14s %-6s %-8s %s\n' "${st_names[$i]}" "${st_ports[$i]}" "${pid:--}" "$state"
+    printf '%-14s %-6s %-8s %-8s %s\n' "${st_names[$i]}" "${st_ports[$i]}" \
+      "$((st_ports[i] + METRICS_OFFSET))" "${pid:--}" "$state"
   done
   return "$all_ok"
 }

@@ -6,15 +6,19 @@
 # time and peak RSS per step, the builders' own summaries, and Redis memory
 # after each step. Default: 1M users, 100k items, 14.3M impressions (≈ 20M
 # events in total). Logs go to the work dir, which is removed unless --keep.
+# --weights SPEC is passed to the CF steps (e.g. impression=1 for a denser
+# interaction matrix); --rounds N runs the CF steps N times, so that from the
+# third round on publishing also deletes generation gen-2 (the steady state).
 # Usage: scripts/bench/build_world.sh [--users N] [--items N] [--impressions N]
 #        [--world DIR] [--work DIR] [--bin-dir DIR] [--port N] [--threads N]
-#        [--steps "load itemcf swing usercf lists authors"] [--keep]
+#        [--steps "load itemcf swing usercf lists authors"] [--weights SPEC]
+#        [--rounds N] [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 USERS=1000000; ITEMS=100000; IMPRESSIONS=14300000; PORT=51190; THREADS=2
-WORLD=""; WORK=""; KEEP=0; STEPS="load itemcf swing usercf lists authors"
+WORLD=""; WORK=""; KEEP=0; STEPS="load itemcf swing usercf lists authors"; WEIGHTS=""; ROUNDS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -26,8 +30,10 @@ while [ $# -gt 0 ]; do
     --port) PORT="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --steps) STEPS="$2"; shift 2 ;;
+    --weights) WEIGHTS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build_world.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +66,7 @@ redis_mem() { rcli INFO memory | tr -d '\r' | awk -F: '/^used_memory_human:/ {u=
 ROWS=()
 record() { # step, time log
   read -r secs rss < <(time_figures "$2")
-  ROWS+=("$(printf '| %-9s | %8s | %14s | %-24s | %9s |' "$1" "$secs" "$rss" "$(redis_mem 2>/dev/null || echo -)" "$(rcli DBSIZE 2>/dev/null || echo -)")")
+  ROWS+=("$(printf '| %-10s | %8s | %14s | %-24s | %9s |' "$1" "$secs" "$rss" "$(redis_mem 2>/dev/null || echo -)" "$(rcli DBSIZE 2>/dev/null || echo -)")")
 }
 
 if [ -f "$WORLD/events.tsv" ]; then
@@ -73,7 +79,7 @@ else
     { echo "build_world.sh: cascade-datagen failed:" >&2; tail -5 "$WORK/datagen.err" >&2; exit 1; }
   cat "$WORK/datagen.out"
   read -r secs rss < <(time_figures "$WORK/datagen.time")
-  ROWS+=("$(printf '| %-9s | %8s | %14s | %-24s | %9s |' datagen "$secs" "$rss" - -)")
+  ROWS+=("$(printf '| %-10s | %8s | %14s | %-24s | %9s |' datagen "$secs" "$rss" - -)")
 fi
 EVENTS=$(($(wc -l <"$WORLD/events.tsv") - 1))
 echo "world: $(($(wc -l <"$WORLD/users.tsv") - 1)) users, $(($(wc -l <"$WORLD/items.tsv") - 1)) items, $EVENTS events"
@@ -86,28 +92,40 @@ for _ in $(seq 1 100); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
 rcli PING >/dev/null || { echo "build_world.sh: redis-server on port $PORT did not start" >&2; exit 1; }
 
 CF_SECS=0; MAX_RSS=0
+run_step() { # step, label
+  local step=$1 label=$2 extra=()
+  case "$step" in
+    itemcf|swing|usercf)
+      extra=(--threads "$THREADS")
+      [ -z "$WEIGHTS" ] || extra+=(--weights "$WEIGHTS") ;;
+  esac
+  echo "$label: running (progress in $WORK/$label.err)"
+  if ! /usr/bin/time -v -o "$WORK/$label.time" "$BIN/cascade-build" "$step" --data "$WORLD" \
+      --redis "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/$label.out" 2>"$WORK/$label.err"; then
+    echo "build_world.sh: cascade-build $step failed:" >&2; tail -5 "$WORK/$label.err" >&2; exit 1
+  fi
+  sed 's/^/  /' "$WORK/$label.out"
+  record "$label" "$WORK/$label.time"
+  read -r secs rss < <(time_figures "$WORK/$label.time")
+  case "$step" in itemcf|swing|usercf) [ "$label" != "$step" ] || CF_SECS=$(awk -v a="$CF_SECS" -v b="$secs" 'BEGIN {print a + b}') ;; esac
+  MAX_RSS=$(awk -v a="$MAX_RSS" -v b="$rss" 'BEGIN {print (b > a ? b : a)}')
+}
 for step in $STEPS; do
   if ! "$BIN/cascade-build" "$step" --help >/dev/null 2>&1; then
     echo "$step: not in this build of cascade-build, skipped"
     continue
   fi
-  extra=()
-  case "$step" in itemcf|swing|usercf) extra=(--threads "$THREADS") ;; esac
-  echo "$step: running (progress in $WORK/$step.err)"
-  if ! /usr/bin/time -v -o "$WORK/$step.time" "$BIN/cascade-build" "$step" --data "$WORLD" \
-      --redis "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/$step.out" 2>"$WORK/$step.err"; then
-    echo "build_world.sh: cascade-build $step failed:" >&2; tail -5 "$WORK/$step.err" >&2; exit 1
-  fi
-  sed 's/^/  /' "$WORK/$step.out"
-  record "$step" "$WORK/$step.time"
-  read -r secs rss < <(time_figures "$WORK/$step.time")
-  case "$step" in itemcf|swing|usercf) CF_SECS=$(awk -v a="$CF_SECS" -v b="$secs" 'BEGIN {print a + b}') ;; esac
-  MAX_RSS=$(awk -v a="$MAX_RSS" -v b="$rss" 'BEGIN {print (b > a ? b : a)}')
+  run_step "$step" "$step"
+done
+for round in $(seq 2 "$ROUNDS"); do
+  for step in $STEPS; do
+    case "$step" in itemcf|swing|usercf) run_step "$step" "$step#$round" ;; esac
+  done
 done
 
 echo
-echo "world: $USERS users, $ITEMS items, $EVENTS events; $(nproc) cores; each step reads the TSVs itself"
-echo "| step      | wall (s) | peak RSS (MiB) | Redis used after (peak)  | keys      |"
-echo "|-----------|----------|----------------|--------------------------|-----------|"
+echo "world: $USERS users, $ITEMS items, $EVENTS events; $(nproc) cores; each step reads the TSVs itself${WEIGHTS:+; CF weights $WEIGHTS}"
+echo "| step       | wall (s) | peak RSS (MiB) | Redis used after (peak)  | keys      |"
+echo "|------------|----------|----------------|--------------------------|-----------|"
 printf '%s\n' "${ROWS[@]}"
-echo "CF builders (itemcf + swing + usercf): ${CF_SECS} s wall in total (target < 900 s); largest peak RSS of any step ${MAX_RSS} MiB (target < 8192)"
+echo "CF builders (itemcf + swing + usercf, first round): ${CF_SECS} s wall in total (target < 900 s); largest peak RSS of any step ${MAX_RSS} MiB (target < 8192)"

@@ -42,7 +42,10 @@ static int encode_user_row(const cascade_dataset *ds, const struct cascade_cf_li
     list.neighbours_count = (pb_size_t)l->count[row];
     for (size_t t = 0; t < l->count[row]; t++) {
         cascade_v1_UserNeighbour *nb = &list.neighbours[t];
-        snprintf(nb->user_id, sizeof(nb->user_id), "%s", ds->users[l->nbr[row * l->k + t]].id);
+        const char *id = ds->users[l->nbr[row * l->k + t]].id;
+        size_t n = strnlen(id, sizeof(nb->user_id) - 1); /* a copy, not snprintf: hot loop */
+        memcpy(nb->user_id, id, n);
+        nb->user_id[n] = '\0';
         nb->score = l->score[row * l->k + t];
     }
     return cascade_record_encode(cascade_v1_UserNeighbourList_fields, &list, buf, ENCODE_MAX, len);

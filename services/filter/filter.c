@@ -1,6 +1,8 @@
 /* Filter stage: exposure Bloom filters (read: pipelined GET of the last
  * `windows` bitmaps and a local bit test; write: pipelined SETBIT), the
- * consumed set, and duplicate removal. */
+ * consumed and blocked-item sets (SMISMEMBER in the same pipeline), blocked
+ * authors (only for users who have some), duplicate removal, and a drop
+ * counter per reason. */
 #include "filter.h"
 
 #include <stdio.h>
@@ -17,8 +19,17 @@
 /* Bloom hash functions supported (fp_rate >= 1e-9 needs at most 30). */
 #define FILTER_MAX_HASHES 64
 
-enum { DROP_EXPOSED, DROP_CONSUMED, DROP_DUPLICATE, DROP_REASONS };
-static const char *const drop_reason[DROP_REASONS] = {"exposed", "consumed", "duplicate"};
+/* Drop reasons, in the order FilterResponse.dropped lists them. */
+enum {
+    DROP_EXPOSED,
+    DROP_CONSUMED,
+    DROP_BLOCKED_ITEM,
+    DROP_BLOCKED_AUTHOR,
+    DROP_DUPLICATE,
+    DROP_REASONS
+};
+static const char *const drop_reason[DROP_REASONS] = {"exposed", "consumed", "blocked_item",
+                                                      "blocked_author", "duplicate"};
 
 struct cascade_filter {
     cascade_redis_pool *redis; /* borrowed */
@@ -27,6 +38,7 @@ struct cascade_filter {
     int windows;
     size_t max_candidates;
     struct cascade_bloom_params bloom;
+    cascade_metric *dropped_total[DROP_REASONS]; /* NULL without a registry */
 };
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -74,8 +86,18 @@ static int filter_read_config(cascade_filter *f, const cascade_config *cfg, char
     return 0;
 }
 
+static void register_metrics(cascade_filter *f, cascade_metrics *metrics)
+{
+    cascade_metric_family *fam =
+        cascade_metrics_counter(metrics, "cascade_filter_dropped_total",
+                                "Candidates the filter dropped, by reason", "reason");
+    for (int r = 0; r < DROP_REASONS; r++)
+        f->dropped_total[r] = cascade_metric_get(fam, (const char *const[]){drop_reason[r]});
+}
+
 cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                      const char *ns, char *err, size_t errlen)
+                                      const char *ns, cascade_metrics *metrics, char *err,
+                                      size_t errlen)
 {
     cascade_filter *f = calloc(1, sizeof *f);
     if (!f) {
@@ -90,6 +112,7 @@ cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_p
     f->redis = redis;
     if (filter_read_config(f, cfg, err, errlen) != 0)
         goto fail;
+    register_metrics(f, metrics);
     return f;
 fail:
     free(f);
@@ -181,6 +204,21 @@ static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterReq
     return rc;
 }
 
+/* What one Filter call works on: reason[i] = 0 keeps candidate i, otherwise
+ * 1 + its drop reason; counts[r] is the number dropped for reason r. */
+struct verdict {
+    const Cascade__V1__FilterRequest *req;
+    cascade_arena *arena;
+    uint8_t *reason;
+    uint32_t counts[DROP_REASONS];
+};
+
+static void drop(struct verdict *v, size_t i, int why)
+{
+    v->reason[i] = (uint8_t)(why + 1);
+    v->counts[why]++;
+}
+
 struct id_pos {
     uint64_t id;
     size_t pos;
@@ -195,150 +233,278 @@ static int id_pos_cmp(const void *pa, const void *pb)
 }
 
 /* Mark every repeat of an item id after its first occurrence. */
-static int mark_duplicates(const Cascade__V1__FilterRequest *req, cascade_arena *arena,
-                           uint8_t *reason, uint32_t *counts)
+static int mark_duplicates(struct verdict *v)
 {
-    size_t n = req->n_candidates;
-    struct id_pos *v = cascade_arena_calloc(arena, n + 1, sizeof *v);
-    if (!v)
+    size_t n = v->req->n_candidates;
+    struct id_pos *ip = cascade_arena_calloc(v->arena, n + 1, sizeof *ip);
+    if (!ip)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        v[i] = (struct id_pos){req->candidates[i]->item_id, i};
-    qsort(v, n, sizeof *v, id_pos_cmp);
+        ip[i] = (struct id_pos){v->req->candidates[i]->item_id, i};
+    qsort(ip, n, sizeof *ip, id_pos_cmp);
     for (size_t i = 1; i < n; i++)
-        if (v[i].id == v[i - 1].id) {
-            reason[v[i].pos] = DROP_DUPLICATE + 1;
-            counts[DROP_DUPLICATE]++;
+        if (ip[i].id == ip[i - 1].id)
+            drop(v, ip[i].pos, DROP_DUPLICATE);
+    return 0;
+}
+
+/* Queue SMISMEMBER key ids[0..n) (ids as decimal strings in nums). */
+static int append_smismember(cascade_redis *redis, const char *key, char (*nums)[24], size_t n,
+                             cascade_arena *arena)
+{
+    const char **argv = cascade_arena_calloc(arena, n + 2, sizeof *argv);
+    size_t *argvlen = cascade_arena_calloc(arena, n + 2, sizeof *argvlen);
+    if (!argv || !argvlen)
+        return CASCADE_ENOMEM;
+    argv[0] = "SMISMEMBER";
+    argvlen[0] = strlen(argv[0]);
+    argv[1] = key;
+    argvlen[1] = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 2] = nums[i];
+        argvlen[i + 2] = strlen(nums[i]);
+    }
+    return cascade_redis_append_argv(redis, (int)(n + 2), argv, argvlen);
+}
+
+/* Candidates still standing: positions and decimal ids. */
+struct standing {
+    size_t *pos;
+    char (*nums)[24];
+    size_t n;
+};
+
+static int collect_standing(struct verdict *v, struct standing *s)
+{
+    size_t n = v->req->n_candidates;
+    s->n = 0;
+    s->pos = cascade_arena_calloc(v->arena, n + 1, sizeof *s->pos);
+    s->nums = cascade_arena_calloc(v->arena, n + 1, sizeof *s->nums);
+    if (!s->pos || !s->nums)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!v->reason[i]) {
+            snprintf(s->nums[s->n], sizeof s->nums[0], "%llu",
+                     (unsigned long long)v->req->candidates[i]->item_id);
+            s->pos[s->n++] = i;
         }
     return 0;
 }
 
-/* GET the bitmaps of the last f->windows windows (pipelined) and mark
- * candidates any of them contains. */
-static int mark_exposed(const cascade_filter *f, cascade_redis *redis,
-                        const Cascade__V1__FilterRequest *req, cascade_arena *arena,
-                        uint8_t *reason, uint32_t *counts, char *err, size_t errlen)
+/* Test the standing candidates against the exposure bitmaps. */
+static void apply_exposed(const cascade_filter *f, struct verdict *v, const struct standing *s,
+                          redisReply *const *bitmaps)
 {
-    int64_t now_window =
-        cascade_filter_window(request_time(req->user->request_time_s), f->window_seconds);
-    redisReply **bitmaps = cascade_arena_calloc(arena, (size_t)f->windows, sizeof *bitmaps);
-    char key[CASCADE_KEY_MAX];
-    int rc = 0;
-    if (!bitmaps)
-        return CASCADE_ENOMEM;
-    for (int w = 0; w < f->windows; w++) {
-        cascade_key_exposure(key, f->ns, req->user->user_id, now_window - w);
-        if ((rc = cascade_redis_append(redis, "GET %s", key)) != 0)
-            return redis_failure(redis, rc, "exposure filter", err, errlen);
-    }
-    rc = read_replies(redis, (size_t)f->windows, bitmaps, "exposure filter", err, errlen);
-    if (rc != 0)
-        goto out;
-    for (size_t i = 0; i < req->n_candidates; i++) {
-        if (reason[i])
-            continue;
+    for (size_t j = 0; j < s->n; j++) {
+        size_t i = s->pos[j];
         for (int w = 0; w < f->windows; w++) {
             const redisReply *b = bitmaps[w];
             if (!b || b->type != REDIS_REPLY_STRING)
                 continue;
             if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len,
-                                          req->candidates[i]->item_id)) {
-                reason[i] = DROP_EXPOSED + 1;
-                counts[DROP_EXPOSED]++;
+                                          v->req->candidates[i]->item_id)) {
+                drop(v, i, DROP_EXPOSED);
                 break;
             }
         }
     }
-out:
-    for (int w = 0; w < f->windows; w++)
-        if (bitmaps[w])
-            freeReplyObject(bitmaps[w]);
-    return rc;
 }
 
-/* Ask the consumed set about the candidates still standing. */
-static int mark_consumed(const cascade_filter *f, cascade_redis *redis,
-                         const Cascade__V1__FilterRequest *req, cascade_arena *arena,
-                         uint8_t *reason, uint32_t *counts, char *err, size_t errlen)
+/* Drop the standing candidates an SMISMEMBER reply marks as members. */
+static int apply_members(struct verdict *v, const struct standing *s, const redisReply *rep,
+                         int why, cascade_redis *redis, const char *what, char *err, size_t errlen)
 {
-    size_t n = 0;
-    uint64_t *ids = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *ids);
-    size_t *pos = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *pos);
-    bool *consumed = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *consumed);
-    if (!ids || !pos || !consumed)
-        return CASCADE_ENOMEM;
-    for (size_t i = 0; i < req->n_candidates; i++)
-        if (!reason[i]) {
-            ids[n] = req->candidates[i]->item_id;
-            pos[n++] = i;
-        }
-    if (n == 0)
-        return 0;
-    int rc = cascade_store_consumed(redis, f->ns, req->user->user_id, ids, n, consumed);
-    if (rc != 0)
-        return redis_failure(redis, rc, "consumed set", err, errlen);
-    for (size_t j = 0; j < n; j++)
-        if (consumed[j]) {
-            reason[pos[j]] = DROP_CONSUMED + 1;
-            counts[DROP_CONSUMED]++;
-        }
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != s->n) {
+        snprintf(err, errlen, "%s: redis %s: unexpected SMISMEMBER reply", what,
+                 cascade_redis_addr(redis));
+        return CASCADE_EUNAVAILABLE;
+    }
+    for (size_t j = 0; j < s->n; j++)
+        if (!v->reason[s->pos[j]] && rep->element[j]->type == REDIS_REPLY_INTEGER &&
+            rep->element[j]->integer)
+            drop(v, s->pos[j], why);
     return 0;
 }
 
-static int filter_response(const Cascade__V1__FilterRequest *req, cascade_arena *arena,
-                           const uint8_t *reason, const uint32_t *counts,
-                           Cascade__V1__FilterResponse **out)
+/* One round trip for everything a user's own keys say: GET the bitmaps of
+ * the last f->windows windows, SMISMEMBER on the consumed and blocked-item
+ * sets, SCARD of the blocked-author set (its size goes to *blocked_authors,
+ * so the author check only runs for users who blocked someone). */
+static int mark_user_sets(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
+                          long long *blocked_authors, char *err, size_t errlen)
 {
-    Cascade__V1__FilterResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    const Cascade__V1__UserContext *user = v->req->user;
+    int64_t now_window =
+        cascade_filter_window(request_time(user->request_time_s), f->window_seconds);
+    size_t n_replies = (size_t)f->windows + 3;
+    redisReply **rep = cascade_arena_calloc(v->arena, n_replies, sizeof *rep);
+    char key[CASCADE_KEY_MAX], consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX];
+    struct standing s;
+    int rc;
+    *blocked_authors = 0;
+    if (!rep || collect_standing(v, &s) != 0)
+        return CASCADE_ENOMEM;
+    if (s.n == 0)
+        return 0;
+    for (int w = 0; w < f->windows; w++) {
+        cascade_key_exposure(key, f->ns, user->user_id, now_window - w);
+        if ((rc = cascade_redis_append(redis, "GET %s", key)) != 0)
+            return redis_failure(redis, rc, "filter", err, errlen);
+    }
+    cascade_key_user_consumed(consumed, f->ns, user->user_id);
+    cascade_key_user_blocked_items(blocked, f->ns, user->user_id);
+    if ((rc = append_smismember(redis, consumed, s.nums, s.n, v->arena)) != 0 ||
+        (rc = append_smismember(redis, blocked, s.nums, s.n, v->arena)) != 0 ||
+        (rc = cascade_redis_append(redis, "SCARD %s",
+                                   cascade_key_user_blocked_authors(key, f->ns, user->user_id))))
+        return redis_failure(redis, rc, "filter", err, errlen);
+    rc = read_replies(redis, n_replies, rep, "filter", err, errlen);
+    if (rc != 0)
+        goto out;
+    apply_exposed(f, v, &s, rep);
+    if ((rc = apply_members(v, &s, rep[f->windows], DROP_CONSUMED, redis, "consumed set", err,
+                            errlen)) ||
+        (rc = apply_members(v, &s, rep[f->windows + 1], DROP_BLOCKED_ITEM, redis, "blocked items",
+                            err, errlen)))
+        goto out;
+    if (rep[f->windows + 2] && rep[f->windows + 2]->type == REDIS_REPLY_INTEGER)
+        *blocked_authors = rep[f->windows + 2]->integer;
+out:
+    for (size_t i = 0; i < n_replies; i++)
+        if (rep[i])
+            freeReplyObject(rep[i]);
+    return rc;
+}
+
+/* The author of each standing candidate: from its attrs when the caller sent
+ * them, else from its item record (one MGET for those only); 0 = unknown. */
+static int standing_authors(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
+                            const struct standing *s, uint64_t *authors, char *err, size_t errlen)
+{
+    uint64_t *ids = cascade_arena_calloc(v->arena, s->n + 1, sizeof *ids);
+    size_t *at = cascade_arena_calloc(v->arena, s->n + 1, sizeof *at);
+    size_t m = 0;
+    if (!ids || !at)
+        return CASCADE_ENOMEM;
+    for (size_t j = 0; j < s->n; j++) {
+        const Cascade__V1__Candidate *c = v->req->candidates[s->pos[j]];
+        authors[j] = c->attrs ? c->attrs->author_id : 0;
+        if (authors[j] == 0) {
+            ids[m] = c->item_id;
+            at[m++] = j;
+        }
+    }
+    if (m == 0)
+        return 0;
+    cascade_v1_ItemRecord *recs = cascade_arena_calloc(v->arena, m, sizeof *recs);
+    bool *found = cascade_arena_calloc(v->arena, m, sizeof *found);
+    if (!recs || !found)
+        return CASCADE_ENOMEM;
+    int rc = cascade_store_get_items(redis, f->ns, ids, m, recs, found);
+    if (rc != 0)
+        return redis_failure(redis, rc, "item records", err, errlen);
+    for (size_t k = 0; k < m; k++)
+        authors[at[k]] = found[k] ? recs[k].author_id : 0;
+    return 0;
+}
+
+/* Drop candidates whose author is in the user's blocked-author set. */
+static int mark_blocked_authors(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
+                                char *err, size_t errlen)
+{
+    char key[CASCADE_KEY_MAX];
+    struct standing s;
+    redisReply *rep = NULL;
+    int rc;
+    if (collect_standing(v, &s) != 0)
+        return CASCADE_ENOMEM;
+    if (s.n == 0)
+        return 0;
+    uint64_t *authors = cascade_arena_calloc(v->arena, s.n, sizeof *authors);
+    if (!authors)
+        return CASCADE_ENOMEM;
+    if ((rc = standing_authors(f, redis, v, &s, authors, err, errlen)) != 0)
+        return rc;
+    /* Ask about every standing candidate's author (repeats are cheap: a set
+     * lookup each); unknown authors (0) are never members. */
+    for (size_t j = 0; j < s.n; j++)
+        snprintf(s.nums[j], sizeof s.nums[0], "%llu", (unsigned long long)authors[j]);
+    cascade_key_user_blocked_authors(key, f->ns, v->req->user->user_id);
+    if ((rc = append_smismember(redis, key, s.nums, s.n, v->arena)) != 0)
+        return redis_failure(redis, rc, "blocked authors", err, errlen);
+    if ((rc = read_replies(redis, 1, &rep, "blocked authors", err, errlen)) != 0)
+        return rc;
+    rc = apply_members(v, &s, rep, DROP_BLOCKED_AUTHOR, redis, "blocked authors", err, errlen);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int filter_response(const struct verdict *v, Cascade__V1__FilterResponse **out)
+{
+    const Cascade__V1__FilterRequest *req = v->req;
+    Cascade__V1__FilterResponse *resp = cascade_arena_alloc(v->arena, sizeof *resp);
     if (!resp)
         return CASCADE_ENOMEM;
     cascade__v1__filter_response__init(resp);
-    resp->candidates = cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *resp->candidates);
-    resp->dropped = cascade_arena_calloc(arena, DROP_REASONS, sizeof *resp->dropped);
+    resp->candidates =
+        cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->candidates);
+    resp->dropped = cascade_arena_calloc(v->arena, DROP_REASONS, sizeof *resp->dropped);
     if (!resp->candidates || !resp->dropped)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < req->n_candidates; i++)
-        if (!reason[i])
+        if (!v->reason[i])
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     for (int r = 0; r < DROP_REASONS; r++) {
-        Cascade__V1__DropCount *d = cascade_arena_alloc(arena, sizeof *d);
+        Cascade__V1__DropCount *d = cascade_arena_alloc(v->arena, sizeof *d);
         if (!d)
             return CASCADE_ENOMEM;
         cascade__v1__drop_count__init(d);
         d->reason = (char *)drop_reason[r]; /* static; only read when packing */
-        d->count = counts[r];
+        d->count = v->counts[r];
         resp->dropped[resp->n_dropped++] = d;
     }
     *out = resp;
     return 0;
 }
 
+static void count_drops(const cascade_filter *f, const struct verdict *v)
+{
+    for (int r = 0; r < DROP_REASONS; r++)
+        if (v->counts[r])
+            cascade_metric_add(f->dropped_total[r], v->counts[r]);
+}
+
 int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                        const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,
                        char *err, size_t errlen)
 {
-    uint32_t counts[DROP_REASONS] = {0};
+    struct verdict v = {.req = req, .arena = arena};
+    long long blocked_authors = 0;
     int rc = filter_validate(f, req, err, errlen);
     if (rc != 0)
         return rc;
     cascade_redis *redis = cascade_redis_pool_get(f->redis);
-    /* reason[i] = 0 keeps candidate i, otherwise 1 + the drop reason. */
-    uint8_t *reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
-    if (!redis || !reason || mark_duplicates(req, arena, reason, counts) != 0)
+    v.reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
+    if (!redis || !v.reason || mark_duplicates(&v) != 0)
         goto nomem;
     if (req->n_candidates > 0) {
-        if ((rc = mark_exposed(f, redis, req, arena, reason, counts, err, errlen)) != 0)
-            return rc;
+        if ((rc = mark_user_sets(f, redis, &v, &blocked_authors, err, errlen)) != 0)
+            goto fail;
         if (past(deadline_ms))
             goto late;
-        if ((rc = mark_consumed(f, redis, req, arena, reason, counts, err, errlen)) != 0)
-            return rc;
+        if (blocked_authors > 0 && (rc = mark_blocked_authors(f, redis, &v, err, errlen)) != 0)
+            goto fail;
         if (past(deadline_ms))
             goto late;
     }
-    if (filter_response(req, arena, reason, counts, out) != 0)
+    if (filter_response(&v, out) != 0)
         goto nomem;
+    count_drops(f, &v);
     return 0;
+fail:
+    if (rc == CASCADE_ENOMEM)
+        goto nomem;
+    return rc;
 late:
     snprintf(err, errlen, "filter: deadline exceeded");
     return CASCADE_ETIMEDOUT;

@@ -1,7 +1,8 @@
 /* Filter stage (过滤): drops candidates the user has already been shown
  * (per-user exposure Bloom filters in Redis, one per time window, so entries
- * older than windows × window_seconds fall out), already consumed, or listed
- * twice; and records new exposures. The handlers wrap cascade_filter_run and
+ * older than windows × window_seconds fall out), already consumed, blocked
+ * (the user's dislikes: blocked items and blocked authors) or listed twice,
+ * and records new exposures. The handlers wrap cascade_filter_run and
  * cascade_filter_record, which tests call directly. */
 #ifndef CASCADE_FILTER_H
 #define CASCADE_FILTER_H
@@ -13,25 +14,33 @@
 #include "bloom.h"
 #include "cascade/v1/filter.pb-c.h"
 #include "config.h"
+#include "metrics.h"
 #include "redis.h"
 #include "rpc.h"
 
 typedef struct cascade_filter cascade_filter;
 
 /* Create the stage from the "filter" config section (cfg may be NULL for
- * defaults). Borrows `redis`; copies `ns`. NULL with a message in err on an
- * invalid config value. Thread-safe once created. */
+ * defaults). Borrows `redis` and `metrics` (the process's registry, where the
+ * counter cascade_filter_dropped_total{reason} is registered; NULL = no
+ * metrics); both must outlive the stage. Copies `ns`. NULL with a message in
+ * err on an invalid config value. Thread-safe once created. */
 cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                      const char *ns, char *err, size_t errlen);
+                                      const char *ns, cascade_metrics *metrics, char *err,
+                                      size_t errlen);
 
 /* NULL is a no-op. */
 void cascade_filter_destroy(cascade_filter *f);
 
 /* Filter req's candidates: survivors keep their order (the Candidate
  * pointers of the request are reused), and `dropped` always lists the
- * reasons "exposed", "consumed", "duplicate" (counts may be 0). Allocates from
- * arena. Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM
- * with a message in err. */
+ * reasons "exposed", "consumed", "blocked_item", "blocked_author",
+ * "duplicate" in that order (counts may be 0); each dropped candidate counts
+ * under one reason: a repeat is a duplicate, otherwise the first of exposed,
+ * consumed, blocked_item, blocked_author that applies. Item records are read
+ * (for authors) only when the user has blocked authors and only for
+ * candidates whose attrs carry no author. Allocates from arena. Returns 0 or
+ * EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. */
 int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                        const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,
                        char *err, size_t errlen);

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cascade-filter: out of memory creating the Redis pool\n");
         goto out;
     }
-    if (!(filter = cascade_filter_create(opts.config, redis, opts.ns, err, sizeof err))) {
+    if (!(filter = cascade_filter_create(opts.config, redis, opts.ns, metrics, err, sizeof err))) {
         fprintf(stderr, "cascade-filter: %s\n", err);
         goto out;
     }

@@ -24,13 +24,31 @@ struct table {
 
 float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *channel)
 {
-    for (size_t i = 0; i < c->n_channels; i++)
-        if (c->channels[i] && c->channels[i]->channel &&
-            strcmp(c->channels[i]->channel, channel) == 0)
-            return c->channels[i]->score;
+    const Cascade__V1__ChannelHit *hit = cascade_merge_find_hit(c, channel);
+    if (hit)
+        return hit->score;
     if (c->n_channels > 0 && c->channels[0])
         return c->channels[0]->score;
     return c->recall_score;
+}
+
+const Cascade__V1__ChannelHit *cascade_merge_find_hit(const Cascade__V1__Candidate *c,
+                                                      const char *channel)
+{
+    for (size_t i = 0; i < c->n_channels; i++)
+        if (c->channels[i] && c->channels[i]->channel &&
+            strcmp(c->channels[i]->channel, channel) == 0)
+            return c->channels[i];
+    return NULL;
+}
+
+size_t cascade_merge_count_channel(Cascade__V1__Candidate *const *c, size_t n, const char *channel)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] && cascade_merge_find_hit(c[i], channel))
+            count++;
+    return count;
 }
 
 static uint64_t mix64(uint64_t x)

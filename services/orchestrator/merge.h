@@ -25,6 +25,14 @@ struct cascade_merge_input {
  * channel, else of its first hit, else its recall_score. */
 float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *channel);
 
+/* The ChannelHit of candidate c naming `channel`, or NULL. */
+const Cascade__V1__ChannelHit *cascade_merge_find_hit(const Cascade__V1__Candidate *c,
+                                                      const char *channel);
+
+/* How many of c[0..n) carry a ChannelHit naming `channel` (the per-channel
+ * contribution of the debug trace: kept after merge, in the final list). */
+size_t cascade_merge_count_channel(Cascade__V1__Candidate *const *c, size_t n, const char *channel);
+
 /* Merge n channel outputs. Per channel: candidates beyond `quota` (in the
  * channel's order) and repeats of an item already seen in that channel are
  * ignored; scores are normalised as norm = max(score, 0) / max_score (all 1

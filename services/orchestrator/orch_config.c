@@ -1,5 +1,6 @@
-/* Parsing of the "orchestrator" config section: channels, stage endpoints and
- * budgets, merge and feedback limits. Endpoints may be symbolic names looked
+/* Parsing of the "orchestrator" config section: channels (normal and
+ * cold-start mix), stage endpoints and budgets, exploration, recall cache,
+ * merge and feedback limits. Endpoints may be symbolic names looked
  * up in orchestrator.endpoints so one override (e.g. from scripts/stack.sh)
  * moves every user of an endpoint at once. */
 #include "orch_config.h"
@@ -82,17 +83,25 @@ static int resolve_endpoint(const cascade_config *cfg, const char *value, const 
     return 0;
 }
 
-static int bad_field(const cascade_config *cfg, size_t i, const char *field, const char *expect,
-                     char *err, size_t errlen)
+/* A channel list being parsed: its config path, for messages. */
+struct channel_list {
+    const char *path; /* "orchestrator.channels" */
+    struct cascade_orch_channel_cfg *items;
+    size_t *n;
+};
+
+static int bad_field(const cascade_config *cfg, const char *path, size_t i, const char *field,
+                     const char *expect, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s: orchestrator.channels[%zu].%s: expected %s",
-             cascade_config_source(cfg), i, field, expect);
+    snprintf(err, errlen, "%s: %s[%zu].%s: expected %s", cascade_config_source(cfg), path, i, field,
+             expect);
     return CASCADE_EINVAL;
 }
 
 /* Read a number field of a channel object; def when absent. */
-static int channel_number(const cascade_config *cfg, json_t *obj, size_t i, const char *field,
-                          double def, double min, double max, double *out, char *err, size_t errlen)
+static int channel_number(const cascade_config *cfg, const char *path, json_t *obj, size_t i,
+                          const char *field, double def, double min, double max, double *out,
+                          char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, field);
     if (v == NULL) {
@@ -102,27 +111,28 @@ static int channel_number(const cascade_config *cfg, json_t *obj, size_t i, cons
     if (!json_is_number(v) || json_number_value(v) < min || json_number_value(v) > max) {
         char expect[96];
         snprintf(expect, sizeof expect, "a number in [%g, %g]", min, max);
-        return bad_field(cfg, i, field, expect, err, errlen);
+        return bad_field(cfg, path, i, field, expect, err, errlen);
     }
     *out = json_number_value(v);
     return 0;
 }
 
 /* Fill one channel from its JSON object. */
-static int parse_channel(const cascade_config *cfg, json_t *obj, size_t i,
+static int parse_channel(const cascade_config *cfg, const char *path, json_t *obj, size_t i,
                          struct cascade_orch_channel_cfg *ch, char *err, size_t errlen)
 {
     double weight, quota, timeout;
     int rc;
     if (!json_is_object(obj))
-        return bad_field(cfg, i, "", "an object", err, errlen);
+        return bad_field(cfg, path, i, "", "an object", err, errlen);
     json_t *name = json_object_get(obj, "name");
     if (!json_is_string(name) || json_string_length(name) == 0 ||
         !copy_str(ch->name, sizeof ch->name, json_string_value(name)))
-        return bad_field(cfg, i, "name", "a non-empty string of at most 63 bytes", err, errlen);
-    if ((rc = channel_number(cfg, obj, i, "weight", 1.0, 0.0, 1e6, &weight, err, errlen)) ||
-        (rc = channel_number(cfg, obj, i, "quota", 500, 1, 5000, &quota, err, errlen)) ||
-        (rc = channel_number(cfg, obj, i, "timeout_ms", DEFAULT_CHANNEL_TIMEOUT_MS, 1, 600000,
+        return bad_field(cfg, path, i, "name", "a non-empty string of at most 63 bytes", err,
+                         errlen);
+    if ((rc = channel_number(cfg, path, obj, i, "weight", 1.0, 0.0, 1e6, &weight, err, errlen)) ||
+        (rc = channel_number(cfg, path, obj, i, "quota", 500, 1, 5000, &quota, err, errlen)) ||
+        (rc = channel_number(cfg, path, obj, i, "timeout_ms", DEFAULT_CHANNEL_TIMEOUT_MS, 1, 600000,
                              &timeout, err, errlen)))
         return rc;
     ch->weight = weight;
@@ -140,7 +150,8 @@ static int parse_channel(const cascade_config *cfg, json_t *obj, size_t i,
     else if (json_is_string(endpoint))
         value = json_string_value(endpoint);
     else if (endpoint != NULL)
-        return bad_field(cfg, i, "endpoint", "a string (host:port or endpoint name)", err, errlen);
+        return bad_field(cfg, path, i, "endpoint", "a string (host:port or endpoint name)", err,
+                         errlen);
     char what[96];
     snprintf(what, sizeof what, "channel %s", ch->name);
     return resolve_endpoint(cfg, value, what, ch->endpoint, sizeof ch->endpoint, err, errlen);
@@ -152,28 +163,44 @@ static bool channel_enabled(json_t *obj)
     return v == NULL || !json_is_false(v);
 }
 
-static int parse_channels(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
-                          size_t errlen)
+static const struct cascade_orch_channel_cfg *find_channel(const struct channel_list *l,
+                                                           const char *name)
 {
-    json_t *list = cascade_config_get(cfg, "orchestrator.channels");
-    out->n_channels = 0;
-    if (list == NULL) {
-        for (size_t i = 0; i < sizeof default_channels / sizeof default_channels[0]; i++) {
-            struct cascade_orch_channel_cfg *ch = &out->channels[out->n_channels++];
-            copy_str(ch->name, sizeof ch->name, default_channels[i].name);
-            ch->weight = default_channels[i].weight;
-            ch->quota = default_channels[i].quota;
-            ch->timeout_ms = DEFAULT_CHANNEL_TIMEOUT_MS;
-            int rc = resolve_endpoint(cfg, "recall", ch->name, ch->endpoint, sizeof ch->endpoint,
-                                      err, errlen);
-            if (rc)
-                return rc;
-        }
-        return 0;
+    for (size_t i = 0; i < *l->n; i++)
+        if (strcmp(l->items[i].name, name) == 0)
+            return &l->items[i];
+    return NULL;
+}
+
+/* The built-in channels, used when the config lists none. */
+static int default_channel_list(const cascade_config *cfg, struct channel_list *l, char *err,
+                                size_t errlen)
+{
+    for (size_t i = 0; i < sizeof default_channels / sizeof default_channels[0]; i++) {
+        struct cascade_orch_channel_cfg *ch = &l->items[(*l->n)++];
+        copy_str(ch->name, sizeof ch->name, default_channels[i].name);
+        ch->weight = default_channels[i].weight;
+        ch->quota = default_channels[i].quota;
+        ch->timeout_ms = DEFAULT_CHANNEL_TIMEOUT_MS;
+        int rc = resolve_endpoint(cfg, "recall", ch->name, ch->endpoint, sizeof ch->endpoint, err,
+                                  errlen);
+        if (rc)
+            return rc;
     }
+    return 0;
+}
+
+/* Parse the list of channel objects at l->path (absent = empty list). */
+static int parse_channel_list(const cascade_config *cfg, struct channel_list *l, char *err,
+                              size_t errlen)
+{
+    json_t *list = cascade_config_get(cfg, l->path);
+    *l->n = 0;
+    if (list == NULL || json_is_null(list))
+        return 0;
     if (!json_is_array(list)) {
-        snprintf(err, errlen, "%s: orchestrator.channels: expected a list of channel objects",
-                 cascade_config_source(cfg));
+        snprintf(err, errlen, "%s: %s: expected a list of channel objects",
+                 cascade_config_source(cfg), l->path);
         return CASCADE_EINVAL;
     }
     size_t i;
@@ -182,23 +209,37 @@ static int parse_channels(const cascade_config *cfg, struct cascade_orch_config 
     {
         if (json_is_object(obj) && !channel_enabled(obj))
             continue;
-        if (out->n_channels == CASCADE_ORCH_MAX_CHANNELS) {
-            snprintf(err, errlen, "%s: orchestrator.channels: at most %d channels",
-                     cascade_config_source(cfg), CASCADE_ORCH_MAX_CHANNELS);
+        if (*l->n == CASCADE_ORCH_MAX_CHANNELS) {
+            snprintf(err, errlen, "%s: %s: at most %d channels", cascade_config_source(cfg),
+                     l->path, CASCADE_ORCH_MAX_CHANNELS);
             return CASCADE_EINVAL;
         }
-        struct cascade_orch_channel_cfg *ch = &out->channels[out->n_channels];
-        int rc = parse_channel(cfg, obj, i, ch, err, errlen);
+        struct cascade_orch_channel_cfg *ch = &l->items[*l->n];
+        int rc = parse_channel(cfg, l->path, obj, i, ch, err, errlen);
         if (rc)
             return rc;
-        if (cascade_orch_config_channel(out, ch->name) != NULL) {
-            snprintf(err, errlen, "%s: orchestrator.channels[%zu]: duplicate channel \"%s\"",
-                     cascade_config_source(cfg), i, ch->name);
+        if (find_channel(l, ch->name) != NULL) {
+            snprintf(err, errlen, "%s: %s[%zu]: duplicate channel \"%s\"",
+                     cascade_config_source(cfg), l->path, i, ch->name);
             return CASCADE_EINVAL;
         }
-        out->n_channels++;
+        (*l->n)++;
     }
     return 0;
+}
+
+static int parse_channels(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                          size_t errlen)
+{
+    struct channel_list normal = {"orchestrator.channels", out->channels, &out->n_channels};
+    struct channel_list cold = {"orchestrator.cold_start.channels", out->cold_channels,
+                                &out->n_cold_channels};
+    int rc;
+    if (cascade_config_get(cfg, normal.path) == NULL)
+        rc = default_channel_list(cfg, &normal, err, errlen);
+    else
+        rc = parse_channel_list(cfg, &normal, err, errlen);
+    return rc ? rc : parse_channel_list(cfg, &cold, err, errlen);
 }
 
 /* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep} */
@@ -260,12 +301,45 @@ static int parse_limits(const cascade_config *cfg, struct cascade_orch_config *o
     return 0;
 }
 
+/* cold_start.min_interactions, exploration.*, cache.* */
+static int parse_user_features(const cascade_config *cfg, struct cascade_orch_config *out,
+                               char *err, size_t errlen)
+{
+    int64_t min_interactions, capacity, ttl;
+    const char *explore_channel;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.cold_start.min_interactions", 5, 0, 1000000,
+                                 &min_interactions, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.new_share", 0.1, 0.0, 1.0,
+                                    &out->explore_share, err, errlen)) ||
+        (rc = cascade_config_string(cfg, "orchestrator.exploration.channel", "new",
+                                    &explore_channel, err, errlen)) ||
+        (rc = cascade_config_bool(cfg, "orchestrator.cache.enabled", true, &out->cache_enabled, err,
+                                  errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.cache.capacity", 200, 1, 100000, &capacity, err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.cache.ttl_s", 7 * 86400, 0, 366 * 86400, &ttl,
+                                 err, errlen)))
+        return rc;
+    if (!copy_str(out->explore_channel, sizeof out->explore_channel, explore_channel)) {
+        snprintf(err, errlen, "%s: orchestrator.exploration.channel: at most %d bytes",
+                 cascade_config_source(cfg), CASCADE_ORCH_NAME_MAX - 1);
+        return CASCADE_EINVAL;
+    }
+    out->cold_min_interactions = (uint32_t)min_interactions;
+    out->cache_capacity = (uint32_t)capacity;
+    out->cache_ttl_s = ttl;
+    return 0;
+}
+
 int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
                               size_t errlen)
 {
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = parse_limits(cfg, out, err, errlen)) || (rc = parse_channels(cfg, out, err, errlen)))
+    if ((rc = parse_limits(cfg, out, err, errlen)) ||
+        (rc = parse_channels(cfg, out, err, errlen)) ||
+        (rc = parse_user_features(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
         (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||

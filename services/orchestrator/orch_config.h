@@ -1,6 +1,7 @@
 /* The orchestrator's configuration: which recall channels to call (with
- * weight, quota and timeout), where the stages live, per-stage time budgets
- * and the merge/fallback/feedback limits. Parsed once at start from the
+ * weight, quota and timeout) for established and for cold-start users, where
+ * the stages live, per-stage time budgets, new-item exploration, the recall
+ * cache and the merge/fallback/feedback limits. Parsed once at start from the
  * "orchestrator" section of the config; every key is documented with its
  * default in docs/orchestrator.md. */
 #ifndef CASCADE_ORCH_CONFIG_H
@@ -36,6 +37,20 @@ struct cascade_orch_stage_cfg {
 struct cascade_orch_config {
     struct cascade_orch_channel_cfg channels[CASCADE_ORCH_MAX_CHANNELS];
     size_t n_channels;
+    /* Cold start: users with fewer than cold_min_interactions interactions
+     * (UserRecord.interactions; no record counts as 0) get cold_channels
+     * instead of channels. No cold channels = cold start off. */
+    struct cascade_orch_channel_cfg cold_channels[CASCADE_ORCH_MAX_CHANNELS];
+    size_t n_cold_channels;
+    uint32_t cold_min_interactions;
+    /* New-item exploration: share of the final list reserved for items of
+     * explore_channel (0 = off). */
+    double explore_share;
+    char explore_channel[CASCADE_ORCH_NAME_MAX];
+    /* Recall cache: ranked-but-unshown items kept per user (LIST). */
+    bool cache_enabled;
+    uint32_t cache_capacity;
+    int64_t cache_ttl_s; /* 0 = no expiry */
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */

@@ -14,7 +14,7 @@ struct cascade_orch_endpoint {
     cascade_rpc_channel *channel;
 };
 
-#define CASCADE_ORCH_MAX_ENDPOINTS (CASCADE_ORCH_MAX_CHANNELS + 4)
+#define CASCADE_ORCH_MAX_ENDPOINTS (2 * CASCADE_ORCH_MAX_CHANNELS + 4)
 
 struct cascade_orch {
     struct cascade_orch_config cfg;
@@ -23,7 +23,8 @@ struct cascade_orch {
     char ns[64];
     struct cascade_orch_endpoint endpoints[CASCADE_ORCH_MAX_ENDPOINTS];
     size_t n_endpoints;
-    cascade_rpc_channel *channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per recall channel */
+    cascade_rpc_channel *channel_of[CASCADE_ORCH_MAX_CHANNELS];      /* per recall channel */
+    cascade_rpc_channel *cold_channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per cold-start channel */
     cascade_rpc_channel *filter, *prerank, *rank, *rerank;
     atomic_uint_fast64_t request_seq; /* for generated request ids */
 };

@@ -35,6 +35,11 @@ static int open_channels(cascade_orch *o, char *err, size_t errlen)
         if (o->channel_of[i] == NULL)
             goto fail;
     }
+    for (size_t i = 0; i < o->cfg.n_cold_channels; i++) {
+        o->cold_channel_of[i] = endpoint_channel(o, o->cfg.cold_channels[i].endpoint);
+        if (o->cold_channel_of[i] == NULL)
+            goto fail;
+    }
     if (!(o->filter = endpoint_channel(o, o->cfg.filter.endpoint)) ||
         !(o->prerank = endpoint_channel(o, o->cfg.prerank.endpoint)) ||
         !(o->rank = endpoint_channel(o, o->cfg.rank.endpoint)) ||

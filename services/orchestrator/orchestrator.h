@@ -1,9 +1,11 @@
-/* The orchestrator (cascade.v1.Recommender): assigns A/B buckets, fans Recall
- * out to every configured channel in parallel, merges the channels, then runs
- * filter → pre-rank → rank → re-rank within the request's deadline, records
- * exposure of what it returns, and logs Feedback events to Redis. A failing
- * or late channel or stage degrades the answer (flagged and explained in the
- * response) instead of failing it.
+/* The orchestrator (cascade.v1.Recommender): assigns A/B buckets, picks the
+ * channel mix (cold start for users with few interactions), fans Recall out
+ * to every channel of the mix in parallel, merges the channels, then runs
+ * filter → pre-rank → rank → re-rank within the request's deadline, reserves
+ * the new-item exploration share, records exposure of what it returns, keeps
+ * the user's recall cache (ranked but unshown items), and logs Feedback
+ * events to Redis. A failing or late channel or stage degrades the answer
+ * (flagged and explained in the response) instead of failing it.
  *
  * Thread-safety: one cascade_orch is shared by every worker thread; its stage
  * channels are created once at start and are thread-safe. */
@@ -59,11 +61,15 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
                            Cascade__V1__RecommendResponse **out);
 
 /* Run Feedback: validate every event (user id of 1..64 bytes, non-zero item
- * id, known type; at most 1000), append them to the event stream and apply
- * the ones with a positive interest weight (common/events.h: click, like,
- * collect, share, follow) to the users' last-n and consumed sets. Returns 0
- * and *out (arena), CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or
- * CASCADE_EUNAVAILABLE when Redis cannot be reached. */
+ * id, known type; at most 1000), append them to the event stream, apply the
+ * ones with a positive interest weight (common/events.h: click, like,
+ * collect, share, follow) to the users' last-n and consumed sets, and update
+ * the users' live sets: dislike adds the item to the blocked items,
+ * hide_author the item's author (from its item record) to the blocked
+ * authors, follow the author to the followed authors (an item without a
+ * record or author only goes to the stream). Returns 0 and *out (arena),
+ * CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or CASCADE_EUNAVAILABLE when
+ * Redis cannot be reached. */
 int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
                           const Cascade__V1__FeedbackRequest *req,
                           Cascade__V1__FeedbackResponse **out);

@@ -1,7 +1,8 @@
-/* Recommend: validate, assign experiments, fan Recall out to every channel and
- * merge, then filter → pre-rank → rank → re-rank with a budget per stage,
- * degrading (previous order kept, reason recorded) instead of failing, and
- * finally record exposure of the returned items so they are not shown again. */
+/* Recommend: validate, assign experiments, recall (recommend_recall.c), then
+ * filter → pre-rank → rank → re-rank with a budget per stage, degrading
+ * (previous order kept, reason recorded) instead of failing; the final list
+ * with its exploration share (recommend_final.c); and record exposure of the
+ * returned items so they are not shown again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,34 +11,12 @@
 #include "cascade/v1/filter.pb-c.h"
 #include "cascade/v1/prerank.pb-c.h"
 #include "cascade/v1/rank.pb-c.h"
-#include "cascade/v1/recall.pb-c.h"
 #include "cascade/v1/rerank.pb-c.h"
 #include "clock.h"
 #include "error.h"
 #include "hash.h"
 #include "log.h"
-#include "merge.h"
-#include "orch_internal.h"
-#include "report.h"
-#include "request.h"
-#include "store.h"
-
-/* State of one Recommend call. */
-struct rq {
-    cascade_orch *o;
-    const struct cascade_orch_call *call;
-    cascade_arena *arena;
-    int64_t start_us;
-    int64_t deadline_ms;
-    uint32_t count;
-    Cascade__V1__UserContext *user; /* the caller's context with request_id filled */
-    Cascade__V1__ExperimentContext *exp;
-    struct cascade_orch_report report;
-    Cascade__V1__Candidate **cands;
-    size_t n;
-    enum cascade_score_kind source; /* the stage that produced the current order */
-    bool used_fallback;
-};
+#include "recommend_internal.h"
 
 static int validate(const struct cascade_orch_call *call, const Cascade__V1__RecommendRequest *req)
 {
@@ -51,7 +30,7 @@ static int validate(const struct cascade_orch_call *call, const Cascade__V1__Rec
 }
 
 /* The request id: the caller's (message, then metadata) or a fresh one. */
-static const char *request_id(struct rq *rq, const Cascade__V1__UserContext *user)
+static const char *request_id(struct cascade_orch_rq *rq, const Cascade__V1__UserContext *user)
 {
     if (user->request_id && user->request_id[0])
         return user->request_id;
@@ -67,7 +46,7 @@ static const char *request_id(struct rq *rq, const Cascade__V1__UserContext *use
                                 (unsigned long long)cascade_hash64(&seed, sizeof seed, 0x5eed));
 }
 
-static int setup(struct rq *rq, const Cascade__V1__RecommendRequest *req)
+static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req)
 {
     const struct cascade_orch_call *call = rq->call;
     rq->user = cascade_arena_alloc(rq->arena, sizeof *rq->user);
@@ -89,222 +68,16 @@ static int setup(struct rq *rq, const Cascade__V1__RecommendRequest *req)
     return 0;
 }
 
-static int64_t min_i64(int64_t a, int64_t b)
+int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms)
 {
-    return a < b ? a : b;
+    int64_t own = cascade_now_ms() + timeout_ms;
+    return rq->deadline_ms < own ? rq->deadline_ms : own;
 }
 
-/* Absolute deadline of a call with its own budget inside the request's. */
-static int64_t budget_deadline(const struct rq *rq, int timeout_ms)
-{
-    return min_i64(rq->deadline_ms, cascade_now_ms() + timeout_ms);
-}
-
-static void report(struct rq *rq, const struct cascade_orch_outcome *o)
+void cascade_orch__report(struct cascade_orch_rq *rq, const struct cascade_orch_outcome *o)
 {
     if (cascade_orch_report_add(&rq->report, o))
         CASCADE_WARN(rq->user->request_id, "out of memory recording stage %s", o->stage);
-}
-
-/* ------------------------------------------------------------------ recall */
-
-/* True when the experiment's "recall.channels" list (comma separated) is
- * absent or names the channel. */
-static bool channel_selected(const struct rq *rq, const char *name)
-{
-    const char *list = cascade_exp_param(rq->exp, "recall.channels");
-    if (list == NULL || list[0] == '\0')
-        return true;
-    size_t len = strlen(name);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',')
-            end++;
-        const char *stop = end;
-        while (stop > p && stop[-1] == ' ')
-            stop--;
-        if ((size_t)(stop - p) == len && strncmp(p, name, len) == 0)
-            return true;
-        p = end;
-    }
-    return false;
-}
-
-/* Channel weight and quota after experiment overrides. */
-static void channel_params(const struct rq *rq, const struct cascade_orch_channel_cfg *ch,
-                           double *weight, uint32_t *quota)
-{
-    char key[CASCADE_ORCH_NAME_MAX + 32];
-    snprintf(key, sizeof key, "recall.weight.%s", ch->name);
-    *weight = cascade_exp_param_double(rq->exp, key, ch->weight);
-    if (!(*weight >= 0.0))
-        *weight = 0.0;
-    snprintf(key, sizeof key, "recall.quota.%s", ch->name);
-    double q = cascade_exp_param_double(rq->exp, key, ch->quota);
-    *quota = q < 1 ? 1 : q > 5000 ? 5000 : (uint32_t)q;
-}
-
-static Cascade__V1__RecallRequest *recall_request(struct rq *rq, const char *channel,
-                                                  uint32_t quota)
-{
-    Cascade__V1__RecallRequest *req = cascade_arena_alloc(rq->arena, sizeof *req);
-    char **names = cascade_arena_alloc(rq->arena, sizeof *names);
-    if (req == NULL || names == NULL)
-        return NULL;
-    cascade__v1__recall_request__init(req);
-    names[0] = (char *)channel;
-    req->user = rq->user;
-    req->n_channels = 1;
-    req->channels = names;
-    req->quota = quota;
-    req->experiments = rq->exp;
-    return req;
-}
-
-/* Record how each channel call went and collect the good ones for merging. */
-static size_t collect_channels(struct rq *rq, struct cascade_rpc_call *calls,
-                               struct cascade_merge_input *inputs, size_t k, size_t *total)
-{
-    size_t m = 0;
-    *total = 0;
-    for (size_t j = 0; j < k; j++) {
-        Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)calls[j].response;
-        bool ok = calls[j].status == GRPC_STATUS_OK && resp != NULL;
-        size_t got = ok ? resp->n_candidates : 0;
-        struct cascade_orch_outcome out = {
-            .stage = cascade_arena_printf(rq->arena, "recall/%s", inputs[j].channel),
-            .status = ok ? GRPC_STATUS_OK : calls[j].status,
-            .message = ok ? "" : calls[j].status_message,
-            .latency_us = calls[j].latency_us,
-            .items_out = got,
-            .degraded = !ok,
-        };
-        if (out.stage)
-            report(rq, &out);
-        if (!ok)
-            continue;
-        inputs[m] = inputs[j];
-        inputs[m].candidates = resp->candidates;
-        inputs[m].n_candidates = resp->n_candidates;
-        *total += got;
-        m++;
-    }
-    return m;
-}
-
-static int run_recall(struct rq *rq)
-{
-    const struct cascade_orch_config *cfg = &rq->o->cfg;
-    struct cascade_rpc_call *calls =
-        cascade_arena_calloc(rq->arena, cfg->n_channels + 1, sizeof *calls);
-    struct cascade_merge_input *inputs =
-        cascade_arena_calloc(rq->arena, cfg->n_channels + 1, sizeof *inputs);
-    size_t k = 0, total = 0;
-    if (calls == NULL || inputs == NULL)
-        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    for (size_t i = 0; i < cfg->n_channels; i++) {
-        const struct cascade_orch_channel_cfg *ch = &cfg->channels[i];
-        if (!channel_selected(rq, ch->name))
-            continue;
-        channel_params(rq, ch, &inputs[k].weight, &inputs[k].quota);
-        inputs[k].channel = ch->name;
-        Cascade__V1__RecallRequest *req = recall_request(rq, ch->name, inputs[k].quota);
-        if (req == NULL)
-            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-        calls[k] = (struct cascade_rpc_call){
-            .channel = rq->o->channel_of[i],
-            .method = "/cascade.v1.Recall/Recall",
-            .request = &req->base,
-            .response_type = &cascade__v1__recall_response__descriptor,
-            .deadline_ms = budget_deadline(rq, ch->timeout_ms),
-            .request_id = rq->user->request_id,
-        };
-        k++;
-    }
-    if (k > 0)
-        cascade_rpc_fanout(calls, k, rq->arena);
-    int64_t t0 = cascade_now_us();
-    size_t m = collect_channels(rq, calls, inputs, k, &total);
-    uint32_t merge_max =
-        (uint32_t)cascade_exp_param_double(rq->exp, "orchestrator.merge_max", cfg->merge_max);
-    int rc = cascade_merge_channels(inputs, m, merge_max ? merge_max : cfg->merge_max, rq->arena,
-                                    &rq->cands, &rq->n);
-    if (rc)
-        return cascade_orch__fail(rq->call, rc, "out of memory merging recall channels");
-    rq->source = CASCADE_SCORE_RECALL;
-    report(rq, &(struct cascade_orch_outcome){.stage = "merge",
-                                              .latency_us = cascade_now_us() - t0,
-                                              .items_in = total,
-                                              .items_out = rq->n});
-    return 0;
-}
-
-/* ---------------------------------------------------------------- fallback */
-
-static Cascade__V1__Candidate *fallback_candidate(cascade_arena *arena, uint64_t id, double score,
-                                                  uint32_t rank)
-{
-    Cascade__V1__Candidate *c = cascade_arena_alloc(arena, sizeof *c);
-    Cascade__V1__ChannelHit *h = cascade_arena_alloc(arena, sizeof *h);
-    Cascade__V1__ChannelHit **hits = cascade_arena_alloc(arena, sizeof *hits);
-    if (c == NULL || h == NULL || hits == NULL)
-        return NULL;
-    cascade__v1__candidate__init(c);
-    cascade__v1__channel_hit__init(h);
-    h->channel = "hot_fallback";
-    h->score = (float)score;
-    h->rank = rank;
-    hits[0] = h;
-    c->item_id = id;
-    c->channels = hits;
-    c->n_channels = 1;
-    c->recall_score = (float)score;
-    return c;
-}
-
-/* No channel produced anything: serve the hot list straight from Redis. */
-static int run_fallback(struct rq *rq)
-{
-    const struct cascade_orch_config *cfg = &rq->o->cfg;
-    char key[CASCADE_KEY_MAX];
-    size_t got = 0;
-    int64_t t0 = cascade_now_us();
-    cascade_redis *r = rq->o->redis ? cascade_redis_pool_get(rq->o->redis) : NULL;
-    uint64_t *ids = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *ids);
-    double *scores = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *scores);
-    rq->used_fallback = true;
-    if (ids == NULL || scores == NULL)
-        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    if (r == NULL)
-        return cascade_orch__fail(
-            rq->call, CASCADE_EUNAVAILABLE,
-            "no candidates: every recall channel failed or came back empty, and no "
-            "Redis is configured for the hot-list fallback");
-    int rc = cascade_store_top_items(r, cascade_key_hot(key, rq->o->ns), cfg->fallback_max, ids,
-                                     scores, &got);
-    if (rc)
-        return cascade_orch__fail(
-            rq->call, CASCADE_EUNAVAILABLE,
-            "no candidates: every recall channel failed or came back empty, and the "
-            "hot-list fallback failed: %s",
-            cascade_redis_error(r));
-    rq->cands = cascade_arena_calloc(rq->arena, got + 1, sizeof *rq->cands);
-    if (rq->cands == NULL)
-        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    for (rq->n = 0; rq->n < got; rq->n++)
-        if (!(rq->cands[rq->n] =
-                  fallback_candidate(rq->arena, ids[rq->n], scores[rq->n], (uint32_t)rq->n)))
-            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    rq->source = CASCADE_SCORE_RECALL;
-    report(rq, &(struct cascade_orch_outcome){
-                   .stage = "fallback",
-                   .message = "no candidates from any recall channel; serving the hot list",
-                   .latency_us = cascade_now_us() - t0,
-                   .items_out = rq->n,
-                   .degraded = true});
-    return 0;
 }
 
 /* ------------------------------------------------------------------ stages */
@@ -312,7 +85,7 @@ static int run_fallback(struct rq *rq)
 /* Call one stage within min(request deadline, now + its budget). Returns the
  * response, or NULL after recording a degraded outcome whose reason ends with
  * `consequence` (what the pipeline does without the stage). */
-static ProtobufCMessage *stage_call(struct rq *rq, const char *stage,
+static ProtobufCMessage *stage_call(struct cascade_orch_rq *rq, const char *stage,
                                     const struct cascade_orch_stage_cfg *st,
                                     cascade_rpc_channel *ch, const char *method,
                                     const ProtobufCMessage *req,
@@ -324,7 +97,7 @@ static ProtobufCMessage *stage_call(struct rq *rq, const char *stage,
         .method = method,
         .request = req,
         .response_type = resp_type,
-        .deadline_ms = budget_deadline(rq, st->timeout_ms),
+        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms),
         .request_id = rq->user->request_id,
     };
     struct cascade_orch_outcome out = {
@@ -336,7 +109,7 @@ static ProtobufCMessage *stage_call(struct rq *rq, const char *stage,
                                            "request deadline passed before the stage started "
                                            "(skipped: %s)",
                                            consequence);
-        report(rq, &out);
+        cascade_orch__report(rq, &out);
         return NULL;
     }
     if (cascade_rpc_call_unary(&call, rq->arena) == 0 && call.response != NULL) {
@@ -347,28 +120,29 @@ static ProtobufCMessage *stage_call(struct rq *rq, const char *stage,
     out.latency_us = call.latency_us;
     out.message = cascade_arena_printf(rq->arena, "%s (skipped: %s)",
                                        call.status_message ? call.status_message : "", consequence);
-    report(rq, &out);
+    cascade_orch__report(rq, &out);
     return NULL;
 }
 
 /* Trace a stage that ran and replace the candidate list with its output. */
-static void stage_done(struct rq *rq, const char *stage, int64_t latency_us,
+static void stage_done(struct cascade_orch_rq *rq, const char *stage, int64_t latency_us,
                        Cascade__V1__Candidate **cands, size_t n, enum cascade_score_kind source)
 {
-    report(rq, &(struct cascade_orch_outcome){
-                   .stage = stage, .latency_us = latency_us, .items_in = rq->n, .items_out = n});
+    cascade_orch__report(
+        rq, &(struct cascade_orch_outcome){
+                .stage = stage, .latency_us = latency_us, .items_in = rq->n, .items_out = n});
     rq->cands = cands;
     rq->n = n;
     rq->source = source;
 }
 
-static void truncate_to(struct rq *rq, size_t keep)
+static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
 {
     if (keep > 0 && rq->n > keep)
         rq->n = keep;
 }
 
-static void run_filter(struct rq *rq)
+static void run_filter(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.filter;
     Cascade__V1__FilterRequest req = CASCADE__V1__FILTER_REQUEST__INIT;
@@ -386,13 +160,13 @@ static void run_filter(struct rq *rq)
         stage_done(rq, "filter", lat, resp->candidates, resp->n_candidates, rq->source);
 }
 
-static uint32_t param_keep(const struct rq *rq, const char *key, uint32_t def)
+static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, uint32_t def)
 {
     double v = cascade_exp_param_double(rq->exp, key, def);
     return v < 0 ? 0 : v > 20000 ? 20000 : (uint32_t)v;
 }
 
-static void run_prerank(struct rq *rq)
+static void run_prerank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.prerank;
     Cascade__V1__PreRankRequest req = CASCADE__V1__PRE_RANK_REQUEST__INIT;
@@ -415,7 +189,7 @@ static void run_prerank(struct rq *rq)
     truncate_to(rq, keep);
 }
 
-static void run_rank(struct rq *rq)
+static void run_rank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.rank;
     Cascade__V1__RankRequest req = CASCADE__V1__RANK_REQUEST__INIT;
@@ -425,20 +199,30 @@ static void run_rank(struct rq *rq)
         truncate_to(rq, keep);
         return;
     }
+    /* Exploration candidates join the ranked set; the stage then returns
+     * everything (keep 0) so their scored copies are found even when they
+     * rank below `keep`, and the cut happens here. */
+    bool exploring = cascade_orch__reserve_explore(rq);
     req.user = rq->user;
     req.candidates = rq->cands;
     req.n_candidates = rq->n;
-    req.keep = keep;
+    req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
         rq, "rank", st, rq->o->rank, "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, "pre-rank order kept", &lat);
-    if (resp != NULL)
-        stage_done(rq, "rank", lat, resp->candidates, resp->n_candidates, CASCADE_SCORE_RANK);
-    truncate_to(rq, keep);
+    if (resp == NULL) {
+        truncate_to(rq, keep);
+        return;
+    }
+    cascade_orch__adopt_ranked(rq, resp->candidates, resp->n_candidates);
+    size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
+    stage_done(rq, "rank", lat, resp->candidates, n, CASCADE_SCORE_RANK);
+    rq->ranked = rq->cands; /* what the ranker scored: the recall cache's source */
+    rq->n_ranked = rq->n;
 }
 
-static void run_rerank(struct rq *rq)
+static void run_rerank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.rerank;
     Cascade__V1__ReRankRequest req = CASCADE__V1__RE_RANK_REQUEST__INIT;
@@ -461,7 +245,8 @@ static void run_rerank(struct rq *rq)
 
 /* ---------------------------------------------------------------- response */
 
-static Cascade__V1__RecommendedItem *make_item(struct rq *rq, const Cascade__V1__Candidate *c)
+static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
+                                               const Cascade__V1__Candidate *c)
 {
     Cascade__V1__RecommendedItem *it = cascade_arena_alloc(rq->arena, sizeof *it);
     char **names = cascade_arena_calloc(rq->arena, c->n_channels + 1, sizeof *names);
@@ -481,7 +266,7 @@ static Cascade__V1__RecommendedItem *make_item(struct rq *rq, const Cascade__V1_
 }
 
 /* Tell the filter what is being shown so the next call does not repeat it. */
-static void record_exposure(struct rq *rq, const Cascade__V1__RecommendResponse *resp)
+static void record_exposure(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     Cascade__V1__RecordExposureRequest req = CASCADE__V1__RECORD_EXPOSURE_REQUEST__INIT;
@@ -503,14 +288,14 @@ static void record_exposure(struct rq *rq, const Cascade__V1__RecommendResponse 
         rq, "exposure", &st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
         &cascade__v1__record_exposure_response__descriptor, "these items may be shown again", &lat);
     if (ack != NULL)
-        report(rq, &(struct cascade_orch_outcome){.stage = "exposure",
-                                                  .latency_us = lat,
-                                                  .items_in = resp->n_items,
-                                                  .items_out = ack->recorded});
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "exposure",
+                                                                .latency_us = lat,
+                                                                .items_in = resp->n_items,
+                                                                .items_out = ack->recorded});
     rq->n = n_before;
 }
 
-static int build_response(struct rq *rq, Cascade__V1__RecommendResponse **out)
+static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResponse **out)
 {
     Cascade__V1__RecommendResponse *resp = cascade_arena_alloc(rq->arena, sizeof *resp);
     size_t n = rq->n < rq->count ? rq->n : rq->count;
@@ -524,6 +309,7 @@ static int build_response(struct rq *rq, Cascade__V1__RecommendResponse **out)
         if (!(resp->items[resp->n_items++] = make_item(rq, rq->cands[i])))
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     record_exposure(rq, resp);
+    cascade_orch__after_response(rq, resp); /* before the trace is handed out: it may grow */
     resp->experiments = rq->exp;
     resp->request_id = rq->user->request_id;
     resp->degraded = rq->report.degraded;
@@ -539,20 +325,23 @@ static int build_response(struct rq *rq, Cascade__V1__RecommendResponse **out)
 
 /* Recall (or the hot fallback) then the filter; when the filter leaves
  * nothing, the hot list gets one more chance through the filter. */
-static int candidates_for_ranking(struct rq *rq)
+static int candidates_for_ranking(struct cascade_orch_rq *rq)
 {
-    int rc = run_recall(rq);
+    int rc = cascade_orch__run_recall(rq);
     if (rc == 0 && rq->n == 0)
-        rc = run_fallback(rq);
+        rc = cascade_orch__run_fallback(rq);
     if (rc)
         return rc;
     run_filter(rq);
-    if (rq->n == 0 && !rq->used_fallback && (rc = run_fallback(rq)) == 0)
+    if (rq->n == 0 && !rq->used_fallback && (rc = cascade_orch__run_fallback(rq)) == 0)
         run_filter(rq);
+    if (rc == 0)
+        cascade_orch__keep_explore_pool(rq);
     return rc;
 }
 
-static void log_outcome(const struct rq *rq, const Cascade__V1__RecommendResponse *resp)
+static void log_outcome(const struct cascade_orch_rq *rq,
+                        const Cascade__V1__RecommendResponse *resp)
 {
     long long us = (long long)(cascade_now_us() - rq->start_us);
     if (resp->degraded)
@@ -569,7 +358,8 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
                            const Cascade__V1__RecommendRequest *req,
                            Cascade__V1__RecommendResponse **out)
 {
-    struct rq rq = {.o = o, .call = call, .arena = call->arena, .start_us = cascade_now_us()};
+    struct cascade_orch_rq rq = {
+        .o = o, .call = call, .arena = call->arena, .start_us = cascade_now_us()};
     int rc;
     *out = NULL;
     if ((rc = validate(call, req)) || (rc = setup(&rq, req)))
@@ -579,7 +369,7 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
     run_prerank(&rq);
     run_rank(&rq);
     run_rerank(&rq);
-    if ((rc = build_response(&rq, out)))
+    if ((rc = cascade_orch__finalize(&rq)) || (rc = build_response(&rq, out)))
         return rc;
     log_outcome(&rq, *out);
     return 0;

@@ -1,15 +1,25 @@
-/* cascade-recall: serves cascade.v1.Recall (channels hot and itemcf) over gRPC.
- * Thin wrapper: options, Redis pool, the stage, the run loop. */
+/* cascade-recall: serves cascade.v1.Recall (every recall channel: CF, lists,
+ * authors, cache, cold start) over gRPC. Thin wrapper: options, metrics
+ * registry, Redis pool, the stage, the run loop. */
 #include <stdio.h>
 
 #include "recall.h"
 #include "service.h"
 
 static const char extra_usage[] =
-    "Recall config keys:\n"
-    "  recall.channels.<name>.enabled  switch a channel (default true; channels: hot, itemcf)\n"
-    "  recall.itemcf.last_n            recent interactions expanded (default 50)\n"
-    "  recall.itemcf.neighbours        neighbours per interaction (default 50)\n"
+    "Recall config keys (docs/stages.md has the full table):\n"
+    "  recall.channels.<name>.enabled  switch a channel (default true); channels: hot, itemcf,\n"
+    "                                  swing, usercf, new, geo, city, follow_author,\n"
+    "                                  interacted_author, similar_author, cache, interest, "
+    "demo_hot\n"
+    "  recall.channels.itemcf.last_n / .neighbours   (also swing) recent items x neighbours (50, "
+    "50)\n"
+    "  recall.channels.usercf.users / .last_n        similar users x their recent items (30, 20)\n"
+    "  recall.channels.new.scan_factor / .explore_share / .max_impressions (2, 0.3, 20)\n"
+    "  recall.channels.geo.precision                 geohash cell length (default 5)\n"
+    "  recall.channels.<author channel>.max_authors / .per_author, similar_author.sources\n"
+    "  recall.channels.<new|geo|city|follow_author>.half_life_hours  recency score (24)\n"
+    "  recall.generation_ttl_ms        how long a family's generation is cached (default 1000)\n"
     "  recall.max_quota                largest quota a request may ask for (default 5000)\n";
 
 int main(int argc, char **argv)
@@ -35,7 +45,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cascade-recall: out of memory creating the Redis pool\n");
         goto out;
     }
-    if (!(recall = cascade_recall_create(opts.config, redis, opts.ns, err, sizeof err))) {
+    if (!(recall = cascade_recall_create(opts.config, redis, opts.ns, metrics, err, sizeof err))) {
         fprintf(stderr, "cascade-recall: %s\n", err);
         goto out;
     }

@@ -1,29 +1,51 @@
-/* Recall stage: the channel registry, request validation, running the named
- * channels in order and merging their hits into one candidate per item. */
+/* Recall stage: the channel registry, the stage's lifecycle (config, metric
+ * series), the per-family generation cache and the small steps every channel
+ * shares (profile, error messages, deadline). Running a request is in
+ * recall_run.c. */
 #include "recall.h"
 
-#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "error.h"
-#include "idmap.h"
 #include "recall_internal.h"
-#include "request.h"
+#include "store.h"
 
-/* The channel registry. Adding a channel: write its function (one file) and
- * add a row; config recall.channels.<name>.enabled switches it. */
-static const struct {
-    const char *name;
-    cascade_recall__channel_fn fn;
-} channels[] = {
-    {"hot", cascade_recall__hot},
-    {"itemcf", cascade_recall__itemcf},
+/* The channel registry. Adding a channel: write its function and add a row;
+ * recall.channels.<name>.enabled switches it. */
+const struct cascade_recall__channel_def cascade_recall__channels[] = {
+    {"hot", CASCADE_RECALL_FAM_HOT, cascade_recall__hot},
+    {"itemcf", CASCADE_RECALL_FAM_ITEMCF, cascade_recall__itemcf},
+    {"swing", CASCADE_RECALL_FAM_SWING, cascade_recall__itemcf},
+    {"usercf", CASCADE_RECALL_FAM_USERCF, cascade_recall__usercf},
+    {"new", CASCADE_RECALL_FAM_NEW, cascade_recall__new},
+    {"geo", CASCADE_RECALL_FAM_GEO, cascade_recall__geo},
+    {"city", CASCADE_RECALL_FAM_CITY, cascade_recall__city},
+    {"follow_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__follow_author},
+    {"interacted_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__interacted_author},
+    {"similar_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__similar_author},
+    {"cache", CASCADE_RECALL_FAM_NONE, cascade_recall__cache},
+    {"interest", CASCADE_RECALL_FAM_HOT, cascade_recall__interest},
+    {"demo_hot", CASCADE_RECALL_FAM_HOT, cascade_recall__demo_hot},
 };
-#define N_CHANNELS (sizeof channels / sizeof channels[0])
-_Static_assert(N_CHANNELS <= CASCADE_RECALL_MAX_CHANNELS, "raise CASCADE_RECALL_MAX_CHANNELS");
+const size_t cascade_recall__n_channels =
+    sizeof cascade_recall__channels / sizeof cascade_recall__channels[0];
+_Static_assert(sizeof cascade_recall__channels / sizeof cascade_recall__channels[0] <=
+                   CASCADE_RECALL_MAX_CHANNELS,
+               "raise CASCADE_RECALL_MAX_CHANNELS");
+
+static const char *const family_names[CASCADE_RECALL_N_FAMILIES] = {
+    "itemcf", "swing", "usercf", "authors", "hot", "new", "geo", "city",
+};
+
+const char *cascade_recall__family_name(enum cascade_recall__family f)
+{
+    return f >= 0 && f < CASCADE_RECALL_N_FAMILIES ? family_names[f] : "";
+}
 
 static char channel_list[512];
 static pthread_once_t channel_list_once = PTHREAD_ONCE_INIT;
@@ -31,9 +53,9 @@ static pthread_once_t channel_list_once = PTHREAD_ONCE_INIT;
 static void channel_list_build(void)
 {
     size_t off = 0;
-    for (size_t i = 0; i < N_CHANNELS && off < sizeof channel_list; i++)
+    for (size_t i = 0; i < cascade_recall__n_channels && off < sizeof channel_list; i++)
         off += (size_t)snprintf(channel_list + off, sizeof channel_list - off, "%s%s",
-                                i ? ", " : "", channels[i].name);
+                                i ? ", " : "", cascade_recall__channels[i].name);
 }
 
 const char *cascade_recall_channel_list(void)
@@ -42,28 +64,100 @@ const char *cascade_recall_channel_list(void)
     return channel_list;
 }
 
+uint32_t cascade_recall_age_bucket(uint32_t age)
+{
+    if (age == 0)
+        return 0;
+    if (age < 18)
+        return 1;
+    if (age < 25)
+        return 2;
+    if (age < 35)
+        return 3;
+    if (age < 45)
+        return 4;
+    if (age < 55)
+        return 5;
+    return 6;
+}
+
+/* ------------------------------------------------------------------ config */
+
+#define CFG_OFF(field) offsetof(struct cascade_recall__channel_cfg, field)
+
+/* Integer settings: recall.channels.<channel>.<key>. */
+static const struct {
+    const char *channel, *key;
+    size_t off;
+    int64_t def, min, max;
+} int_params[] = {
+    {"itemcf", "last_n", CFG_OFF(last_n), 50, 1, 1000},
+    {"itemcf", "neighbours", CFG_OFF(neighbours), 50, 1, 200},
+    {"swing", "last_n", CFG_OFF(last_n), 50, 1, 1000},
+    {"swing", "neighbours", CFG_OFF(neighbours), 50, 1, 200},
+    {"usercf", "users", CFG_OFF(users), 30, 1, 100},
+    {"usercf", "last_n", CFG_OFF(last_n), 20, 1, 1000},
+    {"new", "max_impressions", CFG_OFF(max_impressions), 20, 0, 1000000000},
+    {"geo", "precision", CFG_OFF(precision), 5, 1, 12},
+    {"geo", "per_cell", CFG_OFF(per_cell), 100, 1, 5000},
+    {"follow_author", "max_authors", CFG_OFF(max_authors), 50, 1, 1000},
+    {"follow_author", "per_author", CFG_OFF(per_author), 10, 1, 1000},
+    {"interacted_author", "max_authors", CFG_OFF(max_authors), 20, 1, 200},
+    {"interacted_author", "per_author", CFG_OFF(per_author), 10, 1, 1000},
+    {"similar_author", "sources", CFG_OFF(sources), 20, 1, 200},
+    {"similar_author", "neighbours", CFG_OFF(neighbours), 20, 1, 200},
+    {"similar_author", "max_authors", CFG_OFF(max_authors), 20, 1, 1000},
+    {"similar_author", "per_author", CFG_OFF(per_author), 10, 1, 1000},
+};
+
+/* Real settings; the stored value is the configured one times scale. */
+static const struct {
+    const char *channel, *key;
+    size_t off;
+    double def, min, max, scale;
+} double_params[] = {
+    {"new", "explore_share", CFG_OFF(explore_share), 0.3, 0.0, 1.0, 1.0},
+    {"new", "half_life_hours", CFG_OFF(half_life_s), 24.0, 0.0, 1e6, 3600.0},
+    {"geo", "half_life_hours", CFG_OFF(half_life_s), 24.0, 0.0, 1e6, 3600.0},
+    {"city", "half_life_hours", CFG_OFF(half_life_s), 24.0, 0.0, 1e6, 3600.0},
+    {"follow_author", "half_life_hours", CFG_OFF(half_life_s), 24.0, 0.0, 1e6, 3600.0},
+};
+
 static int channel_index(const char *name)
 {
-    for (size_t i = 0; i < N_CHANNELS; i++)
-        if (strcmp(channels[i].name, name) == 0)
+    for (size_t i = 0; i < cascade_recall__n_channels; i++)
+        if (strcmp(cascade_recall__channels[i].name, name) == 0)
             return (int)i;
     return -1;
 }
 
-int cascade_recall__store_error(cascade_redis *redis, int rc, const char *channel, char *err,
-                                size_t errlen)
+static int read_channel_params(cascade_recall *r, const cascade_config *cfg, char *err,
+                               size_t errlen)
 {
-    if (rc == CASCADE_ENOMEM) {
-        snprintf(err, errlen, "%s: out of memory", channel);
-        return rc;
+    char path[160];
+    int rc;
+    for (size_t i = 0; i < sizeof int_params / sizeof int_params[0]; i++) {
+        int c = channel_index(int_params[i].channel);
+        int64_t v;
+        snprintf(path, sizeof path, "recall.channels.%s.%s", int_params[i].channel,
+                 int_params[i].key);
+        if ((rc = cascade_config_int(cfg, path, int_params[i].def, int_params[i].min,
+                                     int_params[i].max, &v, err, errlen)))
+            return rc;
+        *(uint32_t *)((char *)&r->cfg[c] + int_params[i].off) = (uint32_t)v;
     }
-    snprintf(err, errlen, "%s: %s", channel,
-             redis && cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
-                                                    : cascade_strerror(rc));
-    return CASCADE_EUNAVAILABLE;
+    for (size_t i = 0; i < sizeof double_params / sizeof double_params[0]; i++) {
+        int c = channel_index(double_params[i].channel);
+        double v;
+        snprintf(path, sizeof path, "recall.channels.%s.%s", double_params[i].channel,
+                 double_params[i].key);
+        if ((rc = cascade_config_double(cfg, path, double_params[i].def, double_params[i].min,
+                                        double_params[i].max, &v, err, errlen)))
+            return rc;
+        *(double *)((char *)&r->cfg[c] + double_params[i].off) = v * double_params[i].scale;
+    }
+    return 0;
 }
-
-/* ------------------------------------------------------------------ lifecycle */
 
 static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char *err,
                               size_t errlen)
@@ -73,29 +167,62 @@ static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char
     if ((rc = cascade_config_int(cfg, "recall.max_quota", 5000, 1, 1000000, &v, err, errlen)))
         return rc;
     r->max_quota = (uint32_t)v;
-    if ((rc = cascade_config_int(cfg, "recall.itemcf.last_n", 50, 1, 1000, &v, err, errlen)))
+    if ((rc = cascade_config_int(cfg, "recall.generation_ttl_ms", 1000, 0, 3600000, &v, err,
+                                 errlen)))
         return rc;
-    r->itemcf_last_n = (uint32_t)v;
-    if ((rc = cascade_config_int(cfg, "recall.itemcf.neighbours", 50, 1, 200, &v, err, errlen)))
-        return rc;
-    r->itemcf_neighbours = (uint32_t)v;
-    for (size_t i = 0; i < N_CHANNELS; i++) {
+    r->gen_ttl_ms = v;
+    for (size_t i = 0; i < cascade_recall__n_channels; i++) {
         char path[128];
-        snprintf(path, sizeof path, "recall.channels.%s.enabled", channels[i].name);
-        if ((rc = cascade_config_bool(cfg, path, true, &r->enabled[i], err, errlen)))
+        snprintf(path, sizeof path, "recall.channels.%s.enabled", cascade_recall__channels[i].name);
+        if ((rc = cascade_config_bool(cfg, path, true, &r->cfg[i].enabled, err, errlen)))
             return rc;
     }
-    return 0;
+    return read_channel_params(r, cfg, err, errlen);
 }
 
+/* ------------------------------------------------------------------ metrics */
+
+/* Latency buckets (seconds): fine below 5 ms, where channels should be. */
+static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001,
+                                         0.0015,  0.002,  0.003,   0.005,  0.01,    0.025,
+                                         0.05,    0.1,    0.25,    0.5,    1.0};
+
+static void register_metrics(cascade_recall *r, cascade_metrics *m)
+{
+    cascade_metric_family *req = cascade_metrics_counter(
+        m, "cascade_recall_channel_requests_total", "Recall channel runs, by channel.", "channel");
+    cascade_metric_family *cand =
+        cascade_metrics_counter(m, "cascade_recall_channel_candidates_total",
+                                "Candidates returned, by channel.", "channel");
+    cascade_metric_family *errs =
+        cascade_metrics_counter(m, "cascade_recall_channel_errors_total",
+                                "Recall channel runs that failed, by channel.", "channel");
+    cascade_metric_family *lat = cascade_metrics_histogram(
+        m, "cascade_recall_channel_latency_seconds",
+        "Time spent in a recall channel inside the service, by channel.", "channel",
+        latency_buckets, sizeof latency_buckets / sizeof latency_buckets[0]);
+    for (size_t i = 0; i < cascade_recall__n_channels; i++) {
+        const char *labels[] = {cascade_recall__channels[i].name};
+        r->metrics[i].requests = cascade_metric_get(req, labels);
+        r->metrics[i].candidates = cascade_metric_get(cand, labels);
+        r->metrics[i].errors = cascade_metric_get(errs, labels);
+        r->metrics[i].latency = cascade_metric_get(lat, labels);
+    }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
 cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                      const char *ns, char *err, size_t errlen)
+                                      const char *ns, cascade_metrics *metrics, char *err,
+                                      size_t errlen)
 {
     cascade_recall *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "recall: out of memory");
-        goto fail;
+        return NULL;
     }
+    for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
+        pthread_mutex_init(&r->gens[f].mu, NULL);
     if (!ns || !ns[0] || strlen(ns) >= sizeof r->ns) {
         snprintf(err, errlen, "recall: namespace must be 1..%zu characters", sizeof r->ns - 1);
         goto fail;
@@ -104,210 +231,97 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     r->redis = redis;
     if (recall_read_config(r, cfg, err, errlen) != 0)
         goto fail;
+    register_metrics(r, metrics);
     return r;
 fail:
-    free(r);
+    cascade_recall_destroy(r);
     return NULL;
 }
 
 void cascade_recall_destroy(cascade_recall *r)
 {
+    if (!r)
+        return;
+    for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
+        pthread_mutex_destroy(&r->gens[f].mu);
     free(r);
 }
 
-/* ------------------------------------------------------------------ request */
+/* ------------------------------------------------------------------ shared steps */
 
-/* Check the request; fill idx[0..n_channels) with registry indexes. */
-static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallRequest *req, int *idx,
-                           char *err, size_t errlen)
+int cascade_recall__fail(const struct cascade_recall__channel_args *a, int rc, const char *step,
+                         const char *message)
 {
-    int rc = cascade_request_check_user(req->user, err, errlen);
-    if (rc != 0)
-        return rc;
-    if (req->n_channels == 0) {
-        snprintf(err, errlen, "channels is empty (known: %s)", cascade_recall_channel_list());
-        return CASCADE_EINVAL;
-    }
-    if (req->n_channels > N_CHANNELS) {
-        snprintf(err, errlen, "%zu channels requested, at most %zu distinct channels exist",
-                 req->n_channels, N_CHANNELS);
-        return CASCADE_EINVAL;
-    }
-    for (size_t i = 0; i < req->n_channels; i++) {
-        const char *name = req->channels[i] ? req->channels[i] : "";
-        idx[i] = channel_index(name);
-        if (idx[i] < 0) {
-            snprintf(err, errlen, "unknown channel \"%.64s\" (known: %s)", name,
-                     cascade_recall_channel_list());
-            return CASCADE_EINVAL;
-        }
-        if (!r->enabled[idx[i]]) {
-            snprintf(err, errlen, "channel \"%s\" is disabled (recall.channels.%s.enabled)", name,
-                     name);
-            return CASCADE_EINVAL;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (idx[j] == idx[i]) {
-                snprintf(err, errlen, "channel \"%s\" is requested twice", name);
-                return CASCADE_EINVAL;
-            }
-    }
-    if (req->quota < 1 || req->quota > r->max_quota) {
-        snprintf(err, errlen, "quota %u out of range 1..%u", req->quota, r->max_quota);
-        return CASCADE_EINVAL;
-    }
-    return 0;
+    snprintf(a->err, a->errlen, "%s: %s: %s", a->name, step,
+             message && message[0] ? message : cascade_strerror(rc));
+    return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
 }
 
-static Cascade__V1__ChannelHit *make_hit(cascade_arena *arena, const char *channel, float score,
-                                         uint32_t rank)
+int cascade_recall__nomem(const struct cascade_recall__channel_args *a)
 {
-    Cascade__V1__ChannelHit *h = cascade_arena_alloc(arena, sizeof *h);
-    if (!h)
-        return NULL;
-    cascade__v1__channel_hit__init(h);
-    h->channel = (char *)channel; /* static registry string; only read when packing */
-    h->score = score;
-    h->rank = rank;
-    return h;
-}
-
-/* One candidate per item, in order of first appearance (channel order, then
- * channel rank); a later channel's hit on the same item is appended to it. */
-static int recall_merge(cascade_arena *arena, const int *idx,
-                        const struct cascade_recall_hits *hits, size_t n_channels,
-                        Cascade__V1__RecallResponse *resp)
-{
-    size_t total = 0;
-    for (size_t c = 0; c < n_channels; c++)
-        total += hits[c].count;
-    cascade_idmap byid;
-    resp->candidates = cascade_arena_calloc(arena, total + 1, sizeof *resp->candidates);
-    if (!resp->candidates || cascade_idmap_init(&byid, arena, total) != 0)
-        return CASCADE_ENOMEM;
-    for (size_t c = 0; c < n_channels; c++) {
-        for (size_t i = 0; i < hits[c].count; i++) {
-            bool created;
-            struct cascade_idmap_entry *e = cascade_idmap_upsert(&byid, hits[c].ids[i], &created);
-            if (!e)
-                return CASCADE_ENOMEM;
-            Cascade__V1__Candidate *cand;
-            if (created) {
-                cand = cascade_arena_alloc(arena, sizeof *cand);
-                if (!cand)
-                    return CASCADE_ENOMEM;
-                cascade__v1__candidate__init(cand);
-                cand->item_id = hits[c].ids[i];
-                cand->channels = cascade_arena_calloc(arena, n_channels, sizeof *cand->channels);
-                if (!cand->channels)
-                    return CASCADE_ENOMEM;
-                e->index = (uint32_t)resp->n_candidates;
-                resp->candidates[resp->n_candidates++] = cand;
-            }
-            cand = resp->candidates[e->index];
-            cand->channels[cand->n_channels] =
-                make_hit(arena, channels[idx[c]].name, hits[c].scores[i], (uint32_t)i);
-            if (!cand->channels[cand->n_channels])
-                return CASCADE_ENOMEM;
-            cand->n_channels++;
-        }
-    }
-    return 0;
-}
-
-static int recall_results(cascade_arena *arena, const int *idx,
-                          const struct cascade_recall_hits *hits, const int64_t *latency_us,
-                          size_t n_channels, Cascade__V1__RecallResponse *resp)
-{
-    resp->channels = cascade_arena_calloc(arena, n_channels, sizeof *resp->channels);
-    if (!resp->channels)
-        return CASCADE_ENOMEM;
-    for (size_t c = 0; c < n_channels; c++) {
-        Cascade__V1__ChannelResult *cr = cascade_arena_alloc(arena, sizeof *cr);
-        if (!cr)
-            return CASCADE_ENOMEM;
-        cascade__v1__channel_result__init(cr);
-        cr->channel = (char *)channels[idx[c]].name;
-        cr->count = (uint32_t)hits[c].count;
-        cr->latency_us = latency_us[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us[c];
-        resp->channels[resp->n_channels++] = cr;
-    }
-    return 0;
-}
-
-int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline_ms,
-                       const Cascade__V1__RecallRequest *req, Cascade__V1__RecallResponse **out,
-                       char *err, size_t errlen)
-{
-    int idx[CASCADE_RECALL_MAX_CHANNELS];
-    struct cascade_recall_hits hits[CASCADE_RECALL_MAX_CHANNELS];
-    int64_t latency_us[CASCADE_RECALL_MAX_CHANNELS];
-    int rc = recall_validate(r, req, idx, err, errlen);
-    if (rc != 0)
-        return rc;
-    cascade_redis *redis = cascade_redis_pool_get(r->redis);
-    if (!redis) {
-        snprintf(err, errlen, "recall: no Redis connection (out of memory)");
-        return CASCADE_ENOMEM;
-    }
-    struct cascade_recall__channel_args args = {
-        .recall = r,
-        .redis = redis,
-        .arena = arena,
-        .deadline_ms = deadline_ms,
-        .req = req,
-        .user_id = req->user->user_id,
-        .quota = req->quota,
-        .err = err,
-        .errlen = errlen,
-    };
-    for (size_t c = 0; c < req->n_channels; c++) {
-        if (cascade_now_ms() >= deadline_ms) {
-            snprintf(err, errlen, "deadline exceeded before channel \"%s\"", channels[idx[c]].name);
-            return CASCADE_ETIMEDOUT;
-        }
-        int64_t t0 = cascade_now_us();
-        memset(&hits[c], 0, sizeof hits[c]);
-        if ((rc = channels[idx[c]].fn(&args, &hits[c])) != 0)
-            return rc;
-        latency_us[c] = cascade_now_us() - t0;
-    }
-    Cascade__V1__RecallResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
-    if (!resp)
-        goto nomem;
-    cascade__v1__recall_response__init(resp);
-    if (recall_merge(arena, idx, hits, req->n_channels, resp) != 0 ||
-        recall_results(arena, idx, hits, latency_us, req->n_channels, resp) != 0)
-        goto nomem;
-    *out = resp;
-    return 0;
-nomem:
-    snprintf(err, errlen, "recall: out of request memory");
+    snprintf(a->err, a->errlen, "%s: out of request memory", a->name);
     return CASCADE_ENOMEM;
 }
 
-/* ------------------------------------------------------------------ rpc */
-
-int cascade_recall_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
-                          ProtobufCMessage **response)
+int cascade_recall__deadline(const struct cascade_recall__channel_args *a, const char *step)
 {
-    char err[512] = "";
-    Cascade__V1__RecallResponse *resp = NULL;
-    int rc =
-        cascade_recall_run(service, cascade_rpc_ctx_arena(ctx), cascade_rpc_ctx_deadline_ms(ctx),
-                           (const Cascade__V1__RecallRequest *)request, &resp, err, sizeof err);
-    if (rc != 0)
-        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
-    *response = &resp->base;
+    if (cascade_now_ms() < a->deadline_ms)
+        return 0;
+    snprintf(a->err, a->errlen, "%s: deadline exceeded after %s", a->name, step);
+    return CASCADE_ETIMEDOUT;
+}
+
+int cascade_recall__generation(const struct cascade_recall__channel_args *a, int64_t *gen)
+{
+    cascade_recall *r = a->recall;
+    struct cascade_recall__gen_slot *s = &r->gens[a->family];
+    int64_t now = cascade_now_ms();
+    if (r->gen_ttl_ms > 0) {
+        pthread_mutex_lock(&s->mu);
+        bool fresh = s->valid && now - s->fetched_ms < r->gen_ttl_ms;
+        int64_t cached = s->gen;
+        pthread_mutex_unlock(&s->mu);
+        if (fresh) {
+            *gen = cached;
+            return 0;
+        }
+    }
+    const char *family = cascade_recall__family_name(a->family);
+    int rc = cascade_store_get_generation(a->redis, r->ns, family, gen);
+    if (rc != 0) {
+        char step[64];
+        snprintf(step, sizeof step, "generation of %s", family);
+        return cascade_recall__fail(a, rc, step, cascade_redis_error(a->redis));
+    }
+    pthread_mutex_lock(&s->mu);
+    s->valid = true;
+    s->gen = *gen;
+    s->fetched_ms = now;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
-const struct cascade_rpc_method *cascade_recall_methods(size_t *n)
+char *cascade_recall__key(const struct cascade_recall__channel_args *a, int64_t gen,
+                          const char *suffix)
 {
-    static const struct cascade_rpc_method methods[] = {
-        {"/cascade.v1.Recall/Recall", &cascade__v1__recall_request__descriptor,
-         &cascade__v1__recall_response__descriptor, cascade_recall_handle},
-    };
-    *n = sizeof methods / sizeof methods[0];
-    return methods;
+    char *key = cascade_arena_alloc(a->arena, CASCADE_KEY_MAX);
+    return key ? cascade_key_artefact(key, a->recall->ns, cascade_recall__family_name(a->family),
+                                      gen, suffix)
+               : NULL;
+}
+
+int cascade_recall__profile(const struct cascade_recall__channel_args *a,
+                            const cascade_v1_UserRecord **profile, bool *found)
+{
+    struct cascade_recall__request_state *st = a->state;
+    if (!st->profile_loaded) {
+        int rc = cascade_store_get_user(a->redis, a->recall->ns, a->user_id, &st->profile,
+                                        &st->profile_found);
+        if (rc != 0)
+            return cascade_recall__fail(a, rc, "profile", cascade_redis_error(a->redis));
+        st->profile_loaded = true;
+    }
+    *profile = &st->profile;
+    *found = st->profile_found;
+    return 0;
 }

@@ -1,35 +1,96 @@
 /* Internals shared by the Recall stage's files: the stage struct, the channel
- * function type and the channel functions the registry (recall.c) lists.
- * Not part of the stage API. */
+ * registry and its per-channel config, the generation cache, the Redis
+ * pipeline helper and the selection helpers the channel files use. Not part
+ * of the stage API. */
 #ifndef CASCADE_RECALL_INTERNAL_H
 #define CASCADE_RECALL_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
+#include "idmap.h"
 #include "recall.h"
 
 /* Upper bound on registered channels (the registry is a static table). */
 #define CASCADE_RECALL_MAX_CHANNELS 32
 
+/* Builder families (common/store.h) whose generation a channel resolves. */
+enum cascade_recall__family {
+    CASCADE_RECALL_FAM_NONE = -1, /* live keys only (cache) */
+    CASCADE_RECALL_FAM_ITEMCF,
+    CASCADE_RECALL_FAM_SWING,
+    CASCADE_RECALL_FAM_USERCF,
+    CASCADE_RECALL_FAM_AUTHORS,
+    CASCADE_RECALL_FAM_HOT,
+    CASCADE_RECALL_FAM_NEW,
+    CASCADE_RECALL_FAM_GEO,
+    CASCADE_RECALL_FAM_CITY,
+    CASCADE_RECALL_N_FAMILIES
+};
+
+/* Name of a family as the builder publishes it ("itemcf", ...). */
+const char *cascade_recall__family_name(enum cascade_recall__family f);
+
+/* One channel's settings, recall.channels.<name>.* (only the keys a channel
+ * documents are read for it; the others keep their defaults). */
+struct cascade_recall__channel_cfg {
+    bool enabled;
+    uint32_t last_n;          /* itemcf, swing, usercf: recent interactions read per user */
+    uint32_t neighbours;      /* itemcf, swing, similar_author: neighbours used per source */
+    uint32_t users;           /* usercf: similar users expanded */
+    uint32_t precision;       /* geo: geohash characters of a cell */
+    uint32_t max_authors;     /* author channels: authors whose items are read */
+    uint32_t per_author;      /* author channels: newest items read per author */
+    uint32_t sources;         /* similar_author: interacted / followed authors used as seeds */
+    uint32_t per_cell;        /* geo: newest items read from each neighbour cell */
+    uint32_t max_impressions; /* new: "few impressions" bound for exploration */
+    double explore_share;     /* new: share of the quota reserved for little-shown items */
+    double half_life_s;       /* recency score half-life (new, geo, city, follow_author) */
+};
+
+/* Per-channel metric series (NULL without a registry: updates are no-ops). */
+struct cascade_recall__channel_metrics {
+    cascade_metric *requests, *candidates, *errors, *latency;
+};
+
+/* A cached generation number of one family. */
+struct cascade_recall__gen_slot {
+    pthread_mutex_t mu; /* held only to read or update the pair below */
+    bool valid;
+    int64_t gen;
+    int64_t fetched_ms;
+};
+
 struct cascade_recall {
     cascade_redis_pool *redis; /* borrowed */
     char ns[64];
     uint32_t max_quota;
-    bool enabled[CASCADE_RECALL_MAX_CHANNELS]; /* by registry index */
-    /* itemcf */
-    uint32_t itemcf_last_n;
-    uint32_t itemcf_neighbours;
+    int64_t gen_ttl_ms; /* 0 = resolve on every request */
+    struct cascade_recall__gen_slot gens[CASCADE_RECALL_N_FAMILIES];
+    struct cascade_recall__channel_cfg cfg[CASCADE_RECALL_MAX_CHANNELS]; /* by registry index */
+    struct cascade_recall__channel_metrics metrics[CASCADE_RECALL_MAX_CHANNELS];
+};
+
+/* Request-scoped state shared by the channels of one request. */
+struct cascade_recall__request_state {
+    bool profile_loaded;
+    bool profile_found;
+    cascade_v1_UserRecord profile;
 };
 
 /* Everything a channel gets for one request. */
 struct cascade_recall__channel_args {
-    const cascade_recall *recall;
+    cascade_recall *recall;
+    const char *name; /* the channel's registry name */
+    const struct cascade_recall__channel_cfg *cfg;
+    enum cascade_recall__family family;
     cascade_redis *redis;
     cascade_arena *arena;
     int64_t deadline_ms;
     const Cascade__V1__RecallRequest *req;
     const char *user_id;
     size_t quota;
+    struct cascade_recall__request_state *state;
     char *err;
     size_t errlen;
 };
@@ -39,15 +100,165 @@ struct cascade_recall__channel_args {
 typedef int (*cascade_recall__channel_fn)(const struct cascade_recall__channel_args *args,
                                           struct cascade_recall_hits *out);
 
-/* Channels (one file each). */
-int cascade_recall__hot(const struct cascade_recall__channel_args *args,
-                        struct cascade_recall_hits *out);
-int cascade_recall__itemcf(const struct cascade_recall__channel_args *args,
-                           struct cascade_recall_hits *out);
+/* The registry (recall.c). */
+struct cascade_recall__channel_def {
+    const char *name;
+    enum cascade_recall__family family;
+    cascade_recall__channel_fn fn;
+};
+extern const struct cascade_recall__channel_def cascade_recall__channels[];
+extern const size_t cascade_recall__n_channels;
 
-/* Turn a failed store call into EUNAVAILABLE (ENOMEM stays) with
- * "<channel>: <redis error>" in err. */
-int cascade_recall__store_error(cascade_redis *redis, int rc, const char *channel, char *err,
-                                size_t errlen);
+/* Channels (one file per group). */
+int cascade_recall__hot(const struct cascade_recall__channel_args *a,
+                        struct cascade_recall_hits *out);
+int cascade_recall__demo_hot(const struct cascade_recall__channel_args *a,
+                             struct cascade_recall_hits *out);
+int cascade_recall__interest(const struct cascade_recall__channel_args *a,
+                             struct cascade_recall_hits *out);
+int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
+                           struct cascade_recall_hits *out);
+int cascade_recall__usercf(const struct cascade_recall__channel_args *a,
+                           struct cascade_recall_hits *out);
+int cascade_recall__new(const struct cascade_recall__channel_args *a,
+                        struct cascade_recall_hits *out);
+int cascade_recall__geo(const struct cascade_recall__channel_args *a,
+                        struct cascade_recall_hits *out);
+int cascade_recall__city(const struct cascade_recall__channel_args *a,
+                         struct cascade_recall_hits *out);
+int cascade_recall__follow_author(const struct cascade_recall__channel_args *a,
+                                  struct cascade_recall_hits *out);
+int cascade_recall__interacted_author(const struct cascade_recall__channel_args *a,
+                                      struct cascade_recall_hits *out);
+int cascade_recall__similar_author(const struct cascade_recall__channel_args *a,
+                                   struct cascade_recall_hits *out);
+int cascade_recall__cache(const struct cascade_recall__channel_args *a,
+                          struct cascade_recall_hits *out);
+
+/* ------------------------------------------------------------ common steps */
+
+/* The current generation of the channel's family, from the stage's cache when
+ * younger than recall.generation_ttl_ms. *gen = 0 when never published (the
+ * channel then returns nothing). Returns 0 or a channel error (see fail). */
+int cascade_recall__generation(const struct cascade_recall__channel_args *a, int64_t *gen);
+
+/* Key {ns}:{family}@{gen}[:suffix] of the channel's family, into the arena
+ * (NULL when out of memory). */
+char *cascade_recall__key(const struct cascade_recall__channel_args *a, int64_t gen,
+                          const char *suffix);
+
+/* The user's profile (GET {ns}:user:{uid}, once per request); *found false
+ * for a user without one. Returns 0 or a channel error. */
+int cascade_recall__profile(const struct cascade_recall__channel_args *a,
+                            const cascade_v1_UserRecord **profile, bool *found);
+
+/* Write "<channel>: <step>: <message>" to a->err and return the code a caller
+ * sees: ENOMEM and ETIMEDOUT stay, anything else from Redis or a bad record
+ * becomes EUNAVAILABLE. */
+int cascade_recall__fail(const struct cascade_recall__channel_args *a, int rc, const char *step,
+                         const char *message);
+
+/* ENOMEM with "<channel>: out of request memory". */
+int cascade_recall__nomem(const struct cascade_recall__channel_args *a);
+
+/* ETIMEDOUT with "<channel>: deadline exceeded after <step>" when the
+ * deadline passed, else 0. */
+int cascade_recall__deadline(const struct cascade_recall__channel_args *a, const char *step);
+
+/* ------------------------------------------------------------ pipelining
+ * One round trip per step: queue every command, then read the replies in
+ * order. After the first failure further commands are not queued, replies are
+ * not handed out, and end() reads what is left so the connection stays usable. */
+struct cascade_recall__pipe {
+    cascade_redis *redis;
+    size_t queued; /* appended and not yet read */
+    int rc;        /* first failure (0 = none) */
+    char msg[256]; /* its message */
+};
+
+void cascade_recall__pipe_init(struct cascade_recall__pipe *p, cascade_redis *redis);
+
+/* Queue one command (argc <= 8 NUL-terminated strings). */
+void cascade_recall__pipe_cmd(struct cascade_recall__pipe *p, int argc, const char *const *argv);
+
+/* Queue one command of any length (binary-safe argv with lengths). */
+void cascade_recall__pipe_argv(struct cascade_recall__pipe *p, int argc, const char **argv,
+                               const size_t *lens);
+
+/* The next reply (caller frees it with freeReplyObject), or NULL after a
+ * failure; an error reply is a failure. */
+redisReply *cascade_recall__pipe_reply(struct cascade_recall__pipe *p);
+
+/* Record a failure found while reading a reply (first one wins). */
+void cascade_recall__pipe_fail(struct cascade_recall__pipe *p, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Read and drop the replies still queued; returns the first failure or 0. */
+int cascade_recall__pipe_end(struct cascade_recall__pipe *p);
+
+/* Queue ZREVRANGE key 0 max-1 WITHSCORES (max >= 1). */
+void cascade_recall__pipe_zrevrange(struct cascade_recall__pipe *p, const char *key, size_t max);
+
+/* Queue LRANGE key first last. */
+void cascade_recall__pipe_lrange(struct cascade_recall__pipe *p, const char *key, long long first,
+                                 long long last);
+
+/* Queue GET key. */
+void cascade_recall__pipe_get(struct cascade_recall__pipe *p, const char *key);
+
+/* A sorted set as read: members and raw Redis scores. */
+struct cascade_recall__zlist {
+    uint64_t *ids;
+    double *scores;
+    size_t count;
+};
+
+/* Read a ZREVRANGE ... WITHSCORES reply (missing key = empty) into out,
+ * arena memory. Returns 0, or a failure recorded in p. */
+int cascade_recall__read_zset(struct cascade_recall__pipe *p, cascade_arena *arena, const char *key,
+                              struct cascade_recall__zlist *out);
+
+/* One round trip: ZREVRANGE key 0 max-1 WITHSCORES into out. Returns 0 or a
+ * channel error naming `step`. */
+int cascade_recall__zset_top(const struct cascade_recall__channel_args *a, const char *key,
+                             size_t max, const char *step, struct cascade_recall__zlist *out);
+
+/* Read a GET reply holding a NeighbourList (nil = empty list): its first max
+ * entries into out (ids and float scores), arena memory. */
+int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                    const char *key, size_t max, struct cascade_recall_hits *out);
+
+/* Read an LRANGE reply of Interaction records into out: item ids and their
+ * interest weights (a stored weight of 0 counts as 1). Arena memory. */
+int cascade_recall__read_interactions(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                      const char *key, struct cascade_recall_hits *out);
+
+/* Parse a decimal uint64 of exactly len bytes. Returns 0 or CASCADE_EFORMAT. */
+int cascade_recall__parse_id(const char *s, size_t len, uint64_t *out);
+
+/* Parse a Redis score reply of len bytes: integers (creation times) without
+ * strtod, anything else with it. */
+double cascade_recall__parse_score(const char *s, size_t len);
+
+/* Decode one Interaction record's item id and weight (0 = unset) without
+ * nanopb. Returns 0 or CASCADE_EFORMAT. */
+int cascade_recall__decode_interaction(const uint8_t *buf, size_t len, uint64_t *item_id,
+                                       float *weight);
+
+/* ------------------------------------------------------------ selection */
+
+/* The top `quota` entries of an accumulator map (entry->score), best first,
+ * ties by smaller id, into out (arena memory). Returns 0 or CASCADE_ENOMEM. */
+int cascade_recall__top_scores(const cascade_idmap *m, size_t quota, cascade_arena *arena,
+                               struct cascade_recall_hits *out);
+
+/* Merge sorted-set lists whose scores are creation times into one list,
+ * newest first (ties: smaller id), an item appearing twice kept once, at most
+ * quota items; the output score is recency 2^(−(t_newest − t)/half_life_s)
+ * (1 for the newest item; half_life_s <= 0 gives 1 everywhere). Returns 0 or
+ * CASCADE_ENOMEM. */
+int cascade_recall__newest(const struct cascade_recall__zlist *lists, size_t n_lists, size_t quota,
+                           double half_life_s, cascade_arena *arena,
+                           struct cascade_recall_hits *out);
 
 #endif

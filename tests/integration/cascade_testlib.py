@@ -100,14 +100,21 @@ def _port_free(port):
             return False
 
 
+# Every service serves Prometheus /metrics on its gRPC port + METRICS_OFFSET.
+METRICS_OFFSET = 1000
+
+
 def free_port_base(span=10, attempts=200):
-    """A base port such that base..base+span-1 are all free on 127.0.0.1."""
+    """A base port such that base..base+span-1 (the services and redis) and
+    base+1000..base+1000+span-1 (their /metrics endpoints) are all free on
+    127.0.0.1."""
     rng = random.Random()
     for _ in range(attempts):
         base = rng.randrange(20000, 60000, 10)
-        if all(_port_free(base + i) for i in range(span)):
+        if all(_port_free(base + off + i) for off in (0, METRICS_OFFSET) for i in range(span)):
             return base
-    raise RuntimeError("no free block of %d loopback ports found" % span)
+    raise RuntimeError("no free block of %d loopback ports (and their metrics ports) found"
+                       % span)
 
 
 # --------------------------------------------------------------------- processes

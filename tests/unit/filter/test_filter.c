@@ -1,12 +1,16 @@
 /* Tests of the Filter stage library against a private redis-server: recorded
- * exposures never pass (zero false negatives), window rotation, consumed and
- * duplicate drops with per-reason counts, user isolation, validation, Redis
+ * exposures never pass (zero false negatives) and the measured false-positive
+ * rate at the sized capacity stays near the target, window rotation,
+ * consumed, blocked-item, blocked-author and duplicate drops with per-reason
+ * counts (in the response and in the metrics registry), item records read
+ * only for users with blocked authors, user isolation, validation, Redis
  * failures, and both RPC handlers through a real in-process gRPC server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -16,6 +20,7 @@
 #include "config.h"
 #include "error.h"
 #include "filter.h"
+#include "metrics.h"
 #include "rpc.h"
 #include "store.h"
 #include "messages.h"
@@ -27,20 +32,27 @@
 
 struct fixture {
     struct test_redis_fixture redis;
+    cascade_metrics *metrics;
     cascade_filter *filter;
     cascade_arena *arena;
 };
 
-static cascade_filter *make_filter(cascade_redis_pool *pool, const char *json)
+static cascade_filter *make_filter_with(cascade_redis_pool *pool, const char *json,
+                                        cascade_metrics *metrics)
 {
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_filter *f = cascade_filter_create(cfg, pool, NS, err, sizeof err);
+    cascade_filter *f = cascade_filter_create(cfg, pool, NS, metrics, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!f)
         fail_msg("cascade_filter_create: %s", err);
     return f;
+}
+
+static cascade_filter *make_filter(cascade_redis_pool *pool, const char *json)
+{
+    return make_filter_with(pool, json, NULL);
 }
 
 static int setup(void **state)
@@ -50,9 +62,10 @@ static int setup(void **state)
     *state = &f;
     if (test_redis_fixture_start(&f.redis) != 0)
         return -1;
-    f.filter = make_filter(f.redis.pool, "{}");
+    f.metrics = cascade_metrics_create();
+    f.filter = make_filter_with(f.redis.pool, "{}", f.metrics);
     f.arena = cascade_arena_create(0);
-    return 0;
+    return f.metrics && f.arena ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -60,6 +73,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     cascade_arena_destroy(f->arena);
     cascade_filter_destroy(f->filter);
+    cascade_metrics_destroy(f->metrics);
     test_redis_fixture_stop(&f->redis);
     return 0;
 }
@@ -162,6 +176,15 @@ static void test_windows_rotate(void **state)
     assert_int_equal(resp->n_candidates, 1);
     assert_int_equal(resp->candidates[0]->item_id, old);
     assert_int_equal(dropped(resp, "exposed"), 1);
+    /* The old exposure was recorded: a request made back then still sees it. */
+    Cascade__V1__FilterRequest *then =
+        filter_request(f->arena, "carol", (const uint64_t[]){recent, old}, 2);
+    then->user->request_time_s = T0 - 31 * DAY;
+    char err[256] = "";
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, then, &resp, err, sizeof err), 0);
+    assert_int_equal(resp->n_candidates, 1);
+    assert_int_equal(resp->candidates[0]->item_id, recent); /* recorded 2 days later */
 
     /* The current window's key expires after windows × window_seconds. */
     char key[CASCADE_KEY_MAX];
@@ -193,11 +216,161 @@ static void test_reasons_and_order(void **state)
     assert_int_equal(dropped(resp, "exposed"), 1);
     assert_int_equal(dropped(resp, "consumed"), 1);
     assert_int_equal(dropped(resp, "duplicate"), 2);
-    assert_int_equal(resp->n_dropped, 3);
+    assert_int_equal(dropped(resp, "blocked_item"), 0);
+    assert_int_equal(dropped(resp, "blocked_author"), 0);
+    /* Every reason is listed, in the documented order. */
+    assert_int_equal(resp->n_dropped, 5);
+    const char *order[] = {"exposed", "consumed", "blocked_item", "blocked_author", "duplicate"};
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(resp->dropped[i]->reason, order[i]);
 
     /* An empty candidate list is fine. */
     resp = filter(f, "dave", NULL, 0);
     assert_int_equal(resp->n_candidates, 0);
+}
+
+static void sadd(struct fixture *f, const char *key, const char *members)
+{
+    redisReply *rep = NULL;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "SADD %s %s", key, members);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, cmd), 0);
+    freeReplyObject(rep);
+}
+
+static void put_item(struct fixture *f, uint64_t id, uint64_t author)
+{
+    cascade_v1_ItemRecord rec = cascade_v1_ItemRecord_init_zero;
+    rec.item_id = id;
+    rec.author_id = author;
+    rec.category = 1;
+    assert_int_equal(cascade_store_put_item(f->redis.conn, NS, &rec), 0);
+}
+
+/* Calls of one command so far (INFO commandstats), to see what Redis was asked. */
+static long long command_calls(struct fixture *f, const char *command)
+{
+    redisReply *rep = NULL;
+    char needle[64];
+    long long calls = 0;
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "INFO commandstats"), 0);
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", command);
+    const char *p = strstr(rep->str, needle);
+    if (p)
+        calls = atoll(p + strlen(needle));
+    freeReplyObject(rep);
+    return calls;
+}
+
+static double drop_metric(struct fixture *f, const char *reason)
+{
+    cascade_metric_family *fam =
+        cascade_metrics_counter(f->metrics, "cascade_filter_dropped_total",
+                                "Candidates the filter dropped, by reason", "reason");
+    return cascade_metric_value(cascade_metric_get(fam, (const char *const[]){reason}));
+}
+
+/* Blocked items and blocked authors (author from the item record, or from the
+ * candidate's attrs when it has them), counted per reason in the response and
+ * in cascade_filter_dropped_total. */
+static void test_blocked_items_and_authors(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    double before_item = drop_metric(f, "blocked_item");
+    double before_author = drop_metric(f, "blocked_author");
+    /* 21 blocked itself; 22 by author 7 (record); 23 by author 8 is fine; 24
+     * has no record but attrs naming author 7; 25 has neither (kept); 26 is
+     * by author 9, also blocked, and consumed (counted once, as consumed). */
+    sadd(f, cascade_key_user_blocked_items(key, NS, "gina"), "21");
+    sadd(f, cascade_key_user_blocked_authors(key, NS, "gina"), "7 9");
+    sadd(f, cascade_key_user_consumed(key, NS, "gina"), "26");
+    put_item(f, 22, 7);
+    put_item(f, 23, 8);
+    put_item(f, 26, 9);
+    const uint64_t ids[] = {21, 22, 23, 24, 25, 26};
+    Cascade__V1__FilterRequest *req = filter_request(f->arena, "gina", ids, 6);
+    Cascade__V1__ItemAttributes attrs = CASCADE__V1__ITEM_ATTRIBUTES__INIT;
+    attrs.author_id = 7;
+    req->candidates[3]->attrs = &attrs;
+    char err[256] = "";
+    Cascade__V1__FilterResponse *resp = NULL;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, req, &resp, err, sizeof err), 0);
+    assert_int_equal(resp->n_candidates, 2);
+    assert_int_equal(resp->candidates[0]->item_id, 23);
+    assert_int_equal(resp->candidates[1]->item_id, 25);
+    assert_int_equal(dropped(resp, "blocked_item"), 1);
+    assert_int_equal(dropped(resp, "blocked_author"), 2);
+    assert_int_equal(dropped(resp, "consumed"), 1);
+    assert_int_equal(dropped(resp, "exposed"), 0);
+    assert_float_equal(drop_metric(f, "blocked_item") - before_item, 1, 0);
+    assert_float_equal(drop_metric(f, "blocked_author") - before_author, 2, 0);
+
+    /* Another user blocks nothing: the same candidates all pass. */
+    resp = filter(f, "hank", ids, 6);
+    assert_int_equal(resp->n_candidates, 6);
+}
+
+/* Item records are read only for users who blocked some author. */
+static void test_item_records_only_when_authors_blocked(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    put_item(f, 31, 3);
+    put_item(f, 32, 4);
+    const uint64_t ids[] = {31, 32, 33};
+    long long mget = command_calls(f, "mget");
+    Cascade__V1__FilterResponse *resp = filter(f, "ivan", ids, 3);
+    assert_int_equal(resp->n_candidates, 3);
+    assert_int_equal(command_calls(f, "mget"), mget); /* common path: no MGET */
+
+    sadd(f, cascade_key_user_blocked_authors(key, NS, "ivan"), "4");
+    resp = filter(f, "ivan", ids, 3);
+    assert_int_equal(command_calls(f, "mget"), mget + 1);
+    assert_int_equal(resp->n_candidates, 2);
+    assert_int_equal(resp->candidates[0]->item_id, 31);
+    assert_int_equal(resp->candidates[1]->item_id, 33);
+    assert_int_equal(dropped(resp, "blocked_author"), 1);
+}
+
+/* The exposure filter at its sized capacity: record expected_items (5000)
+ * items in one window, then probe 100,000 ids never shown through the real
+ * Filter path. Every recorded item is dropped (no false negatives) and the
+ * share of probes dropped stays within 1.5x the configured fp_rate (0.001). */
+static void test_false_positive_rate_at_capacity(void **state)
+{
+    struct fixture *f = *state;
+    enum { EXPECTED = 5000, PROBES = 100000, CHUNK = 20000 };
+    const double target = 0.001;
+    static uint64_t shown[EXPECTED], probe[CHUNK];
+    for (size_t i = 0; i < EXPECTED; i++)
+        shown[i] = 1000000007ULL + 7919ULL * i;
+    for (size_t i = 0; i < EXPECTED; i += 1000) {
+        record(f, "fp-user", shown + i, 1000, T0);
+        cascade_arena_reset(f->arena);
+    }
+    Cascade__V1__FilterResponse *resp = filter(f, "fp-user", shown, EXPECTED);
+    assert_int_equal(resp->n_candidates, 0);
+    assert_int_equal(dropped(resp, "exposed"), EXPECTED);
+
+    uint64_t false_positives = 0;
+    for (size_t start = 0; start < PROBES; start += CHUNK) {
+        cascade_arena_reset(f->arena);
+        for (size_t i = 0; i < CHUNK; i++)
+            probe[i] = 5000000000ULL + 104729ULL * (start + i); /* disjoint from shown */
+        resp = filter(f, "fp-user", probe, CHUNK);
+        false_positives += dropped(resp, "exposed");
+        assert_int_equal(resp->n_candidates + dropped(resp, "exposed"), CHUNK);
+    }
+    double rate = (double)false_positives / PROBES;
+    struct cascade_bloom_params p = cascade_filter_bloom_params(f->filter);
+    print_message("exposure Bloom filter (m=%llu bits, k=%u) at %d items: false-positive rate "
+                  "%.5f (%llu of %d), target %.4f\n",
+                  (unsigned long long)p.bits, p.hashes, EXPECTED, rate,
+                  (unsigned long long)false_positives, PROBES, target);
+    assert_true(rate <= 1.5 * target);
+    cascade_arena_reset(f->arena);
 }
 
 static void test_validation(void **state)
@@ -260,7 +433,7 @@ static void test_bad_config(void **state)
     cascade_config *cfg = cascade_config_parse("{\"filter\": {\"exposure\": {\"fp_rate\": 2}}}",
                                                "test", err, sizeof err);
     assert_non_null(cfg);
-    assert_null(cascade_filter_create(cfg, NULL, NS, err, sizeof err));
+    assert_null(cascade_filter_create(cfg, NULL, NS, NULL, err, sizeof err));
     assert_non_null(strstr(err, "filter.exposure.fp_rate"));
     cascade_config_destroy(cfg);
 }
@@ -353,6 +526,9 @@ int main(void)
         cmocka_unit_test(test_no_false_negatives),
         cmocka_unit_test(test_windows_rotate),
         cmocka_unit_test(test_reasons_and_order),
+        cmocka_unit_test(test_blocked_items_and_authors),
+        cmocka_unit_test(test_item_records_only_when_authors_blocked),
+        cmocka_unit_test(test_false_positive_rate_at_capacity),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_window_floor),

@@ -1,6 +1,7 @@
 /* Unit tests of the recall channel merge: quotas, per-channel max
  * normalisation, weighted sums, dedupe with every hit kept as provenance,
- * ordering and the cap, on a hand-computed example. */
+ * ordering and the cap, and the per-channel contribution counts of the debug
+ * trace, on a hand-computed example. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,6 +84,44 @@ static void test_hand_example(void **state)
     assert_non_null(hit_of(out[2], "itemcf"));
     assert_int_equal(out[3]->n_channels, 1);
     assert_non_null(hit_of(out[3], "hot"));
+    cascade_arena_destroy(a);
+}
+
+/* The contribution counts of the trace on the hand example: itemcf returned 4
+ * and keeps 3 (40 over quota), hot returned 4 and keeps 3 (its repeat of 20
+ * is folded in); with the merged list capped at 2 (10 and 20), both keep 2;
+ * a final list of {20, 50} holds 1 of itemcf and 2 of hot. */
+static void test_contribution_counts(void **state)
+{
+    (void)state;
+    cascade_arena *a = cascade_arena_create(0);
+    const uint64_t cf_ids[] = {10, 20, 30, 40};
+    const float cf_scores[] = {4.0f, 2.0f, 1.0f, 0.5f};
+    const uint64_t hot_ids[] = {20, 50, 10, 20};
+    const float hot_scores[] = {100.0f, 50.0f, 25.0f, 10.0f};
+    struct cascade_merge_input in[2] = {
+        {"itemcf", 2.0, 3, make_list(a, "itemcf", cf_ids, cf_scores, 4), 4},
+        {"hot", 1.0, 10, make_list(a, "hot", hot_ids, hot_scores, 4), 4},
+    };
+    Cascade__V1__Candidate **out;
+    size_t n;
+    assert_int_equal(cascade_merge_channels(in, 2, 100, a, &out, &n), 0);
+    assert_int_equal(cascade_merge_count_channel(out, n, "itemcf"), 3);
+    assert_int_equal(cascade_merge_count_channel(out, n, "hot"), 3);
+    assert_int_equal(cascade_merge_count_channel(out, n, "geo"), 0);
+    assert_int_equal(cascade_merge_channels(in, 2, 2, a, &out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cascade_merge_count_channel(out, n, "itemcf"), 2);
+    assert_int_equal(cascade_merge_count_channel(out, n, "hot"), 2);
+    /* A "final list": 20 (both channels) and 50 (hot only). */
+    assert_int_equal(cascade_merge_channels(in, 2, 100, a, &out, &n), 0);
+    Cascade__V1__Candidate *final[2] = {out[1], out[3]};
+    assert_int_equal(final[0]->item_id, 20);
+    assert_int_equal(final[1]->item_id, 50);
+    assert_int_equal(cascade_merge_count_channel(final, 2, "itemcf"), 1);
+    assert_int_equal(cascade_merge_count_channel(final, 2, "hot"), 2);
+    assert_null(cascade_merge_find_hit(final[1], "itemcf"));
+    assert_int_equal(cascade_merge_find_hit(final[1], "hot")->rank, 1);
     cascade_arena_destroy(a);
 }
 
@@ -221,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_example),
+        cmocka_unit_test(test_contribution_counts),
         cmocka_unit_test(test_cap_keeps_best),
         cmocka_unit_test(test_nonpositive_scores_and_zero_weight),
         cmocka_unit_test(test_channel_score_prefers_named_hit),

@@ -37,6 +37,55 @@ static void test_defaults(void **state)
     assert_int_equal(c.merge_max, 2000);
     assert_int_equal(c.prerank.keep, 300);
     assert_true(c.filter.enabled && c.rerank.enabled);
+    /* Cold start is off without a cold-start mix; exploration and cache on. */
+    assert_int_equal(c.n_cold_channels, 0);
+    assert_int_equal(c.cold_min_interactions, 5);
+    assert_float_equal(c.explore_share, 0.1, 0);
+    assert_string_equal(c.explore_channel, "new");
+    assert_true(c.cache_enabled);
+    assert_int_equal(c.cache_capacity, 200);
+    assert_int_equal(c.cache_ttl_s, 7 * 86400);
+}
+
+static void test_cold_start_exploration_cache(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[256] = "";
+    const char *text = "{\"orchestrator\": {"
+                       "  \"endpoints\": {\"recall_geo\": \"10.0.0.7:7007\"},"
+                       "  \"cold_start\": {\"min_interactions\": 3, \"channels\": ["
+                       "    {\"name\": \"hot\", \"weight\": 0.5, \"quota\": 300},"
+                       "    {\"name\": \"geo\"}, {\"name\": \"city\", \"enabled\": false}]},"
+                       "  \"exploration\": {\"new_share\": 0.2, \"channel\": \"fresh\"},"
+                       "  \"cache\": {\"capacity\": 50, \"ttl_s\": 0, \"enabled\": false}}}";
+    assert_int_equal(parse_text(text, &c, err, sizeof err), 0);
+    assert_int_equal(c.n_cold_channels, 2);
+    assert_string_equal(c.cold_channels[0].name, "hot");
+    assert_float_equal(c.cold_channels[0].weight, 0.5, 0);
+    assert_int_equal(c.cold_channels[0].quota, 300);
+    assert_string_equal(c.cold_channels[0].endpoint, "127.0.0.1:50051");
+    assert_string_equal(c.cold_channels[1].endpoint, "10.0.0.7:7007"); /* recall_geo override */
+    assert_int_equal(c.cold_min_interactions, 3);
+    assert_int_equal(c.n_channels, 2); /* the normal list keeps its defaults */
+    assert_float_equal(c.explore_share, 0.2, 0);
+    assert_string_equal(c.explore_channel, "fresh");
+    assert_false(c.cache_enabled);
+    assert_int_equal(c.cache_capacity, 50);
+    assert_int_equal(c.cache_ttl_s, 0);
+
+    assert_int_equal(parse_text("{\"orchestrator\": {\"cold_start\": {\"channels\": "
+                                "[{\"name\": \"hot\", \"quota\": 0}]}}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.cold_start.channels[0].quota"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"exploration\": {\"new_share\": 1.5}}}", &c,
+                                err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.exploration.new_share"));
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"cache\": {\"capacity\": 0}}}", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "orchestrator.cache.capacity"));
 }
 
 static void test_channels_and_endpoints(void **state)
@@ -112,6 +161,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_channels_and_endpoints),
+        cmocka_unit_test(test_cold_start_exploration_cache),
         cmocka_unit_test(test_errors_name_the_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,10 @@
  * in-process by the real RPC runtime (one server holds fake Recall, Filter,
  * PreRank, Rank and ReRank methods) and a private redis-server: the happy
  * path, no repeats through exposure, A/B parameters reaching the stages,
- * degraded channels and stages, validation, the hot-list fallback and
- * Feedback. */
+ * degraded channels and stages, validation, the hot-list fallback, the
+ * cold-start channel mix, new-item exploration slots, recall cache writes,
+ * the per-channel contribution trace, and Feedback (stream, last-n,
+ * consumed, blocked items and authors, follows). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,7 +62,8 @@ static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, cons
 }
 
 /* "hot": items 1..60 (score 60..1); "itemcf": items 41..120 (score 80..1);
- * "empty": nothing; anything else: INVALID_ARGUMENT. */
+ * "new": items 901..920 (score 20..1); "coldmix": items 301..330 (score
+ * 30..1); "empty": nothing; anything else: INVALID_ARGUMENT. */
 static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                        ProtobufCMessage **response)
 {
@@ -77,13 +80,20 @@ static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
         first = 1, n = 60;
     else if (strcmp(ch, "itemcf") == 0)
         first = 41, n = 80;
+    else if (strcmp(ch, "new") == 0)
+        first = 901, n = 20;
+    else if (strcmp(ch, "coldmix") == 0)
+        first = 301, n = 30;
     else if (strcmp(ch, "empty") != 0)
         return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "unknown channel \"%s\"", ch);
     if (n > req->quota)
         n = req->quota;
     resp->candidates = cascade_arena_calloc(a, n + 1, sizeof *resp->candidates);
-    for (uint64_t i = 0; i < n; i++)
-        resp->candidates[resp->n_candidates++] = new_candidate(a, first + i, ch, (float)(n - i));
+    for (uint64_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = new_candidate(a, first + i, ch, (float)(n - i));
+        c->channels[0]->rank = (uint32_t)i;
+        resp->candidates[resp->n_candidates++] = c;
+    }
     *response = &resp->base;
     return 0;
 }
@@ -522,10 +532,15 @@ static void test_experiment_channel_params(void **state)
     cascade_orch_destroy(o);
 }
 
+/* Publish generation 1 of the hot family: {ns}:hot@1 with items first.. */
 static void zadd_hot(const char *ns, uint64_t first, uint64_t n)
 {
     char key[CASCADE_KEY_MAX];
-    cascade_key_hot(key, ns);
+    redisReply *set = NULL;
+    assert_int_equal(
+        cascade_redis_command(fx.r, &set, "SET %s 1", cascade_key_generation(key, ns, "hot")), 0);
+    freeReplyObject(set);
+    cascade_key_artefact(key, ns, "hot", 1, NULL);
     for (uint64_t i = 0; i < n; i++) {
         redisReply *reply = NULL;
         assert_int_equal(cascade_redis_command(fx.r, &reply, "ZADD %s %f %llu", key,
@@ -563,6 +578,272 @@ static void test_hot_fallback(void **state)
     assert_int_equal(recommend(o, "fallback-user", 10, false, &r, err, sizeof err),
                      CASCADE_EUNAVAILABLE);
     assert_non_null(strstr(err, "no candidates"));
+    cascade_orch_destroy(o);
+}
+
+/* ------------------------------------------------- cold start, exploration */
+
+static void put_user(const char *user, uint32_t interactions)
+{
+    cascade_v1_UserRecord rec = cascade_v1_UserRecord_init_zero;
+    snprintf(rec.user_id, sizeof rec.user_id, "%s", user);
+    rec.interactions = interactions;
+    assert_int_equal(cascade_store_put_user(fx.r, "t", &rec), 0);
+}
+
+static size_t count_channel(const Cascade__V1__RecommendResponse *r, const char *channel)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_items; i++)
+        for (size_t j = 0; j < r->items[i]->n_channels; j++)
+            if (strcmp(r->items[i]->channels[j], channel) == 0) {
+                n++;
+                break;
+            }
+    return n;
+}
+
+static const char *cold_config =
+    ", \"cold_start\": {\"min_interactions\": 5, \"channels\": [{\"name\": \"coldmix\", "
+    "\"timeout_ms\": 2000}, {\"name\": \"hot\", \"weight\": 0.1, \"timeout_ms\": 2000}]}";
+
+/* Users below cold_start.min_interactions (or without a record) get the
+ * cold-start mix; the trace says which mix was used. */
+static void test_cold_start_switch(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, cold_config, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    put_user("cold-few", 4);
+    put_user("warm", 5);
+    const char *cold_users[] = {"cold-none", "cold-few"};
+    for (size_t u = 0; u < 2; u++) {
+        assert_int_equal(recommend(o, cold_users[u], 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_non_null(trace_of(r, "recall/coldmix"));
+        assert_non_null(trace_of(r, "recall/hot"));
+        assert_null(trace_of(r, "recall/itemcf"));
+        assert_non_null(strstr(trace_of(r, "mix")->message, "cold_start"));
+        assert_non_null(strstr(trace_of(r, "merge/coldmix")->message, "mix=cold_start"));
+        /* coldmix (weight 1) outweighs hot (0.1): its items lead. */
+        assert_true(r->items[0]->item_id >= 301 && r->items[0]->item_id <= 330);
+        assert_false(r->degraded);
+    }
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "cold_start: 4 interactions (cold start below 5)");
+    assert_int_equal(recommend(o, "warm", 10, true, &r, err, sizeof err), 0);
+    assert_null(trace_of(r, "recall/coldmix"));
+    assert_non_null(trace_of(r, "recall/itemcf"));
+    assert_string_equal(trace_of(r, "mix")->message, "normal: 5 interactions (cold start below 5)");
+    assert_int_equal(count_channel(r, "coldmix"), 0);
+    cascade_orch_destroy(o);
+
+    /* Redis unreachable: the user record cannot be read, the normal mix is
+     * used and the answer says why. */
+    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
+    o = make_orch(two_channels, cold_config, NULL, pool);
+    assert_int_equal(recommend(o, "cold-none", 10, true, &r, err, sizeof err), 0);
+    assert_true(has_reason(r, "mix: UNAVAILABLE: user record"));
+    assert_non_null(trace_of(r, "recall/itemcf"));
+    cascade_orch_destroy(o);
+    cascade_redis_pool_destroy(pool);
+}
+
+static const char *three_channels =
+    "[{\"name\": \"hot\", \"weight\": 1, \"quota\": 100, \"timeout_ms\": 2000},"
+    " {\"name\": \"itemcf\", \"weight\": 2, \"quota\": 100, \"timeout_ms\": 2000},"
+    " {\"name\": \"new\", \"weight\": 0.01, \"quota\": 20, \"timeout_ms\": 2000}]";
+
+/* New items the ranker would not pick get the exploration slots (10%: one
+ * in 10 at position 5, two in 20 at 5 and 15), best of the channel first and
+ * never one already shown; none below 5 items. */
+static void test_exploration_slots(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(three_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "explorer", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_int_equal(count_channel(r, "new"), 1);
+    assert_int_equal(r->items[5]->item_id, 901);
+    /* The ranker scored it although it ranks below rank.keep (100). */
+    assert_non_null(r->items[5]->tasks);
+    assert_non_null(r->items[5]->attrs);
+    assert_int_equal(trace_of(r, "rank")->items_out, 100);
+    assert_int_equal(trace_of(r, "exploration")->items_out, 1);
+    assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=5 "));
+    /* The 901 shown above is filtered now: 902 and 903 fill the two slots. */
+    assert_int_equal(recommend(o, "explorer", 20, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 20);
+    assert_int_equal(count_channel(r, "new"), 2);
+    assert_int_equal(r->items[5]->item_id, 902);
+    assert_int_equal(r->items[15]->item_id, 903);
+    assert_int_equal(recommend(o, "explorer-small", 4, true, &r, err, sizeof err), 0);
+    assert_int_equal(count_channel(r, "new"), 0);
+    assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+
+    /* When the re-ranker picks new items anyway, nothing is inserted. */
+    const char *heavy_new =
+        "{\"layers\": [{\"name\": \"recall\", \"salt\": \"r1\", \"experiments\": [{\"name\": "
+        "\"new_heavy\", \"ranges\": [[0, 999]], \"params\": {\"recall.weight.new\": 100}}]}]}";
+    o = make_orch(three_channels, NULL, heavy_new, fx.pool);
+    assert_int_equal(recommend(o, "explorer-heavy", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(count_channel(r, "new"), 10);
+    assert_int_equal(trace_of(r, "exploration")->items_out, 0);
+    cascade_orch_destroy(o);
+
+    /* exploration.new_share = 0 turns it off. */
+    o = make_orch(three_channels, ", \"exploration\": {\"new_share\": 0}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "explorer-off", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(count_channel(r, "new"), 0);
+    cascade_orch_destroy(o);
+}
+
+/* ------------------------------------------------------------ recall cache */
+
+/* The user's cache list, head first. */
+static size_t read_cache(const char *user, uint64_t *out, size_t max)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(fx.r, &rep, "LRANGE %s 0 -1", cascade_key_user_cache(key, "t", user)),
+        0);
+    size_t n = rep->elements < max ? rep->elements : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = strtoull(rep->element[i]->str, NULL, 10);
+    freeReplyObject(rep);
+    return n;
+}
+
+static bool in_ids(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static void assert_no_shown_no_dups(const Cascade__V1__RecommendResponse *r, const uint64_t *cache,
+                                    size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_false(in_ids(cache + i + 1, n - i - 1, cache[i]));
+        for (size_t j = 0; j < r->n_items; j++)
+            assert_true(cache[i] != r->items[j]->item_id);
+    }
+}
+
+/* What the ranker scored (rank keep 100) but the final list did not show goes
+ * to the cache; the shown items of a later request leave it. */
+static void test_cache_writes(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    uint64_t cache[512];
+    char err[512];
+    assert_int_equal(recommend(o, "cache-user", 10, true, &r, err, sizeof err), 0);
+    size_t n = read_cache("cache-user", cache, 512);
+    assert_int_equal(n, 90);
+    assert_no_shown_no_dups(r, cache, n);
+    assert_int_equal(trace_of(r, "cache")->items_out, 90);
+    /* The cache holds the ranker's next best: the first cached item is ranked
+     * right after the shown ones, i.e. not below any other cached item. */
+    assert_int_equal(recommend(o, "cache-user", 10, false, &r, err, sizeof err), 0);
+    uint64_t first_cached = cache[0];
+    assert_int_equal(r->items[0]->item_id, first_cached);
+    n = read_cache("cache-user", cache, 512);
+    assert_no_shown_no_dups(r, cache, n);
+    assert_true(n <= 200);
+    cascade_orch_destroy(o);
+
+    /* Capacity 30: the list is trimmed, the best unshown items kept. */
+    o = make_orch(two_channels, ", \"cache\": {\"capacity\": 30}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "cache-small", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(read_cache("cache-small", cache, 512), 30);
+    assert_int_equal(recommend(o, "cache-small", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->items[0]->item_id, cache[0]);
+    n = read_cache("cache-small", cache, 512);
+    assert_int_equal(n, 30);
+    assert_no_shown_no_dups(r, cache, n);
+    cascade_orch_destroy(o);
+
+    /* Rank down: nothing was scored by the ranker, so nothing enters, but the
+     * shown items still leave the cache. */
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    cascade_key_user_cache(key, "t", "cache-norank");
+    for (uint64_t id = 1; id <= 120; id++) {
+        assert_int_equal(
+            cascade_redis_command(fx.r, &rep, "RPUSH %s %llu", key, (unsigned long long)id), 0);
+        freeReplyObject(rep);
+    }
+    o = make_orch(two_channels, ", \"stages\": {\"rank\": {\"endpoint\": \"dead\"}}", NULL,
+                  fx.pool);
+    assert_int_equal(recommend(o, "cache-norank", 10, true, &r, err, sizeof err), 0);
+    n = read_cache("cache-norank", cache, 512);
+    assert_int_equal(n, 110);
+    assert_no_shown_no_dups(r, cache, n);
+    assert_int_equal(trace_of(r, "cache")->items_out, 0);
+    cascade_orch_destroy(o);
+
+    /* cache.enabled = false: no writes. */
+    o = make_orch(two_channels, ", \"cache\": {\"enabled\": false}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "cache-off", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(read_cache("cache-off", cache, 512), 0);
+    assert_null(trace_of(r, "cache"));
+    cascade_orch_destroy(o);
+}
+
+/* ------------------------------------------------------------ contribution */
+
+static size_t trace_number(const Cascade__V1__StageTrace *t, const char *field)
+{
+    char needle[32];
+    snprintf(needle, sizeof needle, "%s=", field);
+    const char *p = strstr(t->message, needle);
+    assert_non_null(p);
+    return (size_t)strtoull(p + strlen(needle), NULL, 10);
+}
+
+/* merge/<channel> says, per channel, what Recall returned (within the
+ * quota), what the merge kept (after dedupe and merge_max) and what reached
+ * the final list; an unknown channel is a degraded channel. */
+static void test_contribution_trace(void **state)
+{
+    (void)state;
+    const char *channels =
+        "[{\"name\": \"hot\", \"weight\": 1, \"quota\": 30, \"timeout_ms\": 2000},"
+        " {\"name\": \"itemcf\", \"weight\": 2, \"quota\": 100, \"timeout_ms\": 2000},"
+        " {\"name\": \"bogus\", \"timeout_ms\": 2000}]";
+    cascade_orch *o = make_orch(channels, ", \"merge_max\": 50", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "contrib", 10, true, &r, err, sizeof err), 0);
+    const Cascade__V1__StageTrace *hot = trace_of(r, "merge/hot");
+    const Cascade__V1__StageTrace *cf = trace_of(r, "merge/itemcf");
+    assert_non_null(hot);
+    assert_non_null(cf);
+    assert_int_equal(trace_number(hot, "returned"), 30); /* the quota reached Recall */
+    assert_int_equal(hot->items_in, 30);
+    assert_int_equal(trace_number(cf, "returned"), 80);
+    assert_int_equal(trace_number(hot, "quota"), 30);
+    /* hot 1..30 and itemcf 41..120 are disjoint: merge_max 50 splits between them. */
+    assert_int_equal(trace_number(hot, "kept") + trace_number(cf, "kept"), 50);
+    assert_int_equal(hot->items_out, trace_number(hot, "kept"));
+    assert_int_equal(trace_number(hot, "final"), count_channel(r, "hot"));
+    assert_int_equal(trace_number(cf, "final"), count_channel(r, "itemcf"));
+    assert_int_equal(trace_number(hot, "final") + trace_number(cf, "final"), 10);
+    assert_non_null(strstr(cf->message, "weight=2 "));
+    /* The unknown channel degrades the answer and contributes nothing. */
+    assert_true(has_reason(r, "recall/bogus: INVALID_ARGUMENT"));
+    assert_int_equal(trace_number(trace_of(r, "merge/bogus"), "returned"), 0);
+    assert_int_equal(trace_number(trace_of(r, "merge/bogus"), "final"), 0);
     cascade_orch_destroy(o);
 }
 
@@ -633,6 +914,76 @@ static void test_feedback(void **state)
     assert_int_equal(feedback(o, events, 2, &resp, err, sizeof err), CASCADE_EINVAL);
     assert_string_equal(err, "events[1].user_id is empty");
     assert_int_equal(stream_length("t"), before + 2);
+    cascade_orch_destroy(o);
+}
+
+static bool set_has(const char *key, uint64_t member)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(fx.r, &rep, "SISMEMBER %s %llu", key, (unsigned long long)member), 0);
+    bool yes = rep->integer == 1;
+    freeReplyObject(rep);
+    return yes;
+}
+
+static long long set_size(const char *key)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(fx.r, &rep, "SCARD %s", key), 0);
+    long long n = rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* dislike blocks the item, hide_author the item's author, follow follows
+ * the author; an item without a record is only logged. */
+static void test_feedback_user_sets(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_v1_ItemRecord item = cascade_v1_ItemRecord_init_zero;
+    item.item_id = 501;
+    item.author_id = 77;
+    assert_int_equal(cascade_store_put_item(fx.r, "t", &item), 0);
+    item.item_id = 502;
+    item.author_id = 88;
+    assert_int_equal(cascade_store_put_item(fx.r, "t", &item), 0);
+    Cascade__V1__Event ev[4] = {CASCADE__V1__EVENT__INIT, CASCADE__V1__EVENT__INIT,
+                                CASCADE__V1__EVENT__INIT, CASCADE__V1__EVENT__INIT};
+    Cascade__V1__Event *events[4] = {&ev[0], &ev[1], &ev[2], &ev[3]};
+    const uint64_t items[4] = {600, 501, 502, 999 /* no record */};
+    const Cascade__V1__EventType types[4] = {CASCADE__V1__EVENT_TYPE__EVENT_TYPE_DISLIKE,
+                                             CASCADE__V1__EVENT_TYPE__EVENT_TYPE_HIDE_AUTHOR,
+                                             CASCADE__V1__EVENT_TYPE__EVENT_TYPE_FOLLOW,
+                                             CASCADE__V1__EVENT_TYPE__EVENT_TYPE_HIDE_AUTHOR};
+    for (size_t i = 0; i < 4; i++) {
+        ev[i].user_id = "fb-sets";
+        ev[i].item_id = items[i];
+        ev[i].type = types[i];
+    }
+    Cascade__V1__FeedbackResponse *resp;
+    char err[512], blocked_items[CASCADE_KEY_MAX], blocked_authors[CASCADE_KEY_MAX],
+        follows[CASCADE_KEY_MAX];
+    long long before = stream_length("t");
+    assert_int_equal(feedback(o, events, 4, &resp, err, sizeof err), 0);
+    assert_int_equal(resp->accepted, 4);
+    assert_int_equal(stream_length("t"), before + 4);
+    cascade_key_user_blocked_items(blocked_items, "t", "fb-sets");
+    cascade_key_user_blocked_authors(blocked_authors, "t", "fb-sets");
+    cascade_key_user_follows(follows, "t", "fb-sets");
+    assert_true(set_has(blocked_items, 600));
+    assert_int_equal(set_size(blocked_items), 1);
+    assert_true(set_has(blocked_authors, 77));
+    assert_int_equal(set_size(blocked_authors), 1); /* item 999 has no author to block */
+    assert_true(set_has(follows, 88));
+    assert_int_equal(set_size(follows), 1);
+    /* A dislike is not an interest: no last-n entry; the follow is (weight 4). */
+    cascade_v1_Interaction lastn[8];
+    size_t n = 0;
+    assert_int_equal(cascade_store_get_lastn(fx.r, "t", "fb-sets", 8, lastn, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(lastn[0].item_id, 502);
     cascade_orch_destroy(o);
 }
 
@@ -715,7 +1066,12 @@ int main(void)
         cmocka_unit_test(test_experiment_params),
         cmocka_unit_test(test_experiment_channel_params),
         cmocka_unit_test(test_hot_fallback),
+        cmocka_unit_test(test_cold_start_switch),
+        cmocka_unit_test(test_exploration_slots),
+        cmocka_unit_test(test_cache_writes),
+        cmocka_unit_test(test_contribution_trace),
         cmocka_unit_test(test_feedback),
+        cmocka_unit_test(test_feedback_user_sets),
         cmocka_unit_test(test_feedback_redis_down),
         cmocka_unit_test(test_feedback_play),
     };

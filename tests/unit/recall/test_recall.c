@@ -1,28 +1,24 @@
-/* Tests of the Recall stage library against a private redis-server: the hot
- * list (order, quota), ItemCF on a hand-computed example, channel merge,
- * validation messages, Redis and deadline failures, and the RPC handler
- * through a real in-process gRPC server. */
+/* Tests of the Recall stage's machinery against a private redis-server:
+ * channel merge and provenance, validation messages (unknown and disabled
+ * channels), config errors, Redis and deadline failures for every channel, a
+ * corrupt record, generation lookup (missing, switching to a newly
+ * published generation, caching), per-channel metrics, the wire decoder and
+ * CF scorer on arrays, and the RPC handler through a real in-process gRPC
+ * server. The channels' own results are in test_recall_channels.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
-#include "arena.h"
 #include "clock.h"
 #include "config.h"
-#include "error.h"
 #include "idmap.h"
-#include "recall.h"
+#include "metrics.h"
+#include "recall_seed.h"
 #include "rpc.h"
-#include "store.h"
-#include "messages.h"
-#include "support.h"
-
-#define NS "t"
 
 struct fixture {
     struct test_redis_fixture redis;
@@ -30,66 +26,21 @@ struct fixture {
     cascade_arena *arena;
 };
 
-static cascade_recall *make_recall(cascade_redis_pool *pool, const char *json)
-{
-    char err[256] = "";
-    cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
-    assert_non_null(cfg);
-    cascade_recall *r = cascade_recall_create(cfg, pool, NS, err, sizeof err);
-    cascade_config_destroy(cfg);
-    if (!r)
-        fail_msg("cascade_recall_create: %s", err);
-    return r;
-}
-
-static void put_neighbours(cascade_redis *r, uint64_t item, const uint64_t *ids,
-                           const float *scores, size_t n)
-{
-    cascade_v1_NeighbourList l = cascade_v1_NeighbourList_init_zero;
-    uint8_t buf[4096];
-    size_t len = 0;
-    char key[CASCADE_KEY_MAX];
-    for (size_t i = 0; i < n; i++) {
-        l.neighbours[i].item_id = ids[i];
-        l.neighbours[i].score = scores[i];
-    }
-    l.neighbours_count = (pb_size_t)n;
-    assert_int_equal(
-        cascade_record_encode(cascade_v1_NeighbourList_fields, &l, buf, sizeof buf, &len), 0);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(r, &rep, "SET %s %b",
-                                           cascade_key_i2i(key, NS, "itemcf", item), buf, len),
-                     0);
-    freeReplyObject(rep);
-}
-
-static void push(cascade_redis *r, const char *user, uint64_t item, uint32_t type, float weight)
-{
-    cascade_v1_Interaction it = cascade_v1_Interaction_init_zero;
-    it.item_id = item;
-    it.type = type;
-    it.time_s = 1700000000;
-    it.weight = weight;
-    assert_int_equal(cascade_store_push_interaction(r, NS, user, &it, 100), 0);
-}
-
-/* Hot list: items 1..10 with score 10·id. ItemCF: user "u1" clicked 100
- * (weight 1) and liked 200 (weight 2); the neighbour lists are below. */
+/* Hot list (gen 1): items 1..10 with score 10·id. ItemCF (gen 1): user "u1"
+ * clicked 100 (weight 1) and liked 200 (weight 2); lists below. */
 static void seed(cascade_redis *r)
 {
     char key[CASCADE_KEY_MAX];
-    redisReply *rep = NULL;
-    for (uint64_t id = 1; id <= 10; id++) {
-        assert_int_equal(cascade_redis_command(r, &rep, "ZADD %s %f %llu", cascade_key_hot(key, NS),
-                                               10.0 * (double)id, (unsigned long long)id),
-                         0);
-        freeReplyObject(rep);
-    }
-    push(r, "u1", 100, 2, 1.0f);
-    push(r, "u1", 200, 3, 2.0f);
-    put_neighbours(r, 100, (uint64_t[]){200, 300, 400, 600}, (float[]){0.9f, 0.5f, 0.4f, 0.35f}, 4);
-    put_neighbours(r, 200, (uint64_t[]){100, 500, 300}, (float[]){0.8f, 0.3f, 0.1f}, 3);
-    put_neighbours(r, 300, (uint64_t[]){7}, (float[]){0.9f}, 1); /* not in u1's history */
+    for (uint64_t id = 1; id <= 10; id++)
+        seed_zadd(r, seed_key(key, "hot", 1, NULL), 10.0 * (double)id, id);
+    seed_push(r, "u1", 100, 1.0f);
+    seed_push(r, "u1", 200, 2.0f);
+    seed_item_nlist(r, "itemcf", 1, 100, (uint64_t[]){200, 300, 400, 600},
+                    (float[]){0.9f, 0.5f, 0.4f, 0.35f}, 4);
+    seed_item_nlist(r, "itemcf", 1, 200, (uint64_t[]){100, 500, 300}, (float[]){0.8f, 0.3f, 0.1f},
+                    3);
+    seed_publish(r, "hot", 1);
+    seed_publish(r, "itemcf", 1);
 }
 
 static int setup(void **state)
@@ -100,8 +51,11 @@ static int setup(void **state)
     if (test_redis_fixture_start(&f.redis) != 0)
         return -1;
     seed(f.redis.conn);
-    /* k = 3 neighbours per interaction so item 600 (4th of 100's list) is cut. */
-    f.recall = make_recall(f.redis.pool, "{\"recall\": {\"itemcf\": {\"neighbours\": 3}}}");
+    /* k = 3 neighbours per interaction so item 600 (4th of 100's list) is cut;
+     * generations are looked up on every request. */
+    f.recall = seed_recall(f.redis.pool, NS, NULL,
+                           "{\"recall\": {\"generation_ttl_ms\": 0,"
+                           " \"channels\": {\"itemcf\": {\"neighbours\": 3}}}}");
     f.arena = cascade_arena_create(0);
     return 0;
 }
@@ -115,94 +69,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A request for user `uid` (NULL = no user submessage). Arena-allocated. */
-static Cascade__V1__RecallRequest *request(cascade_arena *a, const char *uid, uint32_t quota,
-                                           size_t n, const char **channels)
-{
-    Cascade__V1__RecallRequest *req = cascade_arena_alloc(a, sizeof *req);
-    cascade__v1__recall_request__init(req);
-    req->user = test_user_context(a, uid, 0);
-    req->quota = quota;
-    req->n_channels = n;
-    req->channels = cascade_arena_calloc(a, n + 1, sizeof *req->channels);
-    for (size_t i = 0; i < n; i++)
-        req->channels[i] = cascade_arena_strdup(a, channels[i]);
-    return req;
-}
-
-static int run(struct fixture *f, Cascade__V1__RecallRequest *req,
+static int run(cascade_recall *r, cascade_arena *a, Cascade__V1__RecallRequest *req,
                Cascade__V1__RecallResponse **resp, char *err, size_t errlen)
 {
-    return cascade_recall_run(f->recall, f->arena, INT64_MAX, req, resp, err, errlen);
-}
-
-static void test_hot_order_and_quota(void **state)
-{
-    struct fixture *f = *state;
-    char err[256] = "";
-    Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(
-        run(f, request(f->arena, "u1", 3, 1, (const char *[]){"hot"}), &resp, err, sizeof err), 0);
-    assert_int_equal(resp->n_candidates, 3);
-    for (size_t i = 0; i < 3; i++) {
-        const Cascade__V1__Candidate *c = resp->candidates[i];
-        assert_int_equal(c->item_id, 10 - i);
-        assert_int_equal(c->n_channels, 1);
-        assert_string_equal(c->channels[0]->channel, "hot");
-        assert_int_equal(c->channels[0]->rank, i);
-        assert_float_equal(c->channels[0]->score, 10.0f * (float)(10 - i), 1e-4);
-    }
-    assert_int_equal(resp->n_channels, 1);
-    assert_string_equal(resp->channels[0]->channel, "hot");
-    assert_int_equal(resp->channels[0]->count, 3);
-
-    /* A quota larger than the list returns the whole list. */
-    assert_int_equal(
-        run(f, request(f->arena, "u1", 50, 1, (const char *[]){"hot"}), &resp, err, sizeof err), 0);
-    assert_int_equal(resp->n_candidates, 10);
-    assert_int_equal(resp->candidates[9]->item_id, 1);
-}
-
-static void test_itemcf_hand_example(void **state)
-{
-    struct fixture *f = *state;
-    char err[256] = "";
-    Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(
-        run(f, request(f->arena, "u1", 10, 1, (const char *[]){"itemcf"}), &resp, err, sizeof err),
-        0);
-    /* 300: 1·0.5 + 2·0.1 = 0.7; 500: 2·0.3 = 0.6; 400: 1·0.4; 600 is beyond
-     * k = 3; 100 and 200 are the user's own items. */
-    assert_int_equal(resp->n_candidates, 3);
-    const uint64_t want_id[] = {300, 500, 400};
-    const float want_score[] = {0.7f, 0.6f, 0.4f};
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(resp->candidates[i]->item_id, want_id[i]);
-        assert_string_equal(resp->candidates[i]->channels[0]->channel, "itemcf");
-        assert_float_equal(resp->candidates[i]->channels[0]->score, want_score[i], 1e-5);
-        assert_int_equal(resp->candidates[i]->channels[0]->rank, i);
-    }
-    assert_int_equal(resp->channels[0]->count, 3);
-
-    /* Quota cuts the tail. */
-    assert_int_equal(
-        run(f, request(f->arena, "u1", 2, 1, (const char *[]){"itemcf"}), &resp, err, sizeof err),
-        0);
-    assert_int_equal(resp->n_candidates, 2);
-    assert_int_equal(resp->candidates[1]->item_id, 500);
-}
-
-static void test_itemcf_no_history_is_empty(void **state)
-{
-    struct fixture *f = *state;
-    char err[256] = "";
-    Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(run(f, request(f->arena, "nobody", 10, 1, (const char *[]){"itemcf"}), &resp,
-                         err, sizeof err),
-                     0);
-    assert_int_equal(resp->n_candidates, 0);
-    assert_int_equal(resp->n_channels, 1);
-    assert_int_equal(resp->channels[0]->count, 0);
+    return cascade_recall_run(r, a, INT64_MAX, req, resp, err, errlen);
 }
 
 static void test_two_channels_merge(void **state)
@@ -212,13 +82,11 @@ static void test_two_channels_merge(void **state)
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
     /* Make 300 hot as well: it must come back once, with both hits. */
-    assert_int_equal(
-        cascade_redis_command(f->redis.conn, &rep, "ZADD %s 1000 300", cascade_key_hot(key, NS)),
-        0);
-    freeReplyObject(rep);
+    seed_zadd(f->redis.conn, seed_key(key, "hot", 1, NULL), 1000, 300);
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(run(f, request(f->arena, "u1", 5, 2, (const char *[]){"hot", "itemcf"}), &resp,
-                         err, sizeof err),
+    assert_int_equal(run(f->recall, f->arena,
+                         seed_request(f->arena, "u1", 5, 2, (const char *[]){"hot", "itemcf"}),
+                         &resp, err, sizeof err),
                      0);
     size_t found300 = 0;
     for (size_t i = 0; i < resp->n_candidates; i++) {
@@ -231,6 +99,7 @@ static void test_two_channels_merge(void **state)
             assert_int_equal(resp->candidates[i]->channels[0]->rank, 0);
             assert_string_equal(resp->candidates[i]->channels[1]->channel, "itemcf");
             assert_int_equal(resp->candidates[i]->channels[1]->rank, 0);
+            assert_float_equal(resp->candidates[i]->channels[1]->score, 0.7f, 1e-5);
         }
     }
     assert_int_equal(found300, 1);
@@ -245,84 +114,118 @@ static void test_two_channels_merge(void **state)
 static void expect_invalid(struct fixture *f, Cascade__V1__RecallRequest *req, int code,
                            const char *message)
 {
-    char err[256] = "";
+    char err[512] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(run(f, req, &resp, err, sizeof err), code);
+    assert_int_equal(run(f->recall, f->arena, req, &resp, err, sizeof err), code);
     assert_string_equal(err, message);
 }
+
+#define KNOWN                                                                                      \
+    "hot, itemcf, swing, usercf, new, geo, city, follow_author, interacted_author, "               \
+    "similar_author, cache, interest, demo_hot"
 
 static void test_validation(void **state)
 {
     struct fixture *f = *state;
     cascade_arena *a = f->arena;
-    expect_invalid(f, request(a, "u1", 10, 1, (const char *[]){"foo"}), CASCADE_EINVAL,
-                   "unknown channel \"foo\" (known: hot, itemcf)");
-    expect_invalid(f, request(a, "", 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+    assert_string_equal(cascade_recall_channel_list(), KNOWN);
+    expect_invalid(f, seed_request(a, "u1", 10, 1, (const char *[]){"foo"}), CASCADE_EINVAL,
+                   "unknown channel \"foo\" (known: " KNOWN ")");
+    expect_invalid(f, seed_request(a, "", 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
                    "user.user_id is empty");
-    expect_invalid(f, request(a, NULL, 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+    expect_invalid(f, seed_request(a, NULL, 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
                    "user.user_id is empty");
     char long_id[66];
     memset(long_id, 'x', 65);
     long_id[65] = '\0';
-    expect_invalid(f, request(a, long_id, 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+    expect_invalid(f, seed_request(a, long_id, 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
                    "user.user_id is longer than 64 bytes");
     long_id[64] = '\0'; /* 64 bytes is fine */
     char err[256] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(
-        run(f, request(a, long_id, 10, 1, (const char *[]){"hot"}), &resp, err, sizeof err), 0);
-    expect_invalid(f, request(a, "u1", 0, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+    assert_int_equal(run(f->recall, a, seed_request(a, long_id, 10, 1, (const char *[]){"hot"}),
+                         &resp, err, sizeof err),
+                     0);
+    expect_invalid(f, seed_request(a, "u1", 0, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
                    "quota 0 out of range 1..5000");
-    expect_invalid(f, request(a, "u1", 5001, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+    expect_invalid(f, seed_request(a, "u1", 5001, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
                    "quota 5001 out of range 1..5000");
-    expect_invalid(f, request(a, "u1", 10, 0, NULL), CASCADE_EINVAL,
-                   "channels is empty (known: hot, itemcf)");
-    expect_invalid(f, request(a, "u1", 10, 2, (const char *[]){"hot", "hot"}), CASCADE_EINVAL,
+    expect_invalid(f, seed_request(a, "u1", 10, 0, NULL), CASCADE_EINVAL,
+                   "channels is empty (known: " KNOWN ")");
+    expect_invalid(f, seed_request(a, "u1", 10, 2, (const char *[]){"hot", "hot"}), CASCADE_EINVAL,
                    "channel \"hot\" is requested twice");
 }
 
 static void test_disabled_channel(void **state)
 {
     struct fixture *f = *state;
-    cascade_recall *r =
-        make_recall(f->redis.pool, "{\"recall\": {\"channels\": {\"hot\": {\"enabled\": false}}}}");
+    cascade_recall *r = seed_recall(
+        f->redis.pool, NS, NULL, "{\"recall\": {\"channels\": {\"swing\": {\"enabled\": false}}}}");
     char err[256] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(cascade_recall_run(r, f->arena, INT64_MAX,
-                                        request(f->arena, "u1", 3, 1, (const char *[]){"hot"}),
-                                        &resp, err, sizeof err),
+    assert_int_equal(run(r, f->arena, seed_request(f->arena, "u1", 3, 1, (const char *[]){"swing"}),
+                         &resp, err, sizeof err),
                      CASCADE_EINVAL);
-    assert_non_null(strstr(err, "recall.channels.hot.enabled"));
+    assert_string_equal(err, "channel \"swing\" is disabled (recall.channels.swing.enabled)");
+    /* The others still run. */
+    assert_int_equal(run(r, f->arena, seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"}),
+                         &resp, err, sizeof err),
+                     0);
+    assert_int_equal(resp->n_candidates, 3);
     cascade_recall_destroy(r);
+}
+
+static void expect_bad_config(const char *json, const char *path)
+{
+    char err[256] = "";
+    cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
+    assert_non_null(cfg);
+    assert_null(cascade_recall_create(cfg, NULL, NS, NULL, err, sizeof err));
+    if (!strstr(err, path))
+        fail_msg("\"%s\" does not name %s", err, path);
+    cascade_config_destroy(cfg);
 }
 
 static void test_bad_config(void **state)
 {
     (void)state;
-    char err[256] = "";
-    cascade_config *cfg =
-        cascade_config_parse("{\"recall\": {\"max_quota\": 0}}", "test", err, sizeof err);
-    assert_non_null(cfg);
-    assert_null(cascade_recall_create(cfg, NULL, NS, err, sizeof err));
-    assert_non_null(strstr(err, "recall.max_quota"));
-    cascade_config_destroy(cfg);
+    expect_bad_config("{\"recall\": {\"max_quota\": 0}}", "recall.max_quota");
+    expect_bad_config("{\"recall\": {\"generation_ttl_ms\": -1}}", "recall.generation_ttl_ms");
+    expect_bad_config("{\"recall\": {\"channels\": {\"geo\": {\"precision\": 13}}}}",
+                      "recall.channels.geo.precision");
+    expect_bad_config("{\"recall\": {\"channels\": {\"new\": {\"explore_share\": 1.5}}}}",
+                      "recall.channels.new.explore_share");
+    expect_bad_config("{\"recall\": {\"channels\": {\"cache\": {\"enabled\": 1}}}}",
+                      "recall.channels.cache.enabled");
 }
 
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
     cascade_redis_pool *dead = test_redis_dead_pool();
-    cascade_recall *r = make_recall(dead, "{}");
-    const char *names[] = {"hot", "itemcf"};
-    for (size_t i = 0; i < 2; i++) {
-        char err[256] = "";
+    cascade_recall *r = seed_recall(dead, NS, NULL, "{}");
+    const char *names[] = {"hot",
+                           "itemcf",
+                           "swing",
+                           "usercf",
+                           "new",
+                           "geo",
+                           "city",
+                           "follow_author",
+                           "interacted_author",
+                           "similar_author",
+                           "cache",
+                           "interest",
+                           "demo_hot"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char err[512] = "", prefix[64];
         Cascade__V1__RecallResponse *resp = NULL;
-        assert_int_equal(cascade_recall_run(r, f->arena, INT64_MAX,
-                                            request(f->arena, "u1", 3, 1, &names[i]), &resp, err,
-                                            sizeof err),
-                         CASCADE_EUNAVAILABLE);
-        assert_non_null(strstr(err, names[i]));
-        assert_non_null(strstr(err, "127.0.0.1")); /* the redis error names the server */
+        assert_int_equal(
+            run(r, f->arena, seed_request(f->arena, "u1", 3, 1, &names[i]), &resp, err, sizeof err),
+            CASCADE_EUNAVAILABLE);
+        snprintf(prefix, sizeof prefix, "%s: ", names[i]);
+        if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, "redis 127.0.0.1:"))
+            fail_msg("%s: \"%s\" should name the channel and the server", names[i], err);
     }
     cascade_recall_destroy(r);
     cascade_redis_pool_destroy(dead);
@@ -334,34 +237,213 @@ static void test_deadline(void **state)
     char err[256] = "";
     Cascade__V1__RecallResponse *resp = NULL;
     assert_int_equal(cascade_recall_run(f->recall, f->arena, cascade_now_ms() - 1,
-                                        request(f->arena, "u1", 3, 1, (const char *[]){"hot"}),
+                                        seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"}),
                                         &resp, err, sizeof err),
                      CASCADE_ETIMEDOUT);
+    assert_string_equal(err, "deadline exceeded before channel \"hot\"");
+}
+
+/* A neighbour list that does not decode fails the channel with the key in
+ * the message, and the connection stays usable (the pipeline was drained). */
+static void test_corrupt_record(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX], err[512] = "";
+    seed_push(f->redis.conn, "bad", 100, 1.0f);
+    seed_push(f->redis.conn, "bad", 999, 1.0f);
+    seed_push(f->redis.conn, "bad", 200, 1.0f);
+    seed_set(f->redis.conn, seed_key(key, "itemcf", 1, "999"), "\x0a\x05\x08", 3);
+    Cascade__V1__RecallResponse *resp = NULL;
+    assert_int_equal(run(f->recall, f->arena,
+                         seed_request(f->arena, "bad", 3, 1, (const char *[]){"itemcf"}), &resp,
+                         err, sizeof err),
+                     CASCADE_EUNAVAILABLE);
+    assert_string_equal(err, "itemcf: neighbours: t:itemcf@1:999: not a valid NeighbourList "
+                             "record (3 bytes)");
+    assert_int_equal(run(f->recall, f->arena,
+                         seed_request(f->arena, "u1", 3, 2, (const char *[]){"itemcf", "hot"}),
+                         &resp, err, sizeof err),
+                     0);
+    assert_int_equal(resp->channels[0]->count, 3);
+    assert_int_equal(resp->channels[1]->count, 3);
+}
+
+/* A namespace where nothing was ever published: every channel is empty, and
+ * none of them is an error. */
+static void test_missing_generation_is_empty(void **state)
+{
+    struct fixture *f = *state;
+    cascade_recall *r = seed_recall(f->redis.pool, "fresh", NULL, "{}");
+    const char *names[] = {"hot",
+                           "itemcf",
+                           "swing",
+                           "usercf",
+                           "new",
+                           "city",
+                           "follow_author",
+                           "interacted_author",
+                           "similar_author",
+                           "demo_hot"};
+    size_t n = sizeof names / sizeof names[0];
+    Cascade__V1__RecallRequest *req = seed_request(f->arena, "u1", 10, n, names);
+    req->user->city = 7;
+    Cascade__V1__RecallResponse *resp = seed_run1(r, f->arena, req);
+    assert_int_equal(resp->n_candidates, 0);
+    assert_int_equal(resp->n_channels, n);
+    cascade_recall_destroy(r);
+}
+
+/* Publishing generation 2 switches a stage with TTL 0 at once; a stage with a
+ * long TTL keeps serving the generation it resolved. Generation 3 (same
+ * contents as 1) restores the fixture for the tests that follow. */
+static void test_generation_switch(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    cascade_recall *cached =
+        seed_recall(f->redis.pool, NS, NULL, "{\"recall\": {\"generation_ttl_ms\": 3600000}}");
+    Cascade__V1__RecallRequest *req = seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"});
+    seed_expect(seed_run1(f->recall, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
+    seed_expect(seed_run1(cached, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
+
+    seed_zadd(f->redis.conn, seed_key(key, "hot", 2, NULL), 5, 99);
+    seed_publish(f->redis.conn, "hot", 2);
+    seed_expect(seed_run1(f->recall, f->arena, req), "hot", (uint64_t[]){99}, (float[]){5}, 1);
+    seed_expect(seed_run1(cached, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
+    cascade_recall_destroy(cached);
+
+    for (uint64_t id = 1; id <= 10; id++)
+        seed_zadd(f->redis.conn, seed_key(key, "hot", 3, NULL), 10.0 * (double)id, id);
+    seed_publish(f->redis.conn, "hot", 3);
+    seed_expect(seed_run1(f->recall, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
+}
+
+static double counter(cascade_metrics *m, const char *name, const char *channel)
+{
+    cascade_metric_family *fam = cascade_metrics_counter(m, name, "x", "channel");
+    assert_non_null(fam);
+    return cascade_metric_value(cascade_metric_get(fam, (const char *const[]){channel}));
+}
+
+static void test_metrics(void **state)
+{
+    struct fixture *f = *state;
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_redis_pool *dead = test_redis_dead_pool();
+    cascade_recall *r = seed_recall(f->redis.pool, NS, m, "{}");
+    cascade_recall *down = seed_recall(dead, NS, m, "{}");
+    char err[512];
+    Cascade__V1__RecallResponse *resp = NULL;
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"}));
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 3, 2, (const char *[]){"itemcf", "hot"}));
+    assert_int_equal(run(down, f->arena,
+                         seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"}), &resp, err,
+                         sizeof err),
+                     CASCADE_EUNAVAILABLE);
+    /* Refused requests are not channel runs. */
+    assert_int_equal(run(r, f->arena, seed_request(f->arena, "u1", 3, 1, (const char *[]){"nope"}),
+                         &resp, err, sizeof err),
+                     CASCADE_EINVAL);
+
+    assert_float_equal(counter(m, "cascade_recall_channel_requests_total", "hot"), 3, 0);
+    assert_float_equal(counter(m, "cascade_recall_channel_candidates_total", "hot"), 6, 0);
+    assert_float_equal(counter(m, "cascade_recall_channel_errors_total", "hot"), 1, 0);
+    assert_float_equal(counter(m, "cascade_recall_channel_requests_total", "itemcf"), 1, 0);
+    /* itemcf with the default k = 50 also finds 600: 300, 500, then 400 (quota 3). */
+    assert_float_equal(counter(m, "cascade_recall_channel_candidates_total", "itemcf"), 3, 0);
+    assert_float_equal(counter(m, "cascade_recall_channel_errors_total", "itemcf"), 0, 0);
+    assert_float_equal(counter(m, "cascade_recall_channel_requests_total", "swing"), 0, 0);
+    char *text = cascade_metrics_render(m);
+    assert_non_null(text);
+    assert_non_null(
+        strstr(text, "cascade_recall_channel_latency_seconds_count{channel=\"hot\"} 3\n"));
+    assert_non_null(
+        strstr(text, "cascade_recall_channel_latency_seconds_count{channel=\"itemcf\"} 1\n"));
+    assert_non_null(
+        strstr(text, "cascade_recall_channel_latency_seconds_count{channel=\"demo_hot\"} 0\n"));
+    free(text);
+    cascade_recall_destroy(down);
+    cascade_recall_destroy(r);
+    cascade_redis_pool_destroy(dead);
+    cascade_metrics_destroy(m);
+}
+
+/* The hand decoder agrees with nanopb on encoded lists, honours max, skips
+ * unknown fields, and rejects (or cleanly shortens) truncated input. */
+static void test_decode_neighbours(void **state)
+{
+    (void)state;
+    cascade_v1_NeighbourList l = cascade_v1_NeighbourList_init_zero;
+    uint8_t buf[cascade_v1_NeighbourList_size];
+    size_t len = 0, count = 0;
+    uint64_t ids[200];
+    float scores[200];
+    l.neighbours_count = 200;
+    for (size_t i = 0; i < 200; i++) {
+        l.neighbours[i].item_id = i * 7919 * 1000003ULL; /* up to 10-byte varints */
+        l.neighbours[i].score = i == 3 ? 0.0f : 1.0f / (float)(i + 1);
+    }
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_NeighbourList_fields, &l, buf, sizeof buf, &len), 0);
+    assert_int_equal(cascade_recall_decode_neighbours(buf, len, 200, ids, scores, &count), 0);
+    assert_int_equal(count, 200);
+    for (size_t i = 0; i < 200; i++) {
+        assert_int_equal(ids[i], l.neighbours[i].item_id);
+        assert_true(scores[i] == l.neighbours[i].score);
+    }
+    assert_int_equal(cascade_recall_decode_neighbours(buf, len, 5, ids, scores, &count), 0);
+    assert_int_equal(count, 5);
+    assert_int_equal(cascade_recall_decode_neighbours(buf, 0, 5, ids, scores, &count), 0);
+    assert_int_equal(count, 0);
+    for (size_t cut = 1; cut < len; cut++) {
+        int rc = cascade_recall_decode_neighbours(buf, cut, 200, ids, scores, &count);
+        assert_true(rc == CASCADE_EFORMAT || (rc == 0 && count < 200));
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            assert_int_equal(ids[i], l.neighbours[i].item_id);
+    }
+    /* Field 9 (varint) before the list and field 3 (fixed32) inside an entry. */
+    const uint8_t extra[] = {0x48, 0x05, 0x0a, 0x0c, 0x08, 0x2a, 0x1d, 1,
+                             2,    3,    4,    0x15, 0x00, 0x00, 0x80, 0x3f};
+    assert_int_equal(cascade_recall_decode_neighbours(extra, sizeof extra, 10, ids, scores, &count),
+                     0);
+    assert_int_equal(count, 1);
+    assert_int_equal(ids[0], 42);
+    assert_float_equal(scores[0], 1.0f, 0);
+    const uint8_t group[] = {0x0b}; /* wire type 3 */
+    assert_int_equal(cascade_recall_decode_neighbours(group, 1, 10, ids, scores, &count),
+                     CASCADE_EFORMAT);
 }
 
 static void test_itemcf_score_arrays(void **state)
 {
     struct fixture *f = *state;
-    cascade_v1_NeighbourList lists[3];
-    memset(lists, 0, sizeof lists);
-    lists[0].neighbours_count = 2; /* item 1: 3 (0.5), 4 (0.5) */
-    lists[0].neighbours[0] = (cascade_v1_Neighbour){3, 0.5f};
-    lists[0].neighbours[1] = (cascade_v1_Neighbour){4, 0.5f};
-    lists[1].neighbours_count = 1; /* item 2: 1 (own item, excluded) */
-    lists[1].neighbours[0] = (cascade_v1_Neighbour){1, 0.9f};
-    lists[2].neighbours_count = 1; /* item 9: absent list (found = false) */
-    lists[2].neighbours[0] = (cascade_v1_Neighbour){5, 9.0f};
+    struct cascade_recall_hits lists[3] = {
+        {(uint64_t[]){3, 4}, (float[]){0.5f, 0.5f}, 2}, /* item 1 */
+        {(uint64_t[]){1}, (float[]){0.9f}, 1},          /* item 2: 1 is a source */
+        {NULL, NULL, 0},                                /* item 9: no list */
+    };
     const uint64_t src[] = {1, 2, 9};
     const float w[] = {2.0f, 1.0f, 1.0f};
-    const bool found[] = {true, true, false};
     struct cascade_recall_hits hits;
-    assert_int_equal(cascade_recall_itemcf_score(src, w, 3, lists, found, 50, 10, f->arena, &hits),
-                     0);
+    assert_int_equal(cascade_recall_itemcf_score(src, w, 3, lists, 50, 10, f->arena, &hits), 0);
     /* 3 and 4 tie at 1.0: the smaller id comes first. */
     assert_int_equal(hits.count, 2);
     assert_int_equal(hits.ids[0], 3);
     assert_int_equal(hits.ids[1], 4);
     assert_float_equal(hits.scores[0], 1.0f, 1e-6);
+    /* k = 1 keeps only the first neighbour of each list. */
+    assert_int_equal(cascade_recall_itemcf_score(src, w, 3, lists, 1, 10, f->arena, &hits), 0);
+    assert_int_equal(hits.count, 1);
+    assert_int_equal(hits.ids[0], 3);
+}
+
+static void test_age_bucket(void **state)
+{
+    (void)state;
+    const uint32_t ages[] = {0, 1, 17, 18, 24, 25, 34, 35, 44, 45, 54, 55, 120};
+    const uint32_t want[] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6};
+    for (size_t i = 0; i < sizeof ages / sizeof ages[0]; i++)
+        assert_int_equal(cascade_recall_age_bucket(ages[i]), want[i]);
 }
 
 static void test_idmap_grows(void **state)
@@ -407,7 +489,7 @@ static void test_rpc_handler(void **state)
     struct cascade_rpc_call call = {
         .channel = ch,
         .method = methods[0].path,
-        .request = &request(f->arena, "u1", 2, 1, (const char *[]){"hot"})->base,
+        .request = &seed_request(f->arena, "u1", 2, 1, (const char *[]){"hot"})->base,
         .response_type = methods[0].response_type,
         .deadline_ms = cascade_now_ms() + 10000};
     assert_int_equal(cascade_rpc_call_unary(&call, f->arena), 0);
@@ -415,11 +497,11 @@ static void test_rpc_handler(void **state)
     assert_int_equal(resp->n_candidates, 2);
     assert_int_equal(resp->candidates[0]->item_id, 10);
 
-    call.request = &request(f->arena, "", 2, 1, (const char *[]){"hot"})->base;
+    call.request = &seed_request(f->arena, "u1", 2, 1, (const char *[]){"nope"})->base;
     call.deadline_ms = cascade_now_ms() + 10000;
     assert_int_not_equal(cascade_rpc_call_unary(&call, f->arena), 0);
     assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
-    assert_string_equal(call.status_message, "user.user_id is empty");
+    assert_string_equal(call.status_message, "unknown channel \"nope\" (known: " KNOWN ")");
 
     cascade_rpc_channel_destroy(ch);
     cascade_rpc_server_destroy(srv);
@@ -429,16 +511,19 @@ int main(void)
 {
     cascade_rpc_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hot_order_and_quota),
-        cmocka_unit_test(test_itemcf_hand_example),
-        cmocka_unit_test(test_itemcf_no_history_is_empty),
         cmocka_unit_test(test_two_channels_merge),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_disabled_channel),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_redis_down_is_unavailable),
         cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_corrupt_record),
+        cmocka_unit_test(test_missing_generation_is_empty),
+        cmocka_unit_test(test_generation_switch),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_decode_neighbours),
         cmocka_unit_test(test_itemcf_score_arrays),
+        cmocka_unit_test(test_age_bucket),
         cmocka_unit_test(test_idmap_grows),
         cmocka_unit_test(test_rpc_handler),
     };

@@ -1,0 +1,91 @@
+/* State of one Recommend call, shared by the files of the pipeline:
+ * recommend.c (entry, stages, response), recommend_recall.c (channel mix,
+ * fan-out, merge, hot-list fallback) and recommend_final.c (new-item
+ * exploration, recall cache writes, per-channel contribution trace). Not part
+ * of the library's API; one per request, never shared between threads. */
+#ifndef CASCADE_ORCH_RECOMMEND_INTERNAL_H
+#define CASCADE_ORCH_RECOMMEND_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "orch_internal.h"
+#include "report.h"
+#include "request.h"
+
+/* One recall channel called for this request. */
+struct cascade_orch_channel_run {
+    const char *name;         /* borrowed from the config */
+    cascade_rpc_channel *rpc; /* where its Recall call goes */
+    int timeout_ms;
+    double weight;   /* after experiment overrides */
+    uint32_t quota;  /* after experiment overrides */
+    bool ok;         /* the call succeeded */
+    size_t returned; /* candidates Recall returned */
+    size_t kept;     /* merged candidates carrying it (after quota, dedupe, merge_max) */
+};
+
+struct cascade_orch_rq {
+    cascade_orch *o;
+    const struct cascade_orch_call *call;
+    cascade_arena *arena;
+    int64_t start_us;
+    int64_t deadline_ms;
+    uint32_t count;
+    Cascade__V1__UserContext *user; /* the caller's context with request_id filled */
+    Cascade__V1__ExperimentContext *exp;
+    struct cascade_orch_report report;
+    Cascade__V1__Candidate **cands; /* the current list */
+    size_t n;
+    enum cascade_score_kind source; /* the stage that produced the current order */
+    bool used_fallback;
+    bool cold_start; /* the cold-start channel mix was used */
+    struct cascade_orch_channel_run *runs;
+    size_t n_runs;
+    Cascade__V1__Candidate **explore_pool; /* filtered exploration-channel items, best first */
+    size_t n_explore_pool;
+    Cascade__V1__Candidate **ranked; /* what the rank stage scored (NULL when it did not run) */
+    size_t n_ranked;
+};
+
+/* Record an outcome in the request's report (logs when out of memory). */
+void cascade_orch__report(struct cascade_orch_rq *rq, const struct cascade_orch_outcome *o);
+
+/* Absolute deadline of a call with its own budget inside the request's. */
+int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms);
+
+/* Choose the channel mix (cold start or normal, from the user record), call
+ * Recall once per channel in parallel and merge into rq->cands. Returns 0 or
+ * a failure code (message in rq->call->err). */
+int cascade_orch__run_recall(struct cascade_orch_rq *rq);
+
+/* No candidates from any channel: serve the current hot list from Redis. */
+int cascade_orch__run_fallback(struct cascade_orch_rq *rq);
+
+/* Keep the filtered candidates of the exploration channel (rq->cands right
+ * after the filter) for cascade_orch__explore. */
+void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq);
+
+/* Before the rank stage: make sure the best exploration candidates (as many
+ * as the final list has slots) are among rq->cands so the ranker scores them.
+ * Returns true when exploration is active for this request (the rank stage
+ * must then return every candidate: keep = 0). */
+bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq);
+
+/* After the rank stage: use the ranked copies (predictions, attributes) of
+ * exploration candidates found in ranked[0..n). */
+void cascade_orch__adopt_ranked(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *ranked,
+                                size_t n);
+
+/* Make rq->cands[0..n) the final list of at most rq->count items, with the
+ * exploration share guaranteed (explore.h). Returns 0 or a failure code. */
+int cascade_orch__finalize(struct cascade_orch_rq *rq);
+
+/* After the response is built: shown items leave the user's recall cache and
+ * ranked-but-unshown ones enter it; the per-channel contribution goes to the
+ * debug trace. */
+void cascade_orch__after_response(struct cascade_orch_rq *rq,
+                                  const Cascade__V1__RecommendResponse *resp);
+
+#endif

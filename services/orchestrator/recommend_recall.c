@@ -1,0 +1,301 @@
+/* Recommend, recall side: choose the channel mix (a user with fewer than
+ * cold_start.min_interactions interactions gets the cold-start mix), call
+ * Recall once per channel in parallel, merge the answers by weight and quota
+ * with provenance, and fall back to the hot list when nothing came back. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cascade/v1/recall.pb-c.h"
+#include "clock.h"
+#include "error.h"
+#include "merge.h"
+#include "recommend_internal.h"
+#include "store.h"
+
+/* ------------------------------------------------------------- channel mix */
+
+/* True when the experiment's "recall.channels" list (comma separated) is
+ * absent or names the channel. */
+static bool channel_selected(const struct cascade_orch_rq *rq, const char *name)
+{
+    const char *list = cascade_exp_param(rq->exp, "recall.channels");
+    if (list == NULL || list[0] == '\0')
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *stop = end;
+        while (stop > p && stop[-1] == ' ')
+            stop--;
+        if ((size_t)(stop - p) == len && strncmp(p, name, len) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Decide between the normal and the cold-start mix from the user record (one
+ * GET). Without a cold-start mix or a Redis the normal mix is used; when the
+ * record cannot be read, too, with a degrade reason. */
+static void choose_mix(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    cascade_v1_UserRecord rec;
+    bool found = false;
+    const char *msg;
+    int64_t t0 = cascade_now_us();
+    rq->cold_start = false;
+    if (cfg->n_cold_channels == 0 || rq->o->redis == NULL) {
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                     .stage = "mix", .message = "normal: no cold-start mix"});
+        return;
+    }
+    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    int rc =
+        r ? cascade_store_get_user(r, rq->o->ns, rq->user->user_id, &rec, &found) : CASCADE_ENOMEM;
+    if (rc != 0) {
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                     .stage = "mix",
+                                     .status = GRPC_STATUS_UNAVAILABLE,
+                                     .message = cascade_arena_printf(
+                                         rq->arena, "user record: %s (normal channel mix used)",
+                                         r ? cascade_redis_error(r) : "out of memory"),
+                                     .latency_us = cascade_now_us() - t0,
+                                     .degraded = true});
+        return;
+    }
+    uint32_t interactions = found ? rec.interactions : 0;
+    rq->cold_start = interactions < cfg->cold_min_interactions;
+    if (!found)
+        msg = "cold_start: no user record";
+    else
+        msg = cascade_arena_printf(rq->arena, "%s: %u interactions (cold start below %u)",
+                                   rq->cold_start ? "cold_start" : "normal", interactions,
+                                   cfg->cold_min_interactions);
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "mix",
+                                                            .message = msg,
+                                                            .latency_us = cascade_now_us() - t0});
+}
+
+/* The channels to call: the chosen mix, narrowed by the experiment's
+ * recall.channels, with experiment weight/quota overrides. */
+static int plan_channels(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    const struct cascade_orch_channel_cfg *list =
+        rq->cold_start ? cfg->cold_channels : cfg->channels;
+    cascade_rpc_channel *const *rpc = rq->cold_start ? rq->o->cold_channel_of : rq->o->channel_of;
+    size_t n = rq->cold_start ? cfg->n_cold_channels : cfg->n_channels;
+    char key[CASCADE_ORCH_NAME_MAX + 32];
+    rq->runs = cascade_arena_calloc(rq->arena, n + 1, sizeof *rq->runs);
+    rq->n_runs = 0;
+    if (rq->runs == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const struct cascade_orch_channel_cfg *ch = &list[i];
+        if (!channel_selected(rq, ch->name))
+            continue;
+        struct cascade_orch_channel_run *run = &rq->runs[rq->n_runs++];
+        run->name = ch->name;
+        run->rpc = rpc[i];
+        run->timeout_ms = ch->timeout_ms;
+        snprintf(key, sizeof key, "recall.weight.%s", ch->name);
+        run->weight = cascade_exp_param_double(rq->exp, key, ch->weight);
+        if (!(run->weight >= 0.0))
+            run->weight = 0.0;
+        snprintf(key, sizeof key, "recall.quota.%s", ch->name);
+        double q = cascade_exp_param_double(rq->exp, key, ch->quota);
+        run->quota = q < 1 ? 1 : q > 5000 ? 5000 : (uint32_t)q;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ fan-out */
+
+static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, const char *channel,
+                                                  uint32_t quota)
+{
+    Cascade__V1__RecallRequest *req = cascade_arena_alloc(rq->arena, sizeof *req);
+    char **names = cascade_arena_alloc(rq->arena, sizeof *names);
+    if (req == NULL || names == NULL)
+        return NULL;
+    cascade__v1__recall_request__init(req);
+    names[0] = (char *)channel;
+    req->user = rq->user;
+    req->n_channels = 1;
+    req->channels = names;
+    req->quota = quota;
+    req->experiments = rq->exp;
+    return req;
+}
+
+/* Record how each channel call went and collect the good ones for merging. */
+static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
+                               struct cascade_merge_input *inputs, size_t *total)
+{
+    size_t m = 0;
+    *total = 0;
+    for (size_t j = 0; j < rq->n_runs; j++) {
+        struct cascade_orch_channel_run *run = &rq->runs[j];
+        Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)calls[j].response;
+        run->ok = calls[j].status == GRPC_STATUS_OK && resp != NULL;
+        run->returned = run->ok ? resp->n_candidates : 0;
+        struct cascade_orch_outcome out = {
+            .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name),
+            .status = run->ok ? GRPC_STATUS_OK : calls[j].status,
+            .message = run->ok ? "" : calls[j].status_message,
+            .latency_us = calls[j].latency_us,
+            .items_out = run->returned,
+            .degraded = !run->ok,
+        };
+        if (out.stage)
+            cascade_orch__report(rq, &out);
+        if (!run->ok)
+            continue;
+        inputs[m++] = (struct cascade_merge_input){.channel = run->name,
+                                                   .weight = run->weight,
+                                                   .quota = run->quota,
+                                                   .candidates = resp->candidates,
+                                                   .n_candidates = resp->n_candidates};
+        *total += run->returned;
+    }
+    return m;
+}
+
+static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls)
+{
+    for (size_t k = 0; k < rq->n_runs; k++) {
+        const struct cascade_orch_channel_run *run = &rq->runs[k];
+        Cascade__V1__RecallRequest *req = recall_request(rq, run->name, run->quota);
+        if (req == NULL)
+            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        calls[k] = (struct cascade_rpc_call){
+            .channel = run->rpc,
+            .method = "/cascade.v1.Recall/Recall",
+            .request = &req->base,
+            .response_type = &cascade__v1__recall_response__descriptor,
+            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms),
+            .request_id = rq->user->request_id,
+        };
+    }
+    if (rq->n_runs > 0)
+        cascade_rpc_fanout(calls, rq->n_runs, rq->arena);
+    return 0;
+}
+
+int cascade_orch__run_recall(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    size_t total = 0;
+    int rc;
+    choose_mix(rq);
+    if ((rc = plan_channels(rq)))
+        return rc;
+    struct cascade_rpc_call *calls = cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *calls);
+    struct cascade_merge_input *inputs =
+        cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *inputs);
+    if (calls == NULL || inputs == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    if ((rc = fan_out(rq, calls)))
+        return rc;
+    int64_t t0 = cascade_now_us();
+    size_t m = collect_channels(rq, calls, inputs, &total);
+    uint32_t merge_max =
+        (uint32_t)cascade_exp_param_double(rq->exp, "orchestrator.merge_max", cfg->merge_max);
+    rc = cascade_merge_channels(inputs, m, merge_max ? merge_max : cfg->merge_max, rq->arena,
+                                &rq->cands, &rq->n);
+    if (rc)
+        return cascade_orch__fail(rq->call, rc, "out of memory merging recall channels");
+    for (size_t j = 0; j < rq->n_runs; j++)
+        rq->runs[j].kept = cascade_merge_count_channel(rq->cands, rq->n, rq->runs[j].name);
+    rq->source = CASCADE_SCORE_RECALL;
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                 .stage = "merge",
+                                 .message = rq->cold_start ? "cold_start mix" : "normal mix",
+                                 .latency_us = cascade_now_us() - t0,
+                                 .items_in = total,
+                                 .items_out = rq->n});
+    return 0;
+}
+
+/* ---------------------------------------------------------------- fallback */
+
+static Cascade__V1__Candidate *fallback_candidate(cascade_arena *arena, uint64_t id, double score,
+                                                  uint32_t rank)
+{
+    Cascade__V1__Candidate *c = cascade_arena_alloc(arena, sizeof *c);
+    Cascade__V1__ChannelHit *h = cascade_arena_alloc(arena, sizeof *h);
+    Cascade__V1__ChannelHit **hits = cascade_arena_alloc(arena, sizeof *hits);
+    if (c == NULL || h == NULL || hits == NULL)
+        return NULL;
+    cascade__v1__candidate__init(c);
+    cascade__v1__channel_hit__init(h);
+    h->channel = "hot_fallback";
+    h->score = (float)score;
+    h->rank = rank;
+    hits[0] = h;
+    c->item_id = id;
+    c->channels = hits;
+    c->n_channels = 1;
+    c->recall_score = (float)score;
+    return c;
+}
+
+/* The top of the current hot list ({ns}:hot@{gen}); *got = 0 when no hot
+ * generation was ever published. */
+static int read_hot(cascade_redis *r, const char *ns, size_t max, uint64_t *ids, double *scores,
+                    size_t *got)
+{
+    char key[CASCADE_KEY_MAX];
+    int64_t gen = 0;
+    *got = 0;
+    int rc = cascade_store_get_generation(r, ns, "hot", &gen);
+    if (rc || gen <= 0)
+        return rc;
+    return cascade_store_top_items(r, cascade_key_artefact(key, ns, "hot", gen, NULL), max, ids,
+                                   scores, got);
+}
+
+int cascade_orch__run_fallback(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    size_t got = 0;
+    int64_t t0 = cascade_now_us();
+    cascade_redis *r = rq->o->redis ? cascade_redis_pool_get(rq->o->redis) : NULL;
+    uint64_t *ids = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *ids);
+    double *scores = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *scores);
+    rq->used_fallback = true;
+    if (ids == NULL || scores == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    if (r == NULL)
+        return cascade_orch__fail(
+            rq->call, CASCADE_EUNAVAILABLE,
+            "no candidates: every recall channel failed or came back empty, and no "
+            "Redis is configured for the hot-list fallback");
+    if (read_hot(r, rq->o->ns, cfg->fallback_max, ids, scores, &got))
+        return cascade_orch__fail(
+            rq->call, CASCADE_EUNAVAILABLE,
+            "no candidates: every recall channel failed or came back empty, and the "
+            "hot-list fallback failed: %s",
+            cascade_redis_error(r));
+    rq->cands = cascade_arena_calloc(rq->arena, got + 1, sizeof *rq->cands);
+    if (rq->cands == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    for (rq->n = 0; rq->n < got; rq->n++)
+        if (!(rq->cands[rq->n] =
+                  fallback_candidate(rq->arena, ids[rq->n], scores[rq->n], (uint32_t)rq->n)))
+            return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    rq->source = CASCADE_SCORE_RECALL;
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                 .stage = "fallback",
+                                 .message = "no candidates from any recall channel; serving the "
+                                            "hot list",
+                                 .latency_us = cascade_now_us() - t0,
+                                 .items_out = rq->n,
+                                 .degraded = true});
+    return 0;
+}
