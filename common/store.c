@@ -109,6 +109,12 @@ char *cascade_key_generation(char *buf, const char *ns, const char *family)
     return buf;
 }
 
+char *cascade_key_building(char *buf, const char *ns, const char *family)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:gen:%s:building", ns_or_default(ns), family);
+    return buf;
+}
+
 char *cascade_key_artefact(char *buf, const char *ns, const char *family, int64_t gen,
                            const char *suffix)
 {
@@ -574,10 +580,22 @@ static int unlink_matching(cascade_redis *r, const char *pattern)
     return 0;
 }
 
+int cascade_store_unlink_generation(cascade_redis *r, const char *ns, const char *family,
+                                    int64_t gen)
+{
+    char key[CASCADE_KEY_MAX], pattern[CASCADE_KEY_MAX + 4];
+    cascade_key_artefact(key, ns, family, gen, NULL);
+    int rc = unlink_matching(r, key);
+    if (rc != 0)
+        return rc;
+    snprintf(pattern, sizeof(pattern), "%s:*", key);
+    return unlink_matching(r, pattern);
+}
+
 int cascade_store_publish_generation(cascade_redis *r, const char *ns, const char *family,
                                      int64_t gen)
 {
-    char key[CASCADE_KEY_MAX], pattern[CASCADE_KEY_MAX + 4];
+    char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
     cascade_key_generation(key, ns, family);
     int rc = cascade_redis_command(r, &rep, "SET %s %lld", key, (long long)gen);
@@ -585,13 +603,8 @@ int cascade_store_publish_generation(cascade_redis *r, const char *ns, const cha
         freeReplyObject(rep);
     if (rc != 0 || gen < 3)
         return rc;
-    /* Generation gen-2: its bare key and everything under it. */
-    cascade_key_artefact(key, ns, family, gen - 2, NULL);
-    rc = unlink_matching(r, key);
-    if (rc != 0)
-        return rc;
-    snprintf(pattern, sizeof(pattern), "%s:*", key);
-    return unlink_matching(r, pattern);
+    /* Readers may still hold gen-1 for a moment; gen-2 is safe to drop. */
+    return cascade_store_unlink_generation(r, ns, family, gen - 2);
 }
 
 /* ---- UserCF lists ---- */

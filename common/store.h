@@ -47,6 +47,16 @@ char *cascade_key_generation(char *buf, const char *ns, const char *family);
 char *cascade_key_artefact(char *buf, const char *ns, const char *family, int64_t gen,
                            const char *suffix);
 
+/* {ns}:gen:{family}:building — holds the generation a build is writing, from
+ * its first write until it is published; a build that finds it set to the
+ * generation it is about to write deletes that generation's leftovers first. */
+char *cascade_key_building(char *buf, const char *ns, const char *family);
+
+/* Delete every key of one generation of a family ({ns}:{family}@{gen} and
+ * {ns}:{family}@{gen}:*), SCANning the keyspace. */
+int cascade_store_unlink_generation(cascade_redis *r, const char *ns, const char *family,
+                                    int64_t gen);
+
 /* The current generation of a family; *gen = 0 when it was never published. */
 int cascade_store_get_generation(cascade_redis *r, const char *ns, const char *family,
                                  int64_t *gen);

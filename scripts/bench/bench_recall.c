@@ -157,15 +157,12 @@ static int bench_channel(const struct opts *o, cascade_rpc_channel *ch, const ch
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option longopts[] = {{"addr", required_argument, NULL, 'a'},
-                                             {"channels", required_argument, NULL, 'c'},
-                                             {"requests", required_argument, NULL, 'n'},
-                                             {"warmup", required_argument, NULL, 'w'},
-                                             {"quota", required_argument, NULL, 'q'},
-                                             {"users", required_argument, NULL, 'u'},
-                                             {"seed", required_argument, NULL, 's'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"addr", required_argument, NULL, 'a'},     {"channels", required_argument, NULL, 'c'},
+        {"requests", required_argument, NULL, 'n'}, {"warmup", required_argument, NULL, 'w'},
+        {"quota", required_argument, NULL, 'q'},    {"users", required_argument, NULL, 'u'},
+        {"seed", required_argument, NULL, 's'},     {"users-file", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -189,6 +186,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 's':
             o->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'f':
+            o->users_file = optarg;
             break;
         default:
             fprintf(stderr,

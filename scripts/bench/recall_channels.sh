@@ -3,21 +3,23 @@
 # load it into a private redis-server with the cascade-build steps every
 # channel needs (load itemcf swing usercf lists authors), start cascade-recall
 # on it, and run cascade-bench-recall: per channel, N calls of quota 500 for
-# random users, with p50/p99 of the time inside the service
-# (ChannelResult.latency_us, the same figure as the
+# random users and again for the most active users (the --heavy N users with
+# the most non-impression events: long histories, so the CF and author
+# channels have the most to expand), with p50/p99 of the time inside the
+# service (ChannelResult.latency_us, the same figure as the
 # cascade_recall_channel_latency_seconds histogram) and at the client.
 # Default world: 1M users, 100k items, 14.3M impressions (≈ 20M events). With
 # --work DIR --keep the Redis dump stays in DIR and a rerun skips the build.
 # Usage: scripts/bench/recall_channels.sh [--users N] [--items N]
 #        [--impressions N] [--world DIR] [--work DIR] [--bin-dir DIR]
 #        [--port N] [--requests N] [--quota N] [--threads N]
-#        [--channels a,b,... (default: all)] [--keep]
+#        [--channels a,b,... (default: all)] [--heavy N (0 = skip)] [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 USERS=1000000; ITEMS=100000; IMPRESSIONS=14300000; PORT=51290; REQUESTS=2000; QUOTA=500
-THREADS=2; WORLD=""; WORK=""; KEEP=0; CHANNELS=""
+THREADS=2; WORLD=""; WORK=""; KEEP=0; CHANNELS=""; HEAVY=5000
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -31,8 +33,9 @@ while [ $# -gt 0 ]; do
     --quota) QUOTA="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --channels) CHANNELS="$2"; shift 2 ;;
+    --heavy) HEAVY="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "recall_channels.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -65,8 +68,9 @@ mkdir -p "$WORK/redis"
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis" \
   --dbfilename dump.rdb --logfile "$WORK/redis/redis.log" &
 REDIS_PID=$!
-for _ in $(seq 1 600); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done # a big dump loads slowly
-rcli PING >/dev/null || { echo "recall_channels.sh: redis-server on port $PORT did not start" >&2; exit 1; }
+# A kept dump takes a while to load; PING answers LOADING until then.
+for _ in $(seq 1 1200); do [ "$(rcli PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+[ "$(rcli PING 2>/dev/null)" = PONG ] || { echo "recall_channels.sh: redis-server on port $PORT did not start" >&2; exit 1; }
 
 if [ "$(rcli EXISTS cascade:gen:authors)" = 1 ]; then
   echo "redis: reusing the build in $WORK/redis/dump.rdb"
@@ -90,6 +94,13 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "$(nproc) cores shared by the client, cascade-recall ($THREADS threads) and redis-server"
+echo "$(nproc) cores shared by the client, cascade-recall ($THREADS threads) and redis-server; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BIN/cascade-bench-recall" --addr "127.0.0.1:$((PORT + 1))" --requests "$REQUESTS" \
   --quota "$QUOTA" --users "$N_USERS" ${CHANNELS:+--channels "$CHANNELS"}
+if [ "$HEAVY" -gt 0 ]; then
+  awk -F'\t' 'NR > 1 && $4 != "impression" {n[$2]++} END {for (u in n) print n[u] "\t" u}' \
+    "$WORLD/events.tsv" | sort -k1,1nr | awk -v n="$HEAVY" 'NR <= n {print $2}' >"$WORK/heavy_users.txt"
+  echo "the $HEAVY most active users; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$BIN/cascade-bench-recall" --addr "127.0.0.1:$((PORT + 1))" --requests "$REQUESTS" \
+    --quota "$QUOTA" --users-file "$WORK/heavy_users.txt" ${CHANNELS:+--channels "$CHANNELS"}
+fi

@@ -173,12 +173,11 @@ static void swing_flags(struct flag_table *t, struct build_args *a)
     struct cascade_swing_opts *o = &a->swing;
     add(t, (struct cascade_flag){"swing-top-k", CASCADE_FLAG_SIZE, &o->top_k,
                                  "Swing neighbours per item (build.swing.top_k)", 1, 200});
-    add(t, (struct cascade_flag){"swing-users-per-item", CASCADE_FLAG_SIZE,
-                                 &o->max_users_per_item,
+    add(t, (struct cascade_flag){"swing-users-per-item", CASCADE_FLAG_SIZE, &o->max_users_per_item,
                                  "users sampled per item (build.swing.users_per_item)", 2, 2000});
-    add(t, (struct cascade_flag){"swing-alpha", CASCADE_FLAG_DOUBLE, &o->alpha,
-                                 "alpha in w_u·w_v/(alpha + |I_u∩I_v|) (build.swing.alpha)", 0,
-                                 1e6});
+    add(t,
+        (struct cascade_flag){"swing-alpha", CASCADE_FLAG_DOUBLE, &o->alpha,
+                              "alpha in w_u·w_v/(alpha + |I_u∩I_v|) (build.swing.alpha)", 0, 1e6});
     add(t, (struct cascade_flag){"swing-alpha1", CASCADE_FLAG_DOUBLE, &o->alpha1,
                                  "alpha1 in w_u = (|I_u| + alpha1)^-beta (build.swing.alpha1)", 0,
                                  1e6});
@@ -193,10 +192,9 @@ static void usercf_flags(struct flag_table *t, struct build_args *a)
     struct cascade_usercf_opts *o = &a->usercf;
     add(t, (struct cascade_flag){"usercf-top-k", CASCADE_FLAG_SIZE, &o->top_k,
                                  "similar users per user (build.usercf.top_k)", 1, 100});
-    add(t, (struct cascade_flag){"usercf-users-per-item", CASCADE_FLAG_SIZE,
-                                 &o->max_users_per_item,
-                                 "users sampled per item, 0 = all (build.usercf.users_per_item)",
-                                 0, 1e7});
+    add(t, (struct cascade_flag){"usercf-users-per-item", CASCADE_FLAG_SIZE, &o->max_users_per_item,
+                                 "users sampled per item, 0 = all (build.usercf.users_per_item)", 0,
+                                 1e7});
     add(t, (struct cascade_flag){"usercf-seed", CASCADE_FLAG_U64, &o->seed,
                                  "seed of the user samples (build.usercf.seed)", 0, 0});
 }
@@ -264,8 +262,8 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
     }
     a->load.weights = a->train.weights = w;
     /* CF weights: build.itemcf.weights (or the defaults), then --weights on top. */
-    if (a->weights && cascade_behaviour_weights_parse(&a->itemcf.weights, a->weights, err,
-                                                      errlen) != 0)
+    if (a->weights &&
+        cascade_behaviour_weights_parse(&a->itemcf.weights, a->weights, err, errlen) != 0)
         return CASCADE_EINVAL;
     a->swing.weights = a->usercf.weights = a->itemcf.weights;
     a->swing.max_items_per_user = a->usercf.max_items_per_user = a->itemcf.max_items_per_user;

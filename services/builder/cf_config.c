@@ -80,12 +80,12 @@ int cascade_cf_config(const cascade_config *c, struct cascade_itemcf_opts *itemc
                           10000000, err, errlen)) ||
         (rc = cascade_config_double(c, "build.swing.alpha", swing->alpha, 0, 1e6, &swing->alpha,
                                     err, errlen)) ||
-        (rc = cascade_config_double(c, "build.swing.alpha1", swing->alpha1, 0, 1e6,
-                                    &swing->alpha1, err, errlen)) ||
+        (rc = cascade_config_double(c, "build.swing.alpha1", swing->alpha1, 0, 1e6, &swing->alpha1,
+                                    err, errlen)) ||
         (rc = cascade_config_double(c, "build.swing.beta", swing->beta, 0, 10, &swing->beta, err,
                                     errlen)) ||
-        (rc = config_size(c, "build.swing.users_per_item", &swing->max_users_per_item, 2, 2000,
-                          err, errlen)) ||
+        (rc = config_size(c, "build.swing.users_per_item", &swing->max_users_per_item, 2, 2000, err,
+                          errlen)) ||
         (rc = config_size(c, "build.swing.top_k", &swing->top_k, 1, 200, err, errlen)) ||
         (rc = config_u64(c, "build.swing.seed", &swing->seed, err, errlen)) ||
         (rc = config_size(c, "build.usercf.users_per_item", &usercf->max_users_per_item, 0,

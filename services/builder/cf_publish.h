@@ -22,10 +22,10 @@ struct cascade_cf_publish_opts {
 };
 
 struct cascade_cf_publish_summary {
-    int64_t gen;     /* the generation now current */
-    size_t written;  /* lists stored */
-    size_t empty;    /* rows without neighbours (no key) */
-    double seconds;  /* writing and publishing */
+    int64_t gen;    /* the generation now current */
+    size_t written; /* lists stored */
+    size_t empty;   /* rows without neighbours (no key) */
+    double seconds; /* writing and publishing */
 };
 
 /* Item -> item lists (rows and neighbours are item indices of ds) as

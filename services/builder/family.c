@@ -1,4 +1,4 @@
-/* One generation of an artefact family: a "building" marker, pipelined
+/* One generation of an artefact family: a "building" marker naming it, pipelined
  * writes under {ns}:{family}@{gen}, then an atomic switch of the current
  * generation (common/store.c), plus the grouped newest-first list writer. */
 #include "family.h"
@@ -11,55 +11,21 @@
 #include "error.h"
 #include "store.h"
 
-#define MARKER "building"
 #define ZADD_CHUNK 256
 #define NUM_MAX 32
 
-/* UNLINK every key matching pattern (SCAN in batches, UNLINKs pipelined). */
-static int unlink_matching(struct cascade_family_writer *w, const char *pattern)
-{
-    char cursor[32] = "0";
-    int rc = 0;
-    do {
-        redisReply *rep = NULL;
-        rc = cascade_redis_command(w->r, &rep, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (rc != 0)
-            return rc;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING) {
-            freeReplyObject(rep);
-            return CASCADE_EIO;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-        redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
-            const char *argv[] = {"UNLINK", keys->element[i]->str};
-            size_t len[] = {6, keys->element[i]->len};
-            rc = cascade_pipeline_add(&w->pl, 2, argv, len);
-        }
-        freeReplyObject(rep);
-        if (rc == 0)
-            rc = cascade_pipeline_flush(&w->pl);
-    } while (rc == 0 && strcmp(cursor, "0") != 0);
-    return rc;
-}
-
-/* Delete what a failed build of this generation left behind, if anything. */
+/* Delete what a failed build of this generation left behind, if anything:
+ * the building marker names the generation that build was writing. */
 static int clear_leftovers(struct cascade_family_writer *w)
 {
-    char key[CASCADE_KEY_MAX], pattern[CASCADE_KEY_MAX + 4];
+    char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    int rc = cascade_redis_command(w->r, &rep, "EXISTS %s", cascade_family_key(w, key, MARKER));
+    int rc = cascade_redis_command(w->r, &rep, "GET %s", cascade_key_building(key, w->ns, w->family));
     if (rc != 0)
         return rc;
-    bool leftover = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+    bool leftover = rep->type == REDIS_REPLY_STRING && strtoll(rep->str, NULL, 10) == w->gen;
     freeReplyObject(rep);
-    if (!leftover)
-        return 0;
-    if ((rc = unlink_matching(w, cascade_family_key(w, key, NULL))) != 0)
-        return rc;
-    snprintf(pattern, sizeof(pattern), "%s:*", key);
-    return unlink_matching(w, pattern);
+    return leftover ? cascade_store_unlink_generation(w->r, w->ns, w->family, w->gen) : 0;
 }
 
 int cascade_family_begin(struct cascade_family_writer *w, cascade_redis *r, const char *ns,
@@ -75,8 +41,10 @@ int cascade_family_begin(struct cascade_family_writer *w, cascade_redis *r, cons
     if (rc == 0)
         rc = clear_leftovers(w);
     if (rc == 0) {
-        const char *argv[] = {"SET", cascade_family_key(w, key, MARKER), "1"};
-        size_t len[] = {3, strlen(key), 1};
+        char gen[NUM_MAX];
+        size_t gen_len = (size_t)snprintf(gen, sizeof(gen), "%" PRId64, w->gen);
+        const char *argv[] = {"SET", cascade_key_building(key, ns, family), gen};
+        size_t len[] = {3, strlen(key), gen_len};
         rc = cascade_pipeline_add(&w->pl, 3, argv, len);
     }
     if (rc != 0)
@@ -133,7 +101,7 @@ int cascade_family_set(struct cascade_family_writer *w, const char *suffix, cons
 int cascade_family_publish(struct cascade_family_writer *w, char *err, size_t errlen)
 {
     char key[CASCADE_KEY_MAX];
-    const char *argv[] = {"UNLINK", cascade_family_key(w, key, MARKER)};
+    const char *argv[] = {"UNLINK", cascade_key_building(key, w->ns, w->family)};
     size_t len[] = {6, strlen(key)};
     int rc = cascade_pipeline_add(&w->pl, 2, argv, len);
     if (rc == 0)

@@ -24,7 +24,7 @@ struct cascade_family_writer {
 };
 
 /* Start generation current+1 of family. A generation left half-written by a
- * failed build (its "building" marker is still there) is deleted first.
+ * failed build (its {ns}:gen:{family}:building marker still names it) is deleted first.
  * Returns 0 or a negative code with err. */
 int cascade_family_begin(struct cascade_family_writer *w, cascade_redis *r, const char *ns,
                          const char *family, size_t pipeline, char *err, size_t errlen);

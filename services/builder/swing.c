@@ -17,8 +17,8 @@
 #include "clock.h"
 #include "error.h"
 
-#define MAX_K 200           /* NeighbourList bound in records.options */
-#define MAX_USERS_CAP 2000  /* local user numbers fit in uint16_t; cap² counters per thread */
+#define MAX_K 200          /* NeighbourList bound in records.options */
+#define MAX_USERS_CAP 2000 /* local user numbers fit in uint16_t; cap² counters per thread */
 
 void cascade_swing_defaults(struct cascade_swing_opts *o)
 {
@@ -50,7 +50,7 @@ struct swing_scratch {
     uint32_t *off;     /* L_j of touched[t] is members[off[t] .. off[t+1]) */
     uint32_t *fill;
     uint16_t *members; /* local user numbers, ascending within each L_j */
-    uint32_t *inter; /* inter[a*cap + b], a < b: |I_u ∩ I_v| */
+    uint32_t *inter;   /* inter[a*cap + b], a < b: |I_u ∩ I_v| */
     struct cascade_scored *cand;
 };
 
@@ -95,7 +95,7 @@ static void *scratch_create(void *p)
  * members has room for Σ_{u∈S} |I_u| (ctx->max_members). Returns the number
  * of touched items. */
 static size_t gather_lists(const struct cascade_cf_index *x, struct swing_scratch *s,
-                         const uint32_t *S, size_t m)
+                           const uint32_t *S, size_t m)
 {
     size_t nt = 0;
     for (size_t a = 0; a < m; a++)
@@ -137,7 +137,7 @@ static size_t count_intersections(struct swing_scratch *s, size_t nt, size_t cap
 /* Score every touched j != i from the pairs of L_j into cand; returns the
  * number of candidates. */
 static size_t score_items(const struct swing_ctx *c, struct swing_scratch *s, size_t nt, size_t i,
-                        const uint32_t *S, size_t m)
+                          const uint32_t *S, size_t m)
 {
     double w[MAX_USERS_CAP];
     size_t nc = 0;

@@ -29,9 +29,9 @@ void cascade_usercf_defaults(struct cascade_usercf_opts *o)
 
 struct usercf_ctx {
     const struct cascade_cf_index *x;
-    const size_t *off;     /* item -> users considered: sample or all */
+    const size_t *off; /* item -> users considered: sample or all */
     const uint32_t *users;
-    const double *idf;     /* 1/ln(1 + n_i) per item */
+    const double *idf; /* 1/ln(1 + n_i) per item */
     struct cascade_cf_lists *res;
 };
 

@@ -47,9 +47,11 @@ int cascade_recall__demo_hot(const struct cascade_recall__channel_args *a,
     int rc = cascade_recall__profile(a, &u, &found);
     if (rc != 0)
         return rc;
-    /* No profile reads as unknown age and gender: bucket 0, gender 0. */
+    /* No profile reads as unknown age and gender: bucket 0, gender 0; a gender
+     * beyond 0-3 counts as unknown, as the builder files it. */
+    uint32_t gender = found && u->gender <= 3 ? u->gender : 0;
     snprintf(suffix, sizeof suffix, "demo:%u:%u", found ? cascade_recall_age_bucket(u->age) : 0,
-             found ? u->gender : 0);
+             gender);
     return hot_list(a, suffix, out);
 }
 

@@ -99,7 +99,7 @@ static const struct {
     {"usercf", "last_n", CFG_OFF(last_n), 20, 1, 1000},
     {"new", "max_impressions", CFG_OFF(max_impressions), 20, 0, 1000000000},
     {"geo", "precision", CFG_OFF(precision), 5, 1, 12},
-    {"geo", "per_cell", CFG_OFF(per_cell), 100, 1, 5000},
+    {"geo", "per_cell", CFG_OFF(per_cell), 50, 1, 5000},
     {"follow_author", "max_authors", CFG_OFF(max_authors), 50, 1, 1000},
     {"follow_author", "per_author", CFG_OFF(per_author), 10, 1, 1000},
     {"interacted_author", "max_authors", CFG_OFF(max_authors), 20, 1, 200},
@@ -274,6 +274,10 @@ int cascade_recall__deadline(const struct cascade_recall__channel_args *a, const
 int cascade_recall__generation(const struct cascade_recall__channel_args *a, int64_t *gen)
 {
     cascade_recall *r = a->recall;
+    if (a->family < 0 || a->family >= CASCADE_RECALL_N_FAMILIES) {
+        snprintf(a->err, a->errlen, "%s: channel has no builder family", a->name);
+        return CASCADE_EINTERNAL;
+    }
     struct cascade_recall__gen_slot *s = &r->gens[a->family];
     int64_t now = cascade_now_ms();
     if (r->gen_ttl_ms > 0) {

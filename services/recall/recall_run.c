@@ -56,7 +56,9 @@ static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallReq
 }
 
 /* One candidate per item, in order of first appearance (channel order, then
- * channel rank); a later channel's hit on the same item is appended to it. */
+ * channel rank); a later channel's hit on the same item is appended to it.
+ * Two passes: create the candidates and count their hits, then give each
+ * candidate its slice of one hit-pointer array and fill it. */
 static int recall_merge(cascade_arena *arena, const int *idx,
                         const struct cascade_recall_hits *hits, size_t n_channels,
                         Cascade__V1__RecallResponse *resp)
@@ -66,15 +68,12 @@ static int recall_merge(cascade_arena *arena, const int *idx,
         total += hits[c].count;
     cascade_idmap byid;
     resp->candidates = cascade_arena_calloc(arena, total + 1, sizeof *resp->candidates);
-    /* Candidates and their hit arrays in two slabs rather than per item. */
     Cascade__V1__Candidate *slab = cascade_arena_calloc(arena, total + 1, sizeof *slab);
-    Cascade__V1__ChannelHit **hit_slots =
-        cascade_arena_calloc(arena, (total + 1) * n_channels, sizeof *hit_slots);
+    Cascade__V1__ChannelHit **slots = cascade_arena_calloc(arena, total + 1, sizeof *slots);
     Cascade__V1__ChannelHit *hit_slab = cascade_arena_calloc(arena, total + 1, sizeof *hit_slab);
-    if (!resp->candidates || !slab || !hit_slots || !hit_slab ||
+    if (!resp->candidates || !slab || !slots || !hit_slab ||
         cascade_idmap_init(&byid, arena, total) != 0)
         return CASCADE_ENOMEM;
-    size_t used_hits = 0;
     for (size_t c = 0; c < n_channels; c++) {
         for (size_t i = 0; i < hits[c].count; i++) {
             bool created;
@@ -85,12 +84,25 @@ static int recall_merge(cascade_arena *arena, const int *idx,
                 Cascade__V1__Candidate *cand = &slab[resp->n_candidates];
                 cascade__v1__candidate__init(cand);
                 cand->item_id = hits[c].ids[i];
-                cand->channels = &hit_slots[resp->n_candidates * n_channels];
                 e->index = (uint32_t)resp->n_candidates;
                 resp->candidates[resp->n_candidates++] = cand;
             }
-            Cascade__V1__Candidate *cand = resp->candidates[e->index];
-            Cascade__V1__ChannelHit *h = &hit_slab[used_hits++];
+            e->score += 1; /* hits of this item */
+        }
+    }
+    size_t offset = 0;
+    for (size_t s = 0; s < byid.cap; s++) {
+        if (!byid.slots[s].used)
+            continue;
+        resp->candidates[byid.slots[s].index]->channels = &slots[offset];
+        offset += (size_t)byid.slots[s].score;
+    }
+    size_t used = 0;
+    for (size_t c = 0; c < n_channels; c++) {
+        for (size_t i = 0; i < hits[c].count; i++) {
+            Cascade__V1__Candidate *cand =
+                resp->candidates[cascade_idmap_find(&byid, hits[c].ids[i])->index];
+            Cascade__V1__ChannelHit *h = &hit_slab[used++];
             cascade__v1__channel_hit__init(h);
             h->channel = (char *)cascade_recall__channels[idx[c]].name;
             h->score = hits[c].scores[i];

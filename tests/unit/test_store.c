@@ -408,8 +408,7 @@ static void test_user_neighbours(void **state)
     snprintf(in.neighbours[1].user_id, sizeof(in.neighbours[1].user_id), "cy");
     in.neighbours[1].score = 0.5f;
     assert_int_equal(
-        cascade_record_encode(cascade_v1_UserNeighbourList_fields, &in, buf, sizeof(buf), &len),
-        0);
+        cascade_record_encode(cascade_v1_UserNeighbourList_fields, &in, buf, sizeof(buf), &len), 0);
     cascade_key_artefact(key, "un", "usercf", 3, "ann");
     redisReply *rep = NULL;
     assert_int_equal(cascade_redis_command(f->conn, &rep, "SET %s %b", key, buf, len), 0);

@@ -337,7 +337,7 @@ static void test_authors_command(void **state)
     assert_int_equal(cascade_redis_command(f->conn, &rep, "KEYS cli:authors@1:interacted:*"), 0);
     assert_true(rep->elements > 100);
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(f->conn, &rep, "EXISTS cli:authors@1:building"), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "EXISTS cli:gen:authors:building"), 0);
     assert_int_equal(rep->integer, 0);
     freeReplyObject(rep);
     /* top-k is bounded by the record. */

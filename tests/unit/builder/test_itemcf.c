@@ -75,8 +75,8 @@ static cascade_dataset *hand_world(void)
 }
 
 /* Neighbour t of item id: its item id and score. */
-static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_cf_lists *r,
-                       uint64_t id, size_t t, float *score)
+static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_cf_lists *r, uint64_t id,
+                       size_t t, float *score)
 {
     long i = cascade_dataset_find_item(ds, id);
     assert_true(i >= 0 && t < r->count[i]);
@@ -84,8 +84,7 @@ static uint64_t nbr_id(const cascade_dataset *ds, const struct cascade_cf_lists 
     return ds->items[r->nbr[(size_t)i * r->k + t]].id;
 }
 
-static uint32_t nbr_count(const cascade_dataset *ds, const struct cascade_cf_lists *r,
-                          uint64_t id)
+static uint32_t nbr_count(const cascade_dataset *ds, const struct cascade_cf_lists *r, uint64_t id)
 {
     return r->count[cascade_dataset_find_item(ds, id)];
 }
@@ -227,7 +226,8 @@ static void test_publish_in_redis(void **state)
     cascade_dataset *ds = hand_world();
     struct cascade_itemcf_opts o;
     struct cascade_cf_lists res;
-    struct cascade_cf_publish_opts po = {.ns = "t", .family = "itemcf", .pipeline = 2, .quiet = true};
+    struct cascade_cf_publish_opts po = {
+        .ns = "t", .family = "itemcf", .pipeline = 2, .quiet = true};
     struct cascade_cf_publish_summary sum;
     static cascade_v1_NeighbourList list;
     char err[512];

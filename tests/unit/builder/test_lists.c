@@ -408,8 +408,8 @@ static void test_generations_replace(void **state)
 
     /* A build that died half-way through generation 4 left keys behind (and
      * its marker): the next build clears them before writing generation 4. */
-    assert_int_equal(cascade_redis_command(f->conn, &rep, "MSET %s 1 %s x",
-                                           cascade_key_artefact(key, NS, "hot", 4, "building"),
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "MSET %s 4 %s x",
+                                           cascade_key_building(key, NS, "hot"),
                                            NS ":hot@4:demo:9:9"),
                      0);
     freeReplyObject(rep);

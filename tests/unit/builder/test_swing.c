@@ -40,8 +40,7 @@ static void clicks(cascade_dataset *ds, const char *user, int64_t ts, const uint
 {
     for (size_t i = 0; i < n; i++)
         assert_int_equal(
-            cascade_dataset_add_event(ds, ts + (int64_t)i, user, items[i], CASCADE_EV_CLICK, 0),
-            0);
+            cascade_dataset_add_event(ds, ts + (int64_t)i, user, items[i], CASCADE_EV_CLICK, 0), 0);
 }
 
 static uint32_t count_of(const cascade_dataset *ds, const struct cascade_cf_lists *r, uint64_t id)

@@ -227,7 +227,8 @@ static void publish(cascade_redis *r, const cascade_dataset *ds, struct cascade_
                     int64_t want_gen)
 {
     struct cascade_cf_lists l;
-    struct cascade_cf_publish_opts po = {.ns = "t", .family = "usercf", .pipeline = 3, .quiet = true};
+    struct cascade_cf_publish_opts po = {
+        .ns = "t", .family = "usercf", .pipeline = 3, .quiet = true};
     struct cascade_cf_publish_summary sum;
     char err[512];
     compute(ds, o, &l);

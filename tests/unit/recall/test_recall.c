@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <cmocka.h>
@@ -318,6 +319,55 @@ static void test_generation_switch(void **state)
     seed_expect(seed_run1(f->recall, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
 }
 
+struct hammer {
+    cascade_recall *recall;
+    int bad; /* responses that were not exactly 10, 9, 8 */
+    int failed;
+};
+
+static void *hammer_run(void *arg)
+{
+    struct hammer *h = arg;
+    cascade_arena *a = cascade_arena_create(0);
+    for (int i = 0; i < 200; i++) {
+        char err[256];
+        Cascade__V1__RecallResponse *resp = NULL;
+        Cascade__V1__RecallRequest *req = seed_request(a, "u1", 3, 1, (const char *[]){"hot"});
+        if (cascade_recall_run(h->recall, a, INT64_MAX, req, &resp, err, sizeof err) != 0)
+            h->failed++;
+        else if (resp->n_candidates != 3 || resp->candidates[0]->item_id != 10 ||
+                 resp->candidates[2]->item_id != 8)
+            h->bad++;
+        cascade_arena_reset(a);
+    }
+    cascade_arena_destroy(a);
+    return NULL;
+}
+
+/* Four threads share one stage (1 ms generation cache, so both the cached
+ * and the refreshing paths run) while generation 4 of the hot list, with the
+ * same contents, is published: every answer is the same. */
+static void test_concurrent_requests(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    cascade_recall *r =
+        seed_recall(f->redis.pool, NS, NULL, "{\"recall\": {\"generation_ttl_ms\": 1}}");
+    struct hammer h[4] = {{r, 0, 0}, {r, 0, 0}, {r, 0, 0}, {r, 0, 0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_run, &h[i]), 0);
+    for (uint64_t id = 1; id <= 10; id++)
+        seed_zadd(f->redis.conn, seed_key(key, "hot", 4, NULL), 10.0 * (double)id, id);
+    seed_publish(f->redis.conn, "hot", 4);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].failed, 0);
+        assert_int_equal(h[i].bad, 0);
+    }
+    cascade_recall_destroy(r);
+}
+
 static double counter(cascade_metrics *m, const char *name, const char *channel)
 {
     cascade_metric_family *fam = cascade_metrics_counter(m, name, "x", "channel");
@@ -412,6 +462,19 @@ static void test_decode_neighbours(void **state)
     const uint8_t group[] = {0x0b}; /* wire type 3 */
     assert_int_equal(cascade_recall_decode_neighbours(group, 1, 10, ids, scores, &count),
                      CASCADE_EFORMAT);
+    /* Random bytes (fixed seed): never more than max entries, never a crash
+     * (the sanitizer build checks the reads). */
+    uint64_t x = 88172645463325252ULL;
+    for (int round = 0; round < 20000; round++) {
+        uint8_t junk[64];
+        size_t n = (size_t)(round % 64);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            junk[i] = (uint8_t)(round & 1 ? x : (x & 0x3f) | 0x08); /* odd rounds: any byte */
+        }
+        int rc = cascade_recall_decode_neighbours(junk, n, 4, ids, scores, &count);
+        assert_true(rc == CASCADE_EFORMAT || (rc == 0 && count <= 4));
+    }
 }
 
 static void test_itemcf_score_arrays(void **state)
@@ -520,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_record),
         cmocka_unit_test(test_missing_generation_is_empty),
         cmocka_unit_test(test_generation_switch),
+        cmocka_unit_test(test_concurrent_requests),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_decode_neighbours),
         cmocka_unit_test(test_itemcf_score_arrays),

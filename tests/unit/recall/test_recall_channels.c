@@ -344,8 +344,10 @@ static void test_demo_hot(void **state)
     /* p1: 30 years (bucket 3), gender 2. */
     seed_expect(run(f, "demo_hot", "p1", 10), "demo_hot", (uint64_t[]){72, 71},
                 (float[]){7.0f, 5.0f}, 2);
-    /* No profile: unknown age and gender. */
+    /* No profile: unknown age and gender; so is an age of 0 with gender 9. */
     seed_expect(run(f, "demo_hot", "u1", 10), "demo_hot", (uint64_t[]){73}, NULL, 1);
+    seed_profile(f->redis.conn, "p2", 0, 9, 0, NULL, NULL, 0);
+    seed_expect(run(f, "demo_hot", "p2", 10), "demo_hot", (uint64_t[]){73}, NULL, 1);
 }
 
 /* Every channel, one request: each returns what it returned alone. */
