@@ -49,30 +49,6 @@ char *cascade_key_user_consumed(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
-char *cascade_key_hot(char *buf, const char *ns)
-{
-    snprintf(buf, CASCADE_KEY_MAX, "%s:hot", ns_or_default(ns));
-    return buf;
-}
-
-char *cascade_key_i2i(char *buf, const char *ns, const char *algo, uint64_t item_id)
-{
-    snprintf(buf, CASCADE_KEY_MAX, "%s:i2i:%s:%" PRIu64, ns_or_default(ns), algo, item_id);
-    return buf;
-}
-
-char *cascade_key_author_items(char *buf, const char *ns, uint64_t author_id)
-{
-    snprintf(buf, CASCADE_KEY_MAX, "%s:author:%" PRIu64 ":items", ns_or_default(ns), author_id);
-    return buf;
-}
-
-char *cascade_key_city_items(char *buf, const char *ns, uint32_t city)
-{
-    snprintf(buf, CASCADE_KEY_MAX, "%s:city:%" PRIu32 ":items", ns_or_default(ns), city);
-    return buf;
-}
-
 char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64_t window)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:expo:%s:%" PRId64, ns_or_default(ns), user_id, window);
@@ -279,7 +255,7 @@ out:
 
 /* Read the n pipelined GET replies for neighbour lists; always reads them all
  * so the connection stays in step, and returns the first failure. */
-static int read_neighbour_replies(cascade_redis *r, const char *ns, const char *algo,
+static int read_neighbour_replies(cascade_redis *r, const char *ns, const char *family, int64_t gen,
                                   const uint64_t *ids, size_t n, cascade_v1_NeighbourList *out,
                                   bool *found)
 {
@@ -289,8 +265,9 @@ static int read_neighbour_replies(cascade_redis *r, const char *ns, const char *
         int rc = cascade_redis_get_reply(r, &rep);
         found[i] = false;
         if (rc == 0 && rep->type != REDIS_REPLY_NIL) {
-            char key[CASCADE_KEY_MAX];
-            cascade_key_i2i(key, ns, algo, ids[i]);
+            char key[CASCADE_KEY_MAX], suffix[STORE_ID_MAX];
+            snprintf(suffix, sizeof(suffix), "%" PRIu64, ids[i]);
+            cascade_key_artefact(key, ns, family, gen, suffix);
             rc = decode_reply(r, rep, key, cascade_v1_NeighbourList_fields, &out[i], sizeof(out[i]),
                               "NeighbourList");
             found[i] = rc == 0;
@@ -306,7 +283,7 @@ static int read_neighbour_replies(cascade_redis *r, const char *ns, const char *
     return first_rc;
 }
 
-int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *algo,
+int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *family, int64_t gen,
                                  const uint64_t *ids, size_t n, cascade_v1_NeighbourList *out,
                                  bool *found)
 {
@@ -314,16 +291,18 @@ int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *a
         return 0;
     for (size_t i = 0; i < n; i++)
         found[i] = false;
+    int rc = gen > 0 ? 0 : cascade_store_get_generation(r, ns, family, &gen);
+    if (rc != 0 || gen == 0)
+        return rc; /* never published: nothing found */
     size_t queued = 0;
-    int rc = 0;
     for (; queued < n; queued++) {
-        char key[CASCADE_KEY_MAX];
-        cascade_key_i2i(key, ns, algo, ids[queued]);
-        rc = cascade_redis_append(r, "GET %s", key);
+        char key[CASCADE_KEY_MAX], suffix[STORE_ID_MAX];
+        snprintf(suffix, sizeof(suffix), "%" PRIu64, ids[queued]);
+        rc = cascade_redis_append(r, "GET %s", cascade_key_artefact(key, ns, family, gen, suffix));
         if (rc != 0)
             break;
     }
-    int read_rc = queued ? read_neighbour_replies(r, ns, algo, ids, queued, out, found) : 0;
+    int read_rc = queued ? read_neighbour_replies(r, ns, family, gen, ids, queued, out, found) : 0;
     return rc != 0 ? rc : read_rc;
 }
 

@@ -19,10 +19,6 @@ char *cascade_key_item(char *buf, const char *ns, uint64_t item_id);          /*
 char *cascade_key_user(char *buf, const char *ns, const char *user_id);       /* {ns}:user:{uid} */
 char *cascade_key_user_lastn(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:lastn */
 char *cascade_key_user_consumed(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:consumed */
-char *cascade_key_hot(char *buf, const char *ns);                             /* {ns}:hot */
-char *cascade_key_i2i(char *buf, const char *ns, const char *algo, uint64_t item_id); /* {ns}:i2i:{algo}:{id} */
-char *cascade_key_author_items(char *buf, const char *ns, uint64_t author_id); /* {ns}:author:{id}:items */
-char *cascade_key_city_items(char *buf, const char *ns, uint32_t city);       /* {ns}:city:{c}:items */
 char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64_t window); /* {ns}:expo:{uid}:{window} */
 char *cascade_key_user_follows(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:follows (SET of author ids) */
 char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:cache (LIST of item ids, newest first) */
@@ -90,8 +86,11 @@ int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id
 int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,
                             cascade_v1_Interaction *out, size_t *count);
 
-/* Neighbour lists for n items (pipelined); found[i] false when absent. */
-int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *algo,
+/* Neighbour lists {ns}:{family}@{gen}:{id} for n ids (pipelined GETs) of a
+ * family such as "itemcf", "swing" or "authors" (with ids prefixed by the
+ * caller's suffix convention, see docs/redis-keys.md); found[i] false when
+ * absent. gen <= 0 reads the family's current generation first. */
+int cascade_store_get_neighbours(cascade_redis *r, const char *ns, const char *family, int64_t gen,
                                  const uint64_t *ids, size_t n, cascade_v1_NeighbourList *out,
                                  bool *found);
 

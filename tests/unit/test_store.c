@@ -34,10 +34,11 @@ static void test_key_formats(void **state)
     assert_string_equal(cascade_key_user(k, "ns", "u7"), "ns:user:u7");
     assert_string_equal(cascade_key_user_lastn(k, "ns", "u7"), "ns:user:u7:lastn");
     assert_string_equal(cascade_key_user_consumed(k, "ns", "u7"), "ns:user:u7:consumed");
-    assert_string_equal(cascade_key_hot(k, "ns"), "ns:hot");
-    assert_string_equal(cascade_key_i2i(k, "ns", "itemcf", 9), "ns:i2i:itemcf:9");
-    assert_string_equal(cascade_key_author_items(k, "ns", 5), "ns:author:5:items");
-    assert_string_equal(cascade_key_city_items(k, "ns", 310000), "ns:city:310000:items");
+    assert_string_equal(cascade_key_artefact(k, "ns", "hot", 3, NULL), "ns:hot@3");
+    assert_string_equal(cascade_key_artefact(k, "ns", "itemcf", 3, "9"), "ns:itemcf@3:9");
+    assert_string_equal(cascade_key_artefact(k, "ns", "authors", 3, "items:5"),
+                        "ns:authors@3:items:5");
+    assert_string_equal(cascade_key_building(k, "ns", "city"), "ns:gen:city:building");
     assert_string_equal(cascade_key_exposure(k, "ns", "u7", 20412), "ns:expo:u7:20412");
     assert_string_equal(cascade_key_events(k, "ns"), "ns:events");
     assert_string_equal(cascade_key_meta(k, ""), "cascade:meta");
@@ -238,10 +239,11 @@ static void put_neighbours(cascade_redis *r, uint64_t item, size_t count)
     size_t len = 0;
     assert_int_equal(
         cascade_record_encode(cascade_v1_NeighbourList_fields, &nl, buf, sizeof(buf), &len), 0);
-    char key[CASCADE_KEY_MAX];
+    char key[CASCADE_KEY_MAX], suffix[32];
+    snprintf(suffix, sizeof(suffix), "%llu", (unsigned long long)item);
     redisReply *rep = NULL;
     assert_int_equal(cascade_redis_command(r, &rep, "SET %s %b",
-                                           cascade_key_i2i(key, NS, "itemcf", item),
+                                           cascade_key_artefact(key, NS, "itemcf", 2, suffix),
                                            (const char *)buf, len),
                      0);
     freeReplyObject(rep);
@@ -255,7 +257,11 @@ static void test_neighbours_pipelined(void **state)
     uint64_t ids[] = {1, 2, 3};
     static cascade_v1_NeighbourList out[3];
     bool found[3];
-    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "itemcf", ids, 3, out, found), 0);
+    /* Generation 2 written but not published: nothing is found yet. */
+    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "itemcf", 0, ids, 3, out, found), 0);
+    assert_false(found[0] || found[1] || found[2]);
+    assert_int_equal(cascade_store_publish_generation(f->conn, NS, "itemcf", 2), 0);
+    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "itemcf", 0, ids, 3, out, found), 0);
     assert_true(found[0]);
     assert_false(found[1]);
     assert_true(found[2]);
@@ -265,7 +271,7 @@ static void test_neighbours_pipelined(void **state)
     assert_int_equal(out[2].neighbours[6].item_id, 3006);
     assert_true(out[2].neighbours[0].score == 1.0f);
     /* Another algorithm's lists are separate keys. */
-    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "swing", ids, 3, out, found), 0);
+    assert_int_equal(cascade_store_get_neighbours(f->conn, NS, "swing", 2, ids, 3, out, found), 0);
     assert_false(found[0] || found[1] || found[2]);
     assert_usable(f->conn); /* pipeline fully drained */
 }
@@ -274,9 +280,9 @@ static void test_sorted_sets(void **state)
 {
     struct test_redis_fixture *f = *state;
     char hot[CASCADE_KEY_MAX], author[CASCADE_KEY_MAX], city[CASCADE_KEY_MAX];
-    cascade_key_hot(hot, NS);
-    cascade_key_author_items(author, NS, 77);
-    cascade_key_city_items(city, NS, 310000);
+    cascade_key_artefact(hot, NS, "hot", 1, NULL);
+    cascade_key_artefact(author, NS, "authors", 1, "items:77");
+    cascade_key_artefact(city, NS, "city", 1, "310000");
     redisReply *rep = NULL;
     assert_int_equal(cascade_redis_command(f->conn, &rep, "ZADD %s 5.5 11 9.25 12 1 13", hot), 0);
     freeReplyObject(rep);
@@ -382,7 +388,7 @@ static void test_unavailable(void **state)
     static cascade_v1_NeighbourList nl[2];
     bool found[2];
     assert_int_equal(cascade_store_get_items(r, NS, ids, 2, items, found), CASCADE_EUNAVAILABLE);
-    assert_int_equal(cascade_store_get_neighbours(r, NS, "itemcf", ids, 2, nl, found),
+    assert_int_equal(cascade_store_get_neighbours(r, NS, "itemcf", 0, ids, 2, nl, found),
                      CASCADE_EUNAVAILABLE);
     assert_false(found[0] || found[1]);
     cascade_v1_Interaction it = {.item_id = 1};
