@@ -239,7 +239,7 @@ static int build_or_reuse(const struct eval_args *a, struct eval_state *s, char 
     if (a->skip_build) {
         if (strcmp(current, s->source) != 0) {
             snprintf(err, errlen,
-                     "--skip-build: namespace '%s' holds \"%s\", not this split (\"%s\"); run "
+                     "--skip-build: namespace '%s' holds \"%.300s\", not this split (\"%.300s\"); run "
                      "without --skip-build",
                      a->ns, current[0] ? current : "nothing", s->source);
             return CASCADE_EINVAL;
