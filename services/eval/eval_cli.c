@@ -16,13 +16,15 @@
 #include "eval_report.h"
 #include "eval_run.h"
 #include "eval_split.h"
+#include "eval_tune.h"
 #include "flags.h"
 #include "recall.h"
 #include "redis.h"
 #include "store.h"
 
 #define ERR_LEN 1024
-#define N_FLAGS 20
+#define N_FLAGS 32
+#define NS_MAX 64
 
 struct eval_args {
     const char *data, *redis, *ns, *config, *channels, *merge, *ks, *json;
@@ -30,6 +32,12 @@ struct eval_args {
     int threads;
     bool quiet, skip_build, force;
     struct cascade_eval_split_opts split;
+    /* Weight tuning on a validation split (--tune-weights). */
+    bool tune;
+    double valid_frac;
+    const char *valid_ns, *grid, *weights_out;
+    size_t sweeps;
+    char valid_ns_buf[NS_MAX + 16];
 };
 
 /* Everything a run holds, released in one place. */
@@ -43,7 +51,13 @@ struct eval_state {
     struct cascade_eval_result result;
     struct cascade_eval_run_opts run;
     struct cascade_eval_build_summary build;
-    char source[PATH_MAX + 256]; /* {ns}:meta source: what the namespace was built from */
+    /* --tune-weights: the options, the outcome, the merge before tuning and
+     * the test users' channel lists (for the untuned merge's row). */
+    struct cascade_eval_tune_opts tune_opts;
+    struct cascade_eval_tune_result tune;
+    struct cascade_eval_merge_channel base[CASCADE_EVAL_MAX_CHANNELS];
+    size_t n_base;
+    struct cascade_eval_lists lists;
 };
 
 static const char description[] =
@@ -53,7 +67,11 @@ static const char description[] =
     "run each channel for every test user through the Recall stage, remove the\n"
     "user's train items, and report recall@K, hit-rate@K, NDCG@K, catalogue\n"
     "coverage and time per user, for each channel and for the merged recall\n"
-    "(--merge, else orchestrator.channels of --config, else equal weights).";
+    "(--merge, else orchestrator.channels of --config, else equal weights).\n"
+    "With --tune-weights the merge weights are first chosen on a validation split\n"
+    "carved from the train part only (the last --valid-frac of each user's train\n"
+    "items), built into --valid-namespace, and the test table reports that merge\n"
+    "(\"merged\") next to the untuned one (\"merged_base\").";
 
 static struct cascade_flag flag(const char *name, enum cascade_flag_kind kind, void *dst,
                                 const char *help, double min, double max)
@@ -89,7 +107,9 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
     f[n++] = flag("max-users", CASCADE_FLAG_SIZE, &a->split.max_users,
                   "evaluate a seeded sample of this many test users (0 = all)", 0, 1e12);
     f[n++] = flag("seed", CASCADE_FLAG_U64, &a->split.seed,
-                  "order of equal-time interactions and the user sample", 0, 0);
+                  "order of equal-time interactions, the user sample, the tuning's "
+                  "coordinate order",
+                  0, 0);
     f[n++] = flag("threads", CASCADE_FLAG_INT, &a->threads, "threads of the CF builders", 1, 64);
     f[n++] = flag("json", CASCADE_FLAG_STRING, &a->json,
                   "also write the results as JSON to this file (- = stdout)", 0, 0);
@@ -100,6 +120,18 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
     f[n++] = flag("force", CASCADE_FLAG_BOOL, &a->force,
                   "build even into a namespace cascade-eval did not create", 0, 0);
     f[n++] = flag("quiet", CASCADE_FLAG_BOOL, &a->quiet, "no progress lines", 0, 0);
+    f[n++] = flag("tune-weights", CASCADE_FLAG_BOOL, &a->tune,
+                  "choose the merge weights on a validation split of the train part", 0, 0);
+    f[n++] = flag("valid-frac", CASCADE_FLAG_DOUBLE, &a->valid_frac,
+                  "share of each user's train items that become validation positives", 0.01, 0.99);
+    f[n++] = flag("valid-namespace", CASCADE_FLAG_STRING, &a->valid_ns,
+                  "namespace of the validation build, flushed (default: NS-valid)", 0, 0);
+    f[n++] = flag("tune-grid", CASCADE_FLAG_STRING, &a->grid,
+                  "weights each channel may take, ascending (0 = left out)", 0, 0);
+    f[n++] = flag("tune-sweeps", CASCADE_FLAG_SIZE, &a->sweeps,
+                  "passes of the coordinate ascent over the channels", 1, 100);
+    f[n++] = flag("weights-out", CASCADE_FLAG_STRING, &a->weights_out,
+                  "write the chosen weights as an orchestrator.channels fragment", 0, 0);
     return n;
 }
 
@@ -111,6 +143,9 @@ static void args_defaults(struct eval_args *a)
     a->ks = "50,100,200";
     a->coverage_k = 100;
     a->threads = 2;
+    a->valid_frac = 0.2;
+    a->grid = "0,0.25,0.5,1,2,4";
+    a->sweeps = 3;
     cascade_eval_split_defaults(&a->split);
 }
 
@@ -221,51 +256,170 @@ static int meta_source(struct eval_state *s, const char *ns, char *buf, size_t l
     return rc;
 }
 
-/* Build into the namespace, or check that --skip-build may reuse it. The
- * build flushes the namespace, so refuse one that cascade-eval did not make. */
-static int build_or_reuse(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
+/* What a namespace is built from, as recorded in {ns}:meta source: the data
+ * (resolved path), the split (and for the validation build its fraction)
+ * and the train event count, so --skip-build reuses only an exact match. */
+static void source_of(const struct eval_args *a, const struct cascade_eval_split *split,
+                      double valid_frac, char *buf, size_t len)
 {
-    char current[PATH_MAX + 256];
-    int rc = meta_source(s, a->ns, current, sizeof current, err, errlen);
-    if (rc != 0)
-        return rc;
-    char data[PATH_MAX];
+    char data[PATH_MAX], valid[64] = "";
     if (!realpath(a->data, data))
         snprintf(data, sizeof data, "%s", a->data);
-    snprintf(s->source, sizeof s->source,
-             "cascade-eval data=%s test_frac=%g min_interactions=%zu seed=%llu train_events=%zu",
+    if (valid_frac > 0)
+        snprintf(valid, sizeof valid, " valid_frac=%g", valid_frac);
+    snprintf(buf, len,
+             "cascade-eval data=%s test_frac=%g min_interactions=%zu seed=%llu%s train_events=%zu",
              data, a->split.test_frac, a->split.min_interactions, (unsigned long long)a->split.seed,
-             s->split.train_events);
+             valid, split->train_events);
+}
+
+/* Build split's train part into ns, or check that --skip-build may reuse it.
+ * The build flushes the namespace, so refuse one that cascade-eval did not
+ * make. valid_frac > 0 marks the validation build. */
+static int prepare_namespace(const struct eval_args *a, struct eval_state *s, const char *ns,
+                             const struct cascade_eval_split *split, double valid_frac,
+                             struct cascade_eval_build_summary *build, char *err, size_t errlen)
+{
+    char current[PATH_MAX + 256], source[PATH_MAX + 256];
+    int rc = meta_source(s, ns, current, sizeof current, err, errlen);
+    if (rc != 0)
+        return rc;
+    source_of(a, split, valid_frac, source, sizeof source);
+    memset(build, 0, sizeof *build);
     if (a->skip_build) {
-        if (strcmp(current, s->source) != 0) {
+        if (strcmp(current, source) != 0) {
             snprintf(err, errlen,
                      "--skip-build: namespace '%s' holds \"%.300s\", not this split (\"%.300s\"); run "
                      "without --skip-build",
-                     a->ns, current[0] ? current : "nothing", s->source);
+                     ns, current[0] ? current : "nothing", source);
             return CASCADE_EINVAL;
         }
-        s->build.as_of = cascade_dataset_last_ts(s->split.train);
+        build->as_of = cascade_dataset_last_ts(split->train);
         return 0;
     }
     if (current[0] && strncmp(current, "cascade-eval ", 13) != 0 && !a->force) {
         snprintf(err, errlen,
                  "namespace '%s' was built by \"%s\", not by cascade-eval, and the build flushes "
-                 "it: pick another --namespace (or pass --force)",
-                 a->ns, current);
+                 "it: pick another --%snamespace (or pass --force)",
+                 ns, current, valid_frac > 0 ? "valid-" : "");
         return CASCADE_EINVAL;
     }
     struct cascade_eval_build_opts bo = {
-        .ns = a->ns, .cfg = s->cfg, .threads = a->threads, .source = s->source, .quiet = a->quiet};
-    if ((rc = cascade_eval_build_run(s->split.train, s->redis, &bo, &s->build, err, errlen)) != 0)
+        .ns = ns, .cfg = s->cfg, .threads = a->threads, .source = source, .quiet = a->quiet};
+    if ((rc = cascade_eval_build_run(split->train, s->redis, &bo, build, err, errlen)) != 0)
         return rc;
     if (!a->quiet)
         fprintf(stderr,
                 "build: namespace '%s' in %.1fs (load %.1fs, lists %.1fs, authors %.1fs, itemcf "
                 "%.1fs, swing %.1fs, usercf %.1fs); %zu itemcf, %zu swing, %zu usercf lists\n",
-                a->ns, s->build.total_s, s->build.load_s, s->build.lists_s, s->build.authors_s,
-                s->build.itemcf_s, s->build.swing_s, s->build.usercf_s, s->build.itemcf_lists,
-                s->build.swing_lists, s->build.usercf_lists);
+                ns, build->total_s, build->load_s, build->lists_s, build->authors_s,
+                build->itemcf_s, build->swing_s, build->usercf_s, build->itemcf_lists,
+                build->swing_lists, build->usercf_lists);
     return 0;
+}
+
+static void print_tuning(const struct cascade_eval_tune_result *t)
+{
+    fprintf(stderr,
+            "tune: objective (mean recall@K on validation) %.4f -> %.4f in %zu sweeps, "
+            "%zu merges, %.1fs; weights:",
+            t->ascent.start_value, t->ascent.value, t->ascent.sweeps, t->ascent.evaluations,
+            t->seconds);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(stderr, " %s %g->%g%s", t->ch[i].name, t->ch[i].start, t->ch[i].weight,
+                t->ch[i].signal ? "" : " (no signal)");
+    fputc('\n', stderr);
+}
+
+/* --weights-out, with a word about the exploration channel when it stays. */
+static int write_weights(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
+{
+    const char *kept = NULL;
+    int rc = cascade_eval_tune_write_fragment(a->weights_out, &s->tune, s->cfg, &kept, err, errlen);
+    if (rc == 0 && !a->quiet)
+        fprintf(stderr, "weights: %s written%s%s%s\n", a->weights_out, kept ? "; " : "",
+                kept ? kept : "",
+                kept ? " stays enabled at weight 0: it is the orchestrator's exploration channel "
+                       "(its hits fill the exploration slots)"
+                     : "");
+    return rc;
+}
+
+/* The validation split of the train part, its build, every channel's lists
+ * for the validation users and the weights chosen on them; on success the
+ * run's merge is the chosen one and s->base the merge before tuning. */
+static int tune_on_validation(const struct eval_args *a, struct eval_state *s, char *err,
+                              size_t errlen)
+{
+    struct cascade_eval_split inner = {0};
+    struct cascade_eval_build_summary vb;
+    struct cascade_eval_lists lists = {0};
+    struct cascade_eval_result vres = {0};
+    struct cascade_eval_run_opts ro = s->run;
+    cascade_recall *recall = NULL;
+    int rc =
+        cascade_eval_split_validation(&s->split, &a->split, a->valid_frac, &inner, err, errlen);
+    if (rc != 0)
+        goto out;
+    if (!a->quiet)
+        fprintf(stderr,
+                "validation split: %zu users with >= %zu train items, %zu evaluated, %zu "
+                "validation items; validation train %zu events\n",
+                inner.eligible, a->split.min_interactions, inner.n_users, inner.test_items,
+                inner.train_events);
+    if (inner.n_users == 0) {
+        snprintf(err, errlen,
+                 "validation split: no user has %zu or more interacted items in its train part "
+                 "(lower --min-interactions)",
+                 a->split.min_interactions);
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    if ((rc = prepare_namespace(a, s, a->valid_ns, &inner, a->valid_frac, &vb, err, errlen)) != 0)
+        goto out;
+    if (!(recall = cascade_recall_create(s->cfg, s->pool, a->valid_ns, NULL, err, errlen))) {
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    ro.n_merge = 0;
+    ro.capture = &lists;
+    ro.label = "valid";
+    ro.request_time_s = vb.as_of;
+    if ((rc = cascade_eval_run(recall, &inner, &ro, &vres, err, errlen)) != 0 ||
+        (rc = cascade_eval_tune_weights(&lists, ro.ks, ro.n_ks, s->run.merge, s->run.n_merge,
+                                        &s->tune_opts, &s->tune, err, errlen)) != 0)
+        goto out;
+    if (!a->quiet)
+        print_tuning(&s->tune);
+    memcpy(s->base, s->run.merge, sizeof s->base);
+    s->n_base = s->run.n_merge;
+    s->run.n_merge = cascade_eval_tune_merge(&s->tune, s->run.merge);
+    if (s->run.n_merge == 0) {
+        snprintf(err, errlen, "tuning left every channel at weight 0: nothing to merge");
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    if (a->weights_out)
+        rc = write_weights(a, s, err, errlen);
+out:
+    cascade_eval_result_free(&vres);
+    cascade_eval_lists_free(&lists);
+    cascade_recall_destroy(recall);
+    cascade_eval_split_free(&inner);
+    return rc;
+}
+
+/* The untuned merge of the test users' lists, as the row "merged_base". */
+static int base_row(struct eval_state *s, char *err, size_t errlen)
+{
+    struct cascade_eval_acc *acc = NULL;
+    int rc = cascade_eval_result_add_row(&s->result, "merged_base", &acc);
+    if (rc != 0) {
+        snprintf(err, errlen, "merged_base row: %s", cascade_strerror(rc));
+        return rc;
+    }
+    return cascade_eval_lists_merge(&s->lists, s->base, s->n_base, s->run.ks[s->run.n_ks - 1], acc,
+                                    err, errlen);
 }
 
 static int evaluate(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
@@ -274,8 +428,9 @@ static int evaluate(const struct eval_args *a, struct eval_state *s, char *err, 
     if (!s->recall)
         return CASCADE_EINVAL;
     s->run.request_time_s = s->build.as_of;
+    s->run.capture = a->tune ? &s->lists : NULL;
     int rc = cascade_eval_run(s->recall, &s->split, &s->run, &s->result, err, errlen);
-    if (rc != 0)
+    if (rc != 0 || (a->tune && (rc = base_row(s, err, errlen)) != 0))
         return rc;
     struct cascade_eval_report rep = {.data = a->data,
                                       .split_opts = &a->split,
@@ -283,7 +438,11 @@ static int evaluate(const struct eval_args *a, struct eval_state *s, char *err, 
                                       .build = a->skip_build ? NULL : &s->build,
                                       .run = &s->run,
                                       .result = &s->result,
-                                      .coverage_k = a->coverage_k};
+                                      .coverage_k = a->coverage_k,
+                                      .tune = a->tune ? &s->tune : NULL,
+                                      .tune_opts = a->tune ? &s->tune_opts : NULL,
+                                      .base = s->base,
+                                      .n_base = s->n_base};
     cascade_eval_report_table(stdout, &rep);
     fflush(stdout);
     if (a->json)
@@ -294,12 +453,57 @@ static int evaluate(const struct eval_args *a, struct eval_state *s, char *err, 
 static void state_free(struct eval_state *s)
 {
     cascade_eval_result_free(&s->result);
+    cascade_eval_lists_free(&s->lists);
     cascade_recall_destroy(s->recall);
     cascade_redis_pool_destroy(s->pool);
     cascade_redis_destroy(s->redis);
     cascade_eval_split_free(&s->split);
     cascade_dataset_destroy(s->ds);
     cascade_config_destroy(s->cfg);
+}
+
+static bool ns_ok(const char *ns)
+{
+    return ns[0] && strlen(ns) <= NS_MAX && !strpbrk(ns, " :");
+}
+
+/* --namespace, and --valid-namespace (default NS-valid) when tuning. */
+static int check_namespaces(struct eval_args *a, char *err, size_t errlen)
+{
+    if (!ns_ok(a->ns)) {
+        snprintf(err, errlen, "--namespace: expected 1 to %d characters without spaces or ':'",
+                 NS_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (!a->valid_ns) {
+        snprintf(a->valid_ns_buf, sizeof a->valid_ns_buf, "%s-valid", a->ns);
+        a->valid_ns = a->valid_ns_buf;
+    }
+    if (!ns_ok(a->valid_ns) || strcmp(a->valid_ns, a->ns) == 0) {
+        snprintf(err, errlen,
+                 "--valid-namespace '%s': expected 1 to %d characters without spaces or ':', "
+                 "other than --namespace",
+                 a->valid_ns, NS_MAX);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+/* The tuning flags: only with --tune-weights; the grid parsed. */
+static int tune_options(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
+{
+    struct cascade_eval_tune_opts *t = &s->tune_opts;
+    if (!a->tune) {
+        if (a->weights_out) {
+            snprintf(err, errlen, "--weights-out needs --tune-weights");
+            return CASCADE_EINVAL;
+        }
+        return 0;
+    }
+    t->max_sweeps = a->sweeps;
+    t->seed = a->split.seed;
+    t->valid_frac = a->valid_frac;
+    return cascade_eval_grid_parse(a->grid, t->grid, &t->n_grid, err, errlen);
 }
 
 /* Parse the flags and options; returns an exit code, or -1 to go on. */
@@ -317,10 +521,10 @@ static int parse(int argc, char **argv, struct eval_args *a, struct eval_state *
         snprintf(err, errlen, "--data DIR is required");
         rc = CASCADE_EINVAL;
     }
-    if (rc == 0 && (!a->ns[0] || strlen(a->ns) > 64 || strpbrk(a->ns, " :"))) {
-        snprintf(err, errlen, "--namespace: expected 1 to 64 characters without spaces or ':'");
-        rc = CASCADE_EINVAL;
-    }
+    if (rc == 0)
+        rc = check_namespaces(a, err, errlen);
+    if (rc == 0)
+        rc = tune_options(a, s, err, errlen);
     if (rc == 0 && a->config && !(s->cfg = cascade_config_load(a->config, err, errlen)))
         rc = CASCADE_EINVAL;
     if (rc == 0)
@@ -344,7 +548,9 @@ int cascade_eval_main(int argc, char **argv)
         goto out;
     code = CASCADE_EVAL_EXIT_FAILURE;
     if (read_data(&a, &s, err, sizeof err) != 0 || connect_redis(&a, &s, err, sizeof err) != 0 ||
-        build_or_reuse(&a, &s, err, sizeof err) != 0 || evaluate(&a, &s, err, sizeof err) != 0) {
+        (a.tune && tune_on_validation(&a, &s, err, sizeof err) != 0) ||
+        prepare_namespace(&a, &s, a.ns, &s.split, 0, &s.build, err, sizeof err) != 0 ||
+        evaluate(&a, &s, err, sizeof err) != 0) {
         fprintf(stderr, "cascade-eval: %s\n", err);
         goto out;
     }

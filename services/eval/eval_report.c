@@ -33,6 +33,39 @@ static void table_header(FILE *out, const struct cascade_eval_report *r)
     fprintf(out, " %8s %8s\n", col, "ms/user");
 }
 
+static void print_merge(FILE *out, const char *label, const struct cascade_eval_merge_channel *m,
+                        size_t n)
+{
+    fprintf(out, "%s = ", label);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s%s (weight %g, quota %u)", i ? ", " : "", m[i].name, m[i].weight,
+                m[i].quota);
+    fprintf(out, "; capped at K\n");
+}
+
+/* The tuning in two lines: the validation split and the objective, then
+ * every channel's weight before -> after. */
+static void print_tuning(FILE *out, const struct cascade_eval_report *r)
+{
+    const struct cascade_eval_tune_result *t = r->tune;
+    const struct cascade_eval_tune_opts *to = r->tune_opts;
+    fprintf(out,
+            "tuning: validation = last %g of each user's train items (%zu users, %zu items), "
+            "objective = mean of recall@",
+            to->valid_frac, t->valid_users, t->valid_items);
+    for (size_t i = 0; i < r->run->n_ks; i++)
+        fprintf(out, "%s%zu", i ? "," : "", r->run->ks[i]);
+    fprintf(out, " on validation: %.4f before, %.4f after (%zu sweeps over the grid ",
+            t->ascent.start_value, t->ascent.value, t->ascent.sweeps);
+    for (size_t g = 0; g < to->n_grid; g++)
+        fprintf(out, "%s%g", g ? "," : "", to->grid[g]);
+    fprintf(out, ", seed %llu)\nweights before -> after:", (unsigned long long)to->seed);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(out, "%s %s %g -> %g%s", i ? "," : "", t->ch[i].name, t->ch[i].start,
+                t->ch[i].weight, t->ch[i].signal ? "" : " (no candidates on validation)");
+    fputc('\n', out);
+}
+
 void cascade_eval_report_table(FILE *out, const struct cascade_eval_report *r)
 {
     const struct cascade_eval_result *res = r->result;
@@ -53,12 +86,12 @@ void cascade_eval_report_table(FILE *out, const struct cascade_eval_report *r)
             fprintf(out, " %8.4f", mean(a->ndcg[i], a->users));
         fprintf(out, " %8.4f %8.3f\n", cascade_eval_acc_coverage(a, r->coverage_k), ms_per_user(a));
     }
-    if (o->n_merge > 0) {
-        fprintf(out, "merged = ");
-        for (size_t m = 0; m < o->n_merge; m++)
-            fprintf(out, "%s%s (weight %g, quota %u)", m ? ", " : "", o->merge[m].name,
-                    o->merge[m].weight, o->merge[m].quota);
-        fprintf(out, "; capped at K\n");
+    if (o->n_merge > 0)
+        print_merge(out, r->tune ? "merged (weights chosen on the validation split)" : "merged",
+                    o->merge, o->n_merge);
+    if (r->tune) {
+        print_merge(out, "merged_base (before tuning)", r->base, r->n_base);
+        print_tuning(out, r);
     }
 }
 
@@ -126,17 +159,53 @@ static json_t *build_json(const struct cascade_eval_build_summary *b)
     return o;
 }
 
-static json_t *merge_json(const struct cascade_eval_run_opts *o)
+static json_t *merge_list_json(const struct cascade_eval_merge_channel *m, size_t n)
 {
     json_t *a = json_array();
-    for (size_t m = 0; a && m < o->n_merge; m++) {
+    for (size_t i = 0; a && i < n; i++) {
         json_t *c = json_object();
-        json_object_set_new(c, "name", json_string(o->merge[m].name));
-        json_object_set_new(c, "weight", json_real(o->merge[m].weight));
-        json_object_set_new(c, "quota", json_integer(o->merge[m].quota));
+        json_object_set_new(c, "name", json_string(m[i].name));
+        json_object_set_new(c, "weight", json_real(m[i].weight));
+        json_object_set_new(c, "quota", json_integer(m[i].quota));
         json_array_append_new(a, c);
     }
     return a;
+}
+
+static json_t *tuning_json(const struct cascade_eval_report *r)
+{
+    const struct cascade_eval_tune_result *t = r->tune;
+    const struct cascade_eval_tune_opts *to = r->tune_opts;
+    if (!t)
+        return json_null();
+    json_t *o = json_object(), *grid = json_array(), *ch = json_array();
+    for (size_t g = 0; g < to->n_grid; g++)
+        json_array_append_new(grid, json_real(to->grid[g]));
+    for (size_t i = 0; i < t->n; i++) {
+        json_t *c = json_object();
+        json_object_set_new(c, "name", json_string(t->ch[i].name));
+        json_object_set_new(c, "start", json_real(t->ch[i].start));
+        json_object_set_new(c, "weight", json_real(t->ch[i].weight));
+        json_object_set_new(c, "quota", json_integer(t->ch[i].quota));
+        json_object_set_new(c, "in_base", json_boolean(t->ch[i].in_base));
+        json_object_set_new(c, "signal", json_boolean(t->ch[i].signal));
+        json_array_append_new(ch, c);
+    }
+    json_object_set_new(o, "valid_frac", json_real(to->valid_frac));
+    json_object_set_new(o, "grid", grid);
+    json_object_set_new(o, "max_sweeps", json_integer((json_int_t)to->max_sweeps));
+    json_object_set_new(o, "seed", json_integer((json_int_t)to->seed));
+    json_object_set_new(o, "valid_users", json_integer((json_int_t)t->valid_users));
+    json_object_set_new(o, "valid_items", json_integer((json_int_t)t->valid_items));
+    json_object_set_new(o, "valid_train_events", json_integer((json_int_t)t->valid_train_events));
+    json_object_set_new(o, "objective_before", json_real(t->ascent.start_value));
+    json_object_set_new(o, "objective_after", json_real(t->ascent.value));
+    json_object_set_new(o, "sweeps", json_integer((json_int_t)t->ascent.sweeps));
+    json_object_set_new(o, "merges", json_integer((json_int_t)t->ascent.evaluations));
+    json_object_set_new(o, "seconds", json_real(t->seconds));
+    json_object_set_new(o, "channels", ch);
+    json_object_set_new(o, "merge_base", merge_list_json(r->base, r->n_base));
+    return o;
 }
 
 static json_t *report_json(const struct cascade_eval_report *r)
@@ -150,7 +219,8 @@ static json_t *report_json(const struct cascade_eval_report *r)
     json_object_set_new(doc, "ks", ks);
     json_object_set_new(doc, "split", split_json(r));
     json_object_set_new(doc, "build", build_json(r->build));
-    json_object_set_new(doc, "merge", merge_json(r->run));
+    json_object_set_new(doc, "merge", merge_list_json(r->run->merge, r->run->n_merge));
+    json_object_set_new(doc, "tuning", tuning_json(r));
     json_object_set_new(doc, "rows", rows);
     json_object_set_new(doc, "seconds", json_real(r->result->seconds));
     return doc;

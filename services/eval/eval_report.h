@@ -11,6 +11,7 @@
 #include "eval_build.h"
 #include "eval_run.h"
 #include "eval_split.h"
+#include "eval_tune.h"
 
 /* Everything the report describes; all borrowed. build is NULL when the
  * build was skipped (--skip-build). */
@@ -22,6 +23,12 @@ struct cascade_eval_report {
     const struct cascade_eval_run_opts *run;
     const struct cascade_eval_result *result;
     size_t coverage_k; /* the K the table's coverage column uses */
+    /* --tune-weights: the tuning (NULL without), its options, and the merge
+     * before tuning (the "merged_base" row). */
+    const struct cascade_eval_tune_result *tune;
+    const struct cascade_eval_tune_opts *tune_opts;
+    const struct cascade_eval_merge_channel *base;
+    size_t n_base;
 };
 
 /* Print the table to out. */

@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "clock.h"
 #include "error.h"
+#include "eval_lists.h"
 #include "merge.h"
 #include "progress.h"
 
@@ -129,6 +130,18 @@ static int run_merge(const cascade_dataset *ds, const struct cascade_eval_run_op
     return 0;
 }
 
+/* Append a filtered list with its channel scores to the kept lists. */
+static int keep_list(struct cascade_eval_lists *keep, const char *channel,
+                     const struct channel_list *l, cascade_arena *arena)
+{
+    float *scores = cascade_arena_calloc(arena, l->n + 1, sizeof *scores);
+    if (!scores)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        scores[i] = cascade_merge_channel_score(l->cands[i], channel);
+    return cascade_eval_lists_append(keep, l->items, scores, l->n, l->time_us);
+}
+
 /* Evaluate test user k: every channel, then the merge. */
 static int eval_user(cascade_recall *recall, const struct cascade_eval_split *split, size_t k,
                      const struct cascade_eval_run_opts *o, const int *merge_row,
@@ -155,6 +168,10 @@ static int eval_user(cascade_recall *recall, const struct cascade_eval_split *sp
         }
         cascade_eval_acc_add(&res->acc[c], lists[c].items, lists[c].n, u.test, u.n_test,
                              lists[c].time_us);
+        if (o->capture && (rc = keep_list(o->capture, o->channels[c], &lists[c], arena)) != 0) {
+            snprintf(err, errlen, "keeping the lists of user %s: out of memory", u.profile->id);
+            return rc;
+        }
     }
     if (o->n_merge == 0)
         return 0;
@@ -216,12 +233,15 @@ int cascade_eval_run(cascade_recall *recall, const struct cascade_eval_split *sp
     int rc = result_init(split, o, res, merge_row, err, errlen);
     if (rc != 0)
         return rc;
-    if (!(arena = cascade_arena_create(1 << 20))) {
+    if (!(arena = cascade_arena_create(1 << 20)) ||
+        (o->capture &&
+         cascade_eval_lists_init(o->capture, split, o->channels, o->n_channels) != 0)) {
         snprintf(err, errlen, "out of memory");
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    cascade_progress_start(&progress, "eval", "users", split->n_users, o->quiet);
+    cascade_progress_start(&progress, o->label ? o->label : "eval", "users", split->n_users,
+                           o->quiet);
     for (size_t k = 0; k < split->n_users; k++) {
         cascade_arena_reset(arena);
         if ((rc = eval_user(recall, split, k, o, merge_row, arena, res, err, errlen)) != 0)
@@ -242,6 +262,22 @@ void cascade_eval_result_free(struct cascade_eval_result *res)
     for (size_t r = 0; r < res->n_rows; r++)
         cascade_eval_acc_free(&res->acc[r]);
     res->n_rows = 0;
+}
+
+int cascade_eval_result_add_row(struct cascade_eval_result *res, const char *name,
+                                struct cascade_eval_acc **acc)
+{
+    if (res->n_rows == 0 || res->n_rows == CASCADE_EVAL_MAX_ROWS)
+        return CASCADE_EINVAL;
+    const struct cascade_eval_acc *first = &res->acc[0];
+    struct cascade_eval_acc *a = &res->acc[res->n_rows];
+    int rc = cascade_eval_acc_init(a, first->ks, first->n_ks, first->n_items);
+    if (rc != 0)
+        return rc;
+    snprintf(res->names[res->n_rows], sizeof res->names[res->n_rows], "%s", name);
+    res->n_rows++;
+    *acc = a;
+    return 0;
 }
 
 int cascade_eval_result_row(const struct cascade_eval_result *res, const char *name)

@@ -17,6 +17,11 @@
 
 #define CASCADE_EVAL_MAX_CHANNELS 32
 #define CASCADE_EVAL_NAME_MAX 64
+/* Rows of a result: the channels, the merged row and one more merged row
+ * (the untuned merge next to the tuned one). */
+#define CASCADE_EVAL_MAX_ROWS (CASCADE_EVAL_MAX_CHANNELS + 2)
+
+struct cascade_eval_lists; /* eval_lists.h */
 
 /* A channel of the merge: its weight and how many of its candidates count. */
 struct cascade_eval_merge_channel {
@@ -35,13 +40,19 @@ struct cascade_eval_run_opts {
     uint32_t max_quota;     /* the Recall stage's recall.max_quota (requests are capped to it) */
     int64_t request_time_s; /* UserContext.request_time_s sent with every request */
     bool quiet;             /* no progress lines */
+    const char *label;      /* progress line prefix; NULL = "eval" */
+    /* When set, every user's filtered channel lists are kept here
+     * (cascade_eval_run initialises it; the caller frees it with
+     * cascade_eval_lists_free, also after a failure). */
+    struct cascade_eval_lists *capture;
 };
 
-/* One row per channel in option order, then "merged" when n_merge > 0. */
+/* One row per channel in option order, then "merged" when n_merge > 0;
+ * callers may add a row after those (cascade_eval_result_add_row). */
 struct cascade_eval_result {
     size_t n_rows;
-    char names[CASCADE_EVAL_MAX_CHANNELS + 1][CASCADE_EVAL_NAME_MAX];
-    struct cascade_eval_acc acc[CASCADE_EVAL_MAX_CHANNELS + 1];
+    char names[CASCADE_EVAL_MAX_ROWS][CASCADE_EVAL_NAME_MAX];
+    struct cascade_eval_acc acc[CASCADE_EVAL_MAX_ROWS];
     size_t users;
     double seconds;
 };
@@ -57,6 +68,12 @@ int cascade_eval_run(cascade_recall *recall, const struct cascade_eval_split *sp
 
 /* Free the accumulators (safe on a zeroed or freed result). */
 void cascade_eval_result_free(struct cascade_eval_result *res);
+
+/* Append an empty row `name` with the K values and catalogue of the first
+ * row; *acc points at its accumulator. Returns 0, CASCADE_EINVAL (no row
+ * yet, or no room) or CASCADE_ENOMEM. */
+int cascade_eval_result_add_row(struct cascade_eval_result *res, const char *name,
+                                struct cascade_eval_acc **acc);
 
 /* Index of the row named `name`, or -1. */
 int cascade_eval_result_row(const struct cascade_eval_result *res, const char *name);
