@@ -24,6 +24,7 @@
 #include "store.h"
 #include "swing.h"
 #include "train_rank.h"
+#include "train_mmoe.h"
 #include "usercf.h"
 
 #define MAX_FLAGS 72
@@ -687,6 +688,7 @@ static void usage(FILE *out)
                  "  lists             build the hot, new, geo and city item lists into Redis\n"
                  "  authors           build author item lists, interacted and similar authors\n"
                  "  train-rank        train the ranking model and publish it to a model directory\n"
+                 "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
                  "  all               load + itemcf + swing + usercf + lists + authors + "
                  "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"
@@ -719,6 +721,8 @@ int cascade_build_main(int argc, char **argv)
         return job_command(JOB_AUTHORS, argc, argv);
     if (strcmp(cmd, "train-rank") == 0)
         return job_command(JOB_TRAIN, argc, argv);
+    if (strcmp(cmd, "train-mmoe") == 0)
+        return cascade_train_mmoe_command(argc, argv);
     if (strcmp(cmd, "all") == 0)
         return job_command(JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS | JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "import-movielens") == 0)

@@ -1,0 +1,578 @@
+/* cascade-build train-mmoe: multi-task labels from the event log, Adam
+ * training of the MMoE ranker with per-epoch progress, held-out AUC / log
+ * loss / ECE per task, and publication of rank-mmoe-<UTC>.safetensors. */
+#include "train_mmoe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build_cli.h"
+#include "calibration.h"
+#include "error.h"
+#include "events.h"
+#include "flags.h"
+#include "lr.h"
+#include "rank_features.h"
+
+#define NO_ROW UINT32_MAX
+#define LABEL_WATCH (-2)
+#define LABEL_COMPLETE (-3)
+#define D CASCADE_RANK_FEATURES
+
+void cascade_train_mmoe_defaults(struct cascade_train_mmoe_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    cascade_train_rank_defaults(&o->rank);
+    o->epochs = 3;
+    o->batch = 256;
+    o->lr = 1e-3f;
+    o->n_experts = 4;
+    o->expert_hidden = 32;
+    o->tower_hidden = 16;
+    o->expert_dropout = 0.1f;
+    o->complete_frac = 0.8;
+    o->seed = 1;
+}
+
+/* ---- labels ---- */
+
+/* The event type that labels a task, LABEL_WATCH / LABEL_COMPLETE, or 0. */
+static int task_source(const char *name)
+{
+    static const struct {
+        const char *name;
+        int source;
+    } map[] = {{"click", CASCADE_EV_CLICK},     {"like", CASCADE_EV_LIKE},
+               {"collect", CASCADE_EV_COLLECT}, {"share", CASCADE_EV_SHARE},
+               {"watch_time", LABEL_WATCH},     {"complete", LABEL_COMPLETE}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(map[i].name, name) == 0)
+            return map[i].source;
+    return 0;
+}
+
+/* (user, item) → example row of the pair's latest impression (NO_ROW when
+ * that impression is not an example), open addressing. */
+struct pair_rows {
+    uint64_t *key; /* 0 = empty */
+    uint32_t *row;
+    size_t mask;
+};
+
+static uint32_t *pair_slot(struct pair_rows *p, uint64_t key, bool insert)
+{
+    size_t s = (size_t)(key * 0x9E3779B97F4A7C15ull) & p->mask;
+    while (p->key[s] != 0 && p->key[s] != key)
+        s = (s + 1) & p->mask;
+    if (p->key[s] == 0) {
+        if (!insert)
+            return NULL;
+        p->key[s] = key;
+    }
+    return &p->row[s];
+}
+
+/* played[r] = seconds played after example r's impression; labels of the
+ * event-sourced tasks set to 1. */
+static int scan_events(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                       const int *source, size_t T, float *labels, float *played)
+{
+    size_t impressions = 0, cap = 1024;
+    for (size_t i = 0; i < ds->n_events; i++)
+        impressions += ds->events[i].type == CASCADE_EV_IMPRESSION;
+    while (cap < 2 * impressions + 2)
+        cap *= 2;
+    struct pair_rows p = {.key = calloc(cap, sizeof(uint64_t)),
+                          .row = malloc(cap * sizeof(uint32_t)),
+                          .mask = cap - 1};
+    uint32_t *row_of = malloc((ds->n_events + 1) * sizeof(uint32_t));
+    int rc = CASCADE_ENOMEM;
+    if (!p.key || !p.row || !row_of)
+        goto out;
+    for (size_t i = 0; i < ds->n_events; i++)
+        row_of[i] = NO_ROW;
+    for (size_t r = 0; r < ex->n; r++)
+        row_of[ex->event[r]] = (uint32_t)r;
+    for (size_t i = 0; i < ds->n_events; i++) {
+        const struct cascade_ds_event *e = &ds->events[i];
+        uint64_t key = (uint64_t)e->user * ds->n_items + e->item + 1;
+        uint32_t *slot = pair_slot(&p, key, e->type == CASCADE_EV_IMPRESSION);
+        if (e->type == CASCADE_EV_IMPRESSION) {
+            *slot = row_of[i];
+            continue;
+        }
+        if (!slot || *slot == NO_ROW)
+            continue;
+        if (e->type == CASCADE_EV_PLAY && e->value > 0)
+            played[*slot] += e->value;
+        for (size_t t = 0; t < T; t++)
+            if (source[t] == (int)e->type)
+                labels[(size_t)*slot * T + t] = 1.0f;
+    }
+    rc = 0;
+out:
+    free(p.key);
+    free(p.row);
+    free(row_of);
+    return rc;
+}
+
+int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                              const struct cascade_mmoe_config *c, double complete_frac,
+                              float *labels, float *weights, char *err, size_t errlen)
+{
+    size_t T = c->n_tasks;
+    int source[CASCADE_MMOE_MAX_TASKS];
+    for (size_t t = 0; t < T; t++) {
+        source[t] = task_source(c->tasks[t].name);
+        if (source[t] == 0) {
+            snprintf(err, errlen,
+                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "watch_time, complete)",
+                     c->tasks[t].name);
+            return CASCADE_EINVAL;
+        }
+    }
+    float *played = calloc(ex->n + 1, sizeof(float));
+    if (!played) {
+        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex->n);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < ex->n * T; i++) {
+        labels[i] = 0.0f;
+        weights[i] = 1.0f;
+    }
+    int rc = scan_events(ds, ex, source, T, labels, played);
+    if (rc != 0) {
+        snprintf(err, errlen, "train-mmoe: out of memory for the labels");
+        goto out;
+    }
+    for (size_t r = 0; r < ex->n; r++) {
+        float duration = ds->items[ds->events[ex->event[r]].item].duration_s;
+        for (size_t t = 0; t < T; t++) {
+            if (source[t] == LABEL_WATCH) {
+                labels[r * T + t] = played[r];
+            } else if (source[t] == LABEL_COMPLETE) {
+                labels[r * T + t] =
+                    duration > 0 && played[r] >= complete_frac * duration ? 1.0f : 0.0f;
+                weights[r * T + t] = duration > 0 ? 1.0f : 0.0f;
+            }
+        }
+    }
+out:
+    free(played);
+    return rc;
+}
+
+/* ---- training ---- */
+
+struct job {
+    const struct cascade_train_mmoe_opts *o;
+    cascade_mmoe *m;
+    cascade_mmoe_scratch *s;
+    size_t T, n, n_train;
+    float *Xs; /* standardised features [n, D] */
+    const float *X, *labels, *weights;
+    float mean[D], std[D];
+};
+
+/* mean/std of every feature over the training rows; Xs = (X − mean)/std. */
+static void standardise(struct job *j)
+{
+    for (size_t d = 0; d < D; d++) {
+        double s = 0, ss = 0;
+        for (size_t r = 0; r < j->n_train; r++) {
+            double v = j->X[r * D + d];
+            s += v;
+            ss += v * v;
+        }
+        double mu = s / (double)j->n_train, var = ss / (double)j->n_train - mu * mu;
+        j->mean[d] = (float)mu;
+        j->std[d] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+    }
+    for (size_t r = 0; r < j->n; r++)
+        for (size_t d = 0; d < D; d++)
+            j->Xs[r * D + d] = (j->X[r * D + d] - j->mean[d]) / j->std[d];
+}
+
+/* W·((x − mean)/std) + b = (W/std)·x + (b − W·(mean/std)): rewrite a first
+ * layer so that it takes raw features. */
+static int fold_layer(cascade_nn_params *ps, const char *prefix, const float *mean,
+                      const float *std)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.weight", prefix);
+    struct cascade_nn_param *w = cascade_nn_params_find(ps, name);
+    snprintf(name, sizeof(name), "%s.bias", prefix);
+    struct cascade_nn_param *b = cascade_nn_params_find(ps, name);
+    if (!w || !b || w->cols != D)
+        return CASCADE_EINTERNAL;
+    for (size_t o = 0; o < w->rows; o++) {
+        double shift = 0;
+        for (size_t d = 0; d < D; d++) {
+            shift += (double)w->value[o * D + d] * mean[d] / std[d];
+            w->value[o * D + d] /= std[d];
+        }
+        b->value[o] = (float)(b->value[o] - shift);
+    }
+    return 0;
+}
+
+static int fold_standardisation(struct job *j)
+{
+    const struct cascade_mmoe_config *c = cascade_mmoe_config(j->m);
+    cascade_nn_params *ps = cascade_mmoe_params(j->m);
+    char prefix[48];
+    int rc = 0;
+    for (size_t e = 0; e < c->n_experts && rc == 0; e++) {
+        snprintf(prefix, sizeof(prefix), "experts.%zu.0", e);
+        rc = fold_layer(ps, prefix, j->mean, j->std);
+    }
+    for (size_t t = 0; t < c->n_tasks && rc == 0; t++) {
+        snprintf(prefix, sizeof(prefix), "gates.%zu", t);
+        rc = fold_layer(ps, prefix, j->mean, j->std);
+    }
+    return rc;
+}
+
+/* Held-out metrics of every task on features X [n, D] (rows [n_train, n)). */
+static int evaluate(struct job *j, const float *X, struct cascade_train_mmoe_task_report *rep)
+{
+    const struct cascade_mmoe_config *c = cascade_mmoe_config(j->m);
+    size_t nh = j->n - j->n_train, T = j->T;
+    float *z = malloc(nh * T * sizeof(float));
+    float *p = malloc(nh * sizeof(float)), *y = malloc(nh * sizeof(float));
+    float *bin = malloc(nh * sizeof(float));
+    int rc = CASCADE_ENOMEM;
+    if (!z || !p || !y || !bin)
+        goto out;
+    if ((rc = cascade_mmoe_logits(j->m, j->s, X + j->n_train * D, nh, z)) != 0)
+        goto out;
+    for (size_t t = 0; t < T; t++) {
+        size_t k = 0;
+        double sum = 0;
+        for (size_t r = 0; r < nh; r++) {
+            size_t i = (j->n_train + r) * T + t;
+            if (j->weights[i] <= 0)
+                continue;
+            p[k] = cascade_mmoe_serve(CASCADE_MMOE_BINARY, z[r * T + t]);
+            y[k] = cascade_mmoe_target(c->tasks[t].kind, j->labels[i]);
+            bin[k] = j->labels[i] > 0 ? 1.0f : 0.0f;
+            sum += y[k++];
+        }
+        snprintf(rep[t].name, sizeof(rep[t].name), "%s", c->tasks[t].name);
+        rep[t].labelled = k;
+        rep[t].positive_rate = k ? sum / (double)k : NAN;
+        rep[t].auc = k ? cascade_auc(p, bin, k) : NAN;
+        rep[t].logloss = k ? cascade_logloss(p, y, k) : NAN;
+        rep[t].ece = k ? cascade_ece(p, y, k, 10) : NAN;
+    }
+    rc = 0;
+out:
+    free(z);
+    free(p);
+    free(y);
+    free(bin);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void print_epoch(const struct job *j, size_t epoch, size_t step, double loss,
+                        const struct cascade_train_mmoe_task_report *rep, double ex_per_s,
+                        double eta_s)
+{
+    fprintf(stderr, "train-mmoe: epoch %zu/%zu step %zu loss %.4f held-out AUC", epoch,
+            j->o->epochs, step, loss);
+    for (size_t t = 0; t < j->T; t++)
+        fprintf(stderr, " %s %.4f", rep[t].name, rep[t].auc);
+    fprintf(stderr, "; %.0f examples/s, ETA %.0f s\n", ex_per_s, eta_s);
+}
+
+/* One shuffled pass per epoch over the training rows, in mini-batches. */
+static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *rep, char *err,
+                        size_t errlen)
+{
+    size_t B = j->o->batch, T = j->T;
+    uint32_t *order = malloc(j->n_train * sizeof(uint32_t));
+    float *xb = malloc(B * D * sizeof(float)), *lb = malloc(B * T * sizeof(float));
+    float *wb = malloc(B * T * sizeof(float));
+    int rc = CASCADE_ENOMEM;
+    if (!order || !xb || !lb || !wb) {
+        snprintf(err, errlen, "train-mmoe: out of memory");
+        goto out;
+    }
+    struct cascade_nn_rng rng;
+    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5eed);
+    struct cascade_nn_optim opt;
+    cascade_nn_optim_adam(&opt, j->o->lr);
+    for (size_t i = 0; i < j->n_train; i++)
+        order[i] = (uint32_t)i;
+    size_t step = 0;
+    double t0 = now_s();
+    for (size_t ep = 1; ep <= j->o->epochs; ep++) {
+        for (size_t i = j->n_train; i > 1; i--) { /* Fisher-Yates */
+            size_t k = (size_t)cascade_nn_rng_below(&rng, i);
+            uint32_t tmp = order[i - 1];
+            order[i - 1] = order[k];
+            order[k] = tmp;
+        }
+        double loss_sum = 0;
+        size_t batches = 0;
+        for (size_t start = 0; start < j->n_train; start += B) {
+            size_t b = j->n_train - start < B ? j->n_train - start : B;
+            for (size_t r = 0; r < b; r++) {
+                size_t row = order[start + r];
+                memcpy(xb + r * D, j->Xs + row * D, D * sizeof(float));
+                memcpy(lb + r * T, j->labels + row * T, T * sizeof(float));
+                memcpy(wb + r * T, j->weights + row * T, T * sizeof(float));
+            }
+            cascade_mmoe_draw_dropout(j->m, j->s, &rng, b);
+            double l = cascade_mmoe_backward(j->m, j->s, xb, lb, wb, b, true, NULL);
+            if (isnan(l) || (rc = cascade_nn_optim_step(&opt, cascade_mmoe_params(j->m))) != 0) {
+                snprintf(err, errlen, "train-mmoe: training step %zu failed (loss %g)", step, l);
+                rc = rc ? rc : CASCADE_EINTERNAL;
+                goto out;
+            }
+            loss_sum += l;
+            batches++;
+            step++;
+        }
+        if ((rc = evaluate(j, j->Xs, rep)) != 0) {
+            snprintf(err, errlen, "train-mmoe: evaluation failed");
+            goto out;
+        }
+        double elapsed = now_s() - t0;
+        double per_s = elapsed > 0 ? (double)(ep * j->n_train) / elapsed : 0;
+        if (!j->o->quiet)
+            print_epoch(j, ep, step, loss_sum / (double)batches, rep, per_s,
+                        elapsed / (double)ep * (double)(j->o->epochs - ep));
+    }
+    rc = 0;
+out:
+    free(order);
+    free(xb);
+    free(lb);
+    free(wb);
+    return rc;
+}
+
+/* ---- publication ---- */
+
+static int publish(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
+                   char *err, size_t errlen)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    struct stat st;
+    int rc = cascade_mkdir_p(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
+    snprintf(sum->version, sizeof(sum->version), "rank-mmoe-%s", stamp);
+    snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
+    for (int n = 2; stat(sum->model_path, &st) == 0 && n < 1000; n++) {
+        snprintf(sum->version, sizeof(sum->version), "rank-mmoe-%s-%d", stamp, n);
+        snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
+    }
+    return cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen);
+}
+
+static cascade_mmoe *new_model(const struct cascade_train_mmoe_opts *o, char *err, size_t errlen)
+{
+    struct cascade_mmoe_config c;
+    cascade_mmoe_config_default(&c, D);
+    if (o->tasks && cascade_mmoe_config_set_tasks(&c, o->tasks, err, errlen) != 0)
+        return NULL;
+    c.n_experts = o->n_experts;
+    c.expert_hidden = o->expert_hidden;
+    c.tower_hidden = o->tower_hidden;
+    c.expert_dropout = o->expert_dropout;
+    c.seed = o->seed;
+    return cascade_mmoe_create(&c, err, errlen);
+}
+
+int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train_mmoe_opts *o,
+                           struct cascade_train_mmoe_summary *sum, cascade_mmoe **model, char *err,
+                           size_t errlen)
+{
+    struct cascade_train_mmoe_summary local;
+    struct cascade_rank_examples ex;
+    struct job j = {.o = o};
+    float *labels = NULL, *weights = NULL;
+    double t0 = now_s();
+    if (!sum)
+        sum = &local;
+    memset(sum, 0, sizeof(*sum));
+    memset(&ex, 0, sizeof(ex));
+    if (model)
+        *model = NULL;
+    if (o->batch == 0 || o->epochs == 0) {
+        snprintf(err, errlen, "train-mmoe: --epochs and --batch must be at least 1");
+        return CASCADE_EINVAL;
+    }
+    if (!(j.m = new_model(o, err, errlen)))
+        return CASCADE_EINVAL;
+    j.T = cascade_mmoe_config(j.m)->n_tasks;
+    for (size_t t = 0; t < j.T; t++) { /* fail before the (long) replay */
+        const char *name = cascade_mmoe_config(j.m)->tasks[t].name;
+        if (task_source(name) == 0) {
+            snprintf(err, errlen,
+                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "watch_time, complete)",
+                     name);
+            cascade_mmoe_destroy(j.m);
+            return CASCADE_EINVAL;
+        }
+    }
+    struct cascade_train_rank_opts rank = o->rank;
+    rank.quiet = rank.quiet || o->quiet;
+    int rc = cascade_rank_examples_build(ds, &rank, &ex, err, errlen);
+    if (rc != 0)
+        goto out;
+    j.n = ex.n;
+    j.n_train = ex.n_train;
+    sum->examples = ex.n;
+    sum->train = ex.n_train;
+    sum->holdout = ex.n - ex.n_train;
+    sum->n_tasks = j.T;
+    if (ex.n_train == 0 || ex.n == ex.n_train) {
+        snprintf(err, errlen, "train-mmoe: %zu training and %zu held-out examples; need both",
+                 ex.n_train, ex.n - ex.n_train);
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    labels = malloc(ex.n * j.T * sizeof(float));
+    weights = malloc(ex.n * j.T * sizeof(float));
+    j.Xs = malloc(ex.n * D * sizeof(float));
+    j.s = cascade_mmoe_scratch_create(j.m, o->batch);
+    if (!labels || !weights || !j.Xs || !j.s) {
+        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex.n);
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    rc = cascade_mmoe_labels_build(ds, &ex, cascade_mmoe_config(j.m), o->complete_frac, labels,
+                                   weights, err, errlen);
+    if (rc != 0)
+        goto out;
+    j.X = ex.X;
+    j.labels = labels;
+    j.weights = weights;
+    standardise(&j);
+    if ((rc = train_epochs(&j, sum->tasks, err, errlen)) != 0)
+        goto out;
+    /* The saved model takes raw features, like the Rank service computes them. */
+    if ((rc = fold_standardisation(&j)) != 0 || (rc = evaluate(&j, ex.X, sum->tasks)) != 0 ||
+        (rc = cascade_mmoe_gate_stats(j.m, j.s, ex.X + ex.n_train * D, ex.n - ex.n_train, NULL,
+                                      sum->gate_entropy)) != 0) {
+        snprintf(err, errlen, "train-mmoe: final evaluation failed");
+        goto out;
+    }
+    if (o->model_dir && (rc = publish(j.m, o->model_dir, sum, err, errlen)) != 0)
+        goto out;
+out:
+    sum->seconds = now_s() - t0;
+    cascade_rank_examples_free(&ex);
+    cascade_mmoe_scratch_destroy(j.s);
+    free(j.Xs);
+    free(labels);
+    free(weights);
+    if (rc == 0 && model)
+        *model = j.m;
+    else
+        cascade_mmoe_destroy(j.m);
+    return rc;
+}
+
+/* ---- the subcommand ---- */
+
+static void print_summary(const struct cascade_train_mmoe_summary *s)
+{
+    printf("train-mmoe: %zu examples (%zu train, %zu held out); %.2fs\n", s->examples, s->train,
+           s->holdout, s->seconds);
+    for (size_t t = 0; t < s->n_tasks; t++) {
+        const struct cascade_train_mmoe_task_report *r = &s->tasks[t];
+        printf("train-mmoe: %-10s held-out AUC %.4f logloss %.4f ECE %.4f (rate %.4f, n %zu); "
+               "gate entropy %.3f\n",
+               r->name, r->auc, r->logloss, r->ece, r->positive_rate, r->labelled,
+               s->gate_entropy[t]);
+    }
+    if (s->model_path[0])
+        printf("train-mmoe: model %s (version %s)\n", s->model_path, s->version);
+}
+
+int cascade_train_mmoe_command(int argc, char **argv)
+{
+    struct cascade_train_mmoe_opts o;
+    const char *data = NULL;
+    char err[1024];
+    cascade_train_mmoe_defaults(&o);
+    double lr = o.lr, dropout = o.expert_dropout;
+    const struct cascade_flag flags[] = {
+        {"data", CASCADE_FLAG_STRING, &data, "directory of users/items/events.tsv; required", 0, 0},
+        {"model-dir", CASCADE_FLAG_STRING, &o.model_dir,
+         "where rank-mmoe-<time>.safetensors goes; required", 0, 0},
+        {"tasks", CASCADE_FLAG_STRING, &o.tasks,
+         "comma-separated tasks (default click,like,collect,share,watch_time,complete)", 0, 0},
+        {"epochs", CASCADE_FLAG_SIZE, &o.epochs, "training epochs", 1, 1000},
+        {"batch-size", CASCADE_FLAG_SIZE, &o.batch, "mini-batch size", 1, 1 << 20},
+        {"learning-rate", CASCADE_FLAG_DOUBLE, &lr, "Adam step size", 1e-7, 10},
+        {"experts", CASCADE_FLAG_SIZE, &o.n_experts, "shared experts", 1, CASCADE_MMOE_MAX_EXPERTS},
+        {"expert-hidden", CASCADE_FLAG_SIZE, &o.expert_hidden, "expert width", 1, 4096},
+        {"tower-hidden", CASCADE_FLAG_SIZE, &o.tower_hidden, "tower hidden width", 1, 4096},
+        {"expert-dropout", CASCADE_FLAG_DOUBLE, &dropout, "expert dropout rate in training", 0,
+         0.95},
+        {"complete-frac", CASCADE_FLAG_DOUBLE, &o.complete_frac,
+         "share of a video played that counts as complete", 0.01, 1},
+        {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and dropout seed", 0, 0},
+        {"warmup-frac", CASCADE_FLAG_DOUBLE, &o.rank.warmup_frac,
+         "share of impressions that only build feature state", 0, 0.95},
+        {"holdout-frac", CASCADE_FLAG_DOUBLE, &o.rank.holdout_frac,
+         "share of examples (the latest) held out", 0.001, 0.9},
+        {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
+    };
+    size_t n = sizeof(flags) / sizeof(flags[0]);
+    int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof(err));
+    if (rc == CASCADE_FLAGS_HELP) {
+        cascade_flags_usage(stdout, "cascade-build train-mmoe --data DIR --model-dir DIR [flags]",
+                            "Train the MMoE multi-task ranker on the event log (the train-rank "
+                            "examples, one label per task)\nand publish "
+                            "model-dir/rank-mmoe-<time>.safetensors.",
+                            flags, n);
+        return CASCADE_BUILD_EXIT_OK;
+    }
+    if (rc == 0 && (!data || !o.model_dir)) {
+        snprintf(err, sizeof(err), "--data and --model-dir are required");
+        rc = CASCADE_EINVAL;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "cascade-build train-mmoe: %s\n", err);
+        return CASCADE_BUILD_EXIT_USAGE;
+    }
+    o.lr = (float)lr;
+    o.expert_dropout = (float)dropout;
+    cascade_dataset *ds = NULL;
+    struct cascade_train_mmoe_summary s;
+    if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0)
+        rc = cascade_train_mmoe_run(ds, &o, &s, NULL, err, sizeof(err));
+    cascade_dataset_destroy(ds);
+    if (rc != 0) {
+        const char *msg = strncmp(err, "train-mmoe: ", 12) == 0 ? err + 12 : err;
+        fprintf(stderr, "cascade-build train-mmoe: %s\n", msg);
+        return CASCADE_BUILD_EXIT_FAILURE;
+    }
+    print_summary(&s);
+    return CASCADE_BUILD_EXIT_OK;
+}
