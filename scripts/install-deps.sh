@@ -11,6 +11,7 @@ PACKAGES=(
   libopenblas-dev libjansson-dev libmicrohttpd-dev libxxhash-dev
   libcmocka-dev time
   python3-grpcio python3-grpc-tools python3-protobuf
+  python3-faiss python3-numpy python3-torch
 )
 
 missing=()
