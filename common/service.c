@@ -82,6 +82,26 @@ static int pick_string(char *dst, size_t len, const char *flag, const char *env_
     return 0;
 }
 
+/* Set path to a JSON string value (quotes and backslashes escaped). */
+static int config_set_string(cascade_config *cfg, const char *path, const char *value, char *err,
+                             size_t errlen)
+{
+    char assignment[1200];
+    size_t n = (size_t)snprintf(assignment, sizeof(assignment), "%s=\"", path);
+    for (const char *c = value; *c && n + 4 < sizeof(assignment); c++) {
+        if (*c == '"' || *c == '\\')
+            assignment[n++] = '\\';
+        assignment[n++] = *c;
+    }
+    if (n + 2 > sizeof(assignment)) {
+        snprintf(err, errlen, "%s: value too long", path);
+        return CASCADE_EINVAL;
+    }
+    assignment[n++] = '"';
+    assignment[n] = '\0';
+    return cascade_config_set(cfg, assignment, err, errlen);
+}
+
 static int parse_int(const char *s, long min, long max, long *out)
 {
     char *end;
@@ -255,6 +275,11 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
     if (pick_string(out->model_dir, sizeof(out->model_dir), f_model, "CASCADE_MODEL_DIR",
                     out->config, "model_dir", "models", "--model-dir") != 0)
         goto fail;
+    /* Stages that read model_dir from the config see the resolved value. */
+    if (config_set_string(out->config, "model_dir", out->model_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cascade-%s: %s\n", name, err);
+        goto fail;
+    }
     snprintf(path, sizeof(path), "%s.threads", name);
     if (pick_int(&out->threads, f_threads, "CASCADE_THREADS", out->config, path, 0, 0, 256,
                  "--threads") != 0)

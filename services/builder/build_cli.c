@@ -25,6 +25,8 @@
 #include "swing.h"
 #include "train_rank.h"
 #include "train_mmoe.h"
+#include "train_prerank.h"
+#include "train_twotower.h"
 #include "usercf.h"
 
 #define MAX_FLAGS 72
@@ -689,6 +691,8 @@ static void usage(FILE *out)
                  "  authors           build author item lists, interacted and similar authors\n"
                  "  train-rank        train the ranking model and publish it to a model directory\n"
                  "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
+                 "  train-prerank     train the pre-rank hashed-feature model and publish it\n"
+                 "  train-two-tower   train the two-tower retrieval model, export its item index\n"
                  "  all               load + itemcf + swing + usercf + lists + authors + "
                  "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"
@@ -723,6 +727,10 @@ int cascade_build_main(int argc, char **argv)
         return job_command(JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "train-mmoe") == 0)
         return cascade_train_mmoe_command(argc, argv);
+    if (strcmp(cmd, "train-prerank") == 0)
+        return cascade_train_prerank_command(argc, argv);
+    if (strcmp(cmd, "train-two-tower") == 0)
+        return cascade_train_twotower_command(argc, argv);
     if (strcmp(cmd, "all") == 0)
         return job_command(JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS | JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "import-movielens") == 0)

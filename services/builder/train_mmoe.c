@@ -1,14 +1,17 @@
-/* cascade-build train-mmoe: multi-task labels from the event log, Adam
- * training of the MMoE ranker with per-epoch progress, held-out AUC / log
- * loss / ECE per task, and publication of rank-mmoe-<UTC>.safetensors. */
+/* cascade-build train-mmoe: multi-task labels from the event log, negative
+ * down-sampling, warm start, Adam training of the MMoE ranker with per-epoch
+ * progress, held-out AUC / log loss / ECE per task and the oracle AUC, and
+ * publication of rank-mmoe-<UTC>.safetensors plus rank-mmoe.latest. */
 #include "train_mmoe.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "build_cli.h"
 #include "calibration.h"
@@ -17,6 +20,7 @@
 #include "flags.h"
 #include "lr.h"
 #include "rank_features.h"
+#include "safetensors.h"
 
 #define NO_ROW UINT32_MAX
 #define LABEL_WATCH (-2)
@@ -36,6 +40,8 @@ void cascade_train_mmoe_defaults(struct cascade_train_mmoe_opts *o)
     o->expert_dropout = 0.1f;
     o->complete_frac = 0.8;
     o->seed = 1;
+    o->neg_sample_rate = 1;
+    o->warm_start = true;
 }
 
 /* ---- labels ---- */
@@ -178,6 +184,10 @@ struct job {
     float *Xs; /* standardised features [n, D] */
     const float *X, *labels, *weights;
     float mean[D], std[D];
+    uint32_t *rows; /* training rows after down-sampling */
+    size_t n_rows;
+    double alpha; /* negative keep rate */
+    int click;    /* index of the click task, -1 = none */
 };
 
 /* mean/std of every feature over the training rows; Xs = (X − mean)/std. */
@@ -254,12 +264,17 @@ static int evaluate(struct job *j, const float *X, struct cascade_train_mmoe_tas
         goto out;
     for (size_t t = 0; t < T; t++) {
         size_t k = 0;
-        double sum = 0;
+        double sum = 0, raw = 0, served = 0;
+        bool calibrate = (int)t == j->click && j->alpha < 1;
         for (size_t r = 0; r < nh; r++) {
             size_t i = (j->n_train + r) * T + t;
             if (j->weights[i] <= 0)
                 continue;
             p[k] = cascade_mmoe_serve(CASCADE_MMOE_BINARY, z[r * T + t]);
+            raw += p[k];
+            if (calibrate)
+                p[k] = (float)cascade_calibrate_downsampled(p[k], j->alpha);
+            served += p[k];
             y[k] = cascade_mmoe_target(c->tasks[t].kind, j->labels[i]);
             bin[k] = j->labels[i] > 0 ? 1.0f : 0.0f;
             sum += y[k++];
@@ -270,6 +285,8 @@ static int evaluate(struct job *j, const float *X, struct cascade_train_mmoe_tas
         rep[t].auc = k ? cascade_auc(p, bin, k) : NAN;
         rep[t].logloss = k ? cascade_logloss(p, y, k) : NAN;
         rep[t].ece = k ? cascade_ece(p, y, k, 10) : NAN;
+        rep[t].mean_pred = k ? served / (double)k : NAN;
+        rep[t].mean_raw = k ? raw / (double)k : NAN;
     }
     rc = 0;
 out:
@@ -303,7 +320,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
                         size_t errlen)
 {
     size_t B = j->o->batch, T = j->T;
-    uint32_t *order = malloc(j->n_train * sizeof(uint32_t));
+    uint32_t *order = malloc((j->n_rows + 1) * sizeof(uint32_t));
     float *xb = malloc(B * D * sizeof(float)), *lb = malloc(B * T * sizeof(float));
     float *wb = malloc(B * T * sizeof(float));
     int rc = CASCADE_ENOMEM;
@@ -315,12 +332,11 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
     cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5eed);
     struct cascade_nn_optim opt;
     cascade_nn_optim_adam(&opt, j->o->lr);
-    for (size_t i = 0; i < j->n_train; i++)
-        order[i] = (uint32_t)i;
+    memcpy(order, j->rows, j->n_rows * sizeof(uint32_t));
     size_t step = 0;
     double t0 = now_s();
     for (size_t ep = 1; ep <= j->o->epochs; ep++) {
-        for (size_t i = j->n_train; i > 1; i--) { /* Fisher-Yates */
+        for (size_t i = j->n_rows; i > 1; i--) { /* Fisher-Yates */
             size_t k = (size_t)cascade_nn_rng_below(&rng, i);
             uint32_t tmp = order[i - 1];
             order[i - 1] = order[k];
@@ -328,8 +344,8 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
         }
         double loss_sum = 0;
         size_t batches = 0;
-        for (size_t start = 0; start < j->n_train; start += B) {
-            size_t b = j->n_train - start < B ? j->n_train - start : B;
+        for (size_t start = 0; start < j->n_rows; start += B) {
+            size_t b = j->n_rows - start < B ? j->n_rows - start : B;
             for (size_t r = 0; r < b; r++) {
                 size_t row = order[start + r];
                 memcpy(xb + r * D, j->Xs + row * D, D * sizeof(float));
@@ -352,7 +368,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             goto out;
         }
         double elapsed = now_s() - t0;
-        double per_s = elapsed > 0 ? (double)(ep * j->n_train) / elapsed : 0;
+        double per_s = elapsed > 0 ? (double)(ep * j->n_rows) / elapsed : 0;
         if (!j->o->quiet)
             print_epoch(j, ep, step, loss_sum / (double)batches, rep, per_s,
                         elapsed / (double)ep * (double)(j->o->epochs - ep));
@@ -366,7 +382,311 @@ out:
     return rc;
 }
 
+/* ---- down-sampling, completion rates, warm start, oracle ---- */
+
+/* The training rows after keeping examples without a click at rate α; the
+ * kept negatives weigh 1/α in every task but click (which is calibrated at
+ * serving instead). Seeded by o->seed. */
+static int sample_rows(struct job *j, const struct cascade_rank_examples *ex, float *weights)
+{
+    struct cascade_nn_rng rng;
+    j->rows = malloc((j->n_train + 1) * sizeof(uint32_t));
+    if (!j->rows)
+        return CASCADE_ENOMEM;
+    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5a3b1e5ULL);
+    for (size_t r = 0; r < j->n_train; r++) {
+        bool neg = !(ex->y[r] > 0);
+        if (neg && j->alpha < 1) {
+            if (cascade_nn_rng_uniform(&rng) >= j->alpha)
+                continue;
+            for (size_t t = 0; t < j->T; t++)
+                if ((int)t != j->click)
+                    weights[r * j->T + t] = (float)(weights[r * j->T + t] / j->alpha);
+        }
+        j->rows[j->n_rows++] = (uint32_t)r;
+    }
+    return 0;
+}
+
+/* f(duration) of the completion adjustment: the mean completion label of
+ * the training videos per duration bucket (upper edges below; a bucket
+ * without videos gets the overall mean), as "15:0.61,30:0.52,...,inf:0.2".
+ * "" when the model has no complete task. */
+static void complete_rates(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                           const struct job *j, char *out, size_t len)
+{
+    static const double edges[] = {15, 30, 60, 120, 300, INFINITY};
+    enum { NB = sizeof(edges) / sizeof(edges[0]) };
+    double pos[NB] = {0}, cnt[NB] = {0}, all_pos = 0, all = 0;
+    const struct cascade_mmoe_config *c = cascade_mmoe_config(j->m);
+    int t = cascade_mmoe_task_index(j->m, "complete");
+    out[0] = '\0';
+    if (t < 0 || c->tasks[t].kind != CASCADE_MMOE_BINARY)
+        return;
+    for (size_t r = 0; r < j->n_train; r++) {
+        size_t i = r * j->T + (size_t)t;
+        if (j->weights[i] <= 0)
+            continue;
+        double d = ds->items[ds->events[ex->event[r]].item].duration_s;
+        size_t b = 0;
+        while (b + 1 < NB && d >= edges[b])
+            b++;
+        pos[b] += j->labels[i];
+        cnt[b] += 1;
+        all_pos += j->labels[i];
+        all += 1;
+    }
+    if (all == 0)
+        return;
+    size_t off = 0;
+    for (size_t b = 0; b < NB && off < len; b++) {
+        double rate = cnt[b] > 0 ? pos[b] / cnt[b] : all_pos / all;
+        if (isinf(edges[b]))
+            off += (size_t)snprintf(out + off, len - off, "%sinf:%.4f", b ? "," : "", rate);
+        else
+            off +=
+                (size_t)snprintf(out + off, len - off, "%s%g:%.4f", b ? "," : "", edges[b], rate);
+    }
+}
+
+/* Read the model file name in dir/rank-mmoe.latest into name; false when
+ * there is none. */
+static bool read_latest_name(const char *dir, char *name, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(name, (int)len, f) != NULL;
+    fclose(f);
+    name[ok ? strcspn(name, " \t\r\n") : 0] = '\0';
+    return name[0] != '\0' && !strchr(name, '/');
+}
+
+static bool same_shape(const struct cascade_mmoe_config *a, const struct cascade_mmoe_config *b)
+{
+    if (a->input_dim != b->input_dim || a->n_experts != b->n_experts ||
+        a->expert_hidden != b->expert_hidden || a->tower_hidden != b->tower_hidden ||
+        a->n_tasks != b->n_tasks)
+        return false;
+    for (size_t t = 0; t < a->n_tasks; t++)
+        if (strcmp(a->tasks[t].name, b->tasks[t].name) != 0 || a->tasks[t].kind != b->tasks[t].kind)
+            return false;
+    return true;
+}
+
+/* The inverse of fold_layer: W·x + b = (W·std)·((x − mean)/std) + (b + W·mean). */
+static void unfold_layer(cascade_nn_params *ps, const char *prefix, const float *mean,
+                         const float *std)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.weight", prefix);
+    struct cascade_nn_param *w = cascade_nn_params_find(ps, name);
+    snprintf(name, sizeof(name), "%s.bias", prefix);
+    struct cascade_nn_param *b = cascade_nn_params_find(ps, name);
+    if (!w || !b || w->cols != D)
+        return;
+    for (size_t o = 0; o < w->rows; o++) {
+        double shift = 0;
+        for (size_t d = 0; d < D; d++) {
+            shift += (double)w->value[o * D + d] * mean[d];
+            w->value[o * D + d] *= std[d];
+        }
+        b->value[o] = (float)(b->value[o] + shift);
+    }
+}
+
+/* Start from the weights of the model named by model-dir/rank-mmoe.latest
+ * when it has this model's shape and tasks (re-expressed for standardised
+ * inputs; call after standardise). Anything else trains from scratch, with
+ * the reason on stderr. from receives the file name used, "" when none. */
+static void warm_start(struct job *j, char *from, size_t fromlen)
+{
+    char name[256], path[4096], err[512] = "";
+    from[0] = '\0';
+    if (!j->o->warm_start || !j->o->model_dir ||
+        !read_latest_name(j->o->model_dir, name, sizeof(name)))
+        return;
+    snprintf(path, sizeof(path), "%s/%s", j->o->model_dir, name);
+    cascade_mmoe *prev = cascade_mmoe_load(path, err, sizeof(err));
+    if (!prev || !same_shape(cascade_mmoe_config(prev), cascade_mmoe_config(j->m))) {
+        if (!j->o->quiet)
+            fprintf(stderr, "train-mmoe: not warm-starting from %s: %s\n", name,
+                    prev ? "different shape or tasks" : err);
+        cascade_mmoe_destroy(prev);
+        return;
+    }
+    cascade_nn_params *dst = cascade_mmoe_params(j->m), *src = cascade_mmoe_params(prev);
+    for (size_t i = 0; i < cascade_nn_params_count(dst); i++) {
+        struct cascade_nn_param *d = cascade_nn_params_at(dst, i);
+        struct cascade_nn_param *s = cascade_nn_params_find(src, d->name);
+        if (s && s->size == d->size)
+            memcpy(d->value, s->value, d->size * sizeof(float));
+    }
+    cascade_mmoe_destroy(prev);
+    const struct cascade_mmoe_config *c = cascade_mmoe_config(j->m);
+    char prefix[48];
+    for (size_t e = 0; e < c->n_experts; e++) {
+        snprintf(prefix, sizeof(prefix), "experts.%zu.0", e);
+        unfold_layer(dst, prefix, j->mean, j->std);
+    }
+    for (size_t t = 0; t < c->n_tasks; t++) {
+        snprintf(prefix, sizeof(prefix), "gates.%zu", t);
+        unfold_layer(dst, prefix, j->mean, j->std);
+    }
+    snprintf(from, fromlen, "%s", name);
+    if (!j->o->quiet)
+        fprintf(stderr, "train-mmoe: warm start from %s\n", name);
+}
+
+/* True p_click per event from the generator's truth.tsv (impressions in
+ * events.tsv order); NULL when missing or not lined up with the events. */
+static float *truth_read(const cascade_dataset *ds, const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    float *p = f ? malloc((ds->n_events + 1) * sizeof(float)) : NULL;
+    char line[512];
+    size_t ev = 0;
+    bool ok = p && fgets(line, sizeof(line), f) != NULL; /* header */
+    for (size_t i = 0; p && i < ds->n_events; i++)
+        p[i] = -1;
+    while (ok && fgets(line, sizeof(line), f)) {
+        char uid[128];
+        long long ts;
+        unsigned long long item;
+        double prob;
+        if (sscanf(line, "%lld\t%127s\t%llu\t%lf", &ts, uid, &item, &prob) != 4) {
+            ok = false;
+            break;
+        }
+        while (ev < ds->n_events && ds->events[ev].type != CASCADE_EV_IMPRESSION)
+            ev++;
+        const struct cascade_ds_event *e = ev < ds->n_events ? &ds->events[ev] : NULL;
+        if (!e || e->ts != ts || ds->items[e->item].id != item ||
+            strcmp(ds->users[e->user].id, uid) != 0) {
+            ok = false;
+            break;
+        }
+        p[ev++] = (float)prob;
+    }
+    if (f)
+        fclose(f);
+    if (!ok) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* AUC of the true p_click on the held-out examples: the best any model can do. */
+static double oracle_auc(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                         const struct cascade_train_mmoe_opts *o)
+{
+    float *owned = o->true_p_click ? NULL : truth_read(ds, o->rank.truth_path);
+    const float *truth = o->true_p_click ? o->true_p_click : owned;
+    size_t nh = ex->n - ex->n_train;
+    float *p = truth ? malloc((nh + 1) * sizeof(float)) : NULL;
+    double auc = NAN;
+    if (p) {
+        bool ok = true;
+        for (size_t k = 0; k < nh && ok; k++) {
+            p[k] = truth[ex->event[ex->n_train + k]];
+            ok = p[k] >= 0;
+        }
+        if (ok)
+            auc = cascade_auc(p, ex->y + ex->n_train, nh);
+    }
+    free(p);
+    free(owned);
+    return auc;
+}
+
 /* ---- publication ---- */
+
+/* Rewrite the file cascade_mmoe_save wrote with train-mmoe's extra metadata
+ * (neg_sample_rate, complete_rate_by_duration), atomically. */
+static int add_metadata(const cascade_mmoe *m, const char *path, double alpha, const char *rates,
+                        char *err, size_t errlen)
+{
+    static const char *const keys[] = {"format",
+                                       "input_dim",
+                                       "n_experts",
+                                       "expert_hidden",
+                                       "tower_hidden",
+                                       "tasks",
+                                       "expert_dropout",
+                                       "seed",
+                                       "version",
+                                       "neg_sample_rate",
+                                       "complete_rate_by_duration"};
+    enum { NK = sizeof(keys) / sizeof(keys[0]) };
+    const char *vals[NK];
+    char alpha_s[32];
+    cascade_safetensors *st = cascade_safetensors_read(path, err, errlen);
+    if (!st)
+        return CASCADE_EIO;
+    const cascade_nn_params *ps = cascade_mmoe_params((cascade_mmoe *)m);
+    size_t n = cascade_nn_params_count(ps), nk = 0;
+    struct cascade_tensor *t = calloc(n + 1, sizeof(*t));
+    int rc = CASCADE_ENOMEM;
+    if (!t)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct cascade_tensor *x =
+            cascade_safetensors_find(st, cascade_nn_params_at(ps, i)->name);
+        if (!x) {
+            snprintf(err, errlen, "%s: tensor %s missing after save", path,
+                     cascade_nn_params_at(ps, i)->name);
+            rc = CASCADE_EINTERNAL;
+            goto out;
+        }
+        t[i] = *x;
+    }
+    snprintf(alpha_s, sizeof(alpha_s), "%.17g", alpha);
+    const char *const *k = keys;
+    const char *kv[NK];
+    for (size_t i = 0; i + 2 < NK; i++) {
+        const char *v = cascade_safetensors_meta(st, k[i]);
+        if (v) {
+            kv[nk] = k[i];
+            vals[nk++] = v;
+        }
+    }
+    kv[nk] = "neg_sample_rate";
+    vals[nk++] = alpha_s;
+    if (rates[0]) {
+        kv[nk] = "complete_rate_by_duration";
+        vals[nk++] = rates;
+    }
+    rc = cascade_safetensors_write(path, t, n, kv, vals, nk, err, errlen);
+out:
+    free(t);
+    cascade_safetensors_destroy(st);
+    return rc;
+}
+
+/* Point dir/rank-mmoe.latest at file (temporary file, fsync, rename). */
+static int write_latest(const char *dir, const char *file, char *err, size_t errlen)
+{
+    char latest[4096], tmp[4200];
+    snprintf(latest, sizeof(latest), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", latest);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return CASCADE_EIO;
+    }
+    fprintf(f, "%s\n", file);
+    bool bad = ferror(f) != 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    if (fclose(f) != 0 || bad || rename(tmp, latest) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", latest, strerror(errno));
+        unlink(tmp);
+        return CASCADE_EIO;
+    }
+    return 0;
+}
 
 static int publish(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
                    char *err, size_t errlen)
@@ -387,7 +707,13 @@ static int publish(const cascade_mmoe *m, const char *dir, struct cascade_train_
         snprintf(sum->version, sizeof(sum->version), "rank-mmoe-%s-%d", stamp, n);
         snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
     }
-    return cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen);
+    char file[256];
+    snprintf(file, sizeof(file), "%s.safetensors", sum->version);
+    if ((rc = cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen)) != 0 ||
+        (rc = add_metadata(m, sum->model_path, sum->neg_sample_rate, sum->complete_rates, err,
+                           errlen)) != 0)
+        return rc;
+    return write_latest(dir, file, err, errlen);
 }
 
 static cascade_mmoe *new_model(const struct cascade_train_mmoe_opts *o, char *err, size_t errlen)
@@ -416,11 +742,17 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if (!sum)
         sum = &local;
     memset(sum, 0, sizeof(*sum));
+    sum->oracle_auc = NAN;
     memset(&ex, 0, sizeof(ex));
     if (model)
         *model = NULL;
     if (o->batch == 0 || o->epochs == 0) {
         snprintf(err, errlen, "train-mmoe: --epochs and --batch must be at least 1");
+        return CASCADE_EINVAL;
+    }
+    if (!(o->neg_sample_rate > 0 && o->neg_sample_rate <= 1)) {
+        snprintf(err, errlen, "train-mmoe: --neg-sample-rate %g is not in (0, 1]",
+                 o->neg_sample_rate);
         return CASCADE_EINVAL;
     }
     if (!(j.m = new_model(o, err, errlen)))
@@ -471,6 +803,22 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     j.labels = labels;
     j.weights = weights;
     standardise(&j);
+    j.click = cascade_mmoe_task_index(j.m, "click");
+    j.alpha = o->neg_sample_rate;
+    sum->neg_sample_rate = j.alpha;
+    complete_rates(ds, &ex, &j, sum->complete_rates, sizeof(sum->complete_rates));
+    if ((rc = sample_rows(&j, &ex, weights)) != 0) {
+        snprintf(err, errlen, "train-mmoe: out of memory");
+        goto out;
+    }
+    sum->sampled_train = j.n_rows;
+    if (j.n_rows == 0) {
+        snprintf(err, errlen, "train-mmoe: no training example left after down-sampling");
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    warm_start(&j, sum->warm_from, sizeof(sum->warm_from));
+    sum->oracle_auc = oracle_auc(ds, &ex, o);
     if ((rc = train_epochs(&j, sum->tasks, err, errlen)) != 0)
         goto out;
     /* The saved model takes raw features, like the Rank service computes them. */
@@ -486,6 +834,7 @@ out:
     sum->seconds = now_s() - t0;
     cascade_rank_examples_free(&ex);
     cascade_mmoe_scratch_destroy(j.s);
+    free(j.rows);
     free(j.Xs);
     free(labels);
     free(weights);
@@ -509,8 +858,24 @@ static void print_summary(const struct cascade_train_mmoe_summary *s)
                r->name, r->auc, r->logloss, r->ece, r->positive_rate, r->labelled,
                s->gate_entropy[t]);
     }
+    if (s->neg_sample_rate < 1)
+        printf("train-mmoe: negatives kept at rate %g: %zu of %zu training examples; click "
+               "calibrated p = a*q/(1-q+a*q): held-out mean %.4f (uncalibrated %.4f)\n",
+               s->neg_sample_rate, s->sampled_train, s->train, s->tasks[0].mean_pred,
+               s->tasks[0].mean_raw);
+    for (size_t t = 0; t < s->n_tasks; t++)
+        if (strcmp(s->tasks[t].name, "click") == 0 && !isnan(s->oracle_auc))
+            printf("train-mmoe: click held-out AUC %.4f, oracle AUC (true p_click) %.4f, gap "
+                   "%.4f\n",
+                   s->tasks[t].auc, s->oracle_auc, s->oracle_auc - s->tasks[t].auc);
+    if (s->complete_rates[0])
+        printf("train-mmoe: completion rate by duration (f of p_complete/f): %s\n",
+               s->complete_rates);
+    printf("train-mmoe: %s%s\n", s->warm_from[0] ? "warm start from " : "fresh initialisation",
+           s->warm_from);
     if (s->model_path[0])
-        printf("train-mmoe: model %s (version %s)\n", s->model_path, s->version);
+        printf("train-mmoe: model %s (version %s), %s updated\n", s->model_path, s->version,
+               CASCADE_TRAIN_MMOE_LATEST);
 }
 
 int cascade_train_mmoe_command(int argc, char **argv)
@@ -520,6 +885,8 @@ int cascade_train_mmoe_command(int argc, char **argv)
     char err[1024];
     cascade_train_mmoe_defaults(&o);
     double lr = o.lr, dropout = o.expert_dropout;
+    bool warm = false, cold = false;
+    char truth[4096];
     const struct cascade_flag flags[] = {
         {"data", CASCADE_FLAG_STRING, &data, "directory of users/items/events.tsv; required", 0, 0},
         {"model-dir", CASCADE_FLAG_STRING, &o.model_dir,
@@ -541,16 +908,25 @@ int cascade_train_mmoe_command(int argc, char **argv)
          "share of impressions that only build feature state", 0, 0.95},
         {"holdout-frac", CASCADE_FLAG_DOUBLE, &o.rank.holdout_frac,
          "share of examples (the latest) held out", 0.001, 0.9},
+        {"neg-sample-rate", CASCADE_FLAG_DOUBLE, &o.neg_sample_rate,
+         "keep examples without a click at this rate (click calibrated back)", 1e-4, 1},
+        {"warm-start", CASCADE_FLAG_BOOL, &warm,
+         "start from model-dir/rank-mmoe.latest when it has the same shape (the default)", 0, 0},
+        {"no-warm-start", CASCADE_FLAG_BOOL, &cold, "always start from a fresh initialisation", 0,
+         0},
+        {"truth", CASCADE_FLAG_STRING, &o.rank.truth_path,
+         "generator truth.tsv for the oracle AUC (default DATA/truth.tsv when present)", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof(flags) / sizeof(flags[0]);
     int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof(err));
     if (rc == CASCADE_FLAGS_HELP) {
-        cascade_flags_usage(stdout, "cascade-build train-mmoe --data DIR --model-dir DIR [flags]",
-                            "Train the MMoE multi-task ranker on the event log (the train-rank "
-                            "examples, one label per task)\nand publish "
-                            "model-dir/rank-mmoe-<time>.safetensors.",
-                            flags, n);
+        cascade_flags_usage(
+            stdout, "cascade-build train-mmoe --data DIR --model-dir DIR [flags]",
+            "Train the MMoE multi-task ranker on the event log (the train-rank "
+            "examples, one label per task)\nand publish "
+            "model-dir/rank-mmoe-<time>.safetensors and point model-dir/rank-mmoe.latest at it.",
+            flags, n);
         return CASCADE_BUILD_EXIT_OK;
     }
     if (rc == 0 && (!data || !o.model_dir)) {
@@ -563,6 +939,11 @@ int cascade_train_mmoe_command(int argc, char **argv)
     }
     o.lr = (float)lr;
     o.expert_dropout = (float)dropout;
+    o.warm_start = !cold;
+    (void)warm;
+    snprintf(truth, sizeof(truth), "%s/truth.tsv", data);
+    if (!o.rank.truth_path && access(truth, R_OK) == 0)
+        o.rank.truth_path = truth;
     cascade_dataset *ds = NULL;
     struct cascade_train_mmoe_summary s;
     if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0)

@@ -13,7 +13,9 @@ static const char extra_usage[] =
     "  prerank.weights.ctr             weight of the smoothed CTR (default 4.0)\n"
     "  prerank.weights.recall          weight of the recall score (default 1.0)\n"
     "  prerank.ctr_prior.clicks        CTR smoothing pseudo-clicks (default 1)\n"
-    "  prerank.ctr_prior.impressions   CTR smoothing pseudo-impressions (default 20)\n";
+    "  prerank.ctr_prior.impressions   CTR smoothing pseudo-impressions (default 20)\n"
+    "  prerank.reload_interval_ms      how often <model-dir>/prerank-lr.latest is checked (1000)\n"
+    "Without a model in --model-dir the heuristic above scores (model_version says so).\n";
 
 int main(int argc, char **argv)
 {
@@ -38,14 +40,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "cascade-prerank: out of memory creating the Redis pool\n");
         goto out;
     }
-    if (!(prerank = cascade_prerank_create(opts.config, redis, opts.ns, err, sizeof err))) {
+    if (!(prerank = cascade_prerank_create(opts.config, redis, opts.ns, opts.model_dir, err,
+                                           sizeof err))) {
         fprintf(stderr, "cascade-prerank: %s\n", err);
         goto out;
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = cascade_prerank_methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, "cascade.v1.PreRank", methods, n_methods,
-                               prerank);
+    code = cascade_service_run(&opts, metrics, "cascade.v1.PreRank", methods, n_methods, prerank);
 out:
     cascade_prerank_destroy(prerank);
     cascade_metrics_destroy(metrics);

@@ -1,5 +1,6 @@
-/* Pre-rank stage: fetch item statistics (MGET in chunks), compute the light
- * score, sort, keep the top N. */
+/* Pre-rank stage: fetch item records (MGET in chunks) and, with a model, the
+ * user record; score with the hashed-feature LR or the heuristic, sort, keep
+ * the top N. */
 #include "prerank.h"
 
 #include <math.h>
@@ -11,18 +12,11 @@
 #include "error.h"
 #include "experiments.h"
 #include "request.h"
+#include "prerank_internal.h"
 #include "store.h"
 
 /* Item records per MGET. */
 #define PRERANK_CHUNK 512
-
-struct cascade_prerank {
-    cascade_redis_pool *redis; /* borrowed */
-    char ns[64];
-    uint32_t keep; /* default keep */
-    size_t max_candidates;
-    struct cascade_prerank_weights weights;
-};
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -51,13 +45,35 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
         (rc = cascade_config_double(cfg, "prerank.ctr_prior.impressions", 20.0, 1e-6, 1e9,
                                     &w->prior_impressions, err, errlen)))
         return rc;
-    return 0;
+    return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
+                              &p->reload_interval_ms, err, errlen);
+}
+
+static cascade_prerank *prerank_alloc(void)
+{
+    cascade_prerank *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    if (pthread_mutex_init(&p->model_lock, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    if (pthread_mutex_init(&p->reload_lock, NULL) != 0) {
+        pthread_mutex_destroy(&p->model_lock);
+        free(p);
+        return NULL;
+    }
+    atomic_init(&p->next_check_ms, 0);
+    atomic_init(&p->warned_no_model, false);
+    return p;
 }
 
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                        const char *ns, char *err, size_t errlen)
+                                        const char *ns, const char *model_dir, char *err,
+                                        size_t errlen)
 {
-    cascade_prerank *p = calloc(1, sizeof *p);
+    char lerr[512];
+    cascade_prerank *p = prerank_alloc();
     if (!p) {
         snprintf(err, errlen, "prerank: out of memory");
         goto fail;
@@ -66,30 +82,36 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
         snprintf(err, errlen, "prerank: namespace must be 1..%zu characters", sizeof p->ns - 1);
         goto fail;
     }
+    if (model_dir && strlen(model_dir) >= sizeof p->model_dir) {
+        snprintf(err, errlen, "prerank: model directory must be at most %zu characters",
+                 sizeof p->model_dir - 1);
+        goto fail;
+    }
     snprintf(p->ns, sizeof p->ns, "%s", ns);
+    snprintf(p->model_dir, sizeof p->model_dir, "%s", model_dir ? model_dir : "");
+    if (p->model_dir[0])
+        snprintf(p->heuristic_version, sizeof p->heuristic_version,
+                 "prerank-heuristic-v1 (no model in %s)", p->model_dir);
+    else
+        snprintf(p->heuristic_version, sizeof p->heuristic_version, "prerank-heuristic-v1");
     p->redis = redis;
     if (prerank_read_config(p, cfg, err, errlen) != 0)
         goto fail;
+    (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
     return p;
 fail:
-    free(p);
+    cascade_prerank_destroy(p);
     return NULL;
 }
 
 void cascade_prerank_destroy(cascade_prerank *p)
 {
+    if (!p)
+        return;
+    cascade_prerank__model_release(p->model);
+    pthread_mutex_destroy(&p->model_lock);
+    pthread_mutex_destroy(&p->reload_lock);
     free(p);
-}
-
-/* ------------------------------------------------------------------ scoring */
-
-float cascade_prerank_score(const struct cascade_prerank_weights *w,
-                            const cascade_v1_ItemStats *stats, float recall_score)
-{
-    double clicks = stats ? stats->clicks : 0, impressions = stats ? stats->impressions : 0;
-    double ctr = (clicks + w->prior_clicks) / (impressions + w->prior_impressions);
-    double s = w->clicks * log1p(clicks) + w->ctr * ctr + w->recall * (double)recall_score;
-    return isfinite(s) ? (float)s : 0.0f;
 }
 
 /* ------------------------------------------------------------------ request */
@@ -138,10 +160,33 @@ static struct cascade_prerank_weights prerank_weights(const cascade_prerank *p,
     return w;
 }
 
+/* The scorer of one request: the model with the user's features, or the
+ * heuristic weights when model is NULL. */
+struct scorer {
+    struct cascade_prerank__model *model;
+    struct cascade_prerank_user user;
+    int64_t now_s;
+    struct cascade_prerank_weights w;
+};
+
+static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec, bool found,
+                       uint64_t item_id, float recall_score)
+{
+    if (!s->model)
+        return cascade_prerank_score(&s->w, found && rec->has_stats ? &rec->stats : NULL,
+                                     recall_score);
+    uint32_t idx[CASCADE_PRERANK_FEATURES];
+    cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
+    unknown.item_id = item_id;
+    cascade_prerank_features(&s->user, found ? rec : &unknown, s->now_s,
+                             cascade_hashlr_bits(s->model->lr), idx);
+    return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
+}
+
 /* Fetch records chunk by chunk and score every candidate. */
 static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
                              int64_t deadline_ms, const Cascade__V1__PreRankRequest *req,
-                             const struct cascade_prerank_weights *w, char *err, size_t errlen)
+                             const struct scorer *s, char *err, size_t errlen)
 {
     uint64_t ids[PRERANK_CHUNK];
     bool found[PRERANK_CHUNK];
@@ -169,10 +214,52 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
         }
         for (size_t i = 0; i < n; i++) {
             Cascade__V1__Candidate *c = req->candidates[off + i];
-            const cascade_v1_ItemStats *st = found[i] && recs[i].has_stats ? &recs[i].stats : NULL;
-            c->prerank_score = cascade_prerank_score(w, st, c->recall_score);
+            c->prerank_score = score_one(s, &recs[i], found[i], c->item_id, c->recall_score);
         }
     }
+    return 0;
+}
+
+/* With a model: the user record (absent = anonymous user) and the time. */
+static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                       const Cascade__V1__PreRankRequest *req, struct scorer *s, char *err,
+                       size_t errlen)
+{
+    bool found = false;
+    cascade_v1_UserRecord *u = cascade_arena_calloc(arena, 1, sizeof *u);
+    if (!u) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    int rc = cascade_store_get_user(redis, p->ns, req->user->user_id, u, &found);
+    if (rc != 0) {
+        snprintf(err, errlen, "prerank: user record: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM ? rc : CASCADE_EUNAVAILABLE;
+    }
+    cascade_prerank_user_prepare(found ? u : NULL, req->user->user_id, &s->user);
+    s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_now_ms() / 1000;
+    return 0;
+}
+
+static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankRequest *req,
+                             size_t keep, const char *version, Cascade__V1__PreRankResponse **out)
+{
+    Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
+    Cascade__V1__Candidate **cands =
+        cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *cands);
+    char *v = cascade_arena_strdup(arena, version);
+    if (!resp || !cands || !v)
+        return CASCADE_ENOMEM;
+    memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
+    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
+        0)
+        return CASCADE_ENOMEM;
+    cascade__v1__pre_rank_response__init(resp);
+    resp->candidates = cands;
+    resp->n_candidates = req->n_candidates < keep ? req->n_candidates : keep;
+    resp->model_version = v;
+    *out = resp;
     return 0;
 }
 
@@ -186,28 +273,26 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
         rc = prerank_keep(p, req, &keep, err, errlen);
     if (rc != 0)
         return rc;
-    struct cascade_prerank_weights w = prerank_weights(p, req->experiments);
+    cascade_prerank__maybe_reload(p);
+    struct scorer s = {.model = cascade_prerank__model_acquire(p),
+                       .w = prerank_weights(p, req->experiments)};
     cascade_redis *redis = cascade_redis_pool_get(p->redis);
-    Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
-    Cascade__V1__Candidate **cands =
-        cascade_arena_calloc(arena, req->n_candidates + 1, sizeof *cands);
-    if (!redis || !resp || !cands)
-        goto nomem;
-    if ((rc = prerank_score_all(p, redis, arena, deadline_ms, req, &w, err, errlen)) != 0)
-        return rc;
-    memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
-    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
-        0)
-        goto nomem;
-    cascade__v1__pre_rank_response__init(resp);
-    resp->candidates = cands;
-    resp->n_candidates = req->n_candidates < keep ? req->n_candidates : keep;
-    resp->model_version = "prerank-heuristic-v1";
-    *out = resp;
-    return 0;
-nomem:
-    snprintf(err, errlen, "prerank: out of request memory");
-    return CASCADE_ENOMEM;
+    if (!redis) {
+        rc = CASCADE_ENOMEM;
+        snprintf(err, errlen, "prerank: out of memory for a Redis connection");
+        goto out;
+    }
+    if (s.model && (rc = scorer_user(p, redis, arena, req, &s, err, errlen)) != 0)
+        goto out;
+    if ((rc = prerank_score_all(p, redis, arena, deadline_ms, req, &s, err, errlen)) != 0)
+        goto out;
+    rc =
+        prerank_sort_keep(arena, req, keep, s.model ? s.model->version : p->heuristic_version, out);
+    if (rc != 0)
+        snprintf(err, errlen, "prerank: out of request memory");
+out:
+    cascade_prerank__model_release(s.model);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ rpc */

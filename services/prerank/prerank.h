@@ -1,11 +1,13 @@
-/* Pre-rank stage (粗排): a light score from item statistics and the recall
- * score for thousands of candidates, keeping the best few hundred.
- * prerank_score = w_clicks·log1p(clicks) + w_ctr·smoothed_ctr + w_recall·recall_score,
- * smoothed_ctr = (clicks + prior_clicks) / (impressions + prior_impressions).
+/* Pre-rank stage (粗排): a light score for thousands of candidates, keeping
+ * the best few hundred. With a model (<model_dir>/prerank-lr.latest, a
+ * hashed-feature LR, common/hashlr.h) the score is its p_click over the
+ * user×item crosses of common/prerank_features.h; without one, the heuristic
+ * w_clicks·log1p(clicks) + w_ctr·smoothed_ctr + w_recall·recall_score.
  * The handler wraps cascade_prerank_run, which tests call directly. */
 #ifndef CASCADE_PRERANK_H
 #define CASCADE_PRERANK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,24 +15,31 @@
 #include "cascade/v1/prerank.pb-c.h"
 #include "cascade/v1/records.pb.h"
 #include "config.h"
+#include "prerank_features.h"
 #include "redis.h"
 #include "rpc.h"
 
 typedef struct cascade_prerank cascade_prerank;
 
-/* The score's parameters (config prerank.weights.* and prerank.ctr_prior.*). */
-struct cascade_prerank_weights {
-    double clicks;            /* weight of log1p(clicks) */
-    double ctr;               /* weight of the smoothed CTR */
-    double recall;            /* weight of the candidate's recall_score */
-    double prior_clicks;      /* CTR smoothing: pseudo-clicks */
-    double prior_impressions; /* CTR smoothing: pseudo-impressions (> 0) */
-};
+/* The pointer file naming the current model in the model directory. */
+#define CASCADE_PRERANK_LATEST_FILE "prerank-lr.latest"
 
 /* Create the stage from the "prerank" config section (cfg may be NULL).
- * Borrows `redis`; copies `ns`. NULL with a message in err on bad config. */
+ * Borrows `redis`; copies `ns` and `model_dir` (NULL or "": heuristic only,
+ * no model is looked for). The newest model is loaded now and reloaded when
+ * the .latest file changes (checked every prerank.reload_interval_ms).
+ * NULL with a message in err on bad config. */
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                        const char *ns, char *err, size_t errlen);
+                                        const char *ns, const char *model_dir, char *err,
+                                        size_t errlen);
+
+/* Check the .latest file now (force: reload even when unchanged). Returns 0
+ * (also when there is no model: the heuristic serves) or the load error;
+ * the current scorer is kept on failure. */
+int cascade_prerank_reload(cascade_prerank *p, bool force, char *err, size_t errlen);
+
+/* The version being served: the model's, or "prerank-heuristic-v1" plus why. */
+const char *cascade_prerank_model_version(cascade_prerank *p, char *buf, size_t len);
 
 /* NULL is a no-op. */
 void cascade_prerank_destroy(cascade_prerank *p);
@@ -50,9 +59,5 @@ int cascade_prerank_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCM
 
 /* The method table for cascade_service_run; *n is set to its length. Static. */
 const struct cascade_rpc_method *cascade_prerank_methods(size_t *n);
-
-/* The score of one item; stats may be NULL (unknown item: zero counters). */
-float cascade_prerank_score(const struct cascade_prerank_weights *w,
-                            const cascade_v1_ItemStats *stats, float recall_score);
 
 #endif

@@ -1,4 +1,4 @@
-/* cascade-rank: serves cascade.v1.Rank (LR p_click + fusion) over gRPC.
+/* cascade-rank: serves cascade.v1.Rank (MMoE or LR predictions + fusion) over gRPC.
  * Thin wrapper: options, Redis pool, the stage, the run loop. */
 #include <stdio.h>
 
@@ -7,10 +7,15 @@
 
 static const char extra_usage[] =
     "Rank config keys:\n"
-    "  rank.fusion.formula             fusion formula (default weighted_sum)\n"
+    "  rank.model                      auto (rank-mmoe.latest, else rank-lr.latest), mmoe, lr,\n"
+    "                                  heuristic (default auto)\n"
+    "  rank.fusion.formula             weighted_sum, click_boost, rank_based, product\n"
+    "                                  (default weighted_sum; experiment param of the same name)\n"
     "  rank.fusion.weights.<task>      task weight; tasks click (default 1), like, collect,\n"
     "                                  share, watch_time, complete (default 0)\n"
-    "  rank.reload_interval_ms         how often <model-dir>/rank-lr.latest is checked (1000)\n"
+    "  rank.fusion.rank_alpha, rank_beta  rank_based: w / (rank^alpha + beta) (1, 10)\n"
+    "  rank.fusion.complete_adjust     fuse p_complete / f(duration) (default true)\n"
+    "  rank.reload_interval_ms         how often the .latest file is checked (1000)\n"
     "  rank.heuristic.prior_clicks     CTR smoothing while no model exists (default 1)\n"
     "  rank.heuristic.prior_impressions  (default 20)\n"
     "  rank.max_candidates             largest candidate list accepted (default 5000)\n";

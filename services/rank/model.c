@@ -1,5 +1,6 @@
-/* Rank model lifecycle: find the model named by <model_dir>/rank-lr.latest,
- * load it with lr.h, and swap it in under running requests (reference
+/* Rank model lifecycle: find the model named by <model_dir>/rank-mmoe.latest
+ * (mmoe.h, plus the calibration and completion metadata train-mmoe writes)
+ * or rank-lr.latest (lr.h), and swap it in under running requests (reference
  * counts: a request keeps the model it started with until it finishes). */
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "rank_features.h"
 #include "log.h"
 #include "rank_internal.h"
+#include "safetensors.h"
 
 struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r)
 {
@@ -28,6 +30,7 @@ void cascade_rank__model_release(struct cascade_rank__model *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
         cascade_lr_destroy(m->lr);
+        cascade_mmoe_destroy(m->mmoe);
         free(m);
     }
 }
@@ -65,7 +68,7 @@ static void stat_latest(const char *path, struct cascade_rank__latest_stat *st)
 static bool same_stat(const struct cascade_rank__latest_stat *a,
                       const struct cascade_rank__latest_stat *b)
 {
-    return a->exists == b->exists && a->mtime.tv_sec == b->mtime.tv_sec &&
+    return a->exists == b->exists && a->mmoe == b->mmoe && a->mtime.tv_sec == b->mtime.tv_sec &&
            a->mtime.tv_nsec == b->mtime.tv_nsec && a->ino == b->ino && a->size == b->size;
 }
 
@@ -97,12 +100,10 @@ static int read_latest(const char *path, char *name, size_t len, char *err, size
     return 0;
 }
 
-/* Load <model_dir>/<name> into a new holder entry. */
-static int model_load(const cascade_rank *r, const char *name, struct cascade_rank__model **out,
-                      char *err, size_t errlen)
+/* An LR model of the rank features. */
+static int lr_load(const char *path, struct cascade_rank__model *m, char *err, size_t errlen)
 {
-    char path[1024], lerr[512] = "";
-    snprintf(path, sizeof path, "%s/%s", r->model_dir, name);
+    char lerr[512] = "";
     cascade_lr *lr = cascade_lr_load(path, lerr, sizeof lerr);
     if (!lr) {
         snprintf(err, errlen, "%s", lerr[0] ? lerr : path);
@@ -114,17 +115,143 @@ static int model_load(const cascade_rank *r, const char *name, struct cascade_ra
         cascade_lr_destroy(lr);
         return CASCADE_EFORMAT;
     }
+    m->lr = lr;
+    m->task[0] = 0;
+    return 0;
+}
+
+/* "15:0.8,30:0.6,inf:0.2": upper duration edge and mean completion rate per
+ * bucket, edges ascending. */
+static int parse_buckets(const char *s, struct cascade_rank__model *m)
+{
+    m->n_buckets = 0;
+    while (s && *s) {
+        char *end;
+        if (m->n_buckets == CASCADE_RANK__MAX_BUCKETS)
+            return CASCADE_EFORMAT;
+        double edge = strtod(s, &end);
+        if (end == s || *end != ':')
+            return CASCADE_EFORMAT;
+        s = end + 1;
+        double rate = strtod(s, &end);
+        if (end == s || !(rate >= 0 && rate <= 1) || (*end && *end != ','))
+            return CASCADE_EFORMAT;
+        m->bucket_max[m->n_buckets] = (float)edge;
+        m->bucket_rate[m->n_buckets++] = (float)rate;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* The metadata train-mmoe adds: neg_sample_rate (α of the click task) and
+ * complete_rate_by_duration (f of the completion adjustment). Both optional. */
+static int mmoe_meta(const char *path, struct cascade_rank__model *m, char *err, size_t errlen)
+{
+    char lerr[512] = "";
+    cascade_safetensors *st = cascade_safetensors_read(path, lerr, sizeof lerr);
+    if (!st) {
+        snprintf(err, errlen, "%s", lerr);
+        return CASCADE_EIO;
+    }
+    int rc = 0;
+    const char *alpha = cascade_safetensors_meta(st, "neg_sample_rate");
+    const char *buckets = cascade_safetensors_meta(st, "complete_rate_by_duration");
+    m->neg_rate = 1;
+    if (alpha) {
+        char *end;
+        m->neg_rate = strtod(alpha, &end);
+        if (*end || !(m->neg_rate > 0 && m->neg_rate <= 1)) {
+            snprintf(err, errlen, "%s: metadata neg_sample_rate \"%.32s\" is not in (0, 1]", path,
+                     alpha);
+            rc = CASCADE_EFORMAT;
+        }
+    }
+    if (rc == 0 && buckets && parse_buckets(buckets, m) != 0) {
+        snprintf(err, errlen,
+                 "%s: metadata complete_rate_by_duration \"%.64s\" is not edge:rate,...", path,
+                 buckets);
+        rc = CASCADE_EFORMAT;
+    }
+    cascade_safetensors_destroy(st);
+    return rc;
+}
+
+static int mmoe_load(const char *path, struct cascade_rank__model *m, char *err, size_t errlen)
+{
+    static const char *const names[CASCADE_RANK__N_TASKS] = {"click", "like",       "collect",
+                                                             "share", "watch_time", "complete"};
+    char lerr[512] = "";
+    cascade_mmoe *mm = cascade_mmoe_load(path, lerr, sizeof lerr);
+    if (!mm) {
+        snprintf(err, errlen, "%s", lerr[0] ? lerr : path);
+        return CASCADE_EIO;
+    }
+    m->mmoe = mm;
+    if (cascade_mmoe_config(mm)->input_dim != CASCADE_RANK_FEATURES) {
+        snprintf(err, errlen, "%s: model has %zu inputs, the rank features are %d", path,
+                 cascade_mmoe_config(mm)->input_dim, CASCADE_RANK_FEATURES);
+        return CASCADE_EFORMAT;
+    }
+    for (int k = 0; k < CASCADE_RANK__N_TASKS; k++) {
+        m->task[k] = cascade_mmoe_task_index(mm, names[k]);
+        if (m->task[k] >= 0 && (cascade_mmoe_config(mm)->tasks[m->task[k]].kind ==
+                                CASCADE_MMOE_WATCH_TIME) != (k == 4)) {
+            snprintf(err, errlen, "%s: task %s has the wrong kind", path, names[k]);
+            return CASCADE_EFORMAT;
+        }
+    }
+    return mmoe_meta(path, m, err, errlen);
+}
+
+double cascade_rank__complete_rate(const struct cascade_rank__model *m, double duration_s)
+{
+    for (size_t b = 0; m && b < m->n_buckets; b++)
+        if (duration_s < m->bucket_max[b] || b + 1 == m->n_buckets)
+            return m->bucket_rate[b] > 0.01f ? m->bucket_rate[b] : 0.01;
+    return 1;
+}
+
+/* Load <model_dir>/<name> into a new holder entry. */
+static int model_load(const cascade_rank *r, const char *name, bool mmoe,
+                      struct cascade_rank__model **out, char *err, size_t errlen)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", r->model_dir, name);
     struct cascade_rank__model *m = calloc(1, sizeof *m);
     if (!m) {
-        cascade_lr_destroy(lr);
         snprintf(err, errlen, "%s: out of memory", path);
         return CASCADE_ENOMEM;
     }
-    m->lr = lr;
+    for (int k = 0; k < CASCADE_RANK__N_TASKS; k++)
+        m->task[k] = -1;
+    m->neg_rate = 1;
     snprintf(m->version, sizeof m->version, "%s", name);
     atomic_init(&m->refs, 1);
+    int rc = mmoe ? mmoe_load(path, m, err, errlen) : lr_load(path, m, err, errlen);
+    if (rc != 0) {
+        cascade_rank__model_release(m);
+        return rc;
+    }
     *out = m;
     return 0;
+}
+
+/* The pointer file to follow: rank-mmoe.latest unless rank.model says lr,
+ * or says auto and only rank-lr.latest exists. */
+static bool pick_latest(const cascade_rank *r, char *path, size_t len,
+                        struct cascade_rank__latest_stat *st)
+{
+    bool mmoe = r->choice != CASCADE_RANK__LR;
+    snprintf(path, len, "%s/%s", r->model_dir,
+             mmoe ? CASCADE_RANK_MMOE_LATEST_FILE : CASCADE_RANK_LATEST_FILE);
+    stat_latest(path, st);
+    if (r->choice == CASCADE_RANK__AUTO && !st->exists) {
+        mmoe = false;
+        snprintf(path, len, "%s/%s", r->model_dir, CASCADE_RANK_LATEST_FILE);
+        stat_latest(path, st);
+    }
+    st->mmoe = mmoe;
+    return mmoe;
 }
 
 /* The body of a reload check; r->reload_lock is held, which also makes
@@ -134,8 +261,9 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
     char path[1024], name[256];
     struct cascade_rank__latest_stat st;
     struct cascade_rank__model *m = NULL;
-    snprintf(path, sizeof path, "%s/%s", r->model_dir, CASCADE_RANK_LATEST_FILE);
-    stat_latest(path, &st);
+    if (r->choice == CASCADE_RANK__HEURISTIC)
+        return 0;
+    bool mmoe = pick_latest(r, path, sizeof path, &st);
     if (!force && same_stat(&st, &r->latest))
         return 0;
     r->latest = st; /* remember it even if loading fails: one warning per change */
@@ -145,12 +273,13 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
             CASCADE_WARN(NULL,
                          "rank: no %s in %s; scoring with the CTR heuristic until a model "
                          "appears",
-                         CASCADE_RANK_LATEST_FILE, r->model_dir);
+                         mmoe ? CASCADE_RANK_MMOE_LATEST_FILE : CASCADE_RANK_LATEST_FILE,
+                         r->model_dir);
         return 0;
     }
     int rc = read_latest(path, name, sizeof name, err, errlen);
     if (rc == 0)
-        rc = model_load(r, name, &m, err, errlen);
+        rc = model_load(r, name, mmoe, &m, err, errlen);
     if (rc != 0) {
         CASCADE_WARN(NULL,
                      "rank: cannot load the model named by %s: %s; keeping the current "

@@ -1,11 +1,12 @@
-/* Rank stage: request validation, record fetch, prediction (LR model or CTR
- * heuristic), fusion, attributes, sort. Model loading lives in model.c,
+/* Rank stage: request validation, record fetch, prediction (MMoE, LR model
+ * or CTR heuristic), fusion, attributes, sort. Model loading lives in model.c,
  * fusion formulas in fusion.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibration.h"
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
@@ -43,9 +44,33 @@ static int rank_read_fusion(cascade_rank *r, const cascade_config *cfg, char *er
         (rc = cascade_config_double(cfg, "rank.fusion.weights.watch_time", 0, -1e6, 1e6,
                                     &p->w_watch_time, err, errlen)) ||
         (rc = cascade_config_double(cfg, "rank.fusion.weights.complete", 0, -1e6, 1e6,
-                                    &p->w_complete, err, errlen)))
+                                    &p->w_complete, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.rank_alpha", 1.0, 0, 100, &p->rank_alpha, err,
+                                    errlen)) ||
+        (rc = cascade_config_double(cfg, "rank.fusion.rank_beta", 10.0, 0, 1e9, &p->rank_beta, err,
+                                    errlen)) ||
+        (rc = cascade_config_bool(cfg, "rank.fusion.complete_adjust", true, &r->complete_adjust,
+                                  err, errlen)))
         return rc;
     return 0;
+}
+
+static int rank_read_choice(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
+{
+    static const char *const names[] = {"auto", "mmoe", "lr", "heuristic"};
+    const char *v;
+    int rc = cascade_config_string(cfg, "rank.model", "auto", &v, err, errlen);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            r->choice = (enum cascade_rank__choice)i;
+            return 0;
+        }
+    snprintf(err, errlen,
+             "%s: rank.model: unknown model \"%.64s\" (known: auto, mmoe, lr, heuristic)",
+             cascade_config_source(cfg), v);
+    return CASCADE_EINVAL;
 }
 
 static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
@@ -62,6 +87,8 @@ static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *er
                                     &r->prior_clicks, err, errlen)) ||
         (rc = cascade_config_double(cfg, "rank.heuristic.prior_impressions", 20.0, 1e-6, 1e9,
                                     &r->prior_impressions, err, errlen)))
+        return rc;
+    if ((rc = rank_read_choice(r, cfg, err, errlen)))
         return rc;
     return rank_read_fusion(r, cfg, err, errlen);
 }
@@ -184,11 +211,38 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, int64_t deadl
     return 0;
 }
 
-/* p_click for every candidate: the model when one is loaded, else the
- * smoothed CTR. Copies the version used into the arena. */
+/* MMoE predictions into pred [n, CASCADE_RANK__N_TASKS] (TaskScores order;
+ * tasks the model lacks stay 0), p_click calibrated for down-sampling. */
+static int predict_mmoe(const struct cascade_rank__model *m, const float *X, size_t n, float *pred,
+                        cascade_arena *arena)
+{
+    size_t T = cascade_mmoe_config(m->mmoe)->n_tasks;
+    float *out = cascade_arena_calloc(arena, n * T + 1, sizeof *out);
+    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m->mmoe, n < 256 ? n : 256);
+    int rc = CASCADE_ENOMEM;
+    if (!out || !s)
+        goto out;
+    if ((rc = cascade_mmoe_predict(m->mmoe, s, X, n, out)) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < CASCADE_RANK__N_TASKS; k++)
+            if (m->task[k] >= 0)
+                pred[i * CASCADE_RANK__N_TASKS + k] = out[i * T + (size_t)m->task[k]];
+    if (m->neg_rate < 1)
+        for (size_t i = 0; i < n; i++)
+            pred[i * CASCADE_RANK__N_TASKS] =
+                (float)cascade_calibrate_downsampled(pred[i * CASCADE_RANK__N_TASKS], m->neg_rate);
+out:
+    cascade_mmoe_scratch_destroy(s);
+    return rc;
+}
+
+/* Predictions pred [n, CASCADE_RANK__N_TASKS] for every candidate: the model
+ * when one is loaded (LR: p_click only), else the smoothed CTR; f(duration)
+ * into f_complete [n]. Copies the version used into the arena. */
 static int rank_predict(cascade_rank *r, cascade_arena *arena, size_t n, int64_t now_s,
                         const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *items,
-                        float *p_click, char **version)
+                        float *pred, float *f_complete, char **version)
 {
     struct cascade_rank__model *m = cascade_rank__model_acquire(r);
     int rc = 0;
@@ -197,22 +251,29 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, size_t n, int64_t
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    if (m) {
+    for (size_t i = 0; i < n; i++)
+        f_complete[i] = (float)cascade_rank__complete_rate(m, items[i].duration_s);
+    if (m && n > 0) {
         float *X = cascade_arena_calloc(arena, n * CASCADE_RANK_FEATURES + 1, sizeof *X);
-        if (!X) {
+        float *p = cascade_arena_calloc(arena, n + 1, sizeof *p);
+        if (!X || !p) {
             rc = CASCADE_ENOMEM;
             goto out;
         }
         for (size_t i = 0; i < n; i++)
             cascade_features_rank(user, &items[i], now_s, X + i * CASCADE_RANK_FEATURES);
-        if (n > 0)
-            cascade_lr_predict(m->lr, X, n, p_click);
+        if (m->mmoe) {
+            rc = predict_mmoe(m, X, n, pred, arena);
+        } else {
+            cascade_lr_predict(m->lr, X, n, p);
+            for (size_t i = 0; i < n; i++)
+                pred[i * CASCADE_RANK__N_TASKS] = p[i];
+        }
     } else {
         for (size_t i = 0; i < n; i++) {
             double clicks = items[i].stats.clicks, imps = items[i].stats.impressions;
-            p_click[i] = (float)((clicks + r->prior_clicks) / (imps + r->prior_impressions));
-            if (p_click[i] > 1)
-                p_click[i] = 1;
+            double p = (clicks + r->prior_clicks) / (imps + r->prior_impressions);
+            pred[i * CASCADE_RANK__N_TASKS] = (float)(p > 1 ? 1 : p);
         }
     }
 out:
@@ -231,14 +292,15 @@ static struct cascade_rank_fusion_params fusion_params(const cascade_rank *r,
     p.w_watch_time =
         cascade_exp_param_double(exp, "rank.fusion.weights.watch_time", p.w_watch_time);
     p.w_complete = cascade_exp_param_double(exp, "rank.fusion.weights.complete", p.w_complete);
+    p.rank_alpha = cascade_exp_param_double(exp, "rank.fusion.rank_alpha", p.rank_alpha);
+    p.rank_beta = cascade_exp_param_double(exp, "rank.fusion.rank_beta", p.rank_beta);
     return p;
 }
 
 /* Set tasks and attrs on every candidate; an embedding the caller sent along
  * in attrs is kept. */
 static int rank_annotate(cascade_arena *arena, const Cascade__V1__RankRequest *req,
-                         const cascade_v1_ItemRecord *items, const bool *found,
-                         const float *p_click)
+                         const cascade_v1_ItemRecord *items, const bool *found, const float *pred)
 {
     for (size_t i = 0; i < req->n_candidates; i++) {
         Cascade__V1__Candidate *c = req->candidates[i];
@@ -247,7 +309,13 @@ static int rank_annotate(cascade_arena *arena, const Cascade__V1__RankRequest *r
         if (!t || !a)
             return CASCADE_ENOMEM;
         cascade__v1__task_scores__init(t);
-        t->p_click = isfinite(p_click[i]) ? p_click[i] : 0;
+        const float *v = pred + i * CASCADE_RANK__N_TASKS;
+        t->p_click = isfinite(v[0]) ? v[0] : 0;
+        t->p_like = isfinite(v[1]) ? v[1] : 0;
+        t->p_collect = isfinite(v[2]) ? v[2] : 0;
+        t->p_share = isfinite(v[3]) ? v[3] : 0;
+        t->watch_time_s = isfinite(v[4]) ? v[4] : 0;
+        t->p_complete = isfinite(v[5]) ? v[5] : 0;
         cascade__v1__item_attributes__init(a);
         if (c->attrs) {
             a->n_embedding = c->attrs->n_embedding;
@@ -266,19 +334,39 @@ static int rank_annotate(cascade_arena *arena, const Cascade__V1__RankRequest *r
     return 0;
 }
 
-/* Fuse, then write the sorted candidates to out[0..n). */
+/* The formula of this request: experiment param rank.fusion.formula when it
+ * names a known formula, else the configured one. */
+static cascade_rank_fusion_fn fusion_formula(const cascade_rank *r,
+                                             const Cascade__V1__ExperimentContext *exp)
+{
+    const char *name = exp ? cascade_exp_param(exp, "rank.fusion.formula") : NULL;
+    cascade_rank_fusion_fn fn = name ? cascade_rank_fusion_find(name) : NULL;
+    return fn ? fn : r->fusion;
+}
+
+/* Fuse (with p_complete / f(duration) when complete_adjust is on), then
+ * write the sorted candidates to out[0..n). */
 static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
-                          const Cascade__V1__RankRequest *req, Cascade__V1__Candidate **out)
+                          const Cascade__V1__RankRequest *req, const float *f_complete,
+                          Cascade__V1__Candidate **out)
 {
     size_t n = req->n_candidates;
     struct cascade_rank_fusion_params p = fusion_params(r, req->experiments);
     const Cascade__V1__TaskScores **tasks = cascade_arena_calloc(arena, n + 1, sizeof *tasks);
+    Cascade__V1__TaskScores *adj = cascade_arena_calloc(arena, n + 1, sizeof *adj);
     float *fused = cascade_arena_calloc(arena, n + 1, sizeof *fused);
-    if (!tasks || !fused)
+    if (!tasks || !fused || !adj)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         tasks[i] = req->candidates[i]->tasks;
-    int rc = r->fusion(&p, (const Cascade__V1__TaskScores *const *)tasks, n, fused, arena);
+        if (r->complete_adjust) {
+            adj[i] = *tasks[i];
+            adj[i].p_complete = (float)(adj[i].p_complete / f_complete[i]);
+            tasks[i] = &adj[i];
+        }
+    }
+    int rc = fusion_formula(r, req->experiments)(&p, (const Cascade__V1__TaskScores *const *)tasks,
+                                                 n, fused, arena);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -304,11 +392,12 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     cascade_v1_ItemRecord *items = cascade_arena_calloc(arena, n + 1, sizeof *items);
     bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
     uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
-    float *p_click = cascade_arena_calloc(arena, n + 1, sizeof *p_click);
+    float *pred = cascade_arena_calloc(arena, n * CASCADE_RANK__N_TASKS + 1, sizeof *pred);
+    float *f_complete = cascade_arena_calloc(arena, n + 1, sizeof *f_complete);
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
     Cascade__V1__Candidate **sorted = cascade_arena_calloc(arena, n + 1, sizeof *sorted);
     char *version = NULL;
-    if (!redis || !user || !items || !found || !ids || !p_click || !resp || !sorted)
+    if (!redis || !user || !items || !found || !ids || !pred || !f_complete || !resp || !sorted)
         goto nomem;
     if ((rc = rank_fetch(r, redis, deadline_ms, req, user, items, found, ids, err, errlen)))
         return rc;
@@ -316,9 +405,9 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
         return CASCADE_ETIMEDOUT;
     }
-    if (rank_predict(r, arena, n, now_s, user, items, p_click, &version) != 0 ||
-        rank_annotate(arena, req, items, found, p_click) != 0 ||
-        rank_fuse_sort(r, arena, req, sorted) != 0)
+    if (rank_predict(r, arena, n, now_s, user, items, pred, f_complete, &version) != 0 ||
+        rank_annotate(arena, req, items, found, pred) != 0 ||
+        rank_fuse_sort(r, arena, req, f_complete, sorted) != 0)
         goto nomem;
     cascade__v1__rank_response__init(resp);
     resp->candidates = sorted;

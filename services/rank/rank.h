@@ -1,9 +1,11 @@
 /* Rank stage (精排): per-task predictions for a few hundred candidates and a
- * fused rank_score. p_click comes from the logistic-regression model named
- * by <model_dir>/rank-lr.latest (reloaded atomically when that file changes,
- * checked at most once per reload interval), or from a smoothed-CTR
- * heuristic while no model exists. Fusion formulas are a table selected by
- * config rank.fusion.formula. The handler wraps cascade_rank_run. */
+ * fused rank_score. Predictions come from the MMoE named by
+ * <model_dir>/rank-mmoe.latest (every task), the logistic-regression model
+ * named by rank-lr.latest (p_click only), or a smoothed-CTR heuristic
+ * (config rank.model: auto, mmoe, lr, heuristic). The model is reloaded
+ * atomically when its .latest file changes (checked at most once per reload
+ * interval). Fusion formulas are a table selected by config or experiment
+ * param rank.fusion.formula. The handler wraps cascade_rank_run. */
 #ifndef CASCADE_RANK_H
 #define CASCADE_RANK_H
 
@@ -22,6 +24,8 @@ typedef struct cascade_rank cascade_rank;
 /* Name of the pointer file in the model directory; it holds the file name
  * (no directory) of the current model, e.g. "rank-lr-1764355582.safetensors". */
 #define CASCADE_RANK_LATEST_FILE "rank-lr.latest"
+/* The same for the MMoE ("rank-mmoe-20261128T210000Z.safetensors"). */
+#define CASCADE_RANK_MMOE_LATEST_FILE "rank-mmoe.latest"
 
 /* Create the stage from the "rank" config section (cfg may be NULL), loading
  * the current model from model_dir if there is one (a missing or unloadable
@@ -34,8 +38,8 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
 /* NULL is a no-op. Call after all requests finished. */
 void cascade_rank_destroy(cascade_rank *r);
 
-/* Check <model_dir>/rank-lr.latest now (ignoring the reload interval) and
- * load and swap in the model it names when the file changed or `force` is
+/* Check the model's .latest file (rank-mmoe.latest or rank-lr.latest per rank.model) now (ignoring
+ * the reload interval) and load and swap in the model it names when the file changed or `force` is
  * set. Returns 0 (loaded, or nothing to do) or a negative code with err when
  * the named model cannot be loaded (the previous model stays in service). */
 int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
@@ -65,6 +69,7 @@ const struct cascade_rpc_method *cascade_rank_methods(size_t *n);
  * be overridden per request by experiment params "rank.fusion.weights.<task>"). */
 struct cascade_rank_fusion_params {
     double w_click, w_like, w_collect, w_share, w_watch_time, w_complete;
+    double rank_alpha, rank_beta; /* rank_based: w / (rank^alpha + beta); default 1, 10 */
 };
 
 /* A fusion formula: out[i] = fused score of tasks[i] for i in [0,n). Formulas
@@ -84,5 +89,19 @@ const char *cascade_rank_fusion_list(void);
 int cascade_rank_fusion_weighted_sum(const struct cascade_rank_fusion_params *p,
                                      const Cascade__V1__TaskScores *const *tasks, size_t n,
                                      float *out, cascade_arena *arena);
+/* click_boost: p_click · (1 + Σ_{k ≠ click} w_k · prediction_k). */
+int cascade_rank_fusion_click_boost(const struct cascade_rank_fusion_params *p,
+                                    const Cascade__V1__TaskScores *const *tasks, size_t n,
+                                    float *out, cascade_arena *arena);
+/* rank_based: Σ_k w_k / (rank_k^alpha + beta), rank_k the 1-based rank of the
+ * item among the n candidates by task k (ties share the better rank); tasks
+ * with w_k = 0 are skipped. arena may be NULL (heap scratch). */
+int cascade_rank_fusion_rank_based(const struct cascade_rank_fusion_params *p,
+                                   const Cascade__V1__TaskScores *const *tasks, size_t n,
+                                   float *out, cascade_arena *arena);
+/* product: Π_{w_k ≠ 0} max(prediction_k, 1e-6)^w_k. */
+int cascade_rank_fusion_product(const struct cascade_rank_fusion_params *p,
+                                const Cascade__V1__TaskScores *const *tasks, size_t n, float *out,
+                                cascade_arena *arena);
 
 #endif

@@ -9,12 +9,31 @@
 #include <time.h>
 
 #include "lr.h"
+#include "mmoe.h"
 #include "rank.h"
+
+/* Which model files the stage looks at (config rank.model). */
+enum cascade_rank__choice {
+    CASCADE_RANK__AUTO = 0,  /* rank-mmoe.latest when it exists, else rank-lr.latest */
+    CASCADE_RANK__MMOE,      /* rank-mmoe.latest only */
+    CASCADE_RANK__LR,        /* rank-lr.latest only */
+    CASCADE_RANK__HEURISTIC, /* never load a model */
+};
+
+/* Served tasks in TaskScores order. */
+enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
 
 /* A loaded model. The holder owns one reference; each request using it
  * holds another, so a swap never frees a model a request is still using. */
 struct cascade_rank__model {
-    cascade_lr *lr;
+    cascade_lr *lr;                  /* either this ... */
+    cascade_mmoe *mmoe;              /* ... or this */
+    int task[CASCADE_RANK__N_TASKS]; /* MMoE output of click..complete, -1 = not predicted */
+    double neg_rate;                 /* α the click task was trained with (1 = none) */
+    /* f(duration) for the completion adjustment: bucket b covers durations
+     * below bucket_max[b] (and at least the previous one); rate 0 = unknown. */
+    size_t n_buckets;
+    float bucket_max[CASCADE_RANK__MAX_BUCKETS], bucket_rate[CASCADE_RANK__MAX_BUCKETS];
     char version[256]; /* file name */
     atomic_int refs;
 };
@@ -22,6 +41,7 @@ struct cascade_rank__model {
 /* Identity of the .latest file when last looked at, to notice changes. */
 struct cascade_rank__latest_stat {
     bool exists;
+    bool mmoe; /* which pointer file it is */
     struct timespec mtime;
     ino_t ino;
     off_t size;
@@ -33,8 +53,10 @@ struct cascade_rank {
     char model_dir[512];
     char heuristic_version[600];
     size_t max_candidates;
+    enum cascade_rank__choice choice;
     cascade_rank_fusion_fn fusion;
     struct cascade_rank_fusion_params fusion_params;
+    bool complete_adjust; /* fuse p_complete / f(duration) instead of p_complete */
     double prior_clicks, prior_impressions; /* heuristic CTR smoothing */
 
     pthread_mutex_t model_lock;        /* guards model */
@@ -53,5 +75,8 @@ void cascade_rank__model_release(struct cascade_rank__model *m);
 /* Reload when the reload interval has passed and .latest changed; failures
  * are logged (the old model stays). */
 void cascade_rank__maybe_reload(cascade_rank *r);
+/* f(duration) of model m: the mean completion rate of its duration bucket
+ * (1 when the model stored none). */
+double cascade_rank__complete_rate(const struct cascade_rank__model *m, double duration_s);
 
 #endif

@@ -11,7 +11,8 @@ static const char extra_usage[] =
     "  recall.channels.<name>.enabled  switch a channel (default true); channels: hot, itemcf,\n"
     "                                  swing, usercf, new, geo, city, follow_author,\n"
     "                                  interacted_author, similar_author, cache, interest, "
-    "demo_hot\n"
+    "demo_hot,\n"
+    "                                  two_tower\n"
     "  recall.channels.itemcf.last_n / .neighbours   (also swing) recent items x neighbours (50, "
     "50)\n"
     "  recall.channels.usercf.users / .last_n        similar users x their recent items (30, 20)\n"
@@ -20,6 +21,9 @@ static const char extra_usage[] =
     "50)\n"
     "  recall.channels.<author channel>.max_authors / .per_author, similar_author.sources\n"
     "  recall.channels.<new|geo|city|follow_author>.half_life_hours  recency score (24)\n"
+    "  recall.channels.two_tower.nprobe / .last_n / .reload_ms / .model_dir  IVF lists probed,\n"
+    "                                  history length, model reload check, model directory\n"
+    "                                  (default: --model-dir)\n"
     "  recall.generation_ttl_ms        how long a family's generation is cached (default 1000)\n"
     "  recall.max_quota                largest quota a request may ask for (default 5000)\n";
 

@@ -31,6 +31,7 @@ const struct cascade_recall__channel_def cascade_recall__channels[] = {
     {"cache", CASCADE_RECALL_FAM_NONE, cascade_recall__cache},
     {"interest", CASCADE_RECALL_FAM_HOT, cascade_recall__interest},
     {"demo_hot", CASCADE_RECALL_FAM_HOT, cascade_recall__demo_hot},
+    {"two_tower", CASCADE_RECALL_FAM_NONE, cascade_recall__two_tower},
 };
 const size_t cascade_recall__n_channels =
     sizeof cascade_recall__channels / sizeof cascade_recall__channels[0];
@@ -229,7 +230,8 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     }
     snprintf(r->ns, sizeof r->ns, "%s", ns);
     r->redis = redis;
-    if (recall_read_config(r, cfg, err, errlen) != 0)
+    if (recall_read_config(r, cfg, err, errlen) != 0 ||
+        cascade_recall__two_tower_create(r, cfg, err, errlen) != 0)
         goto fail;
     register_metrics(r, metrics);
     return r;
@@ -244,6 +246,7 @@ void cascade_recall_destroy(cascade_recall *r)
         return;
     for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
         pthread_mutex_destroy(&r->gens[f].mu);
+    cascade_recall__two_tower_destroy(r->two_tower);
     free(r);
 }
 

@@ -61,6 +61,8 @@ struct cascade_recall__gen_slot {
     int64_t fetched_ms;
 };
 
+struct cascade_recall__two_tower; /* channel_two_tower.c: the loaded model and index */
+
 struct cascade_recall {
     cascade_redis_pool *redis; /* borrowed */
     char ns[64];
@@ -69,6 +71,7 @@ struct cascade_recall {
     struct cascade_recall__gen_slot gens[CASCADE_RECALL_N_FAMILIES];
     struct cascade_recall__channel_cfg cfg[CASCADE_RECALL_MAX_CHANNELS]; /* by registry index */
     struct cascade_recall__channel_metrics metrics[CASCADE_RECALL_MAX_CHANNELS];
+    struct cascade_recall__two_tower *two_tower;
 };
 
 /* Request-scoped state shared by the channels of one request. */
@@ -134,6 +137,16 @@ int cascade_recall__similar_author(const struct cascade_recall__channel_args *a,
                                    struct cascade_recall_hits *out);
 int cascade_recall__cache(const struct cascade_recall__channel_args *a,
                           struct cascade_recall_hits *out);
+int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
+                              struct cascade_recall_hits *out);
+
+/* The two_tower channel's state from recall.channels.two_tower.{model_dir,
+ * nprobe, last_n, reload_ms} into r->two_tower, loading the newest published
+ * model when there is one. 0 or CASCADE_EINVAL/ENOMEM with err. */
+int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
+                                     size_t errlen);
+/* Free it (NULL is a no-op). */
+void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t);
 
 /* ------------------------------------------------------------ common steps */
 

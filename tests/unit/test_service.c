@@ -131,6 +131,30 @@ static void test_config_type_error_fails(void **state)
     test_rmdir(dir);
 }
 
+/* The resolved model directory is written back into the config, so stages
+ * that read model_dir from it agree with --model-dir / CASCADE_MODEL_DIR. */
+static void test_model_dir_reaches_config(void **state)
+{
+    (void)state;
+    clear_env();
+    struct cascade_service_opts o;
+    char err[256];
+    const char *dir = NULL;
+    char *argv[] = {"x", "--model-dir", "/srv/models \"v2\"", NULL};
+    assert_int_equal(parse(&o, 3, argv), 0);
+    assert_string_equal(o.model_dir, "/srv/models \"v2\"");
+    assert_int_equal(cascade_config_string(o.config, "model_dir", NULL, &dir, err, sizeof(err)), 0);
+    assert_string_equal(dir, "/srv/models \"v2\"");
+    cascade_service_opts_free(&o);
+    setenv("CASCADE_MODEL_DIR", "/from/env", 1);
+    char *argv2[] = {"x", NULL};
+    assert_int_equal(parse(&o, 1, argv2), 0);
+    assert_int_equal(cascade_config_string(o.config, "model_dir", NULL, &dir, err, sizeof(err)), 0);
+    assert_string_equal(dir, "/from/env");
+    cascade_service_opts_free(&o);
+    clear_env();
+}
+
 static void test_help_returns_one(void **state)
 {
     (void)state;
@@ -147,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_bad_values_fail),
         cmocka_unit_test(test_config_type_error_fails),
+        cmocka_unit_test(test_model_dir_reaches_config),
         cmocka_unit_test(test_help_returns_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,9 @@
  * files in a temp dir: the CTR heuristic without a model, p_click equal to
  * sigmoid(w·x + b) recomputed here from the features, fusion weights,
  * attributes and order, model swaps (explicit and on the request path,
- * under concurrent requests), bad models kept out, and validation. */
+ * under concurrent requests), bad models kept out, and validation; the MMoE
+ * (every task, calibration, completion adjustment, swap from LR) and the
+ * fusion formulas on hand examples. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +22,11 @@
 #include "config.h"
 #include "error.h"
 #include "rank_features.h"
+#include "calibration.h"
 #include "lr.h"
+#include "mmoe.h"
 #include "rank.h"
+#include "safetensors.h"
 #include "store.h"
 #include "messages.h"
 #include "support.h"
@@ -122,17 +127,23 @@ static void save_model(const char *dir, const char *name, float scale, float b)
     cascade_lr_destroy(m);
 }
 
-/* Point <dir>/rank-lr.latest at name (write a temp file, then rename). */
-static void set_latest(const char *dir, const char *name)
+/* Point <dir>/<file> at name (write a temp file, then rename). */
+static void set_latest_file(const char *dir, const char *file, const char *name)
 {
     char tmp[512], path[512];
     snprintf(tmp, sizeof tmp, "%s/latest.tmp", dir);
-    snprintf(path, sizeof path, "%s/%s", dir, CASCADE_RANK_LATEST_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *fp = fopen(tmp, "w");
     assert_non_null(fp);
     fprintf(fp, "%s\n", name);
     fclose(fp);
     assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Point <dir>/rank-lr.latest at name. */
+static void set_latest(const char *dir, const char *name)
+{
+    set_latest_file(dir, CASCADE_RANK_LATEST_FILE, name);
 }
 
 /* p_click the test expects for item i under the model saved with (scale, b). */
@@ -298,6 +309,8 @@ struct worker {
     cascade_rank *r;
     int failures;
     int unknown_versions;
+    const char *v1, *v2; /* the versions a response may carry */
+    int mixed;           /* MMoE versions whose scores lack a watch time */
 };
 
 static void *request_loop(void *arg)
@@ -310,9 +323,11 @@ static void *request_loop(void *arg)
         if (cascade_rank_run(w->r, a, INT64_MAX, request(a, "u1", 0, N_ITEMS), &resp, err,
                              sizeof err) != 0)
             w->failures++;
-        else if (strcmp(resp->model_version, "rank-lr-1.safetensors") != 0 &&
-                 strcmp(resp->model_version, "rank-lr-2.safetensors") != 0)
+        else if (strcmp(resp->model_version, w->v1) != 0 && strcmp(resp->model_version, w->v2) != 0)
             w->unknown_versions++;
+        else if (strncmp(resp->model_version, "rank-mmoe-", 10) == 0)
+            for (size_t k = 0; k < resp->n_candidates; k++)
+                w->mixed += !(resp->candidates[k]->tasks->watch_time_s > 0);
         cascade_arena_reset(a);
     }
     cascade_arena_destroy(a);
@@ -329,7 +344,8 @@ static void test_swap_under_load(void **state)
     save_model(f->dir, "rank-lr-2.safetensors", -2.0f, 0.25f);
     set_latest(f->dir, "rank-lr-1.safetensors");
     cascade_rank *r = make_rank(f, f->dir, "{\"rank\": {\"reload_interval_ms\": 0}}");
-    struct worker w[2] = {{f, r, 0, 0}, {f, r, 0, 0}};
+    struct worker w[2] = {{f, r, 0, 0, "rank-lr-1.safetensors", "rank-lr-2.safetensors", 0},
+                          {f, r, 0, 0, "rank-lr-1.safetensors", "rank-lr-2.safetensors", 0}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, request_loop, &w[i]), 0);
@@ -342,6 +358,40 @@ static void test_swap_under_load(void **state)
     for (int i = 0; i < 2; i++) {
         assert_int_equal(w[i].failures, 0);
         assert_int_equal(w[i].unknown_versions, 0);
+    }
+    cascade_rank_destroy(r);
+}
+
+static void save_mmoe(const char *dir, const char *name, uint64_t seed, const char *alpha,
+                      const char *buckets);
+
+/* The same with MMoE models: two versions swapped under two request
+ * threads; no request fails, and each sees a whole MMoE (every task). */
+static void test_mmoe_swap_under_load(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "", sub[512];
+    snprintf(sub, sizeof sub, "%s/mmoeload", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_mmoe(sub, "rank-mmoe-2.safetensors", 12, "0.5", "30:0.4,inf:0.2");
+    save_mmoe(sub, "rank-mmoe-1.safetensors", 11, "1", "");
+    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
+    struct worker w[2] = {{f, r, 0, 0, "rank-mmoe-1.safetensors", "rank-mmoe-2.safetensors", 0},
+                          {f, r, 0, 0, "rank-mmoe-1.safetensors", "rank-mmoe-2.safetensors", 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, request_loop, &w[i]), 0);
+    for (int i = 0; i < 100; i++) {
+        set_latest_file(sub, CASCADE_RANK_MMOE_LATEST_FILE,
+                        i % 2 ? "rank-mmoe-1.safetensors" : "rank-mmoe-2.safetensors");
+        assert_int_equal(cascade_rank_reload(r, true, err, sizeof err), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w[i].failures, 0);
+        assert_int_equal(w[i].unknown_versions, 0);
+        assert_int_equal(w[i].mixed, 0);
     }
     cascade_rank_destroy(r);
 }
@@ -376,7 +426,13 @@ static void test_validation(void **state)
                                                "test", err, sizeof err);
     assert_non_null(cfg);
     assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
-    assert_non_null(strstr(err, "unknown formula \"magic\" (known: weighted_sum)"));
+    assert_non_null(strstr(err, "unknown formula \"magic\" (known: weighted_sum, click_boost, "
+                                "rank_based, product)"));
+    cascade_config_destroy(cfg);
+    cfg = cascade_config_parse("{\"rank\": {\"model\": \"gbdt\"}}", "test", err, sizeof err);
+    assert_non_null(cfg);
+    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
+    assert_non_null(strstr(err, "rank.model: unknown model \"gbdt\""));
     cascade_config_destroy(cfg);
 }
 
@@ -430,6 +486,245 @@ static void test_fusion_table(void **state)
     assert_int_equal(n, 1);
 }
 
+/* ------------------------------------------------------------------ MMoE */
+
+/* Save a seeded MMoE of the rank features as <dir>/<name>, with train-mmoe's
+ * extra metadata (neg_sample_rate, complete_rate_by_duration), and point
+ * rank-mmoe.latest at it. */
+static void save_mmoe(const char *dir, const char *name, uint64_t seed, const char *alpha,
+                      const char *buckets)
+{
+    char err[256] = "", path[512], tmp[512];
+    struct cascade_mmoe_config c;
+    cascade_mmoe_config_default(&c, CASCADE_RANK_FEATURES);
+    c.seed = seed;
+    cascade_mmoe *m = cascade_mmoe_create(&c, err, sizeof err);
+    assert_non_null(m);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/plain.safetensors", dir);
+    assert_int_equal(cascade_mmoe_save(m, tmp, name, err, sizeof err), 0);
+    /* rewrite with the extra keys */
+    cascade_safetensors *st = cascade_safetensors_read(tmp, err, sizeof err);
+    assert_non_null(st);
+    static const char *const keys[] = {"format",
+                                       "input_dim",
+                                       "n_experts",
+                                       "expert_hidden",
+                                       "tower_hidden",
+                                       "tasks",
+                                       "expert_dropout",
+                                       "seed",
+                                       "version",
+                                       "neg_sample_rate",
+                                       "complete_rate_by_duration"};
+    const char *vals[11];
+    for (size_t k = 0; k < 9; k++)
+        vals[k] = cascade_safetensors_meta(st, keys[k]);
+    vals[9] = alpha;
+    vals[10] = buckets;
+    cascade_nn_params *ps = cascade_mmoe_params(m);
+    size_t n = cascade_nn_params_count(ps);
+    struct cascade_tensor t[128];
+    assert_true(n <= 128);
+    for (size_t i = 0; i < n; i++)
+        t[i] = *cascade_safetensors_find(st, cascade_nn_params_at(ps, i)->name);
+    assert_int_equal(cascade_safetensors_write(path, t, n, keys, vals, 11, err, sizeof err), 0);
+    cascade_safetensors_destroy(st);
+    cascade_mmoe_destroy(m);
+    set_latest_file(dir, CASCADE_RANK_MMOE_LATEST_FILE, name);
+}
+
+/* Check every task of resp against a model created with seed (served values
+ * recomputed here), p_click calibrated with alpha. */
+static void check_mmoe(const struct fixture *f, const Cascade__V1__RankResponse *resp,
+                       uint64_t seed, double alpha)
+{
+    char err[256];
+    struct cascade_mmoe_config c;
+    cascade_mmoe_config_default(&c, CASCADE_RANK_FEATURES);
+    c.seed = seed;
+    cascade_mmoe *m = cascade_mmoe_create(&c, err, sizeof err);
+    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 1);
+    for (size_t i = 0; i < resp->n_candidates; i++) {
+        const Cascade__V1__Candidate *cand = resp->candidates[i];
+        float x[CASCADE_RANK_FEATURES], z[6], out[6];
+        cascade_features_rank(&f->user, &f->items[cand->item_id - 10], NOW, x);
+        assert_int_equal(cascade_mmoe_logits(m, s, x, 1, z), 0);
+        assert_int_equal(cascade_mmoe_predict(m, s, x, 1, out), 0);
+        double q = 1 / (1 + exp(-z[0]));
+        assert_float_equal(cand->tasks->p_click, alpha * q / (1 - q + alpha * q), 1e-5);
+        assert_float_equal(cand->tasks->p_like, 1 / (1 + exp(-z[1])), 1e-5);
+        assert_float_equal(cand->tasks->p_collect, out[2], 1e-5);
+        assert_float_equal(cand->tasks->p_share, out[3], 1e-5);
+        assert_float_equal(cand->tasks->watch_time_s, exp(z[4]), 1e-4);
+        assert_float_equal(cand->tasks->p_complete, 1 / (1 + exp(-z[5])), 1e-5);
+    }
+    cascade_mmoe_scratch_destroy(s);
+    cascade_mmoe_destroy(m);
+}
+
+static void test_mmoe_serves_every_task(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/mmoe", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    set_latest(sub, "rank-lr-1.safetensors");
+    save_mmoe(sub, "rank-mmoe-1.safetensors", 3, "0.25", "32:0.5,inf:0.25");
+    /* auto prefers the MMoE; fuse p_click + p_complete / f(duration) */
+    cascade_rank *r = make_rank(
+        f, sub, "{\"rank\": {\"fusion\": {\"weights\": {\"click\": 1, \"complete\": 1}}}}");
+    Cascade__V1__RankResponse *resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-mmoe-1.safetensors");
+    assert_int_equal(resp->n_candidates, N_ITEMS);
+    check_mmoe(f, resp, 3, 0.25);
+    for (size_t i = 0; i < resp->n_candidates; i++) {
+        const Cascade__V1__Candidate *c = resp->candidates[i];
+        double d = f->items[c->item_id - 10].duration_s, fd = d < 32 ? 0.5 : 0.25;
+        assert_float_equal(c->rank_score, c->tasks->p_click + c->tasks->p_complete / fd, 1e-5);
+        if (i > 0)
+            assert_true(resp->candidates[i - 1]->rank_score >= c->rank_score);
+    }
+    cascade_rank_destroy(r);
+    /* rank.model = lr ignores the MMoE; heuristic ignores both */
+    r = make_rank(f, sub, "{\"rank\": {\"model\": \"lr\"}}");
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    check_scores(f, resp, 1.0f, -0.5f, 1.0);
+    cascade_rank_destroy(r);
+    r = make_rank(f, sub, "{\"rank\": {\"model\": \"heuristic\"}}");
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_non_null(strstr(resp->model_version, "heuristic"));
+    cascade_rank_destroy(r);
+}
+
+static void test_mmoe_hot_swap(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/mmoeswap", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    set_latest(sub, "rank-lr-1.safetensors");
+    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
+    Cascade__V1__RankResponse *resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    /* an MMoE appears: the next request serves it, no restart */
+    save_mmoe(sub, "rank-mmoe-a.safetensors", 5, "1", "");
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-mmoe-a.safetensors");
+    check_mmoe(f, resp, 5, 1.0);
+    /* a newer MMoE replaces it */
+    save_mmoe(sub, "rank-mmoe-b.safetensors", 6, "0.5", "");
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-mmoe-b.safetensors");
+    check_mmoe(f, resp, 6, 0.5);
+    /* a broken one is refused and b stays */
+    char err[256] = "";
+    save_mmoe(sub, "rank-mmoe-c.safetensors", 7, "2.5", "");
+    assert_int_equal(cascade_rank_reload(r, false, err, sizeof err), CASCADE_EFORMAT);
+    assert_non_null(strstr(err, "neg_sample_rate"));
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-mmoe-b.safetensors");
+    cascade_rank_destroy(r);
+}
+
+/* Three candidates with hand-picked predictions. */
+static void fusion_inputs(Cascade__V1__TaskScores t[3], const Cascade__V1__TaskScores *ptr[3])
+{
+    const float click[3] = {0.5f, 0.2f, 0.1f}, like[3] = {0.1f, 0.4f, 0.2f};
+    const float watch[3] = {10, 40, 20};
+    for (int i = 0; i < 3; i++) {
+        cascade__v1__task_scores__init(&t[i]);
+        t[i].p_click = click[i];
+        t[i].p_like = like[i];
+        t[i].watch_time_s = watch[i];
+        ptr[i] = &t[i];
+    }
+}
+
+static void test_fusion_formulas(void **state)
+{
+    (void)state;
+    Cascade__V1__TaskScores t[3];
+    const Cascade__V1__TaskScores *tasks[3];
+    float out[3];
+    fusion_inputs(t, tasks);
+    struct cascade_rank_fusion_params p = {
+        .w_click = 1, .w_like = 2, .w_watch_time = 0.1, .rank_alpha = 1, .rank_beta = 1};
+    assert_ptr_equal(cascade_rank_fusion_find("click_boost"), cascade_rank_fusion_click_boost);
+    assert_ptr_equal(cascade_rank_fusion_find("rank_based"), cascade_rank_fusion_rank_based);
+    assert_ptr_equal(cascade_rank_fusion_find("product"), cascade_rank_fusion_product);
+    assert_non_null(strstr(cascade_rank_fusion_list(), "rank_based"));
+
+    /* click_boost: 0.5·(1 + 2·0.1 + 0.1·10) = 1.1; 0.2·(1 + 0.8 + 4) = 1.16; 0.1·(1 + 0.4 + 2) =
+     * 0.34 */
+    assert_int_equal(cascade_rank_fusion_click_boost(&p, tasks, 3, out, NULL), 0);
+    assert_float_equal(out[0], 1.1, 1e-5);
+    assert_float_equal(out[1], 1.16, 1e-5);
+    assert_float_equal(out[2], 0.34, 1e-5);
+
+    /* rank_based, α 1, β 1: click ranks 1,2,3; like 3,1,2; watch 3,1,2.
+     * item 0: 1/2 + 2/4 + 0.1/4 = 1.025; item 1: 1/3 + 2/2 + 0.1/2 = 1.38333;
+     * item 2: 1/4 + 2/3 + 0.1/3 = 0.95 */
+    assert_int_equal(cascade_rank_fusion_rank_based(&p, tasks, 3, out, NULL), 0);
+    assert_float_equal(out[0], 1.025, 1e-5);
+    assert_float_equal(out[1], 1.0 / 3 + 1.0 + 0.05, 1e-5);
+    assert_float_equal(out[2], 0.25 + 2.0 / 3 + 0.1 / 3, 1e-5);
+    /* α 2, β 0 with the arena path; ties share the better rank */
+    t[2].p_click = 0.2f;
+    p.rank_alpha = 2;
+    p.rank_beta = 0;
+    p.w_like = 0;
+    p.w_watch_time = 0;
+    cascade_arena *a = cascade_arena_create(0);
+    assert_int_equal(cascade_rank_fusion_rank_based(&p, tasks, 3, out, a), 0);
+    assert_float_equal(out[0], 1.0, 1e-6);
+    assert_float_equal(out[1], 0.25, 1e-6);
+    assert_float_equal(out[2], 0.25, 1e-6);
+    cascade_arena_destroy(a);
+
+    /* product: p_click^1 · p_like^0.5 (watch time weight 0 is skipped) */
+    fusion_inputs(t, tasks);
+    struct cascade_rank_fusion_params q = {.w_click = 1, .w_like = 0.5};
+    assert_int_equal(cascade_rank_fusion_product(&q, tasks, 3, out, NULL), 0);
+    assert_float_equal(out[0], 0.5 * sqrt(0.1), 1e-5);
+    assert_float_equal(out[1], 0.2 * sqrt(0.4), 1e-5);
+    assert_float_equal(out[2], 0.1 * sqrt(0.2), 1e-5);
+}
+
+/* The experiment param rank.fusion.formula overrides the configured one. */
+static void test_fusion_formula_experiment(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/expfusion", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    set_latest(sub, "rank-lr-1.safetensors");
+    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"fusion\": {\"weights\": {\"click\": 2}}}}");
+    Cascade__V1__RankRequest *req = request(f->arena, "u1", 0, N_ITEMS);
+    Cascade__V1__ExperimentContext exp = CASCADE__V1__EXPERIMENT_CONTEXT__INIT;
+    Cascade__V1__LayerAssignment la = CASCADE__V1__LAYER_ASSIGNMENT__INIT;
+    Cascade__V1__LayerAssignment__ParamsEntry pe =
+        CASCADE__V1__LAYER_ASSIGNMENT__PARAMS_ENTRY__INIT;
+    Cascade__V1__LayerAssignment__ParamsEntry *pes[] = {&pe};
+    Cascade__V1__LayerAssignment *las[] = {&la};
+    pe.key = "rank.fusion.formula";
+    pe.value = "product";
+    la.n_params = 1;
+    la.params = pes;
+    exp.n_layers = 1;
+    exp.layers = las;
+    req->experiments = &exp;
+    Cascade__V1__RankResponse *resp = run_ok(r, f->arena, req);
+    for (size_t i = 0; i < resp->n_candidates; i++) /* p_click^2 instead of 2·p_click */
+        assert_float_equal(resp->candidates[i]->rank_score,
+                           pow(resp->candidates[i]->tasks->p_click, 2), 1e-5);
+    cascade_rank_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +737,11 @@ int main(void)
         cmocka_unit_test(test_unknown_user_and_item),
         cmocka_unit_test(test_redis_down_is_unavailable),
         cmocka_unit_test(test_fusion_table),
+        cmocka_unit_test(test_mmoe_serves_every_task),
+        cmocka_unit_test(test_mmoe_hot_swap),
+        cmocka_unit_test(test_mmoe_swap_under_load),
+        cmocka_unit_test(test_fusion_formulas),
+        cmocka_unit_test(test_fusion_formula_experiment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,447 @@
+/* Pre-rank training: train-rank's labelled impressions re-described by the
+ * hashed crosses of point-in-time records, Adagrad epochs over a shuffled
+ * order with held-out AUC next to the heuristic's, and publishing. */
+#include "train_prerank.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build_cli.h"
+#include "error.h"
+#include "flags.h"
+#include "interests.h"
+#include "latest_file.h"
+#include "lr.h"
+#include "prerank_features.h"
+#include "records.h"
+#include "redis.h"
+#include "store.h"
+
+#define DAY_S 86400.0
+#define NF CASCADE_PRERANK_FEATURES
+
+void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    cascade_train_rank_defaults(&o->examples);
+    o->bits = 20;
+    o->epochs = 3;
+    o->seed = 1;
+    cascade_hashlr_train_defaults(&o->lr);
+    o->lr.learning_rate = 0.02f; /* best of 0.02/0.05/0.1 on the generated world */
+}
+
+void cascade_prerank_examples_free(struct cascade_prerank_examples *ex)
+{
+    free(ex->idx);
+    free(ex->y);
+    free(ex->heuristic);
+    memset(ex, 0, sizeof *ex);
+}
+
+/* ---- point-in-time replay ---- */
+
+struct replay {
+    const cascade_dataset *ds;
+    double half_life_s;
+    const struct cascade_behaviour_weights *w;
+    cascade_v1_ItemStats *item_stats;
+    struct cascade_user_stats *user_stats;
+    struct cascade_affinity *affinity;
+};
+
+static int replay_init(struct replay *rp, const cascade_dataset *ds,
+                       const struct cascade_train_rank_opts *o)
+{
+    memset(rp, 0, sizeof *rp);
+    rp->ds = ds;
+    rp->half_life_s = o->affinity_half_life_days * DAY_S;
+    rp->w = &o->weights;
+    rp->item_stats = calloc(ds->n_items + 1, sizeof *rp->item_stats);
+    rp->user_stats = calloc(ds->n_users + 1, sizeof *rp->user_stats);
+    rp->affinity = calloc(ds->n_users + 1, sizeof *rp->affinity);
+    return rp->item_stats && rp->user_stats && rp->affinity ? 0 : CASCADE_ENOMEM;
+}
+
+static void replay_free(struct replay *rp)
+{
+    if (rp->affinity)
+        for (size_t u = 0; u < rp->ds->n_users; u++)
+            cascade_affinity_free(&rp->affinity[u]);
+    free(rp->affinity);
+    free(rp->item_stats);
+    free(rp->user_stats);
+}
+
+static int replay_apply(struct replay *rp, const struct cascade_ds_event *e)
+{
+    cascade_item_stats_add(&rp->item_stats[e->item], e);
+    cascade_user_stats_add(&rp->user_stats[e->user], e);
+    float w = rp->w->w[e->type];
+    if (w > 0)
+        return cascade_affinity_add(&rp->affinity[e->user], rp->ds->items[e->item].category, w,
+                                    e->ts, rp->half_life_s);
+    return 0;
+}
+
+/* Features and heuristic score of impression e from the state before it. */
+static void replay_example(const struct replay *rp, const struct cascade_ds_event *e, unsigned bits,
+                           uint32_t *idx, float *heuristic)
+{
+    cascade_v1_UserRecord user;
+    cascade_v1_ItemRecord item;
+    struct cascade_prerank_user pu;
+    struct cascade_prerank_weights hw;
+    cascade_user_record_fill(&rp->ds->users[e->user], &rp->user_stats[e->user],
+                             &rp->affinity[e->user], e->ts, rp->half_life_s, &user);
+    cascade_item_record_fill(&rp->ds->items[e->item], &rp->item_stats[e->item], &item);
+    cascade_prerank_user_prepare(&user, NULL, &pu);
+    cascade_prerank_features(&pu, &item, e->ts, bits, idx);
+    cascade_prerank_weights_default(&hw);
+    *heuristic = cascade_prerank_score(&hw, item.has_stats ? &item.stats : NULL, 0);
+}
+
+int cascade_prerank_examples_build(const cascade_dataset *ds,
+                                   const struct cascade_train_prerank_opts *o,
+                                   struct cascade_prerank_examples *ex, char *err, size_t errlen)
+{
+    struct cascade_rank_examples rex;
+    struct replay rp;
+    memset(ex, 0, sizeof *ex);
+    if (o->bits < CASCADE_HASHLR_MIN_BITS || o->bits > CASCADE_HASHLR_MAX_BITS) {
+        snprintf(err, errlen, "train-prerank: bits %u out of range %d..%d", o->bits,
+                 CASCADE_HASHLR_MIN_BITS, CASCADE_HASHLR_MAX_BITS);
+        return CASCADE_EINVAL;
+    }
+    /* train-rank's examples give the labels, the split and the event of each. */
+    struct cascade_train_rank_opts ro = o->examples;
+    ro.quiet = ro.quiet || o->quiet;
+    int rc = cascade_rank_examples_build(ds, &ro, &rex, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = replay_init(&rp, ds, &o->examples)) != 0)
+        goto out;
+    ex->n = rex.n;
+    ex->n_train = rex.n_train;
+    ex->idx = malloc((rex.n + 1) * NF * sizeof *ex->idx);
+    ex->y = malloc((rex.n + 1) * sizeof *ex->y);
+    ex->heuristic = malloc((rex.n + 1) * sizeof *ex->heuristic);
+    if (!ex->idx || !ex->y || !ex->heuristic) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    memcpy(ex->y, rex.y, rex.n * sizeof *ex->y);
+    size_t k = 0;
+    for (size_t i = 0; i < ds->n_events && rc == 0; i++) {
+        const struct cascade_ds_event *e = &ds->events[i];
+        if (k < rex.n && rex.event[k] == i) {
+            replay_example(&rp, e, o->bits, ex->idx + k * NF, &ex->heuristic[k]);
+            k++;
+        }
+        rc = replay_apply(&rp, e);
+    }
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "train-prerank: out of memory for %zu examples", rex.n);
+    if (rc != 0)
+        cascade_prerank_examples_free(ex);
+    replay_free(&rp);
+    cascade_rank_examples_free(&rex);
+    return rc;
+}
+
+/* ---- training ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void shuffle(uint32_t *order, size_t n, uint64_t *rng)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(splitmix(rng) % i);
+        uint32_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+}
+
+static double mean(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return n ? s / (double)n : 0;
+}
+
+static void evaluate(const cascade_hashlr *m, const struct cascade_prerank_examples *ex, float *p,
+                     struct cascade_train_prerank_summary *sum)
+{
+    size_t nh = ex->n - ex->n_train;
+    for (size_t i = 0; i < nh; i++)
+        p[i] = cascade_hashlr_predict(m, ex->idx + (ex->n_train + i) * NF, NF);
+    sum->auc = cascade_auc(p, ex->y + ex->n_train, nh);
+    sum->logloss = cascade_logloss(p, ex->y + ex->n_train, nh);
+}
+
+static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples *ex,
+                        const struct cascade_train_prerank_opts *o,
+                        struct cascade_train_prerank_summary *sum, char *err, size_t errlen)
+{
+    size_t nh = ex->n - ex->n_train;
+    uint32_t *order = malloc((ex->n_train + 1) * sizeof *order);
+    float *p = malloc((nh + 1) * sizeof *p);
+    uint64_t rng = o->seed;
+    int epochs = o->epochs > 0 ? o->epochs : 3;
+    if (!order || !p) {
+        free(order);
+        free(p);
+        snprintf(err, errlen, "train-prerank: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < ex->n_train; i++)
+        order[i] = (uint32_t)i;
+    for (int e = 1; e <= epochs; e++) {
+        struct timespec t0, t1;
+        double loss = 0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        shuffle(order, ex->n_train, &rng);
+        for (size_t i = 0; i < ex->n_train; i++)
+            loss += cascade_hashlr_update(m, ex->idx + (size_t)order[i] * NF, NF, ex->y[order[i]],
+                                          &o->lr);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        evaluate(m, ex, p, sum);
+        if (!o->quiet)
+            fprintf(stderr,
+                    "train-prerank: epoch %d/%d  train loss %.4f  held-out AUC %.4f (heuristic "
+                    "%.4f)  logloss %.4f  (%.0f examples/s)\n",
+                    e, epochs, loss / (double)ex->n_train, sum->auc, sum->heuristic_auc,
+                    sum->logloss, s > 0 ? (double)ex->n_train / s : 0);
+    }
+    free(order);
+    free(p);
+    return 0;
+}
+
+int cascade_prerank_model_publish(const cascade_hashlr *m, const char *dir, char *path,
+                                  size_t pathlen, char *version, size_t versionlen, char *err,
+                                  size_t errlen)
+{
+    char stamp[32], latest[4096], name[300];
+    time_t now = time(NULL);
+    struct tm tm;
+    struct stat st;
+    int rc = cascade_mkdir_p(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
+    snprintf(version, versionlen, "prerank-lr-%s", stamp);
+    snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    for (int n = 2; stat(path, &st) == 0 && n < 1000; n++) {
+        snprintf(version, versionlen, "prerank-lr-%s-%d", stamp, n);
+        snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    }
+    if ((rc = cascade_hashlr_save(m, path, version, err, errlen)) != 0)
+        return rc;
+    snprintf(latest, sizeof latest, "%s/prerank-lr.latest", dir);
+    snprintf(name, sizeof name, "%s.safetensors", version);
+    return cascade_latest_write(latest, name, err, errlen);
+}
+
+/* Counts, CTRs, constant-prediction log loss and the heuristic's AUC. */
+static int summarise(const struct cascade_prerank_examples *ex,
+                     struct cascade_train_prerank_summary *sum, char *err, size_t errlen)
+{
+    size_t nh = ex->n - ex->n_train;
+    sum->examples = ex->n;
+    sum->train = ex->n_train;
+    sum->holdout = nh;
+    if (ex->n_train == 0 || nh == 0) {
+        snprintf(err, errlen, "train-prerank: %zu training and %zu held-out examples; need both",
+                 ex->n_train, nh);
+        return CASCADE_EINVAL;
+    }
+    sum->train_ctr = mean(ex->y, ex->n_train);
+    sum->holdout_ctr = mean(ex->y + ex->n_train, nh);
+    double c =
+        sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
+    sum->base_logloss = -(sum->holdout_ctr * log(c) + (1 - sum->holdout_ctr) * log(1 - c));
+    sum->heuristic_auc = cascade_auc(ex->heuristic + ex->n_train, ex->y + ex->n_train, nh);
+    return 0;
+}
+
+int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_train_prerank_opts *o,
+                              struct cascade_train_prerank_summary *sum, cascade_hashlr **model,
+                              char *err, size_t errlen)
+{
+    struct cascade_prerank_examples ex;
+    struct cascade_train_prerank_summary local;
+    struct timespec t0, t1;
+    cascade_hashlr *m = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!sum)
+        sum = &local;
+    memset(sum, 0, sizeof *sum);
+    if (model)
+        *model = NULL;
+    int rc = cascade_prerank_examples_build(ds, o, &ex, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = summarise(&ex, sum, err, errlen)) != 0)
+        goto out;
+    if (!o->quiet)
+        fprintf(stderr,
+                "train-prerank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f), "
+                "%d hashed features into 2^%u buckets\n",
+                ex.n, ex.n_train, sum->train_ctr, sum->holdout, sum->holdout_ctr, NF, o->bits);
+    if (!(m = cascade_hashlr_create(o->bits, CASCADE_PRERANK_SPEC))) {
+        snprintf(err, errlen, "train-prerank: out of memory for 2^%u weights", o->bits);
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    double c =
+        sum->train_ctr < 1e-4 ? 1e-4 : (sum->train_ctr > 1 - 1e-4 ? 1 - 1e-4 : sum->train_ctr);
+    cascade_hashlr_set_bias(m, (float)log(c / (1 - c)));
+    if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
+        goto out;
+    if (o->model_dir && (rc = cascade_prerank_model_publish(m, o->model_dir, sum->model_path,
+                                                            sizeof sum->model_path, sum->version,
+                                                            sizeof sum->version, err, errlen)) != 0)
+        goto out;
+out:
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cascade_prerank_examples_free(&ex);
+    if (rc == 0 && model)
+        *model = m;
+    else
+        cascade_hashlr_destroy(m);
+    return rc;
+}
+
+/* ---- the subcommand ---- */
+
+/* Record the model in {ns}:meta (prerank_model, prerank_auc). */
+static int record_meta(const char *addr, const char *ns,
+                       const struct cascade_train_prerank_summary *s, char *err, size_t errlen)
+{
+    char host[256], key[CASCADE_KEY_MAX], auc[32];
+    int port;
+    redisReply *rep = NULL;
+    if (cascade_redis_parse_addr(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
+        return CASCADE_EINVAL;
+    }
+    struct cascade_redis_opts ro = {
+        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
+    cascade_redis *r = cascade_redis_create(&ro);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    snprintf(auc, sizeof auc, "%.6f", s->auc);
+    int rc = cascade_redis_command(r, &rep, "HSET %s prerank_model %s prerank_auc %s",
+                                   cascade_key_meta(key, ns), s->version, auc);
+    if (rc != 0)
+        snprintf(err, errlen, "redis %s: %s", addr, cascade_redis_error(r));
+    if (rep)
+        freeReplyObject(rep);
+    cascade_redis_destroy(r);
+    return rc;
+}
+
+struct prerank_cli {
+    const char *data, *redis, *ns;
+    int bits;
+    double learning_rate, l2;
+    struct cascade_train_prerank_opts o;
+};
+
+static int cli_run(struct prerank_cli *c, char *err, size_t errlen)
+{
+    cascade_dataset *ds = NULL;
+    struct cascade_train_prerank_summary s;
+    c->o.bits = (unsigned)c->bits;
+    c->o.lr.learning_rate = (float)c->learning_rate;
+    c->o.lr.l2 = (float)c->l2;
+    c->o.examples.quiet = c->o.quiet;
+    int rc = cascade_dataset_read(c->data, &ds, err, errlen);
+    if (rc == 0)
+        rc = cascade_train_prerank_run(ds, &c->o, &s, NULL, err, errlen);
+    cascade_dataset_destroy(ds);
+    if (rc != 0)
+        return rc;
+    printf("train-prerank: %zu examples (%zu train, %zu held out); held-out AUC %.4f "
+           "(heuristic %.4f), logloss %.4f (constant %.4f); %.2fs\n",
+           s.examples, s.train, s.holdout, s.auc, s.heuristic_auc, s.logloss, s.base_logloss,
+           s.seconds);
+    printf("train-prerank: model %s (version %s)\n", s.model_path, s.version);
+    return c->redis ? record_meta(c->redis, c->ns, &s, err, errlen) : 0;
+}
+
+int cascade_train_prerank_command(int argc, char **argv)
+{
+    struct prerank_cli c = {.ns = "cascade"};
+    char err[1024];
+    cascade_train_prerank_defaults(&c.o);
+    c.bits = (int)c.o.bits;
+    c.learning_rate = c.o.lr.learning_rate;
+    c.l2 = c.o.lr.l2;
+    const struct cascade_flag flags[] = {
+        {"data", CASCADE_FLAG_STRING, &c.data, "directory of users/items/events.tsv; required", 0,
+         0},
+        {"model-dir", CASCADE_FLAG_STRING, &c.o.model_dir,
+         "where prerank-lr-<time>.safetensors and prerank-lr.latest go; required", 0, 0},
+        {"redis", CASCADE_FLAG_STRING, &c.redis,
+         "Redis HOST:PORT; when given, the model is recorded in {ns}:meta", 0, 0},
+        {"namespace", CASCADE_FLAG_STRING, &c.ns, "Redis key namespace", 0, 0},
+        {"bits", CASCADE_FLAG_INT, &c.bits, "hash buckets = 2^bits", CASCADE_HASHLR_MIN_BITS,
+         CASCADE_HASHLR_MAX_BITS},
+        {"epochs", CASCADE_FLAG_INT, &c.o.epochs, "passes over the training examples", 1, 1000},
+        {"learning-rate", CASCADE_FLAG_DOUBLE, &c.learning_rate, "Adagrad step size", 1e-6, 10},
+        {"l2", CASCADE_FLAG_DOUBLE, &c.l2, "L2 penalty on the active weights", 0, 100},
+        {"seed", CASCADE_FLAG_U64, &c.o.seed, "shuffling seed", 0, 0},
+        {"warmup-frac", CASCADE_FLAG_DOUBLE, &c.o.examples.warmup_frac,
+         "share of impressions that only build feature state", 0, 0.95},
+        {"holdout-frac", CASCADE_FLAG_DOUBLE, &c.o.examples.holdout_frac,
+         "share of examples (the latest) held out", 0.001, 0.9},
+        {"quiet", CASCADE_FLAG_BOOL, &c.o.quiet, "no progress on stderr", 0, 0},
+    };
+    size_t n = sizeof flags / sizeof flags[0];
+    int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof err);
+    if (rc == CASCADE_FLAGS_HELP) {
+        cascade_flags_usage(stdout,
+                            "cascade-build train-prerank --data DIR --model-dir DIR [flags]",
+                            "Train the pre-rank model (logistic regression over hashed user×item "
+                            "crosses) on the event log\nand publish "
+                            "model-dir/prerank-lr-<time>.safetensors + prerank-lr.latest.",
+                            flags, n);
+        return CASCADE_BUILD_EXIT_OK;
+    }
+    if (rc == 0 && (!c.data || !c.o.model_dir)) {
+        snprintf(err, sizeof err, "--data and --model-dir are required");
+        rc = CASCADE_EINVAL;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "cascade-build train-prerank: %s\n", err);
+        return CASCADE_BUILD_EXIT_USAGE;
+    }
+    if ((rc = cli_run(&c, err, sizeof err)) != 0) {
+        const char *msg = strncmp(err, "train-prerank: ", 15) == 0 ? err + 15 : err;
+        fprintf(stderr, "cascade-build train-prerank: %s\n", msg);
+        return CASCADE_BUILD_EXIT_FAILURE;
+    }
+    return CASCADE_BUILD_EXIT_OK;
+}

@@ -1,0 +1,895 @@
+/* cascade-build train-two-tower: positives are the first interest event of
+ * each (user, item) pair, with the user's earlier positives as history; held
+ * out by time; negatives sampled ∝ clicks^0.75 plus in-batch ones, never an
+ * item the user was exposed to or interacted with. Layout in docs/twotower.md §5. */
+#include "train_twotower.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "build_cli.h"
+#include "clock.h"
+#include "error.h"
+#include "flags.h"
+#include "negsample.h"
+#include "progress.h"
+#include "vindex.h"
+
+void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->mode = CASCADE_TWOTOWER_LISTWISE;
+    o->epochs = 3;
+    o->batch = 256;
+    o->n_neg = 4;
+    o->last_n = 20;
+    o->lr = 0.005f;
+    o->emb_dim = 16;
+    o->hidden = 64;
+    o->out_dim = 32;
+    o->temperature = 0.05f;
+    o->holdout_frac = 0.1;
+    o->eval_k = 100;
+    o->eval_users = 2000;
+    cascade_behaviour_weights_default(&o->weights);
+    o->seed = 1;
+}
+
+uint32_t cascade_tt_user_age_bucket(uint32_t age)
+{
+    static const uint32_t upper[] = {18, 25, 35, 45, 55};
+    if (age == 0)
+        return 0;
+    for (uint32_t i = 0; i < 5; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 6;
+}
+
+uint32_t cascade_tt_item_age_bucket(int64_t created_at, int64_t now)
+{
+    static const int64_t upper[] = {86400, 7 * 86400, 30 * 86400, 180 * 86400};
+    if (created_at <= 0)
+        return 0;
+    int64_t age = now > created_at ? now - created_at : 0;
+    for (uint32_t i = 0; i < 4; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 5;
+}
+
+/* ------------------------------------------------------------ dense maps */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sort and deduplicate vals[n] (non-zero values only) in place. */
+static size_t uniq_nonzero(uint64_t *vals, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (vals[i] != 0)
+            vals[m++] = vals[i];
+    qsort(vals, m, sizeof(*vals), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if (k == 0 || vals[k - 1] != vals[i])
+            vals[k++] = vals[i];
+    return k;
+}
+
+/* Row of v in a sorted unique table: index + 1, or 0 (unknown). */
+static uint32_t dense_row(const uint64_t *uniq, size_t n, uint64_t v)
+{
+    if (v == 0)
+        return 0;
+    const uint64_t *p = bsearch(&v, uniq, n, sizeof(*uniq), cmp_u64);
+    return p ? (uint32_t)(p - uniq) + 1 : 0;
+}
+
+/* ------------------------------------------------------------ examples */
+
+struct tt_example {
+    int64_t ts;
+    uint32_t user, p; /* the user's p-th positive */
+};
+
+struct tt_data {
+    const cascade_dataset *ds;
+    uint64_t *authors, *cats, *cities; /* sorted unique raw values */
+    size_t n_authors, n_cats, n_cities;
+    uint32_t *item_author, *item_cat, *user_city; /* rows per dataset index */
+    size_t *pos_off;                              /* [n_users + 1] */
+    uint32_t *pos_item;                           /* item rows (index + 1), time order */
+    int64_t *pos_ts;
+    size_t *n_train_pos; /* [n_users]: train prefix of each user's positives */
+    size_t *exc_off;     /* [n_users + 1]: exposures and positives before the split */
+    uint32_t *exc;
+    struct tt_example *ex;
+    size_t n_ex, n_train;
+    int64_t split_ts;
+};
+
+static void data_free(struct tt_data *d)
+{
+    free(d->authors);
+    free(d->cats);
+    free(d->cities);
+    free(d->item_author);
+    free(d->item_cat);
+    free(d->user_city);
+    free(d->pos_off);
+    free(d->pos_item);
+    free(d->pos_ts);
+    free(d->n_train_pos);
+    free(d->exc_off);
+    free(d->exc);
+    free(d->ex);
+}
+
+static int build_maps(struct tt_data *d)
+{
+    const cascade_dataset *ds = d->ds;
+    size_t ni = ds->n_items, nu = ds->n_users;
+    d->authors = malloc((ni + 1) * sizeof(uint64_t));
+    d->cats = malloc((ni + 1) * sizeof(uint64_t));
+    d->cities = malloc((nu + 1) * sizeof(uint64_t));
+    d->item_author = malloc((ni + 1) * sizeof(uint32_t));
+    d->item_cat = malloc((ni + 1) * sizeof(uint32_t));
+    d->user_city = malloc((nu + 1) * sizeof(uint32_t));
+    if (!d->authors || !d->cats || !d->cities || !d->item_author || !d->item_cat || !d->user_city)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < ni; i++) {
+        d->authors[i] = ds->items[i].author_id;
+        d->cats[i] = ds->items[i].category;
+    }
+    for (size_t u = 0; u < nu; u++)
+        d->cities[u] = ds->users[u].city;
+    d->n_authors = uniq_nonzero(d->authors, ni);
+    d->n_cats = uniq_nonzero(d->cats, ni);
+    d->n_cities = uniq_nonzero(d->cities, nu);
+    for (size_t i = 0; i < ni; i++) {
+        d->item_author[i] = dense_row(d->authors, d->n_authors, ds->items[i].author_id);
+        d->item_cat[i] = dense_row(d->cats, d->n_cats, ds->items[i].category);
+    }
+    for (size_t u = 0; u < nu; u++)
+        d->user_city[u] = dense_row(d->cities, d->n_cities, ds->users[u].city);
+    return 0;
+}
+
+static bool is_positive(const struct cascade_train_twotower_opts *o, uint32_t type)
+{
+    return type >= 1 && type <= CASCADE_EV_MAX && o->weights.w[type] > 0;
+}
+
+/* Per user, the first positive event of each item, in time order. */
+static int build_positives(struct tt_data *d, const struct cascade_train_twotower_opts *o)
+{
+    const cascade_dataset *ds = d->ds;
+    size_t nu = ds->n_users;
+    int rc = CASCADE_ENOMEM;
+    size_t *fill = calloc(nu + 1, sizeof(size_t));
+    uint32_t *mark = calloc(ds->n_items + 1, sizeof(uint32_t));
+    d->pos_off = calloc(nu + 1, sizeof(size_t));
+    if (!fill || !mark || !d->pos_off)
+        goto out;
+    for (size_t e = 0; e < ds->n_events; e++)
+        if (is_positive(o, ds->events[e].type))
+            d->pos_off[ds->events[e].user + 1]++;
+    for (size_t u = 0; u < nu; u++)
+        d->pos_off[u + 1] += d->pos_off[u];
+    d->pos_item = malloc((d->pos_off[nu] + 1) * sizeof(uint32_t));
+    d->pos_ts = malloc((d->pos_off[nu] + 1) * sizeof(int64_t));
+    if (!d->pos_item || !d->pos_ts)
+        goto out;
+    for (size_t e = 0; e < ds->n_events; e++) {
+        const struct cascade_ds_event *ev = &ds->events[e];
+        if (!is_positive(o, ev->type))
+            continue;
+        size_t at = d->pos_off[ev->user] + fill[ev->user]++;
+        d->pos_item[at] = ev->item + 1;
+        d->pos_ts[at] = ev->ts;
+    }
+    /* Keep each user's first positive of an item (mark[item] = user + 1). */
+    size_t w = 0;
+    for (size_t u = 0; u < nu; u++) {
+        size_t start = w;
+        for (size_t k = d->pos_off[u]; k < d->pos_off[u + 1]; k++) {
+            uint32_t it = d->pos_item[k];
+            if (mark[it] == u + 1)
+                continue;
+            mark[it] = (uint32_t)u + 1;
+            d->pos_item[w] = it;
+            d->pos_ts[w++] = d->pos_ts[k];
+        }
+        d->pos_off[u] = start;
+    }
+    d->pos_off[nu] = w;
+    rc = 0;
+out:
+    free(fill);
+    free(mark);
+    return rc;
+}
+
+static int cmp_example(const void *a, const void *b)
+{
+    const struct tt_example *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->user != y->user)
+        return x->user < y->user ? -1 : 1;
+    return x->p < y->p ? -1 : x->p > y->p;
+}
+
+/* Examples in time order and the time split. */
+static int build_examples(struct tt_data *d, const struct cascade_train_twotower_opts *o)
+{
+    size_t nu = d->ds->n_users;
+    d->n_ex = d->pos_off[nu];
+    d->ex = malloc((d->n_ex + 1) * sizeof(*d->ex));
+    d->n_train_pos = calloc(nu + 1, sizeof(size_t));
+    if (!d->ex || !d->n_train_pos)
+        return CASCADE_ENOMEM;
+    size_t n = 0;
+    for (size_t u = 0; u < nu; u++)
+        for (size_t k = d->pos_off[u]; k < d->pos_off[u + 1]; k++)
+            d->ex[n++] =
+                (struct tt_example){d->pos_ts[k], (uint32_t)u, (uint32_t)(k - d->pos_off[u])};
+    qsort(d->ex, n, sizeof(*d->ex), cmp_example);
+    size_t hold = (size_t)llround((double)n * o->holdout_frac);
+    d->n_train = n - hold;
+    d->split_ts = hold ? d->ex[d->n_train].ts : INT64_MAX;
+    for (size_t i = 0; i < d->n_train; i++)
+        d->n_train_pos[d->ex[i].user]++;
+    return 0;
+}
+
+/* Per user, the distinct items exposed or positive before the split. */
+static int build_exclusions(struct tt_data *d, const struct cascade_train_twotower_opts *o)
+{
+    const cascade_dataset *ds = d->ds;
+    size_t nu = ds->n_users;
+    struct cascade_user_events ue = {0};
+    int rc = CASCADE_ENOMEM;
+    uint32_t *mark = calloc(ds->n_items + 1, sizeof(uint32_t));
+    d->exc_off = calloc(nu + 1, sizeof(size_t));
+    if (!mark || !d->exc_off || cascade_user_events_build(ds, &ue) != 0)
+        goto out;
+    d->exc = malloc((ds->n_events + 1) * sizeof(uint32_t));
+    if (!d->exc)
+        goto out;
+    size_t w = 0;
+    for (size_t u = 0; u < nu; u++) {
+        d->exc_off[u] = w;
+        for (size_t k = ue.off[u]; k < ue.off[u + 1]; k++) {
+            const struct cascade_ds_event *ev = &ds->events[ue.idx[k]];
+            if (ev->ts >= d->split_ts ||
+                !(ev->type == CASCADE_EV_IMPRESSION || is_positive(o, ev->type)))
+                continue;
+            if (mark[ev->item + 1] == u + 1)
+                continue;
+            mark[ev->item + 1] = (uint32_t)u + 1;
+            d->exc[w++] = ev->item + 1;
+        }
+    }
+    d->exc_off[nu] = w;
+    rc = 0;
+out:
+    cascade_user_events_free(&ue);
+    free(mark);
+    return rc;
+}
+
+/* ------------------------------------------------------------ features */
+
+static struct cascade_twotower_user user_features(const struct tt_data *d, uint32_t u,
+                                                  size_t n_hist, size_t last_n)
+{
+    const struct cascade_ds_user *du = &d->ds->users[u];
+    size_t start = n_hist > last_n ? n_hist - last_n : 0;
+    return (struct cascade_twotower_user){
+        .user_id = u + 1,
+        .age_bucket = cascade_tt_user_age_bucket(du->age),
+        .gender = du->gender < CASCADE_TT_GENDERS ? du->gender : 0,
+        .city = d->user_city[u],
+        .history = d->pos_item + d->pos_off[u] + start,
+        .n_history = n_hist - start,
+    };
+}
+
+static struct cascade_twotower_item item_features(const struct tt_data *d, uint32_t row,
+                                                  int64_t now)
+{
+    if (row == 0)
+        return (struct cascade_twotower_item){0, 0, 0, 0};
+    const struct cascade_ds_item *it = &d->ds->items[row - 1];
+    return (struct cascade_twotower_item){
+        .item_id = row,
+        .author = d->item_author[row - 1],
+        .category = d->item_cat[row - 1],
+        .age_bucket = cascade_tt_item_age_bucket(it->created_at, now),
+    };
+}
+
+/* ------------------------------------------------------------ training */
+
+struct tt_batch_buf {
+    struct cascade_twotower_user *users;
+    struct cascade_twotower_item *pos, *neg;
+    float *pos_logq, *neg_logq;
+    uint32_t *neg_rows;
+    const uint32_t **exclude;
+    size_t *n_exclude;
+    uint32_t *exc_buf; /* [batch × batch]: exclusions that are batch positives */
+    uint32_t *stamp;   /* [n_items + 1]: batch number + 1 of item rows that are positives */
+};
+
+static void batch_free(struct tt_batch_buf *b)
+{
+    free(b->users);
+    free(b->pos);
+    free(b->neg);
+    free(b->pos_logq);
+    free(b->neg_logq);
+    free(b->neg_rows);
+    free(b->exclude);
+    free(b->n_exclude);
+    free(b->exc_buf);
+    free(b->stamp);
+}
+
+static int batch_alloc(struct tt_batch_buf *b, size_t batch, size_t n_neg, size_t n_items)
+{
+    size_t nn = batch * n_neg + 1;
+    b->users = calloc(batch, sizeof(*b->users));
+    b->pos = calloc(batch, sizeof(*b->pos));
+    b->neg = calloc(nn, sizeof(*b->neg));
+    b->pos_logq = calloc(batch, sizeof(float));
+    b->neg_logq = calloc(nn, sizeof(float));
+    b->neg_rows = calloc(nn, sizeof(uint32_t));
+    b->exclude = calloc(batch, sizeof(*b->exclude));
+    b->n_exclude = calloc(batch, sizeof(size_t));
+    b->exc_buf = calloc(batch * batch, sizeof(uint32_t));
+    b->stamp = calloc(n_items + 1, sizeof(uint32_t));
+    return b->users && b->pos && b->neg && b->pos_logq && b->neg_logq && b->neg_rows &&
+                   b->exclude && b->n_exclude && b->exc_buf && b->stamp
+               ? 0
+               : CASCADE_ENOMEM;
+}
+
+struct tt_trainer {
+    const struct tt_data *d;
+    const struct cascade_train_twotower_opts *o;
+    cascade_twotower *m;
+    cascade_negsample *ns;
+    struct cascade_nn_optim opt;
+    struct cascade_nn_rng rng;
+    struct tt_batch_buf b;
+    uint32_t *order;
+    uint32_t batch_no;
+};
+
+/* Fill the batch of examples order[from, from + n) and take one step. */
+static int train_batch(struct tt_trainer *t, size_t from, size_t n, double *loss, char *err,
+                       size_t errlen)
+{
+    const struct tt_data *d = t->d;
+    const struct cascade_train_twotower_opts *o = t->o;
+    struct tt_batch_buf *b = &t->b;
+    bool listwise = o->mode == CASCADE_TWOTOWER_LISTWISE;
+    t->batch_no++;
+    for (size_t i = 0; i < n; i++) {
+        const struct tt_example *ex = &d->ex[t->order[from + i]];
+        uint32_t row = d->pos_item[d->pos_off[ex->user] + ex->p];
+        b->users[i] = user_features(d, ex->user, ex->p, o->last_n);
+        b->pos[i] = item_features(d, row, ex->ts);
+        b->pos_logq[i] = (float)cascade_negsample_logq_inbatch(t->ns, row);
+        b->stamp[row] = t->batch_no;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct tt_example *ex = &d->ex[t->order[from + i]];
+        const uint32_t *exc = d->exc + d->exc_off[ex->user];
+        size_t n_exc = d->exc_off[ex->user + 1] - d->exc_off[ex->user];
+        struct cascade_negsample_request req = {exc, n_exc, NULL, 0};
+        uint32_t *rows = b->neg_rows + i * o->n_neg;
+        size_t got = cascade_negsample_draw(t->ns, &t->rng, &req, o->n_neg, rows, NULL,
+                                            b->neg_logq + i * o->n_neg);
+        for (size_t k = got; k < o->n_neg; k++) { /* rejection ran out: reuse a draw */
+            rows[k] = got ? rows[k % got] : cascade_negsample_easy(t->ns, &t->rng);
+            b->neg_logq[i * o->n_neg + k] = (float)cascade_negsample_logq(t->ns, rows[k]);
+        }
+        for (size_t k = 0; k < o->n_neg; k++)
+            b->neg[i * o->n_neg + k] = item_features(d, rows[k], ex->ts);
+        /* In-batch masking only needs the exclusions that are batch positives. */
+        uint32_t *keep = b->exc_buf + i * o->batch;
+        size_t nk = 0;
+        for (size_t k = 0; k < n_exc && nk < o->batch; k++)
+            if (b->stamp[exc[k]] == t->batch_no)
+                keep[nk++] = exc[k];
+        b->exclude[i] = keep;
+        b->n_exclude[i] = nk;
+    }
+    struct cascade_twotower_batch bt = {
+        .n = n,
+        .users = b->users,
+        .pos = b->pos,
+        .n_neg = o->n_neg,
+        .neg = b->neg,
+        .pos_logq = listwise ? b->pos_logq : NULL,
+        .neg_logq = listwise ? b->neg_logq : NULL,
+        .in_batch = listwise,
+        .exclude = listwise ? b->exclude : NULL,
+        .n_exclude = listwise ? b->n_exclude : NULL,
+    };
+    return cascade_twotower_train_step(t->m, &t->opt, o->mode, &bt, loss, err, errlen);
+}
+
+static int train_epochs(struct tt_trainer *t, struct cascade_train_twotower_summary *sum, char *err,
+                        size_t errlen)
+{
+    const struct cascade_train_twotower_opts *o = t->o;
+    size_t n = t->d->n_train;
+    int64_t t0 = cascade_now_us();
+    for (size_t ep = 0; ep < o->epochs; ep++) {
+        for (size_t i = n; i > 1; i--) { /* Fisher-Yates, seeded */
+            size_t j = (size_t)cascade_nn_rng_below(&t->rng, i);
+            uint32_t tmp = t->order[i - 1];
+            t->order[i - 1] = t->order[j];
+            t->order[j] = tmp;
+        }
+        struct cascade_progress pr;
+        cascade_progress_start(&pr, "train-two-tower", "examples", n, o->quiet);
+        double total = 0;
+        size_t batches = 0;
+        for (size_t from = 0; from < n; from += o->batch) {
+            size_t bn = n - from < o->batch ? n - from : o->batch;
+            double loss;
+            int rc = train_batch(t, from, bn, &loss, err, errlen);
+            if (rc != 0)
+                return rc;
+            total += loss;
+            batches++;
+            cascade_progress_update(&pr, from + bn);
+        }
+        double secs = (double)(cascade_now_us() - t0) / 1e6;
+        sum->final_loss = batches ? total / (double)batches : 0;
+        if (!o->quiet)
+            fprintf(stderr,
+                    "train-two-tower: epoch %zu/%zu: loss %.4f, %.0f examples/s, ETA %.0fs\n",
+                    ep + 1, o->epochs, sum->final_loss,
+                    secs > 0 ? (double)n * (double)(ep + 1) / secs : 0.0,
+                    secs / (double)(ep + 1) * (double)(o->epochs - ep - 1));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/* Every item's vector (rows 1..n_items) at time now into out [n_items, dim]. */
+static int item_matrix(const cascade_twotower *m, const struct tt_data *d, int64_t now, float *out,
+                       char *err, size_t errlen)
+{
+    size_t ni = d->ds->n_items, dim = cascade_twotower_config_get(m)->out_dim;
+    struct cascade_twotower_item *its = malloc((ni + 1) * sizeof(*its));
+    if (!its)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < ni; i++)
+        its[i] = item_features(d, (uint32_t)i + 1, now);
+    int rc = 0;
+    for (size_t i = 0; i < ni && rc == 0; i += 4096) { /* chunks bound the scratch */
+        size_t n = ni - i < 4096 ? ni - i : 4096;
+        rc = cascade_twotower_item_vectors(m, its + i, n, out + i * dim, err, errlen);
+    }
+    free(its);
+    return rc;
+}
+
+static float dot(const float *a, const float *b, size_t n)
+{
+    float s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* recall@K of one user: share of its held-out items ranked in the top K
+ * among items outside its train positives. */
+static double user_recall(const struct tt_data *d, uint32_t u, const float *uv, const float *iv,
+                          size_t dim, size_t k, float *scores, uint32_t *mark)
+{
+    size_t ni = d->ds->n_items, base = d->pos_off[u], ntr = d->n_train_pos[u];
+    size_t nho = d->pos_off[u + 1] - base - ntr;
+    for (size_t i = 0; i < ntr; i++)
+        mark[d->pos_item[base + i]] = u + 1;
+    for (size_t i = 0; i < ni; i++)
+        scores[i] = mark[i + 1] == u + 1 ? -INFINITY : dot(uv, iv + i * dim, dim);
+    size_t hits = 0;
+    for (size_t h = 0; h < nho; h++) {
+        float s = scores[d->pos_item[base + ntr + h] - 1];
+        size_t above = 0;
+        for (size_t i = 0; i < ni && above < k; i++)
+            above += scores[i] > s;
+        hits += above < k;
+    }
+    return (double)hits / (double)nho;
+}
+
+static int evaluate(const cascade_twotower *m, const struct tt_data *d,
+                    const struct cascade_train_twotower_opts *o,
+                    struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
+{
+    size_t ni = d->ds->n_items, nu = d->ds->n_users;
+    size_t dim = cascade_twotower_config_get(m)->out_dim;
+    int rc = CASCADE_ENOMEM;
+    float *iv = malloc((ni + 1) * dim * sizeof(float));
+    float *scores = malloc((ni + 1) * sizeof(float));
+    uint32_t *mark = calloc(ni + 1, sizeof(uint32_t));
+    float *uv = malloc(dim * sizeof(float));
+    double total = 0;
+    size_t users = 0, eligible = 0;
+    if (!iv || !scores || !mark || !uv)
+        goto out;
+    if ((rc = item_matrix(m, d, d->split_ts, iv, err, errlen)) != 0)
+        goto out;
+    for (size_t u = 0; u < nu; u++)
+        eligible += d->pos_off[u + 1] - d->pos_off[u] > d->n_train_pos[u];
+    size_t stride = eligible > o->eval_users ? (eligible + o->eval_users - 1) / o->eval_users : 1;
+    for (size_t u = 0, seen = 0; u < nu; u++) {
+        if (d->pos_off[u + 1] - d->pos_off[u] <= d->n_train_pos[u])
+            continue;
+        if (seen++ % stride != 0)
+            continue;
+        struct cascade_twotower_user f =
+            user_features(d, (uint32_t)u, d->n_train_pos[u], o->last_n);
+        if ((rc = cascade_twotower_user_vectors(m, &f, 1, uv, err, errlen)) != 0)
+            goto out;
+        total += user_recall(d, (uint32_t)u, uv, iv, dim, o->eval_k, scores, mark);
+        users++;
+    }
+    sum->eval_users = users;
+    sum->recall_at_k = users ? total / (double)users : 0;
+    rc = 0;
+out:
+    free(iv);
+    free(scores);
+    free(mark);
+    free(uv);
+    return rc;
+}
+
+/* ------------------------------------------------------------ publishing */
+
+static int write_maps(const struct tt_data *d, const char *path, int64_t ref_ts, char *err,
+                      size_t errlen)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return CASCADE_EIO;
+    }
+    fprintf(f, "cascade-two-tower-maps\t1\nref_ts\t%" PRId64 "\n", ref_ts);
+    for (size_t u = 0; u < d->ds->n_users; u++)
+        fprintf(f, "user\t%s\t%zu\n", d->ds->users[u].id, u + 1);
+    for (size_t i = 0; i < d->ds->n_items; i++)
+        fprintf(f, "item\t%" PRIu64 "\t%zu\n", d->ds->items[i].id, i + 1);
+    for (size_t i = 0; i < d->n_authors; i++)
+        fprintf(f, "author\t%" PRIu64 "\t%zu\n", d->authors[i], i + 1);
+    for (size_t i = 0; i < d->n_cats; i++)
+        fprintf(f, "category\t%" PRIu64 "\t%zu\n", d->cats[i], i + 1);
+    for (size_t i = 0; i < d->n_cities; i++)
+        fprintf(f, "city\t%" PRIu64 "\t%zu\n", d->cities[i], i + 1);
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        remove(tmp);
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
+static int write_items(const cascade_twotower *m, const struct tt_data *d,
+                       const struct cascade_train_twotower_opts *o, const char *path,
+                       const char *version, int64_t ref_ts, char *err, size_t errlen)
+{
+    size_t ni = d->ds->n_items, dim = cascade_twotower_config_get(m)->out_dim;
+    cascade_vindex *ix = NULL;
+    int rc = CASCADE_ENOMEM;
+    float *iv = malloc((ni + 1) * dim * sizeof(float));
+    uint64_t *ids = malloc((ni + 1) * sizeof(uint64_t));
+    if (!iv || !ids)
+        goto out;
+    if ((rc = item_matrix(m, d, ref_ts, iv, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; i < ni; i++)
+        ids[i] = d->ds->items[i].id;
+    struct cascade_vindex_opts vo = {.metric = CASCADE_VINDEX_COSINE, .seed = o->seed};
+    if (!(ix = cascade_vindex_build(iv, ids, ni, dim, &vo, err, errlen))) {
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    rc = cascade_vindex_save(ix, path, version, err, errlen);
+out:
+    cascade_vindex_destroy(ix);
+    free(iv);
+    free(ids);
+    return rc;
+}
+
+static int write_latest(const char *dir, const char *version, char *err, size_t errlen)
+{
+    char path[1100], tmp[1110];
+    snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return CASCADE_EIO;
+    }
+    fprintf(f, "%s\n", version);
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        remove(tmp);
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
+/* Items, maps and model under one new version, then two-tower.latest names it. */
+static int publish(const cascade_twotower *m, const struct tt_data *d,
+                   const struct cascade_train_twotower_opts *o,
+                   struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
+{
+    const char *dir = o->model_dir;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    struct stat st;
+    int rc = cascade_mkdir_p(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(sum->version, sizeof(sum->version), "two-tower-%s", stamp);
+    snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
+    for (int n = 2; stat(sum->model_path, &st) == 0 && n < 1000; n++) {
+        snprintf(sum->version, sizeof(sum->version), "two-tower-%s-%d", stamp, n);
+        snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
+    }
+    snprintf(sum->items_path, sizeof(sum->items_path), "%s/%s.items.safetensors", dir,
+             sum->version);
+    snprintf(sum->maps_path, sizeof(sum->maps_path), "%s/%s.maps.tsv", dir, sum->version);
+    int64_t ref_ts = cascade_dataset_last_ts(d->ds);
+    if ((rc = write_items(m, d, o, sum->items_path, sum->version, ref_ts, err, errlen)) != 0 ||
+        (rc = write_maps(d, sum->maps_path, ref_ts, err, errlen)) != 0 ||
+        (rc = cascade_twotower_save(m, sum->model_path, err, errlen)) != 0)
+        return rc;
+    return write_latest(dir, sum->version, err, errlen);
+}
+
+/* ------------------------------------------------------------ run */
+
+static int new_model(const struct tt_data *d, const struct cascade_train_twotower_opts *o,
+                     cascade_twotower **m, char *err, size_t errlen)
+{
+    struct cascade_twotower_config c;
+    cascade_twotower_config_default(&c);
+    c.n_users = d->ds->n_users + 1;
+    c.n_items = d->ds->n_items + 1;
+    c.n_authors = d->n_authors + 1;
+    c.n_categories = d->n_cats + 1;
+    c.n_user_age_buckets = CASCADE_TT_USER_AGE_BUCKETS;
+    c.n_genders = CASCADE_TT_GENDERS;
+    c.n_cities = d->n_cities + 1;
+    c.n_item_age_buckets = CASCADE_TT_ITEM_AGE_BUCKETS;
+    c.emb_dim = o->emb_dim;
+    c.hidden = o->hidden;
+    c.out_dim = o->out_dim;
+    c.temperature = o->temperature;
+    c.seed = o->seed;
+    return cascade_twotower_create(&c, m, err, errlen);
+}
+
+static int new_sampler(const struct tt_data *d, cascade_negsample **ns, char *err, size_t errlen)
+{
+    size_t ni = d->ds->n_items + 1;
+    double *clicks = calloc(ni, sizeof(double));
+    if (!clicks)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < d->n_train; i++)
+        clicks[d->pos_item[d->pos_off[d->ex[i].user] + d->ex[i].p]] += 1;
+    struct cascade_negsample_config c;
+    cascade_negsample_config_default(&c);
+    int rc = cascade_negsample_create(clicks, ni, &c, ns, err, errlen);
+    free(clicks);
+    return rc;
+}
+
+static int check_opts(const cascade_dataset *ds, const struct cascade_train_twotower_opts *o,
+                      char *err, size_t errlen)
+{
+    if (o->mode != CASCADE_TWOTOWER_LISTWISE && o->n_neg == 0) {
+        snprintf(err, errlen, "train-two-tower: --negatives must be ≥ 1 unless --mode listwise");
+        return CASCADE_EINVAL;
+    }
+    if (o->batch == 0 || o->epochs == 0 || o->eval_k == 0) {
+        snprintf(err, errlen, "train-two-tower: --batch-size, --epochs and --k must be ≥ 1");
+        return CASCADE_EINVAL;
+    }
+    if (ds->n_items == 0 || ds->n_users == 0) {
+        snprintf(err, errlen, "train-two-tower: the data set has no users or no items");
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+int cascade_train_twotower_run(const cascade_dataset *ds,
+                               const struct cascade_train_twotower_opts *o,
+                               struct cascade_train_twotower_summary *sum, cascade_twotower **model,
+                               char *err, size_t errlen)
+{
+    struct tt_data d = {.ds = ds};
+    struct tt_trainer t = {.d = &d, .o = o};
+    int64_t t0 = cascade_now_us();
+    memset(sum, 0, sizeof(*sum));
+    if (model)
+        *model = NULL;
+    int rc = check_opts(ds, o, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = build_maps(&d)) != 0 || (rc = build_positives(&d, o)) != 0 ||
+        (rc = build_examples(&d, o)) != 0 || (rc = build_exclusions(&d, o)) != 0)
+        goto nomem;
+    sum->examples = d.n_ex;
+    sum->train = d.n_train;
+    sum->holdout = d.n_ex - d.n_train;
+    if (d.n_train == 0) {
+        snprintf(err, errlen, "train-two-tower: no positive events to train on (weights > 0)");
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    if ((rc = new_model(&d, o, &t.m, err, errlen)) != 0 ||
+        (rc = new_sampler(&d, &t.ns, err, errlen)) != 0)
+        goto out;
+    if (batch_alloc(&t.b, o->batch, o->n_neg, ds->n_items) != 0 ||
+        !(t.order = malloc(d.n_train * sizeof(uint32_t)))) {
+        rc = CASCADE_ENOMEM;
+        goto nomem;
+    }
+    for (size_t i = 0; i < d.n_train; i++)
+        t.order[i] = (uint32_t)i;
+    cascade_nn_optim_adam(&t.opt, o->lr);
+    cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
+    if ((rc = train_epochs(&t, sum, err, errlen)) != 0)
+        goto out;
+    if (sum->holdout && (rc = evaluate(t.m, &d, o, sum, err, errlen)) != 0)
+        goto out;
+    if (o->model_dir && (rc = publish(t.m, &d, o, sum, err, errlen)) != 0)
+        goto out;
+    sum->seconds = (double)(cascade_now_us() - t0) / 1e6;
+    if (model) {
+        *model = t.m;
+        t.m = NULL;
+    }
+    goto out;
+nomem:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "train-two-tower: out of memory");
+out:
+    batch_free(&t.b);
+    free(t.order);
+    cascade_negsample_destroy(t.ns);
+    cascade_twotower_destroy(t.m);
+    data_free(&d);
+    return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+static int parse_mode(const char *s, enum cascade_twotower_objective *out)
+{
+    static const struct {
+        const char *name;
+        enum cascade_twotower_objective obj;
+    } modes[] = {{"listwise", CASCADE_TWOTOWER_LISTWISE},
+                 {"pointwise", CASCADE_TWOTOWER_POINTWISE},
+                 {"hinge", CASCADE_TWOTOWER_TRIPLET_HINGE},
+                 {"log", CASCADE_TWOTOWER_TRIPLET_LOG}};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(s, modes[i].name) == 0) {
+            *out = modes[i].obj;
+            return 0;
+        }
+    return CASCADE_EINVAL;
+}
+
+int cascade_train_twotower_command(int argc, char **argv)
+{
+    struct cascade_train_twotower_opts o;
+    const char *data = NULL, *mode = "listwise", *weights = NULL;
+    char err[1024];
+    cascade_train_twotower_defaults(&o);
+    double lr = o.lr, temp = o.temperature;
+    const struct cascade_flag flags[] = {
+        {"data", CASCADE_FLAG_STRING, &data, "directory of users/items/events.tsv; required", 0, 0},
+        {"model-dir", CASCADE_FLAG_STRING, &o.model_dir,
+         "where two-tower-<time>.* and two-tower.latest go; required", 0, 0},
+        {"mode", CASCADE_FLAG_STRING, &mode, "objective: listwise, pointwise, hinge or log", 0, 0},
+        {"epochs", CASCADE_FLAG_SIZE, &o.epochs, "training epochs", 1, 1000},
+        {"batch-size", CASCADE_FLAG_SIZE, &o.batch, "mini-batch size", 1, 8192},
+        {"negatives", CASCADE_FLAG_SIZE, &o.n_neg, "sampled negatives per example", 0, 1024},
+        {"last-n", CASCADE_FLAG_SIZE, &o.last_n, "history items pooled by the user tower", 0,
+         10000},
+        {"learning-rate", CASCADE_FLAG_DOUBLE, &lr, "Adam step size", 1e-7, 10},
+        {"emb-dim", CASCADE_FLAG_SIZE, &o.emb_dim, "feature embedding width", 1, 1024},
+        {"hidden", CASCADE_FLAG_SIZE, &o.hidden, "hidden layer width (0 = linear towers)", 0, 4096},
+        {"out-dim", CASCADE_FLAG_SIZE, &o.out_dim, "user/item vector width", 1, 1024},
+        {"temperature", CASCADE_FLAG_DOUBLE, &temp, "softmax temperature", 1e-4, 10},
+        {"holdout-frac", CASCADE_FLAG_DOUBLE, &o.holdout_frac,
+         "share of positives (the latest) held out", 0, 0.9},
+        {"k", CASCADE_FLAG_SIZE, &o.eval_k, "K of the held-out recall@K", 1, 100000},
+        {"eval-users", CASCADE_FLAG_SIZE, &o.eval_users, "held-out users evaluated at most", 1,
+         1e9},
+        {"weights", CASCADE_FLAG_STRING, &weights,
+         "positive event types, e.g. click=1,like=2 (0 = not a positive)", 0, 0},
+        {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
+        {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
+    };
+    size_t n = sizeof(flags) / sizeof(flags[0]);
+    int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof(err));
+    if (rc == CASCADE_FLAGS_HELP) {
+        cascade_flags_usage(stdout,
+                            "cascade-build train-two-tower --data DIR --model-dir DIR [flags]",
+                            "Train the two-tower retrieval model on the event log, report held-out "
+                            "recall@K on a time split,\nand publish model, id maps and item index "
+                            "as model-dir/two-tower-<time>.* (docs/twotower.md).",
+                            flags, n);
+        return CASCADE_BUILD_EXIT_OK;
+    }
+    if (rc == 0 && (!data || !o.model_dir)) {
+        snprintf(err, sizeof(err), "--data and --model-dir are required");
+        rc = CASCADE_EINVAL;
+    }
+    if (rc == 0 && parse_mode(mode, &o.mode) != 0) {
+        snprintf(err, sizeof(err), "--mode: expected listwise, pointwise, hinge or log, got '%s'",
+                 mode);
+        rc = CASCADE_EINVAL;
+    }
+    if (rc == 0 && weights)
+        rc = cascade_behaviour_weights_parse(&o.weights, weights, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "cascade-build train-two-tower: %s\n", err);
+        return CASCADE_BUILD_EXIT_USAGE;
+    }
+    o.lr = (float)lr;
+    o.temperature = (float)temp;
+    cascade_dataset *ds = NULL;
+    struct cascade_train_twotower_summary s;
+    if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0)
+        rc = cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err));
+    cascade_dataset_destroy(ds);
+    if (rc != 0) {
+        const char *msg = strncmp(err, "train-two-tower: ", 17) == 0 ? err + 17 : err;
+        fprintf(stderr, "cascade-build train-two-tower: %s\n", msg);
+        return CASCADE_BUILD_EXIT_FAILURE;
+    }
+    printf("train-two-tower: %zu positives (%zu train, %zu held out); final loss %.4f\n",
+           s.examples, s.train, s.holdout, s.final_loss);
+    printf("train-two-tower: held-out recall@%zu %.4f over %zu users\n", o.eval_k, s.recall_at_k,
+           s.eval_users);
+    printf("train-two-tower: model %s, items %s (version %s) in %.1fs\n", s.model_path,
+           s.items_path, s.version, s.seconds);
+    return CASCADE_BUILD_EXIT_OK;
+}

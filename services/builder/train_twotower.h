@@ -1,0 +1,67 @@
+/* cascade-build train-two-tower: the two-tower retrieval model (common/twotower.h)
+ * trained on the event log (interest events are positives, exposed-but-unclicked
+ * items only exclusions), evaluated by held-out recall@K on a time split, and
+ * exported as model + id maps + an item-vector index (common/vindex.h). */
+#ifndef CASCADE_BUILDER_TRAIN_TWOTOWER_H
+#define CASCADE_BUILDER_TRAIN_TWOTOWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "twotower.h"
+
+/* Bucket counts of the profile / item-age features (row 0 = unknown). */
+#define CASCADE_TT_USER_AGE_BUCKETS 7
+#define CASCADE_TT_GENDERS 4
+#define CASCADE_TT_ITEM_AGE_BUCKETS 6
+
+struct cascade_train_twotower_opts {
+    enum cascade_twotower_objective mode; /* default listwise */
+    size_t epochs, batch;                 /* default 3, 256 */
+    size_t n_neg;                         /* sampled negatives per example, default 4 */
+    size_t last_n;                        /* history items pooled by the user tower, default 20 */
+    float lr;                             /* Adam, default 0.005 */
+    size_t emb_dim, hidden, out_dim;      /* default 16, 64, 32 */
+    float temperature;                    /* default 0.05 */
+    double holdout_frac;                  /* latest share of positives held out, default 0.1 */
+    size_t eval_k;                        /* recall@K, default 100 */
+    size_t eval_users;                    /* at most this many held-out users, default 2000 */
+    struct cascade_behaviour_weights weights; /* > 0 marks a positive event type */
+    uint64_t seed;                            /* default 1 */
+    const char *model_dir;                    /* NULL = do not save */
+    bool quiet;
+};
+
+struct cascade_train_twotower_summary {
+    size_t examples, train, holdout; /* positive (user, item) pairs */
+    size_t eval_users;
+    double recall_at_k; /* held-out recall@eval_k (exact scan, history excluded) */
+    double final_loss;  /* mean training loss of the last epoch */
+    char version[128];  /* "two-tower-<UTC>", "" when not saved */
+    char model_path[1024], items_path[1024], maps_path[1024];
+    double seconds;
+};
+
+void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);
+
+/* Feature buckets shared by training and serving: the user's age (0 unknown,
+ * then <18, 18-24, 25-34, 35-44, 45-54, 55+), and an item's age at time now
+ * (0 unknown, then < 1 day, < 1 week, < 30 days, < 180 days, older). */
+uint32_t cascade_tt_user_age_bucket(uint32_t age);
+uint32_t cascade_tt_item_age_bucket(int64_t created_at, int64_t now);
+
+/* Build the examples, train with per-epoch progress on stderr, evaluate on
+ * the held-out split and (with model_dir) publish. *model (may be NULL)
+ * receives the trained model, which the caller destroys. */
+int cascade_train_twotower_run(const cascade_dataset *ds,
+                               const struct cascade_train_twotower_opts *o,
+                               struct cascade_train_twotower_summary *sum, cascade_twotower **model,
+                               char *err, size_t errlen);
+
+/* The `cascade-build train-two-tower` subcommand: argv[2..] are its flags.
+ * Returns a CASCADE_BUILD_EXIT_* code (build_cli.h). */
+int cascade_train_twotower_command(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* PreRank internals shared by prerank.c (requests) and model.c (the model
+ * holder: load, reference-counted swap under running requests, reload). */
+#ifndef CASCADE_PRERANK_INTERNAL_H
+#define CASCADE_PRERANK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "hashlr.h"
+#include "latest_file.h"
+#include "prerank.h"
+
+/* A loaded model; freed when the last request using it releases it. */
+struct cascade_prerank__model {
+    cascade_hashlr *lr;
+    char version[256];
+    atomic_int refs;
+};
+
+struct cascade_prerank {
+    cascade_redis_pool *redis; /* borrowed */
+    char ns[64];
+    char model_dir[512]; /* "" = heuristic only */
+    uint32_t keep;       /* default keep */
+    size_t max_candidates;
+    struct cascade_prerank_weights weights;
+    int64_t reload_interval_ms;
+    char heuristic_version[600];
+    pthread_mutex_t model_lock;           /* guards model */
+    struct cascade_prerank__model *model; /* NULL = heuristic */
+    pthread_mutex_t reload_lock;          /* one reloader at a time; guards latest */
+    struct cascade_latest_stat latest;
+    atomic_llong next_check_ms;
+    atomic_bool warned_no_model;
+};
+
+/* Take a reference to the current model (NULL: heuristic). */
+struct cascade_prerank__model *cascade_prerank__model_acquire(cascade_prerank *p);
+/* Drop a reference (NULL is a no-op). */
+void cascade_prerank__model_release(struct cascade_prerank__model *m);
+/* Reload when the interval has passed and .latest changed; never blocks on
+ * another thread's reload. Failures are logged. */
+void cascade_prerank__maybe_reload(cascade_prerank *p);
+
+#endif

@@ -1,0 +1,428 @@
+/* Recall channel "two_tower": the newest model published by cascade-build
+ * train-two-tower (model-dir/two-tower.latest → model, id maps, item index),
+ * reloaded when latest changes; per request the user vector from the profile
+ * and the last-n items, an IVF search (exact when lists run short), the last-n
+ * items excluded, cosine scores. Layout in docs/twotower.md §6. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "error.h"
+#include "hash.h"
+#include "log.h"
+#include "recall_internal.h"
+#include "store.h"
+#include "twotower.h"
+#include "vindex.h"
+
+/* Profile buckets of the user tower; must match cascade_tt_user_age_bucket
+ * and CASCADE_TT_GENDERS of services/builder/train_twotower.h, which trained
+ * the model (0 unknown, then <18, 18-24, 25-34, 35-44, 45-54, 55+). */
+#define TT_GENDERS 4
+
+static uint32_t age_bucket(uint32_t age)
+{
+    static const uint32_t upper[] = {18, 25, 35, 45, 55};
+    if (age == 0)
+        return 0;
+    for (uint32_t i = 0; i < 5; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 6;
+}
+
+/* ------------------------------------------------------------ id → row maps */
+
+/* Open addressing, key → row (rows are ≥ 1, so 0 marks an empty slot). */
+struct tt_map {
+    uint64_t *keys;
+    uint32_t *rows;
+    size_t cap; /* power of two */
+};
+
+static void map_free(struct tt_map *m)
+{
+    free(m->keys);
+    free(m->rows);
+}
+
+static int map_init(struct tt_map *m, size_t n)
+{
+    m->cap = 16;
+    while (m->cap < 2 * n + 16)
+        m->cap <<= 1;
+    m->keys = calloc(m->cap, sizeof(*m->keys));
+    m->rows = calloc(m->cap, sizeof(*m->rows));
+    return m->keys && m->rows ? 0 : CASCADE_ENOMEM;
+}
+
+static size_t map_slot(const struct tt_map *m, uint64_t key)
+{
+    size_t i = (size_t)cascade_hash64(&key, sizeof(key), 0x7477) & (m->cap - 1);
+    while (m->rows[i] != 0 && m->keys[i] != key)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void map_put(struct tt_map *m, uint64_t key, uint32_t row)
+{
+    size_t i = map_slot(m, key);
+    m->keys[i] = key;
+    m->rows[i] = row;
+}
+
+/* The row of key, 0 when unknown. */
+static uint32_t map_get(const struct tt_map *m, uint64_t key)
+{
+    return m->cap ? m->rows[map_slot(m, key)] : 0;
+}
+
+/* ------------------------------------------------------------ a loaded version */
+
+struct tt_snap {
+    int refs; /* guarded by the channel state's mutex */
+    char version[128];
+    cascade_twotower *model;
+    cascade_vindex *index;
+    struct tt_map users; /* cascade_hash_str(user id) → row */
+    struct tt_map items; /* item id → row */
+    struct tt_map cities;
+    int64_t ref_ts;
+};
+
+static void snap_free(struct tt_snap *s)
+{
+    if (!s)
+        return;
+    cascade_twotower_destroy(s->model);
+    cascade_vindex_destroy(s->index);
+    map_free(&s->users);
+    map_free(&s->items);
+    map_free(&s->cities);
+    free(s);
+}
+
+/* Parse the maps TSV written by train-two-tower (users, items, cities). */
+static int read_maps(struct tt_snap *s, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return CASCADE_EIO;
+    }
+    size_t n = 0;
+    char line[256], kind[16], key[128];
+    unsigned long row;
+    while (fgets(line, sizeof(line), f))
+        n++;
+    rewind(f);
+    int rc = CASCADE_ENOMEM;
+    if (map_init(&s->users, n) || map_init(&s->items, n) || map_init(&s->cities, n))
+        goto out;
+    rc = CASCADE_EFORMAT;
+    if (!fgets(line, sizeof(line), f) || strncmp(line, "cascade-two-tower-maps\t1", 24) != 0) {
+        snprintf(err, errlen, "%s: not a two-tower maps file (version 1)", path);
+        goto out;
+    }
+    for (size_t ln = 2; fgets(line, sizeof(line), f); ln++) {
+        if (sscanf(line, "ref_ts\t%" SCNd64, &s->ref_ts) == 1)
+            continue;
+        if (sscanf(line, "%15[^\t]\t%127[^\t]\t%lu", kind, key, &row) != 3 || row == 0 ||
+            row > UINT32_MAX) {
+            snprintf(err, errlen, "%s:%zu: expected kind<TAB>id<TAB>row", path, ln);
+            goto out;
+        }
+        if (strcmp(kind, "user") == 0)
+            map_put(&s->users, cascade_hash_str(key, 0), (uint32_t)row);
+        else if (strcmp(kind, "item") == 0)
+            map_put(&s->items, strtoull(key, NULL, 10), (uint32_t)row);
+        else if (strcmp(kind, "city") == 0)
+            map_put(&s->cities, strtoull(key, NULL, 10), (uint32_t)row);
+    }
+    rc = 0;
+out:
+    fclose(f);
+    return rc;
+}
+
+/* Load version `version` from dir: model, maps and item index. */
+static struct tt_snap *snap_load(const char *dir, const char *version, char *err, size_t errlen)
+{
+    char path[1200];
+    struct tt_snap *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->refs = 1;
+    snprintf(s->version, sizeof(s->version), "%s", version);
+    snprintf(path, sizeof(path), "%s/%s.safetensors", dir, version);
+    if (cascade_twotower_load(path, &s->model, err, errlen) != 0)
+        goto fail;
+    snprintf(path, sizeof(path), "%s/%s.items.safetensors", dir, version);
+    if (!(s->index = cascade_vindex_load(path, err, errlen)))
+        goto fail;
+    if (cascade_vindex_dim(s->index) != cascade_twotower_config_get(s->model)->out_dim) {
+        snprintf(err, errlen, "%s: vectors of width %zu, the model's are %zu", path,
+                 cascade_vindex_dim(s->index), cascade_twotower_config_get(s->model)->out_dim);
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/%s.maps.tsv", dir, version);
+    if (read_maps(s, path, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    snap_free(s);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ channel state */
+
+struct cascade_recall__two_tower {
+    char dir[512]; /* "" = channel inactive */
+    size_t nprobe; /* 0 = the index default */
+    uint32_t last_n;
+    int64_t reload_ms;
+    pthread_mutex_t mu; /* guards everything below */
+    struct tt_snap *cur;
+    int64_t checked_ms;
+    bool checked; /* latest was read at least once */
+    bool loading;
+};
+
+static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&t->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (last)
+        snap_free(s);
+}
+
+/* The version named by dir/two-tower.latest into buf; 0 or CASCADE_ENOTFOUND. */
+static int read_latest(const char *dir, char *buf, size_t len)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return CASCADE_ENOTFOUND;
+    bool ok = fgets(buf, (int)len, f) != NULL;
+    fclose(f);
+    buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
+    return buf[0] ? 0 : CASCADE_ENOTFOUND;
+}
+
+/* Load the latest version when it differs from the current one; a failed
+ * load keeps serving the current version. Called by one thread at a time. */
+static void maybe_reload(struct cascade_recall__two_tower *t)
+{
+    char version[128], err[2048];
+    if (read_latest(t->dir, version, sizeof(version)) != 0)
+        return;
+    pthread_mutex_lock(&t->mu);
+    bool same = t->cur && strcmp(t->cur->version, version) == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (same)
+        return;
+    struct tt_snap *s = snap_load(t->dir, version, err, sizeof(err));
+    if (!s) {
+        cascade_log(CASCADE_LOG_WARN, NULL, "recall: two_tower: cannot load %s: %s", version, err);
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    struct tt_snap *old = t->cur;
+    t->cur = s;
+    pthread_mutex_unlock(&t->mu);
+    snap_release(t, old);
+    cascade_log(CASCADE_LOG_INFO, NULL, "recall: two_tower: serving %s (%zu items)", version,
+                cascade_vindex_size(s->index));
+}
+
+/* The current version with a reference held (NULL when none is loaded). */
+static struct tt_snap *snap_acquire(struct cascade_recall__two_tower *t)
+{
+    int64_t now = cascade_now_ms();
+    pthread_mutex_lock(&t->mu);
+    bool check = !t->loading && (!t->checked || now - t->checked_ms >= t->reload_ms);
+    if (check) {
+        t->loading = true;
+        t->checked = true;
+        t->checked_ms = now;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (check)
+        maybe_reload(t);
+    pthread_mutex_lock(&t->mu);
+    if (check)
+        t->loading = false;
+    struct tt_snap *s = t->cur;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}
+
+int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
+                                     size_t errlen)
+{
+    const char *dir = NULL, *service_dir = getenv("CASCADE_MODEL_DIR");
+    int64_t nprobe, last_n, reload_ms;
+    int rc;
+    /* The service's model directory (env, then config model_dir, then
+     * "models", as common/service.h) unless the channel names its own. */
+    if (!service_dir || !service_dir[0])
+        service_dir = NULL;
+    if ((!service_dir &&
+         (rc = cascade_config_string(cfg, "model_dir", "models", &service_dir, err, errlen))) ||
+        (rc = cascade_config_string(cfg, "recall.channels.two_tower.model_dir", service_dir, &dir,
+                                    err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.channels.two_tower.nprobe", 0, 0, 1 << 20, &nprobe,
+                                 err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.channels.two_tower.last_n", 20, 0, 10000, &last_n,
+                                 err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.channels.two_tower.reload_ms", 1000, 0, 86400000,
+                                 &reload_ms, err, errlen)))
+        return rc;
+    if (strlen(dir) >= sizeof(r->two_tower->dir)) {
+        snprintf(err, errlen, "recall.channels.two_tower.model_dir: longer than %zu characters",
+                 sizeof(r->two_tower->dir) - 1);
+        return CASCADE_EINVAL;
+    }
+    struct cascade_recall__two_tower *t = calloc(1, sizeof(*t));
+    if (!t) {
+        snprintf(err, errlen, "recall: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    snprintf(t->dir, sizeof(t->dir), "%s", dir);
+    t->nprobe = (size_t)nprobe;
+    t->last_n = (uint32_t)last_n;
+    t->reload_ms = reload_ms;
+    pthread_mutex_init(&t->mu, NULL);
+    r->two_tower = t;
+    if (t->dir[0])
+        snap_release(t, snap_acquire(t)); /* load now so the first request does not */
+    return 0;
+}
+
+void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t)
+{
+    if (!t)
+        return;
+    snap_free(t->cur);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+/* ------------------------------------------------------------ the channel */
+
+/* The user's features: profile buckets and the last-n items known to the model. */
+static int user_features(const struct cascade_recall__channel_args *a, const struct tt_snap *s,
+                         const struct cascade_recall_hits *lastn, uint32_t last_n,
+                         struct cascade_twotower_user *u)
+{
+    const cascade_v1_UserRecord *p = NULL;
+    bool found = false;
+    int rc = cascade_recall__profile(a, &p, &found);
+    if (rc != 0)
+        return rc;
+    memset(u, 0, sizeof(*u));
+    u->user_id = map_get(&s->users, cascade_hash_str(a->user_id, 0));
+    if (found) {
+        u->age_bucket = age_bucket(p->age);
+        u->gender = p->gender < TT_GENDERS ? p->gender : 0;
+        u->city = p->city ? map_get(&s->cities, p->city) : 0;
+    }
+    uint32_t *hist = cascade_arena_alloc(a->arena, (lastn->count + 1) * sizeof(*hist));
+    if (!hist)
+        return cascade_recall__nomem(a);
+    size_t n = 0;
+    for (size_t i = 0; i < lastn->count && n < last_n; i++) {
+        uint32_t row = map_get(&s->items, lastn->ids[i]);
+        if (row)
+            hist[n++] = row;
+    }
+    u->history = hist;
+    u->n_history = n;
+    return 0;
+}
+
+static bool in_list(const struct cascade_recall_hits *h, uint64_t id)
+{
+    for (size_t i = 0; i < h->count; i++)
+        if (h->ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Search k items (IVF, then exact when the probed lists held fewer than k)
+ * and keep the quota best outside the last-n. */
+static int search(const struct cascade_recall__channel_args *a, const struct tt_snap *s,
+                  size_t nprobe, const float *uv, const struct cascade_recall_hits *lastn,
+                  struct cascade_recall_hits *out)
+{
+    size_t dim = cascade_vindex_dim(s->index), size = cascade_vindex_size(s->index);
+    size_t k = a->quota + lastn->count;
+    k = k < size ? k : size;
+    uint64_t *ids = cascade_arena_alloc(a->arena, k * sizeof(*ids));
+    float *scores = cascade_arena_alloc(a->arena, k * sizeof(*scores));
+    out->ids = cascade_arena_alloc(a->arena, (a->quota + 1) * sizeof(*out->ids));
+    out->scores = cascade_arena_alloc(a->arena, (a->quota + 1) * sizeof(*out->scores));
+    if (!ids || !scores || !out->ids || !out->scores)
+        return cascade_recall__nomem(a);
+    char msg[256];
+    int rc = cascade_vindex_search(s->index, uv, 1, dim, k, nprobe, ids, scores, msg, sizeof(msg));
+    if (rc == 0 && ids[k - 1] == CASCADE_VINDEX_NO_ID)
+        rc = cascade_vindex_search_exact(s->index, uv, 1, dim, k, ids, scores, msg, sizeof(msg));
+    if (rc != 0)
+        return cascade_recall__fail(a, rc, "search", msg);
+    out->count = 0;
+    for (size_t i = 0; i < k && out->count < a->quota; i++) {
+        if (ids[i] == CASCADE_VINDEX_NO_ID || in_list(lastn, ids[i]))
+            continue;
+        out->ids[out->count] = ids[i];
+        out->scores[out->count++] = scores[i];
+    }
+    return 0;
+}
+
+int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
+                              struct cascade_recall_hits *out)
+{
+    struct cascade_recall__two_tower *t = a->recall->two_tower;
+    out->count = 0;
+    if (!t || !t->dir[0] || a->quota == 0)
+        return 0; /* not configured: nothing, not an error */
+    struct tt_snap *s = snap_acquire(t);
+    if (!s)
+        return 0; /* nothing published yet */
+    struct cascade_recall_hits lastn = {0};
+    struct cascade_twotower_user u;
+    char key[CASCADE_KEY_MAX], msg[256];
+    float *uv = cascade_arena_alloc(a->arena, cascade_vindex_dim(s->index) * sizeof(float));
+    int rc = uv ? 0 : cascade_recall__nomem(a);
+    if (rc == 0 && t->last_n > 0) {
+        struct cascade_recall__pipe p;
+        cascade_recall__pipe_init(&p, a->redis);
+        cascade_key_user_lastn(key, a->recall->ns, a->user_id);
+        cascade_recall__pipe_lrange(&p, key, 0, (long long)t->last_n - 1);
+        cascade_recall__read_interactions(&p, a->arena, key, &lastn);
+        if ((rc = cascade_recall__pipe_end(&p)) != 0)
+            rc = cascade_recall__fail(a, rc, "last-n", p.msg);
+    }
+    if (rc == 0)
+        rc = user_features(a, s, &lastn, t->last_n, &u);
+    if (rc == 0 && (rc = cascade_twotower_user_vectors(s->model, &u, 1, uv, msg, sizeof(msg))) != 0)
+        rc = cascade_recall__fail(a, rc, "user vector", msg);
+    if (rc == 0)
+        rc = search(a, s, t->nprobe, uv, &lastn, out);
+    snap_release(t, s);
+    return rc;
+}
