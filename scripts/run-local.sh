@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's "run it" command: on a fresh Debian machine, install the
 # dependencies, build, start a private redis-server and all six services,
-# generate a synthetic world, load it, build the ItemCF index and train the
-# ranking model (the Rank service hot-swaps it in), then print
+# generate a synthetic world, load it, build every recall index (ItemCF,
+# Swing, UserCF, hot/new/geo/city/author lists) and train the models (pre-rank
+# LR, MMoE ranker, two-tower retrieval; the services hot-swap them in), then print
 # recommendations for a few users and say how to query and stop the stack.
 #
 # Usage: scripts/run-local.sh [--port-base N] [--data-dir DIR] [--users N] [--items N] [--events N]
@@ -48,9 +49,13 @@ step "4/6 generate a synthetic world ($USERS users, $ITEMS items, $EVENTS impres
 "$BIN/cascade-datagen" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 42 \
   --out "$DATA_DIR/world"
 
-step "5/6 load Redis, build ItemCF neighbours, train the ranking model"
+step "5/6 load Redis, build the recall indexes, train the models"
 "$BIN/cascade-build" all --data "$DATA_DIR/world" --redis "127.0.0.1:$REDIS_PORT" \
   --model-dir "$DATA_DIR/models"
+# The learned models (the services pick each up without a restart).
+for job in train-prerank train-mmoe train-two-tower; do
+  "$BIN/cascade-build" "$job" --data "$DATA_DIR/world" --model-dir "$DATA_DIR/models"
+done
 
 step "6/6 recommendations"
 for user in u1 u2 u3; do

@@ -241,6 +241,11 @@ def build_world(stack, work_dir, users=500, items=300, events=30000, seed=7):
          str(items), "--events", str(events), "--seed", str(seed), "--quiet"])
     run([bin_path("cascade-build"), "all", "--data", data,
          "--redis", "127.0.0.1:%d" % stack.redis_port, "--model-dir", stack.model_dir, "--quiet"])
+    # The learned models the services pick up without a restart: the pre-rank
+    # hashed LR, the MMoE ranker and the two-tower retrieval model + item index.
+    for job in ("train-prerank", "train-mmoe", "train-two-tower"):
+        run([bin_path("cascade-build"), job, "--data", data, "--model-dir", stack.model_dir,
+             "--quiet"])
     return data
 
 
