@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Recommend latency benchmark on a private stack: starts redis-server and the
-# six services (port base 51050, data in a temp dir), generates and builds a
-# world, warms up, then runs cascade-bench-recommend with 1 and 4 client
+# six services (port base 45050 — metrics on 46050+ — data in a temp dir), generates and builds a
+# world and trains every model, warms up, then runs cascade-bench-recommend with 1 and 4 client
 # threads and prints the figures that go in README. Stops everything at the end.
 # Usage: scripts/bench/recommend.sh [--users N] [--items N] [--events N] [--requests N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
-USERS=5000; ITEMS=2000; EVENTS=300000; REQUESTS=500; BASE=51050
+USERS=5000; ITEMS=2000; EVENTS=300000; REQUESTS=500; BASE=45050
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -24,7 +24,10 @@ cleanup() { bash scripts/stack.sh stop --port-base $BASE --data-dir "$DIR" >/dev
 trap cleanup EXIT
 bash scripts/stack.sh start --port-base $BASE --data-dir "$DIR" --bin-dir "$BIN" >/dev/null
 "$BIN/cascade-datagen" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 7 --quiet --out "$DIR/world"
-"$BIN/cascade-build" all --data "$DIR/world" --redis 127.0.0.1:$((BASE + 9)) --model-dir "$DIR/models" >/dev/null
+"$BIN/cascade-build" all --data "$DIR/world" --redis 127.0.0.1:$((BASE + 9)) --model-dir "$DIR/models" >/dev/null 2>&1
+for job in train-prerank train-mmoe train-two-tower; do
+  "$BIN/cascade-build" "$job" --data "$DIR/world" --model-dir "$DIR/models" --quiet >/dev/null 2>&1
+done
 "$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests 50 --users "$USERS" >/dev/null
 echo "world: $USERS users, $ITEMS items, $EVENTS impressions; $(nproc) cores shared by client, six services and redis"
 "$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests "$REQUESTS" --count 20 --users "$USERS"
