@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Vector index benchmark: cascade-bench-vindex builds clustered synthetic
 # vectors (seeded), measures the exact scan and the IVF index (build time,
-# recall@k against exact, p50/p99 of one query per call, batch QPS) and writes
-# the vectors, queries, exact ids and IVF settings as .npy/params.txt; then
-# vindex_faiss.py measures faiss IndexFlatIP and IndexIVFFlat (same nlist,
-# nprobe, k-means iterations and sample size) on the same files. Everything
-# runs on one thread (OPENBLAS_NUM_THREADS=1, faiss.omp_set_num_threads(1)).
-# Needs python3-faiss and python3-numpy (scripts/install-deps.sh).
+# recall@k against exact, p50/p99 wall and CPU time of one query per call,
+# batch QPS) and writes the vectors, queries, exact ids and IVF settings as
+# .npy/params.txt; then vindex_faiss.py measures faiss IndexFlatIP and
+# IndexIVFFlat (same nlist, nprobe, k-means iterations and sample size) on the
+# same files. Everything runs on one thread (OPENBLAS_NUM_THREADS=1,
+# faiss.omp_set_num_threads(1)). Needs python3-faiss and python3-numpy
+# (scripts/install-deps.sh).
 # Usage: scripts/bench/vindex_vs_faiss.sh [--bin-dir DIR] [--work DIR]
 #        [-- extra cascade-bench-vindex options, e.g. --n 20000 --sweep 16,32]
 set -euo pipefail
