@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -75,4 +76,21 @@ int cascade_latest_write(const char *path, const char *name, char *err, size_t e
         return CASCADE_EIO;
     }
     return 0;
+}
+
+void cascade_latest_version_new(const char *dir, const char *prefix, char *version,
+                                size_t versionlen, char *path, size_t pathlen)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    struct stat st;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(version, versionlen, "%s-%s", prefix, stamp);
+    snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    for (int n = 2; stat(path, &st) == 0 && n < 1000; n++) {
+        snprintf(version, versionlen, "%s-%s-%d", prefix, stamp, n);
+        snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
+    }
 }

@@ -1,7 +1,8 @@
 /* The "<name>.latest" pointer files of model directories: a one-line file
  * naming the current model file (written atomically by the trainers), and
  * the stat identity a service keeps to notice that it changed. Shared by
- * the services that hot-reload models (PreRank; Rank can switch to it). */
+ * the trainers and the services that hot-reload models (PreRank, Rank,
+ * two-tower recall). */
 #ifndef CASCADE_LATEST_FILE_H
 #define CASCADE_LATEST_FILE_H
 
@@ -32,5 +33,11 @@ int cascade_latest_read(const char *path, char *name, size_t len, char *err, siz
 
 /* Write "name\n" to path atomically (path.tmp, fsync, rename). 0 or CASCADE_EIO with err. */
 int cascade_latest_write(const char *path, const char *name, char *err, size_t errlen);
+
+/* Name a new model version in dir: "<prefix>-<UTC time>", with -2, -3, ...
+ * appended when dir/<version>.safetensors already exists (two builds in one
+ * second must not overwrite each other). path receives that file's path. */
+void cascade_latest_version_new(const char *dir, const char *prefix, char *version,
+                                size_t versionlen, char *path, size_t pathlen);
 
 #endif

@@ -416,3 +416,47 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
     CASCADE_INFO(NULL, "stopped");
     return 0;
 }
+
+int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv)
+{
+    struct cascade_service_opts opts = {0};
+    cascade_metrics *metrics = NULL;
+    cascade_redis_pool *redis = NULL;
+    void *service = NULL;
+    char err[512] = "";
+    int code = 1;
+
+    cascade_signals_block();
+    cascade_rpc_init();
+    int rc = cascade_service_parse_args(stage->name, stage->default_port, stage->extra_usage, argc,
+                                        argv, &opts);
+    if (rc != 0) {
+        code = rc == 1 ? 0 : 2;
+        goto out;
+    }
+    if (!(metrics = cascade_service_metrics(&opts)))
+        goto out;
+    if (stage->needs_redis) {
+        struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
+        if (!(redis = cascade_redis_pool_create(&ropts))) {
+            fprintf(stderr, "cascade-%s: out of memory creating the Redis pool\n", stage->name);
+            goto out;
+        }
+    }
+    if (!(service = stage->create(&opts, redis, metrics, err, sizeof err))) {
+        fprintf(stderr, "cascade-%s: %s\n", stage->name, err);
+        if (stage->create_failed_code)
+            code = stage->create_failed_code;
+        goto out;
+    }
+    size_t n_methods;
+    const struct cascade_rpc_method *methods = stage->methods(&n_methods);
+    code = cascade_service_run(&opts, metrics, stage->grpc_service, methods, n_methods, service);
+out:
+    stage->destroy(service);
+    cascade_metrics_destroy(metrics);
+    cascade_redis_pool_destroy(redis);
+    cascade_service_opts_free(&opts);
+    cascade_rpc_shutdown();
+    return code;
+}

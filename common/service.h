@@ -74,4 +74,28 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
                         const char *grpc_service_name, const struct cascade_rpc_method *methods,
                         size_t n_methods, void *service);
 
+/* One stage served by cascade_service_main: its name and default port (for
+ * flags, environment, --help and messages), the gRPC service it implements,
+ * and callbacks that create it, list its methods and destroy it. */
+struct cascade_service_stage {
+    const char *name;         /* "recall" */
+    int default_port;         /* 50051 */
+    const char *extra_usage;  /* stage config keys for --help; may be NULL */
+    const char *grpc_service; /* "cascade.v1.Recall" */
+    int needs_redis;          /* create a Redis pool and pass it to create */
+    int create_failed_code;   /* exit code when create fails (0 means 1) */
+    /* Build the stage from the parsed options; redis is NULL unless
+     * needs_redis. Returns NULL after writing the problem into err. */
+    void *(*create)(const struct cascade_service_opts *o, cascade_redis_pool *redis,
+                    cascade_metrics *metrics, char *err, size_t errlen);
+    const struct cascade_rpc_method *(*methods)(size_t *n);
+    void (*destroy)(void *stage); /* must accept NULL */
+};
+
+/* The whole main of cascade-<stage>: block signals, parse options, serve
+ * metrics, create the Redis pool and the stage, run until SIGTERM/SIGINT,
+ * clean up. Returns the process exit code (0 after --help or a clean stop,
+ * 2 for bad options, 1 when a resource could not be set up). */
+int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv);
+
 #endif

@@ -4,8 +4,10 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "progress.h"
 
@@ -78,4 +80,20 @@ int cascade_cf_run(const struct cascade_cf_job *job, size_t *work, double *secon
     *seconds = cascade_progress_finish(&prog, atomic_load(&st.done));
     *work = atomic_load(&st.work);
     return atomic_load(&st.failed);
+}
+
+int cascade_cf_run_lists(const struct cascade_cf_job *job, int setup_rc,
+                         struct cascade_cf_lists *res, int64_t start_us, char *err, size_t errlen)
+{
+    int rc = setup_rc;
+    if (rc == 0) {
+        double run_s = 0;
+        rc = cascade_cf_run(job, &res->pairs, &run_s);
+        res->seconds = (double)(cascade_now_us() - start_us) / 1e6;
+    }
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "%s: out of memory for %zu %s", job->name, job->rows, job->what);
+    if (rc != 0)
+        cascade_cf_lists_free(res);
+    return rc;
 }

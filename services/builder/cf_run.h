@@ -8,6 +8,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "cf_lists.h"
 
 struct cascade_cf_job {
     const char *name; /* progress label, "swing" (borrowed) */
@@ -27,5 +30,13 @@ struct cascade_cf_job {
  * Returns 0 or CASCADE_ENOMEM when a worker's scratch could not be allocated
  * (the rows are then incomplete). */
 int cascade_cf_run(const struct cascade_cf_job *job, size_t *work, double *seconds);
+
+/* The common end of a CF builder's compute: when setup_rc (the status of
+ * allocating res and building the index) is 0, run job into res, setting
+ * res->pairs and res->seconds (elapsed since start_us). On failure res is
+ * freed and, when out of memory, err says "<name>: out of memory for
+ * <rows> <what>". Returns setup_rc or the run's status. */
+int cascade_cf_run_lists(const struct cascade_cf_job *job, int setup_rc,
+                         struct cascade_cf_lists *res, int64_t start_us, char *err, size_t errlen);
 
 #endif

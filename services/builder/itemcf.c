@@ -116,18 +116,7 @@ int cascade_itemcf_compute(const cascade_dataset *ds, const struct cascade_itemc
     struct cascade_cf_index_opts xo = {.weights = &o->weights,
                                        .max_items_per_user = o->max_items_per_user};
     double *norm = NULL;
-    int64_t start_us = cascade_now_us();
-    int rc;
-    memset(res, 0, sizeof(*res));
-    if (o->top_k == 0 || o->top_k > MAX_K) {
-        snprintf(err, errlen, "itemcf: top-k must be in [1, %d], got %zu", MAX_K, o->top_k);
-        return CASCADE_EINVAL;
-    }
-    if ((rc = cascade_cf_lists_alloc(res, ds->n_items, o->top_k)) != 0 ||
-        (rc = cascade_cf_index_build(ds, &xo, &x)) != 0 ||
-        (rc = (norm = item_norms(&x)) ? 0 : CASCADE_ENOMEM) != 0)
-        goto out;
-    struct itemcf_ctx ctx = {.ds = ds, .x = &x, .norm = norm, .res = res};
+    struct itemcf_ctx ctx = {.ds = ds, .x = &x, .res = res};
     struct cascade_cf_job job = {.name = "itemcf",
                                  .what = "items",
                                  .rows = ds->n_items,
@@ -137,14 +126,17 @@ int cascade_itemcf_compute(const cascade_dataset *ds, const struct cascade_itemc
                                  .scratch_create = scratch_create,
                                  .scratch_destroy = scratch_destroy,
                                  .row = itemcf_row};
-    double run_s = 0;
-    rc = cascade_cf_run(&job, &res->pairs, &run_s);
-    res->seconds = (double)(cascade_now_us() - start_us) / 1e6;
-out:
-    if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "itemcf: out of memory for %zu items", ds->n_items);
-    if (rc != 0)
-        cascade_cf_lists_free(res);
+    int64_t start_us = cascade_now_us();
+    int rc;
+    memset(res, 0, sizeof(*res));
+    if (o->top_k == 0 || o->top_k > MAX_K) {
+        snprintf(err, errlen, "itemcf: top-k must be in [1, %d], got %zu", MAX_K, o->top_k);
+        return CASCADE_EINVAL;
+    }
+    if ((rc = cascade_cf_lists_alloc(res, ds->n_items, o->top_k)) == 0 &&
+        (rc = cascade_cf_index_build(ds, &xo, &x)) == 0)
+        rc = (ctx.norm = norm = item_norms(&x)) ? 0 : CASCADE_ENOMEM;
+    rc = cascade_cf_run_lists(&job, rc, res, start_us, err, errlen);
     free(norm);
     cascade_cf_index_free(&x);
     return rc;

@@ -241,22 +241,8 @@ int cascade_swing_compute(const cascade_dataset *ds, const struct cascade_swing_
                                        .max_users_per_item = o->max_users_per_item,
                                        .seed = o->seed};
     double *wu = NULL;
-    int64_t start_us = cascade_now_us();
-    memset(res, 0, sizeof(*res));
-    int rc = check_opts(o, err, errlen);
-    if (rc != 0)
-        return rc;
-    if ((rc = cascade_cf_lists_alloc(res, ds->n_items, o->top_k)) != 0 ||
-        (rc = cascade_cf_index_build(ds, &xo, &x)) != 0 ||
-        (rc = (wu = user_weights(&x, o->alpha1, o->beta)) ? 0 : CASCADE_ENOMEM) != 0)
-        goto out;
-    struct swing_ctx ctx = {.ds = ds,
-                            .x = &x,
-                            .wu = wu,
-                            .alpha = o->alpha,
-                            .cap = o->max_users_per_item,
-                            .max_members = max_members(&x),
-                            .res = res};
+    struct swing_ctx ctx = {
+        .ds = ds, .x = &x, .alpha = o->alpha, .cap = o->max_users_per_item, .res = res};
     struct cascade_cf_job job = {.name = "swing",
                                  .what = "items",
                                  .rows = ds->n_items,
@@ -266,14 +252,17 @@ int cascade_swing_compute(const cascade_dataset *ds, const struct cascade_swing_
                                  .scratch_create = scratch_create,
                                  .scratch_destroy = scratch_destroy,
                                  .row = swing_row};
-    double run_s = 0;
-    rc = cascade_cf_run(&job, &res->pairs, &run_s);
-    res->seconds = (double)(cascade_now_us() - start_us) / 1e6;
-out:
-    if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "swing: out of memory for %zu items", ds->n_items);
+    int64_t start_us = cascade_now_us();
+    memset(res, 0, sizeof(*res));
+    int rc = check_opts(o, err, errlen);
     if (rc != 0)
-        cascade_cf_lists_free(res);
+        return rc;
+    if ((rc = cascade_cf_lists_alloc(res, ds->n_items, o->top_k)) == 0 &&
+        (rc = cascade_cf_index_build(ds, &xo, &x)) == 0) {
+        ctx.max_members = max_members(&x);
+        rc = (ctx.wu = wu = user_weights(&x, o->alpha1, o->beta)) ? 0 : CASCADE_ENOMEM;
+    }
+    rc = cascade_cf_run_lists(&job, rc, res, start_us, err, errlen);
     free(wu);
     cascade_cf_index_free(&x);
     return rc;

@@ -4,12 +4,10 @@
  * publication of rank-mmoe-<UTC>.safetensors plus rank-mmoe.latest. */
 #include "train_mmoe.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "error.h"
 #include "events.h"
 #include "flags.h"
+#include "latest_file.h"
 #include "lr.h"
 #include "rank_features.h"
 #include "safetensors.h"
@@ -453,15 +452,9 @@ static void complete_rates(const cascade_dataset *ds, const struct cascade_rank_
  * there is none. */
 static bool read_latest_name(const char *dir, char *name, size_t len)
 {
-    char path[4096];
+    char path[4096], err[512];
     snprintf(path, sizeof(path), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fgets(name, (int)len, f) != NULL;
-    fclose(f);
-    name[ok ? strcspn(name, " \t\r\n") : 0] = '\0';
-    return name[0] != '\0' && !strchr(name, '/');
+    return cascade_latest_read(path, name, len, err, sizeof(err)) == 0;
 }
 
 static bool same_shape(const struct cascade_mmoe_config *a, const struct cascade_mmoe_config *b)
@@ -540,64 +533,12 @@ static void warm_start(struct job *j, char *from, size_t fromlen)
         fprintf(stderr, "train-mmoe: warm start from %s\n", name);
 }
 
-/* True p_click per event from the generator's truth.tsv (impressions in
- * events.tsv order); NULL when missing or not lined up with the events. */
-static float *truth_read(const cascade_dataset *ds, const char *path)
-{
-    FILE *f = path ? fopen(path, "r") : NULL;
-    float *p = f ? malloc((ds->n_events + 1) * sizeof(float)) : NULL;
-    char line[512];
-    size_t ev = 0;
-    bool ok = p && fgets(line, sizeof(line), f) != NULL; /* header */
-    for (size_t i = 0; p && i < ds->n_events; i++)
-        p[i] = -1;
-    while (ok && fgets(line, sizeof(line), f)) {
-        char uid[128];
-        long long ts;
-        unsigned long long item;
-        double prob;
-        if (sscanf(line, "%lld\t%127s\t%llu\t%lf", &ts, uid, &item, &prob) != 4) {
-            ok = false;
-            break;
-        }
-        while (ev < ds->n_events && ds->events[ev].type != CASCADE_EV_IMPRESSION)
-            ev++;
-        const struct cascade_ds_event *e = ev < ds->n_events ? &ds->events[ev] : NULL;
-        if (!e || e->ts != ts || ds->items[e->item].id != item ||
-            strcmp(ds->users[e->user].id, uid) != 0) {
-            ok = false;
-            break;
-        }
-        p[ev++] = (float)prob;
-    }
-    if (f)
-        fclose(f);
-    if (!ok) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
 /* AUC of the true p_click on the held-out examples: the best any model can do. */
 static double oracle_auc(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
                          const struct cascade_train_mmoe_opts *o)
 {
-    float *owned = o->true_p_click ? NULL : truth_read(ds, o->rank.truth_path);
-    const float *truth = o->true_p_click ? o->true_p_click : owned;
-    size_t nh = ex->n - ex->n_train;
-    float *p = truth ? malloc((nh + 1) * sizeof(float)) : NULL;
-    double auc = NAN;
-    if (p) {
-        bool ok = true;
-        for (size_t k = 0; k < nh && ok; k++) {
-            p[k] = truth[ex->event[ex->n_train + k]];
-            ok = p[k] >= 0;
-        }
-        if (ok)
-            auc = cascade_auc(p, ex->y + ex->n_train, nh);
-    }
-    free(p);
+    float *owned = o->true_p_click ? NULL : cascade_rank_truth_read(ds, o->rank.truth_path);
+    double auc = cascade_rank_oracle_auc(o->true_p_click ? o->true_p_click : owned, ex);
     free(owned);
     return auc;
 }
@@ -669,44 +610,19 @@ out:
 /* Point dir/rank-mmoe.latest at file (temporary file, fsync, rename). */
 static int write_latest(const char *dir, const char *file, char *err, size_t errlen)
 {
-    char latest[4096], tmp[4200];
+    char latest[4096];
     snprintf(latest, sizeof(latest), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", latest);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return CASCADE_EIO;
-    }
-    fprintf(f, "%s\n", file);
-    bool bad = ferror(f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    if (fclose(f) != 0 || bad || rename(tmp, latest) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", latest, strerror(errno));
-        unlink(tmp);
-        return CASCADE_EIO;
-    }
-    return 0;
+    return cascade_latest_write(latest, file, err, errlen);
 }
 
 static int publish(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
                    char *err, size_t errlen)
 {
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    struct stat st;
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
-    snprintf(sum->version, sizeof(sum->version), "rank-mmoe-%s", stamp);
-    snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
-    for (int n = 2; stat(sum->model_path, &st) == 0 && n < 1000; n++) {
-        snprintf(sum->version, sizeof(sum->version), "rank-mmoe-%s-%d", stamp, n);
-        snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
-    }
+    cascade_latest_version_new(dir, "rank-mmoe", sum->version, sizeof(sum->version),
+                               sum->model_path, sizeof(sum->model_path));
     char file[256];
     snprintf(file, sizeof(file), "%s.safetensors", sum->version);
     if ((rc = cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen)) != 0 ||

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "build_cli.h"
@@ -237,22 +236,11 @@ int cascade_prerank_model_publish(const cascade_hashlr *m, const char *dir, char
                                   size_t pathlen, char *version, size_t versionlen, char *err,
                                   size_t errlen)
 {
-    char stamp[32], latest[4096], name[300];
-    time_t now = time(NULL);
-    struct tm tm;
-    struct stat st;
+    char latest[4096], name[300];
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
-    snprintf(version, versionlen, "prerank-lr-%s", stamp);
-    snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
-    for (int n = 2; stat(path, &st) == 0 && n < 1000; n++) {
-        snprintf(version, versionlen, "prerank-lr-%s-%d", stamp, n);
-        snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
-    }
+    cascade_latest_version_new(dir, "prerank-lr", version, versionlen, path, pathlen);
     if ((rc = cascade_hashlr_save(m, path, version, err, errlen)) != 0)
         return rc;
     snprintf(latest, sizeof latest, "%s/prerank-lr.latest", dir);

@@ -3,13 +3,11 @@
  * and publishing the model file plus its rank-lr.latest pointer. */
 #include "train_rank.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +15,7 @@
 #include "rank_features.h"
 #include "hash.h"
 #include "interests.h"
+#include "latest_file.h"
 #include "progress.h"
 #include "records.h"
 
@@ -207,20 +206,16 @@ out:
 
 /* ---- oracle AUC from truth.tsv ---- */
 
-/* The generator's truth.tsv lists impressions in events.tsv order with their
- * true p_click. Returns the AUC of those on the held-out examples, or NAN
- * when the file is missing or does not line up with the events. */
-static double oracle_auc(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
-                         const char *path)
+float *cascade_rank_truth_read(const cascade_dataset *ds, const char *path)
 {
     FILE *f = path ? fopen(path, "r") : NULL;
-    if (!f)
-        return NAN;
-    size_t nh = ex->n - ex->n_train, k = 0, ev = 0;
-    float *p = malloc((nh + 1) * sizeof(float)), *y = malloc((nh + 1) * sizeof(float));
+    float *p = f ? malloc((ds->n_events + 1) * sizeof(float)) : NULL;
     char line[512];
-    bool ok = p && y && fgets(line, sizeof(line), f) != NULL; /* header */
-    while (ok && k < nh && fgets(line, sizeof(line), f)) {
+    size_t ev = 0;
+    bool ok = p && fgets(line, sizeof(line), f) != NULL; /* header */
+    for (size_t i = 0; p && i < ds->n_events; i++)
+        p[i] = -1;
+    while (ok && fgets(line, sizeof(line), f)) {
         char uid[128];
         long long ts;
         unsigned long long item;
@@ -231,27 +226,38 @@ static double oracle_auc(const cascade_dataset *ds, const struct cascade_rank_ex
         }
         while (ev < ds->n_events && ds->events[ev].type != CASCADE_EV_IMPRESSION)
             ev++;
-        if (ev >= ds->n_events) {
-            ok = false;
-            break;
-        }
-        const struct cascade_ds_event *e = &ds->events[ev];
-        if (e->ts != ts || ds->items[e->item].id != item ||
+        const struct cascade_ds_event *e = ev < ds->n_events ? &ds->events[ev] : NULL;
+        if (!e || e->ts != ts || ds->items[e->item].id != item ||
             strcmp(ds->users[e->user].id, uid) != 0) {
             ok = false;
             break;
         }
-        if (ev == ex->event[ex->n_train + k]) {
-            p[k] = (float)prob;
-            y[k] = ex->y[ex->n_train + k];
-            k++;
-        }
-        ev++;
+        p[ev++] = (float)prob;
     }
-    fclose(f);
-    double auc = ok && k == nh ? cascade_auc(p, y, nh) : NAN;
+    if (f)
+        fclose(f);
+    if (!ok) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+double cascade_rank_oracle_auc(const float *truth, const struct cascade_rank_examples *ex)
+{
+    size_t nh = ex->n - ex->n_train;
+    float *p = truth ? malloc((nh + 1) * sizeof(float)) : NULL;
+    double auc = NAN;
+    if (p) {
+        bool ok = true;
+        for (size_t k = 0; k < nh && ok; k++) {
+            p[k] = truth[ex->event[ex->n_train + k]];
+            ok = p[k] >= 0;
+        }
+        if (ok)
+            auc = cascade_auc(p, ex->y + ex->n_train, nh);
+    }
     free(p);
-    free(y);
     return auc;
 }
 
@@ -338,40 +344,16 @@ static void print_weights(const cascade_lr *m)
 int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
                                char *version, size_t versionlen, char *err, size_t errlen)
 {
-    char stamp[32], latest[4096], tmp[4200];
-    time_t now = time(NULL);
-    struct tm tm;
-    struct stat st;
+    char latest[4096], file[512];
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    /* Two builds in one second get -2, -3, ... rather than overwrite each other. */
-    snprintf(version, versionlen, "rank-lr-%s", stamp);
-    snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
-    for (int n = 2; stat(path, &st) == 0 && n < 1000; n++) {
-        snprintf(version, versionlen, "rank-lr-%s-%d", stamp, n);
-        snprintf(path, pathlen, "%s/%s.safetensors", dir, version);
-    }
+    cascade_latest_version_new(dir, "rank-lr", version, versionlen, path, pathlen);
     if ((rc = cascade_lr_save(m, path, version, err, errlen)) != 0)
         return rc;
     snprintf(latest, sizeof(latest), "%s/rank-lr.latest", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", latest);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return CASCADE_EIO;
-    }
-    fprintf(f, "%s.safetensors\n", version);
-    bool bad = ferror(f) != 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    if (fclose(f) != 0 || bad || rename(tmp, latest) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", latest, strerror(errno));
-        unlink(tmp);
-        return CASCADE_EIO;
-    }
-    return 0;
+    snprintf(file, sizeof(file), "%s.safetensors", version);
+    return cascade_latest_write(latest, file, err, errlen);
 }
 
 int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
@@ -411,7 +393,9 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
     double c =
         sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
     sum->base_logloss = -(sum->holdout_ctr * log(c) + (1 - sum->holdout_ctr) * log(1 - c));
-    sum->oracle_auc = oracle_auc(ds, &ex, o->truth_path);
+    float *truth = cascade_rank_truth_read(ds, o->truth_path);
+    sum->oracle_auc = cascade_rank_oracle_auc(truth, &ex);
+    free(truth);
     if (!o->quiet)
         fprintf(stderr, "train-rank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f)\n",
                 ex.n, ex.n_train, sum->train_ctr, nh, sum->holdout_ctr);

@@ -61,6 +61,17 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
                            struct cascade_train_rank_summary *sum, cascade_lr **model, char *err,
                            size_t errlen);
 
+/* True p_click per event of ds from the generator's truth.tsv at path
+ * (impressions in events.tsv order; -1 for the other events). NULL when path
+ * is NULL, the file is missing or it does not line up with the events; the
+ * caller frees the array. */
+float *cascade_rank_truth_read(const cascade_dataset *ds, const char *path);
+
+/* AUC of truth (per event, from cascade_rank_truth_read) on the held-out
+ * examples of ex: the best any model can do. NAN when truth is NULL or
+ * lacks one of them. */
+double cascade_rank_oracle_auc(const float *truth, const struct cascade_rank_examples *ex);
+
 /* Save m as dir/rank-lr-<UTC time>.safetensors and point dir/rank-lr.latest
  * at it. path/version receive what was written. */
 int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,

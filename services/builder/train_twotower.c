@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "build_cli.h"
 #include "clock.h"
 #include "error.h"
 #include "flags.h"
+#include "latest_file.h"
 #include "negsample.h"
 #include "progress.h"
 #include "vindex.h"
@@ -629,22 +629,9 @@ out:
 
 static int write_latest(const char *dir, const char *version, char *err, size_t errlen)
 {
-    char path[1100], tmp[1110];
+    char path[1100];
     snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return CASCADE_EIO;
-    }
-    fprintf(f, "%s\n", version);
-    bool bad = ferror(f) != 0;
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        return CASCADE_EIO;
-    }
-    return 0;
+    return cascade_latest_write(path, version, err, errlen);
 }
 
 /* Items, maps and model under one new version, then two-tower.latest names it. */
@@ -653,21 +640,11 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
                    struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
 {
     const char *dir = o->model_dir;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    struct stat st;
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(sum->version, sizeof(sum->version), "two-tower-%s", stamp);
-    snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
-    for (int n = 2; stat(sum->model_path, &st) == 0 && n < 1000; n++) {
-        snprintf(sum->version, sizeof(sum->version), "two-tower-%s-%d", stamp, n);
-        snprintf(sum->model_path, sizeof(sum->model_path), "%s/%s.safetensors", dir, sum->version);
-    }
+    cascade_latest_version_new(dir, "two-tower", sum->version, sizeof(sum->version),
+                               sum->model_path, sizeof(sum->model_path));
     snprintf(sum->items_path, sizeof(sum->items_path), "%s/%s.items.safetensors", dir,
              sum->version);
     snprintf(sum->maps_path, sizeof(sum->maps_path), "%s/%s.maps.tsv", dir, sum->version);

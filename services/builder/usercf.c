@@ -118,22 +118,7 @@ int cascade_usercf_compute(const cascade_dataset *ds, const struct cascade_userc
                                        .max_users_per_item = o->max_users_per_item,
                                        .seed = o->seed};
     double *idf = NULL;
-    int64_t start_us = cascade_now_us();
-    int rc;
-    memset(res, 0, sizeof(*res));
-    if (o->top_k == 0 || o->top_k > MAX_K) {
-        snprintf(err, errlen, "usercf: top-k must be in [1, %d], got %zu", MAX_K, o->top_k);
-        return CASCADE_EINVAL;
-    }
-    if ((rc = cascade_cf_lists_alloc(res, ds->n_users, o->top_k)) != 0 ||
-        (rc = cascade_cf_index_build(ds, &xo, &x)) != 0 ||
-        (rc = (idf = item_idf(&x)) ? 0 : CASCADE_ENOMEM) != 0)
-        goto out;
-    struct usercf_ctx ctx = {.x = &x,
-                             .off = x.soff ? x.soff : x.ioff,
-                             .users = x.soff ? x.suser : x.iuser,
-                             .idf = idf,
-                             .res = res};
+    struct usercf_ctx ctx = {.x = &x, .res = res};
     struct cascade_cf_job job = {.name = "usercf",
                                  .what = "users",
                                  .rows = ds->n_users,
@@ -143,14 +128,20 @@ int cascade_usercf_compute(const cascade_dataset *ds, const struct cascade_userc
                                  .scratch_create = scratch_create,
                                  .scratch_destroy = scratch_destroy,
                                  .row = usercf_row};
-    double run_s = 0;
-    rc = cascade_cf_run(&job, &res->pairs, &run_s);
-    res->seconds = (double)(cascade_now_us() - start_us) / 1e6;
-out:
-    if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "usercf: out of memory for %zu users", ds->n_users);
-    if (rc != 0)
-        cascade_cf_lists_free(res);
+    int64_t start_us = cascade_now_us();
+    int rc;
+    memset(res, 0, sizeof(*res));
+    if (o->top_k == 0 || o->top_k > MAX_K) {
+        snprintf(err, errlen, "usercf: top-k must be in [1, %d], got %zu", MAX_K, o->top_k);
+        return CASCADE_EINVAL;
+    }
+    if ((rc = cascade_cf_lists_alloc(res, ds->n_users, o->top_k)) == 0 &&
+        (rc = cascade_cf_index_build(ds, &xo, &x)) == 0) {
+        ctx.off = x.soff ? x.soff : x.ioff;
+        ctx.users = x.soff ? x.suser : x.iuser;
+        rc = (ctx.idf = idf = item_idf(&x)) ? 0 : CASCADE_ENOMEM;
+    }
+    rc = cascade_cf_run_lists(&job, rc, res, start_us, err, errlen);
     free(idf);
     cascade_cf_index_free(&x);
     return rc;

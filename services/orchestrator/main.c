@@ -1,7 +1,5 @@
 /* cascade-orchestrator: serves cascade.v1.Recommender (Recommend, Feedback)
  * over gRPC. Thin wrapper: options, Redis pool, the orchestrator, the run loop. */
-#include <stdio.h>
-
 #include "orchestrator.h"
 #include "service.h"
 
@@ -24,43 +22,31 @@ static const char extra_usage[] =
     "  orchestrator.feedback.lastn_max      last-n length kept per user (default 200)\n"
     "  experiments                          A/B layers (common/experiments.h)\n";
 
+static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
+                          cascade_metrics *metrics, char *err, size_t errlen)
+{
+    (void)metrics;
+    return cascade_orch_create(o->config, redis, o->ns, err, errlen);
+}
+
+static void destroy_stage(void *stage)
+{
+    cascade_orch_destroy(stage);
+}
+
+static const struct cascade_service_stage stage = {
+    .name = "orchestrator",
+    .default_port = 50050,
+    .extra_usage = extra_usage,
+    .grpc_service = "cascade.v1.Recommender",
+    .needs_redis = 1,
+    .create_failed_code = 2,
+    .create = create_stage,
+    .methods = cascade_orch_methods,
+    .destroy = destroy_stage,
+};
+
 int main(int argc, char **argv)
 {
-    struct cascade_service_opts opts = {0};
-    cascade_metrics *metrics = NULL;
-    cascade_redis_pool *redis = NULL;
-    cascade_orch *orch = NULL;
-    char err[512];
-    int code = 1;
-
-    cascade_signals_block();
-    cascade_rpc_init();
-    int rc = cascade_service_parse_args("orchestrator", 50050, extra_usage, argc, argv, &opts);
-    if (rc != 0) {
-        code = rc == 1 ? 0 : 2;
-        goto out;
-    }
-    if (!(metrics = cascade_service_metrics(&opts)))
-        goto out;
-    struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
-    if (!(redis = cascade_redis_pool_create(&ropts))) {
-        fprintf(stderr, "cascade-orchestrator: out of memory creating the Redis pool\n");
-        goto out;
-    }
-    if (!(orch = cascade_orch_create(opts.config, redis, opts.ns, err, sizeof err))) {
-        fprintf(stderr, "cascade-orchestrator: %s\n", err);
-        code = 2;
-        goto out;
-    }
-    size_t n_methods;
-    const struct cascade_rpc_method *methods = cascade_orch_methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, "cascade.v1.Recommender", methods, n_methods,
-                               orch);
-out:
-    cascade_orch_destroy(orch);
-    cascade_metrics_destroy(metrics);
-    cascade_redis_pool_destroy(redis);
-    cascade_service_opts_free(&opts);
-    cascade_rpc_shutdown();
-    return code;
+    return cascade_service_main(&stage, argc, argv);
 }

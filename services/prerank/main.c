@@ -1,7 +1,5 @@
 /* cascade-prerank: serves cascade.v1.PreRank over gRPC.
  * Thin wrapper: options, Redis pool, the stage, the run loop. */
-#include <stdio.h>
-
 #include "prerank.h"
 #include "service.h"
 
@@ -17,42 +15,30 @@ static const char extra_usage[] =
     "  prerank.reload_interval_ms      how often <model-dir>/prerank-lr.latest is checked (1000)\n"
     "Without a model in --model-dir the heuristic above scores (model_version says so).\n";
 
+static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
+                          cascade_metrics *metrics, char *err, size_t errlen)
+{
+    (void)metrics;
+    return cascade_prerank_create(o->config, redis, o->ns, o->model_dir, err, errlen);
+}
+
+static void destroy_stage(void *stage)
+{
+    cascade_prerank_destroy(stage);
+}
+
+static const struct cascade_service_stage stage = {
+    .name = "prerank",
+    .default_port = 50053,
+    .extra_usage = extra_usage,
+    .grpc_service = "cascade.v1.PreRank",
+    .needs_redis = 1,
+    .create = create_stage,
+    .methods = cascade_prerank_methods,
+    .destroy = destroy_stage,
+};
+
 int main(int argc, char **argv)
 {
-    struct cascade_service_opts opts = {0};
-    cascade_metrics *metrics = NULL;
-    cascade_redis_pool *redis = NULL;
-    cascade_prerank *prerank = NULL;
-    char err[512];
-    int code = 1;
-
-    cascade_signals_block();
-    cascade_rpc_init();
-    int rc = cascade_service_parse_args("prerank", 50053, extra_usage, argc, argv, &opts);
-    if (rc != 0) {
-        code = rc == 1 ? 0 : 2;
-        goto out;
-    }
-    if (!(metrics = cascade_service_metrics(&opts)))
-        goto out;
-    struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
-    if (!(redis = cascade_redis_pool_create(&ropts))) {
-        fprintf(stderr, "cascade-prerank: out of memory creating the Redis pool\n");
-        goto out;
-    }
-    if (!(prerank = cascade_prerank_create(opts.config, redis, opts.ns, opts.model_dir, err,
-                                           sizeof err))) {
-        fprintf(stderr, "cascade-prerank: %s\n", err);
-        goto out;
-    }
-    size_t n_methods;
-    const struct cascade_rpc_method *methods = cascade_prerank_methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, "cascade.v1.PreRank", methods, n_methods, prerank);
-out:
-    cascade_prerank_destroy(prerank);
-    cascade_metrics_destroy(metrics);
-    cascade_redis_pool_destroy(redis);
-    cascade_service_opts_free(&opts);
-    cascade_rpc_shutdown();
-    return code;
+    return cascade_service_main(&stage, argc, argv);
 }

@@ -1,7 +1,5 @@
 /* cascade-rank: serves cascade.v1.Rank (MMoE or LR predictions + fusion) over gRPC.
  * Thin wrapper: options, Redis pool, the stage, the run loop. */
-#include <stdio.h>
-
 #include "rank.h"
 #include "service.h"
 
@@ -20,42 +18,30 @@ static const char extra_usage[] =
     "  rank.heuristic.prior_impressions  (default 20)\n"
     "  rank.max_candidates             largest candidate list accepted (default 5000)\n";
 
+static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
+                          cascade_metrics *metrics, char *err, size_t errlen)
+{
+    (void)metrics;
+    return cascade_rank_create(o->config, redis, o->ns, o->model_dir, err, errlen);
+}
+
+static void destroy_stage(void *stage)
+{
+    cascade_rank_destroy(stage);
+}
+
+static const struct cascade_service_stage stage = {
+    .name = "rank",
+    .default_port = 50054,
+    .extra_usage = extra_usage,
+    .grpc_service = "cascade.v1.Rank",
+    .needs_redis = 1,
+    .create = create_stage,
+    .methods = cascade_rank_methods,
+    .destroy = destroy_stage,
+};
+
 int main(int argc, char **argv)
 {
-    struct cascade_service_opts opts = {0};
-    cascade_metrics *metrics = NULL;
-    cascade_redis_pool *redis = NULL;
-    cascade_rank *rank = NULL;
-    char err[512];
-    int code = 1;
-
-    cascade_signals_block();
-    cascade_rpc_init();
-    int rc = cascade_service_parse_args("rank", 50054, extra_usage, argc, argv, &opts);
-    if (rc != 0) {
-        code = rc == 1 ? 0 : 2;
-        goto out;
-    }
-    if (!(metrics = cascade_service_metrics(&opts)))
-        goto out;
-    struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
-    if (!(redis = cascade_redis_pool_create(&ropts))) {
-        fprintf(stderr, "cascade-rank: out of memory creating the Redis pool\n");
-        goto out;
-    }
-    rank = cascade_rank_create(opts.config, redis, opts.ns, opts.model_dir, err, sizeof err);
-    if (!rank) {
-        fprintf(stderr, "cascade-rank: %s\n", err);
-        goto out;
-    }
-    size_t n_methods;
-    const struct cascade_rpc_method *methods = cascade_rank_methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, "cascade.v1.Rank", methods, n_methods, rank);
-out:
-    cascade_rank_destroy(rank);
-    cascade_metrics_destroy(metrics);
-    cascade_redis_pool_destroy(redis);
-    cascade_service_opts_free(&opts);
-    cascade_rpc_shutdown();
-    return code;
+    return cascade_service_main(&stage, argc, argv);
 }

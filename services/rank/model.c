@@ -2,15 +2,13 @@
  * (mmoe.h, plus the calibration and completion metadata train-mmoe writes)
  * or rank-lr.latest (lr.h), and swap it in under running requests (reference
  * counts: a request keeps the model it started with until it finishes). */
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "clock.h"
 #include "error.h"
+#include "latest_file.h"
 #include "rank_features.h"
 #include "log.h"
 #include "rank_internal.h"
@@ -53,51 +51,11 @@ const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len)
     return buf;
 }
 
-static void stat_latest(const char *path, struct cascade_rank__latest_stat *st)
+/* True when a and b are the same pointer file in the same state. */
+static bool same_latest(const struct cascade_rank__latest_stat *a,
+                        const struct cascade_rank__latest_stat *b)
 {
-    struct stat sb;
-    memset(st, 0, sizeof *st);
-    if (stat(path, &sb) != 0)
-        return;
-    st->exists = true;
-    st->mtime = sb.st_mtim;
-    st->ino = sb.st_ino;
-    st->size = sb.st_size;
-}
-
-static bool same_stat(const struct cascade_rank__latest_stat *a,
-                      const struct cascade_rank__latest_stat *b)
-{
-    return a->exists == b->exists && a->mmoe == b->mmoe && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ino == b->ino && a->size == b->size;
-}
-
-/* Read the model file name from the .latest file: one line, a plain file
- * name (no '/'), surrounding whitespace ignored. */
-static int read_latest(const char *path, char *name, size_t len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return errno == ENOENT ? CASCADE_ENOTFOUND : CASCADE_EIO;
-    }
-    char line[512] = "";
-    bool ok = fgets(line, sizeof line, f) != NULL;
-    fclose(f);
-    char *s = line;
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    if (!ok || n == 0 || n >= len || strchr(s, '/') || strcmp(s, ".") == 0 ||
-        strcmp(s, "..") == 0) {
-        snprintf(err, errlen, "%s: expected one model file name (no directory), got \"%.64s\"",
-                 path, s);
-        return CASCADE_EFORMAT;
-    }
-    memcpy(name, s, n + 1);
-    return 0;
+    return a->mmoe == b->mmoe && cascade_latest_stat_same(&a->file, &b->file);
 }
 
 /* An LR model of the rank features. */
@@ -244,11 +202,11 @@ static bool pick_latest(const cascade_rank *r, char *path, size_t len,
     bool mmoe = r->choice != CASCADE_RANK__LR;
     snprintf(path, len, "%s/%s", r->model_dir,
              mmoe ? CASCADE_RANK_MMOE_LATEST_FILE : CASCADE_RANK_LATEST_FILE);
-    stat_latest(path, st);
-    if (r->choice == CASCADE_RANK__AUTO && !st->exists) {
+    cascade_latest_stat_get(path, &st->file);
+    if (r->choice == CASCADE_RANK__AUTO && !st->file.exists) {
         mmoe = false;
         snprintf(path, len, "%s/%s", r->model_dir, CASCADE_RANK_LATEST_FILE);
-        stat_latest(path, st);
+        cascade_latest_stat_get(path, &st->file);
     }
     st->mmoe = mmoe;
     return mmoe;
@@ -264,10 +222,10 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
     if (r->choice == CASCADE_RANK__HEURISTIC)
         return 0;
     bool mmoe = pick_latest(r, path, sizeof path, &st);
-    if (!force && same_stat(&st, &r->latest))
+    if (!force && same_latest(&st, &r->latest))
         return 0;
     r->latest = st; /* remember it even if loading fails: one warning per change */
-    if (!st.exists) {
+    if (!st.file.exists) {
         /* Keep a model already in service; a missing pointer file is not a reason to drop it. */
         if (!r->model && !atomic_exchange(&r->warned_no_model, true))
             CASCADE_WARN(NULL,
@@ -277,7 +235,7 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
                          r->model_dir);
         return 0;
     }
-    int rc = read_latest(path, name, sizeof name, err, errlen);
+    int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
         rc = model_load(r, name, mmoe, &m, err, errlen);
     if (rc != 0) {

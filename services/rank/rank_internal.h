@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "latest_file.h"
 #include "lr.h"
 #include "mmoe.h"
 #include "rank.h"
@@ -40,11 +41,8 @@ struct cascade_rank__model {
 
 /* Identity of the .latest file when last looked at, to notice changes. */
 struct cascade_rank__latest_stat {
-    bool exists;
+    struct cascade_latest_stat file;
     bool mmoe; /* which pointer file it is */
-    struct timespec mtime;
-    ino_t ino;
-    off_t size;
 };
 
 struct cascade_rank {

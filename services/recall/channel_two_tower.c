@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "hash.h"
+#include "latest_file.h"
 #include "log.h"
 #include "recall_internal.h"
 #include "store.h"
@@ -206,18 +207,13 @@ static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
         snap_free(s);
 }
 
-/* The version named by dir/two-tower.latest into buf; 0 or CASCADE_ENOTFOUND. */
+/* The version named by dir/two-tower.latest into buf; 0, or a negative code
+ * when there is none or it cannot be read (latest_file.h). */
 static int read_latest(const char *dir, char *buf, size_t len)
 {
-    char path[600];
+    char path[600], err[700];
     snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return CASCADE_ENOTFOUND;
-    bool ok = fgets(buf, (int)len, f) != NULL;
-    fclose(f);
-    buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
-    return buf[0] ? 0 : CASCADE_ENOTFOUND;
+    return cascade_latest_read(path, buf, len, err, sizeof(err));
 }
 
 /* Load the latest version when it differs from the current one; a failed

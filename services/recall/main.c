@@ -1,8 +1,6 @@
 /* cascade-recall: serves cascade.v1.Recall (every recall channel: CF, lists,
  * authors, cache, cold start) over gRPC. Thin wrapper: options, metrics
  * registry, Redis pool, the stage, the run loop. */
-#include <stdio.h>
-
 #include "recall.h"
 #include "service.h"
 
@@ -27,41 +25,29 @@ static const char extra_usage[] =
     "  recall.generation_ttl_ms        how long a family's generation is cached (default 1000)\n"
     "  recall.max_quota                largest quota a request may ask for (default 5000)\n";
 
+static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
+                          cascade_metrics *metrics, char *err, size_t errlen)
+{
+    return cascade_recall_create(o->config, redis, o->ns, metrics, err, errlen);
+}
+
+static void destroy_stage(void *stage)
+{
+    cascade_recall_destroy(stage);
+}
+
+static const struct cascade_service_stage stage = {
+    .name = "recall",
+    .default_port = 50051,
+    .extra_usage = extra_usage,
+    .grpc_service = "cascade.v1.Recall",
+    .needs_redis = 1,
+    .create = create_stage,
+    .methods = cascade_recall_methods,
+    .destroy = destroy_stage,
+};
+
 int main(int argc, char **argv)
 {
-    struct cascade_service_opts opts = {0};
-    cascade_metrics *metrics = NULL;
-    cascade_redis_pool *redis = NULL;
-    cascade_recall *recall = NULL;
-    char err[512];
-    int code = 1;
-
-    cascade_signals_block();
-    cascade_rpc_init();
-    int rc = cascade_service_parse_args("recall", 50051, extra_usage, argc, argv, &opts);
-    if (rc != 0) {
-        code = rc == 1 ? 0 : 2;
-        goto out;
-    }
-    if (!(metrics = cascade_service_metrics(&opts)))
-        goto out;
-    struct cascade_redis_opts ropts = cascade_service_redis_opts(&opts);
-    if (!(redis = cascade_redis_pool_create(&ropts))) {
-        fprintf(stderr, "cascade-recall: out of memory creating the Redis pool\n");
-        goto out;
-    }
-    if (!(recall = cascade_recall_create(opts.config, redis, opts.ns, metrics, err, sizeof err))) {
-        fprintf(stderr, "cascade-recall: %s\n", err);
-        goto out;
-    }
-    size_t n_methods;
-    const struct cascade_rpc_method *methods = cascade_recall_methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, "cascade.v1.Recall", methods, n_methods, recall);
-out:
-    cascade_recall_destroy(recall);
-    cascade_metrics_destroy(metrics);
-    cascade_redis_pool_destroy(redis);
-    cascade_service_opts_free(&opts);
-    cascade_rpc_shutdown();
-    return code;
+    return cascade_service_main(&stage, argc, argv);
 }

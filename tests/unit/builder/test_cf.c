@@ -18,21 +18,9 @@
 #include "cf_index.h"
 #include "cf_lists.h"
 #include "cf_run.h"
+#include "cf_test.h"
 #include "dataset.h"
 #include "error.h"
-
-static void add_user(cascade_dataset *ds, const char *id)
-{
-    struct cascade_ds_user u = {0};
-    snprintf(u.id, sizeof(u.id), "%s", id);
-    assert_int_equal(cascade_dataset_add_user(ds, &u, NULL), 0);
-}
-
-static void add_item(cascade_dataset *ds, uint64_t id)
-{
-    struct cascade_ds_item it = {.id = id, .category = 1, .media_type = 1};
-    assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
-}
 
 /* 40 users; user u clicks items 0..(u % 5) at increasing times, so item 0
  * has all 40 users and item 4 has 8. User 0 also likes item 1 (weight 1+2). */
@@ -40,11 +28,11 @@ static cascade_dataset *world(void)
 {
     cascade_dataset *ds = cascade_dataset_create();
     for (uint64_t i = 0; i < 5; i++)
-        add_item(ds, 100 + i);
+        cf_test_add_item(ds, 100 + i);
     for (int u = 0; u < 40; u++) {
         char id[16];
         snprintf(id, sizeof(id), "u%02d", u);
-        add_user(ds, id);
+        cf_test_add_user(ds, id);
         for (int i = 0; i <= u % 5; i++)
             assert_int_equal(cascade_dataset_add_event(ds, 1000 * u + i, id, 100 + (uint64_t)i,
                                                        CASCADE_EV_CLICK, 0),

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cf_test.h"
 #include "datagen.h"
 #include "dataset.h"
 #include "error.h"
@@ -23,19 +24,6 @@
 #include "support.h"
 
 enum { A = 101, B = 102, C = 103, D = 104 };
-
-static void add_user(cascade_dataset *ds, const char *id)
-{
-    struct cascade_ds_user u = {0};
-    snprintf(u.id, sizeof(u.id), "%s", id);
-    assert_int_equal(cascade_dataset_add_user(ds, &u, NULL), 0);
-}
-
-static void add_item(cascade_dataset *ds, uint64_t id)
-{
-    struct cascade_ds_item it = {.id = id, .category = 1, .media_type = 1};
-    assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
-}
 
 static void ev(cascade_dataset *ds, int64_t ts, const char *user, uint64_t item, uint32_t type)
 {
@@ -52,13 +40,13 @@ static cascade_dataset *hand_world(void)
 {
     cascade_dataset *ds = cascade_dataset_create();
     assert_non_null(ds);
-    add_user(ds, "u1");
-    add_user(ds, "u2");
-    add_user(ds, "u3");
-    add_item(ds, A);
-    add_item(ds, B);
-    add_item(ds, C);
-    add_item(ds, D);
+    cf_test_add_user(ds, "u1");
+    cf_test_add_user(ds, "u2");
+    cf_test_add_user(ds, "u3");
+    cf_test_add_item(ds, A);
+    cf_test_add_item(ds, B);
+    cf_test_add_item(ds, C);
+    cf_test_add_item(ds, D);
     ev(ds, 10, "u1", A, CASCADE_EV_IMPRESSION);
     ev(ds, 11, "u1", A, CASCADE_EV_CLICK);
     ev(ds, 12, "u1", A, CASCADE_EV_LIKE);
@@ -159,17 +147,8 @@ static void test_hand_computed_cosine(void **state)
 static void test_threads_do_not_change_results(void **state)
 {
     (void)state;
-    struct cascade_datagen_opts g;
-    cascade_dataset *ds = NULL;
+    cascade_dataset *ds = cf_test_generated_world(1500, 20000, 3);
     char err[256];
-    cascade_datagen_defaults(&g);
-    g.users = 1500;
-    g.items = 300;
-    g.events = 20000;
-    g.seed = 3;
-    g.end_ts = 1764547200;
-    g.quiet = true;
-    assert_int_equal(cascade_datagen_generate(&g, &ds, NULL, NULL, err, sizeof(err)), 0);
     struct cascade_itemcf_opts o;
     struct cascade_cf_lists r1, r2;
     cascade_itemcf_defaults(&o);

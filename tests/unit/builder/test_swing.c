@@ -14,25 +14,13 @@
 
 #include <cmocka.h>
 
+#include "cf_test.h"
 #include "datagen.h"
 #include "dataset.h"
 #include "error.h"
 #include "swing.h"
 
 #define NEAR(x, y) assert_true(fabs((double)(x) - (double)(y)) < 1e-6 * (1 + fabs((double)(y))))
-
-static void add_user(cascade_dataset *ds, const char *id)
-{
-    struct cascade_ds_user u = {0};
-    snprintf(u.id, sizeof(u.id), "%s", id);
-    assert_int_equal(cascade_dataset_add_user(ds, &u, NULL), 0);
-}
-
-static void add_item(cascade_dataset *ds, uint64_t id)
-{
-    struct cascade_ds_item it = {.id = id, .category = 1, .media_type = 1};
-    assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
-}
 
 /* user clicks each of items[0..n) (one second apart from ts). */
 static void clicks(cascade_dataset *ds, const char *user, int64_t ts, const uint64_t *items,
@@ -75,11 +63,11 @@ static void test_hand_computed(void **state)
     (void)state;
     enum { A = 11, B = 12, C = 13, D = 14 };
     cascade_dataset *ds = cascade_dataset_create();
-    add_user(ds, "u1");
-    add_user(ds, "u2");
-    add_user(ds, "u3");
+    cf_test_add_user(ds, "u1");
+    cf_test_add_user(ds, "u2");
+    cf_test_add_user(ds, "u3");
     for (uint64_t id = A; id <= D; id++)
-        add_item(ds, id);
+        cf_test_add_item(ds, id);
     clicks(ds, "u1", 10, (const uint64_t[]){A, B}, 2);
     clicks(ds, "u2", 20, (const uint64_t[]){A, B, C}, 3);
     clicks(ds, "u3", 30, (const uint64_t[]){B, C, D}, 3);
@@ -133,12 +121,12 @@ static void test_small_circle_scores_lower(void **state)
     (void)state;
     enum { X = 1, Y = 2, Z = 3, W = 4, P = 5, Q = 6, R = 7, A1 = 8, A2, A3, B1, B2, B3 };
     cascade_dataset *ds = cascade_dataset_create();
-    add_user(ds, "u1");
-    add_user(ds, "u2");
-    add_user(ds, "u3");
-    add_user(ds, "u4");
+    cf_test_add_user(ds, "u1");
+    cf_test_add_user(ds, "u2");
+    cf_test_add_user(ds, "u3");
+    cf_test_add_user(ds, "u4");
     for (uint64_t id = X; id <= B3; id++)
-        add_item(ds, id);
+        cf_test_add_item(ds, id);
     clicks(ds, "u1", 100, (const uint64_t[]){X, Y, P, Q, R}, 5);
     clicks(ds, "u2", 200, (const uint64_t[]){X, Y, P, Q, R}, 5);
     clicks(ds, "u3", 300, (const uint64_t[]){Z, W, A1, A2, A3}, 5);
@@ -173,12 +161,12 @@ static void test_users_per_item_cap(void **state)
 {
     (void)state;
     cascade_dataset *ds = cascade_dataset_create();
-    add_item(ds, 1);
-    add_item(ds, 2);
+    cf_test_add_item(ds, 1);
+    cf_test_add_item(ds, 2);
     for (int u = 0; u < 10; u++) {
         char id[16];
         snprintf(id, sizeof(id), "u%d", u);
-        add_user(ds, id);
+        cf_test_add_user(ds, id);
         clicks(ds, id, 10 * u, (const uint64_t[]){1, 2}, 2);
     }
     struct cascade_swing_opts o;
@@ -202,29 +190,7 @@ static void test_users_per_item_cap(void **state)
 
 static cascade_dataset *small_world(void)
 {
-    struct cascade_datagen_opts g;
-    cascade_dataset *ds = NULL;
-    char err[256];
-    cascade_datagen_defaults(&g);
-    g.users = 1000;
-    g.items = 300;
-    g.events = 60000;
-    g.seed = 5;
-    g.end_ts = 1764547200;
-    g.quiet = true;
-    assert_int_equal(cascade_datagen_generate(&g, &ds, NULL, NULL, err, sizeof(err)), 0);
-    return ds;
-}
-
-static bool same_lists(const struct cascade_cf_lists *a, const struct cascade_cf_lists *b)
-{
-    if (memcmp(a->count, b->count, a->n * sizeof(uint32_t)) != 0)
-        return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (memcmp(a->nbr + i * a->k, b->nbr + i * b->k, a->count[i] * sizeof(uint32_t)) != 0 ||
-            memcmp(a->score + i * a->k, b->score + i * b->k, a->count[i] * sizeof(float)) != 0)
-            return false;
-    return true;
+    return cf_test_generated_world(1000, 60000, 5);
 }
 
 /* Same seed: identical lists for 1 and 3 threads; another seed samples
@@ -242,10 +208,10 @@ static void test_seeded_and_thread_independent(void **state)
     compute(ds, &o, &r1);
     o.threads = 3;
     compute(ds, &o, &r2);
-    assert_true(same_lists(&r1, &r2));
+    assert_true(cf_test_same_lists(&r1, &r2));
     o.seed = 2;
     compute(ds, &o, &r3);
-    assert_false(same_lists(&r1, &r3));
+    assert_false(cf_test_same_lists(&r1, &r3));
     size_t with_lists = 0;
     for (size_t i = 0; i < r1.n; i++) {
         with_lists += r1.count[i] > 0;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cf_publish.h"
+#include "cf_test.h"
 #include "datagen.h"
 #include "dataset.h"
 #include "error.h"
@@ -27,13 +28,6 @@
 #define NEAR(x, y) assert_true(fabs((double)(x) - (double)(y)) < 1e-6 * (1 + fabs((double)(y))))
 
 enum { HOT = 1, NICHE = 2, OTHER = 3 };
-
-static void add_user(cascade_dataset *ds, const char *id)
-{
-    struct cascade_ds_user u = {0};
-    snprintf(u.id, sizeof(u.id), "%s", id);
-    assert_int_equal(cascade_dataset_add_user(ds, &u, NULL), 0);
-}
 
 static void click(cascade_dataset *ds, int64_t ts, const char *user, uint64_t item)
 {
@@ -49,7 +43,7 @@ static cascade_dataset *hand_world(void)
     assert_non_null(ds);
     const char *users[] = {"a", "b", "c", "d", "e", "f", "g"};
     for (size_t i = 0; i < 7; i++)
-        add_user(ds, users[i]);
+        cf_test_add_user(ds, users[i]);
     for (uint64_t id = HOT; id <= OTHER; id++) {
         struct cascade_ds_item it = {.id = id, .category = 1, .media_type = 1};
         assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
@@ -167,31 +161,10 @@ static void test_users_per_item_cap(void **state)
     cascade_dataset_destroy(ds);
 }
 
-static bool same_lists(const struct cascade_cf_lists *a, const struct cascade_cf_lists *b)
-{
-    if (memcmp(a->count, b->count, a->n * sizeof(uint32_t)) != 0)
-        return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (memcmp(a->nbr + i * a->k, b->nbr + i * b->k, a->count[i] * sizeof(uint32_t)) != 0 ||
-            memcmp(a->score + i * a->k, b->score + i * b->k, a->count[i] * sizeof(float)) != 0)
-            return false;
-    return true;
-}
-
 static void test_seeded_and_thread_independent(void **state)
 {
     (void)state;
-    struct cascade_datagen_opts g;
-    cascade_dataset *ds = NULL;
-    char err[256];
-    cascade_datagen_defaults(&g);
-    g.users = 1500;
-    g.items = 300;
-    g.events = 20000;
-    g.seed = 7;
-    g.end_ts = 1764547200;
-    g.quiet = true;
-    assert_int_equal(cascade_datagen_generate(&g, &ds, NULL, NULL, err, sizeof(err)), 0);
+    cascade_dataset *ds = cf_test_generated_world(1500, 20000, 7);
     struct cascade_usercf_opts o;
     struct cascade_cf_lists r1, r2, r3;
     cascade_usercf_defaults(&o);
@@ -201,10 +174,10 @@ static void test_seeded_and_thread_independent(void **state)
     compute(ds, &o, &r1);
     o.threads = 3;
     compute(ds, &o, &r2);
-    assert_true(same_lists(&r1, &r2));
+    assert_true(cf_test_same_lists(&r1, &r2));
     o.seed = 99;
     compute(ds, &o, &r3);
-    assert_false(same_lists(&r1, &r3));
+    assert_false(cf_test_same_lists(&r1, &r3));
     size_t with_lists = 0;
     for (size_t u = 0; u < r1.n; u++) {
         with_lists += r1.count[u] > 0;

@@ -26,39 +26,15 @@
 #include "eval_cli.h"
 #include "eval_run.h"
 #include "eval_split.h"
+#include "eval_world.h"
 #include "recall.h"
 #include "store.h"
 #include "support.h"
 
-#define END_TS 1764547200 /* fixed: the same world every run */
-
-struct world {
-    struct test_redis_fixture redis;
-    cascade_dataset *ds;
-    char dir[256]; /* the world as TSVs, for the command line */
-};
-
 static int setup(void **state)
 {
     static struct world w;
-    struct cascade_datagen_opts o;
-    char err[256];
-    memset(&w, 0, sizeof w);
-    cascade_datagen_defaults(&o);
-    o.users = 600;
-    o.items = 300;
-    o.events = 40000;
-    o.categories = 10;
-    o.authors = 30;
-    o.cities = 3;
-    o.days = 20;
-    o.seed = 11;
-    o.end_ts = END_TS;
-    o.quiet = true;
-    if (cascade_datagen_generate(&o, &w.ds, NULL, NULL, err, sizeof err) != 0 ||
-        !test_tempdir(w.dir, sizeof w.dir) ||
-        cascade_dataset_write(w.ds, w.dir, err, sizeof err) != 0 ||
-        test_redis_fixture_start(&w.redis) != 0)
+    if (world_start(&w, 600, 40000, 11) != 0)
         return -1;
     *state = &w;
     return 0;
@@ -66,10 +42,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct world *w = *state;
-    test_redis_fixture_stop(&w->redis);
-    test_rmdir(w->dir);
-    cascade_dataset_destroy(w->ds);
+    world_stop(*state);
     return 0;
 }
 

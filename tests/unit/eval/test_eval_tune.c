@@ -29,12 +29,11 @@
 #include "eval_run.h"
 #include "eval_split.h"
 #include "eval_tune.h"
+#include "eval_world.h"
 #include "orch_config.h"
 #include "recall.h"
 #include "store.h"
 #include "support.h"
-
-#define END_TS 1764547200 /* fixed: the same world every run */
 
 static const double GRID[] = {0, 0.25, 0.5, 1, 2, 4};
 #define N_GRID (sizeof GRID / sizeof GRID[0])
@@ -265,33 +264,10 @@ static void test_weights_fragment(void **state)
 
 /* ---- on a generated world, with Redis ---- */
 
-struct world {
-    struct test_redis_fixture redis;
-    cascade_dataset *ds;
-    char dir[256];
-};
-
 static int setup(void **state)
 {
     static struct world w;
-    struct cascade_datagen_opts o;
-    char err[256];
-    memset(&w, 0, sizeof w);
-    cascade_datagen_defaults(&o);
-    o.users = 300;
-    o.items = 300;
-    o.events = 60000;
-    o.categories = 10;
-    o.authors = 30;
-    o.cities = 3;
-    o.days = 20;
-    o.seed = 12;
-    o.end_ts = END_TS;
-    o.quiet = true;
-    if (cascade_datagen_generate(&o, &w.ds, NULL, NULL, err, sizeof err) != 0 ||
-        !test_tempdir(w.dir, sizeof w.dir) ||
-        cascade_dataset_write(w.ds, w.dir, err, sizeof err) != 0 ||
-        test_redis_fixture_start(&w.redis) != 0)
+    if (world_start(&w, 300, 60000, 12) != 0)
         return -1;
     *state = &w;
     return 0;
@@ -299,10 +275,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct world *w = *state;
-    test_redis_fixture_stop(&w->redis);
-    test_rmdir(w->dir);
-    cascade_dataset_destroy(w->ds);
+    world_stop(*state);
     return 0;
 }
 
