@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "rank_features.h"
 #include "safetensors.h"
@@ -232,9 +233,7 @@ static void fill_defaults(struct cascade_lr_train_opts *o, const struct cascade_
 
 static double now_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)cascade_now_us() / 1e6;
 }
 
 /* One pass over the data in shuffled order; returns the mean batch loss. */

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cascade/v1/records.pb.h"
+#include "clock.h"
 #include "error.h"
 #include "family.h"
 #include "interests.h"
@@ -367,10 +368,10 @@ int cascade_authors_run(const cascade_dataset *ds, cascade_redis *r,
 {
     struct cascade_authors_summary local;
     struct author_state st = {.ds = ds, .o = o};
-    struct timespec t0, t1;
+    int64_t t0_us;
     const char *phase = "indexing authors";
     int rc;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_us = cascade_now_us();
     st.sum = sum ? sum : &local;
     memset(st.sum, 0, sizeof(*st.sum));
     st.as_of = st.sum->as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
@@ -397,8 +398,7 @@ out:
         cascade_family_error(&st.w, phase, err, errlen);
 out_quiet:
     st.sum->commands = st.w.pl.total;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    st.sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    st.sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     free_state(&st);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "progress.h"
 #include "rng.h"
@@ -868,8 +869,8 @@ int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_di
 {
     cascade_dataset *ds = NULL;
     float *p = NULL;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0_us;
+    t0_us = cascade_now_us();
     int rc = cascade_mkdir_p(out_dir, err, errlen);
     if (rc == 0)
         rc = cascade_datagen_generate(o, &ds, &p, sum, err, errlen);
@@ -877,9 +878,8 @@ int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_di
         rc = cascade_dataset_write(ds, out_dir, err, errlen);
     if (rc == 0 && o->truth)
         rc = write_truth(ds, p, out_dir, err, errlen);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (sum)
-        sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     cascade_dataset_destroy(ds);
     free(p);
     return rc;

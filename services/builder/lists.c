@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "family.h"
 #include "geohash.h"
@@ -406,9 +407,9 @@ int cascade_lists_run(const cascade_dataset *ds, cascade_redis *r,
 {
     struct cascade_lists_summary local;
     struct event_stats s = {0};
-    struct timespec t0, t1;
+    int64_t t0_us;
     int rc;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_us = cascade_now_us();
     sum = sum ? sum : &local;
     memset(sum, 0, sizeof(*sum));
     sum->as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
@@ -434,7 +435,6 @@ int cascade_lists_run(const cascade_dataset *ds, cascade_redis *r,
         goto out;
 out:
     free_event_stats(&s);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "interests.h"
 #include "pipeline.h"
@@ -359,10 +360,10 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
 {
     struct cascade_load_summary local;
     struct load_state st = {.ds = ds, .o = o};
-    struct timespec t0, t1;
+    int64_t t0_us;
     const char *phase = "computing records";
     int rc;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_us = cascade_now_us();
     st.sum = sum ? sum : &local;
     memset(st.sum, 0, sizeof(*st.sum));
     st.as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
@@ -386,8 +387,7 @@ out:
                  phase);
 out_quiet:
     st.sum->commands = st.pl.total;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    st.sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    st.sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     free_state(&st);
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #include "build_cli.h"
 #include "calibration.h"
+#include "clock.h"
 #include "error.h"
 #include "events.h"
 #include "flags.h"
@@ -298,9 +299,7 @@ out:
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)cascade_now_us() / 1e6;
 }
 
 static void print_epoch(const struct job *j, size_t epoch, size_t step, double loss,

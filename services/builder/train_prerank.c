@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "build_cli.h"
+#include "clock.h"
 #include "error.h"
 #include "flags.h"
 #include "interests.h"
@@ -210,15 +211,14 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
     for (size_t i = 0; i < ex->n_train; i++)
         order[i] = (uint32_t)i;
     for (int e = 1; e <= epochs; e++) {
-        struct timespec t0, t1;
+        int64_t t0_us;
         double loss = 0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        t0_us = cascade_now_us();
         shuffle(order, ex->n_train, &rng);
         for (size_t i = 0; i < ex->n_train; i++)
             loss += cascade_hashlr_update(m, ex->idx + (size_t)order[i] * NF, NF, ex->y[order[i]],
                                           &o->lr);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        double s = (double)(cascade_now_us() - t0_us) / 1e6;
         evaluate(m, ex, p, sum);
         if (!o->quiet)
             fprintf(stderr,
@@ -276,9 +276,9 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
 {
     struct cascade_prerank_examples ex;
     struct cascade_train_prerank_summary local;
-    struct timespec t0, t1;
+    int64_t t0_us;
     cascade_hashlr *m = NULL;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_us = cascade_now_us();
     if (!sum)
         sum = &local;
     memset(sum, 0, sizeof *sum);
@@ -309,8 +309,7 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
                                                             sizeof sum->version, err, errlen)) != 0)
         goto out;
 out:
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     cascade_prerank_examples_free(&ex);
     if (rc == 0 && model)
         *model = m;

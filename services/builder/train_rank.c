@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "rank_features.h"
 #include "hash.h"
@@ -362,9 +363,9 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
 {
     struct cascade_rank_examples ex;
     struct cascade_train_rank_summary local;
-    struct timespec t0, t1;
+    int64_t t0_us;
     cascade_lr *m = NULL;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_us = cascade_now_us();
     if (!sum)
         sum = &local;
     memset(sum, 0, sizeof(*sum));
@@ -414,8 +415,7 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
                                          sum->version, sizeof(sum->version), err, errlen)) != 0)
         goto out;
 out:
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     cascade_rank_examples_free(&ex);
     if (rc == 0 && model)
         *model = m;
