@@ -4,6 +4,7 @@
 #include "rank_features.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -19,12 +20,20 @@
 #define PRIOR_COMPLETION 0.5
 #define PRIOR_COMPLETION_WEIGHT 5.0
 #define MEDIA_VIDEO 2
+/* Exposure share: (impressions + SHARE_CLICK_WEIGHT·clicks) of the category
+ * over the user's total, smoothed so a user with no history looks uniform
+ * over PRIOR_SHARE_TOTAL / PRIOR_SHARE_EACH = 20 categories. */
+#define SHARE_CLICK_WEIGHT 2.0
+#define PRIOR_SHARE_EACH 0.3
+#define PRIOR_SHARE_TOTAL 6.0
+#define PRIOR_CAT_CTR_WEIGHT 5.0
 
 static const char *const feature_names[CASCADE_RANK_FEATURES] = {
     "item_ctr_logit",    "item_log_impressions", "item_like_lift", "item_collect_lift",
     "item_share_lift",   "item_completion",      "user_cat_share", "user_cat_rel_top",
     "declared_interest", "item_log_age_days",    "item_is_video",  "item_log_duration",
     "user_log_activity", "user_ctr_logit",       "same_city",      "user_no_history",
+    "user_cat_imp_share", "user_cat_ctr_logit",  "user_cat_log_impressions",
 };
 
 static double smooth(double k, double n, double prior, double weight)
@@ -43,24 +52,42 @@ static double logit(double p)
     return log(p / (1.0 - p));
 }
 
-/* Share of the item's category in the user's affinity list, and its weight
- * relative to the user's strongest category. Both 0 when absent. */
-static void category_affinity(const cascade_v1_UserRecord *user, uint32_t category, double *share,
-                              double *rel_top)
+/* What the user's record says about one category. */
+struct category_view {
+    double share, rel_top;       /* of the behaviour weights; 0 when absent */
+    double impressions, clicks;  /* in the category (decayed) */
+    double total_impressions;    /* over the recorded categories */
+    double total_clicks;
+    bool has_history;            /* some category with a positive weight */
+};
+
+static void category_view(const cascade_v1_UserRecord *user, uint32_t category,
+                          struct category_view *v)
 {
     double total = 0, top = 0, mine = 0;
+    memset(v, 0, sizeof(*v));
     for (pb_size_t i = 0; i < user->affinities_count; i++) {
-        double w = user->affinities[i].weight;
+        const cascade_v1_CategoryAffinity *a = &user->affinities[i];
+        if (a->impressions > 0)
+            v->total_impressions += a->impressions;
+        if (a->clicks > 0)
+            v->total_clicks += a->clicks;
+        if (a->category == category) {
+            v->impressions = a->impressions > 0 ? a->impressions : 0;
+            v->clicks = a->clicks > 0 ? a->clicks : 0;
+        }
+        double w = a->weight;
         if (!(w > 0))
             continue;
         total += w;
         if (w > top)
             top = w;
-        if (user->affinities[i].category == category)
+        if (a->category == category)
             mine += w;
     }
-    *share = total > 0 ? mine / total : 0.0;
-    *rel_top = top > 0 ? mine / top : 0.0;
+    v->share = total > 0 ? mine / total : 0.0;
+    v->rel_top = top > 0 ? mine / top : 0.0;
+    v->has_history = total > 0;
 }
 
 static bool declared_interest(const cascade_v1_UserRecord *user, uint32_t category)
@@ -102,19 +129,33 @@ static void user_features(const cascade_v1_UserRecord *user, float *out)
     double ctr = smooth(user->clicks, user->impressions, PRIOR_CTR, PRIOR_CTR_WEIGHT);
     out[12] = (float)(log1p((double)user->interactions) / 6.0);
     out[13] = (float)clamp(logit(ctr) / 2.0, -4.0, 4.0);
-    out[15] = user->affinities_count == 0 ? 1.0f : 0.0f;
+}
+
+/* The user's relation to the item's category: behaviour share, exposure
+ * share and the click rate in the category, smoothed to the user's own. */
+static void category_features(const cascade_v1_UserRecord *user, uint32_t category, float *out)
+{
+    struct category_view v;
+    category_view(user, category, &v);
+    double user_ctr = smooth(user->clicks, user->impressions, PRIOR_CTR, PRIOR_CTR_WEIGHT);
+    out[6] = (float)v.share;
+    out[7] = (float)v.rel_top;
+    out[15] = v.has_history ? 0.0f : 1.0f;
+    double mine = v.impressions + SHARE_CLICK_WEIGHT * v.clicks;
+    double all = v.total_impressions + SHARE_CLICK_WEIGHT * v.total_clicks;
+    out[16] = (float)(log((mine + PRIOR_SHARE_EACH) / (all + PRIOR_SHARE_TOTAL)) / 6.0);
+    out[17] = (float)clamp(
+        logit(smooth(v.clicks, v.impressions, user_ctr, PRIOR_CAT_CTR_WEIGHT)) / 2.0, -4.0, 4.0);
+    out[18] = (float)(log1p(v.impressions) / 4.0);
 }
 
 void cascade_features_rank(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
                            int64_t now_s, float *out)
 {
-    double share, rel_top;
     memset(out, 0, CASCADE_RANK_FEATURES * sizeof(float));
     item_features(item, now_s, out);
     user_features(user, out);
-    category_affinity(user, item->category, &share, &rel_top);
-    out[6] = (float)share;
-    out[7] = (float)rel_top;
+    category_features(user, item->category, out);
     out[8] = item->category != 0 && declared_interest(user, item->category) ? 1.0f : 0.0f;
     out[14] = user->city != 0 && user->city == item->city ? 1.0f : 0.0f;
 }

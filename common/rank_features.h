@@ -10,7 +10,7 @@
 
 #include "cascade/v1/records.pb.h"
 
-#define CASCADE_RANK_FEATURES 16
+#define CASCADE_RANK_FEATURES 19
 
 /* Fill out[0..CASCADE_RANK_FEATURES) for a user/item pair at time now_s
  * (Unix seconds). Item statistics are smoothed so new items get

@@ -33,10 +33,12 @@ int cascade_ui_build(const cascade_dataset *ds, const struct cascade_behaviour_w
 void cascade_ui_free(struct cascade_ui *ui);
 
 /* A user's category affinities: behaviour weight decayed with a half-life,
- * weight(t) = Σ w_e · 2^(−(t − ts_e)/half_life). */
+ * weight(t) = Σ w_e · 2^(−(t − ts_e)/half_life), and the impressions and
+ * clicks the user had in the category, decayed the same way. */
 struct cascade_cat_weight {
     uint32_t category;
-    double weight; /* value as of ts */
+    double weight; /* values as of ts */
+    double impressions, clicks;
     int64_t ts;
 };
 struct cascade_affinity {
@@ -44,12 +46,15 @@ struct cascade_affinity {
     uint32_t n, cap;
 };
 
-/* Add weight w for category at time ts (events must come in time order per
- * user). Returns 0 or CASCADE_ENOMEM. */
-int cascade_affinity_add(struct cascade_affinity *a, uint32_t category, double w, int64_t ts,
-                         double half_life_s);
-/* Write the strongest categories (at most the record's 16), decayed to now,
- * into rec->affinities. */
+/* Account event e (time order per user) in its user's affinity a: its
+ * behaviour weight w->w[e->type] when positive, and impressions and clicks
+ * of the item's category. Other events leave a unchanged. Returns 0 or
+ * CASCADE_ENOMEM. */
+int cascade_affinity_observe(struct cascade_affinity *a, const cascade_dataset *ds,
+                             const struct cascade_ds_event *e,
+                             const struct cascade_behaviour_weights *w, double half_life_s);
+/* Write the strongest categories (at most the record's 16: by weight, then
+ * by impressions), decayed to now, into rec->affinities. */
 void cascade_affinity_to_record(const struct cascade_affinity *a, int64_t now, double half_life_s,
                                 cascade_v1_UserRecord *rec);
 void cascade_affinity_free(struct cascade_affinity *a);

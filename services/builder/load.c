@@ -110,9 +110,7 @@ static int compute_state(struct load_state *st)
             continue;
         cascade_item_stats_add(&st->item_stats[e->item], e);
         cascade_user_stats_add(&st->user_stats[e->user], e);
-        float w = st->o->weights.w[e->type];
-        if (w > 0 && cascade_affinity_add(&st->affinity[e->user], ds->items[e->item].category, w,
-                                          e->ts, hl) != 0)
+        if (cascade_affinity_observe(&st->affinity[e->user], ds, e, &st->o->weights, hl) != 0)
             return CASCADE_ENOMEM;
     }
     if (compute_follows(st) != 0)

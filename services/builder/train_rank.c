@@ -112,11 +112,7 @@ static int replay_apply(struct replay *rp, const struct cascade_ds_event *e)
 {
     cascade_item_stats_add(&rp->item_stats[e->item], e);
     cascade_user_stats_add(&rp->user_stats[e->user], e);
-    float w = rp->w->w[e->type];
-    if (w > 0)
-        return cascade_affinity_add(&rp->affinity[e->user], rp->ds->items[e->item].category, w,
-                                    e->ts, rp->half_life_s);
-    return 0;
+    return cascade_affinity_observe(&rp->affinity[e->user], rp->ds, e, rp->w, rp->half_life_s);
 }
 
 static void replay_features(const struct replay *rp, const struct cascade_ds_event *e, float *x)

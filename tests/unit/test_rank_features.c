@@ -86,8 +86,8 @@ static void test_category_affinity_and_interests(void **state)
     cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
     float x[CASCADE_RANK_FEATURES];
     u.affinities_count = 2;
-    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 6.0f};
-    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 2.0f};
+    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 6.0f, 0, 0};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 2.0f, 0, 0};
     u.interests_count = 1;
     u.interests[0] = 5;
     it.category = 3;
@@ -104,6 +104,42 @@ static void test_category_affinity_and_interests(void **state)
     it.category = 9;
     compute(&u, &it, x);
     assert_true(x[feat("user_cat_share")] == 0.0f && x[feat("declared_interest")] == 0.0f);
+}
+
+/* The exposure features: a category the user is shown (and clicks) more
+ * gets a larger share; its click rate is shrunk towards the user's own. */
+static void test_category_exposure(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x3[CASCADE_RANK_FEATURES], x5[CASCADE_RANK_FEATURES], x9[CASCADE_RANK_FEATURES];
+    u.impressions = 40;
+    u.clicks = 4;
+    u.affinities_count = 2;
+    /* Category 3: 30 impressions, 4 clicks; category 5: 10 impressions, 0 clicks. */
+    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 4.0f, 30.0f, 4.0f};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 0.0f, 10.0f, 0.0f};
+    it.category = 3;
+    compute(&u, &it, x3);
+    it.category = 5;
+    compute(&u, &it, x5);
+    it.category = 9;
+    compute(&u, &it, x9);
+    size_t share = feat("user_cat_imp_share"), ctr = feat("user_cat_ctr_logit");
+    size_t imps = feat("user_cat_log_impressions");
+    /* (30 + 2·4 + 0.3) / (40 + 2·4 + 6), log, /6 */
+    assert_true(fabsf(x3[share] - (float)(log(38.3 / 54.0) / 6)) < 1e-5);
+    assert_true(x3[share] > x5[share] && x5[share] > x9[share]);
+    assert_true(x3[ctr] > x5[ctr]);
+    /* Never shown: the category's click rate is the user's own. */
+    double user_ctr = (4 + 0.1 * 20) / (40 + 20.0);
+    assert_true(fabsf(x9[ctr] - (float)(log(user_ctr / (1 - user_ctr)) / 2)) < 1e-5);
+    assert_true(fabsf(x3[imps] - (float)(log1p(30.0) / 4)) < 1e-5 && x9[imps] == 0.0f);
+    /* Impressions alone are not history: the user has clicked nothing yet. */
+    u.affinities[0].weight = 0;
+    compute(&u, &it, x9);
+    assert_true(x9[feat("user_no_history")] == 1.0f);
 }
 
 static void test_time_media_and_place(void **state)
@@ -155,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_empty_records_are_finite),
         cmocka_unit_test(test_item_statistics_move_features),
         cmocka_unit_test(test_category_affinity_and_interests),
+        cmocka_unit_test(test_category_exposure),
         cmocka_unit_test(test_time_media_and_place),
         cmocka_unit_test(test_user_statistics),
     };

@@ -20,6 +20,7 @@
 #include "dataset.h"
 #include "error.h"
 #include "load.h"
+#include "rank_features.h"
 #include "lr.h"
 #include "store.h"
 #include "support.h"
@@ -152,6 +153,10 @@ static void test_users_and_lists(void **state)
     assert_true(u.affinities[0].weight == 4);
     assert_int_equal(u.affinities[1].category, 3);
     assert_true(u.affinities[1].weight == 3);
+    /* Exposure per category: items 1 and 3 (category 3) shown, 1 clicked;
+     * item 2 (category 5) shown and clicked. */
+    assert_true(u.affinities[0].impressions == 1 && u.affinities[0].clicks == 1);
+    assert_true(u.affinities[1].impressions == 2 && u.affinities[1].clicks == 1);
 
     /* Last-n: one entry per item, newest first, weights of distinct behaviours summed. */
     cascade_v1_Interaction it[8];
@@ -178,9 +183,13 @@ static void test_users_and_lists(void **state)
     assert_int_equal(cascade_store_get_user(f->conn, NS, "u2", &u, &found), 0);
     assert_true(found);
     assert_int_equal(u.impressions, 2);
-    assert_int_equal(u.affinities_count, 1);
+    assert_int_equal(u.affinities_count, 2);
     assert_int_equal(u.affinities[0].category, 3);
     assert_true(u.affinities[0].weight == 4); /* click 1 + share 3 */
+    /* Item 2 was only shown: its category is recorded with no weight, after. */
+    assert_int_equal(u.affinities[1].category, 5);
+    assert_true(u.affinities[1].weight == 0 && u.affinities[1].impressions == 1 &&
+                u.affinities[1].clicks == 0);
 
     /* Loading again replaces the lists instead of appending to them. */
     load_tiny(f->conn, ds, false);
@@ -315,7 +324,7 @@ static void test_build_all_command(void **state)
     snprintf(path, sizeof(path), "%s/%s", models, name);
     cascade_lr *m = cascade_lr_load(path, err, sizeof(err));
     assert_non_null(m);
-    assert_int_equal(cascade_lr_dim(m), 16);
+    assert_int_equal(cascade_lr_dim(m), CASCADE_RANK_FEATURES);
     cascade_lr_destroy(m);
 
     /* Everything landed in the namespace, including the model name. */

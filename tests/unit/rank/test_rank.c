@@ -59,8 +59,8 @@ static int setup(void **state)
     u.interests_count = 1;
     u.interests[0] = 3;
     u.affinities_count = 2;
-    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 5.0f};
-    u.affinities[1] = (cascade_v1_CategoryAffinity){4, 1.0f};
+    u.affinities[0] = (cascade_v1_CategoryAffinity){.category = 3, .weight = 5.0f};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){.category = 4, .weight = 1.0f};
     u.interactions = 12;
     u.impressions = 100;
     u.clicks = 12;
