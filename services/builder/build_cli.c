@@ -693,11 +693,42 @@ static void usage(FILE *out)
                  "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
                  "  train-prerank     train the pre-rank hashed-feature model and publish it\n"
                  "  train-two-tower   train the two-tower retrieval model, export its item index\n"
+                 "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower)\n"
                  "  all               load + itemcf + swing + usercf + lists + authors + "
                  "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"
                  "Run 'cascade-build <command> --help' for a command's flags. Data formats: "
                  "docs/data.md.\n");
+}
+
+/* `cascade-build train MODEL [flags]`: the train-MODEL command with the same
+ * flags (argv without the MODEL word). */
+static int train_command(int argc, char **argv)
+{
+    static const char *const models[] = {"rank", "mmoe", "prerank", "two-tower"};
+    const char *model = argc > 2 ? argv[2] : NULL;
+    bool known = false;
+    for (size_t i = 0; model && i < sizeof(models) / sizeof(models[0]); i++)
+        known |= strcmp(model, models[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "cascade-build train: %s%s%s; models: rank, mmoe, prerank, two-tower\n",
+                model ? "unknown model '" : "missing MODEL", model ? model : "", model ? "'" : "");
+        return CASCADE_BUILD_EXIT_USAGE;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "train-%s", model);
+    char **sub = malloc((size_t)argc * sizeof(*sub));
+    if (!sub) {
+        fprintf(stderr, "cascade-build train: out of memory\n");
+        return CASCADE_BUILD_EXIT_FAILURE;
+    }
+    sub[0] = argv[0];
+    sub[1] = name;
+    for (int i = 3; i < argc; i++)
+        sub[i - 1] = argv[i];
+    int rc = cascade_build_main(argc - 1, sub);
+    free(sub);
+    return rc;
 }
 
 int cascade_build_main(int argc, char **argv)
@@ -731,6 +762,8 @@ int cascade_build_main(int argc, char **argv)
         return cascade_train_prerank_command(argc, argv);
     if (strcmp(cmd, "train-two-tower") == 0)
         return cascade_train_twotower_command(argc, argv);
+    if (strcmp(cmd, "train") == 0)
+        return train_command(argc, argv);
     if (strcmp(cmd, "all") == 0)
         return job_command(JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS | JOB_TRAIN, argc, argv);
     if (strcmp(cmd, "import-movielens") == 0)

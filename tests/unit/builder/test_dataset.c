@@ -217,6 +217,16 @@ static void test_cli_exit_codes(void **state)
     const char *missing[] = {"cascade-build", "train-rank", "--data", d,
                              "--model-dir",   models,       "--quiet"};
     assert_int_equal(run_cli(7, missing), CASCADE_BUILD_EXIT_FAILURE);
+    /* `train MODEL` is train-MODEL: the same flag errors and the same job. */
+    const char *train_none[] = {"cascade-build", "train"};
+    assert_int_equal(run_cli(2, train_none), CASCADE_BUILD_EXIT_USAGE);
+    const char *train_bogus[] = {"cascade-build", "train", "gbdt", "--data", d};
+    assert_int_equal(run_cli(5, train_bogus), CASCADE_BUILD_EXIT_USAGE);
+    const char *train_no_data[] = {"cascade-build", "train", "mmoe", "--model-dir", models};
+    assert_int_equal(run_cli(5, train_no_data), CASCADE_BUILD_EXIT_USAGE);
+    const char *train_missing[] = {"cascade-build", "train", "rank",  "--data", d,
+                                   "--model-dir",   models,  "--quiet"};
+    assert_int_equal(run_cli(8, train_missing), CASCADE_BUILD_EXIT_FAILURE);
     const char *import_bad[] = {
         "cascade-build", "import-movielens", "--format", "1m", "--in", d, "--out", d};
     assert_int_equal(run_cli(8, import_bad), CASCADE_BUILD_EXIT_USAGE);
