@@ -565,32 +565,45 @@ static long pick_item(struct world *w, const cascade_dataset *ds, size_t user, i
 }
 
 /* True click probability: affinity of the user to the item's category,
- * item quality, user propensity, locality, circle favourites, freshness. */
+ * item quality, user propensity, locality, circle favourites, freshness.
+ * terms[CASCADE_DATAGEN_TERMS] receives the logit's terms (its intercept
+ * CASCADE_DATAGEN_INTERCEPT excluded), in the order of truth.tsv. */
 static double click_probability(const struct world *w, const cascade_dataset *ds, size_t user,
-                                uint32_t item, int64_t ts, double *affinity)
+                                uint32_t item, int64_t ts, double *affinity, float *terms)
 {
     const struct cascade_ds_item *it = &ds->items[item];
     double s = w->theta[user * w->K + it->category - 1];
     double aff = log((double)w->K * s + 0.05);
     double age_days = (double)(ts - it->created_at) / DAY_S;
-    double z = -3.4 + 0.65 * aff + w->quality[item] + w->user_bias[user] - 0.02 * age_days;
-    if (ds->users[user].city == it->city)
-        z += 0.3;
-    if (is_circle_favourite(w, user, item))
-        z += 0.9;
+    double t[CASCADE_DATAGEN_TERMS] = {
+        0.65 * aff,
+        w->quality[item],
+        w->user_bias[user],
+        -0.02 * age_days,
+        ds->users[user].city == it->city ? 0.3 : 0.0,
+        is_circle_favourite(w, user, item) ? 0.9 : 0.0,
+    };
+    double z = CASCADE_DATAGEN_INTERCEPT;
+    for (int i = 0; i < CASCADE_DATAGEN_TERMS; i++) {
+        z += t[i];
+        terms[i] = (float)t[i];
+    }
     *affinity = aff;
     return sigmoid(z);
 }
 
 struct event_sink {
     cascade_dataset *ds;
-    float *p; /* parallel to ds->events */
+    float *p;        /* parallel to ds->events */
+    float *terms;    /* CASCADE_DATAGEN_TERMS per event, only with want_terms */
+    bool want_terms;
     size_t cap;
     struct cascade_datagen_summary *sum;
 };
 
+/* Append an event with its truth (p -1 and terms NULL for non-impressions). */
 static int emit(struct event_sink *k, int64_t ts, size_t user, uint32_t item, uint32_t type,
-                float value, float p)
+                float value, float p, const float *terms)
 {
     if (k->ds->n_events >= k->cap) {
         size_t ncap = k->cap ? k->cap * 2 : 1024;
@@ -598,9 +611,20 @@ static int emit(struct event_sink *k, int64_t ts, size_t user, uint32_t item, ui
         if (!np)
             return CASCADE_ENOMEM;
         k->p = np;
+        if (k->want_terms) {
+            float *nt = realloc(k->terms, ncap * CASCADE_DATAGEN_TERMS * sizeof(float));
+            if (!nt)
+                return CASCADE_ENOMEM;
+            k->terms = nt;
+        }
         k->cap = ncap;
     }
     k->p[k->ds->n_events] = p;
+    if (k->want_terms) {
+        float *t = k->terms + k->ds->n_events * CASCADE_DATAGEN_TERMS;
+        for (int i = 0; i < CASCADE_DATAGEN_TERMS; i++)
+            t[i] = terms ? terms[i] : 0.0f;
+    }
     k->sum->by_type[type]++;
     return cascade_dataset_add_event_idx(k->ds, ts, (uint32_t)user, item, type, value);
 }
@@ -610,25 +634,26 @@ static int emit(struct event_sink *k, int64_t ts, size_t user, uint32_t item, ui
 static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user, uint32_t item)
 {
     const struct cascade_ds_item *it = &k->ds->items[item];
-    double aff, p = click_probability(w, k->ds, user, item, ts, &aff);
+    float terms[CASCADE_DATAGEN_TERMS];
+    double aff, p = click_probability(w, k->ds, user, item, ts, &aff, terms);
     double q = w->quality[item], b = w->user_bias[user];
-    int rc = emit(k, ts, user, item, CASCADE_EV_IMPRESSION, 0, (float)p);
+    int rc = emit(k, ts, user, item, CASCADE_EV_IMPRESSION, 0, (float)p, terms);
     if (rc)
         return rc;
     if (!cascade__rng_bernoulli(&w->rng, p)) {
         double pd = aff < log(0.05 * w->K) ? 0.03 : 0.002;
         if (cascade__rng_bernoulli(&w->rng, pd))
-            rc = emit(k, ts + 2, user, item, CASCADE_EV_DISLIKE, 0, -1);
+            rc = emit(k, ts + 2, user, item, CASCADE_EV_DISLIKE, 0, -1, NULL);
         return rc;
     }
     int64_t t = ts + 1 + (int64_t)cascade__rng_below(&w->rng, 5);
-    if ((rc = emit(k, t, user, item, CASCADE_EV_CLICK, 0, -1)))
+    if ((rc = emit(k, t, user, item, CASCADE_EV_CLICK, 0, -1, NULL)))
         return rc;
     if (it->media_type == 2) {
         double c = sigmoid(-0.2 + 0.5 * aff + q + 0.8 * cascade__rng_normal(&w->rng));
         double secs = round(c * it->duration_s * 10) / 10;
         secs = secs < 0.5 ? 0.5 : secs;
-        if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1)))
+        if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1, NULL)))
             return rc;
     }
     static const struct {
@@ -645,7 +670,7 @@ static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user,
             sigmoid(follow_ups[f].base + follow_ups[f].aff * aff + q + follow_ups[f].bias * b);
         if (cascade__rng_bernoulli(&w->rng, pf)) {
             int64_t tf = t + 2 + (int64_t)cascade__rng_below(&w->rng, 60);
-            if ((rc = emit(k, tf, user, item, follow_ups[f].type, 0, -1)))
+            if ((rc = emit(k, tf, user, item, follow_ups[f].type, 0, -1, NULL)))
                 return rc;
         }
     }
@@ -702,16 +727,19 @@ static int cmp_ts_pos(const void *a, const void *b)
 }
 
 /* Sort events by time (stable: follow-ups stay after their impression) and
- * carry the truth array along. */
-static int sort_with_truth(cascade_dataset *ds, float **p)
+ * carry the truth arrays along. */
+static int sort_with_truth(struct event_sink *k)
 {
-    size_t n = ds->n_events;
+    cascade_dataset *ds = k->ds;
+    size_t n = ds->n_events, T = CASCADE_DATAGEN_TERMS;
     struct cascade_ds_event *ev = malloc((n + 1) * sizeof(*ev));
     float *np = malloc((n + 1) * sizeof(float));
+    float *nt = k->want_terms ? malloc((n + 1) * T * sizeof(float)) : NULL;
     struct ts_pos *order = malloc((n + 1) * sizeof(*order));
-    if (!ev || !np || !order) {
+    if (!ev || !np || !order || (k->want_terms && !nt)) {
         free(ev);
         free(np);
+        free(nt);
         free(order);
         return CASCADE_ENOMEM;
     }
@@ -720,14 +748,18 @@ static int sort_with_truth(cascade_dataset *ds, float **p)
     qsort(order, n, sizeof(*order), cmp_ts_pos);
     for (size_t i = 0; i < n; i++) {
         ev[i] = ds->events[order[i].pos];
-        np[i] = (*p)[order[i].pos];
+        np[i] = k->p[order[i].pos];
+        if (nt)
+            memcpy(nt + i * T, k->terms + order[i].pos * T, T * sizeof(float));
     }
     free(ds->events);
-    free(*p);
+    free(k->p);
+    free(k->terms);
     free(order);
     ds->events = ev;
     ds->cap_events = n + 1;
-    *p = np;
+    k->p = np;
+    k->terms = nt;
     return 0;
 }
 
@@ -789,9 +821,16 @@ int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_datas
                              float **p_click, struct cascade_datagen_summary *sum, char *err,
                              size_t errlen)
 {
+    return cascade_datagen_generate_terms(o, out, p_click, NULL, sum, err, errlen);
+}
+
+int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade_dataset **out,
+                                   float **p_click, float **terms,
+                                   struct cascade_datagen_summary *sum, char *err, size_t errlen)
+{
     struct world w = {.o = o, .K = o->categories};
     struct cascade_datagen_summary local;
-    struct event_sink sink = {0};
+    struct event_sink sink = {.want_terms = terms != NULL};
     int rc = check_opts(o, err, errlen);
     *out = NULL;
     if (rc)
@@ -811,7 +850,7 @@ int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_datas
     if ((rc = make_geography(&w)) || (rc = make_categories_and_authors(&w)) ||
         (rc = make_circles(&w)) || (rc = make_users(&w, sink.ds)) ||
         (rc = make_items(&w, sink.ds)) || (rc = make_events(&w, &sink)) ||
-        (rc = sort_with_truth(sink.ds, &sink.p)))
+        (rc = sort_with_truth(&sink)))
         goto out;
     sum->users = sink.ds->n_users;
     sum->items = sink.ds->n_items;
@@ -827,17 +866,22 @@ int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_datas
         *p_click = sink.p;
         sink.p = NULL;
     }
+    if (terms) {
+        *terms = sink.terms;
+        sink.terms = NULL;
+    }
 out:
     if (rc == CASCADE_ENOMEM)
         snprintf(err, errlen, "datagen: out of memory");
     world_free(&w);
     cascade_dataset_destroy(sink.ds);
     free(sink.p);
+    free(sink.terms);
     return rc;
 }
 
-static int write_truth(const cascade_dataset *ds, const float *p, const char *dir, char *err,
-                       size_t errlen)
+static int write_truth(const cascade_dataset *ds, const float *p, const float *terms,
+                       const char *dir, char *err, size_t errlen)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof(path), "%s/truth.tsv", dir);
@@ -848,12 +892,17 @@ static int write_truth(const cascade_dataset *ds, const float *p, const char *di
         return CASCADE_EIO;
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
-    fprintf(f, "ts\tuser_id\titem_id\tp_click\n");
+    fprintf(f, "ts\tuser_id\titem_id\tp_click%s\n",
+            terms ? "\ttheta\tquality\tuser_bias\tfreshness\tsame_city\tcircle_favourite" : "");
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
-        if (e->type == CASCADE_EV_IMPRESSION)
-            fprintf(f, "%" PRId64 "\t%s\t%" PRIu64 "\t%.6f\n", e->ts, ds->users[e->user].id,
-                    ds->items[e->item].id, (double)p[i]);
+        if (e->type != CASCADE_EV_IMPRESSION)
+            continue;
+        fprintf(f, "%" PRId64 "\t%s\t%" PRIu64 "\t%.6f", e->ts, ds->users[e->user].id,
+                ds->items[e->item].id, (double)p[i]);
+        for (int t = 0; terms && t < CASCADE_DATAGEN_TERMS; t++)
+            fprintf(f, "\t%.6f", (double)terms[i * CASCADE_DATAGEN_TERMS + t]);
+        fputc('\n', f);
     }
     int bad = ferror(f);
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
@@ -868,19 +917,22 @@ int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_di
                         struct cascade_datagen_summary *sum, char *err, size_t errlen)
 {
     cascade_dataset *ds = NULL;
-    float *p = NULL;
+    float *p = NULL, *terms = NULL;
+    bool want_terms = o->truth && o->truth_terms;
     int64_t t0_us;
     t0_us = cascade_now_us();
     int rc = cascade_mkdir_p(out_dir, err, errlen);
     if (rc == 0)
-        rc = cascade_datagen_generate(o, &ds, &p, sum, err, errlen);
+        rc = cascade_datagen_generate_terms(o, &ds, &p, want_terms ? &terms : NULL, sum, err,
+                                            errlen);
     if (rc == 0)
         rc = cascade_dataset_write(ds, out_dir, err, errlen);
     if (rc == 0 && o->truth)
-        rc = write_truth(ds, p, out_dir, err, errlen);
+        rc = write_truth(ds, p, terms, out_dir, err, errlen);
     if (sum)
         sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     cascade_dataset_destroy(ds);
     free(p);
+    free(terms);
     return rc;
 }

@@ -25,6 +25,7 @@ struct cascade_datagen_opts {
     uint64_t seed;       /* default 1 */
     int64_t end_ts;      /* end of the log (Unix s); 0 = today 00:00 UTC */
     bool truth;          /* also write truth.tsv (default true) */
+    bool truth_terms;    /* truth.tsv also gets the click logit's terms (default false) */
     bool quiet;          /* no progress lines */
 };
 
@@ -46,6 +47,19 @@ void cascade_datagen_defaults(struct cascade_datagen_opts *o);
 int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_dataset **out,
                              float **p_click, struct cascade_datagen_summary *sum, char *err,
                              size_t errlen);
+
+/* The click logit is CASCADE_DATAGEN_INTERCEPT plus CASCADE_DATAGEN_TERMS
+ * terms: 0.65·ln(K·θ_u,c + 0.05), item quality, user bias, −0.02·age in
+ * days, 0.3 when user and item share a city, 0.9 for a circle favourite. */
+#define CASCADE_DATAGEN_INTERCEPT (-3.4)
+#define CASCADE_DATAGEN_TERMS 6
+
+/* cascade_datagen_generate, and when terms is non-NULL a malloc'd array of
+ * CASCADE_DATAGEN_TERMS floats per event (zeros for non-impressions): the
+ * terms of each impression's click logit. */
+int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade_dataset **out,
+                                   float **p_click, float **terms,
+                                   struct cascade_datagen_summary *sum, char *err, size_t errlen);
 
 /* Generate and write users.tsv, items.tsv, events.tsv (and truth.tsv) into
  * out_dir, creating it if needed. */

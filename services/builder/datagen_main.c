@@ -31,6 +31,8 @@ int main(int argc, char **argv)
          "end of the log, Unix seconds (0 = today 00:00 UTC; set it for byte-identical reruns)", 0,
          0},
         {"no-truth", CASCADE_FLAG_BOOL, &no_truth, "do not write truth.tsv", 0, 0},
+        {"truth-terms", CASCADE_FLAG_BOOL, &o.truth_terms,
+         "truth.tsv also gets the six terms of each click logit (docs/data.md)", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress lines", 0, 0},
     };
     size_t nflags = sizeof(flags) / sizeof(flags[0]);

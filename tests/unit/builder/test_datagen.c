@@ -190,6 +190,62 @@ static void test_clicks_depend_on_affinity(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* The logit's terms add up to each impression's p_click, the same world is
+ * drawn with or without them, and truth.tsv carries them as columns. */
+static void test_truth_terms(void **state)
+{
+    (void)state;
+    struct cascade_datagen_opts o;
+    cascade_dataset *ds = NULL, *plain = NULL;
+    float *p = NULL, *p_plain = NULL, *terms = NULL;
+    char err[256], dir[256], path[300], line[512];
+    small_world(&o, 3);
+    assert_int_equal(cascade_datagen_generate_terms(&o, &ds, &p, &terms, NULL, err, sizeof(err)), 0);
+    assert_int_equal(cascade_datagen_generate(&o, &plain, &p_plain, NULL, err, sizeof(err)), 0);
+    assert_int_equal(ds->n_events, plain->n_events);
+    size_t favourites = 0, same_city = 0;
+    for (size_t i = 0; i < ds->n_events; i++) {
+        const float *t = terms + i * CASCADE_DATAGEN_TERMS;
+        assert_true(p[i] == p_plain[i]);
+        if (ds->events[i].type != CASCADE_EV_IMPRESSION) {
+            for (int k = 0; k < CASCADE_DATAGEN_TERMS; k++)
+                assert_true(t[k] == 0.0f);
+            continue;
+        }
+        double z = CASCADE_DATAGEN_INTERCEPT;
+        for (int k = 0; k < CASCADE_DATAGEN_TERMS; k++)
+            z += t[k];
+        assert_true(fabs(1.0 / (1.0 + exp(-z)) - p[i]) < 1e-5);
+        favourites += t[5] == 0.9f;
+        same_city += t[4] == 0.3f;
+        assert_true((t[4] == 0.3f) ==
+                    (ds->users[ds->events[i].user].city == ds->items[ds->events[i].item].city));
+    }
+    assert_true(favourites > 0 && same_city > 0);
+
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    o.truth_terms = true;
+    assert_int_equal(cascade_datagen_run(&o, dir, NULL, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/truth.tsv", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_string_equal(line, "ts\tuser_id\titem_id\tp_click\ttheta\tquality\tuser_bias\t"
+                              "freshness\tsame_city\tcircle_favourite\n");
+    assert_non_null(fgets(line, sizeof(line), f));
+    size_t tabs = 0;
+    for (const char *c = line; *c; c++)
+        tabs += *c == '\t';
+    assert_int_equal(tabs, 9);
+    fclose(f);
+    test_rmdir(dir);
+    free(p);
+    free(p_plain);
+    free(terms);
+    cascade_dataset_destroy(ds);
+    cascade_dataset_destroy(plain);
+}
+
 static void test_world_attributes(void **state)
 {
     (void)state;
@@ -247,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_files),
         cmocka_unit_test(test_popularity_is_skewed),
         cmocka_unit_test(test_clicks_depend_on_affinity),
+        cmocka_unit_test(test_truth_terms),
         cmocka_unit_test(test_world_attributes),
         cmocka_unit_test(test_geohash_known_value),
     };
