@@ -3,6 +3,7 @@
  * progress, held-out AUC / log loss / ECE per task and the oracle AUC, and
  * publication of rank-mmoe-<UTC>.safetensors plus rank-mmoe.latest. */
 #include "train_mmoe.h"
+#include "train_progress.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -303,14 +304,22 @@ static double now_s(void)
 }
 
 static void print_epoch(const struct job *j, size_t epoch, size_t step, double loss,
-                        const struct cascade_train_mmoe_task_report *rep, double ex_per_s,
-                        double eta_s)
+                        const struct cascade_train_mmoe_task_report *rep, double elapsed_s)
 {
-    fprintf(stderr, "train-mmoe: epoch %zu/%zu step %zu loss %.4f held-out AUC", epoch,
-            j->o->epochs, step, loss);
-    for (size_t t = 0; t < j->T; t++)
-        fprintf(stderr, " %s %.4f", rep[t].name, rep[t].auc);
-    fprintf(stderr, "; %.0f examples/s, ETA %.0f s\n", ex_per_s, eta_s);
+    char metrics[512] = "held-out AUC";
+    size_t len = strlen(metrics);
+    for (size_t t = 0; t < j->T && len < sizeof(metrics); t++)
+        len += (size_t)snprintf(metrics + len, sizeof(metrics) - len, " %s %.4f", rep[t].name,
+                                rep[t].auc);
+    struct cascade_train_epoch e = {.job = "train-mmoe",
+                                    .epoch = epoch,
+                                    .epochs = j->o->epochs,
+                                    .step = step,
+                                    .loss = loss,
+                                    .metrics = metrics,
+                                    .examples = epoch * j->n_rows,
+                                    .elapsed_s = elapsed_s};
+    cascade_train_epoch_print(stderr, &e);
 }
 
 /* One shuffled pass per epoch over the training rows, in mini-batches. */
@@ -365,11 +374,8 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             snprintf(err, errlen, "train-mmoe: evaluation failed");
             goto out;
         }
-        double elapsed = now_s() - t0;
-        double per_s = elapsed > 0 ? (double)(ep * j->n_rows) / elapsed : 0;
         if (!j->o->quiet)
-            print_epoch(j, ep, step, loss_sum / (double)batches, rep, per_s,
-                        elapsed / (double)ep * (double)(j->o->epochs - ep));
+            print_epoch(j, ep, step, loss_sum / (double)batches, rep, now_s() - t0);
     }
     rc = 0;
 out:

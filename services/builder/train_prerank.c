@@ -2,6 +2,7 @@
  * hashed crosses of point-in-time records, Adagrad epochs over a shuffled
  * order with held-out AUC next to the heuristic's, and publishing. */
 #include "train_prerank.h"
+#include "train_progress.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -206,6 +207,7 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
     }
     for (size_t i = 0; i < ex->n_train; i++)
         order[i] = (uint32_t)i;
+    double train_s = 0; /* excludes the held-out evaluation */
     for (int e = 1; e <= epochs; e++) {
         int64_t t0_us;
         double loss = 0;
@@ -214,14 +216,23 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
         for (size_t i = 0; i < ex->n_train; i++)
             loss += cascade_hashlr_update(m, ex->idx + (size_t)order[i] * NF, NF, ex->y[order[i]],
                                           &o->lr);
-        double s = (double)(cascade_now_us() - t0_us) / 1e6;
+        train_s += (double)(cascade_now_us() - t0_us) / 1e6;
         evaluate(m, ex, p, sum);
-        if (!o->quiet)
-            fprintf(stderr,
-                    "train-prerank: epoch %d/%d  train loss %.4f  held-out AUC %.4f (heuristic "
-                    "%.4f)  logloss %.4f  (%.0f examples/s)\n",
-                    e, epochs, loss / (double)ex->n_train, sum->auc, sum->heuristic_auc,
-                    sum->logloss, s > 0 ? (double)ex->n_train / s : 0);
+        if (!o->quiet) {
+            char metrics[128];
+            snprintf(metrics, sizeof(metrics), "held-out AUC %.4f (heuristic %.4f) logloss %.4f",
+                     sum->auc, sum->heuristic_auc, sum->logloss);
+            /* One Adagrad step per example. */
+            struct cascade_train_epoch pe = {.job = "train-prerank",
+                                             .epoch = (size_t)e,
+                                             .epochs = (size_t)epochs,
+                                             .step = (size_t)e * ex->n_train,
+                                             .loss = loss / (double)ex->n_train,
+                                             .metrics = metrics,
+                                             .examples = (size_t)e * ex->n_train,
+                                             .elapsed_s = train_s};
+            cascade_train_epoch_print(stderr, &pe);
+        }
     }
     free(order);
     free(p);

@@ -2,6 +2,7 @@
  * labels), logistic regression training with held-out evaluation per epoch,
  * and publishing the model file plus its rank-lr.latest pointer. */
 #include "train_rank.h"
+#include "train_progress.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -311,17 +312,29 @@ static int train_epochs(cascade_lr *m, const struct cascade_rank_examples *ex,
         lo.batch_size = fit_batch;
     }
     lo.ud = &rep;
+    size_t steps_per_epoch = (ex->n_train + lo.batch_size - 1) / lo.batch_size;
+    int64_t t0_us = cascade_now_us();
     for (int e = 1; e <= epochs && rc == 0; e++) {
         if ((rc = cascade_lr_fit(m, ex->X, ex->y, ex->n_train, &lo, err, errlen)) != 0)
             break;
+        double elapsed = (double)(cascade_now_us() - t0_us) / 1e6;
         cascade_lr_predict(m, Xh, nh, ph);
         sum->auc = cascade_auc(ph, yh, nh);
         sum->logloss = cascade_logloss(ph, yh, nh);
-        if (!o->quiet)
-            fprintf(stderr,
-                    "train-rank: epoch %d/%d  train loss %.4f  held-out AUC %.4f  logloss %.4f  "
-                    "(%.0f examples/s)\n",
-                    e, epochs, rep.loss, sum->auc, sum->logloss, rep.rate);
+        if (!o->quiet) {
+            char metrics[96];
+            snprintf(metrics, sizeof(metrics), "held-out AUC %.4f logloss %.4f", sum->auc,
+                     sum->logloss);
+            struct cascade_train_epoch pe = {.job = "train-rank",
+                                             .epoch = (size_t)e,
+                                             .epochs = (size_t)epochs,
+                                             .step = (size_t)e * steps_per_epoch,
+                                             .loss = rep.loss,
+                                             .metrics = metrics,
+                                             .examples = (size_t)e * ex->n_train,
+                                             .elapsed_s = elapsed};
+            cascade_train_epoch_print(stderr, &pe);
+        }
     }
     free(ph);
     return rc;
