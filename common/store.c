@@ -67,6 +67,12 @@ char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
+char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:hardneg", ns_or_default(ns), user_id);
+    return buf;
+}
+
 char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:blocked_items", ns_or_default(ns), user_id);

@@ -23,6 +23,7 @@ char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64
 char *cascade_key_user_follows(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:follows (SET of author ids) */
 char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:cache (LIST of item ids, newest first) */
 char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:blocked_items (SET) */
+char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:hardneg (LIST of item ids the ranker cut, newest first) */
 char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */

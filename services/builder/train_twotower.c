@@ -1,7 +1,8 @@
 /* cascade-build train-two-tower: positives are the first interest event of
  * each (user, item) pair, with the user's earlier positives as history; held
- * out by time; negatives sampled ∝ clicks^0.75 plus in-batch ones, never an
- * item the user was exposed to or interacted with. Layout in docs/twotower.md §5. */
+ * out by time; negatives sampled ∝ clicks^0.75 plus in-batch ones, with
+ * ranker rejects mixed in by --hard-ratio, never an item the user was exposed
+ * to or interacted with. Layout in docs/twotower.md §5. */
 #include "train_twotower.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "latest_file.h"
 #include "negsample.h"
 #include "progress.h"
+#include "redis.h"
 #include "vindex.h"
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
@@ -114,6 +116,9 @@ struct tt_data {
     size_t *n_train_pos; /* [n_users]: train prefix of each user's positives */
     size_t *exc_off;     /* [n_users + 1]: exposures and positives before the split */
     uint32_t *exc;
+    size_t *hard_off; /* [n_users + 1]: hard candidates that are never the user's positives */
+    uint32_t *hard;
+    size_t hard_users; /* training users with at least one */
     struct tt_example *ex;
     size_t n_ex, n_train;
     int64_t split_ts;
@@ -133,6 +138,8 @@ static void data_free(struct tt_data *d)
     free(d->n_train_pos);
     free(d->exc_off);
     free(d->exc);
+    free(d->hard_off);
+    free(d->hard);
     free(d->ex);
 }
 
@@ -290,6 +297,40 @@ out:
     return rc;
 }
 
+/* Per user, the hard candidates minus its exclusions (exposures and
+ * positives before the split, which the sampler would reject anyway) and
+ * minus every later positive too (an item the user clicks is never a
+ * negative, and the held-out recall stays fair). */
+static int build_hard(struct tt_data *d, const struct cascade_train_twotower_opts *o)
+{
+    size_t nu = d->ds->n_users, w = 0;
+    if (!o->hard)
+        return 0;
+    uint32_t *mark = calloc(d->ds->n_items + 1, sizeof(uint32_t));
+    d->hard_off = calloc(nu + 1, sizeof(size_t));
+    d->hard = malloc((o->hard->off ? o->hard->off[o->hard->n_users] : 0) * sizeof(uint32_t) + 1);
+    if (!mark || !d->hard_off || !d->hard) {
+        free(mark);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t u = 0; u < nu; u++) {
+        size_t n;
+        const uint32_t *cand = cascade_tt_hardneg_of(o->hard, (uint32_t)u, &n);
+        d->hard_off[u] = w;
+        for (size_t k = d->pos_off[u]; k < d->pos_off[u + 1]; k++)
+            mark[d->pos_item[k]] = (uint32_t)u + 1;
+        for (size_t k = d->exc_off[u]; k < d->exc_off[u + 1]; k++)
+            mark[d->exc[k]] = (uint32_t)u + 1;
+        for (size_t k = 0; k < n; k++)
+            if (cand[k] <= d->ds->n_items && mark[cand[k]] != u + 1)
+                d->hard[w++] = cand[k];
+        d->hard_users += w > d->hard_off[u] && d->n_train_pos[u] > 0;
+    }
+    d->hard_off[nu] = w;
+    free(mark);
+    return 0;
+}
+
 /* ------------------------------------------------------------ features */
 
 static struct cascade_twotower_user user_features(const struct tt_data *d, uint32_t u,
@@ -328,6 +369,7 @@ struct tt_batch_buf {
     struct cascade_twotower_item *pos, *neg;
     float *pos_logq, *neg_logq;
     uint32_t *neg_rows;
+    enum cascade_negsample_kind *neg_kind;
     const uint32_t **exclude;
     size_t *n_exclude;
     uint32_t *exc_buf; /* [batch × batch]: exclusions that are batch positives */
@@ -342,6 +384,7 @@ static void batch_free(struct tt_batch_buf *b)
     free(b->pos_logq);
     free(b->neg_logq);
     free(b->neg_rows);
+    free(b->neg_kind);
     free(b->exclude);
     free(b->n_exclude);
     free(b->exc_buf);
@@ -357,12 +400,13 @@ static int batch_alloc(struct tt_batch_buf *b, size_t batch, size_t n_neg, size_
     b->pos_logq = calloc(batch, sizeof(float));
     b->neg_logq = calloc(nn, sizeof(float));
     b->neg_rows = calloc(nn, sizeof(uint32_t));
+    b->neg_kind = calloc(nn, sizeof(*b->neg_kind));
     b->exclude = calloc(batch, sizeof(*b->exclude));
     b->n_exclude = calloc(batch, sizeof(size_t));
     b->exc_buf = calloc(batch * batch, sizeof(uint32_t));
     b->stamp = calloc(n_items + 1, sizeof(uint32_t));
     return b->users && b->pos && b->neg && b->pos_logq && b->neg_logq && b->neg_rows &&
-                   b->exclude && b->n_exclude && b->exc_buf && b->stamp
+                   b->neg_kind && b->exclude && b->n_exclude && b->exc_buf && b->stamp
                ? 0
                : CASCADE_ENOMEM;
 }
@@ -377,6 +421,7 @@ struct tt_trainer {
     struct tt_batch_buf b;
     uint32_t *order;
     uint32_t batch_no;
+    size_t hard_drawn;
 };
 
 /* Fill the batch of examples order[from, from + n) and take one step. */
@@ -401,12 +446,25 @@ static int train_batch(struct tt_trainer *t, size_t from, size_t n, double *loss
         const uint32_t *exc = d->exc + d->exc_off[ex->user];
         size_t n_exc = d->exc_off[ex->user + 1] - d->exc_off[ex->user];
         struct cascade_negsample_request req = {exc, n_exc, NULL, 0};
+        if (d->hard_off) {
+            req.hard = d->hard + d->hard_off[ex->user];
+            req.n_hard = d->hard_off[ex->user + 1] - d->hard_off[ex->user];
+        }
         uint32_t *rows = b->neg_rows + i * o->n_neg;
-        size_t got = cascade_negsample_draw(t->ns, &t->rng, &req, o->n_neg, rows, NULL,
+        enum cascade_negsample_kind *kind = b->neg_kind + i * o->n_neg;
+        size_t got = cascade_negsample_draw(t->ns, &t->rng, &req, o->n_neg, rows, kind,
                                             b->neg_logq + i * o->n_neg);
+        for (size_t k = 0; k < got; k++)
+            t->hard_drawn += kind[k] == CASCADE_NEGSAMPLE_HARD;
+        float *logq = b->neg_logq + i * o->n_neg;
         for (size_t k = got; k < o->n_neg; k++) { /* rejection ran out: reuse a draw */
-            rows[k] = got ? rows[k % got] : cascade_negsample_easy(t->ns, &t->rng);
-            b->neg_logq[i * o->n_neg + k] = (float)cascade_negsample_logq(t->ns, rows[k]);
+            if (got) { /* with its own log q: a hard one may have no clicks (q = 0) */
+                rows[k] = rows[k % got];
+                logq[k] = logq[k % got];
+            } else {
+                rows[k] = cascade_negsample_easy(t->ns, &t->rng);
+                logq[k] = (float)cascade_negsample_logq(t->ns, rows[k]);
+            }
         }
         for (size_t k = 0; k < o->n_neg; k++)
             b->neg[i * o->n_neg + k] = item_features(d, rows[k], ex->ts);
@@ -679,7 +737,8 @@ static int new_model(const struct tt_data *d, const struct cascade_train_twotowe
     return cascade_twotower_create(&c, m, err, errlen);
 }
 
-static int new_sampler(const struct tt_data *d, cascade_negsample **ns, char *err, size_t errlen)
+static int new_sampler(const struct tt_data *d, const struct cascade_train_twotower_opts *o,
+                       cascade_negsample **ns, char *err, size_t errlen)
 {
     size_t ni = d->ds->n_items + 1;
     double *clicks = calloc(ni, sizeof(double));
@@ -689,6 +748,7 @@ static int new_sampler(const struct tt_data *d, cascade_negsample **ns, char *er
         clicks[d->pos_item[d->pos_off[d->ex[i].user] + d->ex[i].p]] += 1;
     struct cascade_negsample_config c;
     cascade_negsample_config_default(&c);
+    c.hard_ratio = o->hard ? o->hard_ratio : 0.0;
     int rc = cascade_negsample_create(clicks, ni, &c, ns, err, errlen);
     free(clicks);
     return rc;
@@ -703,6 +763,11 @@ static int check_opts(const cascade_dataset *ds, const struct cascade_train_twot
     }
     if (o->batch == 0 || o->epochs == 0 || o->eval_k == 0) {
         snprintf(err, errlen, "train-two-tower: --batch-size, --epochs and --k must be ≥ 1");
+        return CASCADE_EINVAL;
+    }
+    if (!(o->hard_ratio >= 0.0 && o->hard_ratio <= 1.0)) {
+        snprintf(err, errlen, "train-two-tower: --hard-ratio must be in [0, 1], got %g",
+                 o->hard_ratio);
         return CASCADE_EINVAL;
     }
     if (ds->n_items == 0 || ds->n_users == 0) {
@@ -727,8 +792,10 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     if (rc != 0)
         return rc;
     if ((rc = build_maps(&d)) != 0 || (rc = build_positives(&d, o)) != 0 ||
-        (rc = build_examples(&d, o)) != 0 || (rc = build_exclusions(&d, o)) != 0)
+        (rc = build_examples(&d, o)) != 0 || (rc = build_exclusions(&d, o)) != 0 ||
+        (rc = build_hard(&d, o)) != 0)
         goto nomem;
+    sum->hard_users = d.hard_users;
     sum->examples = d.n_ex;
     sum->train = d.n_train;
     sum->holdout = d.n_ex - d.n_train;
@@ -738,7 +805,7 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
         goto out;
     }
     if ((rc = new_model(&d, o, &t.m, err, errlen)) != 0 ||
-        (rc = new_sampler(&d, &t.ns, err, errlen)) != 0)
+        (rc = new_sampler(&d, o, &t.ns, err, errlen)) != 0)
         goto out;
     if (batch_alloc(&t.b, o->batch, o->n_neg, ds->n_items) != 0 ||
         !(t.order = malloc(d.n_train * sizeof(uint32_t)))) {
@@ -749,7 +816,9 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
         t.order[i] = (uint32_t)i;
     cascade_nn_optim_adam(&t.opt, o->lr);
     cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
-    if ((rc = train_epochs(&t, sum, err, errlen)) != 0)
+    rc = train_epochs(&t, sum, err, errlen);
+    sum->hard_drawn = t.hard_drawn;
+    if (rc != 0)
         goto out;
     if (sum->holdout && (rc = evaluate(t.m, &d, o, sum, err, errlen)) != 0)
         goto out;
@@ -792,9 +861,80 @@ static int parse_mode(const char *s, enum cascade_twotower_objective *out)
     return CASCADE_EINVAL;
 }
 
+#define TT_HARD_REDIS_BATCH 512 /* users per LRANGE round trip */
+#define TT_HARD_DEFAULT_RATIO 0.25
+
+/* The command's hard-negative sources. */
+struct tt_hard_cli {
+    const char *file, *redis, *ns;
+    double ratio; /* < 0: not given (TT_HARD_DEFAULT_RATIO with a source, else 0) */
+};
+
+static int read_hard_redis(struct cascade_tt_hardneg *h, const cascade_dataset *ds,
+                           const struct tt_hard_cli *c, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (cascade_redis_parse_addr(c->redis, host, sizeof(host), &port) != 0) {
+        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", c->redis);
+        return CASCADE_EINVAL;
+    }
+    struct cascade_redis_opts ro = {
+        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
+    cascade_redis *r = cascade_redis_create(&ro);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    int rc = cascade_tt_hardneg_read_redis(h, ds, r, c->ns, TT_HARD_REDIS_BATCH, err, errlen);
+    cascade_redis_destroy(r);
+    return rc;
+}
+
+/* Read the hard candidates of --hard-negatives and/or --redis into h and
+ * point o at them. Nothing to do without a source. */
+static int load_hard(const cascade_dataset *ds, const struct tt_hard_cli *c,
+                     struct cascade_tt_hardneg *h, struct cascade_train_twotower_opts *o, char *err,
+                     size_t errlen)
+{
+    int rc = 0;
+    if (!c->file && !c->redis)
+        return 0;
+    if (c->file && (rc = cascade_tt_hardneg_read_file(h, ds, c->file, err, errlen)) != 0)
+        return rc;
+    if (c->redis && (rc = read_hard_redis(h, ds, c, err, errlen)) != 0)
+        return rc;
+    if ((rc = cascade_tt_hardneg_finish(h, ds)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    o->hard = h;
+    o->hard_ratio = c->ratio < 0 ? TT_HARD_DEFAULT_RATIO : c->ratio;
+    return 0;
+}
+
+static void print_summary(const struct cascade_train_twotower_opts *o,
+                          const struct cascade_train_twotower_summary *s,
+                          const struct cascade_tt_hardneg *h)
+{
+    printf("train-two-tower: %zu positives (%zu train, %zu held out); final loss %.4f\n",
+           s->examples, s->train, s->holdout, s->final_loss);
+    if (o->hard)
+        printf("train-two-tower: hard negatives: %zu read (%zu unknown users, %zu unknown items "
+               "skipped), %zu training users with candidates, %zu drawn (ratio %.2f)\n",
+               h->read, h->unknown_users, h->unknown_items, s->hard_users, s->hard_drawn,
+               o->hard_ratio);
+    printf("train-two-tower: held-out recall@%zu %.4f over %zu users\n", o->eval_k, s->recall_at_k,
+           s->eval_users);
+    printf("train-two-tower: model %s, items %s (version %s) in %.1fs\n", s->model_path,
+           s->items_path, s->version, s->seconds);
+}
+
 int cascade_train_twotower_command(int argc, char **argv)
 {
     struct cascade_train_twotower_opts o;
+    struct tt_hard_cli hc = {.ns = "cascade", .ratio = -1};
+    struct cascade_tt_hardneg h = {0};
     const char *data = NULL, *mode = "listwise", *weights = NULL;
     char err[1024];
     cascade_train_twotower_defaults(&o);
@@ -821,6 +961,15 @@ int cascade_train_twotower_command(int argc, char **argv)
          1e9},
         {"weights", CASCADE_FLAG_STRING, &weights,
          "positive event types, e.g. click=1,like=2 (0 = not a positive)", 0, 0},
+        {"hard-ratio", CASCADE_FLAG_DOUBLE, &hc.ratio,
+         "share of --negatives drawn from the user's hard negatives (-1 = 0.25 with a source, "
+         "else 0)",
+         -1, 1},
+        {"hard-negatives", CASCADE_FLAG_STRING, &hc.file,
+         "TSV of user_id<TAB>item_id hard negatives (items the ranker cut)", 0, 0},
+        {"redis", CASCADE_FLAG_STRING, &hc.redis,
+         "Redis HOST:PORT: read hard negatives from {ns}:user:{uid}:hardneg", 0, 0},
+        {"namespace", CASCADE_FLAG_STRING, &hc.ns, "Redis key namespace", 0, 0},
         {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
     };
@@ -839,6 +988,10 @@ int cascade_train_twotower_command(int argc, char **argv)
         snprintf(err, sizeof(err), "--data and --model-dir are required");
         rc = CASCADE_EINVAL;
     }
+    if (rc == 0 && hc.ratio > 0 && !hc.file && !hc.redis) {
+        snprintf(err, sizeof(err), "--hard-ratio needs --hard-negatives FILE or --redis HOST:PORT");
+        rc = CASCADE_EINVAL;
+    }
     if (rc == 0 && parse_mode(mode, &o.mode) != 0) {
         snprintf(err, sizeof(err), "--mode: expected listwise, pointwise, hinge or log, got '%s'",
                  mode);
@@ -854,19 +1007,17 @@ int cascade_train_twotower_command(int argc, char **argv)
     o.temperature = (float)temp;
     cascade_dataset *ds = NULL;
     struct cascade_train_twotower_summary s;
-    if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0)
+    if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0 &&
+        (rc = load_hard(ds, &hc, &h, &o, err, sizeof(err))) == 0)
         rc = cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err));
     cascade_dataset_destroy(ds);
+    if (rc == 0)
+        print_summary(&o, &s, &h);
+    cascade_tt_hardneg_free(&h);
     if (rc != 0) {
         const char *msg = strncmp(err, "train-two-tower: ", 17) == 0 ? err + 17 : err;
         fprintf(stderr, "cascade-build train-two-tower: %s\n", msg);
         return CASCADE_BUILD_EXIT_FAILURE;
     }
-    printf("train-two-tower: %zu positives (%zu train, %zu held out); final loss %.4f\n",
-           s.examples, s.train, s.holdout, s.final_loss);
-    printf("train-two-tower: held-out recall@%zu %.4f over %zu users\n", o.eval_k, s.recall_at_k,
-           s.eval_users);
-    printf("train-two-tower: model %s, items %s (version %s) in %.1fs\n", s.model_path,
-           s.items_path, s.version, s.seconds);
     return CASCADE_BUILD_EXIT_OK;
 }

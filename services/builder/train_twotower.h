@@ -1,7 +1,8 @@
 /* cascade-build train-two-tower: the two-tower retrieval model (common/twotower.h)
  * trained on the event log (interest events are positives, exposed-but-unclicked
- * items only exclusions), evaluated by held-out recall@K on a time split, and
- * exported as model + id maps + an item-vector index (common/vindex.h). */
+ * items only exclusions, items the ranker cut optional hard negatives), evaluated by held-out
+ * recall@K on a time split, and exported as model + id maps + an item-vector index
+ * (common/vindex.h). */
 #ifndef CASCADE_BUILDER_TRAIN_TWOTOWER_H
 #define CASCADE_BUILDER_TRAIN_TWOTOWER_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "tt_hardneg.h"
 #include "twotower.h"
 
 /* Bucket counts of the profile / item-age features (row 0 = unknown). */
@@ -32,6 +34,11 @@ struct cascade_train_twotower_opts {
     uint64_t seed;                            /* default 1 */
     const char *model_dir;                    /* NULL = do not save */
     bool quiet;
+    /* Hard negatives (items the ranker cut, tt_hardneg.h; finished, borrowed):
+     * round(n_neg·hard_ratio) of each example's sampled negatives come from
+     * its user's candidates when it has any. NULL / 0 = easy negatives only. */
+    const struct cascade_tt_hardneg *hard;
+    double hard_ratio; /* in [0, 1], default 0 */
 };
 
 struct cascade_train_twotower_summary {
@@ -42,6 +49,8 @@ struct cascade_train_twotower_summary {
     char version[128];  /* "two-tower-<UTC>", "" when not saved */
     char model_path[1024], items_path[1024], maps_path[1024];
     double seconds;
+    size_t hard_users; /* training users with at least one usable hard candidate */
+    size_t hard_drawn; /* hard negatives drawn, over all epochs */
 };
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);

@@ -13,6 +13,8 @@ static const char extra_usage[] =
     "  orchestrator.exploration.new_share   share of the list for new items (default 0.1)\n"
     "  orchestrator.cache.capacity          ranked-but-unshown items kept per user (default "
     "200)\n"
+    "  orchestrator.hard_negatives.*        log of items the ranker cut: enabled, per_request,\n"
+    "                                       cap, ttl_s (defaults true, 20, 200, 2592000)\n"
     "  orchestrator.stages.<stage>.*        endpoint, timeout_ms, keep, enabled\n"
     "  orchestrator.deadline_ms             budget when the caller sets no deadline (default "
     "2000)\n"
@@ -25,8 +27,10 @@ static const char extra_usage[] =
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
                           cascade_metrics *metrics, char *err, size_t errlen)
 {
-    (void)metrics;
-    return cascade_orch_create(o->config, redis, o->ns, err, errlen);
+    cascade_orch *orch = cascade_orch_create(o->config, redis, o->ns, err, errlen);
+    if (orch != NULL)
+        cascade_orch_set_metrics(orch, metrics);
+    return orch;
 }
 
 static void destroy_stage(void *stage)

@@ -1,6 +1,6 @@
 /* Parsing of the "orchestrator" config section: channels (normal and
  * cold-start mix), stage endpoints and budgets, exploration, recall cache,
- * merge and feedback limits. Endpoints may be symbolic names looked
+ * hard-negative log, merge and feedback limits. Endpoints may be symbolic names looked
  * up in orchestrator.endpoints so one override (e.g. from scripts/stack.sh)
  * moves every user of an endpoint at once. */
 #include "orch_config.h"
@@ -332,6 +332,26 @@ static int parse_user_features(const cascade_config *cfg, struct cascade_orch_co
     return 0;
 }
 
+/* hard_negatives.{enabled,per_request,cap,ttl_s} */
+static int parse_hard_negatives(const cascade_config *cfg, struct cascade_orch_config *out,
+                                char *err, size_t errlen)
+{
+    int64_t per_request, cap;
+    int rc;
+    if ((rc = cascade_config_bool(cfg, "orchestrator.hard_negatives.enabled", true,
+                                  &out->hardneg_enabled, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.hard_negatives.per_request", 20, 1, 1000,
+                                 &per_request, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.hard_negatives.cap", 200, 1, 100000, &cap, err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.hard_negatives.ttl_s", 30 * 86400, 0,
+                                 366 * 86400, &out->hardneg_ttl_s, err, errlen)))
+        return rc;
+    out->hardneg_per_request = (uint32_t)per_request;
+    out->hardneg_cap = (uint32_t)cap;
+    return 0;
+}
+
 int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
                               size_t errlen)
 {
@@ -339,7 +359,8 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
     memset(out, 0, sizeof *out);
     if ((rc = parse_limits(cfg, out, err, errlen)) ||
         (rc = parse_channels(cfg, out, err, errlen)) ||
-        (rc = parse_user_features(cfg, out, err, errlen)))
+        (rc = parse_user_features(cfg, out, err, errlen)) ||
+        (rc = parse_hard_negatives(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
         (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||

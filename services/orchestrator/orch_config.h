@@ -1,7 +1,7 @@
 /* The orchestrator's configuration: which recall channels to call (with
  * weight, quota and timeout) for established and for cold-start users, where
  * the stages live, per-stage time budgets, new-item exploration, the recall
- * cache and the merge/fallback/feedback limits. Parsed once at start from the
+ * cache, the hard-negative log and the merge/fallback/feedback limits. Parsed once at start from the
  * "orchestrator" section of the config; every key is documented with its
  * default in docs/orchestrator.md. */
 #ifndef CASCADE_ORCH_CONFIG_H
@@ -51,6 +51,13 @@ struct cascade_orch_config {
     bool cache_enabled;
     uint32_t cache_capacity;
     int64_t cache_ttl_s; /* 0 = no expiry */
+    /* Hard negatives for two-tower training: items the rank stage scored but
+     * cut (below rank.keep), at most hardneg_per_request per request, kept in
+     * a LIST of hardneg_cap per user. */
+    bool hardneg_enabled;
+    uint32_t hardneg_per_request;
+    uint32_t hardneg_cap;
+    int64_t hardneg_ttl_s; /* 0 = no expiry */
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "experiments.h"
+#include "metrics.h"
 #include "orchestrator.h"
 
 /* One gRPC channel per distinct endpoint address, shared by every user. */
@@ -27,6 +28,8 @@ struct cascade_orch {
     cascade_rpc_channel *cold_channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per cold-start channel */
     cascade_rpc_channel *filter, *prerank, *rank, *rerank;
     atomic_uint_fast64_t request_seq; /* for generated request ids */
+    cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
+    cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */
 };
 
 /* Write the message into call->err (when there is one) and return code: how

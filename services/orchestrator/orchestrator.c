@@ -78,6 +78,19 @@ fail:
     return NULL;
 }
 
+void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
+{
+    o->hardneg_logged = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_hardneg_logged_total",
+                                "Items the rank stage cut, written to the hard-negative log", NULL),
+        NULL);
+    o->hardneg_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_hardneg_write_failures_total",
+                                "Hard-negative log writes that failed (the request was served)",
+                                NULL),
+        NULL);
+}
+
 void cascade_orch_destroy(cascade_orch *o)
 {
     if (o == NULL)

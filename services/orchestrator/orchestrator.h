@@ -3,8 +3,8 @@
  * to every channel of the mix in parallel, merges the channels, then runs
  * filter → pre-rank → rank → re-rank within the request's deadline, reserves
  * the new-item exploration share, records exposure of what it returns, keeps
- * the user's recall cache (ranked but unshown items), and logs Feedback
- * events to Redis. A failing or late channel or stage degrades the answer
+ * the user's recall cache (ranked but unshown items) and hard-negative log
+ * (items the ranker cut), and logs Feedback events to Redis. A failing or late channel or stage degrades the answer
  * (flagged and explained in the response) instead of failing it.
  *
  * Thread-safety: one cascade_orch is shared by every worker thread; its stage
@@ -18,6 +18,7 @@
 #include "arena.h"
 #include "cascade/v1/recommender.pb-c.h"
 #include "config.h"
+#include "metrics.h"
 #include "orch_config.h"
 #include "redis.h"
 #include "rpc.h"
@@ -35,6 +36,12 @@ typedef struct cascade_orch cascade_orch;
  * cascade_rpc_init. Returns NULL with a message in err. */
 cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                   const char *ns, char *err, size_t errlen);
+
+/* Register the orchestrator's counters in m (may be NULL: no metrics):
+ * cascade_orchestrator_hardneg_logged_total and
+ * cascade_orchestrator_hardneg_write_failures_total. Call once, before
+ * serving. */
+void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m);
 
 /* Close the stage channels and free the orchestrator. NULL is a no-op. */
 void cascade_orch_destroy(cascade_orch *o);

@@ -203,6 +203,8 @@ static void run_rank(struct cascade_orch_rq *rq)
      * everything (keep 0) so their scored copies are found even when they
      * rank below `keep`, and the cut happens here. */
     bool exploring = cascade_orch__reserve_explore(rq);
+    Cascade__V1__Candidate **scored = rq->cands;
+    size_t n_scored = rq->n;
     req.user = rq->user;
     req.candidates = rq->cands;
     req.n_candidates = rq->n;
@@ -218,8 +220,11 @@ static void run_rank(struct cascade_orch_rq *rq)
     cascade_orch__adopt_ranked(rq, resp->candidates, resp->n_candidates);
     size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
     stage_done(rq, "rank", lat, resp->candidates, n, CASCADE_SCORE_RANK);
-    rq->ranked = rq->cands; /* what the ranker scored: the recall cache's source */
+    rq->ranked = rq->cands; /* what the ranker kept: the recall cache's source */
     rq->n_ranked = rq->n;
+    rq->rank_scored = scored; /* the rest of what it scored: hard negatives */
+    rq->n_rank_scored = n_scored;
+    rq->n_rank_returned = resp->n_candidates;
 }
 
 static void run_rerank(struct cascade_orch_rq *rq)

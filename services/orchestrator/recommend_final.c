@@ -2,7 +2,8 @@
  * the exploration channel that survived the filter, sent to the ranker so
  * they carry predictions and attributes, and inserted at fixed positions when
  * the re-ranker did not pick them), the user's recall cache (ranked-but-
- * unshown items in, shown items out) and the per-channel contribution in the
+ * unshown items in, shown items out) and hard-negative log (items the ranker
+ * cut), written in one pipeline, and the per-channel contribution in the
  * debug trace. */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "clock.h"
 #include "error.h"
 #include "explore.h"
+#include "hardneg_log.h"
 #include "log.h"
 #include "merge.h"
 #include "recommend_internal.h"
@@ -135,48 +137,150 @@ static bool shown_item(const Cascade__V1__RecommendResponse *resp, uint64_t id)
     return false;
 }
 
-/* Shown items leave the cache; what the ranker scored but the final list does
- * not show enters it (only when the rank stage ran). */
-static void update_cache(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
+/* The recall cache's changes for this request: shown items leave it, what
+ * the ranker kept but the final list does not show enters it (only when the
+ * rank stage ran). false when the cache is off or there is nothing to do. */
+static bool cache_update(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp,
+                         struct cascade_user_cache_update *u)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
-    if (!cfg->cache_enabled || rq->o->redis == NULL)
-        return;
+    if (!cfg->cache_enabled)
+        return false;
     uint64_t *shown = cascade_arena_calloc(rq->arena, resp->n_items + 1, sizeof *shown);
     uint64_t *unshown = cascade_arena_calloc(rq->arena, rq->n_ranked + 1, sizeof *unshown);
-    struct cascade_user_cache_update u = {.shown = shown,
-                                          .unshown = unshown,
-                                          .capacity = cfg->cache_capacity,
-                                          .ttl_s = cfg->cache_ttl_s};
+    *u = (struct cascade_user_cache_update){.shown = shown,
+                                            .unshown = unshown,
+                                            .capacity = cfg->cache_capacity,
+                                            .ttl_s = cfg->cache_ttl_s};
     if (shown == NULL || unshown == NULL) {
         CASCADE_WARN(rq->user->request_id, "out of memory updating the recall cache");
-        return;
+        return false;
     }
     for (size_t i = 0; i < resp->n_items; i++)
-        shown[u.n_shown++] = resp->items[i]->item_id;
+        shown[u->n_shown++] = resp->items[i]->item_id;
     for (size_t i = 0; i < rq->n_ranked; i++)
         if (rq->ranked[i] && !shown_item(resp, rq->ranked[i]->item_id))
-            unshown[u.n_unshown++] = rq->ranked[i]->item_id;
-    if (u.n_shown == 0 && u.n_unshown == 0)
+            unshown[u->n_unshown++] = rq->ranked[i]->item_id;
+    return u->n_shown > 0 || u->n_unshown > 0;
+}
+
+/* The items the ranker scored but cut (hardneg_log.h), at most per_request,
+ * into *out (arena). 0 when the log is off or the rank stage did not run. */
+static size_t hard_negatives(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp,
+                             uint64_t **out)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (!cfg->hardneg_enabled || rq->rank_scored == NULL)
+        return 0;
+    uint64_t *shown = cascade_arena_calloc(rq->arena, resp->n_items + 1, sizeof *shown);
+    *out = cascade_arena_calloc(rq->arena, cfg->hardneg_per_request, sizeof **out);
+    if (shown == NULL || *out == NULL)
+        return 0;
+    for (size_t i = 0; i < resp->n_items; i++)
+        shown[i] = resp->items[i]->item_id;
+    struct cascade_hardneg_cut cut = {.scored = rq->rank_scored,
+                                      .n_scored = rq->n_rank_scored,
+                                      .ranked = rq->ranked,
+                                      .n_ranked = rq->n_rank_returned,
+                                      .kept = rq->n_ranked,
+                                      .shown = shown,
+                                      .n_shown = resp->n_items};
+    return cascade_hardneg_select(&cut, *out, cfg->hardneg_per_request);
+}
+
+/* How one of the two list writes went. */
+struct list_write {
+    size_t sent; /* commands queued */
+    int rc;
+    const char *error; /* arena copy of the first failure's message */
+};
+
+static void note_failure(struct cascade_orch_rq *rq, cascade_redis *r, struct list_write *w, int rc)
+{
+    if (rc == 0 || w->rc != 0)
         return;
-    int64_t t0 = cascade_now_us();
-    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
-    int rc = r ? cascade_user_cache_update(r, rq->o->ns, rq->user->user_id, &u) : CASCADE_ENOMEM;
+    w->rc = rc;
+    w->error = cascade_arena_strdup(rq->arena, r ? cascade_redis_error(r) : "out of memory");
+}
+
+static void report_cache(struct cascade_orch_rq *rq, const struct cascade_user_cache_update *u,
+                         const struct list_write *w, int64_t latency_us)
+{
     struct cascade_orch_outcome out = {.stage = "cache",
-                                       .latency_us = cascade_now_us() - t0,
-                                       .items_in = u.n_shown,
-                                       .items_out = u.n_unshown};
-    if (rc) {
-        out.status = rc == CASCADE_EUNAVAILABLE ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
-        out.message =
-            cascade_arena_printf(rq->arena, "%s (skipped: ranked-but-unshown items are not cached)",
-                                 r ? cascade_redis_error(r) : "out of memory");
+                                       .latency_us = latency_us,
+                                       .items_in = u->n_shown,
+                                       .items_out = u->n_unshown};
+    if (w->rc) {
+        out.status = w->rc == CASCADE_EUNAVAILABLE ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        out.message = cascade_arena_printf(
+            rq->arena, "%s (skipped: ranked-but-unshown items are not cached)", w->error);
         out.degraded = true;
     } else {
         out.message = cascade_arena_printf(rq->arena, "removed %zu shown, pushed %zu unshown",
-                                           u.n_shown, u.n_unshown);
+                                           u->n_shown, u->n_unshown);
     }
     cascade_orch__report(rq, &out);
+}
+
+/* The hard-negative log is training data: a failure is counted and logged,
+ * and traced, but never degrades the answer. */
+static void report_hardneg(struct cascade_orch_rq *rq, size_t n, const struct list_write *w,
+                           int64_t latency_us)
+{
+    struct cascade_orch_outcome out = {
+        .stage = "hardneg", .latency_us = latency_us, .items_in = n, .items_out = w->rc ? 0 : n};
+    if (w->rc) {
+        cascade_metric_inc(rq->o->hardneg_failures);
+        CASCADE_WARN(rq->user->request_id, "hard-negative log not written for user %s: %s",
+                     rq->user->user_id, w->error ? w->error : "");
+        out.status = w->rc == CASCADE_EUNAVAILABLE ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_INTERNAL;
+        out.message =
+            cascade_arena_printf(rq->arena, "%s (items the ranker cut are not logged)", w->error);
+    } else {
+        cascade_metric_add(rq->o->hardneg_logged, (double)n);
+        out.message = cascade_arena_printf(rq->arena, "logged %zu items the ranker cut", n);
+    }
+    cascade_orch__report(rq, &out);
+}
+
+/* The recall cache update and the hard-negative log share one pipeline: both
+ * are queued, then both replies read, so together they cost one round trip. */
+static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    struct cascade_user_cache_update u;
+    struct list_write wc = {0}, wh = {0};
+    uint64_t *hard = NULL;
+    if (rq->o->redis == NULL)
+        return;
+    bool cache = cache_update(rq, resp, &u);
+    size_t n_hard = hard_negatives(rq, resp, &hard);
+    if (!cache && n_hard == 0)
+        return;
+    int64_t t0 = cascade_now_us();
+    const char *uid = rq->user->user_id;
+    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    if (r == NULL) {
+        note_failure(rq, r, &wc, CASCADE_ENOMEM);
+        note_failure(rq, r, &wh, CASCADE_ENOMEM);
+    } else {
+        if (cache)
+            note_failure(rq, r, &wc, cascade_user_cache_append(r, rq->o->ns, uid, &u, &wc.sent));
+        if (wc.rc == CASCADE_EUNAVAILABLE) /* no reconnect attempt on the response path */
+            note_failure(rq, r, &wh, wc.rc);
+        else if (n_hard)
+            note_failure(rq, r, &wh,
+                         cascade_hardneg_log_append(r, rq->o->ns, uid, hard, n_hard,
+                                                    cfg->hardneg_cap, cfg->hardneg_ttl_s,
+                                                    &wh.sent));
+        note_failure(rq, r, &wc, cascade_user_cache_read(r, wc.sent));
+        note_failure(rq, r, &wh, cascade_hardneg_log_read(r, wh.sent));
+    }
+    int64_t latency_us = cascade_now_us() - t0;
+    if (cache)
+        report_cache(rq, &u, &wc, latency_us);
+    if (n_hard)
+        report_hardneg(rq, n_hard, &wh, latency_us);
 }
 
 /* ------------------------------------------------------------ contribution */
@@ -208,6 +312,6 @@ static void report_contribution(struct cascade_orch_rq *rq)
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp)
 {
-    update_cache(rq, resp);
+    write_user_lists(rq, resp);
     report_contribution(rq);
 }

@@ -1,8 +1,9 @@
 /* State of one Recommend call, shared by the files of the pipeline:
  * recommend.c (entry, stages, response), recommend_recall.c (channel mix,
  * fan-out, merge, hot-list fallback) and recommend_final.c (new-item
- * exploration, recall cache writes, per-channel contribution trace). Not part
- * of the library's API; one per request, never shared between threads. */
+ * exploration, recall cache and hard-negative writes, per-channel
+ * contribution trace). Not part of the library's API; one per request, never
+ * shared between threads. */
 #ifndef CASCADE_ORCH_RECOMMEND_INTERNAL_H
 #define CASCADE_ORCH_RECOMMEND_INTERNAL_H
 
@@ -45,8 +46,11 @@ struct cascade_orch_rq {
     size_t n_runs;
     Cascade__V1__Candidate **explore_pool; /* filtered exploration-channel items, best first */
     size_t n_explore_pool;
-    Cascade__V1__Candidate **ranked; /* what the rank stage scored (NULL when it did not run) */
+    Cascade__V1__Candidate **ranked; /* what the rank stage kept (NULL when it did not run) */
     size_t n_ranked;
+    size_t n_rank_returned;               /* ranked[0..n_rank_returned): its whole response */
+    Cascade__V1__Candidate **rank_scored; /* what was sent to it (NULL when it did not run) */
+    size_t n_rank_scored;
 };
 
 /* Record an outcome in the request's report (logs when out of memory). */
@@ -83,8 +87,9 @@ void cascade_orch__adopt_ranked(struct cascade_orch_rq *rq, Cascade__V1__Candida
 int cascade_orch__finalize(struct cascade_orch_rq *rq);
 
 /* After the response is built: shown items leave the user's recall cache and
- * ranked-but-unshown ones enter it; the per-channel contribution goes to the
- * debug trace. */
+ * ranked-but-unshown ones enter it, the items the ranker cut go to the
+ * hard-negative log (same pipeline, one round trip); the per-channel
+ * contribution goes to the debug trace. */
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp);
 

@@ -3,6 +3,7 @@
  * update costs one round trip. */
 #include "user_cache.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,7 @@
 
 #define ID_MAX 24 /* decimal uint64 + NUL */
 
-/* LPUSH key ids[n-1] ... ids[0]: the first id ends up at the head. */
-static int append_lpush(cascade_redis *r, const char *key, const uint64_t *ids, size_t n)
+int cascade_user_list_append_lpush(cascade_redis *r, const char *key, const uint64_t *ids, size_t n)
 {
     const char **argv = malloc((n + 2) * sizeof *argv);
     size_t *argvlen = malloc((n + 2) * sizeof *argvlen);
@@ -63,7 +63,7 @@ static int append_update(cascade_redis *r, const char *key,
         (rc = append_lrem(r, key, u->unshown, u->n_unshown, &queued)))
         goto out;
     if (u->n_unshown > 0) {
-        if ((rc = append_lpush(r, key, u->unshown, u->n_unshown)))
+        if ((rc = cascade_user_list_append_lpush(r, key, u->unshown, u->n_unshown)))
             goto out;
         queued++;
     }
@@ -86,14 +86,13 @@ out:
     return rc;
 }
 
-/* Read the n replies of the transaction; the last (EXEC) must be an array. */
-static int read_update(cascade_redis *r, size_t n)
+int cascade_user_list_read(cascade_redis *r, size_t n, bool exec_last)
 {
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
         int rc = cascade_redis_get_reply(r, &rep);
-        if (rc == 0 && i == n - 1 && rep->type != REDIS_REPLY_ARRAY) {
+        if (rc == 0 && exec_last && i == n - 1 && rep->type != REDIS_REPLY_ARRAY) {
             cascade_redis__set_error(r, "cache update: transaction aborted");
             rc = CASCADE_EIO;
         }
@@ -106,11 +105,11 @@ static int read_update(cascade_redis *r, size_t n)
     return first;
 }
 
-int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user_id,
-                              const struct cascade_user_cache_update *u)
+int cascade_user_cache_append(cascade_redis *r, const char *ns, const char *user_id,
+                              const struct cascade_user_cache_update *u, size_t *sent)
 {
     char key[CASCADE_KEY_MAX];
-    size_t sent = 0;
+    *sent = 0;
     if (u->n_shown == 0 && u->n_unshown == 0)
         return 0;
     if (u->capacity == 0) {
@@ -118,9 +117,21 @@ int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user
         return CASCADE_EINVAL;
     }
     cascade_key_user_cache(key, ns, user_id);
-    int rc = append_update(r, key, u, &sent);
+    return append_update(r, key, u, sent);
+}
+
+int cascade_user_cache_read(cascade_redis *r, size_t sent)
+{
+    return cascade_user_list_read(r, sent, true);
+}
+
+int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user_id,
+                              const struct cascade_user_cache_update *u)
+{
+    size_t sent = 0;
+    int rc = cascade_user_cache_append(r, ns, user_id, u, &sent);
     /* Read whatever was queued even after a failed append, so the connection
      * stays in step with its replies. */
-    int rc2 = sent ? read_update(r, sent) : 0;
+    int rc2 = cascade_user_cache_read(r, sent);
     return rc ? rc : rc2;
 }

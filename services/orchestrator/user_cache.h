@@ -7,6 +7,7 @@
 #ifndef CASCADE_ORCH_USER_CACHE_H
 #define CASCADE_ORCH_USER_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,5 +32,24 @@ struct cascade_user_cache_update {
  * message in cascade_redis_error(r). */
 int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user_id,
                               const struct cascade_user_cache_update *u);
+
+/* The two halves of cascade_user_cache_update, so other writes can share its
+ * round trip: queue the transaction (*sent counts the commands queued, also
+ * after a failure, which then ends in DISCARD), then read exactly `sent`
+ * replies. Nothing is queued when both lists are empty. Each returns 0 or a
+ * negative code with the message in cascade_redis_error(r). */
+int cascade_user_cache_append(cascade_redis *r, const char *ns, const char *user_id,
+                              const struct cascade_user_cache_update *u, size_t *sent);
+int cascade_user_cache_read(cascade_redis *r, size_t sent);
+
+/* Read n pipelined replies, all of them unless the connection drops; with
+ * exec_last the last must be EXEC's array (else "transaction aborted").
+ * Returns 0 or the first failure. Shared with the hard-negative log. */
+int cascade_user_list_read(cascade_redis *r, size_t n, bool exec_last);
+
+/* Queue LPUSH key ids[n-1] ... ids[0] (n >= 1), so ids[0] ends up at the
+ * head; shared with the hard-negative log. Returns 0 or a negative code. */
+int cascade_user_list_append_lpush(cascade_redis *r, const char *key, const uint64_t *ids,
+                                   size_t n);
 
 #endif

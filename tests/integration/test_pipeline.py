@@ -155,6 +155,20 @@ class PipelineTest(unittest.TestCase):
         # A user with history gets itemcf candidates.
         self.assertGreater(stages["recall/itemcf"].items_out, 0)
 
+    def test_02b_ranker_rejects_become_hard_negatives(self):
+        # What the rank stage scored but cut (below rank.keep) is logged for
+        # two-tower training: never a shown item, as many as the trace says.
+        user = self.users[2]
+        resp = self.recommend(user, count=10, debug=True)
+        stages = {t.stage: t for t in resp.trace}
+        self.assertGreater(stages["rank"].items_in, stages["rank"].items_out,
+                           "the world is too small for the ranker to cut anything")
+        logged = [int(x) for x in
+                  self.stack.redis_cli("LRANGE", "cascade:user:%s:hardneg" % user, "0", "-1").split()]
+        self.assertTrue(logged)
+        self.assertEqual(len(logged), stages["hardneg"].items_out)
+        self.assertFalse(set(logged) & {it.item_id for it in resp.items})
+
     def test_03_three_calls_never_repeat(self):
         for user in (self.users[1], "it-fresh-user-3"):
             seen = set()

@@ -1,7 +1,9 @@
 /* Unit tests for cascade-build train-two-tower: on a two-community world the
  * trained towers rank a user's own community first (held-out recall@K far
- * above chance), runs are reproducible per seed, and the published model,
- * id maps, item index and two-tower.latest agree with each other. */
+ * above chance), runs are reproducible per seed, the published model,
+ * id maps, item index and two-tower.latest agree with each other, and hard
+ * negatives (ranker rejects, from a TSV or Redis) are drawn by the ratio and
+ * never when excluded. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "dataset.h"
 #include "error.h"
+#include "store.h"
 #include "support.h"
 #include "train_twotower.h"
 #include "twotower.h"
@@ -242,12 +246,228 @@ static void test_rejects(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* ------------------------------------------------------------ hard negatives */
+
+/* Hard candidates as pairs: every item each user saw or clicked (all
+ * excluded: exposures and positives), plus with `others` every item of the
+ * other community (never clicked; with holdout 0 only the shown ones are
+ * excluded). */
+static void hard_pairs(const cascade_dataset *ds, bool others, struct cascade_tt_hardneg *h)
+{
+    char path[64];
+    memset(h, 0, sizeof(*h));
+    snprintf(path, sizeof(path), "/tmp/tt_hard_%d.tsv", (int)getpid());
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    for (size_t e = 0; e < ds->n_events; e++)
+        fprintf(out, "%s\t%llu\n", ds->users[ds->events[e].user].id,
+                (unsigned long long)ds->items[ds->events[e].item].id);
+    for (int u = 0; others && u < N_USERS; u++)
+        for (int i = 1; i <= 20; i++)
+            fprintf(out, "u%d\t%d\n", u, (i + (1 - u % 2) * 20) * 10);
+    fclose(out);
+    char err[256];
+    assert_int_equal(cascade_tt_hardneg_read_file(h, ds, path, err, sizeof(err)), 0);
+    assert_int_equal(cascade_tt_hardneg_finish(h, ds), 0);
+    remove(path);
+}
+
+/* With hard_ratio 0.25 and 4 negatives, each example draws one hard negative
+ * whenever its user has an eligible candidate; candidates that are the
+ * user's exposures or positives are never drawn. */
+static void test_hard_negatives_drawn(void **state)
+{
+    (void)state;
+    cascade_dataset *ds = two_communities();
+    struct cascade_train_twotower_opts o;
+    struct cascade_train_twotower_summary s;
+    struct cascade_tt_hardneg h;
+    char err[256];
+    small_opts(&o);
+    o.epochs = 2;
+    o.holdout_frac = 0; /* every exposure precedes the split: all are exclusions */
+    o.hard_ratio = 0.25;
+
+    hard_pairs(ds, false, &h);
+    o.hard = &h;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), 0);
+    assert_int_equal(s.hard_users, 0);
+    assert_int_equal(s.hard_drawn, 0);
+    cascade_tt_hardneg_free(&h);
+
+    hard_pairs(ds, true, &h);
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), 0);
+    assert_int_equal(s.hard_users, N_USERS);
+    assert_int_equal(s.hard_drawn, o.epochs * s.train);
+    /* Ratio 0, or no candidates: easy negatives only, as before. */
+    o.hard_ratio = 0;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), 0);
+    assert_int_equal(s.hard_drawn, 0);
+    o.hard = NULL;
+    o.hard_ratio = 0.25;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), 0);
+    assert_int_equal(s.hard_drawn, 0);
+    o.hard = &h;
+    o.hard_ratio = 1.5;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_non_null(strstr(err, "--hard-ratio"));
+    cascade_tt_hardneg_free(&h);
+    cascade_dataset_destroy(ds);
+}
+
+static void write_text(const char *path, const char *text);
+
+/* A user whose exclusions hold every clicked item leaves the easy sampler
+ * nothing: its one hard negative, an item nobody clicked (q = 0), fills the
+ * remaining slots with its own log q, so the loss stays finite. */
+static void test_hard_negatives_short_draw(void **state)
+{
+    (void)state;
+    cascade_dataset *ds = cascade_dataset_create();
+    struct cascade_train_twotower_opts o;
+    struct cascade_train_twotower_summary s;
+    struct cascade_tt_hardneg h = {0};
+    char path[64], err[256];
+    assert_non_null(ds);
+    for (uint64_t i = 1; i <= 5; i++) {
+        struct cascade_ds_item it = {.id = i, .author_id = 1, .category = 1, .created_at = 1};
+        assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
+    }
+    struct cascade_ds_user u = {.id = "a"};
+    assert_int_equal(cascade_dataset_add_user(ds, &u, NULL), 0);
+    for (uint64_t i = 1; i <= 4; i++)
+        assert_int_equal(
+            cascade_dataset_add_event(ds, 100 + (int64_t)i, "a", i, CASCADE_EV_CLICK, 0), 0);
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+    snprintf(path, sizeof(path), "/tmp/tt_hardshort_%d.tsv", (int)getpid());
+    write_text(path, "a\t5\n");
+    assert_int_equal(cascade_tt_hardneg_read_file(&h, ds, path, err, sizeof(err)), 0);
+    assert_int_equal(cascade_tt_hardneg_finish(&h, ds), 0);
+    remove(path);
+    small_opts(&o);
+    o.epochs = 2;
+    o.holdout_frac = 0;
+    o.hard = &h;
+    o.hard_ratio = 0.25;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), 0);
+    assert_int_equal(s.hard_drawn, o.epochs * 4);
+    assert_true(isfinite(s.final_loss));
+    cascade_tt_hardneg_free(&h);
+    cascade_dataset_destroy(ds);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The TSV reader: comments and blank lines skipped, unknown users and items
+ * counted, duplicates merged; a malformed line names file and line. */
+static void test_hard_file(void **state)
+{
+    (void)state;
+    cascade_dataset *ds = two_communities();
+    struct cascade_tt_hardneg h = {0};
+    char path[64], err[256];
+    size_t n;
+    snprintf(path, sizeof(path), "/tmp/tt_hardfile_%d.tsv", (int)getpid());
+    write_text(path, "# user\titem\n\nu1\t250\nu1\t250\nu1\t260\r\nnobody\t10\nu2\t999\n");
+    assert_int_equal(cascade_tt_hardneg_read_file(&h, ds, path, err, sizeof(err)), 0);
+    assert_int_equal(h.read, 5);
+    assert_int_equal(h.unknown_users, 1);
+    assert_int_equal(h.unknown_items, 1);
+    assert_int_equal(cascade_tt_hardneg_finish(&h, ds), 0);
+    long u1 = cascade_dataset_find_user(ds, "u1");
+    const uint32_t *rows = cascade_tt_hardneg_of(&h, (uint32_t)u1, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ds->items[rows[0] - 1].id, 250);
+    assert_int_equal(ds->items[rows[1] - 1].id, 260);
+    assert_null(cascade_tt_hardneg_of(&h, (uint32_t)cascade_dataset_find_user(ds, "u2"), &n));
+    cascade_tt_hardneg_free(&h);
+
+    static const char *bad[] = {"u1\t10\nu1 10\n", "u1\t10\nu1\tten\n", "u1\t10\nu1\t0\n",
+                                "u1\t10\nu1\t10\t3\n", "u1\t10\n\t10\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[96];
+        write_text(path, bad[i]);
+        assert_int_equal(cascade_tt_hardneg_read_file(&h, ds, path, err, sizeof(err)),
+                         CASCADE_EINVAL);
+        snprintf(want, sizeof(want), "%s:2: expected user_id<TAB>item_id", path);
+        assert_non_null(strstr(err, want));
+        cascade_tt_hardneg_free(&h);
+    }
+    remove(path);
+    assert_int_equal(cascade_tt_hardneg_read_file(&h, ds, path, err, sizeof(err)), CASCADE_EIO);
+    cascade_dataset_destroy(ds);
+}
+
+static void lpush(cascade_redis *r, const char *user, const char *value)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "LPUSH %s %s",
+                                           cascade_key_user_hardneg(key, "t", user), value),
+                     0);
+    freeReplyObject(rep);
+}
+
+/* The Redis reader: every user's list, pipelined in batches (batch 7 over 60
+ * users), unknown items counted; a bad element names the key and index. */
+static void test_hard_redis(void **state)
+{
+    (void)state;
+    struct test_redis_fixture fx;
+    assert_int_equal(test_redis_fixture_start(&fx), 0);
+    cascade_dataset *ds = two_communities();
+    struct cascade_tt_hardneg h = {0};
+    char err[256];
+    size_t n;
+    lpush(fx.conn, "u3", "300");
+    lpush(fx.conn, "u3", "310");
+    lpush(fx.conn, "u59", "12345");
+    lpush(fx.conn, "u59", "20");
+    assert_int_equal(cascade_tt_hardneg_read_redis(&h, ds, fx.conn, "t", 7, err, sizeof(err)), 0);
+    assert_int_equal(h.read, 4);
+    assert_int_equal(h.unknown_items, 1);
+    assert_int_equal(cascade_tt_hardneg_finish(&h, ds), 0);
+    assert_non_null(cascade_tt_hardneg_of(&h, (uint32_t)cascade_dataset_find_user(ds, "u3"), &n));
+    assert_int_equal(n, 2);
+    const uint32_t *rows =
+        cascade_tt_hardneg_of(&h, (uint32_t)cascade_dataset_find_user(ds, "u59"), &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ds->items[rows[0] - 1].id, 20);
+    cascade_tt_hardneg_free(&h);
+
+    lpush(fx.conn, "u4", "oops");
+    lpush(fx.conn, "u4", "40");
+    assert_int_equal(cascade_tt_hardneg_read_redis(&h, ds, fx.conn, "t", 7, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_non_null(strstr(err, "t:user:u4:hardneg[1]: not an item id"));
+    cascade_tt_hardneg_free(&h);
+    /* The connection stayed in step: the next command works. */
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(fx.conn, &rep, "PING"), 0);
+    freeReplyObject(rep);
+    cascade_dataset_destroy(ds);
+    test_redis_fixture_stop(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buckets), cmocka_unit_test(test_learns_communities),
-        cmocka_unit_test(test_seeded),  cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_learns_communities),
+        cmocka_unit_test(test_seeded),
+        cmocka_unit_test(test_publish),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_hard_negatives_drawn),
+        cmocka_unit_test(test_hard_negatives_short_draw),
+        cmocka_unit_test(test_hard_file),
+        cmocka_unit_test(test_hard_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,10 @@ static void test_defaults(void **state)
     assert_true(c.cache_enabled);
     assert_int_equal(c.cache_capacity, 200);
     assert_int_equal(c.cache_ttl_s, 7 * 86400);
+    assert_true(c.hardneg_enabled);
+    assert_int_equal(c.hardneg_per_request, 20);
+    assert_int_equal(c.hardneg_cap, 200);
+    assert_int_equal(c.hardneg_ttl_s, 30 * 86400);
 }
 
 static void test_cold_start_exploration_cache(void **state)
@@ -86,6 +90,19 @@ static void test_cold_start_exploration_cache(void **state)
     assert_int_equal(
         parse_text("{\"orchestrator\": {\"cache\": {\"capacity\": 0}}}", &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "orchestrator.cache.capacity"));
+
+    assert_int_equal(parse_text("{\"orchestrator\": {\"hard_negatives\": {\"enabled\": false, "
+                                "\"per_request\": 7, \"cap\": 70, \"ttl_s\": 0}}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_false(c.hardneg_enabled);
+    assert_int_equal(c.hardneg_per_request, 7);
+    assert_int_equal(c.hardneg_cap, 70);
+    assert_int_equal(c.hardneg_ttl_s, 0);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"hard_negatives\": {\"per_request\": 0}}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.hard_negatives.per_request"));
 }
 
 static void test_channels_and_endpoints(void **state)

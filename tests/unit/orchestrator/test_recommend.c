@@ -4,8 +4,8 @@
  * path, no repeats through exposure, A/B parameters reaching the stages,
  * degraded channels and stages, validation, the hot-list fallback, the
  * cold-start channel mix, new-item exploration slots, recall cache writes,
- * the per-channel contribution trace, and Feedback (stream, last-n,
- * consumed, blocked items and authors, follows). */
+ * the hard-negative log, the per-channel contribution trace, and Feedback
+ * (stream, last-n, consumed, blocked items and authors, follows). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
+#include "metrics.h"
 #include "orchestrator.h"
 #include "store.h"
 #include "support.h"
@@ -705,19 +706,23 @@ static void test_exploration_slots(void **state)
 
 /* ------------------------------------------------------------ recall cache */
 
-/* The user's cache list, head first. */
-static size_t read_cache(const char *user, uint64_t *out, size_t max)
+/* A list of item ids, head first. */
+static size_t read_list(const char *key, uint64_t *out, size_t max)
 {
-    char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    assert_int_equal(
-        cascade_redis_command(fx.r, &rep, "LRANGE %s 0 -1", cascade_key_user_cache(key, "t", user)),
-        0);
+    assert_int_equal(cascade_redis_command(fx.r, &rep, "LRANGE %s 0 -1", key), 0);
     size_t n = rep->elements < max ? rep->elements : max;
     for (size_t i = 0; i < n; i++)
         out[i] = strtoull(rep->element[i]->str, NULL, 10);
     freeReplyObject(rep);
     return n;
+}
+
+/* The user's cache list, head first. */
+static size_t read_cache(const char *user, uint64_t *out, size_t max)
+{
+    char key[CASCADE_KEY_MAX];
+    return read_list(cascade_key_user_cache(key, "t", user), out, max);
 }
 
 static bool in_ids(const uint64_t *ids, size_t n, uint64_t id)
@@ -798,6 +803,103 @@ static void test_cache_writes(void **state)
     assert_int_equal(read_cache("cache-off", cache, 512), 0);
     assert_null(trace_of(r, "cache"));
     cascade_orch_destroy(o);
+}
+
+/* ---------------------------------------------------------- hard negatives */
+
+static size_t read_hardneg(const char *user, uint64_t *out, size_t max)
+{
+    char key[CASCADE_KEY_MAX];
+    return read_list(cascade_key_user_hardneg(key, "t", user), out, max);
+}
+
+static bool shown_in(const Cascade__V1__RecommendResponse *r, uint64_t id)
+{
+    for (size_t j = 0; j < r->n_items; j++)
+        if (r->items[j]->item_id == id)
+            return true;
+    return false;
+}
+
+/* The 120 merged items (hot 1..60, itemcf 41..120) all reach the ranker, which
+ * keeps 100: the 20 it cut, and only those, are logged as hard negatives —
+ * none shown, none in the recall cache, and together the three lists are
+ * every scored item exactly once. */
+static void test_hard_negatives(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    uint64_t hard[256], cache[256], cut[32];
+    char err[512];
+    assert_int_equal(recommend(o, "hn-user", 10, true, &r, err, sizeof err), 0);
+    size_t nh = read_hardneg("hn-user", hard, 256), nc = read_cache("hn-user", cache, 256);
+    assert_int_equal(nh, 20);
+    assert_int_equal(nc, 90);
+    assert_int_equal(r->n_items, 10);
+    assert_no_shown_no_dups(r, hard, nh);
+    for (uint64_t id = 1; id <= 120; id++)
+        assert_int_equal(in_ids(hard, nh, id) + in_ids(cache, nc, id) + shown_in(r, id), 1);
+    assert_int_equal(trace_of(r, "hardneg")->items_out, 20);
+    assert_false(r->degraded);
+    memcpy(cut, hard, sizeof cut[0] * nh);
+    cascade_orch_destroy(o);
+
+    /* per_request 5, cap 8: five of the same cut items per request, the list
+     * trimmed to 8 after the second request, never a shown item. */
+    o = make_orch(two_channels, ", \"hard_negatives\": {\"per_request\": 5, \"cap\": 8}", NULL,
+                  fx.pool);
+    assert_int_equal(recommend(o, "hn-capped", 10, false, &r, err, sizeof err), 0);
+    nh = read_hardneg("hn-capped", hard, 256);
+    assert_int_equal(nh, 5);
+    for (size_t i = 0; i < nh; i++)
+        assert_true(in_ids(cut, 20, hard[i]));
+    assert_int_equal(recommend(o, "hn-capped", 10, false, &r, err, sizeof err), 0);
+    nh = read_hardneg("hn-capped", hard, 256);
+    assert_int_equal(nh, 8);
+    for (size_t i = 0; i < nh; i++)
+        assert_false(shown_in(r, hard[i]));
+    cascade_orch_destroy(o);
+
+    /* Off, or no ranker scores (rank stage down): nothing is logged. */
+    o = make_orch(two_channels, ", \"hard_negatives\": {\"enabled\": false}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "hn-off", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(read_hardneg("hn-off", hard, 256), 0);
+    assert_null(trace_of(r, "hardneg"));
+    cascade_orch_destroy(o);
+    o = make_orch(two_channels, ", \"stages\": {\"rank\": {\"endpoint\": \"dead\"}}", NULL,
+                  fx.pool);
+    assert_int_equal(recommend(o, "hn-norank", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(read_hardneg("hn-norank", hard, 256), 0);
+    cascade_orch_destroy(o);
+}
+
+/* Redis down: the hard-negative write fails, which is counted and traced but
+ * neither fails nor degrades the answer. */
+static void test_hard_negatives_redis_down(void **state)
+{
+    (void)state;
+    cascade_redis_pool *dead = test_redis_dead_pool();
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_orch *o = make_orch(two_channels, ", \"cache\": {\"enabled\": false}", NULL, dead);
+    cascade_orch_set_metrics(o, m);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "hn-down", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    const Cascade__V1__StageTrace *t = trace_of(r, "hardneg");
+    assert_non_null(t);
+    assert_int_equal(t->items_out, 0);
+    assert_int_equal(t->status_code, GRPC_STATUS_UNAVAILABLE);
+    assert_false(t->degraded);
+    assert_false(has_reason(r, "hardneg"));
+    cascade_metric *failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_hardneg_write_failures_total", "", NULL),
+        NULL);
+    assert_true(cascade_metric_value(failures) == 1.0);
+    cascade_orch_destroy(o);
+    cascade_metrics_destroy(m);
+    cascade_redis_pool_destroy(dead);
 }
 
 /* ------------------------------------------------------------ contribution */
@@ -1069,6 +1171,8 @@ int main(void)
         cmocka_unit_test(test_cold_start_switch),
         cmocka_unit_test(test_exploration_slots),
         cmocka_unit_test(test_cache_writes),
+        cmocka_unit_test(test_hard_negatives),
+        cmocka_unit_test(test_hard_negatives_redis_down),
         cmocka_unit_test(test_contribution_trace),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_feedback_user_sets),
