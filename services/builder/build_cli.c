@@ -290,8 +290,7 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
     return 0;
 }
 
-/* Connect and PING, so a wrong address fails before any work is done. */
-static cascade_redis *connect_redis(const char *addr, char *err, size_t errlen)
+cascade_redis *cascade_build_redis_connect(const char *addr, char *err, size_t errlen)
 {
     char host[256];
     int port;
@@ -463,7 +462,7 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     cascade_redis *r = NULL;
     int rc;
     bool need_redis = (jobs & JOB_REDIS_WRITERS) || a->redis;
-    if (need_redis && !(r = connect_redis(a->redis, err, errlen)))
+    if (need_redis && !(r = cascade_build_redis_connect(a->redis, err, errlen)))
         return CASCADE_EUNAVAILABLE;
     if ((rc = cascade_dataset_read(a->data, &ds, err, errlen)) != 0)
         goto out;

@@ -4,6 +4,10 @@
 #ifndef CASCADE_BUILDER_BUILD_CLI_H
 #define CASCADE_BUILDER_BUILD_CLI_H
 
+#include <stddef.h>
+
+#include "redis.h"
+
 /* Exit codes. */
 #define CASCADE_BUILD_EXIT_OK 0
 #define CASCADE_BUILD_EXIT_FAILURE 1
@@ -13,5 +17,10 @@
  * Prints progress to stderr, summaries to stdout, errors to stderr, and
  * returns an exit code. */
 int cascade_build_main(int argc, char **argv);
+
+/* Connect to the --redis HOST:PORT of a builder command and PING, so a wrong
+ * address fails before any work is done. NULL with err on failure; the
+ * caller destroys the connection. */
+cascade_redis *cascade_build_redis_connect(const char *addr, char *err, size_t errlen);
 
 #endif

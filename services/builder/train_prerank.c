@@ -331,20 +331,11 @@ out:
 static int record_meta(const char *addr, const char *ns,
                        const struct cascade_train_prerank_summary *s, char *err, size_t errlen)
 {
-    char host[256], key[CASCADE_KEY_MAX], auc[32];
-    int port;
+    char key[CASCADE_KEY_MAX], auc[32];
     redisReply *rep = NULL;
-    if (cascade_redis_parse_addr(addr, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
-        return CASCADE_EINVAL;
-    }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
-    cascade_redis *r = cascade_redis_create(&ro);
-    if (!r) {
-        snprintf(err, errlen, "out of memory");
-        return CASCADE_ENOMEM;
-    }
+    cascade_redis *r = cascade_build_redis_connect(addr, err, errlen);
+    if (!r)
+        return CASCADE_EUNAVAILABLE;
     snprintf(auc, sizeof auc, "%.6f", s->auc);
     int rc = cascade_redis_command(r, &rep, "HSET %s prerank_model %s prerank_auc %s",
                                    cascade_key_meta(key, ns), s->version, auc);

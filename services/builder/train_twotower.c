@@ -873,19 +873,9 @@ struct tt_hard_cli {
 static int read_hard_redis(struct cascade_tt_hardneg *h, const cascade_dataset *ds,
                            const struct tt_hard_cli *c, char *err, size_t errlen)
 {
-    char host[256];
-    int port;
-    if (cascade_redis_parse_addr(c->redis, host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", c->redis);
-        return CASCADE_EINVAL;
-    }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
-    cascade_redis *r = cascade_redis_create(&ro);
-    if (!r) {
-        snprintf(err, errlen, "out of memory");
-        return CASCADE_ENOMEM;
-    }
+    cascade_redis *r = cascade_build_redis_connect(c->redis, err, errlen);
+    if (!r)
+        return CASCADE_EUNAVAILABLE;
     int rc = cascade_tt_hardneg_read_redis(h, ds, r, c->ns, TT_HARD_REDIS_BATCH, err, errlen);
     cascade_redis_destroy(r);
     return rc;
