@@ -21,6 +21,7 @@
 #include "negsample.h"
 #include "progress.h"
 #include "redis.h"
+#include "train_progress.h"
 #include "vindex.h"
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
@@ -492,13 +493,23 @@ static int train_batch(struct tt_trainer *t, size_t from, size_t n, double *loss
     return cascade_twotower_train_step(t->m, &t->opt, o->mode, &bt, loss, err, errlen);
 }
 
-static int train_epochs(struct tt_trainer *t, struct cascade_train_twotower_summary *sum, char *err,
+static int evaluate(const cascade_twotower *m, const struct tt_data *d,
+                    const struct cascade_train_twotower_opts *o,
+                    struct cascade_train_twotower_summary *sum, char *err, size_t errlen);
+
+/* Shuffled passes over the training positives. Unless quiet, each epoch
+ * ends with the held-out recall@K (sum->recall_at_k, *evaluated set) and the
+ * shared progress line. */
+static int train_epochs(struct tt_trainer *t, const struct tt_data *d,
+                        struct cascade_train_twotower_summary *sum, bool *evaluated, char *err,
                         size_t errlen)
 {
     const struct cascade_train_twotower_opts *o = t->o;
-    size_t n = t->d->n_train;
-    int64_t t0 = cascade_now_us();
+    size_t n = t->d->n_train, steps = 0;
+    double train_s = 0; /* excludes the per-epoch evaluation */
+    *evaluated = false;
     for (size_t ep = 0; ep < o->epochs; ep++) {
+        int64_t t0 = cascade_now_us();
         for (size_t i = n; i > 1; i--) { /* Fisher-Yates, seeded */
             size_t j = (size_t)cascade_nn_rng_below(&t->rng, i);
             uint32_t tmp = t->order[i - 1];
@@ -519,14 +530,29 @@ static int train_epochs(struct tt_trainer *t, struct cascade_train_twotower_summ
             batches++;
             cascade_progress_update(&pr, from + bn);
         }
-        double secs = (double)(cascade_now_us() - t0) / 1e6;
+        train_s += (double)(cascade_now_us() - t0) / 1e6;
+        steps += batches;
         sum->final_loss = batches ? total / (double)batches : 0;
-        if (!o->quiet)
-            fprintf(stderr,
-                    "train-two-tower: epoch %zu/%zu: loss %.4f, %.0f examples/s, ETA %.0fs\n",
-                    ep + 1, o->epochs, sum->final_loss,
-                    secs > 0 ? (double)n * (double)(ep + 1) / secs : 0.0,
-                    secs / (double)(ep + 1) * (double)(o->epochs - ep - 1));
+        if (o->quiet)
+            continue;
+        char metrics[96] = "";
+        if (d->n_ex > d->n_train) {
+            int rc = evaluate(t->m, d, o, sum, err, errlen);
+            if (rc != 0)
+                return rc;
+            *evaluated = true;
+            snprintf(metrics, sizeof(metrics), "held-out recall@%zu %.4f", o->eval_k,
+                     sum->recall_at_k);
+        }
+        struct cascade_train_epoch pe = {.job = "train-two-tower",
+                                         .epoch = ep + 1,
+                                         .epochs = o->epochs,
+                                         .step = steps,
+                                         .loss = sum->final_loss,
+                                         .metrics = metrics[0] ? metrics : NULL,
+                                         .examples = (ep + 1) * n,
+                                         .elapsed_s = train_s};
+        cascade_train_epoch_print(stderr, &pe);
     }
     return 0;
 }
@@ -816,11 +842,12 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
         t.order[i] = (uint32_t)i;
     cascade_nn_optim_adam(&t.opt, o->lr);
     cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
-    rc = train_epochs(&t, sum, err, errlen);
+    bool evaluated;
+    rc = train_epochs(&t, &d, sum, &evaluated, err, errlen);
     sum->hard_drawn = t.hard_drawn;
     if (rc != 0)
         goto out;
-    if (sum->holdout && (rc = evaluate(t.m, &d, o, sum, err, errlen)) != 0)
+    if (sum->holdout && !evaluated && (rc = evaluate(t.m, &d, o, sum, err, errlen)) != 0)
         goto out;
     if (o->model_dir && (rc = publish(t.m, &d, o, sum, err, errlen)) != 0)
         goto out;
