@@ -14,12 +14,16 @@
 #        [--impressions N] [--world DIR] [--work DIR] [--bin-dir DIR]
 #        [--port N] [--requests N] [--quota N] [--threads N]
 #        [--channels a,b,... (default: all)] [--heavy N (0 = skip)] [--keep]
+#        [--recall-set PATH=VALUE (repeatable: cascade-recall --set, e.g.
+#         recall.list_cache.enabled=false to measure without the list cache)]
+#        [--warmup N (calls per channel before measuring, default 100; more
+#         measures a warm list cache)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 USERS=1000000; ITEMS=100000; IMPRESSIONS=14300000; PORT=51290; REQUESTS=2000; QUOTA=500
-THREADS=2; WORLD=""; WORK=""; KEEP=0; CHANNELS=""; HEAVY=5000
+THREADS=2; WORLD=""; WORK=""; KEEP=0; CHANNELS=""; HEAVY=5000; RECALL_SET=(); WARMUP=100
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -35,7 +39,9 @@ while [ $# -gt 0 ]; do
     --channels) CHANNELS="$2"; shift 2 ;;
     --heavy) HEAVY="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --recall-set) RECALL_SET+=(--set "$2"); shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "recall_channels.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -86,7 +92,7 @@ fi
 echo "redis: $(rcli DBSIZE) keys, $(rcli INFO memory | tr -d '\r' | awk -F: '/^used_memory_human:/ {print $2}') used"
 
 "$BIN/cascade-recall" --listen "127.0.0.1:$((PORT + 1))" --metrics-listen off \
-  --redis "127.0.0.1:$PORT" --threads "$THREADS" --log-level warn &
+  --redis "127.0.0.1:$PORT" --threads "$THREADS" --log-level warn ${RECALL_SET[@]+"${RECALL_SET[@]}"} &
 RECALL_PID=$!
 for _ in $(seq 1 100); do
   "$BIN/cascade-bench-recall" --addr "127.0.0.1:$((PORT + 1))" --channels hot --requests 1 \
@@ -96,11 +102,12 @@ done
 
 echo "$(nproc) cores shared by the client, cascade-recall ($THREADS threads) and redis-server; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BIN/cascade-bench-recall" --addr "127.0.0.1:$((PORT + 1))" --requests "$REQUESTS" \
-  --quota "$QUOTA" --users "$N_USERS" ${CHANNELS:+--channels "$CHANNELS"}
+  --quota "$QUOTA" --warmup "$WARMUP" --users "$N_USERS" ${CHANNELS:+--channels "$CHANNELS"}
 if [ "$HEAVY" -gt 0 ]; then
   awk -F'\t' 'NR > 1 && $4 != "impression" {n[$2]++} END {for (u in n) print n[u] "\t" u}' \
     "$WORLD/events.tsv" | sort -k1,1nr | awk -v n="$HEAVY" 'NR <= n {print $2}' >"$WORK/heavy_users.txt"
   echo "the $HEAVY most active users; load average $(cut -d' ' -f1-3 /proc/loadavg)"
   "$BIN/cascade-bench-recall" --addr "127.0.0.1:$((PORT + 1))" --requests "$REQUESTS" \
-    --quota "$QUOTA" --users-file "$WORK/heavy_users.txt" ${CHANNELS:+--channels "$CHANNELS"}
+    --quota "$QUOTA" --warmup "$WARMUP" --users-file "$WORK/heavy_users.txt" \
+    ${CHANNELS:+--channels "$CHANNELS"}
 fi

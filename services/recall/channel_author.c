@@ -53,28 +53,23 @@ out:
     freeReplyObject(rep);
 }
 
-/* Pipelined ZREVRANGE of the newest per_author items of each author. */
+/* The newest per_author items of each author: from the list cache, the
+ * others in one pipelined round trip. */
 static int author_items(const struct cascade_recall__channel_args *a, int64_t gen,
                         const uint64_t *authors, size_t n, struct cascade_recall__zlist *lists)
 {
     const char **keys = cascade_arena_alloc(a->arena, (n + 1) * sizeof *keys);
-    if (!keys)
+    size_t *max = cascade_arena_alloc(a->arena, (n + 1) * sizeof *max);
+    if (!keys || !max)
         return cascade_recall__nomem(a);
-    struct cascade_recall__pipe p;
-    cascade_recall__pipe_init(&p, a->redis);
     for (size_t i = 0; i < n; i++) {
         char suffix[32];
         snprintf(suffix, sizeof suffix, "items:%" PRIu64, authors[i]);
-        if (!(keys[i] = cascade_recall__key(a, gen, suffix))) {
-            cascade_recall__pipe_end(&p);
+        if (!(keys[i] = cascade_recall__key(a, gen, suffix)))
             return cascade_recall__nomem(a);
-        }
-        cascade_recall__pipe_zrevrange(&p, keys[i], a->cfg->per_author);
+        max[i] = a->cfg->per_author;
     }
-    for (size_t i = 0; i < n; i++)
-        cascade_recall__read_zset(&p, a->arena, keys[i], &lists[i]);
-    int rc = cascade_recall__pipe_end(&p);
-    return rc ? cascade_recall__fail(a, rc, "author items", p.msg) : 0;
+    return cascade_recall__zsets_top(a, n, keys, max, false, "author items", lists);
 }
 
 /* Items of weighted authors: score(item) = weight(author) / (1 + position

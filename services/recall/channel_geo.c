@@ -3,7 +3,7 @@
  * per_cell each — from {ns}:geo@{gen}:{cell}, merged newest first) and "city"
  * ({ns}:city@{gen}:{city}, newest first). The place comes from the request (user.geohash,
  * user.city) or else the profile. One round trip after the (cached) generation, plus the profile
- * when the request carries no place. */
+ * when the request carries no place; none for lists held in the stage's list cache. */
 #include <stdio.h>
 #include <string.h>
 
@@ -58,25 +58,21 @@ int cascade_recall__geo(const struct cascade_recall__channel_args *a,
     for (size_t c = 0; c < 8; c++)
         cells[c + 1] = around[c];
     const char *keys[9];
+    size_t max[9];
     struct cascade_recall__zlist lists[9];
     size_t n = 0;
-    struct cascade_recall__pipe p;
-    cascade_recall__pipe_init(&p, a->redis);
     for (size_t c = 0; c < 9; c++) {
         if (!cells[c][0])
             continue; /* beyond a pole */
-        if (!(keys[n] = cascade_recall__key(a, gen, cells[c]))) {
-            cascade_recall__pipe_end(&p);
+        if (!(keys[n] = cascade_recall__key(a, gen, cells[c])))
             return cascade_recall__nomem(a);
-        }
         /* The own cell may fill the quota; a neighbour gives at most per_cell. */
-        size_t max = c == 0 || a->cfg->per_cell > a->quota ? a->quota : a->cfg->per_cell;
-        cascade_recall__pipe_zrevrange(&p, keys[n++], max);
+        max[n++] = c == 0 || a->cfg->per_cell > a->quota ? a->quota : a->cfg->per_cell;
     }
-    for (size_t c = 0; c < n; c++)
-        cascade_recall__read_zset(&p, a->arena, keys[c], &lists[c]);
-    if ((rc = cascade_recall__pipe_end(&p)) != 0)
-        return cascade_recall__fail(a, rc, "geo cells", p.msg);
+    /* Thousands of cells: cached as read (a miss costs no more than without
+     * the cache); a cell read as a neighbour is read again, deeper, as an own cell. */
+    if ((rc = cascade_recall__zsets_top(a, n, keys, max, false, "geo cells", lists)) != 0)
+        return rc;
     if (cascade_recall__newest(lists, n, a->quota, a->cfg->half_life_s, a->arena, out) != 0)
         return cascade_recall__nomem(a);
     return 0;

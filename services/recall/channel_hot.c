@@ -110,20 +110,16 @@ int cascade_recall__interest(const struct cascade_recall__channel_args *a,
     per = per < a->quota ? per : a->quota;
     struct cascade_recall__zlist lists[8];
     const char *keys[8];
-    struct cascade_recall__pipe p;
-    cascade_recall__pipe_init(&p, a->redis);
-    for (size_t c = 0; c < n && c < 8; c++) {
+    size_t max[8];
+    n = n < 8 ? n : 8;
+    for (size_t c = 0; c < n; c++) {
         char suffix[32];
         snprintf(suffix, sizeof suffix, "cat:%u", u->interests[c]);
-        if (!(keys[c] = cascade_recall__key(a, gen, suffix))) {
-            cascade_recall__pipe_end(&p);
+        if (!(keys[c] = cascade_recall__key(a, gen, suffix)))
             return cascade_recall__nomem(a);
-        }
-        cascade_recall__pipe_zrevrange(&p, keys[c], per);
+        max[c] = per;
     }
-    for (size_t c = 0; c < n && c < 8; c++)
-        cascade_recall__read_zset(&p, a->arena, keys[c], &lists[c]);
-    if ((rc = cascade_recall__pipe_end(&p)) != 0)
-        return cascade_recall__fail(a, rc, "category hot lists", p.msg);
-    return interleave(a, lists, n < 8 ? n : 8, out);
+    if ((rc = cascade_recall__zsets_top(a, n, keys, max, true, "category hot lists", lists)) != 0)
+        return rc;
+    return interleave(a, lists, n, out);
 }

@@ -6,7 +6,8 @@
  * impressions, fewest first); a second round trip (only when some of those
  * are not among the newest) reads their creation times with ZMSCORE. The
  * exploration items come first, the newest others fill the quota, and the
- * result is ordered newest first with a recency score. */
+ * result is ordered newest first with a recency score. The pick is kept in
+ * the stage's list cache, so later requests of the generation need no Redis. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "error.h"
 #include "recall_internal.h"
+#include "store.h"
 
 /* Queue ZRANGEBYSCORE imp_key -inf max LIMIT 0 count (ids only). */
 static void queue_least_shown(const struct cascade_recall__channel_args *a,
@@ -137,22 +139,18 @@ static int new_select(const struct cascade_recall__channel_args *a, const char *
     return 0;
 }
 
-int cascade_recall__new(const struct cascade_recall__channel_args *a,
-                        struct cascade_recall_hits *out)
+/* Read the newest and the least-shown items and pick (see the top of the
+ * file) into picked. One or two round trips. */
+static int new_read(const struct cascade_recall__channel_args *a, int64_t gen, size_t share,
+                    struct cascade_recall__zlist *picked)
 {
-    int64_t gen;
-    struct cascade_recall__zlist newest, picked;
+    struct cascade_recall__zlist newest;
     uint64_t *explore = NULL;
     size_t n_explore = 0;
-    int rc = cascade_recall__generation(a, &gen);
-    if (rc != 0 || gen == 0)
-        return rc;
     const char *key = cascade_recall__key(a, gen, NULL);
     const char *imp_key = cascade_recall__key(a, gen, "impressions");
     if (!key || !imp_key)
         return cascade_recall__nomem(a);
-    size_t share = (size_t)ceil(a->cfg->explore_share * (double)a->quota);
-    share = share < a->quota ? share : a->quota;
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
     cascade_recall__pipe_zrevrange(&p, key, a->quota);
@@ -161,10 +159,38 @@ int cascade_recall__new(const struct cascade_recall__channel_args *a,
     cascade_recall__read_zset(&p, a->arena, key, &newest);
     if (share > 0)
         read_ids(a, &p, imp_key, &explore, &n_explore);
-    if ((rc = cascade_recall__pipe_end(&p)) != 0)
+    int rc = cascade_recall__pipe_end(&p);
+    if (rc != 0)
         return cascade_recall__fail(a, rc, "new items", p.msg);
-    if ((rc = new_select(a, key, &newest, explore, n_explore, &picked)) != 0)
+    return new_select(a, key, &newest, explore, n_explore, picked);
+}
+
+int cascade_recall__new(const struct cascade_recall__channel_args *a,
+                        struct cascade_recall_hits *out)
+{
+    int64_t gen;
+    struct cascade_recall__zlist picked;
+    bool hit;
+    int rc = cascade_recall__generation(a, &gen);
+    if (rc != 0 || gen == 0)
         return rc;
+    size_t share = (size_t)ceil(a->cfg->explore_share * (double)a->quota);
+    share = share < a->quota ? share : a->quota;
+    /* The pick depends only on the generation's two sorted sets (both written
+     * by the builder alone) and these parameters, so it is cached whole. */
+    const char *key = cascade_recall__key(a, gen, NULL);
+    char *cache_key = cascade_arena_alloc(a->arena, CASCADE_KEY_MAX + 64);
+    if (!key || !cache_key)
+        return cascade_recall__nomem(a);
+    snprintf(cache_key, CASCADE_KEY_MAX + 64, "%s#pick:%zu:%zu:%u", key, a->quota, share,
+             a->cfg->max_impressions);
+    if ((rc = cascade_recall__list_lookup(a, cache_key, 0, &picked, &hit)) != 0)
+        return rc;
+    if (!hit) {
+        if ((rc = new_read(a, gen, share, &picked)) != 0)
+            return rc;
+        cascade_recall__list_store(a, cache_key, &picked, true);
+    }
     if (cascade_recall__newest(&picked, 1, a->quota, a->cfg->half_life_s, a->arena, out) != 0)
         return cascade_recall__nomem(a);
     return 0;

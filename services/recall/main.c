@@ -23,6 +23,8 @@ static const char extra_usage[] =
     "                                  history length, model reload check, model directory\n"
     "                                  (default: --model-dir)\n"
     "  recall.generation_ttl_ms        how long a family's generation is cached (default 1000)\n"
+    "  recall.list_cache.enabled / .max_entries / .max_bytes / .max_len  in-process cache of\n"
+    "                                  generation lists (true, 100000, 67108864, 1000)\n"
     "  recall.max_quota                largest quota a request may ask for (default 5000)\n";
 
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,

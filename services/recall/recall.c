@@ -4,6 +4,7 @@
  * recall_run.c. */
 #include "recall.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "log.h"
 #include "recall_internal.h"
 #include "store.h"
 
@@ -160,8 +162,32 @@ static int read_channel_params(cascade_recall *r, const cascade_config *cfg, cha
     return 0;
 }
 
-static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char *err,
-                              size_t errlen)
+/* recall.list_cache.*: the switch and bounds cascade_recall_create needs. */
+struct list_cache_cfg {
+    bool enabled;
+    int64_t max_entries, max_bytes;
+};
+
+static int read_list_cache_config(cascade_recall *r, const cascade_config *cfg,
+                                  struct list_cache_cfg *lc, char *err, size_t errlen)
+{
+    int64_t v;
+    int rc;
+    if ((rc = cascade_config_bool(cfg, "recall.list_cache.enabled", true, &lc->enabled, err,
+                                  errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.list_cache.max_entries", 100000, 1, 100000000,
+                                 &lc->max_entries, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.list_cache.max_bytes", 64 << 20, 4096,
+                                 (int64_t)1 << 40, &lc->max_bytes, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.list_cache.max_len", 1000, 1, 1000000, &v, err,
+                                 errlen)))
+        return rc;
+    r->list_max_len = (size_t)v;
+    return 0;
+}
+
+static int recall_read_config(cascade_recall *r, const cascade_config *cfg,
+                              struct list_cache_cfg *lc, char *err, size_t errlen)
 {
     int64_t v;
     int rc;
@@ -172,6 +198,8 @@ static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char
                                  errlen)))
         return rc;
     r->gen_ttl_ms = v;
+    if ((rc = read_list_cache_config(r, cfg, lc, err, errlen)))
+        return rc;
     for (size_t i = 0; i < cascade_recall__n_channels; i++) {
         char path[128];
         snprintf(path, sizeof path, "recall.channels.%s.enabled", cascade_recall__channels[i].name);
@@ -187,6 +215,15 @@ static int recall_read_config(cascade_recall *r, const cascade_config *cfg, char
 static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001,
                                          0.0015,  0.002,  0.003,   0.005,  0.01,    0.025,
                                          0.05,    0.1,    0.25,    0.5,    1.0};
+
+/* The one series of a family without labels (a counter or a gauge). */
+static cascade_metric *unlabelled(cascade_metrics *m, bool gauge, const char *name,
+                                  const char *help)
+{
+    return cascade_metric_get(gauge ? cascade_metrics_gauge(m, name, help, NULL)
+                                    : cascade_metrics_counter(m, name, help, NULL),
+                              NULL);
+}
 
 static void register_metrics(cascade_recall *r, cascade_metrics *m)
 {
@@ -209,6 +246,18 @@ static void register_metrics(cascade_recall *r, cascade_metrics *m)
         r->metrics[i].errors = cascade_metric_get(errs, labels);
         r->metrics[i].latency = cascade_metric_get(lat, labels);
     }
+    r->list_metrics = (struct cascade_list_cache_metrics){
+        .hits = unlabelled(m, false, "cascade_recall_list_cache_hits_total",
+                           "Generation lists served from the recall list cache."),
+        .misses = unlabelled(m, false, "cascade_recall_list_cache_misses_total",
+                             "Generation list lookups the list cache could not serve."),
+        .evictions = unlabelled(m, false, "cascade_recall_list_cache_evictions_total",
+                                "Lists evicted from the recall list cache (LRU)."),
+        .entries = unlabelled(m, true, "cascade_recall_list_cache_entries",
+                              "Lists held in the recall list cache."),
+        .bytes = unlabelled(m, true, "cascade_recall_list_cache_bytes",
+                            "Bytes held in the recall list cache."),
+    };
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -230,10 +279,16 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     }
     snprintf(r->ns, sizeof r->ns, "%s", ns);
     r->redis = redis;
-    if (recall_read_config(r, cfg, err, errlen) != 0 ||
+    struct list_cache_cfg lc;
+    if (recall_read_config(r, cfg, &lc, err, errlen) != 0 ||
         cascade_recall__two_tower_create(r, cfg, err, errlen) != 0)
         goto fail;
     register_metrics(r, metrics);
+    if (lc.enabled && !(r->lists = cascade_list_cache_create(
+                            (size_t)lc.max_entries, (size_t)lc.max_bytes, &r->list_metrics))) {
+        snprintf(err, errlen, "recall: out of memory for the list cache");
+        goto fail;
+    }
     return r;
 fail:
     cascade_recall_destroy(r);
@@ -247,6 +302,7 @@ void cascade_recall_destroy(cascade_recall *r)
     for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
         pthread_mutex_destroy(&r->gens[f].mu);
     cascade_recall__two_tower_destroy(r->two_tower);
+    cascade_list_cache_destroy(r->lists);
     free(r);
 }
 
@@ -301,10 +357,18 @@ int cascade_recall__generation(const struct cascade_recall__channel_args *a, int
         return cascade_recall__fail(a, rc, step, cascade_redis_error(a->redis));
     }
     pthread_mutex_lock(&s->mu);
+    bool backwards = s->valid && *gen < s->gen;
     s->valid = true;
     s->gen = *gen;
     s->fetched_ms = now;
     pthread_mutex_unlock(&s->mu);
+    /* Generations only grow, unless Redis was wiped and is being rebuilt:
+     * then key names of the old generations come back with new contents. */
+    if (backwards && r->lists) {
+        CASCADE_WARN(NULL, "recall: generation of %s went back to %" PRId64 "; list cache cleared",
+                     family, *gen);
+        cascade_list_cache_clear(r->lists);
+    }
     return 0;
 }
 

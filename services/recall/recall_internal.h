@@ -1,5 +1,5 @@
 /* Internals shared by the Recall stage's files: the stage struct, the channel
- * registry and its per-channel config, the generation cache, the Redis
+ * registry and its per-channel config, the generation and list caches, the Redis
  * pipeline helper and the selection helpers the channel files use. Not part
  * of the stage API. */
 #ifndef CASCADE_RECALL_INTERNAL_H
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "idmap.h"
+#include "list_cache.h"
 #include "recall.h"
 
 /* Upper bound on registered channels (the registry is a static table). */
@@ -72,6 +73,9 @@ struct cascade_recall {
     struct cascade_recall__channel_cfg cfg[CASCADE_RECALL_MAX_CHANNELS]; /* by registry index */
     struct cascade_recall__channel_metrics metrics[CASCADE_RECALL_MAX_CHANNELS];
     struct cascade_recall__two_tower *two_tower;
+    cascade_list_cache *lists; /* decoded generation lists; NULL when recall.list_cache is off */
+    size_t list_max_len;       /* longest list cached (recall.list_cache.max_len) */
+    struct cascade_list_cache_metrics list_metrics;
 };
 
 /* Request-scoped state shared by the channels of one request. */
@@ -231,10 +235,37 @@ struct cascade_recall__zlist {
 int cascade_recall__read_zset(struct cascade_recall__pipe *p, cascade_arena *arena, const char *key,
                               struct cascade_recall__zlist *out);
 
-/* One round trip: ZREVRANGE key 0 max-1 WITHSCORES into out. Returns 0 or a
- * channel error naming `step`. */
+/* ------------------------------------------------------------ list cache
+ * (recall_lists.c) Only for keys of a published generation, whose contents
+ * never change; never for the live per-user keys. */
+
+/* The first max entries (ZREVRANGE key 0 max-1 WITHSCORES) of each of the n
+ * sorted sets keys[i] into out[i] (arena copies): from the stage's list cache
+ * where it holds them, the others in one pipelined round trip that caches
+ * what it reads. deep reads recall.list_cache.max_len entries (at least
+ * max[i]), for lists asked at many depths; else exactly max[i] (for many
+ * small lists always asked at one depth, such as an author's newest items).
+ * Returns 0 or a channel error naming `step`. */
+int cascade_recall__zsets_top(const struct cascade_recall__channel_args *a, size_t n,
+                              const char *const *keys, const size_t *max, bool deep,
+                              const char *step, struct cascade_recall__zlist *out);
+
+/* cascade_recall__zsets_top of one key, deep. */
 int cascade_recall__zset_top(const struct cascade_recall__channel_args *a, const char *key,
                              size_t max, const char *step, struct cascade_recall__zlist *out);
+
+/* A list the channel derived from generation keys only, cached under `key`
+ * (which must name those keys and every parameter of the derivation): *hit
+ * and an arena copy of its first `want` entries in out (want 0: all of
+ * them; a complete list may have fewer) when cached. Returns 0 or ENOMEM (channel error). */
+int cascade_recall__list_lookup(const struct cascade_recall__channel_args *a, const char *key,
+                                size_t want, struct cascade_recall__zlist *out, bool *hit);
+
+/* Cache a copy of list under key (complete: the whole list, not a prefix)
+ * when the cache is on and the list is at most max_len long. Best effort:
+ * a list that cannot be cached is simply not cached. */
+void cascade_recall__list_store(const struct cascade_recall__channel_args *a, const char *key,
+                                const struct cascade_recall__zlist *list, bool complete);
 
 /* Read a GET reply holding a NeighbourList (nil = empty list): its first max
  * entries into out (ids and float scores), arena memory. */

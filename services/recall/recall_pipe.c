@@ -218,14 +218,3 @@ out:
     freeReplyObject(rep);
     return p->rc;
 }
-
-int cascade_recall__zset_top(const struct cascade_recall__channel_args *a, const char *key,
-                             size_t max, const char *step, struct cascade_recall__zlist *out)
-{
-    struct cascade_recall__pipe p;
-    cascade_recall__pipe_init(&p, a->redis);
-    cascade_recall__pipe_zrevrange(&p, key, max);
-    cascade_recall__read_zset(&p, a->arena, key, out);
-    int rc = cascade_recall__pipe_end(&p);
-    return rc ? cascade_recall__fail(a, rc, step, p.msg) : 0;
-}

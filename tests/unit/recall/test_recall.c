@@ -82,10 +82,16 @@ static void test_two_channels_merge(void **state)
     char err[256] = "";
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    /* Make 300 hot as well: it must come back once, with both hits. */
+    /* Make 300 hot as well: it must come back once, with both hits. The
+     * generation list is edited in place, which only a stage without the list
+     * cache sees (and the fixture's stage must not cache the edited list). */
+    cascade_recall *uncached =
+        seed_recall(f->redis.pool, NS, NULL,
+                    "{\"recall\": {\"generation_ttl_ms\": 0, \"list_cache\": {\"enabled\": false},"
+                    " \"channels\": {\"itemcf\": {\"neighbours\": 3}}}}");
     seed_zadd(f->redis.conn, seed_key(key, "hot", 1, NULL), 1000, 300);
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(run(f->recall, f->arena,
+    assert_int_equal(run(uncached, f->arena,
                          seed_request(f->arena, "u1", 5, 2, (const char *[]){"hot", "itemcf"}),
                          &resp, err, sizeof err),
                      0);
@@ -110,6 +116,7 @@ static void test_two_channels_merge(void **state)
     assert_int_equal(resp->channels[1]->count, 3);
     assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "ZREM %s 300", key), 0);
     freeReplyObject(rep);
+    cascade_recall_destroy(uncached);
 }
 
 static void expect_invalid(struct fixture *f, Cascade__V1__RecallRequest *req, int code,

@@ -3,7 +3,8 @@
  * comments: itemcf and swing (Σ interest·sim), usercf (Σ sim·interest over
  * similar users), hot, new (exploration share), geo (own cell + a neighbour
  * cell), city, the three author channels, cache (FIFO), and the cold-start
- * channels interest and demo_hot, with their profile fallbacks. */
+ * channels interest and demo_hot, with their profile fallbacks; the list
+ * cache answering as a stage without it and following new generations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "geohash.h"
+#include "metrics.h"
 #include "recall_seed.h"
 
 #define T0 1700000000.0 /* creation times are T0 + k hours */
@@ -23,6 +25,17 @@ struct fixture {
     cascade_arena *arena;
     char north[CASCADE_GEOHASH_MAX + 1]; /* the cell north of wx4g0 */
 };
+
+/* The fixture's channel settings (recall.channels). */
+#define CHANNELS                                                                                   \
+    "\"channels\": {"                                                                              \
+    " \"itemcf\": {\"neighbours\": 3},"                                                            \
+    " \"usercf\": {\"users\": 2},"                                                                 \
+    " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10, \"half_life_hours\": 1},"         \
+    " \"geo\": {\"half_life_hours\": 1},"                                                          \
+    " \"city\": {\"half_life_hours\": 1},"                                                         \
+    " \"follow_author\": {\"half_life_hours\": 1},"                                                \
+    " \"similar_author\": {\"max_authors\": 2}}"
 
 static const char *const families[] = {"itemcf", "swing", "usercf", "authors",
                                        "hot",    "new",   "geo",    "city"};
@@ -144,16 +157,7 @@ static int setup(void **state)
     seed_cache(f.redis.conn);
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         seed_publish(f.redis.conn, families[i], 1);
-    f.recall = seed_recall(f.redis.pool, NS, NULL,
-                           "{\"recall\": {\"channels\": {"
-                           " \"itemcf\": {\"neighbours\": 3},"
-                           " \"usercf\": {\"users\": 2},"
-                           " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10,"
-                           "           \"half_life_hours\": 1},"
-                           " \"geo\": {\"half_life_hours\": 1},"
-                           " \"city\": {\"half_life_hours\": 1},"
-                           " \"follow_author\": {\"half_life_hours\": 1},"
-                           " \"similar_author\": {\"max_authors\": 2}}}}");
+    f.recall = seed_recall(f.redis.pool, NS, NULL, "{\"recall\": {" CHANNELS "}}");
     f.arena = cascade_arena_create(0);
     return 0;
 }
@@ -380,6 +384,119 @@ static void test_all_channels_one_request(void **state)
     }
 }
 
+/* Both responses hold the same candidates, hits (channel, score, rank) and counts. */
+static void expect_same(const Cascade__V1__RecallResponse *a, const Cascade__V1__RecallResponse *b)
+{
+    assert_int_equal(a->n_candidates, b->n_candidates);
+    for (size_t i = 0; i < a->n_candidates; i++) {
+        const Cascade__V1__Candidate *x = a->candidates[i], *y = b->candidates[i];
+        assert_int_equal(x->item_id, y->item_id);
+        assert_int_equal(x->n_channels, y->n_channels);
+        for (size_t h = 0; h < x->n_channels; h++) {
+            assert_string_equal(x->channels[h]->channel, y->channels[h]->channel);
+            assert_int_equal(x->channels[h]->rank, y->channels[h]->rank);
+            assert_float_equal(x->channels[h]->score, y->channels[h]->score, 0);
+        }
+    }
+    assert_int_equal(a->n_channels, b->n_channels);
+    for (size_t c = 0; c < a->n_channels; c++)
+        assert_int_equal(a->channels[c]->count, b->channels[c]->count);
+}
+
+/* The list and author channels answer from the list cache exactly as a
+ * stage without it, for a larger quota after a smaller one and the other way round, and
+ * the repeated requests are served from the cache (its hit counter). */
+static void test_list_cache_same_answers(void **state)
+{
+    struct fixture *f = *state;
+    const char *names[] = {"hot", "new", "geo", "city", "interest", "demo_hot"};
+    size_t n = sizeof names / sizeof names[0];
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_recall *cached = seed_recall(
+        f->redis.pool, NS, m, "{\"recall\": {\"list_cache\": {\"max_len\": 4}, " CHANNELS "}}");
+    cascade_recall *plain =
+        seed_recall(f->redis.pool, NS, NULL,
+                    "{\"recall\": {\"list_cache\": {\"enabled\": false}, " CHANNELS "}}");
+    const char *authors[] = {"follow_author", "interacted_author", "similar_author"};
+    const uint32_t quotas[] = {2, 10, 3, 2, 10, 6};
+    for (size_t q = 0; q < sizeof quotas / sizeof quotas[0]; q++) {
+        Cascade__V1__RecallRequest *req = seed_request(f->arena, "p1", quotas[q], n, names);
+        expect_same(seed_run1(cached, f->arena, req), seed_run1(plain, f->arena, req));
+        req = seed_request(f->arena, "u1", quotas[q], 3, authors);
+        expect_same(seed_run1(cached, f->arena, req), seed_run1(plain, f->arena, req));
+    }
+    cascade_metric_family *hits =
+        cascade_metrics_counter(m, "cascade_recall_list_cache_hits_total", "x", NULL);
+    cascade_metric_family *misses =
+        cascade_metrics_counter(m, "cascade_recall_list_cache_misses_total", "x", NULL);
+    /* The second request (quota 10 over max_len 4) reads past the cache; the
+     * repeats of quotas 2, 3 and 6 are served by the complete lists. */
+    assert_true(cascade_metric_value(cascade_metric_get(hits, NULL)) >= 10);
+    assert_true(cascade_metric_value(cascade_metric_get(misses, NULL)) > 0);
+    cascade_recall_destroy(plain);
+    cascade_recall_destroy(cached);
+    cascade_metrics_destroy(m);
+}
+
+/* A published generation is picked up by a caching stage at once (with the
+ * generation looked up on every request): city and new from generation 2.
+ * Generation 3 restores the fixture's contents. */
+static void test_list_cache_new_generation(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX];
+    cascade_recall *r = seed_recall(f->redis.pool, NS, NULL,
+                                    "{\"recall\": {\"generation_ttl_ms\": 0, " CHANNELS "}}");
+    Cascade__V1__RecallRequest *city =
+        seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"});
+    Cascade__V1__RecallRequest *fresh = seed_request(f->arena, "p1", 4, 1, (const char *[]){"new"});
+    for (int i = 0; i < 2; i++) {
+        seed_expect(seed_run1(r, f->arena, city), "city", (uint64_t[]){12, 13, 11}, NULL, 3);
+        seed_expect(seed_run1(r, f->arena, fresh), "new", (uint64_t[]){1006, 1005, 1004, 1001},
+                    NULL, 4);
+    }
+    seed_zadd(f->redis.conn, seed_key(key, "city", 2, "7"), T0, 14);
+    seed_publish(f->redis.conn, "city", 2);
+    seed_zadd(f->redis.conn, seed_key(key, "new", 2, NULL), T0 + HOUR, 2001);
+    seed_zadd(f->redis.conn, seed_key(key, "new", 2, NULL), T0 + 2 * HOUR, 2002);
+    seed_zadd(f->redis.conn, seed_key(key, "new", 2, "impressions"), 0, 2001);
+    seed_zadd(f->redis.conn, seed_key(key, "new", 2, "impressions"), 50, 2002);
+    seed_publish(f->redis.conn, "new", 2);
+    seed_expect(seed_run1(r, f->arena, city), "city", (uint64_t[]){14}, NULL, 1);
+    seed_expect(seed_run1(r, f->arena, fresh), "new", (uint64_t[]){2002, 2001}, NULL, 2);
+
+    seed_zadd(f->redis.conn, seed_key(key, "city", 3, "7"), T0, 11);
+    seed_zadd(f->redis.conn, seed_key(key, "city", 3, "7"), T0 + 2 * HOUR, 12);
+    seed_zadd(f->redis.conn, seed_key(key, "city", 3, "7"), T0 + HOUR, 13);
+    seed_publish(f->redis.conn, "city", 3);
+    seed_expect(seed_run1(r, f->arena, city), "city", (uint64_t[]){12, 13, 11}, NULL, 3);
+    cascade_recall_destroy(r);
+}
+
+/* Redis wiped and rebuilt: generation numbers start again at 1 with other
+ * contents. A caching stage that sees the generation go back (here to 0,
+ * while the rebuild runs) drops its lists and serves the new ones. */
+static void test_list_cache_rebuilt_store(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX], gen_key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    cascade_recall *r =
+        seed_recall(f->redis.pool, NS, NULL, "{\"recall\": {\"generation_ttl_ms\": 0}}");
+    Cascade__V1__RecallRequest *req = seed_request(f->arena, "u1", 3, 1, (const char *[]){"hot"});
+    seed_expect(seed_run1(r, f->arena, req), "hot", (uint64_t[]){10, 9, 8}, NULL, 3);
+    seed_ok(cascade_redis_command(f->redis.conn, &rep, "DEL %s %s",
+                                  cascade_key_generation(gen_key, NS, "hot"),
+                                  seed_key(key, "hot", 1, NULL)),
+            f->redis.conn, "wipe");
+    freeReplyObject(rep);
+    seed_expect(seed_run1(r, f->arena, req), "hot", NULL, NULL, 0);
+    seed_zadd(f->redis.conn, key, 5, 77);
+    seed_publish(f->redis.conn, "hot", 1);
+    seed_expect(seed_run1(r, f->arena, req), "hot", (uint64_t[]){77}, NULL, 1);
+    cascade_recall_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +514,10 @@ int main(void)
         cmocka_unit_test(test_interest),
         cmocka_unit_test(test_demo_hot),
         cmocka_unit_test(test_all_channels_one_request),
+        cmocka_unit_test(test_list_cache_same_answers),
+        /* Last: these switch generations and rebuild the hot list. */
+        cmocka_unit_test(test_list_cache_new_generation),
+        cmocka_unit_test(test_list_cache_rebuilt_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
