@@ -1,19 +1,21 @@
 /* Recall channel "new": items created within the builder's window, newest
- * first, with a guaranteed exploration share for little-shown items. One
- * pipeline reads the newest quota items of {ns}:new@{gen} (item →
- * created_at) and the E = ceil(explore_share · quota) least-shown items with
- * at most max_impressions impressions from {ns}:new@{gen}:impressions (item →
- * impressions, fewest first); a second round trip (only when some of those
- * are not among the newest) reads their creation times with ZMSCORE. The
- * exploration items come first, the newest others fill the quota, and the
- * result is ordered newest first with a recency score. The pick is kept in
- * the stage's list cache, so later requests of the generation need no Redis. */
+ * first, with a guaranteed exploration share for little-shown items. The
+ * pool is the explore_pool·E least-shown items with at most max_impressions
+ * impressions ({ns}:new@{gen}:impressions, item → impressions, fewest first)
+ * and their creation times (ZMSCORE {ns}:new@{gen}); each user explores the
+ * E = ceil(explore_share · quota) of them that come first in a per-user hash
+ * order, so different users try different young items. The newest items of
+ * {ns}:new@{gen} (item → created_at) fill the quota; the result is ordered
+ * newest first with a recency score. Pool and newest list are generation
+ * data, kept in the stage's list cache: a warm request needs no Redis. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "hash.h"
 #include "recall_internal.h"
 #include "store.h"
 
@@ -87,110 +89,149 @@ static int read_created(const struct cascade_recall__channel_args *a, const char
     return rc ? cascade_recall__fail(a, rc, "creation times", p.msg) : 0;
 }
 
-/* The exploration items (with creation times from the newest list or
- * ZMSCORE), then the newest others, into picked (scores = created_at). */
-static int new_select(const struct cascade_recall__channel_args *a, const char *key,
-                      const struct cascade_recall__zlist *newest, const uint64_t *explore,
-                      size_t n_explore, struct cascade_recall__zlist *picked)
+/* The exploration pool (see the top of the file) into pool, fewest
+ * impressions first, scores = created_at. Two round trips. */
+static int pool_read(const struct cascade_recall__channel_args *a, int64_t gen, size_t size,
+                     struct cascade_recall__zlist *pool)
 {
-    size_t cap = newest->count + n_explore;
-    cascade_idmap in_newest, chosen;
-    uint64_t *missing = cascade_arena_alloc(a->arena, (n_explore + 1) * sizeof *missing);
-    double *created = cascade_arena_alloc(a->arena, (n_explore + 1) * sizeof *created);
-    picked->ids = cascade_arena_alloc(a->arena, (cap + 1) * sizeof *picked->ids);
-    picked->scores = cascade_arena_alloc(a->arena, (cap + 1) * sizeof *picked->scores);
-    picked->count = 0;
-    if (!missing || !created || !picked->ids || !picked->scores ||
-        cascade_idmap_init(&in_newest, a->arena, newest->count) != 0 ||
-        cascade_idmap_init(&chosen, a->arena, cap) != 0)
-        return cascade_recall__nomem(a);
-    for (size_t i = 0; i < newest->count; i++) {
-        struct cascade_idmap_entry *e = cascade_idmap_upsert(&in_newest, newest->ids[i], NULL);
-        if (!e)
-            return cascade_recall__nomem(a);
-        e->score = newest->scores[i];
-    }
-    size_t n_missing = 0;
-    for (size_t i = 0; i < n_explore; i++)
-        if (!cascade_idmap_find(&in_newest, explore[i]))
-            missing[n_missing++] = explore[i];
-    int rc = n_missing ? read_created(a, key, missing, n_missing, created) : 0;
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0, m = 0; i < n_explore; i++) {
-        struct cascade_idmap_entry *e = cascade_idmap_find(&in_newest, explore[i]);
-        double t = e ? e->score : created[m++];
-        if (isnan(t))
-            continue; /* impressions of an item that left the window */
-        if (!cascade_idmap_upsert(&chosen, explore[i], NULL))
-            return cascade_recall__nomem(a);
-        picked->ids[picked->count] = explore[i];
-        picked->scores[picked->count++] = t;
-    }
-    for (size_t i = 0; i < newest->count && picked->count < a->quota; i++) {
-        bool fresh;
-        if (!cascade_idmap_upsert(&chosen, newest->ids[i], &fresh))
-            return cascade_recall__nomem(a);
-        if (fresh) {
-            picked->ids[picked->count] = newest->ids[i];
-            picked->scores[picked->count++] = newest->scores[i];
-        }
-    }
-    return 0;
-}
-
-/* Read the newest and the least-shown items and pick (see the top of the
- * file) into picked. One or two round trips. */
-static int new_read(const struct cascade_recall__channel_args *a, int64_t gen, size_t share,
-                    struct cascade_recall__zlist *picked)
-{
-    struct cascade_recall__zlist newest;
-    uint64_t *explore = NULL;
-    size_t n_explore = 0;
+    uint64_t *ids = NULL;
+    size_t n = 0;
     const char *key = cascade_recall__key(a, gen, NULL);
     const char *imp_key = cascade_recall__key(a, gen, "impressions");
     if (!key || !imp_key)
         return cascade_recall__nomem(a);
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
-    cascade_recall__pipe_zrevrange(&p, key, a->quota);
-    if (share > 0)
-        queue_least_shown(a, &p, imp_key, share);
-    cascade_recall__read_zset(&p, a->arena, key, &newest);
-    if (share > 0)
-        read_ids(a, &p, imp_key, &explore, &n_explore);
+    queue_least_shown(a, &p, imp_key, size);
+    read_ids(a, &p, imp_key, &ids, &n);
     int rc = cascade_recall__pipe_end(&p);
     if (rc != 0)
-        return cascade_recall__fail(a, rc, "new items", p.msg);
-    return new_select(a, key, &newest, explore, n_explore, picked);
+        return cascade_recall__fail(a, rc, "little-shown items", p.msg);
+    double *created = cascade_arena_alloc(a->arena, (n + 1) * sizeof *created);
+    pool->ids = cascade_arena_alloc(a->arena, (n + 1) * sizeof *pool->ids);
+    pool->scores = cascade_arena_alloc(a->arena, (n + 1) * sizeof *pool->scores);
+    pool->count = 0;
+    if (!created || !pool->ids || !pool->scores)
+        return cascade_recall__nomem(a);
+    if (n && (rc = read_created(a, key, ids, n, created)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(created[i]))
+            continue; /* impressions of an item that left the window */
+        pool->ids[pool->count] = ids[i];
+        pool->scores[pool->count++] = created[i];
+    }
+    return 0;
+}
+
+/* A pool entry and its place in this user's order. */
+struct ranked_entry {
+    uint64_t key;
+    size_t index;
+};
+
+static int cmp_ranked(const void *x, const void *y)
+{
+    const struct ranked_entry *a = x, *b = y;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* The first `share` pool items in the order of hash(user ‖ item): a stable
+ * per-user permutation, into explore (arena). */
+static int explore_pick(const struct cascade_recall__channel_args *a,
+                        const struct cascade_recall__zlist *pool, size_t share,
+                        struct cascade_recall__zlist *explore)
+{
+    struct ranked_entry *r = cascade_arena_alloc(a->arena, (pool->count + 1) * sizeof *r);
+    size_t n = share < pool->count ? share : pool->count;
+    explore->ids = cascade_arena_alloc(a->arena, (n + 1) * sizeof *explore->ids);
+    explore->scores = cascade_arena_alloc(a->arena, (n + 1) * sizeof *explore->scores);
+    if (!r || !explore->ids || !explore->scores)
+        return cascade_recall__nomem(a);
+    uint64_t seed = cascade_hash_str(a->user_id, 0x6e6577u);
+    for (size_t i = 0; i < pool->count; i++)
+        r[i] = (struct ranked_entry){cascade_hash64(&pool->ids[i], sizeof pool->ids[i], seed), i};
+    qsort(r, pool->count, sizeof *r, cmp_ranked);
+    for (size_t i = 0; i < n; i++) {
+        explore->ids[i] = pool->ids[r[i].index];
+        explore->scores[i] = pool->scores[r[i].index];
+    }
+    explore->count = n;
+    return 0;
+}
+
+/* The user's exploration items first, then the newest others, at most
+ * quota, into picked (scores = created_at). */
+static int new_select(const struct cascade_recall__channel_args *a,
+                      const struct cascade_recall__zlist *explore,
+                      const struct cascade_recall__zlist *newest,
+                      struct cascade_recall__zlist *picked)
+{
+    size_t cap = explore->count + newest->count;
+    cascade_idmap chosen;
+    picked->ids = cascade_arena_alloc(a->arena, (cap + 1) * sizeof *picked->ids);
+    picked->scores = cascade_arena_alloc(a->arena, (cap + 1) * sizeof *picked->scores);
+    picked->count = 0;
+    if (!picked->ids || !picked->scores || cascade_idmap_init(&chosen, a->arena, cap) != 0)
+        return cascade_recall__nomem(a);
+    const struct cascade_recall__zlist *parts[2] = {explore, newest};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < parts[k]->count && picked->count < a->quota; i++) {
+            bool fresh;
+            if (!cascade_idmap_upsert(&chosen, parts[k]->ids[i], &fresh))
+                return cascade_recall__nomem(a);
+            if (fresh) {
+                picked->ids[picked->count] = parts[k]->ids[i];
+                picked->scores[picked->count++] = parts[k]->scores[i];
+            }
+        }
+    return 0;
+}
+
+/* The exploration pool of generation gen, from the list cache or Redis. */
+static int pool_get(const struct cascade_recall__channel_args *a, int64_t gen, size_t size,
+                    struct cascade_recall__zlist *pool)
+{
+    const char *key = cascade_recall__key(a, gen, NULL);
+    char *cache_key = cascade_arena_alloc(a->arena, CASCADE_KEY_MAX + 64);
+    bool hit;
+    if (!key || !cache_key)
+        return cascade_recall__nomem(a);
+    /* Derived from the generation's two sorted sets (both written by the
+     * builder alone) and these parameters only, so it is cached whole. */
+    snprintf(cache_key, CASCADE_KEY_MAX + 64, "%s#pool:%zu:%u", key, size,
+             a->cfg->max_impressions);
+    int rc = cascade_recall__list_lookup(a, cache_key, 0, pool, &hit);
+    if (rc != 0 || hit)
+        return rc;
+    if ((rc = pool_read(a, gen, size, pool)) != 0)
+        return rc;
+    cascade_recall__list_store(a, cache_key, pool, true);
+    return 0;
 }
 
 int cascade_recall__new(const struct cascade_recall__channel_args *a,
                         struct cascade_recall_hits *out)
 {
     int64_t gen;
-    struct cascade_recall__zlist picked;
-    bool hit;
+    struct cascade_recall__zlist newest, pool = {0}, explore = {0}, picked;
     int rc = cascade_recall__generation(a, &gen);
     if (rc != 0 || gen == 0)
         return rc;
     size_t share = (size_t)ceil(a->cfg->explore_share * (double)a->quota);
     share = share < a->quota ? share : a->quota;
-    /* The pick depends only on the generation's two sorted sets (both written
-     * by the builder alone) and these parameters, so it is cached whole. */
     const char *key = cascade_recall__key(a, gen, NULL);
-    char *cache_key = cascade_arena_alloc(a->arena, CASCADE_KEY_MAX + 64);
-    if (!key || !cache_key)
+    if (!key)
         return cascade_recall__nomem(a);
-    snprintf(cache_key, CASCADE_KEY_MAX + 64, "%s#pick:%zu:%zu:%u", key, a->quota, share,
-             a->cfg->max_impressions);
-    if ((rc = cascade_recall__list_lookup(a, cache_key, 0, &picked, &hit)) != 0)
+    if ((rc = cascade_recall__zset_top(a, key, a->quota, "new items", &newest)) != 0)
         return rc;
-    if (!hit) {
-        if ((rc = new_read(a, gen, share, &picked)) != 0)
-            return rc;
-        cascade_recall__list_store(a, cache_key, &picked, true);
-    }
+    if (share > 0 && ((rc = pool_get(a, gen, share * a->cfg->explore_pool, &pool)) != 0 ||
+                      (rc = explore_pick(a, &pool, share, &explore)) != 0))
+        return rc;
+    if ((rc = new_select(a, &explore, &newest, &picked)) != 0)
+        return rc;
     if (cascade_recall__newest(&picked, 1, a->quota, a->cfg->half_life_s, a->arena, out) != 0)
         return cascade_recall__nomem(a);
     return 0;

@@ -15,6 +15,7 @@ static const char extra_usage[] =
     "50)\n"
     "  recall.channels.usercf.users / .last_n        similar users x their recent items (30, 20)\n"
     "  recall.channels.new.explore_share / .max_impressions  exploration share (0.3, 20)\n"
+    "  recall.channels.new.explore_pool  per-user exploration drawn from pool·E least shown (8)\n"
     "  recall.channels.geo.precision / .per_cell     cell length, items per neighbour cell (5, "
     "50)\n"
     "  recall.channels.<author channel>.max_authors / .per_author, similar_author.sources\n"

@@ -101,6 +101,7 @@ static const struct {
     {"usercf", "users", CFG_OFF(users), 30, 1, 100},
     {"usercf", "last_n", CFG_OFF(last_n), 20, 1, 1000},
     {"new", "max_impressions", CFG_OFF(max_impressions), 20, 0, 1000000000},
+    {"new", "explore_pool", CFG_OFF(explore_pool), 8, 1, 1000},
     {"geo", "precision", CFG_OFF(precision), 5, 1, 12},
     {"geo", "per_cell", CFG_OFF(per_cell), 50, 1, 5000},
     {"follow_author", "max_authors", CFG_OFF(max_authors), 50, 1, 1000},

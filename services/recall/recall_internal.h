@@ -46,6 +46,8 @@ struct cascade_recall__channel_cfg {
     uint32_t per_cell;        /* geo: newest items read from each neighbour cell */
     uint32_t max_impressions; /* new: "few impressions" bound for exploration */
     double explore_share;     /* new: share of the quota reserved for little-shown items */
+    uint32_t explore_pool;    /* new: the E exploration items are drawn per user from the
+                                 explore_pool·E least-shown ones */
     double half_life_s;       /* recency score half-life (new, geo, city, follow_author) */
 };
 

@@ -31,7 +31,8 @@ struct fixture {
     "\"channels\": {"                                                                              \
     " \"itemcf\": {\"neighbours\": 3},"                                                            \
     " \"usercf\": {\"users\": 2},"                                                                 \
-    " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10, \"half_life_hours\": 1},"         \
+    " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10, \"half_life_hours\": 1,"          \
+    "  \"explore_pool\": 1},"                                                                       \
     " \"geo\": {\"half_life_hours\": 1},"                                                          \
     " \"city\": {\"half_life_hours\": 1},"                                                         \
     " \"follow_author\": {\"half_life_hours\": 1},"                                                \
@@ -237,6 +238,46 @@ static void test_new_exploration(void **state)
         seed_run1(plain, f->arena, seed_request(f->arena, "u1", 4, 1, (const char *[]){"new"})),
         "new", (uint64_t[]){1006, 1005, 1004, 1003}, (float[]){1, 0.5f, 0.25f, 0.125f}, 4);
     cascade_recall_destroy(plain);
+}
+
+/* With a pool larger than the share, each user explores its own pick of the
+ * little-shown items: always from the pool, stable for the user, and spread
+ * over the pool across users. */
+static void test_new_exploration_spreads_over_users(void **state)
+{
+    struct fixture *f = *state;
+    cascade_recall *r = seed_recall(f->redis.pool, NS, NULL,
+                                    "{\"recall\": {\"channels\": {\"new\": {\"explore_share\": 0.5,"
+                                    " \"max_impressions\": 10, \"explore_pool\": 4}}}}");
+    /* quota 2, share 1: the pool is the 4 least-shown (999, 1001, 1005, 1003),
+     * of which 999 left the window; the newest (1006) fills the other slot. */
+    size_t picked[3] = {0, 0, 0};
+    const uint64_t pool[3] = {1001, 1005, 1003};
+    for (int u = 0; u < 60; u++) {
+        char user[16];
+        snprintf(user, sizeof user, "x%d", u);
+        uint64_t first = 0;
+        for (int again = 0; again < 2; again++) {
+            Cascade__V1__RecallResponse *resp = seed_run1(
+                r, f->arena, seed_request(f->arena, user, 2, 1, (const char *[]){"new"}));
+            assert_int_equal(resp->n_candidates, 2);
+            assert_int_equal(resp->candidates[0]->item_id, 1006);
+            uint64_t explored = resp->candidates[1]->item_id;
+            if (again)
+                assert_int_equal(explored, first); /* stable for the user */
+            first = explored;
+        }
+        bool in_pool = false;
+        for (int k = 0; k < 3; k++)
+            if (first == pool[k]) {
+                picked[k]++;
+                in_pool = true;
+            }
+        assert_true(in_pool);
+    }
+    for (int k = 0; k < 3; k++)
+        assert_true(picked[k] > 0); /* every little-shown item gets explored */
+    cascade_recall_destroy(r);
 }
 
 static void test_geo(void **state)
@@ -505,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_usercf),
         cmocka_unit_test(test_hot),
         cmocka_unit_test(test_new_exploration),
+        cmocka_unit_test(test_new_exploration_spreads_over_users),
         cmocka_unit_test(test_geo),
         cmocka_unit_test(test_city),
         cmocka_unit_test(test_follow_author),
