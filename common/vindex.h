@@ -76,10 +76,11 @@ struct cascade_vindex_opts {
  * items or more); below 4096 items a single list, i.e. an exact scan. */
 size_t cascade_vindex_default_nlist(size_t n);
 
-/* nprobe for nlist lists: max(16, ceil(nlist/16)) capped at nlist. On the
- * benchmark data (100k clustered vectors, nlist 1265, docs/vindex.md) this
- * probes 80 lists for recall@100 ≈ 0.98 against exact search; 0.95 is
- * reached near nlist/32, so the default keeps a margin for other data. */
+/* nprobe for nlist lists: max(16, ceil(nlist/8)) capped at nlist. Trained
+ * two-tower item vectors queried with user vectors (docs/vindex.md) reach
+ * recall@100 ≈ 0.90 against exact search at nlist/16 but 0.976-0.986 at
+ * nlist/8; the synthetic benchmark vectors (100k, nlist 1265) 0.98 already at
+ * nlist/16, so the eighth is what clustered, trained data needs. */
 size_t cascade_vindex_default_nprobe(size_t nlist);
 
 /* k-means training rows for n items in nlist lists: min(n, 64 · nlist). */
@@ -139,6 +140,16 @@ int cascade_vindex_search_exact(const cascade_vindex *ix, const float *queries, 
  * k (CASCADE_VINDEX_NO_ID never matches): recall@k of an approximate search.
  * Returns -1 when out of memory. */
 double cascade_vindex_recall(const uint64_t *approx, const uint64_t *exact, size_t nq, size_t k);
+
+/* recall@k of the IVF search at nprobe (0 = the index default) against the
+ * exact scan on the same nq queries (nq × dim), into *recall: the mean share
+ * of each query's exact top k that the IVF search also returned. k above the
+ * index size is capped at it; nprobe ≥ nlist gives 1. Returns 0, or
+ * CASCADE_EINVAL (no query, bad dimension, k = 0, non-finite query) /
+ * CASCADE_ENOMEM with a message in err. */
+int cascade_vindex_recall_vs_exact(const cascade_vindex *ix, const float *queries, size_t nq,
+                                   size_t dim, size_t k, size_t nprobe, double *recall, char *err,
+                                   size_t errlen);
 
 /* Save ix to path atomically as safetensors: tensors "centroids" [nlist, dim],
  * "vectors" [n, dim] (grouped by list), and "ids" [n, 2] and "list_offsets"

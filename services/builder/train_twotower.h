@@ -46,6 +46,10 @@ struct cascade_train_twotower_summary {
     size_t eval_users;
     double recall_at_k; /* held-out recall@eval_k (exact scan, history excluded) */
     double final_loss;  /* mean training loss of the last epoch */
+    /* The exported index: IVF recall@100 against exact at its default nprobe,
+     * queried with up to 1000 users' vectors (0 when not saved). */
+    double ivf_recall;
+    size_t ivf_nlist, ivf_nprobe;
     char version[128];  /* "two-tower-<UTC>", "" when not saved */
     char model_path[1024], items_path[1024], maps_path[1024];
     double seconds;

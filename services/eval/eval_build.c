@@ -1,6 +1,7 @@
 /* The evaluation's build step (eval_build.h): the builder's jobs run one
  * after the other on the train dataset, configured like cascade-build would
- * be from the same config file, timed one by one. */
+ * be from the same config file, timed one by one; then, when asked, the
+ * two-tower model is trained on that train dataset. */
 #include "eval_build.h"
 
 #include <stdio.h>
@@ -106,6 +107,29 @@ static int build_cf(const cascade_dataset *ds, cascade_redis *r, const struct bu
     return 0;
 }
 
+/* The two-tower model on the train part, published into o->two_tower_dir. */
+static int build_two_tower(const cascade_dataset *ds, const struct cascade_eval_build_opts *o,
+                           struct cascade_eval_build_summary *s, char *err, size_t errlen)
+{
+    struct cascade_train_twotower_opts to;
+    struct cascade_train_twotower_summary ts;
+    if (o->two_tower)
+        to = *o->two_tower;
+    else
+        cascade_train_twotower_defaults(&to);
+    to.model_dir = o->two_tower_dir;
+    to.holdout_frac = 0;
+    to.quiet = o->quiet;
+    int rc = cascade_train_twotower_run(ds, &to, &ts, NULL, err, errlen);
+    if (rc != 0)
+        return failed("two_tower", rc, err, errlen);
+    s->two_tower_examples = ts.train;
+    s->two_tower_s = ts.seconds;
+    s->two_tower_loss = ts.final_loss;
+    snprintf(s->two_tower_version, sizeof s->two_tower_version, "%s", ts.version);
+    return 0;
+}
+
 int cascade_eval_build_run(const cascade_dataset *train, cascade_redis *r,
                            const struct cascade_eval_build_opts *o,
                            struct cascade_eval_build_summary *s, char *err, size_t errlen)
@@ -134,6 +158,8 @@ int cascade_eval_build_run(const cascade_dataset *train, cascade_redis *r,
         return failed("authors", rc, err, errlen);
     s->authors_s = (double)(cascade_now_ms() - t0) / 1000.0;
     if ((rc = build_cf(train, r, &j, o, s, err, errlen)) != 0)
+        return rc;
+    if (o->two_tower_dir && (rc = build_two_tower(train, o, s, err, errlen)) != 0)
         return rc;
     s->total_s = (double)(cascade_now_ms() - start) / 1000.0;
     return 0;

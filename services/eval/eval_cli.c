@@ -2,6 +2,7 @@
  * -> report, each step saying what it did on stderr. */
 #include "eval_cli.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "recall.h"
 #include "redis.h"
 #include "store.h"
+#include "train_twotower.h"
 
 #define ERR_LEN 1024
 #define N_FLAGS 32
@@ -38,6 +40,10 @@ struct eval_args {
     const char *valid_ns, *grid, *weights_out;
     size_t sweeps;
     char valid_ns_buf[NS_MAX + 16];
+    /* The two-tower model trained with each build (when two_tower is evaluated). */
+    const char *tt_base; /* models go to tt_base/<namespace> */
+    struct cascade_train_twotower_opts tt;
+    char tt_base_buf[PATH_MAX];
 };
 
 /* Everything a run holds, released in one place. */
@@ -71,7 +77,10 @@ static const char description[] =
     "With --tune-weights the merge weights are first chosen on a validation split\n"
     "carved from the train part only (the last --valid-frac of each user's train\n"
     "items), built into --valid-namespace, and the test table reports that merge\n"
-    "(\"merged\") next to the untuned one (\"merged_base\").";
+    "(\"merged\") next to the untuned one (\"merged_base\").\n"
+    "When two_tower is evaluated, each build also trains the two-tower model on\n"
+    "the same train part (--two-tower-*) into --two-tower-dir/<namespace>, and the\n"
+    "channel serves that model.";
 
 static struct cascade_flag flag(const char *name, enum cascade_flag_kind kind, void *dst,
                                 const char *help, double min, double max)
@@ -132,6 +141,14 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
                   "passes of the coordinate ascent over the channels", 1, 100);
     f[n++] = flag("weights-out", CASCADE_FLAG_STRING, &a->weights_out,
                   "write the chosen weights as an orchestrator.channels fragment", 0, 0);
+    f[n++] = flag("two-tower-dir", CASCADE_FLAG_STRING, &a->tt_base,
+                  "two-tower models go to DIR/<namespace> (default "
+                  "$TMPDIR/cascade-eval-two-tower, /tmp/... without TMPDIR)",
+                  0, 0);
+    f[n++] = flag("two-tower-epochs", CASCADE_FLAG_SIZE, &a->tt.epochs,
+                  "training epochs of the two-tower model", 1, 1000);
+    f[n++] = flag("two-tower-negatives", CASCADE_FLAG_SIZE, &a->tt.n_neg,
+                  "sampled negatives per example of the two-tower model", 0, 1000);
     return n;
 }
 
@@ -147,6 +164,7 @@ static void args_defaults(struct eval_args *a)
     a->grid = "0,0.25,0.5,1,2,4";
     a->sweeps = 3;
     cascade_eval_split_defaults(&a->split);
+    cascade_train_twotower_defaults(&a->tt);
 }
 
 /* Channels, merge and K values from the flags and the config. */
@@ -273,6 +291,71 @@ static void source_of(const struct eval_args *a, const struct cascade_eval_split
              valid, split->train_events);
 }
 
+/* Whether the two_tower channel is evaluated: then every build trains it. */
+static bool two_tower_wanted(const struct cascade_eval_run_opts *o)
+{
+    for (size_t c = 0; c < o->n_channels; c++)
+        if (strcmp(o->channels[c], "two_tower") == 0)
+            return true;
+    return false;
+}
+
+/* The model directory of namespace ns: --two-tower-dir/ns. */
+static void two_tower_dir(const struct eval_args *a, const char *ns, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", a->tt_base, ns);
+}
+
+/* What a two-tower model was trained from: the namespace's source plus the
+ * training flags, kept in <dir>/eval-source so --skip-build reuses only a
+ * model of the same split and settings. */
+static void two_tower_source(const struct eval_args *a, const char *source, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s two_tower_epochs=%zu two_tower_negatives=%zu\n", source, a->tt.epochs,
+             a->tt.n_neg);
+}
+
+static int two_tower_mark(const struct eval_args *a, const char *ns, const char *source, char *err,
+                          size_t errlen)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16], text[PATH_MAX + 512];
+    two_tower_dir(a, ns, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/eval-source", dir);
+    two_tower_source(a, source, text, sizeof text);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok) {
+        snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
+/* 0 when ns's two-tower directory holds a model of this source. */
+static int two_tower_check(const struct eval_args *a, const char *ns, const char *source, char *err,
+                           size_t errlen)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16], want[PATH_MAX + 512], have[PATH_MAX + 512] = "";
+    two_tower_dir(a, ns, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/eval-source", dir);
+    two_tower_source(a, source, want, sizeof want);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(have, 1, sizeof have - 1, f);
+        have[n] = '\0';
+        fclose(f);
+    }
+    if (strcmp(have, want) == 0)
+        return 0;
+    snprintf(err, errlen,
+             "--skip-build: %.800s holds no two-tower model of this split and --two-tower-* "
+             "settings; run without --skip-build",
+             dir);
+    return CASCADE_EINVAL;
+}
+
 /* Build split's train part into ns, or check that --skip-build may reuse it.
  * The build flushes the namespace, so refuse one that cascade-eval did not
  * make. valid_frac > 0 marks the validation build. */
@@ -288,14 +371,15 @@ static int prepare_namespace(const struct eval_args *a, struct eval_state *s, co
     memset(build, 0, sizeof *build);
     if (a->skip_build) {
         if (strcmp(current, source) != 0) {
-            snprintf(err, errlen,
-                     "--skip-build: namespace '%s' holds \"%.300s\", not this split (\"%.300s\"); run "
-                     "without --skip-build",
-                     ns, current[0] ? current : "nothing", source);
+            snprintf(
+                err, errlen,
+                "--skip-build: namespace '%s' holds \"%.300s\", not this split (\"%.300s\"); run "
+                "without --skip-build",
+                ns, current[0] ? current : "nothing", source);
             return CASCADE_EINVAL;
         }
         build->as_of = cascade_dataset_last_ts(split->train);
-        return 0;
+        return two_tower_wanted(&s->run) ? two_tower_check(a, ns, source, err, errlen) : 0;
     }
     if (current[0] && strncmp(current, "cascade-eval ", 13) != 0 && !a->force) {
         snprintf(err, errlen,
@@ -304,9 +388,17 @@ static int prepare_namespace(const struct eval_args *a, struct eval_state *s, co
                  ns, current, valid_frac > 0 ? "valid-" : "");
         return CASCADE_EINVAL;
     }
-    struct cascade_eval_build_opts bo = {
-        .ns = ns, .cfg = s->cfg, .threads = a->threads, .source = source, .quiet = a->quiet};
-    if ((rc = cascade_eval_build_run(split->train, s->redis, &bo, build, err, errlen)) != 0)
+    char tt_dir[PATH_MAX];
+    two_tower_dir(a, ns, tt_dir, sizeof tt_dir);
+    struct cascade_eval_build_opts bo = {.ns = ns,
+                                         .cfg = s->cfg,
+                                         .threads = a->threads,
+                                         .source = source,
+                                         .quiet = a->quiet,
+                                         .two_tower_dir = two_tower_wanted(&s->run) ? tt_dir : NULL,
+                                         .two_tower = &a->tt};
+    if ((rc = cascade_eval_build_run(split->train, s->redis, &bo, build, err, errlen)) != 0 ||
+        (bo.two_tower_dir && (rc = two_tower_mark(a, ns, source, err, errlen)) != 0))
         return rc;
     if (!a->quiet)
         fprintf(stderr,
@@ -315,7 +407,28 @@ static int prepare_namespace(const struct eval_args *a, struct eval_state *s, co
                 ns, build->total_s, build->load_s, build->lists_s, build->authors_s,
                 build->itemcf_s, build->swing_s, build->usercf_s, build->itemcf_lists,
                 build->swing_lists, build->usercf_lists);
+    if (!a->quiet && bo.two_tower_dir)
+        fprintf(stderr, "build: two-tower %s in %.1fs (%zu positives, final loss %.4f) in %s\n",
+                build->two_tower_version, build->two_tower_s, build->two_tower_examples,
+                build->two_tower_loss, tt_dir);
     return 0;
+}
+
+/* The Recall stage of namespace ns serves ns's two-tower model: the config
+ * (an empty one when none was given) points the channel's model_dir there. */
+static int point_two_tower(const struct eval_args *a, struct eval_state *s, const char *ns,
+                           char *err, size_t errlen)
+{
+    char dir[PATH_MAX], set[PATH_MAX + 64];
+    if (!two_tower_wanted(&s->run))
+        return 0;
+    if (!s->cfg && !(s->cfg = cascade_config_empty())) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    two_tower_dir(a, ns, dir, sizeof dir);
+    snprintf(set, sizeof set, "recall.channels.two_tower.model_dir=%s", dir);
+    return cascade_config_set(s->cfg, set, err, errlen);
 }
 
 static void print_tuning(const struct cascade_eval_tune_result *t)
@@ -377,6 +490,8 @@ static int tune_on_validation(const struct eval_args *a, struct eval_state *s, c
     }
     if ((rc = prepare_namespace(a, s, a->valid_ns, &inner, a->valid_frac, &vb, err, errlen)) != 0)
         goto out;
+    if ((rc = point_two_tower(a, s, a->valid_ns, err, errlen)) != 0)
+        goto out;
     if (!(recall = cascade_recall_create(s->cfg, s->pool, a->valid_ns, NULL, err, errlen))) {
         rc = CASCADE_EINVAL;
         goto out;
@@ -424,12 +539,15 @@ static int base_row(struct eval_state *s, char *err, size_t errlen)
 
 static int evaluate(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
 {
+    int rc = point_two_tower(a, s, a->ns, err, errlen);
+    if (rc != 0)
+        return rc;
     s->recall = cascade_recall_create(s->cfg, s->pool, a->ns, NULL, err, errlen);
     if (!s->recall)
         return CASCADE_EINVAL;
     s->run.request_time_s = s->build.as_of;
     s->run.capture = a->tune ? &s->lists : NULL;
-    int rc = cascade_eval_run(s->recall, &s->split, &s->run, &s->result, err, errlen);
+    rc = cascade_eval_run(s->recall, &s->split, &s->run, &s->result, err, errlen);
     if (rc != 0 || (a->tune && (rc = base_row(s, err, errlen)) != 0))
         return rc;
     struct cascade_eval_report rep = {.data = a->data,
@@ -474,6 +592,12 @@ static int check_namespaces(struct eval_args *a, char *err, size_t errlen)
         snprintf(err, errlen, "--namespace: expected 1 to %d characters without spaces or ':'",
                  NS_MAX);
         return CASCADE_EINVAL;
+    }
+    if (!a->tt_base) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(a->tt_base_buf, sizeof a->tt_base_buf, "%s/cascade-eval-two-tower",
+                 tmp && tmp[0] ? tmp : "/tmp");
+        a->tt_base = a->tt_base_buf;
     }
     if (!a->valid_ns) {
         snprintf(a->valid_ns_buf, sizeof a->valid_ns_buf, "%s-valid", a->ns);

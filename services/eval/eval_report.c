@@ -156,6 +156,14 @@ static json_t *build_json(const struct cascade_eval_build_summary *b)
     json_object_set_new(o, "swing_lists", json_integer((json_int_t)b->swing_lists));
     json_object_set_new(o, "usercf_lists", json_integer((json_int_t)b->usercf_lists));
     json_object_set_new(o, "seconds", json_real(b->total_s));
+    if (b->two_tower_examples > 0) {
+        json_t *t = json_object();
+        json_object_set_new(t, "version", json_string(b->two_tower_version));
+        json_object_set_new(t, "examples", json_integer((json_int_t)b->two_tower_examples));
+        json_object_set_new(t, "final_loss", json_real(b->two_tower_loss));
+        json_object_set_new(t, "seconds", json_real(b->two_tower_s));
+        json_object_set_new(o, "two_tower", t);
+    }
     return o;
 }
 

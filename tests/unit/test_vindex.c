@@ -1,7 +1,8 @@
 /* Unit tests for the vector index search and k-means (common/vindex*.c): the
  * exact scan against a naive loop, k-means recovering separated blobs and
  * refilling empty clusters, IVF with every list probed equal to exact, IVF
- * recall@100 at the default nprobe on clustered data, and concurrent search. */
+ * recall@100 at the default nprobe on clustered data, the recall-vs-exact
+ * figure against a hand count, and concurrent search. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +399,63 @@ static void test_ivf_recall_at_default_nprobe(void **state)
     free(xid);
 }
 
+/* cascade_vindex_recall_vs_exact against a hand count of the overlap of the
+ * two searches, 1 with every list probed, k capped at the size, bad input. */
+static void test_recall_vs_exact(void **state)
+{
+    (void)state;
+    enum { N = 5000, D = 16, NQ = 40, K = 20 };
+    char err[256] = "";
+    float *x = clustered(N + NQ, D, 50, 1.0, 7), *q = x + (size_t)N * D;
+    uint64_t *xid = spaced_ids(N);
+    struct cascade_vindex_opts o = {.metric = CASCADE_VINDEX_COSINE, .nlist = 64, .seed = 3};
+    cascade_vindex *ix = cascade_vindex_build(x, xid, N, D, &o, err, sizeof(err));
+    assert_non_null(ix);
+    uint64_t *a = malloc(sizeof(uint64_t) * NQ * K), *b = malloc(sizeof(uint64_t) * NQ * K);
+    float *sc = malloc(sizeof(float) * NQ * K);
+    assert_int_equal(cascade_vindex_search(ix, q, NQ, D, K, 2, a, sc, err, sizeof(err)), 0);
+    assert_int_equal(cascade_vindex_search_exact(ix, q, NQ, D, K, b, sc, err, sizeof(err)), 0);
+    size_t hits = 0;
+    for (size_t i = 0; i < (size_t)NQ * K; i++)
+        for (size_t j = (i / K) * K; j < (i / K + 1) * K; j++)
+            hits += a[i] != CASCADE_VINDEX_NO_ID && a[i] == b[j];
+    double r = -1, want = (double)hits / (NQ * K);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, K, 2, &r, err, sizeof(err)), 0);
+    assert_true(fabs(r - want) < 1e-12);
+    assert_true(r > 0.1 && r < 1.0); /* two of 64 lists: some of the answer, not all */
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, K, 64, &r, err, sizeof(err)), 0);
+    assert_true(r == 1.0);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, K, 1000, &r, err, sizeof(err)),
+                     0);
+    assert_true(r == 1.0);
+    /* nprobe 0 is the index default. */
+    double r0 = -1;
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, K, 0, &r0, err, sizeof(err)), 0);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, K, cascade_vindex_nprobe(ix), &r,
+                                                    err, sizeof(err)),
+                     0);
+    assert_true(r0 == r);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, 0, D, K, 0, &r, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D - 1, K, 0, &r, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_non_null(strstr(err, "dimension"));
+    cascade_vindex_destroy(ix);
+    /* k above the size is capped (not an error): with every list probed
+     * (the default for 4 lists) each answer holds every item. */
+    o.nlist = 4;
+    ix = cascade_vindex_build(x, xid, 30, D, &o, err, sizeof(err));
+    assert_non_null(ix);
+    assert_int_equal(cascade_vindex_recall_vs_exact(ix, q, NQ, D, 100, 0, &r, err, sizeof(err)), 0);
+    assert_true(r == 1.0);
+    cascade_vindex_destroy(ix);
+    free(a);
+    free(b);
+    free(sc);
+    free(x);
+    free(xid);
+}
+
 static void test_default_rules(void **state)
 {
     (void)state;
@@ -405,7 +463,8 @@ static void test_default_rules(void **state)
     assert_int_equal(cascade_vindex_default_nlist(20000), 566);
     assert_int_equal(cascade_vindex_default_nlist(8000), 250); /* capped at n/32 */
     assert_int_equal(cascade_vindex_default_nlist(4000), 1);   /* exact scan */
-    assert_int_equal(cascade_vindex_default_nprobe(1265), 80);
+    assert_int_equal(cascade_vindex_default_nprobe(1265), 159);
+    assert_int_equal(cascade_vindex_default_nprobe(304), 38);
     assert_int_equal(cascade_vindex_default_nprobe(100), 16);
     assert_int_equal(cascade_vindex_default_nprobe(10), 10);
     assert_int_equal(cascade_vindex_default_train_sample(100000, 1265), 80960);
@@ -507,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_kmeans_splits_empty_clusters),
         cmocka_unit_test(test_ivf_full_probe_equals_exact),
         cmocka_unit_test(test_ivf_recall_at_default_nprobe),
+        cmocka_unit_test(test_recall_vs_exact),
         cmocka_unit_test(test_default_rules),
         cmocka_unit_test(test_small_index_and_padding),
         cmocka_unit_test(test_concurrent_search),

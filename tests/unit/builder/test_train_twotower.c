@@ -171,6 +171,12 @@ static void test_publish(void **state)
     assert_int_equal(cascade_train_twotower_run(ds, &o, &s, &trained, err, sizeof(err)), 0);
     assert_non_null(trained);
     assert_true(strncmp(s.version, "two-tower-", 10) == 0);
+    /* The exported index reports its IVF recall against exact search; on
+     * this small catalogue the default nprobe probes every list. */
+    assert_true(s.ivf_nlist > 0 && s.ivf_nprobe > 0 && s.ivf_nprobe <= s.ivf_nlist);
+    if (s.ivf_nprobe == s.ivf_nlist)
+        assert_true(s.ivf_recall == 1.0);
+    assert_true(s.ivf_recall >= 0.95 && s.ivf_recall <= 1.0);
     snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
     read_text(path, text, sizeof(text));
     assert_true(strncmp(text, s.version, strlen(s.version)) == 0);

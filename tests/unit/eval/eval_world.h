@@ -4,11 +4,14 @@
 #ifndef CASCADE_TESTS_EVAL_WORLD_H
 #define CASCADE_TESTS_EVAL_WORLD_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "datagen.h"
 #include "dataset.h"
+#include "eval_cli.h"
+#include "eval_split.h"
 #include "support.h"
 
 #define EVAL_WORLD_END_TS 1764547200 /* fixed: the same world every run */
@@ -52,6 +55,49 @@ static inline void world_stop(struct world *w)
     test_redis_fixture_stop(&w->redis);
     test_rmdir(w->dir);
     cascade_dataset_destroy(w->ds);
+}
+
+/* cmocka group setup / teardown: a world (static, one per test file) in
+ * *state. */
+static inline int world_group_setup(void **state, size_t users, size_t events, uint64_t seed)
+{
+    static struct world w;
+    if (world_start(&w, users, events, seed) != 0)
+        return -1;
+    *state = &w;
+    return 0;
+}
+
+static inline int world_group_teardown(void **state)
+{
+    world_stop(*state);
+    return 0;
+}
+
+/* cascade_eval_main on fixed[0..n_fixed) followed by n_extra more
+ * arguments (const char *) from ap. */
+static inline int world_eval_main(const char *const *fixed, size_t n_fixed, int n_extra, va_list ap)
+{
+    const char *argv[64];
+    int argc = 0;
+    for (size_t i = 0; i < n_fixed && argc < 63; i++)
+        argv[argc++] = fixed[i];
+    for (int i = 0; i < n_extra && argc < 63; i++)
+        argv[argc++] = va_arg(ap, const char *);
+    argv[argc] = NULL;
+    return cascade_eval_main(argc, (char **)argv);
+}
+
+/* Expected recall@k of k items drawn at random from each test user's unseen
+ * items, averaged over the split's test users: the floor a channel must beat. */
+static inline double world_random_recall(const struct cascade_eval_split *s, size_t k)
+{
+    double sum = 0;
+    for (size_t u = 0; u < s->n_users; u++) {
+        double unseen = (double)(s->train->n_items - (s->seen_off[u + 1] - s->seen_off[u]));
+        sum += unseen > (double)k ? (double)k / unseen : 1.0;
+    }
+    return sum / (double)s->n_users;
 }
 
 #endif

@@ -33,17 +33,7 @@
 
 static int setup(void **state)
 {
-    static struct world w;
-    if (world_start(&w, 600, 40000, 11) != 0)
-        return -1;
-    *state = &w;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    world_stop(*state);
-    return 0;
+    return world_group_setup(state, 600, 40000, 11);
 }
 
 static void check_row(const struct cascade_eval_result *res, size_t row, size_t users)
@@ -66,17 +56,6 @@ static void check_row(const struct cascade_eval_result *res, size_t row, size_t 
         }
     }
     assert_true(a->candidates <= users * a->ks[a->n_ks - 1]);
-}
-
-/* Expected recall@k of k items drawn at random from the user's unseen items. */
-static double random_recall(const struct cascade_eval_split *s, size_t k)
-{
-    double sum = 0;
-    for (size_t u = 0; u < s->n_users; u++) {
-        double unseen = (double)(s->train->n_items - (s->seen_off[u + 1] - s->seen_off[u]));
-        sum += unseen > (double)k ? (double)k / unseen : 1.0;
-    }
-    return sum / (double)s->n_users;
 }
 
 static void test_end_to_end(void **state)
@@ -125,7 +104,7 @@ static void test_end_to_end(void **state)
     assert_true(res.acc[hot].candidates > 0);
     assert_true(res.acc[itemcf].candidates > 0);
     assert_true(res.acc[2].candidates > 0);
-    double base = random_recall(&split, 50);
+    double base = world_random_recall(&split, 50);
     double item50 = res.acc[itemcf].recall[1] / (double)split.n_users;
     fprintf(stderr, "itemcf recall@50 %.4f, hot %.4f, merged %.4f, random %.4f\n", item50,
             res.acc[hot].recall[1] / (double)split.n_users,
@@ -141,26 +120,14 @@ static void test_end_to_end(void **state)
 static int eval_cli(struct world *w, const char *ns, const char *json, int argc_extra, ...)
 {
     char port[32];
-    const char *argv[32];
-    int argc = 0;
     snprintf(port, sizeof port, "127.0.0.1:%d", w->redis.server.port);
-    argv[argc++] = "cascade-eval";
-    argv[argc++] = "--data";
-    argv[argc++] = w->dir;
-    argv[argc++] = "--redis";
-    argv[argc++] = port;
-    argv[argc++] = "--namespace";
-    argv[argc++] = ns;
-    argv[argc++] = "--json";
-    argv[argc++] = json;
-    argv[argc++] = "--quiet";
+    const char *fixed[] = {"cascade-eval", "--data", w->dir,   "--redis", port,
+                           "--namespace",  ns,       "--json", json,      "--quiet"};
     va_list ap;
     va_start(ap, argc_extra);
-    for (int i = 0; i < argc_extra; i++)
-        argv[argc++] = va_arg(ap, const char *);
+    int rc = world_eval_main(fixed, sizeof fixed / sizeof fixed[0], argc_extra, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    return cascade_eval_main(argc, (char **)argv);
+    return rc;
 }
 
 static void test_command_line(void **state)
@@ -222,5 +189,5 @@ int main(void)
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_command_line),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, world_group_teardown);
 }
