@@ -3,7 +3,7 @@
  * ({ns}:{family}@{gen}:{item_id}, NeighbourList); score(item) =
  * Σ interest · sim, the user's own last-n items excluded. Two round trips
  * after the (cached) generation: LRANGE of the last-n, pipelined GETs of the
- * neighbour lists. */
+ * neighbour lists the list cache does not hold (they are generation data). */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -37,28 +37,74 @@ static int distinct_sources(cascade_arena *arena, struct cascade_recall_hits *h)
     return 0;
 }
 
-/* Pipelined GETs of the sources' neighbour lists (first k entries each). */
+/* Neighbour list <-> the list cache's form (double scores), arena copies. */
+static int hits_from_zlist(cascade_arena *arena, const struct cascade_recall__zlist *z,
+                           struct cascade_recall_hits *h)
+{
+    h->ids = z->ids;
+    h->scores = cascade_arena_alloc(arena, (z->count + 1) * sizeof *h->scores);
+    if (!h->scores)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < z->count; i++)
+        h->scores[i] = (float)z->scores[i];
+    h->count = z->count;
+    return 0;
+}
+
+static void store_list(const struct cascade_recall__channel_args *a, const char *key,
+                       const struct cascade_recall_hits *h)
+{
+    struct cascade_recall__zlist z = {
+        .ids = h->ids,
+        .scores = cascade_arena_alloc(a->arena, (h->count + 1) * sizeof *z.scores),
+        .count = h->count};
+    if (!z.scores)
+        return; /* best effort */
+    for (size_t i = 0; i < h->count; i++)
+        z.scores[i] = h->scores[i];
+    /* Shorter than asked: the whole list. */
+    cascade_recall__list_store(a, key, &z, h->count < a->cfg->neighbours);
+}
+
+/* The sources' neighbour lists (first k entries each): from the list cache
+ * (generation keys never change), the misses by pipelined GETs, then cached. */
 static int read_lists(const struct cascade_recall__channel_args *a, int64_t gen,
                       const struct cascade_recall_hits *src, struct cascade_recall_hits *lists)
 {
     const char **keys = cascade_arena_alloc(a->arena, (src->count + 1) * sizeof *keys);
-    if (!keys)
+    size_t *miss = cascade_arena_alloc(a->arena, (src->count + 1) * sizeof *miss), n_miss = 0;
+    if (!keys || !miss)
         return cascade_recall__nomem(a);
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
     for (size_t i = 0; i < src->count; i++) {
         char suffix[24];
+        struct cascade_recall__zlist z;
+        bool hit;
         snprintf(suffix, sizeof suffix, "%" PRIu64, src->ids[i]);
-        if (!(keys[i] = cascade_recall__key(a, gen, suffix))) {
+        int rc = (keys[i] = cascade_recall__key(a, gen, suffix)) ? 0 : CASCADE_ENOMEM;
+        if (rc == 0)
+            rc = cascade_recall__list_lookup(a, keys[i], a->cfg->neighbours, &z, &hit);
+        if (rc == 0 && hit)
+            rc = hits_from_zlist(a->arena, &z, &lists[i]);
+        if (rc != 0) {
             cascade_recall__pipe_end(&p);
             return cascade_recall__nomem(a);
         }
-        cascade_recall__pipe_get(&p, keys[i]);
+        if (!hit) {
+            cascade_recall__pipe_get(&p, keys[i]);
+            miss[n_miss++] = i;
+        }
     }
-    for (size_t i = 0; i < src->count; i++)
-        cascade_recall__read_neighbours(&p, a->arena, keys[i], a->cfg->neighbours, &lists[i]);
+    for (size_t j = 0; j < n_miss; j++)
+        cascade_recall__read_neighbours(&p, a->arena, keys[miss[j]], a->cfg->neighbours,
+                                        &lists[miss[j]]);
     int rc = cascade_recall__pipe_end(&p);
-    return rc ? cascade_recall__fail(a, rc, "neighbours", p.msg) : 0;
+    if (rc != 0)
+        return cascade_recall__fail(a, rc, "neighbours", p.msg);
+    for (size_t j = 0; j < n_miss; j++)
+        store_list(a, keys[miss[j]], &lists[miss[j]]);
+    return 0;
 }
 
 int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,

@@ -227,7 +227,12 @@ int cascade_recall__new(const struct cascade_recall__channel_args *a,
         return cascade_recall__nomem(a);
     if ((rc = cascade_recall__zset_top(a, key, a->quota, "new items", &newest)) != 0)
         return rc;
-    if (share > 0 && ((rc = pool_get(a, gen, share * a->cfg->explore_pool, &pool)) != 0 ||
+    /* The pool stays within what the list cache keeps, so a warm request
+     * reads nothing (never below the share itself). */
+    size_t pool_size = share * a->cfg->explore_pool;
+    if (a->recall->lists && pool_size > a->recall->list_max_len)
+        pool_size = share > a->recall->list_max_len ? share : a->recall->list_max_len;
+    if (share > 0 && ((rc = pool_get(a, gen, pool_size, &pool)) != 0 ||
                       (rc = explore_pick(a, &pool, share, &explore)) != 0))
         return rc;
     if ((rc = new_select(a, &explore, &newest, &picked)) != 0)

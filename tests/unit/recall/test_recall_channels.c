@@ -474,6 +474,20 @@ static void test_list_cache_same_answers(void **state)
      * repeats of quotas 2, 3 and 6 are served by the complete lists. */
     assert_true(cascade_metric_value(cascade_metric_get(hits, NULL)) >= 10);
     assert_true(cascade_metric_value(cascade_metric_get(misses, NULL)) > 0);
+    /* CF neighbour lists are cached too (itemcf reads 3 per source, within
+     * max_len; swing's 50 are not kept): same answers, and the second
+     * itemcf request is served from memory. */
+    const char *cf[] = {"itemcf", "swing"};
+    for (int rep = 0; rep < 2; rep++) {
+        double before = cascade_metric_value(cascade_metric_get(hits, NULL));
+        Cascade__V1__RecallRequest *req = seed_request(f->arena, "u1", 10, 2, cf);
+        expect_same(seed_run1(cached, f->arena, req), seed_run1(plain, f->arena, req));
+        double gained = cascade_metric_value(cascade_metric_get(hits, NULL)) - before;
+        if (rep == 0)
+            assert_true(gained == 0);
+        else
+            assert_true(gained > 0);
+    }
     cascade_recall_destroy(plain);
     cascade_recall_destroy(cached);
     cascade_metrics_destroy(m);
