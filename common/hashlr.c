@@ -23,6 +23,19 @@ struct cascade_hashlr {
     char version[128];
 };
 
+int cascade_hashlr_copy_weights(cascade_hashlr *dst, const cascade_hashlr *src, char *err,
+                                size_t errlen)
+{
+    if (dst->bits != src->bits || strcmp(dst->spec, src->spec) != 0) {
+        snprintf(err, errlen, "2^%u weights of features \"%s\", need 2^%u of \"%s\"", src->bits,
+                 src->spec, dst->bits, dst->spec);
+        return CASCADE_EINVAL;
+    }
+    memcpy(dst->w, src->w, dst->n * sizeof(float));
+    dst->bias = src->bias;
+    return 0;
+}
+
 void cascade_hashlr_train_defaults(struct cascade_hashlr_train_opts *o)
 {
     o->learning_rate = 0.05f;

@@ -59,6 +59,12 @@ float cascade_hashlr_bias(const cascade_hashlr *m);
 /* The weight at bucket i (< 2^bits). */
 float cascade_hashlr_weight(const cascade_hashlr *m, uint32_t i);
 
+/* Start dst from src's weights and bias (warm start; the Adagrad state
+ * starts fresh). 0, or CASCADE_EINVAL with err when the bits or the feature
+ * spec differ. */
+int cascade_hashlr_copy_weights(cascade_hashlr *dst, const cascade_hashlr *src, char *err,
+                                size_t errlen);
+
 /* Save atomically to path with version `version`. 0 or a negative code with err. */
 int cascade_hashlr_save(const cascade_hashlr *m, const char *path, const char *version, char *err,
                         size_t errlen);

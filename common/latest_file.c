@@ -58,6 +58,17 @@ int cascade_latest_read(const char *path, char *name, size_t len, char *err, siz
     return 0;
 }
 
+int cascade_latest_current(const char *dir, const char *latest, char *name, size_t namelen,
+                           char *path, size_t pathlen, char *err, size_t errlen)
+{
+    char pointer[4200];
+    snprintf(pointer, sizeof pointer, "%s/%s", dir, latest);
+    int rc = cascade_latest_read(pointer, name, namelen, err, errlen);
+    if (rc == 0)
+        snprintf(path, pathlen, "%s/%s", dir, name);
+    return rc;
+}
+
 int cascade_latest_write(const char *path, const char *name, char *err, size_t errlen)
 {
     char tmp[4200];

@@ -31,6 +31,12 @@ bool cascade_latest_stat_same(const struct cascade_latest_stat *a,
  * Returns 0, CASCADE_ENOTFOUND, CASCADE_EIO or CASCADE_EFORMAT with err. */
 int cascade_latest_read(const char *path, char *name, size_t len, char *err, size_t errlen);
 
+/* The current model of a model directory: reads dir/latest (e.g.
+ * "rank-lr.latest") into name and sets path to dir/name. Returns as
+ * cascade_latest_read (CASCADE_ENOTFOUND: nothing published yet). */
+int cascade_latest_current(const char *dir, const char *latest, char *name, size_t namelen,
+                           char *path, size_t pathlen, char *err, size_t errlen);
+
 /* Write "name\n" to path atomically (path.tmp, fsync, rename). 0 or CASCADE_EIO with err. */
 int cascade_latest_write(const char *path, const char *name, char *err, size_t errlen);
 

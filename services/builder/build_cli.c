@@ -48,6 +48,7 @@ enum job {
 struct build_args {
     const char *data, *redis, *ns, *model_dir, *weights, *truth, *config;
     bool quiet, flush;
+    bool cold; /* --no-warm-start */
     struct cascade_load_opts load;
     struct cascade_itemcf_opts itemcf;
     struct cascade_swing_opts swing;
@@ -223,6 +224,9 @@ static void train_flags(struct flag_table *t, struct build_args *a)
     add(t, (struct cascade_flag){
                "truth", CASCADE_FLAG_STRING, &a->truth,
                "truth.tsv for the oracle AUC (default DATA/truth.tsv when present)", 0, 0});
+    add(t, (struct cascade_flag){"no-warm-start", CASCADE_FLAG_BOOL, &a->cold,
+                                 "train from zero weights, not from model-dir's current version",
+                                 0, 0});
 }
 
 static void defaults(struct build_args *a)
@@ -287,6 +291,7 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
     a->train.lr.learning_rate = (float)a->learning_rate;
     a->train.lr.l2 = (float)a->l2;
     a->train.model_dir = a->model_dir;
+    a->train.warm_start = !a->cold;
     return 0;
 }
 

@@ -3,7 +3,6 @@
  * progress, held-out AUC / log loss / ECE per task and the oracle AUC, and
  * publication of rank-mmoe-<UTC>.safetensors plus rank-mmoe.latest. */
 #include "train_mmoe.h"
-#include "train_progress.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "lr.h"
 #include "rank_features.h"
 #include "safetensors.h"
+#include "train_progress.h"
 
 #define NO_ROW UINT32_MAX
 #define LABEL_WATCH (-2)
@@ -453,15 +453,6 @@ static void complete_rates(const cascade_dataset *ds, const struct cascade_rank_
     }
 }
 
-/* Read the model file name in dir/rank-mmoe.latest into name; false when
- * there is none. */
-static bool read_latest_name(const char *dir, char *name, size_t len)
-{
-    char path[4096], err[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
-    return cascade_latest_read(path, name, len, err, sizeof(err)) == 0;
-}
-
 static bool same_shape(const struct cascade_mmoe_config *a, const struct cascade_mmoe_config *b)
 {
     if (a->input_dim != b->input_dim || a->n_experts != b->n_experts ||
@@ -501,12 +492,12 @@ static void unfold_layer(cascade_nn_params *ps, const char *prefix, const float 
  * the reason on stderr. from receives the file name used, "" when none. */
 static void warm_start(struct job *j, char *from, size_t fromlen)
 {
-    char name[256], path[4096], err[512] = "";
+    char name[256], path[4400], err[512] = "";
     from[0] = '\0';
     if (!j->o->warm_start || !j->o->model_dir ||
-        !read_latest_name(j->o->model_dir, name, sizeof(name)))
+        cascade_latest_current(j->o->model_dir, CASCADE_TRAIN_MMOE_LATEST, name, sizeof(name),
+                               path, sizeof(path), err, sizeof(err)) != 0)
         return;
-    snprintf(path, sizeof(path), "%s/%s", j->o->model_dir, name);
     cascade_mmoe *prev = cascade_mmoe_load(path, err, sizeof(err));
     if (!prev || !same_shape(cascade_mmoe_config(prev), cascade_mmoe_config(j->m))) {
         if (!j->o->quiet)

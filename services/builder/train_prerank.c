@@ -2,7 +2,6 @@
  * hashed crosses of point-in-time records, Adagrad epochs over a shuffled
  * order with held-out AUC next to the heuristic's, and publishing. */
 #include "train_prerank.h"
-#include "train_progress.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -22,6 +21,7 @@
 #include "records.h"
 #include "redis.h"
 #include "store.h"
+#include "train_progress.h"
 
 #define DAY_S 86400.0
 #define NF CASCADE_PRERANK_FEATURES
@@ -35,6 +35,29 @@ void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o)
     o->seed = 1;
     cascade_hashlr_train_defaults(&o->lr);
     o->lr.learning_rate = 0.02f; /* best of 0.02/0.05/0.1 on the generated world */
+    o->warm_start = true;
+}
+
+/* Start m from model_dir's current prerank-lr model when it has the same
+ * buckets and features; one that cannot serve is noted and the fresh start
+ * kept. */
+static void prerank_warm_start(cascade_hashlr *m, const struct cascade_train_prerank_opts *o,
+                               struct cascade_train_prerank_summary *sum)
+{
+    char name[256], path[4400], err[512];
+    if (!o->warm_start || !o->model_dir ||
+        cascade_latest_current(o->model_dir, "prerank-lr.latest", name, sizeof name, path,
+                               sizeof path, err, sizeof err) != 0)
+        return;
+    cascade_hashlr *prev = cascade_hashlr_load(path, err, sizeof err);
+    if (prev && cascade_hashlr_copy_weights(m, prev, err, sizeof err) == 0) {
+        snprintf(sum->warm_from, sizeof sum->warm_from, "%s", name);
+        if (!o->quiet)
+            fprintf(stderr, "train-prerank: warm start from %s\n", name);
+    } else if (!o->quiet) {
+        fprintf(stderr, "train-prerank: not warm-starting from %s: %s\n", name, err);
+    }
+    cascade_hashlr_destroy(prev);
 }
 
 void cascade_prerank_examples_free(struct cascade_prerank_examples *ex)
@@ -309,6 +332,7 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
     double c =
         sum->train_ctr < 1e-4 ? 1e-4 : (sum->train_ctr > 1 - 1e-4 ? 1 - 1e-4 : sum->train_ctr);
     cascade_hashlr_set_bias(m, (float)log(c / (1 - c)));
+    prerank_warm_start(m, o, sum);
     if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
     if (o->model_dir && (rc = cascade_prerank_model_publish(m, o->model_dir, sum->model_path,
@@ -351,6 +375,7 @@ struct prerank_cli {
     const char *data, *redis, *ns;
     int bits;
     double learning_rate, l2;
+    bool cold; /* --no-warm-start */
     struct cascade_train_prerank_opts o;
 };
 
@@ -402,10 +427,13 @@ int cascade_train_prerank_command(int argc, char **argv)
          "share of impressions that only build feature state", 0, 0.95},
         {"holdout-frac", CASCADE_FLAG_DOUBLE, &c.o.examples.holdout_frac,
          "share of examples (the latest) held out", 0.001, 0.9},
+        {"no-warm-start", CASCADE_FLAG_BOOL, &c.cold,
+         "train from zero weights, not from model-dir's current version", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &c.o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof flags / sizeof flags[0];
     int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof err);
+    c.o.warm_start = !c.cold;
     if (rc == CASCADE_FLAGS_HELP) {
         cascade_flags_usage(stdout,
                             "cascade-build train-prerank --data DIR --model-dir DIR [flags]",

@@ -23,6 +23,7 @@ struct cascade_train_prerank_opts {
     uint64_t seed;                           /* shuffling seed, default 1 */
     struct cascade_hashlr_train_opts lr;
     const char *model_dir; /* NULL = do not save */
+    bool warm_start;       /* start from model_dir's current prerank-lr model (default true) */
     bool quiet;
 };
 
@@ -42,6 +43,7 @@ struct cascade_train_prerank_summary {
     double base_logloss;   /* constant prediction (train CTR) on the held-out set */
     char model_path[1024]; /* "" when not saved */
     char version[128];
+    char warm_from[256]; /* the model started from; "" = fresh */
     double seconds;
 };
 

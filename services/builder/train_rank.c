@@ -2,7 +2,6 @@
  * labels), logistic regression training with held-out evaluation per epoch,
  * and publishing the model file plus its rank-lr.latest pointer. */
 #include "train_rank.h"
-#include "train_progress.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +19,7 @@
 #include "latest_file.h"
 #include "progress.h"
 #include "records.h"
+#include "train_progress.h"
 
 #define DAY_S 86400.0
 #define NO_EVENT UINT32_MAX
@@ -30,6 +30,7 @@ void cascade_train_rank_defaults(struct cascade_train_rank_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->warmup_frac = 0.3;
+    o->warm_start = true;
     o->holdout_frac = 0.1;
     o->affinity_half_life_days = 30;
     cascade_behaviour_weights_default(&o->weights);
@@ -261,6 +262,31 @@ double cascade_rank_oracle_auc(const float *truth, const struct cascade_rank_exa
 
 /* ---- training ---- */
 
+/* Start m from model_dir's current rank-lr model when it has m's width; a
+ * model that cannot serve is noted and the fresh start kept. */
+static void lr_warm_start(cascade_lr *m, const struct cascade_train_rank_opts *o,
+                          struct cascade_train_rank_summary *sum)
+{
+    char name[256], path[4400], err[512];
+    if (!o->warm_start || !o->model_dir ||
+        cascade_latest_current(o->model_dir, "rank-lr.latest", name, sizeof name, path,
+                               sizeof path, err, sizeof err) != 0)
+        return;
+    cascade_lr *prev = cascade_lr_load(path, err, sizeof err);
+    if (prev && cascade_lr_dim(prev) == cascade_lr_dim(m)) {
+        float bias;
+        const float *w = cascade_lr_weights(prev, &bias);
+        cascade_lr_set_weights(m, w, bias);
+        snprintf(sum->warm_from, sizeof sum->warm_from, "%s", name);
+        if (!o->quiet)
+            fprintf(stderr, "train-rank: warm start from %s\n", name);
+    } else if (!o->quiet) {
+        fprintf(stderr, "train-rank: not warm-starting from %s: %s\n", name,
+                prev ? "another feature count" : err);
+    }
+    cascade_lr_destroy(prev);
+}
+
 /* What cascade_lr_fit reports after each epoch. */
 struct epoch_report {
     double loss, rate;
@@ -415,6 +441,7 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
         goto out;
     }
     cascade_lr_init_bias(m, ex.y, ex.n_train);
+    lr_warm_start(m, o, sum);
     if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
     if (!o->quiet)

@@ -25,6 +25,7 @@ struct cascade_train_rank_opts {
     struct cascade_lr_train_opts lr;
     const char *model_dir;  /* where to save; NULL = do not save */
     const char *truth_path; /* optional truth.tsv for the oracle AUC; NULL = none */
+    bool warm_start;        /* start from model_dir's current rank-lr model (default true) */
     bool quiet;
 };
 
@@ -44,6 +45,7 @@ struct cascade_train_rank_summary {
     double oracle_auc;     /* true p_click on the held-out set; NAN without truth */
     char model_path[1024]; /* "" when not saved */
     char version[128];
+    char warm_from[256]; /* the model started from; "" = fresh (zero weights) */
     double seconds;
 };
 

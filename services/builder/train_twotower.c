@@ -22,6 +22,7 @@
 #include "progress.h"
 #include "redis.h"
 #include "train_progress.h"
+#include "tt_warm.h"
 #include "vindex.h"
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
@@ -42,6 +43,7 @@ void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
     o->eval_users = 2000;
     cascade_behaviour_weights_default(&o->weights);
     o->seed = 1;
+    o->warm_start = true;
 }
 
 uint32_t cascade_tt_user_age_bucket(uint32_t age)
@@ -768,6 +770,54 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
 
 /* ------------------------------------------------------------ run */
 
+/* Start m from model_dir's current version when there is one (tt_warm.h);
+ * a version that cannot serve (other widths, unreadable) is noted and the
+ * fresh initialisation kept. */
+static int warm_start(cascade_twotower *m, const struct tt_data *d,
+                      const struct cascade_train_twotower_opts *o,
+                      struct cascade_train_twotower_summary *sum)
+{
+    char path[1100], version[128], err[512];
+    snprintf(path, sizeof(path), "%s/two-tower.latest", o->model_dir);
+    if (cascade_latest_read(path, version, sizeof(version), err, sizeof(err)) != 0)
+        return 0; /* nothing published yet */
+    const cascade_dataset *ds = d->ds;
+    uint64_t *users = malloc((ds->n_users + 1) * sizeof(*users));
+    uint64_t *items = malloc((ds->n_items + 1) * sizeof(*items));
+    if (!users || !items) {
+        free(users);
+        free(items);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t u = 0; u < ds->n_users; u++)
+        users[u] = cascade_twotower_user_key(ds->users[u].id);
+    for (size_t i = 0; i < ds->n_items; i++)
+        items[i] = ds->items[i].id;
+    struct cascade_tt_ids ids = {
+        .keys = {users, items, d->authors, d->cats, d->cities},
+        .n = {ds->n_users, ds->n_items, d->n_authors, d->n_cats, d->n_cities}};
+    struct cascade_tt_warm_report rep;
+    int rc = cascade_tt_warm_start(m, &ids, o->model_dir, version, &rep, err, sizeof(err));
+    free(users);
+    free(items);
+    if (rc == CASCADE_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        if (!o->quiet)
+            fprintf(stderr, "train-two-tower: not warm-starting from %s: %s\n", version, err);
+        return 0;
+    }
+    snprintf(sum->warm_from, sizeof(sum->warm_from), "%s", version);
+    sum->warm_rows_carried = rep.rows_carried;
+    sum->warm_rows_fresh = rep.rows_fresh;
+    if (!o->quiet)
+        fprintf(stderr,
+                "train-two-tower: warm start from %s (%zu tensors copied, %zu embedding rows "
+                "carried over by id, %zu new)\n",
+                version, rep.tensors, rep.rows_carried, rep.rows_fresh);
+    return 0;
+}
+
 static int new_model(const struct tt_data *d, const struct cascade_train_twotower_opts *o,
                      cascade_twotower **m, char *err, size_t errlen)
 {
@@ -859,6 +909,8 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     if ((rc = new_model(&d, o, &t.m, err, errlen)) != 0 ||
         (rc = new_sampler(&d, o, &t.ns, err, errlen)) != 0)
         goto out;
+    if (o->warm_start && o->model_dir && (rc = warm_start(t.m, &d, o, sum)) != 0)
+        goto nomem;
     if (batch_alloc(&t.b, o->batch, o->n_neg, ds->n_items) != 0 ||
         !(t.order = malloc(d.n_train * sizeof(uint32_t)))) {
         rc = CASCADE_ENOMEM;
@@ -985,6 +1037,7 @@ int cascade_train_twotower_command(int argc, char **argv)
     char err[1024];
     cascade_train_twotower_defaults(&o);
     double lr = o.lr, temp = o.temperature;
+    bool cold = false;
     const struct cascade_flag flags[] = {
         {"data", CASCADE_FLAG_STRING, &data, "directory of users/items/events.tsv; required", 0, 0},
         {"model-dir", CASCADE_FLAG_STRING, &o.model_dir,
@@ -1017,10 +1070,13 @@ int cascade_train_twotower_command(int argc, char **argv)
          "Redis HOST:PORT: read hard negatives from {ns}:user:{uid}:hardneg", 0, 0},
         {"namespace", CASCADE_FLAG_STRING, &hc.ns, "Redis key namespace", 0, 0},
         {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
+        {"no-warm-start", CASCADE_FLAG_BOOL, &cold,
+         "train from a fresh initialisation, not from model-dir's current version", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof(flags) / sizeof(flags[0]);
     int rc = cascade_flags_parse(argc, argv, 2, flags, n, err, sizeof(err));
+    o.warm_start = !cold;
     if (rc == CASCADE_FLAGS_HELP) {
         cascade_flags_usage(stdout,
                             "cascade-build train-two-tower --data DIR --model-dir DIR [flags]",

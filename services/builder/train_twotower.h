@@ -33,6 +33,7 @@ struct cascade_train_twotower_opts {
     struct cascade_behaviour_weights weights; /* > 0 marks a positive event type */
     uint64_t seed;                            /* default 1 */
     const char *model_dir;                    /* NULL = do not save */
+    bool warm_start; /* start from model_dir's current version (default true) */
     bool quiet;
     /* Hard negatives (items the ranker cut, tt_hardneg.h; finished, borrowed):
      * round(n_neg·hard_ratio) of each example's sampled negatives come from
@@ -55,6 +56,10 @@ struct cascade_train_twotower_summary {
     double seconds;
     size_t hard_users; /* training users with at least one usable hard candidate */
     size_t hard_drawn; /* hard negatives drawn, over all epochs */
+    /* Warm start: the version started from ("" = fresh initialisation), the
+     * embedding rows carried over by id and those of ids it did not know. */
+    char warm_from[128];
+    size_t warm_rows_carried, warm_rows_fresh;
 };
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);

@@ -119,6 +119,7 @@ static int build_two_tower(const cascade_dataset *ds, const struct cascade_eval_
         cascade_train_twotower_defaults(&to);
     to.model_dir = o->two_tower_dir;
     to.holdout_frac = 0;
+    to.warm_start = false; /* each evaluation trains from scratch, reproducibly */
     to.quiet = o->quiet;
     int rc = cascade_train_twotower_run(ds, &to, &ts, NULL, err, errlen);
     if (rc != 0)

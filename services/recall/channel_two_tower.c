@@ -19,6 +19,7 @@
 #include "recall_internal.h"
 #include "store.h"
 #include "twotower.h"
+#include "twotower_maps.h"
 #include "vindex.h"
 
 /* Profile buckets of the user tower; must match cascade_tt_user_age_bucket
@@ -37,52 +38,6 @@ static uint32_t age_bucket(uint32_t age)
     return 6;
 }
 
-/* ------------------------------------------------------------ id → row maps */
-
-/* Open addressing, key → row (rows are ≥ 1, so 0 marks an empty slot). */
-struct tt_map {
-    uint64_t *keys;
-    uint32_t *rows;
-    size_t cap; /* power of two */
-};
-
-static void map_free(struct tt_map *m)
-{
-    free(m->keys);
-    free(m->rows);
-}
-
-static int map_init(struct tt_map *m, size_t n)
-{
-    m->cap = 16;
-    while (m->cap < 2 * n + 16)
-        m->cap <<= 1;
-    m->keys = calloc(m->cap, sizeof(*m->keys));
-    m->rows = calloc(m->cap, sizeof(*m->rows));
-    return m->keys && m->rows ? 0 : CASCADE_ENOMEM;
-}
-
-static size_t map_slot(const struct tt_map *m, uint64_t key)
-{
-    size_t i = (size_t)cascade_hash64(&key, sizeof(key), 0x7477) & (m->cap - 1);
-    while (m->rows[i] != 0 && m->keys[i] != key)
-        i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static void map_put(struct tt_map *m, uint64_t key, uint32_t row)
-{
-    size_t i = map_slot(m, key);
-    m->keys[i] = key;
-    m->rows[i] = row;
-}
-
-/* The row of key, 0 when unknown. */
-static uint32_t map_get(const struct tt_map *m, uint64_t key)
-{
-    return m->cap ? m->rows[map_slot(m, key)] : 0;
-}
-
 /* ------------------------------------------------------------ a loaded version */
 
 struct tt_snap {
@@ -90,10 +45,7 @@ struct tt_snap {
     char version[128];
     cascade_twotower *model;
     cascade_vindex *index;
-    struct tt_map users; /* cascade_hash_str(user id) → row */
-    struct tt_map items; /* item id → row */
-    struct tt_map cities;
-    int64_t ref_ts;
+    cascade_twotower_maps *maps; /* ids → embedding rows */
 };
 
 static void snap_free(struct tt_snap *s)
@@ -102,53 +54,8 @@ static void snap_free(struct tt_snap *s)
         return;
     cascade_twotower_destroy(s->model);
     cascade_vindex_destroy(s->index);
-    map_free(&s->users);
-    map_free(&s->items);
-    map_free(&s->cities);
+    cascade_twotower_maps_destroy(s->maps);
     free(s);
-}
-
-/* Parse the maps TSV written by train-two-tower (users, items, cities). */
-static int read_maps(struct tt_snap *s, const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return CASCADE_EIO;
-    }
-    size_t n = 0;
-    char line[256], kind[16], key[128];
-    unsigned long row;
-    while (fgets(line, sizeof(line), f))
-        n++;
-    rewind(f);
-    int rc = CASCADE_ENOMEM;
-    if (map_init(&s->users, n) || map_init(&s->items, n) || map_init(&s->cities, n))
-        goto out;
-    rc = CASCADE_EFORMAT;
-    if (!fgets(line, sizeof(line), f) || strncmp(line, "cascade-two-tower-maps\t1", 24) != 0) {
-        snprintf(err, errlen, "%s: not a two-tower maps file (version 1)", path);
-        goto out;
-    }
-    for (size_t ln = 2; fgets(line, sizeof(line), f); ln++) {
-        if (sscanf(line, "ref_ts\t%" SCNd64, &s->ref_ts) == 1)
-            continue;
-        if (sscanf(line, "%15[^\t]\t%127[^\t]\t%lu", kind, key, &row) != 3 || row == 0 ||
-            row > UINT32_MAX) {
-            snprintf(err, errlen, "%s:%zu: expected kind<TAB>id<TAB>row", path, ln);
-            goto out;
-        }
-        if (strcmp(kind, "user") == 0)
-            map_put(&s->users, cascade_hash_str(key, 0), (uint32_t)row);
-        else if (strcmp(kind, "item") == 0)
-            map_put(&s->items, strtoull(key, NULL, 10), (uint32_t)row);
-        else if (strcmp(kind, "city") == 0)
-            map_put(&s->cities, strtoull(key, NULL, 10), (uint32_t)row);
-    }
-    rc = 0;
-out:
-    fclose(f);
-    return rc;
 }
 
 /* Load version `version` from dir: model, maps and item index. */
@@ -174,7 +81,7 @@ static struct tt_snap *snap_load(const char *dir, const char *version, char *err
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/%s.maps.tsv", dir, version);
-    if (read_maps(s, path, err, errlen) != 0)
+    if (cascade_twotower_maps_read(path, &s->maps, err, errlen) != 0)
         goto fail;
     return s;
 fail:
@@ -330,18 +237,19 @@ static int user_features(const struct cascade_recall__channel_args *a, const str
     if (rc != 0)
         return rc;
     memset(u, 0, sizeof(*u));
-    u->user_id = map_get(&s->users, cascade_hash_str(a->user_id, 0));
+    u->user_id = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_USER,
+                                           cascade_twotower_user_key(a->user_id));
     if (found) {
         u->age_bucket = age_bucket(p->age);
         u->gender = p->gender < TT_GENDERS ? p->gender : 0;
-        u->city = p->city ? map_get(&s->cities, p->city) : 0;
+        u->city = p->city ? cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_CITY, p->city) : 0;
     }
     uint32_t *hist = cascade_arena_alloc(a->arena, (lastn->count + 1) * sizeof(*hist));
     if (!hist)
         return cascade_recall__nomem(a);
     size_t n = 0;
     for (size_t i = 0; i < lastn->count && n < last_n; i++) {
-        uint32_t row = map_get(&s->items, lastn->ids[i]);
+        uint32_t row = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_ITEM, lastn->ids[i]);
         if (row)
             hist[n++] = row;
     }

@@ -148,6 +148,34 @@ static void test_beats_heuristic_and_publishes(void **state)
                      0);
     assert_string_not_equal(path2, s.model_path);
     assert_non_null(strstr(read_line(latest, name, sizeof name), version2));
+
+    /* Warm start from what prerank-lr.latest names: with a step too small to
+     * move, the next model scores like m; without it, like a fresh model. */
+    struct cascade_train_prerank_summary w;
+    cascade_hashlr *mw = NULL, *mc = NULL;
+    char before[256];
+    read_line(latest, before, sizeof before);
+    o.lr.learning_rate = 1e-9f;
+    o.epochs = 1;
+    if (cascade_train_prerank_run(ds, &o, &w, &mw, err, sizeof err) != 0)
+        fail_msg("warm train: %s", err);
+    assert_string_equal(w.warm_from, before);
+    o.warm_start = false;
+    if (cascade_train_prerank_run(ds, &o, &w, &mc, err, sizeof err) != 0)
+        fail_msg("cold train: %s", err);
+    assert_string_equal(w.warm_from, "");
+    float warm_gap = 0, cold_gap = 0;
+    for (uint32_t k = 0; k < 50; k++) {
+        for (size_t i = 0; i < NF; i++)
+            idx[i] = (k * 2654435761u + (uint32_t)i * 40503u) & ((1u << 18) - 1);
+        float pm = cascade_hashlr_predict(m, idx, NF);
+        warm_gap = fmaxf(warm_gap, fabsf(cascade_hashlr_predict(mw, idx, NF) - pm));
+        cold_gap = fmaxf(cold_gap, fabsf(cascade_hashlr_predict(mc, idx, NF) - pm));
+    }
+    assert_true(warm_gap < 1e-4f);
+    assert_true(cold_gap > 0.01f);
+    cascade_hashlr_destroy(mw);
+    cascade_hashlr_destroy(mc);
     cascade_hashlr_destroy(back);
     cascade_hashlr_destroy(m);
     cascade_dataset_destroy(ds);

@@ -151,6 +151,33 @@ static void test_learns_on_generated_world_and_publishes(void **state)
     assert_non_null(fgets(name, sizeof(name), f));
     fclose(f);
     assert_non_null(strstr(name, version2));
+
+    /* Warm start: the next run starts from what rank-lr.latest names; with a
+     * step too small to move, it keeps that model's weights. */
+    struct cascade_train_rank_summary w;
+    cascade_lr *mw = NULL, *mc = NULL;
+    o.lr.learning_rate = 1e-9f;
+    o.lr.epochs = 1;
+    assert_int_equal(cascade_train_rank_run(ds, &o, &w, &mw, err, sizeof(err)), 0);
+    name[strcspn(name, "\n")] = '\0';
+    assert_string_equal(w.warm_from, name);
+    float bm, bw;
+    const float *wm = cascade_lr_weights(m, &bm), *ww = cascade_lr_weights(mw, &bw);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        assert_true(fabsf(wm[i] - ww[i]) < 1e-4f);
+    assert_true(fabsf(bm - bw) < 1e-4f);
+    /* --no-warm-start: zero weights, which that step cannot move far. */
+    o.warm_start = false;
+    assert_int_equal(cascade_train_rank_run(ds, &o, &w, &mc, err, sizeof(err)), 0);
+    assert_string_equal(w.warm_from, "");
+    float bc;
+    const float *wc = cascade_lr_weights(mc, &bc);
+    float moved = 0;
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        moved = fmaxf(moved, fabsf(wc[i] - wm[i]));
+    assert_true(moved > 0.05f);
+    cascade_lr_destroy(mw);
+    cascade_lr_destroy(mc);
     cascade_lr_destroy(back);
     cascade_lr_destroy(m);
     cascade_dataset_destroy(ds);

@@ -146,6 +146,78 @@ static void test_seeded(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* Largest absolute difference between the same-named parameters of a and b. */
+static float max_param_diff(cascade_twotower *a, cascade_twotower *b)
+{
+    cascade_nn_params *pa = cascade_twotower_params(a), *pb = cascade_twotower_params(b);
+    float worst = 0;
+    for (size_t i = 0; i < cascade_nn_params_count(pa); i++) {
+        const struct cascade_nn_param *x = cascade_nn_params_at(pa, i);
+        const struct cascade_nn_param *y = cascade_nn_params_find(pb, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->size, y->size);
+        for (size_t k = 0; k < x->size; k++) {
+            float d = fabsf(x->value[k] - y->value[k]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    return worst;
+}
+
+/* Warm start: a second run starts from the published version (rows carried
+ * over by id), --no-warm-start does not, and an id the previous version did
+ * not know keeps its fresh row. */
+static void test_warm_start(void **state)
+{
+    (void)state;
+    cascade_dataset *ds = two_communities();
+    struct cascade_train_twotower_opts o;
+    struct cascade_train_twotower_summary a, b, c, d;
+    cascade_twotower *ma = NULL, *mb = NULL, *mc = NULL;
+    char err[512], dir[256];
+    small_opts(&o);
+    o.epochs = 3;
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    o.model_dir = dir;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &a, &ma, err, sizeof(err)), 0);
+    assert_string_equal(a.warm_from, "");
+    /* Another seed and a learning rate too small to move: the weights are
+     * the first version's, every embedding row found by id (60 users, 40
+     * items in the item and history tables, 2 authors, 2 categories). */
+    o.seed = 7;
+    o.lr = 1e-9f;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &b, &mb, err, sizeof(err)), 0);
+    assert_string_equal(b.warm_from, a.version);
+    assert_int_equal(b.warm_rows_carried, N_USERS + 2 * N_ITEMS + 2 + 2);
+    assert_int_equal(b.warm_rows_fresh, 0);
+    assert_true(max_param_diff(ma, mb) < 1e-5f);
+    /* Without warm start the other seed gives other weights. */
+    o.warm_start = false;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &c, &mc, err, sizeof(err)), 0);
+    assert_string_equal(c.warm_from, "");
+    assert_true(max_param_diff(ma, mc) > 1e-3f);
+    /* A new item (author 7, category 1) clicked once: its item and history
+     * rows are fresh, everything else is carried over. */
+    struct cascade_ds_item extra = {.id = 9990, .author_id = 7, .category = 1, .created_at = 1000};
+    assert_int_equal(cascade_dataset_add_item(ds, &extra, NULL), 0);
+    assert_int_equal(cascade_dataset_add_event(ds, 30000, "u0", 9990, CASCADE_EV_CLICK, 0), 0);
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+    o.warm_start = true;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &d, NULL, err, sizeof(err)), 0);
+    assert_string_equal(d.warm_from, c.version);
+    assert_int_equal(d.warm_rows_carried, N_USERS + 2 * N_ITEMS + 2 + 2);
+    assert_int_equal(d.warm_rows_fresh, 2);
+    /* Other widths: noted, fresh start, still trains. */
+    o.emb_dim = 4;
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &d, NULL, err, sizeof(err)), 0);
+    assert_string_equal(d.warm_from, "");
+    cascade_twotower_destroy(ma);
+    cascade_twotower_destroy(mb);
+    cascade_twotower_destroy(mc);
+    cascade_dataset_destroy(ds);
+    test_rmdir(dir);
+}
+
 static void read_text(const char *path, char *buf, size_t len)
 {
     FILE *f = fopen(path, "r");
@@ -469,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_learns_communities),
         cmocka_unit_test(test_seeded),
         cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_warm_start),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_hard_negatives_drawn),
         cmocka_unit_test(test_hard_negatives_short_draw),
