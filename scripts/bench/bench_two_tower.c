@@ -118,21 +118,32 @@ static int read_maps(struct bench *b, const char *path)
         if (strcmp(kind, "user") == 0 && strlen(id) < sizeof b->users->id) {
             if (b->n_users == cap_u) {
                 cap_u = cap_u ? 2 * cap_u : 1024;
-                b->users = realloc(b->users, cap_u * sizeof *b->users);
+                void *grown = realloc(b->users, cap_u * sizeof *b->users);
+                if (!grown)
+                    break;
+                b->users = grown;
             }
             struct user_rec *u = &b->users[b->n_users++];
-            snprintf(u->id, sizeof u->id, "%s", id);
+            memcpy(u->id, id, strlen(id) + 1); /* fits: checked above */
             u->row = (uint32_t)row;
             u->n_hist = 0;
         } else if (strcmp(kind, "item") == 0) {
             if (b->n_items == cap_i) {
                 cap_i = cap_i ? 2 * cap_i : 1024;
-                b->items = realloc(b->items, cap_i * sizeof *b->items);
+                void *grown = realloc(b->items, cap_i * sizeof *b->items);
+                if (!grown)
+                    break;
+                b->items = grown;
             }
             b->items[b->n_items++] = (struct item_rec){strtoull(id, NULL, 10), (uint32_t)row};
         }
     }
+    bool complete = feof(f);
     fclose(f);
+    if (!complete) {
+        fprintf(stderr, "%s: out of memory reading the maps\n", path);
+        return -1;
+    }
     qsort(b->users, b->n_users, sizeof *b->users, cmp_user);
     qsort(b->items, b->n_items, sizeof *b->items, cmp_item);
     return b->n_users && b->n_items ? 0 : -1;
