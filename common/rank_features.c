@@ -22,10 +22,14 @@
 #define MEDIA_VIDEO 2
 /* Exposure share: (impressions + SHARE_CLICK_WEIGHT·clicks) of the category
  * over the user's total, smoothed so a user with no history looks uniform
- * over PRIOR_SHARE_TOTAL / PRIOR_SHARE_EACH = 20 categories. */
+ * over PRIOR_SHARE_TOTAL / PRIOR_SHARE_EACH = 20 categories, each declared
+ * interest adding PRIOR_SHARE_DECLARED pseudo-counts (a user's declared
+ * interests are its strongest categories: the best prior we measured with
+ * scripts/bench/oracle_ceiling.py, docs/mmoe.md §5). */
 #define SHARE_CLICK_WEIGHT 2.0
 #define PRIOR_SHARE_EACH 0.3
 #define PRIOR_SHARE_TOTAL 6.0
+#define PRIOR_SHARE_DECLARED 16.0
 #define PRIOR_CAT_CTR_WEIGHT 5.0
 
 static const char *const feature_names[CASCADE_RANK_FEATURES] = {
@@ -141,9 +145,12 @@ static void category_features(const cascade_v1_UserRecord *user, uint32_t catego
     out[6] = (float)v.share;
     out[7] = (float)v.rel_top;
     out[15] = v.has_history ? 0.0f : 1.0f;
-    double mine = v.impressions + SHARE_CLICK_WEIGHT * v.clicks;
-    double all = v.total_impressions + SHARE_CLICK_WEIGHT * v.total_clicks;
-    out[16] = (float)(log((mine + PRIOR_SHARE_EACH) / (all + PRIOR_SHARE_TOTAL)) / 6.0);
+    double mine = v.impressions + SHARE_CLICK_WEIGHT * v.clicks + PRIOR_SHARE_EACH;
+    double all = v.total_impressions + SHARE_CLICK_WEIGHT * v.total_clicks + PRIOR_SHARE_TOTAL;
+    if (category != 0 && declared_interest(user, category))
+        mine += PRIOR_SHARE_DECLARED;
+    all += PRIOR_SHARE_DECLARED * (double)user->interests_count;
+    out[16] = (float)(log(mine / all) / 6.0);
     out[17] = (float)clamp(
         logit(smooth(v.clicks, v.impressions, user_ctr, PRIOR_CAT_CTR_WEIGHT)) / 2.0, -4.0, 4.0);
     out[18] = (float)(log1p(v.impressions) / 4.0);

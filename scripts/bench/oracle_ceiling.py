@@ -64,6 +64,12 @@ def main():
     ap.add_argument("--holdout-frac", type=float, default=0.1)
     a = ap.parse_args()
 
+    declared = {}
+    with open(f"{a.data}/users.tsv") as f:
+        f.readline()
+        for line in f:
+            x = line.rstrip("\n").split("\t")
+            declared[x[0]] = {int(c) for c in x[5].split(",") if c} if len(x) > 5 else set()
     category = {}
     with open(f"{a.data}/items.tsv") as f:
         f.readline()
@@ -89,9 +95,12 @@ def main():
             c = category[item]
             if kind == "impression":
                 k = index[(ts, user, item)]
-                mine = imp[user][c] + 2 * clk[user][c]
-                total = sum(imp[user].values()) + 2 * sum(clk[user].values())
-                share = (mine + 0.3) / (total + 6.0)
+                mine = imp[user][c] + 2 * clk[user][c] + 0.3
+                total = sum(imp[user].values()) + 2 * sum(clk[user].values()) + 6.0
+                interests = declared.get(user, set())
+                mine += 16.0 if c in interests else 0.0
+                total += 16.0 * len(interests)
+                share = mine / total
                 est[k, 0] = 0.65 * math.log(20 * share + 0.05)
                 ictr = (i_clk[item] + 0.1 * 20) / (i_imp[item] + 20)
                 uctr = (u_clk[user] + 0.1 * 20) / (u_imp[user] + 20)
@@ -117,11 +126,14 @@ def main():
     print(f"oracle AUC {auc(z[held], y):.4f}")
     for t, name in enumerate(TERMS):
         print(f"  without {name:<17} {auc((z - terms[:, t])[held], y):.4f}")
-    for t, name, what in [(0, "theta", "user's exposure + 2·clicks share of the category"),
+    for t, name, what in [(0, "theta", "user's exposure + 2·clicks share of the category "
+                                       "(declared interests as prior)"),
                           (1, "quality", "smoothed item CTR"),
                           (2, "user_bias", "smoothed user CTR")]:
         s = z - terms[:, t] + est[:, t]
         print(f"  {name} estimated from the {what}: {auc(s[held], y):.4f}")
+    s = z - terms[:, :3].sum(axis=1) + est.sum(axis=1)
+    print(f"  theta, quality and user_bias estimated together: {auc(s[held], y):.4f}")
 
 
 if __name__ == "__main__":

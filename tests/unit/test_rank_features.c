@@ -136,6 +136,18 @@ static void test_category_exposure(void **state)
     double user_ctr = (4 + 0.1 * 20) / (40 + 20.0);
     assert_true(fabsf(x9[ctr] - (float)(log(user_ctr / (1 - user_ctr)) / 2)) < 1e-5);
     assert_true(fabsf(x3[imps] - (float)(log1p(30.0) / 4)) < 1e-5 && x9[imps] == 0.0f);
+    /* A declared interest adds 16 pseudo-counts to its category (and to the
+     * total): category 5 now (10 + 0.3 + 16) / (48 + 6 + 16), 3 drops to
+     * 38.3 / 70. */
+    u.interests_count = 1;
+    u.interests[0] = 5;
+    it.category = 5;
+    compute(&u, &it, x5);
+    it.category = 3;
+    compute(&u, &it, x3);
+    assert_true(fabsf(x5[share] - (float)(log(26.3 / 70.0) / 6)) < 1e-5);
+    assert_true(fabsf(x3[share] - (float)(log(38.3 / 70.0) / 6)) < 1e-5);
+    u.interests_count = 0;
     /* Impressions alone are not history: the user has clicked nothing yet. */
     u.affinities[0].weight = 0;
     compute(&u, &it, x9);
