@@ -142,22 +142,90 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
         rq->n = keep;
 }
 
+/* The filter needs only ids (and authors, when known): it is sent slim
+ * copies, not the merged candidates with every channel hit, which would be
+ * packed, parsed and sent back for nothing. */
+static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
+{
+    Cascade__V1__Candidate *slim = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *slim);
+    Cascade__V1__Candidate **ptrs = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ptrs);
+    if (!slim || !ptrs)
+        return NULL;
+    for (size_t i = 0; i < rq->n; i++) {
+        cascade__v1__candidate__init(&slim[i]);
+        slim[i].item_id = rq->cands[i]->item_id;
+        slim[i].attrs = rq->cands[i]->attrs;
+        ptrs[i] = &slim[i];
+    }
+    return ptrs;
+}
+
+/* The merged candidates the filter kept, in its order: each returned id is
+ * matched to the first unused candidate with that id (an open-addressing
+ * map, ids → positions). false when out of memory or an id is unknown. */
+static bool keep_filtered(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
+                          Cascade__V1__Candidate ***out)
+{
+    size_t cap = 16;
+    while (cap < 2 * rq->n + 2)
+        cap <<= 1;
+    size_t *slot = cascade_arena_alloc(rq->arena, cap * sizeof *slot); /* position + 1; 0 = empty */
+    Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
+    if (!slot || !full)
+        return false;
+    memset(slot, 0, cap * sizeof *slot);
+    for (size_t i = rq->n; i-- > 0;) { /* later first, so the first occurrence wins */
+        size_t h = (size_t)(rq->cands[i]->item_id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+        while (slot[h] && rq->cands[slot[h] - 1]->item_id != rq->cands[i]->item_id)
+            h = (h + 1) & (cap - 1);
+        slot[h] = i + 1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t h = (size_t)(kept[k]->item_id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+        while (slot[h] && rq->cands[slot[h] - 1]->item_id != kept[k]->item_id)
+            h = (h + 1) & (cap - 1);
+        if (!slot[h])
+            return false;
+        full[k] = rq->cands[slot[h] - 1];
+    }
+    *out = full;
+    return true;
+}
+
 static void run_filter(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.filter;
     Cascade__V1__FilterRequest req = CASCADE__V1__FILTER_REQUEST__INIT;
+    Cascade__V1__Candidate **kept = NULL;
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
+    Cascade__V1__Candidate **slim = slim_candidates(rq);
     req.user = rq->user;
-    req.candidates = rq->cands;
+    req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
         rq, "filter", st, rq->o->filter, "/cascade.v1.Filter/Filter", &req.base,
         &cascade__v1__filter_response__descriptor, "items already shown may repeat", &lat);
-    if (resp != NULL)
+    if (resp == NULL)
+        return;
+    if (!slim) {
         stage_done(rq, "filter", lat, resp->candidates, resp->n_candidates, rq->source);
+    } else if (keep_filtered(rq, resp->candidates, resp->n_candidates, &kept)) {
+        stage_done(rq, "filter", lat, kept, resp->n_candidates, rq->source);
+    } else {
+        cascade_orch__report(
+            rq, &(struct cascade_orch_outcome){
+                    .stage = "filter",
+                    .latency_us = lat,
+                    .items_in = rq->n,
+                    .items_out = rq->n,
+                    .status = GRPC_STATUS_INTERNAL,
+                    .message = "the filter returned items it was not sent (skipped: items "
+                               "already shown may repeat)",
+                    .degraded = true});
+    }
 }
 
 static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, uint32_t def)

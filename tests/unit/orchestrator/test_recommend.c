@@ -42,6 +42,8 @@ struct fake {
     size_t n_exposed;
     uint32_t last_prerank_keep;
     char last_rank_experiment[64];
+    size_t filter_hits_seen; /* channel hits the filter was sent, all calls */
+    uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
 };
 
 static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -115,11 +117,15 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__FilterResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__filter_response__init(resp);
-    resp->candidates = cascade_arena_calloc(a, req->n_candidates + 1, sizeof *resp->candidates);
+    resp->candidates = cascade_arena_calloc(a, req->n_candidates + 2, sizeof *resp->candidates);
     pthread_mutex_lock(&fake.mu);
-    for (size_t i = 0; i < req->n_candidates; i++)
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        fake.filter_hits_seen += req->candidates[i]->n_channels;
         if (!is_exposed(req->user->user_id, req->candidates[i]->item_id))
             resp->candidates[resp->n_candidates++] = req->candidates[i];
+    }
+    if (fake.filter_inject)
+        resp->candidates[resp->n_candidates++] = new_candidate(a, fake.filter_inject, "x", 1);
     pthread_mutex_unlock(&fake.mu);
     *response = &resp->base;
     return 0;
@@ -460,6 +466,42 @@ static void test_dead_stage(void **state)
     assert_true(has_reason(r, "prerank: UNAVAILABLE"));
     assert_non_null(strstr(r->degraded_reasons[0], "recall order kept"));
     assert_non_null(r->items[0]->tasks); /* rank ran after the skipped stage */
+    cascade_orch_destroy(o);
+}
+
+/* The filter is sent slim candidates (ids, no channel hits) and the kept
+ * ones come back with all their provenance; a filter answer with an id it
+ * was not sent is not trusted: the stage is skipped, flagged. */
+static void test_filter_sees_slim_candidates(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    pthread_mutex_lock(&fake.mu);
+    fake.filter_hits_seen = 0;
+    pthread_mutex_unlock(&fake.mu);
+    for (int call = 0; call < 2; call++) { /* the second call has exposures to drop */
+        assert_int_equal(recommend(o, "slim-user", 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_false(r->degraded);
+        for (size_t i = 0; i < r->n_items; i++)
+            assert_true(r->items[i]->n_channels >= 1);
+    }
+    assert_int_equal(trace_of(r, "filter")->items_in, 120);
+    assert_int_equal(trace_of(r, "filter")->items_out, 110); /* the 10 shown first */
+    pthread_mutex_lock(&fake.mu);
+    assert_int_equal(fake.filter_hits_seen, 0);
+    fake.filter_inject = 777777;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(has_reason(r, "filter: INTERNAL"));
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != 777777);
+    pthread_mutex_lock(&fake.mu);
+    fake.filter_inject = 0;
+    pthread_mutex_unlock(&fake.mu);
     cascade_orch_destroy(o);
 }
 
@@ -1164,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_dead_channel),
         cmocka_unit_test(test_dead_stage),
+        cmocka_unit_test(test_filter_sees_slim_candidates),
         cmocka_unit_test(test_dead_filter),
         cmocka_unit_test(test_experiment_params),
         cmocka_unit_test(test_experiment_channel_params),
