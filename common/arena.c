@@ -21,7 +21,9 @@ struct arena_block {
 };
 
 struct cascade_arena {
-    struct arena_block *head; /* current block; older blocks follow */
+    struct arena_block *head;  /* current block; older blocks follow */
+    struct arena_block *spare; /* kept by resets, reused before malloc */
+    size_t spare_bytes;
     size_t block_size;
     size_t limit; /* 0 = none */
     size_t used;  /* bytes handed out (after alignment) */
@@ -86,6 +88,7 @@ void cascade_arena_destroy(cascade_arena *a)
     if (!a)
         return;
     blocks_free(a->head);
+    blocks_free(a->spare);
     free(a);
 }
 
@@ -100,12 +103,39 @@ void cascade_arena_reset(cascade_arena *a)
     struct arena_block *b = a->head;
     while (b != first) {
         struct arena_block *next = b->next;
-        free(b);
+        if (a->spare_bytes + b->size <= CASCADE_ARENA_RETAIN_BYTES) {
+            b->used = 0;
+            b->next = a->spare;
+            a->spare = b;
+            a->spare_bytes += b->size;
+        } else {
+            free(b);
+        }
         b = next;
     }
     first->used = 0;
     a->head = first;
     a->used = 0;
+}
+
+/* A kept block with room for need bytes (first fit), unlinked; NULL if none. */
+static struct arena_block *spare_take(cascade_arena *a, size_t need)
+{
+    for (struct arena_block **p = &a->spare; *p; p = &(*p)->next) {
+        struct arena_block *b = *p;
+        if (b->size >= need) {
+            *p = b->next;
+            a->spare_bytes -= b->size;
+            b->next = NULL;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+size_t cascade_arena_retained(const cascade_arena *a)
+{
+    return a ? a->spare_bytes : 0;
 }
 
 void *cascade_arena_alloc(cascade_arena *a, size_t n)
@@ -120,8 +150,8 @@ void *cascade_arena_alloc(cascade_arena *a, size_t n)
         /* Oversized requests get a block of their own; the new block goes in
          * front so the next small allocations use its remaining space. */
         size_t size = need > a->block_size ? need : a->block_size;
-        struct arena_block *nb = block_new(size);
-        if (!nb)
+        struct arena_block *nb = spare_take(a, need);
+        if (!nb && !(nb = block_new(size)))
             return NULL;
         nb->next = a->head;
         a->head = nb;

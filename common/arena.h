@@ -17,8 +17,16 @@ cascade_arena *cascade_arena_create(size_t block_size);
 /* Free the arena and everything allocated from it. NULL is a no-op. */
 void cascade_arena_destroy(cascade_arena *a);
 
-/* Release all allocations but keep the first block for reuse. */
+/* Release all allocations. The first block and up to
+ * CASCADE_ARENA_RETAIN_BYTES of the others are kept for the next requests,
+ * so a worker that serves similar requests stops calling malloc (and
+ * faulting in fresh pages) after the first few. */
 void cascade_arena_reset(cascade_arena *a);
+
+#define CASCADE_ARENA_RETAIN_BYTES (16u * 1024 * 1024)
+
+/* Bytes of blocks kept by resets for reuse (beyond the first block). */
+size_t cascade_arena_retained(const cascade_arena *a);
 
 /* Allocate n bytes aligned to 16; NULL when out of memory or over the arena's
  * limit. Memory is owned by the arena. */

@@ -45,7 +45,11 @@ struct cascade_rpc_method {
 struct cascade_rpc_server_opts {
     const char *listen_addr;    /* "127.0.0.1:50051"; port 0 picks a free port */
     int threads;                /* worker threads; 0 = number of cores */
-    int calls_per_method;       /* pre-posted calls per method per thread; 0 = 8 */
+    /* Pre-posted calls per method per thread; 0 = 1. Keep it at 1: gRPC
+     * matches the calls of one connection to the first completion queue with
+     * a pending request, so with more a busy worker keeps receiving calls
+     * while the others idle (a caller's fan-out ran one call at a time). */
+    int calls_per_method;
     size_t max_message_bytes;   /* larger requests get RESOURCE_EXHAUSTED; 0 = 16 MiB */
     size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
     const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */

@@ -23,7 +23,7 @@
 #include "rpc.h"
 #include "rpc_internal.h"
 
-#define DEFAULT_CALLS_PER_METHOD 8
+#define DEFAULT_CALLS_PER_METHOD 1
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 #define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"

@@ -449,6 +449,10 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
         code = rc == 1 ? 0 : 2;
         goto out;
     }
+    if (opts.threads == 0 && stage->threads_per_core > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        opts.threads = (int)(cores > 0 ? cores : 1) * stage->threads_per_core;
+    }
     if (!(metrics = cascade_service_metrics(&opts)))
         goto out;
     if (stage->needs_redis) {

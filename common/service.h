@@ -84,6 +84,10 @@ struct cascade_service_stage {
     const char *grpc_service; /* "cascade.v1.Recall" */
     int needs_redis;          /* create a Redis pool and pass it to create */
     int create_failed_code;   /* exit code when create fails (0 means 1) */
+    /* Worker threads per core when neither --threads nor <name>.threads
+     * says (0 means 1): a stage whose handlers mostly wait on other
+     * services (the orchestrator) needs more workers than cores. */
+    int threads_per_core;
     /* Build the stage from the parsed options; redis is NULL unless
      * needs_redis. Returns NULL after writing the problem into err. */
     void *(*create)(const struct cascade_service_opts *o, cascade_redis_pool *redis,

@@ -41,6 +41,8 @@ static void destroy_stage(void *stage)
 static const struct cascade_service_stage stage = {
     .name = "orchestrator",
     .default_port = 50050,
+    /* Each request holds a worker while it waits on the stages. */
+    .threads_per_core = 4,
     .extra_usage = extra_usage,
     .grpc_service = "cascade.v1.Recommender",
     .needs_redis = 1,

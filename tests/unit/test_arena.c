@@ -82,6 +82,32 @@ static void test_reset(void **state)
     cascade_arena_destroy(a);
 }
 
+/* Resets keep blocks for reuse, up to CASCADE_ARENA_RETAIN_BYTES: the same
+ * oversized request after a reset gets the same memory back. */
+static void test_reset_keeps_blocks(void **state)
+{
+    (void)state;
+    cascade_arena *a = cascade_arena_create(1024);
+    assert_non_null(a);
+    char *big = cascade_arena_alloc(a, 200000);
+    assert_non_null(big);
+    memset(big, 1, 200000);
+    assert_int_equal(cascade_arena_retained(a), 0);
+    cascade_arena_reset(a);
+    assert_true(cascade_arena_retained(a) >= 200000);
+    char *again = cascade_arena_alloc(a, 150000);
+    assert_ptr_equal(again, big); /* the kept block, first fit */
+    assert_int_equal(cascade_arena_retained(a), 0);
+    cascade_arena_reset(a);
+    /* Far more than the cap in 1 MiB blocks: only up to the cap is kept. */
+    for (int i = 0; i < 40; i++)
+        assert_non_null(cascade_arena_alloc(a, 1u << 20));
+    cascade_arena_reset(a);
+    assert_true(cascade_arena_retained(a) <= CASCADE_ARENA_RETAIN_BYTES);
+    assert_true(cascade_arena_retained(a) >= CASCADE_ARENA_RETAIN_BYTES - (2u << 20));
+    cascade_arena_destroy(a);
+}
+
 static void test_calloc_and_printf(void **state)
 {
     (void)state;
@@ -135,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_large_allocation),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_reset_keeps_blocks),
         cmocka_unit_test(test_calloc_and_printf),
         cmocka_unit_test(test_protobuf_allocator),
     };

@@ -3,6 +3,8 @@
  * deadlines, fan-out, malformed and oversized input, unknown methods, health,
  * request-id propagation and graceful shutdown. */
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,9 +24,14 @@
 
 #define METHOD "/cascade.v1.Recall/Recall"
 
+/* Handlers inside a "meet" call right now (see echo_handler). */
+static atomic_int meet_inside;
+
 /* Test handler: one candidate per requested channel with item_id = quota + i.
  * Channel "fail" -> INVALID_ARGUMENT; "slow" -> waits for the deadline to pass;
- * "rid" -> echoes the request id as the channel name of the result. */
+ * "meet" -> waits until a second "meet" call is inside a handler at the same
+ * time (DEADLINE_EXCEEDED if none comes); "rid" -> echoes the request id as
+ * the channel name of the result. */
 static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                         ProtobufCMessage **response)
 {
@@ -35,6 +42,18 @@ static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMess
     for (size_t i = 0; i < req->n_channels; i++) {
         if (strcmp(req->channels[i], "fail") == 0)
             return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "channel \"fail\" refused");
+        if (strcmp(req->channels[i], "meet") == 0) {
+            atomic_fetch_add(&meet_inside, 1);
+            while (atomic_load(&meet_inside) < 2 && !cascade_rpc_ctx_expired(ctx)) {
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL); /* polls the counter */
+            }
+            bool met = atomic_load(&meet_inside) >= 2;
+            if (!met) {
+                atomic_fetch_sub(&meet_inside, 1);
+                return cascade_rpc_ctx_fail(ctx, CASCADE_ETIMEDOUT, "nobody to meet");
+            }
+        }
         if (strcmp(req->channels[i], "slow") == 0) {
             while (!cascade_rpc_ctx_expired(ctx)) {
                 struct timespec ts = {0, 2000000};
@@ -133,6 +152,29 @@ static void test_unary_roundtrip(void **state)
     assert_int_equal(resp->candidates[2]->item_id, 42);
     /* x-request-id metadata reaches the handler. */
     assert_string_equal(resp->channels[0]->channel, "req-123");
+}
+
+/* Two calls on one connection are served at the same time by the two
+ * workers: none may queue behind a busy worker (which happened with several
+ * calls pre-posted per worker: gRPC matched every call of a connection to
+ * the first worker's queue). */
+static void test_calls_on_one_connection_run_in_parallel(void **state)
+{
+    struct fixture *f = *state;
+    char *channels[] = {"meet"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    req.quota = 5;
+    for (int round = 0; round < 3; round++) {
+        struct cascade_rpc_call calls[2];
+        make_call(&calls[0], f, &req, 3000);
+        make_call(&calls[1], f, &req, 3000);
+        atomic_store(&meet_inside, 0);
+        assert_int_equal(cascade_rpc_fanout(calls, 2, f->arena), 2);
+        assert_int_equal(calls[0].status, GRPC_STATUS_OK);
+        assert_int_equal(calls[1].status, GRPC_STATUS_OK);
+    }
 }
 
 static void test_handler_error_status(void **state)
@@ -430,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_fanout_dead_endpoint_is_unavailable),
         cmocka_unit_test(test_malformed_bytes_rejected),
         cmocka_unit_test(test_oversized_request),
+        cmocka_unit_test(test_calls_on_one_connection_run_in_parallel),
         cmocka_unit_test(test_unknown_method),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_bind_conflict_is_reported),
