@@ -142,9 +142,9 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
         rq->n = keep;
 }
 
-/* The filter needs only ids (and authors, when known): it is sent slim
- * copies, not the merged candidates with every channel hit, which would be
- * packed, parsed and sent back for nothing. */
+/* The filter needs only ids (and authors, when known), the pre-rank ids and
+ * recall scores: they are sent slim copies, not the merged candidates with
+ * every channel hit, which would be packed, parsed and sent back for nothing. */
 static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
 {
     Cascade__V1__Candidate *slim = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *slim);
@@ -154,16 +154,18 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
     for (size_t i = 0; i < rq->n; i++) {
         cascade__v1__candidate__init(&slim[i]);
         slim[i].item_id = rq->cands[i]->item_id;
+        slim[i].recall_score = rq->cands[i]->recall_score;
         slim[i].attrs = rq->cands[i]->attrs;
         ptrs[i] = &slim[i];
     }
     return ptrs;
 }
 
-/* The merged candidates the filter kept, in its order: each returned id is
- * matched to the first unused candidate with that id (an open-addressing
- * map, ids → positions). false when out of memory or an id is unknown. */
-static bool keep_filtered(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
+/* The merged candidates a stage returned (slim copies), in its order: each
+ * returned id is matched to the first candidate with that id (an
+ * open-addressing map, ids → positions). false when out of memory or an id
+ * is unknown. */
+static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
                           Cascade__V1__Candidate ***out)
 {
     size_t cap = 16;
@@ -212,7 +214,7 @@ static void run_filter(struct cascade_orch_rq *rq)
         return;
     if (!slim) {
         stage_done(rq, "filter", lat, resp->candidates, resp->n_candidates, rq->source);
-    } else if (keep_filtered(rq, resp->candidates, resp->n_candidates, &kept)) {
+    } else if (match_by_id(rq, resp->candidates, resp->n_candidates, &kept)) {
         stage_done(rq, "filter", lat, kept, resp->n_candidates, rq->source);
     } else {
         cascade_orch__report(
@@ -244,16 +246,33 @@ static void run_prerank(struct cascade_orch_rq *rq)
         truncate_to(rq, keep);
         return;
     }
+    Cascade__V1__Candidate **slim = slim_candidates(rq), **scored = NULL;
     req.user = rq->user;
-    req.candidates = rq->cands;
+    req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
     req.keep = keep;
     req.experiments = rq->exp;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->o->prerank, "/cascade.v1.PreRank/Score", &req.base,
         &cascade__v1__pre_rank_response__descriptor, "recall order kept", &lat);
-    if (resp != NULL)
+    if (resp != NULL && !slim) {
         stage_done(rq, "prerank", lat, resp->candidates, resp->n_candidates, CASCADE_SCORE_PRERANK);
+    } else if (resp != NULL && match_by_id(rq, resp->candidates, resp->n_candidates, &scored)) {
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            scored[i]->prerank_score = resp->candidates[i]->prerank_score;
+        stage_done(rq, "prerank", lat, scored, resp->n_candidates, CASCADE_SCORE_PRERANK);
+    } else if (resp != NULL) {
+        cascade_orch__report(
+            rq, &(struct cascade_orch_outcome){
+                    .stage = "prerank",
+                    .latency_us = lat,
+                    .items_in = rq->n,
+                    .items_out = rq->n,
+                    .status = GRPC_STATUS_INTERNAL,
+                    .message = "the pre-ranker returned items it was not sent (skipped: recall "
+                               "order kept)",
+                    .degraded = true});
+    }
     truncate_to(rq, keep);
 }
 

@@ -42,7 +42,8 @@ struct fake {
     size_t n_exposed;
     uint32_t last_prerank_keep;
     char last_rank_experiment[64];
-    size_t filter_hits_seen; /* channel hits the filter was sent, all calls */
+    size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
+    size_t prerank_hits_seen; /* and the pre-ranker */
     uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
 };
 
@@ -169,6 +170,8 @@ static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage 
     cascade__v1__pre_rank_response__init(resp);
     pthread_mutex_lock(&fake.mu);
     fake.last_prerank_keep = req->keep;
+    for (size_t i = 0; i < req->n_candidates; i++)
+        fake.prerank_hits_seen += req->candidates[i]->n_channels;
     pthread_mutex_unlock(&fake.mu);
     for (size_t i = 0; i < req->n_candidates; i++)
         req->candidates[i]->prerank_score = req->candidates[i]->recall_score;
@@ -469,9 +472,10 @@ static void test_dead_stage(void **state)
     cascade_orch_destroy(o);
 }
 
-/* The filter is sent slim candidates (ids, no channel hits) and the kept
- * ones come back with all their provenance; a filter answer with an id it
- * was not sent is not trusted: the stage is skipped, flagged. */
+/* The filter and the pre-ranker are sent slim candidates (ids and recall
+ * scores, no channel hits) and the kept ones come back with all their
+ * provenance; a filter answer with an id it was not sent is not trusted:
+ * the stage is skipped, flagged. */
 static void test_filter_sees_slim_candidates(void **state)
 {
     (void)state;
@@ -479,7 +483,7 @@ static void test_filter_sees_slim_candidates(void **state)
     Cascade__V1__RecommendResponse *r;
     char err[512];
     pthread_mutex_lock(&fake.mu);
-    fake.filter_hits_seen = 0;
+    fake.filter_hits_seen = fake.prerank_hits_seen = 0;
     pthread_mutex_unlock(&fake.mu);
     for (int call = 0; call < 2; call++) { /* the second call has exposures to drop */
         assert_int_equal(recommend(o, "slim-user", 10, true, &r, err, sizeof err), 0);
@@ -492,6 +496,7 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_int_equal(trace_of(r, "filter")->items_out, 110); /* the 10 shown first */
     pthread_mutex_lock(&fake.mu);
     assert_int_equal(fake.filter_hits_seen, 0);
+    assert_int_equal(fake.prerank_hits_seen, 0);
     fake.filter_inject = 777777;
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
