@@ -95,7 +95,8 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
     else
         snprintf(p->heuristic_version, sizeof p->heuristic_version, "prerank-heuristic-v1");
     p->redis = redis;
-    if (prerank_read_config(p, cfg, err, errlen) != 0)
+    if (prerank_read_config(p, cfg, err, errlen) != 0 ||
+        cascade_item_cache_from_config(cfg, "prerank", &p->items, err, errlen) != 0)
         goto fail;
     (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
     return p;
@@ -109,6 +110,7 @@ void cascade_prerank_destroy(cascade_prerank *p)
     if (!p)
         return;
     cascade_prerank__model_release(p->model);
+    cascade_item_cache_destroy(p->items);
     pthread_mutex_destroy(&p->model_lock);
     pthread_mutex_destroy(&p->reload_lock);
     free(p);
@@ -205,7 +207,7 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
             req->n_candidates - off < PRERANK_CHUNK ? req->n_candidates - off : PRERANK_CHUNK;
         for (size_t i = 0; i < n; i++)
             ids[i] = req->candidates[off + i]->item_id;
-        int rc = cascade_store_get_items(redis, p->ns, ids, n, recs, found);
+        int rc = cascade_item_cache_get(p->items, redis, p->ns, ids, n, recs, found, NULL);
         if (rc != 0) {
             snprintf(err, errlen, "prerank: item records: %s",
                      cascade_redis_error(redis)[0] ? cascade_redis_error(redis)

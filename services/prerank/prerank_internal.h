@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "hashlr.h"
+#include "item_cache.h"
 #include "latest_file.h"
 #include "prerank.h"
 
@@ -32,6 +33,7 @@ struct cascade_prerank {
     struct cascade_latest_stat latest;
     atomic_llong next_check_ms;
     atomic_bool warned_no_model;
+    cascade_item_cache *items; /* item records read recently; NULL = off */
 };
 
 /* Take a reference to the current model (NULL: heuristic). */

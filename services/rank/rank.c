@@ -135,7 +135,8 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
     snprintf(r->heuristic_version, sizeof r->heuristic_version, "heuristic: no model in %s",
              model_dir);
     r->redis = redis;
-    if (rank_read_config(r, cfg, err, errlen) != 0)
+    if (rank_read_config(r, cfg, err, errlen) != 0 ||
+        cascade_item_cache_from_config(cfg, "rank", &r->items, err, errlen) != 0)
         goto fail;
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
     return r;
@@ -149,6 +150,7 @@ void cascade_rank_destroy(cascade_rank *r)
     if (!r)
         return;
     cascade_rank__model_release(r->model);
+    cascade_item_cache_destroy(r->items);
     pthread_mutex_destroy(&r->reload_lock);
     pthread_mutex_destroy(&r->model_lock);
     free(r);
@@ -205,7 +207,8 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, int64_t deadl
             return CASCADE_ETIMEDOUT;
         }
         size_t n = req->n_candidates - off < RANK_CHUNK ? req->n_candidates - off : RANK_CHUNK;
-        if ((rc = cascade_store_get_items(redis, r->ns, ids + off, n, items + off, found + off)))
+        if ((rc = cascade_item_cache_get(r->items, redis, r->ns, ids + off, n, items + off,
+                                         found + off, NULL)))
             return store_failure(redis, rc, "item records", err, errlen);
     }
     return 0;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "item_cache.h"
 #include "latest_file.h"
 #include "lr.h"
 #include "mmoe.h"
@@ -56,6 +57,7 @@ struct cascade_rank {
     struct cascade_rank_fusion_params fusion_params;
     bool complete_adjust; /* fuse p_complete / f(duration) instead of p_complete */
     double prior_clicks, prior_impressions; /* heuristic CTR smoothing */
+    cascade_item_cache *items;              /* item records read recently; NULL = off */
 
     pthread_mutex_t model_lock;        /* guards model */
     struct cascade_rank__model *model; /* NULL = heuristic */

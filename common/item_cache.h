@@ -1,0 +1,44 @@
+/* A short-lived in-process cache of item records for the stages that read
+ * hundreds of them per request (PreRank, Rank): a record read from Redis is
+ * served from memory for ttl_ms, a miss costs the same one MGET as before.
+ * Direct-mapped (an id's slot is its hash; a colliding id replaces it), so
+ * memory is fixed at creation; thread-safe. Item records only change when
+ * cascade-build load rewrites them, so a staleness of ttl_ms is harmless. */
+#ifndef CASCADE_ITEM_CACHE_H
+#define CASCADE_ITEM_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/v1/records.pb.h"
+#include "redis.h"
+
+typedef struct cascade_item_cache cascade_item_cache;
+
+/* A cache of `slots` records (rounded up to a power of two) kept for
+ * ttl_ms. NULL when out of memory; slots == 0 or ttl_ms <= 0 gives NULL too
+ * (no cache: callers pass NULL through to cascade_item_cache_get). */
+cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms);
+
+/* NULL is a no-op. */
+void cascade_item_cache_destroy(cascade_item_cache *c);
+
+/* The cache a stage's config asks for: <stage>.item_cache.ttl_ms (default 0
+ * = no cache; config/cascade.json sets 2000) and <stage>.item_cache.slots
+ * (default 65536). *out is NULL when off. Returns 0, a config error with
+ * err, or CASCADE_ENOMEM. */
+struct cascade_config;
+int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
+                                   cascade_item_cache **out, char *err, size_t errlen);
+
+/* cascade_store_get_items through the cache (c may be NULL: straight to
+ * Redis): records fresher than ttl_ms, found or not, come from memory; the
+ * others from one MGET, then cached. Returns what cascade_store_get_items
+ * returns; on an error nothing is cached. *hits (may be NULL) receives the
+ * number served from memory. */
+int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *ns,
+                           const uint64_t *ids, size_t n, cascade_v1_ItemRecord *recs, bool *found,
+                           size_t *hits);
+
+#endif
