@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "hash.h"
 #include "log.h"
 #include "recall_internal.h"
 #include "store.h"
@@ -187,6 +188,26 @@ static int read_list_cache_config(cascade_recall *r, const cascade_config *cfg,
     return 0;
 }
 
+/* recall.profile_cache: user records reused for ttl_ms (0 = off, the
+ * default; config/cascade.json sets 2000), in `slots` slots. */
+static int create_profile_cache(cascade_recall *r, const cascade_config *cfg, char *err,
+                                size_t errlen)
+{
+    int64_t ttl, slots;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "recall.profile_cache.ttl_ms", 0, 0, 3600000, &ttl, err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.profile_cache.slots", 16384, 1, 1 << 22, &slots,
+                                 err, errlen)))
+        return rc;
+    if (ttl > 0 && !(r->profiles = cascade_record_cache_create(
+                         (size_t)slots, sizeof(cascade_v1_UserRecord), ttl))) {
+        snprintf(err, errlen, "recall: out of memory for the profile cache");
+        return CASCADE_ENOMEM;
+    }
+    return 0;
+}
+
 static int recall_read_config(cascade_recall *r, const cascade_config *cfg,
                               struct list_cache_cfg *lc, char *err, size_t errlen)
 {
@@ -282,6 +303,7 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     r->redis = redis;
     struct list_cache_cfg lc;
     if (recall_read_config(r, cfg, &lc, err, errlen) != 0 ||
+        create_profile_cache(r, cfg, err, errlen) != 0 ||
         cascade_recall__two_tower_create(r, cfg, err, errlen) != 0)
         goto fail;
     register_metrics(r, metrics);
@@ -304,6 +326,7 @@ void cascade_recall_destroy(cascade_recall *r)
         pthread_mutex_destroy(&r->gens[f].mu);
     cascade_recall__two_tower_destroy(r->two_tower);
     cascade_list_cache_destroy(r->lists);
+    cascade_record_cache_destroy(r->profiles);
     free(r);
 }
 
@@ -382,17 +405,60 @@ char *cascade_recall__key(const struct cascade_recall__channel_args *a, int64_t 
                : NULL;
 }
 
+/* The profile cache is keyed by a hash of the user id; a hit counts only
+ * when the cached record names the same user (absent users are cached as an
+ * empty record with the id filled in for that check). */
+static uint64_t profile_key(const char *user_id)
+{
+    return cascade_hash_str(user_id, 0x9f0f11e5u);
+}
+
+static bool profile_cached(const struct cascade_recall__channel_args *a,
+                           struct cascade_recall__request_state *st)
+{
+    size_t miss;
+    uint64_t key = profile_key(a->user_id);
+    if (!a->recall->profiles ||
+        cascade_record_cache_get_many(a->recall->profiles, &key, 1, &st->profile,
+                                      &st->profile_found, &miss, cascade_now_ms()) != 0)
+        return false;
+    if (strcmp(st->profile.user_id, a->user_id) == 0)
+        return true;
+    memset(&st->profile, 0, sizeof st->profile); /* another user's record: a miss */
+    st->profile_found = false;
+    return false;
+}
+
+static void profile_store(const struct cascade_recall__channel_args *a,
+                          const struct cascade_recall__request_state *st)
+{
+    if (!a->recall->profiles)
+        return;
+    cascade_v1_UserRecord rec = st->profile;
+    if (st->profile_found && strcmp(rec.user_id, a->user_id) != 0)
+        return; /* a record under another id could never be checked on a hit */
+    if (!st->profile_found) {
+        memset(&rec, 0, sizeof rec);
+        snprintf(rec.user_id, sizeof rec.user_id, "%s", a->user_id);
+    }
+    uint64_t key = profile_key(a->user_id);
+    size_t idx = 0;
+    cascade_record_cache_put_many(a->recall->profiles, &key, &idx, 1, &rec, &st->profile_found,
+                                  cascade_now_ms());
+}
+
 int cascade_recall__profile(const struct cascade_recall__channel_args *a,
                             const cascade_v1_UserRecord **profile, bool *found)
 {
     struct cascade_recall__request_state *st = a->state;
-    if (!st->profile_loaded) {
+    if (!st->profile_loaded && !profile_cached(a, st)) {
         int rc = cascade_store_get_user(a->redis, a->recall->ns, a->user_id, &st->profile,
                                         &st->profile_found);
         if (rc != 0)
             return cascade_recall__fail(a, rc, "profile", cascade_redis_error(a->redis));
-        st->profile_loaded = true;
+        profile_store(a, st);
     }
+    st->profile_loaded = true;
     *profile = &st->profile;
     *found = st->profile_found;
     return 0;

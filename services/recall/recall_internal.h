@@ -10,6 +10,7 @@
 
 #include "idmap.h"
 #include "list_cache.h"
+#include "record_cache.h"
 #include "recall.h"
 
 /* Upper bound on registered channels (the registry is a static table). */
@@ -77,6 +78,7 @@ struct cascade_recall {
     struct cascade_recall__two_tower *two_tower;
     cascade_list_cache *lists; /* decoded generation lists; NULL when recall.list_cache is off */
     size_t list_max_len;       /* longest list cached (recall.list_cache.max_len) */
+    cascade_record_cache *profiles; /* user records read recently; NULL = off */
     struct cascade_list_cache_metrics list_metrics;
 };
 

@@ -324,6 +324,36 @@ static void test_city(void **state)
     seed_expect(seed_run1(f->recall, f->arena, req), "city", NULL, NULL, 0);
 }
 
+/* With recall.profile_cache on, a user's profile (or its absence) is read
+ * once and reused within the TTL, by every channel that needs it; a stage
+ * without the cache reads the current record. */
+static void test_profile_cache(void **state)
+{
+    struct fixture *f = *state;
+    cascade_recall *cached = seed_recall(
+        f->redis.pool, NS, NULL, "{\"recall\": {\"profile_cache\": {\"ttl_ms\": 600000}}}");
+    seed_expect(seed_run1(cached, f->arena,
+                          seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
+                "city", (uint64_t[]){12, 13, 11}, NULL, 3);
+    /* p9 has no profile yet: no city. */
+    seed_expect(seed_run1(cached, f->arena,
+                          seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
+                "city", NULL, NULL, 0);
+    /* p1 moves to city 8 (no list) and p9 appears in city 7. */
+    seed_profile(f->redis.conn, "p1", 30, 2, 8, "wx4g0ec1", (uint32_t[]){3, 4}, 2);
+    seed_profile(f->redis.conn, "p9", 30, 2, 7, "wx4g0ec1", NULL, 0);
+    seed_expect(seed_run1(cached, f->arena,
+                          seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
+                "city", (uint64_t[]){12, 13, 11}, NULL, 3); /* still the cached city 7 */
+    seed_expect(seed_run1(cached, f->arena,
+                          seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
+                "city", NULL, NULL, 0); /* still cached as absent */
+    seed_expect(run(f, "city", "p1", 10), "city", NULL, NULL, 0); /* uncached: city 8 */
+    seed_expect(run(f, "city", "p9", 10), "city", (uint64_t[]){12, 13, 11}, NULL, 3);
+    seed_profile(f->redis.conn, "p1", 30, 2, 7, "wx4g0ec1", (uint32_t[]){3, 4}, 2); /* restore */
+    cascade_recall_destroy(cached);
+}
+
 static void test_follow_author(void **state)
 {
     struct fixture *f = *state;
@@ -563,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_new_exploration_spreads_over_users),
         cmocka_unit_test(test_geo),
         cmocka_unit_test(test_city),
+        cmocka_unit_test(test_profile_cache),
         cmocka_unit_test(test_follow_author),
         cmocka_unit_test(test_interacted_author),
         cmocka_unit_test(test_similar_author),

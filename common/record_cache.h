@@ -1,0 +1,36 @@
+/* A short-lived, fixed-size, thread-safe cache of decoded records keyed by a
+ * 64-bit key: direct-mapped (a key's slot is its hash; a colliding key
+ * replaces it), each slot holding the key, when it was read, whether the
+ * record existed, and value_size bytes of record. For records that only the
+ * offline builder rewrites (items, user profiles), so that a few seconds of
+ * staleness are harmless. Typed users: item_cache.h, the Recall profiles. */
+#ifndef CASCADE_RECORD_CACHE_H
+#define CASCADE_RECORD_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cascade_record_cache cascade_record_cache;
+
+/* slots (rounded up to a power of two) of value_size bytes, kept ttl_ms.
+ * NULL when out of memory or when slots, value_size or ttl_ms is 0. */
+cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size,
+                                                  int64_t ttl_ms);
+
+/* NULL is a no-op. */
+void cascade_record_cache_destroy(cascade_record_cache *c);
+
+/* For each keys[i] (i < n): a fresh entry is copied to values + i·value_size
+ * with found[i] set; the positions of the others go to miss. Key 0 always
+ * misses. One lock for the batch. Returns the number of misses. */
+size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *keys, size_t n,
+                                     void *values, bool *found, size_t *miss, int64_t now_ms);
+
+/* Store, for k < n, keys[idx[k]] with values + k·value_size and found[k],
+ * read at now_ms (key 0 is skipped). One lock for the batch. */
+void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys,
+                                   const size_t *idx, size_t n, const void *values,
+                                   const bool *found, int64_t now_ms);
+
+#endif
