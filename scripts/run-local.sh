@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
-PORT_BASE=50050
+PORT_BASE=""
 DATA_DIR="$REPO/run/local"
 USERS=5000
 ITEMS=2000
@@ -27,7 +27,6 @@ while [ $# -gt 0 ]; do
     *) echo "run-local: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
 done
-REDIS_PORT=$((PORT_BASE + 9))
 BIN="$REPO/build/bin"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -39,6 +38,25 @@ step "2/6 build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|warning|Built target cascade-" || true
 [ -x "$BIN/cascade-orchestrator" ] || { echo "run-local: build failed" >&2; exit 1; }
+
+if [ -z "$PORT_BASE" ]; then
+  # A previous run of this command may still be up: stop it first.
+  if [ -f "$DATA_DIR/stack.env" ]; then
+    prev=$(sed -n 's/^STACK_PORT_BASE=//p' "$DATA_DIR/stack.env")
+    [ -z "$prev" ] || bash scripts/stack.sh stop --port-base "$prev" --data-dir "$DATA_DIR" >/dev/null 2>&1 || true
+  fi
+  # 50050 unless something holds one of its ports; then bases below the
+  # ephemeral port range.
+  for base in 50050 20050 23050 26050 29050; do
+    if bash scripts/stack.sh check --port-base "$base" --data-dir "$DATA_DIR" 2>/dev/null; then
+      PORT_BASE=$base
+      break
+    fi
+    echo "run-local: a port of base $base is in use; trying another" >&2
+  done
+  [ -n "$PORT_BASE" ] || { echo "run-local: no free port base; pass --port-base N" >&2; exit 1; }
+fi
+REDIS_PORT=$((PORT_BASE + 9))
 
 step "3/6 start redis-server and the six services (port base $PORT_BASE, data in $DATA_DIR)"
 bash scripts/stack.sh stop --port-base "$PORT_BASE" --data-dir "$DATA_DIR" >/dev/null 2>&1 || true

@@ -7,6 +7,7 @@
 #   scripts/stack.sh start  [options]   start redis + services, wait until all are SERVING
 #   scripts/stack.sh stop   [options]   SIGTERM everything, wait, report exit codes
 #   scripts/stack.sh status [options]   pid, port, metrics port and health of each process
+#   scripts/stack.sh check  [options]   exit 0 when every port the stack needs can be bound
 #
 # Options:
 #   --port-base N       orchestrator port; stages on N+1..N+5 (default 50050)
@@ -41,9 +42,9 @@ COMMAND="${1:-}"
 [ -n "$COMMAND" ] || { usage >&2; exit 2; }
 shift
 case "$COMMAND" in
-  start|stop|status) ;;
+  start|stop|status|check) ;;
   -h|--help|help) usage; exit 0 ;;
-  *) echo "$PROG: unknown command \"$COMMAND\" (expected start, stop or status)" >&2; exit 2 ;;
+  *) echo "$PROG: unknown command \"$COMMAND\" (expected start, stop, status or check)" >&2; exit 2 ;;
 esac
 
 PORT_BASE=50050
@@ -191,6 +192,39 @@ cmd_stop() {
   return "$failed"
 }
 
+# Every port the stack listens on (redis, services, their metrics) that
+# cannot be bound right now, as "port(name)" words; empty when all can.
+# A port can be taken by another program or, in the ephemeral range
+# (32768-60999 on Linux), by an outgoing connection still in TIME_WAIT.
+busy_ports() {
+  command -v python3 >/dev/null || return 0
+  local specs=("$REDIS_PORT:redis") i
+  for i in "${!names[@]}"; do
+    specs+=("${ports[$i]}:${names[$i]}" "$((ports[$i] + METRICS_OFFSET)):${names[$i]}-metrics")
+  done
+  python3 - "${specs[@]}" <<'PY'
+import socket, sys
+busy = []
+for spec in sys.argv[1:]:
+    port, name = spec.split(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(port)))
+    except OSError:
+        busy.append(f"{port}({name})")
+    finally:
+        s.close()
+print(" ".join(busy))
+PY
+}
+
+cmd_check() {
+  local busy
+  busy="$(busy_ports)"
+  [ -z "$busy" ] || { echo "$PROG: ports in use for base $PORT_BASE: $busy" >&2; return 1; }
+}
+
 # While starting, any failure stops whatever was started.
 STARTING=0
 on_exit() {
@@ -216,6 +250,9 @@ cmd_start() {
       die "$name is already running from $DATA_DIR (pid $(read_pid "$name")); run '$PROG stop --data-dir $DATA_DIR' first"
     fi
   done
+  local busy
+  busy="$(busy_ports)"
+  [ -z "$busy" ] || die "cannot listen on $busy: in use by another program or by a connection still in TIME_WAIT; choose another --port-base (e.g. 20050, outside the ephemeral range)"
   cat >"$DATA_DIR/stack.env" <<EOF
 STACK_PORT_BASE=$PORT_BASE
 STACK_REDIS_PORT=$REDIS_PORT
@@ -289,4 +326,5 @@ case "$COMMAND" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  check) cmd_check ;;
 esac
