@@ -9,11 +9,13 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "metrics.h"
 #include "record_cache.h"
 #include "store.h"
 
 struct cascade_item_cache {
     cascade_record_cache *records; /* key = item id, value = cascade_v1_ItemRecord */
+    cascade_metric *hits, *misses; /* NULL without a registry */
 };
 
 cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms)
@@ -34,6 +36,21 @@ void cascade_item_cache_destroy(cascade_item_cache *c)
         return;
     cascade_record_cache_destroy(c->records);
     free(c);
+}
+
+void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metrics *m,
+                                    const char *stage)
+{
+    char name[128];
+    if (!c || !m)
+        return;
+    snprintf(name, sizeof name, "cascade_%s_item_cache_hits_total", stage);
+    c->hits = cascade_metric_get(
+        cascade_metrics_counter(m, name, "Item records served from the item cache.", NULL), NULL);
+    snprintf(name, sizeof name, "cascade_%s_item_cache_misses_total", stage);
+    c->misses = cascade_metric_get(
+        cascade_metrics_counter(m, name, "Item records read from Redis (then cached).", NULL),
+        NULL);
 }
 
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
@@ -79,6 +96,10 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
     size_t n_miss = cascade_record_cache_get_many(c->records, ids, n, recs, found, miss, now);
     if (hits)
         *hits = n - n_miss;
+    if (c->hits)
+        cascade_metric_add(c->hits, (double)(n - n_miss));
+    if (c->misses)
+        cascade_metric_add(c->misses, (double)n_miss);
     rc = 0;
     if (n_miss == 0)
         goto out;

@@ -24,6 +24,13 @@ cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms);
 /* NULL is a no-op. */
 void cascade_item_cache_destroy(cascade_item_cache *c);
 
+/* Count hits and misses in the registry m (NULL: no metrics) as
+ * cascade_<stage>_item_cache_hits_total / _misses_total (item records).
+ * c may be NULL (nothing to count). Call once, before serving. */
+struct cascade_metrics;
+void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metrics *m,
+                                    const char *stage);
+
 /* The cache a stage's config asks for: <stage>.item_cache.ttl_ms (default 0
  * = no cache; config/cascade.json sets 2000) and <stage>.item_cache.slots
  * (default 65536). *out is NULL when off. Returns 0, a config error with

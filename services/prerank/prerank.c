@@ -105,6 +105,12 @@ fail:
     return NULL;
 }
 
+void cascade_prerank_set_metrics(cascade_prerank *p, cascade_metrics *m)
+{
+    if (p)
+        cascade_item_cache_set_metrics(p->items, m, "prerank");
+}
+
 void cascade_prerank_destroy(cascade_prerank *p)
 {
     if (!p)

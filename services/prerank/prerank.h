@@ -15,6 +15,7 @@
 #include "cascade/v1/prerank.pb-c.h"
 #include "cascade/v1/records.pb.h"
 #include "config.h"
+#include "metrics.h"
 #include "prerank_features.h"
 #include "redis.h"
 #include "rpc.h"
@@ -43,6 +44,10 @@ const char *cascade_prerank_model_version(cascade_prerank *p, char *buf, size_t 
 
 /* NULL is a no-op. */
 void cascade_prerank_destroy(cascade_prerank *p);
+
+/* Register the stage's own metrics in m (NULL: none): the item cache's
+ * cascade_prerank_item_cache_hits_total / _misses_total. Call before serving. */
+void cascade_prerank_set_metrics(cascade_prerank *p, cascade_metrics *m);
 
 /* Score req's candidates (item records fetched with MGET in chunks), sort
  * them by prerank_score descending (ties: smaller item id first) and keep

@@ -145,6 +145,12 @@ fail:
     return NULL;
 }
 
+void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m)
+{
+    if (r)
+        cascade_item_cache_set_metrics(r->items, m, "rank");
+}
+
 void cascade_rank_destroy(cascade_rank *r)
 {
     if (!r)

@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "cascade/v1/rank.pb-c.h"
 #include "config.h"
+#include "metrics.h"
 #include "redis.h"
 #include "rpc.h"
 
@@ -37,6 +38,10 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
 
 /* NULL is a no-op. Call after all requests finished. */
 void cascade_rank_destroy(cascade_rank *r);
+
+/* Register the stage's own metrics in m (NULL: none): the item cache's
+ * cascade_rank_item_cache_hits_total / _misses_total. Call before serving. */
+void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m);
 
 /* Check the model's .latest file (rank-mmoe.latest or rank-lr.latest per rank.model) now (ignoring
  * the reload interval) and load and swap in the model it names when the file changed or `force` is

@@ -268,6 +268,10 @@ static void register_metrics(cascade_recall *r, cascade_metrics *m)
         r->metrics[i].errors = cascade_metric_get(errs, labels);
         r->metrics[i].latency = cascade_metric_get(lat, labels);
     }
+    r->profile_hits = unlabelled(m, false, "cascade_recall_profile_cache_hits_total",
+                                 "User profiles served from the profile cache.");
+    r->profile_misses = unlabelled(m, false, "cascade_recall_profile_cache_misses_total",
+                                   "User profiles read from Redis (the cache off or cold).");
     r->list_metrics = (struct cascade_list_cache_metrics){
         .hits = unlabelled(m, false, "cascade_recall_list_cache_hits_total",
                            "Generation lists served from the recall list cache."),
@@ -422,8 +426,10 @@ static bool profile_cached(const struct cascade_recall__channel_args *a,
         cascade_record_cache_get_many(a->recall->profiles, &key, 1, &st->profile,
                                       &st->profile_found, &miss, cascade_now_ms()) != 0)
         return false;
-    if (strcmp(st->profile.user_id, a->user_id) == 0)
+    if (strcmp(st->profile.user_id, a->user_id) == 0) {
+        cascade_metric_inc(a->recall->profile_hits);
         return true;
+    }
     memset(&st->profile, 0, sizeof st->profile); /* another user's record: a miss */
     st->profile_found = false;
     return false;
@@ -432,6 +438,7 @@ static bool profile_cached(const struct cascade_recall__channel_args *a,
 static void profile_store(const struct cascade_recall__channel_args *a,
                           const struct cascade_recall__request_state *st)
 {
+    cascade_metric_inc(a->recall->profile_misses);
     if (!a->recall->profiles)
         return;
     cascade_v1_UserRecord rec = st->profile;

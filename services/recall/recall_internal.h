@@ -79,6 +79,7 @@ struct cascade_recall {
     cascade_list_cache *lists; /* decoded generation lists; NULL when recall.list_cache is off */
     size_t list_max_len;       /* longest list cached (recall.list_cache.max_len) */
     cascade_record_cache *profiles; /* user records read recently; NULL = off */
+    cascade_metric *profile_hits, *profile_misses; /* NULL without a registry */
     struct cascade_list_cache_metrics list_metrics;
 };
 

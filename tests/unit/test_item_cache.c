@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "item_cache.h"
+#include "metrics.h"
 #include "store.h"
 #include "support.h"
 
@@ -49,6 +50,8 @@ static void test_hits_within_ttl(void **state)
         put_item(f->conn, id, (uint32_t)(10 * id));
     cascade_item_cache *c = cascade_item_cache_create(64, 60000);
     assert_non_null(c);
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_item_cache_set_metrics(c, m, "rank");
     assert_int_equal(read_four(c, f->conn, recs, found), 0);
     assert_true(found[0] && found[1] && found[2] && !found[3]);
     assert_int_equal(recs[1].stats.clicks, 20);
@@ -58,6 +61,14 @@ static void test_hits_within_ttl(void **state)
     assert_int_equal(read_four(c, f->conn, recs, found), 4);
     assert_int_equal(recs[1].stats.clicks, 20);
     assert_true(!found[3] && recs[3].item_id == 0);
+    /* 4 misses, then 4 hits, counted. */
+    cascade_metric_family *hit_family =
+        cascade_metrics_counter(m, "cascade_rank_item_cache_hits_total", "x", NULL);
+    cascade_metric_family *miss_family =
+        cascade_metrics_counter(m, "cascade_rank_item_cache_misses_total", "x", NULL);
+    assert_true(cascade_metric_value(cascade_metric_get(hit_family, NULL)) == 4);
+    assert_true(cascade_metric_value(cascade_metric_get(miss_family, NULL)) == 4);
+    cascade_metrics_destroy(m);
     /* No cache: straight to Redis. */
     size_t hits = 99;
     const uint64_t two = 2;

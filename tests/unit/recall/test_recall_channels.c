@@ -330,8 +330,9 @@ static void test_city(void **state)
 static void test_profile_cache(void **state)
 {
     struct fixture *f = *state;
+    cascade_metrics *m = cascade_metrics_create();
     cascade_recall *cached = seed_recall(
-        f->redis.pool, NS, NULL, "{\"recall\": {\"profile_cache\": {\"ttl_ms\": 600000}}}");
+        f->redis.pool, NS, m, "{\"recall\": {\"profile_cache\": {\"ttl_ms\": 600000}}}");
     seed_expect(seed_run1(cached, f->arena,
                           seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
                 "city", (uint64_t[]){12, 13, 11}, NULL, 3);
@@ -351,7 +352,15 @@ static void test_profile_cache(void **state)
     seed_expect(run(f, "city", "p1", 10), "city", NULL, NULL, 0); /* uncached: city 8 */
     seed_expect(run(f, "city", "p9", 10), "city", (uint64_t[]){12, 13, 11}, NULL, 3);
     seed_profile(f->redis.conn, "p1", 30, 2, 7, "wx4g0ec1", (uint32_t[]){3, 4}, 2); /* restore */
+    /* Two reads (p1, p9), two hits. */
+    cascade_metric_family *hits =
+        cascade_metrics_counter(m, "cascade_recall_profile_cache_hits_total", "x", NULL);
+    cascade_metric_family *misses =
+        cascade_metrics_counter(m, "cascade_recall_profile_cache_misses_total", "x", NULL);
+    assert_true(cascade_metric_value(cascade_metric_get(hits, NULL)) == 2);
+    assert_true(cascade_metric_value(cascade_metric_get(misses, NULL)) == 2);
     cascade_recall_destroy(cached);
+    cascade_metrics_destroy(m);
 }
 
 static void test_follow_author(void **state)
