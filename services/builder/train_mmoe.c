@@ -22,6 +22,7 @@
 #include "rank_features.h"
 #include "safetensors.h"
 #include "train_progress.h"
+#include "train_warm.h"
 
 #define NO_ROW UINT32_MAX
 #define LABEL_WATCH (-2)
@@ -490,21 +491,18 @@ static void unfold_layer(cascade_nn_params *ps, const char *prefix, const float 
  * when it has this model's shape and tasks (re-expressed for standardised
  * inputs; call after standardise). Anything else trains from scratch, with
  * the reason on stderr. from receives the file name used, "" when none. */
-static void warm_start(struct job *j, char *from, size_t fromlen)
+static int warm_apply(void *ctx, const char *dir, const char *name, const char *path,
+                      char *detail, size_t detaillen, char *err, size_t errlen)
 {
-    char name[256], path[4400], err[512] = "";
-    from[0] = '\0';
-    if (!j->o->warm_start || !j->o->model_dir ||
-        cascade_latest_current(j->o->model_dir, CASCADE_TRAIN_MMOE_LATEST, name, sizeof(name),
-                               path, sizeof(path), err, sizeof(err)) != 0)
-        return;
-    cascade_mmoe *prev = cascade_mmoe_load(path, err, sizeof(err));
-    if (!prev || !same_shape(cascade_mmoe_config(prev), cascade_mmoe_config(j->m))) {
-        if (!j->o->quiet)
-            fprintf(stderr, "train-mmoe: not warm-starting from %s: %s\n", name,
-                    prev ? "different shape or tasks" : err);
+    (void)dir, (void)name, (void)detail, (void)detaillen;
+    struct job *j = ctx;
+    cascade_mmoe *prev = cascade_mmoe_load(path, err, errlen);
+    if (!prev)
+        return CASCADE_EIO;
+    if (!same_shape(cascade_mmoe_config(prev), cascade_mmoe_config(j->m))) {
+        snprintf(err, errlen, "different shape or tasks");
         cascade_mmoe_destroy(prev);
-        return;
+        return CASCADE_EINVAL;
     }
     cascade_nn_params *dst = cascade_mmoe_params(j->m), *src = cascade_mmoe_params(prev);
     for (size_t i = 0; i < cascade_nn_params_count(dst); i++) {
@@ -524,9 +522,7 @@ static void warm_start(struct job *j, char *from, size_t fromlen)
         snprintf(prefix, sizeof(prefix), "gates.%zu", t);
         unfold_layer(dst, prefix, j->mean, j->std);
     }
-    snprintf(from, fromlen, "%s", name);
-    if (!j->o->quiet)
-        fprintf(stderr, "train-mmoe: warm start from %s\n", name);
+    return 0;
 }
 
 /* AUC of the true p_click on the held-out examples: the best any model can do. */
@@ -729,7 +725,13 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         rc = CASCADE_EINVAL;
         goto out;
     }
-    warm_start(&j, sum->warm_from, sizeof(sum->warm_from));
+    if (o->warm_start &&
+        (rc = cascade_train_warm_start("train-mmoe", o->model_dir, CASCADE_TRAIN_MMOE_LATEST,
+                                       o->quiet, warm_apply, &j, sum->warm_from,
+                                       sizeof(sum->warm_from))) != 0) {
+        snprintf(err, errlen, "train-mmoe: out of memory");
+        goto out;
+    }
     sum->oracle_auc = oracle_auc(ds, &ex, o);
     if ((rc = train_epochs(&j, sum->tasks, err, errlen)) != 0)
         goto out;

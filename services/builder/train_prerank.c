@@ -22,6 +22,7 @@
 #include "redis.h"
 #include "store.h"
 #include "train_progress.h"
+#include "train_warm.h"
 
 #define DAY_S 86400.0
 #define NF CASCADE_PRERANK_FEATURES
@@ -38,26 +39,16 @@ void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o)
     o->warm_start = true;
 }
 
-/* Start m from model_dir's current prerank-lr model when it has the same
- * buckets and features; one that cannot serve is noted and the fresh start
- * kept. */
-static void prerank_warm_start(cascade_hashlr *m, const struct cascade_train_prerank_opts *o,
-                               struct cascade_train_prerank_summary *sum)
+/* Warm start (train_warm.h): the previous model fits with the same buckets
+ * and features; its weights and bias are copied (Adagrad state starts fresh). */
+static int prerank_warm_apply(void *ctx, const char *dir, const char *name, const char *path,
+                              char *detail, size_t detaillen, char *err, size_t errlen)
 {
-    char name[256], path[4400], err[512];
-    if (!o->warm_start || !o->model_dir ||
-        cascade_latest_current(o->model_dir, "prerank-lr.latest", name, sizeof name, path,
-                               sizeof path, err, sizeof err) != 0)
-        return;
-    cascade_hashlr *prev = cascade_hashlr_load(path, err, sizeof err);
-    if (prev && cascade_hashlr_copy_weights(m, prev, err, sizeof err) == 0) {
-        snprintf(sum->warm_from, sizeof sum->warm_from, "%s", name);
-        if (!o->quiet)
-            fprintf(stderr, "train-prerank: warm start from %s\n", name);
-    } else if (!o->quiet) {
-        fprintf(stderr, "train-prerank: not warm-starting from %s: %s\n", name, err);
-    }
+    (void)dir, (void)name, (void)detail, (void)detaillen;
+    cascade_hashlr *prev = cascade_hashlr_load(path, err, errlen);
+    int rc = prev ? cascade_hashlr_copy_weights(ctx, prev, err, errlen) : CASCADE_EIO;
     cascade_hashlr_destroy(prev);
+    return rc;
 }
 
 void cascade_prerank_examples_free(struct cascade_prerank_examples *ex)
@@ -332,7 +323,14 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
     double c =
         sum->train_ctr < 1e-4 ? 1e-4 : (sum->train_ctr > 1 - 1e-4 ? 1 - 1e-4 : sum->train_ctr);
     cascade_hashlr_set_bias(m, (float)log(c / (1 - c)));
-    prerank_warm_start(m, o, sum);
+    if (o->warm_start &&
+        cascade_train_warm_start("train-prerank", o->model_dir, "prerank-lr.latest", o->quiet,
+                                 prerank_warm_apply, m, sum->warm_from,
+                                 sizeof sum->warm_from) != 0) {
+        snprintf(err, errlen, "train-prerank: out of memory");
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
     if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
     if (o->model_dir && (rc = cascade_prerank_model_publish(m, o->model_dir, sum->model_path,

@@ -20,6 +20,7 @@
 #include "progress.h"
 #include "records.h"
 #include "train_progress.h"
+#include "train_warm.h"
 
 #define DAY_S 86400.0
 #define NO_EVENT UINT32_MAX
@@ -262,29 +263,24 @@ double cascade_rank_oracle_auc(const float *truth, const struct cascade_rank_exa
 
 /* ---- training ---- */
 
-/* Start m from model_dir's current rank-lr model when it has m's width; a
- * model that cannot serve is noted and the fresh start kept. */
-static void lr_warm_start(cascade_lr *m, const struct cascade_train_rank_opts *o,
-                          struct cascade_train_rank_summary *sum)
+/* Warm start (train_warm.h): the previous model fits with the same feature
+ * count; its weights and bias are copied. */
+static int lr_warm_apply(void *ctx, const char *dir, const char *name, const char *path,
+                         char *detail, size_t detaillen, char *err, size_t errlen)
 {
-    char name[256], path[4400], err[512];
-    if (!o->warm_start || !o->model_dir ||
-        cascade_latest_current(o->model_dir, "rank-lr.latest", name, sizeof name, path,
-                               sizeof path, err, sizeof err) != 0)
-        return;
-    cascade_lr *prev = cascade_lr_load(path, err, sizeof err);
-    if (prev && cascade_lr_dim(prev) == cascade_lr_dim(m)) {
+    (void)dir, (void)name, (void)detail, (void)detaillen;
+    cascade_lr *m = ctx, *prev = cascade_lr_load(path, err, errlen);
+    int rc = prev ? 0 : CASCADE_EIO;
+    if (prev && cascade_lr_dim(prev) != cascade_lr_dim(m)) {
+        snprintf(err, errlen, "%zu features, need %zu", cascade_lr_dim(prev), cascade_lr_dim(m));
+        rc = CASCADE_EINVAL;
+    } else if (prev) {
         float bias;
         const float *w = cascade_lr_weights(prev, &bias);
         cascade_lr_set_weights(m, w, bias);
-        snprintf(sum->warm_from, sizeof sum->warm_from, "%s", name);
-        if (!o->quiet)
-            fprintf(stderr, "train-rank: warm start from %s\n", name);
-    } else if (!o->quiet) {
-        fprintf(stderr, "train-rank: not warm-starting from %s: %s\n", name,
-                prev ? "another feature count" : err);
     }
     cascade_lr_destroy(prev);
+    return rc;
 }
 
 /* What cascade_lr_fit reports after each epoch. */
@@ -441,7 +437,13 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
         goto out;
     }
     cascade_lr_init_bias(m, ex.y, ex.n_train);
-    lr_warm_start(m, o, sum);
+    if (o->warm_start &&
+        (rc = cascade_train_warm_start("train-rank", o->model_dir, "rank-lr.latest", o->quiet,
+                                       lr_warm_apply, m, sum->warm_from,
+                                       sizeof sum->warm_from)) != 0) {
+        snprintf(err, errlen, "train-rank: out of memory");
+        goto out;
+    }
     if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
     if (!o->quiet)

@@ -22,6 +22,7 @@
 #include "progress.h"
 #include "redis.h"
 #include "train_progress.h"
+#include "train_warm.h"
 #include "tt_warm.h"
 #include "vindex.h"
 
@@ -770,18 +771,20 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
 
 /* ------------------------------------------------------------ run */
 
-/* Start m from model_dir's current version when there is one (tt_warm.h);
- * a version that cannot serve (other widths, unreadable) is noted and the
- * fresh initialisation kept. */
-static int warm_start(cascade_twotower *m, const struct tt_data *d,
-                      const struct cascade_train_twotower_opts *o,
-                      struct cascade_train_twotower_summary *sum)
+/* Warm start (train_warm.h, tt_warm.h): the previous version fits with the
+ * same widths; embedding rows are carried over by id. */
+struct tt_warm_ctx {
+    cascade_twotower *m;
+    const struct tt_data *d;
+    struct cascade_train_twotower_summary *sum;
+};
+
+static int warm_apply(void *ctx, const char *dir, const char *version, const char *path,
+                      char *detail, size_t detaillen, char *err, size_t errlen)
 {
-    char path[1100], version[128], err[512];
-    snprintf(path, sizeof(path), "%s/two-tower.latest", o->model_dir);
-    if (cascade_latest_read(path, version, sizeof(version), err, sizeof(err)) != 0)
-        return 0; /* nothing published yet */
-    const cascade_dataset *ds = d->ds;
+    (void)path;
+    struct tt_warm_ctx *w = ctx;
+    const cascade_dataset *ds = w->d->ds;
     uint64_t *users = malloc((ds->n_users + 1) * sizeof(*users));
     uint64_t *items = malloc((ds->n_items + 1) * sizeof(*items));
     if (!users || !items) {
@@ -794,27 +797,19 @@ static int warm_start(cascade_twotower *m, const struct tt_data *d,
     for (size_t i = 0; i < ds->n_items; i++)
         items[i] = ds->items[i].id;
     struct cascade_tt_ids ids = {
-        .keys = {users, items, d->authors, d->cats, d->cities},
-        .n = {ds->n_users, ds->n_items, d->n_authors, d->n_cats, d->n_cities}};
+        .keys = {users, items, w->d->authors, w->d->cats, w->d->cities},
+        .n = {ds->n_users, ds->n_items, w->d->n_authors, w->d->n_cats, w->d->n_cities}};
     struct cascade_tt_warm_report rep;
-    int rc = cascade_tt_warm_start(m, &ids, o->model_dir, version, &rep, err, sizeof(err));
+    int rc = cascade_tt_warm_start(w->m, &ids, dir, version, &rep, err, errlen);
     free(users);
     free(items);
-    if (rc == CASCADE_ENOMEM)
+    if (rc != 0)
         return rc;
-    if (rc != 0) {
-        if (!o->quiet)
-            fprintf(stderr, "train-two-tower: not warm-starting from %s: %s\n", version, err);
-        return 0;
-    }
-    snprintf(sum->warm_from, sizeof(sum->warm_from), "%s", version);
-    sum->warm_rows_carried = rep.rows_carried;
-    sum->warm_rows_fresh = rep.rows_fresh;
-    if (!o->quiet)
-        fprintf(stderr,
-                "train-two-tower: warm start from %s (%zu tensors copied, %zu embedding rows "
-                "carried over by id, %zu new)\n",
-                version, rep.tensors, rep.rows_carried, rep.rows_fresh);
+    w->sum->warm_rows_carried = rep.rows_carried;
+    w->sum->warm_rows_fresh = rep.rows_fresh;
+    snprintf(detail, detaillen,
+             "%zu tensors copied, %zu embedding rows carried over by id, %zu new", rep.tensors,
+             rep.rows_carried, rep.rows_fresh);
     return 0;
 }
 
@@ -909,7 +904,11 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     if ((rc = new_model(&d, o, &t.m, err, errlen)) != 0 ||
         (rc = new_sampler(&d, o, &t.ns, err, errlen)) != 0)
         goto out;
-    if (o->warm_start && o->model_dir && (rc = warm_start(t.m, &d, o, sum)) != 0)
+    struct tt_warm_ctx warm = {t.m, &d, sum};
+    if (o->warm_start &&
+        (rc = cascade_train_warm_start("train-two-tower", o->model_dir, "two-tower.latest",
+                                       o->quiet, warm_apply, &warm, sum->warm_from,
+                                       sizeof(sum->warm_from))) != 0)
         goto nomem;
     if (batch_alloc(&t.b, o->batch, o->n_neg, ds->n_items) != 0 ||
         !(t.order = malloc(d.n_train * sizeof(uint32_t)))) {
