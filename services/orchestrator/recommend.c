@@ -194,11 +194,38 @@ static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *cons
     return true;
 }
 
+/* The merged candidates behind a stage's answer `got` (n of them): the
+ * answer itself when the stage was sent the full candidates (slim false),
+ * else the candidates its ids name. NULL after reporting the stage as
+ * skipped (`consequence`) when it returned an id it was not sent. */
+static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *stage,
+                                       const char *consequence, int64_t lat, bool slim,
+                                       Cascade__V1__Candidate **got, size_t n)
+{
+    Cascade__V1__Candidate **full = NULL;
+    if (!slim)
+        return got;
+    if (match_by_id(rq, got, n, &full))
+        return full;
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                 .stage = stage,
+                                 .latency_us = lat,
+                                 .items_in = rq->n,
+                                 .items_out = rq->n,
+                                 .status = GRPC_STATUS_INTERNAL,
+                                 .message = cascade_arena_printf(
+                                     rq->arena, "the %s stage returned items it was not sent "
+                                                "(skipped: %s)",
+                                     stage, consequence),
+                                 .degraded = true});
+    return NULL;
+}
+
 static void run_filter(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.filter;
+    const char *consequence = "items already shown may repeat";
     Cascade__V1__FilterRequest req = CASCADE__V1__FILTER_REQUEST__INIT;
-    Cascade__V1__Candidate **kept = NULL;
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
@@ -209,25 +236,13 @@ static void run_filter(struct cascade_orch_rq *rq)
     req.experiments = rq->exp;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
         rq, "filter", st, rq->o->filter, "/cascade.v1.Filter/Filter", &req.base,
-        &cascade__v1__filter_response__descriptor, "items already shown may repeat", &lat);
-    if (resp == NULL)
-        return;
-    if (!slim) {
-        stage_done(rq, "filter", lat, resp->candidates, resp->n_candidates, rq->source);
-    } else if (match_by_id(rq, resp->candidates, resp->n_candidates, &kept)) {
+        &cascade__v1__filter_response__descriptor, consequence, &lat);
+    Cascade__V1__Candidate **kept =
+        resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
+                      resp->n_candidates)
+             : NULL;
+    if (kept)
         stage_done(rq, "filter", lat, kept, resp->n_candidates, rq->source);
-    } else {
-        cascade_orch__report(
-            rq, &(struct cascade_orch_outcome){
-                    .stage = "filter",
-                    .latency_us = lat,
-                    .items_in = rq->n,
-                    .items_out = rq->n,
-                    .status = GRPC_STATUS_INTERNAL,
-                    .message = "the filter returned items it was not sent (skipped: items "
-                               "already shown may repeat)",
-                    .degraded = true});
-    }
 }
 
 static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, uint32_t def)
@@ -246,7 +261,8 @@ static void run_prerank(struct cascade_orch_rq *rq)
         truncate_to(rq, keep);
         return;
     }
-    Cascade__V1__Candidate **slim = slim_candidates(rq), **scored = NULL;
+    const char *consequence = "recall order kept";
+    Cascade__V1__Candidate **slim = slim_candidates(rq);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
@@ -254,24 +270,15 @@ static void run_prerank(struct cascade_orch_rq *rq)
     req.experiments = rq->exp;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->o->prerank, "/cascade.v1.PreRank/Score", &req.base,
-        &cascade__v1__pre_rank_response__descriptor, "recall order kept", &lat);
-    if (resp != NULL && !slim) {
-        stage_done(rq, "prerank", lat, resp->candidates, resp->n_candidates, CASCADE_SCORE_PRERANK);
-    } else if (resp != NULL && match_by_id(rq, resp->candidates, resp->n_candidates, &scored)) {
+        &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
+    Cascade__V1__Candidate **scored =
+        resp ? unslim(rq, "prerank", consequence, lat, slim != NULL, resp->candidates,
+                      resp->n_candidates)
+             : NULL;
+    if (scored) {
         for (size_t i = 0; i < resp->n_candidates; i++)
             scored[i]->prerank_score = resp->candidates[i]->prerank_score;
         stage_done(rq, "prerank", lat, scored, resp->n_candidates, CASCADE_SCORE_PRERANK);
-    } else if (resp != NULL) {
-        cascade_orch__report(
-            rq, &(struct cascade_orch_outcome){
-                    .stage = "prerank",
-                    .latency_us = lat,
-                    .items_in = rq->n,
-                    .items_out = rq->n,
-                    .status = GRPC_STATUS_INTERNAL,
-                    .message = "the pre-ranker returned items it was not sent (skipped: recall "
-                               "order kept)",
-                    .degraded = true});
     }
     truncate_to(rq, keep);
 }
