@@ -142,10 +142,11 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
         rq->n = keep;
 }
 
-/* The filter needs only ids (and authors, when known), the pre-rank ids and
- * recall scores: they are sent slim copies, not the merged candidates with
- * every channel hit, which would be packed, parsed and sent back for nothing. */
-static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
+/* The filter needs only ids (and authors, when known), the pre-rank ids,
+ * recall scores and channel hits (its learned model reads them): they are
+ * sent slim copies, not the merged candidates with everything else, which
+ * would be packed, parsed and sent back for nothing. */
+static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool with_channels)
 {
     Cascade__V1__Candidate *slim = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *slim);
     Cascade__V1__Candidate **ptrs = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ptrs);
@@ -156,6 +157,10 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
         slim[i].item_id = rq->cands[i]->item_id;
         slim[i].recall_score = rq->cands[i]->recall_score;
         slim[i].attrs = rq->cands[i]->attrs;
+        if (with_channels) {
+            slim[i].channels = rq->cands[i]->channels;
+            slim[i].n_channels = rq->cands[i]->n_channels;
+        }
         ptrs[i] = &slim[i];
     }
     return ptrs;
@@ -229,7 +234,7 @@ static void run_filter(struct cascade_orch_rq *rq)
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
-    Cascade__V1__Candidate **slim = slim_candidates(rq);
+    Cascade__V1__Candidate **slim = slim_candidates(rq, false);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
@@ -262,7 +267,7 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    Cascade__V1__Candidate **slim = slim_candidates(rq);
+    Cascade__V1__Candidate **slim = slim_candidates(rq, true);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
