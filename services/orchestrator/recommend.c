@@ -299,8 +299,8 @@ static void run_rank(struct cascade_orch_rq *rq)
         return;
     }
     /* Exploration candidates join the ranked set; the stage then returns
-     * everything (keep 0) so their scored copies are found even when they
-     * rank below `keep`, and the cut happens here. */
+     * everything (keep 0) so the ranker's order of them is known even when
+     * they rank below `keep`, and the cut happens here. */
     bool exploring = cascade_orch__reserve_explore(rq);
     Cascade__V1__Candidate **scored = rq->cands;
     size_t n_scored = rq->n;
@@ -316,7 +316,8 @@ static void run_rank(struct cascade_orch_rq *rq)
         truncate_to(rq, keep);
         return;
     }
-    cascade_orch__adopt_ranked(rq, resp->candidates, resp->n_candidates);
+    if (exploring)
+        cascade_orch__rank_explore_pool(rq, resp->candidates, resp->n_candidates);
     size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
     stage_done(rq, "rank", lat, resp->candidates, n, CASCADE_SCORE_RANK);
     rq->ranked = rq->cands; /* what the ranker kept: the recall cache's source */
