@@ -1,6 +1,7 @@
 /* cascade-build subcommands: flag tables per subcommand, the Redis
  * connection, and the summary lines. The jobs themselves live in load.c,
- * itemcf.c, swing.c, usercf.c, lists.c, authors.c, train_rank.c and movielens.c. */
+ * itemcf.c, swing.c, usercf.c, ease_lists.c, lists.c, authors.c, train_rank.c and
+ * movielens.c. */
 #include "build_cli.h"
 
 #include <math.h>
@@ -14,6 +15,8 @@
 #include "cf_publish.h"
 #include "config.h"
 #include "dataset.h"
+#include "ease.h"
+#include "ease_lists.h"
 #include "error.h"
 #include "flags.h"
 #include "itemcf.h"
@@ -38,10 +41,11 @@ enum job {
     JOB_TRAIN = 4,
     JOB_SWING = 8,
     JOB_USERCF = 16,
+    JOB_EASE = 32,
     JOB_LISTS = 1 << 8,
     JOB_AUTHORS = 1 << 9
 };
-#define JOB_CF (JOB_ITEMCF | JOB_SWING | JOB_USERCF)
+#define JOB_CF (JOB_ITEMCF | JOB_SWING | JOB_USERCF | JOB_EASE)
 #define JOB_REDIS_WRITERS (JOB_LOAD | JOB_CF | JOB_LISTS | JOB_AUTHORS)
 
 /* Everything any subcommand can set; each subcommand exposes a subset. */
@@ -53,6 +57,7 @@ struct build_args {
     struct cascade_itemcf_opts itemcf;
     struct cascade_swing_opts swing;
     struct cascade_usercf_opts usercf;
+    struct cascade_ease_lists_opts ease;
     struct cascade_lists_opts lists;
     struct cascade_authors_opts authors;
     struct cascade_train_rank_opts train;
@@ -162,10 +167,12 @@ static void authors_flags(struct flag_table *t, struct build_args *a)
 static void cf_flags(struct flag_table *t, struct build_args *a, unsigned jobs)
 {
     struct cascade_itemcf_opts *o = &a->itemcf;
-    add(t, (struct cascade_flag){"max-items-per-user", CASCADE_FLAG_SIZE, &o->max_items_per_user,
-                                 "most recent items per user used, 0 = all "
-                                 "(build.itemcf.max_items_per_user)",
-                                 0, 1e7});
+    if (jobs & (JOB_ITEMCF | JOB_SWING | JOB_USERCF)) /* EASE reads whole histories */
+        add(t,
+            (struct cascade_flag){"max-items-per-user", CASCADE_FLAG_SIZE, &o->max_items_per_user,
+                                  "most recent items per user used by ItemCF, Swing and UserCF, "
+                                  "0 = all (build.itemcf.max_items_per_user)",
+                                  0, 1e7});
     add(t,
         (struct cascade_flag){"threads", CASCADE_FLAG_INT, &o->threads, "worker threads", 1, 64});
     if (jobs & JOB_ITEMCF)
@@ -204,6 +211,21 @@ static void usercf_flags(struct flag_table *t, struct build_args *a)
                                  "seed of the user samples (build.usercf.seed)", 0, 0});
 }
 
+static void ease_flags(struct flag_table *t, struct build_args *a)
+{
+    struct cascade_ease_lists_opts *o = &a->ease;
+    add(t, (struct cascade_flag){"lambda", CASCADE_FLAG_DOUBLE, &o->lambda,
+                                 "EASE L2 weight λ in (XᵀX + λI)⁻¹ (build.ease.lambda)", 1e-6,
+                                 1e9});
+    add(t, (struct cascade_flag){"max-items", CASCADE_FLAG_SIZE, &o->max_items,
+                                 "EASE item cap, most popular first; memory 4·n² bytes "
+                                 "(build.ease.max_items)",
+                                 1, CASCADE_EASE_MAX_ITEMS});
+    add(t, (struct cascade_flag){"neighbours", CASCADE_FLAG_SIZE, &o->neighbours,
+                                 "EASE neighbours published per item (build.ease.neighbours)", 1,
+                                 200});
+}
+
 static void train_flags(struct flag_table *t, struct build_args *a)
 {
     struct cascade_train_rank_opts *o = &a->train;
@@ -239,6 +261,7 @@ static void defaults(struct build_args *a)
     cascade_itemcf_defaults(&a->itemcf);
     cascade_swing_defaults(&a->swing);
     cascade_usercf_defaults(&a->usercf);
+    cascade_ease_lists_defaults(&a->ease);
     cascade_lists_defaults(&a->lists);
     cascade_authors_defaults(&a->authors);
     cascade_train_rank_defaults(&a->train);
@@ -273,10 +296,10 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
     if (a->weights &&
         cascade_behaviour_weights_parse(&a->itemcf.weights, a->weights, err, errlen) != 0)
         return CASCADE_EINVAL;
-    a->swing.weights = a->usercf.weights = a->itemcf.weights;
+    a->swing.weights = a->usercf.weights = a->ease.weights = a->itemcf.weights;
     a->swing.max_items_per_user = a->usercf.max_items_per_user = a->itemcf.max_items_per_user;
-    a->swing.threads = a->usercf.threads = a->itemcf.threads;
-    a->swing.quiet = a->usercf.quiet = a->quiet;
+    a->swing.threads = a->usercf.threads = a->ease.threads = a->itemcf.threads;
+    a->swing.quiet = a->usercf.quiet = a->ease.quiet = a->quiet;
     a->lists.weights = a->authors.weights = w;
     a->load.ns = a->lists.ns = a->authors.ns = a->ns;
     a->lists.as_of = a->authors.as_of = a->load.as_of;
@@ -401,6 +424,19 @@ static int run_usercf(const cascade_dataset *ds, cascade_redis *r, struct build_
     return rc != 0 ? rc : publish_cf(ds, r, a, "usercf", "users", &l, err, errlen);
 }
 
+static int run_ease(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
+                    size_t errlen)
+{
+    struct cascade_cf_lists l;
+    size_t covered = 0;
+    int rc = cascade_ease_lists_compute(ds, &a->ease, &l, &covered, err, errlen);
+    if (rc != 0)
+        return rc;
+    printf("ease: model covers %zu of %zu items (lambda %g, cap %zu)\n", covered, ds->n_items,
+           a->ease.lambda, a->ease.max_items);
+    return publish_cf(ds, r, a, "ease", "items", &l, err, errlen);
+}
+
 static int run_lists(const cascade_dataset *ds, cascade_redis *r, struct build_args *a, char *err,
                      size_t errlen)
 {
@@ -499,6 +535,8 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
         goto out;
     if ((jobs & JOB_USERCF) && (rc = run_usercf(ds, r, a, err, errlen)) != 0)
         goto out;
+    if ((jobs & JOB_EASE) && (rc = run_ease(ds, r, a, err, errlen)) != 0)
+        goto out;
     if ((jobs & JOB_LISTS) && (rc = run_lists(ds, r, a, err, errlen)) != 0)
         goto out;
     if ((jobs & JOB_AUTHORS) && (rc = run_authors(ds, r, a, err, errlen)) != 0)
@@ -533,6 +571,11 @@ static const char *job_usage(unsigned jobs, const char **desc)
         *desc = "Compute UserCF similar-user lists (shared items, hot items down-weighted) and "
                 "publish them as\na new generation {ns}:usercf@{gen}:{user_id}.";
         return "cascade-build usercf --data DIR [--redis HOST:PORT] [flags]";
+    case JOB_EASE:
+        *desc = "Compute the EASE item-item model (closed form over the max-items most popular "
+                "items, binary\ninteractions) and publish each item's best weights as a new "
+                "generation {ns}:ease@{gen}:{item_id}.";
+        return "cascade-build ease --data DIR [--redis HOST:PORT] [flags]";
     case JOB_LISTS:
         *desc = "Build and publish the hot (and demographic hot), new, geo-cell and city item "
                 "lists, each as a\nnew generation of its family ({ns}:hot@{gen}, "
@@ -549,7 +592,7 @@ static const char *job_usage(unsigned jobs, const char **desc)
                 "rank-lr.latest.";
         return "cascade-build train-rank --data DIR --model-dir DIR [flags]";
     default:
-        *desc = "load, itemcf, swing, usercf, lists, authors, then train-rank, reading the data "
+        *desc = "load, itemcf, swing, usercf, ease, lists, authors, then train-rank, reading the data "
                 "once.";
         return "cascade-build all --data DIR --model-dir DIR [--redis HOST:PORT] [flags]";
     }
@@ -577,6 +620,8 @@ static int apply_config(int argc, char **argv, struct build_args *a, char *err, 
         rc = cascade_authors_config(c, &a->authors, err, errlen);
     if (rc == 0)
         rc = cascade_cf_config(c, &a->itemcf, &a->swing, &a->usercf, err, errlen);
+    if (rc == 0)
+        rc = cascade_cf_config_ease(c, &a->ease, err, errlen);
     cascade_config_destroy(c);
     return rc;
 }
@@ -625,6 +670,8 @@ static int job_command(unsigned jobs, int argc, char **argv)
         swing_flags(&t, &a);
     if (jobs & JOB_USERCF)
         usercf_flags(&t, &a);
+    if (jobs & JOB_EASE)
+        ease_flags(&t, &a);
     if (jobs & JOB_TRAIN)
         train_flags(&t, &a);
     rc = cascade_flags_parse(argc, argv, 2, t.f, t.n, err, sizeof(err));
@@ -704,6 +751,7 @@ static void usage(FILE *out)
                  "  itemcf            build ItemCF neighbour lists into Redis\n"
                  "  swing             build Swing neighbour lists into Redis\n"
                  "  usercf            build UserCF similar-user lists into Redis\n"
+                 "  ease              build EASE neighbour lists into Redis\n"
                  "  lists             build the hot, new, geo and city item lists into Redis\n"
                  "  authors           build author item lists, interacted and similar authors\n"
                  "  train-rank        train the ranking model and publish it to a model directory\n"
@@ -712,7 +760,7 @@ static void usage(FILE *out)
                  "  train-two-tower   train the two-tower retrieval model, export its item index\n"
                  "  train-ltr         train the learned pre-ranker and ranker on replayed recall\n"
                  "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower, ltr)\n"
-                 "  all               load + itemcf + swing + usercf + lists + authors + "
+                 "  all               load + itemcf + swing + usercf + ease + lists + authors + "
                  "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"
                  "Run 'cascade-build <command> --help' for a command's flags. Data formats: "
@@ -768,6 +816,8 @@ int cascade_build_main(int argc, char **argv)
         return job_command(JOB_SWING, argc, argv);
     if (strcmp(cmd, "usercf") == 0)
         return job_command(JOB_USERCF, argc, argv);
+    if (strcmp(cmd, "ease") == 0)
+        return job_command(JOB_EASE, argc, argv);
     if (strcmp(cmd, "lists") == 0)
         return job_command(JOB_LISTS, argc, argv);
     if (strcmp(cmd, "authors") == 0)

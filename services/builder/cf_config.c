@@ -1,9 +1,10 @@
-/* build.itemcf / build.swing / build.usercf config sections (see cf_config.h). */
+/* build.itemcf / build.swing / build.usercf / build.ease config sections (see cf_config.h). */
 #include "cf_config.h"
 
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ease.h"
 #include "error.h"
 #include "events.h"
 
@@ -95,5 +96,18 @@ int cascade_cf_config(const cascade_config *c, struct cascade_itemcf_opts *itemc
         return rc;
     swing->weights = usercf->weights = itemcf->weights;
     swing->max_items_per_user = usercf->max_items_per_user = itemcf->max_items_per_user;
+    return 0;
+}
+
+int cascade_cf_config_ease(const cascade_config *c, struct cascade_ease_lists_opts *o, char *err,
+                           size_t errlen)
+{
+    int rc;
+    if ((rc = cascade_config_double(c, "build.ease.lambda", o->lambda, 1e-6, 1e9, &o->lambda, err,
+                                    errlen)) ||
+        (rc = config_size(c, "build.ease.max_items", &o->max_items, 1, CASCADE_EASE_MAX_ITEMS, err,
+                          errlen)) ||
+        (rc = config_size(c, "build.ease.neighbours", &o->neighbours, 1, 200, err, errlen)))
+        return rc;
     return 0;
 }

@@ -1,6 +1,6 @@
 /* Configuration of the collaborative-filtering builders from the "build"
  * section of a JSON config (common/config.h): build.itemcf.*, build.swing.*
- * and build.usercf.*. Values found there replace the options' defaults;
+ * build.usercf.* and build.ease.*. Values found there replace the options' defaults;
  * command-line flags are applied afterwards and win. Keys: docs/data.md. */
 #ifndef CASCADE_BUILDER_CF_CONFIG_H
 #define CASCADE_BUILDER_CF_CONFIG_H
@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "ease_lists.h"
 #include "itemcf.h"
 #include "swing.h"
 #include "usercf.h"
@@ -22,5 +23,12 @@
 int cascade_cf_config(const cascade_config *c, struct cascade_itemcf_opts *itemcf,
                       struct cascade_swing_opts *swing, struct cascade_usercf_opts *usercf,
                       char *err, size_t errlen);
+
+/* Read build.ease.{lambda,max_items,neighbours} into o (absent keys leave
+ * it unchanged). The interaction definition is ItemCF's: callers copy the
+ * itemcf weights into o->weights. Returns 0 or CASCADE_EINVAL with
+ * "file:line:col: path: expected ..." in err. */
+int cascade_cf_config_ease(const cascade_config *c, struct cascade_ease_lists_opts *o, char *err,
+                           size_t errlen);
 
 #endif

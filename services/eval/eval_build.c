@@ -11,6 +11,7 @@
 #include "cf_config.h"
 #include "cf_publish.h"
 #include "clock.h"
+#include "ease_lists.h"
 #include "error.h"
 #include "itemcf.h"
 #include "lists.h"
@@ -26,6 +27,7 @@ struct build_jobs {
     struct cascade_itemcf_opts itemcf;
     struct cascade_swing_opts swing;
     struct cascade_usercf_opts usercf;
+    struct cascade_ease_lists_opts ease;
 };
 
 static int jobs_configure(const struct cascade_eval_build_opts *o, int64_t as_of,
@@ -38,10 +40,12 @@ static int jobs_configure(const struct cascade_eval_build_opts *o, int64_t as_of
     cascade_itemcf_defaults(&j->itemcf);
     cascade_swing_defaults(&j->swing);
     cascade_usercf_defaults(&j->usercf);
+    cascade_ease_lists_defaults(&j->ease);
     if (o->cfg &&
         ((rc = cascade_lists_config(o->cfg, &j->lists, err, errlen)) != 0 ||
          (rc = cascade_authors_config(o->cfg, &j->authors, err, errlen)) != 0 ||
-         (rc = cascade_cf_config(o->cfg, &j->itemcf, &j->swing, &j->usercf, err, errlen)) != 0))
+         (rc = cascade_cf_config(o->cfg, &j->itemcf, &j->swing, &j->usercf, err, errlen)) != 0 ||
+         (rc = cascade_cf_config_ease(o->cfg, &j->ease, err, errlen)) != 0))
         return rc;
     int threads = o->threads > 0 ? o->threads : 2;
     j->load.ns = j->lists.ns = j->authors.ns = o->ns;
@@ -51,10 +55,10 @@ static int jobs_configure(const struct cascade_eval_build_opts *o, int64_t as_of
     j->load.quiet = j->lists.quiet = j->authors.quiet = o->quiet;
     /* As cascade-build does: Swing and UserCF share ItemCF's behaviour weights
      * and history cap. */
-    j->swing.weights = j->usercf.weights = j->itemcf.weights;
+    j->swing.weights = j->usercf.weights = j->ease.weights = j->itemcf.weights;
     j->swing.max_items_per_user = j->usercf.max_items_per_user = j->itemcf.max_items_per_user;
-    j->itemcf.threads = j->swing.threads = j->usercf.threads = threads;
-    j->itemcf.quiet = j->swing.quiet = j->usercf.quiet = o->quiet;
+    j->itemcf.threads = j->swing.threads = j->usercf.threads = j->ease.threads = threads;
+    j->itemcf.quiet = j->swing.quiet = j->usercf.quiet = j->ease.quiet = o->quiet;
     return 0;
 }
 
@@ -104,6 +108,11 @@ static int build_cf(const cascade_dataset *ds, cascade_redis *r, const struct bu
         (rc = publish(ds, r, o->ns, "usercf", o->quiet, &l, &s->usercf_lists, err, errlen)) != 0)
         return failed("usercf", rc, err, errlen);
     s->usercf_s = (double)(cascade_now_ms() - t0) / 1000.0;
+    t0 = cascade_now_ms();
+    if ((rc = cascade_ease_lists_compute(ds, &j->ease, &l, NULL, err, errlen)) != 0 ||
+        (rc = publish(ds, r, o->ns, "ease", o->quiet, &l, &s->ease_lists, err, errlen)) != 0)
+        return failed("ease", rc, err, errlen);
+    s->ease_s = (double)(cascade_now_ms() - t0) / 1000.0;
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* Building every recall family on the train part of an evaluation split,
  * with the builder's own jobs (services/builder): load (records, last-n,
  * consumed, follows; the namespace is flushed first), lists (hot, new, geo,
- * city), authors, ItemCF, Swing and UserCF, each published as a generation
+ * city), authors, ItemCF, Swing, UserCF and EASE, each published as a generation
  * under the evaluation's private namespace, and (when asked) the two-tower
  * model trained on the same train part and published into a model directory.
  * Options come from the "build" section of a config when one is given, else
@@ -35,8 +35,8 @@ struct cascade_eval_build_opts {
 
 struct cascade_eval_build_summary {
     int64_t as_of; /* reference time of the build: the last train event */
-    size_t itemcf_lists, swing_lists, usercf_lists;
-    double load_s, lists_s, authors_s, itemcf_s, swing_s, usercf_s, total_s;
+    size_t itemcf_lists, swing_lists, usercf_lists, ease_lists;
+    double load_s, lists_s, authors_s, itemcf_s, swing_s, usercf_s, ease_s, total_s;
     size_t two_tower_examples; /* positives the two-tower trained on; 0 = not trained */
     double two_tower_s, two_tower_loss;
     char two_tower_version[128];

@@ -403,10 +403,11 @@ static int prepare_namespace(const struct eval_args *a, struct eval_state *s, co
     if (!a->quiet)
         fprintf(stderr,
                 "build: namespace '%s' in %.1fs (load %.1fs, lists %.1fs, authors %.1fs, itemcf "
-                "%.1fs, swing %.1fs, usercf %.1fs); %zu itemcf, %zu swing, %zu usercf lists\n",
+                "%.1fs, swing %.1fs, usercf %.1fs, ease %.1fs); %zu itemcf, %zu swing, %zu "
+                "usercf, %zu ease lists\n",
                 ns, build->total_s, build->load_s, build->lists_s, build->authors_s,
-                build->itemcf_s, build->swing_s, build->usercf_s, build->itemcf_lists,
-                build->swing_lists, build->usercf_lists);
+                build->itemcf_s, build->swing_s, build->usercf_s, build->ease_s,
+                build->itemcf_lists, build->swing_lists, build->usercf_lists, build->ease_lists);
     if (!a->quiet && bo.two_tower_dir)
         fprintf(stderr, "build: two-tower %s in %.1fs (%zu positives, final loss %.4f) in %s\n",
                 build->two_tower_version, build->two_tower_s, build->two_tower_examples,

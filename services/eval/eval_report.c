@@ -155,6 +155,7 @@ static json_t *build_json(const struct cascade_eval_build_summary *b)
     json_object_set_new(o, "itemcf_lists", json_integer((json_int_t)b->itemcf_lists));
     json_object_set_new(o, "swing_lists", json_integer((json_int_t)b->swing_lists));
     json_object_set_new(o, "usercf_lists", json_integer((json_int_t)b->usercf_lists));
+    json_object_set_new(o, "ease_lists", json_integer((json_int_t)b->ease_lists));
     json_object_set_new(o, "seconds", json_real(b->total_s));
     if (b->two_tower_examples > 0) {
         json_t *t = json_object();

@@ -1,7 +1,8 @@
-/* Recall channels "itemcf" and "swing" (one function, the family decides the
- * index): the user's last-n interactions × the top-k neighbours of each
- * ({ns}:{family}@{gen}:{item_id}, NeighbourList); score(item) =
- * Σ interest · sim, the user's own last-n items excluded. Two round trips
+/* Recall channels "itemcf", "swing" and "ease" (one code path, the family
+ * decides the index): the user's last-n interactions × the top-k neighbours
+ * of each ({ns}:{family}@{gen}:{item_id}, NeighbourList); score(item) =
+ * Σ interest · sim, the user's own last-n items excluded. For ease every
+ * interest is 1: EASE's model is Σ_{j ∈ history} B[j][i] over binary X. Two round trips
  * after the (cached) generation: LRANGE of the last-n, pipelined GETs of the
  * neighbour lists the list cache does not hold (they are generation data). */
 #include <inttypes.h>
@@ -107,8 +108,9 @@ static int read_lists(const struct cascade_recall__channel_args *a, int64_t gen,
     return 0;
 }
 
-int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
-                           struct cascade_recall_hits *out)
+/* The shared expansion; binary sets every source's weight to 1. */
+static int expand_neighbours(const struct cascade_recall__channel_args *a, bool binary,
+                             struct cascade_recall_hits *out)
 {
     int64_t gen;
     struct cascade_recall_hits src;
@@ -128,6 +130,8 @@ int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
         return 0; /* no history */
     if (distinct_sources(a->arena, &src) != 0)
         return cascade_recall__nomem(a);
+    for (size_t i = 0; binary && i < src.count; i++)
+        src.scores[i] = 1.0f;
 
     struct cascade_recall_hits *lists = cascade_arena_calloc(a->arena, src.count, sizeof *lists);
     if (!lists)
@@ -140,4 +144,16 @@ int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
                                     a->quota, a->arena, out) != 0)
         return cascade_recall__nomem(a);
     return 0;
+}
+
+int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
+                           struct cascade_recall_hits *out)
+{
+    return expand_neighbours(a, false, out);
+}
+
+int cascade_recall__ease(const struct cascade_recall__channel_args *a,
+                         struct cascade_recall_hits *out)
+{
+    return expand_neighbours(a, true, out);
 }

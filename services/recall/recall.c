@@ -24,6 +24,7 @@ const struct cascade_recall__channel_def cascade_recall__channels[] = {
     {"hot", CASCADE_RECALL_FAM_HOT, cascade_recall__hot},
     {"itemcf", CASCADE_RECALL_FAM_ITEMCF, cascade_recall__itemcf},
     {"swing", CASCADE_RECALL_FAM_SWING, cascade_recall__itemcf},
+    {"ease", CASCADE_RECALL_FAM_EASE, cascade_recall__ease},
     {"usercf", CASCADE_RECALL_FAM_USERCF, cascade_recall__usercf},
     {"new", CASCADE_RECALL_FAM_NEW, cascade_recall__new},
     {"geo", CASCADE_RECALL_FAM_GEO, cascade_recall__geo},
@@ -43,7 +44,7 @@ _Static_assert(sizeof cascade_recall__channels / sizeof cascade_recall__channels
                "raise CASCADE_RECALL_MAX_CHANNELS");
 
 static const char *const family_names[CASCADE_RECALL_N_FAMILIES] = {
-    "itemcf", "swing", "usercf", "authors", "hot", "new", "geo", "city",
+    "itemcf", "swing", "usercf", "authors", "hot", "new", "geo", "city", "ease",
 };
 
 const char *cascade_recall__family_name(enum cascade_recall__family f)
@@ -99,6 +100,10 @@ static const struct {
     {"itemcf", "neighbours", CFG_OFF(neighbours), 50, 1, 200},
     {"swing", "last_n", CFG_OFF(last_n), 50, 1, 1000},
     {"swing", "neighbours", CFG_OFF(neighbours), 50, 1, 200},
+    /* EASE scores with the whole history; the default covers it for most users
+     * (docs/stages.md has the measurement). */
+    {"ease", "last_n", CFG_OFF(last_n), 200, 1, 1000},
+    {"ease", "neighbours", CFG_OFF(neighbours), 200, 1, 200},
     {"usercf", "users", CFG_OFF(users), 30, 1, 100},
     {"usercf", "last_n", CFG_OFF(last_n), 20, 1, 1000},
     {"new", "max_impressions", CFG_OFF(max_impressions), 20, 0, 1000000000},

@@ -27,6 +27,7 @@ enum cascade_recall__family {
     CASCADE_RECALL_FAM_NEW,
     CASCADE_RECALL_FAM_GEO,
     CASCADE_RECALL_FAM_CITY,
+    CASCADE_RECALL_FAM_EASE,
     CASCADE_RECALL_N_FAMILIES
 };
 
@@ -37,8 +38,8 @@ const char *cascade_recall__family_name(enum cascade_recall__family f);
  * documents are read for it; the others keep their defaults). */
 struct cascade_recall__channel_cfg {
     bool enabled;
-    uint32_t last_n;          /* itemcf, swing, usercf: recent interactions read per user */
-    uint32_t neighbours;      /* itemcf, swing, similar_author: neighbours used per source */
+    uint32_t last_n;          /* itemcf, swing, ease, usercf: recent interactions read per user */
+    uint32_t neighbours;      /* itemcf, swing, ease, similar_author: neighbours used per source */
     uint32_t users;           /* usercf: similar users expanded */
     uint32_t precision;       /* geo: geohash characters of a cell */
     uint32_t max_authors;     /* author channels: authors whose items are read */
@@ -130,6 +131,10 @@ int cascade_recall__interest(const struct cascade_recall__channel_args *a,
                              struct cascade_recall_hits *out);
 int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
                            struct cascade_recall_hits *out);
+/* EASE: the itemcf expansion over the "ease" lists with every history item
+ * weighing 1 (EASE's X is binary). */
+int cascade_recall__ease(const struct cascade_recall__channel_args *a,
+                         struct cascade_recall_hits *out);
 int cascade_recall__usercf(const struct cascade_recall__channel_args *a,
                            struct cascade_recall_hits *out);
 int cascade_recall__new(const struct cascade_recall__channel_args *a,

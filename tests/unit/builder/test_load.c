@@ -350,6 +350,11 @@ static void test_build_all_command(void **state)
     assert_int_equal(cascade_redis_command(f->conn, &rep, "HGET allns:meta itemcf_lists"), 0);
     assert_true(atoi(rep->str) > 50);
     freeReplyObject(rep);
+    /* `all` includes the ease family. */
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "HGET allns:meta ease_lists"), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_true(atoi(rep->str) > 50);
+    freeReplyObject(rep);
 
     /* A Redis nobody listens on: exit code 1. */
     snprintf(port, sizeof(port), "127.0.0.1:%d", test_free_port());

@@ -77,6 +77,7 @@ static void test_end_to_end(void **state)
         fprintf(stderr, "build: %s\n", err);
     assert_int_equal(rc, 0);
     assert_true(bs.itemcf_lists > 0);
+    assert_true(bs.ease_lists > 0);
     assert_int_equal(bs.as_of, cascade_dataset_last_ts(split.train));
 
     cascade_recall *recall =

@@ -129,7 +129,7 @@ static void expect_invalid(struct fixture *f, Cascade__V1__RecallRequest *req, i
 }
 
 #define KNOWN                                                                                      \
-    "hot, itemcf, swing, usercf, new, geo, city, follow_author, interacted_author, "               \
+    "hot, itemcf, swing, ease, usercf, new, geo, city, follow_author, interacted_author, "               \
     "similar_author, cache, interest, demo_hot, two_tower"
 
 static void test_validation(void **state)

@@ -1,6 +1,6 @@
 /* Every Recall channel against a small seeded example in a private
  * redis-server, with the expected order and scores worked out by hand in the
- * comments: itemcf and swing (Σ interest·sim), usercf (Σ sim·interest over
+ * comments: itemcf and swing (Σ interest·sim), ease (Σ sim, binary history), usercf (Σ sim·interest over
  * similar users), hot, new (exploration share), geo (own cell + a neighbour
  * cell), city, the three author channels, cache (FIFO), and the cold-start
  * channels interest and demo_hot, with their profile fallbacks; the list
@@ -30,6 +30,7 @@ struct fixture {
 #define CHANNELS                                                                                   \
     "\"channels\": {"                                                                              \
     " \"itemcf\": {\"neighbours\": 3},"                                                            \
+    " \"ease\": {\"neighbours\": 3},"                                                              \
     " \"usercf\": {\"users\": 2},"                                                                 \
     " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10, \"half_life_hours\": 1,"          \
     "  \"explore_pool\": 1},"                                                                       \
@@ -38,8 +39,8 @@ struct fixture {
     " \"follow_author\": {\"half_life_hours\": 1},"                                                \
     " \"similar_author\": {\"max_authors\": 2}}"
 
-static const char *const families[] = {"itemcf", "swing", "usercf", "authors",
-                                       "hot",    "new",   "geo",    "city"};
+static const char *const families[] = {"itemcf", "swing", "usercf", "authors", "hot",
+                                       "new",    "geo",   "city",   "ease"};
 
 /* ItemCF/Swing/UserCF: user u1 clicked 100 (weight 1) and liked 200 (2). */
 static void seed_cf(cascade_redis *r)
@@ -52,6 +53,11 @@ static void seed_cf(cascade_redis *r)
                     3);
     seed_item_nlist(r, "swing", 1, 100, (uint64_t[]){700, 300}, (float[]){0.6f, 0.2f}, 2);
     seed_item_nlist(r, "swing", 1, 200, (uint64_t[]){100, 800, 700}, (float[]){0.9f, 0.25f, 0.1f},
+                    3);
+    /* ease: B's best weights of 100 and 200 (600 is beyond neighbours = 3). */
+    seed_item_nlist(r, "ease", 1, 100, (uint64_t[]){200, 300, 400, 600},
+                    (float[]){0.9f, 0.5f, 0.3f, 0.25f}, 4);
+    seed_item_nlist(r, "ease", 1, 200, (uint64_t[]){100, 500, 300}, (float[]){0.8f, 0.6f, 0.2f},
                     3);
     /* usercf: v1 0.5, v2 0.25, v3 0.1 (cut by users = 2). */
     seed_user_neighbours(r, 1, "u1", (const char *[]){"v1", "v2", "v3"},
@@ -197,6 +203,19 @@ static void test_swing(void **state)
     /* 700: 1·0.6 + 2·0.1 = 0.8; 800: 2·0.25 = 0.5; 300: 1·0.2; 100 is own. */
     seed_expect(run(f, "swing", "u1", 10), "swing", (uint64_t[]){700, 800, 300},
                 (float[]){0.8f, 0.5f, 0.2f}, 3);
+}
+
+static void test_ease(void **state)
+{
+    struct fixture *f = *state;
+    /* Every history item weighs 1 (binary X), whatever its interest:
+     * 300: 0.5 + 0.2 = 0.7; 500: 0.6; 400: 0.3; 600 is beyond k = 3; 100
+     * and 200 are the user's own items. With the interest weights (100: 1,
+     * 200: 2) the order would be 500 (1.2), 300 (0.9), 400. */
+    seed_expect(run(f, "ease", "u1", 10), "ease", (uint64_t[]){300, 500, 400},
+                (float[]){0.7f, 0.6f, 0.3f}, 3);
+    seed_expect(run(f, "ease", "u1", 1), "ease", (uint64_t[]){300}, NULL, 1);
+    seed_expect(run(f, "ease", "nobody", 10), "ease", NULL, NULL, 0);
 }
 
 static void test_usercf(void **state)
@@ -596,6 +615,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_itemcf),
         cmocka_unit_test(test_swing),
+        cmocka_unit_test(test_ease),
         cmocka_unit_test(test_usercf),
         cmocka_unit_test(test_hot),
         cmocka_unit_test(test_new_exploration),
