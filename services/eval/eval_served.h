@@ -77,8 +77,7 @@ void cascade_eval_served_free(struct cascade_eval_served_result *res);
 
 /* Score one answer: ids[0..n) are public item ids, mapped to train's item
  * indices (unknown ids dropped), the user's train items seen[0..n_seen)
- * (sorted) removed, the first acc->k kept, into acc against rel. Exposed
- * for the tests. */
+ * (sorted) removed, the first acc->k kept, into acc against rel. */
 void cascade_eval_served_score(const cascade_dataset *train, const uint64_t *ids, size_t n,
                                const uint32_t *seen, size_t n_seen, const uint32_t *rel,
                                size_t n_rel, struct cascade_eval_list_acc *acc);
