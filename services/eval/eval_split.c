@@ -47,6 +47,16 @@ struct eligible {
     size_t cap_ts;
 };
 
+static void eligible_free(struct eligible *el)
+{
+    free(el->users.v);
+    free(el->test.v);
+    free(el->seen.v);
+    free(el->test_end.v);
+    free(el->seen_end.v);
+    free(el->split_ts);
+}
+
 static int cmp_item_then_ts(const void *pa, const void *pb)
 {
     const struct first_touch *a = pa, *b = pb;
@@ -406,12 +416,7 @@ out:
         cascade_eval_split_free(out);
     free(pos);
     free(keep);
-    free(el.users.v);
-    free(el.test.v);
-    free(el.seen.v);
-    free(el.test_end.v);
-    free(el.seen_end.v);
-    free(el.split_ts);
+    eligible_free(&el);
     return rc;
 }
 
@@ -511,12 +516,7 @@ int cascade_eval_split_given(cascade_dataset *train, const cascade_dataset *test
         cascade_eval_split_free(out);
     }
     free(pos);
-    free(el.users.v);
-    free(el.test.v);
-    free(el.seen.v);
-    free(el.test_end.v);
-    free(el.seen_end.v);
-    free(el.split_ts);
+    eligible_free(&el);
     return rc;
 }
 
