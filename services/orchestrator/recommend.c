@@ -129,8 +129,12 @@ static void stage_done(struct cascade_orch_rq *rq, const char *stage, int64_t la
                        Cascade__V1__Candidate **cands, size_t n, enum cascade_score_kind source)
 {
     cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){
-                .stage = stage, .latency_us = latency_us, .items_in = rq->n, .items_out = n});
+        rq, &(struct cascade_orch_outcome){.stage = stage,
+                                           .latency_us = latency_us,
+                                           .items_in = rq->n,
+                                           .items_out = n,
+                                           .order = cands,
+                                           .n_order = n});
     rq->cands = cands;
     rq->n = n;
     rq->source = source;

@@ -399,6 +399,30 @@ static const Cascade__V1__StageTrace *trace_of(const Cascade__V1__RecommendRespo
     return NULL;
 }
 
+/* Each stage's trace carries its output order: as many ids as it kept, each
+ * later stage's ids a subset of the earlier one's, and the rerank order is
+ * what was served. */
+static void assert_ids_in_stage_order(const Cascade__V1__RecommendResponse *r)
+{
+    const char *order[] = {"merge", "filter", "prerank", "rank", "rerank"};
+    const Cascade__V1__StageTrace *prev = NULL;
+    for (size_t s = 0; s < sizeof order / sizeof order[0]; s++) {
+        const Cascade__V1__StageTrace *t = trace_of(r, order[s]);
+        assert_non_null(t);
+        assert_int_equal(t->n_item_ids, t->items_out < 200 ? t->items_out : 200);
+        for (size_t i = 0; prev && i < t->n_item_ids; i++) {
+            bool found = false;
+            for (size_t j = 0; j < prev->n_item_ids && !found; j++)
+                found = prev->item_ids[j] == t->item_ids[i];
+            assert_true(found);
+        }
+        prev = t;
+    }
+    assert_true(prev->n_item_ids >= r->n_items);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_int_equal(prev->item_ids[i], r->items[i]->item_id);
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_happy_path(void **state)
@@ -436,7 +460,9 @@ static void test_happy_path(void **state)
     assert_int_equal(trace_of(r, "merge")->items_in, 140);
     assert_int_equal(trace_of(r, "merge")->items_out, 120);
     assert_int_equal(trace_of(r, "exposure")->items_out, 10);
-    /* Without debug there is no trace. */
+    assert_int_equal(trace_of(r, "exposure")->n_item_ids, 0);
+    assert_ids_in_stage_order(r);
+    /* Without debug there is no trace, so no ids either. */
     assert_int_equal(recommend(o, "happy-nodebug", 5, false, &r, err, sizeof err), 0);
     assert_int_equal(r->n_trace, 0);
     cascade_orch_destroy(o);
