@@ -185,8 +185,23 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
     char models[256], *save = NULL;
     snprintf(models, sizeof models, "%s", o->models ? o->models : "");
     for (char *m = strtok_r(models, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+        char replay_ns[160];
+        snprintf(replay_ns, sizeof replay_ns, "%.100s-ltr-replay", e->ns);
         char *train[] = {e->build_bin, "train", m,     "--data", e->train_dir, "--model-dir",
-                         e->model_dir, "--quiet", NULL};
+                         e->model_dir, "--quiet", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        /* The learned rankers replay recall: they need the stack's Redis (a
+         * private namespace of it) and the served mix of the config. */
+        if (strcmp(m, "ltr") == 0) {
+            char **extra = train + 8;
+            *extra++ = "--redis";
+            *extra++ = e->redis;
+            *extra++ = "--replay-namespace";
+            *extra++ = replay_ns;
+            if (o->config) {
+                *extra++ = "--config";
+                *extra++ = (char *)o->config;
+            }
+        }
         long from = file_size(e->log);
         if (!o->quiet)
             fprintf(stderr, "served: cascade-build train %s\n", m);

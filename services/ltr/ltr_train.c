@@ -221,19 +221,8 @@ static cascade_gbdt *current_model(const char *dir, const char *latest)
     return m;
 }
 
-/* What one stage's gate looks at. */
-struct gate {
-    const char *stage;    /* "prerank" / "rank" */
-    const char *latest;   /* pointer file name */
-    const char *baseline; /* the order the model replaces */
-    double ndcg, base_ndcg, current_ndcg; /* current -1 = none published */
-    int rounds;
-};
-
-/* Publish only a model that beats the order it replaces and does not lose
- * to the published one; reason says why in words. */
-static bool gate_decide(const struct gate *g, const struct cascade_ltr_train_opts *o, char *reason,
-                        size_t len)
+bool cascade_ltr_gate_decide(const struct cascade_ltr_gate *g,
+                             const struct cascade_ltr_train_opts *o, char *reason, size_t len)
 {
     if (!(g->ndcg > g->base_ndcg + o->min_gain)) {
         snprintf(reason, len, "validation nDCG@%d %.4f does not beat the %s order's %.4f",
@@ -252,7 +241,7 @@ static bool gate_decide(const struct gate *g, const struct cascade_ltr_train_opt
     return true;
 }
 
-static int write_gate_json(const char *path, const struct gate *g, bool published, bool forced,
+static int write_gate_json(const char *path, const struct cascade_ltr_gate *g, bool published, bool forced,
                            const char *reason, char *err, size_t errlen)
 {
     json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s, s:i, s:b, s:b, s:s}", "stage", g->stage,
@@ -272,12 +261,12 @@ static int write_gate_json(const char *path, const struct gate *g, bool publishe
 
 /* Save m as a new version of the stage, record the gate's decision beside
  * it and move the pointer when the gate (or --force) says so. */
-static int publish(const cascade_gbdt *m, const struct gate *g,
+static int publish(const cascade_gbdt *m, const struct cascade_ltr_gate *g,
                    const struct cascade_ltr_train_opts *o, bool *published, char *version,
                    size_t vlen, char *reason, size_t rlen, char *err, size_t errlen)
 {
     char prefix[64], path[1024], gate_path[1100], value[32], latest[1024];
-    bool pass = gate_decide(g, o, reason, rlen);
+    bool pass = cascade_ltr_gate_decide(g, o, reason, rlen);
     snprintf(prefix, sizeof prefix, "%s-ltr", g->stage);
     cascade_latest_version_new(o->model_dir, prefix, version, vlen, path, sizeof path);
     snprintf(value, sizeof value, "%.6f", g->ndcg);
@@ -426,11 +415,11 @@ static int validate(struct job *j)
 static int publish_both(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_train_summary *s = j->s;
-    struct gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
+    struct cascade_ltr_gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
                       .baseline = "merged recall", .ndcg = s->ndcg_prerank,
                       .base_ndcg = s->ndcg_recall, .current_ndcg = s->ndcg_prerank_current,
                       .rounds = s->prerank_rounds};
-    struct gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
+    struct cascade_ltr_gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
                       .baseline = "pre-rank", .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_prerank,
                       .current_ndcg = s->ndcg_rank_current, .rounds = s->rank_rounds};
     int rc = publish(j->pre, &pg, j->o, &s->prerank_published, s->prerank_version,

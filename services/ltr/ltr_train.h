@@ -47,6 +47,22 @@ struct cascade_ltr_train_summary {
 
 void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o);
 
+/* What one stage's gate looks at. */
+struct cascade_ltr_gate {
+    const char *stage;    /* "prerank" / "rank" */
+    const char *latest;   /* pointer file name */
+    const char *baseline; /* the order the model replaces */
+    double ndcg, base_ndcg; /* validation nDCG@10 of the model and of that order */
+    double current_ndcg;    /* of the published model on the same lists; -1 = none */
+    int rounds;
+};
+
+/* The gate: true when the model beats the order it replaces by more than
+ * o->min_gain and loses at most o->tolerance to the published model; reason
+ * says why in words either way. */
+bool cascade_ltr_gate_decide(const struct cascade_ltr_gate *g,
+                             const struct cascade_ltr_train_opts *o, char *reason, size_t len);
+
 /* Replay, train, gate and publish. Returns 0 (also when the gate kept a
  * model back: see the summary), CASCADE_ENOTFOUND with a message when the
  * data cannot support a learned ranker, or another negative code with err. */
