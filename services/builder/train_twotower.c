@@ -960,7 +960,7 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
         rc = CASCADE_EDATA;
         goto out;
     }
-    if (o->model_dir && sum->holdout == 0) {
+    if (o->model_dir && sum->holdout == 0 && !o->gate.force) {
         snprintf(err, errlen,
                  "train-two-tower: no held-out positives (%zu in all, --holdout-frac %g), so "
                  "the gate cannot measure the model; the data does not support it",
