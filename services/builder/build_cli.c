@@ -599,10 +599,8 @@ static const char *job_usage(unsigned jobs, const char **desc)
         return "cascade-build train-rank --data DIR --model-dir DIR [flags]";
     default:
         *desc = "load, itemcf, swing, usercf, ease, lists, authors, then train-rank, reading the "
-                "data once.
-The exit status is train-rank's: 3 when the data does not support the "
-                "ranking model, 4 when
-the gate refused it (the Redis jobs are done in both "
+                "data once.\nThe exit status is train-rank's: 3 when the data does not support the "
+                "ranking model, 4 when\nthe gate refused it (the Redis jobs are done in both "
                 "cases).";
         return "cascade-build all --data DIR --model-dir DIR [--redis HOST:PORT] [flags]";
     }
