@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "cascade/v1/recommender.pb-c.h"
+#include "build_cli.h"
 #include "clock.h"
 #include "error.h"
 #include "redis.h"
@@ -178,8 +179,17 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
     if (!o->quiet)
         fprintf(stderr, "served: cascade-build all into %s namespace %s\n", e->redis, e->ns);
     int st = run_logged(all, e->log, err, errlen);
-    if (st != 0)
+    /* all ends with train-rank: 3 (data without impressions) or 4 (gate
+     * refused) still leave every Redis job done. */
+    if (st == CASCADE_BUILD_EXIT_DATA || st == CASCADE_BUILD_EXIT_REFUSED) {
+        if (!o->quiet)
+            fprintf(stderr, "served: cascade-build all: every Redis job done; train-rank %s "
+                            "(see %s)\n",
+                    st == CASCADE_BUILD_EXIT_DATA ? "not supported by the data" : "refused",
+                    e->log);
+    } else if (st != 0) {
         return step_failed(e, "cascade-build all", st, err, errlen);
+    }
     res->build_s = (double)(cascade_now_ms() - t0) / 1000.0;
     t0 = cascade_now_ms();
     char models[256], *save = NULL;

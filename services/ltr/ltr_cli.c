@@ -191,7 +191,7 @@ int cascade_ltr_main(int argc, char **argv)
     if (rc == 0) {
         report(&s);
         status = 0;
-    } else if (rc == CASCADE_ENOTFOUND) {
+    } else if (rc == CASCADE_EDATA) {
         status = EXIT_UNSUPPORTED;
     }
 out:

@@ -238,7 +238,7 @@ static int replay_loop(struct replay_ctx *c, struct cascade_ltr_lists *l, char *
         snprintf(err, errlen,
                  "the replay found no held-out item among any user's candidates: the data does "
                  "not support a learned ranker");
-        return CASCADE_ENOTFOUND;
+        return CASCADE_EDATA;
     }
     return 0;
 }
@@ -265,7 +265,7 @@ static int replay_split(const cascade_dataset *ds, const struct cascade_ltr_repl
     if (rc == 0 && split->n_users == 0) {
         snprintf(err, errlen, "no user has %zu or more interacted items: nothing to replay",
                  o->min_interactions);
-        rc = CASCADE_ENOTFOUND;
+        rc = CASCADE_EDATA;
     }
     return rc;
 }

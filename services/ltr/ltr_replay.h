@@ -59,7 +59,7 @@ void cascade_ltr_replay_split_opts(const struct cascade_ltr_replay_opts *o,
 /* Split ds, build into o->ns through r (a connection for the builders) and
  * pool (for the Recall stage), replay and fill *out (free with
  * cascade_ltr_lists_free). Groups without a single positive are dropped
- * (they carry no ranking signal). Returns 0, CASCADE_ENOTFOUND when the
+ * (they carry no ranking signal). Returns 0, CASCADE_EDATA when the
  * data gives no list to learn from, or another negative code with err. */
 int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
                            const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,
