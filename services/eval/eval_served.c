@@ -5,6 +5,7 @@
 #include "eval_served.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
@@ -217,7 +218,12 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
             fprintf(stderr, "served: cascade-build train %s\n", m);
         st = run_logged(train, e->log, err, errlen);
         char *list = res->trained;
-        if (st != 0 && st > 0 && log_says(e->log, from, "does not support")) {
+        if (st == CASCADE_BUILD_EXIT_REFUSED) {
+            /* The gate kept the published model (it was better): it serves. */
+            if (!o->quiet)
+                fprintf(stderr, "served: %s: the gate kept the published model (see %s)\n", m,
+                        e->log);
+        } else if (st != 0 && st > 0 && log_says(e->log, from, "does not support")) {
             list = res->skipped;
             if (!o->quiet)
                 fprintf(stderr, "served: %s skipped: the data does not support it (see %s)\n", m,
@@ -400,6 +406,22 @@ out:
 
 /* ------------------------------------------------------------------- run */
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* rm -r path; a missing path is fine. */
+static int remove_tree(const char *path)
+{
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 static int make_env(const struct cascade_eval_served_opts *o, struct served_env *e, char *err,
                     size_t errlen)
 {
@@ -419,6 +441,14 @@ static int make_env(const struct cascade_eval_served_opts *o, struct served_env 
     }
     if (e->own_stack) {
         snprintf(e->model_dir, sizeof e->model_dir, "%s/models", e->stack_dir);
+        /* Every run trains from nothing: a model left by an earlier run
+         * (other data, another split) must neither serve nor be the gate's
+         * published model. */
+        if (remove_tree(e->model_dir) != 0) {
+            snprintf(err, errlen, "%s: cannot clear the models of an earlier run: %s",
+                     e->model_dir, strerror(errno));
+            return CASCADE_EIO;
+        }
         snprintf(e->target, sizeof e->target, "127.0.0.1:%d", o->port_base);
         snprintf(e->redis, sizeof e->redis, "127.0.0.1:%d", o->port_base + 9);
         snprintf(e->ns, sizeof e->ns, "%s", o->ns);
