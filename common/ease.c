@@ -308,23 +308,28 @@ long cascade_ease_neighbours(const cascade_ease *m, uint32_t j, size_t k, uint32
 {
     if (!cascade_ease_covers(m, j) || k == 0)
         return 0;
-    uint64_t *ids = malloc(k * sizeof(*ids));
-    if (!ids)
+    uint64_t *cols = malloc(k * sizeof(*cols));
+    if (!cols)
         return CASCADE_ENOMEM;
-    /* The vector index's bounded heap: higher weight first, ties to the lower index. */
+    /* The vector index's bounded heap over |B|: the weights that move a
+     * score most, whichever their sign (dropping the negative ones costs
+     * EASE 0.015 nDCG@10 on ml-latest-small); ties to the lower index. */
     struct cascade_vindex__topk h;
     const float *row = m->b + (size_t)m->pos[j] * m->n;
-    cascade_vindex__topk_init(&h, weights, ids, k);
+    cascade_vindex__topk_init(&h, weights, cols, k);
     for (size_t c = 0; c < m->n; c++) {
-        if (c == m->pos[j] || !(row[c] > 0))
+        float mag = fabsf(row[c]);
+        if (c == m->pos[j] || !(mag > 0))
             continue;
-        uint64_t id = m->cov[c];
-        cascade_vindex__topk_push(&h, &row[c], &id, 1);
+        uint64_t col = c;
+        cascade_vindex__topk_push(&h, &mag, &col, 1);
     }
     size_t count = h.len;
     cascade_vindex__topk_finish(&h);
-    for (size_t t = 0; t < count; t++)
-        items[t] = (uint32_t)ids[t];
-    free(ids);
+    for (size_t t = 0; t < count; t++) {
+        items[t] = (uint32_t)m->cov[cols[t]];
+        weights[t] = row[cols[t]];
+    }
+    free(cols);
     return (long)count;
 }

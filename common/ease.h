@@ -67,9 +67,10 @@ int cascade_ease_covers(const cascade_ease *m, uint32_t item);
  * failed allocation is reported rather than read as all-zero scores. */
 int cascade_ease_score(const cascade_ease *m, const uint32_t *history, size_t n, float *out);
 
-/* The k largest B[j][i] (i ≠ j, > 0) of covered item j as input item indices
- * and weights (k slots each; slots past the count may be overwritten), best
- * first (ties: lower index first); returns how many were
+/* The k weights B[j][i] (i ≠ j, nonzero) of covered item j with the largest
+ * magnitude, as input item indices and signed weights (k slots each; slots
+ * past the count may be overwritten), largest |B| first (ties: lower index
+ * first); returns how many were
  * written (0 for an uncovered or out-of-range item), or CASCADE_ENOMEM when
  * the k-slot scratch of the selection cannot be allocated (a signed return
  * for the same reason as cascade_ease_score). */

@@ -26,7 +26,7 @@ void cascade_load_defaults(struct cascade_load_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->ns = "cascade";
-    o->lastn = 200;
+    o->lastn = 1000;
     o->affinity_half_life_days = CASCADE_TIMESCALE_AUTO;
     cascade_behaviour_weights_default(&o->weights);
     o->pipeline = 2000;

@@ -146,6 +146,8 @@ static void report(const struct cascade_ltr_train_summary *s)
     printf("validation nDCG@10: merged recall %.4f -> pre-rank %.4f (%d rounds) -> rank %.4f "
            "(%d rounds)\n",
            s->ndcg_recall, s->ndcg_prerank, s->prerank_rounds, s->ndcg_rank, s->rank_rounds);
+    printf("best single channel on the same lists: %s %.4f\n", s->best_channel,
+           s->best_channel_ndcg);
     printf("prerank: %s %s (%s)\n", s->prerank_version,
            s->prerank_published ? "published" : "NOT published", s->prerank_reason);
     printf("rank: %s %s (%s)\n", s->rank_version, s->rank_published ? "published" : "NOT published",

@@ -160,6 +160,39 @@ static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, double *ou
     return 0;
 }
 
+/* Mean nDCG@K over the set's groups when ordered by feature f alone
+ * (descending; missing values last). */
+static int set_ndcg_feature(const struct group_set *s, size_t f, double *out)
+{
+    size_t maxn = 0;
+    for (size_t g = 0; g < s->n_groups; g++)
+        if (s->off[g + 1] - s->off[g] > maxn)
+            maxn = s->off[g + 1] - s->off[g];
+    float *score = malloc((maxn + 1) * sizeof *score);
+    struct scored *tmp = malloc((maxn + 1) * sizeof *tmp);
+    size_t *order = malloc((maxn + 1) * sizeof *order);
+    double sum = 0;
+    int rc = CASCADE_ENOMEM;
+    if (!score || !tmp || !order)
+        goto out;
+    for (size_t g = 0; g < s->n_groups; g++) {
+        size_t n = s->off[g + 1] - s->off[g];
+        for (size_t i = 0; i < n; i++) {
+            float v = s->X[(s->off[g] + i) * CASCADE_LTR_FEATURES + f];
+            score[i] = isnan(v) ? -INFINITY : v;
+        }
+        order_by(score, n, tmp, order);
+        sum += ndcg_at(s->y + s->off[g], order, n);
+    }
+    *out = s->n_groups ? sum / (double)s->n_groups : 0.0;
+    rc = 0;
+out:
+    free(score);
+    free(tmp);
+    free(order);
+    return rc;
+}
+
 /* For every group, the rows model m ranks highest (at most keep of them, in
  * m's order): what the pre-ranker hands the ranker. */
 static int top_rows(const struct cascade_ltr_lists *l, const cascade_gbdt *m, size_t keep,
@@ -398,6 +431,17 @@ static int validate(struct job *j)
         rc = set_ndcg(&j->pre_valid, j->pre_cur, &s->ndcg_prerank_current);
     if (!rc && j->rank_cur)
         rc = set_ndcg(&j->rank_valid, j->rank_cur, &s->ndcg_rank_current);
+    /* The best single channel order, for the report: what a learned model
+     * should at least match. */
+    s->best_channel_ndcg = -1;
+    for (size_t c = 0; !rc && c < CASCADE_LTR_CHANNELS; c++) {
+        double v;
+        rc = set_ndcg_feature(&j->pre_valid, CASCADE_RANK_FEATURES + 2 * c, &v);
+        if (!rc && v > s->best_channel_ndcg) {
+            s->best_channel_ndcg = v;
+            snprintf(s->best_channel, sizeof s->best_channel, "%s", cascade_ltr_channel_name(c));
+        }
+    }
     return rc;
 }
 

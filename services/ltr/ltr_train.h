@@ -38,6 +38,8 @@ struct cascade_ltr_train_summary {
     size_t groups, rows, positives, valid_groups;
     double ndcg_recall, ndcg_prerank, ndcg_rank;       /* the cascade on validation users */
     double ndcg_prerank_current, ndcg_rank_current;    /* published models, -1 = none */
+    double best_channel_ndcg; /* the best single channel's order on the same lists */
+    char best_channel[64];
     int prerank_rounds, rank_rounds;
     bool prerank_published, rank_published;
     char prerank_version[256], rank_version[256];

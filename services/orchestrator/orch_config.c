@@ -284,7 +284,7 @@ static int parse_limits(const cascade_config *cfg, struct cascade_orch_config *o
                                  err, errlen)) ||
         (rc = cascade_config_int(cfg, "orchestrator.fallback.hot_max", 500, 1, 5000, &v[3], err,
                                  errlen)) ||
-        (rc = cascade_config_int(cfg, "orchestrator.feedback.lastn_max", 200, 1, 10000, &v[4], err,
+        (rc = cascade_config_int(cfg, "orchestrator.feedback.lastn_max", 1000, 1, 10000, &v[4], err,
                                  errlen)) ||
         (rc = cascade_config_int(cfg, "orchestrator.feedback.events_maxlen", 1000000, 1000,
                                  1000000000, &v[5], err, errlen)) ||

@@ -189,7 +189,7 @@ static void test_scores_are_history_times_b(void **state)
     cascade_ease_destroy(m);
 }
 
-static void test_neighbours_sorted_without_self(void **state)
+static void test_neighbours_by_magnitude_without_self(void **state)
 {
     (void)state;
     struct fixture f;
@@ -199,19 +199,23 @@ static void test_neighbours_sorted_without_self(void **state)
     float w[ITEMS], row[ITEMS];
     for (uint32_t j = 0; j < ITEMS - 1; j++) {
         model_row(m, j, row);
-        size_t positive = 0;
-        for (uint32_t i = 0; i < ITEMS; i++)
-            positive += row[i] > 0;
-        assert_true(positive > 0);
+        size_t nonzero = 0, negative = 0;
+        for (uint32_t i = 0; i < ITEMS; i++) {
+            nonzero += i != j && row[i] != 0;
+            negative += i != j && row[i] < 0;
+        }
+        assert_true(nonzero > 0);
         long all = cascade_ease_neighbours(m, j, ITEMS, items, w);
-        assert_int_equal(all, (long)positive);
+        assert_int_equal(all, (long)nonzero);
+        size_t got_negative = 0;
         for (long t = 0; t < all; t++) {
             assert_true(items[t] != j);
-            assert_true(w[t] > 0);
-            assert_true(w[t] == row[items[t]]);
+            assert_true(w[t] == row[items[t]]); /* signed, as in B */
+            got_negative += w[t] < 0;
             if (t > 0)
-                assert_true(w[t - 1] >= w[t]);
+                assert_true(fabsf(w[t - 1]) >= fabsf(w[t]));
         }
+        assert_int_equal(got_negative, negative);
         /* k = 3: the first three of the full list. */
         uint32_t top[3];
         float tw[3];
@@ -349,7 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b_matches_reference),
         cmocka_unit_test(test_scores_are_history_times_b),
-        cmocka_unit_test(test_neighbours_sorted_without_self),
+        cmocka_unit_test(test_neighbours_by_magnitude_without_self),
         cmocka_unit_test(test_item_cap_keeps_most_popular),
         cmocka_unit_test(test_phases_in_order),
         cmocka_unit_test(test_errors),
