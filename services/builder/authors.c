@@ -21,6 +21,7 @@
 #include "progress.h"
 #include "store.h"
 #include "topk.h"
+#include "timescale.h"
 
 #define DAY_S 86400.0
 #define MAX_K 200 /* NeighbourList bound in records.options */
@@ -33,7 +34,7 @@ void cascade_authors_defaults(struct cascade_authors_opts *o)
     cascade_behaviour_weights_default(&o->weights);
     o->items_cap = 200;
     o->interacted_top_k = 50;
-    o->half_life_days = 14;
+    o->half_life_days = CASCADE_TIMESCALE_AUTO;
     o->similar_top_k = 50;
     o->max_authors_per_user = 100;
     o->pipeline = 2000;
@@ -71,6 +72,7 @@ struct author_state {
     const cascade_dataset *ds;
     const struct cascade_authors_opts *o;
     int64_t as_of;
+    double half_life_s; /* resolved (timescale.h) */
     uint64_t *aid; /* n_authors sorted author ids */
     size_t n_authors;
     uint32_t *item_author; /* n_items: author index or NO_AUTHOR */
@@ -199,7 +201,7 @@ static int write_neighbours(struct author_state *st, const char *suffix, size_t 
  * interacted-authors list and keep the strongest authors for similarity. */
 static int one_user(struct author_state *st, const struct cascade_ui *ui, size_t u)
 {
-    double hl = st->o->half_life_days * DAY_S;
+    double hl = st->half_life_s;
     size_t nt = 0, n;
     char suffix[CASCADE_KEY_MAX];
     int rc = 0;
@@ -375,6 +377,9 @@ int cascade_authors_run(const cascade_dataset *ds, cascade_redis *r,
     st.sum = sum ? sum : &local;
     memset(st.sum, 0, sizeof(*st.sum));
     st.as_of = st.sum->as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
+    st.sum->half_life_days = cascade_timescale_days(
+        o->half_life_days, CASCADE_TIMESCALE_AUTHOR_SHARE, cascade_timescale_span_days(ds));
+    st.half_life_s = st.sum->half_life_days * DAY_S;
     if ((rc = check_opts(o, err, errlen)) != 0)
         return rc;
     if ((rc = index_authors(&st)) != 0)

@@ -118,8 +118,8 @@ static void lists_flags(struct flag_table *t, struct build_args *a)
     add(t, (struct cascade_flag){"hot-size", CASCADE_FLAG_SIZE, &o->hot_size,
                                  "items in the hot list (build.hot.size)", 1, 1e7});
     add(t, (struct cascade_flag){"hot-half-life-days", CASCADE_FLAG_DOUBLE, &o->hot_half_life_days,
-                                 "half-life of hot scores in days, 0 = no decay "
-                                 "(build.hot.half_life_days)",
+                                 "half-life of hot scores in days, 0 = no decay; unset = "
+                                 "derived from the log's span (build.hot.half_life_days)",
                                  0, 3650});
     add(t, (struct cascade_flag){"hot-demo-size", CASCADE_FLAG_SIZE, &o->hot_demo_size,
                                  "items per demographic hot list, 0 = none (build.hot.demo_size)",
@@ -128,8 +128,8 @@ static void lists_flags(struct flag_table *t, struct build_args *a)
                                  "items per category hot list, 0 = none (build.hot.category_size)",
                                  0, 1e5});
     add(t, (struct cascade_flag){"new-window-days", CASCADE_FLAG_DOUBLE, &o->new_window_days,
-                                 "items created this many days before as-of are new "
-                                 "(build.new.window_days)",
+                                 "items created this many days before as-of are new; unset = "
+                                 "derived from the log's span (build.new.window_days)",
                                  0, 3650});
     add(t, (struct cascade_flag){"geo-precision", CASCADE_FLAG_INT, &o->geo_precision,
                                  "geohash characters of a geo cell (build.geo.precision)", 1, 12});
@@ -145,7 +145,8 @@ static void authors_flags(struct flag_table *t, struct build_args *a)
     add(t, (struct cascade_flag){"author-items-cap", CASCADE_FLAG_SIZE, &o->items_cap,
                                  "newest items kept per author (build.authors.items_cap)", 1, 1e6});
     add(t, (struct cascade_flag){"author-half-life-days", CASCADE_FLAG_DOUBLE, &o->half_life_days,
-                                 "half-life of a user's interest in an author, 0 = no decay "
+                                 "half-life of a user's interest in an author, 0 = no decay; "
+                                 "unset = derived from the log's span "
                                  "(build.authors.half_life_days)",
                                  0, 3650});
     add(t, (struct cascade_flag){"interacted-top-k", CASCADE_FLAG_SIZE, &o->interacted_top_k,
@@ -366,6 +367,9 @@ static int run_load(const cascade_dataset *ds, cascade_redis *r, struct build_ar
            s.items, s.users, s.lastn_lists, s.consumed_sets, s.follow_sets, s.follows, s.commands,
            s.seconds, s.seconds > 0 ? (double)s.commands / s.seconds : 0.0,
            a->flush ? "; namespace flushed first" : "");
+    printf("load: affinity half-life %.2f days%s\n", s.affinity_half_life_days,
+           a->load.affinity_half_life_days < 0 ? " (derived from the log's span, docs/data.md)"
+                                               : "");
     return 0;
 }
 
@@ -448,6 +452,11 @@ static int run_lists(const cascade_dataset *ds, cascade_redis *r, struct build_a
            s.category_items, s.new_items,
            (long long)s.gen_new, s.geo_cells, s.geo_items, s.geo_skipped, (long long)s.gen_geo,
            s.cities, s.city_items, (long long)s.gen_city, s.commands, s.seconds);
+    printf("lists: log span %.1f days; hot half-life %.2f days, new window %.2f days%s\n",
+           s.span_days, s.hot_half_life_days, s.new_window_days,
+           a->lists.hot_half_life_days < 0 || a->lists.new_window_days < 0
+               ? " (unset ones derived from the span, docs/data.md)"
+               : "");
     return 0;
 }
 
@@ -462,6 +471,8 @@ static int run_authors(const cascade_dataset *ds, cascade_redis *r, struct build
            "similar-author lists (%zu pairs scored); gen %lld, %zu commands in %.2fs\n",
            s.authors, s.item_lists, s.items, s.interacted_lists, s.similar_lists, s.pairs,
            (long long)s.gen, s.commands, s.seconds);
+    printf("authors: interest half-life %.2f days%s\n", s.half_life_days,
+           a->authors.half_life_days < 0 ? " (derived from the log's span, docs/data.md)" : "");
     return 0;
 }
 
@@ -650,7 +661,9 @@ static int job_command(unsigned jobs, int argc, char **argv)
     if (jobs & (JOB_LOAD | JOB_TRAIN))
         add(&t, (struct cascade_flag){
                     "affinity-half-life-days", CASCADE_FLAG_DOUBLE, &a.load.affinity_half_life_days,
-                    "half-life of user category affinities in days (0 = none)", 0, 3650});
+                    "half-life of user category affinities in days (0 = none; unset = "
+                    "derived from the log's span)",
+                    0, 3650});
     if (jobs & JOB_CF)
         cf_flags(&t, &a, jobs);
     if (jobs & JOB_SWING)
@@ -745,7 +758,8 @@ static void usage(FILE *out)
                  "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
                  "  train-prerank     train the pre-rank hashed-feature model and publish it\n"
                  "  train-two-tower   train the two-tower retrieval model, export its item index\n"
-                 "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower)\n"
+                 "  train-ltr         train the learned pre-ranker and ranker on replayed recall\n"
+                 "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower, ltr)\n"
                  "  all               load + itemcf + swing + usercf + ease + lists + authors + "
                  "train-rank\n"
                  "  import-movielens  convert MovieLens files into the TSV format\n\n"

@@ -18,6 +18,7 @@
 #include "progress.h"
 #include "store.h"
 #include "topk.h"
+#include "timescale.h"
 
 #define DAY_S 86400.0
 #define DEMO_CELLS (CASCADE_AGE_BUCKETS * CASCADE_GENDERS)
@@ -30,10 +31,10 @@ void cascade_lists_defaults(struct cascade_lists_opts *o)
     o->families = CASCADE_LISTS_ALL;
     cascade_behaviour_weights_default(&o->weights);
     o->hot_size = 1000;
-    o->hot_half_life_days = 3;
+    o->hot_half_life_days = CASCADE_TIMESCALE_AUTO;
     o->hot_demo_size = 200;
     o->hot_category_size = 200;
-    o->new_window_days = 7;
+    o->new_window_days = CASCADE_TIMESCALE_AUTO;
     o->geo_precision = 5;
     o->geo_cap = 500;
     o->city_cap = 1000;
@@ -406,6 +407,7 @@ int cascade_lists_run(const cascade_dataset *ds, cascade_redis *r,
                       char *err, size_t errlen)
 {
     struct cascade_lists_summary local;
+    struct cascade_lists_opts eff = *o; /* with the time constants resolved */
     struct event_stats s = {0};
     int64_t t0_us;
     int rc;
@@ -415,6 +417,12 @@ int cascade_lists_run(const cascade_dataset *ds, cascade_redis *r,
     sum->as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
     if ((rc = check_opts(o, err, errlen)) != 0)
         return rc;
+    sum->span_days = cascade_timescale_span_days(ds);
+    eff.hot_half_life_days = sum->hot_half_life_days = cascade_timescale_days(
+        o->hot_half_life_days, CASCADE_TIMESCALE_HOT_SHARE, sum->span_days);
+    eff.new_window_days = sum->new_window_days = cascade_timescale_days(
+        o->new_window_days, CASCADE_TIMESCALE_NEW_SHARE, sum->span_days);
+    o = &eff;
     if ((o->families & (CASCADE_LISTS_HOT | CASCADE_LISTS_NEW)) &&
         (rc = count_events(ds, o, sum->as_of, &s)) != 0) {
         snprintf(err, errlen, "lists: out of memory counting %zu events over %zu items",

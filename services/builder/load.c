@@ -17,6 +17,7 @@
 #include "progress.h"
 #include "records.h"
 #include "store.h"
+#include "timescale.h"
 
 #define DAY_S 86400.0
 #define NUM_MAX 24
@@ -26,7 +27,7 @@ void cascade_load_defaults(struct cascade_load_opts *o)
     memset(o, 0, sizeof(*o));
     o->ns = "cascade";
     o->lastn = 200;
-    o->affinity_half_life_days = 30;
+    o->affinity_half_life_days = CASCADE_TIMESCALE_AUTO;
     cascade_behaviour_weights_default(&o->weights);
     o->pipeline = 2000;
 }
@@ -39,6 +40,7 @@ struct load_state {
     cascade_v1_ItemStats *item_stats;
     struct cascade_user_stats *user_stats;
     struct cascade_affinity *affinity;
+    double affinity_hl_s; /* resolved (timescale.h) */
     struct cascade_ui ui; /* uncapped: lastn is its head, consumed is all of it */
     size_t *follow_off;   /* CSR over users into follow_author */
     uint64_t *follow_author;
@@ -98,7 +100,7 @@ static int compute_follows(struct load_state *st)
 static int compute_state(struct load_state *st)
 {
     const cascade_dataset *ds = st->ds;
-    double hl = st->o->affinity_half_life_days * DAY_S;
+    double hl = st->affinity_hl_s;
     st->item_stats = calloc(ds->n_items + 1, sizeof(*st->item_stats));
     st->user_stats = calloc(ds->n_users + 1, sizeof(*st->user_stats));
     st->affinity = calloc(ds->n_users + 1, sizeof(*st->affinity));
@@ -286,7 +288,7 @@ static int load_users(struct load_state *st)
     const cascade_dataset *ds = st->ds;
     char key[CASCADE_KEY_MAX];
     uint8_t buf[cascade_v1_UserRecord_size];
-    double hl = st->o->affinity_half_life_days * DAY_S;
+    double hl = st->affinity_hl_s;
     struct cascade_progress prog;
     int rc = 0;
     cascade_progress_start(&prog, "load", "users", ds->n_users, st->o->quiet);
@@ -366,6 +368,10 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
     memset(st.sum, 0, sizeof(*st.sum));
     st.as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
     st.sum->as_of = st.as_of;
+    st.sum->affinity_half_life_days =
+        cascade_timescale_days(o->affinity_half_life_days, CASCADE_TIMESCALE_AFFINITY_SHARE,
+                               cascade_timescale_span_days(ds));
+    st.affinity_hl_s = st.sum->affinity_half_life_days * DAY_S;
     cascade_pipeline_init(&st.pl, r, o->pipeline);
     if ((rc = compute_state(&st)) != 0)
         goto out;

@@ -31,6 +31,7 @@ struct cascade_load_summary {
     size_t follow_sets, follows; /* users following someone, (user, author) pairs */
     size_t commands;
     int64_t as_of;
+    double affinity_half_life_days; /* the one used (set or derived, timescale.h) */
     double seconds;
 };
 

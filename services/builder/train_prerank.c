@@ -23,6 +23,7 @@
 #include "store.h"
 #include "train_progress.h"
 #include "train_warm.h"
+#include "timescale.h"
 
 #define DAY_S 86400.0
 #define NF CASCADE_PRERANK_FEATURES
@@ -75,7 +76,10 @@ static int replay_init(struct replay *rp, const cascade_dataset *ds,
 {
     memset(rp, 0, sizeof *rp);
     rp->ds = ds;
-    rp->half_life_s = o->affinity_half_life_days * DAY_S;
+    rp->half_life_s = cascade_timescale_days(o->affinity_half_life_days,
+                                             CASCADE_TIMESCALE_AFFINITY_SHARE,
+                                             cascade_timescale_span_days(ds)) *
+                      DAY_S;
     rp->w = &o->weights;
     rp->item_stats = calloc(ds->n_items + 1, sizeof *rp->item_stats);
     rp->user_stats = calloc(ds->n_users + 1, sizeof *rp->user_stats);

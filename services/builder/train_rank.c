@@ -21,6 +21,7 @@
 #include "records.h"
 #include "train_progress.h"
 #include "train_warm.h"
+#include "timescale.h"
 
 #define DAY_S 86400.0
 #define NO_EVENT UINT32_MAX
@@ -33,7 +34,7 @@ void cascade_train_rank_defaults(struct cascade_train_rank_opts *o)
     o->warmup_frac = 0.3;
     o->warm_start = true;
     o->holdout_frac = 0.1;
-    o->affinity_half_life_days = 30;
+    o->affinity_half_life_days = CASCADE_TIMESCALE_AUTO;
     cascade_behaviour_weights_default(&o->weights);
     o->lr.epochs = 5;
     o->lr.batch_size = 1024;
@@ -149,8 +150,12 @@ void cascade_rank_examples_free(struct cascade_rank_examples *ex)
 int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
                                 struct cascade_rank_examples *ex, char *err, size_t errlen)
 {
-    struct replay rp = {
-        .ds = ds, .half_life_s = o->affinity_half_life_days * DAY_S, .w = &o->weights};
+    struct replay rp = {.ds = ds,
+                        .half_life_s = cascade_timescale_days(o->affinity_half_life_days,
+                                                              CASCADE_TIMESCALE_AFFINITY_SHARE,
+                                                              cascade_timescale_span_days(ds)) *
+                                       DAY_S,
+                        .w = &o->weights};
     uint8_t *label = NULL;
     size_t impressions = 0, seen = 0, warmup;
     int rc = CASCADE_ENOMEM;

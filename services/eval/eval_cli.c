@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "dataset.h"
 #include "error.h"
 #include "eval_build.h"
 #include "eval_channels.h"
+#include "eval_list_report.h"
+#include "eval_peers.h"
+#include "eval_served.h"
 #include "eval_report.h"
 #include "eval_run.h"
 #include "eval_split.h"
@@ -23,9 +27,11 @@
 #include "redis.h"
 #include "store.h"
 #include "train_twotower.h"
+#include "clock.h"
+#include "rpc.h"
 
 #define ERR_LEN 1024
-#define N_FLAGS 32
+#define N_FLAGS 56
 #define NS_MAX 64
 
 struct eval_args {
@@ -44,6 +50,13 @@ struct eval_args {
     const char *tt_base; /* models go to tt_base/<namespace> */
     struct cascade_train_twotower_opts tt;
     char tt_base_buf[PATH_MAX];
+    /* The served-list report (--served, --peers) and its protocol flags. */
+    const char *protocol, *train, *test;
+    bool served, peers, explore_cost, keep_stack;
+    size_t list_k;
+    int port_base;
+    const char *served_dir, *models, *target, *model_dir, *bin_dir, *stack_sh;
+    char served_dir_buf[PATH_MAX], bin_dir_buf[PATH_MAX];
 };
 
 /* Everything a run holds, released in one place. */
@@ -149,6 +162,57 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
                   "training epochs of the two-tower model", 1, 1000);
     f[n++] = flag("two-tower-negatives", CASCADE_FLAG_SIZE, &a->tt.n_neg,
                   "sampled negatives per example of the two-tower model", 0, 1000);
+    f[n++] = flag("protocol", CASCADE_FLAG_STRING, &a->protocol,
+                  "split: time (per user by time, --test-frac) or random (per user at random, "
+                  "--train-share, --split-seed)",
+                  0, 0);
+    f[n++] = flag("split-seed", CASCADE_FLAG_U64, &a->split.split_seed,
+                  "seed of the random protocol's shuffle", 0, 0);
+    f[n++] = flag("train-share", CASCADE_FLAG_DOUBLE, &a->split.train_share,
+                  "random protocol: share of each user's interacted items kept in train", 0.01,
+                  0.99);
+    f[n++] = flag("train", CASCADE_FLAG_STRING, &a->train,
+                  "a given split: the train data set (TSV directory; with --test, instead of "
+                  "--data)",
+                  0, 0);
+    f[n++] = flag("test", CASCADE_FLAG_STRING, &a->test,
+                  "a given split: the held-out data set (its interacted items are relevant)", 0,
+                  0);
+    f[n++] = flag("peers", CASCADE_FLAG_BOOL, &a->peers,
+                  "report the served-list table's peers (popularity, ItemKNN, EASE) only", 0, 0);
+    f[n++] = flag("served", CASCADE_FLAG_BOOL, &a->served,
+                  "evaluate the list Recommend serves (build, train, stack) with the waterfall "
+                  "and the peers",
+                  0, 0);
+    f[n++] = flag("list-k", CASCADE_FLAG_SIZE, &a->list_k,
+                  "K of the served-list report (items asked for and scored)", 1, 200);
+    f[n++] = flag("served-dir", CASCADE_FLAG_STRING, &a->served_dir,
+                  "--served: work directory (train TSVs, stack data, served.log) (default "
+                  "$TMPDIR/cascade-eval-served-<port-base>)",
+                  0, 0);
+    f[n++] = flag("port-base", CASCADE_FLAG_INT, &a->port_base,
+                  "--served: port base of the stack started (orchestrator; stages +1..+5, redis "
+                  "+9)",
+                  1024, 64526);
+    f[n++] = flag("train-models", CASCADE_FLAG_STRING, &a->models,
+                  "--served: trainers run after cascade-build all (cascade-build train MODEL), "
+                  "comma-separated; one whose data is not supported is skipped",
+                  0, 0);
+    f[n++] = flag("target", CASCADE_FLAG_STRING, &a->target,
+                  "--served: use the running orchestrator HOST:PORT (with --redis, --namespace, "
+                  "--model-dir) instead of starting a stack",
+                  0, 0);
+    f[n++] = flag("model-dir", CASCADE_FLAG_STRING, &a->model_dir,
+                  "--served --target: the running services' model directory", 0, 0);
+    f[n++] = flag("explore-cost", CASCADE_FLAG_BOOL, &a->explore_cost,
+                  "--served: a second pass with exploration off (exposure filters cleared)", 0,
+                  0);
+    f[n++] = flag("keep-stack", CASCADE_FLAG_BOOL, &a->keep_stack,
+                  "--served: leave the stack running at the end", 0, 0);
+    f[n++] = flag("bin-dir", CASCADE_FLAG_STRING, &a->bin_dir,
+                  "directory of the cascade-* binaries (default: cascade-eval's own)", 0, 0);
+    f[n++] = flag("stack-script", CASCADE_FLAG_STRING, &a->stack_sh,
+                  "scripts/stack.sh of the source tree", 0, 0);
     return n;
 }
 
@@ -165,6 +229,11 @@ static void args_defaults(struct eval_args *a)
     a->sweeps = 3;
     cascade_eval_split_defaults(&a->split);
     cascade_train_twotower_defaults(&a->tt);
+    a->protocol = "time";
+    a->list_k = 10;
+    a->port_base = 21050;
+    a->models = CASCADE_EVAL_DEFAULT_MODELS;
+    a->stack_sh = CASCADE_EVAL_STACK_SCRIPT;
 }
 
 /* Channels, merge and K values from the flags and the config. */
@@ -201,8 +270,34 @@ static int run_options(const struct eval_args *a, const cascade_config *cfg,
     return 0;
 }
 
+/* --train/--test: the given split. */
+static int read_given(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
+{
+    cascade_dataset *train = NULL, *test = NULL;
+    int rc = cascade_dataset_read(a->train, &train, err, errlen);
+    if (rc == 0 && (rc = cascade_dataset_read(a->test, &test, err, errlen)) == 0)
+        rc = cascade_eval_split_given(train, test, &a->split, &s->split, err, errlen);
+    else
+        cascade_dataset_destroy(train);
+    cascade_dataset_destroy(test);
+    if (rc == 0 && !a->quiet)
+        fprintf(stderr,
+                "split: given, train %s (%zu events), test %s: %zu users evaluated, %zu "
+                "held-out items; %zu test users unknown to train, %zu test events dropped\n",
+                a->train, s->split.train_events, a->test, s->split.n_users, s->split.test_items,
+                s->split.unknown_users, s->split.dropped_events);
+    if (rc == 0 && s->split.n_users == 0) {
+        snprintf(err, errlen, "--test %s: no user of train has a held-out interaction there",
+                 a->test);
+        rc = CASCADE_EINVAL;
+    }
+    return rc;
+}
+
 static int read_data(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
 {
+    if (a->train)
+        return read_given(a, s, err, errlen);
     int rc = cascade_dataset_read(a->data, &s->ds, err, errlen);
     if (rc != 0)
         return rc;
@@ -631,6 +726,55 @@ static int tune_options(const struct eval_args *a, struct eval_state *s, char *e
     return cascade_eval_grid_parse(a->grid, t->grid, &t->n_grid, err, errlen);
 }
 
+/* The protocol, given-split and served-list flags; the paths they default to. */
+static int check_list_flags(struct eval_args *a, char *err, size_t errlen)
+{
+    if (strcmp(a->protocol, "random") == 0)
+        a->split.protocol = CASCADE_EVAL_PROTOCOL_RANDOM;
+    else if (strcmp(a->protocol, "time") != 0)
+        return snprintf(err, errlen, "--protocol: expected time or random, got '%s'", a->protocol),
+               CASCADE_EINVAL;
+    if (!a->train != !a->test)
+        return snprintf(err, errlen, "--train and --test go together"), CASCADE_EINVAL;
+    if (!a->data == !a->train)
+        return snprintf(err, errlen, "either --data DIR or --train DIR --test DIR is required"),
+               CASCADE_EINVAL;
+    if (a->train && (a->tune || a->skip_build))
+        return snprintf(err, errlen, "--train/--test: --tune-weights and --skip-build need --data"),
+               CASCADE_EINVAL;
+    if (!a->served && (a->target || a->explore_cost || a->keep_stack || a->model_dir))
+        return snprintf(err, errlen, "--target, --model-dir, --explore-cost and --keep-stack need "
+                                     "--served"),
+               CASCADE_EINVAL;
+    if (a->target && (!a->model_dir || strcmp(a->redis, "127.0.0.1:6379") == 0))
+        return snprintf(err, errlen, "--target needs --redis and --model-dir of that stack (and "
+                                     "--namespace)"),
+               CASCADE_EINVAL;
+    if (a->target && a->explore_cost)
+        return snprintf(err, errlen, "--explore-cost restarts the orchestrator: it needs the stack "
+                                     "cascade-eval starts (no --target)"),
+               CASCADE_EINVAL;
+    if (a->served && !a->config)
+        return snprintf(err, errlen, "--served needs --config (the stack's config)"),
+               CASCADE_EINVAL;
+    if (!a->served_dir) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(a->served_dir_buf, sizeof a->served_dir_buf, "%s/cascade-eval-served-%d",
+                 tmp && tmp[0] ? tmp : "/tmp", a->port_base);
+        a->served_dir = a->served_dir_buf;
+    }
+    if (!a->bin_dir) {
+        ssize_t n = readlink("/proc/self/exe", a->bin_dir_buf, sizeof a->bin_dir_buf - 1);
+        char *slash = n > 0 ? (a->bin_dir_buf[n] = '\0', strrchr(a->bin_dir_buf, '/')) : NULL;
+        if (!slash)
+            return snprintf(err, errlen, "cannot tell where cascade-eval lives: pass --bin-dir"),
+                   CASCADE_EINVAL;
+        *slash = '\0';
+        a->bin_dir = a->bin_dir_buf;
+    }
+    return 0;
+}
+
 /* Parse the flags and options; returns an exit code, or -1 to go on. */
 static int parse(int argc, char **argv, struct eval_args *a, struct eval_state *s, char *err,
                  size_t errlen)
@@ -642,10 +786,8 @@ static int parse(int argc, char **argv, struct eval_args *a, struct eval_state *
         cascade_flags_usage(stdout, "cascade-eval --data DIR [flags]", description, flags, n);
         return CASCADE_EVAL_EXIT_OK;
     }
-    if (rc == 0 && !a->data) {
-        snprintf(err, errlen, "--data DIR is required");
-        rc = CASCADE_EINVAL;
-    }
+    if (rc == 0)
+        rc = check_list_flags(a, err, errlen);
     if (rc == 0)
         rc = check_namespaces(a, err, errlen);
     if (rc == 0)
@@ -661,6 +803,76 @@ static int parse(int argc, char **argv, struct eval_args *a, struct eval_state *
     return -1;
 }
 
+/* The served-list report: peers on the train part, then (--served) the
+ * list Recommend serves and its waterfall. */
+static int list_report(const struct eval_args *a, struct eval_state *s, int64_t start_ms,
+                       char *err, size_t errlen)
+{
+    struct cascade_eval_matrix m = {0};
+    struct cascade_eval_peers peers = {0};
+    struct cascade_eval_served_result served = {0};
+    struct cascade_eval_peers_opts po;
+    double *pct = NULL;
+    int rc = cascade_eval_matrix_build(s->split.train, &a->split.weights, &m);
+    if (rc == 0 && !(pct = malloc((m.n_items ? m.n_items : 1) * sizeof *pct)))
+        rc = CASCADE_ENOMEM;
+    if (rc == 0)
+        rc = cascade_eval_popularity_percentiles(m.count, m.n_items, pct);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory (%zu items)", s->split.train->n_items);
+        goto out;
+    }
+    cascade_eval_peers_defaults(&po);
+    po.k = a->list_k;
+    po.quiet = a->quiet;
+    if ((rc = cascade_eval_peers_run(&s->split, &m, pct, &po, &peers, err, errlen)) != 0)
+        goto out;
+    if (a->served) {
+        const char *ns = a->ns;
+        if (!a->target && (rc = cascade_config_string(s->cfg, "redis.namespace", "cascade", &ns,
+                                                      err, errlen)) != 0)
+            goto out;
+        struct cascade_eval_served_opts so = {.config = a->config,
+                                              .work_dir = a->served_dir,
+                                              .bin_dir = a->bin_dir,
+                                              .stack_sh = a->stack_sh,
+                                              .port_base = a->port_base,
+                                              .models = a->models,
+                                              .target = a->target,
+                                              .redis = a->redis,
+                                              .ns = ns,
+                                              .model_dir = a->model_dir,
+                                              .explore_cost = a->explore_cost,
+                                              .keep_stack = a->keep_stack,
+                                              .k = a->list_k,
+                                              .timeout_ms = 5000,
+                                              .quiet = a->quiet};
+        cascade_rpc_init();
+        rc = cascade_eval_served_run(&s->split, pct, &so, &served, err, errlen);
+        cascade_rpc_shutdown();
+        if (rc != 0)
+            goto out;
+    }
+    struct cascade_eval_list_report rep = {.data = a->data ? a->data : a->train,
+                                           .split_opts = &a->split,
+                                           .split = &s->split,
+                                           .k = a->list_k,
+                                           .peers = &peers,
+                                           .served = a->served ? &served : NULL,
+                                           .seconds = (double)(cascade_now_ms() - start_ms) /
+                                                      1000.0};
+    cascade_eval_list_report_table(stdout, &rep);
+    fflush(stdout);
+    if (a->json)
+        rc = cascade_eval_list_report_json(a->json, &rep, err, errlen);
+out:
+    cascade_eval_served_free(&served);
+    cascade_eval_peers_free(&peers);
+    cascade_eval_matrix_free(&m);
+    free(pct);
+    return rc;
+}
+
 int cascade_eval_main(int argc, char **argv)
 {
     struct eval_args a;
@@ -672,6 +884,16 @@ int cascade_eval_main(int argc, char **argv)
     if (code >= 0)
         goto out;
     code = CASCADE_EVAL_EXIT_FAILURE;
+    int64_t start_ms = cascade_now_ms();
+    if ((a.served || a.peers)) {
+        if (read_data(&a, &s, err, sizeof err) != 0 ||
+            list_report(&a, &s, start_ms, err, sizeof err) != 0) {
+            fprintf(stderr, "cascade-eval: %s\n", err);
+            goto out;
+        }
+        code = CASCADE_EVAL_EXIT_OK;
+        goto out;
+    }
     if (read_data(&a, &s, err, sizeof err) != 0 || connect_redis(&a, &s, err, sizeof err) != 0 ||
         (a.tune && tune_on_validation(&a, &s, err, sizeof err) != 0) ||
         prepare_namespace(&a, &s, a.ns, &s.split, 0, &s.build, err, sizeof err) != 0 ||

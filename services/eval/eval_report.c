@@ -238,7 +238,11 @@ static json_t *report_json(const struct cascade_eval_report *r)
 int cascade_eval_report_json(const char *path, const struct cascade_eval_report *r, char *err,
                              size_t errlen)
 {
-    json_t *doc = report_json(r);
+    return cascade_eval_json_write(path, report_json(r), err, errlen);
+}
+
+int cascade_eval_json_write(const char *path, json_t *doc, char *err, size_t errlen)
+{
     int rc = 0;
     if (!doc) {
         snprintf(err, errlen, "%s: out of memory building the JSON report", path);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <jansson.h>
 
 #include "eval_build.h"
 #include "eval_run.h"
@@ -38,5 +39,9 @@ void cascade_eval_report_table(FILE *out, const struct cascade_eval_report *r);
  * with "path: reason" in err. */
 int cascade_eval_report_json(const char *path, const struct cascade_eval_report *r, char *err,
                              size_t errlen);
+
+/* Write doc (reference taken, NULL = out of memory) indented to path ("-" =
+ * stdout). Returns 0, CASCADE_ENOMEM or CASCADE_EIO with the reason in err. */
+int cascade_eval_json_write(const char *path, json_t *doc, char *err, size_t errlen);
 
 #endif

@@ -47,6 +47,16 @@ struct eligible {
     size_t cap_ts;
 };
 
+static void eligible_free(struct eligible *el)
+{
+    free(el->users.v);
+    free(el->test.v);
+    free(el->seen.v);
+    free(el->test_end.v);
+    free(el->seen_end.v);
+    free(el->split_ts);
+}
+
 static int cmp_item_then_ts(const void *pa, const void *pb)
 {
     const struct first_touch *a = pa, *b = pb;
@@ -90,6 +100,9 @@ void cascade_eval_split_defaults(struct cascade_eval_split_opts *o)
     o->min_interactions = 5;
     o->max_users = 0;
     o->seed = 1;
+    o->protocol = CASCADE_EVAL_PROTOCOL_TIME;
+    o->train_share = 0.75;
+    o->split_seed = 42;
     cascade_behaviour_weights_default(&o->weights);
 }
 
@@ -129,7 +142,32 @@ static size_t held_out(size_t n, double frac)
     return t;
 }
 
-/* Split one eligible user: mark its train events in keep[], record its sets. */
+/* Close user u's entry in el: sort the sets it pushed since seen_start /
+ * test_start and record the user with its split time. */
+static int record_user(struct eligible *el, uint32_t u, int64_t split_ts, size_t seen_start,
+                       size_t test_start)
+{
+    int rc;
+    qsort(el->seen.v + seen_start, el->seen.n - seen_start, sizeof(uint32_t), cmp_u32);
+    qsort(el->test.v + test_start, el->test.n - test_start, sizeof(uint32_t), cmp_u32);
+    if (el->users.n == el->cap_ts) {
+        size_t cap = el->cap_ts ? el->cap_ts * 2 : 1024;
+        int64_t *v = realloc(el->split_ts, cap * sizeof *v);
+        if (!v)
+            return CASCADE_ENOMEM;
+        el->split_ts = v;
+        el->cap_ts = cap;
+    }
+    el->split_ts[el->users.n] = split_ts;
+    if ((rc = u32_push(&el->users, u)) != 0 ||
+        (rc = u32_push(&el->seen_end, (uint32_t)el->seen.n)) ||
+        (rc = u32_push(&el->test_end, (uint32_t)el->test.n)))
+        return rc;
+    return 0;
+}
+
+/* Split one eligible user by time: mark its train events in keep[], record
+ * its sets. */
 static int split_user(const cascade_dataset *ds, const struct cascade_user_events *ue, uint32_t u,
                       struct first_touch *ft, size_t n, double frac, uint32_t *stamp, bool *keep,
                       struct eligible *el)
@@ -152,22 +190,43 @@ static int split_user(const cascade_dataset *ds, const struct cascade_user_event
         const struct cascade_ds_event *e = &ds->events[ue->idx[j]];
         keep[ue->idx[j]] = e->ts < split_ts || (e->ts == split_ts && stamp[e->item] == u + 1);
     }
-    qsort(el->seen.v + seen_start, el->seen.n - seen_start, sizeof(uint32_t), cmp_u32);
-    qsort(el->test.v + test_start, el->test.n - test_start, sizeof(uint32_t), cmp_u32);
-    if (el->users.n == el->cap_ts) {
-        size_t cap = el->cap_ts ? el->cap_ts * 2 : 1024;
-        int64_t *v = realloc(el->split_ts, cap * sizeof *v);
-        if (!v)
-            return CASCADE_ENOMEM;
-        el->split_ts = v;
-        el->cap_ts = cap;
+    return record_user(el, u, split_ts, seen_start, test_start);
+}
+
+/* Split one eligible user at random (eval_split.h): shuffle its items (in
+ * item order first, so the result depends only on the seed and the user),
+ * keep round(share · n) in train, hold out the rest with all their events. */
+static int split_user_random(const cascade_dataset *ds, const struct cascade_user_events *ue,
+                             uint32_t u, struct first_touch *ft, size_t n,
+                             const struct cascade_eval_split_opts *o, uint32_t *stamp, bool *keep,
+                             struct eligible *el)
+{
+    struct cascade__rng rng;
+    uint64_t x = o->split_seed ^ ((uint64_t)u * 0x9E3779B97F4A7C15ULL);
+    size_t n_train = n - held_out(n, 1.0 - o->train_share);
+    size_t seen_start = el->seen.n, test_start = el->test.n;
+    int rc = 0;
+    qsort(ft, n, sizeof *ft, cmp_item_then_ts);
+    cascade__rng_seed(&rng, cascade__splitmix64(&x));
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)cascade__rng_below(&rng, i + 1);
+        struct first_touch t = ft[i];
+        ft[i] = ft[j];
+        ft[j] = t;
     }
-    el->split_ts[el->users.n] = split_ts;
-    if ((rc = u32_push(&el->users, u)) != 0 ||
-        (rc = u32_push(&el->seen_end, (uint32_t)el->seen.n)) ||
-        (rc = u32_push(&el->test_end, (uint32_t)el->test.n)))
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i < n_train) {
+            rc = u32_push(&el->seen, ft[i].item);
+        } else {
+            stamp[ft[i].item] = u + 1;
+            rc = u32_push(&el->test, ft[i].item);
+        }
+    }
+    if (rc != 0)
         return rc;
-    return 0;
+    for (size_t j = ue->off[u]; j < ue->off[u + 1]; j++)
+        keep[ue->idx[j]] = stamp[ds->events[ue->idx[j]].item] != u + 1;
+    return record_user(el, u, INT64_MAX, seen_start, test_start);
 }
 
 /* Walk every user; fills keep[] (train events) and el (eligible users). */
@@ -196,7 +255,10 @@ static int split_users(const cascade_dataset *ds, const struct cascade_eval_spli
             out->below_min++;
             continue;
         }
-        if ((rc = split_user(ds, &ue, u, ft, n, o->test_frac, stamp, keep, el)) != 0)
+        rc = o->protocol == CASCADE_EVAL_PROTOCOL_RANDOM
+                 ? split_user_random(ds, &ue, u, ft, n, o, stamp, keep, el)
+                 : split_user(ds, &ue, u, ft, n, o->test_frac, stamp, keep, el);
+        if (rc != 0)
             goto out;
     }
     rc = 0;
@@ -305,6 +367,12 @@ static int check_opts(const struct cascade_eval_split_opts *o, char *err, size_t
                  o->test_frac);
         return CASCADE_EINVAL;
     }
+    if (o->protocol == CASCADE_EVAL_PROTOCOL_RANDOM &&
+        !(o->train_share > 0 && o->train_share < 1)) {
+        snprintf(err, errlen, "train share %g out of range: expected a value in (0, 1)",
+                 o->train_share);
+        return CASCADE_EINVAL;
+    }
     if (o->min_interactions < 2) {
         snprintf(err, errlen,
                  "minimum interactions %zu too small: a test user needs at least 2 items "
@@ -348,12 +416,107 @@ out:
         cascade_eval_split_free(out);
     free(pos);
     free(keep);
-    free(el.users.v);
-    free(el.test.v);
-    free(el.seen.v);
-    free(el.test_end.v);
-    free(el.seen_end.v);
-    free(el.split_ts);
+    eligible_free(&el);
+    return rc;
+}
+
+/* Interacted items of user u of ds (indices into ds's items) pushed to v,
+ * each once, with mark[item] set to tag; items already tagged are skipped.
+ * map (may be NULL) translates ds item indices to the target catalogue
+ * (-1 = unknown there: counted in *unknown). */
+static int push_interacted(const cascade_dataset *ds, const struct cascade_user_events *ue,
+                           uint32_t u, const struct cascade_behaviour_weights *w,
+                           const long *map, uint32_t *mark, uint32_t tag, struct u32_vec *v,
+                           size_t *unknown)
+{
+    int rc = 0;
+    for (size_t j = ue->off[u]; j < ue->off[u + 1] && rc == 0; j++) {
+        const struct cascade_ds_event *e = &ds->events[ue->idx[j]];
+        if (e->type > CASCADE_EV_MAX || w->w[e->type] <= 0)
+            continue;
+        long item = map ? map[e->item] : (long)e->item;
+        if (item < 0) {
+            (*unknown)++;
+            continue;
+        }
+        if (mark[item] == tag)
+            continue;
+        mark[item] = tag;
+        if (v)
+            rc = u32_push(v, (uint32_t)item);
+    }
+    return rc;
+}
+
+/* The given split's per-user sets into el (users in train order). */
+static int given_users(const cascade_dataset *train, const cascade_dataset *test,
+                       const struct cascade_eval_split_opts *o, struct eligible *el,
+                       struct cascade_eval_split *out)
+{
+    struct cascade_user_events tr = {0}, te = {0};
+    uint32_t *seen_mark = calloc(train->n_items ? train->n_items : 1, sizeof *seen_mark);
+    long *map = malloc((test->n_items ? test->n_items : 1) * sizeof *map);
+    int rc = CASCADE_ENOMEM;
+    if (!seen_mark || !map || cascade_user_events_build(train, &tr) != 0 ||
+        cascade_user_events_build(test, &te) != 0)
+        goto out;
+    for (size_t i = 0; i < test->n_items; i++)
+        map[i] = cascade_dataset_find_item(train, test->items[i].id);
+    for (size_t tu = 0; tu < test->n_users; tu++)
+        if (te.off[tu + 1] > te.off[tu] && cascade_dataset_find_user(train, test->users[tu].id) < 0) {
+            out->unknown_users++;
+            out->dropped_events += te.off[tu + 1] - te.off[tu];
+        }
+    rc = 0;
+    for (uint32_t u = 0; u < train->n_users && rc == 0; u++) {
+        long tu = cascade_dataset_find_user(test, train->users[u].id);
+        if (tu < 0)
+            continue;
+        size_t seen_start = el->seen.n, test_start = el->test.n, ignored = 0;
+        /* Train items first (tag 2u+1), then the test items not among them. */
+        if ((rc = push_interacted(train, &tr, u, &o->weights, NULL, seen_mark, 2 * u + 1,
+                                  &el->seen, &ignored)) != 0 ||
+            (rc = push_interacted(test, &te, (uint32_t)tu, &o->weights, map, seen_mark, 2 * u + 1,
+                                  &el->test, &out->dropped_events)) != 0)
+            break;
+        if (el->test.n == test_start) {
+            el->seen.n = seen_start;
+            continue;
+        }
+        rc = record_user(el, u, INT64_MAX, seen_start, test_start);
+    }
+out:
+    free(map);
+    free(seen_mark);
+    cascade_user_events_free(&tr);
+    cascade_user_events_free(&te);
+    return rc;
+}
+
+int cascade_eval_split_given(cascade_dataset *train, const cascade_dataset *test,
+                             const struct cascade_eval_split_opts *o,
+                             struct cascade_eval_split *out, char *err, size_t errlen)
+{
+    struct eligible el = {0};
+    size_t *pos = NULL, n = 0;
+    memset(out, 0, sizeof *out);
+    out->train = train;
+    out->train_events = train->n_events;
+    int rc = given_users(train, test, o, &el, out);
+    if (rc == 0) {
+        out->eligible = el.users.n;
+        if (!(pos = sample_users(el.users.n, o->max_users, o->seed, &n)))
+            rc = CASCADE_ENOMEM;
+    }
+    if (rc == 0)
+        rc = copy_sets(&el, pos, n, out);
+    if (rc != 0) {
+        snprintf(err, errlen, "given split: out of memory (%zu train users, %zu test events)",
+                 train->n_users, test->n_events);
+        cascade_eval_split_free(out);
+    }
+    free(pos);
+    eligible_free(&el);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* New-item exploration: how many slots, where they go, which candidates may
- * fill them, and the insertion into the final list. */
+ * fill them (the channel's candidates, then the ranker's choice among them),
+ * and the insertion into the final list. */
 #include "explore.h"
 
 #include <math.h>
@@ -21,11 +22,13 @@ size_t cascade_explore_slots(size_t count, double share)
     return slots;
 }
 
-size_t cascade_explore_position(size_t j, size_t slots, size_t count)
+size_t cascade_explore_position(size_t j, size_t slots, size_t count, double position)
 {
-    if (slots == 0)
+    if (slots == 0 || count == 0)
         return 0;
-    size_t pos = (size_t)(((double)j + 0.5) * (double)count / (double)slots);
+    double p = position > 0.0 ? (position < 1.0 ? position : 1.0) : 0.0;
+    double at = (double)count * (p + (1.0 - p) * (double)j / (double)slots);
+    size_t pos = (size_t)floor(at + 1e-9); /* 10 × 0.8 must give 8, not 7.999… */
     return pos < count ? pos : count - 1;
 }
 
@@ -44,7 +47,8 @@ static int ranked_ref_cmp(const void *pa, const void *pb)
 }
 
 int cascade_explore_pool(Cascade__V1__Candidate *const *c, size_t n, const char *channel,
-                         cascade_arena *arena, Cascade__V1__Candidate ***out, size_t *n_out)
+                         size_t max, cascade_arena *arena, Cascade__V1__Candidate ***out,
+                         size_t *n_out)
 {
     struct ranked_ref *refs = cascade_arena_calloc(arena, n + 1, sizeof *refs);
     Cascade__V1__Candidate **pool = cascade_arena_calloc(arena, n + 1, sizeof *pool);
@@ -59,10 +63,49 @@ int cascade_explore_pool(Cascade__V1__Candidate *const *c, size_t n, const char 
             refs[m++] = (struct ranked_ref){c[i], hit->rank, i};
     }
     qsort(refs, m, sizeof *refs, ranked_ref_cmp);
+    if (max > 0 && m > max)
+        m = max;
     for (size_t i = 0; i < m; i++)
         pool[i] = refs[i].cand;
     *out = pool;
     *n_out = m;
+    return 0;
+}
+
+int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
+                            Cascade__V1__Candidate *const *ranked, size_t n_ranked,
+                            double max_rank_share, cascade_arena *arena,
+                            Cascade__V1__Candidate ***out, size_t *n_out, uint32_t **pos_out)
+{
+    Cascade__V1__Candidate **picks = cascade_arena_calloc(arena, n_pool + 1, sizeof *picks);
+    uint32_t *pos = cascade_arena_calloc(arena, n_pool + 1, sizeof *pos);
+    double share = max_rank_share < 1.0 ? max_rank_share : 1.0;
+    size_t limit = share > 0.0 ? (size_t)ceil(share * (double)n_ranked) : 0;
+    size_t m = 0;
+    *out = NULL;
+    *n_out = 0;
+    if (pos_out)
+        *pos_out = NULL;
+    if (picks == NULL || pos == NULL)
+        return CASCADE_ENOMEM;
+    if (limit > n_ranked)
+        limit = n_ranked;
+    /* The ranked prefix in order, each entry looked up in the (small) pool,
+     * so the result is best first by construction and holds no duplicate. */
+    for (size_t r = 0; r < limit && m < n_pool; r++) {
+        if (ranked[r] == NULL)
+            continue;
+        for (size_t i = 0; i < n_pool; i++)
+            if (pool[i] && pool[i]->item_id == ranked[r]->item_id) {
+                picks[m] = ranked[r];
+                pos[m++] = (uint32_t)r;
+                break;
+            }
+    }
+    *out = picks;
+    *n_out = m;
+    if (pos_out)
+        *pos_out = pos;
     return 0;
 }
 
@@ -88,9 +131,9 @@ static void insert_at(Cascade__V1__Candidate **list, size_t *n, size_t count, si
 
 void cascade_explore_insert(Cascade__V1__Candidate **list, size_t *n, size_t count,
                             Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
-                            double share, size_t *inserted)
+                            const struct cascade_explore_params *p, size_t *inserted)
 {
-    size_t slots = cascade_explore_slots(count, share);
+    size_t slots = cascade_explore_slots(count, p->share);
     size_t next = 0;
     *inserted = 0;
     /* Recount after every insertion: an exploration item the re-ranker chose
@@ -100,7 +143,7 @@ void cascade_explore_insert(Cascade__V1__Candidate **list, size_t *n, size_t cou
             next++;
         if (next == n_pool)
             break;
-        size_t pos = cascade_explore_position(k, slots, count);
+        size_t pos = cascade_explore_position(k, slots, count, p->position);
         insert_at(list, n, count, pos < *n ? pos : *n, pool[next++]);
         (*inserted)++;
     }

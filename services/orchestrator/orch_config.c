@@ -305,13 +305,19 @@ static int parse_limits(const cascade_config *cfg, struct cascade_orch_config *o
 static int parse_user_features(const cascade_config *cfg, struct cascade_orch_config *out,
                                char *err, size_t errlen)
 {
-    int64_t min_interactions, capacity, ttl;
+    int64_t min_interactions, capacity, ttl, explore_candidates;
     const char *explore_channel;
     int rc;
     if ((rc = cascade_config_int(cfg, "orchestrator.cold_start.min_interactions", 5, 0, 1000000,
                                  &min_interactions, err, errlen)) ||
-        (rc = cascade_config_double(cfg, "orchestrator.exploration.new_share", 0.1, 0.0, 1.0,
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.new_share", 0.05, 0.0, 1.0,
                                     &out->explore_share, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.position", 0.8, 0.0, 1.0,
+                                    &out->explore_position, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.max_rank_share", 0.5, 0.0,
+                                    1.0, &out->explore_max_rank_share, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.exploration.candidates", 20, 1, 1000,
+                                 &explore_candidates, err, errlen)) ||
         (rc = cascade_config_string(cfg, "orchestrator.exploration.channel", "new",
                                     &explore_channel, err, errlen)) ||
         (rc = cascade_config_bool(cfg, "orchestrator.cache.enabled", true, &out->cache_enabled, err,
@@ -327,6 +333,7 @@ static int parse_user_features(const cascade_config *cfg, struct cascade_orch_co
         return CASCADE_EINVAL;
     }
     out->cold_min_interactions = (uint32_t)min_interactions;
+    out->explore_candidates = (uint32_t)explore_candidates;
     out->cache_capacity = (uint32_t)capacity;
     out->cache_ttl_s = ttl;
     return 0;

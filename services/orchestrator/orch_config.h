@@ -43,9 +43,16 @@ struct cascade_orch_config {
     struct cascade_orch_channel_cfg cold_channels[CASCADE_ORCH_MAX_CHANNELS];
     size_t n_cold_channels;
     uint32_t cold_min_interactions;
-    /* New-item exploration: share of the final list reserved for items of
-     * explore_channel (0 = off). */
+    /* New-item exploration (explore.h): share of the final list reserved for
+     * items of explore_channel (0 = off), where the first slot goes (share of
+     * the list), how far down the ranker's order a pick may be (share of what
+     * it scored), and how many of the channel's filtered candidates the
+     * ranker scores for the pick. Share, position and max_rank_share are
+     * defaults an experiment may override (exploration.*). */
     double explore_share;
+    double explore_position;
+    double explore_max_rank_share;
+    uint32_t explore_candidates;
     char explore_channel[CASCADE_ORCH_NAME_MAX];
     /* Recall cache: ranked-but-unshown items kept per user (LIST). */
     bool cache_enabled;

@@ -129,8 +129,12 @@ static void stage_done(struct cascade_orch_rq *rq, const char *stage, int64_t la
                        Cascade__V1__Candidate **cands, size_t n, enum cascade_score_kind source)
 {
     cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){
-                .stage = stage, .latency_us = latency_us, .items_in = rq->n, .items_out = n});
+        rq, &(struct cascade_orch_outcome){.stage = stage,
+                                           .latency_us = latency_us,
+                                           .items_in = rq->n,
+                                           .items_out = n,
+                                           .order = cands,
+                                           .n_order = n});
     rq->cands = cands;
     rq->n = n;
     rq->source = source;
@@ -142,10 +146,11 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
         rq->n = keep;
 }
 
-/* The filter needs only ids (and authors, when known), the pre-rank ids and
- * recall scores: they are sent slim copies, not the merged candidates with
- * every channel hit, which would be packed, parsed and sent back for nothing. */
-static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
+/* The filter needs only ids (and authors, when known), the pre-rank ids,
+ * recall scores and channel hits (its learned model reads them): they are
+ * sent slim copies, not the merged candidates with everything else, which
+ * would be packed, parsed and sent back for nothing. */
+static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool with_channels)
 {
     Cascade__V1__Candidate *slim = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *slim);
     Cascade__V1__Candidate **ptrs = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ptrs);
@@ -156,6 +161,10 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq)
         slim[i].item_id = rq->cands[i]->item_id;
         slim[i].recall_score = rq->cands[i]->recall_score;
         slim[i].attrs = rq->cands[i]->attrs;
+        if (with_channels) {
+            slim[i].channels = rq->cands[i]->channels;
+            slim[i].n_channels = rq->cands[i]->n_channels;
+        }
         ptrs[i] = &slim[i];
     }
     return ptrs;
@@ -229,7 +238,7 @@ static void run_filter(struct cascade_orch_rq *rq)
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
-    Cascade__V1__Candidate **slim = slim_candidates(rq);
+    Cascade__V1__Candidate **slim = slim_candidates(rq, false);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
@@ -262,7 +271,7 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    Cascade__V1__Candidate **slim = slim_candidates(rq);
+    Cascade__V1__Candidate **slim = slim_candidates(rq, true);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
@@ -294,8 +303,8 @@ static void run_rank(struct cascade_orch_rq *rq)
         return;
     }
     /* Exploration candidates join the ranked set; the stage then returns
-     * everything (keep 0) so their scored copies are found even when they
-     * rank below `keep`, and the cut happens here. */
+     * everything (keep 0) so the ranker's order of them is known even when
+     * they rank below `keep`, and the cut happens here. */
     bool exploring = cascade_orch__reserve_explore(rq);
     Cascade__V1__Candidate **scored = rq->cands;
     size_t n_scored = rq->n;
@@ -311,7 +320,8 @@ static void run_rank(struct cascade_orch_rq *rq)
         truncate_to(rq, keep);
         return;
     }
-    cascade_orch__adopt_ranked(rq, resp->candidates, resp->n_candidates);
+    if (exploring)
+        cascade_orch__rank_explore_pool(rq, resp->candidates, resp->n_candidates);
     size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
     stage_done(rq, "rank", lat, resp->candidates, n, CASCADE_SCORE_RANK);
     rq->ranked = rq->cands; /* what the ranker kept: the recall cache's source */

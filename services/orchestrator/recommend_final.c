@@ -1,7 +1,7 @@
 /* Recommend, final steps: the exploration share of the final list (items of
- * the exploration channel that survived the filter, sent to the ranker so
- * they carry predictions and attributes, and inserted at fixed positions when
- * the re-ranker did not pick them), the user's recall cache (ranked-but-
+ * the exploration channel that survived the filter, scored by the ranker for
+ * this user, the best of them inserted at late positions when the re-ranker
+ * did not pick one), the user's recall cache (ranked-but-
  * unshown items in, shown items out) and hard-negative log (items the ranker
  * cut), written in one pipeline, and the per-channel contribution in the
  * debug trace. */
@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "experiments.h"
 #include "explore.h"
 #include "hardneg_log.h"
 #include "log.h"
@@ -19,23 +20,28 @@
 
 /* ------------------------------------------------------------ exploration */
 
+/* A share-valued experiment parameter, clamped to [0, 1]. */
+static double param_share(const struct cascade_orch_rq *rq, const char *key, double def)
+{
+    double v = cascade_exp_param_double(rq->exp, key, def);
+    return v > 0.0 ? (v < 1.0 ? v : 1.0) : 0.0;
+}
+
 void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
+    rq->explore = (struct cascade_explore_params){
+        .share = param_share(rq, "exploration.share", cfg->explore_share),
+        .position = param_share(rq, "exploration.position", cfg->explore_position),
+        .max_rank_share =
+            param_share(rq, "exploration.max_rank_share", cfg->explore_max_rank_share)};
     rq->explore_pool = NULL;
     rq->n_explore_pool = 0;
-    if (!(cfg->explore_share > 0.0) || rq->n == 0)
+    if (!(rq->explore.share > 0.0) || rq->n == 0)
         return;
-    if (cascade_explore_pool(rq->cands, rq->n, cfg->explore_channel, rq->arena, &rq->explore_pool,
-                             &rq->n_explore_pool))
+    if (cascade_explore_pool(rq->cands, rq->n, cfg->explore_channel, cfg->explore_candidates,
+                             rq->arena, &rq->explore_pool, &rq->n_explore_pool))
         CASCADE_WARN(rq->user->request_id, "out of memory keeping exploration candidates");
-}
-
-static size_t explore_slots(const struct cascade_orch_rq *rq)
-{
-    if (rq->n_explore_pool == 0)
-        return 0;
-    return cascade_explore_slots(rq->count, rq->o->cfg.explore_share);
 }
 
 static bool in_list(Cascade__V1__Candidate *const *list, size_t n, uint64_t item_id)
@@ -48,12 +54,10 @@ static bool in_list(Cascade__V1__Candidate *const *list, size_t n, uint64_t item
 
 bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
 {
-    size_t slots = explore_slots(rq);
-    size_t first = slots < rq->n_explore_pool ? slots : rq->n_explore_pool;
-    if (first == 0)
+    if (rq->n_explore_pool == 0 || cascade_explore_slots(rq->count, rq->explore.share) == 0)
         return false;
     Cascade__V1__Candidate **list =
-        cascade_arena_calloc(rq->arena, rq->n + first + 1, sizeof *list);
+        cascade_arena_calloc(rq->arena, rq->n + rq->n_explore_pool + 1, sizeof *list);
     if (list == NULL) {
         CASCADE_WARN(rq->user->request_id, "out of memory reserving exploration candidates");
         return false;
@@ -61,7 +65,7 @@ bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
     if (rq->n)
         memcpy(list, rq->cands, rq->n * sizeof *list);
     size_t n = rq->n;
-    for (size_t i = 0; i < first; i++)
+    for (size_t i = 0; i < rq->n_explore_pool; i++)
         if (!in_list(list, rq->n, rq->explore_pool[i]->item_id))
             list[n++] = rq->explore_pool[i];
     rq->cands = list;
@@ -69,18 +73,26 @@ bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
     return true;
 }
 
-void cascade_orch__adopt_ranked(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *ranked,
-                                size_t n)
+void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
+                                     Cascade__V1__Candidate *const *ranked, size_t n)
 {
-    for (size_t i = 0; i < rq->n_explore_pool; i++)
-        for (size_t j = 0; j < n; j++)
-            if (ranked[j] && ranked[j]->item_id == rq->explore_pool[i]->item_id) {
-                rq->explore_pool[i] = ranked[j];
-                break;
-            }
+    Cascade__V1__Candidate **picks;
+    size_t n_picks;
+    uint32_t *pos;
+    if (rq->n_explore_pool == 0)
+        return;
+    if (cascade_explore_by_rank(rq->explore_pool, rq->n_explore_pool, ranked, n,
+                                rq->explore.max_rank_share, rq->arena, &picks, &n_picks, &pos)) {
+        CASCADE_WARN(rq->user->request_id, "out of memory ordering exploration candidates");
+        return; /* the channel's order stays */
+    }
+    rq->n_explore_scored = rq->n_explore_pool;
+    rq->explore_pool = picks;
+    rq->n_explore_pool = n_picks;
+    rq->explore_rank_pos = pos;
 }
 
-/* Write "5,15" (the slot positions) into the arena. */
+/* Write "8,9" (the slot positions) into the arena. */
 static const char *slot_positions(struct cascade_orch_rq *rq, size_t slots)
 {
     char buf[512];
@@ -88,29 +100,45 @@ static const char *slot_positions(struct cascade_orch_rq *rq, size_t slots)
     buf[0] = '\0';
     for (size_t j = 0; j < slots && off + 24 < sizeof buf; j++)
         off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%zu", j ? "," : "",
-                                cascade_explore_position(j, slots, rq->count));
+                                cascade_explore_position(j, slots, rq->count, rq->explore.position));
     return cascade_arena_strdup(rq->arena, buf);
+}
+
+/* How the pool was ordered, for the trace: "rank" with the best pick's rank
+ * position, "rank (none within the top 50%)" when nothing qualified, or
+ * "channel" when the ranker did not run. */
+static const char *pool_order(struct cascade_orch_rq *rq)
+{
+    if (rq->n_explore_scored == 0)
+        return "channel";
+    if (rq->n_explore_pool == 0)
+        return cascade_arena_printf(rq->arena, "rank scored=%zu best_rank=none within top %g%%",
+                                    rq->n_explore_scored, 100.0 * rq->explore.max_rank_share);
+    return cascade_arena_printf(rq->arena, "rank scored=%zu qualified=%zu best_rank=%u",
+                                rq->n_explore_scored, rq->n_explore_pool,
+                                (unsigned)rq->explore_rank_pos[0]);
 }
 
 static void explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate **list)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
-    size_t slots = cascade_explore_slots(rq->count, cfg->explore_share);
+    size_t slots = cascade_explore_slots(rq->count, rq->explore.share);
     size_t inserted = 0;
     if (slots == 0)
         return;
     size_t have = cascade_merge_count_channel(list, rq->n, cfg->explore_channel);
     cascade_explore_insert(list, &rq->n, rq->count, rq->explore_pool, rq->n_explore_pool,
-                           cfg->explore_channel, cfg->explore_share, &inserted);
+                           cfg->explore_channel, &rq->explore, &inserted);
     cascade_orch__report(
-        rq,
-        &(struct cascade_orch_outcome){
-            .stage = "exploration",
-            .message = cascade_arena_printf(
-                rq->arena, "channel=%s slots=%zu positions=%s chosen_by_rerank=%zu inserted=%zu",
-                cfg->explore_channel, slots, slot_positions(rq, slots), have, inserted),
-            .items_in = rq->n_explore_pool,
-            .items_out = inserted});
+        rq, &(struct cascade_orch_outcome){
+                .stage = "exploration",
+                .message = cascade_arena_printf(
+                    rq->arena,
+                    "channel=%s slots=%zu positions=%s order=%s chosen_by_rerank=%zu inserted=%zu",
+                    cfg->explore_channel, slots, slot_positions(rq, slots), pool_order(rq), have,
+                    inserted),
+                .items_in = rq->n_explore_pool,
+                .items_out = inserted});
 }
 
 int cascade_orch__finalize(struct cascade_orch_rq *rq)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "explore.h"
 #include "orch_internal.h"
 #include "report.h"
 #include "request.h"
@@ -44,8 +45,11 @@ struct cascade_orch_rq {
     bool cold_start; /* the cold-start channel mix was used */
     struct cascade_orch_channel_run *runs;
     size_t n_runs;
+    struct cascade_explore_params explore; /* this request's (config + experiment) */
     Cascade__V1__Candidate **explore_pool; /* filtered exploration-channel items, best first */
     size_t n_explore_pool;
+    size_t n_explore_scored; /* pool items the ranker scored (0: the channel's order is kept) */
+    uint32_t *explore_rank_pos; /* rank position of each pool item once the ranker chose */
     Cascade__V1__Candidate **ranked; /* what the rank stage kept (NULL when it did not run) */
     size_t n_ranked;
     size_t n_rank_returned;               /* ranked[0..n_rank_returned): its whole response */
@@ -67,20 +71,24 @@ int cascade_orch__run_recall(struct cascade_orch_rq *rq);
 /* No candidates from any channel: serve the current hot list from Redis. */
 int cascade_orch__run_fallback(struct cascade_orch_rq *rq);
 
-/* Keep the filtered candidates of the exploration channel (rq->cands right
- * after the filter) for cascade_orch__explore. */
+/* Resolve this request's exploration parameters (config defaults, experiment
+ * overrides) and keep the first exploration.candidates filtered candidates
+ * of the exploration channel (rq->cands right after the filter), in the
+ * channel's order, for the ranker to choose from. */
 void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq);
 
-/* Before the rank stage: make sure the best exploration candidates (as many
- * as the final list has slots) are among rq->cands so the ranker scores them.
- * Returns true when exploration is active for this request (the rank stage
- * must then return every candidate: keep = 0). */
+/* Before the rank stage: make sure every kept exploration candidate is among
+ * rq->cands so the ranker scores it for this user. Returns true when
+ * exploration is active for this request (the rank stage must then return
+ * every candidate: keep = 0). */
 bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq);
 
-/* After the rank stage: use the ranked copies (predictions, attributes) of
- * exploration candidates found in ranked[0..n). */
-void cascade_orch__adopt_ranked(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *ranked,
-                                size_t n);
+/* After the rank stage: ranked[0..n) is its whole answer, best first. The
+ * pool becomes the ranked copies (predictions, attributes) of the
+ * exploration candidates the ranker placed within the best max_rank_share of
+ * it, in its order; none when no new item ranks that well. */
+void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
+                                     Cascade__V1__Candidate *const *ranked, size_t n);
 
 /* Make rq->cands[0..n) the final list of at most rq->count items, with the
  * exploration share guaranteed (explore.h). Returns 0 or a failure code. */

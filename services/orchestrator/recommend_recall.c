@@ -218,7 +218,9 @@ int cascade_orch__run_recall(struct cascade_orch_rq *rq)
                                  .message = rq->cold_start ? "cold_start mix" : "normal mix",
                                  .latency_us = cascade_now_us() - t0,
                                  .items_in = total,
-                                 .items_out = rq->n});
+                                 .items_out = rq->n,
+                                 .order = rq->cands,
+                                 .n_order = rq->n});
     return 0;
 }
 
@@ -296,6 +298,8 @@ int cascade_orch__run_fallback(struct cascade_orch_rq *rq)
                                             "hot list",
                                  .latency_us = cascade_now_us() - t0,
                                  .items_out = rq->n,
-                                 .degraded = true});
+                                 .degraded = true,
+                                 .order = rq->cands,
+                                 .n_order = rq->n});
     return 0;
 }

@@ -53,6 +53,14 @@ static int add_trace(struct cascade_orch_report *r, const struct cascade_orch_ou
     t->items_in = clamp_u32((int64_t)o->items_in);
     t->items_out = clamp_u32((int64_t)o->items_out);
     t->degraded = o->degraded;
+    if (o->order && o->n_order > 0) {
+        size_t n = o->n_order < CASCADE_ORCH_TRACE_IDS_MAX ? o->n_order : CASCADE_ORCH_TRACE_IDS_MAX;
+        if (!(t->item_ids = cascade_arena_alloc(r->arena, n * sizeof *t->item_ids)))
+            return CASCADE_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            t->item_ids[i] = o->order[i]->item_id;
+        t->n_item_ids = n;
+    }
     r->trace[r->n_trace++] = t;
     return 0;
 }

@@ -32,12 +32,21 @@ struct cascade_orch_outcome {
     int64_t latency_us;
     size_t items_in, items_out;
     bool degraded; /* the pipeline carried on without this stage's work */
+    /* The stage's output order (borrowed; may be NULL): its first
+     * CASCADE_ORCH_TRACE_IDS_MAX ids are copied into the trace entry's
+     * item_ids when tracing. */
+    Cascade__V1__Candidate *const *order;
+    size_t n_order;
 };
+
+/* Most ids a trace entry carries (StageTrace.item_ids, docs/orchestrator.md). */
+#define CASCADE_ORCH_TRACE_IDS_MAX 200
 
 /* Start an empty report; the trace is only kept when want_trace. */
 void cascade_orch_report_init(struct cascade_orch_report *r, cascade_arena *arena, bool want_trace);
 
-/* Record an outcome: a trace entry (when tracing) and, when o->degraded, the
+/* Record an outcome: a trace entry (when tracing, with the ids of o->order
+ * capped at CASCADE_ORCH_TRACE_IDS_MAX) and, when o->degraded, the
  * degraded flag plus a reason "<stage>: <STATUS>: <message>" (the status part
  * is left out when it is OK, e.g. a skipped stage). Returns 0 or CASCADE_ENOMEM. */
 int cascade_orch_report_add(struct cascade_orch_report *r, const struct cascade_orch_outcome *o);

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "ltr_features.h"
 #include "prerank_internal.h"
 
 struct cascade_prerank__model *cascade_prerank__model_acquire(cascade_prerank *p)
@@ -24,6 +25,7 @@ void cascade_prerank__model_release(struct cascade_prerank__model *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
         cascade_hashlr_destroy(m->lr);
+        cascade_gbdt_destroy(m->ltr);
         free(m);
     }
 }
@@ -45,12 +47,9 @@ const char *cascade_prerank_model_version(cascade_prerank *p, char *buf, size_t 
     return buf;
 }
 
-/* Load <model_dir>/<name>; its feature spec must be the one we compute. */
-static int model_load(const cascade_prerank *p, const char *name,
-                      struct cascade_prerank__model **out, char *err, size_t errlen)
+/* The hashed-cross LR at path; its feature spec must be the one we compute. */
+static int lr_load(const char *path, struct cascade_prerank__model *m, char *err, size_t errlen)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", p->model_dir, name);
     cascade_hashlr *lr = cascade_hashlr_load(path, err, errlen);
     if (!lr)
         return CASCADE_EIO;
@@ -60,17 +59,47 @@ static int model_load(const cascade_prerank *p, const char *name,
         cascade_hashlr_destroy(lr);
         return CASCADE_EFORMAT;
     }
+    m->lr = lr;
+    return 0;
+}
+
+/* Load <model_dir>/<name>, a learned ranker when ltr, else the LR. */
+static int model_load(const cascade_prerank *p, const char *name, bool ltr,
+                      struct cascade_prerank__model **out, char *err, size_t errlen)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", p->model_dir, name);
     struct cascade_prerank__model *m = calloc(1, sizeof *m);
     if (!m) {
-        cascade_hashlr_destroy(lr);
         snprintf(err, errlen, "%s: out of memory", path);
         return CASCADE_ENOMEM;
     }
-    m->lr = lr;
-    snprintf(m->version, sizeof m->version, "%s", cascade_hashlr_version(lr));
+    int rc = ltr ? cascade_ltr_model_load(path, &m->ltr, err, errlen)
+                 : lr_load(path, m, err, errlen);
+    if (rc != 0) {
+        free(m);
+        return rc;
+    }
+    snprintf(m->version, sizeof m->version, "%s", ltr ? name : cascade_hashlr_version(m->lr));
     atomic_init(&m->refs, 1);
     *out = m;
     return 0;
+}
+
+/* The pointer file prerank.model names; for auto prerank-ltr.latest when it
+ * exists, else prerank-lr.latest. *ltr says which kind it is. */
+static void pick_latest(const cascade_prerank *p, char *path, size_t len,
+                        struct cascade_latest_stat *st, bool *ltr)
+{
+    *ltr = p->model_choice != 2;
+    snprintf(path, len, "%s/%s", p->model_dir,
+             *ltr ? CASCADE_PRERANK_LTR_LATEST_FILE : CASCADE_PRERANK_LATEST_FILE);
+    cascade_latest_stat_get(path, st);
+    if (p->model_choice == 0 && !st->exists) {
+        *ltr = false;
+        snprintf(path, len, "%s/%s", p->model_dir, CASCADE_PRERANK_LATEST_FILE);
+        cascade_latest_stat_get(path, st);
+    }
 }
 
 /* One reload check with reload_lock held (only this replaces p->model). */
@@ -79,10 +108,10 @@ static int reload_locked(cascade_prerank *p, bool force, char *err, size_t errle
     char path[1024], name[256];
     struct cascade_latest_stat st;
     struct cascade_prerank__model *m = NULL;
-    if (!p->model_dir[0])
+    bool ltr;
+    if (!p->model_dir[0] || p->model_choice == 3)
         return 0;
-    snprintf(path, sizeof path, "%s/%s", p->model_dir, CASCADE_PRERANK_LATEST_FILE);
-    cascade_latest_stat_get(path, &st);
+    pick_latest(p, path, sizeof path, &st, &ltr);
     if (!force && cascade_latest_stat_same(&st, &p->latest))
         return 0;
     p->latest = st; /* remember it even if loading fails: one warning per change */
@@ -91,12 +120,13 @@ static int reload_locked(cascade_prerank *p, bool force, char *err, size_t errle
             CASCADE_WARN(NULL,
                          "prerank: no %s in %s; scoring with the heuristic until a model "
                          "appears",
-                         CASCADE_PRERANK_LATEST_FILE, p->model_dir);
+                         ltr ? CASCADE_PRERANK_LTR_LATEST_FILE : CASCADE_PRERANK_LATEST_FILE,
+                         p->model_dir);
         return 0;
     }
     int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
-        rc = model_load(p, name, &m, err, errlen);
+        rc = model_load(p, name, ltr, &m, err, errlen);
     if (rc != 0) {
         CASCADE_WARN(NULL,
                      "prerank: cannot load the model named by %s: %s; keeping the current "

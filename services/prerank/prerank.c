@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "ltr_features.h"
 #include "experiments.h"
 #include "request.h"
 #include "prerank_internal.h"
@@ -19,6 +20,25 @@
 #define PRERANK_CHUNK 512
 
 /* ------------------------------------------------------------------ lifecycle */
+
+static int prerank_read_model(cascade_prerank *p, const cascade_config *cfg, char *err,
+                              size_t errlen)
+{
+    static const char *const names[] = {"auto", "ltr", "lr", "heuristic"};
+    const char *v;
+    int rc = cascade_config_string(cfg, "prerank.model", "auto", &v, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            p->model_choice = (int)i;
+            return 0;
+        }
+    snprintf(err, errlen, "%s: prerank.model: unknown model \"%.64s\" (known: auto, ltr, lr, "
+                          "heuristic)",
+             cascade_config_source(cfg), v);
+    return CASCADE_EINVAL;
+}
 
 static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, char *err,
                                size_t errlen)
@@ -44,6 +64,8 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
                                     err, errlen)) ||
         (rc = cascade_config_double(cfg, "prerank.ctr_prior.impressions", 20.0, 1e-6, 1e9,
                                     &w->prior_impressions, err, errlen)))
+        return rc;
+    if ((rc = prerank_read_model(p, cfg, err, errlen)))
         return rc;
     return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
                               &p->reload_interval_ms, err, errlen);
@@ -173,19 +195,26 @@ static struct cascade_prerank_weights prerank_weights(const cascade_prerank *p,
 struct scorer {
     struct cascade_prerank__model *model;
     struct cascade_prerank_user user;
+    const cascade_v1_UserRecord *rec; /* the user's record (zeroed when unknown) */
     int64_t now_s;
     struct cascade_prerank_weights w;
 };
 
 static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec, bool found,
-                       uint64_t item_id, float recall_score)
+                       const Cascade__V1__Candidate *c)
 {
     if (!s->model)
         return cascade_prerank_score(&s->w, found && rec->has_stats ? &rec->stats : NULL,
-                                     recall_score);
-    uint32_t idx[CASCADE_PRERANK_FEATURES];
+                                     c->recall_score);
     cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
-    unknown.item_id = item_id;
+    unknown.item_id = c->item_id;
+    if (s->model->ltr) {
+        float x[CASCADE_LTR_FEATURES], score;
+        cascade_ltr_features(s->rec, found ? rec : &unknown, c, s->now_s, x);
+        cascade_gbdt_predict(s->model->ltr, x, 1, &score);
+        return score;
+    }
+    uint32_t idx[CASCADE_PRERANK_FEATURES];
     cascade_prerank_features(&s->user, found ? rec : &unknown, s->now_s,
                              cascade_hashlr_bits(s->model->lr), idx);
     return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
@@ -222,7 +251,7 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
         }
         for (size_t i = 0; i < n; i++) {
             Cascade__V1__Candidate *c = req->candidates[off + i];
-            c->prerank_score = score_one(s, &recs[i], found[i], c->item_id, c->recall_score);
+            c->prerank_score = score_one(s, &recs[i], found[i], c);
         }
     }
     return 0;
@@ -245,6 +274,9 @@ static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_a
                  cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
         return rc == CASCADE_ENOMEM ? rc : CASCADE_EUNAVAILABLE;
     }
+    if (!found)
+        snprintf(u->user_id, sizeof u->user_id, "%s", req->user->user_id);
+    s->rec = u;
     cascade_prerank_user_prepare(found ? u : NULL, req->user->user_id, &s->user);
     s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_now_ms() / 1000;
     return 0;

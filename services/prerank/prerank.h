@@ -24,6 +24,8 @@ typedef struct cascade_prerank cascade_prerank;
 
 /* The pointer file naming the current model in the model directory. */
 #define CASCADE_PRERANK_LATEST_FILE "prerank-lr.latest"
+/* The learned pre-ranker (cascade-build train ltr). */
+#define CASCADE_PRERANK_LTR_LATEST_FILE "prerank-ltr.latest"
 
 /* Create the stage from the "prerank" config section (cfg may be NULL).
  * Borrows `redis`; copies `ns` and `model_dir` (NULL or "": heuristic only,

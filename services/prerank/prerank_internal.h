@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "gbdt.h"
 #include "hashlr.h"
 #include "item_cache.h"
 #include "latest_file.h"
@@ -13,7 +14,8 @@
 
 /* A loaded model; freed when the last request using it releases it. */
 struct cascade_prerank__model {
-    cascade_hashlr *lr;
+    cascade_hashlr *lr; /* the hashed-cross LR, or */
+    cascade_gbdt *ltr;  /* the learned ranker over ltr_features.h */
     char version[256];
     atomic_int refs;
 };
@@ -23,6 +25,7 @@ struct cascade_prerank {
     char ns[64];
     char model_dir[512]; /* "" = heuristic only */
     uint32_t keep;       /* default keep */
+    int model_choice;    /* prerank.model: 0 auto (ltr, then lr), 1 ltr, 2 lr, 3 heuristic */
     size_t max_candidates;
     struct cascade_prerank_weights weights;
     int64_t reload_interval_ms;

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "latest_file.h"
+#include "ltr_features.h"
 #include "rank_features.h"
 #include "log.h"
 #include "rank_internal.h"
@@ -29,6 +30,7 @@ void cascade_rank__model_release(struct cascade_rank__model *m)
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
         cascade_lr_destroy(m->lr);
         cascade_mmoe_destroy(m->mmoe);
+        cascade_gbdt_destroy(m->ltr);
         free(m);
     }
 }
@@ -55,7 +57,7 @@ const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len)
 static bool same_latest(const struct cascade_rank__latest_stat *a,
                         const struct cascade_rank__latest_stat *b)
 {
-    return a->mmoe == b->mmoe && cascade_latest_stat_same(&a->file, &b->file);
+    return a->kind == b->kind && cascade_latest_stat_same(&a->file, &b->file);
 }
 
 /* An LR model of the rank features. */
@@ -161,6 +163,12 @@ static int mmoe_load(const char *path, struct cascade_rank__model *m, char *err,
     return mmoe_meta(path, m, err, errlen);
 }
 
+/* A learned ranker over the ltr features (ltr_features.h). */
+static int ltr_load(const char *path, struct cascade_rank__model *m, char *err, size_t errlen)
+{
+    return cascade_ltr_model_load(path, &m->ltr, err, errlen);
+}
+
 double cascade_rank__complete_rate(const struct cascade_rank__model *m, double duration_s)
 {
     for (size_t b = 0; m && b < m->n_buckets; b++)
@@ -170,7 +178,7 @@ double cascade_rank__complete_rate(const struct cascade_rank__model *m, double d
 }
 
 /* Load <model_dir>/<name> into a new holder entry. */
-static int model_load(const cascade_rank *r, const char *name, bool mmoe,
+static int model_load(const cascade_rank *r, const char *name, enum cascade_rank__kind kind,
                       struct cascade_rank__model **out, char *err, size_t errlen)
 {
     char path[1024];
@@ -185,7 +193,9 @@ static int model_load(const cascade_rank *r, const char *name, bool mmoe,
     m->neg_rate = 1;
     snprintf(m->version, sizeof m->version, "%s", name);
     atomic_init(&m->refs, 1);
-    int rc = mmoe ? mmoe_load(path, m, err, errlen) : lr_load(path, m, err, errlen);
+    int rc = kind == CASCADE_RANK__KIND_MMOE  ? mmoe_load(path, m, err, errlen)
+             : kind == CASCADE_RANK__KIND_LTR ? ltr_load(path, m, err, errlen)
+                                              : lr_load(path, m, err, errlen);
     if (rc != 0) {
         cascade_rank__model_release(m);
         return rc;
@@ -194,22 +204,33 @@ static int model_load(const cascade_rank *r, const char *name, bool mmoe,
     return 0;
 }
 
-/* The pointer file to follow: rank-mmoe.latest unless rank.model says lr,
- * or says auto and only rank-lr.latest exists. */
-static bool pick_latest(const cascade_rank *r, char *path, size_t len,
-                        struct cascade_rank__latest_stat *st)
+static const char *const latest_files[] = {
+    [CASCADE_RANK__KIND_LTR] = CASCADE_RANK_LTR_LATEST_FILE,
+    [CASCADE_RANK__KIND_MMOE] = CASCADE_RANK_MMOE_LATEST_FILE,
+    [CASCADE_RANK__KIND_LR] = CASCADE_RANK_LATEST_FILE,
+};
+
+/* The pointer file to follow: the one rank.model names, or for auto the
+ * first of rank-ltr, rank-mmoe and rank-lr .latest that exists (rank-ltr
+ * when none does, so the warning names what to train). */
+static enum cascade_rank__kind pick_latest(const cascade_rank *r, char *path, size_t len,
+                                           struct cascade_rank__latest_stat *st)
 {
-    bool mmoe = r->choice != CASCADE_RANK__LR;
-    snprintf(path, len, "%s/%s", r->model_dir,
-             mmoe ? CASCADE_RANK_MMOE_LATEST_FILE : CASCADE_RANK_LATEST_FILE);
-    cascade_latest_stat_get(path, &st->file);
-    if (r->choice == CASCADE_RANK__AUTO && !st->file.exists) {
-        mmoe = false;
-        snprintf(path, len, "%s/%s", r->model_dir, CASCADE_RANK_LATEST_FILE);
+    enum cascade_rank__kind only = r->choice == CASCADE_RANK__MMOE ? CASCADE_RANK__KIND_MMOE
+                                   : r->choice == CASCADE_RANK__LR ? CASCADE_RANK__KIND_LR
+                                                                   : CASCADE_RANK__KIND_LTR;
+    enum cascade_rank__kind k = only;
+    do {
+        snprintf(path, len, "%s/%s", r->model_dir, latest_files[k]);
         cascade_latest_stat_get(path, &st->file);
-    }
-    st->mmoe = mmoe;
-    return mmoe;
+        st->kind = k;
+        if (st->file.exists || r->choice != CASCADE_RANK__AUTO)
+            return k;
+    } while (++k <= CASCADE_RANK__KIND_LR);
+    snprintf(path, len, "%s/%s", r->model_dir, latest_files[only]);
+    cascade_latest_stat_get(path, &st->file);
+    st->kind = only;
+    return only;
 }
 
 /* The body of a reload check; r->reload_lock is held, which also makes
@@ -221,7 +242,7 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
     struct cascade_rank__model *m = NULL;
     if (r->choice == CASCADE_RANK__HEURISTIC)
         return 0;
-    bool mmoe = pick_latest(r, path, sizeof path, &st);
+    enum cascade_rank__kind kind = pick_latest(r, path, sizeof path, &st);
     if (!force && same_latest(&st, &r->latest))
         return 0;
     r->latest = st; /* remember it even if loading fails: one warning per change */
@@ -231,13 +252,12 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
             CASCADE_WARN(NULL,
                          "rank: no %s in %s; scoring with the CTR heuristic until a model "
                          "appears",
-                         mmoe ? CASCADE_RANK_MMOE_LATEST_FILE : CASCADE_RANK_LATEST_FILE,
-                         r->model_dir);
+                         latest_files[kind], r->model_dir);
         return 0;
     }
     int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
-        rc = model_load(r, name, mmoe, &m, err, errlen);
+        rc = model_load(r, name, kind, &m, err, errlen);
     if (rc != 0) {
         CASCADE_WARN(NULL,
                      "rank: cannot load the model named by %s: %s; keeping the current "

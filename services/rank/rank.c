@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
+#include "ltr_features.h"
 #include "rank_features.h"
 #include "rank_internal.h"
 #include "request.h"
@@ -57,7 +58,7 @@ static int rank_read_fusion(cascade_rank *r, const cascade_config *cfg, char *er
 
 static int rank_read_choice(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
 {
-    static const char *const names[] = {"auto", "mmoe", "lr", "heuristic"};
+    static const char *const names[] = {"auto", "mmoe", "lr", "heuristic", "ltr"};
     const char *v;
     int rc = cascade_config_string(cfg, "rank.model", "auto", &v, err, errlen);
     if (rc != 0)
@@ -68,7 +69,7 @@ static int rank_read_choice(cascade_rank *r, const cascade_config *cfg, char *er
             return 0;
         }
     snprintf(err, errlen,
-             "%s: rank.model: unknown model \"%.64s\" (known: auto, mmoe, lr, heuristic)",
+             "%s: rank.model: unknown model \"%.64s\" (known: auto, ltr, mmoe, lr, heuristic)",
              cascade_config_source(cfg), v);
     return CASCADE_EINVAL;
 }
@@ -246,15 +247,35 @@ out:
     return rc;
 }
 
+/* The learned ranker's score of every candidate into score [n]. */
+static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena, int64_t now_s,
+                       const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *items,
+                       const Cascade__V1__RankRequest *req, float *score)
+{
+    size_t n = req->n_candidates;
+    float *X = cascade_arena_alloc(arena, (n * CASCADE_LTR_FEATURES + 1) * sizeof *X);
+    if (!X)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        cascade_ltr_features(user, &items[i], req->candidates[i], now_s,
+                             X + i * CASCADE_LTR_FEATURES);
+    cascade_gbdt_predict(m->ltr, X, n, score);
+    return 0;
+}
+
 /* Predictions pred [n, CASCADE_RANK__N_TASKS] for every candidate: the model
  * when one is loaded (LR: p_click only), else the smoothed CTR; f(duration)
- * into f_complete [n]. Copies the version used into the arena. */
-static int rank_predict(cascade_rank *r, cascade_arena *arena, size_t n, int64_t now_s,
-                        const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *items,
-                        float *pred, float *f_complete, char **version)
+ * into f_complete [n]. A learned ranker predicts no task: its score goes to
+ * *ltr_score (else left NULL). Copies the version used into the arena. */
+static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1__RankRequest *req,
+                        int64_t now_s, const cascade_v1_UserRecord *user,
+                        const cascade_v1_ItemRecord *items, float *pred, float *f_complete,
+                        float **ltr_score, char **version)
 {
+    size_t n = req->n_candidates;
     struct cascade_rank__model *m = cascade_rank__model_acquire(r);
     int rc = 0;
+    *ltr_score = NULL;
     *version = cascade_arena_strdup(arena, m ? m->version : r->heuristic_version);
     if (!*version) {
         rc = CASCADE_ENOMEM;
@@ -262,7 +283,12 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, size_t n, int64_t
     }
     for (size_t i = 0; i < n; i++)
         f_complete[i] = (float)cascade_rank__complete_rate(m, items[i].duration_s);
-    if (m && n > 0) {
+    if (m && m->ltr && n > 0) {
+        if (!(*ltr_score = cascade_arena_calloc(arena, n + 1, sizeof **ltr_score)))
+            rc = CASCADE_ENOMEM;
+        else
+            rc = predict_ltr(m, arena, now_s, user, items, req, *ltr_score);
+    } else if (m && n > 0) {
         float *X = cascade_arena_calloc(arena, n * CASCADE_RANK_FEATURES + 1, sizeof *X);
         float *p = cascade_arena_calloc(arena, n + 1, sizeof *p);
         if (!X || !p) {
@@ -353,11 +379,12 @@ static cascade_rank_fusion_fn fusion_formula(const cascade_rank *r,
     return fn ? fn : r->fusion;
 }
 
-/* Fuse (with p_complete / f(duration) when complete_adjust is on), then
- * write the sorted candidates to out[0..n). */
+/* Fuse (with p_complete / f(duration) when complete_adjust is on) or take
+ * the learned ranker's score (ltr_score, when not NULL), then write the
+ * sorted candidates to out[0..n). */
 static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
                           const Cascade__V1__RankRequest *req, const float *f_complete,
-                          Cascade__V1__Candidate **out)
+                          const float *ltr_score, Cascade__V1__Candidate **out)
 {
     size_t n = req->n_candidates;
     struct cascade_rank_fusion_params p = fusion_params(r, req->experiments);
@@ -366,6 +393,10 @@ static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
     float *fused = cascade_arena_calloc(arena, n + 1, sizeof *fused);
     if (!tasks || !fused || !adj)
         return CASCADE_ENOMEM;
+    if (ltr_score) {
+        memcpy(fused, ltr_score, n * sizeof *fused);
+        goto sort;
+    }
     for (size_t i = 0; i < n; i++) {
         tasks[i] = req->candidates[i]->tasks;
         if (r->complete_adjust) {
@@ -378,6 +409,7 @@ static int rank_fuse_sort(const cascade_rank *r, cascade_arena *arena,
                                                  n, fused, arena);
     if (rc != 0)
         return rc;
+sort:
     for (size_t i = 0; i < n; i++) {
         Cascade__V1__Candidate *c = req->candidates[i];
         c->rank_score = isfinite(fused[i]) ? fused[i] : 0;
@@ -406,6 +438,7 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
     Cascade__V1__Candidate **sorted = cascade_arena_calloc(arena, n + 1, sizeof *sorted);
     char *version = NULL;
+    float *ltr_score = NULL;
     if (!redis || !user || !items || !found || !ids || !pred || !f_complete || !resp || !sorted)
         goto nomem;
     if ((rc = rank_fetch(r, redis, deadline_ms, req, user, items, found, ids, err, errlen)))
@@ -414,9 +447,10 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
         return CASCADE_ETIMEDOUT;
     }
-    if (rank_predict(r, arena, n, now_s, user, items, pred, f_complete, &version) != 0 ||
+    if (rank_predict(r, arena, req, now_s, user, items, pred, f_complete, &ltr_score, &version) !=
+            0 ||
         rank_annotate(arena, req, items, found, pred) != 0 ||
-        rank_fuse_sort(r, arena, req, f_complete, sorted) != 0)
+        rank_fuse_sort(r, arena, req, f_complete, ltr_score, sorted) != 0)
         goto nomem;
     cascade__v1__rank_response__init(resp);
     resp->candidates = sorted;

@@ -27,6 +27,8 @@ typedef struct cascade_rank cascade_rank;
 #define CASCADE_RANK_LATEST_FILE "rank-lr.latest"
 /* The same for the MMoE ("rank-mmoe-20261128T210000Z.safetensors"). */
 #define CASCADE_RANK_MMOE_LATEST_FILE "rank-mmoe.latest"
+/* The learned ranker (cascade-build train ltr; gbdt.h over ltr_features.h). */
+#define CASCADE_RANK_LTR_LATEST_FILE "rank-ltr.latest"
 
 /* Create the stage from the "rank" config section (cfg may be NULL), loading
  * the current model from model_dir if there is one (a missing or unloadable

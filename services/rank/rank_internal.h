@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "gbdt.h"
 #include "item_cache.h"
 #include "latest_file.h"
 #include "lr.h"
@@ -16,11 +17,15 @@
 
 /* Which model files the stage looks at (config rank.model). */
 enum cascade_rank__choice {
-    CASCADE_RANK__AUTO = 0,  /* rank-mmoe.latest when it exists, else rank-lr.latest */
+    CASCADE_RANK__AUTO = 0,  /* the first of rank-ltr, rank-mmoe, rank-lr .latest that exists */
     CASCADE_RANK__MMOE,      /* rank-mmoe.latest only */
     CASCADE_RANK__LR,        /* rank-lr.latest only */
     CASCADE_RANK__HEURISTIC, /* never load a model */
+    CASCADE_RANK__LTR,       /* rank-ltr.latest only */
 };
+
+/* The kinds of model file, in the order auto looks for them. */
+enum cascade_rank__kind { CASCADE_RANK__KIND_LTR, CASCADE_RANK__KIND_MMOE, CASCADE_RANK__KIND_LR };
 
 /* Served tasks in TaskScores order. */
 enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
@@ -28,8 +33,9 @@ enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
 /* A loaded model. The holder owns one reference; each request using it
  * holds another, so a swap never frees a model a request is still using. */
 struct cascade_rank__model {
-    cascade_lr *lr;                  /* either this ... */
-    cascade_mmoe *mmoe;              /* ... or this */
+    cascade_lr *lr;                  /* one of these */
+    cascade_mmoe *mmoe;
+    cascade_gbdt *ltr;               /* a learned ranker: its score is the rank score */
     int task[CASCADE_RANK__N_TASKS]; /* MMoE output of click..complete, -1 = not predicted */
     double neg_rate;                 /* α the click task was trained with (1 = none) */
     /* f(duration) for the completion adjustment: bucket b covers durations
@@ -43,7 +49,7 @@ struct cascade_rank__model {
 /* Identity of the .latest file when last looked at, to notice changes. */
 struct cascade_rank__latest_stat {
     struct cascade_latest_stat file;
-    bool mmoe; /* which pointer file it is */
+    enum cascade_rank__kind kind; /* which pointer file it is */
 };
 
 struct cascade_rank {

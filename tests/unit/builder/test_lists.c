@@ -22,6 +22,7 @@
 #include "lists.h"
 #include "store.h"
 #include "support.h"
+#include "timescale.h"
 
 #define NS "t"
 #define DAY 86400
@@ -136,12 +137,13 @@ static void test_hot_decay(void **state)
     assert_true(hot[0] == 1.0 && hot[1] == 3.0 && hot[2] == 0.0 && hot[3] == 0.0);
 
     cascade_lists_defaults(&o);
-    assert_true(o.hot_half_life_days == 3); /* the documented default */
+    assert_true(o.hot_half_life_days == CASCADE_TIMESCALE_AUTO); /* derived unless set */
     o.families = CASCADE_LISTS_HOT;
     o.hot_half_life_days = 1;
     o.as_of = NOW;
     run_lists(f->conn, ds, &o, &s);
     assert_int_equal(s.as_of, NOW);
+    assert_true(s.hot_half_life_days == 1); /* the explicit setting wins */
     assert_int_equal(s.hot, 2);
     assert_int_equal(top(f->conn, "hot", NULL, ids, scores, 8), 2);
     assert_int_equal(ids[0], 2);
@@ -280,7 +282,8 @@ static void test_new_window(void **state)
     uint64_t ids[8];
     double scores[8];
     cascade_lists_defaults(&o);
-    assert_true(o.new_window_days == 7);
+    assert_true(o.new_window_days == CASCADE_TIMESCALE_AUTO);
+    o.new_window_days = 7;
     o.families = CASCADE_LISTS_NEW;
     o.as_of = NOW;
     run_lists(f->conn, ds, &o, &s);
@@ -301,7 +304,69 @@ static void test_new_window(void **state)
     run_lists(f->conn, ds, &o, &s);
     assert_int_equal(top(f->conn, "new", NULL, ids, scores, 8), 1);
     assert_int_equal(ids[0], 3);
+
+    /* Unset, the window follows the log: these events span 200 s, so the
+     * window is the one-hour floor and even item 3 (a day old) is out. */
+    o.new_window_days = CASCADE_TIMESCALE_AUTO;
+    run_lists(f->conn, ds, &o, &s);
+    assert_true(s.new_window_days == CASCADE_TIMESCALE_MIN_DAYS);
+    assert_int_equal(s.new_items, 0);
+    /* A log of 40 days (one old event) makes it 40 × share days, more than 7:
+     * items 1, 2 and 3 are new again. */
+    ev(ds, NOW - 40 * DAY, "a", 5, CASCADE_EV_IMPRESSION);
+    run_lists(f->conn, ds, &o, &s);
+    assert_true(fabs(s.span_days - (40.0 * DAY + 100) / DAY) < 1e-9);
+    assert_true(fabs(s.new_window_days - CASCADE_TIMESCALE_NEW_SHARE * s.span_days) < 1e-9);
+    assert_true(s.new_window_days > 7 + 1.0 / DAY);
+    assert_int_equal(s.new_items, 3);
     cascade_dataset_destroy(ds);
+}
+
+/* The hot half-life, unset, is a share of the log's span: a log of 2 days
+ * decays with share × 2 days, a log of 200 days with share × 200 days; the
+ * list's scores are the decayed counts with that half-life. */
+static void test_hot_half_life_follows_span(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    struct cascade_behaviour_weights w;
+    struct cascade_lists_opts o;
+    struct cascade_lists_summary s;
+    uint64_t ids[8];
+    double scores[8], hot[8];
+    cascade_behaviour_weights_default(&w);
+    const double spans[] = {2, 200};
+    for (size_t k = 0; k < 2; k++) {
+        cascade_dataset *ds = cascade_dataset_create();
+        add_user(ds, "a", 0, 0);
+        add_item(ds, 1, DAY, "", 0);
+        add_item(ds, 2, DAY, "", 0);
+        ev(ds, NOW - (int64_t)(spans[k] * DAY), "a", 1, CASCADE_EV_CLICK);
+        ev(ds, NOW - (int64_t)(spans[k] * DAY / 2), "a", 1, CASCADE_EV_CLICK);
+        ev(ds, NOW, "a", 2, CASCADE_EV_CLICK);
+        assert_int_equal(cascade_dataset_sort_events(ds), 0);
+        cascade_lists_defaults(&o);
+        o.families = CASCADE_LISTS_HOT;
+        run_lists(f->conn, ds, &o, &s);
+        assert_true(fabs(s.span_days - spans[k]) < 1e-9);
+        double want = CASCADE_TIMESCALE_HOT_SHARE * spans[k];
+        assert_true(fabs(s.hot_half_life_days - want) < 1e-9);
+        cascade_hot_scores(ds, &w, NOW, want * DAY, hot);
+        assert_int_equal(top(f->conn, "hot", NULL, ids, scores, 8), 2);
+        for (size_t i = 0; i < 2; i++)
+            assert_true(fabs(scores[i] - hot[ids[i] - 1]) < 1e-9);
+        /* The same decay relative to the span: the old item keeps the same
+         * share of the new one's score whatever the log's length. */
+        assert_true(fabs(hot[0] - (exp2(-1.0 / CASCADE_TIMESCALE_HOT_SHARE) +
+                                   exp2(-0.5 / CASCADE_TIMESCALE_HOT_SHARE))) < 1e-9);
+        /* An explicit half-life (here: no decay) overrides the derived one. */
+        o.hot_half_life_days = 0;
+        run_lists(f->conn, ds, &o, &s);
+        assert_true(s.hot_half_life_days == 0);
+        assert_int_equal(top(f->conn, "hot", NULL, ids, scores, 8), 2);
+        assert_int_equal(ids[0], 1);
+        assert_true(scores[0] == 2.0);
+        cascade_dataset_destroy(ds);
+    }
 }
 
 static void test_geo_and_city(void **state)
@@ -506,7 +571,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hot_decay),           cmocka_unit_test(test_demographic_hot),
-        cmocka_unit_test(test_new_window),          cmocka_unit_test(test_geo_and_city),
+        cmocka_unit_test(test_new_window),
+        cmocka_unit_test(test_hot_half_life_follows_span),          cmocka_unit_test(test_geo_and_city),
         cmocka_unit_test(test_generations_replace), cmocka_unit_test(test_config),
         cmocka_unit_test(test_lists_command),       cmocka_unit_test(test_category_hot),
     };

@@ -1,6 +1,7 @@
 /* Unit tests for the evaluation metrics on hand-computed examples: hits,
- * recall@K, hit@K and NDCG@K (binary relevance, including K beyond the list
- * and an empty relevant set), and the accumulator's averages and coverage. */
+ * recall@K, hit@K, NDCG@K, precision@K and AP@K (binary relevance, including
+ * K beyond the list and an empty relevant set), the accumulators' averages,
+ * coverage and popularity bias, and the popularity percentiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +112,61 @@ static void test_accumulator_rejects_bad_ks(void **state)
     cascade_eval_acc_free(&a);
 }
 
+static void test_precision_and_ap(void **state)
+{
+    (void)state;
+    assert_true(fabs(cascade_eval_precision(ranked, 5, 2, rel, 3) - 0.5) < 1e-12);
+    assert_true(fabs(cascade_eval_precision(ranked, 5, 5, rel, 3) - 0.4) < 1e-12);
+    assert_true(fabs(cascade_eval_precision(ranked, 5, 10, rel, 3) - 0.2) < 1e-12);
+    /* Hits at ranks 2 and 4: (1/2 + 2/4) / min(3, 5). */
+    assert_true(fabs(cascade_eval_ap(ranked, 5, 5, rel, 3) - 1.0 / 3.0) < 1e-12);
+    /* K = 2: (1/2) / min(3, 2). */
+    assert_true(fabs(cascade_eval_ap(ranked, 5, 2, rel, 3) - 0.25) < 1e-12);
+    const uint32_t one[] = {5};
+    assert_true(fabs(cascade_eval_ap(ranked, 5, 10, one, 1) - 1.0) < 1e-12);
+    assert_true(cascade_eval_ap(ranked, 5, 10, rel, 0) == 0.0);
+}
+
+static void test_popularity_percentiles(void **state)
+{
+    (void)state;
+    const uint32_t counts[] = {5, 0, 5, 2};
+    double pct[4];
+    assert_int_equal(cascade_eval_popularity_percentiles(counts, 4, pct), 0);
+    assert_true(pct[1] == 0.0);
+    assert_true(fabs(pct[3] - 0.25) < 1e-12);
+    assert_true(fabs(pct[0] - 0.5) < 1e-12);
+    assert_true(fabs(pct[2] - 0.5) < 1e-12);
+}
+
+/* K = 2 over 4 items; user A: list {0, 3}, relevant {3}; user B: no list,
+ * relevant {1}. */
+static void test_list_accumulator(void **state)
+{
+    (void)state;
+    const uint32_t counts[] = {5, 0, 5, 2};
+    double pct[4];
+    struct cascade_eval_list_acc a;
+    struct cascade_eval_list_scores sc;
+    assert_int_equal(cascade_eval_popularity_percentiles(counts, 4, pct), 0);
+    assert_int_equal(cascade_eval_list_acc_init(&a, 0, 4, pct), CASCADE_EINVAL);
+    assert_int_equal(cascade_eval_list_acc_init(&a, 2, 4, pct), 0);
+    const uint32_t list_a[] = {0, 3, 2}, rel_a[] = {3}, rel_b[] = {1};
+    cascade_eval_list_acc_add(&a, list_a, 3, rel_a, 1); /* item 2 is past K */
+    cascade_eval_list_acc_add(&a, NULL, 0, rel_b, 1);
+    cascade_eval_list_acc_scores(&a, &sc);
+    assert_int_equal(sc.users, 2);
+    assert_int_equal(sc.empty, 1);
+    assert_true(fabs(sc.precision - 0.25) < 1e-12);
+    assert_true(fabs(sc.recall - 0.5) < 1e-12);
+    assert_true(fabs(sc.ndcg - 0.5 / log2(3.0)) < 1e-12);
+    assert_true(fabs(sc.map - 0.25) < 1e-12);
+    assert_true(fabs(sc.coverage - 0.5) < 1e-12);
+    assert_true(fabs(sc.pop_bias - (0.5 + 0.25) / 2) < 1e-12);
+    cascade_eval_list_acc_free(&a);
+    cascade_eval_list_acc_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +176,9 @@ int main(void)
         cmocka_unit_test(test_accumulator),
         cmocka_unit_test(test_accumulator_cuts_at_largest_k),
         cmocka_unit_test(test_accumulator_rejects_bad_ks),
+        cmocka_unit_test(test_precision_and_ap),
+        cmocka_unit_test(test_popularity_percentiles),
+        cmocka_unit_test(test_list_accumulator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

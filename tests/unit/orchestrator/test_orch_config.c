@@ -40,7 +40,10 @@ static void test_defaults(void **state)
     /* Cold start is off without a cold-start mix; exploration and cache on. */
     assert_int_equal(c.n_cold_channels, 0);
     assert_int_equal(c.cold_min_interactions, 5);
-    assert_float_equal(c.explore_share, 0.1, 0);
+    assert_float_equal(c.explore_share, 0.05, 0);
+    assert_float_equal(c.explore_position, 0.8, 0);
+    assert_float_equal(c.explore_max_rank_share, 0.5, 0);
+    assert_int_equal(c.explore_candidates, 20);
     assert_string_equal(c.explore_channel, "new");
     assert_true(c.cache_enabled);
     assert_int_equal(c.cache_capacity, 200);
@@ -61,7 +64,8 @@ static void test_cold_start_exploration_cache(void **state)
                        "  \"cold_start\": {\"min_interactions\": 3, \"channels\": ["
                        "    {\"name\": \"hot\", \"weight\": 0.5, \"quota\": 300},"
                        "    {\"name\": \"geo\"}, {\"name\": \"city\", \"enabled\": false}]},"
-                       "  \"exploration\": {\"new_share\": 0.2, \"channel\": \"fresh\"},"
+                       "  \"exploration\": {\"new_share\": 0.2, \"channel\": \"fresh\","
+                       "    \"position\": 0.25, \"max_rank_share\": 0.3, \"candidates\": 7},"
                        "  \"cache\": {\"capacity\": 50, \"ttl_s\": 0, \"enabled\": false}}}";
     assert_int_equal(parse_text(text, &c, err, sizeof err), 0);
     assert_int_equal(c.n_cold_channels, 2);
@@ -73,6 +77,9 @@ static void test_cold_start_exploration_cache(void **state)
     assert_int_equal(c.cold_min_interactions, 3);
     assert_int_equal(c.n_channels, 2); /* the normal list keeps its defaults */
     assert_float_equal(c.explore_share, 0.2, 0);
+    assert_float_equal(c.explore_position, 0.25, 0);
+    assert_float_equal(c.explore_max_rank_share, 0.3, 0);
+    assert_int_equal(c.explore_candidates, 7);
     assert_string_equal(c.explore_channel, "fresh");
     assert_false(c.cache_enabled);
     assert_int_equal(c.cache_capacity, 50);
@@ -87,6 +94,14 @@ static void test_cold_start_exploration_cache(void **state)
                                 err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "orchestrator.exploration.new_share"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"exploration\": {\"position\": -0.1}}}", &c,
+                                err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.exploration.position"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"exploration\": {\"candidates\": 0}}}", &c,
+                                err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.exploration.candidates"));
     assert_int_equal(
         parse_text("{\"orchestrator\": {\"cache\": {\"capacity\": 0}}}", &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "orchestrator.cache.capacity"));

@@ -1,7 +1,9 @@
 /* Unit tests of new-item exploration: the number of slots (share, rounding,
- * the at-least-one rule), their fixed positions, the pool order, and the
- * insertion into a final list (items the re-ranker chose count, items already
- * shown are skipped, a short pool inserts fewer, a short list appends). */
+ * the at-least-one rule), their positions (first at the configured share of
+ * the list), the pool order and cap, the ranker's choice among the pool (its
+ * order, the rank-share bar), and the insertion into a final list (items the
+ * re-ranker chose count, items already shown are skipped, a short pool
+ * inserts fewer, a short list appends). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,17 +47,26 @@ static void test_slots(void **state)
     assert_int_equal(cascade_explore_slots(0, 0.5), 0);
 }
 
+/* Share 0.1, first slot in the middle, no rank bar. */
+static const struct cascade_explore_params mid = {.share = 0.1, .position = 0.5,
+                                                  .max_rank_share = 1.0};
+
 static void test_positions(void **state)
 {
     (void)state;
-    assert_int_equal(cascade_explore_position(0, 1, 10), 5);
-    assert_int_equal(cascade_explore_position(0, 2, 20), 5);
-    assert_int_equal(cascade_explore_position(1, 2, 20), 15);
-    const size_t want[] = {5, 15, 25, 35, 45};
+    assert_int_equal(cascade_explore_position(0, 1, 10, 0.8), 8);
+    assert_int_equal(cascade_explore_position(0, 1, 20, 0.8), 16);
+    assert_int_equal(cascade_explore_position(0, 1, 10, 0.5), 5);
+    assert_int_equal(cascade_explore_position(0, 1, 10, 0.0), 0);
+    assert_int_equal(cascade_explore_position(0, 1, 10, 1.0), 9); /* never past the end */
+    assert_int_equal(cascade_explore_position(0, 2, 20, 0.5), 10);
+    assert_int_equal(cascade_explore_position(1, 2, 20, 0.5), 15);
+    const size_t want[] = {25, 30, 35, 40, 45};
     for (size_t j = 0; j < 5; j++)
-        assert_int_equal(cascade_explore_position(j, 5, 50), want[j]);
-    assert_int_equal(cascade_explore_position(0, 1, 5), 2);
-    assert_int_equal(cascade_explore_position(2, 3, 3), 2);
+        assert_int_equal(cascade_explore_position(j, 5, 50, 0.5), want[j]);
+    /* Position 0 spreads the slots over the whole list. */
+    assert_int_equal(cascade_explore_position(1, 2, 20, 0.0), 10);
+    assert_int_equal(cascade_explore_position(2, 3, 3, 0.8), 2);
 }
 
 /* The pool keeps only the channel's candidates, ordered by their rank there. */
@@ -68,16 +79,65 @@ static void test_pool_order(void **state)
                                     cand(a, 5, "new", 1)};
     Cascade__V1__Candidate **pool;
     size_t n;
-    assert_int_equal(cascade_explore_pool(c, 5, "new", a, &pool, &n), 0);
+    assert_int_equal(cascade_explore_pool(c, 5, "new", 0, a, &pool, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(pool[0]->item_id, 3);
     assert_int_equal(pool[1]->item_id, 5);
     assert_int_equal(pool[2]->item_id, 2);
+    /* A cap keeps the channel's best. */
+    assert_int_equal(cascade_explore_pool(c, 5, "new", 2, a, &pool, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(pool[0]->item_id, 3);
+    assert_int_equal(pool[1]->item_id, 5);
+    cascade_arena_destroy(a);
+}
+
+/* The ranker's order decides: of pool items 900..904 (channel order), the
+ * ranker places 903 at 1, 900 at 4, 902 at 7 and 904 at 15 of 20 (901 is not
+ * returned). The picks are its ranked copies, best first, with positions. */
+static void test_by_rank_order(void **state)
+{
+    (void)state;
+    cascade_arena *a = cascade_arena_create(0);
+    Cascade__V1__Candidate *pool[5], *ranked[20];
+    for (size_t i = 0; i < 5; i++)
+        pool[i] = cand(a, 900 + i, "new", (uint32_t)i);
+    for (size_t i = 0; i < 20; i++)
+        ranked[i] = cand(a, i + 1, "itemcf", 0);
+    const struct {
+        size_t at;
+        uint64_t id;
+    } placed[] = {{1, 903}, {4, 900}, {7, 902}, {15, 904}};
+    for (size_t k = 0; k < 4; k++)
+        ranked[placed[k].at] = cand(a, placed[k].id, "new", 9);
+    Cascade__V1__Candidate **picks;
+    size_t n;
+    uint32_t *pos;
+    assert_int_equal(cascade_explore_by_rank(pool, 5, ranked, 20, 1.0, a, &picks, &n, &pos), 0);
+    assert_int_equal(n, 4);
+    for (size_t k = 0; k < 4; k++) {
+        assert_int_equal(picks[k]->item_id, placed[k].id);
+        assert_ptr_equal(picks[k], ranked[placed[k].at]); /* the scored copy */
+        assert_int_equal(pos[k], placed[k].at);
+    }
+    /* The bar: within the top half (10 of 20) only 903, 900 and 902 qualify. */
+    assert_int_equal(cascade_explore_by_rank(pool, 5, ranked, 20, 0.5, a, &picks, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(picks[2]->item_id, 902);
+    /* The top 5% is position 0 alone (⌈0.05 × 20⌉ = 1), not a pool item:
+     * nothing qualifies, so nothing is shown. */
+    assert_int_equal(cascade_explore_by_rank(pool, 5, ranked, 20, 0.05, a, &picks, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    /* The top 10% (positions 0 and 1) holds 903. */
+    assert_int_equal(cascade_explore_by_rank(pool, 5, ranked, 20, 0.1, a, &picks, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(picks[0]->item_id, 903);
     cascade_arena_destroy(a);
 }
 
 /* A final list of 20 ranked items (ids 1..20, none from "new") gets the two
- * best pool items at positions 5 and 15; the two last items fall off. */
+ * best pool items at positions 10 and 15 (first slot at half the list); the
+ * two last items fall off. */
 static void test_insert_at_fixed_positions(void **state)
 {
     (void)state;
@@ -88,16 +148,36 @@ static void test_insert_at_fixed_positions(void **state)
         list[i] = cand(a, i + 1, "itemcf", 0);
     for (size_t i = 0; i < 3; i++)
         pool[i] = cand(a, 900 + i, "new", (uint32_t)i);
-    cascade_explore_insert(list, &n, 20, pool, 3, "new", 0.1, &inserted);
+    cascade_explore_insert(list, &n, 20, pool, 3, "new", &mid, &inserted);
     assert_int_equal(inserted, 2);
     assert_int_equal(n, 20);
-    assert_int_equal(list[5]->item_id, 900);
+    assert_int_equal(list[10]->item_id, 900);
     assert_int_equal(list[15]->item_id, 901);
     /* The others keep their order around the slots. */
-    const uint64_t want[20] = {1,  2,  3,  4,  5,  900, 6,  7,  8,  9,
-                               10, 11, 12, 13, 14, 901, 15, 16, 17, 18};
+    const uint64_t want[20] = {1,   2,  3,  4,  5,  6,   7,  8,  9,  10,
+                               900, 11, 12, 13, 14, 901, 15, 16, 17, 18};
     for (size_t i = 0; i < 20; i++)
         assert_int_equal(list[i]->item_id, want[i]);
+
+    /* The default late position: one slot of 10 at position 8. */
+    const struct cascade_explore_params late = {.share = 0.05, .position = 0.8,
+                                                .max_rank_share = 0.5};
+    n = 10;
+    for (size_t i = 0; i < 10; i++)
+        list[i] = cand(a, i + 1, "itemcf", 0);
+    cascade_explore_insert(list, &n, 10, pool, 3, "new", &late, &inserted);
+    assert_int_equal(inserted, 1);
+    assert_int_equal(list[8]->item_id, 900);
+    assert_int_equal(list[9]->item_id, 9);
+    /* Share 0 inserts nothing. */
+    const struct cascade_explore_params off = {.share = 0.0, .position = 0.8,
+                                               .max_rank_share = 0.5};
+    for (size_t i = 0; i < 10; i++)
+        list[i] = cand(a, i + 1, "itemcf", 0);
+    cascade_explore_insert(list, &n, 10, pool, 3, "new", &off, &inserted);
+    assert_int_equal(inserted, 0);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(list[i]->item_id, i + 1);
     cascade_arena_destroy(a);
 }
 
@@ -114,7 +194,7 @@ static void test_chosen_items_count(void **state)
     pool[0] = cand(a, 900, "new", 0);
     pool[1] = cand(a, 901, "new", 1);
     list[8] = pool[0]; /* the re-ranker picked 900 at position 8 */
-    cascade_explore_insert(list, &n, 10, pool, 2, "new", 0.1, &inserted);
+    cascade_explore_insert(list, &n, 10, pool, 2, "new", &mid, &inserted);
     assert_int_equal(inserted, 0);
     assert_int_equal(list[8]->item_id, 900);
     assert_int_equal(list[5]->item_id, 6);
@@ -126,10 +206,10 @@ static void test_chosen_items_count(void **state)
     for (size_t i = 0; i < 20; i++)
         list20[i] = cand(a, i + 1, "hot", 0);
     list20[2] = pool[0];
-    cascade_explore_insert(list20, &n, 20, pool, 2, "new", 0.1, &inserted);
+    cascade_explore_insert(list20, &n, 20, pool, 2, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(list20[2]->item_id, 900);
-    assert_int_equal(list20[5]->item_id, 901);
+    assert_int_equal(list20[10]->item_id, 901);
     cascade_arena_destroy(a);
 }
 
@@ -144,15 +224,15 @@ static void test_short_pool_and_list(void **state)
     for (size_t i = 0; i < 50; i++)
         list[i] = cand(a, i + 1, "hot", 0);
     pool[0] = cand(a, 900, "new", 0);
-    cascade_explore_insert(list, &n, 50, pool, 1, "new", 0.1, &inserted);
+    cascade_explore_insert(list, &n, 50, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
-    assert_int_equal(list[5]->item_id, 900);
+    assert_int_equal(list[25]->item_id, 900);
 
     Cascade__V1__Candidate *shortl[10];
     n = 3; /* only three candidates survived for a request of 10 */
     for (size_t i = 0; i < 3; i++)
         shortl[i] = cand(a, i + 1, "hot", 0);
-    cascade_explore_insert(shortl, &n, 10, pool, 1, "new", 0.1, &inserted);
+    cascade_explore_insert(shortl, &n, 10, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(n, 4);
     assert_int_equal(shortl[3]->item_id, 900);
@@ -161,13 +241,13 @@ static void test_short_pool_and_list(void **state)
     n = 4;
     for (size_t i = 0; i < 4; i++)
         four[i] = cand(a, i + 1, "hot", 0);
-    cascade_explore_insert(four, &n, 4, pool, 1, "new", 0.1, &inserted);
+    cascade_explore_insert(four, &n, 4, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 0);
     assert_int_equal(four[3]->item_id, 4);
 
     /* Empty pool: nothing happens. */
     n = 50;
-    cascade_explore_insert(list, &n, 50, NULL, 0, "other", 0.1, &inserted);
+    cascade_explore_insert(list, &n, 50, NULL, 0, "other", &mid, &inserted);
     assert_int_equal(inserted, 0);
     cascade_arena_destroy(a);
 }
@@ -178,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_positions),
         cmocka_unit_test(test_pool_order),
+        cmocka_unit_test(test_by_rank_order),
         cmocka_unit_test(test_insert_at_fixed_positions),
         cmocka_unit_test(test_chosen_items_count),
         cmocka_unit_test(test_short_pool_and_list),

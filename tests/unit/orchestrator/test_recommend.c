@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
+#include "hash.h"
 #include "metrics.h"
 #include "orchestrator.h"
 #include "store.h"
@@ -182,7 +183,34 @@ static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage 
     return 0;
 }
 
-/* Rank: p_click 0.5, attrs.category = id % 7, rank_score = prerank_score. */
+/* A user's taste for a new item (901..920), in [0, 1): what the fake ranker
+ * gives "pick-*" users, so each of them prefers other new items. */
+static double taste(const char *user, uint64_t item)
+{
+    return (double)(cascade_hash64(&item, sizeof item, cascade_hash_str(user, 7)) % 1000000) / 1e6;
+}
+
+static bool is_new_item(uint64_t id)
+{
+    return id >= 901 && id <= 920;
+}
+
+/* Stable sort by rank_score, best first (ties keep the pre-rank order). */
+static void sort_by_rank_score(Cascade__V1__Candidate **c, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        Cascade__V1__Candidate *x = c[i];
+        size_t j = i;
+        for (; j > 0 && c[j - 1]->rank_score < x->rank_score; j--)
+            c[j] = c[j - 1];
+        c[j] = x;
+    }
+}
+
+/* Rank: p_click 0.5, attrs.category = id % 7, rank_score = prerank_score,
+ * sorted. For "pick-*" users the new items score between the 20th and the
+ * 50th other candidate, by the user's taste: all of them in the top half,
+ * none in the top 10. */
 static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                      ProtobufCMessage **response)
 {
@@ -201,12 +229,29 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
         c->attrs->category = (uint32_t)(c->item_id % 7);
         c->rank_score = c->prerank_score;
     }
+    sort_by_rank_score(req->candidates, req->n_candidates);
+    const char *user = req->user && req->user->user_id ? req->user->user_id : "";
+    if (strncmp(user, "pick-", 5) == 0) {
+        float hi = 0, lo = 0;
+        for (size_t i = 0, k = 0; i < req->n_candidates; i++)
+            if (!is_new_item(req->candidates[i]->item_id) && ++k <= 50) {
+                if (k == 20)
+                    hi = req->candidates[i]->rank_score;
+                lo = req->candidates[i]->rank_score;
+            }
+        for (size_t i = 0; i < req->n_candidates; i++) {
+            Cascade__V1__Candidate *c = req->candidates[i];
+            if (is_new_item(c->item_id))
+                c->rank_score = lo + (hi - lo) * (float)taste(user, c->item_id);
+        }
+        sort_by_rank_score(req->candidates, req->n_candidates);
+    }
     pthread_mutex_lock(&fake.mu);
     const char *exp = cascade_exp_param(req->experiments, "test.marker");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
-    resp->n_candidates = req->n_candidates;
+    resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
     *response = &resp->base;
     return 0;
 }
@@ -354,6 +399,30 @@ static const Cascade__V1__StageTrace *trace_of(const Cascade__V1__RecommendRespo
     return NULL;
 }
 
+/* Each stage's trace carries its output order: as many ids as it kept, each
+ * later stage's ids a subset of the earlier one's, and the rerank order is
+ * what was served. */
+static void assert_ids_in_stage_order(const Cascade__V1__RecommendResponse *r)
+{
+    const char *order[] = {"merge", "filter", "prerank", "rank", "rerank"};
+    const Cascade__V1__StageTrace *prev = NULL;
+    for (size_t s = 0; s < sizeof order / sizeof order[0]; s++) {
+        const Cascade__V1__StageTrace *t = trace_of(r, order[s]);
+        assert_non_null(t);
+        assert_int_equal(t->n_item_ids, t->items_out < 200 ? t->items_out : 200);
+        for (size_t i = 0; prev && i < t->n_item_ids; i++) {
+            bool found = false;
+            for (size_t j = 0; j < prev->n_item_ids && !found; j++)
+                found = prev->item_ids[j] == t->item_ids[i];
+            assert_true(found);
+        }
+        prev = t;
+    }
+    assert_true(prev->n_item_ids >= r->n_items);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_int_equal(prev->item_ids[i], r->items[i]->item_id);
+}
+
 /* ------------------------------------------------------------------ tests */
 
 static void test_happy_path(void **state)
@@ -391,7 +460,9 @@ static void test_happy_path(void **state)
     assert_int_equal(trace_of(r, "merge")->items_in, 140);
     assert_int_equal(trace_of(r, "merge")->items_out, 120);
     assert_int_equal(trace_of(r, "exposure")->items_out, 10);
-    /* Without debug there is no trace. */
+    assert_int_equal(trace_of(r, "exposure")->n_item_ids, 0);
+    assert_ids_in_stage_order(r);
+    /* Without debug there is no trace, so no ids either. */
     assert_int_equal(recommend(o, "happy-nodebug", 5, false, &r, err, sizeof err), 0);
     assert_int_equal(r->n_trace, 0);
     cascade_orch_destroy(o);
@@ -704,50 +775,152 @@ static const char *three_channels =
     " {\"name\": \"itemcf\", \"weight\": 2, \"quota\": 100, \"timeout_ms\": 2000},"
     " {\"name\": \"new\", \"weight\": 0.01, \"quota\": 20, \"timeout_ms\": 2000}]";
 
-/* New items the ranker would not pick get the exploration slots (10%: one
- * in 10 at position 5, two in 20 at 5 and 15), best of the channel first and
- * never one already shown; none below 5 items. */
-static void test_exploration_slots(void **state)
+/* The position of the only item of `channel` in r, or -1. */
+static long channel_position(const Cascade__V1__RecommendResponse *r, const char *channel)
+{
+    long at = -1;
+    for (size_t i = 0; i < r->n_items; i++)
+        for (size_t j = 0; j < r->items[i]->n_channels; j++)
+            if (strcmp(r->items[i]->channels[j], channel) == 0) {
+                assert_int_equal(at, -1);
+                at = (long)i;
+            }
+    return at;
+}
+
+/* The new item "pick-*" user prefers (what the fake ranker scores highest). */
+static uint64_t favourite_new_item(const char *user)
+{
+    uint64_t best = 0;
+    for (uint64_t id = 901; id <= 920; id++)
+        if (best == 0 || taste(user, id) > taste(user, best))
+            best = id;
+    return best;
+}
+
+/* Each user's exploration slot (one of 10, at position 8 by default) goes to
+ * the new item the ranker scores highest for that user: across 40 users the
+ * picks follow their tastes and are not all one item. The ranker scored it
+ * although it ranks below rank.keep. */
+static void test_exploration_per_user_pick(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(three_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], user[32];
+    uint64_t first = 0;
+    bool differ = false;
+    for (int u = 0; u < 40; u++) {
+        snprintf(user, sizeof user, "pick-%02d", u);
+        assert_int_equal(recommend(o, user, 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_int_equal(channel_position(r, "new"), 8);
+        assert_int_equal(r->items[8]->item_id, favourite_new_item(user));
+        assert_non_null(r->items[8]->tasks); /* the ranker's copy */
+        assert_non_null(r->items[8]->attrs);
+        assert_int_equal(trace_of(r, "rank")->items_out, 100);
+        assert_int_equal(trace_of(r, "exploration")->items_out, 1);
+        assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=8 order=rank "));
+        if (u == 0)
+            first = r->items[8]->item_id;
+        differ |= r->items[8]->item_id != first;
+    }
+    assert_true(differ);
+    /* A second request: the favourite was shown and filtered, the next best
+     * takes the slot. */
+    assert_int_equal(recommend(o, "pick-00", 10, true, &r, err, sizeof err), 0);
+    assert_int_not_equal(r->items[8]->item_id, favourite_new_item("pick-00"));
+    assert_int_equal(channel_position(r, "new"), 8);
+    /* Below 5 items the default 5% share reserves nothing. */
+    assert_int_equal(recommend(o, "pick-small", 4, true, &r, err, sizeof err), 0);
+    assert_int_equal(count_channel(r, "new"), 0);
+    assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+}
+
+/* New items the ranker puts in its bottom half (the plain fake ranker keeps
+ * their tiny merge weight) are not shown: the slot stays with the ranked list. */
+static void test_exploration_needs_a_good_score(void **state)
 {
     (void)state;
     cascade_orch *o = make_orch(three_channels, NULL, NULL, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512];
-    assert_int_equal(recommend(o, "explorer", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(recommend(o, "explorer-low", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
-    assert_int_equal(count_channel(r, "new"), 1);
-    assert_int_equal(r->items[5]->item_id, 901);
-    /* The ranker scored it although it ranks below rank.keep (100). */
-    assert_non_null(r->items[5]->tasks);
-    assert_non_null(r->items[5]->attrs);
-    assert_int_equal(trace_of(r, "rank")->items_out, 100);
-    assert_int_equal(trace_of(r, "exploration")->items_out, 1);
-    assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=5 "));
-    /* The 901 shown above is filtered now: 902 and 903 fill the two slots. */
-    assert_int_equal(recommend(o, "explorer", 20, true, &r, err, sizeof err), 0);
-    assert_int_equal(r->n_items, 20);
-    assert_int_equal(count_channel(r, "new"), 2);
-    assert_int_equal(r->items[5]->item_id, 902);
-    assert_int_equal(r->items[15]->item_id, 903);
-    assert_int_equal(recommend(o, "explorer-small", 4, true, &r, err, sizeof err), 0);
     assert_int_equal(count_channel(r, "new"), 0);
-    assert_null(trace_of(r, "exploration"));
-    cascade_orch_destroy(o);
-
-    /* When the re-ranker picks new items anyway, nothing is inserted. */
-    const char *heavy_new =
-        "{\"layers\": [{\"name\": \"recall\", \"salt\": \"r1\", \"experiments\": [{\"name\": "
-        "\"new_heavy\", \"ranges\": [[0, 999]], \"params\": {\"recall.weight.new\": 100}}]}]}";
-    o = make_orch(three_channels, NULL, heavy_new, fx.pool);
-    assert_int_equal(recommend(o, "explorer-heavy", 10, true, &r, err, sizeof err), 0);
-    assert_int_equal(count_channel(r, "new"), 10);
     assert_int_equal(trace_of(r, "exploration")->items_out, 0);
+    assert_non_null(strstr(trace_of(r, "exploration")->message, "best_rank=none"));
+    for (size_t i = 0; i < 10; i++) /* the ranker's top 10 unchanged */
+        assert_false(is_new_item(r->items[i]->item_id));
     cascade_orch_destroy(o);
 
-    /* exploration.new_share = 0 turns it off. */
-    o = make_orch(three_channels, ", \"exploration\": {\"new_share\": 0}", NULL, fx.pool);
-    assert_int_equal(recommend(o, "explorer-off", 10, true, &r, err, sizeof err), 0);
-    assert_int_equal(count_channel(r, "new"), 0);
+    /* Without the ranker there is no score to judge by: the channel's own
+     * order fills the slot (the degraded path keeps new items exposed). */
+    o = make_orch(three_channels,
+                  ", \"stages\": {\"rank\": {\"endpoint\": \"dead\"}}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "explorer-norank", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->items[8]->item_id, 901);
+    assert_non_null(strstr(trace_of(r, "exploration")->message, "order=channel"));
+    cascade_orch_destroy(o);
+}
+
+/* Share, position and the rank bar are per-experiment parameters: an
+ * experiment moves the slot to position 3, another turns exploration off
+ * (share 0), another raises the bar so no new item qualifies; two slots of 20
+ * at position 0.5 go to 10 and 15 with the user's two favourites. */
+static void test_exploration_experiment_params(void **state)
+{
+    (void)state;
+    const char *exps =
+        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x1\", \"experiments\": ["
+        "{\"name\": \"early\", \"ranges\": [[0, 249]], \"params\": "
+        "{\"exploration.position\": 0.3}},"
+        "{\"name\": \"off\", \"ranges\": [[250, 499]], \"params\": "
+        "{\"exploration.share\": 0}},"
+        "{\"name\": \"strict\", \"ranges\": [[500, 749]], \"params\": "
+        "{\"exploration.max_rank_share\": 0.01}},"
+        "{\"name\": \"two\", \"ranges\": [[750, 999]], \"params\": "
+        "{\"exploration.share\": 0.1, \"exploration.position\": 0.5}}]}]}";
+    cascade_orch *o = make_orch(three_channels, NULL, exps, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], user[32];
+    bool seen[4] = {false, false, false, false};
+    for (int u = 0; u < 200 && !(seen[0] && seen[1] && seen[2] && seen[3]); u++) {
+        snprintf(user, sizeof user, "pick-exp-%03d", u);
+        uint32_t count = 10 + 10 * (u % 2); /* 10 and 20 */
+        assert_int_equal(recommend(o, user, count, true, &r, err, sizeof err), 0);
+        const char *exp = NULL;
+        for (size_t l = 0; l < r->experiments->n_layers; l++)
+            if (strcmp(r->experiments->layers[l]->layer, "explore") == 0)
+                exp = r->experiments->layers[l]->experiment;
+        assert_non_null(exp);
+        if (strcmp(exp, "early") == 0) {
+            assert_int_equal(channel_position(r, "new"), (long)count * 3 / 10);
+            assert_int_equal(r->items[count * 3 / 10]->item_id, favourite_new_item(user));
+            seen[0] = true;
+        } else if (strcmp(exp, "off") == 0) {
+            assert_int_equal(count_channel(r, "new"), 0);
+            assert_null(trace_of(r, "exploration"));
+            seen[1] = true;
+        } else if (strcmp(exp, "strict") == 0) {
+            assert_int_equal(count_channel(r, "new"), 0);
+            assert_non_null(strstr(trace_of(r, "exploration")->message, "best_rank=none"));
+            seen[2] = true;
+        } else if (strcmp(exp, "two") == 0 && count == 20) {
+            assert_int_equal(count_channel(r, "new"), 2);
+            uint64_t best = favourite_new_item(user);
+            assert_int_equal(r->items[10]->item_id, best);
+            assert_true(is_new_item(r->items[15]->item_id));
+            assert_true(taste(user, r->items[15]->item_id) < taste(user, best));
+            for (uint64_t id = 901; id <= 920; id++) /* the second best */
+                if (id != best)
+                    assert_true(taste(user, id) <= taste(user, r->items[15]->item_id));
+            seen[3] = true;
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(seen[k]);
     cascade_orch_destroy(o);
 }
 
@@ -1217,7 +1390,9 @@ int main(void)
         cmocka_unit_test(test_experiment_channel_params),
         cmocka_unit_test(test_hot_fallback),
         cmocka_unit_test(test_cold_start_switch),
-        cmocka_unit_test(test_exploration_slots),
+        cmocka_unit_test(test_exploration_per_user_pick),
+        cmocka_unit_test(test_exploration_needs_a_good_score),
+        cmocka_unit_test(test_exploration_experiment_params),
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),

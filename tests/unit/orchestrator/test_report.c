@@ -72,11 +72,54 @@ static void test_trace(void **state)
     cascade_arena_destroy(a);
 }
 
+/* A stage's order is copied into item_ids, capped at
+ * CASCADE_ORCH_TRACE_IDS_MAX; without tracing nothing is kept. */
+static void test_trace_ids(void **state)
+{
+    (void)state;
+    enum { N = CASCADE_ORCH_TRACE_IDS_MAX + 50 };
+    cascade_arena *a = cascade_arena_create(0);
+    static Cascade__V1__Candidate cands[N];
+    static Cascade__V1__Candidate *order[N];
+    for (size_t i = 0; i < N; i++) {
+        cascade__v1__candidate__init(&cands[i]);
+        cands[i].item_id = 1000 + (N - i) * 3; /* descending, not the position */
+        order[i] = &cands[i];
+    }
+    struct cascade_orch_report r;
+    cascade_orch_report_init(&r, a, true);
+    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "rank",
+                                                                               .order = order,
+                                                                               .n_order = 3}),
+                     0);
+    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "merge",
+                                                                               .order = order,
+                                                                               .n_order = N}),
+                     0);
+    assert_int_equal(
+        cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "exposure"}), 0);
+    assert_int_equal(r.trace[0]->n_item_ids, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(r.trace[0]->item_ids[i], cands[i].item_id);
+    assert_int_equal(r.trace[1]->n_item_ids, CASCADE_ORCH_TRACE_IDS_MAX);
+    assert_int_equal(r.trace[1]->item_ids[CASCADE_ORCH_TRACE_IDS_MAX - 1],
+                     cands[CASCADE_ORCH_TRACE_IDS_MAX - 1].item_id);
+    assert_int_equal(r.trace[2]->n_item_ids, 0);
+    cascade_orch_report_init(&r, a, false);
+    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "rank",
+                                                                               .order = order,
+                                                                               .n_order = 3}),
+                     0);
+    assert_int_equal(r.n_trace, 0);
+    cascade_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_trace_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,95 @@
+/* Learning-to-rank features (ltr_features.h): the rank features followed by
+ * the candidate's recall signals. */
+#include "ltr_features.h"
+
+#include "error.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const channels[CASCADE_LTR_CHANNELS] = {
+    "itemcf", "swing",  "usercf",        "two_tower",         "ease",
+    "hot",    "new",    "geo",           "city",              "follow_author",
+    "interacted_author", "similar_author", "cache", "interest", "demo_hot",
+};
+
+#define CHANNEL_BASE CASCADE_RANK_FEATURES
+#define TAIL_BASE (CHANNEL_BASE + 2 * CASCADE_LTR_CHANNELS)
+
+const char *cascade_ltr_channel_name(size_t i)
+{
+    return i < CASCADE_LTR_CHANNELS ? channels[i] : "unknown";
+}
+
+static int channel_slot(const char *name)
+{
+    for (int i = 0; name && i < CASCADE_LTR_CHANNELS; i++)
+        if (strcmp(name, channels[i]) == 0)
+            return i;
+    return -1;
+}
+
+void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
+                          const Cascade__V1__Candidate *cand, int64_t now_s, float *out)
+{
+    cascade_features_rank(user, item, now_s, out);
+    for (size_t i = CHANNEL_BASE; i < TAIL_BASE; i++)
+        out[i] = NAN;
+    size_t hits = 0;
+    for (size_t h = 0; cand && h < cand->n_channels; h++) {
+        const Cascade__V1__ChannelHit *hit = cand->channels[h];
+        if (!hit)
+            continue;
+        hits++;
+        int s = channel_slot(hit->channel);
+        if (s < 0 || !isnan(out[CHANNEL_BASE + 2 * s])) /* first hit of a channel wins */
+            continue;
+        out[CHANNEL_BASE + 2 * s] = isfinite(hit->score) ? hit->score : 0.0f;
+        out[CHANNEL_BASE + 2 * s + 1] = (float)log2(2.0 + hit->rank);
+    }
+    out[TAIL_BASE] = (float)hits;
+    out[TAIL_BASE + 1] = cand && isfinite(cand->recall_score) ? cand->recall_score : 0.0f;
+    out[TAIL_BASE + 2] = (float)log1p((double)item->stats.clicks);
+}
+
+static char channel_feature_names[2 * CASCADE_LTR_CHANNELS][48];
+static pthread_once_t channel_feature_names_once = PTHREAD_ONCE_INIT;
+
+static void channel_feature_names_build(void)
+{
+    for (size_t k = 0; k < 2 * CASCADE_LTR_CHANNELS; k++)
+        snprintf(channel_feature_names[k], sizeof channel_feature_names[k], "%s_%s",
+                 channels[k / 2], k % 2 ? "log_rank" : "score");
+}
+
+const char *cascade_ltr_feature_name(size_t i)
+{
+    static const char *const tail[3] = {"channel_count", "recall_score", "item_log_clicks"};
+    if (i < CHANNEL_BASE)
+        return cascade_features_rank_name(i);
+    if (i < TAIL_BASE) {
+        pthread_once(&channel_feature_names_once, channel_feature_names_build);
+        return channel_feature_names[i - CHANNEL_BASE];
+    }
+    return i < TAIL_BASE + 3 ? tail[i - TAIL_BASE] : "unknown";
+}
+
+int cascade_ltr_model_load(const char *path, cascade_gbdt **out, char *err, size_t errlen)
+{
+    *out = cascade_gbdt_load(path, err, errlen);
+    if (!*out)
+        return CASCADE_EIO;
+    const char *spec = cascade_gbdt_meta(*out, "features");
+    if (!spec || strcmp(spec, CASCADE_LTR_SPEC) != 0 ||
+        cascade_gbdt_n_features(*out) != CASCADE_LTR_FEATURES) {
+        snprintf(err, errlen, "%s: model reads features \"%.32s\" (%zu inputs), this build has %s (%d)",
+                 path, spec ? spec : "?", cascade_gbdt_n_features(*out), CASCADE_LTR_SPEC,
+                 CASCADE_LTR_FEATURES);
+        cascade_gbdt_destroy(*out);
+        *out = NULL;
+        return CASCADE_EFORMAT;
+    }
+    return 0;
+}

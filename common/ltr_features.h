@@ -1,0 +1,48 @@
+/* Learning-to-rank features: what the pre-rank and rank learned rankers
+ * (cascade-build train ltr, the PreRank and Rank services) see of one
+ * candidate. They extend the rank features (rank_features.h: item, user and
+ * user×category statistics) with the recall signals the candidate arrived
+ * with: each channel's raw score and rank for it, how many channels found it
+ * and its merged recall score. A channel that did not find the candidate
+ * gives NaN ("missing"), which the tree models route by their learned
+ * default branch. Training and serving call this one function, so the same
+ * (user, item, candidate) gives the same vector; pure and thread-safe. */
+#ifndef CASCADE_LTR_FEATURES_H
+#define CASCADE_LTR_FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/v1/common.pb-c.h"
+#include "cascade/v1/records.pb.h"
+#include "gbdt.h"
+#include "rank_features.h"
+
+/* The recall channels with a feature pair of their own, in feature order;
+ * hits from any other channel count only in the channel count. */
+#define CASCADE_LTR_CHANNELS 15
+/* rank features, then per channel (score, log2(2 + rank)), then
+ * channel count, recall score, log1p(item clicks). */
+#define CASCADE_LTR_FEATURES (CASCADE_RANK_FEATURES + 2 * CASCADE_LTR_CHANNELS + 3)
+/* Names the feature layout; stored in every model and checked on load. */
+#define CASCADE_LTR_SPEC "ltr-v1"
+
+/* Fill out[0..CASCADE_LTR_FEATURES) for candidate cand (its channel hits and
+ * recall score; borrowed) of user at time now_s (Unix seconds). user and item
+ * are the records the stores hold (zeroed records for unknown ones). */
+void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
+                          const Cascade__V1__Candidate *cand, int64_t now_s, float *out);
+
+/* Load a learned ranker (gbdt.h) saved by cascade-build train ltr and check
+ * that it reads these features (metadata "features" = CASCADE_LTR_SPEC and
+ * CASCADE_LTR_FEATURES inputs). 0 with *out set (caller destroys), or
+ * CASCADE_EIO / CASCADE_EFORMAT with a message naming the file. */
+int cascade_ltr_model_load(const char *path, cascade_gbdt **out, char *err, size_t errlen);
+
+/* Name of feature i ("unknown" past the end), for reports and model files. */
+const char *cascade_ltr_feature_name(size_t i);
+
+/* Name of channel slot i (< CASCADE_LTR_CHANNELS). */
+const char *cascade_ltr_channel_name(size_t i);
+
+#endif

@@ -1,0 +1,63 @@
+/* Training lists for the learned rankers by replaying recall (issue 8:
+ * positive-only logs). The caller's data (the train part of whatever it will
+ * be judged on) is split again per user (eval_split.h): recall artefacts are
+ * built from the earlier part only, into a private replay namespace; every
+ * user with held-out items then gets the candidates the orchestrator would
+ * have merged for it (the same channels, quotas, weights and merge, minus the
+ * user's replay-train items as the Filter would drop them), each candidate
+ * described by the serving features (ltr_features.h, records read from the
+ * replay namespace exactly as the services read them) and labelled 1 when it
+ * is one of the user's held-out items. */
+#ifndef CASCADE_LTR_REPLAY_H
+#define CASCADE_LTR_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "redis.h"
+
+struct cascade_ltr_replay_opts {
+    cascade_config *cfg; /* build.*, recall.*, orchestrator.* (borrowed); its
+                          * recall.channels.two_tower.model_dir is pointed at two_tower_dir */
+    const char *ns;            /* replay namespace, flushed (borrowed) */
+    const char *two_tower_dir; /* the replay's two-tower model goes here; NULL = none */
+    double holdout_frac;       /* share of each user's items held out, default 0.25 */
+    bool random_split;         /* per-user random hold-out (else the latest items), default true */
+    size_t min_interactions;   /* users with fewer interacted items are not replayed, default 5 */
+    size_t max_users;          /* replay a seeded sample of users; 0 = all */
+    size_t max_list;           /* candidates kept per user (0 = orchestrator merge_max) */
+    uint64_t seed;             /* split seed, default 42 */
+    int threads;               /* builder threads, default 2 */
+    bool quiet;
+};
+
+/* The replayed lists: group g is rows [off[g], off[g+1]) of X (row-major,
+ * CASCADE_LTR_FEATURES wide) and y, in the merged recall order. */
+struct cascade_ltr_lists {
+    size_t n_groups, n_rows;
+    size_t *off;
+    float *X, *y;
+    uint32_t *user;     /* group → dataset user index */
+    size_t positives;   /* rows with y = 1 */
+    size_t held_out;    /* held-out (user, item) pairs of the replayed users */
+    int64_t as_of;      /* the replay build's reference time */
+    double build_s, replay_s;
+};
+
+void cascade_ltr_replay_defaults(struct cascade_ltr_replay_opts *o);
+
+/* Split ds, build into o->ns through r (a connection for the builders) and
+ * pool (for the Recall stage), replay and fill *out (free with
+ * cascade_ltr_lists_free). Groups without a single positive are dropped
+ * (they carry no ranking signal). Returns 0, CASCADE_ENOTFOUND when the
+ * data gives no list to learn from, or another negative code with err. */
+int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
+                           const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,
+                           char *err, size_t errlen);
+
+void cascade_ltr_lists_free(struct cascade_ltr_lists *l); /* safe on zeroed */
+
+#endif

@@ -1,0 +1,475 @@
+/* The learned rankers' training job (ltr_train.h): replay, two boosters in
+ * cascade order, validation, gate, publish. */
+#include "ltr_train.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "hash.h"
+#include "latest_file.h"
+#include "ltr_features.h"
+
+#define NDCG_K 10
+
+void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    cascade_ltr_replay_defaults(&o->replay);
+    cascade_ltr_xgb_defaults(&o->prerank);
+    cascade_ltr_xgb_defaults(&o->rank);
+    o->prerank.max_depth = 4;
+    o->prerank.rounds = 200;
+    o->rank_list = 300;
+    o->valid_frac = 0.2;
+    o->tolerance = 0.002;
+}
+
+/* ------------------------------------------------------------ group sets */
+
+/* A set of groups owned by the job (rows copied out of the replay lists). */
+struct group_set {
+    float *X, *y;
+    size_t *off;
+    size_t n_groups, n_rows;
+};
+
+static void set_free(struct group_set *s)
+{
+    free(s->X);
+    free(s->y);
+    free(s->off);
+    memset(s, 0, sizeof *s);
+}
+
+static struct cascade_ltr_set set_view(const struct group_set *s)
+{
+    return (struct cascade_ltr_set){
+        .X = s->X, .y = s->y, .off = s->off, .n_groups = s->n_groups, .dim = CASCADE_LTR_FEATURES};
+}
+
+/* Copy the groups g with pick[g] set; rows[g] (NULL = all) lists the rows
+ * of group g to take, in order, count take[g]. */
+static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t *const *rows,
+                     const size_t *take, struct group_set *s)
+{
+    size_t groups = 0, total = 0;
+    memset(s, 0, sizeof *s);
+    for (size_t g = 0; g < l->n_groups; g++)
+        if (pick[g]) {
+            groups++;
+            total += rows ? take[g] : l->off[g + 1] - l->off[g];
+        }
+    s->off = calloc(groups + 1, sizeof *s->off);
+    s->X = malloc((total + 1) * CASCADE_LTR_FEATURES * sizeof *s->X);
+    s->y = malloc((total + 1) * sizeof *s->y);
+    if (!s->off || !s->X || !s->y) {
+        set_free(s);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t g = 0; g < l->n_groups; g++) {
+        if (!pick[g])
+            continue;
+        size_t n = rows ? take[g] : l->off[g + 1] - l->off[g];
+        for (size_t i = 0; i < n; i++) {
+            size_t src = l->off[g] + (rows ? rows[g][i] : i);
+            memcpy(s->X + s->n_rows * CASCADE_LTR_FEATURES, l->X + src * CASCADE_LTR_FEATURES,
+                   CASCADE_LTR_FEATURES * sizeof *s->X);
+            s->y[s->n_rows++] = l->y[src];
+        }
+        s->off[++s->n_groups] = s->n_rows;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ ordering */
+
+struct scored {
+    float score;
+    size_t pos;
+};
+
+static int by_score_desc(const void *a, const void *b)
+{
+    const struct scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos; /* ties keep the incoming order */
+}
+
+/* Positions 0..n-1 sorted by score descending (stable on ties). */
+static void order_by(const float *score, size_t n, struct scored *tmp, size_t *order)
+{
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = (struct scored){.score = score ? score[i] : 0.0f, .pos = i};
+    qsort(tmp, n, sizeof *tmp, by_score_desc);
+    for (size_t i = 0; i < n; i++)
+        order[i] = tmp[i].pos;
+}
+
+/* nDCG@K of labels y taken in `order` (binary relevance; the ideal list
+ * puts every positive of the group first). */
+static double ndcg_at(const float *y, const size_t *order, size_t n)
+{
+    double dcg = 0, idcg = 0;
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++)
+        pos += y[i] > 0;
+    for (size_t r = 0; r < n && r < NDCG_K; r++) {
+        if (y[order[r]] > 0)
+            dcg += 1.0 / log2((double)r + 2.0);
+        if (r < pos)
+            idcg += 1.0 / log2((double)r + 2.0);
+    }
+    return idcg > 0 ? dcg / idcg : 0.0;
+}
+
+/* Mean nDCG@K over the set's groups of model m's order (NULL = the rows'
+ * own order). */
+static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, double *out)
+{
+    size_t maxn = 0;
+    for (size_t g = 0; g < s->n_groups; g++)
+        if (s->off[g + 1] - s->off[g] > maxn)
+            maxn = s->off[g + 1] - s->off[g];
+    float *score = malloc((maxn + 1) * sizeof *score);
+    struct scored *tmp = malloc((maxn + 1) * sizeof *tmp);
+    size_t *order = malloc((maxn + 1) * sizeof *order);
+    double sum = 0;
+    if (!score || !tmp || !order) {
+        free(score);
+        free(tmp);
+        free(order);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t g = 0; g < s->n_groups; g++) {
+        size_t n = s->off[g + 1] - s->off[g];
+        if (m)
+            cascade_gbdt_predict(m, s->X + s->off[g] * CASCADE_LTR_FEATURES, n, score);
+        order_by(m ? score : NULL, n, tmp, order);
+        sum += ndcg_at(s->y + s->off[g], order, n);
+    }
+    *out = s->n_groups ? sum / (double)s->n_groups : 0.0;
+    free(score);
+    free(tmp);
+    free(order);
+    return 0;
+}
+
+/* For every group, the rows model m ranks highest (at most keep of them, in
+ * m's order): what the pre-ranker hands the ranker. */
+static int top_rows(const struct cascade_ltr_lists *l, const cascade_gbdt *m, size_t keep,
+                    size_t ***rows_out, size_t **take_out)
+{
+    size_t **rows = calloc(l->n_groups + 1, sizeof *rows);
+    size_t *take = calloc(l->n_groups + 1, sizeof *take);
+    size_t maxn = 0;
+    int rc = CASCADE_ENOMEM;
+    for (size_t g = 0; g < l->n_groups; g++)
+        if (l->off[g + 1] - l->off[g] > maxn)
+            maxn = l->off[g + 1] - l->off[g];
+    float *score = malloc((maxn + 1) * sizeof *score);
+    struct scored *tmp = malloc((maxn + 1) * sizeof *tmp);
+    if (!rows || !take || !score || !tmp)
+        goto out;
+    for (size_t g = 0; g < l->n_groups; g++) {
+        size_t n = l->off[g + 1] - l->off[g];
+        take[g] = n < keep ? n : keep;
+        if (!(rows[g] = malloc((n + 1) * sizeof **rows)))
+            goto out;
+        cascade_gbdt_predict(m, l->X + l->off[g] * CASCADE_LTR_FEATURES, n, score);
+        order_by(score, n, tmp, rows[g]);
+    }
+    rc = 0;
+out:
+    free(score);
+    free(tmp);
+    if (rc) {
+        for (size_t g = 0; rows && g < l->n_groups; g++)
+            free(rows[g]);
+        free(rows);
+        free(take);
+        return rc;
+    }
+    *rows_out = rows;
+    *take_out = take;
+    return 0;
+}
+
+static void rows_free(size_t **rows, size_t n)
+{
+    for (size_t g = 0; rows && g < n; g++)
+        free(rows[g]);
+    free(rows);
+}
+
+/* ------------------------------------------------------------ gate, publish */
+
+/* The published model of a stage, if any, and if it reads these features. */
+static cascade_gbdt *current_model(const char *dir, const char *latest)
+{
+    char name[256], path[1024], err[512];
+    cascade_gbdt *m = NULL;
+    if (cascade_latest_current(dir, latest, name, sizeof name, path, sizeof path, err,
+                               sizeof err) != 0 ||
+        cascade_ltr_model_load(path, &m, err, sizeof err) != 0)
+        return NULL;
+    return m;
+}
+
+/* What one stage's gate looks at. */
+struct gate {
+    const char *stage;    /* "prerank" / "rank" */
+    const char *latest;   /* pointer file name */
+    const char *baseline; /* the order the model replaces */
+    double ndcg, base_ndcg, current_ndcg; /* current -1 = none published */
+    int rounds;
+};
+
+/* Publish only a model that beats the order it replaces and does not lose
+ * to the published one; reason says why in words. */
+static bool gate_decide(const struct gate *g, const struct cascade_ltr_train_opts *o, char *reason,
+                        size_t len)
+{
+    if (!(g->ndcg > g->base_ndcg + o->min_gain)) {
+        snprintf(reason, len, "validation nDCG@%d %.4f does not beat the %s order's %.4f",
+                 NDCG_K, g->ndcg, g->baseline, g->base_ndcg);
+        return false;
+    }
+    if (g->current_ndcg >= 0 && g->ndcg < g->current_ndcg - o->tolerance) {
+        snprintf(reason, len,
+                 "validation nDCG@%d %.4f is worse than the published model's %.4f (tolerance "
+                 "%.4f)",
+                 NDCG_K, g->ndcg, g->current_ndcg, o->tolerance);
+        return false;
+    }
+    snprintf(reason, len, "validation nDCG@%d %.4f vs %s order %.4f%s", NDCG_K, g->ndcg,
+             g->baseline, g->base_ndcg, g->current_ndcg >= 0 ? " and the published model" : "");
+    return true;
+}
+
+static int write_gate_json(const char *path, const struct gate *g, bool published, bool forced,
+                           const char *reason, char *err, size_t errlen)
+{
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s, s:i, s:b, s:b, s:s}", "stage", g->stage,
+                          "metric", "valid_ndcg@10", "value", g->ndcg, "baseline_value",
+                          g->base_ndcg, "baseline", g->baseline, "rounds", g->rounds, "published",
+                          published, "forced", forced, "reason", reason);
+    if (j && g->current_ndcg >= 0)
+        json_object_set_new(j, "published_model_value", json_real(g->current_ndcg));
+    if (!j || json_dump_file(j, path, JSON_INDENT(2)) != 0) {
+        snprintf(err, errlen, "%s: cannot write the gate record", path);
+        json_decref(j);
+        return CASCADE_EIO;
+    }
+    json_decref(j);
+    return 0;
+}
+
+/* Save m as a new version of the stage, record the gate's decision beside
+ * it and move the pointer when the gate (or --force) says so. */
+static int publish(const cascade_gbdt *m, const struct gate *g,
+                   const struct cascade_ltr_train_opts *o, bool *published, char *version,
+                   size_t vlen, char *reason, size_t rlen, char *err, size_t errlen)
+{
+    char prefix[64], path[1024], gate_path[1100], value[32], latest[1024];
+    bool pass = gate_decide(g, o, reason, rlen);
+    snprintf(prefix, sizeof prefix, "%s-ltr", g->stage);
+    cascade_latest_version_new(o->model_dir, prefix, version, vlen, path, sizeof path);
+    snprintf(value, sizeof value, "%.6f", g->ndcg);
+    const char *keys[] = {"features", "version", "valid_ndcg@10"};
+    const char *vals[] = {CASCADE_LTR_SPEC, version, value};
+    int rc = cascade_gbdt_save(m, path, keys, vals, 3, err, errlen);
+    if (rc)
+        return rc;
+    *published = pass || o->force;
+    snprintf(gate_path, sizeof gate_path, "%s.gate.json", path);
+    if ((rc = write_gate_json(gate_path, g, *published, !pass && o->force, reason, err, errlen)))
+        return rc;
+    if (!*published)
+        return 0;
+    if (!pass)
+        fprintf(stderr, "train ltr: %s model published despite the gate (--force): %s\n",
+                g->stage, reason);
+    const char *base = strrchr(path, '/');
+    snprintf(latest, sizeof latest, "%s/%s", o->model_dir, g->latest);
+    return cascade_latest_write(latest, base ? base + 1 : path, err, errlen);
+}
+
+/* ------------------------------------------------------------ the job */
+
+static void on_round(void *ud, int round, double v, double best, int best_round)
+{
+    const char *stage = ud;
+    if (round % 25 == 0)
+        fprintf(stderr, "train ltr: %s round %d valid ndcg@10 %.4f (best %.4f at %d)\n", stage,
+                round, v, best, best_round);
+}
+
+struct job {
+    const struct cascade_ltr_train_opts *o;
+    struct cascade_ltr_train_summary *s;
+    struct cascade_ltr_lists lists;
+    bool *valid, *train;
+    struct group_set pre_train, pre_valid, rank_train, rank_valid;
+    size_t **rows, *take;
+    cascade_gbdt *pre, *rank, *pre_cur, *rank_cur;
+};
+
+static void job_free(struct job *j)
+{
+    rows_free(j->rows, j->lists.n_groups);
+    cascade_ltr_lists_free(&j->lists);
+    free(j->valid);
+    free(j->train);
+    set_free(&j->pre_train);
+    set_free(&j->pre_valid);
+    set_free(&j->rank_train);
+    set_free(&j->rank_valid);
+    free(j->take);
+    cascade_gbdt_destroy(j->pre);
+    cascade_gbdt_destroy(j->rank);
+    cascade_gbdt_destroy(j->pre_cur);
+    cascade_gbdt_destroy(j->rank_cur);
+}
+
+/* Validation users: a seeded hash share of the replayed groups. */
+static int pick_validation(struct job *j, char *err, size_t errlen)
+{
+    const struct cascade_ltr_lists *l = &j->lists;
+    j->valid = calloc(l->n_groups + 1, sizeof *j->valid);
+    j->train = calloc(l->n_groups + 1, sizeof *j->train);
+    size_t nv = 0;
+    if (!j->valid || !j->train) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    for (size_t g = 0; g < l->n_groups; g++) {
+        uint64_t h = cascade_hash64(&l->user[g], sizeof l->user[g], j->o->replay.seed ^ 0x1717);
+        j->valid[g] = (double)(h >> 11) / 9007199254740992.0 < j->o->valid_frac;
+        j->train[g] = !j->valid[g];
+        nv += j->valid[g];
+    }
+    j->s->valid_groups = nv;
+    if (nv == 0 || nv == l->n_groups) {
+        snprintf(err, errlen,
+                 "%zu replayed users with a held-out item among their candidates: too few to "
+                 "train and validate a learned ranker",
+                 l->n_groups);
+        return CASCADE_ENOTFOUND;
+    }
+    return 0;
+}
+
+static int train_prerank(struct job *j, char *err, size_t errlen)
+{
+    struct cascade_ltr_xgb_result res;
+    struct cascade_ltr_xgb_opts xo = j->o->prerank;
+    if (set_build(&j->lists, j->train, NULL, NULL, &j->pre_train) ||
+        set_build(&j->lists, j->valid, NULL, NULL, &j->pre_valid)) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    struct cascade_ltr_set tr = set_view(&j->pre_train), va = set_view(&j->pre_valid);
+    xo.on_round = j->o->replay.quiet ? NULL : on_round;
+    xo.ud = "prerank";
+    if (!(j->pre = cascade_ltr_xgb_train(&tr, &va, &xo, &res, err, errlen)))
+        return CASCADE_EINVAL;
+    j->s->prerank_rounds = res.best_round;
+    return 0;
+}
+
+static int train_rank(struct job *j, char *err, size_t errlen)
+{
+    struct cascade_ltr_xgb_result res;
+    struct cascade_ltr_xgb_opts xo = j->o->rank;
+    if (top_rows(&j->lists, j->pre, j->o->rank_list, &j->rows, &j->take) ||
+        set_build(&j->lists, j->train, j->rows, j->take, &j->rank_train) ||
+        set_build(&j->lists, j->valid, j->rows, j->take, &j->rank_valid)) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    struct cascade_ltr_set tr = set_view(&j->rank_train), va = set_view(&j->rank_valid);
+    xo.on_round = j->o->replay.quiet ? NULL : on_round;
+    xo.ud = "rank";
+    if (!(j->rank = cascade_ltr_xgb_train(&tr, &va, &xo, &res, err, errlen)))
+        return CASCADE_EINVAL;
+    j->s->rank_rounds = res.best_round;
+    return 0;
+}
+
+/* Validation nDCG of every order; the published models are measured on
+ * the same lists. The rank lists are the new pre-ranker's top rows in its
+ * order, so their own order scores what the pre-ranker scores. */
+static int validate(struct job *j)
+{
+    struct cascade_ltr_train_summary *s = j->s;
+    j->pre_cur = current_model(j->o->model_dir, CASCADE_LTR_PRERANK_LATEST);
+    j->rank_cur = current_model(j->o->model_dir, CASCADE_LTR_RANK_LATEST);
+    s->ndcg_prerank_current = s->ndcg_rank_current = -1;
+    int rc = set_ndcg(&j->pre_valid, NULL, &s->ndcg_recall);
+    if (!rc)
+        rc = set_ndcg(&j->pre_valid, j->pre, &s->ndcg_prerank);
+    if (!rc)
+        rc = set_ndcg(&j->rank_valid, j->rank, &s->ndcg_rank);
+    if (!rc && j->pre_cur)
+        rc = set_ndcg(&j->pre_valid, j->pre_cur, &s->ndcg_prerank_current);
+    if (!rc && j->rank_cur)
+        rc = set_ndcg(&j->rank_valid, j->rank_cur, &s->ndcg_rank_current);
+    return rc;
+}
+
+static int publish_both(struct job *j, char *err, size_t errlen)
+{
+    struct cascade_ltr_train_summary *s = j->s;
+    struct gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
+                      .baseline = "merged recall", .ndcg = s->ndcg_prerank,
+                      .base_ndcg = s->ndcg_recall, .current_ndcg = s->ndcg_prerank_current,
+                      .rounds = s->prerank_rounds};
+    struct gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
+                      .baseline = "pre-rank", .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_prerank,
+                      .current_ndcg = s->ndcg_rank_current, .rounds = s->rank_rounds};
+    int rc = publish(j->pre, &pg, j->o, &s->prerank_published, s->prerank_version,
+                     sizeof s->prerank_version, s->prerank_reason, sizeof s->prerank_reason, err,
+                     errlen);
+    if (!rc)
+        rc = publish(j->rank, &rg, j->o, &s->rank_published, s->rank_version,
+                     sizeof s->rank_version, s->rank_reason, sizeof s->rank_reason, err, errlen);
+    return rc;
+}
+
+int cascade_ltr_train_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
+                          const struct cascade_ltr_train_opts *o,
+                          struct cascade_ltr_train_summary *s, char *err, size_t errlen)
+{
+    struct job j = {.o = o, .s = s};
+    memset(s, 0, sizeof *s);
+    int rc = cascade_ltr_replay_run(ds, r, pool, &o->replay, &j.lists, err, errlen);
+    if (rc)
+        goto out;
+    s->groups = j.lists.n_groups;
+    s->rows = j.lists.n_rows;
+    s->positives = j.lists.positives;
+    s->replay_s = j.lists.build_s + j.lists.replay_s;
+    if (!o->replay.quiet)
+        fprintf(stderr, "train ltr: %zu lists, %zu candidates, %zu positives (%zu held out)\n",
+                s->groups, s->rows, s->positives, j.lists.held_out);
+    int64_t t0 = cascade_now_us();
+    if ((rc = pick_validation(&j, err, errlen)) || (rc = train_prerank(&j, err, errlen)) ||
+        (rc = train_rank(&j, err, errlen)))
+        goto out;
+    s->train_s = (double)(cascade_now_us() - t0) / 1e6;
+    if ((rc = validate(&j))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (o->model_dir)
+        rc = publish_both(&j, err, errlen);
+out:
+    job_free(&j);
+    return rc;
+}
