@@ -24,6 +24,7 @@ static const struct error_entry error_table[] = {
     {CASCADE_ECANCELLED, "cancelled", GRPC_STATUS_CANCELLED},
     {CASCADE_EUNIMPLEMENTED, "not implemented", GRPC_STATUS_UNIMPLEMENTED},
     {CASCADE_EINTERNAL, "internal error", GRPC_STATUS_INTERNAL},
+    {CASCADE_EDATA, "the data does not support this model", GRPC_STATUS_FAILED_PRECONDITION},
 };
 
 static const struct error_entry *error_find(int code)

@@ -46,7 +46,7 @@ void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_It
         int s = channel_slot(hit->channel);
         if (s < 0 || !isnan(out[CHANNEL_BASE + 2 * s])) /* first hit of a channel wins */
             continue;
-        out[CHANNEL_BASE + 2 * s] = isfinite(hit->score) ? hit->score : 0.0f;
+        out[CHANNEL_BASE + 2 * s] = isfinite(hit->norm_score) ? hit->norm_score : 0.0f;
         out[CHANNEL_BASE + 2 * s + 1] = (float)log2(2.0 + hit->rank);
     }
     out[TAIL_BASE] = (float)hits;
@@ -61,7 +61,7 @@ static void channel_feature_names_build(void)
 {
     for (size_t k = 0; k < 2 * CASCADE_LTR_CHANNELS; k++)
         snprintf(channel_feature_names[k], sizeof channel_feature_names[k], "%s_%s",
-                 channels[k / 2], k % 2 ? "log_rank" : "score");
+                 channels[k / 2], k % 2 ? "log_rank" : "norm_score");
 }
 
 const char *cascade_ltr_feature_name(size_t i)

@@ -2,8 +2,10 @@
  * (cascade-build train ltr, the PreRank and Rank services) see of one
  * candidate. They extend the rank features (rank_features.h: item, user and
  * user×category statistics) with the recall signals the candidate arrived
- * with: each channel's raw score and rank for it, how many channels found it
- * and its merged recall score. A channel that did not find the candidate
+ * with: each channel's normalised score (ChannelHit.norm_score: the score
+ * over the channel's best for this request, which unlike the raw score does
+ * not shift with the size of the data) and rank for it, how many channels
+ * found it and its merged recall score. A channel that did not find the candidate
  * gives NaN ("missing"), which the tree models route by their learned
  * default branch. Training and serving call this one function, so the same
  * (user, item, candidate) gives the same vector; pure and thread-safe. */
@@ -21,11 +23,11 @@
 /* The recall channels with a feature pair of their own, in feature order;
  * hits from any other channel count only in the channel count. */
 #define CASCADE_LTR_CHANNELS 15
-/* rank features, then per channel (score, log2(2 + rank)), then
+/* rank features, then per channel (norm_score, log2(2 + rank)), then
  * channel count, recall score, log1p(item clicks). */
 #define CASCADE_LTR_FEATURES (CASCADE_RANK_FEATURES + 2 * CASCADE_LTR_CHANNELS + 3)
 /* Names the feature layout; stored in every model and checked on load. */
-#define CASCADE_LTR_SPEC "ltr-v1"
+#define CASCADE_LTR_SPEC "ltr-v2"
 
 /* Fill out[0..CASCADE_LTR_FEATURES) for candidate cand (its channel hits and
  * recall score; borrowed) of user at time now_s (Unix seconds). user and item

@@ -18,6 +18,8 @@
 #define REDIS_DEFAULT_PORT 6379
 #define REDIS_DEFAULT_CONNECT_MS 200
 #define REDIS_DEFAULT_COMMAND_MS 500
+#define REDIS_ADDR_MAX 300   /* "host:port" as given, see addr below */
+#define REDIS_REASON_MAX 400 /* the longest reason set_error is given */
 
 struct cascade_redis {
     redisContext *ctx; /* NULL until connected, and again after an I/O error */
@@ -26,8 +28,10 @@ struct cascade_redis {
     int connect_timeout_ms;
     int command_timeout_ms;
     int pending; /* pipelined commands whose replies are not read yet */
-    char addr[300];
-    char err[512];
+    char addr[REDIS_ADDR_MAX];
+    /* "redis <addr>: <reason>" always fits: a longer message would lose the
+     * reason, which is the part the user needs. */
+    char err[sizeof("redis : ") + REDIS_ADDR_MAX + REDIS_REASON_MAX];
 };
 
 /* ---- address parsing ---- */
@@ -144,7 +148,7 @@ static void set_error(cascade_redis *r, const char *reason)
 
 void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
 {
-    char reason[400];
+    char reason[REDIS_REASON_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);

@@ -61,6 +61,7 @@ struct build_args {
     struct cascade_lists_opts lists;
     struct cascade_authors_opts authors;
     struct cascade_train_rank_opts train;
+    bool published; /* train-rank: the gate moved rank-lr.latest */
     int epochs;
     size_t batch_size;
     double learning_rate, l2;
@@ -250,6 +251,9 @@ static void train_flags(struct flag_table *t, struct build_args *a)
     add(t, (struct cascade_flag){"no-warm-start", CASCADE_FLAG_BOOL, &a->cold,
                                  "train from zero weights, not from model-dir's current version",
                                  0, 0});
+    add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_FLOOR(&o->gate));
+    add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&o->gate));
+    add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_FORCE(&o->gate));
 }
 
 static void defaults(struct build_args *a)
@@ -496,8 +500,10 @@ static int run_train(const cascade_dataset *ds, cascade_redis *r, struct build_a
     if (!isnan(s.oracle_auc))
         printf(" (oracle %.4f)", s.oracle_auc);
     printf(", logloss %.4f (constant %.4f); %.2fs\n", s.logloss, s.base_logloss, s.seconds);
-    printf("train-rank: model %s (version %s)\n", s.model_path, s.version);
-    if (r) {
+    printf("train-rank: model %s (version %s), %s: %s\n", s.model_path, s.version,
+           s.gate.publish ? "rank-lr.latest updated" : "not published", s.gate.message);
+    a->published = s.gate.publish;
+    if (r && s.gate.publish) {
         char auc[32];
         snprintf(auc, sizeof(auc), "%.6f", s.auc);
         if ((rc = meta_set(r, a->ns, "rank_model", s.version)) == 0)
@@ -589,11 +595,13 @@ static const char *job_usage(unsigned jobs, const char **desc)
     case JOB_TRAIN:
         *desc = "Train the ranking logistic regression on the event log (point-in-time features, "
                 "time-split\nheld-out set) and publish model-dir/rank-lr-<time>.safetensors + "
-                "rank-lr.latest.";
+                "rank-lr.latest." CASCADE_TRAIN_GATE_HELP;
         return "cascade-build train-rank --data DIR --model-dir DIR [flags]";
     default:
-        *desc = "load, itemcf, swing, usercf, ease, lists, authors, then train-rank, reading the data "
-                "once.";
+        *desc = "load, itemcf, swing, usercf, ease, lists, authors, then train-rank, reading the "
+                "data once.\nThe exit status is train-rank's: 3 when the data does not support the "
+                "ranking model, 4 when\nthe gate refused it (the Redis jobs are done in both "
+                "cases).";
         return "cascade-build all --data DIR --model-dir DIR [--redis HOST:PORT] [flags]";
     }
 }
@@ -688,10 +696,14 @@ static int job_command(unsigned jobs, int argc, char **argv)
     }
     rc = run_jobs(jobs, &a, err, sizeof(err));
     if (rc != 0) {
-        fprintf(stderr, "cascade-build %s: %s\n", argv[1], err);
-        return CASCADE_BUILD_EXIT_FAILURE;
+        /* "train-rank: ..." from the trainer: name the command once. */
+        size_t n = strlen(argv[1]);
+        bool prefixed = strncmp(err, argv[1], n) == 0 && strncmp(err + n, ": ", 2) == 0;
+        fprintf(stderr, "cascade-build %s: %s\n", argv[1], prefixed ? err + n + 2 : err);
     }
-    return CASCADE_BUILD_EXIT_OK;
+    if (jobs & JOB_TRAIN)
+        return cascade_train_gate_exit_status(rc, a.published);
+    return rc != 0 ? CASCADE_BUILD_EXIT_FAILURE : CASCADE_BUILD_EXIT_OK;
 }
 
 static int import_command(int argc, char **argv)

@@ -12,6 +12,13 @@
 #define CASCADE_BUILD_EXIT_OK 0
 #define CASCADE_BUILD_EXIT_FAILURE 1
 #define CASCADE_BUILD_EXIT_USAGE 2
+/* A trainer: the data does not support this model (constant labels, too few
+ * examples, a held-out metric no better than the gate's floor). Nothing was
+ * published; scripts may carry on without the model. */
+#define CASCADE_BUILD_EXIT_DATA 3
+/* A trainer: the new model is worse than the published one on the same
+ * held-out data; it was saved but not published (train_gate.h). */
+#define CASCADE_BUILD_EXIT_REFUSED 4
 
 /* Run "cascade-build <subcommand> [flags]" (argv[0] is the program name).
  * Prints progress to stderr, summaries to stdout, errors to stderr, and

@@ -44,6 +44,7 @@ void cascade_train_mmoe_defaults(struct cascade_train_mmoe_opts *o)
     o->seed = 1;
     o->neg_sample_rate = 1;
     o->warm_start = true;
+    cascade_train_gate_defaults(&o->gate);
 }
 
 /* ---- labels ---- */
@@ -599,29 +600,98 @@ out:
     return rc;
 }
 
-/* Point dir/rank-mmoe.latest at file (temporary file, fsync, rename). */
-static int write_latest(const char *dir, const char *file, char *err, size_t errlen)
-{
-    char latest[4096];
-    snprintf(latest, sizeof(latest), "%s/%s", dir, CASCADE_TRAIN_MMOE_LATEST);
-    return cascade_latest_write(latest, file, err, errlen);
-}
-
-static int publish(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
-                   char *err, size_t errlen)
+/* Save m as dir/rank-mmoe-<UTC>.safetensors with train-mmoe's metadata. */
+static int save(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
+                char *err, size_t errlen)
 {
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
     cascade_latest_version_new(dir, "rank-mmoe", sum->version, sizeof(sum->version),
                                sum->model_path, sizeof(sum->model_path));
-    char file[256];
-    snprintf(file, sizeof(file), "%s.safetensors", sum->version);
-    if ((rc = cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen)) != 0 ||
-        (rc = add_metadata(m, sum->model_path, sum->neg_sample_rate, sum->complete_rates, err,
-                           errlen)) != 0)
+    if ((rc = cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen)) != 0)
         return rc;
-    return write_latest(dir, file, err, errlen);
+    return add_metadata(m, sum->model_path, sum->neg_sample_rate, sum->complete_rates, err,
+                        errlen);
+}
+
+/* Click AUC of model m on the held-out rows of j (raw features X): the gate's
+ * metric. Logits rank like the calibrated probabilities, so they serve. */
+static int click_auc(const struct job *j, const cascade_mmoe *m, const float *X, double *auc,
+                     char *err, size_t errlen)
+{
+    int t = cascade_mmoe_task_index(m, "click");
+    size_t nh = j->n - j->n_train, Tm = cascade_mmoe_config(m)->n_tasks, k = 0;
+    if (t < 0 || j->click < 0 || cascade_mmoe_config(m)->input_dim != D) {
+        snprintf(err, errlen, "no click task or not %d input features", D);
+        return CASCADE_EINVAL;
+    }
+    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 256);
+    float *z = malloc((nh + 1) * Tm * sizeof(float)), *p = malloc((nh + 1) * sizeof(float));
+    float *y = malloc((nh + 1) * sizeof(float));
+    int rc = CASCADE_ENOMEM;
+    if (!s || !z || !p || !y ||
+        (rc = cascade_mmoe_logits(m, s, X + j->n_train * D, nh, z)) != 0)
+        goto out;
+    for (size_t r = 0; r < nh; r++) {
+        size_t i = (j->n_train + r) * j->T + (size_t)j->click;
+        if (j->weights[i] <= 0)
+            continue;
+        p[k] = z[r * Tm + (size_t)t];
+        y[k++] = j->labels[i] > 0 ? 1.0f : 0.0f;
+    }
+    *auc = cascade_auc(p, y, k);
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    cascade_mmoe_scratch_destroy(s);
+    free(z);
+    free(p);
+    free(y);
+    return rc;
+}
+
+/* This run's held-out data for the gate. */
+struct mmoe_gate_ctx {
+    const struct job *j;
+    const float *X;
+};
+
+/* The gate's view of the published rank-mmoe model: its click AUC here. */
+static int mmoe_gate_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
+{
+    const struct mmoe_gate_ctx *c = ctx;
+    cascade_mmoe *prev = cascade_mmoe_load(path, err, errlen);
+    int rc = prev ? click_auc(c->j, prev, c->X, value, err, errlen) : CASCADE_EIO;
+    cascade_mmoe_destroy(prev);
+    return rc;
+}
+
+/* Save the model under a new version and let the gate decide on
+ * rank-mmoe.latest by held-out click AUC. */
+static int publish(const struct job *j, const float *X, const char *dir,
+                   struct cascade_train_mmoe_summary *sum, char *err, size_t errlen)
+{
+    char current[256], note[320], file[256];
+    struct mmoe_gate_ctx ctx = {j, X};
+    struct cascade_train_gate g = {.job = "train-mmoe",
+                                   .kind = "rank-mmoe",
+                                   .metric = "click_auc",
+                                   .higher_is_better = true,
+                                   .floor = j->o->gate.floor,
+                                   .tolerance = j->o->gate.tolerance,
+                                   .holdout = j->n - j->n_train,
+                                   .value = j->click >= 0 ? sum->tasks[j->click].auc : NAN,
+                                   .force = j->o->gate.force};
+    int rc = cascade_train_gate_current(&g, dir, CASCADE_TRAIN_MMOE_LATEST, mmoe_gate_eval, &ctx,
+                                        current, sizeof current, note, sizeof note);
+    if (rc == 0)
+        rc = save(j->m, dir, sum, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(file, sizeof(file), "%s.safetensors", sum->version);
+    return cascade_train_gate_apply(&g, sum->model_path, dir, CASCADE_TRAIN_MMOE_LATEST, file,
+                                    sum->version, j->o->quiet, &sum->gate, err, errlen);
 }
 
 static cascade_mmoe *new_model(const struct cascade_train_mmoe_opts *o, char *err, size_t errlen)
@@ -691,9 +761,14 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if (ex.n_train == 0 || ex.n == ex.n_train) {
         snprintf(err, errlen, "train-mmoe: %zu training and %zu held-out examples; need both",
                  ex.n_train, ex.n - ex.n_train);
-        rc = CASCADE_EINVAL;
+        rc = CASCADE_EDATA;
         goto out;
     }
+    /* The click labels are the examples' (train-rank's); the gate needs both classes. */
+    if (cascade_mmoe_task_index(j.m, "click") >= 0 &&
+        (rc = cascade_train_gate_check_labels("train-mmoe", ex.y, ex.n_train, ex.n, err,
+                                              errlen)) != 0)
+        goto out;
     labels = malloc(ex.n * j.T * sizeof(float));
     weights = malloc(ex.n * j.T * sizeof(float));
     j.Xs = malloc(ex.n * D * sizeof(float));
@@ -742,7 +817,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         snprintf(err, errlen, "train-mmoe: final evaluation failed");
         goto out;
     }
-    if (o->model_dir && (rc = publish(j.m, o->model_dir, sum, err, errlen)) != 0)
+    if (o->model_dir && (rc = publish(&j, ex.X, o->model_dir, sum, err, errlen)) != 0)
         goto out;
 out:
     sum->seconds = now_s() - t0;
@@ -788,8 +863,9 @@ static void print_summary(const struct cascade_train_mmoe_summary *s)
     printf("train-mmoe: %s%s\n", s->warm_from[0] ? "warm start from " : "fresh initialisation",
            s->warm_from);
     if (s->model_path[0])
-        printf("train-mmoe: model %s (version %s), %s updated\n", s->model_path, s->version,
-               CASCADE_TRAIN_MMOE_LATEST);
+        printf("train-mmoe: model %s (version %s), %s: %s\n", s->model_path, s->version,
+               s->gate.publish ? CASCADE_TRAIN_MMOE_LATEST " updated" : "not published",
+               s->gate.message);
 }
 
 int cascade_train_mmoe_command(int argc, char **argv)
@@ -830,6 +906,9 @@ int cascade_train_mmoe_command(int argc, char **argv)
          0},
         {"truth", CASCADE_FLAG_STRING, &o.rank.truth_path,
          "generator truth.tsv for the oracle AUC (default DATA/truth.tsv when present)", 0, 0},
+        CASCADE_TRAIN_GATE_FLAG_FLOOR(&o.gate),
+        CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&o.gate),
+        CASCADE_TRAIN_GATE_FLAG_FORCE(&o.gate),
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof(flags) / sizeof(flags[0]);
@@ -839,7 +918,8 @@ int cascade_train_mmoe_command(int argc, char **argv)
             stdout, "cascade-build train-mmoe --data DIR --model-dir DIR [flags]",
             "Train the MMoE multi-task ranker on the event log (the train-rank "
             "examples, one label per task)\nand publish "
-            "model-dir/rank-mmoe-<time>.safetensors and point model-dir/rank-mmoe.latest at it.",
+            "model-dir/rank-mmoe-<time>.safetensors and point model-dir/rank-mmoe.latest at it.\n"
+            "The gate's metric is the held-out click AUC." CASCADE_TRAIN_GATE_HELP,
             flags, n);
         return CASCADE_BUILD_EXIT_OK;
     }
@@ -866,8 +946,8 @@ int cascade_train_mmoe_command(int argc, char **argv)
     if (rc != 0) {
         const char *msg = strncmp(err, "train-mmoe: ", 12) == 0 ? err + 12 : err;
         fprintf(stderr, "cascade-build train-mmoe: %s\n", msg);
-        return CASCADE_BUILD_EXIT_FAILURE;
+        return cascade_train_gate_exit_status(rc, false);
     }
     print_summary(&s);
-    return CASCADE_BUILD_EXIT_OK;
+    return cascade_train_gate_exit_status(rc, s.gate.publish);
 }

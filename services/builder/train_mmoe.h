@@ -15,6 +15,7 @@
 
 #include "dataset.h"
 #include "mmoe.h"
+#include "train_gate.h"
 #include "train_rank.h"
 
 struct cascade_train_mmoe_opts {
@@ -40,6 +41,7 @@ struct cascade_train_mmoe_opts {
      * cascade_datagen_generate, for the oracle AUC; NULL = read
      * rank.truth_path when set. */
     const float *true_p_click;
+    struct cascade_train_gate_opts gate; /* on the held-out click AUC */
 };
 
 struct cascade_train_mmoe_task_report {
@@ -65,6 +67,9 @@ struct cascade_train_mmoe_summary {
     double oracle_auc;        /* true p_click on the held-out set; NAN without truth */
     char complete_rates[256]; /* f(duration) saved as complete_rate_by_duration */
     double seconds;
+    /* With model_dir: the gate's decision on the held-out click AUC
+     * (publish: rank-mmoe.latest moved). */
+    struct cascade_train_gate_decision gate;
 };
 
 /* Name of the pointer file train-mmoe maintains in the model directory. */
@@ -84,7 +89,9 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
 /* Build examples and labels, down-sample negatives, warm start, train with
  * per-epoch progress on stderr, fold the input standardisation into the
  * first layers (the saved model takes raw features), evaluate on the
- * held-out split, save and update rank-mmoe.latest (both atomically). *model (may be NULL)
+ * held-out split, save, and let the gate decide whether rank-mmoe.latest
+ * moves (sum->gate; CASCADE_EDATA for constant click labels or a click AUC
+ * not above the floor). *model (may be NULL)
  * receives the trained model, which the caller destroys. */
 int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train_mmoe_opts *o,
                            struct cascade_train_mmoe_summary *sum, cascade_mmoe **model, char *err,

@@ -38,6 +38,7 @@ void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o)
     cascade_hashlr_train_defaults(&o->lr);
     o->lr.learning_rate = 0.02f; /* best of 0.02/0.05/0.1 on the generated world */
     o->warm_start = true;
+    cascade_train_gate_defaults(&o->gate);
 }
 
 /* Warm start (train_warm.h): the previous model fits with the same buckets
@@ -257,20 +258,90 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
     return 0;
 }
 
+/* Save m as dir/prerank-lr-<UTC time>.safetensors; path/version receive it. */
+static int prerank_model_save(const cascade_hashlr *m, const char *dir, char *path,
+                              size_t pathlen, char *version, size_t versionlen, char *err,
+                              size_t errlen)
+{
+    int rc = cascade_mkdir_p(dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    cascade_latest_version_new(dir, "prerank-lr", version, versionlen, path, pathlen);
+    return cascade_hashlr_save(m, path, version, err, errlen);
+}
+
 int cascade_prerank_model_publish(const cascade_hashlr *m, const char *dir, char *path,
                                   size_t pathlen, char *version, size_t versionlen, char *err,
                                   size_t errlen)
 {
     char latest[4096], name[300];
-    int rc = cascade_mkdir_p(dir, err, errlen);
+    int rc = prerank_model_save(m, dir, path, pathlen, version, versionlen, err, errlen);
     if (rc != 0)
-        return rc;
-    cascade_latest_version_new(dir, "prerank-lr", version, versionlen, path, pathlen);
-    if ((rc = cascade_hashlr_save(m, path, version, err, errlen)) != 0)
         return rc;
     snprintf(latest, sizeof latest, "%s/prerank-lr.latest", dir);
     snprintf(name, sizeof name, "%s.safetensors", version);
     return cascade_latest_write(latest, name, err, errlen);
+}
+
+/* This run's held-out examples, hashed into 2^bits buckets. */
+struct prerank_gate_ctx {
+    const struct cascade_prerank_examples *ex;
+    unsigned bits;
+};
+
+/* The gate's view of the published prerank-lr model: its held-out AUC on
+ * this run's examples, when it hashes into the same buckets. */
+static int prerank_gate_eval(void *ctx, const char *path, double *value, char *err,
+                             size_t errlen)
+{
+    const struct prerank_gate_ctx *c = ctx;
+    const struct cascade_prerank_examples *ex = c->ex;
+    struct cascade_train_prerank_summary s;
+    cascade_hashlr *prev = cascade_hashlr_load(path, err, errlen);
+    int rc = prev ? CASCADE_ENOMEM : CASCADE_EIO;
+    float *p = prev ? malloc((ex->n - ex->n_train + 1) * sizeof *p) : NULL;
+    if (prev && (cascade_hashlr_bits(prev) != c->bits ||
+                 strcmp(cascade_hashlr_spec(prev), CASCADE_PRERANK_SPEC) != 0)) {
+        snprintf(err, errlen, "2^%u buckets of spec %s, this run has 2^%u of %s",
+                 cascade_hashlr_bits(prev), cascade_hashlr_spec(prev), c->bits,
+                 CASCADE_PRERANK_SPEC);
+        rc = CASCADE_EINVAL;
+    } else if (p) {
+        evaluate(prev, ex, p, &s);
+        *value = s.auc;
+        rc = 0;
+    }
+    free(p);
+    cascade_hashlr_destroy(prev);
+    return rc;
+}
+
+/* Save m under a new version and let the gate decide on prerank-lr.latest. */
+static int prerank_gate(const cascade_hashlr *m, const struct cascade_prerank_examples *ex,
+                        const struct cascade_train_prerank_opts *o,
+                        struct cascade_train_prerank_summary *sum, char *err, size_t errlen)
+{
+    char current[256], note[320], file[300];
+    struct cascade_train_gate g = {.job = "train-prerank",
+                                   .kind = "prerank-lr",
+                                   .metric = "auc",
+                                   .higher_is_better = true,
+                                   .floor = o->gate.floor,
+                                   .tolerance = o->gate.tolerance,
+                                   .holdout = ex->n - ex->n_train,
+                                   .value = sum->auc,
+                                   .force = o->gate.force};
+    struct prerank_gate_ctx ctx = {ex, o->bits};
+    int rc = cascade_train_gate_current(&g, o->model_dir, "prerank-lr.latest", prerank_gate_eval,
+                                        &ctx, current, sizeof current, note, sizeof note);
+    if (rc == 0)
+        rc = prerank_model_save(m, o->model_dir, sum->model_path, sizeof sum->model_path,
+                                sum->version, sizeof sum->version, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(file, sizeof file, "%s.safetensors", sum->version);
+    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "prerank-lr.latest", file,
+                                    sum->version, o->quiet, &sum->gate, err, errlen);
 }
 
 /* Counts, CTRs, constant-prediction log loss and the heuristic's AUC. */
@@ -284,8 +355,12 @@ static int summarise(const struct cascade_prerank_examples *ex,
     if (ex->n_train == 0 || nh == 0) {
         snprintf(err, errlen, "train-prerank: %zu training and %zu held-out examples; need both",
                  ex->n_train, nh);
-        return CASCADE_EINVAL;
+        return CASCADE_EDATA;
     }
+    int rc = cascade_train_gate_check_labels("train-prerank", ex->y, ex->n_train, ex->n, err,
+                                             errlen);
+    if (rc != 0)
+        return rc;
     sum->train_ctr = mean(ex->y, ex->n_train);
     sum->holdout_ctr = mean(ex->y + ex->n_train, nh);
     double c =
@@ -337,9 +412,7 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
     }
     if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
-    if (o->model_dir && (rc = cascade_prerank_model_publish(m, o->model_dir, sum->model_path,
-                                                            sizeof sum->model_path, sum->version,
-                                                            sizeof sum->version, err, errlen)) != 0)
+    if (o->model_dir && (rc = prerank_gate(m, &ex, o, sum, err, errlen)) != 0)
         goto out;
 out:
     sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
@@ -381,7 +454,7 @@ struct prerank_cli {
     struct cascade_train_prerank_opts o;
 };
 
-static int cli_run(struct prerank_cli *c, char *err, size_t errlen)
+static int cli_run(struct prerank_cli *c, bool *published, char *err, size_t errlen)
 {
     cascade_dataset *ds = NULL;
     struct cascade_train_prerank_summary s;
@@ -399,8 +472,10 @@ static int cli_run(struct prerank_cli *c, char *err, size_t errlen)
            "(heuristic %.4f), logloss %.4f (constant %.4f); %.2fs\n",
            s.examples, s.train, s.holdout, s.auc, s.heuristic_auc, s.logloss, s.base_logloss,
            s.seconds);
-    printf("train-prerank: model %s (version %s)\n", s.model_path, s.version);
-    return c->redis ? record_meta(c->redis, c->ns, &s, err, errlen) : 0;
+    printf("train-prerank: model %s (version %s), %s: %s\n", s.model_path, s.version,
+           s.gate.publish ? "prerank-lr.latest updated" : "not published", s.gate.message);
+    *published = s.gate.publish;
+    return c->redis && s.gate.publish ? record_meta(c->redis, c->ns, &s, err, errlen) : 0;
 }
 
 int cascade_train_prerank_command(int argc, char **argv)
@@ -431,6 +506,9 @@ int cascade_train_prerank_command(int argc, char **argv)
          "share of examples (the latest) held out", 0.001, 0.9},
         {"no-warm-start", CASCADE_FLAG_BOOL, &c.cold,
          "train from zero weights, not from model-dir's current version", 0, 0},
+        CASCADE_TRAIN_GATE_FLAG_FLOOR(&c.o.gate),
+        CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&c.o.gate),
+        CASCADE_TRAIN_GATE_FLAG_FORCE(&c.o.gate),
         {"quiet", CASCADE_FLAG_BOOL, &c.o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof flags / sizeof flags[0];
@@ -441,7 +519,8 @@ int cascade_train_prerank_command(int argc, char **argv)
                             "cascade-build train-prerank --data DIR --model-dir DIR [flags]",
                             "Train the pre-rank model (logistic regression over hashed user×item "
                             "crosses) on the event log\nand publish "
-                            "model-dir/prerank-lr-<time>.safetensors + prerank-lr.latest.",
+                            "model-dir/prerank-lr-<time>.safetensors + "
+                            "prerank-lr.latest." CASCADE_TRAIN_GATE_HELP,
                             flags, n);
         return CASCADE_BUILD_EXIT_OK;
     }
@@ -453,10 +532,10 @@ int cascade_train_prerank_command(int argc, char **argv)
         fprintf(stderr, "cascade-build train-prerank: %s\n", err);
         return CASCADE_BUILD_EXIT_USAGE;
     }
-    if ((rc = cli_run(&c, err, sizeof err)) != 0) {
+    bool published = false;
+    if ((rc = cli_run(&c, &published, err, sizeof err)) != 0) {
         const char *msg = strncmp(err, "train-prerank: ", 15) == 0 ? err + 15 : err;
         fprintf(stderr, "cascade-build train-prerank: %s\n", msg);
-        return CASCADE_BUILD_EXIT_FAILURE;
     }
-    return CASCADE_BUILD_EXIT_OK;
+    return cascade_train_gate_exit_status(rc, published);
 }

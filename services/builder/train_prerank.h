@@ -14,6 +14,7 @@
 
 #include "dataset.h"
 #include "hashlr.h"
+#include "train_gate.h"
 #include "train_rank.h"
 
 struct cascade_train_prerank_opts {
@@ -25,6 +26,7 @@ struct cascade_train_prerank_opts {
     const char *model_dir; /* NULL = do not save */
     bool warm_start;       /* start from model_dir's current prerank-lr model (default true) */
     bool quiet;
+    struct cascade_train_gate_opts gate; /* held-out AUC floor, tolerance, force */
 };
 
 /* Examples in time order: rows [0, n_train) train, [n_train, n) held out. */
@@ -45,6 +47,8 @@ struct cascade_train_prerank_summary {
     char version[128];
     char warm_from[256]; /* the model started from; "" = fresh */
     double seconds;
+    /* With model_dir: the gate's decision (publish: prerank-lr.latest moved). */
+    struct cascade_train_gate_decision gate;
 };
 
 void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o);
@@ -55,15 +59,17 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
                                    struct cascade_prerank_examples *ex, char *err, size_t errlen);
 void cascade_prerank_examples_free(struct cascade_prerank_examples *ex);
 
-/* Build examples, train with per-epoch held-out reports, save the model and
- * update prerank-lr.latest (both atomically) when o->model_dir is set.
+/* Build examples, refuse degenerate labels (CASCADE_EDATA), train with
+ * per-epoch held-out reports, and when o->model_dir is set save the model
+ * and let the gate decide whether prerank-lr.latest moves (sum->gate).
  * *model (may be NULL) receives the trained model, which the caller destroys. */
 int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_train_prerank_opts *o,
                               struct cascade_train_prerank_summary *sum, cascade_hashlr **model,
                               char *err, size_t errlen);
 
 /* Save m as dir/prerank-lr-<UTC time>.safetensors and point
- * dir/prerank-lr.latest at it. path/version receive what was written. */
+ * dir/prerank-lr.latest at it without the gate (tests, hand-made models).
+ * path/version receive what was written. */
 int cascade_prerank_model_publish(const cascade_hashlr *m, const char *dir, char *path,
                                   size_t pathlen, char *version, size_t versionlen, char *err,
                                   size_t errlen);

@@ -31,6 +31,7 @@
 void cascade_train_rank_defaults(struct cascade_train_rank_opts *o)
 {
     memset(o, 0, sizeof(*o));
+    cascade_train_gate_defaults(&o->gate);
     o->warmup_frac = 0.3;
     o->warm_start = true;
     o->holdout_frac = 0.1;
@@ -167,9 +168,10 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     warmup = (size_t)(o->warmup_frac * (double)impressions);
     if (impressions <= warmup) {
         snprintf(err, errlen,
-                 "train-rank: no examples: %zu impressions in the log, %zu used for warm-up",
+                 "train-rank: no examples: %zu impressions in the log, %zu used for warm-up; "
+                 "the data does not support this model",
                  impressions, warmup);
-        return CASCADE_EINVAL;
+        return CASCADE_EDATA;
     }
     size_t cap = impressions - warmup;
     label = malloc(ds->n_events + 1);
@@ -378,19 +380,77 @@ static void print_weights(const cascade_lr *m)
     fputc('\n', stderr);
 }
 
-int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
-                               char *version, size_t versionlen, char *err, size_t errlen)
+/* Save m as dir/rank-lr-<UTC time>.safetensors; path/version receive it. */
+static int rank_model_save(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
+                           char *version, size_t versionlen, char *err, size_t errlen)
 {
-    char latest[4096], file[512];
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
         return rc;
     cascade_latest_version_new(dir, "rank-lr", version, versionlen, path, pathlen);
-    if ((rc = cascade_lr_save(m, path, version, err, errlen)) != 0)
+    return cascade_lr_save(m, path, version, err, errlen);
+}
+
+int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
+                               char *version, size_t versionlen, char *err, size_t errlen)
+{
+    char latest[4096], file[512];
+    int rc = rank_model_save(m, dir, path, pathlen, version, versionlen, err, errlen);
+    if (rc != 0)
         return rc;
     snprintf(latest, sizeof(latest), "%s/rank-lr.latest", dir);
     snprintf(file, sizeof(file), "%s.safetensors", version);
     return cascade_latest_write(latest, file, err, errlen);
+}
+
+/* The gate's view of the published rank-lr model: its held-out AUC on the
+ * examples of this run (train_gate.h). */
+static int lr_gate_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
+{
+    const struct cascade_rank_examples *ex = ctx;
+    size_t nh = ex->n - ex->n_train;
+    cascade_lr *prev = cascade_lr_load(path, err, errlen);
+    float *p = prev ? malloc((nh + 1) * sizeof(float)) : NULL;
+    int rc = prev ? CASCADE_ENOMEM : CASCADE_EIO;
+    if (prev && cascade_lr_dim(prev) != CASCADE_RANK_FEATURES) {
+        snprintf(err, errlen, "%zu features, this run has %d", cascade_lr_dim(prev),
+                 CASCADE_RANK_FEATURES);
+        rc = CASCADE_EINVAL;
+    } else if (p) {
+        cascade_lr_predict(prev, ex->X + ex->n_train * CASCADE_RANK_FEATURES, nh, p);
+        *value = cascade_auc(p, ex->y + ex->n_train, nh);
+        rc = 0;
+    }
+    free(p);
+    cascade_lr_destroy(prev);
+    return rc;
+}
+
+/* Save m under a new version and let the gate decide on rank-lr.latest. */
+static int rank_gate(const cascade_lr *m, const struct cascade_rank_examples *ex,
+                     const struct cascade_train_rank_opts *o,
+                     struct cascade_train_rank_summary *sum, char *err, size_t errlen)
+{
+    char current[256], note[320], file[300];
+    struct cascade_train_gate g = {.job = "train-rank",
+                                   .kind = "rank-lr",
+                                   .metric = "auc",
+                                   .higher_is_better = true,
+                                   .floor = o->gate.floor,
+                                   .tolerance = o->gate.tolerance,
+                                   .holdout = ex->n - ex->n_train,
+                                   .value = sum->auc,
+                                   .force = o->gate.force};
+    int rc = cascade_train_gate_current(&g, o->model_dir, "rank-lr.latest", lr_gate_eval,
+                                        (void *)ex, current, sizeof current, note, sizeof note);
+    if (rc == 0)
+        rc = rank_model_save(m, o->model_dir, sum->model_path, sizeof(sum->model_path),
+                             sum->version, sizeof(sum->version), err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(file, sizeof file, "%s.safetensors", sum->version);
+    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "rank-lr.latest", file,
+                                    sum->version, o->quiet, &sum->gate, err, errlen);
 }
 
 int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
@@ -399,9 +459,7 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
 {
     struct cascade_rank_examples ex;
     struct cascade_train_rank_summary local;
-    int64_t t0_us;
-    cascade_lr *m = NULL;
-    t0_us = cascade_now_us();
+    int64_t t0_us = cascade_now_us();
     if (!sum)
         sum = &local;
     memset(sum, 0, sizeof(*sum));
@@ -410,38 +468,53 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
     int rc = cascade_rank_examples_build(ds, o, &ex, err, errlen);
     if (rc != 0)
         return rc;
-    size_t nh = ex.n - ex.n_train;
-    sum->examples = ex.n;
-    sum->train = ex.n_train;
+    rc = cascade_train_rank_fit(ds, &ex, o, sum, model, err, errlen);
+    sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
+    cascade_rank_examples_free(&ex);
+    return rc;
+}
+
+int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                           const struct cascade_train_rank_opts *o,
+                           struct cascade_train_rank_summary *sum, cascade_lr **model, char *err,
+                           size_t errlen)
+{
+    int64_t t0_us = cascade_now_us();
+    cascade_lr *m = NULL;
+    int rc = 0;
+    memset(sum, 0, sizeof(*sum));
+    if (model)
+        *model = NULL;
+    size_t nh = ex->n - ex->n_train;
+    sum->examples = ex->n;
+    sum->train = ex->n_train;
     sum->holdout = nh;
-    sum->train_ctr = mean(ex.y, ex.n_train);
-    sum->holdout_ctr = mean(ex.y + ex.n_train, nh);
-    if (ex.n_train == 0 || nh == 0) {
+    sum->train_ctr = mean(ex->y, ex->n_train);
+    sum->holdout_ctr = mean(ex->y + ex->n_train, nh);
+    if (ex->n_train == 0 || nh == 0) {
         snprintf(err, errlen, "train-rank: %zu training and %zu held-out examples; need both",
-                 ex.n_train, nh);
-        rc = CASCADE_EINVAL;
+                 ex->n_train, nh);
+        rc = CASCADE_EDATA;
         goto out;
     }
-    if (!o->quiet && (sum->train_ctr == 0 || sum->train_ctr == 1))
-        fprintf(stderr,
-                "train-rank: warning: every training example has label %g; the model "
-                "can only learn a constant (was every impression clicked?)\n",
-                sum->train_ctr);
+    if ((rc = cascade_train_gate_check_labels("train-rank", ex->y, ex->n_train, ex->n, err,
+                                              errlen)) != 0)
+        goto out;
     double c =
         sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
     sum->base_logloss = -(sum->holdout_ctr * log(c) + (1 - sum->holdout_ctr) * log(1 - c));
     float *truth = cascade_rank_truth_read(ds, o->truth_path);
-    sum->oracle_auc = cascade_rank_oracle_auc(truth, &ex);
+    sum->oracle_auc = cascade_rank_oracle_auc(truth, ex);
     free(truth);
     if (!o->quiet)
         fprintf(stderr, "train-rank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f)\n",
-                ex.n, ex.n_train, sum->train_ctr, nh, sum->holdout_ctr);
+                ex->n, ex->n_train, sum->train_ctr, nh, sum->holdout_ctr);
     if (!(m = cascade_lr_create(CASCADE_RANK_FEATURES))) {
         snprintf(err, errlen, "train-rank: out of memory");
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    cascade_lr_init_bias(m, ex.y, ex.n_train);
+    cascade_lr_init_bias(m, ex->y, ex->n_train);
     if (o->warm_start &&
         (rc = cascade_train_warm_start("train-rank", o->model_dir, "rank-lr.latest", o->quiet,
                                        lr_warm_apply, m, sum->warm_from,
@@ -449,17 +522,14 @@ int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train
         snprintf(err, errlen, "train-rank: out of memory");
         goto out;
     }
-    if ((rc = train_epochs(m, &ex, o, sum, err, errlen)) != 0)
+    if ((rc = train_epochs(m, ex, o, sum, err, errlen)) != 0)
         goto out;
     if (!o->quiet)
         print_weights(m);
-    if (o->model_dir &&
-        (rc = cascade_rank_model_publish(m, o->model_dir, sum->model_path, sizeof(sum->model_path),
-                                         sum->version, sizeof(sum->version), err, errlen)) != 0)
+    if (o->model_dir && (rc = rank_gate(m, ex, o, sum, err, errlen)) != 0)
         goto out;
 out:
     sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
-    cascade_rank_examples_free(&ex);
     if (rc == 0 && model)
         *model = m;
     else

@@ -16,6 +16,7 @@
 
 #include "dataset.h"
 #include "lr.h"
+#include "train_gate.h"
 
 struct cascade_train_rank_opts {
     double warmup_frac;             /* share of impressions that only build state, default 0.3 */
@@ -27,6 +28,7 @@ struct cascade_train_rank_opts {
     const char *truth_path; /* optional truth.tsv for the oracle AUC; NULL = none */
     bool warm_start;        /* start from model_dir's current rank-lr model (default true) */
     bool quiet;
+    struct cascade_train_gate_opts gate; /* held-out AUC floor, tolerance, force */
 };
 
 /* Examples in time order: rows [0, n_train) train, [n_train, n) held out. */
@@ -47,6 +49,8 @@ struct cascade_train_rank_summary {
     char version[128];
     char warm_from[256]; /* the model started from; "" = fresh (zero weights) */
     double seconds;
+    /* With model_dir: the gate's decision (publish: rank-lr.latest moved). */
+    struct cascade_train_gate_decision gate;
 };
 
 void cascade_train_rank_defaults(struct cascade_train_rank_opts *o);
@@ -56,10 +60,18 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
                                 struct cascade_rank_examples *ex, char *err, size_t errlen);
 void cascade_rank_examples_free(struct cascade_rank_examples *ex);
 
-/* Build examples, train with per-epoch held-out reports, save the model and
- * update rank-lr.latest (both atomically). *model (may be NULL) receives the
- * trained model, which the caller destroys. */
+/* Build examples, refuse degenerate labels (CASCADE_EDATA), train with
+ * per-epoch held-out reports, save the model and let the gate decide
+ * whether rank-lr.latest moves (train_gate.h; sum->gate). *model (may be
+ * NULL) receives the trained model, which the caller destroys. */
 int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
+                           struct cascade_train_rank_summary *sum, cascade_lr **model, char *err,
+                           size_t errlen);
+
+/* cascade_train_rank_run on examples already built from ds (borrowed; the
+ * caller frees them). */
+int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
+                           const struct cascade_train_rank_opts *o,
                            struct cascade_train_rank_summary *sum, cascade_lr **model, char *err,
                            size_t errlen);
 
@@ -75,7 +87,8 @@ float *cascade_rank_truth_read(const cascade_dataset *ds, const char *path);
 double cascade_rank_oracle_auc(const float *truth, const struct cascade_rank_examples *ex);
 
 /* Save m as dir/rank-lr-<UTC time>.safetensors and point dir/rank-lr.latest
- * at it. path/version receive what was written. */
+ * at it without the gate (tests, hand-made models). path/version receive
+ * what was written. */
 int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path, size_t pathlen,
                                char *version, size_t versionlen, char *err, size_t errlen);
 

@@ -45,6 +45,8 @@ void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
     cascade_behaviour_weights_default(&o->weights);
     o->seed = 1;
     o->warm_start = true;
+    cascade_train_gate_defaults(&o->gate);
+    o->gate.floor = 0; /* the gate uses at least chance, K / items */
 }
 
 uint32_t cascade_tt_user_age_bucket(uint32_t age)
@@ -740,17 +742,10 @@ out:
     return rc;
 }
 
-static int write_latest(const char *dir, const char *version, char *err, size_t errlen)
-{
-    char path[1100];
-    snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
-    return cascade_latest_write(path, version, err, errlen);
-}
-
-/* Items, maps and model under one new version, then two-tower.latest names it. */
-static int publish(const cascade_twotower *m, const struct tt_data *d,
-                   const struct cascade_train_twotower_opts *o,
-                   struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
+/* Items, maps and model under one new version (two-tower.latest untouched). */
+static int save(const cascade_twotower *m, const struct tt_data *d,
+                const struct cascade_train_twotower_opts *o,
+                struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
 {
     const char *dir = o->model_dir;
     int rc = cascade_mkdir_p(dir, err, errlen);
@@ -763,10 +758,9 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
     snprintf(sum->maps_path, sizeof(sum->maps_path), "%s/%s.maps.tsv", dir, sum->version);
     int64_t ref_ts = cascade_dataset_last_ts(d->ds);
     if ((rc = write_items(m, d, o, sum->items_path, sum->version, ref_ts, sum, err, errlen)) != 0 ||
-        (rc = write_maps(d, sum->maps_path, ref_ts, err, errlen)) != 0 ||
-        (rc = cascade_twotower_save(m, sum->model_path, err, errlen)) != 0)
+        (rc = write_maps(d, sum->maps_path, ref_ts, err, errlen)) != 0)
         return rc;
-    return write_latest(dir, sum->version, err, errlen);
+    return cascade_twotower_save(m, sum->model_path, err, errlen);
 }
 
 /* ------------------------------------------------------------ run */
@@ -851,6 +845,69 @@ static int new_sampler(const struct tt_data *d, const struct cascade_train_twoto
     return rc;
 }
 
+/* This run's data for the gate's look at the published version. */
+struct tt_gate_ctx {
+    const struct tt_data *d;
+    const struct cascade_train_twotower_opts *o;
+};
+
+/* The gate's view of the published two-tower version: its held-out
+ * recall@K on this run's split, with its embedding rows carried over by id
+ * into a model of this run's shape (as the warm start does; ids it did not
+ * know get fresh rows). */
+static int tt_gate_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
+{
+    const struct tt_gate_ctx *c = ctx;
+    const char *slash = strrchr(path, '/');
+    char dir[1024];
+    struct cascade_train_twotower_summary s;
+    cascade_twotower *m = NULL;
+    memset(&s, 0, sizeof s);
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    int rc = new_model(c->d, c->o, &m, err, errlen);
+    struct tt_warm_ctx w = {m, c->d, &s};
+    char detail[256];
+    if (rc == 0)
+        rc = warm_apply(&w, dir, slash ? slash + 1 : path, path, detail, sizeof detail, err,
+                        errlen);
+    if (rc == 0)
+        rc = evaluate(m, c->d, c->o, &s, err, errlen);
+    if (rc == 0)
+        *value = s.recall_at_k;
+    cascade_twotower_destroy(m);
+    return rc;
+}
+
+/* Save the version and let the gate decide on two-tower.latest by held-out
+ * recall@K; the floor is at least chance, K / items. */
+static int publish(const cascade_twotower *m, const struct tt_data *d,
+                   const struct cascade_train_twotower_opts *o,
+                   struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
+{
+    char metric[64], current[256], note[320];
+    double chance = (double)o->eval_k / (double)d->ds->n_items;
+    struct tt_gate_ctx ctx = {d, o};
+    snprintf(metric, sizeof metric, "recall@%zu", o->eval_k);
+    struct cascade_train_gate g = {.job = "train-two-tower",
+                                   .kind = "two-tower",
+                                   .metric = metric,
+                                   .higher_is_better = true,
+                                   .floor = o->gate.floor > chance ? o->gate.floor : chance,
+                                   .tolerance = o->gate.tolerance,
+                                   .holdout = sum->eval_users,
+                                   .value = sum->recall_at_k,
+                                   .force = o->gate.force};
+    int rc = cascade_train_gate_current(&g, o->model_dir, "two-tower.latest", tt_gate_eval, &ctx,
+                                        current, sizeof current, note, sizeof note);
+    if (rc == 0)
+        rc = save(m, d, o, sum, err, errlen);
+    if (rc != 0)
+        return rc;
+    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "two-tower.latest",
+                                    sum->version, sum->version, o->quiet, &sum->gate, err,
+                                    errlen);
+}
+
 static int check_opts(const cascade_dataset *ds, const struct cascade_train_twotower_opts *o,
                       char *err, size_t errlen)
 {
@@ -897,8 +954,18 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     sum->train = d.n_train;
     sum->holdout = d.n_ex - d.n_train;
     if (d.n_train == 0) {
-        snprintf(err, errlen, "train-two-tower: no positive events to train on (weights > 0)");
-        rc = CASCADE_EINVAL;
+        snprintf(err, errlen,
+                 "train-two-tower: no positive events to train on (weights > 0); the data does "
+                 "not support this model");
+        rc = CASCADE_EDATA;
+        goto out;
+    }
+    if (o->model_dir && sum->holdout == 0 && !o->gate.force) {
+        snprintf(err, errlen,
+                 "train-two-tower: no held-out positives (%zu in all, --holdout-frac %g), so "
+                 "the gate cannot measure the model; the data does not support it",
+                 d.n_ex, o->holdout_frac);
+        rc = CASCADE_EDATA;
         goto out;
     }
     if ((rc = new_model(&d, o, &t.m, err, errlen)) != 0 ||
@@ -1025,6 +1092,8 @@ static void print_summary(const struct cascade_train_twotower_opts *o,
            s->ivf_nlist, s->ivf_nprobe, s->ivf_recall);
     printf("train-two-tower: model %s, items %s (version %s) in %.1fs\n", s->model_path,
            s->items_path, s->version, s->seconds);
+    printf("train-two-tower: %s: %s\n",
+           s->gate.publish ? "two-tower.latest updated" : "not published", s->gate.message);
 }
 
 int cascade_train_twotower_command(int argc, char **argv)
@@ -1071,6 +1140,9 @@ int cascade_train_twotower_command(int argc, char **argv)
         {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
         {"no-warm-start", CASCADE_FLAG_BOOL, &cold,
          "train from a fresh initialisation, not from model-dir's current version", 0, 0},
+        CASCADE_TRAIN_GATE_FLAG_FLOOR(&o.gate),
+        CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&o.gate),
+        CASCADE_TRAIN_GATE_FLAG_FORCE(&o.gate),
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress on stderr", 0, 0},
     };
     size_t n = sizeof(flags) / sizeof(flags[0]);
@@ -1081,7 +1153,9 @@ int cascade_train_twotower_command(int argc, char **argv)
                             "cascade-build train-two-tower --data DIR --model-dir DIR [flags]",
                             "Train the two-tower retrieval model on the event log, report held-out "
                             "recall@K on a time split,\nand publish model, id maps and item index "
-                            "as model-dir/two-tower-<time>.* (docs/twotower.md).",
+                            "as model-dir/two-tower-<time>.* (docs/twotower.md).\nThe gate's "
+                            "metric is the held-out recall@K; its floor is at least chance, K / "
+                            "items." CASCADE_TRAIN_GATE_HELP,
                             flags, n);
         return CASCADE_BUILD_EXIT_OK;
     }
@@ -1118,7 +1192,6 @@ int cascade_train_twotower_command(int argc, char **argv)
     if (rc != 0) {
         const char *msg = strncmp(err, "train-two-tower: ", 17) == 0 ? err + 17 : err;
         fprintf(stderr, "cascade-build train-two-tower: %s\n", msg);
-        return CASCADE_BUILD_EXIT_FAILURE;
     }
-    return CASCADE_BUILD_EXIT_OK;
+    return cascade_train_gate_exit_status(rc, rc == 0 && s.gate.publish);
 }

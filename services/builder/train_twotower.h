@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "train_gate.h"
 #include "tt_hardneg.h"
 #include "twotower.h"
 
@@ -40,6 +41,9 @@ struct cascade_train_twotower_opts {
      * its user's candidates when it has any. NULL / 0 = easy negatives only. */
     const struct cascade_tt_hardneg *hard;
     double hard_ratio; /* in [0, 1], default 0 */
+    /* On the held-out recall@K; floor default 0: the gate uses at least
+     * chance, eval_k / items. */
+    struct cascade_train_gate_opts gate;
 };
 
 struct cascade_train_twotower_summary {
@@ -60,6 +64,8 @@ struct cascade_train_twotower_summary {
      * embedding rows carried over by id and those of ids it did not know. */
     char warm_from[128];
     size_t warm_rows_carried, warm_rows_fresh;
+    /* With model_dir: the gate's decision (publish: two-tower.latest moved). */
+    struct cascade_train_gate_decision gate;
 };
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);
@@ -71,7 +77,9 @@ uint32_t cascade_tt_user_age_bucket(uint32_t age);
 uint32_t cascade_tt_item_age_bucket(int64_t created_at, int64_t now);
 
 /* Build the examples, train with per-epoch progress on stderr, evaluate on
- * the held-out split and (with model_dir) publish. *model (may be NULL)
+ * the held-out split and (with model_dir) save the version and let the gate
+ * decide whether two-tower.latest moves (sum->gate; CASCADE_EDATA when the
+ * data has no held-out positives or recall@K is not above the floor). *model (may be NULL)
  * receives the trained model, which the caller destroys. */
 int cascade_train_twotower_run(const cascade_dataset *ds,
                                const struct cascade_train_twotower_opts *o,

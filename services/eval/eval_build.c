@@ -129,6 +129,9 @@ static int build_two_tower(const cascade_dataset *ds, const struct cascade_eval_
     to.model_dir = o->two_tower_dir;
     to.holdout_frac = 0;
     to.warm_start = false; /* each evaluation trains from scratch, reproducibly */
+    /* No hold-out here, so train-two-tower's gate has nothing to measure:
+     * the evaluation itself scores the model on its test split. */
+    to.gate.force = true;
     to.quiet = o->quiet;
     int rc = cascade_train_twotower_run(ds, &to, &ts, NULL, err, errlen);
     if (rc != 0)

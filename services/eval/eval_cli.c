@@ -478,7 +478,8 @@ static int prepare_namespace(const struct eval_args *a, struct eval_state *s, co
     }
     if (current[0] && strncmp(current, "cascade-eval ", 13) != 0 && !a->force) {
         snprintf(err, errlen,
-                 "namespace '%s' was built by \"%s\", not by cascade-eval, and the build flushes "
+                 "namespace '%s' was built by \"%.300s\", not by cascade-eval, and the build "
+                 "flushes "
                  "it: pick another --%snamespace (or pass --force)",
                  ns, current, valid_frac > 0 ? "valid-" : "");
         return CASCADE_EINVAL;

@@ -5,6 +5,7 @@
 #include "eval_served.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
@@ -16,6 +17,7 @@
 
 #include "arena.h"
 #include "cascade/v1/recommender.pb-c.h"
+#include "build_cli.h"
 #include "clock.h"
 #include "error.h"
 #include "redis.h"
@@ -178,21 +180,50 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
     if (!o->quiet)
         fprintf(stderr, "served: cascade-build all into %s namespace %s\n", e->redis, e->ns);
     int st = run_logged(all, e->log, err, errlen);
-    if (st != 0)
+    /* all ends with train-rank: 3 (data without impressions) or 4 (gate
+     * refused) still leave every Redis job done. */
+    if (st == CASCADE_BUILD_EXIT_DATA || st == CASCADE_BUILD_EXIT_REFUSED) {
+        if (!o->quiet)
+            fprintf(stderr, "served: cascade-build all: every Redis job done; train-rank %s "
+                            "(see %s)\n",
+                    st == CASCADE_BUILD_EXIT_DATA ? "not supported by the data" : "refused",
+                    e->log);
+    } else if (st != 0) {
         return step_failed(e, "cascade-build all", st, err, errlen);
+    }
     res->build_s = (double)(cascade_now_ms() - t0) / 1000.0;
     t0 = cascade_now_ms();
     char models[256], *save = NULL;
     snprintf(models, sizeof models, "%s", o->models ? o->models : "");
     for (char *m = strtok_r(models, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
+        char replay_ns[160];
+        snprintf(replay_ns, sizeof replay_ns, "%.100s-ltr-replay", e->ns);
         char *train[] = {e->build_bin, "train", m,     "--data", e->train_dir, "--model-dir",
-                         e->model_dir, "--quiet", NULL};
+                         e->model_dir, "--quiet", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        /* The learned rankers replay recall: they need the stack's Redis (a
+         * private namespace of it) and the served mix of the config. */
+        if (strcmp(m, "ltr") == 0) {
+            char **extra = train + 8;
+            *extra++ = "--redis";
+            *extra++ = e->redis;
+            *extra++ = "--replay-namespace";
+            *extra++ = replay_ns;
+            if (o->config) {
+                *extra++ = "--config";
+                *extra++ = (char *)o->config;
+            }
+        }
         long from = file_size(e->log);
         if (!o->quiet)
             fprintf(stderr, "served: cascade-build train %s\n", m);
         st = run_logged(train, e->log, err, errlen);
         char *list = res->trained;
-        if (st != 0 && st > 0 && log_says(e->log, from, "does not support")) {
+        if (st == CASCADE_BUILD_EXIT_REFUSED) {
+            /* The gate kept the published model (it was better): it serves. */
+            if (!o->quiet)
+                fprintf(stderr, "served: %s: the gate kept the published model (see %s)\n", m,
+                        e->log);
+        } else if (st != 0 && st > 0 && log_says(e->log, from, "does not support")) {
             list = res->skipped;
             if (!o->quiet)
                 fprintf(stderr, "served: %s skipped: the data does not support it (see %s)\n", m,
@@ -375,6 +406,22 @@ out:
 
 /* ------------------------------------------------------------------- run */
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* rm -r path; a missing path is fine. */
+static int remove_tree(const char *path)
+{
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 static int make_env(const struct cascade_eval_served_opts *o, struct served_env *e, char *err,
                     size_t errlen)
 {
@@ -394,6 +441,14 @@ static int make_env(const struct cascade_eval_served_opts *o, struct served_env 
     }
     if (e->own_stack) {
         snprintf(e->model_dir, sizeof e->model_dir, "%s/models", e->stack_dir);
+        /* Every run trains from nothing: a model left by an earlier run
+         * (other data, another split) must neither serve nor be the gate's
+         * published model. */
+        if (remove_tree(e->model_dir) != 0) {
+            snprintf(err, errlen, "%s: cannot clear the models of an earlier run: %s",
+                     e->model_dir, strerror(errno));
+            return CASCADE_EIO;
+        }
         snprintf(e->target, sizeof e->target, "127.0.0.1:%d", o->port_base);
         snprintf(e->redis, sizeof e->redis, "127.0.0.1:%d", o->port_base + 9);
         snprintf(e->ns, sizeof e->ns, "%s", o->ns);

@@ -32,7 +32,7 @@ extern const char *const cascade_eval_stage_names[CASCADE_EVAL_N_STAGES];
 
 /* The trainers run by default (cascade-build train MODEL), in order; a
  * comma-separated list, so a new trainer is one more word. */
-#define CASCADE_EVAL_DEFAULT_MODELS "two-tower,prerank,mmoe"
+#define CASCADE_EVAL_DEFAULT_MODELS "two-tower,ltr,prerank,mmoe"
 
 struct cascade_eval_served_opts {
     const char *config;    /* config file for the stack (and the build); required */

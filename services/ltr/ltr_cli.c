@@ -23,7 +23,7 @@ struct ltr_args {
 static const char usage[] = "cascade-build train ltr --data DIR --model-dir DIR [flags]";
 static const char description[] =
     "Train the learned rankers of PreRank and Rank (LambdaMART over the serving features,\n"
-    "ltr-v1) on lists replayed through recall: the data is split again per user, recall\n"
+    "ltr-v2) on lists replayed through recall: the data is split again per user, recall\n"
     "artefacts are built from the earlier part into --replay-namespace (flushed), each\n"
     "user's merged candidates are labelled by its held-out items. Each model is published\n"
     "(<stage>-ltr.latest) only when it beats the order it replaces on validation users\n"
@@ -191,7 +191,7 @@ int cascade_ltr_main(int argc, char **argv)
     if (rc == 0) {
         report(&s);
         status = 0;
-    } else if (rc == CASCADE_ENOTFOUND) {
+    } else if (rc == CASCADE_EDATA) {
         status = EXIT_UNSUPPORTED;
     }
 out:

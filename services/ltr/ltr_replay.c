@@ -238,25 +238,34 @@ static int replay_loop(struct replay_ctx *c, struct cascade_ltr_lists *l, char *
         snprintf(err, errlen,
                  "the replay found no held-out item among any user's candidates: the data does "
                  "not support a learned ranker");
-        return CASCADE_ENOTFOUND;
+        return CASCADE_EDATA;
     }
     return 0;
+}
+
+void cascade_ltr_replay_split_opts(const struct cascade_ltr_replay_opts *o,
+                                   struct cascade_eval_split_opts *so)
+{
+    cascade_eval_split_defaults(so);
+    so->protocol = o->random_split ? CASCADE_EVAL_PROTOCOL_RANDOM : CASCADE_EVAL_PROTOCOL_TIME;
+    so->train_share = 1.0 - o->holdout_frac;
+    so->split_seed = o->seed;
+    so->test_frac = o->holdout_frac;
+    so->min_interactions = o->min_interactions;
+    so->max_users = o->max_users;
+    so->seed = o->seed;
 }
 
 static int replay_split(const cascade_dataset *ds, const struct cascade_ltr_replay_opts *o,
                         struct cascade_eval_split *split, char *err, size_t errlen)
 {
     struct cascade_eval_split_opts so;
-    cascade_eval_split_defaults(&so);
-    so.test_frac = o->holdout_frac;
-    so.min_interactions = o->min_interactions;
-    so.max_users = o->max_users;
-    so.seed = o->seed;
+    cascade_ltr_replay_split_opts(o, &so);
     int rc = cascade_eval_split_run(ds, &so, split, err, errlen);
     if (rc == 0 && split->n_users == 0) {
         snprintf(err, errlen, "no user has %zu or more interacted items: nothing to replay",
                  o->min_interactions);
-        rc = CASCADE_ENOTFOUND;
+        rc = CASCADE_EDATA;
     }
     return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "dataset.h"
+#include "eval_split.h"
 #include "redis.h"
 
 struct cascade_ltr_replay_opts {
@@ -49,10 +50,16 @@ struct cascade_ltr_lists {
 
 void cascade_ltr_replay_defaults(struct cascade_ltr_replay_opts *o);
 
+/* The split options the replay uses for o: the random protocol (each user's
+ * items shuffled, holdout_frac held out) or the time split, with o's seed
+ * and minimum. Exposed so tests can make the same split. */
+void cascade_ltr_replay_split_opts(const struct cascade_ltr_replay_opts *o,
+                                   struct cascade_eval_split_opts *so);
+
 /* Split ds, build into o->ns through r (a connection for the builders) and
  * pool (for the Recall stage), replay and fill *out (free with
  * cascade_ltr_lists_free). Groups without a single positive are dropped
- * (they carry no ranking signal). Returns 0, CASCADE_ENOTFOUND when the
+ * (they carry no ranking signal). Returns 0, CASCADE_EDATA when the
  * data gives no list to learn from, or another negative code with err. */
 int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
                            const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,

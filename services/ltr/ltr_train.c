@@ -2,7 +2,6 @@
  * cascade order, validation, gate, publish. */
 #include "ltr_train.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "hash.h"
 #include "latest_file.h"
 #include "ltr_features.h"
+#include "train_gate.h"
 
 #define NDCG_K 10
 
@@ -209,95 +209,70 @@ static void rows_free(size_t **rows, size_t n)
 
 /* ------------------------------------------------------------ gate, publish */
 
-/* The published model of a stage, if any, and if it reads these features. */
-static cascade_gbdt *current_model(const char *dir, const char *latest)
+/* The published model of a stage (its file name into name), if any, and if
+ * it reads these features. */
+static cascade_gbdt *current_model(const char *dir, const char *latest, char *name, size_t len)
 {
-    char name[256], path[1024], err[512];
+    char path[1024], err[512];
     cascade_gbdt *m = NULL;
-    if (cascade_latest_current(dir, latest, name, sizeof name, path, sizeof path, err,
-                               sizeof err) != 0 ||
-        cascade_ltr_model_load(path, &m, err, sizeof err) != 0)
+    name[0] = '\0';
+    if (cascade_latest_current(dir, latest, name, len, path, sizeof path, err, sizeof err) != 0 ||
+        cascade_ltr_model_load(path, &m, err, sizeof err) != 0) {
+        name[0] = '\0';
         return NULL;
+    }
     return m;
 }
 
-/* What one stage's gate looks at. */
-struct gate {
+/* What one stage's gate looks at: the model must beat the order it replaces
+ * (the gate's floor, plus min_gain) and lose at most the tolerance to the
+ * published model on the same validation lists (train_gate.h). */
+struct stage_gate {
     const char *stage;    /* "prerank" / "rank" */
     const char *latest;   /* pointer file name */
-    const char *baseline; /* the order the model replaces */
-    double ndcg, base_ndcg, current_ndcg; /* current -1 = none published */
-    int rounds;
+    double ndcg, base_ndcg; /* validation nDCG@10 of the model and of the order it replaces */
+    double current_ndcg;    /* the published model on the same lists; -1 = none */
+    const char *current;    /* its file name; NULL = none published */
 };
 
-/* Publish only a model that beats the order it replaces and does not lose
- * to the published one; reason says why in words. */
-static bool gate_decide(const struct gate *g, const struct cascade_ltr_train_opts *o, char *reason,
-                        size_t len)
+/* Save m as a new version of the stage and let the project's gate decide
+ * (it writes <file>.gate.json and moves the pointer when it publishes).
+ * Not beating the order it replaces refuses this stage's model only. */
+static int publish(const cascade_gbdt *m, const struct stage_gate *sg,
+                   const struct cascade_ltr_train_opts *o, size_t holdout, bool *published,
+                   char *version, size_t vlen, char *reason, size_t rlen, char *err,
+                   size_t errlen)
 {
-    if (!(g->ndcg > g->base_ndcg + o->min_gain)) {
-        snprintf(reason, len, "validation nDCG@%d %.4f does not beat the %s order's %.4f",
-                 NDCG_K, g->ndcg, g->baseline, g->base_ndcg);
-        return false;
-    }
-    if (g->current_ndcg >= 0 && g->ndcg < g->current_ndcg - o->tolerance) {
-        snprintf(reason, len,
-                 "validation nDCG@%d %.4f is worse than the published model's %.4f (tolerance "
-                 "%.4f)",
-                 NDCG_K, g->ndcg, g->current_ndcg, o->tolerance);
-        return false;
-    }
-    snprintf(reason, len, "validation nDCG@%d %.4f vs %s order %.4f%s", NDCG_K, g->ndcg,
-             g->baseline, g->base_ndcg, g->current_ndcg >= 0 ? " and the published model" : "");
-    return true;
-}
-
-static int write_gate_json(const char *path, const struct gate *g, bool published, bool forced,
-                           const char *reason, char *err, size_t errlen)
-{
-    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:s, s:i, s:b, s:b, s:s}", "stage", g->stage,
-                          "metric", "valid_ndcg@10", "value", g->ndcg, "baseline_value",
-                          g->base_ndcg, "baseline", g->baseline, "rounds", g->rounds, "published",
-                          published, "forced", forced, "reason", reason);
-    if (j && g->current_ndcg >= 0)
-        json_object_set_new(j, "published_model_value", json_real(g->current_ndcg));
-    if (!j || json_dump_file(j, path, JSON_INDENT(2)) != 0) {
-        snprintf(err, errlen, "%s: cannot write the gate record", path);
-        json_decref(j);
-        return CASCADE_EIO;
-    }
-    json_decref(j);
-    return 0;
-}
-
-/* Save m as a new version of the stage, record the gate's decision beside
- * it and move the pointer when the gate (or --force) says so. */
-static int publish(const cascade_gbdt *m, const struct gate *g,
-                   const struct cascade_ltr_train_opts *o, bool *published, char *version,
-                   size_t vlen, char *reason, size_t rlen, char *err, size_t errlen)
-{
-    char prefix[64], path[1024], gate_path[1100], value[32], latest[1024];
-    bool pass = gate_decide(g, o, reason, rlen);
-    snprintf(prefix, sizeof prefix, "%s-ltr", g->stage);
+    char prefix[64], kind[64], path[1024], value[32];
+    struct cascade_train_gate_decision d;
+    snprintf(prefix, sizeof prefix, "%s-ltr", sg->stage);
+    snprintf(kind, sizeof kind, "%s-ltr", sg->stage);
     cascade_latest_version_new(o->model_dir, prefix, version, vlen, path, sizeof path);
-    snprintf(value, sizeof value, "%.6f", g->ndcg);
+    snprintf(value, sizeof value, "%.6f", sg->ndcg);
     const char *keys[] = {"features", "version", "valid_ndcg@10"};
     const char *vals[] = {CASCADE_LTR_SPEC, version, value};
     int rc = cascade_gbdt_save(m, path, keys, vals, 3, err, errlen);
     if (rc)
         return rc;
-    *published = pass || o->force;
-    snprintf(gate_path, sizeof gate_path, "%s.gate.json", path);
-    if ((rc = write_gate_json(gate_path, g, *published, !pass && o->force, reason, err, errlen)))
-        return rc;
-    if (!*published)
-        return 0;
-    if (!pass)
-        fprintf(stderr, "train ltr: %s model published despite the gate (--force): %s\n",
-                g->stage, reason);
+    struct cascade_train_gate g = {.job = "train-ltr",
+                                   .kind = kind,
+                                   .metric = "ndcg@10",
+                                   .higher_is_better = true,
+                                   .floor = sg->base_ndcg + o->min_gain,
+                                   .tolerance = o->tolerance,
+                                   .holdout = holdout,
+                                   .value = sg->ndcg,
+                                   .has_current = sg->current_ndcg >= 0,
+                                   .current_value = sg->current_ndcg,
+                                   .current = sg->current,
+                                   .current_note = sg->current ? NULL : "none published",
+                                   .force = o->force};
     const char *base = strrchr(path, '/');
-    snprintf(latest, sizeof latest, "%s/%s", o->model_dir, g->latest);
-    return cascade_latest_write(latest, base ? base + 1 : path, err, errlen);
+    rc = cascade_train_gate_apply(&g, path, o->model_dir, sg->latest, base ? base + 1 : path,
+                                  version, o->replay.quiet, &d, err, errlen);
+    *published = d.publish;
+    snprintf(reason, rlen, "%.500s", d.message);
+    return rc == CASCADE_EDATA ? 0 : rc;
 }
 
 /* ------------------------------------------------------------ the job */
@@ -318,6 +293,7 @@ struct job {
     struct group_set pre_train, pre_valid, rank_train, rank_valid;
     size_t **rows, *take;
     cascade_gbdt *pre, *rank, *pre_cur, *rank_cur;
+    char pre_cur_name[256], rank_cur_name[256];
 };
 
 static void job_free(struct job *j)
@@ -360,7 +336,7 @@ static int pick_validation(struct job *j, char *err, size_t errlen)
                  "%zu replayed users with a held-out item among their candidates: too few to "
                  "train and validate a learned ranker",
                  l->n_groups);
-        return CASCADE_ENOTFOUND;
+        return CASCADE_EDATA;
     }
     return 0;
 }
@@ -408,8 +384,10 @@ static int train_rank(struct job *j, char *err, size_t errlen)
 static int validate(struct job *j)
 {
     struct cascade_ltr_train_summary *s = j->s;
-    j->pre_cur = current_model(j->o->model_dir, CASCADE_LTR_PRERANK_LATEST);
-    j->rank_cur = current_model(j->o->model_dir, CASCADE_LTR_RANK_LATEST);
+    j->pre_cur = current_model(j->o->model_dir, CASCADE_LTR_PRERANK_LATEST, j->pre_cur_name,
+                               sizeof j->pre_cur_name);
+    j->rank_cur = current_model(j->o->model_dir, CASCADE_LTR_RANK_LATEST, j->rank_cur_name,
+                                sizeof j->rank_cur_name);
     s->ndcg_prerank_current = s->ndcg_rank_current = -1;
     int rc = set_ndcg(&j->pre_valid, NULL, &s->ndcg_recall);
     if (!rc)
@@ -426,18 +404,19 @@ static int validate(struct job *j)
 static int publish_both(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_train_summary *s = j->s;
-    struct gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
-                      .baseline = "merged recall", .ndcg = s->ndcg_prerank,
-                      .base_ndcg = s->ndcg_recall, .current_ndcg = s->ndcg_prerank_current,
-                      .rounds = s->prerank_rounds};
-    struct gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
-                      .baseline = "pre-rank", .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_prerank,
-                      .current_ndcg = s->ndcg_rank_current, .rounds = s->rank_rounds};
-    int rc = publish(j->pre, &pg, j->o, &s->prerank_published, s->prerank_version,
-                     sizeof s->prerank_version, s->prerank_reason, sizeof s->prerank_reason, err,
-                     errlen);
+    struct stage_gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
+                            .ndcg = s->ndcg_prerank, .base_ndcg = s->ndcg_recall,
+                            .current_ndcg = s->ndcg_prerank_current,
+                            .current = j->pre_cur ? j->pre_cur_name : NULL};
+    struct stage_gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
+                            .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_prerank,
+                            .current_ndcg = s->ndcg_rank_current,
+                            .current = j->rank_cur ? j->rank_cur_name : NULL};
+    int rc = publish(j->pre, &pg, j->o, s->valid_groups, &s->prerank_published,
+                     s->prerank_version, sizeof s->prerank_version, s->prerank_reason,
+                     sizeof s->prerank_reason, err, errlen);
     if (!rc)
-        rc = publish(j->rank, &rg, j->o, &s->rank_published, s->rank_version,
+        rc = publish(j->rank, &rg, j->o, s->valid_groups, &s->rank_published, s->rank_version,
                      sizeof s->rank_version, s->rank_reason, sizeof s->rank_reason, err, errlen);
     return rc;
 }

@@ -6,10 +6,10 @@
  * replayed users that neither model trained on) the nDCG@10 of the recall
  * order, of the pre-ranker and of the ranker after it. A model is published
  * (model-dir/<stage>-ltr-<UTC>.safetensors named by <stage>-ltr.latest) only
- * when it passes the gate: it beats the order it replaces on validation and
- * is no worse than the model currently published, measured on the same
- * validation lists. The decision is written beside the model as
- * <file>.gate.json. */
+ * when it passes the project's gate (train_gate.h): it beats the order it
+ * replaces on validation (the floor) and is no worse than the model
+ * currently published, measured on the same validation lists. The decision
+ * is written beside the model as <file>.gate.json. */
 #ifndef CASCADE_LTR_TRAIN_H
 #define CASCADE_LTR_TRAIN_H
 
@@ -41,14 +41,14 @@ struct cascade_ltr_train_summary {
     int prerank_rounds, rank_rounds;
     bool prerank_published, rank_published;
     char prerank_version[256], rank_version[256];
-    char prerank_reason[256], rank_reason[256];
+    char prerank_reason[512], rank_reason[512];
     double replay_s, train_s;
 };
 
 void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o);
 
 /* Replay, train, gate and publish. Returns 0 (also when the gate kept a
- * model back: see the summary), CASCADE_ENOTFOUND with a message when the
+ * model back: see the summary), CASCADE_EDATA with a message when the
  * data cannot support a learned ranker, or another negative code with err. */
 int cascade_ltr_train_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
                           const struct cascade_ltr_train_opts *o,

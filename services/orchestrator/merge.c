@@ -99,8 +99,8 @@ static double channel_max(const struct cascade_merge_input *in)
     return max;
 }
 
-static int add_hit(struct merged *m, const char *channel, float score, uint32_t rank,
-                   cascade_arena *arena)
+static int add_hit(struct merged *m, const char *channel, float score, float norm,
+                   uint32_t rank, cascade_arena *arena)
 {
     Cascade__V1__Candidate *c = m->cand;
     if (c->n_channels == m->hit_cap) {
@@ -119,6 +119,7 @@ static int add_hit(struct merged *m, const char *channel, float score, uint32_t 
     cascade__v1__channel_hit__init(h);
     h->channel = (char *)channel;
     h->score = score;
+    h->norm_score = norm;
     h->rank = rank;
     c->channels[c->n_channels++] = h;
     return 0;
@@ -166,7 +167,7 @@ static int merge_one(const struct cascade_merge_input *in, size_t ci, struct tab
         m->cand->recall_score += (float)(in->weight * norm);
         if (m->cand->attrs == NULL)
             m->cand->attrs = src->attrs;
-        int rc = add_hit(m, in->channel, score, (uint32_t)r, arena);
+        int rc = add_hit(m, in->channel, score, (float)norm, (uint32_t)r, arena);
         if (rc)
             return rc;
     }

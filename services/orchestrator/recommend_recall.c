@@ -81,6 +81,20 @@ static void choose_mix(struct cascade_orch_rq *rq)
                                                             .latency_us = cascade_now_us() - t0});
 }
 
+/* The experiment's value of "<prefix><channel>" (e.g. recall.weight.hot), or
+ * the configured one. Channel names are shorter than CASCADE_ORCH_NAME_MAX
+ * (config validation), so the key always fits; were it cut, the lookup
+ * would name another parameter, hence the check. */
+static double channel_param(const struct cascade_orch_rq *rq, const char *prefix,
+                            const char *channel, double configured)
+{
+    char key[CASCADE_ORCH_NAME_MAX + 32];
+    int len = snprintf(key, sizeof key, "%s%s", prefix, channel);
+    if (len < 0 || (size_t)len >= sizeof key)
+        return configured;
+    return cascade_exp_param_double(rq->exp, key, configured);
+}
+
 /* The channels to call: the chosen mix, narrowed by the experiment's
  * recall.channels, with experiment weight/quota overrides. */
 static int plan_channels(struct cascade_orch_rq *rq)
@@ -90,7 +104,6 @@ static int plan_channels(struct cascade_orch_rq *rq)
         rq->cold_start ? cfg->cold_channels : cfg->channels;
     cascade_rpc_channel *const *rpc = rq->cold_start ? rq->o->cold_channel_of : rq->o->channel_of;
     size_t n = rq->cold_start ? cfg->n_cold_channels : cfg->n_channels;
-    char key[CASCADE_ORCH_NAME_MAX + 32];
     rq->runs = cascade_arena_calloc(rq->arena, n + 1, sizeof *rq->runs);
     rq->n_runs = 0;
     if (rq->runs == NULL)
@@ -103,12 +116,10 @@ static int plan_channels(struct cascade_orch_rq *rq)
         run->name = ch->name;
         run->rpc = rpc[i];
         run->timeout_ms = ch->timeout_ms;
-        snprintf(key, sizeof key, "recall.weight.%s", ch->name);
-        run->weight = cascade_exp_param_double(rq->exp, key, ch->weight);
+        run->weight = channel_param(rq, "recall.weight.", ch->name, ch->weight);
         if (!(run->weight >= 0.0))
             run->weight = 0.0;
-        snprintf(key, sizeof key, "recall.quota.%s", ch->name);
-        double q = cascade_exp_param_double(rq->exp, key, ch->quota);
+        double q = channel_param(rq, "recall.quota.", ch->name, ch->quota);
         run->quota = q < 1 ? 1 : q > 5000 ? 5000 : (uint32_t)q;
     }
     return 0;

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "gate_record.h"
 #include "log.h"
 #include "ltr_features.h"
 #include "prerank_internal.h"
@@ -135,7 +136,10 @@ static int reload_locked(cascade_prerank *p, bool force, char *err, size_t errle
         return rc;
     }
     model_swap(p, m);
-    CASCADE_INFO(NULL, "prerank: serving model %s from %s", name, p->model_dir);
+    char model_path[1400], gate[900];
+    snprintf(model_path, sizeof model_path, "%s/%s", p->model_dir, name);
+    cascade_gate_record_describe(model_path, gate, sizeof gate);
+    CASCADE_INFO(NULL, "prerank: serving model %s from %s (%s)", name, p->model_dir, gate);
     return 0;
 }
 

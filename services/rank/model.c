@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "gate_record.h"
 #include "latest_file.h"
 #include "ltr_features.h"
 #include "rank_features.h"
@@ -266,7 +267,10 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
         return rc;
     }
     model_swap(r, m);
-    CASCADE_INFO(NULL, "rank: serving model %s from %s", name, r->model_dir);
+    char model_path[1400], gate[900];
+    snprintf(model_path, sizeof model_path, "%s/%s", r->model_dir, name);
+    cascade_gate_record_describe(model_path, gate, sizeof gate);
+    CASCADE_INFO(NULL, "rank: serving model %s from %s (%s)", name, r->model_dir, gate);
     return 0;
 }
 

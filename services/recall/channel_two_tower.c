@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "gate_record.h"
 #include "hash.h"
 #include "latest_file.h"
 #include "log.h"
@@ -145,8 +146,11 @@ static void maybe_reload(struct cascade_recall__two_tower *t)
     t->cur = s;
     pthread_mutex_unlock(&t->mu);
     snap_release(t, old);
-    cascade_log(CASCADE_LOG_INFO, NULL, "recall: two_tower: serving %s (%zu items)", version,
-                cascade_vindex_size(s->index));
+    char model_path[1200], gate[900];
+    snprintf(model_path, sizeof(model_path), "%s/%s.safetensors", t->dir, version);
+    cascade_gate_record_describe(model_path, gate, sizeof(gate));
+    cascade_log(CASCADE_LOG_INFO, NULL, "recall: two_tower: serving %s (%zu items; %s)", version,
+                cascade_vindex_size(s->index), gate);
 }
 
 /* The current version with a reference held (NULL when none is loaded). */

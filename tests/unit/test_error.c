@@ -23,6 +23,7 @@ static void test_grpc_mapping(void **state)
     assert_int_equal(cascade_error_to_grpc(CASCADE_ECANCELLED), GRPC_STATUS_CANCELLED);
     assert_int_equal(cascade_error_to_grpc(CASCADE_EUNIMPLEMENTED), GRPC_STATUS_UNIMPLEMENTED);
     assert_int_equal(cascade_error_to_grpc(CASCADE_EINTERNAL), GRPC_STATUS_INTERNAL);
+    assert_int_equal(cascade_error_to_grpc(CASCADE_EDATA), GRPC_STATUS_FAILED_PRECONDITION);
     /* A code nobody defined is a bug, reported as INTERNAL. */
     assert_int_equal(cascade_error_to_grpc(-999), GRPC_STATUS_INTERNAL);
     assert_int_equal(cascade_error_to_grpc(42), GRPC_STATUS_INTERNAL);
@@ -31,8 +32,8 @@ static void test_grpc_mapping(void **state)
 static void test_messages_distinct(void **state)
 {
     (void)state;
-    const char *seen[12];
-    for (int code = 0; code >= CASCADE_EINTERNAL; code--) {
+    const char *seen[13];
+    for (int code = 0; code >= CASCADE_EDATA; code--) {
         const char *msg = cascade_strerror(code);
         assert_non_null(msg);
         assert_true(strlen(msg) > 0);

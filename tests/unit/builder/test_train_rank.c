@@ -89,7 +89,7 @@ static void test_labels_and_point_in_time_features(void **state)
     assert_int_equal(ex.event[0], 2); /* b's impression is event 2 */
     cascade_rank_examples_free(&ex);
     o.warmup_frac = 1.0;
-    assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof(err)), CASCADE_EINVAL);
+    assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof(err)), CASCADE_EDATA);
     assert_non_null(strstr(err, "no examples"));
     cascade_dataset_destroy(ds);
 }
