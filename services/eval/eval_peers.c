@@ -235,7 +235,9 @@ static int run_ease(const struct cascade_eval_split *sp, const struct cascade_ev
     int rc = scratch_init(&s, m->n_items, o->k);
     for (size_t t = 0; rc == 0 && t < sp->n_users; t++) {
         uint32_t u = sp->users[t];
-        cascade_ease_score(model, m->item + m->off[u], m->off[u + 1] - m->off[u], s.scores);
+        if ((rc = cascade_ease_score(model, m->item + m->off[u], m->off[u + 1] - m->off[u],
+                                     s.scores)) != 0)
+            break;
         /* EASE scores may be negative: every covered item competes. */
         size_t n = cascade_eval_top_unseen(s.scores, m->n_items, SEEN(sp, t), -INFINITY, o->k,
                                            s.list, s.sc);
