@@ -72,6 +72,8 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
         {"threads", CASCADE_FLAG_INT, &o->replay.threads, "builder and booster threads", 1, 64},
         {"no-two-tower", CASCADE_FLAG_BOOL, &a->no_two_tower,
          "do not train the replay's two-tower model", 0, 0},
+        {"min-gain", CASCADE_FLAG_DOUBLE, &o->min_gain,
+         "validation nDCG@10 a model must add to the order it replaces", 0, 1},
         {"force", CASCADE_FLAG_BOOL, &a->force, "publish even when the gate says no", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &a->quiet, "no progress lines", 0, 0},
     };

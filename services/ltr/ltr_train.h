@@ -27,7 +27,7 @@ struct cascade_ltr_train_opts {
     struct cascade_ltr_xgb_opts prerank, rank; /* per-stage booster settings */
     size_t rank_list;   /* candidates the pre-ranker keeps for the ranker, default 300 */
     double valid_frac;  /* share of replayed users kept for validation, default 0.2 */
-    double min_gain;    /* a model must beat the order it replaces by this much nDCG, default 0 */
+    double min_gain;    /* a model must beat the order it replaces by this much nDCG, default 0.01 */
     double tolerance;   /* ... and lose at most this much to the published model, default 0.002 */
     bool force;         /* publish even when the gate says no */
     const char *model_dir;

@@ -15,6 +15,7 @@ void cascade_ltr_xgb_defaults(struct cascade_ltr_xgb_opts *o)
     o->objective = "rank:ndcg";
     o->rounds = 300;
     o->patience = 30;
+    o->min_rounds = 20;
     o->max_depth = 6;
     o->eta = 0.05;
     o->subsample = 0.8;
@@ -71,6 +72,15 @@ static int set_params(BoosterHandle b, const struct cascade_ltr_xgb_opts *o, cha
         {"min_child_weight", v[4]}, {"eval_metric", v[5]},        {"nthread", v[6]},
         {"seed", v[7]},             {"verbosity", "0"},
     };
+    const char *method = getenv("CASCADE_LTR_TREE_METHOD");
+    if (method && XGBoosterSetParam(b, "tree_method", method) != 0)
+        return xgb_fail("tree_method", err, errlen);
+    const char *bins = getenv("CASCADE_LTR_MAX_BIN");
+    if (bins && XGBoosterSetParam(b, "max_bin", bins) != 0)
+        return xgb_fail("max_bin", err, errlen);
+    const char *pairs = getenv("CASCADE_LTR_PAIRSAMPLE");
+    if (pairs && XGBoosterSetParam(b, "num_pairsample", pairs) != 0)
+        return xgb_fail("num_pairsample", err, errlen);
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         if (XGBoosterSetParam(b, params[i][0], params[i][1]) != 0)
             return xgb_fail(params[i][0], err, errlen);
@@ -132,15 +142,19 @@ cascade_gbdt *cascade_ltr_xgb_train(const struct cascade_ltr_set *train,
             goto out;
         }
         double v = eval_value(ev);
-        if (v > res->best_ndcg) {
+        /* A few rounds that happen to score well on a small validation set
+         * are not a model: the best round is chosen from min_rounds on. */
+        if (it + 1 >= o->min_rounds && v > res->best_ndcg) {
             res->best_ndcg = v;
             res->best_round = it + 1;
         }
         if (o->on_round)
             o->on_round(o->ud, it + 1, v, res->best_ndcg, res->best_round);
-        if (it + 1 - res->best_round >= o->patience)
+        if (it + 1 >= o->min_rounds && it + 1 - res->best_round >= o->patience)
             break;
     }
+    if (res->best_round == 0) /* fewer rounds than min_rounds were asked for: keep them all */
+        res->best_round = o->rounds < o->min_rounds ? o->rounds : o->min_rounds;
     m = to_gbdt(b, res->best_round, train->dim, err, errlen);
 out:
     if (b)

@@ -22,6 +22,7 @@ struct cascade_ltr_xgb_opts {
     const char *objective;  /* xgboost objective: rank:ndcg (default), rank:pairwise, binary:logistic */
     int rounds;             /* most boosting rounds, default 300 */
     int patience;           /* stop after this many rounds without a better validation nDCG, default 30 */
+    int min_rounds;         /* the kept model has at least this many rounds, default 20 */
     int max_depth;          /* default 6 */
     double eta;             /* learning rate, default 0.05 */
     double subsample;       /* row share per tree, default 0.8 */

@@ -89,6 +89,9 @@ static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *er
         (rc = cascade_config_double(cfg, "rank.heuristic.prior_impressions", 20.0, 1e-6, 1e9,
                                     &r->prior_impressions, err, errlen)))
         return rc;
+    if ((rc = cascade_config_bool(cfg, "rank.heuristic.keep_order", false, &r->heuristic_keep_order,
+                                  err, errlen)))
+        return rc;
     if ((rc = rank_read_choice(r, cfg, err, errlen)))
         return rc;
     return rank_read_fusion(r, cfg, err, errlen);
@@ -288,6 +291,14 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
             rc = CASCADE_ENOMEM;
         else
             rc = predict_ltr(m, arena, now_s, user, items, req, *ltr_score);
+    } else if (!m && r->heuristic_keep_order && n > 0) {
+        /* No model: keep the order the candidates arrive in (the
+         * pre-ranker's), which a CTR guess on data without impressions
+         * would only scramble. */
+        if (!(*ltr_score = cascade_arena_calloc(arena, n + 1, sizeof **ltr_score)))
+            rc = CASCADE_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            (*ltr_score)[i] = (float)(n - i);
     } else if (m && n > 0) {
         float *X = cascade_arena_calloc(arena, n * CASCADE_RANK_FEATURES + 1, sizeof *X);
         float *p = cascade_arena_calloc(arena, n + 1, sizeof *p);

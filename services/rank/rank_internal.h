@@ -63,6 +63,7 @@ struct cascade_rank {
     struct cascade_rank_fusion_params fusion_params;
     bool complete_adjust; /* fuse p_complete / f(duration) instead of p_complete */
     double prior_clicks, prior_impressions; /* heuristic CTR smoothing */
+    bool heuristic_keep_order; /* no model: keep the incoming order (else the CTR heuristic) */
     cascade_item_cache *items;              /* item records read recently; NULL = off */
 
     pthread_mutex_t model_lock;        /* guards model */
