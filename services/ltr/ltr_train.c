@@ -142,41 +142,10 @@ static double ndcg_at(const float *y, const size_t *order, size_t n)
     return idcg > 0 ? dcg / idcg : 0.0;
 }
 
-/* Mean nDCG@K over the set's groups of model m's order (NULL = the rows'
- * own order). */
-static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, double *out)
-{
-    size_t maxn = 0;
-    for (size_t g = 0; g < s->n_groups; g++)
-        if (s->off[g + 1] - s->off[g] > maxn)
-            maxn = s->off[g + 1] - s->off[g];
-    float *score = malloc((maxn + 1) * sizeof *score);
-    struct scored *tmp = malloc((maxn + 1) * sizeof *tmp);
-    size_t *order = malloc((maxn + 1) * sizeof *order);
-    double sum = 0;
-    if (!score || !tmp || !order) {
-        free(score);
-        free(tmp);
-        free(order);
-        return CASCADE_ENOMEM;
-    }
-    for (size_t g = 0; g < s->n_groups; g++) {
-        size_t n = s->off[g + 1] - s->off[g];
-        if (m)
-            cascade_gbdt_predict(m, s->X + s->off[g] * CASCADE_LTR_FEATURES, n, score);
-        order_by(m ? score : NULL, n, tmp, order);
-        sum += ndcg_at(s->y + s->off[g], order, n);
-    }
-    *out = s->n_groups ? sum / (double)s->n_groups : 0.0;
-    free(score);
-    free(tmp);
-    free(order);
-    return 0;
-}
-
-/* Mean nDCG@K over the set's groups when ordered by feature f alone
- * (descending; missing values last). */
-static int set_ndcg_feature(const struct group_set *s, size_t f, double *out)
+/* Mean nDCG@K over the set's groups in the order of model m, or (m NULL)
+ * of feature column `feature` (descending, missing last), or (m NULL and
+ * feature < 0) of the rows' own order. */
+static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, long feature, double *out)
 {
     size_t maxn = 0;
     for (size_t g = 0; g < s->n_groups; g++)
@@ -191,11 +160,14 @@ static int set_ndcg_feature(const struct group_set *s, size_t f, double *out)
         goto out;
     for (size_t g = 0; g < s->n_groups; g++) {
         size_t n = s->off[g + 1] - s->off[g];
-        for (size_t i = 0; i < n; i++) {
-            float v = s->X[(s->off[g] + i) * CASCADE_LTR_FEATURES + f];
+        const float *X = s->X + s->off[g] * CASCADE_LTR_FEATURES;
+        if (m)
+            cascade_gbdt_predict(m, X, n, score);
+        for (size_t i = 0; !m && feature >= 0 && i < n; i++) {
+            float v = X[i * CASCADE_LTR_FEATURES + (size_t)feature];
             score[i] = isnan(v) ? -INFINITY : v;
         }
-        order_by(score, n, tmp, order);
+        order_by(m || feature >= 0 ? score : NULL, n, tmp, order);
         sum += ndcg_at(s->y + s->off[g], order, n);
     }
     *out = s->n_groups ? sum / (double)s->n_groups : 0.0;
@@ -416,8 +388,8 @@ static int train_rank(struct job *j, char *err, size_t errlen)
     struct cascade_ltr_xgb_result res;
     struct cascade_ltr_xgb_opts xo = j->o->rank;
     struct cascade_ltr_train_summary *s = j->s;
-    if (set_ndcg(&j->pre_valid, NULL, &s->ndcg_recall) ||
-        set_ndcg(&j->pre_valid, j->pre, &s->ndcg_prerank)) {
+    if (set_ndcg(&j->pre_valid, NULL, -1, &s->ndcg_recall) ||
+        set_ndcg(&j->pre_valid, j->pre, -1, &s->ndcg_prerank)) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
@@ -448,17 +420,17 @@ static int validate(struct job *j)
     j->rank_cur = current_model(j->o->model_dir, CASCADE_LTR_RANK_LATEST, j->rank_cur_name,
                                 sizeof j->rank_cur_name);
     s->ndcg_prerank_current = s->ndcg_rank_current = -1;
-    int rc = set_ndcg(&j->rank_valid, j->rank, &s->ndcg_rank);
+    int rc = set_ndcg(&j->rank_valid, j->rank, -1, &s->ndcg_rank);
     if (!rc && j->pre_cur)
-        rc = set_ndcg(&j->pre_valid, j->pre_cur, &s->ndcg_prerank_current);
+        rc = set_ndcg(&j->pre_valid, j->pre_cur, -1, &s->ndcg_prerank_current);
     if (!rc && j->rank_cur)
-        rc = set_ndcg(&j->rank_valid, j->rank_cur, &s->ndcg_rank_current);
+        rc = set_ndcg(&j->rank_valid, j->rank_cur, -1, &s->ndcg_rank_current);
     /* The best single channel order, for the report: what a learned model
      * should at least match. */
     s->best_channel_ndcg = -1;
     for (size_t c = 0; !rc && c < CASCADE_LTR_CHANNELS; c++) {
         double v;
-        rc = set_ndcg_feature(&j->pre_valid, CASCADE_RANK_FEATURES + 2 * c, &v);
+        rc = set_ndcg(&j->pre_valid, NULL, (long)(CASCADE_RANK_FEATURES + 2 * c), &v);
         if (!rc && v > s->best_channel_ndcg) {
             s->best_channel_ndcg = v;
             snprintf(s->best_channel, sizeof s->best_channel, "%s", cascade_ltr_channel_name(c));

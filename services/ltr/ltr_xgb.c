@@ -72,15 +72,6 @@ static int set_params(BoosterHandle b, const struct cascade_ltr_xgb_opts *o, cha
         {"min_child_weight", v[4]}, {"eval_metric", v[5]},        {"nthread", v[6]},
         {"seed", v[7]},             {"verbosity", "0"},
     };
-    const char *method = getenv("CASCADE_LTR_TREE_METHOD");
-    if (method && XGBoosterSetParam(b, "tree_method", method) != 0)
-        return xgb_fail("tree_method", err, errlen);
-    const char *bins = getenv("CASCADE_LTR_MAX_BIN");
-    if (bins && XGBoosterSetParam(b, "max_bin", bins) != 0)
-        return xgb_fail("max_bin", err, errlen);
-    const char *pairs = getenv("CASCADE_LTR_PAIRSAMPLE");
-    if (pairs && XGBoosterSetParam(b, "num_pairsample", pairs) != 0)
-        return xgb_fail("num_pairsample", err, errlen);
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         if (XGBoosterSetParam(b, params[i][0], params[i][1]) != 0)
             return xgb_fail(params[i][0], err, errlen);
