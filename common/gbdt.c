@@ -21,6 +21,8 @@ struct cascade_gbdt {
     uint8_t *default_left;
     int32_t *root;       /* n_trees */
     float base_score;
+    int32_t margin_feature; /* -1 = none */
+    float margin_scale;
     cascade_safetensors *file; /* metadata of a loaded model; NULL otherwise */
 };
 
@@ -46,6 +48,7 @@ static cascade_gbdt *gbdt_alloc(size_t n_nodes, size_t n_trees, size_t n_feature
     m->n_nodes = n_nodes;
     m->n_trees = n_trees;
     m->n_features = n_features;
+    m->margin_feature = -1;
     m->feature = calloc(n_nodes + 1, sizeof *m->feature);
     m->value = calloc(n_nodes + 1, sizeof *m->value);
     m->left = calloc(n_nodes + 1, sizeof *m->left);
@@ -91,10 +94,36 @@ void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float
     for (size_t i = 0; i < n; i++) {
         const float *x = X + i * m->n_features;
         double s = m->base_score;
+        if (m->margin_feature >= 0) {
+            float v = x[m->margin_feature];
+            s = isfinite(v) ? (double)m->margin_scale * v : 0.0;
+        }
         for (size_t t = 0; t < m->n_trees; t++)
             s += tree_score(m, m->root[t], x);
         out[i] = (float)s;
     }
+}
+
+int cascade_gbdt_set_margin(cascade_gbdt *m, size_t feature, float scale)
+{
+    if (feature >= m->n_features || !isfinite(scale))
+        return CASCADE_EINVAL;
+    m->margin_feature = (int32_t)feature;
+    m->margin_scale = scale;
+    return 0;
+}
+
+cascade_gbdt *cascade_gbdt_margin_only(size_t n_features, size_t feature, float scale)
+{
+    /* One tree of one leaf worth 0: the file format needs a node. */
+    cascade_gbdt *m = gbdt_alloc(1, 1, n_features);
+    if (m)
+        m->feature[0] = -1;
+    if (m && cascade_gbdt_set_margin(m, feature, scale) != 0) {
+        cascade_gbdt_destroy(m);
+        return NULL;
+    }
+    return m;
 }
 
 /* Every child index inside its own tree's node range and after its parent
@@ -244,6 +273,7 @@ int cascade_gbdt_save(const cascade_gbdt *m, const char *path, const char *const
 {
     size_t nn = m->n_nodes, nt = m->n_trees;
     float *buf = calloc(4 * nn + nt + 1, sizeof *buf);
+    float margin[2] = {(float)m->margin_feature, m->margin_scale};
     const char **keys = calloc(n_meta + 1, sizeof *keys), **vals = calloc(n_meta + 1, sizeof *vals);
     char nf[32];
     int rc = CASCADE_ENOMEM;
@@ -275,7 +305,9 @@ int cascade_gbdt_save(const cascade_gbdt *m, const char *path, const char *const
         {"node_default_left", 1, {(int64_t)nn}, dl},
         {"tree_root", 1, {(int64_t)nt}, roots},
         {"base_score", 1, {1}, &m->base_score},
+        {"margin", 1, {2}, margin},
     };
+    size_t n_tensors = sizeof tensors / sizeof tensors[0] - (m->margin_feature < 0);
     snprintf(nf, sizeof nf, "%zu", m->n_features);
     keys[0] = "n_features";
     vals[0] = nf;
@@ -283,8 +315,7 @@ int cascade_gbdt_save(const cascade_gbdt *m, const char *path, const char *const
         keys[i + 1] = meta_keys[i];
         vals[i + 1] = meta_values[i];
     }
-    rc = cascade_safetensors_write(path, tensors, sizeof tensors / sizeof tensors[0], keys, vals,
-                                   n_meta + 1, err, errlen);
+    rc = cascade_safetensors_write(path, tensors, n_tensors, keys, vals, n_meta + 1, err, errlen);
 out:
     free(buf);
     free(keys);
@@ -351,6 +382,16 @@ cascade_gbdt *cascade_gbdt_load(const char *path, char *err, size_t errlen)
         m->root[t] = (int32_t)roots[t];
     }
     m->base_score = base[0];
+    size_t nm = 0;
+    const float *margin = tensor_1d(st, "margin", &nm);
+    if (margin) {
+        if (nm != 2 || !int_valued(margin[0], -1, (float)n_features - 1) || !isfinite(margin[1])) {
+            snprintf(err, errlen, "%s: the margin tensor is damaged", path);
+            goto fail;
+        }
+        m->margin_feature = (int32_t)margin[0];
+        m->margin_scale = margin[1];
+    }
     if (check_nodes(m, lerr, sizeof lerr)) {
         snprintf(err, errlen, "%s: %s", path, lerr);
         goto fail;

@@ -5,7 +5,8 @@
  * evaluate it in plain C without linking xgboost. Semantics follow
  * xgboost's: at a split, x < threshold goes left, a missing (NaN) value
  * follows the node's default branch; the score is base_score plus the sum
- * of one leaf value per tree. A loaded model is immutable and safe to share
+ * of one leaf value per tree, or, for a model boosted from a margin
+ * (xgboost's base_margin), scale · x[feature] plus the sum of the leaves. A loaded model is immutable and safe to share
  * between threads. */
 #ifndef CASCADE_GBDT_H
 #define CASCADE_GBDT_H
@@ -21,8 +22,18 @@ typedef struct cascade_gbdt cascade_gbdt;
 cascade_gbdt *cascade_gbdt_from_xgboost_json(const char *json, size_t len, size_t n_features,
                                              char *err, size_t errlen);
 
+/* Boost from a margin: the score becomes scale · x[feature] plus the trees
+ * (base_score no longer counts, as in xgboost with a base_margin). A
+ * missing x[feature] counts 0. CASCADE_EINVAL when feature is out of range. */
+int cascade_gbdt_set_margin(cascade_gbdt *m, size_t feature, float scale);
+
+/* A model with no tree: the margin alone (for a booster whose best round
+ * was none). NULL when out of memory. */
+cascade_gbdt *cascade_gbdt_margin_only(size_t n_features, size_t feature, float scale);
+
 /* Save as safetensors (tensors "node_feature", "node_value", "node_left",
- * "node_right", "node_default_left", "tree_root", "base_score"; metadata
+ * "node_right", "node_default_left", "tree_root", "base_score", and
+ * "margin" [feature, scale] when set; metadata
  * "n_features" plus the caller's pairs). Atomic (temp file + rename). */
 int cascade_gbdt_save(const cascade_gbdt *m, const char *path, const char *const *meta_keys,
                       const char *const *meta_values, size_t n_meta, char *err, size_t errlen);

@@ -26,6 +26,9 @@
 /* rank features, then per channel (norm_score, log2(2 + rank)), then
  * channel count, recall score, log1p(item clicks). */
 #define CASCADE_LTR_FEATURES (CASCADE_RANK_FEATURES + 2 * CASCADE_LTR_CHANNELS + 3)
+/* The column holding the merged recall score: the learned rankers boost
+ * from it (gbdt.h margin), so a model with no tree is the recall order. */
+#define CASCADE_LTR_RECALL_SCORE (CASCADE_RANK_FEATURES + 2 * CASCADE_LTR_CHANNELS + 1)
 /* Names the feature layout; stored in every model and checked on load. */
 #define CASCADE_LTR_SPEC "ltr-v2"
 

@@ -72,6 +72,9 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
         {"threads", CASCADE_FLAG_INT, &o->replay.threads, "builder and booster threads", 1, 64},
         {"no-two-tower", CASCADE_FLAG_BOOL, &a->no_two_tower,
          "do not train the replay's two-tower model", 0, 0},
+        {"margin-scale", CASCADE_FLAG_DOUBLE, &o->margin_scale,
+         "the boosters start from this times the merged recall score (0 = from nothing)", 0,
+         1000},
         {"min-gain", CASCADE_FLAG_DOUBLE, &o->min_gain,
          "validation nDCG@10 a model must add to the order it replaces", 0, 1},
         {"force", CASCADE_FLAG_BOOL, &a->force, "publish even when the gate says no", 0, 0},
@@ -145,9 +148,10 @@ static void report(const struct cascade_ltr_train_summary *s)
     printf("train ltr: %zu replayed lists (%zu for validation), %zu candidates, %zu positives; "
            "replay %.1fs, training %.1fs\n",
            s->groups, s->valid_groups, s->rows, s->positives, s->replay_s, s->train_s);
-    printf("validation nDCG@10: merged recall %.4f -> pre-rank %.4f (%d rounds) -> rank %.4f "
-           "(%d rounds)\n",
-           s->ndcg_recall, s->ndcg_prerank, s->prerank_rounds, s->ndcg_rank, s->rank_rounds);
+    printf("validation nDCG@10: merged recall %.4f -> pre-rank %.4f (%d rounds); on the ranker's "
+           "lists %.4f -> rank %.4f (%d rounds)\n",
+           s->ndcg_recall, s->ndcg_prerank, s->prerank_rounds, s->ndcg_rank_base, s->ndcg_rank,
+           s->rank_rounds);
     printf("best single channel on the same lists: %s %.4f\n", s->best_channel,
            s->best_channel_ndcg);
     printf("prerank: %s %s (%s)\n", s->prerank_version,

@@ -36,6 +36,7 @@ void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o)
     o->rank.max_depth = LTR_RANK_DEPTH;
     o->rank_list = 300;
     o->valid_frac = 0.3;
+    o->margin_scale = 0.3;
     /* The replay's validation lists are small and not quite the served ones:
      * a model must win clearly (measured: +0.003 on replay validation turned
      * into -0.012 served on a validation split of ml-latest-small). */
@@ -362,6 +363,19 @@ static int pick_validation(struct job *j, char *err, size_t errlen)
     return 0;
 }
 
+/* Both boosters start from the merged recall order (scaled recall score as
+ * xgboost's base margin): the trees learn corrections to it, and a model
+ * whose trees do not beat it on validation is the recall order itself. */
+static void boost_from_recall(const struct cascade_ltr_train_opts *o,
+                              struct cascade_ltr_xgb_opts *xo, double margin_ndcg)
+{
+    if (!(o->margin_scale > 0))
+        return;
+    xo->margin_feature = CASCADE_LTR_RECALL_SCORE;
+    xo->margin_scale = (float)o->margin_scale;
+    xo->baseline_ndcg = margin_ndcg;
+}
+
 static int train_prerank(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_xgb_result res;
@@ -374,6 +388,11 @@ static int train_prerank(struct job *j, char *err, size_t errlen)
     struct cascade_ltr_set tr = set_view(&j->pre_train), va = set_view(&j->pre_valid);
     xo.on_round = j->o->replay.quiet ? NULL : on_round;
     xo.ud = "prerank";
+    if (set_ndcg(&j->pre_valid, NULL, -1, &j->s->ndcg_recall)) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    boost_from_recall(j->o, &xo, j->s->ndcg_recall);
     if (!(j->pre = cascade_ltr_xgb_train(&tr, &va, &xo, &res, err, errlen)))
         return CASCADE_EINVAL;
     j->s->prerank_rounds = res.best_round;
@@ -388,8 +407,7 @@ static int train_rank(struct job *j, char *err, size_t errlen)
     struct cascade_ltr_xgb_result res;
     struct cascade_ltr_xgb_opts xo = j->o->rank;
     struct cascade_ltr_train_summary *s = j->s;
-    if (set_ndcg(&j->pre_valid, NULL, -1, &s->ndcg_recall) ||
-        set_ndcg(&j->pre_valid, j->pre, -1, &s->ndcg_prerank)) {
+    if (set_ndcg(&j->pre_valid, j->pre, -1, &s->ndcg_prerank)) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
@@ -403,6 +421,12 @@ static int train_rank(struct job *j, char *err, size_t errlen)
     struct cascade_ltr_set tr = set_view(&j->rank_train), va = set_view(&j->rank_valid);
     xo.on_round = j->o->replay.quiet ? NULL : on_round;
     xo.ud = "rank";
+    double margin_ndcg = 0;
+    if (set_ndcg(&j->rank_valid, NULL, CASCADE_LTR_RECALL_SCORE, &margin_ndcg)) {
+        snprintf(err, errlen, "out of memory");
+        return CASCADE_ENOMEM;
+    }
+    boost_from_recall(j->o, &xo, margin_ndcg);
     if (!(j->rank = cascade_ltr_xgb_train(&tr, &va, &xo, &res, err, errlen)))
         return CASCADE_EINVAL;
     j->s->rank_rounds = res.best_round;
@@ -421,6 +445,9 @@ static int validate(struct job *j)
                                 sizeof j->rank_cur_name);
     s->ndcg_prerank_current = s->ndcg_rank_current = -1;
     int rc = set_ndcg(&j->rank_valid, j->rank, -1, &s->ndcg_rank);
+    /* What the ranker replaces, on the same (cut) lists: their own order. */
+    if (!rc)
+        rc = set_ndcg(&j->rank_valid, NULL, -1, &s->ndcg_rank_base);
     if (!rc && j->pre_cur)
         rc = set_ndcg(&j->pre_valid, j->pre_cur, -1, &s->ndcg_prerank_current);
     if (!rc && j->rank_cur)
@@ -447,8 +474,7 @@ static int publish_both(struct job *j, char *err, size_t errlen)
                             .current_ndcg = s->ndcg_prerank_current,
                             .current = j->pre_cur ? j->pre_cur_name : NULL};
     struct stage_gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
-                            .ndcg = s->ndcg_rank,
-                            .base_ndcg = j->pre_serves ? s->ndcg_prerank : s->ndcg_recall,
+                            .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_rank_base,
                             .current_ndcg = s->ndcg_rank_current,
                             .current = j->rank_cur ? j->rank_cur_name : NULL};
     int rc = publish(j->pre, &pg, j->o, s->valid_groups, &s->prerank_published,

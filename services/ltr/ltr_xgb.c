@@ -2,6 +2,7 @@
 #include "ltr_xgb.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ void cascade_ltr_xgb_defaults(struct cascade_ltr_xgb_opts *o)
     o->colsample = 0.8;
     o->min_child_weight = 1;
     o->ndcg_k = 10;
+    o->margin_feature = -1;
+    o->margin_scale = 1.0f;
+    o->baseline_ndcg = -1;
     o->threads = 2;
     o->seed = 1;
 }
@@ -32,8 +36,8 @@ static int xgb_fail(const char *what, char *err, size_t errlen)
     return CASCADE_EINVAL;
 }
 
-static int make_dmatrix(const struct cascade_ltr_set *s, DMatrixHandle *out, char *err,
-                        size_t errlen)
+static int make_dmatrix(const struct cascade_ltr_set *s, const struct cascade_ltr_xgb_opts *o,
+                        DMatrixHandle *out, char *err, size_t errlen)
 {
     size_t rows = s->off[s->n_groups];
     unsigned *groups = calloc(s->n_groups + 1, sizeof *groups);
@@ -50,6 +54,21 @@ static int make_dmatrix(const struct cascade_ltr_set *s, DMatrixHandle *out, cha
     else if (XGDMatrixSetFloatInfo(*out, "label", s->y, rows) != 0 ||
              XGDMatrixSetUIntInfo(*out, "group", groups, s->n_groups) != 0)
         rc = xgb_fail("labels and groups", err, errlen);
+    if (rc == 0 && o->margin_feature >= 0) {
+        float *margin = malloc((rows + 1) * sizeof *margin);
+        if (!margin) {
+            snprintf(err, errlen, "out of memory");
+            rc = CASCADE_ENOMEM;
+        } else {
+            for (size_t i = 0; i < rows; i++) {
+                float v = s->X[i * s->dim + (size_t)o->margin_feature];
+                margin[i] = isfinite(v) ? o->margin_scale * v : 0.0f;
+            }
+            if (XGDMatrixSetFloatInfo(*out, "base_margin", margin, rows) != 0)
+                rc = xgb_fail("base margin", err, errlen);
+            free(margin);
+        }
+    }
     free(groups);
     return rc;
 }
@@ -63,13 +82,14 @@ static int set_params(BoosterHandle b, const struct cascade_ltr_xgb_opts *o, cha
     snprintf(v[2], sizeof v[2], "%g", o->subsample);
     snprintf(v[3], sizeof v[3], "%g", o->colsample);
     snprintf(v[4], sizeof v[4], "%g", o->min_child_weight);
-    snprintf(v[5], sizeof v[5], "ndcg@%d", o->ndcg_k);
+    /* "-": a group without a positive scores 0, as ltr_train.c counts it. */
+    snprintf(v[5], sizeof v[5], "ndcg@%d-", o->ndcg_k);
     snprintf(v[6], sizeof v[6], "%d", o->threads);
     snprintf(v[7], sizeof v[7], "%llu", (unsigned long long)(o->seed & 0x7fffffff));
     const char *params[][2] = {
         {"objective", o->objective}, {"tree_method", "hist"},      {"max_depth", v[0]},
         {"eta", v[1]},              {"subsample", v[2]},          {"colsample_bytree", v[3]},
-        {"min_child_weight", v[4]}, {"eval_metric", v[5]},        {"nthread", v[6]},
+        {"min_child_weight", v[4]}, {"eval_metric", v[5]},         {"nthread", v[6]},
         {"seed", v[7]},             {"verbosity", "0"},
     };
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
@@ -114,8 +134,17 @@ cascade_gbdt *cascade_ltr_xgb_train(const struct cascade_ltr_set *train,
     const char *names[1] = {"valid"};
     memset(res, 0, sizeof *res);
     res->best_ndcg = -1;
-    if (make_dmatrix(train, &dm[0], err, errlen) || make_dmatrix(valid, &dm[1], err, errlen))
+    bool margin = o->margin_feature >= 0;
+    if (margin && (size_t)o->margin_feature >= train->dim) {
+        snprintf(err, errlen, "margin feature %ld out of range", o->margin_feature);
         goto out;
+    }
+    if (make_dmatrix(train, o, &dm[0], err, errlen) || make_dmatrix(valid, o, &dm[1], err, errlen))
+        goto out;
+    /* Boosting from a margin: the margin alone is round 0, the one to beat. */
+    if (margin)
+        res->best_ndcg = o->baseline_ndcg;
+    int min_rounds = margin ? 0 : o->min_rounds;
     if (XGBoosterCreate(dm, 2, &b) != 0) {
         xgb_fail("booster", err, errlen);
         goto out;
@@ -135,18 +164,30 @@ cascade_gbdt *cascade_ltr_xgb_train(const struct cascade_ltr_set *train,
         double v = eval_value(ev);
         /* A few rounds that happen to score well on a small validation set
          * are not a model: the best round is chosen from min_rounds on. */
-        if (it + 1 >= o->min_rounds && v > res->best_ndcg) {
+        if (it + 1 >= min_rounds && v > res->best_ndcg) {
             res->best_ndcg = v;
             res->best_round = it + 1;
         }
         if (o->on_round)
             o->on_round(o->ud, it + 1, v, res->best_ndcg, res->best_round);
-        if (it + 1 >= o->min_rounds && it + 1 - res->best_round >= o->patience)
+        if (it + 1 >= min_rounds && it + 1 - res->best_round >= o->patience)
             break;
+    }
+    if (res->best_round == 0 && margin) {
+        /* No round beat the margin alone: the model is the margin. */
+        if (!(m = cascade_gbdt_margin_only(train->dim, (size_t)o->margin_feature,
+                                           o->margin_scale)))
+            snprintf(err, errlen, "out of memory");
+        goto out;
     }
     if (res->best_round == 0) /* fewer rounds than min_rounds were asked for: keep them all */
         res->best_round = o->rounds < o->min_rounds ? o->rounds : o->min_rounds;
     m = to_gbdt(b, res->best_round, train->dim, err, errlen);
+    if (m && margin && cascade_gbdt_set_margin(m, (size_t)o->margin_feature, o->margin_scale)) {
+        cascade_gbdt_destroy(m);
+        m = NULL;
+        snprintf(err, errlen, "margin feature out of range");
+    }
 out:
     if (b)
         XGBoosterFree(b);

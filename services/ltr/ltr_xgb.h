@@ -29,6 +29,14 @@ struct cascade_ltr_xgb_opts {
     double colsample;       /* feature share per tree, default 0.8 */
     double min_child_weight; /* default 1 */
     int ndcg_k;             /* the validation metric's cut-off, default 10 */
+    /* Boost from a margin: every row starts at margin_scale · X[margin_feature]
+     * (xgboost's base_margin) and the trees learn corrections; the returned
+     * model keeps the margin (gbdt.h). -1 = none (default). With a margin,
+     * baseline_ndcg is the validation nDCG@K of the margin alone, a round
+     * must beat it, and a model with no tree (the margin) is a valid result. */
+    long margin_feature;
+    float margin_scale;
+    double baseline_ndcg;
     int threads;            /* default 2 */
     uint64_t seed;          /* default 1 */
     /* Called after each round (may be NULL). */
@@ -37,7 +45,7 @@ struct cascade_ltr_xgb_opts {
 };
 
 struct cascade_ltr_xgb_result {
-    int best_round;    /* rounds kept (1-based count) */
+    int best_round;    /* rounds kept (1-based count; 0 = the margin alone) */
     double best_ndcg;  /* xgboost's validation nDCG@K at that round */
 };
 
