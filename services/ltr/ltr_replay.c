@@ -39,6 +39,7 @@ void cascade_ltr_lists_free(struct cascade_ltr_lists *l)
     free(l->X);
     free(l->y);
     free(l->user);
+    free(l->item);
     memset(l, 0, sizeof *l);
 }
 
@@ -65,9 +66,12 @@ static int lists_reserve(struct cascade_ltr_lists *l, size_t rows, size_t *cap_r
         float *y = X ? realloc(l->y, c * sizeof *y) : NULL;
         if (X)
             l->X = X;
-        if (!X || !y)
+        if (y)
+            l->y = y;
+        uint64_t *item = y ? realloc(l->item, c * sizeof *item) : NULL;
+        if (!X || !y || !item)
             return CASCADE_ENOMEM;
-        l->y = y;
+        l->item = item;
         *cap_rows = c;
     }
     return 0;
@@ -202,6 +206,7 @@ static int replay_user(struct replay_ctx *c, size_t k, struct cascade_ltr_lists 
         size_t row = l->n_rows + i;
         cascade_ltr_features(rec, &items[i], keep[i], c->as_of, l->X + row * CASCADE_LTR_FEATURES);
         l->y[row] = sorted_contains(test, n_test, idx[i]) ? 1.0f : 0.0f;
+        l->item[row] = keep[i]->item_id;
     }
     l->n_rows += m;
     l->positives += pos;

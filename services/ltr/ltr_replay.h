@@ -41,6 +41,7 @@ struct cascade_ltr_lists {
     size_t n_groups, n_rows;
     size_t *off;
     float *X, *y;
+    uint64_t *item;     /* row → item id (diagnostics and the parity test) */
     uint32_t *user;     /* group → dataset user index */
     size_t positives;   /* rows with y = 1 */
     size_t held_out;    /* held-out (user, item) pairs of the replayed users */

@@ -1,0 +1,185 @@
+/* Feature parity between the learned rankers' trainer and the services: the
+ * replay computes each candidate's features from the records of its
+ * namespace; the Rank and PreRank services compute them again from what
+ * they read (user record, item records through their item cache, the
+ * candidate's channel hits, the request time). A model trained on the
+ * replay must score every replayed candidate identically through the real
+ * stage code (cascade_rank_run, cascade_prerank_run) and through the model
+ * on the replay's own feature row: any difference in any feature that the
+ * trees split on changes some score. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../eval/eval_world.h"
+#include "arena.h"
+#include "clock.h"
+#include "gbdt.h"
+#include "latest_file.h"
+#include "ltr_features.h"
+#include "ltr_replay.h"
+#include "ltr_train.h"
+#include "prerank.h"
+#include "rank.h"
+
+#define NS "ltr-parity"
+
+static cascade_config *test_config(void)
+{
+    char path[1024], err[512] = "";
+    const char *src = getenv("CASCADE_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/config/cascade.json", src ? src : ".");
+    cascade_config *cfg = cascade_config_load(path, err, sizeof err);
+    if (!cfg)
+        fail_msg("config: %s", err);
+    return cfg;
+}
+
+/* Candidate of replay row r: its channel hits and recall score as the
+ * features recorded them (raw scores are not features and stay 0). */
+static Cascade__V1__Candidate *candidate_of(cascade_arena *a, const struct cascade_ltr_lists *l,
+                                            size_t r)
+{
+    const float *x = l->X + r * CASCADE_LTR_FEATURES;
+    Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
+    Cascade__V1__ChannelHit **hits =
+        cascade_arena_calloc(a, CASCADE_LTR_CHANNELS, sizeof *hits);
+    assert_non_null(c);
+    assert_non_null(hits);
+    cascade__v1__candidate__init(c);
+    c->item_id = l->item[r];
+    c->recall_score = x[CASCADE_LTR_RECALL_SCORE];
+    c->channels = hits;
+    for (size_t k = 0; k < CASCADE_LTR_CHANNELS; k++) {
+        float norm = x[CASCADE_RANK_FEATURES + 2 * k], lrank = x[CASCADE_RANK_FEATURES + 2 * k + 1];
+        if (isnan(norm))
+            continue;
+        Cascade__V1__ChannelHit *h = cascade_arena_alloc(a, sizeof *h);
+        assert_non_null(h);
+        cascade__v1__channel_hit__init(h);
+        h->channel = (char *)cascade_ltr_channel_name(k);
+        h->norm_score = norm;
+        h->rank = (uint32_t)lround(exp2((double)lrank) - 2.0);
+        hits[c->n_channels++] = h;
+    }
+    return c;
+}
+
+static void test_services_compute_the_trainers_features(void **state)
+{
+    struct world *w = *state;
+    cascade_config *cfg = test_config();
+    struct cascade_ltr_train_opts o;
+    struct cascade_ltr_train_summary sum;
+    struct cascade_ltr_lists l;
+    char dir[256], err[512] = "";
+    test_tempdir(dir, sizeof dir);
+    /* A real model on the world, published whatever it scores. */
+    cascade_ltr_train_defaults(&o);
+    o.replay.cfg = cfg;
+    o.replay.ns = NS;
+    o.replay.quiet = true;
+    o.replay.seed = 3;
+    o.model_dir = dir;
+    o.force = true;
+    o.margin_scale = 0; /* trees only: every score comes from the features */
+    o.prerank.rounds = o.rank.rounds = 30;
+    o.prerank.patience = o.rank.patience = 30;
+    o.prerank.threads = o.rank.threads = 1;
+    assert_int_equal(cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &sum, err,
+                                           sizeof err),
+                     0);
+    assert_true(sum.rank_published && sum.prerank_published);
+    /* The replay again (same seed: the same namespace contents and rows). */
+    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o.replay, &l,
+                                            err, sizeof err),
+                     0);
+    char name[256], path[1024];
+    cascade_gbdt *rank_model = NULL, *pre_model = NULL;
+    assert_int_equal(cascade_latest_current(dir, CASCADE_RANK_LTR_LATEST_FILE, name, sizeof name,
+                                            path, sizeof path, err, sizeof err),
+                     0);
+    assert_int_equal(cascade_ltr_model_load(path, &rank_model, err, sizeof err), 0);
+    assert_int_equal(cascade_latest_current(dir, CASCADE_PRERANK_LTR_LATEST_FILE, name, sizeof name,
+                                            path, sizeof path, err, sizeof err),
+                     0);
+    assert_int_equal(cascade_ltr_model_load(path, &pre_model, err, sizeof err), 0);
+    cascade_rank *rank = cascade_rank_create(cfg, w->redis.pool, NS, dir, err, sizeof err);
+    cascade_prerank *pre = cascade_prerank_create(cfg, w->redis.pool, NS, dir, err, sizeof err);
+    assert_non_null(rank);
+    assert_non_null(pre);
+    assert_non_null(strstr(cascade_rank_model_version(rank, name, sizeof name), "rank-ltr"));
+    cascade_arena *a = cascade_arena_create(1 << 16);
+    size_t compared = 0, distinct = 0;
+    for (size_t g = 0; g < l.n_groups && g < 40; g++) {
+        size_t n = l.off[g + 1] - l.off[g];
+        cascade_arena_reset(a);
+        Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;
+        user.user_id = w->ds->users[l.user[g]].id;
+        user.request_time_s = l.as_of;
+        Cascade__V1__Candidate **cands = cascade_arena_calloc(a, n, sizeof *cands);
+        Cascade__V1__Candidate **pcands = cascade_arena_calloc(a, n, sizeof *pcands);
+        float *want = cascade_arena_calloc(a, n, sizeof *want);
+        float *pwant = cascade_arena_calloc(a, n, sizeof *pwant);
+        for (size_t i = 0; i < n; i++) {
+            cands[i] = candidate_of(a, &l, l.off[g] + i);
+            pcands[i] = candidate_of(a, &l, l.off[g] + i);
+        }
+        cascade_gbdt_predict(rank_model, l.X + l.off[g] * CASCADE_LTR_FEATURES, n, want);
+        cascade_gbdt_predict(pre_model, l.X + l.off[g] * CASCADE_LTR_FEATURES, n, pwant);
+        Cascade__V1__RankRequest rq = CASCADE__V1__RANK_REQUEST__INIT;
+        rq.user = &user;
+        rq.candidates = cands;
+        rq.n_candidates = n;
+        Cascade__V1__RankResponse *rr = NULL;
+        assert_int_equal(cascade_rank_run(rank, a, cascade_now_ms() + 10000, &rq, &rr, err,
+                                          sizeof err),
+                         0);
+        Cascade__V1__PreRankRequest pq = CASCADE__V1__PRE_RANK_REQUEST__INIT;
+        pq.user = &user;
+        pq.candidates = pcands;
+        pq.n_candidates = n;
+        pq.keep = (uint32_t)n;
+        Cascade__V1__PreRankResponse *pr = NULL;
+        assert_int_equal(cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err,
+                                             sizeof err),
+                         0);
+        /* The stages reuse the Candidate objects: index i is still row i. */
+        for (size_t i = 0; i < n; i++) {
+            assert_float_equal(cands[i]->rank_score, want[i], 1e-5);
+            assert_float_equal(pcands[i]->prerank_score, pwant[i], 1e-5);
+            distinct += i > 0 && want[i] != want[0];
+            compared++;
+        }
+    }
+    assert_true(compared > 100);
+    assert_true(distinct > 10); /* the model is not a constant */
+    cascade_arena_destroy(a);
+    cascade_rank_destroy(rank);
+    cascade_prerank_destroy(pre);
+    cascade_gbdt_destroy(rank_model);
+    cascade_gbdt_destroy(pre_model);
+    cascade_ltr_lists_free(&l);
+    test_rmdir(dir);
+    cascade_config_destroy(cfg);
+}
+
+static int setup(void **state)
+{
+    return world_group_setup(state, 400, 40000, 11);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_services_compute_the_trainers_features),
+    };
+    return cmocka_run_group_tests(tests, setup, world_group_teardown);
+}
