@@ -24,10 +24,16 @@ cleanup() { bash scripts/stack.sh stop --port-base $BASE --data-dir "$DIR" >/dev
 trap cleanup EXIT
 bash scripts/stack.sh start --port-base $BASE --data-dir "$DIR" --bin-dir "$BIN" >/dev/null
 "$BIN/cascade-datagen" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 7 --quiet --out "$DIR/world"
-"$BIN/cascade-build" all --data "$DIR/world" --redis 127.0.0.1:$((BASE + 9)) --model-dir "$DIR/models" >/dev/null 2>&1
+# Exit 3/4 = the gate kept a model back: the stack serves what is published.
+gated() { local rc=0; "$@" || rc=$?; [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || [ "$rc" -eq 4 ] || exit "$rc"; }
+gated "$BIN/cascade-build" all --data "$DIR/world" --redis 127.0.0.1:$((BASE + 9)) --model-dir "$DIR/models" >/dev/null 2>&1
 for job in train-prerank train-mmoe train-two-tower; do
-  "$BIN/cascade-build" "$job" --data "$DIR/world" --model-dir "$DIR/models" --quiet >/dev/null 2>&1
+  gated "$BIN/cascade-build" "$job" --data "$DIR/world" --model-dir "$DIR/models" --quiet >/dev/null 2>&1
 done
+gated "$BIN/cascade-build" train-ltr --data "$DIR/world" --model-dir "$DIR/models" \
+  --redis 127.0.0.1:$((BASE + 9)) --config config/cascade.json --replay-dir "$DIR/ltr-replay" \
+  --quiet >/dev/null 2>&1
+ls "$DIR/models"/*.latest | sed 's|.*/|published: |' >&2
 "$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests 50 --users "$USERS" >/dev/null
 echo "world: $USERS users, $ITEMS items, $EVENTS impressions; $(nproc) cores shared by client, six services and redis"
 "$BIN/cascade-bench-recommend" --addr 127.0.0.1:$BASE --threads 1 --requests "$REQUESTS" --count 20 --users "$USERS"
