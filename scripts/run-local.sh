@@ -103,6 +103,12 @@ if [ -n "$DATA" ]; then
     exit 2
   fi
 fi
+if [ -n "$DATA" ]; then
+  # The data dir is written to (imports, Redis, logs): never inside DIR.
+  case "$(realpath -m "$DATA_DIR")/" in
+    "$(realpath -m "$DATA")"/*) die "--data-dir $DATA_DIR: inside --data $DATA, which is never written to; choose another --data-dir" ;;
+  esac
+fi
 [[ -z "$PORT_BASE" || "$PORT_BASE" =~ ^[0-9]+$ ]] || die "--port-base: expected a port number, got \"$PORT_BASE\""
 # Absolute, so the commands printed at the end work from any directory.
 mkdir -p "$DATA_DIR"

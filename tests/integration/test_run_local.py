@@ -15,7 +15,8 @@ dependency install and the build). The test checks that
 
 And the error cases: a directory with an incomplete or unknown layout, or
 no directory at all, is refused with a message naming the expected files, a
-non-zero exit, and nothing started (the --data-dir is not even created).
+non-zero exit, and nothing started (the --data-dir is not even created); so
+is a --data-dir inside DIR; a malformed TSV stops the stack it started.
 Every stack is stopped even on failure."""
 
 import hashlib
@@ -231,6 +232,37 @@ class RunLocalDataTest(unittest.TestCase):
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("not a directory", res.stderr)
         self.assertFalse(os.path.exists(data_dir))
+        # The data dir inside DIR would write into DIR: refused.
+        ml = os.path.join(self.tmp.path, "ml-ro")
+        os.makedirs(ml)
+        write_latest_small(ml, *make_ratings(14))
+        before = snapshot(ml)
+        res = self.run_local(ml, os.path.join(ml, "run"), tl.free_port_base(), timeout=60)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("inside --data", res.stderr)
+        self.assertEqual(snapshot(ml), before)
+
+    def test_malformed_tsv_stops_the_stack(self):
+        """A TSV directory of the right layout with a bad line: the load fails
+        after the stack started; the script says where, exits non-zero and
+        stops the stack again."""
+        src = os.path.join(self.tmp.path, "bad-tsv")
+        os.makedirs(src)
+        write_tsv(src, *make_ratings(15))
+        with open(os.path.join(src, "events.tsv"), "a") as f:
+            f.write("978400000\t5\n")
+        data_dir = os.path.join(self.tmp.path, "bad-tsv-run")
+        base = tl.free_port_base()
+        type(self).stacks.append((base, data_dir))
+        res = self.run_local(src, data_dir, base)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("events.tsv:", res.stderr)
+        self.assertIn("stopping the stack", res.stderr)
+        # stack.sh's wrapper writes <name>.exit once a process has ended.
+        for name in ("redis", "recall", "filter", "prerank", "rank", "rerank", "orchestrator"):
+            self.assertTrue(os.path.exists(os.path.join(data_dir, name + ".exit")),
+                            name + " is still running")
+        type(self).stacks.remove((base, data_dir))
 
 
 if __name__ == "__main__":
