@@ -156,6 +156,7 @@ static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, long featu
     struct scored *tmp = malloc((maxn + 1) * sizeof *tmp);
     size_t *order = malloc((maxn + 1) * sizeof *order);
     double sum = 0;
+    size_t present = 0;
     int rc = CASCADE_ENOMEM;
     if (!score || !tmp || !order)
         goto out;
@@ -166,12 +167,15 @@ static int set_ndcg(const struct group_set *s, const cascade_gbdt *m, long featu
             cascade_gbdt_predict(m, X, n, score);
         for (size_t i = 0; !m && feature >= 0 && i < n; i++) {
             float v = X[i * CASCADE_LTR_FEATURES + (size_t)feature];
+            present += !isnan(v);
             score[i] = isnan(v) ? -INFINITY : v;
         }
         order_by(m || feature >= 0 ? score : NULL, n, tmp, order);
         sum += ndcg_at(s->y + s->off[g], order, n);
     }
     *out = s->n_groups ? sum / (double)s->n_groups : 0.0;
+    if (!m && feature >= 0 && present == 0)
+        *out = -1; /* a column that is missing everywhere orders nothing */
     rc = 0;
 out:
     free(score);
