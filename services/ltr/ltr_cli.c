@@ -54,6 +54,8 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
         {"max-users", CASCADE_FLAG_SIZE, &o->replay.max_users, "replay a sample (0 = all)", 0,
          1e12},
         {"seed", CASCADE_FLAG_U64, &o->replay.seed, "replay split and validation seed", 0, 0},
+        {"folds", CASCADE_FLAG_SIZE, &o->replay.folds,
+         "replays, each with its own split (seed, seed+1, ...): more lists", 1, 20},
         {"valid-frac", CASCADE_FLAG_DOUBLE, &o->valid_frac,
          "share of replayed users kept for validation", 0.05, 0.9},
         {"rank-list", CASCADE_FLAG_SIZE, &o->rank_list,

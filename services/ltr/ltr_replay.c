@@ -29,6 +29,7 @@ void cascade_ltr_replay_defaults(struct cascade_ltr_replay_opts *o)
     o->min_interactions = 5;
     o->seed = 42;
     o->threads = 2;
+    o->folds = 1;
 }
 
 void cascade_ltr_lists_free(struct cascade_ltr_lists *l)
@@ -49,6 +50,8 @@ static int lists_reserve(struct cascade_ltr_lists *l, size_t rows, size_t *cap_r
 {
     if (l->n_groups + 2 > *cap_groups) {
         size_t c = *cap_groups ? 2 * *cap_groups : 256;
+        while (c < l->n_groups + 2) /* a later fold starts with the earlier folds' groups */
+            c *= 2;
         size_t *off = realloc(l->off, c * sizeof *off);
         uint32_t *user = off ? realloc(l->user, c * sizeof *user) : NULL;
         if (off)
@@ -234,8 +237,8 @@ static int replay_loop(struct replay_ctx *c, struct cascade_ltr_lists *l, char *
         }
         cascade_progress_update(&p, k + 1);
     }
-    l->replay_s = cascade_progress_finish(&p, c->split->n_users);
-    l->held_out = c->split->test_items;
+    l->replay_s += cascade_progress_finish(&p, c->split->n_users);
+    l->held_out += c->split->test_items;
     if (c->channel_errors && !c->o->quiet)
         fprintf(stderr, "ltr replay: %zu channel calls failed and were left out (first: %s)\n",
                 c->channel_errors, c->first_error);
@@ -275,23 +278,22 @@ static int replay_split(const cascade_dataset *ds, const struct cascade_ltr_repl
     return rc;
 }
 
-int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
-                           const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,
-                           char *err, size_t errlen)
+/* One replay: split with o's seed, build, replay every user into out. */
+static int replay_fold(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
+                       const struct cascade_ltr_replay_opts *o,
+                       const struct cascade_orch_config *oc, struct cascade_ltr_lists *out,
+                       char *err, size_t errlen)
 {
     struct cascade_eval_split split = {0};
     struct cascade_eval_build_summary bs;
-    struct cascade_orch_config *oc = calloc(1, sizeof *oc);
     struct replay_ctx c = {.o = o, .split = &split, .oc = oc, .redis = r};
     char set[1200];
     int rc = CASCADE_ENOMEM;
-    memset(out, 0, sizeof *out);
-    if (!oc || !(c.arena = cascade_arena_create(1 << 20))) {
+    if (!(c.arena = cascade_arena_create(1 << 20))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if ((rc = cascade_orch_config_parse(o->cfg, oc, err, errlen)) ||
-        (rc = replay_split(ds, o, &split, err, errlen)))
+    if ((rc = replay_split(ds, o, &split, err, errlen)))
         goto out;
     struct cascade_eval_build_opts bo = {.ns = o->ns,
                                          .cfg = o->cfg,
@@ -301,8 +303,10 @@ int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_
                                          .two_tower_dir = o->two_tower_dir};
     if ((rc = cascade_eval_build_run(split.train, r, &bo, &bs, err, errlen)))
         goto out;
-    out->as_of = c.as_of = bs.as_of;
-    out->build_s = bs.total_s;
+    if (out->n_groups == 0)
+        out->as_of = bs.as_of;
+    c.as_of = bs.as_of;
+    out->build_s += bs.total_s;
     if (o->two_tower_dir) {
         snprintf(set, sizeof set, "recall.channels.two_tower.model_dir=%s", o->two_tower_dir);
         if ((rc = cascade_config_set(o->cfg, set, err, errlen)))
@@ -315,11 +319,34 @@ int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_
     c.max_list = o->max_list ? o->max_list : oc->merge_max;
     rc = replay_loop(&c, out, err, errlen);
 out:
-    if (rc)
-        cascade_ltr_lists_free(out);
     cascade_recall_destroy(c.recall);
     cascade_arena_destroy(c.arena);
     cascade_eval_split_free(&split);
+    return rc;
+}
+
+int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
+                           const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,
+                           char *err, size_t errlen)
+{
+    struct cascade_orch_config *oc = calloc(1, sizeof *oc);
+    int rc = CASCADE_ENOMEM;
+    memset(out, 0, sizeof *out);
+    if (!oc) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if ((rc = cascade_orch_config_parse(o->cfg, oc, err, errlen)))
+        goto out;
+    /* Each fold splits with its own seed: more lists from the same data. */
+    for (size_t f = 0; rc == 0 && f < (o->folds ? o->folds : 1); f++) {
+        struct cascade_ltr_replay_opts fo = *o;
+        fo.seed = o->seed + f;
+        rc = replay_fold(ds, r, pool, &fo, oc, out, err, errlen);
+    }
+out:
+    if (rc)
+        cascade_ltr_lists_free(out);
     free(oc);
     return rc;
 }

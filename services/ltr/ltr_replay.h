@@ -31,6 +31,7 @@ struct cascade_ltr_replay_opts {
     size_t max_users;          /* replay a seeded sample of users; 0 = all */
     size_t max_list;           /* candidates kept per user (0 = orchestrator merge_max) */
     uint64_t seed;             /* split seed, default 42 */
+    size_t folds;              /* replays with seeds seed, seed+1, ...; default 1 */
     int threads;               /* builder threads, default 2 */
     bool quiet;
 };

@@ -179,6 +179,36 @@ static void test_gate_keeps_the_published_model(void **state)
     cascade_config_destroy(cfg);
 }
 
+static void test_folds_add_lists(void **state)
+{
+    struct world *w = *state;
+    cascade_config *cfg = test_config();
+    struct cascade_ltr_replay_opts o;
+    struct cascade_ltr_lists one, two;
+    char err[512] = "";
+    replay_opts(&o, cfg, "ltr-folds");
+    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &one, err,
+                                            sizeof err),
+                     0);
+    o.folds = 2;
+    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &two, err,
+                                            sizeof err),
+                     0);
+    /* The first fold is the single replay; the second adds lists of its own split. */
+    assert_true(two.n_groups > one.n_groups);
+    assert_true(two.n_rows > one.n_rows);
+    assert_int_equal(two.off[one.n_groups], one.n_rows);
+    assert_memory_equal(two.y, one.y, one.n_rows * sizeof *one.y);
+    assert_memory_equal(two.item, one.item, one.n_rows * sizeof *one.item);
+    size_t pos = 0;
+    for (size_t r = 0; r < two.n_rows; r++)
+        pos += two.y[r] > 0;
+    assert_int_equal(pos, two.positives);
+    cascade_ltr_lists_free(&one);
+    cascade_ltr_lists_free(&two);
+    cascade_config_destroy(cfg);
+}
+
 static void test_no_positives_is_unsupported(void **state)
 {
     struct world *w = *state;
@@ -205,6 +235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_sees_no_held_out_interaction),
         cmocka_unit_test(test_gate_keeps_the_published_model),
+        cmocka_unit_test(test_folds_add_lists),
         cmocka_unit_test(test_no_positives_is_unsupported),
     };
     return cmocka_run_group_tests(tests, setup, world_group_teardown);
