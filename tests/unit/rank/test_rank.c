@@ -151,6 +151,16 @@ static void set_latest(const char *dir, const char *name)
     set_latest_file(dir, CASCADE_RANK_LATEST_FILE, name);
 }
 
+/* Make <temp dir>/<leaf> (path into sub) with the LR of (1.0, -0.5) published
+ * as rank-lr-1.safetensors. */
+static void lr_dir(struct fixture *f, const char *leaf, char *sub, size_t len)
+{
+    snprintf(sub, len, "%s/%s", f->dir, leaf);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    set_latest(sub, "rank-lr-1.safetensors");
+}
+
 /* p_click the test expects for item i under the model saved with (scale, b). */
 static double expected_p(const struct fixture *f, size_t i, float scale, float b)
 {
@@ -572,10 +582,7 @@ static void test_mmoe_serves_every_task(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/mmoe", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "mmoe", sub, sizeof sub);
     save_mmoe(sub, "rank-mmoe-1.safetensors", 3, "0.25", "32:0.5,inf:0.25");
     /* auto prefers the MMoE; fuse p_click + p_complete / f(duration) */
     cascade_rank *r = make_rank(
@@ -608,10 +615,7 @@ static void test_mmoe_hot_swap(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/mmoeswap", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "mmoeswap", sub, sizeof sub);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
     Cascade__V1__RankResponse *resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
     assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
@@ -728,10 +732,7 @@ static void test_fusion_formula_experiment(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/expfusion", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "expfusion", sub, sizeof sub);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"fusion\": {\"weights\": {\"click\": 2}}}}");
     Cascade__V1__RankRequest *req = request(f->arena, "u1", 0, N_ITEMS);
     set_experiment_param(f->arena, req, "rank.fusion.formula", "product");
@@ -808,10 +809,7 @@ static void test_model_per_experiment(void **state)
 {
     struct fixture *f = *state;
     char sub[512], buf[512];
-    snprintf(sub, sizeof sub, "%s/expmodel", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "expmodel", sub, sizeof sub);
     save_ltr(sub, "rank-ltr-1.safetensors", 0.7);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
     cascade_metrics *metrics = cascade_metrics_create();
@@ -858,10 +856,7 @@ static void test_model_experiment_over_fixed_choice(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/expfixed", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "expfixed", sub, sizeof sub);
     save_ltr(sub, "rank-ltr-1.safetensors", 0.25);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"model\": \"lr\"}}");
     Cascade__V1__RankResponse *resp = run_with_model(f, r, NULL);
