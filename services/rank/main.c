@@ -1,12 +1,13 @@
-/* cascade-rank: serves cascade.v1.Rank (MMoE or LR predictions + fusion) over gRPC.
+/* cascade-rank: serves cascade.v1.Rank (learned ranker, MMoE or LR predictions + fusion) over gRPC.
  * Thin wrapper: options, Redis pool, the stage, the run loop. */
 #include "rank.h"
 #include "service.h"
 
 static const char extra_usage[] =
     "Rank config keys:\n"
-    "  rank.model                      auto (rank-mmoe.latest, else rank-lr.latest), mmoe, lr,\n"
-    "                                  heuristic (default auto)\n"
+    "  rank.model                      auto (first loaded of rank-ltr, rank-mmoe, rank-lr .latest),\n"
+    "                                  ltr, mmoe, lr, heuristic (default auto; experiment param\n"
+    "                                  of the same name, falling back to this when not loaded)\n"
     "  rank.fusion.formula             weighted_sum, click_boost, rank_based, product\n"
     "                                  (default weighted_sum; experiment param of the same name)\n"
     "  rank.fusion.weights.<task>      task weight; tasks click (default 1), like, collect,\n"

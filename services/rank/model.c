@@ -1,7 +1,9 @@
-/* Rank model lifecycle: find the model named by <model_dir>/rank-mmoe.latest
- * (mmoe.h, plus the calibration and completion metadata train-mmoe writes)
- * or rank-lr.latest (lr.h), and swap it in under running requests (reference
- * counts: a request keeps the model it started with until it finishes). */
+/* Rank model lifecycle: keep the model each pointer file names —
+ * rank-ltr.latest (gbdt.h over ltr_features.h), rank-mmoe.latest (mmoe.h, plus
+ * the calibration and completion metadata train-mmoe writes), rank-lr.latest
+ * (lr.h) — swap each in under running requests (reference counts: a request
+ * keeps the model it started with until it finishes), and pick the one a
+ * request is scored with (config or experiment rank.model). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +18,6 @@
 #include "rank_internal.h"
 #include "safetensors.h"
 
-struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r)
-{
-    pthread_mutex_lock(&r->model_lock);
-    struct cascade_rank__model *m = r->model;
-    if (m)
-        atomic_fetch_add(&m->refs, 1);
-    pthread_mutex_unlock(&r->model_lock);
-    return m;
-}
-
 void cascade_rank__model_release(struct cascade_rank__model *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
@@ -36,29 +28,12 @@ void cascade_rank__model_release(struct cascade_rank__model *m)
     }
 }
 
-/* Install m (whose single reference becomes the holder's) and drop the old one. */
-static void model_swap(cascade_rank *r, struct cascade_rank__model *m)
+void cascade_rank__models_release(cascade_rank *r)
 {
-    pthread_mutex_lock(&r->model_lock);
-    struct cascade_rank__model *old = r->model;
-    r->model = m;
-    pthread_mutex_unlock(&r->model_lock);
-    cascade_rank__model_release(old);
-}
-
-const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len)
-{
-    struct cascade_rank__model *m = cascade_rank__model_acquire(r);
-    snprintf(buf, len, "%s", m ? m->version : r->heuristic_version);
-    cascade_rank__model_release(m);
-    return buf;
-}
-
-/* True when a and b are the same pointer file in the same state. */
-static bool same_latest(const struct cascade_rank__latest_stat *a,
-                        const struct cascade_rank__latest_stat *b)
-{
-    return a->kind == b->kind && cascade_latest_stat_same(&a->file, &b->file);
+    for (int k = 0; k < CASCADE_RANK__N_KINDS; k++) {
+        cascade_rank__model_release(r->models[k]);
+        r->models[k] = NULL;
+    }
 }
 
 /* An LR model of the rank features. */
@@ -178,6 +153,88 @@ double cascade_rank__complete_rate(const struct cascade_rank__model *m, double d
     return 1;
 }
 
+/* One row per kind of model: its rank.model name, its pointer file and its
+ * loader (fills m from the file at path; 0 or a negative code with err). */
+static const struct kind_desc {
+    const char *name;
+    const char *latest;
+    int (*load)(const char *path, struct cascade_rank__model *m, char *err, size_t errlen);
+} kinds[CASCADE_RANK__N_KINDS] = {
+    [CASCADE_RANK__KIND_LTR] = {"ltr", CASCADE_RANK_LTR_LATEST_FILE, ltr_load},
+    [CASCADE_RANK__KIND_MMOE] = {"mmoe", CASCADE_RANK_MMOE_LATEST_FILE, mmoe_load},
+    [CASCADE_RANK__KIND_LR] = {"lr", CASCADE_RANK_LATEST_FILE, lr_load},
+};
+
+int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out)
+{
+    if (!name)
+        return CASCADE_EINVAL;
+    for (int k = 0; k < CASCADE_RANK__N_KINDS; k++)
+        if (strcmp(name, kinds[k].name) == 0) {
+            *out = (enum cascade_rank__choice)k;
+            return 0;
+        }
+    if (strcmp(name, "auto") == 0)
+        *out = CASCADE_RANK__AUTO;
+    else if (strcmp(name, "heuristic") == 0)
+        *out = CASCADE_RANK__HEURISTIC;
+    else
+        return CASCADE_EINVAL;
+    return 0;
+}
+
+const char *cascade_rank__choice_list(void)
+{
+    return "auto, ltr, mmoe, lr, heuristic";
+}
+
+/* The loaded model choice c resolves to (NULL = none). model_lock held, or
+ * reload_lock (only the reloader replaces models). */
+static struct cascade_rank__model *resolve_locked(const cascade_rank *r,
+                                                  enum cascade_rank__choice c)
+{
+    if (c < CASCADE_RANK__AUTO) /* one kind */
+        return r->models[c];
+    for (int k = 0; c == CASCADE_RANK__AUTO && k < CASCADE_RANK__N_KINDS; k++)
+        if (r->models[k])
+            return r->models[k];
+    return NULL;
+}
+
+struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested)
+{
+    enum cascade_rank__choice c;
+    pthread_mutex_lock(&r->model_lock);
+    struct cascade_rank__model *m = resolve_locked(r, r->choice);
+    /* A request's choice counts when it names something there is; else the configured one. */
+    if (cascade_rank__choice_parse(requested, &c) == 0 &&
+        (c == CASCADE_RANK__HEURISTIC || resolve_locked(r, c)))
+        m = resolve_locked(r, c);
+    if (m)
+        atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&r->model_lock);
+    return m;
+}
+
+const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len)
+{
+    struct cascade_rank__model *m = cascade_rank__model_acquire(r, NULL);
+    snprintf(buf, len, "%s", m ? m->version : r->heuristic_version);
+    cascade_rank__model_release(m);
+    return buf;
+}
+
+/* Install m (whose single reference becomes the holder's) as the model of
+ * its kind and drop the one it replaces. */
+static void model_swap(cascade_rank *r, struct cascade_rank__model *m)
+{
+    pthread_mutex_lock(&r->model_lock);
+    struct cascade_rank__model *old = r->models[m->kind];
+    r->models[m->kind] = m;
+    pthread_mutex_unlock(&r->model_lock);
+    cascade_rank__model_release(old);
+}
+
 /* Load <model_dir>/<name> into a new holder entry. */
 static int model_load(const cascade_rank *r, const char *name, enum cascade_rank__kind kind,
                       struct cascade_rank__model **out, char *err, size_t errlen)
@@ -193,10 +250,9 @@ static int model_load(const cascade_rank *r, const char *name, enum cascade_rank
         m->task[k] = -1;
     m->neg_rate = 1;
     snprintf(m->version, sizeof m->version, "%s", name);
+    m->kind = kind;
     atomic_init(&m->refs, 1);
-    int rc = kind == CASCADE_RANK__KIND_MMOE  ? mmoe_load(path, m, err, errlen)
-             : kind == CASCADE_RANK__KIND_LTR ? ltr_load(path, m, err, errlen)
-                                              : lr_load(path, m, err, errlen);
+    int rc = kinds[kind].load(path, m, err, errlen);
     if (rc != 0) {
         cascade_rank__model_release(m);
         return rc;
@@ -205,64 +261,28 @@ static int model_load(const cascade_rank *r, const char *name, enum cascade_rank
     return 0;
 }
 
-static const char *const latest_files[] = {
-    [CASCADE_RANK__KIND_LTR] = CASCADE_RANK_LTR_LATEST_FILE,
-    [CASCADE_RANK__KIND_MMOE] = CASCADE_RANK_MMOE_LATEST_FILE,
-    [CASCADE_RANK__KIND_LR] = CASCADE_RANK_LATEST_FILE,
-};
-
-/* The pointer file to follow: the one rank.model names, or for auto the
- * first of rank-ltr, rank-mmoe and rank-lr .latest that exists (rank-ltr
- * when none does, so the warning names what to train). */
-static enum cascade_rank__kind pick_latest(const cascade_rank *r, char *path, size_t len,
-                                           struct cascade_rank__latest_stat *st)
-{
-    enum cascade_rank__kind only = r->choice == CASCADE_RANK__MMOE ? CASCADE_RANK__KIND_MMOE
-                                   : r->choice == CASCADE_RANK__LR ? CASCADE_RANK__KIND_LR
-                                                                   : CASCADE_RANK__KIND_LTR;
-    enum cascade_rank__kind k = only;
-    do {
-        snprintf(path, len, "%s/%s", r->model_dir, latest_files[k]);
-        cascade_latest_stat_get(path, &st->file);
-        st->kind = k;
-        if (st->file.exists || r->choice != CASCADE_RANK__AUTO)
-            return k;
-    } while (++k <= CASCADE_RANK__KIND_LR);
-    snprintf(path, len, "%s/%s", r->model_dir, latest_files[only]);
-    cascade_latest_stat_get(path, &st->file);
-    st->kind = only;
-    return only;
-}
-
-/* The body of a reload check; r->reload_lock is held, which also makes
- * reading r->model here safe (only this function replaces it). */
-static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
+/* Check the pointer file of one kind and load the model it names when it
+ * changed (or force). A missing pointer file keeps the model already loaded:
+ * it is no reason to drop one. 0, or a negative code with err (the previous
+ * model of that kind stays). reload_lock held. */
+static int reload_kind(cascade_rank *r, enum cascade_rank__kind kind, bool force, char *err,
+                       size_t errlen)
 {
     char path[1024], name[256];
-    struct cascade_rank__latest_stat st;
+    struct cascade_latest_stat st;
     struct cascade_rank__model *m = NULL;
-    if (r->choice == CASCADE_RANK__HEURISTIC)
+    snprintf(path, sizeof path, "%s/%s", r->model_dir, kinds[kind].latest);
+    cascade_latest_stat_get(path, &st);
+    if (!force && cascade_latest_stat_same(&st, &r->latest[kind]))
         return 0;
-    enum cascade_rank__kind kind = pick_latest(r, path, sizeof path, &st);
-    if (!force && same_latest(&st, &r->latest))
+    r->latest[kind] = st; /* remember it even if loading fails: one warning per change */
+    if (!st.exists)
         return 0;
-    r->latest = st; /* remember it even if loading fails: one warning per change */
-    if (!st.file.exists) {
-        /* Keep a model already in service; a missing pointer file is not a reason to drop it. */
-        if (!r->model && !atomic_exchange(&r->warned_no_model, true))
-            CASCADE_WARN(NULL,
-                         "rank: no %s in %s; scoring with the CTR heuristic until a model "
-                         "appears",
-                         latest_files[kind], r->model_dir);
-        return 0;
-    }
     int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
         rc = model_load(r, name, kind, &m, err, errlen);
     if (rc != 0) {
-        CASCADE_WARN(NULL,
-                     "rank: cannot load the model named by %s: %s; keeping the current "
-                     "scorer",
+        CASCADE_WARN(NULL, "rank: cannot load the model named by %s: %s; keeping the current one",
                      path, err);
         return rc;
     }
@@ -272,6 +292,33 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
     cascade_gate_record_describe(model_path, gate, sizeof gate);
     CASCADE_INFO(NULL, "rank: serving model %s from %s (%s)", name, r->model_dir, gate);
     return 0;
+}
+
+/* The body of a reload check: every kind, so an experiment can pick any
+ * model published (rank.model = heuristic included). Returns the first
+ * failure. reload_lock held, which also makes reading r->models here safe
+ * (only reload_kind replaces them). */
+static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
+{
+    int first = 0;
+    for (int k = 0; k < CASCADE_RANK__N_KINDS; k++) {
+        char kerr[1200] = ""; /* room for a model path (1023) and the reason */
+        int rc = reload_kind(r, (enum cascade_rank__kind)k, force, kerr, sizeof kerr);
+        if (rc != 0 && first == 0) {
+            first = rc;
+            snprintf(err, errlen, "%s", kerr);
+        }
+    }
+    /* The configured choice has nothing to score with: say what to train,
+     * once (for auto the first kind it looks for). */
+    if (r->choice != CASCADE_RANK__HEURISTIC && !resolve_locked(r, r->choice) &&
+        !atomic_exchange(&r->warned_no_model, true))
+        CASCADE_WARN(NULL,
+                     "rank: no %s in %s; scoring with the heuristic until a model appears",
+                     kinds[r->choice == CASCADE_RANK__AUTO ? CASCADE_RANK__KIND_LTR : r->choice]
+                         .latest,
+                     r->model_dir);
+    return first;
 }
 
 int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen)

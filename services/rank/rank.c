@@ -1,5 +1,5 @@
-/* Rank stage: request validation, record fetch, prediction (MMoE, LR model
- * or CTR heuristic), fusion, attributes, sort. Model loading lives in model.c,
+/* Rank stage: request validation, record fetch, prediction (learned ranker,
+ * MMoE, LR model or CTR heuristic), fusion, attributes, sort. Model loading lives in model.c,
  * fusion formulas in fusion.c. */
 #include <math.h>
 #include <stdio.h>
@@ -58,19 +58,12 @@ static int rank_read_fusion(cascade_rank *r, const cascade_config *cfg, char *er
 
 static int rank_read_choice(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
 {
-    static const char *const names[] = {"auto", "mmoe", "lr", "heuristic", "ltr"};
     const char *v;
     int rc = cascade_config_string(cfg, "rank.model", "auto", &v, err, errlen);
-    if (rc != 0)
+    if (rc != 0 || cascade_rank__choice_parse(v, &r->choice) == 0)
         return rc;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(v, names[i]) == 0) {
-            r->choice = (enum cascade_rank__choice)i;
-            return 0;
-        }
-    snprintf(err, errlen,
-             "%s: rank.model: unknown model \"%.64s\" (known: auto, ltr, mmoe, lr, heuristic)",
-             cascade_config_source(cfg), v);
+    snprintf(err, errlen, "%s: rank.model: unknown model \"%.64s\" (known: %s)",
+             cascade_config_source(cfg), v, cascade_rank__choice_list());
     return CASCADE_EINVAL;
 }
 
@@ -151,15 +144,29 @@ fail:
 
 void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m)
 {
-    if (r)
-        cascade_item_cache_set_metrics(r->items, m, "rank");
+    static const char *const labels[CASCADE_RANK__N_KINDS + 1] = {
+        [CASCADE_RANK__KIND_LTR] = "ltr",
+        [CASCADE_RANK__KIND_MMOE] = "mmoe",
+        [CASCADE_RANK__KIND_LR] = "lr",
+        [CASCADE_RANK__N_KINDS] = "heuristic",
+    };
+    if (!r)
+        return;
+    cascade_item_cache_set_metrics(r->items, m, "rank");
+    cascade_metric_family *f =
+        cascade_metrics_counter(m, "cascade_rank_requests_by_model_total",
+                                "Rank requests by the kind of model that scored them "
+                                "(heuristic: no model).",
+                                "model");
+    for (int k = 0; k <= CASCADE_RANK__N_KINDS; k++)
+        r->scored[k] = cascade_metric_get(f, &labels[k]);
 }
 
 void cascade_rank_destroy(cascade_rank *r)
 {
     if (!r)
         return;
-    cascade_rank__model_release(r->model);
+    cascade_rank__models_release(r);
     cascade_item_cache_destroy(r->items);
     pthread_mutex_destroy(&r->reload_lock);
     pthread_mutex_destroy(&r->model_lock);
@@ -267,17 +274,21 @@ static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena
 }
 
 /* Predictions pred [n, CASCADE_RANK__N_TASKS] for every candidate: the model
- * when one is loaded (LR: p_click only), else the smoothed CTR; f(duration)
- * into f_complete [n]. A learned ranker predicts no task: its score goes to
- * *ltr_score (else left NULL). Copies the version used into the arena. */
+ * the request is scored with (experiment param rank.model, else the configured
+ * choice; LR: p_click only), else the smoothed CTR; f(duration) into
+ * f_complete [n]. A learned ranker predicts no task: its score goes to
+ * *ltr_score (else left NULL). Copies the version used into the arena and
+ * counts the request under the kind used. */
 static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1__RankRequest *req,
                         int64_t now_s, const cascade_v1_UserRecord *user,
                         const cascade_v1_ItemRecord *items, float *pred, float *f_complete,
                         float **ltr_score, char **version)
 {
     size_t n = req->n_candidates;
-    struct cascade_rank__model *m = cascade_rank__model_acquire(r);
+    struct cascade_rank__model *m =
+        cascade_rank__model_acquire(r, cascade_exp_param(req->experiments, "rank.model"));
     int rc = 0;
+    cascade_metric_inc(r->scored[m ? m->kind : CASCADE_RANK__N_KINDS]);
     *ltr_score = NULL;
     *version = cascade_arena_strdup(arena, m ? m->version : r->heuristic_version);
     if (!*version) {

@@ -1,10 +1,12 @@
 /* Rank stage (精排): per-task predictions for a few hundred candidates and a
- * fused rank_score. Predictions come from the MMoE named by
- * <model_dir>/rank-mmoe.latest (every task), the logistic-regression model
- * named by rank-lr.latest (p_click only), or a smoothed-CTR heuristic
- * (config rank.model: auto, mmoe, lr, heuristic). The model is reloaded
- * atomically when its .latest file changes (checked at most once per reload
- * interval). Fusion formulas are a table selected by config or experiment
+ * fused rank_score. Predictions come from the learned ranker named by
+ * <model_dir>/rank-ltr.latest (a score, no tasks), the MMoE named by
+ * rank-mmoe.latest (every task), the logistic-regression model named by
+ * rank-lr.latest (p_click only), or a smoothed-CTR heuristic. Every kind
+ * published is kept; config rank.model (auto, ltr, mmoe, lr, heuristic)
+ * picks the one that scores, and the experiment param rank.model overrides it
+ * per request when it names a loaded kind. Each model is reloaded atomically
+ * when its .latest file changes (checked at most once per reload interval). Fusion formulas are a table selected by config or experiment
  * param rank.fusion.formula. The handler wraps cascade_rank_run. */
 #ifndef CASCADE_RANK_H
 #define CASCADE_RANK_H
@@ -42,17 +44,20 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
 void cascade_rank_destroy(cascade_rank *r);
 
 /* Register the stage's own metrics in m (NULL: none): the item cache's
- * cascade_rank_item_cache_hits_total / _misses_total. Call before serving. */
+ * cascade_rank_item_cache_hits_total / _misses_total and
+ * cascade_rank_requests_by_model_total{model}. Call before serving. */
 void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m);
 
-/* Check the model's .latest file (rank-mmoe.latest or rank-lr.latest per rank.model) now (ignoring
- * the reload interval) and load and swap in the model it names when the file changed or `force` is
- * set. Returns 0 (loaded, or nothing to do) or a negative code with err when
- * the named model cannot be loaded (the previous model stays in service). */
+/* Check every kind's .latest file (rank-ltr, rank-mmoe, rank-lr) now (ignoring
+ * the reload interval) and load and swap in the model each names when the file
+ * changed or `force` is set. Returns 0 (loaded, or nothing to do) or the first
+ * failure's negative code with err when a named model cannot be loaded (the
+ * previous model of that kind stays in service). */
 int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
 
-/* The version requests are scored with right now: the model's file name or
- * "heuristic: no model in <dir>". Copied into buf (returned). */
+/* The version requests without an experiment rank.model are scored with
+ * right now: the model's file name or "heuristic: no model in <dir>". Copied
+ * into buf (returned). */
 const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len);
 
 /* Score req's candidates: fetch the user and item records, predict, fuse,

@@ -15,17 +15,25 @@
 #include "mmoe.h"
 #include "rank.h"
 
-/* Which model files the stage looks at (config rank.model). */
-enum cascade_rank__choice {
-    CASCADE_RANK__AUTO = 0,  /* the first of rank-ltr, rank-mmoe, rank-lr .latest that exists */
-    CASCADE_RANK__MMOE,      /* rank-mmoe.latest only */
-    CASCADE_RANK__LR,        /* rank-lr.latest only */
-    CASCADE_RANK__HEURISTIC, /* never load a model */
-    CASCADE_RANK__LTR,       /* rank-ltr.latest only */
+/* The kinds of model file, in the order auto looks for them (one row each
+ * in model.c's table of kinds). */
+enum cascade_rank__kind {
+    CASCADE_RANK__KIND_LTR,
+    CASCADE_RANK__KIND_MMOE,
+    CASCADE_RANK__KIND_LR,
+    CASCADE_RANK__N_KINDS
 };
 
-/* The kinds of model file, in the order auto looks for them. */
-enum cascade_rank__kind { CASCADE_RANK__KIND_LTR, CASCADE_RANK__KIND_MMOE, CASCADE_RANK__KIND_LR };
+/* What scores a request (config rank.model, experiment param rank.model):
+ * one kind of model (the values of enum cascade_rank__kind), the first kind
+ * loaded, or never a model. */
+enum cascade_rank__choice {
+    CASCADE_RANK__LTR = CASCADE_RANK__KIND_LTR,   /* rank-ltr.latest only */
+    CASCADE_RANK__MMOE = CASCADE_RANK__KIND_MMOE, /* rank-mmoe.latest only */
+    CASCADE_RANK__LR = CASCADE_RANK__KIND_LR,     /* rank-lr.latest only */
+    CASCADE_RANK__AUTO = CASCADE_RANK__N_KINDS,   /* the first of ltr, mmoe, lr loaded */
+    CASCADE_RANK__HEURISTIC,                      /* no model: CTR heuristic or keep order */
+};
 
 /* Served tasks in TaskScores order. */
 enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
@@ -43,13 +51,8 @@ struct cascade_rank__model {
     size_t n_buckets;
     float bucket_max[CASCADE_RANK__MAX_BUCKETS], bucket_rate[CASCADE_RANK__MAX_BUCKETS];
     char version[256]; /* file name */
+    enum cascade_rank__kind kind;
     atomic_int refs;
-};
-
-/* Identity of the .latest file when last looked at, to notice changes. */
-struct cascade_rank__latest_stat {
-    struct cascade_latest_stat file;
-    enum cascade_rank__kind kind; /* which pointer file it is */
 };
 
 struct cascade_rank {
@@ -66,19 +69,32 @@ struct cascade_rank {
     bool heuristic_keep_order; /* no model: keep the incoming order (else the CTR heuristic) */
     cascade_item_cache *items;              /* item records read recently; NULL = off */
 
-    pthread_mutex_t model_lock;        /* guards model */
-    struct cascade_rank__model *model; /* NULL = heuristic */
-    pthread_mutex_t reload_lock;       /* one reloader at a time; guards latest */
-    struct cascade_rank__latest_stat latest;
+    pthread_mutex_t model_lock; /* guards models */
+    /* The model of each kind whose pointer file named a loadable one; NULL = none. */
+    struct cascade_rank__model *models[CASCADE_RANK__N_KINDS];
+    pthread_mutex_t reload_lock; /* one reloader at a time; guards latest */
+    struct cascade_latest_stat latest[CASCADE_RANK__N_KINDS]; /* pointer files last seen */
+    /* Requests scored per kind, [CASCADE_RANK__N_KINDS] = no model; NULL = no registry. */
+    cascade_metric *scored[CASCADE_RANK__N_KINDS + 1];
     int64_t reload_interval_ms;
     _Atomic int64_t next_check_ms;
     atomic_bool warned_no_model;
 };
 
-/* Take a reference to the current model (NULL = heuristic). */
-struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r);
+/* Parse a rank.model value ("auto", "ltr", "mmoe", "lr", "heuristic") into
+ * *out. 0, or CASCADE_EINVAL for any other name (NULL included). */
+int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out);
+/* Names cascade_rank__choice_parse accepts, comma-separated. Static. */
+const char *cascade_rank__choice_list(void);
+/* Take a reference to the model a request is scored with (NULL = no model):
+ * the one `requested` (an experiment's rank.model, or NULL) names when it
+ * parses and resolves to a loaded model (or is "heuristic"), else the one the
+ * configured choice resolves to. The caller releases it. Thread-safe. */
+struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested);
 /* Drop a reference; the last one frees the model. NULL is a no-op. */
 void cascade_rank__model_release(struct cascade_rank__model *m);
+/* Release every loaded model (cascade_rank_destroy). */
+void cascade_rank__models_release(cascade_rank *r);
 /* Reload when the reload interval has passed and .latest changed; failures
  * are logged (the old model stays). */
 void cascade_rank__maybe_reload(cascade_rank *r);

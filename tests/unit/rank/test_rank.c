@@ -4,7 +4,8 @@
  * attributes and order, model swaps (explicit and on the request path,
  * under concurrent requests), bad models kept out, and validation; the MMoE
  * (every task, calibration, completion adjustment, swap from LR) and the
- * fusion formulas on hand examples. */
+ * fusion formulas on hand examples; the model picked per request by the
+ * experiment param rank.model among every kind published. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +24,11 @@
 #include "error.h"
 #include "rank_features.h"
 #include "calibration.h"
+#include "gbdt.h"
+#include "latest_file.h"
+#include "ltr_features.h"
 #include "lr.h"
+#include "metrics.h"
 #include "mmoe.h"
 #include "rank.h"
 #include "safetensors.h"
@@ -144,6 +149,16 @@ static void set_latest_file(const char *dir, const char *file, const char *name)
 static void set_latest(const char *dir, const char *name)
 {
     set_latest_file(dir, CASCADE_RANK_LATEST_FILE, name);
+}
+
+/* Make <temp dir>/<leaf> (path into sub) with the LR of (1.0, -0.5) published
+ * as rank-lr-1.safetensors. */
+static void lr_dir(struct fixture *f, const char *leaf, char *sub, size_t len)
+{
+    snprintf(sub, len, "%s/%s", f->dir, leaf);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    set_latest(sub, "rank-lr-1.safetensors");
 }
 
 /* p_click the test expects for item i under the model saved with (scale, b). */
@@ -567,10 +582,7 @@ static void test_mmoe_serves_every_task(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/mmoe", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "mmoe", sub, sizeof sub);
     save_mmoe(sub, "rank-mmoe-1.safetensors", 3, "0.25", "32:0.5,inf:0.25");
     /* auto prefers the MMoE; fuse p_click + p_complete / f(duration) */
     cascade_rank *r = make_rank(
@@ -603,10 +615,7 @@ static void test_mmoe_hot_swap(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/mmoeswap", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "mmoeswap", sub, sizeof sub);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
     Cascade__V1__RankResponse *resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
     assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
@@ -694,34 +703,176 @@ static void test_fusion_formulas(void **state)
     assert_float_equal(out[2], 0.1 * sqrt(0.2), 1e-5);
 }
 
+/* Give req an experiment context whose one layer sets key = value (arena memory). */
+static void set_experiment_param(cascade_arena *a, Cascade__V1__RankRequest *req, const char *key,
+                                 const char *value)
+{
+    Cascade__V1__ExperimentContext *exp = cascade_arena_alloc(a, sizeof *exp);
+    Cascade__V1__LayerAssignment *la = cascade_arena_alloc(a, sizeof *la);
+    Cascade__V1__LayerAssignment__ParamsEntry *pe = cascade_arena_alloc(a, sizeof *pe);
+    Cascade__V1__LayerAssignment **las = cascade_arena_alloc(a, sizeof *las);
+    Cascade__V1__LayerAssignment__ParamsEntry **pes = cascade_arena_alloc(a, sizeof *pes);
+    assert_true(exp && la && pe && las && pes);
+    cascade__v1__experiment_context__init(exp);
+    cascade__v1__layer_assignment__init(la);
+    cascade__v1__layer_assignment__params_entry__init(pe);
+    pe->key = (char *)key;
+    pe->value = (char *)value;
+    pes[0] = pe;
+    la->n_params = 1;
+    la->params = pes;
+    las[0] = la;
+    exp->n_layers = 1;
+    exp->layers = las;
+    req->experiments = exp;
+}
+
 /* The experiment param rank.fusion.formula overrides the configured one. */
 static void test_fusion_formula_experiment(void **state)
 {
     struct fixture *f = *state;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s/expfusion", f->dir);
-    assert_int_equal(mkdir(sub, 0700), 0);
-    save_model(sub, "rank-lr-1.safetensors", 1.0f, -0.5f);
-    set_latest(sub, "rank-lr-1.safetensors");
+    lr_dir(f, "expfusion", sub, sizeof sub);
     cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"fusion\": {\"weights\": {\"click\": 2}}}}");
     Cascade__V1__RankRequest *req = request(f->arena, "u1", 0, N_ITEMS);
-    Cascade__V1__ExperimentContext exp = CASCADE__V1__EXPERIMENT_CONTEXT__INIT;
-    Cascade__V1__LayerAssignment la = CASCADE__V1__LAYER_ASSIGNMENT__INIT;
-    Cascade__V1__LayerAssignment__ParamsEntry pe =
-        CASCADE__V1__LAYER_ASSIGNMENT__PARAMS_ENTRY__INIT;
-    Cascade__V1__LayerAssignment__ParamsEntry *pes[] = {&pe};
-    Cascade__V1__LayerAssignment *las[] = {&la};
-    pe.key = "rank.fusion.formula";
-    pe.value = "product";
-    la.n_params = 1;
-    la.params = pes;
-    exp.n_layers = 1;
-    exp.layers = las;
-    req->experiments = &exp;
+    set_experiment_param(f->arena, req, "rank.fusion.formula", "product");
     Cascade__V1__RankResponse *resp = run_ok(r, f->arena, req);
     for (size_t i = 0; i < resp->n_candidates; i++) /* p_click^2 instead of 2·p_click */
         assert_float_equal(resp->candidates[i]->rank_score,
                            pow(resp->candidates[i]->tasks->p_click, 2), 1e-5);
+    cascade_rank_destroy(r);
+}
+
+/* ------------------------------------------------------------------ model per experiment */
+
+/* Save a learned ranker of one single-leaf tree (score base 0.5 + leaf, the
+ * same for every candidate) as <dir>/<name> and point rank-ltr.latest at it. */
+static void save_ltr(const char *dir, const char *name, double leaf)
+{
+    char json[1024], path[512], err[256] = "";
+    snprintf(json, sizeof json,
+             "{\"learner\": {\"learner_model_param\": {\"base_score\": \"5E-1\", "
+             "\"num_feature\": \"%d\"}, \"gradient_booster\": {\"model\": {\"trees\": ["
+             "{\"left_children\": [-1], \"right_children\": [-1], \"split_indices\": [0], "
+             "\"split_conditions\": [%g], \"default_left\": [0]}]}}}}",
+             CASCADE_LTR_FEATURES, leaf);
+    cascade_gbdt *m =
+        cascade_gbdt_from_xgboost_json(json, strlen(json), CASCADE_LTR_FEATURES, err, sizeof err);
+    if (!m)
+        fail_msg("from_xgboost_json: %s", err);
+    const char *keys[] = {"features"}, *vals[] = {CASCADE_LTR_SPEC};
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(cascade_gbdt_save(m, path, keys, vals, 1, err, sizeof err), 0);
+    cascade_gbdt_destroy(m);
+    snprintf(path, sizeof path, "%s/%s", dir, CASCADE_RANK_LTR_LATEST_FILE);
+    assert_int_equal(cascade_latest_write(path, name, err, sizeof err), 0);
+}
+
+/* Run a request whose experiment sets rank.model = model (NULL: no experiment). */
+static Cascade__V1__RankResponse *run_with_model(struct fixture *f, cascade_rank *r,
+                                                 const char *model)
+{
+    Cascade__V1__RankRequest *req = request(f->arena, "u1", 0, N_ITEMS);
+    if (model)
+        set_experiment_param(f->arena, req, "rank.model", model);
+    return run_ok(r, f->arena, req);
+}
+
+/* Every candidate carries the learned ranker's score 0.5 + leaf and no task prediction. */
+static void check_ltr(const Cascade__V1__RankResponse *resp, const char *version, double leaf)
+{
+    assert_string_equal(resp->model_version, version);
+    assert_int_equal(resp->n_candidates, N_ITEMS);
+    for (size_t i = 0; i < resp->n_candidates; i++) {
+        assert_float_equal(resp->candidates[i]->rank_score, 0.5 + leaf, 1e-6);
+        assert_float_equal(resp->candidates[i]->tasks->p_click, 0, 0);
+    }
+}
+
+/* The requests counted under cascade_rank_requests_by_model_total{model}. */
+static double scored_by(cascade_metrics *m, const char *model)
+{
+    cascade_metric_family *fam =
+        cascade_metrics_counter(m, "cascade_rank_requests_by_model_total",
+                                "Rank requests by the kind of model that scored them "
+                                "(heuristic: no model).",
+                                "model");
+    assert_non_null(fam);
+    return cascade_metric_value(cascade_metric_get(fam, &model));
+}
+
+/* With a learned ranker and an LR published, the configured choice (auto:
+ * the learned ranker) scores requests without the param; rank.model = lr
+ * scores with the LR; a kind not published or an unknown name falls back; a
+ * new LR pointer is picked up while the learned ranker stays the default. */
+static void test_model_per_experiment(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512], buf[512];
+    lr_dir(f, "expmodel", sub, sizeof sub);
+    save_ltr(sub, "rank-ltr-1.safetensors", 0.7);
+    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
+    cascade_metrics *metrics = cascade_metrics_create();
+    assert_non_null(metrics);
+    cascade_rank_set_metrics(r, metrics);
+    assert_string_equal(cascade_rank_model_version(r, buf, sizeof buf), "rank-ltr-1.safetensors");
+
+    check_ltr(run_with_model(f, r, NULL), "rank-ltr-1.safetensors", 0.7);
+    Cascade__V1__RankResponse *resp = run_with_model(f, r, "lr");
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    check_scores(f, resp, 1.0f, -0.5f, 1.0);
+    /* no MMoE published, a name no kind has: the configured choice scores */
+    check_ltr(run_with_model(f, r, "mmoe"), "rank-ltr-1.safetensors", 0.7);
+    check_ltr(run_with_model(f, r, "gbdt"), "rank-ltr-1.safetensors", 0.7);
+    check_ltr(run_with_model(f, r, "auto"), "rank-ltr-1.safetensors", 0.7);
+    resp = run_with_model(f, r, "heuristic");
+    assert_non_null(strstr(resp->model_version, "heuristic"));
+    assert_float_equal(resp->candidates[0]->tasks->p_click,
+                       (f->items[resp->candidates[0]->item_id - 10].stats.clicks + 1.0) /
+                           (f->items[resp->candidates[0]->item_id - 10].stats.impressions + 20.0),
+                       1e-6);
+
+    /* A new LR: the next request that asks for it gets it; the default is unchanged. */
+    save_model(sub, "rank-lr-2.safetensors", -2.0f, 0.25f);
+    set_latest(sub, "rank-lr-2.safetensors");
+    resp = run_with_model(f, r, "lr");
+    assert_string_equal(resp->model_version, "rank-lr-2.safetensors");
+    check_scores(f, resp, -2.0f, 0.25f, 1.0);
+    check_ltr(run_with_model(f, r, NULL), "rank-ltr-1.safetensors", 0.7);
+
+    /* requests per kind used: ltr 5 (default, mmoe, gbdt, auto, default), lr 2, heuristic 1 */
+    assert_float_equal(scored_by(metrics, "ltr"), 5, 0);
+    assert_float_equal(scored_by(metrics, "lr"), 2, 0);
+    assert_float_equal(scored_by(metrics, "mmoe"), 0, 0);
+    assert_float_equal(scored_by(metrics, "heuristic"), 1, 0);
+    cascade_rank_destroy(r);
+    cascade_metrics_destroy(metrics);
+}
+
+/* A configured choice other than auto still loads every kind for experiments:
+ * rank.model = lr serves the LR and lets an experiment ask for the learned
+ * ranker; rank.model = heuristic serves no model unless an experiment asks. */
+static void test_model_experiment_over_fixed_choice(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512];
+    lr_dir(f, "expfixed", sub, sizeof sub);
+    save_ltr(sub, "rank-ltr-1.safetensors", 0.25);
+    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"model\": \"lr\"}}");
+    Cascade__V1__RankResponse *resp = run_with_model(f, r, NULL);
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    check_scores(f, resp, 1.0f, -0.5f, 1.0);
+    check_ltr(run_with_model(f, r, "ltr"), "rank-ltr-1.safetensors", 0.25);
+    /* auto in the experiment is the first kind loaded: the learned ranker */
+    check_ltr(run_with_model(f, r, "auto"), "rank-ltr-1.safetensors", 0.25);
+    cascade_rank_destroy(r);
+
+    r = make_rank(f, sub, "{\"rank\": {\"model\": \"heuristic\"}}");
+    assert_non_null(strstr(run_with_model(f, r, NULL)->model_version, "heuristic"));
+    assert_non_null(strstr(run_with_model(f, r, "mmoe")->model_version, "heuristic"));
+    resp = run_with_model(f, r, "lr");
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    check_scores(f, resp, 1.0f, -0.5f, 1.0);
     cascade_rank_destroy(r);
 }
 
@@ -742,6 +893,8 @@ int main(void)
         cmocka_unit_test(test_mmoe_swap_under_load),
         cmocka_unit_test(test_fusion_formulas),
         cmocka_unit_test(test_fusion_formula_experiment),
+        cmocka_unit_test(test_model_per_experiment),
+        cmocka_unit_test(test_model_experiment_over_fixed_choice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
