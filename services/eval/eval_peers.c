@@ -229,7 +229,7 @@ static int run_ease(const struct cascade_eval_split *sp, const struct cascade_ev
     eo.ud = &quiet;
     cascade_ease *model = cascade_ease_build(&in, &eo, err, sizeof err);
     if (!model) {
-        snprintf(p->note[CASCADE_EVAL_PEER_EASE], sizeof p->note[0], "not built: %s", err);
+        snprintf(p->note[CASCADE_EVAL_PEER_EASE], sizeof p->note[0], "not built: %.200s", err);
         return 0;
     }
     int rc = scratch_init(&s, m->n_items, o->k);
