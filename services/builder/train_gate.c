@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "build_cli.h"
+#include "dataset.h"
 #include "error.h"
 #include "latest_file.h"
 
@@ -16,6 +17,22 @@ void cascade_train_gate_defaults(struct cascade_train_gate_opts *o)
     o->floor = CASCADE_TRAIN_GATE_AUC_FLOOR;
     o->tolerance = CASCADE_TRAIN_GATE_TOLERANCE;
     o->force = false;
+}
+
+void cascade_train_gate_init(struct cascade_train_gate *g, const char *job, const char *kind,
+                             const char *metric, const struct cascade_train_gate_opts *o,
+                             size_t holdout, double value)
+{
+    memset(g, 0, sizeof *g);
+    g->job = job;
+    g->kind = kind;
+    g->metric = metric;
+    g->higher_is_better = true;
+    g->floor = o->floor;
+    g->tolerance = o->tolerance;
+    g->holdout = holdout;
+    g->value = value;
+    g->force = o->force;
 }
 
 /* a better than b in the metric's direction. */
@@ -156,6 +173,27 @@ int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *mod
         fprintf(stderr, "%s: not published; %s still names %s (%s kept as %s)\n", g->job, latest,
                 g->current ? g->current : "the previous model", g->kind, version);
     return 0;
+}
+
+int cascade_train_gate_publish(const struct cascade_train_gate *g,
+                               const struct cascade_train_gate_target *t, char *path,
+                               size_t pathlen, char *version, size_t versionlen,
+                               struct cascade_train_gate_decision *d, char *err, size_t errlen)
+{
+    char current[256], note[320], file[300];
+    struct cascade_train_gate cur = *g;
+    int rc = cascade_train_gate_current(&cur, t->dir, t->latest, t->eval, t->ctx, current,
+                                        sizeof current, note, sizeof note);
+    if (rc == 0)
+        rc = cascade_mkdir_p(t->dir, err, errlen);
+    if (rc != 0)
+        return rc;
+    cascade_latest_version_new(t->dir, g->kind, version, versionlen, path, pathlen);
+    if ((rc = t->save(t->ctx, path, version, err, errlen)) != 0)
+        return rc;
+    snprintf(file, sizeof file, "%s%s", version, t->latest_names_version ? "" : ".safetensors");
+    return cascade_train_gate_apply(&cur, path, t->dir, t->latest, file, version, t->quiet, d,
+                                    err, errlen);
 }
 
 int cascade_train_gate_check_labels(const char *job, const float *y, size_t n_train, size_t n,

@@ -80,6 +80,14 @@ struct cascade_train_gate {
     bool force;
 };
 
+/* Fill g for a trainer's new model whose metric is higher-is-better: job,
+ * kind and metric (borrowed, as in the struct), floor, tolerance and force
+ * from o, holdout and value; nothing published yet. A trainer with a
+ * different floor or direction sets it afterwards. */
+void cascade_train_gate_init(struct cascade_train_gate *g, const char *job, const char *kind,
+                             const char *metric, const struct cascade_train_gate_opts *o,
+                             size_t holdout, double value);
+
 /* The outcome: publish says whether .latest moves. */
 struct cascade_train_gate_decision {
     bool publish;
@@ -118,6 +126,38 @@ int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *mod
                              const char *dir, const char *latest, const char *latest_name,
                              const char *version, bool quiet,
                              struct cascade_train_gate_decision *d, char *err, size_t errlen);
+
+/* Write this run's model (and any files that go with it) at path under
+ * version; path is dir/<version>.safetensors, named by
+ * cascade_train_gate_publish. 0, or a negative code with err. */
+typedef int (*cascade_train_gate_save)(void *ctx, const char *path, const char *version,
+                                       char *err, size_t errlen);
+
+/* Where a trainer publishes and how it reads and writes its models. Strings
+ * and ctx are borrowed for the call. */
+struct cascade_train_gate_target {
+    const char *dir;              /* the model directory; created when missing */
+    const char *latest;           /* "rank-lr.latest", ... */
+    bool latest_names_version;    /* .latest holds "<version>" (a model of several files),
+                                     not "<version>.safetensors" */
+    cascade_train_gate_eval eval; /* the published model on this run's held-out data */
+    cascade_train_gate_save save; /* this run's model */
+    void *ctx;                    /* passed to eval and save */
+    bool quiet;                   /* as cascade_train_gate_apply */
+};
+
+/* A trainer's publish step: measure the published model (t->eval, as
+ * cascade_train_gate_current), name a new version "<g->kind>-<UTC time>" in
+ * t->dir (cascade_latest_version_new), write it through t->save, then decide
+ * and move t->latest with cascade_train_gate_apply. g is borrowed and not
+ * written: its current fields are filled in a copy. path/version receive the
+ * new model's file and version once it is named, before t->save runs.
+ * Returns as cascade_train_gate_apply, or the error of creating t->dir or of
+ * t->save (with err), or CASCADE_ENOMEM from t->eval. */
+int cascade_train_gate_publish(const struct cascade_train_gate *g,
+                               const struct cascade_train_gate_target *t, char *path,
+                               size_t pathlen, char *version, size_t versionlen,
+                               struct cascade_train_gate_decision *d, char *err, size_t errlen);
 
 /* Refuse a degenerate binary-labelled training set before training: labels
  * y (0/1) with rows [0, n_train) for training and [n_train, n) held out.

@@ -17,7 +17,6 @@
 #include "error.h"
 #include "events.h"
 #include "flags.h"
-#include "latest_file.h"
 #include "lr.h"
 #include "rank_features.h"
 #include "safetensors.h"
@@ -600,21 +599,6 @@ out:
     return rc;
 }
 
-/* Save m as dir/rank-mmoe-<UTC>.safetensors with train-mmoe's metadata. */
-static int save(const cascade_mmoe *m, const char *dir, struct cascade_train_mmoe_summary *sum,
-                char *err, size_t errlen)
-{
-    int rc = cascade_mkdir_p(dir, err, errlen);
-    if (rc != 0)
-        return rc;
-    cascade_latest_version_new(dir, "rank-mmoe", sum->version, sizeof(sum->version),
-                               sum->model_path, sizeof(sum->model_path));
-    if ((rc = cascade_mmoe_save(m, sum->model_path, sum->version, err, errlen)) != 0)
-        return rc;
-    return add_metadata(m, sum->model_path, sum->neg_sample_rate, sum->complete_rates, err,
-                        errlen);
-}
-
 /* Click AUC of model m on the held-out rows of j (raw features X): the gate's
  * metric. Logits rank like the calibrated probabilities, so they serve. */
 static int click_auc(const struct job *j, const cascade_mmoe *m, const float *X, double *auc,
@@ -651,10 +635,12 @@ out:
     return rc;
 }
 
-/* This run's held-out data for the gate. */
+/* This run's held-out data for the gate, and the summary whose metadata
+ * goes into the saved model. */
 struct mmoe_gate_ctx {
     const struct job *j;
     const float *X;
+    const struct cascade_train_mmoe_summary *sum;
 };
 
 /* The gate's view of the published rank-mmoe model: its click AUC here. */
@@ -667,31 +653,36 @@ static int mmoe_gate_eval(void *ctx, const char *path, double *value, char *err,
     return rc;
 }
 
+/* The gate's save: this run's model at path with train-mmoe's metadata. */
+static int mmoe_gate_save(void *ctx, const char *path, const char *version, char *err,
+                          size_t errlen)
+{
+    const struct mmoe_gate_ctx *c = ctx;
+    int rc = cascade_mmoe_save(c->j->m, path, version, err, errlen);
+    if (rc != 0)
+        return rc;
+    return add_metadata(c->j->m, path, c->sum->neg_sample_rate, c->sum->complete_rates, err,
+                        errlen);
+}
+
 /* Save the model under a new version and let the gate decide on
  * rank-mmoe.latest by held-out click AUC. */
 static int publish(const struct job *j, const float *X, const char *dir,
                    struct cascade_train_mmoe_summary *sum, char *err, size_t errlen)
 {
-    char current[256], note[320], file[256];
-    struct mmoe_gate_ctx ctx = {j, X};
-    struct cascade_train_gate g = {.job = "train-mmoe",
-                                   .kind = "rank-mmoe",
-                                   .metric = "click_auc",
-                                   .higher_is_better = true,
-                                   .floor = j->o->gate.floor,
-                                   .tolerance = j->o->gate.tolerance,
-                                   .holdout = j->n - j->n_train,
-                                   .value = j->click >= 0 ? sum->tasks[j->click].auc : NAN,
-                                   .force = j->o->gate.force};
-    int rc = cascade_train_gate_current(&g, dir, CASCADE_TRAIN_MMOE_LATEST, mmoe_gate_eval, &ctx,
-                                        current, sizeof current, note, sizeof note);
-    if (rc == 0)
-        rc = save(j->m, dir, sum, err, errlen);
-    if (rc != 0)
-        return rc;
-    snprintf(file, sizeof(file), "%s.safetensors", sum->version);
-    return cascade_train_gate_apply(&g, sum->model_path, dir, CASCADE_TRAIN_MMOE_LATEST, file,
-                                    sum->version, j->o->quiet, &sum->gate, err, errlen);
+    struct mmoe_gate_ctx ctx = {j, X, sum};
+    struct cascade_train_gate g;
+    cascade_train_gate_init(&g, "train-mmoe", "rank-mmoe", "click_auc", &j->o->gate,
+                            j->n - j->n_train, j->click >= 0 ? sum->tasks[j->click].auc : NAN);
+    struct cascade_train_gate_target t = {.dir = dir,
+                                          .latest = CASCADE_TRAIN_MMOE_LATEST,
+                                          .eval = mmoe_gate_eval,
+                                          .save = mmoe_gate_save,
+                                          .ctx = &ctx,
+                                          .quiet = j->o->quiet};
+    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
+                                      sum->version, sizeof(sum->version), &sum->gate, err,
+                                      errlen);
 }
 
 static cascade_mmoe *new_model(const struct cascade_train_mmoe_opts *o, char *err, size_t errlen)

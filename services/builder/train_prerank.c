@@ -283,8 +283,9 @@ int cascade_prerank_model_publish(const cascade_hashlr *m, const char *dir, char
     return cascade_latest_write(latest, name, err, errlen);
 }
 
-/* This run's held-out examples, hashed into 2^bits buckets. */
+/* This run's model, and its held-out examples hashed into 2^bits buckets. */
 struct prerank_gate_ctx {
+    const cascade_hashlr *m;
     const struct cascade_prerank_examples *ex;
     unsigned bits;
 };
@@ -316,32 +317,31 @@ static int prerank_gate_eval(void *ctx, const char *path, double *value, char *e
     return rc;
 }
 
+/* The gate's save: this run's model m at path. */
+static int prerank_gate_save(void *ctx, const char *path, const char *version, char *err,
+                             size_t errlen)
+{
+    const struct prerank_gate_ctx *c = ctx;
+    return cascade_hashlr_save(c->m, path, version, err, errlen);
+}
+
 /* Save m under a new version and let the gate decide on prerank-lr.latest. */
 static int prerank_gate(const cascade_hashlr *m, const struct cascade_prerank_examples *ex,
                         const struct cascade_train_prerank_opts *o,
                         struct cascade_train_prerank_summary *sum, char *err, size_t errlen)
 {
-    char current[256], note[320], file[300];
-    struct cascade_train_gate g = {.job = "train-prerank",
-                                   .kind = "prerank-lr",
-                                   .metric = "auc",
-                                   .higher_is_better = true,
-                                   .floor = o->gate.floor,
-                                   .tolerance = o->gate.tolerance,
-                                   .holdout = ex->n - ex->n_train,
-                                   .value = sum->auc,
-                                   .force = o->gate.force};
-    struct prerank_gate_ctx ctx = {ex, o->bits};
-    int rc = cascade_train_gate_current(&g, o->model_dir, "prerank-lr.latest", prerank_gate_eval,
-                                        &ctx, current, sizeof current, note, sizeof note);
-    if (rc == 0)
-        rc = prerank_model_save(m, o->model_dir, sum->model_path, sizeof sum->model_path,
-                                sum->version, sizeof sum->version, err, errlen);
-    if (rc != 0)
-        return rc;
-    snprintf(file, sizeof file, "%s.safetensors", sum->version);
-    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "prerank-lr.latest", file,
-                                    sum->version, o->quiet, &sum->gate, err, errlen);
+    struct cascade_train_gate g;
+    cascade_train_gate_init(&g, "train-prerank", "prerank-lr", "auc", &o->gate,
+                            ex->n - ex->n_train, sum->auc);
+    struct prerank_gate_ctx ctx = {m, ex, o->bits};
+    struct cascade_train_gate_target t = {.dir = o->model_dir,
+                                          .latest = "prerank-lr.latest",
+                                          .eval = prerank_gate_eval,
+                                          .save = prerank_gate_save,
+                                          .ctx = &ctx,
+                                          .quiet = o->quiet};
+    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof sum->model_path,
+                                      sum->version, sizeof sum->version, &sum->gate, err, errlen);
 }
 
 /* Counts, CTRs, constant-prediction log loss and the heuristic's AUC. */

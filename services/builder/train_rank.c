@@ -403,11 +403,17 @@ int cascade_rank_model_publish(const cascade_lr *m, const char *dir, char *path,
     return cascade_latest_write(latest, file, err, errlen);
 }
 
+/* This run's model and its examples, for the gate. */
+struct rank_gate_ctx {
+    const cascade_lr *m;
+    const struct cascade_rank_examples *ex;
+};
+
 /* The gate's view of the published rank-lr model: its held-out AUC on the
  * examples of this run (train_gate.h). */
 static int lr_gate_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
 {
-    const struct cascade_rank_examples *ex = ctx;
+    const struct cascade_rank_examples *ex = ((const struct rank_gate_ctx *)ctx)->ex;
     size_t nh = ex->n - ex->n_train;
     cascade_lr *prev = cascade_lr_load(path, err, errlen);
     float *p = prev ? malloc((nh + 1) * sizeof(float)) : NULL;
@@ -426,31 +432,31 @@ static int lr_gate_eval(void *ctx, const char *path, double *value, char *err, s
     return rc;
 }
 
+/* The gate's save: this run's model at path. */
+static int lr_gate_save(void *ctx, const char *path, const char *version, char *err,
+                        size_t errlen)
+{
+    return cascade_lr_save(((const struct rank_gate_ctx *)ctx)->m, path, version, err, errlen);
+}
+
 /* Save m under a new version and let the gate decide on rank-lr.latest. */
 static int rank_gate(const cascade_lr *m, const struct cascade_rank_examples *ex,
                      const struct cascade_train_rank_opts *o,
                      struct cascade_train_rank_summary *sum, char *err, size_t errlen)
 {
-    char current[256], note[320], file[300];
-    struct cascade_train_gate g = {.job = "train-rank",
-                                   .kind = "rank-lr",
-                                   .metric = "auc",
-                                   .higher_is_better = true,
-                                   .floor = o->gate.floor,
-                                   .tolerance = o->gate.tolerance,
-                                   .holdout = ex->n - ex->n_train,
-                                   .value = sum->auc,
-                                   .force = o->gate.force};
-    int rc = cascade_train_gate_current(&g, o->model_dir, "rank-lr.latest", lr_gate_eval,
-                                        (void *)ex, current, sizeof current, note, sizeof note);
-    if (rc == 0)
-        rc = rank_model_save(m, o->model_dir, sum->model_path, sizeof(sum->model_path),
-                             sum->version, sizeof(sum->version), err, errlen);
-    if (rc != 0)
-        return rc;
-    snprintf(file, sizeof file, "%s.safetensors", sum->version);
-    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "rank-lr.latest", file,
-                                    sum->version, o->quiet, &sum->gate, err, errlen);
+    struct cascade_train_gate g;
+    cascade_train_gate_init(&g, "train-rank", "rank-lr", "auc", &o->gate, ex->n - ex->n_train,
+                            sum->auc);
+    struct rank_gate_ctx ctx = {m, ex};
+    struct cascade_train_gate_target t = {.dir = o->model_dir,
+                                          .latest = "rank-lr.latest",
+                                          .eval = lr_gate_eval,
+                                          .save = lr_gate_save,
+                                          .ctx = &ctx,
+                                          .quiet = o->quiet};
+    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
+                                      sum->version, sizeof(sum->version), &sum->gate, err,
+                                      errlen);
 }
 
 int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,

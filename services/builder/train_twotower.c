@@ -17,7 +17,6 @@
 #include "clock.h"
 #include "error.h"
 #include "flags.h"
-#include "latest_file.h"
 #include "negsample.h"
 #include "progress.h"
 #include "redis.h"
@@ -742,27 +741,6 @@ out:
     return rc;
 }
 
-/* Items, maps and model under one new version (two-tower.latest untouched). */
-static int save(const cascade_twotower *m, const struct tt_data *d,
-                const struct cascade_train_twotower_opts *o,
-                struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
-{
-    const char *dir = o->model_dir;
-    int rc = cascade_mkdir_p(dir, err, errlen);
-    if (rc != 0)
-        return rc;
-    cascade_latest_version_new(dir, "two-tower", sum->version, sizeof(sum->version),
-                               sum->model_path, sizeof(sum->model_path));
-    snprintf(sum->items_path, sizeof(sum->items_path), "%s/%s.items.safetensors", dir,
-             sum->version);
-    snprintf(sum->maps_path, sizeof(sum->maps_path), "%s/%s.maps.tsv", dir, sum->version);
-    int64_t ref_ts = cascade_dataset_last_ts(d->ds);
-    if ((rc = write_items(m, d, o, sum->items_path, sum->version, ref_ts, sum, err, errlen)) != 0 ||
-        (rc = write_maps(d, sum->maps_path, ref_ts, err, errlen)) != 0)
-        return rc;
-    return cascade_twotower_save(m, sum->model_path, err, errlen);
-}
-
 /* ------------------------------------------------------------ run */
 
 /* Warm start (train_warm.h, tt_warm.h): the previous version fits with the
@@ -845,10 +823,13 @@ static int new_sampler(const struct tt_data *d, const struct cascade_train_twoto
     return rc;
 }
 
-/* This run's data for the gate's look at the published version. */
+/* This run's data for the gate's look at the published version, and the
+ * model and summary the gate's save writes. */
 struct tt_gate_ctx {
     const struct tt_data *d;
     const struct cascade_train_twotower_opts *o;
+    const cascade_twotower *m;
+    struct cascade_train_twotower_summary *sum;
 };
 
 /* The gate's view of the published two-tower version: its held-out
@@ -878,34 +859,49 @@ static int tt_gate_eval(void *ctx, const char *path, double *value, char *err, s
     return rc;
 }
 
+/* The gate's save: items, maps and model under one new version, beside
+ * the model file at path (two-tower.latest untouched). */
+static int tt_gate_save(void *ctx, const char *path, const char *version, char *err,
+                        size_t errlen)
+{
+    const struct tt_gate_ctx *c = ctx;
+    struct cascade_train_twotower_summary *sum = c->sum;
+    const char *dir = c->o->model_dir;
+    snprintf(sum->items_path, sizeof(sum->items_path), "%s/%s.items.safetensors", dir, version);
+    snprintf(sum->maps_path, sizeof(sum->maps_path), "%s/%s.maps.tsv", dir, version);
+    int64_t ref_ts = cascade_dataset_last_ts(c->d->ds);
+    int rc = write_items(c->m, c->d, c->o, sum->items_path, version, ref_ts, sum, err, errlen);
+    if (rc == 0)
+        rc = write_maps(c->d, sum->maps_path, ref_ts, err, errlen);
+    if (rc == 0)
+        rc = cascade_twotower_save(c->m, path, err, errlen);
+    return rc;
+}
+
 /* Save the version and let the gate decide on two-tower.latest by held-out
  * recall@K; the floor is at least chance, K / items. */
 static int publish(const cascade_twotower *m, const struct tt_data *d,
                    const struct cascade_train_twotower_opts *o,
                    struct cascade_train_twotower_summary *sum, char *err, size_t errlen)
 {
-    char metric[64], current[256], note[320];
+    char metric[64];
     double chance = (double)o->eval_k / (double)d->ds->n_items;
-    struct tt_gate_ctx ctx = {d, o};
+    struct tt_gate_ctx ctx = {d, o, m, sum};
     snprintf(metric, sizeof metric, "recall@%zu", o->eval_k);
-    struct cascade_train_gate g = {.job = "train-two-tower",
-                                   .kind = "two-tower",
-                                   .metric = metric,
-                                   .higher_is_better = true,
-                                   .floor = o->gate.floor > chance ? o->gate.floor : chance,
-                                   .tolerance = o->gate.tolerance,
-                                   .holdout = sum->eval_users,
-                                   .value = sum->recall_at_k,
-                                   .force = o->gate.force};
-    int rc = cascade_train_gate_current(&g, o->model_dir, "two-tower.latest", tt_gate_eval, &ctx,
-                                        current, sizeof current, note, sizeof note);
-    if (rc == 0)
-        rc = save(m, d, o, sum, err, errlen);
-    if (rc != 0)
-        return rc;
-    return cascade_train_gate_apply(&g, sum->model_path, o->model_dir, "two-tower.latest",
-                                    sum->version, sum->version, o->quiet, &sum->gate, err,
-                                    errlen);
+    struct cascade_train_gate g;
+    cascade_train_gate_init(&g, "train-two-tower", "two-tower", metric, &o->gate,
+                            sum->eval_users, sum->recall_at_k);
+    g.floor = o->gate.floor > chance ? o->gate.floor : chance;
+    struct cascade_train_gate_target t = {.dir = o->model_dir,
+                                          .latest = "two-tower.latest",
+                                          .latest_names_version = true,
+                                          .eval = tt_gate_eval,
+                                          .save = tt_gate_save,
+                                          .ctx = &ctx,
+                                          .quiet = o->quiet};
+    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
+                                      sum->version, sizeof(sum->version), &sum->gate, err,
+                                      errlen);
 }
 
 static int check_opts(const cascade_dataset *ds, const struct cascade_train_twotower_opts *o,

@@ -3,7 +3,8 @@
  * with exit status 3 and nothing published, and on a generated world: a
  * model trained on shuffled labels is refused next to a good published one
  * (.latest does not move, the record says why), a better one is published,
- * and --force overrides. */
+ * and --force overrides; and the publish step every trainer shares, with a
+ * stand-in model. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -345,6 +346,181 @@ static void test_rank_gate_on_generated_world(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* cascade_train_gate_init takes the flags' floor, tolerance and force and
+ * starts with nothing published. */
+static void test_init(void **state)
+{
+    (void)state;
+    struct cascade_train_gate_opts o;
+    struct cascade_train_gate g;
+    cascade_train_gate_defaults(&o);
+    o.floor = 0.6;
+    o.tolerance = 0.01;
+    o.force = true;
+    cascade_train_gate_init(&g, "train-x", "x-lr", "auc", &o, 123, 0.75);
+    assert_string_equal(g.job, "train-x");
+    assert_string_equal(g.kind, "x-lr");
+    assert_string_equal(g.metric, "auc");
+    assert_true(g.higher_is_better);
+    assert_true(g.floor == 0.6 && g.tolerance == 0.01 && g.force);
+    assert_int_equal(g.holdout, 123);
+    assert_true(g.value == 0.75);
+    assert_false(g.has_current);
+    assert_null(g.current);
+    assert_null(g.current_note);
+}
+
+/* A stand-in model for cascade_train_gate_publish: its file holds its
+ * held-out metric as text, so the eval callback really reads the published
+ * file, and the save callback can be told to fail. */
+struct fake_model {
+    double value;    /* what save writes */
+    int save_rc;     /* 0, or the error save returns */
+    int eval_rc;     /* 0, or the error eval returns */
+    int saves, evals;
+};
+
+static int fake_save(void *ctx, const char *path, const char *version, char *err,
+                     size_t errlen)
+{
+    struct fake_model *f = ctx;
+    f->saves++;
+    if (f->save_rc != 0) {
+        snprintf(err, errlen, "fake save of %s refused", version);
+        return f->save_rc;
+    }
+    FILE *fp = fopen(path, "w");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot write", path);
+        return CASCADE_EIO;
+    }
+    fprintf(fp, "%.6f\n", f->value);
+    fclose(fp);
+    return 0;
+}
+
+static int fake_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
+{
+    struct fake_model *f = ctx;
+    f->evals++;
+    if (f->eval_rc != 0)
+        return f->eval_rc;
+    FILE *fp = fopen(path, "r");
+    int n = fp ? fscanf(fp, "%lf", value) : 0;
+    if (fp)
+        fclose(fp);
+    if (n != 1) {
+        snprintf(err, errlen, "%s: no value", path);
+        return CASCADE_EFORMAT;
+    }
+    return 0;
+}
+
+/* Contents of dir/latest into name; CASCADE_ENOTFOUND when it is missing. */
+static int read_latest(const char *dir, const char *latest, char *name, size_t len)
+{
+    char path[600], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, latest);
+    return cascade_latest_read(path, name, len, err, sizeof err);
+}
+
+/* The shared publish step: a first model is published under "<kind>-<time>"
+ * with its record; a worse one is saved, measured against the first (read
+ * back through eval) and refused without moving .latest; a failing save or
+ * an out-of-memory eval stops before anything is decided; a model of
+ * several files puts its version, not a file name, in .latest. */
+static void test_publish(void **state)
+{
+    (void)state;
+    char root[256], dir[400], path[1024], version[128], name[1200], first[256], err[512];
+    struct cascade_train_gate_decision d;
+    struct cascade_gate_record r;
+    struct fake_model f = {.value = 0.80};
+    assert_non_null(test_tempdir(root, sizeof root));
+    snprintf(dir, sizeof dir, "%s/models", root); /* created by publish */
+    struct cascade_train_gate g = auc_gate(0.80, false, NAN);
+    struct cascade_train_gate_target t = {.dir = dir,
+                                          .latest = "rank-lr.latest",
+                                          .eval = fake_eval,
+                                          .save = fake_save,
+                                          .ctx = &f,
+                                          .quiet = true};
+
+    /* Nothing published: eval is not called, the model is saved and published. */
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
+                                                sizeof version, &d, err, sizeof err),
+                     0);
+    assert_true(d.publish);
+    assert_int_equal(f.evals, 0);
+    assert_int_equal(f.saves, 1);
+    assert_int_equal(strncmp(version, "rank-lr-", 8), 0);
+    snprintf(first, sizeof first, "%s.safetensors", version);
+    snprintf(name, sizeof name, "%s/%s", dir, first);
+    assert_string_equal(path, name);
+    assert_int_equal(read_latest(dir, "rank-lr.latest", name, sizeof name), 0);
+    assert_string_equal(name, first);
+    read_record(path, &r);
+    assert_string_equal(r.decision, CASCADE_GATE_PUBLISHED);
+    assert_string_equal(r.version, version);
+    assert_false(r.has_current);
+
+    /* A worse model: the published one is read back at 0.80, this one is
+     * 0.60, so it is kept on disk and refused; g itself is not written. */
+    f.value = 0.60;
+    g.value = 0.60;
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
+                                                sizeof version, &d, err, sizeof err),
+                     0);
+    assert_false(d.publish);
+    assert_string_equal(d.reason, CASCADE_GATE_REASON_WORSE);
+    assert_int_equal(f.evals, 1);
+    assert_null(g.current);
+    assert_false(g.has_current);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(read_latest(dir, "rank-lr.latest", name, sizeof name), 0);
+    assert_string_equal(name, first);
+    read_record(path, &r);
+    assert_string_equal(r.decision, CASCADE_GATE_REFUSED);
+    assert_string_equal(r.current_version, first);
+    assert_true(r.has_current);
+    assert_true(fabs(r.current_value - 0.80) < 1e-9);
+
+    /* A failing save: its error, no record, .latest unchanged. */
+    f.save_rc = CASCADE_EIO;
+    g.value = 0.90;
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
+                                                sizeof version, &d, err, sizeof err),
+                     CASCADE_EIO);
+    assert_non_null(strstr(err, "fake save of rank-lr-"));
+    snprintf(name, sizeof name, "%s%s", path, CASCADE_GATE_RECORD_SUFFIX);
+    assert_int_equal(access(name, F_OK), -1);
+    assert_int_equal(read_latest(dir, "rank-lr.latest", name, sizeof name), 0);
+    assert_string_equal(name, first);
+
+    /* Out of memory measuring the published model: nothing is saved. */
+    f.save_rc = 0;
+    f.eval_rc = CASCADE_ENOMEM;
+    int saves = f.saves;
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
+                                                sizeof version, &d, err, sizeof err),
+                     CASCADE_ENOMEM);
+    assert_int_equal(f.saves, saves);
+
+    /* A model of several files: .latest names the version. */
+    f.eval_rc = 0;
+    t.latest = "two-tower.latest";
+    t.latest_names_version = true;
+    g.kind = "two-tower";
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
+                                                sizeof version, &d, err, sizeof err),
+                     0);
+    assert_true(d.publish);
+    assert_int_equal(strncmp(version, "two-tower-", 10), 0);
+    assert_int_equal(read_latest(dir, "two-tower.latest", name, sizeof name), 0);
+    assert_string_equal(name, version);
+    test_rmdir(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +529,8 @@ int main(void)
         cmocka_unit_test(test_record_roundtrip),
         cmocka_unit_test(test_positives_only_log_exits_3),
         cmocka_unit_test(test_rank_gate_on_generated_world),
+        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
