@@ -24,23 +24,13 @@
 #include "gbdt.h"
 #include "latest_file.h"
 #include "ltr_features.h"
+#include "ltr_test.h"
 #include "ltr_replay.h"
 #include "ltr_train.h"
 #include "prerank.h"
 #include "rank.h"
 
 #define NS "ltr-parity"
-
-static cascade_config *test_config(void)
-{
-    char path[1024], err[512] = "";
-    const char *src = getenv("CASCADE_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/config/cascade.json", src ? src : ".");
-    cascade_config *cfg = cascade_config_load(path, err, sizeof err);
-    if (!cfg)
-        fail_msg("config: %s", err);
-    return cfg;
-}
 
 /* Candidate of replay row r: its channel hits and recall score as the
  * features recorded them (raw scores are not features and stay 0). */
@@ -75,7 +65,7 @@ static Cascade__V1__Candidate *candidate_of(cascade_arena *a, const struct casca
 static void test_services_compute_the_trainers_features(void **state)
 {
     struct world *w = *state;
-    cascade_config *cfg = test_config();
+    cascade_config *cfg = ltr_test_config();
     struct cascade_ltr_train_opts o;
     struct cascade_ltr_train_summary sum;
     struct cascade_ltr_lists l;

@@ -21,20 +21,10 @@
 #include "events.h"
 #include "latest_file.h"
 #include "ltr_features.h"
+#include "ltr_test.h"
 #include "ltr_replay.h"
 #include "ltr_train.h"
 #include "store.h"
-
-static cascade_config *test_config(void)
-{
-    char path[1024], err[512] = "";
-    const char *src = getenv("CASCADE_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/config/cascade.json", src ? src : ".");
-    cascade_config *cfg = cascade_config_load(path, err, sizeof err);
-    if (!cfg)
-        fail_msg("config: %s", err);
-    return cfg;
-}
 
 static void replay_opts(struct cascade_ltr_replay_opts *o, cascade_config *cfg, const char *ns)
 {
@@ -66,7 +56,7 @@ static bool contains(const uint32_t *a, size_t n, uint32_t x)
 static void test_replay_sees_no_held_out_interaction(void **state)
 {
     struct world *w = *state;
-    cascade_config *cfg = test_config();
+    cascade_config *cfg = ltr_test_config();
     struct cascade_ltr_replay_opts o;
     struct cascade_ltr_lists l;
     struct cascade_eval_split s = {0};
@@ -142,7 +132,7 @@ static bool file_exists(const char *dir, const char *name, const char *suffix)
 static void test_gate_keeps_the_published_model(void **state)
 {
     struct world *w = *state;
-    cascade_config *cfg = test_config();
+    cascade_config *cfg = ltr_test_config();
     struct cascade_ltr_train_opts o;
     struct cascade_ltr_train_summary s;
     char dir[256], err[512] = "", name[256], path[1024], still[256];
@@ -182,7 +172,7 @@ static void test_gate_keeps_the_published_model(void **state)
 static void test_folds_add_lists(void **state)
 {
     struct world *w = *state;
-    cascade_config *cfg = test_config();
+    cascade_config *cfg = ltr_test_config();
     struct cascade_ltr_replay_opts o;
     struct cascade_ltr_lists one, two;
     char err[512] = "";
@@ -212,7 +202,7 @@ static void test_folds_add_lists(void **state)
 static void test_no_positives_is_unsupported(void **state)
 {
     struct world *w = *state;
-    cascade_config *cfg = test_config();
+    cascade_config *cfg = ltr_test_config();
     struct cascade_ltr_replay_opts o;
     struct cascade_ltr_lists l;
     char err[512] = "";
