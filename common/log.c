@@ -200,13 +200,14 @@ static struct log_cause *log_cause_find(const char *file, int line, enum cascade
                                         const char *fmt)
 {
     uint64_t h = (uint64_t)(uintptr_t)fmt * 0x9e3779b97f4a7c15ull;
-    h ^= ((uint64_t)(uintptr_t)file + (uint64_t)line * 31u + (uint64_t)level) * 0xff51afd7ed558ccdull;
+    h ^= ((uint64_t)(uintptr_t)file + (uint64_t)line * 31u + (uint64_t)level) *
+         0xff51afd7ed558ccdull;
     h ^= h >> 29;
     for (size_t p = 0; p < LOG_PROBES; p++) {
         struct log_cause *c = &log_causes[(h + p) % LOG_CAUSES];
         if (!c->claimed) {
-            *c = (struct log_cause){.claimed = true, .level = level, .line = line, .file = file,
-                                    .fmt = fmt};
+            *c = (struct log_cause){
+                .claimed = true, .level = level, .line = line, .file = file, .fmt = fmt};
             return c;
         }
         if (c->fmt == fmt && c->file == file && c->line == line && c->level == level)
@@ -229,8 +230,13 @@ static bool log_admit(const char *file, int line, enum cascade_log_level level, 
         c->printed = true;
         c->window_start_ms = now_ms;
         c->suppressed = 0;
+        if (c == &log_overflow)
+            c->level = CASCADE_LOG_DEBUG;
     } else {
         c->suppressed++;
+        /* The overflow cause mixes levels; its summary takes the highest it dropped. */
+        if (c == &log_overflow && level > c->level)
+            c->level = level;
     }
     pthread_mutex_unlock(&log_lock);
     return ok;
@@ -269,6 +275,8 @@ static void log_summary(struct log_cause *c, int64_t now_ms)
     fwrite(line, 1, n, stderr);
     c->suppressed = 0;
     c->window_start_ms = now_ms;
+    if (c == &log_overflow)
+        c->level = CASCADE_LOG_DEBUG;
 }
 
 /* Report the repeats of every cause whose window ended (all of them when all is set), so a

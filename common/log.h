@@ -9,7 +9,12 @@
 
 #include <stdint.h>
 
-enum cascade_log_level { CASCADE_LOG_DEBUG = 0, CASCADE_LOG_INFO, CASCADE_LOG_WARN, CASCADE_LOG_ERROR };
+enum cascade_log_level {
+    CASCADE_LOG_DEBUG = 0,
+    CASCADE_LOG_INFO,
+    CASCADE_LOG_WARN,
+    CASCADE_LOG_ERROR
+};
 
 /* Set the component name printed on every line (copied) and the minimum level. Also forgets
  * the rate limiter's causes (tests call it between cases) and, the first time, registers
@@ -39,9 +44,13 @@ void cascade_log_flush_suppressed(void);
  * cascade_now_ms). Not thread-safe against concurrent logging. */
 void cascade_log__set_clock(int64_t (*now_ms)(void));
 
-#define CASCADE_DEBUG(rid, ...) cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_DEBUG, rid, __VA_ARGS__)
-#define CASCADE_INFO(rid, ...) cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_INFO, rid, __VA_ARGS__)
-#define CASCADE_WARN(rid, ...) cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_WARN, rid, __VA_ARGS__)
-#define CASCADE_ERROR(rid, ...) cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_ERROR, rid, __VA_ARGS__)
+#define CASCADE_DEBUG(rid, ...)                                                                    \
+    cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_DEBUG, rid, __VA_ARGS__)
+#define CASCADE_INFO(rid, ...)                                                                     \
+    cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_INFO, rid, __VA_ARGS__)
+#define CASCADE_WARN(rid, ...)                                                                     \
+    cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_WARN, rid, __VA_ARGS__)
+#define CASCADE_ERROR(rid, ...)                                                                    \
+    cascade_log_at(__FILE__, __LINE__, CASCADE_LOG_ERROR, rid, __VA_ARGS__)
 
 #endif
