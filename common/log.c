@@ -332,7 +332,7 @@ static void log_write(enum cascade_log_level level, const char *request_id, uint
     fwrite(line, 1, n, stderr);
 }
 
-/* The body of both entry points: level filter, rate limit, sweep, write. */
+/* The body of both entry points: level filter, rate limit (not for DEBUG), sweep, write. */
 static void log_emit(const char *file, int line, enum cascade_log_level level,
                      const char *request_id, const char *fmt, va_list ap)
 {
@@ -341,7 +341,9 @@ static void log_emit(const char *file, int line, enum cascade_log_level level,
     int64_t now_ms = log_clock();
     uint64_t suppressed = 0;
     int64_t span_ms = 0;
-    if (!log_admit(file, line, level, fmt, now_ms, &suppressed, &span_ms))
+    /* DEBUG is opt-in (--log-level debug) to see every event, so it is never limited. */
+    if (level > CASCADE_LOG_DEBUG &&
+        !log_admit(file, line, level, fmt, now_ms, &suppressed, &span_ms))
         return;
     log_sweep(now_ms, false);
     log_write(level, request_id, suppressed, span_ms, fmt, ap);

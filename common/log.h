@@ -3,7 +3,8 @@
  * Every line is safe to print whatever the arguments hold: control characters, backslashes and
  * invalid UTF-8 in the message and the request id are escaped ("\n", "\x1b", "\\"), so one call
  * is always exactly one line. Repeats are rate-limited: at most one line per cause (call site and
- * level) per second; the next line of that cause says how many were suppressed. */
+ * level) per second, DEBUG
+ * excepted; the next line of that cause says how many were suppressed. */
 #ifndef CASCADE_LOG_H
 #define CASCADE_LOG_H
 

@@ -209,6 +209,7 @@ static void log_burst(void)
     cascade_log_init("recall", CASCADE_LOG_INFO);
     for (int i = 0; i < 1000; i++) {
         warn_redis_down(i);
+        CASCADE_DEBUG(NULL, "debug %d", i);      /* below the level: neither printed nor counted */
         CASCADE_INFO(NULL, "other cause %d", i); /* another call site: limited on its own */
     }
     atomic_fetch_add(&fake_ms, 1500);
@@ -244,6 +245,26 @@ static void log_window_edge(void)
     warn_redis_down(3);
     cascade_log_flush_suppressed(); /* the quiet cause's last repeat is not lost */
     cascade_log__set_clock(NULL);
+}
+
+static void log_debug_burst(void)
+{
+    fake_clock_start();
+    cascade_log_init("r", CASCADE_LOG_DEBUG);
+    for (int i = 0; i < 100; i++)
+        CASCADE_DEBUG(NULL, "step %d", i);
+    cascade_log_flush_suppressed();
+    cascade_log__set_clock(NULL);
+}
+
+/* DEBUG is asked for to see every event: it is not limited. */
+static void test_debug_not_limited(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_debug_burst);
+    assert_int_equal(count_lines(out), 100);
+    assert_non_null(strstr(out, "DEBUG r step 99\n"));
+    free(out);
 }
 
 static void test_window_and_flush(void **state)
@@ -365,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_escaped_truncation_keeps_escapes_whole),
         cmocka_unit_test(test_repeats_limited_with_count),
         cmocka_unit_test(test_window_and_flush),
+        cmocka_unit_test(test_debug_not_limited),
         cmocka_unit_test(test_threads_count_exactly),
         cmocka_unit_test(test_many_causes_bounded_and_counted),
     };
