@@ -57,6 +57,14 @@ static void assert_matches(const char *text, const char *pattern)
         fail_msg("\"%s\" does not match /%s/", text, pattern);
 }
 
+static int count_lines(const char *text)
+{
+    int lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    return lines;
+}
+
 static void test_format_and_filter(void **state)
 {
     (void)state;
@@ -70,19 +78,21 @@ static void test_format_and_filter(void **state)
     snprintf(pattern, sizeof(pattern), "%sERROR recall empty rid$", ts);
     assert_matches(out, pattern);
     assert_null(strstr(out, "hidden")); /* below the level */
-    int lines = 0;
-    for (const char *p = out; *p; p++)
-        lines += *p == '\n';
-    assert_int_equal(lines, 3);
+    assert_int_equal(count_lines(out), 3);
     free(out);
 }
 
-static void log_long(void)
+/* What log_filled logs: fill_len copies of fill_byte, then "after". */
+static char fill_byte;
+static size_t fill_len;
+
+static void log_filled(void)
 {
     cascade_log_init("x", CASCADE_LOG_DEBUG);
     char big[10000];
-    memset(big, 'a', sizeof(big) - 1);
-    big[sizeof(big) - 1] = '\0';
+    assert_true(fill_len < sizeof(big));
+    memset(big, fill_byte, fill_len);
+    big[fill_len] = '\0';
     CASCADE_DEBUG("r", "%s", big);
     CASCADE_DEBUG("r", "after");
 }
@@ -90,20 +100,15 @@ static void log_long(void)
 static void test_long_line_truncated(void **state)
 {
     (void)state;
-    char *out = capture_stderr(log_long);
+    fill_byte = 'a';
+    fill_len = 9999;
+    char *out = capture_stderr(log_filled);
+    assert_int_equal(count_lines(out), 2);
     char *nl = strchr(out, '\n');
     assert_non_null(nl);
     assert_true(nl - out < 4096);               /* one bounded line ... */
     assert_non_null(strstr(nl + 1, "after\n")); /* ... and the next one intact */
     free(out);
-}
-
-static int count_lines(const char *text)
-{
-    int lines = 0;
-    for (const char *p = text; *p; p++)
-        lines += *p == '\n';
-    return lines;
 }
 
 /* ---- escaping ---- */
@@ -155,20 +160,12 @@ static void test_escape_classes(void **state)
     free(out);
 }
 
-static void log_many_newlines(void)
-{
-    cascade_log_init("x", CASCADE_LOG_INFO);
-    char nl[3000];
-    memset(nl, '\n', sizeof(nl) - 1);
-    nl[sizeof(nl) - 1] = '\0';
-    CASCADE_INFO("r", "%s", nl);
-    CASCADE_INFO("r", "after");
-}
-
 static void test_escaped_truncation_keeps_escapes_whole(void **state)
 {
     (void)state;
-    char *out = capture_stderr(log_many_newlines);
+    fill_byte = '\n'; /* each escapes to two bytes: the cut falls among the escapes */
+    fill_len = 2999;
+    char *out = capture_stderr(log_filled);
     assert_int_equal(count_lines(out), 2);
     char *nl = strchr(out, '\n');
     assert_true(nl - out < 4096);
@@ -247,6 +244,20 @@ static void log_window_edge(void)
     cascade_log__set_clock(NULL);
 }
 
+static void test_window_and_flush(void **state)
+{
+    (void)state;
+    char *out = capture_stderr(log_window_edge);
+    assert_int_equal(count_lines(out), 3);
+    assert_null(strstr(out, "(attempt 1)"));
+    assert_non_null(
+        strstr(out, "WARN r redis down (attempt 2) (and 1 more like this in the last 1.0 s)\n"));
+    assert_non_null(
+        strstr(out, "WARN r (and 1 more like \"redis down (attempt %d)\" at test_log.c:"));
+    assert_null(strstr(out, "(attempt 3)"));
+    free(out);
+}
+
 static void log_debug_burst(void)
 {
     fake_clock_start();
@@ -264,20 +275,6 @@ static void test_debug_not_limited(void **state)
     char *out = capture_stderr(log_debug_burst);
     assert_int_equal(count_lines(out), 100);
     assert_non_null(strstr(out, "DEBUG r step 99\n"));
-    free(out);
-}
-
-static void test_window_and_flush(void **state)
-{
-    (void)state;
-    char *out = capture_stderr(log_window_edge);
-    assert_int_equal(count_lines(out), 3);
-    assert_null(strstr(out, "(attempt 1)"));
-    assert_non_null(
-        strstr(out, "WARN r redis down (attempt 2) (and 1 more like this in the last 1.0 s)\n"));
-    assert_non_null(
-        strstr(out, "WARN r (and 1 more like \"redis down (attempt %d)\" at test_log.c:"));
-    assert_null(strstr(out, "(attempt 3)"));
     free(out);
 }
 
