@@ -35,7 +35,8 @@ static atomic_int meet_inside;
  * Channel "fail" -> INVALID_ARGUMENT; "slow" -> waits for the deadline to pass;
  * "meet" -> waits until a second "meet" call is inside a handler at the same
  * time (DEADLINE_EXCEEDED if none comes); "rid" -> echoes the request id as
- * the channel name of the result. */
+ * the channel name of the result; "echo:..." -> echoes that channel name
+ * instead (a response as large as the request). */
 static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                         ProtobufCMessage **response)
 {
@@ -79,6 +80,8 @@ static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMess
     Cascade__V1__ChannelResult *cr = cascade_arena_alloc(a, sizeof(*cr));
     cascade__v1__channel_result__init(cr);
     cr->channel = cascade_arena_strdup(a, cascade_rpc_ctx_request_id(ctx));
+    if (req->n_channels > 0 && strncmp(req->channels[0], "echo:", 5) == 0)
+        cr->channel = req->channels[0];
     resp->n_channels = 1;
     resp->channels = cascade_arena_alloc(a, sizeof(*resp->channels));
     resp->channels[0] = cr;
@@ -487,18 +490,21 @@ static cascade_rpc_server *start_default_server(cascade_metrics *metrics, int *c
     return srv;
 }
 
-/* A request whose one channel name is `bytes` long (about the message size). */
+/* A channel name `bytes` long starting "echo:" (the request, and its echoed
+ * response, are about that size). */
 static char *big_channel(size_t bytes)
 {
     char *s = malloc(bytes + 1);
     assert_non_null(s);
     memset(s, 'x', bytes);
+    memcpy(s, "echo:", 5);
     s[bytes] = '\0';
     return s;
 }
 
-/* The default limit is 4 MiB: 5 MiB gets RESOURCE_EXHAUSTED (counted so),
- * 3 MiB is served. */
+/* The default limit is 4 MiB: 5 MiB gets RESOURCE_EXHAUSTED from gRPC before
+ * the handler, 3 MiB is served. A channel on the default limit accepts the
+ * 3 MiB answer; one limited to 1 MiB refuses it. */
 static void test_default_message_limit(void **state)
 {
     (void)state;
@@ -526,6 +532,18 @@ static void test_default_message_limit(void **state)
     make_call(&call, &f, &req, 10000);
     assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
     assert_int_equal(calls, 1);
+    Cascade__V1__RecallResponse *resp = (void *)call.response;
+    assert_int_equal(strlen(resp->channels[0]->channel), (size_t)3 << 20);
+
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
+    cascade_rpc_channel *small = cascade_rpc_channel_create(target, (size_t)1 << 20);
+    assert_non_null(small);
+    make_call(&call, &f, &req, 10000);
+    call.channel = small;
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), CASCADE_ETOOBIG);
+    assert_int_equal(call.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    cascade_rpc_channel_destroy(small);
 
     free(five);
     free(three);
