@@ -387,28 +387,55 @@ static void test_shutdown_then_unavailable(void **state)
     cascade_rpc_server_destroy(srv);
 }
 
+/* A server on the default limits (gRPC's usual 4 MiB for received messages)
+ * recording into its own registry, a channel to it and an arena. */
+struct metered {
+    cascade_metrics *metrics;
+    cascade_rpc_server *srv;
+    cascade_rpc_channel *ch;
+    cascade_arena *arena;
+    char target[64];
+    int calls;
+};
+
+static void metered_start(struct metered *m)
+{
+    char err[256];
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    memset(m, 0, sizeof(*m));
+    m->metrics = cascade_metrics_create();
+    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
+                                           .threads = 2,
+                                           .service_name = "cascade.v1.Recall",
+                                           .metrics = m->metrics};
+    m->srv = cascade_rpc_server_create(&opts, methods, 1, &m->calls, err, sizeof(err));
+    assert_non_null(m->srv);
+    assert_int_equal(cascade_rpc_server_start(m->srv, err, sizeof(err)), 0);
+    snprintf(m->target, sizeof(m->target), "127.0.0.1:%d", cascade_rpc_server_port(m->srv));
+    m->ch = cascade_rpc_channel_create(m->target, 0);
+    assert_non_null(m->ch);
+    m->arena = cascade_arena_create(0);
+}
+
+static void metered_stop(struct metered *m)
+{
+    cascade_rpc_channel_destroy(m->ch);
+    cascade_rpc_server_destroy(m->srv);
+    cascade_arena_destroy(m->arena);
+    cascade_metrics_destroy(m->metrics);
+}
+
 /* A server given a registry counts each call by method and status code,
  * times it, and is back to zero calls in flight once the replies are out. */
 static void test_server_metrics(void **state)
 {
     (void)state;
-    char err[256], target[64];
-    int calls = 0;
-    cascade_metrics *metrics = cascade_metrics_create();
-    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
-                                            &cascade__v1__recall_response__descriptor,
-                                            echo_handler}};
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
-                                           .threads = 2,
-                                           .service_name = "cascade.v1.Recall",
-                                           .metrics = metrics};
-    cascade_rpc_server *srv =
-        cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
-    assert_non_null(srv);
-    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
-    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
-    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
-    cascade_arena *arena = cascade_arena_create(0);
+    struct metered m;
+    metered_start(&m);
+    cascade_metrics *metrics = m.metrics;
+    cascade_arena *arena = m.arena;
 
     /* Before any call: the OK series exists at 0 for every unary method. */
     char *text = cascade_metrics_render(metrics);
@@ -419,7 +446,7 @@ static void test_server_metrics(void **state)
     assert_null(strstr(text, "Health/Watch"));
     free(text);
 
-    struct fixture f = {.channel = ch, .arena = arena};
+    struct fixture f = {.channel = m.ch, .arena = arena};
     char *ok_channels[] = {"a", "b"}, *bad_channels[] = {"fail"};
     Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
     struct cascade_rpc_call call;
@@ -438,7 +465,7 @@ static void test_server_metrics(void **state)
     make_call(&call, &f, NULL, 5000);
     cascade_rpc_call_raw(&call, "\xff\xff\xff", 3, arena);
     assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
-    assert_int_equal(calls, 4);
+    assert_int_equal(m.calls, 4);
 
     /* The same families, looked up by a stage, see the server's counts. The
      * server records before it replies, so no waiting is needed. */
@@ -461,34 +488,9 @@ static void test_server_metrics(void **state)
                                  "Recall\",le=\"+Inf\"} 5\n"));
     assert_non_null(strstr(text, "cascade_rpc_in_flight 0\n"));
     free(text);
-
-    cascade_rpc_channel_destroy(ch);
-    cascade_rpc_server_destroy(srv);
-    cascade_arena_destroy(arena);
-    cascade_metrics_destroy(metrics);
+    metered_stop(&m);
 }
 
-
-/* A server on the default limits: gRPC's usual 4 MiB for received messages. */
-static cascade_rpc_server *start_default_server(cascade_metrics *metrics, int *calls,
-                                                cascade_rpc_channel **ch)
-{
-    char err[256], target[64];
-    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
-                                            &cascade__v1__recall_response__descriptor,
-                                            echo_handler}};
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
-                                           .threads = 2,
-                                           .service_name = "cascade.v1.Recall",
-                                           .metrics = metrics};
-    cascade_rpc_server *srv = cascade_rpc_server_create(&opts, methods, 1, calls, err, sizeof(err));
-    assert_non_null(srv);
-    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
-    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
-    *ch = cascade_rpc_channel_create(target, 0);
-    assert_non_null(*ch);
-    return srv;
-}
 
 /* A channel name `bytes` long starting "echo:" (the request, and its echoed
  * response, are about that size). */
@@ -508,12 +510,10 @@ static char *big_channel(size_t bytes)
 static void test_default_message_limit(void **state)
 {
     (void)state;
-    int calls = 0;
-    cascade_rpc_channel *ch = NULL;
-    cascade_metrics *metrics = cascade_metrics_create();
-    cascade_rpc_server *srv = start_default_server(metrics, &calls, &ch);
-    cascade_arena *arena = cascade_arena_create(0);
-    struct fixture f = {.channel = ch, .arena = arena};
+    struct metered m;
+    metered_start(&m);
+    cascade_arena *arena = m.arena;
+    struct fixture f = {.channel = m.ch, .arena = arena};
     char *five = big_channel((size_t)5 << 20), *three = big_channel((size_t)3 << 20);
     char *channels[1];
     Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
@@ -526,18 +526,16 @@ static void test_default_message_limit(void **state)
     assert_int_equal(cascade_rpc_call_unary(&call, arena), CASCADE_ETOOBIG);
     assert_int_equal(call.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
     assert_non_null(strstr(call.status_message, "4194304"));
-    assert_int_equal(calls, 0);
+    assert_int_equal(m.calls, 0);
 
     channels[0] = three;
     make_call(&call, &f, &req, 10000);
     assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
-    assert_int_equal(calls, 1);
+    assert_int_equal(m.calls, 1);
     Cascade__V1__RecallResponse *resp = (void *)call.response;
     assert_int_equal(strlen(resp->channels[0]->channel), (size_t)3 << 20);
 
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
-    cascade_rpc_channel *small = cascade_rpc_channel_create(target, (size_t)1 << 20);
+    cascade_rpc_channel *small = cascade_rpc_channel_create(m.target, (size_t)1 << 20);
     assert_non_null(small);
     make_call(&call, &f, &req, 10000);
     call.channel = small;
@@ -547,10 +545,7 @@ static void test_default_message_limit(void **state)
 
     free(five);
     free(three);
-    cascade_rpc_channel_destroy(ch);
-    cascade_rpc_server_destroy(srv);
-    cascade_arena_destroy(arena);
-    cascade_metrics_destroy(metrics);
+    metered_stop(&m);
 }
 
 /* Health Watch refuses bytes that are not a HealthCheckRequest, as Check
@@ -640,14 +635,10 @@ static grpc_status_code raw_health_check(grpc_channel *gch, grpc_completion_queu
 static void test_cancelled_before_message_counts_cancelled(void **state)
 {
     (void)state;
-    int calls = 0;
-    cascade_rpc_channel *ch = NULL;
-    cascade_metrics *metrics = cascade_metrics_create();
-    cascade_rpc_server *srv = start_default_server(metrics, &calls, &ch);
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
+    struct metered m;
+    metered_start(&m);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *gch = grpc_channel_create(target, creds, NULL);
+    grpc_channel *gch = grpc_channel_create(m.target, creds, NULL);
     grpc_channel_credentials_release(creds);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 
@@ -665,7 +656,7 @@ static void test_cancelled_before_message_counts_cancelled(void **state)
     /* The server counts the cancelled call once it sees the cancellation:
      * poll the counter, a bounded number of times. */
     cascade_metric_family *requests = cascade_metrics_counter(
-        metrics, "cascade_rpc_requests_total", "ignored", "method,code");
+        m.metrics, "cascade_rpc_requests_total", "ignored", "method,code");
     const char *cancelled[] = {"cascade.v1.Recall/Recall", "CANCELLED"};
     const char *invalid[] = {"cascade.v1.Recall/Recall", "INVALID_ARGUMENT"};
     int tries = 0;
@@ -675,7 +666,7 @@ static void test_cancelled_before_message_counts_cancelled(void **state)
     }
     assert_true(cascade_metric_value(cascade_metric_get(requests, cancelled)) == 1.0);
     assert_true(cascade_metric_value(cascade_metric_get(requests, invalid)) == 0.0);
-    assert_int_equal(calls, 0);
+    assert_int_equal(m.calls, 0);
 
     grpc_channel_destroy(gch);
     grpc_completion_queue_shutdown(cq);
@@ -683,9 +674,7 @@ static void test_cancelled_before_message_counts_cancelled(void **state)
            GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(cq);
-    cascade_rpc_channel_destroy(ch);
-    cascade_rpc_server_destroy(srv);
-    cascade_metrics_destroy(metrics);
+    metered_stop(&m);
 }
 
 int main(void)
