@@ -26,6 +26,14 @@
 #define MAX_BUCKETS 64
 #define INITIAL_TABLE_SIZE 16
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* HTTP endpoint limits. Idle connections must not keep a scrape out: there
+ * is room for far more connections than scrapers need, one peer address may
+ * hold only a quarter of them, and a connection idle for HTTP_IDLE_TIMEOUT_S
+ * is closed. (With 64 slots and a 10 s timeout, 64 idle connections blocked
+ * every scrape for up to 10 s.) */
+#define HTTP_CONNECTION_LIMIT 512u
+#define HTTP_PER_IP_CONNECTION_LIMIT 128u
+#define HTTP_IDLE_TIMEOUT_S 5u
 
 enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
@@ -824,8 +832,9 @@ int cascade_metrics_serve(cascade_metrics *m, const char *addr, char *err, size_
         flags |= MHD_USE_IPv6;
     m->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handle_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_PER_IP_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (!m->daemon) {
         close(fd);
         snprintf(err, errlen, "metrics listen %s: cannot start the HTTP server", addr);

@@ -68,7 +68,9 @@ char *cascade_metrics_render(cascade_metrics *m);
 
 /* Serve GET /metrics on addr ("127.0.0.1:51050", "[::1]:0", "0.0.0.0:9100";
  * port 0 picks a free one) from an internal thread until destroy; other paths
- * get 404. At most once per registry. Returns the bound port, or a negative
+ * get 404. Up to 512 connections (128 per peer address), each closed after
+ * 5 s idle, so idle connections cannot keep a scrape out. At most once per
+ * registry. Returns the bound port, or a negative
  * code with a message in err ("metrics listen 127.0.0.1:51050: Address
  * already in use"). */
 int cascade_metrics_serve(cascade_metrics *m, const char *addr, char *err, size_t errlen);

@@ -50,7 +50,10 @@ struct cascade_rpc_server_opts {
      * a pending request, so with more a busy worker keeps receiving calls
      * while the others idle (a caller's fan-out ran one call at a time). */
     int calls_per_method;
-    size_t max_message_bytes;   /* larger requests get RESOURCE_EXHAUSTED; 0 = 16 MiB */
+    /* Larger requests get RESOURCE_EXHAUSTED (from gRPC itself, before a
+     * worker sees them; not counted in the metrics). 0 = 4 MiB, gRPC's usual
+     * default; at most INT_MAX. */
+    size_t max_message_bytes;
     size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
     const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */
     /* Optional registry (borrowed; must outlive the server). When set, every
@@ -107,8 +110,9 @@ int cascade_rpc_ctx_fail(cascade_rpc_ctx *ctx, int code, const char *fmt, ...)
 
 typedef struct cascade_rpc_channel cascade_rpc_channel;
 
-/* A channel to "host:port" (insecure, loopback/cluster-internal). Connection is
- * lazy; a dead endpoint shows as UNAVAILABLE on calls. Thread-safe; free with
+/* A channel to "host:port" (insecure, loopback/cluster-internal) that accepts
+ * answers up to max_message_bytes (0 = 4 MiB; larger ones fail the call with
+ * RESOURCE_EXHAUSTED). Connection is lazy; a dead endpoint shows as UNAVAILABLE on calls. Thread-safe; free with
  * cascade_rpc_channel_destroy (NULL-safe) after all calls on it finished. */
 cascade_rpc_channel *cascade_rpc_channel_create(const char *target, size_t max_message_bytes);
 void cascade_rpc_channel_destroy(cascade_rpc_channel *ch);

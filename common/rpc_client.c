@@ -17,7 +17,7 @@
 #include "rpc.h"
 #include "rpc_internal.h"
 
-#define DEFAULT_MAX_MESSAGE (16u << 20)
+#define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
 /* How long past the latest deadline the fan-out waits before cancelling
  * calls itself (gRPC normally ends them at their deadline). */
 #define FANOUT_SLACK_MS 1000

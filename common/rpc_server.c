@@ -2,6 +2,7 @@
  * completion queue with pre-posted calls for every registered method; unary
  * handlers run synchronously on the worker; grpc.health.v1.Health Check and
  * Watch are built in; unknown methods get UNIMPLEMENTED. See rpc.h. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,7 +25,7 @@
 #include "rpc_internal.h"
 
 #define DEFAULT_CALLS_PER_METHOD 1
-#define DEFAULT_MAX_MESSAGE (16u << 20)
+#define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
 #define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
@@ -65,6 +66,11 @@ struct call_slot {
     grpc_slice status_details;
     int status_details_set;
     int cancelled;
+    /* The call arrived without a message (the client cancelled it, or closed
+     * its side without sending one): it is counted once the reply batch says
+     * which (see slot_count_no_message). */
+    int no_message;
+    int64_t started_us;
     /* Watch calls only (guarded by server->watch_mu). */
     int watch_last_sent;      /* status last sent, -1 before the first message */
     int watch_service_known;  /* the watched name is "" or ours */
@@ -193,6 +199,7 @@ static void slot_reset(struct call_slot *s)
         s->status_details_set = 0;
     }
     s->cancelled = 0;
+    s->no_message = 0;
     s->watch_closed = 0;
     s->watch_md_sent = 0;
     s->watch_last_sent = -1;
@@ -280,10 +287,56 @@ static void slot_send_unary_reply(struct call_slot *s, grpc_status_code status, 
     grpc_call_error e = grpc_call_start_batch(s->call, ops, n, &s->tag_main, NULL);
     if (e != GRPC_CALL_OK) {
         CASCADE_ERROR(NULL, "rpc: cannot send reply: %s", grpc_call_error_to_string(e));
-        /* No completion will come for this batch: recycle the slot now. */
+        /* No completion will come for this batch: recycle the slot now (a
+         * Watch slot is not reused: its successor is posted already). */
+        if (s->kind == SLOT_WATCH) {
+            slot_free(s);
+            return;
+        }
         slot_reset(s);
         slot_request(s);
     }
+}
+
+/* --------------------------------------------------------------- decoding */
+
+/* Decode a call's request message into the worker's arena. Returns
+ * GRPC_STATUS_OK with *request set, or the status to answer with and a
+ * message (static or arena) in *message. The server's max_message_bytes is
+ * also gRPC's receive limit (set in cascade_rpc_server_start), so gRPC itself
+ * refuses larger messages with RESOURCE_EXHAUSTED before a call is published;
+ * the check here only guards that invariant. */
+static grpc_status_code decode_request(struct worker *w, const struct call_slot *s,
+                                       const ProtobufCMessageDescriptor *type,
+                                       ProtobufCMessage **request, const char **message)
+{
+    struct cascade_rpc_server *srv = w->server;
+    size_t len = 0;
+    uint8_t *bytes;
+    *request = NULL;
+    if (!s->payload) {
+        *message = "request carries no message";
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    if (grpc_byte_buffer_length(s->payload) > srv->max_message_bytes) {
+        *message = cascade_arena_printf(w->arena, "request of %zu bytes exceeds the %zu-byte limit",
+                                        grpc_byte_buffer_length(s->payload),
+                                        srv->max_message_bytes);
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    bytes = cascade__rpc_flatten(s->payload, w->arena, &len);
+    if (!bytes) {
+        *message = "request does not fit the per-request memory limit";
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    *request = protobuf_c_message_unpack(type, cascade_arena_protobuf_allocator(w->arena), len,
+                                         bytes);
+    if (!*request) {
+        *message = cascade_arena_printf(w->arena, "malformed request: not a valid %s (%zu bytes)",
+                                        type->name, len);
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    return GRPC_STATUS_OK;
 }
 
 /* ------------------------------------------------------------------- health */
@@ -381,22 +434,24 @@ static void watch_push_all(struct cascade_rpc_server *srv)
     pthread_mutex_unlock(&srv->watch_mu);
 }
 
-/* A Watch call arrived: register it and send the first status. */
+/* A Watch call arrived: register it and send the first status. A request
+ * that does not decode is refused as Check refuses it (INVALID_ARGUMENT); its
+ * reply batch completes through watch_event in state ST_SENDING. */
 static void watch_begin(struct call_slot *s)
 {
     struct cascade_rpc_server *srv = s->worker->server;
-    const char *service = "";
+    const char *service = "", *message = "";
+    ProtobufCMessage *request = NULL;
     cascade_arena_reset(s->worker->arena);
-    if (s->payload) {
-        size_t len = 0;
-        uint8_t *bytes = cascade__rpc_flatten(s->payload, s->worker->arena, &len);
-        Grpc__Health__V1__HealthCheckRequest *req =
-            bytes ? grpc__health__v1__health_check_request__unpack(
-                        cascade_arena_protobuf_allocator(s->worker->arena), len, bytes)
-                  : NULL;
-        if (req && req->service)
-            service = req->service;
+    grpc_status_code status = decode_request(
+        s->worker, s, &grpc__health__v1__health_check_request__descriptor, &request, &message);
+    if (status != GRPC_STATUS_OK) {
+        slot_send_unary_reply(s, status, message);
+        return;
     }
+    const Grpc__Health__V1__HealthCheckRequest *req = (const void *)request;
+    if (req->service)
+        service = req->service;
     s->watch_service_known = health_status_for(srv, service) >= 0;
 
     pthread_mutex_lock(&srv->watch_mu);
@@ -430,6 +485,10 @@ static void watch_event(struct call_slot *s, int is_close, int ok)
         if (next)
             slot_request(next);
         watch_begin(s);
+        return;
+    }
+    if (s->state == ST_SENDING) { /* the refusal of a malformed Watch went out */
+        slot_free(s);
         return;
     }
     pthread_mutex_lock(&srv->watch_mu);
@@ -523,8 +582,6 @@ static void serve_unary(struct call_slot *s)
     grpc_status_code status = GRPC_STATUS_OK;
     const char *message = "";
     cascade_rpc_ctx ctx;
-    size_t len = 0;
-    uint8_t *bytes;
     ProtobufCMessage *request = NULL, *response = NULL;
 
     cascade_arena_reset(w->arena);
@@ -537,31 +594,16 @@ static void serve_unary(struct call_slot *s)
     ctx.thread_index = w->index;
 
     if (!s->payload) {
-        status = GRPC_STATUS_INVALID_ARGUMENT;
-        message = "request carries no message";
-        goto reply;
+        /* Counted when the reply batch completes: cancelled or not. */
+        s->no_message = 1;
+        s->started_us = started_us;
+        cascade_metric_add(srv->in_flight, -1);
+        slot_send_unary_reply(s, GRPC_STATUS_INVALID_ARGUMENT, "request carries no message");
+        return;
     }
-    if (grpc_byte_buffer_length(s->payload) > srv->max_message_bytes) {
-        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        message = cascade_arena_printf(w->arena, "request of %zu bytes exceeds the %zu-byte limit",
-                                       grpc_byte_buffer_length(s->payload),
-                                       srv->max_message_bytes);
+    status = decode_request(w, s, me->m.request_type, &request, &message);
+    if (status != GRPC_STATUS_OK)
         goto reply;
-    }
-    bytes = cascade__rpc_flatten(s->payload, w->arena, &len);
-    if (!bytes) {
-        status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        message = "request does not fit the per-request memory limit";
-        goto reply;
-    }
-    request = protobuf_c_message_unpack(me->m.request_type, cascade_arena_protobuf_allocator(w->arena),
-                                        len, bytes);
-    if (!request) {
-        status = GRPC_STATUS_INVALID_ARGUMENT;
-        message = cascade_arena_printf(w->arena, "malformed request: not a valid %s (%zu bytes)",
-                                       me->m.request_type->name, len);
-        goto reply;
-    }
     if (cascade_rpc_ctx_expired(&ctx)) {
         status = GRPC_STATUS_DEADLINE_EXCEEDED;
         message = "deadline passed before the request was served";
@@ -591,6 +633,20 @@ reply:
     slot_send_unary_reply(s, status, message);
 }
 
+/* A call that arrived without a message was either cancelled by its client
+ * (or by its deadline) before the message came, or the client closed its
+ * side without one. The reply batch's RECV_CLOSE_ON_SERVER tells which. */
+static void slot_count_no_message(struct call_slot *s)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    grpc_status_code status = GRPC_STATUS_INVALID_ARGUMENT;
+    if (s->cancelled)
+        status = cascade__rpc_deadline_from_gpr(s->deadline) <= cascade_now_ms()
+                     ? GRPC_STATUS_DEADLINE_EXCEEDED
+                     : GRPC_STATUS_CANCELLED;
+    metrics_record(srv, &srv->methods[s->method], status, s->started_us);
+}
+
 static void handle_event(struct slot_tag *tag, int ok)
 {
     struct call_slot *s = tag->slot;
@@ -617,6 +673,8 @@ static void handle_event(struct slot_tag *tag, int ok)
         return;
     }
     /* ST_SENDING: the reply went out (or the call died); serve the next one. */
+    if (s->no_message)
+        slot_count_no_message(s);
     slot_reset(s);
     slot_request(s);
 }
@@ -683,6 +741,11 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     srv->calls_per_method =
         opts->calls_per_method > 0 ? opts->calls_per_method : DEFAULT_CALLS_PER_METHOD;
     srv->max_message_bytes = opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE;
+    if (srv->max_message_bytes > INT_MAX) {
+        snprintf(err, errlen, "rpc server: max_message_bytes %zu is above gRPC's %d",
+                 srv->max_message_bytes, INT_MAX);
+        goto fail;
+    }
     srv->arena_limit = opts->arena_limit_bytes ? opts->arena_limit_bytes : DEFAULT_ARENA_LIMIT;
     atomic_init(&srv->serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
     atomic_init(&srv->shutting_down, 0);
@@ -725,7 +788,9 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
     grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)(srv->max_message_bytes + 1024);
+    /* gRPC answers larger requests RESOURCE_EXHAUSTED itself ("Received
+     * message larger than max (N vs. LIMIT)"); they never reach a worker. */
+    args[0].value.integer = (int)srv->max_message_bytes;
     /* Without this, a second server could bind the same port silently. */
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_ALLOW_REUSEPORT;

@@ -18,6 +18,10 @@
 
 #define MAX_SETS 64
 #define METRICS_PORT_OFFSET 1000
+/* gRPC's usual default for received messages, and the accepted range. */
+#define DEFAULT_MAX_MESSAGE_BYTES (4L << 20)
+#define MIN_MAX_MESSAGE_BYTES (64L << 10)
+#define MAX_MAX_MESSAGE_BYTES (1L << 30)
 
 static void upper_copy(char *dst, size_t len, const char *src)
 {
@@ -50,11 +54,16 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "  --model-dir DIR     model directory                 env CASCADE_MODEL_DIR, config model_dir\n"
            "                      (default models)\n"
            "  --grace-ms N        shutdown grace period in ms     config %s.grace_ms (default 5000)\n"
+           "  --max-message-bytes N\n"
+           "                      largest request accepted; larger ones get RESOURCE_EXHAUSTED\n"
+           "                      env CASCADE_MAX_MESSAGE_BYTES, config %s.max_message_bytes\n"
+           "                      (default %ld, 4 MiB; %ld..%ld)\n"
            "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
            "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
            "  --help              this text\n",
            name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
-           name, name);
+           name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES,
+           name);
     if (extra && extra[0])
         printf("\n%s", extra);
 }
@@ -182,6 +191,28 @@ static int pick_metrics_listen(const char *name, const char *upper, const char *
     return 0;
 }
 
+/* --max-message-bytes: flag > env > config > 4 MiB. The resolved value is
+ * written back to <name>.max_message_bytes, which is also the key the
+ * orchestrator reads for its stage channels, so both sides agree. */
+static int pick_max_message_bytes(const char *name, const char *flag,
+                                  struct cascade_service_opts *out)
+{
+    char path[128], assignment[160], err[512];
+    int v;
+    snprintf(path, sizeof(path), "%s.max_message_bytes", name);
+    if (pick_int(&v, flag, "CASCADE_MAX_MESSAGE_BYTES", out->config, path,
+                 DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES,
+                 "--max-message-bytes") != 0)
+        return CASCADE_EINVAL;
+    out->max_message_bytes = (size_t)v;
+    snprintf(assignment, sizeof(assignment), "%s=%d", path, v);
+    if (cascade_config_set(out->config, assignment, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cascade-%s: %s\n", name, err);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
                                int argc, char **argv, struct cascade_service_opts *out)
 {
@@ -191,10 +222,11 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         {"threads", required_argument, NULL, 't'},   {"model-dir", required_argument, NULL, 'm'},
         {"grace-ms", required_argument, NULL, 'g'},  {"log-level", required_argument, NULL, 'L'},
         {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
-        {"metrics-listen", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
+        {"metrics-listen", required_argument, NULL, 'M'},
+        {"max-message-bytes", required_argument, NULL, 'B'}, {NULL, 0, NULL, 0}};
     const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
     const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
-    const char *f_metrics = NULL;
+    const char *f_metrics = NULL, *f_max_msg = NULL;
     const char *sets[MAX_SETS];
     int n_sets = 0, opt, rc = CASCADE_EINVAL;
     char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
@@ -213,6 +245,7 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         case 't': f_threads = optarg; break;
         case 'm': f_model = optarg; break;
         case 'g': f_grace = optarg; break;
+        case 'B': f_max_msg = optarg; break;
         case 'L': f_level = optarg; break;
         case 's':
             if (n_sets == MAX_SETS) {
@@ -289,6 +322,8 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
     snprintf(path, sizeof(path), "%s.grace_ms", name);
     if (pick_int(&out->grace_ms, f_grace, NULL, out->config, path, 5000, 0, 600000,
                  "--grace-ms") != 0)
+        goto fail;
+    if (pick_max_message_bytes(name, f_max_msg, out) != 0)
         goto fail;
     if (!f_level)
         f_level = getenv("CASCADE_LOG_LEVEL");
@@ -381,18 +416,10 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
                         size_t n_methods, void *service)
 {
     char err[512];
-    int64_t max_msg = 16 << 20;
-    char path[128];
-    snprintf(path, sizeof(path), "%s.max_message_bytes", o->name);
-    if (cascade_config_int(o->config, path, max_msg, 1024, 1 << 30, &max_msg, err, sizeof(err)) !=
-        0) {
-        CASCADE_ERROR(NULL, "%s", err);
-        return 2;
-    }
     struct cascade_rpc_server_opts so = {
         .listen_addr = o->listen,
         .threads = o->threads,
-        .max_message_bytes = (size_t)max_msg,
+        .max_message_bytes = o->max_message_bytes,
         .service_name = grpc_service_name,
         .metrics = metrics,
     };

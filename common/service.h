@@ -13,6 +13,9 @@
  *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
  *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default "models")
  *   --grace-ms N         shutdown grace period (config <name>.grace_ms; default 5000)
+ *   --max-message-bytes N  largest request accepted, larger ones get RESOURCE_EXHAUSTED
+ *                        (env CASCADE_MAX_MESSAGE_BYTES, config <name>.max_message_bytes;
+ *                        default 4194304, gRPC's usual 4 MiB; 65536..1073741824)
  *   --log-level LEVEL    debug|info|warn|error (env CASCADE_LOG_LEVEL; default info)
  *   --set PATH=VALUE     override any config key (repeatable)
  *   --help
@@ -37,6 +40,10 @@ struct cascade_service_opts {
     char model_dir[512];
     char config_path[512];
     int grace_ms;
+    /* Request size limit; written back into the config as
+     * <name>.max_message_bytes so a stage's own channels (the orchestrator's
+     * stage calls) accept answers up to the same size. */
+    size_t max_message_bytes;
     enum cascade_log_level log_level;
     cascade_config *config;    /* owned; freed by cascade_service_opts_free */
 };

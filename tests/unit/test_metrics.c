@@ -355,6 +355,72 @@ static void test_serve_metrics_over_http(void **state)
     assert_int_equal(fd, -1);
 }
 
+/* One scrape that gives up after about a second without an answer: the whole
+ * response, or NULL when the server refused, closed early or did not answer. */
+static char *try_scrape(int port)
+{
+    int fd = connect_loopback(port);
+    if (fd < 0)
+        return NULL;
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1))
+        goto fail;
+    for (;;) {
+        ssize_t got = recv(fd, buf + len, cap - len - 1, 0);
+        if (got < 0)
+            goto fail; /* no answer within the receive timeout */
+        if (got == 0)
+            break;
+        len += (size_t)got;
+        if (len + 1 == cap)
+            goto fail; /* far larger than this test's registry renders */
+    }
+    buf[len] = '\0';
+    close(fd);
+    if (!strstr(buf, " 200 OK\r\n")) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+fail:
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* Idle connections (opened, never used) must not keep a scrape out: with 100
+ * of them open, a scrape still answers within a few tries. */
+static void test_idle_connections_do_not_block_scrapes(void **state)
+{
+    (void)state;
+    enum { IDLE = 100, TRIES = 3 };
+    char err[256] = "";
+    int idle[IDLE];
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_metric_family *f = cascade_metrics_counter(m, "scraped_total", "Scraped.", NULL);
+    cascade_metric_add(cascade_metric_get(f, NULL), 7);
+    int port = cascade_metrics_serve(m, "127.0.0.1:0", err, sizeof(err));
+    assert_true(port > 0);
+    for (int i = 0; i < IDLE; i++) {
+        idle[i] = connect_loopback(port);
+        assert_true(idle[i] >= 0);
+    }
+    char *resp = NULL;
+    for (int i = 0; i < TRIES && !resp; i++)
+        resp = try_scrape(port);
+    assert_non_null(resp);
+    assert_non_null(strstr(resp, "scraped_total 7\n"));
+    free(resp);
+    for (int i = 0; i < IDLE; i++)
+        close(idle[i]);
+    cascade_metrics_destroy(m);
+}
+
 static void test_serve_rejects_bad_addresses(void **state)
 {
     (void)state;
@@ -466,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_concurrent_updates_add_up),
         cmocka_unit_test(test_serve_metrics_over_http),
+        cmocka_unit_test(test_idle_connections_do_not_block_scrapes),
         cmocka_unit_test(test_serve_rejects_bad_addresses),
         cmocka_unit_test(test_metrics_listen_option),
         cmocka_unit_test(test_service_metrics_serves),

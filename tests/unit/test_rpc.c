@@ -14,9 +14,13 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
 
 #include "arena.h"
 #include "cascade/v1/recall.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "clock.h"
 #include "error.h"
 #include "metrics.h"
@@ -31,7 +35,8 @@ static atomic_int meet_inside;
  * Channel "fail" -> INVALID_ARGUMENT; "slow" -> waits for the deadline to pass;
  * "meet" -> waits until a second "meet" call is inside a handler at the same
  * time (DEADLINE_EXCEEDED if none comes); "rid" -> echoes the request id as
- * the channel name of the result. */
+ * the channel name of the result; "echo:..." -> echoes that channel name
+ * instead (a response as large as the request). */
 static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                         ProtobufCMessage **response)
 {
@@ -75,6 +80,8 @@ static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMess
     Cascade__V1__ChannelResult *cr = cascade_arena_alloc(a, sizeof(*cr));
     cascade__v1__channel_result__init(cr);
     cr->channel = cascade_arena_strdup(a, cascade_rpc_ctx_request_id(ctx));
+    if (req->n_channels > 0 && strncmp(req->channels[0], "echo:", 5) == 0)
+        cr->channel = req->channels[0];
     resp->n_channels = 1;
     resp->channels = cascade_arena_alloc(a, sizeof(*resp->channels));
     resp->channels[0] = cr;
@@ -380,28 +387,55 @@ static void test_shutdown_then_unavailable(void **state)
     cascade_rpc_server_destroy(srv);
 }
 
+/* A server on the default limits (gRPC's usual 4 MiB for received messages)
+ * recording into its own registry, a channel to it and an arena. */
+struct metered {
+    cascade_metrics *metrics;
+    cascade_rpc_server *srv;
+    cascade_rpc_channel *ch;
+    cascade_arena *arena;
+    char target[64];
+    int calls;
+};
+
+static void metered_start(struct metered *m)
+{
+    char err[256];
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    memset(m, 0, sizeof(*m));
+    m->metrics = cascade_metrics_create();
+    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
+                                           .threads = 2,
+                                           .service_name = "cascade.v1.Recall",
+                                           .metrics = m->metrics};
+    m->srv = cascade_rpc_server_create(&opts, methods, 1, &m->calls, err, sizeof(err));
+    assert_non_null(m->srv);
+    assert_int_equal(cascade_rpc_server_start(m->srv, err, sizeof(err)), 0);
+    snprintf(m->target, sizeof(m->target), "127.0.0.1:%d", cascade_rpc_server_port(m->srv));
+    m->ch = cascade_rpc_channel_create(m->target, 0);
+    assert_non_null(m->ch);
+    m->arena = cascade_arena_create(0);
+}
+
+static void metered_stop(struct metered *m)
+{
+    cascade_rpc_channel_destroy(m->ch);
+    cascade_rpc_server_destroy(m->srv);
+    cascade_arena_destroy(m->arena);
+    cascade_metrics_destroy(m->metrics);
+}
+
 /* A server given a registry counts each call by method and status code,
  * times it, and is back to zero calls in flight once the replies are out. */
 static void test_server_metrics(void **state)
 {
     (void)state;
-    char err[256], target[64];
-    int calls = 0;
-    cascade_metrics *metrics = cascade_metrics_create();
-    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
-                                            &cascade__v1__recall_response__descriptor,
-                                            echo_handler}};
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
-                                           .threads = 2,
-                                           .service_name = "cascade.v1.Recall",
-                                           .metrics = metrics};
-    cascade_rpc_server *srv =
-        cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
-    assert_non_null(srv);
-    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
-    snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
-    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
-    cascade_arena *arena = cascade_arena_create(0);
+    struct metered m;
+    metered_start(&m);
+    cascade_metrics *metrics = m.metrics;
+    cascade_arena *arena = m.arena;
 
     /* Before any call: the OK series exists at 0 for every unary method. */
     char *text = cascade_metrics_render(metrics);
@@ -412,7 +446,7 @@ static void test_server_metrics(void **state)
     assert_null(strstr(text, "Health/Watch"));
     free(text);
 
-    struct fixture f = {.channel = ch, .arena = arena};
+    struct fixture f = {.channel = m.ch, .arena = arena};
     char *ok_channels[] = {"a", "b"}, *bad_channels[] = {"fail"};
     Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
     struct cascade_rpc_call call;
@@ -431,7 +465,7 @@ static void test_server_metrics(void **state)
     make_call(&call, &f, NULL, 5000);
     cascade_rpc_call_raw(&call, "\xff\xff\xff", 3, arena);
     assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
-    assert_int_equal(calls, 4);
+    assert_int_equal(m.calls, 4);
 
     /* The same families, looked up by a stage, see the server's counts. The
      * server records before it replies, so no waiting is needed. */
@@ -454,11 +488,193 @@ static void test_server_metrics(void **state)
                                  "Recall\",le=\"+Inf\"} 5\n"));
     assert_non_null(strstr(text, "cascade_rpc_in_flight 0\n"));
     free(text);
+    metered_stop(&m);
+}
 
-    cascade_rpc_channel_destroy(ch);
-    cascade_rpc_server_destroy(srv);
-    cascade_arena_destroy(arena);
-    cascade_metrics_destroy(metrics);
+
+/* A channel name `bytes` long starting "echo:" (the request, and its echoed
+ * response, are about that size). */
+static char *big_channel(size_t bytes)
+{
+    char *s = malloc(bytes + 1);
+    assert_non_null(s);
+    memset(s, 'x', bytes);
+    memcpy(s, "echo:", 5);
+    s[bytes] = '\0';
+    return s;
+}
+
+/* The default limit is 4 MiB: 5 MiB gets RESOURCE_EXHAUSTED from gRPC before
+ * the handler, 3 MiB is served. A channel on the default limit accepts the
+ * 3 MiB answer; one limited to 1 MiB refuses it. */
+static void test_default_message_limit(void **state)
+{
+    (void)state;
+    struct metered m;
+    metered_start(&m);
+    cascade_arena *arena = m.arena;
+    struct fixture f = {.channel = m.ch, .arena = arena};
+    char *five = big_channel((size_t)5 << 20), *three = big_channel((size_t)3 << 20);
+    char *channels[1];
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 1;
+    struct cascade_rpc_call call;
+
+    channels[0] = five;
+    make_call(&call, &f, &req, 10000);
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), CASCADE_ETOOBIG);
+    assert_int_equal(call.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(call.status_message, "4194304"));
+    assert_int_equal(m.calls, 0);
+
+    channels[0] = three;
+    make_call(&call, &f, &req, 10000);
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
+    assert_int_equal(m.calls, 1);
+    Cascade__V1__RecallResponse *resp = (void *)call.response;
+    assert_int_equal(strlen(resp->channels[0]->channel), (size_t)3 << 20);
+
+    cascade_rpc_channel *small = cascade_rpc_channel_create(m.target, (size_t)1 << 20);
+    assert_non_null(small);
+    make_call(&call, &f, &req, 10000);
+    call.channel = small;
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), CASCADE_ETOOBIG);
+    assert_int_equal(call.status, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    cascade_rpc_channel_destroy(small);
+
+    free(five);
+    free(three);
+    metered_stop(&m);
+}
+
+/* Health Watch refuses bytes that are not a HealthCheckRequest, as Check
+ * does, instead of opening a stream for them. */
+static void test_watch_rejects_malformed_request(void **state)
+{
+    struct fixture *f = *state;
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x80, 0x80};
+    const char *paths[] = {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"};
+    for (size_t i = 0; i < 2; i++) {
+        struct cascade_rpc_call call;
+        make_call(&call, f, NULL, 5000);
+        call.method = paths[i];
+        assert_int_equal(cascade_rpc_call_raw(&call, garbage, sizeof(garbage), f->arena),
+                         CASCADE_EINVAL);
+        assert_int_equal(call.status, GRPC_STATUS_INVALID_ARGUMENT);
+        assert_non_null(strstr(call.status_message, "HealthCheckRequest"));
+    }
+    /* A valid Watch request still opens a stream: the unary client gets the
+     * first status as a message and then waits for an end that never comes. */
+    Grpc__Health__V1__HealthCheckRequest hreq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    hreq.service = "";
+    uint8_t valid[16];
+    size_t len = grpc__health__v1__health_check_request__pack(&hreq, valid);
+    struct cascade_rpc_call call;
+    make_call(&call, f, NULL, 300);
+    call.method = paths[1];
+    assert_int_equal(cascade_rpc_call_raw(&call, valid, len, f->arena), CASCADE_ETIMEDOUT);
+    assert_still_serving(f);
+}
+
+/* Start a call on a raw gRPC channel with the given ops; wait for its batch. */
+static grpc_call *raw_call_start(grpc_channel *gch, grpc_completion_queue *cq, const char *method,
+                                 grpc_op *ops, size_t n, int64_t timeout_ms)
+{
+    grpc_slice m = grpc_slice_from_static_string(method);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_call *c = grpc_channel_create_call(gch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+                                            deadline, NULL);
+    assert_non_null(c);
+    assert_int_equal(grpc_call_start_batch(c, ops, n, c, NULL), GRPC_CALL_OK);
+    grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_int_equal(ev.type, GRPC_OP_COMPLETE);
+    assert_ptr_equal(ev.tag, c);
+    return c;
+}
+
+/* One complete health Check on a raw channel; returns its status. */
+static grpc_status_code raw_health_check(grpc_channel *gch, grpc_completion_queue *cq)
+{
+    grpc_metadata_array initial, trailing;
+    grpc_byte_buffer *recv = NULL;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_slice body = grpc_empty_slice(); /* an empty HealthCheckRequest: service "" */
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    grpc_call *c = raw_call_start(gch, cq, "/grpc.health.v1.Health/Check", ops, 6, 5000);
+    grpc_call_unref(c);
+    grpc_byte_buffer_destroy(send);
+    if (recv)
+        grpc_byte_buffer_destroy(recv);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    return status;
+}
+
+/* A call the client cancels before sending its message is counted as
+ * CANCELLED, not as an INVALID_ARGUMENT request. */
+static void test_cancelled_before_message_counts_cancelled(void **state)
+{
+    (void)state;
+    struct metered m;
+    metered_start(&m);
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel *gch = grpc_channel_create(m.target, creds, NULL);
+    grpc_channel_credentials_release(creds);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+
+    /* Headers only; the message never comes. */
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    grpc_call *c = raw_call_start(gch, cq, METHOD, &op, 1, 10000);
+    /* A later call on the same connection has been answered, so the server
+     * has read the first call's headers before the cancellation arrives. */
+    assert_int_equal(raw_health_check(gch, cq), GRPC_STATUS_OK);
+    grpc_call_cancel(c, NULL);
+    grpc_call_unref(c);
+
+    /* The server counts the cancelled call once it sees the cancellation:
+     * poll the counter, a bounded number of times. */
+    cascade_metric_family *requests = cascade_metrics_counter(
+        m.metrics, "cascade_rpc_requests_total", "ignored", "method,code");
+    const char *cancelled[] = {"cascade.v1.Recall/Recall", "CANCELLED"};
+    const char *invalid[] = {"cascade.v1.Recall/Recall", "INVALID_ARGUMENT"};
+    int tries = 0;
+    while (cascade_metric_value(cascade_metric_get(requests, cancelled)) < 1.0 && tries++ < 500) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL); /* polls the counter */
+    }
+    assert_true(cascade_metric_value(cascade_metric_get(requests, cancelled)) == 1.0);
+    assert_true(cascade_metric_value(cascade_metric_get(requests, invalid)) == 0.0);
+    assert_int_equal(m.calls, 0);
+
+    grpc_channel_destroy(gch);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+    metered_stop(&m);
 }
 
 int main(void)
@@ -478,6 +694,9 @@ int main(void)
         cmocka_unit_test(test_bind_conflict_is_reported),
         cmocka_unit_test(test_shutdown_then_unavailable),
         cmocka_unit_test(test_server_metrics),
+        cmocka_unit_test(test_default_message_limit),
+        cmocka_unit_test(test_watch_rejects_malformed_request),
+        cmocka_unit_test(test_cancelled_before_message_counts_cancelled),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     cascade_rpc_shutdown();

@@ -23,6 +23,7 @@ static void clear_env(void)
     unsetenv("CASCADE_MODEL_DIR");
     unsetenv("CASCADE_LOG_LEVEL");
     unsetenv("CASCADE_RECALL_LISTEN");
+    unsetenv("CASCADE_MAX_MESSAGE_BYTES");
 }
 
 static int parse(struct cascade_service_opts *o, int argc, char **argv)
@@ -44,6 +45,7 @@ static void test_defaults(void **state)
     assert_string_equal(o.model_dir, "models");
     assert_int_equal(o.threads, 0);
     assert_int_equal(o.grace_ms, 5000);
+    assert_int_equal(o.max_message_bytes, 4 * 1024 * 1024); /* gRPC's usual 4 MiB */
     cascade_service_opts_free(&o);
 }
 
@@ -155,6 +157,49 @@ static void test_model_dir_reaches_config(void **state)
     clear_env();
 }
 
+/* The request size limit: flag > environment > config > 4 MiB, bad values
+ * refused, and the resolved value written back to recall.max_message_bytes
+ * (the key the orchestrator's stage channels read). */
+static void test_max_message_bytes(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[256];
+    int64_t v = 0;
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    snprintf(path, sizeof(path), "%s/c.json", dir);
+    write_config(path, "{\"recall\": {\"max_message_bytes\": 1048576}}\n");
+    clear_env();
+    struct cascade_service_opts o;
+
+    char *a1[] = {"x", "--config", path, NULL};
+    assert_int_equal(parse(&o, 3, a1), 0);
+    assert_int_equal(o.max_message_bytes, 1048576);
+    cascade_service_opts_free(&o);
+
+    setenv("CASCADE_MAX_MESSAGE_BYTES", "2097152", 1);
+    assert_int_equal(parse(&o, 3, a1), 0);
+    assert_int_equal(o.max_message_bytes, 2097152);
+    cascade_service_opts_free(&o);
+
+    char *a2[] = {"x", "--config", path, "--max-message-bytes", "3145728", NULL};
+    assert_int_equal(parse(&o, 5, a2), 0);
+    assert_int_equal(o.max_message_bytes, 3145728);
+    assert_int_equal(cascade_config_int(o.config, "recall.max_message_bytes", 0, 0, INT64_MAX, &v,
+                                        err, sizeof(err)),
+                     0);
+    assert_int_equal(v, 3145728);
+    cascade_service_opts_free(&o);
+    clear_env();
+
+    char *bad1[] = {"x", "--max-message-bytes", "lots", NULL};
+    assert_true(parse(&o, 3, bad1) < 0);
+    char *bad2[] = {"x", "--max-message-bytes", "100", NULL}; /* below 64 KiB */
+    assert_true(parse(&o, 3, bad2) < 0);
+    char *bad3[] = {"x", "--max-message-bytes", "2147483648", NULL}; /* above 1 GiB */
+    assert_true(parse(&o, 3, bad3) < 0);
+    test_rmdir(dir);
+}
+
 static void test_help_returns_one(void **state)
 {
     (void)state;
@@ -172,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_fail),
         cmocka_unit_test(test_config_type_error_fails),
         cmocka_unit_test(test_model_dir_reaches_config),
+        cmocka_unit_test(test_max_message_bytes),
         cmocka_unit_test(test_help_returns_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
