@@ -129,9 +129,8 @@ static int format_event(cascade_redis *r, const char *ns, const struct cascade_s
     if (e->live_set != CASCADE_LIVE_SET_NONE)
         snprintf(t->member, sizeof t->member, "%" PRIu64, e->live_set_member);
     t->record_len = 0;
-    if (e->interest &&
-        cascade_record_encode(cascade_v1_Interaction_fields, &e->interaction, t->record,
-                              sizeof t->record, &t->record_len) != 0) {
+    if (e->interest && cascade_record_encode(cascade_v1_Interaction_fields, &e->interaction,
+                                             t->record, sizeof t->record, &t->record_len) != 0) {
         cascade_redis__set_error(r, "%s: interaction does not encode", t->keys[1]);
         return CASCADE_ETOOBIG;
     }
@@ -141,8 +140,7 @@ static int format_event(cascade_redis *r, const char *ns, const struct cascade_s
 /* Build the EVALSHA/EVAL argument vector: slots 0 and 1 (command, script or
  * sha) are left for the caller. */
 static int build_call(cascade_redis *r, const char *ns, const struct cascade_store_event *events,
-                      size_t n, const struct cascade_store_event_limits *lim,
-                      struct script_call *c)
+                      size_t n, const struct cascade_store_event_limits *lim, struct script_call *c)
 {
     size_t max_args = 4 + KEYS_PER_EVENT * n + HEAD_ARGS + ARGS_PER_EVENT * n;
     c->argv = calloc(max_args, sizeof *c->argv);

@@ -1,9 +1,10 @@
-/* Feedback: validates user behaviour events, appends them to the Redis event
- * stream (fields user, item, type, value, ts, rid) for incremental training,
- * applies interactions to the user's last-n list and consumed set so the
- * next Recommend sees them (ItemCF seeds, already-consumed filter), and keeps
- * the user's live sets: dislike → blocked items, hide_author → blocked
- * authors, follow → followed authors (the author from the item record). */
+/* Feedback: validates user behaviour events (bounds: feedback_event.h) and
+ * records each batch in one atomic, idempotent Redis script
+ * (cascade_store_record_events): the event stream for incremental training,
+ * the user's last-n list and consumed set so the next Recommend sees them
+ * (ItemCF seeds, already-consumed filter), and the user's live sets:
+ * dislike → blocked items, hide_author → blocked authors, follow → followed
+ * authors (the author from the item record). */
 #include <stdio.h>
 #include <string.h>
 
@@ -115,8 +116,8 @@ static int build_records(const struct cascade_orch_call *call,
                          const Cascade__V1__FeedbackRequest *req, const uint64_t *authors,
                          struct cascade_store_event *recs)
 {
-    char *ids = cascade_arena_alloc(call->arena,
-                                    req->n_events * (CASCADE_FEEDBACK_EVENT_ID_LEN + 1));
+    char *ids =
+        cascade_arena_alloc(call->arena, req->n_events * (CASCADE_FEEDBACK_EVENT_ID_LEN + 1));
     if (ids == NULL)
         return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
     for (size_t i = 0; i < req->n_events; i++) {

@@ -52,8 +52,8 @@ static int check_user_text(const char *user_id, size_t index, char *err, size_t 
     size_t n = strlen(user_id);
     for (size_t i = 0; i < n;) {
         if (s[i] < 0x20 || s[i] == 0x7f) {
-            snprintf(err, errlen, "events[%zu].user_id has a control character at byte %zu",
-                     index, i);
+            snprintf(err, errlen, "events[%zu].user_id has a control character at byte %zu", index,
+                     i);
             return CASCADE_EINVAL;
         }
         size_t len = utf8_sequence(s + i, n - i);
@@ -68,8 +68,8 @@ static int check_user_text(const char *user_id, size_t index, char *err, size_t 
 
 static bool request_id_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
 }
 
 static int check_request_id(const char *rid, size_t index, char *err, size_t errlen)
@@ -92,8 +92,8 @@ static int check_request_id(const char *rid, size_t index, char *err, size_t err
     return 0;
 }
 
-static int check_value_and_time(const Cascade__V1__Event *e, size_t index, int64_t now_s,
-                                char *err, size_t errlen)
+static int check_value_and_time(const Cascade__V1__Event *e, size_t index, int64_t now_s, char *err,
+                                size_t errlen)
 {
     if (!isfinite(e->value) || e->value < 0.0f || e->value > CASCADE_FEEDBACK_VALUE_MAX) {
         snprintf(err, errlen, "events[%zu].value %g is outside [0, %g]", index, (double)e->value,
@@ -107,7 +107,8 @@ static int check_value_and_time(const Cascade__V1__Event *e, size_t index, int64
                  "old, %lld s ahead)",
                  index, (long long)e->time_s, (long long)(now_s - CASCADE_FEEDBACK_PAST_S),
                  (long long)(now_s + CASCADE_FEEDBACK_FUTURE_S),
-                 (long long)(CASCADE_FEEDBACK_PAST_S / 86400), (long long)CASCADE_FEEDBACK_FUTURE_S);
+                 (long long)(CASCADE_FEEDBACK_PAST_S / 86400),
+                 (long long)CASCADE_FEEDBACK_FUTURE_S);
         return CASCADE_EINVAL;
     }
     return 0;
@@ -131,8 +132,8 @@ int cascade_feedback_check_event(const Cascade__V1__Event *e, size_t index, int6
         return CASCADE_EINVAL;
     }
     if (cascade_event_type_name((uint32_t)e->type) == NULL) {
-        snprintf(err, errlen, "events[%zu].type: unknown event type %d (expected 1..%d: %s)",
-                 index, (int)e->type, CASCADE_EV_MAX, CASCADE_EV_NAMES);
+        snprintf(err, errlen, "events[%zu].type: unknown event type %d (expected 1..%d: %s)", index,
+                 (int)e->type, CASCADE_EV_MAX, CASCADE_EV_NAMES);
         return CASCADE_EINVAL;
     }
     if ((rc = check_value_and_time(e, index, now_s, err, errlen)))

@@ -33,10 +33,11 @@
 int cascade_feedback_check_event(const Cascade__V1__Event *e, size_t index, int64_t now_s,
                                  char *err, size_t errlen);
 
-/* The id of an event that passed cascade_feedback_check_event: the lower-case hex of a 128-bit hash of its fields as the
- * client sent them (user_id, item_id, type, value, time_s, request_id — time_s
- * 0 stays 0), so the same event sent twice gets the same id. Event has no
- * client id field. out holds CASCADE_FEEDBACK_EVENT_ID_LEN + 1 bytes. */
+/* The id of an event that passed cascade_feedback_check_event: the
+ * lower-case hex of a 128-bit hash of its fields as the client sent them
+ * (user_id, item_id, type, value, time_s, request_id; time_s 0 stays 0), so
+ * the same event sent twice gets the same id. (Event has no client id
+ * field.) out holds CASCADE_FEEDBACK_EVENT_ID_LEN + 1 bytes. */
 void cascade_feedback_event_id(const Cascade__V1__Event *e, char *out);
 
 #endif
