@@ -218,12 +218,14 @@ struct worker {
 };
 
 /* Key k holds ids k*1000 + i; 40 keys over a 16-entry cache, so threads hit,
- * miss, insert and evict all the time. */
+ * miss, insert and evict all the time. Each key is asked for three times in a
+ * row: a cyclic walk over 40 keys alone would never hit a 16-entry LRU, and
+ * whether threads interleave enough to hit is up to the scheduler. */
 static void *worker_run(void *arg)
 {
     struct worker *w = arg;
     for (int i = 0; i < 20000; i++) {
-        int k = (i * 7 + w->id * 13) % 40;
+        int k = ((i / 3) * 7 + w->id * 13) % 40;
         char key[16];
         snprintf(key, sizeof key, "k%d", k);
         const struct cascade_list_cache_list *l = cascade_list_cache_get(w->cache, key, 50);
