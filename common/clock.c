@@ -28,6 +28,12 @@ int64_t cascade_wall_s(void)
     return (int64_t)clock_read(CLOCK_REALTIME).tv_sec;
 }
 
+int64_t cascade_wall_ms(void)
+{
+    struct timespec ts = clock_read(CLOCK_REALTIME);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t cascade_ms_left(int64_t deadline_ms)
 {
     if (deadline_ms == INT64_MAX)

@@ -85,6 +85,12 @@ char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *us
     return buf;
 }
 
+char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:fb_seen", ns_or_default(ns), user_id);
+    return buf;
+}
+
 char *cascade_key_generation(char *buf, const char *ns, const char *family)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:gen:%s", ns_or_default(ns), family);

@@ -5,6 +5,7 @@
 #ifndef CASCADE_STORE_H
 #define CASCADE_STORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@ char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id);   
 char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:blocked_items (SET) */
 char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:hardneg (LIST of item ids the ranker cut, newest first) */
 char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
+char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
 
@@ -119,5 +121,63 @@ int cascade_store_push_interaction(cascade_redis *r, const char *ns, const char 
 int cascade_store_get_user_neighbours(cascade_redis *r, const char *ns, int64_t gen,
                                       const char *user_id, cascade_v1_UserNeighbourList *out,
                                       bool *found);
+
+/* ------------------------------------------------------------ feedback events
+ * The Feedback write path (common/store_events.c). */
+
+/* The user set an event adds its member to, besides last-n and consumed. */
+enum cascade_store_live_set {
+    CASCADE_LIVE_SET_NONE,
+    CASCADE_LIVE_SET_BLOCKED_ITEMS,   /* {ns}:user:{uid}:blocked_items */
+    CASCADE_LIVE_SET_BLOCKED_AUTHORS, /* {ns}:user:{uid}:blocked_authors */
+    CASCADE_LIVE_SET_FOLLOWS,         /* {ns}:user:{uid}:follows */
+};
+
+/* One validated event as it is recorded. Strings are borrowed. */
+struct cascade_store_event {
+    const char *event_id;   /* dedupe id (the caller's rule; docs/redis-keys.md) */
+    const char *user_id;
+    uint64_t item_id;
+    const char *type;       /* lower-case type name (common/events.h) */
+    float value;
+    int64_t time_s;         /* event time, Unix seconds */
+    const char *request_id; /* NULL or "" = none */
+    bool interest;          /* push `interaction` to last-n and the item to consumed */
+    cascade_v1_Interaction interaction;
+    enum cascade_store_live_set live_set;
+    uint64_t live_set_member; /* item or author id for live_set */
+};
+
+struct cascade_store_event_limits {
+    uint32_t events_maxlen;   /* XADD MAXLEN ~ of {ns}:events */
+    uint32_t lastn_max;       /* last-n length kept (>= 1) */
+    int64_t dedupe_window_ms; /* how long an event id is remembered (> 0) */
+    uint32_t dedupe_max;      /* most ids remembered per user (>= 1) */
+    int64_t not_after_ms;     /* Unix ms after which Redis must not record the batch; 0 = none */
+};
+
+/* The record script's sha, shared by the threads of one process; initialise
+ * with CASCADE_STORE_SCRIPT_INIT. The lock makes it thread-safe. */
+struct cascade_store_script {
+    pthread_mutex_t lock;
+    char sha[41]; /* "" until SCRIPT LOAD answered */
+};
+#define CASCADE_STORE_SCRIPT_INIT {PTHREAD_MUTEX_INITIALIZER, ""}
+
+/* Record a batch of events atomically and idempotently in one Lua script
+ * (EVALSHA, EVAL when Redis lost the script): for every event whose id is not
+ * in its user's {ns}:user:{uid}:fb_seen, XADD it to {ns}:events (fields user,
+ * item, type, value, ts, rid, eid), push its interaction to last-n (trimmed
+ * to lastn_max) and its item to consumed when `interest`, add the live-set
+ * member, and mark the id seen (entries older than dedupe_window_ms or beyond
+ * dedupe_max per user fall out). Either the whole batch is applied or nothing:
+ * a key of the wrong type, or the script starting after not_after_ms (the
+ * caller has given up), fails before the first write. *recorded = events
+ * newly recorded (n minus duplicates). Returns 0, CASCADE_EUNAVAILABLE,
+ * CASCADE_EIO (error reply, message in cascade_redis_error) or CASCADE_ENOMEM. */
+int cascade_store_record_events(cascade_redis *r, const char *ns,
+                                const struct cascade_store_event *events, size_t n,
+                                const struct cascade_store_event_limits *lim,
+                                struct cascade_store_script *script, size_t *recorded);
 
 #endif

@@ -1,15 +1,17 @@
-/* Feedback: validates user behaviour events, appends them to the Redis event
- * stream (fields user, item, type, value, ts, rid) for incremental training,
- * applies interactions to the user's last-n list and consumed set so the
- * next Recommend sees them (ItemCF seeds, already-consumed filter), and keeps
- * the user's live sets: dislike → blocked items, hide_author → blocked
- * authors, follow → followed authors (the author from the item record). */
+/* Feedback: validates user behaviour events (bounds: feedback_event.h) and
+ * records each batch in one atomic, idempotent Redis script
+ * (cascade_store_record_events): the event stream for incremental training,
+ * the user's last-n list and consumed set so the next Recommend sees them
+ * (ItemCF seeds, already-consumed filter), and the user's live sets:
+ * dislike → blocked items, hide_author → blocked authors, follow → followed
+ * authors (the author from the item record). */
 #include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
 #include "error.h"
 #include "events.h"
+#include "feedback_event.h"
 #include "log.h"
 #include "orch_internal.h"
 #include "request.h"
@@ -20,23 +22,13 @@ static int validate_events(const struct cascade_orch_call *call,
 {
     if (req->n_events > CASCADE_ORCH_MAX_EVENTS)
         return cascade_orch__fail(call, CASCADE_ETOOBIG,
-                                  "at most %d events per Feedback call, got %zu",
+                                  "events: at most %d events per Feedback call, got %zu",
                                   CASCADE_ORCH_MAX_EVENTS, req->n_events);
+    int64_t now_s = cascade_wall_s();
     for (size_t i = 0; i < req->n_events; i++) {
-        const Cascade__V1__Event *e = req->events[i];
-        char field[48];
-        snprintf(field, sizeof field, "events[%zu].user_id", i);
-        int rc =
-            cascade_request_check_user_id(field, e ? e->user_id : NULL, call->err, call->errlen);
+        int rc = cascade_feedback_check_event(req->events[i], i, now_s, call->err, call->errlen);
         if (rc)
             return rc;
-        if (e->item_id == 0)
-            return cascade_orch__fail(call, CASCADE_EINVAL, "events[%zu].item_id is 0", i);
-        if (cascade_event_type_name((uint32_t)e->type) == NULL)
-            return cascade_orch__fail(
-                call, CASCADE_EINVAL,
-                "events[%zu].type: unknown event type %d (expected 1..%d: %s)", i, (int)e->type,
-                CASCADE_EV_MAX, CASCADE_EV_NAMES);
     }
     return 0;
 }
@@ -52,62 +44,6 @@ static int redis_failure(const struct cascade_orch_call *call, cascade_redis *r,
                          const char *what)
 {
     return cascade_orch__fail(call, rc, "feedback: %s: %s", what, cascade_redis_error(r));
-}
-
-/* XADD every event to the stream, pipelined. */
-static int append_events(cascade_orch *o, const struct cascade_orch_call *call, cascade_redis *r,
-                         const Cascade__V1__FeedbackRequest *req)
-{
-    char key[CASCADE_KEY_MAX];
-    int rc = 0;
-    size_t queued = 0;
-    cascade_key_events(key, o->ns);
-    for (size_t i = 0; i < req->n_events; i++) {
-        const Cascade__V1__Event *e = req->events[i];
-        rc = cascade_redis_append(r,
-                                  "XADD %s MAXLEN ~ %u * user %s item %llu type %s value %g "
-                                  "ts %lld rid %s",
-                                  key, o->cfg.events_maxlen, e->user_id,
-                                  (unsigned long long)e->item_id,
-                                  cascade_event_type_name((uint32_t)e->type), (double)e->value,
-                                  (long long)event_time(e), e->request_id ? e->request_id : "");
-        if (rc)
-            return redis_failure(call, r, rc, "appending to the event stream");
-        queued++;
-    }
-    for (size_t i = 0; i < queued; i++) {
-        redisReply *reply = NULL;
-        int err = cascade_redis_get_reply(r, &reply);
-        if (reply)
-            freeReplyObject(reply);
-        if (err && rc == 0)
-            rc = err; /* keep reading so the connection stays in sync */
-        if (err == CASCADE_EUNAVAILABLE)
-            break;
-    }
-    return rc ? redis_failure(call, r, rc, "appending to the event stream") : 0;
-}
-
-/* Apply interactions (events with a positive interest weight: not impressions,
- * plays or dislikes) to last-n and consumed. */
-static int apply_interactions(cascade_orch *o, const struct cascade_orch_call *call,
-                              cascade_redis *r, const Cascade__V1__FeedbackRequest *req)
-{
-    for (size_t i = 0; i < req->n_events; i++) {
-        const Cascade__V1__Event *e = req->events[i];
-        float weight = cascade_event_interest_weight((uint32_t)e->type);
-        if (weight <= 0.0f)
-            continue;
-        cascade_v1_Interaction it = cascade_v1_Interaction_init_zero;
-        it.item_id = e->item_id;
-        it.type = (uint32_t)e->type;
-        it.time_s = event_time(e);
-        it.weight = weight;
-        int rc = cascade_store_push_interaction(r, o->ns, e->user_id, &it, o->cfg.lastn_max);
-        if (rc)
-            return redis_failure(call, r, rc, "updating the user's recent interactions");
-    }
-    return 0;
 }
 
 static bool needs_author(const Cascade__V1__Event *e)
@@ -152,56 +88,101 @@ static int event_authors(cascade_orch *o, const struct cascade_orch_call *call, 
     return 0;
 }
 
-/* Queue the SADD an event implies, if any; *queued counts it. */
-static int append_user_set(cascade_orch *o, cascade_redis *r, const Cascade__V1__Event *e,
-                           uint64_t author, size_t *queued)
+/* The live set an event adds to, if any: dislike → blocked items (the
+ * item), hide_author → blocked authors and follow → follows (the author, when
+ * the item has a record with one). */
+static void live_set_of(const Cascade__V1__Event *e, uint64_t author,
+                        struct cascade_store_event *out)
 {
-    char key[CASCADE_KEY_MAX];
-    uint64_t member;
     uint32_t type = (uint32_t)e->type;
+    out->live_set = CASCADE_LIVE_SET_NONE;
+    out->live_set_member = 0;
     if (type == CASCADE_EV_DISLIKE) {
-        cascade_key_user_blocked_items(key, o->ns, e->user_id);
-        member = e->item_id;
+        out->live_set = CASCADE_LIVE_SET_BLOCKED_ITEMS;
+        out->live_set_member = e->item_id;
     } else if (type == CASCADE_EV_HIDE_AUTHOR && author) {
-        cascade_key_user_blocked_authors(key, o->ns, e->user_id);
-        member = author;
+        out->live_set = CASCADE_LIVE_SET_BLOCKED_AUTHORS;
+        out->live_set_member = author;
     } else if (type == CASCADE_EV_FOLLOW && author) {
-        cascade_key_user_follows(key, o->ns, e->user_id);
-        member = author;
-    } else {
-        return 0;
+        out->live_set = CASCADE_LIVE_SET_FOLLOWS;
+        out->live_set_member = author;
     }
-    int rc = cascade_redis_append(r, "SADD %s %llu", key, (unsigned long long)member);
-    if (rc == 0)
-        (*queued)++;
-    return rc;
 }
 
-/* Apply dislikes, hidden authors and follows to the users' live sets, one
- * pipeline of SADDs. */
-static int apply_user_sets(cascade_orch *o, const struct cascade_orch_call *call, cascade_redis *r,
-                           const Cascade__V1__FeedbackRequest *req)
+/* Turn the validated request into the records the store writes: id,
+ * fields, the interaction of an interest event (positive interest weight:
+ * not impressions, plays or dislikes) and the live-set member. */
+static int build_records(const struct cascade_orch_call *call,
+                         const Cascade__V1__FeedbackRequest *req, const uint64_t *authors,
+                         struct cascade_store_event *recs)
+{
+    char *ids =
+        cascade_arena_alloc(call->arena, req->n_events * (CASCADE_FEEDBACK_EVENT_ID_LEN + 1));
+    if (ids == NULL)
+        return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < req->n_events; i++) {
+        const Cascade__V1__Event *e = req->events[i];
+        struct cascade_store_event *rec = &recs[i];
+        char *id = ids + i * (CASCADE_FEEDBACK_EVENT_ID_LEN + 1);
+        cascade_feedback_event_id(e, id);
+        memset(rec, 0, sizeof *rec);
+        rec->event_id = id;
+        rec->user_id = e->user_id;
+        rec->item_id = e->item_id;
+        rec->type = cascade_event_type_name((uint32_t)e->type);
+        rec->value = e->value;
+        rec->time_s = event_time(e);
+        rec->request_id = e->request_id;
+        float weight = cascade_event_interest_weight((uint32_t)e->type);
+        rec->interest = weight > 0.0f;
+        if (rec->interest) {
+            rec->interaction = (cascade_v1_Interaction)cascade_v1_Interaction_init_zero;
+            rec->interaction.item_id = e->item_id;
+            rec->interaction.type = (uint32_t)e->type;
+            rec->interaction.time_s = rec->time_s;
+            rec->interaction.weight = weight;
+        }
+        live_set_of(e, authors[i], rec);
+    }
+    return 0;
+}
+
+/* Record every event once, all or nothing (cascade_store_record_events).
+ * Redis must start the batch before min(the call's deadline,
+ * feedback.timeout_ms) from now, the time this call waits for it: a batch
+ * that reaches Redis after the caller was answered UNAVAILABLE records
+ * nothing, so the caller's retry is the only copy. */
+static int record_events(cascade_orch *o, const struct cascade_orch_call *call, cascade_redis *r,
+                         const Cascade__V1__FeedbackRequest *req, size_t *recorded)
 {
     uint64_t *authors = cascade_arena_calloc(call->arena, req->n_events + 1, sizeof *authors);
-    size_t queued = 0;
+    struct cascade_store_event *recs =
+        cascade_arena_calloc(call->arena, req->n_events + 1, sizeof *recs);
     int rc;
-    if (authors == NULL)
+    if (authors == NULL || recs == NULL)
         return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
-    if ((rc = event_authors(o, call, r, req, authors)))
+    if ((rc = event_authors(o, call, r, req, authors)) ||
+        (rc = build_records(call, req, authors, recs)))
         return rc;
-    for (size_t i = 0; i < req->n_events && rc == 0; i++)
-        rc = append_user_set(o, r, req->events[i], authors[i], &queued);
-    for (size_t i = 0; i < queued; i++) {
-        redisReply *reply = NULL;
-        int err = cascade_redis_get_reply(r, &reply);
-        if (reply)
-            freeReplyObject(reply);
-        if (err && rc == 0)
-            rc = err; /* keep reading so the connection stays in sync */
-        if (err == CASCADE_EUNAVAILABLE)
-            break;
-    }
-    return rc ? redis_failure(call, r, rc, "updating the user's blocked and followed sets") : 0;
+    int64_t wait_ms = o->cfg.feedback_timeout_ms;
+    int64_t left_ms = cascade_ms_left(call->deadline_ms);
+    if (left_ms < wait_ms)
+        wait_ms = left_ms;
+    if (wait_ms <= 0)
+        return cascade_orch__fail(call, CASCADE_ETIMEDOUT,
+                                  "feedback: the deadline passed before the events were recorded");
+    struct cascade_store_event_limits lim = {
+        .events_maxlen = o->cfg.events_maxlen,
+        .lastn_max = o->cfg.lastn_max,
+        .dedupe_window_ms = o->cfg.feedback_dedupe_window_s * 1000,
+        .dedupe_max = o->cfg.feedback_dedupe_max,
+        .not_after_ms = cascade_wall_ms() + wait_ms,
+    };
+    rc = cascade_store_record_events(r, o->ns, recs, req->n_events, &lim, &o->feedback_script,
+                                     recorded);
+    if (rc == CASCADE_EIO && strstr(cascade_redis_error(r), "EXPIRED"))
+        rc = CASCADE_EUNAVAILABLE; /* Redis was too slow; nothing recorded, retry */
+    return rc ? redis_failure(call, r, rc, "recording the events") : 0;
 }
 
 int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
@@ -209,6 +190,7 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
                           Cascade__V1__FeedbackResponse **out)
 {
     int rc;
+    size_t recorded = 0;
     *out = NULL;
     if ((rc = validate_events(call, req)))
         return rc;
@@ -221,12 +203,13 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
         if (r == NULL)
             return cascade_orch__fail(call, CASCADE_EUNAVAILABLE,
                                       "feedback: no Redis connection available");
-        if ((rc = append_events(o, call, r, req)) || (rc = apply_interactions(o, call, r, req)) ||
-            (rc = apply_user_sets(o, call, r, req)))
+        if ((rc = record_events(o, call, r, req, &recorded)))
             return rc;
     }
+    /* Duplicates of events already recorded count as accepted: the caller's
+     * retry succeeded. */
     resp->accepted = (uint32_t)req->n_events;
-    CASCADE_DEBUG(call->request_id, "feedback: %zu events", req->n_events);
+    CASCADE_DEBUG(call->request_id, "feedback: %zu events, %zu new", req->n_events, recorded);
     *out = resp;
     return 0;
 }

@@ -301,6 +301,26 @@ static int parse_limits(const cascade_config *cfg, struct cascade_orch_config *o
     return 0;
 }
 
+/* feedback.dedupe_window_s, feedback.dedupe_max, feedback.timeout_ms (the
+ * other feedback.* limits are parsed with the scalar limits). */
+static int parse_feedback(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                          size_t errlen)
+{
+    int64_t window_s, dedupe_max, timeout_ms;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.feedback.dedupe_window_s", 86400, 60,
+                                 30 * 86400, &window_s, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.feedback.dedupe_max", 10000, 1000, 1000000,
+                                 &dedupe_max, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.feedback.timeout_ms", 500, 1, 60000,
+                                 &timeout_ms, err, errlen)))
+        return rc;
+    out->feedback_dedupe_window_s = window_s;
+    out->feedback_dedupe_max = (uint32_t)dedupe_max;
+    out->feedback_timeout_ms = (int)timeout_ms;
+    return 0;
+}
+
 /* cold_start.min_interactions, exploration.*, cache.* */
 static int parse_user_features(const cascade_config *cfg, struct cascade_orch_config *out,
                                char *err, size_t errlen)
@@ -367,7 +387,8 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
     if ((rc = parse_limits(cfg, out, err, errlen)) ||
         (rc = parse_channels(cfg, out, err, errlen)) ||
         (rc = parse_user_features(cfg, out, err, errlen)) ||
-        (rc = parse_hard_negatives(cfg, out, err, errlen)))
+        (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
+        (rc = parse_feedback(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
         (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||

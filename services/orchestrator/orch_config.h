@@ -72,6 +72,9 @@ struct cascade_orch_config {
     uint32_t fallback_max;    /* hot-list fallback size */
     uint32_t lastn_max;       /* Feedback: length of the user's last-n list */
     uint32_t events_maxlen;   /* Feedback: approximate cap of the event stream */
+    int64_t feedback_dedupe_window_s; /* Feedback: how long an event id is remembered */
+    uint32_t feedback_dedupe_max;     /* Feedback: event ids remembered per user */
+    int feedback_timeout_ms;          /* Feedback: Redis must start the batch within this */
     size_t max_message_bytes; /* client-side message limit for stage calls */
 };
 

@@ -8,6 +8,7 @@
 #include "experiments.h"
 #include "metrics.h"
 #include "orchestrator.h"
+#include "store.h"
 
 /* One gRPC channel per distinct endpoint address, shared by every user. */
 struct cascade_orch_endpoint {
@@ -30,6 +31,7 @@ struct cascade_orch {
     atomic_uint_fast64_t request_seq; /* for generated request ids */
     cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
     cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */
+    struct cascade_store_script feedback_script; /* sha of the Feedback record script */
 };
 
 /* Write the message into call->err (when there is one) and return code: how

@@ -60,6 +60,7 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
         return NULL;
     }
     atomic_init(&o->request_seq, 0);
+    pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
     o->redis = redis;
     snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
     if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
@@ -98,6 +99,7 @@ void cascade_orch_destroy(cascade_orch *o)
     for (size_t i = 0; i < o->n_endpoints; i++)
         cascade_rpc_channel_destroy(o->endpoints[i].channel);
     cascade_experiments_destroy(o->experiments);
+    pthread_mutex_destroy(&o->feedback_script.lock);
     free(o);
 }
 

@@ -67,16 +67,19 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
                            const Cascade__V1__RecommendRequest *req,
                            Cascade__V1__RecommendResponse **out);
 
-/* Run Feedback: validate every event (user id of 1..64 bytes, non-zero item
- * id, known type; at most 1000), append them to the event stream, apply the
- * ones with a positive interest weight (common/events.h: click, like,
- * collect, share, follow) to the users' last-n and consumed sets, and update
- * the users' live sets: dislike adds the item to the blocked items,
+/* Run Feedback: validate every field of every event (at most 1000; bounds in
+ * feedback_event.h and docs/orchestrator.md), then record the batch in one
+ * atomic, idempotent Redis script: each event not seen before (by its event
+ * id) goes to the event stream; those with a positive interest weight
+ * (common/events.h: click, like, collect, share, follow) to the users'
+ * last-n and consumed sets; dislike adds the item to the blocked items,
  * hide_author the item's author (from its item record) to the blocked
  * authors, follow the author to the followed authors (an item without a
- * record or author only goes to the stream). Returns 0 and *out (arena),
- * CASCADE_EINVAL / CASCADE_ETOOBIG for bad input or CASCADE_EUNAVAILABLE when
- * Redis cannot be reached. */
+ * record or author only goes to the stream). A retried call records nothing
+ * twice; a failed one records nothing. Returns 0 and *out (arena; accepted =
+ * every event, duplicates included), CASCADE_EINVAL / CASCADE_ETOOBIG for
+ * bad input naming the field and event index, CASCADE_EUNAVAILABLE when
+ * Redis cannot be reached in time, CASCADE_EIO for an error reply. */
 int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
                           const Cascade__V1__FeedbackRequest *req,
                           Cascade__V1__FeedbackResponse **out);
