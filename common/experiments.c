@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "hash.h"
+#include "request.h"
 
 #define EXP_DEFAULT_BUCKETS 1000
 #define EXP_MAX_BUCKETS 1000000
@@ -195,6 +196,13 @@ static int parse_params(struct exp_experiment *x, const json_t *params, const ch
         set_err(err, errlen, "%s: \"params\" must be an object", what);
         return CASCADE_EINVAL;
     }
+    /* The stages refuse a context over the request limits (common/request.h),
+     * so a config that would produce one is refused here, at start-up. */
+    if (json_object_size(params) > CASCADE_REQUEST_EXP_PARAMS_MAX) {
+        set_err(err, errlen, "%s: %zu params, at most %d", what, json_object_size(params),
+                CASCADE_REQUEST_EXP_PARAMS_MAX);
+        return CASCADE_EINVAL;
+    }
     x->params = calloc(json_object_size(params) + 1, sizeof(*x->params));
     if (!x->params)
         return CASCADE_ENOMEM;
@@ -211,6 +219,13 @@ static int parse_params(struct exp_experiment *x, const json_t *params, const ch
         p->value = param_text(v);
         if (!p->key || !p->value)
             return CASCADE_ENOMEM;
+        if (strlen(p->key) > CASCADE_REQUEST_EXP_KEY_MAX ||
+            strlen(p->value) > CASCADE_REQUEST_EXP_VALUE_MAX) {
+            set_err(err, errlen, "%s: param \"%.32s...\": key longer than %d or value longer "
+                    "than %d bytes", what, key, CASCADE_REQUEST_EXP_KEY_MAX,
+                    CASCADE_REQUEST_EXP_VALUE_MAX);
+            return CASCADE_EINVAL;
+        }
     }
     return 0;
 }
@@ -236,6 +251,12 @@ static int parse_experiment(const cascade_experiments *e, struct exp_layer *l, s
         return CASCADE_EINVAL;
     }
     const char *name = json_string_value(jname);
+    if (strlen(name) + strlen(":reverse") > CASCADE_REQUEST_EXP_NAME_MAX) {
+        set_err(err, errlen,
+                "experiments: layer \"%s\" experiment %zu: name longer than %zu bytes", l->name,
+                idx, CASCADE_REQUEST_EXP_NAME_MAX - strlen(":reverse"));
+        return CASCADE_EINVAL;
+    }
     snprintf(what, sizeof(what), "experiments: layer \"%s\" experiment \"%s\"", l->name, name);
     for (size_t j = 0; j < idx; j++) {
         if (strcmp(l->experiments[j].name, name) == 0) {
@@ -307,6 +328,11 @@ static int parse_layer(cascade_experiments *e, size_t idx, const json_t *jl, cha
         return CASCADE_EINVAL;
     }
     const char *name = json_string_value(jname);
+    if (strlen(name) > CASCADE_REQUEST_EXP_NAME_MAX) {
+        set_err(err, errlen, "experiments: layer %zu: name longer than %d bytes", idx,
+                CASCADE_REQUEST_EXP_NAME_MAX);
+        return CASCADE_EINVAL;
+    }
     /* Without a salt the name serves: unique names then give unique salts. */
     const char *salt = jsalt ? json_string_value(jsalt) : name;
     for (size_t j = 0; j < idx; j++) {
@@ -373,6 +399,11 @@ static int parse_top(cascade_experiments *e, const json_t *cfg, char *err, size_
         return CASCADE_EINVAL;
     }
     size_t n = json_array_size(jl);
+    if (n > CASCADE_REQUEST_EXP_LAYERS_MAX) {
+        set_err(err, errlen, "experiments: %zu layers, at most %d", n,
+                CASCADE_REQUEST_EXP_LAYERS_MAX);
+        return CASCADE_EINVAL;
+    }
     e->layers = calloc(n ? n : 1, sizeof(*e->layers));
     if (!e->layers)
         return CASCADE_ENOMEM;

@@ -9,6 +9,66 @@
 
 #include "error.h"
 
+bool cascade_request_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p++;
+        size_t more;
+        uint32_t cp, min;
+        if (c < 0x80)
+            continue;
+        if (c >= 0xc2 && c <= 0xdf)
+            more = 1, cp = c & 0x1f, min = 0x80;
+        else if (c >= 0xe0 && c <= 0xef)
+            more = 2, cp = c & 0x0f, min = 0x800;
+        else if (c >= 0xf0 && c <= 0xf4)
+            more = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false; /* a continuation byte, 0xc0/0xc1 (overlong) or 0xf5.. */
+        if ((size_t)(end - p) < more)
+            return false;
+        for (size_t i = 0; i < more; i++, p++) {
+            if ((*p & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (*p & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
+bool cascade_request_id_valid(const char *id)
+{
+    if (!id || !id[0])
+        return false;
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok || n >= CASCADE_REQUEST_ID_MAX)
+            return false;
+    }
+    return true;
+}
+
+int cascade_request_check_string(const char *field, const char *s, size_t max, char *err,
+                                 size_t errlen)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len > max) {
+        snprintf(err, errlen, "%s: %zu bytes, at most %zu", field, len, max);
+        return CASCADE_EINVAL;
+    }
+    if (!cascade_request_utf8_valid(s, len)) {
+        snprintf(err, errlen, "%s is not valid UTF-8", field);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 int cascade_request_check_user_id(const char *field, const char *user_id, char *err, size_t errlen)
 {
     if (!user_id || !user_id[0]) {
@@ -19,18 +79,75 @@ int cascade_request_check_user_id(const char *field, const char *user_id, char *
         snprintf(err, errlen, "%s is longer than %d bytes", field, CASCADE_USER_ID_MAX);
         return CASCADE_EINVAL;
     }
-    return 0;
+    return cascade_request_check_string(field, user_id, CASCADE_USER_ID_MAX, err, errlen);
 }
 
 int cascade_request_check_user(const Cascade__V1__UserContext *user, char *err, size_t errlen)
 {
     int rc =
         cascade_request_check_user_id("user.user_id", user ? user->user_id : NULL, err, errlen);
-    if (rc != 0)
-        return rc;
-    if (user->request_time_s < 0) {
+    if (rc == 0 && user->request_time_s < 0) {
         snprintf(err, errlen, "user.request_time_s %lld is negative",
                  (long long)user->request_time_s);
+        rc = CASCADE_EINVAL;
+    }
+    if (rc == 0)
+        rc = cascade_request_check_string("user.geohash", user->geohash,
+                                          CASCADE_REQUEST_GEOHASH_MAX, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_string("user.device", user->device, CASCADE_REQUEST_DEVICE_MAX,
+                                          err, errlen);
+    if (rc == 0 && user->request_id && user->request_id[0] &&
+        !cascade_request_id_valid(user->request_id)) {
+        snprintf(err, errlen, "user.request_id is not 1..%d characters of [A-Za-z0-9._:-]",
+                 CASCADE_REQUEST_ID_MAX);
+        rc = CASCADE_EINVAL;
+    }
+    return rc;
+}
+
+/* A candidate's channel hits: count, presence, channel name. */
+static int check_hits(const Cascade__V1__Candidate *c, size_t i, char *err, size_t errlen)
+{
+    char field[96];
+    if (c->n_channels > CASCADE_REQUEST_CHANNEL_HITS_MAX) {
+        snprintf(err, errlen, "candidates[%zu].channels: %zu entries, at most %d", i,
+                 c->n_channels, CASCADE_REQUEST_CHANNEL_HITS_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t h = 0; h < c->n_channels; h++) {
+        if (!c->channels[h]) {
+            snprintf(err, errlen, "candidates[%zu].channels[%zu] is missing", i, h);
+            return CASCADE_EINVAL;
+        }
+        snprintf(field, sizeof field, "candidates[%zu].channels[%zu].channel", i, h);
+        int rc = cascade_request_check_string(field, c->channels[h]->channel,
+                                              CASCADE_REQUEST_CHANNEL_NAME_MAX, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A candidate's attributes: embedding length and values, duration. */
+static int check_attrs(const Cascade__V1__ItemAttributes *a, size_t i, char *err, size_t errlen)
+{
+    if (!a)
+        return 0;
+    if (a->n_embedding > CASCADE_REQUEST_EMBEDDING_MAX) {
+        snprintf(err, errlen, "candidates[%zu].attrs.embedding: %zu floats, at most %d", i,
+                 a->n_embedding, CASCADE_REQUEST_EMBEDDING_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t d = 0; d < a->n_embedding; d++)
+        if (!isfinite(a->embedding[d])) {
+            snprintf(err, errlen, "candidates[%zu].attrs.embedding[%zu] is not a finite number",
+                     i, d);
+            return CASCADE_EINVAL;
+        }
+    if (!(isfinite(a->duration_s) && a->duration_s >= 0)) {
+        snprintf(err, errlen, "candidates[%zu].attrs.duration_s %g is not a finite number >= 0",
+                 i, (double)a->duration_s);
         return CASCADE_EINVAL;
     }
     return 0;
@@ -43,11 +160,86 @@ int cascade_request_check_candidates(Cascade__V1__Candidate *const *candidates, 
         snprintf(err, errlen, "%zu candidates exceed the limit of %zu", n, max);
         return CASCADE_ETOOBIG;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!candidates[i]) {
             snprintf(err, errlen, "candidates[%zu] is missing", i);
             return CASCADE_EINVAL;
         }
+        int rc = check_hits(candidates[i], i, err, errlen);
+        if (rc == 0)
+            rc = check_attrs(candidates[i]->attrs, i, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One layer of an experiment context: names, bucket, parameters. */
+static int check_layer(const Cascade__V1__LayerAssignment *l, size_t i, uint32_t bucket_count,
+                       char *err, size_t errlen)
+{
+    char field[96];
+    int rc;
+    if (!l) {
+        snprintf(err, errlen, "experiments.layers[%zu] is missing", i);
+        return CASCADE_EINVAL;
+    }
+    snprintf(field, sizeof field, "experiments.layers[%zu].layer", i);
+    if ((rc = cascade_request_check_string(field, l->layer, CASCADE_REQUEST_EXP_NAME_MAX, err,
+                                           errlen)))
+        return rc;
+    snprintf(field, sizeof field, "experiments.layers[%zu].experiment", i);
+    if ((rc = cascade_request_check_string(field, l->experiment, CASCADE_REQUEST_EXP_NAME_MAX,
+                                           err, errlen)))
+        return rc;
+    if (bucket_count && l->bucket >= bucket_count) {
+        snprintf(err, errlen, "experiments.layers[%zu].bucket %u out of range 0..%u", i,
+                 l->bucket, bucket_count - 1);
+        return CASCADE_EINVAL;
+    }
+    if (l->n_params > CASCADE_REQUEST_EXP_PARAMS_MAX) {
+        snprintf(err, errlen, "experiments.layers[%zu].params: %zu entries, at most %d", i,
+                 l->n_params, CASCADE_REQUEST_EXP_PARAMS_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t p = 0; p < l->n_params; p++) {
+        const Cascade__V1__LayerAssignment__ParamsEntry *e = l->params[p];
+        if (!e) {
+            snprintf(err, errlen, "experiments.layers[%zu].params[%zu] is missing", i, p);
+            return CASCADE_EINVAL;
+        }
+        snprintf(field, sizeof field, "experiments.layers[%zu].params[%zu].key", i, p);
+        if ((rc = cascade_request_check_string(field, e->key, CASCADE_REQUEST_EXP_KEY_MAX, err,
+                                               errlen)))
+            return rc;
+        snprintf(field, sizeof field, "experiments.layers[%zu].params[%zu].value", i, p);
+        if ((rc = cascade_request_check_string(field, e->value, CASCADE_REQUEST_EXP_VALUE_MAX,
+                                               err, errlen)))
+            return rc;
+    }
+    return 0;
+}
+
+int cascade_request_check_experiments(const Cascade__V1__ExperimentContext *exp, char *err,
+                                      size_t errlen)
+{
+    if (!exp)
+        return 0;
+    if (exp->bucket_count > CASCADE_REQUEST_EXP_BUCKETS_MAX) {
+        snprintf(err, errlen, "experiments.bucket_count %u out of range 0..%d", exp->bucket_count,
+                 CASCADE_REQUEST_EXP_BUCKETS_MAX);
+        return CASCADE_EINVAL;
+    }
+    if (exp->n_layers > CASCADE_REQUEST_EXP_LAYERS_MAX) {
+        snprintf(err, errlen, "experiments.layers: %zu entries, at most %d", exp->n_layers,
+                 CASCADE_REQUEST_EXP_LAYERS_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < exp->n_layers; i++) {
+        int rc = check_layer(exp->layers[i], i, exp->bucket_count, err, errlen);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 

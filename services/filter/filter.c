@@ -207,6 +207,8 @@ static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterReq
     if (rc == 0)
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, f->max_candidates,
                                               err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_experiments(req->experiments, err, errlen);
     return rc;
 }
 

@@ -18,9 +18,16 @@
 #include "log.h"
 #include "recommend_internal.h"
 
+/* The user context is checked without its request id: a bad one is replaced
+ * (request_id below), not refused. */
 static int validate(const struct cascade_orch_call *call, const Cascade__V1__RecommendRequest *req)
 {
-    int rc = cascade_request_check_user(req->user, call->err, call->errlen);
+    Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;
+    if (req->user) {
+        user = *req->user;
+        user.request_id = NULL;
+    }
+    int rc = cascade_request_check_user(req->user ? &user : NULL, call->err, call->errlen);
     if (rc)
         return rc;
     if (req->count < 1 || req->count > CASCADE_ORCH_MAX_COUNT)
@@ -29,12 +36,15 @@ static int validate(const struct cascade_orch_call *call, const Cascade__V1__Rec
     return 0;
 }
 
-/* The request id: the caller's (message, then metadata) or a fresh one. */
+/* The request id: the caller's (message, then metadata) when it is a valid
+ * one (cascade_request_id_valid), else a fresh one. An invalid id is dropped
+ * unseen: it goes into every stage call's metadata, the response and the
+ * logs, so a control character or a 20 KB id would break or flood them. */
 static const char *request_id(struct cascade_orch_rq *rq, const Cascade__V1__UserContext *user)
 {
-    if (user->request_id && user->request_id[0])
+    if (cascade_request_id_valid(user->request_id))
         return user->request_id;
-    if (rq->call->request_id && rq->call->request_id[0])
+    if (cascade_request_id_valid(rq->call->request_id))
         return rq->call->request_id;
     struct {
         int64_t wall_s, now_us;

@@ -176,6 +176,8 @@ static int prerank_validate(const cascade_prerank *p, const Cascade__V1__PreRank
     if (rc == 0)
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, p->max_candidates,
                                               err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_experiments(req->experiments, err, errlen);
     return rc;
 }
 

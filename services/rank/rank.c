@@ -182,6 +182,8 @@ static int rank_validate(const cascade_rank *r, const Cascade__V1__RankRequest *
     if (rc == 0)
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, r->max_candidates,
                                               err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_experiments(req->experiments, err, errlen);
     if (rc != 0)
         return rc;
     if (req->keep > r->max_candidates) {

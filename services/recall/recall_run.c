@@ -15,6 +15,8 @@ static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallReq
                            char *err, size_t errlen)
 {
     int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_experiments(req->experiments, err, errlen);
     if (rc != 0)
         return rc;
     if (req->n_channels == 0) {
@@ -28,6 +30,11 @@ static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallReq
     }
     for (size_t i = 0; i < req->n_channels; i++) {
         const char *name = req->channels[i] ? req->channels[i] : "";
+        char field[32];
+        snprintf(field, sizeof field, "channels[%zu]", i);
+        if ((rc = cascade_request_check_string(field, name, CASCADE_REQUEST_CHANNEL_NAME_MAX, err,
+                                               errlen)))
+            return rc;
         idx[i] = -1;
         for (size_t c = 0; c < cascade_recall__n_channels; c++)
             if (strcmp(cascade_recall__channels[c].name, name) == 0)

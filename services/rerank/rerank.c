@@ -165,6 +165,8 @@ static int rerank_validate(const cascade_rerank *r, const Cascade__V1__ReRankReq
                            char *err, size_t errlen)
 {
     int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0)
+        rc = cascade_request_check_experiments(req->experiments, err, errlen);
     if (rc != 0)
         return rc;
     if (req->count < 1 || req->count > r->max_count) {

@@ -64,6 +64,17 @@ class InteropTest(unittest.TestCase):
                                metadata=(("x-request-id", "interop-rid-2"),))
         self.assertEqual(resp2.request_id, "interop-rid-2")
         self.assertEqual(len(resp2.items), 3)
+        # A hostile request id (control character, 20 KB) is replaced by a
+        # generated one; the stage calls still succeed.
+        for i, bad in enumerate(("rid\x01ERROR", "a" * 20 * 1024)):
+            req3 = self.pb.recommender.RecommendRequest(
+                user=self.pb.common.UserContext(user_id=self.users[2 + i], request_id=bad),
+                count=3)
+            resp3 = stub.Recommend(req3, timeout=TIMEOUT_S)
+            self.assertNotEqual(resp3.request_id, bad)
+            self.assertRegex(resp3.request_id, r"^[0-9a-f]{16}$")
+            self.assertFalse(resp3.degraded, list(resp3.degraded_reasons))
+            self.assertEqual(len(resp3.items), 3)
 
     def test_recommend_invalid(self):
         stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
@@ -72,6 +83,16 @@ class InteropTest(unittest.TestCase):
                 user=self.pb.common.UserContext(user_id=""), count=5), timeout=TIMEOUT_S)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("user.user_id is empty", cm.exception.details())
+        # protobuf-c does not check proto3 strings: a user id that is not
+        # UTF-8 (hand-encoded, since Python's protobuf refuses to) is refused.
+        user = b"\x0a\x02\xff\xfe"  # UserContext{user_id: 0xff 0xfe}
+        raw = b"\x0a" + bytes([len(user)]) + user + b"\x10\x05"  # user, count 5
+        call = self.channel.unary_unary("/cascade.v1.Recommender/Recommend",
+                                        request_serializer=None, response_deserializer=None)
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(raw, timeout=TIMEOUT_S)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("user.user_id is not valid UTF-8", cm.exception.details())
 
     def test_health_check(self):
         stub = self.pb.health_grpc.HealthStub(self.channel)

@@ -254,12 +254,40 @@ static void test_invalid_configs(void **state)
     expect_rejected("{\"holdout\": [[5]]}", "holdout: range 0: expected [first, last]");
 }
 
+/* A config whose assignment the stages would refuse (common/request.h
+ * limits) is refused at start-up instead of degrading every request. */
+static void test_request_limits(void **state)
+{
+    (void)state;
+    char text[4096], big[300];
+    memset(big, 'n', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    snprintf(text, sizeof text, "{\"layers\": [{\"name\": \"%.129s\"}]}", big);
+    expect_rejected(text, "layer 0: name longer than 128 bytes");
+    snprintf(text, sizeof text,
+             "{\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+             "{\"name\": \"%.121s\", \"ranges\": [[1, 2]]}]}]}",
+             big);
+    expect_rejected(text, "experiment 0: name longer than 120 bytes");
+    snprintf(text, sizeof text,
+             "{\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+             "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": {\"k\": \"%.257s\"}}]}]}",
+             big);
+    expect_rejected(text, "value longer than 256 bytes");
+    size_t off = (size_t)snprintf(text, sizeof text, "{\"layers\": [");
+    for (int i = 0; i < 33; i++)
+        off += (size_t)snprintf(text + off, sizeof text - off, "%s{\"name\": \"l%d\"}",
+                                i ? "," : "", i);
+    snprintf(text + off, sizeof text - off, "]}");
+    expect_rejected(text, "33 layers, at most 32");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_ranges_holdout_and_reverse),
         cmocka_unit_test(test_param_lookup),    cmocka_unit_test(test_no_config),
-        cmocka_unit_test(test_invalid_configs),
+        cmocka_unit_test(test_invalid_configs), cmocka_unit_test(test_request_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
  * sort (score desc, id asc, input position; every score kind; NaN last). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -79,6 +80,228 @@ static void test_check_candidates(void **state)
     assert_int_equal(cascade_request_check_candidates(NULL, 0, 0, err, sizeof err), 0);
 }
 
+static void test_utf8(void **state)
+{
+    (void)state;
+    struct {
+        const char *s;
+        bool ok;
+    } cases[] = {
+        {"", true},
+        {"plain ascii", true},
+        {"caf\xc3\xa9", true},                 /* U+00E9 */
+        {"\xe4\xb8\xad\xe6\x96\x87", true},    /* two CJK characters */
+        {"\xf0\x9f\x98\x80", true},            /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", true},            /* U+10FFFF, the last code point */
+        {"\xff", false},                       /* never in UTF-8 */
+        {"a\x80", false},                      /* lone continuation byte */
+        {"\xc3", false},                       /* truncated sequence */
+        {"\xe4\xb8", false},                   /* truncated sequence */
+        {"\xc3\x28", false},                   /* bad continuation */
+        {"\xc0\xaf", false},                   /* overlong '/' */
+        {"\xe0\x80\xaf", false},               /* overlong '/' */
+        {"\xf0\x80\x80\xaf", false},           /* overlong '/' */
+        {"\xed\xa0\x80", false},               /* U+D800, a surrogate */
+        {"\xf4\x90\x80\x80", false},           /* U+110000, above the last */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cascade_request_utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
+            fail_msg("case %zu: expected %s", i, cases[i].ok ? "valid" : "invalid");
+    }
+}
+
+static void test_request_id_valid(void **state)
+{
+    (void)state;
+    char id[CASCADE_REQUEST_ID_MAX + 2];
+    assert_true(cascade_request_id_valid("a"));
+    assert_true(cascade_request_id_valid("AZaz09._:-"));
+    assert_true(cascade_request_id_valid("0123456789abcdef"));
+    assert_false(cascade_request_id_valid(NULL));
+    assert_false(cascade_request_id_valid(""));
+    assert_false(cascade_request_id_valid("has space"));
+    assert_false(cascade_request_id_valid("tab\there"));
+    assert_false(cascade_request_id_valid("nl\nERROR forged"));
+    assert_false(cascade_request_id_valid("slash/no"));
+    assert_false(cascade_request_id_valid("caf\xc3\xa9"));
+    memset(id, 'r', sizeof id - 1);
+    id[sizeof id - 1] = '\0'; /* 65 bytes */
+    assert_false(cascade_request_id_valid(id));
+    id[CASCADE_REQUEST_ID_MAX] = '\0'; /* exactly 64 */
+    assert_true(cascade_request_id_valid(id));
+}
+
+static void test_check_user_fields(void **state)
+{
+    (void)state;
+    char err[160] = "";
+    char device[300 + 1];
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    u.user_id = "caf\xc3\xa9-user";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), 0);
+
+    u.user_id = "bad\xff";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is not valid UTF-8");
+    assert_int_equal(cascade_request_check_user_id("events[2].user_id", "\xc0\xaf", err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "events[2].user_id is not valid UTF-8");
+    u.user_id = "u1";
+
+    memset(device, 'd', 300);
+    device[300] = '\0';
+    u.device = device;
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.device: 300 bytes, at most 64");
+    device[CASCADE_REQUEST_DEVICE_MAX] = '\0';
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), 0);
+    u.device = "\xe4\xb8";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.device is not valid UTF-8");
+    u.device = "ios";
+
+    u.geohash = "wx4g0ec1wx4g0";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.geohash: 13 bytes, at most 12");
+    u.geohash = "wx4g0ec1wx4g";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), 0);
+
+    u.request_id = "req\x01";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.request_id is not 1..64 characters of [A-Za-z0-9._:-]");
+    u.request_id = "req-1.a:b_c";
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), 0);
+    u.request_id = ""; /* none */
+    assert_int_equal(cascade_request_check_user(&u, err, sizeof err), 0);
+}
+
+static void test_check_candidate_fields(void **state)
+{
+    (void)state;
+    char err[160] = "";
+    Cascade__V1__Candidate a = CASCADE__V1__CANDIDATE__INIT, b = CASCADE__V1__CANDIDATE__INIT;
+    Cascade__V1__Candidate *c[2] = {&a, &b};
+    Cascade__V1__ChannelHit h = CASCADE__V1__CHANNEL_HIT__INIT;
+    Cascade__V1__ChannelHit *hits[CASCADE_REQUEST_CHANNEL_HITS_MAX + 1];
+    Cascade__V1__ItemAttributes attrs = CASCADE__V1__ITEM_ATTRIBUTES__INIT;
+    static float emb[CASCADE_REQUEST_EMBEDDING_MAX + 1];
+    char name[CASCADE_REQUEST_CHANNEL_NAME_MAX + 2];
+
+    for (size_t i = 0; i <= CASCADE_REQUEST_CHANNEL_HITS_MAX; i++)
+        hits[i] = &h;
+    h.channel = "itemcf";
+    b.channels = hits;
+    b.n_channels = CASCADE_REQUEST_CHANNEL_HITS_MAX + 1;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[1].channels: 65 entries, at most 64");
+    b.n_channels = CASCADE_REQUEST_CHANNEL_HITS_MAX;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), 0);
+
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    h.channel = name;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[1].channels[0].channel: 65 bytes, at most 64");
+    h.channel = "hot\xff";
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[1].channels[0].channel is not valid UTF-8");
+    h.channel = "hot";
+    hits[3] = NULL;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[1].channels[3] is missing");
+    hits[3] = &h;
+
+    a.attrs = &attrs;
+    attrs.embedding = emb;
+    attrs.n_embedding = CASCADE_REQUEST_EMBEDDING_MAX + 1;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[0].attrs.embedding: 1025 floats, at most 1024");
+    attrs.n_embedding = CASCADE_REQUEST_EMBEDDING_MAX;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), 0);
+    emb[7] = NAN;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[0].attrs.embedding[7] is not a finite number");
+    emb[7] = 0;
+    attrs.duration_s = -1;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[0].attrs.duration_s -1 is not a finite number >= 0");
+    attrs.duration_s = INFINITY;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), CASCADE_EINVAL);
+    attrs.duration_s = 30;
+    assert_int_equal(cascade_request_check_candidates(c, 2, 2, err, sizeof err), 0);
+}
+
+static void test_check_experiments(void **state)
+{
+    (void)state;
+    char err[160] = "";
+    char value[300 + 1];
+    Cascade__V1__ExperimentContext e = CASCADE__V1__EXPERIMENT_CONTEXT__INIT;
+    Cascade__V1__LayerAssignment l0 = CASCADE__V1__LAYER_ASSIGNMENT__INIT,
+                                 l1 = CASCADE__V1__LAYER_ASSIGNMENT__INIT;
+    Cascade__V1__LayerAssignment *layers[CASCADE_REQUEST_EXP_LAYERS_MAX + 1];
+    Cascade__V1__LayerAssignment__ParamsEntry p = CASCADE__V1__LAYER_ASSIGNMENT__PARAMS_ENTRY__INIT;
+    Cascade__V1__LayerAssignment__ParamsEntry *params[CASCADE_REQUEST_EXP_PARAMS_MAX + 1];
+
+    assert_int_equal(cascade_request_check_experiments(NULL, err, sizeof err), 0);
+    for (size_t i = 0; i <= CASCADE_REQUEST_EXP_LAYERS_MAX; i++)
+        layers[i] = &l0;
+    for (size_t i = 0; i <= CASCADE_REQUEST_EXP_PARAMS_MAX; i++)
+        params[i] = &p;
+    l0.layer = "rerank";
+    l0.experiment = "mmr_07:reverse";
+    l0.bucket = 999;
+    l1.layer = "rank";
+    l1.experiment = "baseline";
+    p.key = "rerank.lambda";
+    p.value = "0.7";
+    l1.params = params;
+    l1.n_params = 2;
+    layers[1] = &l1;
+    e.bucket_count = 1000;
+    e.layers = layers;
+    e.n_layers = 2;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), 0);
+
+    e.n_layers = CASCADE_REQUEST_EXP_LAYERS_MAX + 1;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers: 33 entries, at most 32");
+    e.n_layers = 2;
+    e.bucket_count = 500;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[0].bucket 999 out of range 0..499");
+    e.bucket_count = CASCADE_REQUEST_EXP_BUCKETS_MAX + 1;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.bucket_count 1000001 out of range 0..1000000");
+    e.bucket_count = 1000;
+
+    l1.n_params = CASCADE_REQUEST_EXP_PARAMS_MAX + 1;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1].params: 65 entries, at most 64");
+    l1.n_params = 2;
+    memset(value, 'v', 300);
+    value[300] = '\0';
+    p.value = value;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1].params[0].value: 300 bytes, at most 256");
+    p.value = "0.7";
+    p.key = "k\xff";
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1].params[0].key is not valid UTF-8");
+    p.key = "rerank.lambda";
+    params[1] = NULL;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1].params[1] is missing");
+    params[1] = &p;
+    l1.experiment = value;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1].experiment: 300 bytes, at most 128");
+    l1.experiment = "baseline";
+    layers[1] = NULL;
+    assert_int_equal(cascade_request_check_experiments(&e, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers[1] is missing");
+}
+
 /* Candidates i = 0..n-1 with item ids ids[i] and every score kind set to s[i]
  * times a per-kind factor, so each kind sorts the same way. */
 static void make(Cascade__V1__Candidate *store, Cascade__V1__Candidate **c, const uint64_t *ids,
@@ -141,6 +364,11 @@ int main(void)
         cmocka_unit_test(test_check_user),
         cmocka_unit_test(test_check_user_id_names_the_field),
         cmocka_unit_test(test_check_candidates),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_request_id_valid),
+        cmocka_unit_test(test_check_user_fields),
+        cmocka_unit_test(test_check_candidate_fields),
+        cmocka_unit_test(test_check_experiments),
         cmocka_unit_test(test_sort_order),
         cmocka_unit_test(test_sort_nan_last),
     };

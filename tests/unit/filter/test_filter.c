@@ -413,6 +413,17 @@ static void test_validation(void **state)
                                            err, sizeof err),
                      CASCADE_EINVAL);
     assert_string_equal(err, "user_id is longer than 64 bytes");
+    assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
+                                           record_request(f->arena, "\xe4\xb8", &one, 1, T0),
+                                           &rresp, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "user_id is not valid UTF-8");
+    Cascade__V1__FilterRequest *bad = filter_request(f->arena, "u", &one, 1);
+    bad->experiments = test_experiment(f->arena, "filter", "exp", "k", "v");
+    bad->experiments->n_layers = 33; /* only the count is looked at */
+    assert_int_equal(cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "experiments.layers: 33 entries, at most 32");
     uint64_t many[1001] = {0};
     assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
                                            record_request(f->arena, "u", many, 1001, T0), &rresp,

@@ -27,6 +27,7 @@
 #include "hash.h"
 #include "metrics.h"
 #include "orchestrator.h"
+#include "request.h"
 #include "store.h"
 #include "support.h"
 
@@ -46,6 +47,9 @@ struct fake {
     size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
     size_t prerank_hits_seen; /* and the pre-ranker */
     uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
+    size_t rerank_calls;
+    char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
+    char rerank_user_request_id[128]; /* and its user.request_id */
 };
 
 static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -264,6 +268,13 @@ static int fake_rerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__ReRankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__re_rank_response__init(resp);
+    const char *md = cascade_rpc_ctx_request_id(ctx);
+    pthread_mutex_lock(&fake.mu);
+    fake.rerank_calls++;
+    snprintf(fake.rerank_md_request_id, sizeof fake.rerank_md_request_id, "%s", md ? md : "");
+    snprintf(fake.rerank_user_request_id, sizeof fake.rerank_user_request_id, "%s",
+             req->user && req->user->request_id ? req->user->request_id : "");
+    pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
     resp->n_candidates = req->count < req->n_candidates ? req->count : req->n_candidates;
     for (size_t i = 0; i < resp->n_candidates; i++)
@@ -378,6 +389,28 @@ static int recommend(cascade_orch *o, const char *user, uint32_t count, bool deb
     cascade_arena_reset(fx.arena); /* the previous answer is no longer needed */
     struct cascade_orch_call call = {
         .arena = fx.arena, .deadline_ms = INT64_MAX, .err = err, .errlen = errlen};
+    err[0] = '\0';
+    return cascade_orch_recommend(o, &call, &req, out);
+}
+
+/* recommend() with a request id in the message and/or the call metadata. */
+static int recommend_with_id(cascade_orch *o, const char *user, const char *msg_id,
+                             const char *md_id, Cascade__V1__RecommendResponse **out, char *err,
+                             size_t errlen)
+{
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    u.user_id = (char *)user;
+    u.request_id = (char *)msg_id;
+    req.user = &u;
+    req.count = 10;
+    req.debug = true;
+    cascade_arena_reset(fx.arena);
+    struct cascade_orch_call call = {.arena = fx.arena,
+                                     .deadline_ms = INT64_MAX,
+                                     .err = err,
+                                     .errlen = errlen,
+                                     .request_id = md_id};
     err[0] = '\0';
     return cascade_orch_recommend(o, &call, &req, out);
 }
@@ -502,7 +535,58 @@ static void test_validation(void **state)
     assert_non_null(strstr(err, "1..200"));
     assert_int_equal(recommend(o, "u", 201, false, &r, err, sizeof err), CASCADE_EINVAL);
     assert_non_null(strstr(err, "got 201"));
+    assert_int_equal(recommend(o, "u\xff", 10, false, &r, err, sizeof err), CASCADE_EINVAL);
+    assert_string_equal(err, "user.user_id is not valid UTF-8");
     assert_int_equal(recommend(o, "u", 200, false, &r, err, sizeof err), 0);
+    cascade_orch_destroy(o);
+}
+
+/* Run one Recommend with the given ids; every stage call must succeed and
+ * the id the answer carries is the one ReRank received, in its metadata and
+ * in user.request_id. Returns the answer's id (in fx.arena). */
+static const char *served_request_id(cascade_orch *o, const char *msg_id, const char *md_id)
+{
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    size_t calls = fake.rerank_calls;
+    char user[32]; /* a fresh user each time, so exposure never runs the lists dry */
+    snprintf(user, sizeof user, "rid-user-%zu", calls);
+    assert_int_equal(recommend_with_id(o, user, msg_id, md_id, &r, err, sizeof err), 0);
+    assert_false(r->degraded);
+    assert_int_equal(r->n_items, 10);
+    for (size_t i = 0; i < r->n_trace; i++)
+        assert_int_equal(r->trace[i]->status_code, 0);
+    assert_int_equal(fake.rerank_calls, calls + 1);
+    assert_string_equal(fake.rerank_md_request_id, r->request_id);
+    assert_string_equal(fake.rerank_user_request_id, r->request_id);
+    assert_true(cascade_request_id_valid(r->request_id));
+    return r->request_id;
+}
+
+/* A caller's request id is used only when it is 1..64 characters of
+ * [A-Za-z0-9._:-]; anything else (a control character, a 20 KB id, bytes
+ * that are not UTF-8) is replaced by a generated id, never sent on to the
+ * stages or echoed, and the stage calls still succeed. */
+static void test_request_id_sanitised(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    static char huge[20 * 1024 + 1];
+    memset(huge, 'a', sizeof huge - 1);
+    const char *bad[] = {"abc\x01" "def", "line\nERROR forged", huge, "\xff\xfe\xfd", "caf\xc3\xa9",
+                         "has space"};
+    assert_string_equal(served_request_id(o, "req-42.a:b_c", NULL), "req-42.a:b_c");
+    assert_string_equal(served_request_id(o, NULL, "md-7"), "md-7");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *id = served_request_id(o, bad[i], NULL);
+        assert_string_not_equal(id, bad[i]);
+        assert_int_equal(strlen(id), 16); /* a generated one */
+        id = served_request_id(o, NULL, bad[i]);
+        assert_string_not_equal(id, bad[i]);
+        assert_int_equal(strlen(id), 16);
+    }
+    /* A bad message id falls back to a good metadata id. */
+    assert_string_equal(served_request_id(o, huge, "md-8"), "md-8");
     cascade_orch_destroy(o);
 }
 
@@ -1384,6 +1468,7 @@ int main(void)
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
         cmocka_unit_test(test_dead_stage),
         cmocka_unit_test(test_filter_sees_slim_candidates),

@@ -213,6 +213,13 @@ static void test_validation(void **state)
     req->experiments = experiment(f->arena, "prerank.keep", "0");
     expect_error(f, f->prerank, req, CASCADE_EINVAL,
                  "experiment param prerank.keep=0 out of range 1..20000");
+    req = request(f->arena, "u", ids, NULL, 4, 0);
+    req->experiments = experiment(f->arena, "prerank.\xff", "1");
+    expect_error(f, f->prerank, req, CASCADE_EINVAL,
+                 "experiments.layers[0].params[0].key is not valid UTF-8");
+    req = request(f->arena, "u", ids, NULL, 4, 0);
+    req->user->geohash = "wx4g0ec1wx4g0e";
+    expect_error(f, f->prerank, req, CASCADE_EINVAL, "user.geohash: 14 bytes, at most 12");
     cascade_prerank *small =
         make_prerank(f->redis.pool, "{\"prerank\": {\"max_candidates\": 3, \"keep\": 2}}");
     expect_error(f, small, request(f->arena, "u", ids, NULL, 4, 0), CASCADE_ETOOBIG,

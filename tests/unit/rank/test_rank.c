@@ -430,6 +430,17 @@ static void test_validation(void **state)
                  "5 candidates exceed the limit of 4");
     expect_error(f, r, request(f->arena, "u1", 5, 2), CASCADE_EINVAL,
                  "keep 5 out of range 0..4 (0 = all)");
+    /* Bounds (common/request.h): a channel hit's name must be UTF-8. */
+    Cascade__V1__RankRequest *bad = request(f->arena, "u1", 0, 2);
+    Cascade__V1__ChannelHit *hit = cascade_arena_alloc(f->arena, sizeof *hit);
+    cascade__v1__channel_hit__init(hit);
+    hit->channel = "hot\xed\xa0\x80"; /* a surrogate */
+    bad->candidates[1]->channels = cascade_arena_calloc(f->arena, 1, sizeof *hit);
+    bad->candidates[1]->channels[0] = hit;
+    bad->candidates[1]->n_channels = 1;
+    expect_error(f, r, bad, CASCADE_EINVAL, "candidates[1].channels[0].channel is not valid UTF-8");
+    bad = request(f->arena, "u1\xff", 0, 2);
+    expect_error(f, r, bad, CASCADE_EINVAL, "user.user_id is not valid UTF-8");
     char err[256] = "";
     Cascade__V1__RankResponse *resp = NULL;
     assert_int_equal(cascade_rank_run(r, f->arena, cascade_now_ms() - 1,

@@ -162,6 +162,23 @@ static void test_validation(void **state)
                    "channels is empty (known: " KNOWN ")");
     expect_invalid(f, seed_request(a, "u1", 10, 2, (const char *[]){"hot", "hot"}), CASCADE_EINVAL,
                    "channel \"hot\" is requested twice");
+    /* Bounds and UTF-8 (common/request.h). */
+    expect_invalid(f, seed_request(a, "u\xff", 10, 1, (const char *[]){"hot"}), CASCADE_EINVAL,
+                   "user.user_id is not valid UTF-8");
+    expect_invalid(f, seed_request(a, "u1", 10, 1, (const char *[]){"h\xc3"}), CASCADE_EINVAL,
+                   "channels[0] is not valid UTF-8");
+    char long_name[101];
+    memset(long_name, 'c', 100);
+    long_name[100] = '\0';
+    expect_invalid(f, seed_request(a, "u1", 10, 2, (const char *[]){"hot", long_name}),
+                   CASCADE_EINVAL, "channels[1]: 100 bytes, at most 64");
+    Cascade__V1__RecallRequest *req = seed_request(a, "u1", 10, 1, (const char *[]){"hot"});
+    req->user->device = long_name;
+    expect_invalid(f, req, CASCADE_EINVAL, "user.device: 100 bytes, at most 64");
+    req = seed_request(a, "u1", 10, 1, (const char *[]){"hot"});
+    req->experiments = test_experiment(a, "recall", "exp", "recall.x", "1");
+    req->experiments->layers[0]->experiment = "\xc0\xaf";
+    expect_invalid(f, req, CASCADE_EINVAL, "experiments.layers[0].experiment is not valid UTF-8");
 }
 
 static void test_disabled_channel(void **state)

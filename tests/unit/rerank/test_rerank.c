@@ -243,6 +243,22 @@ static void test_validation(void **state)
     req->experiments = lambda_experiment(f->arena, "1.5");
     expect_error(f, req, CASCADE_EINVAL, "experiment param rerank.lambda=1.5 out of range [0, 1]");
 
+    /* Bounds (common/request.h): an experiment value, an embedding. */
+    static char long_value[301];
+    memset(long_value, '0', 300);
+    req = request(f->arena, "u", 1, scores, NULL, 2);
+    req->experiments = lambda_experiment(f->arena, long_value);
+    expect_error(f, req, CASCADE_EINVAL,
+                 "experiments.layers[0].params[0].value: 300 bytes, at most 256");
+    static float emb[1025];
+    req = request(f->arena, "u", 1, scores, NULL, 2);
+    req->candidates[1]->attrs = cascade_arena_alloc(f->arena, sizeof *req->candidates[1]->attrs);
+    cascade__v1__item_attributes__init(req->candidates[1]->attrs);
+    req->candidates[1]->attrs->embedding = emb;
+    req->candidates[1]->attrs->n_embedding = 1025;
+    expect_error(f, req, CASCADE_EINVAL,
+                 "candidates[1].attrs.embedding: 1025 floats, at most 1024");
+
     static float many[5001];
     expect_error(f, request(f->arena, "u", 10, many, NULL, 5001), CASCADE_ETOOBIG,
                  "5001 candidates exceed the limit of 5000");
