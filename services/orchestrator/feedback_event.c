@@ -15,81 +15,32 @@
  * the dedupe marks in Redis for one window). */
 #define EVENT_ID_SEED 0x66656564626b3031ULL /* "feedbk01" */
 
-/* Length of the UTF-8 sequence starting at s (at most `left` bytes), or 0
- * when it is not a valid, shortest-form encoding of a scalar value. */
-static size_t utf8_sequence(const unsigned char *s, size_t left)
-{
-    size_t len;
-    uint32_t cp;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        len = 2, cp = s[0] & 0x1f;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        len = 3, cp = s[0] & 0x0f;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        len = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    if (len > left)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* user_id: valid UTF-8 and no ASCII control characters, since it becomes
- * part of Redis keys and stream entries. Its length is checked before. */
+/* user_id (its length and UTF-8 checked by cascade_request_check_user_id):
+ * no ASCII control characters, since it becomes part of Redis keys and
+ * stream entries. */
 static int check_user_text(const char *user_id, size_t index, char *err, size_t errlen)
 {
-    const unsigned char *s = (const unsigned char *)user_id;
-    size_t n = strlen(user_id);
-    for (size_t i = 0; i < n;) {
-        if (s[i] < 0x20 || s[i] == 0x7f) {
+    for (size_t i = 0; user_id[i]; i++) {
+        unsigned char c = (unsigned char)user_id[i];
+        if (c < 0x20 || c == 0x7f) {
             snprintf(err, errlen, "events[%zu].user_id has a control character at byte %zu", index,
                      i);
             return CASCADE_EINVAL;
         }
-        size_t len = utf8_sequence(s + i, n - i);
-        if (len == 0) {
-            snprintf(err, errlen, "events[%zu].user_id is not valid UTF-8 at byte %zu", index, i);
-            return CASCADE_EINVAL;
-        }
-        i += len;
     }
     return 0;
 }
 
-static bool request_id_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == ':' || c == '-';
-}
-
+/* Empty, or a request id by the one rule every service applies
+ * (cascade_request_id_valid: [A-Za-z0-9._:-]{1,64}). */
 static int check_request_id(const char *rid, size_t index, char *err, size_t errlen)
 {
-    if (rid == NULL)
+    if (rid == NULL || rid[0] == '\0' || cascade_request_id_valid(rid))
         return 0;
-    size_t n = strnlen(rid, CASCADE_FEEDBACK_REQUEST_ID_MAX + 1);
-    if (n > CASCADE_FEEDBACK_REQUEST_ID_MAX) {
-        snprintf(err, errlen, "events[%zu].request_id is longer than %d bytes", index,
-                 CASCADE_FEEDBACK_REQUEST_ID_MAX);
-        return CASCADE_EINVAL;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!request_id_char(rid[i])) {
-            snprintf(err, errlen,
-                     "events[%zu].request_id has a character outside [A-Za-z0-9._:-] at byte %zu",
-                     index, i);
-            return CASCADE_EINVAL;
-        }
-    return 0;
+    snprintf(err, errlen,
+             "events[%zu].request_id must be at most %d characters of [A-Za-z0-9._:-]", index,
+             CASCADE_FEEDBACK_REQUEST_ID_MAX);
+    return CASCADE_EINVAL;
 }
 
 static int check_value_and_time(const Cascade__V1__Event *e, size_t index, int64_t now_s, char *err,

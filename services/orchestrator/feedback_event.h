@@ -9,10 +9,11 @@
 #include <stdint.h>
 
 #include "cascade/v1/common.pb-c.h"
+#include "request.h"
 
 /* Longest Event.request_id accepted, in bytes: a Recommend request id
  * ([A-Za-z0-9._:-], as the orchestrator issues and accepts them). */
-#define CASCADE_FEEDBACK_REQUEST_ID_MAX 64
+#define CASCADE_FEEDBACK_REQUEST_ID_MAX CASCADE_REQUEST_ID_MAX
 /* Largest Event.value accepted (seconds played; about 11.6 days). */
 #define CASCADE_FEEDBACK_VALUE_MAX 1e6
 /* Event.time_s, when set, must lie within this many seconds before the
