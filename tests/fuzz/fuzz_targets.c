@@ -149,65 +149,31 @@ static int verdict_of(int rc)
 /* No deadline: the run functions stop at the first Redis command anyway. */
 #define NO_DEADLINE INT64_MAX
 
-static int run_recall(const uint8_t *data, size_t size)
-{
-    char err[512];
-    Cascade__V1__RecallResponse *out = NULL;
-    const ProtobufCMessage *m = unpack(&cascade__v1__recall_request__descriptor, data, size);
-    if (!m)
-        return CASCADE_FUZZ_UNDECODABLE;
-    return verdict_of(cascade_recall_run(fz.recall, fz.arena, NO_DEADLINE,
-                                         (const Cascade__V1__RecallRequest *)m, &out, err,
-                                         sizeof err));
-}
+/* A target for a stage whose run function has the common shape
+ * (stage, arena, deadline, request, &response, err, errlen). */
+#define STAGE_TARGET(fn, stage, descriptor, run, req_type, resp_type)                              \
+    static int fn(const uint8_t *data, size_t size)                                                \
+    {                                                                                              \
+        char err[512];                                                                             \
+        resp_type *out = NULL;                                                                     \
+        const ProtobufCMessage *m = unpack(&descriptor, data, size);                               \
+        if (!m)                                                                                    \
+            return CASCADE_FUZZ_UNDECODABLE;                                                       \
+        return verdict_of(                                                                         \
+            run(fz.stage, fz.arena, NO_DEADLINE, (const req_type *)m, &out, err, sizeof err));     \
+    }
 
-static int run_filter(const uint8_t *data, size_t size)
-{
-    char err[512];
-    Cascade__V1__FilterResponse *out = NULL;
-    const ProtobufCMessage *m = unpack(&cascade__v1__filter_request__descriptor, data, size);
-    if (!m)
-        return CASCADE_FUZZ_UNDECODABLE;
-    return verdict_of(cascade_filter_run(fz.filter, fz.arena, NO_DEADLINE,
-                                         (const Cascade__V1__FilterRequest *)m, &out, err,
-                                         sizeof err));
-}
-
-static int run_record_exposure(const uint8_t *data, size_t size)
-{
-    char err[512];
-    Cascade__V1__RecordExposureResponse *out = NULL;
-    const ProtobufCMessage *m =
-        unpack(&cascade__v1__record_exposure_request__descriptor, data, size);
-    if (!m)
-        return CASCADE_FUZZ_UNDECODABLE;
-    return verdict_of(cascade_filter_record(fz.filter, fz.arena, NO_DEADLINE,
-                                            (const Cascade__V1__RecordExposureRequest *)m, &out,
-                                            err, sizeof err));
-}
-
-static int run_prerank(const uint8_t *data, size_t size)
-{
-    char err[512];
-    Cascade__V1__PreRankResponse *out = NULL;
-    const ProtobufCMessage *m = unpack(&cascade__v1__pre_rank_request__descriptor, data, size);
-    if (!m)
-        return CASCADE_FUZZ_UNDECODABLE;
-    return verdict_of(cascade_prerank_run(fz.prerank, fz.arena, NO_DEADLINE,
-                                          (const Cascade__V1__PreRankRequest *)m, &out, err,
-                                          sizeof err));
-}
-
-static int run_rank(const uint8_t *data, size_t size)
-{
-    char err[512];
-    Cascade__V1__RankResponse *out = NULL;
-    const ProtobufCMessage *m = unpack(&cascade__v1__rank_request__descriptor, data, size);
-    if (!m)
-        return CASCADE_FUZZ_UNDECODABLE;
-    return verdict_of(cascade_rank_run(fz.rank, fz.arena, NO_DEADLINE,
-                                       (const Cascade__V1__RankRequest *)m, &out, err, sizeof err));
-}
+STAGE_TARGET(run_recall, recall, cascade__v1__recall_request__descriptor, cascade_recall_run,
+             Cascade__V1__RecallRequest, Cascade__V1__RecallResponse)
+STAGE_TARGET(run_filter, filter, cascade__v1__filter_request__descriptor, cascade_filter_run,
+             Cascade__V1__FilterRequest, Cascade__V1__FilterResponse)
+STAGE_TARGET(run_record_exposure, filter, cascade__v1__record_exposure_request__descriptor,
+             cascade_filter_record, Cascade__V1__RecordExposureRequest,
+             Cascade__V1__RecordExposureResponse)
+STAGE_TARGET(run_prerank, prerank, cascade__v1__pre_rank_request__descriptor, cascade_prerank_run,
+             Cascade__V1__PreRankRequest, Cascade__V1__PreRankResponse)
+STAGE_TARGET(run_rank, rank, cascade__v1__rank_request__descriptor, cascade_rank_run,
+             Cascade__V1__RankRequest, Cascade__V1__RankResponse)
 
 /* Re-rank needs no Redis: the whole stage runs, and the answer is checked
  * against the request (never more than count, only request candidates). */
