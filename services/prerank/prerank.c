@@ -293,7 +293,10 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
     char *v = cascade_arena_strdup(arena, version);
     if (!resp || !cands || !v)
         return CASCADE_ENOMEM;
-    memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
+    /* An empty list arrives as candidates == NULL, which memcpy must not see
+     * even for 0 bytes (found by tests/fuzz, prerank_request). */
+    if (req->n_candidates > 0)
+        memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
     if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
         0)
         return CASCADE_ENOMEM;
