@@ -153,7 +153,7 @@ static int request_seeds(struct walk *w)
         ev[i].item_id = seed_ids[i];
         ev[i].type = (Cascade__V1__EventType)(2 + i * 3); /* click, follow, hide_author */
         ev[i].value = 12.5f;
-        ev[i].time_s = 1700000000 + (int64_t)i;
+        ev[i].time_s = 0; /* server time: a fixed past time would age out of Feedback's window */
         ev[i].request_id = "req-1";
         evp[i] = &ev[i];
     }
