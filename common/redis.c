@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "error.h"
 
 #define REDIS_DEFAULT_HOST "127.0.0.1"
@@ -27,6 +28,10 @@ struct cascade_redis {
     int port;
     int connect_timeout_ms;
     int command_timeout_ms;
+    /* Absolute monotonic deadline of the request being served (INT64_MAX =
+     * none): each command waits at most min(command_timeout_ms, time left). */
+    int64_t deadline_ms;
+    int armed_timeout_ms; /* the timeout last given to the socket, 0 = none yet */
     int pending; /* pipelined commands whose replies are not read yet */
     char addr[REDIS_ADDR_MAX];
     /* "redis <addr>: <reason>" always fits: a longer message would lose the
@@ -100,6 +105,7 @@ cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts)
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : REDIS_DEFAULT_CONNECT_MS;
     r->command_timeout_ms =
         opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
+    r->deadline_ms = INT64_MAX;
     snprintf(r->addr, sizeof(r->addr), "%s:%d", r->host, r->port);
     return r;
 }
@@ -110,6 +116,7 @@ static void redis_disconnect(cascade_redis *r)
         redisFree(r->ctx);
     r->ctx = NULL;
     r->pending = 0;
+    r->armed_timeout_ms = 0;
 }
 
 void cascade_redis_destroy(cascade_redis *r)
@@ -156,11 +163,37 @@ void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
     set_error(r, reason);
 }
 
+void cascade_redis_set_deadline(cascade_redis *r, int64_t deadline_ms)
+{
+    if (r)
+        r->deadline_ms = deadline_ms;
+}
+
+/* The time the next blocking step may take: the configured limit, cut to
+ * what is left of the deadline. Returns 0 when the deadline has passed. */
+static int redis_budget_ms(const cascade_redis *r, int configured_ms)
+{
+    int64_t left = cascade_ms_left(r->deadline_ms);
+    if (left <= 0)
+        return 0;
+    return left < configured_ms ? (int)left : configured_ms;
+}
+
+/* Nothing was sent: the connection stays usable for the next request. */
+static int redis_deadline_passed(cascade_redis *r)
+{
+    set_error(r, "request deadline passed before the command was sent");
+    return CASCADE_ETIMEDOUT;
+}
+
 static int redis_connect(cascade_redis *r)
 {
     if (r->ctx)
         return 0;
-    redisContext *ctx = redisConnectWithTimeout(r->host, r->port, ms_to_tv(r->connect_timeout_ms));
+    int budget_ms = redis_budget_ms(r, r->connect_timeout_ms);
+    if (budget_ms == 0)
+        return redis_deadline_passed(r);
+    redisContext *ctx = redisConnectWithTimeout(r->host, r->port, ms_to_tv(budget_ms));
     if (!ctx) {
         set_error(r, "out of memory");
         return CASCADE_ENOMEM;
@@ -169,19 +202,37 @@ static int redis_connect(cascade_redis *r)
         char reason[200];
         snprintf(reason, sizeof(reason), "%s", ctx->errstr);
         if (strstr(reason, "Resource temporarily unavailable") || strstr(reason, "timed out"))
-            snprintf(reason, sizeof(reason), "connect timed out after %d ms",
-                     r->connect_timeout_ms);
+            snprintf(reason, sizeof(reason), "connect timed out after %d ms%s", budget_ms,
+                     budget_ms < r->connect_timeout_ms ? " (the request deadline)" : "");
         set_error(r, reason);
-        redisFree(ctx);
-        return CASCADE_EUNAVAILABLE;
-    }
-    if (redisSetTimeout(ctx, ms_to_tv(r->command_timeout_ms)) != REDIS_OK) {
-        set_error(r, "cannot set the command timeout");
         redisFree(ctx);
         return CASCADE_EUNAVAILABLE;
     }
     r->ctx = ctx;
     r->pending = 0;
+    r->armed_timeout_ms = 0;
+    return 0;
+}
+
+/* Give the socket the timeout for the next command (or pipelined read):
+ * min(command_timeout_ms, time left before the deadline). Connects first if
+ * needed. The socket is only touched when the timeout changes. */
+static int redis_arm(cascade_redis *r)
+{
+    int rc = redis_connect(r);
+    if (rc != 0)
+        return rc;
+    int budget_ms = redis_budget_ms(r, r->command_timeout_ms);
+    if (budget_ms == 0)
+        return redis_deadline_passed(r);
+    if (budget_ms == r->armed_timeout_ms)
+        return 0;
+    if (redisSetTimeout(r->ctx, ms_to_tv(budget_ms)) != REDIS_OK) {
+        set_error(r, "cannot set the command timeout");
+        redis_disconnect(r);
+        return CASCADE_EUNAVAILABLE;
+    }
+    r->armed_timeout_ms = budget_ms;
     return 0;
 }
 
@@ -199,7 +250,8 @@ static int redis_io_failure(cascade_redis *r, int saved_errno)
     if (r->ctx && r->ctx->err == REDIS_ERR_IO &&
         (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
          strstr(r->ctx->errstr, "temporarily unavailable")))
-        snprintf(reason, sizeof(reason), "command timed out after %d ms", r->command_timeout_ms);
+        snprintf(reason, sizeof(reason), "command timed out after %d ms%s", r->armed_timeout_ms,
+                 r->armed_timeout_ms < r->command_timeout_ms ? " (the request deadline)" : "");
     else if (r->ctx && r->ctx->err)
         snprintf(reason, sizeof(reason), "%s", r->ctx->errstr);
     else
@@ -231,7 +283,7 @@ static int redis_ready_for_command(cascade_redis *r)
         set_error(r, "a command was issued before reading the pipelined replies");
         return CASCADE_EINVAL;
     }
-    return redis_connect(r);
+    return redis_arm(r);
 }
 
 static int redis_vcommand(cascade_redis *r, redisReply **reply, const char *fmt, va_list ap)
@@ -313,6 +365,13 @@ int cascade_redis_get_reply(cascade_redis *r, redisReply **reply)
         if (!r->err[0])
             set_error(r, "no pipelined command is waiting for a reply");
         return r->ctx ? CASCADE_EINVAL : CASCADE_EUNAVAILABLE;
+    }
+    int rc = redis_arm(r);
+    if (rc != 0) {
+        /* The pipeline cannot be finished in time: drop it with the connection
+         * (the next get_reply says CASCADE_EUNAVAILABLE, as after any drop). */
+        redis_disconnect(r);
+        return rc;
     }
     void *rep = NULL;
     errno = 0;
@@ -401,8 +460,10 @@ void cascade_redis_pool_destroy(cascade_redis_pool *p)
 cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p)
 {
     struct pool_entry *e = pthread_getspecific(p->key);
-    if (e)
+    if (e) {
+        e->redis->deadline_ms = INT64_MAX; /* a new request sets its own */
         return e->redis;
+    }
     e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;

@@ -6,6 +6,7 @@
 #define CASCADE_REDIS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <hiredis/hiredis.h>
 
 typedef struct cascade_redis cascade_redis;
@@ -26,6 +27,16 @@ int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, in
  * out of memory. Free with cascade_redis_destroy (NULL-safe). */
 cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts);
 void cascade_redis_destroy(cascade_redis *r);
+
+/* Bound every later command on this handle by an absolute deadline on the
+ * monotonic clock (cascade_now_ms; INT64_MAX = none): connecting and each
+ * command wait at most min(configured timeout, time left). Once the deadline
+ * has passed, commands fail CASCADE_ETIMEDOUT without being sent (a pipeline
+ * whose replies are still due is dropped with the connection). A command cut
+ * short by the deadline is a timeout like any other: CASCADE_EUNAVAILABLE, the
+ * connection dropped, and the message ends "(the request deadline)". Request paths call this right
+ * after cascade_redis_pool_get with the call's deadline. NULL-safe. */
+void cascade_redis_set_deadline(cascade_redis *r, int64_t deadline_ms);
 
 /* Run one command (printf-style, hiredis formatting: %s %b %d %lld ...; hiredis
  * rejects %zu, so cast sizes to unsigned long long and use %llu). On success
@@ -55,7 +66,9 @@ void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* A pool hands each calling thread its own connection (created on first use,
- * freed with the pool). Thread-safe. */
+ * freed with the pool). Thread-safe. cascade_redis_pool_get clears the
+ * handle's deadline (see cascade_redis_set_deadline), so one request's deadline
+ * never leaks into the next one served by the same thread. */
 cascade_redis_pool *cascade_redis_pool_create(const struct cascade_redis_opts *opts);
 void cascade_redis_pool_destroy(cascade_redis_pool *p);
 cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p);

@@ -153,7 +153,7 @@ static int redis_failure(cascade_redis *redis, int rc, const char *what, char *e
     }
     snprintf(err, errlen, "%s: %s", what,
              cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-    return CASCADE_EUNAVAILABLE;
+    return rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE; /* deadline passed: not sent */
 }
 
 static bool past(int64_t deadline_ms)
@@ -492,6 +492,7 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
     if (rc != 0)
         return rc;
     cascade_redis *redis = cascade_redis_pool_get(f->redis);
+    cascade_redis_set_deadline(redis, deadline_ms);
     v.reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
     if (!redis || !v.reason || mark_duplicates(&v) != 0)
         goto nomem;
@@ -576,6 +577,7 @@ int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadl
         return rc;
     Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
     cascade_redis *redis = cascade_redis_pool_get(f->redis);
+    cascade_redis_set_deadline(redis, deadline_ms);
     if (!resp || !redis) {
         snprintf(err, errlen, "record exposure: out of memory");
         return CASCADE_ENOMEM;

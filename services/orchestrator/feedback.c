@@ -200,6 +200,7 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
     cascade__v1__feedback_response__init(resp);
     if (req->n_events > 0) {
         cascade_redis *r = o->redis ? cascade_redis_pool_get(o->redis) : NULL;
+        cascade_redis_set_deadline(r, call->deadline_ms);
         if (r == NULL)
             return cascade_orch__fail(call, CASCADE_EUNAVAILABLE,
                                       "feedback: no Redis connection available");

@@ -288,6 +288,7 @@ static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__Reco
     int64_t t0 = cascade_now_us();
     const char *uid = rq->user->user_id;
     cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    cascade_redis_set_deadline(r, rq->deadline_ms);
     if (r == NULL) {
         note_failure(rq, r, &wc, CASCADE_ENOMEM);
         note_failure(rq, r, &wh, CASCADE_ENOMEM);

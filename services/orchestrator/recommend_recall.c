@@ -55,6 +55,7 @@ static void choose_mix(struct cascade_orch_rq *rq)
         return;
     }
     cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    cascade_redis_set_deadline(r, rq->deadline_ms);
     int rc =
         r ? cascade_store_get_user(r, rq->o->ns, rq->user->user_id, &rec, &found) : CASCADE_ENOMEM;
     if (rc != 0) {
@@ -279,6 +280,7 @@ int cascade_orch__run_fallback(struct cascade_orch_rq *rq)
     size_t got = 0;
     int64_t t0 = cascade_now_us();
     cascade_redis *r = rq->o->redis ? cascade_redis_pool_get(rq->o->redis) : NULL;
+    cascade_redis_set_deadline(r, rq->deadline_ms);
     uint64_t *ids = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *ids);
     double *scores = cascade_arena_calloc(rq->arena, cfg->fallback_max, sizeof *scores);
     rq->used_fallback = true;

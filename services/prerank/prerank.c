@@ -249,7 +249,7 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
             snprintf(err, errlen, "prerank: item records: %s",
                      cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
                                                    : cascade_strerror(rc));
-            return rc == CASCADE_ENOMEM ? rc : CASCADE_EUNAVAILABLE;
+            return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
         }
         for (size_t i = 0; i < n; i++) {
             Cascade__V1__Candidate *c = req->candidates[off + i];
@@ -274,7 +274,7 @@ static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_a
     if (rc != 0) {
         snprintf(err, errlen, "prerank: user record: %s",
                  cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM ? rc : CASCADE_EUNAVAILABLE;
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
     }
     if (!found)
         snprintf(u->user_id, sizeof u->user_id, "%s", req->user->user_id);
@@ -322,6 +322,7 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
     struct scorer s = {.model = cascade_prerank__model_acquire(p),
                        .w = prerank_weights(p, req->experiments)};
     cascade_redis *redis = cascade_redis_pool_get(p->redis);
+    cascade_redis_set_deadline(redis, deadline_ms);
     if (!redis) {
         rc = CASCADE_ENOMEM;
         snprintf(err, errlen, "prerank: out of memory for a Redis connection");

@@ -202,7 +202,7 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
     }
     snprintf(err, errlen, "rank: %s: %s", what,
              cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-    return CASCADE_EUNAVAILABLE;
+    return rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE; /* deadline passed: not sent */
 }
 
 /* The user's record (zeroed with the id filled in when the user is unknown)
@@ -453,6 +453,7 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     cascade_rank__maybe_reload(r);
     int64_t now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
     cascade_redis *redis = cascade_redis_pool_get(r->redis);
+    cascade_redis_set_deadline(redis, deadline_ms);
     cascade_v1_UserRecord *user = cascade_arena_calloc(arena, 1, sizeof *user);
     cascade_v1_ItemRecord *items = cascade_arena_calloc(arena, n + 1, sizeof *items);
     bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);

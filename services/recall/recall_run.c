@@ -164,17 +164,15 @@ static int run_channel(cascade_recall *r, int idx, struct cascade_recall__channe
     return 0;
 }
 
-int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline_ms,
-                       const Cascade__V1__RecallRequest *req, Cascade__V1__RecallResponse **out,
-                       char *err, size_t errlen)
+/* Run the channels of a validated request on this thread's Redis handle. */
+static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_arena *arena,
+                               int64_t deadline_ms, const Cascade__V1__RecallRequest *req,
+                               const int *idx, Cascade__V1__RecallResponse **out, char *err,
+                               size_t errlen)
 {
-    int idx[CASCADE_RECALL_MAX_CHANNELS];
     struct cascade_recall_hits hits[CASCADE_RECALL_MAX_CHANNELS];
     int64_t latency_us[CASCADE_RECALL_MAX_CHANNELS];
-    int rc = recall_validate(r, req, idx, err, errlen);
-    if (rc != 0)
-        return rc;
-    cascade_redis *redis = cascade_redis_pool_get(r->redis);
+    int rc;
     struct cascade_recall__request_state *state = cascade_arena_calloc(arena, 1, sizeof *state);
     if (!redis || !state) {
         snprintf(err, errlen, "recall: out of memory");
@@ -213,6 +211,23 @@ int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline
 nomem:
     snprintf(err, errlen, "recall: out of request memory");
     return CASCADE_ENOMEM;
+}
+
+int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline_ms,
+                       const Cascade__V1__RecallRequest *req, Cascade__V1__RecallResponse **out,
+                       char *err, size_t errlen)
+{
+    int idx[CASCADE_RECALL_MAX_CHANNELS];
+    int rc = recall_validate(r, req, idx, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* Every Redis command of this request waits at most until its deadline;
+     * the handle is the thread's, so the bound is lifted again afterwards. */
+    cascade_redis *redis = cascade_redis_pool_get(r->redis);
+    cascade_redis_set_deadline(redis, deadline_ms);
+    rc = recall_run_channels(r, redis, arena, deadline_ms, req, idx, out, err, errlen);
+    cascade_redis_set_deadline(redis, INT64_MAX);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ rpc */

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "error.h"
 #include "redis.h"
 #include "support.h"
@@ -193,6 +194,67 @@ static void test_command_timeout(void **state)
     cascade_redis_destroy(r);
 }
 
+/* A deadline shorter than the configured timeout ends the wait: BLPOP blocks
+ * server-side for 4 s, the configured timeout is 5 s, the deadline 200 ms. */
+static void test_deadline_bounds_command(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *r = connect_to(f->server.port, 5000);
+    redisReply *rep = NULL;
+    int64_t t0 = cascade_now_ms();
+    cascade_redis_set_deadline(r, t0 + 200);
+    assert_int_equal(cascade_redis_command(r, &rep, "BLPOP never-filled 4"), CASCADE_EUNAVAILABLE);
+    assert_true(cascade_now_ms() - t0 < 4000); /* a bound: BLPOP itself would answer at 4 s */
+    assert_non_null(strstr(cascade_redis_error(r), "(the request deadline)"));
+    /* Without a deadline the handle reconnects and serves again. */
+    cascade_redis_set_deadline(r, INT64_MAX);
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), 0);
+    assert_string_equal(rep->str, "PONG");
+    freeReplyObject(rep);
+    cascade_redis_destroy(r);
+}
+
+/* Past the deadline nothing is sent (the SET never happens), the error is
+ * CASCADE_ETIMEDOUT, and pipelined replies still due are dropped. */
+static void test_past_deadline_sends_nothing(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *r = connect_to(f->server.port, 0);
+    redisReply *rep = NULL;
+    cascade_redis_set_deadline(r, cascade_now_ms() - 1);
+    assert_int_equal(cascade_redis_command(r, &rep, "SET late-key v"), CASCADE_ETIMEDOUT);
+    assert_null(rep);
+    assert_non_null(strstr(cascade_redis_error(r), "deadline passed"));
+    cascade_redis_set_deadline(r, INT64_MAX);
+    assert_int_equal(cascade_redis_append(r, "SET late-key v"), 0);
+    cascade_redis_set_deadline(r, cascade_now_ms() - 1);
+    assert_int_equal(cascade_redis_get_reply(r, &rep), CASCADE_ETIMEDOUT);
+    assert_int_equal(cascade_redis_get_reply(r, &rep), CASCADE_EUNAVAILABLE);
+    cascade_redis_set_deadline(NULL, 0); /* NULL-safe */
+    cascade_redis_set_deadline(r, INT64_MAX);
+    assert_int_equal(cascade_redis_command(r, &rep, "EXISTS late-key"), 0);
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    cascade_redis_destroy(r);
+}
+
+/* A new pool_get starts without the previous request's deadline. */
+static void test_pool_get_clears_deadline(void **state)
+{
+    struct fixture *f = *state;
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = f->server.port};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&o);
+    assert_non_null(pool);
+    cascade_redis *r = cascade_redis_pool_get(pool);
+    cascade_redis_set_deadline(r, cascade_now_ms() - 1);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), CASCADE_ETIMEDOUT);
+    assert_ptr_equal(cascade_redis_pool_get(pool), r);
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), 0);
+    freeReplyObject(rep);
+    cascade_redis_pool_destroy(pool);
+}
+
 static void test_reconnect_after_restart(void **state)
 {
     struct fixture *f = *state;
@@ -275,6 +337,9 @@ int main(void)
         cmocka_unit_test(test_bad_format_is_invalid),
         cmocka_unit_test(test_connection_refused_names_address),
         cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_deadline_bounds_command),
+        cmocka_unit_test(test_past_deadline_sends_nothing),
+        cmocka_unit_test(test_pool_get_clears_deadline),
         cmocka_unit_test(test_reconnect_after_restart),
         cmocka_unit_test(test_pool_per_thread),
     };
