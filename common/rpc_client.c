@@ -18,6 +18,11 @@
 #include "rpc_internal.h"
 
 #define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
+/* Reconnect defaults (see struct cascade_rpc_channel_opts): with +-20% jitter
+ * the longest wait between attempts, 960 ms, stays under a second. */
+#define DEFAULT_INITIAL_BACKOFF_MS 100
+#define DEFAULT_MAX_BACKOFF_MS 800
+#define DEFAULT_CONNECT_TIMEOUT_MS 1000
 /* How long past the latest deadline the fan-out waits before cancelling
  * calls itself (gRPC normally ends them at their deadline). */
 #define FANOUT_SLACK_MS 1000
@@ -37,19 +42,48 @@ void cascade_rpc_shutdown(void)
     grpc_shutdown();
 }
 
+static grpc_arg int_arg(const char *key, int value)
+{
+    grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key, .value.integer = value};
+    return a;
+}
+
 cascade_rpc_channel *cascade_rpc_channel_create(const char *target, size_t max_message_bytes)
 {
+    struct cascade_rpc_channel_opts opts = {.max_message_bytes = max_message_bytes};
+    return cascade_rpc_channel_create_opts(target, &opts);
+}
+
+cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
+                                                     const struct cascade_rpc_channel_opts *opts)
+{
+    static const struct cascade_rpc_channel_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
     if (!target || !target[0] || strlen(target) >= 256)
         return NULL;
     cascade_rpc_channel *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return NULL;
     snprintf(ch->target, sizeof(ch->target), "%s", target);
-    grpc_arg args[1];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)(max_message_bytes ? max_message_bytes : DEFAULT_MAX_MESSAGE);
-    grpc_channel_args channel_args = {1, args};
+    int max_backoff_ms = opts->max_backoff_ms > 0 ? opts->max_backoff_ms : DEFAULT_MAX_BACKOFF_MS;
+    /* gRPC core reads "min reconnect backoff" as the least time a connection
+     * attempt is given (its MIN_CONNECT_TIMEOUT), so that is our connect timeout.
+     * Names are re-resolved at most once per max backoff, so a stage that comes
+     * back at a new address is found as quickly as one at the old address. */
+    grpc_arg args[] = {
+        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                (int)(opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE)),
+        int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                opts->initial_backoff_ms > 0 ? opts->initial_backoff_ms
+                                             : DEFAULT_INITIAL_BACKOFF_MS),
+        int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms),
+        int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, opts->connect_timeout_ms > 0
+                                                       ? opts->connect_timeout_ms
+                                                       : DEFAULT_CONNECT_TIMEOUT_MS),
+        int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_backoff_ms),
+    };
+    grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     ch->channel = grpc_channel_create(target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
