@@ -74,9 +74,9 @@ cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
     grpc_arg args[] = {
         int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                 (int)(opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE)),
-        int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                opts->initial_backoff_ms > 0 ? opts->initial_backoff_ms
-                                             : DEFAULT_INITIAL_BACKOFF_MS),
+        int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, opts->initial_backoff_ms > 0
+                                                           ? opts->initial_backoff_ms
+                                                           : DEFAULT_INITIAL_BACKOFF_MS),
         int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms),
         int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, opts->connect_timeout_ms > 0
                                                        ? opts->connect_timeout_ms

@@ -379,6 +379,32 @@ static int parse_hard_negatives(const cascade_config *cfg, struct cascade_orch_c
     return 0;
 }
 
+/* reconnect.*: how quickly a stage channel tries again after its stage went
+ * away (defaults: back within a second of the stage serving again). */
+static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                           size_t errlen)
+{
+    int64_t initial_ms, max_ms, connect_ms;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.reconnect.initial_backoff_ms", 100, 10, 60000,
+                                 &initial_ms, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.reconnect.max_backoff_ms", 800, 10, 600000,
+                                 &max_ms, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.reconnect.connect_timeout_ms", 1000, 10, 60000,
+                                 &connect_ms, err, errlen)))
+        return rc;
+    if (max_ms < initial_ms) {
+        snprintf(err, errlen,
+                 "orchestrator.reconnect.max_backoff_ms: %lld is below initial_backoff_ms %lld",
+                 (long long)max_ms, (long long)initial_ms);
+        return CASCADE_EINVAL;
+    }
+    out->reconnect_initial_backoff_ms = (int)initial_ms;
+    out->reconnect_max_backoff_ms = (int)max_ms;
+    out->connect_timeout_ms = (int)connect_ms;
+    return 0;
+}
+
 int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
                               size_t errlen)
 {
@@ -388,7 +414,8 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_channels(cfg, out, err, errlen)) ||
         (rc = parse_user_features(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
-        (rc = parse_feedback(cfg, out, err, errlen)))
+        (rc = parse_feedback(cfg, out, err, errlen)) ||
+        (rc = parse_reconnect(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
         (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||

@@ -76,6 +76,10 @@ struct cascade_orch_config {
     uint32_t feedback_dedupe_max;     /* Feedback: event ids remembered per user */
     int feedback_timeout_ms;          /* Feedback: Redis must start the batch within this */
     size_t max_message_bytes; /* client-side message limit for stage calls */
+    /* Stage channels' reconnect settings (struct cascade_rpc_channel_opts). */
+    int reconnect_initial_backoff_ms;
+    int reconnect_max_backoff_ms;
+    int connect_timeout_ms;
 };
 
 /* Parse the "orchestrator" section of cfg into out (defaults for absent keys).

@@ -20,7 +20,13 @@ static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr)
     if (o->n_endpoints == CASCADE_ORCH_MAX_ENDPOINTS)
         return NULL;
     struct cascade_orch_endpoint *e = &o->endpoints[o->n_endpoints];
-    e->channel = cascade_rpc_channel_create(addr, o->cfg.max_message_bytes);
+    struct cascade_rpc_channel_opts opts = {
+        .max_message_bytes = o->cfg.max_message_bytes,
+        .initial_backoff_ms = o->cfg.reconnect_initial_backoff_ms,
+        .max_backoff_ms = o->cfg.reconnect_max_backoff_ms,
+        .connect_timeout_ms = o->cfg.connect_timeout_ms,
+    };
+    e->channel = cascade_rpc_channel_create_opts(addr, &opts);
     if (e->channel == NULL)
         return NULL;
     snprintf(e->addr, sizeof e->addr, "%s", addr);

@@ -102,8 +102,7 @@ static void test_restarted_server_is_used_again_quickly(void **state)
             nanosleep(&ts, NULL);
         }
     }
-    print_message("restarted server answered on attempt %d of %d ms each\n", attempts,
-                  ATTEMPT_MS);
+    print_message("restarted server answered on attempt %d of %d ms each\n", attempts, ATTEMPT_MS);
     assert_int_equal(rc, 0);
     cascade_rpc_channel_destroy(ch);
     cascade_rpc_server_destroy(srv);

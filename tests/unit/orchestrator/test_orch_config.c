@@ -188,6 +188,35 @@ static void test_errors_name_the_key(void **state)
     assert_non_null(strstr(err, "orchestrator.channels[0].name"));
 }
 
+/* Stage channels reconnect fast by default; the settings are configurable
+ * and checked. */
+static void test_reconnect_keys(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.reconnect_initial_backoff_ms, 100);
+    assert_int_equal(c.reconnect_max_backoff_ms, 800);
+    assert_int_equal(c.connect_timeout_ms, 1000);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"reconnect\": {\"initial_backoff_ms\": 50,"
+                                "\"max_backoff_ms\": 400, \"connect_timeout_ms\": 300}}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.reconnect_initial_backoff_ms, 50);
+    assert_int_equal(c.reconnect_max_backoff_ms, 400);
+    assert_int_equal(c.connect_timeout_ms, 300);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"reconnect\": {\"initial_backoff_ms\": 500,"
+                                "\"max_backoff_ms\": 200}}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.reconnect.max_backoff_ms"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"reconnect\": {\"connect_timeout_ms\": 0}}}",
+                                &c, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.reconnect.connect_timeout_ms"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_channels_and_endpoints),
         cmocka_unit_test(test_cold_start_exploration_cache),
         cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_reconnect_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
