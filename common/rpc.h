@@ -99,6 +99,12 @@ bool cascade_rpc_ctx_expired(const cascade_rpc_ctx *ctx);
 const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx);
 /* The method path being served. */
 const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx);
+/* The caller's metadata value for `key` (lower-case, e.g. "x-debug-token"),
+ * copied into the request arena, or "" when absent. */
+const char *cascade_rpc_ctx_metadata(cascade_rpc_ctx *ctx, const char *key);
+/* The caller's address as gRPC reports it ("ipv4:127.0.0.1:5123",
+ * "ipv6:[::1]:5123", "unix:..."), copied into the request arena, or "". */
+const char *cascade_rpc_ctx_peer(cascade_rpc_ctx *ctx);
 /* Index of the worker thread running the handler, 0..threads-1. */
 int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx);
 /* Record an error message (printf-style) and return `code` for the handler to

@@ -15,6 +15,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include "clock.h"
@@ -128,6 +129,8 @@ struct cascade_rpc_ctx {
     const char *request_id;
     const char *method;
     int thread_index;
+    grpc_call *call;                 /* for the peer address */
+    const grpc_metadata_array *md;   /* the caller's metadata */
     char message[512];
 };
 
@@ -156,6 +159,23 @@ const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx)
 const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx)
 {
     return ctx->method;
+}
+
+const char *cascade_rpc_ctx_metadata(cascade_rpc_ctx *ctx, const char *key)
+{
+    if (ctx->md == NULL)
+        return "";
+    return cascade__rpc_metadata_get(ctx->md, key, ctx->arena);
+}
+
+const char *cascade_rpc_ctx_peer(cascade_rpc_ctx *ctx)
+{
+    if (ctx->call == NULL)
+        return "";
+    char *peer = grpc_call_get_peer(ctx->call);
+    const char *copy = cascade_arena_strdup(ctx->arena, peer ? peer : "");
+    gpr_free(peer);
+    return copy ? copy : "";
 }
 
 int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx)
@@ -592,6 +612,8 @@ static void serve_unary(struct call_slot *s)
     ctx.request_id = cascade__rpc_metadata_get(&s->request_md, "x-request-id", w->arena);
     ctx.method = me->m.path;
     ctx.thread_index = w->index;
+    ctx.call = s->call;
+    ctx.md = &s->request_md;
 
     if (!s->payload) {
         /* Counted when the reply batch completes: cancelled or not. */

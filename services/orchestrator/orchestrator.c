@@ -126,6 +126,8 @@ struct cascade_orch_call cascade_orch__call_of(cascade_rpc_ctx *ctx, char *err, 
         .arena = cascade_rpc_ctx_arena(ctx),
         .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
         .request_id = cascade_rpc_ctx_request_id(ctx),
+        .peer = cascade_rpc_ctx_peer(ctx),
+        .debug_token = cascade_rpc_ctx_metadata(ctx, "x-debug-token"),
         .err = err,
         .errlen = errlen,
     };

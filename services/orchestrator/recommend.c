@@ -56,6 +56,21 @@ static const char *request_id(struct cascade_orch_rq *rq, const Cascade__V1__Use
                                 (unsigned long long)cascade_hash64(&seed, sizeof seed, 0x5eed));
 }
 
+/* Whether this caller may have the debug trace (orchestrator.debug.*); a
+ * refusal is logged, not an error: the answer is served without a trace. */
+static bool trace_allowed(const struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (cascade_orch_report_trace_allowed(cfg->debug_enabled, cfg->debug_loopback,
+                                          cfg->debug_token, rq->call->peer,
+                                          rq->call->debug_token))
+        return true;
+    CASCADE_DEBUG(rq->user->request_id, "debug trace withheld: %s",
+                  cfg->debug_enabled ? "caller is not on loopback and sent no valid x-debug-token"
+                                     : "orchestrator.debug.enabled is false");
+    return false;
+}
+
 static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req)
 {
     const struct cascade_orch_call *call = rq->call;
@@ -70,7 +85,7 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     rq->deadline_ms = call->deadline_ms;
     if (rq->deadline_ms == INT64_MAX)
         rq->deadline_ms = cascade_now_ms() + rq->o->cfg.deadline_ms;
-    cascade_orch_report_init(&rq->report, rq->arena, req->debug);
+    cascade_orch_report_init(&rq->report, rq->arena, req->debug && trace_allowed(rq));
     int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
@@ -459,6 +474,19 @@ static int candidates_for_ranking(struct cascade_orch_rq *rq)
     return rc;
 }
 
+/* Every degrade reason with its details, "; "-separated, for the log (the
+ * caller only gets the codes). */
+static const char *joined_details(const struct cascade_orch_rq *rq)
+{
+    const char *s = "";
+    for (size_t i = 0; i < rq->report.n_reasons; i++) {
+        s = cascade_arena_printf(rq->arena, "%s%s%s", s, i ? "; " : "", rq->report.details[i]);
+        if (s == NULL)
+            return rq->report.details[0];
+    }
+    return s;
+}
+
 static void log_outcome(const struct cascade_orch_rq *rq,
                         const Cascade__V1__RecommendResponse *resp)
 {
@@ -466,8 +494,7 @@ static void log_outcome(const struct cascade_orch_rq *rq,
     if (resp->degraded)
         CASCADE_WARN(rq->user->request_id,
                      "recommend user=%s count=%u items=%zu degraded (%s) %lldus", rq->user->user_id,
-                     rq->count, resp->n_items,
-                     resp->n_degraded_reasons ? resp->degraded_reasons[0] : "", us);
+                     rq->count, resp->n_items, joined_details(rq), us);
     else
         CASCADE_DEBUG(rq->user->request_id, "recommend user=%s count=%u items=%zu %lldus",
                       rq->user->user_id, rq->count, resp->n_items, us);
