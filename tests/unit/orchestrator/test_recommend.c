@@ -145,11 +145,17 @@ static int fake_expose(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__record_exposure_response__init(resp);
+    resp->item_ids = cascade_arena_calloc(a, req->n_item_ids + 1, sizeof *resp->item_ids);
     pthread_mutex_lock(&fake.mu);
+    /* With reserve: the first `reserve` items not exposed yet (as the real filter). */
     for (size_t i = 0; i < req->n_item_ids && fake.n_exposed < MAX_EXPOSED; i++) {
+        if (req->reserve && (resp->recorded >= req->reserve ||
+                             is_exposed(req->user_id, req->item_ids[i])))
+            continue;
         snprintf(fake.exposed[fake.n_exposed].user, sizeof fake.exposed[0].user, "%s",
                  req->user_id);
         fake.exposed[fake.n_exposed++].item = req->item_ids[i];
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[i];
         resp->recorded++;
     }
     pthread_mutex_unlock(&fake.mu);
