@@ -386,7 +386,7 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
 }
 
 /* Candidates offered to the exposure reservation per item asked for: the
- * final list, then the re-ranked order behind it, so an answer whose items a
+ * final list, then the ranker's order behind it, so an answer whose items a
  * concurrent request for the same user took can still fill up. */
 #define EXPOSURE_OFFER_FACTOR 4
 #define EXPOSURE_MAX_ITEMS 1000 /* RecordExposure's limit per call */
@@ -399,11 +399,12 @@ static bool offered(Cascade__V1__Candidate *const *list, size_t n, uint64_t item
     return false;
 }
 
-/* The final list, then spares[0..n_spares) not in it, at most
- * EXPOSURE_OFFER_FACTOR × count (and the filter's limit) in all. */
-static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *spares,
-                             size_t n_spares, Cascade__V1__Candidate ***out)
+/* The final list, then what the ranker kept (when it ran) not in it, at
+ * most EXPOSURE_OFFER_FACTOR × count (and the filter's limit) in all. */
+static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
 {
+    Cascade__V1__Candidate *const *spares = rq->ranked;
+    size_t n_spares = rq->ranked ? rq->n_ranked : 0;
     size_t cap = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n = 0;
     if (cap > EXPOSURE_MAX_ITEMS)
         cap = EXPOSURE_MAX_ITEMS;
@@ -425,8 +426,7 @@ static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate 
  * rq->count offered items that no answer has taken yet (RecordExposure with
  * reserve), and rq->cands becomes those, in order. When the call fails, the
  * final list is kept and the outcome says it may be shown again. */
-static void reserve_exposure(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *spares,
-                             size_t n_spares)
+static void reserve_exposure(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     Cascade__V1__RecordExposureRequest req = CASCADE__V1__RECORD_EXPOSURE_REQUEST__INIT;
@@ -435,7 +435,7 @@ static void reserve_exposure(struct cascade_orch_rq *rq, Cascade__V1__Candidate 
     int64_t lat;
     if (!st.enabled || rq->n == 0)
         return;
-    size_t n_offer = exposure_offer(rq, spares, n_spares, &offer);
+    size_t n_offer = exposure_offer(rq, &offer);
     req.item_ids = cascade_arena_calloc(rq->arena, n_offer + 1, sizeof *req.item_ids);
     if (n_offer == 0 || req.item_ids == NULL)
         return;
@@ -480,14 +480,13 @@ static void reserve_exposure(struct cascade_orch_rq *rq, Cascade__V1__Candidate 
     rq->n = kept;
 }
 
-static int build_response(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *spares,
-                          size_t n_spares, Cascade__V1__RecommendResponse **out)
+static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResponse **out)
 {
     Cascade__V1__RecommendResponse *resp = cascade_arena_alloc(rq->arena, sizeof *resp);
     if (resp == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     cascade__v1__recommend_response__init(resp);
-    reserve_exposure(rq, spares, n_spares);
+    reserve_exposure(rq);
     size_t n = rq->n < rq->count ? rq->n : rq->count;
     resp->items = cascade_arena_calloc(rq->arena, n + 1, sizeof *resp->items);
     if (resp->items == NULL)
@@ -555,9 +554,7 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
     run_prerank(&rq);
     run_rank(&rq);
     run_rerank(&rq);
-    Cascade__V1__Candidate **reranked = rq.cands; /* spares for the exposure reservation */
-    size_t n_reranked = rq.n;
-    if ((rc = cascade_orch__finalize(&rq)) || (rc = build_response(&rq, reranked, n_reranked, out)))
+    if ((rc = cascade_orch__finalize(&rq)) || (rc = build_response(&rq, out)))
         return rc;
     log_outcome(&rq, *out);
     return 0;
