@@ -471,11 +471,9 @@ static void reserve_exposure(struct cascade_orch_rq *rq)
                                                 "(skipped: these items may be shown again)"});
         return;
     }
-    cascade_orch__report(rq, &(struct cascade_orch_outcome){
-                                 .stage = "exposure",
-                                 .latency_us = lat,
-                                 .items_in = n_offer,
-                                 .items_out = kept});
+    cascade_orch__report(
+        rq, &(struct cascade_orch_outcome){
+                .stage = "exposure", .latency_us = lat, .items_in = n_offer, .items_out = kept});
     rq->cands = offer;
     rq->n = kept;
 }

@@ -219,8 +219,8 @@ static void test_client_time_picks_no_window(void **state)
     record(f, "frank", backdated, 2, now - 400LL * DAY);
     const int64_t shifts[] = {0, 1, now + 31 * DAY, now - 31 * DAY, now + 3650LL * DAY};
     for (size_t s = 0; s < sizeof shifts / sizeof shifts[0]; s++) {
-        Cascade__V1__FilterRequest *req = filter_request(
-            f->arena, "frank", (const uint64_t[]){61, 62, 63, 64, 65, 71, 72}, 7);
+        Cascade__V1__FilterRequest *req =
+            filter_request(f->arena, "frank", (const uint64_t[]){61, 62, 63, 64, 65, 71, 72}, 7);
         req->user->request_time_s = shifts[s];
         Cascade__V1__FilterResponse *resp = NULL;
         char err[256] = "";
@@ -254,8 +254,8 @@ static void test_reserve_takes_first_unexposed(void **state)
     record(f, "gina", (const uint64_t[]){2, 4}, 2, 0);
     /* 2 and 4 are taken already, the second 3 is this call's own repeat. */
     Cascade__V1__RecordExposureResponse *r =
-        reserve(f->filter, f->arena, "gina", (const uint64_t[]){1, 2, 3, 3, 4, 5, 6, 7}, 8, 4,
-                err, sizeof err);
+        reserve(f->filter, f->arena, "gina", (const uint64_t[]){1, 2, 3, 3, 4, 5, 6, 7}, 8, 4, err,
+                sizeof err);
     if (!r)
         fail_msg("reserve: %s", err);
     const uint64_t want[] = {1, 3, 5, 6};
@@ -310,8 +310,7 @@ static void *race(void *arg)
     for (size_t i = 0; i < rr->n_item_ids && r->n_got < RACE_COUNT; i++)
         r->got[r->n_got++] = rr->item_ids[i];
     if (rr->n_item_ids > RACE_COUNT)
-        snprintf(r->err, sizeof r->err, "%zu items reserved, %d asked", rr->n_item_ids,
-                 RACE_COUNT);
+        snprintf(r->err, sizeof r->err, "%zu items reserved, %d asked", rr->n_item_ids, RACE_COUNT);
 out:
     cascade_arena_destroy(a);
     return NULL;
@@ -575,8 +574,9 @@ static void test_validation(void **state)
     Cascade__V1__FilterRequest *bad = filter_request(f->arena, "u", &one, 1);
     bad->experiments = test_experiment(f->arena, "filter", "exp", "k", "v");
     bad->experiments->n_layers = 33; /* only the count is looked at */
-    assert_int_equal(cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
-                     CASCADE_EINVAL);
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
     assert_string_equal(err, "experiments.layers: 33 entries, at most 32");
     uint64_t many[1001] = {0};
     assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
