@@ -47,6 +47,8 @@ struct fake {
     size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
     size_t prerank_hits_seen; /* and the pre-ranker */
     uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
+    bool filter_blind;       /* the filter passes exposed items (as before a concurrent
+                                request's reservation) */
     size_t rerank_calls;
     char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
     char rerank_user_request_id[128]; /* and its user.request_id */
@@ -127,7 +129,7 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     pthread_mutex_lock(&fake.mu);
     for (size_t i = 0; i < req->n_candidates; i++) {
         fake.filter_hits_seen += req->candidates[i]->n_channels;
-        if (!is_exposed(req->user->user_id, req->candidates[i]->item_id))
+        if (fake.filter_blind || !is_exposed(req->user->user_id, req->candidates[i]->item_id))
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     }
     if (fake.filter_inject)
@@ -145,11 +147,17 @@ static int fake_expose(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__record_exposure_response__init(resp);
+    resp->item_ids = cascade_arena_calloc(a, req->n_item_ids + 1, sizeof *resp->item_ids);
     pthread_mutex_lock(&fake.mu);
+    /* With reserve: the first `reserve` items not exposed yet (as the real filter). */
     for (size_t i = 0; i < req->n_item_ids && fake.n_exposed < MAX_EXPOSED; i++) {
+        if (req->reserve && (resp->recorded >= req->reserve ||
+                             is_exposed(req->user_id, req->item_ids[i])))
+            continue;
         snprintf(fake.exposed[fake.n_exposed].user, sizeof fake.exposed[0].user, "%s",
                  req->user_id);
         fake.exposed[fake.n_exposed++].item = req->item_ids[i];
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[i];
         resp->recorded++;
     }
     pthread_mutex_unlock(&fake.mu);
@@ -536,6 +544,34 @@ static void test_no_repeats(void **state)
             seen[n_seen++] = r->items[i]->item_id;
         }
     }
+    cascade_orch_destroy(o);
+}
+
+/* Items a concurrent request reserved after this one's filter ran are not
+ * shown again: the reservation skips them and the answer fills up from the
+ * re-ranked order behind the final list. */
+static void test_reservation_fills_from_spares(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t first[10];
+    char err[512];
+    Cascade__V1__RecommendResponse *r;
+    assert_int_equal(recommend(o, "racing-user", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    for (size_t i = 0; i < 10; i++)
+        first[i] = r->items[i]->item_id;
+    fake.filter_blind = true; /* the same final list again, as if both ran at once */
+    assert_int_equal(recommend(o, "racing-user", 10, true, &r, err, sizeof err), 0);
+    fake.filter_blind = false;
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    for (size_t i = 0; i < r->n_items; i++)
+        for (size_t j = 0; j < 10; j++)
+            if (r->items[i]->item_id == first[j])
+                fail_msg("item %llu shown twice", (unsigned long long)first[j]);
+    assert_true(trace_of(r, "exposure")->items_in > 10);
+    assert_int_equal(trace_of(r, "exposure")->items_out, 10);
     cascade_orch_destroy(o);
 }
 
@@ -1603,6 +1639,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
+        cmocka_unit_test(test_reservation_fills_from_spares),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
