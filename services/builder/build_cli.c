@@ -331,9 +331,17 @@ cascade_redis *cascade_build_redis_connect(const char *addr, char *err, size_t e
         snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
         return NULL;
     }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 60000};
+    struct cascade_redis_auth auth;
+    if (cascade_redis_auth_from_env(&auth, err, errlen) != 0)
+        return NULL;
+    struct cascade_redis_opts ro = {.host = host,
+                                    .port = port,
+                                    .connect_timeout_ms = 2000,
+                                    .command_timeout_ms = 60000,
+                                    .user = auth.user,
+                                    .password = auth.password};
     cascade_redis *r = cascade_redis_create(&ro);
+    memset(auth.password, 0, sizeof(auth.password));
     redisReply *rep = NULL;
     if (!r) {
         snprintf(err, errlen, "out of memory");

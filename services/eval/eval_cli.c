@@ -335,12 +335,18 @@ static int connect_redis(const struct eval_args *a, struct eval_state *s, char *
         snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", a->redis);
         return CASCADE_EINVAL;
     }
-    struct cascade_redis_opts build = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 60000};
-    struct cascade_redis_opts serve = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 5000};
-    if (!(s->redis = cascade_redis_create(&build)) ||
-        !(s->pool = cascade_redis_pool_create(&serve))) {
+    struct cascade_redis_auth auth;
+    if (cascade_redis_auth_from_env(&auth, err, errlen) != 0)
+        return CASCADE_EINVAL;
+    struct cascade_redis_opts build = {.host = host, .port = port, .connect_timeout_ms = 2000,
+                                       .command_timeout_ms = 60000, .user = auth.user,
+                                       .password = auth.password};
+    struct cascade_redis_opts serve = build;
+    serve.command_timeout_ms = 5000;
+    s->redis = cascade_redis_create(&build);
+    s->pool = cascade_redis_pool_create(&serve);
+    memset(auth.password, 0, sizeof(auth.password));
+    if (!s->redis || !s->pool) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }

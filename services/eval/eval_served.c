@@ -250,9 +250,14 @@ static int clear_user_state(const struct served_env *e, char *err, size_t errlen
         snprintf(err, errlen, "redis address '%s': expected HOST:PORT", e->redis);
         return CASCADE_EINVAL;
     }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
+    struct cascade_redis_auth auth;
+    if (cascade_redis_auth_from_env(&auth, err, errlen) != 0)
+        return CASCADE_EINVAL;
+    struct cascade_redis_opts ro = {.host = host, .port = port, .connect_timeout_ms = 2000,
+                                    .command_timeout_ms = 10000, .user = auth.user,
+                                    .password = auth.password};
     cascade_redis *r = cascade_redis_create(&ro);
+    memset(auth.password, 0, sizeof(auth.password));
     if (!r)
         return CASCADE_ENOMEM;
     snprintf(pattern[0], sizeof pattern[0], "%s:expo:*", e->ns);

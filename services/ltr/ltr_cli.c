@@ -140,9 +140,17 @@ static cascade_redis_pool *pool_create(const char *addr)
     int port;
     if (cascade_redis_parse_addr(addr, host, sizeof host, &port) != 0)
         return NULL;
-    struct cascade_redis_opts o = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
-    return cascade_redis_pool_create(&o);
+    /* The builder's connect already read these variables without error. */
+    struct cascade_redis_auth auth;
+    char err[300];
+    if (cascade_redis_auth_from_env(&auth, err, sizeof err) != 0)
+        return NULL;
+    struct cascade_redis_opts o = {.host = host, .port = port, .connect_timeout_ms = 2000,
+                                   .command_timeout_ms = 10000, .user = auth.user,
+                                   .password = auth.password};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&o);
+    memset(auth.password, 0, sizeof(auth.password));
+    return pool;
 }
 
 static void report(const struct cascade_ltr_train_summary *s)
