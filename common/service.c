@@ -233,7 +233,7 @@ struct secret_source {
     const char *flag_value, *flag_file;
     const char *env_value, *env_file;
     const char *cfg_value, *cfg_file;
-    const char *what; /* "--redis-password" */
+    const char *what_value, *what_file; /* for messages */
 };
 
 static int pick_secret(const char *name, const struct secret_source *src,
@@ -261,15 +261,15 @@ static int pick_secret(const char *name, const struct secret_source *src,
     dst[0] = '\0';
     if (value && value[0]) {
         if (strlen(value) >= len) {
-            fprintf(stderr, "cascade-%s: %s is longer than %zu characters\n", name, src->what,
-                    len - 1);
+            fprintf(stderr, "cascade-%s: %s is longer than %zu characters\n", name,
+                    src->what_value, len - 1);
             return CASCADE_EINVAL;
         }
         snprintf(dst, len, "%s", value);
         return 0;
     }
     if (file && file[0] &&
-        cascade_redis_read_secret_file(file, src->what, dst, len, err, sizeof(err)) != 0) {
+        cascade_redis_read_secret_file(file, src->what_file, dst, len, err, sizeof(err)) != 0) {
         fprintf(stderr, "cascade-%s: %s\n", name, err);
         return CASCADE_EINVAL;
     }
@@ -283,10 +283,11 @@ static int pick_credentials(const char *name, const char *f_password, const char
 {
     const struct secret_source password = {
         f_password,          f_password_file, "CASCADE_REDIS_PASSWORD", "CASCADE_REDIS_PASSWORD_FILE",
-        "redis.password",    "redis.password_file", "the Redis password"};
+        "redis.password",    "redis.password_file", "the Redis password",
+        "Redis password file"};
     const struct secret_source token = {NULL, f_token_file, "CASCADE_AUTH_TOKEN",
                                         "CASCADE_AUTH_TOKEN_FILE", NULL, "auth.token_file",
-                                        "the auth token"};
+                                        "the auth token", "auth token file"};
     if (pick_secret(name, &password, out->config, out->redis_password,
                     sizeof(out->redis_password)) != 0 ||
         pick_secret(name, &token, out->config, out->auth_token, sizeof(out->auth_token)) != 0)
