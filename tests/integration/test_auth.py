@@ -108,6 +108,15 @@ class AuthTest(unittest.TestCase):
             lambda: self.recommend(addr, [("authorization", TOKEN)]))
         resp = self.recommend(addr, [("authorization", "Bearer " + TOKEN)])
         self.assertIsNotNone(resp)
+        # cascade-cli sends the token from the environment, as the services read it.
+        cli = [tl.bin_path("cascade-cli"), "recommend", "--addr", addr, "--user", "u1",
+               "--count", "3"]
+        res = subprocess.run(cli, capture_output=True, text=True, timeout=TIMEOUT_S)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("UNAUTHENTICATED", res.stderr)
+        env = dict(os.environ, CASCADE_AUTH_TOKEN_FILE=self.token_file)
+        res = subprocess.run(cli, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
 
     def test_stage_checks_the_token(self):
         stub = grpc.insecure_channel(self.stack.addr("filter")).unary_unary(
