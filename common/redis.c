@@ -554,3 +554,31 @@ int cascade_redis_auth_from_env(struct cascade_redis_auth *auth, char *err, size
                                               auth->password, sizeof(auth->password), err, errlen);
     return 0;
 }
+
+int cascade_redis_tool_opts(const char *addr, int command_timeout_ms,
+                            struct cascade_redis_tool_conn *buf, struct cascade_redis_opts *out,
+                            char *err, size_t errlen)
+{
+    int port;
+    memset(out, 0, sizeof(*out));
+    if (cascade_redis_parse_addr(addr, buf->host, sizeof(buf->host), &port) != 0) {
+        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
+        return CASCADE_EINVAL;
+    }
+    if (cascade_redis_auth_from_env(&buf->auth, err, errlen) != 0)
+        return CASCADE_EINVAL;
+    out->host = buf->host;
+    out->port = port;
+    out->connect_timeout_ms = 2000;
+    out->command_timeout_ms = command_timeout_ms;
+    out->user = buf->auth.user;
+    out->password = buf->auth.password;
+    return 0;
+}
+
+void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf)
+{
+    volatile char *p = buf->auth.password;
+    for (size_t i = 0; i < sizeof(buf->auth.password); i++)
+        p[i] = '\0';
+}

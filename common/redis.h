@@ -37,6 +37,24 @@ struct cascade_redis_auth {
  * in err (unreadable file, value too long). */
 int cascade_redis_auth_from_env(struct cascade_redis_auth *auth, char *err, size_t errlen);
 
+/* What an offline tool's connection options point into: the parsed host and
+ * the credentials. Wipe it (cascade_redis_tool_wipe) once the handles or pools
+ * are created: they keep their own copies. */
+struct cascade_redis_tool_conn {
+    char host[256];
+    struct cascade_redis_auth auth;
+};
+
+/* Options for an offline tool's connection to addr ("host:port"): connect
+ * timeout 2 s, the given command timeout, credentials from the environment
+ * (cascade_redis_auth_from_env). The strings in *out point into *buf.
+ * Returns 0, or CASCADE_EINVAL with "--redis: expected HOST:PORT, got 'x'"
+ * or the credential problem in err. */
+int cascade_redis_tool_opts(const char *addr, int command_timeout_ms,
+                            struct cascade_redis_tool_conn *buf, struct cascade_redis_opts *out,
+                            char *err, size_t errlen);
+void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf);
+
 /* Read a secret from the first line of `path` (trailing CR/LF removed) into
  * dst. Returns 0, or CASCADE_EINVAL with "<what> <path>: <reason>" in err
  * (cannot open, empty, longer than len - 1). Thread-safe. */

@@ -136,20 +136,13 @@ fail:
  * by the builder's connect). */
 static cascade_redis_pool *pool_create(const char *addr)
 {
-    char host[256];
-    int port;
-    if (cascade_redis_parse_addr(addr, host, sizeof host, &port) != 0)
+    struct cascade_redis_tool_conn conn;
+    struct cascade_redis_opts o;
+    char err[600];
+    if (cascade_redis_tool_opts(addr, 10000, &conn, &o, err, sizeof err) != 0)
         return NULL;
-    /* The builder's connect already read these variables without error. */
-    struct cascade_redis_auth auth;
-    char err[300];
-    if (cascade_redis_auth_from_env(&auth, err, sizeof err) != 0)
-        return NULL;
-    struct cascade_redis_opts o = {.host = host, .port = port, .connect_timeout_ms = 2000,
-                                   .command_timeout_ms = 10000, .user = auth.user,
-                                   .password = auth.password};
     cascade_redis_pool *pool = cascade_redis_pool_create(&o);
-    memset(auth.password, 0, sizeof(auth.password));
+    cascade_redis_tool_wipe(&conn);
     return pool;
 }
 
