@@ -121,6 +121,8 @@ struct cascade_rpc_server {
     struct call_slot *watchers;
     cascade_metric_family *requests_family; /* NULL without a registry */
     cascade_metric *in_flight;
+    /* "Bearer <token>" every non-health call must carry; "" = no check. */
+    char auth_header[sizeof("Bearer ") + CASCADE__RPC_TOKEN_MAX];
 };
 
 struct cascade_rpc_ctx {
@@ -593,6 +595,33 @@ static void metrics_record(struct cascade_rpc_server *srv, struct method_entry *
 
 /* -------------------------------------------------------------- unary calls */
 
+/* True when the call may proceed: no token is configured, the method is the
+ * health service, or its "authorization" metadata is exactly the configured
+ * "Bearer <token>". Compared in constant time for equal lengths, so the
+ * answer's timing does not reveal how much of a guess matched. */
+static bool call_authorized(const struct cascade_rpc_server *srv, const struct method_entry *me,
+                            const grpc_metadata_array *md)
+{
+    if (!srv->auth_header[0] || me->builtin)
+        return true;
+    size_t want = strlen(srv->auth_header);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key;
+        if (GRPC_SLICE_LENGTH(*k) != strlen("authorization") ||
+            memcmp(GRPC_SLICE_START_PTR(*k), "authorization", strlen("authorization")) != 0)
+            continue;
+        const grpc_slice *v = &md->metadata[i].value;
+        if (GRPC_SLICE_LENGTH(*v) != want)
+            return false;
+        const unsigned char *got = GRPC_SLICE_START_PTR(*v);
+        unsigned char diff = 0;
+        for (size_t j = 0; j < want; j++)
+            diff |= (unsigned char)(got[j] ^ (unsigned char)srv->auth_header[j]);
+        return diff == 0;
+    }
+    return false;
+}
+
 static void serve_unary(struct call_slot *s)
 {
     struct worker *w = s->worker;
@@ -615,6 +644,11 @@ static void serve_unary(struct call_slot *s)
     ctx.call = s->call;
     ctx.md = &s->request_md;
 
+    if (!call_authorized(srv, me, &s->request_md)) {
+        status = GRPC_STATUS_UNAUTHENTICATED;
+        message = "missing or wrong bearer token (metadata authorization: Bearer <token>)";
+        goto reply;
+    }
     if (!s->payload) {
         /* Counted when the reply batch completes: cancelled or not. */
         s->no_message = 1;
@@ -758,6 +792,16 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
     snprintf(srv->service_name, sizeof(srv->service_name), "%s",
              opts->service_name ? opts->service_name : "");
+    if (opts->auth_token && opts->auth_token[0]) {
+        if (cascade__rpc_token_valid(opts->auth_token) != 0) {
+            snprintf(err, errlen,
+                     "rpc server: the auth token must be 1..%d visible ASCII characters "
+                     "(no spaces or control characters)",
+                     CASCADE__RPC_TOKEN_MAX);
+            goto fail;
+        }
+        snprintf(srv->auth_header, sizeof(srv->auth_header), "Bearer %s", opts->auth_token);
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->threads = opts->threads > 0 ? opts->threads : (cores > 0 ? (int)cores : 1);
     srv->calls_per_method =

@@ -1,12 +1,15 @@
 /* The calls behind cascade-cli's commands: one unary call (or health check)
  * with a deadline, results to stdout, failures as
  * "cascade-cli: <addr>: <STATUS>: <message>" with a non-zero exit code. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "clock.h"
 #include "cli.h"
 #include "error.h"
+#include "redis.h"
 #include "rpc.h"
 
 static int call_failed(FILE *err, const struct cascade_cli_args *a,
@@ -106,6 +109,29 @@ static int run_health(const struct cascade_cli_args *a, cascade_rpc_channel *ch,
     return status == 1 ? CASCADE_CLI_OK : CASCADE_CLI_FAILED;
 }
 
+/* A stack started with a bearer token (docs/stages.md "Authentication")
+ * wants it on every call: env CASCADE_AUTH_TOKEN, else the first line of
+ * the file CASCADE_AUTH_TOKEN_FILE, as the services read it. */
+static int cli_set_token(cascade_rpc_channel *ch, FILE *err)
+{
+    char token[300] = "", msg[600];
+    const char *env = getenv("CASCADE_AUTH_TOKEN");
+    const char *file = getenv("CASCADE_AUTH_TOKEN_FILE");
+    if (env && env[0])
+        snprintf(token, sizeof token, "%s", env);
+    else if (file && file[0] &&
+             cascade_redis_read_secret_file(file, "CASCADE_AUTH_TOKEN_FILE", token, sizeof token,
+                                            msg, sizeof msg) != 0) {
+        fprintf(err, "cascade-cli: %s\n", msg);
+        return CASCADE_EINVAL;
+    }
+    if (cascade_rpc_channel_set_auth_token(ch, token) != 0) {
+        fprintf(err, "cascade-cli: the auth token must be 1..256 visible ASCII characters\n");
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
 {
     int code = CASCADE_CLI_FAILED;
@@ -113,6 +139,10 @@ int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
     cascade_rpc_channel *ch = cascade_rpc_channel_create(a->addr, 64u << 20);
     if (arena == NULL || ch == NULL) {
         fprintf(err, "cascade-cli: %s: cannot create a channel (out of memory?)\n", a->addr);
+        goto out;
+    }
+    if (cli_set_token(ch, err) != 0) {
+        code = CASCADE_CLI_USAGE;
         goto out;
     }
     switch (a->command) {

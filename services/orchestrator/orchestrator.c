@@ -79,6 +79,16 @@ fail:
     return NULL;
 }
 
+int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
+{
+    for (size_t i = 0; i < o->n_endpoints; i++) {
+        int rc = cascade_rpc_channel_set_auth_token(o->endpoints[i].channel, token);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
 {
     o->hardneg_logged = cascade_metric_get(

@@ -43,6 +43,11 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
  * serving. */
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m);
 
+/* Send "authorization: Bearer <token>" on every stage call (token copied;
+ * NULL or "" sends none). Call once, before serving. Returns 0, or
+ * CASCADE_EINVAL when the token is not 1..256 visible ASCII characters. */
+int cascade_orch_set_auth_token(cascade_orch *o, const char *token);
+
 /* Close the stage channels and free the orchestrator. NULL is a no-op. */
 void cascade_orch_destroy(cascade_orch *o);
 

@@ -338,7 +338,8 @@ static int group_setup(void **state)
     fx.dead_port = test_free_port();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
-    fx.ropts = (struct cascade_redis_opts){"127.0.0.1", fx.redis.port, 500, 1000};
+    fx.ropts = (struct cascade_redis_opts){
+        .host = "127.0.0.1", .port = fx.redis.port, .connect_timeout_ms = 500, .command_timeout_ms = 1000};
     fx.pool = cascade_redis_pool_create(&fx.ropts);
     fx.r = cascade_redis_create(&fx.ropts);
     fx.arena = cascade_arena_create(0);
@@ -900,7 +901,7 @@ static void test_cold_start_switch(void **state)
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
      * used and the answer says why. */
-    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     o = make_orch(two_channels, cold_config, NULL, pool);
     assert_int_equal(recommend(o, "cold-none", 10, true, &r, err, sizeof err), 0);
@@ -1453,7 +1454,7 @@ static void test_feedback_user_sets(void **state)
 static void test_feedback_redis_down(void **state)
 {
     (void)state;
-    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     cascade_orch *o = make_orch(two_channels, NULL, NULL, pool);
     Cascade__V1__Event click = CASCADE__V1__EVENT__INIT;
