@@ -1549,7 +1549,8 @@ static void test_reasons_hide_internals(void **state)
     snprintf(extra, sizeof extra, "%s, \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}",
              cold_config);
     snprintf(port, sizeof port, "%d", fx.dead_port);
-    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    struct cascade_redis_opts dead = {
+        .host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     cascade_orch *o = make_orch(channels, extra, NULL, pool);
     Cascade__V1__RecommendResponse *r;
