@@ -135,6 +135,12 @@ const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch);
  * Returns 0 or CASCADE_EINVAL. */
 int cascade_rpc_channel_set_auth_token(cascade_rpc_channel *ch, const char *token);
 
+/* The client tools' token (docs/stages.md "Authentication"): env
+ * CASCADE_AUTH_TOKEN, else the first line of the file named by
+ * CASCADE_AUTH_TOKEN_FILE, as the services read theirs; nothing set = no
+ * token. Returns 0 or CASCADE_EINVAL with a readable message in err. */
+int cascade_rpc_channel_auth_from_env(cascade_rpc_channel *ch, char *err, size_t errlen);
+
 /* One outgoing unary call. The caller fills the inputs; the runtime fills the
  * outputs, allocating them from the arena passed to the call function. */
 struct cascade_rpc_call {

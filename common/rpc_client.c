@@ -15,6 +15,7 @@
 #include "error.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc.h"
+#include "redis.h"
 #include "rpc_internal.h"
 
 #define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
@@ -85,6 +86,24 @@ int cascade_rpc_channel_set_auth_token(cascade_rpc_channel *ch, const char *toke
     if (cascade__rpc_token_valid(token) != 0)
         return CASCADE_EINVAL;
     snprintf(ch->auth_header, sizeof(ch->auth_header), "Bearer %s", token);
+    return 0;
+}
+
+int cascade_rpc_channel_auth_from_env(cascade_rpc_channel *ch, char *err, size_t errlen)
+{
+    char token[300] = "";
+    const char *env = getenv("CASCADE_AUTH_TOKEN");
+    const char *file = getenv("CASCADE_AUTH_TOKEN_FILE");
+    if (env && env[0])
+        snprintf(token, sizeof token, "%s", env);
+    else if (file && file[0] &&
+             cascade_redis_read_secret_file(file, "CASCADE_AUTH_TOKEN_FILE", token, sizeof token,
+                                            err, errlen) != 0)
+        return CASCADE_EINVAL;
+    if (cascade_rpc_channel_set_auth_token(ch, token) != 0) {
+        snprintf(err, errlen, "the auth token must be 1..256 visible ASCII characters");
+        return CASCADE_EINVAL;
+    }
     return 0;
 }
 

@@ -109,24 +109,13 @@ static int run_health(const struct cascade_cli_args *a, cascade_rpc_channel *ch,
     return status == 1 ? CASCADE_CLI_OK : CASCADE_CLI_FAILED;
 }
 
-/* A stack started with a bearer token (docs/stages.md "Authentication")
- * wants it on every call: env CASCADE_AUTH_TOKEN, else the first line of
- * the file CASCADE_AUTH_TOKEN_FILE, as the services read it. */
+/* A stack started with a bearer token wants it on every call
+ * (cascade_rpc_channel_auth_from_env). */
 static int cli_set_token(cascade_rpc_channel *ch, FILE *err)
 {
-    char token[300] = "", msg[600];
-    const char *env = getenv("CASCADE_AUTH_TOKEN");
-    const char *file = getenv("CASCADE_AUTH_TOKEN_FILE");
-    if (env && env[0])
-        snprintf(token, sizeof token, "%s", env);
-    else if (file && file[0] &&
-             cascade_redis_read_secret_file(file, "CASCADE_AUTH_TOKEN_FILE", token, sizeof token,
-                                            msg, sizeof msg) != 0) {
+    char msg[600];
+    if (cascade_rpc_channel_auth_from_env(ch, msg, sizeof msg) != 0) {
         fprintf(err, "cascade-cli: %s\n", msg);
-        return CASCADE_EINVAL;
-    }
-    if (cascade_rpc_channel_set_auth_token(ch, token) != 0) {
-        fprintf(err, "cascade-cli: the auth token must be 1..256 visible ASCII characters\n");
         return CASCADE_EINVAL;
     }
     return 0;

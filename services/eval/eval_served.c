@@ -363,6 +363,9 @@ static int run_pass(const struct cascade_eval_split *sp, const double *pct,
         rc = CASCADE_ENOMEM;
         goto out;
     }
+    /* A stack with a bearer token (--target): the token from the environment. */
+    if ((rc = cascade_rpc_channel_auth_from_env(ch, err, errlen)) != 0)
+        goto out;
     int64_t as_of = cascade_dataset_last_ts(sp->train);
     for (size_t t = 0; t < sp->n_users; t++) {
         Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;
