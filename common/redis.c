@@ -32,6 +32,8 @@ struct cascade_redis {
      * none): each command waits at most min(command_timeout_ms, time left). */
     int64_t deadline_ms;
     int armed_timeout_ms; /* the timeout last given to the socket, 0 = none yet */
+    char *user;     /* NULL: AUTH without a user name */
+    char *password; /* NULL: no AUTH */
     int pending; /* pipelined commands whose replies are not read yet */
     char addr[REDIS_ADDR_MAX];
     /* "redis <addr>: <reason>" always fits: a longer message would lose the
@@ -107,7 +109,27 @@ cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts)
         opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
     r->deadline_ms = INT64_MAX;
     snprintf(r->addr, sizeof(r->addr), "%s:%d", r->host, r->port);
+    if (opts && opts->password && opts->password[0]) {
+        r->password = strdup(opts->password);
+        if (opts->user && opts->user[0])
+            r->user = strdup(opts->user);
+        if (!r->password || (opts->user && opts->user[0] && !r->user)) {
+            cascade_redis_destroy(r);
+            return NULL;
+        }
+    }
     return r;
+}
+
+/* Overwrite and free a secret copy, so it does not linger in freed heap. */
+static void secret_free(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s;
+    while (*p)
+        *p++ = '\0';
+    free(s);
 }
 
 static void redis_disconnect(cascade_redis *r)
@@ -124,6 +146,8 @@ void cascade_redis_destroy(cascade_redis *r)
     if (!r)
         return;
     redis_disconnect(r);
+    secret_free(r->password);
+    secret_free(r->user);
     free(r);
 }
 
@@ -186,6 +210,29 @@ static int redis_deadline_passed(cascade_redis *r)
     return CASCADE_ETIMEDOUT;
 }
 
+/* Authenticate a fresh connection (every reconnect comes through here). A
+ * refused password is CASCADE_EUNAVAILABLE like any failure to connect, with
+ * Redis's reason ("WRONGPASS invalid username-password pair ..."). */
+static int redis_auth(cascade_redis *r, redisContext *ctx)
+{
+    if (!r->password)
+        return 0;
+    redisReply *rep = r->user ? redisCommand(ctx, "AUTH %s %s", r->user, r->password)
+                              : redisCommand(ctx, "AUTH %s", r->password);
+    int rc = 0;
+    if (!rep) {
+        cascade_redis__set_error(r, "AUTH failed: %s", ctx->errstr[0] ? ctx->errstr : "no reply");
+        rc = CASCADE_EUNAVAILABLE;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        cascade_redis__set_error(r, "AUTH failed: %s (check redis.password / redis.user)",
+                                 rep->str);
+        rc = CASCADE_EUNAVAILABLE;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    return rc;
+}
+
 static int redis_connect(cascade_redis *r)
 {
     if (r->ctx)
@@ -208,9 +255,25 @@ static int redis_connect(cascade_redis *r)
         redisFree(ctx);
         return CASCADE_EUNAVAILABLE;
     }
+    /* AUTH is the first command on the connection: it gets the same bound. */
+    int command_ms = redis_budget_ms(r, r->command_timeout_ms);
+    if (command_ms == 0) {
+        redisFree(ctx);
+        return redis_deadline_passed(r);
+    }
+    if (redisSetTimeout(ctx, ms_to_tv(command_ms)) != REDIS_OK) {
+        set_error(r, "cannot set the command timeout");
+        redisFree(ctx);
+        return CASCADE_EUNAVAILABLE;
+    }
+    int rc = redis_auth(r, ctx);
+    if (rc != 0) {
+        redisFree(ctx);
+        return rc;
+    }
     r->ctx = ctx;
     r->pending = 0;
-    r->armed_timeout_ms = 0;
+    r->armed_timeout_ms = command_ms;
     return 0;
 }
 
@@ -268,7 +331,13 @@ static int redis_check_reply(cascade_redis *r, redisReply *rep, redisReply **out
     if (!rep)
         return redis_io_failure(r, saved_errno);
     if (rep->type == REDIS_REPLY_ERROR) {
-        set_error(r, rep->str);
+        if (strncmp(rep->str, "NOAUTH", 6) == 0)
+            cascade_redis__set_error(r, "%s (this server needs a password: set "
+                                        "CASCADE_REDIS_PASSWORD, redis.password_file or "
+                                        "--redis-password-file)",
+                                     rep->str);
+        else
+            set_error(r, rep->str);
         freeReplyObject(rep);
         return CASCADE_EIO;
     }
@@ -397,6 +466,7 @@ struct cascade_redis_pool {
     struct pool_entry *entries;
     struct cascade_redis_opts opts;
     char host[256];
+    struct cascade_redis_auth auth; /* copies of opts.user / opts.password */
 };
 
 static void pool_unlink_locked(cascade_redis_pool *p, struct pool_entry *e)
@@ -432,6 +502,19 @@ cascade_redis_pool *cascade_redis_pool_create(const struct cascade_redis_opts *o
         snprintf(p->host, sizeof(p->host), "%s", p->opts.host);
         p->opts.host = p->host;
     }
+    if (p->opts.password && p->opts.password[0]) {
+        if (strlen(p->opts.password) >= sizeof(p->auth.password) ||
+            (p->opts.user && strlen(p->opts.user) >= sizeof(p->auth.user))) {
+            free(p);
+            return NULL;
+        }
+        snprintf(p->auth.password, sizeof(p->auth.password), "%s", p->opts.password);
+        snprintf(p->auth.user, sizeof(p->auth.user), "%s", p->opts.user ? p->opts.user : "");
+        p->opts.password = p->auth.password;
+        p->opts.user = p->auth.user;
+    } else {
+        p->opts.password = p->opts.user = NULL;
+    }
     if (pthread_key_create(&p->key, pool_thread_exit) != 0) {
         free(p);
         return NULL;
@@ -454,6 +537,7 @@ void cascade_redis_pool_destroy(cascade_redis_pool *p)
         e = next;
     }
     pthread_mutex_destroy(&p->lock);
+    memset(p->auth.password, 0, sizeof(p->auth.password));
     free(p);
 }
 
@@ -479,4 +563,94 @@ cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p)
     p->entries = e;
     pthread_mutex_unlock(&p->lock);
     return e->redis;
+}
+
+/* ---- credentials ---- */
+
+int cascade_redis_read_secret_file(const char *path, const char *what, char *dst, size_t len,
+                                   char *err, size_t errlen)
+{
+    int rc = CASCADE_EINVAL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return rc;
+    }
+    dst[0] = '\0';
+    if (!fgets(dst, (int)len, f)) {
+        snprintf(err, errlen, "%s %s: the file is empty", what, path);
+        goto out;
+    }
+    size_t n = strlen(dst);
+    if (n == len - 1 && dst[n - 1] != '\n' && fgetc(f) != EOF) {
+        snprintf(err, errlen, "%s %s: longer than %zu characters", what, path, len - 2);
+        goto out;
+    }
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == '\r'))
+        dst[--n] = '\0';
+    if (n == 0) {
+        snprintf(err, errlen, "%s %s: the first line is empty", what, path);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        memset(dst, 0, len);
+    fclose(f);
+    return rc;
+}
+
+int cascade_redis_auth_from_env(struct cascade_redis_auth *auth, char *err, size_t errlen)
+{
+    memset(auth, 0, sizeof(*auth));
+    const char *user = getenv("CASCADE_REDIS_USER");
+    const char *password = getenv("CASCADE_REDIS_PASSWORD");
+    const char *file = getenv("CASCADE_REDIS_PASSWORD_FILE");
+    if (user && strlen(user) >= sizeof(auth->user)) {
+        snprintf(err, errlen, "CASCADE_REDIS_USER is longer than %zu characters",
+                 sizeof(auth->user) - 1);
+        return CASCADE_EINVAL;
+    }
+    snprintf(auth->user, sizeof(auth->user), "%s", user ? user : "");
+    if (password && password[0]) {
+        if (strlen(password) >= sizeof(auth->password)) {
+            snprintf(err, errlen, "CASCADE_REDIS_PASSWORD is longer than %zu characters",
+                     sizeof(auth->password) - 1);
+            return CASCADE_EINVAL;
+        }
+        snprintf(auth->password, sizeof(auth->password), "%s", password);
+        return 0;
+    }
+    if (file && file[0])
+        return cascade_redis_read_secret_file(file, "CASCADE_REDIS_PASSWORD_FILE",
+                                              auth->password, sizeof(auth->password), err, errlen);
+    return 0;
+}
+
+int cascade_redis_tool_opts(const char *addr, int command_timeout_ms,
+                            struct cascade_redis_tool_conn *buf, struct cascade_redis_opts *out,
+                            char *err, size_t errlen)
+{
+    int port;
+    memset(out, 0, sizeof(*out));
+    if (cascade_redis_parse_addr(addr, buf->host, sizeof(buf->host), &port) != 0) {
+        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
+        return CASCADE_EINVAL;
+    }
+    if (cascade_redis_auth_from_env(&buf->auth, err, errlen) != 0)
+        return CASCADE_EINVAL;
+    out->host = buf->host;
+    out->port = port;
+    out->connect_timeout_ms = 2000;
+    out->command_timeout_ms = command_timeout_ms;
+    out->user = buf->auth.user;
+    out->password = buf->auth.password;
+    return 0;
+}
+
+void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf)
+{
+    volatile char *p = buf->auth.password;
+    for (size_t i = 0; i < sizeof(buf->auth.password); i++)
+        p[i] = '\0';
 }

@@ -17,7 +17,50 @@ struct cascade_redis_opts {
     int port;                  /* default 6379 */
     int connect_timeout_ms;    /* default 200 */
     int command_timeout_ms;    /* default 500 */
+    /* AUTH sent after every (re)connect when password is set: "AUTH user
+     * password" with an ACL user, "AUTH password" without. Both borrowed:
+     * the handle and the pool keep their own copies. NULL/"" = no AUTH. */
+    const char *user;
+    const char *password;
 };
+
+/* Redis credentials read from a file or the environment, so the secret need
+ * not appear in argv. Sizes bound what is accepted. */
+struct cascade_redis_auth {
+    char user[128];
+    char password[512];
+};
+
+/* Fill auth for offline tools (cascade-build, cascade-eval, cascade-ltr)
+ * from the environment: CASCADE_REDIS_PASSWORD, else the first line of the
+ * file CASCADE_REDIS_PASSWORD_FILE; user from CASCADE_REDIS_USER. Unset
+ * variables leave the fields "". Returns 0, or CASCADE_EINVAL with a message
+ * in err (unreadable file, value too long). */
+int cascade_redis_auth_from_env(struct cascade_redis_auth *auth, char *err, size_t errlen);
+
+/* What an offline tool's connection options point into: the parsed host and
+ * the credentials. Wipe it (cascade_redis_tool_wipe) once the handles or pools
+ * are created: they keep their own copies. */
+struct cascade_redis_tool_conn {
+    char host[256];
+    struct cascade_redis_auth auth;
+};
+
+/* Options for an offline tool's connection to addr ("host:port"): connect
+ * timeout 2 s, the given command timeout, credentials from the environment
+ * (cascade_redis_auth_from_env). The strings in *out point into *buf.
+ * Returns 0, or CASCADE_EINVAL with "--redis: expected HOST:PORT, got 'x'"
+ * or the credential problem in err. */
+int cascade_redis_tool_opts(const char *addr, int command_timeout_ms,
+                            struct cascade_redis_tool_conn *buf, struct cascade_redis_opts *out,
+                            char *err, size_t errlen);
+void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf);
+
+/* Read a secret from the first line of `path` (trailing CR/LF removed) into
+ * dst. Returns 0, or CASCADE_EINVAL with "<what> <path>: <reason>" in err
+ * (cannot open, empty, longer than len - 1). Thread-safe. */
+int cascade_redis_read_secret_file(const char *path, const char *what, char *dst, size_t len,
+                                   char *err, size_t errlen);
 
 /* Parse "host:port" (or ":port", or "host") into opts (host points into a
  * static-lifetime copy owned by the caller's buffer hostbuf). Returns 0 or CASCADE_EINVAL. */

@@ -64,6 +64,11 @@ struct cascade_rpc_server_opts {
      * cascade_rpc_in_flight gauge. Recorded before the reply is sent, so a
      * client that got its answer sees the call counted. */
     cascade_metrics *metrics;
+    /* Optional bearer token (copied; visible ASCII, at most 256 characters).
+     * When set, every call except the health service must carry metadata
+     * "authorization: Bearer <token>", else it is answered UNAUTHENTICATED
+     * before the request is decoded. NULL or "" = no check (the default). */
+    const char *auth_token;
 };
 
 /* Create a server for `methods` (copied). On failure returns NULL with a message in err. */
@@ -99,6 +104,12 @@ bool cascade_rpc_ctx_expired(const cascade_rpc_ctx *ctx);
 const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx);
 /* The method path being served. */
 const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx);
+/* The caller's metadata value for `key` (lower-case, e.g. "x-debug-token"),
+ * copied into the request arena, or "" when absent. */
+const char *cascade_rpc_ctx_metadata(cascade_rpc_ctx *ctx, const char *key);
+/* The caller's address as gRPC reports it ("ipv4:127.0.0.1:5123",
+ * "ipv6:[::1]:5123", "unix:..."), copied into the request arena, or "". */
+const char *cascade_rpc_ctx_peer(cascade_rpc_ctx *ctx);
 /* Index of the worker thread running the handler, 0..threads-1. */
 int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx);
 /* Record an error message (printf-style) and return `code` for the handler to
@@ -133,6 +144,18 @@ cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
                                                      const struct cascade_rpc_channel_opts *opts);
 void cascade_rpc_channel_destroy(cascade_rpc_channel *ch);
 const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch);
+
+/* Send "authorization: Bearer <token>" on every later call of this channel
+ * (token copied; visible ASCII, at most 256 characters; NULL or "" stops
+ * sending it). Call it before the channel is shared between threads.
+ * Returns 0 or CASCADE_EINVAL. */
+int cascade_rpc_channel_set_auth_token(cascade_rpc_channel *ch, const char *token);
+
+/* The client tools' token (docs/stages.md "Authentication"): env
+ * CASCADE_AUTH_TOKEN, else the first line of the file named by
+ * CASCADE_AUTH_TOKEN_FILE, as the services read theirs; nothing set = no
+ * token. Returns 0 or CASCADE_EINVAL with a readable message in err. */
+int cascade_rpc_channel_auth_from_env(cascade_rpc_channel *ch, char *err, size_t errlen);
 
 /* One outgoing unary call. The caller fills the inputs; the runtime fills the
  * outputs, allocating them from the arena passed to the call function. */

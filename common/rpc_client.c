@@ -15,6 +15,7 @@
 #include "error.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc.h"
+#include "redis.h"
 #include "rpc_internal.h"
 
 #define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
@@ -30,6 +31,7 @@
 struct cascade_rpc_channel {
     grpc_channel *channel;
     char target[256];
+    char auth_header[sizeof("Bearer ") + CASCADE__RPC_TOKEN_MAX]; /* "" = none sent */
 };
 
 void cascade_rpc_init(void)
@@ -107,13 +109,46 @@ const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch)
     return ch->target;
 }
 
+int cascade_rpc_channel_set_auth_token(cascade_rpc_channel *ch, const char *token)
+{
+    if (!ch)
+        return CASCADE_EINVAL;
+    if (!token || !token[0]) {
+        ch->auth_header[0] = '\0';
+        return 0;
+    }
+    if (cascade__rpc_token_valid(token) != 0)
+        return CASCADE_EINVAL;
+    snprintf(ch->auth_header, sizeof(ch->auth_header), "Bearer %s", token);
+    return 0;
+}
+
+int cascade_rpc_channel_auth_from_env(cascade_rpc_channel *ch, char *err, size_t errlen)
+{
+    char token[300] = "";
+    const char *env = getenv("CASCADE_AUTH_TOKEN");
+    const char *file = getenv("CASCADE_AUTH_TOKEN_FILE");
+    if (env && env[0])
+        snprintf(token, sizeof token, "%s", env);
+    else if (file && file[0] &&
+             cascade_redis_read_secret_file(file, "CASCADE_AUTH_TOKEN_FILE", token, sizeof token,
+                                            err, errlen) != 0)
+        return CASCADE_EINVAL;
+    if (cascade_rpc_channel_set_auth_token(ch, token) != 0) {
+        snprintf(err, errlen, "the auth token must be 1..256 visible ASCII characters");
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 /* gRPC-side state of one outgoing call. */
 struct pending {
     struct cascade_rpc_call *call;
     grpc_call *gcall;
     grpc_metadata_array initial_md;
     grpc_metadata_array trailing_md;
-    grpc_metadata request_md;
+    grpc_metadata request_md[2]; /* x-request-id, authorization */
+    size_t n_request_md;
     grpc_byte_buffer *send;
     grpc_byte_buffer *recv;
     grpc_status_code status;
@@ -170,11 +205,17 @@ static void pending_start(struct pending *p, grpc_completion_queue *cq, const gr
     memset(ops, 0, sizeof(ops));
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (call->request_id && call->request_id[0]) {
-        p->request_md.key = grpc_slice_from_static_string("x-request-id");
-        p->request_md.value = grpc_slice_from_copied_string(call->request_id);
-        ops[n].data.send_initial_metadata.count = 1;
-        ops[n].data.send_initial_metadata.metadata = &p->request_md;
+        grpc_metadata *md = &p->request_md[p->n_request_md++];
+        md->key = grpc_slice_from_static_string("x-request-id");
+        md->value = grpc_slice_from_copied_string(call->request_id);
     }
+    if (call->channel->auth_header[0]) {
+        grpc_metadata *md = &p->request_md[p->n_request_md++];
+        md->key = grpc_slice_from_static_string("authorization");
+        md->value = grpc_slice_from_static_string(call->channel->auth_header);
+    }
+    ops[n].data.send_initial_metadata.count = p->n_request_md;
+    ops[n].data.send_initial_metadata.metadata = p->n_request_md ? p->request_md : NULL;
     n++;
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n].data.send_message.send_message = p->send;
@@ -237,11 +278,10 @@ static void pending_cleanup(struct pending *p)
         grpc_byte_buffer_destroy(p->send);
     if (p->recv)
         grpc_byte_buffer_destroy(p->recv);
-    if (p->started) {
+    if (p->started)
         grpc_slice_unref(p->details);
-        if (p->call->request_id && p->call->request_id[0])
-            grpc_slice_unref(p->request_md.value);
-    }
+    for (size_t i = 0; i < p->n_request_md; i++)
+        grpc_slice_unref(p->request_md[i].value);
     grpc_metadata_array_destroy(&p->initial_md);
     grpc_metadata_array_destroy(&p->trailing_md);
 }

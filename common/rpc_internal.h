@@ -24,6 +24,11 @@ grpc_byte_buffer *cascade__rpc_pack(const ProtobufCMessage *msg);
  * arena is exhausted; *len receives the length. */
 uint8_t *cascade__rpc_flatten(grpc_byte_buffer *bb, cascade_arena *arena, size_t *len);
 
+/* Maximum bearer token length, and its check: 0 when token is 1..max
+ * visible ASCII characters (what an HTTP/2 header value may carry). */
+#define CASCADE__RPC_TOKEN_MAX 256
+int cascade__rpc_token_valid(const char *token);
+
 /* Find a metadata value by key; returns an arena copy or "" when absent. */
 const char *cascade__rpc_metadata_get(const grpc_metadata_array *md, const char *key,
                                       cascade_arena *arena);

@@ -15,6 +15,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include "clock.h"
@@ -120,6 +121,8 @@ struct cascade_rpc_server {
     struct call_slot *watchers;
     cascade_metric_family *requests_family; /* NULL without a registry */
     cascade_metric *in_flight;
+    /* "Bearer <token>" every non-health call must carry; "" = no check. */
+    char auth_header[sizeof("Bearer ") + CASCADE__RPC_TOKEN_MAX];
 };
 
 struct cascade_rpc_ctx {
@@ -128,6 +131,8 @@ struct cascade_rpc_ctx {
     const char *request_id;
     const char *method;
     int thread_index;
+    grpc_call *call;                 /* for the peer address */
+    const grpc_metadata_array *md;   /* the caller's metadata */
     char message[512];
 };
 
@@ -156,6 +161,23 @@ const char *cascade_rpc_ctx_request_id(const cascade_rpc_ctx *ctx)
 const char *cascade_rpc_ctx_method(const cascade_rpc_ctx *ctx)
 {
     return ctx->method;
+}
+
+const char *cascade_rpc_ctx_metadata(cascade_rpc_ctx *ctx, const char *key)
+{
+    if (ctx->md == NULL)
+        return "";
+    return cascade__rpc_metadata_get(ctx->md, key, ctx->arena);
+}
+
+const char *cascade_rpc_ctx_peer(cascade_rpc_ctx *ctx)
+{
+    if (ctx->call == NULL)
+        return "";
+    char *peer = grpc_call_get_peer(ctx->call);
+    const char *copy = cascade_arena_strdup(ctx->arena, peer ? peer : "");
+    gpr_free(peer);
+    return copy ? copy : "";
 }
 
 int cascade_rpc_ctx_thread_index(const cascade_rpc_ctx *ctx)
@@ -573,6 +595,33 @@ static void metrics_record(struct cascade_rpc_server *srv, struct method_entry *
 
 /* -------------------------------------------------------------- unary calls */
 
+/* True when the call may proceed: no token is configured, the method is the
+ * health service, or its "authorization" metadata is exactly the configured
+ * "Bearer <token>". Compared in constant time for equal lengths, so the
+ * answer's timing does not reveal how much of a guess matched. */
+static bool call_authorized(const struct cascade_rpc_server *srv, const struct method_entry *me,
+                            const grpc_metadata_array *md)
+{
+    if (!srv->auth_header[0] || me->builtin)
+        return true;
+    size_t want = strlen(srv->auth_header);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key;
+        if (GRPC_SLICE_LENGTH(*k) != strlen("authorization") ||
+            memcmp(GRPC_SLICE_START_PTR(*k), "authorization", strlen("authorization")) != 0)
+            continue;
+        const grpc_slice *v = &md->metadata[i].value;
+        if (GRPC_SLICE_LENGTH(*v) != want)
+            return false;
+        const unsigned char *got = GRPC_SLICE_START_PTR(*v);
+        unsigned char diff = 0;
+        for (size_t j = 0; j < want; j++)
+            diff |= (unsigned char)(got[j] ^ (unsigned char)srv->auth_header[j]);
+        return diff == 0;
+    }
+    return false;
+}
+
 static void serve_unary(struct call_slot *s)
 {
     struct worker *w = s->worker;
@@ -592,7 +641,14 @@ static void serve_unary(struct call_slot *s)
     ctx.request_id = cascade__rpc_metadata_get(&s->request_md, "x-request-id", w->arena);
     ctx.method = me->m.path;
     ctx.thread_index = w->index;
+    ctx.call = s->call;
+    ctx.md = &s->request_md;
 
+    if (!call_authorized(srv, me, &s->request_md)) {
+        status = GRPC_STATUS_UNAUTHENTICATED;
+        message = "missing or wrong bearer token (metadata authorization: Bearer <token>)";
+        goto reply;
+    }
     if (!s->payload) {
         /* Counted when the reply batch completes: cancelled or not. */
         s->no_message = 1;
@@ -736,6 +792,16 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
     snprintf(srv->service_name, sizeof(srv->service_name), "%s",
              opts->service_name ? opts->service_name : "");
+    if (opts->auth_token && opts->auth_token[0]) {
+        if (cascade__rpc_token_valid(opts->auth_token) != 0) {
+            snprintf(err, errlen,
+                     "rpc server: the auth token must be 1..%d visible ASCII characters "
+                     "(no spaces or control characters)",
+                     CASCADE__RPC_TOKEN_MAX);
+            goto fail;
+        }
+        snprintf(srv->auth_header, sizeof(srv->auth_header), "Bearer %s", opts->auth_token);
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->threads = opts->threads > 0 ? opts->threads : (cores > 0 ? (int)cores : 1);
     srv->calls_per_method =

@@ -9,6 +9,7 @@
 #include <grpc/support/time.h>
 
 #include "clock.h"
+#include "error.h"
 #include "rpc_internal.h"
 
 int64_t cascade__rpc_deadline_from_gpr(gpr_timespec t)
@@ -79,4 +80,15 @@ const char *cascade__rpc_metadata_get(const grpc_metadata_array *md, const char 
         }
     }
     return "";
+}
+
+int cascade__rpc_token_valid(const char *token)
+{
+    size_t n = strlen(token);
+    if (n == 0 || n > CASCADE__RPC_TOKEN_MAX)
+        return CASCADE_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)token[i] < 0x21 || (unsigned char)token[i] > 0x7e)
+            return CASCADE_EINVAL;
+    return 0;
 }

@@ -47,6 +47,17 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "                      here; --listen port 0 gives a free port, logged at start)\n"
            "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config redis.addr\n"
            "                      (default 127.0.0.1:6379)\n"
+"  --redis-password-file FILE\n"
+           "                      Redis AUTH password (first line of FILE)\n"
+           "                      env CASCADE_REDIS_PASSWORD_FILE, config redis.password_file;\n"
+           "                      or the password in env CASCADE_REDIS_PASSWORD, config\n"
+           "                      redis.password, --redis-password (visible in ps)\n"
+           "  --redis-user USER   ACL user for AUTH               env CASCADE_REDIS_USER, config redis.user\n"
+           "  --auth-token-file FILE\n"
+           "                      require \"authorization: Bearer <token>\" (first line of FILE)\n"
+           "                      on every call; the orchestrator also sends it to the stages\n"
+           "                      env CASCADE_AUTH_TOKEN_FILE (or the token in CASCADE_AUTH_TOKEN),\n"
+           "                      config auth.token_file (default off)\n"
            "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config redis.namespace\n"
            "                      (default cascade)\n"
            "  --threads N         worker threads                  env CASCADE_THREADS, config %s.threads\n"
@@ -213,6 +224,78 @@ static int pick_max_message_bytes(const char *name, const char *flag,
     return 0;
 }
 
+/* A secret (password, token), first found of: the value given as a flag, a
+ * file given as a flag, the value in env_value, a file named by env_file,
+ * the value at config cfg_value, a file at config cfg_file. Files hold the
+ * secret on their first line. Leaves dst "" when none is set. Config keys
+ * may be NULL. */
+struct secret_source {
+    const char *flag_value, *flag_file;
+    const char *env_value, *env_file;
+    const char *cfg_value, *cfg_file;
+    const char *what_value, *what_file; /* for messages */
+};
+
+static int pick_secret(const char *name, const struct secret_source *src,
+                       const cascade_config *cfg, char *dst, size_t len)
+{
+    const char *value = src->flag_value, *file = NULL, *cv = NULL, *cf = NULL;
+    char err[600];
+    if (!value && src->flag_file)
+        file = src->flag_file;
+    if (!value && !file)
+        value = src->env_value ? getenv(src->env_value) : NULL;
+    if ((!value || !value[0]) && !file)
+        file = src->env_file ? getenv(src->env_file) : NULL;
+    if ((!value || !value[0]) && (!file || !file[0])) {
+        if ((src->cfg_value &&
+             cascade_config_string(cfg, src->cfg_value, NULL, &cv, err, sizeof(err)) != 0) ||
+            (src->cfg_file &&
+             cascade_config_string(cfg, src->cfg_file, NULL, &cf, err, sizeof(err)) != 0)) {
+            fprintf(stderr, "cascade-%s: %s\n", name, err);
+            return CASCADE_EINVAL;
+        }
+        value = cv;
+        file = cf;
+    }
+    dst[0] = '\0';
+    if (value && value[0]) {
+        if (strlen(value) >= len) {
+            fprintf(stderr, "cascade-%s: %s is longer than %zu characters\n", name,
+                    src->what_value, len - 1);
+            return CASCADE_EINVAL;
+        }
+        snprintf(dst, len, "%s", value);
+        return 0;
+    }
+    if (file && file[0] &&
+        cascade_redis_read_secret_file(file, src->what_file, dst, len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cascade-%s: %s\n", name, err);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+/* Redis user and password, and the bearer token the server requires. */
+static int pick_credentials(const char *name, const char *f_password, const char *f_password_file,
+                            const char *f_user, const char *f_token_file,
+                            struct cascade_service_opts *out)
+{
+    const struct secret_source password = {
+        f_password,          f_password_file, "CASCADE_REDIS_PASSWORD", "CASCADE_REDIS_PASSWORD_FILE",
+        "redis.password",    "redis.password_file", "the Redis password",
+        "Redis password file"};
+    const struct secret_source token = {NULL, f_token_file, "CASCADE_AUTH_TOKEN",
+                                        "CASCADE_AUTH_TOKEN_FILE", NULL, "auth.token_file",
+                                        "the auth token", "auth token file"};
+    if (pick_secret(name, &password, out->config, out->redis_password,
+                    sizeof(out->redis_password)) != 0 ||
+        pick_secret(name, &token, out->config, out->auth_token, sizeof(out->auth_token)) != 0)
+        return CASCADE_EINVAL;
+    return pick_string(out->redis_user, sizeof(out->redis_user), f_user, "CASCADE_REDIS_USER",
+                       out->config, "redis.user", "", "--redis-user");
+}
+
 int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
                                int argc, char **argv, struct cascade_service_opts *out)
 {
@@ -223,10 +306,15 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         {"grace-ms", required_argument, NULL, 'g'},  {"log-level", required_argument, NULL, 'L'},
         {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
         {"metrics-listen", required_argument, NULL, 'M'},
-        {"max-message-bytes", required_argument, NULL, 'B'}, {NULL, 0, NULL, 0}};
+        {"max-message-bytes", required_argument, NULL, 'B'},
+        {"redis-password", required_argument, NULL, 'P'},
+        {"redis-password-file", required_argument, NULL, 'F'},
+        {"redis-user", required_argument, NULL, 'U'},
+        {"auth-token-file", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
     const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
     const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
     const char *f_metrics = NULL, *f_max_msg = NULL;
+    const char *f_password = NULL, *f_password_file = NULL, *f_user = NULL, *f_token_file = NULL;
     const char *sets[MAX_SETS];
     int n_sets = 0, opt, rc = CASCADE_EINVAL;
     char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
@@ -246,6 +334,10 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         case 'm': f_model = optarg; break;
         case 'g': f_grace = optarg; break;
         case 'B': f_max_msg = optarg; break;
+        case 'P': f_password = optarg; break;
+        case 'F': f_password_file = optarg; break;
+        case 'U': f_user = optarg; break;
+        case 'T': f_token_file = optarg; break;
         case 'L': f_level = optarg; break;
         case 's':
             if (n_sets == MAX_SETS) {
@@ -304,6 +396,8 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         fprintf(stderr, "cascade-%s: --redis: expected host:port, got \"%s\"\n", name, redis_addr);
         goto fail;
     }
+    if (pick_credentials(name, f_password, f_password_file, f_user, f_token_file, out) != 0)
+        goto fail;
     if (pick_string(out->ns, sizeof(out->ns), f_ns, "CASCADE_NAMESPACE", out->config,
                     "redis.namespace", "cascade", "--namespace") != 0)
         goto fail;
@@ -346,11 +440,23 @@ void cascade_service_opts_free(struct cascade_service_opts *o)
         return;
     cascade_config_destroy(o->config);
     o->config = NULL;
+    /* The secrets should not outlive their use in freed or reused memory. */
+    volatile char *p = o->redis_password;
+    for (size_t i = 0; i < sizeof(o->redis_password); i++)
+        p[i] = '\0';
+    p = o->auth_token;
+    for (size_t i = 0; i < sizeof(o->auth_token); i++)
+        p[i] = '\0';
 }
 
 struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o)
 {
-    struct cascade_redis_opts r = {o->redis_host, o->redis_port, 200, 500};
+    struct cascade_redis_opts r = {.host = o->redis_host,
+                                   .port = o->redis_port,
+                                   .connect_timeout_ms = 200,
+                                   .command_timeout_ms = 500,
+                                   .user = o->redis_user,
+                                   .password = o->redis_password};
     int64_t v;
     char err[256];
     if (cascade_config_int(o->config, "redis.connect_timeout_ms", 200, 1, 60000, &v, err,
@@ -422,6 +528,7 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
         .max_message_bytes = o->max_message_bytes,
         .service_name = grpc_service_name,
         .metrics = metrics,
+        .auth_token = o->auth_token[0] ? o->auth_token : NULL,
     };
     cascade_rpc_server *srv =
         cascade_rpc_server_create(&so, methods, n_methods, service, err, sizeof(err));
@@ -434,9 +541,10 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
         cascade_rpc_server_destroy(srv);
         return 1;
     }
-    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"",
+    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"%s%s",
                  grpc_service_name, o->listen, cascade_rpc_server_port(srv), o->redis_host,
-                 o->redis_port, o->ns);
+                 o->redis_port, o->ns, o->redis_password[0] ? ", redis AUTH" : "",
+                 o->auth_token[0] ? ", bearer token required" : "");
     int sig = cascade_signals_wait();
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);

@@ -9,6 +9,15 @@
  *                        (env CASCADE_<NAME>_METRICS_LISTEN, config <name>.metrics_listen;
  *                        default: the --listen host, port + 1000; docs/metrics.md)
  *   --redis ADDR         host:port of Redis (env CASCADE_REDIS, config redis.addr)
+ *   --redis-password-file FILE  Redis AUTH password, first line of FILE (env
+ *                        CASCADE_REDIS_PASSWORD_FILE, config redis.password_file); the
+ *                        password itself: env CASCADE_REDIS_PASSWORD, config redis.password,
+ *                        or --redis-password (visible in ps; prefer the file or env)
+ *   --redis-user USER    ACL user for AUTH (env CASCADE_REDIS_USER, config redis.user)
+ *   --auth-token-file FILE  require "authorization: Bearer <token>" on every call (env
+ *                        CASCADE_AUTH_TOKEN_FILE, or the token in env CASCADE_AUTH_TOKEN;
+ *                        config auth.token_file); the orchestrator also sends it to the
+ *                        stages. Default off.
  *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default "cascade")
  *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
  *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default "models")
@@ -35,6 +44,9 @@ struct cascade_service_opts {
     char metrics_listen[256];  /* "" when the endpoint is off */
     char redis_host[256];
     int redis_port;
+    char redis_user[128];      /* "" = AUTH without a user name */
+    char redis_password[512];  /* "" = no AUTH; wiped by cascade_service_opts_free */
+    char auth_token[256];      /* "" = no bearer token required */
     char ns[64];
     int threads;
     char model_dir[512];
@@ -57,7 +69,8 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
 void cascade_service_opts_free(struct cascade_service_opts *o);
 
 /* Redis connection options from the service options (timeouts from config
- * redis.connect_timeout_ms / redis.command_timeout_ms). */
+ * redis.connect_timeout_ms / redis.command_timeout_ms; user and password
+ * point into o, which must outlive the options' use). */
 struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o);
 
 /* Block SIGTERM/SIGINT/SIGPIPE in the calling thread (call first in main, so

@@ -21,6 +21,16 @@
 #                       N+6 (N+7, ... for more), so it can be stopped alone (repeatable)
 #   --set PATH=VALUE    config override passed to every service (repeatable)
 #   --timeout S         seconds to wait for readiness or shutdown (default 30)
+#   --redis-password-file FILE
+#                       start redis-server with requirepass (first line of FILE) and give
+#                       the services the same file; the password may also come from env
+#                       CASCADE_REDIS_PASSWORD or CASCADE_REDIS_PASSWORD_FILE. It never
+#                       goes on a command line: redis-server reads it from a mode-600
+#                       config file in the data dir, redis-cli from REDISCLI_AUTH.
+#   --auth-token-file FILE
+#                       every service requires "authorization: Bearer <token>" (first line
+#                       of FILE; or env CASCADE_AUTH_TOKEN / CASCADE_AUTH_TOKEN_FILE) and
+#                       the orchestrator sends it to the stages. Default: no token.
 #
 # Ports: orchestrator N, recall N+1, filter N+2, prerank N+3, rank N+4,
 # rerank N+5, split recall channels N+6.., redis N+9. Keep bases 10 apart.
@@ -56,6 +66,8 @@ MODEL_DIR=""
 TIMEOUT_S=30
 SPLIT=()
 SETS=()
+REDIS_PASSWORD_FILE="${CASCADE_REDIS_PASSWORD_FILE:-}"
+AUTH_TOKEN_FILE=""
 
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -69,6 +81,8 @@ while [ $# -gt 0 ]; do
     --split-channel) need_arg "$@"; SPLIT+=("$2"); shift 2 ;;
     --set) need_arg "$@"; SETS+=("--set" "$2"); shift 2 ;;
     --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
+    --redis-password-file) need_arg "$@"; REDIS_PASSWORD_FILE="$2"; shift 2 ;;
+    --auth-token-file) need_arg "$@"; AUTH_TOKEN_FILE="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$PROG: unknown option \"$1\" (see $PROG --help)" >&2; exit 2 ;;
   esac
@@ -94,6 +108,27 @@ done
 names+=(orchestrator); bins+=(orchestrator); ports+=("$PORT_BASE")
 
 # ---------------------------------------------------------------- helpers
+
+# The Redis password (CASCADE_REDIS_PASSWORD, else the first line of the
+# password file), or nothing when none is configured.
+redis_password() {
+  if [ -n "${CASCADE_REDIS_PASSWORD:-}" ]; then
+    printf '%s' "$CASCADE_REDIS_PASSWORD"
+  elif [ -n "$REDIS_PASSWORD_FILE" ]; then
+    [ -r "$REDIS_PASSWORD_FILE" ] || die "redis password file $REDIS_PASSWORD_FILE cannot be read"
+    head -n 1 "$REDIS_PASSWORD_FILE" | tr -d '\r\n'
+  fi
+}
+
+# Write a mode-600 redis.conf with requirepass (quoted for Redis's config
+# parser) and export REDISCLI_AUTH so redis-cli authenticates without argv.
+setup_redis_auth() {
+  local pw="$1" quoted
+  quoted="${pw//\\/\\\\}"
+  quoted="${quoted//\"/\\\"}"
+  (umask 077 && printf 'requirepass "%s"\n' "$quoted" >"$DATA_DIR/redis-auth.conf")
+  export REDISCLI_AUTH="$pw"
+}
 
 pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 read_pid() { [ -f "$DATA_DIR/$1.pid" ] && cat "$DATA_DIR/$1.pid" || true; }
@@ -261,11 +296,28 @@ STACK_NAMES="${names[*]}"
 STACK_PORTS="${ports[*]}"
 EOF
 
+  local password redis_conf=()
+  [ -z "$REDIS_PASSWORD_FILE" ] || [ -r "$REDIS_PASSWORD_FILE" ] ||
+    die "redis password file $REDIS_PASSWORD_FILE cannot be read"
+  password="$(redis_password)"
+  rm -f "$DATA_DIR/redis-auth.conf"
+  if [ -n "$password" ]; then
+    setup_redis_auth "$password"
+    redis_conf=("$DATA_DIR/redis-auth.conf")
+    # The services read the password from the environment, not argv.
+    [ -n "${CASCADE_REDIS_PASSWORD:-}" ] || export CASCADE_REDIS_PASSWORD_FILE="$REDIS_PASSWORD_FILE"
+  fi
+  if [ -n "$AUTH_TOKEN_FILE" ]; then
+    [ -r "$AUTH_TOKEN_FILE" ] || die "--auth-token-file $AUTH_TOKEN_FILE cannot be read"
+    export CASCADE_AUTH_TOKEN_FILE="$AUTH_TOKEN_FILE"
+  fi
+
   STARTING=1
   trap on_exit EXIT
   # Redis keeps its files in the data dir and saves them on shutdown, so a
   # stopped stack restarts with its data.
-  launch redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA_DIR" \
+  launch redis redis-server ${redis_conf[@]+"${redis_conf[@]}"} --port "$REDIS_PORT" \
+    --bind 127.0.0.1 --dir "$DATA_DIR" \
     --dbfilename dump.rdb --save 3600 1 --appendonly no --protected-mode yes
   wait_ready redis redis-cli -p "$REDIS_PORT" ping
 
@@ -303,7 +355,9 @@ cmd_status() {
   [ -f "$DATA_DIR/stack.env" ] || die "no stack in $DATA_DIR"
   # shellcheck disable=SC1091
   . "$DATA_DIR/stack.env"
-  local all_ok=0 pid state
+  local all_ok=0 pid state password
+  password="$(redis_password)"
+  [ -z "$password" ] || export REDISCLI_AUTH="$password"
   read -r -a st_names <<<"$STACK_NAMES"
   read -r -a st_ports <<<"$STACK_PORTS"
   pid="$(read_pid redis)"

@@ -325,15 +325,12 @@ static int finish_args(struct build_args *a, unsigned jobs, char *err, size_t er
 
 cascade_redis *cascade_build_redis_connect(const char *addr, char *err, size_t errlen)
 {
-    char host[256];
-    int port;
-    if (cascade_redis_parse_addr(addr, host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
+    struct cascade_redis_tool_conn conn;
+    struct cascade_redis_opts ro;
+    if (cascade_redis_tool_opts(addr, 60000, &conn, &ro, err, errlen) != 0)
         return NULL;
-    }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 60000};
     cascade_redis *r = cascade_redis_create(&ro);
+    cascade_redis_tool_wipe(&conn);
     redisReply *rep = NULL;
     if (!r) {
         snprintf(err, errlen, "out of memory");

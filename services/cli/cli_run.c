@@ -1,12 +1,15 @@
 /* The calls behind cascade-cli's commands: one unary call (or health check)
  * with a deadline, results to stdout, failures as
  * "cascade-cli: <addr>: <STATUS>: <message>" with a non-zero exit code. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "clock.h"
 #include "cli.h"
 #include "error.h"
+#include "redis.h"
 #include "rpc.h"
 
 static int call_failed(FILE *err, const struct cascade_cli_args *a,
@@ -106,6 +109,18 @@ static int run_health(const struct cascade_cli_args *a, cascade_rpc_channel *ch,
     return status == 1 ? CASCADE_CLI_OK : CASCADE_CLI_FAILED;
 }
 
+/* A stack started with a bearer token wants it on every call
+ * (cascade_rpc_channel_auth_from_env). */
+static int cli_set_token(cascade_rpc_channel *ch, FILE *err)
+{
+    char msg[600];
+    if (cascade_rpc_channel_auth_from_env(ch, msg, sizeof msg) != 0) {
+        fprintf(err, "cascade-cli: %s\n", msg);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
 {
     int code = CASCADE_CLI_FAILED;
@@ -113,6 +128,10 @@ int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
     cascade_rpc_channel *ch = cascade_rpc_channel_create(a->addr, 64u << 20);
     if (arena == NULL || ch == NULL) {
         fprintf(err, "cascade-cli: %s: cannot create a channel (out of memory?)\n", a->addr);
+        goto out;
+    }
+    if (cli_set_token(ch, err) != 0) {
+        code = CASCADE_CLI_USAGE;
         goto out;
     }
     switch (a->command) {

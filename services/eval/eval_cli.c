@@ -328,19 +328,17 @@ static int read_data(const struct eval_args *a, struct eval_state *s, char *err,
 
 static int connect_redis(const struct eval_args *a, struct eval_state *s, char *err, size_t errlen)
 {
-    char host[256];
-    int port;
     redisReply *rep = NULL;
-    if (cascade_redis_parse_addr(a->redis, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", a->redis);
+    struct cascade_redis_tool_conn conn;
+    struct cascade_redis_opts build;
+    if (cascade_redis_tool_opts(a->redis, 60000, &conn, &build, err, errlen) != 0)
         return CASCADE_EINVAL;
-    }
-    struct cascade_redis_opts build = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 60000};
-    struct cascade_redis_opts serve = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 5000};
-    if (!(s->redis = cascade_redis_create(&build)) ||
-        !(s->pool = cascade_redis_pool_create(&serve))) {
+    struct cascade_redis_opts serve = build;
+    serve.command_timeout_ms = 5000;
+    s->redis = cascade_redis_create(&build);
+    s->pool = cascade_redis_pool_create(&serve);
+    cascade_redis_tool_wipe(&conn);
+    if (!s->redis || !s->pool) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }

@@ -244,15 +244,14 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
  * hard-negative log) so the second pass starts from the same state. */
 static int clear_user_state(const struct served_env *e, char *err, size_t errlen)
 {
-    char host[256], pattern[3][200];
-    int port, rc = 0;
-    if (cascade_redis_parse_addr(e->redis, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "redis address '%s': expected HOST:PORT", e->redis);
+    char pattern[3][200];
+    int rc = 0;
+    struct cascade_redis_tool_conn conn;
+    struct cascade_redis_opts ro;
+    if (cascade_redis_tool_opts(e->redis, 10000, &conn, &ro, err, errlen) != 0)
         return CASCADE_EINVAL;
-    }
-    struct cascade_redis_opts ro = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
     cascade_redis *r = cascade_redis_create(&ro);
+    cascade_redis_tool_wipe(&conn);
     if (!r)
         return CASCADE_ENOMEM;
     snprintf(pattern[0], sizeof pattern[0], "%s:expo:*", e->ns);
@@ -364,6 +363,9 @@ static int run_pass(const struct cascade_eval_split *sp, const double *pct,
         rc = CASCADE_ENOMEM;
         goto out;
     }
+    /* A stack with a bearer token (--target): the token from the environment. */
+    if ((rc = cascade_rpc_channel_auth_from_env(ch, err, errlen)) != 0)
+        goto out;
     int64_t as_of = cascade_dataset_last_ts(sp->train);
     for (size_t t = 0; t < sp->n_users; t++) {
         Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;

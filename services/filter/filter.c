@@ -42,7 +42,42 @@ struct cascade_filter {
     size_t max_candidates;
     struct cascade_bloom_params bloom;
     cascade_metric *dropped_total[DROP_REASONS]; /* NULL without a registry */
+    int64_t (*wall_s)(void);                     /* the server clock (tests may replace it) */
 };
+
+/* The reservation (RecordExposure with reserve > 0), atomic per user because
+ * Redis runs a script alone. KEYS[1..windows]: the user's exposure bitmaps,
+ * the current window first. ARGV[1] how many to reserve, [2] hashes k, [3]
+ * TTL seconds, then k Bloom positions per candidate, candidates in order.
+ * A candidate is taken when no window has all of its k bits set: its bits
+ * are set in KEYS[1] (so later candidates and later calls see it). Returns
+ * the 0-based indices taken, in order. */
+static const char RESERVE_SCRIPT[] =
+    "local want, k, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local live = {}\n"
+    "for w = 1, #KEYS do\n"
+    "  if w == 1 or redis.call('EXISTS', KEYS[w]) == 1 then live[#live + 1] = KEYS[w] end\n"
+    "end\n"
+    "local taken = {}\n"
+    "local n = (#ARGV - 3) / k\n"
+    "for i = 0, n - 1 do\n"
+    "  if #taken >= want then break end\n"
+    "  local at = 4 + i * k\n"
+    "  local seen = false\n"
+    "  for _, key in ipairs(live) do\n"
+    "    local all = true\n"
+    "    for h = 0, k - 1 do\n"
+    "      if redis.call('GETBIT', key, ARGV[at + h]) == 0 then all = false; break end\n"
+    "    end\n"
+    "    if all then seen = true; break end\n"
+    "  end\n"
+    "  if not seen then\n"
+    "    for h = 0, k - 1 do redis.call('SETBIT', KEYS[1], ARGV[at + h], 1) end\n"
+    "    taken[#taken + 1] = i\n"
+    "  end\n"
+    "end\n"
+    "if #taken > 0 then redis.call('EXPIRE', KEYS[1], ttl) end\n"
+    "return taken\n";
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -116,6 +151,7 @@ cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_p
     }
     snprintf(f->ns, sizeof f->ns, "%s", ns);
     f->redis = redis;
+    f->wall_s = cascade_wall_s;
     if (filter_read_config(f, cfg, err, errlen) != 0)
         goto fail;
     register_metrics(f, metrics);
@@ -143,6 +179,11 @@ struct cascade_bloom_params cascade_filter_bloom_params(const cascade_filter *f)
     return f->bloom;
 }
 
+void cascade_filter_set_clock(cascade_filter *f, int64_t (*wall_s)(void))
+{
+    f->wall_s = wall_s ? wall_s : cascade_wall_s;
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 static int redis_failure(cascade_redis *redis, int rc, const char *what, char *err, size_t errlen)
@@ -161,9 +202,11 @@ static bool past(int64_t deadline_ms)
     return cascade_now_ms() >= deadline_ms;
 }
 
-static int64_t request_time(int64_t time_s)
+/* The current exposure window, always on the server's clock: a caller's
+ * request_time_s or time_s never picks the windows checked or written. */
+static int64_t current_window(const cascade_filter *f)
 {
-    return time_s > 0 ? time_s : cascade_wall_s();
+    return cascade_filter_window(f->wall_s(), f->window_seconds);
 }
 
 /* Read n pipelined replies, keeping them in replies[] when non-NULL (else
@@ -342,8 +385,7 @@ static int mark_user_sets(const cascade_filter *f, cascade_redis *redis, struct 
                           long long *blocked_authors, char *err, size_t errlen)
 {
     const Cascade__V1__UserContext *user = v->req->user;
-    int64_t now_window =
-        cascade_filter_window(request_time(user->request_time_s), f->window_seconds);
+    int64_t now_window = current_window(f);
     size_t n_replies = (size_t)f->windows + 3;
     redisReply **rep = cascade_arena_calloc(v->arena, n_replies, sizeof *rep);
     char key[CASCADE_KEY_MAX], consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX];
@@ -566,6 +608,92 @@ static int record_append(const cascade_filter *f, cascade_redis *redis, const ch
     return rc;
 }
 
+/* The EVAL of RESERVE_SCRIPT for req (see there), allocated from arena. */
+struct reserve_call {
+    const char **argv;
+    size_t *argvlen;
+    int argc;
+};
+
+static int reserve_build(const cascade_filter *f, cascade_arena *arena, int64_t window,
+                         const Cascade__V1__RecordExposureRequest *req, struct reserve_call *c)
+{
+    const struct cascade_bloom_params p = f->bloom;
+    size_t n_pos = req->n_item_ids * p.hashes;
+    size_t max = 3 + (size_t)f->windows + 3 + n_pos;
+    /* numkeys, want, k, ttl, then one decimal per position */
+    char(*nums)[24] = cascade_arena_calloc(arena, 4 + n_pos, sizeof *nums);
+    char(*keys)[CASCADE_KEY_MAX] = cascade_arena_calloc(arena, (size_t)f->windows, sizeof *keys);
+    uint64_t pos[FILTER_MAX_HASHES];
+    c->argv = cascade_arena_calloc(arena, max, sizeof *c->argv);
+    c->argvlen = cascade_arena_calloc(arena, max, sizeof *c->argvlen);
+    if (!nums || !keys || !c->argv || !c->argvlen)
+        return CASCADE_ENOMEM;
+    c->argc = 0;
+#define PUT(s, len) (c->argv[c->argc] = (s), c->argvlen[c->argc++] = (len))
+    PUT("EVAL", 4);
+    PUT(RESERVE_SCRIPT, sizeof RESERVE_SCRIPT - 1);
+    snprintf(nums[0], sizeof nums[0], "%d", f->windows);
+    PUT(nums[0], strlen(nums[0]));
+    for (int w = 0; w < f->windows; w++) {
+        cascade_key_exposure(keys[w], f->ns, req->user_id, window - w);
+        PUT(keys[w], strlen(keys[w]));
+    }
+    snprintf(nums[1], sizeof nums[1], "%u", req->reserve);
+    snprintf(nums[2], sizeof nums[2], "%u", p.hashes);
+    snprintf(nums[3], sizeof nums[3], "%lld", (long long)f->windows * (long long)f->window_seconds);
+    for (int a = 1; a <= 3; a++)
+        PUT(nums[a], strlen(nums[a]));
+    size_t at = 4;
+    for (size_t i = 0; i < req->n_item_ids; i++) {
+        cascade_bloom_positions(&p, req->item_ids[i], pos);
+        for (uint32_t h = 0; h < p.hashes; h++, at++) {
+            snprintf(nums[at], sizeof nums[at], "%llu", (unsigned long long)pos[h]);
+            PUT(nums[at], strlen(nums[at]));
+        }
+    }
+#undef PUT
+    return 0;
+}
+
+/* Reserve up to req->reserve of req's items (RESERVE_SCRIPT) and list the
+ * ones taken in resp->item_ids. */
+static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
+                          int64_t window, const Cascade__V1__RecordExposureRequest *req,
+                          Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
+{
+    struct reserve_call c;
+    redisReply *rep = NULL;
+    int rc = reserve_build(f, arena, window, req, &c);
+    resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
+    if (rc != 0 || !resp->item_ids) {
+        snprintf(err, errlen, "record exposure: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    if ((rc = cascade_redis_command_argv(redis, &rep, c.argc, c.argv, c.argvlen)) != 0)
+        return redis_failure(redis, rc, "record exposure", err, errlen);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > req->n_item_ids) {
+        snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
+                 cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
+        goto out;
+    }
+    for (size_t j = 0; j < rep->elements; j++) {
+        const redisReply *e = rep->element[j];
+        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 ||
+            (unsigned long long)e->integer >= req->n_item_ids) {
+            snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
+                     cascade_redis_addr(redis));
+            rc = CASCADE_EUNAVAILABLE;
+            goto out;
+        }
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[e->integer];
+    }
+out:
+    freeReplyObject(rep);
+    return rc;
+}
+
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                           const Cascade__V1__RecordExposureRequest *req,
                           Cascade__V1__RecordExposureResponse **out, char *err, size_t errlen)
@@ -588,16 +716,23 @@ int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadl
             snprintf(err, errlen, "record exposure: deadline exceeded");
             return CASCADE_ETIMEDOUT;
         }
-        int64_t window = cascade_filter_window(request_time(req->time_s), f->window_seconds);
-        cascade_key_exposure(key, f->ns, req->user_id, window);
-        rc = record_append(f, redis, key, req, &queued);
-        int rc2 = read_replies(redis, queued, NULL, "record exposure", err, errlen);
-        if (rc != 0)
-            return redis_failure(redis, rc, "record exposure", err, errlen);
-        if (rc2 != 0)
-            return rc2;
+        int64_t window = current_window(f);
+        if (req->reserve > 0) {
+            if ((rc = record_reserve(f, redis, arena, window, req, resp, err, errlen)) != 0)
+                return rc;
+        } else {
+            cascade_key_exposure(key, f->ns, req->user_id, window);
+            rc = record_append(f, redis, key, req, &queued);
+            int rc2 = read_replies(redis, queued, NULL, "record exposure", err, errlen);
+            if (rc != 0)
+                return redis_failure(redis, rc, "record exposure", err, errlen);
+            if (rc2 != 0)
+                return rc2;
+            resp->item_ids = req->item_ids; /* borrowed; only read when packing */
+            resp->n_item_ids = req->n_item_ids;
+        }
     }
-    resp->recorded = (uint32_t)req->n_item_ids;
+    resp->recorded = (uint32_t)resp->n_item_ids;
     *out = resp;
     return 0;
 }

@@ -45,8 +45,13 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
                        const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,
                        char *err, size_t errlen);
 
-/* Record req's items as exposed in the window of req->time_s (0 = now):
- * SETBIT of each item's Bloom positions, EXPIRE windows × window_seconds. */
+/* Record req's items as exposed in the current window of the server's clock
+ * (req->time_s is ignored): with req->reserve == 0, SETBIT of each item's
+ * Bloom positions, EXPIRE windows × window_seconds; with req->reserve = N > 0,
+ * one Lua script, atomic per user, takes the first N items in order that no
+ * window of the user's filters holds and records only those. (*out)->item_ids
+ * lists the items recorded, in request order. Returns 0 or EINVAL / ETOOBIG /
+ * EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. Thread-safe. */
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                           const Cascade__V1__RecordExposureRequest *req,
                           Cascade__V1__RecordExposureResponse **out, char *err, size_t errlen);
@@ -63,6 +68,11 @@ const struct cascade_rpc_method *cascade_filter_methods(size_t *n);
 
 /* The time window a Unix time falls in: floor(time_s / window_seconds). */
 int64_t cascade_filter_window(int64_t time_s, int64_t window_seconds);
+
+/* Replace the server clock (Unix seconds) that picks the exposure windows;
+ * NULL restores cascade_wall_s. For tests (window rotation); call before the
+ * stage is shared between threads. */
+void cascade_filter_set_clock(cascade_filter *f, int64_t (*wall_s)(void));
 
 /* The Bloom parameters exposures are written with (from the config). */
 struct cascade_bloom_params cascade_filter_bloom_params(const cascade_filter *f);

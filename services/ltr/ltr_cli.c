@@ -136,13 +136,14 @@ fail:
  * by the builder's connect). */
 static cascade_redis_pool *pool_create(const char *addr)
 {
-    char host[256];
-    int port;
-    if (cascade_redis_parse_addr(addr, host, sizeof host, &port) != 0)
+    struct cascade_redis_tool_conn conn;
+    struct cascade_redis_opts o;
+    char err[600];
+    if (cascade_redis_tool_opts(addr, 10000, &conn, &o, err, sizeof err) != 0)
         return NULL;
-    struct cascade_redis_opts o = {
-        .host = host, .port = port, .connect_timeout_ms = 2000, .command_timeout_ms = 10000};
-    return cascade_redis_pool_create(&o);
+    cascade_redis_pool *pool = cascade_redis_pool_create(&o);
+    cascade_redis_tool_wipe(&conn);
+    return pool;
 }
 
 static void report(const struct cascade_ltr_train_summary *s)

@@ -1,5 +1,7 @@
 /* cascade-orchestrator: serves cascade.v1.Recommender (Recommend, Feedback)
  * over gRPC. Thin wrapper: options, Redis pool, the orchestrator, the run loop. */
+#include <stdio.h>
+
 #include "orchestrator.h"
 #include "service.h"
 
@@ -31,8 +33,15 @@ static void *create_stage(const struct cascade_service_opts *o, cascade_redis_po
                           cascade_metrics *metrics, char *err, size_t errlen)
 {
     cascade_orch *orch = cascade_orch_create(o->config, redis, o->ns, err, errlen);
-    if (orch != NULL)
-        cascade_orch_set_metrics(orch, metrics);
+    if (orch == NULL)
+        return NULL;
+    cascade_orch_set_metrics(orch, metrics);
+    /* The stages check the same token when they are given one. */
+    if (cascade_orch_set_auth_token(orch, o->auth_token) != 0) {
+        snprintf(err, errlen, "the auth token must be 1..256 visible ASCII characters");
+        cascade_orch_destroy(orch);
+        return NULL;
+    }
     return orch;
 }
 

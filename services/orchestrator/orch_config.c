@@ -405,6 +405,34 @@ static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config
     return 0;
 }
 
+/* debug.{enabled,loopback,token}. The token travels in metadata, so it must
+ * be printable ASCII (no spaces or control characters). */
+static int parse_debug(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                       size_t errlen)
+{
+    const char *token;
+    int rc;
+    if ((rc = cascade_config_bool(cfg, "orchestrator.debug.enabled", true, &out->debug_enabled,
+                                  err, errlen)) ||
+        (rc = cascade_config_bool(cfg, "orchestrator.debug.loopback", true, &out->debug_loopback,
+                                  err, errlen)) ||
+        (rc = cascade_config_string(cfg, "orchestrator.debug.token", "", &token, err, errlen)))
+        return rc;
+    for (const char *c = token; *c; c++)
+        if (*c <= ' ' || *c > '~') {
+            snprintf(err, errlen,
+                     "%s: orchestrator.debug.token: expected printable ASCII without spaces",
+                     cascade_config_source(cfg));
+            return CASCADE_EINVAL;
+        }
+    if (!copy_str(out->debug_token, sizeof out->debug_token, token)) {
+        snprintf(err, errlen, "%s: orchestrator.debug.token: at most %d bytes",
+                 cascade_config_source(cfg), CASCADE_ORCH_TOKEN_MAX - 1);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
                               size_t errlen)
 {
@@ -415,7 +443,8 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_user_features(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
-        (rc = parse_reconnect(cfg, out, err, errlen)))
+        (rc = parse_reconnect(cfg, out, err, errlen)) ||
+        (rc = parse_debug(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||
         (rc = parse_stage(cfg, "prerank", 300, &out->prerank, err, errlen)) ||

@@ -1,7 +1,8 @@
 /* The orchestrator's configuration: which recall channels to call (with
  * weight, quota and timeout) for established and for cold-start users, where
  * the stages live, per-stage time budgets, new-item exploration, the recall
- * cache, the hard-negative log and the merge/fallback/feedback limits. Parsed once at start from the
+ * cache, the hard-negative log, the merge/fallback/feedback limits and who
+ * may have the debug trace. Parsed once at start from the
  * "orchestrator" section of the config; every key is documented with its
  * default in docs/orchestrator.md. */
 #ifndef CASCADE_ORCH_CONFIG_H
@@ -16,6 +17,7 @@
 #define CASCADE_ORCH_NAME_MAX 64
 #define CASCADE_ORCH_ADDR_MAX 256
 #define CASCADE_ORCH_MAX_CHANNELS 32
+#define CASCADE_ORCH_TOKEN_MAX 257 /* debug.token: at most 256 bytes */
 
 /* One recall channel: a Recall RPC naming `name`, sent to `endpoint`. */
 struct cascade_orch_channel_cfg {
@@ -80,6 +82,12 @@ struct cascade_orch_config {
     int reconnect_initial_backoff_ms;
     int reconnect_max_backoff_ms;
     int connect_timeout_ms;
+    /* Who may have the debug trace (RecommendRequest.debug): nobody unless
+     * debug_enabled; then callers on a loopback address when debug_loopback,
+     * and callers whose x-debug-token metadata equals debug_token (when set). */
+    bool debug_enabled;
+    bool debug_loopback;
+    char debug_token[CASCADE_ORCH_TOKEN_MAX]; /* "" = no token accepted */
 };
 
 /* Parse the "orchestrator" section of cfg into out (defaults for absent keys).

@@ -85,6 +85,16 @@ fail:
     return NULL;
 }
 
+int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
+{
+    for (size_t i = 0; i < o->n_endpoints; i++) {
+        int rc = cascade_rpc_channel_set_auth_token(o->endpoints[i].channel, token);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
 {
     o->hardneg_logged = cascade_metric_get(
@@ -132,6 +142,8 @@ struct cascade_orch_call cascade_orch__call_of(cascade_rpc_ctx *ctx, char *err, 
         .arena = cascade_rpc_ctx_arena(ctx),
         .deadline_ms = cascade_rpc_ctx_deadline_ms(ctx),
         .request_id = cascade_rpc_ctx_request_id(ctx),
+        .peer = cascade_rpc_ctx_peer(ctx),
+        .debug_token = cascade_rpc_ctx_metadata(ctx, "x-debug-token"),
         .err = err,
         .errlen = errlen,
     };

@@ -43,6 +43,11 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
  * serving. */
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m);
 
+/* Send "authorization: Bearer <token>" on every stage call (token copied;
+ * NULL or "" sends none). Call once, before serving. Returns 0, or
+ * CASCADE_EINVAL when the token is not 1..256 visible ASCII characters. */
+int cascade_orch_set_auth_token(cascade_orch *o, const char *token);
+
 /* Close the stage channels and free the orchestrator. NULL is a no-op. */
 void cascade_orch_destroy(cascade_orch *o);
 
@@ -55,6 +60,8 @@ struct cascade_orch_call {
     cascade_arena *arena;   /* request arena: the response is allocated here */
     int64_t deadline_ms;    /* absolute (cascade_now_ms clock); INT64_MAX = none */
     const char *request_id; /* caller's x-request-id; NULL or "" = none */
+    const char *peer;        /* caller's address (cascade_rpc_ctx_peer); NULL = unknown */
+    const char *debug_token; /* caller's x-debug-token; NULL or "" = none */
     char *err;              /* message buffer for failures */
     size_t errlen;
 };
@@ -62,7 +69,10 @@ struct cascade_orch_call {
 /* Run Recommend. Returns 0 and *out (arena), or a negative code with a
  * message in call->err: CASCADE_EINVAL for a bad user context (see
  * cascade_request_check_user) or a count outside 1..200,
- * CASCADE_EUNAVAILABLE when no channel and no fallback produced anything. */
+ * CASCADE_EUNAVAILABLE when no channel and no fallback produced anything.
+ * A debug request gets the trace only when the caller may have it
+ * (orchestrator.debug.*, cascade_orch_report_trace_allowed); otherwise it is
+ * answered without one. */
 int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call,
                            const Cascade__V1__RecommendRequest *req,
                            Cascade__V1__RecommendResponse **out);

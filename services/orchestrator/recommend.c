@@ -1,8 +1,9 @@
 /* Recommend: validate, assign experiments, recall (recommend_recall.c), then
  * filter → pre-rank → rank → re-rank with a budget per stage, degrading
  * (previous order kept, reason recorded) instead of failing; the final list
- * with its exploration share (recommend_final.c); and record exposure of the
- * returned items so they are not shown again. */
+ * with its exploration share (recommend_final.c); and reserve its items as
+ * exposed (atomically per user, so concurrent answers are disjoint and the
+ * next call does not repeat them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,21 @@ static const char *request_id(struct cascade_orch_rq *rq, const Cascade__V1__Use
                                 (unsigned long long)cascade_hash64(&seed, sizeof seed, 0x5eed));
 }
 
+/* Whether this caller may have the debug trace (orchestrator.debug.*); a
+ * refusal is logged, not an error: the answer is served without a trace. */
+static bool trace_allowed(const struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (cascade_orch_report_trace_allowed(cfg->debug_enabled, cfg->debug_loopback,
+                                          cfg->debug_token, rq->call->peer,
+                                          rq->call->debug_token))
+        return true;
+    CASCADE_DEBUG(rq->user->request_id, "debug trace withheld: %s",
+                  cfg->debug_enabled ? "caller is not on loopback and sent no valid x-debug-token"
+                                     : "orchestrator.debug.enabled is false");
+    return false;
+}
+
 static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req)
 {
     const struct cascade_orch_call *call = rq->call;
@@ -70,7 +86,7 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     rq->deadline_ms = call->deadline_ms;
     if (rq->deadline_ms == INT64_MAX)
         rq->deadline_ms = cascade_now_ms() + rq->o->cfg.deadline_ms;
-    cascade_orch_report_init(&rq->report, rq->arena, req->debug);
+    cascade_orch_report_init(&rq->report, rq->arena, req->debug && trace_allowed(rq));
     int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
@@ -384,50 +400,113 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
     return it;
 }
 
-/* Tell the filter what is being shown so the next call does not repeat it. */
-static void record_exposure(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
+/* Candidates offered to the exposure reservation per item asked for: the
+ * final list, then the ranker's order behind it, so an answer whose items a
+ * concurrent request for the same user took can still fill up. */
+#define EXPOSURE_OFFER_FACTOR 4
+#define EXPOSURE_MAX_ITEMS 1000 /* RecordExposure's limit per call */
+
+static bool offered(Cascade__V1__Candidate *const *list, size_t n, uint64_t item_id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->item_id == item_id)
+            return true;
+    return false;
+}
+
+/* The final list, then what the ranker kept (when it ran) not in it, at
+ * most EXPOSURE_OFFER_FACTOR × count (and the filter's limit) in all. */
+static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
+{
+    Cascade__V1__Candidate *const *spares = rq->ranked;
+    size_t n_spares = rq->ranked ? rq->n_ranked : 0;
+    size_t cap = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n = 0;
+    if (cap > EXPOSURE_MAX_ITEMS)
+        cap = EXPOSURE_MAX_ITEMS;
+    if (cap < rq->n)
+        cap = rq->n;
+    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
+    if ((*out = list) == NULL)
+        return 0;
+    for (size_t i = 0; i < rq->n; i++)
+        list[n++] = rq->cands[i];
+    for (size_t i = 0; i < n_spares && n < cap; i++)
+        if (spares[i] && !offered(list, n, spares[i]->item_id))
+            list[n++] = spares[i];
+    return n;
+}
+
+/* Reserve what this answer shows, so neither this nor a concurrent request
+ * for the user repeats it: the filter takes, atomically per user, the first
+ * rq->count offered items that no answer has taken yet (RecordExposure with
+ * reserve), and rq->cands becomes those, in order. When the call fails, the
+ * final list is kept and the outcome says it may be shown again. */
+static void reserve_exposure(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     Cascade__V1__RecordExposureRequest req = CASCADE__V1__RECORD_EXPOSURE_REQUEST__INIT;
     struct cascade_orch_stage_cfg st = cfg->filter;
+    Cascade__V1__Candidate **offer = NULL;
     int64_t lat;
-    if (!st.enabled || resp->n_items == 0)
+    if (!st.enabled || rq->n == 0)
+        return;
+    size_t n_offer = exposure_offer(rq, &offer);
+    req.item_ids = cascade_arena_calloc(rq->arena, n_offer + 1, sizeof *req.item_ids);
+    if (n_offer == 0 || req.item_ids == NULL)
         return;
     st.timeout_ms = cfg->exposure_timeout_ms;
     req.user_id = rq->user->user_id;
-    req.time_s = rq->user->request_time_s;
-    req.item_ids = cascade_arena_calloc(rq->arena, resp->n_items, sizeof *req.item_ids);
-    if (req.item_ids == NULL)
-        return;
-    for (size_t i = 0; i < resp->n_items; i++)
-        req.item_ids[req.n_item_ids++] = resp->items[i]->item_id;
-    size_t n_before = rq->n;
-    rq->n = resp->n_items; /* items in/out of the exposure trace */
+    req.reserve = rq->count;
+    for (size_t i = 0; i < n_offer; i++)
+        req.item_ids[req.n_item_ids++] = offer[i]->item_id;
     Cascade__V1__RecordExposureResponse *ack = (Cascade__V1__RecordExposureResponse *)stage_call(
         rq, "exposure", &st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
         &cascade__v1__record_exposure_response__descriptor, "these items may be shown again", &lat);
-    if (ack != NULL)
-        cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "exposure",
-                                                                .latency_us = lat,
-                                                                .items_in = resp->n_items,
-                                                                .items_out = ack->recorded});
-    rq->n = n_before;
+    if (ack == NULL)
+        return;
+    /* A reservation is a subsequence of the offer, at most count long. */
+    size_t kept = 0, at = 0;
+    bool trusted = ack->n_item_ids <= rq->count;
+    for (size_t j = 0; trusted && j < ack->n_item_ids; j++) {
+        while (at < n_offer && offer[at]->item_id != ack->item_ids[j])
+            at++;
+        if (!(trusted = at < n_offer))
+            break;
+        offer[kept++] = offer[at++];
+    }
+    if (!trusted) {
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                     .stage = "exposure",
+                                     .latency_us = lat,
+                                     .items_in = n_offer,
+                                     .items_out = rq->n,
+                                     .degraded = true,
+                                     .status = GRPC_STATUS_INTERNAL,
+                                     .message = "the reservation lists items not offered "
+                                                "(skipped: these items may be shown again)"});
+        return;
+    }
+    cascade_orch__report(
+        rq, &(struct cascade_orch_outcome){
+                .stage = "exposure", .latency_us = lat, .items_in = n_offer, .items_out = kept});
+    rq->cands = offer;
+    rq->n = kept;
 }
 
 static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResponse **out)
 {
     Cascade__V1__RecommendResponse *resp = cascade_arena_alloc(rq->arena, sizeof *resp);
-    size_t n = rq->n < rq->count ? rq->n : rq->count;
     if (resp == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     cascade__v1__recommend_response__init(resp);
+    reserve_exposure(rq);
+    size_t n = rq->n < rq->count ? rq->n : rq->count;
     resp->items = cascade_arena_calloc(rq->arena, n + 1, sizeof *resp->items);
     if (resp->items == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(resp->items[resp->n_items++] = make_item(rq, rq->cands[i])))
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    record_exposure(rq, resp);
     cascade_orch__after_response(rq, resp); /* before the trace is handed out: it may grow */
     resp->experiments = rq->exp;
     resp->request_id = rq->user->request_id;
@@ -459,6 +538,19 @@ static int candidates_for_ranking(struct cascade_orch_rq *rq)
     return rc;
 }
 
+/* Every degrade reason with its details, "; "-separated, for the log (the
+ * caller only gets the codes). */
+static const char *joined_details(const struct cascade_orch_rq *rq)
+{
+    const char *s = "";
+    for (size_t i = 0; i < rq->report.n_reasons; i++) {
+        s = cascade_arena_printf(rq->arena, "%s%s%s", s, i ? "; " : "", rq->report.details[i]);
+        if (s == NULL)
+            return rq->report.details[0];
+    }
+    return s;
+}
+
 static void log_outcome(const struct cascade_orch_rq *rq,
                         const Cascade__V1__RecommendResponse *resp)
 {
@@ -466,8 +558,7 @@ static void log_outcome(const struct cascade_orch_rq *rq,
     if (resp->degraded)
         CASCADE_WARN(rq->user->request_id,
                      "recommend user=%s count=%u items=%zu degraded (%s) %lldus", rq->user->user_id,
-                     rq->count, resp->n_items,
-                     resp->n_degraded_reasons ? resp->degraded_reasons[0] : "", us);
+                     rq->count, resp->n_items, joined_details(rq), us);
     else
         CASCADE_DEBUG(rq->user->request_id, "recommend user=%s count=%u items=%zu %lldus",
                       rq->user->user_id, rq->count, resp->n_items, us);

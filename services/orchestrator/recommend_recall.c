@@ -307,6 +307,7 @@ int cascade_orch__run_fallback(struct cascade_orch_rq *rq)
     rq->source = CASCADE_SCORE_RECALL;
     cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                  .stage = "fallback",
+                                 .code = "hot",
                                  .message = "no candidates from any recall channel; serving the "
                                             "hot list",
                                  .latency_us = cascade_now_us() - t0,

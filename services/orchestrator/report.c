@@ -65,20 +65,30 @@ static int add_trace(struct cascade_orch_report *r, const struct cascade_orch_ou
     return 0;
 }
 
+/* The caller-facing reason of a degraded outcome: stage and a fixed code. */
+static char *public_reason(cascade_arena *arena, const struct cascade_orch_outcome *o)
+{
+    if (o->status != GRPC_STATUS_OK)
+        return cascade_arena_printf(arena, "%s: %s", o->stage,
+                                    cascade_grpc_status_name(o->status));
+    return cascade_arena_printf(arena, "%s: %s", o->stage,
+                                o->code && o->code[0] ? o->code : "degraded");
+}
+
 static int add_reason(struct cascade_orch_report *r, const struct cascade_orch_outcome *o)
 {
     const char *msg = o->message && o->message[0] ? o->message : "no details";
-    char *reason;
-    if (o->status == GRPC_STATUS_OK)
-        reason = cascade_arena_printf(r->arena, "%s: %s", o->stage, msg);
-    else
-        reason = cascade_arena_printf(r->arena, "%s: %s: %s", o->stage,
-                                      cascade_grpc_status_name(o->status), msg);
+    char *reason = public_reason(r->arena, o);
+    char *detail = reason ? cascade_arena_printf(r->arena, "%s: %s", reason, msg) : NULL;
+    size_t cap = r->cap_reasons;
     char **reasons = grow(r->arena, r->reasons, r->n_reasons, &r->cap_reasons);
-    if (reason == NULL || reasons == NULL)
+    char **details = grow(r->arena, r->details, r->n_reasons, &cap);
+    if (detail == NULL || reasons == NULL || details == NULL)
         return CASCADE_ENOMEM;
     r->reasons = reasons;
-    r->reasons[r->n_reasons++] = reason;
+    r->details = details;
+    r->reasons[r->n_reasons] = reason;
+    r->details[r->n_reasons++] = detail;
     r->degraded = true;
     return 0;
 }
@@ -91,4 +101,39 @@ int cascade_orch_report_add(struct cascade_orch_report *r, const struct cascade_
     if (o->degraded)
         rc = add_reason(r, o);
     return rc;
+}
+
+/* True when gRPC's peer string names a loopback or Unix-socket address. */
+static bool peer_is_local(const char *peer)
+{
+    static const char *const local[] = {"unix:",      "unix-abstract:",   "ipv4:127.",
+                                         "ipv6:[::1]:", "ipv6:%5B::1%5D:", "ipv6:[::ffff:127.",
+                                         "ipv6:%5B::ffff:127."};
+    if (peer == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(peer, local[i], strlen(local[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Equal strings, in time that depends on the lengths only, so a caller
+ * cannot find the token a byte at a time. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)a[i] ^ (unsigned char)b[i < lb ? i : 0];
+    return lb > 0 && diff == 0;
+}
+
+bool cascade_orch_report_trace_allowed(bool debug_enabled, bool loopback_ok, const char *token,
+                                       const char *peer, const char *caller_token)
+{
+    if (!debug_enabled)
+        return false;
+    if (loopback_ok && peer_is_local(peer))
+        return true;
+    return token && token[0] && caller_token && same_secret(token, caller_token);
 }

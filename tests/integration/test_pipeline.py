@@ -8,6 +8,7 @@ health and graceful SIGTERM. Everything is torn down even on failure."""
 
 import collections
 import os
+import re
 import sys
 import threading
 import unittest
@@ -45,6 +46,9 @@ METHODS = [
 ]
 
 TIMEOUT_S = 30
+DEBUG_TOKEN = "it-debug-token-7f3a"
+# A degrade reason as callers see it: "<stage>: <CODE>" (docs/orchestrator.md).
+REASON_RE = re.compile(r"^[a-z0-9_/]+: (?:[A-Z_]+|[a-z_]+)$")
 
 
 class PipelineTest(unittest.TestCase):
@@ -58,8 +62,12 @@ class PipelineTest(unittest.TestCase):
             cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
             config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"),
                                      {"experiments": EXPERIMENTS})
+            # The debug trace only for callers with the token (not for every
+            # loopback caller), so the gate is tested through the real server.
             cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config,
-                                 split_channels=["itemcf"])
+                                 split_channels=["itemcf"],
+                                 sets=["orchestrator.debug.loopback=false",
+                                       "orchestrator.debug.token=" + DEBUG_TOKEN])
             cls.stack.start()
             cls.world = tl.build_world(cls.stack, cls.tmp.path)
             # Users with a history (a last-n list), so itemcf has seeds for them.
@@ -91,10 +99,12 @@ class PipelineTest(unittest.TestCase):
     def recommender(self):
         return self.pb.recommender_grpc.RecommenderStub(self.channel())
 
-    def recommend(self, user_id, count=10, debug=False):
+    def recommend(self, user_id, count=10, debug=False, token=DEBUG_TOKEN):
+        """Recommend; a debug request sends x-debug-token `token` (None: none)."""
         req = self.pb.recommender.RecommendRequest(
             user=self.pb.common.UserContext(user_id=user_id), count=count, debug=debug)
-        return self.recommender().Recommend(req, timeout=TIMEOUT_S)
+        md = [("x-debug-token", token)] if debug and token is not None else None
+        return self.recommender().Recommend(req, timeout=TIMEOUT_S, metadata=md)
 
     def feedback(self, user_id, item_id, type_name):
         ev = self.pb.common.Event(user_id=user_id, item_id=item_id,
@@ -154,6 +164,17 @@ class PipelineTest(unittest.TestCase):
             self.assertGreater(it.attrs.category + it.attrs.author_id, 0, it)
         # A user with history gets itemcf candidates.
         self.assertGreater(stages["recall/itemcf"].items_out, 0)
+
+    def test_02a_debug_trace_needs_the_token(self):
+        # Loopback is switched off for this stack: without the token (or with
+        # a wrong one) the answer comes without a trace; with it, with one.
+        user = self.users[0]
+        for token in (None, "wrong-token"):
+            resp = self.recommend(user, count=5, debug=True, token=token)
+            self.assertEqual(len(resp.items), 5)
+            self.assertEqual(len(resp.trace), 0, token)
+        resp = self.recommend(user, count=5, debug=True)
+        self.assertIn("rerank", [t.stage for t in resp.trace])
 
     def test_02b_ranker_rejects_become_hard_negatives(self):
         # What the rank stage scored but cut (below rank.keep) is logged for
@@ -297,6 +318,13 @@ class PipelineTest(unittest.TestCase):
         self.assertTrue(any(r.startswith("recall/itemcf: UNAVAILABLE") for r in reasons),
                         reasons)
         self.assertFalse(any(r.startswith("recall/hot") for r in reasons), reasons)
+        # Reasons are stable codes: no address or port; the details are in the trace.
+        recall_port = str(self.stack.ports["recall-itemcf"])
+        for r in reasons:
+            self.assertRegex(r, REASON_RE)
+            self.assertNotIn(recall_port, r)
+        itemcf = [t for t in resp.trace if t.stage == "recall/itemcf"]
+        self.assertTrue(itemcf and itemcf[0].message, resp.trace)
         for it in resp.items:
             self.assertNotIn("itemcf", list(it.channels))
         trace = {t.stage: t for t in resp.trace}

@@ -67,7 +67,7 @@ void test_rmdir(const char *dir)
         nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static pid_t spawn_redis(int port, const char *dir)
+static pid_t spawn_redis(int port, const char *dir, const char *password)
 {
     char port_arg[16];
     snprintf(port_arg, sizeof(port_arg), "%d", port);
@@ -85,8 +85,12 @@ static pid_t spawn_redis(int port, const char *dir)
         dup2(devnull, STDOUT_FILENO);
         dup2(devnull, STDERR_FILENO);
     }
-    execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", dir, (char *)NULL);
+    if (password[0])
+        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--dir", dir, "--requirepass", password, (char *)NULL);
+    else
+        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", "--dir", dir, (char *)NULL);
     _exit(127);
 }
 
@@ -98,7 +102,9 @@ static int ping_once(int port)
     if (c && !c->err) {
         redisSetTimeout(c, tv);
         redisReply *rep = redisCommand(c, "PING");
-        ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+        /* A server with requirepass answers NOAUTH: it is up all the same. */
+        ok = rep && ((rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0) ||
+                     (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0));
         if (rep)
             freeReplyObject(rep);
     }
@@ -134,7 +140,7 @@ static void kill_and_wait(pid_t pid, int sig)
 /* Start on r->port in r->dir; returns 0 or -1 (process reaped on failure). */
 static int start_on_port(struct test_redis *r)
 {
-    r->pid = spawn_redis(r->port, r->dir);
+    r->pid = spawn_redis(r->port, r->dir, r->password);
     if (r->pid < 0) {
         r->pid = 0;
         return -1;
@@ -149,7 +155,15 @@ static int start_on_port(struct test_redis *r)
 
 int test_redis_start(struct test_redis *r)
 {
+    return test_redis_start_auth(r, "");
+}
+
+int test_redis_start_auth(struct test_redis *r, const char *password)
+{
     memset(r, 0, sizeof(*r));
+    if (strlen(password) >= sizeof(r->password))
+        return -1;
+    snprintf(r->password, sizeof(r->password), "%s", password);
     if (!test_tempdir(r->dir, sizeof(r->dir))) {
         r->dir[0] = '\0';
         return -1;

@@ -12,10 +12,13 @@ struct test_redis {
     pid_t pid;
     int port;
     char dir[256];
+    char password[64]; /* "" = no requirepass */
 };
 
 /* Start redis-server (from PATH) on a free port with a temp dir; returns 0 or -1. */
 int test_redis_start(struct test_redis *r);
+/* The same with "--requirepass password" (password at most 63 characters). */
+int test_redis_start_auth(struct test_redis *r, const char *password);
 /* Stop it (SIGTERM, wait) and remove the dir. Safe to call twice. */
 void test_redis_stop(struct test_redis *r);
 

@@ -1,10 +1,13 @@
 /* Tests of the Filter stage library against a private redis-server: recorded
  * exposures never pass (zero false negatives) and the measured false-positive
- * rate at the sized capacity stays near the target, window rotation,
+ * rate at the sized capacity stays near the target, window rotation on the
+ * server's clock (a client's time picks no window), reservations (eight
+ * concurrent Filter + reserve callers for one user get disjoint answers),
  * consumed, blocked-item, blocked-author and duplicate drops with per-reason
  * counts (in the response and in the metrics registry), item records read
  * only for users with blocked authors, user isolation, validation, Redis
  * failures, and both RPC handlers through a real in-process gRPC server. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,34 +169,184 @@ static void test_no_false_negatives(void **state)
     assert_true(resp->n_candidates >= 990);
 }
 
+/* The server clock the rotation test moves (cascade_filter_set_clock). */
+static int64_t test_clock_s;
+
+static int64_t test_clock(void)
+{
+    return test_clock_s;
+}
+
 static void test_windows_rotate(void **state)
 {
     struct fixture *f = *state;
     const uint64_t recent = 42, old = 43;
-    record(f, "carol", &recent, 1, T0 - 29 * DAY); /* 30th window back: still checked */
-    record(f, "carol", &old, 1, T0 - 31 * DAY);    /* 32nd window back: fallen out */
+    cascade_filter_set_clock(f->filter, test_clock);
+    test_clock_s = T0 - 31 * DAY; /* 32nd window back: fallen out by T0 */
+    record(f, "carol", &old, 1, 0);
+    test_clock_s = T0 - 29 * DAY; /* 30th window back: still checked at T0 */
+    record(f, "carol", &recent, 1, 0);
+    /* Back then (on the server's clock), both are seen. */
     Cascade__V1__FilterResponse *resp = filter(f, "carol", (const uint64_t[]){recent, old}, 2);
+    assert_int_equal(resp->n_candidates, 0);
+    test_clock_s = T0;
+    resp = filter(f, "carol", (const uint64_t[]){recent, old}, 2);
     assert_int_equal(resp->n_candidates, 1);
     assert_int_equal(resp->candidates[0]->item_id, old);
     assert_int_equal(dropped(resp, "exposed"), 1);
-    /* The old exposure was recorded: a request made back then still sees it. */
-    Cascade__V1__FilterRequest *then =
-        filter_request(f->arena, "carol", (const uint64_t[]){recent, old}, 2);
-    then->user->request_time_s = T0 - 31 * DAY;
-    char err[256] = "";
-    assert_int_equal(
-        cascade_filter_run(f->filter, f->arena, INT64_MAX, then, &resp, err, sizeof err), 0);
-    assert_int_equal(resp->n_candidates, 1);
-    assert_int_equal(resp->candidates[0]->item_id, recent); /* recorded 2 days later */
 
     /* The current window's key expires after windows × window_seconds. */
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    record(f, "carol", &recent, 1, T0);
+    record(f, "carol", &recent, 1, 0);
     cascade_key_exposure(key, NS, "carol", cascade_filter_window(T0, DAY));
     assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "TTL %s", key), 0);
     assert_true(rep->integer > 29 * DAY && rep->integer <= 30 * DAY);
     freeReplyObject(rep);
+    cascade_filter_set_clock(f->filter, NULL);
+}
+
+/* A client's clock picks no window: items shown now are dropped whatever
+ * request_time_s says, and a RecordExposure dated long ago still lands in a
+ * window the Filter checks. */
+static void test_client_time_picks_no_window(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t shown[] = {61, 62, 63, 64, 65};
+    const uint64_t backdated[] = {71, 72};
+    const int64_t now = cascade_wall_s();
+    record(f, "frank", shown, 5, 0);
+    record(f, "frank", backdated, 2, now - 400LL * DAY);
+    const int64_t shifts[] = {0, 1, now + 31 * DAY, now - 31 * DAY, now + 3650LL * DAY};
+    for (size_t s = 0; s < sizeof shifts / sizeof shifts[0]; s++) {
+        Cascade__V1__FilterRequest *req =
+            filter_request(f->arena, "frank", (const uint64_t[]){61, 62, 63, 64, 65, 71, 72}, 7);
+        req->user->request_time_s = shifts[s];
+        Cascade__V1__FilterResponse *resp = NULL;
+        char err[256] = "";
+        assert_int_equal(
+            cascade_filter_run(f->filter, f->arena, INT64_MAX, req, &resp, err, sizeof err), 0);
+        if (resp->n_candidates != 0)
+            fail_msg("request_time_s %lld brought back %zu shown items (first %llu)",
+                     (long long)shifts[s], resp->n_candidates,
+                     (unsigned long long)resp->candidates[0]->item_id);
+        assert_int_equal(dropped(resp, "exposed"), 7);
+    }
+}
+
+/* RecordExposure with reserve over ids[0..n): the items taken. */
+static Cascade__V1__RecordExposureResponse *reserve(cascade_filter *flt, cascade_arena *a,
+                                                    const char *uid, const uint64_t *ids, size_t n,
+                                                    uint32_t want, char *err, size_t errlen)
+{
+    Cascade__V1__RecordExposureRequest *req = record_request(a, uid, ids, n, 0);
+    Cascade__V1__RecordExposureResponse *resp = NULL;
+    req->reserve = want;
+    if (cascade_filter_record(flt, a, INT64_MAX, req, &resp, err, errlen) != 0)
+        return NULL;
+    return resp;
+}
+
+static void test_reserve_takes_first_unexposed(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    record(f, "gina", (const uint64_t[]){2, 4}, 2, 0);
+    /* 2 and 4 are taken already, the second 3 is this call's own repeat. */
+    Cascade__V1__RecordExposureResponse *r =
+        reserve(f->filter, f->arena, "gina", (const uint64_t[]){1, 2, 3, 3, 4, 5, 6, 7}, 8, 4, err,
+                sizeof err);
+    if (!r)
+        fail_msg("reserve: %s", err);
+    const uint64_t want[] = {1, 3, 5, 6};
+    assert_int_equal(r->recorded, 4);
+    assert_int_equal(r->n_item_ids, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(r->item_ids[i], want[i]);
+    /* What was reserved is exposed; 7, offered but not taken, is not. */
+    Cascade__V1__FilterResponse *resp = filter(f, "gina", (const uint64_t[]){1, 3, 5, 6, 7}, 5);
+    assert_int_equal(resp->n_candidates, 1);
+    assert_int_equal(resp->candidates[0]->item_id, 7);
+    /* Everything offered taken: an empty reservation, not an error. */
+    r = reserve(f->filter, f->arena, "gina", (const uint64_t[]){1, 2, 3}, 3, 2, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(r->recorded, 0);
+    assert_int_equal(r->n_item_ids, 0);
+}
+
+#define RACERS 8
+#define RACE_CANDIDATES 200
+#define RACE_COUNT 20
+
+struct racer {
+    cascade_filter *filter;
+    pthread_barrier_t *start;
+    uint64_t got[RACE_COUNT];
+    size_t n_got;
+    char err[256];
+};
+
+/* One Recommend's filter-then-exposure path: Filter the same candidates as
+ * every other racer, then reserve RACE_COUNT of the survivors. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    cascade_arena *a = cascade_arena_create(0);
+    uint64_t ids[RACE_CANDIDATES];
+    for (size_t i = 0; i < RACE_CANDIDATES; i++)
+        ids[i] = 1000 + i;
+    pthread_barrier_wait(r->start);
+    Cascade__V1__FilterResponse *fr = NULL;
+    if (cascade_filter_run(r->filter, a, INT64_MAX, filter_request(a, "hank", ids, RACE_CANDIDATES),
+                           &fr, r->err, sizeof r->err) != 0)
+        goto out;
+    uint64_t kept[RACE_CANDIDATES];
+    for (size_t i = 0; i < fr->n_candidates; i++)
+        kept[i] = fr->candidates[i]->item_id;
+    Cascade__V1__RecordExposureResponse *rr =
+        reserve(r->filter, a, "hank", kept, fr->n_candidates, RACE_COUNT, r->err, sizeof r->err);
+    if (rr == NULL)
+        goto out;
+    for (size_t i = 0; i < rr->n_item_ids && r->n_got < RACE_COUNT; i++)
+        r->got[r->n_got++] = rr->item_ids[i];
+    if (rr->n_item_ids > RACE_COUNT)
+        snprintf(r->err, sizeof r->err, "%zu items reserved, %d asked", rr->n_item_ids, RACE_COUNT);
+out:
+    cascade_arena_destroy(a);
+    return NULL;
+}
+
+static void test_concurrent_reservations_disjoint(void **state)
+{
+    struct fixture *f = *state;
+    pthread_barrier_t start;
+    pthread_t th[RACERS];
+    static struct racer racers[RACERS];
+    assert_int_equal(pthread_barrier_init(&start, NULL, RACERS), 0);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i] = (struct racer){.filter = f->filter, .start = &start};
+        assert_int_equal(pthread_create(&th[i], NULL, race, &racers[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    size_t total = 0;
+    for (int i = 0; i < RACERS; i++) {
+        total += racers[i].n_got;
+        for (int j = 0; j < i; j++)
+            for (size_t a = 0; a < racers[i].n_got; a++)
+                for (size_t b = 0; b < racers[j].n_got; b++)
+                    if (racers[i].got[a] == racers[j].got[b])
+                        fail_msg("item %llu is in answers %d and %d",
+                                 (unsigned long long)racers[i].got[a], j, i);
+    }
+    for (int i = 0; i < RACERS; i++) {
+        if (racers[i].err[0])
+            fail_msg("racer %d: %s", i, racers[i].err);
+        /* 8 × 20 of 200 candidates: every answer fills up. */
+        assert_int_equal(racers[i].n_got, RACE_COUNT);
+    }
+    assert_int_equal(total, RACERS * RACE_COUNT);
 }
 
 static void test_reasons_and_order(void **state)
@@ -421,8 +574,9 @@ static void test_validation(void **state)
     Cascade__V1__FilterRequest *bad = filter_request(f->arena, "u", &one, 1);
     bad->experiments = test_experiment(f->arena, "filter", "exp", "k", "v");
     bad->experiments->n_layers = 33; /* only the count is looked at */
-    assert_int_equal(cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
-                     CASCADE_EINVAL);
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
     assert_string_equal(err, "experiments.layers: 33 entries, at most 32");
     uint64_t many[1001] = {0};
     assert_int_equal(cascade_filter_record(f->filter, f->arena, INT64_MAX,
@@ -536,6 +690,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_false_negatives),
         cmocka_unit_test(test_windows_rotate),
+        cmocka_unit_test(test_client_time_picks_no_window),
+        cmocka_unit_test(test_reserve_takes_first_unexposed),
+        cmocka_unit_test(test_concurrent_reservations_disjoint),
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
         cmocka_unit_test(test_item_records_only_when_authors_blocked),

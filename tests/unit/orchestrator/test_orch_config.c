@@ -52,6 +52,47 @@ static void test_defaults(void **state)
     assert_int_equal(c.hardneg_per_request, 20);
     assert_int_equal(c.hardneg_cap, 200);
     assert_int_equal(c.hardneg_ttl_s, 30 * 86400);
+    /* The debug trace: served to loopback callers, no token. */
+    assert_true(c.debug_enabled);
+    assert_true(c.debug_loopback);
+    assert_string_equal(c.debug_token, "");
+}
+
+/* debug.{enabled,loopback,token}: parsed, and a token that cannot travel in
+ * metadata (space, control character) or is too long is refused by name. */
+static void test_debug(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "", text[600], big[300];
+    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"enabled\": false, "
+                                "\"loopback\": false, \"token\": \"abc-123\"}}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_false(c.debug_enabled);
+    assert_false(c.debug_loopback);
+    assert_string_equal(c.debug_token, "abc-123");
+    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a b\"}}}", &c, err,
+                                sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.debug.token"));
+    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a\\nb\"}}}", &c,
+                                err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.debug.token"));
+    memset(big, 'x', 257);
+    big[257] = '\0';
+    snprintf(text, sizeof text, "{\"orchestrator\": {\"debug\": {\"token\": \"%s\"}}}", big);
+    assert_int_equal(parse_text(text, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "orchestrator.debug.token: at most 256 bytes"));
+    big[256] = '\0';
+    snprintf(text, sizeof text, "{\"orchestrator\": {\"debug\": {\"token\": \"%s\"}}}", big);
+    assert_int_equal(parse_text(text, &c, err, sizeof err), 0);
+    assert_int_equal(strlen(c.debug_token), 256);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"enabled\": 1}}}", &c, err,
+                                sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "orchestrator.debug.enabled"));
 }
 
 static void test_cold_start_exploration_cache(void **state)
@@ -225,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_cold_start_exploration_cache),
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_reconnect_keys),
+        cmocka_unit_test(test_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

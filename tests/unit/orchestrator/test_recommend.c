@@ -47,6 +47,8 @@ struct fake {
     size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
     size_t prerank_hits_seen; /* and the pre-ranker */
     uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
+    bool filter_blind;       /* the filter passes exposed items (as before a concurrent
+                                request's reservation) */
     size_t rerank_calls;
     char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
     char rerank_user_request_id[128]; /* and its user.request_id */
@@ -127,7 +129,7 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     pthread_mutex_lock(&fake.mu);
     for (size_t i = 0; i < req->n_candidates; i++) {
         fake.filter_hits_seen += req->candidates[i]->n_channels;
-        if (!is_exposed(req->user->user_id, req->candidates[i]->item_id))
+        if (fake.filter_blind || !is_exposed(req->user->user_id, req->candidates[i]->item_id))
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     }
     if (fake.filter_inject)
@@ -145,11 +147,17 @@ static int fake_expose(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RecordExposureResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__record_exposure_response__init(resp);
+    resp->item_ids = cascade_arena_calloc(a, req->n_item_ids + 1, sizeof *resp->item_ids);
     pthread_mutex_lock(&fake.mu);
+    /* With reserve: the first `reserve` items not exposed yet (as the real filter). */
     for (size_t i = 0; i < req->n_item_ids && fake.n_exposed < MAX_EXPOSED; i++) {
+        if (req->reserve && (resp->recorded >= req->reserve ||
+                             is_exposed(req->user_id, req->item_ids[i])))
+            continue;
         snprintf(fake.exposed[fake.n_exposed].user, sizeof fake.exposed[0].user, "%s",
                  req->user_id);
         fake.exposed[fake.n_exposed++].item = req->item_ids[i];
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[i];
         resp->recorded++;
     }
     pthread_mutex_unlock(&fake.mu);
@@ -330,7 +338,8 @@ static int group_setup(void **state)
     fx.dead_port = test_free_port();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
-    fx.ropts = (struct cascade_redis_opts){"127.0.0.1", fx.redis.port, 500, 1000};
+    fx.ropts = (struct cascade_redis_opts){
+        .host = "127.0.0.1", .port = fx.redis.port, .connect_timeout_ms = 500, .command_timeout_ms = 1000};
     fx.pool = cascade_redis_pool_create(&fx.ropts);
     fx.r = cascade_redis_create(&fx.ropts);
     fx.arena = cascade_arena_create(0);
@@ -377,8 +386,15 @@ static const char *two_channels =
     "[{\"name\": \"hot\", \"weight\": 1, \"quota\": 100, \"timeout_ms\": 2000},"
     " {\"name\": \"itemcf\", \"weight\": 2, \"quota\": 100, \"timeout_ms\": 2000}]";
 
-static int recommend(cascade_orch *o, const char *user, uint32_t count, bool debug,
-                     Cascade__V1__RecommendResponse **out, char *err, size_t errlen)
+/* The peer the tests call from unless they say otherwise: a loopback caller,
+ * as cascade-cli and cascade-eval on the local stack are. */
+#define LOCAL_PEER "ipv4:127.0.0.1:40000"
+
+/* Recommend as a caller at `peer` sending x-debug-token `token` (either may
+ * be NULL). */
+static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                        const char *peer, const char *token, Cascade__V1__RecommendResponse **out,
+                        char *err, size_t errlen)
 {
     Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
     Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
@@ -387,10 +403,20 @@ static int recommend(cascade_orch *o, const char *user, uint32_t count, bool deb
     req.count = count;
     req.debug = debug;
     cascade_arena_reset(fx.arena); /* the previous answer is no longer needed */
-    struct cascade_orch_call call = {
-        .arena = fx.arena, .deadline_ms = INT64_MAX, .err = err, .errlen = errlen};
+    struct cascade_orch_call call = {.arena = fx.arena,
+                                     .deadline_ms = INT64_MAX,
+                                     .peer = peer,
+                                     .debug_token = token,
+                                     .err = err,
+                                     .errlen = errlen};
     err[0] = '\0';
     return cascade_orch_recommend(o, &call, &req, out);
+}
+
+static int recommend(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                     Cascade__V1__RecommendResponse **out, char *err, size_t errlen)
+{
+    return recommend_as(o, user, count, debug, LOCAL_PEER, NULL, out, err, errlen);
 }
 
 /* recommend() with a request id in the message and/or the call metadata. */
@@ -410,7 +436,8 @@ static int recommend_with_id(cascade_orch *o, const char *user, const char *msg_
                                      .deadline_ms = INT64_MAX,
                                      .err = err,
                                      .errlen = errlen,
-                                     .request_id = md_id};
+                                     .request_id = md_id,
+                                     .peer = LOCAL_PEER};
     err[0] = '\0';
     return cascade_orch_recommend(o, &call, &req, out);
 }
@@ -521,6 +548,34 @@ static void test_no_repeats(void **state)
     cascade_orch_destroy(o);
 }
 
+/* Items a concurrent request reserved after this one's filter ran are not
+ * shown again: the reservation skips them and the answer fills up from the
+ * re-ranked order behind the final list. */
+static void test_reservation_fills_from_spares(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t first[10];
+    char err[512];
+    Cascade__V1__RecommendResponse *r;
+    assert_int_equal(recommend(o, "racing-user", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    for (size_t i = 0; i < 10; i++)
+        first[i] = r->items[i]->item_id;
+    fake.filter_blind = true; /* the same final list again, as if both ran at once */
+    assert_int_equal(recommend(o, "racing-user", 10, true, &r, err, sizeof err), 0);
+    fake.filter_blind = false;
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    for (size_t i = 0; i < r->n_items; i++)
+        for (size_t j = 0; j < 10; j++)
+            if (r->items[i]->item_id == first[j])
+                fail_msg("item %llu shown twice", (unsigned long long)first[j]);
+    assert_true(trace_of(r, "exposure")->items_in > 10);
+    assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    cascade_orch_destroy(o);
+}
+
 static void test_validation(void **state)
 {
     (void)state;
@@ -622,7 +677,7 @@ static void test_dead_stage(void **state)
     assert_int_equal(r->n_items, 10);
     assert_true(r->degraded);
     assert_true(has_reason(r, "prerank: UNAVAILABLE"));
-    assert_non_null(strstr(r->degraded_reasons[0], "recall order kept"));
+    assert_non_null(strstr(trace_of(r, "prerank")->message, "recall order kept"));
     assert_non_null(r->items[0]->tasks); /* rank ran after the skipped stage */
     cascade_orch_destroy(o);
 }
@@ -846,11 +901,12 @@ static void test_cold_start_switch(void **state)
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
      * used and the answer says why. */
-    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     o = make_orch(two_channels, cold_config, NULL, pool);
     assert_int_equal(recommend(o, "cold-none", 10, true, &r, err, sizeof err), 0);
-    assert_true(has_reason(r, "mix: UNAVAILABLE: user record"));
+    assert_true(has_reason(r, "mix: UNAVAILABLE"));
+    assert_non_null(strstr(trace_of(r, "mix")->message, "user record"));
     assert_non_null(trace_of(r, "recall/itemcf"));
     cascade_orch_destroy(o);
     cascade_redis_pool_destroy(pool);
@@ -1398,7 +1454,7 @@ static void test_feedback_user_sets(void **state)
 static void test_feedback_redis_down(void **state)
 {
     (void)state;
-    struct cascade_redis_opts dead = {"127.0.0.1", fx.dead_port, 200, 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     cascade_orch *o = make_orch(two_channels, NULL, NULL, pool);
     Cascade__V1__Event click = CASCADE__V1__EVENT__INIT;
@@ -1461,12 +1517,131 @@ static void test_feedback_play(void **state)
     cascade_orch_destroy(o);
 }
 
+/* True when s reads "<stage>: <CODE>": a lower-case stage or stage/channel
+ * name, then one upper-case gRPC status name or a lower-case fixed code. */
+static bool is_stable_reason(const char *s)
+{
+    const char *colon = strstr(s, ": ");
+    if (colon == NULL || colon == s)
+        return false;
+    for (const char *c = s; c < colon; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '/' || *c == '_'))
+            return false;
+    const char *code = colon + 2;
+    if (*code == '\0')
+        return false;
+    bool upper = *code >= 'A' && *code <= 'Z';
+    for (const char *c = code; *c; c++)
+        if (!(*c == '_' || (upper ? (*c >= 'A' && *c <= 'Z') : (*c >= 'a' && *c <= 'z'))))
+            return false;
+    return true;
+}
+
+/* Degrade reasons carry stable codes only: a dead channel, a dead stage and
+ * an unreachable Redis (user record, recall cache) degrade the answer, and
+ * no reason names an address, a port or Redis; the details are in the trace. */
+static void test_reasons_hide_internals(void **state)
+{
+    (void)state;
+    const char *channels = "[{\"name\": \"hot\", \"timeout_ms\": 2000},"
+                           " {\"name\": \"itemcf\", \"endpoint\": \"dead\", \"timeout_ms\": 2000}]";
+    char extra[512], port[16], err[512];
+    snprintf(extra, sizeof extra, "%s, \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}",
+             cold_config);
+    snprintf(port, sizeof port, "%d", fx.dead_port);
+    struct cascade_redis_opts dead = {
+        .host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
+    cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
+    cascade_orch *o = make_orch(channels, extra, NULL, pool);
+    Cascade__V1__RecommendResponse *r;
+    assert_int_equal(recommend(o, "leak-check", 10, true, &r, err, sizeof err), 0);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "recall/itemcf: UNAVAILABLE"));
+    assert_true(has_reason(r, "prerank: UNAVAILABLE"));
+    assert_true(has_reason(r, "mix: UNAVAILABLE"));
+    for (size_t i = 0; i < r->n_degraded_reasons; i++) {
+        const char *reason = r->degraded_reasons[i];
+        assert_true(is_stable_reason(reason));
+        assert_null(strstr(reason, "127.0.0.1"));
+        assert_null(strstr(reason, port));
+        assert_null(strcasestr(reason, "redis"));
+    }
+    /* The details are not lost: they are in the trace (and the log). */
+    assert_non_null(strstr(trace_of(r, "mix")->message, port));
+    assert_true(trace_of(r, "recall/itemcf")->message[0] != '\0');
+    cascade_orch_destroy(o);
+    cascade_redis_pool_destroy(pool);
+}
+
+/* The hot-list fallback is reported as "fallback: hot". */
+static void test_fallback_reason(void **state)
+{
+    (void)state;
+    const char *channels =
+        "[{\"name\": \"itemcf\", \"endpoint\": \"dead\", \"timeout_ms\": 2000}]";
+    cascade_orch *o = make_orch(channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "fallback-reason", 10, false, &r, err, sizeof err), 0);
+    assert_true(has_reason(r, "fallback: hot"));
+    for (size_t i = 0; i < r->n_degraded_reasons; i++)
+        assert_true(is_stable_reason(r->degraded_reasons[i]));
+    cascade_orch_destroy(o);
+}
+
+/* The debug trace goes only to callers allowed to have it: on loopback, or
+ * with the configured x-debug-token; never when debug is disabled. The
+ * answer itself is the same either way. */
+static void test_trace_gate(void **state)
+{
+    (void)state;
+    const char *remote = "ipv4:10.1.2.3:5555";
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    cascade_orch *o = make_orch(two_channels, ", \"debug\": {\"token\": \"s3cret-token\"}",
+                                NULL, fx.pool);
+    assert_int_equal(recommend_as(o, "gate", 5, true, remote, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 5);
+    assert_int_equal(r->n_trace, 0);
+    assert_int_equal(recommend_as(o, "gate", 5, true, remote, "wrong", &r, err, sizeof err), 0);
+    assert_int_equal(r->n_trace, 0);
+    assert_int_equal(recommend_as(o, "gate", 5, true, remote, "s3cret-toke", &r, err, sizeof err),
+                     0);
+    assert_int_equal(r->n_trace, 0);
+    assert_int_equal(recommend_as(o, "gate", 5, true, NULL, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_trace, 0);
+    assert_int_equal(
+        recommend_as(o, "gate", 5, true, remote, "s3cret-token", &r, err, sizeof err), 0);
+    assert_non_null(trace_of(r, "rerank"));
+    assert_int_equal(recommend_as(o, "gate", 5, true, "ipv6:%5B::1%5D:4000", NULL, &r, err,
+                                  sizeof err),
+                     0);
+    assert_non_null(trace_of(r, "rerank"));
+    cascade_orch_destroy(o);
+
+    /* Loopback switched off: only the token opens it. Debug off: nothing does. */
+    o = make_orch(two_channels, ", \"debug\": {\"loopback\": false, \"token\": \"t0k\"}", NULL,
+                  fx.pool);
+    assert_int_equal(recommend_as(o, "gate", 5, true, LOCAL_PEER, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_trace, 0);
+    assert_int_equal(recommend_as(o, "gate", 5, true, LOCAL_PEER, "t0k", &r, err, sizeof err), 0);
+    assert_non_null(trace_of(r, "rerank"));
+    cascade_orch_destroy(o);
+    o = make_orch(two_channels, ", \"debug\": {\"enabled\": false, \"token\": \"t0k\"}", NULL,
+                  fx.pool);
+    assert_int_equal(recommend_as(o, "gate", 5, true, LOCAL_PEER, "t0k", &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 5);
+    assert_int_equal(r->n_trace, 0);
+    cascade_orch_destroy(o);
+}
+
 int main(void)
 {
     // clang-format off
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
+        cmocka_unit_test(test_reservation_fills_from_spares),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
@@ -1488,6 +1663,9 @@ int main(void)
         cmocka_unit_test(test_feedback_user_sets),
         cmocka_unit_test(test_feedback_redis_down),
         cmocka_unit_test(test_feedback_play),
+        cmocka_unit_test(test_reasons_hide_internals),
+        cmocka_unit_test(test_fallback_reason),
+        cmocka_unit_test(test_trace_gate),
     };
     // clang-format on
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

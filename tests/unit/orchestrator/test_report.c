@@ -1,6 +1,7 @@
-/* Unit tests of the degrade bookkeeping: reasons read
- * "<stage>: <STATUS>: <message>", only degraded outcomes set the flag, and
- * the trace is kept only when asked for. */
+/* Unit tests of the degrade bookkeeping: reasons read "<stage>: <STATUS>" or
+ * "<stage>: <code>" (the message goes to details and the trace only), only
+ * degraded outcomes set the flag, the trace is kept only when asked for, and
+ * who may have it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,18 +26,29 @@ static void test_reasons(void **state)
     assert_int_equal(cascade_orch_report_add(
                          &r, &(struct cascade_orch_outcome){.stage = "recall/itemcf",
                                                             .status = GRPC_STATUS_UNAVAILABLE,
-                                                            .message = "connection refused",
+                                                            .message = "redis 127.0.0.1:41059: "
+                                                                       "command timed out",
                                                             .degraded = true}),
                      0);
     assert_int_equal(cascade_orch_report_add(
                          &r, &(struct cascade_orch_outcome){.stage = "fallback",
                                                             .message = "serving the hot list",
+                                                            .code = "hot",
+                                                            .degraded = true}),
+                     0);
+    assert_int_equal(cascade_orch_report_add(
+                         &r, &(struct cascade_orch_outcome){.stage = "cache",
+                                                            .message = "no code given",
                                                             .degraded = true}),
                      0);
     assert_true(r.degraded);
-    assert_int_equal(r.n_reasons, 2);
-    assert_string_equal(r.reasons[0], "recall/itemcf: UNAVAILABLE: connection refused");
-    assert_string_equal(r.reasons[1], "fallback: serving the hot list");
+    assert_int_equal(r.n_reasons, 3);
+    assert_string_equal(r.reasons[0], "recall/itemcf: UNAVAILABLE");
+    assert_string_equal(r.reasons[1], "fallback: hot");
+    assert_string_equal(r.reasons[2], "cache: degraded");
+    assert_string_equal(r.details[0],
+                        "recall/itemcf: UNAVAILABLE: redis 127.0.0.1:41059: command timed out");
+    assert_string_equal(r.details[1], "fallback: hot: serving the hot list");
     cascade_arena_destroy(a);
 }
 
@@ -68,7 +80,8 @@ static void test_trace(void **state)
     assert_int_equal(r.trace[19]->items_out, 19);
     assert_int_equal(r.trace[19]->latency_us, 1019);
     assert_int_equal(r.n_reasons, 1);
-    assert_string_equal(r.reasons[0], "stage3: DEADLINE_EXCEEDED: no details");
+    assert_string_equal(r.reasons[0], "stage3: DEADLINE_EXCEEDED");
+    assert_string_equal(r.details[0], "stage3: DEADLINE_EXCEEDED: no details");
     cascade_arena_destroy(a);
 }
 
@@ -114,12 +127,39 @@ static void test_trace_ids(void **state)
     cascade_arena_destroy(a);
 }
 
+/* Who may have the trace: loopback and Unix-socket peers (when allowed), or
+ * the exact configured token; nobody when debug is disabled. */
+static void test_trace_allowed(void **state)
+{
+    (void)state;
+    const char *local[] = {"ipv4:127.0.0.1:5123", "ipv4:127.8.9.10:1", "ipv6:[::1]:5123",
+                           "ipv6:%5B::1%5D:5123", "ipv6:[::ffff:127.0.0.1]:9", "unix:/tmp/s"};
+    const char *remote[] = {"ipv4:10.0.0.1:5123", "ipv4:128.0.0.1:1", "ipv6:[::2]:5123",
+                            "ipv6:[2001:db8::1]:1", "ipv4:1127.0.0.1:1", "", NULL};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        assert_true(cascade_orch_report_trace_allowed(true, true, "", local[i], NULL));
+        assert_false(cascade_orch_report_trace_allowed(true, false, "", local[i], NULL));
+        assert_false(cascade_orch_report_trace_allowed(false, true, "tok", local[i], "tok"));
+    }
+    for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++) {
+        assert_false(cascade_orch_report_trace_allowed(true, true, "", remote[i], NULL));
+        assert_false(cascade_orch_report_trace_allowed(true, true, "", remote[i], ""));
+        assert_false(cascade_orch_report_trace_allowed(true, true, "tok", remote[i], "to"));
+        assert_false(cascade_orch_report_trace_allowed(true, true, "tok", remote[i], "tokk"));
+        assert_false(cascade_orch_report_trace_allowed(true, true, "tok", remote[i], "Tok"));
+        assert_false(cascade_orch_report_trace_allowed(true, true, "tok", remote[i], NULL));
+        assert_true(cascade_orch_report_trace_allowed(true, true, "tok", remote[i], "tok"));
+        assert_true(cascade_orch_report_trace_allowed(true, false, "tok", remote[i], "tok"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reasons),
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_trace_ids),
+        cmocka_unit_test(test_trace_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
