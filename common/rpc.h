@@ -166,6 +166,10 @@ cascade_rpc_channel *cascade_rpc_channel_create_err(const char *target,
  * CASCADE_TLS_CLIENT_CERT, CASCADE_TLS_CLIENT_KEY into opts' tls fields
  * (pointers into the environment; unset leaves a field as it was). */
 void cascade_rpc_channel_opts_tls_from_env(struct cascade_rpc_channel_opts *opts);
+/* A client tool's channel: cascade_rpc_channel_create with the TLS settings
+ * from the environment (above). NULL with the reason in err. */
+cascade_rpc_channel *cascade_rpc_channel_create_env(const char *target, size_t max_message_bytes,
+                                                    char *err, size_t errlen);
 void cascade_rpc_channel_destroy(cascade_rpc_channel *ch);
 const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch);
 

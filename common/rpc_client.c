@@ -76,6 +76,14 @@ void cascade_rpc_channel_opts_tls_from_env(struct cascade_rpc_channel_opts *opts
     }
 }
 
+cascade_rpc_channel *cascade_rpc_channel_create_env(const char *target, size_t max_message_bytes,
+                                                    char *err, size_t errlen)
+{
+    struct cascade_rpc_channel_opts opts = {.max_message_bytes = max_message_bytes};
+    cascade_rpc_channel_opts_tls_from_env(&opts);
+    return cascade_rpc_channel_create_err(target, &opts, err, errlen);
+}
+
 static bool set(const char *s)
 {
     return s && s[0];
