@@ -69,6 +69,14 @@ struct cascade_rpc_server_opts {
      * "authorization: Bearer <token>", else it is answered UNAUTHENTICATED
      * before the request is decoded. NULL or "" = no check (the default). */
     const char *auth_token;
+    /* Optional TLS (docs/stages.md "TLS"): PEM files, read when the server is
+     * created. With tls_cert_file and tls_key_file set the port speaks only
+     * TLS (plaintext clients fail the handshake); with tls_client_ca_file too,
+     * every client must present a certificate signed by that CA (mTLS). All
+     * NULL or "" = plaintext (the default). cert and key go together. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
 };
 
 /* Create a server for `methods` (copied). On failure returns NULL with a message in err. */
@@ -130,6 +138,14 @@ struct cascade_rpc_channel_opts {
     int initial_backoff_ms;   /* wait before the first reconnect attempt; 0 = 100 */
     int max_backoff_ms;       /* cap of the growing wait (gRPC adds +-20% jitter); 0 = 800 */
     int connect_timeout_ms;   /* least time one connection attempt is given; 0 = 1000 */
+    /* Optional TLS (PEM files, read when the channel is created): with
+     * tls_ca_file set the channel speaks TLS and accepts only a server
+     * certificate signed by that CA whose name matches the target host;
+     * tls_cert_file + tls_key_file add a client certificate (for a server
+     * that requires mTLS). NULL or "" = plaintext (the default). */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 };
 
 /* A channel to "host:port" (insecure, loopback/cluster-internal) that accepts
@@ -139,9 +155,21 @@ struct cascade_rpc_channel_opts {
  * cascade_rpc_channel_destroy (NULL-safe) after all calls on it finished. */
 cascade_rpc_channel *cascade_rpc_channel_create(const char *target, size_t max_message_bytes);
 /* The same with every connection setting given (opts may be NULL: defaults).
- * Returns NULL on a bad target or out of memory. */
+ * Returns NULL on a bad target, an unreadable TLS file or out of memory. */
 cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
                                                      const struct cascade_rpc_channel_opts *opts);
+/* The same, with the reason for a NULL result in err ("TLS CA file x: ..."). */
+cascade_rpc_channel *cascade_rpc_channel_create_err(const char *target,
+                                                    const struct cascade_rpc_channel_opts *opts,
+                                                    char *err, size_t errlen);
+/* The client tools' TLS settings (docs/stages.md "TLS"): env CASCADE_TLS_CA,
+ * CASCADE_TLS_CLIENT_CERT, CASCADE_TLS_CLIENT_KEY into opts' tls fields
+ * (pointers into the environment; unset leaves a field as it was). */
+void cascade_rpc_channel_opts_tls_from_env(struct cascade_rpc_channel_opts *opts);
+/* A client tool's channel: cascade_rpc_channel_create with the TLS settings
+ * from the environment (above). NULL with the reason in err. */
+cascade_rpc_channel *cascade_rpc_channel_create_env(const char *target, size_t max_message_bytes,
+                                                    char *err, size_t errlen);
 void cascade_rpc_channel_destroy(cascade_rpc_channel *ch);
 const char *cascade_rpc_channel_target(const cascade_rpc_channel *ch);
 

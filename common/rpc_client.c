@@ -1,6 +1,7 @@
 /* The RPC client over gRPC C core: shared channels, unary calls with absolute
  * deadlines, and a fan-out that runs many calls on one completion queue and
  * waits for all of them (each bounded by its own deadline). See rpc.h. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +60,97 @@ cascade_rpc_channel *cascade_rpc_channel_create(const char *target, size_t max_m
 cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
                                                      const struct cascade_rpc_channel_opts *opts)
 {
+    char err[600];
+    return cascade_rpc_channel_create_err(target, opts, err, sizeof err);
+}
+
+void cascade_rpc_channel_opts_tls_from_env(struct cascade_rpc_channel_opts *opts)
+{
+    static const char *const names[3] = {"CASCADE_TLS_CA", "CASCADE_TLS_CLIENT_CERT",
+                                         "CASCADE_TLS_CLIENT_KEY"};
+    const char **fields[3] = {&opts->tls_ca_file, &opts->tls_cert_file, &opts->tls_key_file};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(names[i]);
+        if (v && v[0])
+            *fields[i] = v;
+    }
+}
+
+cascade_rpc_channel *cascade_rpc_channel_create_env(const char *target, size_t max_message_bytes,
+                                                    char *err, size_t errlen)
+{
+    struct cascade_rpc_channel_opts opts = {.max_message_bytes = max_message_bytes};
+    cascade_rpc_channel_opts_tls_from_env(&opts);
+    return cascade_rpc_channel_create_err(target, &opts, err, errlen);
+}
+
+static bool set(const char *s)
+{
+    return s && s[0];
+}
+
+/* Channel credentials for opts: insecure without a CA, else TLS with the CA
+ * (and the client certificate when given). NULL with a message in err. */
+static grpc_channel_credentials *channel_credentials(const struct cascade_rpc_channel_opts *opts,
+                                                     char *err, size_t errlen)
+{
+    grpc_channel_credentials *creds = NULL;
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    if (!set(opts->tls_ca_file)) {
+        if (set(opts->tls_cert_file) || set(opts->tls_key_file)) {
+            snprintf(err, errlen, "a TLS client certificate needs the CA file too (--tls-ca)");
+            return NULL;
+        }
+        return grpc_insecure_credentials_create();
+    }
+    if (set(opts->tls_cert_file) != set(opts->tls_key_file)) {
+        snprintf(err, errlen, "the TLS client certificate and key go together");
+        return NULL;
+    }
+    ca = cascade__rpc_read_pem(opts->tls_ca_file, "TLS CA file", err, errlen);
+    if (!ca)
+        goto out;
+    if (set(opts->tls_cert_file)) {
+        cert = cascade__rpc_read_pem(opts->tls_cert_file, "TLS client certificate", err, errlen);
+        key = cert ? cascade__rpc_read_pem(opts->tls_key_file, "TLS client key", err, errlen)
+                   : NULL;
+        if (!key)
+            goto out;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+    creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    if (!creds)
+        snprintf(err, errlen, "cannot create TLS credentials from %s", opts->tls_ca_file);
+out:
+    free(ca);
+    free(cert);
+    if (key) {
+        memset(key, 0, strlen(key));
+        free(key);
+    }
+    return creds;
+}
+
+cascade_rpc_channel *cascade_rpc_channel_create_err(const char *target,
+                                                    const struct cascade_rpc_channel_opts *opts,
+                                                    char *err, size_t errlen)
+{
     static const struct cascade_rpc_channel_opts defaults = {0};
     if (!opts)
         opts = &defaults;
-    if (!target || !target[0] || strlen(target) >= 256)
+    if (!target || !target[0] || strlen(target) >= 256) {
+        snprintf(err, errlen, "bad target \"%s\" (expected host:port)", target ? target : "");
+        return NULL;
+    }
+    grpc_channel_credentials *creds = channel_credentials(opts, err, errlen);
+    if (!creds)
         return NULL;
     cascade_rpc_channel *ch = calloc(1, sizeof(*ch));
-    if (!ch)
+    if (!ch) {
+        grpc_channel_credentials_release(creds);
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
     snprintf(ch->target, sizeof(ch->target), "%s", target);
     int max_backoff_ms = opts->max_backoff_ms > 0 ? opts->max_backoff_ms : DEFAULT_MAX_BACKOFF_MS;
     /* gRPC core reads "min reconnect backoff" as the least time a connection
@@ -86,10 +170,10 @@ cascade_rpc_channel *cascade_rpc_channel_create_opts(const char *target,
         int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_backoff_ms),
     };
     grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     ch->channel = grpc_channel_create(target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     if (!ch->channel) {
+        snprintf(err, errlen, "cannot create a channel to %s", target);
         free(ch);
         return NULL;
     }

@@ -33,4 +33,9 @@ int cascade__rpc_token_valid(const char *token);
 const char *cascade__rpc_metadata_get(const grpc_metadata_array *md, const char *key,
                                       cascade_arena *arena);
 
+/* Read a whole PEM file (at most 1 MiB, must contain "-----BEGIN") into a
+ * malloc'ed NUL-terminated string the caller frees. NULL with
+ * "<what> <path>: <reason>" in err. */
+char *cascade__rpc_read_pem(const char *path, const char *what, char *err, size_t errlen);
+
 #endif

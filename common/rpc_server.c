@@ -123,6 +123,10 @@ struct cascade_rpc_server {
     cascade_metric *in_flight;
     /* "Bearer <token>" every non-health call must carry; "" = no check. */
     char auth_header[sizeof("Bearer ") + CASCADE__RPC_TOKEN_MAX];
+    /* TLS PEMs (malloc'ed; NULL = plaintext / no client certificate asked). */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
 };
 
 struct cascade_rpc_ctx {
@@ -751,6 +755,68 @@ static void *worker_main(void *arg)
 
 /* ------------------------------------------------------------ server object */
 
+/* Free the TLS PEMs (the key wiped first). NULL-safe. */
+static void free_tls(struct cascade_rpc_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->tls_key)
+        memset(srv->tls_key, 0, strlen(srv->tls_key));
+    free(srv->tls_key);
+    free(srv->tls_cert);
+    free(srv->tls_client_ca);
+    srv->tls_key = srv->tls_cert = srv->tls_client_ca = NULL;
+}
+
+/* Read the TLS files named in opts into srv. 0, or CASCADE_EINVAL with a
+ * message (a missing half of cert/key, an unreadable or non-PEM file). */
+static int load_tls(struct cascade_rpc_server *srv, const struct cascade_rpc_server_opts *opts,
+                    char *err, size_t errlen)
+{
+    bool cert = opts->tls_cert_file && opts->tls_cert_file[0];
+    bool key = opts->tls_key_file && opts->tls_key_file[0];
+    bool ca = opts->tls_client_ca_file && opts->tls_client_ca_file[0];
+    char why[600];
+    if (cert != key) {
+        snprintf(err, errlen, "rpc server: TLS needs both a certificate and a key "
+                              "(--tls-cert and --tls-key)");
+        return CASCADE_EINVAL;
+    }
+    if (ca && !cert) {
+        snprintf(err, errlen, "rpc server: requiring client certificates (--tls-client-ca) "
+                              "needs TLS (--tls-cert and --tls-key)");
+        return CASCADE_EINVAL;
+    }
+    if (!cert)
+        return 0;
+    srv->tls_cert = cascade__rpc_read_pem(opts->tls_cert_file, "TLS certificate", why, sizeof why);
+    if (srv->tls_cert)
+        srv->tls_key = cascade__rpc_read_pem(opts->tls_key_file, "TLS key", why, sizeof why);
+    if (srv->tls_key && ca)
+        srv->tls_client_ca =
+            cascade__rpc_read_pem(opts->tls_client_ca_file, "TLS client CA", why, sizeof why);
+    if (!srv->tls_key || (ca && !srv->tls_client_ca)) {
+        snprintf(err, errlen, "rpc server: %s", why);
+        free_tls(srv);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+/* The server's credentials: insecure, TLS, or TLS requiring a client
+ * certificate signed by the client CA. NULL when gRPC rejects the PEMs. */
+static grpc_server_credentials *server_credentials(const struct cascade_rpc_server *srv)
+{
+    if (!srv->tls_cert)
+        return grpc_insecure_server_credentials_create();
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = srv->tls_key, .cert_chain = srv->tls_cert};
+    return grpc_ssl_server_credentials_create_ex(
+        srv->tls_client_ca, &pair, 1,
+        srv->tls_client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+}
+
 cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_opts *opts,
                                               const struct cascade_rpc_method *methods,
                                               size_t n_methods, void *service, char *err,
@@ -802,6 +868,8 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
         }
         snprintf(srv->auth_header, sizeof(srv->auth_header), "Bearer %s", opts->auth_token);
     }
+    if (load_tls(srv, opts, err, errlen) != 0)
+        goto fail;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     srv->threads = opts->threads > 0 ? opts->threads : (cores > 0 ? (int)cores : 1);
     srv->calls_per_method =
@@ -824,6 +892,7 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
 oom:
     snprintf(err, errlen, "rpc server: out of memory");
 fail:
+    free_tls(srv);
     if (srv)
         free(srv->methods);
     free(srv);
@@ -895,7 +964,11 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
             return CASCADE_EINVAL;
         }
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = server_credentials(srv);
+    if (!creds) {
+        snprintf(err, errlen, "rpc server: cannot create TLS credentials (bad certificate or key?)");
+        return CASCADE_EINVAL;
+    }
     srv->port = grpc_server_add_http2_port(srv->server, srv->listen_addr, creds);
     grpc_server_credentials_release(creds);
     if (srv->port == 0) {
@@ -993,6 +1066,7 @@ void cascade_rpc_server_destroy(cascade_rpc_server *srv)
         }
     }
     pthread_mutex_destroy(&srv->watch_mu);
+    free_tls(srv);
     free(srv->workers);
     free(srv->methods);
     free(srv);

@@ -1,5 +1,7 @@
 /* Helpers shared by the RPC server and client: deadline conversion, packing
  * protobuf-c messages into gRPC byte buffers and reading them back. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,4 +93,43 @@ int cascade__rpc_token_valid(const char *token)
         if ((unsigned char)token[i] < 0x21 || (unsigned char)token[i] > 0x7e)
             return CASCADE_EINVAL;
     return 0;
+}
+
+#define PEM_MAX_BYTES ((size_t)1 << 20)
+
+char *cascade__rpc_read_pem(const char *path, const char *what, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(PEM_MAX_BYTES + 1);
+    if (!buf) {
+        snprintf(err, errlen, "%s %s: out of memory", what, path);
+        goto out;
+    }
+    n = fread(buf, 1, PEM_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s %s: read error", what, path);
+        goto fail;
+    }
+    if (n > PEM_MAX_BYTES) {
+        snprintf(err, errlen, "%s %s: larger than %zu bytes", what, path, PEM_MAX_BYTES);
+        goto fail;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n || !strstr(buf, "-----BEGIN ")) {
+        snprintf(err, errlen, "%s %s: not a PEM file (no \"-----BEGIN\" line)", what, path);
+        goto fail;
+    }
+    goto out;
+fail:
+    free(buf);
+    buf = NULL;
+out:
+    fclose(f);
+    return buf;
 }

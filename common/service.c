@@ -58,6 +58,19 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "                      on every call; the orchestrator also sends it to the stages\n"
            "                      env CASCADE_AUTH_TOKEN_FILE (or the token in CASCADE_AUTH_TOKEN),\n"
            "                      config auth.token_file (default off)\n"
+           "  --tls-cert FILE --tls-key FILE\n"
+           "                      serve TLS only with this PEM certificate chain and key\n"
+           "                      env CASCADE_TLS_CERT / CASCADE_TLS_KEY, config tls.cert_file /\n"
+           "                      tls.key_file (default plaintext)\n"
+           "  --tls-client-ca FILE\n"
+           "                      also require client certificates signed by this CA (mTLS)\n"
+           "                      env CASCADE_TLS_CLIENT_CA, config tls.client_ca_file\n"
+           "  --tls-ca FILE       outgoing channels (orchestrator to stages) use TLS, trusting\n"
+           "                      this CA; env CASCADE_TLS_CA, config tls.ca_file\n"
+           "  --tls-client-cert FILE --tls-client-key FILE\n"
+           "                      client certificate for outgoing channels (mTLS)\n"
+           "                      env CASCADE_TLS_CLIENT_CERT / CASCADE_TLS_CLIENT_KEY,\n"
+           "                      config tls.client_cert_file / tls.client_key_file\n"
            "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config redis.namespace\n"
            "                      (default cascade)\n"
            "  --threads N         worker threads                  env CASCADE_THREADS, config %s.threads\n"
@@ -296,6 +309,43 @@ static int pick_credentials(const char *name, const char *f_password, const char
                        out->config, "redis.user", "", "--redis-user");
 }
 
+/* The TLS settings: flag, env and config key of each; getopt code
+ * TLS_OPT_BASE + index. */
+#define TLS_OPT_BASE 1000
+#define N_TLS 6
+static const struct {
+    const char *flag, *env, *key;
+} tls_settings[N_TLS] = {
+    {"tls-cert", "CASCADE_TLS_CERT", "tls.cert_file"},
+    {"tls-key", "CASCADE_TLS_KEY", "tls.key_file"},
+    {"tls-client-ca", "CASCADE_TLS_CLIENT_CA", "tls.client_ca_file"},
+    {"tls-ca", "CASCADE_TLS_CA", "tls.ca_file"},
+    {"tls-client-cert", "CASCADE_TLS_CLIENT_CERT", "tls.client_cert_file"},
+    {"tls-client-key", "CASCADE_TLS_CLIENT_KEY", "tls.client_key_file"},
+};
+
+/* Resolve the TLS file names (flag > env > config) into out and write them
+ * back into the config, so a stage's own channels see them. */
+static int pick_tls(const char *name, const char *const flags[N_TLS],
+                    struct cascade_service_opts *out)
+{
+    char *dst[N_TLS] = {out->tls_cert, out->tls_key,         out->tls_client_ca,
+                        out->tls_ca,   out->tls_client_cert, out->tls_client_key};
+    char what[64], err[1024];
+    for (int i = 0; i < N_TLS; i++) {
+        snprintf(what, sizeof what, "--%s", tls_settings[i].flag);
+        if (pick_string(dst[i], sizeof(out->tls_cert), flags[i], tls_settings[i].env, out->config,
+                        tls_settings[i].key, "", what) != 0)
+            return CASCADE_EINVAL;
+        if (dst[i][0] &&
+            config_set_string(out->config, tls_settings[i].key, dst[i], err, sizeof err) != 0) {
+            fprintf(stderr, "cascade-%s: %s\n", name, err);
+            return CASCADE_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
                                int argc, char **argv, struct cascade_service_opts *out)
 {
@@ -310,7 +360,15 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         {"redis-password", required_argument, NULL, 'P'},
         {"redis-password-file", required_argument, NULL, 'F'},
         {"redis-user", required_argument, NULL, 'U'},
-        {"auth-token-file", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+        {"auth-token-file", required_argument, NULL, 'T'},
+        {"tls-cert", required_argument, NULL, TLS_OPT_BASE + 0},
+        {"tls-key", required_argument, NULL, TLS_OPT_BASE + 1},
+        {"tls-client-ca", required_argument, NULL, TLS_OPT_BASE + 2},
+        {"tls-ca", required_argument, NULL, TLS_OPT_BASE + 3},
+        {"tls-client-cert", required_argument, NULL, TLS_OPT_BASE + 4},
+        {"tls-client-key", required_argument, NULL, TLS_OPT_BASE + 5},
+        {NULL, 0, NULL, 0}};
+    const char *f_tls[N_TLS] = {NULL};
     const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
     const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
     const char *f_metrics = NULL, *f_max_msg = NULL;
@@ -339,6 +397,10 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         case 'U': f_user = optarg; break;
         case 'T': f_token_file = optarg; break;
         case 'L': f_level = optarg; break;
+        case TLS_OPT_BASE + 0: case TLS_OPT_BASE + 1: case TLS_OPT_BASE + 2:
+        case TLS_OPT_BASE + 3: case TLS_OPT_BASE + 4: case TLS_OPT_BASE + 5:
+            f_tls[opt - TLS_OPT_BASE] = optarg;
+            break;
         case 's':
             if (n_sets == MAX_SETS) {
                 fprintf(stderr, "cascade-%s: at most %d --set options\n", name, MAX_SETS);
@@ -397,6 +459,8 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         goto fail;
     }
     if (pick_credentials(name, f_password, f_password_file, f_user, f_token_file, out) != 0)
+        goto fail;
+    if (pick_tls(name, f_tls, out) != 0)
         goto fail;
     if (pick_string(out->ns, sizeof(out->ns), f_ns, "CASCADE_NAMESPACE", out->config,
                     "redis.namespace", "cascade", "--namespace") != 0)
@@ -529,6 +593,9 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
         .service_name = grpc_service_name,
         .metrics = metrics,
         .auth_token = o->auth_token[0] ? o->auth_token : NULL,
+        .tls_cert_file = o->tls_cert,
+        .tls_key_file = o->tls_key,
+        .tls_client_ca_file = o->tls_client_ca,
     };
     cascade_rpc_server *srv =
         cascade_rpc_server_create(&so, methods, n_methods, service, err, sizeof(err));
@@ -541,10 +608,13 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
         cascade_rpc_server_destroy(srv);
         return 1;
     }
-    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"%s%s",
+    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"%s%s%s",
                  grpc_service_name, o->listen, cascade_rpc_server_port(srv), o->redis_host,
                  o->redis_port, o->ns, o->redis_password[0] ? ", redis AUTH" : "",
-                 o->auth_token[0] ? ", bearer token required" : "");
+                 o->auth_token[0] ? ", bearer token required" : "",
+                 o->tls_client_ca[0] ? ", TLS with client certificates"
+                 : o->tls_cert[0]    ? ", TLS"
+                                     : "");
     int sig = cascade_signals_wait();
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);

@@ -18,6 +18,16 @@
  *                        CASCADE_AUTH_TOKEN_FILE, or the token in env CASCADE_AUTH_TOKEN;
  *                        config auth.token_file); the orchestrator also sends it to the
  *                        stages. Default off.
+ *   --tls-cert FILE --tls-key FILE  serve TLS only, with this PEM certificate chain and
+ *                        key (env CASCADE_TLS_CERT / CASCADE_TLS_KEY, config tls.cert_file /
+ *                        tls.key_file); --tls-client-ca FILE also requires client
+ *                        certificates signed by that CA (mTLS; env CASCADE_TLS_CLIENT_CA,
+ *                        config tls.client_ca_file). Default plaintext.
+ *   --tls-ca FILE        the orchestrator's stage channels use TLS and trust this CA (env
+ *                        CASCADE_TLS_CA, config tls.ca_file); --tls-client-cert FILE
+ *                        --tls-client-key FILE present a client certificate (env
+ *                        CASCADE_TLS_CLIENT_CERT / CASCADE_TLS_CLIENT_KEY, config
+ *                        tls.client_cert_file / tls.client_key_file)
  *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default "cascade")
  *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
  *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default "models")
@@ -47,6 +57,16 @@ struct cascade_service_opts {
     char redis_user[128];      /* "" = AUTH without a user name */
     char redis_password[512];  /* "" = no AUTH; wiped by cascade_service_opts_free */
     char auth_token[256];      /* "" = no bearer token required */
+    /* TLS PEM file names ("" = unset), resolved flag > env > config and
+     * written back into the config under tls.* so stages that open channels
+     * (the orchestrator) see them. Server side: */
+    char tls_cert[512];
+    char tls_key[512];
+    char tls_client_ca[512];
+    /* Client side (outgoing channels): */
+    char tls_ca[512];
+    char tls_client_cert[512];
+    char tls_client_key[512];
     char ns[64];
     int threads;
     char model_dir[512];

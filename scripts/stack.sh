@@ -31,6 +31,15 @@
 #                       every service requires "authorization: Bearer <token>" (first line
 #                       of FILE; or env CASCADE_AUTH_TOKEN / CASCADE_AUTH_TOKEN_FILE) and
 #                       the orchestrator sends it to the stages. Default: no token.
+#   --tls-cert FILE --tls-key FILE --tls-ca FILE
+#                       every service serves TLS only with this PEM certificate (one
+#                       certificate for 127.0.0.1 serves the whole stack) and key; the
+#                       orchestrator and stack.sh's health checks trust the CA FILE.
+#   --tls-client-ca FILE --tls-client-cert FILE --tls-client-key FILE
+#                       also require client certificates signed by the client CA (mTLS);
+#                       the orchestrator and the health checks present this certificate.
+#                       All six are passed as env CASCADE_TLS_* (docs/stages.md "TLS") and
+#                       recorded in the data dir's stack.env for status. Default plaintext.
 #
 # Ports: orchestrator N, recall N+1, filter N+2, prerank N+3, rank N+4,
 # rerank N+5, split recall channels N+6.., redis N+9. Keep bases 10 apart.
@@ -68,6 +77,7 @@ SPLIT=()
 SETS=()
 REDIS_PASSWORD_FILE="${CASCADE_REDIS_PASSWORD_FILE:-}"
 AUTH_TOKEN_FILE=""
+TLS_ARGS=()
 
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -83,6 +93,8 @@ while [ $# -gt 0 ]; do
     --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
     --redis-password-file) need_arg "$@"; REDIS_PASSWORD_FILE="$2"; shift 2 ;;
     --auth-token-file) need_arg "$@"; AUTH_TOKEN_FILE="$2"; shift 2 ;;
+    --tls-cert|--tls-key|--tls-ca|--tls-client-ca|--tls-client-cert|--tls-client-key)
+      need_arg "$@"; TLS_ARGS+=("$1" "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$PROG: unknown option \"$1\" (see $PROG --help)" >&2; exit 2 ;;
   esac
@@ -171,6 +183,19 @@ wait_ready() {
       echo "$PROG: $name not ready after ${TIMEOUT_S}s" >&2; tail_log "$name"; return 1
     fi
     sleep 0.1
+  done
+}
+
+# --tls-*: export each file (absolute path) as CASCADE_TLS_*, which every
+# service, and cascade-cli for the health checks, reads.
+setup_tls() {
+  local i flag file var
+  for ((i = 0; i < ${#TLS_ARGS[@]}; i += 2)); do
+    flag="${TLS_ARGS[$i]}"; file="${TLS_ARGS[$((i + 1))]}"
+    [ -r "$file" ] || die "$flag $file cannot be read"
+    file="$(cd "$(dirname "$file")" && pwd)/$(basename "$file")"
+    var="CASCADE_$(printf '%s' "${flag#--}" | tr 'a-z-' 'A-Z_')"
+    export "$var=$file"
   done
 }
 
@@ -288,6 +313,7 @@ cmd_start() {
   local busy
   busy="$(busy_ports)"
   [ -z "$busy" ] || die "cannot listen on $busy: in use by another program or by a connection still in TIME_WAIT; choose another --port-base (e.g. 20050, outside the ephemeral range)"
+  setup_tls
   cat >"$DATA_DIR/stack.env" <<EOF
 STACK_PORT_BASE=$PORT_BASE
 STACK_REDIS_PORT=$REDIS_PORT
@@ -295,6 +321,11 @@ STACK_BIN_DIR=$BIN_DIR
 STACK_NAMES="${names[*]}"
 STACK_PORTS="${ports[*]}"
 EOF
+  local v
+  for v in CASCADE_TLS_CERT CASCADE_TLS_KEY CASCADE_TLS_CA CASCADE_TLS_CLIENT_CA \
+           CASCADE_TLS_CLIENT_CERT CASCADE_TLS_CLIENT_KEY; do
+    [ -z "${!v:-}" ] || printf 'export %s=%q\n' "$v" "${!v}" >>"$DATA_DIR/stack.env"
+  done
 
   local password redis_conf=()
   [ -z "$REDIS_PASSWORD_FILE" ] || [ -r "$REDIS_PASSWORD_FILE" ] ||

@@ -125,9 +125,10 @@ int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
 {
     int code = CASCADE_CLI_FAILED;
     cascade_arena *arena = cascade_arena_create(0);
-    cascade_rpc_channel *ch = cascade_rpc_channel_create(a->addr, 64u << 20);
+    char why[700] = "out of memory";
+    cascade_rpc_channel *ch = cascade_rpc_channel_create_env(a->addr, 64u << 20, why, sizeof why);
     if (arena == NULL || ch == NULL) {
-        fprintf(err, "cascade-cli: %s: cannot create a channel (out of memory?)\n", a->addr);
+        fprintf(err, "cascade-cli: %s: cannot create a channel: %s\n", a->addr, why);
         goto out;
     }
     if (cli_set_token(ch, err) != 0) {

@@ -150,9 +150,9 @@ static int stack(const struct cascade_eval_served_opts *o, struct served_env *e,
  * service; this also covers a stack given with --target). */
 static int wait_serving(const struct served_env *e, char *err, size_t errlen)
 {
-    cascade_rpc_channel *ch = cascade_rpc_channel_create(e->target, 0);
+    char last[700] = "no answer";
+    cascade_rpc_channel *ch = cascade_rpc_channel_create_env(e->target, 0, last, sizeof last);
     int status = 0, rc = CASCADE_ENOMEM;
-    char last[256] = "no answer";
     for (int tries = 0; ch && tries < 120; tries++) {
         rc = cascade_rpc_health_check(ch, "", cascade_now_ms() + 1000, &status, last,
                                       sizeof last);
@@ -356,10 +356,12 @@ static int run_pass(const struct cascade_eval_split *sp, const double *pct,
     int64_t t0 = cascade_now_ms(), last = t0;
     for (int s = 0; s < CASCADE_EVAL_N_STAGES && rc == 0; s++)
         rc = cascade_eval_list_acc_init(&pass->acc[s], o->k, sp->train->n_items, pct);
-    cascade_rpc_channel *ch = cascade_rpc_channel_create(e->target, 64u << 20);
+    char why[700] = "out of memory";
+    cascade_rpc_channel *ch =
+        rc == 0 ? cascade_rpc_channel_create_env(e->target, 64u << 20, why, sizeof why) : NULL;
     cascade_arena *arena = cascade_arena_create(0);
     if (rc != 0 || !ch || !arena) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "%s", why);
         rc = CASCADE_ENOMEM;
         goto out;
     }

@@ -405,6 +405,27 @@ static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config
     return 0;
 }
 
+/* tls.{ca_file,client_cert_file,client_key_file}: the stage channels' TLS. */
+static int parse_tls(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                     size_t errlen)
+{
+    const char *keys[3] = {"tls.ca_file", "tls.client_cert_file", "tls.client_key_file"};
+    char *dst[3] = {out->tls_ca_file, out->tls_cert_file, out->tls_key_file};
+    for (int i = 0; i < 3; i++) {
+        const char *v = NULL;
+        int rc = cascade_config_string(cfg, keys[i], "", &v, err, errlen);
+        if (rc)
+            return rc;
+        if (strlen(v) >= sizeof(out->tls_ca_file)) {
+            snprintf(err, errlen, "%s: longer than %zu characters", keys[i],
+                     sizeof(out->tls_ca_file) - 1);
+            return CASCADE_EINVAL;
+        }
+        snprintf(dst[i], sizeof(out->tls_ca_file), "%s", v);
+    }
+    return 0;
+}
+
 /* debug.{enabled,loopback,token}. The token travels in metadata, so it must
  * be printable ASCII (no spaces or control characters). */
 static int parse_debug(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
@@ -443,7 +464,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_user_features(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
-        (rc = parse_reconnect(cfg, out, err, errlen)) ||
+        (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||
         (rc = parse_debug(cfg, out, err, errlen)))
         return rc;
     if ((rc = parse_stage(cfg, "filter", 0, &out->filter, err, errlen)) ||

@@ -82,6 +82,12 @@ struct cascade_orch_config {
     int reconnect_initial_backoff_ms;
     int reconnect_max_backoff_ms;
     int connect_timeout_ms;
+    /* Stage channels' TLS PEM files, config tls.ca_file,
+     * tls.client_cert_file, tls.client_key_file (cascade-orchestrator's
+     * --tls-ca, --tls-client-cert, --tls-client-key); "" = plaintext. */
+    char tls_ca_file[512];
+    char tls_cert_file[512];
+    char tls_key_file[512];
     /* Who may have the debug trace (RecommendRequest.debug): nobody unless
      * debug_enabled; then callers on a loopback address when debug_loopback,
      * and callers whose x-debug-token metadata equals debug_token (when set). */

@@ -12,21 +12,27 @@
 #include "orch_internal.h"
 
 /* Find or open the channel for addr. */
-static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr)
+static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr, char *err,
+                                             size_t errlen)
 {
     for (size_t i = 0; i < o->n_endpoints; i++)
         if (strcmp(o->endpoints[i].addr, addr) == 0)
             return o->endpoints[i].channel;
-    if (o->n_endpoints == CASCADE_ORCH_MAX_ENDPOINTS)
+    if (o->n_endpoints == CASCADE_ORCH_MAX_ENDPOINTS) {
+        snprintf(err, errlen, "more than %d distinct stage endpoints", CASCADE_ORCH_MAX_ENDPOINTS);
         return NULL;
+    }
     struct cascade_orch_endpoint *e = &o->endpoints[o->n_endpoints];
     struct cascade_rpc_channel_opts opts = {
         .max_message_bytes = o->cfg.max_message_bytes,
         .initial_backoff_ms = o->cfg.reconnect_initial_backoff_ms,
         .max_backoff_ms = o->cfg.reconnect_max_backoff_ms,
         .connect_timeout_ms = o->cfg.connect_timeout_ms,
+        .tls_ca_file = o->cfg.tls_ca_file,
+        .tls_cert_file = o->cfg.tls_cert_file,
+        .tls_key_file = o->cfg.tls_key_file,
     };
-    e->channel = cascade_rpc_channel_create_opts(addr, &opts);
+    e->channel = cascade_rpc_channel_create_err(addr, &opts, err, errlen);
     if (e->channel == NULL)
         return NULL;
     snprintf(e->addr, sizeof e->addr, "%s", addr);
@@ -36,25 +42,28 @@ static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr)
 
 static int open_channels(cascade_orch *o, char *err, size_t errlen)
 {
+    char why[700] = "";
     for (size_t i = 0; i < o->cfg.n_channels; i++) {
-        o->channel_of[i] = endpoint_channel(o, o->cfg.channels[i].endpoint);
+        o->channel_of[i] = endpoint_channel(o, o->cfg.channels[i].endpoint, why, sizeof why);
         if (o->channel_of[i] == NULL)
             goto fail;
     }
     for (size_t i = 0; i < o->cfg.n_cold_channels; i++) {
-        o->cold_channel_of[i] = endpoint_channel(o, o->cfg.cold_channels[i].endpoint);
+        o->cold_channel_of[i] =
+            endpoint_channel(o, o->cfg.cold_channels[i].endpoint, why, sizeof why);
         if (o->cold_channel_of[i] == NULL)
             goto fail;
     }
-    if (!(o->filter = endpoint_channel(o, o->cfg.filter.endpoint)) ||
-        !(o->prerank = endpoint_channel(o, o->cfg.prerank.endpoint)) ||
-        !(o->rank = endpoint_channel(o, o->cfg.rank.endpoint)) ||
-        !(o->rerank = endpoint_channel(o, o->cfg.rerank.endpoint)))
+    if (!(o->filter = endpoint_channel(o, o->cfg.filter.endpoint, why, sizeof why)) ||
+        !(o->prerank = endpoint_channel(o, o->cfg.prerank.endpoint, why, sizeof why)) ||
+        !(o->rank = endpoint_channel(o, o->cfg.rank.endpoint, why, sizeof why)) ||
+        !(o->rerank = endpoint_channel(o, o->cfg.rerank.endpoint, why, sizeof why)))
         goto fail;
     return 0;
 fail:
-    snprintf(err, errlen, "orchestrator: cannot open gRPC channels to the stage endpoints");
-    return CASCADE_ENOMEM;
+    snprintf(err, errlen, "orchestrator: cannot open gRPC channels to the stage endpoints: %s",
+             why);
+    return CASCADE_EINVAL;
 }
 
 cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,

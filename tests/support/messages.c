@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cascade/v1/recall.pb-c.h"
+
 static void *must(void *p)
 {
     if (!p) {
@@ -59,4 +61,17 @@ Cascade__V1__ExperimentContext *test_experiment(cascade_arena *a, const char *la
     e->layers = must(cascade_arena_calloc(a, 1, sizeof *e->layers));
     e->layers[0] = l;
     return e;
+}
+
+int test_rpc_count_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                           ProtobufCMessage **response)
+{
+    (void)request;
+    int *calls = service;
+    (*calls)++;
+    Cascade__V1__RecallResponse *resp =
+        must(cascade_arena_alloc(cascade_rpc_ctx_arena(ctx), sizeof(*resp)));
+    cascade__v1__recall_response__init(resp);
+    *response = &resp->base;
+    return 0;
 }

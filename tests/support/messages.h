@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "cascade/v1/common.pb-c.h"
+#include "rpc.h"
 
 /* A user context with user_id (copied) and request_time_s; NULL when user_id
  * is NULL, to test a request without one. */
@@ -24,5 +25,12 @@ Cascade__V1__Candidate **test_candidates(cascade_arena *a, const uint64_t *ids, 
 Cascade__V1__ExperimentContext *test_experiment(cascade_arena *a, const char *layer,
                                                 const char *experiment, const char *key,
                                                 const char *value);
+
+/* An RPC handler for /cascade.v1.Recall/Recall that counts the calls that
+ * reached it in *(int *)service and answers an empty RecallResponse; for
+ * tests of the RPC runtime's gates (token, TLS). Not thread-safe: use one
+ * server worker thread. */
+int test_rpc_count_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                           ProtobufCMessage **response);
 
 #endif

@@ -16,28 +16,15 @@
 #include "cascade/v1/recall.pb-c.h"
 #include "clock.h"
 #include "error.h"
+#include "messages.h"
 #include "rpc.h"
 
 #define METHOD "/cascade.v1.Recall/Recall"
 #define TOKEN "tok-3f9a1c"
 
-/* Counts the calls that reached it; answers an empty response. */
-static int count_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
-                         ProtobufCMessage **response)
-{
-    (void)request;
-    int *calls = service;
-    (*calls)++;
-    Cascade__V1__RecallResponse *resp =
-        cascade_arena_alloc(cascade_rpc_ctx_arena(ctx), sizeof(*resp));
-    cascade__v1__recall_response__init(resp);
-    *response = &resp->base;
-    return 0;
-}
-
 static const struct cascade_rpc_method methods[] = {
     {METHOD, &cascade__v1__recall_request__descriptor, &cascade__v1__recall_response__descriptor,
-     count_handler}};
+     test_rpc_count_handler}};
 
 struct fixture {
     cascade_rpc_server *server;

@@ -24,6 +24,8 @@ static void clear_env(void)
     unsetenv("CASCADE_LOG_LEVEL");
     unsetenv("CASCADE_RECALL_LISTEN");
     unsetenv("CASCADE_MAX_MESSAGE_BYTES");
+    unsetenv("CASCADE_TLS_CERT");
+    unsetenv("CASCADE_TLS_CA");
 }
 
 static int parse(struct cascade_service_opts *o, int argc, char **argv)
@@ -157,6 +159,48 @@ static void test_model_dir_reaches_config(void **state)
     clear_env();
 }
 
+/* TLS file names: flag > environment > config, unset = "" (plaintext), and
+ * the resolved names written back under tls.* (the orchestrator's stage
+ * channels read tls.ca_file, tls.client_cert_file, tls.client_key_file). */
+static void test_tls_settings(void **state)
+{
+    (void)state;
+    clear_env();
+    struct cascade_service_opts o;
+    char err[256];
+    const char *v = NULL;
+    char *argv0[] = {"x", NULL};
+    assert_int_equal(parse(&o, 1, argv0), 0);
+    assert_string_equal(o.tls_cert, "");
+    assert_string_equal(o.tls_ca, "");
+    assert_int_equal(cascade_config_string(o.config, "tls.ca_file", "", &v, err, sizeof err), 0);
+    assert_string_equal(v, "");
+    cascade_service_opts_free(&o);
+
+    setenv("CASCADE_TLS_CERT", "/env/server.crt", 1);
+    setenv("CASCADE_TLS_CA", "/env/ca.crt", 1);
+    char *argv[] = {"x",          "--tls-key",         "/f/server.key", "--tls-client-ca",
+                    "/f/ca.crt",  "--tls-ca",          "/f/ca2.crt",    "--tls-client-cert",
+                    "/f/c.crt",   "--tls-client-key",  "/f/c.key",      "--set",
+                    "tls.cert_file=\"/cfg/server.crt\"", NULL};
+    assert_int_equal(parse(&o, 13, argv), 0);
+    assert_string_equal(o.tls_cert, "/env/server.crt"); /* env beats config */
+    assert_string_equal(o.tls_key, "/f/server.key");
+    assert_string_equal(o.tls_client_ca, "/f/ca.crt");
+    assert_string_equal(o.tls_ca, "/f/ca2.crt"); /* flag beats env */
+    assert_string_equal(o.tls_client_cert, "/f/c.crt");
+    assert_string_equal(o.tls_client_key, "/f/c.key");
+    assert_int_equal(cascade_config_string(o.config, "tls.ca_file", "", &v, err, sizeof err), 0);
+    assert_string_equal(v, "/f/ca2.crt");
+    assert_int_equal(
+        cascade_config_string(o.config, "tls.client_key_file", "", &v, err, sizeof err), 0);
+    assert_string_equal(v, "/f/c.key");
+    assert_int_equal(cascade_config_string(o.config, "tls.cert_file", "", &v, err, sizeof err), 0);
+    assert_string_equal(v, "/env/server.crt");
+    cascade_service_opts_free(&o);
+    clear_env();
+}
+
 /* The request size limit: flag > environment > config > 4 MiB, bad values
  * refused, and the resolved value written back to recall.max_message_bytes
  * (the key the orchestrator's stage channels read). */
@@ -218,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_config_type_error_fails),
         cmocka_unit_test(test_model_dir_reaches_config),
         cmocka_unit_test(test_max_message_bytes),
+        cmocka_unit_test(test_tls_settings),
         cmocka_unit_test(test_help_returns_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
