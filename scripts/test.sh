@@ -15,6 +15,8 @@ if [ "${1:-}" = "--sanitize" ]; then
   shift
   build_dir=build-asan
   cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DCASCADE_SANITIZE=ON)
+  # Third-party leaks only (tests/lsan.supp says which and why).
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 fi
 
 # Idempotent and quick when everything is present; makes this command work on
