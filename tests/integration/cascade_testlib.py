@@ -141,8 +141,10 @@ def bin_path(name):
 class Stack:
     """A local stack in its own data dir on free ports, via scripts/stack.sh."""
 
-    def __init__(self, data_dir, config=None, split_channels=(), sets=()):
+    def __init__(self, data_dir, config=None, split_channels=(), sets=(), extra_args=()):
+        """extra_args: more stack.sh options (--tls-*, --redis-password-file, ...)."""
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.config = config or os.path.join(SOURCE_DIR, "config", "cascade.json")
         self.split_channels = list(split_channels)
         self.sets = list(sets)
@@ -164,7 +166,7 @@ class Stack:
             args += ["--split-channel", ch]
         for s in self.sets:
             args += ["--set", s]
-        return args
+        return args + self.extra_args
 
     def start(self):
         res = run(["bash", STACK_SH, "start"] + self._args(), timeout=300)

@@ -31,15 +31,6 @@ PASSWORD = "pw-7c41e2b9"
 TOKEN = "tk-0d5a9e11f3"
 
 
-class AuthStack(tl.Stack):
-    def __init__(self, data_dir, password_file, token_file):
-        super().__init__(data_dir)
-        self.extra = ["--redis-password-file", password_file, "--auth-token-file", token_file]
-
-    def _args(self):
-        return super()._args() + self.extra
-
-
 class AuthTest(unittest.TestCase):
     tmp = stack = pb = None
 
@@ -57,8 +48,9 @@ class AuthTest(unittest.TestCase):
                 f.write(PASSWORD + "\n")
             with open(cls.token_file, "w") as f:
                 f.write(TOKEN + "\n")
-            cls.stack = AuthStack(os.path.join(cls.tmp.path, "stack"), cls.password_file,
-                                  cls.token_file)
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"),
+                                 extra_args=["--redis-password-file", cls.password_file,
+                                             "--auth-token-file", cls.token_file])
             cls.stack.start()
         except BaseException:
             cls.tearDownClass()

@@ -48,16 +48,12 @@ def make_certs(d):
                        timeout=TIMEOUT_S)
 
 
-class TlsStack(tl.Stack):
-    def __init__(self, data_dir, certs):
-        super().__init__(data_dir)
-        p = lambda n: os.path.join(certs, n)  # noqa: E731
-        self.extra = ["--tls-cert", p("server.crt"), "--tls-key", p("server.key"),
-                      "--tls-ca", p("ca.crt"), "--tls-client-ca", p("ca.crt"),
-                      "--tls-client-cert", p("client.crt"), "--tls-client-key", p("client.key")]
-
-    def _args(self):
-        return super()._args() + self.extra
+def tls_args(certs):
+    """stack.sh options for mTLS with the certificates make_certs wrote."""
+    p = lambda n: os.path.join(certs, n)  # noqa: E731
+    return ["--tls-cert", p("server.crt"), "--tls-key", p("server.key"),
+            "--tls-ca", p("ca.crt"), "--tls-client-ca", p("ca.crt"),
+            "--tls-client-cert", p("client.crt"), "--tls-client-key", p("client.key")]
 
 
 class TlsTest(unittest.TestCase):
@@ -73,7 +69,8 @@ class TlsTest(unittest.TestCase):
             cls.certs = os.path.join(cls.tmp.path, "certs")
             os.makedirs(cls.certs)
             make_certs(cls.certs)
-            cls.stack = TlsStack(os.path.join(cls.tmp.path, "stack"), cls.certs)
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"),
+                                 extra_args=tls_args(cls.certs))
             cls.stack.start()
         except BaseException:
             cls.tearDownClass()
