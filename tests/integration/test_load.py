@@ -83,6 +83,16 @@ class LoadTest(unittest.TestCase):
         res = load("--call", CALL, "-d", '{"user":{"userId":1}}', self.stack.addr())
         self.assertEqual(res.returncode, 1)
         self.assertIn("cascade.v1.UserContext.user_id: expected a string", res.stderr)
+        # A run that cannot start writes no -o file.
+        out = os.path.join(self.tmp.path, "report.json")
+        res = load("--call", CALL, "-d", "{\"count\":-1}", "-o", out, self.stack.addr())
+        self.assertEqual(res.returncode, 1)
+        self.assertFalse(os.path.exists(out))
+        res = load("--call", CALL, "--insecure", "-n", "2", "-c", "1", "-O", "json", "-o", out,
+                   "-d", DATA, self.stack.addr())
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(out) as f:
+            self.assertEqual(json.load(f)["count"], 2)
         # A dead server: the calls fail UNAVAILABLE and are reported as such.
         port = tl.free_port_base(span=1)
         res = load("--call", CALL, "--insecure", "-O", "json", "-n", "3", "-c", "1",

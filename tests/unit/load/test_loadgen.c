@@ -184,6 +184,14 @@ static void test_flags(void **state)
     assert_non_null(strstr(err, "-n 3 is less than -c 5"));
     assert_int_equal(parse(&o, err, sizeof err, "h:1", NULL), CASCADE_LOAD_USAGE);
     assert_non_null(strstr(err, "--call is required"));
+    assert_int_equal(parse(&o, err, sizeof err, call, "--insecure", "--cacert", "ca.pem", "h:1",
+                           NULL),
+                     CASCADE_LOAD_USAGE);
+    assert_non_null(strstr(err, "--insecure cannot go with --cacert"));
+    assert_int_equal(parse(&o, err, sizeof err, call, "-c", "2", "-n", "2", "--connections", "3",
+                           "h:1", NULL),
+                     CASCADE_LOAD_USAGE);
+    assert_non_null(strstr(err, "--connections 3 is more than -c 2"));
 }
 
 /* -------------------------------------------------------------- templates */
