@@ -414,6 +414,32 @@ static void test_open_loop_queueing(void **state)
     cascade_load_report_destroy(r);
 }
 
+/* -z: open loop at 100/s for 200 ms sends exactly the 20 calls due before
+ * the end (k * 10 ms < 200 ms), however slow the server; closed loop sends
+ * only calls that started before the end, at most one per 20 ms per worker. */
+static void test_duration(void **state)
+{
+    struct fixture *f = *state;
+    struct cascade_load_opts o;
+    char err[700];
+    opts_for(&o, f, err, sizeof err, "4", "4");
+    o.duration_ns = 200 * MS;
+    o.rps = 100;
+    struct cascade_load_report *r = run(&o);
+    assert_int_equal(r->count, 20);
+    assert_string_equal(r->end_reason, "timeout");
+    for (size_t k = 0; k < r->count; k++)
+        assert_int_equal(r->results[k].timestamp_ns - r->results[0].timestamp_ns,
+                         (int64_t)k * 10 * MS);
+    cascade_load_report_destroy(r);
+    o.rps = 0;
+    r = run(&o);
+    assert_true(r->count <= 4 * (200 / DELAY_MS + 1));
+    for (size_t k = 0; k < r->count; k++)
+        assert_true(r->results[k].timestamp_ns - r->date_s * 1000000000LL < 200 * MS + 1000000000LL);
+    cascade_load_report_destroy(r);
+}
+
 static void test_errors_and_timeout(void **state)
 {
     struct fixture *f = *state;
@@ -570,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_json_mapping),
         cmocka_unit_test(test_closed_loop_counts),
         cmocka_unit_test(test_open_loop_queueing),
+        cmocka_unit_test(test_duration),
         cmocka_unit_test(test_errors_and_timeout),
         cmocka_unit_test(test_json_report),
     };
