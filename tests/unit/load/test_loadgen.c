@@ -3,6 +3,7 @@
  * known 20 ms per call (counts exact, latencies at least the delay, the open
  * loop's queueing when the stub is saturated, ghz's JSON field names). */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 
 #include "cascade/v1/common.pb-c.h"
 #include "cascade/v1/recommender.pb-c.h"
+#include "clock.h"
 #include "error.h"
 #include "load.h"
 #include "rpc.h"
@@ -30,6 +32,8 @@
 struct stub {
     atomic_int calls;
     atomic_uint_fast64_t seen; /* bit k: request number k arrived (user "u<k>") */
+    pthread_mutex_t lock;
+    char last_peer[128]; /* the caller's address of the last call */
 };
 
 /* Sleep DELAY_MS, then answer: DEADLINE_EXCEEDED when the caller's deadline
@@ -44,6 +48,9 @@ static int stub_recommend(void *service, cascade_rpc_ctx *ctx, const ProtobufCMe
     while (nanosleep(&d, &d) != 0) {
     }
     atomic_fetch_add(&s->calls, 1);
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->last_peer, sizeof s->last_peer, "%s", cascade_rpc_ctx_peer(ctx));
+    pthread_mutex_unlock(&s->lock);
     /* Past the caller's deadline the stage answers DEADLINE_EXCEEDED itself,
      * as every stage does: the client's status then does not depend on
      * whether its own deadline timer fired before the answer came in (on a
@@ -79,6 +86,7 @@ static int setup(void **state)
          &cascade__v1__recommend_response__descriptor, stub_recommend},
     };
     char err[256];
+    pthread_mutex_init(&f.stub.lock, NULL);
     cascade_rpc_init();
     struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0", .threads = 4,
                                            .service_name = "cascade.v1.Recommender"};
@@ -483,6 +491,50 @@ static void test_errors_and_timeout(void **state)
     assert_int_equal(atomic_load(&f->stub.calls), before);
 }
 
+/* The caller address the stub saw for one call on ch (into peer). */
+static void peer_of_call(struct fixture *f, cascade_rpc_channel *ch, char *peer, size_t len)
+{
+    Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    user.user_id = "u1";
+    req.user = &user;
+    req.count = 5;
+    struct cascade_rpc_call call = {.channel = ch,
+                                    .method = "/cascade.v1.Recommender/Recommend",
+                                    .request = &req.base,
+                                    .response_type = &cascade__v1__recommend_response__descriptor,
+                                    .deadline_ms = cascade_now_ms() + 20000};
+    cascade_arena *arena = cascade_arena_create(0);
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
+    cascade_arena_destroy(arena);
+    pthread_mutex_lock(&f->stub.lock);
+    snprintf(peer, len, "%s", f->stub.last_peer);
+    pthread_mutex_unlock(&f->stub.lock);
+}
+
+/* --connections N needs N TCP connections: channels made with own_connection
+ * reach the server from different client ports; plain channels to the same
+ * target share gRPC's one connection. */
+static void test_own_connection(void **state)
+{
+    struct fixture *f = *state;
+    char p[4][128];
+    for (int own = 0; own < 2; own++) {
+        struct cascade_rpc_channel_opts opts = {.own_connection = own};
+        cascade_rpc_channel *a = cascade_rpc_channel_create_opts(f->target, &opts);
+        cascade_rpc_channel *b = cascade_rpc_channel_create_opts(f->target, &opts);
+        assert_non_null(a);
+        assert_non_null(b);
+        peer_of_call(f, a, p[2 * own], sizeof p[0]);
+        peer_of_call(f, b, p[2 * own + 1], sizeof p[0]);
+        cascade_rpc_channel_destroy(a);
+        cascade_rpc_channel_destroy(b);
+    }
+    assert_non_null(strstr(p[0], "127.0.0.1:"));
+    assert_string_equal(p[0], p[1]);     /* shared */
+    assert_string_not_equal(p[2], p[3]); /* one connection each */
+}
+
 /* ghz's JSON report fields (ghz.sh/docs/output and its runner.Report type):
  * name, type; durations in ns, histogram marks in seconds. */
 static void test_json_report(void **state)
@@ -599,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_errors_and_timeout),
         cmocka_unit_test(test_json_report),
+        cmocka_unit_test(test_own_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
