@@ -151,6 +151,10 @@ struct cascade_rpc_channel_opts {
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* Give the channel its own TCP connection: gRPC otherwise shares one
+     * connection between channels with the same target and settings (its
+     * global subchannel pool). A load generator's --connections needs this. */
+    bool own_connection;
 };
 
 /* A channel to "host:port" (insecure, loopback/cluster-internal) that accepts
