@@ -7,6 +7,7 @@
  * cut), written in one pipeline, and the per-channel contribution in the
  * debug trace. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -100,10 +101,49 @@ static const char *pool_order(struct cascade_orch_rq *rq)
                                 (unsigned)rq->explore_rank_pos[0]);
 }
 
-/* This request's exploration positions into pos (room for rq->count): the
- * exploration slots of orchestrator.slots that fit the list, ascending, when
- * the config lists any, else the share/position formula (explore.h). None
- * when the share is 0. */
+/* Add position p to the ascending set pos[0..*n) (room for count), unless
+ * it is outside the list or already there. */
+static void add_position(uint32_t *pos, size_t *n, uint32_t count, unsigned long p)
+{
+    size_t j = *n;
+    if (p >= count)
+        return;
+    for (size_t i = 0; i < *n; i++)
+        if (pos[i] == p)
+            return;
+    for (; j > 0 && pos[j - 1] > p; j--) /* insertion sort: a few positions */
+        pos[j] = pos[j - 1];
+    pos[j] = (uint32_t)p;
+    (*n)++;
+}
+
+/* The experiment's exploration.positions ("3,8": 0-based, comma-separated)
+ * into pos; false when it is absent or not such a list (then ignored). */
+static bool experiment_positions(const struct cascade_orch_rq *rq, uint32_t *pos, size_t *n)
+{
+    const char *v = cascade_exp_param(rq->exp, "exploration.positions");
+    *n = 0;
+    if (v == NULL)
+        return false;
+    for (const char *at = v;;) {
+        char *end;
+        if (*at < '0' || *at > '9')
+            return (*n = 0), false;
+        unsigned long p = strtoul(at, &end, 10);
+        add_position(pos, n, rq->count, p);
+        if (*end == '\0')
+            return true;
+        if (*end != ',')
+            return (*n = 0), false;
+        at = end + 1;
+    }
+}
+
+/* This request's exploration positions into pos (room for rq->count),
+ * ascending, those that fit the list: the experiment's
+ * exploration.positions, else the exploration slots of orchestrator.slots
+ * when the config lists any, else the share/position formula (explore.h).
+ * None when the share is 0. */
 static size_t explore_positions(const struct cascade_orch_rq *rq, uint32_t *pos)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
@@ -111,17 +151,13 @@ static size_t explore_positions(const struct cascade_orch_rq *rq, uint32_t *pos)
     bool listed = false;
     if (!(rq->explore.share > 0.0))
         return 0;
-    for (size_t i = 0; i < cfg->n_slots; i++) {
-        if (cfg->slots[i].item_id != 0)
-            continue;
-        listed = true;
-        if (cfg->slots[i].position >= rq->count)
-            continue;
-        size_t j = n++; /* insertion sort: at most CASCADE_SLOTS_MAX */
-        for (; j > 0 && pos[j - 1] > cfg->slots[i].position; j--)
-            pos[j] = pos[j - 1];
-        pos[j] = cfg->slots[i].position;
-    }
+    if (experiment_positions(rq, pos, &n))
+        return n;
+    for (size_t i = 0; i < cfg->n_slots; i++)
+        if (cfg->slots[i].item_id == 0) {
+            listed = true;
+            add_position(pos, &n, rq->count, cfg->slots[i].position);
+        }
     if (listed)
         return n;
     n = cascade_explore_slots(rq->count, rq->explore.share);

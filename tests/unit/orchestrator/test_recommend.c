@@ -1131,6 +1131,42 @@ static void test_config_slots(void **state)
     cascade_orch_destroy(o);
 }
 
+/* exploration.positions per experiment overrides the config's exploration
+ * slots (position 3 here): "2,30" puts the slot at 2 (30 is outside a list
+ * of 10); a malformed list is ignored. */
+static void test_exploration_experiment_positions(void **state)
+{
+    (void)state;
+    const char *exps =
+        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x2\", \"experiments\": ["
+        "{\"name\": \"moved\", \"ranges\": [[0, 399]], \"params\": "
+        "{\"exploration.positions\": \"2,30\"}},"
+        "{\"name\": \"broken\", \"ranges\": [[400, 699]], \"params\": "
+        "{\"exploration.positions\": \"2;x\"}}]}]}";
+    cascade_orch *o = make_orch(
+        three_channels, ", \"slots\": [{\"position\": 3, \"source\": \"exploration\"}]", exps,
+        fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], user[32];
+    bool seen[3] = {false, false, false};
+    for (int u = 0; u < 200 && !(seen[0] && seen[1] && seen[2]); u++) {
+        snprintf(user, sizeof user, "pick-pos-%03d", u);
+        assert_int_equal(recommend(o, user, 10, true, &r, err, sizeof err), 0);
+        const char *exp = NULL;
+        for (size_t l = 0; l < r->experiments->n_layers; l++)
+            if (strcmp(r->experiments->layers[l]->layer, "explore") == 0)
+                exp = r->experiments->layers[l]->experiment;
+        assert_non_null(exp);
+        size_t at = strcmp(exp, "moved") == 0 ? 2 : 3;
+        seen[strcmp(exp, "moved") == 0 ? 0 : strcmp(exp, "broken") == 0 ? 1 : 2] = true;
+        assert_int_equal(channel_position(r, "new"), (long)at);
+        assert_int_equal(r->items[at]->item_id, favourite_new_item(user));
+        assert_int_equal(r->items[at]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    cascade_orch_destroy(o);
+}
+
 /* Bad slots are refused with INVALID_ARGUMENT naming the field. */
 static void test_slot_validation(void **state)
 {
@@ -1837,6 +1873,7 @@ int main(void)
         cmocka_unit_test(test_exploration_experiment_params),
         cmocka_unit_test(test_request_slots),
         cmocka_unit_test(test_config_slots),
+        cmocka_unit_test(test_exploration_experiment_positions),
         cmocka_unit_test(test_slot_validation),
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
