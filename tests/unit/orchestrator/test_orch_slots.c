@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -47,14 +48,37 @@ static void assert_ids(Cascade__V1__Candidate *const *list, size_t n, const uint
         assert_int_equal(list[i]->item_id, want[i]);
 }
 
+/* Each placement test: an arena and the ranked items 1..10. */
+struct place_fx {
+    cascade_arena *a;
+    Cascade__V1__Candidate *ranked[10];
+};
+
+static int place_setup(void **state)
+{
+    struct place_fx *f = calloc(1, sizeof *f);
+    if (f == NULL || (f->a = cascade_arena_create(0)) == NULL)
+        return -1;
+    ranked_list(f->a, f->ranked, 10);
+    *state = f;
+    return 0;
+}
+
+static int place_teardown(void **state)
+{
+    struct place_fx *f = *state;
+    cascade_arena_destroy(f->a);
+    free(f);
+    return 0;
+}
+
 static void test_place_at_positions(void **state)
 {
-    (void)state;
-    cascade_arena *a = cascade_arena_create(0);
-    Cascade__V1__Candidate *ranked[10], **out;
+    struct place_fx *f = *state;
+    cascade_arena *a = f->a;
+    Cascade__V1__Candidate **ranked = f->ranked, **out;
     const struct cascade_slot **from;
     size_t n;
-    ranked_list(a, ranked, 10);
     struct cascade_slot s[2] = {inserted(a, 3, 500, "ads"), inserted(a, 0, 600, "ops:spring")};
     assert_int_equal(cascade_slots_place(ranked, 10, 10, s, 2, a, &out, &from, &n), 0);
     const uint64_t want[10] = {600, 1, 2, 500, 3, 4, 5, 6, 7, 8};
@@ -69,7 +93,6 @@ static void test_place_at_positions(void **state)
     assert_int_equal(cascade_slots_place(ranked, 10, 5, NULL, 0, a, &out, &from, &n), 0);
     const uint64_t first5[5] = {1, 2, 3, 4, 5};
     assert_ids(out, n, first5, 5);
-    cascade_arena_destroy(a);
 }
 
 /* A later slot on a taken position goes to the next free one below; one
@@ -77,12 +100,11 @@ static void test_place_at_positions(void **state)
  * copy of an inserted item leaves its ranked place. */
 static void test_place_collisions(void **state)
 {
-    (void)state;
-    cascade_arena *a = cascade_arena_create(0);
-    Cascade__V1__Candidate *ranked[10], **out;
+    struct place_fx *f = *state;
+    cascade_arena *a = f->a;
+    Cascade__V1__Candidate **ranked = f->ranked, **out;
     const struct cascade_slot **from;
     size_t n;
-    ranked_list(a, ranked, 10);
     struct cascade_slot s[4] = {inserted(a, 8, 500, "a"), inserted(a, 8, 501, "b"),
                                 inserted(a, 8, 502, "c"), inserted(a, 2, 500, "d")};
     assert_int_equal(cascade_slots_place(ranked, 10, 10, s, 4, a, &out, &from, &n), 0);
@@ -95,19 +117,17 @@ static void test_place_collisions(void **state)
     assert_int_equal(cascade_slots_place(ranked, 10, 10, &dup, 1, a, &out, &from, &n), 0);
     const uint64_t want_dup[10] = {4, 1, 2, 3, 5, 6, 7, 8, 9, 10};
     assert_ids(out, n, want_dup, 10);
-    cascade_arena_destroy(a);
 }
 
 /* Fewer ranked items than positions: the slot items close the gap, in
  * position order; no ranked item at all still serves the slots. */
 static void test_place_short_list(void **state)
 {
-    (void)state;
-    cascade_arena *a = cascade_arena_create(0);
-    Cascade__V1__Candidate *ranked[3], **out;
+    struct place_fx *f = *state;
+    cascade_arena *a = f->a;
+    Cascade__V1__Candidate **ranked = f->ranked, **out; /* the first 3 only */
     const struct cascade_slot **from;
     size_t n;
-    ranked_list(a, ranked, 3);
     struct cascade_slot s[2] = {inserted(a, 9, 501, "b"), inserted(a, 5, 500, "a")};
     assert_int_equal(cascade_slots_place(ranked, 3, 10, s, 2, a, &out, &from, &n), 0);
     const uint64_t want[5] = {1, 2, 3, 500, 501};
@@ -120,7 +140,6 @@ static void test_place_short_list(void **state)
     assert_int_equal(cascade_slots_place(ranked, 3, 10, s, 2, a, &out, &from, &n), 0);
     const uint64_t kept[4] = {1, 2, 3, 501};
     assert_ids(out, n, kept, 4);
-    cascade_arena_destroy(a);
 }
 
 /* Exploration behind an item slot on its position: the item slot keeps
@@ -128,13 +147,12 @@ static void test_place_short_list(void **state)
  * fewer visible the re-ranker's own exploration pick may fall off. */
 static void test_exploration_yields(void **state)
 {
-    (void)state;
-    cascade_arena *a = cascade_arena_create(0);
-    Cascade__V1__Candidate *ranked[10], *pool[1], **out;
+    struct place_fx *f = *state;
+    cascade_arena *a = f->a;
+    Cascade__V1__Candidate **ranked = f->ranked, *pool[1], **out;
     const struct cascade_slot **from;
     struct cascade_slot slots[2];
     size_t n;
-    ranked_list(a, ranked, 10);
     pool[0] = cand(a, 900);
     Cascade__V1__ChannelHit hit = CASCADE__V1__CHANNEL_HIT__INIT;
     Cascade__V1__ChannelHit *hits[1] = {&hit};
@@ -159,7 +177,6 @@ static void test_exploration_yields(void **state)
     /* With one slot taken it stays (9 ranked items stay): nothing to add. */
     k = cascade_explore_fill(ranked, 10, 10, 1, pos, 1, pool, 1, "new", &slots[1]);
     assert_int_equal(k, 0);
-    cascade_arena_destroy(a);
 }
 
 static Cascade__V1__Slot *req_slot(cascade_arena *a, uint32_t position, uint64_t item,
@@ -217,8 +234,10 @@ static void test_check(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_place_at_positions), cmocka_unit_test(test_place_collisions),
-        cmocka_unit_test(test_place_short_list),   cmocka_unit_test(test_exploration_yields),
+        cmocka_unit_test_setup_teardown(test_place_at_positions, place_setup, place_teardown),
+        cmocka_unit_test_setup_teardown(test_place_collisions, place_setup, place_teardown),
+        cmocka_unit_test_setup_teardown(test_place_short_list, place_setup, place_teardown),
+        cmocka_unit_test_setup_teardown(test_exploration_yields, place_setup, place_teardown),
         cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
