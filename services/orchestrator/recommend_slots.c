@@ -64,12 +64,11 @@ void cascade_orch__slots_to_filter(struct cascade_orch_rq *rq)
     rq->n = n;
 }
 
+/* By id: an appended item was no candidate (slots_to_filter checks), and
+ * the filter's answer may hold copies rather than our pointers. */
 static bool is_extra(const struct cascade_orch_rq *rq, const Cascade__V1__Candidate *c)
 {
-    for (size_t i = 0; i < rq->n_filter_extra; i++)
-        if (rq->filter_extra[i] == c)
-            return true;
-    return false;
+    return cascade_slots_has_item(rq->filter_extra, rq->n_filter_extra, c->item_id);
 }
 
 size_t cascade_orch__slots_after_filter(struct cascade_orch_rq *rq, Cascade__V1__Candidate **kept,
