@@ -594,6 +594,36 @@ static void test_reservation_fills_from_spares(void **state)
     cascade_orch_destroy(o);
 }
 
+/* Many racing requests for one user on a small catalogue: when the first
+ * round's offer (4 × count) is all taken by the others, a second round over
+ * the rest of the ranker's order still fills the answer, and no two answers
+ * share an item. */
+static void test_reservation_second_round(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t seen[60];
+    size_t n_seen = 0;
+    char err[512];
+    Cascade__V1__RecommendResponse *r;
+    fake.filter_blind = true; /* every request sees the same final list, as if all raced */
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(recommend(o, "crowded-user", 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_false(r->degraded);
+        for (size_t i = 0; i < r->n_items; i++) {
+            for (size_t j = 0; j < n_seen; j++)
+                if (r->items[i]->item_id == seen[j])
+                    fail_msg("item %llu in two answers", (unsigned long long)seen[j]);
+            seen[n_seen++] = r->items[i]->item_id;
+        }
+    }
+    fake.filter_blind = false;
+    /* The last answer needed the second round: it was offered more than 4 × 10. */
+    assert_true(trace_of(r, "exposure")->items_in > 40);
+    cascade_orch_destroy(o);
+}
+
 static void test_validation(void **state)
 {
     (void)state;
@@ -1858,6 +1888,7 @@ int main(void)
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
         cmocka_unit_test(test_reservation_fills_from_spares),
+        cmocka_unit_test(test_reservation_second_round),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
