@@ -27,6 +27,7 @@ class InteropTest(unittest.TestCase):
             cls.stack.start()
             world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=150, events=8000)
             cls.users = tl.read_tsv_column(os.path.join(world, "users.tsv"))
+            cls.items = [int(i) for i in tl.read_tsv_column(os.path.join(world, "items.tsv"))]
             cls.channel = grpc.insecure_channel(cls.stack.addr())
         except BaseException:
             cls.tearDownClass()
@@ -121,6 +122,31 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("slots[0].position 8 is outside the list (count 8)",
                       cm.exception.details())
+
+    def test_slot_items_respect_blocks(self):
+        """A slot item the user disliked, or whose author they hid, is not
+        served (the filter looks the author of a bare slot item up in its
+        record); a twin user without the blocks gets both at their slots."""
+        rec, common = self.pb.recommender, self.pb.common
+        stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
+        disliked, hidden = 987654330, self.items[3]  # the second one has a record (author)
+        blocker, twin = "interop-slot-blocker", "interop-slot-twin"
+        events = [common.Event(user_id=blocker, item_id=disliked,
+                               type=common.EventType.Value("EVENT_TYPE_DISLIKE")),
+                  common.Event(user_id=blocker, item_id=hidden,
+                               type=common.EventType.Value("EVENT_TYPE_HIDE_AUTHOR"))]
+        stub.Feedback(rec.FeedbackRequest(events=events), timeout=TIMEOUT_S)
+        slots = [rec.Slot(position=1, item_id=disliked, source="ads"),
+                 rec.Slot(position=2, item_id=hidden, source="ops")]
+        served = {}
+        for user in (blocker, twin):
+            resp = stub.Recommend(rec.RecommendRequest(
+                user=common.UserContext(user_id=user), count=6, slots=slots), timeout=TIMEOUT_S)
+            self.assertFalse(resp.degraded, list(resp.degraded_reasons))
+            served[user] = [it.item_id for it in resp.items]
+        self.assertEqual(served[twin][1:3], [disliked, hidden])
+        self.assertNotIn(disliked, served[blocker])
+        self.assertNotIn(hidden, served[blocker])
 
     def test_recommend_invalid(self):
         stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
