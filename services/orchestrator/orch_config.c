@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "orchestrator.h"
+#include "request.h"
 
 /* Built-in endpoint names and the default ports of SPEC §5. */
 static const struct {
@@ -416,6 +418,71 @@ static int parse_hard_negatives(const cascade_config *cfg, struct cascade_orch_c
     return 0;
 }
 
+/* One orchestrator.slots entry: {"position": 8, "source": "exploration"} or
+ * {"position": 0, "item_id": 123, "source": "ops:campaign"}. */
+static int parse_slot(const cascade_config *cfg, json_t *obj, size_t i,
+                      struct cascade_orch_slot_cfg *sl, char *err, size_t errlen)
+{
+    const char *path = "orchestrator.slots";
+    double position, item;
+    int rc;
+    if (!json_is_object(obj))
+        return bad_field(cfg, path, i, "", "an object", err, errlen);
+    json_t *source = json_object_get(obj, "source");
+    if (!json_is_string(source) || !cascade_request_id_valid(json_string_value(source)))
+        return bad_field(cfg, path, i, "source",
+                         "\"exploration\" or 1..64 characters of [A-Za-z0-9._:-]", err, errlen);
+    snprintf(sl->source, sizeof sl->source, "%s", json_string_value(source));
+    bool explore = strcmp(sl->source, "exploration") == 0;
+    if ((rc = channel_number(cfg, path, obj, i, "position", -1, 0, CASCADE_ORCH_MAX_COUNT - 1,
+                             &position, err, errlen)) ||
+        (rc = channel_number(cfg, path, obj, i, "item_id", 0, 0, 9007199254740992.0, &item, err,
+                             errlen)))
+        return rc;
+    if (position < 0 || position != (double)(uint32_t)position)
+        return bad_field(cfg, path, i, "position", "an integer in [0, 199]", err, errlen);
+    if (explore ? item != 0 : !(item >= 1) || item != (double)(uint64_t)item)
+        return bad_field(cfg, path, i, "item_id",
+                         explore ? "none for an exploration slot"
+                                 : "a positive integer (an item slot needs its item)",
+                         err, errlen);
+    sl->position = (uint32_t)position;
+    sl->item_id = (uint64_t)item;
+    return 0;
+}
+
+/* orchestrator.slots: at most CASCADE_SLOTS_MAX; positions used once per
+ * kind (item slots, exploration slots), items once. */
+static int parse_slots(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                       size_t errlen)
+{
+    json_t *list = cascade_config_get(cfg, "orchestrator.slots");
+    if (list == NULL || json_is_null(list))
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > CASCADE_SLOTS_MAX) {
+        snprintf(err, errlen, "%s: orchestrator.slots: expected a list of at most %d slots",
+                 cascade_config_source(cfg), CASCADE_SLOTS_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        struct cascade_orch_slot_cfg *sl = &out->slots[i];
+        int rc = parse_slot(cfg, json_array_get(list, i), i, sl, err, errlen);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            const struct cascade_orch_slot_cfg *o = &out->slots[j];
+            if ((o->item_id == 0) == (sl->item_id == 0) && o->position == sl->position)
+                return bad_field(cfg, "orchestrator.slots", i, "position",
+                                 "a position no earlier slot of its kind has", err, errlen);
+            if (sl->item_id && o->item_id == sl->item_id)
+                return bad_field(cfg, "orchestrator.slots", i, "item_id",
+                                 "an item no earlier slot has", err, errlen);
+        }
+        out->n_slots = i + 1;
+    }
+    return 0;
+}
+
 /* reconnect.*: how quickly a stage channel tries again after its stage went
  * away (defaults: back within a second of the stage serving again). */
 static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
@@ -499,6 +566,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
     if ((rc = parse_limits(cfg, out, err, errlen)) ||
         (rc = parse_channels(cfg, out, err, errlen)) ||
         (rc = parse_user_features(cfg, out, err, errlen)) ||
+        (rc = parse_slots(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
         (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||

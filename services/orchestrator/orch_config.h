@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "slots.h"
 
 #define CASCADE_ORCH_NAME_MAX 64
 #define CASCADE_ORCH_ADDR_MAX 256
@@ -26,6 +27,15 @@ struct cascade_orch_channel_cfg {
     double weight;                        /* merge weight, >= 0 */
     uint32_t quota;                       /* max candidates kept from this channel */
     int timeout_ms;                       /* per-call budget */
+};
+
+/* One entry of orchestrator.slots: an exploration slot (item_id 0, source
+ * "exploration") or an item pinned at a position for every request whose
+ * list reaches it (item_id, source as the request's slots). */
+struct cascade_orch_slot_cfg {
+    uint32_t position; /* 0-based */
+    uint64_t item_id;  /* 0 = exploration slot */
+    char source[CASCADE_ORCH_NAME_MAX + 1];
 };
 
 /* One downstream stage (filter, prerank, rank, rerank). */
@@ -66,6 +76,11 @@ struct cascade_orch_config {
     double explore_max_rank_share;
     uint32_t explore_candidates;
     char explore_channel[CASCADE_ORCH_NAME_MAX];
+    /* orchestrator.slots, in config order: pinned items and, when any are
+     * listed, the exploration positions (instead of exploration.position's
+     * formula). */
+    struct cascade_orch_slot_cfg slots[CASCADE_SLOTS_MAX];
+    size_t n_slots;
     /* Recall cache: ranked-but-unshown items kept per user (LIST). */
     bool cache_enabled;
     uint32_t cache_capacity;

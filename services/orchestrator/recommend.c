@@ -34,7 +34,7 @@ static int validate(const struct cascade_orch_call *call, const Cascade__V1__Rec
     if (req->count < 1 || req->count > CASCADE_ORCH_MAX_COUNT)
         return cascade_orch__fail(call, CASCADE_EINVAL, "count must be in 1..%d, got %u",
                                   CASCADE_ORCH_MAX_COUNT, req->count);
-    return 0;
+    return cascade_slots_check(req->slots, req->n_slots, req->count, call->err, call->errlen);
 }
 
 /* The request id: the caller's (message, then metadata) when it is a valid
@@ -87,7 +87,10 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     if (rq->deadline_ms == INT64_MAX)
         rq->deadline_ms = cascade_now_ms() + rq->o->cfg.deadline_ms;
     cascade_orch_report_init(&rq->report, rq->arena, req->debug && trace_allowed(rq));
-    int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
+    int rc = cascade_orch__slots_setup(rq, req);
+    if (rc)
+        return rc;
+    rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
                                   cascade_strerror(rc));
@@ -277,6 +280,7 @@ static void run_filter(struct cascade_orch_rq *rq)
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
+    cascade_orch__slots_to_filter(rq);
     Cascade__V1__Candidate **slim = slim_candidates(rq, false);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
@@ -290,7 +294,11 @@ static void run_filter(struct cascade_orch_rq *rq)
                       resp->n_candidates)
              : NULL;
     if (kept)
-        stage_done(rq, "filter", lat, kept, resp->n_candidates, rq->source);
+        stage_done(rq, "filter", lat, kept, cascade_orch__slots_after_filter(rq, kept,
+                                                                           resp->n_candidates),
+                   rq->source);
+    else
+        cascade_orch__slots_after_filter(rq, NULL, 0);
 }
 
 static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, uint32_t def)
@@ -384,9 +392,11 @@ static void run_rerank(struct cascade_orch_rq *rq)
         Cascade__V1__ReRankResponse *resp = (Cascade__V1__ReRankResponse *)stage_call(
             rq, "rerank", st, rq->o->rerank, "/cascade.v1.ReRank/ReRank", &req.base,
             &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
-        if (resp != NULL)
+        if (resp != NULL) {
+            rq->relevance = rq->source;
             stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates,
                        CASCADE_SCORE_RERANK);
+        }
     }
     truncate_to(rq, rq->count);
 }
@@ -402,7 +412,13 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
         return NULL;
     cascade__v1__recommended_item__init(it);
     it->item_id = c->item_id;
-    it->score = cascade_request_candidate_score(c, rq->source);
+    /* score is the item's relevance from the last scoring stage, not the
+     * re-ranker's selection value (which depends on the items above it:
+     * MMR's first pick always scores lambda); that one is rerank_score. */
+    it->score = cascade_request_candidate_score(
+        c, rq->source == CASCADE_SCORE_RERANK ? rq->relevance : rq->source);
+    it->rerank_score = c->rerank_score;
+    it->reason = cascade_orch__item_reason(rq, c, (const char **)&it->source);
     for (size_t i = 0; i < c->n_channels; i++)
         if (c->channels[i] && c->channels[i]->channel)
             names[it->n_channels++] = c->channels[i]->channel;
@@ -563,9 +579,12 @@ static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResp
     resp->items = cascade_arena_calloc(rq->arena, n + 1, sizeof *resp->items);
     if (resp->items == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (!(resp->items[resp->n_items++] = make_item(rq, rq->cands[i])))
+    for (size_t i = 0; i < n; i++) {
+        if (!(resp->items[resp->n_items] = make_item(rq, rq->cands[i])))
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        resp->items[resp->n_items]->position = (uint32_t)resp->n_items;
+        resp->n_items++;
+    }
     cascade_orch__after_response(rq, resp); /* before the trace is handed out: it may grow */
     resp->experiments = rq->exp;
     resp->request_id = rq->user->request_id;

@@ -14,6 +14,7 @@
 #include "explore.h"
 #include "orch_internal.h"
 #include "report.h"
+#include "slots.h"
 #include "request.h"
 
 /* One recall channel called for this request. */
@@ -40,7 +41,8 @@ struct cascade_orch_rq {
     struct cascade_orch_report report;
     Cascade__V1__Candidate **cands; /* the current list */
     size_t n;
-    enum cascade_score_kind source; /* the stage that produced the current order */
+    enum cascade_score_kind source;    /* the stage that produced the current order */
+    enum cascade_score_kind relevance; /* the last stage before re-rank that scored */
     bool used_fallback;
     bool cold_start; /* the cold-start channel mix was used */
     struct cascade_orch_channel_run *runs;
@@ -55,6 +57,19 @@ struct cascade_orch_rq {
     size_t n_rank_returned;               /* ranked[0..n_rank_returned): its whole response */
     Cascade__V1__Candidate **rank_scored; /* what was sent to it (NULL when it did not run) */
     size_t n_rank_scored;
+    /* Item slots (the request's, then orchestrator.slots' items that fit the
+     * list), in that order of priority; a slot whose item the filter dropped
+     * has cand NULL. n_fixed_asked counts the request's. */
+    struct cascade_slot *fixed;
+    size_t n_fixed, n_fixed_asked;
+    Cascade__V1__Candidate **filter_extra; /* slot items the filter was sent besides rq->cands */
+    size_t n_filter_extra;
+    size_t n_fixed_dropped;               /* slot items the filter dropped */
+    /* The final list before the exposure reservation and where each entry
+     * came from (NULL: ranked), for each answer item's reason and source. */
+    Cascade__V1__Candidate **placed;
+    const struct cascade_slot **placed_from;
+    size_t n_placed;
 };
 
 /* Record an outcome in the request's report (logs when out of memory). */
@@ -92,8 +107,32 @@ bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq);
 void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
                                      Cascade__V1__Candidate *const *ranked, size_t n);
 
-/* Make rq->cands[0..n) the final list of at most rq->count items, with the
- * exploration share guaranteed (explore.h). Returns 0 or a failure code. */
+/* The slots of this request: req->slots (checked by validate) then the
+ * pinned items of orchestrator.slots whose position fits rq->count, each as
+ * a bare candidate (item id only) into rq->fixed. Returns 0 or a failure
+ * code. */
+int cascade_orch__slots_setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req);
+
+/* Before the Filter call: append the slot items that are not candidates to
+ * rq->cands so the filter judges them with the rest (exposure, consumed,
+ * blocked items and authors). */
+void cascade_orch__slots_to_filter(struct cascade_orch_rq *rq);
+
+/* After the Filter call: kept[0..n_kept) is what it returned (compacted in
+ * place; the new length is returned), or NULL when its answer is not used
+ * (rq->cands is compacted instead). The appended slot items leave the list
+ * again, and a slot whose item is not in kept loses its item (cand NULL). */
+size_t cascade_orch__slots_after_filter(struct cascade_orch_rq *rq, Cascade__V1__Candidate **kept,
+                                        size_t n_kept);
+
+/* The reason and source of an answer item (from rq->placed_from). */
+Cascade__V1__ItemReason cascade_orch__item_reason(const struct cascade_orch_rq *rq,
+                                                  const Cascade__V1__Candidate *c,
+                                                  const char **source);
+
+/* Make rq->cands[0..n) the final list of at most rq->count items: the item
+ * slots and the exploration slots (explore.h) placed among the ranked items
+ * (slots.h). Returns 0 or a failure code. */
 int cascade_orch__finalize(struct cascade_orch_rq *rq);
 
 /* After the response is built: shown items leave the user's recall cache and

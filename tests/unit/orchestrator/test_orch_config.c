@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -259,6 +260,59 @@ static void test_reconnect_keys(void **state)
     assert_non_null(strstr(err, "orchestrator.reconnect.connect_timeout_ms"));
 }
 
+/* orchestrator.slots: item slots and exploration positions, in order; bad
+ * entries name the entry and field. */
+static void test_slots(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.n_slots, 0);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"slots\": ["
+                                "{\"position\": 0, \"item_id\": 123, \"source\": \"ops:x\"},"
+                                "{\"position\": 8, \"source\": \"exploration\"},"
+                                "{\"position\": 0, \"source\": \"exploration\"}]}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.n_slots, 3);
+    assert_int_equal(c.slots[0].position, 0);
+    assert_int_equal(c.slots[0].item_id, 123);
+    assert_string_equal(c.slots[0].source, "ops:x");
+    assert_int_equal(c.slots[1].position, 8);
+    assert_int_equal(c.slots[1].item_id, 0);
+    assert_string_equal(c.slots[1].source, "exploration");
+    const struct {
+        const char *slots, *want;
+    } bad[] = {
+        {"{\"position\": 1, \"source\": \"ads\"}", "orchestrator.slots[0].item_id: expected a positive"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"exploration\"}",
+         "orchestrator.slots[0].item_id: expected none for an exploration slot"},
+        {"{\"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 200, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 1.5, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a b\"}", "orchestrator.slots[0].source"},
+        {"{\"position\": 1, \"item_id\": 5}", "orchestrator.slots[0].source"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a\"}, "
+         "{\"position\": 1, \"item_id\": 6, \"source\": \"b\"}",
+         "orchestrator.slots[1].position"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a\"}, "
+         "{\"position\": 2, \"item_id\": 5, \"source\": \"b\"}",
+         "orchestrator.slots[1].item_id"},
+        {"7", "orchestrator.slots[0]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"orchestrator\": {\"slots\": [%s]}}", bad[i].slots);
+        err[0] = '\0';
+        assert_int_equal(parse_text(text, &c, err, sizeof err), -1);
+        if (strstr(err, bad[i].want) == NULL)
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].slots, err, bad[i].want);
+    }
+    assert_int_equal(parse_text("{\"orchestrator\": {\"slots\": {}}}", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "orchestrator.slots: expected a list of at most 16 slots"));
+}
+
 /* Each stage keeps back the min_ms of the enabled stages after it (and the
  * exposure reservation's, when the filter runs). */
 static void test_deadline_reserves(void **state)
@@ -321,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_reconnect_keys),
         cmocka_unit_test(test_debug),
+        cmocka_unit_test(test_slots),
         cmocka_unit_test(test_deadline_reserves),
         cmocka_unit_test(test_stage_deadline),
     };

@@ -429,9 +429,10 @@ static const char *two_channels =
 
 /* Recommend as a caller at `peer` sending x-debug-token `token` (either may
  * be NULL). */
-static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
-                        const char *peer, const char *token, Cascade__V1__RecommendResponse **out,
-                        char *err, size_t errlen)
+static int recommend_slots_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                              Cascade__V1__Slot **slots, size_t n_slots, const char *peer,
+                              const char *token, Cascade__V1__RecommendResponse **out, char *err,
+                              size_t errlen)
 {
     Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
     Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
@@ -439,6 +440,8 @@ static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool 
     req.user = user ? &u : NULL;
     req.count = count;
     req.debug = debug;
+    req.slots = slots;
+    req.n_slots = n_slots;
     cascade_arena_reset(fx.arena); /* the previous answer is no longer needed */
     struct cascade_orch_call call = {.arena = fx.arena,
                                      .deadline_ms = INT64_MAX,
@@ -448,6 +451,13 @@ static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool 
                                      .errlen = errlen};
     err[0] = '\0';
     return cascade_orch_recommend(o, &call, &req, out);
+}
+
+static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                        const char *peer, const char *token, Cascade__V1__RecommendResponse **out,
+                        char *err, size_t errlen)
+{
+    return recommend_slots_as(o, user, count, debug, NULL, 0, peer, token, out, err, errlen);
 }
 
 static int recommend(cascade_orch *o, const char *user, uint32_t count, bool debug,
@@ -541,7 +551,15 @@ static void test_happy_path(void **state)
         assert_non_null(r->items[i]->tasks);
         assert_non_null(r->items[i]->attrs);
         assert_int_equal(r->items[i]->attrs->category, r->items[i]->item_id % 7);
-        assert_float_equal(r->items[i]->score, 1000.0f - (float)i, 1e-3);
+        /* Honest fields: score is the fused rank score (the fake ranker's
+         * rank_score = recall score, > 0), the re-ranker's selection value is
+         * rerank_score, position is the index, every item was ranked. */
+        assert_true(r->items[i]->rank_score > 0.0f);
+        assert_float_equal(r->items[i]->score, r->items[i]->rank_score, 0);
+        assert_float_equal(r->items[i]->rerank_score, 1000.0f - (float)i, 1e-3);
+        assert_int_equal(r->items[i]->position, i);
+        assert_int_equal(r->items[i]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+        assert_string_equal(r->items[i]->source, "");
         for (size_t j = 0; j < i; j++)
             assert_true(r->items[i]->item_id != r->items[j]->item_id);
     }
@@ -1078,6 +1096,18 @@ static void test_exploration_per_user_pick(void **state)
         assert_int_equal(r->items[8]->item_id, favourite_new_item(user));
         assert_non_null(r->items[8]->tasks); /* the ranker's copy */
         assert_non_null(r->items[8]->attrs);
+        /* Inserted through an exploration slot: its reason and source, its
+         * rank score as its score, no re-rank selection score. */
+        assert_int_equal(r->items[8]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+        assert_string_equal(r->items[8]->source, "exploration");
+        assert_int_equal(r->items[8]->position, 8);
+        assert_true(r->items[8]->score > 0.0f);
+        assert_float_equal(r->items[8]->score, r->items[8]->rank_score, 0);
+        assert_float_equal(r->items[8]->rerank_score, 0.0f, 0);
+        for (size_t i = 0; i < r->n_items; i++)
+            if (i != 8)
+                assert_int_equal(r->items[i]->reason,
+                                 CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
         assert_int_equal(trace_of(r, "rank")->items_out, 100);
         assert_int_equal(trace_of(r, "exploration")->items_out, 1);
         assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=8 order=rank "));
@@ -1095,6 +1125,192 @@ static void test_exploration_per_user_pick(void **state)
     assert_int_equal(recommend(o, "pick-small", 4, true, &r, err, sizeof err), 0);
     assert_int_equal(count_channel(r, "new"), 0);
     assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+}
+
+/* ------------------------------------------------------------------ slots */
+
+static Cascade__V1__Slot *slot(uint32_t position, uint64_t item, const char *source)
+{
+    Cascade__V1__Slot *s = cascade_arena_alloc(fx.arena, sizeof *s);
+    cascade__v1__slot__init(s);
+    s->position = position;
+    s->item_id = item;
+    s->source = (char *)source;
+    return s;
+}
+
+/* The request's slots: each item at its position with its reason and source
+ * (an item nobody recalled, and a recalled one, which appears once), the
+ * ranked items around them in the re-ranker's order; a slot item the user
+ * was already shown is filtered out and its position goes to the ranked
+ * list. */
+static void test_request_slots(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    Cascade__V1__Slot *slots[2];
+    char err[512];
+    /* recommend_slots_as resets fx.arena: the slots live in a second arena. */
+    cascade_arena *keep = fx.arena;
+    cascade_arena *own = cascade_arena_create(0);
+    fx.arena = own;
+    slots[0] = slot(0, 7001, "ads");
+    slots[1] = slot(5, 50, "ops:spring");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "slot-user", 10, true, slots, 2, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     0);
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    assert_int_equal(r->items[0]->item_id, 7001);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[0]->source, "ads");
+    assert_null(r->items[0]->tasks); /* nobody scored it */
+    assert_float_equal(r->items[0]->score, 0.0f, 0);
+    assert_int_equal(r->items[5]->item_id, 50);
+    assert_int_equal(r->items[5]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[5]->source, "ops:spring");
+    assert_non_null(r->items[5]->tasks); /* the ranker's copy of a recalled item */
+    float prev = 2000.0f;
+    for (size_t i = 0; i < r->n_items; i++) {
+        assert_int_equal(r->items[i]->position, i);
+        for (size_t j = 0; j < i; j++)
+            assert_true(r->items[i]->item_id != r->items[j]->item_id);
+        if (i == 0 || i == 5)
+            continue;
+        assert_int_equal(r->items[i]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+        assert_true(r->items[i]->rerank_score < prev); /* the re-ranker's order */
+        prev = r->items[i]->rerank_score;
+    }
+    const Cascade__V1__StageTrace *t = trace_of(r, "slots");
+    assert_non_null(t);
+    assert_string_equal(t->message, "request=2 config=0 filtered_out=0 positions=0,5");
+    /* The filter saw the slot item, but its trace lists recalled items only. */
+    for (size_t i = 0; i < trace_of(r, "filter")->n_item_ids; i++)
+        assert_true(trace_of(r, "filter")->item_ids[i] != 7001);
+
+    /* 7001 was shown: the filter drops it, position 0 goes to a ranked item;
+     * a new slot item is served at its position. */
+    fx.arena = own;
+    slots[1] = slot(3, 7002, "ads");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "slot-user", 10, true, slots, 2, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     0);
+    assert_int_equal(r->n_items, 10);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != 7001);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+    assert_int_equal(r->items[3]->item_id, 7002);
+    assert_int_equal(r->items[3]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=2 config=0 filtered_out=1 positions=3");
+    cascade_arena_destroy(own);
+    cascade_orch_destroy(o);
+}
+
+/* orchestrator.slots: an item pinned at position 0 and the exploration slot
+ * moved to position 3, both honoured; a list too short for the exploration
+ * position has none; the pinned item is filtered once shown. */
+static void test_config_slots(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(three_channels,
+                                ", \"slots\": [{\"position\": 0, \"item_id\": 7100, "
+                                "\"source\": \"ops:launch\"}, {\"position\": 3, "
+                                "\"source\": \"exploration\"}]",
+                                NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "pick-slots", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_int_equal(r->items[0]->item_id, 7100);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[0]->source, "ops:launch");
+    assert_int_equal(r->items[3]->item_id, favourite_new_item("pick-slots"));
+    assert_int_equal(r->items[3]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+    assert_int_equal(channel_position(r, "new"), 3);
+    assert_non_null(strstr(trace_of(r, "exploration")->message, "slots=1 positions=3 "));
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=0 config=1 filtered_out=0 positions=0");
+    /* Shown once, the pinned item is filtered out for this user. */
+    assert_int_equal(recommend(o, "pick-slots", 10, true, &r, err, sizeof err), 0);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != 7100);
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=0 config=1 filtered_out=1 positions=");
+    /* Three items: position 3 is outside the list, so no exploration. */
+    assert_int_equal(recommend(o, "pick-short", 3, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 3);
+    assert_int_equal(r->items[0]->item_id, 7100);
+    assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+}
+
+/* exploration.positions per experiment overrides the config's exploration
+ * slots (position 3 here): "2,30" puts the slot at 2 (30 is outside a list
+ * of 10); a malformed list is ignored. */
+static void test_exploration_experiment_positions(void **state)
+{
+    (void)state;
+    const char *exps =
+        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x2\", \"experiments\": ["
+        "{\"name\": \"moved\", \"ranges\": [[0, 399]], \"params\": "
+        "{\"exploration.positions\": \"2,30\"}},"
+        "{\"name\": \"broken\", \"ranges\": [[400, 699]], \"params\": "
+        "{\"exploration.positions\": \"2;x\"}}]}]}";
+    cascade_orch *o = make_orch(
+        three_channels, ", \"slots\": [{\"position\": 3, \"source\": \"exploration\"}]", exps,
+        fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], user[32];
+    bool seen[3] = {false, false, false};
+    for (int u = 0; u < 200 && !(seen[0] && seen[1] && seen[2]); u++) {
+        snprintf(user, sizeof user, "pick-pos-%03d", u);
+        assert_int_equal(recommend(o, user, 10, true, &r, err, sizeof err), 0);
+        const char *exp = NULL;
+        for (size_t l = 0; l < r->experiments->n_layers; l++)
+            if (strcmp(r->experiments->layers[l]->layer, "explore") == 0)
+                exp = r->experiments->layers[l]->experiment;
+        assert_non_null(exp);
+        size_t at = strcmp(exp, "moved") == 0 ? 2 : 3;
+        seen[strcmp(exp, "moved") == 0 ? 0 : strcmp(exp, "broken") == 0 ? 1 : 2] = true;
+        assert_int_equal(channel_position(r, "new"), (long)at);
+        assert_int_equal(r->items[at]->item_id, favourite_new_item(user));
+        assert_int_equal(r->items[at]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    cascade_orch_destroy(o);
+}
+
+/* Bad slots are refused with INVALID_ARGUMENT naming the field. */
+static void test_slot_validation(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    cascade_arena *keep = fx.arena;
+    cascade_arena *own = cascade_arena_create(0);
+    fx.arena = own;
+    Cascade__V1__Slot *slots[2] = {slot(2, 11, "ads"), slot(10, 12, "ads")};
+    Cascade__V1__Slot *bad_source[1] = {slot(2, 11, "ads campaign")};
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "u", 10, false, slots, 2, LOCAL_PEER, NULL, &r, err,
+                                        sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "slots[1].position 10 is outside the list (count 10)");
+    assert_int_equal(cascade_error_to_grpc(CASCADE_EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(recommend_slots_as(o, "u", 10, false, bad_source, 1, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "slots[0].source is not 1..64 characters of [A-Za-z0-9._:-]");
+    assert_int_equal(recommend_slots_as(o, "u", 11, false, slots, 2, LOCAL_PEER, NULL, &r, err,
+                                        sizeof err),
+                     0);
+    cascade_arena_destroy(own);
     cascade_orch_destroy(o);
 }
 
@@ -1775,6 +1991,10 @@ int main(void)
         cmocka_unit_test(test_exploration_per_user_pick),
         cmocka_unit_test(test_exploration_needs_a_good_score),
         cmocka_unit_test(test_exploration_experiment_params),
+        cmocka_unit_test(test_request_slots),
+        cmocka_unit_test(test_config_slots),
+        cmocka_unit_test(test_exploration_experiment_positions),
+        cmocka_unit_test(test_slot_validation),
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),
