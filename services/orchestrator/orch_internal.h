@@ -3,6 +3,7 @@
 #ifndef CASCADE_ORCH_INTERNAL_H
 #define CASCADE_ORCH_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "experiments.h"
@@ -20,7 +21,15 @@ struct cascade_orch_endpoint {
 
 struct cascade_orch {
     struct cascade_orch_config cfg;
+    /* The experiment table and the active config's identity are replaced
+     * by cascade_orch_reload while requests run: a request holds the read
+     * lock only while it assigns (copying the assignment into its arena),
+     * the reload holds the write lock only for the pointer swap, then
+     * destroys the old table outside it. */
+    pthread_rwlock_t exp_lock;
     cascade_experiments *experiments;
+    char config_version[128], config_hash[17];
+    json_t *orch_section; /* the "orchestrator" section at start, to spot changes */
     cascade_redis_pool *redis; /* borrowed; may be NULL */
     char ns[64];
     struct cascade_orch_endpoint endpoints[CASCADE_ORCH_MAX_ENDPOINTS];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "log.h"
 #include "orch_internal.h"
 
 /* Find or open the channel for addr. */
@@ -76,6 +77,7 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
     }
     atomic_init(&o->request_seq, 0);
     pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
+    pthread_rwlock_init(&o->exp_lock, NULL);
     o->redis = redis;
     snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
     if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
@@ -86,6 +88,13 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
     o->experiments = cascade_experiments_create(experiments, err, errlen);
     if (o->experiments == NULL)
         goto fail;
+    cascade_config_identity(cfg, o->config_version, sizeof o->config_version, o->config_hash,
+                            sizeof o->config_hash);
+    json_t *section = cascade_config_get(cfg, "orchestrator");
+    if (section && !(o->orch_section = json_deep_copy(section))) {
+        snprintf(err, errlen, "orchestrator: out of memory");
+        goto fail;
+    }
     if (open_channels(o, err, errlen))
         goto fail;
     return o;
@@ -124,8 +133,52 @@ void cascade_orch_destroy(cascade_orch *o)
     for (size_t i = 0; i < o->n_endpoints; i++)
         cascade_rpc_channel_destroy(o->endpoints[i].channel);
     cascade_experiments_destroy(o->experiments);
+    json_decref(o->orch_section);
+    pthread_rwlock_destroy(&o->exp_lock);
     pthread_mutex_destroy(&o->feedback_script.lock);
     free(o);
+}
+
+int cascade_orch_reload(cascade_orch *o, const cascade_config *cfg, char *err, size_t errlen)
+{
+    struct cascade_orch_config *parsed = malloc(sizeof *parsed);
+    cascade_experiments *fresh = NULL;
+    int rc = CASCADE_ENOMEM;
+    if (!parsed) {
+        snprintf(err, errlen, "orchestrator: out of memory");
+        goto out;
+    }
+    /* The whole new config must be valid, even the parts that wait for a
+     * restart: a config that would not start is not accepted live either. */
+    if ((rc = cascade_orch_config_parse(cfg, parsed, err, errlen)) != 0)
+        goto out;
+    json_t *experiments = cascade_config_get(cfg, "experiments");
+    if (!(fresh = cascade_experiments_create(json_is_null(experiments) ? NULL : experiments, err,
+                                             errlen))) {
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    json_t *section = cascade_config_get(cfg, "orchestrator");
+    if (!(section == NULL && o->orch_section == NULL) &&
+        !(section && o->orch_section && json_equal(section, o->orch_section)))
+        cascade_log_event(CASCADE_LOG_WARN,
+                          "config reload: section \"orchestrator\" changed: it needs a restart "
+                          "(only \"experiments\" applies live); the old orchestrator settings stay "
+                          "in use");
+    char version[sizeof o->config_version], hash[sizeof o->config_hash];
+    cascade_config_identity(cfg, version, sizeof version, hash, sizeof hash);
+    pthread_rwlock_wrlock(&o->exp_lock);
+    cascade_experiments *old = o->experiments;
+    o->experiments = fresh;
+    memcpy(o->config_version, version, sizeof version);
+    memcpy(o->config_hash, hash, sizeof hash);
+    pthread_rwlock_unlock(&o->exp_lock);
+    fresh = old; /* destroyed below, outside the lock */
+    rc = 0;
+out:
+    cascade_experiments_destroy(fresh);
+    free(parsed);
+    return rc;
 }
 
 const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o)

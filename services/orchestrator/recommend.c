@@ -87,7 +87,16 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     if (rq->deadline_ms == INT64_MAX)
         rq->deadline_ms = cascade_now_ms() + rq->o->cfg.deadline_ms;
     cascade_orch_report_init(&rq->report, rq->arena, req->debug && trace_allowed(rq));
+    pthread_rwlock_rdlock(&rq->o->exp_lock);
     int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
+    const char *config_id =
+        rq->report.want_trace ? cascade_arena_printf(rq->arena, "version %s hash %s",
+                                                     rq->o->config_version, rq->o->config_hash)
+                              : NULL;
+    pthread_rwlock_unlock(&rq->o->exp_lock);
+    if (config_id)
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "config",
+                                                                .message = config_id});
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
                                   cascade_strerror(rc));

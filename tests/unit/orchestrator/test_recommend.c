@@ -259,7 +259,7 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
         sort_by_rank_score(req->candidates, req->n_candidates);
     }
     pthread_mutex_lock(&fake.mu);
-    const char *exp = cascade_exp_param(req->experiments, "test.marker");
+    const char *exp = cascade_exp_param(req->experiments, "prerank.weights.ctr");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
@@ -745,7 +745,7 @@ static void test_experiment_params(void **state)
     const char *experiments =
         "{\"buckets\": 1000, \"layers\": [{\"name\": \"prerank\", \"salt\": \"p1\","
         " \"experiments\": [{\"name\": \"keep20\", \"ranges\": [[0, 999]],"
-        " \"params\": {\"prerank.keep\": 20, \"test.marker\": \"on\"}}]}]}";
+        " \"params\": {\"prerank.keep\": 20, \"prerank.weights.ctr\": \"0.25\"}}]}]}";
     cascade_orch *o = make_orch(two_channels, NULL, experiments, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512];
@@ -754,7 +754,7 @@ static void test_experiment_params(void **state)
     assert_string_equal(r->experiments->layers[0]->layer, "prerank");
     assert_string_equal(r->experiments->layers[0]->experiment, "keep20");
     assert_int_equal(fake.last_prerank_keep, 20);
-    assert_string_equal(fake.last_rank_experiment, "on");
+    assert_string_equal(fake.last_rank_experiment, "0.25");
     assert_int_equal(trace_of(r, "prerank")->items_out, 20);
     cascade_orch_destroy(o);
 }
