@@ -594,3 +594,48 @@ double cascade_exp_param_double(const Cascade__V1__ExperimentContext *ctx, const
     double v = strtod(text, &end);
     return *end == '\0' ? v : def;
 }
+
+/* ---- expected shares ---- */
+
+static void add_arm(struct cascade_exp_arm *out, size_t cap, size_t *n, const char *name,
+                    double share)
+{
+    if (share <= 0.0)
+        return;
+    if (*n < cap)
+        out[*n] = (struct cascade_exp_arm){name, share};
+    (*n)++;
+}
+
+int cascade_experiments_arms(const cascade_experiments *e, const char *layer,
+                             struct cascade_exp_arm *out, size_t cap)
+{
+    const struct exp_layer *l = NULL;
+    for (size_t i = 0; e && layer && i < e->n_layers; i++)
+        if (strcmp(e->layers[i].name, layer) == 0)
+            l = &e->layers[i];
+    if (!l)
+        return CASCADE_EINVAL;
+    double b = (double)e->buckets;
+    size_t held = 0, free_buckets = 0, n = 0;
+    for (uint32_t k = 0; k < e->buckets; k++) {
+        held += e->holdout[k];
+        free_buckets += l->table[k] == EXP_FREE;
+    }
+    double h = (double)held / b, rest = 1.0 - h;
+    add_arm(out, cap, &n, "holdout", h);
+    if (l->launched < 0)
+        add_arm(out, cap, &n, "baseline", rest * (double)free_buckets / b);
+    for (size_t i = 0; i < l->n_experiments; i++) {
+        size_t own = 0, rev = 0;
+        for (uint32_t k = 0; k < e->buckets; k++) {
+            own += l->table[k] == (int32_t)(2 * i);
+            rev += l->table[k] == (int32_t)(2 * i + 1);
+        }
+        if ((int)i == l->launched)
+            own = free_buckets;
+        add_arm(out, cap, &n, l->experiments[i].name, rest * (double)own / b);
+        add_arm(out, cap, &n, l->experiments[i].reverse_name, rest * (double)rev / b);
+    }
+    return (int)n;
+}
