@@ -17,7 +17,23 @@ struct cascade_orch_endpoint {
     cascade_rpc_channel *channel;
 };
 
-#define CASCADE_ORCH_MAX_ENDPOINTS (2 * CASCADE_ORCH_MAX_CHANNELS + 4)
+#define CASCADE_ORCH_MAX_ENDPOINTS (2 * CASCADE_ORCH_MAX_CHANNELS + 4 * CASCADE_ORCH_MAX_TRACKS)
+
+/* The downstream stages, in call order, for per-stage tables. */
+enum cascade_orch_stage {
+    CASCADE_ORCH_STAGE_FILTER,
+    CASCADE_ORCH_STAGE_PRERANK,
+    CASCADE_ORCH_STAGE_RANK,
+    CASCADE_ORCH_STAGE_RERANK,
+    CASCADE_ORCH_N_STAGES
+};
+
+/* "filter", "prerank", "rank", "rerank". */
+extern const char *const cascade_orch__stage_names[CASCADE_ORCH_N_STAGES];
+
+/* The config of stage s. */
+const struct cascade_orch_stage_cfg *cascade_orch__stage_cfg(const cascade_orch *o,
+                                                             enum cascade_orch_stage s);
 
 struct cascade_orch {
     struct cascade_orch_config cfg;
@@ -37,6 +53,10 @@ struct cascade_orch {
     cascade_rpc_channel *channel_of[CASCADE_ORCH_MAX_CHANNELS];      /* per recall channel */
     cascade_rpc_channel *cold_channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per cold-start channel */
     cascade_rpc_channel *filter, *prerank, *rank, *rerank;
+    /* Stages with an endpoint group (sticky canary): each track's channel
+     * and its request counter (cascade_orchestrator_track_requests_total). */
+    cascade_rpc_channel *track_rpc[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
+    cascade_metric *track_requests[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
     atomic_uint_fast64_t request_seq; /* for generated request ids */
     cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
     cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */

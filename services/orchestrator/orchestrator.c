@@ -41,9 +41,27 @@ static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr, 
     return e->channel;
 }
 
+const char *const cascade_orch__stage_names[CASCADE_ORCH_N_STAGES] = {"filter", "prerank",
+                                                                       "rank", "rerank"};
+
+const struct cascade_orch_stage_cfg *cascade_orch__stage_cfg(const cascade_orch *o,
+                                                             enum cascade_orch_stage s)
+{
+    const struct cascade_orch_stage_cfg *all[CASCADE_ORCH_N_STAGES] = {
+        &o->cfg.filter, &o->cfg.prerank, &o->cfg.rank, &o->cfg.rerank};
+    return all[s];
+}
+
 static int open_channels(cascade_orch *o, char *err, size_t errlen)
 {
     char why[700] = "";
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        for (size_t t = 0; t < st->n_tracks; t++)
+            if (!(o->track_rpc[s][t] = endpoint_channel(o, st->tracks[t].endpoint, why,
+                                                        sizeof why)))
+                goto fail;
+    }
     for (size_t i = 0; i < o->cfg.n_channels; i++) {
         o->channel_of[i] = endpoint_channel(o, o->cfg.channels[i].endpoint, why, sizeof why);
         if (o->channel_of[i] == NULL)
@@ -115,6 +133,15 @@ int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
 
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
 {
+    cascade_metric_family *tracks = cascade_metrics_counter(
+        m, "cascade_orchestrator_track_requests_total",
+        "Requests per stage endpoint-group track (sticky canary)", "stage,track");
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        for (size_t t = 0; t < st->n_tracks; t++)
+            o->track_requests[s][t] = cascade_metric_get(
+                tracks, (const char *const[]){cascade_orch__stage_names[s], st->tracks[t].name});
+    }
     o->hardneg_logged = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_orchestrator_hardneg_logged_total",
                                 "Items the rank stage cut, written to the hard-negative log", NULL),
