@@ -58,12 +58,8 @@ class CanaryTest(unittest.TestCase):
             cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cfg, sets=[
                 "orchestrator.endpoints.rank_canary=127.0.0.1:%d" % cls.canary_port])
             cls.stack.start()
-            data = os.path.join(cls.tmp.path, "world")
-            tl.run([tl.bin_path("cascade-datagen"), "--out", data, "--users", "200", "--items",
-                    "200", "--events", "6000", "--seed", "5", "--quiet"])
-            tl.run([tl.bin_path("cascade-build"), "all", "--data", data, "--redis",
-                    "127.0.0.1:%d" % cls.stack.redis_port, "--model-dir", cls.stack.model_dir,
-                    "--quiet"])
+            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000,
+                           seed=5, train=False)
             cls.canary_log = open(os.path.join(cls.tmp.path, "rank-canary.log"), "w")
             cls.canary = subprocess.Popen(
                 [tl.bin_path("cascade-rank"), "--config", cfg, "--redis",

@@ -55,12 +55,8 @@ class ReloadTest(unittest.TestCase):
                 cls.base_cfg = json.load(f)
             cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
             cls.stack.start()
-            data = os.path.join(cls.tmp.path, "world")
-            tl.run([tl.bin_path("cascade-datagen"), "--out", data, "--users", "200", "--items",
-                    "200", "--events", "6000", "--seed", "3", "--quiet"])
-            tl.run([tl.bin_path("cascade-build"), "all", "--data", data, "--redis",
-                    "127.0.0.1:%d" % cls.stack.redis_port, "--model-dir", cls.stack.model_dir,
-                    "--quiet"])
+            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000,
+                           seed=3, train=False)
         except BaseException:
             cls.tearDownClass()
             raise
