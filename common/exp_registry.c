@@ -22,6 +22,7 @@ static const struct cascade_exp_key registry[] = {
     /* Rank. */
     {"rank.keep", false, "rank", "orchestrator"},
     {"rank.model", false, "rank", "rank"},
+    {"rank.model_version", false, "rank", "rank"},
     {"rank.fusion.formula", false, "rank", "rank"},
     {"rank.fusion.weights.click", false, "rank", "rank"},
     {"rank.fusion.weights.like", false, "rank", "rank"},
