@@ -603,6 +603,7 @@ struct reload_ctx {
     int argc;
     char **argv;
     struct cascade_service_opts *opts; /* its config is replaced on success */
+    const cascade_config *started; /* the config the stage was created with (kept) */
     /* Replaced configs stay alive until exit: a stage may still borrow
      * strings from the config it was created with. */
     cascade_config *superseded[MAX_RELOADS_KEPT];
@@ -733,14 +734,14 @@ static void reload_config(struct reload_ctx *r)
         goto out;
     }
     threads_default(r->stage, &n);
-    if (r->stage->reload) {
-        if (r->stage->reload(r->service, n.config, err, sizeof err) != 0) {
-            reload_reject(r, err);
-            goto out;
-        }
-    } else {
-        report_section_changed(name, r->opts->config, n.config);
+    if (r->stage->reload && r->stage->reload(r->service, n.config, err, sizeof err) != 0) {
+        reload_reject(r, err);
+        goto out;
     }
+    /* A stage's own section applies at start only (a hook applies what it
+     * documents, such as the experiments); compare with the config the
+     * stage was created with, not the last reload's. */
+    report_section_changed(name, r->started, n.config);
     report_restart_only(r->opts, &n);
     if (r->n_superseded == MAX_RELOADS_KEPT) {
         /* Unreachable in practice; refusing beats freeing a borrowed config. */
@@ -886,6 +887,7 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
         .argc = argc,
         .argv = argv,
         .opts = &opts,
+        .started = opts.config,
         .info = cascade_metrics_gauge(metrics, "cascade_config_info",
                                       "The active config: 1 for its hash and version, 0 for "
                                       "configs replaced by a reload",

@@ -45,7 +45,6 @@ struct cascade_orch {
     pthread_rwlock_t exp_lock;
     cascade_experiments *experiments;
     char config_version[128], config_hash[17];
-    json_t *orch_section; /* the "orchestrator" section at start, to spot changes */
     cascade_redis_pool *redis; /* borrowed; may be NULL */
     char ns[64];
     struct cascade_orch_endpoint endpoints[CASCADE_ORCH_MAX_ENDPOINTS];

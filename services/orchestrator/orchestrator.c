@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "log.h"
 #include "orch_internal.h"
 
 /* Find or open the channel for addr. */
@@ -108,11 +107,6 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
         goto fail;
     cascade_config_identity(cfg, o->config_version, sizeof o->config_version, o->config_hash,
                             sizeof o->config_hash);
-    json_t *section = cascade_config_get(cfg, "orchestrator");
-    if (section && !(o->orch_section = json_deep_copy(section))) {
-        snprintf(err, errlen, "orchestrator: out of memory");
-        goto fail;
-    }
     if (open_channels(o, err, errlen))
         goto fail;
     return o;
@@ -160,7 +154,6 @@ void cascade_orch_destroy(cascade_orch *o)
     for (size_t i = 0; i < o->n_endpoints; i++)
         cascade_rpc_channel_destroy(o->endpoints[i].channel);
     cascade_experiments_destroy(o->experiments);
-    json_decref(o->orch_section);
     pthread_rwlock_destroy(&o->exp_lock);
     pthread_mutex_destroy(&o->feedback_script.lock);
     free(o);
@@ -185,13 +178,6 @@ int cascade_orch_reload(cascade_orch *o, const cascade_config *cfg, char *err, s
         rc = CASCADE_EINVAL;
         goto out;
     }
-    json_t *section = cascade_config_get(cfg, "orchestrator");
-    if (!(section == NULL && o->orch_section == NULL) &&
-        !(section && o->orch_section && json_equal(section, o->orch_section)))
-        cascade_log_event(CASCADE_LOG_WARN,
-                          "config reload: section \"orchestrator\" changed: it needs a restart "
-                          "(only \"experiments\" applies live); the old orchestrator settings stay "
-                          "in use");
     char version[sizeof o->config_version], hash[sizeof o->config_hash];
     cascade_config_identity(cfg, version, sizeof version, hash, sizeof hash);
     pthread_rwlock_wrlock(&o->exp_lock);

@@ -55,7 +55,7 @@ int cascade_orch_set_auth_token(cascade_orch *o, const char *token);
  * "config") are swapped under a write lock, so a request sees the old or
  * the new table, never a mix, and the old table is freed once no request
  * uses it. Changes to the "orchestrator" section are validated but need a
- * restart (logged as such). cfg is borrowed during the call only. Returns
+ * restart (cascade_service_main logs them as such). cfg is borrowed during the call only. Returns
  * 0, or CASCADE_EINVAL with the reason in err and nothing changed. */
 int cascade_orch_reload(cascade_orch *o, const cascade_config *cfg, char *err, size_t errlen);
 

@@ -145,7 +145,8 @@ class ReloadTest(unittest.TestCase):
             self.assertEqual(trace, ["version %s hash %s" % (version, good_hash)])
         log = self.log("orchestrator")
         self.assertIn("config reloaded: version %s hash %s" % (version, good_hash), log)
-        self.assertIn('section "orchestrator" changed: it needs a restart', log)
+        self.assertIn('config reload: section "orchestrator" changed: cascade-orchestrator '
+                      'applies it only at restart', log)
 
         # Bad config: a parameter no stage owns. Rejected, old config serves.
         bad = copy.deepcopy(good)
