@@ -153,6 +153,36 @@ static int set_expected(struct ab_log *log, struct ab_result *res, size_t li,
     return 0;
 }
 
+/* A canary pseudo-layer (track:<stage>): shares weight / sum of weights of
+ * the stage's endpoint group (orchestrator.stages.<stage>.endpoint). */
+static int track_expected(struct ab_log *log, struct ab_result *res, size_t li,
+                          const cascade_config *cfg)
+{
+    const char *name = log->layers[li].name;
+    size_t plen = strlen(AB_TRACK_PREFIX);
+    char path[AB_NAME_MAX + 64];
+    if (strncmp(name, AB_TRACK_PREFIX, plen) != 0)
+        return 0;
+    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name + plen);
+    const json_t *group = cascade_config_get(cfg, path), *t;
+    struct cascade_exp_arm arms[8];
+    double total = 0;
+    size_t i, n = 0;
+    json_array_foreach(group, i, t)
+    {
+        const json_t *track = json_object_get(t, "track"), *w = json_object_get(t, "weight");
+        if (n == 8 || !json_is_string(track) || !json_is_number(w))
+            return 0; /* not a group the orchestrator would take: no expectation */
+        arms[n++] = (struct cascade_exp_arm){json_string_value(track), json_number_value(w)};
+        total += json_number_value(w);
+    }
+    if (n == 0 || !(total > 0))
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        arms[k].share /= total;
+    return set_expected(log, res, li, arms, (int)n);
+}
+
 /* Expected shares of every configured layer present in the log, and of the
  * holdout pseudo-layer. Arms the config has but the log lacks are added. */
 static int load_expected(struct ab_log *log, struct ab_result *res, const char *path, char *err,
@@ -187,6 +217,8 @@ static int load_expected(struct ab_log *log, struct ab_result *res, const char *
         struct cascade_exp_arm pseudo[2] = {{"holdout", holdout}, {"everyone_else", 1 - holdout}};
         rc = set_expected(log, res, li, pseudo, 2);
     }
+    for (size_t li = 0; li < log->n_layers && rc == 0; li++)
+        rc = track_expected(log, res, li, cfg);
     if (rc)
         snprintf(err, errlen, "out of memory");
     cascade_experiments_destroy(e);

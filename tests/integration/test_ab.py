@@ -32,6 +32,9 @@ Z = 1.959963984540054
 T0 = 1_800_000_000_000  # serve times, Unix ms
 
 CONFIG = {
+    "orchestrator": {"stages": {"rank": {"endpoint": [
+        {"track": "stable", "endpoint": "rank", "weight": 7},
+        {"track": "canary", "endpoint": "127.0.0.1:7000", "weight": 3}]}}},
     "experiments": {
         "buckets": 100, "holdout": [[0, 9]],
         "layers": [
@@ -262,6 +265,13 @@ class AbTest(unittest.TestCase):
         canary = self.arm(self.layer(rep, "track:rank"), "canary")
         self.assertEqual(canary["control"], "stable")
         self.assertEqual(canary["users"], sum(1 for t in self.truth if t["track"] == "canary"))
+        # The canary's SRM: shares 0.7 / 0.3 from the endpoint group's weights (df 1).
+        track = self.layer(rep, "track:rank")
+        n = len(self.truth)
+        can = canary["users"]
+        chi2 = (can - 0.3 * n) ** 2 / (0.3 * n) + (n - can - 0.7 * n) ** 2 / (0.7 * n)
+        self.close(track["srm"]["chi2"], chi2, "track chi2")
+        self.close(track["srm"]["p"], math.erfc(math.sqrt(chi2 / 2)), "track p")
 
     def test_time_range(self):
         # Serves are 10 ms apart from T0 + 10: [T0+10, T0+500] holds the first 50.
