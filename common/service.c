@@ -733,6 +733,11 @@ static void reload_config(struct reload_ctx *r)
                           version, hash);
         goto out;
     }
+    if (r->n_superseded == MAX_RELOADS_KEPT) {
+        /* Unreachable in practice; refusing beats freeing a borrowed config. */
+        reload_reject(r, "too many reloads since start; restart the service");
+        goto out;
+    }
     threads_default(r->stage, &n);
     if (r->stage->reload && r->stage->reload(r->service, n.config, err, sizeof err) != 0) {
         reload_reject(r, err);
@@ -743,11 +748,6 @@ static void reload_config(struct reload_ctx *r)
      * stage was created with, not the last reload's. */
     report_section_changed(name, r->started, n.config);
     report_restart_only(r->opts, &n);
-    if (r->n_superseded == MAX_RELOADS_KEPT) {
-        /* Unreachable in practice; refusing beats freeing a borrowed config. */
-        reload_reject(r, "too many reloads since start; restart the service");
-        goto out;
-    }
     r->superseded[r->n_superseded++] = r->opts->config;
     r->opts->config = n.config;
     n.config = NULL;
