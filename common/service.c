@@ -91,6 +91,8 @@ static void print_usage(const char *name, int default_port, const char *extra)
            name);
     if (extra && extra[0])
         printf("\n%s", extra);
+    printf("\nSIGHUP re-reads --config: experiments apply live, a bad config is rejected and\n"
+           "logged, settings that need a restart are logged as such (docs/experiments.md).\n");
 }
 
 /* Pick the first non-empty of flag, env, config string, default into dst. */
