@@ -53,6 +53,11 @@ static void destroy_stage(void *stage)
     cascade_orch_destroy(stage);
 }
 
+static int reload_stage(void *stage, const cascade_config *cfg, char *err, size_t errlen)
+{
+    return cascade_orch_reload(stage, cfg, err, errlen);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "orchestrator",
     .default_port = 50050,
@@ -65,6 +70,7 @@ static const struct cascade_service_stage stage = {
     .create = create_stage,
     .methods = cascade_orch_methods,
     .destroy = destroy_stage,
+    .reload = reload_stage,
 };
 
 int main(int argc, char **argv)

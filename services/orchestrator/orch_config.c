@@ -5,10 +5,12 @@
  * moves every user of an endpoint at once. */
 #include "orch_config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+#include "hash.h"
 #include "orchestrator.h"
 #include "request.h"
 
@@ -245,7 +247,79 @@ static int parse_channels(const cascade_config *cfg, struct cascade_orch_config 
     return rc ? rc : parse_channel_list(cfg, &cold, err, errlen);
 }
 
-/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep,min_ms} */
+static bool valid_track_name(const char *s)
+{
+    if (!*s || strlen(s) >= CASCADE_ORCH_TRACK_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* orchestrator.stages.<name>.endpoint as a list of {track, endpoint, weight}. */
+static int parse_tracks(const cascade_config *cfg, const char *name, const json_t *list,
+                        struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
+{
+    char what[160];
+    size_t n = json_array_size(list);
+    if (n == 0 || n > CASCADE_ORCH_MAX_TRACKS) {
+        snprintf(err, errlen,
+                 "%s: orchestrator.stages.%s.endpoint: an endpoint group needs 1..%d tracks",
+                 cascade_config_source(cfg), name, CASCADE_ORCH_MAX_TRACKS);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(list, i);
+        const json_t *jt = json_object_get(t, "track"), *je = json_object_get(t, "endpoint");
+        const json_t *jw = json_object_get(t, "weight");
+        snprintf(what, sizeof what, "orchestrator.stages.%s.endpoint[%zu]", name, i);
+        if (!json_is_string(jt) || !valid_track_name(json_string_value(jt)) ||
+            !json_is_string(je) || !json_is_number(jw) || !(json_number_value(jw) > 0) ||
+            !isfinite(json_number_value(jw))) {
+            snprintf(err, errlen,
+                     "%s: %s: expected {\"track\": name ([a-z0-9_], 1..%d bytes), "
+                     "\"endpoint\": host:port or name, \"weight\": number > 0}",
+                     cascade_config_source(cfg), what, CASCADE_ORCH_TRACK_MAX - 1);
+            return CASCADE_EINVAL;
+        }
+        struct cascade_orch_track_cfg *tr = &st->tracks[i];
+        snprintf(tr->name, sizeof tr->name, "%s", json_string_value(jt));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(st->tracks[j].name, tr->name) == 0) {
+                snprintf(err, errlen, "%s: %s: track \"%s\" named twice",
+                         cascade_config_source(cfg), what, tr->name);
+                return CASCADE_EINVAL;
+            }
+        }
+        tr->weight = json_number_value(jw);
+        int rc = resolve_endpoint(cfg, json_string_value(je), what, tr->endpoint,
+                                  sizeof tr->endpoint, err, errlen);
+        if (rc)
+            return rc;
+    }
+    st->n_tracks = n;
+    memcpy(st->endpoint, st->tracks[0].endpoint, sizeof st->endpoint);
+    return 0;
+}
+
+size_t cascade_orch_config_track(const struct cascade_orch_stage_cfg *st, const char *user_id)
+{
+    if (st->n_tracks < 2)
+        return 0;
+    double total = 0, cum = 0;
+    for (size_t i = 0; i < st->n_tracks; i++)
+        total += st->tracks[i].weight;
+    double at = (double)cascade_hash_bucket(user_id, st->track_salt, 10000) / 10000.0 * total;
+    for (size_t i = 0; i < st->n_tracks; i++) {
+        cum += st->tracks[i].weight;
+        if (at < cum)
+            return i;
+    }
+    return st->n_tracks - 1;
+}
+
+/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep,min_ms,track_salt} */
 static int parse_stage(const cascade_config *cfg, const char *name, uint32_t default_keep,
                        struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
 {
@@ -269,11 +343,25 @@ static int parse_stage(const cascade_config *cfg, const char *name, uint32_t def
                                  errlen)))
         return rc;
     st->min_ms = (int)min_ms;
-    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
-    if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
-        return rc;
     st->timeout_ms = (int)timeout;
     st->keep = (uint32_t)keep;
+    char salt[CASCADE_ORCH_NAME_MAX];
+    const char *track_salt;
+    snprintf(salt, sizeof salt, "%s-track", name);
+    snprintf(path, sizeof path, "orchestrator.stages.%s.track_salt", name);
+    if ((rc = cascade_config_string(cfg, path, salt, &track_salt, err, errlen)))
+        return rc;
+    if (!*track_salt || !copy_str(st->track_salt, sizeof st->track_salt, track_salt)) {
+        snprintf(err, errlen, "%s: %s: 1..%d bytes", cascade_config_source(cfg), path,
+                 CASCADE_ORCH_NAME_MAX - 1);
+        return CASCADE_EINVAL;
+    }
+    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
+    const json_t *group = cascade_config_get(cfg, path);
+    if (json_is_array(group))
+        return parse_tracks(cfg, name, group, st, err, errlen);
+    if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
+        return rc;
     snprintf(path, sizeof path, "stage %s", name);
     return resolve_endpoint(cfg, endpoint, path, st->endpoint, sizeof st->endpoint, err, errlen);
 }

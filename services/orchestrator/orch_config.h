@@ -38,15 +38,31 @@ struct cascade_orch_slot_cfg {
     char source[CASCADE_ORCH_NAME_MAX + 1];
 };
 
+#define CASCADE_ORCH_MAX_TRACKS 4
+#define CASCADE_ORCH_TRACK_MAX 32 /* track name, with its NUL */
+
+/* One track of a stage's endpoint group (sticky canary): a user whose
+ * hash(user ‖ track_salt) falls in this track's weight share goes here. */
+struct cascade_orch_track_cfg {
+    char name[CASCADE_ORCH_TRACK_MAX];    /* "stable", "canary": [a-z0-9_]+ */
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    double weight;                        /* > 0; shares are weight / sum of weights */
+};
+
 /* One downstream stage (filter, prerank, rank, rerank). */
 struct cascade_orch_stage_cfg {
     bool enabled;                         /* false: skipped, not degraded */
-    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" (the first track's with tracks) */
     int timeout_ms;                       /* per-call budget */
     uint32_t keep;                        /* prerank/rank: candidates kept (0 = stage default) */
     int min_ms;     /* least time worth giving the stage: the later stages' reserve */
     int reserve_ms; /* derived: Σ min_ms of the enabled stages after this one, kept back
                        from the request's deadline (cascade_orch_stage_deadline) */
+    /* An endpoint group: "endpoint" given as a list of {track, endpoint,
+     * weight}. n_tracks 0 = one endpoint, no tracks. */
+    struct cascade_orch_track_cfg tracks[CASCADE_ORCH_MAX_TRACKS];
+    size_t n_tracks;
+    char track_salt[CASCADE_ORCH_NAME_MAX]; /* default "<stage>-track" */
 };
 
 /* Absolute deadline of one stage call made at now_ms: its own budget
@@ -55,6 +71,11 @@ struct cascade_orch_stage_cfg {
  * is left, within the request's deadline. Pure; thread-safe. */
 int64_t cascade_orch_stage_deadline(int64_t now_ms, int64_t request_deadline_ms, int timeout_ms,
                                     int min_ms, int reserve_ms);
+
+/* The track index of user_id in st's group (0 when it has none): bucket =
+ * hash(user_id ‖ track_salt) mod 10000, the first track whose cumulative
+ * weight share exceeds bucket / 10000. Deterministic and thread-safe. */
+size_t cascade_orch_config_track(const struct cascade_orch_stage_cfg *st, const char *user_id);
 
 struct cascade_orch_config {
     struct cascade_orch_channel_cfg channels[CASCADE_ORCH_MAX_CHANNELS];

@@ -72,6 +72,33 @@ static bool trace_allowed(const struct cascade_orch_rq *rq)
     return false;
 }
 
+/* Route each stage: its one channel, or for an endpoint group the channel
+ * of the user's sticky track (hash of user and the stage's track salt). */
+static int route_tracks(struct cascade_orch_rq *rq)
+{
+    cascade_orch *o = rq->o;
+    cascade_rpc_channel *plain[CASCADE_ORCH_N_STAGES] = {o->filter, o->prerank, o->rank, o->rerank};
+    char *track = cascade_arena_strdup(rq->arena, "");
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES && track; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        rq->stage_rpc[s] = plain[s];
+        if (st->n_tracks == 0)
+            continue;
+        size_t t = cascade_orch_config_track(st, rq->user->user_id);
+        rq->stage_rpc[s] = o->track_rpc[s][t];
+        cascade_metric_inc(o->track_requests[s][t]);
+        track = cascade_arena_printf(rq->arena, "%s%s%s=%s", track, track[0] ? ";" : "",
+                                     cascade_orch__stage_names[s], st->tracks[t].name);
+    }
+    if (!track)
+        return CASCADE_ENOMEM;
+    rq->track = track;
+    if (track[0])
+        cascade_orch__report(rq,
+                             &(struct cascade_orch_outcome){.stage = "track", .message = track});
+    return 0;
+}
+
 static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req)
 {
     const struct cascade_orch_call *call = rq->call;
@@ -90,10 +117,21 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     int rc = cascade_orch__slots_setup(rq, req);
     if (rc)
         return rc;
+    pthread_rwlock_rdlock(&rq->o->exp_lock);
     rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
+    const char *config_id = rq->report.want_trace
+                                ? cascade_arena_printf(rq->arena, "version %s hash %s",
+                                                       rq->o->config_version, rq->o->config_hash)
+                                : NULL;
+    pthread_rwlock_unlock(&rq->o->exp_lock);
+    if (config_id)
+        cascade_orch__report(
+            rq, &(struct cascade_orch_outcome){.stage = "config", .message = config_id});
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
                                   cascade_strerror(rc));
+    if ((rc = route_tracks(rq)))
+        return cascade_orch__fail(call, rc, "out of memory");
     return 0;
 }
 
@@ -287,7 +325,7 @@ static void run_filter(struct cascade_orch_rq *rq)
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
-        rq, "filter", st, rq->o->filter, "/cascade.v1.Filter/Filter", &req.base,
+        rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter", &req.base,
         &cascade__v1__filter_response__descriptor, consequence, &lat);
     Cascade__V1__Candidate **kept =
         resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
@@ -325,7 +363,7 @@ static void run_prerank(struct cascade_orch_rq *rq)
     req.keep = keep;
     req.experiments = rq->exp;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
-        rq, "prerank", st, rq->o->prerank, "/cascade.v1.PreRank/Score", &req.base,
+        rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score", &req.base,
         &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
     Cascade__V1__Candidate **scored =
         resp ? unslim(rq, "prerank", consequence, lat, slim != NULL, resp->candidates,
@@ -361,7 +399,7 @@ static void run_rank(struct cascade_orch_rq *rq)
     req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
-        rq, "rank", st, rq->o->rank, "/cascade.v1.Rank/Score", &req.base,
+        rq, "rank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RANK], "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, "pre-rank order kept", &lat);
     if (resp == NULL) {
         truncate_to(rq, keep);
@@ -390,7 +428,7 @@ static void run_rerank(struct cascade_orch_rq *rq)
         req.count = rq->count;
         req.experiments = rq->exp;
         Cascade__V1__ReRankResponse *resp = (Cascade__V1__ReRankResponse *)stage_call(
-            rq, "rerank", st, rq->o->rerank, "/cascade.v1.ReRank/ReRank", &req.base,
+            rq, "rerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RERANK], "/cascade.v1.ReRank/ReRank", &req.base,
             &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
         if (resp != NULL) {
             rq->relevance = rq->source;
@@ -488,7 +526,8 @@ static bool reserve_round(struct cascade_orch_rq *rq, const struct cascade_orch_
         req.item_ids[req.n_item_ids++] = offer[i]->item_id;
     int64_t round_lat = 0;
     Cascade__V1__RecordExposureResponse *ack = (Cascade__V1__RecordExposureResponse *)stage_call(
-        rq, "exposure", st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
+        rq, "exposure", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER],
+        "/cascade.v1.Filter/RecordExposure", &req.base,
         &cascade__v1__record_exposure_response__descriptor, "these items may be shown again",
         &round_lat);
     *lat += round_lat;

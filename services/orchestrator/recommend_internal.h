@@ -38,6 +38,11 @@ struct cascade_orch_rq {
     uint32_t count;
     Cascade__V1__UserContext *user; /* the caller's context with request_id filled */
     Cascade__V1__ExperimentContext *exp;
+    /* Where this user's stage calls go (a track's channel for a stage with
+     * an endpoint group), and the tracks as "stage=track;..." in stage
+     * order ("" when no stage has a group): the serve record's track field. */
+    cascade_rpc_channel *stage_rpc[CASCADE_ORCH_N_STAGES];
+    const char *track;
     struct cascade_orch_report report;
     Cascade__V1__Candidate **cands; /* the current list */
     size_t n;

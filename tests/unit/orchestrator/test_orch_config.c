@@ -366,6 +366,68 @@ static void test_stage_deadline(void **state)
     assert_int_equal(cascade_orch_stage_deadline(1000, 1200, 500, 0, 0), 1200);
 }
 
+/* A stage endpoint given as a group of {track, endpoint, weight}: the
+ * tracks resolve like any endpoint, and a user's track follows the weights
+ * and the salt, the same on every call. */
+static void test_endpoint_group(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"endpoints\": {\"rank_canary\": \"127.0.0.1:7001\"},"
+                   " \"stages\": {\"rank\": {\"endpoint\": ["
+                   "{\"track\": \"stable\", \"endpoint\": \"rank\", \"weight\": 90},"
+                   "{\"track\": \"canary\", \"endpoint\": \"rank_canary\", \"weight\": 10}]}}}}",
+                   &c, err, sizeof err),
+        0);
+    assert_int_equal(c.rank.n_tracks, 2);
+    assert_string_equal(c.rank.tracks[0].name, "stable");
+    assert_string_equal(c.rank.tracks[0].endpoint, "127.0.0.1:50054");
+    assert_string_equal(c.rank.tracks[1].endpoint, "127.0.0.1:7001");
+    assert_string_equal(c.rank.endpoint, "127.0.0.1:50054");
+    assert_string_equal(c.rank.track_salt, "rank-track");
+    assert_int_equal(c.prerank.n_tracks, 0);
+
+    size_t canary = 0, moved = 0, users = 20000;
+    struct cascade_orch_stage_cfg salted = c.rank;
+    snprintf(salted.track_salt, sizeof salted.track_salt, "another-salt");
+    for (size_t u = 0; u < users; u++) {
+        char user[32];
+        snprintf(user, sizeof user, "user-%zu", u);
+        size_t t = cascade_orch_config_track(&c.rank, user);
+        assert_true(t < 2);
+        assert_int_equal(cascade_orch_config_track(&c.rank, user), t); /* sticky */
+        canary += t == 1;
+        moved += cascade_orch_config_track(&salted, user) != t;
+    }
+    /* 10% by weight: 2000 expected, binomial sd ~42. */
+    assert_in_range(canary, 1800, 2200);
+    /* Another salt reshuffles: about 2·0.9·0.1 = 18% of users change track. */
+    assert_in_range(moved, 3200, 4000);
+    assert_int_equal(cascade_orch_config_track(&c.prerank, "user-1"), 0);
+
+    const char *bad[][2] = {
+        {"[]", "an endpoint group needs 1..4 tracks"},
+        {"[{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 0}]",
+         "endpoint[0]: expected {\"track\""},
+        {"[{\"track\": \"Bad\", \"endpoint\": \"rank\", \"weight\": 1}]", "endpoint[0]: expected"},
+        {"[{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 1},"
+         "{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 1}]",
+         "endpoint[1]: track \"a\" named twice"},
+        {"[{\"track\": \"a\", \"endpoint\": \"nowhere\", \"weight\": 1}]",
+         "endpoint \"nowhere\" is neither host:port nor a name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"orchestrator\": {\"stages\": {\"rank\": {\"endpoint\": %s}}}}", bad[i][0]);
+        assert_int_equal(parse_text(text, &c, err, sizeof err), CASCADE_EINVAL);
+        if (!strstr(err, bad[i][1]))
+            fail_msg("expected \"%s\" in \"%s\"", bad[i][1], err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_deadline_reserves),
         cmocka_unit_test(test_stage_deadline),
+        cmocka_unit_test(test_endpoint_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

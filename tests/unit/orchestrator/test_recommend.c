@@ -284,7 +284,7 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
         sort_by_rank_score(req->candidates, req->n_candidates);
     }
     pthread_mutex_lock(&fake.mu);
-    const char *exp = cascade_exp_param(req->experiments, "test.marker");
+    const char *exp = cascade_exp_param(req->experiments, "prerank.weights.ctr");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
@@ -873,6 +873,122 @@ static void test_dead_filter(void **state)
     cascade_orch_destroy(o);
 }
 
+/* The config text of make_orch, for reloads. */
+static cascade_config *orch_config(const char *experiments_json, int merge_max)
+{
+    char text[4096], err[512];
+    snprintf(text, sizeof text,
+             "{\"orchestrator\": {\"endpoints\": {\"recall\": \"127.0.0.1:%d\", "
+             "\"filter\": \"127.0.0.1:%d\", \"prerank\": \"127.0.0.1:%d\", "
+             "\"rank\": \"127.0.0.1:%d\", \"rerank\": \"127.0.0.1:%d\"}, \"channels\": %s, "
+             "\"deadline_ms\": 5000, \"merge_max\": %d}, \"experiments\": %s}",
+             fx.port, fx.port, fx.port, fx.port, fx.port, two_channels, merge_max,
+             experiments_json);
+    cascade_config *cfg = cascade_config_parse(text, "reload.json", err, sizeof err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static const char *const live_exp =
+    "{\"layers\": [{\"name\": \"rerank\", \"salt\": \"r\", \"experiments\": [{\"name\": "
+    "\"live\", \"ranges\": [[0, 999]], \"params\": {\"rerank.lambda\": 0.5}}]}]}";
+
+struct reload_worker {
+    cascade_orch *o;
+    char versions[2][200]; /* the trace message of each config */
+    int mismatches, calls;
+};
+
+/* Recommend in a loop while the main thread reloads: each answer's
+ * assignment and its trace's config identity must come from one table. */
+static void *reload_worker_run(void *arg)
+{
+    struct reload_worker *w = arg;
+    cascade_arena *arena = cascade_arena_create(0);
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    u.user_id = "reload-worker";
+    req.user = &u;
+    req.count = 5;
+    req.debug = true;
+    for (int i = 0; i < 40; i++) {
+        char err[512];
+        Cascade__V1__RecommendResponse *r;
+        cascade_arena_reset(arena);
+        struct cascade_orch_call call = {.arena = arena,
+                                         .deadline_ms = INT64_MAX,
+                                         .peer = LOCAL_PEER,
+                                         .err = err,
+                                         .errlen = sizeof err};
+        if (cascade_orch_recommend(w->o, &call, &req, &r) != 0) {
+            w->mismatches++;
+            continue;
+        }
+        bool live = r->experiments->n_layers == 1;
+        const Cascade__V1__StageTrace *t = trace_of(r, "config");
+        if (!t || strcmp(t->message, w->versions[live]) != 0)
+            w->mismatches++;
+        w->calls++;
+    }
+    cascade_arena_destroy(arena);
+    return NULL;
+}
+
+/* cascade_orch_reload: a good config starts an experiment in the running
+ * orchestrator and the trace names the new config; a bad one is refused
+ * with its reason and the old table keeps serving; reloads under
+ * concurrent requests never mix an assignment and an identity. */
+static void test_reload(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_config *none = orch_config("null", 2000), *live = orch_config(live_exp, 2000);
+    cascade_config *bad =
+        orch_config("{\"layers\": [{\"name\": \"rank\", \"experiments\": [{\"name\": \"x\", "
+                    "\"ranges\": [[0, 9]], \"params\": {\"rerank.lambda\": 1}}]}]}",
+                    2000);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], version[128], hash[17], want[200];
+    struct reload_worker w = {.o = o};
+    for (int i = 0; i < 2; i++) {
+        cascade_config_identity(i ? live : none, version, sizeof version, hash, sizeof hash);
+        snprintf(w.versions[i], sizeof w.versions[i], "version %s hash %s", version, hash);
+    }
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->experiments->n_layers, 0);
+
+    assert_int_equal(cascade_orch_reload(o, live, err, sizeof err), 0);
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->experiments->n_layers, 1);
+    assert_string_equal(r->experiments->layers[0]->experiment, "live");
+    assert_string_equal(trace_of(r, "config")->message, w.versions[1]);
+    cascade_config_identity(live, version, sizeof version, hash, sizeof hash);
+    snprintf(want, sizeof want, "version none hash %s", hash);
+    assert_string_equal(w.versions[1], want);
+
+    assert_int_equal(cascade_orch_reload(o, bad, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "parameter \"rerank.lambda\" belongs to stage \"rerank\""));
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_string_equal(r->experiments->layers[0]->experiment, "live");
+    assert_string_equal(trace_of(r, "config")->message, w.versions[1]);
+
+    pthread_t threads[2];
+    struct reload_worker ws[2] = {w, w};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, reload_worker_run, &ws[i]), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(cascade_orch_reload(o, i % 2 ? live : none, err, sizeof err), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(ws[i].mismatches, 0);
+        assert_int_equal(ws[i].calls, 40);
+    }
+    cascade_config_destroy(none);
+    cascade_config_destroy(live);
+    cascade_config_destroy(bad);
+    cascade_orch_destroy(o);
+}
+
 /* Experiment parameters reach the stages and change the orchestrator's own
  * behaviour (prerank.keep); the assignment comes back in the response. */
 static void test_experiment_params(void **state)
@@ -881,7 +997,7 @@ static void test_experiment_params(void **state)
     const char *experiments =
         "{\"buckets\": 1000, \"layers\": [{\"name\": \"prerank\", \"salt\": \"p1\","
         " \"experiments\": [{\"name\": \"keep20\", \"ranges\": [[0, 999]],"
-        " \"params\": {\"prerank.keep\": 20, \"test.marker\": \"on\"}}]}]}";
+        " \"params\": {\"prerank.keep\": 20, \"prerank.weights.ctr\": \"0.25\"}}]}]}";
     cascade_orch *o = make_orch(two_channels, NULL, experiments, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512];
@@ -890,7 +1006,7 @@ static void test_experiment_params(void **state)
     assert_string_equal(r->experiments->layers[0]->layer, "prerank");
     assert_string_equal(r->experiments->layers[0]->experiment, "keep20");
     assert_int_equal(fake.last_prerank_keep, 20);
-    assert_string_equal(fake.last_rank_experiment, "on");
+    assert_string_equal(fake.last_rank_experiment, "0.25");
     assert_int_equal(trace_of(r, "prerank")->items_out, 20);
     cascade_orch_destroy(o);
 }
@@ -1985,6 +2101,7 @@ int main(void)
         cmocka_unit_test(test_filter_sees_slim_candidates),
         cmocka_unit_test(test_dead_filter),
         cmocka_unit_test(test_experiment_params),
+        cmocka_unit_test(test_reload),
         cmocka_unit_test(test_experiment_channel_params),
         cmocka_unit_test(test_hot_fallback),
         cmocka_unit_test(test_cold_start_switch),
