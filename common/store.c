@@ -120,6 +120,12 @@ char *cascade_key_events(char *buf, const char *ns)
     return buf;
 }
 
+char *cascade_key_serves(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:serves", ns_or_default(ns));
+    return buf;
+}
+
 char *cascade_key_meta(char *buf, const char *ns)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:meta", ns_or_default(ns));

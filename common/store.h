@@ -28,6 +28,7 @@ char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id); 
 char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
 char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
+char *cascade_key_serves(char *buf, const char *ns);                          /* {ns}:serves (orchestrator serve log) */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
 
 /* ------------------------------------------------------------ generations

@@ -31,6 +31,8 @@ struct cascade_orch {
     atomic_uint_fast64_t request_seq; /* for generated request ids */
     cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
     cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */
+    cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */
+    cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
     struct cascade_store_script feedback_script; /* sha of the Feedback record script */
 };
 

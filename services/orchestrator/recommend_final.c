@@ -16,6 +16,7 @@
 #include "log.h"
 #include "merge.h"
 #include "recommend_internal.h"
+#include "serve_log.h"
 #include "user_cache.h"
 
 /* ------------------------------------------------------------ exploration */
@@ -119,6 +120,24 @@ static const char *pool_order(struct cascade_orch_rq *rq)
                                 (unsigned)rq->explore_rank_pos[0]);
 }
 
+/* Remember the items the insertion added (those of list not in before),
+ * for the serve log's reason. */
+static void note_explored(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *list,
+                          Cascade__V1__Candidate *const *before, size_t n_before, size_t inserted)
+{
+    rq->n_explored = 0;
+    if (inserted == 0)
+        return;
+    if (before == NULL || (rq->explored = cascade_arena_calloc(rq->arena, inserted + 1,
+                                                               sizeof *rq->explored)) == NULL) {
+        CASCADE_WARN(rq->user->request_id, "out of memory noting exploration items");
+        return;
+    }
+    for (size_t i = 0; i < rq->n && rq->n_explored < inserted; i++)
+        if (!in_list(before, n_before, list[i]->item_id))
+            rq->explored[rq->n_explored++] = list[i]->item_id;
+}
+
 static void explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate **list)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
@@ -127,8 +146,13 @@ static void explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate **list)
     if (slots == 0)
         return;
     size_t have = cascade_merge_count_channel(list, rq->n, cfg->explore_channel);
+    Cascade__V1__Candidate **before = cascade_arena_calloc(rq->arena, rq->n + 1, sizeof *before);
+    size_t n_before = rq->n;
+    if (before && n_before)
+        memcpy(before, list, n_before * sizeof *before);
     cascade_explore_insert(list, &rq->n, rq->count, rq->explore_pool, rq->n_explore_pool,
                            cfg->explore_channel, &rq->explore, &inserted);
+    note_explored(rq, list, before, n_before, inserted);
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
                 .stage = "exploration",
@@ -335,6 +359,54 @@ static void report_contribution(struct cascade_orch_rq *rq)
                                                                 .message = msg,
                                                                 .items_in = run->returned,
                                                                 .items_out = run->kept});
+    }
+}
+
+/* ------------------------------------------------------------ serve log */
+
+static char serve_reason(const struct cascade_orch_rq *rq, uint64_t item_id)
+{
+    for (size_t i = 0; i < rq->n_explored; i++)
+        if (rq->explored[i] == item_id)
+            return CASCADE_SERVE_REASON_EXPLORED;
+    return CASCADE_SERVE_REASON_RANKED;
+}
+
+void cascade_orch__log_serve(struct cascade_orch_rq *rq,
+                             const Cascade__V1__RecommendResponse *resp)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (!cfg->serve_log_enabled || rq->o->redis == NULL || resp->n_items == 0)
+        return;
+    struct cascade_serve_item *items =
+        cascade_arena_calloc(rq->arena, resp->n_items, sizeof *items);
+    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    int rc = CASCADE_ENOMEM;
+    if (items != NULL && r != NULL) {
+        /* resp->items[i] was made from rq->cands[i] (build_response). */
+        for (size_t i = 0; i < resp->n_items; i++)
+            items[i] = (struct cascade_serve_item){
+                .item_id = resp->items[i]->item_id,
+                .reason = serve_reason(rq, resp->items[i]->item_id),
+                .rank_score = resp->items[i]->rank_score,
+                .rerank_score = i < rq->n && rq->cands[i] ? rq->cands[i]->rerank_score : 0.0f};
+        struct cascade_serve_record rec = {.request_id = resp->request_id,
+                                           .user_id = rq->user->user_id,
+                                           .ts_ms = cascade_wall_ms(),
+                                           .exp = resp->experiments,
+                                           .track = "",
+                                           .degraded = resp->degraded,
+                                           .items = items,
+                                           .n_items = resp->n_items};
+        cascade_redis_set_deadline(r, rq->deadline_ms);
+        rc = cascade_serve_log_write(r, rq->o->ns, &rec, cfg->serve_log_max_len, rq->arena);
+    }
+    if (rc) {
+        cascade_metric_inc(rq->o->serve_log_failures);
+        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: %s",
+                     rq->user->user_id, r ? cascade_redis_error(r) : "out of memory");
+    } else {
+        cascade_metric_inc(rq->o->serve_log_written);
     }
 }
 

@@ -55,6 +55,8 @@ struct cascade_orch_rq {
     size_t n_rank_returned;               /* ranked[0..n_rank_returned): its whole response */
     Cascade__V1__Candidate **rank_scored; /* what was sent to it (NULL when it did not run) */
     size_t n_rank_scored;
+    uint64_t *explored; /* items the exploration share inserted (serve log reason 'e') */
+    size_t n_explored;
 };
 
 /* Record an outcome in the request's report (logs when out of memory). */
@@ -100,5 +102,11 @@ int cascade_orch__finalize(struct cascade_orch_rq *rq);
  * contribution goes to the debug trace. */
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp);
+
+/* After the response is final (items, degraded): append the serve record
+ * to {ns}:serves (serve_log.h) when the serve log is on and the answer has
+ * items. A failure is counted and logged; it never fails the call. */
+void cascade_orch__log_serve(struct cascade_orch_rq *rq,
+                             const Cascade__V1__RecommendResponse *resp);
 
 #endif
