@@ -165,6 +165,16 @@ struct cascade_store_script {
 };
 #define CASCADE_STORE_SCRIPT_INIT {PTHREAD_MUTEX_INITIALIZER, ""}
 
+/* Run the Lua script `text` with EVALSHA (SCRIPT LOAD the first time, the sha
+ * kept in s; thread-safe), or EVAL when Redis lost it (restart, SCRIPT
+ * FLUSH). argv[0] and argv[1] are filled here (the caller leaves them free,
+ * argv must be writable); argv[2..argc) are numkeys, the keys and the
+ * arguments. On success *reply is the script's reply (caller frees with
+ * freeReplyObject). Returns 0 or a negative code with the message in
+ * cascade_redis_error(r). */
+int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text,
+                       int argc, const char **argv, size_t *argvlen, redisReply **reply);
+
 /* Record a batch of events atomically and idempotently in one Lua script
  * (EVALSHA, EVAL when Redis lost the script): for every event whose id is not
  * in its user's {ns}:user:{uid}:fb_seen, XADD it to {ns}:events (fields user,
