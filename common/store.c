@@ -126,6 +126,37 @@ char *cascade_key_serves(char *buf, const char *ns)
     return buf;
 }
 
+char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:ictr:%llu", ns_or_default(ns), (unsigned long long)item_id);
+    return buf;
+}
+
+char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uctr:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uaff:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:applied:%s:%lld", ns_or_default(ns), stream,
+             (long long)hour);
+    return buf;
+}
+
+char *cascade_key_loop_partitions(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:partitions", ns_or_default(ns));
+    return buf;
+}
+
 char *cascade_key_meta(char *buf, const char *ns)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:meta", ns_or_default(ns));

@@ -29,6 +29,12 @@ char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *us
 char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
 char *cascade_key_serves(char *buf, const char *ns);                          /* {ns}:serves (orchestrator serve log) */
+/* Online counters of the stream consumer (docs/closed-loop.md). */
+char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id);  /* {ns}:ictr:{id} (HASH) */
+char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id); /* {ns}:uctr:{uid} (HASH) */
+char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
+char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */
+char *cascade_key_loop_partitions(char *buf, const char *ns);                 /* {ns}:loop:partitions (HASH YYYY-MM-DD -> committed bytes) */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
 
 /* ------------------------------------------------------------ generations
