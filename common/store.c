@@ -276,6 +276,24 @@ int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id
     return rc;
 }
 
+int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
+                                               const char *user_id, uint32_t *out)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    *out = 0;
+    int rc = cascade_redis_command(r, &rep, "HGET %s interactions",
+                                   cascade_key_user_counters(key, ns, user_id));
+    if (rc != 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_STRING) {
+        unsigned long long v = strtoull(rep->str, NULL, 10);
+        *out = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
 int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,
                             cascade_v1_Interaction *out, size_t *count)
 {

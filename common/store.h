@@ -88,6 +88,12 @@ int cascade_record_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *
 int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                             cascade_v1_ItemRecord *out, bool *found);
 
+/* The user's interest interactions counted online by the stream consumer
+ * (HGET {ns}:uctr:{uid} interactions; 0 when absent). Returns 0 or a
+ * negative code. */
+int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
+                                               const char *user_id, uint32_t *out);
+
 /* GET one user record; *found false (and *out zeroed) when absent. */
 int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id,
                            cascade_v1_UserRecord *out, bool *found);

@@ -898,6 +898,33 @@ static void test_cold_start_switch(void **state)
     assert_non_null(trace_of(r, "recall/itemcf"));
     assert_string_equal(trace_of(r, "mix")->message, "normal: 5 interactions (cold start below 5)");
     assert_int_equal(count_channel(r, "coldmix"), 0);
+
+    /* The stream consumer's live count lifts a user out of cold start before
+     * the nightly record does: 4 online stays cold, 5 leaves; a record of 4
+     * with 5 online leaves too (the larger count). */
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    const char *online_users[] = {"online-4", "online-5", "cold-few"};
+    const int online_counts[] = {4, 5, 5};
+    for (size_t u = 0; u < 3; u++) {
+        assert_int_equal(cascade_redis_command(fx.r, &rep, "HSET %s interactions %d",
+                                               cascade_key_user_counters(key, "t",
+                                                                         online_users[u]),
+                                               online_counts[u]),
+                         0);
+        freeReplyObject(rep);
+    }
+    assert_int_equal(recommend(o, "online-4", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "cold_start: 4 interactions (online) (cold start below 5)");
+    assert_non_null(trace_of(r, "recall/coldmix"));
+    assert_int_equal(recommend(o, "online-5", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "normal: 5 interactions (online) (cold start below 5)");
+    assert_null(trace_of(r, "recall/coldmix"));
+    assert_non_null(trace_of(r, "recall/itemcf"));
+    assert_int_equal(recommend(o, "cold-few", 10, true, &r, err, sizeof err), 0);
+    assert_non_null(strstr(trace_of(r, "mix")->message, "normal: 5 interactions"));
     cascade_orch_destroy(o);
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
