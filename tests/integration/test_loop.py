@@ -1,0 +1,158 @@
+"""The closed loop through the real stack: scripts/stack.sh (redis-server and
+the six services on free ports), a small generated world, and cascade-consumer
+started beside them. A new user is in the cold-start mix; every answer leaves
+a serve record; five Feedback clicks reach the consumer's counters exactly
+once and the day partition, and the next Recommend leaves the cold-start mix.
+The consumer's health and metrics are checked and it stops cleanly on
+SIGTERM. Conditions are polled with a deadline, never slept on."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cascade_testlib as tl  # noqa: E402
+
+import grpc  # noqa: E402
+
+TIMEOUT_S = 30
+USER = "loop-new-user-1"
+
+
+def poll(fn, what, timeout=60):
+    """Call fn until it returns a true value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class LoopTest(unittest.TestCase):
+    tmp = stack = pb = consumer = chan = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tl.TempDir("cascade-loop-")
+        try:
+            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
+            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
+            cls.stack.start()
+            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
+                                       events=6000)
+            cls.data_dir = os.path.join(cls.tmp.path, "data")
+            cls.start_consumer()
+            cls.chan = grpc.insecure_channel(cls.stack.addr())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start_consumer(cls):
+        cls.port = tl.free_port_base(span=1)
+        cls.metrics_port = cls.port + tl.METRICS_OFFSET
+        cls.consumer_log = open(os.path.join(cls.tmp.path, "consumer.log"), "w")
+        cls.consumer = subprocess.Popen(
+            [tl.bin_path("cascade-consumer"), "--config", cls.config,
+             "--listen", "127.0.0.1:%d" % cls.port,
+             "--metrics-listen", "127.0.0.1:%d" % cls.metrics_port,
+             "--redis", "127.0.0.1:%d" % cls.stack.redis_port,
+             "--set", "consumer.data_dir=" + cls.data_dir,
+             "--set", "consumer.block_ms=200", "--set", "consumer.name=loop-test"],
+            stdout=cls.consumer_log, stderr=subprocess.STDOUT)
+        health = cls.pb.health_grpc.HealthStub(
+            grpc.insecure_channel("127.0.0.1:%d" % cls.port))
+
+        def serving():
+            if cls.consumer.poll() is not None:
+                raise AssertionError("cascade-consumer exited with %d" % cls.consumer.returncode)
+            try:
+                return health.Check(cls.pb.health.HealthCheckRequest(service=""),
+                                    timeout=1).status == 1
+            except grpc.RpcError:
+                return False
+        poll(serving, "cascade-consumer to serve health")
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.chan is not None:
+            cls.chan.close()
+        if cls.consumer is not None and cls.consumer.poll() is None:
+            cls.consumer.kill()
+            cls.consumer.wait()
+        if cls.stack is not None:
+            cls.stack.stop()
+        if cls.tmp is not None:
+            cls.tmp.cleanup()
+
+    def recommend(self, user):
+        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        req = self.pb.recommender.RecommendRequest(
+            user=self.pb.common.UserContext(user_id=user), count=10, debug=True)
+        return stub.Recommend(req, timeout=TIMEOUT_S)
+
+    def mix(self, resp):
+        return [t.message for t in resp.trace if t.stage == "mix"][0]
+
+    def hget(self, key, field):
+        v = self.stack.redis_cli("HGET", key, field)
+        return int(v) if v else 0
+
+    def test_loop(self):
+        # 1. A new user: cold start, and the answer is in the serve log.
+        first = self.recommend(USER)
+        self.assertTrue(self.mix(first).startswith("cold_start"), self.mix(first))
+        self.assertEqual(len(first.items), 10)
+        serves = self.stack.redis_cli("XRANGE", "cascade:serves", "-", "+")
+        self.assertIn(first.request_id, serves)
+        items = [it.item_id for it in first.items]
+        # The consumer turns the serve record into one impression per item.
+        poll(lambda: all(self.hget("cascade:ictr:%d" % i, "impression") >= 1 for i in items),
+             "served impressions counted")
+
+        # 2. Five clicks, sent twice (a client retry): counted once each.
+        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        now = int(time.time())
+        events = [self.pb.common.Event(user_id=USER, item_id=i, time_s=now,
+                                       request_id=first.request_id,
+                                       type=self.pb.common.EventType.Value("EVENT_TYPE_CLICK"))
+                  for i in items[:5]]
+        for _ in range(2):
+            stub.Feedback(self.pb.recommender.FeedbackRequest(events=events), timeout=TIMEOUT_S)
+        poll(lambda: self.hget("cascade:uctr:" + USER, "interactions") == 5,
+             "the user's 5 interactions counted")
+        for i in items[:5]:
+            self.assertEqual(self.hget("cascade:ictr:%d" % i, "click"), 1)
+        self.assertEqual(self.hget("cascade:uctr:" + USER, "click"), 5)
+
+        # 3. The next request leaves the cold-start mix.
+        second = self.recommend(USER)
+        self.assertTrue(self.mix(second).startswith("normal: 5 interactions (online)"),
+                        self.mix(second))
+
+        # 4. The day partition holds the five clicks, once each.
+        day = time.strftime("%Y-%m-%d", time.gmtime(now))
+        with open(os.path.join(self.data_dir, "events", day + ".tsv")) as f:
+            lines = [l.rstrip("\n").split("\t") for l in f if USER in l]
+        self.assertEqual(sorted(int(l[2]) for l in lines), sorted(items[:5]))
+        self.assertTrue(all(l[0] == str(now) and l[3] == "click" for l in lines), lines)
+
+        # 5. Metrics on the metrics port; SIGTERM stops it with status 0.
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                      timeout=TIMEOUT_S).read().decode()
+        self.assertIn('cascade_consumer_applied_total{stream="events"} 5', body)
+        self.assertIn("cascade_consumer_lag_entries", body)
+        self.consumer.send_signal(signal.SIGTERM)
+        self.assertEqual(self.consumer.wait(timeout=TIMEOUT_S), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
