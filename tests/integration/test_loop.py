@@ -2,7 +2,9 @@
 the six services on free ports), a small generated world, and cascade-consumer
 started beside them. A new user is in the cold-start mix; every answer leaves
 a serve record; five Feedback clicks reach the consumer's counters exactly
-once and the day partition, and the next Recommend leaves the cold-start mix.
+once and the day partition, and the next Recommend leaves the cold-start mix;
+the nightly load then reads the partition (the user's record counts the
+clicks, last-n still holds them).
 The consumer's health and metrics are checked and it stops cleanly on
 SIGTERM. Conditions are polled with a deadline, never slept on."""
 
@@ -48,7 +50,9 @@ class LoopTest(unittest.TestCase):
             cls.stack.start()
             cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
                                        events=6000)
-            cls.data_dir = os.path.join(cls.tmp.path, "data")
+            # The consumer's partitions go into the world's data dir, where the
+            # nightly build reads them (DATA/events/YYYY-MM-DD.tsv).
+            cls.data_dir = cls.world
             cls.start_consumer()
             cls.chan = grpc.insecure_channel(cls.stack.addr())
         except BaseException:
@@ -145,7 +149,15 @@ class LoopTest(unittest.TestCase):
         self.assertEqual(sorted(int(l[2]) for l in lines), sorted(items[:5]))
         self.assertTrue(all(l[0] == str(now) and l[3] == "click" for l in lines), lines)
 
-        # 5. Metrics on the metrics port; SIGTERM stops it with status 0.
+        # 5. The nightly load reads the partition: the user's record now holds
+        # the five clicks (no online read needed) and last-n still has them.
+        tl.run([tl.bin_path("cascade-build"), "load", "--data", self.world,
+                "--redis", "127.0.0.1:%d" % self.stack.redis_port, "--quiet"])
+        third = self.recommend(USER)
+        self.assertEqual(self.mix(third), "normal: 5 interactions (cold start below 5)")
+        self.assertEqual(int(self.stack.redis_cli("LLEN", "cascade:user:%s:lastn" % USER)), 5)
+
+        # 6. Metrics on the metrics port; SIGTERM stops it with status 0.
         body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
                                       timeout=TIMEOUT_S).read().decode()
         self.assertIn('cascade_consumer_applied_total{stream="events"} 5', body)
