@@ -195,8 +195,7 @@ static void free_call(struct script_call *c)
 }
 
 /* The script's sha, loading it with SCRIPT LOAD the first time. */
-static int script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text,
-                      char *sha)
+static int script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text, char *sha)
 {
     pthread_mutex_lock(&s->lock);
     snprintf(sha, 41, "%s", s->sha);
@@ -222,8 +221,8 @@ static int script_sha(cascade_redis *r, struct cascade_store_script *s, const ch
     return 0;
 }
 
-int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text,
-                       int argc, const char **argv, size_t *argvlen, redisReply **reply)
+int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text, int argc,
+                       const char **argv, size_t *argvlen, redisReply **reply)
 {
     char sha[41] = "";
     *reply = NULL;

@@ -58,12 +58,10 @@ int main(int argc, char **argv)
 {
     const char *redis = NULL, *ns = "bench", *data_dir = "";
     long events = 100000, batch = 200;
-    static const struct option longopts[] = {{"redis", required_argument, NULL, 'r'},
-                                             {"events", required_argument, NULL, 'n'},
-                                             {"batch", required_argument, NULL, 'b'},
-                                             {"ns", required_argument, NULL, 's'},
-                                             {"data-dir", required_argument, NULL, 'd'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"redis", required_argument, NULL, 'r'},    {"events", required_argument, NULL, 'n'},
+        {"batch", required_argument, NULL, 'b'},    {"ns", required_argument, NULL, 's'},
+        {"data-dir", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
     for (int c; (c = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
         if (c == 'r')
             redis = optarg;

@@ -319,8 +319,8 @@ static int load_user_follows(struct load_state *st, size_t u, const char *uid,
     len[0] = 4;
     len[1] = strlen(key);
     for (size_t i = 0; i < n + live->n; i++) {
-        uint64_t author = i < n ? st->follow_author[first + i]
-                                : live_follow_author(st, &live->e[i - n]);
+        uint64_t author =
+            i < n ? st->follow_author[first + i] : live_follow_author(st, &live->e[i - n]);
         if (author == 0)
             continue;
         len[m + 2] = (size_t)snprintf(num[m], NUM_MAX, "%" PRIu64, author);
@@ -385,8 +385,8 @@ static int previous_as_of(struct load_state *st, int64_t *out)
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
     *out = 0;
-    int rc = cascade_redis_command(st->pl.r, &rep, "HGET %s as_of",
-                                   cascade_key_meta(key, st->o->ns));
+    int rc =
+        cascade_redis_command(st->pl.r, &rep, "HGET %s as_of", cascade_key_meta(key, st->o->ns));
     if (rc == 0 && rep->type == REDIS_REPLY_STRING)
         *out = strtoll(rep->str, NULL, 10);
     freeReplyObject(rep);

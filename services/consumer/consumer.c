@@ -20,8 +20,8 @@ const char *cascade_consumer__stream_name(int stream)
     return stream == CASCADE_CONSUMER_EVENTS ? "events" : "serves";
 }
 
-int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out,
-                            char *err, size_t errlen)
+int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out, char *err,
+                            size_t errlen)
 {
     int64_t batch, idle, ttl;
     const char *group, *dir;
@@ -99,8 +99,8 @@ static void register_metrics(cascade_consumer *c, cascade_metrics *m)
                                            1,     2.5,  5,     10,   30,  60,   300};
     c->delay = cascade_metric_get(
         cascade_metrics_histogram(m, "cascade_consumer_apply_delay_seconds",
-                                  "Time from an entry's XADD to its counters being applied",
-                                  NULL, delay_buckets, sizeof delay_buckets / sizeof *delay_buckets),
+                                  "Time from an entry's XADD to its counters being applied", NULL,
+                                  delay_buckets, sizeof delay_buckets / sizeof *delay_buckets),
         NULL);
     c->partition_lines = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_consumer_partition_lines_total",
@@ -202,16 +202,14 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-static bool parse_event(cascade_consumer *c, const redisReply *f,
-                        struct cascade_consumer_entry *e)
+static bool parse_event(cascade_consumer *c, const redisReply *f, struct cascade_consumer_entry *e)
 {
     const redisReply *user = field(f, "user"), *item = field(f, "item"), *type = field(f, "type"),
                      *value = field(f, "value"), *ts = field(f, "ts");
     uint64_t t;
     if (!user || !item || !type || !ts || user->len == 0 || user->len > 64 ||
         !parse_u64(item->str, &e->item) || e->item == 0 ||
-        cascade_event_type_parse(type->str, &e->type) || !parse_u64(ts->str, &t) ||
-        t > INT64_MAX)
+        cascade_event_type_parse(type->str, &e->type) || !parse_u64(ts->str, &t) || t > INT64_MAX)
         return false;
     for (size_t i = 0; i < user->len; i++)
         if ((unsigned char)user->str[i] < ' ')
@@ -257,8 +255,8 @@ static int add_entries(cascade_consumer *c, int stream, const redisReply *list)
 {
     if (list == NULL || list->type != REDIS_REPLY_ARRAY)
         return 0;
-    struct cascade_consumer_entry *grown = cascade_arena_calloc(
-        c->arena, c->n_entries + list->elements + 1, sizeof *grown);
+    struct cascade_consumer_entry *grown =
+        cascade_arena_calloc(c->arena, c->n_entries + list->elements + 1, sizeof *grown);
     if (grown == NULL)
         return CASCADE_ENOMEM;
     if (c->n_entries)
@@ -297,8 +295,8 @@ static int claim(cascade_consumer *c, cascade_redis *r, int stream, size_t *clai
     char idle[24], count[24];
     snprintf(idle, sizeof idle, "%lld", (long long)c->claim_idle_ms);
     snprintf(count, sizeof count, "%u", (unsigned)c->batch);
-    const char *argv[] = {"XAUTOCLAIM", c->stream_key[stream], c->group, c->name, idle,
-                          c->claim_cursor[stream], "COUNT", count};
+    const char *argv[] = {"XAUTOCLAIM", c->stream_key[stream],   c->group, c->name,
+                          idle,         c->claim_cursor[stream], "COUNT",  count};
     size_t argvlen[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
         argvlen[i] = strlen(argv[i]);
@@ -323,10 +321,9 @@ static int read_new(cascade_consumer *c, cascade_redis *r, int block_ms)
     redisReply *rep = NULL;
     int rc;
     if (block_ms > 0)
-        rc = cascade_redis_command(r, &rep,
-                                   "XREADGROUP GROUP %s %s COUNT %u BLOCK %d STREAMS %s %s > >",
-                                   c->group, c->name, (unsigned)c->batch, block_ms,
-                                   c->stream_key[0], c->stream_key[1]);
+        rc = cascade_redis_command(
+            r, &rep, "XREADGROUP GROUP %s %s COUNT %u BLOCK %d STREAMS %s %s > >", c->group,
+            c->name, (unsigned)c->batch, block_ms, c->stream_key[0], c->stream_key[1]);
     else
         rc = cascade_redis_command(r, &rep, "XREADGROUP GROUP %s %s COUNT %u STREAMS %s %s > >",
                                    c->group, c->name, (unsigned)c->batch, c->stream_key[0],

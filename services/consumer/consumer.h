@@ -28,22 +28,22 @@ typedef struct cascade_consumer cascade_consumer;
 #define CASCADE_CONSUMER_NAME_MAX 64
 
 struct cascade_consumer_opts {
-    const char *ns;            /* key namespace ("cascade") */
-    const char *group;         /* consumer group, "cascade-consumer" */
-    const char *name;          /* this consumer's name in the group (unique per process) */
-    uint32_t batch;            /* entries per read and per stream (COUNT), 1..10000 */
-    int64_t claim_idle_ms;     /* re-claim entries pending longer than this (XAUTOCLAIM) */
-    double half_life_s;        /* half-life of the decayed counters and affinities */
-    int64_t mark_ttl_s;        /* how long an applied mark is kept (>= the longest redelivery) */
-    const char *data_dir;      /* partitions go to data_dir/events/; NULL or "" = off */
+    const char *ns;        /* key namespace ("cascade") */
+    const char *group;     /* consumer group, "cascade-consumer" */
+    const char *name;      /* this consumer's name in the group (unique per process) */
+    uint32_t batch;        /* entries per read and per stream (COUNT), 1..10000 */
+    int64_t claim_idle_ms; /* re-claim entries pending longer than this (XAUTOCLAIM) */
+    double half_life_s;    /* half-life of the decayed counters and affinities */
+    int64_t mark_ttl_s;    /* how long an applied mark is kept (>= the longest redelivery) */
+    const char *data_dir;  /* partitions go to data_dir/events/; NULL or "" = off */
 };
 
 /* Read consumer.{group,batch,claim_idle_ms,half_life_s,mark_ttl_s,data_dir}
  * from cfg (NULL = defaults: cascade-consumer, 200, 30000, 86400, 604800,
  * off) into out; ns and name are left for the caller. Strings point into
  * cfg. Returns 0 or CASCADE_EINVAL with "consumer.batch: ..." in err. */
-int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out,
-                            char *err, size_t errlen);
+int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out, char *err,
+                            size_t errlen);
 
 /* Create a consumer (options copied) and register its metrics in m (may be
  * NULL; docs/metrics.md). Returns NULL with the problem in err. */

@@ -40,7 +40,8 @@ static const char APPLY_SCRIPT[] =
     "  end\n"
     "  for o = 1, nops do\n"
     "    if new then\n"
-    "      local kind, key, f, amt = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]\n"
+    "      local kind, key, f, amt = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + "
+    "3]\n"
     "      if kind == 'I' then redis.call('HINCRBY', key, f, amt)\n"
     "      elseif kind == 'F' then redis.call('HINCRBYFLOAT', key, f, amt)\n"
     "      else decayed(key, f, tonumber(amt)) end\n"
@@ -259,8 +260,8 @@ static int committed_length(cascade_consumer *c, cascade_redis *r, const char *d
 {
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    int rc = cascade_redis_command(r, &rep, "HGET %s %s", cascade_key_loop_partitions(key, c->ns),
-                                   date);
+    int rc =
+        cascade_redis_command(r, &rep, "HGET %s %s", cascade_key_loop_partitions(key, c->ns), date);
     if (rc)
         return rc;
     *out = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
@@ -355,9 +356,8 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     if (c->data_dir[0] && (rc = write_partitions(c, r, parts, &n_parts)))
         return rc;
     for (size_t i = 0; i < c->n_entries; i++)
-        max_ops += c->entries[i].stream == CASCADE_CONSUMER_EVENTS
-                       ? EVENT_MAX_OPS
-                       : 2 * c->entries[i].n_items + 2;
+        max_ops += c->entries[i].stream == CASCADE_CONSUMER_EVENTS ? EVENT_MAX_OPS
+                                                                   : 2 * c->entries[i].n_items + 2;
     struct apply_call k = {.arena = c->arena};
     k.keys_cap = max_ops + c->n_entries + n_parts + 1;
     k.args_cap = 4 * max_ops + 4 * c->n_entries + 3 * n_parts + 8;

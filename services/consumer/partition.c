@@ -27,27 +27,12 @@ static int make_dir(const char *path, char *err, size_t errlen)
     return CASCADE_EIO;
 }
 
-/* Write all of buf, retrying short writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-int cascade_partition_append(const char *dir, const char *date, int64_t committed,
-                             const char *text, size_t len, int64_t *new_len, char *err,
-                             size_t errlen)
+int cascade_partition_append(const char *dir, const char *date, int64_t committed, const char *text,
+                             size_t len, int64_t *new_len, char *err, size_t errlen)
 {
     char sub[1024], path[1100];
     struct stat st;
+    FILE *f = NULL;
     int fd = -1, rc;
     if (snprintf(sub, sizeof sub, "%s/events", dir) >= (int)sizeof sub) {
         snprintf(err, errlen, "partition %s: directory name too long", dir);
@@ -67,13 +52,18 @@ int cascade_partition_append(const char *dir, const char *date, int64_t committe
             goto out;
         end = (off_t)committed;
     }
-    if (lseek(fd, end, SEEK_SET) < 0 || write_all(fd, text, len) != 0 || fsync(fd) != 0)
+    if (lseek(fd, end, SEEK_SET) < 0 || (f = fdopen(fd, "w")) == NULL)
+        goto out;
+    fd = -1; /* f owns it now */
+    if (fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
         goto out;
     *new_len = (int64_t)end + (int64_t)len;
     rc = 0;
 out:
     if (rc)
         snprintf(err, errlen, "partition %s: %s", path, strerror(errno));
+    if (f != NULL)
+        fclose(f);
     if (fd >= 0)
         close(fd);
     return rc;

@@ -20,8 +20,7 @@ void cascade_partition_date(int64_t ts_s, char out[11]);
  * then the text is written and fsynced. *new_len gets the file's length
  * after the append (what to commit). Returns 0 or a negative code with
  * "partition <path>: <reason>" in err. */
-int cascade_partition_append(const char *dir, const char *date, int64_t committed,
-                             const char *text, size_t len, int64_t *new_len, char *err,
-                             size_t errlen);
+int cascade_partition_append(const char *dir, const char *date, int64_t committed, const char *text,
+                             size_t len, int64_t *new_len, char *err, size_t errlen);
 
 #endif

@@ -28,9 +28,9 @@ struct cascade_orch {
     cascade_rpc_channel *channel_of[CASCADE_ORCH_MAX_CHANNELS];      /* per recall channel */
     cascade_rpc_channel *cold_channel_of[CASCADE_ORCH_MAX_CHANNELS]; /* per cold-start channel */
     cascade_rpc_channel *filter, *prerank, *rank, *rerank;
-    atomic_uint_fast64_t request_seq; /* for generated request ids */
-    cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
-    cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */
+    atomic_uint_fast64_t request_seq;   /* for generated request ids */
+    cascade_metric *hardneg_logged;     /* items written to the hard-negative log */
+    cascade_metric *hardneg_failures;   /* failed hard-negative writes (request unaffected) */
     cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */
     cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
     struct cascade_store_script feedback_script; /* sha of the Feedback record script */

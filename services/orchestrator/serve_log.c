@@ -12,8 +12,7 @@
  * + 2 × (a %.6g float, at most 13) + 1 + 1 separator, rounded up. */
 #define ITEM_ENTRY_MAX 80
 
-char *cascade_serve_log_format_exp(const Cascade__V1__ExperimentContext *exp,
-                                   cascade_arena *arena)
+char *cascade_serve_log_format_exp(const Cascade__V1__ExperimentContext *exp, cascade_arena *arena)
 {
     size_t len = 1, off = 0;
     if (exp == NULL || exp->n_layers == 0)
@@ -65,22 +64,21 @@ int cascade_serve_log_write(cascade_redis *r, const char *ns,
     char *exp = cascade_serve_log_format_exp(rec->exp, scratch);
     char *items = cascade_serve_log_format_items(rec->items, rec->n_items, scratch);
     if (exp == NULL || items == NULL) {
-        cascade_redis__set_error(r, "serve log: out of memory formatting %zu items",
-                                 rec->n_items);
+        cascade_redis__set_error(r, "serve log: out of memory formatting %zu items", rec->n_items);
         return CASCADE_ENOMEM;
     }
     snprintf(maxlen, sizeof maxlen, "%u", (unsigned)max_len);
     snprintf(ts, sizeof ts, "%lld", (long long)rec->ts_ms);
-    const char *argv[] = {"XADD",  cascade_key_serves(key, ns),
+    const char *argv[] = {"XADD",   cascade_key_serves(key, ns),
                           "MAXLEN", "~",
-                          maxlen,  "*",
-                          "rid",   rec->request_id ? rec->request_id : "",
-                          "user",  rec->user_id ? rec->user_id : "",
-                          "ts_ms", ts,
-                          "exp",   exp,
-                          "track", rec->track ? rec->track : "",
-                          "deg",   rec->degraded ? "1" : "0",
-                          "items", items};
+                          maxlen,   "*",
+                          "rid",    rec->request_id ? rec->request_id : "",
+                          "user",   rec->user_id ? rec->user_id : "",
+                          "ts_ms",  ts,
+                          "exp",    exp,
+                          "track",  rec->track ? rec->track : "",
+                          "deg",    rec->degraded ? "1" : "0",
+                          "items",  items};
     size_t argc = sizeof argv / sizeof *argv, argvlen[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);

@@ -34,7 +34,7 @@ struct cascade_serve_item {
 struct cascade_serve_record {
     const char *request_id;
     const char *user_id;
-    int64_t ts_ms; /* server wall time, Unix milliseconds */
+    int64_t ts_ms;                             /* server wall time, Unix milliseconds */
     const Cascade__V1__ExperimentContext *exp; /* may be NULL: exp is "" */
     const char *track;                         /* "stage=track;..." or NULL for "" */
     bool degraded;
@@ -45,8 +45,7 @@ struct cascade_serve_record {
 /* The `exp` field: "layer=experiment@bucket" per layer, in the context's
  * order, joined by ';' ("" for NULL or no layers). Allocated in arena;
  * NULL when out of memory. */
-char *cascade_serve_log_format_exp(const Cascade__V1__ExperimentContext *exp,
-                                   cascade_arena *arena);
+char *cascade_serve_log_format_exp(const Cascade__V1__ExperimentContext *exp, cascade_arena *arena);
 
 /* The `items` field: "item_id:position:reason:rank_score:rerank_score" per
  * item (position 0-based, scores "%.6g"), joined by ','. Allocated in arena;

@@ -80,10 +80,12 @@ static cascade_dataset *tiny_world(void)
     return ds;
 }
 
-static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+/* Load ds with the tests' options (no affinity decay, 3 commands per round
+ * trip), the summary into *s. */
+static void load_with(cascade_redis *r, cascade_dataset *ds, bool flush,
+                      struct cascade_load_summary *s)
 {
     struct cascade_load_opts o;
-    struct cascade_load_summary s;
     char err[512];
     cascade_load_defaults(&o);
     o.ns = NS;
@@ -91,7 +93,14 @@ static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
     o.flush = flush;
     o.affinity_half_life_days = 0; /* no decay: affinities are plain weighted counts */
     o.pipeline = 3;                /* several round trips even for a tiny world */
-    assert_int_equal(cascade_load_run(ds, r, &o, &s, err, sizeof(err)), 0);
+    if (cascade_load_run(ds, r, &o, s, err, sizeof(err)) != 0)
+        fail_msg("load: %s", err);
+}
+
+static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+{
+    struct cascade_load_summary s;
+    load_with(r, ds, flush, &s);
     assert_int_equal(s.items, 3);
     assert_int_equal(s.users, 2);
     assert_int_equal(s.as_of, AS_OF);
@@ -285,17 +294,12 @@ static void test_live_state_merged(void **state)
     struct test_redis_fixture *f = *state;
     cascade_dataset *ds = tiny_world();
     load_tiny(f->conn, ds, true);
-    push_live(f->conn, "u1", 3, CASCADE_EV_LIKE, AS_OF - 5, 2);  /* stale: dropped */
+    push_live(f->conn, "u1", 3, CASCADE_EV_LIKE, AS_OF - 5, 2); /* stale: dropped */
     push_live(f->conn, "u1", 3, CASCADE_EV_CLICK, AS_OF + 50, 1);
     push_live(f->conn, "u1", 1, CASCADE_EV_FOLLOW, AS_OF + 60, 4);
 
-    struct cascade_load_opts o;
     struct cascade_load_summary s;
-    char err[512];
-    cascade_load_defaults(&o);
-    o.ns = NS;
-    o.quiet = true;
-    assert_int_equal(cascade_load_run(ds, f->conn, &o, &s, err, sizeof(err)), 0);
+    load_with(f->conn, ds, false, &s);
     assert_int_equal(s.live_kept, 2);
     cascade_v1_Interaction it[8];
     size_t n = 0;
@@ -321,7 +325,7 @@ static void test_live_state_merged(void **state)
 
     /* The log now runs past the live entries: they are its business again. */
     ev(ds, AS_OF + 100, "u2", 3, CASCADE_EV_IMPRESSION, 0);
-    assert_int_equal(cascade_load_run(ds, f->conn, &o, &s, err, sizeof(err)), 0);
+    load_with(f->conn, ds, false, &s);
     assert_int_equal(s.live_kept, 0);
     assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u1", 8, it, &n), 0);
     assert_int_equal(n, 2);
@@ -439,10 +443,13 @@ static void test_build_all_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_items),           cmocka_unit_test(test_users_and_lists),
-        cmocka_unit_test(test_follows),         cmocka_unit_test(test_live_state_merged),
+        cmocka_unit_test(test_items),
+        cmocka_unit_test(test_users_and_lists),
+        cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_live_state_merged),
         cmocka_unit_test(test_meta),
-        cmocka_unit_test(test_flush_namespace), cmocka_unit_test(test_build_all_command),
+        cmocka_unit_test(test_flush_namespace),
+        cmocka_unit_test(test_build_all_command),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

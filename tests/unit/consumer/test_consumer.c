@@ -46,9 +46,21 @@ static cascade_consumer *make(const char *ns, const char *name, int64_t claim_id
 static void redeliver(void **state, const char *stream)
 {
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep,
-                                           "XGROUP SETID %s cascade-consumer 0", stream),
-                     0);
+    assert_int_equal(
+        cascade_redis_command(fx(state)->conn, &rep, "XGROUP SETID %s cascade-consumer 0", stream),
+        0);
+    freeReplyObject(rep);
+}
+
+/* XADD argv[0..argc) (from "XADD" on) with the test's connection. */
+static void xadd(void **state, const char **argv, size_t argc)
+{
+    size_t len[24];
+    assert_true(argc <= 24);
+    for (size_t i = 0; i < argc; i++)
+        len[i] = strlen(argv[i]);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep, (int)argc, argv, len), 0);
     freeReplyObject(rep);
 }
 
@@ -59,33 +71,26 @@ static void add_event(void **state, const char *ns, const char *user, uint64_t i
     char key[CASCADE_KEY_MAX], item_s[24], ts_s[24];
     snprintf(item_s, sizeof item_s, "%llu", (unsigned long long)item);
     snprintf(ts_s, sizeof ts_s, "%lld", ts);
-    const char *argv[] = {"XADD", cascade_key_events(key, ns), "*", "user", user, "item", item_s,
-                          "type", type, "value", value, "ts", ts_s, "rid", "r1", "eid", "e"};
-    size_t len[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        len[i] = strlen(argv[i]);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep,
-                                                (int)(sizeof argv / sizeof *argv), argv, len),
-                     0);
-    freeReplyObject(rep);
+    const char *argv[] = {"XADD", cascade_key_events(key, ns),
+                          "*",    "user",
+                          user,   "item",
+                          item_s, "type",
+                          type,   "value",
+                          value,  "ts",
+                          ts_s,   "rid",
+                          "r1",   "eid",
+                          "e"};
+    xadd(state, argv, sizeof argv / sizeof *argv);
 }
 
 /* XADD a serve record in the contract's format (docs/closed-loop.md). */
 static void add_serve(void **state, const char *ns, const char *user, const char *items)
 {
     char key[CASCADE_KEY_MAX];
-    const char *argv[] = {"XADD", cascade_key_serves(key, ns), "*", "rid", "req-1", "user", user,
-                          "ts_ms", "1", "exp", "rank=baseline@3", "track", "", "deg", "0",
-                          "items", items};
-    size_t len[sizeof argv / sizeof *argv];
-    for (size_t i = 0; i < sizeof argv / sizeof *argv; i++)
-        len[i] = strlen(argv[i]);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep,
-                                                (int)(sizeof argv / sizeof *argv), argv, len),
-                     0);
-    freeReplyObject(rep);
+    const char *argv[] = {
+        "XADD", cascade_key_serves(key, ns), "*",     "rid", "req-1", "user", user,    "ts_ms", "1",
+        "exp",  "rank=baseline@3",           "track", "",    "deg",   "0",    "items", items};
+    xadd(state, argv, sizeof argv / sizeof *argv);
 }
 
 static void put_item(void **state, const char *ns, uint64_t id, uint32_t category)
@@ -122,10 +127,10 @@ static long long pending(void **state, const char *ns, bool serves)
 {
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "XPENDING %s cascade-consumer",
-                                           serves ? cascade_key_serves(key, ns)
-                                                  : cascade_key_events(key, ns)),
-                     0);
+    assert_int_equal(
+        cascade_redis_command(fx(state)->conn, &rep, "XPENDING %s cascade-consumer",
+                              serves ? cascade_key_serves(key, ns) : cascade_key_events(key, ns)),
+        0);
     long long n = rep->element[0]->integer;
     freeReplyObject(rep);
     return n;
@@ -214,21 +219,31 @@ static void test_counters_exactly_once(void **state)
     cascade_metrics_destroy(m);
 }
 
+/* Two consumers of namespace ns (re-claim after 0 ms), the world added,
+ * and a's first fetch: all five entries, none claimed, now pending on a. */
+static void two_consumers_a_fetched(void **state, const char *ns, cascade_consumer **a,
+                                    cascade_consumer **b)
+{
+    struct cascade_consumer_fetched f;
+    *a = make(ns, "a", 0, NULL, NULL);
+    *b = make(ns, "b", 0, NULL, NULL);
+    add_world(state, ns);
+    assert_int_equal(cascade_consumer_ensure_groups(*a, fx(state)->conn), 0);
+    assert_int_equal(cascade_consumer_fetch(*a, fx(state)->conn, 0, &f), 0);
+    assert_int_equal(f.events + f.serves, 5);
+    assert_int_equal(f.claimed, 0);
+    assert_int_equal(pending(state, ns, false), 4);
+}
+
 /* Consumer a reads the batch and dies before applying it: b re-claims the
  * pending entries (XAUTOCLAIM) and applies them once. */
 static void test_reclaim_before_apply(void **state)
 {
     cascade_redis *r = fx(state)->conn;
-    cascade_consumer *a = make("crash1", "a", 0, NULL, NULL);
-    cascade_consumer *b = make("crash1", "b", 0, NULL, NULL);
+    cascade_consumer *a, *b;
     struct cascade_consumer_fetched f;
     size_t applied = 0;
-    add_world(state, "crash1");
-    assert_int_equal(cascade_consumer_ensure_groups(a, r), 0);
-    assert_int_equal(cascade_consumer_fetch(a, r, 0, &f), 0);
-    assert_int_equal(f.events + f.serves, 5);
-    assert_int_equal(f.claimed, 0);
-    assert_int_equal(pending(state, "crash1", false), 4);
+    two_consumers_a_fetched(state, "crash1", &a, &b);
     assert_true(isnan(item_ctr(state, "crash1", 7, "click"))); /* a died here */
     assert_int_equal(cascade_consumer_fetch(b, r, 0, &f), 0);
     assert_int_equal(f.claimed, 5);
@@ -249,13 +264,9 @@ static void test_reclaim_before_apply(void **state)
 static void test_reclaim_after_apply(void **state)
 {
     cascade_redis *r = fx(state)->conn;
-    cascade_consumer *a = make("crash2", "a", 0, NULL, NULL);
-    cascade_consumer *b = make("crash2", "b", 0, NULL, NULL);
-    struct cascade_consumer_fetched f;
+    cascade_consumer *a, *b;
     size_t applied = 0, dups = 0;
-    add_world(state, "crash2");
-    assert_int_equal(cascade_consumer_ensure_groups(a, r), 0);
-    assert_int_equal(cascade_consumer_fetch(a, r, 0, &f), 0);
+    two_consumers_a_fetched(state, "crash2", &a, &b);
     assert_int_equal(cascade_consumer_apply(a, r, &applied, &dups), 0);
     assert_int_equal(applied, 5);
     assert_int_equal(pending(state, "crash2", false), 4); /* a died before XACK */
@@ -364,8 +375,8 @@ static void test_options(void **state)
     o.name = "has space";
     assert_null(cascade_consumer_create(&o, NULL, err, sizeof err));
     assert_non_null(strstr(err, "printable"));
-    cascade_config *cfg = cascade_config_parse("{\"consumer\": {\"batch\": 0}}", "t.json", err,
-                                               sizeof err);
+    cascade_config *cfg =
+        cascade_config_parse("{\"consumer\": {\"batch\": 0}}", "t.json", err, sizeof err);
     assert_non_null(cfg);
     assert_int_equal(cascade_consumer_config(cfg, &o, err, sizeof err), CASCADE_EINVAL);
     assert_non_null(strstr(err, "consumer.batch"));
