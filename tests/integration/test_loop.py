@@ -1,6 +1,6 @@
-"""The closed loop through the real stack: scripts/stack.sh (redis-server and
-the six services on free ports), a small generated world, and cascade-consumer
-started beside them. A new user is in the cold-start mix; every answer leaves
+"""The closed loop through the real stack: scripts/stack.sh --consumer
+(redis-server, the six services and cascade-consumer on free ports) and a
+small generated world. A new user is in the cold-start mix; every answer leaves
 a serve record; five Feedback clicks reach the consumer's counters exactly
 once and the day partition, and the next Recommend leaves the cold-start mix;
 the nightly load then reads the partition (the user's record counts the
@@ -9,8 +9,6 @@ The consumer's health and metrics are checked and it stops cleanly on
 SIGTERM. Conditions are polled with a deadline, never slept on."""
 
 import os
-import signal
-import subprocess
 import sys
 import time
 import unittest
@@ -38,7 +36,7 @@ def poll(fn, what, timeout=60):
 
 
 class LoopTest(unittest.TestCase):
-    tmp = stack = pb = consumer = chan = None
+    tmp = stack = pb = chan = None
 
     @classmethod
     def setUpClass(cls):
@@ -46,52 +44,26 @@ class LoopTest(unittest.TestCase):
         try:
             cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
             cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
-                                       events=6000)
             # The consumer's partitions go into the world's data dir, where the
             # nightly build reads them (DATA/events/YYYY-MM-DD.tsv).
-            cls.data_dir = cls.world
-            cls.start_consumer()
+            cls.world = os.path.join(cls.tmp.path, "world")
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
+                                 sets=["consumer.data_dir=" + cls.world,
+                                       "consumer.block_ms=200", "consumer.name=loop-test"],
+                                 extra_args=["--consumer"])
+            cls.stack.start()
+            cls.port = cls.stack.base + 8  # stack.sh --consumer
+            cls.metrics_port = cls.port + tl.METRICS_OFFSET
+            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000)
             cls.chan = grpc.insecure_channel(cls.stack.addr())
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
-    def start_consumer(cls):
-        cls.port = tl.free_port_base(span=1)
-        cls.metrics_port = cls.port + tl.METRICS_OFFSET
-        cls.consumer_log = open(os.path.join(cls.tmp.path, "consumer.log"), "w")
-        cls.consumer = subprocess.Popen(
-            [tl.bin_path("cascade-consumer"), "--config", cls.config,
-             "--listen", "127.0.0.1:%d" % cls.port,
-             "--metrics-listen", "127.0.0.1:%d" % cls.metrics_port,
-             "--redis", "127.0.0.1:%d" % cls.stack.redis_port,
-             "--set", "consumer.data_dir=" + cls.data_dir,
-             "--set", "consumer.block_ms=200", "--set", "consumer.name=loop-test"],
-            stdout=cls.consumer_log, stderr=subprocess.STDOUT)
-        health = cls.pb.health_grpc.HealthStub(
-            grpc.insecure_channel("127.0.0.1:%d" % cls.port))
-
-        def serving():
-            if cls.consumer.poll() is not None:
-                raise AssertionError("cascade-consumer exited with %d" % cls.consumer.returncode)
-            try:
-                return health.Check(cls.pb.health.HealthCheckRequest(service=""),
-                                    timeout=1).status == 1
-            except grpc.RpcError:
-                return False
-        poll(serving, "cascade-consumer to serve health")
-
-    @classmethod
     def tearDownClass(cls):
         if cls.chan is not None:
             cls.chan.close()
-        if cls.consumer is not None and cls.consumer.poll() is None:
-            cls.consumer.kill()
-            cls.consumer.wait()
         if cls.stack is not None:
             cls.stack.stop()
         if cls.tmp is not None:
@@ -144,7 +116,7 @@ class LoopTest(unittest.TestCase):
 
         # 4. The day partition holds the five clicks, once each.
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
-        with open(os.path.join(self.data_dir, "events", day + ".tsv")) as f:
+        with open(os.path.join(self.world, "events", day + ".tsv")) as f:
             lines = [l.rstrip("\n").split("\t") for l in f if USER in l]
         self.assertEqual(sorted(int(l[2]) for l in lines), sorted(items[:5]))
         self.assertTrue(all(l[0] == str(now) and l[3] == "click" for l in lines), lines)
@@ -162,8 +134,10 @@ class LoopTest(unittest.TestCase):
                                       timeout=TIMEOUT_S).read().decode()
         self.assertIn('cascade_consumer_applied_total{stream="events"} 5', body)
         self.assertIn("cascade_consumer_lag_entries", body)
-        self.consumer.send_signal(signal.SIGTERM)
-        self.assertEqual(self.consumer.wait(timeout=TIMEOUT_S), 0)
+        health = self.pb.health_grpc.HealthStub(grpc.insecure_channel("127.0.0.1:%d" % self.port))
+        self.assertEqual(health.Check(self.pb.health.HealthCheckRequest(service=""),
+                                      timeout=TIMEOUT_S).status, 1)  # SERVING
+        self.assertEqual(self.stack.terminate("consumer"), 0)
 
 
 if __name__ == "__main__":
