@@ -340,38 +340,63 @@ out:
 /* Users whose live last-n is read per round trip. */
 #define LIVE_CHUNK 256
 
-/* Read the live last-n of users [u0, u1) (one pipeline, after the write
- * pipeline is flushed, as they share the connection) and keep, per user, the
- * entries newer than st->live_after into live[u - u0] (entries point into
- * store, room for LIVE_CHUNK × lastn). */
+/* Decode a last-n element; false when it is not an Interaction. */
+static bool decode_interaction(const redisReply *v, cascade_v1_Interaction *it)
+{
+    return v && v->type == REDIS_REPLY_STRING &&
+           cascade_record_decode(cascade_v1_Interaction_fields, it, (const uint8_t *)v->str,
+                                 v->len) == 0;
+}
+
+/* Read the live last-n of users [u0, u1) and keep, per user, the entries
+ * newer than st->live_after into live[u - u0] (entries point into store,
+ * room for LIVE_CHUNK × lastn). First only each list's head (LINDEX 0: a
+ * user without Feedback since the data was read costs one small reply);
+ * the whole list only for users whose head is newer. Both are pipelines on
+ * the write pipeline's connection, which is flushed first. */
 static int read_live(struct load_state *st, size_t u0, size_t u1, struct live_entries *live,
                      cascade_v1_Interaction *store)
 {
     cascade_redis *r = st->pl.r;
     char key[CASCADE_KEY_MAX];
+    bool newer[LIVE_CHUNK];
     int rc = cascade_pipeline_flush(&st->pl);
     size_t sent = 0, used = 0;
     for (size_t u = u0; u < u1 && rc == 0; u++, sent++)
-        rc = cascade_redis_append(r, "LRANGE %s 0 %llu",
-                                  cascade_key_user_lastn(key, st->o->ns, st->ds->users[u].id),
-                                  (unsigned long long)st->o->lastn - 1);
+        rc = cascade_redis_append(r, "LINDEX %s 0",
+                                  cascade_key_user_lastn(key, st->o->ns, st->ds->users[u].id));
     for (size_t k = 0; k < sent; k++) {
+        redisReply *rep = NULL;
+        cascade_v1_Interaction it;
+        int rc2 = cascade_redis_get_reply(r, &rep);
+        newer[k] = rc2 == 0 && decode_interaction(rep, &it) && it.time_s > st->live_after;
+        live[k] = (struct live_entries){store, 0};
+        freeReplyObject(rep);
+        if (rc == 0)
+            rc = rc2;
+    }
+    size_t asked = 0;
+    for (size_t k = 0; k < sent && rc == 0; k++)
+        if (newer[k] && (rc = cascade_redis_append(
+                             r, "LRANGE %s 0 %llu",
+                             cascade_key_user_lastn(key, st->o->ns, st->ds->users[u0 + k].id),
+                             (unsigned long long)st->o->lastn - 1)) == 0)
+            asked++;
+    for (size_t k = 0; k < sent && asked > 0; k++) {
+        if (!newer[k])
+            continue;
         redisReply *rep = NULL;
         int rc2 = cascade_redis_get_reply(r, &rep);
         struct live_entries *l = &live[k];
         l->e = store + used;
-        l->n = 0;
         for (size_t i = 0; rc2 == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
             cascade_v1_Interaction it;
-            const redisReply *v = rep->element[i];
-            if (v->type != REDIS_REPLY_STRING ||
-                cascade_record_decode(cascade_v1_Interaction_fields, &it, (const uint8_t *)v->str,
-                                      v->len) != 0 ||
-                it.time_s <= st->live_after || l->n >= st->o->lastn)
-                continue;
-            l->e[l->n++] = it;
+            if (decode_interaction(rep->element[i], &it) && it.time_s > st->live_after &&
+                l->n < st->o->lastn)
+                l->e[l->n++] = it;
         }
         used += l->n;
+        asked--;
         freeReplyObject(rep);
         if (rc == 0)
             rc = rc2;
