@@ -571,6 +571,21 @@ static int parse_slots(const cascade_config *cfg, struct cascade_orch_config *ou
     return 0;
 }
 
+/* serve_log.{enabled,max_len}: the serve record stream {ns}:serves. */
+static int parse_serve_log(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                           size_t errlen)
+{
+    int64_t max_len;
+    int rc;
+    if ((rc = cascade_config_bool(cfg, "orchestrator.serve_log.enabled", true,
+                                  &out->serve_log_enabled, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.serve_log.max_len", 1000000, 1000,
+                                 1000000000, &max_len, err, errlen)))
+        return rc;
+    out->serve_log_max_len = (uint32_t)max_len;
+    return 0;
+}
+
 /* reconnect.*: how quickly a stage channel tries again after its stage went
  * away (defaults: back within a second of the stage serving again). */
 static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
@@ -656,6 +671,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_user_features(cfg, out, err, errlen)) ||
         (rc = parse_slots(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
+        (rc = parse_serve_log(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
         (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||
         (rc = parse_debug(cfg, out, err, errlen)))

@@ -113,6 +113,10 @@ struct cascade_orch_config {
     uint32_t hardneg_per_request;
     uint32_t hardneg_cap;
     int64_t hardneg_ttl_s; /* 0 = no expiry */
+    /* Serve log (serve_log.h): one {ns}:serves entry per answered Recommend,
+     * the stream capped at about serve_log_max_len entries. */
+    bool serve_log_enabled;
+    uint32_t serve_log_max_len;
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */

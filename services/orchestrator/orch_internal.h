@@ -56,9 +56,11 @@ struct cascade_orch {
      * and its request counter (cascade_orchestrator_track_requests_total). */
     cascade_rpc_channel *track_rpc[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
     cascade_metric *track_requests[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
-    atomic_uint_fast64_t request_seq; /* for generated request ids */
-    cascade_metric *hardneg_logged;   /* items written to the hard-negative log */
-    cascade_metric *hardneg_failures; /* failed hard-negative writes (request unaffected) */
+    atomic_uint_fast64_t request_seq;   /* for generated request ids */
+    cascade_metric *hardneg_logged;     /* items written to the hard-negative log */
+    cascade_metric *hardneg_failures;   /* failed hard-negative writes (request unaffected) */
+    cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */
+    cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
     struct cascade_store_script feedback_script; /* sha of the Feedback record script */
 };
 

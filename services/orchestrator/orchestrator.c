@@ -145,6 +145,14 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
                                 "Hard-negative log writes that failed (the request was served)",
                                 NULL),
         NULL);
+    o->serve_log_written = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total",
+                                "Serve records written to the {ns}:serves stream", NULL),
+        NULL);
+    o->serve_log_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total",
+                                "Serve record writes that failed (the request was served)", NULL),
+        NULL);
 }
 
 void cascade_orch_destroy(cascade_orch *o)

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "merge.h"
 #include "recommend_internal.h"
+#include "serve_log.h"
 #include "user_cache.h"
 
 /* ------------------------------------------------------------ exploration */
@@ -437,6 +438,57 @@ static void report_contribution(struct cascade_orch_rq *rq)
                                                                 .message = msg,
                                                                 .items_in = run->returned,
                                                                 .items_out = run->kept});
+    }
+}
+
+/* ------------------------------------------------------------ serve log */
+
+/* The serve record's reason for an answer item: what its own reason field says. */
+static char serve_reason(const Cascade__V1__RecommendedItem *it)
+{
+    switch (it->reason) {
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION:
+        return CASCADE_SERVE_REASON_EXPLORED;
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED:
+        return CASCADE_SERVE_REASON_INSERTED;
+    default:
+        return CASCADE_SERVE_REASON_RANKED;
+    }
+}
+
+void cascade_orch__log_serve(struct cascade_orch_rq *rq,
+                             const Cascade__V1__RecommendResponse *resp)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (!cfg->serve_log_enabled || rq->o->redis == NULL || resp->n_items == 0)
+        return;
+    struct cascade_serve_item *items =
+        cascade_arena_calloc(rq->arena, resp->n_items, sizeof *items);
+    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    int rc = CASCADE_ENOMEM;
+    if (items != NULL && r != NULL) {
+        for (size_t i = 0; i < resp->n_items; i++)
+            items[i] = (struct cascade_serve_item){.item_id = resp->items[i]->item_id,
+                                                   .reason = serve_reason(resp->items[i]),
+                                                   .rank_score = resp->items[i]->rank_score,
+                                                   .rerank_score = resp->items[i]->rerank_score};
+        struct cascade_serve_record rec = {.request_id = resp->request_id,
+                                           .user_id = rq->user->user_id,
+                                           .ts_ms = cascade_wall_ms(),
+                                           .exp = resp->experiments,
+                                           .track = rq->track,
+                                           .degraded = resp->degraded,
+                                           .items = items,
+                                           .n_items = resp->n_items};
+        cascade_redis_set_deadline(r, rq->deadline_ms);
+        rc = cascade_serve_log_write(r, rq->o->ns, &rec, cfg->serve_log_max_len, rq->arena);
+    }
+    if (rc) {
+        cascade_metric_inc(rq->o->serve_log_failures);
+        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: %s",
+                     rq->user->user_id, r ? cascade_redis_error(r) : "out of memory");
+    } else {
+        cascade_metric_inc(rq->o->serve_log_written);
     }
 }
 

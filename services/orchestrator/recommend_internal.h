@@ -147,4 +147,10 @@ int cascade_orch__finalize(struct cascade_orch_rq *rq);
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp);
 
+/* After the response is final (items, degraded): append the serve record
+ * to {ns}:serves (serve_log.h) when the serve log is on and the answer has
+ * items. A failure is counted and logged; it never fails the call. */
+void cascade_orch__log_serve(struct cascade_orch_rq *rq,
+                             const Cascade__V1__RecommendResponse *resp);
+
 #endif

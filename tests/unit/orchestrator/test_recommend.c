@@ -6,6 +6,7 @@
  * cold-start channel mix, new-item exploration slots, recall cache writes,
  * the hard-negative log, the per-channel contribution trace, and Feedback
  * (stream, last-n, consumed, blocked items and authors, follows). */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1149,6 +1150,33 @@ static void test_cold_start_switch(void **state)
     assert_non_null(trace_of(r, "recall/itemcf"));
     assert_string_equal(trace_of(r, "mix")->message, "normal: 5 interactions (cold start below 5)");
     assert_int_equal(count_channel(r, "coldmix"), 0);
+
+    /* The stream consumer's live count lifts a user out of cold start before
+     * the nightly record does: 4 online stays cold, 5 leaves; a record of 4
+     * with 5 online leaves too (the larger count). */
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    const char *online_users[] = {"online-4", "online-5", "cold-few"};
+    const int online_counts[] = {4, 5, 5};
+    for (size_t u = 0; u < 3; u++) {
+        assert_int_equal(cascade_redis_command(fx.r, &rep, "HSET %s interactions %d",
+                                               cascade_key_user_counters(key, "t",
+                                                                         online_users[u]),
+                                               online_counts[u]),
+                         0);
+        freeReplyObject(rep);
+    }
+    assert_int_equal(recommend(o, "online-4", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "cold_start: 4 interactions (online) (cold start below 5)");
+    assert_non_null(trace_of(r, "recall/coldmix"));
+    assert_int_equal(recommend(o, "online-5", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "normal: 5 interactions (online) (cold start below 5)");
+    assert_null(trace_of(r, "recall/coldmix"));
+    assert_non_null(trace_of(r, "recall/itemcf"));
+    assert_int_equal(recommend(o, "cold-few", 10, true, &r, err, sizeof err), 0);
+    assert_non_null(strstr(trace_of(r, "mix")->message, "normal: 5 interactions"));
     cascade_orch_destroy(o);
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
@@ -1714,6 +1742,197 @@ static void test_hard_negatives_redis_down(void **state)
     cascade_redis_pool_destroy(dead);
 }
 
+/* ------------------------------------------------------------- serve log */
+
+/* One {t}:serves entry, its fields copied out. */
+struct serve_entry {
+    char rid[80], user[80], exp[256], track[64], deg[4], items[2048];
+    long long ts_ms;
+};
+
+static void copy_field(char *dst, size_t len, const redisReply *v)
+{
+    assert_true(v->len < len);
+    memcpy(dst, v->str, v->len);
+    dst[v->len] = '\0';
+}
+
+/* Every entry of the serve stream, oldest first, into out (at most max). */
+static size_t read_serves(struct serve_entry *out, size_t max)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(fx.r, &rep, "XRANGE %s - +", cascade_key_serves(key, "t")), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_true(rep->elements <= max);
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *f = rep->element[i]->element[1];
+        struct serve_entry *e = &out[i];
+        memset(e, 0, sizeof *e);
+        assert_int_equal(f->elements, 14); /* seven fields, no more */
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *name = f->element[k]->str;
+            const redisReply *v = f->element[k + 1];
+            if (strcmp(name, "rid") == 0)
+                copy_field(e->rid, sizeof e->rid, v);
+            else if (strcmp(name, "user") == 0)
+                copy_field(e->user, sizeof e->user, v);
+            else if (strcmp(name, "ts_ms") == 0)
+                e->ts_ms = strtoll(v->str, NULL, 10);
+            else if (strcmp(name, "exp") == 0)
+                copy_field(e->exp, sizeof e->exp, v);
+            else if (strcmp(name, "track") == 0)
+                copy_field(e->track, sizeof e->track, v);
+            else if (strcmp(name, "deg") == 0)
+                copy_field(e->deg, sizeof e->deg, v);
+            else if (strcmp(name, "items") == 0)
+                copy_field(e->items, sizeof e->items, v);
+            else
+                fail_msg("unexpected serve record field %s", name);
+        }
+    }
+    size_t n = rep->elements;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* The entry with request id rid among the n read, or NULL. */
+static const struct serve_entry *serve_of(const struct serve_entry *e, size_t n, const char *rid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].rid, rid) == 0)
+            return &e[i];
+    return NULL;
+}
+
+/* The items field of a serve record against the answer it logged: every
+ * item in served order, its 0-based position, the reason ('e' only at
+ * explored_at, -1 = none), the rank score and the fake re-ranker's score
+ * 1000 − (its position in the re-ranker's answer). */
+static void assert_serve_items(const char *items, const Cascade__V1__RecommendResponse *r,
+                               long explored_at)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", items);
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save), n++) {
+        unsigned long long id;
+        size_t pos;
+        char reason;
+        double rank, rerank;
+        assert_int_equal(sscanf(tok, "%llu:%zu:%c:%lf:%lf", &id, &pos, &reason, &rank, &rerank),
+                         5);
+        assert_true(n < r->n_items);
+        assert_int_equal(id, r->items[n]->item_id);
+        assert_int_equal(pos, n);
+        assert_int_equal(reason, (long)n == explored_at ? 'e' : 'r');
+        assert_float_equal(rank, r->items[n]->rank_score, 1e-5 * (1 + fabs(rank)));
+        /* The re-ranker's position of an item: the inserted one pushed the
+         * items after it down by one, and never went through the re-ranker. */
+        long rerank_pos = (long)n - (explored_at >= 0 && (long)n > explored_at);
+        if ((long)n != explored_at)
+            assert_float_equal(rerank, 1000.0 - (double)rerank_pos, 1e-9);
+    }
+    assert_int_equal(n, r->n_items);
+}
+
+/* Every answer with items leaves one serve record, in request order: rid and
+ * user as answered, server time, the assignment of every layer in config
+ * order, no canary track, deg 0, and the served list with positions, reasons
+ * (the exploration slot at 8 is 'e') and scores. Off: nothing is written. */
+static void test_serve_log(void **state)
+{
+    (void)state;
+    const char *experiments =
+        "{\"buckets\": 1000, \"layers\": ["
+        "{\"name\": \"rank\", \"salt\": \"r1\", \"experiments\": [{\"name\": \"lr_v2\","
+        " \"ranges\": [[0, 999]], \"params\": {\"test.marker\": \"on\"}}]},"
+        "{\"name\": \"rerank\", \"salt\": \"q1\", \"experiments\": []}]}";
+    cascade_orch *o = make_orch(three_channels, NULL, experiments, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    static struct serve_entry e[64];
+    char err[512], rid1[80], exp[256], key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    /* The earlier tests' records go: this test reads the whole stream. */
+    assert_int_equal(cascade_redis_command(fx.r, &rep, "DEL %s", cascade_key_serves(key, "t")), 0);
+    freeReplyObject(rep);
+    size_t before = read_serves(e, 64);
+    assert_int_equal(before, 0);
+    long long t0 = cascade_wall_ms();
+    assert_int_equal(recommend(o, "pick-serve", 10, true, &r, err, sizeof err), 0);
+    long long t1 = cascade_wall_ms();
+    assert_int_equal(channel_position(r, "new"), 8);
+    assert_int_equal(trace_of(r, "exploration")->items_out, 1);
+    snprintf(rid1, sizeof rid1, "%s", r->request_id);
+    size_t n = read_serves(e, 64);
+    assert_int_equal(n, before + 1);
+    const struct serve_entry *s = &e[n - 1];
+    assert_string_equal(s->rid, r->request_id);
+    assert_string_equal(s->user, "pick-serve");
+    assert_true(s->ts_ms >= t0 && s->ts_ms <= t1);
+    assert_int_equal(r->experiments->n_layers, 2);
+    snprintf(exp, sizeof exp, "rank=lr_v2@%u;rerank=baseline@%u",
+             (unsigned)r->experiments->layers[0]->bucket,
+             (unsigned)r->experiments->layers[1]->bucket);
+    assert_string_equal(s->exp, exp);
+    assert_string_equal(s->track, "");
+    assert_string_equal(s->deg, "0");
+    assert_serve_items(s->items, r, 8);
+
+    /* A second request comes after the first; a degraded answer says so. */
+    cascade_orch_destroy(o);
+    o = make_orch(three_channels, ", \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}",
+                  experiments, fx.pool);
+    assert_int_equal(recommend(o, "serve-2", 5, false, &r, err, sizeof err), 0);
+    assert_true(r->degraded);
+    n = read_serves(e, 64);
+    assert_int_equal(n, before + 2);
+    assert_string_equal(e[n - 2].rid, rid1);
+    assert_string_equal(e[n - 1].rid, r->request_id);
+    assert_string_equal(e[n - 1].deg, "1");
+    assert_non_null(serve_of(e, n, rid1));
+    cascade_orch_destroy(o);
+
+    /* Off: no record. */
+    o = make_orch(three_channels, ", \"serve_log\": {\"enabled\": false}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "serve-off", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_int_equal(read_serves(e, 64), before + 2);
+    cascade_orch_destroy(o);
+}
+
+/* Redis down: the serve record is lost, which is counted, but the answer is
+ * served and not degraded by it. */
+static void test_serve_log_redis_down(void **state)
+{
+    (void)state;
+    cascade_redis_pool *dead = test_redis_dead_pool();
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_orch *o = make_orch(two_channels,
+                                ", \"cache\": {\"enabled\": false},"
+                                " \"hard_negatives\": {\"enabled\": false}",
+                                NULL, dead);
+    cascade_orch_set_metrics(o, m);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "serve-down", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    cascade_metric *failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total", "", NULL),
+        NULL);
+    cascade_metric *written = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total", "", NULL),
+        NULL);
+    assert_true(cascade_metric_value(failures) == 1.0);
+    assert_true(cascade_metric_value(written) == 0.0);
+    cascade_orch_destroy(o);
+    cascade_metrics_destroy(m);
+    cascade_redis_pool_destroy(dead);
+}
+
 /* ------------------------------------------------------------ contribution */
 
 static size_t trace_number(const Cascade__V1__StageTrace *t, const char *field)
@@ -2115,6 +2334,8 @@ int main(void)
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),
+        cmocka_unit_test(test_serve_log),
+        cmocka_unit_test(test_serve_log_redis_down),
         cmocka_unit_test(test_contribution_trace),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_feedback_user_sets),
