@@ -1848,7 +1848,7 @@ static void test_serve_log(void **state)
     const char *experiments =
         "{\"buckets\": 1000, \"layers\": ["
         "{\"name\": \"rank\", \"salt\": \"r1\", \"experiments\": [{\"name\": \"lr_v2\","
-        " \"ranges\": [[0, 999]], \"params\": {\"test.marker\": \"on\"}}]},"
+        " \"ranges\": [[0, 999]], \"params\": {\"rank.model\": \"lr\"}}]},"
         "{\"name\": \"rerank\", \"salt\": \"q1\", \"experiments\": []}]}";
     cascade_orch *o = make_orch(three_channels, NULL, experiments, fx.pool);
     Cascade__V1__RecommendResponse *r;
@@ -1900,6 +1900,33 @@ static void test_serve_log(void **state)
     assert_int_equal(recommend(o, "serve-off", 10, false, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
     assert_int_equal(read_serves(e, 64), before + 2);
+    cascade_orch_destroy(o);
+}
+
+/* An item a request slot inserted is logged with reason 'i', at its slot. */
+static void test_serve_log_inserted(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    Cascade__V1__Slot *slots[1];
+    static struct serve_entry e[64];
+    char err[512], want[64];
+    cascade_arena *keep = fx.arena, *own = cascade_arena_create(0);
+    fx.arena = own; /* recommend_slots_as resets fx.arena: the slot lives in its own */
+    slots[0] = slot(3, 7002, "ads");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "serve-slot", 10, false, slots, 1, LOCAL_PEER, NULL,
+                                        &r, err, sizeof err),
+                     0);
+    assert_int_equal(r->items[3]->item_id, 7002);
+    size_t n = read_serves(e, 64);
+    const struct serve_entry *s = serve_of(e, n, r->request_id);
+    assert_non_null(s);
+    snprintf(want, sizeof want, ",7002:3:i:");
+    assert_non_null(strstr(s->items, want));
+    assert_null(strstr(s->items, ":e:"));
+    cascade_arena_destroy(own);
     cascade_orch_destroy(o);
 }
 
@@ -2335,6 +2362,7 @@ int main(void)
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),
         cmocka_unit_test(test_serve_log),
+        cmocka_unit_test(test_serve_log_inserted),
         cmocka_unit_test(test_serve_log_redis_down),
         cmocka_unit_test(test_contribution_trace),
         cmocka_unit_test(test_feedback),
