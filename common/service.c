@@ -545,6 +545,7 @@ void cascade_signals_block(void)
 {
     sigset_t set = termination_signals();
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -581,6 +582,26 @@ cascade_metrics *cascade_service_metrics(const struct cascade_service_opts *o)
     return m;
 }
 
+/* Wait for SIGTERM/SIGINT and return it. SIGUSR1 before that (a pod's
+ * preStop hook, docs/deploy.md) switches health to NOT_SERVING while calls
+ * are still served, so load balancers and readiness probes take the server
+ * out of rotation before SIGTERM stops it accepting calls. */
+static int wait_for_stop(cascade_rpc_server *srv)
+{
+    sigset_t set = termination_signals();
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1)
+            return sig;
+        CASCADE_INFO(NULL, "received SIGUSR1: health NOT_SERVING, still serving calls "
+                           "until SIGTERM");
+        cascade_rpc_server_set_serving(srv, false);
+    }
+}
+
 int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
                         const char *grpc_service_name, const struct cascade_rpc_method *methods,
                         size_t n_methods, void *service)
@@ -615,7 +636,7 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
                  o->tls_client_ca[0] ? ", TLS with client certificates"
                  : o->tls_cert[0]    ? ", TLS"
                                      : "");
-    int sig = cascade_signals_wait();
+    int sig = wait_for_stop(srv);
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);
     cascade_rpc_server_shutdown(srv, o->grace_ms);

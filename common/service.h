@@ -93,8 +93,10 @@ void cascade_service_opts_free(struct cascade_service_opts *o);
  * point into o, which must outlive the options' use). */
 struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o);
 
-/* Block SIGTERM/SIGINT/SIGPIPE in the calling thread (call first in main, so
- * every thread inherits the mask) and wait for SIGTERM/SIGINT. */
+/* Block SIGTERM/SIGINT/SIGPIPE/SIGUSR1 in the calling thread (call first in
+ * main, so every thread inherits the mask) and wait for SIGTERM/SIGINT.
+ * (cascade_service_run also takes SIGUSR1: health NOT_SERVING, keep serving,
+ * the drain a pod's preStop hook starts; docs/deploy.md.) */
 void cascade_signals_block(void);
 int cascade_signals_wait(void);
 
