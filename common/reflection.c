@@ -137,7 +137,7 @@ static int wire_next(struct wire *w, struct wire_field *f)
 static char *wire_string(const uint8_t *data, size_t len, uint32_t number)
 {
     struct wire w = {data, data + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     int rc;
     while ((rc = wire_next(&w, &f)) == 1) {
         if (f.number == number && f.type == 2) {
@@ -215,7 +215,7 @@ static int index_extension(cascade_reflection *r, const uint8_t *data, size_t le
     int rc = -1;
     char *extendee = NULL;
     struct wire w = {data, data + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     int64_t number = -1;
     if (index_named(r, data, len, FIELD_NAME, scope, file, NULL) != 0)
         goto out;
@@ -254,7 +254,7 @@ static int index_enum(cascade_reflection *r, const uint8_t *data, size_t len, co
                       size_t file)
 {
     struct wire w = {data, data + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     int rc;
     if (index_named(r, data, len, ENUM_NAME, scope, file, NULL) != 0)
         return -1;
@@ -272,7 +272,7 @@ static int index_message(cascade_reflection *r, const uint8_t *data, size_t len,
     int rc = -1;
     char *full = NULL;
     struct wire w = {data, data + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     if (depth > MAX_DEPTH || index_named(r, data, len, MSG_NAME, scope, file, &full) != 0)
         goto out;
     while ((rc = wire_next(&w, &f)) == 1) {
@@ -304,7 +304,7 @@ static int index_service(cascade_reflection *r, const uint8_t *data, size_t len,
     int rc = -1;
     char *full = NULL;
     struct wire w = {data, data + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     if (index_named(r, data, len, SERVICE_NAME, scope, file, &full) != 0)
         goto out;
     while ((rc = wire_next(&w, &f)) == 1) {
@@ -334,7 +334,7 @@ static int index_file(cascade_reflection *r, size_t i, char *err, size_t errlen)
     struct refl_file *file = &r->files[i];
     char *package = wire_string(file->data, file->len, FILE_PACKAGE);
     struct wire w = {file->data, file->data + file->len};
-    struct wire_field f;
+    struct wire_field f = {0};
     int rc = -1;
     if (!package) {
         snprintf(err, errlen, "descriptor set: %s: malformed", file->name);
@@ -398,7 +398,7 @@ static int split_files(cascade_reflection *r, const uint8_t *set, size_t len, ch
                        size_t errlen)
 {
     struct wire w = {set, set + len};
-    struct wire_field f;
+    struct wire_field f = {0};
     int rc;
     while ((rc = wire_next(&w, &f)) == 1) {
         if (f.number != 1 || f.type != 2)
