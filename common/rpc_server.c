@@ -748,6 +748,17 @@ static void reflect_batch(struct call_slot *s, grpc_op *ops, size_t n, enum slot
     }
 }
 
+/* Put SEND_INITIAL_METADATA into ops[0] when the stream has not sent it yet
+ * (it goes out with the first batch). Returns the number of ops added. */
+static size_t reflect_initial_metadata(struct call_slot *s, grpc_op *ops)
+{
+    if (s->stream_md_sent)
+        return 0;
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    s->stream_md_sent = 1;
+    return 1;
+}
+
 /* End the stream with `status`: OK after the client closed its side, an
  * error for a refused or malformed request. */
 static void reflect_finish(struct call_slot *s, grpc_status_code status, const char *message)
@@ -755,10 +766,7 @@ static void reflect_finish(struct call_slot *s, grpc_status_code status, const c
     grpc_op ops[3];
     size_t n = 0;
     memset(ops, 0, sizeof(ops));
-    if (!s->stream_md_sent) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        s->stream_md_sent = 1;
-    }
+    n += reflect_initial_metadata(s, ops);
     s->status_details = grpc_slice_from_copied_string(message);
     s->status_details_set = 1;
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -777,10 +785,7 @@ static void reflect_read(struct call_slot *s)
     grpc_op ops[3];
     size_t n = 0;
     memset(ops, 0, sizeof(ops));
-    if (!s->stream_md_sent) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        s->stream_md_sent = 1;
-    }
+    n += reflect_initial_metadata(s, ops);
     if (s->response) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = s->response;
