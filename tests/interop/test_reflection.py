@@ -170,5 +170,47 @@ class ReflectionTest(unittest.TestCase):
         self.assertEqual(resp.error_response.error_code, grpc.StatusCode.INVALID_ARGUMENT.value[0])
 
 
+class ReflectionAuthTest(unittest.TestCase):
+    """With a bearer token configured, reflection requires it (health does not)."""
+    tmp = stack = None
+    TOKEN = "reflection-test-token"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tl.TempDir("cascade-reflection-auth-")
+        try:
+            cls.mods = generate_reflection_stubs(os.path.join(cls.tmp.path, "stubs"))
+            token_file = os.path.join(cls.tmp.path, "token")
+            with open(token_file, "w") as f:
+                f.write(cls.TOKEN + "\n")
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"),
+                                 extra_args=["--auth-token-file", token_file])
+            cls.stack.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack is not None:
+            cls.stack.stop()
+        if cls.tmp is not None:
+            cls.tmp.cleanup()
+
+    def test_token_required(self):
+        pb, pb_grpc = self.mods["v1"]
+        with grpc.insecure_channel(self.stack.addr("filter")) as channel:
+            stub = pb_grpc.ServerReflectionStub(channel)
+            req = [pb.ServerReflectionRequest(list_services="")]
+            with self.assertRaises(grpc.RpcError) as ctx:
+                list(stub.ServerReflectionInfo(iter(req), timeout=TIMEOUT_S))
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+            (resp,) = stub.ServerReflectionInfo(
+                iter(req), timeout=TIMEOUT_S,
+                metadata=(("authorization", "Bearer " + self.TOKEN),))
+            self.assertIn("cascade.v1.Filter",
+                          [s.name for s in resp.list_services_response.service])
+
+
 if __name__ == "__main__":
     sys.exit(0 if unittest.main(exit=False).result.wasSuccessful() else 1)
