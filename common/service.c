@@ -22,6 +22,8 @@
 #define DEFAULT_MAX_MESSAGE_BYTES (4L << 20)
 #define MIN_MAX_MESSAGE_BYTES (64L << 10)
 #define MAX_MAX_MESSAGE_BYTES (1L << 30)
+#define DEFAULT_MAX_METADATA_BYTES (64L << 10)
+#define MIN_MAX_METADATA_BYTES (8L << 10)
 
 static void upper_copy(char *dst, size_t len, const char *src)
 {
@@ -82,12 +84,14 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "                      largest request accepted; larger ones get RESOURCE_EXHAUSTED\n"
            "                      env CASCADE_MAX_MESSAGE_BYTES, config %s.max_message_bytes\n"
            "                      (default %ld, 4 MiB; %ld..%ld)\n"
+           "  request headers     largest request metadata: env CASCADE_MAX_METADATA_BYTES,\n"
+           "                      config %s.max_metadata_bytes (default %ld, 64 KiB)\n"
            "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
            "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
            "  --help              this text\n",
            name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
            name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES,
-           name);
+           name, DEFAULT_MAX_METADATA_BYTES, name);
     if (extra && extra[0])
         printf("\n%s", extra);
 }
@@ -374,7 +378,7 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
     const char *f_metrics = NULL, *f_max_msg = NULL;
     const char *f_password = NULL, *f_password_file = NULL, *f_user = NULL, *f_token_file = NULL;
     const char *sets[MAX_SETS];
-    int n_sets = 0, opt, rc = CASCADE_EINVAL;
+    int n_sets = 0, opt, rc = CASCADE_EINVAL, max_md;
     char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
 
     memset(out, 0, sizeof(*out));
@@ -483,6 +487,12 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         goto fail;
     if (pick_max_message_bytes(name, f_max_msg, out) != 0)
         goto fail;
+    snprintf(path, sizeof(path), "%s.max_metadata_bytes", name);
+    if (pick_int(&max_md, NULL, "CASCADE_MAX_METADATA_BYTES", out->config, path,
+                 DEFAULT_MAX_METADATA_BYTES, MIN_MAX_METADATA_BYTES, MAX_MAX_MESSAGE_BYTES,
+                 "CASCADE_MAX_METADATA_BYTES") != 0)
+        goto fail;
+    out->max_metadata_bytes = (size_t)max_md;
     if (!f_level)
         f_level = getenv("CASCADE_LOG_LEVEL");
     out->log_level = CASCADE_LOG_INFO;
@@ -611,6 +621,7 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
         .listen_addr = o->listen,
         .threads = o->threads,
         .max_message_bytes = o->max_message_bytes,
+        .max_metadata_bytes = o->max_metadata_bytes,
         .service_name = grpc_service_name,
         .metrics = metrics,
         .auth_token = o->auth_token[0] ? o->auth_token : NULL,

@@ -76,6 +76,9 @@ struct cascade_service_opts {
      * <name>.max_message_bytes so a stage's own channels (the orchestrator's
      * stage calls) accept answers up to the same size. */
     size_t max_message_bytes;
+    /* Request metadata limit (env CASCADE_MAX_METADATA_BYTES, config
+     * <name>.max_metadata_bytes; 64 KiB): struct cascade_rpc_server_opts. */
+    size_t max_metadata_bytes;
     enum cascade_log_level log_level;
     cascade_config *config;    /* owned; freed by cascade_service_opts_free */
 };

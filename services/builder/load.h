@@ -16,7 +16,7 @@
 
 struct cascade_load_opts {
     const char *ns;                 /* key namespace, default "cascade" */
-    size_t lastn;                   /* last-n list length per user, default 200 */
+    size_t lastn;                   /* last-n list length per user, default 1000 */
     double affinity_half_life_days; /* decay of category affinities, default 30 */
     int64_t as_of;                  /* "now" for decays, Unix s; 0 = last event time */
     struct cascade_behaviour_weights weights;

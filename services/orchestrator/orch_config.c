@@ -31,6 +31,7 @@ static const struct {
 
 #define DEFAULT_CHANNEL_TIMEOUT_MS 300
 #define DEFAULT_STAGE_TIMEOUT_MS 300
+#define DEFAULT_STAGE_MIN_MS 20 /* stages.<s>.min_ms, exposure.min_ms, recall.min_ms */
 
 static bool is_address(const char *s)
 {
@@ -242,12 +243,12 @@ static int parse_channels(const cascade_config *cfg, struct cascade_orch_config 
     return rc ? rc : parse_channel_list(cfg, &cold, err, errlen);
 }
 
-/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep} */
+/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep,min_ms} */
 static int parse_stage(const cascade_config *cfg, const char *name, uint32_t default_keep,
                        struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
 {
     char path[128];
-    int64_t timeout, keep;
+    int64_t timeout, keep, min_ms;
     const char *endpoint;
     int rc;
 
@@ -261,6 +262,11 @@ static int parse_stage(const cascade_config *cfg, const char *name, uint32_t def
     snprintf(path, sizeof path, "orchestrator.stages.%s.keep", name);
     if ((rc = cascade_config_int(cfg, path, default_keep, 0, 20000, &keep, err, errlen)))
         return rc;
+    snprintf(path, sizeof path, "orchestrator.stages.%s.min_ms", name);
+    if ((rc = cascade_config_int(cfg, path, DEFAULT_STAGE_MIN_MS, 0, 60000, &min_ms, err,
+                                 errlen)))
+        return rc;
+    st->min_ms = (int)min_ms;
     snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
     if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
         return rc;
@@ -268,6 +274,37 @@ static int parse_stage(const cascade_config *cfg, const char *name, uint32_t def
     st->keep = (uint32_t)keep;
     snprintf(path, sizeof path, "stage %s", name);
     return resolve_endpoint(cfg, endpoint, path, st->endpoint, sizeof st->endpoint, err, errlen);
+}
+
+/* The time each step keeps back from the request's deadline for the steps
+ * after it, so a stalled stage cannot use up a caller's whole deadline and
+ * leave nothing for re-rank and the exposure reservation:
+ * orchestrator.exposure.min_ms and orchestrator.recall.min_ms, then every
+ * enabled stage's min_ms summed from the end (recall → filter → prerank →
+ * rank → rerank → exposure). */
+static int parse_reserves(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                          size_t errlen)
+{
+    int64_t exposure_min, recall_min;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.exposure.min_ms", DEFAULT_STAGE_MIN_MS, 0,
+                                 60000, &exposure_min, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.recall.min_ms", DEFAULT_STAGE_MIN_MS, 0,
+                                 60000, &recall_min, err, errlen)))
+        return rc;
+    out->exposure_min_ms = (int)exposure_min;
+    out->recall_min_ms = (int)recall_min;
+    struct cascade_orch_stage_cfg *order[] = {&out->filter, &out->prerank, &out->rank,
+                                              &out->rerank};
+    /* The exposure reservation runs through the filter: none without it. */
+    int later = out->filter.enabled ? out->exposure_min_ms : 0;
+    for (size_t i = sizeof order / sizeof order[0]; i-- > 0;) {
+        order[i]->reserve_ms = later;
+        if (order[i]->enabled)
+            later += order[i]->min_ms;
+    }
+    out->recall_reserve_ms = later;
+    return 0;
 }
 
 /* Scalar limits of the section. */
@@ -472,7 +509,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_stage(cfg, "rank", 100, &out->rank, err, errlen)) ||
         (rc = parse_stage(cfg, "rerank", 0, &out->rerank, err, errlen)))
         return rc;
-    return 0;
+    return parse_reserves(cfg, out, err, errlen);
 }
 
 const struct cascade_orch_channel_cfg *

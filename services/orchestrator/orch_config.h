@@ -34,7 +34,17 @@ struct cascade_orch_stage_cfg {
     char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
     int timeout_ms;                       /* per-call budget */
     uint32_t keep;                        /* prerank/rank: candidates kept (0 = stage default) */
+    int min_ms;     /* least time worth giving the stage: the later stages' reserve */
+    int reserve_ms; /* derived: Σ min_ms of the enabled stages after this one, kept back
+                       from the request's deadline (cascade_orch_stage_deadline) */
 };
+
+/* Absolute deadline of one stage call made at now_ms: its own budget
+ * (now + timeout_ms), but never past request_deadline_ms - reserve_ms, the
+ * time the later stages need; a stage still gets min_ms when less than that
+ * is left, within the request's deadline. Pure; thread-safe. */
+int64_t cascade_orch_stage_deadline(int64_t now_ms, int64_t request_deadline_ms, int timeout_ms,
+                                    int min_ms, int reserve_ms);
 
 struct cascade_orch_config {
     struct cascade_orch_channel_cfg channels[CASCADE_ORCH_MAX_CHANNELS];
@@ -71,6 +81,9 @@ struct cascade_orch_config {
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */
     int exposure_timeout_ms;  /* RecordExposure budget */
+    int exposure_min_ms;      /* RecordExposure's share of the later stages' reserve */
+    int recall_min_ms;        /* least time a recall channel gets */
+    int recall_reserve_ms;    /* derived: kept back from the deadline for the stages */
     uint32_t fallback_max;    /* hot-list fallback size */
     uint32_t lastn_max;       /* Feedback: length of the user's last-n list */
     uint32_t events_maxlen;   /* Feedback: approximate cap of the event stream */

@@ -94,10 +94,23 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     return 0;
 }
 
-int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms)
+int64_t cascade_orch_stage_deadline(int64_t now_ms, int64_t request_deadline_ms, int timeout_ms,
+                                    int min_ms, int reserve_ms)
 {
-    int64_t own = cascade_now_ms() + timeout_ms;
-    return rq->deadline_ms < own ? rq->deadline_ms : own;
+    int64_t own = now_ms + timeout_ms;
+    int64_t limit = request_deadline_ms - reserve_ms;
+    if (limit < now_ms + min_ms)
+        limit = now_ms + min_ms;
+    if (limit > request_deadline_ms)
+        limit = request_deadline_ms;
+    return own < limit ? own : limit;
+}
+
+int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms, int min_ms,
+                                      int reserve_ms)
+{
+    return cascade_orch_stage_deadline(cascade_now_ms(), rq->deadline_ms, timeout_ms, min_ms,
+                                       reserve_ms);
 }
 
 void cascade_orch__report(struct cascade_orch_rq *rq, const struct cascade_orch_outcome *o)
@@ -123,7 +136,7 @@ static ProtobufCMessage *stage_call(struct cascade_orch_rq *rq, const char *stag
         .method = method,
         .request = req,
         .response_type = resp_type,
-        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms),
+        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms, st->min_ms, st->reserve_ms),
         .request_id = rq->user->request_id,
     };
     struct cascade_orch_outcome out = {
@@ -400,9 +413,11 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
     return it;
 }
 
-/* Candidates offered to the exposure reservation per item asked for: the
- * final list, then the ranker's order behind it, so an answer whose items a
- * concurrent request for the same user took can still fill up. */
+/* Candidates offered to the exposure reservation per item asked for in its
+ * first round: the final list, then the ranker's order behind it, so an
+ * answer whose items a concurrent request for the same user took can still
+ * fill up. When that is not enough (many racing requests on a small
+ * catalogue), a second round offers the rest of what the ranker saw. */
 #define EXPOSURE_OFFER_FACTOR 4
 #define EXPOSURE_MAX_ITEMS 1000 /* RecordExposure's limit per call */
 
@@ -414,83 +429,127 @@ static bool offered(Cascade__V1__Candidate *const *list, size_t n, uint64_t item
     return false;
 }
 
-/* The final list, then what the ranker kept (when it ran) not in it, at
- * most EXPOSURE_OFFER_FACTOR × count (and the filter's limit) in all. */
-static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
+static size_t offer_append(Cascade__V1__Candidate **list, size_t n, size_t cap,
+                           Cascade__V1__Candidate *const *from, size_t n_from)
 {
-    Cascade__V1__Candidate *const *spares = rq->ranked;
-    size_t n_spares = rq->ranked ? rq->n_ranked : 0;
-    size_t cap = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n = 0;
-    if (cap > EXPOSURE_MAX_ITEMS)
-        cap = EXPOSURE_MAX_ITEMS;
-    if (cap < rq->n)
-        cap = rq->n;
-    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
-    if ((*out = list) == NULL)
-        return 0;
-    for (size_t i = 0; i < rq->n; i++)
-        list[n++] = rq->cands[i];
-    for (size_t i = 0; i < n_spares && n < cap; i++)
-        if (spares[i] && !offered(list, n, spares[i]->item_id))
-            list[n++] = spares[i];
+    for (size_t i = 0; i < n_from && n < cap; i++)
+        if (from[i] && !offered(list, n, from[i]->item_id))
+            list[n++] = from[i];
     return n;
 }
 
-/* Reserve what this answer shows, so neither this nor a concurrent request
- * for the user repeats it: the filter takes, atomically per user, the first
- * rq->count offered items that no answer has taken yet (RecordExposure with
- * reserve), and rq->cands becomes those, in order. When the call fails, the
- * final list is kept and the outcome says it may be shown again. */
-static void reserve_exposure(struct cascade_orch_rq *rq)
+/* Everything that may be shown, best first, without repeats and at most
+ * EXPOSURE_MAX_ITEMS: the final list, then the ranker's whole answer, then
+ * the rest of what it was sent (the pre-rank order). */
+static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
 {
-    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    size_t cap = rq->n > EXPOSURE_MAX_ITEMS ? rq->n : EXPOSURE_MAX_ITEMS, n = 0;
+    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
+    if ((*out = list) == NULL)
+        return 0;
+    n = offer_append(list, n, cap, rq->cands, rq->n);
+    if (rq->ranked)
+        n = offer_append(list, n, cap, rq->ranked, rq->n_rank_returned);
+    if (rq->rank_scored)
+        n = offer_append(list, n, cap, rq->rank_scored, rq->n_rank_scored);
+    return n;
+}
+
+/* One RecordExposure round: reserve up to `want` of offer[0..n) for the user
+ * and move what was taken, in order, to taken[*n_taken..]. Returns false when
+ * the call failed or its answer cannot be trusted (already reported). */
+static bool reserve_round(struct cascade_orch_rq *rq, const struct cascade_orch_stage_cfg *st,
+                          Cascade__V1__Candidate *const *offer, size_t n, uint32_t want,
+                          Cascade__V1__Candidate **taken, size_t *n_taken, int64_t *lat)
+{
     Cascade__V1__RecordExposureRequest req = CASCADE__V1__RECORD_EXPOSURE_REQUEST__INIT;
-    struct cascade_orch_stage_cfg st = cfg->filter;
-    Cascade__V1__Candidate **offer = NULL;
-    int64_t lat;
-    if (!st.enabled || rq->n == 0)
-        return;
-    size_t n_offer = exposure_offer(rq, &offer);
-    req.item_ids = cascade_arena_calloc(rq->arena, n_offer + 1, sizeof *req.item_ids);
-    if (n_offer == 0 || req.item_ids == NULL)
-        return;
-    st.timeout_ms = cfg->exposure_timeout_ms;
+    req.item_ids = cascade_arena_calloc(rq->arena, n + 1, sizeof *req.item_ids);
+    if (req.item_ids == NULL)
+        return false;
     req.user_id = rq->user->user_id;
-    req.reserve = rq->count;
-    for (size_t i = 0; i < n_offer; i++)
+    req.reserve = want;
+    for (size_t i = 0; i < n; i++)
         req.item_ids[req.n_item_ids++] = offer[i]->item_id;
+    int64_t round_lat = 0;
     Cascade__V1__RecordExposureResponse *ack = (Cascade__V1__RecordExposureResponse *)stage_call(
-        rq, "exposure", &st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
-        &cascade__v1__record_exposure_response__descriptor, "these items may be shown again", &lat);
+        rq, "exposure", st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
+        &cascade__v1__record_exposure_response__descriptor, "these items may be shown again",
+        &round_lat);
+    *lat += round_lat;
     if (ack == NULL)
-        return;
-    /* A reservation is a subsequence of the offer, at most count long. */
-    size_t kept = 0, at = 0;
-    bool trusted = ack->n_item_ids <= rq->count;
+        return false;
+    /* A reservation is a subsequence of the offer, at most `want` long. */
+    size_t at = 0, kept = *n_taken;
+    bool trusted = ack->n_item_ids <= want;
     for (size_t j = 0; trusted && j < ack->n_item_ids; j++) {
-        while (at < n_offer && offer[at]->item_id != ack->item_ids[j])
+        while (at < n && offer[at]->item_id != ack->item_ids[j])
             at++;
-        if (!(trusted = at < n_offer))
+        if (!(trusted = at < n))
             break;
-        offer[kept++] = offer[at++];
+        taken[kept++] = offer[at++];
     }
     if (!trusted) {
         cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                      .stage = "exposure",
-                                     .latency_us = lat,
-                                     .items_in = n_offer,
+                                     .latency_us = *lat,
+                                     .items_in = n,
                                      .items_out = rq->n,
                                      .degraded = true,
                                      .status = GRPC_STATUS_INTERNAL,
                                      .message = "the reservation lists items not offered "
                                                 "(skipped: these items may be shown again)"});
-        return;
+        return false;
     }
-    cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){
-                .stage = "exposure", .latency_us = lat, .items_in = n_offer, .items_out = kept});
-    rq->cands = offer;
-    rq->n = kept;
+    *n_taken = kept;
+    return true;
+}
+
+/* Reserve what this answer shows, so neither this nor a concurrent request
+ * for the user repeats it: the filter takes, atomically per user, the first
+ * rq->count offered items that no answer has taken yet (RecordExposure with
+ * reserve), and rq->cands becomes those, in order. The first round offers
+ * EXPOSURE_OFFER_FACTOR × count items; a short answer gets a second round
+ * over the rest of the offer. When a call fails, the final list is kept and
+ * the outcome says it may be shown again. */
+static void reserve_exposure(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    struct cascade_orch_stage_cfg st = cfg->filter;
+    Cascade__V1__Candidate **offer = NULL;
+    int64_t lat = 0;
+    if (!st.enabled || rq->n == 0)
+        return;
+    st.timeout_ms = cfg->exposure_timeout_ms;
+    st.min_ms = cfg->exposure_min_ms;
+    st.reserve_ms = 0;
+    size_t n_offer = exposure_offer(rq, &offer);
+    Cascade__V1__Candidate **taken =
+        cascade_arena_calloc(rq->arena, (size_t)rq->count + 1, sizeof *taken);
+    if (n_offer == 0 || taken == NULL)
+        return;
+    size_t first = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n_taken = 0, n_sent;
+    if (first < rq->n)
+        first = rq->n;
+    if (first > n_offer)
+        first = n_offer;
+    if (!reserve_round(rq, &st, offer, first, rq->count, taken, &n_taken, &lat))
+        return;
+    n_sent = first;
+    /* A failed second round is reported by stage_call; the first round's
+     * items stand. */
+    bool reported = false;
+    if (n_taken < rq->count && n_offer > first) {
+        reported = !reserve_round(rq, &st, offer + first, n_offer - first,
+                                  rq->count - (uint32_t)n_taken, taken, &n_taken, &lat);
+        n_sent = n_offer;
+    }
+    if (!reported)
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "exposure",
+                                                                .latency_us = lat,
+                                                                .items_in = n_sent,
+                                                                .items_out = n_taken});
+    rq->cands = taken;
+    rq->n = n_taken;
 }
 
 static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResponse **out)

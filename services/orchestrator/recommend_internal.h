@@ -60,8 +60,10 @@ struct cascade_orch_rq {
 /* Record an outcome in the request's report (logs when out of memory). */
 void cascade_orch__report(struct cascade_orch_rq *rq, const struct cascade_orch_outcome *o);
 
-/* Absolute deadline of a call with its own budget inside the request's. */
-int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms);
+/* Absolute deadline of a call with its own budget inside the request's,
+ * keeping reserve_ms for the later stages (cascade_orch_stage_deadline). */
+int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms, int min_ms,
+                                      int reserve_ms);
 
 /* Choose the channel mix (cold start or normal, from the user record), call
  * Recall once per channel in parallel and merge into rq->cands. Returns 0 or

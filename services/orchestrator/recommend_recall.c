@@ -190,7 +190,9 @@ static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls)
             .method = "/cascade.v1.Recall/Recall",
             .request = &req->base,
             .response_type = &cascade__v1__recall_response__descriptor,
-            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms),
+            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms,
+                                                         rq->o->cfg.recall_min_ms,
+                                                         rq->o->cfg.recall_reserve_ms),
             .request_id = rq->user->request_id,
         };
     }

@@ -80,7 +80,8 @@ static cascade_dataset *tiny_world(void)
     return ds;
 }
 
-static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+static void load_tiny_decayed(cascade_redis *r, cascade_dataset *ds, bool flush,
+                              double half_life_days)
 {
     struct cascade_load_opts o;
     struct cascade_load_summary s;
@@ -89,13 +90,46 @@ static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
     o.ns = NS;
     o.quiet = true;
     o.flush = flush;
-    o.affinity_half_life_days = 0; /* no decay: affinities are plain weighted counts */
+    o.affinity_half_life_days = half_life_days; /* 0: no decay, plain weighted counts */
     o.pipeline = 3;                /* several round trips even for a tiny world */
     assert_int_equal(cascade_load_run(ds, r, &o, &s, err, sizeof(err)), 0);
     assert_int_equal(s.items, 3);
     assert_int_equal(s.users, 2);
     assert_int_equal(s.as_of, AS_OF);
     assert_int_equal(s.follow_sets, 0);
+}
+
+static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+{
+    load_tiny_decayed(r, ds, flush, 0);
+}
+
+/* Affinities decay with the half-life (interests.h): each event's weight is
+ * multiplied by 2^(-(as_of - ts) / half_life), and so are the category's
+ * impressions and clicks. Half-life 0.5 day = 43200 s. */
+static void test_affinity_decay(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny_decayed(f->conn, ds, false, 0.5);
+    cascade_v1_UserRecord u;
+    bool found;
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "u1", &u, &found), 0);
+    assert_true(found);
+    const double h = 43200.0;
+    /* Category 5: click (w 1) at 20001, collect (w 3) at 20010; shown at 20000. */
+    double w5 = 1 * pow(2, -(AS_OF - 20001) / h) + 3 * pow(2, -(AS_OF - 20010) / h);
+    /* Category 3: click (w 1) at 10001, like (w 2) at 10040 (play weighs 0). */
+    double w3 = 1 * pow(2, -(AS_OF - 10001) / h) + 2 * pow(2, -(AS_OF - 10040) / h);
+    assert_int_equal(u.affinities_count, 2);
+    assert_int_equal(u.affinities[0].category, 5);
+    assert_true(fabs(u.affinities[0].weight - w5) < 1e-4 * w5);
+    assert_int_equal(u.affinities[1].category, 3);
+    assert_true(fabs(u.affinities[1].weight - w3) < 1e-4 * w3);
+    double imp5 = pow(2, -(AS_OF - 20000) / h), clk5 = pow(2, -(AS_OF - 20001) / h);
+    assert_true(fabs(u.affinities[0].impressions - imp5) < 1e-4 * imp5);
+    assert_true(fabs(u.affinities[0].clicks - clk5) < 1e-4 * clk5);
+    cascade_dataset_destroy(ds);
 }
 
 static void test_items(void **state)
@@ -367,6 +401,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_items),           cmocka_unit_test(test_users_and_lists),
+        cmocka_unit_test(test_affinity_decay),
         cmocka_unit_test(test_follows),         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_flush_namespace), cmocka_unit_test(test_build_all_command),
     };

@@ -9,29 +9,22 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "cli.h"
 
-/* Parse a NULL-terminated argument list; captures stderr text into err_text. */
+static int parse_adapter(int argc, char **argv, void *opts, FILE *out, FILE *err)
+{
+    return cascade_cli_parse(argc, argv, opts, out, err);
+}
+
+/* Parse a NULL-terminated argument list; stderr text goes to err_text. */
 static int parse(struct cascade_cli_args *a, char *err_text, size_t len, ...)
 {
-    char *argv[32];
-    int argc = 0;
     va_list ap;
     va_start(ap, len);
-    argv[argc++] = "cascade-cli";
-    for (char *s; (s = va_arg(ap, char *)) != NULL;)
-        argv[argc++] = s;
+    int rc = test_parse_argv(parse_adapter, a, "cascade-cli", err_text, len, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *err = open_memstream(&buf, &size);
-    FILE *out = fopen("/dev/null", "w");
-    int rc = cascade_cli_parse(argc, argv, a, out, err);
-    fclose(err);
-    fclose(out);
-    snprintf(err_text, len, "%s", buf ? buf : "");
-    free(buf);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "error.h"
 #include "orch_config.h"
 
 static int parse_text(const char *text, struct cascade_orch_config *out, char *err, size_t len)
@@ -258,6 +259,59 @@ static void test_reconnect_keys(void **state)
     assert_non_null(strstr(err, "orchestrator.reconnect.connect_timeout_ms"));
 }
 
+/* Each stage keeps back the min_ms of the enabled stages after it (and the
+ * exposure reservation's, when the filter runs). */
+static void test_deadline_reserves(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[256] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.rerank.reserve_ms, 20);
+    assert_int_equal(c.rank.reserve_ms, 40);
+    assert_int_equal(c.prerank.reserve_ms, 60);
+    assert_int_equal(c.filter.reserve_ms, 80);
+    assert_int_equal(c.recall_reserve_ms, 100);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"exposure\": {\"min_ms\": 7},"
+                                " \"stages\": {\"rerank\": {\"enabled\": false},"
+                                " \"rank\": {\"min_ms\": 50}, \"prerank\": {\"min_ms\": 3}}}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.rank.reserve_ms, 7); /* rerank disabled: only exposure */
+    assert_int_equal(c.prerank.reserve_ms, 57);
+    assert_int_equal(c.filter.reserve_ms, 60);
+    assert_int_equal(c.recall_reserve_ms, 80);
+    /* Without the filter there is no exposure reservation to keep time for. */
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"stages\": {\"filter\": {\"enabled\": false}}}}", &c,
+                   err, sizeof err),
+        0);
+    assert_int_equal(c.rerank.reserve_ms, 0);
+    assert_int_equal(c.recall_reserve_ms, 60);
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"stages\": {\"rank\": {\"min_ms\": -1}}}}", &c, err,
+                   sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "orchestrator.stages.rank.min_ms"));
+}
+
+/* A stage's deadline: its own budget, cut so the later stages keep their
+ * reserve, never below its minimum, never past the request's deadline. */
+static void test_stage_deadline(void **state)
+{
+    (void)state;
+    /* Plenty of time: the stage's own budget. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 5000, 300, 20, 40), 1300);
+    /* A 500 ms request deadline and a 500 ms stage budget: 40 ms stay for the rest. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1500, 500, 20, 40), 1460);
+    /* Less left than the reserve: the stage still gets its minimum... */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1030, 500, 20, 40), 1020);
+    /* ...but never past the request's deadline. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1010, 500, 20, 40), 1010);
+    /* No reserve: the request's deadline bounds the budget. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1200, 500, 0, 0), 1200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +321,8 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_reconnect_keys),
         cmocka_unit_test(test_debug),
+        cmocka_unit_test(test_deadline_reserves),
+        cmocka_unit_test(test_stage_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

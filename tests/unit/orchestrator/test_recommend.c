@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "cascade/v1/filter.pb-c.h"
@@ -51,10 +52,13 @@ struct fake {
                                 request's reservation) */
     size_t rerank_calls;
     char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
+    int rank_stall_ms;                /* the ranker answers this late (0 = at once)... */
+    bool rank_released;               /* ...unless the test releases it first */
+    pthread_cond_t rank_release;
     char rerank_user_request_id[128]; /* and its user.request_id */
 };
 
-static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER, .rank_release = PTHREAD_COND_INITIALIZER};
 
 static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, const char *channel,
                                              float score)
@@ -223,10 +227,31 @@ static void sort_by_rank_score(Cascade__V1__Candidate **c, size_t n)
  * sorted. For "pick-*" users the new items score between the 20th and the
  * 50th other candidate, by the user's taste: all of them in the top half,
  * none in the top 10. */
+/* A stalled ranker: wait rank_stall_ms, or until the test releases it. */
+static void fake_rank_stall(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    if (fake.rank_stall_ms > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += fake.rank_stall_ms / 1000;
+        until.tv_nsec += (long)(fake.rank_stall_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!fake.rank_released &&
+               pthread_cond_timedwait(&fake.rank_release, &fake.mu, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&fake.mu);
+}
+
 static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                      ProtobufCMessage **response)
 {
     (void)svc;
+    fake_rank_stall();
     const Cascade__V1__RankRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
@@ -312,6 +337,8 @@ struct fixture {
     cascade_rpc_server *server;
     int port;
     int dead_port; /* nothing listens there */
+    cascade_rpc_server *slow_server; /* the same fakes, for a stage that stalls */
+    int slow_port;
     struct test_redis redis;
     struct cascade_redis_opts ropts;
     cascade_redis_pool *pool;
@@ -335,6 +362,15 @@ static int group_setup(void **state)
         return -1;
     }
     fx.port = cascade_rpc_server_port(fx.server);
+    /* A second server for a stage that stalls: a handler that waits holds its
+     * worker's queue, so the stall must not share the others' server. */
+    fx.slow_server = cascade_rpc_server_create(
+        &so, fake_methods, sizeof fake_methods / sizeof fake_methods[0], &fake, err, sizeof err);
+    if (fx.slow_server == NULL || cascade_rpc_server_start(fx.slow_server, err, sizeof err) != 0) {
+        fprintf(stderr, "fake server: %s\n", err);
+        return -1;
+    }
+    fx.slow_port = cascade_rpc_server_port(fx.slow_server);
     fx.dead_port = test_free_port();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
@@ -354,6 +390,7 @@ static int group_teardown(void **state)
     cascade_redis_pool_destroy(fx.pool);
     test_redis_stop(&fx.redis);
     cascade_rpc_server_destroy(fx.server);
+    cascade_rpc_server_destroy(fx.slow_server);
     cascade_rpc_shutdown();
     return 0;
 }
@@ -573,6 +610,87 @@ static void test_reservation_fills_from_spares(void **state)
                 fail_msg("item %llu shown twice", (unsigned long long)first[j]);
     assert_true(trace_of(r, "exposure")->items_in > 10);
     assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    cascade_orch_destroy(o);
+}
+
+/* Many racing requests for one user on a small catalogue: when the first
+ * round's offer (4 × count) is all taken by the others, a second round over
+ * the rest of the ranker's order still fills the answer, and no two answers
+ * share an item. */
+static void test_reservation_second_round(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t seen[60];
+    size_t n_seen = 0;
+    char err[512];
+    Cascade__V1__RecommendResponse *r;
+    fake.filter_blind = true; /* every request sees the same final list, as if all raced */
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(recommend(o, "crowded-user", 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_false(r->degraded);
+        for (size_t i = 0; i < r->n_items; i++) {
+            for (size_t j = 0; j < n_seen; j++)
+                if (r->items[i]->item_id == seen[j])
+                    fail_msg("item %llu in two answers", (unsigned long long)seen[j]);
+            seen[n_seen++] = r->items[i]->item_id;
+        }
+    }
+    fake.filter_blind = false;
+    /* The last answer needed the second round: it was offered more than 4 × 10. */
+    assert_true(trace_of(r, "exposure")->items_in > 40);
+    cascade_orch_destroy(o);
+}
+
+/* A ranker that answers after the caller's deadline, with its own budget
+ * longer than that deadline: the orchestrator cuts rank early enough that
+ * re-rank and the exposure reservation (their min_ms, here 300 ms each) still
+ * run, and the answer is degraded by rank alone. Without the reserve, rank
+ * would use the whole deadline and both later steps would be skipped. */
+static void test_stalled_rank_leaves_time_for_later_stages(void **state)
+{
+    (void)state;
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             ", \"stages\": {\"rank\": {\"endpoint\": \"127.0.0.1:%d\", \"timeout_ms\": 60000},"
+             " \"rerank\": {\"min_ms\": 300}}, \"exposure\": {\"min_ms\": 300}",
+             fx.slow_port);
+    cascade_orch *o = make_orch(two_channels, extra, NULL, fx.pool);
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    Cascade__V1__RecommendResponse *r = NULL;
+    char err[512] = "";
+    u.user_id = "stalled-rank-user";
+    req.user = &u;
+    req.count = 10;
+    req.debug = true;
+    cascade_arena_reset(fx.arena);
+    pthread_mutex_lock(&fake.mu);
+    size_t reranks_before = fake.rerank_calls;
+    fake.rank_stall_ms = 30000;
+    fake.rank_released = false;
+    pthread_mutex_unlock(&fake.mu);
+    struct cascade_orch_call call = {.arena = fx.arena,
+                                     .deadline_ms = cascade_now_ms() + 1500,
+                                     .peer = LOCAL_PEER,
+                                     .err = err,
+                                     .errlen = sizeof err};
+    int rc = cascade_orch_recommend(o, &call, &req, &r);
+    pthread_mutex_lock(&fake.mu); /* let the stalled ranker go before any assertion */
+    fake.rank_stall_ms = 0;
+    fake.rank_released = true;
+    pthread_cond_broadcast(&fake.rank_release);
+    size_t reranks = fake.rerank_calls - reranks_before;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(rc, 0);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "rank: DEADLINE_EXCEEDED"));
+    assert_int_equal(r->n_degraded_reasons, 1);
+    assert_int_equal(reranks, 1);
+    assert_int_equal(trace_of(r, "exposure")->status_code, 0);
+    assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    assert_int_equal(r->n_items, 10);
     cascade_orch_destroy(o);
 }
 
@@ -1642,6 +1760,8 @@ int main(void)
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
         cmocka_unit_test(test_reservation_fills_from_spares),
+        cmocka_unit_test(test_reservation_second_round),
+        cmocka_unit_test(test_stalled_rank_leaves_time_for_later_stages),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
