@@ -59,10 +59,11 @@ teardown() {
   local rc=$?
   if [ "$KEEP" = 1 ]; then
     say "kept: pods $PODS cascade-load-world, network $NET; tear down with:"
-    say "  podman pod rm -f $PODS cascade-load-world; podman volume rm cascade-models cascade-events data-cascade-redis-0; podman network rm $NET"
+    say "  podman pod rm -f $PODS cascade-load-world; podman volume rm cascade-models cascade-events data-cascade-redis-0 cascade-config cascade-redis-auth; podman network rm $NET"
   else
     for pod in $PODS cascade-load-world; do "${P[@]}" pod rm -f -t 15 "$pod" >/dev/null 2>&1 || true; done
-    for vol in cascade-models cascade-events data-cascade-redis-0; do
+    # The PVCs, and the volumes podman 4.3 makes for each ConfigMap it mounts.
+    for vol in cascade-models cascade-events data-cascade-redis-0 cascade-config cascade-redis-auth; do
       "${P[@]}" volume rm -f "$vol" >/dev/null 2>&1 || true
     done
     "${P[@]}" network rm -f "$NET" >/dev/null 2>&1 || true
