@@ -1,7 +1,10 @@
 /* The RPC server over gRPC C core: worker threads, each draining its own
  * completion queue with pre-posted calls for every registered method; unary
  * handlers run synchronously on the worker; grpc.health.v1.Health Check and
- * Watch are built in; unknown methods get UNIMPLEMENTED. See rpc.h. */
+ * Watch are built in, and so is gRPC server reflection (grpc.reflection.v1
+ * and v1alpha ServerReflectionInfo, a bidirectional stream answered from the
+ * embedded descriptor set, reflection.c); unknown methods get UNIMPLEMENTED.
+ * See rpc.h. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include "error.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
+#include "reflection.h"
 #include "rpc.h"
 #include "rpc_internal.h"
 
@@ -31,17 +35,25 @@
 #define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
+#define REFLECTION_V1_PATH "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+#define REFLECTION_V1ALPHA_PATH "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+#define N_BUILTIN_METHODS 4 /* health Check and Watch, reflection v1 and v1alpha */
 #define N_GRPC_STATUS 17 /* OK .. UNAUTHENTICATED */
 
-enum slot_kind { SLOT_UNARY, SLOT_UNKNOWN_METHOD, SLOT_WATCH };
+enum slot_kind { SLOT_UNARY, SLOT_UNKNOWN_METHOD, SLOT_WATCH, SLOT_REFLECTION };
 enum slot_state {
     ST_REQUESTED,
     ST_SENDING,
     ST_WATCH_IDLE,
     ST_WATCH_SENDING,
     ST_WATCH_FINISHING,
-    ST_WATCH_DONE
+    ST_WATCH_DONE,
+    ST_STREAM_READING,  /* reflection: waiting for the next request (and the last answer's send) */
+    ST_STREAM_FINISHING /* reflection: the final status is going out */
 };
+/* How a registered method is served: one message each way on a worker, the
+ * health Watch stream, or the reflection stream. */
+enum method_kind { METHOD_UNARY, METHOD_WATCH, METHOD_REFLECTION };
 
 struct worker;
 
@@ -79,12 +91,15 @@ struct call_slot {
     int watch_md_sent;        /* initial metadata went out with the first message */
     int watch_closed;         /* the client side ended (RECV_CLOSE_ON_SERVER fired) */
     struct call_slot *watch_next;
+    /* Reflection streams only: initial metadata went out. */
+    int stream_md_sent;
 };
 
 struct method_entry {
     struct cascade_rpc_method m;
     void *handle;
-    int builtin; /* health Check/Watch: served by the runtime itself */
+    int builtin; /* health Check/Watch: served by the runtime itself, no token asked */
+    enum method_kind kind;
     /* Metrics (NULL without a registry): the latency series, and the request
      * counter per status code, looked up on first use and then cached. */
     cascade_metric *latency;
@@ -136,6 +151,9 @@ struct cascade_rpc_server {
     char *tls_cert;
     char *tls_key;
     char *tls_client_ca;
+    /* The reflection index over the embedded descriptor set, listing the
+     * services this server registered (read-only once created). */
+    cascade_reflection *reflection;
 };
 
 struct cascade_rpc_ctx {
@@ -238,6 +256,7 @@ static void slot_reset(struct call_slot *s)
     s->watch_closed = 0;
     s->watch_md_sent = 0;
     s->watch_last_sent = -1;
+    s->stream_md_sent = 0;
 }
 
 static void slot_free(struct call_slot *s)
@@ -264,10 +283,12 @@ static int slot_request(struct call_slot *s)
         e = grpc_server_request_call(srv->server, &s->call, &s->details, &s->request_md,
                                      s->worker->cq, s->worker->cq, &s->tag_main);
     } else {
-        e = grpc_server_request_registered_call(srv->server, srv->methods[s->method].handle,
-                                                &s->call, &s->deadline, &s->request_md,
-                                                &s->payload, s->worker->cq, s->worker->cq,
-                                                &s->tag_main);
+        /* A stream method is registered without a payload (it reads its
+         * messages itself), and gRPC wants no payload pointer then. */
+        e = grpc_server_request_registered_call(
+            srv->server, srv->methods[s->method].handle, &s->call, &s->deadline, &s->request_md,
+            s->kind == SLOT_REFLECTION ? NULL : &s->payload, s->worker->cq, s->worker->cq,
+            &s->tag_main);
     }
     if (e != GRPC_CALL_OK) {
         CASCADE_ERROR(NULL, "rpc: cannot post a call: %s", grpc_call_error_to_string(e));
@@ -588,7 +609,7 @@ static int metrics_init(struct cascade_rpc_server *srv, cascade_metrics *m, char
     srv->in_flight = cascade_metric_get(in_flight, NULL);
     for (size_t i = 0; i < srv->n_methods; i++) {
         struct method_entry *me = &srv->methods[i];
-        if (strcmp(me->m.path, HEALTH_WATCH_PATH) == 0)
+        if (me->kind != METHOD_UNARY)
             continue; /* a stream, not served by serve_unary */
         const char *labels[] = {method_label(me), "OK"};
         me->latency = cascade_metric_get(latency, labels);
@@ -730,11 +751,160 @@ static void slot_count_no_message(struct call_slot *s)
     metrics_record(srv, &srv->methods[s->method], status, s->started_us);
 }
 
+/* ------------------------------------------------------- reflection streams */
+
+/* A reflection stream keeps one batch in flight at a time: {initial metadata
+ * (first time), the previous answer (if any), receive the next request}, and
+ * at the end {status, receive close}. Each batch completes on the slot's own
+ * worker, so a stream needs no lock. Streams are not counted in the RPC
+ * metrics (like Watch). */
+
+/* Start a batch for the stream; a batch gRPC refuses ends the call. */
+static void reflect_batch(struct call_slot *s, grpc_op *ops, size_t n, enum slot_state next)
+{
+    s->state = next;
+    grpc_call_error e = slot_start_batch(s, ops, n, &s->tag_main);
+    if (e != GRPC_CALL_OK) {
+        if (!atomic_load(&s->worker->server->cq_closed))
+            CASCADE_ERROR(NULL, "rpc: reflection stream: %s", grpc_call_error_to_string(e));
+        grpc_call_cancel(s->call, NULL);
+        slot_free(s);
+    }
+}
+
+/* Put SEND_INITIAL_METADATA into ops[0] when the stream has not sent it yet
+ * (it goes out with the first batch). Returns the number of ops added. */
+static size_t reflect_initial_metadata(struct call_slot *s, grpc_op *ops)
+{
+    if (s->stream_md_sent)
+        return 0;
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    s->stream_md_sent = 1;
+    return 1;
+}
+
+/* End the stream with `status`: OK after the client closed its side, an
+ * error for a refused or malformed request. */
+static void reflect_finish(struct call_slot *s, grpc_status_code status, const char *message)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    n += reflect_initial_metadata(s, ops);
+    s->status_details = grpc_slice_from_copied_string(message);
+    s->status_details_set = 1;
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n].data.send_status_from_server.status_details = &s->status_details;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &s->cancelled;
+    n++;
+    reflect_batch(s, ops, n, ST_STREAM_FINISHING);
+}
+
+/* Send the answer in s->response (if any) and wait for the next request. */
+static void reflect_read(struct call_slot *s)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    n += reflect_initial_metadata(s, ops);
+    if (s->response) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = s->response;
+        n++;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n].data.recv_message.recv_message = &s->payload;
+    n++;
+    reflect_batch(s, ops, n, ST_STREAM_READING);
+}
+
+/* Answer the request in s->payload (consumed) into s->response. v1alpha and
+ * v1 messages are the same on the wire, so both paths decode as v1. */
+static void reflect_serve(struct call_slot *s)
+{
+    struct worker *w = s->worker;
+    size_t len = 0;
+    cascade_arena_reset(w->arena);
+    uint8_t *bytes = cascade__rpc_flatten(s->payload, w->arena, &len);
+    grpc_byte_buffer_destroy(s->payload);
+    s->payload = NULL;
+    if (!bytes) {
+        reflect_finish(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "reflection request does not fit the per-request memory limit");
+        return;
+    }
+    ProtobufCMessage *req =
+        protobuf_c_message_unpack(&grpc__reflection__v1__server_reflection_request__descriptor,
+                                  cascade_arena_protobuf_allocator(w->arena), len, bytes);
+    if (!req) {
+        reflect_finish(s, GRPC_STATUS_INVALID_ARGUMENT,
+                       "malformed request: not a valid ServerReflectionRequest");
+        return;
+    }
+    Grpc__Reflection__V1__ServerReflectionResponse *resp =
+        cascade_reflection_answer(w->server->reflection, (const void *)req, w->arena);
+    if (resp)
+        s->response = cascade__rpc_pack(&resp->base);
+    if (!s->response) {
+        reflect_finish(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "reflection answer does not fit the per-request memory limit");
+        return;
+    }
+    reflect_read(s);
+}
+
+static void reflect_event(struct call_slot *s, int ok)
+{
+    struct cascade_rpc_server *srv = s->worker->server;
+    switch (s->state) {
+    case ST_REQUESTED:
+        if (!ok) { /* the server is shutting down */
+            slot_free(s);
+            return;
+        }
+        /* Keep a call posted for the next stream before serving this one. */
+        struct call_slot *next = slot_new(s->worker, SLOT_REFLECTION, s->method);
+        if (next)
+            slot_request(next);
+        if (!call_authorized(srv, &srv->methods[s->method], &s->request_md)) {
+            reflect_finish(s, GRPC_STATUS_UNAUTHENTICATED,
+                           "missing or wrong bearer token (metadata authorization: Bearer <token>)");
+            return;
+        }
+        reflect_read(s);
+        return;
+    case ST_STREAM_READING:
+        if (s->response) { /* the previous answer went out */
+            grpc_byte_buffer_destroy(s->response);
+            s->response = NULL;
+        }
+        if (!ok) { /* the call ended: cancelled, deadline, or server shutdown */
+            grpc_call_cancel(s->call, NULL);
+            slot_free(s);
+        } else if (!s->payload) { /* the client closed its side: done */
+            reflect_finish(s, GRPC_STATUS_OK, "");
+        } else {
+            reflect_serve(s);
+        }
+        return;
+    default: /* ST_STREAM_FINISHING: the status went out (or the call died) */
+        slot_free(s);
+        return;
+    }
+}
+
 static void handle_event(struct slot_tag *tag, int ok)
 {
     struct call_slot *s = tag->slot;
     if (s->kind == SLOT_WATCH) {
         watch_event(s, tag->is_close, ok);
+        return;
+    }
+    if (s->kind == SLOT_REFLECTION) {
+        reflect_event(s, ok);
         return;
     }
     if (s->state == ST_REQUESTED) {
@@ -843,6 +1013,45 @@ static grpc_server_credentials *server_credentials(const struct cascade_rpc_serv
         NULL);
 }
 
+/* The reflection index: the embedded descriptor set, and the services this
+ * server registered (from the method paths "/pkg.Service/Method", each once,
+ * in registration order). */
+static int create_reflection(struct cascade_rpc_server *srv, char *err, size_t errlen)
+{
+    int rc = CASCADE_ENOMEM;
+    const char **names = calloc(srv->n_methods, sizeof(*names));
+    size_t n_names = 0;
+    if (!names) {
+        snprintf(err, errlen, "rpc server: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        const char *path = srv->methods[i].m.path;
+        const char *slash = strchr(path + 1, '/');
+        size_t len = slash ? (size_t)(slash - path - 1) : 0;
+        bool seen = len == 0;
+        for (size_t j = 0; j < n_names && !seen; j++)
+            seen = strlen(names[j]) == len && strncmp(names[j], path + 1, len) == 0;
+        if (seen)
+            continue;
+        char *name = strndup(path + 1, len);
+        if (!name) {
+            snprintf(err, errlen, "rpc server: out of memory");
+            goto out;
+        }
+        names[n_names++] = name;
+    }
+    srv->reflection = cascade_reflection_create(cascade_reflection_descriptor_set,
+                                                cascade_reflection_descriptor_set_len, names,
+                                                n_names, err, errlen);
+    rc = srv->reflection ? 0 : CASCADE_EINVAL;
+out:
+    for (size_t j = 0; j < n_names; j++)
+        free((char *)names[j]);
+    free(names);
+    return rc;
+}
+
 cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_opts *opts,
                                               const struct cascade_rpc_method *methods,
                                               size_t n_methods, void *service, char *err,
@@ -860,7 +1069,7 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     srv = calloc(1, sizeof(*srv));
     if (!srv)
         goto oom;
-    srv->methods = calloc(n_methods + 2, sizeof(*srv->methods));
+    srv->methods = calloc(n_methods + N_BUILTIN_METHODS, sizeof(*srv->methods));
     if (!srv->methods)
         goto oom;
     for (size_t i = 0; i < n_methods; i++) {
@@ -879,7 +1088,19 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
         HEALTH_WATCH_PATH, &grpc__health__v1__health_check_request__descriptor,
         &grpc__health__v1__health_check_response__descriptor, health_check_handler};
     srv->methods[n_methods + 1].builtin = 1;
-    srv->n_methods = n_methods + 2;
+    srv->methods[n_methods + 1].kind = METHOD_WATCH;
+    /* Reflection: v1alpha and v1 share the v1 messages (the same wire format). */
+    for (int v = 0; v < 2; v++) {
+        struct method_entry *me = &srv->methods[n_methods + 2 + v];
+        me->m = (struct cascade_rpc_method){
+            v == 0 ? REFLECTION_V1_PATH : REFLECTION_V1ALPHA_PATH,
+            &grpc__reflection__v1__server_reflection_request__descriptor,
+            &grpc__reflection__v1__server_reflection_response__descriptor, NULL};
+        me->kind = METHOD_REFLECTION;
+    }
+    srv->n_methods = n_methods + N_BUILTIN_METHODS;
+    if (create_reflection(srv, err, errlen) != 0)
+        goto fail;
     srv->service = service;
     snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
     snprintf(srv->service_name, sizeof(srv->service_name), "%s",
@@ -929,8 +1150,10 @@ oom:
     snprintf(err, errlen, "rpc server: out of memory");
 fail:
     free_tls(srv);
-    if (srv)
+    if (srv) {
+        cascade_reflection_destroy(srv->reflection);
         free(srv->methods);
+    }
     free(srv);
     return NULL;
 }
@@ -938,10 +1161,14 @@ fail:
 static int post_initial_calls(struct cascade_rpc_server *srv, struct worker *w)
 {
     for (size_t m = 0; m < srv->n_methods; m++) {
-        int is_watch = strcmp(srv->methods[m].m.path, HEALTH_WATCH_PATH) == 0;
-        int count = is_watch ? 2 : srv->calls_per_method;
+        enum method_kind kind = srv->methods[m].kind;
+        enum slot_kind slot_kind = kind == METHOD_WATCH        ? SLOT_WATCH
+                                   : kind == METHOD_REFLECTION ? SLOT_REFLECTION
+                                                               : SLOT_UNARY;
+        /* A stream slot posts its successor when a call arrives. */
+        int count = kind == METHOD_UNARY ? srv->calls_per_method : 2;
         for (int i = 0; i < count; i++) {
-            struct call_slot *s = slot_new(w, is_watch ? SLOT_WATCH : SLOT_UNARY, (int)m);
+            struct call_slot *s = slot_new(w, slot_kind, (int)m);
             if (!s || slot_request(s) != 0)
                 return -1;
         }
@@ -996,8 +1223,12 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
         grpc_server_register_completion_queue(srv->server, w->cq, NULL);
     }
     for (size_t m = 0; m < srv->n_methods; m++) {
-        srv->methods[m].handle = grpc_server_register_method(
-            srv->server, srv->methods[m].m.path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        /* A reflection stream reads its messages itself (RECV_MESSAGE). */
+        grpc_server_register_method_payload_handling payload =
+            srv->methods[m].kind == METHOD_REFLECTION ? GRPC_SRM_PAYLOAD_NONE
+                                                      : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER;
+        srv->methods[m].handle = grpc_server_register_method(srv->server, srv->methods[m].m.path,
+                                                             NULL, payload, 0);
         if (!srv->methods[m].handle) {
             snprintf(err, errlen, "rpc server: cannot register method %s", srv->methods[m].m.path);
             return CASCADE_EINVAL;
@@ -1110,6 +1341,7 @@ void cascade_rpc_server_destroy(cascade_rpc_server *srv)
     pthread_mutex_destroy(&srv->watch_mu);
     pthread_rwlock_destroy(&srv->cq_lock);
     free_tls(srv);
+    cascade_reflection_destroy(srv->reflection);
     free(srv->workers);
     free(srv->methods);
     free(srv);

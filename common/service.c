@@ -568,6 +568,7 @@ void cascade_signals_block(void)
     sigset_t set = termination_signals();
     sigaddset(&set, SIGPIPE);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -772,14 +773,33 @@ out:
     cascade_service_opts_free(&n);
 }
 
-static int wait_signal(void)
+/* Wait for SIGTERM/SIGINT and return it. SIGHUP before that reloads the
+ * config (reload may be NULL: then it is ignored, with a warning). SIGUSR1
+ * (a pod's preStop hook, docs/deploy.md) switches health to NOT_SERVING while
+ * calls are still served, so load balancers and readiness probes take the
+ * server out of rotation before SIGTERM stops it accepting calls. */
+static int wait_for_stop(cascade_rpc_server *srv, struct reload_ctx *reload)
 {
     sigset_t set = termination_signals();
     sigaddset(&set, SIGHUP);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            if (reload)
+                reload_config(reload);
+            else
+                CASCADE_WARN(NULL, "SIGHUP: this process does not reload its config; ignored");
+        } else if (sig == SIGUSR1) {
+            CASCADE_INFO(NULL, "received SIGUSR1: health NOT_SERVING, still serving calls "
+                               "until SIGTERM");
+            cascade_rpc_server_set_serving(srv, false);
+        } else {
+            return sig;
+        }
     }
-    return sig;
 }
 
 /* Serve until SIGTERM/SIGINT; on SIGHUP reload (reload may be NULL). */
@@ -818,13 +838,7 @@ static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
                  o->tls_client_ca[0] ? ", TLS with client certificates"
                  : o->tls_cert[0]    ? ", TLS"
                                      : "");
-    int sig;
-    while ((sig = wait_signal()) == SIGHUP) {
-        if (reload)
-            reload_config(reload);
-        else
-            CASCADE_WARN(NULL, "SIGHUP: this process does not reload its config; ignored");
-    }
+    int sig = wait_for_stop(srv, reload);
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);
     cascade_rpc_server_shutdown(srv, o->grace_ms);

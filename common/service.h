@@ -98,9 +98,12 @@ void cascade_service_opts_free(struct cascade_service_opts *o);
  * point into o, which must outlive the options' use). */
 struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o);
 
-/* Block SIGTERM/SIGINT/SIGPIPE/SIGHUP in the calling thread (call first in
- * main, so every thread inherits the mask) and wait for SIGTERM/SIGINT.
- * SIGHUP is blocked so that only the serve loop sees it (config reload). */
+/* Block SIGTERM/SIGINT/SIGPIPE/SIGHUP/SIGUSR1 in the calling thread (call
+ * first in main, so every thread inherits the mask) and wait for
+ * SIGTERM/SIGINT. SIGHUP and SIGUSR1 are blocked so that only the serve loop
+ * sees them: SIGHUP reloads the config, SIGUSR1 turns health NOT_SERVING
+ * while calls are still served (the drain a pod's preStop hook starts;
+ * docs/deploy.md). */
 void cascade_signals_block(void);
 int cascade_signals_wait(void);
 

@@ -1,7 +1,29 @@
 #!/usr/bin/env bash
 # Install every Debian package Cascade needs to build, run and test.
 # Idempotent: packages already present are left alone. Run as root (or with sudo).
+#   (no option)  everything to build, run and test (what scripts/test.sh and CI use)
+#   --build      only what a Release build of the binaries needs (the Containerfile's
+#                build stage: no test-only Python packages, no redis-server)
+#   --deploy     everything, plus podman, runc and mmdebstrap for scripts/k8s-smoke.sh
+#                (docs/deploy.md); opt-in, CI does not install them
 set -euo pipefail
+
+MODE=all
+case "${1:-}" in
+  "") ;;
+  --build) MODE=build ;;
+  --deploy) MODE=deploy ;;
+  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  *) echo "install-deps: unknown option '$1' (expected --build or --deploy)" >&2; exit 2 ;;
+esac
+
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config
+  libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
+  nanopb libnanopb-dev
+  libhiredis-dev libopenblas-dev libjansson-dev libmicrohttpd-dev libxxhash-dev
+  libcmocka-dev libxgboost-dev
+)
 
 PACKAGES=(
   build-essential cmake pkg-config git
@@ -11,8 +33,13 @@ PACKAGES=(
   libopenblas-dev libjansson-dev libmicrohttpd-dev libxxhash-dev
   libcmocka-dev time libxgboost-dev openssl
   python3-grpcio python3-grpc-tools python3-protobuf
-  python3-faiss python3-numpy python3-torch
+  python3-faiss python3-numpy python3-torch python3-yaml
 )
+if [ "$MODE" = build ]; then
+  PACKAGES=("${BUILD_PACKAGES[@]}")
+elif [ "$MODE" = deploy ]; then
+  PACKAGES+=(podman runc mmdebstrap)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
