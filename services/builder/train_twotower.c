@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "error.h"
 #include "flags.h"
+#include "latest_file.h"
 #include "negsample.h"
 #include "progress.h"
 #include "redis.h"
@@ -126,6 +127,7 @@ struct tt_data {
     size_t hard_users; /* training users with at least one */
     struct tt_example *ex;
     size_t n_ex, n_train;
+    size_t first_train; /* incremental: the first example after since_ts, else 0 */
     int64_t split_ts;
 };
 
@@ -258,7 +260,12 @@ static int build_examples(struct tt_data *d, const struct cascade_train_twotower
             d->ex[n++] =
                 (struct tt_example){d->pos_ts[k], (uint32_t)u, (uint32_t)(k - d->pos_off[u])};
     qsort(d->ex, n, sizeof(*d->ex), cmp_example);
-    size_t hold = (size_t)llround((double)n * o->holdout_frac);
+    /* Incremental: the older examples are history only; the new ones are
+     * trained on and the newest of them held out. */
+    d->first_train = 0;
+    while (o->incremental && d->first_train < n && d->ex[d->first_train].ts <= o->since_ts)
+        d->first_train++;
+    size_t hold = (size_t)llround((double)(n - d->first_train) * o->holdout_frac);
     d->n_train = n - hold;
     d->split_ts = hold ? d->ex[d->n_train].ts : INT64_MAX;
     for (size_t i = 0; i < d->n_train; i++)
@@ -424,7 +431,8 @@ struct tt_trainer {
     struct cascade_nn_optim opt;
     struct cascade_nn_rng rng;
     struct tt_batch_buf b;
-    uint32_t *order;
+    uint32_t *order; /* n_order example indexes trained on */
+    size_t n_order;
     uint32_t batch_no;
     size_t hard_drawn;
 };
@@ -509,12 +517,14 @@ static int train_epochs(struct tt_trainer *t, const struct tt_data *d,
                         size_t errlen)
 {
     const struct cascade_train_twotower_opts *o = t->o;
-    size_t n = t->d->n_train, steps = 0;
+    size_t n = t->n_order, steps = 0;
     double train_s = 0; /* excludes the per-epoch evaluation */
     *evaluated = false;
     for (size_t ep = 0; ep < o->epochs; ep++) {
         int64_t t0 = cascade_now_us();
-        for (size_t i = n; i > 1; i--) { /* Fisher-Yates, seeded */
+        /* The incremental update reads the new events as the time series they
+         * are (the notes: no shuffle); the full retrain shuffles. */
+        for (size_t i = o->incremental ? 0 : n; i > 1; i--) { /* Fisher-Yates, seeded */
             size_t j = (size_t)cascade_nn_rng_below(&t->rng, i);
             uint32_t tmp = t->order[i - 1];
             t->order[i - 1] = t->order[j];
@@ -927,10 +937,9 @@ static int check_opts(const cascade_dataset *ds, const struct cascade_train_twot
     return 0;
 }
 
-int cascade_train_twotower_run(const cascade_dataset *ds,
-                               const struct cascade_train_twotower_opts *o,
-                               struct cascade_train_twotower_summary *sum, cascade_twotower **model,
-                               char *err, size_t errlen)
+static int run(const cascade_dataset *ds, const struct cascade_train_twotower_opts *o,
+               struct cascade_train_twotower_summary *sum, cascade_twotower **model, char *err,
+               size_t errlen)
 {
     struct tt_data d = {.ds = ds};
     struct tt_trainer t = {.d = &d, .o = o};
@@ -949,6 +958,17 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     sum->examples = d.n_ex;
     sum->train = d.n_train;
     sum->holdout = d.n_ex - d.n_train;
+    sum->since_ts = o->incremental ? o->since_ts : 0;
+    sum->new_examples = d.n_ex - d.first_train;
+    if (o->incremental && d.n_train == d.first_train) {
+        snprintf(err, errlen,
+                 "train-two-tower: --incremental: %zu positive events after %" PRId64
+                 " (the published version's newest), too few to train on and hold out; "
+                 "nothing to update",
+                 d.n_ex - d.first_train, o->since_ts);
+        rc = CASCADE_EDATA;
+        goto out;
+    }
     if (d.n_train == 0) {
         snprintf(err, errlen,
                  "train-two-tower: no positive events to train on (weights > 0); the data does "
@@ -973,13 +993,25 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
                                        o->quiet, warm_apply, &warm, sum->warm_from,
                                        sizeof(sum->warm_from))) != 0)
         goto nomem;
+    if (o->incremental) {
+        if (sum->warm_from[0] == '\0') {
+            snprintf(err, errlen,
+                     "train-two-tower: --incremental: the published version in %s could not "
+                     "be loaded (see above); run a full train-two-tower first",
+                     o->model_dir);
+            rc = CASCADE_EINVAL;
+            goto out;
+        }
+        sum->frozen_params = cascade_tt_freeze_dense(t.m);
+    }
+    t.n_order = d.n_train - d.first_train;
     if (batch_alloc(&t.b, o->batch, o->n_neg, ds->n_items) != 0 ||
-        !(t.order = malloc(d.n_train * sizeof(uint32_t)))) {
+        !(t.order = malloc((t.n_order + 1) * sizeof(uint32_t)))) {
         rc = CASCADE_ENOMEM;
         goto nomem;
     }
-    for (size_t i = 0; i < d.n_train; i++)
-        t.order[i] = (uint32_t)i;
+    for (size_t i = 0; i < t.n_order; i++)
+        t.order[i] = (uint32_t)(d.first_train + i);
     cascade_nn_optim_adam(&t.opt, o->lr);
     cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
     bool evaluated;
@@ -1007,6 +1039,55 @@ out:
     cascade_twotower_destroy(t.m);
     data_free(&d);
     return rc;
+}
+
+/* The incremental update's settings: the published version's widths and
+ * temperature, and since_ts from its data unless given. */
+static int incremental_opts(struct cascade_train_twotower_opts *o, char *err, size_t errlen)
+{
+    char name[256], path[1300], why[512];
+    struct cascade_twotower_config c;
+    int64_t ref_ts = 0;
+    if (!o->model_dir) {
+        snprintf(err, errlen, "train-two-tower: --incremental needs --model-dir");
+        return CASCADE_EINVAL;
+    }
+    int rc = cascade_latest_current(o->model_dir, "two-tower.latest", name, sizeof(name), path,
+                                    sizeof(path), why, sizeof(why));
+    if (rc == 0)
+        rc = cascade_tt_version_info(o->model_dir, name, &c, &ref_ts, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "train-two-tower: --incremental needs a published two-tower version in %s "
+                 "(run a full train-two-tower first): %s",
+                 o->model_dir, why);
+        return rc == CASCADE_ENOTFOUND ? CASCADE_EINVAL : rc;
+    }
+    o->emb_dim = c.emb_dim;
+    o->hidden = c.hidden;
+    o->out_dim = c.out_dim;
+    o->temperature = c.temperature;
+    o->warm_start = true;
+    if (o->since_ts == 0)
+        o->since_ts = ref_ts;
+    return 0;
+}
+
+int cascade_train_twotower_run(const cascade_dataset *ds,
+                               const struct cascade_train_twotower_opts *o,
+                               struct cascade_train_twotower_summary *sum, cascade_twotower **model,
+                               char *err, size_t errlen)
+{
+    struct cascade_train_twotower_opts lo = *o;
+    if (o->incremental) {
+        memset(sum, 0, sizeof(*sum));
+        if (model)
+            *model = NULL;
+        int rc = incremental_opts(&lo, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    return run(ds, &lo, sum, model, err, errlen);
 }
 
 /* ------------------------------------------------------------ command */
@@ -1081,6 +1162,10 @@ static void print_summary(const struct cascade_train_twotower_opts *o,
                "skipped), %zu training users with candidates, %zu drawn (ratio %.2f)\n",
                h->read, h->unknown_users, h->unknown_items, s->hard_users, s->hard_drawn,
                o->hard_ratio);
+    if (o->incremental)
+        printf("train-two-tower: incremental from %s: %zu positives after %" PRId64
+               ", %zu parameters frozen (only id embeddings trained)\n",
+               s->warm_from, s->new_examples, s->since_ts, s->frozen_params);
     printf("train-two-tower: held-out recall@%zu %.4f over %zu users\n", o->eval_k, s->recall_at_k,
            s->eval_users);
     printf("train-two-tower: item index: %zu lists, default nprobe %zu, IVF recall@100 vs exact "
@@ -1136,6 +1221,14 @@ int cascade_train_twotower_command(int argc, char **argv)
         {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
         {"no-warm-start", CASCADE_FLAG_BOOL, &cold,
          "train from a fresh initialisation, not from model-dir's current version", 0, 0},
+        {"incremental", CASCADE_FLAG_BOOL, &o.incremental,
+         "incremental update: from the published version, train only the id embeddings on the "
+         "events after --since, in time order (docs/closed-loop.md)",
+         0, 0},
+        {"since", CASCADE_FLAG_I64, &o.since_ts,
+         "with --incremental: the events after this Unix time are new (0 = after the published "
+         "version's newest event)",
+         0, 1e12},
         CASCADE_TRAIN_GATE_FLAG_FLOOR(&o.gate),
         CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&o.gate),
         CASCADE_TRAIN_GATE_FLAG_FORCE(&o.gate),
@@ -1154,6 +1247,11 @@ int cascade_train_twotower_command(int argc, char **argv)
                             "items." CASCADE_TRAIN_GATE_HELP,
                             flags, n);
         return CASCADE_BUILD_EXIT_OK;
+    }
+    if (rc == 0 && cold && o.incremental) {
+        snprintf(err, sizeof(err), "--incremental starts from the published version; it cannot "
+                                   "be combined with --no-warm-start");
+        rc = CASCADE_EINVAL;
     }
     if (rc == 0 && (!data || !o.model_dir)) {
         snprintf(err, sizeof(err), "--data and --model-dir are required");

@@ -35,6 +35,14 @@ struct cascade_train_twotower_opts {
     uint64_t seed;                            /* default 1 */
     const char *model_dir;                    /* NULL = do not save */
     bool warm_start; /* start from model_dir's current version (default true) */
+    /* Incremental update (docs/closed-loop.md): start from model_dir's
+     * published version (required; its widths and temperature replace the
+     * ones above), train only the id embedding tables (cascade_tt_freeze_dense)
+     * on the positives newer than since_ts, in time order without shuffling,
+     * and hold out the newest holdout_frac of those for the gate. since_ts 0 =
+     * the published version's ref_ts (the newest event it was trained on). */
+    bool incremental;
+    int64_t since_ts;
     bool quiet;
     /* Hard negatives (items the ranker cut, tt_hardneg.h; finished, borrowed):
      * round(n_neg·hard_ratio) of each example's sampled negatives come from
@@ -64,6 +72,10 @@ struct cascade_train_twotower_summary {
      * embedding rows carried over by id and those of ids it did not know. */
     char warm_from[128];
     size_t warm_rows_carried, warm_rows_fresh;
+    /* Incremental: the positives after since_ts (new = trained + held out)
+     * and the parameters kept frozen. */
+    int64_t since_ts;
+    size_t new_examples, frozen_params;
     /* With model_dir: the gate's decision (publish: two-tower.latest moved). */
     struct cascade_train_gate_decision gate;
 };

@@ -99,3 +99,37 @@ out:
     cascade_twotower_maps_destroy(maps);
     return rc;
 }
+
+size_t cascade_tt_freeze_dense(cascade_twotower *m)
+{
+    cascade_nn_params *ps = cascade_twotower_params(m);
+    size_t frozen = 0;
+    for (size_t i = 0; i < cascade_nn_params_count(ps); i++) {
+        struct cascade_nn_param *p = cascade_nn_params_at(ps, i);
+        p->frozen = id_kind(p->name) < 0;
+        frozen += p->frozen;
+    }
+    return frozen;
+}
+
+int cascade_tt_version_info(const char *dir, const char *version,
+                            struct cascade_twotower_config *cfg, int64_t *ref_ts, char *err,
+                            size_t errlen)
+{
+    char path[1200];
+    cascade_twotower *m = NULL;
+    cascade_twotower_maps *maps = NULL;
+    snprintf(path, sizeof(path), "%s/%s.safetensors", dir, version);
+    int rc = cascade_twotower_load(path, &m, err, errlen);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/%s.maps.tsv", dir, version);
+        rc = cascade_twotower_maps_read(path, &maps, err, errlen);
+    }
+    if (rc == 0) {
+        *cfg = *cascade_twotower_config_get(m);
+        *ref_ts = cascade_twotower_maps_ref_ts(maps);
+    }
+    cascade_twotower_destroy(m);
+    cascade_twotower_maps_destroy(maps);
+    return rc;
+}

@@ -32,4 +32,19 @@ int cascade_tt_warm_start(cascade_twotower *m, const struct cascade_tt_ids *ids,
                           const char *version, struct cascade_tt_warm_report *rep, char *err,
                           size_t errlen);
 
+/* The incremental update (train-two-tower --incremental) trains only the
+ * id-keyed embedding tables (users, items and history items, authors,
+ * categories, cities): mark every other parameter of m (the dense layers of
+ * both towers and the fixed bucket tables: ages, genders) frozen, so the
+ * optimiser leaves it bit-identical. Returns how many were frozen. */
+size_t cascade_tt_freeze_dense(cascade_twotower *m);
+
+/* What an incremental update needs of the published version `version` in
+ * dir: its configuration (widths, temperature) into *cfg and the reference
+ * time of its data (the maps' ref_ts: the newest event it was trained on)
+ * into *ref_ts. 0, or the error of loading the model or the maps with err. */
+int cascade_tt_version_info(const char *dir, const char *version,
+                            struct cascade_twotower_config *cfg, int64_t *ref_ts, char *err,
+                            size_t errlen);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "dataset.h"
 #include "error.h"
+#include "gate_record.h"
 #include "store.h"
 #include "support.h"
 #include "train_twotower.h"
@@ -328,6 +329,193 @@ static void test_rejects(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* ------------------------------------------------------------ incremental */
+
+#define TT_BASE_LAST_TS 25059 /* the newest event of two_communities() */
+
+/* New items 41..46 (ids 410..460, author 9, category 3), and four clicks of
+ * them by every community-0 user after the base data, one per round. */
+static void add_new_item_clicks(cascade_dataset *ds)
+{
+    for (int i = 41; i <= 46; i++) {
+        struct cascade_ds_item it = {
+            .id = (uint64_t)i * 10, .author_id = 9, .category = 3, .created_at = 29000};
+        assert_int_equal(cascade_dataset_add_item(ds, &it, NULL), 0);
+    }
+    for (int k = 0; k < 4; k++)
+        for (int u = 0; u < N_USERS; u += 2) {
+            char uid[16];
+            snprintf(uid, sizeof(uid), "u%d", u);
+            uint64_t item = (uint64_t)(41 + (u / 2 + k) % 6) * 10;
+            assert_int_equal(
+                cascade_dataset_add_event(ds, 30000 + k * 100 + u, uid, item, CASCADE_EV_CLICK, 0),
+                0);
+        }
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+}
+
+/* Interest drift against the held-out data: every community-0 user first
+ * clicks five community-1 items, then (the newest, held out) two community-0
+ * items it had not clicked. Training on the first part pulls the users away
+ * from what they click last. */
+static void add_drift_clicks(cascade_dataset *ds)
+{
+    for (int u = 0; u < N_USERS; u += 2) {
+        char uid[16];
+        snprintf(uid, sizeof(uid), "u%d", u);
+        for (int k = 0; k < 5; k++)
+            assert_int_equal(cascade_dataset_add_event(ds, 30000 + k * 100 + u, uid,
+                                                       (uint64_t)(21 + k * 3) * 10,
+                                                       CASCADE_EV_CLICK, 0),
+                             0);
+        /* Two community-0 items the user never clicked before the base's end. */
+        size_t n_clicked = 0;
+        uint64_t fresh[2];
+        for (int i = 1; i <= 20 && n_clicked < 2; i++) {
+            bool clicked = false;
+            for (size_t e = 0; e < ds->n_events && !clicked; e++)
+                clicked = ds->events[e].type == CASCADE_EV_CLICK &&
+                          strcmp(ds->users[ds->events[e].user].id, uid) == 0 &&
+                          ds->items[ds->events[e].item].id == (uint64_t)i * 10;
+            if (!clicked)
+                fresh[n_clicked++] = (uint64_t)i * 10;
+        }
+        assert_int_equal(n_clicked, 2);
+        for (size_t k = 0; k < 2; k++)
+            assert_int_equal(cascade_dataset_add_event(ds, 40000 + (int64_t)k * 100 + u, uid,
+                                                       fresh[k], CASCADE_EV_CLICK, 0),
+                             0);
+    }
+    assert_int_equal(cascade_dataset_sort_events(ds), 0);
+}
+
+static bool rows_equal(const struct cascade_nn_param *a, const struct cascade_nn_param *b,
+                       size_t row)
+{
+    return memcmp(a->value + row * a->cols, b->value + row * b->cols, a->cols * sizeof(float)) ==
+           0;
+}
+
+/* The published full model A, then --incremental runs from it: a drift
+ * run whose held-out recall on the newest events falls below A's is
+ * refused (two-tower.latest stays), a run on clicks of new items beats A on
+ * the newest events and is published; its dense layers are A's bit for bit,
+ * only the id embeddings of users and items in the new events moved. */
+static void test_incremental(void **state)
+{
+    (void)state;
+    cascade_dataset *base = two_communities();
+    struct cascade_train_twotower_opts o;
+    struct cascade_train_twotower_summary a, bad, good;
+    struct cascade_gate_record rec;
+    cascade_twotower *ma = NULL, *mi = NULL, *fresh = NULL;
+    char err[1024], dir[256], path[700], text[1200];
+    small_opts(&o);
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    o.model_dir = dir;
+    o.gate.force = true; /* the base model only has to exist */
+    assert_int_equal(cascade_train_twotower_run(base, &o, &a, &ma, err, sizeof(err)), 0);
+    cascade_dataset_destroy(base);
+    snprintf(path, sizeof(path), "%s/two-tower.latest", dir);
+
+    /* Nothing published in another directory: a readable refusal. */
+    struct cascade_train_twotower_opts none = o;
+    char empty[256];
+    assert_non_null(test_tempdir(empty, sizeof(empty)));
+    none.model_dir = empty;
+    none.incremental = true;
+    cascade_dataset *ds = two_communities();
+    assert_int_equal(cascade_train_twotower_run(ds, &none, &bad, NULL, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_non_null(strstr(err, "needs a published two-tower version"));
+    /* No events after the published version's newest: nothing to update. */
+    o.gate.force = false;
+    o.incremental = true;
+    o.emb_dim = 4; /* ignored: the published widths are used */
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &bad, NULL, err, sizeof(err)),
+                     CASCADE_EDATA);
+    assert_non_null(strstr(err, "nothing to update"));
+    cascade_dataset_destroy(ds);
+
+    /* Drift: worse than A on the newest events, refused. */
+    ds = two_communities();
+    add_drift_clicks(ds);
+    o.epochs = 1;
+    o.holdout_frac = 2.0 / 7.0; /* the two last clicks of each user */
+    int rc = cascade_train_twotower_run(ds, &o, &bad, NULL, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("drift run: %d %s", rc, err);
+    assert_int_equal(bad.since_ts, TT_BASE_LAST_TS);
+    assert_int_equal(bad.new_examples, 7 * N_USERS / 2);
+    assert_int_equal(bad.holdout, 2 * N_USERS / 2);
+    assert_false(bad.gate.publish);
+    snprintf(text, sizeof(text), "%s.gate.json", bad.model_path);
+    assert_int_equal(cascade_gate_record_read(text, &rec, err, sizeof(err)), 0);
+    print_message("drift: recall@10 %.3f, published %.3f\n", rec.value, rec.current_value);
+    assert_true(rec.has_current && rec.value < rec.current_value - o.gate.tolerance);
+    read_text(path, text, sizeof(text));
+    assert_true(strncmp(text, a.version, strlen(a.version)) == 0);
+    cascade_dataset_destroy(ds);
+
+    /* New items: better than A on the newest events, published. */
+    ds = two_communities();
+    add_new_item_clicks(ds);
+    o.epochs = 5;
+    o.holdout_frac = 0.25; /* the fourth click of each user */
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &good, &mi, err, sizeof(err)), 0);
+    assert_string_equal(good.warm_from, a.version);
+    assert_int_equal(good.new_examples, 4 * N_USERS / 2);
+    snprintf(text, sizeof(text), "%s.gate.json", good.model_path);
+    assert_int_equal(cascade_gate_record_read(text, &rec, err, sizeof(err)), 0);
+    print_message("new items: recall@10 %.3f, published %.3f\n", rec.value, rec.current_value);
+    assert_true(good.gate.publish);
+    assert_true(rec.has_current && rec.value > rec.current_value);
+    read_text(path, text, sizeof(text));
+    assert_true(strncmp(text, good.version, strlen(good.version)) == 0);
+
+    /* Dense layers and bucket tables frozen, bit-identical to A; only the
+     * id tables train. */
+    cascade_nn_params *pa = cascade_twotower_params(ma), *pi = cascade_twotower_params(mi);
+    size_t frozen = 0;
+    for (size_t i = 0; i < cascade_nn_params_count(pi); i++) {
+        const struct cascade_nn_param *x = cascade_nn_params_at(pi, i);
+        bool id_table = strstr(x->name, "user_id") || strstr(x->name, "item_id") ||
+                        strstr(x->name, "history") || strstr(x->name, "author") ||
+                        strstr(x->name, "category") || strstr(x->name, "city");
+        assert_true(x->frozen == !id_table);
+        if (!x->frozen)
+            continue;
+        frozen++;
+        const struct cascade_nn_param *y = cascade_nn_params_find(pa, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->size, y->size);
+        if (memcmp(x->value, y->value, x->size * sizeof(float)) != 0)
+            fail_msg("%s changed in an incremental update", x->name);
+    }
+    assert_true(frozen >= 4); /* fc1/fc2 weight and bias of both towers at least */
+    assert_int_equal(good.frozen_params, frozen);
+    /* Users: rows 1..60 in both; those who clicked moved, the others did not. */
+    const struct cascade_nn_param *ua = cascade_nn_params_find(pa, "user.user_id.weight");
+    const struct cascade_nn_param *ui = cascade_nn_params_find(pi, "user.user_id.weight");
+    for (size_t u = 0; u < N_USERS; u++)
+        assert_true(rows_equal(ua, ui, u + 1) == (u % 2 == 1));
+    /* New items (rows 41..46) moved from their fresh initialisation. */
+    struct cascade_twotower_config cfg = *cascade_twotower_config_get(mi);
+    assert_int_equal(cascade_twotower_create(&cfg, &fresh, err, sizeof(err)), 0);
+    const struct cascade_nn_param *it0 =
+        cascade_nn_params_find(cascade_twotower_params(fresh), "item.item_id.weight");
+    const struct cascade_nn_param *iti = cascade_nn_params_find(pi, "item.item_id.weight");
+    for (size_t r = 41; r <= 46; r++)
+        assert_false(rows_equal(it0, iti, r));
+
+    cascade_twotower_destroy(fresh);
+    cascade_twotower_destroy(ma);
+    cascade_twotower_destroy(mi);
+    cascade_dataset_destroy(ds);
+    test_rmdir(empty);
+    test_rmdir(dir);
+}
+
 /* ------------------------------------------------------------ hard negatives */
 
 /* Hard candidates as pairs: every item each user saw or clicked (all
@@ -547,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_publish),
         cmocka_unit_test(test_warm_start),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_incremental),
         cmocka_unit_test(test_hard_negatives_drawn),
         cmocka_unit_test(test_hard_negatives_short_draw),
         cmocka_unit_test(test_hard_file),
