@@ -824,11 +824,25 @@ int cascade_datagen_generate(const struct cascade_datagen_opts *o, cascade_datas
     return cascade_datagen_generate_terms(o, out, p_click, NULL, sum, err, errlen);
 }
 
+/* Generate into w (which the caller frees with world_free, also on error). */
+static int generate_world(struct world *w, const struct cascade_datagen_opts *o,
+                          cascade_dataset **out, float **p_click, float **terms,
+                          struct cascade_datagen_summary *sum, char *err, size_t errlen);
+
 int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade_dataset **out,
                                    float **p_click, float **terms,
                                    struct cascade_datagen_summary *sum, char *err, size_t errlen)
 {
     struct world w = {.o = o, .K = o->categories};
+    int rc = generate_world(&w, o, out, p_click, terms, sum, err, errlen);
+    world_free(&w);
+    return rc;
+}
+
+static int generate_world(struct world *w, const struct cascade_datagen_opts *o,
+                          cascade_dataset **out, float **p_click, float **terms,
+                          struct cascade_datagen_summary *sum, char *err, size_t errlen)
+{
     struct cascade_datagen_summary local;
     struct event_sink sink = {.want_terms = terms != NULL};
     int rc = check_opts(o, err, errlen);
@@ -844,20 +858,20 @@ int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    cascade__rng_seed(&w.rng, o->seed);
-    w.end = o->end_ts ? o->end_ts : default_end();
-    w.start = w.end - (int64_t)o->days * DAY_S;
-    if ((rc = make_geography(&w)) || (rc = make_categories_and_authors(&w)) ||
-        (rc = make_circles(&w)) || (rc = make_users(&w, sink.ds)) ||
-        (rc = make_items(&w, sink.ds)) || (rc = make_events(&w, &sink)) ||
+    cascade__rng_seed(&w->rng, o->seed);
+    w->end = o->end_ts ? o->end_ts : default_end();
+    w->start = w->end - (int64_t)o->days * DAY_S;
+    if ((rc = make_geography(w)) || (rc = make_categories_and_authors(w)) ||
+        (rc = make_circles(w)) || (rc = make_users(w, sink.ds)) ||
+        (rc = make_items(w, sink.ds)) || (rc = make_events(w, &sink)) ||
         (rc = sort_with_truth(&sink)))
         goto out;
     sum->users = sink.ds->n_users;
     sum->items = sink.ds->n_items;
     sum->events = sink.ds->n_events;
-    sum->circles = w.n_circles;
-    sum->start_ts = w.start;
-    sum->end_ts = w.end;
+    sum->circles = w->n_circles;
+    sum->start_ts = w->start;
+    sum->end_ts = w->end;
     size_t imp = sum->by_type[CASCADE_EV_IMPRESSION];
     sum->ctr = imp ? (double)sum->by_type[CASCADE_EV_CLICK] / (double)imp : 0;
     *out = sink.ds;
@@ -873,10 +887,55 @@ int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade
 out:
     if (rc == CASCADE_ENOMEM)
         snprintf(err, errlen, "datagen: out of memory");
-    world_free(&w);
     cascade_dataset_destroy(sink.ds);
     free(sink.p);
     free(sink.terms);
+    return rc;
+}
+
+/* The click model's parameters (docs/data.md, "truth_users.tsv"): per user
+ * the propensity b_u, the circle's favourite items (comma-separated ids, "-"
+ * outside circles) and θ_u (K comma-separated values); per item the quality
+ * q_i. Cities, categories and creation times are in users/items.tsv. */
+static int write_truth_model(const struct world *w, const cascade_dataset *ds, const char *dir,
+                             char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    int rc = 0;
+    for (int file = 0; file < 2 && rc == 0; file++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, file ? "truth_items.tsv" : "truth_users.tsv");
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (!f) {
+            snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+            return CASCADE_EIO;
+        }
+        setvbuf(f, NULL, _IOFBF, 1 << 20);
+        if (file) {
+            fprintf(f, "item_id\tquality\n");
+            for (size_t i = 0; i < ds->n_items; i++)
+                fprintf(f, "%" PRIu64 "\t%.6f\n", ds->items[i].id, w->quality[i]);
+        } else {
+            fprintf(f, "user_id\tuser_bias\tcircle_favourites\ttheta\n");
+            for (size_t u = 0; u < ds->n_users; u++) {
+                int32_t c = w->user_circle[u];
+                fprintf(f, "%s\t%.6f\t", ds->users[u].id, w->user_bias[u]);
+                for (int k = 0; k < CIRCLE_FAVOURITES && c >= 0; k++)
+                    fprintf(f, "%s%" PRIu64, k ? "," : "",
+                            ds->items[w->circle_fav[(size_t)c * CIRCLE_FAVOURITES + k]].id);
+                fputs(c >= 0 ? "\t" : "-\t", f);
+                for (uint32_t k = 0; k < w->K; k++)
+                    fprintf(f, "%s%.6g", k ? "," : "", (double)w->theta[u * w->K + k]);
+                fputc('\n', f);
+            }
+        }
+        int bad = ferror(f);
+        if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+            snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+            unlink(tmp);
+            rc = CASCADE_EIO;
+        }
+    }
     return rc;
 }
 
@@ -921,14 +980,17 @@ int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_di
     bool want_terms = o->truth && o->truth_terms;
     int64_t t0_us;
     t0_us = cascade_now_us();
+    struct world w = {.o = o, .K = o->categories};
     int rc = cascade_mkdir_p(out_dir, err, errlen);
     if (rc == 0)
-        rc = cascade_datagen_generate_terms(o, &ds, &p, want_terms ? &terms : NULL, sum, err,
-                                            errlen);
+        rc = generate_world(&w, o, &ds, &p, want_terms ? &terms : NULL, sum, err, errlen);
     if (rc == 0)
         rc = cascade_dataset_write(ds, out_dir, err, errlen);
     if (rc == 0 && o->truth)
         rc = write_truth(ds, p, terms, out_dir, err, errlen);
+    if (rc == 0 && o->truth_model)
+        rc = write_truth_model(&w, ds, out_dir, err, errlen);
+    world_free(&w);
     if (sum)
         sum->seconds = (double)(cascade_now_us() - t0_us) / 1e6;
     cascade_dataset_destroy(ds);

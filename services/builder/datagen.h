@@ -26,6 +26,10 @@ struct cascade_datagen_opts {
     int64_t end_ts;      /* end of the log (Unix s); 0 = today 00:00 UTC */
     bool truth;          /* also write truth.tsv (default true) */
     bool truth_terms;    /* truth.tsv also gets the click logit's terms (default false) */
+    /* Also write the click model's parameters (truth_users.tsv, truth_items.tsv,
+     * docs/data.md), so that a simulator can draw clicks for any (user, item,
+     * time), e.g. tests/integration/loop_world.py (default false). */
+    bool truth_model;
     bool quiet;          /* no progress lines */
 };
 

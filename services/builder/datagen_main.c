@@ -33,6 +33,10 @@ int main(int argc, char **argv)
         {"no-truth", CASCADE_FLAG_BOOL, &no_truth, "do not write truth.tsv", 0, 0},
         {"truth-terms", CASCADE_FLAG_BOOL, &o.truth_terms,
          "truth.tsv also gets the six terms of each click logit (docs/data.md)", 0, 0},
+        {"truth-model", CASCADE_FLAG_BOOL, &o.truth_model,
+         "also write the click model's parameters: truth_users.tsv, truth_items.tsv "
+         "(docs/data.md)",
+         0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress lines", 0, 0},
     };
     size_t nflags = sizeof(flags) / sizeof(flags[0]);
