@@ -60,6 +60,19 @@ class World:
              + (0.9 if item in u["favs"] else 0.0))
         return 1.0 / (1.0 + math.exp(-z))
 
+    def drift(self, users, rng):
+        """Interest drift (what the notes want incremental updates for: the
+        model follows a user's changed interests within hours): each of users
+        takes the category interests θ of another world user, drawn by rng,
+        from now on. Returns {user: the user whose θ it took}."""
+        pool = sorted(set(self.users) - set(users))
+        taken = {}
+        for u in users:
+            other = rng.choice(pool)
+            self.users[u]["theta"] = list(self.users[other]["theta"])
+            taken[u] = other
+        return taken
+
     def check_truth(self, limit=2000):
         """Largest |p_click - truth.tsv p| over the first `limit` impressions."""
         worst = 0.0
@@ -85,6 +98,7 @@ class Simulation:
         self.clicks = collections.Counter()       # item -> clicks sent
         self.user_clicks = collections.Counter()  # user -> clicks sent
         self.user_requests = collections.Counter()
+        self.user_served = collections.Counter()  # user -> items served to it
         self.mixes = collections.defaultdict(list)  # user -> trace "mix" per request
         self.clicked_at = {}  # user -> wall time of its latest click sent
         self.requests = 0
@@ -111,6 +125,7 @@ class Simulation:
         events = []
         for it in resp.items:
             self.served[it.item_id] += 1
+            self.user_served[user] += 1
             if self.rng.random() < self.world.p_click(user, it.item_id, sim_ts):
                 events.append(self.pb.common.Event(
                     user_id=user, item_id=it.item_id, time_s=sim_ts,
@@ -136,3 +151,28 @@ class Simulation:
                 self.step(user, sim_ts)
             if on_round:
                 on_round(r)
+
+
+def consumer_args(stack, config, sets):
+    """The command line scripts/stack.sh gives cascade-consumer (port N+8)."""
+    import cascade_testlib as tl
+    args = [tl.bin_path("cascade-consumer"), "--config", config,
+            "--redis", "127.0.0.1:%d" % stack.redis_port, "--model-dir", stack.model_dir,
+            "--listen", "127.0.0.1:%d" % (stack.base + 8)]
+    for s in sets:
+        args += ["--set", s]
+    return args
+
+
+def stream_drained(stack, group="cascade-consumer"):
+    """True when both streams have nothing pending and nothing undelivered
+    for the consumer group (XPENDING count 0, XINFO GROUPS lag 0)."""
+    for stream in ("cascade:events", "cascade:serves"):
+        pending = stack.redis_cli("XPENDING", stream, group).split("\n")[0].strip()
+        if pending != "0":
+            return False
+        info = stack.redis_cli("XINFO", "GROUPS", stream).split("\n")
+        fields = dict(zip(info[0::2], info[1::2]))
+        if fields.get("lag", "").strip() != "0":
+            return False
+    return True

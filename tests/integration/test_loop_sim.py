@@ -1,0 +1,214 @@
+"""The closed loop end to end (issue 10, item 8), reduced size: the real stack
+with cascade-consumer (scripts/stack.sh --consumer), a generated world whose
+users are simulated from the generator's own click model
+(tests/integration/loop_world.py), a simulated hour of Recommend + Feedback.
+
+It checks that
+- the simulator's click probability is the generator's (truth.tsv);
+- new items get impressions (no impression-target boosting in main yet);
+- cold-start users leave cold start once their clicks reach the bar;
+- every counter equals what was sent, exactly once, although the consumer is
+  SIGKILLed mid-run and restarted (items: impressions and clicks; users:
+  clicks; the day partitions: one line per click);
+- the incremental two-tower update (train-two-tower --incremental) on the
+  consumer's partitions beats the nightly model on the newest events, passes
+  the gate, and the recall service serves the new version. The simulated
+  users' interests drifted since the nightly build (World.drift: each takes
+  another user's θ), the change the notes want incremental updates for.
+Conditions are polled with a deadline, never slept on."""
+
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cascade_testlib as tl  # noqa: E402
+import loop_world  # noqa: E402
+
+import grpc  # noqa: E402
+
+USERS, ITEMS, EVENTS = 300, 300, 9000
+SIM_USERS = 48     # half of them the coldest users of the world
+ROUNDS = 30        # requests per simulated user
+KILL_AFTER = 12    # rounds before the consumer is SIGKILLed
+DOWN_ROUNDS = 4    # rounds served while it is down
+COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.json
+NEW_ITEM_DAYS = 3  # items created this close to the world's end are "new"
+
+
+def poll(fn, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class LoopSimTest(unittest.TestCase):
+    tmp = stack = chan = consumer = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tl.TempDir("cascade-loopsim-")
+        try:
+            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
+            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
+            cls.world_dir = os.path.join(cls.tmp.path, "world")
+            cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=200",
+                        "consumer.claim_idle_ms=500", "consumer.name=loop-sim"]
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
+                                 sets=cls.sets, extra_args=["--consumer"])
+            cls.stack.start()
+            # The world ends two hours ago; the simulated hour is the last one.
+            cls.now = int(time.time())
+            cls.end_ts = cls.now - 7200
+            tl.build_world(cls.stack, cls.tmp.path, users=USERS, items=ITEMS, events=EVENTS,
+                           datagen_args=["--end-ts", str(cls.end_ts), "--truth-model"])
+            cls.world = loop_world.World(cls.world_dir)
+            cls.chan = grpc.insecure_channel(cls.stack.addr())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.consumer is not None and cls.consumer.poll() is None:
+            cls.consumer.terminate()
+            cls.consumer.wait(timeout=30)
+        if cls.chan is not None:
+            cls.chan.close()
+        if cls.stack is not None:
+            cls.stack.stop()
+        if cls.tmp is not None:
+            cls.tmp.cleanup()
+
+    def hget(self, key, field):
+        v = self.stack.redis_cli("HGET", key, field)
+        return int(v) if v else 0
+
+    def pick_users(self, rng):
+        """SIM_USERS/2 cold users (fewer than COLD_BAR interest events in the
+        log), the most eager clickers among them by their true propensity,
+        and as many others at random."""
+        interest = dict((u, 0) for u in self.world.users)
+        with open(os.path.join(self.world_dir, "events.tsv")) as f:
+            f.readline()
+            for line in f:
+                ts, user, item, typ, _ = line.rstrip("\n").split("\t")
+                if typ in ("click", "like", "collect", "share", "follow"):
+                    interest[user] += 1
+        below = [u for u in interest if interest[u] < COLD_BAR]
+        below.sort(key=lambda u: (-self.world.users[u]["bias"], u))
+        cold = below[:SIM_USERS // 2]
+        rest = sorted(set(interest) - set(cold))
+        return cold, cold + rng.sample(rest, SIM_USERS - len(cold))
+
+    def kill_consumer(self):
+        os.kill(self.stack.pid("consumer"), signal.SIGKILL)
+        self.assertEqual(self.stack.exit_status("consumer"), 128 + signal.SIGKILL)
+
+    def start_consumer(self):
+        log = open(os.path.join(self.stack.data_dir, "consumer-restarted.log"), "w")
+        type(self).consumer = subprocess.Popen(
+            loop_world.consumer_args(self.stack, self.config, self.sets),
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def test_loop_sim(self):
+        # The simulator draws clicks from the generator's own probabilities.
+        self.assertLess(self.world.check_truth(), 1e-4)
+
+        rng = random.Random(42)
+        cold, users = self.pick_users(rng)
+        # The simulated users' interests changed since the nightly build.
+        self.world.drift(users, rng)
+        sim = loop_world.Simulation(self.pb, self.chan, self.world, rng, t0=self.now - 3600)
+        sim.run(users, KILL_AFTER, total_rounds=ROUNDS)
+        # Cold users start in the cold-start mix.
+        cold_at_start = [u for u in cold if sim.mixes[u][0].startswith("cold_start")]
+        self.assertGreaterEqual(len(cold_at_start), len(cold) // 2, sim.mixes)
+
+        # SIGKILL the consumer mid-run, serve on, restart it, serve the rest.
+        self.kill_consumer()
+        sim.run(users, DOWN_ROUNDS, total_rounds=ROUNDS, first_round=KILL_AFTER)
+        self.start_consumer()
+        sim.run(users, ROUNDS - KILL_AFTER - DOWN_ROUNDS, total_rounds=ROUNDS,
+                first_round=KILL_AFTER + DOWN_ROUNDS)
+        poll(lambda: loop_world.stream_drained(self.stack), "the consumer to drain both streams")
+        total_clicks = sum(sim.clicks.values())
+        self.assertGreater(total_clicks, SIM_USERS, "too few clicks to test anything")
+
+        # Counters equal what was sent, exactly once.
+        for item, n in sim.served.items():
+            self.assertEqual(self.hget("cascade:ictr:%d" % item, "impression"), n, item)
+        for item, n in sim.clicks.items():
+            self.assertEqual(self.hget("cascade:ictr:%d" % item, "click"), n, item)
+        for user in users:
+            self.assertEqual(self.hget("cascade:uctr:" + user, "click"), sim.user_clicks[user],
+                             user)
+            self.assertEqual(self.hget("cascade:uctr:" + user, "served"), sim.user_served[user],
+                             user)
+        lines = []
+        for path in glob.glob(os.path.join(self.world_dir, "events", "*.tsv")):
+            with open(path) as f:
+                lines += [l.rstrip("\n").split("\t") for l in f]
+        sent = sorted((str(ts), u, str(i)) for ts, u, i in sim.click_events)
+        self.assertEqual(sorted((l[0], l[1], l[2]) for l in lines if l[3] == "click"), sent)
+
+        # New items got impressions.
+        new = [i for i, it in self.world.items.items()
+               if it["created_at"] >= self.end_ts - NEW_ITEM_DAYS * 86400]
+        served_new = sum(sim.served[i] for i in new)
+        tl.log("new items: %d of %d served, %d impressions" %
+               (sum(1 for i in new if sim.served[i]), len(new), served_new))
+        self.assertGreater(served_new, 0)
+
+        # Users leave cold start: every cold user whose clicks reached the bar
+        # is out of the cold-start mix on its next request.
+        left = 0
+        for user in cold_at_start:
+            if sim.user_clicks[user] >= COLD_BAR:
+                mix = sim.mix_of(sim.recommend(user))
+                self.assertTrue(mix.startswith("normal:") and "(online)" in mix, (user, mix))
+                left += 1
+        tl.log("cold-start users: %d of %d reached %d clicks and left cold start (clicks: %s)" %
+               (left, len(cold_at_start), COLD_BAR,
+                " ".join(str(sim.user_clicks[u]) for u in cold_at_start)))
+        self.assertGreater(left, 0)
+
+        # The incremental update on the consumer's partitions beats the nightly
+        # model on the newest events and is published; recall serves it.
+        with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
+            nightly = f.read().strip()
+        res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
+                      "--data", self.world_dir, "--model-dir", self.stack.model_dir,
+                      "--quiet", "--epochs", "5"], check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
+            version = f.read().strip()
+        self.assertNotEqual(version, nightly)
+        with open(os.path.join(self.stack.model_dir, version + ".safetensors.gate.json")) as f:
+            gate = json.load(f)
+        tl.log("incremental %s: recall on the newest events %.4f, nightly %s %.4f" %
+               (version, gate["value"], nightly, gate["current"]["value"]))
+        self.assertEqual(gate["current"]["version"], nightly)
+        self.assertGreater(gate["value"], gate["current"]["value"])
+        # The recall channel looks at two-tower.latest when a request uses it
+        # (recall.channels.two_tower.reload_ms): keep asking.
+        def serving():
+            sim.recommend(users[-1])
+            return ("serving " + version) in self.stack.log_tail("recall", 200)
+        poll(serving, "the recall service to serve " + version)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
