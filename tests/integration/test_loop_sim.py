@@ -8,7 +8,7 @@ It checks that
 - new items get impressions (no impression-target boosting in main yet);
 - cold-start users leave cold start once their clicks reach the bar;
 - every counter equals what was sent, exactly once, although the consumer is
-  SIGKILLed mid-run and restarted (items: impressions and clicks; users:
+  SIGKILLed mid-run holding a delivered, unacknowledged entry, and restarted (items: impressions and clicks; users:
   clicks; the day partitions: one line per click);
 - the incremental two-tower update (train-two-tower --incremental) on the
   consumer's partitions beats the nightly model on the newest events, passes
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cascade_testlib as tl  # noqa: E402
@@ -33,10 +34,10 @@ import loop_world  # noqa: E402
 
 import grpc  # noqa: E402
 
-USERS, ITEMS, EVENTS = 300, 300, 9000
+USERS, ITEMS, EVENTS = 300, 400, 9000
 SIM_USERS = 48     # half of them the coldest users of the world
-ROUNDS = 30        # requests per simulated user
-KILL_AFTER = 12    # rounds before the consumer is SIGKILLed
+ROUNDS = 20        # requests per simulated user (10 items each, of 400)
+KILL_AFTER = 8     # rounds before the consumer is SIGKILLed
 DOWN_ROUNDS = 4    # rounds served while it is down
 COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.json
 NEW_ITEM_DAYS = 3  # items created this close to the world's end are "new"
@@ -63,7 +64,7 @@ class LoopSimTest(unittest.TestCase):
             cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
             cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
             cls.world_dir = os.path.join(cls.tmp.path, "world")
-            cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=200",
+            cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
                         "consumer.claim_idle_ms=500", "consumer.name=loop-sim"]
             cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
                                  sets=cls.sets, extra_args=["--consumer"])
@@ -98,7 +99,8 @@ class LoopSimTest(unittest.TestCase):
     def pick_users(self, rng):
         """SIM_USERS/2 cold users (fewer than COLD_BAR interest events in the
         log), the most eager clickers among them by their true propensity,
-        and as many others at random."""
+        and as many others at random; self.outsider: the user with the most
+        interest events outside the simulation."""
         interest = dict((u, 0) for u in self.world.users)
         with open(os.path.join(self.world_dir, "events.tsv")) as f:
             f.readline()
@@ -110,11 +112,33 @@ class LoopSimTest(unittest.TestCase):
         below.sort(key=lambda u: (-self.world.users[u]["bias"], u))
         cold = below[:SIM_USERS // 2]
         rest = sorted(set(interest) - set(cold))
-        return cold, cold + rng.sample(rest, SIM_USERS - len(cold))
+        users = cold + rng.sample(rest, SIM_USERS - len(cold))
+        self.outsider = max(sorted(set(interest) - set(users)), key=lambda u: interest[u])
+        return cold, users
 
-    def kill_consumer(self):
-        os.kill(self.stack.pid("consumer"), signal.SIGKILL)
+    def consumer_blocked(self):
+        """The consumer is waiting in XREADGROUP ... BLOCK (CLIENT LIST flags=b)."""
+        return any("cmd=xreadgroup" in l and "flags=b" in l
+                   for l in self.stack.redis_cli("CLIENT", "LIST").splitlines())
+
+    def kill_consumer_holding(self, sim, user):
+        """SIGSTOP the consumer while it waits in XREADGROUP, serve one request
+        (Redis delivers its serve record to the stopped consumer: pending,
+        never acknowledged), then SIGKILL it. Returns the entries it held."""
+        pid = self.stack.pid("consumer")
+        while True:
+            poll(self.consumer_blocked, "the consumer to wait in XREADGROUP")
+            os.kill(pid, signal.SIGSTOP)
+            if self.consumer_blocked():
+                break
+            os.kill(pid, signal.SIGCONT)  # it woke in between: try again
+        sim.step(user, sim.t0 + sim.span_s // 2)
+        held = poll(lambda: int(self.stack.redis_cli(
+            "XPENDING", "cascade:serves", "cascade-consumer").split("\n")[0]),
+            "the serve record delivered to the stopped consumer")
+        os.kill(pid, signal.SIGKILL)
         self.assertEqual(self.stack.exit_status("consumer"), 128 + signal.SIGKILL)
+        return held
 
     def start_consumer(self):
         log = open(os.path.join(self.stack.data_dir, "consumer-restarted.log"), "w")
@@ -137,13 +161,23 @@ class LoopSimTest(unittest.TestCase):
         cold_at_start = [u for u in cold if sim.mixes[u][0].startswith("cold_start")]
         self.assertGreaterEqual(len(cold_at_start), len(cold) // 2, sim.mixes)
 
-        # SIGKILL the consumer mid-run, serve on, restart it, serve the rest.
-        self.kill_consumer()
+        # SIGKILL the consumer mid-run while it holds a delivered entry, serve
+        # on, restart it, serve the rest. The restarted consumer claims what
+        # the dead one held (XAUTOCLAIM after consumer.claim_idle_ms).
+        held = self.kill_consumer_holding(sim, users[0])
         sim.run(users, DOWN_ROUNDS, total_rounds=ROUNDS, first_round=KILL_AFTER)
         self.start_consumer()
         sim.run(users, ROUNDS - KILL_AFTER - DOWN_ROUNDS, total_rounds=ROUNDS,
                 first_round=KILL_AFTER + DOWN_ROUNDS)
         poll(lambda: loop_world.stream_drained(self.stack), "the consumer to drain both streams")
+        body = urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % (self.stack.base + 8 + tl.METRICS_OFFSET),
+            timeout=30).read().decode()
+        claimed = sum(int(float(l.split()[-1])) for l in body.splitlines()
+                      if l.startswith("cascade_consumer_claimed_total{"))
+        tl.log("the killed consumer held %d entries; the restarted one claimed %d" %
+               (held, claimed))
+        self.assertGreaterEqual(claimed, held)
         total_clicks = sum(sim.clicks.values())
         self.assertGreater(total_clicks, SIM_USERS, "too few clicks to test anything")
 
@@ -203,9 +237,10 @@ class LoopSimTest(unittest.TestCase):
         self.assertEqual(gate["current"]["version"], nightly)
         self.assertGreater(gate["value"], gate["current"]["value"])
         # The recall channel looks at two-tower.latest when a request uses it
-        # (recall.channels.two_tower.reload_ms): keep asking.
+        # (recall.channels.two_tower.reload_ms): keep asking for a user out of
+        # the simulation with the most interactions (normal mix, fresh catalogue).
         def serving():
-            sim.recommend(users[-1])
+            sim.recommend(self.outsider)
             return ("serving " + version) in self.stack.log_tail("recall", 200)
         poll(serving, "the recall service to serve " + version)
 
