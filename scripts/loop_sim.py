@@ -30,7 +30,6 @@ import random
 import re
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 

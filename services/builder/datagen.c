@@ -897,45 +897,46 @@ out:
  * the propensity b_u, the circle's favourite items (comma-separated ids, "-"
  * outside circles) and θ_u (K comma-separated values); per item the quality
  * q_i. Cities, categories and creation times are in users/items.tsv. */
+struct truth_model {
+    const struct world *w;
+    const cascade_dataset *ds;
+};
+
+static void write_truth_users(FILE *f, const void *ctx)
+{
+    const struct truth_model *t = ctx;
+    const struct world *w = t->w;
+    fprintf(f, "user_id\tuser_bias\tcircle_favourites\ttheta\n");
+    for (size_t u = 0; u < t->ds->n_users; u++) {
+        int32_t c = w->user_circle[u];
+        fprintf(f, "%s\t%.6f\t", t->ds->users[u].id, w->user_bias[u]);
+        for (int k = 0; k < CIRCLE_FAVOURITES && c >= 0; k++)
+            fprintf(f, "%s%" PRIu64, k ? "," : "",
+                    t->ds->items[w->circle_fav[(size_t)c * CIRCLE_FAVOURITES + k]].id);
+        fputs(c >= 0 ? "\t" : "-\t", f);
+        for (uint32_t k = 0; k < w->K; k++)
+            fprintf(f, "%s%.6g", k ? "," : "", (double)w->theta[u * w->K + k]);
+        fputc('\n', f);
+    }
+}
+
+static void write_truth_items(FILE *f, const void *ctx)
+{
+    const struct truth_model *t = ctx;
+    fprintf(f, "item_id\tquality\n");
+    for (size_t i = 0; i < t->ds->n_items; i++)
+        fprintf(f, "%" PRIu64 "\t%.6f\n", t->ds->items[i].id, t->w->quality[i]);
+}
+
 static int write_truth_model(const struct world *w, const cascade_dataset *ds, const char *dir,
                              char *err, size_t errlen)
 {
-    char path[4096], tmp[4200];
-    int rc = 0;
-    for (int file = 0; file < 2 && rc == 0; file++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, file ? "truth_items.tsv" : "truth_users.tsv");
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        FILE *f = fopen(tmp, "w");
-        if (!f) {
-            snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-            return CASCADE_EIO;
-        }
-        setvbuf(f, NULL, _IOFBF, 1 << 20);
-        if (file) {
-            fprintf(f, "item_id\tquality\n");
-            for (size_t i = 0; i < ds->n_items; i++)
-                fprintf(f, "%" PRIu64 "\t%.6f\n", ds->items[i].id, w->quality[i]);
-        } else {
-            fprintf(f, "user_id\tuser_bias\tcircle_favourites\ttheta\n");
-            for (size_t u = 0; u < ds->n_users; u++) {
-                int32_t c = w->user_circle[u];
-                fprintf(f, "%s\t%.6f\t", ds->users[u].id, w->user_bias[u]);
-                for (int k = 0; k < CIRCLE_FAVOURITES && c >= 0; k++)
-                    fprintf(f, "%s%" PRIu64, k ? "," : "",
-                            ds->items[w->circle_fav[(size_t)c * CIRCLE_FAVOURITES + k]].id);
-                fputs(c >= 0 ? "\t" : "-\t", f);
-                for (uint32_t k = 0; k < w->K; k++)
-                    fprintf(f, "%s%.6g", k ? "," : "", (double)w->theta[u * w->K + k]);
-                fputc('\n', f);
-            }
-        }
-        int bad = ferror(f);
-        if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-            snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-            unlink(tmp);
-            rc = CASCADE_EIO;
-        }
-    }
+    struct truth_model t = {w, ds};
+    int rc = cascade_dataset__write_tsv(dir, "truth_users.tsv", write_truth_users, &t, err,
+                                        errlen);
+    if (rc == 0)
+        rc = cascade_dataset__write_tsv(dir, "truth_items.tsv", write_truth_items, &t, err,
+                                        errlen);
     return rc;
 }
 

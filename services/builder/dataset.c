@@ -686,8 +686,9 @@ static void write_list(FILE *f, const uint32_t *v, uint32_t n)
         fprintf(f, "%s%" PRIu32, i ? "," : "", v[i]);
 }
 
-static void write_users(FILE *f, const cascade_dataset *ds)
+static void write_users(FILE *f, const void *ctx)
 {
+    const cascade_dataset *ds = ctx;
     fprintf(f, "%s\n", users_header);
     for (size_t i = 0; i < ds->n_users; i++) {
         const struct cascade_ds_user *u = &ds->users[i];
@@ -698,8 +699,9 @@ static void write_users(FILE *f, const cascade_dataset *ds)
     }
 }
 
-static void write_items(FILE *f, const cascade_dataset *ds)
+static void write_items(FILE *f, const void *ctx)
 {
+    const cascade_dataset *ds = ctx;
     fprintf(f, "%s\n", items_header);
     for (size_t i = 0; i < ds->n_items; i++) {
         const struct cascade_ds_item *it = &ds->items[i];
@@ -710,8 +712,9 @@ static void write_items(FILE *f, const cascade_dataset *ds)
     }
 }
 
-static void write_events(FILE *f, const cascade_dataset *ds)
+static void write_events(FILE *f, const void *ctx)
 {
+    const cascade_dataset *ds = ctx;
     fprintf(f, "%s\n", events_header);
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
@@ -722,9 +725,9 @@ static void write_events(FILE *f, const cascade_dataset *ds)
 }
 
 /* Write one file through path.tmp + rename so readers never see half a file. */
-static int write_file(const char *dir, const char *name,
-                      void (*body)(FILE *, const cascade_dataset *), const cascade_dataset *ds,
-                      char *err, size_t errlen)
+int cascade_dataset__write_tsv(const char *dir, const char *name,
+                               void (*body)(FILE *f, const void *ctx), const void *ctx, char *err,
+                               size_t errlen)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -735,7 +738,7 @@ static int write_file(const char *dir, const char *name,
         return CASCADE_EIO;
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
-    body(f, ds);
+    body(f, ctx);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         snprintf(err, errlen, "%s: write failed: %s", tmp, strerror(errno));
@@ -753,9 +756,9 @@ static int write_file(const char *dir, const char *name,
 int cascade_dataset_write(const cascade_dataset *ds, const char *dir, char *err, size_t errlen)
 {
     int rc;
-    if ((rc = write_file(dir, "users.tsv", write_users, ds, err, errlen)) ||
-        (rc = write_file(dir, "items.tsv", write_items, ds, err, errlen)) ||
-        (rc = write_file(dir, "events.tsv", write_events, ds, err, errlen)))
+    if ((rc = cascade_dataset__write_tsv(dir, "users.tsv", write_users, ds, err, errlen)) ||
+        (rc = cascade_dataset__write_tsv(dir, "items.tsv", write_items, ds, err, errlen)) ||
+        (rc = cascade_dataset__write_tsv(dir, "events.tsv", write_events, ds, err, errlen)))
         return rc;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "events.h"
 
@@ -102,6 +103,13 @@ int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size
 /* Write the three TSVs (with header lines) into dir, which must exist. Each
  * file is written to a temporary name and renamed into place. */
 int cascade_dataset_write(const cascade_dataset *ds, const char *dir, char *err, size_t errlen);
+
+/* Write dir/name through body(f, ctx) the same way: a temporary name, then
+ * renamed into place (for the builder's other TSVs, e.g. datagen's truth
+ * files). 0, or CASCADE_EIO with the path and reason in err. */
+int cascade_dataset__write_tsv(const char *dir, const char *name,
+                               void (*body)(FILE *f, const void *ctx), const void *ctx, char *err,
+                               size_t errlen);
 
 /* Interest weight of each behaviour (SPEC §5 ItemCF) for one build: indexed
  * by event type (common/events.h); 0 means "not an interest signal". */

@@ -39,6 +39,19 @@ def log(msg):
     print(msg, flush=True)
 
 
+def poll(fn, what, timeout=60):
+    """Call fn until it returns a true value (returned); fail after timeout
+    seconds. A condition is polled, never slept on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
 # --------------------------------------------------------------------- stubs
 
 class Protos:

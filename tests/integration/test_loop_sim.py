@@ -43,15 +43,7 @@ COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.
 NEW_ITEM_DAYS = 3  # items created this close to the world's end are "new"
 
 
-def poll(fn, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+poll = tl.poll
 
 
 class LoopSimTest(unittest.TestCase):
