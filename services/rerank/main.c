@@ -19,7 +19,7 @@ static void *create_stage(const struct cascade_service_opts *o, cascade_redis_po
 {
     (void)redis;
     (void)metrics;
-    return cascade_rerank_create(o->config, err, errlen);
+    return cascade_rerank_create_dir(o->config, o->model_dir, err, errlen);
 }
 
 static void destroy_stage(void *stage)
