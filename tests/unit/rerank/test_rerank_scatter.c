@@ -19,6 +19,7 @@
 #include "error.h"
 #include "messages.h"
 #include "rerank.h"
+#include "rerank_test.h"
 
 #define MAXN 7
 
@@ -208,22 +209,10 @@ static void test_run_with_rules(void **state)
     assert_non_null(cfg);
     cascade_rerank *r = cascade_rerank_create(cfg, err, sizeof err);
     assert_non_null(r);
-    const uint64_t ids[6] = {100, 101, 102, 103, 104, 105};
+    const float scores[6] = {1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f};
     const uint32_t cats[6] = {1, 1, 1, 2, 2, 3};
-    Cascade__V1__ReRankRequest *req = cascade_arena_alloc(a, sizeof *req);
-    cascade__v1__re_rank_request__init(req);
-    req->user = test_user_context(a, "u", 0);
-    req->count = 4;
-    req->n_candidates = 6;
-    req->candidates = test_candidates(a, ids, 6);
-    for (size_t i = 0; i < 6; i++) {
-        Cascade__V1__Candidate *c = req->candidates[i];
-        c->rank_score = 1.0f - 0.1f * (float)i;
-        c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
-        cascade__v1__item_attributes__init(c->attrs);
-        c->attrs->category = cats[i];
-        c->attrs->author_id = 1000 + i;
-    }
+    const uint64_t authors[6] = {1000, 1001, 1002, 1003, 1004, 1005};
+    Cascade__V1__ReRankRequest *req = rerank_test_request(a, 4, scores, cats, authors, 6);
     Cascade__V1__ReRankResponse *resp = NULL;
     assert_int_equal(cascade_rerank_run(r, a, INT64_MAX, req, &resp, err, sizeof err), 0);
     const uint64_t want[4] = {100, 103, 105, 101}; /* 1 2 3 1: one per category in any 3 */

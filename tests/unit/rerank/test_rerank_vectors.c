@@ -18,6 +18,7 @@
 #include "latest_file.h"
 #include "messages.h"
 #include "rerank.h"
+#include "rerank_test.h"
 #include "support.h"
 #include "vindex.h"
 
@@ -42,24 +43,13 @@ static uint64_t second_pick(cascade_rerank *r, cascade_arena *a, const char *met
                             const float *own)
 {
     char err[256] = "";
-    const uint64_t ids[3] = {100, 101, 102};
-    Cascade__V1__ReRankRequest *req = cascade_arena_alloc(a, sizeof *req);
-    cascade__v1__re_rank_request__init(req);
-    req->user = test_user_context(a, "u", 0);
-    req->count = 2;
-    req->n_candidates = 3;
-    req->candidates = test_candidates(a, ids, 3);
-    for (size_t i = 0; i < 3; i++) {
-        Cascade__V1__Candidate *c = req->candidates[i];
-        c->rank_score = 1.0f - 0.5f * (float)i;
-        c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
-        cascade__v1__item_attributes__init(c->attrs);
-        c->attrs->category = (uint32_t)(1 + i);
-        c->attrs->author_id = 10 + i;
-        if (own) {
-            c->attrs->embedding = (float *)own + 2 * i;
-            c->attrs->n_embedding = 2;
-        }
+    const float scores[3] = {1.0f, 0.5f, 0.0f};
+    const uint32_t cats[3] = {1, 2, 3};
+    const uint64_t authors[3] = {10, 11, 12};
+    Cascade__V1__ReRankRequest *req = rerank_test_request(a, 2, scores, cats, authors, 3);
+    for (size_t i = 0; own && i < 3; i++) {
+        req->candidates[i]->attrs->embedding = (float *)own + 2 * i;
+        req->candidates[i]->attrs->n_embedding = 2;
     }
     Cascade__V1__ExperimentContext *e = test_experiment(a, "rerank", "x", "rerank.method", method);
     /* a second param in the same layer: θ for DPP, λ for MMR */
