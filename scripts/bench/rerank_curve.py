@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import grpc
 
@@ -30,14 +31,15 @@ import cascade_testlib as tl  # noqa: E402
 
 
 def read_events(path):
-    """user -> set of items with a positive event, and the last timestamp."""
+    """user -> set of items with an event of positive behaviour weight (not an
+    impression, dislike or hide_author), and the last timestamp."""
     items, last = {}, 0
     with open(path) as f:
         next(f)
         for line in f:
             ts, user, item, kind = line.rstrip("\n").split("\t")[:4]
             last = max(last, int(ts))
-            if kind != "impression":
+            if kind not in ("impression", "dislike", "hide_author"):
                 items.setdefault(user, set()).add(int(item))
     return items, last
 
@@ -53,6 +55,11 @@ def stack(cmd, args, sets):
 
 def clear_user_state(args):
     cli = ["redis-cli", "-p", str(args.port_base + 9)]
+    for _ in range(600):  # Redis answers LOADING while it reads its dump after a restart
+        out = subprocess.run(cli + ["ping"], capture_output=True, text=True).stdout
+        if out.strip() == "PONG":
+            break
+        time.sleep(0.1)
     for pattern in ("cascade:expo:*", "cascade:user:*:cache", "cascade:user:*:hardneg"):
         keys = subprocess.run(cli + ["--scan", "--pattern", pattern], check=True,
                               capture_output=True, text=True).stdout.split()
