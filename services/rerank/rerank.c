@@ -355,7 +355,7 @@ static void mmr_item_from(const Cascade__V1__Candidate *c,
  * the selection has none and carries 0. */
 static int apply_scatter(const struct cascade_mmr_item *items, size_t n, size_t count,
                          const struct cascade_scatter_rules *rules, cascade_arena *arena,
-                         size_t *order, float *values, size_t *picked)
+                         int64_t deadline_ms, size_t *order, float *values, size_t *picked)
 {
     size_t *pref = cascade_arena_calloc(arena, n + 1, sizeof *pref);
     size_t *out = cascade_arena_calloc(arena, count + 1, sizeof *out);
@@ -373,8 +373,8 @@ static int apply_scatter(const struct cascade_mmr_item *items, size_t n, size_t 
     for (size_t i = 0; i < n; i++)
         if (!in[i])
             pref[n_pref++] = i;
-    int rc = cascade_rerank_scatter(items, n, pref, n_pref, count, rules, arena, out, &n_out,
-                                    &satisfied);
+    int rc = cascade_rerank_scatter(items, n, pref, n_pref, count, rules, arena, deadline_ms,
+                                    out, &n_out, &satisfied);
     if (rc != 0)
         return rc;
     for (size_t t = 0; t < n_out; t++) {
@@ -397,8 +397,8 @@ static int rerank_select(const struct rerank_request_opts *o, const struct casca
                                       values, picked);
     if (rc != 0 || !cascade_scatter_active(&o->scatter))
         return rc;
-    return apply_scatter(items, n, count < n ? count : n, &o->scatter, arena, order, values,
-                         picked);
+    return apply_scatter(items, n, count < n ? count : n, &o->scatter, arena, deadline_ms, order,
+                         values, picked);
 }
 
 int cascade_rerank_run(cascade_rerank *r, cascade_arena *arena, int64_t deadline_ms,
@@ -439,8 +439,8 @@ int cascade_rerank_run(cascade_rerank *r, cascade_arena *arena, int64_t deadline
 out:
     cascade_rerank_vectors_release(r->vectors, vecs);
     if (rc == CASCADE_ETIMEDOUT)
-        snprintf(err, errlen, "rerank: deadline exceeded after %zu of %u picks", picked,
-                 req->count);
+        snprintf(err, errlen, "rerank: deadline exceeded after %zu of %u picks%s", picked,
+                 req->count, picked == req->count || picked == n ? " (in the scatter rules)" : "");
     else if (rc != 0)
         snprintf(err, errlen, "rerank: out of request memory");
     return rc;

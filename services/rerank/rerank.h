@@ -139,9 +139,11 @@ int cascade_scatter_active(const struct cascade_scatter_rules *r);
  * order exists or the budget runs out, the closest: position by position the
  * preferred item with the fewest rule violations (*satisfied = 0 then).
  * count is capped at n_pref; *n_out is the length written. Scratch from
- * arena. Returns 0 or CASCADE_ENOMEM. */
+ * arena. Returns 0, CASCADE_ENOMEM or CASCADE_ETIMEDOUT (deadline_ms passed,
+ * INT64_MAX = none; nothing valid in out then). */
 int cascade_rerank_scatter(const struct cascade_mmr_item *items, size_t n, const size_t *pref,
                            size_t n_pref, size_t count, const struct cascade_scatter_rules *rules,
-                           cascade_arena *arena, size_t *out, size_t *n_out, int *satisfied);
+                           cascade_arena *arena, int64_t deadline_ms, size_t *out, size_t *n_out,
+                           int *satisfied);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "error.h"
 #include "rerank.h"
 
@@ -97,9 +98,13 @@ static int classify(struct scatter *s, size_t n, cascade_arena *arena, size_t *n
     return 0;
 }
 
-/* The depth-first search; true when it placed count items within the budget. */
-static bool search(struct scatter *s, const size_t *pref, size_t n_pref, size_t count,
-                   size_t steps)
+enum { SEARCH_FOUND, SEARCH_NONE, SEARCH_LATE };
+
+/* The depth-first search: SEARCH_FOUND when it placed count items within
+ * the budget, SEARCH_NONE when there is no valid order or the budget ran
+ * out, SEARCH_LATE past the deadline (checked every 4096 steps). */
+static int search(struct scatter *s, const size_t *pref, size_t n_pref, size_t count,
+                  size_t steps, int64_t deadline_ms)
 {
     size_t pos = 0;
     uint64_t stamp = 1;
@@ -112,7 +117,9 @@ static bool search(struct scatter *s, const size_t *pref, size_t n_pref, size_t 
             if (s->used[x] || s->tried[s->cls[x]] == s->visit[pos])
                 continue;
             if (steps-- == 0)
-                return false;
+                return SEARCH_NONE;
+            if ((steps & 4095) == 0 && cascade_now_ms() >= deadline_ms)
+                return SEARCH_LATE;
             s->tried[s->cls[x]] = s->visit[pos];
             if (violations(s, pos, x) != 0)
                 continue;
@@ -131,20 +138,23 @@ static bool search(struct scatter *s, const size_t *pref, size_t n_pref, size_t 
             continue;
         }
         if (pos == 0)
-            return false; /* no valid order */
+            return SEARCH_NONE; /* no valid order */
         pos--;
         s->used[s->out[pos]] = false;
     }
-    return true;
+    return SEARCH_FOUND;
 }
 
 /* The closest order: per position the preferred item with the fewest violations. */
-static void closest(struct scatter *s, const size_t *pref, size_t n_pref, size_t count)
+static int closest(struct scatter *s, const size_t *pref, size_t n_pref, size_t count,
+                   int64_t deadline_ms)
 {
     for (size_t i = 0; i < n_pref; i++)
         s->used[pref[i]] = false;
     for (size_t pos = 0; pos < count; pos++) {
         size_t best = SIZE_MAX, best_v = SIZE_MAX;
+        if (pos % 16 == 15 && cascade_now_ms() >= deadline_ms)
+            return CASCADE_ETIMEDOUT;
         for (size_t k = 0; k < n_pref && best_v > 0; k++) {
             size_t x = pref[k];
             if (s->used[x])
@@ -158,11 +168,13 @@ static void closest(struct scatter *s, const size_t *pref, size_t n_pref, size_t
         s->out[pos] = best;
         s->used[best] = true;
     }
+    return 0;
 }
 
 int cascade_rerank_scatter(const struct cascade_mmr_item *items, size_t n, const size_t *pref,
                            size_t n_pref, size_t count, const struct cascade_scatter_rules *rules,
-                           cascade_arena *arena, size_t *out, size_t *n_out, int *satisfied)
+                           cascade_arena *arena, int64_t deadline_ms, size_t *out,
+                           size_t *n_out, int *satisfied)
 {
     struct scatter s = {.items = items, .r = rules, .out = out};
     size_t n_cls = 0;
@@ -181,9 +193,13 @@ int cascade_rerank_scatter(const struct cascade_mmr_item *items, size_t n, const
     if (!(s.tried = cascade_arena_calloc(arena, n_cls, sizeof *s.tried)))
         return CASCADE_ENOMEM;
     size_t steps = rules->max_steps ? rules->max_steps : SCATTER_DEFAULT_STEPS;
-    if (!search(&s, pref, n_pref, count, steps)) {
+    int found = search(&s, pref, n_pref, count, steps, deadline_ms);
+    if (found == SEARCH_LATE)
+        return CASCADE_ETIMEDOUT;
+    if (found == SEARCH_NONE) {
         *satisfied = 0;
-        closest(&s, pref, n_pref, count);
+        if (closest(&s, pref, n_pref, count, deadline_ms) != 0)
+            return CASCADE_ETIMEDOUT;
     }
     *n_out = count;
     return 0;

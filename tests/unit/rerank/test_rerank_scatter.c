@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "arena.h"
+#include "clock.h"
 #include "error.h"
 #include "messages.h"
 #include "rerank.h"
@@ -128,7 +129,7 @@ static void test_exhaustive(void **state)
         int ok = -1;
         cascade_arena_reset(arena);
         assert_int_equal(
-            cascade_rerank_scatter(items, n, pref, n, count, &r, arena, out, &n_out, &ok), 0);
+            cascade_rerank_scatter(items, n, pref, n, count, &r, arena, INT64_MAX, out, &n_out, &ok), 0);
         assert_int_equal(n_out, count);
         bool seen[MAXN] = {false};
         for (size_t t = 0; t < n_out; t++) {
@@ -177,7 +178,7 @@ static void test_small_examples(void **state)
     int ok = 0;
     struct cascade_scatter_rules r = {.window = 2, .max_per_category = 1};
     assert_true(cascade_scatter_active(&r));
-    assert_int_equal(cascade_rerank_scatter(items, 5, pref, 5, 5, &r, arena, out, &n, &ok), 0);
+    assert_int_equal(cascade_rerank_scatter(items, 5, pref, 5, 5, &r, arena, INT64_MAX, out, &n, &ok), 0);
     assert_true(ok);
     const size_t want[5] = {0, 3, 1, 4, 2};
     for (size_t t = 0; t < 5; t++)
@@ -186,13 +187,45 @@ static void test_small_examples(void **state)
     const struct cascade_mmr_item authors[4] = {
         {.author_id = 7}, {.author_id = 7}, {.author_id = 8}, {.author_id = 9}};
     struct cascade_scatter_rules d = {.author_min_distance = 3};
-    assert_int_equal(cascade_rerank_scatter(authors, 4, pref, 4, 4, &d, arena, out, &n, &ok), 0);
+    assert_int_equal(cascade_rerank_scatter(authors, 4, pref, 4, 4, &d, arena, INT64_MAX, out, &n,
+                                            &ok), 0);
     assert_true(ok);
     assert_int_equal(out[0], 0);
     assert_int_equal(out[3], 1); /* positions 0 and 3 */
 
     struct cascade_scatter_rules off = {.window = 5};
     assert_false(cascade_scatter_active(&off));
+    cascade_arena_destroy(arena);
+}
+
+/* 2,000 items of one category by 2,000 authors, one per category in any 3
+ * positions: no valid order of 50, and the search would try every pair of
+ * first positions. A passed deadline stops it; the default budget ends it
+ * with the closest order otherwise. */
+static void test_deadline_and_budget(void **state)
+{
+    (void)state;
+    enum { BIG = 2000 };
+    static struct cascade_mmr_item items[BIG];
+    static size_t pref[BIG], out[BIG];
+    for (size_t i = 0; i < BIG; i++) {
+        items[i] = (struct cascade_mmr_item){.category = 1, .author_id = 1 + i};
+        pref[i] = i;
+    }
+    cascade_arena *arena = cascade_arena_create(0);
+    struct cascade_scatter_rules r = {.window = 3, .max_per_category = 1};
+    size_t n = 0;
+    int ok = 1;
+    assert_int_equal(cascade_rerank_scatter(items, BIG, pref, BIG, 50, &r, arena,
+                                            cascade_now_ms() - 1, out, &n, &ok),
+                     CASCADE_ETIMEDOUT);
+    r.max_steps = 10000;
+    assert_int_equal(
+        cascade_rerank_scatter(items, BIG, pref, BIG, 50, &r, arena, INT64_MAX, out, &n, &ok), 0);
+    assert_int_equal(ok, 0);
+    assert_int_equal(n, 50);
+    for (size_t t = 0; t < n; t++)
+        assert_int_equal(out[t], t); /* every item violates equally: preference order */
     cascade_arena_destroy(arena);
 }
 
@@ -242,6 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exhaustive),
         cmocka_unit_test(test_small_examples),
+        cmocka_unit_test(test_deadline_and_budget),
         cmocka_unit_test(test_run_with_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
