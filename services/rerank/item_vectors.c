@@ -144,7 +144,14 @@ cascade_rerank_vectors *cascade_rerank_vectors_create(const char *dir, int64_t r
     v->reload_ms = reload_ms;
     atomic_init(&v->loading, false);
     atomic_init(&v->checked_ms, INT64_MIN);
-    if (pthread_rwlock_init(&v->lock, NULL) != 0) {
+    /* Writer preference: a reload waits only for the requests already
+     * reading, instead of for a moment when no request reads at all. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&v->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (rc != 0) {
         free(v);
         return NULL;
     }
