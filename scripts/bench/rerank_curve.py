@@ -9,7 +9,8 @@ one Recommend (count K, request_time_s = the last train event). Per point:
 nDCG@K exactly as cascade-eval scores the served row (train items removed,
 binary relevance = the user's items in --data but not in --train), and the
 lists' intra-list diversity: mean distinct categories, mean category entropy
-(bits) and mean distinct known authors per list.
+(bits), mean distinct known authors and mean size of the largest category
+per list (top-cat).
 
 Usage: scripts/bench/rerank_curve.py --served-dir DIR --data DIR --port-base N
            [--config FILE] [--bin-dir DIR] [--k 10]
@@ -70,7 +71,7 @@ def clear_user_state(args):
 def measure(pb, args, users, train, test, as_of):
     stub = pb.recommender_grpc.RecommenderStub(
         grpc.insecure_channel("127.0.0.1:%d" % args.port_base))
-    ndcg = cats = entropy = authors = 0.0
+    ndcg = cats = entropy = authors = topcat = 0.0
     for user in users:
         req = pb.recommender.RecommendRequest(count=args.k)
         req.user.user_id = user
@@ -86,11 +87,12 @@ def measure(pb, args, users, train, test, as_of):
         for it in lst:
             count[it.attrs.category] = count.get(it.attrs.category, 0) + 1
         cats += len(count)
+        topcat += max(count.values()) if count else 0
         entropy += -sum(c / len(lst) * math.log2(c / len(lst)) for c in count.values()) \
             if lst else 0
         authors += len({it.attrs.author_id for it in lst if it.attrs.author_id})
     n = len(users)
-    return ndcg / n, cats / n, entropy / n, authors / n
+    return ndcg / n, cats / n, entropy / n, authors / n, topcat / n
 
 
 def main():
@@ -109,7 +111,8 @@ def main():
     users = sorted(u for u, its in test.items() if its)
     pb = tl.generate_stubs(tempfile.mkdtemp(prefix="rerank-curve-"))
     print("%d test users, K = %d" % (len(users), args.k))
-    print("%-24s %8s %8s %9s %8s" % ("point", "nDCG@K", "cats", "cat-ent", "authors"))
+    print("%-24s %8s %8s %9s %8s %8s" % ("point", "nDCG@K", "cats", "cat-ent", "authors",
+                                          "top-cat"))
     for point in args.point:
         name, _, sets = point.partition("=")
         sets = [s for s in sets.split(",") if s]
@@ -117,7 +120,7 @@ def main():
         stack("start", args, sets)
         clear_user_state(args)
         r = measure(pb, args, users, train, test, as_of)
-        print("%-24s %8.4f %8.3f %9.3f %8.3f" % ((name,) + r), flush=True)
+        print("%-24s %8.4f %8.3f %9.3f %8.3f %8.3f" % ((name,) + r), flush=True)
     stack("stop", args, [])
 
 
