@@ -3,6 +3,7 @@
  * costs O(n) similarity evaluations). */
 #include "rerank.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -219,6 +220,37 @@ void cascade_rerank__normalise(const struct cascade_mmr_item *items, size_t n, d
     }
 }
 
+/* 1/‖embedding‖ per item (0 = no usable embedding), so that MMR's cosines
+ * cost one dot product each. */
+static void inverse_norms(const struct cascade_mmr_item *items, size_t n, float *inv)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct cascade_mmr_item *it = &items[i];
+        if (!it->embedding || it->dim == 0)
+            continue;
+        double norm = cblas_sdot((int)it->dim, it->embedding, 1, it->embedding, 1);
+        inv[i] = norm > 0 && isfinite(norm) ? (float)(1.0 / sqrt(norm)) : 0.0f;
+    }
+}
+
+/* cascade_rerank_similarity of items i and j with the norms precomputed. */
+static double mmr_similarity(const struct cascade_mmr_opts *o, const struct cascade_mmr_item *items,
+                             const float *inv, size_t i, size_t j)
+{
+    const struct cascade_mmr_item *a = &items[i], *b = &items[j];
+    double s = 0;
+    if (a->category != 0 && a->category == b->category)
+        s += o->sim_category;
+    if (a->author_id != 0 && a->author_id == b->author_id)
+        s += o->sim_author;
+    if (inv[i] > 0 && inv[j] > 0 && a->dim == b->dim) {
+        double c = (double)cblas_sdot((int)a->dim, a->embedding, 1, b->embedding, 1) * inv[i] *
+                   inv[j];
+        s += o->sim_embedding * (isfinite(c) ? c : 0);
+    }
+    return s;
+}
+
 int cascade_rerank_mmr(const struct cascade_mmr_item *items, size_t n, size_t count,
                        const struct cascade_mmr_opts *opts, cascade_arena *arena,
                        int64_t deadline_ms, size_t *order, float *values, size_t *n_out)
@@ -227,9 +259,11 @@ int cascade_rerank_mmr(const struct cascade_mmr_item *items, size_t n, size_t co
     double *rel = cascade_arena_calloc(arena, n + 1, sizeof *rel);
     double *maxsim = cascade_arena_calloc(arena, n + 1, sizeof *maxsim);
     bool *taken = cascade_arena_calloc(arena, n + 1, sizeof *taken);
+    float *inv_norm = cascade_arena_calloc(arena, n + 1, sizeof *inv_norm);
     *n_out = 0;
-    if (!rel || !maxsim || !taken)
+    if (!rel || !maxsim || !taken || !inv_norm)
         return CASCADE_ENOMEM;
+    inverse_norms(items, n, inv_norm);
     cascade_rerank__normalise(items, n, rel);
     if (count > n)
         count = n;
@@ -255,7 +289,7 @@ int cascade_rerank_mmr(const struct cascade_mmr_item *items, size_t n, size_t co
         for (size_t i = 0; i < n; i++) {
             if (taken[i])
                 continue;
-            double s = cascade_rerank_similarity(opts, &items[i], &items[best]);
+            double s = mmr_similarity(opts, items, inv_norm, i, best);
             if (t == 0 || s > maxsim[i])
                 maxsim[i] = s;
         }
