@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
+#include "hash.h"
 
 #define CONFIG_MAX_OVERRIDES 64
 #define CONFIG_MAX_FILE (16 * 1024 * 1024)
@@ -25,6 +27,7 @@ struct cascade_config {
     /* Paths replaced by --set: their positions in the text are stale. */
     char *overrides[CONFIG_MAX_OVERRIDES];
     size_t n_overrides;
+    int64_t mtime_s; /* of the file when loaded; 0 when not from a file */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -328,10 +331,15 @@ fail:
 cascade_config *cascade_config_load(const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
+    struct stat st;
+    int64_t mtime_s = stat(path, &st) == 0 ? (int64_t)st.st_mtime : 0;
     char *text = read_file(path, &len, err, errlen);
     if (!text)
         return NULL;
-    return config_from_text(text, len, path, err, errlen);
+    cascade_config *c = config_from_text(text, len, path, err, errlen);
+    if (c)
+        c->mtime_s = mtime_s;
+    return c;
 }
 
 cascade_config *cascade_config_parse(const char *text, const char *name, char *err, size_t errlen)
@@ -548,4 +556,28 @@ int cascade_config_string(const cascade_config *c, const char *path, const char 
         return type_error(c, path, v, err, errlen, "a string");
     *out = json_string_value(v);
     return 0;
+}
+
+void cascade_config_identity(const cascade_config *c, char *version, size_t vlen, char *hash,
+                             size_t hlen)
+{
+    const json_t *v = c ? json_object_get(c->root, "version") : NULL;
+    if (version && vlen) {
+        if (json_is_string(v))
+            snprintf(version, vlen, "%s", json_string_value(v));
+        else if (json_is_integer(v))
+            snprintf(version, vlen, "%lld", (long long)json_integer_value(v));
+        else if (c && c->mtime_s)
+            snprintf(version, vlen, "mtime:%lld", (long long)c->mtime_s);
+        else
+            snprintf(version, vlen, "none");
+    }
+    if (!hash || !hlen)
+        return;
+    /* Sorted keys make the text, hence the hash, independent of key order
+     * and formatting; overrides are in the tree, so they count too. */
+    char *dump = c ? json_dumps(c->root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    uint64_t h = dump ? cascade_hash64(dump, strlen(dump), 0) : 0;
+    snprintf(hash, hlen, "%016" PRIx64, h);
+    free(dump);
 }

@@ -51,4 +51,13 @@ int cascade_config_string(const cascade_config *c, const char *path, const char 
 /* Name of the file the config came from ("<string>" when parsed from text). */
 const char *cascade_config_source(const cascade_config *c);
 
+/* The config's identity, for the reload log, the cascade_config_info metric
+ * and the debug trace. version (vlen bytes): the top-level "version" key
+ * (string or integer) when set, else "mtime:<unix seconds>" of the file it
+ * was loaded from, else "none". hash (hlen bytes, 17 fit): 16 hex digits of
+ * XXH3-64 over the resolved JSON (keys sorted, compact), so --set overrides
+ * count and formatting does not. Either buffer may be NULL. */
+void cascade_config_identity(const cascade_config *c, char *version, size_t vlen, char *hash,
+                             size_t hlen);
+
 #endif

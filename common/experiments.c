@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "exp_registry.h"
 #include "hash.h"
 #include "request.h"
 
@@ -187,8 +188,8 @@ static char *param_text(const json_t *v)
     return strdup(buf);
 }
 
-static int parse_params(struct exp_experiment *x, const json_t *params, const char *what, char *err,
-                        size_t errlen)
+static int parse_params(struct exp_experiment *x, const char *layer, const json_t *params,
+                        const char *what, char *err, size_t errlen)
 {
     if (!params)
         return 0;
@@ -212,6 +213,11 @@ static int parse_params(struct exp_experiment *x, const json_t *params, const ch
     {
         if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
             set_err(err, errlen, "%s: param \"%s\" must be a number, string or boolean", what, key);
+            return CASCADE_EINVAL;
+        }
+        char why[1024];
+        if (cascade_exp_registry_check(layer, key, why, sizeof why) != 0) {
+            set_err(err, errlen, "%s: %s", what, why);
             return CASCADE_EINVAL;
         }
         struct exp_param *p = &x->params[x->n_params++];
@@ -309,7 +315,7 @@ static int parse_experiment(const cascade_experiments *e, struct exp_layer *l, s
     }
     if (rc != 0)
         return rc;
-    return parse_params(x, json_object_get(jx, "params"), what, err, errlen);
+    return parse_params(x, l->name, json_object_get(jx, "params"), what, err, errlen);
 }
 
 static int parse_layer(cascade_experiments *e, size_t idx, const json_t *jl, char *err,
@@ -367,6 +373,45 @@ static int parse_layer(cascade_experiments *e, size_t idx, const json_t *jl, cha
     return 0;
 }
 
+/* The experiment of layer l that sets key, or NULL. */
+static const struct exp_experiment *setter_of(const struct exp_layer *l, const char *key)
+{
+    for (size_t i = 0; i < l->n_experiments; i++)
+        for (size_t j = 0; j < l->experiments[i].n_params; j++)
+            if (strcmp(l->experiments[i].params[j].key, key) == 0)
+                return &l->experiments[i];
+    return NULL;
+}
+
+/* A key belongs to one layer: were two layers to set it, a user in both arms
+ * would get the first layer's value and the second experiment would
+ * silently measure nothing. Experiments of one layer may share keys (a user
+ * is in at most one of them). */
+static int check_key_owners(const cascade_experiments *e, char *err, size_t errlen)
+{
+    for (size_t a = 0; a < e->n_layers; a++) {
+        const struct exp_layer *la = &e->layers[a];
+        for (size_t i = 0; i < la->n_experiments; i++) {
+            for (size_t j = 0; j < la->experiments[i].n_params; j++) {
+                const char *key = la->experiments[i].params[j].key;
+                for (size_t b = a + 1; b < e->n_layers; b++) {
+                    const struct exp_experiment *other = setter_of(&e->layers[b], key);
+                    if (!other)
+                        continue;
+                    set_err(err, errlen,
+                            "experiments: parameter \"%s\" is set by layer \"%s\" (experiment "
+                            "\"%s\") and by layer \"%s\" (experiment \"%s\"); a parameter "
+                            "belongs to one layer",
+                            key, la->name, la->experiments[i].name, e->layers[b].name,
+                            other->name);
+                    return CASCADE_EINVAL;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static int parse_top(cascade_experiments *e, const json_t *cfg, char *err, size_t errlen)
 {
     const json_t *jb = json_object_get(cfg, "buckets");
@@ -413,7 +458,7 @@ static int parse_top(cascade_experiments *e, const json_t *cfg, char *err, size_
         if (rc != 0)
             return rc;
     }
-    return 0;
+    return check_key_owners(e, err, errlen);
 }
 
 cascade_experiments *cascade_experiments_create(const json_t *cfg, char *err, size_t errlen)
@@ -548,4 +593,49 @@ double cascade_exp_param_double(const Cascade__V1__ExperimentContext *ctx, const
     char *end;
     double v = strtod(text, &end);
     return *end == '\0' ? v : def;
+}
+
+/* ---- expected shares ---- */
+
+static void add_arm(struct cascade_exp_arm *out, size_t cap, size_t *n, const char *name,
+                    double share)
+{
+    if (share <= 0.0)
+        return;
+    if (*n < cap)
+        out[*n] = (struct cascade_exp_arm){name, share};
+    (*n)++;
+}
+
+int cascade_experiments_arms(const cascade_experiments *e, const char *layer,
+                             struct cascade_exp_arm *out, size_t cap)
+{
+    const struct exp_layer *l = NULL;
+    for (size_t i = 0; e && layer && i < e->n_layers; i++)
+        if (strcmp(e->layers[i].name, layer) == 0)
+            l = &e->layers[i];
+    if (!l)
+        return CASCADE_EINVAL;
+    double b = (double)e->buckets;
+    size_t held = 0, free_buckets = 0, n = 0;
+    for (uint32_t k = 0; k < e->buckets; k++) {
+        held += e->holdout[k];
+        free_buckets += l->table[k] == EXP_FREE;
+    }
+    double h = (double)held / b, rest = 1.0 - h;
+    add_arm(out, cap, &n, "holdout", h);
+    if (l->launched < 0)
+        add_arm(out, cap, &n, "baseline", rest * (double)free_buckets / b);
+    for (size_t i = 0; i < l->n_experiments; i++) {
+        size_t own = 0, rev = 0;
+        for (uint32_t k = 0; k < e->buckets; k++) {
+            own += l->table[k] == (int32_t)(2 * i);
+            rev += l->table[k] == (int32_t)(2 * i + 1);
+        }
+        if ((int)i == l->launched)
+            own = free_buckets;
+        add_arm(out, cap, &n, l->experiments[i].name, rest * (double)own / b);
+        add_arm(out, cap, &n, l->experiments[i].reverse_name, rest * (double)rev / b);
+    }
+    return (int)n;
 }

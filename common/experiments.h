@@ -32,6 +32,22 @@ void cascade_experiments_destroy(cascade_experiments *e);
 int cascade_experiments_assign(const cascade_experiments *e, const char *user_id,
                                cascade_arena *arena, Cascade__V1__ExperimentContext **out);
 
+/* One arm of a layer and the share of users the config sends to it. */
+struct cascade_exp_arm {
+    const char *name; /* "holdout", "baseline", "<name>", "<name>:reverse"; borrowed from e */
+    double share;     /* in (0, 1]; the arms of a layer sum to 1 */
+};
+
+/* The arms of layer `layer` with their expected user shares, from the
+ * bucket ranges: the holdout (share h = holdout buckets / B), baseline (the
+ * free buckets, when nothing is launched), each experiment's ranges (a
+ * launched one: the free buckets), each reverse range; every non-holdout
+ * share is scaled by 1 - h. Arms with no bucket are left out. Writes at most
+ * cap arms; returns how many there are, or CASCADE_EINVAL when e has no such
+ * layer. For the readout's sample-ratio-mismatch test. Thread-safe. */
+int cascade_experiments_arms(const cascade_experiments *e, const char *layer,
+                             struct cascade_exp_arm *out, size_t cap);
+
 /* Look up a parameter set by any layer's experiment; NULL when unset (ctx may be NULL). */
 const char *cascade_exp_param(const Cascade__V1__ExperimentContext *ctx, const char *key);
 double cascade_exp_param_double(const Cascade__V1__ExperimentContext *ctx, const char *key,

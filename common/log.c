@@ -332,9 +332,10 @@ static void log_write(enum cascade_log_level level, const char *request_id, uint
     fwrite(line, 1, n, stderr);
 }
 
-/* The body of both entry points: level filter, rate limit (not for DEBUG), sweep, write. */
+/* The body of the entry points: level filter, rate limit (not for DEBUG, nor for
+ * operator events), sweep, write. */
 static void log_emit(const char *file, int line, enum cascade_log_level level,
-                     const char *request_id, const char *fmt, va_list ap)
+                     const char *request_id, bool limited, const char *fmt, va_list ap)
 {
     if ((int)level < atomic_load(&log_min_level) || (int)level < 0 || level > CASCADE_LOG_ERROR)
         return;
@@ -342,7 +343,7 @@ static void log_emit(const char *file, int line, enum cascade_log_level level,
     uint64_t suppressed = 0;
     int64_t span_ms = 0;
     /* DEBUG is opt-in (--log-level debug) to see every event, so it is never limited. */
-    if (level > CASCADE_LOG_DEBUG &&
+    if (limited && level > CASCADE_LOG_DEBUG &&
         !log_admit(file, line, level, fmt, now_ms, &suppressed, &span_ms))
         return;
     log_sweep(now_ms, false);
@@ -353,7 +354,7 @@ void cascade_log(enum cascade_log_level level, const char *request_id, const cha
 {
     va_list ap;
     va_start(ap, fmt);
-    log_emit(NULL, 0, level, request_id, fmt, ap);
+    log_emit(NULL, 0, level, request_id, true, fmt, ap);
     va_end(ap);
 }
 
@@ -362,6 +363,14 @@ void cascade_log_at(const char *file, int line, enum cascade_log_level level,
 {
     va_list ap;
     va_start(ap, fmt);
-    log_emit(file, line, level, request_id, fmt, ap);
+    log_emit(file, line, level, request_id, true, fmt, ap);
+    va_end(ap);
+}
+
+void cascade_log_event(enum cascade_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(NULL, 0, level, NULL, false, fmt, ap);
     va_end(ap);
 }

@@ -36,6 +36,11 @@ void cascade_log_at(const char *file, int line, enum cascade_log_level level,
                     const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Log one line that is never rate-limited: for rare events an operator
+ * triggered and must see each of (a config reload and its outcome). */
+void cascade_log_event(enum cascade_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Print one summary line for every cause with suppressed repeats not yet reported
  * ("(and 12 more like "fmt" at file.c:40 in the last 0.4 s)") and reset their counts. Runs at
  * exit; safe to call any time from any thread. */

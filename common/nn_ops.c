@@ -5,6 +5,8 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "error.h"
@@ -12,16 +14,29 @@
 
 #define L2NORM_EPS 1e-12f
 
+/* v when keep, else +0.0f, without a branch: ReLU's sign is a coin flip per
+ * element, and the mispredicted branch of `x > 0 ? x : 0` took most of an
+ * MMoE forward pass (perf: 56 % in cascade_nn_relu_forward). The result is
+ * bit for bit the one of the branch (NaN and -0.0 give +0.0). */
+static inline float keep_or_zero(float v, bool keep)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= (uint32_t)0 - (uint32_t)keep;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
 void cascade_nn_relu_forward(const float *x, size_t n, float *y)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = keep_or_zero(x[i], x[i] > 0.0f);
 }
 
 void cascade_nn_relu_backward(const float *y, const float *dy, size_t n, float *dx)
 {
     for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = keep_or_zero(dy[i], y[i] > 0.0f);
 }
 
 void cascade_nn_sigmoid_forward(const float *x, size_t n, float *y)

@@ -62,8 +62,12 @@ void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf);
 int cascade_redis_read_secret_file(const char *path, const char *what, char *dst, size_t len,
                                    char *err, size_t errlen);
 
-/* Parse "host:port" (or ":port", or "host") into opts (host points into a
- * static-lifetime copy owned by the caller's buffer hostbuf). Returns 0 or CASCADE_EINVAL. */
+/* Parse "host:port", ":port" (host 127.0.0.1), "host" (port 6379) or
+ * "[v6addr]:port": the host is copied into the caller's hostbuf (hostlen
+ * bytes, NUL-terminated) and the port stored in *port. Returns 0, or
+ * CASCADE_EINVAL (NULL argument, port not in 1..65535, host longer than
+ * hostlen - 1, unclosed '['); *port is only written on success. No message:
+ * callers say what was wrong ("--redis: expected HOST:PORT, got 'x'"). */
 int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, int *port);
 
 /* Create a connection handle; connects lazily on first use. Never NULL unless
@@ -83,16 +87,30 @@ void cascade_redis_set_deadline(cascade_redis *r, int64_t deadline_ms);
 
 /* Run one command (printf-style, hiredis formatting: %s %b %d %lld ...; hiredis
  * rejects %zu, so cast sizes to unsigned long long and use %llu). On success
- * returns 0 and *reply (caller frees with freeReplyObject). A Redis error reply
- * (type REDIS_REPLY_ERROR) returns CASCADE_EIO with the message; connection
- * problems return CASCADE_EUNAVAILABLE and drop the connection so the next call reconnects. */
+ * returns 0 and *reply (caller frees with freeReplyObject). On failure *reply
+ * is NULL and cascade_redis_error says why: a Redis error reply (type
+ * REDIS_REPLY_ERROR) returns CASCADE_EIO with the message; connection
+ * problems return CASCADE_EUNAVAILABLE and drop the connection so the next
+ * call reconnects; a deadline already passed returns CASCADE_ETIMEDOUT (see
+ * cascade_redis_set_deadline); a command issued while pipelined replies are
+ * still unread returns CASCADE_EINVAL. */
 int cascade_redis_command(cascade_redis *r, redisReply **reply, const char *fmt, ...);
 
-/* Same with an argv vector (binary-safe). */
+/* Same with an argv vector (binary-safe; argv and argvlen are borrowed for
+ * the call). Same returns. */
 int cascade_redis_command_argv(cascade_redis *r, redisReply **reply, int argc, const char **argv,
                                const size_t *argvlen);
 
-/* Pipelining: queue commands, then read their replies in order. */
+/* Pipelining: queue commands (append connects when needed), then read every
+ * reply in order with get_reply before the next cascade_redis_command. append
+ * returns 0, or a negative code: CASCADE_EUNAVAILABLE (cannot connect) or
+ * CASCADE_ETIMEDOUT (deadline passed) before anything is queued; CASCADE_ENOMEM
+ * or CASCADE_EINVAL (a command hiredis cannot format) drop the connection and
+ * everything queued on it, so a half-built MULTI is never sent. get_reply
+ * returns what cascade_redis_command returns for one reply (0 and *reply for
+ * the caller to free, else *reply NULL); once the connection dropped
+ * mid-pipeline every further get_reply fails CASCADE_EUNAVAILABLE, and it
+ * fails CASCADE_EINVAL when nothing was queued. */
 int cascade_redis_append(cascade_redis *r, const char *fmt, ...);
 int cascade_redis_append_argv(cascade_redis *r, int argc, const char **argv, const size_t *argvlen);
 int cascade_redis_get_reply(cascade_redis *r, redisReply **reply);

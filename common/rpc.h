@@ -54,6 +54,11 @@ struct cascade_rpc_server_opts {
      * worker sees them; not counted in the metrics). 0 = 4 MiB, gRPC's usual
      * default; at most INT_MAX. */
     size_t max_message_bytes;
+    /* Largest request metadata (headers) accepted, gRPC's max_metadata_size:
+     * 0 = 64 KiB. gRPC 1.51 drops the whole HTTP/2 connection, with every
+     * other call on it, when one call's headers exceed it, so it is set well
+     * above any header a client of ours sends (docs/orchestrator.md). */
+    size_t max_metadata_bytes;
     size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
     const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */
     /* Optional registry (borrowed; must outlive the server). When set, every
@@ -146,6 +151,10 @@ struct cascade_rpc_channel_opts {
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* Give the channel its own TCP connection: gRPC otherwise shares one
+     * connection between channels with the same target and settings (its
+     * global subchannel pool). A load generator's --connections needs this. */
+    bool own_connection;
 };
 
 /* A channel to "host:port" (insecure, loopback/cluster-internal) that accepts

@@ -168,6 +168,7 @@ cascade_rpc_channel *cascade_rpc_channel_create_err(const char *target,
                                                        ? opts->connect_timeout_ms
                                                        : DEFAULT_CONNECT_TIMEOUT_MS),
         int_arg(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_backoff_ms),
+        int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, opts->own_connection ? 1 : 0),
     };
     grpc_channel_args channel_args = {sizeof(args) / sizeof(args[0]), args};
     ch->channel = grpc_channel_create(target, creds, &channel_args);

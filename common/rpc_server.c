@@ -27,6 +27,7 @@
 
 #define DEFAULT_CALLS_PER_METHOD 1
 #define DEFAULT_MAX_MESSAGE ((size_t)4 << 20)
+#define DEFAULT_MAX_METADATA ((size_t)64 << 10)
 #define DEFAULT_ARENA_LIMIT ((size_t)256 << 20)
 #define HEALTH_CHECK_PATH "/grpc.health.v1.Health/Check"
 #define HEALTH_WATCH_PATH "/grpc.health.v1.Health/Watch"
@@ -105,6 +106,7 @@ struct cascade_rpc_server {
     int threads;
     int calls_per_method;
     size_t max_message_bytes;
+    size_t max_metadata_bytes;
     size_t arena_limit;
     struct method_entry *methods;
     size_t n_methods;
@@ -117,6 +119,13 @@ struct cascade_rpc_server {
     int stopped;
     atomic_int serving; /* grpc.health.v1 ServingStatus */
     atomic_int shutting_down;
+    /* Worker completion queues are shut down under the write side, and every
+     * event is handled under the read side: once cq_closed is set no batch
+     * starts (gRPC aborts on a batch for a shut-down queue, which a call whose
+     * client went away can otherwise reach after the server's shutdown
+     * notification). */
+    pthread_rwlock_t cq_lock;
+    atomic_int cq_closed;
     pthread_mutex_t watch_mu;
     struct call_slot *watchers;
     cascade_metric_family *requests_family; /* NULL without a registry */
@@ -286,6 +295,17 @@ static struct call_slot *slot_new(struct worker *w, enum slot_kind kind, int met
     return s;
 }
 
+/* grpc_call_start_batch, unless the worker queues are shut down (then
+ * GRPC_CALL_ERROR: the caller recycles the slot as for any refused batch).
+ * Called with cq_lock held for reading (a worker event, or a status push). */
+static grpc_call_error slot_start_batch(struct call_slot *s, const grpc_op *ops, size_t n,
+                                        void *tag)
+{
+    if (atomic_load(&s->worker->server->cq_closed))
+        return GRPC_CALL_ERROR;
+    return grpc_call_start_batch(s->call, ops, n, tag, NULL);
+}
+
 /* Start the final batch of a unary call: initial metadata, the response (if
  * any), the status, and the close notification. */
 static void slot_send_unary_reply(struct call_slot *s, grpc_status_code status, const char *message)
@@ -310,9 +330,10 @@ static void slot_send_unary_reply(struct call_slot *s, grpc_status_code status, 
     ops[n].data.recv_close_on_server.cancelled = &s->cancelled;
     n++;
     s->state = ST_SENDING;
-    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, &s->tag_main, NULL);
+    grpc_call_error e = slot_start_batch(s, ops, n, &s->tag_main);
     if (e != GRPC_CALL_OK) {
-        CASCADE_ERROR(NULL, "rpc: cannot send reply: %s", grpc_call_error_to_string(e));
+        if (!atomic_load(&s->worker->server->cq_closed))
+            CASCADE_ERROR(NULL, "rpc: cannot send reply: %s", grpc_call_error_to_string(e));
         /* No completion will come for this batch: recycle the slot now (a
          * Watch slot is not reused: its successor is posted already). */
         if (s->kind == SLOT_WATCH) {
@@ -446,7 +467,7 @@ static void watch_push_locked(struct call_slot *s)
     } else {
         return;
     }
-    if (grpc_call_start_batch(s->call, ops, n, &s->tag_main, NULL) != GRPC_CALL_OK) {
+    if (slot_start_batch(s, ops, n, &s->tag_main) != GRPC_CALL_OK) {
         /* The call is unusable; treat it as closed and let the close tag free it. */
         s->state = ST_WATCH_DONE;
     }
@@ -454,10 +475,12 @@ static void watch_push_locked(struct call_slot *s)
 
 static void watch_push_all(struct cascade_rpc_server *srv)
 {
+    pthread_rwlock_rdlock(&srv->cq_lock);
     pthread_mutex_lock(&srv->watch_mu);
     for (struct call_slot *s = srv->watchers; s; s = s->watch_next)
         watch_push_locked(s);
     pthread_mutex_unlock(&srv->watch_mu);
+    pthread_rwlock_unlock(&srv->cq_lock);
 }
 
 /* A Watch call arrived: register it and send the first status. A request
@@ -487,7 +510,7 @@ static void watch_begin(struct call_slot *s)
     memset(&close_op, 0, sizeof(close_op));
     close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     close_op.data.recv_close_on_server.cancelled = &s->cancelled;
-    if (grpc_call_start_batch(s->call, &close_op, 1, &s->tag_close, NULL) != GRPC_CALL_OK) {
+    if (slot_start_batch(s, &close_op, 1, &s->tag_close) != GRPC_CALL_OK) {
         watch_unlink_locked(srv, s);
         pthread_mutex_unlock(&srv->watch_mu);
         slot_free(s);
@@ -747,8 +770,11 @@ static void *worker_main(void *arg)
             grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
-        if (ev.type == GRPC_OP_COMPLETE)
+        if (ev.type == GRPC_OP_COMPLETE) {
+            pthread_rwlock_rdlock(&w->server->cq_lock);
             handle_event(ev.tag, ev.success);
+            pthread_rwlock_unlock(&w->server->cq_lock);
+        }
     }
     return NULL;
 }
@@ -880,12 +906,22 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
                  srv->max_message_bytes, INT_MAX);
         goto fail;
     }
+    srv->max_metadata_bytes =
+        opts->max_metadata_bytes ? opts->max_metadata_bytes : DEFAULT_MAX_METADATA;
+    if (srv->max_metadata_bytes > INT_MAX) {
+        snprintf(err, errlen, "rpc server: max_metadata_bytes %zu is above gRPC's %d",
+                 srv->max_metadata_bytes, INT_MAX);
+        goto fail;
+    }
     srv->arena_limit = opts->arena_limit_bytes ? opts->arena_limit_bytes : DEFAULT_ARENA_LIMIT;
     atomic_init(&srv->serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
     atomic_init(&srv->shutting_down, 0);
+    atomic_init(&srv->cq_closed, 0);
+    pthread_rwlock_init(&srv->cq_lock, NULL);
     pthread_mutex_init(&srv->watch_mu, NULL);
     if (opts->metrics && metrics_init(srv, opts->metrics, err, errlen) != 0) {
         pthread_mutex_destroy(&srv->watch_mu);
+        pthread_rwlock_destroy(&srv->cq_lock);
         goto fail;
     }
     return srv;
@@ -920,7 +956,10 @@ static int post_initial_calls(struct cascade_rpc_server *srv, struct worker *w)
 
 int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
 {
-    grpc_arg args[3];
+    grpc_arg args[4];
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_MAX_METADATA_SIZE;
+    args[3].value.integer = (int)srv->max_metadata_bytes;
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     /* gRPC answers larger requests RESOURCE_EXHAUSTED itself ("Received
@@ -933,7 +972,7 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[2].value.integer = -1;
-    grpc_channel_args channel_args = {3, args};
+    grpc_channel_args channel_args = {4, args};
 
     srv->server = grpc_server_create(&channel_args, NULL);
     srv->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
@@ -1026,8 +1065,11 @@ void cascade_rpc_server_shutdown(cascade_rpc_server *srv, int grace_ms)
         grpc_server_cancel_all_calls(srv->server);
         grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
+    pthread_rwlock_wrlock(&srv->cq_lock);
+    atomic_store(&srv->cq_closed, 1);
     for (int i = 0; i < srv->threads; i++)
         grpc_completion_queue_shutdown(srv->workers[i].cq);
+    pthread_rwlock_unlock(&srv->cq_lock);
     for (int i = 0; i < srv->threads; i++) {
         if (srv->workers[i].thread_started)
             pthread_join(srv->workers[i].thread, NULL);
@@ -1066,6 +1108,7 @@ void cascade_rpc_server_destroy(cascade_rpc_server *srv)
         }
     }
     pthread_mutex_destroy(&srv->watch_mu);
+    pthread_rwlock_destroy(&srv->cq_lock);
     free_tls(srv);
     free(srv->workers);
     free(srv->methods);

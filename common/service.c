@@ -17,11 +17,14 @@
 #include "service.h"
 
 #define MAX_SETS 64
+#define MAX_RELOADS_KEPT 4096
 #define METRICS_PORT_OFFSET 1000
 /* gRPC's usual default for received messages, and the accepted range. */
 #define DEFAULT_MAX_MESSAGE_BYTES (4L << 20)
 #define MIN_MAX_MESSAGE_BYTES (64L << 10)
 #define MAX_MAX_MESSAGE_BYTES (1L << 30)
+#define DEFAULT_MAX_METADATA_BYTES (64L << 10)
+#define MIN_MAX_METADATA_BYTES (8L << 10)
 
 static void upper_copy(char *dst, size_t len, const char *src)
 {
@@ -82,14 +85,18 @@ static void print_usage(const char *name, int default_port, const char *extra)
            "                      largest request accepted; larger ones get RESOURCE_EXHAUSTED\n"
            "                      env CASCADE_MAX_MESSAGE_BYTES, config %s.max_message_bytes\n"
            "                      (default %ld, 4 MiB; %ld..%ld)\n"
+           "  request headers     largest request metadata: env CASCADE_MAX_METADATA_BYTES,\n"
+           "                      config %s.max_metadata_bytes (default %ld, 64 KiB)\n"
            "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
            "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
            "  --help              this text\n",
            name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
            name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES,
-           name);
+           name, DEFAULT_MAX_METADATA_BYTES, name);
     if (extra && extra[0])
         printf("\n%s", extra);
+    printf("\nSIGHUP re-reads --config: experiments apply live, a bad config is rejected and\n"
+           "logged, settings that need a restart are logged as such (docs/experiments.md).\n");
 }
 
 /* Pick the first non-empty of flag, env, config string, default into dst. */
@@ -346,8 +353,10 @@ static int pick_tls(const char *name, const char *const flags[N_TLS],
     return 0;
 }
 
-int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
-                               int argc, char **argv, struct cascade_service_opts *out)
+/* cascade_service_parse_args; init_log false on a reload, where the
+ * logger is already in use by other threads. */
+static int parse_args(const char *name, int default_port, const char *extra_usage, int argc,
+                      char **argv, struct cascade_service_opts *out, bool init_log)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},    {"listen", required_argument, NULL, 'l'},
@@ -374,7 +383,7 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
     const char *f_metrics = NULL, *f_max_msg = NULL;
     const char *f_password = NULL, *f_password_file = NULL, *f_user = NULL, *f_token_file = NULL;
     const char *sets[MAX_SETS];
-    int n_sets = 0, opt, rc = CASCADE_EINVAL;
+    int n_sets = 0, opt, rc = CASCADE_EINVAL, max_md;
     char err[1024], upper[64], env_listen[96], path[128], redis_addr[300], def_listen[64];
 
     memset(out, 0, sizeof(*out));
@@ -483,6 +492,12 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
         goto fail;
     if (pick_max_message_bytes(name, f_max_msg, out) != 0)
         goto fail;
+    snprintf(path, sizeof(path), "%s.max_metadata_bytes", name);
+    if (pick_int(&max_md, NULL, "CASCADE_MAX_METADATA_BYTES", out->config, path,
+                 DEFAULT_MAX_METADATA_BYTES, MIN_MAX_METADATA_BYTES, MAX_MAX_MESSAGE_BYTES,
+                 "CASCADE_MAX_METADATA_BYTES") != 0)
+        goto fail;
+    out->max_metadata_bytes = (size_t)max_md;
     if (!f_level)
         f_level = getenv("CASCADE_LOG_LEVEL");
     out->log_level = CASCADE_LOG_INFO;
@@ -491,11 +506,18 @@ int cascade_service_parse_args(const char *name, int default_port, const char *e
                 name, f_level);
         goto fail;
     }
-    cascade_log_init(name, out->log_level);
+    if (init_log)
+        cascade_log_init(name, out->log_level);
     return 0;
 fail:
     cascade_service_opts_free(out);
     return rc;
+}
+
+int cascade_service_parse_args(const char *name, int default_port, const char *extra_usage,
+                               int argc, char **argv, struct cascade_service_opts *out)
+{
+    return parse_args(name, default_port, extra_usage, argc, argv, out, true);
 }
 
 void cascade_service_opts_free(struct cascade_service_opts *o)
@@ -545,6 +567,7 @@ void cascade_signals_block(void)
 {
     sigset_t set = termination_signals();
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -581,15 +604,195 @@ cascade_metrics *cascade_service_metrics(const struct cascade_service_opts *o)
     return m;
 }
 
-int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
-                        const char *grpc_service_name, const struct cascade_rpc_method *methods,
-                        size_t n_methods, void *service)
+/* ---- config hot reload (SIGHUP) ---- */
+
+/* What the serve loop needs to re-read the config: the command line to parse
+ * again (so flags, environment and --set resolve as at start), the stage to
+ * hand the new config to, and the metrics naming the active config. */
+struct reload_ctx {
+    const struct cascade_service_stage *stage;
+    void *service;
+    int argc;
+    char **argv;
+    struct cascade_service_opts *opts; /* its config is replaced on success */
+    const cascade_config *started; /* the config the stage was created with (kept) */
+    /* Replaced configs stay alive until exit: a stage may still borrow
+     * strings from the config it was created with. */
+    cascade_config *superseded[MAX_RELOADS_KEPT];
+    size_t n_superseded;
+    cascade_metric_family *info;
+    cascade_metric *info_now;
+    cascade_metric *reloads_ok, *reloads_rejected;
+    char version[128], hash[17];
+};
+
+/* Point cascade_config_info at the active config: the old series drops to
+ * 0 (the registry cannot delete a series), the new one is 1. */
+static void reload_publish(struct reload_ctx *r)
+{
+    cascade_config_identity(r->opts->config, r->version, sizeof r->version, r->hash,
+                            sizeof r->hash);
+    const char *labels[2] = {r->hash, r->version};
+    cascade_metric_set(r->info_now, 0);
+    r->info_now = cascade_metric_get(r->info, labels);
+    cascade_metric_set(r->info_now, 1);
+}
+
+static void warn_restart(const char *what, const char *was, const char *now)
+{
+    if (strcmp(was, now) != 0)
+        cascade_log_event(CASCADE_LOG_WARN,
+                          "config reload: %s changed (\"%s\" -> \"%s\"): needs restart, the "
+                          "old value stays in use",
+                          what, was, now);
+}
+
+static void warn_restart_int(const char *what, long long was, long long now)
+{
+    if (was != now)
+        cascade_log_event(CASCADE_LOG_WARN,
+                          "config reload: %s changed (%lld -> %lld): needs restart, the old "
+                          "value stays in use",
+                          what, was, now);
+}
+
+/* Options fixed at start (sockets, threads, credentials, Redis): a change is
+ * logged as needing a restart, never silently ignored. Secrets are named,
+ * not printed. */
+static void report_restart_only(const struct cascade_service_opts *a,
+                                const struct cascade_service_opts *b)
+{
+    warn_restart("listen", a->listen, b->listen);
+    warn_restart("metrics_listen", a->metrics_listen, b->metrics_listen);
+    warn_restart("redis host", a->redis_host, b->redis_host);
+    warn_restart_int("redis port", a->redis_port, b->redis_port);
+    warn_restart("redis user", a->redis_user, b->redis_user);
+    warn_restart("namespace", a->ns, b->ns);
+    warn_restart("model_dir", a->model_dir, b->model_dir);
+    warn_restart("tls cert", a->tls_cert, b->tls_cert);
+    warn_restart("tls key", a->tls_key, b->tls_key);
+    warn_restart("tls client ca", a->tls_client_ca, b->tls_client_ca);
+    warn_restart("tls ca", a->tls_ca, b->tls_ca);
+    warn_restart("tls client cert", a->tls_client_cert, b->tls_client_cert);
+    warn_restart("tls client key", a->tls_client_key, b->tls_client_key);
+    warn_restart_int("threads", a->threads, b->threads);
+    warn_restart_int("grace_ms", a->grace_ms, b->grace_ms);
+    warn_restart_int("max_message_bytes", (long long)a->max_message_bytes,
+                     (long long)b->max_message_bytes);
+    warn_restart_int("log level", a->log_level, b->log_level);
+    if (strcmp(a->redis_password, b->redis_password) != 0)
+        cascade_log_event(CASCADE_LOG_WARN,
+                          "config reload: the redis password changed: needs restart");
+    if (strcmp(a->auth_token, b->auth_token) != 0)
+        cascade_log_event(CASCADE_LOG_WARN, "config reload: the auth token changed: needs restart");
+}
+
+/* A stage without a reload hook applies nothing live: say so when its
+ * section changed. */
+static void report_section_changed(const char *name, const cascade_config *a,
+                                   const cascade_config *b)
+{
+    json_t *was = cascade_config_get(a, name), *now = cascade_config_get(b, name);
+    if (!(was == NULL && now == NULL) && !(was && now && json_equal(was, now)))
+        cascade_log_event(CASCADE_LOG_WARN,
+                          "config reload: section \"%s\" changed: cascade-%s applies it only "
+                          "at restart",
+                          name, name);
+}
+
+static void threads_default(const struct cascade_service_stage *stage,
+                            struct cascade_service_opts *o)
+{
+    if (o->threads == 0 && stage->threads_per_core > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        o->threads = (int)(cores > 0 ? cores : 1) * stage->threads_per_core;
+    }
+}
+
+static void reload_reject(struct reload_ctx *r, const char *why)
+{
+    cascade_metric_inc(r->reloads_rejected);
+    cascade_log_event(CASCADE_LOG_ERROR,
+                      "config reload rejected: %s; still serving version %s hash %s", why,
+                      r->version, r->hash);
+}
+
+/* SIGHUP: re-read the config; hand it to the stage; keep it only when every
+ * part is valid. The old config keeps serving otherwise. */
+static void reload_config(struct reload_ctx *r)
+{
+    struct cascade_service_opts n = {0};
+    char err[1024] = "", version[128], hash[17];
+    const char *name = r->stage->name;
+    if (!r->opts->config_path[0]) {
+        reload_reject(r, "no --config file to re-read");
+        return;
+    }
+    /* Load once for the error text; the parse below reads it again. */
+    cascade_config *probe = cascade_config_load(r->opts->config_path, err, sizeof err);
+    if (!probe) {
+        reload_reject(r, err);
+        return;
+    }
+    cascade_config_destroy(probe);
+    if (parse_args(name, r->stage->default_port, NULL, r->argc, r->argv, &n, false) != 0) {
+        reload_reject(r, "the options do not resolve (the problem is printed above)");
+        return;
+    }
+    cascade_config_identity(n.config, version, sizeof version, hash, sizeof hash);
+    if (strcmp(hash, r->hash) == 0 && strcmp(version, r->version) == 0) {
+        cascade_log_event(CASCADE_LOG_INFO, "config reload: unchanged (version %s hash %s)",
+                          version, hash);
+        goto out;
+    }
+    if (r->n_superseded == MAX_RELOADS_KEPT) {
+        /* Unreachable in practice; refusing beats freeing a borrowed config. */
+        reload_reject(r, "too many reloads since start; restart the service");
+        goto out;
+    }
+    threads_default(r->stage, &n);
+    if (r->stage->reload && r->stage->reload(r->service, n.config, err, sizeof err) != 0) {
+        reload_reject(r, err);
+        goto out;
+    }
+    /* A stage's own section applies at start only (a hook applies what it
+     * documents, such as the experiments); compare with the config the
+     * stage was created with, not the last reload's. */
+    report_section_changed(name, r->started, n.config);
+    report_restart_only(r->opts, &n);
+    r->superseded[r->n_superseded++] = r->opts->config;
+    r->opts->config = n.config;
+    n.config = NULL;
+    cascade_log_event(CASCADE_LOG_INFO,
+                      "config reloaded: version %s hash %s (was version %s hash %s)", version, hash,
+                      r->version, r->hash);
+    reload_publish(r);
+    cascade_metric_inc(r->reloads_ok);
+out:
+    cascade_service_opts_free(&n);
+}
+
+static int wait_signal(void)
+{
+    sigset_t set = termination_signals();
+    sigaddset(&set, SIGHUP);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    return sig;
+}
+
+/* Serve until SIGTERM/SIGINT; on SIGHUP reload (reload may be NULL). */
+static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
+                 const char *grpc_service_name, const struct cascade_rpc_method *methods,
+                 size_t n_methods, void *service, struct reload_ctx *reload)
 {
     char err[512];
     struct cascade_rpc_server_opts so = {
         .listen_addr = o->listen,
         .threads = o->threads,
         .max_message_bytes = o->max_message_bytes,
+        .max_metadata_bytes = o->max_metadata_bytes,
         .service_name = grpc_service_name,
         .metrics = metrics,
         .auth_token = o->auth_token[0] ? o->auth_token : NULL,
@@ -615,13 +818,26 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
                  o->tls_client_ca[0] ? ", TLS with client certificates"
                  : o->tls_cert[0]    ? ", TLS"
                                      : "");
-    int sig = cascade_signals_wait();
+    int sig;
+    while ((sig = wait_signal()) == SIGHUP) {
+        if (reload)
+            reload_config(reload);
+        else
+            CASCADE_WARN(NULL, "SIGHUP: this process does not reload its config; ignored");
+    }
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);
     cascade_rpc_server_shutdown(srv, o->grace_ms);
     cascade_rpc_server_destroy(srv);
     CASCADE_INFO(NULL, "stopped");
     return 0;
+}
+
+int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
+                        const char *grpc_service_name, const struct cascade_rpc_method *methods,
+                        size_t n_methods, void *service)
+{
+    return serve(o, metrics, grpc_service_name, methods, n_methods, service, NULL);
 }
 
 /* Requests already run in parallel on the service's worker threads and each
@@ -642,6 +858,7 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
     cascade_metrics *metrics = NULL;
     cascade_redis_pool *redis = NULL;
     void *service = NULL;
+    struct reload_ctx *reload = NULL;
     char err[512] = "";
     int code = 1;
 
@@ -654,10 +871,7 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
         code = rc == 1 ? 0 : 2;
         goto out;
     }
-    if (opts.threads == 0 && stage->threads_per_core > 1) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        opts.threads = (int)(cores > 0 ? cores : 1) * stage->threads_per_core;
-    }
+    threads_default(stage, &opts);
     if (!(metrics = cascade_service_metrics(&opts)))
         goto out;
     if (stage->needs_redis) {
@@ -675,9 +889,35 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
     }
     size_t n_methods;
     const struct cascade_rpc_method *methods = stage->methods(&n_methods);
-    code = cascade_service_run(&opts, metrics, stage->grpc_service, methods, n_methods, service);
+    reload = calloc(1, sizeof *reload);
+    if (!reload) {
+        fprintf(stderr, "cascade-%s: out of memory\n", stage->name);
+        goto out;
+    }
+    *reload = (struct reload_ctx){
+        .stage = stage,
+        .service = service,
+        .argc = argc,
+        .argv = argv,
+        .opts = &opts,
+        .started = opts.config,
+        .info = cascade_metrics_gauge(metrics, "cascade_config_info",
+                                      "The active config: 1 for its hash and version, 0 for "
+                                      "configs replaced by a reload",
+                                      "hash,version")};
+    cascade_metric_family *reloads = cascade_metrics_counter(
+        metrics, "cascade_config_reloads_total", "SIGHUP config reloads by result", "result");
+    reload->reloads_ok = cascade_metric_get(reloads, (const char *const[]){"ok"});
+    reload->reloads_rejected = cascade_metric_get(reloads, (const char *const[]){"rejected"});
+    reload_publish(reload);
+    CASCADE_INFO(NULL, "config version %s hash %s (SIGHUP reloads it)", reload->version,
+                 reload->hash);
+    code = serve(&opts, metrics, stage->grpc_service, methods, n_methods, service, reload);
 out:
     stage->destroy(service);
+    for (size_t i = 0; reload && i < reload->n_superseded; i++)
+        cascade_config_destroy(reload->superseded[i]);
+    free(reload);
     cascade_metrics_destroy(metrics);
     cascade_redis_pool_destroy(redis);
     cascade_service_opts_free(&opts);

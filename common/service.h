@@ -38,6 +38,8 @@
  *   --log-level LEVEL    debug|info|warn|error (env CASCADE_LOG_LEVEL; default info)
  *   --set PATH=VALUE     override any config key (repeatable)
  *   --help
+ *
+ * SIGHUP re-reads --config (docs/experiments.md, "Config hot reload").
  */
 #ifndef CASCADE_SERVICE_H
 #define CASCADE_SERVICE_H
@@ -76,6 +78,9 @@ struct cascade_service_opts {
      * <name>.max_message_bytes so a stage's own channels (the orchestrator's
      * stage calls) accept answers up to the same size. */
     size_t max_message_bytes;
+    /* Request metadata limit (env CASCADE_MAX_METADATA_BYTES, config
+     * <name>.max_metadata_bytes; 64 KiB): struct cascade_rpc_server_opts. */
+    size_t max_metadata_bytes;
     enum cascade_log_level log_level;
     cascade_config *config;    /* owned; freed by cascade_service_opts_free */
 };
@@ -93,8 +98,9 @@ void cascade_service_opts_free(struct cascade_service_opts *o);
  * point into o, which must outlive the options' use). */
 struct cascade_redis_opts cascade_service_redis_opts(const struct cascade_service_opts *o);
 
-/* Block SIGTERM/SIGINT/SIGPIPE in the calling thread (call first in main, so
- * every thread inherits the mask) and wait for SIGTERM/SIGINT. */
+/* Block SIGTERM/SIGINT/SIGPIPE/SIGHUP in the calling thread (call first in
+ * main, so every thread inherits the mask) and wait for SIGTERM/SIGINT.
+ * SIGHUP is blocked so that only the serve loop sees it (config reload). */
 void cascade_signals_block(void);
 int cascade_signals_wait(void);
 
@@ -109,7 +115,8 @@ cascade_metrics *cascade_service_metrics(const struct cascade_service_opts *o);
 
 /* Create the server (recording RPC metrics into `metrics`, borrowed, may be
  * NULL), start it, log "serving ...", wait for a termination signal, shut
- * down gracefully. Returns the process exit code. */
+ * down gracefully (SIGHUP is logged and ignored: reloads need
+ * cascade_service_main). Returns the process exit code. */
 int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *metrics,
                         const char *grpc_service_name, const struct cascade_rpc_method *methods,
                         size_t n_methods, void *service);
@@ -134,11 +141,24 @@ struct cascade_service_stage {
                     cascade_metrics *metrics, char *err, size_t errlen);
     const struct cascade_rpc_method *(*methods)(size_t *n);
     void (*destroy)(void *stage); /* must accept NULL */
+    /* Apply a config re-read on SIGHUP; NULL when the stage takes no live
+     * changes (a change to its section is then logged as needing a
+     * restart). Called on the main thread while workers serve requests, so
+     * it must swap its state safely under concurrent calls. cfg (borrowed)
+     * stays alive until the process exits. Returns 0, or a negative code
+     * with the reason in err, and then nothing changed: the old config
+     * keeps serving. */
+    int (*reload)(void *stage, const cascade_config *cfg, char *err, size_t errlen);
 };
 
 /* The whole main of cascade-<stage>: block signals, parse options, serve
  * metrics, create the Redis pool and the stage, run until SIGTERM/SIGINT,
- * clean up. Returns the process exit code (0 after --help or a clean stop,
+ * clean up. On SIGHUP it re-reads the config (the same command line parsed
+ * again) and hands it to stage->reload; a config that does not load or
+ * that the stage refuses is logged and the old one keeps serving. Options
+ * fixed at start (listen, threads, Redis, TLS, ...) are logged as "needs
+ * restart" when they change. Metrics: cascade_config_info{hash,version} 1
+ * for the active config, cascade_config_reloads_total{result}. Returns the process exit code (0 after --help or a clean stop,
  * 2 for bad options, 1 when a resource could not be set up). */
 int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv);
 

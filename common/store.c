@@ -120,6 +120,43 @@ char *cascade_key_events(char *buf, const char *ns)
     return buf;
 }
 
+char *cascade_key_serves(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:serves", ns_or_default(ns));
+    return buf;
+}
+
+char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:ictr:%llu", ns_or_default(ns), (unsigned long long)item_id);
+    return buf;
+}
+
+char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uctr:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uaff:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:applied:%s:%lld", ns_or_default(ns), stream,
+             (long long)hour);
+    return buf;
+}
+
+char *cascade_key_loop_partitions(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:partitions", ns_or_default(ns));
+    return buf;
+}
+
 char *cascade_key_meta(char *buf, const char *ns)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:meta", ns_or_default(ns));
@@ -237,6 +274,24 @@ int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id
     }
     freeReplyObject(rep);
     return rc;
+}
+
+int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
+                                               const char *user_id, uint32_t *out)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    *out = 0;
+    int rc = cascade_redis_command(r, &rep, "HGET %s interactions",
+                                   cascade_key_user_counters(key, ns, user_id));
+    if (rc != 0)
+        return rc;
+    if (rep->type == REDIS_REPLY_STRING) {
+        unsigned long long v = strtoull(rep->str, NULL, 10);
+        *out = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
+    freeReplyObject(rep);
+    return 0;
 }
 
 int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,

@@ -28,6 +28,13 @@ char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id); 
 char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
 char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
 char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
+char *cascade_key_serves(char *buf, const char *ns);                          /* {ns}:serves (orchestrator serve log) */
+/* Online counters of the stream consumer (docs/closed-loop.md). */
+char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id);  /* {ns}:ictr:{id} (HASH) */
+char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id); /* {ns}:uctr:{uid} (HASH) */
+char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
+char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */
+char *cascade_key_loop_partitions(char *buf, const char *ns);                 /* {ns}:loop:partitions (HASH YYYY-MM-DD -> committed bytes) */
 char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
 
 /* ------------------------------------------------------------ generations
@@ -80,6 +87,12 @@ int cascade_record_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *
  * cascade_redis_error). */
 int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                             cascade_v1_ItemRecord *out, bool *found);
+
+/* The user's interest interactions counted online by the stream consumer
+ * (HGET {ns}:uctr:{uid} interactions; 0 when absent). Returns 0 or a
+ * negative code. */
+int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
+                                               const char *user_id, uint32_t *out);
 
 /* GET one user record; *found false (and *out zeroed) when absent. */
 int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id,
@@ -163,6 +176,16 @@ struct cascade_store_script {
     char sha[41]; /* "" until SCRIPT LOAD answered */
 };
 #define CASCADE_STORE_SCRIPT_INIT {PTHREAD_MUTEX_INITIALIZER, ""}
+
+/* Run the Lua script `text` with EVALSHA (SCRIPT LOAD the first time, the sha
+ * kept in s; thread-safe), or EVAL when Redis lost it (restart, SCRIPT
+ * FLUSH). argv[0] and argv[1] are filled here (the caller leaves them free,
+ * argv must be writable); argv[2..argc) are numkeys, the keys and the
+ * arguments. On success *reply is the script's reply (caller frees with
+ * freeReplyObject). Returns 0 or a negative code with the message in
+ * cascade_redis_error(r). */
+int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text,
+                       int argc, const char **argv, size_t *argvlen, redisReply **reply);
 
 /* Record a batch of events atomically and idempotently in one Lua script
  * (EVALSHA, EVAL when Redis lost the script): for every event whose id is not

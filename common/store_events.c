@@ -195,7 +195,7 @@ static void free_call(struct script_call *c)
 }
 
 /* The script's sha, loading it with SCRIPT LOAD the first time. */
-static int script_sha(cascade_redis *r, struct cascade_store_script *s, char *sha)
+static int script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text, char *sha)
 {
     pthread_mutex_lock(&s->lock);
     snprintf(sha, 41, "%s", s->sha);
@@ -203,8 +203,8 @@ static int script_sha(cascade_redis *r, struct cascade_store_script *s, char *sh
     if (sha[0])
         return 0;
     redisReply *rep = NULL;
-    const char *argv[3] = {"SCRIPT", "LOAD", RECORD_SCRIPT};
-    const size_t len[3] = {6, 4, sizeof RECORD_SCRIPT - 1};
+    const char *argv[3] = {"SCRIPT", "LOAD", text};
+    const size_t len[3] = {6, 4, strlen(text)};
     int rc = cascade_redis_command_argv(r, &rep, 3, argv, len);
     if (rc)
         return rc;
@@ -221,6 +221,30 @@ static int script_sha(cascade_redis *r, struct cascade_store_script *s, char *sh
     return 0;
 }
 
+int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text, int argc,
+                       const char **argv, size_t *argvlen, redisReply **reply)
+{
+    char sha[41] = "";
+    *reply = NULL;
+    int rc = script_sha(r, s, text, sha);
+    if (rc)
+        return rc;
+    argv[0] = "EVALSHA";
+    argvlen[0] = 7;
+    argv[1] = sha;
+    argvlen[1] = 40;
+    rc = cascade_redis_command_argv(r, reply, argc, argv, argvlen);
+    if (rc == CASCADE_EIO && strstr(cascade_redis_error(r), "NOSCRIPT")) {
+        /* Redis restarted or its script cache was flushed since SCRIPT LOAD. */
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = text;
+        argvlen[1] = strlen(text);
+        rc = cascade_redis_command_argv(r, reply, argc, argv, argvlen);
+    }
+    return rc;
+}
+
 int cascade_store_record_events(cascade_redis *r, const char *ns,
                                 const struct cascade_store_event *events, size_t n,
                                 const struct cascade_store_event_limits *lim,
@@ -228,7 +252,6 @@ int cascade_store_record_events(cascade_redis *r, const char *ns,
 {
     struct script_call c = {0};
     redisReply *rep = NULL;
-    char sha[41] = "";
     int rc;
     *recorded = 0;
     if (n == 0)
@@ -238,22 +261,8 @@ int cascade_store_record_events(cascade_redis *r, const char *ns,
                                     "positive");
         return CASCADE_EINVAL;
     }
-    if ((rc = build_call(r, ns, events, n, lim, &c)) || (rc = script_sha(r, script, sha)))
-        goto out;
-    c.argv[0] = "EVALSHA";
-    c.argvlen[0] = 7;
-    c.argv[1] = sha;
-    c.argvlen[1] = 40;
-    rc = cascade_redis_command_argv(r, &rep, c.argc, c.argv, c.argvlen);
-    if (rc == CASCADE_EIO && strstr(cascade_redis_error(r), "NOSCRIPT")) {
-        /* Redis restarted or its script cache was flushed since SCRIPT LOAD. */
-        c.argv[0] = "EVAL";
-        c.argvlen[0] = 4;
-        c.argv[1] = RECORD_SCRIPT;
-        c.argvlen[1] = sizeof RECORD_SCRIPT - 1;
-        rc = cascade_redis_command_argv(r, &rep, c.argc, c.argv, c.argvlen);
-    }
-    if (rc)
+    if ((rc = build_call(r, ns, events, n, lim, &c)) ||
+        (rc = cascade_store_eval(r, script, RECORD_SCRIPT, c.argc, c.argv, c.argvlen, &rep)))
         goto out;
     if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 0 || (size_t)rep->integer > n) {
         cascade_redis__set_error(r, "%s: unexpected reply from the record script", c.stream);

@@ -19,6 +19,9 @@
 #   --model-dir DIR     model directory for the services (default <data-dir>/models)
 #   --split-channel C   run recall channel C in its own cascade-recall process on port
 #                       N+6 (N+7, ... for more), so it can be stopped alone (repeatable)
+#   --consumer          also run cascade-consumer (the closed loop's stream consumer,
+#                       docs/closed-loop.md) on port N+8; give it a partition directory
+#                       with --set consumer.data_dir=DIR. At most 2 split channels then.
 #   --set PATH=VALUE    config override passed to every service (repeatable)
 #   --timeout S         seconds to wait for readiness or shutdown (default 30)
 #   --redis-password-file FILE
@@ -42,7 +45,7 @@
 #                       recorded in the data dir's stack.env for status. Default plaintext.
 #
 # Ports: orchestrator N, recall N+1, filter N+2, prerank N+3, rank N+4,
-# rerank N+5, split recall channels N+6.., redis N+9. Keep bases 10 apart.
+# rerank N+5, split recall channels N+6.., consumer N+8, redis N+9. Keep bases 10 apart.
 # Every service also serves Prometheus /metrics on its port + 1000
 # (N+1000..N+1008; docs/metrics.md).
 set -euo pipefail
@@ -78,6 +81,7 @@ SETS=()
 REDIS_PASSWORD_FILE="${CASCADE_REDIS_PASSWORD_FILE:-}"
 AUTH_TOKEN_FILE=""
 TLS_ARGS=()
+CONSUMER=0
 
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -89,6 +93,7 @@ while [ $# -gt 0 ]; do
     --redis-port) need_arg "$@"; REDIS_PORT="$2"; shift 2 ;;
     --model-dir) need_arg "$@"; MODEL_DIR="$2"; shift 2 ;;
     --split-channel) need_arg "$@"; SPLIT+=("$2"); shift 2 ;;
+    --consumer) CONSUMER=1; shift ;;
     --set) need_arg "$@"; SETS+=("--set" "$2"); shift 2 ;;
     --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
     --redis-password-file) need_arg "$@"; REDIS_PASSWORD_FILE="$2"; shift 2 ;;
@@ -117,6 +122,10 @@ for i in "${!SPLIT[@]}"; do
   [[ "${SPLIT[$i]}" =~ ^[a-z0-9_]+$ ]] || die "--split-channel: bad channel name \"${SPLIT[$i]}\""
   names+=("recall-${SPLIT[$i]}"); bins+=(recall); ports+=($((PORT_BASE + 6 + i)))
 done
+if [ "$CONSUMER" = 1 ]; then
+  [ ${#SPLIT[@]} -le 2 ] || die "--consumer takes port N+8: at most 2 --split-channel with it"
+  names+=(consumer); bins+=(consumer); ports+=($((PORT_BASE + 8)))
+fi
 names+=(orchestrator); bins+=(orchestrator); ports+=("$PORT_BASE")
 
 # ---------------------------------------------------------------- helpers
@@ -297,7 +306,7 @@ on_exit() {
 
 cmd_start() {
   command -v redis-server >/dev/null || die "redis-server not found (run scripts/install-deps.sh)"
-  for b in cli orchestrator recall filter prerank rank rerank; do
+  for b in cli "${bins[@]}"; do
     [ -x "$BIN_DIR/cascade-$b" ] || die "$BIN_DIR/cascade-$b not found (build first: cmake --build build)"
   done
   [ -f "$CONFIG" ] || die "config $CONFIG not found"

@@ -524,6 +524,9 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     if (!a->quiet)
         fprintf(stderr, "data: %zu users, %zu items, %zu events from %s\n", ds->n_users,
                 ds->n_items, ds->n_events, a->data);
+    if (ds->partitions && !a->quiet)
+        fprintf(stderr, "data: events include %zu day partitions from %s/events\n",
+                ds->partitions, a->data);
     if (ds->implicit_users && !a->quiet)
         fprintf(stderr, "data: %zu users appear only in events.tsv (added with empty profiles)\n",
                 ds->implicit_users);

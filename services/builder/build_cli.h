@@ -1,6 +1,9 @@
-/* The cascade-build command line: subcommands load, itemcf, train-rank, all
- * and import-movielens, their flags and their reports. Lives in the library
- * so tests can run a subcommand in-process; build_main.c only calls it. */
+/* The cascade-build command line: subcommands load, itemcf, swing, usercf,
+ * ease, lists, authors, train-rank, train-mmoe, train-prerank,
+ * train-two-tower, train MODEL, all and import-movielens, their flags and
+ * their reports. Lives in the library so tests can run a subcommand
+ * in-process; build_main.c only calls it (and dispatches train ltr to
+ * services/ltr). */
 #ifndef CASCADE_BUILDER_BUILD_CLI_H
 #define CASCADE_BUILDER_BUILD_CLI_H
 

@@ -1,7 +1,8 @@
-/* cascade-build: Cascade's offline jobs (load, itemcf, train-rank, all,
- * import-movielens). Everything is in build_cli.c and the job modules; the
- * learned rankers' job (train ltr) lives in services/ltr, which builds on the
- * evaluation and recall libraries, so it is dispatched here. */
+/* cascade-build: Cascade's offline jobs (load, the recall indexes, the
+ * trainers, all, import-movielens; the list is in build_cli.c's usage).
+ * Everything is in build_cli.c and the job modules; the learned rankers' job
+ * (train ltr) lives in services/ltr, which builds on the evaluation and
+ * recall libraries, so it is dispatched here. */
 #include <string.h>
 
 #include "build_cli.h"

@@ -4,6 +4,7 @@
  * fields, got 3") so a bad input can be fixed by hand. */
 #include "dataset.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -585,6 +586,73 @@ out:
     return rc;
 }
 
+/* A day partition's name: YYYY-MM-DD.tsv. */
+static bool partition_name(const char *name)
+{
+    static const char shape[] = "dddd-dd-dd.tsv";
+    if (strlen(name) != sizeof shape - 1)
+        return false;
+    for (size_t i = 0; shape[i]; i++)
+        if (shape[i] == 'd' ? (name[i] < '0' || name[i] > '9') : name[i] != shape[i])
+            return false;
+    return true;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read the day partitions dir/events/YYYY-MM-DD.tsv that cascade-consumer
+ * appends (docs/closed-loop.md), oldest day first, as more of events.tsv.
+ * No directory: nothing to read. */
+static int read_partitions(const char *dir, cascade_dataset *ds, char *err, size_t errlen)
+{
+    char sub[4096];
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    snprintf(sub, sizeof sub, "%s/events", dir);
+    DIR *d = opendir(sub);
+    if (d == NULL) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf(err, errlen, "%s: %s", sub, strerror(errno));
+        return CASCADE_EIO;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!partition_name(e->d_name))
+            continue;
+        if (n == cap) {
+            char **grown = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names);
+            if (grown == NULL) {
+                rc = CASCADE_ENOMEM;
+                goto out;
+            }
+            names = grown;
+        }
+        if ((names[n] = malloc(strlen("events/") + strlen(e->d_name) + 1)) == NULL) {
+            rc = CASCADE_ENOMEM;
+            goto out;
+        }
+        sprintf(names[n++], "events/%s", e->d_name);
+    }
+    if (n)
+        qsort(names, n, sizeof *names, cmp_name);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_tsv(dir, names[i], events_header, 5, parse_event_line, ds, err, errlen);
+    if (rc == 0)
+        ds->partitions = n;
+out:
+    if (rc == CASCADE_ENOMEM)
+        snprintf(err, errlen, "%s: out of memory listing the partitions", sub);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
 int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size_t errlen)
 {
     int rc;
@@ -596,7 +664,8 @@ int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size
     }
     if ((rc = read_tsv(dir, "users.tsv", users_header, 6, parse_user_line, ds, err, errlen)) ||
         (rc = read_tsv(dir, "items.tsv", items_header, 9, parse_item_line, ds, err, errlen)) ||
-        (rc = read_tsv(dir, "events.tsv", events_header, 5, parse_event_line, ds, err, errlen)))
+        (rc = read_tsv(dir, "events.tsv", events_header, 5, parse_event_line, ds, err, errlen)) ||
+        (rc = read_partitions(dir, ds, err, errlen)))
         goto fail;
     if ((rc = cascade_dataset_sort_events(ds)) != 0) {
         snprintf(err, errlen, "%s: out of memory sorting %zu events", dir, ds->n_events);

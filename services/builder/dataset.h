@@ -60,6 +60,8 @@ typedef struct cascade_dataset {
     size_t implicit_users;
     /* Events dropped while reading because their item is not in items.tsv. */
     size_t unknown_item_events;
+    /* Day partitions (events/YYYY-MM-DD.tsv) read after events.tsv. */
+    size_t partitions;
     /* Internal: capacities and the id maps. */
     size_t cap_users, cap_items, cap_events;
     struct cascade_ds_index *index;
@@ -90,7 +92,9 @@ long cascade_dataset_find_item(const cascade_dataset *ds, uint64_t item_id);
 /* Stable sort of the events by time (ties keep their order). */
 int cascade_dataset_sort_events(cascade_dataset *ds);
 
-/* Read dir/users.tsv, dir/items.tsv and dir/events.tsv. On failure returns a
+/* Read dir/users.tsv, dir/items.tsv and dir/events.tsv, then the day
+ * partitions dir/events/YYYY-MM-DD.tsv (cascade-consumer's Feedback log,
+ * same format, oldest first; other names there are ignored). On failure returns a
  * negative code with "path:line: what is wrong" in err and *out NULL. Events
  * are sorted by time if the file is not. Caller destroys *out. */
 int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size_t errlen);

@@ -1,7 +1,11 @@
 /* The load job: compute item and user records from the whole event log and
  * write them and the per-user lists and sets (last-n, consumed, follows) to
  * Redis with pipelined commands, then stamp {ns}:meta. Re-running it
- * replaces what it wrote before (lists and sets are deleted and rebuilt). */
+ * replaces what it wrote before (lists and sets are deleted and rebuilt),
+ * except live state the log does not hold yet: last-n entries newer than
+ * both this log's as_of and the previous load's (Feedback recorded after the
+ * data was read) are kept at the head of the rebuilt list, and their items
+ * and followed authors stay in the consumed and follows sets. */
 #include "load.h"
 
 #include <inttypes.h>
@@ -46,6 +50,13 @@ struct load_state {
     uint64_t *follow_author;
     struct cascade_pipeline pl;
     struct cascade_load_summary *sum;
+    int64_t live_after; /* live last-n entries newer than this are kept */
+};
+
+/* The live last-n entries of one user kept across the reload, newest first. */
+struct live_entries {
+    cascade_v1_Interaction *e;
+    size_t n;
 };
 
 struct follow_pair {
@@ -199,21 +210,32 @@ static int load_items(struct load_state *st)
     return rc;
 }
 
-/* RPUSH the user's newest interactions (newest first) and SADD all items. */
-static int load_user_lists(struct load_state *st, size_t u, const char *uid)
+static bool live_has_item(const struct live_entries *live, uint64_t item_id)
+{
+    for (size_t i = 0; i < live->n; i++)
+        if (live->e[i].item_id == item_id)
+            return true;
+    return false;
+}
+
+/* RPUSH the user's newest interactions (newest first): the kept live
+ * entries, then the log's (an item of a live entry is not repeated), at most
+ * lastn; SADD all their items. */
+static int load_user_lists(struct load_state *st, size_t u, const char *uid,
+                           const struct live_entries *live)
 {
     const struct cascade_ui_entry *e = st->ui.e + st->ui.off[u];
-    size_t n = st->ui.off[u + 1] - st->ui.off[u], nl = n < st->o->lastn ? n : st->o->lastn;
+    size_t n = st->ui.off[u + 1] - st->ui.off[u], total = n + live->n, nl = 0, nc = 0;
     char lkey[CASCADE_KEY_MAX], ckey[CASCADE_KEY_MAX];
     int rc;
     cascade_key_user_lastn(lkey, st->o->ns, uid);
     cascade_key_user_consumed(ckey, st->o->ns, uid);
-    if ((rc = put_del(&st->pl, lkey)) || (rc = put_del(&st->pl, ckey)) || n == 0)
+    if ((rc = put_del(&st->pl, lkey)) || (rc = put_del(&st->pl, ckey)) || total == 0)
         return rc;
-    const char **argv = malloc((n + 2) * sizeof(char *));
-    size_t *len = malloc((n + 2) * sizeof(size_t));
-    uint8_t(*enc)[cascade_v1_Interaction_size] = malloc(nl * sizeof(*enc) + 1);
-    char(*num)[NUM_MAX] = malloc(n * sizeof(*num));
+    const char **argv = malloc((total + 2) * sizeof(char *));
+    size_t *len = malloc((total + 2) * sizeof(size_t));
+    uint8_t(*enc)[cascade_v1_Interaction_size] = malloc(total * sizeof(*enc) + 1);
+    char(*num)[NUM_MAX] = malloc(total * sizeof(*num));
     if (!argv || !len || !enc || !num) {
         rc = CASCADE_ENOMEM;
         goto out;
@@ -222,12 +244,20 @@ static int load_user_lists(struct load_state *st, size_t u, const char *uid)
     argv[1] = lkey;
     len[0] = 5;
     len[1] = strlen(lkey);
-    for (size_t i = 0; i < nl && rc == 0; i++) {
+    for (size_t i = 0; i < live->n && nl < st->o->lastn && rc == 0; i++, nl++) {
+        rc = cascade_record_encode(cascade_v1_Interaction_fields, &live->e[i], enc[nl],
+                                   sizeof(enc[nl]), &len[nl + 2]);
+        argv[nl + 2] = (const char *)enc[nl];
+    }
+    for (size_t i = 0; i < n && nl < st->o->lastn && rc == 0; i++) {
         cascade_v1_Interaction it = {st->ds->items[e[i].item].id, e[i].type, e[i].last_ts,
                                      e[i].weight};
-        rc = cascade_record_encode(cascade_v1_Interaction_fields, &it, enc[i], sizeof(enc[i]),
-                                   &len[i + 2]);
-        argv[i + 2] = (const char *)enc[i];
+        if (live_has_item(live, it.item_id))
+            continue;
+        rc = cascade_record_encode(cascade_v1_Interaction_fields, &it, enc[nl], sizeof(enc[nl]),
+                                   &len[nl + 2]);
+        argv[nl + 2] = (const char *)enc[nl];
+        nl++;
     }
     if (rc == 0 && nl)
         rc = cascade_pipeline_add(&st->pl, (int)nl + 2, argv, len);
@@ -235,14 +265,21 @@ static int load_user_lists(struct load_state *st, size_t u, const char *uid)
     argv[1] = ckey;
     len[0] = 4;
     len[1] = strlen(ckey);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        len[i + 2] = (size_t)snprintf(num[i], NUM_MAX, "%" PRIu64, st->ds->items[e[i].item].id);
-        argv[i + 2] = num[i];
+    for (size_t i = 0; i < live->n; i++) {
+        len[nc + 2] = (size_t)snprintf(num[nc], NUM_MAX, "%" PRIu64, live->e[i].item_id);
+        argv[nc + 2] = num[nc];
+        nc++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        len[nc + 2] = (size_t)snprintf(num[nc], NUM_MAX, "%" PRIu64, st->ds->items[e[i].item].id);
+        argv[nc + 2] = num[nc];
+        nc++;
     }
     if (rc == 0)
-        rc = cascade_pipeline_add(&st->pl, (int)n + 2, argv, len);
+        rc = cascade_pipeline_add(&st->pl, (int)nc + 2, argv, len);
     st->sum->lastn_lists += nl > 0;
     st->sum->consumed_sets++;
+    st->sum->live_kept += live->n;
 out:
     free(argv);
     free(len);
@@ -251,17 +288,28 @@ out:
     return rc;
 }
 
-/* Replace the user's followed-author set (UNLINK, then SADD when any). */
-static int load_user_follows(struct load_state *st, size_t u, const char *uid)
+/* The author of a live follow entry (from the log's item table), or 0. */
+static uint64_t live_follow_author(const struct load_state *st, const cascade_v1_Interaction *it)
 {
-    size_t first = st->follow_off[u], n = st->follow_off[u + 1] - first;
+    if (it->type != CASCADE_EV_FOLLOW)
+        return 0;
+    long i = cascade_dataset_find_item(st->ds, it->item_id);
+    return i >= 0 ? st->ds->items[i].author_id : 0;
+}
+
+/* Replace the user's followed-author set (UNLINK, then SADD when any): the
+ * log's follows and those of the kept live entries. */
+static int load_user_follows(struct load_state *st, size_t u, const char *uid,
+                             const struct live_entries *live)
+{
+    size_t first = st->follow_off[u], n = st->follow_off[u + 1] - first, m = 0;
     char key[CASCADE_KEY_MAX];
     int rc = put_del(&st->pl, cascade_key_user_follows(key, st->o->ns, uid));
-    if (rc != 0 || n == 0)
+    if (rc != 0 || n + live->n == 0)
         return rc;
-    const char **argv = malloc((n + 2) * sizeof(char *));
-    size_t *len = malloc((n + 2) * sizeof(size_t));
-    char(*num)[NUM_MAX] = malloc(n * sizeof(*num));
+    const char **argv = malloc((n + live->n + 2) * sizeof(char *));
+    size_t *len = malloc((n + live->n + 2) * sizeof(size_t));
+    char(*num)[NUM_MAX] = malloc((n + live->n) * sizeof(*num));
     if (!argv || !len || !num) {
         rc = CASCADE_ENOMEM;
         goto out;
@@ -270,16 +318,103 @@ static int load_user_follows(struct load_state *st, size_t u, const char *uid)
     argv[1] = key;
     len[0] = 4;
     len[1] = strlen(key);
-    for (size_t i = 0; i < n; i++) {
-        len[i + 2] = (size_t)snprintf(num[i], NUM_MAX, "%" PRIu64, st->follow_author[first + i]);
-        argv[i + 2] = num[i];
+    for (size_t i = 0; i < n + live->n; i++) {
+        uint64_t author =
+            i < n ? st->follow_author[first + i] : live_follow_author(st, &live->e[i - n]);
+        if (author == 0)
+            continue;
+        len[m + 2] = (size_t)snprintf(num[m], NUM_MAX, "%" PRIu64, author);
+        argv[m + 2] = num[m];
+        m++;
     }
-    rc = cascade_pipeline_add(&st->pl, (int)n + 2, argv, len);
-    st->sum->follow_sets++;
+    if (m)
+        rc = cascade_pipeline_add(&st->pl, (int)m + 2, argv, len);
+    st->sum->follow_sets += m > 0;
 out:
     free(argv);
     free(len);
     free(num);
+    return rc;
+}
+
+/* Users whose live last-n is read per round trip. */
+#define LIVE_CHUNK 256
+
+/* Decode a last-n element; false when it is not an Interaction. */
+static bool decode_interaction(const redisReply *v, cascade_v1_Interaction *it)
+{
+    return v && v->type == REDIS_REPLY_STRING &&
+           cascade_record_decode(cascade_v1_Interaction_fields, it, (const uint8_t *)v->str,
+                                 v->len) == 0;
+}
+
+/* Read the live last-n of users [u0, u1) and keep, per user, the entries
+ * newer than st->live_after into live[u - u0] (entries point into store,
+ * room for LIVE_CHUNK × lastn). First only each list's head (LINDEX 0: a
+ * user without Feedback since the data was read costs one small reply);
+ * the whole list only for users whose head is newer. Both are pipelines on
+ * the write pipeline's connection, which is flushed first. */
+static int read_live(struct load_state *st, size_t u0, size_t u1, struct live_entries *live,
+                     cascade_v1_Interaction *store)
+{
+    cascade_redis *r = st->pl.r;
+    char key[CASCADE_KEY_MAX];
+    bool newer[LIVE_CHUNK];
+    int rc = cascade_pipeline_flush(&st->pl);
+    size_t sent = 0, used = 0;
+    for (size_t u = u0; u < u1 && rc == 0; u++, sent++)
+        rc = cascade_redis_append(r, "LINDEX %s 0",
+                                  cascade_key_user_lastn(key, st->o->ns, st->ds->users[u].id));
+    for (size_t k = 0; k < sent; k++) {
+        redisReply *rep = NULL;
+        cascade_v1_Interaction it;
+        int rc2 = cascade_redis_get_reply(r, &rep);
+        newer[k] = rc2 == 0 && decode_interaction(rep, &it) && it.time_s > st->live_after;
+        live[k] = (struct live_entries){store, 0};
+        freeReplyObject(rep);
+        if (rc == 0)
+            rc = rc2;
+    }
+    size_t asked = 0;
+    for (size_t k = 0; k < sent && rc == 0; k++)
+        if (newer[k] && (rc = cascade_redis_append(
+                             r, "LRANGE %s 0 %llu",
+                             cascade_key_user_lastn(key, st->o->ns, st->ds->users[u0 + k].id),
+                             (unsigned long long)st->o->lastn - 1)) == 0)
+            asked++;
+    for (size_t k = 0; k < sent && asked > 0; k++) {
+        if (!newer[k])
+            continue;
+        redisReply *rep = NULL;
+        int rc2 = cascade_redis_get_reply(r, &rep);
+        struct live_entries *l = &live[k];
+        l->e = store + used;
+        for (size_t i = 0; rc2 == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+            cascade_v1_Interaction it;
+            if (decode_interaction(rep->element[i], &it) && it.time_s > st->live_after &&
+                l->n < st->o->lastn)
+                l->e[l->n++] = it;
+        }
+        used += l->n;
+        asked--;
+        freeReplyObject(rep);
+        if (rc == 0)
+            rc = rc2;
+    }
+    return rc;
+}
+
+/* The previous load's as_of ({ns}:meta), 0 when none. */
+static int previous_as_of(struct load_state *st, int64_t *out)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    *out = 0;
+    int rc =
+        cascade_redis_command(st->pl.r, &rep, "HGET %s as_of", cascade_key_meta(key, st->o->ns));
+    if (rc == 0 && rep->type == REDIS_REPLY_STRING)
+        *out = strtoll(rep->str, NULL, 10);
+    freeReplyObject(rep);
     return rc;
 }
 
@@ -290,11 +425,18 @@ static int load_users(struct load_state *st)
     uint8_t buf[cascade_v1_UserRecord_size];
     double hl = st->affinity_hl_s;
     struct cascade_progress prog;
-    int rc = 0;
+    struct live_entries live[LIVE_CHUNK];
+    cascade_v1_Interaction *store = malloc(LIVE_CHUNK * st->o->lastn * sizeof(*store) + 1);
+    int rc = store ? 0 : CASCADE_ENOMEM;
     cascade_progress_start(&prog, "load", "users", ds->n_users, st->o->quiet);
     for (size_t u = 0; u < ds->n_users && rc == 0; u++) {
         cascade_v1_UserRecord rec;
         size_t len;
+        if (u % LIVE_CHUNK == 0) {
+            size_t end = u + LIVE_CHUNK < ds->n_users ? u + LIVE_CHUNK : ds->n_users;
+            if ((rc = read_live(st, u, end, live, store)) != 0)
+                break;
+        }
         cascade_user_record_fill(&ds->users[u], &st->user_stats[u], &st->affinity[u], st->as_of, hl,
                                  &rec);
         if ((rc =
@@ -302,9 +444,9 @@ static int load_users(struct load_state *st)
             break;
         rc = put_set(&st->pl, cascade_key_user(key, st->o->ns, ds->users[u].id), buf, len);
         if (rc == 0)
-            rc = load_user_lists(st, u, ds->users[u].id);
+            rc = load_user_lists(st, u, ds->users[u].id, &live[u % LIVE_CHUNK]);
         if (rc == 0)
-            rc = load_user_follows(st, u, ds->users[u].id);
+            rc = load_user_follows(st, u, ds->users[u].id, &live[u % LIVE_CHUNK]);
         if ((u & 1023) == 0)
             cascade_progress_update(&prog, u);
     }
@@ -312,6 +454,7 @@ static int load_users(struct load_state *st)
         rc = cascade_pipeline_flush(&st->pl);
     cascade_progress_finish(&prog, ds->n_users);
     st->sum->users = ds->n_users;
+    free(store);
     return rc;
 }
 
@@ -377,6 +520,10 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
         goto out;
     if (o->flush && (rc = flush_namespace(r, o->ns, &st.sum->deleted, err, errlen)) != 0)
         goto out_quiet;
+    if ((phase = "reading the previous load's as_of", rc = previous_as_of(&st, &st.live_after)))
+        goto out;
+    if (st.live_after < st.as_of)
+        st.live_after = st.as_of;
     if ((phase = "loading items", rc = load_items(&st)) ||
         (phase = "loading users", rc = load_users(&st)) ||
         (phase = "writing meta", rc = write_meta(&st)))

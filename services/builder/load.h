@@ -16,7 +16,7 @@
 
 struct cascade_load_opts {
     const char *ns;                 /* key namespace, default "cascade" */
-    size_t lastn;                   /* last-n list length per user, default 200 */
+    size_t lastn;                   /* last-n list length per user, default 1000 */
     double affinity_half_life_days; /* decay of category affinities, default 30 */
     int64_t as_of;                  /* "now" for decays, Unix s; 0 = last event time */
     struct cascade_behaviour_weights weights;
@@ -29,6 +29,7 @@ struct cascade_load_opts {
 struct cascade_load_summary {
     size_t items, users, lastn_lists, consumed_sets, deleted;
     size_t follow_sets, follows; /* users following someone, (user, author) pairs */
+    size_t live_kept;            /* live last-n entries newer than the log kept at the head */
     size_t commands;
     int64_t as_of;
     double affinity_half_life_days; /* the one used (set or derived, timescale.h) */
@@ -37,7 +38,11 @@ struct cascade_load_summary {
 
 void cascade_load_defaults(struct cascade_load_opts *o);
 
-/* Load ds into Redis through r. Returns 0 or a negative code with err
+/* Load ds into Redis through r. Live state the log does not hold yet is
+ * merged, not overwritten: a user's last-n entries with time_s after both
+ * this load's as_of and the previous load's ({ns}:meta as_of) stay at the
+ * head of the rebuilt last-n, their items in consumed, and the authors of
+ * their follow entries in follows. Returns 0 or a negative code with err
  * ("redis 127.0.0.1:6379: connection refused (loading items)"). */
 int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct cascade_load_opts *o,
                      struct cascade_load_summary *sum, char *err, size_t errlen);

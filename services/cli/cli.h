@@ -20,6 +20,16 @@ enum cascade_cli_exit {
 
 enum cascade_cli_command { CASCADE_CLI_RECOMMEND, CASCADE_CLI_FEEDBACK, CASCADE_CLI_HEALTH };
 
+/* Most --slot options (the orchestrator's limit, services/orchestrator/slots.h). */
+#define CASCADE_CLI_SLOTS_MAX 16
+
+/* One --slot POS:ITEM:SOURCE (recommend). */
+struct cascade_cli_slot {
+    uint32_t position;
+    uint64_t item_id;
+    const char *source; /* borrowed from argv */
+};
+
 /* A parsed command line. Strings are borrowed from argv. */
 struct cascade_cli_args {
     enum cascade_cli_command command;
@@ -35,6 +45,8 @@ struct cascade_cli_args {
     float value;            /* feedback: e.g. seconds played */
     const char *request_id; /* feedback / recommend */
     const char *service;    /* health: service name ("" = whole server) */
+    struct cascade_cli_slot slots[CASCADE_CLI_SLOTS_MAX]; /* recommend: inserted items */
+    size_t n_slots;
 };
 
 /* Parse argv (argv[0] is the program). Returns 0; -1 after printing the usage
@@ -47,8 +59,9 @@ int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *args, FILE
 int cascade_cli_event_type(const char *name);
 
 /* Print a Recommend answer as a table: request id, experiment assignment,
- * one row per item (rank, item id, score, p_click, category, author,
- * channels), degraded reasons and, when debug, the stage trace. */
+ * one row per item (position, item id, score, rank score, re-rank score,
+ * p_click, category, author, channels, reason with the slot source),
+ * degraded reasons and, when debug, the stage trace. */
 void cascade_cli_print_recommendation(FILE *out, const char *user,
                                       const Cascade__V1__RecommendResponse *resp, bool debug);
 

@@ -15,7 +15,10 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  recommend --user U [--count N] [--debug] [--city C] [--geohash G]\n"
-    "                           ask the orchestrator for N items (1..200, default 10)\n"
+    "            [--slot POS:ITEM:SOURCE]...\n"
+    "                           ask the orchestrator for N items (1..200, default 10);\n"
+    "                           each --slot (at most 16) inserts item ITEM at 0-based\n"
+    "                           position POS, labelled SOURCE (e.g. 0:123:ads)\n"
     "  feedback --user U --item I --type T [--value S]\n"
     "                           log one event; T is impression, click, like, collect, share,\n"
     "                           follow, play (S = seconds played), dislike or hide_author\n"
@@ -51,6 +54,36 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+/* "POS:ITEM:SOURCE": the source is everything after the second colon, so
+ * it may hold colons itself ("0:123:ops:spring"). The orchestrator checks
+ * the values (position below count, source alphabet). */
+static int parse_slot(const char *arg, struct cascade_cli_args *a, FILE *err)
+{
+    char num[2][24];
+    const char *at = arg;
+    uint64_t v[2];
+    if (a->n_slots == CASCADE_CLI_SLOTS_MAX)
+        return usage_error(err, "--slot: at most %d slots", CASCADE_CLI_SLOTS_MAX);
+    for (int k = 0; k < 2; k++) {
+        const char *colon = strchr(at, ':');
+        size_t len = colon ? (size_t)(colon - at) : 0;
+        if (colon == NULL || len == 0 || len >= sizeof num[k])
+            return usage_error(err, "--slot: expected POS:ITEM:SOURCE, got \"%s\"", arg);
+        memcpy(num[k], at, len);
+        num[k][len] = '\0';
+        at = colon + 1;
+    }
+    if (!parse_u64(num[0], 0, UINT32_MAX, &v[0]) || !parse_u64(num[1], 1, UINT64_MAX, &v[1]) ||
+        *at == '\0')
+        return usage_error(err,
+                           "--slot: expected POS:ITEM:SOURCE (a position, a positive item id, "
+                           "a source), got \"%s\"",
+                           arg);
+    a->slots[a->n_slots++] =
+        (struct cascade_cli_slot){.position = (uint32_t)v[0], .item_id = v[1], .source = at};
+    return 0;
 }
 
 int cascade_cli_event_type(const char *name)
@@ -140,6 +173,8 @@ static int parse_option(int opt, const char *arg, struct cascade_cli_args *a, FI
     case 's':
         a->service = arg;
         break;
+    case 'S':
+        return parse_slot(arg, a, err);
     default:
         return CASCADE_CLI_USAGE;
     }
@@ -173,6 +208,7 @@ int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *a, FILE *o
                                              {"value", required_argument, NULL, 'v'},
                                              {"request-id", required_argument, NULL, 'r'},
                                              {"service", required_argument, NULL, 's'},
+                                             {"slot", required_argument, NULL, 'S'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int opt, rc;

@@ -22,30 +22,45 @@ static void print_experiments(FILE *out, const Cascade__V1__ExperimentContext *e
     }
 }
 
-static void print_channels(FILE *out, const Cascade__V1__RecommendedItem *it)
+/* "ranked", "exploration", "inserted:<source>". */
+static void print_reason(FILE *out, const Cascade__V1__RecommendedItem *it)
 {
-    if (it->n_channels == 0)
-        fputc('-', out);
-    for (size_t c = 0; c < it->n_channels; c++)
-        fprintf(out, "%s%s", c ? "," : "", it->channels[c]);
+    switch (it->reason) {
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED:
+        fputs("ranked", out);
+        break;
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION:
+        fputs("exploration", out);
+        break;
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED:
+        fprintf(out, "inserted:%s", it->source ? it->source : "");
+        break;
+    default:
+        fputs("-", out);
+    }
 }
 
 static void print_items(FILE *out, const Cascade__V1__RecommendResponse *resp)
 {
-    fprintf(out, "%4s  %-20s %10s %8s %9s %10s  %s\n", "rank", "item", "score", "p_click",
-            "category", "author", "channels");
+    fprintf(out, "%4s  %-20s %10s %10s %10s %8s %9s %10s  %-24s %s\n", "pos", "item", "score",
+            "rank", "rerank", "p_click", "category", "author", "channels", "reason");
     for (size_t i = 0; i < resp->n_items; i++) {
         const Cascade__V1__RecommendedItem *it = resp->items[i];
-        char p_click[16] = "-", category[16] = "-", author[24] = "-";
+        char p_click[16] = "-", category[16] = "-", author[24] = "-", channels[256] = "-";
+        size_t off = 0;
         if (it->tasks)
             snprintf(p_click, sizeof p_click, "%.4f", (double)it->tasks->p_click);
         if (it->attrs) {
             snprintf(category, sizeof category, "%u", it->attrs->category);
             snprintf(author, sizeof author, "%llu", (unsigned long long)it->attrs->author_id);
         }
-        fprintf(out, "%4zu  %-20llu %10.4f %8s %9s %10s  ", i + 1, (unsigned long long)it->item_id,
-                (double)it->score, p_click, category, author);
-        print_channels(out, it);
+        for (size_t c = 0; c < it->n_channels && off < sizeof channels; c++)
+            off += (size_t)snprintf(channels + off, sizeof channels - off, "%s%s", c ? "," : "",
+                                    it->channels[c]);
+        fprintf(out, "%4u  %-20llu %10.4f %10.4f %10.4f %8s %9s %10s  %-24s ", it->position,
+                (unsigned long long)it->item_id, (double)it->score, (double)it->rank_score,
+                (double)it->rerank_score, p_click, category, author, channels);
+        print_reason(out, it);
         fputc('\n', out);
     }
 }

@@ -32,9 +32,20 @@ static int run_recommend(const struct cascade_cli_args *a, cascade_rpc_channel *
     if (a->request_id)
         user.request_id = (char *)a->request_id;
     user.device = "cli";
+    Cascade__V1__Slot slots[CASCADE_CLI_SLOTS_MAX];
+    Cascade__V1__Slot *slot_ptrs[CASCADE_CLI_SLOTS_MAX];
+    for (size_t i = 0; i < a->n_slots; i++) {
+        cascade__v1__slot__init(&slots[i]);
+        slots[i].position = a->slots[i].position;
+        slots[i].item_id = a->slots[i].item_id;
+        slots[i].source = (char *)a->slots[i].source;
+        slot_ptrs[i] = &slots[i];
+    }
     req.user = &user;
     req.count = a->count;
     req.debug = a->debug;
+    req.slots = slot_ptrs;
+    req.n_slots = a->n_slots;
     struct cascade_rpc_call call = {
         .channel = ch,
         .method = "/cascade.v1.Recommender/Recommend",

@@ -109,42 +109,31 @@ int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
     return 0;
 }
 
-static bool in_list(Cascade__V1__Candidate *const *list, size_t n, uint64_t item_id)
+size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_ranked, size_t count,
+                            size_t reserved, const uint32_t *positions, size_t n_pos,
+                            Cascade__V1__Candidate *const *pool, size_t n_pool,
+                            const char *channel, struct cascade_slot *fills)
 {
-    for (size_t i = 0; i < n; i++)
-        if (list[i] && list[i]->item_id == item_id)
-            return true;
-    return false;
-}
-
-/* Insert cand at pos (<= *n, < count), shifting the rest down; the last item
- * falls off when the list is full. */
-static void insert_at(Cascade__V1__Candidate **list, size_t *n, size_t count, size_t pos,
-                      Cascade__V1__Candidate *cand)
-{
-    size_t moved = (*n < count ? *n : count - 1) - pos;
-    memmove(&list[pos + 1], &list[pos], moved * sizeof *list);
-    list[pos] = cand;
-    if (*n < count)
-        (*n)++;
-}
-
-void cascade_explore_insert(Cascade__V1__Candidate **list, size_t *n, size_t count,
-                            Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
-                            const struct cascade_explore_params *p, size_t *inserted)
-{
-    size_t slots = cascade_explore_slots(count, p->share);
-    size_t next = 0;
-    *inserted = 0;
-    /* Recount after every insertion: an exploration item the re-ranker chose
-     * may have been pushed off the end of a full list. */
-    for (size_t k = 0; k < slots && cascade_merge_count_channel(list, *n, channel) < slots; k++) {
-        while (next < n_pool && (pool[next] == NULL || in_list(list, *n, pool[next]->item_id)))
+    size_t need = 0, stay = 0, next = 0, k = 0;
+    /* The fewest insertions after which the list holds n_pos exploration
+     * items: each one pushes a ranked item off the end of a full list, and
+     * that item may be one the re-ranker chose from the channel (need =
+     * n_pos always satisfies the test). */
+    for (; need <= n_pos; need++) {
+        size_t room = count > reserved + need ? count - reserved - need : 0;
+        stay = room < n_ranked ? room : n_ranked;
+        if (cascade_merge_count_channel(ranked, stay, channel) + need >= n_pos)
+            break;
+    }
+    for (; k < need; k++) {
+        while (next < n_pool && (pool[next] == NULL || cascade_slots_has_item(ranked, stay, pool[next]->item_id)))
             next++;
         if (next == n_pool)
             break;
-        size_t pos = cascade_explore_position(k, slots, count, p->position);
-        insert_at(list, n, count, pos < *n ? pos : *n, pool[next++]);
-        (*inserted)++;
+        fills[k] = (struct cascade_slot){.position = positions[k],
+                                         .cand = pool[next++],
+                                         .reason = CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION,
+                                         .source = "exploration"};
     }
+    return k;
 }

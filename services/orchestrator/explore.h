@@ -6,8 +6,9 @@
  * slot goes to the new items it ranked highest for that user (a per-user
  * pick), provided they rank within the best max_rank_share of everything it
  * scored; none otherwise. Items the re-ranker already chose count towards the
- * share; the missing ones are inserted at late positions. Pure functions over
- * arena memory; thread-safe. */
+ * share; the missing ones become slots at late positions, placed like every
+ * other inserted item (slots.h). Pure functions over arena memory;
+ * thread-safe. */
 #ifndef CASCADE_ORCH_EXPLORE_H
 #define CASCADE_ORCH_EXPLORE_H
 
@@ -16,6 +17,7 @@
 
 #include "arena.h"
 #include "cascade/v1/common.pb-c.h"
+#include "slots.h"
 
 /* The parameters of one request (config defaults, overridden per experiment:
  * docs/orchestrator.md, "New-item exploration"). */
@@ -55,16 +57,19 @@ int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
                             double max_rank_share, cascade_arena *arena,
                             Cascade__V1__Candidate ***out, size_t *n_out, uint32_t **pos_out);
 
-/* Make the final list list[0..*n) (room for `count` entries, *n <= count)
- * hold at least cascade_explore_slots(count, p->share) items with a hit of
- * `channel`: with `have` such items already in it, the next `need` = slots −
- * have pool items not yet in the list are inserted, the k-th at
- * cascade_explore_position(k, slots, count, p->position) (or at the end of a
- * shorter list), shifting later items down; items pushed past `count` fall
- * off. pool is best first. *inserted gets the number inserted (fewer when the
- * pool runs out). Never fails. */
-void cascade_explore_insert(Cascade__V1__Candidate **list, size_t *n, size_t count,
-                            Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
-                            const struct cascade_explore_params *p, size_t *inserted);
+/* The exploration slots of a final list of `count` items, as slots to place
+ * (slots.h): positions[0..n_pos) are the exploration positions (ascending),
+ * ranked[0..n_ranked) the ranked list, and `reserved` the positions other
+ * slots take, so only the first count − reserved − (exploration items
+ * inserted) ranked items stay in the list. Items with a hit of `channel` that
+ * stay count towards n_pos (the re-ranker chose them); for each missing one
+ * the next pool item (best first) that is not among the staying ranked items
+ * becomes fills[k] = {positions[k], item, EXPLORATION, "exploration"}, the
+ * k-th at the k-th position. fills has room for n_pos entries. Returns the
+ * number of fills (fewer when the pool runs out). Never fails. */
+size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_ranked, size_t count,
+                            size_t reserved, const uint32_t *positions, size_t n_pos,
+                            Cascade__V1__Candidate *const *pool, size_t n_pool,
+                            const char *channel, struct cascade_slot *fills);
 
 #endif

@@ -20,13 +20,16 @@ static const char extra_usage[] =
     "200)\n"
     "  orchestrator.hard_negatives.*        log of items the ranker cut: enabled, per_request,\n"
     "                                       cap, ttl_s (defaults true, 20, 200, 2592000)\n"
-    "  orchestrator.stages.<stage>.*        endpoint, timeout_ms, keep, enabled\n"
+    "  orchestrator.stages.<stage>.*        endpoint, timeout_ms, keep, enabled, min_ms (the\n"
+    "                                       time earlier stages keep back for it; default 20)\n"
+    "  orchestrator.{exposure,recall}.min_ms  the same for the exposure reservation and the\n"
+    "                                       least time a recall channel gets (default 20)\n"
     "  orchestrator.deadline_ms             budget when the caller sets no deadline (default "
     "2000)\n"
     "  orchestrator.merge_max               merged candidates kept (default 2000)\n"
     "  orchestrator.exposure.timeout_ms     RecordExposure budget (default 300)\n"
     "  orchestrator.fallback.hot_max        hot-list fallback size (default 500)\n"
-    "  orchestrator.feedback.lastn_max      last-n length kept per user (default 200)\n"
+    "  orchestrator.feedback.lastn_max      last-n length kept per user (default 1000)\n"
     "  experiments                          A/B layers (common/experiments.h)\n";
 
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
@@ -50,6 +53,11 @@ static void destroy_stage(void *stage)
     cascade_orch_destroy(stage);
 }
 
+static int reload_stage(void *stage, const cascade_config *cfg, char *err, size_t errlen)
+{
+    return cascade_orch_reload(stage, cfg, err, errlen);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "orchestrator",
     .default_port = 50050,
@@ -62,6 +70,7 @@ static const struct cascade_service_stage stage = {
     .create = create_stage,
     .methods = cascade_orch_methods,
     .destroy = destroy_stage,
+    .reload = reload_stage,
 };
 
 int main(int argc, char **argv)

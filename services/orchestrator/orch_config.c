@@ -5,10 +5,14 @@
  * moves every user of an endpoint at once. */
 #include "orch_config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+#include "hash.h"
+#include "orchestrator.h"
+#include "request.h"
 
 /* Built-in endpoint names and the default ports of SPEC §5. */
 static const struct {
@@ -31,6 +35,7 @@ static const struct {
 
 #define DEFAULT_CHANNEL_TIMEOUT_MS 300
 #define DEFAULT_STAGE_TIMEOUT_MS 300
+#define DEFAULT_STAGE_MIN_MS 20 /* stages.<s>.min_ms, exposure.min_ms, recall.min_ms */
 
 static bool is_address(const char *s)
 {
@@ -242,12 +247,84 @@ static int parse_channels(const cascade_config *cfg, struct cascade_orch_config 
     return rc ? rc : parse_channel_list(cfg, &cold, err, errlen);
 }
 
-/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep} */
+static bool valid_track_name(const char *s)
+{
+    if (!*s || strlen(s) >= CASCADE_ORCH_TRACK_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* orchestrator.stages.<name>.endpoint as a list of {track, endpoint, weight}. */
+static int parse_tracks(const cascade_config *cfg, const char *name, const json_t *list,
+                        struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
+{
+    char what[160];
+    size_t n = json_array_size(list);
+    if (n == 0 || n > CASCADE_ORCH_MAX_TRACKS) {
+        snprintf(err, errlen,
+                 "%s: orchestrator.stages.%s.endpoint: an endpoint group needs 1..%d tracks",
+                 cascade_config_source(cfg), name, CASCADE_ORCH_MAX_TRACKS);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(list, i);
+        const json_t *jt = json_object_get(t, "track"), *je = json_object_get(t, "endpoint");
+        const json_t *jw = json_object_get(t, "weight");
+        snprintf(what, sizeof what, "orchestrator.stages.%s.endpoint[%zu]", name, i);
+        if (!json_is_string(jt) || !valid_track_name(json_string_value(jt)) ||
+            !json_is_string(je) || !json_is_number(jw) || !(json_number_value(jw) > 0) ||
+            !isfinite(json_number_value(jw))) {
+            snprintf(err, errlen,
+                     "%s: %s: expected {\"track\": name ([a-z0-9_], 1..%d bytes), "
+                     "\"endpoint\": host:port or name, \"weight\": number > 0}",
+                     cascade_config_source(cfg), what, CASCADE_ORCH_TRACK_MAX - 1);
+            return CASCADE_EINVAL;
+        }
+        struct cascade_orch_track_cfg *tr = &st->tracks[i];
+        snprintf(tr->name, sizeof tr->name, "%s", json_string_value(jt));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(st->tracks[j].name, tr->name) == 0) {
+                snprintf(err, errlen, "%s: %s: track \"%s\" named twice",
+                         cascade_config_source(cfg), what, tr->name);
+                return CASCADE_EINVAL;
+            }
+        }
+        tr->weight = json_number_value(jw);
+        int rc = resolve_endpoint(cfg, json_string_value(je), what, tr->endpoint,
+                                  sizeof tr->endpoint, err, errlen);
+        if (rc)
+            return rc;
+    }
+    st->n_tracks = n;
+    memcpy(st->endpoint, st->tracks[0].endpoint, sizeof st->endpoint);
+    return 0;
+}
+
+size_t cascade_orch_config_track(const struct cascade_orch_stage_cfg *st, const char *user_id)
+{
+    if (st->n_tracks < 2)
+        return 0;
+    double total = 0, cum = 0;
+    for (size_t i = 0; i < st->n_tracks; i++)
+        total += st->tracks[i].weight;
+    double at = (double)cascade_hash_bucket(user_id, st->track_salt, 10000) / 10000.0 * total;
+    for (size_t i = 0; i < st->n_tracks; i++) {
+        cum += st->tracks[i].weight;
+        if (at < cum)
+            return i;
+    }
+    return st->n_tracks - 1;
+}
+
+/* orchestrator.stages.<name>.{enabled,endpoint,timeout_ms,keep,min_ms,track_salt} */
 static int parse_stage(const cascade_config *cfg, const char *name, uint32_t default_keep,
                        struct cascade_orch_stage_cfg *st, char *err, size_t errlen)
 {
     char path[128];
-    int64_t timeout, keep;
+    int64_t timeout, keep, min_ms;
     const char *endpoint;
     int rc;
 
@@ -261,13 +338,63 @@ static int parse_stage(const cascade_config *cfg, const char *name, uint32_t def
     snprintf(path, sizeof path, "orchestrator.stages.%s.keep", name);
     if ((rc = cascade_config_int(cfg, path, default_keep, 0, 20000, &keep, err, errlen)))
         return rc;
-    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
-    if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
+    snprintf(path, sizeof path, "orchestrator.stages.%s.min_ms", name);
+    if ((rc = cascade_config_int(cfg, path, DEFAULT_STAGE_MIN_MS, 0, 60000, &min_ms, err,
+                                 errlen)))
         return rc;
+    st->min_ms = (int)min_ms;
     st->timeout_ms = (int)timeout;
     st->keep = (uint32_t)keep;
+    char salt[CASCADE_ORCH_NAME_MAX];
+    const char *track_salt;
+    snprintf(salt, sizeof salt, "%s-track", name);
+    snprintf(path, sizeof path, "orchestrator.stages.%s.track_salt", name);
+    if ((rc = cascade_config_string(cfg, path, salt, &track_salt, err, errlen)))
+        return rc;
+    if (!*track_salt || !copy_str(st->track_salt, sizeof st->track_salt, track_salt)) {
+        snprintf(err, errlen, "%s: %s: 1..%d bytes", cascade_config_source(cfg), path,
+                 CASCADE_ORCH_NAME_MAX - 1);
+        return CASCADE_EINVAL;
+    }
+    snprintf(path, sizeof path, "orchestrator.stages.%s.endpoint", name);
+    const json_t *group = cascade_config_get(cfg, path);
+    if (json_is_array(group))
+        return parse_tracks(cfg, name, group, st, err, errlen);
+    if ((rc = cascade_config_string(cfg, path, name, &endpoint, err, errlen)))
+        return rc;
     snprintf(path, sizeof path, "stage %s", name);
     return resolve_endpoint(cfg, endpoint, path, st->endpoint, sizeof st->endpoint, err, errlen);
+}
+
+/* The time each step keeps back from the request's deadline for the steps
+ * after it, so a stalled stage cannot use up a caller's whole deadline and
+ * leave nothing for re-rank and the exposure reservation:
+ * orchestrator.exposure.min_ms and orchestrator.recall.min_ms, then every
+ * enabled stage's min_ms summed from the end (recall → filter → prerank →
+ * rank → rerank → exposure). */
+static int parse_reserves(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                          size_t errlen)
+{
+    int64_t exposure_min, recall_min;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.exposure.min_ms", DEFAULT_STAGE_MIN_MS, 0,
+                                 60000, &exposure_min, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.recall.min_ms", DEFAULT_STAGE_MIN_MS, 0,
+                                 60000, &recall_min, err, errlen)))
+        return rc;
+    out->exposure_min_ms = (int)exposure_min;
+    out->recall_min_ms = (int)recall_min;
+    struct cascade_orch_stage_cfg *order[] = {&out->filter, &out->prerank, &out->rank,
+                                              &out->rerank};
+    /* The exposure reservation runs through the filter: none without it. */
+    int later = out->filter.enabled ? out->exposure_min_ms : 0;
+    for (size_t i = sizeof order / sizeof order[0]; i-- > 0;) {
+        order[i]->reserve_ms = later;
+        if (order[i]->enabled)
+            later += order[i]->min_ms;
+    }
+    out->recall_reserve_ms = later;
+    return 0;
 }
 
 /* Scalar limits of the section. */
@@ -379,6 +506,86 @@ static int parse_hard_negatives(const cascade_config *cfg, struct cascade_orch_c
     return 0;
 }
 
+/* One orchestrator.slots entry: {"position": 8, "source": "exploration"} or
+ * {"position": 0, "item_id": 123, "source": "ops:campaign"}. */
+static int parse_slot(const cascade_config *cfg, json_t *obj, size_t i,
+                      struct cascade_orch_slot_cfg *sl, char *err, size_t errlen)
+{
+    const char *path = "orchestrator.slots";
+    double position, item;
+    int rc;
+    if (!json_is_object(obj))
+        return bad_field(cfg, path, i, "", "an object", err, errlen);
+    json_t *source = json_object_get(obj, "source");
+    if (!json_is_string(source) || !cascade_request_id_valid(json_string_value(source)))
+        return bad_field(cfg, path, i, "source",
+                         "\"exploration\" or 1..64 characters of [A-Za-z0-9._:-]", err, errlen);
+    snprintf(sl->source, sizeof sl->source, "%s", json_string_value(source));
+    bool explore = strcmp(sl->source, "exploration") == 0;
+    if ((rc = channel_number(cfg, path, obj, i, "position", -1, 0, CASCADE_ORCH_MAX_COUNT - 1,
+                             &position, err, errlen)) ||
+        (rc = channel_number(cfg, path, obj, i, "item_id", 0, 0, 9007199254740992.0, &item, err,
+                             errlen)))
+        return rc;
+    if (position < 0 || position != (double)(uint32_t)position)
+        return bad_field(cfg, path, i, "position", "an integer in [0, 199]", err, errlen);
+    if (explore ? item != 0 : !(item >= 1) || item != (double)(uint64_t)item)
+        return bad_field(cfg, path, i, "item_id",
+                         explore ? "none for an exploration slot"
+                                 : "a positive integer (an item slot needs its item)",
+                         err, errlen);
+    sl->position = (uint32_t)position;
+    sl->item_id = (uint64_t)item;
+    return 0;
+}
+
+/* orchestrator.slots: at most CASCADE_SLOTS_MAX; positions used once per
+ * kind (item slots, exploration slots), items once. */
+static int parse_slots(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                       size_t errlen)
+{
+    json_t *list = cascade_config_get(cfg, "orchestrator.slots");
+    if (list == NULL || json_is_null(list))
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > CASCADE_SLOTS_MAX) {
+        snprintf(err, errlen, "%s: orchestrator.slots: expected a list of at most %d slots",
+                 cascade_config_source(cfg), CASCADE_SLOTS_MAX);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        struct cascade_orch_slot_cfg *sl = &out->slots[i];
+        int rc = parse_slot(cfg, json_array_get(list, i), i, sl, err, errlen);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            const struct cascade_orch_slot_cfg *o = &out->slots[j];
+            if ((o->item_id == 0) == (sl->item_id == 0) && o->position == sl->position)
+                return bad_field(cfg, "orchestrator.slots", i, "position",
+                                 "a position no earlier slot of its kind has", err, errlen);
+            if (sl->item_id && o->item_id == sl->item_id)
+                return bad_field(cfg, "orchestrator.slots", i, "item_id",
+                                 "an item no earlier slot has", err, errlen);
+        }
+        out->n_slots = i + 1;
+    }
+    return 0;
+}
+
+/* serve_log.{enabled,max_len}: the serve record stream {ns}:serves. */
+static int parse_serve_log(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                           size_t errlen)
+{
+    int64_t max_len;
+    int rc;
+    if ((rc = cascade_config_bool(cfg, "orchestrator.serve_log.enabled", true,
+                                  &out->serve_log_enabled, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.serve_log.max_len", 1000000, 1000,
+                                 1000000000, &max_len, err, errlen)))
+        return rc;
+    out->serve_log_max_len = (uint32_t)max_len;
+    return 0;
+}
+
 /* reconnect.*: how quickly a stage channel tries again after its stage went
  * away (defaults: back within a second of the stage serving again). */
 static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
@@ -462,7 +669,9 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
     if ((rc = parse_limits(cfg, out, err, errlen)) ||
         (rc = parse_channels(cfg, out, err, errlen)) ||
         (rc = parse_user_features(cfg, out, err, errlen)) ||
+        (rc = parse_slots(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
+        (rc = parse_serve_log(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
         (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||
         (rc = parse_debug(cfg, out, err, errlen)))
@@ -472,7 +681,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_stage(cfg, "rank", 100, &out->rank, err, errlen)) ||
         (rc = parse_stage(cfg, "rerank", 0, &out->rerank, err, errlen)))
         return rc;
-    return 0;
+    return parse_reserves(cfg, out, err, errlen);
 }
 
 const struct cascade_orch_channel_cfg *

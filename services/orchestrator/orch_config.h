@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "slots.h"
 
 #define CASCADE_ORCH_NAME_MAX 64
 #define CASCADE_ORCH_ADDR_MAX 256
@@ -28,13 +29,53 @@ struct cascade_orch_channel_cfg {
     int timeout_ms;                       /* per-call budget */
 };
 
+/* One entry of orchestrator.slots: an exploration slot (item_id 0, source
+ * "exploration") or an item pinned at a position for every request whose
+ * list reaches it (item_id, source as the request's slots). */
+struct cascade_orch_slot_cfg {
+    uint32_t position; /* 0-based */
+    uint64_t item_id;  /* 0 = exploration slot */
+    char source[CASCADE_ORCH_NAME_MAX + 1];
+};
+
+#define CASCADE_ORCH_MAX_TRACKS 4
+#define CASCADE_ORCH_TRACK_MAX 32 /* track name, with its NUL */
+
+/* One track of a stage's endpoint group (sticky canary): a user whose
+ * hash(user ‖ track_salt) falls in this track's weight share goes here. */
+struct cascade_orch_track_cfg {
+    char name[CASCADE_ORCH_TRACK_MAX];    /* "stable", "canary": [a-z0-9_]+ */
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    double weight;                        /* > 0; shares are weight / sum of weights */
+};
+
 /* One downstream stage (filter, prerank, rank, rerank). */
 struct cascade_orch_stage_cfg {
     bool enabled;                         /* false: skipped, not degraded */
-    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" */
+    char endpoint[CASCADE_ORCH_ADDR_MAX]; /* resolved "host:port" (the first track's with tracks) */
     int timeout_ms;                       /* per-call budget */
     uint32_t keep;                        /* prerank/rank: candidates kept (0 = stage default) */
+    int min_ms;     /* least time worth giving the stage: the later stages' reserve */
+    int reserve_ms; /* derived: Σ min_ms of the enabled stages after this one, kept back
+                       from the request's deadline (cascade_orch_stage_deadline) */
+    /* An endpoint group: "endpoint" given as a list of {track, endpoint,
+     * weight}. n_tracks 0 = one endpoint, no tracks. */
+    struct cascade_orch_track_cfg tracks[CASCADE_ORCH_MAX_TRACKS];
+    size_t n_tracks;
+    char track_salt[CASCADE_ORCH_NAME_MAX]; /* default "<stage>-track" */
 };
+
+/* Absolute deadline of one stage call made at now_ms: its own budget
+ * (now + timeout_ms), but never past request_deadline_ms - reserve_ms, the
+ * time the later stages need; a stage still gets min_ms when less than that
+ * is left, within the request's deadline. Pure; thread-safe. */
+int64_t cascade_orch_stage_deadline(int64_t now_ms, int64_t request_deadline_ms, int timeout_ms,
+                                    int min_ms, int reserve_ms);
+
+/* The track index of user_id in st's group (0 when it has none): bucket =
+ * hash(user_id ‖ track_salt) mod 10000, the first track whose cumulative
+ * weight share exceeds bucket / 10000. Deterministic and thread-safe. */
+size_t cascade_orch_config_track(const struct cascade_orch_stage_cfg *st, const char *user_id);
 
 struct cascade_orch_config {
     struct cascade_orch_channel_cfg channels[CASCADE_ORCH_MAX_CHANNELS];
@@ -56,6 +97,11 @@ struct cascade_orch_config {
     double explore_max_rank_share;
     uint32_t explore_candidates;
     char explore_channel[CASCADE_ORCH_NAME_MAX];
+    /* orchestrator.slots, in config order: pinned items and, when any are
+     * listed, the exploration positions (instead of exploration.position's
+     * formula). */
+    struct cascade_orch_slot_cfg slots[CASCADE_SLOTS_MAX];
+    size_t n_slots;
     /* Recall cache: ranked-but-unshown items kept per user (LIST). */
     bool cache_enabled;
     uint32_t cache_capacity;
@@ -67,10 +113,17 @@ struct cascade_orch_config {
     uint32_t hardneg_per_request;
     uint32_t hardneg_cap;
     int64_t hardneg_ttl_s; /* 0 = no expiry */
+    /* Serve log (serve_log.h): one {ns}:serves entry per answered Recommend,
+     * the stream capped at about serve_log_max_len entries. */
+    bool serve_log_enabled;
+    uint32_t serve_log_max_len;
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */
     int exposure_timeout_ms;  /* RecordExposure budget */
+    int exposure_min_ms;      /* RecordExposure's share of the later stages' reserve */
+    int recall_min_ms;        /* least time a recall channel gets */
+    int recall_reserve_ms;    /* derived: kept back from the deadline for the stages */
     uint32_t fallback_max;    /* hot-list fallback size */
     uint32_t lastn_max;       /* Feedback: length of the user's last-n list */
     uint32_t events_maxlen;   /* Feedback: approximate cap of the event stream */

@@ -40,9 +40,27 @@ static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr, 
     return e->channel;
 }
 
+const char *const cascade_orch__stage_names[CASCADE_ORCH_N_STAGES] = {"filter", "prerank",
+                                                                       "rank", "rerank"};
+
+const struct cascade_orch_stage_cfg *cascade_orch__stage_cfg(const cascade_orch *o,
+                                                             enum cascade_orch_stage s)
+{
+    const struct cascade_orch_stage_cfg *all[CASCADE_ORCH_N_STAGES] = {
+        &o->cfg.filter, &o->cfg.prerank, &o->cfg.rank, &o->cfg.rerank};
+    return all[s];
+}
+
 static int open_channels(cascade_orch *o, char *err, size_t errlen)
 {
     char why[700] = "";
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        for (size_t t = 0; t < st->n_tracks; t++)
+            if (!(o->track_rpc[s][t] = endpoint_channel(o, st->tracks[t].endpoint, why,
+                                                        sizeof why)))
+                goto fail;
+    }
     for (size_t i = 0; i < o->cfg.n_channels; i++) {
         o->channel_of[i] = endpoint_channel(o, o->cfg.channels[i].endpoint, why, sizeof why);
         if (o->channel_of[i] == NULL)
@@ -76,6 +94,7 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
     }
     atomic_init(&o->request_seq, 0);
     pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
+    pthread_rwlock_init(&o->exp_lock, NULL);
     o->redis = redis;
     snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
     if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
@@ -86,6 +105,8 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
     o->experiments = cascade_experiments_create(experiments, err, errlen);
     if (o->experiments == NULL)
         goto fail;
+    cascade_config_identity(cfg, o->config_version, sizeof o->config_version, o->config_hash,
+                            sizeof o->config_hash);
     if (open_channels(o, err, errlen))
         goto fail;
     return o;
@@ -106,6 +127,15 @@ int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
 
 void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
 {
+    cascade_metric_family *tracks = cascade_metrics_counter(
+        m, "cascade_orchestrator_track_requests_total",
+        "Requests per stage endpoint-group track (sticky canary)", "stage,track");
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        for (size_t t = 0; t < st->n_tracks; t++)
+            o->track_requests[s][t] = cascade_metric_get(
+                tracks, (const char *const[]){cascade_orch__stage_names[s], st->tracks[t].name});
+    }
     o->hardneg_logged = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_orchestrator_hardneg_logged_total",
                                 "Items the rank stage cut, written to the hard-negative log", NULL),
@@ -114,6 +144,14 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
         cascade_metrics_counter(m, "cascade_orchestrator_hardneg_write_failures_total",
                                 "Hard-negative log writes that failed (the request was served)",
                                 NULL),
+        NULL);
+    o->serve_log_written = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total",
+                                "Serve records written to the {ns}:serves stream", NULL),
+        NULL);
+    o->serve_log_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total",
+                                "Serve record writes that failed (the request was served)", NULL),
         NULL);
 }
 
@@ -124,8 +162,44 @@ void cascade_orch_destroy(cascade_orch *o)
     for (size_t i = 0; i < o->n_endpoints; i++)
         cascade_rpc_channel_destroy(o->endpoints[i].channel);
     cascade_experiments_destroy(o->experiments);
+    pthread_rwlock_destroy(&o->exp_lock);
     pthread_mutex_destroy(&o->feedback_script.lock);
     free(o);
+}
+
+int cascade_orch_reload(cascade_orch *o, const cascade_config *cfg, char *err, size_t errlen)
+{
+    struct cascade_orch_config *parsed = malloc(sizeof *parsed);
+    cascade_experiments *fresh = NULL;
+    int rc = CASCADE_ENOMEM;
+    if (!parsed) {
+        snprintf(err, errlen, "orchestrator: out of memory");
+        goto out;
+    }
+    /* The whole new config must be valid, even the parts that wait for a
+     * restart: a config that would not start is not accepted live either. */
+    if ((rc = cascade_orch_config_parse(cfg, parsed, err, errlen)) != 0)
+        goto out;
+    json_t *experiments = cascade_config_get(cfg, "experiments");
+    if (!(fresh = cascade_experiments_create(json_is_null(experiments) ? NULL : experiments, err,
+                                             errlen))) {
+        rc = CASCADE_EINVAL;
+        goto out;
+    }
+    char version[sizeof o->config_version], hash[sizeof o->config_hash];
+    cascade_config_identity(cfg, version, sizeof version, hash, sizeof hash);
+    pthread_rwlock_wrlock(&o->exp_lock);
+    cascade_experiments *old = o->experiments;
+    o->experiments = fresh;
+    memcpy(o->config_version, version, sizeof version);
+    memcpy(o->config_hash, hash, sizeof hash);
+    pthread_rwlock_unlock(&o->exp_lock);
+    fresh = old; /* destroyed below, outside the lock */
+    rc = 0;
+out:
+    cascade_experiments_destroy(fresh);
+    free(parsed);
+    return rc;
 }
 
 const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o)

@@ -48,6 +48,17 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m);
  * CASCADE_EINVAL when the token is not 1..256 visible ASCII characters. */
 int cascade_orch_set_auth_token(cascade_orch *o, const char *token);
 
+/* Apply a re-read config (SIGHUP, through cascade_service_stage.reload)
+ * while requests are served: the whole config is validated as at start
+ * (the "orchestrator" section and the experiments), then the experiment
+ * table and the config identity (version, hash; in the debug trace as stage
+ * "config") are swapped under a write lock, so a request sees the old or
+ * the new table, never a mix, and the old table is freed once no request
+ * uses it. Changes to the "orchestrator" section are validated but need a
+ * restart (cascade_service_main logs them as such). cfg is borrowed during the call only. Returns
+ * 0, or CASCADE_EINVAL with the reason in err and nothing changed. */
+int cascade_orch_reload(cascade_orch *o, const cascade_config *cfg, char *err, size_t errlen);
+
 /* Close the stage channels and free the orchestrator. NULL is a no-op. */
 void cascade_orch_destroy(cascade_orch *o);
 

@@ -34,7 +34,7 @@ static int validate(const struct cascade_orch_call *call, const Cascade__V1__Rec
     if (req->count < 1 || req->count > CASCADE_ORCH_MAX_COUNT)
         return cascade_orch__fail(call, CASCADE_EINVAL, "count must be in 1..%d, got %u",
                                   CASCADE_ORCH_MAX_COUNT, req->count);
-    return 0;
+    return cascade_slots_check(req->slots, req->n_slots, req->count, call->err, call->errlen);
 }
 
 /* The request id: the caller's (message, then metadata) when it is a valid
@@ -72,6 +72,33 @@ static bool trace_allowed(const struct cascade_orch_rq *rq)
     return false;
 }
 
+/* Route each stage: its one channel, or for an endpoint group the channel
+ * of the user's sticky track (hash of user and the stage's track salt). */
+static int route_tracks(struct cascade_orch_rq *rq)
+{
+    cascade_orch *o = rq->o;
+    cascade_rpc_channel *plain[CASCADE_ORCH_N_STAGES] = {o->filter, o->prerank, o->rank, o->rerank};
+    char *track = cascade_arena_strdup(rq->arena, "");
+    for (int s = 0; s < CASCADE_ORCH_N_STAGES && track; s++) {
+        const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
+        rq->stage_rpc[s] = plain[s];
+        if (st->n_tracks == 0)
+            continue;
+        size_t t = cascade_orch_config_track(st, rq->user->user_id);
+        rq->stage_rpc[s] = o->track_rpc[s][t];
+        cascade_metric_inc(o->track_requests[s][t]);
+        track = cascade_arena_printf(rq->arena, "%s%s%s=%s", track, track[0] ? ";" : "",
+                                     cascade_orch__stage_names[s], st->tracks[t].name);
+    }
+    if (!track)
+        return CASCADE_ENOMEM;
+    rq->track = track;
+    if (track[0])
+        cascade_orch__report(rq,
+                             &(struct cascade_orch_outcome){.stage = "track", .message = track});
+    return 0;
+}
+
 static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest *req)
 {
     const struct cascade_orch_call *call = rq->call;
@@ -87,17 +114,44 @@ static int setup(struct cascade_orch_rq *rq, const Cascade__V1__RecommendRequest
     if (rq->deadline_ms == INT64_MAX)
         rq->deadline_ms = cascade_now_ms() + rq->o->cfg.deadline_ms;
     cascade_orch_report_init(&rq->report, rq->arena, req->debug && trace_allowed(rq));
-    int rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
+    int rc = cascade_orch__slots_setup(rq, req);
+    if (rc)
+        return rc;
+    pthread_rwlock_rdlock(&rq->o->exp_lock);
+    rc = cascade_experiments_assign(rq->o->experiments, rq->user->user_id, rq->arena, &rq->exp);
+    const char *config_id = rq->report.want_trace
+                                ? cascade_arena_printf(rq->arena, "version %s hash %s",
+                                                       rq->o->config_version, rq->o->config_hash)
+                                : NULL;
+    pthread_rwlock_unlock(&rq->o->exp_lock);
+    if (config_id)
+        cascade_orch__report(
+            rq, &(struct cascade_orch_outcome){.stage = "config", .message = config_id});
     if (rc)
         return cascade_orch__fail(call, rc, "experiment assignment failed: %s",
                                   cascade_strerror(rc));
+    if ((rc = route_tracks(rq)))
+        return cascade_orch__fail(call, rc, "out of memory");
     return 0;
 }
 
-int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms)
+int64_t cascade_orch_stage_deadline(int64_t now_ms, int64_t request_deadline_ms, int timeout_ms,
+                                    int min_ms, int reserve_ms)
 {
-    int64_t own = cascade_now_ms() + timeout_ms;
-    return rq->deadline_ms < own ? rq->deadline_ms : own;
+    int64_t own = now_ms + timeout_ms;
+    int64_t limit = request_deadline_ms - reserve_ms;
+    if (limit < now_ms + min_ms)
+        limit = now_ms + min_ms;
+    if (limit > request_deadline_ms)
+        limit = request_deadline_ms;
+    return own < limit ? own : limit;
+}
+
+int64_t cascade_orch__budget_deadline(const struct cascade_orch_rq *rq, int timeout_ms, int min_ms,
+                                      int reserve_ms)
+{
+    return cascade_orch_stage_deadline(cascade_now_ms(), rq->deadline_ms, timeout_ms, min_ms,
+                                       reserve_ms);
 }
 
 void cascade_orch__report(struct cascade_orch_rq *rq, const struct cascade_orch_outcome *o)
@@ -123,7 +177,7 @@ static ProtobufCMessage *stage_call(struct cascade_orch_rq *rq, const char *stag
         .method = method,
         .request = req,
         .response_type = resp_type,
-        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms),
+        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms, st->min_ms, st->reserve_ms),
         .request_id = rq->user->request_id,
     };
     struct cascade_orch_outcome out = {
@@ -264,20 +318,25 @@ static void run_filter(struct cascade_orch_rq *rq)
     int64_t lat;
     if (!st->enabled || rq->n == 0)
         return;
+    cascade_orch__slots_to_filter(rq);
     Cascade__V1__Candidate **slim = slim_candidates(rq, false);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
-        rq, "filter", st, rq->o->filter, "/cascade.v1.Filter/Filter", &req.base,
+        rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter", &req.base,
         &cascade__v1__filter_response__descriptor, consequence, &lat);
     Cascade__V1__Candidate **kept =
         resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
                       resp->n_candidates)
              : NULL;
     if (kept)
-        stage_done(rq, "filter", lat, kept, resp->n_candidates, rq->source);
+        stage_done(rq, "filter", lat, kept, cascade_orch__slots_after_filter(rq, kept,
+                                                                           resp->n_candidates),
+                   rq->source);
+    else
+        cascade_orch__slots_after_filter(rq, NULL, 0);
 }
 
 static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, uint32_t def)
@@ -304,7 +363,7 @@ static void run_prerank(struct cascade_orch_rq *rq)
     req.keep = keep;
     req.experiments = rq->exp;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
-        rq, "prerank", st, rq->o->prerank, "/cascade.v1.PreRank/Score", &req.base,
+        rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score", &req.base,
         &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
     Cascade__V1__Candidate **scored =
         resp ? unslim(rq, "prerank", consequence, lat, slim != NULL, resp->candidates,
@@ -340,7 +399,7 @@ static void run_rank(struct cascade_orch_rq *rq)
     req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
-        rq, "rank", st, rq->o->rank, "/cascade.v1.Rank/Score", &req.base,
+        rq, "rank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RANK], "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, "pre-rank order kept", &lat);
     if (resp == NULL) {
         truncate_to(rq, keep);
@@ -369,11 +428,13 @@ static void run_rerank(struct cascade_orch_rq *rq)
         req.count = rq->count;
         req.experiments = rq->exp;
         Cascade__V1__ReRankResponse *resp = (Cascade__V1__ReRankResponse *)stage_call(
-            rq, "rerank", st, rq->o->rerank, "/cascade.v1.ReRank/ReRank", &req.base,
+            rq, "rerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RERANK], "/cascade.v1.ReRank/ReRank", &req.base,
             &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
-        if (resp != NULL)
+        if (resp != NULL) {
+            rq->relevance = rq->source;
             stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates,
                        CASCADE_SCORE_RERANK);
+        }
     }
     truncate_to(rq, rq->count);
 }
@@ -389,7 +450,13 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
         return NULL;
     cascade__v1__recommended_item__init(it);
     it->item_id = c->item_id;
-    it->score = cascade_request_candidate_score(c, rq->source);
+    /* score is the item's relevance from the last scoring stage, not the
+     * re-ranker's selection value (which depends on the items above it:
+     * MMR's first pick always scores lambda); that one is rerank_score. */
+    it->score = cascade_request_candidate_score(
+        c, rq->source == CASCADE_SCORE_RERANK ? rq->relevance : rq->source);
+    it->rerank_score = c->rerank_score;
+    it->reason = cascade_orch__item_reason(rq, c, (const char **)&it->source);
     for (size_t i = 0; i < c->n_channels; i++)
         if (c->channels[i] && c->channels[i]->channel)
             names[it->n_channels++] = c->channels[i]->channel;
@@ -400,9 +467,11 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
     return it;
 }
 
-/* Candidates offered to the exposure reservation per item asked for: the
- * final list, then the ranker's order behind it, so an answer whose items a
- * concurrent request for the same user took can still fill up. */
+/* Candidates offered to the exposure reservation per item asked for in its
+ * first round: the final list, then the ranker's order behind it, so an
+ * answer whose items a concurrent request for the same user took can still
+ * fill up. When that is not enough (many racing requests on a small
+ * catalogue), a second round offers the rest of what the ranker saw. */
 #define EXPOSURE_OFFER_FACTOR 4
 #define EXPOSURE_MAX_ITEMS 1000 /* RecordExposure's limit per call */
 
@@ -414,83 +483,128 @@ static bool offered(Cascade__V1__Candidate *const *list, size_t n, uint64_t item
     return false;
 }
 
-/* The final list, then what the ranker kept (when it ran) not in it, at
- * most EXPOSURE_OFFER_FACTOR × count (and the filter's limit) in all. */
-static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
+static size_t offer_append(Cascade__V1__Candidate **list, size_t n, size_t cap,
+                           Cascade__V1__Candidate *const *from, size_t n_from)
 {
-    Cascade__V1__Candidate *const *spares = rq->ranked;
-    size_t n_spares = rq->ranked ? rq->n_ranked : 0;
-    size_t cap = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n = 0;
-    if (cap > EXPOSURE_MAX_ITEMS)
-        cap = EXPOSURE_MAX_ITEMS;
-    if (cap < rq->n)
-        cap = rq->n;
-    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
-    if ((*out = list) == NULL)
-        return 0;
-    for (size_t i = 0; i < rq->n; i++)
-        list[n++] = rq->cands[i];
-    for (size_t i = 0; i < n_spares && n < cap; i++)
-        if (spares[i] && !offered(list, n, spares[i]->item_id))
-            list[n++] = spares[i];
+    for (size_t i = 0; i < n_from && n < cap; i++)
+        if (from[i] && !offered(list, n, from[i]->item_id))
+            list[n++] = from[i];
     return n;
 }
 
-/* Reserve what this answer shows, so neither this nor a concurrent request
- * for the user repeats it: the filter takes, atomically per user, the first
- * rq->count offered items that no answer has taken yet (RecordExposure with
- * reserve), and rq->cands becomes those, in order. When the call fails, the
- * final list is kept and the outcome says it may be shown again. */
-static void reserve_exposure(struct cascade_orch_rq *rq)
+/* Everything that may be shown, best first, without repeats and at most
+ * EXPOSURE_MAX_ITEMS: the final list, then the ranker's whole answer, then
+ * the rest of what it was sent (the pre-rank order). */
+static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate ***out)
 {
-    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    size_t cap = rq->n > EXPOSURE_MAX_ITEMS ? rq->n : EXPOSURE_MAX_ITEMS, n = 0;
+    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
+    if ((*out = list) == NULL)
+        return 0;
+    n = offer_append(list, n, cap, rq->cands, rq->n);
+    if (rq->ranked)
+        n = offer_append(list, n, cap, rq->ranked, rq->n_rank_returned);
+    if (rq->rank_scored)
+        n = offer_append(list, n, cap, rq->rank_scored, rq->n_rank_scored);
+    return n;
+}
+
+/* One RecordExposure round: reserve up to `want` of offer[0..n) for the user
+ * and move what was taken, in order, to taken[*n_taken..]. Returns false when
+ * the call failed or its answer cannot be trusted (already reported). */
+static bool reserve_round(struct cascade_orch_rq *rq, const struct cascade_orch_stage_cfg *st,
+                          Cascade__V1__Candidate *const *offer, size_t n, uint32_t want,
+                          Cascade__V1__Candidate **taken, size_t *n_taken, int64_t *lat)
+{
     Cascade__V1__RecordExposureRequest req = CASCADE__V1__RECORD_EXPOSURE_REQUEST__INIT;
-    struct cascade_orch_stage_cfg st = cfg->filter;
-    Cascade__V1__Candidate **offer = NULL;
-    int64_t lat;
-    if (!st.enabled || rq->n == 0)
-        return;
-    size_t n_offer = exposure_offer(rq, &offer);
-    req.item_ids = cascade_arena_calloc(rq->arena, n_offer + 1, sizeof *req.item_ids);
-    if (n_offer == 0 || req.item_ids == NULL)
-        return;
-    st.timeout_ms = cfg->exposure_timeout_ms;
+    req.item_ids = cascade_arena_calloc(rq->arena, n + 1, sizeof *req.item_ids);
+    if (req.item_ids == NULL)
+        return false;
     req.user_id = rq->user->user_id;
-    req.reserve = rq->count;
-    for (size_t i = 0; i < n_offer; i++)
+    req.reserve = want;
+    for (size_t i = 0; i < n; i++)
         req.item_ids[req.n_item_ids++] = offer[i]->item_id;
+    int64_t round_lat = 0;
     Cascade__V1__RecordExposureResponse *ack = (Cascade__V1__RecordExposureResponse *)stage_call(
-        rq, "exposure", &st, rq->o->filter, "/cascade.v1.Filter/RecordExposure", &req.base,
-        &cascade__v1__record_exposure_response__descriptor, "these items may be shown again", &lat);
+        rq, "exposure", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER],
+        "/cascade.v1.Filter/RecordExposure", &req.base,
+        &cascade__v1__record_exposure_response__descriptor, "these items may be shown again",
+        &round_lat);
+    *lat += round_lat;
     if (ack == NULL)
-        return;
-    /* A reservation is a subsequence of the offer, at most count long. */
-    size_t kept = 0, at = 0;
-    bool trusted = ack->n_item_ids <= rq->count;
+        return false;
+    /* A reservation is a subsequence of the offer, at most `want` long. */
+    size_t at = 0, kept = *n_taken;
+    bool trusted = ack->n_item_ids <= want;
     for (size_t j = 0; trusted && j < ack->n_item_ids; j++) {
-        while (at < n_offer && offer[at]->item_id != ack->item_ids[j])
+        while (at < n && offer[at]->item_id != ack->item_ids[j])
             at++;
-        if (!(trusted = at < n_offer))
+        if (!(trusted = at < n))
             break;
-        offer[kept++] = offer[at++];
+        taken[kept++] = offer[at++];
     }
     if (!trusted) {
         cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                      .stage = "exposure",
-                                     .latency_us = lat,
-                                     .items_in = n_offer,
+                                     .latency_us = *lat,
+                                     .items_in = n,
                                      .items_out = rq->n,
                                      .degraded = true,
                                      .status = GRPC_STATUS_INTERNAL,
                                      .message = "the reservation lists items not offered "
                                                 "(skipped: these items may be shown again)"});
-        return;
+        return false;
     }
-    cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){
-                .stage = "exposure", .latency_us = lat, .items_in = n_offer, .items_out = kept});
-    rq->cands = offer;
-    rq->n = kept;
+    *n_taken = kept;
+    return true;
+}
+
+/* Reserve what this answer shows, so neither this nor a concurrent request
+ * for the user repeats it: the filter takes, atomically per user, the first
+ * rq->count offered items that no answer has taken yet (RecordExposure with
+ * reserve), and rq->cands becomes those, in order. The first round offers
+ * EXPOSURE_OFFER_FACTOR × count items; a short answer gets a second round
+ * over the rest of the offer. When a call fails, the final list is kept and
+ * the outcome says it may be shown again. */
+static void reserve_exposure(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    struct cascade_orch_stage_cfg st = cfg->filter;
+    Cascade__V1__Candidate **offer = NULL;
+    int64_t lat = 0;
+    if (!st.enabled || rq->n == 0)
+        return;
+    st.timeout_ms = cfg->exposure_timeout_ms;
+    st.min_ms = cfg->exposure_min_ms;
+    st.reserve_ms = 0;
+    size_t n_offer = exposure_offer(rq, &offer);
+    Cascade__V1__Candidate **taken =
+        cascade_arena_calloc(rq->arena, (size_t)rq->count + 1, sizeof *taken);
+    if (n_offer == 0 || taken == NULL)
+        return;
+    size_t first = (size_t)rq->count * EXPOSURE_OFFER_FACTOR, n_taken = 0, n_sent;
+    if (first < rq->n)
+        first = rq->n;
+    if (first > n_offer)
+        first = n_offer;
+    if (!reserve_round(rq, &st, offer, first, rq->count, taken, &n_taken, &lat))
+        return;
+    n_sent = first;
+    /* A failed second round is reported by stage_call; the first round's
+     * items stand. */
+    bool reported = false;
+    if (n_taken < rq->count && n_offer > first) {
+        reported = !reserve_round(rq, &st, offer + first, n_offer - first,
+                                  rq->count - (uint32_t)n_taken, taken, &n_taken, &lat);
+        n_sent = n_offer;
+    }
+    if (!reported)
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "exposure",
+                                                                .latency_us = lat,
+                                                                .items_in = n_sent,
+                                                                .items_out = n_taken});
+    rq->cands = taken;
+    rq->n = n_taken;
 }
 
 static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResponse **out)
@@ -504,9 +618,12 @@ static int build_response(struct cascade_orch_rq *rq, Cascade__V1__RecommendResp
     resp->items = cascade_arena_calloc(rq->arena, n + 1, sizeof *resp->items);
     if (resp->items == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (!(resp->items[resp->n_items++] = make_item(rq, rq->cands[i])))
+    for (size_t i = 0; i < n; i++) {
+        if (!(resp->items[resp->n_items] = make_item(rq, rq->cands[i])))
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+        resp->items[resp->n_items]->position = (uint32_t)resp->n_items;
+        resp->n_items++;
+    }
     cascade_orch__after_response(rq, resp); /* before the trace is handed out: it may grow */
     resp->experiments = rq->exp;
     resp->request_id = rq->user->request_id;
@@ -581,6 +698,7 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
     run_rerank(&rq);
     if ((rc = cascade_orch__finalize(&rq)) || (rc = build_response(&rq, out)))
         return rc;
+    cascade_orch__log_serve(&rq, *out);
     log_outcome(&rq, *out);
     return 0;
 }

@@ -1,11 +1,13 @@
-/* Recommend, final steps: the exploration share of the final list (items of
- * the exploration channel that survived the filter, scored by the ranker for
- * this user, the best of them inserted at late positions when the re-ranker
- * did not pick one), the user's recall cache (ranked-but-
+/* Recommend, final steps: the final list with its slots (the item slots of
+ * the request and config, and the exploration slots: items of the
+ * exploration channel that survived the filter, scored by the ranker for
+ * this user, the best of them at late positions when the re-ranker did not
+ * pick one; slots.h places them all), the user's recall cache (ranked-but-
  * unshown items in, shown items out) and hard-negative log (items the ranker
  * cut), written in one pipeline, and the per-channel contribution in the
  * debug trace. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -16,6 +18,7 @@
 #include "log.h"
 #include "merge.h"
 #include "recommend_internal.h"
+#include "serve_log.h"
 #include "user_cache.h"
 
 /* ------------------------------------------------------------ exploration */
@@ -44,14 +47,6 @@ void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq)
         CASCADE_WARN(rq->user->request_id, "out of memory keeping exploration candidates");
 }
 
-static bool in_list(Cascade__V1__Candidate *const *list, size_t n, uint64_t item_id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (list[i] && list[i]->item_id == item_id)
-            return true;
-    return false;
-}
-
 bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
 {
     if (rq->n_explore_pool == 0 || cascade_explore_slots(rq->count, rq->explore.share) == 0)
@@ -66,7 +61,7 @@ bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
         memcpy(list, rq->cands, rq->n * sizeof *list);
     size_t n = rq->n;
     for (size_t i = 0; i < rq->n_explore_pool; i++)
-        if (!in_list(list, rq->n, rq->explore_pool[i]->item_id))
+        if (!cascade_slots_has_item(list, rq->n, rq->explore_pool[i]->item_id))
             list[n++] = rq->explore_pool[i];
     rq->cands = list;
     rq->n = n;
@@ -92,18 +87,6 @@ void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
     rq->explore_rank_pos = pos;
 }
 
-/* Write "8,9" (the slot positions) into the arena. */
-static const char *slot_positions(struct cascade_orch_rq *rq, size_t slots)
-{
-    char buf[512];
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t j = 0; j < slots && off + 24 < sizeof buf; j++)
-        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%zu", j ? "," : "",
-                                cascade_explore_position(j, slots, rq->count, rq->explore.position));
-    return cascade_arena_strdup(rq->arena, buf);
-}
-
 /* How the pool was ordered, for the trace: "rank" with the best pick's rank
  * position, "rank (none within the top 50%)" when nothing qualified, or
  * "channel" when the ranker did not run. */
@@ -119,39 +102,159 @@ static const char *pool_order(struct cascade_orch_rq *rq)
                                 (unsigned)rq->explore_rank_pos[0]);
 }
 
-static void explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate **list)
+/* Add position p to the ascending set pos[0..*n) (room for count), unless
+ * it is outside the list or already there. */
+static void add_position(uint32_t *pos, size_t *n, uint32_t count, unsigned long p)
+{
+    size_t j = *n;
+    if (p >= count)
+        return;
+    for (size_t i = 0; i < *n; i++)
+        if (pos[i] == p)
+            return;
+    for (; j > 0 && pos[j - 1] > p; j--) /* insertion sort: a few positions */
+        pos[j] = pos[j - 1];
+    pos[j] = (uint32_t)p;
+    (*n)++;
+}
+
+/* The experiment's exploration.positions ("3,8": 0-based, comma-separated)
+ * into pos; false when it is absent or not such a list (then ignored). */
+static bool experiment_positions(const struct cascade_orch_rq *rq, uint32_t *pos, size_t *n)
+{
+    const char *v = cascade_exp_param(rq->exp, "exploration.positions");
+    *n = 0;
+    if (v == NULL)
+        return false;
+    for (const char *at = v;;) {
+        char *end;
+        if (*at < '0' || *at > '9')
+            return (*n = 0), false;
+        unsigned long p = strtoul(at, &end, 10);
+        add_position(pos, n, rq->count, p);
+        if (*end == '\0')
+            return true;
+        if (*end != ',')
+            return (*n = 0), false;
+        at = end + 1;
+    }
+}
+
+/* This request's exploration positions into pos (room for rq->count),
+ * ascending, those that fit the list: the experiment's
+ * exploration.positions, else the exploration slots of orchestrator.slots
+ * when the config lists any, else the share/position formula (explore.h).
+ * None when the share is 0. */
+static size_t explore_positions(const struct cascade_orch_rq *rq, uint32_t *pos)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
-    size_t slots = cascade_explore_slots(rq->count, rq->explore.share);
-    size_t inserted = 0;
-    if (slots == 0)
-        return;
-    size_t have = cascade_merge_count_channel(list, rq->n, cfg->explore_channel);
-    cascade_explore_insert(list, &rq->n, rq->count, rq->explore_pool, rq->n_explore_pool,
-                           cfg->explore_channel, &rq->explore, &inserted);
+    size_t n = 0;
+    bool listed = false;
+    if (!(rq->explore.share > 0.0))
+        return 0;
+    if (experiment_positions(rq, pos, &n))
+        return n;
+    for (size_t i = 0; i < cfg->n_slots; i++)
+        if (cfg->slots[i].item_id == 0) {
+            listed = true;
+            add_position(pos, &n, rq->count, cfg->slots[i].position);
+        }
+    if (listed)
+        return n;
+    n = cascade_explore_slots(rq->count, rq->explore.share);
+    for (size_t j = 0; j < n; j++)
+        pos[j] = (uint32_t)cascade_explore_position(j, n, rq->count, rq->explore.position);
+    return n;
+}
+
+/* Write "8,9" (the positions) into the arena. */
+static const char *positions_text(struct cascade_orch_rq *rq, const uint32_t *pos, size_t n)
+{
+    char buf[1024];
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t j = 0; j < n && off + 24 < sizeof buf; j++)
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%u", j ? "," : "", pos[j]);
+    return cascade_arena_strdup(rq->arena, buf);
+}
+
+/* The exploration slots (explore.h) after the `reserved` item slots in
+ * slots[]; the trace entry "exploration". Returns the number added. */
+static size_t explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *ranked, size_t n,
+                      size_t reserved, struct cascade_slot *slots)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    uint32_t *pos = cascade_arena_calloc(rq->arena, rq->count + 1, sizeof *pos);
+    size_t n_pos = pos ? explore_positions(rq, pos) : 0;
+    if (n_pos == 0)
+        return 0;
+    size_t have = cascade_merge_count_channel(ranked, n, cfg->explore_channel);
+    size_t added = cascade_explore_fill(ranked, n, rq->count, reserved, pos, n_pos,
+                                        rq->explore_pool, rq->n_explore_pool, cfg->explore_channel,
+                                        slots);
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
                 .stage = "exploration",
                 .message = cascade_arena_printf(
                     rq->arena,
                     "channel=%s slots=%zu positions=%s order=%s chosen_by_rerank=%zu inserted=%zu",
-                    cfg->explore_channel, slots, slot_positions(rq, slots), pool_order(rq), have,
-                    inserted),
+                    cfg->explore_channel, n_pos, positions_text(rq, pos, n_pos), pool_order(rq),
+                    have, added),
                 .items_in = rq->n_explore_pool,
-                .items_out = inserted});
+                .items_out = added});
+    return added;
+}
+
+/* The ranked copy of an item (scores, attributes), when the ranker kept it. */
+static Cascade__V1__Candidate *scored_copy(const struct cascade_orch_rq *rq,
+                                           Cascade__V1__Candidate *bare)
+{
+    for (size_t i = 0; i < rq->n_ranked; i++)
+        if (rq->ranked[i] && rq->ranked[i]->item_id == bare->item_id)
+            return rq->ranked[i];
+    return bare;
+}
+
+/* The item slots still holding an item, into slots[]; the trace entry
+ * "slots" (when the request or the config has any). Returns the number. */
+static size_t item_slots(struct cascade_orch_rq *rq, struct cascade_slot *slots)
+{
+    size_t n = 0;
+    uint32_t *pos = cascade_arena_calloc(rq->arena, rq->n_fixed + 1, sizeof *pos);
+    if (rq->n_fixed == 0 || pos == NULL)
+        return 0;
+    for (size_t i = 0; i < rq->n_fixed; i++)
+        if (rq->fixed[i].cand) {
+            slots[n] = rq->fixed[i];
+            slots[n].cand = scored_copy(rq, rq->fixed[i].cand);
+            pos[n++] = rq->fixed[i].position;
+        }
+    cascade_orch__report(
+        rq, &(struct cascade_orch_outcome){
+                .stage = "slots",
+                .message = cascade_arena_printf(
+                    rq->arena, "request=%zu config=%zu filtered_out=%zu positions=%s",
+                    rq->n_fixed_asked, rq->n_fixed - rq->n_fixed_asked, rq->n_fixed_dropped,
+                    positions_text(rq, pos, n)),
+                .items_in = rq->n_fixed,
+                .items_out = n});
+    return n;
 }
 
 int cascade_orch__finalize(struct cascade_orch_rq *rq)
 {
     size_t n = rq->n < rq->count ? rq->n : rq->count;
-    Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, rq->count + 1, sizeof *list);
-    if (list == NULL)
+    struct cascade_slot *slots =
+        cascade_arena_calloc(rq->arena, rq->n_fixed + rq->count + 1, sizeof *slots);
+    if (slots == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    if (n)
-        memcpy(list, rq->cands, n * sizeof *list);
-    rq->cands = list;
-    rq->n = n;
-    explore(rq, list);
+    size_t n_slots = item_slots(rq, slots);
+    n_slots += explore(rq, rq->cands, n, n_slots, slots + n_slots);
+    if (cascade_slots_place(rq->cands, n, rq->count, slots, n_slots, rq->arena, &rq->placed,
+                            &rq->placed_from, &rq->n_placed))
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
+    rq->cands = rq->placed;
+    rq->n = rq->n_placed;
     return 0;
 }
 
@@ -335,6 +438,57 @@ static void report_contribution(struct cascade_orch_rq *rq)
                                                                 .message = msg,
                                                                 .items_in = run->returned,
                                                                 .items_out = run->kept});
+    }
+}
+
+/* ------------------------------------------------------------ serve log */
+
+/* The serve record's reason for an answer item: what its own reason field says. */
+static char serve_reason(const Cascade__V1__RecommendedItem *it)
+{
+    switch (it->reason) {
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION:
+        return CASCADE_SERVE_REASON_EXPLORED;
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED:
+        return CASCADE_SERVE_REASON_INSERTED;
+    default:
+        return CASCADE_SERVE_REASON_RANKED;
+    }
+}
+
+void cascade_orch__log_serve(struct cascade_orch_rq *rq,
+                             const Cascade__V1__RecommendResponse *resp)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (!cfg->serve_log_enabled || rq->o->redis == NULL || resp->n_items == 0)
+        return;
+    struct cascade_serve_item *items =
+        cascade_arena_calloc(rq->arena, resp->n_items, sizeof *items);
+    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
+    int rc = CASCADE_ENOMEM;
+    if (items != NULL && r != NULL) {
+        for (size_t i = 0; i < resp->n_items; i++)
+            items[i] = (struct cascade_serve_item){.item_id = resp->items[i]->item_id,
+                                                   .reason = serve_reason(resp->items[i]),
+                                                   .rank_score = resp->items[i]->rank_score,
+                                                   .rerank_score = resp->items[i]->rerank_score};
+        struct cascade_serve_record rec = {.request_id = resp->request_id,
+                                           .user_id = rq->user->user_id,
+                                           .ts_ms = cascade_wall_ms(),
+                                           .exp = resp->experiments,
+                                           .track = rq->track,
+                                           .degraded = resp->degraded,
+                                           .items = items,
+                                           .n_items = resp->n_items};
+        cascade_redis_set_deadline(r, rq->deadline_ms);
+        rc = cascade_serve_log_write(r, rq->o->ns, &rec, cfg->serve_log_max_len, rq->arena);
+    }
+    if (rc) {
+        cascade_metric_inc(rq->o->serve_log_failures);
+        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: %s",
+                     rq->user->user_id, r ? cascade_redis_error(r) : "out of memory");
+    } else {
+        cascade_metric_inc(rq->o->serve_log_written);
     }
 }
 

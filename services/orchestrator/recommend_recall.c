@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "merge.h"
+#include "log.h"
 #include "recommend_internal.h"
 #include "store.h"
 
@@ -69,13 +70,23 @@ static void choose_mix(struct cascade_orch_rq *rq)
                                      .degraded = true});
         return;
     }
-    uint32_t interactions = found ? rec.interactions : 0;
+    uint32_t interactions = found ? rec.interactions : 0, online = 0;
+    /* Below the bar by the nightly record: the consumer's live count
+     * (docs/closed-loop.md) may already lift the user out of cold start. The
+     * larger of the two counts, as both include the oldest interactions. */
+    if (interactions < cfg->cold_min_interactions &&
+        cascade_store_get_user_online_interactions(r, rq->o->ns, rq->user->user_id, &online) != 0)
+        CASCADE_WARN(rq->user->request_id, "online interaction count not read for user %s: %s",
+                     rq->user->user_id, cascade_redis_error(r));
+    if (online > interactions)
+        interactions = online;
     rq->cold_start = interactions < cfg->cold_min_interactions;
-    if (!found)
+    if (!found && online == 0)
         msg = "cold_start: no user record";
     else
-        msg = cascade_arena_printf(rq->arena, "%s: %u interactions (cold start below %u)",
+        msg = cascade_arena_printf(rq->arena, "%s: %u interactions%s (cold start below %u)",
                                    rq->cold_start ? "cold_start" : "normal", interactions,
+                                   online >= interactions && online ? " (online)" : "",
                                    cfg->cold_min_interactions);
     cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = "mix",
                                                             .message = msg,
@@ -190,7 +201,9 @@ static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls)
             .method = "/cascade.v1.Recall/Recall",
             .request = &req->base,
             .response_type = &cascade__v1__recall_response__descriptor,
-            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms),
+            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms,
+                                                         rq->o->cfg.recall_min_ms,
+                                                         rq->o->cfg.recall_reserve_ms),
             .request_id = rq->user->request_id,
         };
     }

@@ -17,7 +17,9 @@ static const char extra_usage[] =
     "  rank.reload_interval_ms         how often the .latest file is checked (1000)\n"
     "  rank.heuristic.prior_clicks     CTR smoothing while no model exists (default 1)\n"
     "  rank.heuristic.prior_impressions  (default 20)\n"
-    "  rank.max_candidates             largest candidate list accepted (default 5000)\n";
+    "  rank.max_candidates             largest candidate list accepted (default 5000)\n"
+    "  experiment param rank.model_version  a model file in the model dir (rank-lr-..., \n"
+    "                                  rank-mmoe-..., rank-ltr-...) kept loaded for that arm\n";
 
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
                           cascade_metrics *metrics, char *err, size_t errlen)
@@ -32,6 +34,13 @@ static void destroy_stage(void *stage)
     cascade_rank_destroy(stage);
 }
 
+/* SIGHUP: the model versions experiments name (rank.model_version) are
+ * loaded or released; the rest of the rank section needs a restart. */
+static int reload_stage(void *stage, const cascade_config *cfg, char *err, size_t errlen)
+{
+    return cascade_rank_pin_versions(stage, cfg, err, errlen);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "rank",
     .default_port = 50054,
@@ -41,6 +50,7 @@ static const struct cascade_service_stage stage = {
     .create = create_stage,
     .methods = cascade_rank_methods,
     .destroy = destroy_stage,
+    .reload = reload_stage,
 };
 
 int main(int argc, char **argv)

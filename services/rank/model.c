@@ -201,10 +201,19 @@ static struct cascade_rank__model *resolve_locked(const cascade_rank *r,
     return NULL;
 }
 
-struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested)
+struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested,
+                                                        const char *version)
 {
     enum cascade_rank__choice c;
     pthread_mutex_lock(&r->model_lock);
+    for (size_t i = 0; version && i < r->n_pinned; i++) {
+        if (strcmp(r->pinned[i]->version, version) == 0) {
+            struct cascade_rank__model *p = r->pinned[i];
+            atomic_fetch_add(&p->refs, 1);
+            pthread_mutex_unlock(&r->model_lock);
+            return p;
+        }
+    }
     struct cascade_rank__model *m = resolve_locked(r, r->choice);
     /* A request's choice counts when it names something there is; else the configured one. */
     if (cascade_rank__choice_parse(requested, &c) == 0 &&
@@ -218,7 +227,7 @@ struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const c
 
 const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len)
 {
-    struct cascade_rank__model *m = cascade_rank__model_acquire(r, NULL);
+    struct cascade_rank__model *m = cascade_rank__model_acquire(r, NULL, NULL);
     snprintf(buf, len, "%s", m ? m->version : r->heuristic_version);
     cascade_rank__model_release(m);
     return buf;
@@ -235,9 +244,26 @@ static void model_swap(cascade_rank *r, struct cascade_rank__model *m)
     cascade_rank__model_release(old);
 }
 
-/* Load <model_dir>/<name> into a new holder entry. */
-static int model_load(const cascade_rank *r, const char *name, enum cascade_rank__kind kind,
-                      struct cascade_rank__model **out, char *err, size_t errlen)
+int cascade_rank__kind_of_file(const char *name, enum cascade_rank__kind *out)
+{
+    /* Compare with the separator, so rank-lr does not take rank-ltr files. */
+    static const char *const prefixes[CASCADE_RANK__N_KINDS] = {
+        [CASCADE_RANK__KIND_LTR] = "rank-ltr",
+        [CASCADE_RANK__KIND_MMOE] = "rank-mmoe",
+        [CASCADE_RANK__KIND_LR] = "rank-lr"};
+    for (int k = 0; name && k < CASCADE_RANK__N_KINDS; k++) {
+        size_t n = strlen(prefixes[k]);
+        if (strncmp(name, prefixes[k], n) == 0 && (name[n] == '-' || name[n] == '.')) {
+            *out = (enum cascade_rank__kind)k;
+            return 0;
+        }
+    }
+    return CASCADE_EINVAL;
+}
+
+int cascade_rank__model_load(const cascade_rank *r, const char *name,
+                             enum cascade_rank__kind kind, struct cascade_rank__model **out,
+                             char *err, size_t errlen)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", r->model_dir, name);
@@ -280,7 +306,7 @@ static int reload_kind(cascade_rank *r, enum cascade_rank__kind kind, bool force
         return 0;
     int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
-        rc = model_load(r, name, kind, &m, err, errlen);
+        rc = cascade_rank__model_load(r, name, kind, &m, err, errlen);
     if (rc != 0) {
         CASCADE_WARN(NULL, "rank: cannot load the model named by %s: %s; keeping the current one",
                      path, err);

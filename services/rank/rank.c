@@ -136,6 +136,8 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
         cascade_item_cache_from_config(cfg, "rank", &r->items, err, errlen) != 0)
         goto fail;
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
+    if (cascade_rank_pin_versions(r, cfg, err, errlen) != 0)
+        goto fail;
     return r;
 fail:
     cascade_rank_destroy(r);
@@ -167,6 +169,7 @@ void cascade_rank_destroy(cascade_rank *r)
     if (!r)
         return;
     cascade_rank__models_release(r);
+    cascade_rank__pinned_release(r);
     cascade_item_cache_destroy(r->items);
     pthread_mutex_destroy(&r->reload_lock);
     pthread_mutex_destroy(&r->model_lock);
@@ -288,7 +291,8 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
 {
     size_t n = req->n_candidates;
     struct cascade_rank__model *m =
-        cascade_rank__model_acquire(r, cascade_exp_param(req->experiments, "rank.model"));
+        cascade_rank__model_acquire(r, cascade_exp_param(req->experiments, "rank.model"),
+                                    cascade_exp_param(req->experiments, "rank.model_version"));
     int rc = 0;
     cascade_metric_inc(r->scored[m ? m->kind : CASCADE_RANK__N_KINDS]);
     *ltr_score = NULL;

@@ -53,6 +53,17 @@ void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m);
  * changed or `force` is set. Returns 0 (loaded, or nothing to do) or the first
  * failure's negative code with err when a named model cannot be loaded (the
  * previous model of that kind stays in service). */
+/* Keep loaded every model version that the config's experiments select by
+ * file name (param rank.model_version, e.g. "rank-mmoe-20261201.safetensors"
+ * in model_dir; kind by prefix rank-ltr / rank-mmoe / rank-lr): a request
+ * whose experiment names a pinned version is scored with it, any other with
+ * the rank.model choice. Replaces the pinned set; versions no longer named
+ * are freed once no request uses them. At create and on SIGHUP reload.
+ * Returns 0, or CASCADE_EINVAL naming the experiment and the file that
+ * cannot be loaded (nothing changed then). Thread-safe against requests. */
+int cascade_rank_pin_versions(cascade_rank *r, const cascade_config *cfg, char *err,
+                              size_t errlen);
+
 int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
 
 /* The version requests without an experiment rank.model are scored with

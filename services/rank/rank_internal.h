@@ -35,6 +35,9 @@ enum cascade_rank__choice {
     CASCADE_RANK__HEURISTIC,                      /* no model: CTR heuristic or keep order */
 };
 
+/* Most model versions experiments may keep loaded at once. */
+#define CASCADE_RANK__MAX_PINNED 16
+
 /* Served tasks in TaskScores order. */
 enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
 
@@ -69,7 +72,11 @@ struct cascade_rank {
     bool heuristic_keep_order; /* no model: keep the incoming order (else the CTR heuristic) */
     cascade_item_cache *items;              /* item records read recently; NULL = off */
 
-    pthread_mutex_t model_lock; /* guards models */
+    pthread_mutex_t model_lock; /* guards models and pinned */
+    /* Versions experiments select by file (rank.model_version), kept
+     * loaded while the config names them (versions.c). */
+    struct cascade_rank__model *pinned[CASCADE_RANK__MAX_PINNED];
+    size_t n_pinned;
     /* The model of each kind whose pointer file named a loadable one; NULL = none. */
     struct cascade_rank__model *models[CASCADE_RANK__N_KINDS];
     pthread_mutex_t reload_lock; /* one reloader at a time; guards latest */
@@ -87,10 +94,26 @@ int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out)
 /* Names cascade_rank__choice_parse accepts, comma-separated. Static. */
 const char *cascade_rank__choice_list(void);
 /* Take a reference to the model a request is scored with (NULL = no model):
- * the one `requested` (an experiment's rank.model, or NULL) names when it
+ * the pinned version named by `version` (an experiment's rank.model_version,
+ * or NULL) when it is pinned; else the one `requested` (an experiment's
+ * rank.model, or NULL) names when it
  * parses and resolves to a loaded model (or is "heuristic"), else the one the
  * configured choice resolves to. The caller releases it. Thread-safe. */
-struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested);
+struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const char *requested,
+                                                        const char *version);
+
+/* The kind of a model file by its name's prefix (rank-ltr, rank-mmoe,
+ * rank-lr). 0 or CASCADE_EINVAL. */
+int cascade_rank__kind_of_file(const char *name, enum cascade_rank__kind *out);
+
+/* Load <model_dir>/<name> as a model of kind into a new holder entry (one
+ * reference, the caller's). 0, or a negative code with err. */
+int cascade_rank__model_load(const cascade_rank *r, const char *name,
+                             enum cascade_rank__kind kind, struct cascade_rank__model **out,
+                             char *err, size_t errlen);
+
+/* Release every pinned version (destroy). */
+void cascade_rank__pinned_release(cascade_rank *r);
 /* Drop a reference; the last one frees the model. NULL is a no-op. */
 void cascade_rank__model_release(struct cascade_rank__model *m);
 /* Release every loaded model (cascade_rank_destroy). */

@@ -101,7 +101,7 @@ static const struct {
     {"swing", "last_n", CFG_OFF(last_n), 50, 1, 1000},
     {"swing", "neighbours", CFG_OFF(neighbours), 50, 1, 200},
     /* EASE scores with the whole history; the default covers it for most users
-     * (docs/stages.md has the measurement). */
+     * (docs/benchmarks.md has the measurement). */
     {"ease", "last_n", CFG_OFF(last_n), 1000, 1, 1000},
     {"ease", "neighbours", CFG_OFF(neighbours), 200, 1, 200},
     {"usercf", "users", CFG_OFF(users), 30, 1, 100},

@@ -144,6 +144,19 @@ static int request_seeds(struct walk *w)
     rec.debug = 1;
     if ((rc = emit_message(w, "recommend_request", &rec.base)))
         return rc;
+    /* With slots (RecommendRequest.slots), so mutations reach their checks. */
+    Cascade__V1__Slot slot[2];
+    Cascade__V1__Slot *slotp[2] = {&slot[0], &slot[1]};
+    for (size_t i = 0; i < 2; i++) {
+        cascade__v1__slot__init(&slot[i]);
+        slot[i].position = (uint32_t)(i * 5);
+        slot[i].item_id = seed_ids[i];
+        slot[i].source = i ? "ops:launch" : "ads";
+    }
+    rec.slots = slotp;
+    rec.n_slots = 2;
+    if ((rc = emit_message(w, "recommend_request", &rec.base)))
+        return rc;
 
     Cascade__V1__Event ev[3];
     Cascade__V1__Event *evp[3];

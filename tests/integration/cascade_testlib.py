@@ -236,13 +236,17 @@ def write_config(path, overrides=None, budget_ms=5000):
     return path
 
 
-def build_world(stack, work_dir, users=500, items=300, events=30000, seed=7):
-    """Generate a small world and load it into the stack's Redis and model dir."""
+def build_world(stack, work_dir, users=500, items=300, events=30000, seed=7, train=True):
+    """Generate a small world and load it into the stack's Redis and model dir;
+    train=False skips the learned models (the stages then serve their
+    heuristics), for tests of the plumbing around them."""
     data = os.path.join(work_dir, "world")
     run([bin_path("cascade-datagen"), "--out", data, "--users", str(users), "--items",
          str(items), "--events", str(events), "--seed", str(seed), "--quiet"])
     run([bin_path("cascade-build"), "all", "--data", data,
          "--redis", "127.0.0.1:%d" % stack.redis_port, "--model-dir", stack.model_dir, "--quiet"])
+    if not train:
+        return data
     # The learned models the services pick up without a restart: the pre-rank
     # hashed LR, the MMoE ranker and the two-tower retrieval model + item index.
     # --force: the small test worlds may not support every model (the gate

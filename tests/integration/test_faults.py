@@ -36,9 +36,13 @@ import grpc  # noqa: E402
 
 TIMEOUT_S = 10
 LOAD_THREADS = 4
-# Rank's own budget: below the 500 ms client deadline of scenario 2, so the
-# orchestrator can skip a stalled rank and still answer in time.
-RANK_TIMEOUT_MS = 200
+# Rank's own budget: the shipped 500 ms, equal to the client deadline of
+# scenario 2. The orchestrator keeps back the later stages' reserve
+# (stages.<s>.min_ms, exposure.min_ms), so it skips a stalled rank and still
+# answers in time. The reserve is raised from its 20 ms defaults so the check
+# holds on a loaded test machine too.
+RANK_TIMEOUT_MS = 500
+LATER_STAGE_MIN_MS = 100
 STALL_DEADLINE_S = 0.5
 # How late (beyond its own deadline) a call may come back in scenario 2.
 LATE_BOUND_S = 1.0
@@ -153,7 +157,11 @@ class FaultBench:
                                      {"experiments": None})
             self.stack = tl.Stack(os.path.join(self.tmp.path, "stack"), config=config,
                                   sets=["orchestrator.stages.rank.timeout_ms=%d"
-                                        % RANK_TIMEOUT_MS])
+                                        % RANK_TIMEOUT_MS,
+                                        "orchestrator.stages.rerank.min_ms=%d"
+                                        % LATER_STAGE_MIN_MS,
+                                        "orchestrator.exposure.min_ms=%d"
+                                        % LATER_STAGE_MIN_MS])
             self.stack.start()
             self.world = tl.build_world(self.stack, self.tmp.path, users=users, items=items,
                                         events=events)
@@ -346,6 +354,51 @@ class FaultBench:
             records = load.stop()
         return status, records, recovery
 
+    def shared_connection_hostile(self, normal_calls, header_bytes, terminate=False):
+        """One channel (one HTTP/2 connection) shared by a hostile thread
+        sending header_bytes x-request-id headers and a normal caller, as a
+        gateway multiplexes users. With terminate, the orchestrator gets SIGTERM while
+        both run (and is restarted). Returns (normal codes, hostile codes,
+        orchestrator exit status or None)."""
+        ch = own_channel(self.stack.addr())
+        stub = self.pb.recommender_grpc.RecommenderStub(ch)
+        stop = threading.Event()
+        hostile_codes = {}
+        big = "h" * header_bytes
+        status = None
+
+        def call(user, metadata=None):
+            try:
+                stub.Recommend(self.pb.recommender.RecommendRequest(
+                    user=self.pb.common.UserContext(user_id=user), count=10),
+                    timeout=TIMEOUT_S, metadata=metadata)
+                return "OK"
+            except grpc.RpcError as e:
+                return e.code().name
+
+        def attack():
+            while not stop.is_set():
+                code = call("hostile", [("x-request-id", big)])
+                hostile_codes[code] = hostile_codes.get(code, 0) + 1
+        t = threading.Thread(target=attack, daemon=True)
+        t.start()
+        normal = []
+        try:
+            for i in range(normal_calls):
+                normal.append(call(self.load_users[i % len(self.load_users)]))
+            if terminate:
+                self.remember_argv("orchestrator")
+                os.kill(self.stack.pid("orchestrator"), signal.SIGTERM)
+                status = self.stack.exit_status("orchestrator")
+        finally:
+            stop.set()
+            t.join(TIMEOUT_S + 5)
+            ch.close()
+        if terminate:
+            self.restart("orchestrator")
+            self.poll_recovery()
+        return normal, hostile_codes, status
+
     def hostile(self, phase_calls, hostile_threads=2):
         """Normal load next to clients sending 20 KB request ids (in the body
         and in x-request-id) and malformed bytes. Returns (normal records,
@@ -423,12 +476,12 @@ class FaultsTest(unittest.TestCase):
         out = self.bench.same_user_race(self.bench.spare_users[0])
         for got in out:
             self.assertIsInstance(got, list, got)
-            self.assertLessEqual(len(got), 10)
-        # Finding (not asserted): the filter reserves from an offer of
-        # count x EXPOSURE_OFFER_FACTOR items, and 8 racing requests rank the
-        # same offer, so some answers come back empty, OK and not degraded.
+            # Every answer is full: when the first round's offer (4 x count)
+            # is taken by the others, a second round over the rest of the
+            # ranker's order fills it (300 items in the world, 80 asked for).
+            self.assertEqual(len(got), 10, "answer sizes: %s"
+                             % [g if isinstance(g, Exception) else len(g) for g in out])
         tl.log("answer sizes of 8 racing requests: %s" % [len(g) for g in out])
-        self.assertTrue(any(out), "every racing request came back empty")
         for i in range(len(out)):
             for j in range(i + 1, len(out)):
                 self.assertFalse(set(out[i]) & set(out[j]),
@@ -473,6 +526,30 @@ class FaultsTest(unittest.TestCase):
         self.assertEqual(status, 0)
         self.assert_no_errors(records)
 
+    def test_06_hostile_header_on_a_shared_connection(self):
+        # gRPC 1.51 drops the whole connection when one call's headers exceed
+        # the server's metadata limit; at 64 KiB (max_metadata_bytes) a 20 KB
+        # id passes the transport and is replaced by a generated one, so the
+        # calls sharing the connection are unaffected.
+        normal, hostile, _ = self.bench.shared_connection_hostile(self.PHASE * 5, 20000)
+        tl.log("shared connection, 20 KB header: normal %s, hostile %s"
+               % ({c: normal.count(c) for c in set(normal)}, hostile))
+        self.assertTrue(hostile, "the hostile thread made no calls")
+        self.assertEqual(set(normal), {"OK"}, "normal calls on the hostile client's "
+                         "connection failed: %s" % {c: normal.count(c) for c in set(normal)})
+
+    def test_07_sigterm_while_connections_die(self):
+        # Above the limit (here 100 KB) the transport drops the connection
+        # again and again under the calls in flight. SIGTERM then must drain
+        # cleanly: a call whose connection had died used to start its reply
+        # on a shut-down completion queue, and gRPC aborted the process.
+        normal, hostile, status = self.bench.shared_connection_hostile(
+            self.PHASE, 100000, terminate=True)
+        tl.log("shared connection, 100 KB header, SIGTERM: normal %s, hostile %s, exit %s"
+               % ({c: normal.count(c) for c in set(normal)}, hostile, status))
+        self.assertTrue(hostile, "the hostile thread made no calls")
+        self.assertEqual(status, 0, "the orchestrator did not drain cleanly: "
+                         + self.bench.stack.log_tail("orchestrator"))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2, failfast=False)

@@ -27,6 +27,7 @@ class InteropTest(unittest.TestCase):
             cls.stack.start()
             world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=150, events=8000)
             cls.users = tl.read_tsv_column(os.path.join(world, "users.tsv"))
+            cls.items = [int(i) for i in tl.read_tsv_column(os.path.join(world, "items.tsv"))]
             cls.channel = grpc.insecure_channel(cls.stack.addr())
         except BaseException:
             cls.tearDownClass()
@@ -75,6 +76,77 @@ class InteropTest(unittest.TestCase):
             self.assertRegex(resp3.request_id, r"^[0-9a-f]{16}$")
             self.assertFalse(resp3.degraded, list(resp3.degraded_reasons))
             self.assertEqual(len(resp3.items), 3)
+
+    def test_recommend_fields_and_slots(self):
+        """Every item says where it is, why, and its scores; the caller's
+        slots are served at their positions, once (then filtered as seen)."""
+        rec = self.pb.recommender
+        stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
+        user = self.pb.common.UserContext(user_id=self.users[5])
+        ad, ops = 987654321, 987654322  # not in the catalogue: nobody recalls them
+        resp = stub.Recommend(rec.RecommendRequest(
+            user=user, count=8, slots=[rec.Slot(position=0, item_id=ad, source="ads"),
+                                       rec.Slot(position=4, item_id=ops, source="ops:launch")]),
+            timeout=TIMEOUT_S)
+        self.assertFalse(resp.degraded, list(resp.degraded_reasons))
+        self.assertEqual(len(resp.items), 8)
+        self.assertEqual([it.position for it in resp.items], list(range(8)))
+        self.assertEqual((resp.items[0].item_id, resp.items[0].reason, resp.items[0].source),
+                         (ad, rec.ITEM_REASON_INSERTED, "ads"))
+        self.assertEqual((resp.items[4].item_id, resp.items[4].reason, resp.items[4].source),
+                         (ops, rec.ITEM_REASON_INSERTED, "ops:launch"))
+        ranked = [it for it in resp.items if it.reason == rec.ITEM_REASON_RANKED]
+        self.assertGreaterEqual(len(ranked), 5)  # one may be an exploration item
+        for it in resp.items:
+            self.assertIn(it.reason, (rec.ITEM_REASON_RANKED, rec.ITEM_REASON_EXPLORATION,
+                                      rec.ITEM_REASON_INSERTED))
+            if it.reason != rec.ITEM_REASON_INSERTED:
+                self.assertEqual(it.source, "exploration" if it.reason ==
+                                 rec.ITEM_REASON_EXPLORATION else "")
+                self.assertEqual(it.score, it.rank_score)  # score = the fused rank score
+        # The re-ranker's selection values are reported apart from the score.
+        self.assertTrue(any(it.rerank_score != 0 for it in ranked))
+        self.assertTrue(any(it.rerank_score != it.score for it in ranked))
+        # Shown once, the ad is filtered out for this user; its place goes to
+        # a ranked item.
+        resp2 = stub.Recommend(rec.RecommendRequest(
+            user=user, count=8, slots=[rec.Slot(position=0, item_id=ad, source="ads")]),
+            timeout=TIMEOUT_S)
+        self.assertNotIn(ad, [it.item_id for it in resp2.items])
+        self.assertEqual(resp2.items[0].reason, rec.ITEM_REASON_RANKED)
+        # A bad slot is refused, naming the field.
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.Recommend(rec.RecommendRequest(
+                user=user, count=8, slots=[rec.Slot(position=8, item_id=ad, source="ads")]),
+                timeout=TIMEOUT_S)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("slots[0].position 8 is outside the list (count 8)",
+                      cm.exception.details())
+
+    def test_slot_items_respect_blocks(self):
+        """A slot item the user disliked, or whose author they hid, is not
+        served (the filter looks the author of a bare slot item up in its
+        record); a twin user without the blocks gets both at their slots."""
+        rec, common = self.pb.recommender, self.pb.common
+        stub = self.pb.recommender_grpc.RecommenderStub(self.channel)
+        disliked, hidden = 987654330, self.items[3]  # the second one has a record (author)
+        blocker, twin = "interop-slot-blocker", "interop-slot-twin"
+        events = [common.Event(user_id=blocker, item_id=disliked,
+                               type=common.EventType.Value("EVENT_TYPE_DISLIKE")),
+                  common.Event(user_id=blocker, item_id=hidden,
+                               type=common.EventType.Value("EVENT_TYPE_HIDE_AUTHOR"))]
+        stub.Feedback(rec.FeedbackRequest(events=events), timeout=TIMEOUT_S)
+        slots = [rec.Slot(position=1, item_id=disliked, source="ads"),
+                 rec.Slot(position=2, item_id=hidden, source="ops")]
+        served = {}
+        for user in (blocker, twin):
+            resp = stub.Recommend(rec.RecommendRequest(
+                user=common.UserContext(user_id=user), count=6, slots=slots), timeout=TIMEOUT_S)
+            self.assertFalse(resp.degraded, list(resp.degraded_reasons))
+            served[user] = [it.item_id for it in resp.items]
+        self.assertEqual(served[twin][1:3], [disliked, hidden])
+        self.assertNotIn(disliked, served[blocker])
+        self.assertNotIn(hidden, served[blocker])
 
     def test_recommend_invalid(self):
         stub = self.pb.recommender_grpc.RecommenderStub(self.channel)

@@ -4,6 +4,8 @@
 #ifndef CASCADE_TEST_SUPPORT_H
 #define CASCADE_TEST_SUPPORT_H
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "redis.h"
@@ -57,5 +59,15 @@ void test_rmdir(const char *dir);
 
 /* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close). */
 int test_free_port(void);
+
+/* A tool's argument parser adapted for test_parse_argv (opts is its options
+ * struct), e.g. a wrapper calling cascade_cli_parse(argc, argv, opts, out, err). */
+typedef int (*test_argv_fn)(int argc, char **argv, void *opts, FILE *out, FILE *err);
+#define TEST_ARGV_MAX 38
+/* Call fn with argv = {prog, the NULL-terminated char * arguments in ap (at
+ * most TEST_ARGV_MAX)}, stdout discarded and stderr copied into err_text.
+ * Returns what fn returns. */
+int test_parse_argv(test_argv_fn fn, void *opts, const char *prog, char *err_text, size_t len,
+                    va_list ap);
 
 #endif

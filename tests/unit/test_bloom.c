@@ -129,6 +129,36 @@ static void test_bits_match_redis(void **state)
     test_redis_stop(&server);
 }
 
+/* Known answers pinning the bit positions, so a change of hash, seed or byte
+ * order cannot silently orphan the exposure bitmaps already in Redis. The
+ * expected positions were computed independently of this code, with
+ * python3-xxhash: h = xxh3_128(item id as 8 little-endian bytes,
+ * seed 0x63617363616465), h1 = low 64 bits, h2 = high 64 bits, probe i =
+ * (h1 mod m + i·max(h2 mod m, 1)) mod m. */
+static void test_positions_known_answers(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t bits;
+        uint32_t hashes;
+        uint64_t item;
+        uint64_t want[10];
+    } cases[] = {
+        {71888, 10, 1, {26245, 46199, 66153, 14219, 34173, 54127, 2193, 22147, 42101, 62055}},
+        {71888, 10, 42, {37712, 62149, 14698, 39135, 63572, 16121, 40558, 64995, 17544, 41981}},
+        {71888, 10, UINT64_MAX,
+         {31106, 1130, 43042, 13066, 54978, 25002, 66914, 36938, 6962, 48874}},
+        {1000, 3, 123456789, {866, 975, 84}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct cascade_bloom_params p = {.bits = cases[c].bits, .hashes = cases[c].hashes};
+        uint64_t got[10];
+        cascade_bloom_positions(&p, cases[c].item, got);
+        for (uint32_t i = 0; i < p.hashes; i++)
+            assert_int_equal(got[i], cases[c].want[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_positions),
         cmocka_unit_test(test_no_false_negatives_and_fp_rate),
         cmocka_unit_test(test_bits_match_redis),
+        cmocka_unit_test(test_positions_known_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

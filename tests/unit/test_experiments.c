@@ -21,10 +21,11 @@ static const char *const config_text =
     "  \"layers\": ["
     "    { \"name\": \"rank\", \"salt\": \"rank-2026\", \"experiments\": ["
     "        { \"name\": \"fusion_a\", \"ranges\": [[100, 199], [500, 549]],"
-    "          \"params\": { \"rank.fusion\": \"product\", \"rank.alpha\": 0.7, \"rank.k\": 3,"
-    "                        \"rank.calibrate\": true } },"
+    "          \"params\": { \"rank.fusion.formula\": \"product\","
+    "                        \"rank.fusion.rank_alpha\": 0.7, \"rank.fusion.rank_beta\": 3,"
+    "                        \"rank.model\": true } },"
     "        { \"name\": \"fusion_b\", \"ranges\": [[200, 299]],"
-    "          \"params\": { \"rank.fusion\": \"sum\" } } ] },"
+    "          \"params\": { \"rank.fusion.formula\": \"sum\" } } ] },"
     "    { \"name\": \"rerank\", \"salt\": \"rerank-2026\", \"experiments\": ["
     "        { \"name\": \"mmr_07\", \"ranges\": [[0, 99]], \"params\": { \"rerank.lambda\": 0.7 } "
     "},"
@@ -126,14 +127,14 @@ static void test_ranges_holdout_and_reverse(void **state)
         if ((b >= 100 && b <= 199) || (b >= 500 && b <= 549)) {
             seen_a++;
             assert_string_equal(rank->experiment, "fusion_a");
-            assert_string_equal(param_of(rank, "rank.fusion"), "product");
-            assert_string_equal(param_of(rank, "rank.alpha"), "0.7");
-            assert_string_equal(param_of(rank, "rank.k"), "3");
-            assert_string_equal(param_of(rank, "rank.calibrate"), "true");
+            assert_string_equal(param_of(rank, "rank.fusion.formula"), "product");
+            assert_string_equal(param_of(rank, "rank.fusion.rank_alpha"), "0.7");
+            assert_string_equal(param_of(rank, "rank.fusion.rank_beta"), "3");
+            assert_string_equal(param_of(rank, "rank.model"), "true");
         } else if (b >= 200 && b <= 299) {
             seen_b++;
             assert_string_equal(rank->experiment, "fusion_b");
-            assert_string_equal(param_of(rank, "rank.fusion"), "sum");
+            assert_string_equal(param_of(rank, "rank.fusion.formula"), "sum");
         } else {
             seen_baseline++;
             assert_string_equal(rank->experiment, "baseline");
@@ -177,13 +178,14 @@ static void test_param_lookup(void **state)
             break;
     }
     assert_string_equal(ctx->layers[0]->experiment, "fusion_a");
-    assert_string_equal(cascade_exp_param(ctx, "rank.fusion"), "product");
-    assert_true(cascade_exp_param_double(ctx, "rank.alpha", 0) == 0.7);
-    assert_true(cascade_exp_param_double(ctx, "rank.fusion", 1.5) == 1.5); /* not a number */
+    assert_string_equal(cascade_exp_param(ctx, "rank.fusion.formula"), "product");
+    assert_true(cascade_exp_param_double(ctx, "rank.fusion.rank_alpha", 0) == 0.7);
+    /* not a number: */
+    assert_true(cascade_exp_param_double(ctx, "rank.fusion.formula", 1.5) == 1.5);
     assert_null(cascade_exp_param(ctx, "rank.unknown"));
     assert_true(cascade_exp_param_double(ctx, "rank.unknown", 2.5) == 2.5);
-    assert_null(cascade_exp_param(NULL, "rank.fusion"));
-    assert_true(cascade_exp_param_double(NULL, "rank.alpha", 4.0) == 4.0);
+    assert_null(cascade_exp_param(NULL, "rank.fusion.formula"));
+    assert_true(cascade_exp_param_double(NULL, "rank.fusion.rank_alpha", 4.0) == 4.0);
     assert_int_equal(cascade_experiments_assign(*state, NULL, a, &ctx), CASCADE_EINVAL);
     cascade_arena_destroy(a);
 }
@@ -243,8 +245,9 @@ static void test_invalid_configs(void **state)
                     "{\"name\": \"a\", \"ranges\": [[1, 2]], \"reverse\": [[3, 4]]}]}]}",
                     "\"reverse\" only applies to a launched experiment");
     expect_rejected("{\"layers\": [{\"name\": \"rank\", \"experiments\": ["
-                    "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": {\"x\": [1]}}]}]}",
-                    "param \"x\" must be a number, string or boolean");
+                    "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": "
+                    "{\"rank.model\": [1]}}]}]}",
+                    "param \"rank.model\" must be a number, string or boolean");
     expect_rejected("{\"layers\": [{\"name\": \"rank\", \"experiments\": ["
                     "{\"name\": \"baseline\", \"ranges\": [[1, 2]]}]}]}",
                     "needs a \"name\"");
@@ -271,7 +274,8 @@ static void test_request_limits(void **state)
     expect_rejected(text, "experiment 0: name longer than 120 bytes");
     snprintf(text, sizeof text,
              "{\"layers\": [{\"name\": \"rank\", \"experiments\": ["
-             "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": {\"k\": \"%.257s\"}}]}]}",
+             "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": {\"rank.model\": "
+             "\"%.257s\"}}]}]}",
              big);
     expect_rejected(text, "value longer than 256 bytes");
     size_t off = (size_t)snprintf(text, sizeof text, "{\"layers\": [");
@@ -282,12 +286,60 @@ static void test_request_limits(void **state)
     expect_rejected(text, "33 layers, at most 32");
 }
 
+/* Every configured parameter key is checked against the registry
+ * (common/exp_registry.c): an unknown key, a key of another stage set in a
+ * stage's layer, and one key set by two layers are config errors. */
+static void test_param_validation(void **state)
+{
+    (void)state;
+    expect_rejected("{\"layers\": [{\"name\": \"rerank\", \"experiments\": ["
+                    "{\"name\": \"typo\", \"ranges\": [[1, 2]], \"params\": "
+                    "{\"rerank.lamda\": 0.5}}]}]}",
+                    "layer \"rerank\" experiment \"typo\": unknown parameter \"rerank.lamda\" "
+                    "(known for layer rerank: rerank.lambda");
+    expect_rejected("{\"layers\": [{\"name\": \"recall\", \"experiments\": ["
+                    "{\"name\": \"w\", \"ranges\": [[1, 2]], \"params\": "
+                    "{\"recall.weight.\": 2}}]}]}",
+                    "unknown parameter \"recall.weight.\"");
+    expect_rejected("{\"layers\": [{\"name\": \"rerank\", \"experiments\": ["
+                    "{\"name\": \"m\", \"ranges\": [[1, 2]], \"params\": "
+                    "{\"rank.model\": \"lr\"}}]}]}",
+                    "experiment \"m\": parameter \"rank.model\" belongs to stage \"rank\", not "
+                    "to layer \"rerank\"");
+    expect_rejected("{\"layers\": ["
+                    "{\"name\": \"rerank\", \"experiments\": [{\"name\": \"a\", \"ranges\": "
+                    "[[1, 2]], \"params\": {\"rerank.lambda\": 0.5}}]},"
+                    "{\"name\": \"explore\", \"experiments\": [{\"name\": \"b\", \"ranges\": "
+                    "[[1, 2]]}, {\"name\": \"c\", \"ranges\": [[5, 6]], \"params\": "
+                    "{\"rerank.lambda\": 0.9}}]}]}",
+                    "parameter \"rerank.lambda\" is set by layer \"rerank\" (experiment \"a\") "
+                    "and by layer \"explore\" (experiment \"c\")");
+
+    /* Accepted: a channel-suffixed key in its stage's layer, experiments of
+     * one layer sharing a key, and a cross-stage layer setting another
+     * stage's key that no other layer sets. */
+    char err[512] = "";
+    cascade_experiments *e = create_from(
+        "{\"layers\": ["
+        "{\"name\": \"recall\", \"experiments\": ["
+        "{\"name\": \"a\", \"ranges\": [[1, 2]], \"params\": {\"recall.weight.itemcf\": 2}},"
+        "{\"name\": \"b\", \"ranges\": [[3, 4]], \"params\": {\"recall.weight.itemcf\": 3,"
+        " \"orchestrator.merge_max\": 500}}]},"
+        "{\"name\": \"explore\", \"experiments\": [{\"name\": \"x\", \"ranges\": [[1, 2]],"
+        " \"params\": {\"exploration.share\": 0.1, \"rank.model\": \"lr\"}}]}]}",
+        err, sizeof err);
+    if (!e)
+        fail_msg("valid config rejected: %s", err);
+    cascade_experiments_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_ranges_holdout_and_reverse),
         cmocka_unit_test(test_param_lookup),    cmocka_unit_test(test_no_config),
         cmocka_unit_test(test_invalid_configs), cmocka_unit_test(test_request_limits),
+        cmocka_unit_test(test_param_validation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,6 +2,8 @@
  * pass against central finite differences (ReLU, sigmoid, masked softmax,
  * L2 normalisation, row dots, pairwise scores, the MMoE mixture, dropout),
  * softmax/sigmoid stability for huge logits, and the dropout masks. */
+#include <float.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +81,43 @@ static void setup_ctx(struct op_ctx *c, uint64_t seed)
     nn_fill_away(&rng, c->a, N, 0.1f, 2.0f); /* away from ReLU's kink */
     nn_fill(&rng, c->b, N, -1, 1);
     nn_fill(&rng, c->r, N, -1, 1);
+}
+
+/* The branch-free ReLU gives bit for bit what `x > 0 ? x : 0` gives, on
+ * every kind of float: signs, zeros of both signs, subnormals, infinities,
+ * NaN (which becomes +0), and the backward pass the same way. */
+static void test_relu_matches_branch(void **state)
+{
+    (void)state;
+    const float special[] = {0.0f,    -0.0f,     1.0f,      -1.0f,     1e-40f,  -1e-40f,
+                             FLT_MIN, -FLT_MIN,  FLT_MAX,   -FLT_MAX,  INFINITY, -INFINITY,
+                             NAN,     -NAN,      0.5f,      -3.25f};
+    enum { M = 16 + 4096 };
+    static float x[M], y[M], dy[M], dx[M];
+    struct cascade_nn_rng rng;
+    cascade_nn_rng_seed(&rng, 11);
+    for (size_t i = 0; i < M; i++) {
+        x[i] = i < 16 ? special[i] : (float)cascade_nn_rng_normal(&rng);
+        dy[i] = i < 16 ? special[15 - i] : (float)cascade_nn_rng_normal(&rng);
+    }
+    cascade_nn_relu_forward(x, M, y);
+    cascade_nn_relu_backward(x, dy, M, dx);
+    for (size_t i = 0; i < M; i++) {
+        float want_y = x[i] > 0.0f ? x[i] : 0.0f;
+        float want_dx = x[i] > 0.0f ? dy[i] : 0.0f;
+        if (memcmp(&y[i], &want_y, sizeof(float)) != 0 ||
+            memcmp(&dx[i], &want_dx, sizeof(float)) != 0)
+            fail_msg("element %zu: x %g dy %g: relu %g (want %g), backward %g (want %g)", i,
+                     (double)x[i], (double)dy[i], (double)y[i], (double)want_y, (double)dx[i],
+                     (double)want_dx);
+    }
+    /* In place, as the MMoE forward pass calls it. */
+    memcpy(y, x, sizeof x);
+    cascade_nn_relu_forward(y, M, y);
+    for (size_t i = 0; i < M; i++) {
+        float want = x[i] > 0.0f ? x[i] : 0.0f;
+        assert_memory_equal(&y[i], &want, sizeof(float));
+    }
 }
 
 static void test_relu_sigmoid_gradients(void **state)
@@ -344,6 +383,7 @@ static void test_expert_dropout(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relu_matches_branch),
         cmocka_unit_test(test_relu_sigmoid_gradients),
         cmocka_unit_test(test_softmax_gradients),
         cmocka_unit_test(test_softmax_all_masked),

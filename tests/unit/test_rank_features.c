@@ -196,9 +196,66 @@ static void test_user_statistics(void **state)
     assert_true(xc[feat("user_log_activity")] > xi[feat("user_log_activity")]);
 }
 
+/* Every feature against a known answer, computed by hand from the formulas
+ * in docs/data.md ("Features" table; python, not this code) for one video
+ * and one user with history in three categories (one with a negative
+ * weight, which counts for exposure but not for affinity). */
+static void test_known_answers(void **state)
+{
+    (void)state;
+    static const double want[CASCADE_RANK_FEATURES] = {
+        -0.9784196, /* item_ctr_logit: logit(52/420)/2 */
+        0.5993961,  /* item_log_impressions: ln(401)/10 */
+        0.1541507,  /* item_like_lift: ln((14/60)/0.2) */
+        -0.1823216, /* item_collect_lift: ln((5/60)/0.1) */
+        -0.6931472, /* item_share_lift: ln((1.5/60)/0.05) */
+        0.7142857,  /* item_completion: (1350/60 + 2.5)/(30 + 5) */
+        0.25,       /* user_cat_share: 2/(2 + 6) */
+        0.3333333,  /* user_cat_rel_top: 2/6 */
+        1.0,        /* declared_interest */
+        0.7992984,  /* item_log_age_days: ln(11)/3 */
+        1.0,        /* item_is_video */
+        0.6851456,  /* item_log_duration: ln(61)/6 */
+        0.6553043,  /* user_log_activity: ln(51)/6 */
+        -0.885353,  /* user_ctr_logit: logit(32/220)/2 */
+        1.0,        /* same_city */
+        0.0,        /* user_no_history */
+        -0.176119,  /* user_cat_imp_share: ln((40 + 16 + 0.3 + 16)/(150 + 36 + 6 + 16))/6 */
+        -0.7123066, /* user_cat_ctr_logit: logit((8 + 5·32/220)/(40 + 5))/2 */
+        0.928393,   /* user_cat_log_impressions: ln(41)/4 */
+    };
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    it.category = 3;
+    it.created_at_s = NOW - 10 * 86400;
+    it.media_type = 2;
+    it.duration_s = 60;
+    it.city = 4;
+    it.has_stats = true;
+    it.stats = (cascade_v1_ItemStats){.impressions = 400, .clicks = 50, .likes = 12,
+                                      .collects = 4, .shares = 1, .plays = 30,
+                                      .play_seconds = 1350};
+    u.city = 4;
+    u.impressions = 200;
+    u.clicks = 30;
+    u.interactions = 50;
+    u.interests_count = 1;
+    u.interests[0] = 3;
+    u.affinities_count = 3;
+    u.affinities[0] = (cascade_v1_CategoryAffinity){5, 6.0f, 100, 10};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){3, 2.0f, 40, 8};
+    u.affinities[2] = (cascade_v1_CategoryAffinity){7, -1.0f, 10, 0};
+    compute(&u, &it, x);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        if (fabs(x[i] - want[i]) > 1e-5)
+            fail_msg("%s = %.7f, want %.7f", cascade_features_rank_name(i), x[i], want[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answers),
         cmocka_unit_test(test_names_are_unique),
         cmocka_unit_test(test_empty_records_are_finite),
         cmocka_unit_test(test_item_statistics_move_features),

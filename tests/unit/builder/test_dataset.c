@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -165,6 +166,43 @@ static void test_unsorted_unknown_and_implicit(void **state)
     test_rmdir(d);
 }
 
+/* cascade-consumer's day partitions (events/YYYY-MM-DD.tsv) are read after
+ * events.tsv, oldest day first, and sorted in with it; other files there are
+ * ignored; a bad line names the partition file. */
+static void test_day_partitions(void **state)
+{
+    (void)state;
+    char d[256], sub[300], err[512];
+    cascade_dataset *ds = NULL;
+    assert_non_null(test_tempdir(d, sizeof(d)));
+    write_world(d, "ts\tuser_id\titem_id\ttype\tvalue\n"
+                   "100\talice\t10\timpression\t0\n");
+    snprintf(sub, sizeof sub, "%s/events", d);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    write_file(d, "events/2026-12-06.tsv", "400\tdave\t11\tclick\t0\n");
+    write_file(d, "events/2026-12-05.tsv", "300\talice\t11\tlike\t0\n"
+                                           "350\tbob\t10\tplay\t12.5\n");
+    write_file(d, "events/notes.txt", "not a partition\n");
+    assert_int_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
+    assert_int_equal(ds->partitions, 2);
+    assert_int_equal(ds->n_events, 4);
+    assert_int_equal(ds->implicit_users, 1); /* dave: only in a partition */
+    int64_t want_ts[] = {100, 300, 350, 400};
+    const char *want_user[] = {"alice", "alice", "bob", "dave"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(ds->events[i].ts, want_ts[i]);
+        assert_string_equal(ds->users[ds->events[i].user].id, want_user[i]);
+    }
+    assert_true(ds->events[2].value == 12.5f);
+    cascade_dataset_destroy(ds);
+
+    write_file(d, "events/2026-12-07.tsv", "500\tdave\t11\n");
+    assert_int_not_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
+    assert_null(ds);
+    assert_non_null(strstr(err, "events/2026-12-07.tsv:1: expected 5 tab-separated fields"));
+    test_rmdir(d);
+}
+
 static void test_behaviour_weights(void **state)
 {
     (void)state;
@@ -239,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_read_and_round_trip),
         cmocka_unit_test(test_malformed_lines_name_file_and_line),
         cmocka_unit_test(test_unsorted_unknown_and_implicit),
+        cmocka_unit_test(test_day_partitions),
         cmocka_unit_test(test_behaviour_weights),
         cmocka_unit_test(test_cli_exit_codes),
     };

@@ -80,22 +80,65 @@ static cascade_dataset *tiny_world(void)
     return ds;
 }
 
-static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+/* Load ds with the tests' options (affinity half-life half_life_days, 0 = no
+ * decay; 3 commands per round trip), the summary into *s. */
+static void load_with(cascade_redis *r, cascade_dataset *ds, bool flush, double half_life_days,
+                      struct cascade_load_summary *s)
 {
     struct cascade_load_opts o;
-    struct cascade_load_summary s;
     char err[512];
     cascade_load_defaults(&o);
     o.ns = NS;
     o.quiet = true;
     o.flush = flush;
-    o.affinity_half_life_days = 0; /* no decay: affinities are plain weighted counts */
-    o.pipeline = 3;                /* several round trips even for a tiny world */
-    assert_int_equal(cascade_load_run(ds, r, &o, &s, err, sizeof(err)), 0);
+    o.affinity_half_life_days = half_life_days; /* 0: no decay, plain weighted counts */
+    o.pipeline = 3;                             /* several round trips even for a tiny world */
+    if (cascade_load_run(ds, r, &o, s, err, sizeof(err)) != 0)
+        fail_msg("load: %s", err);
+}
+
+static void load_tiny_decayed(cascade_redis *r, cascade_dataset *ds, bool flush,
+                              double half_life_days)
+{
+    struct cascade_load_summary s;
+    load_with(r, ds, flush, half_life_days, &s);
     assert_int_equal(s.items, 3);
     assert_int_equal(s.users, 2);
     assert_int_equal(s.as_of, AS_OF);
     assert_int_equal(s.follow_sets, 0);
+}
+
+static void load_tiny(cascade_redis *r, cascade_dataset *ds, bool flush)
+{
+    load_tiny_decayed(r, ds, flush, 0);
+}
+
+/* Affinities decay with the half-life (interests.h): each event's weight is
+ * multiplied by 2^(-(as_of - ts) / half_life), and so are the category's
+ * impressions and clicks. Half-life 0.5 day = 43200 s. */
+static void test_affinity_decay(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny_decayed(f->conn, ds, false, 0.5);
+    cascade_v1_UserRecord u;
+    bool found;
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "u1", &u, &found), 0);
+    assert_true(found);
+    const double h = 43200.0;
+    /* Category 5: click (w 1) at 20001, collect (w 3) at 20010; shown at 20000. */
+    double w5 = 1 * pow(2, -(AS_OF - 20001) / h) + 3 * pow(2, -(AS_OF - 20010) / h);
+    /* Category 3: click (w 1) at 10001, like (w 2) at 10040 (play weighs 0). */
+    double w3 = 1 * pow(2, -(AS_OF - 10001) / h) + 2 * pow(2, -(AS_OF - 10040) / h);
+    assert_int_equal(u.affinities_count, 2);
+    assert_int_equal(u.affinities[0].category, 5);
+    assert_true(fabs(u.affinities[0].weight - w5) < 1e-4 * w5);
+    assert_int_equal(u.affinities[1].category, 3);
+    assert_true(fabs(u.affinities[1].weight - w3) < 1e-4 * w3);
+    double imp5 = pow(2, -(AS_OF - 20000) / h), clk5 = pow(2, -(AS_OF - 20001) / h);
+    assert_true(fabs(u.affinities[0].impressions - imp5) < 1e-4 * imp5);
+    assert_true(fabs(u.affinities[0].clicks - clk5) < 1e-4 * clk5);
+    cascade_dataset_destroy(ds);
 }
 
 static void test_items(void **state)
@@ -258,6 +301,74 @@ static void test_follows(void **state)
     cascade_dataset_destroy(ds);
 }
 
+/* LPUSH one interaction to a user's live last-n, as Feedback does. */
+static void push_live(cascade_redis *r, const char *uid, uint64_t item, uint32_t type,
+                      int64_t time_s, float weight)
+{
+    char key[CASCADE_KEY_MAX];
+    uint8_t buf[cascade_v1_Interaction_size];
+    size_t len;
+    cascade_v1_Interaction it = {item, type, time_s, weight};
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_Interaction_fields, &it, buf, sizeof buf, &len), 0);
+    const char *argv[] = {"LPUSH", cascade_key_user_lastn(key, NS, uid), (const char *)buf};
+    size_t lens[] = {5, strlen(key), len};
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command_argv(r, &rep, 3, argv, lens), 0);
+    freeReplyObject(rep);
+}
+
+/* Live state newer than the log survives a reload: u1's Feedback after
+ * AS_OF (a click on item 3, a follow on item 1) stays at the head of last-n
+ * (item 1 is not repeated from the log), in consumed, and the follow's author
+ * in follows; an entry older than as_of is the log's business and goes. Once
+ * the log itself reaches past those entries, the log's version replaces them. */
+static void test_live_state_merged(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_dataset *ds = tiny_world();
+    load_tiny(f->conn, ds, true);
+    push_live(f->conn, "u1", 3, CASCADE_EV_LIKE, AS_OF - 5, 2); /* stale: dropped */
+    push_live(f->conn, "u1", 3, CASCADE_EV_CLICK, AS_OF + 50, 1);
+    push_live(f->conn, "u1", 1, CASCADE_EV_FOLLOW, AS_OF + 60, 4);
+
+    struct cascade_load_summary s;
+    load_with(f->conn, ds, false, 0, &s);
+    assert_int_equal(s.live_kept, 2);
+    cascade_v1_Interaction it[8];
+    size_t n = 0;
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u1", 8, it, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(it[0].item_id, 1);
+    assert_int_equal(it[0].type, CASCADE_EV_FOLLOW);
+    assert_int_equal(it[0].time_s, AS_OF + 60);
+    assert_int_equal(it[1].item_id, 3);
+    assert_int_equal(it[1].type, CASCADE_EV_CLICK);
+    assert_int_equal(it[2].item_id, 2); /* the log's, item 1 not repeated */
+    assert_int_equal(it[2].type, CASCADE_EV_COLLECT);
+    uint64_t ids[3] = {1, 2, 3};
+    bool consumed[3];
+    assert_int_equal(cascade_store_consumed(f->conn, NS, "u1", ids, 3, consumed), 0);
+    assert_true(consumed[0] && consumed[1] && consumed[2]);
+    uint64_t authors[8];
+    assert_int_equal(follows_of(f->conn, "u1", authors), 1);
+    assert_int_equal(authors[0], 7);
+    /* u2 had no live entries: exactly the log. */
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u2", 8, it, &n), 0);
+    assert_int_equal(n, 1);
+
+    /* The log now runs past the live entries: they are its business again. */
+    ev(ds, AS_OF + 100, "u2", 3, CASCADE_EV_IMPRESSION, 0);
+    load_with(f->conn, ds, false, 0, &s);
+    assert_int_equal(s.live_kept, 0);
+    assert_int_equal(cascade_store_get_lastn(f->conn, NS, "u1", 8, it, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(it[0].item_id, 2);
+    assert_int_equal(it[1].item_id, 1);
+    assert_int_equal(follows_of(f->conn, "u1", authors), 0);
+    cascade_dataset_destroy(ds);
+}
+
 static void test_meta(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -366,9 +477,14 @@ static void test_build_all_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_items),           cmocka_unit_test(test_users_and_lists),
-        cmocka_unit_test(test_follows),         cmocka_unit_test(test_meta),
-        cmocka_unit_test(test_flush_namespace), cmocka_unit_test(test_build_all_command),
+        cmocka_unit_test(test_items),
+        cmocka_unit_test(test_users_and_lists),
+        cmocka_unit_test(test_affinity_decay),
+        cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_live_state_merged),
+        cmocka_unit_test(test_meta),
+        cmocka_unit_test(test_flush_namespace),
+        cmocka_unit_test(test_build_all_command),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

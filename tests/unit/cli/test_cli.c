@@ -9,29 +9,22 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "cli.h"
 
-/* Parse a NULL-terminated argument list; captures stderr text into err_text. */
+static int parse_adapter(int argc, char **argv, void *opts, FILE *out, FILE *err)
+{
+    return cascade_cli_parse(argc, argv, opts, out, err);
+}
+
+/* Parse a NULL-terminated argument list; stderr text goes to err_text. */
 static int parse(struct cascade_cli_args *a, char *err_text, size_t len, ...)
 {
-    char *argv[32];
-    int argc = 0;
     va_list ap;
     va_start(ap, len);
-    argv[argc++] = "cascade-cli";
-    for (char *s; (s = va_arg(ap, char *)) != NULL;)
-        argv[argc++] = s;
+    int rc = test_parse_argv(parse_adapter, a, "cascade-cli", err_text, len, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *err = open_memstream(&buf, &size);
-    FILE *out = fopen("/dev/null", "w");
-    int rc = cascade_cli_parse(argc, argv, a, out, err);
-    fclose(err);
-    fclose(out);
-    snprintf(err_text, len, "%s", buf ? buf : "");
-    free(buf);
     return rc;
 }
 
@@ -60,6 +53,23 @@ static void test_recommend_args(void **state)
     assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--bogus", NULL),
                      CASCADE_CLI_USAGE);
     assert_non_null(strstr(err, "--bogus"));
+    /* --slot POS:ITEM:SOURCE, repeatable; the source may hold colons. */
+    assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--slot", "0:123:ads",
+                           "--slot", "4:77:ops:spring", NULL),
+                     0);
+    assert_int_equal(a.n_slots, 2);
+    assert_int_equal(a.slots[0].position, 0);
+    assert_int_equal(a.slots[0].item_id, 123);
+    assert_string_equal(a.slots[0].source, "ads");
+    assert_int_equal(a.slots[1].position, 4);
+    assert_string_equal(a.slots[1].source, "ops:spring");
+    const char *bad[] = {"0:123", "x:1:ads", "1:0:ads", "1:2:", ":1:ads", "1::ads"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--slot", bad[i],
+                               NULL),
+                         CASCADE_CLI_USAGE);
+        assert_non_null(strstr(err, "--slot: expected POS:ITEM:SOURCE"));
+    }
     assert_int_equal(parse(&a, err, sizeof err, "frobnicate", NULL), CASCADE_CLI_USAGE);
     assert_non_null(strstr(err, "unknown command \"frobnicate\""));
     assert_int_equal(parse(&a, err, sizeof err, "--help", NULL), -1);
@@ -116,6 +126,11 @@ static void test_table(void **state)
     attrs.author_id = 301;
     item.item_id = 12345;
     item.score = 0.5f;
+    item.rank_score = 0.5f;
+    item.rerank_score = 0.375f;
+    item.position = 3;
+    item.reason = CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED;
+    item.source = "ads";
     item.channels = channels;
     item.n_channels = 2;
     item.tasks = &tasks;
@@ -151,9 +166,10 @@ static void test_table(void **state)
     fclose(out);
     assert_non_null(strstr(buf, "user u1  request rid-1  1 item\n"));
     assert_non_null(strstr(buf, "rerank     bucket  612  mmr_05  {rerank.lambda=0.5}"));
-    assert_non_null(strstr(buf, "12345"));
-    assert_non_null(strstr(buf, "0.1250"));
-    assert_non_null(strstr(buf, "301  itemcf,hot\n"));
+    assert_non_null(strstr(buf, "pos  item"));
+    assert_non_null(strstr(buf, "   3  12345                    0.5000     0.5000     0.3750   0.1250"));
+    assert_non_null(strstr(buf, "301  itemcf,hot"));
+    assert_non_null(strstr(buf, " inserted:ads\n"));
     assert_non_null(strstr(buf, "  - recall/itemcf: UNAVAILABLE: connection refused\n"));
     assert_non_null(strstr(buf, "UNAVAILABLE"));
     assert_non_null(strstr(buf, "1.50"));

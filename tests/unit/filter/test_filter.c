@@ -488,7 +488,7 @@ static void test_item_records_only_when_authors_blocked(void **state)
 }
 
 /* The exposure filter at its sized capacity: record expected_items (5000)
- * items in one window, then probe 100,000 ids never shown through the real
+ * items in one window, then probe 200,000 ids never shown through the real
  * Filter path. Every recorded item is dropped (no false negatives) and the
  * share of probes dropped stays within the configured fp_rate (0.001). */
 static void test_false_positive_rate_at_capacity(void **state)

@@ -5,9 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
+#include "error.h"
 #include "orch_config.h"
 
 static int parse_text(const char *text, struct cascade_orch_config *out, char *err, size_t len)
@@ -258,6 +260,174 @@ static void test_reconnect_keys(void **state)
     assert_non_null(strstr(err, "orchestrator.reconnect.connect_timeout_ms"));
 }
 
+/* orchestrator.slots: item slots and exploration positions, in order; bad
+ * entries name the entry and field. */
+static void test_slots(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.n_slots, 0);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"slots\": ["
+                                "{\"position\": 0, \"item_id\": 123, \"source\": \"ops:x\"},"
+                                "{\"position\": 8, \"source\": \"exploration\"},"
+                                "{\"position\": 0, \"source\": \"exploration\"}]}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.n_slots, 3);
+    assert_int_equal(c.slots[0].position, 0);
+    assert_int_equal(c.slots[0].item_id, 123);
+    assert_string_equal(c.slots[0].source, "ops:x");
+    assert_int_equal(c.slots[1].position, 8);
+    assert_int_equal(c.slots[1].item_id, 0);
+    assert_string_equal(c.slots[1].source, "exploration");
+    const struct {
+        const char *slots, *want;
+    } bad[] = {
+        {"{\"position\": 1, \"source\": \"ads\"}", "orchestrator.slots[0].item_id: expected a positive"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"exploration\"}",
+         "orchestrator.slots[0].item_id: expected none for an exploration slot"},
+        {"{\"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 200, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 1.5, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a b\"}", "orchestrator.slots[0].source"},
+        {"{\"position\": 1, \"item_id\": 5}", "orchestrator.slots[0].source"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a\"}, "
+         "{\"position\": 1, \"item_id\": 6, \"source\": \"b\"}",
+         "orchestrator.slots[1].position"},
+        {"{\"position\": 1, \"item_id\": 5, \"source\": \"a\"}, "
+         "{\"position\": 2, \"item_id\": 5, \"source\": \"b\"}",
+         "orchestrator.slots[1].item_id"},
+        {"7", "orchestrator.slots[0]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"orchestrator\": {\"slots\": [%s]}}", bad[i].slots);
+        err[0] = '\0';
+        assert_int_equal(parse_text(text, &c, err, sizeof err), -1);
+        if (strstr(err, bad[i].want) == NULL)
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].slots, err, bad[i].want);
+    }
+    assert_int_equal(parse_text("{\"orchestrator\": {\"slots\": {}}}", &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "orchestrator.slots: expected a list of at most 16 slots"));
+}
+
+/* Each stage keeps back the min_ms of the enabled stages after it (and the
+ * exposure reservation's, when the filter runs). */
+static void test_deadline_reserves(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[256] = "";
+    assert_int_equal(parse_text("{}", &c, err, sizeof err), 0);
+    assert_int_equal(c.rerank.reserve_ms, 20);
+    assert_int_equal(c.rank.reserve_ms, 40);
+    assert_int_equal(c.prerank.reserve_ms, 60);
+    assert_int_equal(c.filter.reserve_ms, 80);
+    assert_int_equal(c.recall_reserve_ms, 100);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"exposure\": {\"min_ms\": 7},"
+                                " \"stages\": {\"rerank\": {\"enabled\": false},"
+                                " \"rank\": {\"min_ms\": 50}, \"prerank\": {\"min_ms\": 3}}}}",
+                                &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.rank.reserve_ms, 7); /* rerank disabled: only exposure */
+    assert_int_equal(c.prerank.reserve_ms, 57);
+    assert_int_equal(c.filter.reserve_ms, 60);
+    assert_int_equal(c.recall_reserve_ms, 80);
+    /* Without the filter there is no exposure reservation to keep time for. */
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"stages\": {\"filter\": {\"enabled\": false}}}}", &c,
+                   err, sizeof err),
+        0);
+    assert_int_equal(c.rerank.reserve_ms, 0);
+    assert_int_equal(c.recall_reserve_ms, 60);
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"stages\": {\"rank\": {\"min_ms\": -1}}}}", &c, err,
+                   sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "orchestrator.stages.rank.min_ms"));
+}
+
+/* A stage's deadline: its own budget, cut so the later stages keep their
+ * reserve, never below its minimum, never past the request's deadline. */
+static void test_stage_deadline(void **state)
+{
+    (void)state;
+    /* Plenty of time: the stage's own budget. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 5000, 300, 20, 40), 1300);
+    /* A 500 ms request deadline and a 500 ms stage budget: 40 ms stay for the rest. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1500, 500, 20, 40), 1460);
+    /* Less left than the reserve: the stage still gets its minimum... */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1030, 500, 20, 40), 1020);
+    /* ...but never past the request's deadline. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1010, 500, 20, 40), 1010);
+    /* No reserve: the request's deadline bounds the budget. */
+    assert_int_equal(cascade_orch_stage_deadline(1000, 1200, 500, 0, 0), 1200);
+}
+
+/* A stage endpoint given as a group of {track, endpoint, weight}: the
+ * tracks resolve like any endpoint, and a user's track follows the weights
+ * and the salt, the same on every call. */
+static void test_endpoint_group(void **state)
+{
+    (void)state;
+    struct cascade_orch_config c;
+    char err[512] = "";
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"endpoints\": {\"rank_canary\": \"127.0.0.1:7001\"},"
+                   " \"stages\": {\"rank\": {\"endpoint\": ["
+                   "{\"track\": \"stable\", \"endpoint\": \"rank\", \"weight\": 90},"
+                   "{\"track\": \"canary\", \"endpoint\": \"rank_canary\", \"weight\": 10}]}}}}",
+                   &c, err, sizeof err),
+        0);
+    assert_int_equal(c.rank.n_tracks, 2);
+    assert_string_equal(c.rank.tracks[0].name, "stable");
+    assert_string_equal(c.rank.tracks[0].endpoint, "127.0.0.1:50054");
+    assert_string_equal(c.rank.tracks[1].endpoint, "127.0.0.1:7001");
+    assert_string_equal(c.rank.endpoint, "127.0.0.1:50054");
+    assert_string_equal(c.rank.track_salt, "rank-track");
+    assert_int_equal(c.prerank.n_tracks, 0);
+
+    size_t canary = 0, moved = 0, users = 20000;
+    struct cascade_orch_stage_cfg salted = c.rank;
+    snprintf(salted.track_salt, sizeof salted.track_salt, "another-salt");
+    for (size_t u = 0; u < users; u++) {
+        char user[32];
+        snprintf(user, sizeof user, "user-%zu", u);
+        size_t t = cascade_orch_config_track(&c.rank, user);
+        assert_true(t < 2);
+        assert_int_equal(cascade_orch_config_track(&c.rank, user), t); /* sticky */
+        canary += t == 1;
+        moved += cascade_orch_config_track(&salted, user) != t;
+    }
+    /* 10% by weight: 2000 expected, binomial sd ~42. */
+    assert_in_range(canary, 1800, 2200);
+    /* Another salt reshuffles: about 2·0.9·0.1 = 18% of users change track. */
+    assert_in_range(moved, 3200, 4000);
+    assert_int_equal(cascade_orch_config_track(&c.prerank, "user-1"), 0);
+
+    const char *bad[][2] = {
+        {"[]", "an endpoint group needs 1..4 tracks"},
+        {"[{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 0}]",
+         "endpoint[0]: expected {\"track\""},
+        {"[{\"track\": \"Bad\", \"endpoint\": \"rank\", \"weight\": 1}]", "endpoint[0]: expected"},
+        {"[{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 1},"
+         "{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 1}]",
+         "endpoint[1]: track \"a\" named twice"},
+        {"[{\"track\": \"a\", \"endpoint\": \"nowhere\", \"weight\": 1}]",
+         "endpoint \"nowhere\" is neither host:port nor a name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"orchestrator\": {\"stages\": {\"rank\": {\"endpoint\": %s}}}}", bad[i][0]);
+        assert_int_equal(parse_text(text, &c, err, sizeof err), CASCADE_EINVAL);
+        if (!strstr(err, bad[i][1]))
+            fail_msg("expected \"%s\" in \"%s\"", bad[i][1], err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +437,10 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_reconnect_keys),
         cmocka_unit_test(test_debug),
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_deadline_reserves),
+        cmocka_unit_test(test_stage_deadline),
+        cmocka_unit_test(test_endpoint_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
 /* Unit tests of new-item exploration: the number of slots (share, rounding,
  * the at-least-one rule), their positions (first at the configured share of
  * the list), the pool order and cap, the ranker's choice among the pool (its
- * order, the rank-share bar), and the insertion into a final list (items the
- * re-ranker chose count, items already shown are skipped, a short pool
- * inserts fewer, a short list appends). */
+ * order, the rank-share bar), and the exploration slots of a final list,
+ * placed as slots (slots.h) as the orchestrator does (items the re-ranker
+ * chose count, items already shown are skipped, a short pool inserts fewer,
+ * a short list appends, other slots take their positions first). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "explore.h"
+#include "slots.h"
 
 /* A candidate with one hit per channel name given (rank = rank_in_new for
  * "new", 0 otherwise). */
@@ -138,6 +140,44 @@ static void test_by_rank_order(void **state)
 /* A final list of 20 ranked items (ids 1..20, none from "new") gets the two
  * best pool items at positions 10 and 15 (first slot at half the list); the
  * two last items fall off. */
+/* Exploration as the orchestrator runs it: the share/position formula's
+ * positions, cascade_explore_fill behind `reserved` other slots
+ * (others[0..reserved)), then cascade_slots_place; the result is copied
+ * back into list (room for count). */
+static void place_with(cascade_arena *a, Cascade__V1__Candidate **list, size_t *n, size_t count,
+                       Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
+                       const struct cascade_explore_params *p, const struct cascade_slot *others,
+                       size_t reserved, size_t *inserted)
+{
+    uint32_t pos[64];
+    struct cascade_slot slots[80];
+    size_t n_pos = cascade_explore_slots(count, p->share);
+    for (size_t j = 0; j < n_pos; j++)
+        pos[j] = (uint32_t)cascade_explore_position(j, n_pos, count, p->position);
+    if (reserved)
+        memcpy(slots, others, reserved * sizeof *slots);
+    *inserted = cascade_explore_fill(list, *n, count, reserved, pos, n_pos, pool, n_pool, channel,
+                                     slots + reserved);
+    Cascade__V1__Candidate **out;
+    const struct cascade_slot **from;
+    assert_int_equal(cascade_slots_place(list, *n, count, slots, reserved + *inserted, a, &out,
+                                         &from, n),
+                     0);
+    for (size_t i = 0; i < *n; i++) {
+        list[i] = out[i];
+        if (from[i] && from[i]->reason == CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION)
+            assert_string_equal(from[i]->source, "exploration");
+    }
+}
+
+static void explore_insert(cascade_arena *a, Cascade__V1__Candidate **list, size_t *n,
+                           size_t count, Cascade__V1__Candidate *const *pool, size_t n_pool,
+                           const char *channel, const struct cascade_explore_params *p,
+                           size_t *inserted)
+{
+    place_with(a, list, n, count, pool, n_pool, channel, p, NULL, 0, inserted);
+}
+
 static void test_insert_at_fixed_positions(void **state)
 {
     (void)state;
@@ -148,7 +188,7 @@ static void test_insert_at_fixed_positions(void **state)
         list[i] = cand(a, i + 1, "itemcf", 0);
     for (size_t i = 0; i < 3; i++)
         pool[i] = cand(a, 900 + i, "new", (uint32_t)i);
-    cascade_explore_insert(list, &n, 20, pool, 3, "new", &mid, &inserted);
+    explore_insert(a, list, &n, 20, pool, 3, "new", &mid, &inserted);
     assert_int_equal(inserted, 2);
     assert_int_equal(n, 20);
     assert_int_equal(list[10]->item_id, 900);
@@ -165,7 +205,7 @@ static void test_insert_at_fixed_positions(void **state)
     n = 10;
     for (size_t i = 0; i < 10; i++)
         list[i] = cand(a, i + 1, "itemcf", 0);
-    cascade_explore_insert(list, &n, 10, pool, 3, "new", &late, &inserted);
+    explore_insert(a, list, &n, 10, pool, 3, "new", &late, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(list[8]->item_id, 900);
     assert_int_equal(list[9]->item_id, 9);
@@ -174,7 +214,7 @@ static void test_insert_at_fixed_positions(void **state)
                                                .max_rank_share = 0.5};
     for (size_t i = 0; i < 10; i++)
         list[i] = cand(a, i + 1, "itemcf", 0);
-    cascade_explore_insert(list, &n, 10, pool, 3, "new", &off, &inserted);
+    explore_insert(a, list, &n, 10, pool, 3, "new", &off, &inserted);
     assert_int_equal(inserted, 0);
     for (size_t i = 0; i < 10; i++)
         assert_int_equal(list[i]->item_id, i + 1);
@@ -194,7 +234,7 @@ static void test_chosen_items_count(void **state)
     pool[0] = cand(a, 900, "new", 0);
     pool[1] = cand(a, 901, "new", 1);
     list[8] = pool[0]; /* the re-ranker picked 900 at position 8 */
-    cascade_explore_insert(list, &n, 10, pool, 2, "new", &mid, &inserted);
+    explore_insert(a, list, &n, 10, pool, 2, "new", &mid, &inserted);
     assert_int_equal(inserted, 0);
     assert_int_equal(list[8]->item_id, 900);
     assert_int_equal(list[5]->item_id, 6);
@@ -206,7 +246,7 @@ static void test_chosen_items_count(void **state)
     for (size_t i = 0; i < 20; i++)
         list20[i] = cand(a, i + 1, "hot", 0);
     list20[2] = pool[0];
-    cascade_explore_insert(list20, &n, 20, pool, 2, "new", &mid, &inserted);
+    explore_insert(a, list20, &n, 20, pool, 2, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(list20[2]->item_id, 900);
     assert_int_equal(list20[10]->item_id, 901);
@@ -224,7 +264,7 @@ static void test_short_pool_and_list(void **state)
     for (size_t i = 0; i < 50; i++)
         list[i] = cand(a, i + 1, "hot", 0);
     pool[0] = cand(a, 900, "new", 0);
-    cascade_explore_insert(list, &n, 50, pool, 1, "new", &mid, &inserted);
+    explore_insert(a, list, &n, 50, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(list[25]->item_id, 900);
 
@@ -232,7 +272,7 @@ static void test_short_pool_and_list(void **state)
     n = 3; /* only three candidates survived for a request of 10 */
     for (size_t i = 0; i < 3; i++)
         shortl[i] = cand(a, i + 1, "hot", 0);
-    cascade_explore_insert(shortl, &n, 10, pool, 1, "new", &mid, &inserted);
+    explore_insert(a, shortl, &n, 10, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 1);
     assert_int_equal(n, 4);
     assert_int_equal(shortl[3]->item_id, 900);
@@ -241,13 +281,13 @@ static void test_short_pool_and_list(void **state)
     n = 4;
     for (size_t i = 0; i < 4; i++)
         four[i] = cand(a, i + 1, "hot", 0);
-    cascade_explore_insert(four, &n, 4, pool, 1, "new", &mid, &inserted);
+    explore_insert(a, four, &n, 4, pool, 1, "new", &mid, &inserted);
     assert_int_equal(inserted, 0);
     assert_int_equal(four[3]->item_id, 4);
 
     /* Empty pool: nothing happens. */
     n = 50;
-    cascade_explore_insert(list, &n, 50, NULL, 0, "other", &mid, &inserted);
+    explore_insert(a, list, &n, 50, NULL, 0, "other", &mid, &inserted);
     assert_int_equal(inserted, 0);
     cascade_arena_destroy(a);
 }

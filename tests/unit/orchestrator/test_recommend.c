@@ -6,6 +6,7 @@
  * cold-start channel mix, new-item exploration slots, recall cache writes,
  * the hard-negative log, the per-channel contribution trace, and Feedback
  * (stream, last-n, consumed, blocked items and authors, follows). */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "cascade/v1/filter.pb-c.h"
@@ -51,10 +53,13 @@ struct fake {
                                 request's reservation) */
     size_t rerank_calls;
     char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
+    int rank_stall_ms;                /* the ranker answers this late (0 = at once)... */
+    bool rank_released;               /* ...unless the test releases it first */
+    pthread_cond_t rank_release;
     char rerank_user_request_id[128]; /* and its user.request_id */
 };
 
-static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER, .rank_release = PTHREAD_COND_INITIALIZER};
 
 static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, const char *channel,
                                              float score)
@@ -223,10 +228,31 @@ static void sort_by_rank_score(Cascade__V1__Candidate **c, size_t n)
  * sorted. For "pick-*" users the new items score between the 20th and the
  * 50th other candidate, by the user's taste: all of them in the top half,
  * none in the top 10. */
+/* A stalled ranker: wait rank_stall_ms, or until the test releases it. */
+static void fake_rank_stall(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    if (fake.rank_stall_ms > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += fake.rank_stall_ms / 1000;
+        until.tv_nsec += (long)(fake.rank_stall_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!fake.rank_released &&
+               pthread_cond_timedwait(&fake.rank_release, &fake.mu, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&fake.mu);
+}
+
 static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                      ProtobufCMessage **response)
 {
     (void)svc;
+    fake_rank_stall();
     const Cascade__V1__RankRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
@@ -259,7 +285,7 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
         sort_by_rank_score(req->candidates, req->n_candidates);
     }
     pthread_mutex_lock(&fake.mu);
-    const char *exp = cascade_exp_param(req->experiments, "test.marker");
+    const char *exp = cascade_exp_param(req->experiments, "prerank.weights.ctr");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
@@ -312,6 +338,8 @@ struct fixture {
     cascade_rpc_server *server;
     int port;
     int dead_port; /* nothing listens there */
+    cascade_rpc_server *slow_server; /* the same fakes, for a stage that stalls */
+    int slow_port;
     struct test_redis redis;
     struct cascade_redis_opts ropts;
     cascade_redis_pool *pool;
@@ -335,6 +363,15 @@ static int group_setup(void **state)
         return -1;
     }
     fx.port = cascade_rpc_server_port(fx.server);
+    /* A second server for a stage that stalls: a handler that waits holds its
+     * worker's queue, so the stall must not share the others' server. */
+    fx.slow_server = cascade_rpc_server_create(
+        &so, fake_methods, sizeof fake_methods / sizeof fake_methods[0], &fake, err, sizeof err);
+    if (fx.slow_server == NULL || cascade_rpc_server_start(fx.slow_server, err, sizeof err) != 0) {
+        fprintf(stderr, "fake server: %s\n", err);
+        return -1;
+    }
+    fx.slow_port = cascade_rpc_server_port(fx.slow_server);
     fx.dead_port = test_free_port();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
@@ -354,6 +391,7 @@ static int group_teardown(void **state)
     cascade_redis_pool_destroy(fx.pool);
     test_redis_stop(&fx.redis);
     cascade_rpc_server_destroy(fx.server);
+    cascade_rpc_server_destroy(fx.slow_server);
     cascade_rpc_shutdown();
     return 0;
 }
@@ -392,9 +430,10 @@ static const char *two_channels =
 
 /* Recommend as a caller at `peer` sending x-debug-token `token` (either may
  * be NULL). */
-static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
-                        const char *peer, const char *token, Cascade__V1__RecommendResponse **out,
-                        char *err, size_t errlen)
+static int recommend_slots_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                              Cascade__V1__Slot **slots, size_t n_slots, const char *peer,
+                              const char *token, Cascade__V1__RecommendResponse **out, char *err,
+                              size_t errlen)
 {
     Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
     Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
@@ -402,6 +441,8 @@ static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool 
     req.user = user ? &u : NULL;
     req.count = count;
     req.debug = debug;
+    req.slots = slots;
+    req.n_slots = n_slots;
     cascade_arena_reset(fx.arena); /* the previous answer is no longer needed */
     struct cascade_orch_call call = {.arena = fx.arena,
                                      .deadline_ms = INT64_MAX,
@@ -411,6 +452,13 @@ static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool 
                                      .errlen = errlen};
     err[0] = '\0';
     return cascade_orch_recommend(o, &call, &req, out);
+}
+
+static int recommend_as(cascade_orch *o, const char *user, uint32_t count, bool debug,
+                        const char *peer, const char *token, Cascade__V1__RecommendResponse **out,
+                        char *err, size_t errlen)
+{
+    return recommend_slots_as(o, user, count, debug, NULL, 0, peer, token, out, err, errlen);
 }
 
 static int recommend(cascade_orch *o, const char *user, uint32_t count, bool debug,
@@ -504,7 +552,15 @@ static void test_happy_path(void **state)
         assert_non_null(r->items[i]->tasks);
         assert_non_null(r->items[i]->attrs);
         assert_int_equal(r->items[i]->attrs->category, r->items[i]->item_id % 7);
-        assert_float_equal(r->items[i]->score, 1000.0f - (float)i, 1e-3);
+        /* Honest fields: score is the fused rank score (the fake ranker's
+         * rank_score = recall score, > 0), the re-ranker's selection value is
+         * rerank_score, position is the index, every item was ranked. */
+        assert_true(r->items[i]->rank_score > 0.0f);
+        assert_float_equal(r->items[i]->score, r->items[i]->rank_score, 0);
+        assert_float_equal(r->items[i]->rerank_score, 1000.0f - (float)i, 1e-3);
+        assert_int_equal(r->items[i]->position, i);
+        assert_int_equal(r->items[i]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+        assert_string_equal(r->items[i]->source, "");
         for (size_t j = 0; j < i; j++)
             assert_true(r->items[i]->item_id != r->items[j]->item_id);
     }
@@ -573,6 +629,87 @@ static void test_reservation_fills_from_spares(void **state)
                 fail_msg("item %llu shown twice", (unsigned long long)first[j]);
     assert_true(trace_of(r, "exposure")->items_in > 10);
     assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    cascade_orch_destroy(o);
+}
+
+/* Many racing requests for one user on a small catalogue: when the first
+ * round's offer (4 × count) is all taken by the others, a second round over
+ * the rest of the ranker's order still fills the answer, and no two answers
+ * share an item. */
+static void test_reservation_second_round(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    uint64_t seen[60];
+    size_t n_seen = 0;
+    char err[512];
+    Cascade__V1__RecommendResponse *r;
+    fake.filter_blind = true; /* every request sees the same final list, as if all raced */
+    for (int k = 0; k < 6; k++) {
+        assert_int_equal(recommend(o, "crowded-user", 10, true, &r, err, sizeof err), 0);
+        assert_int_equal(r->n_items, 10);
+        assert_false(r->degraded);
+        for (size_t i = 0; i < r->n_items; i++) {
+            for (size_t j = 0; j < n_seen; j++)
+                if (r->items[i]->item_id == seen[j])
+                    fail_msg("item %llu in two answers", (unsigned long long)seen[j]);
+            seen[n_seen++] = r->items[i]->item_id;
+        }
+    }
+    fake.filter_blind = false;
+    /* The last answer needed the second round: it was offered more than 4 × 10. */
+    assert_true(trace_of(r, "exposure")->items_in > 40);
+    cascade_orch_destroy(o);
+}
+
+/* A ranker that answers after the caller's deadline, with its own budget
+ * longer than that deadline: the orchestrator cuts rank early enough that
+ * re-rank and the exposure reservation (their min_ms, here 300 ms each) still
+ * run, and the answer is degraded by rank alone. Without the reserve, rank
+ * would use the whole deadline and both later steps would be skipped. */
+static void test_stalled_rank_leaves_time_for_later_stages(void **state)
+{
+    (void)state;
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             ", \"stages\": {\"rank\": {\"endpoint\": \"127.0.0.1:%d\", \"timeout_ms\": 60000},"
+             " \"rerank\": {\"min_ms\": 300}}, \"exposure\": {\"min_ms\": 300}",
+             fx.slow_port);
+    cascade_orch *o = make_orch(two_channels, extra, NULL, fx.pool);
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    Cascade__V1__RecommendResponse *r = NULL;
+    char err[512] = "";
+    u.user_id = "stalled-rank-user";
+    req.user = &u;
+    req.count = 10;
+    req.debug = true;
+    cascade_arena_reset(fx.arena);
+    pthread_mutex_lock(&fake.mu);
+    size_t reranks_before = fake.rerank_calls;
+    fake.rank_stall_ms = 30000;
+    fake.rank_released = false;
+    pthread_mutex_unlock(&fake.mu);
+    struct cascade_orch_call call = {.arena = fx.arena,
+                                     .deadline_ms = cascade_now_ms() + 1500,
+                                     .peer = LOCAL_PEER,
+                                     .err = err,
+                                     .errlen = sizeof err};
+    int rc = cascade_orch_recommend(o, &call, &req, &r);
+    pthread_mutex_lock(&fake.mu); /* let the stalled ranker go before any assertion */
+    fake.rank_stall_ms = 0;
+    fake.rank_released = true;
+    pthread_cond_broadcast(&fake.rank_release);
+    size_t reranks = fake.rerank_calls - reranks_before;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(rc, 0);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "rank: DEADLINE_EXCEEDED"));
+    assert_int_equal(r->n_degraded_reasons, 1);
+    assert_int_equal(reranks, 1);
+    assert_int_equal(trace_of(r, "exposure")->status_code, 0);
+    assert_int_equal(trace_of(r, "exposure")->items_out, 10);
+    assert_int_equal(r->n_items, 10);
     cascade_orch_destroy(o);
 }
 
@@ -737,6 +874,122 @@ static void test_dead_filter(void **state)
     cascade_orch_destroy(o);
 }
 
+/* The config text of make_orch, for reloads. */
+static cascade_config *orch_config(const char *experiments_json, int merge_max)
+{
+    char text[4096], err[512];
+    snprintf(text, sizeof text,
+             "{\"orchestrator\": {\"endpoints\": {\"recall\": \"127.0.0.1:%d\", "
+             "\"filter\": \"127.0.0.1:%d\", \"prerank\": \"127.0.0.1:%d\", "
+             "\"rank\": \"127.0.0.1:%d\", \"rerank\": \"127.0.0.1:%d\"}, \"channels\": %s, "
+             "\"deadline_ms\": 5000, \"merge_max\": %d}, \"experiments\": %s}",
+             fx.port, fx.port, fx.port, fx.port, fx.port, two_channels, merge_max,
+             experiments_json);
+    cascade_config *cfg = cascade_config_parse(text, "reload.json", err, sizeof err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static const char *const live_exp =
+    "{\"layers\": [{\"name\": \"rerank\", \"salt\": \"r\", \"experiments\": [{\"name\": "
+    "\"live\", \"ranges\": [[0, 999]], \"params\": {\"rerank.lambda\": 0.5}}]}]}";
+
+struct reload_worker {
+    cascade_orch *o;
+    char versions[2][200]; /* the trace message of each config */
+    int mismatches, calls;
+};
+
+/* Recommend in a loop while the main thread reloads: each answer's
+ * assignment and its trace's config identity must come from one table. */
+static void *reload_worker_run(void *arg)
+{
+    struct reload_worker *w = arg;
+    cascade_arena *arena = cascade_arena_create(0);
+    Cascade__V1__UserContext u = CASCADE__V1__USER_CONTEXT__INIT;
+    Cascade__V1__RecommendRequest req = CASCADE__V1__RECOMMEND_REQUEST__INIT;
+    u.user_id = "reload-worker";
+    req.user = &u;
+    req.count = 5;
+    req.debug = true;
+    for (int i = 0; i < 40; i++) {
+        char err[512];
+        Cascade__V1__RecommendResponse *r;
+        cascade_arena_reset(arena);
+        struct cascade_orch_call call = {.arena = arena,
+                                         .deadline_ms = INT64_MAX,
+                                         .peer = LOCAL_PEER,
+                                         .err = err,
+                                         .errlen = sizeof err};
+        if (cascade_orch_recommend(w->o, &call, &req, &r) != 0) {
+            w->mismatches++;
+            continue;
+        }
+        bool live = r->experiments->n_layers == 1;
+        const Cascade__V1__StageTrace *t = trace_of(r, "config");
+        if (!t || strcmp(t->message, w->versions[live]) != 0)
+            w->mismatches++;
+        w->calls++;
+    }
+    cascade_arena_destroy(arena);
+    return NULL;
+}
+
+/* cascade_orch_reload: a good config starts an experiment in the running
+ * orchestrator and the trace names the new config; a bad one is refused
+ * with its reason and the old table keeps serving; reloads under
+ * concurrent requests never mix an assignment and an identity. */
+static void test_reload(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_config *none = orch_config("null", 2000), *live = orch_config(live_exp, 2000);
+    cascade_config *bad =
+        orch_config("{\"layers\": [{\"name\": \"rank\", \"experiments\": [{\"name\": \"x\", "
+                    "\"ranges\": [[0, 9]], \"params\": {\"rerank.lambda\": 1}}]}]}",
+                    2000);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], version[128], hash[17], want[200];
+    struct reload_worker w = {.o = o};
+    for (int i = 0; i < 2; i++) {
+        cascade_config_identity(i ? live : none, version, sizeof version, hash, sizeof hash);
+        snprintf(w.versions[i], sizeof w.versions[i], "version %s hash %s", version, hash);
+    }
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->experiments->n_layers, 0);
+
+    assert_int_equal(cascade_orch_reload(o, live, err, sizeof err), 0);
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->experiments->n_layers, 1);
+    assert_string_equal(r->experiments->layers[0]->experiment, "live");
+    assert_string_equal(trace_of(r, "config")->message, w.versions[1]);
+    cascade_config_identity(live, version, sizeof version, hash, sizeof hash);
+    snprintf(want, sizeof want, "version none hash %s", hash);
+    assert_string_equal(w.versions[1], want);
+
+    assert_int_equal(cascade_orch_reload(o, bad, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "parameter \"rerank.lambda\" belongs to stage \"rerank\""));
+    assert_int_equal(recommend(o, "reload-user", 5, true, &r, err, sizeof err), 0);
+    assert_string_equal(r->experiments->layers[0]->experiment, "live");
+    assert_string_equal(trace_of(r, "config")->message, w.versions[1]);
+
+    pthread_t threads[2];
+    struct reload_worker ws[2] = {w, w};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, reload_worker_run, &ws[i]), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(cascade_orch_reload(o, i % 2 ? live : none, err, sizeof err), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(ws[i].mismatches, 0);
+        assert_int_equal(ws[i].calls, 40);
+    }
+    cascade_config_destroy(none);
+    cascade_config_destroy(live);
+    cascade_config_destroy(bad);
+    cascade_orch_destroy(o);
+}
+
 /* Experiment parameters reach the stages and change the orchestrator's own
  * behaviour (prerank.keep); the assignment comes back in the response. */
 static void test_experiment_params(void **state)
@@ -745,7 +998,7 @@ static void test_experiment_params(void **state)
     const char *experiments =
         "{\"buckets\": 1000, \"layers\": [{\"name\": \"prerank\", \"salt\": \"p1\","
         " \"experiments\": [{\"name\": \"keep20\", \"ranges\": [[0, 999]],"
-        " \"params\": {\"prerank.keep\": 20, \"test.marker\": \"on\"}}]}]}";
+        " \"params\": {\"prerank.keep\": 20, \"prerank.weights.ctr\": \"0.25\"}}]}]}";
     cascade_orch *o = make_orch(two_channels, NULL, experiments, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512];
@@ -754,7 +1007,7 @@ static void test_experiment_params(void **state)
     assert_string_equal(r->experiments->layers[0]->layer, "prerank");
     assert_string_equal(r->experiments->layers[0]->experiment, "keep20");
     assert_int_equal(fake.last_prerank_keep, 20);
-    assert_string_equal(fake.last_rank_experiment, "on");
+    assert_string_equal(fake.last_rank_experiment, "0.25");
     assert_int_equal(trace_of(r, "prerank")->items_out, 20);
     cascade_orch_destroy(o);
 }
@@ -897,6 +1150,33 @@ static void test_cold_start_switch(void **state)
     assert_non_null(trace_of(r, "recall/itemcf"));
     assert_string_equal(trace_of(r, "mix")->message, "normal: 5 interactions (cold start below 5)");
     assert_int_equal(count_channel(r, "coldmix"), 0);
+
+    /* The stream consumer's live count lifts a user out of cold start before
+     * the nightly record does: 4 online stays cold, 5 leaves; a record of 4
+     * with 5 online leaves too (the larger count). */
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    const char *online_users[] = {"online-4", "online-5", "cold-few"};
+    const int online_counts[] = {4, 5, 5};
+    for (size_t u = 0; u < 3; u++) {
+        assert_int_equal(cascade_redis_command(fx.r, &rep, "HSET %s interactions %d",
+                                               cascade_key_user_counters(key, "t",
+                                                                         online_users[u]),
+                                               online_counts[u]),
+                         0);
+        freeReplyObject(rep);
+    }
+    assert_int_equal(recommend(o, "online-4", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "cold_start: 4 interactions (online) (cold start below 5)");
+    assert_non_null(trace_of(r, "recall/coldmix"));
+    assert_int_equal(recommend(o, "online-5", 10, true, &r, err, sizeof err), 0);
+    assert_string_equal(trace_of(r, "mix")->message,
+                        "normal: 5 interactions (online) (cold start below 5)");
+    assert_null(trace_of(r, "recall/coldmix"));
+    assert_non_null(trace_of(r, "recall/itemcf"));
+    assert_int_equal(recommend(o, "cold-few", 10, true, &r, err, sizeof err), 0);
+    assert_non_null(strstr(trace_of(r, "mix")->message, "normal: 5 interactions"));
     cascade_orch_destroy(o);
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
@@ -960,6 +1240,18 @@ static void test_exploration_per_user_pick(void **state)
         assert_int_equal(r->items[8]->item_id, favourite_new_item(user));
         assert_non_null(r->items[8]->tasks); /* the ranker's copy */
         assert_non_null(r->items[8]->attrs);
+        /* Inserted through an exploration slot: its reason and source, its
+         * rank score as its score, no re-rank selection score. */
+        assert_int_equal(r->items[8]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+        assert_string_equal(r->items[8]->source, "exploration");
+        assert_int_equal(r->items[8]->position, 8);
+        assert_true(r->items[8]->score > 0.0f);
+        assert_float_equal(r->items[8]->score, r->items[8]->rank_score, 0);
+        assert_float_equal(r->items[8]->rerank_score, 0.0f, 0);
+        for (size_t i = 0; i < r->n_items; i++)
+            if (i != 8)
+                assert_int_equal(r->items[i]->reason,
+                                 CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
         assert_int_equal(trace_of(r, "rank")->items_out, 100);
         assert_int_equal(trace_of(r, "exploration")->items_out, 1);
         assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=8 order=rank "));
@@ -977,6 +1269,192 @@ static void test_exploration_per_user_pick(void **state)
     assert_int_equal(recommend(o, "pick-small", 4, true, &r, err, sizeof err), 0);
     assert_int_equal(count_channel(r, "new"), 0);
     assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+}
+
+/* ------------------------------------------------------------------ slots */
+
+static Cascade__V1__Slot *slot(uint32_t position, uint64_t item, const char *source)
+{
+    Cascade__V1__Slot *s = cascade_arena_alloc(fx.arena, sizeof *s);
+    cascade__v1__slot__init(s);
+    s->position = position;
+    s->item_id = item;
+    s->source = (char *)source;
+    return s;
+}
+
+/* The request's slots: each item at its position with its reason and source
+ * (an item nobody recalled, and a recalled one, which appears once), the
+ * ranked items around them in the re-ranker's order; a slot item the user
+ * was already shown is filtered out and its position goes to the ranked
+ * list. */
+static void test_request_slots(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    Cascade__V1__Slot *slots[2];
+    char err[512];
+    /* recommend_slots_as resets fx.arena: the slots live in a second arena. */
+    cascade_arena *keep = fx.arena;
+    cascade_arena *own = cascade_arena_create(0);
+    fx.arena = own;
+    slots[0] = slot(0, 7001, "ads");
+    slots[1] = slot(5, 50, "ops:spring");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "slot-user", 10, true, slots, 2, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     0);
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    assert_int_equal(r->items[0]->item_id, 7001);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[0]->source, "ads");
+    assert_null(r->items[0]->tasks); /* nobody scored it */
+    assert_float_equal(r->items[0]->score, 0.0f, 0);
+    assert_int_equal(r->items[5]->item_id, 50);
+    assert_int_equal(r->items[5]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[5]->source, "ops:spring");
+    assert_non_null(r->items[5]->tasks); /* the ranker's copy of a recalled item */
+    float prev = 2000.0f;
+    for (size_t i = 0; i < r->n_items; i++) {
+        assert_int_equal(r->items[i]->position, i);
+        for (size_t j = 0; j < i; j++)
+            assert_true(r->items[i]->item_id != r->items[j]->item_id);
+        if (i == 0 || i == 5)
+            continue;
+        assert_int_equal(r->items[i]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+        assert_true(r->items[i]->rerank_score < prev); /* the re-ranker's order */
+        prev = r->items[i]->rerank_score;
+    }
+    const Cascade__V1__StageTrace *t = trace_of(r, "slots");
+    assert_non_null(t);
+    assert_string_equal(t->message, "request=2 config=0 filtered_out=0 positions=0,5");
+    /* The filter saw the slot item, but its trace lists recalled items only. */
+    for (size_t i = 0; i < trace_of(r, "filter")->n_item_ids; i++)
+        assert_true(trace_of(r, "filter")->item_ids[i] != 7001);
+
+    /* 7001 was shown: the filter drops it, position 0 goes to a ranked item;
+     * a new slot item is served at its position. */
+    fx.arena = own;
+    slots[1] = slot(3, 7002, "ads");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "slot-user", 10, true, slots, 2, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     0);
+    assert_int_equal(r->n_items, 10);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != 7001);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+    assert_int_equal(r->items[3]->item_id, 7002);
+    assert_int_equal(r->items[3]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=2 config=0 filtered_out=1 positions=3");
+    cascade_arena_destroy(own);
+    cascade_orch_destroy(o);
+}
+
+/* orchestrator.slots: an item pinned at position 0 and the exploration slot
+ * moved to position 3, both honoured; a list too short for the exploration
+ * position has none; the pinned item is filtered once shown. */
+static void test_config_slots(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(three_channels,
+                                ", \"slots\": [{\"position\": 0, \"item_id\": 7100, "
+                                "\"source\": \"ops:launch\"}, {\"position\": 3, "
+                                "\"source\": \"exploration\"}]",
+                                NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "pick-slots", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_int_equal(r->items[0]->item_id, 7100);
+    assert_int_equal(r->items[0]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED);
+    assert_string_equal(r->items[0]->source, "ops:launch");
+    assert_int_equal(r->items[3]->item_id, favourite_new_item("pick-slots"));
+    assert_int_equal(r->items[3]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+    assert_int_equal(channel_position(r, "new"), 3);
+    assert_non_null(strstr(trace_of(r, "exploration")->message, "slots=1 positions=3 "));
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=0 config=1 filtered_out=0 positions=0");
+    /* Shown once, the pinned item is filtered out for this user. */
+    assert_int_equal(recommend(o, "pick-slots", 10, true, &r, err, sizeof err), 0);
+    for (size_t i = 0; i < r->n_items; i++)
+        assert_true(r->items[i]->item_id != 7100);
+    assert_string_equal(trace_of(r, "slots")->message,
+                        "request=0 config=1 filtered_out=1 positions=");
+    /* Three items: position 3 is outside the list, so no exploration. */
+    assert_int_equal(recommend(o, "pick-short", 3, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 3);
+    assert_int_equal(r->items[0]->item_id, 7100);
+    assert_null(trace_of(r, "exploration"));
+    cascade_orch_destroy(o);
+}
+
+/* exploration.positions per experiment overrides the config's exploration
+ * slots (position 3 here): "2,30" puts the slot at 2 (30 is outside a list
+ * of 10); a malformed list is ignored. */
+static void test_exploration_experiment_positions(void **state)
+{
+    (void)state;
+    const char *exps =
+        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x2\", \"experiments\": ["
+        "{\"name\": \"moved\", \"ranges\": [[0, 399]], \"params\": "
+        "{\"exploration.positions\": \"2,30\"}},"
+        "{\"name\": \"broken\", \"ranges\": [[400, 699]], \"params\": "
+        "{\"exploration.positions\": \"2;x\"}}]}]}";
+    cascade_orch *o = make_orch(
+        three_channels, ", \"slots\": [{\"position\": 3, \"source\": \"exploration\"}]", exps,
+        fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512], user[32];
+    bool seen[3] = {false, false, false};
+    for (int u = 0; u < 200 && !(seen[0] && seen[1] && seen[2]); u++) {
+        snprintf(user, sizeof user, "pick-pos-%03d", u);
+        assert_int_equal(recommend(o, user, 10, true, &r, err, sizeof err), 0);
+        const char *exp = NULL;
+        for (size_t l = 0; l < r->experiments->n_layers; l++)
+            if (strcmp(r->experiments->layers[l]->layer, "explore") == 0)
+                exp = r->experiments->layers[l]->experiment;
+        assert_non_null(exp);
+        size_t at = strcmp(exp, "moved") == 0 ? 2 : 3;
+        seen[strcmp(exp, "moved") == 0 ? 0 : strcmp(exp, "broken") == 0 ? 1 : 2] = true;
+        assert_int_equal(channel_position(r, "new"), (long)at);
+        assert_int_equal(r->items[at]->item_id, favourite_new_item(user));
+        assert_int_equal(r->items[at]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION);
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    cascade_orch_destroy(o);
+}
+
+/* Bad slots are refused with INVALID_ARGUMENT naming the field. */
+static void test_slot_validation(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    cascade_arena *keep = fx.arena;
+    cascade_arena *own = cascade_arena_create(0);
+    fx.arena = own;
+    Cascade__V1__Slot *slots[2] = {slot(2, 11, "ads"), slot(10, 12, "ads")};
+    Cascade__V1__Slot *bad_source[1] = {slot(2, 11, "ads campaign")};
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "u", 10, false, slots, 2, LOCAL_PEER, NULL, &r, err,
+                                        sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "slots[1].position 10 is outside the list (count 10)");
+    assert_int_equal(cascade_error_to_grpc(CASCADE_EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(recommend_slots_as(o, "u", 10, false, bad_source, 1, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "slots[0].source is not 1..64 characters of [A-Za-z0-9._:-]");
+    assert_int_equal(recommend_slots_as(o, "u", 11, false, slots, 2, LOCAL_PEER, NULL, &r, err,
+                                        sizeof err),
+                     0);
+    cascade_arena_destroy(own);
     cascade_orch_destroy(o);
 }
 
@@ -1259,6 +1737,224 @@ static void test_hard_negatives_redis_down(void **state)
         cascade_metrics_counter(m, "cascade_orchestrator_hardneg_write_failures_total", "", NULL),
         NULL);
     assert_true(cascade_metric_value(failures) == 1.0);
+    cascade_orch_destroy(o);
+    cascade_metrics_destroy(m);
+    cascade_redis_pool_destroy(dead);
+}
+
+/* ------------------------------------------------------------- serve log */
+
+/* One {t}:serves entry, its fields copied out. */
+struct serve_entry {
+    char rid[80], user[80], exp[256], track[64], deg[4], items[2048];
+    long long ts_ms;
+};
+
+static void copy_field(char *dst, size_t len, const redisReply *v)
+{
+    assert_true(v->len < len);
+    memcpy(dst, v->str, v->len);
+    dst[v->len] = '\0';
+}
+
+/* Every entry of the serve stream, oldest first, into out (at most max). */
+static size_t read_serves(struct serve_entry *out, size_t max)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(fx.r, &rep, "XRANGE %s - +", cascade_key_serves(key, "t")), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_true(rep->elements <= max);
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *f = rep->element[i]->element[1];
+        struct serve_entry *e = &out[i];
+        memset(e, 0, sizeof *e);
+        assert_int_equal(f->elements, 14); /* seven fields, no more */
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *name = f->element[k]->str;
+            const redisReply *v = f->element[k + 1];
+            if (strcmp(name, "rid") == 0)
+                copy_field(e->rid, sizeof e->rid, v);
+            else if (strcmp(name, "user") == 0)
+                copy_field(e->user, sizeof e->user, v);
+            else if (strcmp(name, "ts_ms") == 0)
+                e->ts_ms = strtoll(v->str, NULL, 10);
+            else if (strcmp(name, "exp") == 0)
+                copy_field(e->exp, sizeof e->exp, v);
+            else if (strcmp(name, "track") == 0)
+                copy_field(e->track, sizeof e->track, v);
+            else if (strcmp(name, "deg") == 0)
+                copy_field(e->deg, sizeof e->deg, v);
+            else if (strcmp(name, "items") == 0)
+                copy_field(e->items, sizeof e->items, v);
+            else
+                fail_msg("unexpected serve record field %s", name);
+        }
+    }
+    size_t n = rep->elements;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* The entry with request id rid among the n read, or NULL. */
+static const struct serve_entry *serve_of(const struct serve_entry *e, size_t n, const char *rid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].rid, rid) == 0)
+            return &e[i];
+    return NULL;
+}
+
+/* The items field of a serve record against the answer it logged: every
+ * item in served order, its 0-based position, the reason ('e' only at
+ * explored_at, -1 = none), the rank score and the fake re-ranker's score
+ * 1000 − (its position in the re-ranker's answer). */
+static void assert_serve_items(const char *items, const Cascade__V1__RecommendResponse *r,
+                               long explored_at)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", items);
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save), n++) {
+        unsigned long long id;
+        size_t pos;
+        char reason;
+        double rank, rerank;
+        assert_int_equal(sscanf(tok, "%llu:%zu:%c:%lf:%lf", &id, &pos, &reason, &rank, &rerank),
+                         5);
+        assert_true(n < r->n_items);
+        assert_int_equal(id, r->items[n]->item_id);
+        assert_int_equal(pos, n);
+        assert_int_equal(reason, (long)n == explored_at ? 'e' : 'r');
+        assert_float_equal(rank, r->items[n]->rank_score, 1e-5 * (1 + fabs(rank)));
+        /* The re-ranker's position of an item: the inserted one pushed the
+         * items after it down by one, and never went through the re-ranker. */
+        long rerank_pos = (long)n - (explored_at >= 0 && (long)n > explored_at);
+        if ((long)n != explored_at)
+            assert_float_equal(rerank, 1000.0 - (double)rerank_pos, 1e-9);
+    }
+    assert_int_equal(n, r->n_items);
+}
+
+/* Every answer with items leaves one serve record, in request order: rid and
+ * user as answered, server time, the assignment of every layer in config
+ * order, no canary track, deg 0, and the served list with positions, reasons
+ * (the exploration slot at 8 is 'e') and scores. Off: nothing is written. */
+static void test_serve_log(void **state)
+{
+    (void)state;
+    const char *experiments =
+        "{\"buckets\": 1000, \"layers\": ["
+        "{\"name\": \"rank\", \"salt\": \"r1\", \"experiments\": [{\"name\": \"lr_v2\","
+        " \"ranges\": [[0, 999]], \"params\": {\"rank.model\": \"lr\"}}]},"
+        "{\"name\": \"rerank\", \"salt\": \"q1\", \"experiments\": []}]}";
+    cascade_orch *o = make_orch(three_channels, NULL, experiments, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    static struct serve_entry e[64];
+    char err[512], rid1[80], exp[256], key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    /* The earlier tests' records go: this test reads the whole stream. */
+    assert_int_equal(cascade_redis_command(fx.r, &rep, "DEL %s", cascade_key_serves(key, "t")), 0);
+    freeReplyObject(rep);
+    size_t before = read_serves(e, 64);
+    assert_int_equal(before, 0);
+    long long t0 = cascade_wall_ms();
+    assert_int_equal(recommend(o, "pick-serve", 10, true, &r, err, sizeof err), 0);
+    long long t1 = cascade_wall_ms();
+    assert_int_equal(channel_position(r, "new"), 8);
+    assert_int_equal(trace_of(r, "exploration")->items_out, 1);
+    snprintf(rid1, sizeof rid1, "%s", r->request_id);
+    size_t n = read_serves(e, 64);
+    assert_int_equal(n, before + 1);
+    const struct serve_entry *s = &e[n - 1];
+    assert_string_equal(s->rid, r->request_id);
+    assert_string_equal(s->user, "pick-serve");
+    assert_true(s->ts_ms >= t0 && s->ts_ms <= t1);
+    assert_int_equal(r->experiments->n_layers, 2);
+    snprintf(exp, sizeof exp, "rank=lr_v2@%u;rerank=baseline@%u",
+             (unsigned)r->experiments->layers[0]->bucket,
+             (unsigned)r->experiments->layers[1]->bucket);
+    assert_string_equal(s->exp, exp);
+    assert_string_equal(s->track, "");
+    assert_string_equal(s->deg, "0");
+    assert_serve_items(s->items, r, 8);
+
+    /* A second request comes after the first; a degraded answer says so. */
+    cascade_orch_destroy(o);
+    o = make_orch(three_channels, ", \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}",
+                  experiments, fx.pool);
+    assert_int_equal(recommend(o, "serve-2", 5, false, &r, err, sizeof err), 0);
+    assert_true(r->degraded);
+    n = read_serves(e, 64);
+    assert_int_equal(n, before + 2);
+    assert_string_equal(e[n - 2].rid, rid1);
+    assert_string_equal(e[n - 1].rid, r->request_id);
+    assert_string_equal(e[n - 1].deg, "1");
+    assert_non_null(serve_of(e, n, rid1));
+    cascade_orch_destroy(o);
+
+    /* Off: no record. */
+    o = make_orch(three_channels, ", \"serve_log\": {\"enabled\": false}", NULL, fx.pool);
+    assert_int_equal(recommend(o, "serve-off", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_int_equal(read_serves(e, 64), before + 2);
+    cascade_orch_destroy(o);
+}
+
+/* An item a request slot inserted is logged with reason 'i', at its slot. */
+static void test_serve_log_inserted(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    Cascade__V1__Slot *slots[1];
+    static struct serve_entry e[64];
+    char err[512], want[64];
+    cascade_arena *keep = fx.arena, *own = cascade_arena_create(0);
+    fx.arena = own; /* recommend_slots_as resets fx.arena: the slot lives in its own */
+    slots[0] = slot(3, 7002, "ads");
+    fx.arena = keep;
+    assert_int_equal(recommend_slots_as(o, "serve-slot", 10, false, slots, 1, LOCAL_PEER, NULL,
+                                        &r, err, sizeof err),
+                     0);
+    assert_int_equal(r->items[3]->item_id, 7002);
+    size_t n = read_serves(e, 64);
+    const struct serve_entry *s = serve_of(e, n, r->request_id);
+    assert_non_null(s);
+    snprintf(want, sizeof want, ",7002:3:i:");
+    assert_non_null(strstr(s->items, want));
+    assert_null(strstr(s->items, ":e:"));
+    cascade_arena_destroy(own);
+    cascade_orch_destroy(o);
+}
+
+/* Redis down: the serve record is lost, which is counted, but the answer is
+ * served and not degraded by it. */
+static void test_serve_log_redis_down(void **state)
+{
+    (void)state;
+    cascade_redis_pool *dead = test_redis_dead_pool();
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_orch *o = make_orch(two_channels,
+                                ", \"cache\": {\"enabled\": false},"
+                                " \"hard_negatives\": {\"enabled\": false}",
+                                NULL, dead);
+    cascade_orch_set_metrics(o, m);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    assert_int_equal(recommend(o, "serve-down", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_false(r->degraded);
+    cascade_metric *failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total", "", NULL),
+        NULL);
+    cascade_metric *written = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total", "", NULL),
+        NULL);
+    assert_true(cascade_metric_value(failures) == 1.0);
+    assert_true(cascade_metric_value(written) == 0.0);
     cascade_orch_destroy(o);
     cascade_metrics_destroy(m);
     cascade_redis_pool_destroy(dead);
@@ -1642,6 +2338,8 @@ int main(void)
         cmocka_unit_test(test_happy_path),
         cmocka_unit_test(test_no_repeats),
         cmocka_unit_test(test_reservation_fills_from_spares),
+        cmocka_unit_test(test_reservation_second_round),
+        cmocka_unit_test(test_stalled_rank_leaves_time_for_later_stages),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_request_id_sanitised),
         cmocka_unit_test(test_dead_channel),
@@ -1649,15 +2347,23 @@ int main(void)
         cmocka_unit_test(test_filter_sees_slim_candidates),
         cmocka_unit_test(test_dead_filter),
         cmocka_unit_test(test_experiment_params),
+        cmocka_unit_test(test_reload),
         cmocka_unit_test(test_experiment_channel_params),
         cmocka_unit_test(test_hot_fallback),
         cmocka_unit_test(test_cold_start_switch),
         cmocka_unit_test(test_exploration_per_user_pick),
         cmocka_unit_test(test_exploration_needs_a_good_score),
         cmocka_unit_test(test_exploration_experiment_params),
+        cmocka_unit_test(test_request_slots),
+        cmocka_unit_test(test_config_slots),
+        cmocka_unit_test(test_exploration_experiment_positions),
+        cmocka_unit_test(test_slot_validation),
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),
+        cmocka_unit_test(test_serve_log),
+        cmocka_unit_test(test_serve_log_inserted),
+        cmocka_unit_test(test_serve_log_redis_down),
         cmocka_unit_test(test_contribution_trace),
         cmocka_unit_test(test_feedback),
         cmocka_unit_test(test_feedback_user_sets),

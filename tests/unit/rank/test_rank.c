@@ -887,6 +887,78 @@ static void test_model_experiment_over_fixed_choice(void **state)
     cascade_rank_destroy(r);
 }
 
+/* A model version per experiment arm: the files the experiments name in
+ * rank.model_version stay loaded beside rank-lr.latest; a request of that
+ * arm is scored with its version, any other with the latest; a reload
+ * changes the set; a file that does not load is a config error. */
+static void test_model_version_per_arm(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    save_model(f->dir, "rank-lr-1.safetensors", 1.0f, -0.5f);
+    save_model(f->dir, "rank-lr-2.safetensors", -2.0f, 0.25f);
+    save_model(f->dir, "rank-lr-3.safetensors", 0.5f, 0.0f);
+    set_latest(f->dir, "rank-lr-1.safetensors");
+    cascade_rank *r =
+        make_rank(f, f->dir,
+                  "{\"experiments\": {\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+                  "{\"name\": \"v2\", \"ranges\": [[0, 9]], \"params\": "
+                  "{\"rank.model_version\": \"rank-lr-2.safetensors\"}}]}]}}");
+    Cascade__V1__RankRequest *req = request(f->arena, "u1", 0, N_ITEMS);
+    set_experiment_param(f->arena, req, "rank.model_version", "rank-lr-2.safetensors");
+    Cascade__V1__RankResponse *resp = run_ok(r, f->arena, req);
+    assert_string_equal(resp->model_version, "rank-lr-2.safetensors");
+    check_scores(f, resp, -2.0f, 0.25f, 1.0);
+    resp = run_ok(r, f->arena, request(f->arena, "u1", 0, N_ITEMS));
+    assert_string_equal(resp->model_version, "rank-lr-1.safetensors");
+    check_scores(f, resp, 1.0f, -0.5f, 1.0);
+    /* A version no experiment names is not loaded on demand. */
+    req = request(f->arena, "u1", 0, N_ITEMS);
+    set_experiment_param(f->arena, req, "rank.model_version", "rank-lr-3.safetensors");
+    assert_string_equal(run_ok(r, f->arena, req)->model_version, "rank-lr-1.safetensors");
+
+    /* Reload: version 3 joins, version 2 leaves. */
+    cascade_config *cfg = cascade_config_parse(
+        "{\"experiments\": {\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+        "{\"name\": \"v3\", \"ranges\": [[0, 9]], \"params\": "
+        "{\"rank.model_version\": \"rank-lr-3.safetensors\"}}]}]}}",
+        "reload", err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(cascade_rank_pin_versions(r, cfg, err, sizeof err), 0);
+    cascade_config_destroy(cfg);
+    req = request(f->arena, "u1", 0, N_ITEMS);
+    set_experiment_param(f->arena, req, "rank.model_version", "rank-lr-3.safetensors");
+    resp = run_ok(r, f->arena, req);
+    assert_string_equal(resp->model_version, "rank-lr-3.safetensors");
+    check_scores(f, resp, 0.5f, 0.0f, 1.0);
+    req = request(f->arena, "u1", 0, N_ITEMS);
+    set_experiment_param(f->arena, req, "rank.model_version", "rank-lr-2.safetensors");
+    assert_string_equal(run_ok(r, f->arena, req)->model_version, "rank-lr-1.safetensors");
+
+    /* A missing file or a name of no kind: refused, the set unchanged. */
+    cfg = cascade_config_parse(
+        "{\"experiments\": {\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+        "{\"name\": \"gone\", \"ranges\": [[0, 9]], \"params\": "
+        "{\"rank.model_version\": \"rank-lr-404.safetensors\"}}]}]}}",
+        "reload", err, sizeof err);
+    assert_int_equal(cascade_rank_pin_versions(r, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "layer \"rank\" experiment \"gone\": rank.model_version "
+                                "\"rank-lr-404.safetensors\""));
+    cascade_config_destroy(cfg);
+    cfg = cascade_config_parse(
+        "{\"experiments\": {\"layers\": [{\"name\": \"rank\", \"experiments\": ["
+        "{\"name\": \"odd\", \"ranges\": [[0, 9]], \"params\": "
+        "{\"rank.model_version\": \"../rank-lr-1.safetensors\"}}]}]}}",
+        "reload", err, sizeof err);
+    assert_int_equal(cascade_rank_pin_versions(r, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "must be a file name in the model directory"));
+    cascade_config_destroy(cfg);
+    req = request(f->arena, "u1", 0, N_ITEMS);
+    set_experiment_param(f->arena, req, "rank.model_version", "rank-lr-3.safetensors");
+    assert_string_equal(run_ok(r, f->arena, req)->model_version, "rank-lr-3.safetensors");
+    cascade_rank_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -906,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_fusion_formula_experiment),
         cmocka_unit_test(test_model_per_experiment),
         cmocka_unit_test(test_model_experiment_over_fixed_choice),
+        cmocka_unit_test(test_model_version_per_arm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

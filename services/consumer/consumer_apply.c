@@ -1,0 +1,418 @@
+/* Stream consumer, apply step: the day partitions of the new Feedback
+ * events, then one Lua script per batch that marks every entry id (HSETNX in
+ * {ns}:loop:applied:{stream}:{hour}) and applies the counter updates of the
+ * entries it marks now, and commits the partitions' lengths, atomically. A
+ * redelivered entry finds its mark and changes nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "consumer_internal.h"
+#include "error.h"
+#include "events.h"
+#include "log.h"
+#include "partition.h"
+
+static const char APPLY_SCRIPT[] =
+    "local now = tonumber(ARGV[1])\n"
+    "local hl = tonumber(ARGV[2])\n"
+    "local ttl = tonumber(ARGV[3])\n"
+    "local n = tonumber(ARGV[4])\n"
+    "local a = 5\n"
+    "local applied = {0, 0}\n"
+    "local function decayed(key, f, amt)\n"
+    "  local v = tonumber(redis.call('HGET', key, f .. ':d') or '0')\n"
+    "  local t = tonumber(redis.call('HGET', key, f .. ':t') or ARGV[1])\n"
+    "  if now > t then v = v * 2 ^ (-(now - t) / hl); t = now\n"
+    "  elseif now < t then amt = amt * 2 ^ (-(t - now) / hl) end\n"
+    "  redis.call('HSET', key, f .. ':d', string.format('%.17g', v + amt),\n"
+    "             f .. ':t', string.format('%.17g', t))\n"
+    "end\n"
+    "for e = 1, n do\n"
+    "  local mk = KEYS[tonumber(ARGV[a])]\n"
+    "  local id, s, nops = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])\n"
+    "  a = a + 4\n"
+    "  local new = redis.call('HSETNX', mk, id, '1') == 1\n"
+    "  if new then\n"
+    "    redis.call('EXPIRE', mk, ttl)\n"
+    "    applied[s + 1] = applied[s + 1] + 1\n"
+    "  end\n"
+    "  for o = 1, nops do\n"
+    "    if new then\n"
+    "      local kind, key, f, amt = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + "
+    "3]\n"
+    "      if kind == 'I' then redis.call('HINCRBY', key, f, amt)\n"
+    "      elseif kind == 'F' then redis.call('HINCRBYFLOAT', key, f, amt)\n"
+    "      else decayed(key, f, tonumber(amt)) end\n"
+    "    end\n"
+    "    a = a + 4\n"
+    "  end\n"
+    "end\n"
+    "local np = tonumber(ARGV[a])\n"
+    "a = a + 1\n"
+    "for p = 1, np do\n"
+    "  redis.call('HSET', KEYS[tonumber(ARGV[a])], ARGV[a + 1], ARGV[a + 2])\n"
+    "  a = a + 3\n"
+    "end\n"
+    "return applied\n";
+
+/* The script call being built: keys and arguments (strings in the arena). */
+struct apply_call {
+    cascade_arena *arena;
+    const char **keys;
+    size_t n_keys, keys_cap;
+    const char **args;
+    size_t n_args, args_cap;
+    bool oom;
+};
+
+static void put_arg(struct apply_call *k, const char *s)
+{
+    if (s == NULL || k->n_args == k->args_cap) {
+        k->oom = true;
+        return;
+    }
+    k->args[k->n_args++] = s;
+}
+
+/* A key: its 1-based index in KEYS, as an argument. */
+static void put_key(struct apply_call *k, const char *key)
+{
+    if (key == NULL || k->n_keys == k->keys_cap) {
+        k->oom = true;
+        return;
+    }
+    k->keys[k->n_keys++] = cascade_arena_strdup(k->arena, key);
+    put_arg(k, cascade_arena_printf(k->arena, "%zu", k->n_keys));
+}
+
+/* One counter update: kind I (HINCRBY), F (HINCRBYFLOAT) or D (decayed). */
+static void put_op(struct apply_call *k, const char *kind, const char *key, const char *field,
+                   const char *amount)
+{
+    put_arg(k, kind);
+    put_key(k, key);
+    put_arg(k, field);
+    put_arg(k, amount);
+}
+
+/* The category of every interest event's item (one MGET), 0 when unknown. */
+static int categories(cascade_consumer *c, cascade_redis *r, uint32_t *cat)
+{
+    size_t n = 0;
+    uint64_t *ids = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *ids);
+    size_t *at = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *at);
+    if (ids == NULL || at == NULL)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < c->n_entries; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (!e->bad && e->stream == CASCADE_CONSUMER_EVENTS &&
+            cascade_event_interest_weight(e->type) > 0.0f) {
+            ids[n] = e->item;
+            at[n++] = i;
+        }
+    }
+    if (n == 0)
+        return 0;
+    cascade_v1_ItemRecord *recs = cascade_arena_calloc(c->arena, n, sizeof *recs);
+    bool *found = cascade_arena_calloc(c->arena, n, sizeof *found);
+    if (recs == NULL || found == NULL)
+        return CASCADE_ENOMEM;
+    int rc = cascade_store_get_items(r, c->ns, ids, n, recs, found);
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        cat[at[k]] = found[k] ? recs[k].category : 0;
+    return rc;
+}
+
+static int64_t entry_ms(const char *id)
+{
+    return strtoll(id, NULL, 10);
+}
+
+/* The counter updates of one event entry (docs/closed-loop.md). */
+static void event_ops(cascade_consumer *c, struct apply_call *k,
+                      const struct cascade_consumer_entry *e, uint32_t category)
+{
+    char ikey[CASCADE_KEY_MAX], ukey[CASCADE_KEY_MAX], akey[CASCADE_KEY_MAX];
+    const char *type = cascade_event_type_name(e->type);
+    cascade_key_item_counters(ikey, c->ns, e->item);
+    cascade_key_user_counters(ukey, c->ns, e->user);
+    if (e->type == CASCADE_EV_IMPRESSION) {
+        /* Client-reported: kept apart from the served impressions. */
+        put_op(k, "I", ikey, "imp_client", "1");
+    } else {
+        put_op(k, "I", ikey, type, "1");
+        put_op(k, "D", ikey, type, "1");
+    }
+    if (e->type == CASCADE_EV_PLAY)
+        put_op(k, "F", ikey, "play_s", cascade_arena_printf(k->arena, "%.6f", e->value));
+    put_op(k, "I", ukey, type, "1");
+    float w = cascade_event_interest_weight(e->type);
+    if (w > 0.0f) {
+        put_op(k, "I", ukey, "interactions", "1");
+        if (category)
+            put_op(k, "D", cascade_key_user_affinity(akey, c->ns, e->user),
+                   cascade_arena_printf(k->arena, "%u", (unsigned)category),
+                   cascade_arena_printf(k->arena, "%g", (double)w));
+    }
+}
+
+/* At most this many updates per event (item total, decayed, play seconds;
+ * user total, interactions, affinity). */
+#define EVENT_MAX_OPS 6
+
+/* The counter updates of one serve record: an impression per served item,
+ * a request and the served count for the user. */
+static void serve_ops(cascade_consumer *c, struct apply_call *k,
+                      const struct cascade_consumer_entry *e)
+{
+    char ikey[CASCADE_KEY_MAX], ukey[CASCADE_KEY_MAX];
+    for (size_t j = 0; j < e->n_items; j++) {
+        cascade_key_item_counters(ikey, c->ns, e->items[j]);
+        put_op(k, "I", ikey, "impression", "1");
+        put_op(k, "D", ikey, "impression", "1");
+    }
+    cascade_key_user_counters(ukey, c->ns, e->user);
+    put_op(k, "I", ukey, "requests", "1");
+    put_op(k, "I", ukey, "served", cascade_arena_printf(k->arena, "%zu", e->n_items));
+}
+
+/* ------------------------------------------------------------- partitions */
+
+struct part {
+    char date[11];
+    char *text; /* the lines (arena) */
+    size_t len, cap;
+    int64_t new_len;
+};
+
+static bool marked(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+}
+
+/* Which events entries were applied before (HEXISTS on their marks, one
+ * pipeline): a redelivered event is not written to a partition again. */
+static int already_applied(cascade_consumer *c, cascade_redis *r, bool *done)
+{
+    char key[CASCADE_KEY_MAX];
+    size_t sent = 0;
+    int rc = 0;
+    for (size_t i = 0; i < c->n_entries && rc == 0; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS)
+            continue;
+        cascade_key_loop_applied(key, c->ns, "events", entry_ms(e->id) / 3600000);
+        if ((rc = cascade_redis_append(r, "HEXISTS %s %s", key, e->id)) == 0)
+            sent++;
+    }
+    for (size_t i = 0, k = 0; i < c->n_entries && k < sent; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS)
+            continue;
+        redisReply *rep = NULL;
+        int rc2 = cascade_redis_get_reply(r, &rep);
+        if (rc == 0)
+            rc = rc2;
+        done[i] = rc2 == 0 && marked(rep);
+        freeReplyObject(rep);
+        k++;
+    }
+    return rc;
+}
+
+static struct part *part_of(struct part *parts, size_t *n, const char *date)
+{
+    for (size_t p = 0; p < *n; p++)
+        if (strcmp(parts[p].date, date) == 0)
+            return &parts[p];
+    struct part *p = &parts[(*n)++];
+    memcpy(p->date, date, 11);
+    return p;
+}
+
+static bool part_add(cascade_arena *a, struct part *p, const struct cascade_consumer_entry *e)
+{
+    char line[256];
+    int len = snprintf(line, sizeof line, "%lld\t%s\t%llu\t%s\t%g\n", (long long)e->ts_s, e->user,
+                       (unsigned long long)e->item, cascade_event_type_name(e->type), e->value);
+    if (len < 0 || (size_t)len >= sizeof line)
+        return false;
+    if (p->len + (size_t)len + 1 > p->cap) {
+        size_t cap = (p->cap ? p->cap * 2 : 4096) + (size_t)len;
+        char *grown = cascade_arena_alloc(a, cap);
+        if (grown == NULL)
+            return false;
+        if (p->len)
+            memcpy(grown, p->text, p->len);
+        p->text = grown;
+        p->cap = cap;
+    }
+    memcpy(p->text + p->len, line, (size_t)len);
+    p->len += (size_t)len;
+    return true;
+}
+
+/* The committed length of each date (HGET {ns}:loop:partitions), -1 when
+ * none. */
+static int committed_length(cascade_consumer *c, cascade_redis *r, const char *date, int64_t *out)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    int rc =
+        cascade_redis_command(r, &rep, "HGET %s %s", cascade_key_loop_partitions(key, c->ns), date);
+    if (rc)
+        return rc;
+    *out = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* Write the new events to their day partitions; parts[0..*n) get the dates
+ * and lengths to commit. */
+static int write_partitions(cascade_consumer *c, cascade_redis *r, struct part *parts, size_t *n)
+{
+    char err[1200], date[11];
+    *n = 0;
+    bool *done = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *done);
+    if (done == NULL)
+        return CASCADE_ENOMEM;
+    int rc = already_applied(c, r, done);
+    for (size_t i = 0; rc == 0 && i < c->n_entries; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS || done[i])
+            continue;
+        cascade_partition_date(e->ts_s, date);
+        if (!part_add(c->arena, part_of(parts, n, date), e))
+            rc = CASCADE_ENOMEM;
+    }
+    for (size_t p = 0; rc == 0 && p < *n; p++) {
+        int64_t committed;
+        if ((rc = committed_length(c, r, parts[p].date, &committed)))
+            break;
+        rc = cascade_partition_append(c->data_dir, parts[p].date, committed, parts[p].text,
+                                      parts[p].len, &parts[p].new_len, err, sizeof err);
+        if (rc) {
+            cascade_redis__set_error(r, "%s", err);
+            break;
+        }
+        size_t lines = 0;
+        for (size_t j = 0; j < parts[p].len; j++)
+            lines += parts[p].text[j] == '\n';
+        cascade_metric_add(c->partition_lines, (double)lines);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ apply */
+
+static int run_script(cascade_consumer *c, cascade_redis *r, struct apply_call *k,
+                      size_t *applied_per_stream)
+{
+    size_t argc = 3 + k->n_keys + k->n_args;
+    const char **argv = cascade_arena_calloc(c->arena, argc, sizeof *argv);
+    size_t *argvlen = cascade_arena_calloc(c->arena, argc, sizeof *argvlen);
+    const char *numkeys = cascade_arena_printf(c->arena, "%zu", k->n_keys);
+    if (argv == NULL || argvlen == NULL || numkeys == NULL)
+        return CASCADE_ENOMEM;
+    argv[2] = numkeys;
+    memcpy(argv + 3, k->keys, k->n_keys * sizeof *argv);
+    memcpy(argv + 3 + k->n_keys, k->args, k->n_args * sizeof *argv);
+    for (size_t i = 2; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    redisReply *rep = NULL;
+    int rc = cascade_store_eval(r, &c->apply_script, APPLY_SCRIPT, (int)argc, argv, argvlen, &rep);
+    if (rc == 0) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_INTEGER ||
+            rep->element[1]->type != REDIS_REPLY_INTEGER) {
+            cascade_redis__set_error(r, "consumer: unexpected reply from the apply script");
+            rc = CASCADE_EFORMAT;
+        } else {
+            applied_per_stream[0] = (size_t)rep->element[0]->integer;
+            applied_per_stream[1] = (size_t)rep->element[1]->integer;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applied,
+                           size_t *duplicates)
+{
+    size_t n_parts = 0, per_stream[2] = {0, 0}, good[2] = {0, 0}, max_ops = 0;
+    char key[CASCADE_KEY_MAX];
+    int rc;
+    *applied = *duplicates = 0;
+    if (c->n_entries == 0)
+        return 0;
+    uint32_t *cat = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *cat);
+    struct part *parts = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *parts);
+    if (cat == NULL || parts == NULL)
+        return CASCADE_ENOMEM;
+    if ((rc = categories(c, r, cat)))
+        return rc;
+    if (c->data_dir[0] && (rc = write_partitions(c, r, parts, &n_parts)))
+        return rc;
+    for (size_t i = 0; i < c->n_entries; i++)
+        max_ops += c->entries[i].stream == CASCADE_CONSUMER_EVENTS ? EVENT_MAX_OPS
+                                                                   : 2 * c->entries[i].n_items + 2;
+    struct apply_call k = {.arena = c->arena};
+    k.keys_cap = max_ops + c->n_entries + n_parts + 1;
+    k.args_cap = 4 * max_ops + 4 * c->n_entries + 3 * n_parts + 8;
+    k.keys = cascade_arena_calloc(c->arena, k.keys_cap, sizeof *k.keys);
+    k.args = cascade_arena_calloc(c->arena, k.args_cap, sizeof *k.args);
+    if (k.keys == NULL || k.args == NULL)
+        return CASCADE_ENOMEM;
+    put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)cascade_wall_s()));
+    put_arg(&k, cascade_arena_printf(c->arena, "%.17g", c->half_life_s));
+    put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)c->mark_ttl_s));
+    const char **n_slot = &k.args[k.n_args];
+    put_arg(&k, "0");
+    size_t n_applied_entries = 0;
+    for (size_t i = 0; i < c->n_entries && !k.oom; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (e->bad)
+            continue;
+        good[e->stream]++;
+        n_applied_entries++;
+        put_key(&k, cascade_key_loop_applied(key, c->ns, cascade_consumer__stream_name(e->stream),
+                                             entry_ms(e->id) / 3600000));
+        put_arg(&k, e->id);
+        put_arg(&k, e->stream == CASCADE_CONSUMER_EVENTS ? "0" : "1");
+        const char **ops_slot = k.n_args < k.args_cap ? &k.args[k.n_args] : NULL;
+        put_arg(&k, "0");
+        size_t before = k.n_args;
+        if (e->stream == CASCADE_CONSUMER_EVENTS)
+            event_ops(c, &k, e, cat[i]);
+        else
+            serve_ops(c, &k, e);
+        if (ops_slot)
+            *ops_slot = cascade_arena_printf(c->arena, "%zu", (k.n_args - before) / 4);
+    }
+    *n_slot = cascade_arena_printf(c->arena, "%zu", n_applied_entries);
+    put_arg(&k, cascade_arena_printf(c->arena, "%zu", n_parts));
+    for (size_t p = 0; p < n_parts; p++) {
+        put_key(&k, cascade_key_loop_partitions(key, c->ns));
+        put_arg(&k, parts[p].date);
+        put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)parts[p].new_len));
+    }
+    if (k.oom || *n_slot == NULL) {
+        cascade_redis__set_error(r, "consumer: out of memory building the apply script call");
+        return CASCADE_ENOMEM;
+    }
+    if ((rc = run_script(c, r, &k, per_stream)))
+        return rc;
+    int64_t now_ms = cascade_wall_ms();
+    for (size_t i = 0; i < c->n_entries; i++)
+        if (!c->entries[i].bad)
+            cascade_metric_observe(c->delay, (double)(now_ms - entry_ms(c->entries[i].id)) / 1e3);
+    for (int s = 0; s < CASCADE_CONSUMER_STREAMS; s++) {
+        cascade_metric_add(c->applied[s], (double)per_stream[s]);
+        cascade_metric_add(c->duplicates[s], (double)(good[s] - per_stream[s]));
+        *applied += per_stream[s];
+        *duplicates += good[s] - per_stream[s];
+    }
+    return 0;
+}
