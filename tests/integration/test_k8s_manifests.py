@@ -112,6 +112,11 @@ class K8sManifestTest(unittest.TestCase):
                   "  selector: {app: cascade, stage: nothing}\n")
         self.assert_fails("Deployment/cascade-consumer: selected by no Service")
 
+    def test_command_not_in_the_image(self):
+        self.edit("base/consumer.yaml", 'command: ["cascade-consumer"]',
+                  'command: ["cascade-consumerd"]')
+        self.assert_fails("command cascade-consumerd is not built into the image")
+
     def test_missing_volume_claim(self):
         self.edit("base/storage.yaml", "name: cascade-events", "name: cascade-event-log")
         self.assert_fails("PersistentVolumeClaim cascade-events does not exist")
