@@ -62,6 +62,7 @@ struct cascade_orch {
     cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */
     cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
     struct cascade_store_script feedback_script; /* sha of the Feedback record script */
+    struct cascade_store_script put_items_script; /* sha of the PutItems script */
 };
 
 /* Write the message into call->err (when there is one) and return code: how
