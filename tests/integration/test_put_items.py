@@ -120,6 +120,18 @@ class PutItemsTest(unittest.TestCase):
         # A refused call writes nothing, not even its good items.
         self.assertEqual(self.redis("EXISTS", "%s:item:990001" % NS), "0")
 
+    def test_cli_item_add(self):
+        cli = [tl.bin_path("cascade-cli"), "item", "add", "--addr", self.stack.addr()]
+        ok = tl.run(cli + ["--item", "990500", "--author", "3", "--category", "2",
+                           "--media-type", "note", "--tags", "1,2", "--city", "1"])
+        self.assertIn("wrote item 990500", ok.stdout)
+        self.assertEqual(self.redis("EXISTS", "%s:item:990500" % NS), "1")
+        bad = tl.run(cli + ["--item", "990501", "--geohash", "ab!"], check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("INVALID_ARGUMENT", bad.stderr)
+        self.assertIn("items[0].geohash", bad.stderr)
+        self.assertEqual(self.redis("EXISTS", "%s:item:990501" % NS), "0")
+
     def test_new_item_reaches_channels(self):
         # A new item with the features of an existing one (its author, city
         # and geohash), created now.
