@@ -93,6 +93,7 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
         return NULL;
     }
     atomic_init(&o->request_seq, 0);
+    atomic_init(&o->boost_census_ms, 0);
     pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
     pthread_mutex_init(&o->put_items_script.lock, NULL);
     pthread_rwlock_init(&o->exp_lock, NULL);
@@ -144,6 +145,24 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
     o->hardneg_failures = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_orchestrator_hardneg_write_failures_total",
                                 "Hard-negative log writes that failed (the request was served)",
+                                NULL),
+        NULL);
+    o->boost_behind = cascade_metric_get(
+        cascade_metrics_gauge(m, "cascade_orchestrator_new_items_behind_target",
+                              "New items within their target window and at least one "
+                              "impression behind schedule (last census)",
+                              NULL),
+        NULL);
+    o->boost_met = cascade_metric_get(
+        cascade_metrics_gauge(m, "cascade_orchestrator_new_items_target_met",
+                              "New items within their target window that met the impression "
+                              "target (last census)",
+                              NULL),
+        NULL);
+    o->boost_skipped = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_explore_target_skipped_total",
+                                "Exploration candidates not boosted: impression target met or "
+                                "window over",
                                 NULL),
         NULL);
     o->serve_log_written = cascade_metric_get(
