@@ -285,10 +285,13 @@ static size_t explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const 
     size_t n_pos = pos ? explore_positions(rq, pos) : 0;
     if (n_pos == 0)
         return 0;
+    /* With an impression target only boosted (pool) items count as the
+     * channel's share: the re-ranker's choice of a new item past its target
+     * or window does not take a boosted item's slot. */
+    const char *counted = rq->explore_weight ? NULL : cfg->explore_channel;
     size_t have = cascade_merge_count_channel(ranked, n, cfg->explore_channel);
     size_t added = cascade_explore_fill(ranked, n, rq->count, reserved, pos, n_pos,
-                                        rq->explore_pool, rq->n_explore_pool, cfg->explore_channel,
-                                        slots);
+                                        rq->explore_pool, rq->n_explore_pool, counted, slots);
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
                 .stage = "exploration",
