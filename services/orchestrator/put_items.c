@@ -150,7 +150,7 @@ int cascade_put_items_write(cascade_redis *r, const char *ns, const struct casca
                             size_t n, const struct cascade_put_items_caps *caps,
                             struct cascade_store_script *s, uint64_t *revision)
 {
-    size_t argc = 7 + n * PUT_FIELDS;
+    size_t argc = 8 + n * PUT_FIELDS; /* EVALSHA sha numkeys ns 3 caps n, then the items */
     const char **argv = calloc(argc, sizeof *argv);
     size_t *argvlen = calloc(argc, sizeof *argvlen);
     /* Per item: the record, then 7 numbers printed into fixed slots. */
