@@ -8,7 +8,6 @@ gauges). Conditions are polled with a deadline, never slept on."""
 
 import os
 import sys
-import time
 import unittest
 import urllib.request
 
@@ -21,17 +20,7 @@ TIMEOUT_S = 30
 NS = "cascade"
 TARGET = 3
 
-
-def poll(fn, what, timeout=60):
-    """Call fn until it returns a true value; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+poll = tl.poll
 
 
 class BoostTest(unittest.TestCase):
@@ -90,10 +79,7 @@ class BoostTest(unittest.TestCase):
             timeout=TIMEOUT_S)
         # The Recall list cache sees the put within its generation refresh.
         recall = grpc.insecure_channel(self.stack.addr("recall"))
-        call = recall.unary_unary(
-            "/cascade.v1.Recall/Recall",
-            request_serializer=self.pb.recall.RecallRequest.SerializeToString,
-            response_deserializer=self.pb.recall.RecallResponse.FromString)
+        call = tl.recall_stub(self.pb, recall)
         req = self.pb.recall.RecallRequest(user=self.pb.common.UserContext(user_id="boost-probe"),
                                            channels=["new"], quota=100)
         poll(lambda: item in [c.item_id for c in call(req, timeout=TIMEOUT_S).candidates],

@@ -21,17 +21,7 @@ import grpc  # noqa: E402
 TIMEOUT_S = 30
 NS = "cascade"
 
-
-def poll(fn, what, timeout=60):
-    """Call fn until it returns a true value; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+poll = tl.poll
 
 
 class PutItemsTest(unittest.TestCase):
@@ -76,10 +66,7 @@ class PutItemsTest(unittest.TestCase):
                              timeout=TIMEOUT_S)
 
     def recall(self, channel, user, quota=100, geohash="", city=0):
-        call = self.recall_chan.unary_unary(
-            "/cascade.v1.Recall/Recall",
-            request_serializer=self.pb.recall.RecallRequest.SerializeToString,
-            response_deserializer=self.pb.recall.RecallResponse.FromString)
+        call = tl.recall_stub(self.pb, self.recall_chan)
         req = self.pb.recall.RecallRequest(
             user=self.pb.common.UserContext(user_id=user, geohash=geohash, city=city),
             channels=[channel], quota=quota)
