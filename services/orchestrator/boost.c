@@ -20,8 +20,8 @@ static double age_in_window(const struct cascade_boost_params *p, int64_t create
     return (double)(age < p->window_s ? age : p->window_s);
 }
 
-double cascade_boost_deficit(const struct cascade_boost_params *p, int64_t created_s,
-                             int64_t now_s, double impressions)
+double cascade_boost_deficit(const struct cascade_boost_params *p, int64_t created_s, int64_t now_s,
+                             double impressions)
 {
     if (p->target == 0 || p->window_s <= 0)
         return 0.0;
@@ -29,8 +29,8 @@ double cascade_boost_deficit(const struct cascade_boost_params *p, int64_t creat
     return due > impressions ? due - impressions : 0.0;
 }
 
-double cascade_boost_weight(const struct cascade_boost_params *p, int64_t created_s,
-                            int64_t now_s, double impressions)
+double cascade_boost_weight(const struct cascade_boost_params *p, int64_t created_s, int64_t now_s,
+                            double impressions)
 {
     if (p->target == 0 || p->window_s <= 0)
         return 1.0;

@@ -31,12 +31,12 @@ struct cascade_boost_params {
 /* Impressions the item is short of its schedule: max(0, target·min(age,
  * window)/window − impressions), age = now − created (0 when created is in
  * the future or unknown). */
-double cascade_boost_deficit(const struct cascade_boost_params *p, int64_t created_s,
-                             int64_t now_s, double impressions);
+double cascade_boost_deficit(const struct cascade_boost_params *p, int64_t created_s, int64_t now_s,
+                             double impressions);
 
 /* The weight above (1 for every item when target is 0). */
-double cascade_boost_weight(const struct cascade_boost_params *p, int64_t created_s,
-                            int64_t now_s, double impressions);
+double cascade_boost_weight(const struct cascade_boost_params *p, int64_t created_s, int64_t now_s,
+                            double impressions);
 
 /* True when the item is still within its window and at least one impression
  * behind schedule (what the behind-target gauge counts). */

@@ -127,11 +127,15 @@ static const char PUT_SCRIPT[] =
     "    end\n"
     "  end\n"
     "  for _, g in ipairs(g_geo) do\n"
-    "    if o_cell and o_cell ~= c then redis.call('ZREM', ns .. ':geo@' .. g .. ':' .. o_cell, id) end\n"
+    "    if o_cell and o_cell ~= c then\n"
+    "      redis.call('ZREM', ns .. ':geo@' .. g .. ':' .. o_cell, id)\n"
+    "    end\n"
     "    if c then add(ns .. ':geo@' .. g .. ':' .. c, id, created, geo_cap) end\n"
     "  end\n"
     "  for _, g in ipairs(g_city) do\n"
-    "    if o_city ~= '0' and o_city ~= city then redis.call('ZREM', ns .. ':city@' .. g .. ':' .. o_city, id) end\n"
+    "    if o_city ~= '0' and o_city ~= city then\n"
+    "      redis.call('ZREM', ns .. ':city@' .. g .. ':' .. o_city, id)\n"
+    "    end\n"
     "    if city ~= '0' then add(ns .. ':city@' .. g .. ':' .. city, id, created, city_cap) end\n"
     "  end\n"
     "  for _, g in ipairs(g_auth) do\n"
@@ -275,8 +279,7 @@ int cascade_orch_put_items(cascade_orch *o, const struct cascade_orch_call *call
     if ((rc = cascade_put_items_check(req, now_s, call->err, call->errlen)))
         return rc;
     Cascade__V1__PutItemsResponse *resp = cascade_arena_alloc(call->arena, sizeof *resp);
-    struct cascade_put_item *items =
-        cascade_arena_calloc(call->arena, req->n_items, sizeof *items);
+    struct cascade_put_item *items = cascade_arena_calloc(call->arena, req->n_items, sizeof *items);
     if (resp == NULL || items == NULL)
         return cascade_orch__fail(call, CASCADE_ENOMEM, "out of memory");
     cascade__v1__put_items_response__init(resp);
@@ -297,8 +300,8 @@ int cascade_orch_put_items(cascade_orch *o, const struct cascade_orch_call *call
                                   cascade_redis_error(r));
     resp->written = (uint32_t)req->n_items;
     resp->revision = revision;
-    CASCADE_INFO(call->request_id, "put_items: %zu items written, revision %" PRIu64,
-                 req->n_items, revision);
+    CASCADE_INFO(call->request_id, "put_items: %zu items written, revision %" PRIu64, req->n_items,
+                 revision);
     *out = resp;
     return 0;
 }

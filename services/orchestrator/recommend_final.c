@@ -70,7 +70,7 @@ static void boost_pool(struct cascade_orch_rq *rq)
     if (p.target == 0 || r == NULL)
         return;
     cascade_redis_set_deadline(r, rq->deadline_ms);
-    boost_census(rq, r, &p, now_s);
+    boost_census(rq, r, &p, cascade_wall_s()); /* the gauges are about now */
     if (n == 0)
         return;
     uint64_t *ids = cascade_arena_calloc(rq->arena, n, sizeof *ids);

@@ -80,7 +80,8 @@ static void test_order(void **state)
     uint32_t pos[4] = {0, 3, 5, 9};
     double w[4] = {1, 31, 6, 30};
     cascade_boost_order(picks, pos, w, 4);
-    const uint64_t want[4] = {11, 13, 10, 12}; /* 10 before 12: equal keys keep the ranker's order */
+    const uint64_t want[4] = {11, 13, 10,
+                              12}; /* 10 before 12: equal keys keep the ranker's order */
     const uint32_t want_pos[4] = {3, 9, 0, 5};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(picks[i]->item_id, want[i]);
@@ -118,10 +119,9 @@ static void set_impressions(void **state, uint64_t id, int n)
 static void publish_new_list(void **state, const int64_t *c)
 {
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep,
-                                           "ZADD " NS ":new@3 %lld 1 %lld 2 %lld 3 %lld 4",
-                                           (long long)c[0], (long long)c[1], (long long)c[2],
-                                           (long long)c[3]),
+    assert_int_equal(cascade_redis_command(
+                         fx(state)->conn, &rep, "ZADD " NS ":new@3 %lld 1 %lld 2 %lld 3 %lld 4",
+                         (long long)c[0], (long long)c[1], (long long)c[2], (long long)c[3]),
                      0);
     freeReplyObject(rep);
     assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "SET " NS ":gen:new 3"), 0);
@@ -196,5 +196,6 @@ int main(void)
         cmocka_unit_test(test_read_redis_down),
     };
     int failed = cmocka_run_group_tests(pure, NULL, NULL);
-    return failed + cmocka_run_group_tests(redis, test_redis_group_setup, test_redis_group_teardown);
+    return failed +
+           cmocka_run_group_tests(redis, test_redis_group_setup, test_redis_group_teardown);
 }

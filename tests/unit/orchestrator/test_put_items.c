@@ -118,9 +118,9 @@ static void cmd(void **state, const char *fmt, ...)
 static double zscore(void **state, const char *key, uint64_t id)
 {
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "ZSCORE %s %llu", key,
-                                           (unsigned long long)id),
-                     0);
+    assert_int_equal(
+        cascade_redis_command(fx(state)->conn, &rep, "ZSCORE %s %llu", key, (unsigned long long)id),
+        0);
     double v = rep->type == REDIS_REPLY_STRING ? atof(rep->str) : -1;
     freeReplyObject(rep);
     return v;
@@ -168,8 +168,7 @@ static void test_write(void **state)
     cmd(state, "HSET " NS ":ictr:50 impression 7");
     struct cascade_put_item its[2] = {item(50, 3000, 5, 8, "wx4g0bc"),
                                       item(51, 500, 0, 0, "")}; /* 51: older than new@4 */
-    assert_int_equal(cascade_put_items_write(fx(state)->conn, NS, its, 2, &caps, &script, &rev),
-                     0);
+    assert_int_equal(cascade_put_items_write(fx(state)->conn, NS, its, 2, &caps, &script, &rev), 0);
     assert_int_equal(rev, 2);
     cascade_v1_ItemRecord rec;
     bool found = false;
@@ -180,7 +179,7 @@ static void test_write(void **state)
     assert_string_equal(rec.geohash, "wx4g0bc");
     assert_true(zscore(state, NS ":new@4", 50) == 3000);
     assert_true(zscore(state, NS ":new@4:impressions", 50) == 7); /* live served count */
-    assert_true(zscore(state, NS ":new@4", 51) < 0);             /* outside the window */
+    assert_true(zscore(state, NS ":new@4", 51) < 0);              /* outside the window */
     assert_true(zscore(state, NS ":geo@2:wx4g0", 50) == 3000);
     assert_true(zscore(state, NS ":city@7:8", 50) == 3000);
     /* Author 5 at its cap of 2: the oldest (3) leaves. */
@@ -220,9 +219,9 @@ static void test_write_redis_down(void **state)
     struct cascade_put_item it = item(1, 1, 1, 1, "");
     uint64_t rev = 9;
     assert_non_null(dead);
-    assert_int_equal(cascade_put_items_write(cascade_redis_pool_get(dead), NS, &it, 1, &caps,
-                                             &script, &rev),
-                     CASCADE_EUNAVAILABLE);
+    assert_int_equal(
+        cascade_put_items_write(cascade_redis_pool_get(dead), NS, &it, 1, &caps, &script, &rev),
+        CASCADE_EUNAVAILABLE);
     assert_int_equal(rev, 0);
     cascade_redis_pool_destroy(dead);
 }
@@ -235,5 +234,6 @@ int main(void)
         cmocka_unit_test(test_write_redis_down),
     };
     int failed = cmocka_run_group_tests(pure, NULL, NULL);
-    return failed + cmocka_run_group_tests(redis, test_redis_group_setup, test_redis_group_teardown);
+    return failed +
+           cmocka_run_group_tests(redis, test_redis_group_setup, test_redis_group_teardown);
 }
