@@ -22,17 +22,7 @@ import grpc  # noqa: E402
 TIMEOUT_S = 30
 USER = "loop-new-user-1"
 
-
-def poll(fn, what, timeout=60):
-    """Call fn until it returns a true value; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
+poll = tl.poll
 
 
 class LoopTest(unittest.TestCase):
