@@ -33,6 +33,7 @@ import sys
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE_PROGRAMS = set()  # filled by main() from the Containerfile
 # Secrets an overlay expects to be created by hand (docs/deploy.md).
 EXTERNAL_SECRETS = {"production": {"cascade-redis-auth"}, "canary": {"cascade-redis-auth"}}
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
@@ -159,6 +160,11 @@ class Checker:
         annotations = (tmpl.get("metadata") or {}).get("annotations") or {}
         for c in containers(d):
             cw = "%s container %s" % (where, c.get("name"))
+            program = (c.get("command") or [""])[0]
+            if program.startswith("cascade-") and IMAGE_PROGRAMS and \
+                    program not in IMAGE_PROGRAMS:
+                self.bad(cw, "command %s is not built into the image (Containerfile --target)"
+                         % program)
             sc = c.get("securityContext") or {}
             if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
                 self.bad(cw, "securityContext: runAsNonRoot is not true")
@@ -239,6 +245,13 @@ class Checker:
         for name, svc in self.by_kind.get("Service", {}).items():
             if not self.pods_selected_by(svc):
                 self.bad("Service/" + name, "selects no pod")
+        # Every Deployment is behind a Service: it names the pod's ports, and
+        # podman's kube play (scripts/k8s-podman.py) names the pod after it.
+        selected = {d["metadata"]["name"] for svc in self.by_kind.get("Service", {}).values()
+                    for d in self.pods_selected_by(svc)}
+        for name in self.by_kind.get("Deployment", {}):
+            if name not in selected:
+                self.bad("Deployment/" + name, "selected by no Service")
 
     def run(self):
         seen = set()
@@ -257,11 +270,26 @@ class Checker:
         return self.problems
 
 
+def image_programs(containerfile):
+    """The cascade-* programs the image builds (the cmake --target list)."""
+    with open(containerfile) as f:
+        text = f.read().replace("\\\n", " ")
+    for line in text.splitlines():
+        if "--target" in line:
+            return {w for w in line.split("--target", 1)[1].split() if w.startswith("cascade-")}
+    return set()
+
+
 def main():
+    global IMAGE_PROGRAMS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--k8s-dir", default=os.path.join(HERE, "..", "k8s"))
+    ap.add_argument("--containerfile", default=os.path.join(HERE, "..", "Containerfile"))
     args = ap.parse_args()
+    IMAGE_PROGRAMS = image_programs(args.containerfile)
     problems = []
+    if not IMAGE_PROGRAMS:
+        problems.append("%s: no cmake --target list of cascade-* programs" % args.containerfile)
     for path in sorted(glob.glob(os.path.join(args.k8s_dir, "**", "*.yaml"), recursive=True)):
         if os.path.basename(path) == "kustomization.yaml":
             continue

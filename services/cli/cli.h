@@ -18,7 +18,26 @@ enum cascade_cli_exit {
     CASCADE_CLI_USAGE = 2,  /* bad command line */
 };
 
-enum cascade_cli_command { CASCADE_CLI_RECOMMEND, CASCADE_CLI_FEEDBACK, CASCADE_CLI_HEALTH };
+enum cascade_cli_command {
+    CASCADE_CLI_RECOMMEND,
+    CASCADE_CLI_FEEDBACK,
+    CASCADE_CLI_HEALTH,
+    CASCADE_CLI_ITEM_ADD, /* "item add": PutItems of one item */
+};
+
+/* Most --tags of item add (the orchestrator's limit, PutItems). */
+#define CASCADE_CLI_TAGS_MAX 8
+
+/* The item of "item add" (--item, --city and --geohash are the shared fields). */
+struct cascade_cli_item {
+    uint64_t author;     /* --author */
+    uint32_t category;   /* --category */
+    int64_t created_at;  /* --created-at, Unix s; 0 = the server's clock */
+    uint32_t media_type; /* --media-type: note (1), video (2) or a number */
+    float duration_s;    /* --duration */
+    uint32_t tags[CASCADE_CLI_TAGS_MAX]; /* --tags 3,4,5 */
+    size_t n_tags;
+};
 
 /* Most --slot options (the orchestrator's limit, services/orchestrator/slots.h). */
 #define CASCADE_CLI_SLOTS_MAX 16
@@ -47,6 +66,7 @@ struct cascade_cli_args {
     const char *service;    /* health: service name ("" = whole server) */
     struct cascade_cli_slot slots[CASCADE_CLI_SLOTS_MAX]; /* recommend: inserted items */
     size_t n_slots;
+    struct cascade_cli_item new_item; /* item add */
 };
 
 /* Parse argv (argv[0] is the program). Returns 0; -1 after printing the usage

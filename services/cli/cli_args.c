@@ -23,6 +23,10 @@ static const char usage[] =
     "                           log one event; T is impression, click, like, collect, share,\n"
     "                           follow, play (S = seconds played), dislike or hide_author\n"
     "  health [--service NAME]  check a service's gRPC health; exit 0 only when SERVING\n"
+    "  item add --item I [--author A] [--category C] [--created-at UNIX_S] [--geohash G]\n"
+    "           [--city C] [--media-type note|video|N] [--duration S] [--tags T1,T2,...]\n"
+    "                           add or change one item online (PutItems): its record, the\n"
+    "                           new/geo/city/author lists and its two-tower vector, no rebuild\n"
     "\n"
     "options for every command:\n"
     "  --addr HOST:PORT         server address (default 127.0.0.1:50050, the orchestrator)\n"
@@ -111,9 +115,82 @@ static int parse_command(const char *word, struct cascade_cli_args *a, FILE *err
         a->command = CASCADE_CLI_FEEDBACK;
     else if (strcmp(word, "health") == 0)
         a->command = CASCADE_CLI_HEALTH;
+    else if (strcmp(word, "item") == 0)
+        a->command = CASCADE_CLI_ITEM_ADD;
     else
-        return usage_error(err, "unknown command \"%s\" (expected recommend, feedback or health)",
+        return usage_error(err,
+                           "unknown command \"%s\" (expected recommend, feedback, health or item)",
                            word);
+    return 0;
+}
+
+/* "3,4,5" into the item's tags (at most CASCADE_CLI_TAGS_MAX). */
+static int parse_tags(const char *arg, struct cascade_cli_item *it, FILE *err)
+{
+    char buf[24];
+    const char *at = arg;
+    it->n_tags = 0;
+    while (*at) {
+        const char *comma = strchr(at, ',');
+        size_t len = comma ? (size_t)(comma - at) : strlen(at);
+        uint64_t v;
+        if (it->n_tags == CASCADE_CLI_TAGS_MAX)
+            return usage_error(err, "--tags: at most %d tags, got \"%s\"", CASCADE_CLI_TAGS_MAX,
+                               arg);
+        if (len == 0 || len >= sizeof buf)
+            return usage_error(err, "--tags: expected tag ids separated by commas, got \"%s\"",
+                               arg);
+        memcpy(buf, at, len);
+        buf[len] = '\0';
+        if (!parse_u64(buf, 0, UINT32_MAX, &v))
+            return usage_error(err, "--tags: \"%s\" is not a tag id", buf);
+        it->tags[it->n_tags++] = (uint32_t)v;
+        at += len + (comma != NULL);
+    }
+    return 0;
+}
+
+/* The options of "item add" besides --item, --city and --geohash. */
+static int parse_item_option(int opt, const char *arg, struct cascade_cli_item *it, FILE *err)
+{
+    uint64_t v;
+    char *end;
+    switch (opt) {
+    case 'A':
+        if (!parse_u64(arg, 0, UINT64_MAX, &v))
+            return usage_error(err, "--author: expected an author id, got \"%s\"", arg);
+        it->author = v;
+        break;
+    case 'C':
+        if (!parse_u64(arg, 0, UINT32_MAX, &v))
+            return usage_error(err, "--category: expected a category id, got \"%s\"", arg);
+        it->category = (uint32_t)v;
+        break;
+    case 'W':
+        if (!parse_u64(arg, 0, INT64_MAX, &v))
+            return usage_error(err, "--created-at: expected Unix seconds, got \"%s\"", arg);
+        it->created_at = (int64_t)v;
+        break;
+    case 'M':
+        if (strcmp(arg, "note") == 0)
+            it->media_type = 1;
+        else if (strcmp(arg, "video") == 0)
+            it->media_type = 2;
+        else if (parse_u64(arg, 0, 2, &v))
+            it->media_type = (uint32_t)v;
+        else
+            return usage_error(err, "--media-type: expected note, video, 0, 1 or 2, got \"%s\"",
+                               arg);
+        break;
+    case 'D':
+        errno = 0;
+        it->duration_s = strtof(arg, &end);
+        if (errno || *end || end == arg || !(it->duration_s >= 0.0f))
+            return usage_error(err, "--duration: expected seconds >= 0, got \"%s\"", arg);
+        break;
+    default:
+        return parse_tags(arg, it, err);
+    }
     return 0;
 }
 
@@ -175,6 +252,13 @@ static int parse_option(int opt, const char *arg, struct cascade_cli_args *a, FI
         break;
     case 'S':
         return parse_slot(arg, a, err);
+    case 'A':
+    case 'C':
+    case 'W':
+    case 'M':
+    case 'D':
+    case 'G':
+        return parse_item_option(opt, arg, &a->new_item, err);
     default:
         return CASCADE_CLI_USAGE;
     }
@@ -183,6 +267,8 @@ static int parse_option(int opt, const char *arg, struct cascade_cli_args *a, FI
 
 static int check_command(const struct cascade_cli_args *a, FILE *err)
 {
+    if (a->command == CASCADE_CLI_ITEM_ADD)
+        return a->item == 0 ? usage_error(err, "item add: --item is required") : 0;
     bool needs_user = a->command != CASCADE_CLI_HEALTH;
     if (needs_user && (a->user == NULL || a->user[0] == '\0'))
         return usage_error(err, "%s: --user is required",
@@ -209,6 +295,12 @@ int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *a, FILE *o
                                              {"request-id", required_argument, NULL, 'r'},
                                              {"service", required_argument, NULL, 's'},
                                              {"slot", required_argument, NULL, 'S'},
+                                             {"author", required_argument, NULL, 'A'},
+                                             {"category", required_argument, NULL, 'C'},
+                                             {"created-at", required_argument, NULL, 'W'},
+                                             {"media-type", required_argument, NULL, 'M'},
+                                             {"duration", required_argument, NULL, 'D'},
+                                             {"tags", required_argument, NULL, 'G'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int opt, rc;
@@ -225,6 +317,11 @@ int cascade_cli_parse(int argc, char **argv, struct cascade_cli_args *a, FILE *o
     if ((rc = parse_command(argv[1], a, err)))
         return rc;
     optind = 2;
+    if (a->command == CASCADE_CLI_ITEM_ADD) {
+        if (argc < 3 || strcmp(argv[2], "add") != 0)
+            return usage_error(err, "item: expected the subcommand \"add\"");
+        optind = 3;
+    }
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (opt == 'h') {

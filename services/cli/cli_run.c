@@ -91,6 +91,42 @@ static int run_feedback(const struct cascade_cli_args *a, cascade_rpc_channel *c
     return CASCADE_CLI_OK;
 }
 
+static int run_item_add(const struct cascade_cli_args *a, cascade_rpc_channel *ch,
+                        cascade_arena *arena, FILE *out, FILE *err)
+{
+    const struct cascade_cli_item *in = &a->new_item;
+    Cascade__V1__NewItem it = CASCADE__V1__NEW_ITEM__INIT;
+    Cascade__V1__NewItem *items[1] = {&it};
+    Cascade__V1__PutItemsRequest req = CASCADE__V1__PUT_ITEMS_REQUEST__INIT;
+    it.item_id = a->item;
+    it.author_id = in->author;
+    it.category = in->category;
+    it.tags = (uint32_t *)in->tags;
+    it.n_tags = in->n_tags;
+    it.created_at_s = in->created_at;
+    it.geohash = (char *)(a->geohash ? a->geohash : "");
+    it.city = a->city;
+    it.media_type = in->media_type;
+    it.duration_s = in->duration_s;
+    req.items = items;
+    req.n_items = 1;
+    struct cascade_rpc_call call = {
+        .channel = ch,
+        .method = "/cascade.v1.Recommender/PutItems",
+        .request = &req.base,
+        .response_type = &cascade__v1__put_items_response__descriptor,
+        .deadline_ms = cascade_now_ms() + a->timeout_ms,
+        .request_id = a->request_id,
+    };
+    if (cascade_rpc_call_unary(&call, arena) != 0)
+        return call_failed(err, a, &call);
+    const Cascade__V1__PutItemsResponse *resp =
+        (const Cascade__V1__PutItemsResponse *)call.response;
+    fprintf(out, "wrote item %llu (revision %llu)\n", (unsigned long long)a->item,
+            (unsigned long long)resp->revision);
+    return CASCADE_CLI_OK;
+}
+
 static const char *serving_status_name(int status)
 {
     switch (status) {
@@ -155,6 +191,9 @@ int cascade_cli_run(const struct cascade_cli_args *a, FILE *out, FILE *err)
         break;
     case CASCADE_CLI_HEALTH:
         code = run_health(a, ch, out, err);
+        break;
+    case CASCADE_CLI_ITEM_ADD:
+        code = run_item_add(a, ch, arena, out, err);
         break;
     }
 out:

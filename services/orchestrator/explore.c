@@ -109,6 +109,17 @@ int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
     return 0;
 }
 
+/* Entries of ranked[0..n) that are pool items. */
+static size_t count_pool_items(Cascade__V1__Candidate *const *ranked, size_t n,
+                               Cascade__V1__Candidate *const *pool, size_t n_pool)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n_pool; i++)
+        if (pool[i] && cascade_slots_has_item(ranked, n, pool[i]->item_id))
+            k++;
+    return k;
+}
+
 size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_ranked, size_t count,
                             size_t reserved, const uint32_t *positions, size_t n_pos,
                             Cascade__V1__Candidate *const *pool, size_t n_pool,
@@ -122,7 +133,9 @@ size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_rank
     for (; need <= n_pos; need++) {
         size_t room = count > reserved + need ? count - reserved - need : 0;
         stay = room < n_ranked ? room : n_ranked;
-        if (cascade_merge_count_channel(ranked, stay, channel) + need >= n_pos)
+        size_t have = channel ? cascade_merge_count_channel(ranked, stay, channel)
+                              : count_pool_items(ranked, stay, pool, n_pool);
+        if (have + need >= n_pos)
             break;
     }
     for (; k < need; k++) {

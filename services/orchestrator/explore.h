@@ -62,7 +62,9 @@ int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
  * ranked[0..n_ranked) the ranked list, and `reserved` the positions other
  * slots take, so only the first count − reserved − (exploration items
  * inserted) ranked items stay in the list. Items with a hit of `channel` that
- * stay count towards n_pos (the re-ranker chose them); for each missing one
+ * stay count towards n_pos (the re-ranker chose them); with channel NULL only
+ * pool items count (an impression target: items not boosted any more do not
+ * take a boosted item's place, boost.h); for each missing one
  * the next pool item (best first) that is not among the staying ranked items
  * becomes fills[k] = {positions[k], item, EXPLORATION, "exploration"}, the
  * k-th at the k-th position. fills has room for n_pos entries. Returns the

@@ -586,6 +586,32 @@ static int parse_serve_log(const cascade_config *cfg, struct cascade_orch_config
     return 0;
 }
 
+/* exploration.target_impressions / target_window_s (the new-item target)
+ * and the build's list caps that PutItems keeps (same keys and defaults as
+ * cascade-build lists and authors). */
+static int parse_items(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
+                       size_t errlen)
+{
+    int64_t target, window, geo_cap, city_cap, author_cap;
+    int rc;
+    if ((rc = cascade_config_int(cfg, "orchestrator.exploration.target_impressions", 0, 0,
+                                 100000000, &target, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "orchestrator.exploration.target_window_s", 86400, 60,
+                                 366 * 86400, &window, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "build.geo.cap", 500, 1, 1000000, &geo_cap, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "build.city.cap", 1000, 1, 1000000, &city_cap, err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "build.authors.items_cap", 200, 1, 1000000, &author_cap,
+                                 err, errlen)))
+        return rc;
+    out->boost_target = (uint32_t)target;
+    out->boost_window_s = window;
+    out->put_geo_cap = (uint32_t)geo_cap;
+    out->put_city_cap = (uint32_t)city_cap;
+    out->put_author_cap = (uint32_t)author_cap;
+    return 0;
+}
+
 /* reconnect.*: how quickly a stage channel tries again after its stage went
  * away (defaults: back within a second of the stage serving again). */
 static int parse_reconnect(const cascade_config *cfg, struct cascade_orch_config *out, char *err,
@@ -672,6 +698,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_slots(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
         (rc = parse_serve_log(cfg, out, err, errlen)) ||
+        (rc = parse_items(cfg, out, err, errlen)) ||
         (rc = parse_feedback(cfg, out, err, errlen)) ||
         (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||
         (rc = parse_debug(cfg, out, err, errlen)))

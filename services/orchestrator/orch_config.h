@@ -117,6 +117,15 @@ struct cascade_orch_config {
      * the stream capped at about serve_log_max_len entries. */
     bool serve_log_enabled;
     uint32_t serve_log_max_len;
+    /* New-item impression target (boost.h): exploration boosts an item until
+     * it has boost_target served impressions, on the schedule
+     * target·elapsed/boost_window_s; 0 = no target (every new item may be
+     * picked, as before). */
+    uint32_t boost_target;
+    int64_t boost_window_s;
+    /* PutItems (put_items.h): the list caps of the build (build.geo.cap,
+     * build.city.cap, build.authors.items_cap), kept on online adds. */
+    uint32_t put_geo_cap, put_city_cap, put_author_cap;
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
     int deadline_ms;          /* request budget when the caller sent no deadline */
     uint32_t merge_max;       /* cap on the merged candidate list */

@@ -93,7 +93,9 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
         return NULL;
     }
     atomic_init(&o->request_seq, 0);
+    atomic_init(&o->boost_census_ms, 0);
     pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
+    pthread_mutex_init(&o->put_items_script.lock, NULL);
     pthread_rwlock_init(&o->exp_lock, NULL);
     o->redis = redis;
     snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
@@ -145,6 +147,24 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
                                 "Hard-negative log writes that failed (the request was served)",
                                 NULL),
         NULL);
+    o->boost_behind = cascade_metric_get(
+        cascade_metrics_gauge(m, "cascade_orchestrator_new_items_behind_target",
+                              "New items within their target window and at least one "
+                              "impression behind schedule (last census)",
+                              NULL),
+        NULL);
+    o->boost_met = cascade_metric_get(
+        cascade_metrics_gauge(m, "cascade_orchestrator_new_items_target_met",
+                              "New items within their target window that met the impression "
+                              "target (last census)",
+                              NULL),
+        NULL);
+    o->boost_skipped = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_explore_target_skipped_total",
+                                "Exploration candidates not boosted: impression target met or "
+                                "window over",
+                                NULL),
+        NULL);
     o->serve_log_written = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total",
                                 "Serve records written to the {ns}:serves stream", NULL),
@@ -164,6 +184,7 @@ void cascade_orch_destroy(cascade_orch *o)
     cascade_experiments_destroy(o->experiments);
     pthread_rwlock_destroy(&o->exp_lock);
     pthread_mutex_destroy(&o->feedback_script.lock);
+    pthread_mutex_destroy(&o->put_items_script.lock);
     free(o);
 }
 
@@ -260,11 +281,27 @@ static int handle_feedback(void *service, cascade_rpc_ctx *ctx, const ProtobufCM
     return 0;
 }
 
+static int handle_put_items(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
+                            ProtobufCMessage **response)
+{
+    char err[512] = "";
+    struct cascade_orch_call call = cascade_orch__call_of(ctx, err, sizeof err);
+    Cascade__V1__PutItemsResponse *out = NULL;
+    int rc = cascade_orch_put_items(service, &call, (const Cascade__V1__PutItemsRequest *)request,
+                                    &out);
+    if (rc)
+        return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
+    *response = &out->base;
+    return 0;
+}
+
 static const struct cascade_rpc_method orch_methods[] = {
     {"/cascade.v1.Recommender/Recommend", &cascade__v1__recommend_request__descriptor,
      &cascade__v1__recommend_response__descriptor, handle_recommend},
     {"/cascade.v1.Recommender/Feedback", &cascade__v1__feedback_request__descriptor,
      &cascade__v1__feedback_response__descriptor, handle_feedback},
+    {"/cascade.v1.Recommender/PutItems", &cascade__v1__put_items_request__descriptor,
+     &cascade__v1__put_items_response__descriptor, handle_put_items},
 };
 
 const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods)

@@ -105,6 +105,18 @@ int cascade_orch_feedback(cascade_orch *o, const struct cascade_orch_call *call,
                           const Cascade__V1__FeedbackRequest *req,
                           Cascade__V1__FeedbackResponse **out);
 
+/* Run PutItems (put_items.h): validate every item (at most 100; the field
+ * named in the message), read their previous records (kept statistics, old
+ * list memberships), then write all of them in one atomic Redis script:
+ * records, the new/geo/city/author lists of the current generation (and of
+ * one being built), and {ns}:items:online for the two_tower channel. A
+ * failed call writes nothing. Returns 0 and *out (arena), CASCADE_EINVAL /
+ * CASCADE_ETOOBIG for bad input, CASCADE_EUNAVAILABLE / CASCADE_EIO when
+ * Redis fails. Thread-safe. */
+int cascade_orch_put_items(cascade_orch *o, const struct cascade_orch_call *call,
+                           const Cascade__V1__PutItemsRequest *req,
+                           Cascade__V1__PutItemsResponse **out);
+
 /* The method table of cascade.v1.Recommender for cascade_service_run; the
  * handlers expect the cascade_orch as their service pointer. */
 const struct cascade_rpc_method *cascade_orch_methods(size_t *n_methods);

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "experiments.h"
+#include "boost.h"
 #include "explore.h"
 #include "hardneg_log.h"
 #include "log.h"
@@ -30,6 +31,89 @@ static double param_share(const struct cascade_orch_rq *rq, const char *key, dou
     return v > 0.0 ? (v < 1.0 ? v : 1.0) : 0.0;
 }
 
+/* How often one request refreshes the behind-target gauges, and the most
+ * new-list items the census reads. */
+#define BOOST_CENSUS_INTERVAL_MS 10000
+#define BOOST_CENSUS_MAX 5000
+
+/* Refresh the gauges when the interval has passed (one request claims it). */
+static void boost_census(struct cascade_orch_rq *rq, cascade_redis *r,
+                         const struct cascade_boost_params *p, int64_t now_s)
+{
+    cascade_orch *o = rq->o;
+    int64_t now = cascade_now_ms(), last = atomic_load(&o->boost_census_ms);
+    size_t behind, met;
+    if ((last != 0 && now - last < BOOST_CENSUS_INTERVAL_MS) ||
+        !atomic_compare_exchange_strong(&o->boost_census_ms, &last, now))
+        return;
+    if (cascade_boost_census(r, o->ns, p, now_s, BOOST_CENSUS_MAX, &behind, &met) != 0) {
+        CASCADE_WARN(rq->user->request_id, "exploration target census: %s",
+                     cascade_redis_error(r));
+        return;
+    }
+    cascade_metric_set(o->boost_behind, (double)behind);
+    cascade_metric_set(o->boost_met, (double)met);
+}
+
+/* With an impression target: drop the pool items whose target is met (or
+ * whose window is over), weigh the others (boost.h) and order them by
+ * weight / (1 + channel position) until the ranker gives its positions. A
+ * Redis failure leaves the pool as it is (logged): exploration without a
+ * target, never a failed request. */
+static void boost_pool(struct cascade_orch_rq *rq)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    const struct cascade_boost_params p = {cfg->boost_target, cfg->boost_window_s};
+    size_t n = rq->n_explore_pool, kept = 0;
+    int64_t now_s = rq->user->request_time_s > 0 ? rq->user->request_time_s : cascade_wall_s();
+    cascade_redis *r = rq->o->redis ? cascade_redis_pool_get(rq->o->redis) : NULL;
+    if (p.target == 0 || r == NULL)
+        return;
+    cascade_redis_set_deadline(r, rq->deadline_ms);
+    boost_census(rq, r, &p, cascade_wall_s()); /* the gauges are about now */
+    if (n == 0)
+        return;
+    uint64_t *ids = cascade_arena_calloc(rq->arena, n, sizeof *ids);
+    int64_t *created = cascade_arena_calloc(rq->arena, n, sizeof *created);
+    double *imps = cascade_arena_calloc(rq->arena, n, sizeof *imps);
+    double *w = cascade_arena_calloc(rq->arena, n, sizeof *w);
+    uint32_t *pos = cascade_arena_calloc(rq->arena, n, sizeof *pos);
+    if (!ids || !created || !imps || !w || !pos) {
+        CASCADE_WARN(rq->user->request_id, "out of memory weighing exploration candidates");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rq->explore_pool[i]->item_id;
+    if (cascade_boost_read(r, rq->o->ns, ids, n, created, imps) != 0) {
+        CASCADE_WARN(rq->user->request_id, "exploration target: %s; pool not weighed",
+                     cascade_redis_error(r));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double wi = cascade_boost_weight(&p, created[i], now_s, imps[i]);
+        if (wi <= 0.0) {
+            cascade_metric_inc(rq->o->boost_skipped);
+            continue;
+        }
+        rq->explore_pool[kept] = rq->explore_pool[i];
+        pos[kept] = (uint32_t)kept;
+        w[kept++] = wi;
+    }
+    cascade_boost_order(rq->explore_pool, pos, w, kept);
+    rq->n_explore_pool = kept;
+    rq->explore_weight = w;
+}
+
+/* The boost weight of a pool item (1 when there is no target). */
+static double pool_weight(const struct cascade_orch_rq *rq, Cascade__V1__Candidate **pool,
+                          size_t n_pool, uint64_t item_id)
+{
+    for (size_t i = 0; rq->explore_weight && i < n_pool; i++)
+        if (pool[i]->item_id == item_id)
+            return rq->explore_weight[i];
+    return 1.0;
+}
+
 void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
@@ -45,6 +129,8 @@ void cascade_orch__keep_explore_pool(struct cascade_orch_rq *rq)
     if (cascade_explore_pool(rq->cands, rq->n, cfg->explore_channel, cfg->explore_candidates,
                              rq->arena, &rq->explore_pool, &rq->n_explore_pool))
         CASCADE_WARN(rq->user->request_id, "out of memory keeping exploration candidates");
+    else
+        boost_pool(rq);
 }
 
 bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
@@ -80,6 +166,17 @@ void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
                                 rq->explore.max_rank_share, rq->arena, &picks, &n_picks, &pos)) {
         CASCADE_WARN(rq->user->request_id, "out of memory ordering exploration candidates");
         return; /* the channel's order stays */
+    }
+    if (rq->explore_weight) {
+        double *w = cascade_arena_calloc(rq->arena, n_picks + 1, sizeof *w);
+        if (w == NULL) {
+            CASCADE_WARN(rq->user->request_id, "out of memory ordering exploration candidates");
+            return;
+        }
+        for (size_t k = 0; k < n_picks; k++)
+            w[k] = pool_weight(rq, rq->explore_pool, rq->n_explore_pool, picks[k]->item_id);
+        cascade_boost_order(picks, pos, w, n_picks);
+        rq->explore_weight = w;
     }
     rq->n_explore_scored = rq->n_explore_pool;
     rq->explore_pool = picks;
@@ -188,10 +285,13 @@ static size_t explore(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const 
     size_t n_pos = pos ? explore_positions(rq, pos) : 0;
     if (n_pos == 0)
         return 0;
+    /* With an impression target only boosted (pool) items count as the
+     * channel's share: the re-ranker's choice of a new item past its target
+     * or window does not take a boosted item's slot. */
+    const char *counted = rq->explore_weight ? NULL : cfg->explore_channel;
     size_t have = cascade_merge_count_channel(ranked, n, cfg->explore_channel);
     size_t added = cascade_explore_fill(ranked, n, rq->count, reserved, pos, n_pos,
-                                        rq->explore_pool, rq->n_explore_pool, cfg->explore_channel,
-                                        slots);
+                                        rq->explore_pool, rq->n_explore_pool, counted, slots);
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
                 .stage = "exploration",

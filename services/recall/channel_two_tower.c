@@ -2,7 +2,12 @@
  * train-two-tower (model-dir/two-tower.latest → model, id maps, item index),
  * reloaded when latest changes; per request the user vector from the profile
  * and the last-n items, an IVF search (exact when lists run short), the last-n
- * items excluded, cosine scores. Layout in docs/twotower.md §6. */
+ * items excluded, cosine scores. Layout in docs/twotower.md §6.
+ * Items added online (PutItems, {ns}:items:online) get a vector from the
+ * loaded model's item tower (their id row is 0 unless the model knows them:
+ * the cold-start path) and are searched exactly beside the index; they are
+ * polled every reload_ms and recomputed for every new model version
+ * (docs/closed-loop.md, "Item ingestion"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -39,7 +44,37 @@ static uint32_t age_bucket(uint32_t age)
     return 6;
 }
 
+/* Item age bucket of the item tower; must match cascade_tt_item_age_bucket of
+ * services/builder/train_twotower.c (0 unknown, then < 1 day, 1 week, 30
+ * days, 180 days, older), ages taken at the maps' reference time. */
+static uint32_t item_age_bucket(int64_t created_at, int64_t ref_ts)
+{
+    static const int64_t upper[] = {86400, 7 * 86400, 30 * 86400, 180 * 86400};
+    if (created_at <= 0)
+        return 0;
+    int64_t age = ref_ts > created_at ? ref_ts - created_at : 0;
+    for (uint32_t i = 0; i < 4; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 5;
+}
+
 /* ------------------------------------------------------------ a loaded version */
+
+/* Items added online ({ns}:items:online), with vectors of this version's
+ * model; searched by an exact scan. The lock guards the arrays (requests
+ * read, the poll writes); seen is the highest revision applied. */
+struct tt_online {
+    pthread_rwlock_t lock;
+    uint64_t *ids;
+    float *vecs; /* n × dim */
+    size_t n, cap;
+    uint64_t seen;
+    /* The online items the index also holds (changed items the model
+     * knows): their index copy is skipped. Usually few, so searched linearly. */
+    uint64_t *known;
+    size_t n_known, cap_known;
+};
 
 struct tt_snap {
     int refs; /* guarded by the channel state's mutex */
@@ -47,12 +82,17 @@ struct tt_snap {
     cascade_twotower *model;
     cascade_vindex *index;
     cascade_twotower_maps *maps; /* ids → embedding rows */
+    struct tt_online online;
 };
 
 static void snap_free(struct tt_snap *s)
 {
     if (!s)
         return;
+    pthread_rwlock_destroy(&s->online.lock);
+    free(s->online.ids);
+    free(s->online.vecs);
+    free(s->online.known);
     cascade_twotower_destroy(s->model);
     cascade_vindex_destroy(s->index);
     cascade_twotower_maps_destroy(s->maps);
@@ -69,6 +109,7 @@ static struct tt_snap *snap_load(const char *dir, const char *version, char *err
         return NULL;
     }
     s->refs = 1;
+    pthread_rwlock_init(&s->online.lock, NULL);
     snprintf(s->version, sizeof(s->version), "%s", version);
     snprintf(path, sizeof(path), "%s/%s.safetensors", dir, version);
     if (cascade_twotower_load(path, &s->model, err, errlen) != 0)
@@ -97,11 +138,15 @@ struct cascade_recall__two_tower {
     size_t nprobe; /* 0 = the index default */
     uint32_t last_n;
     int64_t reload_ms;
+    size_t online_max;  /* most online items kept per version */
     pthread_mutex_t mu; /* guards everything below */
     struct tt_snap *cur;
     int64_t checked_ms;
     bool checked; /* latest was read at least once */
     bool loading;
+    int64_t polled_ms;            /* last poll of {ns}:items:online */
+    const struct tt_snap *polled; /* the version it was for (compared, never dereferenced) */
+    bool polling;
 };
 
 static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
@@ -181,7 +226,7 @@ int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cf
                                      size_t errlen)
 {
     const char *dir = NULL, *service_dir = getenv("CASCADE_MODEL_DIR");
-    int64_t nprobe, last_n, reload_ms;
+    int64_t nprobe, last_n, reload_ms, online_max;
     int rc;
     /* The service's model directory (env, then config model_dir, then
      * "models", as common/service.h) unless the channel names its own. */
@@ -196,7 +241,9 @@ int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cf
         (rc = cascade_config_int(cfg, "recall.channels.two_tower.last_n", 20, 0, 10000, &last_n,
                                  err, errlen)) ||
         (rc = cascade_config_int(cfg, "recall.channels.two_tower.reload_ms", 1000, 0, 86400000,
-                                 &reload_ms, err, errlen)))
+                                 &reload_ms, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "recall.channels.two_tower.online_max", 20000, 0, 10000000,
+                                 &online_max, err, errlen)))
         return rc;
     if (strlen(dir) >= sizeof(r->two_tower->dir)) {
         snprintf(err, errlen, "recall.channels.two_tower.model_dir: longer than %zu characters",
@@ -212,6 +259,7 @@ int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cf
     t->nprobe = (size_t)nprobe;
     t->last_n = (uint32_t)last_n;
     t->reload_ms = reload_ms;
+    t->online_max = (size_t)online_max;
     pthread_mutex_init(&t->mu, NULL);
     r->two_tower = t;
     if (t->dir[0])
@@ -226,6 +274,182 @@ void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t)
     snap_free(t->cur);
     pthread_mutex_destroy(&t->mu);
     free(t);
+}
+
+/* ------------------------------------------------------------ online items */
+
+/* Most entries of {ns}:items:online read per poll. */
+#define TT_ONLINE_BATCH 1000
+
+static bool in_known(const struct tt_online *on, uint64_t id)
+{
+    for (size_t i = 0; i < on->n_known; i++)
+        if (on->known[i] == id)
+            return true;
+    return false;
+}
+
+/* Put (id, vector) into the version's online set: replace a changed item's
+ * vector, append a new one (dropped, with a warning, past online_max). */
+static void online_put(struct tt_online *on, size_t dim, size_t max, uint64_t id, const float *v,
+                       bool known)
+{
+    size_t i = 0;
+    if (known && !in_known(on, id)) {
+        if (on->n_known == on->cap_known) {
+            size_t cap = on->cap_known ? 2 * on->cap_known : 16;
+            uint64_t *k = realloc(on->known, cap * sizeof *k);
+            if (!k) {
+                CASCADE_WARN(NULL, "recall: two_tower: out of memory for online item %" PRIu64, id);
+                return;
+            }
+            on->known = k;
+            on->cap_known = cap;
+        }
+        on->known[on->n_known++] = id;
+    }
+    while (i < on->n && on->ids[i] != id)
+        i++;
+    if (i == on->n) {
+        if (on->n >= max) {
+            CASCADE_WARN(NULL, "recall: two_tower: %zu online items (online_max); item %" PRIu64
+                               " waits for the next model version", max, id);
+            return;
+        }
+        if (on->n == on->cap) {
+            size_t cap = on->cap ? 2 * on->cap : 64;
+            uint64_t *ids = realloc(on->ids, cap * sizeof *ids);
+            if (ids)
+                on->ids = ids;
+            float *vecs = ids ? realloc(on->vecs, cap * dim * sizeof *vecs) : NULL;
+            if (!vecs) {
+                CASCADE_WARN(NULL, "recall: two_tower: out of memory for online item %" PRIu64, id);
+                return;
+            }
+            on->vecs = vecs;
+            on->cap = cap;
+        }
+        on->ids[on->n++] = id;
+    }
+    memcpy(on->vecs + i * dim, v, dim * sizeof *v);
+}
+
+/* The item tower's features of an item record: its id row when the model
+ * knows it (a changed item), else row 0, the cold-start path. */
+static struct cascade_twotower_item online_features(const struct tt_snap *s,
+                                                    const cascade_v1_ItemRecord *rec)
+{
+    return (struct cascade_twotower_item){
+        .item_id = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_ITEM, rec->item_id),
+        .author = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_AUTHOR, rec->author_id),
+        .category = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_CATEGORY, rec->category),
+        .age_bucket = item_age_bucket(rec->created_at_s, cascade_twotower_maps_ref_ts(s->maps)),
+    };
+}
+
+/* Read the items added since the last poll (revision > seen), their records
+ * and vectors, into s->online. Returns 0 or a negative code with a message
+ * in err; the set is unchanged on failure. */
+static int online_poll(cascade_redis *r, const char *ns, struct tt_snap *s, size_t max, char *err,
+                       size_t errlen)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    size_t dim = cascade_vindex_dim(s->index), m = 0;
+    uint64_t *ids = NULL, top = 0;
+    cascade_v1_ItemRecord *recs = NULL;
+    bool *found = NULL;
+    struct cascade_twotower_item *feat = NULL;
+    float *vecs = NULL;
+    pthread_rwlock_rdlock(&s->online.lock);
+    uint64_t seen = s->online.seen;
+    pthread_rwlock_unlock(&s->online.lock);
+    snprintf(key, sizeof key, "%s:items:online", ns);
+    int rc = cascade_redis_command(r, &rep, "ZRANGEBYSCORE %s (%llu +inf WITHSCORES LIMIT 0 %d",
+                                   key, (unsigned long long)seen, TT_ONLINE_BATCH);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", key, cascade_redis_error(r));
+        goto out;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2) {
+        snprintf(err, errlen, "%s: not a sorted set", key);
+        rc = CASCADE_EFORMAT;
+        goto out;
+    }
+    m = rep->elements / 2;
+    if (m == 0)
+        goto out;
+    ids = calloc(m, sizeof *ids);
+    recs = calloc(m, sizeof *recs);
+    found = calloc(m, sizeof *found);
+    feat = calloc(m, sizeof *feat);
+    vecs = calloc(m * dim, sizeof *vecs);
+    if (!ids || !recs || !found || !feat || !vecs) {
+        snprintf(err, errlen, "out of memory for %zu online items", m);
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < m; i++) {
+        const redisReply *id = rep->element[2 * i], *sc = rep->element[2 * i + 1];
+        char *end;
+        ids[i] = id->type == REDIS_REPLY_STRING ? strtoull(id->str, &end, 10) : 0;
+        uint64_t rev = sc->type == REDIS_REPLY_STRING ? strtoull(sc->str, &end, 10) : 0;
+        top = rev > top ? rev : top;
+    }
+    if ((rc = cascade_store_get_items(r, ns, ids, m, recs, found)) != 0) {
+        snprintf(err, errlen, "online item records: %s", cascade_redis_error(r));
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if (found[i] && ids[i])
+            feat[k++] = online_features(s, &recs[i]);
+    if (k && (rc = cascade_twotower_item_vectors(s->model, feat, k, vecs, err, errlen)) != 0)
+        goto out;
+    pthread_rwlock_wrlock(&s->online.lock);
+    for (size_t i = 0, j = 0; i < m; i++)
+        if (found[i] && ids[i]) {
+            online_put(&s->online, dim, max, ids[i], vecs + j * dim, feat[j].item_id != 0);
+            j++;
+        }
+    if (top > s->online.seen)
+        s->online.seen = top;
+    pthread_rwlock_unlock(&s->online.lock);
+out:
+    if (rep)
+        freeReplyObject(rep);
+    free(ids);
+    free(recs);
+    free(found);
+    free(feat);
+    free(vecs);
+    return rc;
+}
+
+/* Poll when reload_ms has passed since the last poll (one thread at a time;
+ * the others go on with the set they have). A failure is logged: the index
+ * still serves, and the next poll tries again. */
+static void online_maybe_poll(struct cascade_recall__two_tower *t,
+                              const struct cascade_recall__channel_args *a, struct tt_snap *s)
+{
+    int64_t now = cascade_now_ms();
+    pthread_mutex_lock(&t->mu);
+    bool due = !t->polling &&
+               (t->polled != s || t->polled_ms == 0 || now - t->polled_ms >= t->reload_ms);
+    if (due) {
+        t->polling = true;
+        t->polled_ms = now;
+        t->polled = s; /* a new version reads every online item at once */
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (!due)
+        return;
+    char err[512];
+    if (online_poll(a->redis, a->recall->ns, s, t->online_max, err, sizeof err) != 0)
+        CASCADE_WARN(NULL, "recall: two_tower: online items: %s", err);
+    pthread_mutex_lock(&t->mu);
+    t->polling = false;
+    pthread_mutex_unlock(&t->mu);
 }
 
 /* ------------------------------------------------------------ the channel */
@@ -270,9 +494,24 @@ static bool in_list(const struct cascade_recall_hits *h, uint64_t id)
     return false;
 }
 
-/* Search k items (IVF, then exact when the probed lists held fewer than k)
- * and keep the quota best outside the last-n. */
-static int search(const struct cascade_recall__channel_args *a, const struct tt_snap *s,
+struct tt_hit {
+    uint64_t id;
+    float score;
+};
+
+/* Best first; ties: lower id first (the index's order). */
+static int hit_cmp(const void *pa, const void *pb)
+{
+    const struct tt_hit *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Search k items (IVF, then exact when the probed lists held fewer than k),
+ * score every online item exactly (an online copy replaces the index's), and
+ * keep the quota best outside the last-n. */
+static int search(const struct cascade_recall__channel_args *a, struct tt_snap *s,
                   size_t nprobe, const float *uv, const struct cascade_recall_hits *lastn,
                   struct cascade_recall_hits *out)
 {
@@ -291,12 +530,31 @@ static int search(const struct cascade_recall__channel_args *a, const struct tt_
         rc = cascade_vindex_search_exact(s->index, uv, 1, dim, k, ids, scores, msg, sizeof(msg));
     if (rc != 0)
         return cascade_recall__fail(a, rc, "search", msg);
+    pthread_rwlock_rdlock(&s->online.lock);
+    const struct tt_online *on = &s->online;
+    struct tt_hit *hits = cascade_arena_alloc(a->arena, (k + on->n + 1) * sizeof(*hits));
+    size_t n = 0;
+    if (hits) {
+        for (size_t i = 0; i < k; i++)
+            if (ids[i] != CASCADE_VINDEX_NO_ID && !in_list(lastn, ids[i]) && !in_known(on, ids[i]))
+                hits[n++] = (struct tt_hit){ids[i], scores[i]};
+        for (size_t j = 0; j < on->n; j++) {
+            if (in_list(lastn, on->ids[j]))
+                continue;
+            float dot = 0.0f;
+            for (size_t d = 0; d < dim; d++)
+                dot += uv[d] * on->vecs[j * dim + d];
+            hits[n++] = (struct tt_hit){on->ids[j], dot};
+        }
+    }
+    pthread_rwlock_unlock(&s->online.lock);
+    if (!hits)
+        return cascade_recall__nomem(a);
+    qsort(hits, n, sizeof(*hits), hit_cmp);
     out->count = 0;
-    for (size_t i = 0; i < k && out->count < a->quota; i++) {
-        if (ids[i] == CASCADE_VINDEX_NO_ID || in_list(lastn, ids[i]))
-            continue;
-        out->ids[out->count] = ids[i];
-        out->scores[out->count++] = scores[i];
+    for (size_t i = 0; i < n && out->count < a->quota; i++) {
+        out->ids[out->count] = hits[i].id;
+        out->scores[out->count++] = hits[i].score;
     }
     return 0;
 }
@@ -311,6 +569,7 @@ int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
     struct tt_snap *s = snap_acquire(t);
     if (!s)
         return 0; /* nothing published yet */
+    online_maybe_poll(t, a, s);
     struct cascade_recall_hits lastn = {0};
     struct cascade_twotower_user u;
     char key[CASCADE_KEY_MAX], msg[256];

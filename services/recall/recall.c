@@ -304,6 +304,7 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     }
     for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
         pthread_mutex_init(&r->gens[f].mu, NULL);
+    pthread_mutex_init(&r->online_mu, NULL);
     if (!ns || !ns[0] || strlen(ns) >= sizeof r->ns) {
         snprintf(err, errlen, "recall: namespace must be 1..%zu characters", sizeof r->ns - 1);
         goto fail;
@@ -333,6 +334,7 @@ void cascade_recall_destroy(cascade_recall *r)
         return;
     for (size_t f = 0; f < CASCADE_RECALL_N_FAMILIES; f++)
         pthread_mutex_destroy(&r->gens[f].mu);
+    pthread_mutex_destroy(&r->online_mu);
     cascade_recall__two_tower_destroy(r->two_tower);
     cascade_list_cache_destroy(r->lists);
     cascade_record_cache_destroy(r->profiles);
@@ -363,6 +365,30 @@ int cascade_recall__deadline(const struct cascade_recall__channel_args *a, const
     return CASCADE_ETIMEDOUT;
 }
 
+/* Clear the list cache when PutItems changed generation lists since the
+ * last look ({ns}:items:online:rev, docs/closed-loop.md): their cached
+ * copies would hide the new items. Read with every generation refresh; a
+ * failed read changes nothing (the generation read reports Redis errors). */
+static void check_online_rev(const struct cascade_recall__channel_args *a)
+{
+    cascade_recall *r = a->recall;
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    if (!r->lists)
+        return;
+    snprintf(key, sizeof key, "%s:items:online:rev", r->ns);
+    if (cascade_redis_command(a->redis, &rep, "GET %s", key) != 0)
+        return;
+    int64_t rev = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : 0;
+    freeReplyObject(rep);
+    pthread_mutex_lock(&r->online_mu);
+    bool changed = rev != r->online_rev;
+    r->online_rev = rev;
+    pthread_mutex_unlock(&r->online_mu);
+    if (changed)
+        cascade_list_cache_clear(r->lists);
+}
+
 int cascade_recall__generation(const struct cascade_recall__channel_args *a, int64_t *gen)
 {
     cascade_recall *r = a->recall;
@@ -384,6 +410,8 @@ int cascade_recall__generation(const struct cascade_recall__channel_args *a, int
     }
     const char *family = cascade_recall__family_name(a->family);
     int rc = cascade_store_get_generation(a->redis, r->ns, family, gen);
+    if (rc == 0)
+        check_online_rev(a);
     if (rc != 0) {
         char step[64];
         snprintf(step, sizeof step, "generation of %s", family);

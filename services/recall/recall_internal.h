@@ -82,6 +82,10 @@ struct cascade_recall {
     cascade_record_cache *profiles; /* user records read recently; NULL = off */
     cascade_metric *profile_hits, *profile_misses; /* NULL without a registry */
     struct cascade_list_cache_metrics list_metrics;
+    /* {ns}:items:online:rev as last read with a generation: PutItems wrote
+     * into generation lists when it changes, so the list cache is cleared. */
+    pthread_mutex_t online_mu;
+    int64_t online_rev;
 };
 
 /* Request-scoped state shared by the channels of one request. */

@@ -39,19 +39,6 @@ def log(msg):
     print(msg, flush=True)
 
 
-def poll(fn, what, timeout=60):
-    """Call fn until it returns a true value (returned); fail after timeout
-    seconds. A condition is polled, never slept on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------- stubs
 
 class Protos:
@@ -272,6 +259,27 @@ def build_world(stack, work_dir, users=500, items=300, events=30000, seed=7, tra
         run([bin_path("cascade-build"), job, "--data", data, "--model-dir", stack.model_dir,
              "--quiet", "--force"])
     return data
+
+
+def poll(fn, what, timeout=60):
+    """Call fn until it returns a true value and return that value; fail
+    after timeout seconds (the tests poll conditions, never sleep on them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def recall_stub(pb, channel):
+    """A callable for cascade.v1.Recall/Recall on a grpc channel."""
+    return channel.unary_unary(
+        "/cascade.v1.Recall/Recall",
+        request_serializer=pb.recall.RecallRequest.SerializeToString,
+        response_deserializer=pb.recall.RecallResponse.FromString)
 
 
 def read_tsv_column(path, column=0, skip_header=True):

@@ -22,7 +22,6 @@ import grpc  # noqa: E402
 TIMEOUT_S = 30
 USER = "loop-new-user-1"
 
-
 poll = tl.poll
 
 

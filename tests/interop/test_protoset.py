@@ -17,7 +17,7 @@ EXPECTED = {
     "cascade.v1.PreRank": ["Score"],
     "cascade.v1.Rank": ["Score"],
     "cascade.v1.ReRank": ["ReRank"],
-    "cascade.v1.Recommender": ["Recommend", "Feedback"],
+    "cascade.v1.Recommender": ["Recommend", "Feedback", "PutItems"],
     "grpc.health.v1.Health": ["Check", "Watch"],
 }
 

@@ -103,6 +103,50 @@ static void test_feedback_and_health_args(void **state)
     assert_int_equal(cascade_cli_event_type("clik"), 0);
 }
 
+static void test_item_add_args(void **state)
+{
+    (void)state;
+    struct cascade_cli_args a;
+    char err[512];
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "900", "--author", "12",
+                           "--category", "3", "--created-at", "1800000000", "--geohash", "wx4g0",
+                           "--city", "2", "--media-type", "video", "--duration", "30.5", "--tags",
+                           "4,5,6", NULL),
+                     0);
+    assert_int_equal(a.command, CASCADE_CLI_ITEM_ADD);
+    assert_int_equal(a.item, 900);
+    assert_int_equal(a.new_item.author, 12);
+    assert_int_equal(a.new_item.category, 3);
+    assert_int_equal(a.new_item.created_at, 1800000000);
+    assert_string_equal(a.geohash, "wx4g0");
+    assert_int_equal(a.city, 2);
+    assert_int_equal(a.new_item.media_type, 2);
+    assert_float_equal(a.new_item.duration_s, 30.5f, 0);
+    assert_int_equal(a.new_item.n_tags, 3);
+    assert_int_equal(a.new_item.tags[2], 6);
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--author", "1", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "item add: --item is required"));
+    assert_int_equal(parse(&a, err, sizeof err, "item", "remove", "--item", "1", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "expected the subcommand \"add\""));
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--tags",
+                           "1,2,3,4,5,6,7,8,9", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--tags: at most 8"));
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--tags", "1,,2",
+                           NULL),
+                     CASCADE_CLI_USAGE);
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--media-type",
+                           "film", NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--media-type"));
+    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--duration", "-3",
+                           NULL),
+                     CASCADE_CLI_USAGE);
+    assert_non_null(strstr(err, "--duration"));
+}
+
 static void test_table(void **state)
 {
     (void)state;
@@ -181,6 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recommend_args),
         cmocka_unit_test(test_feedback_and_health_args),
+        cmocka_unit_test(test_item_add_args),
         cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

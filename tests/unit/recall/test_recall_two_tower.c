@@ -2,7 +2,11 @@
  * and item index published the way cascade-build train-two-tower does; the
  * channel's candidates must be exactly the top cosines of the user vector
  * (profile + last-n from a seeded Redis) with the last-n excluded, through
- * an exact and an IVF index, and a new version is served once latest names it. */
+ * an exact and an IVF index, and a new version is served once latest names it.
+ * Items added online ({ns}:items:online, PutItems) are scored beside the index
+ * with vectors from the item tower: a new item through the unknown id row (the
+ * cold-start path), a changed item with its own row and new features replacing
+ * its index copy. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -276,12 +280,110 @@ static void test_ivf_and_reload(void **state)
     cascade_recall_destroy(one);
 }
 
+/* One online item as the channel must see it: id and item-tower features. */
+struct online_item {
+    uint64_t id;
+    struct cascade_twotower_item feat;
+};
+
+/* The expected candidates with online items: the index items (those also
+ * online take their online features) and the new online items, by cosine. */
+static size_t expected_online(uint64_t seed, const struct cascade_twotower_user *u,
+                              const struct online_item *on, size_t n_on, size_t quota,
+                              uint64_t *ids, float *scores)
+{
+    struct cascade_twotower_config c;
+    cascade_twotower *m = NULL;
+    char err[256];
+    model_config(&c, seed);
+    assert_int_equal(cascade_twotower_create(&c, &m, err, sizeof err), 0);
+    size_t total = N_ITEMS + n_on, k = 0;
+    uint64_t all_ids[N_ITEMS + 8];
+    float s[N_ITEMS + 8], uv[DIM], iv[DIM];
+    bool used[N_ITEMS + 8] = {false};
+    assert_true(n_on <= 8);
+    assert_int_equal(cascade_twotower_user_vectors(m, u, 1, uv, err, sizeof err), 0);
+    for (size_t i = 0; i < total; i++) {
+        struct cascade_twotower_item it;
+        all_ids[i] = i < N_ITEMS ? item_id(i) : on[i - N_ITEMS].id;
+        it = i < N_ITEMS ? item_of(i) : on[i - N_ITEMS].feat;
+        for (size_t j = 0; j < n_on && i < N_ITEMS; j++)
+            if (on[j].id == all_ids[i])
+                used[i] = true; /* its online copy counts instead */
+        assert_int_equal(cascade_twotower_item_vectors(m, &it, 1, iv, err, sizeof err), 0);
+        s[i] = 0;
+        for (size_t d = 0; d < DIM; d++)
+            s[i] += uv[d] * iv[d];
+        for (size_t e = 0; e < 2; e++)
+            used[i] |= all_ids[i] == alice_lastn[e];
+    }
+    cascade_twotower_destroy(m);
+    for (; k < quota; k++) {
+        size_t best = total;
+        for (size_t i = 0; i < total; i++)
+            if (!used[i] && (best == total || s[i] > s[best] ||
+                             (s[i] == s[best] && all_ids[i] < all_ids[best])))
+                best = i;
+        if (best == total)
+            break;
+        used[best] = true;
+        ids[k] = all_ids[best];
+        scores[k] = s[best];
+    }
+    return k;
+}
+
+static void put_online(struct fixture *f, uint64_t id, uint64_t author, uint32_t category,
+                       int64_t created, double rev)
+{
+    cascade_v1_ItemRecord rec = cascade_v1_ItemRecord_init_zero;
+    rec.item_id = id;
+    rec.author_id = author;
+    rec.category = category;
+    rec.created_at_s = created;
+    seed_ok(cascade_store_put_item(f->redis.conn, NS, &rec), f->redis.conn, "item record");
+    seed_zadd(f->redis.conn, NS ":items:online", rev, id);
+}
+
+static void test_online_items(void **state)
+{
+    struct fixture *f = *state;
+    publish(f->dir, "two-tower-v1", 11, 1);
+    cascade_recall *r = stage(f, "");
+    uint64_t ids[N_ITEMS + 8];
+    float scores[N_ITEMS + 8];
+    struct cascade_twotower_user u = alice();
+    /* The maps (ref_ts 1700000000) know no author or category: row 0. A new
+     * item 5000 an hour old (age bucket 1) goes through item row 0; 1005
+     * (row 6), changed, ten days old (bucket 3), replaces its index copy. */
+    put_online(f, 5000, 3, 2, 1700000000 - 3600, 1);
+    put_online(f, 1005, 4, 1, 1700000000 - 10 * 86400, 2);
+    const struct online_item on[2] = {{5000, {0, 0, 0, 1}}, {1005, {6, 0, 0, 3}}};
+    size_t n = expected_online(11, &u, on, 2, N_ITEMS + 8, ids, scores);
+    assert_int_equal(n, N_ITEMS - 2 + 1);
+    seed_expect(run(f, r, "alice", N_ITEMS + 8), "two_tower", ids, scores, n);
+    /* A smaller quota is the best prefix of the same merge. */
+    n = expected_online(11, &u, on, 2, 7, ids, scores);
+    seed_expect(run(f, r, "alice", 7), "two_tower", ids, scores, n);
+
+    /* A new version recomputes the online vectors with its own model. */
+    publish(f->dir, "two-tower-v2", 22, 1);
+    n = expected_online(22, &u, on, 2, N_ITEMS + 8, ids, scores);
+    seed_expect(run(f, r, "alice", N_ITEMS + 8), "two_tower", ids, scores, n);
+    cascade_recall_destroy(r);
+    redisReply *rep = NULL;
+    seed_ok(cascade_redis_command(f->redis.conn, &rep, "DEL " NS ":items:online"), f->redis.conn,
+            "cleanup");
+    freeReplyObject(rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_not_configured),
         cmocka_unit_test(test_exact),
         cmocka_unit_test(test_ivf_and_reload),
+        cmocka_unit_test(test_online_items),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,163 @@
+"""Online item ingestion through the real stack (scripts/stack.sh, a small
+generated world with a trained two-tower model): PutItems refuses bad items
+with INVALID_ARGUMENT naming the field and writes nothing of such a call; a
+new item put through the RPC gets its record, is recalled by the new, geo and
+city channels, sits in its author's list, and the two_tower channel recalls it
+(its vector from the item tower's cold-start path) for users whose vectors are
+near it; a changed item leaves its old city list. Conditions are polled with a
+deadline (the Recall list cache and the two_tower poll run every second),
+never slept on."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cascade_testlib as tl  # noqa: E402
+
+import grpc  # noqa: E402
+
+TIMEOUT_S = 30
+NS = "cascade"
+
+poll = tl.poll
+
+
+class PutItemsTest(unittest.TestCase):
+    tmp = stack = pb = chan = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tl.TempDir("cascade-put-items-")
+        try:
+            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
+            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
+            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
+            cls.stack.start()
+            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
+                                       events=6000)
+            cls.items = {}
+            with open(os.path.join(cls.world, "items.tsv")) as f:
+                next(f)
+                for line in f:
+                    c = line.rstrip("\n").split("\t")
+                    cls.items[int(c[0])] = c
+            cls.users = tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))
+            cls.chan = grpc.insecure_channel(cls.stack.addr())
+            cls.recall_chan = grpc.insecure_channel(cls.stack.addr("recall"))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for ch in (cls.chan, getattr(cls, "recall_chan", None)):
+            if ch is not None:
+                ch.close()
+        if cls.stack is not None:
+            cls.stack.stop()
+        if cls.tmp is not None:
+            cls.tmp.cleanup()
+
+    def put(self, *items):
+        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        return stub.PutItems(self.pb.recommender.PutItemsRequest(items=list(items)),
+                             timeout=TIMEOUT_S)
+
+    def recall(self, channel, user, quota=100, geohash="", city=0):
+        call = tl.recall_stub(self.pb, self.recall_chan)
+        req = self.pb.recall.RecallRequest(
+            user=self.pb.common.UserContext(user_id=user, geohash=geohash, city=city),
+            channels=[channel], quota=quota)
+        return [c.item_id for c in call(req, timeout=TIMEOUT_S).candidates]
+
+    def redis(self, *args):
+        return self.stack.redis_cli(*[str(a) for a in args])
+
+    def gen(self, family):
+        return self.stack.redis_cli("GET", "%s:gen:%s" % (NS, family))
+
+    def item(self, item_id, **kw):
+        return self.pb.recommender.NewItem(item_id=item_id, **kw)
+
+    def test_bad_items_refused(self):
+        good = self.item(990001, author_id=1, category=1)
+        cases = [
+            ([], "items is empty"),
+            ([self.item(0)], "items[0].item_id"),
+            ([good, self.item(990002, geohash="ab!")], "items[1].geohash"),
+            ([self.item(990002, tags=list(range(9)))], "items[0].tags"),
+            ([self.item(990002, media_type=5)], "items[0].media_type"),
+            ([self.item(990002, duration_s=-1)], "items[0].duration_s"),
+            ([self.item(990002, duration_s=float("nan"))], "items[0].duration_s"),
+            ([self.item(990002, created_at_s=-5)], "items[0].created_at_s"),
+            ([self.item(990002, created_at_s=int(time.time()) + 3 * 86400)],
+             "items[0].created_at_s"),
+            ([good, self.item(990001)], "items[1].item_id"),
+        ]
+        for items, field in cases:
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.put(*items)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, field)
+            self.assertIn(field, cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.put(*[self.item(990100 + i) for i in range(101)])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # A refused call writes nothing, not even its good items.
+        self.assertEqual(self.redis("EXISTS", "%s:item:990001" % NS), "0")
+
+    def test_cli_item_add(self):
+        cli = [tl.bin_path("cascade-cli"), "item", "add", "--addr", self.stack.addr()]
+        ok = tl.run(cli + ["--item", "990500", "--author", "3", "--category", "2",
+                           "--media-type", "note", "--tags", "1,2", "--city", "1"])
+        self.assertIn("wrote item 990500", ok.stdout)
+        self.assertEqual(self.redis("EXISTS", "%s:item:990500" % NS), "1")
+        bad = tl.run(cli + ["--item", "990501", "--geohash", "ab!"], check=False)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("INVALID_ARGUMENT", bad.stderr)
+        self.assertIn("items[0].geohash", bad.stderr)
+        self.assertEqual(self.redis("EXISTS", "%s:item:990501" % NS), "0")
+
+    def test_new_item_reaches_channels(self):
+        # A new item with the features of an existing one (its author, city
+        # and geohash), created now.
+        model = self.items[min(self.items)]
+        author, category, gh, city = int(model[1]), int(model[2]), model[5], int(model[6])
+        new_id = max(self.items) + 1000
+        resp = self.put(self.item(new_id, author_id=author, category=category, tags=[3, 4],
+                                  geohash=gh, city=city, media_type=2, duration_s=30.5))
+        self.assertEqual(resp.written, 1)
+        self.assertGreaterEqual(resp.revision, 1)
+        self.assertEqual(self.redis("EXISTS", "%s:item:%d" % (NS, new_id)), "1")
+        # Lists of the current generation.
+        self.assertNotEqual(self.redis(
+            "ZSCORE", "%s:authors@%s:items:%d" % (NS, self.gen("authors"), author), new_id), "")
+        self.assertEqual(self.redis(
+            "ZSCORE", "%s:new@%s:impressions" % (NS, self.gen("new")), new_id), "0")
+        user = self.users[0]
+        poll(lambda: new_id in self.recall("new", user), "new channel recalls the item")
+        poll(lambda: new_id in self.recall("geo", user, geohash=gh), "geo channel")
+        poll(lambda: new_id in self.recall("city", user, city=city), "city channel")
+        # two_tower: users whose vectors are near the item's cold-start vector
+        # have it in their top 20 (of 201 items).
+        def near_users():
+            return [u for u in self.users[:100] if new_id in self.recall("two_tower", u, 20)]
+        near = poll(near_users, "two_tower recalls the new item for some user")
+        self.assertLess(len(near), 100, "the item is not near every user")
+
+        # A change of city moves the item between city lists.
+        other_city = city + 1
+        self.put(self.item(new_id, author_id=author, category=category, geohash=gh,
+                           city=other_city))
+        city_gen = self.gen("city")
+        self.assertEqual(self.redis(
+            "ZSCORE", "%s:city@%s:%d" % (NS, city_gen, city), new_id), "")
+        self.assertNotEqual(self.redis(
+            "ZSCORE", "%s:city@%s:%d" % (NS, city_gen, other_city), new_id), "")
+        poll(lambda: new_id not in self.recall("city", user, city=city),
+             "the item leaves its old city")
+
+
+if __name__ == "__main__":
+    unittest.main()
