@@ -42,7 +42,8 @@ class World:
             u["favs"] = set() if favs == "-" else set(int(x) for x in favs.split(","))
             u["theta"] = [float(x) for x in r["theta"].split(",")]
         for r in _rows(os.path.join(data_dir, "items.tsv")):
-            self.items[int(r["item_id"])] = {"category": int(r["category"]),
+            self.items[int(r["item_id"])] = {"author": int(r["author_id"]),
+                                             "category": int(r["category"]),
                                              "city": int(r["city"]),
                                              "created_at": int(r["created_at"])}
         for r in _rows(os.path.join(data_dir, "truth_items.tsv")):
@@ -72,6 +73,35 @@ class World:
             self.users[u]["theta"] = list(self.users[other]["theta"])
             taken[u] = other
         return taken
+
+    def put_new_items(self, pb, channel, users, first_id, created_at, quality=1.0):
+        """Publish one new item per user in users through PutItems (the
+        catalogue's online path), in that user's favourite category and city,
+        by an author of that category, with item quality `quality`, and add it
+        to the click model and to DATA/items.tsv (the catalogue export the
+        trainers read; the nightly build does not read {ns}:items:online
+        yet). Returns the new item ids."""
+        ids, rows = [], []
+        stub = pb.recommender_grpc.RecommenderStub(channel)
+        for n, user in enumerate(users):
+            u = self.users[user]
+            cat = max(range(self.k), key=lambda c: u["theta"][c]) + 1
+            author = min(it["author"] for it in self.items.values() if it["category"] == cat) \
+                if any(it["category"] == cat for it in self.items.values()) else 0
+            item = first_id + n
+            self.items[item] = {"author": author, "category": cat, "city": u["city"],
+                                "created_at": created_at, "quality": quality}
+            rows.append(pb.recommender.NewItem(item_id=item, author_id=author, category=cat,
+                                               created_at_s=created_at, city=u["city"],
+                                               media_type=1))
+            ids.append(item)
+        stub.PutItems(pb.recommender.PutItemsRequest(items=rows), timeout=30)
+        with open(os.path.join(self.data_dir, "items.tsv"), "a") as f:
+            for item in ids:
+                it = self.items[item]
+                f.write("%d\t%d\t%d\t\t%d\t\t%d\t1\t0\n" % (
+                    item, it["author"], it["category"], it["created_at"], it["city"]))
+        return ids
 
     def check_truth(self, limit=2000):
         """Largest |p_click - truth.tsv p| over the first `limit` impressions."""

@@ -5,7 +5,7 @@ users are simulated from the generator's own click model
 
 It checks that
 - the simulator's click probability is the generator's (truth.tsv);
-- new items get impressions (no impression-target boosting in main yet);
+- new items reach their impression target (orchestrator.exploration.target_impressions);
 - cold-start users leave cold start once their clicks reach the bar;
 - every counter equals what was sent, exactly once, although the consumer is
   SIGKILLed mid-run holding a delivered, unacknowledged entry, and restarted (items: impressions and clicks; users:
@@ -14,7 +14,9 @@ It checks that
   consumer's partitions beats the nightly model on the newest events, passes
   the gate, and the recall service serves the new version. The simulated
   users' interests drifted since the nightly build (World.drift: each takes
-  another user's θ), the change the notes want incremental updates for.
+  another user's θ) and new items were published through PutItems (one per
+  cold user, in its new favourite category): the changes the notes want
+  incremental updates for.
 Conditions are polled with a deadline, never slept on."""
 
 import glob
@@ -40,7 +42,8 @@ ROUNDS = 20        # requests per simulated user (10 items each, of 400)
 KILL_AFTER = 8     # rounds before the consumer is SIGKILLed
 DOWN_ROUNDS = 4    # rounds served while it is down
 COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.json
-NEW_ITEM_DAYS = 3  # items created this close to the world's end are "new"
+TARGET = 10        # orchestrator.exploration.target_impressions: each new item is owed
+TARGET_WINDOW_S = 86400  # ... this many impressions within this long of its created_at
 
 
 poll = tl.poll
@@ -57,7 +60,9 @@ class LoopSimTest(unittest.TestCase):
             cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
             cls.world_dir = os.path.join(cls.tmp.path, "world")
             cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
-                        "consumer.claim_idle_ms=500", "consumer.name=loop-sim"]
+                        "consumer.claim_idle_ms=500", "consumer.name=loop-sim",
+                        "orchestrator.exploration.target_impressions=%d" % TARGET,
+                        "orchestrator.exploration.target_window_s=%d" % TARGET_WINDOW_S]
             cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
                                  sets=cls.sets, extra_args=["--consumer"])
             cls.stack.start()
@@ -145,8 +150,11 @@ class LoopSimTest(unittest.TestCase):
 
         rng = random.Random(42)
         cold, users = self.pick_users(rng)
-        # The simulated users' interests changed since the nightly build.
+        # Since the nightly build the simulated users' interests drifted, and
+        # new items were published (one per cold user, in its new favourite
+        # category): what incremental updates are for.
         self.world.drift(users, rng)
+        fresh = self.world.put_new_items(self.pb, self.chan, cold, 10 ** 6, self.now - 600)
         sim = loop_world.Simulation(self.pb, self.chan, self.world, rng, t0=self.now - 3600)
         sim.run(users, KILL_AFTER, total_rounds=ROUNDS)
         # Cold users start in the cold-start mix.
@@ -190,13 +198,17 @@ class LoopSimTest(unittest.TestCase):
         sent = sorted((str(ts), u, str(i)) for ts, u, i in sim.click_events)
         self.assertEqual(sorted((l[0], l[1], l[2]) for l in lines if l[3] == "click"), sent)
 
-        # New items got impressions.
-        new = [i for i, it in self.world.items.items()
-               if it["created_at"] >= self.end_ts - NEW_ITEM_DAYS * 86400]
-        served_new = sum(sim.served[i] for i in new)
-        tl.log("new items: %d of %d served, %d impressions" %
-               (sum(1 for i in new if sim.served[i]), len(new), served_new))
-        self.assertGreater(served_new, 0)
+        # New-item boosting: every item still inside its target window at the
+        # end of the run (created at most TARGET_WINDOW_S before it) reached
+        # its impression target.
+        new = sorted(i for i, it in self.world.items.items()
+                     if it["created_at"] > int(time.time()) - TARGET_WINDOW_S)
+        self.assertTrue(set(fresh) <= set(new))
+        tl.log("new items in the target window: %s" % " ".join(
+            "%d:%d" % (i, sim.served[i]) for i in new))
+        self.assertGreater(len(new), 0)
+        for i in new:
+            self.assertGreaterEqual(sim.served[i], TARGET, i)
 
         # Users leave cold start: every cold user whose clicks reached the bar
         # is out of the cold-start mix on its next request.
@@ -217,7 +229,7 @@ class LoopSimTest(unittest.TestCase):
             nightly = f.read().strip()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", self.world_dir, "--model-dir", self.stack.model_dir,
-                      "--quiet", "--epochs", "5"], check=False)
+                      "--quiet", "--epochs", "10", "--holdout-frac", "0.5"], check=False)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             version = f.read().strip()
