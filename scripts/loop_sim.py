@@ -4,6 +4,8 @@ loop end to end"): a private stack with cascade-consumer (scripts/stack.sh
 --consumer) on free ports, a generated world, and simulated users who call
 Recommend and click with the generator's true probabilities
 (tests/integration/loop_world.py) for a simulated hour, from several threads.
+The users' interests drifted since the nightly build and --new-items items are
+published through PutItems at the start (boosted to --target impressions).
 Then one incremental two-tower update on the consumer's partitions.
 
 It prints:
@@ -14,6 +16,7 @@ It prints:
   - click to changed recommendation: new probe users get four clicks, then a
     fifth; the time from the fifth Feedback's return to the first Recommend
     that left the cold-start mix (median and max over the probes);
+  - how many new items reached their impression target;
   - the incremental update's held-out recall on the newest events against the
     nightly model's, and its duration.
 
@@ -105,6 +108,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=15, help="requests per simulated user")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--probes", type=int, default=20)
+    ap.add_argument("--new-items", type=int, default=40,
+                    help="items published through PutItems at the start (in drifted users' "
+                         "favourite categories)")
+    ap.add_argument("--target", type=int, default=20,
+                    help="orchestrator.exploration.target_impressions")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
@@ -118,7 +126,8 @@ def main():
         config = tl.write_config(os.path.join(tmp.path, "cascade.json"))
         world_dir = os.path.join(tmp.path, "world")
         stack = tl.Stack(os.path.join(tmp.path, "stack"), config=config,
-                         sets=["consumer.data_dir=" + world_dir, "consumer.name=loop-sim"],
+                         sets=["consumer.data_dir=" + world_dir, "consumer.name=loop-sim",
+                               "orchestrator.exploration.target_impressions=%d" % a.target],
                          extra_args=["--consumer"])
         stack.start()
         now = int(time.time())
@@ -131,6 +140,10 @@ def main():
         rng = random.Random(a.seed)
         users = rng.sample(sorted(world.users), min(a.sim_users, len(world.users)))
         world.drift(users, rng)
+        fresh = []
+        for k in range(0, a.new_items, 100):  # PutItems takes at most 100 per call
+            fresh += world.put_new_items(pb, chan, users[k:min(k + 100, a.new_items)],
+                                         10 ** 7 + k, now - 600)
         shards = [users[i::a.threads] for i in range(a.threads)]
         sims = [loop_world.Simulation(pb, chan, world, random.Random(a.seed + i),
                                       t0=now - 3600) for i in range(a.threads)]
@@ -150,6 +163,8 @@ def main():
         applied = (counter_sum(after, "cascade_consumer_applied_total")
                    - counter_sum(before, "cascade_consumer_applied_total"))
         requests = sum(s.requests for s in sims)
+        served_new = [sum(s.served[i] for s in sims) for i in fresh]
+        met = sum(1 for n in served_new if n >= a.target)
         clicks = sum(sum(s.clicks.values()) for s in sims)
 
         delays = [probe(pb, chan, "loop-probe-%d" % i) for i in range(a.probes)]
@@ -160,7 +175,7 @@ def main():
         t_inc = time.monotonic()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", world_dir, "--model-dir", stack.model_dir, "--quiet",
-                      "--epochs", "5"], check=False)
+                      "--epochs", "10", "--holdout-frac", "0.5"], check=False)
         inc_s = time.monotonic() - t_inc
         with open(os.path.join(stack.model_dir, "two-tower.latest")) as f:
             latest = f.read().strip()
@@ -177,6 +192,9 @@ def main():
         print("loop_sim: consumer applied %d stream entries: %.1f entries/s sustained over the "
               "run (drained %.2f s after it)" % (applied, applied / run_s, drain_s))
         print("loop_sim: consumer lag (XADD to applied) p50 <= %gs, p99 <= %gs" % (p50, p99))
+        print("loop_sim: new items (PutItems): %d of %d reached the target of %d impressions "
+              "(min %d, max %d)" % (met, len(fresh), a.target, min(served_new or [0]),
+                                    max(served_new or [0])))
         if ok:
             print("loop_sim: click to changed recommendation (5th click to leaving cold start): "
                   "median %.3f s, max %.3f s over %d probes (%d never left)" %
