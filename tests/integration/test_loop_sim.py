@@ -8,8 +8,9 @@ It checks that
 - new items reach their impression target (orchestrator.exploration.target_impressions);
 - cold-start users leave cold start once their clicks reach the bar;
 - every counter equals what was sent, exactly once, although the consumer is
-  SIGKILLed mid-run holding a delivered, unacknowledged entry, and restarted (items: impressions and clicks; users:
-  clicks; the day partitions: one line per click);
+  SIGKILLed mid-run holding a delivered, unacknowledged entry, and restarted
+  (items: impressions and clicks; users: clicks and served; the day
+  partitions: one line per click);
 - the incremental two-tower update (train-two-tower --incremental) on the
   consumer's partitions beats the nightly model on the newest events, passes
   the gate, and the recall service serves the new version. The simulated
