@@ -12,6 +12,7 @@ builds a synthetic world with the learned models, then runs one scenario:
   canary  rank endpoint group stable/canary 1:1; the canary is a second
           cascade-rank serving an MMoE trained on another world (--canary-seed):
           a deliberately worse model.
+          (trained on --canary-events impressions of world --canary-seed)
 
   /usr/bin/python3 scripts/bench/sim_experiments.py SCENARIO [flags]
 
@@ -98,11 +99,12 @@ class SimStack:
 
     def start_canary(self):
         """A second cascade-rank whose MMoE learnt another world (same sizes,
-        seed --canary-seed): its item embeddings and weights fit other items."""
+        seed --canary-seed) from a short log (--canary-events impressions):
+        its weights fit other users and items, and barely."""
         a = self.a
         other = os.path.join(self.work, "other-world")
         models = os.path.join(self.work, "canary-models")
-        tl.run([tl.bin_path("cascade-datagen"), "--out", other, "--events", str(a.events),
+        tl.run([tl.bin_path("cascade-datagen"), "--out", other, "--events", str(a.canary_events),
                 "--quiet", "--users", str(a.world_users), "--items", str(a.items), "--seed",
                 str(a.canary_seed), "--end-ts", str(a.end_ts)])
         tl.run([tl.bin_path("cascade-build"), "train-mmoe", "--data", other, "--model-dir",
@@ -233,6 +235,7 @@ def main():
     p.add_argument("--lambda", dest="lambda_", type=float, default=0.0)
     p.add_argument("--drop-share", type=float, default=0.3)
     p.add_argument("--canary-seed", type=int, default=99)
+    p.add_argument("--canary-events", type=int, default=400)
     p.add_argument("--train", default="train-mmoe",
                    help="comma-separated cascade-build train jobs for the stack's models")
     a = p.parse_args()
