@@ -19,6 +19,7 @@ static const struct cascade_exp_key registry[] = {
     {"prerank.weights.clicks", false, "prerank", "prerank"},
     {"prerank.weights.ctr", false, "prerank", "prerank"},
     {"prerank.weights.recall", false, "prerank", "prerank"},
+    {"prerank.model_version", false, "prerank", "prerank"},
     /* Rank. */
     {"rank.keep", false, "rank", "orchestrator"},
     {"rank.model", false, "rank", "rank"},

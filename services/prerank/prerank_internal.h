@@ -12,11 +12,14 @@
 #include "latest_file.h"
 #include "prerank.h"
 
+#define CASCADE_PRERANK__MAX_PINNED 8
+
 /* A loaded model; freed when the last request using it releases it. */
 struct cascade_prerank__model {
     cascade_hashlr *lr; /* the hashed-cross LR, or */
     cascade_gbdt *ltr;  /* the learned ranker over ltr_features.h */
     char version[256];
+    char file[256]; /* the file name in the model directory */
     atomic_int refs;
 };
 
@@ -30,8 +33,12 @@ struct cascade_prerank {
     struct cascade_prerank_weights weights;
     int64_t reload_interval_ms;
     char heuristic_version[600];
-    pthread_mutex_t model_lock;           /* guards model */
+    pthread_mutex_t model_lock;           /* guards model and pinned */
     struct cascade_prerank__model *model; /* NULL = heuristic */
+    /* Versions experiments select by file (prerank.model_version), kept
+     * loaded while the config names them (versions.c). */
+    struct cascade_prerank__model *pinned[CASCADE_PRERANK__MAX_PINNED];
+    size_t n_pinned;
     pthread_mutex_t reload_lock;          /* one reloader at a time; guards latest */
     struct cascade_latest_stat latest;
     atomic_llong next_check_ms;
@@ -41,6 +48,17 @@ struct cascade_prerank {
 
 /* Take a reference to the current model (NULL: heuristic). */
 struct cascade_prerank__model *cascade_prerank__model_acquire(cascade_prerank *p);
+/* Take a reference to the pinned version named `version` (an experiment's
+ * prerank.model_version) when it is pinned, else to the current model
+ * (NULL: heuristic). The caller releases it. Thread-safe. */
+struct cascade_prerank__model *cascade_prerank__model_acquire_version(cascade_prerank *p,
+                                                                      const char *version);
+/* Load <model_dir>/<name>, a learned ranker when ltr, else the LR, into a new
+ * entry holding one reference (the caller's). 0 or a negative code with err. */
+int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool ltr,
+                                struct cascade_prerank__model **out, char *err, size_t errlen);
+/* Release every pinned version (cascade_prerank_destroy). */
+void cascade_prerank__pinned_release(cascade_prerank *p);
 /* Drop a reference (NULL is a no-op). */
 void cascade_prerank__model_release(struct cascade_prerank__model *m);
 /* Reload when the interval has passed and .latest changed; never blocks on

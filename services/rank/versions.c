@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "experiments.h"
 #include "log.h"
 #include "rank_internal.h"
 
@@ -57,34 +58,29 @@ static int pin_one(cascade_rank *r, const char *name, const char *who,
     return 0;
 }
 
-/* Walk experiments.layers[].experiments[].params[rank.model_version]. */
+struct collect_ctx {
+    cascade_rank *r;
+    struct cascade_rank__model **next;
+    size_t *n;
+};
+
+static int collect_one(void *ctx, const json_t *v, const char *who, char *err, size_t errlen)
+{
+    struct collect_ctx *c = ctx;
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "rank: %s: " VERSION_PARAM " must be a file name", who);
+        return CASCADE_EINVAL;
+    }
+    return pin_one(c->r, json_string_value(v), who, c->next, c->n, err, errlen);
+}
+
+/* Every experiments.layers[].experiments[].params[rank.model_version]. */
 static int collect(cascade_rank *r, const cascade_config *cfg, struct cascade_rank__model **next,
                    size_t *n, char *err, size_t errlen)
 {
-    const json_t *layers = cascade_config_get(cfg, "experiments.layers");
-    size_t i, j;
-    const json_t *layer, *x;
-    json_array_foreach(layers, i, layer)
-    {
-        json_array_foreach(json_object_get(layer, "experiments"), j, x)
-        {
-            const json_t *v = json_object_get(json_object_get(x, "params"), VERSION_PARAM);
-            if (!v)
-                continue;
-            char who[300];
-            snprintf(who, sizeof who, "layer \"%s\" experiment \"%s\"",
-                     json_string_value(json_object_get(layer, "name")),
-                     json_string_value(json_object_get(x, "name")));
-            if (!json_is_string(v)) {
-                snprintf(err, errlen, "rank: %s: " VERSION_PARAM " must be a file name", who);
-                return CASCADE_EINVAL;
-            }
-            int rc = pin_one(r, json_string_value(v), who, next, n, err, errlen);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
+    struct collect_ctx c = {r, next, n};
+    return cascade_experiments_each_param(cascade_config_get(cfg, "experiments"), VERSION_PARAM,
+                                          collect_one, &c, err, errlen);
 }
 
 int cascade_rank_pin_versions(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen)
