@@ -14,6 +14,8 @@ static const struct cascade_exp_key registry[] = {
     {"recall.weight.", true, "recall", "orchestrator"},
     {"recall.quota.", true, "recall", "orchestrator"},
     {"orchestrator.merge_max", false, "recall", "orchestrator"},
+    /* Read by the recall service's two_tower channel. */
+    {"recall.two_tower.model_version", false, "recall", "recall"},
     /* Pre-rank. */
     {"prerank.keep", false, "prerank", "orchestrator"},
     {"prerank.weights.clicks", false, "prerank", "prerank"},

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "experiments.h"
 #include "gate_record.h"
 #include "hash.h"
 #include "latest_file.h"
@@ -92,6 +93,10 @@ fail:
 
 /* ------------------------------------------------------------ channel state */
 
+/* Versions experiments select (recall.two_tower.model_version), kept loaded. */
+#define TT_MAX_PINNED 8
+#define TT_VERSION_PARAM "recall.two_tower.model_version"
+
 struct cascade_recall__two_tower {
     char dir[512]; /* "" = channel inactive */
     size_t nprobe; /* 0 = the index default */
@@ -102,6 +107,8 @@ struct cascade_recall__two_tower {
     int64_t checked_ms;
     bool checked; /* latest was read at least once */
     bool loading;
+    struct tt_snap *pinned[TT_MAX_PINNED]; /* one reference each */
+    size_t n_pinned;
 };
 
 static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
@@ -177,6 +184,108 @@ static struct tt_snap *snap_acquire(struct cascade_recall__two_tower *t)
     return s;
 }
 
+/* The snapshot a request is served with: the pinned version its arm names
+ * (an experiment's recall.two_tower.model_version) when it is pinned, else
+ * the current one. A reference is held; NULL when none is loaded. */
+static struct tt_snap *snap_acquire_for(struct cascade_recall__two_tower *t, const char *want)
+{
+    struct tt_snap *s = snap_acquire(t);
+    if (!want)
+        return s;
+    pthread_mutex_lock(&t->mu);
+    struct tt_snap *p = NULL;
+    for (size_t i = 0; i < t->n_pinned && !p; i++)
+        if (strcmp(t->pinned[i]->version, want) == 0)
+            p = t->pinned[i];
+    if (p)
+        p->refs++;
+    pthread_mutex_unlock(&t->mu);
+    if (!p)
+        return s;
+    snap_release(t, s);
+    return p;
+}
+
+struct pin_set {
+    struct cascade_recall__two_tower *t;
+    struct tt_snap *next[TT_MAX_PINNED];
+    size_t n;
+};
+
+/* Add the version one experiment (who) names to the next set: the snapshot
+ * already pinned (another reference), or a fresh load. */
+static int pin_one(void *ctx, const json_t *v, const char *who, char *err, size_t errlen)
+{
+    struct pin_set *ps = ctx;
+    struct cascade_recall__two_tower *t = ps->t;
+    const char *name = json_string_value(v);
+    char why[2048];
+    if (!name || !name[0] || strchr(name, '/') || strlen(name) >= sizeof(t->pinned[0]->version)) {
+        snprintf(err, errlen,
+                 "recall: %s: " TT_VERSION_PARAM " must be a version name in the two_tower "
+                 "model directory (as two-tower.latest names one), got %s%.200s%s",
+                 who, name ? "\"" : "", name ? name : "a non-string", name ? "\"" : "");
+        return CASCADE_EINVAL;
+    }
+    if (!t || !t->dir[0]) {
+        snprintf(err, errlen, "recall: %s: " TT_VERSION_PARAM " \"%s\" needs the two_tower "
+                 "channel's model directory", who, name);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->next[i]->version, name) == 0)
+            return 0;
+    if (ps->n == TT_MAX_PINNED) {
+        snprintf(err, errlen, "recall: %s: more than %d two_tower versions named by experiments",
+                 who, TT_MAX_PINNED);
+        return CASCADE_EINVAL;
+    }
+    struct tt_snap *s = NULL;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->n_pinned && !s; i++)
+        if (strcmp(t->pinned[i]->version, name) == 0)
+            s = t->pinned[i];
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&t->mu);
+    if (!s && !(s = snap_load(t->dir, name, why, sizeof(why)))) {
+        snprintf(err, errlen, "recall: %s: " TT_VERSION_PARAM " \"%s\": %s", who, name, why);
+        return CASCADE_EINVAL;
+    }
+    ps->next[ps->n++] = s;
+    return 0;
+}
+
+int cascade_recall_pin_versions(cascade_recall *r, const cascade_config *cfg, char *err,
+                                size_t errlen)
+{
+    struct cascade_recall__two_tower *t = r->two_tower;
+    struct pin_set ps = {.t = t};
+    struct tt_snap *old[TT_MAX_PINNED];
+    int rc = cascade_experiments_each_param(cascade_config_get(cfg, "experiments"),
+                                            TT_VERSION_PARAM, pin_one, &ps, err, errlen);
+    if (rc) {
+        for (size_t i = 0; i < ps.n; i++)
+            snap_release(t, ps.next[i]);
+        return rc;
+    }
+    if (!t)
+        return 0;
+    pthread_mutex_lock(&t->mu);
+    size_t n_old = t->n_pinned;
+    memcpy(old, t->pinned, n_old * sizeof(*old));
+    memcpy(t->pinned, ps.next, ps.n * sizeof(*ps.next));
+    t->n_pinned = ps.n;
+    pthread_mutex_unlock(&t->mu);
+    for (size_t i = 0; i < n_old; i++) /* a request still searching holds its own reference */
+        snap_release(t, old[i]);
+    for (size_t i = 0; i < ps.n; i++)
+        cascade_log(CASCADE_LOG_INFO, NULL,
+                    "recall: two_tower: keeping version %s loaded for experiments",
+                    ps.next[i]->version);
+    return 0;
+}
+
 int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
                                      size_t errlen)
 {
@@ -224,6 +333,8 @@ void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t)
     if (!t)
         return;
     snap_free(t->cur);
+    for (size_t i = 0; i < t->n_pinned; i++)
+        snap_free(t->pinned[i]);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -308,7 +419,8 @@ int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
     out->count = 0;
     if (!t || !t->dir[0] || a->quota == 0)
         return 0; /* not configured: nothing, not an error */
-    struct tt_snap *s = snap_acquire(t);
+    struct tt_snap *s = snap_acquire_for(t, cascade_exp_param(a->req->experiments,
+                                                              TT_VERSION_PARAM));
     if (!s)
         return 0; /* nothing published yet */
     struct cascade_recall_hits lastn = {0};
