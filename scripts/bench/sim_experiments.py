@@ -5,14 +5,14 @@ Starts a local stack (scripts/stack.sh, free ports, its own redis-server),
 builds a synthetic world with the learned models, then runs one scenario:
 
   aa      A/A: --aa-layers extra layers (salts aa-<seed>-<k>, 50/50, no params)
-          over --seeds simulator seeds; counts CTR and clicks/user p < 0.05.
+          over --seeds seeds (each seed: new salts by SIGHUP reload, a new user
+          sample and new clicks); counts CTR and clicks/user p < 0.05.
   effect  layer rerank: experiment low_lambda (rerank.lambda = --lambda) on
           half the buckets against baseline (lambda 1.0, config default).
   srm     as effect, and the simulator drops --drop-share of low_lambda's users.
   canary  rank endpoint group stable/canary 1:1; the canary is a second
-          cascade-rank serving an MMoE trained on another world (--canary-seed):
-          a deliberately worse model.
-          (trained on --canary-events impressions of world --canary-seed)
+          cascade-rank with a deliberately worse model (--canary-kind: the same
+          MMoE with its fusion reversed, or an MMoE of another world).
 
   /usr/bin/python3 scripts/bench/sim_experiments.py SCENARIO [flags]
 
@@ -23,6 +23,8 @@ verdict. Figures: docs/experiments.md ("Simulator").
 import argparse
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -98,22 +100,30 @@ class SimStack:
                     self.stack.model_dir, "--quiet", "--force"])
 
     def start_canary(self):
-        """A second cascade-rank whose MMoE learnt another world (same sizes,
-        seed --canary-seed) from a short log (--canary-events impressions):
-        its weights fit other users and items, and barely."""
+        """A second cascade-rank with a deliberately worse model:
+        --canary-kind inverted: the stack's own MMoE with the fusion reversed
+        (weights.click -1, the other tasks 0): its best items go last;
+        --canary-kind other-world: an MMoE trained on another world (same
+        sizes, seed --canary-seed, --canary-events impressions)."""
         a = self.a
-        other = os.path.join(self.work, "other-world")
-        models = os.path.join(self.work, "canary-models")
-        tl.run([tl.bin_path("cascade-datagen"), "--out", other, "--events", str(a.canary_events),
-                "--quiet", "--users", str(a.world_users), "--items", str(a.items), "--seed",
-                str(a.canary_seed), "--end-ts", str(a.end_ts)])
-        tl.run([tl.bin_path("cascade-build"), "train-mmoe", "--data", other, "--model-dir",
-                models, "--quiet", "--force"])
+        models, sets = self.stack.model_dir, []
+        if a.canary_kind == "other-world":
+            other = os.path.join(self.work, "other-world")
+            models = os.path.join(self.work, "canary-models")
+            tl.run([tl.bin_path("cascade-datagen"), "--out", other, "--events",
+                    str(a.canary_events), "--quiet", "--users", str(a.world_users), "--items",
+                    str(a.items), "--seed", str(a.canary_seed), "--end-ts", str(a.end_ts)])
+            tl.run([tl.bin_path("cascade-build"), "train-mmoe", "--data", other, "--model-dir",
+                    models, "--quiet", "--force"])
+        else:
+            sets = ["--set", "rank.fusion.weights.click=-1"]
+            for task in ("like", "collect", "share", "watch_time", "complete"):
+                sets += ["--set", "rank.fusion.weights.%s=0" % task]
         self.canary_log = open(os.path.join(self.work, "rank-canary.log"), "w")
         self.canary = subprocess.Popen(
             [tl.bin_path("cascade-rank"), "--config", self.config, "--redis",
              "127.0.0.1:%d" % self.stack.redis_port, "--model-dir", models,
-             "--listen", "127.0.0.1:%d" % self.canary_port],
+             "--listen", "127.0.0.1:%d" % self.canary_port] + sets,
             stdout=self.canary_log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + TIMEOUT_S
         while True:  # the canary serves once its metrics endpoint answers
@@ -124,6 +134,28 @@ class SimStack:
                 if time.monotonic() > deadline or self.canary.poll() is not None:
                     raise RuntimeError("canary rank did not start")
                 time.sleep(0.05)
+
+    def reloads(self):
+        m = re.search(r'^cascade_config_reloads_total\{result="ok"\} (\S+)$',
+                      metrics(self.stack.ports["orchestrator"]), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def reload_experiments(self, exp):
+        """Write a new experiments section and SIGHUP the orchestrator; wait
+        until its ok-reload counter moves (docs/experiments.md, hot reload)."""
+        with open(self.config) as f:
+            doc = json.load(f)
+        doc["experiments"] = exp
+        with open(self.config, "w") as f:
+            json.dump(doc, f, indent=2)
+        before = self.reloads()
+        os.kill(self.stack.pid("orchestrator"), signal.SIGHUP)
+        deadline = time.monotonic() + TIMEOUT_S
+        while self.reloads() <= before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("orchestrator: no reload\n" +
+                                   self.stack.log_tail("orchestrator", 20))
+            time.sleep(0.05)  # polling interval of the metric
 
     def stop(self):
         if self.canary:
@@ -179,6 +211,9 @@ def run_scenario(scenario, a):
             hits = {"ctr": 0, "clicks_per_user": 0}
             tests = 0
             for seed in range(1, a.seeds + 1):
+                if seed > 1:  # new salts: every seed is a new random split
+                    a.salt_seed = seed
+                    s.reload_experiments(experiments_config("aa", a))
                 t0 = int(time.time() * 1000)
                 print(s.sim(seed).splitlines()[0])
                 rep = s.readout(t0)
@@ -235,7 +270,8 @@ def main():
     p.add_argument("--lambda", dest="lambda_", type=float, default=0.0)
     p.add_argument("--drop-share", type=float, default=0.3)
     p.add_argument("--canary-seed", type=int, default=99)
-    p.add_argument("--canary-events", type=int, default=400)
+    p.add_argument("--canary-events", type=int, default=40000)
+    p.add_argument("--canary-kind", choices=["inverted", "other-world"], default="inverted")
     p.add_argument("--train", default="train-mmoe",
                    help="comma-separated cascade-build train jobs for the stack's models")
     a = p.parse_args()

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "flags.h"
 #include "geohash.h" /* cascade_geohash_encode: the generator's geohashes */
 
 struct cascade_datagen_opts {
@@ -84,5 +85,20 @@ const cascade_dataset *cascade_datagen_truth_dataset(const cascade_datagen_truth
  * the same formula as every impression in truth.tsv. */
 double cascade_datagen_truth_p_click(const cascade_datagen_truth *t, size_t user, size_t item,
                                      int64_t ts);
+
+/* The flags that describe a world (--users --items --events --categories
+ * --authors --cities --days --seed --end-ts), for cascade-datagen and the
+ * tools that regenerate its truth from the same flags (cascade-sim). Writes
+ * CASCADE_DATAGEN_WORLD_FLAGS entries to out pointing into v and o (defaults:
+ * o's values) and returns that count; after cascade_flags_parse, call
+ * cascade_datagen_world_flags_apply to copy v into o. */
+#define CASCADE_DATAGEN_WORLD_FLAGS 9
+struct cascade_datagen_world_flags {
+    uint64_t users, items, events, categories, authors, cities, days;
+};
+size_t cascade_datagen_world_flags(struct cascade_datagen_opts *o,
+                                   struct cascade_datagen_world_flags *v, struct cascade_flag *out);
+void cascade_datagen_world_flags_apply(const struct cascade_datagen_world_flags *v,
+                                       struct cascade_datagen_opts *o);
 
 #endif

@@ -71,24 +71,12 @@ int cascade_sim_parse(int argc, char **argv, struct cascade_sim_opts *o, FILE *o
 {
     char err[512];
     const char *drops = NULL;
-    struct cascade_datagen_opts *w = &o->world;
-    uint64_t users = w->users, items = w->items, events = w->events, categories = w->categories;
-    uint64_t authors = w->authors, cities = w->cities, days = w->days;
+    struct cascade_datagen_world_flags world;
     uint64_t sim_users = o->users, sim_days = o->days, rpd = o->requests_per_day, count = o->count;
-    const struct cascade_flag flags[] = {
+    struct cascade_flag flags[CASCADE_DATAGEN_WORLD_FLAGS + 12] = {
         {"target", CASCADE_FLAG_STRING, &o->target, "orchestrator host:port", 0, 0},
         {"config", CASCADE_FLAG_STRING, &o->config_path,
          "cascade.json of the stack (its experiments; required with --drop)", 0, 0},
-        {"users", CASCADE_FLAG_U64, &users, "world: number of users (as cascade-datagen)", 1, 5e7},
-        {"items", CASCADE_FLAG_U64, &items, "world: number of items", 1, 5e7},
-        {"events", CASCADE_FLAG_U64, &events, "world: accepted for symmetry, not used", 0, 1e10},
-        {"categories", CASCADE_FLAG_U64, &categories, "world: number of categories", 1, 1e5},
-        {"authors", CASCADE_FLAG_U64, &authors, "world: number of authors", 1, 1e8},
-        {"cities", CASCADE_FLAG_U64, &cities, "world: number of cities", 1, 1e5},
-        {"days", CASCADE_FLAG_U64, &days, "world: length of its log in days", 1, 3650},
-        {"seed", CASCADE_FLAG_U64, &w->seed, "world: datagen seed", 0, 0},
-        {"end-ts", CASCADE_FLAG_I64, &w->end_ts, "world: end of its log (0 = today 00:00 UTC)", 0,
-         0},
         {"sim-users", CASCADE_FLAG_U64, &sim_users, "users who call (a random sample)", 1, 1e7},
         {"sim-days", CASCADE_FLAG_U64, &sim_days, "simulated days", 1, 3650},
         {"requests-per-day", CASCADE_FLAG_U64, &rpd, "Recommend calls per user and day", 1, 1000},
@@ -101,7 +89,8 @@ int cascade_sim_parse(int argc, char **argv, struct cascade_sim_opts *o, FILE *o
          "LAYER=EXPERIMENT:SHARE[,...]: that share of the arm's users never call (SRM)", 0, 0},
         {"quiet", CASCADE_FLAG_BOOL, &o->quiet, "no progress lines", 0, 0},
     };
-    size_t nflags = sizeof(flags) / sizeof(flags[0]);
+    /* The world: the flags cascade-datagen was run with (--events unused). */
+    size_t nflags = 11 + cascade_datagen_world_flags(&o->world, &world, flags + 11);
     int rc = cascade_flags_parse(argc, argv, 1, flags, nflags, err, sizeof(err));
     if (rc == CASCADE_FLAGS_HELP) {
         cascade_flags_usage(out, "cascade-sim --target HOST:PORT [world flags] [flags]",
@@ -117,13 +106,7 @@ int cascade_sim_parse(int argc, char **argv, struct cascade_sim_opts *o, FILE *o
         fprintf(errf, "cascade-sim: %s\n", err);
         return CASCADE_SIM_USAGE;
     }
-    w->users = users;
-    w->items = items;
-    w->events = events;
-    w->categories = (uint32_t)categories;
-    w->authors = (uint32_t)authors;
-    w->cities = (uint32_t)cities;
-    w->days = (uint32_t)days;
+    cascade_datagen_world_flags_apply(&world, &o->world);
     o->users = sim_users;
     o->days = (uint32_t)sim_days;
     o->requests_per_day = (uint32_t)rpd;
