@@ -26,12 +26,9 @@ struct cascade_prerank__model *cascade_prerank__model_acquire_version(cascade_pr
                                                                       const char *version)
 {
     pthread_mutex_lock(&p->model_lock);
-    struct cascade_prerank__model *m = p->model;
-    for (size_t i = 0; version && i < p->n_pinned; i++)
-        if (strcmp(p->pinned[i]->file, version) == 0) {
-            m = p->pinned[i];
-            break;
-        }
+    struct cascade_prerank__model *m = cascade_pinset_find_locked(&p->pins, version);
+    if (!m)
+        m = p->model;
     if (m)
         atomic_fetch_add(&m->refs, 1);
     pthread_mutex_unlock(&p->model_lock);
@@ -97,7 +94,6 @@ int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool
         return rc;
     }
     snprintf(m->version, sizeof m->version, "%s", ltr ? name : cascade_hashlr_version(m->lr));
-    snprintf(m->file, sizeof m->file, "%s", name);
     atomic_init(&m->refs, 1);
     *out = m;
     return 0;

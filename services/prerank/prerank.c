@@ -87,6 +87,7 @@ static cascade_prerank *prerank_alloc(void)
     }
     atomic_init(&p->next_check_ms, 0);
     atomic_init(&p->warned_no_model, false);
+    cascade_prerank__pins_init(p);
     return p;
 }
 

@@ -10,6 +10,7 @@
 #include "hashlr.h"
 #include "item_cache.h"
 #include "latest_file.h"
+#include "pinset.h"
 #include "prerank.h"
 
 #define CASCADE_PRERANK__MAX_PINNED 8
@@ -19,7 +20,6 @@ struct cascade_prerank__model {
     cascade_hashlr *lr; /* the hashed-cross LR, or */
     cascade_gbdt *ltr;  /* the learned ranker over ltr_features.h */
     char version[256];
-    char file[256]; /* the file name in the model directory */
     atomic_int refs;
 };
 
@@ -37,8 +37,7 @@ struct cascade_prerank {
     struct cascade_prerank__model *model; /* NULL = heuristic */
     /* Versions experiments select by file (prerank.model_version), kept
      * loaded while the config names them (versions.c). */
-    struct cascade_prerank__model *pinned[CASCADE_PRERANK__MAX_PINNED];
-    size_t n_pinned;
+    struct cascade_pinset pins;
     pthread_mutex_t reload_lock;          /* one reloader at a time; guards latest */
     struct cascade_latest_stat latest;
     atomic_llong next_check_ms;
@@ -57,6 +56,8 @@ struct cascade_prerank__model *cascade_prerank__model_acquire_version(cascade_pr
  * entry holding one reference (the caller's). 0 or a negative code with err. */
 int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool ltr,
                                 struct cascade_prerank__model **out, char *err, size_t errlen);
+/* The empty pinned set (after model_lock is initialised). */
+void cascade_prerank__pins_init(cascade_prerank *p);
 /* Release every pinned version (cascade_prerank_destroy). */
 void cascade_prerank__pinned_release(cascade_prerank *p);
 /* Drop a reference (NULL is a no-op). */

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "error.h"
 #include "experiments.h"
+#include "pinset.h"
 #include "gate_record.h"
 #include "hash.h"
 #include "latest_file.h"
@@ -107,8 +108,7 @@ struct cascade_recall__two_tower {
     int64_t checked_ms;
     bool checked; /* latest was read at least once */
     bool loading;
-    struct tt_snap *pinned[TT_MAX_PINNED]; /* one reference each */
-    size_t n_pinned;
+    struct cascade_pinset pins; /* versions experiments name (common/pinset.h) */
 };
 
 static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
@@ -193,10 +193,7 @@ static struct tt_snap *snap_acquire_for(struct cascade_recall__two_tower *t, con
     if (!want)
         return s;
     pthread_mutex_lock(&t->mu);
-    struct tt_snap *p = NULL;
-    for (size_t i = 0; i < t->n_pinned && !p; i++)
-        if (strcmp(t->pinned[i]->version, want) == 0)
-            p = t->pinned[i];
+    struct tt_snap *p = cascade_pinset_find_locked(&t->pins, want);
     if (p)
         p->refs++;
     pthread_mutex_unlock(&t->mu);
@@ -206,84 +203,59 @@ static struct tt_snap *snap_acquire_for(struct cascade_recall__two_tower *t, con
     return p;
 }
 
-struct pin_set {
-    struct cascade_recall__two_tower *t;
-    struct tt_snap *next[TT_MAX_PINNED];
-    size_t n;
-};
-
-/* Add the version one experiment (who) names to the next set: the snapshot
- * already pinned (another reference), or a fresh load. */
-static int pin_one(void *ctx, const json_t *v, const char *who, char *err, size_t errlen)
+/* How the pin set (common/pinset.h) checks, loads and references a version. */
+static int pin_check(void *ctx, const char *name, char *why, size_t len)
 {
-    struct pin_set *ps = ctx;
-    struct cascade_recall__two_tower *t = ps->t;
-    const char *name = json_string_value(v);
-    char why[2048];
-    if (!name || !name[0] || strchr(name, '/') || strlen(name) >= sizeof(t->pinned[0]->version)) {
-        snprintf(err, errlen,
-                 "recall: %s: " TT_VERSION_PARAM " must be a version name in the two_tower "
-                 "model directory (as two-tower.latest names one), got %s%.200s%s",
-                 who, name ? "\"" : "", name ? name : "a non-string", name ? "\"" : "");
+    const struct cascade_recall__two_tower *t = ctx;
+    if (strchr(name, '/') || strlen(name) >= sizeof(((struct tt_snap *)0)->version)) {
+        snprintf(why, len,
+                 "must be a version name in the two_tower model directory (as two-tower.latest "
+                 "names one)");
         return CASCADE_EINVAL;
     }
-    if (!t || !t->dir[0]) {
-        snprintf(err, errlen, "recall: %s: " TT_VERSION_PARAM " \"%s\" needs the two_tower "
-                 "channel's model directory", who, name);
+    if (!t->dir[0]) {
+        snprintf(why, len, "needs the two_tower channel's model directory");
         return CASCADE_EINVAL;
     }
-    for (size_t i = 0; i < ps->n; i++)
-        if (strcmp(ps->next[i]->version, name) == 0)
-            return 0;
-    if (ps->n == TT_MAX_PINNED) {
-        snprintf(err, errlen, "recall: %s: more than %d two_tower versions named by experiments",
-                 who, TT_MAX_PINNED);
-        return CASCADE_EINVAL;
-    }
-    struct tt_snap *s = NULL;
-    pthread_mutex_lock(&t->mu);
-    for (size_t i = 0; i < t->n_pinned && !s; i++)
-        if (strcmp(t->pinned[i]->version, name) == 0)
-            s = t->pinned[i];
-    if (s)
-        s->refs++;
-    pthread_mutex_unlock(&t->mu);
-    if (!s && !(s = snap_load(t->dir, name, why, sizeof(why)))) {
-        snprintf(err, errlen, "recall: %s: " TT_VERSION_PARAM " \"%s\": %s", who, name, why);
-        return CASCADE_EINVAL;
-    }
-    ps->next[ps->n++] = s;
     return 0;
 }
+
+static int pin_load(void *ctx, const char *name, void **out, char *why, size_t len)
+{
+    const struct cascade_recall__two_tower *t = ctx;
+    *out = snap_load(t->dir, name, why, len);
+    return *out ? 0 : CASCADE_EINVAL;
+}
+
+static void pin_ref(void *ctx, void *obj)
+{
+    (void)ctx;
+    ((struct tt_snap *)obj)->refs++; /* t->mu is held */
+}
+
+static void pin_release(void *ctx, void *obj)
+{
+    snap_release(ctx, obj);
+}
+
+static const struct cascade_pinset_ops pin_ops = {
+    .what = "recall",
+    .key = TT_VERSION_PARAM,
+    .check = pin_check,
+    .load = pin_load,
+    .ref = pin_ref,
+    .release = pin_release,
+};
 
 int cascade_recall_pin_versions(cascade_recall *r, const cascade_config *cfg, char *err,
                                 size_t errlen)
 {
-    struct cascade_recall__two_tower *t = r->two_tower;
-    struct pin_set ps = {.t = t};
-    struct tt_snap *old[TT_MAX_PINNED];
-    int rc = cascade_experiments_each_param(cascade_config_get(cfg, "experiments"),
-                                            TT_VERSION_PARAM, pin_one, &ps, err, errlen);
-    if (rc) {
-        for (size_t i = 0; i < ps.n; i++)
-            snap_release(t, ps.next[i]);
-        return rc;
+    if (!r->two_tower) { /* only a failed create leaves none */
+        snprintf(err, errlen, "recall: the two_tower channel was not set up");
+        return CASCADE_EINVAL;
     }
-    if (!t)
-        return 0;
-    pthread_mutex_lock(&t->mu);
-    size_t n_old = t->n_pinned;
-    memcpy(old, t->pinned, n_old * sizeof(*old));
-    memcpy(t->pinned, ps.next, ps.n * sizeof(*ps.next));
-    t->n_pinned = ps.n;
-    pthread_mutex_unlock(&t->mu);
-    for (size_t i = 0; i < n_old; i++) /* a request still searching holds its own reference */
-        snap_release(t, old[i]);
-    for (size_t i = 0; i < ps.n; i++)
-        cascade_log(CASCADE_LOG_INFO, NULL,
-                    "recall: two_tower: keeping version %s loaded for experiments",
-                    ps.next[i]->version);
-    return 0;
+    return cascade_pinset_update(&r->two_tower->pins, cascade_config_get(cfg, "experiments"),
+                                 err, errlen);
 }
 
 int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
@@ -322,6 +294,7 @@ int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cf
     t->last_n = (uint32_t)last_n;
     t->reload_ms = reload_ms;
     pthread_mutex_init(&t->mu, NULL);
+    cascade_pinset_init(&t->pins, &pin_ops, t, &t->mu, TT_MAX_PINNED);
     r->two_tower = t;
     if (t->dir[0])
         snap_release(t, snap_acquire(t)); /* load now so the first request does not */
@@ -333,8 +306,7 @@ void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t)
     if (!t)
         return;
     snap_free(t->cur);
-    for (size_t i = 0; i < t->n_pinned; i++)
-        snap_free(t->pinned[i]);
+    cascade_pinset_clear(&t->pins);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
