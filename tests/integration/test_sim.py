@@ -1,7 +1,7 @@
 """cascade-sim on the real stack, read with cascade-ab (a reduced version of
 scripts/bench/sim_experiments.py; docs/experiments.md, "Simulator").
 
-One stack with a small world and its MMoE; layer rerank runs low_lambda
+One stack with the world of docs/experiments.md's results and its MMoE; layer rerank runs low_lambda
 (rerank.lambda 0: MMR picks by diversity alone) on half the buckets.
 - Run 1, no drop: every user's Recommends reach the log, the rerank layer's
   SRM test is not flagged (the users and their buckets are fixed by the seed
@@ -27,9 +27,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "bench"))
 import cascade_testlib as tl  # noqa: E402
 import sim_experiments as se  # noqa: E402
 
+# The world and run of docs/experiments.md (b): there the readout finds the
+# effect at p ~1e-9 (z ~ 6), so the sign and the interval's upper bound do
+# not depend on which lists a loaded machine serves; a 600-user world gave
+# only z ~ 2.7, too close to 0 for a test.
 ARGS = argparse.Namespace(
-    world_users=600, items=250, events=15000, world_seed=11, end_ts=1796601600,
-    sim_users=300, sim_days=2, rpd=2, count=10, salt_seed=1, lambda_=0.0,
+    world_users=2000, items=500, events=40000, world_seed=11, end_ts=1796601600,
+    sim_users=400, sim_days=2, rpd=2, count=10, salt_seed=1, lambda_=0.0,
     train=["train-mmoe"], aa_layers=0)
 ROW = re.compile(r"^rerank\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)$", re.M)
 
@@ -71,8 +75,9 @@ class SimTest(unittest.TestCase):
         c = x["ctr_vs_control"]
         self.assertLess(c["diff"], 0, c)
         self.assertLess(c["ci_high"], 0, c)
-        self.assertEqual(sum(a["requests"] for a in la["arms"]),
-                         ARGS.sim_users * ARGS.sim_days * ARGS.rpd)
+        # Every answered Recommend is in the serve log once.
+        answered = int(re.search(r"(\d+) requests \(", out).group(1))
+        self.assertEqual(sum(a["requests"] for a in la["arms"]), answered)
 
     def test_2_dropped_arm_flags_srm(self):
         t0 = int(time.time() * 1000)
