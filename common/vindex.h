@@ -118,6 +118,13 @@ size_t cascade_vindex_list_size(const cascade_vindex *ix, size_t list);
 /* The version given to cascade_vindex_save, as loaded ("unsaved" for a
  * freshly built index). Owned by ix. */
 const char *cascade_vindex_version(const cascade_vindex *ix);
+/* The stored vectors (size × dim, row-major, unit length under the cosine
+ * metric) and their ids (size), in storage order (grouped by list): row r of
+ * one belongs to entry r of the other. Owned by ix, valid while it lives;
+ * NULL for a NULL index. For callers that look items up by id (ReRank's
+ * item vectors) rather than search. */
+const float *cascade_vindex_vectors(const cascade_vindex *ix);
+const uint64_t *cascade_vindex_ids(const cascade_vindex *ix);
 
 /* IVF search for nq queries (nq × dim, row-major): the k best items of the
  * nprobe lists whose centroids score highest (nprobe 0 = the index default,

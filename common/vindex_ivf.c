@@ -229,6 +229,16 @@ const char *cascade_vindex_version(const cascade_vindex *ix)
     return ix ? ix->version : "";
 }
 
+const float *cascade_vindex_vectors(const cascade_vindex *ix)
+{
+    return ix ? ix->vectors : NULL;
+}
+
+const uint64_t *cascade_vindex_ids(const cascade_vindex *ix)
+{
+    return ix ? ix->ids : NULL;
+}
+
 /* ---- search ---- */
 
 /* Search runs over blocks of queries: one sgemm scores the block against the

@@ -239,6 +239,13 @@ class Checker:
         for name, svc in self.by_kind.get("Service", {}).items():
             if not self.pods_selected_by(svc):
                 self.bad("Service/" + name, "selects no pod")
+        # Every Deployment is behind a Service: it names the pod's ports, and
+        # podman's kube play (scripts/k8s-podman.py) names the pod after it.
+        selected = {d["metadata"]["name"] for svc in self.by_kind.get("Service", {}).values()
+                    for d in self.pods_selected_by(svc)}
+        for name in self.by_kind.get("Deployment", {}):
+            if name not in selected:
+                self.bad("Deployment/" + name, "selected by no Service")
 
     def run(self):
         seen = set()

@@ -180,6 +180,11 @@ launch() {
 tail_log() { echo "--- last lines of $DATA_DIR/$1.log:" >&2; tail -n 15 "$DATA_DIR/$1.log" >&2 || true; }
 
 # Poll until `check` succeeds; fail early when the process died.
+# True when the Redis on port $1 answers PING with PONG (not LOADING).
+redis_pong() {
+  [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]
+}
+
 wait_ready() {
   local name="$1"; shift
   local deadline=$(( $(now_s) + TIMEOUT_S ))
@@ -359,7 +364,9 @@ EOF
   launch redis redis-server ${redis_conf[@]+"${redis_conf[@]}"} --port "$REDIS_PORT" \
     --bind 127.0.0.1 --dir "$DATA_DIR" \
     --dbfilename dump.rdb --save 3600 1 --appendonly no --protected-mode yes
-  wait_ready redis redis-cli -p "$REDIS_PORT" ping
+  # PONG exactly: while it loads the saved data Redis answers "LOADING ..."
+  # (and redis-cli still exits 0), and every command but PING would fail.
+  wait_ready redis redis_pong "$REDIS_PORT"
 
   local common=(--config "$CONFIG" --redis "127.0.0.1:$REDIS_PORT" --model-dir "$MODEL_DIR")
   local orch_sets=(

@@ -1,16 +1,28 @@
-/* cascade-rerank: serves cascade.v1.ReRank (MMR) over gRPC.
- * Thin wrapper: options, the stage, the run loop. No Redis needed. */
+/* cascade-rerank: serves cascade.v1.ReRank (MMR / DPP, scatter rules) over
+ * gRPC. Thin wrapper: options, the stage, the run loop. No Redis needed; the
+ * two-tower item vectors come from the model directory. */
 #include "rerank.h"
 #include "service.h"
 
 static const char extra_usage[] =
-    "ReRank config keys:\n"
-    "  rerank.lambda                   MMR relevance/diversity trade-off in [0,1] (default 0.7;\n"
-    "                                  experiment param \"rerank.lambda\" overrides it per "
-    "request)\n"
+    "ReRank config keys (each numeric key and rerank.method may also be set per request by an\n"
+    "experiment param of the same name; docs/stages.md, ReRank):\n"
+    "  rerank.method                   \"mmr\" or \"dpp\" (default mmr)\n"
+    "  rerank.lambda                   MMR relevance/diversity trade-off in [0,1] (default 0.7)\n"
+    "  rerank.dpp.theta                DPP relevance weight θ in [0,1] (default 0.7; 1 = relevance)\n"
+    "  rerank.dpp.window               DPP sliding window, picks (default 0 = the whole list)\n"
     "  rerank.sim.category             similarity of two items in one category (default 0.7)\n"
     "  rerank.sim.author               similarity of two items by one author (default 0.3)\n"
     "  rerank.sim.embedding            weight of the embedding cosine (default 1.0)\n"
+    "  rerank.scatter.window           scatter: positions the caps hold over (default 0 = off)\n"
+    "  rerank.scatter.max_per_category scatter: items of one category per window (default 0 = off)\n"
+    "  rerank.scatter.max_per_author   scatter: items of one author per window (default 0 = off)\n"
+    "  rerank.scatter.author_min_distance  scatter: positions between one author's items\n"
+    "                                  (default 0 = off)\n"
+    "  rerank.scatter.max_steps        scatter: search budget, candidate checks (default 1000000)\n"
+    "  rerank.item_vectors.enabled     load the two-tower item vectors (default true)\n"
+    "  rerank.item_vectors.model_dir   where two-tower.latest is (default: --model-dir)\n"
+    "  rerank.item_vectors.reload_ms   how often two-tower.latest is checked (default 1000)\n"
     "  rerank.max_candidates           largest candidate list accepted (default 5000)\n"
     "  rerank.max_count                largest count a request may ask for (default 1000)\n";
 
@@ -19,7 +31,7 @@ static void *create_stage(const struct cascade_service_opts *o, cascade_redis_po
 {
     (void)redis;
     (void)metrics;
-    return cascade_rerank_create(o->config, err, errlen);
+    return cascade_rerank_create_dir(o->config, o->model_dir, err, errlen);
 }
 
 static void destroy_stage(void *stage)

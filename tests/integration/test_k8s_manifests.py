@@ -107,6 +107,11 @@ class K8sManifestTest(unittest.TestCase):
         self.edit("base/rerank.yaml", '"0.0.0.0:50055"', '"0.0.0.0:50056"')
         self.assert_fails("--listen 0.0.0.0:50056 is not the grpc container port")
 
+    def test_deployment_without_a_service(self):
+        self.edit("base/consumer.yaml", "  selector: {app: cascade, stage: consumer}\n",
+                  "  selector: {app: cascade, stage: nothing}\n")
+        self.assert_fails("Deployment/cascade-consumer: selected by no Service")
+
     def test_missing_volume_claim(self):
         self.edit("base/storage.yaml", "name: cascade-events", "name: cascade-event-log")
         self.assert_fails("PersistentVolumeClaim cascade-events does not exist")

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "messages.h"
 #include "rerank.h"
+#include "rerank_test.h"
 
 static const struct cascade_mmr_opts default_opts = {
     .lambda = 0.7, .sim_category = 0.7, .sim_author = 0.3, .sim_embedding = 1.0};
@@ -146,25 +147,15 @@ static void test_similarity_terms(void **state)
 static Cascade__V1__ReRankRequest *request(cascade_arena *a, const char *uid, uint32_t count,
                                            const float *scores, const uint32_t *cats, size_t n)
 {
-    Cascade__V1__ReRankRequest *req = cascade_arena_alloc(a, sizeof *req);
-    cascade__v1__re_rank_request__init(req);
-    uint64_t *ids = cascade_arena_calloc(a, n + 1, sizeof *ids);
+    static const uint32_t none[5002];
+    uint64_t *authors = cascade_arena_calloc(a, n + 1, sizeof *authors);
     for (size_t i = 0; i < n; i++)
-        ids[i] = 100 + i;
+        authors[i] = 1000 + i;
+    Cascade__V1__ReRankRequest *req =
+        rerank_test_request(a, count, scores, cats ? cats : none, authors, n);
     req->user = test_user_context(a, uid, 0);
-    req->count = count;
-    req->n_candidates = n;
-    req->candidates = test_candidates(a, ids, n);
-    for (size_t i = 0; i < n; i++) {
-        Cascade__V1__Candidate *c = req->candidates[i];
-        c->rank_score = scores[i];
-        if (cats) {
-            c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
-            cascade__v1__item_attributes__init(c->attrs);
-            c->attrs->category = cats[i];
-            c->attrs->author_id = 1000 + i;
-        }
-    }
+    for (size_t i = 0; !cats && i < n; i++)
+        req->candidates[i]->attrs = NULL; /* no attrs at all */
     return req;
 }
 
