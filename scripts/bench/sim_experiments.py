@@ -7,8 +7,9 @@ builds a synthetic world with the learned models, then runs one scenario:
   aa      A/A: --aa-layers extra layers (salts aa-<seed>-<k>, 50/50, no params)
           over --seeds seeds (each seed: new salts by SIGHUP reload, a new user
           sample and new clicks); counts CTR and clicks/user p < 0.05.
-  effect  layer rerank: experiment low_lambda (rerank.lambda = --lambda) on
-          half the buckets against baseline (lambda 1.0, config default).
+  effect  layer rerank: experiment low_lambda (rerank.method mmr, rerank.lambda
+          = --lambda) on half the buckets against baseline (the shipped
+          config/cascade.json re-rank).
   srm     as effect, and the simulator drops --drop-share of low_lambda's users.
   canary  rank endpoint group stable/canary 1:1; the canary is a second
           cascade-rank with a deliberately worse model (--canary-kind: the same
@@ -47,7 +48,7 @@ def experiments_config(scenario, a):
     if scenario in ("effect", "srm"):
         exp["layers"][3]["experiments"] = [
             {"name": "low_lambda", "ranges": [[0, 499]],
-             "params": {"rerank.lambda": a.lambda_}}]
+             "params": {"rerank.method": "mmr", "rerank.lambda": a.lambda_}}]
     if scenario == "aa":
         for k in range(a.aa_layers):
             exp["layers"].append({"name": "aa%02d" % k, "salt": "aa-%d-%d" % (a.salt_seed, k),
