@@ -17,7 +17,9 @@ int main(int argc, char **argv)
     cascade_rpc_init();
     rc = cascade_sim_run(&o, &sum, err, sizeof(err));
     cascade_rpc_shutdown();
-    cascade_sim_print(&sum, stdout);
+    /* What was done, also before a failure; nothing when nothing ran. */
+    if (rc == 0 || sum.requests + sum.failed > 0)
+        cascade_sim_print(&sum, stdout);
     if (rc != 0) {
         fprintf(stderr, "cascade-sim: %s\n", err);
         return rc == CASCADE_EINVAL ? CASCADE_SIM_USAGE : CASCADE_SIM_FAILED;
