@@ -14,11 +14,14 @@ static const struct cascade_exp_key registry[] = {
     {"recall.weight.", true, "recall", "orchestrator"},
     {"recall.quota.", true, "recall", "orchestrator"},
     {"orchestrator.merge_max", false, "recall", "orchestrator"},
+    /* Read by the recall service's two_tower channel. */
+    {"recall.two_tower.model_version", false, "recall", "recall"},
     /* Pre-rank. */
     {"prerank.keep", false, "prerank", "orchestrator"},
     {"prerank.weights.clicks", false, "prerank", "prerank"},
     {"prerank.weights.ctr", false, "prerank", "prerank"},
     {"prerank.weights.recall", false, "prerank", "prerank"},
+    {"prerank.model_version", false, "prerank", "prerank"},
     /* Rank. */
     {"rank.keep", false, "rank", "orchestrator"},
     {"rank.model", false, "rank", "rank"},

@@ -639,3 +639,27 @@ int cascade_experiments_arms(const cascade_experiments *e, const char *layer,
     }
     return (int)n;
 }
+
+int cascade_experiments_each_param(const json_t *section, const char *key,
+                                   cascade_exp_param_fn fn, void *ctx, char *err, size_t errlen)
+{
+    size_t i, j;
+    const json_t *layer, *x;
+    json_array_foreach(json_object_get(section, "layers"), i, layer)
+    {
+        json_array_foreach(json_object_get(layer, "experiments"), j, x)
+        {
+            const json_t *v = json_object_get(json_object_get(x, "params"), key);
+            if (!v)
+                continue;
+            char who[300];
+            snprintf(who, sizeof who, "layer \"%.100s\" experiment \"%.100s\"",
+                     json_string_value(json_object_get(layer, "name")),
+                     json_string_value(json_object_get(x, "name")));
+            int rc = fn(ctx, v, who, err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}

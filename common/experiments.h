@@ -53,4 +53,15 @@ const char *cascade_exp_param(const Cascade__V1__ExperimentContext *ctx, const c
 double cascade_exp_param_double(const Cascade__V1__ExperimentContext *ctx, const char *key,
                                 double def);
 
+/* Call fn for every experiment of the "experiments" config section
+ * (section may be NULL: no call) whose "params" set `key`, in config order,
+ * with the value (borrowed JSON) and who = "layer \"L\" experiment \"X\"" for
+ * messages. Stops at fn's first non-zero return and returns it; else 0.
+ * For services that prepare what an arm names (model versions) at start-up
+ * and on reload. Thread-safe on a section nobody modifies. */
+typedef int (*cascade_exp_param_fn)(void *ctx, const json_t *value, const char *who, char *err,
+                                    size_t errlen);
+int cascade_experiments_each_param(const json_t *section, const char *key,
+                                   cascade_exp_param_fn fn, void *ctx, char *err, size_t errlen);
+
 #endif

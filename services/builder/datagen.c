@@ -940,6 +940,69 @@ static int write_truth_model(const struct world *w, const cascade_dataset *ds, c
     return rc;
 }
 
+/* The ground truth without the log: the world is drawn in the same order as
+ * by cascade_datagen_generate, so the same options give the same users,
+ * items and click model. */
+struct cascade_datagen_truth {
+    struct cascade_datagen_opts o;
+    struct world w;
+    cascade_dataset *ds;
+};
+
+cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o,
+                                                    char *err, size_t errlen)
+{
+    cascade_datagen_truth *t = calloc(1, sizeof(*t));
+    int rc = t ? check_opts(o, err, errlen) : CASCADE_ENOMEM;
+    if (rc)
+        goto out;
+    t->o = *o;
+    t->w.o = &t->o;
+    t->w.K = o->categories;
+    t->ds = cascade_dataset_create();
+    if (!t->ds) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    cascade__rng_seed(&t->w.rng, o->seed);
+    t->w.end = o->end_ts ? o->end_ts : default_end();
+    t->w.start = t->w.end - (int64_t)o->days * DAY_S;
+    if ((rc = make_geography(&t->w)) || (rc = make_categories_and_authors(&t->w)) ||
+        (rc = make_circles(&t->w)) || (rc = make_users(&t->w, t->ds)) ||
+        (rc = make_items(&t->w, t->ds)))
+        goto out;
+out:
+    if (rc) {
+        if (rc == CASCADE_ENOMEM)
+            snprintf(err, errlen, "datagen: out of memory");
+        cascade_datagen_truth_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+void cascade_datagen_truth_destroy(cascade_datagen_truth *t)
+{
+    if (!t)
+        return;
+    world_free(&t->w);
+    cascade_dataset_destroy(t->ds);
+    free(t);
+}
+
+const cascade_dataset *cascade_datagen_truth_dataset(const cascade_datagen_truth *t)
+{
+    return t->ds;
+}
+
+double cascade_datagen_truth_p_click(const cascade_datagen_truth *t, size_t user, size_t item,
+                                     int64_t ts)
+{
+    double aff;
+    float terms[CASCADE_DATAGEN_TERMS];
+    return click_probability(&t->w, t->ds, user, (uint32_t)item, ts, &aff, terms);
+}
+
 static int write_truth(const cascade_dataset *ds, const float *p, const float *terms,
                        const char *dir, char *err, size_t errlen)
 {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "flags.h"
 #include "geohash.h" /* cascade_geohash_encode: the generator's geohashes */
 
 struct cascade_datagen_opts {
@@ -70,5 +71,38 @@ int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade
 int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_dir,
                         struct cascade_datagen_summary *sum, char *err, size_t errlen);
 
+
+/* The world's ground truth (users, items and the true click model) without
+ * drawing a log, for the closed-loop simulator (services/sim). The same
+ * options as a cascade_datagen_run give the same users, items and click
+ * probabilities; o->events, truth and quiet do not matter. Returns NULL with
+ * a message in err. Read-only after creation: the functions below may be
+ * called from several threads. Free with cascade_datagen_truth_destroy
+ * (NULL-safe). */
+typedef struct cascade_datagen_truth cascade_datagen_truth;
+cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o,
+                                                    char *err, size_t errlen);
+void cascade_datagen_truth_destroy(cascade_datagen_truth *t);
+/* The users and items (borrowed; find ids with cascade_dataset_find_user/_item). */
+const cascade_dataset *cascade_datagen_truth_dataset(const cascade_datagen_truth *t);
+/* True click probability of the item (index) shown to the user (index) at ts,
+ * the same formula as every impression in truth.tsv. */
+double cascade_datagen_truth_p_click(const cascade_datagen_truth *t, size_t user, size_t item,
+                                     int64_t ts);
+
+/* The flags that describe a world (--users --items --events --categories
+ * --authors --cities --days --seed --end-ts), for cascade-datagen and the
+ * tools that regenerate its truth from the same flags (cascade-sim). Writes
+ * CASCADE_DATAGEN_WORLD_FLAGS entries to out pointing into v and o (defaults:
+ * o's values) and returns that count; after cascade_flags_parse, call
+ * cascade_datagen_world_flags_apply to copy v into o. */
+#define CASCADE_DATAGEN_WORLD_FLAGS 9
+struct cascade_datagen_world_flags {
+    uint64_t users, items, events, categories, authors, cities, days;
+};
+size_t cascade_datagen_world_flags(struct cascade_datagen_opts *o,
+                                   struct cascade_datagen_world_flags *v, struct cascade_flag *out);
+void cascade_datagen_world_flags_apply(const struct cascade_datagen_world_flags *v,
+                                       struct cascade_datagen_opts *o);
 
 #endif

@@ -13,6 +13,8 @@ static const char extra_usage[] =
     "  prerank.ctr_prior.clicks        CTR smoothing pseudo-clicks (default 1)\n"
     "  prerank.ctr_prior.impressions   CTR smoothing pseudo-impressions (default 20)\n"
     "  prerank.reload_interval_ms      how often <model-dir>/prerank-lr.latest is checked (1000)\n"
+    "  experiment param prerank.model_version  a model file in the model dir (prerank-lr-...,\n"
+    "                                  prerank-ltr-...) kept loaded for that arm\n"
     "Without a model in --model-dir the heuristic above scores (model_version says so).\n";
 
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
@@ -28,6 +30,13 @@ static void destroy_stage(void *stage)
     cascade_prerank_destroy(stage);
 }
 
+/* SIGHUP: the model versions experiments name (prerank.model_version) are
+ * loaded or released; the rest of the prerank section needs a restart. */
+static int reload_stage(void *stage, const cascade_config *cfg, char *err, size_t errlen)
+{
+    return cascade_prerank_pin_versions(stage, cfg, err, errlen);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "prerank",
     .default_port = 50053,
@@ -37,6 +46,7 @@ static const struct cascade_service_stage stage = {
     .create = create_stage,
     .methods = cascade_prerank_methods,
     .destroy = destroy_stage,
+    .reload = reload_stage,
 };
 
 int main(int argc, char **argv)

@@ -22,6 +22,19 @@ struct cascade_prerank__model *cascade_prerank__model_acquire(cascade_prerank *p
     return m;
 }
 
+struct cascade_prerank__model *cascade_prerank__model_acquire_version(cascade_prerank *p,
+                                                                      const char *version)
+{
+    pthread_mutex_lock(&p->model_lock);
+    struct cascade_prerank__model *m = cascade_pinset_find_locked(&p->pins, version);
+    if (!m)
+        m = p->model;
+    if (m)
+        atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&p->model_lock);
+    return m;
+}
+
 void cascade_prerank__model_release(struct cascade_prerank__model *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
@@ -64,9 +77,8 @@ static int lr_load(const char *path, struct cascade_prerank__model *m, char *err
     return 0;
 }
 
-/* Load <model_dir>/<name>, a learned ranker when ltr, else the LR. */
-static int model_load(const cascade_prerank *p, const char *name, bool ltr,
-                      struct cascade_prerank__model **out, char *err, size_t errlen)
+int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool ltr,
+                                struct cascade_prerank__model **out, char *err, size_t errlen)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", p->model_dir, name);
@@ -127,7 +139,7 @@ static int reload_locked(cascade_prerank *p, bool force, char *err, size_t errle
     }
     int rc = cascade_latest_read(path, name, sizeof name, err, errlen);
     if (rc == 0)
-        rc = model_load(p, name, ltr, &m, err, errlen);
+        rc = cascade_prerank__model_load(p, name, ltr, &m, err, errlen);
     if (rc != 0) {
         CASCADE_WARN(NULL,
                      "prerank: cannot load the model named by %s: %s; keeping the current "

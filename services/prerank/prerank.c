@@ -87,6 +87,7 @@ static cascade_prerank *prerank_alloc(void)
     }
     atomic_init(&p->next_check_ms, 0);
     atomic_init(&p->warned_no_model, false);
+    cascade_prerank__pins_init(p);
     return p;
 }
 
@@ -121,6 +122,8 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
         cascade_item_cache_from_config(cfg, "prerank", &p->items, err, errlen) != 0)
         goto fail;
     (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
+    if (cascade_prerank_pin_versions(p, cfg, err, errlen) != 0)
+        goto fail;
     return p;
 fail:
     cascade_prerank_destroy(p);
@@ -138,6 +141,7 @@ void cascade_prerank_destroy(cascade_prerank *p)
     if (!p)
         return;
     cascade_prerank__model_release(p->model);
+    cascade_prerank__pinned_release(p);
     cascade_item_cache_destroy(p->items);
     pthread_mutex_destroy(&p->model_lock);
     pthread_mutex_destroy(&p->reload_lock);
@@ -319,7 +323,8 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
     if (rc != 0)
         return rc;
     cascade_prerank__maybe_reload(p);
-    struct scorer s = {.model = cascade_prerank__model_acquire(p),
+    struct scorer s = {.model = cascade_prerank__model_acquire_version(
+                           p, cascade_exp_param(req->experiments, "prerank.model_version")),
                        .w = prerank_weights(p, req->experiments)};
     cascade_redis *redis = cascade_redis_pool_get(p->redis);
     cascade_redis_set_deadline(redis, deadline_ms);

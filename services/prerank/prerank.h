@@ -44,6 +44,17 @@ int cascade_prerank_reload(cascade_prerank *p, bool force, char *err, size_t err
 /* The version being served: the model's, or "prerank-heuristic-v1" plus why. */
 const char *cascade_prerank_model_version(cascade_prerank *p, char *buf, size_t len);
 
+/* Model versions per experiment arm: load every file the config's
+ * experiments name in prerank.model_version (a file name in the model
+ * directory starting prerank-lr or prerank-ltr) and keep it loaded beside
+ * the .latest model; release the versions no longer named. A request whose
+ * arm names a pinned version is scored with it, any other with the latest
+ * (a version no experiment names is never loaded on demand). Called at
+ * create and on reload (SIGHUP); on error (a file that does not load, more
+ * than 8 versions) nothing changes. 0 or CASCADE_EINVAL with err. */
+int cascade_prerank_pin_versions(cascade_prerank *p, const cascade_config *cfg, char *err,
+                                 size_t errlen);
+
 /* NULL is a no-op. */
 void cascade_prerank_destroy(cascade_prerank *p);
 

@@ -10,7 +10,10 @@
 #include "hashlr.h"
 #include "item_cache.h"
 #include "latest_file.h"
+#include "pinset.h"
 #include "prerank.h"
+
+#define CASCADE_PRERANK__MAX_PINNED 8
 
 /* A loaded model; freed when the last request using it releases it. */
 struct cascade_prerank__model {
@@ -30,8 +33,11 @@ struct cascade_prerank {
     struct cascade_prerank_weights weights;
     int64_t reload_interval_ms;
     char heuristic_version[600];
-    pthread_mutex_t model_lock;           /* guards model */
+    pthread_mutex_t model_lock;           /* guards model and pinned */
     struct cascade_prerank__model *model; /* NULL = heuristic */
+    /* Versions experiments select by file (prerank.model_version), kept
+     * loaded while the config names them (versions.c). */
+    struct cascade_pinset pins;
     pthread_mutex_t reload_lock;          /* one reloader at a time; guards latest */
     struct cascade_latest_stat latest;
     atomic_llong next_check_ms;
@@ -41,6 +47,19 @@ struct cascade_prerank {
 
 /* Take a reference to the current model (NULL: heuristic). */
 struct cascade_prerank__model *cascade_prerank__model_acquire(cascade_prerank *p);
+/* Take a reference to the pinned version named `version` (an experiment's
+ * prerank.model_version) when it is pinned, else to the current model
+ * (NULL: heuristic). The caller releases it. Thread-safe. */
+struct cascade_prerank__model *cascade_prerank__model_acquire_version(cascade_prerank *p,
+                                                                      const char *version);
+/* Load <model_dir>/<name>, a learned ranker when ltr, else the LR, into a new
+ * entry holding one reference (the caller's). 0 or a negative code with err. */
+int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool ltr,
+                                struct cascade_prerank__model **out, char *err, size_t errlen);
+/* The empty pinned set (after model_lock is initialised). */
+void cascade_prerank__pins_init(cascade_prerank *p);
+/* Release every pinned version (cascade_prerank_destroy). */
+void cascade_prerank__pinned_release(cascade_prerank *p);
 /* Drop a reference (NULL is a no-op). */
 void cascade_prerank__model_release(struct cascade_prerank__model *m);
 /* Reload when the interval has passed and .latest changed; never blocks on

@@ -206,13 +206,11 @@ struct cascade_rank__model *cascade_rank__model_acquire(cascade_rank *r, const c
 {
     enum cascade_rank__choice c;
     pthread_mutex_lock(&r->model_lock);
-    for (size_t i = 0; version && i < r->n_pinned; i++) {
-        if (strcmp(r->pinned[i]->version, version) == 0) {
-            struct cascade_rank__model *p = r->pinned[i];
-            atomic_fetch_add(&p->refs, 1);
-            pthread_mutex_unlock(&r->model_lock);
-            return p;
-        }
+    struct cascade_rank__model *p = cascade_pinset_find_locked(&r->pins, version);
+    if (p) {
+        atomic_fetch_add(&p->refs, 1);
+        pthread_mutex_unlock(&r->model_lock);
+        return p;
     }
     struct cascade_rank__model *m = resolve_locked(r, r->choice);
     /* A request's choice counts when it names something there is; else the configured one. */

@@ -106,6 +106,7 @@ static cascade_rank *rank_alloc(void)
     }
     atomic_init(&r->next_check_ms, 0);
     atomic_init(&r->warned_no_model, false);
+    cascade_rank__pins_init(r);
     return r;
 }
 

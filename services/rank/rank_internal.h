@@ -13,6 +13,7 @@
 #include "latest_file.h"
 #include "lr.h"
 #include "mmoe.h"
+#include "pinset.h"
 #include "rank.h"
 
 /* The kinds of model file, in the order auto looks for them (one row each
@@ -75,8 +76,7 @@ struct cascade_rank {
     pthread_mutex_t model_lock; /* guards models and pinned */
     /* Versions experiments select by file (rank.model_version), kept
      * loaded while the config names them (versions.c). */
-    struct cascade_rank__model *pinned[CASCADE_RANK__MAX_PINNED];
-    size_t n_pinned;
+    struct cascade_pinset pins;
     /* The model of each kind whose pointer file named a loadable one; NULL = none. */
     struct cascade_rank__model *models[CASCADE_RANK__N_KINDS];
     pthread_mutex_t reload_lock; /* one reloader at a time; guards latest */
@@ -112,6 +112,8 @@ int cascade_rank__model_load(const cascade_rank *r, const char *name,
                              enum cascade_rank__kind kind, struct cascade_rank__model **out,
                              char *err, size_t errlen);
 
+/* The empty pinned set (rank_alloc, after model_lock is initialised). */
+void cascade_rank__pins_init(cascade_rank *r);
 /* Release every pinned version (destroy). */
 void cascade_rank__pinned_release(cascade_rank *r);
 /* Drop a reference; the last one frees the model. NULL is a no-op. */

@@ -18,6 +18,8 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "experiments.h"
+#include "pinset.h"
 #include "gate_record.h"
 #include "hash.h"
 #include "latest_file.h"
@@ -133,6 +135,10 @@ fail:
 
 /* ------------------------------------------------------------ channel state */
 
+/* Versions experiments select (recall.two_tower.model_version), kept loaded. */
+#define TT_MAX_PINNED 8
+#define TT_VERSION_PARAM "recall.two_tower.model_version"
+
 struct cascade_recall__two_tower {
     char dir[512]; /* "" = channel inactive */
     size_t nprobe; /* 0 = the index default */
@@ -147,6 +153,7 @@ struct cascade_recall__two_tower {
     int64_t polled_ms;            /* last poll of {ns}:items:online */
     const struct tt_snap *polled; /* the version it was for (compared, never dereferenced) */
     bool polling;
+    struct cascade_pinset pins; /* versions experiments name (common/pinset.h) */
 };
 
 static void snap_release(struct cascade_recall__two_tower *t, struct tt_snap *s)
@@ -222,6 +229,80 @@ static struct tt_snap *snap_acquire(struct cascade_recall__two_tower *t)
     return s;
 }
 
+/* The snapshot a request is served with: the pinned version its arm names
+ * (an experiment's recall.two_tower.model_version) when it is pinned, else
+ * the current one. A reference is held; NULL when none is loaded. */
+static struct tt_snap *snap_acquire_for(struct cascade_recall__two_tower *t, const char *want)
+{
+    struct tt_snap *s = snap_acquire(t);
+    if (!want)
+        return s;
+    pthread_mutex_lock(&t->mu);
+    struct tt_snap *p = cascade_pinset_find_locked(&t->pins, want);
+    if (p)
+        p->refs++;
+    pthread_mutex_unlock(&t->mu);
+    if (!p)
+        return s;
+    snap_release(t, s);
+    return p;
+}
+
+/* How the pin set (common/pinset.h) checks, loads and references a version. */
+static int pin_check(void *ctx, const char *name, char *why, size_t len)
+{
+    const struct cascade_recall__two_tower *t = ctx;
+    if (strchr(name, '/') || strlen(name) >= sizeof(((struct tt_snap *)0)->version)) {
+        snprintf(why, len,
+                 "must be a version name in the two_tower model directory (as two-tower.latest "
+                 "names one)");
+        return CASCADE_EINVAL;
+    }
+    if (!t->dir[0]) {
+        snprintf(why, len, "needs the two_tower channel's model directory");
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
+static int pin_load(void *ctx, const char *name, void **out, char *why, size_t len)
+{
+    const struct cascade_recall__two_tower *t = ctx;
+    *out = snap_load(t->dir, name, why, len);
+    return *out ? 0 : CASCADE_EINVAL;
+}
+
+static void pin_ref(void *ctx, void *obj)
+{
+    (void)ctx;
+    ((struct tt_snap *)obj)->refs++; /* t->mu is held */
+}
+
+static void pin_release(void *ctx, void *obj)
+{
+    snap_release(ctx, obj);
+}
+
+static const struct cascade_pinset_ops pin_ops = {
+    .what = "recall",
+    .key = TT_VERSION_PARAM,
+    .check = pin_check,
+    .load = pin_load,
+    .ref = pin_ref,
+    .release = pin_release,
+};
+
+int cascade_recall_pin_versions(cascade_recall *r, const cascade_config *cfg, char *err,
+                                size_t errlen)
+{
+    if (!r->two_tower) { /* only a failed create leaves none */
+        snprintf(err, errlen, "recall: the two_tower channel was not set up");
+        return CASCADE_EINVAL;
+    }
+    return cascade_pinset_update(&r->two_tower->pins, cascade_config_get(cfg, "experiments"),
+                                 err, errlen);
+}
+
 int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
                                      size_t errlen)
 {
@@ -261,6 +342,7 @@ int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cf
     t->reload_ms = reload_ms;
     t->online_max = (size_t)online_max;
     pthread_mutex_init(&t->mu, NULL);
+    cascade_pinset_init(&t->pins, &pin_ops, t, &t->mu, TT_MAX_PINNED);
     r->two_tower = t;
     if (t->dir[0])
         snap_release(t, snap_acquire(t)); /* load now so the first request does not */
@@ -272,6 +354,7 @@ void cascade_recall__two_tower_destroy(struct cascade_recall__two_tower *t)
     if (!t)
         return;
     snap_free(t->cur);
+    cascade_pinset_clear(&t->pins);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -566,7 +649,8 @@ int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
     out->count = 0;
     if (!t || !t->dir[0] || a->quota == 0)
         return 0; /* not configured: nothing, not an error */
-    struct tt_snap *s = snap_acquire(t);
+    struct tt_snap *s = snap_acquire_for(t, cascade_exp_param(a->req->experiments,
+                                                              TT_VERSION_PARAM));
     if (!s)
         return 0; /* nothing published yet */
     online_maybe_poll(t, a, s);

@@ -23,6 +23,8 @@ static const char extra_usage[] =
     "  recall.channels.two_tower.nprobe / .last_n / .reload_ms / .model_dir  IVF lists probed,\n"
     "                                  history length, model reload check, model directory\n"
     "                                  (default: --model-dir)\n"
+    "  experiment param recall.two_tower.model_version  a two-tower version in that directory\n"
+    "                                  (as two-tower.latest names one) kept loaded for that arm\n"
     "  recall.generation_ttl_ms        how long a family's generation is cached (default 1000)\n"
     "  recall.list_cache.enabled / .max_entries / .max_bytes / .max_len  in-process cache of\n"
     "                                  generation lists (true, 100000, 67108864, 1000)\n"
@@ -39,6 +41,14 @@ static void destroy_stage(void *stage)
     cascade_recall_destroy(stage);
 }
 
+/* SIGHUP: the two_tower versions experiments name
+ * (recall.two_tower.model_version) are loaded or released; the rest of the
+ * recall section needs a restart. */
+static int reload_stage(void *stage, const cascade_config *cfg, char *err, size_t errlen)
+{
+    return cascade_recall_pin_versions(stage, cfg, err, errlen);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "recall",
     .default_port = 50051,
@@ -48,6 +58,7 @@ static const struct cascade_service_stage stage = {
     .create = create_stage,
     .methods = cascade_recall_methods,
     .destroy = destroy_stage,
+    .reload = reload_stage,
 };
 
 int main(int argc, char **argv)

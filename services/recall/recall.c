@@ -314,7 +314,8 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
     struct list_cache_cfg lc;
     if (recall_read_config(r, cfg, &lc, err, errlen) != 0 ||
         create_profile_cache(r, cfg, err, errlen) != 0 ||
-        cascade_recall__two_tower_create(r, cfg, err, errlen) != 0)
+        cascade_recall__two_tower_create(r, cfg, err, errlen) != 0 ||
+        cascade_recall_pin_versions(r, cfg, err, errlen) != 0)
         goto fail;
     register_metrics(r, metrics);
     if (lc.enabled && !(r->lists = cascade_list_cache_create(

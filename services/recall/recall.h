@@ -31,6 +31,18 @@ cascade_recall *cascade_recall_create(const cascade_config *cfg, cascade_redis_p
                                       const char *ns, cascade_metrics *metrics, char *err,
                                       size_t errlen);
 
+/* Two-tower versions per experiment arm: load every version the config's
+ * experiments name in recall.two_tower.model_version (a version name in the
+ * two_tower channel's model directory, as two-tower.latest names one: its
+ * model, item index and id maps) and keep it loaded beside the latest;
+ * release the versions no longer named. A request whose arm names a pinned
+ * version searches with it, any other with the latest (a version no
+ * experiment names is never loaded on demand). Called by create and on
+ * reload (SIGHUP); on error (a version that does not load, more than 8,
+ * no two_tower model directory) nothing changes. 0 or CASCADE_EINVAL. */
+int cascade_recall_pin_versions(cascade_recall *r, const cascade_config *cfg, char *err,
+                                size_t errlen);
+
 /* Free the stage. NULL is a no-op. */
 void cascade_recall_destroy(cascade_recall *r);
 

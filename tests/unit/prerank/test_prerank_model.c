@@ -132,8 +132,20 @@ static cascade_prerank *make_prerank(struct fixture *f, const char *json, const 
     return p;
 }
 
+static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p,
+                                             const char *uid, const uint64_t *ids, size_t n,
+                                             const char *version);
+
 static Cascade__V1__PreRankResponse *run(struct fixture *f, cascade_prerank *p, const char *uid,
                                          const uint64_t *ids, size_t n)
+{
+    return run_arm(f, p, uid, ids, n, NULL);
+}
+
+/* run with the experiment param prerank.model_version = version (NULL: none). */
+static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p,
+                                             const char *uid, const uint64_t *ids, size_t n,
+                                             const char *version)
 {
     char err[256] = "";
     Cascade__V1__PreRankResponse *resp = NULL;
@@ -143,6 +155,9 @@ static Cascade__V1__PreRankResponse *run(struct fixture *f, cascade_prerank *p, 
     req->keep = (uint32_t)n;
     req->n_candidates = n;
     req->candidates = test_candidates(f->arena, ids, n);
+    if (version)
+        req->experiments =
+            test_experiment(f->arena, "prerank", "arm", "prerank.model_version", version);
     if (cascade_prerank_run(p, f->arena, INT64_MAX, req, &resp, err, sizeof err) != 0)
         fail_msg("prerank: %s", err);
     assert_int_equal(resp->n_candidates, n);
@@ -255,12 +270,107 @@ static void test_reload_on_change(void **state)
     cascade_hashlr_destroy(alien);
 }
 
+/* Save m as dir/<version>.safetensors without touching prerank-lr.latest. */
+static void save_version(const struct fixture *f, const cascade_hashlr *m, const char *version)
+{
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/%s.safetensors", f->dir, version);
+    if (cascade_hashlr_save(m, path, version, err, sizeof err) != 0)
+        fail_msg("save: %s", err);
+}
+
+static cascade_config *version_config(const char *experiment, const char *file)
+{
+    char json[512], err[256] = "";
+    snprintf(json, sizeof json,
+             "{\"experiments\": {\"layers\": [{\"name\": \"prerank\", \"experiments\": ["
+             "{\"name\": \"%s\", \"ranges\": [[0, 9]], \"params\": "
+             "{\"prerank.model_version\": \"%s\"}}]}]}}",
+             experiment, file);
+    cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+/* A model version per experiment arm: the files the experiments name in
+ * prerank.model_version stay loaded beside prerank-lr.latest; a request of
+ * that arm is scored with its version (scores equal the hand recomputation
+ * with that model), any other with the latest; a reload changes the set; a
+ * file that does not load is a config error and changes nothing. */
+static void test_model_version_per_arm(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    cascade_hashlr *m1 = toy_model(f, CASCADE_PRERANK_SPEC, 0);
+    cascade_hashlr *m2 = toy_model(f, CASCADE_PRERANK_SPEC, 2);
+    cascade_hashlr *m3 = toy_model(f, CASCADE_PRERANK_SPEC, 5);
+    publish(f, m1, "prerank-lr-v1");
+    save_version(f, m2, "prerank-lr-v2");
+    save_version(f, m3, "prerank-lr-v3");
+    cascade_config *cfg = version_config("v2", "prerank-lr-v2.safetensors");
+    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err);
+    cascade_config_destroy(cfg);
+    if (!p)
+        fail_msg("create: %s", err);
+    uint64_t ids[N_ITEMS];
+    for (size_t i = 0; i < N_ITEMS; i++)
+        ids[i] = i + 1;
+    Cascade__V1__PreRankResponse *resp =
+        run_arm(f, p, "alice", ids, N_ITEMS, "prerank-lr-v2.safetensors");
+    assert_string_equal(resp->model_version, "prerank-lr-v2");
+    for (size_t i = 0; i < resp->n_candidates; i++)
+        assert_float_equal(resp->candidates[i]->prerank_score,
+                           hand_score(f, m2, &f->user, "alice", resp->candidates[i]->item_id),
+                           1e-7);
+    assert_string_equal(run(f, p, "alice", ids, N_ITEMS)->model_version, "prerank-lr-v1");
+    check_scores(f, p, m1, &f->user, "alice");
+    /* A version no experiment names is not loaded on demand. */
+    assert_string_equal(
+        run_arm(f, p, "alice", ids, N_ITEMS, "prerank-lr-v3.safetensors")->model_version,
+        "prerank-lr-v1");
+
+    /* Reload: version 3 joins, version 2 leaves. */
+    cfg = version_config("v3", "prerank-lr-v3.safetensors");
+    assert_int_equal(cascade_prerank_pin_versions(p, cfg, err, sizeof err), 0);
+    cascade_config_destroy(cfg);
+    assert_string_equal(
+        run_arm(f, p, "alice", ids, N_ITEMS, "prerank-lr-v3.safetensors")->model_version,
+        "prerank-lr-v3");
+    assert_string_equal(
+        run_arm(f, p, "alice", ids, N_ITEMS, "prerank-lr-v2.safetensors")->model_version,
+        "prerank-lr-v1");
+
+    /* A missing file or a name of no kind: refused, the set unchanged. */
+    cfg = version_config("gone", "prerank-lr-404.safetensors");
+    assert_int_equal(cascade_prerank_pin_versions(p, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "layer \"prerank\" experiment \"gone\": prerank.model_version "
+                                "\"prerank-lr-404.safetensors\""));
+    cascade_config_destroy(cfg);
+    cfg = version_config("odd", "../prerank-lr-v1.safetensors");
+    assert_int_equal(cascade_prerank_pin_versions(p, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "must be a file name in the model directory"));
+    cascade_config_destroy(cfg);
+    assert_string_equal(
+        run_arm(f, p, "alice", ids, N_ITEMS, "prerank-lr-v3.safetensors")->model_version,
+        "prerank-lr-v3");
+    /* At create, a version that does not load refuses the config. */
+    cfg = version_config("gone", "prerank-lr-404.safetensors");
+    assert_null(cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
+    assert_non_null(strstr(err, "prerank-lr-404.safetensors"));
+    cascade_config_destroy(cfg);
+    cascade_prerank_destroy(p);
+    cascade_hashlr_destroy(m1);
+    cascade_hashlr_destroy(m2);
+    cascade_hashlr_destroy(m3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_scores_match_hand_recomputation),
         cmocka_unit_test(test_fallback_without_model),
         cmocka_unit_test(test_reload_on_change),
+        cmocka_unit_test(test_model_version_per_arm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

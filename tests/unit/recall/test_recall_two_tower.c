@@ -377,6 +377,89 @@ static void test_online_items(void **state)
     freeReplyObject(rep);
 }
 
+/* Run the channel for alice as a member of an arm whose
+ * recall.two_tower.model_version is `version` (NULL: no experiment). */
+static Cascade__V1__RecallResponse *run_arm(struct fixture *f, cascade_recall *r,
+                                            uint32_t quota, const char *version)
+{
+    Cascade__V1__RecallRequest *req =
+        seed_request(f->arena, "alice", quota, 1, (const char *[]){"two_tower"});
+    if (version)
+        req->experiments = test_experiment(f->arena, "recall", "arm",
+                                           "recall.two_tower.model_version", version);
+    return seed_run1(r, f->arena, req);
+}
+
+static cascade_config *version_config(const struct fixture *f, const char *experiment,
+                                      const char *version)
+{
+    char json[1024], err[256] = "";
+    snprintf(json, sizeof json,
+             "{\"recall\": {\"channels\": {\"two_tower\": {\"model_dir\": \"%s\", "
+             "\"reload_ms\": 0}}}, \"experiments\": {\"layers\": [{\"name\": \"recall\", "
+             "\"experiments\": [{\"name\": \"%s\", \"ranges\": [[0, 9]], \"params\": "
+             "{\"recall.two_tower.model_version\": \"%s\"}}]}]}}",
+             f->dir, experiment, version);
+    cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
+    if (!cfg)
+        fail_msg("config: %s", err);
+    return cfg;
+}
+
+/* A model version per experiment arm: the versions experiments name in
+ * recall.two_tower.model_version stay loaded beside two-tower.latest; a
+ * request of that arm searches with its version (the top cosines of that
+ * model), any other with the latest; a reload changes the set; a version
+ * that does not load is a config error and changes nothing. */
+static void test_model_version_per_arm(void **state)
+{
+    struct fixture *f = *state;
+    char err[512] = "";
+    publish(f->dir, "two-tower-v3", 33, 1);
+    publish(f->dir, "two-tower-v1", 11, 1);
+    publish(f->dir, "two-tower-v2", 22, 1); /* latest */
+    cascade_config *cfg = version_config(f, "old", "two-tower-v1");
+    cascade_recall *r = cascade_recall_create(cfg, f->redis.pool, NS, NULL, err, sizeof err);
+    cascade_config_destroy(cfg);
+    if (!r)
+        fail_msg("create: %s", err);
+    uint64_t ids[N_ITEMS];
+    float scores[N_ITEMS];
+    struct cascade_twotower_user u = alice();
+    size_t n = expected(11, &u, alice_lastn, 2, 10, ids, scores);
+    seed_expect(run_arm(f, r, 10, "two-tower-v1"), "two_tower", ids, scores, n);
+    n = expected(22, &u, alice_lastn, 2, 10, ids, scores);
+    seed_expect(run_arm(f, r, 10, NULL), "two_tower", ids, scores, n);
+    /* A version no experiment names is not loaded on demand: the latest. */
+    seed_expect(run_arm(f, r, 10, "two-tower-v3"), "two_tower", ids, scores, n);
+
+    /* Reload: version 3 joins, version 1 leaves (its arm gets the latest). */
+    cfg = version_config(f, "new", "two-tower-v3");
+    assert_int_equal(cascade_recall_pin_versions(r, cfg, err, sizeof err), 0);
+    cascade_config_destroy(cfg);
+    seed_expect(run_arm(f, r, 10, "two-tower-v1"), "two_tower", ids, scores, n);
+    n = expected(33, &u, alice_lastn, 2, 10, ids, scores);
+    seed_expect(run_arm(f, r, 10, "two-tower-v3"), "two_tower", ids, scores, n);
+
+    /* A missing version or a path: refused, the set unchanged. */
+    cfg = version_config(f, "gone", "two-tower-404");
+    assert_int_equal(cascade_recall_pin_versions(r, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "layer \"recall\" experiment \"gone\": "
+                                "recall.two_tower.model_version \"two-tower-404\""));
+    cascade_config_destroy(cfg);
+    cfg = version_config(f, "odd", "../two-tower-v1");
+    assert_int_equal(cascade_recall_pin_versions(r, cfg, err, sizeof err), CASCADE_EINVAL);
+    assert_non_null(strstr(err, "must be a version name"));
+    cascade_config_destroy(cfg);
+    seed_expect(run_arm(f, r, 10, "two-tower-v3"), "two_tower", ids, scores, n);
+    cascade_recall_destroy(r);
+    /* At create, a version that does not load refuses the config. */
+    cfg = version_config(f, "gone", "two-tower-404");
+    assert_null(cascade_recall_create(cfg, f->redis.pool, NS, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "two-tower-404"));
+    cascade_config_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_exact),
         cmocka_unit_test(test_ivf_and_reload),
         cmocka_unit_test(test_online_items),
+        cmocka_unit_test(test_model_version_per_arm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
