@@ -78,7 +78,8 @@ struct enumeration {
  * the first valid one is the best. */
 static void enumerate(struct enumeration *e, size_t depth)
 {
-    if (e->found)
+    /* depth never passes count <= n <= MAXN; the bound also tells gcc -O3 so. */
+    if (e->found || depth > MAXN || e->count > MAXN)
         return;
     if (depth == e->count) {
         size_t list[MAXN];
@@ -90,7 +91,9 @@ static void enumerate(struct enumeration *e, size_t depth)
         }
         return;
     }
-    for (size_t k = 0; k < e->n && !e->found; k++) {
+    if (depth == MAXN)
+        return;
+    for (size_t k = 0; k < e->n && k < MAXN && !e->found; k++) {
         if (e->used[k])
             continue;
         e->used[k] = true;
