@@ -1,6 +1,6 @@
 /* Recommend, recall side: choose the channel mix (a user with fewer than
  * cold_start.min_interactions interactions gets the cold-start mix), call
- * Recall once per channel in parallel, merge the answers by weight and quota
+ * Recall once per endpoint (or per channel) in parallel, merge the answers by weight and quota
  * with provenance, and fall back to the hot list when nothing came back. */
 #include <stdio.h>
 #include <string.h>
@@ -137,26 +137,162 @@ static int plan_channels(struct cascade_orch_rq *rq)
     return 0;
 }
 
-/* ------------------------------------------------------------------ fan-out */
+/* ------------------------------------------------------------------ fan-out
+ * Batched (orchestrator.recall.batch, the default): one Recall call per
+ * endpoint, each channel a ChannelSpec with its quota and its own time budget
+ * (the service runs them in order and reports each one's status), so the
+ * user's profile and history are read once per endpoint and the request pays
+ * one RPC, not one per channel. Unbatched: one call per channel, as the
+ * per-channel answers of a batch are taken apart into the same lists. */
 
-static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, const char *channel,
-                                                  uint32_t quota)
+/* A Recall request for runs[first..) that go to `rpc` (batched), or for the
+ * one run `first` (unbatched). */
+static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, size_t first,
+                                                  size_t call, int64_t *deadline_ms)
 {
     Cascade__V1__RecallRequest *req = cascade_arena_alloc(rq->arena, sizeof *req);
-    char **names = cascade_arena_alloc(rq->arena, sizeof *names);
-    if (req == NULL || names == NULL)
+    if (req == NULL)
         return NULL;
     cascade__v1__recall_request__init(req);
-    names[0] = (char *)channel;
     req->user = rq->user;
-    req->n_channels = 1;
-    req->channels = names;
-    req->quota = quota;
     req->experiments = rq->exp;
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    const struct cascade_orch_channel_run *one = &rq->runs[first];
+    if (!cfg->recall_batch) {
+        char **names = cascade_arena_alloc(rq->arena, sizeof *names);
+        if (names == NULL)
+            return NULL;
+        names[0] = (char *)one->name;
+        req->n_channels = 1;
+        req->channels = names;
+        req->quota = one->quota;
+        *deadline_ms = cascade_orch__budget_deadline(rq, one->timeout_ms, cfg->recall_min_ms,
+                                                     cfg->recall_reserve_ms);
+        return req;
+    }
+    size_t n = 0;
+    for (size_t k = first; k < rq->n_runs; k++)
+        n += rq->runs[k].call == call;
+    Cascade__V1__ChannelSpec **specs = cascade_arena_calloc(rq->arena, n, sizeof *specs);
+    Cascade__V1__ChannelSpec *slab = cascade_arena_calloc(rq->arena, n, sizeof *slab);
+    if (specs == NULL || slab == NULL)
+        return NULL;
+    int64_t now = cascade_now_ms();
+    *deadline_ms = 0;
+    for (size_t k = first; k < rq->n_runs; k++) {
+        const struct cascade_orch_channel_run *run = &rq->runs[k];
+        if (run->call != call)
+            continue;
+        int64_t deadline = cascade_orch__budget_deadline(rq, run->timeout_ms, cfg->recall_min_ms,
+                                                         cfg->recall_reserve_ms);
+        Cascade__V1__ChannelSpec *spec = &slab[req->n_channel_specs];
+        cascade__v1__channel_spec__init(spec);
+        spec->channel = (char *)run->name;
+        spec->quota = run->quota;
+        spec->timeout_ms = deadline > now ? (uint32_t)(deadline - now) : 1;
+        specs[req->n_channel_specs++] = spec;
+        if (deadline > *deadline_ms)
+            *deadline_ms = deadline;
+    }
+    req->channel_specs = specs;
     return req;
 }
 
-/* Record how each channel call went and collect the good ones for merging. */
+/* Give every run the index of its call: one per channel, or (batched) one
+ * per distinct endpoint in order of first use. Returns the number of calls. */
+static size_t assign_calls(struct cascade_orch_rq *rq)
+{
+    size_t n_calls = 0;
+    for (size_t k = 0; k < rq->n_runs; k++) {
+        struct cascade_orch_channel_run *run = &rq->runs[k];
+        run->call = n_calls;
+        if (rq->o->cfg.recall_batch)
+            for (size_t j = 0; j < k; j++)
+                if (rq->runs[j].rpc == run->rpc) {
+                    run->call = rq->runs[j].call;
+                    break;
+                }
+        if (run->call == n_calls)
+            n_calls++;
+    }
+    return n_calls;
+}
+
+/* The ChannelResult of `name` in a batched answer, or NULL. */
+static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__RecallResponse *resp,
+                                                        const char *name)
+{
+    for (size_t i = 0; i < resp->n_channels; i++)
+        if (resp->channels[i] && resp->channels[i]->channel &&
+            strcmp(resp->channels[i]->channel, name) == 0)
+            return resp->channels[i];
+    return NULL;
+}
+
+/* The candidates of one channel out of a batched answer, in that channel's
+ * order: each candidate goes where its first hit of the channel ranks, so the
+ * list is the one a call for that channel alone returns (one candidate per
+ * item, in order of first appearance). *n = their number. */
+static Cascade__V1__Candidate **channel_list(cascade_arena *arena,
+                                             const Cascade__V1__RecallResponse *resp,
+                                             const char *name, size_t count, size_t *n)
+{
+    Cascade__V1__Candidate **list = cascade_arena_calloc(arena, count + 1, sizeof *list);
+    *n = 0;
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < resp->n_candidates; i++) {
+        Cascade__V1__Candidate *c = resp->candidates[i];
+        const Cascade__V1__ChannelHit *hit = c ? cascade_merge_find_hit(c, name) : NULL;
+        if (hit && hit->rank < count && list[hit->rank] == NULL)
+            list[hit->rank] = c;
+    }
+    for (size_t r = 0; r < count; r++)
+        if (list[r])
+            list[(*n)++] = list[r];
+    return list;
+}
+
+/* What run j got: its candidates (NULL when it failed), with the outcome for
+ * the trace filled in. */
+static Cascade__V1__Candidate **run_answer(struct cascade_orch_rq *rq, size_t j,
+                                           const struct cascade_rpc_call *call,
+                                           struct cascade_orch_outcome *out, size_t *n)
+{
+    const struct cascade_orch_channel_run *run = &rq->runs[j];
+    Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)call->response;
+    *n = 0;
+    out->latency_us = call->latency_us;
+    if (call->status != GRPC_STATUS_OK || resp == NULL) {
+        out->status = call->status;
+        out->message = call->status_message;
+        return NULL;
+    }
+    if (!rq->o->cfg.recall_batch) {
+        *n = resp->n_candidates;
+        return resp->candidates;
+    }
+    const Cascade__V1__ChannelResult *cr = channel_result(resp, run->name);
+    if (cr == NULL) {
+        out->status = GRPC_STATUS_INTERNAL;
+        out->message = "the Recall answer has no result for this channel";
+        return NULL;
+    }
+    out->latency_us = cr->latency_us;
+    if (cr->status != GRPC_STATUS_OK) {
+        out->status = (grpc_status_code)cr->status;
+        out->message = cr->message;
+        return NULL;
+    }
+    Cascade__V1__Candidate **list = channel_list(rq->arena, resp, run->name, cr->count, n);
+    if (list == NULL) {
+        out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        out->message = "out of request memory";
+    }
+    return list;
+}
+
+/* Record how each channel went and collect the good ones for merging. */
 static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
                                struct cascade_merge_input *inputs, size_t *total)
 {
@@ -164,17 +300,16 @@ static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_ca
     *total = 0;
     for (size_t j = 0; j < rq->n_runs; j++) {
         struct cascade_orch_channel_run *run = &rq->runs[j];
-        Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)calls[j].response;
-        run->ok = calls[j].status == GRPC_STATUS_OK && resp != NULL;
-        run->returned = run->ok ? resp->n_candidates : 0;
         struct cascade_orch_outcome out = {
-            .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name),
-            .status = run->ok ? GRPC_STATUS_OK : calls[j].status,
-            .message = run->ok ? "" : calls[j].status_message,
-            .latency_us = calls[j].latency_us,
-            .items_out = run->returned,
-            .degraded = !run->ok,
-        };
+            .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name)};
+        size_t n = 0;
+        Cascade__V1__Candidate **cands = run_answer(rq, j, &calls[run->call], &out, &n);
+        run->ok = cands != NULL;
+        run->returned = n;
+        out.items_out = n;
+        out.degraded = !run->ok;
+        if (out.message == NULL)
+            out.message = "";
         if (out.stage)
             cascade_orch__report(rq, &out);
         if (!run->ok)
@@ -182,33 +317,35 @@ static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_ca
         inputs[m++] = (struct cascade_merge_input){.channel = run->name,
                                                    .weight = run->weight,
                                                    .quota = run->quota,
-                                                   .candidates = resp->candidates,
-                                                   .n_candidates = resp->n_candidates};
-        *total += run->returned;
+                                                   .candidates = cands,
+                                                   .n_candidates = n};
+        *total += n;
     }
     return m;
 }
 
-static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls)
+/* Start the calls and wait for them; *n_calls = how many. */
+static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls, size_t *n_calls)
 {
-    for (size_t k = 0; k < rq->n_runs; k++) {
-        const struct cascade_orch_channel_run *run = &rq->runs[k];
-        Cascade__V1__RecallRequest *req = recall_request(rq, run->name, run->quota);
+    *n_calls = assign_calls(rq);
+    for (size_t k = 0, call = 0; k < rq->n_runs; k++) {
+        if (rq->runs[k].call != call)
+            continue; /* carried by an earlier run's call */
+        int64_t deadline_ms;
+        Cascade__V1__RecallRequest *req = recall_request(rq, k, call, &deadline_ms);
         if (req == NULL)
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-        calls[k] = (struct cascade_rpc_call){
-            .channel = run->rpc,
+        calls[call++] = (struct cascade_rpc_call){
+            .channel = rq->runs[k].rpc,
             .method = "/cascade.v1.Recall/Recall",
             .request = &req->base,
             .response_type = &cascade__v1__recall_response__descriptor,
-            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms,
-                                                         rq->o->cfg.recall_min_ms,
-                                                         rq->o->cfg.recall_reserve_ms),
+            .deadline_ms = deadline_ms,
             .request_id = rq->user->request_id,
         };
     }
-    if (rq->n_runs > 0)
-        cascade_rpc_fanout(calls, rq->n_runs, rq->arena);
+    if (*n_calls > 0)
+        cascade_rpc_fanout(calls, *n_calls, rq->arena);
     return 0;
 }
 
@@ -225,7 +362,8 @@ int cascade_orch__run_recall(struct cascade_orch_rq *rq)
         cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *inputs);
     if (calls == NULL || inputs == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    if ((rc = fan_out(rq, calls)))
+    size_t n_calls;
+    if ((rc = fan_out(rq, calls, &n_calls)))
         return rc;
     int64_t t0 = cascade_now_us();
     size_t m = collect_channels(rq, calls, inputs, &total);
