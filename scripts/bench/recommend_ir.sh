@@ -12,12 +12,13 @@
 # counted: they must be 0 for the figures to mean the full path.
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
-#        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]...
+#        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
+# --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
-WORLD=""; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
+WORLD=""; OUT=""; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
 PROCS="orchestrator recall filter prerank rank rerank"; SETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --slack) SLACK="$2"; shift 2 ;;
     --bin-dir) BIN="$2"; shift 2 ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "recommend_ir.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
@@ -80,9 +82,10 @@ load() { # N SEED
     -n "$1" -c 1 127.0.0.1:"$BASE"
 }
 load "$WARMUP" 1 >/dev/null
-for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null; done
+for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 load "$REQUESTS" 2 >"$DIR/run.json"
-for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null; done
+for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
+[ -z "$OUT" ] || { mkdir -p "$OUT" && cp "$DIR"/cg/* "$OUT"/; }
 /usr/bin/python3 - "$DIR/run.json" "$DIR/cg" "$REQUESTS" $PROCS <<'EOF'
 import glob, json, sys
 run = json.load(open(sys.argv[1]))

@@ -8,6 +8,7 @@
 #include "cascade/v1/recall.pb-c.h"
 #include "clock.h"
 #include "error.h"
+#include "hash.h"
 #include "merge.h"
 #include "log.h"
 #include "recommend_internal.h"
@@ -229,35 +230,65 @@ static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__Recal
     return NULL;
 }
 
-/* The candidates of one channel out of a batched answer, in that channel's
- * order: each candidate goes where its first hit of the channel ranks, so the
- * list is the one a call for that channel alone returns (one candidate per
- * item, in order of first appearance). *n = their number. */
-static Cascade__V1__Candidate **channel_list(cascade_arena *arena,
-                                             const Cascade__V1__RecallResponse *resp,
-                                             const char *name, size_t count, size_t *n)
+/* Take a batched answer apart: for each run carried by `call`, its
+ * candidates in that channel's order, each where its first hit of the channel
+ * ranks, so a run's list is the one a call for that channel alone returns
+ * (one candidate per item, in order of first appearance). One pass over the
+ * hits; a hit's channel is found by hash, then confirmed by name. lists[j]
+ * stays NULL for a run whose ChannelResult is missing or not OK. Returns 0 or
+ * CASCADE_ENOMEM. */
+static int split_answer(struct cascade_orch_rq *rq, const Cascade__V1__RecallResponse *resp,
+                        size_t call, Cascade__V1__Candidate ***lists, size_t *counts)
 {
-    Cascade__V1__Candidate **list = cascade_arena_calloc(arena, count + 1, sizeof *list);
-    *n = 0;
-    if (list == NULL)
-        return NULL;
+    uint64_t hash[CASCADE_ORCH_MAX_CHANNELS + 1];
+    size_t cap[CASCADE_ORCH_MAX_CHANNELS + 1];
+    for (size_t j = 0; j < rq->n_runs; j++) {
+        const struct cascade_orch_channel_run *run = &rq->runs[j];
+        const Cascade__V1__ChannelResult *cr =
+            run->call == call ? channel_result(resp, run->name) : NULL;
+        hash[j] = cascade_hash_str(run->name, 0);
+        cap[j] = cr && cr->status == GRPC_STATUS_OK ? cr->count : 0; /* 0: not this call's */
+        if (cr == NULL || cr->status != GRPC_STATUS_OK)
+            continue;
+        if (!(lists[j] = cascade_arena_calloc(rq->arena, cap[j] + 1, sizeof *lists[j])))
+            return CASCADE_ENOMEM;
+    }
     for (size_t i = 0; i < resp->n_candidates; i++) {
         Cascade__V1__Candidate *c = resp->candidates[i];
-        const Cascade__V1__ChannelHit *hit = c ? cascade_merge_find_hit(c, name) : NULL;
-        if (hit && hit->rank < count && list[hit->rank] == NULL)
-            list[hit->rank] = c;
+        uint64_t seen = 0; /* runs this candidate was already placed for */
+        for (size_t h = 0; c && h < c->n_channels; h++) {
+            const Cascade__V1__ChannelHit *hit = c->channels[h];
+            if (hit == NULL || hit->channel == NULL)
+                continue;
+            uint64_t hv = cascade_hash_str(hit->channel, 0);
+            for (size_t j = 0; j < rq->n_runs; j++) {
+                if (cap[j] == 0 || hash[j] != hv || strcmp(rq->runs[j].name, hit->channel))
+                    continue;
+                if (!(seen & (1ULL << j)) && hit->rank < cap[j] && lists[j][hit->rank] == NULL)
+                    lists[j][hit->rank] = c;
+                seen |= 1ULL << j;
+                break;
+            }
+        }
     }
-    for (size_t r = 0; r < count; r++)
-        if (list[r])
-            list[(*n)++] = list[r];
-    return list;
+    for (size_t j = 0; j < rq->n_runs; j++) {
+        if (rq->runs[j].call != call || lists[j] == NULL)
+            continue;
+        counts[j] = 0;
+        for (size_t r = 0; r < cap[j]; r++)
+            if (lists[j][r])
+                lists[j][counts[j]++] = lists[j][r];
+    }
+    return 0;
 }
 
 /* What run j got: its candidates (NULL when it failed), with the outcome for
- * the trace filled in. */
+ * the trace filled in. lists/counts: the batched answers taken apart. */
 static Cascade__V1__Candidate **run_answer(struct cascade_orch_rq *rq, size_t j,
                                            const struct cascade_rpc_call *call,
-                                           struct cascade_orch_outcome *out, size_t *n)
+                                           Cascade__V1__Candidate **const *lists,
+                                           const size_t *counts, struct cascade_orch_outcome *out,
+                                           size_t *n)
 {
     const struct cascade_orch_channel_run *run = &rq->runs[j];
     Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)call->response;
@@ -284,26 +315,31 @@ static Cascade__V1__Candidate **run_answer(struct cascade_orch_rq *rq, size_t j,
         out->message = cr->message;
         return NULL;
     }
-    Cascade__V1__Candidate **list = channel_list(rq->arena, resp, run->name, cr->count, n);
-    if (list == NULL) {
-        out->status = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        out->message = "out of request memory";
-    }
-    return list;
+    *n = counts[j];
+    return lists[j];
 }
 
-/* Record how each channel went and collect the good ones for merging. */
-static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
-                               struct cascade_merge_input *inputs, size_t *total)
+/* Record how each channel went and collect the good ones for merging.
+ * Returns the number of inputs, or CASCADE_ENOMEM. */
+static int collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
+                            size_t n_calls, struct cascade_merge_input *inputs, size_t *total)
 {
     size_t m = 0;
+    Cascade__V1__Candidate **lists[CASCADE_ORCH_MAX_CHANNELS + 1] = {0};
+    size_t counts[CASCADE_ORCH_MAX_CHANNELS + 1] = {0};
     *total = 0;
+    for (size_t c = 0; rq->o->cfg.recall_batch && c < n_calls; c++)
+        if (calls[c].status == GRPC_STATUS_OK && calls[c].response &&
+            split_answer(rq, (const Cascade__V1__RecallResponse *)calls[c].response, c, lists,
+                         counts))
+            return CASCADE_ENOMEM;
     for (size_t j = 0; j < rq->n_runs; j++) {
         struct cascade_orch_channel_run *run = &rq->runs[j];
         struct cascade_orch_outcome out = {
             .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name)};
         size_t n = 0;
-        Cascade__V1__Candidate **cands = run_answer(rq, j, &calls[run->call], &out, &n);
+        Cascade__V1__Candidate **cands =
+            run_answer(rq, j, &calls[run->call], lists, counts, &out, &n);
         run->ok = cands != NULL;
         run->returned = n;
         out.items_out = n;
@@ -321,7 +357,7 @@ static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_ca
                                                    .n_candidates = n};
         *total += n;
     }
-    return m;
+    return (int)m;
 }
 
 /* Start the calls and wait for them; *n_calls = how many. */
@@ -366,15 +402,25 @@ int cascade_orch__run_recall(struct cascade_orch_rq *rq)
     if ((rc = fan_out(rq, calls, &n_calls)))
         return rc;
     int64_t t0 = cascade_now_us();
-    size_t m = collect_channels(rq, calls, inputs, &total);
+    int collected = collect_channels(rq, calls, n_calls, inputs, &total);
+    if (collected < 0)
+        return cascade_orch__fail(rq->call, collected, "out of memory taking recall answers apart");
+    size_t m = (size_t)collected;
     uint32_t merge_max =
         (uint32_t)cascade_exp_param_double(rq->exp, "orchestrator.merge_max", cfg->merge_max);
     rc = cascade_merge_channels(inputs, m, merge_max ? merge_max : cfg->merge_max, rq->arena,
                                 &rq->cands, &rq->n);
     if (rc)
         return cascade_orch__fail(rq->call, rc, "out of memory merging recall channels");
+    const char **names = cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *names);
+    size_t *kept = cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *kept);
+    if (names == NULL || kept == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (size_t j = 0; j < rq->n_runs; j++)
-        rq->runs[j].kept = cascade_merge_count_channel(rq->cands, rq->n, rq->runs[j].name);
+        names[j] = rq->runs[j].name;
+    cascade_merge_count_channels(rq->cands, rq->n, names, rq->n_runs, kept);
+    for (size_t j = 0; j < rq->n_runs; j++)
+        rq->runs[j].kept = kept[j];
     rq->source = CASCADE_SCORE_RECALL;
     cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                  .stage = "merge",
