@@ -83,7 +83,9 @@ load() { # N SEED
 }
 load "$WARMUP" 1 >/dev/null
 for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
+redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
 load "$REQUESTS" 2 >"$DIR/run.json"
+redis-cli -p $((BASE + 9)) INFO commandstats >"$DIR/redis.txt"
 for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 [ -z "$OUT" ] || { mkdir -p "$OUT" && cp "$DIR"/cg/* "$OUT"/; }
 /usr/bin/python3 - "$DIR/run.json" "$DIR/cg" "$REQUESTS" $PROCS <<'EOF'
@@ -104,4 +106,19 @@ for p in sys.argv[4:]:
     total += ir
     print("%-12s %12.0f instructions per Recommend" % (p, ir / n))
 print("%-12s %12.0f instructions per Recommend" % ("sum", total / n))
+EOF
+# Redis: commands per Recommend (every process's), by command, and the
+# server's own time for them (wall-clock microseconds: load-dependent).
+/usr/bin/python3 - "$DIR/redis.txt" "$REQUESTS" <<'EOF'
+import re, sys
+n = int(sys.argv[2])
+rows = []
+for line in open(sys.argv[1]):
+    m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+    if m and m.group(1) not in ("config", "info"):
+        rows.append((int(m.group(2)), int(m.group(3)), m.group(1)))
+rows.sort(reverse=True)
+print("redis: %.1f commands, %.0f us per Recommend (%s)" % (
+    sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n,
+    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:8])))
 EOF
