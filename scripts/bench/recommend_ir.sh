@@ -14,11 +14,15 @@
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
 # --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>).
+# --cpu: no valgrind; the services run natively, the calls go 4 at a time, and
+# the CPU time (user + system, from /proc/<pid>/stat: the kernel's share of
+# gRPC and Redis round trips included) of each process and of redis-server is
+# printed per Recommend. Load-dependent, unlike the instruction counts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
-WORLD=""; OUT=""; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
+WORLD=""; OUT=""; CPU=0; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
 PROCS="orchestrator recall filter prerank rank rerank"; SETS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) BIN="$2"; shift 2 ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --cpu) CPU=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "recommend_ir.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
@@ -40,6 +45,7 @@ done
   { echo "recommend_ir.sh: --world DIR must be a built stack data dir (dump.rdb, models/)" >&2; exit 2; }
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
   { echo "recommend_ir.sh: valgrind (with callgrind_control) not installed" >&2; exit 1; }
+BIN=$(cd "$BIN" && pwd)
 [ -x "$BIN/cascade-load" ] || { echo "recommend_ir.sh: $BIN/cascade-load missing; build first" >&2; exit 1; }
 
 DIR=$(mktemp -d /tmp/cascade-ir.XXXXXX)
@@ -49,6 +55,8 @@ mkdir -p "$DIR/data" "$DIR/bin" "$DIR/cg"
 cp "$WORLD/dump.rdb" "$DIR/data/" # the runs change Redis (exposures, cache): start each from the same state
 cp -r "$WORLD/models" "$DIR/data/models"
 for exe in "$BIN"/cascade-*; do ln -s "$exe" "$DIR/bin/"; done
+ALL_PROCS=$PROCS
+[ "$CPU" = 0 ] || PROCS=""
 for p in $PROCS; do
   rm "$DIR/bin/cascade-$p"
   printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/cg/%s.%%p %s "$@"\n' \
@@ -82,6 +90,30 @@ load() { # N SEED
     -n "$1" -c 1 127.0.0.1:"$BASE"
 }
 load "$WARMUP" 1 >/dev/null
+if [ "$CPU" = 1 ]; then
+  # utime + stime in clock ticks of every process, redis-server included.
+  ticks() { for p in $ALL_PROCS redis; do echo "$p $(awk '{ print $14 + $15 }' "/proc/$(cat "$DIR/data/$p.pid")/stat")"; done; }
+  ticks >"$DIR/before.txt"
+  "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
+    -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
+    -n "$REQUESTS" -c 4 127.0.0.1:"$BASE" >"$DIR/run.json"
+  ticks >"$DIR/after.txt"
+  /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" <<'EOF'
+import json, sys
+before = dict(l.split() for l in open(sys.argv[1]))
+after = dict(l.split() for l in open(sys.argv[2]))
+run = json.load(open(sys.argv[3]))
+n, hz = int(sys.argv[4]), float(sys.argv[5])
+print("calls %d, OK %d, degraded %d" % (run["count"], run["statusCodeDistribution"].get("OK", 0), run.get("degraded", 0)))
+total = 0.0
+for p in before:
+    ms = (int(after[p]) - int(before[p])) / hz * 1000 / n
+    total += ms
+    print("%-12s %7.3f ms CPU per Recommend" % (p, ms))
+print("%-12s %7.3f ms CPU per Recommend" % ("sum", total))
+EOF
+  exit 0
+fi
 for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
 load "$REQUESTS" 2 >"$DIR/run.json"
