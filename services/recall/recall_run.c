@@ -21,6 +21,11 @@ struct recall_plan {
     int idx[CASCADE_RECALL_MAX_CHANNELS];
     uint32_t quota[CASCADE_RECALL_MAX_CHANNELS];
     uint32_t timeout_ms[CASCADE_RECALL_MAX_CHANNELS];
+    /* Batched: a channel the service does not know or has disabled is
+     * reported in its own ChannelResult (idx -1, this name and message), so a
+     * config mismatch costs that channel, not the whole call. */
+    const char *name[CASCADE_RECALL_MAX_CHANNELS];
+    char bad[CASCADE_RECALL_MAX_CHANNELS][320];
 };
 
 static int check_quota(const cascade_recall *r, const char *field, uint32_t quota, char *err,
@@ -80,18 +85,24 @@ static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallReq
                                                errlen)))
             return rc;
         idx[i] = -1;
+        plan->name[i] = name;
         for (size_t c = 0; c < cascade_recall__n_channels; c++)
             if (strcmp(cascade_recall__channels[c].name, name) == 0)
                 idx[i] = (int)c;
-        if (idx[i] < 0) {
-            snprintf(err, errlen, "unknown channel \"%.64s\" (known: %s)", name,
+        char *msg = plan->batched ? plan->bad[i] : err;
+        size_t msglen = plan->batched ? sizeof plan->bad[i] : errlen;
+        if (idx[i] < 0)
+            snprintf(msg, msglen, "unknown channel \"%.64s\" (known: %s)", name,
                      cascade_recall_channel_list());
-            return CASCADE_EINVAL;
-        }
-        if (!r->cfg[idx[i]].enabled) {
-            snprintf(err, errlen, "channel \"%s\" is disabled (recall.channels.%s.enabled)", name,
+        else if (!r->cfg[idx[i]].enabled)
+            snprintf(msg, msglen, "channel \"%s\" is disabled (recall.channels.%s.enabled)", name,
                      name);
-            return CASCADE_EINVAL;
+        if (idx[i] < 0 || !r->cfg[idx[i]].enabled) {
+            if (!plan->batched)
+                return CASCADE_EINVAL;
+            idx[i] = -1;
+            plan->quota[i] = plan->timeout_ms[i] = 0;
+            continue;
         }
         for (size_t j = 0; j < i; j++)
             if (idx[j] == idx[i]) {
@@ -184,7 +195,8 @@ static int recall_results(cascade_arena *arena, const struct recall_plan *plan,
     for (size_t c = 0; c < plan->n; c++) {
         Cascade__V1__ChannelResult *cr = &slab[c];
         cascade__v1__channel_result__init(cr);
-        cr->channel = (char *)cascade_recall__channels[plan->idx[c]].name;
+        cr->channel = plan->idx[c] >= 0 ? (char *)cascade_recall__channels[plan->idx[c]].name
+                                         : message[c + plan->n]; /* the requested name */
         cr->count = (uint32_t)hits[c].count;
         cr->latency_us = latency_us[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us[c];
         cr->status = (uint32_t)status[c];
@@ -242,7 +254,7 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
     struct cascade_recall_hits hits[CASCADE_RECALL_MAX_CHANNELS];
     int64_t latency_us[CASCADE_RECALL_MAX_CHANNELS];
     int status[CASCADE_RECALL_MAX_CHANNELS];
-    char *message[CASCADE_RECALL_MAX_CHANNELS];
+    char *message[2 * CASCADE_RECALL_MAX_CHANNELS]; /* then the names of unusable channels */
     int rc;
     int64_t start_ms = cascade_now_ms();
     struct cascade_recall__request_state *state = cascade_arena_calloc(arena, 1, sizeof *state);
@@ -261,12 +273,20 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
         .errlen = errlen,
     };
     for (size_t c = 0; c < plan->n; c++) {
-        const char *name = cascade_recall__channels[plan->idx[c]].name;
         args.deadline_ms = channel_deadline(plan, c, start_ms, deadline_ms);
         args.quota = plan->quota[c];
         status[c] = GRPC_STATUS_OK;
-        message[c] = NULL;
+        message[c] = message[c + plan->n] = NULL;
         latency_us[c] = 0;
+        if (plan->idx[c] < 0) { /* batched: unknown or disabled */
+            memset(&hits[c], 0, sizeof hits[c]);
+            status[c] = GRPC_STATUS_INVALID_ARGUMENT;
+            if (!(message[c] = cascade_arena_strdup(arena, plan->bad[c])) ||
+                !(message[c + plan->n] = cascade_arena_strdup(arena, plan->name[c])))
+                goto nomem;
+            continue;
+        }
+        const char *name = cascade_recall__channels[plan->idx[c]].name;
         if (cascade_now_ms() >= args.deadline_ms) {
             memset(&hits[c], 0, sizeof hits[c]);
             snprintf(err, errlen, "deadline exceeded before channel \"%s\"", name);

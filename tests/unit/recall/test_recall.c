@@ -397,8 +397,22 @@ static void test_batched_validation(void **state)
     expect_invalid(f, spec_request(a, "u1", 2, (const char *[]){"hot", "itemcf"},
                                    (const uint32_t[]){3, 0}),
                    CASCADE_EINVAL, "channel_specs[1].quota 0 out of range 1..5000");
-    expect_invalid(f, spec_request(a, "u1", 1, (const char *[]){"nope"}, (const uint32_t[]){3}),
-                   CASCADE_EINVAL, "unknown channel \"nope\" (known: " KNOWN ")");
+    /* An unknown channel in a batch costs that channel only. */
+    char err[512] = "";
+    Cascade__V1__RecallResponse *resp = NULL;
+    assert_int_equal(run(f->recall, a,
+                         spec_request(a, "u1", 2, (const char *[]){"nope", "hot"},
+                                      (const uint32_t[]){3, 2}),
+                         &resp, err, sizeof err),
+                     0);
+    assert_int_equal(resp->n_channels, 2);
+    assert_string_equal(resp->channels[0]->channel, "nope");
+    assert_int_equal(resp->channels[0]->status, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(resp->channels[0]->message, "unknown channel \"nope\" (known: " KNOWN ")");
+    assert_int_equal(resp->channels[0]->count, 0);
+    assert_int_equal(resp->channels[1]->status, GRPC_STATUS_OK);
+    assert_int_equal(resp->channels[1]->count, 2);
+    assert_int_equal(resp->n_candidates, 2);
 }
 
 /* A namespace where nothing was ever published: every channel is empty, and
