@@ -50,7 +50,9 @@ struct cascade_filter {
  * the current window first. ARGV[1] how many to reserve, [2] hashes k, [3]
  * TTL seconds, then k Bloom positions per candidate, candidates in order.
  * A candidate is taken when no window has all of its k bits set: its bits
- * are set in KEYS[1] (so later candidates and later calls see it). Returns
+ * are set in KEYS[1] by one BITFIELD (one command, not k SETBITs: Redis
+ * pays per command) before the next candidate is looked at, so later
+ * candidates and later calls see it. Returns
  * the 0-based indices taken, in order. */
 static const char RESERVE_SCRIPT[] =
     "local want, k, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
@@ -72,7 +74,12 @@ static const char RESERVE_SCRIPT[] =
     "    if all then seen = true; break end\n"
     "  end\n"
     "  if not seen then\n"
-    "    for h = 0, k - 1 do redis.call('SETBIT', KEYS[1], ARGV[at + h], 1) end\n"
+    "    local set = {}\n"
+    "    for h = 0, k - 1 do\n"
+    "      set[#set + 1] = 'SET'; set[#set + 1] = 'u1'; set[#set + 1] = ARGV[at + h]\n"
+    "      set[#set + 1] = 1\n"
+    "    end\n"
+    "    redis.call('BITFIELD', KEYS[1], unpack(set))\n"
     "    taken[#taken + 1] = i\n"
     "  end\n"
     "end\n"

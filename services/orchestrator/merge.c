@@ -35,11 +35,50 @@ float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *c
 const Cascade__V1__ChannelHit *cascade_merge_find_hit(const Cascade__V1__Candidate *c,
                                                       const char *channel)
 {
+    /* Hits the merge made point at the caller's own name string: compare
+     * pointers before the strings. */
+    for (size_t i = 0; i < c->n_channels; i++)
+        if (c->channels[i] && c->channels[i]->channel == channel)
+            return c->channels[i];
     for (size_t i = 0; i < c->n_channels; i++)
         if (c->channels[i] && c->channels[i]->channel &&
             strcmp(c->channels[i]->channel, channel) == 0)
             return c->channels[i];
     return NULL;
+}
+
+void cascade_merge_count_channels(Cascade__V1__Candidate *const *c, size_t n,
+                                  const char *const *names, size_t n_names, size_t *counts)
+{
+    if (n_names > 64) { /* beyond the bitmask below: one name at a time */
+        for (size_t k = 0; k < n_names; k++)
+            counts[k] = cascade_merge_count_channel(c, n, names[k]);
+        return;
+    }
+    for (size_t k = 0; k < n_names; k++)
+        counts[k] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] == NULL)
+            continue;
+        /* One pass over the candidate's hits: each hit's channel by pointer,
+         * else by name; a channel is counted once per candidate. */
+        uint64_t seen = 0;
+        for (size_t h = 0; h < c[i]->n_channels; h++) {
+            const char *name = c[i]->channels[h] ? c[i]->channels[h]->channel : NULL;
+            size_t k = 0;
+            if (name == NULL)
+                continue;
+            while (k < n_names && names[k] != name)
+                k++;
+            for (size_t j = 0; k == n_names && j < n_names; j++)
+                if (strcmp(names[j], name) == 0)
+                    k = j;
+            if (k < n_names && !(seen & (1ULL << k))) {
+                seen |= 1ULL << k;
+                counts[k]++;
+            }
+        }
+    }
 }
 
 size_t cascade_merge_count_channel(Cascade__V1__Candidate *const *c, size_t n, const char *channel)

@@ -33,6 +33,13 @@ const Cascade__V1__ChannelHit *cascade_merge_find_hit(const Cascade__V1__Candida
  * contribution of the debug trace: kept after merge, in the final list). */
 size_t cascade_merge_count_channel(Cascade__V1__Candidate *const *c, size_t n, const char *channel);
 
+/* The same for n_names channels at once: counts[k] = how many of c[0..n)
+ * carry a hit naming names[k]. The merge's own hits point at the name
+ * strings it was given, so passing those same pointers finds them without
+ * comparing strings. */
+void cascade_merge_count_channels(Cascade__V1__Candidate *const *c, size_t n,
+                                  const char *const *names, size_t n_names, size_t *counts);
+
 /* Merge n channel outputs. Per channel: candidates beyond `quota` (in the
  * channel's order) and repeats of an item already seen in that channel are
  * ignored; scores are normalised as norm = max(score, 0) / max_score (all 1

@@ -382,6 +382,9 @@ static int parse_reserves(const cascade_config *cfg, struct cascade_orch_config 
         (rc = cascade_config_int(cfg, "orchestrator.recall.min_ms", DEFAULT_STAGE_MIN_MS, 0,
                                  60000, &recall_min, err, errlen)))
         return rc;
+    if ((rc = cascade_config_bool(cfg, "orchestrator.recall.batch", true, &out->recall_batch, err,
+                                  errlen)))
+        return rc;
     out->exposure_min_ms = (int)exposure_min;
     out->recall_min_ms = (int)recall_min;
     struct cascade_orch_stage_cfg *order[] = {&out->filter, &out->prerank, &out->rank,

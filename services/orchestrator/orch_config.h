@@ -132,6 +132,7 @@ struct cascade_orch_config {
     int exposure_timeout_ms;  /* RecordExposure budget */
     int exposure_min_ms;      /* RecordExposure's share of the later stages' reserve */
     int recall_min_ms;        /* least time a recall channel gets */
+    bool recall_batch;        /* one Recall call per endpoint (channel_specs), not per channel */
     int recall_reserve_ms;    /* derived: kept back from the deadline for the stages */
     uint32_t fallback_max;    /* hot-list fallback size */
     uint32_t lastn_max;       /* Feedback: length of the user's last-n list */

@@ -24,6 +24,7 @@ struct cascade_orch_channel_run {
     int timeout_ms;
     double weight;   /* after experiment overrides */
     uint32_t quota;  /* after experiment overrides */
+    size_t call;     /* index of the Recall call that carries it */
     bool ok;         /* the call succeeded */
     size_t returned; /* candidates Recall returned */
     size_t kept;     /* merged candidates carrying it (after quota, dedupe, merge_max) */

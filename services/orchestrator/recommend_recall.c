@@ -1,6 +1,6 @@
 /* Recommend, recall side: choose the channel mix (a user with fewer than
  * cold_start.min_interactions interactions gets the cold-start mix), call
- * Recall once per channel in parallel, merge the answers by weight and quota
+ * Recall once per endpoint (or per channel) in parallel, merge the answers by weight and quota
  * with provenance, and fall back to the hot list when nothing came back. */
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "cascade/v1/recall.pb-c.h"
 #include "clock.h"
 #include "error.h"
+#include "hash.h"
 #include "merge.h"
 #include "log.h"
 #include "recommend_internal.h"
@@ -137,44 +138,214 @@ static int plan_channels(struct cascade_orch_rq *rq)
     return 0;
 }
 
-/* ------------------------------------------------------------------ fan-out */
+/* ------------------------------------------------------------------ fan-out
+ * Batched (orchestrator.recall.batch, the default): one Recall call per
+ * endpoint, each channel a ChannelSpec with its quota and its own time budget
+ * (the service runs them in order and reports each one's status), so the
+ * user's profile and history are read once per endpoint and the request pays
+ * one RPC, not one per channel. Unbatched: one call per channel, as the
+ * per-channel answers of a batch are taken apart into the same lists. */
 
-static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, const char *channel,
-                                                  uint32_t quota)
+/* A Recall request for runs[first..) that go to `rpc` (batched), or for the
+ * one run `first` (unbatched). */
+static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, size_t first,
+                                                  size_t call, int64_t *deadline_ms)
 {
     Cascade__V1__RecallRequest *req = cascade_arena_alloc(rq->arena, sizeof *req);
-    char **names = cascade_arena_alloc(rq->arena, sizeof *names);
-    if (req == NULL || names == NULL)
+    if (req == NULL)
         return NULL;
     cascade__v1__recall_request__init(req);
-    names[0] = (char *)channel;
     req->user = rq->user;
-    req->n_channels = 1;
-    req->channels = names;
-    req->quota = quota;
     req->experiments = rq->exp;
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    const struct cascade_orch_channel_run *one = &rq->runs[first];
+    if (!cfg->recall_batch) {
+        char **names = cascade_arena_alloc(rq->arena, sizeof *names);
+        if (names == NULL)
+            return NULL;
+        names[0] = (char *)one->name;
+        req->n_channels = 1;
+        req->channels = names;
+        req->quota = one->quota;
+        *deadline_ms = cascade_orch__budget_deadline(rq, one->timeout_ms, cfg->recall_min_ms,
+                                                     cfg->recall_reserve_ms);
+        return req;
+    }
+    size_t n = 0;
+    for (size_t k = first; k < rq->n_runs; k++)
+        n += rq->runs[k].call == call;
+    Cascade__V1__ChannelSpec **specs = cascade_arena_calloc(rq->arena, n, sizeof *specs);
+    Cascade__V1__ChannelSpec *slab = cascade_arena_calloc(rq->arena, n, sizeof *slab);
+    if (specs == NULL || slab == NULL)
+        return NULL;
+    int64_t now = cascade_now_ms();
+    *deadline_ms = 0;
+    for (size_t k = first; k < rq->n_runs; k++) {
+        const struct cascade_orch_channel_run *run = &rq->runs[k];
+        if (run->call != call)
+            continue;
+        int64_t deadline = cascade_orch__budget_deadline(rq, run->timeout_ms, cfg->recall_min_ms,
+                                                         cfg->recall_reserve_ms);
+        Cascade__V1__ChannelSpec *spec = &slab[req->n_channel_specs];
+        cascade__v1__channel_spec__init(spec);
+        spec->channel = (char *)run->name;
+        spec->quota = run->quota;
+        spec->timeout_ms = deadline > now ? (uint32_t)(deadline - now) : 1;
+        specs[req->n_channel_specs++] = spec;
+        if (deadline > *deadline_ms)
+            *deadline_ms = deadline;
+    }
+    req->channel_specs = specs;
     return req;
 }
 
-/* Record how each channel call went and collect the good ones for merging. */
-static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
-                               struct cascade_merge_input *inputs, size_t *total)
+/* Give every run the index of its call: one per channel, or (batched) one
+ * per distinct endpoint in order of first use. Returns the number of calls. */
+static size_t assign_calls(struct cascade_orch_rq *rq)
+{
+    size_t n_calls = 0;
+    for (size_t k = 0; k < rq->n_runs; k++) {
+        struct cascade_orch_channel_run *run = &rq->runs[k];
+        run->call = n_calls;
+        if (rq->o->cfg.recall_batch)
+            for (size_t j = 0; j < k; j++)
+                if (rq->runs[j].rpc == run->rpc) {
+                    run->call = rq->runs[j].call;
+                    break;
+                }
+        if (run->call == n_calls)
+            n_calls++;
+    }
+    return n_calls;
+}
+
+/* The ChannelResult of `name` in a batched answer, or NULL. */
+static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__RecallResponse *resp,
+                                                        const char *name)
+{
+    for (size_t i = 0; i < resp->n_channels; i++)
+        if (resp->channels[i] && resp->channels[i]->channel &&
+            strcmp(resp->channels[i]->channel, name) == 0)
+            return resp->channels[i];
+    return NULL;
+}
+
+/* Take a batched answer apart: for each run carried by `call`, its
+ * candidates in that channel's order, each where its first hit of the channel
+ * ranks, so a run's list is the one a call for that channel alone returns
+ * (one candidate per item, in order of first appearance). One pass over the
+ * hits; a hit's channel is found by hash, then confirmed by name. lists[j]
+ * stays NULL for a run whose ChannelResult is missing or not OK. Returns 0 or
+ * CASCADE_ENOMEM. */
+static int split_answer(struct cascade_orch_rq *rq, const Cascade__V1__RecallResponse *resp,
+                        size_t call, Cascade__V1__Candidate ***lists, size_t *counts)
+{
+    uint64_t hash[CASCADE_ORCH_MAX_CHANNELS + 1];
+    size_t cap[CASCADE_ORCH_MAX_CHANNELS + 1];
+    for (size_t j = 0; j < rq->n_runs; j++) {
+        const struct cascade_orch_channel_run *run = &rq->runs[j];
+        const Cascade__V1__ChannelResult *cr =
+            run->call == call ? channel_result(resp, run->name) : NULL;
+        hash[j] = cascade_hash_str(run->name, 0);
+        cap[j] = cr && cr->status == GRPC_STATUS_OK ? cr->count : 0; /* 0: not this call's */
+        if (cr == NULL || cr->status != GRPC_STATUS_OK)
+            continue;
+        if (!(lists[j] = cascade_arena_calloc(rq->arena, cap[j] + 1, sizeof *lists[j])))
+            return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < resp->n_candidates; i++) {
+        Cascade__V1__Candidate *c = resp->candidates[i];
+        uint64_t seen = 0; /* runs this candidate was already placed for */
+        for (size_t h = 0; c && h < c->n_channels; h++) {
+            const Cascade__V1__ChannelHit *hit = c->channels[h];
+            if (hit == NULL || hit->channel == NULL)
+                continue;
+            uint64_t hv = cascade_hash_str(hit->channel, 0);
+            for (size_t j = 0; j < rq->n_runs; j++) {
+                if (cap[j] == 0 || hash[j] != hv || strcmp(rq->runs[j].name, hit->channel))
+                    continue;
+                if (!(seen & (1ULL << j)) && hit->rank < cap[j] && lists[j][hit->rank] == NULL)
+                    lists[j][hit->rank] = c;
+                seen |= 1ULL << j;
+                break;
+            }
+        }
+    }
+    for (size_t j = 0; j < rq->n_runs; j++) {
+        if (rq->runs[j].call != call || lists[j] == NULL)
+            continue;
+        counts[j] = 0;
+        for (size_t r = 0; r < cap[j]; r++)
+            if (lists[j][r])
+                lists[j][counts[j]++] = lists[j][r];
+    }
+    return 0;
+}
+
+/* What run j got: its candidates (NULL when it failed), with the outcome for
+ * the trace filled in. lists/counts: the batched answers taken apart. */
+static Cascade__V1__Candidate **run_answer(struct cascade_orch_rq *rq, size_t j,
+                                           const struct cascade_rpc_call *call,
+                                           Cascade__V1__Candidate **const *lists,
+                                           const size_t *counts, struct cascade_orch_outcome *out,
+                                           size_t *n)
+{
+    const struct cascade_orch_channel_run *run = &rq->runs[j];
+    Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)call->response;
+    *n = 0;
+    out->latency_us = call->latency_us;
+    if (call->status != GRPC_STATUS_OK || resp == NULL) {
+        out->status = call->status;
+        out->message = call->status_message;
+        return NULL;
+    }
+    if (!rq->o->cfg.recall_batch) {
+        *n = resp->n_candidates;
+        return resp->candidates;
+    }
+    const Cascade__V1__ChannelResult *cr = channel_result(resp, run->name);
+    if (cr == NULL) {
+        out->status = GRPC_STATUS_INTERNAL;
+        out->message = "the Recall answer has no result for this channel";
+        return NULL;
+    }
+    out->latency_us = cr->latency_us;
+    if (cr->status != GRPC_STATUS_OK) {
+        out->status = (grpc_status_code)cr->status;
+        out->message = cr->message;
+        return NULL;
+    }
+    *n = counts[j];
+    return lists[j];
+}
+
+/* Record how each channel went and collect the good ones for merging.
+ * Returns the number of inputs, or CASCADE_ENOMEM. */
+static int collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls,
+                            size_t n_calls, struct cascade_merge_input *inputs, size_t *total)
 {
     size_t m = 0;
+    Cascade__V1__Candidate **lists[CASCADE_ORCH_MAX_CHANNELS + 1] = {0};
+    size_t counts[CASCADE_ORCH_MAX_CHANNELS + 1] = {0};
     *total = 0;
+    for (size_t c = 0; rq->o->cfg.recall_batch && c < n_calls; c++)
+        if (calls[c].status == GRPC_STATUS_OK && calls[c].response &&
+            split_answer(rq, (const Cascade__V1__RecallResponse *)calls[c].response, c, lists,
+                         counts))
+            return CASCADE_ENOMEM;
     for (size_t j = 0; j < rq->n_runs; j++) {
         struct cascade_orch_channel_run *run = &rq->runs[j];
-        Cascade__V1__RecallResponse *resp = (Cascade__V1__RecallResponse *)calls[j].response;
-        run->ok = calls[j].status == GRPC_STATUS_OK && resp != NULL;
-        run->returned = run->ok ? resp->n_candidates : 0;
         struct cascade_orch_outcome out = {
-            .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name),
-            .status = run->ok ? GRPC_STATUS_OK : calls[j].status,
-            .message = run->ok ? "" : calls[j].status_message,
-            .latency_us = calls[j].latency_us,
-            .items_out = run->returned,
-            .degraded = !run->ok,
-        };
+            .stage = cascade_arena_printf(rq->arena, "recall/%s", run->name)};
+        size_t n = 0;
+        Cascade__V1__Candidate **cands =
+            run_answer(rq, j, &calls[run->call], lists, counts, &out, &n);
+        run->ok = cands != NULL;
+        run->returned = n;
+        out.items_out = n;
+        out.degraded = !run->ok;
+        if (out.message == NULL)
+            out.message = "";
         if (out.stage)
             cascade_orch__report(rq, &out);
         if (!run->ok)
@@ -182,33 +353,35 @@ static size_t collect_channels(struct cascade_orch_rq *rq, struct cascade_rpc_ca
         inputs[m++] = (struct cascade_merge_input){.channel = run->name,
                                                    .weight = run->weight,
                                                    .quota = run->quota,
-                                                   .candidates = resp->candidates,
-                                                   .n_candidates = resp->n_candidates};
-        *total += run->returned;
+                                                   .candidates = cands,
+                                                   .n_candidates = n};
+        *total += n;
     }
-    return m;
+    return (int)m;
 }
 
-static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls)
+/* Start the calls and wait for them; *n_calls = how many. */
+static int fan_out(struct cascade_orch_rq *rq, struct cascade_rpc_call *calls, size_t *n_calls)
 {
-    for (size_t k = 0; k < rq->n_runs; k++) {
-        const struct cascade_orch_channel_run *run = &rq->runs[k];
-        Cascade__V1__RecallRequest *req = recall_request(rq, run->name, run->quota);
+    *n_calls = assign_calls(rq);
+    for (size_t k = 0, call = 0; k < rq->n_runs; k++) {
+        if (rq->runs[k].call != call)
+            continue; /* carried by an earlier run's call */
+        int64_t deadline_ms;
+        Cascade__V1__RecallRequest *req = recall_request(rq, k, call, &deadline_ms);
         if (req == NULL)
             return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-        calls[k] = (struct cascade_rpc_call){
-            .channel = run->rpc,
+        calls[call++] = (struct cascade_rpc_call){
+            .channel = rq->runs[k].rpc,
             .method = "/cascade.v1.Recall/Recall",
             .request = &req->base,
             .response_type = &cascade__v1__recall_response__descriptor,
-            .deadline_ms = cascade_orch__budget_deadline(rq, run->timeout_ms,
-                                                         rq->o->cfg.recall_min_ms,
-                                                         rq->o->cfg.recall_reserve_ms),
+            .deadline_ms = deadline_ms,
             .request_id = rq->user->request_id,
         };
     }
-    if (rq->n_runs > 0)
-        cascade_rpc_fanout(calls, rq->n_runs, rq->arena);
+    if (*n_calls > 0)
+        cascade_rpc_fanout(calls, *n_calls, rq->arena);
     return 0;
 }
 
@@ -225,18 +398,29 @@ int cascade_orch__run_recall(struct cascade_orch_rq *rq)
         cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *inputs);
     if (calls == NULL || inputs == NULL)
         return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
-    if ((rc = fan_out(rq, calls)))
+    size_t n_calls;
+    if ((rc = fan_out(rq, calls, &n_calls)))
         return rc;
     int64_t t0 = cascade_now_us();
-    size_t m = collect_channels(rq, calls, inputs, &total);
+    int collected = collect_channels(rq, calls, n_calls, inputs, &total);
+    if (collected < 0)
+        return cascade_orch__fail(rq->call, collected, "out of memory taking recall answers apart");
+    size_t m = (size_t)collected;
     uint32_t merge_max =
         (uint32_t)cascade_exp_param_double(rq->exp, "orchestrator.merge_max", cfg->merge_max);
     rc = cascade_merge_channels(inputs, m, merge_max ? merge_max : cfg->merge_max, rq->arena,
                                 &rq->cands, &rq->n);
     if (rc)
         return cascade_orch__fail(rq->call, rc, "out of memory merging recall channels");
+    const char **names = cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *names);
+    size_t *kept = cascade_arena_calloc(rq->arena, rq->n_runs + 1, sizeof *kept);
+    if (names == NULL || kept == NULL)
+        return cascade_orch__fail(rq->call, CASCADE_ENOMEM, "out of memory");
     for (size_t j = 0; j < rq->n_runs; j++)
-        rq->runs[j].kept = cascade_merge_count_channel(rq->cands, rq->n, rq->runs[j].name);
+        names[j] = rq->runs[j].name;
+    cascade_merge_count_channels(rq->cands, rq->n, names, rq->n_runs, kept);
+    for (size_t j = 0; j < rq->n_runs; j++)
+        rq->runs[j].kept = kept[j];
     rq->source = CASCADE_SCORE_RECALL;
     cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                  .stage = "merge",

@@ -10,56 +10,117 @@
 #include "recall_internal.h"
 #include "request.h"
 
-/* Check the request; fill idx[0..n_channels) with registry indexes. */
-static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallRequest *req, int *idx,
-                           char *err, size_t errlen)
+/* What a validated request asks for: per channel (in request order) its
+ * registry index, quota and time budget (0 = the call's deadline). A plain
+ * request (`channels` + `quota`) gives every channel the same quota; a
+ * batched one (`channel_specs`) gives each its own and reports a failing
+ * channel in its ChannelResult instead of failing the call. */
+struct recall_plan {
+    size_t n;
+    bool batched;
+    int idx[CASCADE_RECALL_MAX_CHANNELS];
+    uint32_t quota[CASCADE_RECALL_MAX_CHANNELS];
+    uint32_t timeout_ms[CASCADE_RECALL_MAX_CHANNELS];
+    /* Batched: a channel the service does not know or has disabled is
+     * reported in its own ChannelResult (idx -1, this name and message), so a
+     * config mismatch costs that channel, not the whole call. */
+    const char *name[CASCADE_RECALL_MAX_CHANNELS];
+    char bad[CASCADE_RECALL_MAX_CHANNELS][320];
+};
+
+static int check_quota(const cascade_recall *r, const char *field, uint32_t quota, char *err,
+                       size_t errlen)
+{
+    if (quota >= 1 && quota <= r->max_quota)
+        return 0;
+    snprintf(err, errlen, "%s %u out of range 1..%u", field, quota, r->max_quota);
+    return CASCADE_EINVAL;
+}
+
+/* The channel names of either form, as one list: names[i] and the field it
+ * came from (for messages). */
+static const char *request_channel(const Cascade__V1__RecallRequest *req, size_t i, char *field,
+                                   size_t fieldlen)
+{
+    const char *name;
+    if (req->n_channel_specs > 0) {
+        snprintf(field, fieldlen, "channel_specs[%zu].channel", i);
+        name = req->channel_specs[i] ? req->channel_specs[i]->channel : NULL;
+    } else {
+        snprintf(field, fieldlen, "channels[%zu]", i);
+        name = req->channels[i];
+    }
+    return name ? name : "";
+}
+
+/* Check the request and fill the plan. */
+static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallRequest *req,
+                           struct recall_plan *plan, char *err, size_t errlen)
 {
     int rc = cascade_request_check_user(req->user, err, errlen);
     if (rc == 0)
         rc = cascade_request_check_experiments(req->experiments, err, errlen);
     if (rc != 0)
         return rc;
-    if (req->n_channels == 0) {
+    if (req->n_channel_specs > 0 && req->n_channels > 0) {
+        snprintf(err, errlen, "give either channels (with quota) or channel_specs, not both");
+        return CASCADE_EINVAL;
+    }
+    plan->batched = req->n_channel_specs > 0;
+    plan->n = plan->batched ? req->n_channel_specs : req->n_channels;
+    int *idx = plan->idx;
+    if (plan->n == 0) {
         snprintf(err, errlen, "channels is empty (known: %s)", cascade_recall_channel_list());
         return CASCADE_EINVAL;
     }
-    if (req->n_channels > cascade_recall__n_channels) {
+    if (plan->n > cascade_recall__n_channels) {
         snprintf(err, errlen, "%zu channels requested, at most %zu distinct channels exist",
-                 req->n_channels, cascade_recall__n_channels);
+                 plan->n, cascade_recall__n_channels);
         return CASCADE_EINVAL;
     }
-    for (size_t i = 0; i < req->n_channels; i++) {
-        const char *name = req->channels[i] ? req->channels[i] : "";
-        char field[32];
-        snprintf(field, sizeof field, "channels[%zu]", i);
+    for (size_t i = 0; i < plan->n; i++) {
+        char field[48];
+        const char *name = request_channel(req, i, field, sizeof field);
         if ((rc = cascade_request_check_string(field, name, CASCADE_REQUEST_CHANNEL_NAME_MAX, err,
                                                errlen)))
             return rc;
         idx[i] = -1;
+        plan->name[i] = name;
         for (size_t c = 0; c < cascade_recall__n_channels; c++)
             if (strcmp(cascade_recall__channels[c].name, name) == 0)
                 idx[i] = (int)c;
-        if (idx[i] < 0) {
-            snprintf(err, errlen, "unknown channel \"%.64s\" (known: %s)", name,
+        char *msg = plan->batched ? plan->bad[i] : err;
+        size_t msglen = plan->batched ? sizeof plan->bad[i] : errlen;
+        if (idx[i] < 0)
+            snprintf(msg, msglen, "unknown channel \"%.64s\" (known: %s)", name,
                      cascade_recall_channel_list());
-            return CASCADE_EINVAL;
-        }
-        if (!r->cfg[idx[i]].enabled) {
-            snprintf(err, errlen, "channel \"%s\" is disabled (recall.channels.%s.enabled)", name,
+        else if (!r->cfg[idx[i]].enabled)
+            snprintf(msg, msglen, "channel \"%s\" is disabled (recall.channels.%s.enabled)", name,
                      name);
-            return CASCADE_EINVAL;
+        if (idx[i] < 0 || !r->cfg[idx[i]].enabled) {
+            if (!plan->batched)
+                return CASCADE_EINVAL;
+            idx[i] = -1;
+            plan->quota[i] = plan->timeout_ms[i] = 0;
+            continue;
         }
         for (size_t j = 0; j < i; j++)
             if (idx[j] == idx[i]) {
                 snprintf(err, errlen, "channel \"%s\" is requested twice", name);
                 return CASCADE_EINVAL;
             }
+        if (plan->batched) {
+            snprintf(field, sizeof field, "channel_specs[%zu].quota", i);
+            if ((rc = check_quota(r, field, req->channel_specs[i]->quota, err, errlen)))
+                return rc;
+            plan->quota[i] = req->channel_specs[i]->quota;
+            plan->timeout_ms[i] = req->channel_specs[i]->timeout_ms;
+        } else {
+            plan->quota[i] = req->quota;
+            plan->timeout_ms[i] = 0;
+        }
     }
-    if (req->quota < 1 || req->quota > r->max_quota) {
-        snprintf(err, errlen, "quota %u out of range 1..%u", req->quota, r->max_quota);
-        return CASCADE_EINVAL;
-    }
-    return 0;
+    return plan->batched ? 0 : check_quota(r, "quota", req->quota, err, errlen);
 }
 
 /* One candidate per item, in order of first appearance (channel order, then
@@ -120,21 +181,27 @@ static int recall_merge(cascade_arena *arena, const int *idx,
     return 0;
 }
 
-static int recall_results(cascade_arena *arena, const int *idx,
+/* One ChannelResult per planned channel; status/message are what each
+ * channel's outcome was (only a batched call has non-OK ones). */
+static int recall_results(cascade_arena *arena, const struct recall_plan *plan,
                           const struct cascade_recall_hits *hits, const int64_t *latency_us,
-                          size_t n_channels, Cascade__V1__RecallResponse *resp)
+                          const int *status, char *const *message,
+                          Cascade__V1__RecallResponse *resp)
 {
-    resp->channels = cascade_arena_calloc(arena, n_channels, sizeof *resp->channels);
-    if (!resp->channels)
+    resp->channels = cascade_arena_calloc(arena, plan->n, sizeof *resp->channels);
+    Cascade__V1__ChannelResult *slab = cascade_arena_calloc(arena, plan->n, sizeof *slab);
+    if (!resp->channels || !slab)
         return CASCADE_ENOMEM;
-    for (size_t c = 0; c < n_channels; c++) {
-        Cascade__V1__ChannelResult *cr = cascade_arena_alloc(arena, sizeof *cr);
-        if (!cr)
-            return CASCADE_ENOMEM;
+    for (size_t c = 0; c < plan->n; c++) {
+        Cascade__V1__ChannelResult *cr = &slab[c];
         cascade__v1__channel_result__init(cr);
-        cr->channel = (char *)cascade_recall__channels[idx[c]].name;
+        cr->channel = plan->idx[c] >= 0 ? (char *)cascade_recall__channels[plan->idx[c]].name
+                                         : message[c + plan->n]; /* the requested name */
         cr->count = (uint32_t)hits[c].count;
         cr->latency_us = latency_us[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us[c];
+        cr->status = (uint32_t)status[c];
+        if (message[c])
+            cr->message = message[c];
         resp->channels[resp->n_channels++] = cr;
     }
     return 0;
@@ -156,6 +223,7 @@ static int run_channel(cascade_recall *r, int idx, struct cascade_recall__channe
     cascade_metric_observe(m->latency, (double)*latency_us / 1e6);
     if (rc != 0) {
         cascade_metric_inc(m->errors);
+        memset(hits, 0, sizeof *hits); /* a failed channel contributes nothing */
         return rc;
     }
     if (hits->count > args->quota)
@@ -164,15 +232,31 @@ static int run_channel(cascade_recall *r, int idx, struct cascade_recall__channe
     return 0;
 }
 
-/* Run the channels of a validated request on this thread's Redis handle. */
+/* The absolute deadline of planned channel c: its budget counted from the
+ * call's start, never past the call's own deadline. */
+static int64_t channel_deadline(const struct recall_plan *plan, size_t c, int64_t start_ms,
+                                int64_t deadline_ms)
+{
+    if (plan->timeout_ms[c] == 0)
+        return deadline_ms;
+    int64_t own = start_ms + (int64_t)plan->timeout_ms[c];
+    return own < deadline_ms ? own : deadline_ms;
+}
+
+/* Run the channels of a validated request on this thread's Redis handle. A
+ * plain request fails at its first failing channel; a batched one records the
+ * failure (gRPC status and message) and goes on with the next channel. */
 static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_arena *arena,
                                int64_t deadline_ms, const Cascade__V1__RecallRequest *req,
-                               const int *idx, Cascade__V1__RecallResponse **out, char *err,
-                               size_t errlen)
+                               const struct recall_plan *plan, Cascade__V1__RecallResponse **out,
+                               char *err, size_t errlen)
 {
     struct cascade_recall_hits hits[CASCADE_RECALL_MAX_CHANNELS];
     int64_t latency_us[CASCADE_RECALL_MAX_CHANNELS];
+    int status[CASCADE_RECALL_MAX_CHANNELS];
+    char *message[2 * CASCADE_RECALL_MAX_CHANNELS]; /* then the names of unusable channels */
     int rc;
+    int64_t start_ms = cascade_now_ms();
     struct cascade_recall__request_state *state = cascade_arena_calloc(arena, 1, sizeof *state);
     if (!redis || !state) {
         snprintf(err, errlen, "recall: out of memory");
@@ -182,29 +266,50 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
         .recall = r,
         .redis = redis,
         .arena = arena,
-        .deadline_ms = deadline_ms,
         .req = req,
         .user_id = req->user->user_id,
-        .quota = req->quota,
         .state = state,
         .err = err,
         .errlen = errlen,
     };
-    for (size_t c = 0; c < req->n_channels; c++) {
-        if (cascade_now_ms() >= deadline_ms) {
-            snprintf(err, errlen, "deadline exceeded before channel \"%s\"",
-                     cascade_recall__channels[idx[c]].name);
-            return CASCADE_ETIMEDOUT;
+    for (size_t c = 0; c < plan->n; c++) {
+        args.deadline_ms = channel_deadline(plan, c, start_ms, deadline_ms);
+        args.quota = plan->quota[c];
+        status[c] = GRPC_STATUS_OK;
+        message[c] = message[c + plan->n] = NULL;
+        latency_us[c] = 0;
+        if (plan->idx[c] < 0) { /* batched: unknown or disabled */
+            memset(&hits[c], 0, sizeof hits[c]);
+            status[c] = GRPC_STATUS_INVALID_ARGUMENT;
+            if (!(message[c] = cascade_arena_strdup(arena, plan->bad[c])) ||
+                !(message[c + plan->n] = cascade_arena_strdup(arena, plan->name[c])))
+                goto nomem;
+            continue;
         }
-        if ((rc = run_channel(r, idx[c], &args, &hits[c], &latency_us[c])) != 0)
+        const char *name = cascade_recall__channels[plan->idx[c]].name;
+        if (cascade_now_ms() >= args.deadline_ms) {
+            memset(&hits[c], 0, sizeof hits[c]);
+            snprintf(err, errlen, "deadline exceeded before channel \"%s\"", name);
+            rc = CASCADE_ETIMEDOUT;
+        } else {
+            cascade_redis_set_deadline(redis, args.deadline_ms);
+            rc = run_channel(r, plan->idx[c], &args, &hits[c], &latency_us[c]);
+        }
+        if (rc == 0)
+            continue;
+        if (!plan->batched || rc == CASCADE_ENOMEM)
             return rc;
+        status[c] = (int)cascade_error_to_grpc(rc);
+        if ((message[c] = cascade_arena_strdup(arena, err)) == NULL)
+            goto nomem;
+        err[0] = '\0';
     }
     Cascade__V1__RecallResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
     if (!resp)
         goto nomem;
     cascade__v1__recall_response__init(resp);
-    if (recall_merge(arena, idx, hits, req->n_channels, resp) != 0 ||
-        recall_results(arena, idx, hits, latency_us, req->n_channels, resp) != 0)
+    if (recall_merge(arena, plan->idx, hits, plan->n, resp) != 0 ||
+        recall_results(arena, plan, hits, latency_us, status, message, resp) != 0)
         goto nomem;
     *out = resp;
     return 0;
@@ -217,15 +322,15 @@ int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline
                        const Cascade__V1__RecallRequest *req, Cascade__V1__RecallResponse **out,
                        char *err, size_t errlen)
 {
-    int idx[CASCADE_RECALL_MAX_CHANNELS];
-    int rc = recall_validate(r, req, idx, err, errlen);
+    struct recall_plan plan;
+    int rc = recall_validate(r, req, &plan, err, errlen);
     if (rc != 0)
         return rc;
-    /* Every Redis command of this request waits at most until its deadline;
-     * the handle is the thread's, so the bound is lifted again afterwards. */
+    /* Every Redis command of this request waits at most until its channel's
+     * deadline; the handle is the thread's, so the bound is lifted again
+     * afterwards. */
     cascade_redis *redis = cascade_redis_pool_get(r->redis);
-    cascade_redis_set_deadline(redis, deadline_ms);
-    rc = recall_run_channels(r, redis, arena, deadline_ms, req, idx, out, err, errlen);
+    rc = recall_run_channels(r, redis, arena, deadline_ms, req, &plan, out, err, errlen);
     cascade_redis_set_deadline(redis, INT64_MAX);
     return rc;
 }

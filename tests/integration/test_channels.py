@@ -478,6 +478,39 @@ class ChannelsTest(unittest.TestCase):
         self.assertEqual(len(after), len(set(after)))
         self.assertLessEqual(len(after), self.config["orchestrator"]["cache"]["capacity"])
 
+    def test_06_one_bad_channel_in_a_batched_call_degrades_alone(self):
+        """The orchestrator sends every channel of the recall endpoint in one
+        batched call: a user whose UserCF record is corrupt gets usercf
+        reported as failed (its own reason and trace entry, with the recall
+        service's message) while the other channels of the same call are
+        merged and served."""
+        gen = self.stack.redis_cli("GET", "%s:gen:usercf" % NS)
+        src = self.take_user()
+        while self.stack.redis_cli("EXISTS", "%s:usercf@%s:%s" % (NS, gen, src)) != "1":
+            src = self.take_user()  # IndexError when no spare user has UserCF neighbours
+        user = src + "-badcf"
+        self.clone_user(src, user)
+        key = "%s:usercf@%s:%s" % (NS, gen, user)
+        self.assertEqual(self.stack.redis_cli("EXISTS", key), "1", key)
+        self.assertEqual(self.stack.redis_cli("SET", key, "\x0a\x05\x08"), "OK")
+        resp = self.recommend(user, count=10, debug=True)
+        self.assertEqual(len(resp.items), 10)
+        self.assertTrue(resp.degraded)
+        self.assertEqual(list(resp.degraded_reasons), ["recall/usercf: UNAVAILABLE"])
+        trace = self.trace(resp)
+        self.assertTrue(trace["recall/usercf"].degraded)
+        self.assertEqual(trace["recall/usercf"].status_code,
+                         grpc.StatusCode.UNAVAILABLE.value[0])
+        self.assertIn("usercf", trace["recall/usercf"].message)
+        self.assertEqual(trace["recall/usercf"].items_out, 0)
+        for name in self.channel_names("normal"):
+            if name == "usercf":
+                continue
+            self.assertFalse(trace["recall/" + name].degraded, name)
+        self.assertGreater(trace["recall/itemcf"].items_out, 0)
+        for it in resp.items:
+            self.assertNotIn("usercf", list(it.channels))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2, failfast=False)

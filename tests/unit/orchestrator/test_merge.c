@@ -122,6 +122,28 @@ static void test_contribution_counts(void **state)
     assert_int_equal(cascade_merge_count_channel(final, 2, "hot"), 2);
     assert_null(cascade_merge_find_hit(final[1], "itemcf"));
     assert_int_equal(cascade_merge_find_hit(final[1], "hot")->rank, 1);
+    /* All channels in one pass agree, whether the names passed are the
+     * merge's own strings (pointer match) or equal copies (name match), and
+     * a candidate with two hits of one channel counts once. */
+    size_t counts[3];
+    char hot_copy[] = "hot";
+    cascade_merge_count_channels(out, n, (const char *[]){in[0].channel, in[1].channel, "geo"},
+                                 3, counts);
+    assert_int_equal(counts[0], 3);
+    assert_int_equal(counts[1], 3);
+    assert_int_equal(counts[2], 0);
+    cascade_merge_count_channels(out, n, (const char *[]){hot_copy}, 1, counts);
+    assert_int_equal(counts[0], 3);
+    Cascade__V1__ChannelHit *three[3] = {final[0]->channels[0], final[0]->channels[1],
+                                         final[0]->channels[1]};
+    assert_int_equal(final[0]->n_channels, 2);
+    final[0]->channels = three;
+    final[0]->n_channels = 3;
+    Cascade__V1__Candidate *with_gap[3] = {final[0], NULL, final[1]};
+    cascade_merge_count_channels(with_gap, 3, (const char *[]){in[1].channel, in[0].channel}, 2,
+                                 counts);
+    assert_int_equal(counts[0], 2);
+    assert_int_equal(counts[1], 1);
     cascade_arena_destroy(a);
 }
 

@@ -79,7 +79,51 @@ static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, cons
 
 /* "hot": items 1..60 (score 60..1); "itemcf": items 41..120 (score 80..1);
  * "new": items 901..920 (score 20..1); "coldmix": items 301..330 (score
- * 30..1); "empty": nothing; anything else: INVALID_ARGUMENT. */
+ * 30..1); "empty": nothing; anything else: INVALID_ARGUMENT. A plain request
+ * names one channel; a batched one (channel_specs, what the orchestrator
+ * sends) any number, each answered in its ChannelResult, hits merged per item
+ * as the real service does. */
+static int fake_channel(const char *ch, uint64_t *first, uint64_t *n)
+{
+    *first = *n = 0;
+    if (strcmp(ch, "hot") == 0)
+        *first = 1, *n = 60;
+    else if (strcmp(ch, "itemcf") == 0)
+        *first = 41, *n = 80;
+    else if (strcmp(ch, "new") == 0)
+        *first = 901, *n = 20;
+    else if (strcmp(ch, "coldmix") == 0)
+        *first = 301, *n = 30;
+    else if (strcmp(ch, "empty") != 0)
+        return CASCADE_EINVAL;
+    return 0;
+}
+
+/* Append channel ch's candidates (at most quota) to resp, one candidate per
+ * item: an item already there gets one more hit. */
+static void fake_answer(cascade_arena *a, Cascade__V1__RecallResponse *resp, size_t cap,
+                        const char *ch, uint64_t first, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = new_candidate(a, first + i, ch, (float)(n - i));
+        c->channels[0]->rank = (uint32_t)i;
+        Cascade__V1__Candidate *have = NULL;
+        for (size_t j = 0; j < resp->n_candidates && !have; j++)
+            if (resp->candidates[j]->item_id == c->item_id)
+                have = resp->candidates[j];
+        if (have == NULL && resp->n_candidates < cap) {
+            resp->candidates[resp->n_candidates++] = c;
+            continue;
+        }
+        Cascade__V1__ChannelHit **hits =
+            cascade_arena_alloc(a, (have->n_channels + 1) * sizeof *hits);
+        memcpy(hits, have->channels, have->n_channels * sizeof *hits);
+        hits[have->n_channels] = c->channels[0];
+        have->channels = hits;
+        have->n_channels++;
+    }
+}
+
 static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                        ProtobufCMessage **response)
 {
@@ -88,28 +132,41 @@ static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RecallResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__recall_response__init(resp);
+    uint64_t first, n;
+    if (req->n_channel_specs > 0) {
+        size_t cap = 0;
+        for (size_t s = 0; s < req->n_channel_specs; s++)
+            cap += req->channel_specs[s]->quota < 200 ? req->channel_specs[s]->quota : 200;
+        resp->candidates = cascade_arena_calloc(a, cap + 1, sizeof *resp->candidates);
+        resp->channels = cascade_arena_calloc(a, req->n_channel_specs, sizeof *resp->channels);
+        for (size_t s = 0; s < req->n_channel_specs; s++) {
+            const Cascade__V1__ChannelSpec *spec = req->channel_specs[s];
+            Cascade__V1__ChannelResult *cr = cascade_arena_alloc(a, sizeof *cr);
+            cascade__v1__channel_result__init(cr);
+            cr->channel = spec->channel;
+            resp->channels[resp->n_channels++] = cr;
+            if (fake_channel(spec->channel, &first, &n) != 0) {
+                cr->status = GRPC_STATUS_INVALID_ARGUMENT;
+                cr->message = cascade_arena_printf(a, "unknown channel \"%s\"", spec->channel);
+                continue;
+            }
+            if (n > spec->quota)
+                n = spec->quota;
+            cr->count = (uint32_t)n;
+            fake_answer(a, resp, cap, spec->channel, first, n);
+        }
+        *response = &resp->base;
+        return 0;
+    }
     if (req->n_channels != 1)
         return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "one channel per call expected");
     const char *ch = req->channels[0];
-    uint64_t first = 0, n = 0;
-    if (strcmp(ch, "hot") == 0)
-        first = 1, n = 60;
-    else if (strcmp(ch, "itemcf") == 0)
-        first = 41, n = 80;
-    else if (strcmp(ch, "new") == 0)
-        first = 901, n = 20;
-    else if (strcmp(ch, "coldmix") == 0)
-        first = 301, n = 30;
-    else if (strcmp(ch, "empty") != 0)
+    if (fake_channel(ch, &first, &n) != 0)
         return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "unknown channel \"%s\"", ch);
     if (n > req->quota)
         n = req->quota;
     resp->candidates = cascade_arena_calloc(a, n + 1, sizeof *resp->candidates);
-    for (uint64_t i = 0; i < n; i++) {
-        Cascade__V1__Candidate *c = new_candidate(a, first + i, ch, (float)(n - i));
-        c->channels[0]->rank = (uint32_t)i;
-        resp->candidates[resp->n_candidates++] = c;
-    }
+    fake_answer(a, resp, n, ch, first, n);
     *response = &resp->base;
     return 0;
 }

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Instructions per Recommend, per process: a load-independent cost figure
+# (callgrind counts instructions, so the other users of a shared machine do
+# not move it). Starts a private stack on a copy of a built world (a stack data
+# dir holding dump.rdb and models/, as scripts/bench/saturation.sh --world
+# leaves it), with the chosen services under valgrind --tool=callgrind and
+# every deadline of the config multiplied by --slack (valgrind is ~50x slower;
+# a degraded answer would measure another path). Sends --warmup Recommend
+# calls, zeroes the counters, sends --requests more (closed loop, one client,
+# users drawn with a fixed seed, so runs compare), dumps, and prints the
+# instructions per call of each process and their sum. Degraded answers are
+# counted: they must be 0 for the figures to mean the full path.
+# Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
+#        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
+#        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
+# --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>).
+# --cpu: no valgrind; the services run natively, the calls go 4 at a time, and
+# the CPU time (user + system, from /proc/<pid>/stat: the kernel's share of
+# gRPC and Redis round trips included) of each process and of redis-server is
+# printed per Recommend. Load-dependent, unlike the instruction counts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+BIN="$REPO/build/bin"
+WORLD=""; OUT=""; CPU=0; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
+PROCS="orchestrator recall filter prerank rank rerank"; SETS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --world) WORLD="$2"; shift 2 ;;
+    --users) USERS="$2"; shift 2 ;;
+    --requests) REQUESTS="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --procs) PROCS="$2"; shift 2 ;;
+    --port-base) BASE="$2"; shift 2 ;;
+    --slack) SLACK="$2"; shift 2 ;;
+    --bin-dir) BIN="$2"; shift 2 ;;
+    --set) SETS+=(--set "$2"); shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --cpu) CPU=1; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "recommend_ir.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$WORLD" ] && [ -f "$WORLD/dump.rdb" ] && [ -d "$WORLD/models" ] ||
+  { echo "recommend_ir.sh: --world DIR must be a built stack data dir (dump.rdb, models/)" >&2; exit 2; }
+command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
+  { echo "recommend_ir.sh: valgrind (with callgrind_control) not installed" >&2; exit 1; }
+BIN=$(cd "$BIN" && pwd)
+[ -x "$BIN/cascade-load" ] || { echo "recommend_ir.sh: $BIN/cascade-load missing; build first" >&2; exit 1; }
+
+DIR=$(mktemp -d /tmp/cascade-ir.XXXXXX)
+cleanup() { bash scripts/stack.sh stop --port-base "$BASE" --data-dir "$DIR/data" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+mkdir -p "$DIR/data" "$DIR/bin" "$DIR/cg"
+cp "$WORLD/dump.rdb" "$DIR/data/" # the runs change Redis (exposures, cache): start each from the same state
+cp -r "$WORLD/models" "$DIR/data/models"
+for exe in "$BIN"/cascade-*; do ln -s "$exe" "$DIR/bin/"; done
+ALL_PROCS=$PROCS
+[ "$CPU" = 0 ] || PROCS=""
+for p in $PROCS; do
+  rm "$DIR/bin/cascade-$p"
+  printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/cg/%s.%%p %s "$@"\n' \
+    "$DIR" "$p" "$BIN/cascade-$p" >"$DIR/bin/cascade-$p"
+  chmod +x "$DIR/bin/cascade-$p"
+done
+# The config with every timeout and deadline scaled by SLACK.
+/usr/bin/python3 - "$REPO/config/cascade.json" "$DIR/cascade.json" "$SLACK" <<'EOF'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+def scale(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("timeout_ms", "deadline_ms", "min_ms") and isinstance(v, int):
+                node[k] = v * int(sys.argv[3])
+            else:
+                scale(v)
+    elif isinstance(node, list):
+        for v in node:
+            scale(v)
+scale(cfg)
+cfg.setdefault("orchestrator", {}).setdefault("deadline_ms", 2000 * int(sys.argv[3]))
+json.dump(cfg, open(sys.argv[2], "w"), indent=1)
+EOF
+bash scripts/stack.sh start --port-base "$BASE" --data-dir "$DIR/data" --bin-dir "$DIR/bin" \
+  --config "$DIR/cascade.json" --timeout 600 ${SETS[@]+"${SETS[@]}"} >/dev/null
+
+load() { # N SEED
+  "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed "$2" \
+    -t 600s -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
+    -n "$1" -c 1 127.0.0.1:"$BASE"
+}
+load "$WARMUP" 1 >/dev/null
+if [ "$CPU" = 1 ]; then
+  # utime + stime in clock ticks of every process, redis-server included.
+  ticks() { for p in $ALL_PROCS redis; do echo "$p $(awk '{ print $14 + $15 }' "/proc/$(cat "$DIR/data/$p.pid")/stat")"; done; }
+  ticks >"$DIR/before.txt"
+  "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
+    -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
+    -n "$REQUESTS" -c 4 127.0.0.1:"$BASE" >"$DIR/run.json"
+  ticks >"$DIR/after.txt"
+  /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" <<'EOF'
+import json, sys
+before = dict(l.split() for l in open(sys.argv[1]))
+after = dict(l.split() for l in open(sys.argv[2]))
+run = json.load(open(sys.argv[3]))
+n, hz = int(sys.argv[4]), float(sys.argv[5])
+print("calls %d, OK %d, degraded %d" % (run["count"], run["statusCodeDistribution"].get("OK", 0), run.get("degraded", 0)))
+total = 0.0
+for p in before:
+    ms = (int(after[p]) - int(before[p])) / hz * 1000 / n
+    total += ms
+    print("%-12s %7.3f ms CPU per Recommend" % (p, ms))
+print("%-12s %7.3f ms CPU per Recommend" % ("sum", total))
+EOF
+  exit 0
+fi
+for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
+redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
+load "$REQUESTS" 2 >"$DIR/run.json"
+redis-cli -p $((BASE + 9)) INFO commandstats >"$DIR/redis.txt"
+for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
+[ -z "$OUT" ] || { mkdir -p "$OUT" && cp "$DIR"/cg/* "$OUT"/; }
+/usr/bin/python3 - "$DIR/run.json" "$DIR/cg" "$REQUESTS" $PROCS <<'EOF'
+import glob, json, sys
+run = json.load(open(sys.argv[1]))
+n = int(sys.argv[3])
+ok = run["statusCodeDistribution"].get("OK", 0)
+print("calls %d, OK %d, degraded %d" % (run["count"], ok, run.get("degraded", 0)))
+total = 0
+for p in sys.argv[4:]:
+    ir = 0
+    # the dump after zeroing is the file with the highest part number (".<pid>.N")
+    dumps = sorted(glob.glob("%s/%s.*.*" % (sys.argv[2], p)), key=lambda f: int(f.rsplit(".", 1)[1]))
+    for line in open(dumps[-1]):
+        if line.startswith("summary:") or line.startswith("totals:"):
+            ir = int(line.split()[1])
+            break
+    total += ir
+    print("%-12s %12.0f instructions per Recommend" % (p, ir / n))
+print("%-12s %12.0f instructions per Recommend" % ("sum", total / n))
+EOF
+# Redis: commands per Recommend (every process's), by command, and the
+# server's own time for them (wall-clock microseconds: load-dependent).
+/usr/bin/python3 - "$DIR/redis.txt" "$REQUESTS" <<'EOF'
+import re, sys
+n = int(sys.argv[2])
+rows = []
+for line in open(sys.argv[1]):
+    m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+    if m and m.group(1) not in ("config", "info"):
+        rows.append((int(m.group(2)), int(m.group(3)), m.group(1)))
+rows.sort(reverse=True)
+print("redis: %.1f commands, %.0f us per Recommend (%s)" % (
+    sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n,
+    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:8])))
+EOF
