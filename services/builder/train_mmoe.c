@@ -336,8 +336,8 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
         snprintf(err, errlen, "train-mmoe: out of memory");
         goto out;
     }
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5eed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, j->o->seed ^ 0x5eed);
     struct cascade_nn_optim opt;
     cascade_nn_optim_adam(&opt, j->o->lr);
     memcpy(order, j->rows, j->n_rows * sizeof(uint32_t));
@@ -345,7 +345,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
     double t0 = now_s();
     for (size_t ep = 1; ep <= j->o->epochs; ep++) {
         for (size_t i = j->n_rows; i > 1; i--) { /* Fisher-Yates */
-            size_t k = (size_t)cascade_nn_rng_below(&rng, i);
+            size_t k = (size_t)cascade_rng_below(&rng, i);
             uint32_t tmp = order[i - 1];
             order[i - 1] = order[k];
             order[k] = tmp;
@@ -394,15 +394,15 @@ out:
  * serving instead). Seeded by o->seed. */
 static int sample_rows(struct job *j, const struct cascade_rank_examples *ex, float *weights)
 {
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     j->rows = malloc((j->n_train + 1) * sizeof(uint32_t));
     if (!j->rows)
         return CASCADE_ENOMEM;
-    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5a3b1e5ULL);
+    cascade_rng_seed(&rng, j->o->seed ^ 0x5a3b1e5ULL);
     for (size_t r = 0; r < j->n_train; r++) {
         bool neg = !(ex->y[r] > 0);
         if (neg && j->alpha < 1) {
-            if (cascade_nn_rng_uniform(&rng) >= j->alpha)
+            if (cascade_rng_uniform(&rng) >= j->alpha)
                 continue;
             for (size_t t = 0; t < j->T; t++)
                 if ((int)t != j->click)

@@ -20,6 +20,7 @@
 #include "prerank_features.h"
 #include "records.h"
 #include "redis.h"
+#include "rng.h"
 #include "store.h"
 #include "train_progress.h"
 #include "train_warm.h"
@@ -173,18 +174,10 @@ out:
 
 /* ---- training ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(uint32_t *order, size_t n, uint64_t *rng)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(splitmix(rng) % i);
+        size_t j = (size_t)(cascade_rng_splitmix64(rng) % i);
         uint32_t t = order[i - 1];
         order[i - 1] = order[j];
         order[j] = t;

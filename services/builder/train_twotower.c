@@ -422,7 +422,7 @@ struct tt_trainer {
     cascade_twotower *m;
     cascade_negsample *ns;
     struct cascade_nn_optim opt;
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     struct tt_batch_buf b;
     uint32_t *order;
     uint32_t batch_no;
@@ -515,7 +515,7 @@ static int train_epochs(struct tt_trainer *t, const struct tt_data *d,
     for (size_t ep = 0; ep < o->epochs; ep++) {
         int64_t t0 = cascade_now_us();
         for (size_t i = n; i > 1; i--) { /* Fisher-Yates, seeded */
-            size_t j = (size_t)cascade_nn_rng_below(&t->rng, i);
+            size_t j = (size_t)cascade_rng_below(&t->rng, i);
             uint32_t tmp = t->order[i - 1];
             t->order[i - 1] = t->order[j];
             t->order[j] = tmp;
@@ -981,7 +981,7 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     for (size_t i = 0; i < d.n_train; i++)
         t.order[i] = (uint32_t)i;
     cascade_nn_optim_adam(&t.opt, o->lr);
-    cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
+    cascade_rng_seed(&t.rng, o->seed ^ 0x7477u);
     bool evaluated;
     rc = train_epochs(&t, &d, sum, &evaluated, err, errlen);
     sum->hard_drawn = t.hard_drawn;
