@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "idmap.h"
 #include "progress.h"
 #include "rng.h"
 
@@ -63,8 +64,7 @@ struct world {
     uint32_t **cat_members;  /* item indices per category */
     size_t *cat_count;
     /* (user, item) pairs already shown: a feed does not repeat itself. */
-    uint64_t *shown;
-    size_t shown_cap; /* power of two */
+    cascade_idmap shown; /* heap map, keys only */
 };
 
 void cascade_datagen_defaults(struct cascade_datagen_opts *o)
@@ -522,29 +522,18 @@ static long candidate(struct world *w, size_t user)
 
 static uint64_t pair_key(const struct world *w, size_t user, size_t item)
 {
-    return (uint64_t)user * w->o->items + item + 1; /* never 0, the empty slot */
-}
-
-/* Slot of key in the shown set (its own slot or the empty one where it would go). */
-static size_t shown_slot(const struct world *w, uint64_t key)
-{
-    uint64_t h = key;
-    size_t mask = w->shown_cap - 1, s = (size_t)(cascade_rng_splitmix64(&h) & mask);
-    while (w->shown[s] != 0 && w->shown[s] != key)
-        s = (s + 1) & mask;
-    return s;
+    return (uint64_t)user * w->o->items + item;
 }
 
 static bool was_shown(const struct world *w, size_t user, size_t item)
 {
-    uint64_t key = pair_key(w, user, item);
-    return w->shown[shown_slot(w, key)] == key;
+    return cascade_idmap_find(&w->shown, pair_key(w, user, item)) != NULL;
 }
 
-static void mark_shown(struct world *w, size_t user, size_t item)
+/* 0 or CASCADE_ENOMEM. */
+static int mark_shown(struct world *w, size_t user, size_t item)
 {
-    uint64_t key = pair_key(w, user, item);
-    w->shown[shown_slot(w, key)] = key;
+    return cascade_idmap_upsert(&w->shown, pair_key(w, user, item), NULL) ? 0 : CASCADE_ENOMEM;
 }
 
 /* Feeds favour fresh items: accept a created candidate with a probability
@@ -683,11 +672,7 @@ static int make_events(struct world *w, struct event_sink *k)
     double span = (double)(w->end - w->start);
     double p_sum = 0;
     struct cascade_progress prog;
-    w->shown_cap = 1024;
-    while (w->shown_cap < 2 * E + 2)
-        w->shown_cap *= 2;
-    w->shown = calloc(w->shown_cap, sizeof(uint64_t));
-    if (!w->shown)
+    if (cascade_idmap_init(&w->shown, NULL, E) != 0)
         return CASCADE_ENOMEM;
     cascade_progress_start(&prog, "datagen", "impressions", E, w->o->quiet);
     for (size_t e = 0; e < E; e++) {
@@ -698,9 +683,11 @@ static int make_events(struct world *w, struct event_sink *k)
         long item = pick_item(w, k->ds, user, ts);
         if (item < 0)
             continue;
-        mark_shown(w, user, (size_t)item);
+        int rc = mark_shown(w, user, (size_t)item);
+        if (rc)
+            return rc;
         size_t before = k->ds->n_events;
-        int rc = react(w, k, ts, user, (uint32_t)item);
+        rc = react(w, k, ts, user, (uint32_t)item);
         if (rc)
             return rc;
         p_sum += k->p[before];
@@ -808,7 +795,7 @@ static void world_free(struct world *w)
     free(w->cat_items);
     free(w->cat_members);
     free(w->cat_count);
-    free(w->shown);
+    cascade_idmap_release(&w->shown);
 }
 
 static int64_t default_end(void)

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "events.h"
 #include "flags.h"
+#include "idmap.h"
 #include "lr.h"
 #include "rank_features.h"
 #include "safetensors.h"
@@ -63,43 +64,22 @@ static int task_source(const char *name)
     return 0;
 }
 
-/* (user, item) → example row of the pair's latest impression (NO_ROW when
- * that impression is not an example), open addressing. */
-struct pair_rows {
-    uint64_t *key; /* 0 = empty */
-    uint32_t *row;
-    size_t mask;
-};
-
-static uint32_t *pair_slot(struct pair_rows *p, uint64_t key, bool insert)
-{
-    size_t s = (size_t)(key * 0x9E3779B97F4A7C15ull) & p->mask;
-    while (p->key[s] != 0 && p->key[s] != key)
-        s = (s + 1) & p->mask;
-    if (p->key[s] == 0) {
-        if (!insert)
-            return NULL;
-        p->key[s] = key;
-    }
-    return &p->row[s];
-}
-
 /* played[r] = seconds played after example r's impression; labels of the
  * event-sourced tasks set to 1. */
 static int scan_events(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
                        const int *source, size_t T, float *labels, float *played)
 {
-    size_t impressions = 0, cap = 1024;
+    size_t impressions = 0;
     for (size_t i = 0; i < ds->n_events; i++)
         impressions += ds->events[i].type == CASCADE_EV_IMPRESSION;
-    while (cap < 2 * impressions + 2)
-        cap *= 2;
-    struct pair_rows p = {.key = calloc(cap, sizeof(uint64_t)),
-                          .row = malloc(cap * sizeof(uint32_t)),
-                          .mask = cap - 1};
+    /* (user, item) → example row of the pair's latest impression (NO_ROW when
+     * that impression is not an example). */
+    cascade_idmap p;
+    if (cascade_idmap_init(&p, NULL, impressions) != 0)
+        return CASCADE_ENOMEM;
     uint32_t *row_of = malloc((ds->n_events + 1) * sizeof(uint32_t));
     int rc = CASCADE_ENOMEM;
-    if (!p.key || !p.row || !row_of)
+    if (!row_of)
         goto out;
     for (size_t i = 0; i < ds->n_events; i++)
         row_of[i] = NO_ROW;
@@ -108,23 +88,25 @@ static int scan_events(const cascade_dataset *ds, const struct cascade_rank_exam
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
         uint64_t key = (uint64_t)e->user * ds->n_items + e->item + 1;
-        uint32_t *slot = pair_slot(&p, key, e->type == CASCADE_EV_IMPRESSION);
         if (e->type == CASCADE_EV_IMPRESSION) {
-            *slot = row_of[i];
+            struct cascade_idmap_entry *en = cascade_idmap_upsert(&p, key, NULL);
+            if (!en)
+                goto out;
+            en->index = row_of[i];
             continue;
         }
-        if (!slot || *slot == NO_ROW)
+        const struct cascade_idmap_entry *en = cascade_idmap_find(&p, key);
+        if (!en || en->index == NO_ROW)
             continue;
         if (e->type == CASCADE_EV_PLAY && e->value > 0)
-            played[*slot] += e->value;
+            played[en->index] += e->value;
         for (size_t t = 0; t < T; t++)
             if (source[t] == (int)e->type)
-                labels[(size_t)*slot * T + t] = 1.0f;
+                labels[(size_t)en->index * T + t] = 1.0f;
     }
     rc = 0;
 out:
-    free(p.key);
-    free(p.row);
+    cascade_idmap_release(&p);
     free(row_of);
     return rc;
 }
