@@ -397,9 +397,11 @@ static int group_teardown(void **state)
 }
 
 /* An orchestrator whose every endpoint is the fake server, with extra JSON
- * members spliced into the "orchestrator" section. */
-static cascade_orch *make_orch(const char *channels_json, const char *extra_json,
-                               const char *experiments_json, cascade_redis_pool *pool)
+ * members spliced into the "orchestrator" section; its metrics in m (may be
+ * NULL). */
+static cascade_orch *make_orch_metrics(const char *channels_json, const char *extra_json,
+                                       const char *experiments_json, cascade_redis_pool *pool,
+                                       cascade_metrics *m)
 {
     char text[4096], err[512];
     snprintf(text, sizeof text,
@@ -412,12 +414,18 @@ static cascade_orch *make_orch(const char *channels_json, const char *extra_json
              extra_json ? extra_json : "", experiments_json ? experiments_json : "null");
     cascade_config *cfg = cascade_config_parse(text, "test.json", err, sizeof err);
     assert_non_null(cfg);
-    cascade_orch *o = cascade_orch_create(cfg, pool, "t", err, sizeof err);
+    cascade_orch *o = cascade_orch_create(cfg, pool, "t", m, err, sizeof err);
     if (o == NULL)
         fprintf(stderr, "orchestrator: %s\n", err);
     assert_non_null(o);
     cascade_config_destroy(cfg);
     return o;
+}
+
+static cascade_orch *make_orch(const char *channels_json, const char *extra_json,
+                               const char *experiments_json, cascade_redis_pool *pool)
+{
+    return make_orch_metrics(channels_json, extra_json, experiments_json, pool, NULL);
 }
 
 static const char *two_channels =
@@ -1721,8 +1729,8 @@ static void test_hard_negatives_redis_down(void **state)
     (void)state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_metrics *m = cascade_metrics_create();
-    cascade_orch *o = make_orch(two_channels, ", \"cache\": {\"enabled\": false}", NULL, dead);
-    cascade_orch_set_metrics(o, m);
+    cascade_orch *o =
+        make_orch_metrics(two_channels, ", \"cache\": {\"enabled\": false}", NULL, dead, m);
     Cascade__V1__RecommendResponse *r;
     char err[512];
     assert_int_equal(recommend(o, "hn-down", 10, true, &r, err, sizeof err), 0);
@@ -1937,11 +1945,10 @@ static void test_serve_log_redis_down(void **state)
     (void)state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_metrics *m = cascade_metrics_create();
-    cascade_orch *o = make_orch(two_channels,
-                                ", \"cache\": {\"enabled\": false},"
-                                " \"hard_negatives\": {\"enabled\": false}",
-                                NULL, dead);
-    cascade_orch_set_metrics(o, m);
+    cascade_orch *o = make_orch_metrics(two_channels,
+                                        ", \"cache\": {\"enabled\": false},"
+                                        " \"hard_negatives\": {\"enabled\": false}",
+                                        NULL, dead, m);
     Cascade__V1__RecommendResponse *r;
     char err[512];
     assert_int_equal(recommend(o, "serve-down", 10, false, &r, err, sizeof err), 0);

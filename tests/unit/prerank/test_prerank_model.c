@@ -125,7 +125,7 @@ static cascade_prerank *make_prerank(struct fixture *f, const char *json, const 
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, dir, err, sizeof err);
+    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, dir, NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!p)
         fail_msg("cascade_prerank_create: %s", err);
