@@ -49,7 +49,6 @@ const char *cascade_prerank_model_version(cascade_prerank *p, char *buf, size_t 
 /* NULL is a no-op. */
 void cascade_prerank_destroy(cascade_prerank *p);
 
-
 /* Score req's candidates (item records fetched with MGET in chunks), sort
  * them by prerank_score descending (ties: smaller item id first) and keep
  * the top N: req->keep, else experiment param "prerank.keep", else config
