@@ -121,7 +121,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
         source[t] = task_source(c->tasks[t].name);
         if (source[t] == 0) {
             snprintf(err, errlen,
-                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "no label for task '%s' (known: click, like, collect, share, "
                      "watch_time, complete)",
                      c->tasks[t].name);
             return CASCADE_EINVAL;
@@ -129,7 +129,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
     }
     float *played = calloc(ex->n + 1, sizeof(float));
     if (!played) {
-        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex->n);
+        snprintf(err, errlen, "out of memory for %zu examples", ex->n);
         return CASCADE_ENOMEM;
     }
     for (size_t i = 0; i < ex->n * T; i++) {
@@ -138,7 +138,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
     }
     int rc = scan_events(ds, ex, source, T, labels, played);
     if (rc != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory for the labels");
+        snprintf(err, errlen, "out of memory for the labels");
         goto out;
     }
     for (size_t r = 0; r < ex->n; r++) {
@@ -315,7 +315,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
     float *wb = malloc(B * T * sizeof(float));
     int rc = CASCADE_ENOMEM;
     if (!order || !xb || !lb || !wb) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     struct cascade_rng rng;
@@ -345,7 +345,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             cascade_mmoe_draw_dropout(j->m, j->s, &rng, b);
             double l = cascade_mmoe_backward(j->m, j->s, xb, lb, wb, b, true, NULL);
             if (isnan(l) || (rc = cascade_nn_optim_step(&opt, cascade_mmoe_params(j->m))) != 0) {
-                snprintf(err, errlen, "train-mmoe: training step %zu failed (loss %g)", step, l);
+                snprintf(err, errlen, "training step %zu failed (loss %g)", step, l);
                 rc = rc ? rc : CASCADE_EINTERNAL;
                 goto out;
             }
@@ -354,7 +354,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             step++;
         }
         if ((rc = evaluate(j, j->Xs, rep)) != 0) {
-            snprintf(err, errlen, "train-mmoe: evaluation failed");
+            snprintf(err, errlen, "evaluation failed");
             goto out;
         }
         if (!j->o->quiet)
@@ -698,12 +698,11 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if (model)
         *model = NULL;
     if (o->batch == 0 || o->epochs == 0) {
-        snprintf(err, errlen, "train-mmoe: --epochs and --batch must be at least 1");
+        snprintf(err, errlen, "--epochs and --batch must be at least 1");
         return CASCADE_EINVAL;
     }
     if (!(o->neg_sample_rate > 0 && o->neg_sample_rate <= 1)) {
-        snprintf(err, errlen, "train-mmoe: --neg-sample-rate %g is not in (0, 1]",
-                 o->neg_sample_rate);
+        snprintf(err, errlen, "--neg-sample-rate %g is not in (0, 1]", o->neg_sample_rate);
         return CASCADE_EINVAL;
     }
     if (!(j.m = new_model(o, err, errlen)))
@@ -713,7 +712,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         const char *name = cascade_mmoe_config(j.m)->tasks[t].name;
         if (task_source(name) == 0) {
             snprintf(err, errlen,
-                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "no label for task '%s' (known: click, like, collect, share, "
                      "watch_time, complete)",
                      name);
             cascade_mmoe_destroy(j.m);
@@ -732,22 +731,21 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     sum->holdout = ex.n - ex.n_train;
     sum->n_tasks = j.T;
     if (ex.n_train == 0 || ex.n == ex.n_train) {
-        snprintf(err, errlen, "train-mmoe: %zu training and %zu held-out examples; need both",
-                 ex.n_train, ex.n - ex.n_train);
+        snprintf(err, errlen, "%zu training and %zu held-out examples; need both", ex.n_train,
+                 ex.n - ex.n_train);
         rc = CASCADE_EDATA;
         goto out;
     }
     /* The click labels are the examples' (train-rank's); the gate needs both classes. */
     if (cascade_mmoe_task_index(j.m, "click") >= 0 &&
-        (rc = cascade_train_gate_check_labels("train-mmoe", ex.y, ex.n_train, ex.n, err,
-                                              errlen)) != 0)
+        (rc = cascade_train_gate_check_labels(ex.y, ex.n_train, ex.n, err, errlen)) != 0)
         goto out;
     labels = malloc(ex.n * j.T * sizeof(float));
     weights = malloc(ex.n * j.T * sizeof(float));
     j.Xs = malloc(ex.n * D * sizeof(float));
     j.s = cascade_mmoe_scratch_create(j.m, o->batch);
     if (!labels || !weights || !j.Xs || !j.s) {
-        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex.n);
+        snprintf(err, errlen, "out of memory for %zu examples", ex.n);
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -764,12 +762,12 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     sum->neg_sample_rate = j.alpha;
     complete_rates(ds, &ex, &j, sum->complete_rates, sizeof(sum->complete_rates));
     if ((rc = sample_rows(&j, &ex, weights)) != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     sum->sampled_train = j.n_rows;
     if (j.n_rows == 0) {
-        snprintf(err, errlen, "train-mmoe: no training example left after down-sampling");
+        snprintf(err, errlen, "no training example left after down-sampling");
         rc = CASCADE_EINVAL;
         goto out;
     }
@@ -777,7 +775,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         (rc = cascade_train_warm_start("train-mmoe", o->model_dir, CASCADE_TRAIN_MMOE_LATEST,
                                        o->quiet, warm_apply, &j, sum->warm_from,
                                        sizeof(sum->warm_from))) != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     sum->oracle_auc = oracle_auc(ds, &ex, o);
@@ -787,7 +785,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if ((rc = fold_standardisation(&j)) != 0 || (rc = evaluate(&j, ex.X, sum->tasks)) != 0 ||
         (rc = cascade_mmoe_gate_stats(j.m, j.s, ex.X + ex.n_train * D, ex.n - ex.n_train, NULL,
                                       sum->gate_entropy)) != 0) {
-        snprintf(err, errlen, "train-mmoe: final evaluation failed");
+        snprintf(err, errlen, "final evaluation failed");
         goto out;
     }
     if (o->model_dir && (rc = publish(&j, ex.X, o->model_dir, sum, err, errlen)) != 0)
@@ -917,8 +915,7 @@ int cascade_train_mmoe_command(int argc, char **argv)
         rc = cascade_train_mmoe_run(ds, &o, &s, NULL, err, sizeof(err));
     cascade_dataset_destroy(ds);
     if (rc != 0) {
-        const char *msg = strncmp(err, "train-mmoe: ", 12) == 0 ? err + 12 : err;
-        fprintf(stderr, "cascade-build train-mmoe: %s\n", msg);
+        fprintf(stderr, "cascade-build train-mmoe: %s\n", err);
         return cascade_train_gate_exit_status(rc, false);
     }
     print_summary(&s);

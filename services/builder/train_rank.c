@@ -153,7 +153,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     warmup = (size_t)(o->warmup_frac * (double)impressions);
     if (impressions <= warmup) {
         snprintf(err, errlen,
-                 "train-rank: no examples: %zu impressions in the log, %zu used for warm-up; "
+                 "no examples: %zu impressions in the log, %zu used for warm-up; "
                  "the data does not support this model",
                  impressions, warmup);
         return CASCADE_EDATA;
@@ -188,7 +188,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     ex->n_train = ex->n - (size_t)(o->holdout_frac * (double)ex->n);
 out:
     if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "train-rank: out of memory for %zu examples", cap);
+        snprintf(err, errlen, "out of memory for %zu examples", cap);
     if (rc != 0)
         cascade_rank_examples_free(ex);
     free(label);
@@ -307,7 +307,7 @@ static int train_epochs(cascade_lr *m, const struct cascade_rank_examples *ex,
     struct cascade_lr_train_opts lo = o->lr;
     int epochs = lo.epochs > 0 ? lo.epochs : 5, rc = 0;
     if (!ph) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
     lo.epochs = 1;
@@ -483,13 +483,11 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
     sum->train_ctr = mean(ex->y, ex->n_train);
     sum->holdout_ctr = mean(ex->y + ex->n_train, nh);
     if (ex->n_train == 0 || nh == 0) {
-        snprintf(err, errlen, "train-rank: %zu training and %zu held-out examples; need both",
-                 ex->n_train, nh);
+        snprintf(err, errlen, "%zu training and %zu held-out examples; need both", ex->n_train, nh);
         rc = CASCADE_EDATA;
         goto out;
     }
-    if ((rc = cascade_train_gate_check_labels("train-rank", ex->y, ex->n_train, ex->n, err,
-                                              errlen)) != 0)
+    if ((rc = cascade_train_gate_check_labels(ex->y, ex->n_train, ex->n, err, errlen)) != 0)
         goto out;
     double c =
         sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
@@ -501,7 +499,7 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
         fprintf(stderr, "train-rank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f)\n",
                 ex->n, ex->n_train, sum->train_ctr, nh, sum->holdout_ctr);
     if (!(m = cascade_lr_create(CASCADE_RANK_FEATURES))) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -510,7 +508,7 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
         (rc = cascade_train_warm_start("train-rank", o->model_dir, "rank-lr.latest", o->quiet,
                                        lr_warm_apply, m, sum->warm_from,
                                        sizeof sum->warm_from)) != 0) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     if ((rc = train_epochs(m, ex, o, sum, err, errlen)) != 0)

@@ -908,20 +908,19 @@ static int check_opts(const cascade_dataset *ds, const struct cascade_train_twot
                       char *err, size_t errlen)
 {
     if (o->mode != CASCADE_TWOTOWER_LISTWISE && o->n_neg == 0) {
-        snprintf(err, errlen, "train-two-tower: --negatives must be ≥ 1 unless --mode listwise");
+        snprintf(err, errlen, "--negatives must be ≥ 1 unless --mode listwise");
         return CASCADE_EINVAL;
     }
     if (o->batch == 0 || o->epochs == 0 || o->eval_k == 0) {
-        snprintf(err, errlen, "train-two-tower: --batch-size, --epochs and --k must be ≥ 1");
+        snprintf(err, errlen, "--batch-size, --epochs and --k must be ≥ 1");
         return CASCADE_EINVAL;
     }
     if (!(o->hard_ratio >= 0.0 && o->hard_ratio <= 1.0)) {
-        snprintf(err, errlen, "train-two-tower: --hard-ratio must be in [0, 1], got %g",
-                 o->hard_ratio);
+        snprintf(err, errlen, "--hard-ratio must be in [0, 1], got %g", o->hard_ratio);
         return CASCADE_EINVAL;
     }
     if (ds->n_items == 0 || ds->n_users == 0) {
-        snprintf(err, errlen, "train-two-tower: the data set has no users or no items");
+        snprintf(err, errlen, "the data set has no users or no items");
         return CASCADE_EINVAL;
     }
     return 0;
@@ -951,14 +950,14 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     sum->holdout = d.n_ex - d.n_train;
     if (d.n_train == 0) {
         snprintf(err, errlen,
-                 "train-two-tower: no positive events to train on (weights > 0); the data does "
+                 "no positive events to train on (weights > 0); the data does "
                  "not support this model");
         rc = CASCADE_EDATA;
         goto out;
     }
     if (o->model_dir && sum->holdout == 0 && !o->gate.force) {
         snprintf(err, errlen,
-                 "train-two-tower: no held-out positives (%zu in all, --holdout-frac %g), so "
+                 "no held-out positives (%zu in all, --holdout-frac %g), so "
                  "the gate cannot measure the model; the data does not support it",
                  d.n_ex, o->holdout_frac);
         rc = CASCADE_EDATA;
@@ -999,7 +998,7 @@ int cascade_train_twotower_run(const cascade_dataset *ds,
     goto out;
 nomem:
     if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "train-two-tower: out of memory");
+        snprintf(err, errlen, "out of memory");
 out:
     batch_free(&t.b);
     free(t.order);
@@ -1186,8 +1185,7 @@ int cascade_train_twotower_command(int argc, char **argv)
         print_summary(&o, &s, &h);
     cascade_tt_hardneg_free(&h);
     if (rc != 0) {
-        const char *msg = strncmp(err, "train-two-tower: ", 17) == 0 ? err + 17 : err;
-        fprintf(stderr, "cascade-build train-two-tower: %s\n", msg);
+        fprintf(stderr, "cascade-build train-two-tower: %s\n", err);
     }
     return cascade_train_gate_exit_status(rc, rc == 0 && s.gate.publish);
 }
