@@ -24,6 +24,7 @@
 #include "error.h"
 #include "gate_record.h"
 #include "latest_file.h"
+#include "rng.h"
 #include "support.h"
 #include "train_gate.h"
 #include "train_rank.h"
@@ -276,10 +277,10 @@ static int fit_shuffled(const cascade_dataset *ds, struct cascade_rank_examples 
 {
     float *saved = malloc(ex->n_train * sizeof(float));
     memcpy(saved, ex->y, ex->n_train * sizeof(float));
-    uint64_t x = 42;
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 42);
     for (size_t i = ex->n_train; i > 1; i--) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        size_t j = (size_t)((x >> 33) % i);
+        size_t j = (size_t)cascade_rng_below(&rng, i);
         float t = ex->y[i - 1];
         ex->y[i - 1] = ex->y[j];
         ex->y[j] = t;
