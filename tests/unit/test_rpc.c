@@ -42,8 +42,8 @@ static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMess
 {
     const Cascade__V1__RecallRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
-    int *calls = service;
-    (*calls)++;
+    atomic_int *calls = service; /* handlers run on several server threads at once */
+    atomic_fetch_add(calls, 1);
     for (size_t i = 0; i < req->n_channels; i++) {
         if (strcmp(req->channels[i], "fail") == 0)
             return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "channel \"fail\" refused");
@@ -93,7 +93,7 @@ struct fixture {
     cascade_rpc_server *server;
     cascade_rpc_channel *channel;
     cascade_arena *arena;
-    int handler_calls;
+    atomic_int handler_calls;
 };
 
 static int setup(void **state)

@@ -612,6 +612,15 @@ static void test_no_repeats(void **state)
     cascade_orch_destroy(o);
 }
 
+/* The filter's blindness, set under the fake's lock: the fake serves on the
+ * RPC server's threads (scripts/tsan.sh). */
+static void set_filter_blind(bool on)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.filter_blind = on;
+    pthread_mutex_unlock(&fake.mu);
+}
+
 /* Items a concurrent request reserved after this one's filter ran are not
  * shown again: the reservation skips them and the answer fills up from the
  * re-ranked order behind the final list. */
@@ -626,9 +635,9 @@ static void test_reservation_fills_from_spares(void **state)
     assert_int_equal(r->n_items, 10);
     for (size_t i = 0; i < 10; i++)
         first[i] = r->items[i]->item_id;
-    fake.filter_blind = true; /* the same final list again, as if both ran at once */
+    set_filter_blind(true); /* the same final list again, as if both ran at once */
     assert_int_equal(recommend(o, "racing-user", 10, true, &r, err, sizeof err), 0);
-    fake.filter_blind = false;
+    set_filter_blind(false);
     assert_int_equal(r->n_items, 10);
     assert_false(r->degraded);
     for (size_t i = 0; i < r->n_items; i++)
@@ -652,7 +661,7 @@ static void test_reservation_second_round(void **state)
     size_t n_seen = 0;
     char err[512];
     Cascade__V1__RecommendResponse *r;
-    fake.filter_blind = true; /* every request sees the same final list, as if all raced */
+    set_filter_blind(true); /* every request sees the same final list, as if all raced */
     for (int k = 0; k < 6; k++) {
         assert_int_equal(recommend(o, "crowded-user", 10, true, &r, err, sizeof err), 0);
         assert_int_equal(r->n_items, 10);
@@ -664,7 +673,7 @@ static void test_reservation_second_round(void **state)
             seen[n_seen++] = r->items[i]->item_id;
         }
     }
-    fake.filter_blind = false;
+    set_filter_blind(false);
     /* The last answer needed the second round: it was offered more than 4 × 10. */
     assert_true(trace_of(r, "exposure")->items_in > 40);
     cascade_orch_destroy(o);
