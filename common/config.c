@@ -514,7 +514,7 @@ int cascade_config_int(const cascade_config *c, const char *path, int64_t def, i
 int cascade_config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
                         int64_t max, char *err, size_t errlen)
 {
-    int64_t x;
+    int64_t x = 0;
     int rc = cascade_config_int(c, path, (int64_t)*v, min, max, &x, err, errlen);
     if (rc == 0)
         *v = (size_t)x;
