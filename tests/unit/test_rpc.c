@@ -395,7 +395,7 @@ struct metered {
     cascade_rpc_channel *ch;
     cascade_arena *arena;
     char target[64];
-    int calls;
+    atomic_int calls; /* echo_handler counts on the server threads */
 };
 
 static void metered_start(struct metered *m)
