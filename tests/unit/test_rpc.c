@@ -366,7 +366,7 @@ static void test_shutdown_then_unavailable(void **state)
 {
     (void)state;
     char err[256], target[64];
-    int calls = 0;
+    atomic_int calls = 0;
     struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
                                             &cascade__v1__recall_response__descriptor,
                                             echo_handler}};
