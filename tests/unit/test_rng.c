@@ -35,6 +35,10 @@ static void test_xoshiro_known_answer(void **state)
     assert_true(cascade_rng_next(&r) == 0x99ec5f36cb75f2b4ULL);
     assert_true(cascade_rng_next(&r) == 0xbf6e1f784956452aULL);
     assert_true(cascade_rng_next(&r) == 0x1a5f849d4933e6e0ULL);
+    /* From the fourth on, the rotation of s[3] has reached the output. */
+    assert_true(cascade_rng_next(&r) == 0x6aa594f1262d2d2cULL);
+    assert_true(cascade_rng_next(&r) == 0xbba5ad4a1f842e59ULL);
+    assert_true(cascade_rng_next(&r) == 0xffef8375d9ebcacaULL);
 }
 
 static void test_ranges(void **state)
