@@ -511,6 +511,16 @@ int cascade_config_int(const cascade_config *c, const char *path, int64_t def, i
     return 0;
 }
 
+int cascade_config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
+                        int64_t max, char *err, size_t errlen)
+{
+    int64_t x = 0;
+    int rc = cascade_config_int(c, path, (int64_t)*v, min, max, &x, err, errlen);
+    if (rc == 0)
+        *v = (size_t)x;
+    return rc;
+}
+
 int cascade_config_double(const cascade_config *c, const char *path, double def, double min,
                           double max, double *out, char *err, size_t errlen)
 {

@@ -44,6 +44,11 @@ int cascade_config_double(const cascade_config *c, const char *path, double def,
                           double max, double *out, char *err, size_t errlen);
 int cascade_config_bool(const cascade_config *c, const char *path, bool def, bool *out,
                         char *err, size_t errlen);
+/* A size in place: *v holds the default on entry and the value on success
+ * (unchanged on error); min >= 0. The same checks and messages as
+ * cascade_config_int. */
+int cascade_config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
+                        int64_t max, char *err, size_t errlen);
 /* *out is borrowed from the config (or is def). */
 int cascade_config_string(const cascade_config *c, const char *path, const char *def,
                           const char **out, char *err, size_t errlen);

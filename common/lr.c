@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "rank_features.h"
+#include "rng.h"
 #include "safetensors.h"
 
 #define ADAM_BETA1 0.9
@@ -179,21 +180,13 @@ double cascade_lr_loss(const cascade_lr *m, const float *X, const float *y, size
     return loss + 0.5 * l2 * reg;
 }
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(size_t *idx, size_t n, uint64_t seed)
 {
     uint64_t state = seed;
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(splitmix64(&state) % i);
+        size_t j = (size_t)(cascade_rng_splitmix64(&state) % i);
         size_t t = idx[i - 1];
         idx[i - 1] = idx[j];
         idx[j] = t;

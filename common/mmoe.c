@@ -112,7 +112,7 @@ static int check_config(const struct cascade_mmoe_config *c, char *err, size_t e
     return 0;
 }
 
-static int add_layers(cascade_mmoe *m, struct cascade_nn_rng *rng, char *err, size_t errlen)
+static int add_layers(cascade_mmoe *m, struct cascade_rng *rng, char *err, size_t errlen)
 {
     const struct cascade_mmoe_config *c = &m->cfg;
     char name[64];
@@ -155,8 +155,8 @@ cascade_mmoe *cascade_mmoe_create(const struct cascade_mmoe_config *c, char *err
         cascade__mmoe_err(err, errlen, "mmoe: out of memory");
         goto fail;
     }
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, c->seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, c->seed);
     if (add_layers(m, &rng, err, errlen) != 0)
         goto fail;
     return m;
@@ -330,7 +330,7 @@ int cascade_mmoe_predict(const cascade_mmoe *m, cascade_mmoe_scratch *s, const f
 }
 
 void cascade_mmoe_draw_dropout(const cascade_mmoe *m, cascade_mmoe_scratch *s,
-                               struct cascade_nn_rng *rng, size_t batch)
+                               struct cascade_rng *rng, size_t batch)
 {
     size_t E = m->cfg.n_experts;
     if (batch > s->max_batch)

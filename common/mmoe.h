@@ -91,7 +91,7 @@ float cascade_mmoe_target(enum cascade_mmoe_task_kind kind, float label);
  * config; a rate of 0 keeps every expert). The next _loss/_backward with
  * use_dropout applies it as the gates' softmax keep-mask. */
 void cascade_mmoe_draw_dropout(const cascade_mmoe *m, cascade_mmoe_scratch *s,
-                               struct cascade_nn_rng *rng, size_t batch);
+                               struct cascade_rng *rng, size_t batch);
 
 /* Training loss for x [batch, input_dim], labels [batch, n_tasks] (0/1, or
  * the raw watch time t) and optional weights [batch, n_tasks] (0 masks a

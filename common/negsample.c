@@ -189,10 +189,10 @@ void cascade_negsample_alias_column(const cascade_negsample *s, uint32_t i, doub
     *alias = s->alias[i];
 }
 
-uint32_t cascade_negsample_easy(const cascade_negsample *s, struct cascade_nn_rng *rng)
+uint32_t cascade_negsample_easy(const cascade_negsample *s, struct cascade_rng *rng)
 {
-    uint32_t i = (uint32_t)cascade_nn_rng_below(rng, s->n);
-    return cascade_nn_rng_uniform(rng) < s->prob[i] ? i : s->alias[i];
+    uint32_t i = (uint32_t)cascade_rng_below(rng, s->n);
+    return cascade_rng_uniform(rng) < s->prob[i] ? i : s->alias[i];
 }
 
 static bool excluded(const struct cascade_negsample_request *req, uint32_t item)
@@ -205,7 +205,7 @@ static bool excluded(const struct cascade_negsample_request *req, uint32_t item)
 
 /* Up to want hard negatives, uniformly without replacement from the eligible
  * (in range, not excluded, first occurrence) candidates. */
-static size_t draw_hard(const cascade_negsample *s, struct cascade_nn_rng *rng,
+static size_t draw_hard(const cascade_negsample *s, struct cascade_rng *rng,
                         const struct cascade_negsample_request *req, size_t want, uint32_t *out,
                         size_t *n_eligible)
 {
@@ -224,7 +224,7 @@ static size_t draw_hard(const cascade_negsample *s, struct cascade_nn_rng *rng,
     }
     /* Partial Fisher-Yates: the first `got` slots become the sample. */
     for (; got < want && got < n; got++) {
-        size_t j = got + (size_t)cascade_nn_rng_below(rng, n - got);
+        size_t j = got + (size_t)cascade_rng_below(rng, n - got);
         uint32_t t = pool[got];
         pool[got] = pool[j];
         pool[j] = t;
@@ -235,7 +235,7 @@ static size_t draw_hard(const cascade_negsample *s, struct cascade_nn_rng *rng,
     return got;
 }
 
-size_t cascade_negsample_draw(const cascade_negsample *s, struct cascade_nn_rng *rng,
+size_t cascade_negsample_draw(const cascade_negsample *s, struct cascade_rng *rng,
                               const struct cascade_negsample_request *req, size_t k, uint32_t *out,
                               enum cascade_negsample_kind *kind, float *logq)
 {

@@ -50,7 +50,7 @@ void cascade_negsample_alias_column(const cascade_negsample *s, uint32_t i, doub
                                     uint32_t *alias);
 
 /* One easy draw from the alias table (no exclusions). */
-uint32_t cascade_negsample_easy(const cascade_negsample *s, struct cascade_nn_rng *rng);
+uint32_t cascade_negsample_easy(const cascade_negsample *s, struct cascade_rng *rng);
 
 /* Where a negative came from. */
 enum cascade_negsample_kind {
@@ -73,7 +73,7 @@ struct cascade_negsample_request {
  * for hard and easy alike). logq is log q for easy draws and log(h/H) for hard
  * ones (h drawn out of H candidates: each candidate's inclusion probability).
  * Returns the number drawn (< k only when rejection ran out of tries). */
-size_t cascade_negsample_draw(const cascade_negsample *s, struct cascade_nn_rng *rng,
+size_t cascade_negsample_draw(const cascade_negsample *s, struct cascade_rng *rng,
                               const struct cascade_negsample_request *req, size_t k, uint32_t *out,
                               enum cascade_negsample_kind *kind, float *logq);
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
 #include "safetensors.h"
 
 /* Conventions (see docs/nn.md):
@@ -22,22 +23,7 @@
  * - Nothing here keeps per-call scratch: activations belong to the caller, so
  *   forward passes over a model that is not being trained may run in parallel. */
 
-/* ---- seeded random numbers (xoshiro256**, seeded through splitmix64) ---- */
-
-struct cascade_nn_rng {
-    uint64_t s[4];
-};
-
-/* Seed the generator; the same seed gives the same stream on every machine. */
-void cascade_nn_rng_seed(struct cascade_nn_rng *r, uint64_t seed);
-/* Next 64 random bits. */
-uint64_t cascade_nn_rng_next(struct cascade_nn_rng *r);
-/* Uniform double in [0, 1). */
-double cascade_nn_rng_uniform(struct cascade_nn_rng *r);
-/* Uniform integer in [0, n); n > 0. */
-uint64_t cascade_nn_rng_below(struct cascade_nn_rng *r, uint64_t n);
-/* Standard normal (Box-Muller). */
-double cascade_nn_rng_normal(struct cascade_nn_rng *r);
+/* Seeded random numbers: the project's generator, struct cascade_rng (rng.h). */
 
 /* ---- parameters ---- */
 
@@ -92,13 +78,13 @@ void cascade_nn_param_touch_row(struct cascade_nn_param *p, size_t row);
 /* ---- initialisation (all draw from rng, so a seed reproduces a model) ---- */
 
 /* value ~ U(-bound, bound). */
-void cascade_nn_init_uniform(struct cascade_nn_param *p, struct cascade_nn_rng *rng, float bound);
+void cascade_nn_init_uniform(struct cascade_nn_param *p, struct cascade_rng *rng, float bound);
 /* value ~ N(0, std²). */
-void cascade_nn_init_normal(struct cascade_nn_param *p, struct cascade_nn_rng *rng, float std);
+void cascade_nn_init_normal(struct cascade_nn_param *p, struct cascade_rng *rng, float std);
 /* Xavier/Glorot uniform for a [out, in] weight: bound sqrt(6 / (in + out)). */
-void cascade_nn_init_xavier_uniform(struct cascade_nn_param *p, struct cascade_nn_rng *rng);
+void cascade_nn_init_xavier_uniform(struct cascade_nn_param *p, struct cascade_rng *rng);
 /* He/Kaiming uniform (ReLU gain) for a [out, in] weight: bound sqrt(6 / in). */
-void cascade_nn_init_he_uniform(struct cascade_nn_param *p, struct cascade_nn_rng *rng);
+void cascade_nn_init_he_uniform(struct cascade_nn_param *p, struct cascade_rng *rng);
 
 enum cascade_nn_init {
     CASCADE_NN_INIT_ZERO,
@@ -120,7 +106,7 @@ struct cascade_nn_dense {
  * code with a message in err. */
 int cascade_nn_dense_init(struct cascade_nn_dense *d, cascade_nn_params *ps, const char *prefix,
                           size_t in, size_t out, enum cascade_nn_init init,
-                          struct cascade_nn_rng *rng, char *err, size_t errlen);
+                          struct cascade_rng *rng, char *err, size_t errlen);
 /* y [batch, out] = x [batch, in] · Wᵀ + b. */
 int cascade_nn_dense_forward(const struct cascade_nn_dense *d, const float *x, size_t batch,
                              float *y);
@@ -155,7 +141,7 @@ struct cascade_nn_embedding {
  * zeros when rng is NULL) to ps. 0 or a negative code with a message in err. */
 int cascade_nn_embedding_init(struct cascade_nn_embedding *e, cascade_nn_params *ps,
                               const char *prefix, size_t num, size_t dim, enum cascade_nn_pool pool,
-                              float init_std, struct cascade_nn_rng *rng, char *err, size_t errlen);
+                              float init_std, struct cascade_rng *rng, char *err, size_t errlen);
 /* 0 when every id of bags is below num and offsets are non-decreasing;
  * otherwise CASCADE_EINVAL with the offending bag and id in err. */
 int cascade_nn_bags_check(const struct cascade_nn_bags *bags, size_t num, char *err, size_t errlen);
@@ -225,7 +211,7 @@ void cascade_nn_mixture_backward(const float *gates, const float *experts, const
 
 /* Inverted dropout: keep[i] ~ Bernoulli(1 − rate) from rng, y = x·keep/(1 − rate).
  * rate in [0, 1); y may alias x. */
-void cascade_nn_dropout_forward(struct cascade_nn_rng *rng, float rate, const float *x, size_t n,
+void cascade_nn_dropout_forward(struct cascade_rng *rng, float rate, const float *x, size_t n,
                                 uint8_t *keep, float *y);
 /* dx = dy·keep/(1 − rate); dx may alias dy. */
 void cascade_nn_dropout_backward(float rate, const uint8_t *keep, const float *dy, size_t n,
@@ -235,7 +221,7 @@ void cascade_nn_dropout_backward(float rate, const uint8_t *keep, const float *d
  * example with probability rate, but always keeps at least one (a random one
  * when all were drawn). Use keep either as the softmax mask of the gate (the
  * gate renormalises over surviving experts) or with _apply below. */
-void cascade_nn_expert_dropout_mask(struct cascade_nn_rng *rng, float rate, size_t batch,
+void cascade_nn_expert_dropout_mask(struct cascade_rng *rng, float rate, size_t batch,
                                     size_t n_experts, uint8_t *keep);
 /* In place on x [batch, n_experts, width]: zero the dropped experts' blocks
  * and scale the kept ones by 1/(1 − rate). Also the backward pass (apply it

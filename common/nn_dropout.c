@@ -5,12 +5,12 @@
 
 #include <string.h>
 
-void cascade_nn_dropout_forward(struct cascade_nn_rng *rng, float rate, const float *x, size_t n,
+void cascade_nn_dropout_forward(struct cascade_rng *rng, float rate, const float *x, size_t n,
                                 uint8_t *keep, float *y)
 {
     float scale = 1.0f / (1.0f - rate);
     for (size_t i = 0; i < n; i++) {
-        keep[i] = rate <= 0.0f || cascade_nn_rng_uniform(rng) >= (double)rate;
+        keep[i] = rate <= 0.0f || cascade_rng_uniform(rng) >= (double)rate;
         y[i] = keep[i] ? x[i] * scale : 0.0f;
     }
 }
@@ -23,7 +23,7 @@ void cascade_nn_dropout_backward(float rate, const uint8_t *keep, const float *d
         dx[i] = keep[i] ? dy[i] * scale : 0.0f;
 }
 
-void cascade_nn_expert_dropout_mask(struct cascade_nn_rng *rng, float rate, size_t batch,
+void cascade_nn_expert_dropout_mask(struct cascade_rng *rng, float rate, size_t batch,
                                     size_t n_experts, uint8_t *keep)
 {
     if (n_experts == 0)
@@ -32,11 +32,11 @@ void cascade_nn_expert_dropout_mask(struct cascade_nn_rng *rng, float rate, size
         uint8_t *k = keep + b * n_experts;
         size_t kept = 0;
         for (size_t e = 0; e < n_experts; e++) {
-            k[e] = rate <= 0.0f || cascade_nn_rng_uniform(rng) >= (double)rate;
+            k[e] = rate <= 0.0f || cascade_rng_uniform(rng) >= (double)rate;
             kept += k[e];
         }
         if (kept == 0)
-            k[cascade_nn_rng_below(rng, n_experts)] = 1;
+            k[cascade_rng_below(rng, n_experts)] = 1;
     }
 }
 

@@ -24,7 +24,7 @@ static int param_name(char *buf, size_t len, const char *prefix, const char *suf
 }
 
 static void init_weight(struct cascade_nn_param *w, enum cascade_nn_init init,
-                        struct cascade_nn_rng *rng)
+                        struct cascade_rng *rng)
 {
     if (init == CASCADE_NN_INIT_XAVIER_UNIFORM)
         cascade_nn_init_xavier_uniform(w, rng);
@@ -34,7 +34,7 @@ static void init_weight(struct cascade_nn_param *w, enum cascade_nn_init init,
 
 int cascade_nn_dense_init(struct cascade_nn_dense *d, cascade_nn_params *ps, const char *prefix,
                           size_t in, size_t out, enum cascade_nn_init init,
-                          struct cascade_nn_rng *rng, char *err, size_t errlen)
+                          struct cascade_rng *rng, char *err, size_t errlen)
 {
     char wname[256], bname[256];
     memset(d, 0, sizeof(*d));
@@ -108,7 +108,7 @@ int cascade_nn_dense_backward(struct cascade_nn_dense *d, const float *x, const 
 
 int cascade_nn_embedding_init(struct cascade_nn_embedding *e, cascade_nn_params *ps,
                               const char *prefix, size_t num, size_t dim, enum cascade_nn_pool pool,
-                              float init_std, struct cascade_nn_rng *rng, char *err, size_t errlen)
+                              float init_std, struct cascade_rng *rng, char *err, size_t errlen)
 {
     char name[256];
     memset(e, 0, sizeof(*e));

@@ -58,7 +58,7 @@ static int config_check(const struct cascade_twotower_config *c, char *err, size
 /* Add the embeddings "<name>.<feat>" and the MLP "<name>.fc1"/"<name>.fc2". */
 static int tower_init(struct tt_tower *t, cascade_nn_params *ps, const char *name,
                       const char *const *feats, const size_t *nums, size_t n_feats,
-                      const struct cascade_twotower_config *c, struct cascade_nn_rng *rng,
+                      const struct cascade_twotower_config *c, struct cascade_rng *rng,
                       char *err, size_t errlen)
 {
     char prefix[96];
@@ -97,7 +97,7 @@ int cascade_twotower_create(const struct cascade_twotower_config *cfg, cascade_t
 {
     static const char *const user_feats[] = {"user_id", "age", "gender", "city", "history"};
     static const char *const item_feats[] = {"item_id", "author", "category", "age"};
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     cascade_twotower *m = NULL;
     int rc;
 
@@ -114,7 +114,7 @@ int cascade_twotower_create(const struct cascade_twotower_config *cfg, cascade_t
         goto out;
     }
     m->cfg = *cfg;
-    cascade_nn_rng_seed(&rng, cfg->seed);
+    cascade_rng_seed(&rng, cfg->seed);
     const size_t user_nums[] = {cfg->n_users, cfg->n_user_age_buckets, cfg->n_genders,
                                 cfg->n_cities, cfg->n_items};
     const size_t item_nums[] = {cfg->n_items, cfg->n_authors, cfg->n_categories,

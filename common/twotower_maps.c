@@ -153,3 +153,26 @@ int64_t cascade_twotower_maps_ref_ts(const cascade_twotower_maps *m)
 {
     return m->ref_ts;
 }
+
+uint32_t cascade_twotower_user_age_bucket(uint32_t age)
+{
+    static const uint32_t upper[] = {18, 25, 35, 45, 55};
+    if (age == 0)
+        return 0;
+    for (uint32_t i = 0; i < 5; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 6;
+}
+
+uint32_t cascade_twotower_item_age_bucket(int64_t created_at, int64_t now)
+{
+    static const int64_t upper[] = {86400, 7 * 86400, 30 * 86400, 180 * 86400};
+    if (created_at <= 0)
+        return 0;
+    int64_t age = now > created_at ? now - created_at : 0;
+    for (uint32_t i = 0; i < 4; i++)
+        if (age < upper[i])
+            return i + 1;
+    return 5;
+}

@@ -42,4 +42,12 @@ size_t cascade_twotower_maps_count(const cascade_twotower_maps *m, enum cascade_
 /* The reference time the item ages were computed at (the "ref_ts" line). */
 int64_t cascade_twotower_maps_ref_ts(const cascade_twotower_maps *m);
 
+/* Feature buckets of the two towers, shared by training (cascade-build
+ * train two-tower) and serving (the two_tower recall channel), so both see
+ * the same values: the user's age (0 unknown, then <18, 18-24, 25-34, 35-44,
+ * 45-54, 55+) and an item's age at time now (0 unknown, then < 1 day,
+ * < 1 week, < 30 days, < 180 days, older). Pure; thread-safe. */
+uint32_t cascade_twotower_user_age_bucket(uint32_t age);
+uint32_t cascade_twotower_item_age_bucket(int64_t created_at, int64_t now);
+
 #endif

@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "error.h"
+#include "rng.h"
 #include "vindex_internal.h"
 
 #define KMEANS_PP_POINTS_PER_CLUSTER 4 /* k-means++ seeds from max(4·k, 4096) points */
@@ -31,11 +32,7 @@ struct kmeans {
 
 static uint64_t next_u64(uint64_t *s)
 {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return cascade_rng_splitmix64(s);
 }
 
 static double next_unit(uint64_t *s)

@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "mmoe.h"
+#include "rng.h"
 
 struct opts {
     const char *model, *predict, *out, *logits_out;
@@ -230,12 +231,8 @@ static void fill_inputs(float *x, size_t n, unsigned long long seed)
     uint64_t s = seed;
     for (size_t i = 0; i < n; i++) {
         uint64_t r[2];
-        for (int k = 0; k < 2; k++) {
-            uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            r[k] = z ^ (z >> 31);
-        }
+        for (int k = 0; k < 2; k++)
+            r[k] = cascade_rng_splitmix64(&s);
         double u = ((double)(r[0] >> 11) + 0.5) * 0x1.0p-53, v = (double)(r[1] >> 11) * 0x1.0p-53;
         x[i] = (float)(sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v));
     }

@@ -16,6 +16,7 @@
 #include "cascade/v1/recall.pb-c.h"
 #include "clock.h"
 #include "rpc.h"
+#include "rng.h"
 
 #define ALL_CHANNELS                                                                               \
     "hot,itemcf,swing,usercf,new,geo,city,follow_author,interacted_author,similar_author,cache,"   \
@@ -35,11 +36,7 @@ struct sample {
 
 static uint64_t next_rand(uint64_t *s)
 {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return cascade_rng_splitmix64(s);
 }
 
 /* One Recall call for one channel; 0 and the sample, or -1 with the status. */

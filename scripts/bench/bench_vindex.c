@@ -19,6 +19,7 @@
 #include <cblas.h>
 
 #include "error.h"
+#include "rng.h"
 #include "vindex.h"
 
 struct opts {
@@ -41,11 +42,7 @@ struct row {
 
 static uint64_t next_u64(uint64_t *s)
 {
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return cascade_rng_splitmix64(s);
 }
 
 static double gaussian(uint64_t *s)

@@ -40,29 +40,20 @@ void cascade_authors_defaults(struct cascade_authors_opts *o)
     o->pipeline = 2000;
 }
 
-static int config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
-                       int64_t max, char *err, size_t errlen)
-{
-    int64_t x;
-    int rc = cascade_config_int(c, path, (int64_t)*v, min, max, &x, err, errlen);
-    if (rc == 0)
-        *v = (size_t)x;
-    return rc;
-}
-
 int cascade_authors_config(const cascade_config *c, struct cascade_authors_opts *o, char *err,
                            size_t errlen)
 {
     int rc;
-    if ((rc = config_size(c, "build.authors.items_cap", &o->items_cap, 1, 1000000, err, errlen)) ||
-        (rc = config_size(c, "build.authors.interacted_top_k", &o->interacted_top_k, 1, MAX_K, err,
-                          errlen)) ||
+    if ((rc = cascade_config_size(c, "build.authors.items_cap", &o->items_cap, 1, 1000000, err,
+                                  errlen)) ||
+        (rc = cascade_config_size(c, "build.authors.interacted_top_k", &o->interacted_top_k, 1,
+                                  MAX_K, err, errlen)) ||
         (rc = cascade_config_double(c, "build.authors.half_life_days", o->half_life_days, 0, 3650,
                                     &o->half_life_days, err, errlen)) ||
-        (rc = config_size(c, "build.authors.similar_top_k", &o->similar_top_k, 1, MAX_K, err,
-                          errlen)) ||
-        (rc = config_size(c, "build.authors.max_authors_per_user", &o->max_authors_per_user, 0,
-                          1000000, err, errlen)))
+        (rc = cascade_config_size(c, "build.authors.similar_top_k", &o->similar_top_k, 1, MAX_K,
+                                  err, errlen)) ||
+        (rc = cascade_config_size(c, "build.authors.max_authors_per_user", &o->max_authors_per_user,
+                                  0, 1000000, err, errlen)))
         return rc;
     return 0;
 }

@@ -511,6 +511,21 @@ static int run_train(const cascade_dataset *ds, cascade_redis *r, struct build_a
     return rc;
 }
 
+/* err = "<step>: <err>". The trainers do not name themselves: the command
+ * line does, and in a pipeline of steps this names the step. */
+static void prefix_step(char *err, size_t errlen, const char *step)
+{
+    size_t n = strlen(step) + 2, len = strnlen(err, errlen);
+    if (errlen <= n)
+        return;
+    if (len > errlen - 1 - n)
+        len = errlen - 1 - n; /* the end of the message gives way */
+    memmove(err + n, err, len);
+    err[n + len] = '\0';
+    memcpy(err, step, n - 2);
+    memcpy(err + n - 2, ": ", 2);
+}
+
 static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errlen)
 {
     cascade_dataset *ds = NULL;
@@ -547,8 +562,11 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
         goto out;
     if ((jobs & JOB_AUTHORS) && (rc = run_authors(ds, r, a, err, errlen)) != 0)
         goto out;
-    if ((jobs & JOB_TRAIN) && (rc = run_train(ds, r, a, err, errlen)) != 0)
+    if ((jobs & JOB_TRAIN) && (rc = run_train(ds, r, a, err, errlen)) != 0) {
+        if (jobs != JOB_TRAIN) /* `all`: name the step that failed */
+            prefix_step(err, errlen, "train-rank");
         goto out;
+    }
 out:
     cascade_dataset_destroy(ds);
     cascade_redis_destroy(r);
@@ -696,7 +714,8 @@ static int job_command(unsigned jobs, int argc, char **argv)
     }
     rc = run_jobs(jobs, &a, err, sizeof(err));
     if (rc != 0) {
-        /* "train-rank: ..." from the trainer: name the command once. */
+        /* A step named like the command ("itemcf: ..." from cascade-build
+         * itemcf): name it once. */
         size_t n = strlen(argv[1]);
         bool prefixed = strncmp(err, argv[1], n) == 0 && strncmp(err + n, ": ", 2) == 0;
         fprintf(stderr, "cascade-build %s: %s\n", argv[1], prefixed ? err + n + 2 : err);

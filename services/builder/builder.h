@@ -3,7 +3,7 @@
  * documented in docs/data.md; the trainers in docs/stages.md, docs/mmoe.md
  * and docs/twotower.md.
  *  - data: the data set and its TSV format (dataset.h), the synthetic world
- *    (datagen.h, rng.h), the MovieLens importers (movielens.h);
+ *    (datagen.h, drawing from common/rng.h), the MovieLens importers (movielens.h);
  *  - load: the Redis records (records.h, interests.h) and their load (load.h);
  *  - recall indexes, each published as a generation of its family
  *    (family.h): ItemCF, Swing, UserCF (itemcf.h, swing.h, usercf.h over

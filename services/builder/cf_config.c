@@ -8,16 +8,6 @@
 #include "error.h"
 #include "events.h"
 
-static int config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
-                       int64_t max, char *err, size_t errlen)
-{
-    int64_t x;
-    int rc = cascade_config_int(c, path, (int64_t)*v, min, max, &x, err, errlen);
-    if (rc == 0)
-        *v = (size_t)x;
-    return rc;
-}
-
 static int config_u64(const cascade_config *c, const char *path, uint64_t *v, char *err,
                       size_t errlen)
 {
@@ -76,22 +66,22 @@ int cascade_cf_config(const cascade_config *c, struct cascade_itemcf_opts *itemc
 {
     int rc;
     if ((rc = config_weights(c, &itemcf->weights, err, errlen)) ||
-        (rc = config_size(c, "build.itemcf.top_k", &itemcf->top_k, 1, 200, err, errlen)) ||
-        (rc = config_size(c, "build.itemcf.max_items_per_user", &itemcf->max_items_per_user, 0,
-                          10000000, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.itemcf.top_k", &itemcf->top_k, 1, 200, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.itemcf.max_items_per_user", &itemcf->max_items_per_user,
+                                  0, 10000000, err, errlen)) ||
         (rc = cascade_config_double(c, "build.swing.alpha", swing->alpha, 0, 1e6, &swing->alpha,
                                     err, errlen)) ||
         (rc = cascade_config_double(c, "build.swing.alpha1", swing->alpha1, 0, 1e6, &swing->alpha1,
                                     err, errlen)) ||
         (rc = cascade_config_double(c, "build.swing.beta", swing->beta, 0, 10, &swing->beta, err,
                                     errlen)) ||
-        (rc = config_size(c, "build.swing.users_per_item", &swing->max_users_per_item, 2, 2000, err,
-                          errlen)) ||
-        (rc = config_size(c, "build.swing.top_k", &swing->top_k, 1, 200, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.swing.users_per_item", &swing->max_users_per_item, 2,
+                                  2000, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.swing.top_k", &swing->top_k, 1, 200, err, errlen)) ||
         (rc = config_u64(c, "build.swing.seed", &swing->seed, err, errlen)) ||
-        (rc = config_size(c, "build.usercf.users_per_item", &usercf->max_users_per_item, 0,
-                          10000000, err, errlen)) ||
-        (rc = config_size(c, "build.usercf.top_k", &usercf->top_k, 1, 100, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.usercf.users_per_item", &usercf->max_users_per_item, 0,
+                                  10000000, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.usercf.top_k", &usercf->top_k, 1, 100, err, errlen)) ||
         (rc = config_u64(c, "build.usercf.seed", &usercf->seed, err, errlen)))
         return rc;
     swing->weights = usercf->weights = itemcf->weights;
@@ -105,9 +95,9 @@ int cascade_cf_config_ease(const cascade_config *c, struct cascade_ease_lists_op
     int rc;
     if ((rc = cascade_config_double(c, "build.ease.lambda", o->lambda, 1e-6, 1e9, &o->lambda, err,
                                     errlen)) ||
-        (rc = config_size(c, "build.ease.max_items", &o->max_items, 1, CASCADE_EASE_MAX_ITEMS, err,
-                          errlen)) ||
-        (rc = config_size(c, "build.ease.neighbours", &o->neighbours, 1, 200, err, errlen)))
+        (rc = cascade_config_size(c, "build.ease.max_items", &o->max_items, 1,
+                                  CASCADE_EASE_MAX_ITEMS, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.ease.neighbours", &o->neighbours, 1, 200, err, errlen)))
         return rc;
     return 0;
 }

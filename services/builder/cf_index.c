@@ -95,11 +95,11 @@ static int build_samples(const cascade_dataset *ds, size_t cap, uint64_t seed,
             memcpy(x->suser + pos, users, len * sizeof(uint32_t));
             pos += len;
         } else {
-            struct cascade__rng rng;
-            cascade__rng_seed(&rng, seed ^ (ds->items[i].id * 0xD6E8FEB86659FD93ULL));
+            struct cascade_rng rng;
+            cascade_rng_seed(&rng, seed ^ (ds->items[i].id * 0xD6E8FEB86659FD93ULL));
             size_t need = cap;
             for (size_t t = 0; t < len && need > 0; t++)
-                if (cascade__rng_below(&rng, len - t) < need) {
+                if (cascade_rng_below(&rng, len - t) < need) {
                     x->suser[pos++] = users[t];
                     need--;
                 }

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "idmap.h"
 #include "progress.h"
 #include "rng.h"
 
@@ -33,7 +34,7 @@ struct alias {
 
 struct world {
     const struct cascade_datagen_opts *o;
-    struct cascade__rng rng;
+    struct cascade_rng rng;
     int64_t start, end;
     uint32_t K; /* categories, ids 1..K */
     /* cities 1..C */
@@ -63,8 +64,7 @@ struct world {
     uint32_t **cat_members;  /* item indices per category */
     size_t *cat_count;
     /* (user, item) pairs already shown: a feed does not repeat itself. */
-    uint64_t *shown;
-    size_t shown_cap; /* power of two */
+    cascade_idmap shown; /* heap map, keys only */
 };
 
 void cascade_datagen_defaults(struct cascade_datagen_opts *o)
@@ -133,9 +133,9 @@ static int alias_build(struct alias *a, const double *w, size_t n)
     return 0;
 }
 
-static size_t alias_sample(const struct alias *a, struct cascade__rng *r)
+static size_t alias_sample(const struct alias *a, struct cascade_rng *r)
 {
-    double x = cascade__rng_uniform(r) * (double)a->n;
+    double x = cascade_rng_uniform(r) * (double)a->n;
     size_t i = (size_t)x;
     if (i >= a->n)
         i = a->n - 1;
@@ -157,7 +157,7 @@ static void zipf(double *w, size_t n, double s)
 }
 
 /* A Dirichlet(alpha) draw over K categories into theta (float). */
-static void dirichlet(struct cascade__rng *r, double alpha, uint32_t K, float *theta)
+static void dirichlet(struct cascade_rng *r, double alpha, uint32_t K, float *theta)
 {
     double sum = 0, g[1024];
     double *buf = K <= 1024 ? g : malloc(K * sizeof(double));
@@ -167,10 +167,10 @@ static void dirichlet(struct cascade__rng *r, double alpha, uint32_t K, float *t
         return;
     }
     for (uint32_t k = 0; k < K; k++)
-        sum += buf[k] = cascade__rng_gamma(r, alpha);
+        sum += buf[k] = cascade_rng_gamma(r, alpha);
     if (!(sum > 0)) {
         memset(buf, 0, K * sizeof(double));
-        buf[cascade__rng_below(r, K)] = sum = 1.0;
+        buf[cascade_rng_below(r, K)] = sum = 1.0;
     }
     for (uint32_t k = 0; k < K; k++)
         theta[k] = (float)(buf[k] / sum);
@@ -179,9 +179,9 @@ static void dirichlet(struct cascade__rng *r, double alpha, uint32_t K, float *t
 }
 
 /* Category (1..K) drawn from a user's interest vector. */
-static uint32_t sample_theta(struct cascade__rng *r, const float *theta, uint32_t K)
+static uint32_t sample_theta(struct cascade_rng *r, const float *theta, uint32_t K)
 {
-    double x = cascade__rng_uniform(r), acc = 0;
+    double x = cascade_rng_uniform(r), acc = 0;
     for (uint32_t k = 0; k < K; k++) {
         acc += theta[k];
         if (x < acc)
@@ -190,11 +190,11 @@ static uint32_t sample_theta(struct cascade__rng *r, const float *theta, uint32_
     return K;
 }
 
-static void place_near(struct cascade__rng *r, const struct world *w, uint32_t city, double spread,
+static void place_near(struct cascade_rng *r, const struct world *w, uint32_t city, double spread,
                        char *geohash)
 {
-    double lat = w->city_lat[city - 1] + spread * cascade__rng_normal(r);
-    double lon = w->city_lon[city - 1] + spread * cascade__rng_normal(r);
+    double lat = w->city_lat[city - 1] + spread * cascade_rng_normal(r);
+    double lon = w->city_lon[city - 1] + spread * cascade_rng_normal(r);
     cascade_geohash_encode(lat, lon, GEOHASH_PRECISION, geohash);
 }
 
@@ -211,8 +211,8 @@ static int make_geography(struct world *w)
         return CASCADE_ENOMEM;
     }
     for (uint32_t c = 0; c < C; c++) {
-        w->city_lat[c] = 22.0 + 18.0 * cascade__rng_uniform(&w->rng);
-        w->city_lon[c] = 103.0 + 19.0 * cascade__rng_uniform(&w->rng);
+        w->city_lat[c] = 22.0 + 18.0 * cascade_rng_uniform(&w->rng);
+        w->city_lon[c] = 103.0 + 19.0 * cascade_rng_uniform(&w->rng);
     }
     zipf(weights, C, 1.0); /* city 1 is the biggest */
     int rc = alias_build(&w->city_pick, weights, C);
@@ -240,10 +240,10 @@ static int make_categories_and_authors(struct world *w)
         goto out;
     for (uint32_t a = 0; a < A; a++) {
         w->author_primary[a] = (uint32_t)alias_sample(&w->cat_pick, &w->rng) + 1;
-        w->author_secondary[a] = (uint32_t)cascade__rng_below(&w->rng, K) + 1;
+        w->author_secondary[a] = (uint32_t)cascade_rng_below(&w->rng, K) + 1;
         w->author_city[a] = (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
-        w->author_quality[a] = 0.3 * cascade__rng_normal(&w->rng);
-        aw[a] = exp(1.2 * cascade__rng_normal(&w->rng)); /* a few prolific authors */
+        w->author_quality[a] = 0.3 * cascade_rng_normal(&w->rng);
+        aw[a] = exp(1.2 * cascade_rng_normal(&w->rng)); /* a few prolific authors */
     }
     rc = alias_build(&w->author_pick, aw, A);
 out:
@@ -309,24 +309,24 @@ static int make_users(struct world *w, cascade_dataset *ds)
         dirichlet(&w->rng, 0.1, K, theta);
         w->user_circle[i] = -1;
         u.city = (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
-        if (cascade__rng_bernoulli(&w->rng, 0.5)) { /* half the users belong to a circle */
-            size_t c = cascade__rng_below(&w->rng, w->n_circles);
+        if (cascade_rng_bernoulli(&w->rng, 0.5)) { /* half the users belong to a circle */
+            size_t c = cascade_rng_below(&w->rng, w->n_circles);
             const float *ct = w->circle_theta + c * K;
             w->user_circle[i] = (int32_t)c;
             for (uint32_t k = 0; k < K; k++)
                 theta[k] = 0.7f * ct[k] + 0.3f * theta[k];
-            if (cascade__rng_bernoulli(&w->rng, 0.8))
+            if (cascade_rng_bernoulli(&w->rng, 0.8))
                 u.city = w->circle_city[c];
         }
-        double age = 18 + fabs(12.0 * cascade__rng_normal(&w->rng));
+        double age = 18 + fabs(12.0 * cascade_rng_normal(&w->rng));
         u.age = (uint32_t)(age > 70 ? 70 : age);
-        double g = cascade__rng_uniform(&w->rng);
+        double g = cascade_rng_uniform(&w->rng);
         u.gender = g < 0.48 ? 1 : (g < 0.96 ? 2 : 0);
         place_near(&w->rng, w, u.city, 0.08, u.geohash);
-        if (cascade__rng_bernoulli(&w->rng, 0.75))
+        if (cascade_rng_bernoulli(&w->rng, 0.75))
             declare_interests(theta, K, &u);
-        w->user_bias[i] = 0.4 * cascade__rng_normal(&w->rng);
-        activity[i] = exp(1.0 * cascade__rng_normal(&w->rng));
+        w->user_bias[i] = 0.4 * cascade_rng_normal(&w->rng);
+        activity[i] = exp(1.0 * cascade_rng_normal(&w->rng));
         rc = cascade_dataset_add_user(ds, &u, NULL);
     }
     if (rc == 0)
@@ -337,7 +337,7 @@ static int make_users(struct world *w, cascade_dataset *ds)
 
 static uint32_t item_category(struct world *w, uint32_t author)
 {
-    double x = cascade__rng_uniform(&w->rng);
+    double x = cascade_rng_uniform(&w->rng);
     if (x < 0.75)
         return w->author_primary[author];
     if (x < 0.9)
@@ -347,11 +347,11 @@ static uint32_t item_category(struct world *w, uint32_t author)
 
 static void item_tags(struct world *w, struct cascade_ds_item *it)
 {
-    uint32_t n = 2 + (uint32_t)cascade__rng_below(&w->rng, 3);
+    uint32_t n = 2 + (uint32_t)cascade_rng_below(&w->rng, 3);
     it->n_tags = 0;
     for (uint32_t t = 0; t < n; t++) {
         /* Tags of a category are (c-1)*8+1 .. c*8, the first ones more common. */
-        uint32_t local = (uint32_t)(TAGS_PER_CATEGORY * pow(cascade__rng_uniform(&w->rng), 2.0));
+        uint32_t local = (uint32_t)(TAGS_PER_CATEGORY * pow(cascade_rng_uniform(&w->rng), 2.0));
         uint32_t tag = (it->category - 1) * TAGS_PER_CATEGORY + local + 1;
         bool dup = false;
         for (uint32_t j = 0; j < it->n_tags; j++)
@@ -369,24 +369,24 @@ static void make_item(struct world *w, size_t i, struct cascade_ds_item *it)
     it->category = item_category(w, author);
     item_tags(w, it);
     /* A fifth of the catalogue predates the log; the rest appears during it. */
-    if (cascade__rng_bernoulli(&w->rng, 0.2))
-        it->created_at = w->start - (int64_t)(cascade__rng_uniform(&w->rng) * 30 * DAY_S);
+    if (cascade_rng_bernoulli(&w->rng, 0.2))
+        it->created_at = w->start - (int64_t)(cascade_rng_uniform(&w->rng) * 30 * DAY_S);
     else
         it->created_at =
-            w->start + (int64_t)(cascade__rng_uniform(&w->rng) * (double)(w->end - w->start));
-    it->city = cascade__rng_bernoulli(&w->rng, 0.9)
+            w->start + (int64_t)(cascade_rng_uniform(&w->rng) * (double)(w->end - w->start));
+    it->city = cascade_rng_bernoulli(&w->rng, 0.9)
                    ? w->author_city[author]
                    : (uint32_t)alias_sample(&w->city_pick, &w->rng) + 1;
     place_near(&w->rng, w, it->city, 0.05, it->geohash);
-    if (cascade__rng_bernoulli(&w->rng, 0.55)) {
-        double d = exp(log(40.0) + 0.8 * cascade__rng_normal(&w->rng));
+    if (cascade_rng_bernoulli(&w->rng, 0.55)) {
+        double d = exp(log(40.0) + 0.8 * cascade_rng_normal(&w->rng));
         d = d < 5 ? 5 : (d > 900 ? 900 : d);
         it->media_type = 2;
         it->duration_s = (float)(round(d * 10) / 10);
     } else {
         it->media_type = 1;
     }
-    w->quality[i] = w->author_quality[author] + 0.5 * cascade__rng_normal(&w->rng);
+    w->quality[i] = w->author_quality[author] + 0.5 * cascade_rng_normal(&w->rng);
 }
 
 struct rank_key {
@@ -411,7 +411,7 @@ static int make_popularity(struct world *w, double *pop)
     if (!keys)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < M; i++)
-        keys[i] = (struct rank_key){w->quality[i] + 0.7 * cascade__rng_normal(&w->rng), i};
+        keys[i] = (struct rank_key){w->quality[i] + 0.7 * cascade_rng_normal(&w->rng), i};
     qsort(keys, M, sizeof(*keys), cmp_rank_key);
     for (size_t r = 0; r < M; r++)
         pop[keys[r].item] = pow((double)r + 1.0, -1.0);
@@ -506,11 +506,11 @@ static bool is_circle_favourite(const struct world *w, size_t user, uint32_t ite
  * from the user's interests, or a globally popular item. */
 static long candidate(struct world *w, size_t user)
 {
-    double x = cascade__rng_uniform(&w->rng);
+    double x = cascade_rng_uniform(&w->rng);
     int32_t c = w->user_circle[user];
     if (c >= 0 && x < 0.06)
         return w->circle_fav[(size_t)c * CIRCLE_FAVOURITES +
-                             cascade__rng_below(&w->rng, CIRCLE_FAVOURITES)];
+                             cascade_rng_below(&w->rng, CIRCLE_FAVOURITES)];
     if (x < 0.78) {
         uint32_t cat = sample_theta(&w->rng, w->theta + user * w->K, w->K) - 1;
         if (!w->cat_count[cat])
@@ -522,29 +522,18 @@ static long candidate(struct world *w, size_t user)
 
 static uint64_t pair_key(const struct world *w, size_t user, size_t item)
 {
-    return (uint64_t)user * w->o->items + item + 1; /* never 0, the empty slot */
-}
-
-/* Slot of key in the shown set (its own slot or the empty one where it would go). */
-static size_t shown_slot(const struct world *w, uint64_t key)
-{
-    uint64_t h = key;
-    size_t mask = w->shown_cap - 1, s = (size_t)(cascade__splitmix64(&h) & mask);
-    while (w->shown[s] != 0 && w->shown[s] != key)
-        s = (s + 1) & mask;
-    return s;
+    return (uint64_t)user * w->o->items + item;
 }
 
 static bool was_shown(const struct world *w, size_t user, size_t item)
 {
-    uint64_t key = pair_key(w, user, item);
-    return w->shown[shown_slot(w, key)] == key;
+    return cascade_idmap_find(&w->shown, pair_key(w, user, item)) != NULL;
 }
 
-static void mark_shown(struct world *w, size_t user, size_t item)
+/* 0 or CASCADE_ENOMEM. */
+static int mark_shown(struct world *w, size_t user, size_t item)
 {
-    uint64_t key = pair_key(w, user, item);
-    w->shown[shown_slot(w, key)] = key;
+    return cascade_idmap_upsert(&w->shown, pair_key(w, user, item), NULL) ? 0 : CASCADE_ENOMEM;
 }
 
 /* Feeds favour fresh items: accept a created candidate with a probability
@@ -558,7 +547,7 @@ static long pick_item(struct world *w, const cascade_dataset *ds, size_t user, i
             continue;
         fallback = j;
         double age_days = (double)(ts - ds->items[j].created_at) / DAY_S;
-        if (cascade__rng_uniform(&w->rng) < 0.35 + 0.65 * exp(-age_days / 7.0))
+        if (cascade_rng_uniform(&w->rng) < 0.35 + 0.65 * exp(-age_days / 7.0))
             return j;
     }
     return fallback;
@@ -640,17 +629,17 @@ static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user,
     int rc = emit(k, ts, user, item, CASCADE_EV_IMPRESSION, 0, (float)p, terms);
     if (rc)
         return rc;
-    if (!cascade__rng_bernoulli(&w->rng, p)) {
+    if (!cascade_rng_bernoulli(&w->rng, p)) {
         double pd = aff < log(0.05 * w->K) ? 0.03 : 0.002;
-        if (cascade__rng_bernoulli(&w->rng, pd))
+        if (cascade_rng_bernoulli(&w->rng, pd))
             rc = emit(k, ts + 2, user, item, CASCADE_EV_DISLIKE, 0, -1, NULL);
         return rc;
     }
-    int64_t t = ts + 1 + (int64_t)cascade__rng_below(&w->rng, 5);
+    int64_t t = ts + 1 + (int64_t)cascade_rng_below(&w->rng, 5);
     if ((rc = emit(k, t, user, item, CASCADE_EV_CLICK, 0, -1, NULL)))
         return rc;
     if (it->media_type == 2) {
-        double c = sigmoid(-0.2 + 0.5 * aff + q + 0.8 * cascade__rng_normal(&w->rng));
+        double c = sigmoid(-0.2 + 0.5 * aff + q + 0.8 * cascade_rng_normal(&w->rng));
         double secs = round(c * it->duration_s * 10) / 10;
         secs = secs < 0.5 ? 0.5 : secs;
         if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1, NULL)))
@@ -668,8 +657,8 @@ static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user,
     for (size_t f = 0; f < sizeof(follow_ups) / sizeof(follow_ups[0]); f++) {
         double pf =
             sigmoid(follow_ups[f].base + follow_ups[f].aff * aff + q + follow_ups[f].bias * b);
-        if (cascade__rng_bernoulli(&w->rng, pf)) {
-            int64_t tf = t + 2 + (int64_t)cascade__rng_below(&w->rng, 60);
+        if (cascade_rng_bernoulli(&w->rng, pf)) {
+            int64_t tf = t + 2 + (int64_t)cascade_rng_below(&w->rng, 60);
             if ((rc = emit(k, tf, user, item, follow_ups[f].type, 0, -1, NULL)))
                 return rc;
         }
@@ -683,24 +672,22 @@ static int make_events(struct world *w, struct event_sink *k)
     double span = (double)(w->end - w->start);
     double p_sum = 0;
     struct cascade_progress prog;
-    w->shown_cap = 1024;
-    while (w->shown_cap < 2 * E + 2)
-        w->shown_cap *= 2;
-    w->shown = calloc(w->shown_cap, sizeof(uint64_t));
-    if (!w->shown)
+    if (cascade_idmap_init(&w->shown, NULL, E) != 0)
         return CASCADE_ENOMEM;
     cascade_progress_start(&prog, "datagen", "impressions", E, w->o->quiet);
     for (size_t e = 0; e < E; e++) {
         /* Stratified times keep impressions in order without a sort. */
         int64_t ts =
-            w->start + (int64_t)(((double)e + cascade__rng_uniform(&w->rng)) * span / (double)E);
+            w->start + (int64_t)(((double)e + cascade_rng_uniform(&w->rng)) * span / (double)E);
         size_t user = alias_sample(&w->user_pick, &w->rng);
         long item = pick_item(w, k->ds, user, ts);
         if (item < 0)
             continue;
-        mark_shown(w, user, (size_t)item);
+        int rc = mark_shown(w, user, (size_t)item);
+        if (rc)
+            return rc;
         size_t before = k->ds->n_events;
-        int rc = react(w, k, ts, user, (uint32_t)item);
+        rc = react(w, k, ts, user, (uint32_t)item);
         if (rc)
             return rc;
         p_sum += k->p[before];
@@ -808,7 +795,7 @@ static void world_free(struct world *w)
     free(w->cat_items);
     free(w->cat_members);
     free(w->cat_count);
-    free(w->shown);
+    cascade_idmap_release(&w->shown);
 }
 
 static int64_t default_end(void)
@@ -858,7 +845,7 @@ static int generate_world(struct world *w, const struct cascade_datagen_opts *o,
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    cascade__rng_seed(&w->rng, o->seed);
+    cascade_rng_seed(&w->rng, o->seed);
     w->end = o->end_ts ? o->end_ts : default_end();
     w->start = w->end - (int64_t)o->days * DAY_S;
     if ((rc = make_geography(w)) || (rc = make_categories_and_authors(w)) ||
@@ -964,7 +951,7 @@ cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    cascade__rng_seed(&t->w.rng, o->seed);
+    cascade_rng_seed(&t->w.rng, o->seed);
     t->w.end = o->end_ts ? o->end_ts : default_end();
     t->w.start = t->w.end - (int64_t)o->days * DAY_S;
     if ((rc = make_geography(&t->w)) || (rc = make_categories_and_authors(&t->w)) ||

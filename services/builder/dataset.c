@@ -15,15 +15,16 @@
 
 #include "error.h"
 #include "hash.h"
+#include "idmap.h"
 
 #define EMPTY_SLOT UINT32_MAX
 
-/* Open-addressing maps from ids to array indices (slots hold index or EMPTY_SLOT). */
+/* Maps from ids to array indices: users by their string id (open addressing,
+ * slots hold an index or EMPTY_SLOT), items by their u64 id (an id map). */
 struct cascade_ds_index {
     uint32_t *user_slots;
     size_t user_cap; /* power of two */
-    uint32_t *item_slots;
-    size_t item_cap;
+    cascade_idmap items;
 };
 
 static const char *const users_header = "user_id\tage\tgender\tcity\tgeohash\tinterests";
@@ -81,16 +82,6 @@ static size_t user_slot(const cascade_dataset *ds, const char *id)
     return s;
 }
 
-static size_t item_slot(const cascade_dataset *ds, uint64_t id)
-{
-    const struct cascade_ds_index *ix = ds->index;
-    size_t mask = ix->item_cap - 1;
-    size_t s = (size_t)cascade_hash64(&id, sizeof(id), 0x5eed) & mask;
-    while (ix->item_slots[s] != EMPTY_SLOT && ds->items[ix->item_slots[s]].id != id)
-        s = (s + 1) & mask;
-    return s;
-}
-
 static uint32_t *new_slots(size_t cap)
 {
     uint32_t *slots = malloc(cap * sizeof(uint32_t));
@@ -117,23 +108,6 @@ static int grow_user_map(cascade_dataset *ds)
     return 0;
 }
 
-static int grow_item_map(cascade_dataset *ds)
-{
-    struct cascade_ds_index *ix = ds->index;
-    if ((ds->n_items + 1) * 2 <= ix->item_cap)
-        return 0;
-    size_t cap = ix->item_cap * 2;
-    uint32_t *slots = new_slots(cap);
-    if (!slots)
-        return CASCADE_ENOMEM;
-    free(ix->item_slots);
-    ix->item_slots = slots;
-    ix->item_cap = cap;
-    for (size_t i = 0; i < ds->n_items; i++)
-        ix->item_slots[item_slot(ds, ds->items[i].id)] = (uint32_t)i;
-    return 0;
-}
-
 /* Make room for one more element in a growable array. */
 static int reserve(void **arr, size_t *cap, size_t n, size_t elem)
 {
@@ -156,10 +130,9 @@ cascade_dataset *cascade_dataset_create(void)
     ds->index = calloc(1, sizeof(*ds->index));
     if (!ds->index)
         goto fail;
-    ds->index->user_cap = ds->index->item_cap = 64;
+    ds->index->user_cap = 64;
     ds->index->user_slots = new_slots(64);
-    ds->index->item_slots = new_slots(64);
-    if (!ds->index->user_slots || !ds->index->item_slots)
+    if (!ds->index->user_slots || cascade_idmap_init(&ds->index->items, NULL, 64) != 0)
         goto fail;
     return ds;
 fail:
@@ -173,7 +146,7 @@ void cascade_dataset_destroy(cascade_dataset *ds)
         return;
     if (ds->index) {
         free(ds->index->user_slots);
-        free(ds->index->item_slots);
+        cascade_idmap_release(&ds->index->items);
         free(ds->index);
     }
     free(ds->users);
@@ -190,8 +163,8 @@ long cascade_dataset_find_user(const cascade_dataset *ds, const char *user_id)
 
 long cascade_dataset_find_item(const cascade_dataset *ds, uint64_t item_id)
 {
-    uint32_t v = ds->index->item_slots[item_slot(ds, item_id)];
-    return v == EMPTY_SLOT ? -1 : (long)v;
+    const struct cascade_idmap_entry *e = cascade_idmap_find(&ds->index->items, item_id);
+    return e ? (long)e->index : -1;
 }
 
 int cascade_dataset_add_user(cascade_dataset *ds, const struct cascade_ds_user *u, size_t *index)
@@ -217,11 +190,13 @@ int cascade_dataset_add_item(cascade_dataset *ds, const struct cascade_ds_item *
         return CASCADE_EINVAL;
     if (ds->n_items >= UINT32_MAX - 1)
         return CASCADE_ETOOBIG;
-    if (grow_item_map(ds) != 0 ||
-        reserve((void **)&ds->items, &ds->cap_items, ds->n_items, sizeof(*ds->items)) != 0)
+    if (reserve((void **)&ds->items, &ds->cap_items, ds->n_items, sizeof(*ds->items)) != 0)
         return CASCADE_ENOMEM;
+    struct cascade_idmap_entry *e = cascade_idmap_upsert(&ds->index->items, it->id, NULL);
+    if (!e)
+        return CASCADE_ENOMEM;
+    e->index = (uint32_t)ds->n_items;
     ds->items[ds->n_items] = *it;
-    ds->index->item_slots[item_slot(ds, it->id)] = (uint32_t)ds->n_items;
     if (index)
         *index = ds->n_items;
     ds->n_items++;

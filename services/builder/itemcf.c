@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_acc.h"
 #include "cf_index.h"
 #include "cf_run.h"
 #include "clock.h"
@@ -31,35 +32,19 @@ struct itemcf_ctx {
     struct cascade_cf_lists *res;
 };
 
-struct itemcf_scratch {
-    float *acc;        /* one per item, zero between rows */
-    uint32_t *touched; /* items with a nonzero acc */
-    struct cascade_scored *cand;
-};
-
 static void scratch_destroy(void *p)
 {
-    struct itemcf_scratch *s = p;
-    if (!s)
-        return;
-    free(s->acc);
-    free(s->touched);
-    free(s->cand);
-    free(s);
+    cascade_cf_acc_free(p);
+    free(p);
 }
 
+/* The worker's accumulator over the items. */
 static void *scratch_create(void *p)
 {
     const struct itemcf_ctx *c = p;
-    size_t n = c->x->n_items;
-    struct itemcf_scratch *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->acc = calloc(n + 1, sizeof(float));
-    s->touched = malloc((n + 1) * sizeof(uint32_t));
-    s->cand = malloc((n + 1) * sizeof(*s->cand));
-    if (!s->acc || !s->touched || !s->cand) {
-        scratch_destroy(s);
+    struct cascade_cf_acc *s = malloc(sizeof(*s));
+    if (!s || cascade_cf_acc_init(s, c->x->n_items) != 0) {
+        free(s);
         return NULL;
     }
     return s;
@@ -71,26 +56,23 @@ static size_t itemcf_row(void *p, void *sp, size_t i)
 {
     const struct itemcf_ctx *c = p;
     const struct cascade_cf_index *x = c->x;
-    struct itemcf_scratch *s = sp;
-    size_t nt = 0;
+    struct cascade_cf_acc *s = sp;
     for (size_t a = x->ioff[i]; a < x->ioff[i + 1]; a++) {
         uint32_t u = x->iuser[a];
         float wi = x->iw[a];
         for (size_t b = x->uoff[u]; b < x->uoff[u + 1]; b++) {
             uint32_t j = x->uitem[b];
-            if (j == i)
-                continue;
-            if (s->acc[j] == 0.0f)
-                s->touched[nt++] = j;
-            s->acc[j] += wi * x->uw[b];
+            if (j != i)
+                cascade_cf_acc_add(s, j, wi * x->uw[b]);
         }
     }
+    size_t nt = s->n;
     for (size_t t = 0; t < nt; t++) {
         uint32_t j = s->touched[t];
         s->cand[t] = (struct cascade_scored){
-            .score = s->acc[j] / (c->norm[i] * c->norm[j]), .id = c->ds->items[j].id, .idx = j};
-        s->acc[j] = 0.0f;
+            .score = s->sum[t] / (c->norm[i] * c->norm[j]), .id = c->ds->items[j].id, .idx = j};
     }
+    cascade_cf_acc_reset(s);
     cascade_cf_lists_set_row(c->res, i, s->cand, nt);
     return nt;
 }

@@ -41,33 +41,24 @@ void cascade_lists_defaults(struct cascade_lists_opts *o)
     o->pipeline = 2000;
 }
 
-static int config_size(const cascade_config *c, const char *path, size_t *v, int64_t min,
-                       int64_t max, char *err, size_t errlen)
-{
-    int64_t x;
-    int rc = cascade_config_int(c, path, (int64_t)*v, min, max, &x, err, errlen);
-    if (rc == 0)
-        *v = (size_t)x;
-    return rc;
-}
-
 int cascade_lists_config(const cascade_config *c, struct cascade_lists_opts *o, char *err,
                          size_t errlen)
 {
     int64_t precision;
     int rc;
-    if ((rc = config_size(c, "build.hot.size", &o->hot_size, 1, 10000000, err, errlen)) ||
+    if ((rc = cascade_config_size(c, "build.hot.size", &o->hot_size, 1, 10000000, err, errlen)) ||
         (rc = cascade_config_double(c, "build.hot.half_life_days", o->hot_half_life_days, 0, 3650,
                                     &o->hot_half_life_days, err, errlen)) ||
-        (rc = config_size(c, "build.hot.demo_size", &o->hot_demo_size, 0, 100000, err, errlen)) ||
-        (rc = config_size(c, "build.hot.category_size", &o->hot_category_size, 0, 100000, err,
-                          errlen)) ||
+        (rc = cascade_config_size(c, "build.hot.demo_size", &o->hot_demo_size, 0, 100000, err,
+                                  errlen)) ||
+        (rc = cascade_config_size(c, "build.hot.category_size", &o->hot_category_size, 0, 100000,
+                                  err, errlen)) ||
         (rc = cascade_config_double(c, "build.new.window_days", o->new_window_days, 0, 3650,
                                     &o->new_window_days, err, errlen)) ||
         (rc = cascade_config_int(c, "build.geo.precision", o->geo_precision, 1, CASCADE_GEOHASH_MAX,
                                  &precision, err, errlen)) ||
-        (rc = config_size(c, "build.geo.cap", &o->geo_cap, 1, 1000000, err, errlen)) ||
-        (rc = config_size(c, "build.city.cap", &o->city_cap, 1, 1000000, err, errlen)))
+        (rc = cascade_config_size(c, "build.geo.cap", &o->geo_cap, 1, 1000000, err, errlen)) ||
+        (rc = cascade_config_size(c, "build.city.cap", &o->city_cap, 1, 1000000, err, errlen)))
         return rc;
     o->geo_precision = (int)precision;
     return 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_acc.h"
 #include "cf_index.h"
 #include "cf_run.h"
 #include "clock.h"
@@ -45,13 +46,12 @@ struct swing_ctx {
 };
 
 struct swing_scratch {
-    int32_t *slot;     /* item -> position in touched, -1 when untouched */
-    uint32_t *touched; /* items reached from the sampled users */
+    /* The items reached from the sampled users (acc.touched), each with the
+     * length of its L_j (acc.count, then a fill cursor); the candidates. */
+    struct cascade_cf_acc acc;
     uint32_t *off;     /* L_j of touched[t] is members[off[t] .. off[t+1]) */
-    uint32_t *fill;
     uint16_t *members; /* local user numbers, ascending within each L_j */
     uint32_t *inter;   /* inter[a*cap + b], a < b: |I_u ∩ I_v| */
-    struct cascade_scored *cand;
 };
 
 static void scratch_destroy(void *p)
@@ -59,13 +59,10 @@ static void scratch_destroy(void *p)
     struct swing_scratch *s = p;
     if (!s)
         return;
-    free(s->slot);
-    free(s->touched);
+    cascade_cf_acc_free(&s->acc);
     free(s->off);
-    free(s->fill);
     free(s->members);
     free(s->inter);
-    free(s->cand);
     free(s);
 }
 
@@ -76,18 +73,14 @@ static void *scratch_create(void *p)
     struct swing_scratch *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->slot = malloc((n + 1) * sizeof(int32_t));
-    s->touched = malloc((n + 1) * sizeof(uint32_t));
+    int rc = cascade_cf_acc_init(&s->acc, n);
     s->off = malloc((n + 2) * sizeof(uint32_t));
-    s->fill = malloc((n + 1) * sizeof(uint32_t));
     s->members = malloc((c->max_members + 1) * sizeof(uint16_t));
     s->inter = calloc(c->cap * c->cap, sizeof(uint32_t));
-    s->cand = malloc((n + 1) * sizeof(*s->cand));
-    if (!s->slot || !s->touched || !s->off || !s->fill || !s->members || !s->inter || !s->cand) {
+    if (rc != 0 || !s->off || !s->members || !s->inter) {
         scratch_destroy(s);
         return NULL;
     }
-    memset(s->slot, 0xff, (n + 1) * sizeof(int32_t));
     return s;
 }
 
@@ -97,25 +90,19 @@ static void *scratch_create(void *p)
 static size_t gather_lists(const struct cascade_cf_index *x, struct swing_scratch *s,
                            const uint32_t *S, size_t m)
 {
-    size_t nt = 0;
+    struct cascade_cf_acc *acc = &s->acc;
     for (size_t a = 0; a < m; a++)
-        for (size_t b = x->uoff[S[a]]; b < x->uoff[S[a] + 1]; b++) {
-            uint32_t j = x->uitem[b];
-            if (s->slot[j] < 0) {
-                s->slot[j] = (int32_t)nt;
-                s->touched[nt] = j;
-                s->fill[nt++] = 0;
-            }
-            s->fill[s->slot[j]]++;
-        }
+        for (size_t b = x->uoff[S[a]]; b < x->uoff[S[a] + 1]; b++)
+            acc->count[cascade_cf_acc_touch(acc, x->uitem[b])]++;
+    size_t nt = acc->n;
     s->off[0] = 0;
-    for (size_t t = 0; t < nt; t++) {
-        s->off[t + 1] = s->off[t] + s->fill[t];
-        s->fill[t] = s->off[t];
+    for (size_t t = 0; t < nt; t++) { /* lengths into offsets; count becomes the fill cursor */
+        s->off[t + 1] = s->off[t] + acc->count[t];
+        acc->count[t] = s->off[t];
     }
     for (size_t a = 0; a < m; a++)
         for (size_t b = x->uoff[S[a]]; b < x->uoff[S[a] + 1]; b++)
-            s->members[s->fill[s->slot[x->uitem[b]]]++] = (uint16_t)a;
+            s->members[acc->count[acc->slot[x->uitem[b]]]++] = (uint16_t)a;
     return nt;
 }
 
@@ -144,7 +131,7 @@ static size_t score_items(const struct swing_ctx *c, struct swing_scratch *s, si
     for (size_t a = 0; a < m; a++)
         w[a] = c->wu[S[a]];
     for (size_t t = 0; t < nt; t++) {
-        uint32_t j = s->touched[t];
+        uint32_t j = s->acc.touched[t];
         size_t len = s->off[t + 1] - s->off[t];
         if (j == i || len < 2)
             continue;
@@ -155,15 +142,15 @@ static size_t score_items(const struct swing_ctx *c, struct swing_scratch *s, si
             for (size_t q = p + 1; q < len; q++)
                 sim += w[L[p]] * w[L[q]] / (c->alpha + row[L[q]]);
         }
-        s->cand[nc++] = (struct cascade_scored){.score = sim, .id = c->ds->items[j].id, .idx = j};
+        s->acc.cand[nc++] =
+            (struct cascade_scored){.score = sim, .id = c->ds->items[j].id, .idx = j};
     }
     return nc;
 }
 
-static void reset(struct swing_scratch *s, size_t nt, size_t m, size_t cap)
+static void reset(struct swing_scratch *s, size_t m, size_t cap)
 {
-    for (size_t t = 0; t < nt; t++)
-        s->slot[s->touched[t]] = -1;
+    cascade_cf_acc_reset(&s->acc);
     for (size_t a = 0; a + 1 < m; a++)
         memset(s->inter + a * cap + a + 1, 0, (m - a - 1) * sizeof(uint32_t));
 }
@@ -182,8 +169,8 @@ static size_t swing_row(void *p, void *sp, size_t i)
     size_t nt = gather_lists(x, s, S, m);
     size_t pairs = count_intersections(s, nt, c->cap);
     size_t nc = score_items(c, s, nt, i, S, m);
-    cascade_cf_lists_set_row(c->res, i, s->cand, nc);
-    reset(s, nt, m, c->cap);
+    cascade_cf_lists_set_row(c->res, i, s->acc.cand, nc);
+    reset(s, m, c->cap);
     return pairs;
 }
 

@@ -151,7 +151,7 @@ int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *mod
                  CASCADE_GATE_RECORD_SUFFIX) >= (int)sizeof record_path ||
         snprintf(latest_path, sizeof latest_path, "%s/%s", dir, latest) >=
             (int)sizeof latest_path) {
-        snprintf(err, errlen, "%s: model path too long", g->job);
+        snprintf(err, errlen, "model path too long");
         return CASCADE_EINVAL;
     }
     int rc = cascade_gate_record_write(record_path, &r, err, errlen);
@@ -165,8 +165,8 @@ int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *mod
     if (d->publish)
         return cascade_latest_write(latest_path, latest_name, err, errlen);
     if (strcmp(d->reason, CASCADE_GATE_REASON_BELOW_FLOOR) == 0) {
-        snprintf(err, errlen, "%s: not published (%s kept as %s, see %s): %s", g->job, g->kind,
-                 version, record_path, d->message);
+        snprintf(err, errlen, "not published (%s kept as %s, see %s): %s", g->kind, version,
+                 record_path, d->message);
         return CASCADE_EDATA;
     }
     if (!quiet)
@@ -196,8 +196,8 @@ int cascade_train_gate_publish(const struct cascade_train_gate *g,
                                     err, errlen);
 }
 
-int cascade_train_gate_check_labels(const char *job, const float *y, size_t n_train, size_t n,
-                                    char *err, size_t errlen)
+int cascade_train_gate_check_labels(const float *y, size_t n_train, size_t n, char *err,
+                                    size_t errlen)
 {
     size_t pos_train = 0, pos_hold = 0;
     for (size_t i = 0; i < n; i++) {
@@ -207,18 +207,18 @@ int cascade_train_gate_check_labels(const char *job, const float *y, size_t n_tr
     size_t neg_train = n_train - pos_train, n_hold = n - n_train, neg_hold = n_hold - pos_hold;
     if (pos_train == 0 || neg_train == 0) {
         snprintf(err, errlen,
-                 "%s: every one of the %zu training examples has label %d; the data does not "
+                 "every one of the %zu training examples has label %d; the data does not "
                  "support this model (a log of positives only, such as ratings imported as "
                  "impressions + clicks, has no negatives to learn from)",
-                 job, n_train, pos_train ? 1 : 0);
+                 n_train, pos_train ? 1 : 0);
         return CASCADE_EDATA;
     }
     if (pos_hold < CASCADE_TRAIN_GATE_MIN_CLASS || neg_hold < CASCADE_TRAIN_GATE_MIN_CLASS) {
         snprintf(err, errlen,
-                 "%s: %zu held-out examples with %zu positives and %zu negatives; the gate "
+                 "%zu held-out examples with %zu positives and %zu negatives; the gate "
                  "needs at least %d of each to measure the model, so the data does not "
                  "support this model (more data, or a larger --holdout-frac)",
-                 job, n_hold, pos_hold, neg_hold, CASCADE_TRAIN_GATE_MIN_CLASS);
+                 n_hold, pos_hold, neg_hold, CASCADE_TRAIN_GATE_MIN_CLASS);
         return CASCADE_EDATA;
     }
     return 0;

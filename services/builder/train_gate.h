@@ -65,7 +65,7 @@ void cascade_train_gate_defaults(struct cascade_train_gate_opts *o);
 
 /* One decision's inputs. Strings are borrowed for the call. */
 struct cascade_train_gate {
-    const char *job;        /* "train-rank": prefix of messages */
+    const char *job;        /* "train-rank": prefix of the lines logged on stderr */
     const char *kind;       /* "rank-lr", "rank-mmoe", "prerank-lr", "two-tower", ... */
     const char *metric;     /* "auc", "recall@100", "ndcg@10", ... */
     bool higher_is_better;  /* false for a loss */
@@ -163,9 +163,10 @@ int cascade_train_gate_publish(const struct cascade_train_gate *g,
  * y (0/1) with rows [0, n_train) for training and [n_train, n) held out.
  * CASCADE_EDATA with a message naming the problem (every label equal, or
  * fewer than CASCADE_TRAIN_GATE_MIN_CLASS held-out examples of a class);
- * 0 otherwise. */
-int cascade_train_gate_check_labels(const char *job, const float *y, size_t n_train, size_t n,
-                                    char *err, size_t errlen);
+ * 0 otherwise. The message does not name the trainer: the command line does
+ * (HACKING.md, "Who adds prefixes"). */
+int cascade_train_gate_check_labels(const float *y, size_t n_train, size_t n, char *err,
+                                    size_t errlen);
 
 /* The cascade-build exit status for a trainer's result: OK when published,
  * 4 (CASCADE_BUILD_EXIT_REFUSED) when refused as worse, 3

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "events.h"
 #include "flags.h"
+#include "idmap.h"
 #include "lr.h"
 #include "rank_features.h"
 #include "safetensors.h"
@@ -63,43 +64,22 @@ static int task_source(const char *name)
     return 0;
 }
 
-/* (user, item) → example row of the pair's latest impression (NO_ROW when
- * that impression is not an example), open addressing. */
-struct pair_rows {
-    uint64_t *key; /* 0 = empty */
-    uint32_t *row;
-    size_t mask;
-};
-
-static uint32_t *pair_slot(struct pair_rows *p, uint64_t key, bool insert)
-{
-    size_t s = (size_t)(key * 0x9E3779B97F4A7C15ull) & p->mask;
-    while (p->key[s] != 0 && p->key[s] != key)
-        s = (s + 1) & p->mask;
-    if (p->key[s] == 0) {
-        if (!insert)
-            return NULL;
-        p->key[s] = key;
-    }
-    return &p->row[s];
-}
-
 /* played[r] = seconds played after example r's impression; labels of the
  * event-sourced tasks set to 1. */
 static int scan_events(const cascade_dataset *ds, const struct cascade_rank_examples *ex,
                        const int *source, size_t T, float *labels, float *played)
 {
-    size_t impressions = 0, cap = 1024;
+    size_t impressions = 0;
     for (size_t i = 0; i < ds->n_events; i++)
         impressions += ds->events[i].type == CASCADE_EV_IMPRESSION;
-    while (cap < 2 * impressions + 2)
-        cap *= 2;
-    struct pair_rows p = {.key = calloc(cap, sizeof(uint64_t)),
-                          .row = malloc(cap * sizeof(uint32_t)),
-                          .mask = cap - 1};
+    /* (user, item) → example row of the pair's latest impression (NO_ROW when
+     * that impression is not an example). */
+    cascade_idmap p;
+    if (cascade_idmap_init(&p, NULL, impressions) != 0)
+        return CASCADE_ENOMEM;
     uint32_t *row_of = malloc((ds->n_events + 1) * sizeof(uint32_t));
     int rc = CASCADE_ENOMEM;
-    if (!p.key || !p.row || !row_of)
+    if (!row_of)
         goto out;
     for (size_t i = 0; i < ds->n_events; i++)
         row_of[i] = NO_ROW;
@@ -108,23 +88,25 @@ static int scan_events(const cascade_dataset *ds, const struct cascade_rank_exam
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
         uint64_t key = (uint64_t)e->user * ds->n_items + e->item + 1;
-        uint32_t *slot = pair_slot(&p, key, e->type == CASCADE_EV_IMPRESSION);
         if (e->type == CASCADE_EV_IMPRESSION) {
-            *slot = row_of[i];
+            struct cascade_idmap_entry *en = cascade_idmap_upsert(&p, key, NULL);
+            if (!en)
+                goto out;
+            en->index = row_of[i];
             continue;
         }
-        if (!slot || *slot == NO_ROW)
+        const struct cascade_idmap_entry *en = cascade_idmap_find(&p, key);
+        if (!en || en->index == NO_ROW)
             continue;
         if (e->type == CASCADE_EV_PLAY && e->value > 0)
-            played[*slot] += e->value;
+            played[en->index] += e->value;
         for (size_t t = 0; t < T; t++)
             if (source[t] == (int)e->type)
-                labels[(size_t)*slot * T + t] = 1.0f;
+                labels[(size_t)en->index * T + t] = 1.0f;
     }
     rc = 0;
 out:
-    free(p.key);
-    free(p.row);
+    cascade_idmap_release(&p);
     free(row_of);
     return rc;
 }
@@ -139,7 +121,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
         source[t] = task_source(c->tasks[t].name);
         if (source[t] == 0) {
             snprintf(err, errlen,
-                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "no label for task '%s' (known: click, like, collect, share, "
                      "watch_time, complete)",
                      c->tasks[t].name);
             return CASCADE_EINVAL;
@@ -147,7 +129,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
     }
     float *played = calloc(ex->n + 1, sizeof(float));
     if (!played) {
-        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex->n);
+        snprintf(err, errlen, "out of memory for %zu examples", ex->n);
         return CASCADE_ENOMEM;
     }
     for (size_t i = 0; i < ex->n * T; i++) {
@@ -156,7 +138,7 @@ int cascade_mmoe_labels_build(const cascade_dataset *ds, const struct cascade_ra
     }
     int rc = scan_events(ds, ex, source, T, labels, played);
     if (rc != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory for the labels");
+        snprintf(err, errlen, "out of memory for the labels");
         goto out;
     }
     for (size_t r = 0; r < ex->n; r++) {
@@ -333,11 +315,11 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
     float *wb = malloc(B * T * sizeof(float));
     int rc = CASCADE_ENOMEM;
     if (!order || !xb || !lb || !wb) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5eed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, j->o->seed ^ 0x5eed);
     struct cascade_nn_optim opt;
     cascade_nn_optim_adam(&opt, j->o->lr);
     memcpy(order, j->rows, j->n_rows * sizeof(uint32_t));
@@ -345,7 +327,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
     double t0 = now_s();
     for (size_t ep = 1; ep <= j->o->epochs; ep++) {
         for (size_t i = j->n_rows; i > 1; i--) { /* Fisher-Yates */
-            size_t k = (size_t)cascade_nn_rng_below(&rng, i);
+            size_t k = (size_t)cascade_rng_below(&rng, i);
             uint32_t tmp = order[i - 1];
             order[i - 1] = order[k];
             order[k] = tmp;
@@ -363,7 +345,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             cascade_mmoe_draw_dropout(j->m, j->s, &rng, b);
             double l = cascade_mmoe_backward(j->m, j->s, xb, lb, wb, b, true, NULL);
             if (isnan(l) || (rc = cascade_nn_optim_step(&opt, cascade_mmoe_params(j->m))) != 0) {
-                snprintf(err, errlen, "train-mmoe: training step %zu failed (loss %g)", step, l);
+                snprintf(err, errlen, "training step %zu failed (loss %g)", step, l);
                 rc = rc ? rc : CASCADE_EINTERNAL;
                 goto out;
             }
@@ -372,7 +354,7 @@ static int train_epochs(struct job *j, struct cascade_train_mmoe_task_report *re
             step++;
         }
         if ((rc = evaluate(j, j->Xs, rep)) != 0) {
-            snprintf(err, errlen, "train-mmoe: evaluation failed");
+            snprintf(err, errlen, "evaluation failed");
             goto out;
         }
         if (!j->o->quiet)
@@ -394,15 +376,15 @@ out:
  * serving instead). Seeded by o->seed. */
 static int sample_rows(struct job *j, const struct cascade_rank_examples *ex, float *weights)
 {
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     j->rows = malloc((j->n_train + 1) * sizeof(uint32_t));
     if (!j->rows)
         return CASCADE_ENOMEM;
-    cascade_nn_rng_seed(&rng, j->o->seed ^ 0x5a3b1e5ULL);
+    cascade_rng_seed(&rng, j->o->seed ^ 0x5a3b1e5ULL);
     for (size_t r = 0; r < j->n_train; r++) {
         bool neg = !(ex->y[r] > 0);
         if (neg && j->alpha < 1) {
-            if (cascade_nn_rng_uniform(&rng) >= j->alpha)
+            if (cascade_rng_uniform(&rng) >= j->alpha)
                 continue;
             for (size_t t = 0; t < j->T; t++)
                 if ((int)t != j->click)
@@ -716,12 +698,11 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if (model)
         *model = NULL;
     if (o->batch == 0 || o->epochs == 0) {
-        snprintf(err, errlen, "train-mmoe: --epochs and --batch must be at least 1");
+        snprintf(err, errlen, "--epochs and --batch must be at least 1");
         return CASCADE_EINVAL;
     }
     if (!(o->neg_sample_rate > 0 && o->neg_sample_rate <= 1)) {
-        snprintf(err, errlen, "train-mmoe: --neg-sample-rate %g is not in (0, 1]",
-                 o->neg_sample_rate);
+        snprintf(err, errlen, "--neg-sample-rate %g is not in (0, 1]", o->neg_sample_rate);
         return CASCADE_EINVAL;
     }
     if (!(j.m = new_model(o, err, errlen)))
@@ -731,7 +712,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         const char *name = cascade_mmoe_config(j.m)->tasks[t].name;
         if (task_source(name) == 0) {
             snprintf(err, errlen,
-                     "train-mmoe: no label for task '%s' (known: click, like, collect, share, "
+                     "no label for task '%s' (known: click, like, collect, share, "
                      "watch_time, complete)",
                      name);
             cascade_mmoe_destroy(j.m);
@@ -750,22 +731,21 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     sum->holdout = ex.n - ex.n_train;
     sum->n_tasks = j.T;
     if (ex.n_train == 0 || ex.n == ex.n_train) {
-        snprintf(err, errlen, "train-mmoe: %zu training and %zu held-out examples; need both",
-                 ex.n_train, ex.n - ex.n_train);
+        snprintf(err, errlen, "%zu training and %zu held-out examples; need both", ex.n_train,
+                 ex.n - ex.n_train);
         rc = CASCADE_EDATA;
         goto out;
     }
     /* The click labels are the examples' (train-rank's); the gate needs both classes. */
     if (cascade_mmoe_task_index(j.m, "click") >= 0 &&
-        (rc = cascade_train_gate_check_labels("train-mmoe", ex.y, ex.n_train, ex.n, err,
-                                              errlen)) != 0)
+        (rc = cascade_train_gate_check_labels(ex.y, ex.n_train, ex.n, err, errlen)) != 0)
         goto out;
     labels = malloc(ex.n * j.T * sizeof(float));
     weights = malloc(ex.n * j.T * sizeof(float));
     j.Xs = malloc(ex.n * D * sizeof(float));
     j.s = cascade_mmoe_scratch_create(j.m, o->batch);
     if (!labels || !weights || !j.Xs || !j.s) {
-        snprintf(err, errlen, "train-mmoe: out of memory for %zu examples", ex.n);
+        snprintf(err, errlen, "out of memory for %zu examples", ex.n);
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -782,12 +762,12 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     sum->neg_sample_rate = j.alpha;
     complete_rates(ds, &ex, &j, sum->complete_rates, sizeof(sum->complete_rates));
     if ((rc = sample_rows(&j, &ex, weights)) != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     sum->sampled_train = j.n_rows;
     if (j.n_rows == 0) {
-        snprintf(err, errlen, "train-mmoe: no training example left after down-sampling");
+        snprintf(err, errlen, "no training example left after down-sampling");
         rc = CASCADE_EINVAL;
         goto out;
     }
@@ -795,7 +775,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         (rc = cascade_train_warm_start("train-mmoe", o->model_dir, CASCADE_TRAIN_MMOE_LATEST,
                                        o->quiet, warm_apply, &j, sum->warm_from,
                                        sizeof(sum->warm_from))) != 0) {
-        snprintf(err, errlen, "train-mmoe: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     sum->oracle_auc = oracle_auc(ds, &ex, o);
@@ -805,7 +785,7 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
     if ((rc = fold_standardisation(&j)) != 0 || (rc = evaluate(&j, ex.X, sum->tasks)) != 0 ||
         (rc = cascade_mmoe_gate_stats(j.m, j.s, ex.X + ex.n_train * D, ex.n - ex.n_train, NULL,
                                       sum->gate_entropy)) != 0) {
-        snprintf(err, errlen, "train-mmoe: final evaluation failed");
+        snprintf(err, errlen, "final evaluation failed");
         goto out;
     }
     if (o->model_dir && (rc = publish(&j, ex.X, o->model_dir, sum, err, errlen)) != 0)
@@ -935,8 +915,7 @@ int cascade_train_mmoe_command(int argc, char **argv)
         rc = cascade_train_mmoe_run(ds, &o, &s, NULL, err, sizeof(err));
     cascade_dataset_destroy(ds);
     if (rc != 0) {
-        const char *msg = strncmp(err, "train-mmoe: ", 12) == 0 ? err + 12 : err;
-        fprintf(stderr, "cascade-build train-mmoe: %s\n", msg);
+        fprintf(stderr, "cascade-build train-mmoe: %s\n", err);
         return cascade_train_gate_exit_status(rc, false);
     }
     print_summary(&s);

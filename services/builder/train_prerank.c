@@ -20,6 +20,7 @@
 #include "prerank_features.h"
 #include "records.h"
 #include "redis.h"
+#include "rng.h"
 #include "store.h"
 #include "train_progress.h"
 #include "train_warm.h"
@@ -130,8 +131,8 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
     struct replay rp;
     memset(ex, 0, sizeof *ex);
     if (o->bits < CASCADE_HASHLR_MIN_BITS || o->bits > CASCADE_HASHLR_MAX_BITS) {
-        snprintf(err, errlen, "train-prerank: bits %u out of range %d..%d", o->bits,
-                 CASCADE_HASHLR_MIN_BITS, CASCADE_HASHLR_MAX_BITS);
+        snprintf(err, errlen, "bits %u out of range %d..%d", o->bits, CASCADE_HASHLR_MIN_BITS,
+                 CASCADE_HASHLR_MAX_BITS);
         return CASCADE_EINVAL;
     }
     /* train-rank's examples give the labels, the split and the event of each. */
@@ -163,7 +164,7 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
     }
 out:
     if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "train-prerank: out of memory for %zu examples", rex.n);
+        snprintf(err, errlen, "out of memory for %zu examples", rex.n);
     if (rc != 0)
         cascade_prerank_examples_free(ex);
     replay_free(&rp);
@@ -173,18 +174,10 @@ out:
 
 /* ---- training ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(uint32_t *order, size_t n, uint64_t *rng)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(splitmix(rng) % i);
+        size_t j = (size_t)(cascade_rng_splitmix64(rng) % i);
         uint32_t t = order[i - 1];
         order[i - 1] = order[j];
         order[j] = t;
@@ -221,7 +214,7 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
     if (!order || !p) {
         free(order);
         free(p);
-        snprintf(err, errlen, "train-prerank: out of memory");
+        snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
     for (size_t i = 0; i < ex->n_train; i++)
@@ -353,12 +346,10 @@ static int summarise(const struct cascade_prerank_examples *ex,
     sum->train = ex->n_train;
     sum->holdout = nh;
     if (ex->n_train == 0 || nh == 0) {
-        snprintf(err, errlen, "train-prerank: %zu training and %zu held-out examples; need both",
-                 ex->n_train, nh);
+        snprintf(err, errlen, "%zu training and %zu held-out examples; need both", ex->n_train, nh);
         return CASCADE_EDATA;
     }
-    int rc = cascade_train_gate_check_labels("train-prerank", ex->y, ex->n_train, ex->n, err,
-                                             errlen);
+    int rc = cascade_train_gate_check_labels(ex->y, ex->n_train, ex->n, err, errlen);
     if (rc != 0)
         return rc;
     sum->train_ctr = mean(ex->y, ex->n_train);
@@ -395,7 +386,7 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
                 "%d hashed features into 2^%u buckets\n",
                 ex.n, ex.n_train, sum->train_ctr, sum->holdout, sum->holdout_ctr, NF, o->bits);
     if (!(m = cascade_hashlr_create(o->bits, CASCADE_PRERANK_SPEC))) {
-        snprintf(err, errlen, "train-prerank: out of memory for 2^%u weights", o->bits);
+        snprintf(err, errlen, "out of memory for 2^%u weights", o->bits);
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -406,7 +397,7 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
         cascade_train_warm_start("train-prerank", o->model_dir, "prerank-lr.latest", o->quiet,
                                  prerank_warm_apply, m, sum->warm_from,
                                  sizeof sum->warm_from) != 0) {
-        snprintf(err, errlen, "train-prerank: out of memory");
+        snprintf(err, errlen, "out of memory");
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -534,8 +525,7 @@ int cascade_train_prerank_command(int argc, char **argv)
     }
     bool published = false;
     if ((rc = cli_run(&c, &published, err, sizeof err)) != 0) {
-        const char *msg = strncmp(err, "train-prerank: ", 15) == 0 ? err + 15 : err;
-        fprintf(stderr, "cascade-build train-prerank: %s\n", msg);
+        fprintf(stderr, "cascade-build train-prerank: %s\n", err);
     }
     return cascade_train_gate_exit_status(rc, published);
 }

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "rank_features.h"
 #include "hash.h"
+#include "idmap.h"
 #include "interests.h"
 #include "latest_file.h"
 #include "progress.h"
@@ -46,60 +47,44 @@ void cascade_train_rank_defaults(struct cascade_train_rank_opts *o)
 
 /* ---- labels ---- */
 
-/* (user, item) -> latest impression event index, open addressing. */
-struct pair_map {
-    uint64_t *key; /* 0 = empty */
-    uint32_t *val;
-    size_t mask;
-};
-
 static uint64_t pair_key(const cascade_dataset *ds, uint32_t user, uint32_t item)
 {
     return (uint64_t)user * ds->n_items + item + 1;
-}
-
-static size_t pair_slot(const struct pair_map *m, uint64_t key)
-{
-    size_t s = (size_t)cascade_hash64(&key, sizeof(key), 17) & m->mask;
-    while (m->key[s] && m->key[s] != key)
-        s = (s + 1) & m->mask;
-    return s;
 }
 
 /* label[e] = 1 for impression events followed by a click on the same pair
  * before that pair's next impression. */
 static int click_labels(const cascade_dataset *ds, size_t impressions, uint8_t *label)
 {
-    struct pair_map m;
-    size_t cap = 1024;
-    while (cap < 2 * impressions + 2)
-        cap *= 2;
-    m.mask = cap - 1;
-    m.key = calloc(cap, sizeof(uint64_t));
-    m.val = malloc(cap * sizeof(uint32_t));
-    if (!m.key || !m.val) {
-        free(m.key);
-        free(m.val);
+    /* (user, item) -> the pair's latest impression event (index). */
+    cascade_idmap m;
+    if (cascade_idmap_init(&m, NULL, impressions) != 0)
         return CASCADE_ENOMEM;
-    }
+    int rc = 0;
     for (size_t i = 0; i < ds->n_events; i++) {
         const struct cascade_ds_event *e = &ds->events[i];
         label[i] = 0;
         if (e->type != CASCADE_EV_IMPRESSION && e->type != CASCADE_EV_CLICK)
             continue;
         uint64_t key = pair_key(ds, e->user, e->item);
-        size_t s = pair_slot(&m, key);
         if (e->type == CASCADE_EV_IMPRESSION) {
-            m.key[s] = key;
-            m.val[s] = (uint32_t)i;
-        } else if (m.key[s] == key && m.val[s] != NO_EVENT) {
-            label[m.val[s]] = 1;
-            m.val[s] = NO_EVENT; /* one click labels one impression */
+            struct cascade_idmap_entry *en = cascade_idmap_upsert(&m, key, NULL);
+            if (!en) {
+                rc = CASCADE_ENOMEM;
+                goto out;
+            }
+            en->index = (uint32_t)i;
+            continue;
+        }
+        struct cascade_idmap_entry *en = cascade_idmap_find(&m, key);
+        if (en && en->index != NO_EVENT) {
+            label[en->index] = 1;
+            en->index = NO_EVENT; /* one click labels one impression */
         }
     }
-    free(m.key);
-    free(m.val);
-    return 0;
+out:
+    cascade_idmap_release(&m);
+    return rc;
 }
 
 /* ---- point-in-time replay ---- */
@@ -168,7 +153,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     warmup = (size_t)(o->warmup_frac * (double)impressions);
     if (impressions <= warmup) {
         snprintf(err, errlen,
-                 "train-rank: no examples: %zu impressions in the log, %zu used for warm-up; "
+                 "no examples: %zu impressions in the log, %zu used for warm-up; "
                  "the data does not support this model",
                  impressions, warmup);
         return CASCADE_EDATA;
@@ -203,7 +188,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     ex->n_train = ex->n - (size_t)(o->holdout_frac * (double)ex->n);
 out:
     if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "train-rank: out of memory for %zu examples", cap);
+        snprintf(err, errlen, "out of memory for %zu examples", cap);
     if (rc != 0)
         cascade_rank_examples_free(ex);
     free(label);
@@ -322,7 +307,7 @@ static int train_epochs(cascade_lr *m, const struct cascade_rank_examples *ex,
     struct cascade_lr_train_opts lo = o->lr;
     int epochs = lo.epochs > 0 ? lo.epochs : 5, rc = 0;
     if (!ph) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
     lo.epochs = 1;
@@ -498,13 +483,11 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
     sum->train_ctr = mean(ex->y, ex->n_train);
     sum->holdout_ctr = mean(ex->y + ex->n_train, nh);
     if (ex->n_train == 0 || nh == 0) {
-        snprintf(err, errlen, "train-rank: %zu training and %zu held-out examples; need both",
-                 ex->n_train, nh);
+        snprintf(err, errlen, "%zu training and %zu held-out examples; need both", ex->n_train, nh);
         rc = CASCADE_EDATA;
         goto out;
     }
-    if ((rc = cascade_train_gate_check_labels("train-rank", ex->y, ex->n_train, ex->n, err,
-                                              errlen)) != 0)
+    if ((rc = cascade_train_gate_check_labels(ex->y, ex->n_train, ex->n, err, errlen)) != 0)
         goto out;
     double c =
         sum->train_ctr < 1e-6 ? 1e-6 : (sum->train_ctr > 1 - 1e-6 ? 1 - 1e-6 : sum->train_ctr);
@@ -516,7 +499,7 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
         fprintf(stderr, "train-rank: %zu examples (%zu train, CTR %.4f; %zu held out, CTR %.4f)\n",
                 ex->n, ex->n_train, sum->train_ctr, nh, sum->holdout_ctr);
     if (!(m = cascade_lr_create(CASCADE_RANK_FEATURES))) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         rc = CASCADE_ENOMEM;
         goto out;
     }
@@ -525,7 +508,7 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
         (rc = cascade_train_warm_start("train-rank", o->model_dir, "rank-lr.latest", o->quiet,
                                        lr_warm_apply, m, sum->warm_from,
                                        sizeof sum->warm_from)) != 0) {
-        snprintf(err, errlen, "train-rank: out of memory");
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     if ((rc = train_epochs(m, ex, o, sum, err, errlen)) != 0)

@@ -49,29 +49,6 @@ void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o)
     o->gate.floor = 0; /* the gate uses at least chance, K / items */
 }
 
-uint32_t cascade_tt_user_age_bucket(uint32_t age)
-{
-    static const uint32_t upper[] = {18, 25, 35, 45, 55};
-    if (age == 0)
-        return 0;
-    for (uint32_t i = 0; i < 5; i++)
-        if (age < upper[i])
-            return i + 1;
-    return 6;
-}
-
-uint32_t cascade_tt_item_age_bucket(int64_t created_at, int64_t now)
-{
-    static const int64_t upper[] = {86400, 7 * 86400, 30 * 86400, 180 * 86400};
-    if (created_at <= 0)
-        return 0;
-    int64_t age = now > created_at ? now - created_at : 0;
-    for (uint32_t i = 0; i < 4; i++)
-        if (age < upper[i])
-            return i + 1;
-    return 5;
-}
-
 /* ------------------------------------------------------------ dense maps */
 
 static int cmp_u64(const void *a, const void *b)
@@ -352,7 +329,7 @@ static struct cascade_twotower_user user_features(const struct tt_data *d, uint3
     size_t start = n_hist > last_n ? n_hist - last_n : 0;
     return (struct cascade_twotower_user){
         .user_id = u + 1,
-        .age_bucket = cascade_tt_user_age_bucket(du->age),
+        .age_bucket = cascade_twotower_user_age_bucket(du->age),
         .gender = du->gender < CASCADE_TT_GENDERS ? du->gender : 0,
         .city = d->user_city[u],
         .history = d->pos_item + d->pos_off[u] + start,
@@ -370,7 +347,7 @@ static struct cascade_twotower_item item_features(const struct tt_data *d, uint3
         .item_id = row,
         .author = d->item_author[row - 1],
         .category = d->item_cat[row - 1],
-        .age_bucket = cascade_tt_item_age_bucket(it->created_at, now),
+        .age_bucket = cascade_twotower_item_age_bucket(it->created_at, now),
     };
 }
 
@@ -429,7 +406,7 @@ struct tt_trainer {
     cascade_twotower *m;
     cascade_negsample *ns;
     struct cascade_nn_optim opt;
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     struct tt_batch_buf b;
     uint32_t *order; /* n_order example indexes trained on */
     size_t n_order;
@@ -525,7 +502,7 @@ static int train_epochs(struct tt_trainer *t, const struct tt_data *d,
         /* The incremental update reads the new events as the time series they
          * are (the notes: no shuffle); the full retrain shuffles. */
         for (size_t i = o->incremental ? 0 : n; i > 1; i--) { /* Fisher-Yates, seeded */
-            size_t j = (size_t)cascade_nn_rng_below(&t->rng, i);
+            size_t j = (size_t)cascade_rng_below(&t->rng, i);
             uint32_t tmp = t->order[i - 1];
             t->order[i - 1] = t->order[j];
             t->order[j] = tmp;
@@ -918,20 +895,19 @@ static int check_opts(const cascade_dataset *ds, const struct cascade_train_twot
                       char *err, size_t errlen)
 {
     if (o->mode != CASCADE_TWOTOWER_LISTWISE && o->n_neg == 0) {
-        snprintf(err, errlen, "train-two-tower: --negatives must be ≥ 1 unless --mode listwise");
+        snprintf(err, errlen, "--negatives must be ≥ 1 unless --mode listwise");
         return CASCADE_EINVAL;
     }
     if (o->batch == 0 || o->epochs == 0 || o->eval_k == 0) {
-        snprintf(err, errlen, "train-two-tower: --batch-size, --epochs and --k must be ≥ 1");
+        snprintf(err, errlen, "--batch-size, --epochs and --k must be ≥ 1");
         return CASCADE_EINVAL;
     }
     if (!(o->hard_ratio >= 0.0 && o->hard_ratio <= 1.0)) {
-        snprintf(err, errlen, "train-two-tower: --hard-ratio must be in [0, 1], got %g",
-                 o->hard_ratio);
+        snprintf(err, errlen, "--hard-ratio must be in [0, 1], got %g", o->hard_ratio);
         return CASCADE_EINVAL;
     }
     if (ds->n_items == 0 || ds->n_users == 0) {
-        snprintf(err, errlen, "train-two-tower: the data set has no users or no items");
+        snprintf(err, errlen, "the data set has no users or no items");
         return CASCADE_EINVAL;
     }
     return 0;
@@ -971,14 +947,14 @@ static int run(const cascade_dataset *ds, const struct cascade_train_twotower_op
     }
     if (d.n_train == 0) {
         snprintf(err, errlen,
-                 "train-two-tower: no positive events to train on (weights > 0); the data does "
+                 "no positive events to train on (weights > 0); the data does "
                  "not support this model");
         rc = CASCADE_EDATA;
         goto out;
     }
     if (o->model_dir && sum->holdout == 0 && !o->gate.force) {
         snprintf(err, errlen,
-                 "train-two-tower: no held-out positives (%zu in all, --holdout-frac %g), so "
+                 "no held-out positives (%zu in all, --holdout-frac %g), so "
                  "the gate cannot measure the model; the data does not support it",
                  d.n_ex, o->holdout_frac);
         rc = CASCADE_EDATA;
@@ -1013,7 +989,7 @@ static int run(const cascade_dataset *ds, const struct cascade_train_twotower_op
     for (size_t i = 0; i < t.n_order; i++)
         t.order[i] = (uint32_t)(d.first_train + i);
     cascade_nn_optim_adam(&t.opt, o->lr);
-    cascade_nn_rng_seed(&t.rng, o->seed ^ 0x7477u);
+    cascade_rng_seed(&t.rng, o->seed ^ 0x7477u);
     bool evaluated;
     rc = train_epochs(&t, &d, sum, &evaluated, err, errlen);
     sum->hard_drawn = t.hard_drawn;
@@ -1031,7 +1007,7 @@ static int run(const cascade_dataset *ds, const struct cascade_train_twotower_op
     goto out;
 nomem:
     if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "train-two-tower: out of memory");
+        snprintf(err, errlen, "out of memory");
 out:
     batch_free(&t.b);
     free(t.order);
@@ -1284,8 +1260,7 @@ int cascade_train_twotower_command(int argc, char **argv)
         print_summary(&o, &s, &h);
     cascade_tt_hardneg_free(&h);
     if (rc != 0) {
-        const char *msg = strncmp(err, "train-two-tower: ", 17) == 0 ? err + 17 : err;
-        fprintf(stderr, "cascade-build train-two-tower: %s\n", msg);
+        fprintf(stderr, "cascade-build train-two-tower: %s\n", err);
     }
     return cascade_train_gate_exit_status(rc, rc == 0 && s.gate.publish);
 }

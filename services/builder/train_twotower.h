@@ -14,6 +14,7 @@
 #include "train_gate.h"
 #include "tt_hardneg.h"
 #include "twotower.h"
+#include "twotower_maps.h"
 
 /* Bucket counts of the profile / item-age features (row 0 = unknown). */
 #define CASCADE_TT_USER_AGE_BUCKETS 7
@@ -82,11 +83,8 @@ struct cascade_train_twotower_summary {
 
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);
 
-/* Feature buckets shared by training and serving: the user's age (0 unknown,
- * then <18, 18-24, 25-34, 35-44, 45-54, 55+), and an item's age at time now
- * (0 unknown, then < 1 day, < 1 week, < 30 days, < 180 days, older). */
-uint32_t cascade_tt_user_age_bucket(uint32_t age);
-uint32_t cascade_tt_item_age_bucket(int64_t created_at, int64_t now);
+/* The towers' feature buckets: cascade_twotower_{user,item}_age_bucket
+ * (common/twotower_maps.h), shared with the recall channel. */
 
 /* Build the examples, train with per-epoch progress on stderr, evaluate on
  * the held-out split and (with model_dir) save the version and let the gate

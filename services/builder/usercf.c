@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cf_acc.h"
 #include "cf_index.h"
 #include "cf_run.h"
 #include "clock.h"
@@ -35,35 +36,19 @@ struct usercf_ctx {
     struct cascade_cf_lists *res;
 };
 
-struct usercf_scratch {
-    double *acc;       /* one per user, zero between rows */
-    uint32_t *touched; /* users with a nonzero acc */
-    struct cascade_scored *cand;
-};
-
 static void scratch_destroy(void *p)
 {
-    struct usercf_scratch *s = p;
-    if (!s)
-        return;
-    free(s->acc);
-    free(s->touched);
-    free(s->cand);
-    free(s);
+    cascade_cf_acc_free(p);
+    free(p);
 }
 
+/* The worker's accumulator over the users. */
 static void *scratch_create(void *p)
 {
     const struct usercf_ctx *c = p;
-    size_t n = c->x->n_users;
-    struct usercf_scratch *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->acc = calloc(n + 1, sizeof(double));
-    s->touched = malloc((n + 1) * sizeof(uint32_t));
-    s->cand = malloc((n + 1) * sizeof(*s->cand));
-    if (!s->acc || !s->touched || !s->cand) {
-        scratch_destroy(s);
+    struct cascade_cf_acc *s = malloc(sizeof(*s));
+    if (!s || cascade_cf_acc_init(s, c->x->n_users) != 0) {
+        free(s);
         return NULL;
     }
     return s;
@@ -73,27 +58,24 @@ static size_t usercf_row(void *p, void *sp, size_t u)
 {
     const struct usercf_ctx *c = p;
     const struct cascade_cf_index *x = c->x;
-    struct usercf_scratch *s = sp;
-    size_t nt = 0;
+    struct cascade_cf_acc *s = sp;
     for (size_t a = x->uoff[u]; a < x->uoff[u + 1]; a++) {
         uint32_t i = x->uitem[a];
         double w = c->idf[i];
         for (size_t b = c->off[i]; b < c->off[i + 1]; b++) {
             uint32_t v = c->users[b];
-            if (v == u)
-                continue;
-            if (s->acc[v] == 0)
-                s->touched[nt++] = v;
-            s->acc[v] += w;
+            if (v != u)
+                cascade_cf_acc_add(s, v, w);
         }
     }
     double len_u = (double)cascade_cf_user_len(x, u);
+    size_t nt = s->n;
     for (size_t t = 0; t < nt; t++) {
         uint32_t v = s->touched[t];
-        double sim = s->acc[v] / sqrt(len_u * (double)cascade_cf_user_len(x, v));
-        s->acc[v] = 0;
+        double sim = s->sum[t] / sqrt(len_u * (double)cascade_cf_user_len(x, v));
         s->cand[t] = (struct cascade_scored){.score = sim, .id = v, .idx = v};
     }
+    cascade_cf_acc_reset(s);
     cascade_cf_lists_set_row(c->res, u, s->cand, nt);
     return nt;
 }

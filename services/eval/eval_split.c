@@ -90,7 +90,7 @@ static int cmp_size(const void *pa, const void *pb)
 static uint64_t tie_hash(uint64_t seed, uint32_t user, uint32_t item)
 {
     uint64_t x = seed ^ (((uint64_t)user << 32) | item);
-    return cascade__splitmix64(&x);
+    return cascade_rng_splitmix64(&x);
 }
 
 void cascade_eval_split_defaults(struct cascade_eval_split_opts *o)
@@ -201,15 +201,15 @@ static int split_user_random(const cascade_dataset *ds, const struct cascade_use
                              const struct cascade_eval_split_opts *o, uint32_t *stamp, bool *keep,
                              struct eligible *el)
 {
-    struct cascade__rng rng;
+    struct cascade_rng rng;
     uint64_t x = o->split_seed ^ ((uint64_t)u * 0x9E3779B97F4A7C15ULL);
     size_t n_train = n - held_out(n, 1.0 - o->train_share);
     size_t seen_start = el->seen.n, test_start = el->test.n;
     int rc = 0;
     qsort(ft, n, sizeof *ft, cmp_item_then_ts);
-    cascade__rng_seed(&rng, cascade__splitmix64(&x));
+    cascade_rng_seed(&rng, cascade_rng_splitmix64(&x));
     for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)cascade__rng_below(&rng, i + 1);
+        size_t j = (size_t)cascade_rng_below(&rng, i + 1);
         struct first_touch t = ft[i];
         ft[i] = ft[j];
         ft[j] = t;
@@ -283,10 +283,10 @@ static size_t *sample_users(size_t eligible, size_t max_users, uint64_t seed, si
         pos[i] = i;
     *n = eligible;
     if (max_users > 0 && max_users < eligible) {
-        struct cascade__rng rng;
-        cascade__rng_seed(&rng, seed ^ 0x5eed5eedULL);
+        struct cascade_rng rng;
+        cascade_rng_seed(&rng, seed ^ 0x5eed5eedULL);
         for (size_t i = 0; i < max_users; i++) {
-            size_t j = i + (size_t)cascade__rng_below(&rng, eligible - i);
+            size_t j = i + (size_t)cascade_rng_below(&rng, eligible - i);
             size_t t = pos[i];
             pos[i] = pos[j];
             pos[j] = t;

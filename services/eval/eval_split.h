@@ -11,7 +11,7 @@
  * keep their whole log in train. The split is deterministic for a seed.
  *
  * Random: each user's distinct interacted items, in item order, are shuffled
- * (Fisher-Yates with the project's RNG, builder/rng.h, seeded from
+ * (Fisher-Yates with the project's RNG, common/rng.h, seeded from
  * split_seed and the user) and the first round(train_share · n) (at least
  * one, at most all but one) stay in train; the rest are held out, and every
  * event of the user on a held-out item (impressions included) leaves train.

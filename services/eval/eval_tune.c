@@ -19,12 +19,12 @@
 #define ASCENT_EPS 1e-12
 
 /* The coordinates of one pass in a seeded order (Fisher-Yates). */
-static void pass_order(struct cascade__rng *rng, size_t *order, size_t n)
+static void pass_order(struct cascade_rng *rng, size_t *order, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)cascade__rng_below(rng, i);
+        size_t j = (size_t)cascade_rng_below(rng, i);
         size_t t = order[i - 1];
         order[i - 1] = order[j];
         order[j] = t;
@@ -61,7 +61,7 @@ int cascade_eval_coord_ascent(cascade_eval_objective_fn f, void *ctx, double *w,
                               const struct cascade_eval_ascent_opts *o,
                               struct cascade_eval_ascent_result *res)
 {
-    struct cascade__rng rng;
+    struct cascade_rng rng;
     double *trial = NULL, best;
     size_t *order = NULL;
     memset(res, 0, sizeof *res);
@@ -76,7 +76,7 @@ int cascade_eval_coord_ascent(cascade_eval_objective_fn f, void *ctx, double *w,
         goto out;
     res->evaluations = 1;
     res->start_value = best;
-    cascade__rng_seed(&rng, o->seed ^ 0xa5c3d1e0f7b29486ULL);
+    cascade_rng_seed(&rng, o->seed ^ 0xa5c3d1e0f7b29486ULL);
     for (size_t s = 0; s < o->max_sweeps; s++) {
         double before = best;
         pass_order(&rng, order, n);

@@ -21,6 +21,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "arena.h"
+#include "rng.h"
 
 /* Exit codes of cascade-load. */
 enum {
@@ -81,7 +82,7 @@ int cascade_load_method_check_file(const struct cascade_load_method *m, const ch
 struct cascade_load_template_ctx {
     uint64_t request_number;
     const struct cascade_load_method *method;
-    uint64_t rng[2]; /* xorshift128+ state, advanced by the random functions */
+    struct cascade_rng rng; /* advanced by the random functions */
 };
 
 /* Expand ghz's template syntax in text: {{.RequestNumber}}, {{.UUID}},

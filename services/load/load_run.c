@@ -61,13 +61,9 @@ static void seed_ctx(struct cascade_load_template_ctx *t, const struct cascade_l
                      int index)
 {
     uint64_t seed = o->seed ? o->seed : (uint64_t)mono_ns();
-    /* splitmix64 twice: distinct, well-mixed streams per worker. */
-    for (int i = 0; i < 2; i++) {
-        uint64_t z = (seed += 0x9e3779b97f4a7c15ull * (uint64_t)(index + 1 + i));
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        t->rng[i] = (z ^ (z >> 31)) | 1;
-    }
+    /* A distinct stream per worker: the worker's index mixed into the seed. */
+    uint64_t x = seed ^ ((uint64_t)index << 32);
+    cascade_rng_seed(&t->rng, cascade_rng_splitmix64(&x));
 }
 
 /* The request for call number k: the template expanded, parsed and mapped.

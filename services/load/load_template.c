@@ -51,15 +51,10 @@ static void putf(struct sbuf *b, const char *fmt, ...)
     put(b, tmp, n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* xorshift128+: fast, and reproducible for a given --seed. */
+/* The project's generator (rng.h): reproducible for a given --seed. */
 static uint64_t next_random(struct cascade_load_template_ctx *c)
 {
-    uint64_t s1 = c->rng[0];
-    const uint64_t s0 = c->rng[1];
-    c->rng[0] = s0;
-    s1 ^= s1 << 23;
-    c->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return c->rng[1] + s0;
+    return cascade_rng_next(&c->rng);
 }
 
 static void put_uuid(struct sbuf *b, struct cascade_load_template_ctx *c)

@@ -35,10 +35,9 @@ static const char extra_usage[] =
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
                           cascade_metrics *metrics, char *err, size_t errlen)
 {
-    cascade_orch *orch = cascade_orch_create(o->config, redis, o->ns, err, errlen);
+    cascade_orch *orch = cascade_orch_create(o->config, redis, o->ns, metrics, err, errlen);
     if (orch == NULL)
         return NULL;
-    cascade_orch_set_metrics(orch, metrics);
     /* The stages check the same token when they are given one. */
     if (cascade_orch_set_auth_token(orch, o->auth_token) != 0) {
         snprintf(err, errlen, "the auth token must be 1..256 visible ASCII characters");

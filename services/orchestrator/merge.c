@@ -1,12 +1,13 @@
 /* Merge of recall channel outputs: quota, per-channel max normalisation,
- * weighted sum, dedupe with provenance, sort and cap. An open-addressing
- * table keyed by item id finds an item's merged entry in O(1). */
+ * weighted sum, dedupe with provenance, sort and cap. An id map (idmap.h)
+ * keyed by item id finds an item's merged entry in O(1). */
 #include "merge.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 #include "error.h"
+#include "idmap.h"
 #include "request.h"
 
 /* Merged entry under construction: hits grow in an arena array. */
@@ -14,12 +15,6 @@ struct merged {
     Cascade__V1__Candidate *cand;
     size_t hit_cap;
     size_t last_channel; /* index+1 of the last channel that hit it (in-channel dedupe) */
-};
-
-struct table {
-    uint64_t *keys;
-    uint32_t *slots; /* index+1 into the merged array; 0 = empty */
-    size_t mask;
 };
 
 float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *channel)
@@ -90,36 +85,6 @@ size_t cascade_merge_count_channel(Cascade__V1__Candidate *const *c, size_t n, c
     return count;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static int table_init(struct table *t, size_t n, cascade_arena *arena)
-{
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap <<= 1;
-    t->keys = cascade_arena_calloc(arena, cap, sizeof *t->keys);
-    t->slots = cascade_arena_calloc(arena, cap, sizeof *t->slots);
-    t->mask = cap - 1;
-    return (t->keys && t->slots) ? 0 : CASCADE_ENOMEM;
-}
-
-/* Slot of item_id: either the one holding it or the empty one where it goes. */
-static size_t table_find(const struct table *t, uint64_t item_id)
-{
-    size_t i = mix64(item_id) & t->mask;
-    while (t->slots[i] != 0 && t->keys[i] != item_id)
-        i = (i + 1) & t->mask;
-    return i;
-}
-
 static size_t kept_count(const struct cascade_merge_input *in)
 {
     return in->n_candidates < in->quota ? in->n_candidates : in->quota;
@@ -180,7 +145,7 @@ static struct merged *new_entry(struct merged *all, size_t *n_all,
 }
 
 /* Fold channel number ci into the table. */
-static int merge_one(const struct cascade_merge_input *in, size_t ci, struct table *t,
+static int merge_one(const struct cascade_merge_input *in, size_t ci, cascade_idmap *t,
                      struct merged *all, size_t *n_all, cascade_arena *arena)
 {
     double max = channel_max(in);
@@ -188,15 +153,17 @@ static int merge_one(const struct cascade_merge_input *in, size_t ci, struct tab
         const Cascade__V1__Candidate *src = in->candidates[r];
         if (src == NULL)
             continue;
-        size_t slot = table_find(t, src->item_id);
+        bool created;
+        struct cascade_idmap_entry *e = cascade_idmap_upsert(t, src->item_id, &created);
         struct merged *m;
-        if (t->slots[slot] == 0) {
+        if (!e)
+            return CASCADE_ENOMEM;
+        if (created) {
             if ((m = new_entry(all, n_all, src, arena)) == NULL)
                 return CASCADE_ENOMEM;
-            t->keys[slot] = src->item_id;
-            t->slots[slot] = (uint32_t)*n_all;
+            e->index = (uint32_t)*n_all - 1;
         } else {
-            m = &all[t->slots[slot] - 1];
+            m = &all[e->index];
             if (m->last_channel == ci + 1)
                 continue; /* the channel repeated an item: keep its best (first) entry */
         }
@@ -217,7 +184,7 @@ int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_
                            cascade_arena *arena, Cascade__V1__Candidate ***out, size_t *n_out)
 {
     size_t total = 0, n_all = 0;
-    struct table t;
+    cascade_idmap t;
     struct merged *all;
     Cascade__V1__Candidate **list;
     int rc;
@@ -226,7 +193,7 @@ int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_
     *n_out = 0;
     for (size_t i = 0; i < n; i++)
         total += kept_count(&in[i]);
-    if ((rc = table_init(&t, total, arena)))
+    if ((rc = cascade_idmap_init(&t, arena, total)))
         return rc;
     all = cascade_arena_calloc(arena, total ? total : 1, sizeof *all);
     list = cascade_arena_calloc(arena, total ? total : 1, sizeof *list);

@@ -84,50 +84,8 @@ fail:
     return CASCADE_EINVAL;
 }
 
-cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                  const char *ns, char *err, size_t errlen)
-{
-    cascade_orch *o = calloc(1, sizeof *o);
-    if (o == NULL) {
-        snprintf(err, errlen, "orchestrator: out of memory");
-        return NULL;
-    }
-    atomic_init(&o->request_seq, 0);
-    atomic_init(&o->boost_census_ms, 0);
-    pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
-    pthread_mutex_init(&o->put_items_script.lock, NULL);
-    pthread_rwlock_init(&o->exp_lock, NULL);
-    o->redis = redis;
-    snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
-    if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
-        goto fail;
-    json_t *experiments = cascade_config_get(cfg, "experiments");
-    if (json_is_null(experiments))
-        experiments = NULL; /* "experiments": null = no layers */
-    o->experiments = cascade_experiments_create(experiments, err, errlen);
-    if (o->experiments == NULL)
-        goto fail;
-    cascade_config_identity(cfg, o->config_version, sizeof o->config_version, o->config_hash,
-                            sizeof o->config_hash);
-    if (open_channels(o, err, errlen))
-        goto fail;
-    return o;
-fail:
-    cascade_orch_destroy(o);
-    return NULL;
-}
-
-int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
-{
-    for (size_t i = 0; i < o->n_endpoints; i++) {
-        int rc = cascade_rpc_channel_set_auth_token(o->endpoints[i].channel, token);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
+/* The orchestrator's own metrics in m (NULL: none). */
+static void register_metrics(cascade_orch *o, cascade_metrics *m)
 {
     cascade_metric_family *tracks = cascade_metrics_counter(
         m, "cascade_orchestrator_track_requests_total",
@@ -173,6 +131,51 @@ void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m)
         cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total",
                                 "Serve record writes that failed (the request was served)", NULL),
         NULL);
+}
+
+cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
+                                  const char *ns, cascade_metrics *metrics, char *err,
+                                  size_t errlen)
+{
+    cascade_orch *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        snprintf(err, errlen, "orchestrator: out of memory");
+        return NULL;
+    }
+    atomic_init(&o->request_seq, 0);
+    atomic_init(&o->boost_census_ms, 0);
+    pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
+    pthread_mutex_init(&o->put_items_script.lock, NULL);
+    pthread_rwlock_init(&o->exp_lock, NULL);
+    o->redis = redis;
+    snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
+    if (cascade_orch_config_parse(cfg, &o->cfg, err, errlen))
+        goto fail;
+    json_t *experiments = cascade_config_get(cfg, "experiments");
+    if (json_is_null(experiments))
+        experiments = NULL; /* "experiments": null = no layers */
+    o->experiments = cascade_experiments_create(experiments, err, errlen);
+    if (o->experiments == NULL)
+        goto fail;
+    cascade_config_identity(cfg, o->config_version, sizeof o->config_version, o->config_hash,
+                            sizeof o->config_hash);
+    if (open_channels(o, err, errlen))
+        goto fail;
+    register_metrics(o, metrics);
+    return o;
+fail:
+    cascade_orch_destroy(o);
+    return NULL;
+}
+
+int cascade_orch_set_auth_token(cascade_orch *o, const char *token)
+{
+    for (size_t i = 0; i < o->n_endpoints; i++) {
+        int rc = cascade_rpc_channel_set_auth_token(o->endpoints[i].channel, token);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 void cascade_orch_destroy(cascade_orch *o)

@@ -32,16 +32,13 @@ typedef struct cascade_orch cascade_orch;
  * cfg (borrowed during the call only) and open a channel per distinct stage
  * endpoint. `redis` (borrowed, must outlive the orchestrator; may be NULL,
  * then Feedback and the hot-list fallback report UNAVAILABLE) serves Feedback
- * and the fallback; ns is the Redis key namespace (copied). Requires
+ * and the fallback; ns is the Redis key namespace (copied). The counters
+ * cascade_orchestrator_* (docs/metrics.md) are registered in `metrics`
+ * (borrowed, must outlive the orchestrator; NULL: no metrics). Requires
  * cascade_rpc_init. Returns NULL with a message in err. */
 cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                  const char *ns, char *err, size_t errlen);
-
-/* Register the orchestrator's counters in m (may be NULL: no metrics):
- * cascade_orchestrator_hardneg_logged_total and
- * cascade_orchestrator_hardneg_write_failures_total. Call once, before
- * serving. */
-void cascade_orch_set_metrics(cascade_orch *o, cascade_metrics *m);
+                                  const char *ns, cascade_metrics *metrics, char *err,
+                                  size_t errlen);
 
 /* Send "authorization: Bearer <token>" on every stage call (token copied;
  * NULL or "" sends none). Call once, before serving. Returns 0, or

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "error.h"
 #include "hash.h"
+#include "idmap.h"
 #include "log.h"
 #include "recommend_internal.h"
 
@@ -251,33 +252,26 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool
 }
 
 /* The merged candidates a stage returned (slim copies), in its order: each
- * returned id is matched to the first candidate with that id (an
- * open-addressing map, ids → positions). false when out of memory or an id
- * is unknown. */
+ * returned id is matched to the first candidate with that id (an id map,
+ * ids → positions). false when out of memory or an id is unknown. */
 static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
                           Cascade__V1__Candidate ***out)
 {
-    size_t cap = 16;
-    while (cap < 2 * rq->n + 2)
-        cap <<= 1;
-    size_t *slot = cascade_arena_alloc(rq->arena, cap * sizeof *slot); /* position + 1; 0 = empty */
+    cascade_idmap pos;
     Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
-    if (!slot || !full)
+    if (!full || cascade_idmap_init(&pos, rq->arena, rq->n) != 0)
         return false;
-    memset(slot, 0, cap * sizeof *slot);
     for (size_t i = rq->n; i-- > 0;) { /* later first, so the first occurrence wins */
-        size_t h = (size_t)(rq->cands[i]->item_id * 0x9E3779B97F4A7C15ull) & (cap - 1);
-        while (slot[h] && rq->cands[slot[h] - 1]->item_id != rq->cands[i]->item_id)
-            h = (h + 1) & (cap - 1);
-        slot[h] = i + 1;
+        struct cascade_idmap_entry *e = cascade_idmap_upsert(&pos, rq->cands[i]->item_id, NULL);
+        if (!e)
+            return false;
+        e->index = (uint32_t)i;
     }
     for (size_t k = 0; k < n; k++) {
-        size_t h = (size_t)(kept[k]->item_id * 0x9E3779B97F4A7C15ull) & (cap - 1);
-        while (slot[h] && rq->cands[slot[h] - 1]->item_id != kept[k]->item_id)
-            h = (h + 1) & (cap - 1);
-        if (!slot[h])
+        const struct cascade_idmap_entry *e = cascade_idmap_find(&pos, kept[k]->item_id);
+        if (!e)
             return false;
-        full[k] = rq->cands[slot[h] - 1];
+        full[k] = rq->cands[e->index];
     }
     *out = full;
     return true;

@@ -91,9 +91,16 @@ static cascade_prerank *prerank_alloc(void)
     return p;
 }
 
+/* The stage's own metrics in m (NULL: none). */
+static void register_metrics(cascade_prerank *p, cascade_metrics *m)
+{
+    if (p)
+        cascade_item_cache_set_metrics(p->items, m, "prerank");
+}
+
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                        const char *ns, const char *model_dir, char *err,
-                                        size_t errlen)
+                                        const char *ns, const char *model_dir,
+                                        cascade_metrics *metrics, char *err, size_t errlen)
 {
     char lerr[512];
     cascade_prerank *p = prerank_alloc();
@@ -122,18 +129,13 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
         cascade_item_cache_from_config(cfg, "prerank", &p->items, err, errlen) != 0)
         goto fail;
     (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
+    register_metrics(p, metrics);
     if (cascade_prerank_pin_versions(p, cfg, err, errlen) != 0)
         goto fail;
     return p;
 fail:
     cascade_prerank_destroy(p);
     return NULL;
-}
-
-void cascade_prerank_set_metrics(cascade_prerank *p, cascade_metrics *m)
-{
-    if (p)
-        cascade_item_cache_set_metrics(p->items, m, "prerank");
 }
 
 void cascade_prerank_destroy(cascade_prerank *p)

@@ -31,10 +31,12 @@ typedef struct cascade_prerank cascade_prerank;
  * Borrows `redis`; copies `ns` and `model_dir` (NULL or "": heuristic only,
  * no model is looked for). The newest model is loaded now and reloaded when
  * the .latest file changes (checked every prerank.reload_interval_ms).
+ * Registers the item cache's cascade_prerank_item_cache_hits_total /
+ * _misses_total in `metrics` (borrowed, must outlive the stage; NULL: none).
  * NULL with a message in err on bad config. */
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                        const char *ns, const char *model_dir, char *err,
-                                        size_t errlen);
+                                        const char *ns, const char *model_dir,
+                                        cascade_metrics *metrics, char *err, size_t errlen);
 
 /* Check the .latest file now (force: reload even when unchanged). Returns 0
  * (also when there is no model: the heuristic serves) or the load error;
@@ -57,10 +59,6 @@ int cascade_prerank_pin_versions(cascade_prerank *p, const cascade_config *cfg, 
 
 /* NULL is a no-op. */
 void cascade_prerank_destroy(cascade_prerank *p);
-
-/* Register the stage's own metrics in m (NULL: none): the item cache's
- * cascade_prerank_item_cache_hits_total / _misses_total. Call before serving. */
-void cascade_prerank_set_metrics(cascade_prerank *p, cascade_metrics *m);
 
 /* Score req's candidates (item records fetched with MGET in chunks), sort
  * them by prerank_score descending (ties: smaller item id first) and keep

@@ -24,9 +24,7 @@ static const char extra_usage[] =
 static void *create_stage(const struct cascade_service_opts *o, cascade_redis_pool *redis,
                           cascade_metrics *metrics, char *err, size_t errlen)
 {
-    cascade_rank *created = cascade_rank_create(o->config, redis, o->ns, o->model_dir, err, errlen);
-    cascade_rank_set_metrics(created, metrics);
-    return created;
+    return cascade_rank_create(o->config, redis, o->ns, o->model_dir, metrics, err, errlen);
 }
 
 static void destroy_stage(void *stage)

@@ -110,8 +110,30 @@ static cascade_rank *rank_alloc(void)
     return r;
 }
 
+/* The stage's own metrics in m (NULL: none). */
+static void register_metrics(cascade_rank *r, cascade_metrics *m)
+{
+    static const char *const labels[CASCADE_RANK__N_KINDS + 1] = {
+        [CASCADE_RANK__KIND_LTR] = "ltr",
+        [CASCADE_RANK__KIND_MMOE] = "mmoe",
+        [CASCADE_RANK__KIND_LR] = "lr",
+        [CASCADE_RANK__N_KINDS] = "heuristic",
+    };
+    if (!r)
+        return;
+    cascade_item_cache_set_metrics(r->items, m, "rank");
+    cascade_metric_family *f =
+        cascade_metrics_counter(m, "cascade_rank_requests_by_model_total",
+                                "Rank requests by the kind of model that scored them "
+                                "(heuristic: no model).",
+                                "model");
+    for (int k = 0; k <= CASCADE_RANK__N_KINDS; k++)
+        r->scored[k] = cascade_metric_get(f, &labels[k]);
+}
+
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                  const char *ns, const char *model_dir, char *err, size_t errlen)
+                                  const char *ns, const char *model_dir, cascade_metrics *metrics,
+                                  char *err, size_t errlen)
 {
     char lerr[512];
     cascade_rank *r = rank_alloc();
@@ -139,30 +161,11 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
     if (cascade_rank_pin_versions(r, cfg, err, errlen) != 0)
         goto fail;
+    register_metrics(r, metrics);
     return r;
 fail:
     cascade_rank_destroy(r);
     return NULL;
-}
-
-void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m)
-{
-    static const char *const labels[CASCADE_RANK__N_KINDS + 1] = {
-        [CASCADE_RANK__KIND_LTR] = "ltr",
-        [CASCADE_RANK__KIND_MMOE] = "mmoe",
-        [CASCADE_RANK__KIND_LR] = "lr",
-        [CASCADE_RANK__N_KINDS] = "heuristic",
-    };
-    if (!r)
-        return;
-    cascade_item_cache_set_metrics(r->items, m, "rank");
-    cascade_metric_family *f =
-        cascade_metrics_counter(m, "cascade_rank_requests_by_model_total",
-                                "Rank requests by the kind of model that scored them "
-                                "(heuristic: no model).",
-                                "model");
-    for (int k = 0; k <= CASCADE_RANK__N_KINDS; k++)
-        r->scored[k] = cascade_metric_get(f, &labels[k]);
 }
 
 void cascade_rank_destroy(cascade_rank *r)

@@ -35,18 +35,18 @@ typedef struct cascade_rank cascade_rank;
 /* Create the stage from the "rank" config section (cfg may be NULL), loading
  * the current model from model_dir if there is one (a missing or unloadable
  * model is logged and the heuristic used; it is not an error). Borrows
- * `redis`; copies ns and model_dir. NULL with a message in err on bad config.
- * Thread-safe once created; models are swapped under running requests. */
+ * `redis`; copies ns and model_dir. Registers the stage's metrics in `metrics`
+ * (borrowed, must outlive the stage; NULL: none): the item cache's
+ * cascade_rank_item_cache_hits_total / _misses_total and
+ * cascade_rank_requests_by_model_total{model}. NULL with a message in err on
+ * bad config. Thread-safe once created; models are swapped under running
+ * requests. */
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
-                                  const char *ns, const char *model_dir, char *err, size_t errlen);
+                                  const char *ns, const char *model_dir, cascade_metrics *metrics,
+                                  char *err, size_t errlen);
 
 /* NULL is a no-op. Call after all requests finished. */
 void cascade_rank_destroy(cascade_rank *r);
-
-/* Register the stage's own metrics in m (NULL: none): the item cache's
- * cascade_rank_item_cache_hits_total / _misses_total and
- * cascade_rank_requests_by_model_total{model}. Call before serving. */
-void cascade_rank_set_metrics(cascade_rank *r, cascade_metrics *m);
 
 /* Check every kind's .latest file (rank-ltr, rank-mmoe, rank-lr) now (ignoring
  * the reload interval) and load and swap in the model each names when the file

@@ -30,36 +30,10 @@
 #include "twotower_maps.h"
 #include "vindex.h"
 
-/* Profile buckets of the user tower; must match cascade_tt_user_age_bucket
- * and CASCADE_TT_GENDERS of services/builder/train_twotower.h, which trained
- * the model (0 unknown, then <18, 18-24, 25-34, 35-44, 45-54, 55+). */
+/* The user tower's gender buckets; must match CASCADE_TT_GENDERS of
+ * services/builder/train_twotower.h, which trained the model. The age
+ * buckets are common/twotower_maps.h's, shared with the trainer. */
 #define TT_GENDERS 4
-
-static uint32_t age_bucket(uint32_t age)
-{
-    static const uint32_t upper[] = {18, 25, 35, 45, 55};
-    if (age == 0)
-        return 0;
-    for (uint32_t i = 0; i < 5; i++)
-        if (age < upper[i])
-            return i + 1;
-    return 6;
-}
-
-/* Item age bucket of the item tower; must match cascade_tt_item_age_bucket of
- * services/builder/train_twotower.c (0 unknown, then < 1 day, 1 week, 30
- * days, 180 days, older), ages taken at the maps' reference time. */
-static uint32_t item_age_bucket(int64_t created_at, int64_t ref_ts)
-{
-    static const int64_t upper[] = {86400, 7 * 86400, 30 * 86400, 180 * 86400};
-    if (created_at <= 0)
-        return 0;
-    int64_t age = ref_ts > created_at ? ref_ts - created_at : 0;
-    for (uint32_t i = 0; i < 4; i++)
-        if (age < upper[i])
-            return i + 1;
-    return 5;
-}
 
 /* ------------------------------------------------------------ a loaded version */
 
@@ -426,7 +400,7 @@ static struct cascade_twotower_item online_features(const struct tt_snap *s,
         .item_id = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_ITEM, rec->item_id),
         .author = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_AUTHOR, rec->author_id),
         .category = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_CATEGORY, rec->category),
-        .age_bucket = item_age_bucket(rec->created_at_s, cascade_twotower_maps_ref_ts(s->maps)),
+        .age_bucket = cascade_twotower_item_age_bucket(rec->created_at_s, cascade_twotower_maps_ref_ts(s->maps)),
     };
 }
 
@@ -551,7 +525,7 @@ static int user_features(const struct cascade_recall__channel_args *a, const str
     u->user_id = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_USER,
                                            cascade_twotower_user_key(a->user_id));
     if (found) {
-        u->age_bucket = age_bucket(p->age);
+        u->age_bucket = cascade_twotower_user_age_bucket(p->age);
         u->gender = p->gender < TT_GENDERS ? p->gender : 0;
         u->city = p->city ? cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_CITY, p->city) : 0;
     }

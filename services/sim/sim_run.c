@@ -27,7 +27,7 @@ struct sim_env {
     cascade_experiments *exp; /* NULL without --config */
     cascade_rpc_channel *ch;
     cascade_arena *arena;
-    struct cascade__rng rng;
+    struct cascade_rng rng;
     struct cascade_sim_summary *sum;
 };
 
@@ -164,7 +164,7 @@ static int one_request(struct sim_env *e, size_t u, int64_t ts, char *err, size_
         }
         double p = cascade_datagen_truth_p_click(e->truth, u, (size_t)item, ts);
         p_sum += p;
-        if (!cascade__rng_bernoulli(&e->rng, p))
+        if (!cascade_rng_bernoulli(&e->rng, p))
             continue;
         Cascade__V1__Event *c = &ev[n_clicks];
         cascade__v1__event__init(c);
@@ -180,7 +180,7 @@ static int one_request(struct sim_env *e, size_t u, int64_t ts, char *err, size_
 }
 
 /* Partial Fisher-Yates: the first k of a random permutation of 0..n-1. */
-static size_t *sample_users(struct cascade__rng *rng, size_t n, size_t k)
+static size_t *sample_users(struct cascade_rng *rng, size_t n, size_t k)
 {
     size_t *perm = malloc((n + 1) * sizeof(*perm));
     if (!perm)
@@ -188,7 +188,7 @@ static size_t *sample_users(struct cascade__rng *rng, size_t n, size_t k)
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     for (size_t i = 0; i < k && i < n; i++) {
-        size_t j = i + (size_t)cascade__rng_below(rng, n - i);
+        size_t j = i + (size_t)cascade_rng_below(rng, n - i);
         size_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
@@ -250,7 +250,7 @@ int cascade_sim_run(const struct cascade_sim_opts *o, struct cascade_sim_summary
     int rc = open_env(o, &e, err, errlen);
     if (rc)
         goto out;
-    cascade__rng_seed(&e.rng, o->seed);
+    cascade_rng_seed(&e.rng, o->seed);
     size_t n_users = o->users < e.ds->n_users ? o->users : e.ds->n_users;
     perm = sample_users(&e.rng, e.ds->n_users, n_users);
     dropped = calloc(n_users + 1, sizeof(*dropped));

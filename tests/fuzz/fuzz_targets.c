@@ -90,10 +90,12 @@ int cascade_fuzz_init(void)
     }
     if (!(fz.recall = cascade_recall_create(NULL, fz.redis, "fuzz", NULL, err, sizeof err)) ||
         !(fz.filter = cascade_filter_create(NULL, fz.redis, "fuzz", NULL, err, sizeof err)) ||
-        !(fz.prerank = cascade_prerank_create(NULL, fz.redis, "fuzz", NULL, err, sizeof err)) ||
-        !(fz.rank = cascade_rank_create(NULL, fz.redis, "fuzz", fz.model_dir, err, sizeof err)) ||
+        !(fz.prerank =
+              cascade_prerank_create(NULL, fz.redis, "fuzz", NULL, NULL, err, sizeof err)) ||
+        !(fz.rank =
+              cascade_rank_create(NULL, fz.redis, "fuzz", fz.model_dir, NULL, err, sizeof err)) ||
         !(fz.rerank = cascade_rerank_create(NULL, err, sizeof err)) ||
-        !(fz.orch = cascade_orch_create(NULL, NULL, "fuzz", err, sizeof err))) {
+        !(fz.orch = cascade_orch_create(NULL, NULL, "fuzz", NULL, err, sizeof err))) {
         fprintf(stderr, "fuzz: creating the stages: %s\n", err);
         cascade_fuzz_shutdown();
         return CASCADE_EINVAL;

@@ -67,8 +67,8 @@ int test_rpc_count_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCM
                            ProtobufCMessage **response)
 {
     (void)request;
-    int *calls = service;
-    (*calls)++;
+    atomic_int *calls = service;
+    atomic_fetch_add(calls, 1);
     Cascade__V1__RecallResponse *resp =
         must(cascade_arena_alloc(cascade_rpc_ctx_arena(ctx), sizeof(*resp)));
     cascade__v1__recall_response__init(resp);

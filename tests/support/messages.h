@@ -4,6 +4,7 @@
 #ifndef CASCADE_TEST_MESSAGES_H
 #define CASCADE_TEST_MESSAGES_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,9 +28,9 @@ Cascade__V1__ExperimentContext *test_experiment(cascade_arena *a, const char *la
                                                 const char *value);
 
 /* An RPC handler for /cascade.v1.Recall/Recall that counts the calls that
- * reached it in *(int *)service and answers an empty RecallResponse; for
- * tests of the RPC runtime's gates (token, TLS). Not thread-safe: use one
- * server worker thread. */
+ * reached it in *(atomic_int *)service and answers an empty RecallResponse;
+ * for tests of the RPC runtime's gates (token, TLS). The count is atomic: the
+ * handler runs on the server's threads and the test reads it on its own. */
 int test_rpc_count_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                            ProtobufCMessage **response);
 

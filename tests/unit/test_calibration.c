@@ -69,8 +69,8 @@ static void test_downsampled_training_calibrates(void **state)
 {
     (void)state;
     const double alpha = 0.1;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 17);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 17);
     float *x = malloc(sizeof(float) * N * D), *y = malloc(sizeof(float) * N);
     float *xs = malloc(sizeof(float) * N * D), *ys = malloc(sizeof(float) * N);
     float *p = malloc(sizeof(float) * N);
@@ -81,14 +81,14 @@ static void test_downsampled_training_calibrates(void **state)
         nn_fill(&rng, x + i * D, D, -1, 1);
         const float *r = x + i * D;
         double pt = sigmoid(-3.4 + 1.5 * r[0] - 1.0 * r[1] + 0.5 * r[2] * r[3]);
-        y[i] = cascade_nn_rng_uniform(&rng) < pt ? 1.0f : 0.0f;
+        y[i] = cascade_rng_uniform(&rng) < pt ? 1.0f : 0.0f;
         positives += y[i];
     }
     double rate = positives / N;
     /* Keep every positive and each negative with probability α. */
     size_t ns = 0;
     for (size_t i = 0; i < N; i++) {
-        if (y[i] > 0.5f || cascade_nn_rng_uniform(&rng) < alpha) {
+        if (y[i] > 0.5f || cascade_rng_uniform(&rng) < alpha) {
             for (size_t k = 0; k < D; k++)
                 xs[ns * D + k] = x[i * D + k];
             ys[ns++] = y[i];

@@ -114,6 +114,27 @@ static void test_typed_getters(void **state)
     cascade_config_destroy(c);
 }
 
+/* cascade_config_size: the default in place, the value when present, and an
+ * out-of-range value refused with the range and *v left alone. */
+static void test_config_size(void **state)
+{
+    (void)state;
+    cascade_config *c = load_sample();
+    char err[256] = "";
+    size_t v = 7;
+    assert_int_equal(cascade_config_size(c, "redis.missing", &v, 1, 10, err, sizeof(err)), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(cascade_config_size(c, "redis.timeout_ms", &v, 0, 1000, err, sizeof(err)), 0);
+    assert_int_equal(v, 250);
+    v = 3;
+    assert_int_equal(cascade_config_size(c, "redis.timeout_ms", &v, 0, 100, err, sizeof(err)),
+                     CASCADE_EINVAL);
+    assert_int_equal(v, 3);
+    assert_non_null(strstr(err, "redis.timeout_ms"));
+    assert_non_null(strstr(err, "[0, 100]"));
+    cascade_config_destroy(c);
+}
+
 static void test_type_errors_carry_position(void **state)
 {
     (void)state;
@@ -233,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_parse_errors_name_position),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_typed_getters),
+        cmocka_unit_test(test_config_size),
         cmocka_unit_test(test_type_errors_carry_position),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_empty_config),

@@ -13,16 +13,21 @@
 #include <cmocka.h>
 
 #include "lr.h"
+#include "rng.h"
 #include "support.h"
 
 #define DIM 4
 
-static uint64_t rng_state = 12345;
-
+/* The project's generator, seeded on first use. */
 static double uniform(void)
 {
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) * 0x1.0p-53;
+    static struct cascade_rng rng;
+    static int seeded;
+    if (!seeded) {
+        cascade_rng_seed(&rng, 12345);
+        seeded = 1;
+    }
+    return cascade_rng_uniform(&rng);
 }
 
 /* n points in [-1,1]^DIM labelled by a fixed hyperplane. */

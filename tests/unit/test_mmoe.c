@@ -61,8 +61,8 @@ static void test_gradients(void **state)
 {
     (void)state;
     struct gc g;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 7);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 7);
     struct cascade_mmoe_config c;
     char err[256];
     cascade_mmoe_config_default(&c, GD);
@@ -135,8 +135,8 @@ static void train(cascade_mmoe *m, const float *x, const float *labels, size_t n
     assert_non_null(s);
     struct cascade_nn_optim o;
     cascade_nn_optim_adam(&o, lr);
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, seed);
     for (size_t ep = 0; ep < epochs; ep++) {
         for (size_t start = 0; start < n; start += batch) {
             size_t b = n - start < batch ? n - start : batch;
@@ -161,7 +161,7 @@ static void column(const float *a, size_t n, size_t T, size_t t, float *out)
 
 enum { TD = 8, TN = 4000, TTEST = 2000 };
 
-static void toy_data(struct cascade_nn_rng *rng, float *x, float *y, size_t n)
+static void toy_data(struct cascade_rng *rng, float *x, float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         nn_fill(rng, x + i * TD, TD, -1, 1);
@@ -174,8 +174,8 @@ static void toy_data(struct cascade_nn_rng *rng, float *x, float *y, size_t n)
 static void test_learns_two_tasks(void **state)
 {
     (void)state;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 3);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 3);
     float *x = malloc(sizeof(float) * (TN + TTEST) * TD);
     float *y = malloc(sizeof(float) * (TN + TTEST) * 2);
     float *p = malloc(sizeof(float) * TTEST * 2);
@@ -225,8 +225,8 @@ static void test_learns_two_tasks(void **state)
 static void test_training_is_deterministic(void **state)
 {
     (void)state;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 4);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 4);
     enum { N = 300 };
     float x[N * TD], y[N * 2], p1[N * 2], p2[N * 2];
     toy_data(&rng, x, y, N);
@@ -260,8 +260,8 @@ static void test_gate_stats(void **state)
     b0->value[2] = 40.0f;
     memset(w1->value, 0, w1->size * sizeof(float)); /* task 1: uniform */
     float x[10 * 3];
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 2);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 2);
     nn_fill(&rng, x, 30, -1, 1);
     cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 4); /* chunks of 4 */
     double w[2 * 4], h[2];
@@ -382,8 +382,8 @@ static void test_save_load(void **state)
     assert_int_equal(cascade_mmoe_task_index(l, "share"), 2);
     assert_int_equal(cascade_mmoe_task_index(l, "nope"), -1);
     float x[7 * 6], p1[7 * 3], p2[7 * 3];
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 1);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 1);
     nn_fill(&rng, x, sizeof(x) / sizeof(x[0]), -1, 1);
     cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 3);
     assert_int_equal(cascade_mmoe_predict(m, s, x, 7, p1), 0);
@@ -417,8 +417,8 @@ static void test_save_load(void **state)
 static void test_expert_dropout_spreads_gates(void **state)
 {
     (void)state;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 3);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 3);
     float *x = malloc(sizeof(float) * TN * TD), *y = malloc(sizeof(float) * TN * 2);
     toy_data(&rng, x, y, TN);
     double h[2][2];
@@ -467,8 +467,8 @@ static void test_concurrent_inference(void **state)
     (void)state;
     cascade_mmoe *m = make_model(7, 4, 16, 8, "click,watch_time,like", 0.1f, 12);
     static float x[CN * 7], ref[CN * 3];
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 5);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 5);
     nn_fill(&rng, x, CN * 7, -1, 1);
     cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 64);
     assert_int_equal(cascade_mmoe_predict(m, s, x, CN, ref), 0);

@@ -88,10 +88,10 @@ static void test_draw_frequencies(void **state)
 {
     (void)state;
     cascade_negsample *s = make(0.0);
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     enum { DRAWS = 400000 };
     size_t count[N] = {0};
-    cascade_nn_rng_seed(&rng, 42);
+    cascade_rng_seed(&rng, 42);
     for (size_t d = 0; d < DRAWS; d++)
         count[cascade_negsample_easy(s, &rng)]++;
     for (size_t i = 0; i < N; i++) {
@@ -103,9 +103,9 @@ static void test_draw_frequencies(void **state)
     }
     assert_int_equal(count[3], 0);
     /* The same seed gives the same stream. */
-    struct cascade_nn_rng a, b;
-    cascade_nn_rng_seed(&a, 7);
-    cascade_nn_rng_seed(&b, 7);
+    struct cascade_rng a, b;
+    cascade_rng_seed(&a, 7);
+    cascade_rng_seed(&b, 7);
     for (int d = 0; d < 1000; d++)
         assert_int_equal(cascade_negsample_easy(s, &a), cascade_negsample_easy(s, &b));
     cascade_negsample_destroy(s);
@@ -116,7 +116,7 @@ static void test_exclusions_never_drawn(void **state)
 {
     (void)state;
     cascade_negsample *s = make(0.5);
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     /* 7 and 0 carry most of the mass: excluding them forces many rejections. */
     const uint32_t exclude[] = {7, 0, 5};
     const uint32_t hard[] = {5, 2, 6, 7, 2};
@@ -125,7 +125,7 @@ static void test_exclusions_never_drawn(void **state)
     enum cascade_negsample_kind kind[10];
     float logq[10];
     size_t seen[N] = {0};
-    cascade_nn_rng_seed(&rng, 3);
+    cascade_rng_seed(&rng, 3);
     for (int round = 0; round < 2000; round++) {
         size_t got = cascade_negsample_draw(s, &rng, &req, 10, out, kind, logq);
         assert_int_equal(got, 10);
@@ -144,14 +144,14 @@ static void test_hard_ratio(void **state)
 {
     (void)state;
     cascade_negsample *s = make(0.25);
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     const uint32_t exclude[] = {1};
     const uint32_t hard[] = {2, 4, 6, 1, 3};
     struct cascade_negsample_request req = {exclude, 1, hard, 5};
     uint32_t out[8];
     enum cascade_negsample_kind kind[8];
     float logq[8];
-    cascade_nn_rng_seed(&rng, 11);
+    cascade_rng_seed(&rng, 11);
     for (int round = 0; round < 200; round++) {
         assert_int_equal(cascade_negsample_draw(s, &rng, &req, 8, out, kind, logq), 8);
         size_t n_hard = 0;
@@ -184,11 +184,11 @@ static void test_gives_up(void **state)
 {
     (void)state;
     cascade_negsample *s = make(0.0);
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     const uint32_t all[] = {0, 1, 2, 4, 5, 6, 7};
     struct cascade_negsample_request req = {all, 7, NULL, 0};
     uint32_t out[4];
-    cascade_nn_rng_seed(&rng, 1);
+    cascade_rng_seed(&rng, 1);
     assert_int_equal(cascade_negsample_draw(s, &rng, &req, 4, out, NULL, NULL), 0);
     cascade_negsample_destroy(s);
 }

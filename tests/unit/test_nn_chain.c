@@ -44,7 +44,7 @@ static const uint32_t pos_ids[TB] = {3, 10, 0, 7};
 static const uint32_t neg_ids[TB] = {5, 3, 9, 1};
 
 static void tower_init(struct tower *t, cascade_nn_params *ps, const char *name, size_t num,
-                       struct cascade_nn_rng *rng)
+                       struct cascade_rng *rng)
 {
     char emb[64], fc[64];
     snprintf(emb, sizeof(emb), "%s_emb", name);
@@ -136,8 +136,8 @@ static void two_tower_backward(struct two_tower *m)
 
 static void check_two_tower(bool in_batch)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 40);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 40);
     struct two_tower m = {.in_batch = in_batch};
     m.ps = cascade_nn_params_create();
     tower_init(&m.user, m.ps, "user", USERS, &rng);
@@ -216,7 +216,7 @@ static void mmoe_backward(struct mmoe *m, float *dx)
     }
 }
 
-static void mmoe_init(struct mmoe *m, struct cascade_nn_rng *rng)
+static void mmoe_init(struct mmoe *m, struct cascade_rng *rng)
 {
     m->ps = cascade_nn_params_create();
     for (size_t e = 0; e < ME; e++) {
@@ -242,8 +242,8 @@ static void mmoe_init(struct mmoe *m, struct cascade_nn_rng *rng)
 static void test_mmoe_gradients(void **state)
 {
     (void)state;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 41);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 41);
     static struct mmoe m;
     mmoe_init(&m, &rng);
     float dx[MB * MIN];

@@ -22,18 +22,18 @@
 #define NN_GRAD_TOL 1e-3
 #define NN_GRAD_FLOOR 1e-2
 
-static inline void nn_fill(struct cascade_nn_rng *rng, float *x, size_t n, float lo, float hi)
+static inline void nn_fill(struct cascade_rng *rng, float *x, size_t n, float lo, float hi)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * cascade_nn_rng_uniform(rng));
+        x[i] = (float)(lo + (hi - lo) * cascade_rng_uniform(rng));
 }
 
 /* Uniform values in ±[lo, hi]: away from 0 (for kinks such as ReLU's). */
-static inline void nn_fill_away(struct cascade_nn_rng *rng, float *x, size_t n, float lo, float hi)
+static inline void nn_fill_away(struct cascade_rng *rng, float *x, size_t n, float lo, float hi)
 {
     nn_fill(rng, x, n, lo, hi);
     for (size_t i = 0; i < n; i++)
-        if (cascade_nn_rng_uniform(rng) < 0.5)
+        if (cascade_rng_uniform(rng) < 0.5)
             x[i] = -x[i];
 }
 

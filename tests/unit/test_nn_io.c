@@ -48,8 +48,8 @@ struct model {
 
 static void model_init(struct model *m, uint64_t seed, size_t hidden)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, seed);
     m->ps = cascade_nn_params_create();
     char err[256] = "";
     assert_int_equal(cascade_nn_embedding_init(&m->emb, m->ps, "item_emb", 20, 4,

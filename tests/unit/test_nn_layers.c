@@ -32,8 +32,8 @@ static void test_dense_gradients(void **state)
 {
     (void)state;
     enum { B = 5, IN = 7, OUT = 4 };
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 1);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 1);
     cascade_nn_params *ps = cascade_nn_params_create();
     struct dense_ctx c = {.batch = B};
     char err[256] = "";
@@ -126,8 +126,8 @@ static void check_embedding(enum cascade_nn_pool pool, const float *weights)
     static const size_t offsets[B + 1] = {0, 3, 3, 4, 6};
     static const uint32_t ids[6] = {3, 7, 3, 11, 0, 7};
     struct cascade_nn_bags bags = {.batch = B, .offsets = offsets, .ids = ids, .weights = weights};
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 2);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 2);
     cascade_nn_params *ps = cascade_nn_params_create();
     struct emb_ctx c = {.bags = &bags};
     assert_int_equal(

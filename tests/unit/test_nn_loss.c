@@ -44,8 +44,8 @@ static double loss_objective(void *p)
 
 static void setup_ctx(struct loss_ctx *c, uint64_t seed, int which)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, seed);
     memset(c, 0, sizeof(*c));
     c->which = which;
     nn_fill(&rng, c->a, N, -3, 3);

@@ -67,16 +67,16 @@ static double rowdot_objective(void *p)
 static double dropout_objective(void *p)
 {
     struct op_ctx *c = p;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, c->seed); /* the same mask on every call */
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, c->seed); /* the same mask on every call */
     cascade_nn_dropout_forward(&rng, c->rate, c->a, N, c->keep, c->y);
     return nn_dot(c->r, c->y, N);
 }
 
 static void setup_ctx(struct op_ctx *c, uint64_t seed)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, seed);
     memset(c, 0, sizeof(*c));
     nn_fill_away(&rng, c->a, N, 0.1f, 2.0f); /* away from ReLU's kink */
     nn_fill(&rng, c->b, N, -1, 1);
@@ -94,11 +94,11 @@ static void test_relu_matches_branch(void **state)
                              NAN,     -NAN,      0.5f,      -3.25f};
     enum { M = 16 + 4096 };
     static float x[M], y[M], dy[M], dx[M];
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 11);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 11);
     for (size_t i = 0; i < M; i++) {
-        x[i] = i < 16 ? special[i] : (float)cascade_nn_rng_normal(&rng);
-        dy[i] = i < 16 ? special[15 - i] : (float)cascade_nn_rng_normal(&rng);
+        x[i] = i < 16 ? special[i] : (float)cascade_rng_normal(&rng);
+        dy[i] = i < 16 ? special[15 - i] : (float)cascade_rng_normal(&rng);
     }
     cascade_nn_relu_forward(x, M, y);
     cascade_nn_relu_backward(x, dy, M, dx);
@@ -250,8 +250,8 @@ static void test_matmul_gradients(void **state)
 {
     (void)state;
     struct matmul_ctx m;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 14);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 14);
     nn_fill(&rng, m.a, 15, -1, 1);
     nn_fill(&rng, m.b, 20, -1, 1);
     nn_fill(&rng, m.r, 12, -1, 1);
@@ -282,8 +282,8 @@ static void test_mixture_gradients(void **state)
 {
     (void)state;
     struct mixture_ctx m;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 15);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 15);
     nn_fill(&rng, m.gates, MB * ME, 0, 1);
     nn_fill(&rng, m.experts, MB * ME * MW, -1, 1);
     nn_fill(&rng, m.r, MB * MW, -1, 1);
@@ -332,8 +332,8 @@ static void test_dropout(void **state)
 static void test_dropout_rate_zero_is_identity(void **state)
 {
     (void)state;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 1);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 1);
     const float x[3] = {1, -2, 3};
     float y[3];
     uint8_t keep[3];
@@ -345,8 +345,8 @@ static void test_expert_dropout(void **state)
 {
     (void)state;
     enum { B = 200, E = 4, W = 3 };
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 17);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 17);
     uint8_t keep[B * E];
     /* At rate 0.9 most rows draw no expert at all: one is kept regardless. */
     cascade_nn_expert_dropout_mask(&rng, 0.9f, B, E, keep);

@@ -118,8 +118,8 @@ static void check_only_rows_changed(const struct cascade_nn_param *t, const floa
 
 static void check_sparse_updates(struct cascade_nn_optim *o)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 30);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 30);
     cascade_nn_params *ps = cascade_nn_params_create();
     struct cascade_nn_embedding e;
     assert_int_equal(
@@ -182,8 +182,8 @@ struct mlp {
 
 static void mlp_init(struct mlp *m, uint64_t seed)
 {
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, seed);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, seed);
     m->ps = cascade_nn_params_create();
     assert_int_equal(
         cascade_nn_dense_init(&m->l1, m->ps, "0", 2, 8, CASCADE_NN_INIT_HE_UNIFORM, &rng, NULL, 0),
@@ -263,9 +263,9 @@ static void test_seeded_init(void **state)
     for (size_t i = 0; i < 8; i++)
         assert_true(fabsf(a.l2.weight->value[i]) <= sqrtf(6.0f / 9.0f));
     /* A known first output pins the generator across machines and versions. */
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 0);
-    assert_true(cascade_nn_rng_next(&rng) == 0x99ec5f36cb75f2b4ULL);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 0);
+    assert_true(cascade_rng_next(&rng) == 0x99ec5f36cb75f2b4ULL);
     cascade_nn_params_destroy(a.ps);
     cascade_nn_params_destroy(b.ps);
     cascade_nn_params_destroy(c.ps);

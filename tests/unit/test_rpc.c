@@ -42,8 +42,8 @@ static int echo_handler(void *service, cascade_rpc_ctx *ctx, const ProtobufCMess
 {
     const Cascade__V1__RecallRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
-    int *calls = service;
-    (*calls)++;
+    atomic_int *calls = service; /* handlers run on several server threads at once */
+    atomic_fetch_add(calls, 1);
     for (size_t i = 0; i < req->n_channels; i++) {
         if (strcmp(req->channels[i], "fail") == 0)
             return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "channel \"fail\" refused");
@@ -93,7 +93,7 @@ struct fixture {
     cascade_rpc_server *server;
     cascade_rpc_channel *channel;
     cascade_arena *arena;
-    int handler_calls;
+    atomic_int handler_calls;
 };
 
 static int setup(void **state)
@@ -366,7 +366,7 @@ static void test_shutdown_then_unavailable(void **state)
 {
     (void)state;
     char err[256], target[64];
-    int calls = 0;
+    atomic_int calls = 0;
     struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
                                             &cascade__v1__recall_response__descriptor,
                                             echo_handler}};
@@ -395,7 +395,7 @@ struct metered {
     cascade_rpc_channel *ch;
     cascade_arena *arena;
     char target[64];
-    int calls;
+    atomic_int calls; /* echo_handler counts on the server threads */
 };
 
 static void metered_start(struct metered *m)

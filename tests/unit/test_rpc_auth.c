@@ -5,6 +5,7 @@
  * service stays open; tokens that cannot be a header value are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ struct fixture {
     cascade_rpc_server *server;
     char target[64];
     cascade_arena *arena;
-    int handler_calls;
+    atomic_int handler_calls;
 };
 
 static int setup(void **state)

@@ -9,6 +9,7 @@
  * (half a key pair, a file that is not PEM) are refused with a message. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static const struct cascade_rpc_method methods[] = {
 struct fixture {
     char dir[256];
     cascade_arena *arena;
-    int handler_calls;
+    atomic_int handler_calls;
 };
 
 static char path_buf[16][512];

@@ -38,10 +38,10 @@ struct world {
     double clicks[ITEMS];
 };
 
-static void shuffle(struct cascade_nn_rng *rng, uint32_t *a, size_t n)
+static void shuffle(struct cascade_rng *rng, uint32_t *a, size_t n)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)cascade_nn_rng_below(rng, i);
+        size_t j = (size_t)cascade_rng_below(rng, i);
         uint32_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;
@@ -53,7 +53,7 @@ static uint32_t cluster_of_user(size_t u)
     return (uint32_t)(u % CLUSTERS);
 }
 
-static void world_build(struct world *w, struct cascade_nn_rng *rng)
+static void world_build(struct world *w, struct cascade_rng *rng)
 {
     memset(w, 0, sizeof(*w));
     for (uint32_t i = 0; i < ITEMS; i++) {
@@ -131,7 +131,7 @@ struct batch_buf {
 };
 
 static size_t fill_batch(const struct world *w, const cascade_negsample *ns,
-                         struct cascade_nn_rng *rng, const uint32_t *order, size_t start,
+                         struct cascade_rng *rng, const uint32_t *order, size_t start,
                          size_t total, struct batch_buf *bb)
 {
     size_t n = 0;
@@ -164,7 +164,7 @@ static void train(cascade_twotower *m, const struct world *w, enum cascade_twoto
 {
     struct cascade_negsample_config nc;
     cascade_negsample *ns = NULL;
-    struct cascade_nn_rng rng;
+    struct cascade_rng rng;
     struct cascade_nn_optim o;
     static struct batch_buf bb;
     uint32_t order[USERS * TRAIN];
@@ -172,7 +172,7 @@ static void train(cascade_twotower *m, const struct world *w, enum cascade_twoto
     double first = NAN, last = NAN;
     cascade_negsample_config_default(&nc);
     assert_int_equal(cascade_negsample_create(w->clicks, ITEMS, &nc, &ns, err, sizeof(err)), 0);
-    cascade_nn_rng_seed(&rng, 99);
+    cascade_rng_seed(&rng, 99);
     cascade_nn_optim_adam(&o, 0.01f);
     for (uint32_t i = 0; i < USERS * TRAIN; i++)
         order[i] = i;
@@ -247,8 +247,8 @@ static void learns(enum cascade_twotower_objective obj, bool in_batch, double *b
                    double *after)
 {
     static struct world w;
-    struct cascade_nn_rng rng;
-    cascade_nn_rng_seed(&rng, 2024);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 2024);
     world_build(&w, &rng);
     cascade_twotower *m = model_create();
     *before = recall_at_k(m, &w);

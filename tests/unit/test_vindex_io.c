@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "error.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "support.h"
 #include "vindex.h"
@@ -30,17 +31,17 @@ struct fixture {
     cascade_vindex *ix;
 };
 
-static float uniform(uint64_t *s)
+static float uniform(struct cascade_rng *r)
 {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(*s >> 11) * 0x1.0p-53 * 2 - 1);
+    return (float)(cascade_rng_uniform(r) * 2 - 1);
 }
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[256] = "";
-    uint64_t rng = 7;
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 7);
     f->x = malloc(sizeof(float) * N * D);
     f->q = malloc(sizeof(float) * NQ * D);
     f->ids = malloc(sizeof(uint64_t) * N);

@@ -24,6 +24,7 @@
 #include "error.h"
 #include "gate_record.h"
 #include "latest_file.h"
+#include "rng.h"
 #include "support.h"
 #include "train_gate.h"
 #include "train_rank.h"
@@ -117,17 +118,15 @@ static void test_check_labels(void **state)
     char err[512];
     for (size_t i = 0; i < 200; i++)
         y[i] = 1;
-    assert_int_equal(cascade_train_gate_check_labels("t", y, 150, 200, err, sizeof err),
-                     CASCADE_EDATA);
+    assert_int_equal(cascade_train_gate_check_labels(y, 150, 200, err, sizeof err), CASCADE_EDATA);
     assert_non_null(strstr(err, "has label 1"));
     for (size_t i = 0; i < 200; i++)
         y[i] = (float)(i % 3 == 0);
-    assert_int_equal(cascade_train_gate_check_labels("t", y, 150, 200, err, sizeof err), 0);
+    assert_int_equal(cascade_train_gate_check_labels(y, 150, 200, err, sizeof err), 0);
     /* Only 5 held-out negatives: too few to measure an AUC. */
     for (size_t i = 150; i < 200; i++)
         y[i] = i < 155 ? 0.0f : 1.0f;
-    assert_int_equal(cascade_train_gate_check_labels("t", y, 150, 200, err, sizeof err),
-                     CASCADE_EDATA);
+    assert_int_equal(cascade_train_gate_check_labels(y, 150, 200, err, sizeof err), CASCADE_EDATA);
     assert_non_null(strstr(err, "5 negatives"));
 }
 
@@ -230,6 +229,29 @@ static void test_positives_only_log_exits_3(void **state)
         snprintf(path, sizeof path, "%s/%s", models, latest[j]);
         assert_int_equal(access(path, F_OK), -1);
     }
+    /* A trainer's error names the command once: the command line adds
+     * "cascade-build train-mmoe: ", the trainer does not name itself. */
+    char said[1024];
+    snprintf(path, sizeof path, "%s/stderr.txt", models);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *capture = fopen(path, "w");
+    assert_non_null(capture);
+    assert_int_not_equal(dup2(fileno(capture), STDERR_FILENO), -1);
+    int rc = build("train-mmoe", "--data", out, "--model-dir", models, "--quiet", NULL);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    fclose(capture);
+    assert_int_equal(rc, CASCADE_BUILD_EXIT_DATA);
+    capture = fopen(path, "r");
+    assert_non_null(capture);
+    size_t n = fread(said, 1, sizeof said - 1, capture);
+    fclose(capture);
+    said[n] = '\0';
+    assert_non_null(
+        strstr(said, "cascade-build train-mmoe: every one of the 1260 training examples"));
+    assert_null(strstr(said, "train-mmoe: train-mmoe"));
 }
 
 /* Name in dir/rank-lr.latest. */
@@ -255,10 +277,10 @@ static int fit_shuffled(const cascade_dataset *ds, struct cascade_rank_examples 
 {
     float *saved = malloc(ex->n_train * sizeof(float));
     memcpy(saved, ex->y, ex->n_train * sizeof(float));
-    uint64_t x = 42;
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 42);
     for (size_t i = ex->n_train; i > 1; i--) {
-        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-        size_t j = (size_t)((x >> 33) % i);
+        size_t j = (size_t)cascade_rng_below(&rng, i);
         float t = ex->y[i - 1];
         ex->y[i - 1] = ex->y[j];
         ex->y[j] = t;

@@ -86,14 +86,14 @@ static void small_opts(struct cascade_train_twotower_opts *o)
 static void test_buckets(void **state)
 {
     (void)state;
-    assert_int_equal(cascade_tt_user_age_bucket(0), 0);
-    assert_int_equal(cascade_tt_user_age_bucket(17), 1);
-    assert_int_equal(cascade_tt_user_age_bucket(30), 3);
-    assert_int_equal(cascade_tt_user_age_bucket(80), CASCADE_TT_USER_AGE_BUCKETS - 1);
-    assert_int_equal(cascade_tt_item_age_bucket(0, 100), 0);
-    assert_int_equal(cascade_tt_item_age_bucket(100, 100 + 3600), 1);
-    assert_int_equal(cascade_tt_item_age_bucket(100, 100 + 3 * 86400), 2);
-    assert_int_equal(cascade_tt_item_age_bucket(100, 100 + 400 * 86400),
+    assert_int_equal(cascade_twotower_user_age_bucket(0), 0);
+    assert_int_equal(cascade_twotower_user_age_bucket(17), 1);
+    assert_int_equal(cascade_twotower_user_age_bucket(30), 3);
+    assert_int_equal(cascade_twotower_user_age_bucket(80), CASCADE_TT_USER_AGE_BUCKETS - 1);
+    assert_int_equal(cascade_twotower_item_age_bucket(0, 100), 0);
+    assert_int_equal(cascade_twotower_item_age_bucket(100, 100 + 3600), 1);
+    assert_int_equal(cascade_twotower_item_age_bucket(100, 100 + 3 * 86400), 2);
+    assert_int_equal(cascade_twotower_item_age_bucket(100, 100 + 400 * 86400),
                      CASCADE_TT_ITEM_AGE_BUCKETS - 1);
 }
 

@@ -212,7 +212,8 @@ static void test_template(void **state)
     assert_int_equal(cascade_load_method_find("cascade.v1.Recommender.Recommend", &m, err,
                                               sizeof err),
                      0);
-    struct cascade_load_template_ctx t = {.request_number = 42, .method = &m, .rng = {1, 2}};
+    struct cascade_load_template_ctx t = {.request_number = 42, .method = &m};
+    cascade_rng_seed(&t.rng, 1);
     char *s = cascade_load_template_expand("u{{.RequestNumber}}/{{ .MethodName }}/{{.ServiceName}}",
                                            &t, err, sizeof err);
     assert_non_null(s);

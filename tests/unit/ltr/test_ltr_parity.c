@@ -101,8 +101,9 @@ static void test_services_compute_the_trainers_features(void **state)
                                             path, sizeof path, err, sizeof err),
                      0);
     assert_int_equal(cascade_ltr_model_load(path, &pre_model, err, sizeof err), 0);
-    cascade_rank *rank = cascade_rank_create(cfg, w->redis.pool, NS, dir, err, sizeof err);
-    cascade_prerank *pre = cascade_prerank_create(cfg, w->redis.pool, NS, dir, err, sizeof err);
+    cascade_rank *rank = cascade_rank_create(cfg, w->redis.pool, NS, dir, NULL, err, sizeof err);
+    cascade_prerank *pre =
+        cascade_prerank_create(cfg, w->redis.pool, NS, dir, NULL, err, sizeof err);
     assert_non_null(rank);
     assert_non_null(pre);
     assert_non_null(strstr(cascade_rank_model_version(rank, name, sizeof name), "rank-ltr"));

@@ -15,17 +15,22 @@
 
 #include "gbdt.h"
 #include "ltr_xgb.h"
+#include "rng.h"
 
 #define DIM 5
 #define GROUPS 120
 #define PER_GROUP 40
 
-static uint64_t rng = 99;
-
+/* The project's generator, seeded on first use. */
 static double uniform(void)
 {
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng >> 11) * 0x1.0p-53;
+    static struct cascade_rng rng;
+    static int seeded;
+    if (!seeded) {
+        cascade_rng_seed(&rng, 99);
+        seeded = 1;
+    }
+    return cascade_rng_uniform(&rng);
 }
 
 /* Groups whose relevance is 1 when f0 + 0.5·f1 is in the group's top 10 %,

@@ -50,7 +50,7 @@ static int group_setup(void **state)
         err, sizeof err);
     if (cfg == NULL)
         return -1;
-    fx.orch = cascade_orch_create(cfg, fx.pool, "fb", err, sizeof err);
+    fx.orch = cascade_orch_create(cfg, fx.pool, "fb", NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (fx.orch == NULL)
         fprintf(stderr, "orchestrator: %s\n", err);

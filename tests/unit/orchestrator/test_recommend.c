@@ -454,9 +454,11 @@ static int group_teardown(void **state)
 }
 
 /* An orchestrator whose every endpoint is the fake server, with extra JSON
- * members spliced into the "orchestrator" section. */
-static cascade_orch *make_orch(const char *channels_json, const char *extra_json,
-                               const char *experiments_json, cascade_redis_pool *pool)
+ * members spliced into the "orchestrator" section; its metrics in m (may be
+ * NULL). */
+static cascade_orch *make_orch_metrics(const char *channels_json, const char *extra_json,
+                                       const char *experiments_json, cascade_redis_pool *pool,
+                                       cascade_metrics *m)
 {
     char text[4096], err[512];
     snprintf(text, sizeof text,
@@ -469,12 +471,18 @@ static cascade_orch *make_orch(const char *channels_json, const char *extra_json
              extra_json ? extra_json : "", experiments_json ? experiments_json : "null");
     cascade_config *cfg = cascade_config_parse(text, "test.json", err, sizeof err);
     assert_non_null(cfg);
-    cascade_orch *o = cascade_orch_create(cfg, pool, "t", err, sizeof err);
+    cascade_orch *o = cascade_orch_create(cfg, pool, "t", m, err, sizeof err);
     if (o == NULL)
         fprintf(stderr, "orchestrator: %s\n", err);
     assert_non_null(o);
     cascade_config_destroy(cfg);
     return o;
+}
+
+static cascade_orch *make_orch(const char *channels_json, const char *extra_json,
+                               const char *experiments_json, cascade_redis_pool *pool)
+{
+    return make_orch_metrics(channels_json, extra_json, experiments_json, pool, NULL);
 }
 
 static const char *two_channels =
@@ -661,6 +669,15 @@ static void test_no_repeats(void **state)
     cascade_orch_destroy(o);
 }
 
+/* The filter's blindness, set under the fake's lock: the fake serves on the
+ * RPC server's threads (scripts/tsan.sh). */
+static void set_filter_blind(bool on)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.filter_blind = on;
+    pthread_mutex_unlock(&fake.mu);
+}
+
 /* Items a concurrent request reserved after this one's filter ran are not
  * shown again: the reservation skips them and the answer fills up from the
  * re-ranked order behind the final list. */
@@ -675,9 +692,9 @@ static void test_reservation_fills_from_spares(void **state)
     assert_int_equal(r->n_items, 10);
     for (size_t i = 0; i < 10; i++)
         first[i] = r->items[i]->item_id;
-    fake.filter_blind = true; /* the same final list again, as if both ran at once */
+    set_filter_blind(true); /* the same final list again, as if both ran at once */
     assert_int_equal(recommend(o, "racing-user", 10, true, &r, err, sizeof err), 0);
-    fake.filter_blind = false;
+    set_filter_blind(false);
     assert_int_equal(r->n_items, 10);
     assert_false(r->degraded);
     for (size_t i = 0; i < r->n_items; i++)
@@ -701,7 +718,7 @@ static void test_reservation_second_round(void **state)
     size_t n_seen = 0;
     char err[512];
     Cascade__V1__RecommendResponse *r;
-    fake.filter_blind = true; /* every request sees the same final list, as if all raced */
+    set_filter_blind(true); /* every request sees the same final list, as if all raced */
     for (int k = 0; k < 6; k++) {
         assert_int_equal(recommend(o, "crowded-user", 10, true, &r, err, sizeof err), 0);
         assert_int_equal(r->n_items, 10);
@@ -713,7 +730,7 @@ static void test_reservation_second_round(void **state)
             seen[n_seen++] = r->items[i]->item_id;
         }
     }
-    fake.filter_blind = false;
+    set_filter_blind(false);
     /* The last answer needed the second round: it was offered more than 4 × 10. */
     assert_true(trace_of(r, "exposure")->items_in > 40);
     cascade_orch_destroy(o);
@@ -1778,8 +1795,8 @@ static void test_hard_negatives_redis_down(void **state)
     (void)state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_metrics *m = cascade_metrics_create();
-    cascade_orch *o = make_orch(two_channels, ", \"cache\": {\"enabled\": false}", NULL, dead);
-    cascade_orch_set_metrics(o, m);
+    cascade_orch *o =
+        make_orch_metrics(two_channels, ", \"cache\": {\"enabled\": false}", NULL, dead, m);
     Cascade__V1__RecommendResponse *r;
     char err[512];
     assert_int_equal(recommend(o, "hn-down", 10, true, &r, err, sizeof err), 0);
@@ -1994,11 +2011,10 @@ static void test_serve_log_redis_down(void **state)
     (void)state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     cascade_metrics *m = cascade_metrics_create();
-    cascade_orch *o = make_orch(two_channels,
-                                ", \"cache\": {\"enabled\": false},"
-                                " \"hard_negatives\": {\"enabled\": false}",
-                                NULL, dead);
-    cascade_orch_set_metrics(o, m);
+    cascade_orch *o = make_orch_metrics(two_channels,
+                                        ", \"cache\": {\"enabled\": false},"
+                                        " \"hard_negatives\": {\"enabled\": false}",
+                                        NULL, dead, m);
     Cascade__V1__RecommendResponse *r;
     char err[512];
     assert_int_equal(recommend(o, "serve-down", 10, false, &r, err, sizeof err), 0);

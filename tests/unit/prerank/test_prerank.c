@@ -37,7 +37,7 @@ static cascade_prerank *make_prerank(cascade_redis_pool *pool, const char *json)
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_prerank *p = cascade_prerank_create(cfg, pool, NS, NULL, err, sizeof err);
+    cascade_prerank *p = cascade_prerank_create(cfg, pool, NS, NULL, NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!p)
         fail_msg("cascade_prerank_create: %s", err);

@@ -125,7 +125,7 @@ static cascade_prerank *make_prerank(struct fixture *f, const char *json, const 
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, dir, err, sizeof err);
+    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, dir, NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!p)
         fail_msg("cascade_prerank_create: %s", err);
@@ -308,7 +308,7 @@ static void test_model_version_per_arm(void **state)
     save_version(f, m2, "prerank-lr-v2");
     save_version(f, m3, "prerank-lr-v3");
     cascade_config *cfg = version_config("v2", "prerank-lr-v2.safetensors");
-    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err);
+    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!p)
         fail_msg("create: %s", err);
@@ -355,7 +355,7 @@ static void test_model_version_per_arm(void **state)
         "prerank-lr-v3");
     /* At create, a version that does not load refuses the config. */
     cfg = version_config("gone", "prerank-lr-404.safetensors");
-    assert_null(cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
+    assert_null(cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err));
     assert_non_null(strstr(err, "prerank-lr-404.safetensors"));
     cascade_config_destroy(cfg);
     cascade_prerank_destroy(p);

@@ -104,16 +104,22 @@ static int teardown(void **state)
     return 0;
 }
 
-static cascade_rank *make_rank(struct fixture *f, const char *dir, const char *json)
+static cascade_rank *make_rank_metrics(struct fixture *f, const char *dir, const char *json,
+                                       cascade_metrics *metrics)
 {
     char err[256] = "";
     cascade_config *cfg = cascade_config_parse(json, "test", err, sizeof err);
     assert_non_null(cfg);
-    cascade_rank *r = cascade_rank_create(cfg, f->redis.pool, NS, dir, err, sizeof err);
+    cascade_rank *r = cascade_rank_create(cfg, f->redis.pool, NS, dir, metrics, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!r)
         fail_msg("cascade_rank_create: %s", err);
     return r;
+}
+
+static cascade_rank *make_rank(struct fixture *f, const char *dir, const char *json)
+{
+    return make_rank_metrics(f, dir, json, NULL);
 }
 
 /* Save an LR model with weights w_i = scale·(i − 7.5)/8 and bias b. */
@@ -451,13 +457,13 @@ static void test_validation(void **state)
     cascade_config *cfg = cascade_config_parse("{\"rank\": {\"fusion\": {\"formula\": \"magic\"}}}",
                                                "test", err, sizeof err);
     assert_non_null(cfg);
-    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
+    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err));
     assert_non_null(strstr(err, "unknown formula \"magic\" (known: weighted_sum, click_boost, "
                                 "rank_based, product)"));
     cascade_config_destroy(cfg);
     cfg = cascade_config_parse("{\"rank\": {\"model\": \"gbdt\"}}", "test", err, sizeof err);
     assert_non_null(cfg);
-    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, err, sizeof err));
+    assert_null(cascade_rank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err));
     assert_non_null(strstr(err, "rank.model: unknown model \"gbdt\""));
     cascade_config_destroy(cfg);
 }
@@ -482,7 +488,7 @@ static void test_redis_down_is_unavailable(void **state)
     struct fixture *f = *state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     char err[256] = "";
-    cascade_rank *r = cascade_rank_create(NULL, dead, NS, f->dir, err, sizeof err);
+    cascade_rank *r = cascade_rank_create(NULL, dead, NS, f->dir, NULL, err, sizeof err);
     assert_non_null(r);
     Cascade__V1__RankResponse *resp = NULL;
     assert_int_equal(cascade_rank_run(r, f->arena, INT64_MAX, request(f->arena, "u1", 0, 2), &resp,
@@ -822,10 +828,9 @@ static void test_model_per_experiment(void **state)
     char sub[512], buf[512];
     lr_dir(f, "expmodel", sub, sizeof sub);
     save_ltr(sub, "rank-ltr-1.safetensors", 0.7);
-    cascade_rank *r = make_rank(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}");
     cascade_metrics *metrics = cascade_metrics_create();
     assert_non_null(metrics);
-    cascade_rank_set_metrics(r, metrics);
+    cascade_rank *r = make_rank_metrics(f, sub, "{\"rank\": {\"reload_interval_ms\": 0}}", metrics);
     assert_string_equal(cascade_rank_model_version(r, buf, sizeof buf), "rank-ltr-1.safetensors");
 
     check_ltr(run_with_model(f, r, NULL), "rank-ltr-1.safetensors", 0.7);

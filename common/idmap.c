@@ -1,7 +1,8 @@
-/* Open-addressing item-id map for the Recall stage (see idmap.h): linear
- * probing, arena-backed, grows by rehashing into a table twice the size. */
+/* The u64 -> index map (see idmap.h): linear probing, arena- or heap-backed,
+ * grows by rehashing into a table twice the size. */
 #include "idmap.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -16,7 +17,8 @@ static size_t idmap_slot(const cascade_idmap *m, uint64_t key)
 
 static int idmap_alloc(cascade_idmap *m, size_t cap)
 {
-    struct cascade_idmap_entry *slots = cascade_arena_calloc(m->arena, cap, sizeof *slots);
+    struct cascade_idmap_entry *slots = m->arena ? cascade_arena_calloc(m->arena, cap, sizeof *slots)
+                                                 : calloc(cap, sizeof *slots);
     if (!slots)
         return CASCADE_ENOMEM;
     m->slots = slots;
@@ -33,6 +35,17 @@ int cascade_idmap_init(cascade_idmap *m, cascade_arena *arena, size_t expected)
     memset(m, 0, sizeof *m);
     m->arena = arena;
     return idmap_alloc(m, cap);
+}
+
+void cascade_idmap_release(cascade_idmap *m)
+{
+    if (!m)
+        return;
+    if (!m->arena)
+        free(m->slots);
+    m->slots = NULL;
+    m->cap = 0;
+    m->count = 0;
 }
 
 /* Rehash every used slot into a table of twice the capacity. */
@@ -55,6 +68,8 @@ static int idmap_grow(cascade_idmap *m)
         m->slots[s] = old[i];
         m->count++;
     }
+    if (!m->arena)
+        free(old);
     return 0;
 }
 
