@@ -161,7 +161,18 @@ stop_on_failure() {
   fi
 }
 trap stop_on_failure EXIT
-bash scripts/stack.sh start --port-base "$PORT_BASE" --data-dir "$DATA_DIR" --bin-dir "$BIN"
+# The closed loop's stream consumer runs too (docs/closed-loop.md): online
+# counters, and day partitions of the Feedback events in the directory the
+# build reads (the generated or imported TSVs; none for TSVs read in place,
+# which are the user's own files).
+consumer=(--consumer)
+if [ -z "$DATA" ]; then
+  consumer+=(--set "consumer.data_dir=$DATA_DIR/world")
+elif [ "$FORMAT" != tsv ]; then
+  consumer+=(--set "consumer.data_dir=$DATA_DIR/data")
+fi
+bash scripts/stack.sh start --port-base "$PORT_BASE" --data-dir "$DATA_DIR" --bin-dir "$BIN" \
+  "${consumer[@]}"
 
 if [ -z "$DATA" ]; then
   step "4/6 generate a synthetic world ($USERS users, $ITEMS items, $EVENTS impressions)"
