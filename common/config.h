@@ -42,8 +42,8 @@ int cascade_config_int(const cascade_config *c, const char *path, int64_t def, i
                        int64_t max, int64_t *out, char *err, size_t errlen);
 int cascade_config_double(const cascade_config *c, const char *path, double def, double min,
                           double max, double *out, char *err, size_t errlen);
-int cascade_config_bool(const cascade_config *c, const char *path, bool def, bool *out,
-                        char *err, size_t errlen);
+int cascade_config_bool(const cascade_config *c, const char *path, bool def, bool *out, char *err,
+                        size_t errlen);
 /* A size in place: *v holds the default on entry and the value on success
  * (unchanged on error); min >= 0. The same checks and messages as
  * cascade_config_int. */

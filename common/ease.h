@@ -28,7 +28,7 @@ typedef struct cascade_ease cascade_ease;
  * item[off[u] .. off[u+1]) (indices < n_items; repeats are counted once). */
 struct cascade_ease_input {
     size_t n_users, n_items;
-    const size_t *off;   /* n_users + 1 */
+    const size_t *off; /* n_users + 1 */
     const uint32_t *item;
 };
 

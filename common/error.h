@@ -18,7 +18,7 @@ enum cascade_error {
     CASCADE_EFORMAT = -8,      /* malformed bytes or file contents */
     CASCADE_ECANCELLED = -9,   /* the caller went away or the server is shutting down */
     CASCADE_EUNIMPLEMENTED = -10,
-    CASCADE_EINTERNAL = -11,   /* a bug: an invariant did not hold */
+    CASCADE_EINTERNAL = -11, /* a bug: an invariant did not hold */
     /* The data does not support what was asked of it: a training set with
      * constant labels or too few examples, a model no better than chance. */
     CASCADE_EDATA = -12,

@@ -227,9 +227,10 @@ static int parse_params(struct exp_experiment *x, const char *layer, const json_
             return CASCADE_ENOMEM;
         if (strlen(p->key) > CASCADE_REQUEST_EXP_KEY_MAX ||
             strlen(p->value) > CASCADE_REQUEST_EXP_VALUE_MAX) {
-            set_err(err, errlen, "%s: param \"%.32s...\": key longer than %d or value longer "
-                    "than %d bytes", what, key, CASCADE_REQUEST_EXP_KEY_MAX,
-                    CASCADE_REQUEST_EXP_VALUE_MAX);
+            set_err(err, errlen,
+                    "%s: param \"%.32s...\": key longer than %d or value longer "
+                    "than %d bytes",
+                    what, key, CASCADE_REQUEST_EXP_KEY_MAX, CASCADE_REQUEST_EXP_VALUE_MAX);
             return CASCADE_EINVAL;
         }
     }
@@ -258,9 +259,8 @@ static int parse_experiment(const cascade_experiments *e, struct exp_layer *l, s
     }
     const char *name = json_string_value(jname);
     if (strlen(name) + strlen(":reverse") > CASCADE_REQUEST_EXP_NAME_MAX) {
-        set_err(err, errlen,
-                "experiments: layer \"%s\" experiment %zu: name longer than %zu bytes", l->name,
-                idx, CASCADE_REQUEST_EXP_NAME_MAX - strlen(":reverse"));
+        set_err(err, errlen, "experiments: layer \"%s\" experiment %zu: name longer than %zu bytes",
+                l->name, idx, CASCADE_REQUEST_EXP_NAME_MAX - strlen(":reverse"));
         return CASCADE_EINVAL;
     }
     snprintf(what, sizeof(what), "experiments: layer \"%s\" experiment \"%s\"", l->name, name);
@@ -402,8 +402,7 @@ static int check_key_owners(const cascade_experiments *e, char *err, size_t errl
                             "experiments: parameter \"%s\" is set by layer \"%s\" (experiment "
                             "\"%s\") and by layer \"%s\" (experiment \"%s\"); a parameter "
                             "belongs to one layer",
-                            key, la->name, la->experiments[i].name, e->layers[b].name,
-                            other->name);
+                            key, la->name, la->experiments[i].name, e->layers[b].name, other->name);
                     return CASCADE_EINVAL;
                 }
             }
@@ -640,8 +639,8 @@ int cascade_experiments_arms(const cascade_experiments *e, const char *layer,
     return (int)n;
 }
 
-int cascade_experiments_each_param(const json_t *section, const char *key,
-                                   cascade_exp_param_fn fn, void *ctx, char *err, size_t errlen)
+int cascade_experiments_each_param(const json_t *section, const char *key, cascade_exp_param_fn fn,
+                                   void *ctx, char *err, size_t errlen)
 {
     size_t i, j;
     const json_t *layer, *x;

@@ -61,7 +61,7 @@ double cascade_exp_param_double(const Cascade__V1__ExperimentContext *ctx, const
  * and on reload. Thread-safe on a section nobody modifies. */
 typedef int (*cascade_exp_param_fn)(void *ctx, const json_t *value, const char *who, char *err,
                                     size_t errlen);
-int cascade_experiments_each_param(const json_t *section, const char *key,
-                                   cascade_exp_param_fn fn, void *ctx, char *err, size_t errlen);
+int cascade_experiments_each_param(const json_t *section, const char *key, cascade_exp_param_fn fn,
+                                   void *ctx, char *err, size_t errlen);
 
 #endif

@@ -25,13 +25,12 @@ static json_t *record_json(const struct cascade_gate_record *r)
                             number_or_null(r->current_value));
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:s, "
                      "s:I}",
-                     "model", r->model, "version", r->version, "kind", r->kind, "metric",
-                     r->metric, "higher_is_better", r->higher_is_better, "holdout",
-                     (json_int_t)r->holdout, "value", number_or_null(r->value), "floor",
-                     number_or_null(r->floor), "tolerance", number_or_null(r->tolerance),
-                     "current", current, "current_note", r->current_note, "decision",
-                     r->decision, "reason", r->reason, "message", r->message, "decided_at",
-                     (json_int_t)r->decided_at);
+                     "model", r->model, "version", r->version, "kind", r->kind, "metric", r->metric,
+                     "higher_is_better", r->higher_is_better, "holdout", (json_int_t)r->holdout,
+                     "value", number_or_null(r->value), "floor", number_or_null(r->floor),
+                     "tolerance", number_or_null(r->tolerance), "current", current, "current_note",
+                     r->current_note, "decision", r->decision, "reason", r->reason, "message",
+                     r->message, "decided_at", (json_int_t)r->decided_at);
 }
 
 int cascade_gate_record_write(const char *path, const struct cascade_gate_record *r, char *err,
@@ -130,8 +129,7 @@ void cascade_gate_record_describe(const char *model_path, char *buf, size_t len)
     }
     char current[320];
     if (r.has_current)
-        snprintf(current, sizeof current, "published %s: %.4f", r.current_version,
-                 r.current_value);
+        snprintf(current, sizeof current, "published %s: %.4f", r.current_version, r.current_value);
     else
         snprintf(current, sizeof current, "%s", r.current_note[0] ? r.current_note : "none");
     snprintf(buf, len, "gate %s: %s %.4f (floor %.4f, %zu held out), previous %s", r.decision,

@@ -15,11 +15,11 @@
 
 struct cascade_gbdt {
     size_t n_features, n_nodes, n_trees;
-    int32_t *feature;    /* split feature; -1 = leaf */
-    float *value;        /* split threshold, or the leaf value */
+    int32_t *feature; /* split feature; -1 = leaf */
+    float *value;     /* split threshold, or the leaf value */
     int32_t *left, *right;
     uint8_t *default_left;
-    int32_t *root;       /* n_trees */
+    int32_t *root; /* n_trees */
     float base_score;
     int32_t margin_feature; /* -1 = none */
     float margin_scale;
@@ -145,8 +145,8 @@ static int check_nodes(const cascade_gbdt *m, char *err, size_t errlen)
                          m->feature[i], m->n_features);
                 return CASCADE_EFORMAT;
             }
-            if (m->left[i] <= (int32_t)i || m->right[i] <= (int32_t)i ||
-                (size_t)m->left[i] >= hi || (size_t)m->right[i] >= hi) {
+            if (m->left[i] <= (int32_t)i || m->right[i] <= (int32_t)i || (size_t)m->left[i] >= hi ||
+                (size_t)m->right[i] >= hi) {
                 snprintf(err, errlen, "tree %zu: node %zu has a child outside the tree", t, i - lo);
                 return CASCADE_EFORMAT;
             }
@@ -178,11 +178,12 @@ static double json_number_or_string(json_t *v, double def)
 }
 
 /* Copy one xgboost tree (arrays of equal length) into nodes [off, off + n). */
-static int tree_copy(cascade_gbdt *m, json_t *tree, size_t off, size_t n, char *err,
-                     size_t errlen)
+static int tree_copy(cascade_gbdt *m, json_t *tree, size_t off, size_t n, char *err, size_t errlen)
 {
-    json_t *l = json_object_get(tree, "left_children"), *r = json_object_get(tree, "right_children");
-    json_t *f = json_object_get(tree, "split_indices"), *c = json_object_get(tree, "split_conditions");
+    json_t *l = json_object_get(tree, "left_children"),
+           *r = json_object_get(tree, "right_children");
+    json_t *f = json_object_get(tree, "split_indices"),
+           *c = json_object_get(tree, "split_conditions");
     json_t *d = json_object_get(tree, "default_left");
     for (size_t i = 0; i < n; i++) {
         json_int_t li = json_integer_value(json_array_get(l, i));
@@ -199,8 +200,8 @@ static int tree_copy(cascade_gbdt *m, json_t *tree, size_t off, size_t n, char *
         m->feature[off + i] = (int32_t)json_integer_value(json_array_get(f, i));
         m->left[off + i] = (int32_t)(off + (size_t)li);
         m->right[off + i] = (int32_t)(off + (size_t)ri);
-        m->default_left[off + i] = json_is_true(json_array_get(d, i)) ||
-                                   json_integer_value(json_array_get(d, i)) != 0;
+        m->default_left[off + i] =
+            json_is_true(json_array_get(d, i)) || json_integer_value(json_array_get(d, i)) != 0;
     }
     return 0;
 }
@@ -298,14 +299,10 @@ int cascade_gbdt_save(const cascade_gbdt *m, const char *path, const char *const
     for (size_t t = 0; t < nt; t++)
         roots[t] = (float)m->root[t];
     struct cascade_tensor tensors[] = {
-        {"node_feature", 1, {(int64_t)nn}, feat},
-        {"node_value", 1, {(int64_t)nn}, m->value},
-        {"node_left", 1, {(int64_t)nn}, left},
-        {"node_right", 1, {(int64_t)nn}, right},
-        {"node_default_left", 1, {(int64_t)nn}, dl},
-        {"tree_root", 1, {(int64_t)nt}, roots},
-        {"base_score", 1, {1}, &m->base_score},
-        {"margin", 1, {2}, margin},
+        {"node_feature", 1, {(int64_t)nn}, feat},    {"node_value", 1, {(int64_t)nn}, m->value},
+        {"node_left", 1, {(int64_t)nn}, left},       {"node_right", 1, {(int64_t)nn}, right},
+        {"node_default_left", 1, {(int64_t)nn}, dl}, {"tree_root", 1, {(int64_t)nt}, roots},
+        {"base_score", 1, {1}, &m->base_score},      {"margin", 1, {2}, margin},
     };
     size_t n_tensors = sizeof tensors / sizeof tensors[0] - (m->margin_feature < 0);
     snprintf(nf, sizeof nf, "%zu", m->n_features);

@@ -6,8 +6,8 @@
  * xgboost's: at a split, x < threshold goes left, a missing (NaN) value
  * follows the node's default branch; the score is base_score plus the sum
  * of one leaf value per tree, or, for a model boosted from a margin
- * (xgboost's base_margin), scale · x[feature] plus the sum of the leaves. A loaded model is immutable and safe to share
- * between threads. */
+ * (xgboost's base_margin), scale · x[feature] plus the sum of the leaves. A loaded model is
+ * immutable and safe to share between threads. */
 #ifndef CASCADE_GBDT_H
 #define CASCADE_GBDT_H
 

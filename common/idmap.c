@@ -17,8 +17,8 @@ static size_t idmap_slot(const cascade_idmap *m, uint64_t key)
 
 static int idmap_alloc(cascade_idmap *m, size_t cap)
 {
-    struct cascade_idmap_entry *slots = m->arena ? cascade_arena_calloc(m->arena, cap, sizeof *slots)
-                                                 : calloc(cap, sizeof *slots);
+    struct cascade_idmap_entry *slots =
+        m->arena ? cascade_arena_calloc(m->arena, cap, sizeof *slots) : calloc(cap, sizeof *slots);
     if (!slots)
         return CASCADE_ENOMEM;
     m->slots = slots;

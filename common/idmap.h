@@ -23,8 +23,8 @@ struct cascade_idmap_entry {
 
 typedef struct cascade_idmap {
     struct cascade_idmap_entry *slots;
-    size_t cap;   /* power of two */
-    size_t count; /* used slots */
+    size_t cap;           /* power of two */
+    size_t count;         /* used slots */
     cascade_arena *arena; /* NULL: the table is on the heap */
 } cascade_idmap;
 
@@ -39,7 +39,8 @@ int cascade_idmap_init(cascade_idmap *m, cascade_arena *arena, size_t expected);
 void cascade_idmap_release(cascade_idmap *m);
 
 /* The entry for key, created zeroed (and *created set true) when absent.
- * NULL when memory is exhausted (the map is left as it was). The pointer is valid until the next upsert. */
+ * NULL when memory is exhausted (the map is left as it was). The pointer is valid until the next
+ * upsert. */
 struct cascade_idmap_entry *cascade_idmap_upsert(cascade_idmap *m, uint64_t key, bool *created);
 
 /* The entry for key, or NULL when absent. */

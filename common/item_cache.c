@@ -20,7 +20,8 @@ struct cascade_item_cache {
 
 cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms)
 {
-    cascade_record_cache *r = cascade_record_cache_create(slots, sizeof(cascade_v1_ItemRecord), ttl_ms);
+    cascade_record_cache *r =
+        cascade_record_cache_create(slots, sizeof(cascade_v1_ItemRecord), ttl_ms);
     cascade_item_cache *c = r ? calloc(1, sizeof(*c)) : NULL;
     if (!c) {
         cascade_record_cache_destroy(r);

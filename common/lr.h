@@ -11,11 +11,11 @@
 typedef struct cascade_lr cascade_lr;
 
 struct cascade_lr_train_opts {
-    int epochs;           /* default 5 */
-    size_t batch_size;    /* default 1024 */
-    float learning_rate;  /* default 0.01 */
-    float l2;             /* default 1e-5 */
-    uint64_t seed;        /* shuffling seed */
+    int epochs;          /* default 5 */
+    size_t batch_size;   /* default 1024 */
+    float learning_rate; /* default 0.01 */
+    float l2;            /* default 1e-5 */
+    uint64_t seed;       /* shuffling seed */
     /* Called after each epoch with the epoch's mean loss (may be NULL). */
     void (*on_epoch)(void *ud, int epoch, double loss, double examples_per_s);
     void *ud;

@@ -10,9 +10,21 @@
 #include <string.h>
 
 static const char *const channels[CASCADE_LTR_CHANNELS] = {
-    "itemcf", "swing",  "usercf",        "two_tower",         "ease",
-    "hot",    "new",    "geo",           "city",              "follow_author",
-    "interacted_author", "similar_author", "cache", "interest", "demo_hot",
+    "itemcf",
+    "swing",
+    "usercf",
+    "two_tower",
+    "ease",
+    "hot",
+    "new",
+    "geo",
+    "city",
+    "follow_author",
+    "interacted_author",
+    "similar_author",
+    "cache",
+    "interest",
+    "demo_hot",
 };
 
 #define CHANNEL_BASE CASCADE_RANK_FEATURES
@@ -84,8 +96,9 @@ int cascade_ltr_model_load(const char *path, cascade_gbdt **out, char *err, size
     const char *spec = cascade_gbdt_meta(*out, "features");
     if (!spec || strcmp(spec, CASCADE_LTR_SPEC) != 0 ||
         cascade_gbdt_n_features(*out) != CASCADE_LTR_FEATURES) {
-        snprintf(err, errlen, "%s: model reads features \"%.32s\" (%zu inputs), this build has %s (%d)",
-                 path, spec ? spec : "?", cascade_gbdt_n_features(*out), CASCADE_LTR_SPEC,
+        snprintf(err, errlen,
+                 "%s: model reads features \"%.32s\" (%zu inputs), this build has %s (%d)", path,
+                 spec ? spec : "?", cascade_gbdt_n_features(*out), CASCADE_LTR_SPEC,
                  CASCADE_LTR_FEATURES);
         cascade_gbdt_destroy(*out);
         *out = NULL;

@@ -36,8 +36,8 @@ void cascade_metrics_destroy(cascade_metrics *m);
  * register and update unconditionally. */
 cascade_metric_family *cascade_metrics_counter(cascade_metrics *m, const char *name,
                                                const char *help, const char *label_names);
-cascade_metric_family *cascade_metrics_gauge(cascade_metrics *m, const char *name,
-                                             const char *help, const char *label_names);
+cascade_metric_family *cascade_metrics_gauge(cascade_metrics *m, const char *name, const char *help,
+                                             const char *label_names);
 cascade_metric_family *cascade_metrics_histogram(cascade_metrics *m, const char *name,
                                                  const char *help, const char *label_names,
                                                  const double *buckets, size_t n_buckets);

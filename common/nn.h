@@ -105,8 +105,8 @@ struct cascade_nn_dense {
  * "<prefix>.bias" [out] (zero) to ps and point d at them. 0 or a negative
  * code with a message in err. */
 int cascade_nn_dense_init(struct cascade_nn_dense *d, cascade_nn_params *ps, const char *prefix,
-                          size_t in, size_t out, enum cascade_nn_init init,
-                          struct cascade_rng *rng, char *err, size_t errlen);
+                          size_t in, size_t out, enum cascade_nn_init init, struct cascade_rng *rng,
+                          char *err, size_t errlen);
 /* y [batch, out] = x [batch, in] · Wᵀ + b. */
 int cascade_nn_dense_forward(const struct cascade_nn_dense *d, const float *x, size_t batch,
                              float *y);

@@ -33,8 +33,8 @@ static void init_weight(struct cascade_nn_param *w, enum cascade_nn_init init,
 }
 
 int cascade_nn_dense_init(struct cascade_nn_dense *d, cascade_nn_params *ps, const char *prefix,
-                          size_t in, size_t out, enum cascade_nn_init init,
-                          struct cascade_rng *rng, char *err, size_t errlen)
+                          size_t in, size_t out, enum cascade_nn_init init, struct cascade_rng *rng,
+                          char *err, size_t errlen)
 {
     char wname[256], bname[256];
     memset(d, 0, sizeof(*d));

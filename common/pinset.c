@@ -50,8 +50,8 @@ static int pin_one(void *ctx, const json_t *v, const char *who, char *err, size_
     if (find_in(x->names, x->objs, x->n, name))
         return 0;
     if (x->n == s->cap) {
-        snprintf(err, errlen, "%s: %s: more than %zu versions named by experiments (%s)",
-                 ops->what, who, s->cap, ops->key);
+        snprintf(err, errlen, "%s: %s: more than %zu versions named by experiments (%s)", ops->what,
+                 who, s->cap, ops->key);
         return CASCADE_EINVAL;
     }
     pthread_mutex_lock(s->lock);
@@ -73,8 +73,7 @@ int cascade_pinset_update(struct cascade_pinset *s, const json_t *experiments, c
 {
     struct next_set x = {.s = s}; /* about 4 KiB */
     void *old[CASCADE_PINSET_MAX];
-    int rc =
-        cascade_experiments_each_param(experiments, s->ops->key, pin_one, &x, err, errlen);
+    int rc = cascade_experiments_each_param(experiments, s->ops->key, pin_one, &x, err, errlen);
     if (rc) {
         for (size_t i = 0; i < x.n; i++)
             s->ops->release(s->ctx, x.objs[i]);
@@ -95,8 +94,8 @@ int cascade_pinset_update(struct cascade_pinset *s, const json_t *experiments, c
     return 0;
 }
 
-void cascade_pinset_init(struct cascade_pinset *s, const struct cascade_pinset_ops *ops,
-                         void *ctx, pthread_mutex_t *lock, size_t cap)
+void cascade_pinset_init(struct cascade_pinset *s, const struct cascade_pinset_ops *ops, void *ctx,
+                         pthread_mutex_t *lock, size_t cap)
 {
     memset(s, 0, sizeof *s);
     s->ops = ops;

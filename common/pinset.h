@@ -45,8 +45,8 @@ struct cascade_pinset {
 };
 
 /* An empty set of at most cap (clamped to CASCADE_PINSET_MAX) objects. */
-void cascade_pinset_init(struct cascade_pinset *s, const struct cascade_pinset_ops *ops,
-                         void *ctx, pthread_mutex_t *lock, size_t cap);
+void cascade_pinset_init(struct cascade_pinset *s, const struct cascade_pinset_ops *ops, void *ctx,
+                         pthread_mutex_t *lock, size_t cap);
 
 /* Make the set what the "experiments" section (NULL: none) names under
  * ops->key. 0, or CASCADE_EINVAL with "<what>: layer \"L\" experiment \"X\":

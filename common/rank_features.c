@@ -33,11 +33,13 @@
 #define PRIOR_CAT_CTR_WEIGHT 5.0
 
 static const char *const feature_names[CASCADE_RANK_FEATURES] = {
-    "item_ctr_logit",    "item_log_impressions", "item_like_lift", "item_collect_lift",
-    "item_share_lift",   "item_completion",      "user_cat_share", "user_cat_rel_top",
-    "declared_interest", "item_log_age_days",    "item_is_video",  "item_log_duration",
-    "user_log_activity", "user_ctr_logit",       "same_city",      "user_no_history",
-    "user_cat_imp_share", "user_cat_ctr_logit",  "user_cat_log_impressions",
+    "item_ctr_logit",           "item_log_impressions", "item_like_lift",
+    "item_collect_lift",        "item_share_lift",      "item_completion",
+    "user_cat_share",           "user_cat_rel_top",     "declared_interest",
+    "item_log_age_days",        "item_is_video",        "item_log_duration",
+    "user_log_activity",        "user_ctr_logit",       "same_city",
+    "user_no_history",          "user_cat_imp_share",   "user_cat_ctr_logit",
+    "user_cat_log_impressions",
 };
 
 static double smooth(double k, double n, double prior, double weight)
@@ -58,11 +60,11 @@ static double logit(double p)
 
 /* What the user's record says about one category. */
 struct category_view {
-    double share, rel_top;       /* of the behaviour weights; 0 when absent */
-    double impressions, clicks;  /* in the category (decayed) */
-    double total_impressions;    /* over the recorded categories */
+    double share, rel_top;      /* of the behaviour weights; 0 when absent */
+    double impressions, clicks; /* in the category (decayed) */
+    double total_impressions;   /* over the recorded categories */
     double total_clicks;
-    bool has_history;            /* some category with a positive weight */
+    bool has_history; /* some category with a positive weight */
 };
 
 static void category_view(const cascade_v1_UserRecord *user, uint32_t category,

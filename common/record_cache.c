@@ -18,8 +18,7 @@ struct cascade_record_cache {
     int64_t ttl_ms;
 };
 
-cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size,
-                                                  int64_t ttl_ms)
+cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size, int64_t ttl_ms)
 {
     if (slots == 0 || value_size == 0 || ttl_ms <= 0)
         return NULL;
@@ -84,9 +83,8 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
     return n_miss;
 }
 
-void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys,
-                                   const size_t *idx, size_t n, const void *values,
-                                   const bool *found, int64_t now_ms)
+void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys, const size_t *idx,
+                                   size_t n, const void *values, const bool *found, int64_t now_ms)
 {
     size_t vs = c->value_size;
     const unsigned char *in = values;

@@ -15,8 +15,7 @@ typedef struct cascade_record_cache cascade_record_cache;
 
 /* slots (rounded up to a power of two) of value_size bytes, kept ttl_ms.
  * NULL when out of memory or when slots, value_size or ttl_ms is 0. */
-cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size,
-                                                  int64_t ttl_ms);
+cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size, int64_t ttl_ms);
 
 /* NULL is a no-op. */
 void cascade_record_cache_destroy(cascade_record_cache *c);
@@ -29,8 +28,7 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
 
 /* Store, for k < n, keys[idx[k]] with values + k·value_size and found[k],
  * read at now_ms (key 0 is skipped). One lock for the batch. */
-void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys,
-                                   const size_t *idx, size_t n, const void *values,
-                                   const bool *found, int64_t now_ms);
+void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys, const size_t *idx,
+                                   size_t n, const void *values, const bool *found, int64_t now_ms);
 
 #endif

@@ -32,9 +32,9 @@ struct cascade_redis {
      * none): each command waits at most min(command_timeout_ms, time left). */
     int64_t deadline_ms;
     int armed_timeout_ms; /* the timeout last given to the socket, 0 = none yet */
-    char *user;     /* NULL: AUTH without a user name */
-    char *password; /* NULL: no AUTH */
-    int pending; /* pipelined commands whose replies are not read yet */
+    char *user;           /* NULL: AUTH without a user name */
+    char *password;       /* NULL: no AUTH */
+    int pending;          /* pipelined commands whose replies are not read yet */
     char addr[REDIS_ADDR_MAX];
     /* "redis <addr>: <reason>" always fits: a longer message would lose the
      * reason, which is the part the user needs. */
@@ -332,9 +332,10 @@ static int redis_check_reply(cascade_redis *r, redisReply *rep, redisReply **out
         return redis_io_failure(r, saved_errno);
     if (rep->type == REDIS_REPLY_ERROR) {
         if (strncmp(rep->str, "NOAUTH", 6) == 0)
-            cascade_redis__set_error(r, "%s (this server needs a password: set "
-                                        "CASCADE_REDIS_PASSWORD, redis.password_file or "
-                                        "--redis-password-file)",
+            cascade_redis__set_error(r,
+                                     "%s (this server needs a password: set "
+                                     "CASCADE_REDIS_PASSWORD, redis.password_file or "
+                                     "--redis-password-file)",
                                      rep->str);
         else
             set_error(r, rep->str);
@@ -622,8 +623,8 @@ int cascade_redis_auth_from_env(struct cascade_redis_auth *auth, char *err, size
         return 0;
     }
     if (file && file[0])
-        return cascade_redis_read_secret_file(file, "CASCADE_REDIS_PASSWORD_FILE",
-                                              auth->password, sizeof(auth->password), err, errlen);
+        return cascade_redis_read_secret_file(file, "CASCADE_REDIS_PASSWORD_FILE", auth->password,
+                                              sizeof(auth->password), err, errlen);
     return 0;
 }
 

@@ -13,10 +13,10 @@ typedef struct cascade_redis cascade_redis;
 typedef struct cascade_redis_pool cascade_redis_pool;
 
 struct cascade_redis_opts {
-    const char *host;          /* default "127.0.0.1" */
-    int port;                  /* default 6379 */
-    int connect_timeout_ms;    /* default 200 */
-    int command_timeout_ms;    /* default 500 */
+    const char *host;       /* default "127.0.0.1" */
+    int port;               /* default 6379 */
+    int connect_timeout_ms; /* default 200 */
+    int command_timeout_ms; /* default 500 */
     /* AUTH sent after every (re)connect when password is set: "AUTH user
      * password" with an ACL user, "AUTH password" without. Both borrowed:
      * the handle and the pool keep their own copies. NULL/"" = no AUTH. */

@@ -111,8 +111,8 @@ static int check_hits(const Cascade__V1__Candidate *c, size_t i, char *err, size
 {
     char field[96];
     if (c->n_channels > CASCADE_REQUEST_CHANNEL_HITS_MAX) {
-        snprintf(err, errlen, "candidates[%zu].channels: %zu entries, at most %d", i,
-                 c->n_channels, CASCADE_REQUEST_CHANNEL_HITS_MAX);
+        snprintf(err, errlen, "candidates[%zu].channels: %zu entries, at most %d", i, c->n_channels,
+                 CASCADE_REQUEST_CHANNEL_HITS_MAX);
         return CASCADE_EINVAL;
     }
     for (size_t h = 0; h < c->n_channels; h++) {
@@ -141,13 +141,13 @@ static int check_attrs(const Cascade__V1__ItemAttributes *a, size_t i, char *err
     }
     for (size_t d = 0; d < a->n_embedding; d++)
         if (!isfinite(a->embedding[d])) {
-            snprintf(err, errlen, "candidates[%zu].attrs.embedding[%zu] is not a finite number",
-                     i, d);
+            snprintf(err, errlen, "candidates[%zu].attrs.embedding[%zu] is not a finite number", i,
+                     d);
             return CASCADE_EINVAL;
         }
     if (!(isfinite(a->duration_s) && a->duration_s >= 0)) {
-        snprintf(err, errlen, "candidates[%zu].attrs.duration_s %g is not a finite number >= 0",
-                 i, (double)a->duration_s);
+        snprintf(err, errlen, "candidates[%zu].attrs.duration_s %g is not a finite number >= 0", i,
+                 (double)a->duration_s);
         return CASCADE_EINVAL;
     }
     return 0;
@@ -189,12 +189,12 @@ static int check_layer(const Cascade__V1__LayerAssignment *l, size_t i, uint32_t
                                            errlen)))
         return rc;
     snprintf(field, sizeof field, "experiments.layers[%zu].experiment", i);
-    if ((rc = cascade_request_check_string(field, l->experiment, CASCADE_REQUEST_EXP_NAME_MAX,
-                                           err, errlen)))
+    if ((rc = cascade_request_check_string(field, l->experiment, CASCADE_REQUEST_EXP_NAME_MAX, err,
+                                           errlen)))
         return rc;
     if (bucket_count && l->bucket >= bucket_count) {
-        snprintf(err, errlen, "experiments.layers[%zu].bucket %u out of range 0..%u", i,
-                 l->bucket, bucket_count - 1);
+        snprintf(err, errlen, "experiments.layers[%zu].bucket %u out of range 0..%u", i, l->bucket,
+                 bucket_count - 1);
         return CASCADE_EINVAL;
     }
     if (l->n_params > CASCADE_REQUEST_EXP_PARAMS_MAX) {
@@ -213,8 +213,8 @@ static int check_layer(const Cascade__V1__LayerAssignment *l, size_t i, uint32_t
                                                errlen)))
             return rc;
         snprintf(field, sizeof field, "experiments.layers[%zu].params[%zu].value", i, p);
-        if ((rc = cascade_request_check_string(field, e->value, CASCADE_REQUEST_EXP_VALUE_MAX,
-                                               err, errlen)))
+        if ((rc = cascade_request_check_string(field, e->value, CASCADE_REQUEST_EXP_VALUE_MAX, err,
+                                               errlen)))
             return rc;
     }
     return 0;

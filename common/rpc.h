@@ -43,8 +43,8 @@ struct cascade_rpc_method {
 };
 
 struct cascade_rpc_server_opts {
-    const char *listen_addr;    /* "127.0.0.1:50051"; port 0 picks a free port */
-    int threads;                /* worker threads; 0 = number of cores */
+    const char *listen_addr; /* "127.0.0.1:50051"; port 0 picks a free port */
+    int threads;             /* worker threads; 0 = number of cores */
     /* Pre-posted calls per method per thread; 0 = 1. Keep it at 1: gRPC
      * matches the calls of one connection to the first completion queue with
      * a pending request, so with more a busy worker keeps receiving calls
@@ -59,8 +59,8 @@ struct cascade_rpc_server_opts {
      * other call on it, when one call's headers exceed it, so it is set well
      * above any header a client of ours sends (docs/orchestrator.md). */
     size_t max_metadata_bytes;
-    size_t arena_limit_bytes;   /* per-request memory cap; 0 = 256 MiB */
-    const char *service_name;   /* health service name, e.g. "cascade.v1.Recall" */
+    size_t arena_limit_bytes; /* per-request memory cap; 0 = 256 MiB */
+    const char *service_name; /* health service name, e.g. "cascade.v1.Recall" */
     /* Optional registry (borrowed; must outlive the server). When set, every
      * unary call (health Check included, Watch streams not) is recorded:
      * cascade_rpc_requests_total{method,code} (method = path without the
@@ -199,15 +199,15 @@ int cascade_rpc_channel_auth_from_env(cascade_rpc_channel *ch, char *err, size_t
 struct cascade_rpc_call {
     /* inputs */
     cascade_rpc_channel *channel;
-    const char *method;                               /* "/cascade.v1.Recall/Recall" */
+    const char *method; /* "/cascade.v1.Recall/Recall" */
     const ProtobufCMessage *request;
     const ProtobufCMessageDescriptor *response_type;
-    int64_t deadline_ms;                              /* absolute, cascade_now_ms clock */
-    const char *request_id;                           /* sent as x-request-id; may be NULL */
+    int64_t deadline_ms;    /* absolute, cascade_now_ms clock */
+    const char *request_id; /* sent as x-request-id; may be NULL */
     /* outputs */
-    grpc_status_code status;     /* GRPC_STATUS_OK on success */
-    const char *status_message;  /* arena string, "" when OK */
-    ProtobufCMessage *response;  /* arena message when OK, else NULL */
+    grpc_status_code status;    /* GRPC_STATUS_OK on success */
+    const char *status_message; /* arena string, "" when OK */
+    ProtobufCMessage *response; /* arena message when OK, else NULL */
     int64_t latency_us;
 };
 

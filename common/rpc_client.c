@@ -112,8 +112,8 @@ static grpc_channel_credentials *channel_credentials(const struct cascade_rpc_ch
         goto out;
     if (set(opts->tls_cert_file)) {
         cert = cascade__rpc_read_pem(opts->tls_cert_file, "TLS client certificate", err, errlen);
-        key = cert ? cascade__rpc_read_pem(opts->tls_key_file, "TLS client key", err, errlen)
-                   : NULL;
+        key =
+            cert ? cascade__rpc_read_pem(opts->tls_key_file, "TLS client key", err, errlen) : NULL;
         if (!key)
             goto out;
     }
@@ -279,9 +279,9 @@ static void pending_start(struct pending *p, grpc_completion_queue *cq, const gr
         return;
     }
     grpc_slice method = grpc_slice_from_static_string(call->method);
-    p->gcall = grpc_channel_create_call(call->channel->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-                                        method, NULL,
-                                        cascade__rpc_deadline_to_gpr(call->deadline_ms), NULL);
+    p->gcall =
+        grpc_channel_create_call(call->channel->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
+                                 NULL, cascade__rpc_deadline_to_gpr(call->deadline_ms), NULL);
     if (!p->gcall) {
         set_result(call, GRPC_STATUS_INTERNAL, "cannot create the call", arena);
         p->done = 1;
@@ -344,10 +344,10 @@ static void pending_finish(struct pending *p, cascade_arena *arena)
     if (p->status == GRPC_STATUS_OK && call->response_type) {
         size_t len = 0;
         uint8_t *bytes = p->recv ? cascade__rpc_flatten(p->recv, arena, &len) : NULL;
-        call->response = bytes ? protobuf_c_message_unpack(call->response_type,
-                                                           cascade_arena_protobuf_allocator(arena),
-                                                           len, bytes)
-                               : NULL;
+        call->response =
+            bytes ? protobuf_c_message_unpack(call->response_type,
+                                              cascade_arena_protobuf_allocator(arena), len, bytes)
+                  : NULL;
         if (!call->response)
             set_result(call, GRPC_STATUS_INTERNAL,
                        p->recv ? "malformed response from server" : "server sent no response",
@@ -397,8 +397,10 @@ static size_t run_calls(struct cascade_rpc_call *calls, size_t n, const grpc_byt
     }
     int cancelled = 0;
     while (outstanding > 0) {
-        int64_t wait_until = latest == INT64_MAX || cancelled ? INT64_MAX : latest + FANOUT_SLACK_MS;
-        grpc_event ev = grpc_completion_queue_next(cq, cascade__rpc_deadline_to_gpr(wait_until), NULL);
+        int64_t wait_until =
+            latest == INT64_MAX || cancelled ? INT64_MAX : latest + FANOUT_SLACK_MS;
+        grpc_event ev =
+            grpc_completion_queue_next(cq, cascade__rpc_deadline_to_gpr(wait_until), NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             struct pending *p = ev.tag;
             p->done = 1;
@@ -432,15 +434,24 @@ static size_t run_calls(struct cascade_rpc_call *calls, size_t n, const grpc_byt
 static int status_to_code(grpc_status_code s)
 {
     switch (s) {
-    case GRPC_STATUS_OK: return 0;
-    case GRPC_STATUS_INVALID_ARGUMENT: return CASCADE_EINVAL;
-    case GRPC_STATUS_DEADLINE_EXCEEDED: return CASCADE_ETIMEDOUT;
-    case GRPC_STATUS_NOT_FOUND: return CASCADE_ENOTFOUND;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED: return CASCADE_ETOOBIG;
-    case GRPC_STATUS_CANCELLED: return CASCADE_ECANCELLED;
-    case GRPC_STATUS_UNIMPLEMENTED: return CASCADE_EUNIMPLEMENTED;
-    case GRPC_STATUS_UNAVAILABLE: return CASCADE_EUNAVAILABLE;
-    default: return CASCADE_EINTERNAL;
+    case GRPC_STATUS_OK:
+        return 0;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+        return CASCADE_EINVAL;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        return CASCADE_ETIMEDOUT;
+    case GRPC_STATUS_NOT_FOUND:
+        return CASCADE_ENOTFOUND;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+        return CASCADE_ETOOBIG;
+    case GRPC_STATUS_CANCELLED:
+        return CASCADE_ECANCELLED;
+    case GRPC_STATUS_UNIMPLEMENTED:
+        return CASCADE_EUNIMPLEMENTED;
+    case GRPC_STATUS_UNAVAILABLE:
+        return CASCADE_EUNAVAILABLE;
+    default:
+        return CASCADE_EINTERNAL;
     }
 }
 

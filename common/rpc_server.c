@@ -38,7 +38,7 @@
 #define REFLECTION_V1_PATH "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 #define REFLECTION_V1ALPHA_PATH "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 #define N_BUILTIN_METHODS 4 /* health Check and Watch, reflection v1 and v1alpha */
-#define N_GRPC_STATUS 17 /* OK .. UNAUTHENTICATED */
+#define N_GRPC_STATUS 17    /* OK .. UNAUTHENTICATED */
 
 enum slot_kind { SLOT_UNARY, SLOT_UNKNOWN_METHOD, SLOT_WATCH, SLOT_REFLECTION };
 enum slot_state {
@@ -86,10 +86,10 @@ struct call_slot {
     int no_message;
     int64_t started_us;
     /* Watch calls only (guarded by server->watch_mu). */
-    int watch_last_sent;      /* status last sent, -1 before the first message */
-    int watch_service_known;  /* the watched name is "" or ours */
-    int watch_md_sent;        /* initial metadata went out with the first message */
-    int watch_closed;         /* the client side ended (RECV_CLOSE_ON_SERVER fired) */
+    int watch_last_sent;     /* status last sent, -1 before the first message */
+    int watch_service_known; /* the watched name is "" or ours */
+    int watch_md_sent;       /* initial metadata went out with the first message */
+    int watch_closed;        /* the client side ended (RECV_CLOSE_ON_SERVER fired) */
     struct call_slot *watch_next;
     /* Reflection streams only: initial metadata went out. */
     int stream_md_sent;
@@ -162,8 +162,8 @@ struct cascade_rpc_ctx {
     const char *request_id;
     const char *method;
     int thread_index;
-    grpc_call *call;                 /* for the peer address */
-    const grpc_metadata_array *md;   /* the caller's metadata */
+    grpc_call *call;               /* for the peer address */
+    const grpc_metadata_array *md; /* the caller's metadata */
     char message[512];
 };
 
@@ -285,10 +285,10 @@ static int slot_request(struct call_slot *s)
     } else {
         /* A stream method is registered without a payload (it reads its
          * messages itself), and gRPC wants no payload pointer then. */
-        e = grpc_server_request_registered_call(
-            srv->server, srv->methods[s->method].handle, &s->call, &s->deadline, &s->request_md,
-            s->kind == SLOT_REFLECTION ? NULL : &s->payload, s->worker->cq, s->worker->cq,
-            &s->tag_main);
+        e = grpc_server_request_registered_call(srv->server, srv->methods[s->method].handle,
+                                                &s->call, &s->deadline, &s->request_md,
+                                                s->kind == SLOT_REFLECTION ? NULL : &s->payload,
+                                                s->worker->cq, s->worker->cq, &s->tag_main);
     }
     if (e != GRPC_CALL_OK) {
         CASCADE_ERROR(NULL, "rpc: cannot post a call: %s", grpc_call_error_to_string(e));
@@ -387,9 +387,9 @@ static grpc_status_code decode_request(struct worker *w, const struct call_slot 
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
     if (grpc_byte_buffer_length(s->payload) > srv->max_message_bytes) {
-        *message = cascade_arena_printf(w->arena, "request of %zu bytes exceeds the %zu-byte limit",
-                                        grpc_byte_buffer_length(s->payload),
-                                        srv->max_message_bytes);
+        *message =
+            cascade_arena_printf(w->arena, "request of %zu bytes exceeds the %zu-byte limit",
+                                 grpc_byte_buffer_length(s->payload), srv->max_message_bytes);
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }
     bytes = cascade__rpc_flatten(s->payload, w->arena, &len);
@@ -397,8 +397,8 @@ static grpc_status_code decode_request(struct worker *w, const struct call_slot 
         *message = "request does not fit the per-request memory limit";
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }
-    *request = protobuf_c_message_unpack(type, cascade_arena_protobuf_allocator(w->arena), len,
-                                         bytes);
+    *request =
+        protobuf_c_message_unpack(type, cascade_arena_protobuf_allocator(w->arena), len, bytes);
     if (!*request) {
         *message = cascade_arena_printf(w->arena, "malformed request: not a valid %s (%zu bytes)",
                                         type->name, len);
@@ -423,10 +423,8 @@ static int health_check_handler(void *service, cascade_rpc_ctx *ctx,
     const Grpc__Health__V1__HealthCheckRequest *req = (const void *)request;
     int status = health_status_for(srv, req->service ? req->service : "");
     if (status < 0)
-        return cascade_rpc_ctx_fail(ctx, CASCADE_ENOTFOUND, "unknown service \"%s\"",
-                                    req->service);
-    Grpc__Health__V1__HealthCheckResponse *resp =
-        cascade_arena_alloc(ctx->arena, sizeof(*resp));
+        return cascade_rpc_ctx_fail(ctx, CASCADE_ENOTFOUND, "unknown service \"%s\"", req->service);
+    Grpc__Health__V1__HealthCheckResponse *resp = cascade_arena_alloc(ctx->arena, sizeof(*resp));
     if (!resp)
         return cascade_rpc_ctx_fail(ctx, CASCADE_ENOMEM, "out of memory");
     grpc__health__v1__health_check_response__init(resp);
@@ -870,8 +868,9 @@ static void reflect_event(struct call_slot *s, int ok)
         if (next)
             slot_request(next);
         if (!call_authorized(srv, &srv->methods[s->method], &s->request_md)) {
-            reflect_finish(s, GRPC_STATUS_UNAUTHENTICATED,
-                           "missing or wrong bearer token (metadata authorization: Bearer <token>)");
+            reflect_finish(
+                s, GRPC_STATUS_UNAUTHENTICATED,
+                "missing or wrong bearer token (metadata authorization: Bearer <token>)");
             return;
         }
         reflect_read(s);
@@ -936,8 +935,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type == GRPC_OP_COMPLETE) {
@@ -974,13 +972,15 @@ static int load_tls(struct cascade_rpc_server *srv, const struct cascade_rpc_ser
     bool ca = opts->tls_client_ca_file && opts->tls_client_ca_file[0];
     char why[600];
     if (cert != key) {
-        snprintf(err, errlen, "rpc server: TLS needs both a certificate and a key "
-                              "(--tls-cert and --tls-key)");
+        snprintf(err, errlen,
+                 "rpc server: TLS needs both a certificate and a key "
+                 "(--tls-cert and --tls-key)");
         return CASCADE_EINVAL;
     }
     if (ca && !cert) {
-        snprintf(err, errlen, "rpc server: requiring client certificates (--tls-client-ca) "
-                              "needs TLS (--tls-cert and --tls-key)");
+        snprintf(err, errlen,
+                 "rpc server: requiring client certificates (--tls-client-ca) "
+                 "needs TLS (--tls-cert and --tls-key)");
         return CASCADE_EINVAL;
     }
     if (!cert)
@@ -1121,7 +1121,8 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     srv->threads = opts->threads > 0 ? opts->threads : (cores > 0 ? (int)cores : 1);
     srv->calls_per_method =
         opts->calls_per_method > 0 ? opts->calls_per_method : DEFAULT_CALLS_PER_METHOD;
-    srv->max_message_bytes = opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE;
+    srv->max_message_bytes =
+        opts->max_message_bytes ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE;
     if (srv->max_message_bytes > INT_MAX) {
         snprintf(err, errlen, "rpc server: max_message_bytes %zu is above gRPC's %d",
                  srv->max_message_bytes, INT_MAX);
@@ -1135,7 +1136,8 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
         goto fail;
     }
     srv->arena_limit = opts->arena_limit_bytes ? opts->arena_limit_bytes : DEFAULT_ARENA_LIMIT;
-    atomic_init(&srv->serving, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    atomic_init(&srv->serving,
+                GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
     atomic_init(&srv->shutting_down, 0);
     atomic_init(&srv->cq_closed, 0);
     pthread_rwlock_init(&srv->cq_lock, NULL);
@@ -1227,8 +1229,8 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
         grpc_server_register_method_payload_handling payload =
             srv->methods[m].kind == METHOD_REFLECTION ? GRPC_SRM_PAYLOAD_NONE
                                                       : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER;
-        srv->methods[m].handle = grpc_server_register_method(srv->server, srv->methods[m].m.path,
-                                                             NULL, payload, 0);
+        srv->methods[m].handle =
+            grpc_server_register_method(srv->server, srv->methods[m].m.path, NULL, payload, 0);
         if (!srv->methods[m].handle) {
             snprintf(err, errlen, "rpc server: cannot register method %s", srv->methods[m].m.path);
             return CASCADE_EINVAL;
@@ -1236,7 +1238,8 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
     }
     grpc_server_credentials *creds = server_credentials(srv);
     if (!creds) {
-        snprintf(err, errlen, "rpc server: cannot create TLS credentials (bad certificate or key?)");
+        snprintf(err, errlen,
+                 "rpc server: cannot create TLS credentials (bad certificate or key?)");
         return CASCADE_EINVAL;
     }
     srv->port = grpc_server_add_http2_port(srv->server, srv->listen_addr, creds);
@@ -1288,8 +1291,9 @@ void cascade_rpc_server_shutdown(cascade_rpc_server *srv, int grace_ms)
 
     int tag = 0;
     grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
-    gpr_timespec grace = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                      gpr_time_from_millis(grace_ms > 0 ? grace_ms : 0, GPR_TIMESPAN));
+    gpr_timespec grace =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(grace_ms > 0 ? grace_ms : 0, GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_next(srv->shutdown_cq, grace, NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         CASCADE_WARN(NULL, "rpc: grace period of %d ms over, cancelling in-flight calls", grace_ms);
@@ -1317,8 +1321,9 @@ void cascade_rpc_server_destroy(cascade_rpc_server *srv)
         grpc_server_destroy(srv->server);
     if (srv->shutdown_cq) {
         grpc_completion_queue_shutdown(srv->shutdown_cq);
-        while (grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-                   .type != GRPC_QUEUE_SHUTDOWN) {
+        while (
+            grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                .type != GRPC_QUEUE_SHUTDOWN) {
         }
         grpc_completion_queue_destroy(srv->shutdown_cq);
     }

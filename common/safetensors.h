@@ -11,10 +11,10 @@
 #define CASCADE_ST_MAX_DIMS 4
 
 struct cascade_tensor {
-    const char *name;                  /* borrowed */
+    const char *name; /* borrowed */
     int ndim;
     int64_t shape[CASCADE_ST_MAX_DIMS];
-    const float *data;                 /* borrowed; product(shape) floats */
+    const float *data; /* borrowed; product(shape) floats */
 };
 
 /* Write tensors to path atomically (path.tmp + fsync + rename). metadata is an

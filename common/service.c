@@ -38,61 +38,69 @@ static void print_usage(const char *name, int default_port, const char *extra)
 {
     char upper[64];
     upper_copy(upper, sizeof(upper), name);
-    printf("usage: cascade-%s [options]\n\n"
-           "options (flag > environment > config file > default):\n"
-           "  --config FILE       JSON config file               env CASCADE_CONFIG\n"
-           "  --listen ADDR       host:port to serve on           env CASCADE_%s_LISTEN, config %s.listen\n"
-           "                      (default 127.0.0.1:%d)\n"
-           "  --metrics-listen ADDR\n"
-           "                      Prometheus /metrics host:port, or off\n"
-           "                      env CASCADE_%s_METRICS_LISTEN, config %s.metrics_listen\n"
-           "                      (default: the --listen host with port + 1000, 127.0.0.1:%d\n"
-           "                      here; --listen port 0 gives a free port, logged at start)\n"
-           "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config redis.addr\n"
-           "                      (default 127.0.0.1:6379)\n"
-"  --redis-password-file FILE\n"
-           "                      Redis AUTH password (first line of FILE)\n"
-           "                      env CASCADE_REDIS_PASSWORD_FILE, config redis.password_file;\n"
-           "                      or the password in env CASCADE_REDIS_PASSWORD, config\n"
-           "                      redis.password, --redis-password (visible in ps)\n"
-           "  --redis-user USER   ACL user for AUTH               env CASCADE_REDIS_USER, config redis.user\n"
-           "  --auth-token-file FILE\n"
-           "                      require \"authorization: Bearer <token>\" (first line of FILE)\n"
-           "                      on every call; the orchestrator also sends it to the stages\n"
-           "                      env CASCADE_AUTH_TOKEN_FILE (or the token in CASCADE_AUTH_TOKEN),\n"
-           "                      config auth.token_file (default off)\n"
-           "  --tls-cert FILE --tls-key FILE\n"
-           "                      serve TLS only with this PEM certificate chain and key\n"
-           "                      env CASCADE_TLS_CERT / CASCADE_TLS_KEY, config tls.cert_file /\n"
-           "                      tls.key_file (default plaintext)\n"
-           "  --tls-client-ca FILE\n"
-           "                      also require client certificates signed by this CA (mTLS)\n"
-           "                      env CASCADE_TLS_CLIENT_CA, config tls.client_ca_file\n"
-           "  --tls-ca FILE       outgoing channels (orchestrator to stages) use TLS, trusting\n"
-           "                      this CA; env CASCADE_TLS_CA, config tls.ca_file\n"
-           "  --tls-client-cert FILE --tls-client-key FILE\n"
-           "                      client certificate for outgoing channels (mTLS)\n"
-           "                      env CASCADE_TLS_CLIENT_CERT / CASCADE_TLS_CLIENT_KEY,\n"
-           "                      config tls.client_cert_file / tls.client_key_file\n"
-           "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config redis.namespace\n"
-           "                      (default cascade)\n"
-           "  --threads N         worker threads                  env CASCADE_THREADS, config %s.threads\n"
-           "                      (default: number of cores)\n"
-           "  --model-dir DIR     model directory                 env CASCADE_MODEL_DIR, config model_dir\n"
-           "                      (default models)\n"
-           "  --grace-ms N        shutdown grace period in ms     config %s.grace_ms (default 5000)\n"
-           "  --max-message-bytes N\n"
-           "                      largest request accepted; larger ones get RESOURCE_EXHAUSTED\n"
-           "                      env CASCADE_MAX_MESSAGE_BYTES, config %s.max_message_bytes\n"
-           "                      (default %ld, 4 MiB; %ld..%ld)\n"
-           "  request headers     largest request metadata: env CASCADE_MAX_METADATA_BYTES,\n"
-           "                      config %s.max_metadata_bytes (default %ld, 64 KiB)\n"
-           "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default info)\n"
-           "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
-           "  --help              this text\n",
-           name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
-           name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES,
-           name, DEFAULT_MAX_METADATA_BYTES, name);
+    printf(
+        "usage: cascade-%s [options]\n\n"
+        "options (flag > environment > config file > default):\n"
+        "  --config FILE       JSON config file               env CASCADE_CONFIG\n"
+        "  --listen ADDR       host:port to serve on           env CASCADE_%s_LISTEN, config "
+        "%s.listen\n"
+        "                      (default 127.0.0.1:%d)\n"
+        "  --metrics-listen ADDR\n"
+        "                      Prometheus /metrics host:port, or off\n"
+        "                      env CASCADE_%s_METRICS_LISTEN, config %s.metrics_listen\n"
+        "                      (default: the --listen host with port + 1000, 127.0.0.1:%d\n"
+        "                      here; --listen port 0 gives a free port, logged at start)\n"
+        "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config "
+        "redis.addr\n"
+        "                      (default 127.0.0.1:6379)\n"
+        "  --redis-password-file FILE\n"
+        "                      Redis AUTH password (first line of FILE)\n"
+        "                      env CASCADE_REDIS_PASSWORD_FILE, config redis.password_file;\n"
+        "                      or the password in env CASCADE_REDIS_PASSWORD, config\n"
+        "                      redis.password, --redis-password (visible in ps)\n"
+        "  --redis-user USER   ACL user for AUTH               env CASCADE_REDIS_USER, config "
+        "redis.user\n"
+        "  --auth-token-file FILE\n"
+        "                      require \"authorization: Bearer <token>\" (first line of FILE)\n"
+        "                      on every call; the orchestrator also sends it to the stages\n"
+        "                      env CASCADE_AUTH_TOKEN_FILE (or the token in CASCADE_AUTH_TOKEN),\n"
+        "                      config auth.token_file (default off)\n"
+        "  --tls-cert FILE --tls-key FILE\n"
+        "                      serve TLS only with this PEM certificate chain and key\n"
+        "                      env CASCADE_TLS_CERT / CASCADE_TLS_KEY, config tls.cert_file /\n"
+        "                      tls.key_file (default plaintext)\n"
+        "  --tls-client-ca FILE\n"
+        "                      also require client certificates signed by this CA (mTLS)\n"
+        "                      env CASCADE_TLS_CLIENT_CA, config tls.client_ca_file\n"
+        "  --tls-ca FILE       outgoing channels (orchestrator to stages) use TLS, trusting\n"
+        "                      this CA; env CASCADE_TLS_CA, config tls.ca_file\n"
+        "  --tls-client-cert FILE --tls-client-key FILE\n"
+        "                      client certificate for outgoing channels (mTLS)\n"
+        "                      env CASCADE_TLS_CLIENT_CERT / CASCADE_TLS_CLIENT_KEY,\n"
+        "                      config tls.client_cert_file / tls.client_key_file\n"
+        "  --namespace NS      Redis key prefix                env CASCADE_NAMESPACE, config "
+        "redis.namespace\n"
+        "                      (default cascade)\n"
+        "  --threads N         worker threads                  env CASCADE_THREADS, config "
+        "%s.threads\n"
+        "                      (default: number of cores)\n"
+        "  --model-dir DIR     model directory                 env CASCADE_MODEL_DIR, config "
+        "model_dir\n"
+        "                      (default models)\n"
+        "  --grace-ms N        shutdown grace period in ms     config %s.grace_ms (default 5000)\n"
+        "  --max-message-bytes N\n"
+        "                      largest request accepted; larger ones get RESOURCE_EXHAUSTED\n"
+        "                      env CASCADE_MAX_MESSAGE_BYTES, config %s.max_message_bytes\n"
+        "                      (default %ld, 4 MiB; %ld..%ld)\n"
+        "  request headers     largest request metadata: env CASCADE_MAX_METADATA_BYTES,\n"
+        "                      config %s.max_metadata_bytes (default %ld, 64 KiB)\n"
+        "  --log-level LEVEL   debug|info|warn|error           env CASCADE_LOG_LEVEL (default "
+        "info)\n"
+        "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
+        "  --help              this text\n",
+        name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
+        name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, name,
+        DEFAULT_MAX_METADATA_BYTES, name);
     if (extra && extra[0])
         printf("\n%s", extra);
     printf("\nSIGHUP re-reads --config: experiments apply live, a bad config is rejected and\n"
@@ -256,8 +264,8 @@ struct secret_source {
     const char *what_value, *what_file; /* for messages */
 };
 
-static int pick_secret(const char *name, const struct secret_source *src,
-                       const cascade_config *cfg, char *dst, size_t len)
+static int pick_secret(const char *name, const struct secret_source *src, const cascade_config *cfg,
+                       char *dst, size_t len)
 {
     const char *value = src->flag_value, *file = NULL, *cv = NULL, *cf = NULL;
     char err[600];
@@ -281,8 +289,8 @@ static int pick_secret(const char *name, const struct secret_source *src,
     dst[0] = '\0';
     if (value && value[0]) {
         if (strlen(value) >= len) {
-            fprintf(stderr, "cascade-%s: %s is longer than %zu characters\n", name,
-                    src->what_value, len - 1);
+            fprintf(stderr, "cascade-%s: %s is longer than %zu characters\n", name, src->what_value,
+                    len - 1);
             return CASCADE_EINVAL;
         }
         snprintf(dst, len, "%s", value);
@@ -301,13 +309,17 @@ static int pick_credentials(const char *name, const char *f_password, const char
                             const char *f_user, const char *f_token_file,
                             struct cascade_service_opts *out)
 {
-    const struct secret_source password = {
-        f_password,          f_password_file, "CASCADE_REDIS_PASSWORD", "CASCADE_REDIS_PASSWORD_FILE",
-        "redis.password",    "redis.password_file", "the Redis password",
-        "Redis password file"};
-    const struct secret_source token = {NULL, f_token_file, "CASCADE_AUTH_TOKEN",
-                                        "CASCADE_AUTH_TOKEN_FILE", NULL, "auth.token_file",
-                                        "the auth token", "auth token file"};
+    const struct secret_source password = {f_password,
+                                           f_password_file,
+                                           "CASCADE_REDIS_PASSWORD",
+                                           "CASCADE_REDIS_PASSWORD_FILE",
+                                           "redis.password",
+                                           "redis.password_file",
+                                           "the Redis password",
+                                           "Redis password file"};
+    const struct secret_source token = {
+        NULL, f_token_file,      "CASCADE_AUTH_TOKEN", "CASCADE_AUTH_TOKEN_FILE",
+        NULL, "auth.token_file", "the auth token",     "auth token file"};
     if (pick_secret(name, &password, out->config, out->redis_password,
                     sizeof(out->redis_password)) != 0 ||
         pick_secret(name, &token, out->config, out->auth_token, sizeof(out->auth_token)) != 0)
@@ -359,11 +371,16 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
                       char **argv, struct cascade_service_opts *out, bool init_log)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},    {"listen", required_argument, NULL, 'l'},
-        {"redis", required_argument, NULL, 'r'},     {"namespace", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},   {"model-dir", required_argument, NULL, 'm'},
-        {"grace-ms", required_argument, NULL, 'g'},  {"log-level", required_argument, NULL, 'L'},
-        {"set", required_argument, NULL, 's'},       {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"redis", required_argument, NULL, 'r'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'},
+        {"model-dir", required_argument, NULL, 'm'},
+        {"grace-ms", required_argument, NULL, 'g'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"set", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
         {"metrics-listen", required_argument, NULL, 'M'},
         {"max-message-bytes", required_argument, NULL, 'B'},
         {"redis-password", required_argument, NULL, 'P'},
@@ -392,22 +409,54 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'c': f_config = optarg; break;
-        case 'l': f_listen = optarg; break;
-        case 'M': f_metrics = optarg; break;
-        case 'r': f_redis = optarg; break;
-        case 'n': f_ns = optarg; break;
-        case 't': f_threads = optarg; break;
-        case 'm': f_model = optarg; break;
-        case 'g': f_grace = optarg; break;
-        case 'B': f_max_msg = optarg; break;
-        case 'P': f_password = optarg; break;
-        case 'F': f_password_file = optarg; break;
-        case 'U': f_user = optarg; break;
-        case 'T': f_token_file = optarg; break;
-        case 'L': f_level = optarg; break;
-        case TLS_OPT_BASE + 0: case TLS_OPT_BASE + 1: case TLS_OPT_BASE + 2:
-        case TLS_OPT_BASE + 3: case TLS_OPT_BASE + 4: case TLS_OPT_BASE + 5:
+        case 'c':
+            f_config = optarg;
+            break;
+        case 'l':
+            f_listen = optarg;
+            break;
+        case 'M':
+            f_metrics = optarg;
+            break;
+        case 'r':
+            f_redis = optarg;
+            break;
+        case 'n':
+            f_ns = optarg;
+            break;
+        case 't':
+            f_threads = optarg;
+            break;
+        case 'm':
+            f_model = optarg;
+            break;
+        case 'g':
+            f_grace = optarg;
+            break;
+        case 'B':
+            f_max_msg = optarg;
+            break;
+        case 'P':
+            f_password = optarg;
+            break;
+        case 'F':
+            f_password_file = optarg;
+            break;
+        case 'U':
+            f_user = optarg;
+            break;
+        case 'T':
+            f_token_file = optarg;
+            break;
+        case 'L':
+            f_level = optarg;
+            break;
+        case TLS_OPT_BASE + 0:
+        case TLS_OPT_BASE + 1:
+        case TLS_OPT_BASE + 2:
+        case TLS_OPT_BASE + 3:
+        case TLS_OPT_BASE + 4:
+        case TLS_OPT_BASE + 5:
             f_tls[opt - TLS_OPT_BASE] = optarg;
             break;
         case 's':
@@ -427,7 +476,8 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "cascade-%s: unexpected argument \"%s\" (see --help)\n", name, argv[optind]);
+        fprintf(stderr, "cascade-%s: unexpected argument \"%s\" (see --help)\n", name,
+                argv[optind]);
         goto fail;
     }
 
@@ -487,8 +537,8 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
                  "--threads") != 0)
         goto fail;
     snprintf(path, sizeof(path), "%s.grace_ms", name);
-    if (pick_int(&out->grace_ms, f_grace, NULL, out->config, path, 5000, 0, 600000,
-                 "--grace-ms") != 0)
+    if (pick_int(&out->grace_ms, f_grace, NULL, out->config, path, 5000, 0, 600000, "--grace-ms") !=
+        0)
         goto fail;
     if (pick_max_message_bytes(name, f_max_msg, out) != 0)
         goto fail;
@@ -502,8 +552,9 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
         f_level = getenv("CASCADE_LOG_LEVEL");
     out->log_level = CASCADE_LOG_INFO;
     if (f_level && f_level[0] && cascade_log_parse_level(f_level, &out->log_level) != 0) {
-        fprintf(stderr, "cascade-%s: --log-level: expected debug, info, warn or error, got \"%s\"\n",
-                name, f_level);
+        fprintf(stderr,
+                "cascade-%s: --log-level: expected debug, info, warn or error, got \"%s\"\n", name,
+                f_level);
         goto fail;
     }
     if (init_log)
@@ -616,7 +667,7 @@ struct reload_ctx {
     int argc;
     char **argv;
     struct cascade_service_opts *opts; /* its config is replaced on success */
-    const cascade_config *started; /* the config the stage was created with (kept) */
+    const cascade_config *started;     /* the config the stage was created with (kept) */
     /* Replaced configs stay alive until exit: a stage may still borrow
      * strings from the config it was created with. */
     cascade_config *superseded[MAX_RELOADS_KEPT];

@@ -28,9 +28,11 @@
  *                        --tls-client-key FILE present a client certificate (env
  *                        CASCADE_TLS_CLIENT_CERT / CASCADE_TLS_CLIENT_KEY, config
  *                        tls.client_cert_file / tls.client_key_file)
- *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default "cascade")
+ *   --namespace NS       Redis key prefix (env CASCADE_NAMESPACE, config redis.namespace; default
+ * "cascade")
  *   --threads N          worker threads (env CASCADE_THREADS, config <name>.threads; default cores)
- *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default "models")
+ *   --model-dir DIR      model directory (env CASCADE_MODEL_DIR, config model_dir; default
+ * "models")
  *   --grace-ms N         shutdown grace period (config <name>.grace_ms; default 5000)
  *   --max-message-bytes N  largest request accepted, larger ones get RESOURCE_EXHAUSTED
  *                        (env CASCADE_MAX_MESSAGE_BYTES, config <name>.max_message_bytes;
@@ -51,14 +53,14 @@
 #include "rpc.h"
 
 struct cascade_service_opts {
-    const char *name;          /* "recall" (borrowed, static) */
+    const char *name; /* "recall" (borrowed, static) */
     char listen[256];
-    char metrics_listen[256];  /* "" when the endpoint is off */
+    char metrics_listen[256]; /* "" when the endpoint is off */
     char redis_host[256];
     int redis_port;
-    char redis_user[128];      /* "" = AUTH without a user name */
-    char redis_password[512];  /* "" = no AUTH; wiped by cascade_service_opts_free */
-    char auth_token[256];      /* "" = no bearer token required */
+    char redis_user[128];     /* "" = AUTH without a user name */
+    char redis_password[512]; /* "" = no AUTH; wiped by cascade_service_opts_free */
+    char auth_token[256];     /* "" = no bearer token required */
     /* TLS PEM file names ("" = unset), resolved flag > env > config and
      * written back into the config under tls.* so stages that open channels
      * (the orchestrator) see them. Server side: */
@@ -82,7 +84,7 @@ struct cascade_service_opts {
      * <name>.max_metadata_bytes; 64 KiB): struct cascade_rpc_server_opts. */
     size_t max_metadata_bytes;
     enum cascade_log_level log_level;
-    cascade_config *config;    /* owned; freed by cascade_service_opts_free */
+    cascade_config *config; /* owned; freed by cascade_service_opts_free */
 };
 
 /* Parse flags/env/config for service `name` whose default port is
@@ -161,8 +163,8 @@ struct cascade_service_stage {
  * that the stage refuses is logged and the old one keeps serving. Options
  * fixed at start (listen, threads, Redis, TLS, ...) are logged as "needs
  * restart" when they change. Metrics: cascade_config_info{hash,version} 1
- * for the active config, cascade_config_reloads_total{result}. Returns the process exit code (0 after --help or a clean stop,
- * 2 for bad options, 1 when a resource could not be set up). */
+ * for the active config, cascade_config_reloads_total{result}. Returns the process exit code (0
+ * after --help or a clean stop, 2 for bad options, 1 when a resource could not be set up). */
 int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv);
 
 #endif

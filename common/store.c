@@ -541,8 +541,7 @@ int cascade_store_push_interaction(cascade_redis *r, const char *ns, const char 
 
 /* ---- generations ---- */
 
-int cascade_store_get_generation(cascade_redis *r, const char *ns, const char *family,
-                                 int64_t *gen)
+int cascade_store_get_generation(cascade_redis *r, const char *ns, const char *family, int64_t *gen)
 {
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;

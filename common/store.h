@@ -16,26 +16,47 @@
 #define CASCADE_KEY_MAX 256
 
 /* Key builders: write the key into buf (CASCADE_KEY_MAX bytes) and return buf. */
-char *cascade_key_item(char *buf, const char *ns, uint64_t item_id);          /* {ns}:item:{id} */
-char *cascade_key_user(char *buf, const char *ns, const char *user_id);       /* {ns}:user:{uid} */
-char *cascade_key_user_lastn(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:lastn */
-char *cascade_key_user_consumed(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:consumed */
-char *cascade_key_exposure(char *buf, const char *ns, const char *user_id, int64_t window); /* {ns}:expo:{uid}:{window} */
-char *cascade_key_user_follows(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:follows (SET of author ids) */
-char *cascade_key_user_cache(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:cache (LIST of item ids, newest first) */
-char *cascade_key_user_blocked_items(char *buf, const char *ns, const char *user_id);   /* {ns}:user:{uid}:blocked_items (SET) */
-char *cascade_key_user_hardneg(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:hardneg (LIST of item ids the ranker cut, newest first) */
-char *cascade_key_user_blocked_authors(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
-char *cascade_key_user_feedback_seen(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
-char *cascade_key_events(char *buf, const char *ns);                          /* {ns}:events */
-char *cascade_key_serves(char *buf, const char *ns);                          /* {ns}:serves (orchestrator serve log) */
+char *cascade_key_item(char *buf, const char *ns, uint64_t item_id);    /* {ns}:item:{id} */
+char *cascade_key_user(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid} */
+char *cascade_key_user_lastn(char *buf, const char *ns,
+                             const char *user_id); /* {ns}:user:{uid}:lastn */
+char *cascade_key_user_consumed(char *buf, const char *ns,
+                                const char *user_id); /* {ns}:user:{uid}:consumed */
+char *cascade_key_exposure(char *buf, const char *ns, const char *user_id,
+                           int64_t window); /* {ns}:expo:{uid}:{window} */
+char *
+cascade_key_user_follows(char *buf, const char *ns,
+                         const char *user_id); /* {ns}:user:{uid}:follows (SET of author ids) */
+char *cascade_key_user_cache(
+    char *buf, const char *ns,
+    const char *user_id); /* {ns}:user:{uid}:cache (LIST of item ids, newest first) */
+char *cascade_key_user_blocked_items(char *buf, const char *ns,
+                                     const char *user_id); /* {ns}:user:{uid}:blocked_items (SET) */
+char *cascade_key_user_hardneg(char *buf, const char *ns,
+                               const char *user_id); /* {ns}:user:{uid}:hardneg (LIST of item ids
+                                                        the ranker cut, newest first) */
+char *
+cascade_key_user_blocked_authors(char *buf, const char *ns,
+                                 const char *user_id); /* {ns}:user:{uid}:blocked_authors (SET) */
+char *cascade_key_user_feedback_seen(
+    char *buf, const char *ns,
+    const char *user_id); /* {ns}:user:{uid}:fb_seen (ZSET event id -> record time ms) */
+char *cascade_key_events(char *buf, const char *ns); /* {ns}:events */
+char *cascade_key_serves(char *buf, const char *ns); /* {ns}:serves (orchestrator serve log) */
 /* Online counters of the stream consumer (docs/closed-loop.md). */
-char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id);  /* {ns}:ictr:{id} (HASH) */
-char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id); /* {ns}:uctr:{uid} (HASH) */
-char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
-char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */
-char *cascade_key_loop_partitions(char *buf, const char *ns);                 /* {ns}:loop:partitions (HASH YYYY-MM-DD -> committed bytes) */
-char *cascade_key_meta(char *buf, const char *ns);                            /* {ns}:meta */
+char *cascade_key_item_counters(char *buf, const char *ns,
+                                uint64_t item_id); /* {ns}:ictr:{id} (HASH) */
+char *cascade_key_user_counters(char *buf, const char *ns,
+                                const char *user_id); /* {ns}:uctr:{uid} (HASH) */
+char *cascade_key_user_affinity(
+    char *buf, const char *ns,
+    const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
+char *
+cascade_key_loop_applied(char *buf, const char *ns, const char *stream,
+                         int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */
+char *cascade_key_loop_partitions(
+    char *buf, const char *ns); /* {ns}:loop:partitions (HASH YYYY-MM-DD -> committed bytes) */
+char *cascade_key_meta(char *buf, const char *ns); /* {ns}:meta */
 
 /* ------------------------------------------------------------ generations
  * Everything cascade-build derives (CF lists, hot/new/geo/city/author lists) is
@@ -148,10 +169,10 @@ enum cascade_store_live_set {
 
 /* One validated event as it is recorded. Strings are borrowed. */
 struct cascade_store_event {
-    const char *event_id;   /* dedupe id (the caller's rule; docs/redis-keys.md) */
+    const char *event_id; /* dedupe id (the caller's rule; docs/redis-keys.md) */
     const char *user_id;
     uint64_t item_id;
-    const char *type;       /* lower-case type name (common/events.h) */
+    const char *type; /* lower-case type name (common/events.h) */
     float value;
     int64_t time_s;         /* event time, Unix seconds */
     const char *request_id; /* NULL or "" = none */
@@ -175,7 +196,10 @@ struct cascade_store_script {
     pthread_mutex_t lock;
     char sha[41]; /* "" until SCRIPT LOAD answered */
 };
-#define CASCADE_STORE_SCRIPT_INIT {PTHREAD_MUTEX_INITIALIZER, ""}
+#define CASCADE_STORE_SCRIPT_INIT                                                                  \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, ""                                                              \
+    }
 
 /* Run the Lua script `text` with EVALSHA (SCRIPT LOAD the first time, the sha
  * kept in s; thread-safe), or EVAL when Redis lost it (restart, SCRIPT
@@ -184,8 +208,8 @@ struct cascade_store_script {
  * arguments. On success *reply is the script's reply (caller frees with
  * freeReplyObject). Returns 0 or a negative code with the message in
  * cascade_redis_error(r). */
-int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text,
-                       int argc, const char **argv, size_t *argvlen, redisReply **reply);
+int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text, int argc,
+                       const char **argv, size_t *argvlen, redisReply **reply);
 
 /* Record a batch of events atomically and idempotently in one Lua script
  * (EVALSHA, EVAL when Redis lost the script): for every event whose id is not

@@ -58,8 +58,8 @@ static int config_check(const struct cascade_twotower_config *c, char *err, size
 /* Add the embeddings "<name>.<feat>" and the MLP "<name>.fc1"/"<name>.fc2". */
 static int tower_init(struct tt_tower *t, cascade_nn_params *ps, const char *name,
                       const char *const *feats, const size_t *nums, size_t n_feats,
-                      const struct cascade_twotower_config *c, struct cascade_rng *rng,
-                      char *err, size_t errlen)
+                      const struct cascade_twotower_config *c, struct cascade_rng *rng, char *err,
+                      size_t errlen)
 {
     char prefix[96];
     int rc = 0;

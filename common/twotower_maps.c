@@ -76,8 +76,7 @@ static int kind_of(const char *name)
 }
 
 /* Parse the lines after the header into m. */
-static int read_lines(cascade_twotower_maps *m, FILE *f, const char *path, char *err,
-                      size_t errlen)
+static int read_lines(cascade_twotower_maps *m, FILE *f, const char *path, char *err, size_t errlen)
 {
     char line[256], kind[16], key[128];
     unsigned long row;
@@ -92,8 +91,8 @@ static int read_lines(cascade_twotower_maps *m, FILE *f, const char *path, char 
         int k = kind_of(kind);
         if (k < 0)
             continue;
-        uint64_t id = k == CASCADE_TT_MAP_USER ? cascade_twotower_user_key(key)
-                                               : strtoull(key, NULL, 10);
+        uint64_t id =
+            k == CASCADE_TT_MAP_USER ? cascade_twotower_user_key(key) : strtoull(key, NULL, 10);
         table_put(&m->t[k], id, (uint32_t)row);
     }
     return 0;

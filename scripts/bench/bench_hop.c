@@ -249,25 +249,48 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"echo", no_argument, NULL, 'e'},          {"listen", required_argument, NULL, 'l'},
-        {"port-file", required_argument, NULL, 'p'}, {"stage", required_argument, NULL, 's'},
-        {"echo-addr", required_argument, NULL, 'a'}, {"candidates", required_argument, NULL, 'n'},
-        {"count", required_argument, NULL, 'k'},   {"calls", required_argument, NULL, 'c'},
-        {"rounds", required_argument, NULL, 'r'},  {NULL, 0, NULL, 0},
+        {"echo", no_argument, NULL, 'e'},
+        {"listen", required_argument, NULL, 'l'},
+        {"port-file", required_argument, NULL, 'p'},
+        {"stage", required_argument, NULL, 's'},
+        {"echo-addr", required_argument, NULL, 'a'},
+        {"candidates", required_argument, NULL, 'n'},
+        {"count", required_argument, NULL, 'k'},
+        {"calls", required_argument, NULL, 'c'},
+        {"rounds", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     int echo = 0, n = 300, count = 10, calls = 1000, rounds = 5, c;
     const char *listen = "127.0.0.1:0", *port_file = NULL, *stage = NULL, *echo_addr = NULL;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'e': echo = 1; break;
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
-        case 's': stage = optarg; break;
-        case 'a': echo_addr = optarg; break;
-        case 'n': n = atoi(optarg); break;
-        case 'k': count = atoi(optarg); break;
-        case 'c': calls = atoi(optarg); break;
-        case 'r': rounds = atoi(optarg); break;
+        case 'e':
+            echo = 1;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'p':
+            port_file = optarg;
+            break;
+        case 's':
+            stage = optarg;
+            break;
+        case 'a':
+            echo_addr = optarg;
+            break;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 'k':
+            count = atoi(optarg);
+            break;
+        case 'c':
+            calls = atoi(optarg);
+            break;
+        case 'r':
+            rounds = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "cascade-bench-hop: unknown option (see the comment in bench_hop.c)\n");
             return 2;
@@ -276,7 +299,8 @@ int main(int argc, char **argv)
     if (echo)
         return run_echo(listen, port_file);
     if (!stage || !echo_addr || n < 1 || count < 1 || calls < 10 || rounds < 1) {
-        fprintf(stderr, "cascade-bench-hop: need --stage ADDR --echo-addr ADDR (and positive sizes)\n");
+        fprintf(stderr,
+                "cascade-bench-hop: need --stage ADDR --echo-addr ADDR (and positive sizes)\n");
         return 2;
     }
     return run_client(stage, echo_addr, n, count, calls, rounds);

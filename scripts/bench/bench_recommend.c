@@ -62,18 +62,30 @@ int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:50050";
     int threads = 2, requests = 500, count = 20, users = 1000, opt;
-    static const struct option longopts[] = {
-        {"addr", required_argument, NULL, 'a'},     {"threads", required_argument, NULL, 't'},
-        {"requests", required_argument, NULL, 'n'}, {"count", required_argument, NULL, 'c'},
-        {"users", required_argument, NULL, 'u'},    {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"addr", required_argument, NULL, 'a'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"requests", required_argument, NULL, 'n'},
+                                             {"count", required_argument, NULL, 'c'},
+                                             {"users", required_argument, NULL, 'u'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'a': addr = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 'n': requests = atoi(optarg); break;
-        case 'c': count = atoi(optarg); break;
-        case 'u': users = atoi(optarg); break;
+        case 'a':
+            addr = optarg;
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 'n':
+            requests = atoi(optarg);
+            break;
+        case 'c':
+            count = atoi(optarg);
+            break;
+        case 'u':
+            users = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: cascade-bench-recommend [--addr A] [--threads T] "
                             "[--requests N per thread] [--count K] [--users U]\n");
@@ -99,7 +111,8 @@ int main(int argc, char **argv)
         pthread_join(tids[i], NULL);
         errors += ws[i].errors;
         if (ws[i].errors)
-            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, ws[i].errors, ws[i].first_error);
+            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, ws[i].errors,
+                    ws[i].first_error);
     }
     double secs = (double)(cascade_now_us() - t0) / 1e6;
     size_t n = (size_t)threads * (size_t)requests;

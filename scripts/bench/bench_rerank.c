@@ -2,8 +2,8 @@
  * candidates (relevance, one of 20 categories, one of 100 authors, a unit
  * embedding of D floats) and MMR and DPP each picking K of them (the stage's
  * selection functions on plain arrays, no RPC). Prints p50/p99/mean per
- * selection over R rounds, in thread CPU time and in wall time. Run with OPENBLAS_NUM_THREADS=1 (rerank.sh does).
- * Usage: cascade-bench-rerank [--candidates C] [--count K] [--dim D]
+ * selection over R rounds, in thread CPU time and in wall time. Run with OPENBLAS_NUM_THREADS=1
+ * (rerank.sh does). Usage: cascade-bench-rerank [--candidates C] [--count K] [--dim D]
  * [--window W] [--theta T] [--lambda L] [--rounds R] [--seed S] */
 #include <getopt.h>
 #include <math.h>
@@ -78,23 +78,42 @@ int main(int argc, char **argv)
     double theta = 0.7, lambda = 0.7;
     int rounds = 2000;
     rng_state = 1;
-    static const struct option longopts[] = {
-        {"candidates", required_argument, 0, 'c'}, {"count", required_argument, 0, 'k'},
-        {"dim", required_argument, 0, 'd'},        {"window", required_argument, 0, 'w'},
-        {"theta", required_argument, 0, 't'},      {"lambda", required_argument, 0, 'l'},
-        {"rounds", required_argument, 0, 'r'},     {"seed", required_argument, 0, 's'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"candidates", required_argument, 0, 'c'},
+                                             {"count", required_argument, 0, 'k'},
+                                             {"dim", required_argument, 0, 'd'},
+                                             {"window", required_argument, 0, 'w'},
+                                             {"theta", required_argument, 0, 't'},
+                                             {"lambda", required_argument, 0, 'l'},
+                                             {"rounds", required_argument, 0, 'r'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': n = strtoul(optarg, NULL, 10); break;
-        case 'k': count = strtoul(optarg, NULL, 10); break;
-        case 'd': dim = strtoul(optarg, NULL, 10); break;
-        case 'w': window = strtoul(optarg, NULL, 10); break;
-        case 't': theta = strtod(optarg, NULL); break;
-        case 'l': lambda = strtod(optarg, NULL); break;
-        case 'r': rounds = atoi(optarg); break;
-        case 's': rng_state = strtoull(optarg, NULL, 10); break;
+        case 'c':
+            n = strtoul(optarg, NULL, 10);
+            break;
+        case 'k':
+            count = strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            dim = strtoul(optarg, NULL, 10);
+            break;
+        case 'w':
+            window = strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            theta = strtod(optarg, NULL);
+            break;
+        case 'l':
+            lambda = strtod(optarg, NULL);
+            break;
+        case 'r':
+            rounds = atoi(optarg);
+            break;
+        case 's':
+            rng_state = strtoull(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr, "usage: cascade-bench-rerank [--candidates C] [--count K] [--dim D] "
                             "[--window W] [--theta T] [--lambda L] [--rounds R] [--seed S]\n");

@@ -64,7 +64,7 @@ struct author_state {
     const struct cascade_authors_opts *o;
     int64_t as_of;
     double half_life_s; /* resolved (timescale.h) */
-    uint64_t *aid; /* n_authors sorted author ids */
+    uint64_t *aid;      /* n_authors sorted author ids */
     size_t n_authors;
     uint32_t *item_author; /* n_items: author index or NO_AUTHOR */
     /* user -> (author, undecayed weight), CSR over users */

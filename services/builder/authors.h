@@ -24,8 +24,8 @@ struct cascade_authors_opts {
     struct cascade_behaviour_weights weights;
     size_t items_cap;            /* build.authors.items_cap: items per author, default 200 */
     size_t interacted_top_k;     /* build.authors.interacted_top_k: default 50 (<= 200) */
-    double half_life_days; /* build.authors.half_life_days: interest decay; default derived
-                            * from the log's span (CASCADE_TIMESCALE_AUTO, timescale.h) */
+    double half_life_days;       /* build.authors.half_life_days: interest decay; default derived
+                                  * from the log's span (CASCADE_TIMESCALE_AUTO, timescale.h) */
     size_t similar_top_k;        /* build.authors.similar_top_k: default 50 (<= 200) */
     size_t max_authors_per_user; /* build.authors.max_authors_per_user: strongest authors of a
                                     user used for similarity, default 100 (0 = all) */
@@ -38,7 +38,7 @@ struct cascade_authors_summary {
     int64_t gen; /* published generation */
     size_t authors, item_lists, items;
     size_t interacted_lists, similar_lists;
-    size_t pairs; /* co-occurring author pairs scored */
+    size_t pairs;          /* co-occurring author pairs scored */
     double half_life_days; /* the one used (set or derived, timescale.h) */
     size_t commands;
     double seconds;

@@ -215,9 +215,9 @@ static void usercf_flags(struct flag_table *t, struct build_args *a)
 static void ease_flags(struct flag_table *t, struct build_args *a)
 {
     struct cascade_ease_lists_opts *o = &a->ease;
-    add(t, (struct cascade_flag){"lambda", CASCADE_FLAG_DOUBLE, &o->lambda,
-                                 "EASE L2 weight λ in (XᵀX + λI)⁻¹ (build.ease.lambda)", 1e-6,
-                                 1e9});
+    add(t,
+        (struct cascade_flag){"lambda", CASCADE_FLAG_DOUBLE, &o->lambda,
+                              "EASE L2 weight λ in (XᵀX + λI)⁻¹ (build.ease.lambda)", 1e-6, 1e9});
     add(t, (struct cascade_flag){"max-items", CASCADE_FLAG_SIZE, &o->max_items,
                                  "EASE item cap, most popular first; memory 4·n² bytes "
                                  "(build.ease.max_items)",
@@ -249,8 +249,8 @@ static void train_flags(struct flag_table *t, struct build_args *a)
                "truth", CASCADE_FLAG_STRING, &a->truth,
                "truth.tsv for the oracle AUC (default DATA/truth.tsv when present)", 0, 0});
     add(t, (struct cascade_flag){"no-warm-start", CASCADE_FLAG_BOOL, &a->cold,
-                                 "train from zero weights, not from model-dir's current version",
-                                 0, 0});
+                                 "train from zero weights, not from model-dir's current version", 0,
+                                 0});
     add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_FLOOR(&o->gate));
     add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_TOLERANCE(&o->gate));
     add(t, (struct cascade_flag)CASCADE_TRAIN_GATE_FLAG_FORCE(&o->gate));
@@ -450,9 +450,9 @@ static int run_lists(const cascade_dataset *ds, cascade_redis *r, struct build_a
            "(gen %lld); geo %zu cells, %zu items, %zu without a cell (gen %lld); city %zu cities, "
            "%zu items (gen %lld); %zu commands in %.2fs\n",
            s.hot, (long long)s.gen_hot, s.demo_lists, s.demo_items, s.category_lists,
-           s.category_items, s.new_items,
-           (long long)s.gen_new, s.geo_cells, s.geo_items, s.geo_skipped, (long long)s.gen_geo,
-           s.cities, s.city_items, (long long)s.gen_city, s.commands, s.seconds);
+           s.category_items, s.new_items, (long long)s.gen_new, s.geo_cells, s.geo_items,
+           s.geo_skipped, (long long)s.gen_geo, s.cities, s.city_items, (long long)s.gen_city,
+           s.commands, s.seconds);
     printf("lists: log span %.1f days; hot half-life %.2f days, new window %.2f days%s\n",
            s.span_days, s.hot_half_life_days, s.new_window_days,
            a->lists.hot_half_life_days < 0 || a->lists.new_window_days < 0
@@ -540,8 +540,8 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
         fprintf(stderr, "data: %zu users, %zu items, %zu events from %s\n", ds->n_users,
                 ds->n_items, ds->n_events, a->data);
     if (ds->partitions && !a->quiet)
-        fprintf(stderr, "data: events include %zu day partitions from %s/events\n",
-                ds->partitions, a->data);
+        fprintf(stderr, "data: events include %zu day partitions from %s/events\n", ds->partitions,
+                a->data);
     if (ds->implicit_users && !a->quiet)
         fprintf(stderr, "data: %zu users appear only in events.tsv (added with empty profiles)\n",
                 ds->implicit_users);
@@ -776,26 +776,27 @@ static int import_command(int argc, char **argv)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: cascade-build <command> [flags]\n\n"
-                 "Offline jobs of Cascade. Commands:\n"
-                 "  load              load users, items and events (TSVs) into Redis\n"
-                 "  itemcf            build ItemCF neighbour lists into Redis\n"
-                 "  swing             build Swing neighbour lists into Redis\n"
-                 "  usercf            build UserCF similar-user lists into Redis\n"
-                 "  ease              build EASE neighbour lists into Redis\n"
-                 "  lists             build the hot, new, geo and city item lists into Redis\n"
-                 "  authors           build author item lists, interacted and similar authors\n"
-                 "  train-rank        train the ranking model and publish it to a model directory\n"
-                 "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
-                 "  train-prerank     train the pre-rank hashed-feature model and publish it\n"
-                 "  train-two-tower   train the two-tower retrieval model, export its item index\n"
-                 "  train-ltr         train the learned pre-ranker and ranker on replayed recall\n"
-                 "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower, ltr)\n"
-                 "  all               load + itemcf + swing + usercf + ease + lists + authors + "
-                 "train-rank\n"
-                 "  import-movielens  convert MovieLens files into the TSV format\n\n"
-                 "Run 'cascade-build <command> --help' for a command's flags. Data formats: "
-                 "docs/data.md.\n");
+    fprintf(out,
+            "usage: cascade-build <command> [flags]\n\n"
+            "Offline jobs of Cascade. Commands:\n"
+            "  load              load users, items and events (TSVs) into Redis\n"
+            "  itemcf            build ItemCF neighbour lists into Redis\n"
+            "  swing             build Swing neighbour lists into Redis\n"
+            "  usercf            build UserCF similar-user lists into Redis\n"
+            "  ease              build EASE neighbour lists into Redis\n"
+            "  lists             build the hot, new, geo and city item lists into Redis\n"
+            "  authors           build author item lists, interacted and similar authors\n"
+            "  train-rank        train the ranking model and publish it to a model directory\n"
+            "  train-mmoe        train the MMoE multi-task ranker and publish it\n"
+            "  train-prerank     train the pre-rank hashed-feature model and publish it\n"
+            "  train-two-tower   train the two-tower retrieval model, export its item index\n"
+            "  train-ltr         train the learned pre-ranker and ranker on replayed recall\n"
+            "  train MODEL       the same as train-MODEL (rank, mmoe, prerank, two-tower, ltr)\n"
+            "  all               load + itemcf + swing + usercf + ease + lists + authors + "
+            "train-rank\n"
+            "  import-movielens  convert MovieLens files into the TSV format\n\n"
+            "Run 'cascade-build <command> --help' for a command's flags. Data formats: "
+            "docs/data.md.\n");
 }
 
 /* `cascade-build train MODEL [flags]`: the train-MODEL command with the same

@@ -583,8 +583,8 @@ static double click_probability(const struct world *w, const cascade_dataset *ds
 
 struct event_sink {
     cascade_dataset *ds;
-    float *p;        /* parallel to ds->events */
-    float *terms;    /* CASCADE_DATAGEN_TERMS per event, only with want_terms */
+    float *p;     /* parallel to ds->events */
+    float *terms; /* CASCADE_DATAGEN_TERMS per event, only with want_terms */
     bool want_terms;
     size_t cap;
     struct cascade_datagen_summary *sum;
@@ -642,7 +642,8 @@ static int react(struct world *w, struct event_sink *k, int64_t ts, size_t user,
         double c = sigmoid(-0.2 + 0.5 * aff + q + 0.8 * cascade_rng_normal(&w->rng));
         double secs = round(c * it->duration_s * 10) / 10;
         secs = secs < 0.5 ? 0.5 : secs;
-        if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1, NULL)))
+        if ((rc = emit(k, t + (int64_t)ceil(secs), user, item, CASCADE_EV_PLAY, (float)secs, -1,
+                       NULL)))
             return rc;
     }
     static const struct {
@@ -849,9 +850,8 @@ static int generate_world(struct world *w, const struct cascade_datagen_opts *o,
     w->end = o->end_ts ? o->end_ts : default_end();
     w->start = w->end - (int64_t)o->days * DAY_S;
     if ((rc = make_geography(w)) || (rc = make_categories_and_authors(w)) ||
-        (rc = make_circles(w)) || (rc = make_users(w, sink.ds)) ||
-        (rc = make_items(w, sink.ds)) || (rc = make_events(w, &sink)) ||
-        (rc = sort_with_truth(&sink)))
+        (rc = make_circles(w)) || (rc = make_users(w, sink.ds)) || (rc = make_items(w, sink.ds)) ||
+        (rc = make_events(w, &sink)) || (rc = sort_with_truth(&sink)))
         goto out;
     sum->users = sink.ds->n_users;
     sum->items = sink.ds->n_items;
@@ -919,11 +919,9 @@ static int write_truth_model(const struct world *w, const cascade_dataset *ds, c
                              char *err, size_t errlen)
 {
     struct truth_model t = {w, ds};
-    int rc = cascade_dataset__write_tsv(dir, "truth_users.tsv", write_truth_users, &t, err,
-                                        errlen);
+    int rc = cascade_dataset__write_tsv(dir, "truth_users.tsv", write_truth_users, &t, err, errlen);
     if (rc == 0)
-        rc = cascade_dataset__write_tsv(dir, "truth_items.tsv", write_truth_items, &t, err,
-                                        errlen);
+        rc = cascade_dataset__write_tsv(dir, "truth_items.tsv", write_truth_items, &t, err, errlen);
     return rc;
 }
 
@@ -936,8 +934,8 @@ struct cascade_datagen_truth {
     cascade_dataset *ds;
 };
 
-cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o,
-                                                    char *err, size_t errlen)
+cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o, char *err,
+                                                    size_t errlen)
 {
     cascade_datagen_truth *t = calloc(1, sizeof(*t));
     int rc = t ? check_opts(o, err, errlen) : CASCADE_ENOMEM;

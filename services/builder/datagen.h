@@ -31,7 +31,7 @@ struct cascade_datagen_opts {
      * docs/data.md), so that a simulator can draw clicks for any (user, item,
      * time), e.g. tests/integration/loop_world.py (default false). */
     bool truth_model;
-    bool quiet;          /* no progress lines */
+    bool quiet; /* no progress lines */
 };
 
 struct cascade_datagen_summary {
@@ -71,7 +71,6 @@ int cascade_datagen_generate_terms(const struct cascade_datagen_opts *o, cascade
 int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_dir,
                         struct cascade_datagen_summary *sum, char *err, size_t errlen);
 
-
 /* The world's ground truth (users, items and the true click model) without
  * drawing a log, for the closed-loop simulator (services/sim). The same
  * options as a cascade_datagen_run give the same users, items and click
@@ -80,8 +79,8 @@ int cascade_datagen_run(const struct cascade_datagen_opts *o, const char *out_di
  * called from several threads. Free with cascade_datagen_truth_destroy
  * (NULL-safe). */
 typedef struct cascade_datagen_truth cascade_datagen_truth;
-cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o,
-                                                    char *err, size_t errlen);
+cascade_datagen_truth *cascade_datagen_truth_create(const struct cascade_datagen_opts *o, char *err,
+                                                    size_t errlen);
 void cascade_datagen_truth_destroy(cascade_datagen_truth *t);
 /* The users and items (borrowed; find ids with cascade_dataset_find_user/_item). */
 const cascade_dataset *cascade_datagen_truth_dataset(const cascade_datagen_truth *t);

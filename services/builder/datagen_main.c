@@ -20,15 +20,22 @@ int main(int argc, char **argv)
         {"out", CASCADE_FLAG_STRING, &out, "output directory (created if missing); required", 0, 0},
     };
     size_t nflags = 1 + cascade_datagen_world_flags(&o, &world, flags + 1);
-    flags[nflags++] = (struct cascade_flag){"no-truth", CASCADE_FLAG_BOOL, &no_truth,
-                                            "do not write truth.tsv", 0, 0};
     flags[nflags++] = (struct cascade_flag){
-        "truth-terms", CASCADE_FLAG_BOOL, &o.truth_terms,
-        "truth.tsv also gets the six terms of each click logit (docs/data.md)", 0, 0};
+        "no-truth", CASCADE_FLAG_BOOL, &no_truth, "do not write truth.tsv", 0, 0};
     flags[nflags++] = (struct cascade_flag){
-        "truth-model", CASCADE_FLAG_BOOL, &o.truth_model,
+        "truth-terms",
+        CASCADE_FLAG_BOOL,
+        &o.truth_terms,
+        "truth.tsv also gets the six terms of each click logit (docs/data.md)",
+        0,
+        0};
+    flags[nflags++] = (struct cascade_flag){
+        "truth-model",
+        CASCADE_FLAG_BOOL,
+        &o.truth_model,
         "also write the click model's parameters: truth_users.tsv, truth_items.tsv (docs/data.md)",
-        0, 0};
+        0,
+        0};
     flags[nflags++] =
         (struct cascade_flag){"quiet", CASCADE_FLAG_BOOL, &o.quiet, "no progress lines", 0, 0};
     int rc = cascade_flags_parse(argc, argv, 1, flags, nflags, err, sizeof(err));

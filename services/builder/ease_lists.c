@@ -135,8 +135,8 @@ int cascade_ease_lists_compute(const cascade_dataset *ds, const struct cascade_e
     if ((rc = build_model(ds, o, &log, &m, err, errlen)) != 0)
         return rc;
     if (!log.quiet)
-        fprintf(stderr, "ease: model covers %zu of %zu items (%.0f MB)\n", cascade_ease_n_covered(m),
-                ds->n_items,
+        fprintf(stderr, "ease: model covers %zu of %zu items (%.0f MB)\n",
+                cascade_ease_n_covered(m), ds->n_items,
                 (double)cascade_ease_n_covered(m) * (double)cascade_ease_n_covered(m) * 4.0 / 1e6);
     ctx.m = m;
     rc = cascade_cf_lists_alloc(res, ds->n_items, o->neighbours);

@@ -20,7 +20,8 @@ static int clear_leftovers(struct cascade_family_writer *w)
 {
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    int rc = cascade_redis_command(w->r, &rep, "GET %s", cascade_key_building(key, w->ns, w->family));
+    int rc =
+        cascade_redis_command(w->r, &rep, "GET %s", cascade_key_building(key, w->ns, w->family));
     if (rc != 0)
         return rc;
     bool leftover = rep->type == REDIS_REPLY_STRING && strtoll(rep->str, NULL, 10) == w->gen;

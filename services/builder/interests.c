@@ -187,8 +187,10 @@ void cascade_affinity_to_record(const struct cascade_affinity *a, int64_t now, d
         size_t last = n < max ? n : max - 1;
         memmove(&rec->affinities[pos + 1], &rec->affinities[pos],
                 (last - pos) * sizeof(rec->affinities[0]));
-        rec->affinities[pos] = (cascade_v1_CategoryAffinity){
-            .category = c->category, .weight = w, .impressions = imp, .clicks = (float)(c->clicks * d)};
+        rec->affinities[pos] = (cascade_v1_CategoryAffinity){.category = c->category,
+                                                             .weight = w,
+                                                             .impressions = imp,
+                                                             .clicks = (float)(c->clicks * d)};
         if (n < max)
             rec->affinities_count++;
     }

@@ -409,10 +409,10 @@ int cascade_lists_run(const cascade_dataset *ds, cascade_redis *r,
     if ((rc = check_opts(o, err, errlen)) != 0)
         return rc;
     sum->span_days = cascade_timescale_span_days(ds);
-    eff.hot_half_life_days = sum->hot_half_life_days = cascade_timescale_days(
-        o->hot_half_life_days, CASCADE_TIMESCALE_HOT_SHARE, sum->span_days);
-    eff.new_window_days = sum->new_window_days = cascade_timescale_days(
-        o->new_window_days, CASCADE_TIMESCALE_NEW_SHARE, sum->span_days);
+    eff.hot_half_life_days = sum->hot_half_life_days =
+        cascade_timescale_days(o->hot_half_life_days, CASCADE_TIMESCALE_HOT_SHARE, sum->span_days);
+    eff.new_window_days = sum->new_window_days =
+        cascade_timescale_days(o->new_window_days, CASCADE_TIMESCALE_NEW_SHARE, sum->span_days);
     o = &eff;
     if ((o->families & (CASCADE_LISTS_HOT | CASCADE_LISTS_NEW)) &&
         (rc = count_events(ds, o, sum->as_of, &s)) != 0) {

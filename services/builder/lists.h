@@ -37,20 +37,20 @@ struct cascade_lists_opts {
     size_t hot_size;           /* build.hot.size: items in the hot list, default 1000 */
     double hot_half_life_days; /* build.hot.half_life_days (0 = no decay); default derived
                                 * from the log's span (CASCADE_TIMESCALE_AUTO, timescale.h) */
-    size_t hot_demo_size;   /* build.hot.demo_size: per demographic cell, default 200 (0 = none) */
+    size_t hot_demo_size; /* build.hot.demo_size: per demographic cell, default 200 (0 = none) */
     size_t hot_category_size; /* build.hot.category_size: per category, default 200 (0 = none) */
-    double new_window_days; /* build.new.window_days: default derived from the span */
-    int geo_precision;      /* build.geo.precision: geohash characters, default 5 */
-    size_t geo_cap;         /* build.geo.cap: items per cell, default 500 */
-    size_t city_cap;        /* build.city.cap: items per city, default 1000 */
-    size_t pipeline;        /* Redis commands per round trip, default 2000 */
+    double new_window_days;   /* build.new.window_days: default derived from the span */
+    int geo_precision;        /* build.geo.precision: geohash characters, default 5 */
+    size_t geo_cap;           /* build.geo.cap: items per cell, default 500 */
+    size_t city_cap;          /* build.city.cap: items per city, default 1000 */
+    size_t pipeline;          /* Redis commands per round trip, default 2000 */
     bool quiet;
 };
 
 struct cascade_lists_summary {
     int64_t as_of;
-    double span_days;                          /* the log's span (timescale.h) */
-    double hot_half_life_days, new_window_days; /* the ones used (set or derived) */
+    double span_days;                            /* the log's span (timescale.h) */
+    double hot_half_life_days, new_window_days;  /* the ones used (set or derived) */
     int64_t gen_hot, gen_new, gen_geo, gen_city; /* published generations (0 = not built) */
     size_t hot, demo_lists, demo_items;
     size_t category_lists, category_items;

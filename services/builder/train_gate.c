@@ -71,8 +71,9 @@ void cascade_train_gate_decide(const struct cascade_train_gate *g,
                      g->metric, g->value, g->floor, g->current ? g->current : "model",
                      g->current_value, g->holdout);
         else
-            snprintf(d->message, sizeof d->message, "held-out %s %.4f over %zu examples, floor %.4f; %s",
-                     g->metric, g->value, g->holdout, g->floor,
+            snprintf(d->message, sizeof d->message,
+                     "held-out %s %.4f over %zu examples, floor %.4f; %s", g->metric, g->value,
+                     g->holdout, g->floor,
                      g->current && g->current_note ? g->current_note : "no published model");
         return;
     }
@@ -83,8 +84,8 @@ void cascade_train_gate_decide(const struct cascade_train_gate *g,
 }
 
 int cascade_train_gate_current(struct cascade_train_gate *g, const char *dir, const char *latest,
-                               cascade_train_gate_eval eval, void *ctx, char *name,
-                               size_t namelen, char *note, size_t notelen)
+                               cascade_train_gate_eval eval, void *ctx, char *name, size_t namelen,
+                               char *note, size_t notelen)
 {
     char path[4400], err[512] = "";
     g->current = NULL;
@@ -93,8 +94,7 @@ int cascade_train_gate_current(struct cascade_train_gate *g, const char *dir, co
     g->current_note = note;
     snprintf(note, notelen, "none published");
     if (!dir ||
-        cascade_latest_current(dir, latest, name, namelen, path, sizeof path, err, sizeof err) !=
-            0)
+        cascade_latest_current(dir, latest, name, namelen, path, sizeof path, err, sizeof err) != 0)
         return 0;
     g->current = name;
     int rc = eval(ctx, path, &g->current_value, err, sizeof err);
@@ -127,8 +127,7 @@ static void record_fill(const struct cascade_train_gate *g,
     r->has_current = g->has_current;
     r->current_value = g->current_value;
     snprintf(r->current_version, sizeof r->current_version, "%s", g->current ? g->current : "");
-    snprintf(r->current_note, sizeof r->current_note, "%s",
-             g->current_note ? g->current_note : "");
+    snprintf(r->current_note, sizeof r->current_note, "%s", g->current_note ? g->current_note : "");
     snprintf(r->decision, sizeof r->decision, "%s",
              d->forced ? CASCADE_GATE_FORCED
                        : (d->publish ? CASCADE_GATE_PUBLISHED : CASCADE_GATE_REFUSED));
@@ -139,16 +138,16 @@ static void record_fill(const struct cascade_train_gate *g,
 
 int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *model_path,
                              const char *dir, const char *latest, const char *latest_name,
-                             const char *version, bool quiet,
-                             struct cascade_train_gate_decision *d, char *err, size_t errlen)
+                             const char *version, bool quiet, struct cascade_train_gate_decision *d,
+                             char *err, size_t errlen)
 {
     char record_path[4200], latest_path[4200];
     struct cascade_gate_record r;
     const char *slash = strrchr(model_path, '/');
     cascade_train_gate_decide(g, d);
     record_fill(g, d, slash ? slash + 1 : model_path, version, &r);
-    if (snprintf(record_path, sizeof record_path, "%s%s", model_path,
-                 CASCADE_GATE_RECORD_SUFFIX) >= (int)sizeof record_path ||
+    if (snprintf(record_path, sizeof record_path, "%s%s", model_path, CASCADE_GATE_RECORD_SUFFIX) >=
+            (int)sizeof record_path ||
         snprintf(latest_path, sizeof latest_path, "%s/%s", dir, latest) >=
             (int)sizeof latest_path) {
         snprintf(err, errlen, "model path too long");
@@ -192,8 +191,8 @@ int cascade_train_gate_publish(const struct cascade_train_gate *g,
     if ((rc = t->save(t->ctx, path, version, err, errlen)) != 0)
         return rc;
     snprintf(file, sizeof file, "%s%s", version, t->latest_names_version ? "" : ".safetensors");
-    return cascade_train_gate_apply(&cur, path, t->dir, t->latest, file, version, t->quiet, d,
-                                    err, errlen);
+    return cascade_train_gate_apply(&cur, path, t->dir, t->latest, file, version, t->quiet, d, err,
+                                    errlen);
 }
 
 int cascade_train_gate_check_labels(const float *y, size_t n_train, size_t n, char *err,

@@ -44,38 +44,44 @@ struct cascade_train_gate_opts {
 void cascade_train_gate_defaults(struct cascade_train_gate_opts *o);
 
 /* The three flags, as initialisers for a command's cascade_flag table. */
-#define CASCADE_TRAIN_GATE_FLAG_FLOOR(g)                                                         \
-    {"gate-floor", CASCADE_FLAG_DOUBLE, &(g)->floor,                                             \
-     "publish only if the held-out metric is above this", -1e9, 1e9}
-#define CASCADE_TRAIN_GATE_FLAG_TOLERANCE(g)                                                     \
-    {"gate-tolerance", CASCADE_FLAG_DOUBLE, &(g)->tolerance,                                     \
-     "how far below the published model's held-out metric a new model may be", 0, 1e9}
-#define CASCADE_TRAIN_GATE_FLAG_FORCE(g)                                                         \
-    {"force", CASCADE_FLAG_BOOL, &(g)->force,                                                    \
-     "publish even when the gate refuses the model (logged, and in the gate record)", 0, 0}
+#define CASCADE_TRAIN_GATE_FLAG_FLOOR(g)                                                           \
+    {                                                                                              \
+        "gate-floor", CASCADE_FLAG_DOUBLE, &(g)->floor,                                            \
+            "publish only if the held-out metric is above this", -1e9, 1e9                         \
+    }
+#define CASCADE_TRAIN_GATE_FLAG_TOLERANCE(g)                                                       \
+    {                                                                                              \
+        "gate-tolerance", CASCADE_FLAG_DOUBLE, &(g)->tolerance,                                    \
+            "how far below the published model's held-out metric a new model may be", 0, 1e9       \
+    }
+#define CASCADE_TRAIN_GATE_FLAG_FORCE(g)                                                           \
+    {                                                                                              \
+        "force", CASCADE_FLAG_BOOL, &(g)->force,                                                   \
+            "publish even when the gate refuses the model (logged, and in the gate record)", 0, 0  \
+    }
 
 /* The end of every trainer's --help: the gate and the exit statuses. */
-#define CASCADE_TRAIN_GATE_HELP                                                                  \
-    "\nThe model is saved under its version name; the .latest file moves only when its "         \
-    "held-out metric\nis above --gate-floor and no worse than the published model's on the "     \
-    "same held-out data\n(within --gate-tolerance), or with --force. The decision is in "         \
-    "<model file>.gate.json.\nExit status: 0 published, 1 failure, 2 usage, 3 the data does not " \
-    "support this model\n(constant labels, too few examples, metric not above the floor), 4 "     \
+#define CASCADE_TRAIN_GATE_HELP                                                                    \
+    "\nThe model is saved under its version name; the .latest file moves only when its "           \
+    "held-out metric\nis above --gate-floor and no worse than the published model's on the "       \
+    "same held-out data\n(within --gate-tolerance), or with --force. The decision is in "          \
+    "<model file>.gate.json.\nExit status: 0 published, 1 failure, 2 usage, 3 the data does not "  \
+    "support this model\n(constant labels, too few examples, metric not above the floor), 4 "      \
     "worse than the published\nmodel (kept on disk, not published)."
 
 /* One decision's inputs. Strings are borrowed for the call. */
 struct cascade_train_gate {
-    const char *job;        /* "train-rank": prefix of the lines logged on stderr */
-    const char *kind;       /* "rank-lr", "rank-mmoe", "prerank-lr", "two-tower", ... */
-    const char *metric;     /* "auc", "recall@100", "ndcg@10", ... */
-    bool higher_is_better;  /* false for a loss */
-    double floor;           /* the new value must be strictly better than this */
-    double tolerance;       /* how much worse than the current value it may be (≥ 0) */
-    size_t holdout;         /* held-out examples (or users) the values come from */
-    double value;           /* the new model's held-out metric */
-    bool has_current;       /* current_value was measured */
-    double current_value;   /* the published model on the same held-out data */
-    const char *current;    /* the published model's file name; NULL = none published */
+    const char *job;          /* "train-rank": prefix of the lines logged on stderr */
+    const char *kind;         /* "rank-lr", "rank-mmoe", "prerank-lr", "two-tower", ... */
+    const char *metric;       /* "auc", "recall@100", "ndcg@10", ... */
+    bool higher_is_better;    /* false for a loss */
+    double floor;             /* the new value must be strictly better than this */
+    double tolerance;         /* how much worse than the current value it may be (≥ 0) */
+    size_t holdout;           /* held-out examples (or users) the values come from */
+    double value;             /* the new model's held-out metric */
+    bool has_current;         /* current_value was measured */
+    double current_value;     /* the published model on the same held-out data */
+    const char *current;      /* the published model's file name; NULL = none published */
     const char *current_note; /* why current_value is missing; NULL = "" */
     bool force;
 };
@@ -112,8 +118,8 @@ typedef int (*cascade_train_gate_eval)(void *ctx, const char *path, double *valu
  * dir or nothing published, current stays NULL. Returns 0, or CASCADE_ENOMEM
  * from eval. */
 int cascade_train_gate_current(struct cascade_train_gate *g, const char *dir, const char *latest,
-                               cascade_train_gate_eval eval, void *ctx, char *name,
-                               size_t namelen, char *note, size_t notelen);
+                               cascade_train_gate_eval eval, void *ctx, char *name, size_t namelen,
+                               char *note, size_t notelen);
 
 /* Decide for the model saved at model_path (file name latest_name in dir),
  * write model_path.gate.json, and when it publishes point dir/latest at
@@ -124,14 +130,14 @@ int cascade_train_gate_current(struct cascade_train_gate *g, const char *dir, co
  * I/O error of writing the record or the .latest file. */
 int cascade_train_gate_apply(const struct cascade_train_gate *g, const char *model_path,
                              const char *dir, const char *latest, const char *latest_name,
-                             const char *version, bool quiet,
-                             struct cascade_train_gate_decision *d, char *err, size_t errlen);
+                             const char *version, bool quiet, struct cascade_train_gate_decision *d,
+                             char *err, size_t errlen);
 
 /* Write this run's model (and any files that go with it) at path under
  * version; path is dir/<version>.safetensors, named by
  * cascade_train_gate_publish. 0, or a negative code with err. */
-typedef int (*cascade_train_gate_save)(void *ctx, const char *path, const char *version,
-                                       char *err, size_t errlen);
+typedef int (*cascade_train_gate_save)(void *ctx, const char *path, const char *version, char *err,
+                                       size_t errlen);
 
 /* Where a trainer publishes and how it reads and writes its models. Strings
  * and ctx are borrowed for the call. */

@@ -473,8 +473,8 @@ static void unfold_layer(cascade_nn_params *ps, const char *prefix, const float 
  * when it has this model's shape and tasks (re-expressed for standardised
  * inputs; call after standardise). Anything else trains from scratch, with
  * the reason on stderr. from receives the file name used, "" when none. */
-static int warm_apply(void *ctx, const char *dir, const char *name, const char *path,
-                      char *detail, size_t detaillen, char *err, size_t errlen)
+static int warm_apply(void *ctx, const char *dir, const char *name, const char *path, char *detail,
+                      size_t detaillen, char *err, size_t errlen)
 {
     (void)dir, (void)name, (void)detail, (void)detaillen;
     struct job *j = ctx;
@@ -596,8 +596,7 @@ static int click_auc(const struct job *j, const cascade_mmoe *m, const float *X,
     float *z = malloc((nh + 1) * Tm * sizeof(float)), *p = malloc((nh + 1) * sizeof(float));
     float *y = malloc((nh + 1) * sizeof(float));
     int rc = CASCADE_ENOMEM;
-    if (!s || !z || !p || !y ||
-        (rc = cascade_mmoe_logits(m, s, X + j->n_train * D, nh, z)) != 0)
+    if (!s || !z || !p || !y || (rc = cascade_mmoe_logits(m, s, X + j->n_train * D, nh, z)) != 0)
         goto out;
     for (size_t r = 0; r < nh; r++) {
         size_t i = (j->n_train + r) * j->T + (size_t)j->click;
@@ -663,8 +662,7 @@ static int publish(const struct job *j, const float *X, const char *dir,
                                           .ctx = &ctx,
                                           .quiet = j->o->quiet};
     return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
-                                      sum->version, sizeof(sum->version), &sum->gate, err,
-                                      errlen);
+                                      sum->version, sizeof(sum->version), &sum->gate, err, errlen);
 }
 
 static cascade_mmoe *new_model(const struct cascade_train_mmoe_opts *o, char *err, size_t errlen)
@@ -771,10 +769,9 @@ int cascade_train_mmoe_run(const cascade_dataset *ds, const struct cascade_train
         rc = CASCADE_EINVAL;
         goto out;
     }
-    if (o->warm_start &&
-        (rc = cascade_train_warm_start("train-mmoe", o->model_dir, CASCADE_TRAIN_MMOE_LATEST,
-                                       o->quiet, warm_apply, &j, sum->warm_from,
-                                       sizeof(sum->warm_from))) != 0) {
+    if (o->warm_start && (rc = cascade_train_warm_start(
+                              "train-mmoe", o->model_dir, CASCADE_TRAIN_MMOE_LATEST, o->quiet,
+                              warm_apply, &j, sum->warm_from, sizeof(sum->warm_from))) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }

@@ -78,10 +78,10 @@ static int replay_init(struct replay *rp, const cascade_dataset *ds,
 {
     memset(rp, 0, sizeof *rp);
     rp->ds = ds;
-    rp->half_life_s = cascade_timescale_days(o->affinity_half_life_days,
-                                             CASCADE_TIMESCALE_AFFINITY_SHARE,
-                                             cascade_timescale_span_days(ds)) *
-                      DAY_S;
+    rp->half_life_s =
+        cascade_timescale_days(o->affinity_half_life_days, CASCADE_TIMESCALE_AFFINITY_SHARE,
+                               cascade_timescale_span_days(ds)) *
+        DAY_S;
     rp->w = &o->weights;
     rp->item_stats = calloc(ds->n_items + 1, sizeof *rp->item_stats);
     rp->user_stats = calloc(ds->n_users + 1, sizeof *rp->user_stats);
@@ -252,9 +252,8 @@ static int train_epochs(cascade_hashlr *m, const struct cascade_prerank_examples
 }
 
 /* Save m as dir/prerank-lr-<UTC time>.safetensors; path/version receive it. */
-static int prerank_model_save(const cascade_hashlr *m, const char *dir, char *path,
-                              size_t pathlen, char *version, size_t versionlen, char *err,
-                              size_t errlen)
+static int prerank_model_save(const cascade_hashlr *m, const char *dir, char *path, size_t pathlen,
+                              char *version, size_t versionlen, char *err, size_t errlen)
 {
     int rc = cascade_mkdir_p(dir, err, errlen);
     if (rc != 0)
@@ -285,8 +284,7 @@ struct prerank_gate_ctx {
 
 /* The gate's view of the published prerank-lr model: its held-out AUC on
  * this run's examples, when it hashes into the same buckets. */
-static int prerank_gate_eval(void *ctx, const char *path, double *value, char *err,
-                             size_t errlen)
+static int prerank_gate_eval(void *ctx, const char *path, double *value, char *err, size_t errlen)
 {
     const struct prerank_gate_ctx *c = ctx;
     const struct cascade_prerank_examples *ex = c->ex;
@@ -324,8 +322,8 @@ static int prerank_gate(const cascade_hashlr *m, const struct cascade_prerank_ex
                         struct cascade_train_prerank_summary *sum, char *err, size_t errlen)
 {
     struct cascade_train_gate g;
-    cascade_train_gate_init(&g, "train-prerank", "prerank-lr", "auc", &o->gate,
-                            ex->n - ex->n_train, sum->auc);
+    cascade_train_gate_init(&g, "train-prerank", "prerank-lr", "auc", &o->gate, ex->n - ex->n_train,
+                            sum->auc);
     struct prerank_gate_ctx ctx = {m, ex, o->bits};
     struct cascade_train_gate_target t = {.dir = o->model_dir,
                                           .latest = "prerank-lr.latest",
@@ -333,8 +331,8 @@ static int prerank_gate(const cascade_hashlr *m, const struct cascade_prerank_ex
                                           .save = prerank_gate_save,
                                           .ctx = &ctx,
                                           .quiet = o->quiet};
-    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof sum->model_path,
-                                      sum->version, sizeof sum->version, &sum->gate, err, errlen);
+    return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof sum->model_path, sum->version,
+                                      sizeof sum->version, &sum->gate, err, errlen);
 }
 
 /* Counts, CTRs, constant-prediction log loss and the heuristic's AUC. */
@@ -393,10 +391,9 @@ int cascade_train_prerank_run(const cascade_dataset *ds, const struct cascade_tr
     double c =
         sum->train_ctr < 1e-4 ? 1e-4 : (sum->train_ctr > 1 - 1e-4 ? 1 - 1e-4 : sum->train_ctr);
     cascade_hashlr_set_bias(m, (float)log(c / (1 - c)));
-    if (o->warm_start &&
-        cascade_train_warm_start("train-prerank", o->model_dir, "prerank-lr.latest", o->quiet,
-                                 prerank_warm_apply, m, sum->warm_from,
-                                 sizeof sum->warm_from) != 0) {
+    if (o->warm_start && cascade_train_warm_start("train-prerank", o->model_dir,
+                                                  "prerank-lr.latest", o->quiet, prerank_warm_apply,
+                                                  m, sum->warm_from, sizeof sum->warm_from) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = CASCADE_ENOMEM;
         goto out;

@@ -8,13 +8,13 @@
 #include <stdio.h>
 
 struct cascade_train_epoch {
-    const char *job;     /* "train-rank", ... */
+    const char *job;      /* "train-rank", ... */
     size_t epoch, epochs; /* 1-based epoch of epochs */
-    size_t step;         /* optimiser steps so far, over all epochs */
-    double loss;         /* mean training loss of this epoch */
-    const char *metrics; /* e.g. "held-out AUC 0.7561 logloss 0.2931"; may be NULL */
-    size_t examples;     /* training examples seen so far, over all epochs */
-    double elapsed_s;    /* training time so far */
+    size_t step;          /* optimiser steps so far, over all epochs */
+    double loss;          /* mean training loss of this epoch */
+    const char *metrics;  /* e.g. "held-out AUC 0.7561 logloss 0.2931"; may be NULL */
+    size_t examples;      /* training examples seen so far, over all epochs */
+    double elapsed_s;     /* training time so far */
 };
 
 /* Print the line for e on out (the trainers pass stderr); examples/s and the

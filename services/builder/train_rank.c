@@ -418,8 +418,7 @@ static int lr_gate_eval(void *ctx, const char *path, double *value, char *err, s
 }
 
 /* The gate's save: this run's model at path. */
-static int lr_gate_save(void *ctx, const char *path, const char *version, char *err,
-                        size_t errlen)
+static int lr_gate_save(void *ctx, const char *path, const char *version, char *err, size_t errlen)
 {
     return cascade_lr_save(((const struct rank_gate_ctx *)ctx)->m, path, version, err, errlen);
 }
@@ -440,8 +439,7 @@ static int rank_gate(const cascade_lr *m, const struct cascade_rank_examples *ex
                                           .ctx = &ctx,
                                           .quiet = o->quiet};
     return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
-                                      sum->version, sizeof(sum->version), &sum->gate, err,
-                                      errlen);
+                                      sum->version, sizeof(sum->version), &sum->gate, err, errlen);
 }
 
 int cascade_train_rank_run(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
@@ -504,10 +502,9 @@ int cascade_train_rank_fit(const cascade_dataset *ds, const struct cascade_rank_
         goto out;
     }
     cascade_lr_init_bias(m, ex->y, ex->n_train);
-    if (o->warm_start &&
-        (rc = cascade_train_warm_start("train-rank", o->model_dir, "rank-lr.latest", o->quiet,
-                                       lr_warm_apply, m, sum->warm_from,
-                                       sizeof sum->warm_from)) != 0) {
+    if (o->warm_start && (rc = cascade_train_warm_start(
+                              "train-rank", o->model_dir, "rank-lr.latest", o->quiet, lr_warm_apply,
+                              m, sum->warm_from, sizeof sum->warm_from)) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }

@@ -836,8 +836,8 @@ static int tt_gate_eval(void *ctx, const char *path, double *value, char *err, s
     struct tt_warm_ctx w = {m, c->d, &s};
     char detail[256];
     if (rc == 0)
-        rc = warm_apply(&w, dir, slash ? slash + 1 : path, path, detail, sizeof detail, err,
-                        errlen);
+        rc =
+            warm_apply(&w, dir, slash ? slash + 1 : path, path, detail, sizeof detail, err, errlen);
     if (rc == 0)
         rc = evaluate(m, c->d, c->o, &s, err, errlen);
     if (rc == 0)
@@ -848,8 +848,7 @@ static int tt_gate_eval(void *ctx, const char *path, double *value, char *err, s
 
 /* The gate's save: items, maps and model under one new version, beside
  * the model file at path (two-tower.latest untouched). */
-static int tt_gate_save(void *ctx, const char *path, const char *version, char *err,
-                        size_t errlen)
+static int tt_gate_save(void *ctx, const char *path, const char *version, char *err, size_t errlen)
 {
     const struct tt_gate_ctx *c = ctx;
     struct cascade_train_twotower_summary *sum = c->sum;
@@ -876,8 +875,8 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
     struct tt_gate_ctx ctx = {d, o, m, sum};
     snprintf(metric, sizeof metric, "recall@%zu", o->eval_k);
     struct cascade_train_gate g;
-    cascade_train_gate_init(&g, "train-two-tower", "two-tower", metric, &o->gate,
-                            sum->eval_users, sum->recall_at_k);
+    cascade_train_gate_init(&g, "train-two-tower", "two-tower", metric, &o->gate, sum->eval_users,
+                            sum->recall_at_k);
     g.floor = o->gate.floor > chance ? o->gate.floor : chance;
     struct cascade_train_gate_target t = {.dir = o->model_dir,
                                           .latest = "two-tower.latest",
@@ -887,8 +886,7 @@ static int publish(const cascade_twotower *m, const struct tt_data *d,
                                           .ctx = &ctx,
                                           .quiet = o->quiet};
     return cascade_train_gate_publish(&g, &t, sum->model_path, sizeof(sum->model_path),
-                                      sum->version, sizeof(sum->version), &sum->gate, err,
-                                      errlen);
+                                      sum->version, sizeof(sum->version), &sum->gate, err, errlen);
 }
 
 static int check_opts(const cascade_dataset *ds, const struct cascade_train_twotower_opts *o,
@@ -964,10 +962,9 @@ static int run(const cascade_dataset *ds, const struct cascade_train_twotower_op
         (rc = new_sampler(&d, o, &t.ns, err, errlen)) != 0)
         goto out;
     struct tt_warm_ctx warm = {t.m, &d, sum};
-    if (o->warm_start &&
-        (rc = cascade_train_warm_start("train-two-tower", o->model_dir, "two-tower.latest",
-                                       o->quiet, warm_apply, &warm, sum->warm_from,
-                                       sizeof(sum->warm_from))) != 0)
+    if (o->warm_start && (rc = cascade_train_warm_start(
+                              "train-two-tower", o->model_dir, "two-tower.latest", o->quiet,
+                              warm_apply, &warm, sum->warm_from, sizeof(sum->warm_from))) != 0)
         goto nomem;
     if (o->incremental) {
         if (sum->warm_from[0] == '\0') {
@@ -1225,8 +1222,9 @@ int cascade_train_twotower_command(int argc, char **argv)
         return CASCADE_BUILD_EXIT_OK;
     }
     if (rc == 0 && cold && o.incremental) {
-        snprintf(err, sizeof(err), "--incremental starts from the published version; it cannot "
-                                   "be combined with --no-warm-start");
+        snprintf(err, sizeof(err),
+                 "--incremental starts from the published version; it cannot "
+                 "be combined with --no-warm-start");
         rc = CASCADE_EINVAL;
     }
     if (rc == 0 && (!data || !o.model_dir)) {

@@ -64,7 +64,7 @@ struct cascade_train_twotower_summary {
      * queried with up to 1000 users' vectors (0 when not saved). */
     double ivf_recall;
     size_t ivf_nlist, ivf_nprobe;
-    char version[128];  /* "two-tower-<UTC>", "" when not saved */
+    char version[128]; /* "two-tower-<UTC>", "" when not saved */
     char model_path[1024], items_path[1024], maps_path[1024];
     double seconds;
     size_t hard_users; /* training users with at least one usable hard candidate */

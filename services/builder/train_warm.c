@@ -8,8 +8,7 @@
 #include "latest_file.h"
 
 int cascade_train_warm_start(const char *job, const char *dir, const char *latest, bool quiet,
-                             cascade_train_warm_apply apply, void *ctx, char *from,
-                             size_t fromlen)
+                             cascade_train_warm_apply apply, void *ctx, char *from, size_t fromlen)
 {
     char name[256], path[4400], err[512] = "", detail[256] = "";
     from[0] = '\0';
@@ -26,7 +25,7 @@ int cascade_train_warm_start(const char *job, const char *dir, const char *lates
     }
     snprintf(from, fromlen, "%s", name);
     if (!quiet)
-        fprintf(stderr, "%s: warm start from %s%s%s%s\n", job, name, detail[0] ? " (" : "",
-                detail, detail[0] ? ")" : "");
+        fprintf(stderr, "%s: warm start from %s%s%s%s\n", job, name, detail[0] ? " (" : "", detail,
+                detail[0] ? ")" : "");
     return 0;
 }

@@ -14,14 +14,13 @@
  * printed after the name), CASCADE_ENOMEM to abort the training, anything
  * else when the version does not fit (err says why). */
 typedef int (*cascade_train_warm_apply)(void *ctx, const char *dir, const char *name,
-                                        const char *path, char *detail, size_t detaillen,
-                                        char *err, size_t errlen);
+                                        const char *path, char *detail, size_t detaillen, char *err,
+                                        size_t errlen);
 
 /* With dir/latest naming a version: apply it. from receives its name when
  * applied, "" otherwise (no dir, nothing published, or it did not fit).
  * Returns 0, or CASCADE_ENOMEM from apply. */
 int cascade_train_warm_start(const char *job, const char *dir, const char *latest, bool quiet,
-                             cascade_train_warm_apply apply, void *ctx, char *from,
-                             size_t fromlen);
+                             cascade_train_warm_apply apply, void *ctx, char *from, size_t fromlen);
 
 #endif

@@ -13,9 +13,12 @@ static const struct {
     const char *param;
     enum cascade_tt_map_kind kind;
 } id_tables[] = {
-    {"user.user_id.weight", CASCADE_TT_MAP_USER},  {"user.city.weight", CASCADE_TT_MAP_CITY},
-    {"user.history.weight", CASCADE_TT_MAP_ITEM},  {"item.item_id.weight", CASCADE_TT_MAP_ITEM},
-    {"item.author.weight", CASCADE_TT_MAP_AUTHOR}, {"item.category.weight", CASCADE_TT_MAP_CATEGORY},
+    {"user.user_id.weight", CASCADE_TT_MAP_USER},
+    {"user.city.weight", CASCADE_TT_MAP_CITY},
+    {"user.history.weight", CASCADE_TT_MAP_ITEM},
+    {"item.item_id.weight", CASCADE_TT_MAP_ITEM},
+    {"item.author.weight", CASCADE_TT_MAP_AUTHOR},
+    {"item.category.weight", CASCADE_TT_MAP_CATEGORY},
 };
 
 static int id_kind(const char *param)
@@ -55,9 +58,8 @@ static int same_widths(const struct cascade_twotower_config *a,
 {
     if (a->emb_dim == b->emb_dim && a->hidden == b->hidden && a->out_dim == b->out_dim)
         return 0;
-    snprintf(err, errlen,
-             "widths differ (emb %zu/hidden %zu/out %zu before, %zu/%zu/%zu now)", b->emb_dim,
-             b->hidden, b->out_dim, a->emb_dim, a->hidden, a->out_dim);
+    snprintf(err, errlen, "widths differ (emb %zu/hidden %zu/out %zu before, %zu/%zu/%zu now)",
+             b->emb_dim, b->hidden, b->out_dim, a->emb_dim, a->hidden, a->out_dim);
     return CASCADE_EINVAL;
 }
 

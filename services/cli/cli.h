@@ -30,11 +30,11 @@ enum cascade_cli_command {
 
 /* The item of "item add" (--item, --city and --geohash are the shared fields). */
 struct cascade_cli_item {
-    uint64_t author;     /* --author */
-    uint32_t category;   /* --category */
-    int64_t created_at;  /* --created-at, Unix s; 0 = the server's clock */
-    uint32_t media_type; /* --media-type: note (1), video (2) or a number */
-    float duration_s;    /* --duration */
+    uint64_t author;                     /* --author */
+    uint32_t category;                   /* --category */
+    int64_t created_at;                  /* --created-at, Unix s; 0 = the server's clock */
+    uint32_t media_type;                 /* --media-type: note (1), video (2) or a number */
+    float duration_s;                    /* --duration */
     uint32_t tags[CASCADE_CLI_TAGS_MAX]; /* --tags 3,4,5 */
     size_t n_tags;
 };

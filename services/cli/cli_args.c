@@ -118,9 +118,8 @@ static int parse_command(const char *word, struct cascade_cli_args *a, FILE *err
     else if (strcmp(word, "item") == 0)
         a->command = CASCADE_CLI_ITEM_ADD;
     else
-        return usage_error(err,
-                           "unknown command \"%s\" (expected recommend, feedback, health or item)",
-                           word);
+        return usage_error(
+            err, "unknown command \"%s\" (expected recommend, feedback, health or item)", word);
     return 0;
 }
 

@@ -168,16 +168,15 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
                   0, 0);
     f[n++] = flag("split-seed", CASCADE_FLAG_U64, &a->split.split_seed,
                   "seed of the random protocol's shuffle", 0, 0);
-    f[n++] = flag("train-share", CASCADE_FLAG_DOUBLE, &a->split.train_share,
-                  "random protocol: share of each user's interacted items kept in train", 0.01,
-                  0.99);
+    f[n++] =
+        flag("train-share", CASCADE_FLAG_DOUBLE, &a->split.train_share,
+             "random protocol: share of each user's interacted items kept in train", 0.01, 0.99);
     f[n++] = flag("train", CASCADE_FLAG_STRING, &a->train,
                   "a given split: the train data set (TSV directory; with --test, instead of "
                   "--data)",
                   0, 0);
     f[n++] = flag("test", CASCADE_FLAG_STRING, &a->test,
-                  "a given split: the held-out data set (its interacted items are relevant)", 0,
-                  0);
+                  "a given split: the held-out data set (its interacted items are relevant)", 0, 0);
     f[n++] = flag("peers", CASCADE_FLAG_BOOL, &a->peers,
                   "report the served-list table's peers (popularity, ItemKNN, EASE) only", 0, 0);
     f[n++] = flag("served", CASCADE_FLAG_BOOL, &a->served,
@@ -205,8 +204,7 @@ static size_t flag_table(struct cascade_flag *f, struct eval_args *a)
     f[n++] = flag("model-dir", CASCADE_FLAG_STRING, &a->model_dir,
                   "--served --target: the running services' model directory", 0, 0);
     f[n++] = flag("explore-cost", CASCADE_FLAG_BOOL, &a->explore_cost,
-                  "--served: a second pass with exploration off (exposure filters cleared)", 0,
-                  0);
+                  "--served: a second pass with exploration off (exposure filters cleared)", 0, 0);
     f[n++] = flag("keep-stack", CASCADE_FLAG_BOOL, &a->keep_stack,
                   "--served: leave the stack running at the end", 0, 0);
     f[n++] = flag("bin-dir", CASCADE_FLAG_STRING, &a->bin_dir,
@@ -742,16 +740,19 @@ static int check_list_flags(struct eval_args *a, char *err, size_t errlen)
         return snprintf(err, errlen, "--train/--test: --tune-weights and --skip-build need --data"),
                CASCADE_EINVAL;
     if (!a->served && (a->target || a->explore_cost || a->keep_stack || a->model_dir))
-        return snprintf(err, errlen, "--target, --model-dir, --explore-cost and --keep-stack need "
-                                     "--served"),
+        return snprintf(err, errlen,
+                        "--target, --model-dir, --explore-cost and --keep-stack need "
+                        "--served"),
                CASCADE_EINVAL;
     if (a->target && (!a->model_dir || strcmp(a->redis, "127.0.0.1:6379") == 0))
-        return snprintf(err, errlen, "--target needs --redis and --model-dir of that stack (and "
-                                     "--namespace)"),
+        return snprintf(err, errlen,
+                        "--target needs --redis and --model-dir of that stack (and "
+                        "--namespace)"),
                CASCADE_EINVAL;
     if (a->target && a->explore_cost)
-        return snprintf(err, errlen, "--explore-cost restarts the orchestrator: it needs the stack "
-                                     "cascade-eval starts (no --target)"),
+        return snprintf(err, errlen,
+                        "--explore-cost restarts the orchestrator: it needs the stack "
+                        "cascade-eval starts (no --target)"),
                CASCADE_EINVAL;
     if (a->served && !a->config)
         return snprintf(err, errlen, "--served needs --config (the stack's config)"),
@@ -804,8 +805,8 @@ static int parse(int argc, char **argv, struct eval_args *a, struct eval_state *
 
 /* The served-list report: peers on the train part, then (--served) the
  * list Recommend serves and its waterfall. */
-static int list_report(const struct eval_args *a, struct eval_state *s, int64_t start_ms,
-                       char *err, size_t errlen)
+static int list_report(const struct eval_args *a, struct eval_state *s, int64_t start_ms, char *err,
+                       size_t errlen)
 {
     struct cascade_eval_matrix m = {0};
     struct cascade_eval_peers peers = {0};
@@ -858,8 +859,8 @@ static int list_report(const struct eval_args *a, struct eval_state *s, int64_t 
                                            .k = a->list_k,
                                            .peers = &peers,
                                            .served = a->served ? &served : NULL,
-                                           .seconds = (double)(cascade_now_ms() - start_ms) /
-                                                      1000.0};
+                                           .seconds =
+                                               (double)(cascade_now_ms() - start_ms) / 1000.0};
     cascade_eval_list_report_table(stdout, &rep);
     fflush(stdout);
     if (a->json)

@@ -20,8 +20,8 @@ static size_t gather(const struct cascade_eval_list_report *r, struct list_row *
         rows[n++] = (struct list_row){cascade_eval_peer_names[p], r->peers->note[p],
                                       r->peers->built[p] ? &r->peers->acc[p] : NULL, 0};
     for (int s = 0; r->served && s < CASCADE_EVAL_N_STAGES; s++)
-        rows[n++] = (struct list_row){cascade_eval_stage_names[s], "",
-                                      &r->served->with.acc[s], r->served->with.missing[s]};
+        rows[n++] = (struct list_row){cascade_eval_stage_names[s], "", &r->served->with.acc[s],
+                                      r->served->with.missing[s]};
     if (r->served && r->served->has_without)
         rows[n++] = (struct list_row){"served_no_explore", "orchestrator.exploration.new_share=0",
                                       &r->served->without.acc[CASCADE_EVAL_STAGE_SERVED], 0};
@@ -37,7 +37,8 @@ void cascade_eval_list_report_table(FILE *out, const struct cascade_eval_list_re
 {
     struct list_row rows[CASCADE_EVAL_N_PEERS + CASCADE_EVAL_N_STAGES + 1];
     size_t n = gather(r, rows), k = r->k;
-    fprintf(out, "%zu test users, %zu held-out items; K = %zu, train items removed from every list\n",
+    fprintf(out,
+            "%zu test users, %zu held-out items; K = %zu, train items removed from every list\n",
             r->split->n_users, r->split->test_items, k);
     fprintf(out, "%-18s %8s %8s %8s %8s %8s %8s  %s\n", "row", "P@K", "R@K", "nDCG@K", "MAP@K",
             "cov@K", "popbias", "note");

@@ -12,8 +12,7 @@
 #include "ease.h"
 #include "error.h"
 
-const char *const cascade_eval_peer_names[CASCADE_EVAL_N_PEERS] = {"popularity", "itemknn",
-                                                                   "ease"};
+const char *const cascade_eval_peer_names[CASCADE_EVAL_N_PEERS] = {"popularity", "itemknn", "ease"};
 
 static int cmp_u32(const void *pa, const void *pb)
 {
@@ -133,8 +132,8 @@ static int run_popularity(const struct cascade_eval_split *sp, const struct casc
     for (size_t i = 0; rc == 0 && i < m->n_items; i++)
         s.scores[i] = (float)m->count[i];
     for (size_t u = 0; rc == 0 && u < sp->n_users; u++) {
-        size_t n = cascade_eval_top_unseen(s.scores, m->n_items, SEEN(sp, u), 0.0f, k, s.list,
-                                           s.sc);
+        size_t n =
+            cascade_eval_top_unseen(s.scores, m->n_items, SEEN(sp, u), 0.0f, k, s.list, s.sc);
         cascade_eval_list_acc_add(acc, s.list, n, REL(sp, u));
     }
     scratch_free(&s);
@@ -194,8 +193,8 @@ static int run_itemknn(const struct cascade_eval_split *sp, const struct cascade
         }
         for (size_t i = 0; i < m->n_items; i++)
             s.scores[i] *= inv_sqrt[i];
-        size_t n = cascade_eval_top_unseen(s.scores, m->n_items, SEEN(sp, t), 0.0f, k, s.list,
-                                           s.sc);
+        size_t n =
+            cascade_eval_top_unseen(s.scores, m->n_items, SEEN(sp, t), 0.0f, k, s.list, s.sc);
         cascade_eval_list_acc_add(acc, s.list, n, REL(sp, t));
     }
     free(inv_sqrt);

@@ -14,8 +14,12 @@
 #include "eval_split.h"
 #include "topk.h"
 
-enum { CASCADE_EVAL_PEER_POPULARITY, CASCADE_EVAL_PEER_ITEMKNN, CASCADE_EVAL_PEER_EASE,
-       CASCADE_EVAL_N_PEERS };
+enum {
+    CASCADE_EVAL_PEER_POPULARITY,
+    CASCADE_EVAL_PEER_ITEMKNN,
+    CASCADE_EVAL_PEER_EASE,
+    CASCADE_EVAL_N_PEERS
+};
 
 /* Row names: "popularity", "itemknn", "ease". */
 extern const char *const cascade_eval_peer_names[CASCADE_EVAL_N_PEERS];
@@ -38,8 +42,8 @@ int cascade_eval_matrix_build(const cascade_dataset *train,
 void cascade_eval_matrix_free(struct cascade_eval_matrix *m); /* zeroed or freed: no-op */
 
 struct cascade_eval_peers_opts {
-    size_t k;           /* list length, default 10 */
-    double ease_lambda; /* default 250 */
+    size_t k;              /* list length, default 10 */
+    double ease_lambda;    /* default 250 */
     size_t ease_max_items; /* 0 = common/ease.h's default */
     bool quiet;
 };
@@ -48,7 +52,7 @@ void cascade_eval_peers_defaults(struct cascade_eval_peers_opts *o);
 
 struct cascade_eval_peers {
     struct cascade_eval_list_acc acc[CASCADE_EVAL_N_PEERS];
-    bool built[CASCADE_EVAL_N_PEERS]; /* false: the row has no scores */
+    bool built[CASCADE_EVAL_N_PEERS];     /* false: the row has no scores */
     char note[CASCADE_EVAL_N_PEERS][256]; /* why a peer was not built, or its settings */
     double seconds[CASCADE_EVAL_N_PEERS];
 };

@@ -154,8 +154,7 @@ static int wait_serving(const struct served_env *e, char *err, size_t errlen)
     cascade_rpc_channel *ch = cascade_rpc_channel_create_env(e->target, 0, last, sizeof last);
     int status = 0, rc = CASCADE_ENOMEM;
     for (int tries = 0; ch && tries < 120; tries++) {
-        rc = cascade_rpc_health_check(ch, "", cascade_now_ms() + 1000, &status, last,
-                                      sizeof last);
+        rc = cascade_rpc_health_check(ch, "", cascade_now_ms() + 1000, &status, last, sizeof last);
         if (rc == 0 && status == 1)
             break;
         if (rc == 0)
@@ -173,9 +172,10 @@ static int wait_serving(const struct served_env *e, char *err, size_t errlen)
 static int build_and_train(const struct cascade_eval_served_opts *o, struct served_env *e,
                            struct cascade_eval_served_result *res, char *err, size_t errlen)
 {
-    char *all[] = {e->build_bin, "all",          "--data",  e->train_dir, "--redis",
-                   e->redis,     "--namespace",  e->ns,     "--model-dir", e->model_dir,
-                   "--config",   (char *)o->config, "--flush", "--quiet",  NULL};
+    char *all[] = {e->build_bin,  "all",        "--data",      e->train_dir,
+                   "--redis",     e->redis,     "--namespace", e->ns,
+                   "--model-dir", e->model_dir, "--config",    (char *)o->config,
+                   "--flush",     "--quiet",    NULL};
     int64_t t0 = cascade_now_ms();
     if (!o->quiet)
         fprintf(stderr, "served: cascade-build all into %s namespace %s\n", e->redis, e->ns);
@@ -184,8 +184,9 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
      * refused) still leave every Redis job done. */
     if (st == CASCADE_BUILD_EXIT_DATA || st == CASCADE_BUILD_EXIT_REFUSED) {
         if (!o->quiet)
-            fprintf(stderr, "served: cascade-build all: every Redis job done; train-rank %s "
-                            "(see %s)\n",
+            fprintf(stderr,
+                    "served: cascade-build all: every Redis job done; train-rank %s "
+                    "(see %s)\n",
                     st == CASCADE_BUILD_EXIT_DATA ? "not supported by the data" : "refused",
                     e->log);
     } else if (st != 0) {
@@ -198,8 +199,9 @@ static int build_and_train(const struct cascade_eval_served_opts *o, struct serv
     for (char *m = strtok_r(models, ",", &save); m; m = strtok_r(NULL, ",", &save)) {
         char replay_ns[160];
         snprintf(replay_ns, sizeof replay_ns, "%.100s-ltr-replay", e->ns);
-        char *train[] = {e->build_bin, "train", m,     "--data", e->train_dir, "--model-dir",
-                         e->model_dir, "--quiet", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        char *train[] = {e->build_bin,  "train",      m,         "--data", e->train_dir,
+                         "--model-dir", e->model_dir, "--quiet", NULL,     NULL,
+                         NULL,          NULL,         NULL,      NULL,     NULL};
         /* The learned rankers replay recall: they need the stack's Redis (a
          * private namespace of it) and the served mix of the config. */
         if (strcmp(m, "ltr") == 0) {
@@ -315,7 +317,8 @@ static void score_answer(const struct cascade_eval_split *sp, size_t t,
                          struct cascade_eval_served_pass *pass)
 {
     const uint32_t *seen = sp->seen + sp->seen_off[t], *rel = sp->test + sp->test_off[t];
-    size_t n_seen = sp->seen_off[t + 1] - sp->seen_off[t], n_rel = sp->test_off[t + 1] - sp->test_off[t];
+    size_t n_seen = sp->seen_off[t + 1] - sp->seen_off[t],
+           n_rel = sp->test_off[t + 1] - sp->test_off[t];
     const uint64_t *ids[CASCADE_EVAL_N_STAGES] = {0};
     size_t n_ids[CASCADE_EVAL_N_STAGES] = {0};
     uint64_t served[256];
@@ -449,8 +452,8 @@ static int make_env(const struct cascade_eval_served_opts *o, struct served_env 
          * (other data, another split) must neither serve nor be the gate's
          * published model. */
         if (remove_tree(e->model_dir) != 0) {
-            snprintf(err, errlen, "%s: cannot clear the models of an earlier run: %s",
-                     e->model_dir, strerror(errno));
+            snprintf(err, errlen, "%s: cannot clear the models of an earlier run: %s", e->model_dir,
+                     strerror(errno));
             return CASCADE_EIO;
         }
         snprintf(e->target, sizeof e->target, "127.0.0.1:%d", o->port_base);
@@ -492,7 +495,8 @@ int cascade_eval_served_run(const struct cascade_eval_split *split, const double
     if (rc == 0 && o->explore_cost) {
         if ((rc = clear_user_state(&e, err, errlen)) == 0 &&
             (rc = stack(o, &e, "stop", NULL, err, errlen)) == 0 &&
-            (rc = stack(o, &e, "start", "orchestrator.exploration.new_share=0", err, errlen)) == 0 &&
+            (rc = stack(o, &e, "start", "orchestrator.exploration.new_share=0", err, errlen)) ==
+                0 &&
             (rc = wait_serving(&e, err, errlen)) == 0)
             rc = run_pass(split, pct, o, &e, "exploration off", &res->without, err, errlen);
         res->has_without = rc == 0;

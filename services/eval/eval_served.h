@@ -35,18 +35,18 @@ extern const char *const cascade_eval_stage_names[CASCADE_EVAL_N_STAGES];
 #define CASCADE_EVAL_DEFAULT_MODELS "two-tower,ltr,prerank,mmoe"
 
 struct cascade_eval_served_opts {
-    const char *config;    /* config file for the stack (and the build); required */
-    const char *work_dir;  /* train TSVs, stack data, logs; created */
-    const char *bin_dir;   /* cascade-* binaries */
-    const char *stack_sh;  /* scripts/stack.sh */
-    int port_base;         /* own stack: orchestrator port, stages +1..+5, redis +9 */
-    const char *models;    /* trainers to run, comma-separated ("" = none) */
+    const char *config;   /* config file for the stack (and the build); required */
+    const char *work_dir; /* train TSVs, stack data, logs; created */
+    const char *bin_dir;  /* cascade-* binaries */
+    const char *stack_sh; /* scripts/stack.sh */
+    int port_base;        /* own stack: orchestrator port, stages +1..+5, redis +9 */
+    const char *models;   /* trainers to run, comma-separated ("" = none) */
     /* An already running stack instead of an own one (all four or none). */
     const char *target, *redis, *ns, *model_dir;
-    bool explore_cost;     /* second pass with orchestrator.exploration.new_share=0 */
-    bool keep_stack;       /* leave the own stack running at the end */
-    size_t k;              /* list length asked for and scored, default 10 */
-    int64_t timeout_ms;    /* per Recommend call, default 5000 */
+    bool explore_cost;  /* second pass with orchestrator.exploration.new_share=0 */
+    bool keep_stack;    /* leave the own stack running at the end */
+    size_t k;           /* list length asked for and scored, default 10 */
+    int64_t timeout_ms; /* per Recommend call, default 5000 */
     bool quiet;
 };
 

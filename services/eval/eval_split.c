@@ -425,9 +425,8 @@ out:
  * map (may be NULL) translates ds item indices to the target catalogue
  * (-1 = unknown there: counted in *unknown). */
 static int push_interacted(const cascade_dataset *ds, const struct cascade_user_events *ue,
-                           uint32_t u, const struct cascade_behaviour_weights *w,
-                           const long *map, uint32_t *mark, uint32_t tag, struct u32_vec *v,
-                           size_t *unknown)
+                           uint32_t u, const struct cascade_behaviour_weights *w, const long *map,
+                           uint32_t *mark, uint32_t tag, struct u32_vec *v, size_t *unknown)
 {
     int rc = 0;
     for (size_t j = ue->off[u]; j < ue->off[u + 1] && rc == 0; j++) {
@@ -463,7 +462,8 @@ static int given_users(const cascade_dataset *train, const cascade_dataset *test
     for (size_t i = 0; i < test->n_items; i++)
         map[i] = cascade_dataset_find_item(train, test->items[i].id);
     for (size_t tu = 0; tu < test->n_users; tu++)
-        if (te.off[tu + 1] > te.off[tu] && cascade_dataset_find_user(train, test->users[tu].id) < 0) {
+        if (te.off[tu + 1] > te.off[tu] &&
+            cascade_dataset_find_user(train, test->users[tu].id) < 0) {
             out->unknown_users++;
             out->dropped_events += te.off[tu + 1] - te.off[tu];
         }
@@ -474,8 +474,8 @@ static int given_users(const cascade_dataset *train, const cascade_dataset *test
             continue;
         size_t seen_start = el->seen.n, test_start = el->test.n, ignored = 0;
         /* Train items first (tag 2u+1), then the test items not among them. */
-        if ((rc = push_interacted(train, &tr, u, &o->weights, NULL, seen_mark, 2 * u + 1,
-                                  &el->seen, &ignored)) != 0 ||
+        if ((rc = push_interacted(train, &tr, u, &o->weights, NULL, seen_mark, 2 * u + 1, &el->seen,
+                                  &ignored)) != 0 ||
             (rc = push_interacted(test, &te, (uint32_t)tu, &o->weights, map, seen_mark, 2 * u + 1,
                                   &el->test, &out->dropped_events)) != 0)
             break;

@@ -72,9 +72,9 @@ int cascade_eval_split_run(const cascade_dataset *ds, const struct cascade_eval_
  * items in test (read-only; same users and items by id) are its held-out
  * items, minus those it also interacted with in train. Test users unknown to
  * train (unknown_users, their events in dropped_events) and test events on
- * items unknown to train (dropped_events) are skipped and counted. Users with at least one held-out item are evaluated
- * (o->max_users, o->seed and o->weights apply; the minimum does not). Returns
- * 0, CASCADE_EINVAL or CASCADE_ENOMEM with err set. */
+ * items unknown to train (dropped_events) are skipped and counted. Users with at least one held-out
+ * item are evaluated (o->max_users, o->seed and o->weights apply; the minimum does not). Returns 0,
+ * CASCADE_EINVAL or CASCADE_ENOMEM with err set. */
 int cascade_eval_split_given(cascade_dataset *train, const cascade_dataset *test,
                              const struct cascade_eval_split_opts *o,
                              struct cascade_eval_split *out, char *err, size_t errlen);

@@ -41,23 +41,23 @@ struct cascade_load_method {
 };
 
 struct cascade_load_opts {
-    const char *target;   /* host:port (the positional argument) */
-    const char *call;     /* --call as given */
-    const char *proto;    /* --proto file, or NULL */
-    const char *protoset; /* --protoset file, or NULL */
-    const char *data;     /* -d JSON text (a template); "{}" when not given */
-    uint64_t total;       /* -n: calls to run; ignored when duration_ns > 0 */
-    int concurrency;      /* -c: workers */
-    int64_t duration_ns;  /* -z: run for this long (0 = use -n) */
-    double rps;           /* --rps: open-loop rate over all workers (0 = closed loop) */
-    int connections;      /* --connections: channels the workers share round-robin */
-    int64_t timeout_ms;   /* --timeout per call (0 = none: 1 hour) */
-    bool insecure;        /* --insecure: plaintext even when CASCADE_TLS_* is set */
+    const char *target;              /* host:port (the positional argument) */
+    const char *call;                /* --call as given */
+    const char *proto;               /* --proto file, or NULL */
+    const char *protoset;            /* --protoset file, or NULL */
+    const char *data;                /* -d JSON text (a template); "{}" when not given */
+    uint64_t total;                  /* -n: calls to run; ignored when duration_ns > 0 */
+    int concurrency;                 /* -c: workers */
+    int64_t duration_ns;             /* -z: run for this long (0 = use -n) */
+    double rps;                      /* --rps: open-loop rate over all workers (0 = closed loop) */
+    int connections;                 /* --connections: channels the workers share round-robin */
+    int64_t timeout_ms;              /* --timeout per call (0 = none: 1 hour) */
+    bool insecure;                   /* --insecure: plaintext even when CASCADE_TLS_* is set */
     const char *cacert, *cert, *key; /* --cacert/--cert/--key: TLS files */
-    bool count_errors;    /* --count-errors: latency stats include non-OK calls */
+    bool count_errors;               /* --count-errors: latency stats include non-OK calls */
     enum cascade_load_format format; /* -O summary|json */
-    const char *output;   /* -o file (NULL = stdout) */
-    uint64_t seed;        /* --seed for randomInt/randomString/UUID (0 = from the clock) */
+    const char *output;              /* -o file (NULL = stdout) */
+    uint64_t seed; /* --seed for randomInt/randomString/UUID (0 = from the clock) */
     struct cascade_load_method method; /* resolved from call */
 };
 
@@ -111,16 +111,16 @@ struct cascade_load_result {
     int64_t timestamp_ns; /* wall clock at the scheduled (or actual) send */
     int64_t latency_ns;   /* completion - scheduled send time */
     grpc_status_code status;
-    char *error;          /* malloc'd "rpc error: code = ... desc = ...", NULL when OK */
-    bool degraded;        /* the answer had degraded = true */
+    char *error;   /* malloc'd "rpc error: code = ... desc = ...", NULL when OK */
+    bool degraded; /* the answer had degraded = true */
 };
 
 struct cascade_load_report {
     const struct cascade_load_opts *opts; /* borrowed */
-    int64_t date_s;        /* wall clock at the start */
-    int64_t total_ns;      /* start to the last completion */
-    const char *end_reason; /* "normal" or "timeout" (-z reached) */
-    struct cascade_load_result *results; /* in completion order */
+    int64_t date_s;                       /* wall clock at the start */
+    int64_t total_ns;                     /* start to the last completion */
+    const char *end_reason;               /* "normal" or "timeout" (-z reached) */
+    struct cascade_load_result *results;  /* in completion order */
     size_t count;
     uint64_t degraded;
 };
@@ -130,8 +130,8 @@ struct cascade_load_report {
  * cannot start returns CASCADE_EINVAL/CASCADE_EUNAVAILABLE with a message.
  * Failed calls are results, not errors. The caller initialises gRPC
  * (cascade_rpc_init) first. */
-int cascade_load_run(const struct cascade_load_opts *o, struct cascade_load_report **out,
-                     char *err, size_t errlen);
+int cascade_load_run(const struct cascade_load_opts *o, struct cascade_load_report **out, char *err,
+                     size_t errlen);
 
 void cascade_load_report_destroy(struct cascade_load_report *r);
 

@@ -68,8 +68,8 @@ static bool parse_duration(const char *s, int64_t *ns)
     static const struct {
         const char *unit;
         double ns;
-    } units[] = {{"ns", 1},     {"us", 1e3},   {"\xc2\xb5s", 1e3}, {"ms", 1e6},
-                 {"s", 1e9},    {"m", 60e9},   {"h", 3600e9}};
+    } units[] = {{"ns", 1},  {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+                 {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
     if (!s || !*s)
         return false;
     if (strcmp(s, "0") == 0) {
@@ -107,8 +107,18 @@ static bool parse_duration(const char *s, int64_t *ns)
     return true;
 }
 
-enum { OPT_CALL = 256, OPT_PROTO, OPT_PROTOSET, OPT_CONNECTIONS, OPT_INSECURE, OPT_CACERT,
-       OPT_CERT, OPT_KEY, OPT_COUNT_ERRORS, OPT_SEED };
+enum {
+    OPT_CALL = 256,
+    OPT_PROTO,
+    OPT_PROTOSET,
+    OPT_CONNECTIONS,
+    OPT_INSECURE,
+    OPT_CACERT,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_COUNT_ERRORS,
+    OPT_SEED
+};
 
 static int parse_opt(int c, const char *arg, struct cascade_load_opts *o, FILE *err)
 {

@@ -36,8 +36,8 @@ int cascade_load_method_find(const char *call, struct cascade_load_method *m, ch
     if (!sep)
         sep = strrchr(call, '.');
     if (!sep || sep == call || !sep[1]) {
-        snprintf(err, errlen, "--call %s: expected package.Service.Method or package.Service/Method",
-                 call);
+        snprintf(err, errlen,
+                 "--call %s: expected package.Service.Method or package.Service/Method", call);
         return CASCADE_EINVAL;
     }
     size_t service_len = (size_t)(sep - call);

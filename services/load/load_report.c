@@ -14,10 +14,22 @@
 const char *cascade_load_status_name(grpc_status_code code)
 {
     static const char *const names[] = {
-        "OK",           "Canceled",          "Unknown",         "InvalidArgument",
-        "DeadlineExceeded", "NotFound",      "AlreadyExists",   "PermissionDenied",
-        "ResourceExhausted", "FailedPrecondition", "Aborted",   "OutOfRange",
-        "Unimplemented", "Internal",         "Unavailable",     "DataLoss",
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
         "Unauthenticated",
     };
     if ((int)code >= 0 && (size_t)code < sizeof names / sizeof names[0])
@@ -208,11 +220,10 @@ static json_t *options_json(const struct cascade_load_opts *o)
     if (!o)
         return json_object();
     json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:I, s:f, s:i, s:I, s:b}", "host", o->target,
-                          "call", o->method.full_name, "total", (json_int_t)o->total,
-                          "concurrency", o->concurrency, "duration",
-                          (json_int_t)o->duration_ns, "rps", o->rps, "connections",
-                          o->connections, "timeout", (json_int_t)o->timeout_ms * 1000000,
-                          "insecure", o->insecure);
+                          "call", o->method.full_name, "total", (json_int_t)o->total, "concurrency",
+                          o->concurrency, "duration", (json_int_t)o->duration_ns, "rps", o->rps,
+                          "connections", o->connections, "timeout",
+                          (json_int_t)o->timeout_ms * 1000000, "insecure", o->insecure);
     json_t *data = j ? json_loads(o->data, 0, NULL) : NULL;
     if (j)
         json_object_set_new(j, "data", data ? data : json_string(o->data));

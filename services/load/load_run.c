@@ -190,7 +190,8 @@ static int by_timestamp(const void *a, const void *b)
 /* The answer's bool field "degraded" (RecommendResponse has one), or NULL. */
 static const ProtobufCFieldDescriptor *degraded_field(const ProtobufCMessageDescriptor *d)
 {
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, "degraded");
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(d, "degraded");
     if (f && f->type == PROTOBUF_C_TYPE_BOOL && f->label != PROTOBUF_C_LABEL_REPEATED)
         return f;
     return NULL;
@@ -230,8 +231,8 @@ static int open_channels(struct run *run, char *err, size_t errlen)
     return 0;
 }
 
-int cascade_load_run(const struct cascade_load_opts *o, struct cascade_load_report **out,
-                     char *err, size_t errlen)
+int cascade_load_run(const struct cascade_load_opts *o, struct cascade_load_report **out, char *err,
+                     size_t errlen)
 {
     int rc = CASCADE_ENOMEM;
     struct run run = {.o = o};
@@ -302,8 +303,7 @@ int cascade_load_run(const struct cascade_load_opts *o, struct cascade_load_repo
         goto out;
     }
     for (int i = 0; i < started; i++) {
-        memcpy(rep->results + rep->count, workers[i].results,
-               workers[i].n * sizeof *rep->results);
+        memcpy(rep->results + rep->count, workers[i].results, workers[i].n * sizeof *rep->results);
         rep->count += workers[i].n;
         rep->degraded += workers[i].degraded;
         workers[i].n = 0; /* the errors now belong to the report */

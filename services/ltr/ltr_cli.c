@@ -44,8 +44,7 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
          "where the replay's two-tower model goes", 0, 0},
         {"config", CASCADE_FLAG_STRING, &a->config,
          "config with build.*, recall.*, orchestrator.* (the served mix)", 0, 0},
-        {"set", CASCADE_FLAG_STRING, &a->sets, "config overrides path=value[;path=value...]", 0,
-         0},
+        {"set", CASCADE_FLAG_STRING, &a->sets, "config overrides path=value[;path=value...]", 0, 0},
         {"split", CASCADE_FLAG_STRING, &a->split, "replay hold-out: random or time", 0, 0},
         {"holdout-frac", CASCADE_FLAG_DOUBLE, &o->replay.holdout_frac,
          "share of each user's items held out in the replay", 0.01, 0.9},
@@ -75,8 +74,7 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
         {"no-two-tower", CASCADE_FLAG_BOOL, &a->no_two_tower,
          "do not train the replay's two-tower model", 0, 0},
         {"margin-scale", CASCADE_FLAG_DOUBLE, &o->margin_scale,
-         "the boosters start from this times the merged recall score (0 = from nothing)", 0,
-         1000},
+         "the boosters start from this times the merged recall score (0 = from nothing)", 0, 1000},
         {"min-gain", CASCADE_FLAG_DOUBLE, &o->min_gain,
          "validation nDCG@10 a model must add to the order it replaces", 0, 1},
         {"force", CASCADE_FLAG_BOOL, &a->force, "publish even when the gate says no", 0, 0},
@@ -113,8 +111,8 @@ static int parse(int argc, char **argv, struct ltr_args *a, char *err, size_t er
 /* The config file (or an empty one) with --set applied. */
 static cascade_config *load_config(const struct ltr_args *a, char *err, size_t errlen)
 {
-    cascade_config *cfg = a->config ? cascade_config_load(a->config, err, errlen)
-                                    : cascade_config_empty();
+    cascade_config *cfg =
+        a->config ? cascade_config_load(a->config, err, errlen) : cascade_config_empty();
     char *sets = a->sets ? strdup(a->sets) : NULL, *save = NULL;
     if (!cfg || (a->sets && !sets)) {
         if (cfg && !err[0])
@@ -183,7 +181,10 @@ int cascade_ltr_main(int argc, char **argv)
     }
     if (!a.no_two_tower) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(tt_dir, sizeof tt_dir, "%s/%s", a.replay_dir ? a.replay_dir : tmp ? tmp : "/tmp",
+        snprintf(tt_dir, sizeof tt_dir, "%s/%s",
+                 a.replay_dir ? a.replay_dir
+                 : tmp        ? tmp
+                              : "/tmp",
                  a.replay_dir ? "two-tower" : "cascade-ltr-replay-two-tower");
         a.o.replay.two_tower_dir = tt_dir;
     }

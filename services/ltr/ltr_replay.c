@@ -172,7 +172,8 @@ static int replay_user(struct replay_ctx *c, size_t k, struct cascade_ltr_lists 
         return rc;
     /* The Filter drops what the user already consumed: its train items. */
     const uint32_t *seen = s->seen + s->seen_off[k], *test = s->test + s->test_off[k];
-    size_t n_seen = s->seen_off[k + 1] - s->seen_off[k], n_test = s->test_off[k + 1] - s->test_off[k];
+    size_t n_seen = s->seen_off[k + 1] - s->seen_off[k],
+           n_test = s->test_off[k + 1] - s->test_off[k];
     Cascade__V1__Candidate **keep = cascade_arena_calloc(c->arena, n + 1, sizeof *keep);
     uint32_t *idx = cascade_arena_calloc(c->arena, n + 1, sizeof *idx);
     size_t m = 0, pos = 0;
@@ -229,10 +230,10 @@ static int replay_loop(struct replay_ctx *c, struct cascade_ltr_lists *l, char *
         if ((rc = replay_user(c, k, l, &cap_rows, &cap_groups))) {
             snprintf(err, errlen, "replay of user %s: %s",
                      c->split->train->users[c->split->users[k]].id,
-                     rc == CASCADE_ENOMEM ? "out of memory"
-                                          : (cascade_redis_error(c->redis)[0]
-                                                 ? cascade_redis_error(c->redis)
-                                                 : cascade_strerror(rc)));
+                     rc == CASCADE_ENOMEM
+                         ? "out of memory"
+                         : (cascade_redis_error(c->redis)[0] ? cascade_redis_error(c->redis)
+                                                             : cascade_strerror(rc)));
             return rc;
         }
         cascade_progress_update(&p, k + 1);

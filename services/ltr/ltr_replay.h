@@ -21,8 +21,8 @@
 #include "redis.h"
 
 struct cascade_ltr_replay_opts {
-    cascade_config *cfg; /* build.*, recall.*, orchestrator.* (borrowed); its
-                          * recall.channels.two_tower.model_dir is pointed at two_tower_dir */
+    cascade_config *cfg;       /* build.*, recall.*, orchestrator.* (borrowed); its
+                                * recall.channels.two_tower.model_dir is pointed at two_tower_dir */
     const char *ns;            /* replay namespace, flushed (borrowed) */
     const char *two_tower_dir; /* the replay's two-tower model goes here; NULL = none */
     double holdout_frac;       /* share of each user's items held out, default 0.25 */
@@ -42,11 +42,11 @@ struct cascade_ltr_lists {
     size_t n_groups, n_rows;
     size_t *off;
     float *X, *y;
-    uint64_t *item;     /* row → item id (diagnostics and the parity test) */
-    uint32_t *user;     /* group → dataset user index */
-    size_t positives;   /* rows with y = 1 */
-    size_t held_out;    /* held-out (user, item) pairs of the replayed users */
-    int64_t as_of;      /* the replay build's reference time */
+    uint64_t *item;   /* row → item id (diagnostics and the parity test) */
+    uint32_t *user;   /* group → dataset user index */
+    size_t positives; /* rows with y = 1 */
+    size_t held_out;  /* held-out (user, item) pairs of the replayed users */
+    int64_t as_of;    /* the replay build's reference time */
     double build_s, replay_s;
 };
 

@@ -253,8 +253,8 @@ static cascade_gbdt *current_model(const char *dir, const char *latest, char *na
  * (the gate's floor, plus min_gain) and lose at most the tolerance to the
  * published model on the same validation lists (train_gate.h). */
 struct stage_gate {
-    const char *stage;    /* "prerank" / "rank" */
-    const char *latest;   /* pointer file name */
+    const char *stage;      /* "prerank" / "rank" */
+    const char *latest;     /* pointer file name */
     double ndcg, base_ndcg; /* validation nDCG@10 of the model and of the order it replaces */
     double current_ndcg;    /* the published model on the same lists; -1 = none */
     const char *current;    /* its file name; NULL = none published */
@@ -265,8 +265,7 @@ struct stage_gate {
  * Not beating the order it replaces refuses this stage's model only. */
 static int publish(const cascade_gbdt *m, const struct stage_gate *sg,
                    const struct cascade_ltr_train_opts *o, size_t holdout, bool *published,
-                   char *version, size_t vlen, char *reason, size_t rlen, char *err,
-                   size_t errlen)
+                   char *version, size_t vlen, char *reason, size_t rlen, char *err, size_t errlen)
 {
     char prefix[64], kind[64], path[1024], value[32];
     struct cascade_train_gate_decision d;
@@ -473,17 +472,21 @@ static int validate(struct job *j)
 static int publish_both(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_train_summary *s = j->s;
-    struct stage_gate pg = {.stage = "prerank", .latest = CASCADE_LTR_PRERANK_LATEST,
-                            .ndcg = s->ndcg_prerank, .base_ndcg = s->ndcg_recall,
+    struct stage_gate pg = {.stage = "prerank",
+                            .latest = CASCADE_LTR_PRERANK_LATEST,
+                            .ndcg = s->ndcg_prerank,
+                            .base_ndcg = s->ndcg_recall,
                             .current_ndcg = s->ndcg_prerank_current,
                             .current = j->pre_cur ? j->pre_cur_name : NULL};
-    struct stage_gate rg = {.stage = "rank", .latest = CASCADE_LTR_RANK_LATEST,
-                            .ndcg = s->ndcg_rank, .base_ndcg = s->ndcg_rank_base,
+    struct stage_gate rg = {.stage = "rank",
+                            .latest = CASCADE_LTR_RANK_LATEST,
+                            .ndcg = s->ndcg_rank,
+                            .base_ndcg = s->ndcg_rank_base,
                             .current_ndcg = s->ndcg_rank_current,
                             .current = j->rank_cur ? j->rank_cur_name : NULL};
-    int rc = publish(j->pre, &pg, j->o, s->valid_groups, &s->prerank_published,
-                     s->prerank_version, sizeof s->prerank_version, s->prerank_reason,
-                     sizeof s->prerank_reason, err, errlen);
+    int rc = publish(j->pre, &pg, j->o, s->valid_groups, &s->prerank_published, s->prerank_version,
+                     sizeof s->prerank_version, s->prerank_reason, sizeof s->prerank_reason, err,
+                     errlen);
     if (!rc)
         rc = publish(j->rank, &rg, j->o, s->valid_groups, &s->rank_published, s->rank_version,
                      sizeof s->rank_version, s->rank_reason, sizeof s->rank_reason, err, errlen);

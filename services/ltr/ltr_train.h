@@ -25,21 +25,21 @@
 struct cascade_ltr_train_opts {
     struct cascade_ltr_replay_opts replay;
     struct cascade_ltr_xgb_opts prerank, rank; /* per-stage booster settings */
-    size_t rank_list;   /* candidates the pre-ranker keeps for the ranker, default 300 */
-    double valid_frac;  /* share of replayed users kept for validation, default 0.3 */
+    size_t rank_list;    /* candidates the pre-ranker keeps for the ranker, default 300 */
+    double valid_frac;   /* share of replayed users kept for validation, default 0.3 */
     double margin_scale; /* boost from margin_scale · recall score; 0 = from nothing */
-    double min_gain;    /* a model must beat the order it replaces by this much nDCG, default 0.01 */
-    double tolerance;   /* ... and lose at most this much to the published model, default 0.002 */
-    bool force;         /* publish even when the gate says no */
+    double min_gain;  /* a model must beat the order it replaces by this much nDCG, default 0.01 */
+    double tolerance; /* ... and lose at most this much to the published model, default 0.002 */
+    bool force;       /* publish even when the gate says no */
     const char *model_dir;
 };
 
 /* Validation nDCG@10 of each order and what the gate decided. */
 struct cascade_ltr_train_summary {
     size_t groups, rows, positives, valid_groups;
-    double ndcg_recall, ndcg_prerank, ndcg_rank;       /* the cascade on validation users */
+    double ndcg_recall, ndcg_prerank, ndcg_rank; /* the cascade on validation users */
     double ndcg_rank_base; /* the order reaching the ranker, on its (cut) lists */
-    double ndcg_prerank_current, ndcg_rank_current;    /* published models, -1 = none */
+    double ndcg_prerank_current, ndcg_rank_current; /* published models, -1 = none */
     double best_channel_ndcg; /* the best single channel's order on the same lists */
     char best_channel[64];
     int prerank_rounds, rank_rounds;

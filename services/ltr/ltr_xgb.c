@@ -87,10 +87,12 @@ static int set_params(BoosterHandle b, const struct cascade_ltr_xgb_opts *o, cha
     snprintf(v[6], sizeof v[6], "%d", o->threads);
     snprintf(v[7], sizeof v[7], "%llu", (unsigned long long)(o->seed & 0x7fffffff));
     const char *params[][2] = {
-        {"objective", o->objective}, {"tree_method", "hist"},      {"max_depth", v[0]},
-        {"eta", v[1]},              {"subsample", v[2]},          {"colsample_bytree", v[3]},
-        {"min_child_weight", v[4]}, {"eval_metric", v[5]},         {"nthread", v[6]},
-        {"seed", v[7]},             {"verbosity", "0"},
+        {"objective", o->objective}, {"tree_method", "hist"},
+        {"max_depth", v[0]},         {"eta", v[1]},
+        {"subsample", v[2]},         {"colsample_bytree", v[3]},
+        {"min_child_weight", v[4]},  {"eval_metric", v[5]},
+        {"nthread", v[6]},           {"seed", v[7]},
+        {"verbosity", "0"},
     };
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         if (XGBoosterSetParam(b, params[i][0], params[i][1]) != 0)
@@ -175,8 +177,7 @@ cascade_gbdt *cascade_ltr_xgb_train(const struct cascade_ltr_set *train,
     }
     if (res->best_round == 0 && margin) {
         /* No round beat the margin alone: the model is the margin. */
-        if (!(m = cascade_gbdt_margin_only(train->dim, (size_t)o->margin_feature,
-                                           o->margin_scale)))
+        if (!(m = cascade_gbdt_margin_only(train->dim, (size_t)o->margin_feature, o->margin_scale)))
             snprintf(err, errlen, "out of memory");
         goto out;
     }

@@ -19,16 +19,17 @@ struct cascade_ltr_set {
 };
 
 struct cascade_ltr_xgb_opts {
-    const char *objective;  /* xgboost objective: rank:ndcg (default), rank:pairwise, binary:logistic */
-    int rounds;             /* most boosting rounds, default 300 */
-    int patience;           /* stop after this many rounds without a better validation nDCG, default 30 */
-    int min_rounds;         /* the kept model has at least this many rounds, default 20 */
-    int max_depth;          /* default 6 */
-    double eta;             /* learning rate, default 0.05 */
-    double subsample;       /* row share per tree, default 0.8 */
-    double colsample;       /* feature share per tree, default 0.8 */
+    const char
+        *objective;   /* xgboost objective: rank:ndcg (default), rank:pairwise, binary:logistic */
+    int rounds;       /* most boosting rounds, default 300 */
+    int patience;     /* stop after this many rounds without a better validation nDCG, default 30 */
+    int min_rounds;   /* the kept model has at least this many rounds, default 20 */
+    int max_depth;    /* default 6 */
+    double eta;       /* learning rate, default 0.05 */
+    double subsample; /* row share per tree, default 0.8 */
+    double colsample; /* feature share per tree, default 0.8 */
     double min_child_weight; /* default 1 */
-    int ndcg_k;             /* the validation metric's cut-off, default 10 */
+    int ndcg_k;              /* the validation metric's cut-off, default 10 */
     /* Boost from a margin: every row starts at margin_scale · X[margin_feature]
      * (xgboost's base_margin) and the trees learn corrections; the returned
      * model keeps the margin (gbdt.h). -1 = none (default). With a margin,
@@ -37,16 +38,16 @@ struct cascade_ltr_xgb_opts {
     long margin_feature;
     float margin_scale;
     double baseline_ndcg;
-    int threads;            /* default 2 */
-    uint64_t seed;          /* default 1 */
+    int threads;   /* default 2 */
+    uint64_t seed; /* default 1 */
     /* Called after each round (may be NULL). */
     void (*on_round)(void *ud, int round, double valid_ndcg, double best, int best_round);
     void *ud;
 };
 
 struct cascade_ltr_xgb_result {
-    int best_round;    /* rounds kept (1-based count; 0 = the margin alone) */
-    double best_ndcg;  /* xgboost's validation nDCG@K at that round */
+    int best_round;   /* rounds kept (1-based count; 0 = the margin alone) */
+    double best_ndcg; /* xgboost's validation nDCG@K at that round */
 };
 
 void cascade_ltr_xgb_defaults(struct cascade_ltr_xgb_opts *o);

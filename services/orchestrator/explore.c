@@ -122,8 +122,8 @@ static size_t count_pool_items(Cascade__V1__Candidate *const *ranked, size_t n,
 
 size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_ranked, size_t count,
                             size_t reserved, const uint32_t *positions, size_t n_pos,
-                            Cascade__V1__Candidate *const *pool, size_t n_pool,
-                            const char *channel, struct cascade_slot *fills)
+                            Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
+                            struct cascade_slot *fills)
 {
     size_t need = 0, stay = 0, next = 0, k = 0;
     /* The fewest insertions after which the list holds n_pos exploration
@@ -139,14 +139,16 @@ size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_rank
             break;
     }
     for (; k < need; k++) {
-        while (next < n_pool && (pool[next] == NULL || cascade_slots_has_item(ranked, stay, pool[next]->item_id)))
+        while (next < n_pool &&
+               (pool[next] == NULL || cascade_slots_has_item(ranked, stay, pool[next]->item_id)))
             next++;
         if (next == n_pool)
             break;
-        fills[k] = (struct cascade_slot){.position = positions[k],
-                                         .cand = pool[next++],
-                                         .reason = CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION,
-                                         .source = "exploration"};
+        fills[k] =
+            (struct cascade_slot){.position = positions[k],
+                                  .cand = pool[next++],
+                                  .reason = CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION,
+                                  .source = "exploration"};
     }
     return k;
 }

@@ -71,7 +71,7 @@ int cascade_explore_by_rank(Cascade__V1__Candidate *const *pool, size_t n_pool,
  * number of fills (fewer when the pool runs out). Never fails. */
 size_t cascade_explore_fill(Cascade__V1__Candidate *const *ranked, size_t n_ranked, size_t count,
                             size_t reserved, const uint32_t *positions, size_t n_pos,
-                            Cascade__V1__Candidate *const *pool, size_t n_pool,
-                            const char *channel, struct cascade_slot *fills);
+                            Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
+                            struct cascade_slot *fills);
 
 #endif

@@ -37,9 +37,8 @@ static int check_request_id(const char *rid, size_t index, char *err, size_t err
 {
     if (rid == NULL || rid[0] == '\0' || cascade_request_id_valid(rid))
         return 0;
-    snprintf(err, errlen,
-             "events[%zu].request_id must be at most %d characters of [A-Za-z0-9._:-]", index,
-             CASCADE_FEEDBACK_REQUEST_ID_MAX);
+    snprintf(err, errlen, "events[%zu].request_id must be at most %d characters of [A-Za-z0-9._:-]",
+             index, CASCADE_FEEDBACK_REQUEST_ID_MAX);
     return CASCADE_EINVAL;
 }
 

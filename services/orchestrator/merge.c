@@ -103,8 +103,8 @@ static double channel_max(const struct cascade_merge_input *in)
     return max;
 }
 
-static int add_hit(struct merged *m, const char *channel, float score, float norm,
-                   uint32_t rank, cascade_arena *arena)
+static int add_hit(struct merged *m, const char *channel, float score, float norm, uint32_t rank,
+                   cascade_arena *arena)
 {
     Cascade__V1__Candidate *c = m->cand;
     if (c->n_channels == m->hit_cap) {

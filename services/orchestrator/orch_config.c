@@ -339,8 +339,7 @@ static int parse_stage(const cascade_config *cfg, const char *name, uint32_t def
     if ((rc = cascade_config_int(cfg, path, default_keep, 0, 20000, &keep, err, errlen)))
         return rc;
     snprintf(path, sizeof path, "orchestrator.stages.%s.min_ms", name);
-    if ((rc = cascade_config_int(cfg, path, DEFAULT_STAGE_MIN_MS, 0, 60000, &min_ms, err,
-                                 errlen)))
+    if ((rc = cascade_config_int(cfg, path, DEFAULT_STAGE_MIN_MS, 0, 60000, &min_ms, err, errlen)))
         return rc;
     st->min_ms = (int)min_ms;
     st->timeout_ms = (int)timeout;
@@ -379,8 +378,8 @@ static int parse_reserves(const cascade_config *cfg, struct cascade_orch_config 
     int rc;
     if ((rc = cascade_config_int(cfg, "orchestrator.exposure.min_ms", DEFAULT_STAGE_MIN_MS, 0,
                                  60000, &exposure_min, err, errlen)) ||
-        (rc = cascade_config_int(cfg, "orchestrator.recall.min_ms", DEFAULT_STAGE_MIN_MS, 0,
-                                 60000, &recall_min, err, errlen)))
+        (rc = cascade_config_int(cfg, "orchestrator.recall.min_ms", DEFAULT_STAGE_MIN_MS, 0, 60000,
+                                 &recall_min, err, errlen)))
         return rc;
     if ((rc = cascade_config_bool(cfg, "orchestrator.recall.batch", true, &out->recall_batch, err,
                                   errlen)))
@@ -464,8 +463,8 @@ static int parse_user_features(const cascade_config *cfg, struct cascade_orch_co
                                     &out->explore_share, err, errlen)) ||
         (rc = cascade_config_double(cfg, "orchestrator.exploration.position", 0.8, 0.0, 1.0,
                                     &out->explore_position, err, errlen)) ||
-        (rc = cascade_config_double(cfg, "orchestrator.exploration.max_rank_share", 0.5, 0.0,
-                                    1.0, &out->explore_max_rank_share, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.max_rank_share", 0.5, 0.0, 1.0,
+                                    &out->explore_max_rank_share, err, errlen)) ||
         (rc = cascade_config_int(cfg, "orchestrator.exploration.candidates", 20, 1, 1000,
                                  &explore_candidates, err, errlen)) ||
         (rc = cascade_config_string(cfg, "orchestrator.exploration.channel", "new",
@@ -582,8 +581,8 @@ static int parse_serve_log(const cascade_config *cfg, struct cascade_orch_config
     int rc;
     if ((rc = cascade_config_bool(cfg, "orchestrator.serve_log.enabled", true,
                                   &out->serve_log_enabled, err, errlen)) ||
-        (rc = cascade_config_int(cfg, "orchestrator.serve_log.max_len", 1000000, 1000,
-                                 1000000000, &max_len, err, errlen)))
+        (rc = cascade_config_int(cfg, "orchestrator.serve_log.max_len", 1000000, 1000, 1000000000,
+                                 &max_len, err, errlen)))
         return rc;
     out->serve_log_max_len = (uint32_t)max_len;
     return 0;
@@ -602,10 +601,10 @@ static int parse_items(const cascade_config *cfg, struct cascade_orch_config *ou
         (rc = cascade_config_int(cfg, "orchestrator.exploration.target_window_s", 86400, 60,
                                  366 * 86400, &window, err, errlen)) ||
         (rc = cascade_config_int(cfg, "build.geo.cap", 500, 1, 1000000, &geo_cap, err, errlen)) ||
-        (rc = cascade_config_int(cfg, "build.city.cap", 1000, 1, 1000000, &city_cap, err,
-                                 errlen)) ||
-        (rc = cascade_config_int(cfg, "build.authors.items_cap", 200, 1, 1000000, &author_cap,
-                                 err, errlen)))
+        (rc =
+             cascade_config_int(cfg, "build.city.cap", 1000, 1, 1000000, &city_cap, err, errlen)) ||
+        (rc = cascade_config_int(cfg, "build.authors.items_cap", 200, 1, 1000000, &author_cap, err,
+                                 errlen)))
         return rc;
     out->boost_target = (uint32_t)target;
     out->boost_window_s = window;
@@ -669,8 +668,8 @@ static int parse_debug(const cascade_config *cfg, struct cascade_orch_config *ou
 {
     const char *token;
     int rc;
-    if ((rc = cascade_config_bool(cfg, "orchestrator.debug.enabled", true, &out->debug_enabled,
-                                  err, errlen)) ||
+    if ((rc = cascade_config_bool(cfg, "orchestrator.debug.enabled", true, &out->debug_enabled, err,
+                                  errlen)) ||
         (rc = cascade_config_bool(cfg, "orchestrator.debug.loopback", true, &out->debug_loopback,
                                   err, errlen)) ||
         (rc = cascade_config_string(cfg, "orchestrator.debug.token", "", &token, err, errlen)))
@@ -701,8 +700,7 @@ int cascade_orch_config_parse(const cascade_config *cfg, struct cascade_orch_con
         (rc = parse_slots(cfg, out, err, errlen)) ||
         (rc = parse_hard_negatives(cfg, out, err, errlen)) ||
         (rc = parse_serve_log(cfg, out, err, errlen)) ||
-        (rc = parse_items(cfg, out, err, errlen)) ||
-        (rc = parse_feedback(cfg, out, err, errlen)) ||
+        (rc = parse_items(cfg, out, err, errlen)) || (rc = parse_feedback(cfg, out, err, errlen)) ||
         (rc = parse_reconnect(cfg, out, err, errlen)) || (rc = parse_tls(cfg, out, err, errlen)) ||
         (rc = parse_debug(cfg, out, err, errlen)))
         return rc;

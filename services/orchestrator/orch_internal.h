@@ -56,7 +56,7 @@ struct cascade_orch {
      * and its request counter (cascade_orchestrator_track_requests_total). */
     cascade_rpc_channel *track_rpc[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
     cascade_metric *track_requests[CASCADE_ORCH_N_STAGES][CASCADE_ORCH_MAX_TRACKS];
-    atomic_uint_fast64_t request_seq;   /* for generated request ids */
+    atomic_uint_fast64_t request_seq; /* for generated request ids */
     /* Impression target (boost.h): when the new-list census last ran (ms,
      * monotonic; claimed by compare-and-swap so one request runs it), and its
      * gauges; the counter of pool items skipped because their target was met. */
@@ -66,7 +66,7 @@ struct cascade_orch {
     cascade_metric *hardneg_failures;   /* failed hard-negative writes (request unaffected) */
     cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */
     cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
-    struct cascade_store_script feedback_script; /* sha of the Feedback record script */
+    struct cascade_store_script feedback_script;  /* sha of the Feedback record script */
     struct cascade_store_script put_items_script; /* sha of the PutItems script */
 };
 

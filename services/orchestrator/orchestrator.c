@@ -40,8 +40,8 @@ static cascade_rpc_channel *endpoint_channel(cascade_orch *o, const char *addr, 
     return e->channel;
 }
 
-const char *const cascade_orch__stage_names[CASCADE_ORCH_N_STAGES] = {"filter", "prerank",
-                                                                       "rank", "rerank"};
+const char *const cascade_orch__stage_names[CASCADE_ORCH_N_STAGES] = {"filter", "prerank", "rank",
+                                                                      "rerank"};
 
 const struct cascade_orch_stage_cfg *cascade_orch__stage_cfg(const cascade_orch *o,
                                                              enum cascade_orch_stage s)
@@ -57,8 +57,8 @@ static int open_channels(cascade_orch *o, char *err, size_t errlen)
     for (int s = 0; s < CASCADE_ORCH_N_STAGES; s++) {
         const struct cascade_orch_stage_cfg *st = cascade_orch__stage_cfg(o, s);
         for (size_t t = 0; t < st->n_tracks; t++)
-            if (!(o->track_rpc[s][t] = endpoint_channel(o, st->tracks[t].endpoint, why,
-                                                        sizeof why)))
+            if (!(o->track_rpc[s][t] =
+                      endpoint_channel(o, st->tracks[t].endpoint, why, sizeof why)))
                 goto fail;
     }
     for (size_t i = 0; i < o->cfg.n_channels; i++) {
@@ -290,8 +290,8 @@ static int handle_put_items(void *service, cascade_rpc_ctx *ctx, const ProtobufC
     char err[512] = "";
     struct cascade_orch_call call = cascade_orch__call_of(ctx, err, sizeof err);
     Cascade__V1__PutItemsResponse *out = NULL;
-    int rc = cascade_orch_put_items(service, &call, (const Cascade__V1__PutItemsRequest *)request,
-                                    &out);
+    int rc =
+        cascade_orch_put_items(service, &call, (const Cascade__V1__PutItemsRequest *)request, &out);
     if (rc)
         return cascade_rpc_ctx_fail(ctx, rc, "%s", err);
     *response = &out->base;

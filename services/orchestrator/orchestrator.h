@@ -4,8 +4,8 @@
  * filter → pre-rank → rank → re-rank within the request's deadline, reserves
  * the new-item exploration share, records exposure of what it returns, keeps
  * the user's recall cache (ranked but unshown items) and hard-negative log
- * (items the ranker cut), and logs Feedback events to Redis. A failing or late channel or stage degrades the answer
- * (flagged and explained in the response) instead of failing it.
+ * (items the ranker cut), and logs Feedback events to Redis. A failing or late channel or stage
+ * degrades the answer (flagged and explained in the response) instead of failing it.
  *
  * Thread-safety: one cascade_orch is shared by every worker thread; its stage
  * channels are created once at start and are thread-safe. */
@@ -65,12 +65,12 @@ const struct cascade_orch_config *cascade_orch_get_config(const cascade_orch *o)
 /* Per-call inputs, independent of the RPC server so tests can drive the
  * pipeline directly. */
 struct cascade_orch_call {
-    cascade_arena *arena;   /* request arena: the response is allocated here */
-    int64_t deadline_ms;    /* absolute (cascade_now_ms clock); INT64_MAX = none */
-    const char *request_id; /* caller's x-request-id; NULL or "" = none */
+    cascade_arena *arena;    /* request arena: the response is allocated here */
+    int64_t deadline_ms;     /* absolute (cascade_now_ms clock); INT64_MAX = none */
+    const char *request_id;  /* caller's x-request-id; NULL or "" = none */
     const char *peer;        /* caller's address (cascade_rpc_ctx_peer); NULL = unknown */
     const char *debug_token; /* caller's x-debug-token; NULL or "" = none */
-    char *err;              /* message buffer for failures */
+    char *err;               /* message buffer for failures */
     size_t errlen;
 };
 

@@ -63,9 +63,8 @@ static const char *request_id(struct cascade_orch_rq *rq, const Cascade__V1__Use
 static bool trace_allowed(const struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
-    if (cascade_orch_report_trace_allowed(cfg->debug_enabled, cfg->debug_loopback,
-                                          cfg->debug_token, rq->call->peer,
-                                          rq->call->debug_token))
+    if (cascade_orch_report_trace_allowed(cfg->debug_enabled, cfg->debug_loopback, cfg->debug_token,
+                                          rq->call->peer, rq->call->debug_token))
         return true;
     CASCADE_DEBUG(rq->user->request_id, "debug trace withheld: %s",
                   cfg->debug_enabled ? "caller is not on loopback and sent no valid x-debug-token"
@@ -178,7 +177,8 @@ static ProtobufCMessage *stage_call(struct cascade_orch_rq *rq, const char *stag
         .method = method,
         .request = req,
         .response_type = resp_type,
-        .deadline_ms = cascade_orch__budget_deadline(rq, st->timeout_ms, st->min_ms, st->reserve_ms),
+        .deadline_ms =
+            cascade_orch__budget_deadline(rq, st->timeout_ms, st->min_ms, st->reserve_ms),
         .request_id = rq->user->request_id,
     };
     struct cascade_orch_outcome out = {
@@ -209,13 +209,12 @@ static ProtobufCMessage *stage_call(struct cascade_orch_rq *rq, const char *stag
 static void stage_done(struct cascade_orch_rq *rq, const char *stage, int64_t latency_us,
                        Cascade__V1__Candidate **cands, size_t n, enum cascade_score_kind source)
 {
-    cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){.stage = stage,
-                                           .latency_us = latency_us,
-                                           .items_in = rq->n,
-                                           .items_out = n,
-                                           .order = cands,
-                                           .n_order = n});
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = stage,
+                                                            .latency_us = latency_us,
+                                                            .items_in = rq->n,
+                                                            .items_out = n,
+                                                            .order = cands,
+                                                            .n_order = n});
     rq->cands = cands;
     rq->n = n;
     rq->source = source;
@@ -255,7 +254,7 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool
  * returned id is matched to the first candidate with that id (an id map,
  * ids → positions). false when out of memory or an id is unknown. */
 static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
-                          Cascade__V1__Candidate ***out)
+                        Cascade__V1__Candidate ***out)
 {
     cascade_idmap pos;
     Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
@@ -290,17 +289,18 @@ static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *s
         return got;
     if (match_by_id(rq, got, n, &full))
         return full;
-    cascade_orch__report(rq, &(struct cascade_orch_outcome){
-                                 .stage = stage,
-                                 .latency_us = lat,
-                                 .items_in = rq->n,
-                                 .items_out = rq->n,
-                                 .status = GRPC_STATUS_INTERNAL,
-                                 .message = cascade_arena_printf(
-                                     rq->arena, "the %s stage returned items it was not sent "
+    cascade_orch__report(
+        rq, &(struct cascade_orch_outcome){
+                .stage = stage,
+                .latency_us = lat,
+                .items_in = rq->n,
+                .items_out = rq->n,
+                .status = GRPC_STATUS_INTERNAL,
+                .message = cascade_arena_printf(rq->arena,
+                                                "the %s stage returned items it was not sent "
                                                 "(skipped: %s)",
-                                     stage, consequence),
-                                 .degraded = true});
+                                                stage, consequence),
+                .degraded = true});
     return NULL;
 }
 
@@ -319,16 +319,14 @@ static void run_filter(struct cascade_orch_rq *rq)
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
-        rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter", &req.base,
-        &cascade__v1__filter_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **kept =
-        resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
-                      resp->n_candidates)
-             : NULL;
+        rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter",
+        &req.base, &cascade__v1__filter_response__descriptor, consequence, &lat);
+    Cascade__V1__Candidate **kept = resp ? unslim(rq, "filter", consequence, lat, slim != NULL,
+                                                  resp->candidates, resp->n_candidates)
+                                         : NULL;
     if (kept)
-        stage_done(rq, "filter", lat, kept, cascade_orch__slots_after_filter(rq, kept,
-                                                                           resp->n_candidates),
-                   rq->source);
+        stage_done(rq, "filter", lat, kept,
+                   cascade_orch__slots_after_filter(rq, kept, resp->n_candidates), rq->source);
     else
         cascade_orch__slots_after_filter(rq, NULL, 0);
 }
@@ -357,12 +355,11 @@ static void run_prerank(struct cascade_orch_rq *rq)
     req.keep = keep;
     req.experiments = rq->exp;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
-        rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score", &req.base,
-        &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **scored =
-        resp ? unslim(rq, "prerank", consequence, lat, slim != NULL, resp->candidates,
-                      resp->n_candidates)
-             : NULL;
+        rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score",
+        &req.base, &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
+    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim != NULL,
+                                                    resp->candidates, resp->n_candidates)
+                                           : NULL;
     if (scored) {
         for (size_t i = 0; i < resp->n_candidates; i++)
             scored[i]->prerank_score = resp->candidates[i]->prerank_score;
@@ -422,8 +419,8 @@ static void run_rerank(struct cascade_orch_rq *rq)
         req.count = rq->count;
         req.experiments = rq->exp;
         Cascade__V1__ReRankResponse *resp = (Cascade__V1__ReRankResponse *)stage_call(
-            rq, "rerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RERANK], "/cascade.v1.ReRank/ReRank", &req.base,
-            &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
+            rq, "rerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RERANK], "/cascade.v1.ReRank/ReRank",
+            &req.base, &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
         if (resp != NULL) {
             rq->relevance = rq->source;
             stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates,

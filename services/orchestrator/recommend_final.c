@@ -47,8 +47,7 @@ static void boost_census(struct cascade_orch_rq *rq, cascade_redis *r,
         !atomic_compare_exchange_strong(&o->boost_census_ms, &last, now))
         return;
     if (cascade_boost_census(r, o->ns, p, now_s, BOOST_CENSUS_MAX, &behind, &met) != 0) {
-        CASCADE_WARN(rq->user->request_id, "exploration target census: %s",
-                     cascade_redis_error(r));
+        CASCADE_WARN(rq->user->request_id, "exploration target census: %s", cascade_redis_error(r));
         return;
     }
     cascade_metric_set(o->boost_behind, (double)behind);
@@ -329,15 +328,15 @@ static size_t item_slots(struct cascade_orch_rq *rq, struct cascade_slot *slots)
             slots[n].cand = scored_copy(rq, rq->fixed[i].cand);
             pos[n++] = rq->fixed[i].position;
         }
-    cascade_orch__report(
-        rq, &(struct cascade_orch_outcome){
-                .stage = "slots",
-                .message = cascade_arena_printf(
-                    rq->arena, "request=%zu config=%zu filtered_out=%zu positions=%s",
-                    rq->n_fixed_asked, rq->n_fixed - rq->n_fixed_asked, rq->n_fixed_dropped,
-                    positions_text(rq, pos, n)),
-                .items_in = rq->n_fixed,
-                .items_out = n});
+    cascade_orch__report(rq,
+                         &(struct cascade_orch_outcome){
+                             .stage = "slots",
+                             .message = cascade_arena_printf(
+                                 rq->arena, "request=%zu config=%zu filtered_out=%zu positions=%s",
+                                 rq->n_fixed_asked, rq->n_fixed - rq->n_fixed_asked,
+                                 rq->n_fixed_dropped, positions_text(rq, pos, n)),
+                             .items_in = rq->n_fixed,
+                             .items_out = n});
     return n;
 }
 
@@ -556,8 +555,7 @@ static char serve_reason(const Cascade__V1__RecommendedItem *it)
     }
 }
 
-void cascade_orch__log_serve(struct cascade_orch_rq *rq,
-                             const Cascade__V1__RecommendResponse *resp)
+void cascade_orch__log_serve(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     if (!cfg->serve_log_enabled || rq->o->redis == NULL || resp->n_items == 0)

@@ -56,7 +56,7 @@ struct cascade_orch_rq {
     struct cascade_explore_params explore; /* this request's (config + experiment) */
     Cascade__V1__Candidate **explore_pool; /* filtered exploration-channel items, best first */
     size_t n_explore_pool;
-    size_t n_explore_scored; /* pool items the ranker scored (0: the channel's order is kept) */
+    size_t n_explore_scored;    /* pool items the ranker scored (0: the channel's order is kept) */
     uint32_t *explore_rank_pos; /* rank position of each pool item once the ranker chose */
     double *explore_weight;     /* boost weight of each pool item (boost.h); NULL = no target */
     Cascade__V1__Candidate **ranked; /* what the rank stage kept (NULL when it did not run) */
@@ -71,7 +71,7 @@ struct cascade_orch_rq {
     size_t n_fixed, n_fixed_asked;
     Cascade__V1__Candidate **filter_extra; /* slot items the filter was sent besides rq->cands */
     size_t n_filter_extra;
-    size_t n_fixed_dropped;               /* slot items the filter dropped */
+    size_t n_fixed_dropped; /* slot items the filter dropped */
     /* The final list before the exposure reservation and where each entry
      * came from (NULL: ranked), for each answer item's reason and source. */
     Cascade__V1__Candidate **placed;

@@ -78,8 +78,8 @@ size_t cascade_orch__slots_after_filter(struct cascade_orch_rq *rq, Cascade__V1_
     size_t n = kept ? n_kept : rq->n, m = 0;
     if (kept)
         for (size_t i = 0; i < rq->n_fixed; i++)
-            if (rq->fixed[i].cand && !cascade_slots_has_item(kept, n_kept,
-                                                             rq->fixed[i].cand->item_id)) {
+            if (rq->fixed[i].cand &&
+                !cascade_slots_has_item(kept, n_kept, rq->fixed[i].cand->item_id)) {
                 rq->fixed[i].cand = NULL;
                 rq->n_fixed_dropped++;
             }

@@ -54,7 +54,8 @@ static int add_trace(struct cascade_orch_report *r, const struct cascade_orch_ou
     t->items_out = clamp_u32((int64_t)o->items_out);
     t->degraded = o->degraded;
     if (o->order && o->n_order > 0) {
-        size_t n = o->n_order < CASCADE_ORCH_TRACE_IDS_MAX ? o->n_order : CASCADE_ORCH_TRACE_IDS_MAX;
+        size_t n =
+            o->n_order < CASCADE_ORCH_TRACE_IDS_MAX ? o->n_order : CASCADE_ORCH_TRACE_IDS_MAX;
         if (!(t->item_ids = cascade_arena_alloc(r->arena, n * sizeof *t->item_ids)))
             return CASCADE_ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -69,8 +70,7 @@ static int add_trace(struct cascade_orch_report *r, const struct cascade_orch_ou
 static char *public_reason(cascade_arena *arena, const struct cascade_orch_outcome *o)
 {
     if (o->status != GRPC_STATUS_OK)
-        return cascade_arena_printf(arena, "%s: %s", o->stage,
-                                    cascade_grpc_status_name(o->status));
+        return cascade_arena_printf(arena, "%s: %s", o->stage, cascade_grpc_status_name(o->status));
     return cascade_arena_printf(arena, "%s: %s", o->stage,
                                 o->code && o->code[0] ? o->code : "degraded");
 }
@@ -106,9 +106,9 @@ int cascade_orch_report_add(struct cascade_orch_report *r, const struct cascade_
 /* True when gRPC's peer string names a loopback or Unix-socket address. */
 static bool peer_is_local(const char *peer)
 {
-    static const char *const local[] = {"unix:",      "unix-abstract:",   "ipv4:127.",
-                                         "ipv6:[::1]:", "ipv6:%5B::1%5D:", "ipv6:[::ffff:127.",
-                                         "ipv6:%5B::ffff:127."};
+    static const char *const local[] = {
+        "unix:",           "unix-abstract:",    "ipv4:127.",          "ipv6:[::1]:",
+        "ipv6:%5B::1%5D:", "ipv6:[::ffff:127.", "ipv6:%5B::ffff:127."};
     if (peer == NULL)
         return false;
     for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)

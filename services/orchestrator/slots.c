@@ -31,14 +31,14 @@ int cascade_slots_check(Cascade__V1__Slot *const *slots, size_t n, uint32_t coun
             return CASCADE_EINVAL;
         }
         if (!cascade_request_id_valid(s->source)) {
-            snprintf(err, errlen, "slots[%zu].source is not 1..%d characters of [A-Za-z0-9._:-]",
-                     i, CASCADE_REQUEST_ID_MAX);
+            snprintf(err, errlen, "slots[%zu].source is not 1..%d characters of [A-Za-z0-9._:-]", i,
+                     CASCADE_REQUEST_ID_MAX);
             return CASCADE_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (slots[j]->position == s->position) {
-                snprintf(err, errlen, "slots[%zu].position %u is also slots[%zu]'s", i,
-                         s->position, j);
+                snprintf(err, errlen, "slots[%zu].position %u is also slots[%zu]'s", i, s->position,
+                         j);
                 return CASCADE_EINVAL;
             }
             if (slots[j]->item_id == s->item_id) {

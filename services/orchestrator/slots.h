@@ -23,10 +23,10 @@
 
 /* One item to insert. */
 struct cascade_slot {
-    uint32_t position;             /* wanted 0-based position */
-    Cascade__V1__Candidate *cand;  /* the item (borrowed) */
+    uint32_t position;              /* wanted 0-based position */
+    Cascade__V1__Candidate *cand;   /* the item (borrowed) */
     Cascade__V1__ItemReason reason; /* INSERTED or EXPLORATION */
-    const char *source;            /* borrowed; "exploration", the slot's source */
+    const char *source;             /* borrowed; "exploration", the slot's source */
 };
 
 /* Check the slots of a Recommend request for a list of `count` items: at

@@ -87,8 +87,8 @@ int cascade_prerank__model_load(const cascade_prerank *p, const char *name, bool
         snprintf(err, errlen, "%s: out of memory", path);
         return CASCADE_ENOMEM;
     }
-    int rc = ltr ? cascade_ltr_model_load(path, &m->ltr, err, errlen)
-                 : lr_load(path, m, err, errlen);
+    int rc =
+        ltr ? cascade_ltr_model_load(path, &m->ltr, err, errlen) : lr_load(path, m, err, errlen);
     if (rc != 0) {
         free(m);
         return rc;

@@ -34,8 +34,9 @@ static int prerank_read_model(cascade_prerank *p, const cascade_config *cfg, cha
             p->model_choice = (int)i;
             return 0;
         }
-    snprintf(err, errlen, "%s: prerank.model: unknown model \"%.64s\" (known: auto, ltr, lr, "
-                          "heuristic)",
+    snprintf(err, errlen,
+             "%s: prerank.model: unknown model \"%.64s\" (known: auto, ltr, lr, "
+             "heuristic)",
              cascade_config_source(cfg), v);
     return CASCADE_EINVAL;
 }

@@ -38,7 +38,7 @@ struct cascade_prerank {
     /* Versions experiments select by file (prerank.model_version), kept
      * loaded while the config names them (versions.c). */
     struct cascade_pinset pins;
-    pthread_mutex_t reload_lock;          /* one reloader at a time; guards latest */
+    pthread_mutex_t reload_lock; /* one reloader at a time; guards latest */
     struct cascade_latest_stat latest;
     atomic_llong next_check_ms;
     atomic_bool warned_no_model;

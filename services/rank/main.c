@@ -5,7 +5,8 @@
 
 static const char extra_usage[] =
     "Rank config keys:\n"
-    "  rank.model                      auto (first loaded of rank-ltr, rank-mmoe, rank-lr .latest),\n"
+    "  rank.model                      auto (first loaded of rank-ltr, rank-mmoe, rank-lr "
+    ".latest),\n"
     "                                  ltr, mmoe, lr, heuristic (default auto; experiment param\n"
     "                                  of the same name, falling back to this when not loaded)\n"
     "  rank.fusion.formula             weighted_sum, click_boost, rank_based, product\n"

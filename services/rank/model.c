@@ -259,9 +259,8 @@ int cascade_rank__kind_of_file(const char *name, enum cascade_rank__kind *out)
     return CASCADE_EINVAL;
 }
 
-int cascade_rank__model_load(const cascade_rank *r, const char *name,
-                             enum cascade_rank__kind kind, struct cascade_rank__model **out,
-                             char *err, size_t errlen)
+int cascade_rank__model_load(const cascade_rank *r, const char *name, enum cascade_rank__kind kind,
+                             struct cascade_rank__model **out, char *err, size_t errlen)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", r->model_dir, name);
@@ -337,11 +336,10 @@ static int reload_locked(cascade_rank *r, bool force, char *err, size_t errlen)
      * once (for auto the first kind it looks for). */
     if (r->choice != CASCADE_RANK__HEURISTIC && !resolve_locked(r, r->choice) &&
         !atomic_exchange(&r->warned_no_model, true))
-        CASCADE_WARN(NULL,
-                     "rank: no %s in %s; scoring with the heuristic until a model appears",
-                     kinds[r->choice == CASCADE_RANK__AUTO ? CASCADE_RANK__KIND_LTR : r->choice]
-                         .latest,
-                     r->model_dir);
+        CASCADE_WARN(
+            NULL, "rank: no %s in %s; scoring with the heuristic until a model appears",
+            kinds[r->choice == CASCADE_RANK__AUTO ? CASCADE_RANK__KIND_LTR : r->choice].latest,
+            r->model_dir);
     return first;
 }
 

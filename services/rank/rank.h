@@ -6,8 +6,9 @@
  * published is kept; config rank.model (auto, ltr, mmoe, lr, heuristic)
  * picks the one that scores, and the experiment param rank.model overrides it
  * per request when it names a loaded kind. Each model is reloaded atomically
- * when its .latest file changes (checked at most once per reload interval). Fusion formulas are a table selected by config or experiment
- * param rank.fusion.formula. The handler wraps cascade_rank_run. */
+ * when its .latest file changes (checked at most once per reload interval). Fusion formulas are a
+ * table selected by config or experiment param rank.fusion.formula. The handler wraps
+ * cascade_rank_run. */
 #ifndef CASCADE_RANK_H
 #define CASCADE_RANK_H
 
@@ -61,8 +62,7 @@ void cascade_rank_destroy(cascade_rank *r);
  * are freed once no request uses them. At create and on SIGHUP reload.
  * Returns 0, or CASCADE_EINVAL naming the experiment and the file that
  * cannot be loaded (nothing changed then). Thread-safe against requests. */
-int cascade_rank_pin_versions(cascade_rank *r, const cascade_config *cfg, char *err,
-                              size_t errlen);
+int cascade_rank_pin_versions(cascade_rank *r, const cascade_config *cfg, char *err, size_t errlen);
 
 int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
 

@@ -45,7 +45,7 @@ enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
 /* A loaded model. The holder owns one reference; each request using it
  * holds another, so a swap never frees a model a request is still using. */
 struct cascade_rank__model {
-    cascade_lr *lr;                  /* one of these */
+    cascade_lr *lr; /* one of these */
     cascade_mmoe *mmoe;
     cascade_gbdt *ltr;               /* a learned ranker: its score is the rank score */
     int task[CASCADE_RANK__N_TASKS]; /* MMoE output of click..complete, -1 = not predicted */
@@ -71,7 +71,7 @@ struct cascade_rank {
     bool complete_adjust; /* fuse p_complete / f(duration) instead of p_complete */
     double prior_clicks, prior_impressions; /* heuristic CTR smoothing */
     bool heuristic_keep_order; /* no model: keep the incoming order (else the CTR heuristic) */
-    cascade_item_cache *items;              /* item records read recently; NULL = off */
+    cascade_item_cache *items; /* item records read recently; NULL = off */
 
     pthread_mutex_t model_lock; /* guards models and pinned */
     /* Versions experiments select by file (rank.model_version), kept
@@ -108,9 +108,8 @@ int cascade_rank__kind_of_file(const char *name, enum cascade_rank__kind *out);
 
 /* Load <model_dir>/<name> as a model of kind into a new holder entry (one
  * reference, the caller's). 0, or a negative code with err. */
-int cascade_rank__model_load(const cascade_rank *r, const char *name,
-                             enum cascade_rank__kind kind, struct cascade_rank__model **out,
-                             char *err, size_t errlen);
+int cascade_rank__model_load(const cascade_rank *r, const char *name, enum cascade_rank__kind kind,
+                             struct cascade_rank__model **out, char *err, size_t errlen);
 
 /* The empty pinned set (rank_alloc, after model_lock is initialised). */
 void cascade_rank__pins_init(cascade_rank *r);

@@ -201,8 +201,7 @@ static int pool_get(const struct cascade_recall__channel_args *a, int64_t gen, s
         return cascade_recall__nomem(a);
     /* Derived from the generation's two sorted sets (both written by the
      * builder alone) and these parameters only, so it is cached whole. */
-    snprintf(cache_key, CASCADE_KEY_MAX + 64, "%s#pool:%zu:%u", key, size,
-             a->cfg->max_impressions);
+    snprintf(cache_key, CASCADE_KEY_MAX + 64, "%s#pool:%zu:%u", key, size, a->cfg->max_impressions);
     int rc = cascade_recall__list_lookup(a, cache_key, 0, pool, &hit);
     if (rc != 0 || hit)
         return rc;

@@ -273,8 +273,8 @@ int cascade_recall_pin_versions(cascade_recall *r, const cascade_config *cfg, ch
         snprintf(err, errlen, "recall: the two_tower channel was not set up");
         return CASCADE_EINVAL;
     }
-    return cascade_pinset_update(&r->two_tower->pins, cascade_config_get(cfg, "experiments"),
-                                 err, errlen);
+    return cascade_pinset_update(&r->two_tower->pins, cascade_config_get(cfg, "experiments"), err,
+                                 errlen);
 }
 
 int cascade_recall__two_tower_create(cascade_recall *r, const cascade_config *cfg, char *err,
@@ -369,8 +369,10 @@ static void online_put(struct tt_online *on, size_t dim, size_t max, uint64_t id
         i++;
     if (i == on->n) {
         if (on->n >= max) {
-            CASCADE_WARN(NULL, "recall: two_tower: %zu online items (online_max); item %" PRIu64
-                               " waits for the next model version", max, id);
+            CASCADE_WARN(NULL,
+                         "recall: two_tower: %zu online items (online_max); item %" PRIu64
+                         " waits for the next model version",
+                         max, id);
             return;
         }
         if (on->n == on->cap) {
@@ -400,7 +402,8 @@ static struct cascade_twotower_item online_features(const struct tt_snap *s,
         .item_id = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_ITEM, rec->item_id),
         .author = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_AUTHOR, rec->author_id),
         .category = cascade_twotower_maps_row(s->maps, CASCADE_TT_MAP_CATEGORY, rec->category),
-        .age_bucket = cascade_twotower_item_age_bucket(rec->created_at_s, cascade_twotower_maps_ref_ts(s->maps)),
+        .age_bucket = cascade_twotower_item_age_bucket(rec->created_at_s,
+                                                       cascade_twotower_maps_ref_ts(s->maps)),
     };
 }
 
@@ -491,8 +494,8 @@ static void online_maybe_poll(struct cascade_recall__two_tower *t,
 {
     int64_t now = cascade_now_ms();
     pthread_mutex_lock(&t->mu);
-    bool due = !t->polling &&
-               (t->polled != s || t->polled_ms == 0 || now - t->polled_ms >= t->reload_ms);
+    bool due =
+        !t->polling && (t->polled != s || t->polled_ms == 0 || now - t->polled_ms >= t->reload_ms);
     if (due) {
         t->polling = true;
         t->polled_ms = now;
@@ -568,8 +571,8 @@ static int hit_cmp(const void *pa, const void *pb)
 /* Search k items (IVF, then exact when the probed lists held fewer than k),
  * score every online item exactly (an online copy replaces the index's), and
  * keep the quota best outside the last-n. */
-static int search(const struct cascade_recall__channel_args *a, struct tt_snap *s,
-                  size_t nprobe, const float *uv, const struct cascade_recall_hits *lastn,
+static int search(const struct cascade_recall__channel_args *a, struct tt_snap *s, size_t nprobe,
+                  const float *uv, const struct cascade_recall_hits *lastn,
                   struct cascade_recall_hits *out)
 {
     size_t dim = cascade_vindex_dim(s->index), size = cascade_vindex_size(s->index);
@@ -623,8 +626,8 @@ int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
     out->count = 0;
     if (!t || !t->dir[0] || a->quota == 0)
         return 0; /* not configured: nothing, not an error */
-    struct tt_snap *s = snap_acquire_for(t, cascade_exp_param(a->req->experiments,
-                                                              TT_VERSION_PARAM));
+    struct tt_snap *s =
+        snap_acquire_for(t, cascade_exp_param(a->req->experiments, TT_VERSION_PARAM));
     if (!s)
         return 0; /* nothing published yet */
     online_maybe_poll(t, a, s);

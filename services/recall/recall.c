@@ -202,8 +202,8 @@ static int create_profile_cache(cascade_recall *r, const cascade_config *cfg, ch
     int rc;
     if ((rc = cascade_config_int(cfg, "recall.profile_cache.ttl_ms", 0, 0, 3600000, &ttl, err,
                                  errlen)) ||
-        (rc = cascade_config_int(cfg, "recall.profile_cache.slots", 16384, 1, 1 << 22, &slots,
-                                 err, errlen)))
+        (rc = cascade_config_int(cfg, "recall.profile_cache.slots", 16384, 1, 1 << 22, &slots, err,
+                                 errlen)))
         return rc;
     if (ttl > 0 && !(r->profiles = cascade_record_cache_create(
                          (size_t)slots, sizeof(cascade_v1_UserRecord), ttl))) {

@@ -79,7 +79,7 @@ struct cascade_recall {
     struct cascade_recall__two_tower *two_tower;
     cascade_list_cache *lists; /* decoded generation lists; NULL when recall.list_cache is off */
     size_t list_max_len;       /* longest list cached (recall.list_cache.max_len) */
-    cascade_record_cache *profiles; /* user records read recently; NULL = off */
+    cascade_record_cache *profiles;                /* user records read recently; NULL = off */
     cascade_metric *profile_hits, *profile_misses; /* NULL without a registry */
     struct cascade_list_cache_metrics list_metrics;
     /* {ns}:items:online:rev as last read with a generation: PutItems wrote

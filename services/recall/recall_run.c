@@ -196,7 +196,7 @@ static int recall_results(cascade_arena *arena, const struct recall_plan *plan,
         Cascade__V1__ChannelResult *cr = &slab[c];
         cascade__v1__channel_result__init(cr);
         cr->channel = plan->idx[c] >= 0 ? (char *)cascade_recall__channels[plan->idx[c]].name
-                                         : message[c + plan->n]; /* the requested name */
+                                        : message[c + plan->n]; /* the requested name */
         cr->count = (uint32_t)hits[c].count;
         cr->latency_us = latency_us[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us[c];
         cr->status = (uint32_t)status[c];

@@ -26,12 +26,12 @@
 #define DPP_EPS 1e-9
 
 struct dpp {
-    size_t n, dim, cols; /* cols = window capacity */
+    size_t n, dim, cols;                  /* cols = window capacity */
     double theta, w_cat, w_author, w_emb; /* w_* already divided by their sum */
     const struct cascade_mmr_item *items;
     double *rel, *d2, *c; /* c: n × cols */
     double *dots;         /* ⟨c_j, c_i⟩ of the latest pick j, per item */
-    float *emb, *cosv;           /* emb: n × dim unit rows (zero = none); NULL when unused */
+    float *emb, *cosv;    /* emb: n × dim unit rows (zero = none); NULL when unused */
     bool *taken;
     size_t *win; /* window picks, oldest first */
     size_t s;    /* picks in the window */
@@ -133,8 +133,8 @@ static void similarities(const struct dpp *p, size_t j, double *sims)
 {
     const struct cascade_mmr_item *a = &p->items[j];
     if (p->emb)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)p->n, (int)p->dim, 1.0f, p->emb,
-                    (int)p->dim, p->emb + j * p->dim, 1, 0.0f, p->cosv, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)p->n, (int)p->dim, 1.0f, p->emb, (int)p->dim,
+                    p->emb + j * p->dim, 1, 0.0f, p->cosv, 1);
     for (size_t i = 0; i < p->n; i++) {
         const struct cascade_mmr_item *b = &p->items[i];
         double s = 0;

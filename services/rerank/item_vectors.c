@@ -20,7 +20,7 @@
 struct cascade_rerank_vecset {
     char version[128];
     cascade_vindex *index;
-    uint64_t *ids; /* sorted */
+    uint64_t *ids;  /* sorted */
     uint32_t *rows; /* rows[k]: the index row of ids[k] */
     size_t n, dim;
 };

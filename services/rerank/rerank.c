@@ -33,8 +33,10 @@ struct rerank_param {
     bool integer;
 };
 
-#define RP(key, field, def, lo, hi, integer)                                                     \
-    {key, offsetof(struct rerank_numbers, field), def, lo, hi, integer}
+#define RP(key, field, def, lo, hi, integer)                                                       \
+    {                                                                                              \
+        key, offsetof(struct rerank_numbers, field), def, lo, hi, integer                          \
+    }
 static const struct rerank_param params[] = {
     RP("rerank.lambda", lambda, 0.7, 0, 1, false),
     RP("rerank.sim.category", sim_category, 0.7, 0, 1e6, false),
@@ -115,8 +117,8 @@ static int rerank_read_config(cascade_rerank *r, const cascade_config *cfg, char
 
 /* The item vectors from rerank.item_vectors.* (model_dir defaults to the
  * service's); none when disabled or no directory is known. */
-static int rerank_open_vectors(cascade_rerank *r, const cascade_config *cfg,
-                               const char *model_dir, char *err, size_t errlen)
+static int rerank_open_vectors(cascade_rerank *r, const cascade_config *cfg, const char *model_dir,
+                               char *err, size_t errlen)
 {
     bool enabled;
     const char *dir;
@@ -244,8 +246,8 @@ static double mmr_similarity(const struct cascade_mmr_opts *o, const struct casc
     if (a->author_id != 0 && a->author_id == b->author_id)
         s += o->sim_author;
     if (inv[i] > 0 && inv[j] > 0 && a->dim == b->dim) {
-        double c = (double)cblas_sdot((int)a->dim, a->embedding, 1, b->embedding, 1) * inv[i] *
-                   inv[j];
+        double c =
+            (double)cblas_sdot((int)a->dim, a->embedding, 1, b->embedding, 1) * inv[i] * inv[j];
         s += o->sim_embedding * (isfinite(c) ? c : 0);
     }
     return s;
@@ -336,8 +338,8 @@ static int rerank_opts(const cascade_rerank *r, const Cascade__V1__ReRankRequest
         char *end;
         double v = strtod(text, &end);
         if (*end || !(v >= p->lo && v <= p->hi) || (p->integer && v != floor(v))) {
-            snprintf(err, errlen, "experiment param %s=%.32s out of range [%g, %g]%s", p->key,
-                     text, p->lo, p->hi, p->integer ? " (an integer)" : "");
+            snprintf(err, errlen, "experiment param %s=%.32s out of range [%g, %g]%s", p->key, text,
+                     p->lo, p->hi, p->integer ? " (an integer)" : "");
             return CASCADE_EINVAL;
         }
         *num_field(&num, p) = v;
@@ -357,19 +359,18 @@ static int rerank_opts(const cascade_rerank *r, const Cascade__V1__ReRankRequest
                                        .sim_category = num.sim_category,
                                        .sim_author = num.sim_author,
                                        .sim_embedding = num.sim_embedding};
-    o->scatter = (struct cascade_scatter_rules){
-        .window = (size_t)num.scatter_window,
-        .max_per_category = (size_t)num.scatter_category,
-        .max_per_author = (size_t)num.scatter_author,
-        .author_min_distance = (size_t)num.scatter_distance,
-        .max_steps = (size_t)num.scatter_steps};
+    o->scatter = (struct cascade_scatter_rules){.window = (size_t)num.scatter_window,
+                                                .max_per_category = (size_t)num.scatter_category,
+                                                .max_per_author = (size_t)num.scatter_author,
+                                                .author_min_distance = (size_t)num.scatter_distance,
+                                                .max_steps = (size_t)num.scatter_steps};
     return 0;
 }
 
 /* A candidate as the selection sees it; its embedding is its own when it
  * carries one, else the published item vector (borrowed from vecs). */
-static void mmr_item_from(const Cascade__V1__Candidate *c,
-                          const struct cascade_rerank_vecset *vecs, struct cascade_mmr_item *it)
+static void mmr_item_from(const Cascade__V1__Candidate *c, const struct cascade_rerank_vecset *vecs,
+                          struct cascade_mmr_item *it)
 {
     memset(it, 0, sizeof *it);
     it->relevance = c->rank_score;
@@ -407,8 +408,8 @@ static int apply_scatter(const struct cascade_mmr_item *items, size_t n, size_t 
     for (size_t i = 0; i < n; i++)
         if (!in[i])
             pref[n_pref++] = i;
-    int rc = cascade_rerank_scatter(items, n, pref, n_pref, count, rules, arena, deadline_ms,
-                                    out, &n_out, &satisfied);
+    int rc = cascade_rerank_scatter(items, n, pref, n_pref, count, rules, arena, deadline_ms, out,
+                                    &n_out, &satisfied);
     if (rc != 0)
         return rc;
     for (size_t t = 0; t < n_out; t++) {
@@ -424,11 +425,10 @@ static int rerank_select(const struct rerank_request_opts *o, const struct casca
                          size_t n, size_t count, cascade_arena *arena, int64_t deadline_ms,
                          size_t *order, float *values, size_t *picked)
 {
-    int rc = o->method == RERANK_DPP
-                 ? cascade_rerank_dpp(items, n, count, &o->dpp, arena, deadline_ms, order,
-                                      values, picked)
-                 : cascade_rerank_mmr(items, n, count, &o->mmr, arena, deadline_ms, order,
-                                      values, picked);
+    int rc = o->method == RERANK_DPP ? cascade_rerank_dpp(items, n, count, &o->dpp, arena,
+                                                          deadline_ms, order, values, picked)
+                                     : cascade_rerank_mmr(items, n, count, &o->mmr, arena,
+                                                          deadline_ms, order, values, picked);
     if (rc != 0 || !cascade_scatter_active(&o->scatter))
         return rc;
     return apply_scatter(items, n, count < n ? count : n, &o->scatter, arena, deadline_ms, order,

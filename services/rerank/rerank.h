@@ -93,9 +93,9 @@ int cascade_rerank_mmr(const struct cascade_mmr_item *items, size_t n, size_t co
  * greedy maximises θ·Σ_{i∈Y} rel_i + (1−θ)·log det S_Y (Chen, Zhang & Zhou,
  * NeurIPS 2018, §5). */
 struct cascade_dpp_opts {
-    double theta;         /* [0,1]: 1 = relevance order, 0 = diversity only */
-    size_t window;        /* only the last `window` picks condition the next; 0 = all */
-    double sim_category;  /* the MMR similarity weights (config rerank.sim.*) */
+    double theta;        /* [0,1]: 1 = relevance order, 0 = diversity only */
+    size_t window;       /* only the last `window` picks condition the next; 0 = all */
+    double sim_category; /* the MMR similarity weights (config rerank.sim.*) */
     double sim_author;
     double sim_embedding;
 };

@@ -20,11 +20,11 @@
 struct scatter {
     const struct cascade_mmr_item *items;
     const struct cascade_scatter_rules *r;
-    size_t *out;        /* the order being built */
-    uint32_t *cls;      /* class of each item */
-    uint64_t *tried;    /* per class: the visit stamp that last tried it */
-    uint64_t *visit;    /* per position: its current visit stamp */
-    size_t *cursor;     /* per position: where in pref its scan resumes */
+    size_t *out;     /* the order being built */
+    uint32_t *cls;   /* class of each item */
+    uint64_t *tried; /* per class: the visit stamp that last tried it */
+    uint64_t *visit; /* per position: its current visit stamp */
+    size_t *cursor;  /* per position: where in pref its scan resumes */
     bool *used;
 };
 
@@ -103,8 +103,8 @@ enum { SEARCH_FOUND, SEARCH_NONE, SEARCH_LATE };
 /* The depth-first search: SEARCH_FOUND when it placed count items within
  * the budget, SEARCH_NONE when there is no valid order or the budget ran
  * out, SEARCH_LATE past the deadline (checked every 4096 steps). */
-static int search(struct scatter *s, const size_t *pref, size_t n_pref, size_t count,
-                  size_t steps, int64_t deadline_ms)
+static int search(struct scatter *s, const size_t *pref, size_t n_pref, size_t count, size_t steps,
+                  int64_t deadline_ms)
 {
     size_t pos = 0;
     uint64_t stamp = 1;
@@ -173,8 +173,8 @@ static int closest(struct scatter *s, const size_t *pref, size_t n_pref, size_t 
 
 int cascade_rerank_scatter(const struct cascade_mmr_item *items, size_t n, const size_t *pref,
                            size_t n_pref, size_t count, const struct cascade_scatter_rules *rules,
-                           cascade_arena *arena, int64_t deadline_ms, size_t *out,
-                           size_t *n_out, int *satisfied)
+                           cascade_arena *arena, int64_t deadline_ms, size_t *out, size_t *n_out,
+                           int *satisfied)
 {
     struct scatter s = {.items = items, .r = rules, .out = out};
     size_t n_cls = 0;

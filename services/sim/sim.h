@@ -38,19 +38,19 @@ struct cascade_sim_drop {
 };
 
 struct cascade_sim_opts {
-    const char *target;                 /* orchestrator host:port */
-    struct cascade_datagen_opts world;  /* the world the stack was built from */
-    size_t users;                       /* simulated users, sampled from the world (default 200) */
-    uint32_t days;                      /* simulated days (default 3) */
-    uint32_t requests_per_day;          /* Recommend calls per user and day (default 2) */
-    uint32_t count;                     /* items per Recommend (default 10) */
-    uint64_t seed;                      /* user sample, click draws, drop decisions (default 1) */
-    int64_t start_ts;                   /* day 0, Unix s (0 = now - days: the days end now) */
-    int64_t timeout_ms;                 /* per call (default 10000) */
-    const char *config_path;            /* cascade.json; required with drops */
+    const char *target;                /* orchestrator host:port */
+    struct cascade_datagen_opts world; /* the world the stack was built from */
+    size_t users;                      /* simulated users, sampled from the world (default 200) */
+    uint32_t days;                     /* simulated days (default 3) */
+    uint32_t requests_per_day;         /* Recommend calls per user and day (default 2) */
+    uint32_t count;                    /* items per Recommend (default 10) */
+    uint64_t seed;                     /* user sample, click draws, drop decisions (default 1) */
+    int64_t start_ts;                  /* day 0, Unix s (0 = now - days: the days end now) */
+    int64_t timeout_ms;                /* per call (default 10000) */
+    const char *config_path;           /* cascade.json; required with drops */
     struct cascade_sim_drop drops[CASCADE_SIM_MAX_DROPS];
     size_t n_drops;
-    bool quiet;                         /* no progress lines */
+    bool quiet; /* no progress lines */
 };
 
 /* What the simulation saw in one arm (layer, experiment) of the answers. */
@@ -78,8 +78,7 @@ void cascade_sim_defaults(struct cascade_sim_opts *o);
 int cascade_sim_parse(int argc, char **argv, struct cascade_sim_opts *o, FILE *out, FILE *err);
 
 /* Parse "LAYER=EXPERIMENT:SHARE" into d. 0 or CASCADE_EINVAL with err. */
-int cascade_sim_parse_drop(const char *text, struct cascade_sim_drop *d, char *err,
-                           size_t errlen);
+int cascade_sim_parse_drop(const char *text, struct cascade_sim_drop *d, char *err, size_t errlen);
 
 /* Run the simulation against o->target. Returns 0, or a negative code with
  * a message in err (world options invalid, config unreadable, a user id the

@@ -21,14 +21,14 @@ void cascade_sim_defaults(struct cascade_sim_opts *o)
     o->timeout_ms = 10000;
 }
 
-int cascade_sim_parse_drop(const char *text, struct cascade_sim_drop *d, char *err,
-                           size_t errlen)
+int cascade_sim_parse_drop(const char *text, struct cascade_sim_drop *d, char *err, size_t errlen)
 {
     const char *eq = strchr(text, '='), *colon = strrchr(text, ':');
     char *end = NULL;
     memset(d, 0, sizeof(*d));
     if (!eq || !colon || colon < eq || eq == text || colon == eq + 1 ||
-        (size_t)(eq - text) >= sizeof(d->layer) || (size_t)(colon - eq - 1) >= sizeof(d->experiment))
+        (size_t)(eq - text) >= sizeof(d->layer) ||
+        (size_t)(colon - eq - 1) >= sizeof(d->experiment))
         goto bad;
     memcpy(d->layer, text, (size_t)(eq - text));
     memcpy(d->experiment, eq + 1, (size_t)(colon - eq - 1));

@@ -283,9 +283,8 @@ int cascade_sim_run(const struct cascade_sim_opts *o, struct cascade_sim_summary
                 int64_t now = cascade_now_ms();
                 if (!o->quiet && now - last >= PROGRESS_MS) {
                     fprintf(stderr, "sim: day %u/%u, %llu/%llu requests, %llu failed, %.1fs\n",
-                            d + 1, o->days, (unsigned long long)done,
-                            (unsigned long long)planned, (unsigned long long)sum->failed,
-                            (double)(now - t0) / 1000.0);
+                            d + 1, o->days, (unsigned long long)done, (unsigned long long)planned,
+                            (unsigned long long)sum->failed, (double)(now - t0) / 1000.0);
                     last = now;
                 }
             }
@@ -293,8 +292,8 @@ int cascade_sim_run(const struct cascade_sim_opts *o, struct cascade_sim_summary
     }
     if (rc == 0 && sum->failed * 2 > sum->requests + sum->failed && sum->failed > 0) {
         snprintf(err, errlen, "%llu of %llu Recommend calls failed (is the stack at %s up?)",
-                 (unsigned long long)sum->failed,
-                 (unsigned long long)(sum->requests + sum->failed), o->target);
+                 (unsigned long long)sum->failed, (unsigned long long)(sum->requests + sum->failed),
+                 o->target);
         rc = CASCADE_EUNAVAILABLE;
     }
 out:

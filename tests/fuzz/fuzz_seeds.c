@@ -74,7 +74,8 @@ static int request_seeds(struct walk *w)
 {
     cascade_arena *a = w->arena;
     Cascade__V1__UserContext *user = test_user_context(a, "u1", 1700000000);
-    Cascade__V1__ExperimentContext *exp = test_experiment(a, "rerank", "mmr-low", "rerank.lambda", "0.3");
+    Cascade__V1__ExperimentContext *exp =
+        test_experiment(a, "rerank", "mmr-low", "rerank.lambda", "0.3");
     Cascade__V1__Candidate **cands = rich_candidates(a);
     if (!user || !exp || !cands)
         return CASCADE_ENOMEM;
@@ -218,7 +219,8 @@ static int record_seeds(struct walk *w)
     memset(&nl, 0, sizeof nl);
     nl.neighbours_count = 3;
     for (size_t i = 0; i < 3; i++)
-        nl.neighbours[i] = (cascade_v1_Neighbour){.item_id = seed_ids[i], .score = 0.5f / (float)(i + 1)};
+        nl.neighbours[i] =
+            (cascade_v1_Neighbour){.item_id = seed_ids[i], .score = 0.5f / (float)(i + 1)};
     if ((rc = emit_record(w, "neighbour_list", cascade_v1_NeighbourList_fields, &nl)))
         return rc;
 

@@ -12,9 +12,9 @@
 
 /* What a target made of its input. */
 enum cascade_fuzz_verdict {
-    CASCADE_FUZZ_PASSED = 0,     /* decoded and accepted by validation */
+    CASCADE_FUZZ_PASSED = 0,      /* decoded and accepted by validation */
     CASCADE_FUZZ_UNDECODABLE = 1, /* not a valid message / record */
-    CASCADE_FUZZ_REJECTED = 2,   /* decoded, refused by validation (EINVAL / ETOOBIG) */
+    CASCADE_FUZZ_REJECTED = 2,    /* decoded, refused by validation (EINVAL / ETOOBIG) */
 };
 
 struct cascade_fuzz_target {

@@ -39,7 +39,7 @@ import grpc  # noqa: E402
 
 USERS, ITEMS, EVENTS = 300, 400, 9000
 SIM_USERS = 48     # half of them the coldest users of the world
-ROUNDS = 30        # requests per simulated user (10 items each, of 400)
+ROUNDS = 40        # requests per simulated user (10 items each, of 400)
 KILL_AFTER = 8     # rounds before the consumer is SIGKILLed
 DOWN_ROUNDS = 4    # rounds served while it is down
 COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.json

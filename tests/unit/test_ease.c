@@ -227,7 +227,7 @@ static void test_neighbours_by_magnitude_without_self(void **state)
         }
     }
     assert_int_equal(cascade_ease_neighbours(m, ITEMS - 1, 5, items, w), 0); /* uncovered */
-    assert_int_equal(cascade_ease_neighbours(m, 5000, 5, items, w), 0);     /* out of range */
+    assert_int_equal(cascade_ease_neighbours(m, 5000, 5, items, w), 0);      /* out of range */
     cascade_ease_destroy(m);
 }
 

@@ -336,9 +336,9 @@ static void test_param_validation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_ranges_holdout_and_reverse),
-        cmocka_unit_test(test_param_lookup),    cmocka_unit_test(test_no_config),
-        cmocka_unit_test(test_invalid_configs), cmocka_unit_test(test_request_limits),
+        cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_ranges_holdout_and_reverse),
+        cmocka_unit_test(test_param_lookup),     cmocka_unit_test(test_no_config),
+        cmocka_unit_test(test_invalid_configs),  cmocka_unit_test(test_request_limits),
         cmocka_unit_test(test_param_validation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -44,16 +44,16 @@ static double by_hand(const float *x)
 }
 
 static const float rows[][3] = {
-    {0.0f, -1.0f, -3.0f}, {0.0f, 1.0f, 5.0f},  {2.0f, 0.5f, 0.0f},  {1.0f, 0.0f, -2.0f},
-    {NAN, NAN, NAN},      {0.5f, NAN, 0.0f},   {NAN, 3.0f, -9.0f},  {-4.0f, -0.1f, NAN},
+    {0.0f, -1.0f, -3.0f}, {0.0f, 1.0f, 5.0f}, {2.0f, 0.5f, 0.0f}, {1.0f, 0.0f, -2.0f},
+    {NAN, NAN, NAN},      {0.5f, NAN, 0.0f},  {NAN, 3.0f, -9.0f}, {-4.0f, -0.1f, NAN},
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
 static cascade_gbdt *load_two_trees(void)
 {
     char err[256] = "";
-    cascade_gbdt *m = cascade_gbdt_from_xgboost_json(two_trees, strlen(two_trees), 3, err,
-                                                     sizeof err);
+    cascade_gbdt *m =
+        cascade_gbdt_from_xgboost_json(two_trees, strlen(two_trees), 3, err, sizeof err);
     if (!m)
         fail_msg("from_xgboost_json: %s", err);
     return m;
@@ -98,11 +98,10 @@ static void test_bad_json_is_an_error(void **state)
     (void)state;
     char err[256] = "";
     /* A child pointing outside its tree. */
-    const char *bad =
-        "{\"learner\": {\"gradient_booster\": {\"model\": {\"trees\": ["
-        "  {\"left_children\": [5, -1, -1], \"right_children\": [2, -1, -1],"
-        "   \"split_indices\": [0, 0, 0], \"split_conditions\": [1.0, 1.0, 2.0],"
-        "   \"default_left\": [0, 0, 0]}]}}}}";
+    const char *bad = "{\"learner\": {\"gradient_booster\": {\"model\": {\"trees\": ["
+                      "  {\"left_children\": [5, -1, -1], \"right_children\": [2, -1, -1],"
+                      "   \"split_indices\": [0, 0, 0], \"split_conditions\": [1.0, 1.0, 2.0],"
+                      "   \"default_left\": [0, 0, 0]}]}}}}";
     assert_null(cascade_gbdt_from_xgboost_json(bad, strlen(bad), 3, err, sizeof err));
     assert_non_null(strstr(err, "out of range"));
     /* A split on a feature the model does not take. */

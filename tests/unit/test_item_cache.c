@@ -119,8 +119,8 @@ static void test_config(void **state)
     assert_null(c);
     assert_null(cascade_item_cache_create(0, 1000));
     assert_null(cascade_item_cache_create(16, 0));
-    cfg = cascade_config_parse("{\"rank\": {\"item_cache\": {\"ttl_ms\": 500, \"slots\": 8}}}",
-                               "t", err, sizeof err);
+    cfg = cascade_config_parse("{\"rank\": {\"item_cache\": {\"ttl_ms\": 500, \"slots\": 8}}}", "t",
+                               err, sizeof err);
     assert_non_null(cfg);
     assert_int_equal(cascade_item_cache_from_config(cfg, "rank", &c, err, sizeof err), 0);
     assert_non_null(c);

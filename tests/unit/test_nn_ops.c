@@ -89,9 +89,9 @@ static void setup_ctx(struct op_ctx *c, uint64_t seed)
 static void test_relu_matches_branch(void **state)
 {
     (void)state;
-    const float special[] = {0.0f,    -0.0f,     1.0f,      -1.0f,     1e-40f,  -1e-40f,
-                             FLT_MIN, -FLT_MIN,  FLT_MAX,   -FLT_MAX,  INFINITY, -INFINITY,
-                             NAN,     -NAN,      0.5f,      -3.25f};
+    const float special[] = {0.0f,    -0.0f,    1.0f,    -1.0f,    1e-40f,   -1e-40f,
+                             FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY,
+                             NAN,     -NAN,     0.5f,    -3.25f};
     enum { M = 16 + 4096 };
     static float x[M], y[M], dy[M], dx[M];
     struct cascade_rng rng;

@@ -233,8 +233,12 @@ static void test_known_answers(void **state)
     it.duration_s = 60;
     it.city = 4;
     it.has_stats = true;
-    it.stats = (cascade_v1_ItemStats){.impressions = 400, .clicks = 50, .likes = 12,
-                                      .collects = 4, .shares = 1, .plays = 30,
+    it.stats = (cascade_v1_ItemStats){.impressions = 400,
+                                      .clicks = 50,
+                                      .likes = 12,
+                                      .collects = 4,
+                                      .shares = 1,
+                                      .plays = 30,
                                       .play_seconds = 1350};
     u.city = 4;
     u.impressions = 200;

@@ -99,8 +99,8 @@ static void test_acl_user(void **state)
     (void)state;
     cascade_redis *admin = connect_as(NULL, PASSWORD);
     redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command(admin, &rep, "ACL SETUSER cascade on >userpass ~* +@all"),
-                     0);
+    assert_int_equal(
+        cascade_redis_command(admin, &rep, "ACL SETUSER cascade on >userpass ~* +@all"), 0);
     freeReplyObject(rep);
     cascade_redis *r = connect_as("cascade", "userpass");
     assert_set_get(r, "auth:k2");

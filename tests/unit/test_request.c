@@ -89,20 +89,20 @@ static void test_utf8(void **state)
     } cases[] = {
         {"", true},
         {"plain ascii", true},
-        {"caf\xc3\xa9", true},                 /* U+00E9 */
-        {"\xe4\xb8\xad\xe6\x96\x87", true},    /* two CJK characters */
-        {"\xf0\x9f\x98\x80", true},            /* U+1F600 */
-        {"\xf4\x8f\xbf\xbf", true},            /* U+10FFFF, the last code point */
-        {"\xff", false},                       /* never in UTF-8 */
-        {"a\x80", false},                      /* lone continuation byte */
-        {"\xc3", false},                       /* truncated sequence */
-        {"\xe4\xb8", false},                   /* truncated sequence */
-        {"\xc3\x28", false},                   /* bad continuation */
-        {"\xc0\xaf", false},                   /* overlong '/' */
-        {"\xe0\x80\xaf", false},               /* overlong '/' */
-        {"\xf0\x80\x80\xaf", false},           /* overlong '/' */
-        {"\xed\xa0\x80", false},               /* U+D800, a surrogate */
-        {"\xf4\x90\x80\x80", false},           /* U+110000, above the last */
+        {"caf\xc3\xa9", true},              /* U+00E9 */
+        {"\xe4\xb8\xad\xe6\x96\x87", true}, /* two CJK characters */
+        {"\xf0\x9f\x98\x80", true},         /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", true},         /* U+10FFFF, the last code point */
+        {"\xff", false},                    /* never in UTF-8 */
+        {"a\x80", false},                   /* lone continuation byte */
+        {"\xc3", false},                    /* truncated sequence */
+        {"\xe4\xb8", false},                /* truncated sequence */
+        {"\xc3\x28", false},                /* bad continuation */
+        {"\xc0\xaf", false},                /* overlong '/' */
+        {"\xe0\x80\xaf", false},            /* overlong '/' */
+        {"\xf0\x80\x80\xaf", false},        /* overlong '/' */
+        {"\xed\xa0\x80", false},            /* U+D800, a surrogate */
+        {"\xf4\x90\x80\x80", false},        /* U+110000, above the last */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cascade_request_utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].ok)
@@ -143,8 +143,9 @@ static void test_check_user_fields(void **state)
     u.user_id = "bad\xff";
     assert_int_equal(cascade_request_check_user(&u, err, sizeof err), CASCADE_EINVAL);
     assert_string_equal(err, "user.user_id is not valid UTF-8");
-    assert_int_equal(cascade_request_check_user_id("events[2].user_id", "\xc0\xaf", err, sizeof err),
-                     CASCADE_EINVAL);
+    assert_int_equal(
+        cascade_request_check_user_id("events[2].user_id", "\xc0\xaf", err, sizeof err),
+        CASCADE_EINVAL);
     assert_string_equal(err, "events[2].user_id is not valid UTF-8");
     u.user_id = "u1";
 

@@ -326,8 +326,8 @@ static void test_health(void **state)
     struct fixture *f = *state;
     char err[256];
     int status = -1;
-    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status,
-                                              err, sizeof(err)),
+    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status, err,
+                                              sizeof(err)),
                      0);
     assert_int_equal(status, 1); /* SERVING */
     assert_int_equal(cascade_rpc_health_check(f->channel, "cascade.v1.Recall",
@@ -335,8 +335,8 @@ static void test_health(void **state)
                      0);
     assert_int_equal(status, 1);
     cascade_rpc_server_set_serving(f->server, false);
-    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status,
-                                              err, sizeof(err)),
+    assert_int_equal(cascade_rpc_health_check(f->channel, "", cascade_now_ms() + 2000, &status, err,
+                                              sizeof(err)),
                      0);
     assert_int_equal(status, 2); /* NOT_SERVING */
     cascade_rpc_server_set_serving(f->server, true);
@@ -355,7 +355,8 @@ static void test_bind_conflict_is_reported(void **state)
                                             &cascade__v1__recall_response__descriptor,
                                             echo_handler}};
     struct cascade_rpc_server_opts opts = {.listen_addr = addr, .threads = 1};
-    cascade_rpc_server *second = cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err));
+    cascade_rpc_server *second =
+        cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err));
     assert_non_null(second);
     assert_int_not_equal(cascade_rpc_server_start(second, err, sizeof(err)), 0);
     assert_non_null(strstr(err, addr));
@@ -371,18 +372,17 @@ static void test_shutdown_then_unavailable(void **state)
                                             &cascade__v1__recall_response__descriptor,
                                             echo_handler}};
     struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0", .threads = 1};
-    cascade_rpc_server *srv = cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
+    cascade_rpc_server *srv =
+        cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
     assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
     snprintf(target, sizeof(target), "127.0.0.1:%d", cascade_rpc_server_port(srv));
     cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
     int status = 0;
-    assert_int_equal(cascade_rpc_health_check(ch, "", cascade_now_ms() + 2000, &status, err,
-                                              sizeof(err)),
-                     0);
+    assert_int_equal(
+        cascade_rpc_health_check(ch, "", cascade_now_ms() + 2000, &status, err, sizeof(err)), 0);
     cascade_rpc_server_shutdown(srv, 1000);
-    assert_int_not_equal(cascade_rpc_health_check(ch, "", cascade_now_ms() + 500, &status, err,
-                                                  sizeof(err)),
-                         0);
+    assert_int_not_equal(
+        cascade_rpc_health_check(ch, "", cascade_now_ms() + 500, &status, err, sizeof(err)), 0);
     cascade_rpc_channel_destroy(ch);
     cascade_rpc_server_destroy(srv);
 }
@@ -469,8 +469,8 @@ static void test_server_metrics(void **state)
 
     /* The same families, looked up by a stage, see the server's counts. The
      * server records before it replies, so no waiting is needed. */
-    cascade_metric_family *requests = cascade_metrics_counter(
-        metrics, "cascade_rpc_requests_total", "ignored", "method,code");
+    cascade_metric_family *requests =
+        cascade_metrics_counter(metrics, "cascade_rpc_requests_total", "ignored", "method,code");
     assert_non_null(requests);
     const char *ok[] = {"cascade.v1.Recall/Recall", "OK"};
     const char *invalid[] = {"cascade.v1.Recall/Recall", "INVALID_ARGUMENT"};
@@ -490,7 +490,6 @@ static void test_server_metrics(void **state)
     free(text);
     metered_stop(&m);
 }
-
 
 /* A channel name `bytes` long starting "echo:" (the request, and its echoed
  * response, are about that size). */
@@ -582,10 +581,10 @@ static grpc_call *raw_call_start(grpc_channel *gch, grpc_completion_queue *cq, c
                                  grpc_op *ops, size_t n, int64_t timeout_ms)
 {
     grpc_slice m = grpc_slice_from_static_string(method);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_call *c = grpc_channel_create_call(gch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
-                                            deadline, NULL);
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_call *c =
+        grpc_channel_create_call(gch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL, deadline, NULL);
     assert_non_null(c);
     assert_int_equal(grpc_call_start_batch(c, ops, n, c, NULL), GRPC_CALL_OK);
     grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -655,8 +654,8 @@ static void test_cancelled_before_message_counts_cancelled(void **state)
 
     /* The server counts the cancelled call once it sees the cancellation:
      * poll the counter, a bounded number of times. */
-    cascade_metric_family *requests = cascade_metrics_counter(
-        m.metrics, "cascade_rpc_requests_total", "ignored", "method,code");
+    cascade_metric_family *requests =
+        cascade_metrics_counter(m.metrics, "cascade_rpc_requests_total", "ignored", "method,code");
     const char *cancelled[] = {"cascade.v1.Recall/Recall", "CANCELLED"};
     const char *invalid[] = {"cascade.v1.Recall/Recall", "INVALID_ARGUMENT"};
     int tries = 0;

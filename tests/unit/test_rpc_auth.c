@@ -121,9 +121,8 @@ static void test_health_needs_no_token(void **state)
     char err[256];
     int serving = 0;
     cascade_rpc_channel *ch = cascade_rpc_channel_create(f->target, 0);
-    assert_int_equal(cascade_rpc_health_check(ch, "", cascade_now_ms() + 5000, &serving, err,
-                                              sizeof(err)),
-                     0);
+    assert_int_equal(
+        cascade_rpc_health_check(ch, "", cascade_now_ms() + 5000, &serving, err, sizeof(err)), 0);
     assert_int_equal(serving, 1);
     cascade_rpc_channel_destroy(ch);
 }
@@ -132,9 +131,8 @@ static void test_invalid_tokens_refused(void **state)
 {
     (void)state;
     char err[256];
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
-                                           .threads = 1,
-                                           .auth_token = "has space"};
+    struct cascade_rpc_server_opts opts = {
+        .listen_addr = "127.0.0.1:0", .threads = 1, .auth_token = "has space"};
     assert_null(cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "auth token"));
     opts.auth_token = "line\nbreak";

@@ -119,8 +119,8 @@ static cascade_rpc_server *start_server(struct fixture *f, const char *client_ca
         .tls_key_file = in_dir(f, "server.key"),
         .tls_client_ca_file = client_ca ? in_dir(f, client_ca) : NULL,
     };
-    cascade_rpc_server *s = cascade_rpc_server_create(&opts, methods, 1, &f->handler_calls, err,
-                                                      sizeof err);
+    cascade_rpc_server *s =
+        cascade_rpc_server_create(&opts, methods, 1, &f->handler_calls, err, sizeof err);
     if (!s || cascade_rpc_server_start(s, err, sizeof err) != 0) {
         fprintf(stderr, "server: %s\n", err);
         cascade_rpc_server_destroy(s);
@@ -209,9 +209,8 @@ static void test_bad_tls_settings_are_refused(void **state)
 {
     struct fixture *f = *state;
     char err[700];
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0",
-                                           .threads = 1,
-                                           .tls_cert_file = in_dir(f, "server.crt")};
+    struct cascade_rpc_server_opts opts = {
+        .listen_addr = "127.0.0.1:0", .threads = 1, .tls_cert_file = in_dir(f, "server.crt")};
     assert_null(cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof err));
     assert_non_null(strstr(err, "--tls-key"));
     opts.tls_key_file = in_dir(f, "junk.pem");

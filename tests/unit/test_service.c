@@ -91,8 +91,9 @@ static void test_precedence(void **state)
     cascade_service_opts_free(&o);
 
     /* flags beat the environment; --set beats the file */
-    char *a3[] = {"x", "--listen", "127.0.0.1:7003", "--threads", "7", "--set",
-                  "redis.namespace=\"fromset\"", NULL};
+    char *a3[] = {
+        "x", "--listen", "127.0.0.1:7003", "--threads", "7", "--set", "redis.namespace=\"fromset\"",
+        NULL};
     assert_int_equal(parse(&o, 7, a3), 0);
     assert_string_equal(o.listen, "127.0.0.1:7003");
     assert_int_equal(o.threads, 7);
@@ -179,10 +180,20 @@ static void test_tls_settings(void **state)
 
     setenv("CASCADE_TLS_CERT", "/env/server.crt", 1);
     setenv("CASCADE_TLS_CA", "/env/ca.crt", 1);
-    char *argv[] = {"x",          "--tls-key",         "/f/server.key", "--tls-client-ca",
-                    "/f/ca.crt",  "--tls-ca",          "/f/ca2.crt",    "--tls-client-cert",
-                    "/f/c.crt",   "--tls-client-key",  "/f/c.key",      "--set",
-                    "tls.cert_file=\"/cfg/server.crt\"", NULL};
+    char *argv[] = {"x",
+                    "--tls-key",
+                    "/f/server.key",
+                    "--tls-client-ca",
+                    "/f/ca.crt",
+                    "--tls-ca",
+                    "/f/ca2.crt",
+                    "--tls-client-cert",
+                    "/f/c.crt",
+                    "--tls-client-key",
+                    "/f/c.key",
+                    "--set",
+                    "tls.cert_file=\"/cfg/server.crt\"",
+                    NULL};
     assert_int_equal(parse(&o, 13, argv), 0);
     assert_string_equal(o.tls_cert, "/env/server.crt"); /* env beats config */
     assert_string_equal(o.tls_key, "/f/server.key");

@@ -325,7 +325,6 @@ static void test_sorted_sets(void **state)
     assert_non_null(strstr(cascade_redis_error(f->conn), "WRONGTYPE"));
 }
 
-
 static int key_exists(cascade_redis *r, const char *key)
 {
     redisReply *rep = NULL;

@@ -131,8 +131,8 @@ struct batch_buf {
 };
 
 static size_t fill_batch(const struct world *w, const cascade_negsample *ns,
-                         struct cascade_rng *rng, const uint32_t *order, size_t start,
-                         size_t total, struct batch_buf *bb)
+                         struct cascade_rng *rng, const uint32_t *order, size_t start, size_t total,
+                         struct batch_buf *bb)
 {
     size_t n = 0;
     for (; n < BATCH && start + n < total; n++) {

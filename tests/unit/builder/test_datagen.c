@@ -200,7 +200,8 @@ static void test_truth_terms(void **state)
     float *p = NULL, *p_plain = NULL, *terms = NULL;
     char err[256], dir[256], path[300], line[512];
     small_world(&o, 3);
-    assert_int_equal(cascade_datagen_generate_terms(&o, &ds, &p, &terms, NULL, err, sizeof(err)), 0);
+    assert_int_equal(cascade_datagen_generate_terms(&o, &ds, &p, &terms, NULL, err, sizeof(err)),
+                     0);
     assert_int_equal(cascade_datagen_generate(&o, &plain, &p_plain, NULL, err, sizeof(err)), 0);
     assert_int_equal(ds->n_events, plain->n_events);
     size_t favourites = 0, same_city = 0;

@@ -180,8 +180,9 @@ static void test_day_partitions(void **state)
     snprintf(sub, sizeof sub, "%s/events", d);
     assert_int_equal(mkdir(sub, 0755), 0);
     write_file(d, "events/2026-12-06.tsv", "400\tdave\t11\tclick\t0\n");
-    write_file(d, "events/2026-12-05.tsv", "300\talice\t11\tlike\t0\n"
-                                           "350\tbob\t10\tplay\t12.5\n");
+    write_file(d, "events/2026-12-05.tsv",
+               "300\talice\t11\tlike\t0\n"
+               "350\tbob\t10\tplay\t12.5\n");
     write_file(d, "events/notes.txt", "not a partition\n");
     assert_int_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
     assert_int_equal(ds->partitions, 2);
@@ -262,7 +263,7 @@ static void test_cli_exit_codes(void **state)
     assert_int_equal(run_cli(5, train_bogus), CASCADE_BUILD_EXIT_USAGE);
     const char *train_no_data[] = {"cascade-build", "train", "mmoe", "--model-dir", models};
     assert_int_equal(run_cli(5, train_no_data), CASCADE_BUILD_EXIT_USAGE);
-    const char *train_missing[] = {"cascade-build", "train", "rank",  "--data", d,
+    const char *train_missing[] = {"cascade-build", "train", "rank",   "--data", d,
                                    "--model-dir",   models,  "--quiet"};
     assert_int_equal(run_cli(8, train_missing), CASCADE_BUILD_EXIT_FAILURE);
     const char *import_bad[] = {

@@ -37,9 +37,8 @@ static void ev(cascade_dataset *ds, int64_t ts, const char *user, uint64_t item,
  * is want[u][i]; impressions and plays (weight 0) add events that must not
  * count, and some interactions are repeated or carried by two behaviours. */
 static const unsigned char want[N_USERS][N_ITEMS] = {
-    {1, 1, 1, 0, 0, 0, 0}, {1, 1, 0, 1, 0, 0, 0}, {1, 0, 1, 1, 1, 0, 0},
-    {0, 1, 1, 0, 1, 0, 0}, {1, 1, 0, 0, 1, 1, 0}, {0, 0, 1, 1, 0, 1, 0},
-    {1, 0, 0, 1, 1, 1, 0}, {1, 1, 1, 0, 0, 0, 0},
+    {1, 1, 1, 0, 0, 0, 0}, {1, 1, 0, 1, 0, 0, 0}, {1, 0, 1, 1, 1, 0, 0}, {0, 1, 1, 0, 1, 0, 0},
+    {1, 1, 0, 0, 1, 1, 0}, {0, 0, 1, 1, 0, 1, 0}, {1, 0, 0, 1, 1, 1, 0}, {1, 1, 1, 0, 0, 0, 0},
 };
 
 static cascade_dataset *hand_world(void)
@@ -218,8 +217,8 @@ static void test_ease_command(void **state)
     snprintf(port, sizeof port, "127.0.0.1:%d", srv.port);
     cascade_dataset *ds = hand_world();
     assert_int_equal(cascade_dataset_write(ds, dir, err, sizeof err), 0);
-    const char *argv[] = {"cascade-build", "ease", "--data",       dir, "--redis", port,
-                          "--namespace",   "cli",  "--lambda",     "2", "--neighbours", "4",
+    const char *argv[] = {"cascade-build", "ease", "--data",   dir, "--redis",      port,
+                          "--namespace",   "cli",  "--lambda", "2", "--neighbours", "4",
                           "--quiet"};
     assert_int_equal(cascade_build_main(13, (char **)argv), CASCADE_BUILD_EXIT_OK);
 
@@ -234,9 +233,9 @@ static void test_ease_command(void **state)
     assert_int_equal(cascade_ease_lists_compute(ds, &o, &res, NULL, err, sizeof err), 0);
     redisReply *rep = NULL;
     static cascade_v1_NeighbourList list;
-    assert_int_equal(
-        cascade_redis_command(r, &rep, "GET %s", cascade_key_artefact(key, "cli", "ease", 1, "100")),
-        0);
+    assert_int_equal(cascade_redis_command(r, &rep, "GET %s",
+                                           cascade_key_artefact(key, "cli", "ease", 1, "100")),
+                     0);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
     assert_int_equal(cascade_record_decode(cascade_v1_NeighbourList_fields, &list,
                                            (const uint8_t *)rep->str, rep->len),
@@ -249,9 +248,9 @@ static void test_ease_command(void **state)
         assert_true(list.neighbours[t].score == res.score[t]);
     }
     /* Item 106 (never interacted with) has no key. */
-    assert_int_equal(
-        cascade_redis_command(r, &rep, "EXISTS %s", cascade_key_artefact(key, "cli", "ease", 1, "106")),
-        0);
+    assert_int_equal(cascade_redis_command(r, &rep, "EXISTS %s",
+                                           cascade_key_artefact(key, "cli", "ease", 1, "106")),
+                     0);
     assert_int_equal(rep->integer, 0);
     freeReplyObject(rep);
     cascade_cf_lists_free(&res);

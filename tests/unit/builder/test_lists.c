@@ -570,11 +570,11 @@ static void test_lists_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hot_decay),           cmocka_unit_test(test_demographic_hot),
-        cmocka_unit_test(test_new_window),
-        cmocka_unit_test(test_hot_half_life_follows_span),          cmocka_unit_test(test_geo_and_city),
-        cmocka_unit_test(test_generations_replace), cmocka_unit_test(test_config),
-        cmocka_unit_test(test_lists_command),       cmocka_unit_test(test_category_hot),
+        cmocka_unit_test(test_hot_decay),    cmocka_unit_test(test_demographic_hot),
+        cmocka_unit_test(test_new_window),   cmocka_unit_test(test_hot_half_life_follows_span),
+        cmocka_unit_test(test_geo_and_city), cmocka_unit_test(test_generations_replace),
+        cmocka_unit_test(test_config),       cmocka_unit_test(test_lists_command),
+        cmocka_unit_test(test_category_hot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -83,10 +83,16 @@ static void test_decide(void **state)
     assert_string_equal(d.reason, CASCADE_GATE_REASON_WORSE);
 
     /* A lower-is-better metric (a loss), and nDCG@10 with its own floor. */
-    struct cascade_train_gate loss = {.job = "t", .kind = "k", .metric = "logloss",
-                                      .higher_is_better = false, .floor = 0.69,
-                                      .tolerance = 0.001, .value = 0.30, .has_current = true,
-                                      .current_value = 0.25, .current = "old"};
+    struct cascade_train_gate loss = {.job = "t",
+                                      .kind = "k",
+                                      .metric = "logloss",
+                                      .higher_is_better = false,
+                                      .floor = 0.69,
+                                      .tolerance = 0.001,
+                                      .value = 0.30,
+                                      .has_current = true,
+                                      .current_value = 0.25,
+                                      .current = "old"};
     cascade_train_gate_decide(&loss, &d);
     assert_false(d.publish);
     assert_string_equal(d.reason, CASCADE_GATE_REASON_WORSE);
@@ -97,9 +103,14 @@ static void test_decide(void **state)
     loss.has_current = false;
     cascade_train_gate_decide(&loss, &d);
     assert_string_equal(d.reason, CASCADE_GATE_REASON_BELOW_FLOOR);
-    struct cascade_train_gate ndcg = {.job = "t", .kind = "rank-lambdamart", .metric = "ndcg@10",
-                                      .higher_is_better = true, .floor = 0.30, .value = 0.41,
-                                      .has_current = true, .current_value = 0.40,
+    struct cascade_train_gate ndcg = {.job = "t",
+                                      .kind = "rank-lambdamart",
+                                      .metric = "ndcg@10",
+                                      .higher_is_better = true,
+                                      .floor = 0.30,
+                                      .value = 0.41,
+                                      .has_current = true,
+                                      .current_value = 0.40,
                                       .current = "old"};
     cascade_train_gate_decide(&ndcg, &d);
     assert_true(d.publish && !d.forced);
@@ -139,13 +150,21 @@ static void test_record_roundtrip(void **state)
     snprintf(path, sizeof path, "%s%s", model, CASCADE_GATE_RECORD_SUFFIX);
     cascade_gate_record_describe(model, line, sizeof line);
     assert_string_equal(line, "no gate record");
-    struct cascade_gate_record r = {.model = "m-1.safetensors", .version = "m-1",
-                                    .kind = "rank-lr", .metric = "auc",
-                                    .higher_is_better = true, .holdout = 321, .value = 0.71,
-                                    .floor = 0.52, .tolerance = 0.005, .has_current = true,
-                                    .current_value = 0.7, .current_version = "m-0.safetensors",
+    struct cascade_gate_record r = {.model = "m-1.safetensors",
+                                    .version = "m-1",
+                                    .kind = "rank-lr",
+                                    .metric = "auc",
+                                    .higher_is_better = true,
+                                    .holdout = 321,
+                                    .value = 0.71,
+                                    .floor = 0.52,
+                                    .tolerance = 0.005,
+                                    .has_current = true,
+                                    .current_value = 0.7,
+                                    .current_version = "m-0.safetensors",
                                     .decision = CASCADE_GATE_PUBLISHED,
-                                    .reason = CASCADE_GATE_REASON_PASSED, .message = "ok",
+                                    .reason = CASCADE_GATE_REASON_PASSED,
+                                    .message = "ok",
                                     .decided_at = 1700000000};
     assert_int_equal(cascade_gate_record_write(path, &r, err, sizeof err), 0);
     struct cascade_gate_record b;
@@ -217,9 +236,9 @@ static void test_positives_only_log_exits_3(void **state)
     write_file(in, "ratings.csv", ratings);
     free(movies);
     free(ratings);
-    assert_int_equal(build("import-movielens", "--format", "latest-small", "--in", in, "--out",
-                           out),
-                     CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(
+        build("import-movielens", "--format", "latest-small", "--in", in, "--out", out),
+        CASCADE_BUILD_EXIT_OK);
     const char *jobs[] = {"train-rank", "train-prerank", "train-mmoe"};
     for (size_t j = 0; j < 3; j++)
         assert_int_equal(build(jobs[j], "--data", out, "--model-dir", models, "--quiet", NULL),
@@ -396,14 +415,13 @@ static void test_init(void **state)
  * held-out metric as text, so the eval callback really reads the published
  * file, and the save callback can be told to fail. */
 struct fake_model {
-    double value;    /* what save writes */
-    int save_rc;     /* 0, or the error save returns */
-    int eval_rc;     /* 0, or the error eval returns */
+    double value; /* what save writes */
+    int save_rc;  /* 0, or the error save returns */
+    int eval_rc;  /* 0, or the error eval returns */
     int saves, evals;
 };
 
-static int fake_save(void *ctx, const char *path, const char *version, char *err,
-                     size_t errlen)
+static int fake_save(void *ctx, const char *path, const char *version, char *err, size_t errlen)
 {
     struct fake_model *f = ctx;
     f->saves++;
@@ -469,8 +487,8 @@ static void test_publish(void **state)
                                           .quiet = true};
 
     /* Nothing published: eval is not called, the model is saved and published. */
-    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
-                                                sizeof version, &d, err, sizeof err),
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version, sizeof version,
+                                                &d, err, sizeof err),
                      0);
     assert_true(d.publish);
     assert_int_equal(f.evals, 0);
@@ -490,8 +508,8 @@ static void test_publish(void **state)
      * 0.60, so it is kept on disk and refused; g itself is not written. */
     f.value = 0.60;
     g.value = 0.60;
-    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
-                                                sizeof version, &d, err, sizeof err),
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version, sizeof version,
+                                                &d, err, sizeof err),
                      0);
     assert_false(d.publish);
     assert_string_equal(d.reason, CASCADE_GATE_REASON_WORSE);
@@ -510,8 +528,8 @@ static void test_publish(void **state)
     /* A failing save: its error, no record, .latest unchanged. */
     f.save_rc = CASCADE_EIO;
     g.value = 0.90;
-    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
-                                                sizeof version, &d, err, sizeof err),
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version, sizeof version,
+                                                &d, err, sizeof err),
                      CASCADE_EIO);
     assert_non_null(strstr(err, "fake save of rank-lr-"));
     snprintf(name, sizeof name, "%s%s", path, CASCADE_GATE_RECORD_SUFFIX);
@@ -523,8 +541,8 @@ static void test_publish(void **state)
     f.save_rc = 0;
     f.eval_rc = CASCADE_ENOMEM;
     int saves = f.saves;
-    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
-                                                sizeof version, &d, err, sizeof err),
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version, sizeof version,
+                                                &d, err, sizeof err),
                      CASCADE_ENOMEM);
     assert_int_equal(f.saves, saves);
 
@@ -533,8 +551,8 @@ static void test_publish(void **state)
     t.latest = "two-tower.latest";
     t.latest_names_version = true;
     g.kind = "two-tower";
-    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version,
-                                                sizeof version, &d, err, sizeof err),
+    assert_int_equal(cascade_train_gate_publish(&g, &t, path, sizeof path, version, sizeof version,
+                                                &d, err, sizeof err),
                      0);
     assert_true(d.publish);
     assert_int_equal(strncmp(version, "two-tower-", 10), 0);

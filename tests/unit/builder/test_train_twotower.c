@@ -323,8 +323,7 @@ static void test_rejects(void **state)
     assert_non_null(strstr(err, "--negatives"));
     small_opts(&o);
     memset(&o.weights, 0, sizeof(o.weights)); /* nothing is a positive */
-    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)),
-                     CASCADE_EDATA);
+    assert_int_equal(cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err)), CASCADE_EDATA);
     assert_non_null(strstr(err, "no positive events"));
     cascade_dataset_destroy(ds);
 }
@@ -392,8 +391,7 @@ static void add_drift_clicks(cascade_dataset *ds)
 static bool rows_equal(const struct cascade_nn_param *a, const struct cascade_nn_param *b,
                        size_t row)
 {
-    return memcmp(a->value + row * a->cols, b->value + row * b->cols, a->cols * sizeof(float)) ==
-           0;
+    return memcmp(a->value + row * a->cols, b->value + row * b->cols, a->cols * sizeof(float)) == 0;
 }
 
 /* The published full model A, then --incremental runs from it: a drift

@@ -65,9 +65,9 @@ static void test_recommend_args(void **state)
     assert_string_equal(a.slots[1].source, "ops:spring");
     const char *bad[] = {"0:123", "x:1:ads", "1:0:ads", "1:2:", ":1:ads", "1::ads"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(parse(&a, err, sizeof err, "recommend", "--user", "u", "--slot", bad[i],
-                               NULL),
-                         CASCADE_CLI_USAGE);
+        assert_int_equal(
+            parse(&a, err, sizeof err, "recommend", "--user", "u", "--slot", bad[i], NULL),
+            CASCADE_CLI_USAGE);
         assert_non_null(strstr(err, "--slot: expected POS:ITEM:SOURCE"));
     }
     assert_int_equal(parse(&a, err, sizeof err, "frobnicate", NULL), CASCADE_CLI_USAGE);
@@ -134,16 +134,16 @@ static void test_item_add_args(void **state)
                            "1,2,3,4,5,6,7,8,9", NULL),
                      CASCADE_CLI_USAGE);
     assert_non_null(strstr(err, "--tags: at most 8"));
-    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--tags", "1,,2",
-                           NULL),
-                     CASCADE_CLI_USAGE);
-    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--media-type",
-                           "film", NULL),
-                     CASCADE_CLI_USAGE);
+    assert_int_equal(
+        parse(&a, err, sizeof err, "item", "add", "--item", "1", "--tags", "1,,2", NULL),
+        CASCADE_CLI_USAGE);
+    assert_int_equal(
+        parse(&a, err, sizeof err, "item", "add", "--item", "1", "--media-type", "film", NULL),
+        CASCADE_CLI_USAGE);
     assert_non_null(strstr(err, "--media-type"));
-    assert_int_equal(parse(&a, err, sizeof err, "item", "add", "--item", "1", "--duration", "-3",
-                           NULL),
-                     CASCADE_CLI_USAGE);
+    assert_int_equal(
+        parse(&a, err, sizeof err, "item", "add", "--item", "1", "--duration", "-3", NULL),
+        CASCADE_CLI_USAGE);
     assert_non_null(strstr(err, "--duration"));
 }
 
@@ -211,7 +211,8 @@ static void test_table(void **state)
     assert_non_null(strstr(buf, "user u1  request rid-1  1 item\n"));
     assert_non_null(strstr(buf, "rerank     bucket  612  mmr_05  {rerank.lambda=0.5}"));
     assert_non_null(strstr(buf, "pos  item"));
-    assert_non_null(strstr(buf, "   3  12345                    0.5000     0.5000     0.3750   0.1250"));
+    assert_non_null(
+        strstr(buf, "   3  12345                    0.5000     0.5000     0.3750   0.1250"));
     assert_non_null(strstr(buf, "301  itemcf,hot"));
     assert_non_null(strstr(buf, " inserted:ads\n"));
     assert_non_null(strstr(buf, "  - recall/itemcf: UNAVAILABLE: connection refused\n"));

@@ -88,8 +88,8 @@ static int setup(void **state)
     char err[256];
     pthread_mutex_init(&f.stub.lock, NULL);
     cascade_rpc_init();
-    struct cascade_rpc_server_opts opts = {.listen_addr = "127.0.0.1:0", .threads = 4,
-                                           .service_name = "cascade.v1.Recommender"};
+    struct cascade_rpc_server_opts opts = {
+        .listen_addr = "127.0.0.1:0", .threads = 4, .service_name = "cascade.v1.Recommender"};
     f.server = cascade_rpc_server_create(&opts, methods, 1, &f.stub, err, sizeof err);
     if (!f.server || cascade_rpc_server_start(f.server, err, sizeof err) != 0)
         return -1;
@@ -176,8 +176,8 @@ static void test_flags(void **state)
         {"--proto", "/nonexistent.proto", "--proto /nonexistent.proto: cannot open it"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(parse(&o, err, sizeof err, call, (char *)bad[i].flag,
-                               (char *)bad[i].value, "-n", "100", "h:1", NULL),
+        assert_int_equal(parse(&o, err, sizeof err, call, (char *)bad[i].flag, (char *)bad[i].value,
+                               "-n", "100", "h:1", NULL),
                          CASCADE_LOAD_USAGE);
         if (!strstr(err, bad[i].expect))
             fail_msg("%s %s: got \"%s\"", bad[i].flag, bad[i].value, err);
@@ -192,13 +192,13 @@ static void test_flags(void **state)
     assert_non_null(strstr(err, "-n 3 is less than -c 5"));
     assert_int_equal(parse(&o, err, sizeof err, "h:1", NULL), CASCADE_LOAD_USAGE);
     assert_non_null(strstr(err, "--call is required"));
-    assert_int_equal(parse(&o, err, sizeof err, call, "--insecure", "--cacert", "ca.pem", "h:1",
-                           NULL),
-                     CASCADE_LOAD_USAGE);
+    assert_int_equal(
+        parse(&o, err, sizeof err, call, "--insecure", "--cacert", "ca.pem", "h:1", NULL),
+        CASCADE_LOAD_USAGE);
     assert_non_null(strstr(err, "--insecure cannot go with --cacert"));
-    assert_int_equal(parse(&o, err, sizeof err, call, "-c", "2", "-n", "2", "--connections", "3",
-                           "h:1", NULL),
-                     CASCADE_LOAD_USAGE);
+    assert_int_equal(
+        parse(&o, err, sizeof err, call, "-c", "2", "-n", "2", "--connections", "3", "h:1", NULL),
+        CASCADE_LOAD_USAGE);
     assert_non_null(strstr(err, "--connections 3 is more than -c 2"));
 }
 
@@ -209,9 +209,8 @@ static void test_template(void **state)
     (void)state;
     struct cascade_load_method m;
     char err[600];
-    assert_int_equal(cascade_load_method_find("cascade.v1.Recommender.Recommend", &m, err,
-                                              sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_load_method_find("cascade.v1.Recommender.Recommend", &m, err, sizeof err), 0);
     struct cascade_load_template_ctx t = {.request_number = 42, .method = &m};
     cascade_rng_seed(&t.rng, 1);
     char *s = cascade_load_template_expand("u{{.RequestNumber}}/{{ .MethodName }}/{{.ServiceName}}",
@@ -272,11 +271,11 @@ static void test_json_mapping(void **state)
     (void)state;
     cascade_arena *arena = cascade_arena_create(0);
     char err[600] = "";
-    ProtobufCMessage *m = from_json(
-        &cascade__v1__recommend_request__descriptor,
-        "{\"user\":{\"user_id\":\"u1\",\"city\":3,\"requestTimeS\":\"1700000000\"},"
-        "\"count\":5,\"debug\":true}",
-        arena, err, sizeof err);
+    ProtobufCMessage *m =
+        from_json(&cascade__v1__recommend_request__descriptor,
+                  "{\"user\":{\"user_id\":\"u1\",\"city\":3,\"requestTimeS\":\"1700000000\"},"
+                  "\"count\":5,\"debug\":true}",
+                  arena, err, sizeof err);
     if (!m)
         fail_msg("%s", err);
     /* Through the wire and back: the message is well-formed. */
@@ -349,8 +348,8 @@ static void opts_for(struct cascade_load_opts *o, struct fixture *f, char *err, 
 {
     assert_int_equal(parse(o, err, len, "--call", "cascade.v1.Recommender.Recommend", "--insecure",
                            "-n", n, "-c", c, "-d",
-                           "{\"user\":{\"userId\":\"u{{.RequestNumber}}\"},\"count\":5}",
-                           f->target, NULL),
+                           "{\"user\":{\"userId\":\"u{{.RequestNumber}}\"},\"count\":5}", f->target,
+                           NULL),
                      0);
 }
 
@@ -445,7 +444,8 @@ static void test_duration(void **state)
     r = run(&o);
     assert_true(r->count <= 4 * (200 / DELAY_MS + 1));
     for (size_t k = 0; k < r->count; k++)
-        assert_true(r->results[k].timestamp_ns - r->date_s * 1000000000LL < 200 * MS + 1000000000LL);
+        assert_true(r->results[k].timestamp_ns - r->date_s * 1000000000LL <
+                    200 * MS + 1000000000LL);
     cascade_load_report_destroy(r);
 }
 
@@ -471,9 +471,9 @@ static void test_errors_and_timeout(void **state)
     assert_int_equal(st.n_lat, 4);
     cascade_load_report_destroy(r);
     /* A server error is counted by status and message. */
-    assert_int_equal(parse(&o, err, sizeof err, "--call", "cascade.v1.Recommender.Recommend",
-                           "-n", "3", "-c", "1", "-d", "{\"user\":{\"userId\":\"bad\"}}",
-                           f->target, NULL),
+    assert_int_equal(parse(&o, err, sizeof err, "--call", "cascade.v1.Recommender.Recommend", "-n",
+                           "3", "-c", "1", "-d", "{\"user\":{\"userId\":\"bad\"}}", f->target,
+                           NULL),
                      0);
     r = run(&o);
     assert_int_equal(r->count, 3);
@@ -483,8 +483,8 @@ static void test_errors_and_timeout(void **state)
     cascade_load_report_destroy(r);
     /* Data that does not fit the request type stops the run before any call. */
     int before = atomic_load(&f->stub.calls);
-    assert_int_equal(parse(&o, err, sizeof err, "--call", "cascade.v1.Recommender.Recommend",
-                           "-n", "3", "-c", "1", "-d", "{\"count\":\"many\"}", f->target, NULL),
+    assert_int_equal(parse(&o, err, sizeof err, "--call", "cascade.v1.Recommender.Recommend", "-n",
+                           "3", "-c", "1", "-d", "{\"count\":\"many\"}", f->target, NULL),
                      0);
     assert_int_not_equal(cascade_load_run(&o, &r, err, sizeof err), 0);
     assert_null(r);
@@ -558,13 +558,20 @@ static void test_json_report(void **state)
         const char *key;
         json_type type;
     } fields[] = {
-        {"date", JSON_STRING},       {"endReason", JSON_STRING},
-        {"options", JSON_OBJECT},    {"count", JSON_INTEGER},
-        {"total", JSON_INTEGER},     {"average", JSON_INTEGER},
-        {"fastest", JSON_INTEGER},   {"slowest", JSON_INTEGER},
-        {"rps", JSON_REAL},          {"errorDistribution", JSON_OBJECT},
-        {"statusCodeDistribution", JSON_OBJECT}, {"latencyDistribution", JSON_ARRAY},
-        {"histogram", JSON_ARRAY},   {"details", JSON_ARRAY},
+        {"date", JSON_STRING},
+        {"endReason", JSON_STRING},
+        {"options", JSON_OBJECT},
+        {"count", JSON_INTEGER},
+        {"total", JSON_INTEGER},
+        {"average", JSON_INTEGER},
+        {"fastest", JSON_INTEGER},
+        {"slowest", JSON_INTEGER},
+        {"rps", JSON_REAL},
+        {"errorDistribution", JSON_OBJECT},
+        {"statusCodeDistribution", JSON_OBJECT},
+        {"latencyDistribution", JSON_ARRAY},
+        {"histogram", JSON_ARRAY},
+        {"details", JSON_ARRAY},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         json_t *v = json_object_get(j, fields[i].key);
@@ -574,8 +581,7 @@ static void test_json_report(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "count")), 6);
     assert_int_equal(json_integer_value(json_object_get(j, "degraded")), 3);
     assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(j, "statusCodeDistribution"), "OK")),
-        6);
+        json_integer_value(json_object_get(json_object_get(j, "statusCodeDistribution"), "OK")), 6);
     /* The summary numbers agree with the details (recomputed here). */
     json_t *details = json_object_get(j, "details");
     assert_int_equal(json_array_size(details), 6);
@@ -605,8 +611,7 @@ static void test_json_report(void **state)
         assert_true(json_is_integer(json_object_get(d, "percentage")));
         assert_true(json_is_integer(json_object_get(d, "latency")));
     }
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(pct, 2), "percentage")),
-                     50);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(pct, 2), "percentage")), 50);
     json_t *hist = json_object_get(j, "histogram");
     double freq = 0;
     long long counted = 0;
@@ -629,9 +634,18 @@ static void test_json_report(void **state)
     assert_int_equal(cascade_load_write_summary(r, mem), 0);
     fclose(mem);
     static const char *const headings[] = {
-        "Summary:",        "Count:\t6",  "Total:",         "Slowest:",
-        "Fastest:",        "Average:",   "Requests/sec:",  "Response time histogram:",
-        "Latency distribution:", "50 % in", "Status code distribution:", "[OK]\t6 responses",
+        "Summary:",
+        "Count:\t6",
+        "Total:",
+        "Slowest:",
+        "Fastest:",
+        "Average:",
+        "Requests/sec:",
+        "Response time histogram:",
+        "Latency distribution:",
+        "50 % in",
+        "Status code distribution:",
+        "[OK]\t6 responses",
         "Degraded answers:\t3 of 6",
     };
     for (size_t k = 0; k < sizeof headings / sizeof headings[0]; k++)

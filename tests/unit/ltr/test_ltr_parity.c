@@ -39,8 +39,7 @@ static Cascade__V1__Candidate *candidate_of(cascade_arena *a, const struct casca
 {
     const float *x = l->X + r * CASCADE_LTR_FEATURES;
     Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
-    Cascade__V1__ChannelHit **hits =
-        cascade_arena_calloc(a, CASCADE_LTR_CHANNELS, sizeof *hits);
+    Cascade__V1__ChannelHit **hits = cascade_arena_calloc(a, CASCADE_LTR_CHANNELS, sizeof *hits);
     assert_non_null(c);
     assert_non_null(hits);
     cascade__v1__candidate__init(c);
@@ -83,14 +82,13 @@ static void test_services_compute_the_trainers_features(void **state)
     o.prerank.rounds = o.rank.rounds = 30;
     o.prerank.patience = o.rank.patience = 30;
     o.prerank.threads = o.rank.threads = 1;
-    assert_int_equal(cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &sum, err,
-                                           sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &sum, err, sizeof err), 0);
     assert_true(sum.rank_published && sum.prerank_published);
     /* The replay again (same seed: the same namespace contents and rows). */
-    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o.replay, &l,
-                                            err, sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o.replay, &l, err, sizeof err),
+        0);
     char name[256], path[1024];
     cascade_gbdt *rank_model = NULL, *pre_model = NULL;
     assert_int_equal(cascade_latest_current(dir, CASCADE_RANK_LTR_LATEST_FILE, name, sizeof name,
@@ -130,18 +128,16 @@ static void test_services_compute_the_trainers_features(void **state)
         rq.candidates = cands;
         rq.n_candidates = n;
         Cascade__V1__RankResponse *rr = NULL;
-        assert_int_equal(cascade_rank_run(rank, a, cascade_now_ms() + 10000, &rq, &rr, err,
-                                          sizeof err),
-                         0);
+        assert_int_equal(
+            cascade_rank_run(rank, a, cascade_now_ms() + 10000, &rq, &rr, err, sizeof err), 0);
         Cascade__V1__PreRankRequest pq = CASCADE__V1__PRE_RANK_REQUEST__INIT;
         pq.user = &user;
         pq.candidates = pcands;
         pq.n_candidates = n;
         pq.keep = (uint32_t)n;
         Cascade__V1__PreRankResponse *pr = NULL;
-        assert_int_equal(cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err,
-                                             sizeof err),
-                         0);
+        assert_int_equal(
+            cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err, sizeof err), 0);
         /* The stages reuse the Candidate objects: index i is still row i. */
         for (size_t i = 0; i < n; i++) {
             assert_float_equal(cands[i]->rank_score, want[i], 1e-5);

@@ -62,9 +62,8 @@ static void test_replay_sees_no_held_out_interaction(void **state)
     struct cascade_eval_split s = {0};
     char err[512] = "";
     replay_opts(&o, cfg, "ltr-leak");
-    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err,
-                                            sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err, sizeof err), 0);
     same_split(w, &o, &s);
     assert_true(l.n_groups > 0 && l.positives > 0);
     /* Every user's interaction list in the replay namespace holds none of its held-out items. */
@@ -73,13 +72,12 @@ static void test_replay_sees_no_held_out_interaction(void **state)
         cascade_v1_Interaction last[200];
         size_t n = 0;
         const char *uid = s.train->users[s.users[k]].id;
-        assert_int_equal(cascade_store_get_lastn(w->redis.conn, "ltr-leak", uid, 200, last, &n),
-                         0);
+        assert_int_equal(cascade_store_get_lastn(w->redis.conn, "ltr-leak", uid, 200, last, &n), 0);
         for (size_t i = 0; i < n; i++) {
             long idx = cascade_dataset_find_item(s.train, last[i].item_id);
             assert_true(idx >= 0);
-            assert_false(contains(s.test + s.test_off[k], s.test_off[k + 1] - s.test_off[k],
-                                  (uint32_t)idx));
+            assert_false(
+                contains(s.test + s.test_off[k], s.test_off[k + 1] - s.test_off[k], (uint32_t)idx));
             checked++;
         }
     }
@@ -139,9 +137,8 @@ static void test_gate_keeps_the_published_model(void **state)
     test_tempdir(dir, sizeof dir);
     train_opts(&o, cfg, dir);
     o.force = true; /* the first model is published whatever it scores */
-    assert_int_equal(cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &s, err,
-                                           sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &s, err, sizeof err), 0);
     assert_true(s.rank_published && s.prerank_published);
     assert_true(file_exists(dir, s.rank_version, ".safetensors.gate.json"));
     assert_int_equal(cascade_latest_current(dir, CASCADE_LTR_RANK_LATEST, name, sizeof name, path,
@@ -153,16 +150,15 @@ static void test_gate_keeps_the_published_model(void **state)
      * published model was measured on the same validation lists. */
     train_opts(&o, cfg, dir);
     o.min_gain = 1.0;
-    assert_int_equal(cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &s, err,
-                                           sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_train_run(w->ds, w->redis.conn, w->redis.pool, &o, &s, err, sizeof err), 0);
     assert_false(s.rank_published);
     assert_false(s.prerank_published);
     assert_non_null(strstr(s.rank_reason, "floor"));
     assert_true(file_exists(dir, s.rank_version, ".safetensors.gate.json"));
     assert_float_equal(s.ndcg_rank_current, first, 1e-9);
-    assert_int_equal(cascade_latest_current(dir, CASCADE_LTR_RANK_LATEST, still, sizeof still,
-                                            path, sizeof path, err, sizeof err),
+    assert_int_equal(cascade_latest_current(dir, CASCADE_LTR_RANK_LATEST, still, sizeof still, path,
+                                            sizeof path, err, sizeof err),
                      0);
     assert_string_equal(still, name);
     test_rmdir(dir);
@@ -177,13 +173,11 @@ static void test_folds_add_lists(void **state)
     struct cascade_ltr_lists one, two;
     char err[512] = "";
     replay_opts(&o, cfg, "ltr-folds");
-    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &one, err,
-                                            sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &one, err, sizeof err), 0);
     o.folds = 2;
-    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &two, err,
-                                            sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &two, err, sizeof err), 0);
     /* The first fold is the single replay; the second adds lists of its own split. */
     assert_true(two.n_groups > one.n_groups);
     assert_true(two.n_rows > one.n_rows);
@@ -208,9 +202,9 @@ static void test_no_positives_is_unsupported(void **state)
     char err[512] = "";
     replay_opts(&o, cfg, "ltr-none");
     o.min_interactions = 1000000; /* nobody qualifies */
-    assert_int_equal(cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err,
-                                            sizeof err),
-                     CASCADE_EDATA);
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err, sizeof err),
+        CASCADE_EDATA);
     assert_non_null(strstr(err, "nothing to replay"));
     cascade_config_destroy(cfg);
 }

@@ -93,11 +93,12 @@ static void test_exported_trees_score_like_xgboost(void **state)
     const bst_ulong *shape;
     bst_ulong dim;
     const float *theirs;
-    assert_int_equal(XGBoosterPredictFromDMatrix(
-                         b, dm, "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, "
-                                "\"iteration_end\": 0, \"strict_shape\": false}",
-                         &shape, &dim, &theirs),
-                     0);
+    assert_int_equal(
+        XGBoosterPredictFromDMatrix(b, dm,
+                                    "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, "
+                                    "\"iteration_end\": 0, \"strict_shape\": false}",
+                                    &shape, &dim, &theirs),
+        0);
     float *ours = malloc(n * sizeof *ours);
     cascade_gbdt_predict(m, d.X, n, ours);
     for (size_t i = 0; i < n; i++)
@@ -143,7 +144,8 @@ static void test_training_learns_the_ranking(void **state)
     size_t valid_off[GROUPS + 1];
     for (size_t g = split; g <= GROUPS; g++)
         valid_off[g - split] = d.off[g] - d.off[split];
-    struct cascade_ltr_set train = {.X = d.X, .y = d.y, .off = d.off, .n_groups = split, .dim = DIM};
+    struct cascade_ltr_set train = {
+        .X = d.X, .y = d.y, .off = d.off, .n_groups = split, .dim = DIM};
     struct cascade_ltr_set valid = {.X = d.X + d.off[split] * DIM,
                                     .y = d.y + d.off[split],
                                     .off = valid_off,

@@ -40,8 +40,14 @@ static int group_setup(void **state)
     cascade_rpc_init();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
-    struct cascade_redis_opts opts = {.host = "127.0.0.1", .port = fx.redis.port, .connect_timeout_ms = 500, .command_timeout_ms = 300};
-    struct cascade_redis_opts check = {.host = "127.0.0.1", .port = fx.redis.port, .connect_timeout_ms = 500, .command_timeout_ms = 2000};
+    struct cascade_redis_opts opts = {.host = "127.0.0.1",
+                                      .port = fx.redis.port,
+                                      .connect_timeout_ms = 500,
+                                      .command_timeout_ms = 300};
+    struct cascade_redis_opts check = {.host = "127.0.0.1",
+                                       .port = fx.redis.port,
+                                       .connect_timeout_ms = 500,
+                                       .command_timeout_ms = 2000};
     fx.pool = cascade_redis_pool_create(&opts);
     fx.r = cascade_redis_create(&check);
     fx.arena = cascade_arena_create(0);

@@ -127,8 +127,8 @@ static void test_contribution_counts(void **state)
      * a candidate with two hits of one channel counts once. */
     size_t counts[3];
     char hot_copy[] = "hot";
-    cascade_merge_count_channels(out, n, (const char *[]){in[0].channel, in[1].channel, "geo"},
-                                 3, counts);
+    cascade_merge_count_channels(out, n, (const char *[]){in[0].channel, in[1].channel, "geo"}, 3,
+                                 counts);
     assert_int_equal(counts[0], 3);
     assert_int_equal(counts[1], 3);
     assert_int_equal(counts[2], 0);

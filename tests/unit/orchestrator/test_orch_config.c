@@ -74,13 +74,13 @@ static void test_debug(void **state)
     assert_false(c.debug_enabled);
     assert_false(c.debug_loopback);
     assert_string_equal(c.debug_token, "abc-123");
-    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a b\"}}}", &c, err,
-                                sizeof err),
-                     -1);
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a b\"}}}", &c, err, sizeof err),
+        -1);
     assert_non_null(strstr(err, "orchestrator.debug.token"));
-    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a\\nb\"}}}", &c,
-                                err, sizeof err),
-                     -1);
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"debug\": {\"token\": \"a\\nb\"}}}", &c, err, sizeof err),
+        -1);
     assert_non_null(strstr(err, "orchestrator.debug.token"));
     memset(big, 'x', 257);
     big[257] = '\0';
@@ -91,9 +91,8 @@ static void test_debug(void **state)
     snprintf(text, sizeof text, "{\"orchestrator\": {\"debug\": {\"token\": \"%s\"}}}", big);
     assert_int_equal(parse_text(text, &c, err, sizeof err), 0);
     assert_int_equal(strlen(c.debug_token), 256);
-    assert_int_equal(parse_text("{\"orchestrator\": {\"debug\": {\"enabled\": 1}}}", &c, err,
-                                sizeof err),
-                     -1);
+    assert_int_equal(
+        parse_text("{\"orchestrator\": {\"debug\": {\"enabled\": 1}}}", &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "orchestrator.debug.enabled"));
 }
 
@@ -285,12 +284,15 @@ static void test_slots(void **state)
     const struct {
         const char *slots, *want;
     } bad[] = {
-        {"{\"position\": 1, \"source\": \"ads\"}", "orchestrator.slots[0].item_id: expected a positive"},
+        {"{\"position\": 1, \"source\": \"ads\"}",
+         "orchestrator.slots[0].item_id: expected a positive"},
         {"{\"position\": 1, \"item_id\": 5, \"source\": \"exploration\"}",
          "orchestrator.slots[0].item_id: expected none for an exploration slot"},
         {"{\"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
-        {"{\"position\": 200, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
-        {"{\"position\": 1.5, \"item_id\": 5, \"source\": \"ads\"}", "orchestrator.slots[0].position"},
+        {"{\"position\": 200, \"item_id\": 5, \"source\": \"ads\"}",
+         "orchestrator.slots[0].position"},
+        {"{\"position\": 1.5, \"item_id\": 5, \"source\": \"ads\"}",
+         "orchestrator.slots[0].position"},
         {"{\"position\": 1, \"item_id\": 5, \"source\": \"a b\"}", "orchestrator.slots[0].source"},
         {"{\"position\": 1, \"item_id\": 5}", "orchestrator.slots[0].source"},
         {"{\"position\": 1, \"item_id\": 5, \"source\": \"a\"}, "
@@ -337,15 +339,14 @@ static void test_deadline_reserves(void **state)
     assert_int_equal(c.recall_reserve_ms, 80);
     /* Without the filter there is no exposure reservation to keep time for. */
     assert_int_equal(
-        parse_text("{\"orchestrator\": {\"stages\": {\"filter\": {\"enabled\": false}}}}", &c,
-                   err, sizeof err),
+        parse_text("{\"orchestrator\": {\"stages\": {\"filter\": {\"enabled\": false}}}}", &c, err,
+                   sizeof err),
         0);
     assert_int_equal(c.rerank.reserve_ms, 0);
     assert_int_equal(c.recall_reserve_ms, 60);
-    assert_int_equal(
-        parse_text("{\"orchestrator\": {\"stages\": {\"rank\": {\"min_ms\": -1}}}}", &c, err,
-                   sizeof err),
-        CASCADE_EINVAL);
+    assert_int_equal(parse_text("{\"orchestrator\": {\"stages\": {\"rank\": {\"min_ms\": -1}}}}",
+                                &c, err, sizeof err),
+                     CASCADE_EINVAL);
     assert_non_null(strstr(err, "orchestrator.stages.rank.min_ms"));
 }
 

@@ -50,8 +50,8 @@ static void test_slots(void **state)
 }
 
 /* Share 0.1, first slot in the middle, no rank bar. */
-static const struct cascade_explore_params mid = {.share = 0.1, .position = 0.5,
-                                                  .max_rank_share = 1.0};
+static const struct cascade_explore_params mid = {
+    .share = 0.1, .position = 0.5, .max_rank_share = 1.0};
 
 static void test_positions(void **state)
 {
@@ -160,9 +160,8 @@ static void place_with(cascade_arena *a, Cascade__V1__Candidate **list, size_t *
                                      slots + reserved);
     Cascade__V1__Candidate **out;
     const struct cascade_slot **from;
-    assert_int_equal(cascade_slots_place(list, *n, count, slots, reserved + *inserted, a, &out,
-                                         &from, n),
-                     0);
+    assert_int_equal(
+        cascade_slots_place(list, *n, count, slots, reserved + *inserted, a, &out, &from, n), 0);
     for (size_t i = 0; i < *n; i++) {
         list[i] = out[i];
         if (from[i] && from[i]->reason == CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION)
@@ -170,10 +169,9 @@ static void place_with(cascade_arena *a, Cascade__V1__Candidate **list, size_t *
     }
 }
 
-static void explore_insert(cascade_arena *a, Cascade__V1__Candidate **list, size_t *n,
-                           size_t count, Cascade__V1__Candidate *const *pool, size_t n_pool,
-                           const char *channel, const struct cascade_explore_params *p,
-                           size_t *inserted)
+static void explore_insert(cascade_arena *a, Cascade__V1__Candidate **list, size_t *n, size_t count,
+                           Cascade__V1__Candidate *const *pool, size_t n_pool, const char *channel,
+                           const struct cascade_explore_params *p, size_t *inserted)
 {
     place_with(a, list, n, count, pool, n_pool, channel, p, NULL, 0, inserted);
 }
@@ -200,8 +198,8 @@ static void test_insert_at_fixed_positions(void **state)
         assert_int_equal(list[i]->item_id, want[i]);
 
     /* The default late position: one slot of 10 at position 8. */
-    const struct cascade_explore_params late = {.share = 0.05, .position = 0.8,
-                                                .max_rank_share = 0.5};
+    const struct cascade_explore_params late = {
+        .share = 0.05, .position = 0.8, .max_rank_share = 0.5};
     n = 10;
     for (size_t i = 0; i < 10; i++)
         list[i] = cand(a, i + 1, "itemcf", 0);
@@ -210,8 +208,8 @@ static void test_insert_at_fixed_positions(void **state)
     assert_int_equal(list[8]->item_id, 900);
     assert_int_equal(list[9]->item_id, 9);
     /* Share 0 inserts nothing. */
-    const struct cascade_explore_params off = {.share = 0.0, .position = 0.8,
-                                               .max_rank_share = 0.5};
+    const struct cascade_explore_params off = {
+        .share = 0.0, .position = 0.8, .max_rank_share = 0.5};
     for (size_t i = 0; i < 10; i++)
         list[i] = cand(a, i + 1, "itemcf", 0);
     explore_insert(a, list, &n, 10, pool, 3, "new", &off, &inserted);

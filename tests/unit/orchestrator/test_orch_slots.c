@@ -215,8 +215,9 @@ static void test_check(void **state)
     expect_bad(s, 2, 10, CASCADE_EINVAL, "slots[1].item_id 7 is also slots[0]'s");
     s[1] = req_slot(a, 1, 0, "ads");
     expect_bad(s, 2, 10, CASCADE_EINVAL, "slots[1].item_id is 0");
-    const char *bad_sources[] = {"", NULL, "ads campaign", "ads\n",
-                                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    const char *bad_sources[] = {
+        "", NULL, "ads campaign", "ads\n",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
     for (size_t i = 0; i < sizeof bad_sources / sizeof bad_sources[0]; i++) {
         s[1] = req_slot(a, 1, 8, bad_sources[i]);
         expect_bad(s, 2, 10, CASCADE_EINVAL,

@@ -48,18 +48,19 @@ struct fake {
     char last_rank_experiment[64];
     size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
     size_t prerank_hits_seen; /* and the pre-ranker */
-    uint64_t filter_inject;  /* an id the filter adds to its answer (0 = none) */
-    bool filter_blind;       /* the filter passes exposed items (as before a concurrent
-                                request's reservation) */
+    uint64_t filter_inject;   /* an id the filter adds to its answer (0 = none) */
+    bool filter_blind;        /* the filter passes exposed items (as before a concurrent
+                                 request's reservation) */
     size_t rerank_calls;
-    char rerank_md_request_id[128];   /* x-request-id of the last ReRank call */
-    int rank_stall_ms;                /* the ranker answers this late (0 = at once)... */
-    bool rank_released;               /* ...unless the test releases it first */
+    char rerank_md_request_id[128]; /* x-request-id of the last ReRank call */
+    int rank_stall_ms;              /* the ranker answers this late (0 = at once)... */
+    bool rank_released;             /* ...unless the test releases it first */
     pthread_cond_t rank_release;
     char rerank_user_request_id[128]; /* and its user.request_id */
 };
 
-static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER, .rank_release = PTHREAD_COND_INITIALIZER};
+static struct fake fake = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                           .rank_release = PTHREAD_COND_INITIALIZER};
 
 static Cascade__V1__Candidate *new_candidate(cascade_arena *a, uint64_t id, const char *channel,
                                              float score)
@@ -213,8 +214,8 @@ static int fake_expose(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     pthread_mutex_lock(&fake.mu);
     /* With reserve: the first `reserve` items not exposed yet (as the real filter). */
     for (size_t i = 0; i < req->n_item_ids && fake.n_exposed < MAX_EXPOSED; i++) {
-        if (req->reserve && (resp->recorded >= req->reserve ||
-                             is_exposed(req->user_id, req->item_ids[i])))
+        if (req->reserve &&
+            (resp->recorded >= req->reserve || is_exposed(req->user_id, req->item_ids[i])))
             continue;
         snprintf(fake.exposed[fake.n_exposed].user, sizeof fake.exposed[0].user, "%s",
                  req->user_id);
@@ -394,7 +395,7 @@ static const struct cascade_rpc_method fake_methods[] = {
 struct fixture {
     cascade_rpc_server *server;
     int port;
-    int dead_port; /* nothing listens there */
+    int dead_port;                   /* nothing listens there */
     cascade_rpc_server *slow_server; /* the same fakes, for a stage that stalls */
     int slow_port;
     struct test_redis redis;
@@ -432,8 +433,10 @@ static int group_setup(void **state)
     fx.dead_port = test_free_port();
     if (test_redis_start(&fx.redis) != 0)
         return -1;
-    fx.ropts = (struct cascade_redis_opts){
-        .host = "127.0.0.1", .port = fx.redis.port, .connect_timeout_ms = 500, .command_timeout_ms = 1000};
+    fx.ropts = (struct cascade_redis_opts){.host = "127.0.0.1",
+                                           .port = fx.redis.port,
+                                           .connect_timeout_ms = 500,
+                                           .command_timeout_ms = 1000};
     fx.pool = cascade_redis_pool_create(&fx.ropts);
     fx.r = cascade_redis_create(&fx.ropts);
     fx.arena = cascade_arena_create(0);
@@ -839,7 +842,12 @@ static void test_request_id_sanitised(void **state)
     cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
     static char huge[20 * 1024 + 1];
     memset(huge, 'a', sizeof huge - 1);
-    const char *bad[] = {"abc\x01" "def", "line\nERROR forged", huge, "\xff\xfe\xfd", "caf\xc3\xa9",
+    const char *bad[] = {"abc\x01"
+                         "def",
+                         "line\nERROR forged",
+                         huge,
+                         "\xff\xfe\xfd",
+                         "caf\xc3\xa9",
                          "has space"};
     assert_string_equal(served_request_id(o, "req-42.a:b_c", NULL), "req-42.a:b_c");
     assert_string_equal(served_request_id(o, NULL, "md-7"), "md-7");
@@ -1234,8 +1242,7 @@ static void test_cold_start_switch(void **state)
     const int online_counts[] = {4, 5, 5};
     for (size_t u = 0; u < 3; u++) {
         assert_int_equal(cascade_redis_command(fx.r, &rep, "HSET %s interactions %d",
-                                               cascade_key_user_counters(key, "t",
-                                                                         online_users[u]),
+                                               cascade_key_user_counters(key, "t", online_users[u]),
                                                online_counts[u]),
                          0);
         freeReplyObject(rep);
@@ -1255,7 +1262,10 @@ static void test_cold_start_switch(void **state)
 
     /* Redis unreachable: the user record cannot be read, the normal mix is
      * used and the answer says why. */
-    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1",
+                                      .port = fx.dead_port,
+                                      .connect_timeout_ms = 200,
+                                      .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     o = make_orch(two_channels, cold_config, NULL, pool);
     assert_int_equal(recommend(o, "cold-none", 10, true, &r, err, sizeof err), 0);
@@ -1324,8 +1334,7 @@ static void test_exploration_per_user_pick(void **state)
         assert_float_equal(r->items[8]->rerank_score, 0.0f, 0);
         for (size_t i = 0; i < r->n_items; i++)
             if (i != 8)
-                assert_int_equal(r->items[i]->reason,
-                                 CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
+                assert_int_equal(r->items[i]->reason, CASCADE__V1__ITEM_REASON__ITEM_REASON_RANKED);
         assert_int_equal(trace_of(r, "rank")->items_out, 100);
         assert_int_equal(trace_of(r, "exploration")->items_out, 1);
         assert_non_null(strstr(trace_of(r, "exploration")->message, "positions=8 order=rank "));
@@ -1473,15 +1482,14 @@ static void test_config_slots(void **state)
 static void test_exploration_experiment_positions(void **state)
 {
     (void)state;
-    const char *exps =
-        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x2\", \"experiments\": ["
-        "{\"name\": \"moved\", \"ranges\": [[0, 399]], \"params\": "
-        "{\"exploration.positions\": \"2,30\"}},"
-        "{\"name\": \"broken\", \"ranges\": [[400, 699]], \"params\": "
-        "{\"exploration.positions\": \"2;x\"}}]}]}";
-    cascade_orch *o = make_orch(
-        three_channels, ", \"slots\": [{\"position\": 3, \"source\": \"exploration\"}]", exps,
-        fx.pool);
+    const char *exps = "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x2\", \"experiments\": ["
+                       "{\"name\": \"moved\", \"ranges\": [[0, 399]], \"params\": "
+                       "{\"exploration.positions\": \"2,30\"}},"
+                       "{\"name\": \"broken\", \"ranges\": [[400, 699]], \"params\": "
+                       "{\"exploration.positions\": \"2;x\"}}]}]}";
+    cascade_orch *o =
+        make_orch(three_channels, ", \"slots\": [{\"position\": 3, \"source\": \"exploration\"}]",
+                  exps, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512], user[32];
     bool seen[3] = {false, false, false};
@@ -1516,18 +1524,17 @@ static void test_slot_validation(void **state)
     Cascade__V1__Slot *slots[2] = {slot(2, 11, "ads"), slot(10, 12, "ads")};
     Cascade__V1__Slot *bad_source[1] = {slot(2, 11, "ads campaign")};
     fx.arena = keep;
-    assert_int_equal(recommend_slots_as(o, "u", 10, false, slots, 2, LOCAL_PEER, NULL, &r, err,
-                                        sizeof err),
-                     CASCADE_EINVAL);
+    assert_int_equal(
+        recommend_slots_as(o, "u", 10, false, slots, 2, LOCAL_PEER, NULL, &r, err, sizeof err),
+        CASCADE_EINVAL);
     assert_string_equal(err, "slots[1].position 10 is outside the list (count 10)");
     assert_int_equal(cascade_error_to_grpc(CASCADE_EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
-    assert_int_equal(recommend_slots_as(o, "u", 10, false, bad_source, 1, LOCAL_PEER, NULL, &r,
-                                        err, sizeof err),
-                     CASCADE_EINVAL);
+    assert_int_equal(
+        recommend_slots_as(o, "u", 10, false, bad_source, 1, LOCAL_PEER, NULL, &r, err, sizeof err),
+        CASCADE_EINVAL);
     assert_string_equal(err, "slots[0].source is not 1..64 characters of [A-Za-z0-9._:-]");
-    assert_int_equal(recommend_slots_as(o, "u", 11, false, slots, 2, LOCAL_PEER, NULL, &r, err,
-                                        sizeof err),
-                     0);
+    assert_int_equal(
+        recommend_slots_as(o, "u", 11, false, slots, 2, LOCAL_PEER, NULL, &r, err, sizeof err), 0);
     cascade_arena_destroy(own);
     cascade_orch_destroy(o);
 }
@@ -1551,8 +1558,8 @@ static void test_exploration_needs_a_good_score(void **state)
 
     /* Without the ranker there is no score to judge by: the channel's own
      * order fills the slot (the degraded path keeps new items exposed). */
-    o = make_orch(three_channels,
-                  ", \"stages\": {\"rank\": {\"endpoint\": \"dead\"}}", NULL, fx.pool);
+    o = make_orch(three_channels, ", \"stages\": {\"rank\": {\"endpoint\": \"dead\"}}", NULL,
+                  fx.pool);
     assert_int_equal(recommend(o, "explorer-norank", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->items[8]->item_id, 901);
     assert_non_null(strstr(trace_of(r, "exploration")->message, "order=channel"));
@@ -1566,16 +1573,15 @@ static void test_exploration_needs_a_good_score(void **state)
 static void test_exploration_experiment_params(void **state)
 {
     (void)state;
-    const char *exps =
-        "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x1\", \"experiments\": ["
-        "{\"name\": \"early\", \"ranges\": [[0, 249]], \"params\": "
-        "{\"exploration.position\": 0.3}},"
-        "{\"name\": \"off\", \"ranges\": [[250, 499]], \"params\": "
-        "{\"exploration.share\": 0}},"
-        "{\"name\": \"strict\", \"ranges\": [[500, 749]], \"params\": "
-        "{\"exploration.max_rank_share\": 0.01}},"
-        "{\"name\": \"two\", \"ranges\": [[750, 999]], \"params\": "
-        "{\"exploration.share\": 0.1, \"exploration.position\": 0.5}}]}]}";
+    const char *exps = "{\"layers\": [{\"name\": \"explore\", \"salt\": \"x1\", \"experiments\": ["
+                       "{\"name\": \"early\", \"ranges\": [[0, 249]], \"params\": "
+                       "{\"exploration.position\": 0.3}},"
+                       "{\"name\": \"off\", \"ranges\": [[250, 499]], \"params\": "
+                       "{\"exploration.share\": 0}},"
+                       "{\"name\": \"strict\", \"ranges\": [[500, 749]], \"params\": "
+                       "{\"exploration.max_rank_share\": 0.01}},"
+                       "{\"name\": \"two\", \"ranges\": [[750, 999]], \"params\": "
+                       "{\"exploration.share\": 0.1, \"exploration.position\": 0.5}}]}]}";
     cascade_orch *o = make_orch(three_channels, NULL, exps, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512], user[32];
@@ -1896,8 +1902,7 @@ static void assert_serve_items(const char *items, const Cascade__V1__RecommendRe
         size_t pos;
         char reason;
         double rank, rerank;
-        assert_int_equal(sscanf(tok, "%llu:%zu:%c:%lf:%lf", &id, &pos, &reason, &rank, &rerank),
-                         5);
+        assert_int_equal(sscanf(tok, "%llu:%zu:%c:%lf:%lf", &id, &pos, &reason, &rank, &rerank), 5);
         assert_true(n < r->n_items);
         assert_int_equal(id, r->items[n]->item_id);
         assert_int_equal(pos, n);
@@ -1990,8 +1995,8 @@ static void test_serve_log_inserted(void **state)
     fx.arena = own; /* recommend_slots_as resets fx.arena: the slot lives in its own */
     slots[0] = slot(3, 7002, "ads");
     fx.arena = keep;
-    assert_int_equal(recommend_slots_as(o, "serve-slot", 10, false, slots, 1, LOCAL_PEER, NULL,
-                                        &r, err, sizeof err),
+    assert_int_equal(recommend_slots_as(o, "serve-slot", 10, false, slots, 1, LOCAL_PEER, NULL, &r,
+                                        err, sizeof err),
                      0);
     assert_int_equal(r->items[3]->item_id, 7002);
     size_t n = read_serves(e, 64);
@@ -2024,8 +2029,7 @@ static void test_serve_log_redis_down(void **state)
         cascade_metrics_counter(m, "cascade_orchestrator_serve_log_failures_total", "", NULL),
         NULL);
     cascade_metric *written = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total", "", NULL),
-        NULL);
+        cascade_metrics_counter(m, "cascade_orchestrator_serve_log_written_total", "", NULL), NULL);
     assert_true(cascade_metric_value(failures) == 1.0);
     assert_true(cascade_metric_value(written) == 0.0);
     cascade_orch_destroy(o);
@@ -2223,7 +2227,10 @@ static void test_feedback_user_sets(void **state)
 static void test_feedback_redis_down(void **state)
 {
     (void)state;
-    struct cascade_redis_opts dead = {.host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1",
+                                      .port = fx.dead_port,
+                                      .connect_timeout_ms = 200,
+                                      .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     cascade_orch *o = make_orch(two_channels, NULL, NULL, pool);
     Cascade__V1__Event click = CASCADE__V1__EVENT__INIT;
@@ -2318,8 +2325,10 @@ static void test_reasons_hide_internals(void **state)
     snprintf(extra, sizeof extra, "%s, \"stages\": {\"prerank\": {\"endpoint\": \"dead\"}}",
              cold_config);
     snprintf(port, sizeof port, "%d", fx.dead_port);
-    struct cascade_redis_opts dead = {
-        .host = "127.0.0.1", .port = fx.dead_port, .connect_timeout_ms = 200, .command_timeout_ms = 200};
+    struct cascade_redis_opts dead = {.host = "127.0.0.1",
+                                      .port = fx.dead_port,
+                                      .connect_timeout_ms = 200,
+                                      .command_timeout_ms = 200};
     cascade_redis_pool *pool = cascade_redis_pool_create(&dead);
     cascade_orch *o = make_orch(channels, extra, NULL, pool);
     Cascade__V1__RecommendResponse *r;
@@ -2346,8 +2355,7 @@ static void test_reasons_hide_internals(void **state)
 static void test_fallback_reason(void **state)
 {
     (void)state;
-    const char *channels =
-        "[{\"name\": \"itemcf\", \"endpoint\": \"dead\", \"timeout_ms\": 2000}]";
+    const char *channels = "[{\"name\": \"itemcf\", \"endpoint\": \"dead\", \"timeout_ms\": 2000}]";
     cascade_orch *o = make_orch(channels, NULL, NULL, fx.pool);
     Cascade__V1__RecommendResponse *r;
     char err[512];
@@ -2367,8 +2375,8 @@ static void test_trace_gate(void **state)
     const char *remote = "ipv4:10.1.2.3:5555";
     Cascade__V1__RecommendResponse *r;
     char err[512];
-    cascade_orch *o = make_orch(two_channels, ", \"debug\": {\"token\": \"s3cret-token\"}",
-                                NULL, fx.pool);
+    cascade_orch *o =
+        make_orch(two_channels, ", \"debug\": {\"token\": \"s3cret-token\"}", NULL, fx.pool);
     assert_int_equal(recommend_as(o, "gate", 5, true, remote, NULL, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 5);
     assert_int_equal(r->n_trace, 0);
@@ -2379,12 +2387,11 @@ static void test_trace_gate(void **state)
     assert_int_equal(r->n_trace, 0);
     assert_int_equal(recommend_as(o, "gate", 5, true, NULL, NULL, &r, err, sizeof err), 0);
     assert_int_equal(r->n_trace, 0);
-    assert_int_equal(
-        recommend_as(o, "gate", 5, true, remote, "s3cret-token", &r, err, sizeof err), 0);
-    assert_non_null(trace_of(r, "rerank"));
-    assert_int_equal(recommend_as(o, "gate", 5, true, "ipv6:%5B::1%5D:4000", NULL, &r, err,
-                                  sizeof err),
+    assert_int_equal(recommend_as(o, "gate", 5, true, remote, "s3cret-token", &r, err, sizeof err),
                      0);
+    assert_non_null(trace_of(r, "rerank"));
+    assert_int_equal(
+        recommend_as(o, "gate", 5, true, "ipv6:%5B::1%5D:4000", NULL, &r, err, sizeof err), 0);
     assert_non_null(trace_of(r, "rerank"));
     cascade_orch_destroy(o);
 

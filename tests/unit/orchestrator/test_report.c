@@ -36,11 +36,11 @@ static void test_reasons(void **state)
                                                             .code = "hot",
                                                             .degraded = true}),
                      0);
-    assert_int_equal(cascade_orch_report_add(
-                         &r, &(struct cascade_orch_outcome){.stage = "cache",
-                                                            .message = "no code given",
-                                                            .degraded = true}),
-                     0);
+    assert_int_equal(
+        cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "cache",
+                                                                   .message = "no code given",
+                                                                   .degraded = true}),
+        0);
     assert_true(r.degraded);
     assert_int_equal(r.n_reasons, 3);
     assert_string_equal(r.reasons[0], "recall/itemcf: UNAVAILABLE");
@@ -101,14 +101,14 @@ static void test_trace_ids(void **state)
     }
     struct cascade_orch_report r;
     cascade_orch_report_init(&r, a, true);
-    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "rank",
-                                                                               .order = order,
-                                                                               .n_order = 3}),
-                     0);
-    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "merge",
-                                                                               .order = order,
-                                                                               .n_order = N}),
-                     0);
+    assert_int_equal(
+        cascade_orch_report_add(
+            &r, &(struct cascade_orch_outcome){.stage = "rank", .order = order, .n_order = 3}),
+        0);
+    assert_int_equal(
+        cascade_orch_report_add(
+            &r, &(struct cascade_orch_outcome){.stage = "merge", .order = order, .n_order = N}),
+        0);
     assert_int_equal(
         cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "exposure"}), 0);
     assert_int_equal(r.trace[0]->n_item_ids, 3);
@@ -119,10 +119,10 @@ static void test_trace_ids(void **state)
                      cands[CASCADE_ORCH_TRACE_IDS_MAX - 1].item_id);
     assert_int_equal(r.trace[2]->n_item_ids, 0);
     cascade_orch_report_init(&r, a, false);
-    assert_int_equal(cascade_orch_report_add(&r, &(struct cascade_orch_outcome){.stage = "rank",
-                                                                               .order = order,
-                                                                               .n_order = 3}),
-                     0);
+    assert_int_equal(
+        cascade_orch_report_add(
+            &r, &(struct cascade_orch_outcome){.stage = "rank", .order = order, .n_order = 3}),
+        0);
     assert_int_equal(r.n_trace, 0);
     cascade_arena_destroy(a);
 }
@@ -132,10 +132,15 @@ static void test_trace_ids(void **state)
 static void test_trace_allowed(void **state)
 {
     (void)state;
-    const char *local[] = {"ipv4:127.0.0.1:5123", "ipv4:127.8.9.10:1", "ipv6:[::1]:5123",
+    const char *local[] = {"ipv4:127.0.0.1:5123", "ipv4:127.8.9.10:1",         "ipv6:[::1]:5123",
                            "ipv6:%5B::1%5D:5123", "ipv6:[::ffff:127.0.0.1]:9", "unix:/tmp/s"};
-    const char *remote[] = {"ipv4:10.0.0.1:5123", "ipv4:128.0.0.1:1", "ipv6:[::2]:5123",
-                            "ipv6:[2001:db8::1]:1", "ipv4:1127.0.0.1:1", "", NULL};
+    const char *remote[] = {"ipv4:10.0.0.1:5123",
+                            "ipv4:128.0.0.1:1",
+                            "ipv6:[::2]:5123",
+                            "ipv6:[2001:db8::1]:1",
+                            "ipv4:1127.0.0.1:1",
+                            "",
+                            NULL};
     for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
         assert_true(cascade_orch_report_trace_allowed(true, true, "", local[i], NULL));
         assert_false(cascade_orch_report_trace_allowed(true, false, "", local[i], NULL));

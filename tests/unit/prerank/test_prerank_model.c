@@ -132,9 +132,8 @@ static cascade_prerank *make_prerank(struct fixture *f, const char *json, const 
     return p;
 }
 
-static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p,
-                                             const char *uid, const uint64_t *ids, size_t n,
-                                             const char *version);
+static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p, const char *uid,
+                                             const uint64_t *ids, size_t n, const char *version);
 
 static Cascade__V1__PreRankResponse *run(struct fixture *f, cascade_prerank *p, const char *uid,
                                          const uint64_t *ids, size_t n)
@@ -143,9 +142,8 @@ static Cascade__V1__PreRankResponse *run(struct fixture *f, cascade_prerank *p, 
 }
 
 /* run with the experiment param prerank.model_version = version (NULL: none). */
-static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p,
-                                             const char *uid, const uint64_t *ids, size_t n,
-                                             const char *version)
+static Cascade__V1__PreRankResponse *run_arm(struct fixture *f, cascade_prerank *p, const char *uid,
+                                             const uint64_t *ids, size_t n, const char *version)
 {
     char err[256] = "";
     Cascade__V1__PreRankResponse *resp = NULL;
@@ -308,7 +306,8 @@ static void test_model_version_per_arm(void **state)
     save_version(f, m2, "prerank-lr-v2");
     save_version(f, m3, "prerank-lr-v3");
     cascade_config *cfg = version_config("v2", "prerank-lr-v2.safetensors");
-    cascade_prerank *p = cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err);
+    cascade_prerank *p =
+        cascade_prerank_create(cfg, f->redis.pool, NS, f->dir, NULL, err, sizeof err);
     cascade_config_destroy(cfg);
     if (!p)
         fail_msg("create: %s", err);

@@ -129,7 +129,7 @@ static void expect_invalid(struct fixture *f, Cascade__V1__RecallRequest *req, i
 }
 
 #define KNOWN                                                                                      \
-    "hot, itemcf, swing, ease, usercf, new, geo, city, follow_author, interacted_author, "               \
+    "hot, itemcf, swing, ease, usercf, new, geo, city, follow_author, interacted_author, "         \
     "similar_author, cache, interest, demo_hot, two_tower"
 
 static void test_validation(void **state)
@@ -296,8 +296,7 @@ static void test_corrupt_record(void **state)
 /* A batched request (channel_specs) for uid: channel i with quotas[i] and
  * no time budget of its own. */
 static Cascade__V1__RecallRequest *spec_request(cascade_arena *a, const char *uid, size_t n,
-                                                const char *const *channels,
-                                                const uint32_t *quotas)
+                                                const char *const *channels, const uint32_t *quotas)
 {
     Cascade__V1__RecallRequest *req = seed_request(a, uid, 0, 0, NULL);
     req->n_channel_specs = n;
@@ -332,7 +331,7 @@ static void test_batched_channels(void **state)
     assert_int_equal(resp->channels[1]->count, 1);
     assert_int_equal(resp->channels[1]->status, GRPC_STATUS_OK);
     assert_int_equal(resp->n_candidates, 5);
-    assert_int_equal(resp->candidates[0]->item_id, 10); /* hot: 10·id, best first */
+    assert_int_equal(resp->candidates[0]->item_id, 10);  /* hot: 10·id, best first */
     assert_int_equal(resp->candidates[4]->item_id, 300); /* itemcf's best for u1 */
 
     seed_push(f->redis.conn, "bad2", 100, 1.0f);
@@ -370,12 +369,12 @@ static void test_batched_deadline(void **state)
     struct fixture *f = *state;
     char err[256] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(cascade_recall_run(f->recall, f->arena, cascade_now_ms() - 1,
-                                        spec_request(f->arena, "u1", 2,
-                                                     (const char *[]){"hot", "itemcf"},
-                                                     (const uint32_t[]){3, 3}),
-                                        &resp, err, sizeof err),
-                     0);
+    assert_int_equal(
+        cascade_recall_run(f->recall, f->arena, cascade_now_ms() - 1,
+                           spec_request(f->arena, "u1", 2, (const char *[]){"hot", "itemcf"},
+                                        (const uint32_t[]){3, 3}),
+                           &resp, err, sizeof err),
+        0);
     assert_int_equal(resp->n_candidates, 0);
     assert_int_equal(resp->channels[0]->status, GRPC_STATUS_DEADLINE_EXCEEDED);
     assert_string_equal(resp->channels[0]->message, "deadline exceeded before channel \"hot\"");
@@ -394,17 +393,17 @@ static void test_batched_validation(void **state)
     both->quota = 3;
     expect_invalid(f, both, CASCADE_EINVAL,
                    "give either channels (with quota) or channel_specs, not both");
-    expect_invalid(f, spec_request(a, "u1", 2, (const char *[]){"hot", "itemcf"},
-                                   (const uint32_t[]){3, 0}),
-                   CASCADE_EINVAL, "channel_specs[1].quota 0 out of range 1..5000");
+    expect_invalid(
+        f, spec_request(a, "u1", 2, (const char *[]){"hot", "itemcf"}, (const uint32_t[]){3, 0}),
+        CASCADE_EINVAL, "channel_specs[1].quota 0 out of range 1..5000");
     /* An unknown channel in a batch costs that channel only. */
     char err[512] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(run(f->recall, a,
-                         spec_request(a, "u1", 2, (const char *[]){"nope", "hot"},
-                                      (const uint32_t[]){3, 2}),
-                         &resp, err, sizeof err),
-                     0);
+    assert_int_equal(
+        run(f->recall, a,
+            spec_request(a, "u1", 2, (const char *[]){"nope", "hot"}, (const uint32_t[]){3, 2}),
+            &resp, err, sizeof err),
+        0);
     assert_int_equal(resp->n_channels, 2);
     assert_string_equal(resp->channels[0]->channel, "nope");
     assert_int_equal(resp->channels[0]->status, GRPC_STATUS_INVALID_ARGUMENT);

@@ -1,10 +1,10 @@
 /* Every Recall channel against a small seeded example in a private
  * redis-server, with the expected order and scores worked out by hand in the
- * comments: itemcf and swing (Σ interest·sim), ease (Σ sim, binary history), usercf (Σ sim·interest over
- * similar users), hot, new (exploration share), geo (own cell + a neighbour
- * cell), city, the three author channels, cache (FIFO), and the cold-start
- * channels interest and demo_hot, with their profile fallbacks; the list
- * cache answering as a stage without it and following new generations. */
+ * comments: itemcf and swing (Σ interest·sim), ease (Σ sim, binary history), usercf (Σ sim·interest
+ * over similar users), hot, new (exploration share), geo (own cell + a neighbour cell), city, the
+ * three author channels, cache (FIFO), and the cold-start channels interest and demo_hot, with
+ * their profile fallbacks; the list cache answering as a stage without it and following new
+ * generations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +33,7 @@ struct fixture {
     " \"ease\": {\"neighbours\": 3},"                                                              \
     " \"usercf\": {\"users\": 2},"                                                                 \
     " \"new\": {\"explore_share\": 0.5, \"max_impressions\": 10, \"half_life_hours\": 1,"          \
-    "  \"explore_pool\": 1},"                                                                       \
+    "  \"explore_pool\": 1},"                                                                      \
     " \"geo\": {\"half_life_hours\": 1},"                                                          \
     " \"city\": {\"half_life_hours\": 1},"                                                         \
     " \"follow_author\": {\"half_life_hours\": 1},"                                                \
@@ -57,8 +57,7 @@ static void seed_cf(cascade_redis *r)
     /* ease: B's best weights of 100 and 200 (600 is beyond neighbours = 3). */
     seed_item_nlist(r, "ease", 1, 100, (uint64_t[]){200, 300, 400, 600},
                     (float[]){0.9f, 0.5f, 0.3f, 0.25f}, 4);
-    seed_item_nlist(r, "ease", 1, 200, (uint64_t[]){100, 500, 300}, (float[]){0.8f, 0.6f, 0.2f},
-                    3);
+    seed_item_nlist(r, "ease", 1, 200, (uint64_t[]){100, 500, 300}, (float[]){0.8f, 0.6f, 0.2f}, 3);
     /* usercf: v1 0.5, v2 0.25, v3 0.1 (cut by users = 2). */
     seed_user_neighbours(r, 1, "u1", (const char *[]){"v1", "v2", "v3"},
                          (float[]){0.5f, 0.25f, 0.1f}, 3);
@@ -277,8 +276,8 @@ static void test_new_exploration_spreads_over_users(void **state)
         snprintf(user, sizeof user, "x%d", u);
         uint64_t first = 0;
         for (int again = 0; again < 2; again++) {
-            Cascade__V1__RecallResponse *resp = seed_run1(
-                r, f->arena, seed_request(f->arena, user, 2, 1, (const char *[]){"new"}));
+            Cascade__V1__RecallResponse *resp =
+                seed_run1(r, f->arena, seed_request(f->arena, user, 2, 1, (const char *[]){"new"}));
             assert_int_equal(resp->n_candidates, 2);
             assert_int_equal(resp->candidates[0]->item_id, 1006);
             uint64_t explored = resp->candidates[1]->item_id;
@@ -350,24 +349,24 @@ static void test_profile_cache(void **state)
 {
     struct fixture *f = *state;
     cascade_metrics *m = cascade_metrics_create();
-    cascade_recall *cached = seed_recall(
-        f->redis.pool, NS, m, "{\"recall\": {\"profile_cache\": {\"ttl_ms\": 600000}}}");
-    seed_expect(seed_run1(cached, f->arena,
-                          seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
-                "city", (uint64_t[]){12, 13, 11}, NULL, 3);
+    cascade_recall *cached = seed_recall(f->redis.pool, NS, m,
+                                         "{\"recall\": {\"profile_cache\": {\"ttl_ms\": 600000}}}");
+    seed_expect(
+        seed_run1(cached, f->arena, seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
+        "city", (uint64_t[]){12, 13, 11}, NULL, 3);
     /* p9 has no profile yet: no city. */
-    seed_expect(seed_run1(cached, f->arena,
-                          seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
-                "city", NULL, NULL, 0);
+    seed_expect(
+        seed_run1(cached, f->arena, seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
+        "city", NULL, NULL, 0);
     /* p1 moves to city 8 (no list) and p9 appears in city 7. */
     seed_profile(f->redis.conn, "p1", 30, 2, 8, "wx4g0ec1", (uint32_t[]){3, 4}, 2);
     seed_profile(f->redis.conn, "p9", 30, 2, 7, "wx4g0ec1", NULL, 0);
-    seed_expect(seed_run1(cached, f->arena,
-                          seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
-                "city", (uint64_t[]){12, 13, 11}, NULL, 3); /* still the cached city 7 */
-    seed_expect(seed_run1(cached, f->arena,
-                          seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
-                "city", NULL, NULL, 0); /* still cached as absent */
+    seed_expect(
+        seed_run1(cached, f->arena, seed_request(f->arena, "p1", 10, 1, (const char *[]){"city"})),
+        "city", (uint64_t[]){12, 13, 11}, NULL, 3); /* still the cached city 7 */
+    seed_expect(
+        seed_run1(cached, f->arena, seed_request(f->arena, "p9", 10, 1, (const char *[]){"city"})),
+        "city", NULL, NULL, 0);                                   /* still cached as absent */
     seed_expect(run(f, "city", "p1", 10), "city", NULL, NULL, 0); /* uncached: city 8 */
     seed_expect(run(f, "city", "p9", 10), "city", (uint64_t[]){12, 13, 11}, NULL, 3);
     seed_profile(f->redis.conn, "p1", 30, 2, 7, "wx4g0ec1", (uint32_t[]){3, 4}, 2); /* restore */

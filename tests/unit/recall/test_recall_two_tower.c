@@ -379,14 +379,14 @@ static void test_online_items(void **state)
 
 /* Run the channel for alice as a member of an arm whose
  * recall.two_tower.model_version is `version` (NULL: no experiment). */
-static Cascade__V1__RecallResponse *run_arm(struct fixture *f, cascade_recall *r,
-                                            uint32_t quota, const char *version)
+static Cascade__V1__RecallResponse *run_arm(struct fixture *f, cascade_recall *r, uint32_t quota,
+                                            const char *version)
 {
     Cascade__V1__RecallRequest *req =
         seed_request(f->arena, "alice", quota, 1, (const char *[]){"two_tower"});
     if (version)
-        req->experiments = test_experiment(f->arena, "recall", "arm",
-                                           "recall.two_tower.model_version", version);
+        req->experiments =
+            test_experiment(f->arena, "recall", "arm", "recall.two_tower.model_version", version);
     return seed_run1(r, f->arena, req);
 }
 
@@ -463,10 +463,8 @@ static void test_model_version_per_arm(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_not_configured),
-        cmocka_unit_test(test_exact),
-        cmocka_unit_test(test_ivf_and_reload),
-        cmocka_unit_test(test_online_items),
+        cmocka_unit_test(test_not_configured),        cmocka_unit_test(test_exact),
+        cmocka_unit_test(test_ivf_and_reload),        cmocka_unit_test(test_online_items),
         cmocka_unit_test(test_model_version_per_arm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -11,9 +11,10 @@
 #include "cascade/v1/rerank.pb-c.h"
 #include "messages.h"
 
-static inline Cascade__V1__ReRankRequest *
-rerank_test_request(cascade_arena *a, uint32_t count, const float *scores, const uint32_t *cats,
-                    const uint64_t *authors, size_t n)
+static inline Cascade__V1__ReRankRequest *rerank_test_request(cascade_arena *a, uint32_t count,
+                                                              const float *scores,
+                                                              const uint32_t *cats,
+                                                              const uint64_t *authors, size_t n)
 {
     Cascade__V1__ReRankRequest *req = cascade_arena_alloc(a, sizeof *req);
     uint64_t *ids = cascade_arena_calloc(a, n + 1, sizeof *ids);

@@ -127,8 +127,8 @@ static void reference(const struct cascade_mmr_item *items, size_t n, size_t cou
         set[m] = best;
         order[t] = best;
         taken[best] = 1;
-        gains[t] = o->theta * rel[best] +
-                   (1 - o->theta) * log(det_of(o, items, ones, set, m + 1) / base);
+        gains[t] =
+            o->theta * rel[best] + (1 - o->theta) * log(det_of(o, items, ones, set, m + 1) / base);
     }
 }
 
@@ -163,9 +163,9 @@ static void test_matches_bruteforce(void **state)
                 float values[N];
                 reference(items, N, count, &o, want, gains);
                 cascade_arena_reset(arena);
-                assert_int_equal(cascade_rerank_dpp(items, N, count, &o, arena, INT64_MAX, got,
-                                                    values, &n_out),
-                                 0);
+                assert_int_equal(
+                    cascade_rerank_dpp(items, N, count, &o, arena, INT64_MAX, got, values, &n_out),
+                    0);
                 assert_int_equal(n_out, count);
                 for (size_t t = 0; t < count; t++) {
                     if (got[t] != want[t])
@@ -220,8 +220,8 @@ static void test_window(void **state)
      * so the rest follows relevance. */
     struct cascade_mmr_item same[4];
     for (size_t i = 0; i < 4; i++)
-        same[i] = (struct cascade_mmr_item){.relevance = (float)(4 - i) + 0.5f * (i == 2),
-                                            .category = 9};
+        same[i] =
+            (struct cascade_mmr_item){.relevance = (float)(4 - i) + 0.5f * (i == 2), .category = 9};
     o.theta = 0.5;
     assert_int_equal(cascade_rerank_dpp(same, 4, 4, &o, arena, INT64_MAX, order, values, &n), 0);
     assert_int_equal(n, 4);

@@ -39,8 +39,8 @@ static bool valid(const struct cascade_mmr_item *items, const size_t *list, size
     for (size_t a = 0; a < len; a++) {
         for (size_t b = a + 1; b < len; b++) {
             const struct cascade_mmr_item *x = &items[list[a]], *y = &items[list[b]];
-            if (x->author_id != 0 && x->author_id == y->author_id &&
-                r->author_min_distance > 1 && b - a < r->author_min_distance)
+            if (x->author_id != 0 && x->author_id == y->author_id && r->author_min_distance > 1 &&
+                b - a < r->author_min_distance)
                 return false;
         }
         if (r->window == 0)
@@ -113,8 +113,8 @@ static void test_exhaustive(void **state)
         struct cascade_mmr_item items[MAXN];
         size_t pref[MAXN];
         for (size_t i = 0; i < n; i++) {
-            items[i] = (struct cascade_mmr_item){.category = (uint32_t)pick(3),
-                                                 .author_id = pick(4)};
+            items[i] =
+                (struct cascade_mmr_item){.category = (uint32_t)pick(3), .author_id = pick(4)};
             pref[i] = i;
         }
         for (size_t i = n - 1; i > 0; i--) { /* a random preference order */
@@ -131,8 +131,9 @@ static void test_exhaustive(void **state)
         size_t out[MAXN], n_out = 0;
         int ok = -1;
         cascade_arena_reset(arena);
-        assert_int_equal(
-            cascade_rerank_scatter(items, n, pref, n, count, &r, arena, INT64_MAX, out, &n_out, &ok), 0);
+        assert_int_equal(cascade_rerank_scatter(items, n, pref, n, count, &r, arena, INT64_MAX, out,
+                                                &n_out, &ok),
+                         0);
         assert_int_equal(n_out, count);
         bool seen[MAXN] = {false};
         for (size_t t = 0; t < n_out; t++) {
@@ -181,7 +182,8 @@ static void test_small_examples(void **state)
     int ok = 0;
     struct cascade_scatter_rules r = {.window = 2, .max_per_category = 1};
     assert_true(cascade_scatter_active(&r));
-    assert_int_equal(cascade_rerank_scatter(items, 5, pref, 5, 5, &r, arena, INT64_MAX, out, &n, &ok), 0);
+    assert_int_equal(
+        cascade_rerank_scatter(items, 5, pref, 5, 5, &r, arena, INT64_MAX, out, &n, &ok), 0);
     assert_true(ok);
     const size_t want[5] = {0, 3, 1, 4, 2};
     for (size_t t = 0; t < 5; t++)
@@ -190,8 +192,8 @@ static void test_small_examples(void **state)
     const struct cascade_mmr_item authors[4] = {
         {.author_id = 7}, {.author_id = 7}, {.author_id = 8}, {.author_id = 9}};
     struct cascade_scatter_rules d = {.author_min_distance = 3};
-    assert_int_equal(cascade_rerank_scatter(authors, 4, pref, 4, 4, &d, arena, INT64_MAX, out, &n,
-                                            &ok), 0);
+    assert_int_equal(
+        cascade_rerank_scatter(authors, 4, pref, 4, 4, &d, arena, INT64_MAX, out, &n, &ok), 0);
     assert_true(ok);
     assert_int_equal(out[0], 0);
     assert_int_equal(out[3], 1); /* positions 0 and 3 */
@@ -261,9 +263,10 @@ static void test_run_with_rules(void **state)
     for (size_t t = 0; t < 4; t++)
         assert_int_equal(resp->candidates[t]->item_id, 100 + t);
     req->experiments = test_experiment(a, "rerank", "e", "rerank.scatter.window", "2.5");
-    assert_int_equal(cascade_rerank_run(r, a, INT64_MAX, req, &resp, err, sizeof err), CASCADE_EINVAL);
-    assert_string_equal(err,
-                        "experiment param rerank.scatter.window=2.5 out of range [0, 1000] (an integer)");
+    assert_int_equal(cascade_rerank_run(r, a, INT64_MAX, req, &resp, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(
+        err, "experiment param rerank.scatter.window=2.5 out of range [0, 1000] (an integer)");
     req->experiments = test_experiment(a, "rerank", "e", "rerank.method", "greedy");
     assert_int_equal(cascade_rerank_run(r, a, INT64_MAX, req, &resp, err, sizeof err),
                      CASCADE_EINVAL);

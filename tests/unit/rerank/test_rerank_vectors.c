@@ -123,8 +123,8 @@ static void test_published_vectors_reach_selection(void **state)
 
     /* v1 again, but item vectors disabled in config: relevance decides. */
     publish(dir, "v1", v1);
-    cascade_config *off = cascade_config_parse("{\"rerank\": {\"item_vectors\": {\"enabled\": false}}}",
-                                               "test", err, sizeof err);
+    cascade_config *off = cascade_config_parse(
+        "{\"rerank\": {\"item_vectors\": {\"enabled\": false}}}", "test", err, sizeof err);
     assert_non_null(off);
     r = cascade_rerank_create_dir(off, dir, err, sizeof err);
     assert_non_null(r);

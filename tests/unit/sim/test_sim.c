@@ -94,8 +94,9 @@ static void test_parse_drop(void **state)
     /* An experiment name may hold a colon (a reverse arm): the last one splits. */
     assert_int_equal(cascade_sim_parse_drop("rank=m:reverse:1", &d, err, sizeof err), 0);
     assert_string_equal(d.experiment, "m:reverse");
-    static const char *bad[] = {"rerank", "rerank=x", "=x:0.5", "rerank=:0.5", "rerank=x:0",
-                                "rerank=x:1.5", "rerank=x:abc", "rerank=x:0.5z", "a:0.5=b"};
+    static const char *bad[] = {"rerank",       "rerank=x",      "=x:0.5",
+                                "rerank=:0.5",  "rerank=x:0",    "rerank=x:1.5",
+                                "rerank=x:abc", "rerank=x:0.5z", "a:0.5=b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (cascade_sim_parse_drop(bad[i], &d, err, sizeof err) == 0)
             fail_msg("accepted \"%s\"", bad[i]);
@@ -109,8 +110,18 @@ static void test_parse_flags(void **state)
     struct cascade_sim_opts o;
     FILE *null = fopen("/dev/null", "w");
     assert_non_null(null);
-    char *ok[] = {"cascade-sim", "--target", "127.0.0.1:1", "--users", "300", "--seed", "5",
-                  "--sim-users", "40", "--drop", "rerank=a:0.5,rank=b:1", NULL};
+    char *ok[] = {"cascade-sim",
+                  "--target",
+                  "127.0.0.1:1",
+                  "--users",
+                  "300",
+                  "--seed",
+                  "5",
+                  "--sim-users",
+                  "40",
+                  "--drop",
+                  "rerank=a:0.5,rank=b:1",
+                  NULL};
     cascade_sim_defaults(&o);
     assert_int_equal(cascade_sim_parse(11, ok, &o, null, null), 0);
     assert_int_equal(o.world.users, 300);
