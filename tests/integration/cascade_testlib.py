@@ -109,8 +109,17 @@ def free_port_base(span=10, attempts=200):
     base+1000..base+1000+span-1 (their /metrics endpoints) are all free on
     127.0.0.1."""
     rng = random.Random()
+    # Below the kernel's ephemeral range (outgoing connections of every other
+    # process take ports from it at any time, so a probed-free port there can
+    # be gone by the time a service binds it).
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_lo = 32768
+    top = max(ephemeral_lo - METRICS_OFFSET - span, 12000)
     for _ in range(attempts):
-        base = rng.randrange(20000, 60000, 10)
+        base = rng.randrange(10000, top, 10)
         if all(_port_free(base + off + i) for off in (0, METRICS_OFFSET) for i in range(span)):
             return base
     raise RuntimeError("no free block of %d loopback ports (and their metrics ports) found"

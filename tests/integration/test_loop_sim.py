@@ -224,28 +224,35 @@ class LoopSimTest(unittest.TestCase):
                 " ".join(str(sim.user_clicks[u]) for u in cold_at_start)))
         self.assertGreater(left, 0)
 
-        # The incremental update on the consumer's partitions beats the nightly
-        # model on the newest events and is published; recall serves it.
+        # The incremental update on the consumer's partitions is gated against
+        # the nightly model on the newest events. On this reduced run those are
+        # 20-45 clicks, too few to decide which model is better (0.40 vs 0.24,
+        # 0.41 vs 0.22, 0.261 vs 0.265, 0.349 vs 0.361 in four runs), so both
+        # gate outcomes are accepted here, and each is checked for what it must
+        # do: published -> recall serves it; refused as worse (exit 4) ->
+        # .latest stays. That the update beats the published model is asserted
+        # deterministically in unit/test_train_twotower test_incremental, and
+        # measured at full size by scripts/loop_sim.py.
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             nightly = f.read().strip()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", self.world_dir, "--model-dir", self.stack.model_dir,
                       "--quiet", "--epochs", "10", "--holdout-frac", "0.5"], check=False)
-        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn(res.returncode, (0, 4), res.stdout + res.stderr)
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             version = f.read().strip()
+        if res.returncode == 4:
+            self.assertEqual(version, nightly, "a refused model was published")
+            self.assertIn("not published", res.stdout + res.stderr)
+            tl.log("incremental update refused by the gate: %s" % (res.stdout + res.stderr)
+                   .strip().splitlines()[-1])
+            return
         self.assertNotEqual(version, nightly)
         with open(os.path.join(self.stack.model_dir, version + ".safetensors.gate.json")) as f:
             gate = json.load(f)
         tl.log("incremental %s: recall on the newest events %.4f, nightly %s %.4f" %
                (version, gate["value"], nightly, gate["current"]["value"]))
         self.assertEqual(gate["current"]["version"], nightly)
-        # Not asserted here: that it beats the nightly model. On this reduced
-        # run the held-out newest events are 20-45 clicks, and under a loaded
-        # machine the comparison came out 0.261 vs 0.265 once (0.40 vs 0.24
-        # and 0.41 vs 0.22 in others): noise. The deterministic check is
-        # unit/test_train_twotower test_incremental (clicks on new items:
-        # 1.000 vs 0.700); scripts/loop_sim.py measures it at full size.
         # The recall channel looks at two-tower.latest when a request uses it
         # (recall.channels.two_tower.reload_ms): keep asking for a user out of
         # the simulation with the most interactions (normal mix, fresh catalogue).
@@ -253,7 +260,6 @@ class LoopSimTest(unittest.TestCase):
             sim.recommend(self.outsider)
             return ("serving " + version) in self.stack.log_tail("recall", 200)
         poll(serving, "the recall service to serve " + version)
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
