@@ -1,4 +1,4 @@
-/* Unit tests for common/twotower: the whole two-tower step's gradient against
+/* Unit tests for common/ml/twotower: the whole two-tower step's gradient against
  * finite differences for every objective, the listwise logits (logQ sign,
  * false-negative masking) against a hand computation, normalised vectors,
  * id checks, concurrent inference and a save/load round trip. */

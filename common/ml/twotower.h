@@ -1,7 +1,7 @@
 /* Two-tower retrieval model (SPEC §5): a user tower (id, profile buckets,
  * pooled last-n items) and an item tower (id, author, category, age bucket),
  * each an MLP with L2-normalised output; scores are cosines over a temperature.
- * Built on common/nn.h; details and the training objectives in docs/twotower.md. */
+ * Built on common/ml/nn.h; details and the training objectives in docs/twotower.md. */
 #ifndef CASCADE_TWOTOWER_H
 #define CASCADE_TWOTOWER_H
 

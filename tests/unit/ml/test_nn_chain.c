@@ -1,4 +1,4 @@
-/* Unit tests that chain common/nn pieces the way the learned models will:
+/* Unit tests that chain common/ml/nn pieces the way the learned models will:
  * a two-tower step (bags → dense → L2 norm → cosine → triplet log loss, and
  * in-batch softmax over pairwise scores) and an MMoE step (experts, softmax
  * gate with expert dropout, mixture, tower, BCE). Whole-model gradients are

@@ -1,4 +1,4 @@
-/* cascade-build train-mmoe: the multi-task ranker (common/mmoe.h) on the
+/* cascade-build train-mmoe: the multi-task ranker (common/ml/mmoe.h) on the
  * same point-in-time examples as train-rank (one per impression after the
  * warm-up, features from cascade_features_rank), with one label per task
  * from the events that follow the impression of the pair. Optional negative

@@ -1,4 +1,4 @@
-/* Unit tests for the layers of common/nn: the dense layer and the pooled
+/* Unit tests for the layers of common/ml/nn: the dense layer and the pooled
  * embedding bag checked against central finite differences (every weight,
  * bias and input), sparse gradient bookkeeping, and input validation. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests for common/negsample: the alias table reproduces q ∝ c^0.75
+/* Unit tests for common/ml/negsample: the alias table reproduces q ∝ c^0.75
  * exactly, seeded draws match q in frequency, hard negatives are mixed in by
  * the configured ratio, and excluded (exposed-but-unclicked) items never come
  * out as negatives. */

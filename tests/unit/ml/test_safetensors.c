@@ -1,4 +1,4 @@
-/* Unit tests for common/safetensors.c: round trip, the on-disk layout other
+/* Unit tests for common/ml/safetensors.c: round trip, the on-disk layout other
  * readers (PyTorch/NumPy) expect, atomic replacement, and rejection of
  * truncated or malformed files with a "path: reason" message. */
 #include <setjmp.h>

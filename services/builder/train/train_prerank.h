@@ -1,8 +1,8 @@
 /* cascade-build train-prerank: the pre-rank model. The examples are those of
  * train-rank (every impression after the warm-up, labelled by a later click,
  * the latest share held out), but each is described by the hashed user×item
- * crosses of common/prerank_features.h computed on point-in-time records.
- * A hashed-feature LR (common/hashlr.h) is trained with Adagrad, evaluated
+ * crosses of common/ml/prerank_features.h computed on point-in-time records.
+ * A hashed-feature LR (common/ml/hashlr.h) is trained with Adagrad, evaluated
  * per epoch on the held-out set next to the pre-rank heuristic, and saved as
  * model-dir/prerank-lr-<UTC time>.safetensors named in prerank-lr.latest. */
 #ifndef CASCADE_BUILDER_TRAIN_PRERANK_H

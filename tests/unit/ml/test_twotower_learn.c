@@ -1,7 +1,7 @@
 /* The two-tower model learns a toy retrieval problem: items fall into four
  * clusters (their category), each user clicks only in one cluster, and after
  * a few seeded epochs recall@10 of held-out clicks is far above random.
- * Negatives come from common/negsample, with exposures excluded. */
+ * Negatives come from common/ml/negsample, with exposures excluded. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* Unit tests for parameter sets and their safetensors persistence in
- * common/nn: save → load gives bit-identical outputs, loads are all or
+ * common/ml/nn: save → load gives bit-identical outputs, loads are all or
  * nothing, and a missing tensor or a shape mismatch is rejected with a
  * message naming the tensor, the file and both shapes. */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 /* Unit tests for the vector index's persistence, input checks and config
- * (common/vindex_io.c, vindex_config.c): a save/load round trip answers
+ * (common/ml/vindex_io.c, vindex_config.c): a save/load round trip answers
  * identically, the file is plain safetensors, and bad inputs (dimension
  * mismatch, k > n, non-finite or zero vectors, corrupt files, bad config
  * values) are rejected with messages that say what is wrong. */

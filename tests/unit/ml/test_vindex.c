@@ -1,4 +1,4 @@
-/* Unit tests for the vector index search and k-means (common/vindex*.c): the
+/* Unit tests for the vector index search and k-means (common/ml/vindex*.c): the
  * exact scan against a naive loop, k-means recovering separated blobs and
  * refilling empty clusters, IVF with every list probed equal to exact, IVF
  * recall@100 at the default nprobe on clustered data, the recall-vs-exact

@@ -1,8 +1,8 @@
-/* cascade-build train-two-tower: the two-tower retrieval model (common/twotower.h)
+/* cascade-build train-two-tower: the two-tower retrieval model (common/ml/twotower.h)
  * trained on the event log (interest events are positives, exposed-but-unclicked
  * items only exclusions, items the ranker cut optional hard negatives), evaluated by held-out
  * recall@K on a time split, and exported as model + id maps + an item-vector index
- * (common/vindex.h). */
+ * (common/ml/vindex.h). */
 #ifndef CASCADE_BUILDER_TRAIN_TWOTOWER_H
 #define CASCADE_BUILDER_TRAIN_TWOTOWER_H
 
@@ -84,7 +84,7 @@ struct cascade_train_twotower_summary {
 void cascade_train_twotower_defaults(struct cascade_train_twotower_opts *o);
 
 /* The towers' feature buckets: cascade_twotower_{user,item}_age_bucket
- * (common/twotower_maps.h), shared with the recall channel. */
+ * (common/ml/twotower_maps.h), shared with the recall channel. */
 
 /* Build the examples, train with per-epoch progress on stderr, evaluate on
  * the held-out split and (with model_dir) save the version and let the gate

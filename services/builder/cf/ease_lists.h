@@ -1,4 +1,4 @@
-/* cascade-build ease: the EASE item-item model (common/ease.h) over the
+/* cascade-build ease: the EASE item-item model (common/ml/ease.h) over the
  * binary interaction matrix (user u interacted with item i when any of
  * their events on i has a positive interest weight, the definition
  * cascade-eval and the other CF builders use), published as neighbour lists

@@ -1,4 +1,4 @@
-/* Unit tests for the parameter-free operations of common/nn: each backward
+/* Unit tests for the parameter-free operations of common/ml/nn: each backward
  * pass against central finite differences (ReLU, sigmoid, masked softmax,
  * L2 normalisation, row dots, pairwise scores, the MMoE mixture, dropout),
  * softmax/sigmoid stability for huge logits, and the dropout masks. */

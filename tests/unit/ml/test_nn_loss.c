@@ -1,4 +1,4 @@
-/* Unit tests for the losses of common/nn: each gradient against central
+/* Unit tests for the losses of common/ml/nn: each gradient against central
  * finite differences, values by hand, and stability for huge logits (no
  * overflow, no NaN, the exact limit). */
 #include <setjmp.h>

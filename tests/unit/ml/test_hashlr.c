@@ -1,4 +1,4 @@
-/* Unit tests for common/hashlr.c and common/prerank_features.c: hashing is
+/* Unit tests for common/ml/hashlr.c and common/ml/prerank_features.c: hashing is
  * deterministic and pinned (a change must bump CASCADE_PRERANK_SPEC), the
  * LR learns a problem only a cross feature separates, save/load round trips
  * give identical scores, and malformed files are rejected. */

@@ -5,7 +5,7 @@
  * impression sees only the statistics of events strictly before it (no label
  * leakage); the first warm-up share of the log only builds state. The last
  * share of examples by time is held out for AUC and log loss. The model is a
- * logistic regression (common/lr.h) saved as
+ * logistic regression (common/ml/lr.h) saved as
  * model-dir/rank-lr-<UTC time>.safetensors and named in model-dir/rank-lr.latest. */
 #ifndef CASCADE_BUILDER_TRAIN_RANK_H
 #define CASCADE_BUILDER_TRAIN_RANK_H

@@ -1,4 +1,4 @@
-/* Unit tests for common/lr.c: learning a separable problem, the loss gradient
+/* Unit tests for common/ml/lr.c: learning a separable problem, the loss gradient
  * against finite differences, step-wise training, save/load round trips, and
  * the AUC / log-loss metrics on hand-computed examples. */
 #include <setjmp.h>

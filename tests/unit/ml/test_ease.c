@@ -1,4 +1,4 @@
-/* Unit tests for the EASE model (common/ease.c): B against a reference the
+/* Unit tests for the EASE model (common/ml/ease.c): B against a reference the
  * test computes on its own (a double-precision Gauss-Jordan inverse of
  * XᵀX + λI over a dense binary X), zero diagonal, scores as history·B with
  * repeats and uncovered items ignored, neighbour lists sorted, positive and

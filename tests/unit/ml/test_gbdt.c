@@ -1,4 +1,4 @@
-/* Unit tests for common/gbdt.c: xgboost's JSON trees read into flat nodes,
+/* Unit tests for common/ml/gbdt.c: xgboost's JSON trees read into flat nodes,
  * the split rule (x < threshold goes left, NaN follows the default branch),
  * base score plus one leaf per tree, save/load round trips and damaged input. */
 #include <setjmp.h>

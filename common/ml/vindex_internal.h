@@ -1,4 +1,4 @@
-/* Internals of the vector index shared by its source files (common/vindex*.c):
+/* Internals of the vector index shared by its source files (common/ml/vindex*.c):
  * the index layout, the bounded top-k heap and small vector helpers. Not part
  * of the public API; symbols use the cascade_vindex__ prefix. */
 #ifndef CASCADE_VINDEX_INTERNAL_H

@@ -1,4 +1,4 @@
-/* Unit tests for the optimisers and training loop pieces of common/nn: Adam
+/* Unit tests for the optimisers and training loop pieces of common/ml/nn: Adam
  * and Adagrad against hand-computed steps (torch's update rules), sparse
  * row-wise updates that leave untouched embedding rows bit-for-bit alone,
  * frozen parameters, seeded reproducibility, and a tiny MLP learning XOR. */

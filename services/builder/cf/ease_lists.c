@@ -1,5 +1,5 @@
 /* EASE neighbour lists (ease_lists.h): the interaction index of the CF
- * builders (whole histories, binary), the closed form of common/ease.c, then
+ * builders (whole histories, binary), the closed form of common/ml/ease.c, then
  * each covered item's best weights extracted on the CF worker threads. */
 #include "ease_lists.h"
 

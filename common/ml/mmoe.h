@@ -1,6 +1,6 @@
 /* MMoE ranker (Multi-gate Mixture-of-Experts, SPEC §5): shared experts
  * (Linear + ReLU), one softmax gate and one tower (Linear, ReLU, Linear) per
- * task, built on common/nn.h with torch state_dict names. See docs/mmoe.md. */
+ * task, built on common/ml/nn.h with torch state_dict names. See docs/mmoe.md. */
 #ifndef CASCADE_MMOE_H
 #define CASCADE_MMOE_H
 
