@@ -1,4 +1,4 @@
-/* Unit tests for common/features.c: every rank feature is finite on empty
+/* Unit tests for common/ml/rank_features.c: every rank feature is finite on empty
  * records, moves in the right direction with its input, and has a unique name. */
 #include <setjmp.h>
 #include <stdarg.h>
