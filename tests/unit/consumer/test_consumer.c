@@ -83,14 +83,35 @@ static void add_event(void **state, const char *ns, const char *user, uint64_t i
     xadd(state, argv, sizeof argv / sizeof *argv);
 }
 
-/* XADD a serve record in the contract's format (docs/closed-loop.md). */
-static void add_serve(void **state, const char *ns, const char *user, const char *items)
+/* XADD a serve record in the contract's format (docs/closed-loop.md),
+ * served at ts_ms. */
+static void add_serve_at(void **state, const char *ns, const char *user, const char *items,
+                         const char *ts_ms)
 {
     char key[CASCADE_KEY_MAX];
-    const char *argv[] = {
-        "XADD", cascade_key_serves(key, ns), "*",     "rid", "req-1", "user", user,    "ts_ms", "1",
-        "exp",  "rank=baseline@3",           "track", "",    "deg",   "0",    "items", items};
+    const char *argv[] = {"XADD",
+                          cascade_key_serves(key, ns),
+                          "*",
+                          "rid",
+                          "req-1",
+                          "user",
+                          user,
+                          "ts_ms",
+                          ts_ms,
+                          "exp",
+                          "rank=baseline@3",
+                          "track",
+                          "",
+                          "deg",
+                          "0",
+                          "items",
+                          items};
     xadd(state, argv, sizeof argv / sizeof *argv);
+}
+
+static void add_serve(void **state, const char *ns, const char *user, const char *items)
+{
+    add_serve_at(state, ns, user, items, "1");
 }
 
 static void put_item(void **state, const char *ns, uint64_t id, uint32_t category)
@@ -314,34 +335,50 @@ static char *slurp(const char *path)
     return buf;
 }
 
-/* Events go to the partition of their UTC day in the events.tsv format;
- * served records do not; a redelivered batch adds no line; a tail written
- * but never committed (a crash in the middle of a write) is dropped before
- * the next append. */
+/* Events go to the partition of their UTC day in the events.tsv format; a
+ * serve record's items go there as impression lines at its served second,
+ * before the batch's events; client-reported impressions go to their own
+ * partitions (never read as the log's impressions); a redelivered batch
+ * adds no line; a tail written but never committed (a crash in the middle
+ * of a write) is dropped before the next append. */
 static void test_partitions(void **state)
 {
     cascade_redis *r = fx(state)->conn;
-    char dir[256], path[512];
+    char dir[256], path[512], key[CASCADE_KEY_MAX];
     assert_non_null(test_tempdir(dir, sizeof dir));
     cascade_consumer *c = make("part", "a", 30000, dir, NULL);
     size_t applied = 0;
     /* 2026-12-05 23:59:59 and 2026-12-06 00:00:00 UTC. */
     add_event(state, "part", "u1", 7, "click", "0", 1796515199LL);
     add_event(state, "part", "u2", 8, "play", "12.5", 1796515200LL);
-    add_serve(state, "part", "u1", "7:0:r:1:1");
+    add_event(state, "part", "u2", 9, "impression", "0", 1796515200LL);
+    add_serve_at(state, "part", "u1", "7:0:r:1:1,5:1:e:0:0", "1796515199500");
     assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 3);
+    assert_int_equal(applied, 4);
     snprintf(path, sizeof path, "%s/events/2026-12-05.tsv", dir);
-    assert_string_equal(slurp(path), "1796515199\tu1\t7\tclick\t0\n");
+    assert_string_equal(slurp(path), "1796515199\tu1\t7\timpression\t0\n"
+                                     "1796515199\tu1\t5\timpression\t0\n"
+                                     "1796515199\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/client-impressions/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu2\t9\timpression\t0\n");
+    assert_true(hget(state, cascade_key_loop_partitions(key, "part"),
+                     "client-impressions/2026-12-06") == 29.0);
     snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
     assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n");
+    assert_true(hget(state, cascade_key_loop_partitions(key, "part"), "2026-12-06") == 26.0);
 
     /* Redelivery: no line twice. */
     redeliver(state, "part:events");
+    redeliver(state, "part:serves");
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 0);
     assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-05.tsv", dir);
+    assert_string_equal(slurp(path), "1796515199\tu1\t7\timpression\t0\n"
+                                     "1796515199\tu1\t5\timpression\t0\n"
+                                     "1796515199\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
 
     /* A crash left half a line behind: cut before the next batch. */
     FILE *f = fopen(path, "ab");
