@@ -5,6 +5,7 @@
  * online_base (no snapshot paired with its stats) or without a counter key
  * keeps its stats. A Redis failure keeps every record's stats, is counted
  * and logged, and never fails the request. */
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -14,8 +15,7 @@
 
 /* HMGET the counter fields of the records that carry a base. */
 static int send_reads(const cascade_rank *r, cascade_redis *redis,
-                      const cascade_v1_ItemRecord *items, const bool *found, size_t n,
-                      size_t *sent)
+                      const cascade_v1_ItemRecord *items, const bool *found, size_t n, size_t *sent)
 {
     char key[CASCADE_KEY_MAX];
     const char *argv[2 + CASCADE_ITEM_COUNTER_FIELDS];
@@ -44,12 +44,15 @@ int cascade_rank__online_add(const cascade_rank *r, cascade_redis *redis,
                              cascade_v1_ItemRecord *items, const bool *found, size_t n,
                              cascade_arena *arena)
 {
+    char why[256] = "";
     size_t sent = 0, got = 0;
     cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
     bool *ok = cascade_arena_calloc(arena, n + 1, sizeof *ok);
     if (now == NULL || ok == NULL)
         return CASCADE_ENOMEM;
     int rc = send_reads(r, redis, items, found, n, &sent);
+    if (rc != 0)
+        snprintf(why, sizeof why, "%s", cascade_redis_error(redis));
     /* Every sent command's reply is read, even after a failure, so the
      * connection is left in step; nothing is added unless all arrived. */
     for (size_t i = 0; i < n && got < sent; i++) {
@@ -60,16 +63,17 @@ int cascade_rank__online_add(const cascade_rank *r, cascade_redis *redis,
         got++;
         if (rc2 == 0)
             rc2 = cascade_store_item_counters_parse(rep, &now[i]);
-        if (rc == 0)
+        if (rc == 0 && rc2 != 0) {
             rc = rc2;
+            snprintf(why, sizeof why, "%s", cascade_redis_error(redis)); /* before the next */
+        }
         ok[i] = rc2 == 0;
         freeReplyObject(rep);
     }
     if (rc != 0) {
         cascade_metric_inc(r->online_failures);
         CASCADE_WARN(NULL, "rank: online counters unread (%s); scoring with the nightly statistics",
-                     cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
-                                                   : cascade_strerror(rc));
+                     why[0] ? why : cascade_strerror(rc));
         return rc;
     }
     for (size_t i = 0; i < n; i++)
