@@ -123,8 +123,8 @@ static int run_load(void **state, const char *dir, const char *ns)
 {
     char port[16];
     snprintf(port, sizeof port, "127.0.0.1:%d", fx(state)->server.port);
-    const char *argv[] = {"cascade-build", "load", "--data",      dir,  "--redis",
-                          port,            "--namespace", ns, "--quiet"};
+    const char *argv[] = {"cascade-build", "load", "--data", dir, "--redis", port,
+                          "--namespace",   ns,     "--quiet"};
     return cascade_build_main(9, (char **)argv);
 }
 
@@ -139,37 +139,49 @@ static void xadd(void **state, const char **argv, size_t argc)
 }
 
 /* XADD a Feedback event the way the orchestrator's record script does. */
-static void add_event(void **state, const char *ns, const char *user, size_t item,
-                      const char *type, double value, long long ts)
+static void add_event(void **state, const char *ns, const char *user, size_t item, const char *type,
+                      double value, long long ts)
 {
     char key[CASCADE_KEY_MAX], item_s[24], ts_s[24], value_s[32];
     snprintf(item_s, sizeof item_s, "%zu", item);
     snprintf(ts_s, sizeof ts_s, "%lld", ts);
     snprintf(value_s, sizeof value_s, "%g", value);
-    const char *argv[] = {"XADD", cascade_key_events(key, ns), "*", "user", user,  "item", item_s,
-                          "type", type, "value", value_s, "ts", ts_s, "rid", "r", "eid", "e"};
+    const char *argv[] = {"XADD",  cascade_key_events(key, ns),
+                          "*",     "user",
+                          user,    "item",
+                          item_s,  "type",
+                          type,    "value",
+                          value_s, "ts",
+                          ts_s,    "rid",
+                          "r",     "eid",
+                          "e"};
     xadd(state, argv, sizeof argv / sizeof *argv);
 }
 
 /* XADD a serve record of items[0..n) served at ts (s). */
-static void add_serve(void **state, const char *ns, const char *user, const size_t *items,
-                      size_t n, long long ts)
+static void add_serve(void **state, const char *ns, const char *user, const size_t *items, size_t n,
+                      long long ts)
 {
     char key[CASCADE_KEY_MAX], list[256] = "", ts_ms[32];
     for (size_t j = 0; j < n; j++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%zu:%zu:r:1:1", j ? "," : "",
                  items[j], j);
     snprintf(ts_ms, sizeof ts_ms, "%lld", ts * 1000 + 250);
-    const char *argv[] = {"XADD", cascade_key_serves(key, ns), "*", "rid",   "q",  "user",
-                          user,   "ts_ms", ts_ms, "exp", "",    "track", "", "deg", "0",
-                          "items", list};
+    const char *argv[] = {"XADD", cascade_key_serves(key, ns),
+                          "*",    "rid",
+                          "q",    "user",
+                          user,   "ts_ms",
+                          ts_ms,  "exp",
+                          "",     "track",
+                          "",     "deg",
+                          "0",    "items",
+                          list};
     xadd(state, argv, sizeof argv / sizeof *argv);
 }
 
 /* The k-th entry of a deterministic tail: a serve record of three items
  * (every third entry) or a Feedback event, at ts. Counted into x. */
-static void add_tail_entry(void **state, const char *ns, unsigned k, long long ts,
-                           struct expect *x)
+static void add_tail_entry(void **state, const char *ns, unsigned k, long long ts, struct expect *x)
 {
     char user[8];
     snprintf(user, sizeof user, "u%u", 1 + k % N_USERS);
@@ -295,10 +307,10 @@ static long long backlog(void **state, const char *ns)
     long long left = 0;
     for (int s = 0; s < 2; s++) {
         redisReply *rep = NULL;
-        assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "XINFO GROUPS %s",
-                                               s ? cascade_key_serves(key, ns)
-                                                 : cascade_key_events(key, ns)),
-                         0);
+        assert_int_equal(
+            cascade_redis_command(fx(state)->conn, &rep, "XINFO GROUPS %s",
+                                  s ? cascade_key_serves(key, ns) : cascade_key_events(key, ns)),
+            0);
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
             left += 1; /* the group is not there yet */
         for (size_t g = 0; g < rep->elements; g++) {
@@ -385,8 +397,9 @@ static cascade_rank *make_rank(void **state, const char *ns, const char *model_d
                                cascade_metrics *m)
 {
     char err[512];
-    cascade_config *cfg = cascade_config_parse(online ? "{}" : "{\"rank\": {\"online_counters\": "
-                                                                "false}}",
+    cascade_config *cfg = cascade_config_parse(online ? "{}"
+                                                      : "{\"rank\": {\"online_counters\": "
+                                                        "false}}",
                                                "t.json", err, sizeof err);
     assert_non_null(cfg);
     cascade_rank *r = cascade_rank_create(cfg, fx(state)->pool, ns, model_dir, m, err, sizeof err);
