@@ -123,12 +123,10 @@ static int snapshot_bench(cascade_redis *r, size_t n)
 static cascade_rank *make_rank(cascade_redis_pool *pool, bool online)
 {
     char err[512];
-    cascade_config *cfg =
-        cascade_config_parse(online ? "{}" : "{\"rank\": {\"online_counters\": false}}",
-                             "bench.json", err, sizeof err);
-    cascade_rank *r = cfg ? cascade_rank_create(cfg, pool, NS, "/nonexistent", NULL, err,
-                                                sizeof err)
-                          : NULL;
+    cascade_config *cfg = cascade_config_parse(
+        online ? "{}" : "{\"rank\": {\"online_counters\": false}}", "bench.json", err, sizeof err);
+    cascade_rank *r =
+        cfg ? cascade_rank_create(cfg, pool, NS, "/nonexistent", NULL, err, sizeof err) : NULL;
     if (r == NULL)
         fprintf(stderr, "bench: %s\n", err);
     cascade_config_destroy(cfg);
@@ -141,10 +139,10 @@ int main(int argc, char **argv)
     size_t c = 2000, snapshot_items = 0;
     int rounds = 300, opt, status = 1;
     static const struct option longopts[] = {{"redis", required_argument, NULL, 'r'},
-                                              {"candidates", required_argument, NULL, 'c'},
-                                              {"rounds", required_argument, NULL, 'n'},
-                                              {"snapshot-items", required_argument, NULL, 's'},
-                                              {NULL, 0, NULL, 0}};
+                                             {"candidates", required_argument, NULL, 'c'},
+                                             {"rounds", required_argument, NULL, 'n'},
+                                             {"snapshot-items", required_argument, NULL, 's'},
+                                             {NULL, 0, NULL, 0}};
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (opt == 'r')
             addr = optarg;
@@ -178,8 +176,8 @@ int main(int argc, char **argv)
         status = snapshot_bench(cascade_redis_pool_get(pool), snapshot_items) == 0 ? 0 : 1;
         goto out;
     }
-    if (seed(cascade_redis_pool_get(pool), c) != 0 ||
-        !(on = make_rank(pool, true)) || !(off = make_rank(pool, false)))
+    if (seed(cascade_redis_pool_get(pool), c) != 0 || !(on = make_rank(pool, true)) ||
+        !(off = make_rank(pool, false)))
         goto out;
     if (run(off, c, 20, &off50, &off99) != 0 || /* warm-up */
         run(off, c, rounds, &off50, &off99) != 0 || run(on, c, rounds, &on50, &on99) != 0)

@@ -7,12 +7,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="${CASCADE_BIN_DIR:-$REPO/build/bin}"
 ROUNDS="${1:-300}"
-DIR="$(mktemp -d)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --daemonize yes \
-  --pidfile "$DIR/redis.pid" >/dev/null
-trap 'kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true; rm -rf "$DIR"' EXIT
-until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=private_redis.sh
+source "$REPO/scripts/bench/private_redis.sh"
 "$BIN/cascade-bench-online_counters" --redis "127.0.0.1:$PORT" --snapshot-items 100000
 echo "uptime: $(uptime)"
 for C in 300 2000; do

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "consumer.h"
+#include "consumer_test.h"
 #include "error.h"
 #include "metrics.h"
 #include "store.h"
@@ -52,61 +53,16 @@ static void redeliver(void **state, const char *stream)
     freeReplyObject(rep);
 }
 
-/* XADD argv[0..argc) (from "XADD" on) with the test's connection. */
-static void xadd(void **state, const char **argv, size_t argc)
-{
-    size_t len[24];
-    assert_true(argc <= 24);
-    for (size_t i = 0; i < argc; i++)
-        len[i] = strlen(argv[i]);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep, (int)argc, argv, len), 0);
-    freeReplyObject(rep);
-}
-
-/* XADD a Feedback event the way the orchestrator's record script does. */
 static void add_event(void **state, const char *ns, const char *user, uint64_t item,
                       const char *type, const char *value, long long ts)
 {
-    char key[CASCADE_KEY_MAX], item_s[24], ts_s[24];
-    snprintf(item_s, sizeof item_s, "%llu", (unsigned long long)item);
-    snprintf(ts_s, sizeof ts_s, "%lld", ts);
-    const char *argv[] = {"XADD", cascade_key_events(key, ns),
-                          "*",    "user",
-                          user,   "item",
-                          item_s, "type",
-                          type,   "value",
-                          value,  "ts",
-                          ts_s,   "rid",
-                          "r1",   "eid",
-                          "e"};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    consumer_test_add_event(fx(state)->conn, ns, user, item, type, value, ts);
 }
 
-/* XADD a serve record in the contract's format (docs/closed-loop.md),
- * served at ts_ms. */
 static void add_serve_at(void **state, const char *ns, const char *user, const char *items,
                          const char *ts_ms)
 {
-    char key[CASCADE_KEY_MAX];
-    const char *argv[] = {"XADD",
-                          cascade_key_serves(key, ns),
-                          "*",
-                          "rid",
-                          "req-1",
-                          "user",
-                          user,
-                          "ts_ms",
-                          ts_ms,
-                          "exp",
-                          "rank=baseline@3",
-                          "track",
-                          "",
-                          "deg",
-                          "0",
-                          "items",
-                          items};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    consumer_test_add_serve(fx(state)->conn, ns, user, items, ts_ms);
 }
 
 static void add_serve(void **state, const char *ns, const char *user, const char *items)

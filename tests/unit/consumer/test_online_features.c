@@ -28,6 +28,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "consumer_service.h"
+#include "consumer_test.h"
 #include "dataset.h"
 #include "error.h"
 #include "metrics.h"
@@ -76,16 +77,6 @@ static void count(struct expect *x, size_t item, const char *type, double value)
     /* A client impression counts for nothing here (docs/closed-loop.md). */
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* users.tsv, items.tsv (101..104 notes, 105..108 videos of 60 s) and a head
  * events.tsv of 48 events in the hour before T0, counted into x. */
 static void write_world(const char *dir, struct expect *x)
@@ -94,16 +85,19 @@ static void write_world(const char *dir, struct expect *x)
                        "duration_s\n";
     char events[8192] = "ts\tuser_id\titem_id\ttype\tvalue\n";
     memset(x, 0, sizeof *x);
-    write_file(dir, "users.tsv",
-               "user_id\tage\tgender\tcity\tgeohash\tinterests\n"
-               "u1\t30\t1\t1\t\t1\nu2\t25\t2\t2\t\t2\nu3\t40\t1\t1\t\t\nu4\t20\t3\t3\t\t3\n");
+    assert_int_equal(
+        test_write_file(
+            dir, "users.tsv",
+            "user_id\tage\tgender\tcity\tgeohash\tinterests\n"
+            "u1\t30\t1\t1\t\t1\nu2\t25\t2\t2\t\t2\nu3\t40\t1\t1\t\t\nu4\t20\t3\t3\t\t3\n"),
+        0);
     for (int i = 0; i < N_ITEMS; i++) {
         bool video = i >= N_ITEMS / 2;
         snprintf(items + strlen(items), sizeof items - strlen(items),
                  "%d\t%d\t%d\t\t%lld\t\t%d\t%d\t%d\n", FIRST_ITEM + i, 1 + i % 3, 1 + i % 3,
                  T0 - 86400LL * (1 + i), 1 + i % 3, video ? 2 : 1, video ? 60 : 0);
     }
-    write_file(dir, "items.tsv", items);
+    assert_int_equal(test_write_file(dir, "items.tsv", items), 0);
     for (int k = 0; k < 48; k++) {
         size_t item = FIRST_ITEM + (size_t)(k * 5 % N_ITEMS);
         const char *type = k % 3 == 0 ? "impression" : TYPES[k % 5];
@@ -116,7 +110,7 @@ static void write_world(const char *dir, struct expect *x)
         else
             count(x, item, type, value);
     }
-    write_file(dir, "events.tsv", events);
+    assert_int_equal(test_write_file(dir, "events.tsv", events), 0);
 }
 
 static int run_load(void **state, const char *dir, const char *ns)
@@ -128,55 +122,25 @@ static int run_load(void **state, const char *dir, const char *ns)
     return cascade_build_main(9, (char **)argv);
 }
 
-static void xadd(void **state, const char **argv, size_t argc)
-{
-    size_t len[24];
-    for (size_t i = 0; i < argc; i++)
-        len[i] = strlen(argv[i]);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep, (int)argc, argv, len), 0);
-    freeReplyObject(rep);
-}
-
-/* XADD a Feedback event the way the orchestrator's record script does. */
+/* A Feedback event (value in seconds for play) at ts. */
 static void add_event(void **state, const char *ns, const char *user, size_t item, const char *type,
                       double value, long long ts)
 {
-    char key[CASCADE_KEY_MAX], item_s[24], ts_s[24], value_s[32];
-    snprintf(item_s, sizeof item_s, "%zu", item);
-    snprintf(ts_s, sizeof ts_s, "%lld", ts);
+    char value_s[32];
     snprintf(value_s, sizeof value_s, "%g", value);
-    const char *argv[] = {"XADD",  cascade_key_events(key, ns),
-                          "*",     "user",
-                          user,    "item",
-                          item_s,  "type",
-                          type,    "value",
-                          value_s, "ts",
-                          ts_s,    "rid",
-                          "r",     "eid",
-                          "e"};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    consumer_test_add_event(fx(state)->conn, ns, user, item, type, value_s, ts);
 }
 
-/* XADD a serve record of items[0..n) served at ts (s). */
+/* A serve record of items[0..n) served at ts (s) + 250 ms. */
 static void add_serve(void **state, const char *ns, const char *user, const size_t *items, size_t n,
                       long long ts)
 {
-    char key[CASCADE_KEY_MAX], list[256] = "", ts_ms[32];
+    char list[256] = "", ts_ms[32];
     for (size_t j = 0; j < n; j++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%zu:%zu:r:1:1", j ? "," : "",
                  items[j], j);
     snprintf(ts_ms, sizeof ts_ms, "%lld", ts * 1000 + 250);
-    const char *argv[] = {"XADD", cascade_key_serves(key, ns),
-                          "*",    "rid",
-                          "q",    "user",
-                          user,   "ts_ms",
-                          ts_ms,  "exp",
-                          "",     "track",
-                          "",     "deg",
-                          "0",    "items",
-                          list};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    consumer_test_add_serve(fx(state)->conn, ns, user, list, ts_ms);
 }
 
 /* The k-th entry of a deterministic tail: a serve record of three items
