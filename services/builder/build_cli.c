@@ -550,7 +550,7 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
                 "data: snapshot of the online counters: %zu items with counters, %zu partitions "
                 "with a committed length%s\n",
                 snap.n_items, snap.n_dates,
-                snap.n_dates ? " (read up to it)" : " (partitions read whole)");
+                snap.consumer ? " (read up to it)" : " (no consumer: partitions read whole)");
     a->load.snapshot = (jobs & JOB_LOAD) ? &snap : NULL;
     if (!a->quiet)
         fprintf(stderr, "data: %zu users, %zu items, %zu events from %s\n", ds->n_users,

@@ -65,6 +65,7 @@ static int read_dates(const redisReply *h, cascade_snapshot *s)
     s->dates = calloc(h->elements / 2 + 1, sizeof *s->dates);
     if (s->dates == NULL)
         return CASCADE_ENOMEM;
+    s->consumer = h->elements > 0; /* a committed length, of the log or client impressions */
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len != 10)
@@ -142,7 +143,7 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
 const struct cascade_ds_partition_limits *
 cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim)
 {
-    if (s == NULL || s->n_dates == 0)
+    if (s == NULL || !s->consumer)
         return NULL;
     lim->dates = s->dates;
     lim->n = s->n_dates;

@@ -27,10 +27,14 @@ struct cascade_snapshot_item {
 };
 
 typedef struct cascade_snapshot {
-    /* The committed partition lengths; n == 0 when no consumer has committed
-     * any (then the partitions, if any, are not the consumer's: read whole). */
+    /* The committed partition lengths. The consumer commits a partition's
+     * starting length before its first write, so a partition it is writing
+     * is listed. consumer is false when no consumer has written partitions
+     * for the namespace ({ns}:loop:partitions absent or empty): then the
+     * partitions, if any, are not the consumer's and are read whole. */
     struct cascade_ds_partition_limit *dates;
     size_t n_dates;
+    bool consumer;
     struct cascade_snapshot_item *items; /* sorted by item_id */
     size_t n_items;
 } cascade_snapshot;
@@ -42,8 +46,8 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
                           size_t errlen);
 
 /* The limits to read the partitions with (cascade_dataset_read_until): into
- * *lim, borrowing s; returns lim, or NULL when s has no committed length
- * (read every partition whole). */
+ * *lim, borrowing s; returns lim, or NULL when no consumer writes the
+ * partitions (read every partition whole). */
 const struct cascade_ds_partition_limits *
 cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim);
 

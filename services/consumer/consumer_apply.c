@@ -308,6 +308,29 @@ static int committed_length(cascade_consumer *c, cascade_redis *r, const char *f
     return 0;
 }
 
+/* A partition without a committed length (its first batch, or Redis lost
+ * the length): commit its current length (0 when absent) before the first
+ * byte is written. So a batch written but never committed is cut when it is
+ * delivered again, even the first one, and cascade-build load's snapshot
+ * reads nothing uncommitted (services/builder/snapshot.h); lines already in
+ * the file are kept. */
+static int commit_start(cascade_consumer *c, cascade_redis *r, const struct part *p,
+                        int64_t *committed)
+{
+    char key[CASCADE_KEY_MAX], err[1200];
+    redisReply *rep = NULL;
+    int rc = cascade_partition_length(c->data_dir, p->sub, p->date, committed, err, sizeof err);
+    if (rc) {
+        cascade_redis__set_error(r, "%s", err);
+        return rc;
+    }
+    rc =
+        cascade_redis_command(r, &rep, "HSETNX %s %s %lld", cascade_key_loop_partitions(key, c->ns),
+                              p->field, (long long)*committed);
+    freeReplyObject(rep);
+    return rc;
+}
+
 /* Write the new entries to their day partitions; parts[0..*n) get the
  * partitions and lengths to commit. The serve records of the batch are
  * written before its Feedback events, so an impression precedes a click of
@@ -331,7 +354,8 @@ static int write_partitions(cascade_consumer *c, cascade_redis *r, struct part *
         }
     for (size_t p = 0; rc == 0 && p < *n; p++) {
         int64_t committed;
-        if ((rc = committed_length(c, r, parts[p].field, &committed)))
+        if ((rc = committed_length(c, r, parts[p].field, &committed)) ||
+            (committed < 0 && (rc = commit_start(c, r, &parts[p], &committed))))
             break;
         rc = cascade_partition_append(c->data_dir, parts[p].sub, parts[p].date, committed,
                                       parts[p].text, parts[p].len, &parts[p].new_len, err,

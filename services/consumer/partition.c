@@ -69,3 +69,20 @@ out:
         close(fd);
     return rc;
 }
+
+int cascade_partition_length(const char *dir, const char *sub, const char *date, int64_t *len,
+                             char *err, size_t errlen)
+{
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s.tsv", dir, sub, date);
+    *len = 0;
+    if (stat(path, &st) == 0) {
+        *len = (int64_t)st.st_size;
+        return 0;
+    }
+    if (errno == ENOENT)
+        return 0;
+    snprintf(err, errlen, "partition %s: %s", path, strerror(errno));
+    return CASCADE_EIO;
+}

@@ -24,4 +24,10 @@ int cascade_partition_append(const char *dir, const char *sub, const char *date,
                              const char *text, size_t len, int64_t *new_len, char *err,
                              size_t errlen);
 
+/* The current length of dir/<sub>/<date>.tsv into *len (0 when the file
+ * does not exist). Returns 0 or CASCADE_EIO with "partition <path>:
+ * <reason>" in err. */
+int cascade_partition_length(const char *dir, const char *sub, const char *date, int64_t *len,
+                             char *err, size_t errlen);
+
 #endif

@@ -50,15 +50,23 @@ static inline void consumer_test_add_serve(cascade_redis *r, const char *ns, con
                                            const char *items, const char *ts_ms)
 {
     char key[CASCADE_KEY_MAX];
-    const char *argv[] = {"XADD",  cascade_key_serves(key, ns),
-                          "*",     "rid",
-                          "req-1", "user",
-                          user,    "ts_ms",
-                          ts_ms,   "exp",
+    const char *argv[] = {"XADD",
+                          cascade_key_serves(key, ns),
+                          "*",
+                          "rid",
+                          "req-1",
+                          "user",
+                          user,
+                          "ts_ms",
+                          ts_ms,
+                          "exp",
                           "rank=baseline@3",
-                          "track", "",
-                          "deg",   "0",
-                          "items", items};
+                          "track",
+                          "",
+                          "deg",
+                          "0",
+                          "items",
+                          items};
     consumer_test_xadd(r, argv, sizeof argv / sizeof *argv);
 }
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "clock.h"
@@ -349,6 +351,42 @@ static void test_partitions(void **state)
     test_rmdir(dir);
 }
 
+/* The first batch of a new partition written but not committed (here: the
+ * batch's second partition cannot be written, so the batch fails after the
+ * first was appended) is cut when the batch is delivered again: the
+ * partition's starting length was committed before its first write, so
+ * its lines are in it once. */
+static void test_first_batch_not_committed(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], path[512], key[CASCADE_KEY_MAX];
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    cascade_consumer *c = make("first", "a", 0, dir, NULL); /* re-claims at once */
+    size_t applied = 0;
+    /* 2026-12-06 and 2026-12-07 UTC; the second day's file is a directory. */
+    add_event(state, "first", "u1", 7, "click", "0", 1796515200LL);
+    add_event(state, "first", "u1", 8, "click", "0", 1796601600LL);
+    snprintf(path, sizeof path, "%s/events", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    assert_int_not_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu1\t7\tclick\t0\n"); /* written */
+    assert_true(hget(state, cascade_key_loop_partitions(key, "first"), "2026-12-06") == 0.0);
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 2);
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_string_equal(slurp(path), "1796601600\tu1\t8\tclick\t0\n");
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
 /* v · 2^(−Δt / half-life). */
 static void test_decay(void **state)
 {
@@ -385,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_reclaim_after_apply),
         cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_partitions),
+        cmocka_unit_test(test_first_batch_not_committed),
         cmocka_unit_test(test_decay),
         cmocka_unit_test(test_options),
     };

@@ -3,7 +3,8 @@
  *   counters and the committed partition lengths, so for every item the
  *   record's statistics plus (counter − online_base) count each event once:
  *   with a batch written to its partition but not yet committed at the
- *   snapshot, and with the consumer applying a backlog while load runs;
+ *   snapshot (a later batch, and the very first one), and with the consumer
+ *   applying a backlog while load runs;
  * - parity: a log whose head went through load and whose tail went through
  *   the stream and the consumer (counters and partitions), served by the
  *   Rank stage's own feature path at each serve record's time, gives the
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -259,6 +261,47 @@ static void test_uncommitted_batch_at_snapshot(void **state)
     assert_int_equal(applied, 3);
     check_exactly_once(state, "unc", &x, &in_delta);
     assert_int_equal(in_delta, 3);
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
+/* The very first batch the consumer writes, caught by the snapshot between
+ * its append and its script (what test_consumer_running_during_load once hit
+ * under load): the consumer committed the new partition's starting length
+ * (0) before writing, so load reads none of it and the batch is in the
+ * delta only. */
+static void test_first_batch_at_snapshot(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], path[512], key[CASCADE_KEY_MAX];
+    struct expect x;
+    size_t applied = 0, in_delta = 0;
+    redisReply *rep = NULL;
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    write_world(dir, &x);
+    cascade_consumer *c = make_consumer("fst", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    /* The consumer's state: start committed, two clicks appended. */
+    assert_int_equal(cascade_redis_command(r, &rep, "HSETNX %s 2026-12-06 0",
+                                           cascade_key_loop_partitions(key, "fst")),
+                     0);
+    freeReplyObject(rep);
+    snprintf(path, sizeof path, "%s/events", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int k = 0; k < 2; k++) {
+        add_event(state, "fst", "u3", FIRST_ITEM + 2, "click", 0, T0 + 50 + k);
+        count(&x, FIRST_ITEM + 2, "click", 0);
+        fprintf(f, "%lld\tu3\t%d\tclick\t0\n", T0 + 50 + k, FIRST_ITEM + 2);
+    }
+    fclose(f);
+    assert_int_equal(run_load(state, dir, "fst"), CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 2);
+    check_exactly_once(state, "fst", &x, &in_delta);
+    assert_int_equal(in_delta, 2);
     cascade_consumer_destroy(c);
     test_rmdir(dir);
 }
@@ -564,6 +607,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uncommitted_batch_at_snapshot),
+        cmocka_unit_test(test_first_batch_at_snapshot),
         cmocka_unit_test(test_consumer_running_during_load),
         cmocka_unit_test(test_served_features_equal_the_trainers_replay),
         cmocka_unit_test(test_unreadable_counters_degrade),
