@@ -228,6 +228,32 @@ static void check_exactly_once(void **state, const char *ns, const struct expect
     }
 }
 
+/* What the consumer leaves between its append and its script: n clicks
+ * (u2 on item 102, after the tail's times) in the stream and appended to
+ * the day partition, not committed. Then load runs, the consumer's next
+ * step applies them (cutting and writing them again), and each event is
+ * counted once, the n clicks in the delta only. */
+static void uncommitted_clicks_then_load(void **state, cascade_consumer *c, const char *dir,
+                                         const char *ns, int n, struct expect *x)
+{
+    char path[512];
+    size_t applied = 0, in_delta = 0;
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    for (int k = 0; k < n; k++) {
+        add_event(state, ns, "u2", FIRST_ITEM + 1, "click", 0, T0 + 5000 + k);
+        count(x, FIRST_ITEM + 1, "click", 0);
+        fprintf(f, "%lld\tu2\t%d\tclick\t0\n", T0 + 5000 + k, FIRST_ITEM + 1);
+    }
+    fclose(f);
+    assert_int_equal(run_load(state, dir, ns), CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(cascade_consumer_step(c, fx(state)->conn, 0, &applied), 0);
+    assert_int_equal(applied, (size_t)n);
+    check_exactly_once(state, ns, x, &in_delta);
+    assert_int_equal(in_delta, (size_t)n);
+}
+
 /* A batch written to its partition but not committed when load takes its
  * snapshot (the consumer between its append and its script) is left out
  * of the records: the consumer cuts it, writes it again and counts it, so it
@@ -235,9 +261,9 @@ static void check_exactly_once(void **state, const char *ns, const struct expect
 static void test_uncommitted_batch_at_snapshot(void **state)
 {
     cascade_redis *r = fx(state)->conn;
-    char dir[256], path[512];
+    char dir[256];
     struct expect x;
-    size_t applied = 0, in_delta = 0;
+    size_t applied = 0;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
     cascade_consumer *c = make_consumer("unc", dir, 100);
@@ -247,20 +273,7 @@ static void test_uncommitted_batch_at_snapshot(void **state)
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 12);
     /* Three clicks the consumer has read and appended, not yet committed. */
-    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
-    FILE *f = fopen(path, "a");
-    assert_non_null(f);
-    for (int k = 0; k < 3; k++) {
-        add_event(state, "unc", "u2", FIRST_ITEM + 1, "click", 0, T0 + 200 + k);
-        count(&x, FIRST_ITEM + 1, "click", 0);
-        fprintf(f, "%lld\tu2\t%d\tclick\t0\n", T0 + 200 + k, FIRST_ITEM + 1);
-    }
-    fclose(f);
-    assert_int_equal(run_load(state, dir, "unc"), CASCADE_BUILD_EXIT_OK);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 3);
-    check_exactly_once(state, "unc", &x, &in_delta);
-    assert_int_equal(in_delta, 3);
+    uncommitted_clicks_then_load(state, c, dir, "unc", 3, &x);
     cascade_consumer_destroy(c);
     test_rmdir(dir);
 }
@@ -275,7 +288,6 @@ static void test_first_batch_at_snapshot(void **state)
     cascade_redis *r = fx(state)->conn;
     char dir[256], path[512], key[CASCADE_KEY_MAX];
     struct expect x;
-    size_t applied = 0, in_delta = 0;
     redisReply *rep = NULL;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
@@ -288,20 +300,7 @@ static void test_first_batch_at_snapshot(void **state)
     freeReplyObject(rep);
     snprintf(path, sizeof path, "%s/events", dir);
     assert_int_equal(mkdir(path, 0755), 0);
-    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    for (int k = 0; k < 2; k++) {
-        add_event(state, "fst", "u3", FIRST_ITEM + 2, "click", 0, T0 + 50 + k);
-        count(&x, FIRST_ITEM + 2, "click", 0);
-        fprintf(f, "%lld\tu3\t%d\tclick\t0\n", T0 + 50 + k, FIRST_ITEM + 2);
-    }
-    fclose(f);
-    assert_int_equal(run_load(state, dir, "fst"), CASCADE_BUILD_EXIT_OK);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 2);
-    check_exactly_once(state, "fst", &x, &in_delta);
-    assert_int_equal(in_delta, 2);
+    uncommitted_clicks_then_load(state, c, dir, "fst", 2, &x);
     cascade_consumer_destroy(c);
     test_rmdir(dir);
 }
