@@ -517,8 +517,10 @@ typedef int (*line_parser)(struct line_ctx *lc, cascade_dataset *ds);
 /* Read one TSV file line by line: skip the header (a first line equal to the
  * expected one) and blank lines, check the field count, parse each line. */
 static int read_tsv(const char *dir, const char *name, const char *header, int n_fields,
-                    line_parser parse, cascade_dataset *ds, char *err, size_t errlen)
+                    line_parser parse, int64_t max_bytes, cascade_dataset *ds, char *err,
+                    size_t errlen)
 {
+    int64_t offset = 0;
     char path[4096];
     char *line = NULL;
     size_t cap = 0;
@@ -533,6 +535,10 @@ static int read_tsv(const char *dir, const char *name, const char *header, int n
         return errno == ENOENT ? CASCADE_ENOTFOUND : CASCADE_EIO;
     }
     while ((len = getline(&line, &cap, f)) >= 0) {
+        /* A limit (a committed length) always falls on a line's end. */
+        if (max_bytes >= 0 && offset + len > max_bytes)
+            break;
+        offset += len;
         lc.lineno++;
         if (line[0] == '\n' || (line[0] == '\r' && line[1] == '\n') || line[0] == '\0')
             continue;
@@ -578,10 +584,24 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* How much of partition `name` (events/YYYY-MM-DD.tsv) to read: -1 = all
+ * without limits, else the date's length in limits, 0 when not listed. */
+static int64_t partition_limit(const char *name, const struct cascade_ds_partition_limits *limits)
+{
+    if (limits == NULL)
+        return -1;
+    const char *date = name + strlen("events/");
+    for (size_t i = 0; i < limits->n; i++)
+        if (strncmp(limits->dates[i].date, date, 10) == 0)
+            return limits->dates[i].bytes;
+    return 0;
+}
+
 /* Read the day partitions dir/events/YYYY-MM-DD.tsv that cascade-consumer
- * appends (docs/closed-loop.md), oldest day first, as more of events.tsv.
- * No directory: nothing to read. */
-static int read_partitions(const char *dir, cascade_dataset *ds, char *err, size_t errlen)
+ * appends (docs/closed-loop.md), oldest day first, as more of events.tsv,
+ * each up to its limit (NULL: whole). No directory: nothing to read. */
+static int read_partitions(const char *dir, const struct cascade_ds_partition_limits *limits,
+                           cascade_dataset *ds, char *err, size_t errlen)
 {
     char sub[4096];
     char **names = NULL;
@@ -615,7 +635,8 @@ static int read_partitions(const char *dir, cascade_dataset *ds, char *err, size
     if (n)
         qsort(names, n, sizeof *names, cmp_name);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = read_tsv(dir, names[i], events_header, 5, parse_event_line, ds, err, errlen);
+        rc = read_tsv(dir, names[i], events_header, 5, parse_event_line,
+                      partition_limit(names[i], limits), ds, err, errlen);
     if (rc == 0)
         ds->partitions = n;
 out:
@@ -630,6 +651,12 @@ out:
 
 int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size_t errlen)
 {
+    return cascade_dataset_read_until(dir, NULL, out, err, errlen);
+}
+
+int cascade_dataset_read_until(const char *dir, const struct cascade_ds_partition_limits *limits,
+                               cascade_dataset **out, char *err, size_t errlen)
+{
     int rc;
     cascade_dataset *ds = cascade_dataset_create();
     *out = NULL;
@@ -637,10 +664,11 @@ int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size
         snprintf(err, errlen, "%s: out of memory", dir);
         return CASCADE_ENOMEM;
     }
-    if ((rc = read_tsv(dir, "users.tsv", users_header, 6, parse_user_line, ds, err, errlen)) ||
-        (rc = read_tsv(dir, "items.tsv", items_header, 9, parse_item_line, ds, err, errlen)) ||
-        (rc = read_tsv(dir, "events.tsv", events_header, 5, parse_event_line, ds, err, errlen)) ||
-        (rc = read_partitions(dir, ds, err, errlen)))
+    if ((rc = read_tsv(dir, "users.tsv", users_header, 6, parse_user_line, -1, ds, err, errlen)) ||
+        (rc = read_tsv(dir, "items.tsv", items_header, 9, parse_item_line, -1, ds, err, errlen)) ||
+        (rc = read_tsv(dir, "events.tsv", events_header, 5, parse_event_line, -1, ds, err,
+                       errlen)) ||
+        (rc = read_partitions(dir, limits, ds, err, errlen)))
         goto fail;
     if ((rc = cascade_dataset_sort_events(ds)) != 0) {
         snprintf(err, errlen, "%s: out of memory sorting %zu events", dir, ds->n_events);

@@ -100,6 +100,24 @@ int cascade_dataset_sort_events(cascade_dataset *ds);
  * are sorted by time if the file is not. Caller destroys *out. */
 int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size_t errlen);
 
+/* How far to read the day partitions: the committed length of each date
+ * (a snapshot's, services/builder/import/snapshot.h), every line of it a whole line. */
+struct cascade_ds_partition_limit {
+    char date[11]; /* YYYY-MM-DD */
+    int64_t bytes;
+};
+struct cascade_ds_partition_limits {
+    const struct cascade_ds_partition_limit *dates; /* borrowed */
+    size_t n;
+};
+
+/* cascade_dataset_read, but each day partition is read only up to the length
+ * limits gives its date, and a partition whose date limits does not list is
+ * not read at all (written after the limits were taken). limits NULL: read
+ * every partition whole (cascade_dataset_read). */
+int cascade_dataset_read_until(const char *dir, const struct cascade_ds_partition_limits *limits,
+                               cascade_dataset **out, char *err, size_t errlen);
+
 /* Write the three TSVs (with header lines) into dir, which must exist. Each
  * file is written to a temporary name and renamed into place. */
 int cascade_dataset_write(const cascade_dataset *ds, const char *dir, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include "pipeline.h"
 #include "progress.h"
 #include "records.h"
+#include "snapshot.h"
 #include "store.h"
 #include "timescale.h"
 
@@ -196,6 +197,12 @@ static int load_items(struct load_state *st)
         cascade_v1_ItemRecord rec;
         size_t len;
         cascade_item_record_fill(it, &st->item_stats[i], &rec);
+        if (st->o->snapshot) {
+            const cascade_v1_ItemStats *base = cascade_snapshot_counters(st->o->snapshot, it->id);
+            rec.has_online_base = true;
+            if (base && !st->o->flush)
+                rec.online_base = *base;
+        }
         if ((rc =
                  cascade_record_encode(cascade_v1_ItemRecord_fields, &rec, buf, sizeof(buf), &len)))
             break;

@@ -23,6 +23,10 @@ struct cascade_load_opts {
     size_t pipeline;    /* commands per round trip, default 2000 */
     bool flush;         /* delete {ns}:* keys first */
     const char *source; /* recorded in {ns}:meta (e.g. the data dir); may be NULL */
+    /* The snapshot the data's partitions were read to (snapshot.h): every
+     * item record gets its counters at the snapshot as online_base (zeros
+     * with flush, which deletes the counters). NULL: records without one. */
+    const struct cascade_snapshot *snapshot;
     bool quiet;
 };
 
