@@ -312,7 +312,7 @@ static int committed_length(cascade_consumer *c, cascade_redis *r, const char *f
  * the length): commit its current length (0 when absent) before the first
  * byte is written. So a batch written but never committed is cut when it is
  * delivered again, even the first one, and cascade-build load's snapshot
- * reads nothing uncommitted (services/builder/snapshot.h); lines already in
+ * reads nothing uncommitted (services/builder/import/snapshot.h); lines already in
  * the file are kept. */
 static int commit_start(cascade_consumer *c, cascade_redis *r, const struct part *p,
                         int64_t *committed)
