@@ -79,9 +79,7 @@ class World:
         """Publish one new item per user in users through PutItems (the
         catalogue's online path), in that user's favourite category and city,
         by an author of that category, with item quality `quality`, and add it
-        to the click model and to DATA/items.tsv (the catalogue export the
-        trainers read; the nightly build does not read {ns}:items:online
-        yet). Returns the new item ids."""
+        to the click model. Returns the new item ids."""
         specs = []
         for user in users:
             u = self.users[user]
@@ -117,7 +115,9 @@ class World:
 
     def _put(self, pb, channel, specs, first_id, created_at, quality):
         """PutItems of one item per (category, city) in specs, ids from
-        first_id; added to the click model and appended to DATA/items.tsv."""
+        first_id; added to the click model. The trainers see them once a
+        cascade-build job with --redis exported {ns}:items:online into
+        DATA/items.online.tsv."""
         ids, rows = [], []
         stub = pb.recommender_grpc.RecommenderStub(channel)
         for n, (cat, city) in enumerate(specs):
@@ -131,11 +131,6 @@ class World:
                                                media_type=1))
             ids.append(item)
         stub.PutItems(pb.recommender.PutItemsRequest(items=rows), timeout=30)
-        with open(os.path.join(self.data_dir, "items.tsv"), "a") as f:
-            for item in ids:
-                it = self.items[item]
-                f.write("%d\t%d\t%d\t\t%d\t\t%d\t1\t0\n" % (
-                    item, it["author"], it["category"], it["created_at"], it["city"]))
         return ids
 
     def check_truth(self, limit=2000):

@@ -52,7 +52,10 @@ TREND_BONUS = 3.0  # ... and this much added to every simulated user's click log
 # The incremental update (k8s/base/incremental-two-tower.yaml runs the same
 # objective): pairwise log loss learns the hour's new favourites; see
 # docs/closed-loop.md for listwise's figures.
-INCREMENTAL_ARGS = ["--epochs", "10", "--mode", "log", "--holdout-frac", "0.5"]
+# --redis exports the items put online into DATA/items.online.tsv first (the
+# trainers see them from there); --hard-ratio 0: no hard negatives from Redis.
+INCREMENTAL_ARGS = ["--epochs", "10", "--mode", "log", "--holdout-frac", "0.5",
+                    "--hard-ratio", "0"]
 MIN_GAIN = 0.1     # held-out recall@100: incremental > nightly + this
 
 
@@ -248,8 +251,11 @@ class LoopSimTest(unittest.TestCase):
             nightly = f.read().strip()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", self.world_dir, "--model-dir", self.stack.model_dir,
-                      "--quiet"] + INCREMENTAL_ARGS, check=False)
+                      "--redis", "127.0.0.1:%d" % self.stack.redis_port, "--quiet"]
+                     + INCREMENTAL_ARGS, check=False)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        with open(os.path.join(self.world_dir, "items.online.tsv")) as f:
+            self.assertEqual(sum(1 for _ in f) - 1, len(fresh))  # every put item, once
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             version = f.read().strip()
         self.assertNotEqual(version, nightly)
