@@ -473,19 +473,29 @@ static int parse_user_line(struct line_ctx *lc, cascade_dataset *ds)
     return rc;
 }
 
+/* The nine fields of an items.tsv line. */
+static int parse_item_fields(struct line_ctx *lc, struct cascade_ds_item *it)
+{
+    int rc;
+    *it = (struct cascade_ds_item){0};
+    if ((rc = parse_u64(lc, 0, "item_id", UINT64_MAX, &it->id)) ||
+        (rc = parse_u64(lc, 1, "author_id", UINT64_MAX, &it->author_id)) ||
+        (rc = parse_u32(lc, 2, "category", UINT32_MAX, &it->category)) ||
+        (rc = parse_list(lc, 3, "tags", it->tags, CASCADE_DS_MAX_TAGS, &it->n_tags)) ||
+        (rc = parse_i64(lc, 4, "created_at", &it->created_at)) ||
+        (rc = parse_geohash(lc, 5, it->geohash)) ||
+        (rc = parse_u32(lc, 6, "city", UINT32_MAX, &it->city)) ||
+        (rc = parse_u32(lc, 7, "media_type", 2, &it->media_type)) ||
+        (rc = parse_float(lc, 8, "duration_s", &it->duration_s)))
+        return rc;
+    return 0;
+}
+
 static int parse_item_line(struct line_ctx *lc, cascade_dataset *ds)
 {
-    struct cascade_ds_item it = {0};
+    struct cascade_ds_item it;
     int rc;
-    if ((rc = parse_u64(lc, 0, "item_id", UINT64_MAX, &it.id)) ||
-        (rc = parse_u64(lc, 1, "author_id", UINT64_MAX, &it.author_id)) ||
-        (rc = parse_u32(lc, 2, "category", UINT32_MAX, &it.category)) ||
-        (rc = parse_list(lc, 3, "tags", it.tags, CASCADE_DS_MAX_TAGS, &it.n_tags)) ||
-        (rc = parse_i64(lc, 4, "created_at", &it.created_at)) ||
-        (rc = parse_geohash(lc, 5, it.geohash)) ||
-        (rc = parse_u32(lc, 6, "city", UINT32_MAX, &it.city)) ||
-        (rc = parse_u32(lc, 7, "media_type", 2, &it.media_type)) ||
-        (rc = parse_float(lc, 8, "duration_s", &it.duration_s)))
+    if ((rc = parse_item_fields(lc, &it)) != 0)
         return rc;
     rc = cascade_dataset_add_item(ds, &it, NULL);
     if (rc == CASCADE_EINVAL) {
@@ -500,17 +510,9 @@ static int parse_item_line(struct line_ctx *lc, cascade_dataset *ds)
  * online record is the newer one). */
 static int parse_online_item_line(struct line_ctx *lc, cascade_dataset *ds)
 {
-    struct cascade_ds_item it = {0};
+    struct cascade_ds_item it;
     int rc;
-    if ((rc = parse_u64(lc, 0, "item_id", UINT64_MAX, &it.id)) ||
-        (rc = parse_u64(lc, 1, "author_id", UINT64_MAX, &it.author_id)) ||
-        (rc = parse_u32(lc, 2, "category", UINT32_MAX, &it.category)) ||
-        (rc = parse_list(lc, 3, "tags", it.tags, CASCADE_DS_MAX_TAGS, &it.n_tags)) ||
-        (rc = parse_i64(lc, 4, "created_at", &it.created_at)) ||
-        (rc = parse_geohash(lc, 5, it.geohash)) ||
-        (rc = parse_u32(lc, 6, "city", UINT32_MAX, &it.city)) ||
-        (rc = parse_u32(lc, 7, "media_type", 2, &it.media_type)) ||
-        (rc = parse_float(lc, 8, "duration_s", &it.duration_s)))
+    if ((rc = parse_item_fields(lc, &it)) != 0)
         return rc;
     if ((rc = cascade_dataset_put_item(ds, &it)) == 0)
         ds->online_items++;
