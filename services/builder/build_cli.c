@@ -23,6 +23,7 @@
 #include "lists.h"
 #include "load.h"
 #include "movielens.h"
+#include "online_items.h"
 #include "redis.h"
 #include "snapshot.h"
 #include "store.h"
@@ -537,6 +538,14 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     bool need_redis = (jobs & JOB_REDIS_WRITERS) || a->redis;
     if (need_redis && !(r = cascade_build_redis_connect(a->redis, err, errlen)))
         return CASCADE_EUNAVAILABLE;
+    /* Items put online (PutItems) join the data before it is read, so every
+     * job below sees them as if they were in items.tsv. */
+    size_t online = 0;
+    if (r && (rc = cascade_online_items_export(r, a->ns, a->data, &online, err, errlen)) != 0)
+        goto out;
+    if (online && !a->quiet)
+        fprintf(stderr, "data: %zu items added online exported from %s:items:online to %s/%s\n",
+                online, a->ns, a->data, CASCADE_DS_ONLINE_ITEMS);
     /* load pairs its records with a snapshot of the online counters and
      * reads the partitions up to it (snapshot.h); the other jobs of the run
      * read the same data. */

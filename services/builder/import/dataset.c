@@ -203,6 +203,15 @@ int cascade_dataset_add_item(cascade_dataset *ds, const struct cascade_ds_item *
     return 0;
 }
 
+int cascade_dataset_put_item(cascade_dataset *ds, const struct cascade_ds_item *it)
+{
+    long at = cascade_dataset_find_item(ds, it->id);
+    if (at < 0)
+        return cascade_dataset_add_item(ds, it, NULL);
+    ds->items[at] = *it;
+    return 0;
+}
+
 int cascade_dataset_add_event_idx(cascade_dataset *ds, int64_t ts, uint32_t user, uint32_t item,
                                   uint32_t type, float value)
 {
@@ -464,19 +473,29 @@ static int parse_user_line(struct line_ctx *lc, cascade_dataset *ds)
     return rc;
 }
 
+/* The nine fields of an items.tsv line. */
+static int parse_item_fields(struct line_ctx *lc, struct cascade_ds_item *it)
+{
+    int rc;
+    *it = (struct cascade_ds_item){0};
+    if ((rc = parse_u64(lc, 0, "item_id", UINT64_MAX, &it->id)) ||
+        (rc = parse_u64(lc, 1, "author_id", UINT64_MAX, &it->author_id)) ||
+        (rc = parse_u32(lc, 2, "category", UINT32_MAX, &it->category)) ||
+        (rc = parse_list(lc, 3, "tags", it->tags, CASCADE_DS_MAX_TAGS, &it->n_tags)) ||
+        (rc = parse_i64(lc, 4, "created_at", &it->created_at)) ||
+        (rc = parse_geohash(lc, 5, it->geohash)) ||
+        (rc = parse_u32(lc, 6, "city", UINT32_MAX, &it->city)) ||
+        (rc = parse_u32(lc, 7, "media_type", 2, &it->media_type)) ||
+        (rc = parse_float(lc, 8, "duration_s", &it->duration_s)))
+        return rc;
+    return 0;
+}
+
 static int parse_item_line(struct line_ctx *lc, cascade_dataset *ds)
 {
-    struct cascade_ds_item it = {0};
+    struct cascade_ds_item it;
     int rc;
-    if ((rc = parse_u64(lc, 0, "item_id", UINT64_MAX, &it.id)) ||
-        (rc = parse_u64(lc, 1, "author_id", UINT64_MAX, &it.author_id)) ||
-        (rc = parse_u32(lc, 2, "category", UINT32_MAX, &it.category)) ||
-        (rc = parse_list(lc, 3, "tags", it.tags, CASCADE_DS_MAX_TAGS, &it.n_tags)) ||
-        (rc = parse_i64(lc, 4, "created_at", &it.created_at)) ||
-        (rc = parse_geohash(lc, 5, it.geohash)) ||
-        (rc = parse_u32(lc, 6, "city", UINT32_MAX, &it.city)) ||
-        (rc = parse_u32(lc, 7, "media_type", 2, &it.media_type)) ||
-        (rc = parse_float(lc, 8, "duration_s", &it.duration_s)))
+    if ((rc = parse_item_fields(lc, &it)) != 0)
         return rc;
     rc = cascade_dataset_add_item(ds, &it, NULL);
     if (rc == CASCADE_EINVAL) {
@@ -484,6 +503,19 @@ static int parse_item_line(struct line_ctx *lc, cascade_dataset *ds)
                  it.id);
         return CASCADE_EFORMAT;
     }
+    return rc;
+}
+
+/* A line of items.online.tsv: the same fields; a known id is replaced (the
+ * online record is the newer one). */
+static int parse_online_item_line(struct line_ctx *lc, cascade_dataset *ds)
+{
+    struct cascade_ds_item it;
+    int rc;
+    if ((rc = parse_item_fields(lc, &it)) != 0)
+        return rc;
+    if ((rc = cascade_dataset_put_item(ds, &it)) == 0)
+        ds->online_items++;
     return rc;
 }
 
@@ -649,6 +681,22 @@ out:
     return rc;
 }
 
+static void write_items(FILE *f, const void *ctx);
+
+int cascade_dataset_read_online_items(cascade_dataset *ds, const char *dir, char *err,
+                                      size_t errlen)
+{
+    int rc = read_tsv(dir, CASCADE_DS_ONLINE_ITEMS, items_header, 9, parse_online_item_line, -1, ds,
+                      err, errlen);
+    return rc == CASCADE_ENOTFOUND ? 0 : rc;
+}
+
+int cascade_dataset_write_items(const cascade_dataset *ds, const char *dir, const char *name,
+                                char *err, size_t errlen)
+{
+    return cascade_dataset__write_tsv(dir, name, write_items, ds, err, errlen);
+}
+
 int cascade_dataset_read(const char *dir, cascade_dataset **out, char *err, size_t errlen)
 {
     return cascade_dataset_read_until(dir, NULL, out, err, errlen);
@@ -666,6 +714,7 @@ int cascade_dataset_read_until(const char *dir, const struct cascade_ds_partitio
     }
     if ((rc = read_tsv(dir, "users.tsv", users_header, 6, parse_user_line, -1, ds, err, errlen)) ||
         (rc = read_tsv(dir, "items.tsv", items_header, 9, parse_item_line, -1, ds, err, errlen)) ||
+        (rc = cascade_dataset_read_online_items(ds, dir, err, errlen)) ||
         (rc = read_tsv(dir, "events.tsv", events_header, 5, parse_event_line, -1, ds, err,
                        errlen)) ||
         (rc = read_partitions(dir, limits, ds, err, errlen)))

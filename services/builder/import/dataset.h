@@ -63,6 +63,7 @@ typedef struct cascade_dataset {
     size_t unknown_item_events;
     /* Day partitions (events/YYYY-MM-DD.tsv) read after events.tsv. */
     size_t partitions;
+    size_t online_items; /* rows read from items.online.tsv (new or replacing) */
     /* Internal: capacities and the id maps. */
     size_t cap_users, cap_items, cap_events;
     struct cascade_ds_index *index;
@@ -93,7 +94,8 @@ long cascade_dataset_find_item(const cascade_dataset *ds, uint64_t item_id);
 /* Stable sort of the events by time (ties keep their order). */
 int cascade_dataset_sort_events(cascade_dataset *ds);
 
-/* Read dir/users.tsv, dir/items.tsv and dir/events.tsv, then the day
+/* Read dir/users.tsv, dir/items.tsv, dir/items.online.tsv (if present:
+ * items put online, exported by cascade-build) and dir/events.tsv, then the day
  * partitions dir/events/YYYY-MM-DD.tsv (cascade-consumer's Feedback log,
  * same format, oldest first; other names there are ignored). On failure returns a
  * negative code with "path:line: what is wrong" in err and *out NULL. Events
@@ -117,6 +119,26 @@ struct cascade_ds_partition_limits {
  * every partition whole (cascade_dataset_read). */
 int cascade_dataset_read_until(const char *dir, const struct cascade_ds_partition_limits *limits,
                                cascade_dataset **out, char *err, size_t errlen);
+
+/* Items added online (PutItems), exported by cascade-build from
+ * {ns}:items:online (online_items.h); read after items.tsv. */
+#define CASCADE_DS_ONLINE_ITEMS "items.online.tsv"
+
+/* Add the item, or replace the record of a known id in place (its index
+ * stays). 0, or CASCADE_ENOMEM / CASCADE_ETOOBIG. */
+int cascade_dataset_put_item(cascade_dataset *ds, const struct cascade_ds_item *it);
+
+/* Read dir/items.online.tsv (items.tsv's format) into ds with
+ * cascade_dataset_put_item: a new id is added, a known one replaced (the
+ * online record is the newer). No file: 0, nothing read. Errors as
+ * cascade_dataset_read. cascade_dataset_read calls it after items.tsv. */
+int cascade_dataset_read_online_items(cascade_dataset *ds, const char *dir, char *err,
+                                      size_t errlen);
+
+/* Write ds's items as dir/name in items.tsv's format (temporary name, then
+ * renamed into place). 0, or CASCADE_EIO with the path in err. */
+int cascade_dataset_write_items(const cascade_dataset *ds, const char *dir, const char *name,
+                                char *err, size_t errlen);
 
 /* Write the three TSVs (with header lines) into dir, which must exist. Each
  * file is written to a temporary name and renamed into place. */

@@ -20,6 +20,7 @@
 #include "latest_file.h"
 #include "negsample.h"
 #include "progress.h"
+#include "online_items.h"
 #include "redis.h"
 #include "train_progress.h"
 #include "train_warm.h"
@@ -1102,6 +1103,26 @@ static int read_hard_redis(struct cascade_tt_hardneg *h, const cascade_dataset *
     return rc;
 }
 
+/* With --redis: the items put online join the data first (online_items.h),
+ * as in every Redis job of the build, so that the 15-minute incremental
+ * update learns rows for the items put since the nightly build. */
+static int export_online_items(const struct tt_hard_cli *c, const char *data, bool quiet, char *err,
+                               size_t errlen)
+{
+    if (!c->redis)
+        return 0;
+    size_t n = 0;
+    cascade_redis *r = cascade_build_redis_connect(c->redis, err, errlen);
+    if (!r)
+        return CASCADE_EUNAVAILABLE;
+    int rc = cascade_online_items_export(r, c->ns, data, &n, err, errlen);
+    cascade_redis_destroy(r);
+    if (rc == 0 && n && !quiet)
+        fprintf(stderr, "data: %zu items added online exported from %s:items:online to %s/%s\n", n,
+                c->ns, data, CASCADE_DS_ONLINE_ITEMS);
+    return rc;
+}
+
 /* Read the hard candidates of --hard-negatives and/or --redis into h and
  * point o at them. Nothing to do without a source. */
 static int load_hard(const cascade_dataset *ds, const struct tt_hard_cli *c,
@@ -1189,7 +1210,9 @@ int cascade_train_twotower_command(int argc, char **argv)
         {"hard-negatives", CASCADE_FLAG_STRING, &hc.file,
          "TSV of user_id<TAB>item_id hard negatives (items the ranker cut)", 0, 0},
         {"redis", CASCADE_FLAG_STRING, &hc.redis,
-         "Redis HOST:PORT: read hard negatives from {ns}:user:{uid}:hardneg", 0, 0},
+         "Redis HOST:PORT: export {ns}:items:online into DATA/items.online.tsv first, and read "
+         "hard negatives from {ns}:user:{uid}:hardneg",
+         0, 0},
         {"namespace", CASCADE_FLAG_STRING, &hc.ns, "Redis key namespace", 0, 0},
         {"seed", CASCADE_FLAG_U64, &o.seed, "initialisation, shuffling and sampling seed", 0, 0},
         {"no-warm-start", CASCADE_FLAG_BOOL, &cold,
@@ -1250,7 +1273,8 @@ int cascade_train_twotower_command(int argc, char **argv)
     o.temperature = (float)temp;
     cascade_dataset *ds = NULL;
     struct cascade_train_twotower_summary s;
-    if ((rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0 &&
+    if ((rc = export_online_items(&hc, data, o.quiet, err, sizeof(err))) == 0 &&
+        (rc = cascade_dataset_read(data, &ds, err, sizeof(err))) == 0 &&
         (rc = load_hard(ds, &hc, &h, &o, err, sizeof(err))) == 0)
         rc = cascade_train_twotower_run(ds, &o, &s, NULL, err, sizeof(err));
     cascade_dataset_destroy(ds);
