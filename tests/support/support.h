@@ -57,8 +57,17 @@ char *test_tempdir(char *buf, size_t len);
 /* rm -rf a temp dir made by test_tempdir. */
 void test_rmdir(const char *dir);
 
-/* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close). */
+/* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close), for
+ * a program that cannot bind port 0 and report it (redis-server): another
+ * process may take it before the program binds it, so the caller retries on
+ * another one (test_redis_start does). */
 int test_free_port(void);
+
+/* A port on 127.0.0.1 where nothing listens, for "connection refused" tests:
+ * a socket bound to it and never listened on stays open until the process
+ * exits, so no other process can start listening there meanwhile (a probed
+ * free port could be taken). Returns the port or -1. */
+int test_dead_port(void);
 
 /* A tool's argument parser adapted for test_parse_argv (opts is its options
  * struct), e.g. a wrapper calling cascade_cli_parse(argc, argv, opts, out, err). */
