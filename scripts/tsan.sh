@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-regex='unit/test_(rpc|service|redis|item_cache|metrics|log|reflection|list_cache|recall|filter|rank|twotower|vindex_io|mmoe|nn_io)|unit/test_(orch_|feedback|merge|report)|unit/test_consumer|unit/test_loadgen'
+regex='unit/test_(rpc|service|redis|item_cache|record_cache|metrics|log|reflection|list_cache|recall|filter|rank|twotower|vindex_io|mmoe|nn_io)|unit/test_(orch_|feedback|merge|report)|unit/test_consumer|unit/test_loadgen'
 if [ "${1:-}" = "--all" ]; then
   shift
   regex=''
