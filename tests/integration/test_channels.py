@@ -239,19 +239,8 @@ class ChannelsTest(unittest.TestCase):
             self.assertIn(channel, [h.channel for h in c.channels], (channel, c))
         self.assertEqual([(r.channel, r.count) for r in resp.channels], [(channel, len(ids))])
 
-    def scan(self, pattern):
-        return self.stack.redis_cli("--scan", "--pattern", pattern).split()
-
     def clone_user(self, src, dst):
-        """Copy every key of user src (profile, last-n, consumed, follows, and
-        the per-user builder artefacts {ns}:{family}@{gen}:...:{uid}) to dst."""
-        user_key = "%s:user:%s" % (NS, src)
-        moves = [(k, "%s:user:%s" % (NS, dst)) for k in self.scan(user_key)]
-        moves += [(k, "%s:user:%s:%s" % (NS, dst, k[len(user_key) + 1:]))
-                  for k in self.scan(user_key + ":*")]
-        moves += [(k, k[:-len(src)] + dst) for k in self.scan("%s:*@*:%s" % (NS, src))]
-        for key, new in moves:
-            self.assertEqual(self.stack.redis_cli("COPY", key, new, "REPLACE"), "1", key)
+        moves = self.stack.clone_user(src, dst, NS)
         self.assertGreaterEqual(len(moves), 3, "too few keys for %s: %s" % (src, moves))
 
     # ------------------------------------------------------------ tests
