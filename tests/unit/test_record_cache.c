@@ -21,8 +21,8 @@
 #include "rng.h"
 
 #define THREADS 8
-#define KEYS 512    /* keys 1..KEYS */
-#define SLOTS 128   /* fewer slots than keys: evictions all the time */
+#define KEYS 512     /* keys 1..KEYS */
+#define SLOTS 128    /* fewer slots than keys: evictions all the time */
 #define ROUNDS 20000 /* batches per thread */
 #define BATCH 16
 #define FILL 12
@@ -139,8 +139,7 @@ static void check_get(struct hammer *h, const uint64_t *keys, size_t n, const st
                    (unsigned long long)v->key);
         else if (v->check != val_check(v))
             report(h, "key %llu: torn value", (unsigned long long)keys[i]);
-        else if (v->writer >= THREADS ||
-                 v->seq > atomic_load(&h->published[v->writer]))
+        else if (v->writer >= THREADS || v->seq > atomic_load(&h->published[v->writer]))
             report(h, "key %llu: a value nobody wrote (writer %llu seq %llu)",
                    (unsigned long long)keys[i], (unsigned long long)v->writer,
                    (unsigned long long)v->seq);
