@@ -430,12 +430,13 @@ class StackTestCase(unittest.TestCase):
 
     @classmethod
     def channel(cls, name="orchestrator"):
-        """An insecure gRPC channel to one of the stack's services, kept
-        open for the class and closed at tear-down."""
+        """An insecure gRPC channel to one of the stack's services (a name) or
+        to a "host:port", kept open for the class and closed at tear-down."""
         import grpc  # here: the module itself is also used where grpcio is missing
-        if name not in cls.channels:
-            cls.channels[name] = grpc.insecure_channel(cls.stack.addr(name))
-        return cls.channels[name]
+        addr = name if ":" in name else cls.stack.addr(name)
+        if addr not in cls.channels:
+            cls.channels[addr] = grpc.insecure_channel(addr)
+        return cls.channels[addr]
 
     @classmethod
     def recommender(cls):
