@@ -63,9 +63,9 @@ static void seed_items(cascade_redis *r)
     seed_ok(cascade_redis_command(r, &rep, "SADD %s 40", cascade_key_user_consumed(key, NS, USER)),
             r, "consumed");
     freeReplyObject(rep);
-    seed_ok(cascade_redis_command(r, &rep, "SADD %s 39",
-                                  cascade_key_user_blocked_items(key, NS, USER)),
-            r, "blocked");
+    seed_ok(
+        cascade_redis_command(r, &rep, "SADD %s 39", cascade_key_user_blocked_items(key, NS, USER)),
+        r, "blocked");
     freeReplyObject(rep);
 }
 
@@ -90,7 +90,8 @@ static int group_setup(void **state)
     char err[512], text[2048];
     size_t n;
     cascade_rpc_init();
-    if (test_redis_fixture_start(&fx.redis) != 0 || !test_tempdir(fx.model_dir, sizeof fx.model_dir))
+    if (test_redis_fixture_start(&fx.redis) != 0 ||
+        !test_tempdir(fx.model_dir, sizeof fx.model_dir))
         return -1;
     seed_items(fx.redis.conn);
     fx.cfg = cascade_config_parse("{\"prerank\": {\"model\": \"heuristic\"},"
