@@ -25,27 +25,10 @@
 #define READY_POLL_NS 10000000 /* 10 ms between PINGs */
 #define START_ATTEMPTS 3       /* another process may grab the free port first */
 
-int test_free_port(void)
+/* A TCP socket bound to a free port on 127.0.0.1 (not listening); returns
+ * the fd with the port in *port, or -1. */
+static int bind_any_loopback(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(sa);
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-int test_dead_port(void)
-{
-    /* Bound and never listened on: the kernel answers a connection with a
-     * reset, and no other process can bind the port while the socket is
-     * open. Kept open on purpose until the process exits. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
@@ -57,7 +40,36 @@ int test_dead_port(void)
         close(fd);
         return -1;
     }
-    return ntohs(sa.sin_port);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int test_free_port(void)
+{
+    int port = -1, fd = bind_any_loopback(&port);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0 ? port : -1;
+}
+
+int test_dead_port(void)
+{
+    /* Bound and never listened on: the kernel answers a connection with a
+     * reset, and no other process can bind the port while the socket is
+     * open. Kept open on purpose until the process exits. */
+    int port = -1;
+    return bind_any_loopback(&port) >= 0 ? port : -1;
+}
+
+void test_violation(struct test_violations *v, const char *fmt, ...)
+{
+    atomic_fetch_add(&v->count, 1);
+    if (atomic_flag_test_and_set(&v->first_taken))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->first, sizeof v->first, fmt, ap);
+    va_end(ap);
 }
 
 char *test_tempdir(char *buf, size_t len)

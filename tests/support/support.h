@@ -5,6 +5,7 @@
 #define CASCADE_TEST_SUPPORT_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -68,6 +69,18 @@ int test_free_port(void);
  * exits, so no other process can start listening there meanwhile (a probed
  * free port could be taken). Returns the port or -1. */
 int test_dead_port(void);
+
+/* Invariant violations seen on a test's worker threads (cmocka's asserts
+ * may only run on the test's own thread): counted, the first one's message
+ * kept. Zero-initialise; read count and first after joining the threads. */
+struct test_violations {
+    atomic_long count;
+    atomic_flag first_taken;
+    char first[256];
+};
+/* Count one violation (thread-safe); the first one's message is kept. */
+void test_violation(struct test_violations *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* A tool's argument parser adapted for test_parse_argv (opts is its options
  * struct), e.g. a wrapper calling cascade_cli_parse(argc, argv, opts, out, err). */

@@ -171,21 +171,9 @@ struct shared {
     cascade_item_cache *cache;
     atomic_uint published; /* the version the writer has started to write */
     atomic_bool writing;
-    atomic_long bad, hits, lookups;
-    char first_bad[256];
-    atomic_flag first_taken;
+    struct test_violations bad;
+    atomic_long hits, lookups;
 };
-
-static void t_report(struct shared *s, const char *fmt, ...)
-{
-    atomic_fetch_add(&s->bad, 1);
-    if (atomic_flag_test_and_set(&s->first_taken))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->first_bad, sizeof s->first_bad, fmt, ap);
-    va_end(ap);
-}
 
 static void *writer_main(void *arg)
 {
@@ -195,7 +183,7 @@ static void *writer_main(void *arg)
         atomic_store(&s->published, v);
         for (uint64_t id = 1; id <= T_ITEMS; id++)
             if (put_version(r, id, v) != 0)
-                t_report(s, "write failed: %s", cascade_redis_error(r));
+                test_violation(&s->bad, "write failed: %s", cascade_redis_error(r));
     }
     atomic_store(&s->writing, false);
     return NULL;
@@ -210,14 +198,14 @@ static void check_read(struct shared *s, const uint64_t *ids, const cascade_v1_I
         const cascade_v1_ItemRecord *rec = &recs[i];
         if (ids[i] >= T_ABSENT_FROM) {
             if (found[i] || rec->item_id != 0)
-                t_report(s, "absent id %llu found", (unsigned long long)ids[i]);
+                test_violation(&s->bad, "absent id %llu found", (unsigned long long)ids[i]);
         } else if (!found[i] || rec->item_id != ids[i] || rec->author_id != ids[i] * 7 + 1) {
-            t_report(s, "id %llu: found %d, record of item %llu", (unsigned long long)ids[i],
-                     found[i], (unsigned long long)rec->item_id);
+            test_violation(&s->bad, "id %llu: found %d, record of item %llu",
+                           (unsigned long long)ids[i], found[i], (unsigned long long)rec->item_id);
         } else if (rec->stats.likes != ids[i] + rec->stats.clicks ||
                    rec->stats.clicks > atomic_load(&s->published)) {
-            t_report(s, "id %llu: clicks %u likes %u is no version written",
-                     (unsigned long long)ids[i], rec->stats.clicks, rec->stats.likes);
+            test_violation(&s->bad, "id %llu: clicks %u likes %u is no version written",
+                           (unsigned long long)ids[i], rec->stats.clicks, rec->stats.likes);
         }
     }
 }
@@ -240,7 +228,7 @@ static void *reader_main(void *arg)
         size_t hits = 0;
         memset(recs, 0x5a, sizeof recs);
         if (cascade_item_cache_get(s->cache, r, NS, ids, T_BATCH, recs, found, &hits) != 0) {
-            t_report(s, "read failed: %s", cascade_redis_error(r));
+            test_violation(&s->bad, "read failed: %s", cascade_redis_error(r));
             continue;
         }
         check_read(s, ids, recs, found);
@@ -278,8 +266,8 @@ static void test_threads_read_while_written(void **state)
     for (int i = 0; i < T_READERS; i++)
         assert_int_equal(pthread_join(readers[i], NULL), 0);
 
-    if (atomic_load(&s.bad) != 0)
-        fail_msg("%ld violations; first: %s", atomic_load(&s.bad), s.first_bad);
+    if (atomic_load(&s.bad.count) != 0)
+        fail_msg("%ld violations; first: %s", atomic_load(&s.bad.count), s.bad.first);
     /* Every record asked for was counted once, as a hit or as a miss. */
     long lookups = atomic_load(&s.lookups), hits = atomic_load(&s.hits);
     assert_true(lookups > 0);

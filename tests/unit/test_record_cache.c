@@ -19,6 +19,7 @@
 
 #include "record_cache.h"
 #include "rng.h"
+#include "support.h"
 
 #define THREADS 8
 #define KEYS 512     /* keys 1..KEYS */
@@ -98,27 +99,14 @@ static void test_single_thread_rules(void **state)
 struct hammer {
     cascade_record_cache *cache;
     _Atomic uint64_t published[THREADS]; /* highest seq each writer has started to put */
-    atomic_long bad;                     /* invariant violations, any thread */
+    struct test_violations bad;
     atomic_long hits, lookups;
-    char first_bad[256]; /* the first violation, written once */
-    atomic_flag first_taken;
 };
 
 struct worker {
     struct hammer *h;
     int id;
 };
-
-static void report(struct hammer *h, const char *fmt, ...)
-{
-    atomic_fetch_add(&h->bad, 1);
-    if (atomic_flag_test_and_set(&h->first_taken))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(h->first_bad, sizeof h->first_bad, fmt, ap);
-    va_end(ap);
-}
 
 /* Every hit: the requested key's value, whole, from a writer that had
  * started writing it, with the key's found flag. Misses: in order, in range. */
@@ -133,21 +121,22 @@ static void check_get(struct hammer *h, const uint64_t *keys, size_t n, const st
         }
         const struct val *v = &out[i];
         if (keys[i] == 0)
-            report(h, "key 0 hit");
+            test_violation(&h->bad, "key 0 hit");
         else if (v->key != keys[i])
-            report(h, "key %llu returned the value of key %llu", (unsigned long long)keys[i],
-                   (unsigned long long)v->key);
+            test_violation(&h->bad, "key %llu returned the value of key %llu",
+                           (unsigned long long)keys[i], (unsigned long long)v->key);
         else if (v->check != val_check(v))
-            report(h, "key %llu: torn value", (unsigned long long)keys[i]);
+            test_violation(&h->bad, "key %llu: torn value", (unsigned long long)keys[i]);
         else if (v->writer >= THREADS || v->seq > atomic_load(&h->published[v->writer]))
-            report(h, "key %llu: a value nobody wrote (writer %llu seq %llu)",
-                   (unsigned long long)keys[i], (unsigned long long)v->writer,
-                   (unsigned long long)v->seq);
+            test_violation(&h->bad, "key %llu: a value nobody wrote (writer %llu seq %llu)",
+                           (unsigned long long)keys[i], (unsigned long long)v->writer,
+                           (unsigned long long)v->seq);
         else if (found[i] != key_found(keys[i]))
-            report(h, "key %llu: found flag %d", (unsigned long long)keys[i], found[i]);
+            test_violation(&h->bad, "key %llu: found flag %d", (unsigned long long)keys[i],
+                           found[i]);
     }
     if (m != n_miss)
-        report(h, "miss positions out of order or out of range");
+        test_violation(&h->bad, "miss positions out of order or out of range");
     atomic_fetch_add(&h->hits, (long)(n - n_miss));
     atomic_fetch_add(&h->lookups, (long)n);
 }
@@ -228,8 +217,8 @@ static void test_threads_get_put(void **state)
     h.cache = cascade_record_cache_create(SLOTS, sizeof(struct val), TTL_MS);
     assert_non_null(h.cache);
     run_threads(&h, hammer_main);
-    if (atomic_load(&h.bad) != 0)
-        fail_msg("%ld violations; first: %s", atomic_load(&h.bad), h.first_bad);
+    if (atomic_load(&h.bad.count) != 0)
+        fail_msg("%ld violations; first: %s", atomic_load(&h.bad.count), h.bad.first);
     /* The threads both hit and missed (the test exercised both paths). */
     assert_true(atomic_load(&h.hits) > 0);
     assert_true(atomic_load(&h.hits) < atomic_load(&h.lookups));
