@@ -11,8 +11,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
 #include "error.h"
 #include "service.h"
 
@@ -905,18 +903,6 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
     return serve(o, metrics, grpc_service_name, methods, n_methods, service, NULL);
 }
 
-/* Requests already run in parallel on the service's worker threads and each
- * BLAS call is small (one user vector, a few hundred MMoE rows): OpenBLAS's
- * own threads would only spin (sched_yield) between calls, which cost the
- * Recall service a fifth of its CPU. One BLAS thread per caller unless
- * OPENBLAS_NUM_THREADS says otherwise. */
-static void blas_single_threaded(void)
-{
-    const char *env = getenv("OPENBLAS_NUM_THREADS");
-    if (!env || !*env)
-        openblas_set_num_threads(1);
-}
-
 int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv)
 {
     struct cascade_service_opts opts = {0};
@@ -928,7 +914,6 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
     int code = 1;
 
     cascade_signals_block();
-    blas_single_threaded();
     cascade_rpc_init();
     int rc = cascade_service_parse_args(stage->name, stage->default_port, stage->extra_usage, argc,
                                         argv, &opts);

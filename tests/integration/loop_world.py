@@ -17,7 +17,7 @@ import math
 import os
 import time
 
-INTERCEPT = -3.4  # CASCADE_DATAGEN_INTERCEPT (services/builder/datagen.h)
+INTERCEPT = -3.4  # CASCADE_DATAGEN_INTERCEPT (services/builder/datagen/datagen.h)
 DAY_S = 86400
 
 

@@ -89,12 +89,22 @@ class LoopTest(tl.StackTestCase):
         self.assertTrue(self.mix(second).startswith("normal: 5 interactions (online)"),
                         self.mix(second))
 
-        # 4. The day partition holds the five clicks, once each.
+        # 4. The day partition holds the five clicks, once each, and the
+        # first answer's items as server-logged impressions (value 0), each
+        # before its click.
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         with open(os.path.join(self.world, "events", day + ".tsv")) as f:
-            lines = [l.rstrip("\n").split("\t") for l in f if USER in l]
-        self.assertEqual(sorted(int(l[2]) for l in lines), sorted(items[:5]))
-        self.assertTrue(all(l[0] == str(now) and l[3] == "click" for l in lines), lines)
+            lines = [l.rstrip("\n").split("\t") for l in f if l.split("\t")[1] == USER]
+        clicks = [l for l in lines if l[3] == "click"]
+        self.assertEqual(sorted(int(l[2]) for l in clicks), sorted(items[:5]))
+        self.assertTrue(all(l[0] == str(now) for l in clicks), clicks)
+        shown = [l for l in lines if l[3] == "impression"]
+        self.assertEqual(len(clicks) + len(shown), len(lines), lines)
+        self.assertTrue(set(items) <= set(int(l[2]) for l in shown), lines)
+        self.assertTrue(all(l[4] == "0" for l in shown), shown)
+        for i in items[:5]:
+            first_seen = min(k for k, l in enumerate(lines) if int(l[2]) == i)
+            self.assertEqual(lines[first_seen][3], "impression", lines)
 
         # 5. The nightly load reads the partition: the user's record now holds
         # the five clicks (no online read needed) and last-n still has them.

@@ -72,6 +72,20 @@ void test_violation(struct test_violations *v, const char *fmt, ...)
     va_end(ap);
 }
 
+int test_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return -1;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
 char *test_tempdir(char *buf, size_t len)
 {
     const char *base = getenv("TMPDIR");

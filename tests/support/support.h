@@ -57,6 +57,8 @@ cascade_redis_pool *test_redis_dead_pool(void);
 char *test_tempdir(char *buf, size_t len);
 /* rm -rf a temp dir made by test_tempdir. */
 void test_rmdir(const char *dir);
+/* Write text to dir/name (created or truncated); returns 0 or -1. */
+int test_write_file(const char *dir, const char *name, const char *text);
 
 /* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close), for
  * a program that cannot bind port 0 and report it (redis-server): another
