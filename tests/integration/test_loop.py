@@ -25,42 +25,27 @@ USER = "loop-new-user-1"
 poll = tl.poll
 
 
-class LoopTest(unittest.TestCase):
-    tmp = stack = pb = chan = None
+class LoopTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-loop-"
+    WORLD = {"users": 200, "items": 200, "events": 6000}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-loop-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            # The consumer's partitions go into the world's data dir, where the
-            # nightly build reads them (DATA/events/YYYY-MM-DD.tsv).
-            cls.world = os.path.join(cls.tmp.path, "world")
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
-                                 sets=["consumer.data_dir=" + cls.world,
-                                       "consumer.block_ms=200", "consumer.name=loop-test"],
-                                 extra_args=["--consumer"])
-            cls.stack.start()
-            cls.port = cls.stack.base + 8  # stack.sh --consumer
-            cls.metrics_port = cls.port + tl.METRICS_OFFSET
-            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000)
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def stack_options(cls):
+        # The consumer's partitions go into the world's data dir (where
+        # build_world generates it), where the nightly build reads them
+        # (DATA/events/YYYY-MM-DD.tsv).
+        world = os.path.join(cls.tmp.path, "world")
+        return {"sets": ["consumer.data_dir=" + world, "consumer.block_ms=200",
+                         "consumer.name=loop-test"],
+                "extra_args": ["--consumer"]}
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.chan is not None:
-            cls.chan.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.port = cls.stack.base + 8  # stack.sh --consumer
+        cls.metrics_port = cls.port + tl.METRICS_OFFSET
 
     def recommend(self, user):
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         req = self.pb.recommender.RecommendRequest(
             user=self.pb.common.UserContext(user_id=user), count=10, debug=True)
         return stub.Recommend(req, timeout=TIMEOUT_S)
@@ -85,7 +70,7 @@ class LoopTest(unittest.TestCase):
              "served impressions counted")
 
         # 2. Five clicks, sent twice (a client retry): counted once each.
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         now = int(time.time())
         events = [self.pb.common.Event(user_id=USER, item_id=i, time_s=now,
                                        request_id=first.request_id,

@@ -37,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cascade_testlib as tl  # noqa: E402
 import loop_world  # noqa: E402
 
-import grpc  # noqa: E402
 
 USERS, ITEMS, EVENTS = 300, 400, 9000
 SIM_USERS = 48     # half of them the coldest users of the world
@@ -62,45 +61,34 @@ MIN_GAIN = 0.1     # held-out recall@100: incremental > nightly + this
 poll = tl.poll
 
 
-class LoopSimTest(unittest.TestCase):
-    tmp = stack = chan = consumer = None
+class LoopSimTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-loopsim-"
+    WORLD = None  # built in set_up_class: it ends relative to the start time
+    consumer = None
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-loopsim-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.world_dir = os.path.join(cls.tmp.path, "world")
-            cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
-                        "consumer.claim_idle_ms=500", "consumer.name=loop-sim",
-                        "orchestrator.exploration.target_impressions=%d" % TARGET,
-                        "orchestrator.exploration.target_window_s=%d" % TARGET_WINDOW_S]
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
-                                 sets=cls.sets, extra_args=["--consumer"])
-            cls.stack.start()
-            # The world ends two hours ago; the simulated hour is the last one.
-            cls.now = int(time.time())
-            cls.end_ts = cls.now - 7200
-            tl.build_world(cls.stack, cls.tmp.path, users=USERS, items=ITEMS, events=EVENTS,
-                           datagen_args=["--end-ts", str(cls.end_ts), "--truth-model"])
-            cls.world = loop_world.World(cls.world_dir)
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def stack_options(cls):
+        cls.world_dir = os.path.join(cls.tmp.path, "world")
+        cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
+                    "consumer.claim_idle_ms=500", "consumer.name=loop-sim",
+                    "orchestrator.exploration.target_impressions=%d" % TARGET,
+                    "orchestrator.exploration.target_window_s=%d" % TARGET_WINDOW_S]
+        return {"sets": cls.sets, "extra_args": ["--consumer"]}
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_class(cls):
+        # The world ends two hours ago; the simulated hour is the last one.
+        cls.now = int(time.time())
+        cls.end_ts = cls.now - 7200
+        tl.build_world(cls.stack, cls.tmp.path, users=USERS, items=ITEMS, events=EVENTS,
+                       datagen_args=["--end-ts", str(cls.end_ts), "--truth-model"])
+        cls.world = loop_world.World(cls.world_dir)
+
+    @classmethod
+    def tear_down_class(cls):
         if cls.consumer is not None and cls.consumer.poll() is None:
             cls.consumer.terminate()
             cls.consumer.wait(timeout=30)
-        if cls.chan is not None:
-            cls.chan.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
 
     def hget(self, key, field):
         v = self.stack.redis_cli("HGET", key, field)
@@ -167,12 +155,12 @@ class LoopSimTest(unittest.TestCase):
         # new items were published (one per cold user, in its new favourite
         # category): what incremental updates are for.
         self.world.drift(users, rng)
-        fresh = self.world.put_new_items(self.pb, self.chan, cold, 10 ** 6, self.now - 600)
+        fresh = self.world.put_new_items(self.pb, self.channel(), cold, 10 ** 6, self.now - 600)
         # A trend: every simulated user takes to new items of a category the
         # log clicked least.
-        fresh += self.world.put_trend_items(self.pb, self.chan, users, TREND_ITEMS,
+        fresh += self.world.put_trend_items(self.pb, self.channel(), users, TREND_ITEMS,
                                             2 * 10 ** 6, self.now - 3600, TREND_BONUS)
-        sim = loop_world.Simulation(self.pb, self.chan, self.world, rng, t0=self.now - 3600)
+        sim = loop_world.Simulation(self.pb, self.channel(), self.world, rng, t0=self.now - 3600)
         sim.run(users, KILL_AFTER, total_rounds=ROUNDS)
         # Cold users start in the cold-start mix.
         cold_at_start = [u for u in cold if sim.mixes[u][0].startswith("cold_start")]

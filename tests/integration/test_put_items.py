@@ -26,49 +26,27 @@ NS = "cascade"
 poll = tl.poll
 
 
-class PutItemsTest(unittest.TestCase):
-    tmp = stack = pb = chan = None
+class PutItemsTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-put-items-"
+    WORLD = {"users": 200, "items": 200, "events": 6000}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-put-items-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
-                                       events=6000)
-            cls.items = {}
-            with open(os.path.join(cls.world, "items.tsv")) as f:
-                next(f)
-                for line in f:
-                    c = line.rstrip("\n").split("\t")
-                    cls.items[int(c[0])] = c
-            cls.users = tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-            cls.recall_chan = grpc.insecure_channel(cls.stack.addr("recall"))
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for ch in (cls.chan, getattr(cls, "recall_chan", None)):
-            if ch is not None:
-                ch.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.items = {}
+        with open(os.path.join(cls.world, "items.tsv")) as f:
+            next(f)
+            for line in f:
+                c = line.rstrip("\n").split("\t")
+                cls.items[int(c[0])] = c
+        cls.users = tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))
 
     def put(self, *items):
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         return stub.PutItems(self.pb.recommender.PutItemsRequest(items=list(items)),
                              timeout=TIMEOUT_S)
 
     def recall(self, channel, user, quota=100, geohash="", city=0):
-        call = tl.recall_stub(self.pb, self.recall_chan)
+        call = tl.recall_stub(self.pb, self.channel("recall"))
         req = self.pb.recall.RecallRequest(
             user=self.pb.common.UserContext(user_id=user, geohash=geohash, city=city),
             channels=[channel], quota=quota)

@@ -571,5 +571,18 @@ int main(void)
         cmocka_unit_test(test_small_index_and_padding),
         cmocka_unit_test(test_concurrent_search),
     };
+    /* CASCADE_TEST_REDUCED=1 (scripts/tsan.sh): the searches on shared
+     * indexes and the threaded test only; the k-means and recall checks are
+     * single-threaded (OpenBLAS's pool aside) and take minutes instrumented. */
+    const struct CMUnitTest reduced[] = {
+        cmocka_unit_test(test_exact_matches_naive_loop),
+        cmocka_unit_test(test_ties_broken_by_lower_id),
+        cmocka_unit_test(test_default_rules),
+        cmocka_unit_test(test_small_index_and_padding),
+        cmocka_unit_test(test_concurrent_search),
+    };
+    const char *env = getenv("CASCADE_TEST_REDUCED");
+    if (env && strcmp(env, "1") == 0)
+        return cmocka_run_group_tests(reduced, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

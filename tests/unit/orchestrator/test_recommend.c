@@ -430,7 +430,7 @@ static int group_setup(void **state)
         return -1;
     }
     fx.slow_port = cascade_rpc_server_port(fx.slow_server);
-    fx.dead_port = test_free_port();
+    fx.dead_port = test_dead_port(); /* reserved: nothing can listen there */
     if (test_redis_start(&fx.redis) != 0)
         return -1;
     fx.ropts = (struct cascade_redis_opts){.host = "127.0.0.1",
