@@ -286,8 +286,11 @@ static Cascade__V1__RecallSignals *recall_signals(struct cascade_orch_rq *rq)
             const Cascade__V1__ChannelHit *hit = c->channels[h];
             const char *name = hit && hit->channel ? hit->channel : "";
             size_t k = 0;
-            while (k < sig->n_channels && names[k] != name && strcmp(names[k], name) != 0)
+            while (k < sig->n_channels && names[k] != name)
                 k++;
+            if (k == sig->n_channels) /* a name we have under another pointer? */
+                for (k = 0; k < sig->n_channels && strcmp(names[k], name) != 0;)
+                    k++;
             if (k == sig->n_channels) {
                 if (k == MAX_NAMES)
                     return NULL; /* more channels than any config has: send the hits */
