@@ -321,11 +321,12 @@ static Cascade__V1__Candidate **scoring_payload(struct cascade_orch_rq *rq, enum
     return cands ? cands : rq->cands;
 }
 
-/* The merged candidates a stage returned (slim copies), in its order: each
- * returned id is matched to the first candidate with that id (an id map,
- * ids → positions). false when out of memory or an id is unknown. */
-static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
-                        Cascade__V1__Candidate ***out)
+/* The merged candidates a stage returned, in its order, from their ids
+ * (ids[k], or kept[k]->item_id when ids is NULL): each is matched to the
+ * first candidate with that id (an id map, ids → positions). false when out
+ * of memory or an id is unknown. */
+static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept,
+                        const uint64_t *ids, size_t n, Cascade__V1__Candidate ***out)
 {
     cascade_idmap pos;
     Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
@@ -338,7 +339,8 @@ static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *cons
         e->index = (uint32_t)i;
     }
     for (size_t k = 0; k < n; k++) {
-        const struct cascade_idmap_entry *e = cascade_idmap_find(&pos, kept[k]->item_id);
+        const struct cascade_idmap_entry *e =
+            cascade_idmap_find(&pos, ids ? ids[k] : kept[k]->item_id);
         if (!e)
             return false;
         full[k] = rq->cands[e->index];
@@ -347,18 +349,19 @@ static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *cons
     return true;
 }
 
-/* The merged candidates behind a stage's answer `got` (n of them): the
- * answer itself when the stage was sent the full candidates (slim false),
- * else the candidates its ids name. NULL after reporting the stage as
- * skipped (`consequence`) when it returned an id it was not sent. */
+/* The merged candidates behind a stage's answer (n of them): the answer's
+ * candidates `got` themselves when the stage was sent the full candidates
+ * (slim false), else the candidates their ids name (or `ids`, when the stage
+ * answered ids alone). NULL after reporting the stage as skipped
+ * (`consequence`) when it returned an id it was not sent. */
 static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *stage,
                                        const char *consequence, int64_t lat, bool slim,
-                                       Cascade__V1__Candidate **got, size_t n)
+                                       Cascade__V1__Candidate **got, const uint64_t *ids, size_t n)
 {
     Cascade__V1__Candidate **full = NULL;
     if (!slim)
         return got;
-    if (match_by_id(rq, got, n, &full))
+    if (match_by_id(rq, got, ids, n, &full))
         return full;
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
@@ -389,15 +392,21 @@ static void run_filter(struct cascade_orch_rq *rq)
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
+    req.ids_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
         rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter",
         &req.base, &cascade__v1__filter_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **kept = resp ? unslim(rq, "filter", consequence, lat, slim != NULL,
-                                                  resp->candidates, resp->n_candidates)
-                                         : NULL;
+    /* An ids-only answer lists the survivors in kept_ids; a filter that does
+     * not know the flag answers candidates, which are taken the same way. */
+    bool by_ids = resp && resp->n_kept_ids > 0;
+    size_t n_kept = resp ? (by_ids ? resp->n_kept_ids : resp->n_candidates) : 0;
+    Cascade__V1__Candidate **kept =
+        resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
+                      by_ids ? resp->kept_ids : NULL, n_kept)
+             : NULL;
     if (kept)
-        stage_done(rq, "filter", lat, kept,
-                   cascade_orch__slots_after_filter(rq, kept, resp->n_candidates), rq->source);
+        stage_done(rq, "filter", lat, kept, cascade_orch__slots_after_filter(rq, kept, n_kept),
+                   rq->source);
     else
         cascade_orch__slots_after_filter(rq, NULL, 0);
 }
@@ -431,9 +440,9 @@ static void run_prerank(struct cascade_orch_rq *rq)
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score",
         &req.base, &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **scored =
-        resp ? unslim(rq, "prerank", consequence, lat, slim, resp->candidates, resp->n_candidates)
-             : NULL;
+    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim,
+                                                    resp->candidates, NULL, resp->n_candidates)
+                                           : NULL;
     if (scored) {
         for (size_t i = 0; i < resp->n_candidates; i++)
             scored[i]->prerank_score = resp->candidates[i]->prerank_score;
@@ -497,9 +506,9 @@ static void run_rank(struct cascade_orch_rq *rq)
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
         rq, "rank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RANK], "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **ranked =
-        resp ? unslim(rq, "rank", consequence, lat, slim, resp->candidates, resp->n_candidates)
-             : NULL;
+    Cascade__V1__Candidate **ranked = resp ? unslim(rq, "rank", consequence, lat, slim,
+                                                    resp->candidates, NULL, resp->n_candidates)
+                                           : NULL;
     if (ranked && slim && !take_rank_scores(rq, resp->candidates, ranked, resp->n_candidates)) {
         ranked = NULL;
         cascade_orch__report(rq, &(struct cascade_orch_outcome){

@@ -53,6 +53,7 @@ struct fake {
     bool prerank_scores_only;   /* the last PreRank/Rank request's scores_only */
     bool rank_scores_only;
     uint64_t filter_inject; /* an id the filter adds to its answer (0 = none) */
+    bool filter_ids_only;   /* the last Filter request's ids_only */
     bool filter_blind;      /* the filter passes exposed items (as before a concurrent
                                request's reservation) */
     size_t rerank_calls;
@@ -201,7 +202,15 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     }
     if (fake.filter_inject)
         resp->candidates[resp->n_candidates++] = new_candidate(a, fake.filter_inject, "x", 1);
+    fake.filter_ids_only = req->ids_only;
     pthread_mutex_unlock(&fake.mu);
+    /* ids_only: the survivors as kept_ids, as the real filter answers. */
+    if (req->ids_only) {
+        resp->kept_ids = cascade_arena_calloc(a, resp->n_candidates + 1, sizeof *resp->kept_ids);
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            resp->kept_ids[resp->n_kept_ids++] = resp->candidates[i]->item_id;
+        resp->n_candidates = 0;
+    }
     *response = &resp->base;
     return 0;
 }
@@ -1077,6 +1086,7 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_true(rank_columns > 0);
     assert_true(prerank_slim_answer);
     assert_true(rank_slim_answer);
+    assert_true(fake.filter_ids_only); /* and the filter answered ids */
     assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
     assert_true(has_reason(r, "filter: INTERNAL"));
