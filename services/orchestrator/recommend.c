@@ -284,7 +284,9 @@ static Cascade__V1__RecallSignals *recall_signals(struct cascade_orch_rq *rq)
         uint32_t kept = 0;
         for (size_t h = 0; h < c->n_channels; h++) {
             const Cascade__V1__ChannelHit *hit = c->channels[h];
-            const char *name = hit && hit->channel ? hit->channel : "";
+            if (!hit)
+                continue; /* a missing hit counts for nothing (ltr_features.h) */
+            const char *name = hit->channel ? hit->channel : "";
             size_t k = 0;
             while (k < sig->n_channels && names[k] != name)
                 k++;
@@ -297,8 +299,8 @@ static Cascade__V1__RecallSignals *recall_signals(struct cascade_orch_rq *rq)
                 names[sig->n_channels++] = (char *)name;
             }
             sig->hit_channel[sig->n_hit_channel++] = (uint32_t)k;
-            sig->hit_norm_score[sig->n_hit_norm_score++] = hit ? hit->norm_score : 0.0f;
-            sig->hit_rank[sig->n_hit_rank++] = hit ? hit->rank : 0;
+            sig->hit_norm_score[sig->n_hit_norm_score++] = hit->norm_score;
+            sig->hit_rank[sig->n_hit_rank++] = hit->rank;
             kept++;
         }
         sig->hit_count[sig->n_hit_count++] = kept;
