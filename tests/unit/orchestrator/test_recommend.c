@@ -54,6 +54,7 @@ struct fake {
     bool rank_scores_only;
     uint64_t filter_inject; /* an id the filter adds to its answer (0 = none) */
     bool filter_ids_only;   /* the last Filter request's ids_only */
+    bool recall_lists;      /* the last batched Recall request's lists */
     bool filter_blind;      /* the filter passes exposed items (as before a concurrent
                                request's reservation) */
     size_t rerank_calls;
@@ -130,6 +131,30 @@ static void fake_answer(cascade_arena *a, Cascade__V1__RecallResponse *resp, siz
     }
 }
 
+/* RecallRequest.lists: each channel's list moves from the candidates' hits
+ * into its ChannelResult's item_ids and scores (by hit rank), as the real
+ * service answers, and the candidates go. */
+static void fake_lists(cascade_arena *a, Cascade__V1__RecallResponse *resp)
+{
+    for (size_t s = 0; s < resp->n_channels; s++) {
+        Cascade__V1__ChannelResult *cr = resp->channels[s];
+        if (cr->count == 0)
+            continue;
+        cr->item_ids = cascade_arena_calloc(a, cr->count, sizeof *cr->item_ids);
+        cr->scores = cascade_arena_calloc(a, cr->count, sizeof *cr->scores);
+        cr->n_item_ids = cr->n_scores = cr->count;
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            for (size_t h = 0; h < resp->candidates[i]->n_channels; h++) {
+                const Cascade__V1__ChannelHit *hit = resp->candidates[i]->channels[h];
+                if (strcmp(hit->channel, cr->channel) == 0 && hit->rank < cr->count) {
+                    cr->item_ids[hit->rank] = resp->candidates[i]->item_id;
+                    cr->scores[hit->rank] = hit->score;
+                }
+            }
+    }
+    resp->n_candidates = 0;
+}
+
 static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                        ProtobufCMessage **response)
 {
@@ -161,6 +186,11 @@ static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
             cr->count = (uint32_t)n;
             fake_answer(a, resp, cap, spec->channel, first, n);
         }
+        if (req->lists)
+            fake_lists(a, resp);
+        pthread_mutex_lock(&fake.mu);
+        fake.recall_lists = req->lists;
+        pthread_mutex_unlock(&fake.mu);
         *response = &resp->base;
         return 0;
     }
@@ -1015,6 +1045,7 @@ static void test_compact_stage_calls_same_answer(void **state)
     copy_answer(r, &b);
     pthread_mutex_lock(&fake.mu);
     assert_int_equal(fake.prerank_column_hits + fake.rank_column_hits, 0);
+    assert_false(fake.recall_lists);
     assert_true(fake.prerank_hits_seen > 0);
     assert_false(fake.prerank_scores_only);
     assert_false(fake.rank_scores_only);
@@ -1087,6 +1118,7 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_true(prerank_slim_answer);
     assert_true(rank_slim_answer);
     assert_true(fake.filter_ids_only); /* and the filter answered ids */
+    assert_true(fake.recall_lists);    /* and recall its lists in columns */
     assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
     assert_true(has_reason(r, "filter: INTERNAL"));
