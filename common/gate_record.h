@@ -1,7 +1,7 @@
 /* The model gate's record: "<model file>.gate.json" beside every model a
  * trainer saves, saying whether the trainer published it (moved .latest),
  * on which held-out metric, against which floor and which published model.
- * The trainers write it (services/builder/train_gate.h); the services read
+ * The trainers write it (services/builder/train/train_gate.h); the services read
  * it to log what they load. Fields are documented in docs/stages.md. */
 #ifndef CASCADE_GATE_RECORD_H
 #define CASCADE_GATE_RECORD_H

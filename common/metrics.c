@@ -76,6 +76,7 @@ struct cascade_metrics {
     pthread_mutex_t mu; /* guards the family list; taken before a family's mu */
     cascade_metric_family *first, *last;
     struct MHD_Daemon *daemon;
+    int port; /* bound by cascade_metrics_serve; 0 = not served */
 };
 
 /* ----------------------------------------------------------- double atomics */
@@ -840,5 +841,11 @@ int cascade_metrics_serve(cascade_metrics *m, const char *addr, char *err, size_
         snprintf(err, errlen, "metrics listen %s: cannot start the HTTP server", addr);
         return CASCADE_EIO;
     }
+    m->port = port;
     return port;
+}
+
+int cascade_metrics_port(const cascade_metrics *m)
+{
+    return m ? m->port : 0;
 }

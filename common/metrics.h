@@ -75,4 +75,9 @@ char *cascade_metrics_render(cascade_metrics *m);
  * already in use"). */
 int cascade_metrics_serve(cascade_metrics *m, const char *addr, char *err, size_t errlen);
 
+/* The port cascade_metrics_serve bound (the one it picked for port 0), or 0
+ * when m is NULL or not served. Set before serving starts, never changed:
+ * safe from any thread once cascade_metrics_serve has returned. */
+int cascade_metrics_port(const cascade_metrics *m);
+
 #endif

@@ -11,8 +11,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <cblas.h>
-
 #include "error.h"
 #include "service.h"
 
@@ -824,20 +822,60 @@ out:
     cascade_service_opts_free(&n);
 }
 
+/* A stage's own health (cascade_service_stage.healthy), polled while the
+ * server waits for signals. */
+struct health_probe {
+    bool (*healthy)(void *stage);
+    void *stage;
+};
+
+#define HEALTH_POLL_MS 250
+
+/* Follow the stage's health: NOT_SERVING while it says it cannot work,
+ * SERVING again after, logged on each change. *serving is the state last
+ * set; a drain (SIGUSR1) ends the following. */
+static void follow_health(cascade_rpc_server *srv, const struct health_probe *h, bool *serving)
+{
+    bool ok = h->healthy(h->stage);
+    if (ok == *serving)
+        return;
+    if (ok)
+        CASCADE_INFO(NULL, "health SERVING: the stage can work again");
+    else
+        CASCADE_WARN(NULL, "health NOT_SERVING: the stage cannot work (see its log)");
+    cascade_rpc_server_set_serving(srv, ok);
+    *serving = ok;
+}
+
 /* Wait for SIGTERM/SIGINT and return it. SIGHUP before that reloads the
  * config (reload may be NULL: then it is ignored, with a warning). SIGUSR1
  * (a pod's preStop hook, docs/deploy.md) switches health to NOT_SERVING while
  * calls are still served, so load balancers and readiness probes take the
- * server out of rotation before SIGTERM stops it accepting calls. */
-static int wait_for_stop(cascade_rpc_server *srv, struct reload_ctx *reload)
+ * server out of rotation before SIGTERM stops it accepting calls. With a
+ * health probe (h->healthy set), health follows it every HEALTH_POLL_MS
+ * until SIGUSR1. */
+static int wait_for_stop(cascade_rpc_server *srv, struct reload_ctx *reload,
+                         const struct health_probe *h)
 {
     sigset_t set = termination_signals();
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    bool following = h && h->healthy, serving = true;
+    const struct timespec poll = {0, HEALTH_POLL_MS * 1000000L};
+    if (following)
+        follow_health(srv, h, &serving);
     for (;;) {
         int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        if (following) {
+            sig = sigtimedwait(&set, NULL, &poll);
+            if (sig < 0) {
+                if (errno == EAGAIN)
+                    follow_health(srv, h, &serving);
+                continue;
+            }
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
             if (reload)
                 reload_config(reload);
@@ -847,6 +885,7 @@ static int wait_for_stop(cascade_rpc_server *srv, struct reload_ctx *reload)
             CASCADE_INFO(NULL, "received SIGUSR1: health NOT_SERVING, still serving calls "
                                "until SIGTERM");
             cascade_rpc_server_set_serving(srv, false);
+            following = false;
         } else {
             return sig;
         }
@@ -856,7 +895,8 @@ static int wait_for_stop(cascade_rpc_server *srv, struct reload_ctx *reload)
 /* Serve until SIGTERM/SIGINT; on SIGHUP reload (reload may be NULL). */
 static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
                  const char *grpc_service_name, const struct cascade_rpc_method *methods,
-                 size_t n_methods, void *service, struct reload_ctx *reload)
+                 size_t n_methods, void *service, struct reload_ctx *reload,
+                 const struct health_probe *health)
 {
     char err[512];
     struct cascade_rpc_server_opts so = {
@@ -889,7 +929,7 @@ static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
                  o->tls_client_ca[0] ? ", TLS with client certificates"
                  : o->tls_cert[0]    ? ", TLS"
                                      : "");
-    int sig = wait_for_stop(srv, reload);
+    int sig = wait_for_stop(srv, reload, health);
     CASCADE_INFO(NULL, "received %s: draining (grace %d ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  o->grace_ms);
     cascade_rpc_server_shutdown(srv, o->grace_ms);
@@ -902,19 +942,7 @@ int cascade_service_run(const struct cascade_service_opts *o, cascade_metrics *m
                         const char *grpc_service_name, const struct cascade_rpc_method *methods,
                         size_t n_methods, void *service)
 {
-    return serve(o, metrics, grpc_service_name, methods, n_methods, service, NULL);
-}
-
-/* Requests already run in parallel on the service's worker threads and each
- * BLAS call is small (one user vector, a few hundred MMoE rows): OpenBLAS's
- * own threads would only spin (sched_yield) between calls, which cost the
- * Recall service a fifth of its CPU. One BLAS thread per caller unless
- * OPENBLAS_NUM_THREADS says otherwise. */
-static void blas_single_threaded(void)
-{
-    const char *env = getenv("OPENBLAS_NUM_THREADS");
-    if (!env || !*env)
-        openblas_set_num_threads(1);
+    return serve(o, metrics, grpc_service_name, methods, n_methods, service, NULL, NULL);
 }
 
 int cascade_service_main(const struct cascade_service_stage *stage, int argc, char **argv)
@@ -928,7 +956,6 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
     int code = 1;
 
     cascade_signals_block();
-    blas_single_threaded();
     cascade_rpc_init();
     int rc = cascade_service_parse_args(stage->name, stage->default_port, stage->extra_usage, argc,
                                         argv, &opts);
@@ -977,7 +1004,8 @@ int cascade_service_main(const struct cascade_service_stage *stage, int argc, ch
     reload_publish(reload);
     CASCADE_INFO(NULL, "config version %s hash %s (SIGHUP reloads it)", reload->version,
                  reload->hash);
-    code = serve(&opts, metrics, stage->grpc_service, methods, n_methods, service, reload);
+    struct health_probe health = {stage->healthy, service};
+    code = serve(&opts, metrics, stage->grpc_service, methods, n_methods, service, reload, &health);
 out:
     stage->destroy(service);
     for (size_t i = 0; reload && i < reload->n_superseded; i++)

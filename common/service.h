@@ -154,6 +154,12 @@ struct cascade_service_stage {
      * with the reason in err, and then nothing changed: the old config
      * keeps serving. */
     int (*reload)(void *stage, const cascade_config *cfg, char *err, size_t errlen);
+    /* Whether the stage can do its work now (e.g. reach its store); NULL
+     * means always. Polled every 250 ms on the main thread while serving:
+     * grpc.health.v1 reports NOT_SERVING while it returns false and SERVING
+     * again after, until a drain (SIGUSR1, SIGTERM) takes over. Must be
+     * cheap and safe against the stage's own threads. */
+    bool (*healthy)(void *stage);
 };
 
 /* The whole main of cascade-<stage>: block signals, parse options, serve

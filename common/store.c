@@ -132,6 +132,63 @@ char *cascade_key_item_counters(char *buf, const char *ns, uint64_t item_id)
     return buf;
 }
 
+static const char *const item_counter_fields[CASCADE_ITEM_COUNTER_FIELDS] = {
+    "impression", "click", "like", "collect", "share", "play", "play_s"};
+
+const char *cascade_store_item_counter_field(size_t i)
+{
+    return i < CASCADE_ITEM_COUNTER_FIELDS ? item_counter_fields[i] : NULL;
+}
+
+static double counter_value(const redisReply *v)
+{
+    if (v == NULL || v->type != REDIS_REPLY_STRING)
+        return 0.0;
+    char *end;
+    double d = strtod(v->str, &end);
+    return end != v->str && d > 0 ? d : 0.0;
+}
+
+static uint32_t counter_u32(double d)
+{
+    return d >= 4294967295.0 ? UINT32_MAX : (uint32_t)d;
+}
+
+int cascade_store_item_counters_parse(const redisReply *rep, cascade_v1_ItemStats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+        rep->elements != CASCADE_ITEM_COUNTER_FIELDS)
+        return CASCADE_EFORMAT;
+    out->impressions = counter_u32(counter_value(rep->element[0]));
+    out->clicks = counter_u32(counter_value(rep->element[1]));
+    out->likes = counter_u32(counter_value(rep->element[2]));
+    out->collects = counter_u32(counter_value(rep->element[3]));
+    out->shares = counter_u32(counter_value(rep->element[4]));
+    out->plays = counter_u32(counter_value(rep->element[5]));
+    out->play_seconds = (float)counter_value(rep->element[6]);
+    return 0;
+}
+
+static uint32_t grown_by(uint32_t now, uint32_t base)
+{
+    return now > base ? now - base : 0;
+}
+
+void cascade_store_item_counters_add_delta(cascade_v1_ItemStats *stats,
+                                           const cascade_v1_ItemStats *now,
+                                           const cascade_v1_ItemStats *base)
+{
+    stats->impressions += grown_by(now->impressions, base->impressions);
+    stats->clicks += grown_by(now->clicks, base->clicks);
+    stats->likes += grown_by(now->likes, base->likes);
+    stats->collects += grown_by(now->collects, base->collects);
+    stats->shares += grown_by(now->shares, base->shares);
+    stats->plays += grown_by(now->plays, base->plays);
+    if (now->play_seconds > base->play_seconds)
+        stats->play_seconds += now->play_seconds - base->play_seconds;
+}
+
 char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:uctr:%s", ns_or_default(ns), user_id);

@@ -46,6 +46,20 @@ char *cascade_key_serves(char *buf, const char *ns); /* {ns}:serves (orchestrato
 /* Online counters of the stream consumer (docs/closed-loop.md). */
 char *cascade_key_item_counters(char *buf, const char *ns,
                                 uint64_t item_id); /* {ns}:ictr:{id} (HASH) */
+/* The {ns}:ictr:{id} fields that count what ItemStats counts, in the order
+ * impression, click, like, collect, share, play, play_s (docs/closed-loop.md). */
+#define CASCADE_ITEM_COUNTER_FIELDS 7
+/* Field i (< CASCADE_ITEM_COUNTER_FIELDS) of that list; static string. */
+const char *cascade_store_item_counter_field(size_t i);
+/* An HMGET reply of those fields, in that order, as ItemStats (a nil or
+ * non-numeric field is 0). CASCADE_EFORMAT when rep is not such an array
+ * (out zeroed). Pure; thread-safe. */
+int cascade_store_item_counters_parse(const redisReply *rep, cascade_v1_ItemStats *out);
+/* stats += now − base, field by field; a field that went down (counters
+ * reset after the base was taken) adds 0. Pure; thread-safe. */
+void cascade_store_item_counters_add_delta(cascade_v1_ItemStats *stats,
+                                           const cascade_v1_ItemStats *now,
+                                           const cascade_v1_ItemStats *base);
 char *cascade_key_user_counters(char *buf, const char *ns,
                                 const char *user_id); /* {ns}:uctr:{uid} (HASH) */
 char *cascade_key_user_affinity(

@@ -4,8 +4,9 @@ loop end to end"): a private stack with cascade-consumer (scripts/stack.sh
 --consumer) on free ports, a generated world, and simulated users who call
 Recommend and click with the generator's true probabilities
 (tests/integration/loop_world.py) for a simulated hour, from several threads.
-The users' interests drifted since the nightly build and --new-items items are
-published through PutItems at the start (boosted to --target impressions).
+The users' interests drifted since the nightly build, --new-items items are
+published through PutItems at the start (boosted to --target impressions), and
+a trend began (--trend-items new items every simulated user likes).
 Then one incremental two-tower update on the consumer's partitions.
 
 It prints:
@@ -21,7 +22,7 @@ It prints:
     nightly model's, and its duration.
 
   /usr/bin/python3 scripts/loop_sim.py [--users 2000 --items 1000 --events 60000
-      --sim-users 400 --rounds 15 --threads 4 --probes 20 --keep]
+      --sim-users 400 --rounds 15 --threads 4 --probes 20 --trend-items 40 --keep]
 
 Needs a build (build/bin); uses /usr/bin/python3 (grpcio)."""
 
@@ -111,6 +112,10 @@ def main():
     ap.add_argument("--new-items", type=int, default=40,
                     help="items published through PutItems at the start (in drifted users' "
                          "favourite categories)")
+    ap.add_argument("--trend-items", type=int, default=40,
+                    help="a trend: new items of the least-clicked category, published at the "
+                         "start, that every simulated user likes (+--trend-bonus on the logit)")
+    ap.add_argument("--trend-bonus", type=float, default=3.0)
     ap.add_argument("--target", type=int, default=20,
                     help="orchestrator.exploration.target_impressions")
     ap.add_argument("--seed", type=int, default=42)
@@ -144,6 +149,9 @@ def main():
         for k in range(0, a.new_items, 100):  # PutItems takes at most 100 per call
             fresh += world.put_new_items(pb, chan, users[k:min(k + 100, a.new_items)],
                                          10 ** 7 + k, now - 600)
+        if a.trend_items:
+            fresh += world.put_trend_items(pb, chan, users, a.trend_items, 2 * 10 ** 7,
+                                           now - 3600, a.trend_bonus)
         shards = [users[i::a.threads] for i in range(a.threads)]
         sims = [loop_world.Simulation(pb, chan, world, random.Random(a.seed + i),
                                       t0=now - 3600) for i in range(a.threads)]
@@ -175,7 +183,9 @@ def main():
         t_inc = time.monotonic()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", world_dir, "--model-dir", stack.model_dir, "--quiet",
-                      "--epochs", "10", "--holdout-frac", "0.5"], check=False)
+                      "--epochs", "10", "--mode", "log", "--holdout-frac", "0.5",
+                      "--hard-ratio", "0", "--redis", "127.0.0.1:%d" % stack.redis_port],
+                     check=False)
         inc_s = time.monotonic() - t_inc
         with open(os.path.join(stack.model_dir, "two-tower.latest")) as f:
             latest = f.read().strip()

@@ -25,14 +25,14 @@ done
 # (its first occurrence; \n = newline), the replacement, and the ctest regex
 # of the tests that must catch it.
 MUTATIONS=$(cat <<'ROWS'
-completion uses * for /	common/rank_features.c	s->play_seconds / item->duration_s	s->play_seconds * item->duration_s	test_rank_features
-affinity decay off	services/builder/interests.c	if (half_life_s <= 0 || age_s <= 0)	if (1)	test_load$
+completion uses * for /	common/ml/rank_features.c	s->play_seconds / item->duration_s	s->play_seconds * item->duration_s	test_rank_features
+affinity decay off	services/builder/lists/interests.c	if (half_life_s <= 0 || age_s <= 0)	if (1)	test_load$
 Bloom seed changed	common/bloom.c	#define BLOOM_SEED 0x63617363616465ULL	#define BLOOM_SEED 0x63617363616466ULL	test_bloom
-Swing drops alpha	services/builder/swing.c	/ (c->alpha + row[L[q]])	/ (1.0 + row[L[q]])	test_swing
-calibration drops alpha in the numerator	common/calibration.c	return denom > 0.0 ? alpha * q / denom : 1.0;	return denom > 0.0 ? q / denom : 1.0;	test_calibration
+Swing drops alpha	services/builder/cf/swing.c	/ (c->alpha + row[L[q]])	/ (1.0 + row[L[q]])	test_swing
+calibration drops alpha in the numerator	common/ml/calibration.c	return denom > 0.0 ? alpha * q / denom : 1.0;	return denom > 0.0 ? q / denom : 1.0;	test_calibration
 holdout range one bucket short	common/experiments.c	for (uint32_t b = lo; b <= hi; b++)\n        holdout[b] = true;	for (uint32_t b = lo; b < hi; b++)\n        holdout[b] = true;	test_experiments
-EASE ridge not added	common/ease.c	m->b[i * m->n + i] += (float)o->lambda;	m->b[i * m->n + i] += 0.0f;	test_ease
-tree split on <= instead of <	common/gbdt.c	node = v < m->value[node]	node = v <= m->value[node]	test_gbdt|test_ltr_xgb
+EASE ridge not added	common/ml/ease.c	m->b[i * m->n + i] += (float)o->lambda;	m->b[i * m->n + i] += 0.0f;	test_ease
+tree split on <= instead of <	common/ml/gbdt.c	node = v < m->value[node]	node = v <= m->value[node]	test_gbdt|test_ltr_xgb
 request id accepts a space	common/request.c	c == '.' || c == '_'	c == ' ' || c == '.' || c == '_'	test_request|test_recommend$
 no reserve for later stages	services/orchestrator/orch_config.c	order[i]->reserve_ms = later;	order[i]->reserve_ms = 0;	test_orch_config|test_recommend$
 no second reservation round	services/orchestrator/recommend.c	if (n_taken < rq->count && n_offer > first) {	if (0) {	test_recommend$

@@ -185,6 +185,18 @@ redis_pong() {
   [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]
 }
 
+# True when process $1 holds the listening socket on port $2: an answer on
+# the port may come from another program that took it between the port check
+# and our bind (ours then fails to bind and exits). Skipped without ss.
+owns_port() {
+  command -v ss >/dev/null || return 0
+  ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
+}
+
+# Ready: our redis answers PONG on $1 / our service $1 is SERVING on port $2.
+redis_ready() { redis_pong "$1" && owns_port "$(read_pid redis)" "$1"; }
+service_ready() { health "$2" && owns_port "$(read_pid "$1")" "$2"; }
+
 wait_ready() {
   local name="$1"; shift
   local deadline=$(( $(now_s) + TIMEOUT_S ))
@@ -366,7 +378,7 @@ EOF
     --dbfilename dump.rdb --save 3600 1 --appendonly no --protected-mode yes
   # PONG exactly: while it loads the saved data Redis answers "LOADING ..."
   # (and redis-cli still exits 0), and every command but PING would fail.
-  wait_ready redis redis_pong "$REDIS_PORT"
+  wait_ready redis redis_ready "$REDIS_PORT"
 
   local common=(--config "$CONFIG" --redis "127.0.0.1:$REDIS_PORT" --model-dir "$MODEL_DIR")
   local orch_sets=(
@@ -385,7 +397,7 @@ EOF
       --listen "127.0.0.1:${ports[$i]}" ${SETS[@]+"${SETS[@]}"} ${extra[@]+"${extra[@]}"}
   done
   for i in "${!names[@]}"; do
-    wait_ready "${names[$i]}" health "${ports[$i]}"
+    wait_ready "${names[$i]}" service_ready "${names[$i]}" "${ports[$i]}"
   done
   STARTING=0
   echo "cascade stack up in $DATA_DIR"

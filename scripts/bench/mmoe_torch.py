@@ -1,5 +1,5 @@
 """The notes' PyTorch MMoE (Part 3) next to ours: build it seeded, write its
-state_dict as safetensors with the metadata common/mmoe.h's loader needs (a
+state_dict as safetensors with the metadata common/ml/mmoe.h's loader needs (a
 small pure-Python writer: Debian's torch 1.13 has no safetensors package),
 read such a file back, and time inference. Used by
 tests/interop/test_mmoe_parity.py and scripts/bench/mmoe_vs_torch.sh.
@@ -54,7 +54,7 @@ class MMoE(nn.Module):
 
 
 def task_kinds(tasks):
-    """Kinds as common/mmoe.h names them: the task called watch_time is the
+    """Kinds as common/ml/mmoe.h names them: the task called watch_time is the
     watch-time kind (served exp(z)), every other one binary (sigmoid(z))."""
     return ["watch_time" if t == "watch_time" else "binary" for t in tasks]
 
@@ -132,7 +132,7 @@ def load(path):
 
 
 def served(model, x):
-    """[batch, tasks] as common/mmoe.h serves them: sigmoid(z), exp(z) for watch time."""
+    """[batch, tasks] as common/ml/mmoe.h serves them: sigmoid(z), exp(z) for watch time."""
     z = model.logits(x)
     kinds = task_kinds(model.cascade_config["tasks"])
     return torch.stack([torch.exp(z[:, t]) if k == "watch_time" else torch.sigmoid(z[:, t])

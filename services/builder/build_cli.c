@@ -23,7 +23,9 @@
 #include "lists.h"
 #include "load.h"
 #include "movielens.h"
+#include "online_items.h"
 #include "redis.h"
+#include "snapshot.h"
 #include "store.h"
 #include "swing.h"
 #include "train_rank.h"
@@ -528,14 +530,37 @@ static void prefix_step(char *err, size_t errlen, const char *step)
 
 static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errlen)
 {
+    cascade_snapshot snap = {0};
+    struct cascade_ds_partition_limits limits;
     cascade_dataset *ds = NULL;
     cascade_redis *r = NULL;
     int rc;
     bool need_redis = (jobs & JOB_REDIS_WRITERS) || a->redis;
     if (need_redis && !(r = cascade_build_redis_connect(a->redis, err, errlen)))
         return CASCADE_EUNAVAILABLE;
-    if ((rc = cascade_dataset_read(a->data, &ds, err, errlen)) != 0)
+    /* Items put online (PutItems) join the data before it is read, so every
+     * job below sees them as if they were in items.tsv. */
+    size_t online = 0;
+    if (r && (rc = cascade_online_items_export(r, a->ns, a->data, &online, err, errlen)) != 0)
         goto out;
+    if (online && !a->quiet)
+        fprintf(stderr, "data: %zu items added online exported from %s:items:online to %s/%s\n",
+                online, a->ns, a->data, CASCADE_DS_ONLINE_ITEMS);
+    /* load pairs its records with a snapshot of the online counters and
+     * reads the partitions up to it (snapshot.h); the other jobs of the run
+     * read the same data. */
+    if ((jobs & JOB_LOAD) && (rc = cascade_snapshot_take(r, a->ns, &snap, err, errlen)) != 0)
+        goto out;
+    if ((rc = cascade_dataset_read_until(a->data, cascade_snapshot_limits(&snap, &limits), &ds, err,
+                                         errlen)) != 0)
+        goto out;
+    if ((jobs & JOB_LOAD) && !a->quiet)
+        fprintf(stderr,
+                "data: snapshot of the online counters: %zu items with counters, %zu partitions "
+                "with a committed length%s\n",
+                snap.n_items, snap.n_dates,
+                snap.consumer ? " (read up to it)" : " (no consumer: partitions read whole)");
+    a->load.snapshot = (jobs & JOB_LOAD) ? &snap : NULL;
     if (!a->quiet)
         fprintf(stderr, "data: %zu users, %zu items, %zu events from %s\n", ds->n_users,
                 ds->n_items, ds->n_events, a->data);
@@ -568,6 +593,8 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
         goto out;
     }
 out:
+    a->load.snapshot = NULL;
+    cascade_snapshot_free(&snap);
     cascade_dataset_destroy(ds);
     cascade_redis_destroy(r);
     return rc;

@@ -225,9 +225,18 @@ static bool parse_event(cascade_consumer *c, const redisReply *f, struct cascade
 /* "id:pos:reason:rank:rerank,..." → the ids. */
 static bool parse_serve(cascade_consumer *c, const redisReply *f, struct cascade_consumer_entry *e)
 {
-    const redisReply *user = field(f, "user"), *items = field(f, "items");
+    const redisReply *user = field(f, "user"), *items = field(f, "items"), *ts = field(f, "ts_ms");
+    uint64_t ts_ms;
     if (!user || !items || user->len == 0 || user->len > 64)
         return false;
+    for (size_t i = 0; i < user->len; i++)
+        if ((unsigned char)user->str[i] < ' ')
+            return false; /* never reaches a TSV line */
+    /* The served time (the entry id's milliseconds when ts_ms is absent):
+     * the time of the served items' impression lines in the partitions. */
+    if (!ts || !parse_u64(ts->str, &ts_ms) || ts_ms > INT64_MAX)
+        ts_ms = strtoull(e->id, NULL, 10);
+    e->ts_s = (int64_t)(ts_ms / 1000);
     size_t n = 1;
     for (size_t i = 0; i < items->len; i++)
         n += items->str[i] == ',';

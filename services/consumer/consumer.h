@@ -73,8 +73,10 @@ struct cascade_consumer_fetched {
 int cascade_consumer_fetch(cascade_consumer *c, cascade_redis *r, int block_ms,
                            struct cascade_consumer_fetched *out);
 
-/* Apply the fetched batch: append new Feedback events to the day
- * partitions (when on; fsynced), then in one Lua script mark each entry and
+/* Apply the fetched batch: append the new Feedback events and, as
+ * `impression` lines, the items of the new serve records to the day
+ * partitions (when on; fsynced; client-reported impressions to their own
+ * partitions, docs/closed-loop.md), then in one Lua script mark each entry and
  * apply the counter updates of the entries not marked before. *applied gets
  * the entries applied now, *duplicates those already applied (a redelivery).
  * Entries that cannot be parsed are counted as errors and skipped (still

@@ -1,6 +1,7 @@
 /* Stream consumer, apply step: the day partitions of the new Feedback
- * events, then one Lua script per batch that marks every entry id (HSETNX in
- * {ns}:loop:applied:{stream}:{hour}) and applies the counter updates of the
+ * events and served items (impression lines), then one Lua script per batch
+ * that marks every entry id (HSETNX in {ns}:loop:applied:{stream}:{hour})
+ * and applies the counter updates of the
  * entries it marks now, and commits the partitions' lengths, atomically. A
  * redelivered entry finds its mark and changes nothing. */
 #include <stdio.h>
@@ -180,9 +181,18 @@ static void serve_ops(cascade_consumer *c, struct apply_call *k,
 
 /* ------------------------------------------------------------- partitions */
 
+/* Where a partition line goes: the day partitions the build reads as the
+ * event log (Feedback behaviours and the served items' impressions), or the
+ * client-reported impressions, kept beside them and not read by the build
+ * (docs/closed-loop.md, "Which impression counts for what"). */
+static const char SUB_EVENTS[] = "events";
+static const char SUB_CLIENT[] = "client-impressions";
+
 struct part {
+    const char *sub; /* SUB_EVENTS or SUB_CLIENT */
     char date[11];
-    char *text; /* the lines (arena) */
+    char field[48]; /* its committed length's field in {ns}:loop:partitions */
+    char *text;     /* the lines (arena) */
     size_t len, cap;
     int64_t new_len;
 };
@@ -192,8 +202,8 @@ static bool marked(const redisReply *rep)
     return rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
 }
 
-/* Which events entries were applied before (HEXISTS on their marks, one
- * pipeline): a redelivered event is not written to a partition again. */
+/* Which entries were applied before (HEXISTS on their marks, one pipeline):
+ * a redelivered entry is not written to a partition again. */
 static int already_applied(cascade_consumer *c, cascade_redis *r, bool *done)
 {
     char key[CASCADE_KEY_MAX];
@@ -201,15 +211,16 @@ static int already_applied(cascade_consumer *c, cascade_redis *r, bool *done)
     int rc = 0;
     for (size_t i = 0; i < c->n_entries && rc == 0; i++) {
         const struct cascade_consumer_entry *e = &c->entries[i];
-        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS)
+        if (e->bad)
             continue;
-        cascade_key_loop_applied(key, c->ns, "events", entry_ms(e->id) / 3600000);
+        cascade_key_loop_applied(key, c->ns, cascade_consumer__stream_name(e->stream),
+                                 entry_ms(e->id) / 3600000);
         if ((rc = cascade_redis_append(r, "HEXISTS %s %s", key, e->id)) == 0)
             sent++;
     }
     for (size_t i = 0, k = 0; i < c->n_entries && k < sent; i++) {
         const struct cascade_consumer_entry *e = &c->entries[i];
-        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS)
+        if (e->bad)
             continue;
         redisReply *rep = NULL;
         int rc2 = cascade_redis_get_reply(r, &rep);
@@ -222,21 +233,29 @@ static int already_applied(cascade_consumer *c, cascade_redis *r, bool *done)
     return rc;
 }
 
-static struct part *part_of(struct part *parts, size_t *n, const char *date)
+static struct part *part_of(struct part *parts, size_t *n, const char *sub, const char *date)
 {
     for (size_t p = 0; p < *n; p++)
-        if (strcmp(parts[p].date, date) == 0)
+        if (parts[p].sub == sub && strcmp(parts[p].date, date) == 0)
             return &parts[p];
     struct part *p = &parts[(*n)++];
+    p->sub = sub;
     memcpy(p->date, date, 11);
+    /* The event log's dates keep their plain field (what the build's
+     * snapshot reads); the client impressions' are prefixed. */
+    if (sub == SUB_EVENTS)
+        snprintf(p->field, sizeof p->field, "%s", date);
+    else
+        snprintf(p->field, sizeof p->field, "%s/%s", sub, date);
     return p;
 }
 
-static bool part_add(cascade_arena *a, struct part *p, const struct cascade_consumer_entry *e)
+static bool part_add(cascade_arena *a, struct part *p, int64_t ts_s, const char *user,
+                     uint64_t item, uint32_t type, double value)
 {
     char line[256];
-    int len = snprintf(line, sizeof line, "%lld\t%s\t%llu\t%s\t%g\n", (long long)e->ts_s, e->user,
-                       (unsigned long long)e->item, cascade_event_type_name(e->type), e->value);
+    int len = snprintf(line, sizeof line, "%lld\t%s\t%llu\t%s\t%g\n", (long long)ts_s, user,
+                       (unsigned long long)item, cascade_event_type_name(type), value);
     if (len < 0 || (size_t)len >= sizeof line)
         return false;
     if (p->len + (size_t)len + 1 > p->cap) {
@@ -254,14 +273,34 @@ static bool part_add(cascade_arena *a, struct part *p, const struct cascade_cons
     return true;
 }
 
-/* The committed length of each date (HGET {ns}:loop:partitions), -1 when
+/* The partition lines of one new entry: a serve record gives an impression
+ * line per served item (value 0), a Feedback event its own line (a client
+ * impression to the client partitions). */
+static bool entry_lines(cascade_consumer *c, struct part *parts, size_t *n,
+                        const struct cascade_consumer_entry *e)
+{
+    char date[11];
+    cascade_partition_date(e->ts_s, date);
+    if (e->stream == CASCADE_CONSUMER_SERVES) {
+        struct part *p = part_of(parts, n, SUB_EVENTS, date);
+        for (size_t j = 0; j < e->n_items; j++)
+            if (!part_add(c->arena, p, e->ts_s, e->user, e->items[j], CASCADE_EV_IMPRESSION, 0))
+                return false;
+        return true;
+    }
+    const char *sub = e->type == CASCADE_EV_IMPRESSION ? SUB_CLIENT : SUB_EVENTS;
+    return part_add(c->arena, part_of(parts, n, sub, date), e->ts_s, e->user, e->item, e->type,
+                    e->value);
+}
+
+/* The committed length of a partition (HGET {ns}:loop:partitions), -1 when
  * none. */
-static int committed_length(cascade_consumer *c, cascade_redis *r, const char *date, int64_t *out)
+static int committed_length(cascade_consumer *c, cascade_redis *r, const char *field, int64_t *out)
 {
     char key[CASCADE_KEY_MAX];
     redisReply *rep = NULL;
-    int rc =
-        cascade_redis_command(r, &rep, "HGET %s %s", cascade_key_loop_partitions(key, c->ns), date);
+    int rc = cascade_redis_command(r, &rep, "HGET %s %s", cascade_key_loop_partitions(key, c->ns),
+                                   field);
     if (rc)
         return rc;
     *out = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : -1;
@@ -269,30 +308,58 @@ static int committed_length(cascade_consumer *c, cascade_redis *r, const char *d
     return 0;
 }
 
-/* Write the new events to their day partitions; parts[0..*n) get the dates
- * and lengths to commit. */
+/* A partition without a committed length (its first batch, or Redis lost
+ * the length): commit its current length (0 when absent) before the first
+ * byte is written. So a batch written but never committed is cut when it is
+ * delivered again, even the first one, and cascade-build load's snapshot
+ * reads nothing uncommitted (services/builder/import/snapshot.h); lines already in
+ * the file are kept. */
+static int commit_start(cascade_consumer *c, cascade_redis *r, const struct part *p,
+                        int64_t *committed)
+{
+    char key[CASCADE_KEY_MAX], err[1200];
+    redisReply *rep = NULL;
+    int rc = cascade_partition_length(c->data_dir, p->sub, p->date, committed, err, sizeof err);
+    if (rc) {
+        cascade_redis__set_error(r, "%s", err);
+        return rc;
+    }
+    rc =
+        cascade_redis_command(r, &rep, "HSETNX %s %s %lld", cascade_key_loop_partitions(key, c->ns),
+                              p->field, (long long)*committed);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Write the new entries to their day partitions; parts[0..*n) get the
+ * partitions and lengths to commit. The serve records of the batch are
+ * written before its Feedback events, so an impression precedes a click of
+ * the same second in the file (the build's sort by time is stable, and its
+ * click labels need the impression first). */
 static int write_partitions(cascade_consumer *c, cascade_redis *r, struct part *parts, size_t *n)
 {
-    char err[1200], date[11];
+    char err[1200];
     *n = 0;
     bool *done = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *done);
     if (done == NULL)
         return CASCADE_ENOMEM;
     int rc = already_applied(c, r, done);
-    for (size_t i = 0; rc == 0 && i < c->n_entries; i++) {
-        const struct cascade_consumer_entry *e = &c->entries[i];
-        if (e->bad || e->stream != CASCADE_CONSUMER_EVENTS || done[i])
-            continue;
-        cascade_partition_date(e->ts_s, date);
-        if (!part_add(c->arena, part_of(parts, n, date), e))
-            rc = CASCADE_ENOMEM;
-    }
+    for (int pass = CASCADE_CONSUMER_SERVES; rc == 0 && pass >= CASCADE_CONSUMER_EVENTS; pass--)
+        for (size_t i = 0; rc == 0 && i < c->n_entries; i++) {
+            const struct cascade_consumer_entry *e = &c->entries[i];
+            if (e->bad || e->stream != pass || done[i])
+                continue;
+            if (!entry_lines(c, parts, n, e))
+                rc = CASCADE_ENOMEM;
+        }
     for (size_t p = 0; rc == 0 && p < *n; p++) {
         int64_t committed;
-        if ((rc = committed_length(c, r, parts[p].date, &committed)))
+        if ((rc = committed_length(c, r, parts[p].field, &committed)) ||
+            (committed < 0 && (rc = commit_start(c, r, &parts[p], &committed))))
             break;
-        rc = cascade_partition_append(c->data_dir, parts[p].date, committed, parts[p].text,
-                                      parts[p].len, &parts[p].new_len, err, sizeof err);
+        rc = cascade_partition_append(c->data_dir, parts[p].sub, parts[p].date, committed,
+                                      parts[p].text, parts[p].len, &parts[p].new_len, err,
+                                      sizeof err);
         if (rc) {
             cascade_redis__set_error(r, "%s", err);
             break;
@@ -348,7 +415,8 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     if (c->n_entries == 0)
         return 0;
     uint32_t *cat = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *cat);
-    struct part *parts = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *parts);
+    /* At most two partitions (events, client impressions) per entry's day. */
+    struct part *parts = cascade_arena_calloc(c->arena, 2 * c->n_entries + 1, sizeof *parts);
     if (cat == NULL || parts == NULL)
         return CASCADE_ENOMEM;
     if ((rc = categories(c, r, cat)))
@@ -395,7 +463,7 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     put_arg(&k, cascade_arena_printf(c->arena, "%zu", n_parts));
     for (size_t p = 0; p < n_parts; p++) {
         put_key(&k, cascade_key_loop_partitions(key, c->ns));
-        put_arg(&k, parts[p].date);
+        put_arg(&k, parts[p].field);
         put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)parts[p].new_len));
     }
     if (k.oom || *n_slot == NULL) {

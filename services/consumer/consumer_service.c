@@ -5,8 +5,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "error.h"
 #include "log.h"
 
 struct cascade_consumer_loop {
@@ -14,6 +16,7 @@ struct cascade_consumer_loop {
     cascade_redis *redis;
     int block_ms;
     atomic_bool stop;
+    atomic_bool redis_ok; /* the last Redis operation reached Redis */
     pthread_t thread;
 };
 
@@ -22,6 +25,13 @@ static void pause_ms(cascade_consumer_loop *l, int ms)
 {
     for (int waited = 0; waited < ms && !atomic_load(&l->stop); waited += 50)
         nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+}
+
+/* A failure for want of Redis (no connection, or no answer in time), as
+ * opposed to an error reply: health turns NOT_SERVING on these only. */
+static bool unreachable(int rc)
+{
+    return rc == CASCADE_EUNAVAILABLE || rc == CASCADE_ETIMEDOUT;
 }
 
 static void *loop_main(void *arg)
@@ -37,14 +47,27 @@ static void *loop_main(void *arg)
                 CASCADE_INFO(NULL, "consumer: consumer group ready");
             grouped = true;
             backoff_ms = 100;
+            atomic_store(&l->redis_ok, true);
             continue;
         }
-        CASCADE_WARN(NULL, "consumer: %s (retrying in %d ms)", cascade_redis_error(l->redis),
-                     backoff_ms);
+        const char *why = cascade_redis_error(l->redis);
+        if (unreachable(rc))
+            atomic_store(&l->redis_ok, false);
+        /* A Redis that came back empty (restarted without its data) has
+         * neither the streams (XAUTOCLAIM: "no such key") nor the group
+         * (NOGROUP): create them again rather than fail every step. */
+        if (grouped && why && (strstr(why, "NOGROUP") || strstr(why, "no such key")))
+            grouped = false;
+        CASCADE_WARN(NULL, "consumer: %s (retrying in %d ms)", why, backoff_ms);
         pause_ms(l, backoff_ms);
         backoff_ms = backoff_ms < 3200 ? backoff_ms * 2 : 5000;
     }
     return NULL;
+}
+
+bool cascade_consumer_loop_healthy(const cascade_consumer_loop *l)
+{
+    return l != NULL && atomic_load(&((cascade_consumer_loop *)l)->redis_ok);
 }
 
 cascade_consumer_loop *cascade_consumer_loop_start(const struct cascade_consumer_opts *o,
@@ -62,6 +85,7 @@ cascade_consumer_loop *cascade_consumer_loop_start(const struct cascade_consumer
         r.command_timeout_ms = block_ms + 2000; /* a blocked read is not a timeout */
     l->block_ms = block_ms;
     atomic_init(&l->stop, false);
+    atomic_init(&l->redis_ok, false);
     if ((l->consumer = cascade_consumer_create(o, m, err, errlen)) == NULL)
         goto fail;
     if ((l->redis = cascade_redis_create(&r)) == NULL) {

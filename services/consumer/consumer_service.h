@@ -18,6 +18,13 @@ cascade_consumer_loop *cascade_consumer_loop_start(const struct cascade_consumer
                                                    int block_ms, cascade_metrics *m, char *err,
                                                    size_t errlen);
 
+/* Whether the loop can work: true once it reached Redis (the groups are
+ * ready) and while its last Redis operation did not fail for want of a
+ * connection or an answer (an error reply keeps it true). False before the
+ * first contact and NULL-safe. Thread-safe (an atomic read); the service's
+ * grpc.health.v1 status follows it. */
+bool cascade_consumer_loop_healthy(const cascade_consumer_loop *l);
+
 /* Stop the loop (it finishes the batch in hand, at most block_ms plus one
  * apply later), join it and free everything. NULL-safe. */
 void cascade_consumer_loop_stop(cascade_consumer_loop *l);

@@ -50,6 +50,11 @@ static void destroy_loop(void *loop)
     cascade_consumer_loop_stop(loop);
 }
 
+static bool loop_healthy(void *loop)
+{
+    return cascade_consumer_loop_healthy(loop);
+}
+
 static const struct cascade_service_stage stage = {
     .name = "consumer",
     .default_port = 50056,
@@ -59,6 +64,7 @@ static const struct cascade_service_stage stage = {
     .create = create_loop,
     .methods = no_methods,
     .destroy = destroy_loop,
+    .healthy = loop_healthy,
 };
 
 int main(int argc, char **argv)

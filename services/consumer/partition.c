@@ -27,14 +27,15 @@ static int make_dir(const char *path, char *err, size_t errlen)
     return CASCADE_EIO;
 }
 
-int cascade_partition_append(const char *dir, const char *date, int64_t committed, const char *text,
-                             size_t len, int64_t *new_len, char *err, size_t errlen)
+int cascade_partition_append(const char *dir, const char *sub_name, const char *date,
+                             int64_t committed, const char *text, size_t len, int64_t *new_len,
+                             char *err, size_t errlen)
 {
     char sub[1024], path[1100];
     struct stat st;
     FILE *f = NULL;
     int fd = -1, rc;
-    if (snprintf(sub, sizeof sub, "%s/events", dir) >= (int)sizeof sub) {
+    if (snprintf(sub, sizeof sub, "%s/%s", dir, sub_name) >= (int)sizeof sub) {
         snprintf(err, errlen, "partition %s: directory name too long", dir);
         return CASCADE_EINVAL;
     }
@@ -67,4 +68,21 @@ out:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+int cascade_partition_length(const char *dir, const char *sub, const char *date, int64_t *len,
+                             char *err, size_t errlen)
+{
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s.tsv", dir, sub, date);
+    *len = 0;
+    if (stat(path, &st) == 0) {
+        *len = (int64_t)st.st_size;
+        return 0;
+    }
+    if (errno == ENOENT)
+        return 0;
+    snprintf(err, errlen, "partition %s: %s", path, strerror(errno));
+    return CASCADE_EIO;
 }

@@ -76,7 +76,7 @@ void cascade_eval_peers_defaults(struct cascade_eval_peers_opts *o)
     memset(o, 0, sizeof *o);
     o->k = 10;
     o->ease_lambda = 250;
-    o->ease_max_items = 0; /* common/ease.h's default */
+    o->ease_max_items = 0; /* common/ml/ease.h's default */
 }
 
 static bool in_sorted(const uint32_t *v, size_t n, uint32_t x)
@@ -257,7 +257,7 @@ static int run_ease(const struct cascade_eval_split *sp, const struct cascade_ev
     (void)m;
     (void)o;
     snprintf(p->note[CASCADE_EVAL_PEER_EASE], sizeof p->note[0],
-             "not built: this build has no common/ease.c (branch h-ease)");
+             "not built: this build has no common/ml/ease.c (branch h-ease)");
     return 0;
 }
 #endif

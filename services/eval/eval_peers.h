@@ -1,7 +1,7 @@
 /* The peers of the served-list report (docs/eval.md), computed on the train
  * part of a split and scored like the served list (train items removed, top
  * K): popularity (train interaction counts), ItemKNN (cosine between items on
- * the binary train matrix, full neighbourhood) and EASE (common/ease.h,
+ * the binary train matrix, full neighbourhood) and EASE (common/ml/ease.h,
  * λ = 250 by default). Single-threaded; nothing is shared. */
 #ifndef CASCADE_EVAL_PEERS_H
 #define CASCADE_EVAL_PEERS_H
@@ -44,7 +44,7 @@ void cascade_eval_matrix_free(struct cascade_eval_matrix *m); /* zeroed or freed
 struct cascade_eval_peers_opts {
     size_t k;              /* list length, default 10 */
     double ease_lambda;    /* default 250 */
-    size_t ease_max_items; /* 0 = common/ease.h's default */
+    size_t ease_max_items; /* 0 = common/ml/ease.h's default */
     bool quiet;
 };
 
@@ -59,7 +59,7 @@ struct cascade_eval_peers {
 
 /* Every peer on split (its train part, m its matrix) for every test user;
  * pct (borrowed) gives the popularity-bias column. A peer that cannot be
- * built (EASE before common/ease.c lands, or a failed solve) is left
+ * built (EASE before common/ml/ease.c lands, or a failed solve) is left
  * unbuilt with a note. Returns 0 or a negative code with err set. Free with
  * cascade_eval_peers_free (also after a failure). */
 int cascade_eval_peers_run(const struct cascade_eval_split *split,

@@ -68,6 +68,62 @@ void cascade_boost_order(Cascade__V1__Candidate **picks, uint32_t *pos, double *
     }
 }
 
+/* Whether item_id is among c[0..n). */
+static bool holds(Cascade__V1__Candidate *const *c, size_t n, uint64_t item_id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i] && c[i]->item_id == item_id)
+            return true;
+    return false;
+}
+
+long cascade_boost_guarantee(Cascade__V1__Candidate *const *pool, const double *w, size_t n_pool,
+                             Cascade__V1__Candidate *const *picks, size_t n_picks,
+                             Cascade__V1__Candidate *const *ranked, size_t n_ranked,
+                             double min_deficit, uint32_t *pos)
+{
+    long best = -1;
+    double best_key = 0.0;
+    uint32_t best_pos = 0;
+    if (!(min_deficit > 0.0))
+        return -1;
+    for (size_t i = 0; i < n_pool; i++) {
+        if (!pool[i] || w[i] < 1.0 + min_deficit || holds(picks, n_picks, pool[i]->item_id))
+            continue;
+        uint32_t p = (uint32_t)n_ranked; /* not returned: below every ranked item */
+        for (size_t r = 0; r < n_ranked; r++)
+            if (ranked[r] && ranked[r]->item_id == pool[i]->item_id) {
+                p = (uint32_t)r;
+                break;
+            }
+        double key = w[i] / (1.0 + (double)p);
+        if (best < 0 || key > best_key) {
+            best = (long)i;
+            best_key = key;
+            best_pos = p;
+        }
+    }
+    if (best >= 0 && pos)
+        *pos = best_pos;
+    return best;
+}
+
+size_t cascade_boost_insert(Cascade__V1__Candidate **picks, uint32_t *pos, double *w, size_t n,
+                            Cascade__V1__Candidate *c, uint32_t c_pos, double c_w)
+{
+    size_t k = n;
+    if (n == 0 || c_w > w[0]) {
+        memmove(picks + 1, picks, n * sizeof *picks);
+        memmove(pos + 1, pos, n * sizeof *pos);
+        memmove(w + 1, w, n * sizeof *w);
+        k = 0;
+    }
+    picks[k] = c;
+    pos[k] = c_pos;
+    w[k] = c_w;
+    return n + 1;
+}
+
 /* HGET {ns}:ictr:{id} impression for ids[0..n), pipelined. */
 static int read_impressions(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                             double *impressions)

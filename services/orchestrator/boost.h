@@ -48,6 +48,27 @@ bool cascade_boost_behind(const struct cascade_boost_params *p, int64_t created_
  * move with their picks. n is small (the exploration pool). */
 void cascade_boost_order(Cascade__V1__Candidate **picks, uint32_t *pos, double *w, size_t n);
 
+/* The target's guarantee (orchestrator.exploration.guarantee_deficit): the
+ * ranker's bar (exploration.max_rank_share) may keep an item from every
+ * user, and then no weight gets it served. Among the pool items (pool,
+ * their weights w, n_pool) not in picks[0..n_picks) (the ranker's choice)
+ * whose weight is at least 1 + min_deficit (that many impressions behind
+ * schedule), the one with the largest w / (1 + its position in this user's
+ * ranked[0..n_ranked), n_ranked when the ranker did not return it): the
+ * pick stays per user. Returns its pool index and its position in *pos
+ * (may be NULL), or -1 when there is none or min_deficit <= 0 (off). Pure. */
+long cascade_boost_guarantee(Cascade__V1__Candidate *const *pool, const double *w, size_t n_pool,
+                             Cascade__V1__Candidate *const *picks, size_t n_picks,
+                             Cascade__V1__Candidate *const *ranked, size_t n_ranked,
+                             double min_deficit, uint32_t *pos);
+
+/* Add the guaranteed item c (rank position c_pos, weight c_w) to the
+ * ordered picks[0..n) (room for n + 1 in each array): first when it is
+ * further behind than the best pick (c_w > w[0]) or there is none, else
+ * last. Returns n + 1. */
+size_t cascade_boost_insert(Cascade__V1__Candidate **picks, uint32_t *pos, double *w, size_t n,
+                            Cascade__V1__Candidate *c, uint32_t c_pos, double c_w);
+
 /* The created_at (item record; 0 when none) and served impressions
  * ({ns}:ictr:{id} impression; 0 when none) of ids[0..n): one MGET and one
  * pipeline of HGETs. Returns 0 or a negative code with the message in

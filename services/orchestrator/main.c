@@ -16,6 +16,8 @@ static const char extra_usage[] =
     "  orchestrator.exploration.position    first slot, as a share of the list (default 0.8)\n"
     "  orchestrator.exploration.max_rank_share  a pick must rank in this top share (0.5)\n"
     "  orchestrator.exploration.candidates  new items the ranker scores for the pick (20)\n"
+    "  orchestrator.exploration.guarantee_deficit  with target_impressions: one item this far\n"
+    "                                       behind schedule may bypass max_rank_share (0.5)\n"
     "  orchestrator.cache.capacity          ranked-but-unshown items kept per user (default "
     "200)\n"
     "  orchestrator.hard_negatives.*        log of items the ranker cut: enabled, per_request,\n"

@@ -602,6 +602,8 @@ static int parse_items(const cascade_config *cfg, struct cascade_orch_config *ou
                                  100000000, &target, err, errlen)) ||
         (rc = cascade_config_int(cfg, "orchestrator.exploration.target_window_s", 86400, 60,
                                  366 * 86400, &window, err, errlen)) ||
+        (rc = cascade_config_double(cfg, "orchestrator.exploration.guarantee_deficit", 0.5, 0.0,
+                                    1e9, &out->boost_guarantee_deficit, err, errlen)) ||
         (rc = cascade_config_int(cfg, "build.geo.cap", 500, 1, 1000000, &geo_cap, err, errlen)) ||
         (rc =
              cascade_config_int(cfg, "build.city.cap", 1000, 1, 1000000, &city_cap, err, errlen)) ||

@@ -123,6 +123,11 @@ struct cascade_orch_config {
      * picked, as before). */
     uint32_t boost_target;
     int64_t boost_window_s;
+    /* With a target: a pool item at least this many impressions behind
+     * schedule may take one exploration slot per request although the
+     * ranker puts it below exploration.max_rank_share (boost.h,
+     * cascade_boost_guarantee); 0 = off. */
+    double boost_guarantee_deficit;
     /* PutItems (put_items.h): the list caps of the build (build.geo.cap,
      * build.city.cap, build.authors.items_cap), kept on online adds. */
     uint32_t put_geo_cap, put_city_cap, put_author_cap;

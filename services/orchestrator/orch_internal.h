@@ -61,7 +61,7 @@ struct cascade_orch {
      * monotonic; claimed by compare-and-swap so one request runs it), and its
      * gauges; the counter of pool items skipped because their target was met. */
     atomic_int_fast64_t boost_census_ms;
-    cascade_metric *boost_behind, *boost_met, *boost_skipped;
+    cascade_metric *boost_behind, *boost_met, *boost_skipped, *boost_guaranteed;
     cascade_metric *hardneg_logged;     /* items written to the hard-negative log */
     cascade_metric *hardneg_failures;   /* failed hard-negative writes (request unaffected) */
     cascade_metric *serve_log_written;  /* serve records written to {ns}:serves */

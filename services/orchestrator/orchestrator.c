@@ -117,6 +117,12 @@ static void register_metrics(cascade_orch *o, cascade_metrics *m)
                               "target (last census)",
                               NULL),
         NULL);
+    o->boost_guaranteed = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_orchestrator_explore_guaranteed_total",
+                                "Exploration slots offered to a new item behind its impression "
+                                "target that the ranker put below exploration.max_rank_share",
+                                NULL),
+        NULL);
     o->boost_skipped = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_orchestrator_explore_target_skipped_total",
                                 "Exploration candidates not boosted: impression target met or "

@@ -239,11 +239,16 @@ static int read_previous(cascade_orch *o, const struct cascade_orch_call *call, 
         return cascade_orch__fail(call, rc, "put_items: reading the items' records: %s",
                                   cascade_redis_error(r));
     for (size_t i = 0; i < n; i++) {
+        /* A new item's statistics are all online: its counters since zero
+         * (docs/closed-loop.md, "Online deltas"). */
+        items[i].rec.has_online_base = true;
         if (!found[i])
             continue;
         items[i].had_record = true;
         items[i].rec.has_stats = prev[i].has_stats;
         items[i].rec.stats = prev[i].stats;
+        items[i].rec.has_online_base = prev[i].has_online_base;
+        items[i].rec.online_base = prev[i].online_base;
         items[i].old_author = prev[i].author_id;
         items[i].old_city = prev[i].city;
         snprintf(items[i].old_geohash, sizeof items[i].old_geohash, "%s", prev[i].geohash);

@@ -6,6 +6,7 @@
  * unshown items in, shown items out) and hard-negative log (items the ranker
  * cut), written in one pipeline, and the per-channel contribution in the
  * debug trace. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,28 @@ bool cascade_orch__reserve_explore(struct cascade_orch_rq *rq)
     return true;
 }
 
+/* The target's guarantee (boost.h, cascade_boost_guarantee): at most one
+ * pool item far behind schedule that the ranker put below its bar joins the
+ * picks (room for one more was allocated; cascade_boost_insert). Its ranked copy
+ * when the ranker returned it (scores for the serve record), else the bare
+ * candidate. */
+static void guarantee(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *ranked, size_t n,
+                      Cascade__V1__Candidate **picks, uint32_t *pos, double *w, size_t *n_picks)
+{
+    uint32_t at = 0;
+    long g =
+        cascade_boost_guarantee(rq->explore_pool, rq->explore_weight, rq->n_explore_pool, picks,
+                                *n_picks, ranked, n, rq->o->cfg.boost_guarantee_deficit, &at);
+    if (g < 0)
+        return;
+    Cascade__V1__Candidate *c = rq->explore_pool[g];
+    if (at < n && ranked[at])
+        c = ranked[at];
+    *n_picks = cascade_boost_insert(picks, pos, w, *n_picks, c, at, rq->explore_weight[g]);
+    rq->explore_guaranteed = c->item_id;
+    cascade_metric_inc(rq->o->boost_guaranteed);
+}
+
 void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
                                      Cascade__V1__Candidate *const *ranked, size_t n)
 {
@@ -175,6 +198,7 @@ void cascade_orch__rank_explore_pool(struct cascade_orch_rq *rq,
         for (size_t k = 0; k < n_picks; k++)
             w[k] = pool_weight(rq, rq->explore_pool, rq->n_explore_pool, picks[k]->item_id);
         cascade_boost_order(picks, pos, w, n_picks);
+        guarantee(rq, ranked, n, picks, pos, w, &n_picks);
         rq->explore_weight = w;
     }
     rq->n_explore_scored = rq->n_explore_pool;
@@ -193,6 +217,11 @@ static const char *pool_order(struct cascade_orch_rq *rq)
     if (rq->n_explore_pool == 0)
         return cascade_arena_printf(rq->arena, "rank scored=%zu best_rank=none within top %g%%",
                                     rq->n_explore_scored, 100.0 * rq->explore.max_rank_share);
+    if (rq->explore_guaranteed)
+        return cascade_arena_printf(
+            rq->arena, "rank scored=%zu qualified=%zu best_rank=%u guaranteed=%" PRIu64,
+            rq->n_explore_scored, rq->n_explore_pool, (unsigned)rq->explore_rank_pos[0],
+            rq->explore_guaranteed);
     return cascade_arena_printf(rq->arena, "rank scored=%zu qualified=%zu best_rank=%u",
                                 rq->n_explore_scored, rq->n_explore_pool,
                                 (unsigned)rq->explore_rank_pos[0]);

@@ -56,9 +56,10 @@ struct cascade_orch_rq {
     struct cascade_explore_params explore; /* this request's (config + experiment) */
     Cascade__V1__Candidate **explore_pool; /* filtered exploration-channel items, best first */
     size_t n_explore_pool;
-    size_t n_explore_scored;    /* pool items the ranker scored (0: the channel's order is kept) */
-    uint32_t *explore_rank_pos; /* rank position of each pool item once the ranker chose */
-    double *explore_weight;     /* boost weight of each pool item (boost.h); NULL = no target */
+    size_t n_explore_scored;     /* pool items the ranker scored (0: the channel's order is kept) */
+    uint32_t *explore_rank_pos;  /* rank position of each pool item once the ranker chose */
+    double *explore_weight;      /* boost weight of each pool item (boost.h); NULL = no target */
+    uint64_t explore_guaranteed; /* the item the target's guarantee added to the picks; 0 none */
     Cascade__V1__Candidate **ranked; /* what the rank stage kept (NULL when it did not run) */
     size_t n_ranked;
     size_t n_rank_returned;               /* ranked[0..n_rank_returned): its whole response */

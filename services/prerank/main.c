@@ -1,6 +1,7 @@
 /* cascade-prerank: serves cascade.v1.PreRank over gRPC.
  * Thin wrapper: options, Redis pool, the stage, the run loop. */
 #include "prerank.h"
+#include "ml.h"
 #include "service.h"
 
 static const char extra_usage[] =
@@ -49,5 +50,6 @@ static const struct cascade_service_stage stage = {
 
 int main(int argc, char **argv)
 {
+    cascade_ml_init(); /* one OpenBLAS thread per worker (ml.h) */
     return cascade_service_main(&stage, argc, argv);
 }

@@ -1,7 +1,7 @@
 /* Pre-rank stage (粗排): a light score for thousands of candidates, keeping
  * the best few hundred. With a model (<model_dir>/prerank-lr.latest, a
- * hashed-feature LR, common/hashlr.h) the score is its p_click over the
- * user×item crosses of common/prerank_features.h; without one, the heuristic
+ * hashed-feature LR, common/ml/hashlr.h) the score is its p_click over the
+ * user×item crosses of common/ml/prerank_features.h; without one, the heuristic
  * w_clicks·log1p(clicks) + w_ctr·smoothed_ctr + w_recall·recall_score.
  * The handler wraps cascade_prerank_run, which tests call directly. */
 #ifndef CASCADE_PRERANK_H

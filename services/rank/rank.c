@@ -83,7 +83,9 @@ static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *er
                                     &r->prior_impressions, err, errlen)))
         return rc;
     if ((rc = cascade_config_bool(cfg, "rank.heuristic.keep_order", false, &r->heuristic_keep_order,
-                                  err, errlen)))
+                                  err, errlen)) ||
+        (rc = cascade_config_bool(cfg, "rank.online_counters", true, &r->online_counters, err,
+                                  errlen)))
         return rc;
     if ((rc = rank_read_choice(r, cfg, err, errlen)))
         return rc;
@@ -129,6 +131,18 @@ static void register_metrics(cascade_rank *r, cascade_metrics *m)
                                 "model");
     for (int k = 0; k <= CASCADE_RANK__N_KINDS; k++)
         r->scored[k] = cascade_metric_get(f, &labels[k]);
+    r->online_reads = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_rank_online_counter_reads_total",
+                                "Rank requests whose item statistics include the online "
+                                "counters' change since the nightly build.",
+                                NULL),
+        NULL);
+    r->online_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_rank_online_counter_failures_total",
+                                "Rank requests scored with the nightly item statistics alone "
+                                "because the online counters could not be read.",
+                                NULL),
+        NULL);
 }
 
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
@@ -218,29 +232,34 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
 }
 
 /* The user's record (zeroed with the id filled in when the user is unknown)
- * and the candidates' item records (found[i] false when absent). */
-static int rank_fetch(const cascade_rank *r, cascade_redis *redis, int64_t deadline_ms,
-                      const Cascade__V1__RankRequest *req, cascade_v1_UserRecord *user,
-                      cascade_v1_ItemRecord *items, bool *found, uint64_t *ids, char *err,
-                      size_t errlen)
+ * and the item records of ids[0..n) (found[i] false when absent), their
+ * statistics with the online counters' change added (online.c; a Redis
+ * failure there only degrades to the nightly statistics). */
+static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena *arena,
+                      int64_t deadline_ms, const char *user_id, const uint64_t *ids, size_t n,
+                      cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items, bool *found,
+                      char *err, size_t errlen)
 {
     bool user_found = false;
-    int rc = cascade_store_get_user(redis, r->ns, req->user->user_id, user, &user_found);
+    int rc = cascade_store_get_user(redis, r->ns, user_id, user, &user_found);
     if (rc != 0)
         return store_failure(redis, rc, "user record", err, errlen);
     if (!user_found)
-        snprintf(user->user_id, sizeof user->user_id, "%s", req->user->user_id);
-    for (size_t i = 0; i < req->n_candidates; i++)
-        ids[i] = req->candidates[i]->item_id;
-    for (size_t off = 0; off < req->n_candidates; off += RANK_CHUNK) {
+        snprintf(user->user_id, sizeof user->user_id, "%s", user_id);
+    for (size_t off = 0; off < n; off += RANK_CHUNK) {
         if (cascade_now_ms() >= deadline_ms) {
             snprintf(err, errlen, "rank: deadline exceeded while reading item records");
             return CASCADE_ETIMEDOUT;
         }
-        size_t n = req->n_candidates - off < RANK_CHUNK ? req->n_candidates - off : RANK_CHUNK;
-        if ((rc = cascade_item_cache_get(r->items, redis, r->ns, ids + off, n, items + off,
+        size_t m = n - off < RANK_CHUNK ? n - off : RANK_CHUNK;
+        if ((rc = cascade_item_cache_get(r->items, redis, r->ns, ids + off, m, items + off,
                                          found + off, NULL)))
             return store_failure(redis, rc, "item records", err, errlen);
+    }
+    if (r->online_counters &&
+        cascade_rank__online_add(r, redis, items, found, n, arena) == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "rank: out of request memory");
+        return CASCADE_ENOMEM;
     }
     return 0;
 }
@@ -503,7 +522,10 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     float *ltr_score = NULL;
     if (!redis || !user || !items || !found || !ids || !pred || !f_complete || !resp || !sorted)
         goto nomem;
-    if ((rc = rank_fetch(r, redis, deadline_ms, req, user, items, found, ids, err, errlen)))
+    for (size_t i = 0; i < n; i++)
+        ids[i] = req->candidates[i]->item_id;
+    if ((rc = rank_fetch(r, redis, arena, deadline_ms, req->user->user_id, ids, n, user, items,
+                         found, err, errlen)))
         return rc;
     if (cascade_now_ms() >= deadline_ms) {
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
@@ -525,6 +547,26 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
 nomem:
     snprintf(err, errlen, "rank: out of request memory");
     return CASCADE_ENOMEM;
+}
+
+int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
+                          const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
+                          float *out, char *err, size_t errlen)
+{
+    cascade_redis *redis = cascade_redis_pool_get(r->redis);
+    cascade_v1_UserRecord *user = cascade_arena_calloc(arena, 1, sizeof *user);
+    cascade_v1_ItemRecord *items = cascade_arena_calloc(arena, n + 1, sizeof *items);
+    bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
+    if (!redis || !user || !items || !found) {
+        snprintf(err, errlen, "rank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    cascade_redis_set_deadline(redis, deadline_ms);
+    int rc =
+        rank_fetch(r, redis, arena, deadline_ms, user_id, ids, n, user, items, found, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        cascade_features_rank(user, &items[i], now_s, out + i * CASCADE_RANK_FEATURES);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ rpc */

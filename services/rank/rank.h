@@ -71,6 +71,16 @@ int cascade_rank_reload(cascade_rank *r, bool force, char *err, size_t errlen);
  * into buf (returned). */
 const char *cascade_rank_model_version(cascade_rank *r, char *buf, size_t len);
 
+/* The rank features (rank_features.h) Score computes for items ids[0..n)
+ * of user user_id at now_s (Unix s), through the same reads (user record,
+ * item records, the online counters' change: docs/closed-loop.md) and the
+ * same function, into out [n × CASCADE_RANK_FEATURES]. For parity tests and
+ * debugging; thread-safe as Score. Returns 0 or EUNAVAILABLE / ETIMEDOUT /
+ * ENOMEM with err. */
+int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
+                          const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
+                          float *out, char *err, size_t errlen);
+
 /* Score req's candidates: fetch the user and item records, predict, fuse,
  * fill tasks and attrs, sort by rank_score descending (ties: smaller item id)
  * and keep req->keep (0 = all). The request's Candidate objects are reused.

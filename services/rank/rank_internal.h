@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "arena.h"
 #include "gbdt.h"
 #include "item_cache.h"
 #include "latest_file.h"
@@ -83,6 +84,11 @@ struct cascade_rank {
     struct cascade_latest_stat latest[CASCADE_RANK__N_KINDS]; /* pointer files last seen */
     /* Requests scored per kind, [CASCADE_RANK__N_KINDS] = no model; NULL = no registry. */
     cascade_metric *scored[CASCADE_RANK__N_KINDS + 1];
+    /* Add the online counters' change since the build to the records'
+     * statistics (rank.online_counters; online.c). */
+    bool online_counters;
+    cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
+    cascade_metric *online_failures; /* requests scored without them (Redis failed) */
     int64_t reload_interval_ms;
     _Atomic int64_t next_check_ms;
     atomic_bool warned_no_model;
@@ -91,6 +97,16 @@ struct cascade_rank {
 /* Parse a rank.model value ("auto", "ltr", "mmoe", "lr", "heuristic") into
  * *out. 0, or CASCADE_EINVAL for any other name (NULL included). */
 int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out);
+
+/* Add to items[i].stats, for every found record with an online_base, the
+ * change of its online counters ({ns}:ictr:{id}) since that base: one
+ * pipeline of HMGETs on redis (its deadline set by the caller). On a Redis
+ * failure nothing is added, the failure is counted and logged, and the
+ * negative code returned for the caller to ignore (the nightly statistics
+ * still score the request). Scratch from arena. */
+int cascade_rank__online_add(const cascade_rank *r, cascade_redis *redis,
+                             cascade_v1_ItemRecord *items, const bool *found, size_t n,
+                             cascade_arena *arena);
 /* Names cascade_rank__choice_parse accepts, comma-separated. Static. */
 const char *cascade_rank__choice_list(void);
 /* Take a reference to the model a request is scored with (NULL = no model):

@@ -31,8 +31,8 @@
 #include "vindex.h"
 
 /* The user tower's gender buckets; must match CASCADE_TT_GENDERS of
- * services/builder/train_twotower.h, which trained the model. The age
- * buckets are common/twotower_maps.h's, shared with the trainer. */
+ * services/builder/train/train_twotower.h, which trained the model. The age
+ * buckets are common/ml/twotower_maps.h's, shared with the trainer. */
 #define TT_GENDERS 4
 
 /* ------------------------------------------------------------ a loaded version */

@@ -2,6 +2,7 @@
  * authors, cache, cold start) over gRPC. Thin wrapper: options, metrics
  * registry, Redis pool, the stage, the run loop. */
 #include "recall.h"
+#include "ml.h"
 #include "service.h"
 
 static const char extra_usage[] =
@@ -63,5 +64,6 @@ static const struct cascade_service_stage stage = {
 
 int main(int argc, char **argv)
 {
+    cascade_ml_init(); /* one OpenBLAS thread per worker (ml.h) */
     return cascade_service_main(&stage, argc, argv);
 }

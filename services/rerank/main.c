@@ -2,6 +2,7 @@
  * gRPC. Thin wrapper: options, the stage, the run loop. No Redis needed; the
  * two-tower item vectors come from the model directory. */
 #include "rerank.h"
+#include "ml.h"
 #include "service.h"
 
 static const char extra_usage[] =
@@ -54,5 +55,6 @@ static const struct cascade_service_stage stage = {
 
 int main(int argc, char **argv)
 {
+    cascade_ml_init(); /* one OpenBLAS thread per worker (ml.h) */
     return cascade_service_main(&stage, argc, argv);
 }

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 SOURCE_DIR = os.environ.get(
     "CASCADE_SOURCE_DIR",
@@ -126,6 +127,11 @@ def free_port_base(span=10, attempts=200):
                        % span)
 
 
+# What stack.sh prints when a port was taken between the probe and the bind:
+# its own port check, redis-server's and our services' bind errors.
+BIND_FAILURES = ("cannot listen on", "Address already in use", "cannot bind (address in use")
+START_ATTEMPTS = 3
+
 # --------------------------------------------------------------------- processes
 
 def run(cmd, timeout=600, check=True, env=None, quiet=False):
@@ -163,7 +169,7 @@ class Stack:
         self.ports = dict((k, self.base + v) for k, v in PORT_OFFSETS.items())
         for i, ch in enumerate(self.split_channels):
             self.ports["recall-" + ch] = self.base + 6 + i
-        self.running = False
+        self.running = self.started_once = False
 
     def addr(self, name="orchestrator"):
         return "127.0.0.1:%d" % self.ports[name]
@@ -177,9 +183,30 @@ class Stack:
             args += ["--set", s]
         return args + self.extra_args
 
+    def _move(self, base):
+        """Put the whole stack on another port base (before its first start)."""
+        shift = base - self.base
+        self.base = base
+        self.redis_port = base + REDIS_OFFSET
+        self.ports = dict((name, port + shift) for name, port in self.ports.items())
+
     def start(self):
-        res = run(["bash", STACK_SH, "start"] + self._args(), timeout=300)
-        self.running = True
+        """Start the stack. The ports were probed free, not held: when another
+        process takes one before the stack binds it (stack.sh then fails: a
+        port in use, or a process that could not bind), the first start moves
+        to another free base and tries again. A restart keeps its ports."""
+        attempts = 1 if self.started_once else START_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                res = run(["bash", STACK_SH, "start"] + self._args(), timeout=300)
+                break
+            except RuntimeError as e:
+                if attempt + 1 == attempts or not any(m in str(e) for m in BIND_FAILURES):
+                    raise
+                log("stack start on base %d: a port was taken; retrying on another base"
+                    % self.base)
+                self._move(free_port_base())
+        self.running = self.started_once = True
         return res
 
     def stop(self):
@@ -223,6 +250,25 @@ class Stack:
     def redis_cli(self, *args):
         res = run(["redis-cli", "-p", str(self.redis_port)] + list(args), quiet=True)
         return res.stdout.strip()
+
+    def scan(self, pattern):
+        """The keys matching pattern (redis-cli --scan)."""
+        return self.redis_cli("--scan", "--pattern", pattern).split()
+
+    def clone_user(self, src, dst, ns="cascade"):
+        """Copy every key of user src (profile, last-n, consumed, follows, and
+        the per-user builder artefacts {ns}:{family}@{gen}:...:{uid}) to dst,
+        a twin the pipeline answers exactly like src (with no experiments
+        configured: buckets hash the user id). Returns the (key, copy) pairs."""
+        user_key = "%s:user:%s" % (ns, src)
+        moves = [(k, "%s:user:%s" % (ns, dst)) for k in self.scan(user_key)]
+        moves += [(k, "%s:user:%s:%s" % (ns, dst, k[len(user_key) + 1:]))
+                  for k in self.scan(user_key + ":*")]
+        moves += [(k, k[:-len(src)] + dst) for k in self.scan("%s:*@*:%s" % (ns, src))]
+        for key, new in moves:
+            if self.redis_cli("COPY", key, new, "REPLACE") != "1":
+                raise RuntimeError("COPY %s %s failed" % (key, new))
+        return moves
 
 
 def write_config(path, overrides=None, budget_ms=5000):
@@ -313,3 +359,86 @@ class TempDir:
             log("kept " + self.path)
         else:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+class StackTestCase(unittest.TestCase):
+    """One stack for all the tests of a class, set up once: a temp dir, the
+    grpc stubs (cls.pb), a config written from config/cascade.json
+    (cls.config), the stack started (cls.stack) and a world built into it
+    (cls.world, its data dir); torn down in reverse, also when the set-up
+    fails half-way. A test class sets the class attributes below and puts
+    what else it needs in set_up_class / tear_down_class (called after the
+    world is built / before the stack stops)."""
+
+    TMP_PREFIX = "cascade-it-"
+    STUBS = True  # generate the grpc stubs into cls.pb
+    CONFIG = {}  # write_config overrides; None: the shipped config as it is
+    BUDGET_MS = 5000  # write_config's budget_ms
+    STACK = {}  # more Stack arguments: split_channels, sets, extra_args
+    WORLD = {}  # build_world arguments; None: no world
+    tmp = stack = pb = world = config = None
+    channels = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir(cls.TMP_PREFIX)
+        cls.channels = {}
+        try:
+            if cls.STUBS:
+                cls.pb = generate_stubs(os.path.join(cls.tmp.path, "stubs"))
+            if cls.CONFIG is not None:
+                cls.config = write_config(os.path.join(cls.tmp.path, "cascade.json"),
+                                          cls.CONFIG, budget_ms=cls.BUDGET_MS)
+            cls.stack = Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
+                              **cls.stack_options())
+            cls.stack.start()
+            if cls.WORLD is not None:
+                cls.world = build_world(cls.stack, cls.tmp.path, **cls.WORLD)
+            cls.set_up_class()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.tear_down_class()
+        finally:
+            for ch in cls.channels.values():
+                ch.close()
+            cls.channels = {}
+            if cls.stack is not None:
+                cls.stack.stop()
+                cls.stack = None
+            if cls.tmp is not None:
+                cls.tmp.cleanup()
+                cls.tmp = None
+
+    @classmethod
+    def stack_options(cls):
+        """The Stack arguments beyond data dir and config (default: STACK);
+        a class whose options depend on its temp dir overrides this."""
+        return dict(cls.STACK)
+
+    @classmethod
+    def set_up_class(cls):
+        """More set-up once the stack is up and the world built."""
+
+    @classmethod
+    def tear_down_class(cls):
+        """More tear-down, before the channels close and the stack stops."""
+
+    @classmethod
+    def channel(cls, name="orchestrator"):
+        """An insecure gRPC channel to one of the stack's services (a name) or
+        to a "host:port", kept open for the class and closed at tear-down."""
+        import grpc  # here: the module itself is also used where grpcio is missing
+        addr = name if ":" in name else cls.stack.addr(name)
+        if addr not in cls.channels:
+            cls.channels[addr] = grpc.insecure_channel(addr)
+        return cls.channels[addr]
+
+    @classmethod
+    def recommender(cls):
+        """A Recommender stub on the orchestrator."""
+        return cls.pb.recommender_grpc.RecommenderStub(cls.channel())

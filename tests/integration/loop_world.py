@@ -17,7 +17,7 @@ import math
 import os
 import time
 
-INTERCEPT = -3.4  # CASCADE_DATAGEN_INTERCEPT (services/builder/datagen.h)
+INTERCEPT = -3.4  # CASCADE_DATAGEN_INTERCEPT (services/builder/datagen/datagen.h)
 DAY_S = 86400
 
 
@@ -58,7 +58,8 @@ class World:
         z = (INTERCEPT + 0.65 * aff + it["quality"] + u["bias"]
              - 0.02 * (ts - it["created_at"]) / DAY_S
              + (0.3 if u["city"] == it["city"] else 0.0)
-             + (0.9 if item in u["favs"] else 0.0))
+             + (0.9 if item in u["favs"] else 0.0)
+             + u.get("trend", {}).get(item, 0.0))
         return 1.0 / (1.0 + math.exp(-z))
 
     def drift(self, users, rng):
@@ -78,29 +79,58 @@ class World:
         """Publish one new item per user in users through PutItems (the
         catalogue's online path), in that user's favourite category and city,
         by an author of that category, with item quality `quality`, and add it
-        to the click model and to DATA/items.tsv (the catalogue export the
-        trainers read; the nightly build does not read {ns}:items:online
-        yet). Returns the new item ids."""
-        ids, rows = [], []
-        stub = pb.recommender_grpc.RecommenderStub(channel)
-        for n, user in enumerate(users):
+        to the click model. Returns the new item ids."""
+        specs = []
+        for user in users:
             u = self.users[user]
             cat = max(range(self.k), key=lambda c: u["theta"][c]) + 1
-            author = min(it["author"] for it in self.items.values() if it["category"] == cat) \
-                if any(it["category"] == cat for it in self.items.values()) else 0
+            specs.append((cat, u["city"]))
+        return self._put(pb, channel, specs, first_id, created_at, quality)
+
+    def put_trend_items(self, pb, channel, users, n, first_id, created_at, bonus, quality=0.0):
+        """A trend after the nightly build (taste drift in the ground truth):
+        n new items are published through PutItems (as put_new_items), all
+        in the category the log clicked least (the nightly model has the
+        least reason to recall it), by one author of it, in users[0]'s city,
+        with item quality `quality`, and every user in users gets `bonus`
+        added to the logit of each of them (World.p_click, "trend"). A model
+        trained before maps every new item to the unknown id row, so it
+        cannot know they are wanted; a model that learns their ID embeddings
+        from the hour's clicks can. Returns the new item ids."""
+        clicks = collections.Counter()
+        for r in _rows(os.path.join(self.data_dir, "events.tsv")):
+            if r["type"] == "click" and int(r["item_id"]) in self.items:
+                clicks[self.items[int(r["item_id"])]["category"]] += 1
+        cats = sorted(set(it["category"] for it in self.items.values()))
+        cat = min(cats, key=lambda c: (clicks[c], c))
+        specs = [(cat, self.users[users[0]]["city"])] * n
+        ids = []
+        for k in range(0, n, 100):  # PutItems takes at most 100 per call
+            ids += self._put(pb, channel, specs[k:k + 100], first_id + k, created_at, quality)
+        for u in users:
+            trend = self.users[u].setdefault("trend", {})
+            for item in ids:
+                trend[item] = bonus
+        return ids
+
+    def _put(self, pb, channel, specs, first_id, created_at, quality):
+        """PutItems of one item per (category, city) in specs, ids from
+        first_id; added to the click model. The trainers see them once a
+        cascade-build job with --redis exported {ns}:items:online into
+        DATA/items.online.tsv."""
+        ids, rows = [], []
+        stub = pb.recommender_grpc.RecommenderStub(channel)
+        for n, (cat, city) in enumerate(specs):
+            authors = [it["author"] for it in self.items.values() if it["category"] == cat]
+            author = min(authors) if authors else 0
             item = first_id + n
-            self.items[item] = {"author": author, "category": cat, "city": u["city"],
+            self.items[item] = {"author": author, "category": cat, "city": city,
                                 "created_at": created_at, "quality": quality}
             rows.append(pb.recommender.NewItem(item_id=item, author_id=author, category=cat,
-                                               created_at_s=created_at, city=u["city"],
+                                               created_at_s=created_at, city=city,
                                                media_type=1))
             ids.append(item)
         stub.PutItems(pb.recommender.PutItemsRequest(items=rows), timeout=30)
-        with open(os.path.join(self.data_dir, "items.tsv"), "a") as f:
-            for item in ids:
-                it = self.items[item]
-                f.write("%d\t%d\t%d\t\t%d\t\t%d\t1\t0\n" % (
-                    item, it["author"], it["category"], it["created_at"], it["city"]))
         return ids
 
     def check_truth(self, limit=2000):

@@ -31,37 +31,28 @@ PASSWORD = "pw-7c41e2b9"
 TOKEN = "tk-0d5a9e11f3"
 
 
-class AuthTest(unittest.TestCase):
-    tmp = stack = pb = None
+class AuthTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-auth-"
+    CONFIG = None  # the shipped config as it is
+    WORLD = None
 
     @classmethod
     def setUpClass(cls):
         for var in ("CASCADE_REDIS_PASSWORD", "CASCADE_REDIS_PASSWORD_FILE",
                     "CASCADE_AUTH_TOKEN", "CASCADE_AUTH_TOKEN_FILE", "REDISCLI_AUTH"):
             os.environ.pop(var, None)
-        cls.tmp = tl.TempDir("cascade-auth-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.password_file = os.path.join(cls.tmp.path, "redis.pass")
-            cls.token_file = os.path.join(cls.tmp.path, "token")
-            with open(cls.password_file, "w") as f:
-                f.write(PASSWORD + "\n")
-            with open(cls.token_file, "w") as f:
-                f.write(TOKEN + "\n")
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"),
-                                 extra_args=["--redis-password-file", cls.password_file,
-                                             "--auth-token-file", cls.token_file])
-            cls.stack.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.stack:
-            cls.stack.stop()
-        if cls.tmp:
-            cls.tmp.cleanup()
+    def stack_options(cls):
+        cls.password_file = os.path.join(cls.tmp.path, "redis.pass")
+        cls.token_file = os.path.join(cls.tmp.path, "token")
+        with open(cls.password_file, "w") as f:
+            f.write(PASSWORD + "\n")
+        with open(cls.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        return {"extra_args": ["--redis-password-file", cls.password_file,
+                               "--auth-token-file", cls.token_file]}
 
     def redis_cli(self, *args, password=None):
         env = dict(os.environ)

@@ -24,37 +24,14 @@ TARGET = 3
 poll = tl.poll
 
 
-class BoostTest(unittest.TestCase):
-    tmp = stack = pb = chan = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-boost-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
-                                 sets=["orchestrator.exploration.target_impressions=%d" % TARGET,
-                                       "orchestrator.exploration.target_window_s=600",
-                                       "orchestrator.exploration.max_rank_share=1",
-                                       "consumer.block_ms=200", "consumer.name=boost-test"],
-                                 extra_args=["--consumer"])
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
-                                       events=6000)
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.chan is not None:
-            cls.chan.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+class BoostTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-boost-"
+    STACK = {"sets": ["orchestrator.exploration.target_impressions=%d" % TARGET,
+                      "orchestrator.exploration.target_window_s=600",
+                      "orchestrator.exploration.max_rank_share=1",
+                      "consumer.block_ms=200", "consumer.name=boost-test"],
+             "extra_args": ["--consumer"]}
+    WORLD = {"users": 200, "items": 200, "events": 6000}
 
     def impressions(self, item):
         v = self.stack.redis_cli("HGET", "%s:ictr:%d" % (NS, item), "impression")
@@ -67,7 +44,7 @@ class BoostTest(unittest.TestCase):
         pool holds this item or nothing). Whether the slot then shows it
         depends on the ranker: an item the re-ranker already chose is served
         as ranked. Waits until the consumer has counted every serve of it."""
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         resp = stub.Recommend(self.pb.recommender.RecommendRequest(
             user=self.pb.common.UserContext(user_id=user), count=10, debug=True),
             timeout=TIMEOUT_S)
@@ -80,7 +57,7 @@ class BoostTest(unittest.TestCase):
     def test_boost_stops_at_target(self):
         item = 990777
         self.served = 0
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         stub.PutItems(self.pb.recommender.PutItemsRequest(items=[self.pb.recommender.NewItem(
             item_id=item, author_id=1, category=1, media_type=2, duration_s=20)]),
             timeout=TIMEOUT_S)

@@ -37,58 +37,48 @@ def rank_calls(port):
     return sum(float(v) for v in RANK_CALLS.findall(metrics(port)))
 
 
-class CanaryTest(unittest.TestCase):
-    tmp = stack = canary = None
+class CanaryTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-canary-"
+    WORLD = {"users": 200, "items": 200, "events": 6000, "seed": 5, "train": False}
+    canary = None
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-canary-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.canary_port = tl.free_port_base()
-            cfg = os.path.join(cls.tmp.path, "cascade.json")
-            tl.write_config(cfg)
-            with open(cfg) as f:
-                doc = json.load(f)
-            doc["orchestrator"]["stages"]["rank"]["endpoint"] = [
-                {"track": "stable", "endpoint": "rank", "weight": 1},
-                {"track": "canary", "endpoint": "rank_canary", "weight": 1}]
-            with open(cfg, "w") as f:
-                json.dump(doc, f)
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cfg, sets=[
-                "orchestrator.endpoints.rank_canary=127.0.0.1:%d" % cls.canary_port])
-            cls.stack.start()
-            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000,
-                           seed=5, train=False)
-            cls.canary_log = open(os.path.join(cls.tmp.path, "rank-canary.log"), "w")
-            cls.canary = subprocess.Popen(
-                [tl.bin_path("cascade-rank"), "--config", cfg, "--redis",
-                 "127.0.0.1:%d" % cls.stack.redis_port, "--model-dir", cls.stack.model_dir,
-                 "--listen", "127.0.0.1:%d" % cls.canary_port],
-                stdout=cls.canary_log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + TIMEOUT_S
-            while True:  # poll the canary's metrics endpoint until it serves
-                try:
-                    metrics(cls.canary_port)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or cls.canary.poll() is not None:
-                        raise RuntimeError("canary rank did not start")
-                    time.sleep(0.05)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def stack_options(cls):
+        # The shipped config with rank split into a stable and a canary track.
+        with open(cls.config) as f:
+            doc = json.load(f)
+        doc["orchestrator"]["stages"]["rank"]["endpoint"] = [
+            {"track": "stable", "endpoint": "rank", "weight": 1},
+            {"track": "canary", "endpoint": "rank_canary", "weight": 1}]
+        with open(cls.config, "w") as f:
+            json.dump(doc, f)
+        cls.canary_port = tl.free_port_base()
+        return {"sets": ["orchestrator.endpoints.rank_canary=127.0.0.1:%d" % cls.canary_port]}
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_class(cls):
+        cls.canary_log = open(os.path.join(cls.tmp.path, "rank-canary.log"), "w")
+        cls.canary = subprocess.Popen(
+            [tl.bin_path("cascade-rank"), "--config", cls.config, "--redis",
+             "127.0.0.1:%d" % cls.stack.redis_port, "--model-dir", cls.stack.model_dir,
+             "--listen", "127.0.0.1:%d" % cls.canary_port],
+            stdout=cls.canary_log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:  # poll the canary's metrics endpoint until it serves
+            try:
+                metrics(cls.canary_port)
+                break
+            except OSError:
+                if time.monotonic() > deadline or cls.canary.poll() is not None:
+                    raise RuntimeError("canary rank did not start")
+                time.sleep(0.05)
+
+    @classmethod
+    def tear_down_class(cls):
         if cls.canary:
             cls.canary.terminate()
             cls.canary.wait(timeout=30)
             cls.canary_log.close()
-        if cls.stack:
-            cls.stack.stop()
-        if cls.tmp:
-            cls.tmp.cleanup()
 
     def test_sticky_tracks(self):
         stub = self.pb.recommender_grpc.RecommenderStub(

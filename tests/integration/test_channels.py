@@ -52,35 +52,22 @@ def f32(x):
     return struct.unpack("f", struct.pack("f", x))[0]
 
 
-class ChannelsTest(unittest.TestCase):
-    tmp = stack = pb = merge_orch = None
-    channels = {}
+class ChannelsTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-ch-"
+    # No experiments: every user gets the same parameters, so a cloned twin
+    # user is answered exactly like the original.
+    CONFIG = {"experiments": None}
+    merge_orch = None
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-ch-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            # No experiments: every user gets the same parameters, so a cloned
-            # twin user is answered exactly like the original.
-            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"),
-                                     {"experiments": None})
-            with open(config) as f:
-                cls.config = json.load(f)
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config)
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path)
-            cls._read_world()
-            cls._start_merge_orchestrator()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def set_up_class(cls):
+        with open(cls.config) as f:
+            cls.cfg = json.load(f)
+        cls._read_world()
+        cls._start_merge_orchestrator()
 
     @classmethod
-    def tearDownClass(cls):
-        for ch in cls.channels.values():
-            ch.close()
-        cls.channels = {}
+    def tear_down_class(cls):
         if cls.merge_orch is not None:
             cls.merge_orch.send_signal(signal.SIGTERM)
             try:
@@ -89,10 +76,6 @@ class ChannelsTest(unittest.TestCase):
                 cls.merge_orch.kill()
                 cls.merge_orch.wait()
             cls.merge_orch = None
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
 
     @classmethod
     def _redis_batch(cls, commands):
@@ -128,7 +111,7 @@ class ChannelsTest(unittest.TestCase):
     def _start_merge_orchestrator(cls):
         """An orchestrator whose answer is the merge itself: later stages,
         exploration, the cache writes and cold start are off."""
-        cfg = json.loads(json.dumps(cls.config))
+        cfg = json.loads(json.dumps(cls.cfg))
         orch = cfg["orchestrator"]
         orch["channels"] = [{"name": n, "weight": w, "quota": q, "timeout_ms": 5000}
                             for n, w, q in MERGE_CHANNELS]
@@ -162,11 +145,6 @@ class ChannelsTest(unittest.TestCase):
             time.sleep(0.1)
 
     # ------------------------------------------------------------ helpers
-
-    def channel(self, addr):
-        if addr not in self.channels:
-            self.channels[addr] = grpc.insecure_channel(addr)
-        return self.channels[addr]
 
     def recall(self, user_id, channel, quota=100):
         stub = self.channel(self.stack.addr("recall")).unary_unary(
@@ -227,7 +205,7 @@ class ChannelsTest(unittest.TestCase):
         return dict(kv.split("=", 1) for kv in t.message.split())
 
     def channel_names(self, section):
-        orch = self.config["orchestrator"]
+        orch = self.cfg["orchestrator"]
         chans = orch["cold_start"]["channels"] if section == "cold" else orch["channels"]
         return [c["name"] for c in chans if c.get("enabled", True)]
 
@@ -239,19 +217,8 @@ class ChannelsTest(unittest.TestCase):
             self.assertIn(channel, [h.channel for h in c.channels], (channel, c))
         self.assertEqual([(r.channel, r.count) for r in resp.channels], [(channel, len(ids))])
 
-    def scan(self, pattern):
-        return self.stack.redis_cli("--scan", "--pattern", pattern).split()
-
     def clone_user(self, src, dst):
-        """Copy every key of user src (profile, last-n, consumed, follows, and
-        the per-user builder artefacts {ns}:{family}@{gen}:...:{uid}) to dst."""
-        user_key = "%s:user:%s" % (NS, src)
-        moves = [(k, "%s:user:%s" % (NS, dst)) for k in self.scan(user_key)]
-        moves += [(k, "%s:user:%s:%s" % (NS, dst, k[len(user_key) + 1:]))
-                  for k in self.scan(user_key + ":*")]
-        moves += [(k, k[:-len(src)] + dst) for k in self.scan("%s:*@*:%s" % (NS, src))]
-        for key, new in moves:
-            self.assertEqual(self.stack.redis_cli("COPY", key, new, "REPLACE"), "1", key)
+        moves = self.stack.clone_user(src, dst, NS)
         self.assertGreaterEqual(len(moves), 3, "too few keys for %s: %s" % (src, moves))
 
     # ------------------------------------------------------------ tests
@@ -476,7 +443,7 @@ class ChannelsTest(unittest.TestCase):
         after = [int(x) for x in self.stack.redis_cli("LRANGE", key, "0", "-1").split()]
         self.assertFalse(set(it.item_id for it in second.items) & set(after))
         self.assertEqual(len(after), len(set(after)))
-        self.assertLessEqual(len(after), self.config["orchestrator"]["cache"]["capacity"])
+        self.assertLessEqual(len(after), self.cfg["orchestrator"]["cache"]["capacity"])
 
     def test_06_one_bad_channel_in_a_batched_call_degrades_alone(self):
         """The orchestrator sends every channel of the recall endpoint in one

@@ -18,27 +18,9 @@ TIMEOUT_S = 30
 SERVING, NOT_SERVING = 1, 2
 
 
-class DrainTest(unittest.TestCase):
-    tmp = stack = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-drain-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config)
-            cls.stack.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+class DrainTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-drain-"
+    WORLD = None
 
     def health(self, channel, service=""):
         stub = self.pb.health_grpc.HealthStub(channel)

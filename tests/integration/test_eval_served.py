@@ -123,7 +123,7 @@ class EvalServedTest(unittest.TestCase):
             for name in ROWS:
                 r = rows[name]
                 if not r["built"]:
-                    self.assertEqual(name, "ease")  # until common/ease.c lands
+                    self.assertEqual(name, "ease")  # until common/ml/ease.c lands
                     self.assertIn("not built", r["note"])
                     continue
                 self.assertEqual(r["users"], n_users, name)

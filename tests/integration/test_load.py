@@ -25,27 +25,9 @@ def load(*args):
                           text=True, timeout=300)
 
 
-class LoadTest(unittest.TestCase):
-    tmp = stack = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-load-")
-        try:
-            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config)
-            cls.stack.start()
-            tl.build_world(cls.stack, cls.tmp.path)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+class LoadTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-load-"
+    STUBS = False
 
     def run_json(self, *args):
         res = load("--call", CALL, "--insecure", "-O", "json", "-d", DATA, *args,

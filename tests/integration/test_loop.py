@@ -25,42 +25,27 @@ USER = "loop-new-user-1"
 poll = tl.poll
 
 
-class LoopTest(unittest.TestCase):
-    tmp = stack = pb = chan = None
+class LoopTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-loop-"
+    WORLD = {"users": 200, "items": 200, "events": 6000}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-loop-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            # The consumer's partitions go into the world's data dir, where the
-            # nightly build reads them (DATA/events/YYYY-MM-DD.tsv).
-            cls.world = os.path.join(cls.tmp.path, "world")
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
-                                 sets=["consumer.data_dir=" + cls.world,
-                                       "consumer.block_ms=200", "consumer.name=loop-test"],
-                                 extra_args=["--consumer"])
-            cls.stack.start()
-            cls.port = cls.stack.base + 8  # stack.sh --consumer
-            cls.metrics_port = cls.port + tl.METRICS_OFFSET
-            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000)
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def stack_options(cls):
+        # The consumer's partitions go into the world's data dir (where
+        # build_world generates it), where the nightly build reads them
+        # (DATA/events/YYYY-MM-DD.tsv).
+        world = os.path.join(cls.tmp.path, "world")
+        return {"sets": ["consumer.data_dir=" + world, "consumer.block_ms=200",
+                         "consumer.name=loop-test"],
+                "extra_args": ["--consumer"]}
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.chan is not None:
-            cls.chan.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.port = cls.stack.base + 8  # stack.sh --consumer
+        cls.metrics_port = cls.port + tl.METRICS_OFFSET
 
     def recommend(self, user):
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         req = self.pb.recommender.RecommendRequest(
             user=self.pb.common.UserContext(user_id=user), count=10, debug=True)
         return stub.Recommend(req, timeout=TIMEOUT_S)
@@ -85,7 +70,7 @@ class LoopTest(unittest.TestCase):
              "served impressions counted")
 
         # 2. Five clicks, sent twice (a client retry): counted once each.
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         now = int(time.time())
         events = [self.pb.common.Event(user_id=USER, item_id=i, time_s=now,
                                        request_id=first.request_id,
@@ -104,12 +89,22 @@ class LoopTest(unittest.TestCase):
         self.assertTrue(self.mix(second).startswith("normal: 5 interactions (online)"),
                         self.mix(second))
 
-        # 4. The day partition holds the five clicks, once each.
+        # 4. The day partition holds the five clicks, once each, and the
+        # first answer's items as server-logged impressions (value 0), each
+        # before its click.
         day = time.strftime("%Y-%m-%d", time.gmtime(now))
         with open(os.path.join(self.world, "events", day + ".tsv")) as f:
-            lines = [l.rstrip("\n").split("\t") for l in f if USER in l]
-        self.assertEqual(sorted(int(l[2]) for l in lines), sorted(items[:5]))
-        self.assertTrue(all(l[0] == str(now) and l[3] == "click" for l in lines), lines)
+            lines = [l.rstrip("\n").split("\t") for l in f if l.split("\t")[1] == USER]
+        clicks = [l for l in lines if l[3] == "click"]
+        self.assertEqual(sorted(int(l[2]) for l in clicks), sorted(items[:5]))
+        self.assertTrue(all(l[0] == str(now) for l in clicks), clicks)
+        shown = [l for l in lines if l[3] == "impression"]
+        self.assertEqual(len(clicks) + len(shown), len(lines), lines)
+        self.assertTrue(set(items) <= set(int(l[2]) for l in shown), lines)
+        self.assertTrue(all(l[4] == "0" for l in shown), shown)
+        for i in items[:5]:
+            first_seen = min(k for k, l in enumerate(lines) if int(l[2]) == i)
+            self.assertEqual(lines[first_seen][3], "impression", lines)
 
         # 5. The nightly load reads the partition: the user's record now holds
         # the five clicks (no online read needed) and last-n still has them.

@@ -12,12 +12,14 @@ It checks that
   (items: impressions and clicks; users: clicks and served; the day
   partitions: one line per click);
 - the incremental two-tower update (train-two-tower --incremental) on the
-  consumer's partitions beats the nightly model on the newest events, passes
-  the gate, and the recall service serves the new version. The simulated
-  users' interests drifted since the nightly build (World.drift: each takes
-  another user's θ) and new items were published through PutItems (one per
-  cold user, in its new favourite category): the changes the notes want
-  incremental updates for.
+  consumer's partitions beats the nightly model on the newest events by a
+  clear margin (recall@100 over several hundred held-out clicks), passes the
+  gate, and the recall service serves the new version. Since the nightly
+  build the world changed: the simulated users' interests drifted
+  (World.drift), new items were published through PutItems (one per cold
+  user, in its new favourite category), and a trend began (World.
+  put_trend_items: new items of the least-clicked category that every
+  simulated user now likes): what incremental updates are for.
 Conditions are polled with a deadline, never slept on."""
 
 import glob
@@ -35,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cascade_testlib as tl  # noqa: E402
 import loop_world  # noqa: E402
 
-import grpc  # noqa: E402
 
 USERS, ITEMS, EVENTS = 300, 400, 9000
 SIM_USERS = 48     # half of them the coldest users of the world
@@ -45,50 +46,49 @@ DOWN_ROUNDS = 4    # rounds served while it is down
 COLD_BAR = 5       # orchestrator.cold_start.min_interactions in config/cascade.json
 TARGET = 10        # orchestrator.exploration.target_impressions: each new item is owed
 TARGET_WINDOW_S = 86400  # ... this many impressions within this long of its created_at
+TREND_ITEMS = 40   # a trend (World.put_trend_items): new items published at the hour's start
+TREND_BONUS = 3.0  # ... and this much added to every simulated user's click logit of them
+# The incremental update (k8s/base/incremental-two-tower.yaml runs the same
+# objective): pairwise log loss learns the hour's new favourites; see
+# docs/closed-loop.md for listwise's figures.
+# --redis exports the items put online into DATA/items.online.tsv first (the
+# trainers see them from there); --hard-ratio 0: no hard negatives from Redis.
+INCREMENTAL_ARGS = ["--epochs", "10", "--mode", "log", "--holdout-frac", "0.5",
+                    "--hard-ratio", "0"]
+MIN_GAIN = 0.1     # held-out recall@100: incremental > nightly + this
 
 
 poll = tl.poll
 
 
-class LoopSimTest(unittest.TestCase):
-    tmp = stack = chan = consumer = None
+class LoopSimTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-loopsim-"
+    WORLD = None  # built in set_up_class: it ends relative to the start time
+    consumer = None
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-loopsim-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.world_dir = os.path.join(cls.tmp.path, "world")
-            cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
-                        "consumer.claim_idle_ms=500", "consumer.name=loop-sim",
-                        "orchestrator.exploration.target_impressions=%d" % TARGET,
-                        "orchestrator.exploration.target_window_s=%d" % TARGET_WINDOW_S]
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config,
-                                 sets=cls.sets, extra_args=["--consumer"])
-            cls.stack.start()
-            # The world ends two hours ago; the simulated hour is the last one.
-            cls.now = int(time.time())
-            cls.end_ts = cls.now - 7200
-            tl.build_world(cls.stack, cls.tmp.path, users=USERS, items=ITEMS, events=EVENTS,
-                           datagen_args=["--end-ts", str(cls.end_ts), "--truth-model"])
-            cls.world = loop_world.World(cls.world_dir)
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def stack_options(cls):
+        cls.world_dir = os.path.join(cls.tmp.path, "world")
+        cls.sets = ["consumer.data_dir=" + cls.world_dir, "consumer.block_ms=5000",
+                    "consumer.claim_idle_ms=500", "consumer.name=loop-sim",
+                    "orchestrator.exploration.target_impressions=%d" % TARGET,
+                    "orchestrator.exploration.target_window_s=%d" % TARGET_WINDOW_S]
+        return {"sets": cls.sets, "extra_args": ["--consumer"]}
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_class(cls):
+        # The world ends two hours ago; the simulated hour is the last one.
+        cls.now = int(time.time())
+        cls.end_ts = cls.now - 7200
+        tl.build_world(cls.stack, cls.tmp.path, users=USERS, items=ITEMS, events=EVENTS,
+                       datagen_args=["--end-ts", str(cls.end_ts), "--truth-model"])
+        cls.world = loop_world.World(cls.world_dir)
+
+    @classmethod
+    def tear_down_class(cls):
         if cls.consumer is not None and cls.consumer.poll() is None:
             cls.consumer.terminate()
             cls.consumer.wait(timeout=30)
-        if cls.chan is not None:
-            cls.chan.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
 
     def hget(self, key, field):
         v = self.stack.redis_cli("HGET", key, field)
@@ -155,8 +155,12 @@ class LoopSimTest(unittest.TestCase):
         # new items were published (one per cold user, in its new favourite
         # category): what incremental updates are for.
         self.world.drift(users, rng)
-        fresh = self.world.put_new_items(self.pb, self.chan, cold, 10 ** 6, self.now - 600)
-        sim = loop_world.Simulation(self.pb, self.chan, self.world, rng, t0=self.now - 3600)
+        fresh = self.world.put_new_items(self.pb, self.channel(), cold, 10 ** 6, self.now - 600)
+        # A trend: every simulated user takes to new items of a category the
+        # log clicked least.
+        fresh += self.world.put_trend_items(self.pb, self.channel(), users, TREND_ITEMS,
+                                            2 * 10 ** 6, self.now - 3600, TREND_BONUS)
+        sim = loop_world.Simulation(self.pb, self.channel(), self.world, rng, t0=self.now - 3600)
         sim.run(users, KILL_AFTER, total_rounds=ROUNDS)
         # Cold users start in the cold-start mix.
         cold_at_start = [u for u in cold if sim.mixes[u][0].startswith("cold_start")]
@@ -225,33 +229,31 @@ class LoopSimTest(unittest.TestCase):
         self.assertGreater(left, 0)
 
         # The incremental update on the consumer's partitions is gated against
-        # the nightly model on the newest events. On this reduced run those are
-        # 20-45 clicks, too few to decide which model is better (0.40 vs 0.24,
-        # 0.41 vs 0.22, 0.261 vs 0.265, 0.349 vs 0.361 in four runs), so both
-        # gate outcomes are accepted here, and each is checked for what it must
-        # do: published -> recall serves it; refused as worse (exit 4) ->
-        # .latest stays. That the update beats the published model is asserted
-        # deterministically in unit/test_train_twotower test_incremental, and
-        # measured at full size by scripts/loop_sim.py.
+        # the nightly model on the newest half of the hour's clicks (several
+        # hundred: about half of them on the trend's items, which the nightly
+        # model maps to its unknown id row). It must beat it clearly, be
+        # published, and be served. Five seeds gave 0.46-0.55 against
+        # 0.26-0.31 (docs/closed-loop.md); the margin asserted is half the
+        # smallest gap seen.
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             nightly = f.read().strip()
         res = tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--incremental",
                       "--data", self.world_dir, "--model-dir", self.stack.model_dir,
-                      "--quiet", "--epochs", "10", "--holdout-frac", "0.5"], check=False)
-        self.assertIn(res.returncode, (0, 4), res.stdout + res.stderr)
+                      "--redis", "127.0.0.1:%d" % self.stack.redis_port, "--quiet"]
+                     + INCREMENTAL_ARGS, check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        with open(os.path.join(self.world_dir, "items.online.tsv")) as f:
+            self.assertEqual(sum(1 for _ in f) - 1, len(fresh))  # every put item, once
         with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
             version = f.read().strip()
-        if res.returncode == 4:
-            self.assertEqual(version, nightly, "a refused model was published")
-            self.assertIn("not published", res.stdout + res.stderr)
-            tl.log("incremental update refused by the gate: %s" % (res.stdout + res.stderr)
-                   .strip().splitlines()[-1])
-            return
         self.assertNotEqual(version, nightly)
         with open(os.path.join(self.stack.model_dir, version + ".safetensors.gate.json")) as f:
             gate = json.load(f)
-        tl.log("incremental %s: recall on the newest events %.4f, nightly %s %.4f" %
-               (version, gate["value"], nightly, gate["current"]["value"]))
+        tl.log("incremental %s: recall@100 on the newest %d clicks (%d users) %.4f, nightly "
+               "%s %.4f" % (version, total_clicks // 2, gate["holdout"], gate["value"], nightly,
+                            gate["current"]["value"]))
+        self.assertGreaterEqual(gate["holdout"], SIM_USERS * 3 // 4)
+        self.assertGreater(gate["value"], gate["current"]["value"] + MIN_GAIN)
         self.assertEqual(gate["current"]["version"], nightly)
         # The recall channel looks at two-tower.latest when a request uses it
         # (recall.channels.two_tower.reload_ms): keep asking for a user out of

@@ -51,53 +51,24 @@ DEBUG_TOKEN = "it-debug-token-7f3a"
 REASON_RE = re.compile(r"^[a-z0-9_/]+: (?:[A-Z_]+|[a-z_]+)$")
 
 
-class PipelineTest(unittest.TestCase):
-    tmp = stack = pb = None
-    channels = {}
+class PipelineTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-it-"
+    CONFIG = {"experiments": EXPERIMENTS}
+    # The debug trace only for callers with the token (not for every
+    # loopback caller), so the gate is tested through the real server.
+    STACK = {"split_channels": ["itemcf"],
+             "sets": ["orchestrator.debug.loopback=false",
+                      "orchestrator.debug.token=" + DEBUG_TOKEN]}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-it-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"),
-                                     {"experiments": EXPERIMENTS})
-            # The debug trace only for callers with the token (not for every
-            # loopback caller), so the gate is tested through the real server.
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config,
-                                 split_channels=["itemcf"],
-                                 sets=["orchestrator.debug.loopback=false",
-                                       "orchestrator.debug.token=" + DEBUG_TOKEN])
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path)
-            # Users with a history (a last-n list), so itemcf has seeds for them.
-            cls.users = [u for u in tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))[:60]
-                         if int(cls.stack.redis_cli("LLEN", "cascade:user:%s:lastn" % u)) >= 5]
-            if len(cls.users) < 3:
-                raise RuntimeError("the generated world has too few users with a history")
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for ch in cls.channels.values():
-            ch.close()
-        cls.channels = {}
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        # Users with a history (a last-n list), so itemcf has seeds for them.
+        cls.users = [u for u in tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))[:60]
+                     if int(cls.stack.redis_cli("LLEN", "cascade:user:%s:lastn" % u)) >= 5]
+        if len(cls.users) < 3:
+            raise RuntimeError("the generated world has too few users with a history")
 
     # ------------------------------------------------------------ helpers
-
-    def channel(self, name="orchestrator"):
-        if name not in self.channels:
-            self.channels[name] = grpc.insecure_channel(self.stack.addr(name))
-        return self.channels[name]
-
-    def recommender(self):
-        return self.pb.recommender_grpc.RecommenderStub(self.channel())
 
     def recommend(self, user_id, count=10, debug=False, token=DEBUG_TOKEN):
         """Recommend; a debug request sends x-debug-token `token` (None: none)."""

@@ -8,7 +8,9 @@ near it; a changed item leaves its old city list. Conditions are polled with a
 deadline (the Recall list cache and the two_tower poll run every second),
 never slept on."""
 
+import json
 import os
+import struct
 import sys
 import time
 import unittest
@@ -24,49 +26,27 @@ NS = "cascade"
 poll = tl.poll
 
 
-class PutItemsTest(unittest.TestCase):
-    tmp = stack = pb = chan = None
+class PutItemsTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-put-items-"
+    WORLD = {"users": 200, "items": 200, "events": 6000}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-put-items-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"))
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
-            cls.stack.start()
-            cls.world = tl.build_world(cls.stack, cls.tmp.path, users=200, items=200,
-                                       events=6000)
-            cls.items = {}
-            with open(os.path.join(cls.world, "items.tsv")) as f:
-                next(f)
-                for line in f:
-                    c = line.rstrip("\n").split("\t")
-                    cls.items[int(c[0])] = c
-            cls.users = tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))
-            cls.chan = grpc.insecure_channel(cls.stack.addr())
-            cls.recall_chan = grpc.insecure_channel(cls.stack.addr("recall"))
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for ch in (cls.chan, getattr(cls, "recall_chan", None)):
-            if ch is not None:
-                ch.close()
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.items = {}
+        with open(os.path.join(cls.world, "items.tsv")) as f:
+            next(f)
+            for line in f:
+                c = line.rstrip("\n").split("\t")
+                cls.items[int(c[0])] = c
+        cls.users = tl.read_tsv_column(os.path.join(cls.world, "users.tsv"))
 
     def put(self, *items):
-        stub = self.pb.recommender_grpc.RecommenderStub(self.chan)
+        stub = self.recommender()
         return stub.PutItems(self.pb.recommender.PutItemsRequest(items=list(items)),
                              timeout=TIMEOUT_S)
 
     def recall(self, channel, user, quota=100, geohash="", city=0):
-        call = tl.recall_stub(self.pb, self.recall_chan)
+        call = tl.recall_stub(self.pb, self.channel("recall"))
         req = self.pb.recall.RecallRequest(
             user=self.pb.common.UserContext(user_id=user, geohash=geohash, city=city),
             channels=[channel], quota=quota)
@@ -157,6 +137,63 @@ class PutItemsTest(unittest.TestCase):
             "ZSCORE", "%s:city@%s:%d" % (NS, city_gen, other_city), new_id), "")
         poll(lambda: new_id not in self.recall("city", user, city=city),
              "the item leaves its old city")
+
+    def index_ids(self, version):
+        """The item ids of a two-tower version's item index (the `ids`
+        tensor of <version>.items.safetensors, u64 little-endian)."""
+        with open(os.path.join(self.stack.model_dir, version + ".items.safetensors"), "rb") as f:
+            blob = f.read()
+        n = struct.unpack("<Q", blob[:8])[0]
+        start, end = json.loads(blob[8:8 + n])["ids"]["data_offsets"]
+        raw = blob[8 + n + start:8 + n + end]
+        return set(struct.unpack("<%dQ" % (len(raw) // 8), raw))
+
+    def test_nightly_build_keeps_online_items(self):
+        # An item put online (no row in items.tsv), then the nightly jobs:
+        # lists and authors publish new generations from the data, and the
+        # two-tower training indexes the data's items. The build exports
+        # {ns}:items:online into DATA/items.online.tsv first, so the item is
+        # in all of them as if it were in items.tsv.
+        model = self.items[max(self.items)]
+        author, category, gh, city = int(model[1]), int(model[2]), model[5], int(model[6])
+        new_id = max(self.items) + 5000
+        # Created before the data's newest event (the build's as_of: the lists
+        # hold items published by then), as an item put during the day is
+        # before tonight's last Feedback.
+        with open(os.path.join(self.world, "events.tsv")) as f:
+            next(f)
+            as_of = max(int(l.split("\t", 1)[0]) for l in f)
+        self.put(self.item(new_id, author_id=author, category=category, tags=[5], geohash=gh,
+                           city=city, media_type=1, created_at_s=as_of - 60))
+        before = dict((f, self.gen(f)) for f in ("new", "geo", "city", "authors"))
+        redis = "127.0.0.1:%d" % self.stack.redis_port
+        for job in ("lists", "authors"):
+            res = tl.run([tl.bin_path("cascade-build"), job, "--data", self.world,
+                          "--redis", redis])
+            self.assertRegex(res.stderr, r"data: \d+ items added online exported")
+        with open(os.path.join(self.world, "items.online.tsv")) as f:
+            rows = [l.rstrip("\n").split("\t") for l in f][1:]
+        row = [r for r in rows if r[0] == str(new_id)]
+        self.assertEqual(len(row), 1, rows)
+        self.assertEqual(row[0], [str(new_id), str(author), str(category), "5", str(as_of - 60),
+                                  gh, str(city), "1", "0"])
+        gens = dict((f, self.gen(f)) for f in before)
+        for family in before:
+            self.assertNotEqual(gens[family], before[family], family + ": no new generation")
+        precision = int(self.redis("HGET", "%s:meta" % NS, "geo_precision"))
+        for key in ("%s:new@%s" % (NS, gens["new"]),
+                    "%s:geo@%s:%s" % (NS, gens["geo"], gh[:precision]),
+                    "%s:city@%s:%d" % (NS, gens["city"], city),
+                    "%s:authors@%s:items:%d" % (NS, gens["authors"], author)):
+            self.assertNotEqual(self.redis("ZSCORE", key, new_id), "", key)
+        # The two-tower training reads the same data: the new version's item
+        # index holds the item.
+        tl.run([tl.bin_path("cascade-build"), "train-two-tower", "--data", self.world,
+                "--model-dir", self.stack.model_dir, "--quiet", "--force"])
+        with open(os.path.join(self.stack.model_dir, "two-tower.latest")) as f:
+            version = f.read().strip()
+        self.assertIn(new_id, self.index_ids(version))
+        self.assertIn(max(self.items), self.index_ids(version))
 
 
 if __name__ == "__main__":

@@ -41,32 +41,16 @@ def with_experiment(experiments, params):
     return exp
 
 
-class ReloadTest(unittest.TestCase):
-    tmp = stack = pb = None
+class ReloadTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-reload-"
+    CONFIG = {"experiments": NO_EXPERIMENTS}
+    WORLD = {"users": 200, "items": 200, "events": 6000, "seed": 3, "train": False}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-reload-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.config = os.path.join(cls.tmp.path, "cascade.json")
-            tl.write_config(cls.config, {"experiments": NO_EXPERIMENTS})
-            with open(cls.config) as f:
-                cls.base_cfg = json.load(f)
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=cls.config)
-            cls.stack.start()
-            tl.build_world(cls.stack, cls.tmp.path, users=200, items=200, events=6000,
-                           seed=3, train=False)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.stack:
-            cls.stack.stop()
-        if cls.tmp:
-            cls.tmp.cleanup()
+    def stack_options(cls):
+        with open(cls.config) as f:
+            cls.base_cfg = json.load(f)
+        return {}
 
     # ---- helpers
 

@@ -15,7 +15,6 @@ import struct
 import sys
 import unittest
 
-import grpc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,36 +38,18 @@ def read_index(path):
     return ids, tensor("vectors")
 
 
-class ReRankVectorsTest(unittest.TestCase):
-    tmp = stack = None
+class ReRankVectorsTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-rrv-"
+    CONFIG = {"experiments": None}
+    # reload_ms 0: the first request after training loads the index.
+    STACK = {"sets": ["rerank.item_vectors.reload_ms=0"]}
 
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = tl.TempDir("cascade-rrv-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            config = tl.write_config(os.path.join(cls.tmp.path, "cascade.json"),
-                                     {"experiments": None})
-            # reload_ms 0: the first request after training loads the index.
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"), config=config,
-                                 sets=["rerank.item_vectors.reload_ms=0"])
-            cls.stack.start()
-            tl.build_world(cls.stack, cls.tmp.path)
-            cls.channel = grpc.insecure_channel(cls.stack.addr("rerank"))
-            cls.rerank = cls.channel.unary_unary(
-                "/cascade.v1.ReRank/ReRank",
-                request_serializer=cls.pb.rerank.ReRankRequest.SerializeToString,
-                response_deserializer=cls.pb.rerank.ReRankResponse.FromString)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.stack is not None:
-            cls.stack.stop()
-        if cls.tmp is not None:
-            cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.rerank = cls.channel("rerank").unary_unary(
+            "/cascade.v1.ReRank/ReRank",
+            request_serializer=cls.pb.rerank.ReRankRequest.SerializeToString,
+            response_deserializer=cls.pb.rerank.ReRankResponse.FromString)
 
     def call(self, ids, params):
         req = self.pb.rerank.ReRankRequest(count=2)

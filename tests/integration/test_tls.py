@@ -56,32 +56,23 @@ def tls_args(certs):
             "--tls-client-cert", p("client.crt"), "--tls-client-key", p("client.key")]
 
 
-class TlsTest(unittest.TestCase):
-    tmp = stack = pb = None
+class TlsTest(tl.StackTestCase):
+    TMP_PREFIX = "cascade-tls-"
+    CONFIG = None  # the shipped config as it is
+    WORLD = None
 
     @classmethod
     def setUpClass(cls):
         for var in TLS_VARS:
             os.environ.pop(var, None)
-        cls.tmp = tl.TempDir("cascade-tls-")
-        try:
-            cls.pb = tl.generate_stubs(os.path.join(cls.tmp.path, "stubs"))
-            cls.certs = os.path.join(cls.tmp.path, "certs")
-            os.makedirs(cls.certs)
-            make_certs(cls.certs)
-            cls.stack = tl.Stack(os.path.join(cls.tmp.path, "stack"),
-                                 extra_args=tls_args(cls.certs))
-            cls.stack.start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.stack:
-            cls.stack.stop()
-        if cls.tmp:
-            cls.tmp.cleanup()
+    def stack_options(cls):
+        cls.certs = os.path.join(cls.tmp.path, "certs")
+        os.makedirs(cls.certs)
+        make_certs(cls.certs)
+        return {"extra_args": tls_args(cls.certs)}
 
     def read(self, name):
         with open(os.path.join(self.certs, name), "rb") as f:

@@ -1,4 +1,4 @@
-"""Parity of our MMoE forward pass (common/mmoe.h) with torch: torch builds
+"""Parity of our MMoE forward pass (common/ml/mmoe.h) with torch: torch builds
 the notes' MMoE (seeded, float32, CPU), writes its state_dict as safetensors
 (scripts/bench/mmoe_torch.py), and cascade-bench-mmoe --predict runs the same
 file on the same inputs. Logits and served values must agree to 1e-5

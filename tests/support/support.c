@@ -25,7 +25,9 @@
 #define READY_POLL_NS 10000000 /* 10 ms between PINGs */
 #define START_ATTEMPTS 3       /* another process may grab the free port first */
 
-int test_free_port(void)
+/* A TCP socket bound to a free port on 127.0.0.1 (not listening); returns
+ * the fd with the port in *port, or -1. */
+static int bind_any_loopback(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -33,12 +35,55 @@ int test_free_port(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(sa);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int test_free_port(void)
+{
+    int port = -1, fd = bind_any_loopback(&port);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0 ? port : -1;
+}
+
+int test_dead_port(void)
+{
+    /* Bound and never listened on: the kernel answers a connection with a
+     * reset, and no other process can bind the port while the socket is
+     * open. Kept open on purpose until the process exits. */
     int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
+    return bind_any_loopback(&port) >= 0 ? port : -1;
+}
+
+void test_violation(struct test_violations *v, const char *fmt, ...)
+{
+    atomic_fetch_add(&v->count, 1);
+    if (atomic_flag_test_and_set(&v->first_taken))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->first, sizeof v->first, fmt, ap);
+    va_end(ap);
+}
+
+int test_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return -1;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
 }
 
 char *test_tempdir(char *buf, size_t len)
@@ -94,35 +139,48 @@ static pid_t spawn_redis(int port, const char *dir, const char *password)
     _exit(127);
 }
 
-static int ping_once(int port)
+/* True when the server on port answers and is the process pid: INFO's
+ * process_id, so a redis-server of another test that took the same port
+ * between the probe and our bind is never mistaken for ours. */
+static int answers_as(pid_t pid, int port, const char *password)
 {
     struct timeval tv = {0, 200000};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *rep = NULL;
     int ok = 0;
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        redisReply *rep = redisCommand(c, "PING");
-        /* A server with requirepass answers NOAUTH: it is up all the same. */
-        ok = rep && ((rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0) ||
-                     (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0));
-        if (rep)
-            freeReplyObject(rep);
+    if (!c || c->err)
+        goto out;
+    redisSetTimeout(c, tv);
+    if (password[0]) {
+        rep = redisCommand(c, "AUTH %s", password);
+        if (!rep || rep->type == REDIS_REPLY_ERROR)
+            goto out;
+        freeReplyObject(rep);
     }
+    rep = redisCommand(c, "INFO server");
+    if (rep && rep->type == REDIS_REPLY_STRING) {
+        const char *field = strstr(rep->str, "\nprocess_id:");
+        ok = field && strtol(field + strlen("\nprocess_id:"), NULL, 10) == (long)pid;
+    }
+out:
+    if (rep)
+        freeReplyObject(rep);
     if (c)
         redisFree(c);
     return ok;
 }
 
-/* Poll PING until the server answers; fails early if the process exits. */
-static int wait_ready(pid_t pid, int port)
+/* Poll until our server answers; fails early if the process exits (e.g. its
+ * port was taken: the caller then tries another). */
+static int wait_ready(pid_t pid, int port, const char *password)
 {
     struct timespec pause = {0, READY_POLL_NS};
     for (int i = 0; i < READY_POLLS; i++) {
-        if (ping_once(port))
-            return 0;
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             return -1;
+        if (answers_as(pid, port, password))
+            return 0;
         nanosleep(&pause, NULL);
     }
     return -1;
@@ -145,7 +203,7 @@ static int start_on_port(struct test_redis *r)
         r->pid = 0;
         return -1;
     }
-    if (wait_ready(r->pid, r->port) != 0) {
+    if (wait_ready(r->pid, r->port, r->password) != 0) {
         kill_and_wait(r->pid, SIGKILL);
         r->pid = 0;
         return -1;
@@ -243,7 +301,7 @@ int test_redis_group_teardown(void **state)
 cascade_redis_pool *test_redis_dead_pool(void)
 {
     struct cascade_redis_opts o = {.host = "127.0.0.1",
-                                   .port = test_free_port(),
+                                   .port = test_dead_port(),
                                    .connect_timeout_ms = 500,
                                    .command_timeout_ms = 500};
     return cascade_redis_pool_create(&o);

@@ -5,6 +5,7 @@
 #define CASCADE_TEST_SUPPORT_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -56,9 +57,32 @@ cascade_redis_pool *test_redis_dead_pool(void);
 char *test_tempdir(char *buf, size_t len);
 /* rm -rf a temp dir made by test_tempdir. */
 void test_rmdir(const char *dir);
+/* Write text to dir/name (created or truncated); returns 0 or -1. */
+int test_write_file(const char *dir, const char *name, const char *text);
 
-/* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close). */
+/* A free TCP port on 127.0.0.1 (bind to port 0, read it back, close), for
+ * a program that cannot bind port 0 and report it (redis-server): another
+ * process may take it before the program binds it, so the caller retries on
+ * another one (test_redis_start does). */
 int test_free_port(void);
+
+/* A port on 127.0.0.1 where nothing listens, for "connection refused" tests:
+ * a socket bound to it and never listened on stays open until the process
+ * exits, so no other process can start listening there meanwhile (a probed
+ * free port could be taken). Returns the port or -1. */
+int test_dead_port(void);
+
+/* Invariant violations seen on a test's worker threads (cmocka's asserts
+ * may only run on the test's own thread): counted, the first one's message
+ * kept. Zero-initialise; read count and first after joining the threads. */
+struct test_violations {
+    atomic_long count;
+    atomic_flag first_taken;
+    char first[256];
+};
+/* Count one violation (thread-safe); the first one's message is kept. */
+void test_violation(struct test_violations *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* A tool's argument parser adapted for test_parse_argv (opts is its options
  * struct), e.g. a wrapper calling cascade_cli_parse(argc, argv, opts, out, err). */

@@ -1,11 +1,16 @@
 /* Unit tests for common/item_cache.c against a real redis-server: records
  * are served from memory within the TTL (found and missing alike), read
- * again after it, right under slot collisions, and configured per stage. */
+ * again after it, right under slot collisions, and configured per stage;
+ * and readers on several threads sharing one cache while a writer rewrites
+ * the records in Redis (scripts/tsan.sh runs it under TSan). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -15,6 +20,7 @@
 #include "error.h"
 #include "item_cache.h"
 #include "metrics.h"
+#include "rng.h"
 #include "store.h"
 #include "support.h"
 
@@ -136,12 +142,165 @@ static void test_config(void **state)
     cascade_config_destroy(cfg);
 }
 
+/* ------------------------------------------------------------ threaded */
+
+#define T_READERS 6
+#define T_ITEMS 200        /* ids 1..T_ITEMS are in Redis */
+#define T_ABSENT_FROM 1001 /* ids from here on are never written */
+#define T_VERSIONS 40      /* the writer rewrites every item this often */
+#define T_BATCH 24
+#define T_SLOTS 64  /* fewer than the items: colliding ids evict each other */
+#define T_TTL_MS 20 /* entries expire and are read again while the writer runs */
+
+/* A version v of item id: fields tied to the id and to each other, so a
+ * record of another id, or one mixed from two writes, is seen. */
+static int put_version(cascade_redis *r, uint64_t id, uint32_t v)
+{
+    cascade_v1_ItemRecord rec = cascade_v1_ItemRecord_init_zero;
+    rec.item_id = id;
+    rec.author_id = id * 7 + 1;
+    rec.category = (uint32_t)(id % 5) + 1;
+    rec.has_stats = true;
+    rec.stats.clicks = v;
+    rec.stats.likes = (uint32_t)id + v;
+    return cascade_store_put_item(r, NS, &rec);
+}
+
+struct shared {
+    cascade_redis_pool *pool;
+    cascade_item_cache *cache;
+    atomic_uint published; /* the version the writer has started to write */
+    atomic_bool writing;
+    struct test_violations bad;
+    atomic_long hits, lookups;
+};
+
+static void *writer_main(void *arg)
+{
+    struct shared *s = arg;
+    cascade_redis *r = cascade_redis_pool_get(s->pool);
+    for (uint32_t v = 1; v <= T_VERSIONS; v++) {
+        atomic_store(&s->published, v);
+        for (uint64_t id = 1; id <= T_ITEMS; id++)
+            if (put_version(r, id, v) != 0)
+                test_violation(&s->bad, "write failed: %s", cascade_redis_error(r));
+    }
+    atomic_store(&s->writing, false);
+    return NULL;
+}
+
+/* One read through the shared cache: every present id comes back as some
+ * version the writer wrote, whole; every absent id as not found, zeroed. */
+static void check_read(struct shared *s, const uint64_t *ids, const cascade_v1_ItemRecord *recs,
+                       const bool *found)
+{
+    for (size_t i = 0; i < T_BATCH; i++) {
+        const cascade_v1_ItemRecord *rec = &recs[i];
+        if (ids[i] >= T_ABSENT_FROM) {
+            if (found[i] || rec->item_id != 0)
+                test_violation(&s->bad, "absent id %llu found", (unsigned long long)ids[i]);
+        } else if (!found[i] || rec->item_id != ids[i] || rec->author_id != ids[i] * 7 + 1) {
+            test_violation(&s->bad, "id %llu: found %d, record of item %llu",
+                           (unsigned long long)ids[i], found[i], (unsigned long long)rec->item_id);
+        } else if (rec->stats.likes != ids[i] + rec->stats.clicks ||
+                   rec->stats.clicks > atomic_load(&s->published)) {
+            test_violation(&s->bad, "id %llu: clicks %u likes %u is no version written",
+                           (unsigned long long)ids[i], rec->stats.clicks, rec->stats.likes);
+        }
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    struct shared *s = arg;
+    cascade_redis *r = cascade_redis_pool_get(s->pool);
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, (uint64_t)(uintptr_t)&rng);
+    uint64_t ids[T_BATCH];
+    cascade_v1_ItemRecord recs[T_BATCH];
+    bool found[T_BATCH];
+    /* Read while the writer writes, and a little after it. */
+    for (int after = 0; atomic_load(&s->writing) || after < 20;
+         after += !atomic_load(&s->writing)) {
+        for (size_t i = 0; i < T_BATCH; i++)
+            ids[i] = i % 6 == 5 ? T_ABSENT_FROM + cascade_rng_below(&rng, 20)
+                                : 1 + cascade_rng_below(&rng, T_ITEMS);
+        size_t hits = 0;
+        memset(recs, 0x5a, sizeof recs);
+        if (cascade_item_cache_get(s->cache, r, NS, ids, T_BATCH, recs, found, &hits) != 0) {
+            test_violation(&s->bad, "read failed: %s", cascade_redis_error(r));
+            continue;
+        }
+        check_read(s, ids, recs, found);
+        atomic_fetch_add(&s->hits, (long)hits);
+        atomic_fetch_add(&s->lookups, T_BATCH);
+    }
+    return NULL;
+}
+
+static double counter(cascade_metrics *m, const char *name)
+{
+    return cascade_metric_value(
+        cascade_metric_get(cascade_metrics_counter(m, name, "x", NULL), NULL));
+}
+
+static void test_threads_read_while_written(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    static struct shared s;
+    memset(&s, 0, sizeof s);
+    s.pool = f->pool;
+    for (uint64_t id = 1; id <= T_ITEMS; id++)
+        assert_int_equal(put_version(f->conn, id, 0), 0);
+    s.cache = cascade_item_cache_create(T_SLOTS, T_TTL_MS);
+    assert_non_null(s.cache);
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_item_cache_set_metrics(s.cache, m, "rank");
+    atomic_store(&s.writing, true);
+
+    pthread_t writer, readers[T_READERS];
+    assert_int_equal(pthread_create(&writer, NULL, writer_main, &s), 0);
+    for (int i = 0; i < T_READERS; i++)
+        assert_int_equal(pthread_create(&readers[i], NULL, reader_main, &s), 0);
+    assert_int_equal(pthread_join(writer, NULL), 0);
+    for (int i = 0; i < T_READERS; i++)
+        assert_int_equal(pthread_join(readers[i], NULL), 0);
+
+    if (atomic_load(&s.bad.count) != 0)
+        fail_msg("%ld violations; first: %s", atomic_load(&s.bad.count), s.bad.first);
+    /* Every record asked for was counted once, as a hit or as a miss. */
+    long lookups = atomic_load(&s.lookups), hits = atomic_load(&s.hits);
+    assert_true(lookups > 0);
+    assert_true(counter(m, "cascade_rank_item_cache_hits_total") == (double)hits);
+    assert_true(counter(m, "cascade_rank_item_cache_misses_total") == (double)(lookups - hits));
+    assert_true(hits > 0 && hits < lookups);
+
+    /* Once the TTL has passed, every item reads as the writer's last version. */
+    int64_t t0 = cascade_now_ms();
+    while (cascade_now_ms() < t0 + T_TTL_MS + 1) {
+    } /* poll the clock past the TTL */
+    uint64_t ids[T_ITEMS];
+    static cascade_v1_ItemRecord recs[T_ITEMS];
+    bool found[T_ITEMS];
+    for (size_t i = 0; i < T_ITEMS; i++)
+        ids[i] = i + 1;
+    assert_int_equal(cascade_item_cache_get(s.cache, f->conn, NS, ids, T_ITEMS, recs, found, NULL),
+                     0);
+    for (size_t i = 0; i < T_ITEMS; i++) {
+        assert_true(found[i]);
+        assert_int_equal(recs[i].stats.clicks, T_VERSIONS);
+    }
+    cascade_metrics_destroy(m);
+    cascade_item_cache_destroy(s.cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hits_within_ttl),
         cmocka_unit_test(test_expiry_and_collisions),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_threads_read_while_written),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

@@ -308,9 +308,11 @@ static void test_serve_metrics_over_http(void **state)
     cascade_metric_family *f = cascade_metrics_counter(m, "served_total", "Served.", "path");
     const char *v[] = {"/x"};
     cascade_metric_add(cascade_metric_get(f, v), 42);
+    assert_int_equal(cascade_metrics_port(m), 0); /* not served yet */
     int port = cascade_metrics_serve(m, "127.0.0.1:0", err, sizeof(err));
     assert_true(port > 0);
     assert_string_equal(err, "");
+    assert_int_equal(cascade_metrics_port(m), port);
 
     char *resp = http_request(port, "GET", "/metrics");
     assert_true(strncmp(resp, "HTTP/1.", 7) == 0);
@@ -495,22 +497,23 @@ static void test_service_metrics_serves(void **state)
 {
     (void)state;
     struct cascade_service_opts o;
-    char err[256], addr[64];
-    /* Find a free port by binding a throw-away registry to port 0. */
-    cascade_metrics *probe = cascade_metrics_create();
-    int port = cascade_metrics_serve(probe, "127.0.0.1:0", err, sizeof(err));
-    assert_true(port > 0);
-    cascade_metrics_destroy(probe);
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
-    assert_int_equal(parse(&o, "--metrics-listen", addr, NULL, NULL), 0);
+    char addr[64];
+    /* Port 0: the service binds a free port and the registry reports it (no
+     * probe-then-bind race with other processes). */
+    assert_int_equal(parse(&o, "--metrics-listen", "127.0.0.1:0", NULL, NULL), 0);
     cascade_metrics *m = cascade_service_metrics(&o);
     assert_non_null(m);
+    cascade_service_opts_free(&o);
+    int port = cascade_metrics_port(m);
+    assert_true(port > 0);
     cascade_metrics_counter(m, "stage_total", "A stage's own counter.", NULL);
     char *resp = http_request(port, "GET", "/metrics");
     assert_non_null(strstr(resp, "\r\n\r\n# HELP stage_total A stage's own counter.\n"));
     assert_non_null(strstr(resp, "\nstage_total 0\n"));
     free(resp);
     /* The address is now taken: a second service on it fails to start. */
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(parse(&o, "--metrics-listen", addr, NULL, NULL), 0);
     assert_null(cascade_service_metrics(&o));
     cascade_metrics_destroy(m);
     cascade_service_opts_free(&o);

@@ -164,7 +164,7 @@ static void test_bad_format_is_invalid(void **state)
 static void test_connection_refused_names_address(void **state)
 {
     (void)state;
-    int port = test_free_port(); /* nothing listens there */
+    int port = test_dead_port(); /* nothing listens there */
     cascade_redis *r = connect_to(port, 0);
     redisReply *rep = NULL;
     assert_int_equal(cascade_redis_command(r, &rep, "PING"), CASCADE_EUNAVAILABLE);

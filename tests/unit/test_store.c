@@ -380,7 +380,7 @@ static void test_generations(void **state)
 static void test_unavailable(void **state)
 {
     (void)state;
-    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = test_free_port()};
+    struct cascade_redis_opts o = {.host = "127.0.0.1", .port = test_dead_port()};
     cascade_redis *r = cascade_redis_create(&o);
     uint64_t ids[] = {1, 2};
     cascade_v1_ItemRecord items[2];

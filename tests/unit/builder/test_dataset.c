@@ -204,6 +204,51 @@ static void test_day_partitions(void **state)
     test_rmdir(d);
 }
 
+/* items.online.tsv (the build's export of {ns}:items:online): a new id is
+ * added, a known one takes the online row in place, and events on the new
+ * item are kept (they would be dropped as unknown without the file). */
+static void test_online_items(void **state)
+{
+    (void)state;
+    char d[256], err[512];
+    cascade_dataset *ds = NULL;
+    assert_non_null(test_tempdir(d, sizeof(d)));
+    write_world(d, "ts\tuser_id\titem_id\ttype\tvalue\n"
+                   "100\talice\t12\tclick\t0\n"
+                   "200\tbob\t10\tclick\t0\n");
+    assert_int_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
+    assert_int_equal(ds->n_items, 2);
+    assert_int_equal(ds->n_events, 1);
+    assert_int_equal(ds->unknown_item_events, 1);
+    assert_int_equal(ds->online_items, 0);
+    cascade_dataset_destroy(ds);
+
+    write_file(d, CASCADE_DS_ONLINE_ITEMS,
+               "item_id\tauthor_id\tcategory\ttags\tcreated_at\tgeohash\tcity\tmedia_type\t"
+               "duration_s\n"
+               "12\t9\t4\t6\t1700000200\tu4pru\t3\t1\t0\n"
+               "10\t7\t3\t1,2\t1700000000\twx4g0\t5\t2\t42.5\n");
+    assert_int_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
+    assert_int_equal(ds->online_items, 2);
+    assert_int_equal(ds->n_items, 3);
+    assert_int_equal(ds->n_events, 2);
+    assert_int_equal(ds->unknown_item_events, 0);
+    long at = cascade_dataset_find_item(ds, 12);
+    assert_int_equal(at, 2);
+    assert_int_equal(ds->items[at].author_id, 9);
+    assert_string_equal(ds->items[at].geohash, "u4pru");
+    at = cascade_dataset_find_item(ds, 10);
+    assert_int_equal(at, 0);                 /* replaced in place */
+    assert_int_equal(ds->items[at].city, 5); /* the online row's city, not items.tsv's 2 */
+    assert_int_equal(ds->events[0].item, 2);
+    cascade_dataset_destroy(ds);
+    write_file(d, CASCADE_DS_ONLINE_ITEMS, "12\t9\t4\tx\t0\t\t0\t1\t0\n");
+    assert_int_not_equal(cascade_dataset_read(d, &ds, err, sizeof(err)), 0);
+    assert_null(ds);
+    assert_non_null(strstr(err, CASCADE_DS_ONLINE_ITEMS ":1:"));
+    test_rmdir(d);
+}
+
 static void test_behaviour_weights(void **state)
 {
     (void)state;
@@ -279,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_malformed_lines_name_file_and_line),
         cmocka_unit_test(test_unsorted_unknown_and_implicit),
         cmocka_unit_test(test_day_partitions),
+        cmocka_unit_test(test_online_items),
         cmocka_unit_test(test_behaviour_weights),
         cmocka_unit_test(test_cli_exit_codes),
     };

@@ -1,4 +1,4 @@
-/* Unit tests for the EASE builder family (services/builder/ease_lists.c):
+/* Unit tests for the EASE builder family (services/builder/cf/ease_lists.c):
  * which events are interactions (positive interest weight, binary, repeats
  * once), lists equal to the model's own neighbours built from the expected
  * binary matrix, the item cap leaving the other items without lists, the

@@ -468,7 +468,7 @@ static void test_build_all_command(void **state)
     freeReplyObject(rep);
 
     /* A Redis nobody listens on: exit code 1. */
-    snprintf(port, sizeof(port), "127.0.0.1:%d", test_free_port());
+    snprintf(port, sizeof(port), "127.0.0.1:%d", test_dead_port());
     const char *dead[] = {"cascade-build", "load", "--data", data, "--redis", port, "--quiet"};
     assert_int_equal(cascade_build_main(7, (char **)dead), CASCADE_BUILD_EXIT_FAILURE);
     test_rmdir(dir);

@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "clock.h"
 #include "consumer.h"
+#include "consumer_test.h"
 #include "error.h"
 #include "metrics.h"
 #include "store.h"
@@ -52,45 +55,21 @@ static void redeliver(void **state, const char *stream)
     freeReplyObject(rep);
 }
 
-/* XADD argv[0..argc) (from "XADD" on) with the test's connection. */
-static void xadd(void **state, const char **argv, size_t argc)
-{
-    size_t len[24];
-    assert_true(argc <= 24);
-    for (size_t i = 0; i < argc; i++)
-        len[i] = strlen(argv[i]);
-    redisReply *rep = NULL;
-    assert_int_equal(cascade_redis_command_argv(fx(state)->conn, &rep, (int)argc, argv, len), 0);
-    freeReplyObject(rep);
-}
-
-/* XADD a Feedback event the way the orchestrator's record script does. */
 static void add_event(void **state, const char *ns, const char *user, uint64_t item,
                       const char *type, const char *value, long long ts)
 {
-    char key[CASCADE_KEY_MAX], item_s[24], ts_s[24];
-    snprintf(item_s, sizeof item_s, "%llu", (unsigned long long)item);
-    snprintf(ts_s, sizeof ts_s, "%lld", ts);
-    const char *argv[] = {"XADD", cascade_key_events(key, ns),
-                          "*",    "user",
-                          user,   "item",
-                          item_s, "type",
-                          type,   "value",
-                          value,  "ts",
-                          ts_s,   "rid",
-                          "r1",   "eid",
-                          "e"};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    consumer_test_add_event(fx(state)->conn, ns, user, item, type, value, ts);
 }
 
-/* XADD a serve record in the contract's format (docs/closed-loop.md). */
+static void add_serve_at(void **state, const char *ns, const char *user, const char *items,
+                         const char *ts_ms)
+{
+    consumer_test_add_serve(fx(state)->conn, ns, user, items, ts_ms);
+}
+
 static void add_serve(void **state, const char *ns, const char *user, const char *items)
 {
-    char key[CASCADE_KEY_MAX];
-    const char *argv[] = {
-        "XADD", cascade_key_serves(key, ns), "*",     "rid", "req-1", "user", user,    "ts_ms", "1",
-        "exp",  "rank=baseline@3",           "track", "",    "deg",   "0",    "items", items};
-    xadd(state, argv, sizeof argv / sizeof *argv);
+    add_serve_at(state, ns, user, items, "1");
 }
 
 static void put_item(void **state, const char *ns, uint64_t id, uint32_t category)
@@ -314,34 +293,50 @@ static char *slurp(const char *path)
     return buf;
 }
 
-/* Events go to the partition of their UTC day in the events.tsv format;
- * served records do not; a redelivered batch adds no line; a tail written
- * but never committed (a crash in the middle of a write) is dropped before
- * the next append. */
+/* Events go to the partition of their UTC day in the events.tsv format; a
+ * serve record's items go there as impression lines at its served second,
+ * before the batch's events; client-reported impressions go to their own
+ * partitions (never read as the log's impressions); a redelivered batch
+ * adds no line; a tail written but never committed (a crash in the middle
+ * of a write) is dropped before the next append. */
 static void test_partitions(void **state)
 {
     cascade_redis *r = fx(state)->conn;
-    char dir[256], path[512];
+    char dir[256], path[512], key[CASCADE_KEY_MAX];
     assert_non_null(test_tempdir(dir, sizeof dir));
     cascade_consumer *c = make("part", "a", 30000, dir, NULL);
     size_t applied = 0;
     /* 2026-12-05 23:59:59 and 2026-12-06 00:00:00 UTC. */
     add_event(state, "part", "u1", 7, "click", "0", 1796515199LL);
     add_event(state, "part", "u2", 8, "play", "12.5", 1796515200LL);
-    add_serve(state, "part", "u1", "7:0:r:1:1");
+    add_event(state, "part", "u2", 9, "impression", "0", 1796515200LL);
+    add_serve_at(state, "part", "u1", "7:0:r:1:1,5:1:e:0:0", "1796515199500");
     assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 3);
+    assert_int_equal(applied, 4);
     snprintf(path, sizeof path, "%s/events/2026-12-05.tsv", dir);
-    assert_string_equal(slurp(path), "1796515199\tu1\t7\tclick\t0\n");
+    assert_string_equal(slurp(path), "1796515199\tu1\t7\timpression\t0\n"
+                                     "1796515199\tu1\t5\timpression\t0\n"
+                                     "1796515199\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/client-impressions/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu2\t9\timpression\t0\n");
+    assert_true(hget(state, cascade_key_loop_partitions(key, "part"),
+                     "client-impressions/2026-12-06") == 29.0);
     snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
     assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n");
+    assert_true(hget(state, cascade_key_loop_partitions(key, "part"), "2026-12-06") == 26.0);
 
     /* Redelivery: no line twice. */
     redeliver(state, "part:events");
+    redeliver(state, "part:serves");
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 0);
     assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-05.tsv", dir);
+    assert_string_equal(slurp(path), "1796515199\tu1\t7\timpression\t0\n"
+                                     "1796515199\tu1\t5\timpression\t0\n"
+                                     "1796515199\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
 
     /* A crash left half a line behind: cut before the next batch. */
     FILE *f = fopen(path, "ab");
@@ -352,6 +347,42 @@ static void test_partitions(void **state)
     assert_int_equal(applied, 1);
     assert_string_equal(slurp(path),
                         "1796515200\tu2\t8\tplay\t12.5\n1796515202\tu3\t9\tclick\t0\n");
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
+/* The first batch of a new partition written but not committed (here: the
+ * batch's second partition cannot be written, so the batch fails after the
+ * first was appended) is cut when the batch is delivered again: the
+ * partition's starting length was committed before its first write, so
+ * its lines are in it once. */
+static void test_first_batch_not_committed(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], path[512], key[CASCADE_KEY_MAX];
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    cascade_consumer *c = make("first", "a", 0, dir, NULL); /* re-claims at once */
+    size_t applied = 0;
+    /* 2026-12-06 and 2026-12-07 UTC; the second day's file is a directory. */
+    add_event(state, "first", "u1", 7, "click", "0", 1796515200LL);
+    add_event(state, "first", "u1", 8, "click", "0", 1796601600LL);
+    snprintf(path, sizeof path, "%s/events", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    assert_int_not_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu1\t7\tclick\t0\n"); /* written */
+    assert_true(hget(state, cascade_key_loop_partitions(key, "first"), "2026-12-06") == 0.0);
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 2);
+    snprintf(path, sizeof path, "%s/events/2026-12-06.tsv", dir);
+    assert_string_equal(slurp(path), "1796515200\tu1\t7\tclick\t0\n");
+    snprintf(path, sizeof path, "%s/events/2026-12-07.tsv", dir);
+    assert_string_equal(slurp(path), "1796601600\tu1\t8\tclick\t0\n");
     cascade_consumer_destroy(c);
     test_rmdir(dir);
 }
@@ -392,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_reclaim_after_apply),
         cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_partitions),
+        cmocka_unit_test(test_first_batch_not_committed),
         cmocka_unit_test(test_decay),
         cmocka_unit_test(test_options),
     };

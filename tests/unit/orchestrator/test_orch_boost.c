@@ -1,7 +1,8 @@
 /* Unit tests of new-item boosting with an impression target (boost.h): the
  * schedule and weight formula on hand-computed values, boosting stopping at
  * the target and at the end of the window, the behind-schedule test, the
- * per-user order w / (1 + rank position), and the Redis reads (created_at
+ * per-user order w / (1 + rank position), the guarantee (an item the ranker
+ * puts last for everyone still reaches its target), and the Redis reads (created_at
  * from the record, served impressions from {ns}:ictr, the census of the
  * current new list) against a private redis-server. */
 #include <math.h>
@@ -16,6 +17,7 @@
 
 #include "boost.h"
 #include "error.h"
+#include "explore.h"
 #include "store.h"
 
 #define NS "tboost"
@@ -89,6 +91,125 @@ static void test_order(void **state)
     }
     assert_float_equal(w[0], 31, 0);
     assert_float_equal(w[3], 6, 0);
+}
+
+/* The target's guarantee: the pool item far enough behind schedule that
+ * the ranker left below its bar, per user by w / (1 + position); inserted
+ * first when further behind than the best pick, else last. */
+static void test_guarantee_pick(void **state)
+{
+    (void)state;
+    Cascade__V1__Candidate c[4];
+    Cascade__V1__Candidate *pool[4], *ranked[3];
+    for (int i = 0; i < 4; i++) {
+        cascade__v1__candidate__init(&c[i]);
+        c[i].item_id = 10 + (uint64_t)i;
+        pool[i] = &c[i];
+    }
+    const double w[4] = {5, 1.5, 4, 9};
+    Cascade__V1__Candidate *picks[5] = {&c[0]}; /* the ranker qualified 10 only */
+    ranked[0] = &c[0];
+    ranked[1] = &c[1];
+    ranked[2] = &c[2]; /* 13 was not returned: position 3 */
+    uint32_t at = 99;
+    /* Weight >= 3: 12 (4 / (1 + 2) = 1.33) and 13 (9 / (1 + 3) = 2.25). */
+    assert_int_equal(cascade_boost_guarantee(pool, w, 4, picks, 1, ranked, 3, 2.0, &at), 3);
+    assert_int_equal(at, 3);
+    /* Another user ranks 12 first: the pick is per user. */
+    Cascade__V1__Candidate *ranked2[3] = {&c[2], &c[0], &c[1]};
+    assert_int_equal(cascade_boost_guarantee(pool, w, 4, picks, 1, ranked2, 3, 2.0, &at), 2);
+    assert_int_equal(at, 0);
+    /* 10 is a pick already; weight 9 needs a deficit bar of at most 8. */
+    assert_int_equal(cascade_boost_guarantee(pool, w, 4, picks, 1, ranked, 3, 8.0, &at), 3);
+    assert_int_equal(cascade_boost_guarantee(pool, w, 4, picks, 1, ranked, 3, 8.5, &at), -1);
+    assert_int_equal(cascade_boost_guarantee(pool, w, 4, picks, 1, ranked, 3, 0.0, &at), -1);
+    /* Insertion: first when its weight beats the best pick's, else last. */
+    uint32_t pos[5] = {0};
+    double pw[5] = {5};
+    size_t n = cascade_boost_insert(picks, pos, pw, 1, &c[3], 3, 9.0);
+    assert_int_equal(n, 2);
+    assert_int_equal(picks[0]->item_id, 13);
+    assert_int_equal(pos[0], 3);
+    assert_int_equal(picks[1]->item_id, 10);
+    n = cascade_boost_insert(picks, pos, pw, n, &c[1], 1, 1.5);
+    assert_int_equal(n, 3);
+    assert_int_equal(picks[2]->item_id, 11);
+    assert_float_equal(pw[2], 1.5, 0);
+}
+
+/* Requests over one target window with one exploration slot each, the pool
+ * handled as the orchestrator does (recommend_final.c: weights, items at
+ * target dropped, the ranker's bar, the order, the guarantee), for new
+ * items 1 and 2 that every user's ranker puts first and item 3 that it puts
+ * last of 100. Returns item 3's impressions at the end of the window. */
+static int serve_window(double guarantee_deficit, int *imp)
+{
+    const struct cascade_boost_params p = {.target = 10, .window_s = 10000};
+    Cascade__V1__Candidate c[100];
+    Cascade__V1__Candidate *ranked[100];
+    for (int i = 0; i < 100; i++) {
+        cascade__v1__candidate__init(&c[i]);
+        c[i].item_id = 100 + (uint64_t)i;
+        ranked[i] = &c[i];
+    }
+    c[0].item_id = 1;
+    c[1].item_id = 2;
+    c[99].item_id = 3;
+    Cascade__V1__Candidate *const all[3] = {&c[0], &c[1], &c[99]};
+    imp[0] = imp[1] = imp[2] = 0;
+    const int64_t created = 1000000; /* 0 would be "unknown" */
+    for (int64_t t = created + 50; t < created + p.window_s; t += 50) {
+        cascade_arena *arena = cascade_arena_create(4096);
+        Cascade__V1__Candidate *pool[3];
+        double w[3];
+        int idx[3];
+        size_t n_pool = 0;
+        for (int i = 0; i < 3; i++) {
+            double wi = cascade_boost_weight(&p, created, t, imp[i]);
+            if (wi > 0.0) {
+                pool[n_pool] = all[i];
+                w[n_pool] = wi;
+                idx[n_pool++] = i;
+            }
+        }
+        Cascade__V1__Candidate **picks;
+        uint32_t *pos;
+        size_t n_picks;
+        assert_int_equal(
+            cascade_explore_by_rank(pool, n_pool, ranked, 100, 0.5, arena, &picks, &n_picks, &pos),
+            0);
+        double pw[4];
+        for (size_t k = 0; k < n_picks; k++)
+            for (size_t i = 0; i < n_pool; i++)
+                if (pool[i] == picks[k])
+                    pw[k] = w[i];
+        cascade_boost_order(picks, pos, pw, n_picks);
+        uint32_t at;
+        long g = cascade_boost_guarantee(pool, w, n_pool, picks, n_picks, ranked, 100,
+                                         guarantee_deficit, &at);
+        if (g >= 0)
+            n_picks = cascade_boost_insert(picks, pos, pw, n_picks, pool[g], at, w[g]);
+        for (size_t i = 0; n_picks > 0 && i < n_pool; i++)
+            if (pool[i] == picks[0])
+                imp[idx[i]]++; /* the one slot */
+        cascade_arena_destroy(arena);
+    }
+    return imp[2];
+}
+
+static void test_guarantee_reaches_target(void **state)
+{
+    (void)state;
+    int imp[3];
+    /* Without the guarantee the item the ranker puts last is never served. */
+    assert_int_equal(serve_window(0.0, imp), 0);
+    assert_int_equal(imp[0], 10);
+    assert_int_equal(imp[1], 10);
+    /* With it (the default bar, half an impression behind schedule), it
+     * reaches its target within the window, and the others still do. */
+    assert_int_equal(serve_window(0.5, imp), 10);
+    assert_int_equal(imp[0], 10);
+    assert_int_equal(imp[1], 10);
 }
 
 static struct test_redis_fixture *fx(void **state)
@@ -190,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_weight_formula),
         cmocka_unit_test(test_stops_at_target_and_window),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_guarantee_pick),
+        cmocka_unit_test(test_guarantee_reaches_target),
     };
     const struct CMUnitTest redis[] = {
         cmocka_unit_test(test_read_and_census),

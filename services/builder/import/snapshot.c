@@ -1,0 +1,168 @@
+/* The counters/partitions snapshot of cascade-build load (snapshot.h). */
+#include "snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "store.h"
+
+/* KEYS[1] = {ns}:loop:partitions; ARGV[1] = the SCAN pattern of the item
+ * counters, ARGV[2..] = the counter fields. Returns {partitions (HGETALL),
+ * key1, {values}, key2, {values}, ...}; SCAN may repeat a key, the script
+ * returns each once. One script: no consumer batch applies in between. */
+static const char SNAPSHOT_SCRIPT[] =
+    "local out = {redis.call('HGETALL', KEYS[1])}\n"
+    "local fields = {}\n"
+    "for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end\n"
+    "local seen = {}\n"
+    "local cursor = '0'\n"
+    "repeat\n"
+    "  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000, 'TYPE', 'hash')\n"
+    "  cursor = r[1]\n"
+    "  for _, k in ipairs(r[2]) do\n"
+    "    if not seen[k] then\n"
+    "      seen[k] = true\n"
+    "      out[#out + 1] = k\n"
+    "      out[#out + 1] = redis.call('HMGET', k, unpack(fields))\n"
+    "    end\n"
+    "  end\n"
+    "until cursor == '0'\n"
+    "return out\n";
+
+static int cmp_item(const void *a, const void *b)
+{
+    uint64_t x = ((const struct cascade_snapshot_item *)a)->item_id;
+    uint64_t y = ((const struct cascade_snapshot_item *)b)->item_id;
+    return x < y ? -1 : x > y;
+}
+
+/* Glob-escape ns for SCAN MATCH, then ":ictr:*"; the prefix (unescaped) is
+ * what the key names start with. */
+static void counters_pattern(const char *ns, char *pattern, size_t plen, char *prefix,
+                             size_t prelen)
+{
+    size_t o = 0;
+    for (const char *p = ns; *p && o + 3 < plen; p++) {
+        if (strchr("*?[]\\", *p))
+            pattern[o++] = '\\';
+        pattern[o++] = *p;
+    }
+    pattern[o] = '\0';
+    snprintf(pattern + o, plen - o, ":ictr:*");
+    cascade_key_item_counters(prefix, ns, 0);
+    prefix[prelen - 1] = '\0';
+    prefix[strlen(prefix) - 1] = '\0'; /* "{ns}:ictr:0" -> "{ns}:ictr:" */
+}
+
+/* The committed lengths of the event-log dates (fields YYYY-MM-DD; the
+ * client impressions' prefixed fields are not the log's). */
+static int read_dates(const redisReply *h, cascade_snapshot *s)
+{
+    if (h->type != REDIS_REPLY_ARRAY)
+        return CASCADE_EFORMAT;
+    s->dates = calloc(h->elements / 2 + 1, sizeof *s->dates);
+    if (s->dates == NULL)
+        return CASCADE_ENOMEM;
+    s->consumer = h->elements > 0; /* a committed length, of the log or client impressions */
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len != 10)
+            continue;
+        struct cascade_ds_partition_limit *d = &s->dates[s->n_dates++];
+        memcpy(d->date, f->str, 10);
+        d->date[10] = '\0';
+        d->bytes = strtoll(v->str, NULL, 10);
+    }
+    return 0;
+}
+
+static int read_items(const redisReply *rep, const char *prefix, cascade_snapshot *s)
+{
+    size_t plen = strlen(prefix);
+    s->items = calloc(rep->elements / 2 + 1, sizeof *s->items);
+    if (s->items == NULL)
+        return CASCADE_ENOMEM;
+    for (size_t i = 1; i + 1 < rep->elements; i += 2) {
+        const redisReply *k = rep->element[i];
+        char *end;
+        if (k->type != REDIS_REPLY_STRING || k->len <= plen || strncmp(k->str, prefix, plen) != 0)
+            continue;
+        uint64_t id = strtoull(k->str + plen, &end, 10);
+        if (*end != '\0' || id == 0)
+            continue; /* not an item counter key */
+        struct cascade_snapshot_item *it = &s->items[s->n_items];
+        if (cascade_store_item_counters_parse(rep->element[i + 1], &it->counters) != 0)
+            return CASCADE_EFORMAT;
+        it->item_id = id;
+        s->n_items++;
+    }
+    qsort(s->items, s->n_items, sizeof *s->items, cmp_item);
+    return 0;
+}
+
+int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *out, char *err,
+                          size_t errlen)
+{
+    struct cascade_store_script script = CASCADE_STORE_SCRIPT_INIT; /* one call per build */
+    char key[CASCADE_KEY_MAX], pattern[2 * CASCADE_KEY_MAX], prefix[CASCADE_KEY_MAX];
+    const char *argv[5 + CASCADE_ITEM_COUNTER_FIELDS];
+    size_t argvlen[5 + CASCADE_ITEM_COUNTER_FIELDS];
+    redisReply *rep = NULL;
+    int argc = 0, rc;
+    memset(out, 0, sizeof *out);
+    counters_pattern(ns, pattern, sizeof pattern, prefix, sizeof prefix);
+    argv[argc++] = NULL; /* EVALSHA and the sha, filled by cascade_store_eval */
+    argv[argc++] = NULL;
+    argv[argc++] = "1";
+    argv[argc++] = cascade_key_loop_partitions(key, ns);
+    argv[argc++] = pattern;
+    for (size_t i = 0; i < CASCADE_ITEM_COUNTER_FIELDS; i++)
+        argv[argc++] = cascade_store_item_counter_field(i);
+    for (int i = 2; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    if ((rc = cascade_store_eval(r, &script, SNAPSHOT_SCRIPT, argc, argv, argvlen, &rep)) != 0) {
+        snprintf(err, errlen, "snapshot: %s", cascade_redis_error(r));
+        return rc;
+    }
+    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 1 ? 0 : CASCADE_EFORMAT;
+    if (rc == 0)
+        rc = read_dates(rep->element[0], out);
+    if (rc == 0)
+        rc = read_items(rep, prefix, out);
+    freeReplyObject(rep);
+    if (rc != 0) {
+        snprintf(err, errlen, "snapshot: %s",
+                 rc == CASCADE_ENOMEM ? "out of memory" : "unexpected reply from the script");
+        cascade_snapshot_free(out);
+    }
+    return rc;
+}
+
+const struct cascade_ds_partition_limits *
+cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim)
+{
+    if (s == NULL || !s->consumer)
+        return NULL;
+    lim->dates = s->dates;
+    lim->n = s->n_dates;
+    return lim;
+}
+
+const cascade_v1_ItemStats *cascade_snapshot_counters(const cascade_snapshot *s, uint64_t item_id)
+{
+    struct cascade_snapshot_item key = {.item_id = item_id};
+    const struct cascade_snapshot_item *it =
+        s && s->n_items ? bsearch(&key, s->items, s->n_items, sizeof key, cmp_item) : NULL;
+    return it ? &it->counters : NULL;
+}
+
+void cascade_snapshot_free(cascade_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    free(s->dates);
+    free(s->items);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,60 @@
+/* The snapshot cascade-build load takes before it reads the event log, so
+ * that an item record's statistics plus the online counters' change since
+ * the snapshot count every event exactly once while the stream consumer
+ * keeps running (docs/closed-loop.md, "Online deltas"). One Lua script reads,
+ * atomically with respect to the consumer's apply script, the committed
+ * length of every day partition ({ns}:loop:partitions) and the counters of
+ * every item ({ns}:ictr:*). The build then reads each partition only up to
+ * its committed length: an event the counters held at the snapshot was
+ * written to its partition before it was counted (the consumer appends
+ * before its script commits), so it is in the records; an event counted
+ * after it is in no record, only in the change. A snapshot is plain data:
+ * read-only sharing between threads is fine. */
+#ifndef CASCADE_BUILDER_SNAPSHOT_H
+#define CASCADE_BUILDER_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/v1/records.pb.h"
+#include "dataset.h"
+#include "redis.h"
+
+struct cascade_snapshot_item {
+    uint64_t item_id;
+    cascade_v1_ItemStats counters; /* {ns}:ictr:{id} at the snapshot */
+};
+
+typedef struct cascade_snapshot {
+    /* The committed partition lengths. The consumer commits a partition's
+     * starting length before its first write, so a partition it is writing
+     * is listed. consumer is false when no consumer has written partitions
+     * for the namespace ({ns}:loop:partitions absent or empty): then the
+     * partitions, if any, are not the consumer's and are read whole. */
+    struct cascade_ds_partition_limit *dates;
+    size_t n_dates;
+    bool consumer;
+    struct cascade_snapshot_item *items; /* sorted by item_id */
+    size_t n_items;
+} cascade_snapshot;
+
+/* Take the snapshot of namespace ns through r into *out (caller frees with
+ * cascade_snapshot_free). Returns 0, or a negative code with "snapshot:
+ * <reason>" in err (out left empty). */
+int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *out, char *err,
+                          size_t errlen);
+
+/* The limits to read the partitions with (cascade_dataset_read_until): into
+ * *lim, borrowing s; returns lim, or NULL when no consumer writes the
+ * partitions (read every partition whole). */
+const struct cascade_ds_partition_limits *
+cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim);
+
+/* The counters of item_id at the snapshot, or NULL when it had none (all 0). */
+const cascade_v1_ItemStats *cascade_snapshot_counters(const cascade_snapshot *s, uint64_t item_id);
+
+/* NULL-safe; leaves *s empty. */
+void cascade_snapshot_free(cascade_snapshot *s);
+
+#endif

@@ -1,0 +1,272 @@
+/* Unit tests for common/ml/rank_features.c: every rank feature is finite on empty
+ * records, moves in the right direction with its input, and has a unique name. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cascade/v1/records.pb.h"
+#include "rank_features.h"
+
+#define NOW 1700000000
+
+static size_t feat(const char *name)
+{
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        if (strcmp(cascade_features_rank_name(i), name) == 0)
+            return i;
+    fail_msg("no feature named %s", name);
+    return 0;
+}
+
+static void compute(const cascade_v1_UserRecord *u, const cascade_v1_ItemRecord *it, float *out)
+{
+    cascade_features_rank(u, it, NOW, out);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        assert_true(isfinite(out[i]) && fabsf(out[i]) < 10);
+}
+
+static void test_names_are_unique(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++) {
+        const char *a = cascade_features_rank_name(i);
+        assert_non_null(a);
+        assert_string_not_equal(a, "unknown");
+        for (size_t j = i + 1; j < CASCADE_RANK_FEATURES; j++)
+            assert_string_not_equal(a, cascade_features_rank_name(j));
+    }
+    assert_string_equal(cascade_features_rank_name(CASCADE_RANK_FEATURES), "unknown");
+}
+
+static void test_empty_records_are_finite(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    compute(&u, &it, x);
+    assert_true(x[feat("user_no_history")] == 1.0f);
+    assert_true(x[feat("same_city")] == 0.0f);         /* city 0 is unknown, not a match */
+    assert_true(x[feat("item_log_age_days")] == 0.0f); /* created_at 0 = unknown */
+    assert_true(x[feat("user_cat_share")] == 0.0f);
+    /* A new item looks like the prior (CTR 0.1), not like a zero-CTR item. */
+    assert_true(fabsf(x[feat("item_ctr_logit")] - (float)(log(0.1 / 0.9) / 2)) < 1e-5);
+    assert_true(fabsf(x[feat("item_like_lift")]) < 1e-6);
+}
+
+static void test_item_statistics_move_features(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord good = cascade_v1_ItemRecord_init_zero, bad = good;
+    float xg[CASCADE_RANK_FEATURES], xb[CASCADE_RANK_FEATURES];
+    good.has_stats = bad.has_stats = true;
+    good.stats.impressions = bad.stats.impressions = 1000;
+    good.stats.clicks = 300;
+    bad.stats.clicks = 10;
+    good.stats.likes = 150;
+    bad.stats.likes = 1;
+    compute(&u, &good, xg);
+    compute(&u, &bad, xb);
+    assert_true(xg[feat("item_ctr_logit")] > xb[feat("item_ctr_logit")]);
+    assert_true(xg[feat("item_like_lift")] > 0);
+    assert_true(xg[feat("item_log_impressions")] == xb[feat("item_log_impressions")]);
+    assert_true(fabsf(xg[feat("item_log_impressions")] - (float)(log1p(1000.0) / 10)) < 1e-5);
+}
+
+static void test_category_affinity_and_interests(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    u.affinities_count = 2;
+    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 6.0f, 0, 0};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 2.0f, 0, 0};
+    u.interests_count = 1;
+    u.interests[0] = 5;
+    it.category = 3;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("user_cat_share")] - 0.75f) < 1e-6);
+    assert_true(fabsf(x[feat("user_cat_rel_top")] - 1.0f) < 1e-6);
+    assert_true(x[feat("declared_interest")] == 0.0f);
+    assert_true(x[feat("user_no_history")] == 0.0f);
+    it.category = 5;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("user_cat_share")] - 0.25f) < 1e-6);
+    assert_true(fabsf(x[feat("user_cat_rel_top")] - 1.0f / 3) < 1e-6);
+    assert_true(x[feat("declared_interest")] == 1.0f);
+    it.category = 9;
+    compute(&u, &it, x);
+    assert_true(x[feat("user_cat_share")] == 0.0f && x[feat("declared_interest")] == 0.0f);
+}
+
+/* The exposure features: a category the user is shown (and clicks) more
+ * gets a larger share; its click rate is shrunk towards the user's own. */
+static void test_category_exposure(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x3[CASCADE_RANK_FEATURES], x5[CASCADE_RANK_FEATURES], x9[CASCADE_RANK_FEATURES];
+    u.impressions = 40;
+    u.clicks = 4;
+    u.affinities_count = 2;
+    /* Category 3: 30 impressions, 4 clicks; category 5: 10 impressions, 0 clicks. */
+    u.affinities[0] = (cascade_v1_CategoryAffinity){3, 4.0f, 30.0f, 4.0f};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){5, 0.0f, 10.0f, 0.0f};
+    it.category = 3;
+    compute(&u, &it, x3);
+    it.category = 5;
+    compute(&u, &it, x5);
+    it.category = 9;
+    compute(&u, &it, x9);
+    size_t share = feat("user_cat_imp_share"), ctr = feat("user_cat_ctr_logit");
+    size_t imps = feat("user_cat_log_impressions");
+    /* (30 + 2·4 + 0.3) / (40 + 2·4 + 6), log, /6 */
+    assert_true(fabsf(x3[share] - (float)(log(38.3 / 54.0) / 6)) < 1e-5);
+    assert_true(x3[share] > x5[share] && x5[share] > x9[share]);
+    assert_true(x3[ctr] > x5[ctr]);
+    /* Never shown: the category's click rate is the user's own. */
+    double user_ctr = (4 + 0.1 * 20) / (40 + 20.0);
+    assert_true(fabsf(x9[ctr] - (float)(log(user_ctr / (1 - user_ctr)) / 2)) < 1e-5);
+    assert_true(fabsf(x3[imps] - (float)(log1p(30.0) / 4)) < 1e-5 && x9[imps] == 0.0f);
+    /* A declared interest adds 16 pseudo-counts to its category (and to the
+     * total): category 5 now (10 + 0.3 + 16) / (48 + 6 + 16), 3 drops to
+     * 38.3 / 70. */
+    u.interests_count = 1;
+    u.interests[0] = 5;
+    it.category = 5;
+    compute(&u, &it, x5);
+    it.category = 3;
+    compute(&u, &it, x3);
+    assert_true(fabsf(x5[share] - (float)(log(26.3 / 70.0) / 6)) < 1e-5);
+    assert_true(fabsf(x3[share] - (float)(log(38.3 / 70.0) / 6)) < 1e-5);
+    u.interests_count = 0;
+    /* Impressions alone are not history: the user has clicked nothing yet. */
+    u.affinities[0].weight = 0;
+    compute(&u, &it, x9);
+    assert_true(x9[feat("user_no_history")] == 1.0f);
+}
+
+static void test_time_media_and_place(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    it.created_at_s = NOW - 10 * 86400;
+    it.media_type = 2;
+    it.duration_s = 60;
+    it.city = 4;
+    u.city = 4;
+    compute(&u, &it, x);
+    assert_true(fabsf(x[feat("item_log_age_days")] - (float)(log1p(10.0) / 3)) < 1e-5);
+    assert_true(x[feat("item_is_video")] == 1.0f);
+    assert_true(x[feat("item_log_duration")] > 0);
+    assert_true(x[feat("same_city")] == 1.0f);
+    /* Created after "now" (clock skew): age 0, not negative. */
+    it.created_at_s = NOW + 3600;
+    it.media_type = 1;
+    u.city = 5;
+    compute(&u, &it, x);
+    assert_true(x[feat("item_log_age_days")] == 0.0f);
+    assert_true(x[feat("item_is_video")] == 0.0f && x[feat("item_log_duration")] == 0.0f);
+    assert_true(x[feat("same_city")] == 0.0f);
+}
+
+static void test_user_statistics(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord clicky = cascade_v1_UserRecord_init_zero, idle = clicky;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float xc[CASCADE_RANK_FEATURES], xi[CASCADE_RANK_FEATURES];
+    clicky.impressions = idle.impressions = 500;
+    clicky.clicks = 200;
+    idle.clicks = 5;
+    clicky.interactions = 400;
+    compute(&clicky, &it, xc);
+    compute(&idle, &it, xi);
+    assert_true(xc[feat("user_ctr_logit")] > xi[feat("user_ctr_logit")]);
+    assert_true(xc[feat("user_log_activity")] > xi[feat("user_log_activity")]);
+}
+
+/* Every feature against a known answer, computed by hand from the formulas
+ * in docs/data.md ("Features" table; python, not this code) for one video
+ * and one user with history in three categories (one with a negative
+ * weight, which counts for exposure but not for affinity). */
+static void test_known_answers(void **state)
+{
+    (void)state;
+    static const double want[CASCADE_RANK_FEATURES] = {
+        -0.9784196, /* item_ctr_logit: logit(52/420)/2 */
+        0.5993961,  /* item_log_impressions: ln(401)/10 */
+        0.1541507,  /* item_like_lift: ln((14/60)/0.2) */
+        -0.1823216, /* item_collect_lift: ln((5/60)/0.1) */
+        -0.6931472, /* item_share_lift: ln((1.5/60)/0.05) */
+        0.7142857,  /* item_completion: (1350/60 + 2.5)/(30 + 5) */
+        0.25,       /* user_cat_share: 2/(2 + 6) */
+        0.3333333,  /* user_cat_rel_top: 2/6 */
+        1.0,        /* declared_interest */
+        0.7992984,  /* item_log_age_days: ln(11)/3 */
+        1.0,        /* item_is_video */
+        0.6851456,  /* item_log_duration: ln(61)/6 */
+        0.6553043,  /* user_log_activity: ln(51)/6 */
+        -0.885353,  /* user_ctr_logit: logit(32/220)/2 */
+        1.0,        /* same_city */
+        0.0,        /* user_no_history */
+        -0.176119,  /* user_cat_imp_share: ln((40 + 16 + 0.3 + 16)/(150 + 36 + 6 + 16))/6 */
+        -0.7123066, /* user_cat_ctr_logit: logit((8 + 5·32/220)/(40 + 5))/2 */
+        0.928393,   /* user_cat_log_impressions: ln(41)/4 */
+    };
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    float x[CASCADE_RANK_FEATURES];
+    it.category = 3;
+    it.created_at_s = NOW - 10 * 86400;
+    it.media_type = 2;
+    it.duration_s = 60;
+    it.city = 4;
+    it.has_stats = true;
+    it.stats = (cascade_v1_ItemStats){.impressions = 400,
+                                      .clicks = 50,
+                                      .likes = 12,
+                                      .collects = 4,
+                                      .shares = 1,
+                                      .plays = 30,
+                                      .play_seconds = 1350};
+    u.city = 4;
+    u.impressions = 200;
+    u.clicks = 30;
+    u.interactions = 50;
+    u.interests_count = 1;
+    u.interests[0] = 3;
+    u.affinities_count = 3;
+    u.affinities[0] = (cascade_v1_CategoryAffinity){5, 6.0f, 100, 10};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){3, 2.0f, 40, 8};
+    u.affinities[2] = (cascade_v1_CategoryAffinity){7, -1.0f, 10, 0};
+    compute(&u, &it, x);
+    for (size_t i = 0; i < CASCADE_RANK_FEATURES; i++)
+        if (fabs(x[i] - want[i]) > 1e-5)
+            fail_msg("%s = %.7f, want %.7f", cascade_features_rank_name(i), x[i], want[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_names_are_unique),
+        cmocka_unit_test(test_empty_records_are_finite),
+        cmocka_unit_test(test_item_statistics_move_features),
+        cmocka_unit_test(test_category_affinity_and_interests),
+        cmocka_unit_test(test_category_exposure),
+        cmocka_unit_test(test_time_media_and_place),
+        cmocka_unit_test(test_user_statistics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
