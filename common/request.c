@@ -120,11 +120,16 @@ static int check_hits(const Cascade__V1__Candidate *c, size_t i, char *err, size
             snprintf(err, errlen, "candidates[%zu].channels[%zu] is missing", i, h);
             return CASCADE_EINVAL;
         }
+        /* The field's name is formatted only for a refusal: a request has
+         * thousands of hits, and formatting it for each was most of the
+         * check's cost. */
+        const char *name = c->channels[h]->channel;
+        size_t len = name ? strlen(name) : 0;
+        if (len <= CASCADE_REQUEST_CHANNEL_NAME_MAX && cascade_request_utf8_valid(name, len))
+            continue;
         snprintf(field, sizeof field, "candidates[%zu].channels[%zu].channel", i, h);
-        int rc = cascade_request_check_string(field, c->channels[h]->channel,
-                                              CASCADE_REQUEST_CHANNEL_NAME_MAX, err, errlen);
-        if (rc)
-            return rc;
+        return cascade_request_check_string(field, name, CASCADE_REQUEST_CHANNEL_NAME_MAX, err,
+                                            errlen);
     }
     return 0;
 }
@@ -170,6 +175,92 @@ int cascade_request_check_candidates(Cascade__V1__Candidate *const *candidates, 
             rc = check_attrs(candidates[i]->attrs, i, err, errlen);
         if (rc)
             return rc;
+    }
+    return 0;
+}
+
+/* The shape of the signal columns: one count per candidate, each at most
+ * the hit bound, the hit columns as long as the counts add up to, channel
+ * indexes in range and names valid. *total = the hits. */
+static int check_signals(const Cascade__V1__RecallSignals *sig, size_t n, size_t *total, char *err,
+                         size_t errlen)
+{
+    char field[64];
+    size_t sum = 0;
+    if (sig->n_hit_count != n) {
+        snprintf(err, errlen, "recall_signals.hit_count: %zu entries for %zu candidates",
+                 sig->n_hit_count, n);
+        return CASCADE_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sig->hit_count[i] > CASCADE_REQUEST_CHANNEL_HITS_MAX) {
+            snprintf(err, errlen, "recall_signals.hit_count[%zu]: %u hits, at most %d", i,
+                     sig->hit_count[i], CASCADE_REQUEST_CHANNEL_HITS_MAX);
+            return CASCADE_EINVAL;
+        }
+        sum += sig->hit_count[i];
+    }
+    if (sig->n_hit_channel != sum || sig->n_hit_norm_score != sum || sig->n_hit_rank != sum) {
+        snprintf(err, errlen,
+                 "recall_signals: hit_channel, hit_norm_score and hit_rank must each have %zu "
+                 "entries (the sum of hit_count), have %zu, %zu and %zu",
+                 sum, sig->n_hit_channel, sig->n_hit_norm_score, sig->n_hit_rank);
+        return CASCADE_EINVAL;
+    }
+    for (size_t k = 0; k < sum; k++)
+        if (sig->hit_channel[k] >= sig->n_channels) {
+            snprintf(err, errlen, "recall_signals.hit_channel[%zu] %u out of range 0..%zu", k,
+                     sig->hit_channel[k], sig->n_channels);
+            return CASCADE_EINVAL;
+        }
+    for (size_t c = 0; c < sig->n_channels; c++) {
+        snprintf(field, sizeof field, "recall_signals.channels[%zu]", c);
+        int rc = cascade_request_check_string(field, sig->channels[c],
+                                              CASCADE_REQUEST_CHANNEL_NAME_MAX, err, errlen);
+        if (rc)
+            return rc;
+    }
+    *total = sum;
+    return 0;
+}
+
+int cascade_request_expand_signals(const Cascade__V1__RecallSignals *sig,
+                                   Cascade__V1__Candidate *const *candidates, size_t n,
+                                   cascade_arena *arena, char *err, size_t errlen)
+{
+    size_t total = 0;
+    if (!sig || (sig->n_hit_count == 0 && sig->n_channels == 0 && sig->n_hit_channel == 0))
+        return 0;
+    int rc = check_signals(sig, n, &total, err, errlen);
+    if (rc)
+        return rc;
+    Cascade__V1__ChannelHit *hits = cascade_arena_alloc(arena, (total + 1) * sizeof *hits);
+    Cascade__V1__ChannelHit **ptrs = cascade_arena_alloc(arena, (total + 1) * sizeof *ptrs);
+    if (!hits || !ptrs) {
+        snprintf(err, errlen, "out of request memory for %zu channel hits", total);
+        return CASCADE_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = candidates[i];
+        if (!c) {
+            snprintf(err, errlen, "candidates[%zu] is missing", i);
+            return CASCADE_EINVAL;
+        }
+        if (c->n_channels > 0) {
+            snprintf(err, errlen,
+                     "candidates[%zu] carries channels and recall_signals as well; send one", i);
+            return CASCADE_EINVAL;
+        }
+        c->channels = ptrs + k;
+        c->n_channels = sig->hit_count[i];
+        for (size_t h = 0; h < sig->hit_count[i]; h++, k++) {
+            cascade__v1__channel_hit__init(&hits[k]);
+            hits[k].channel = sig->channels[sig->hit_channel[k]];
+            hits[k].norm_score = sig->hit_norm_score[k];
+            hits[k].rank = sig->hit_rank[k];
+            ptrs[k] = &hits[k];
+        }
     }
     return 0;
 }

@@ -74,6 +74,22 @@ int cascade_request_check_user_id(const char *field, const char *user_id, char *
  * and the like in err. */
 int cascade_request_check_user(const Cascade__V1__UserContext *user, char *err, size_t errlen);
 
+/* Give each of candidates[0..n) the channel hits the columns sig describe
+ * (RecallSignals in common.proto; ChannelHit.score stays 0, the channel
+ * names are borrowed from sig, the hits come from arena), so a stage reads
+ * them as if the candidates had been sent with `channels`. NULL sig (or one
+ * with no column set) changes nothing. Checks the columns first and returns
+ * CASCADE_EINVAL with the field named when they do not describe n candidates
+ * ("recall_signals.hit_count: 3 entries for 4 candidates"), a column's
+ * length differs from the hits counted, a channel index is out of range, a
+ * candidate has more hits than CASCADE_REQUEST_CHANNEL_HITS_MAX, a channel
+ * name is over its bound or not UTF-8, or a candidate also carries
+ * `channels` or is missing; CASCADE_ENOMEM when the arena is exhausted. Call
+ * it before cascade_request_check_candidates. */
+int cascade_request_expand_signals(const Cascade__V1__RecallSignals *sig,
+                                   Cascade__V1__Candidate *const *candidates, size_t n,
+                                   cascade_arena *arena, char *err, size_t errlen);
+
 /* Check a candidate list: at most `max` entries (else CASCADE_ETOOBIG, "7
  * candidates exceed the limit of 5"), none of them NULL (else CASCADE_EINVAL,
  * "candidates[3] is missing"), and each within the bounds above: channel hits

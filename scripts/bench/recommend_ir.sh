@@ -13,7 +13,8 @@
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
-# --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>).
+# --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>;
+# names are not compressed, so each dump reads on its own).
 # --cpu: no valgrind; the services run natively, the calls go 4 at a time, and
 # the CPU time (user + system, from /proc/<pid>/stat: the kernel's share of
 # gRPC and Redis round trips included) of each process and of redis-server is
@@ -59,7 +60,7 @@ ALL_PROCS=$PROCS
 [ "$CPU" = 0 ] || PROCS=""
 for p in $PROCS; do
   rm "$DIR/bin/cascade-$p"
-  printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/cg/%s.%%p %s "$@"\n' \
+  printf '#!/bin/sh\nexec valgrind --tool=callgrind --compress-strings=no --callgrind-out-file=%s/cg/%s.%%p %s "$@"\n' \
     "$DIR" "$p" "$BIN/cascade-$p" >"$DIR/bin/cascade-$p"
   chmod +x "$DIR/bin/cascade-$p"
 done

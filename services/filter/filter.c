@@ -503,13 +503,21 @@ static int filter_response(const struct verdict *v, Cascade__V1__FilterResponse 
     if (!resp)
         return CASCADE_ENOMEM;
     cascade__v1__filter_response__init(resp);
-    resp->candidates =
-        cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->candidates);
     resp->dropped = cascade_arena_calloc(v->arena, DROP_REASONS, sizeof *resp->dropped);
-    if (!resp->candidates || !resp->dropped)
+    if (req->ids_only) /* ids are packed as one field; candidates one message each */
+        resp->kept_ids =
+            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->kept_ids);
+    else
+        resp->candidates =
+            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->candidates);
+    if ((!resp->candidates && !resp->kept_ids) || !resp->dropped)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < req->n_candidates; i++)
-        if (!v->reason[i])
+        if (v->reason[i])
+            continue;
+        else if (req->ids_only)
+            resp->kept_ids[resp->n_kept_ids++] = req->candidates[i]->item_id;
+        else
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     for (int r = 0; r < DROP_REASONS; r++) {
         Cascade__V1__DropCount *d = cascade_arena_alloc(v->arena, sizeof *d);

@@ -98,7 +98,7 @@ int cascade_hardneg_log_append(cascade_redis *r, const char *ns, const char *use
 
 int cascade_hardneg_log_read(cascade_redis *r, size_t sent)
 {
-    return cascade_user_list_read(r, sent, false);
+    return cascade_user_list_read(r, sent);
 }
 
 int cascade_hardneg_log_write(cascade_redis *r, const char *ns, const char *user_id,

@@ -382,7 +382,9 @@ static int parse_reserves(const cascade_config *cfg, struct cascade_orch_config 
                                  &recall_min, err, errlen)))
         return rc;
     if ((rc = cascade_config_bool(cfg, "orchestrator.recall.batch", true, &out->recall_batch, err,
-                                  errlen)))
+                                  errlen)) ||
+        (rc = cascade_config_bool(cfg, "orchestrator.compact_stage_calls", true,
+                                  &out->compact_stage_calls, err, errlen)))
         return rc;
     out->exposure_min_ms = (int)exposure_min;
     out->recall_min_ms = (int)recall_min;

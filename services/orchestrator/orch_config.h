@@ -132,16 +132,17 @@ struct cascade_orch_config {
      * build.city.cap, build.authors.items_cap), kept on online adds. */
     uint32_t put_geo_cap, put_city_cap, put_author_cap;
     struct cascade_orch_stage_cfg filter, prerank, rank, rerank;
-    int deadline_ms;         /* request budget when the caller sent no deadline */
-    uint32_t merge_max;      /* cap on the merged candidate list */
-    int exposure_timeout_ms; /* RecordExposure budget */
-    int exposure_min_ms;     /* RecordExposure's share of the later stages' reserve */
-    int recall_min_ms;       /* least time a recall channel gets */
-    bool recall_batch;       /* one Recall call per endpoint (channel_specs), not per channel */
-    int recall_reserve_ms;   /* derived: kept back from the deadline for the stages */
-    uint32_t fallback_max;   /* hot-list fallback size */
-    uint32_t lastn_max;      /* Feedback: length of the user's last-n list */
-    uint32_t events_maxlen;  /* Feedback: approximate cap of the event stream */
+    int deadline_ms;          /* request budget when the caller sent no deadline */
+    uint32_t merge_max;       /* cap on the merged candidate list */
+    int exposure_timeout_ms;  /* RecordExposure budget */
+    int exposure_min_ms;      /* RecordExposure's share of the later stages' reserve */
+    int recall_min_ms;        /* least time a recall channel gets */
+    bool recall_batch;        /* one Recall call per endpoint (channel_specs), not per channel */
+    bool compact_stage_calls; /* pre-rank/rank: recall_signals columns, scores-only answers */
+    int recall_reserve_ms;    /* derived: kept back from the deadline for the stages */
+    uint32_t fallback_max;    /* hot-list fallback size */
+    uint32_t lastn_max;       /* Feedback: length of the user's last-n list */
+    uint32_t events_maxlen;   /* Feedback: approximate cap of the event stream */
     int64_t feedback_dedupe_window_s; /* Feedback: how long an event id is remembered */
     uint32_t feedback_dedupe_max;     /* Feedback: event ids remembered per user */
     int feedback_timeout_ms;          /* Feedback: Redis must start the batch within this */

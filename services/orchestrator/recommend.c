@@ -226,11 +226,16 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
         rq->n = keep;
 }
 
-/* The filter needs only ids (and authors, when known), the pre-rank ids,
- * recall scores and channel hits (its learned model reads them): they are
- * sent slim copies, not the merged candidates with everything else, which
- * would be packed, parsed and sent back for nothing. */
-static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool with_channels)
+/* What a stage is sent of each candidate. The filter needs only ids (and
+ * authors, when known); the pre-rank and rank stages the ids, recall scores
+ * and channel hits (their learned models read them), the ranker also the
+ * pre-rank score and attributes. They are sent slim copies, not the merged
+ * candidates with everything else, which would be packed, parsed and sent
+ * back for nothing. */
+enum slim_kind { SLIM_FILTER, SLIM_PRERANK, SLIM_RANK };
+
+static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, enum slim_kind kind,
+                                                bool hits)
 {
     Cascade__V1__Candidate *slim = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *slim);
     Cascade__V1__Candidate **ptrs = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ptrs);
@@ -241,7 +246,9 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool
         slim[i].item_id = rq->cands[i]->item_id;
         slim[i].recall_score = rq->cands[i]->recall_score;
         slim[i].attrs = rq->cands[i]->attrs;
-        if (with_channels) {
+        if (kind == SLIM_RANK)
+            slim[i].prerank_score = rq->cands[i]->prerank_score;
+        if (hits) {
             slim[i].channels = rq->cands[i]->channels;
             slim[i].n_channels = rq->cands[i]->n_channels;
         }
@@ -250,11 +257,78 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, bool
     return ptrs;
 }
 
-/* The merged candidates a stage returned (slim copies), in its order: each
- * returned id is matched to the first candidate with that id (an id map,
- * ids → positions). false when out of memory or an id is unknown. */
-static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept, size_t n,
-                        Cascade__V1__Candidate ***out)
+/* The channel hits of rq->cands in RecallSignals columns (orchestrator.
+ * compact_stage_calls): names once per request, then three numbers per hit.
+ * Channel names are matched by pointer first (the merge's hits share their
+ * channel's name), then by content. NULL when out of memory. */
+static Cascade__V1__RecallSignals *recall_signals(struct cascade_orch_rq *rq)
+{
+    enum { MAX_NAMES = 256 };
+    Cascade__V1__RecallSignals *sig = cascade_arena_alloc(rq->arena, sizeof *sig);
+    char **names = cascade_arena_alloc(rq->arena, MAX_NAMES * sizeof *names);
+    size_t total = 0;
+    if (!sig || !names)
+        return NULL;
+    cascade__v1__recall_signals__init(sig);
+    for (size_t i = 0; i < rq->n; i++)
+        total += rq->cands[i]->n_channels;
+    sig->hit_count = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *sig->hit_count);
+    sig->hit_channel = cascade_arena_alloc(rq->arena, (total + 1) * sizeof *sig->hit_channel);
+    sig->hit_norm_score = cascade_arena_alloc(rq->arena, (total + 1) * sizeof *sig->hit_norm_score);
+    sig->hit_rank = cascade_arena_alloc(rq->arena, (total + 1) * sizeof *sig->hit_rank);
+    if (!sig->hit_count || !sig->hit_channel || !sig->hit_norm_score || !sig->hit_rank)
+        return NULL;
+    sig->channels = names;
+    for (size_t i = 0; i < rq->n; i++) {
+        const Cascade__V1__Candidate *c = rq->cands[i];
+        uint32_t kept = 0;
+        for (size_t h = 0; h < c->n_channels; h++) {
+            const Cascade__V1__ChannelHit *hit = c->channels[h];
+            if (!hit)
+                continue; /* a missing hit counts for nothing (ltr_features.h) */
+            const char *name = hit->channel ? hit->channel : "";
+            size_t k = 0;
+            while (k < sig->n_channels && names[k] != name)
+                k++;
+            if (k == sig->n_channels) /* a name we have under another pointer? */
+                for (k = 0; k < sig->n_channels && strcmp(names[k], name) != 0;)
+                    k++;
+            if (k == sig->n_channels) {
+                if (k == MAX_NAMES)
+                    return NULL; /* more channels than any config has: send the hits */
+                names[sig->n_channels++] = (char *)name;
+            }
+            sig->hit_channel[sig->n_hit_channel++] = (uint32_t)k;
+            sig->hit_norm_score[sig->n_hit_norm_score++] = hit->norm_score;
+            sig->hit_rank[sig->n_hit_rank++] = hit->rank;
+            kept++;
+        }
+        sig->hit_count[sig->n_hit_count++] = kept;
+    }
+    return sig;
+}
+
+/* A scoring stage's candidates: slim copies with their hits in
+ * RecallSignals columns (*sig) when orchestrator.compact_stage_calls is on
+ * (else, or when the columns cannot be built, in each copy's channels); the
+ * merged candidates themselves when out of memory (*slim false). */
+static Cascade__V1__Candidate **scoring_payload(struct cascade_orch_rq *rq, enum slim_kind kind,
+                                                Cascade__V1__RecallSignals **sig, bool *slim)
+{
+    *sig = rq->o->cfg.compact_stage_calls ? recall_signals(rq) : NULL;
+    Cascade__V1__Candidate **cands = slim_candidates(rq, kind, *sig == NULL);
+    *slim = cands != NULL;
+    if (!cands)
+        *sig = NULL; /* the merged candidates carry their hits */
+    return cands ? cands : rq->cands;
+}
+
+/* The merged candidates a stage returned, in its order, from their ids
+ * (ids[k], or kept[k]->item_id when ids is NULL): each is matched to the
+ * first candidate with that id (an id map, ids → positions). false when out
+ * of memory or an id is unknown. */
+static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept,
+                        const uint64_t *ids, size_t n, Cascade__V1__Candidate ***out)
 {
     cascade_idmap pos;
     Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
@@ -267,7 +341,8 @@ static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *cons
         e->index = (uint32_t)i;
     }
     for (size_t k = 0; k < n; k++) {
-        const struct cascade_idmap_entry *e = cascade_idmap_find(&pos, kept[k]->item_id);
+        const struct cascade_idmap_entry *e =
+            cascade_idmap_find(&pos, ids ? ids[k] : kept[k]->item_id);
         if (!e)
             return false;
         full[k] = rq->cands[e->index];
@@ -276,18 +351,19 @@ static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *cons
     return true;
 }
 
-/* The merged candidates behind a stage's answer `got` (n of them): the
- * answer itself when the stage was sent the full candidates (slim false),
- * else the candidates its ids name. NULL after reporting the stage as
- * skipped (`consequence`) when it returned an id it was not sent. */
+/* The merged candidates behind a stage's answer (n of them): the answer's
+ * candidates `got` themselves when the stage was sent the full candidates
+ * (slim false), else the candidates their ids name (or `ids`, when the stage
+ * answered ids alone). NULL after reporting the stage as skipped
+ * (`consequence`) when it returned an id it was not sent. */
 static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *stage,
                                        const char *consequence, int64_t lat, bool slim,
-                                       Cascade__V1__Candidate **got, size_t n)
+                                       Cascade__V1__Candidate **got, const uint64_t *ids, size_t n)
 {
     Cascade__V1__Candidate **full = NULL;
     if (!slim)
         return got;
-    if (match_by_id(rq, got, n, &full))
+    if (match_by_id(rq, got, ids, n, &full))
         return full;
     cascade_orch__report(
         rq, &(struct cascade_orch_outcome){
@@ -313,20 +389,26 @@ static void run_filter(struct cascade_orch_rq *rq)
     if (!st->enabled || rq->n == 0)
         return;
     cascade_orch__slots_to_filter(rq);
-    Cascade__V1__Candidate **slim = slim_candidates(rq, false);
+    Cascade__V1__Candidate **slim = slim_candidates(rq, SLIM_FILTER, false);
     req.user = rq->user;
     req.candidates = slim ? slim : rq->cands;
     req.n_candidates = rq->n;
     req.experiments = rq->exp;
+    req.ids_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
         rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter",
         &req.base, &cascade__v1__filter_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **kept = resp ? unslim(rq, "filter", consequence, lat, slim != NULL,
-                                                  resp->candidates, resp->n_candidates)
-                                         : NULL;
+    /* An ids-only answer lists the survivors in kept_ids; a filter that does
+     * not know the flag answers candidates, which are taken the same way. */
+    bool by_ids = resp && resp->n_kept_ids > 0;
+    size_t n_kept = resp ? (by_ids ? resp->n_kept_ids : resp->n_candidates) : 0;
+    Cascade__V1__Candidate **kept =
+        resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
+                      by_ids ? resp->kept_ids : NULL, n_kept)
+             : NULL;
     if (kept)
-        stage_done(rq, "filter", lat, kept,
-                   cascade_orch__slots_after_filter(rq, kept, resp->n_candidates), rq->source);
+        stage_done(rq, "filter", lat, kept, cascade_orch__slots_after_filter(rq, kept, n_kept),
+                   rq->source);
     else
         cascade_orch__slots_after_filter(rq, NULL, 0);
 }
@@ -348,17 +430,20 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    Cascade__V1__Candidate **slim = slim_candidates(rq, true);
+    bool slim;
+    Cascade__V1__RecallSignals *sig;
     req.user = rq->user;
-    req.candidates = slim ? slim : rq->cands;
+    req.candidates = scoring_payload(rq, SLIM_PRERANK, &sig, &slim);
     req.n_candidates = rq->n;
     req.keep = keep;
     req.experiments = rq->exp;
+    req.recall_signals = sig;
+    req.scores_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score",
         &req.base, &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim != NULL,
-                                                    resp->candidates, resp->n_candidates)
+    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim,
+                                                    resp->candidates, NULL, resp->n_candidates)
                                            : NULL;
     if (scored) {
         for (size_t i = 0; i < resp->n_candidates; i++)
@@ -368,11 +453,39 @@ static void run_prerank(struct cascade_orch_rq *rq)
     truncate_to(rq, keep);
 }
 
+/* Copy what the ranker adds (tasks, rank_score, attributes) from its answer
+ * got[0..n) onto the merged candidates full[0..n) behind it. Its attributes
+ * replace ours, keeping an embedding we had that a scores-only answer leaves
+ * out. false when out of memory. */
+static bool take_rank_scores(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *got,
+                             Cascade__V1__Candidate **full, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = full[i];
+        const Cascade__V1__ItemAttributes *mine = c->attrs, *theirs = got[i]->attrs;
+        c->tasks = got[i]->tasks;
+        c->rank_score = got[i]->rank_score;
+        if (theirs && theirs->n_embedding == 0 && mine && mine->n_embedding > 0) {
+            Cascade__V1__ItemAttributes *a = cascade_arena_alloc(rq->arena, sizeof *a);
+            if (!a)
+                return false;
+            *a = *theirs;
+            a->embedding = mine->embedding;
+            a->n_embedding = mine->n_embedding;
+            c->attrs = a;
+        } else if (theirs) {
+            c->attrs = (Cascade__V1__ItemAttributes *)theirs;
+        }
+    }
+    return true;
+}
+
 static void run_rank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.rank;
     Cascade__V1__RankRequest req = CASCADE__V1__RANK_REQUEST__INIT;
     uint32_t keep = param_keep(rq, "rank.keep", st->keep);
+    const char *consequence = "pre-rank order kept";
     int64_t lat;
     if (!st->enabled || rq->n == 0) {
         truncate_to(rq, keep);
@@ -381,25 +494,43 @@ static void run_rank(struct cascade_orch_rq *rq)
     /* Exploration candidates join the ranked set; the stage then returns
      * everything (keep 0) so the ranker's order of them is known even when
      * they rank below `keep`, and the cut happens here. */
-    bool exploring = cascade_orch__reserve_explore(rq);
+    bool exploring = cascade_orch__reserve_explore(rq), slim;
     Cascade__V1__Candidate **scored = rq->cands;
     size_t n_scored = rq->n;
+    Cascade__V1__RecallSignals *sig;
     req.user = rq->user;
-    req.candidates = rq->cands;
+    req.candidates = scoring_payload(rq, SLIM_RANK, &sig, &slim);
     req.n_candidates = rq->n;
     req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
+    req.recall_signals = sig;
+    req.scores_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
         rq, "rank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RANK], "/cascade.v1.Rank/Score", &req.base,
-        &cascade__v1__rank_response__descriptor, "pre-rank order kept", &lat);
-    if (resp == NULL) {
+        &cascade__v1__rank_response__descriptor, consequence, &lat);
+    Cascade__V1__Candidate **ranked = resp ? unslim(rq, "rank", consequence, lat, slim,
+                                                    resp->candidates, NULL, resp->n_candidates)
+                                           : NULL;
+    if (ranked && slim && !take_rank_scores(rq, resp->candidates, ranked, resp->n_candidates)) {
+        ranked = NULL;
+        cascade_orch__report(rq, &(struct cascade_orch_outcome){
+                                     .stage = "rank",
+                                     .latency_us = lat,
+                                     .items_in = rq->n,
+                                     .items_out = rq->n,
+                                     .status = GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                     .message = "out of memory taking the rank stage's answer "
+                                                "(skipped: pre-rank order kept)",
+                                     .degraded = true});
+    }
+    if (ranked == NULL) {
         truncate_to(rq, keep);
         return;
     }
     if (exploring)
-        cascade_orch__rank_explore_pool(rq, resp->candidates, resp->n_candidates);
+        cascade_orch__rank_explore_pool(rq, ranked, resp->n_candidates);
     size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
-    stage_done(rq, "rank", lat, resp->candidates, n, CASCADE_SCORE_RANK);
+    stage_done(rq, "rank", lat, ranked, n, CASCADE_SCORE_RANK);
     rq->ranked = rq->cands; /* what the ranker kept: the recall cache's source */
     rq->n_ranked = rq->n;
     rq->rank_scored = scored; /* the rest of what it scored: hard negatives */
@@ -466,20 +597,22 @@ static Cascade__V1__RecommendedItem *make_item(struct cascade_orch_rq *rq,
 #define EXPOSURE_OFFER_FACTOR 4
 #define EXPOSURE_MAX_ITEMS 1000 /* RecordExposure's limit per call */
 
-static bool offered(Cascade__V1__Candidate *const *list, size_t n, uint64_t item_id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (list[i]->item_id == item_id)
-            return true;
-    return false;
-}
-
-static size_t offer_append(Cascade__V1__Candidate **list, size_t n, size_t cap,
+/* Append from[0..n_from) to list (n entries so far, at most cap) skipping
+ * ids already in it; seen holds the ids of list (an id set, so the check
+ * costs O(1), not a scan of the list). Returns the new length, or
+ * (size_t)-1 when out of memory. */
+static size_t offer_append(cascade_idmap *seen, Cascade__V1__Candidate **list, size_t n, size_t cap,
                            Cascade__V1__Candidate *const *from, size_t n_from)
 {
-    for (size_t i = 0; i < n_from && n < cap; i++)
-        if (from[i] && !offered(list, n, from[i]->item_id))
+    for (size_t i = 0; i < n_from && n < cap; i++) {
+        bool created = false;
+        if (!from[i])
+            continue;
+        if (!cascade_idmap_upsert(seen, from[i]->item_id, &created))
+            return (size_t)-1;
+        if (created)
             list[n++] = from[i];
+    }
     return n;
 }
 
@@ -490,14 +623,15 @@ static size_t exposure_offer(struct cascade_orch_rq *rq, Cascade__V1__Candidate 
 {
     size_t cap = rq->n > EXPOSURE_MAX_ITEMS ? rq->n : EXPOSURE_MAX_ITEMS, n = 0;
     Cascade__V1__Candidate **list = cascade_arena_calloc(rq->arena, cap + 1, sizeof *list);
-    if ((*out = list) == NULL)
+    cascade_idmap seen;
+    if ((*out = list) == NULL || cascade_idmap_init(&seen, rq->arena, cap) != 0)
         return 0;
-    n = offer_append(list, n, cap, rq->cands, rq->n);
-    if (rq->ranked)
-        n = offer_append(list, n, cap, rq->ranked, rq->n_rank_returned);
-    if (rq->rank_scored)
-        n = offer_append(list, n, cap, rq->rank_scored, rq->n_rank_scored);
-    return n;
+    n = offer_append(&seen, list, n, cap, rq->cands, rq->n);
+    if (rq->ranked && n != (size_t)-1)
+        n = offer_append(&seen, list, n, cap, rq->ranked, rq->n_rank_returned);
+    if (rq->rank_scored && n != (size_t)-1)
+        n = offer_append(&seen, list, n, cap, rq->rank_scored, rq->n_rank_scored);
+    return n == (size_t)-1 ? 0 : n;
 }
 
 /* One RecordExposure round: reserve up to `want` of offer[0..n) for the user

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "error.h"
 #include "hash.h"
+#include "idmap.h"
 #include "merge.h"
 #include "log.h"
 #include "recommend_internal.h"
@@ -196,6 +197,7 @@ static Cascade__V1__RecallRequest *recall_request(struct cascade_orch_rq *rq, si
             *deadline_ms = deadline;
     }
     req->channel_specs = specs;
+    req->lists = cfg->compact_stage_calls; /* each channel's list as columns */
     return req;
 }
 
@@ -230,6 +232,46 @@ static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__Recal
     return NULL;
 }
 
+/* Run j's list from its ChannelResult's columns (RecallRequest.lists): a
+ * candidate per item, first occurrence kept, each with the one hit a call for
+ * that channel alone carries (the channel, its score, its rank = position),
+ * as the candidates form gives after split_answer. Returns 0 or
+ * CASCADE_ENOMEM. */
+static int list_from_columns(struct cascade_orch_rq *rq, const struct cascade_orch_channel_run *run,
+                             const Cascade__V1__ChannelResult *cr, Cascade__V1__Candidate ***list,
+                             size_t *count)
+{
+    size_t n = cr->n_item_ids < cr->count ? cr->n_item_ids : cr->count;
+    Cascade__V1__Candidate **out = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *out);
+    Cascade__V1__Candidate *cands = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *cands);
+    Cascade__V1__ChannelHit *hits = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *hits);
+    Cascade__V1__ChannelHit **ptrs = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *ptrs);
+    cascade_idmap seen;
+    if (!out || !cands || !hits || !ptrs || cascade_idmap_init(&seen, rq->arena, n) != 0)
+        return CASCADE_ENOMEM;
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool created = false;
+        if (!cascade_idmap_upsert(&seen, cr->item_ids[i], &created))
+            return CASCADE_ENOMEM;
+        if (!created)
+            continue;
+        size_t k = (*count)++;
+        cascade__v1__candidate__init(&cands[k]);
+        cascade__v1__channel_hit__init(&hits[k]);
+        hits[k].channel = (char *)run->name;
+        hits[k].score = i < cr->n_scores ? cr->scores[i] : 0.0f;
+        hits[k].rank = (uint32_t)i;
+        ptrs[k] = &hits[k];
+        cands[k].item_id = cr->item_ids[i];
+        cands[k].channels = &ptrs[k];
+        cands[k].n_channels = 1;
+        out[k] = &cands[k];
+    }
+    *list = out;
+    return 0;
+}
+
 /* Take a batched answer apart: for each run carried by `call`, its
  * candidates in that channel's order, each where its first hit of the channel
  * ranks, so a run's list is the one a call for that channel alone returns
@@ -250,6 +292,12 @@ static int split_answer(struct cascade_orch_rq *rq, const Cascade__V1__RecallRes
         cap[j] = cr && cr->status == GRPC_STATUS_OK ? cr->count : 0; /* 0: not this call's */
         if (cr == NULL || cr->status != GRPC_STATUS_OK)
             continue;
+        if (cr->n_item_ids > 0) { /* the channel's list in columns: no hits to walk */
+            if (list_from_columns(rq, run, cr, &lists[j], &counts[j]))
+                return CASCADE_ENOMEM;
+            cap[j] = 0;
+            continue;
+        }
         if (!(lists[j] = cascade_arena_calloc(rq->arena, cap[j] + 1, sizeof *lists[j])))
             return CASCADE_ENOMEM;
     }
@@ -272,7 +320,7 @@ static int split_answer(struct cascade_orch_rq *rq, const Cascade__V1__RecallRes
         }
     }
     for (size_t j = 0; j < rq->n_runs; j++) {
-        if (rq->runs[j].call != call || lists[j] == NULL)
+        if (rq->runs[j].call != call || lists[j] == NULL || cap[j] == 0)
             continue;
         counts[j] = 0;
         for (size_t r = 0; r < cap[j]; r++)

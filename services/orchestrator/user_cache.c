@@ -1,8 +1,9 @@
-/* Recall cache writes: one MULTI/EXEC per request (removals of shown items,
- * dedupe-then-push of unshown ones, trim, expiry), pipelined so the whole
- * update costs one round trip. */
+/* Recall cache writes: one script call per request (removals of shown items,
+ * dedupe-then-push of unshown ones, trim, expiry), pipelined with the
+ * hard-negative log so the whole update costs one round trip. */
 #include "user_cache.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,64 +39,92 @@ out:
     return rc;
 }
 
-static int append_lrem(cascade_redis *r, const char *key, const uint64_t *ids, size_t n,
-                       size_t *queued)
-{
-    for (size_t i = 0; i < n; i++) {
-        int rc = cascade_redis_append(r, "LREM %s 0 %llu", key, (unsigned long long)ids[i]);
-        if (rc)
-            return rc;
-        (*queued)++;
-    }
-    return 0;
-}
+/* The update as one script, so it costs one command instead of an LREM per
+ * shown and unshown item (each O(list)): the same state as LREM of every
+ * shown and unshown item, LPUSH of the unshown ones worst first, LTRIM to the
+ * capacity and EXPIRE. The list is read once, the unshown items (best first)
+ * go in front of what is left of it, and it is rewritten. Without a new
+ * expiry the old one is kept when an old entry survives (the per-item
+ * commands kept the key then; when the removals emptied it, LPUSH made a new
+ * key without one). It is sent with
+ * EVAL, not EVALSHA, because the update is pipelined with the hard-negative
+ * log: a NOSCRIPT reply (Redis restarted or its script cache flushed) could
+ * not be retried in the same round trip, and Redis caches an EVAL'd script by
+ * its SHA1, so the body is hashed, not compiled, per call. Errors (a key of
+ * another type) come before any write. KEYS[1] the list; ARGV capacity,
+ * ttl_s, n_shown, the shown ids, the unshown ids. Returns the new length. */
+static const char CACHE_SCRIPT[] =
+    "local cap = tonumber(ARGV[1])\n"
+    "local ttl = tonumber(ARGV[2])\n"
+    "local first_unshown = 4 + tonumber(ARGV[3])\n"
+    "local old = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "local pttl = redis.call('PTTL', KEYS[1])\n"
+    "local drop, out, kept_old = {}, {}, false\n"
+    "for i = 4, #ARGV do drop[ARGV[i]] = true end\n"
+    "for i = first_unshown, #ARGV do\n"
+    "  if #out >= cap then break end\n"
+    "  out[#out + 1] = ARGV[i]\n"
+    "end\n"
+    "for _, v in ipairs(old) do\n"
+    "  if not drop[v] then\n"
+    "    kept_old = true\n"
+    "    if #out >= cap then break end\n"
+    "    out[#out + 1] = v\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "for i = 1, #out, 1000 do\n"
+    "  redis.call('RPUSH', KEYS[1], unpack(out, i, math.min(i + 999, #out)))\n"
+    "end\n"
+    "if #out > 0 and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl)\n"
+    "elseif kept_old and pttl > 0 then redis.call('PEXPIRE', KEYS[1], pttl) end\n"
+    "return #out\n";
 
-/* Queue MULTI, the update, EXEC; *sent counts every command queued. */
+/* Queue the script call: EVAL script 1 key capacity ttl n_shown ids... */
 static int append_update(cascade_redis *r, const char *key,
                          const struct cascade_user_cache_update *u, size_t *sent)
 {
-    size_t queued = 0;
-    int rc = cascade_redis_append(r, "MULTI");
-    if (rc)
-        return rc;
-    (*sent)++;
-    if ((rc = append_lrem(r, key, u->shown, u->n_shown, &queued)) ||
-        (rc = append_lrem(r, key, u->unshown, u->n_unshown, &queued)))
+    enum { HEAD = 7 }; /* EVAL script numkeys key capacity ttl n_shown */
+    size_t n = u->n_shown + u->n_unshown, argc = HEAD + n;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *argvlen = malloc(argc * sizeof *argvlen);
+    char(*nums)[ID_MAX] = malloc((n + 3) * sizeof *nums);
+    int rc = CASCADE_ENOMEM;
+    if (!argv || !argvlen || !nums) {
+        cascade_redis__set_error(r, "cache update: out of memory for %zu items", n);
         goto out;
-    if (u->n_unshown > 0) {
-        if ((rc = cascade_user_list_append_lpush(r, key, u->unshown, u->n_unshown)))
-            goto out;
-        queued++;
     }
-    if ((rc = cascade_redis_append(r, "LTRIM %s 0 %lld", key, (long long)u->capacity - 1)))
-        goto out;
-    queued++;
-    if (u->ttl_s > 0) {
-        if ((rc = cascade_redis_append(r, "EXPIRE %s %lld", key, (long long)u->ttl_s)))
-            goto out;
-        queued++;
+    argv[0] = "EVAL";
+    argv[1] = CACHE_SCRIPT;
+    argv[2] = "1";
+    argv[3] = key;
+    snprintf(nums[0], ID_MAX, "%" PRIu32, u->capacity);
+    snprintf(nums[1], ID_MAX, "%" PRId64, u->ttl_s > 0 ? u->ttl_s : 0);
+    snprintf(nums[2], ID_MAX, "%zu", u->n_shown);
+    for (int i = 0; i < 3; i++)
+        argv[4 + i] = nums[i];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = i < u->n_shown ? u->shown[i] : u->unshown[i - u->n_shown];
+        snprintf(nums[3 + i], ID_MAX, "%" PRIu64, id);
+        argv[HEAD + i] = nums[3 + i];
     }
-    if ((rc = cascade_redis_append(r, "EXEC")) == 0)
-        queued++;
+    for (size_t i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    if ((rc = cascade_redis_append_argv(r, (int)argc, argv, argvlen)) == 0)
+        (*sent)++;
 out:
-    /* A failed append inside the transaction must not leave it open on the
-     * connection: discard what was queued. */
-    if (rc && cascade_redis_append(r, "DISCARD") == 0)
-        queued++;
-    *sent += queued;
+    free(nums);
+    free(argvlen);
+    free(argv);
     return rc;
 }
 
-int cascade_user_list_read(cascade_redis *r, size_t n, bool exec_last)
+int cascade_user_list_read(cascade_redis *r, size_t n)
 {
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
         int rc = cascade_redis_get_reply(r, &rep);
-        if (rc == 0 && exec_last && i == n - 1 && rep->type != REDIS_REPLY_ARRAY) {
-            cascade_redis__set_error(r, "cache update: transaction aborted");
-            rc = CASCADE_EIO;
-        }
         freeReplyObject(rep);
         if (rc && !first)
             first = rc;
@@ -122,7 +151,7 @@ int cascade_user_cache_append(cascade_redis *r, const char *ns, const char *user
 
 int cascade_user_cache_read(cascade_redis *r, size_t sent)
 {
-    return cascade_user_list_read(r, sent, true);
+    return cascade_user_list_read(r, sent);
 }
 
 int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user_id,

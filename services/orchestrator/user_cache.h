@@ -23,29 +23,30 @@ struct cascade_user_cache_update {
     int64_t ttl_s;     /* EXPIRE of the list after the update; 0 = none */
 };
 
-/* Apply u to {ns}:user:{user_id}:cache in one MULTI/EXEC sent as one
- * pipeline: LREM of every shown item; LREM then LPUSH of every unshown item
- * (so an item is never in the list twice, and one already cached moves to the
- * head), pushed worst first so the best ends up at the head; LTRIM to the
- * capacity; EXPIRE. Nothing is sent when both lists are empty. Returns 0 or a
- * negative code (CASCADE_EUNAVAILABLE, CASCADE_EIO, CASCADE_ENOMEM) with the
- * message in cascade_redis_error(r). */
+/* Apply u to {ns}:user:{user_id}:cache in one script call (EVAL, atomic):
+ * the state is that of LREM of every shown item; LREM then LPUSH of every
+ * unshown item (so an item is never in the list twice, and one already
+ * cached moves to the head), pushed worst first so the best ends up at the
+ * head; LTRIM to the capacity; EXPIRE — in one command, where those were one
+ * command per item, each O(list). Nothing is sent when both lists are empty.
+ * Returns 0 or a negative code (CASCADE_EUNAVAILABLE, CASCADE_EIO: e.g. the
+ * key holds another type, nothing written; CASCADE_ENOMEM) with the message
+ * in cascade_redis_error(r). */
 int cascade_user_cache_update(cascade_redis *r, const char *ns, const char *user_id,
                               const struct cascade_user_cache_update *u);
 
 /* The two halves of cascade_user_cache_update, so other writes can share its
- * round trip: queue the transaction (*sent counts the commands queued, also
- * after a failure, which then ends in DISCARD), then read exactly `sent`
- * replies. Nothing is queued when both lists are empty. Each returns 0 or a
- * negative code with the message in cascade_redis_error(r). */
+ * round trip: queue the script call (*sent counts the commands queued: 0 or
+ * 1), then read exactly `sent` replies. Nothing is queued when both lists are empty. Each returns 0
+ * or a negative code with the message in cascade_redis_error(r). */
 int cascade_user_cache_append(cascade_redis *r, const char *ns, const char *user_id,
                               const struct cascade_user_cache_update *u, size_t *sent);
 int cascade_user_cache_read(cascade_redis *r, size_t sent);
 
-/* Read n pipelined replies, all of them unless the connection drops; with
- * exec_last the last must be EXEC's array (else "transaction aborted").
- * Returns 0 or the first failure. Shared with the hard-negative log. */
-int cascade_user_list_read(cascade_redis *r, size_t n, bool exec_last);
+/* Read n pipelined replies, all of them unless the connection drops.
+ * Returns 0 or the first failure (an error reply is CASCADE_EIO). Shared with
+ * the hard-negative log. */
+int cascade_user_list_read(cascade_redis *r, size_t n);
 
 /* Queue LPUSH key ids[n-1] ... ids[0] (n >= 1), so ids[0] ends up at the
  * head; shared with the hard-negative log. Returns 0 or a negative code. */

@@ -176,10 +176,15 @@ static int prerank_keep(const cascade_prerank *p, const Cascade__V1__PreRankRequ
     return 0;
 }
 
-static int prerank_validate(const cascade_prerank *p, const Cascade__V1__PreRankRequest *req,
-                            char *err, size_t errlen)
+/* Checks the request, giving the candidates their hits first when they came
+ * as recall_signals columns. */
+static int prerank_validate(const cascade_prerank *p, cascade_arena *arena,
+                            const Cascade__V1__PreRankRequest *req, char *err, size_t errlen)
 {
     int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0 && req->n_candidates <= p->max_candidates)
+        rc = cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates,
+                                            arena, err, errlen);
     if (rc == 0)
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, p->max_candidates,
                                               err, errlen);
@@ -291,6 +296,22 @@ static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_a
     return 0;
 }
 
+/* The kept candidates as a scores-only answer: item_id and prerank_score. */
+static Cascade__V1__Candidate **scores_only(cascade_arena *arena, Cascade__V1__Candidate **cands,
+                                            size_t n)
+{
+    Cascade__V1__Candidate *slim = cascade_arena_alloc(arena, (n + 1) * sizeof *slim);
+    if (!slim)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        cascade__v1__candidate__init(&slim[i]);
+        slim[i].item_id = cands[i]->item_id;
+        slim[i].prerank_score = cands[i]->prerank_score;
+        cands[i] = &slim[i];
+    }
+    return cands;
+}
+
 static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankRequest *req,
                              size_t keep, const char *version, Cascade__V1__PreRankResponse **out)
 {
@@ -311,6 +332,8 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
     resp->candidates = cands;
     resp->n_candidates = req->n_candidates < keep ? req->n_candidates : keep;
     resp->model_version = v;
+    if (req->scores_only && !scores_only(arena, cands, resp->n_candidates))
+        return CASCADE_ENOMEM;
     *out = resp;
     return 0;
 }
@@ -320,7 +343,7 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
                         char *err, size_t errlen)
 {
     size_t keep = 0;
-    int rc = prerank_validate(p, req, err, errlen);
+    int rc = prerank_validate(p, arena, req, err, errlen);
     if (rc == 0)
         rc = prerank_keep(p, req, &keep, err, errlen);
     if (rc != 0)

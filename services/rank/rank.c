@@ -196,10 +196,15 @@ void cascade_rank_destroy(cascade_rank *r)
 
 /* ------------------------------------------------------------------ request */
 
-static int rank_validate(const cascade_rank *r, const Cascade__V1__RankRequest *req, char *err,
-                         size_t errlen)
+/* Checks the request, giving the candidates their hits first when they came
+ * as recall_signals columns. */
+static int rank_validate(const cascade_rank *r, cascade_arena *arena,
+                         const Cascade__V1__RankRequest *req, char *err, size_t errlen)
 {
     int rc = cascade_request_check_user(req->user, err, errlen);
+    if (rc == 0 && req->n_candidates <= r->max_candidates)
+        rc = cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates,
+                                            arena, err, errlen);
     if (rc == 0)
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, r->max_candidates,
                                               err, errlen);
@@ -469,12 +474,36 @@ sort:
     return cascade_request_sort_candidates(out, n, CASCADE_SCORE_RANK, arena);
 }
 
+/* The answer's candidates out[0..n) as scores only (RankRequest.scores_only):
+ * item_id, tasks, rank_score and attrs without the embedding the caller sent. */
+static int scores_only(cascade_arena *arena, Cascade__V1__Candidate **out, size_t n)
+{
+    Cascade__V1__Candidate *slim = cascade_arena_alloc(arena, (n + 1) * sizeof *slim);
+    Cascade__V1__ItemAttributes *attrs = cascade_arena_alloc(arena, (n + 1) * sizeof *attrs);
+    if (!slim || !attrs)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cascade__v1__candidate__init(&slim[i]);
+        slim[i].item_id = out[i]->item_id;
+        slim[i].tasks = out[i]->tasks;
+        slim[i].rank_score = out[i]->rank_score;
+        if (out[i]->attrs) {
+            attrs[i] = *out[i]->attrs;
+            attrs[i].n_embedding = 0;
+            attrs[i].embedding = NULL;
+            slim[i].attrs = &attrs[i];
+        }
+        out[i] = &slim[i];
+    }
+    return 0;
+}
+
 int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
                      const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
                      char *err, size_t errlen)
 {
     size_t n = req->n_candidates;
-    int rc = rank_validate(r, req, err, errlen);
+    int rc = rank_validate(r, arena, req, err, errlen);
     if (rc != 0)
         return rc;
     cascade_rank__maybe_reload(r);
@@ -511,6 +540,8 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     resp->candidates = sorted;
     resp->n_candidates = req->keep != 0 && req->keep < n ? req->keep : n;
     resp->model_version = version;
+    if (req->scores_only && scores_only(arena, sorted, resp->n_candidates) != 0)
+        goto nomem;
     *out = resp;
     return 0;
 nomem:

@@ -18,6 +18,7 @@
 struct recall_plan {
     size_t n;
     bool batched;
+    bool lists; /* RecallRequest.lists: each channel's list in its ChannelResult */
     int idx[CASCADE_RECALL_MAX_CHANNELS];
     uint32_t quota[CASCADE_RECALL_MAX_CHANNELS];
     uint32_t timeout_ms[CASCADE_RECALL_MAX_CHANNELS];
@@ -67,6 +68,7 @@ static int recall_validate(const cascade_recall *r, const Cascade__V1__RecallReq
         return CASCADE_EINVAL;
     }
     plan->batched = req->n_channel_specs > 0;
+    plan->lists = req->lists;
     plan->n = plan->batched ? req->n_channel_specs : req->n_channels;
     int *idx = plan->idx;
     if (plan->n == 0) {
@@ -198,6 +200,17 @@ static int recall_results(cascade_arena *arena, const struct recall_plan *plan,
         cr->channel = plan->idx[c] >= 0 ? (char *)cascade_recall__channels[plan->idx[c]].name
                                         : message[c + plan->n]; /* the requested name */
         cr->count = (uint32_t)hits[c].count;
+        if (plan->lists && hits[c].count > 0) {
+            /* Copied: a channel's hits may point into a shared cache. */
+            size_t n = hits[c].count;
+            cr->item_ids = cascade_arena_alloc(arena, n * sizeof *cr->item_ids);
+            cr->scores = cascade_arena_alloc(arena, n * sizeof *cr->scores);
+            if (!cr->item_ids || !cr->scores)
+                return CASCADE_ENOMEM;
+            memcpy(cr->item_ids, hits[c].ids, n * sizeof *cr->item_ids);
+            memcpy(cr->scores, hits[c].scores, n * sizeof *cr->scores);
+            cr->n_item_ids = cr->n_scores = n;
+        }
         cr->latency_us = latency_us[c] > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_us[c];
         cr->status = (uint32_t)status[c];
         if (message[c])
@@ -308,7 +321,7 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
     if (!resp)
         goto nomem;
     cascade__v1__recall_response__init(resp);
-    if (recall_merge(arena, plan->idx, hits, plan->n, resp) != 0 ||
+    if ((!plan->lists && recall_merge(arena, plan->idx, hits, plan->n, resp) != 0) ||
         recall_results(arena, plan, hits, latency_us, status, message, resp) != 0)
         goto nomem;
     *out = resp;

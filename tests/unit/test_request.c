@@ -319,6 +319,79 @@ static void make(Cascade__V1__Candidate *store, Cascade__V1__Candidate **c, cons
     }
 }
 
+/* RecallSignals columns become each candidate's hits, in order, with the
+ * channel names of the table; malformed columns are refused naming the
+ * field, and a candidate cannot carry both forms. */
+static void test_expand_signals(void **state)
+{
+    (void)state;
+    cascade_arena *a = cascade_arena_create(0);
+    Cascade__V1__Candidate c[3], *cands[3] = {&c[0], &c[1], &c[2]};
+    Cascade__V1__RecallSignals sig = CASCADE__V1__RECALL_SIGNALS__INIT;
+    char *names[] = {"hot", "itemcf"};
+    uint32_t count[] = {2, 0, 1}, channel[] = {1, 0, 1}, rank[] = {7, 0, 3};
+    float norm[] = {0.5f, 1.0f, 0.25f};
+    char err[256] = "";
+    for (int i = 0; i < 3; i++)
+        cascade__v1__candidate__init(&c[i]);
+    sig.channels = names;
+    sig.n_channels = 2;
+    sig.hit_count = count;
+    sig.n_hit_count = 3;
+    sig.hit_channel = channel;
+    sig.n_hit_channel = 3;
+    sig.hit_norm_score = norm;
+    sig.n_hit_norm_score = 3;
+    sig.hit_rank = rank;
+    sig.n_hit_rank = 3;
+    assert_int_equal(cascade_request_expand_signals(NULL, cands, 3, a, err, sizeof err), 0);
+    assert_int_equal(c[0].n_channels, 0);
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err), 0);
+    assert_int_equal(c[0].n_channels, 2);
+    assert_string_equal(c[0].channels[0]->channel, "itemcf");
+    assert_float_equal(c[0].channels[0]->norm_score, 0.5f, 0);
+    assert_int_equal(c[0].channels[0]->rank, 7);
+    assert_string_equal(c[0].channels[1]->channel, "hot");
+    assert_int_equal(c[0].channels[1]->rank, 0);
+    assert_int_equal(c[1].n_channels, 0);
+    assert_int_equal(c[2].n_channels, 1);
+    assert_string_equal(c[2].channels[0]->channel, "itemcf");
+    assert_float_equal(c[2].channels[0]->norm_score, 0.25f, 0);
+    assert_int_equal(c[2].channels[0]->rank, 3);
+    /* Now they carry channels: sending the columns as well is refused. */
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "candidates[0] carries channels and recall_signals as well; send one");
+    for (int i = 0; i < 3; i++)
+        cascade__v1__candidate__init(&c[i]);
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 2, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "recall_signals.hit_count: 3 entries for 2 candidates");
+    sig.n_hit_rank = 2;
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_non_null(
+        strstr(err, "must each have 3 entries (the sum of hit_count), have 3, 3 and 2"));
+    sig.n_hit_rank = 3;
+    channel[2] = 2;
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "recall_signals.hit_channel[2] 2 out of range 0..2");
+    channel[2] = 1;
+    count[1] = 1000;
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "recall_signals.hit_count[1]: 1000 hits, at most 64");
+    count[1] = 0;
+    names[0] = "\xff";
+    assert_int_equal(cascade_request_expand_signals(&sig, cands, 3, a, err, sizeof err),
+                     CASCADE_EINVAL);
+    assert_string_equal(err, "recall_signals.channels[0] is not valid UTF-8");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(c[i].n_channels, 0); /* nothing given on a refusal */
+    cascade_arena_destroy(a);
+}
+
 static void test_sort_order(void **state)
 {
     (void)state;
@@ -370,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_check_user_fields),
         cmocka_unit_test(test_check_candidate_fields),
         cmocka_unit_test(test_check_experiments),
+        cmocka_unit_test(test_expand_signals),
         cmocka_unit_test(test_sort_order),
         cmocka_unit_test(test_sort_nan_last),
     };

@@ -377,6 +377,20 @@ static void test_reasons_and_order(void **state)
     for (size_t i = 0; i < 5; i++)
         assert_string_equal(resp->dropped[i]->reason, order[i]);
 
+    /* ids_only: the same survivors, as kept_ids and no candidates, and the
+     * same counts. */
+    char err[256] = "";
+    Cascade__V1__FilterRequest *req = filter_request(f->arena, "dave", ids, 6);
+    req->ids_only = true;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, req, &resp, err, sizeof err), 0);
+    assert_int_equal(resp->n_candidates, 0);
+    assert_int_equal(resp->n_kept_ids, 2);
+    assert_int_equal(resp->kept_ids[0], 13);
+    assert_int_equal(resp->kept_ids[1], 14);
+    assert_int_equal(dropped(resp, "duplicate"), 2);
+    assert_int_equal(dropped(resp, "exposed"), 1);
+
     /* An empty candidate list is fine. */
     resp = filter(f, "dave", NULL, 0);
     assert_int_equal(resp->n_candidates, 0);

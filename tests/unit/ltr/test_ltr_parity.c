@@ -6,7 +6,9 @@
  * replay must score every replayed candidate identically through the real
  * stage code (cascade_rank_run, cascade_prerank_run) and through the model
  * on the replay's own feature row: any difference in any feature that the
- * trees split on changes some score. */
+ * trees split on changes some score. The same again with the candidates'
+ * hits sent as RecallSignals columns (what the orchestrator sends) instead of
+ * their channels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +61,44 @@ static Cascade__V1__Candidate *candidate_of(cascade_arena *a, const struct casca
         hits[c->n_channels++] = h;
     }
     return c;
+}
+
+/* The hits of cands[0..n) as RecallSignals columns, the channels taken off
+ * the candidates (as the orchestrator sends them). The name table lists the
+ * channels in reverse order of first use, so an index is never the channel's
+ * LTR slot by accident. */
+static Cascade__V1__RecallSignals *to_columns(cascade_arena *a, Cascade__V1__Candidate **cands,
+                                              size_t n)
+{
+    Cascade__V1__RecallSignals *sig = cascade_arena_alloc(a, sizeof *sig);
+    size_t total = 0;
+    assert_non_null(sig);
+    cascade__v1__recall_signals__init(sig);
+    for (size_t i = 0; i < n; i++)
+        total += cands[i]->n_channels;
+    sig->channels = cascade_arena_calloc(a, CASCADE_LTR_CHANNELS, sizeof *sig->channels);
+    sig->hit_count = cascade_arena_calloc(a, n + 1, sizeof *sig->hit_count);
+    sig->hit_channel = cascade_arena_calloc(a, total + 1, sizeof *sig->hit_channel);
+    sig->hit_norm_score = cascade_arena_calloc(a, total + 1, sizeof *sig->hit_norm_score);
+    sig->hit_rank = cascade_arena_calloc(a, total + 1, sizeof *sig->hit_rank);
+    for (size_t k = 0; k < CASCADE_LTR_CHANNELS; k++)
+        sig->channels[k] = (char *)cascade_ltr_channel_name(CASCADE_LTR_CHANNELS - 1 - k);
+    sig->n_channels = CASCADE_LTR_CHANNELS;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t h = 0; h < cands[i]->n_channels; h++) {
+            const Cascade__V1__ChannelHit *hit = cands[i]->channels[h];
+            size_t k = 0;
+            while (strcmp(sig->channels[k], hit->channel) != 0)
+                k++;
+            sig->hit_channel[sig->n_hit_channel++] = (uint32_t)k;
+            sig->hit_norm_score[sig->n_hit_norm_score++] = hit->norm_score;
+            sig->hit_rank[sig->n_hit_rank++] = hit->rank;
+        }
+        sig->hit_count[sig->n_hit_count++] = (uint32_t)cands[i]->n_channels;
+        cands[i]->n_channels = 0;
+        cands[i]->channels = NULL;
+    }
+    return sig;
 }
 
 static void test_services_compute_the_trainers_features(void **state)
@@ -115,11 +155,15 @@ static void test_services_compute_the_trainers_features(void **state)
         user.request_time_s = l.as_of;
         Cascade__V1__Candidate **cands = cascade_arena_calloc(a, n, sizeof *cands);
         Cascade__V1__Candidate **pcands = cascade_arena_calloc(a, n, sizeof *pcands);
+        Cascade__V1__Candidate **ccands = cascade_arena_calloc(a, n, sizeof *ccands);
+        Cascade__V1__Candidate **cpcands = cascade_arena_calloc(a, n, sizeof *cpcands);
         float *want = cascade_arena_calloc(a, n, sizeof *want);
         float *pwant = cascade_arena_calloc(a, n, sizeof *pwant);
         for (size_t i = 0; i < n; i++) {
             cands[i] = candidate_of(a, &l, l.off[g] + i);
             pcands[i] = candidate_of(a, &l, l.off[g] + i);
+            ccands[i] = candidate_of(a, &l, l.off[g] + i);
+            cpcands[i] = candidate_of(a, &l, l.off[g] + i);
         }
         cascade_gbdt_predict(rank_model, l.X + l.off[g] * CASCADE_LTR_FEATURES, n, want);
         cascade_gbdt_predict(pre_model, l.X + l.off[g] * CASCADE_LTR_FEATURES, n, pwant);
@@ -138,10 +182,31 @@ static void test_services_compute_the_trainers_features(void **state)
         Cascade__V1__PreRankResponse *pr = NULL;
         assert_int_equal(
             cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err, sizeof err), 0);
+        /* The same requests with the hits in columns, answered scores only. */
+        rq.candidates = ccands;
+        rq.recall_signals = to_columns(a, ccands, n);
+        rq.scores_only = true;
+        assert_int_equal(
+            cascade_rank_run(rank, a, cascade_now_ms() + 10000, &rq, &rr, err, sizeof err), 0);
+        pq.candidates = cpcands;
+        pq.recall_signals = to_columns(a, cpcands, n);
+        pq.scores_only = true;
+        assert_int_equal(
+            cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err, sizeof err), 0);
+        assert_int_equal(pr->n_candidates, n);
+        assert_int_equal(rr->n_candidates, n);
+        for (size_t i = 0; i < n; i++) { /* scores only: nothing but id and scores */
+            assert_int_equal(pr->candidates[i]->n_channels, 0);
+            assert_int_equal(rr->candidates[i]->n_channels, 0);
+            assert_float_equal(pr->candidates[i]->recall_score, 0, 0);
+            assert_non_null(rr->candidates[i]->tasks);
+        }
         /* The stages reuse the Candidate objects: index i is still row i. */
         for (size_t i = 0; i < n; i++) {
             assert_float_equal(cands[i]->rank_score, want[i], 1e-5);
             assert_float_equal(pcands[i]->prerank_score, pwant[i], 1e-5);
+            assert_float_equal(ccands[i]->rank_score, cands[i]->rank_score, 0);
+            assert_float_equal(cpcands[i]->prerank_score, pcands[i]->prerank_score, 0);
             distinct += i > 0 && want[i] != want[0];
             compared++;
         }

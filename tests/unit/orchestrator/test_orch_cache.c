@@ -1,7 +1,10 @@
 /* Unit tests of the recall cache writes against a private redis-server:
  * newest first, FIFO eviction beyond the capacity (oldest first), removal of
  * shown items (eviction on exposure), no duplicates (a re-cached item moves to
- * the head), expiry, the no-op update, and an unreachable Redis. */
+ * the head), expiry, the no-op update, an unreachable Redis, a key of another
+ * type, and the same state as the per-item command sequence the script
+ * replaced (LREM each shown and unshown item, LPUSH, LTRIM, EXPIRE), over
+ * random updates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include "rng.h"
 
 #include "error.h"
 #include "store.h"
@@ -104,6 +109,114 @@ static void test_expiry_and_noop(void **state)
     assert_list(state, "u4", (const uint64_t[]){3, 1}, 2);
 }
 
+/* The update the script replaced, one command per item, applied by the test
+ * itself to another key: the reference the script's state is compared with. */
+static void reference_update(void **state, const char *key, const uint64_t *shown, size_t n_shown,
+                             const uint64_t *unshown, size_t n_unshown, uint32_t capacity,
+                             int64_t ttl_s)
+{
+    cascade_redis *c = fx(state)->conn;
+    redisReply *rep = NULL;
+    for (size_t i = 0; i < n_shown + n_unshown; i++) {
+        uint64_t id = i < n_shown ? shown[i] : unshown[i - n_shown];
+        assert_int_equal(
+            cascade_redis_command(c, &rep, "LREM %s 0 %llu", key, (unsigned long long)id), 0);
+        freeReplyObject(rep);
+    }
+    for (size_t i = n_unshown; i-- > 0;) {
+        assert_int_equal(
+            cascade_redis_command(c, &rep, "LPUSH %s %llu", key, (unsigned long long)unshown[i]),
+            0);
+        freeReplyObject(rep);
+    }
+    assert_int_equal(
+        cascade_redis_command(c, &rep, "LTRIM %s 0 %lld", key, (long long)capacity - 1), 0);
+    freeReplyObject(rep);
+    if (ttl_s > 0) {
+        assert_int_equal(cascade_redis_command(c, &rep, "EXPIRE %s %lld", key, (long long)ttl_s),
+                         0);
+        freeReplyObject(rep);
+    }
+}
+
+/* LRANGE key 0 -1 and TTL key, as one comparable string. */
+static char *list_state(void **state, const char *key)
+{
+    cascade_redis *c = fx(state)->conn;
+    redisReply *rep = NULL;
+    size_t cap = 16384, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    assert_int_equal(cascade_redis_command(c, &rep, "LRANGE %s 0 -1", key), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    for (size_t i = 0; i < rep->elements; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s,", rep->element[i]->str);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", key), 0);
+    /* -2 (no key) and -1 (no expiry) must match exactly; a set TTL within a
+     * second of the other (the two keys are written moments apart). */
+    long long ttl = rep->integer < 0 ? rep->integer : (rep->integer + 5) / 10;
+    freeReplyObject(rep);
+    assert_true(len < cap - 32);
+    snprintf(out + len, cap - len, " ttl %lld", ttl);
+    return out;
+}
+
+/* Random updates over a small id range (so shown, unshown and cached items
+ * overlap, and unshown lists carry repeats), small capacities (so trimming
+ * happens) and with and without a TTL: after every update the script's list
+ * and TTL equal those of the per-item commands on a twin key. */
+static void test_same_state_as_per_item_commands(void **state)
+{
+    char key[CASCADE_KEY_MAX];
+    const char *ref = "t:reference:cache";
+    struct cascade_rng rng;
+    cascade_rng_seed(&rng, 20261207);
+    cascade_key_user_cache(key, NS, "twin");
+    for (int round = 0; round < 400; round++) {
+        uint64_t shown[12], unshown[40];
+        size_t n_shown = cascade_rng_below(&rng, 12), n_unshown = cascade_rng_below(&rng, 40);
+        uint32_t capacity = 1 + (uint32_t)cascade_rng_below(&rng, round < 200 ? 30 : 300);
+        int64_t ttl_s = cascade_rng_below(&rng, 3) ? 3600 : 0;
+        for (size_t i = 0; i < n_shown; i++)
+            shown[i] = 1 + cascade_rng_below(&rng, 60);
+        for (size_t i = 0; i < n_unshown; i++)
+            unshown[i] = 1 + cascade_rng_below(&rng, 60);
+        if (n_shown == 0 && n_unshown == 0)
+            continue; /* nothing is sent then (test_expiry_and_noop) */
+        struct cascade_user_cache_update u = {shown, n_shown, unshown, n_unshown, capacity, ttl_s};
+        if (cascade_user_cache_update(fx(state)->conn, NS, "twin", &u))
+            fail_msg("cache update: %s", cascade_redis_error(fx(state)->conn));
+        reference_update(state, ref, shown, n_shown, unshown, n_unshown, capacity, ttl_s);
+        char *got = list_state(state, key), *want = list_state(state, ref);
+        if (strcmp(got, want) != 0)
+            fail_msg("round %d: script %s, per-item commands %s", round, got, want);
+        free(got);
+        free(want);
+    }
+}
+
+/* A key of another type fails the update with Redis's message and is left
+ * as it was (the script errs before its first write). */
+static void test_wrong_type_changes_nothing(void **state)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    cascade_redis *c = fx(state)->conn;
+    cascade_key_user_cache(key, NS, "u5");
+    assert_int_equal(cascade_redis_command(c, &rep, "SET %s x", key), 0);
+    freeReplyObject(rep);
+    struct cascade_user_cache_update u = {NULL, 0, (const uint64_t[]){1}, 1, 10, 3600};
+    assert_int_equal(cascade_user_cache_update(c, NS, "u5", &u), CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(c), "WRONGTYPE"));
+    assert_int_equal(cascade_redis_command(c, &rep, "GET %s", key), 0);
+    assert_string_equal(rep->str, "x");
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", key), 0);
+    assert_int_equal(rep->integer, -1);
+    freeReplyObject(rep);
+}
+
 static void test_redis_down(void **state)
 {
     (void)state;
@@ -121,6 +234,8 @@ int main(void)
         cmocka_unit_test(test_fifo_and_capacity),
         cmocka_unit_test(test_eviction_on_exposure_and_no_duplicates),
         cmocka_unit_test(test_expiry_and_noop),
+        cmocka_unit_test(test_same_state_as_per_item_commands),
+        cmocka_unit_test(test_wrong_type_changes_nothing),
         cmocka_unit_test(test_redis_down),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);

@@ -46,11 +46,17 @@ struct fake {
     size_t n_exposed;
     uint32_t last_prerank_keep;
     char last_rank_experiment[64];
-    size_t filter_hits_seen;  /* channel hits the filter was sent, all calls */
-    size_t prerank_hits_seen; /* and the pre-ranker */
-    uint64_t filter_inject;   /* an id the filter adds to its answer (0 = none) */
-    bool filter_blind;        /* the filter passes exposed items (as before a concurrent
-                                 request's reservation) */
+    size_t filter_hits_seen;    /* channel hits the filter was sent, all calls */
+    size_t prerank_hits_seen;   /* and the pre-ranker (in channels or as columns) */
+    size_t prerank_column_hits; /* of those, sent as RecallSignals columns */
+    size_t rank_column_hits;    /* hits the ranker was sent as columns */
+    bool prerank_scores_only;   /* the last PreRank/Rank request's scores_only */
+    bool rank_scores_only;
+    uint64_t filter_inject; /* an id the filter adds to its answer (0 = none) */
+    bool filter_ids_only;   /* the last Filter request's ids_only */
+    bool recall_lists;      /* the last batched Recall request's lists */
+    bool filter_blind;      /* the filter passes exposed items (as before a concurrent
+                               request's reservation) */
     size_t rerank_calls;
     char rerank_md_request_id[128]; /* x-request-id of the last ReRank call */
     int rank_stall_ms;              /* the ranker answers this late (0 = at once)... */
@@ -125,6 +131,30 @@ static void fake_answer(cascade_arena *a, Cascade__V1__RecallResponse *resp, siz
     }
 }
 
+/* RecallRequest.lists: each channel's list moves from the candidates' hits
+ * into its ChannelResult's item_ids and scores (by hit rank), as the real
+ * service answers, and the candidates go. */
+static void fake_lists(cascade_arena *a, Cascade__V1__RecallResponse *resp)
+{
+    for (size_t s = 0; s < resp->n_channels; s++) {
+        Cascade__V1__ChannelResult *cr = resp->channels[s];
+        if (cr->count == 0)
+            continue;
+        cr->item_ids = cascade_arena_calloc(a, cr->count, sizeof *cr->item_ids);
+        cr->scores = cascade_arena_calloc(a, cr->count, sizeof *cr->scores);
+        cr->n_item_ids = cr->n_scores = cr->count;
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            for (size_t h = 0; h < resp->candidates[i]->n_channels; h++) {
+                const Cascade__V1__ChannelHit *hit = resp->candidates[i]->channels[h];
+                if (strcmp(hit->channel, cr->channel) == 0 && hit->rank < cr->count) {
+                    cr->item_ids[hit->rank] = resp->candidates[i]->item_id;
+                    cr->scores[hit->rank] = hit->score;
+                }
+            }
+    }
+    resp->n_candidates = 0;
+}
+
 static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                        ProtobufCMessage **response)
 {
@@ -156,6 +186,11 @@ static int fake_recall(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
             cr->count = (uint32_t)n;
             fake_answer(a, resp, cap, spec->channel, first, n);
         }
+        if (req->lists)
+            fake_lists(a, resp);
+        pthread_mutex_lock(&fake.mu);
+        fake.recall_lists = req->lists;
+        pthread_mutex_unlock(&fake.mu);
         *response = &resp->base;
         return 0;
     }
@@ -197,7 +232,15 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     }
     if (fake.filter_inject)
         resp->candidates[resp->n_candidates++] = new_candidate(a, fake.filter_inject, "x", 1);
+    fake.filter_ids_only = req->ids_only;
     pthread_mutex_unlock(&fake.mu);
+    /* ids_only: the survivors as kept_ids, as the real filter answers. */
+    if (req->ids_only) {
+        resp->kept_ids = cascade_arena_calloc(a, resp->n_candidates + 1, sizeof *resp->kept_ids);
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            resp->kept_ids[resp->n_kept_ids++] = resp->candidates[i]->item_id;
+        resp->n_candidates = 0;
+    }
     *response = &resp->base;
     return 0;
 }
@@ -244,8 +287,16 @@ static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage 
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__pre_rank_response__init(resp);
+    char err[256];
+    /* Hits sent as columns are given back to the candidates, as the real
+     * stage does (cascade_request_expand_signals). */
+    if (cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates, a,
+                                       err, sizeof err))
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
     pthread_mutex_lock(&fake.mu);
     fake.last_prerank_keep = req->keep;
+    fake.prerank_scores_only = req->scores_only;
+    fake.prerank_column_hits += req->recall_signals ? req->recall_signals->n_hit_channel : 0;
     for (size_t i = 0; i < req->n_candidates; i++)
         fake.prerank_hits_seen += req->candidates[i]->n_channels;
     pthread_mutex_unlock(&fake.mu);
@@ -254,6 +305,14 @@ static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage 
     qsort(req->candidates, req->n_candidates, sizeof *req->candidates, by_prerank);
     resp->candidates = req->candidates;
     resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
+    /* scores_only: item_id and prerank_score, as the real stage answers. */
+    for (size_t i = 0; req->scores_only && i < resp->n_candidates; i++) {
+        Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
+        cascade__v1__candidate__init(c);
+        c->item_id = resp->candidates[i]->item_id;
+        c->prerank_score = resp->candidates[i]->prerank_score;
+        resp->candidates[i] = c;
+    }
     *response = &resp->base;
     return 0;
 }
@@ -314,7 +373,11 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
     const Cascade__V1__RankRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
+    char err[256];
     cascade__v1__rank_response__init(resp);
+    if (cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates, a,
+                                       err, sizeof err))
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
     for (size_t i = 0; i < req->n_candidates; i++) {
         Cascade__V1__Candidate *c = req->candidates[i];
         c->tasks = cascade_arena_alloc(a, sizeof *c->tasks);
@@ -345,9 +408,22 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
     pthread_mutex_lock(&fake.mu);
     const char *exp = cascade_exp_param(req->experiments, "prerank.weights.ctr");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
+    fake.rank_scores_only = req->scores_only;
+    fake.rank_column_hits += req->recall_signals ? req->recall_signals->n_hit_channel : 0;
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
     resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
+    /* scores_only: item_id, tasks, rank_score, attrs, as the real stage. */
+    for (size_t i = 0; req->scores_only && i < resp->n_candidates; i++) {
+        const Cascade__V1__Candidate *full = resp->candidates[i];
+        Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
+        cascade__v1__candidate__init(c);
+        c->item_id = full->item_id;
+        c->tasks = full->tasks;
+        c->rank_score = full->rank_score;
+        c->attrs = full->attrs;
+        resp->candidates[i] = c;
+    }
     *response = &resp->base;
     return 0;
 }
@@ -901,6 +977,105 @@ static void test_dead_stage(void **state)
     cascade_orch_destroy(o);
 }
 
+/* orchestrator.compact_stage_calls false: the pre-ranker and the ranker are
+ * sent every hit in the candidates' channels and answer whole candidates;
+ * the answer is the same as with the compact calls (the default): same items
+ * in the same order with the same scores, tasks, attributes and channels. */
+/* What the comparison keeps of an answer (recommend() reuses its arena). */
+struct answer_copy {
+    size_t n;
+    struct {
+        uint64_t id;
+        float score, rank_score, p_click;
+        uint32_t category;
+        char channels[64];
+    } item[10];
+    size_t n_order[2];
+    uint64_t order[2][200]; /* the prerank and rank traces */
+};
+
+static void copy_answer(const Cascade__V1__RecommendResponse *r, struct answer_copy *c)
+{
+    assert_false(r->degraded);
+    assert_true(r->n_items <= 10);
+    c->n = r->n_items;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const Cascade__V1__RecommendedItem *x = r->items[i];
+        assert_non_null(x->tasks);
+        assert_non_null(x->attrs);
+        assert_true(x->n_channels >= 1);
+        c->item[i].id = x->item_id;
+        c->item[i].score = x->score;
+        c->item[i].rank_score = x->rank_score;
+        c->item[i].p_click = x->tasks->p_click;
+        c->item[i].category = x->attrs->category;
+        c->item[i].channels[0] = '\0';
+        for (size_t h = 0; h < x->n_channels; h++)
+            snprintf(c->item[i].channels + strlen(c->item[i].channels),
+                     sizeof c->item[i].channels - strlen(c->item[i].channels), "%s,",
+                     x->channels[h]);
+    }
+    const char *stages[2] = {"prerank", "rank"};
+    for (int s = 0; s < 2; s++) {
+        const Cascade__V1__StageTrace *t = trace_of(r, stages[s]);
+        assert_non_null(t);
+        assert_true(t->n_item_ids <= 200);
+        c->n_order[s] = t->n_item_ids;
+        memcpy(c->order[s], t->item_ids, t->n_item_ids * sizeof *t->item_ids);
+    }
+}
+
+/* orchestrator.compact_stage_calls false: the pre-ranker and the ranker are
+ * sent every hit in the candidates' channels and answer whole candidates;
+ * the answer is the same as with the compact calls (the default): same items
+ * in the same order with the same scores, tasks, attributes and channels. */
+static void test_compact_stage_calls_same_answer(void **state)
+{
+    (void)state;
+    cascade_orch *compact = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_orch *whole =
+        make_orch(two_channels, ", \"compact_stage_calls\": false", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    static struct answer_copy a, b;
+    char err[512];
+    pthread_mutex_lock(&fake.mu);
+    fake.prerank_column_hits = fake.rank_column_hits = fake.prerank_hits_seen = 0;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(recommend(whole, "compact-off", 10, true, &r, err, sizeof err), 0);
+    copy_answer(r, &b);
+    pthread_mutex_lock(&fake.mu);
+    assert_int_equal(fake.prerank_column_hits + fake.rank_column_hits, 0);
+    assert_false(fake.recall_lists);
+    assert_true(fake.prerank_hits_seen > 0);
+    assert_false(fake.prerank_scores_only);
+    assert_false(fake.rank_scores_only);
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(recommend(compact, "compact-on", 10, true, &r, err, sizeof err), 0);
+    copy_answer(r, &a);
+    pthread_mutex_lock(&fake.mu);
+    assert_true(fake.prerank_column_hits > 0 && fake.rank_column_hits > 0);
+    assert_true(fake.prerank_scores_only && fake.rank_scores_only);
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(a.n, 10);
+    assert_int_equal(a.n, b.n);
+    for (size_t i = 0; i < a.n; i++) {
+        assert_int_equal(a.item[i].id, b.item[i].id);
+        assert_float_equal(a.item[i].score, b.item[i].score, 0);
+        assert_float_equal(a.item[i].rank_score, b.item[i].rank_score, 0);
+        assert_float_equal(a.item[i].p_click, b.item[i].p_click, 0);
+        assert_int_equal(a.item[i].category, b.item[i].category);
+        assert_int_equal(a.item[i].category, a.item[i].id % 7); /* the ranker's attrs */
+        assert_string_equal(a.item[i].channels, b.item[i].channels);
+    }
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal(a.n_order[s], b.n_order[s]);
+        for (size_t i = 0; i < a.n_order[s]; i++)
+            assert_int_equal(a.order[s][i], b.order[s][i]);
+    }
+    cascade_orch_destroy(compact);
+    cascade_orch_destroy(whole);
+}
+
 /* The filter and the pre-ranker are sent slim candidates (the filter ids
  * and attributes, no channel hits; the pre-ranker also the hits, which its
  * learned model reads) and the kept ones come back with all their
@@ -914,6 +1089,7 @@ static void test_filter_sees_slim_candidates(void **state)
     char err[512];
     pthread_mutex_lock(&fake.mu);
     fake.filter_hits_seen = fake.prerank_hits_seen = 0;
+    fake.prerank_column_hits = fake.rank_column_hits = 0;
     pthread_mutex_unlock(&fake.mu);
     for (int call = 0; call < 2; call++) { /* the second call has exposures to drop */
         assert_int_equal(recommend(o, "slim-user", 10, true, &r, err, sizeof err), 0);
@@ -926,10 +1102,23 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_int_equal(trace_of(r, "filter")->items_out, 110); /* the 10 shown first */
     pthread_mutex_lock(&fake.mu);
     int filter_hits = fake.filter_hits_seen, prerank_hits = fake.prerank_hits_seen;
+    size_t prerank_columns = fake.prerank_column_hits, rank_columns = fake.rank_column_hits;
+    bool prerank_slim_answer = fake.prerank_scores_only, rank_slim_answer = fake.rank_scores_only;
     fake.filter_inject = 777777;
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(filter_hits, 0);
     assert_true(prerank_hits > 0);
+    /* orchestrator.compact_stage_calls (default): every hit the pre-ranker
+     * saw came as RecallSignals columns (none in the candidates' channels),
+     * the ranker got its hits the same way, and both answered scores only —
+     * yet the items above carry their channels, and (checked below) tasks and
+     * attributes. */
+    assert_int_equal(prerank_columns, prerank_hits);
+    assert_true(rank_columns > 0);
+    assert_true(prerank_slim_answer);
+    assert_true(rank_slim_answer);
+    assert_true(fake.filter_ids_only); /* and the filter answered ids */
+    assert_true(fake.recall_lists);    /* and recall its lists in columns */
     assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
     assert_true(has_reason(r, "filter: INTERNAL"));
@@ -2482,6 +2671,7 @@ int main(void)
         cmocka_unit_test(test_dead_channel),
         cmocka_unit_test(test_dead_stage),
         cmocka_unit_test(test_filter_sees_slim_candidates),
+        cmocka_unit_test(test_compact_stage_calls_same_answer),
         cmocka_unit_test(test_dead_filter),
         cmocka_unit_test(test_experiment_params),
         cmocka_unit_test(test_reload),

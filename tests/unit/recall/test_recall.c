@@ -333,6 +333,32 @@ static void test_batched_channels(void **state)
     assert_int_equal(resp->n_candidates, 5);
     assert_int_equal(resp->candidates[0]->item_id, 10);  /* hot: 10·id, best first */
     assert_int_equal(resp->candidates[4]->item_id, 300); /* itemcf's best for u1 */
+    /* lists: the same answer, each channel's list in its ChannelResult. */
+    Cascade__V1__RecallRequest *lreq = spec_request(
+        f->arena, "u1", 2, (const char *[]){"hot", "itemcf"}, (const uint32_t[]){4, 1});
+    Cascade__V1__RecallResponse *lresp = NULL;
+    lreq->lists = true;
+    assert_int_equal(run(f->recall, f->arena, lreq, &lresp, err, sizeof err), 0);
+    assert_int_equal(lresp->n_candidates, 0);
+    assert_int_equal(lresp->n_channels, 2);
+    size_t hits = 0;
+    for (size_t c = 0; c < 2; c++) {
+        const Cascade__V1__ChannelResult *cr = lresp->channels[c];
+        assert_int_equal(cr->count, resp->channels[c]->count);
+        assert_int_equal(cr->n_item_ids, cr->count);
+        assert_int_equal(cr->n_scores, cr->count);
+        for (size_t i = 0; i < resp->n_candidates; i++)
+            for (size_t h = 0; h < resp->candidates[i]->n_channels; h++) {
+                const Cascade__V1__ChannelHit *hit = resp->candidates[i]->channels[h];
+                if (strcmp(hit->channel, cr->channel) != 0)
+                    continue;
+                assert_true(hit->rank < cr->n_item_ids);
+                assert_int_equal(cr->item_ids[hit->rank], resp->candidates[i]->item_id);
+                assert_float_equal(cr->scores[hit->rank], hit->score, 0);
+                hits++;
+            }
+    }
+    assert_int_equal(hits, 5);
 
     seed_push(f->redis.conn, "bad2", 100, 1.0f);
     seed_push(f->redis.conn, "bad2", 998, 1.0f);
