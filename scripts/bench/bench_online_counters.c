@@ -110,7 +110,7 @@ static int snapshot_bench(cascade_redis *r, size_t n)
     }
     cascade_snapshot snap;
     int64_t t0 = cascade_now_us();
-    if (cascade_snapshot_take(r, "bench-snap", &snap, err, sizeof err) != 0) {
+    if (cascade_snapshot_take(r, "bench-snap", NULL, &snap, err, sizeof err) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         return -1;
     }

@@ -549,7 +549,8 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     /* load pairs its records with a snapshot of the online counters and
      * reads the partitions up to it (snapshot.h); the other jobs of the run
      * read the same data. */
-    if ((jobs & JOB_LOAD) && (rc = cascade_snapshot_take(r, a->ns, &snap, err, errlen)) != 0)
+    if ((jobs & JOB_LOAD) &&
+        (rc = cascade_snapshot_take(r, a->ns, a->data, &snap, err, errlen)) != 0)
         goto out;
     if ((rc = cascade_dataset_read_until(a->data, cascade_snapshot_limits(&snap, &limits), &ds, err,
                                          errlen)) != 0)
@@ -557,9 +558,9 @@ static int run_jobs(unsigned jobs, struct build_args *a, char *err, size_t errle
     if ((jobs & JOB_LOAD) && !a->quiet)
         fprintf(stderr,
                 "data: snapshot of the online counters: %zu items with counters, %zu partitions "
-                "with a committed length%s\n",
-                snap.n_items, snap.n_dates,
-                snap.consumer ? " (read up to it)" : " (no consumer: partitions read whole)");
+                "with a committed length, %zu without (read to their size at the snapshot)%s\n",
+                snap.n_items, snap.n_dates - snap.n_uncommitted, snap.n_uncommitted,
+                snap.consumer ? "" : " (no consumer)");
     a->load.snapshot = (jobs & JOB_LOAD) ? &snap : NULL;
     if (!a->quiet)
         fprintf(stderr, "data: %zu users, %zu items, %zu events from %s\n", ds->n_users,

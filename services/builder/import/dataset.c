@@ -629,16 +629,24 @@ static int64_t partition_limit(const char *name, const struct cascade_ds_partiti
     return 0;
 }
 
-/* Read the day partitions dir/events/YYYY-MM-DD.tsv that cascade-consumer
- * appends (docs/closed-loop.md), oldest day first, as more of events.tsv,
- * each up to its limit (NULL: whole). No directory: nothing to read. */
-static int read_partitions(const char *dir, const struct cascade_ds_partition_limits *limits,
-                           cascade_dataset *ds, char *err, size_t errlen)
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The day partitions dir/events/YYYY-MM-DD.tsv as "events/YYYY-MM-DD.tsv",
+ * sorted (oldest day first), into *out (free with free_names). No
+ * directory: none. */
+static int list_partitions(const char *dir, char ***out, size_t *n_out, char *err, size_t errlen)
 {
     char sub[4096];
     char **names = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
+    *out = NULL;
+    *n_out = 0;
     snprintf(sub, sizeof sub, "%s/events", dir);
     DIR *d = opendir(sub);
     if (d == NULL) {
@@ -666,18 +674,73 @@ static int read_partitions(const char *dir, const struct cascade_ds_partition_li
     }
     if (n)
         qsort(names, n, sizeof *names, cmp_name);
+out:
+    closedir(d);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: out of memory listing the partitions", sub);
+        free_names(names, n);
+        return rc;
+    }
+    *out = names;
+    *n_out = n;
+    return 0;
+}
+
+int cascade_dataset_partition_sizes(const char *dir, struct cascade_ds_partition_limit **out,
+                                    size_t *n_out, char *err, size_t errlen)
+{
+    char **names = NULL, path[4200];
+    size_t n = 0;
+    int rc;
+    *out = NULL;
+    *n_out = 0;
+    if ((rc = list_partitions(dir, &names, &n, err, errlen)) != 0 || n == 0)
+        return rc;
+    struct cascade_ds_partition_limit *sizes = calloc(n, sizeof *sizes);
+    if (sizes == NULL) {
+        snprintf(err, errlen, "%s/events: out of memory", dir);
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &st) != 0) {
+            if (errno == ENOENT)
+                continue; /* removed since the listing */
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            rc = CASCADE_EIO;
+            goto out;
+        }
+        memcpy(sizes[k].date, names[i] + strlen("events/"), 10);
+        sizes[k].date[10] = '\0';
+        sizes[k++].bytes = (int64_t)st.st_size;
+    }
+    *out = sizes;
+    *n_out = k;
+    sizes = NULL;
+out:
+    free(sizes);
+    free_names(names, n);
+    return rc;
+}
+
+/* Read the day partitions dir/events/YYYY-MM-DD.tsv that cascade-consumer
+ * appends (docs/closed-loop.md), oldest day first, as more of events.tsv,
+ * each up to its limit (NULL: whole). No directory: nothing to read. */
+static int read_partitions(const char *dir, const struct cascade_ds_partition_limits *limits,
+                           cascade_dataset *ds, char *err, size_t errlen)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = list_partitions(dir, &names, &n, err, errlen);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = read_tsv(dir, names[i], events_header, 5, parse_event_line,
                       partition_limit(names[i], limits), ds, err, errlen);
     if (rc == 0)
         ds->partitions = n;
-out:
-    if (rc == CASCADE_ENOMEM)
-        snprintf(err, errlen, "%s: out of memory listing the partitions", sub);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    closedir(d);
+    free_names(names, n);
     return rc;
 }
 
@@ -783,10 +846,17 @@ int cascade_dataset__write_tsv(const char *dir, const char *name,
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+    /* A temporary name of this writer's own, so that two writers of the same
+     * file (two jobs exporting online items) never rename each other's. */
+    snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = NULL;
+    if (fd < 0 || fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
+        snprintf(err, errlen, "%s: %s", fd < 0 ? path : tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         return CASCADE_EIO;
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);

@@ -113,6 +113,13 @@ struct cascade_ds_partition_limits {
     size_t n;
 };
 
+/* The day partitions dir/events/YYYY-MM-DD.tsv present now, each with its
+ * size in bytes, oldest first, into *out (caller frees; NULL when none). No
+ * directory: 0 and none. Else CASCADE_EIO / CASCADE_ENOMEM with the path in
+ * err. */
+int cascade_dataset_partition_sizes(const char *dir, struct cascade_ds_partition_limit **out,
+                                    size_t *n_out, char *err, size_t errlen);
+
 /* cascade_dataset_read, but each day partition is read only up to the length
  * limits gives its date, and a partition whose date limits does not list is
  * not read at all (written after the limits were taken). limits NULL: read

@@ -518,6 +518,18 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
     memset(st.sum, 0, sizeof(*st.sum));
     st.as_of = o->as_of ? o->as_of : cascade_dataset_last_ts(ds);
     st.sum->as_of = st.as_of;
+    /* The snapshot's counters become the records' online_base: an event
+     * they hold that as_of leaves out of the stats would be in neither the
+     * record nor the delta (counter - base). */
+    if (o->snapshot && o->snapshot->n_items > 0 && st.as_of < cascade_dataset_last_ts(ds)) {
+        snprintf(err, errlen,
+                 "load: --as-of %lld leaves out the log's events after it, but the online "
+                 "counters (%zu items) already count them, so they would be lost from the "
+                 "rank features; run load without --as-of while cascade-consumer writes counters",
+                 (long long)st.as_of, o->snapshot->n_items);
+        rc = CASCADE_EINVAL;
+        goto out_quiet;
+    }
     st.sum->affinity_half_life_days =
         cascade_timescale_days(o->affinity_half_life_days, CASCADE_TIMESCALE_AFFINITY_SHARE,
                                cascade_timescale_span_days(ds));

@@ -2,11 +2,15 @@
  * data directory (items.online.tsv), read by every job after items.tsv. */
 #include "online_items.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "dataset.h"
 #include "error.h"
@@ -72,6 +76,30 @@ out:
     return rc;
 }
 
+/* Take the exclusive lock DIR/items.online.tsv.lock (created when absent),
+ * waiting for another export to finish. The lock is released when *fd is
+ * closed. */
+static int lock_export(const char *dir, int *fd, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.lock", dir, CASCADE_DS_ONLINE_ITEMS);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return CASCADE_EIO;
+    }
+    int rc;
+    while ((rc = flock(*fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: lock failed: %s", path, strerror(errno));
+        close(*fd);
+        *fd = -1;
+        return CASCADE_EIO;
+    }
+    return 0;
+}
+
 int cascade_online_items_export(cascade_redis *r, const char *ns, const char *dir, size_t *exported,
                                 char *err, size_t errlen)
 {
@@ -81,7 +109,7 @@ int cascade_online_items_export(cascade_redis *r, const char *ns, const char *di
     bool *found = NULL;
     cascade_dataset *ds = NULL;
     size_t n = 0, written = 0;
-    int rc;
+    int rc, lock_fd = -1;
     *exported = 0;
     snprintf(key, sizeof key, "%s:items:online", ns);
     if ((rc = online_ids(r, key, &ids, &n, err, errlen)) != 0 || n == 0)
@@ -98,6 +126,10 @@ int cascade_online_items_export(cascade_redis *r, const char *ns, const char *di
         snprintf(err, errlen, "%s: reading the item records: %s", key, cascade_redis_error(r));
         goto out;
     }
+    /* One export at a time per directory (the nightly and the incremental
+     * job share it): each merges the rows the previous one wrote. */
+    if ((rc = lock_export(dir, &lock_fd, err, errlen)) != 0)
+        goto out;
     /* The earlier export first, so that its rows stay and a member's row
      * replaces its own. */
     if ((rc = cascade_dataset_read_online_items(ds, dir, err, errlen)) != 0)
@@ -117,6 +149,8 @@ int cascade_online_items_export(cascade_redis *r, const char *ns, const char *di
         goto out;
     *exported = written;
 out:
+    if (lock_fd >= 0)
+        close(lock_fd); /* releases the lock */
     cascade_dataset_destroy(ds);
     free(found);
     free(recs);

@@ -1,6 +1,7 @@
 /* The counters/partitions snapshot of cascade-build load (snapshot.h). */
 #include "snapshot.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +103,36 @@ static int read_items(const redisReply *rep, const char *prefix, cascade_snapsho
     return 0;
 }
 
-int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *out, char *err,
-                          size_t errlen)
+/* Give every partition listed before the script (pre) that the consumer
+ * has no committed length for the size it had then: the consumer commits a
+ * partition's length before it writes to it, so nothing was being written
+ * to such a file at the listing (its commits were lost with Redis, or never
+ * existed) and its bytes then are whole lines the counters do not hold. A
+ * partition created after the listing without a committed length stays
+ * unread: it only holds events counted after the snapshot. */
+static int add_uncommitted(cascade_snapshot *s, const struct cascade_ds_partition_limit *pre,
+                           size_t n_pre)
+{
+    size_t n = s->n_dates;
+    for (size_t i = 0; i < n_pre; i++) {
+        bool committed = false;
+        for (size_t j = 0; j < s->n_dates && !committed; j++)
+            committed = strcmp(s->dates[j].date, pre[i].date) == 0;
+        if (committed)
+            continue;
+        struct cascade_ds_partition_limit *grown = realloc(s->dates, (n + 1) * sizeof *grown);
+        if (grown == NULL)
+            return CASCADE_ENOMEM;
+        s->dates = grown;
+        s->dates[n++] = pre[i];
+        s->n_uncommitted++;
+    }
+    s->n_dates = n;
+    return 0;
+}
+
+int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir,
+                          cascade_snapshot *out, char *err, size_t errlen)
 {
     struct cascade_store_script script = CASCADE_STORE_SCRIPT_INIT; /* one call per build */
     char key[CASCADE_KEY_MAX], pattern[2 * CASCADE_KEY_MAX], prefix[CASCADE_KEY_MAX];
@@ -111,7 +140,12 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
     size_t argvlen[5 + CASCADE_ITEM_COUNTER_FIELDS];
     redisReply *rep = NULL;
     int argc = 0, rc;
+    struct cascade_ds_partition_limit *pre = NULL;
+    size_t n_pre = 0;
     memset(out, 0, sizeof *out);
+    if (data_dir && (rc = cascade_dataset_partition_sizes(data_dir, &pre, &n_pre, err, errlen)))
+        return rc;
+    out->listed = data_dir != NULL;
     counters_pattern(ns, pattern, sizeof pattern, prefix, sizeof prefix);
     argv[argc++] = NULL; /* EVALSHA and the sha, filled by cascade_store_eval */
     argv[argc++] = NULL;
@@ -124,6 +158,7 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
         argvlen[i] = strlen(argv[i]);
     if ((rc = cascade_store_eval(r, &script, SNAPSHOT_SCRIPT, argc, argv, argvlen, &rep)) != 0) {
         snprintf(err, errlen, "snapshot: %s", cascade_redis_error(r));
+        free(pre);
         return rc;
     }
     rc = rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 1 ? 0 : CASCADE_EFORMAT;
@@ -131,7 +166,10 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
         rc = read_dates(rep->element[0], out);
     if (rc == 0)
         rc = read_items(rep, prefix, out);
+    if (rc == 0)
+        rc = add_uncommitted(out, pre, n_pre);
     freeReplyObject(rep);
+    free(pre);
     if (rc != 0) {
         snprintf(err, errlen, "snapshot: %s",
                  rc == CASCADE_ENOMEM ? "out of memory" : "unexpected reply from the script");
@@ -143,7 +181,7 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *ou
 const struct cascade_ds_partition_limits *
 cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim)
 {
-    if (s == NULL || !s->consumer)
+    if (s == NULL || (!s->consumer && !s->listed))
         return NULL;
     lim->dates = s->dates;
     lim->n = s->n_dates;

@@ -35,19 +35,30 @@ typedef struct cascade_snapshot {
     struct cascade_ds_partition_limit *dates;
     size_t n_dates;
     bool consumer;
+    /* The data directory's partitions were listed before the script (data_dir
+     * given): every date is in dates, those without a committed length
+     * (n_uncommitted of them: their commits were lost, e.g. Redis came back
+     * empty or load --flush) with the size they had at the listing, and a
+     * partition not in dates is read not at all. */
+    bool listed;
+    size_t n_uncommitted;
     struct cascade_snapshot_item *items; /* sorted by item_id */
     size_t n_items;
 } cascade_snapshot;
 
 /* Take the snapshot of namespace ns through r into *out (caller frees with
- * cascade_snapshot_free). Returns 0, or a negative code with "snapshot:
- * <reason>" in err (out left empty). */
-int cascade_snapshot_take(cascade_redis *r, const char *ns, cascade_snapshot *out, char *err,
-                          size_t errlen);
+ * cascade_snapshot_free). data_dir: the data directory whose day partitions
+ * the build reads, listed with their sizes before the script (NULL: not
+ * listed; a partition without a committed length is then read not at all
+ * when a consumer committed any). Returns 0, or a negative code with
+ * "snapshot: <reason>" (or the partition directory's error) in err (out
+ * left empty). */
+int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir,
+                          cascade_snapshot *out, char *err, size_t errlen);
 
 /* The limits to read the partitions with (cascade_dataset_read_until): into
- * *lim, borrowing s; returns lim, or NULL when no consumer writes the
- * partitions (read every partition whole). */
+ * *lim, borrowing s; returns lim, or NULL when the partitions were not
+ * listed and no consumer writes them (read every partition whole). */
 const struct cascade_ds_partition_limits *
 cascade_snapshot_limits(const cascade_snapshot *s, struct cascade_ds_partition_limits *lim);
 

@@ -305,6 +305,80 @@ static void test_first_batch_at_snapshot(void **state)
     test_rmdir(dir);
 }
 
+/* Redis loses the namespace (it came back empty, or load --flush): the
+ * committed partition lengths go with it, and the consumer commits only the
+ * partitions it writes next. The older partitions, whose events the lost
+ * counters held, are read whole by the next load (to their size when it
+ * listed them), not skipped: every event is counted once, in the records. */
+static void test_lost_commits_read_whole(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256];
+    struct expect x;
+    size_t applied = 0, in_delta = 0;
+    redisReply *rep = NULL;
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    write_world(dir, &x);
+    cascade_consumer *c = make_consumer("lost", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    for (unsigned k = 0; k < 12; k++)
+        add_tail_entry(state, "lost", k, T0 + 100 + k, &x);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 12);
+    cascade_consumer_destroy(c);
+    /* Everything of the namespace is gone; the partition stays on disk. */
+    assert_int_equal(cascade_redis_command(r, &rep, "EVAL %s 0 lost:*",
+                                           "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                                           "redis.call('DEL', k) end return 1"),
+                     0);
+    freeReplyObject(rep);
+    /* The restarted consumer writes a click of the next day. */
+    c = make_consumer("lost", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    add_event(state, "lost", "u2", FIRST_ITEM + 1, "click", 0, T0 + 86400 + 10);
+    count(&x, FIRST_ITEM + 1, "click", 0);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(run_load(state, dir, "lost"), CASCADE_BUILD_EXIT_OK);
+    check_exactly_once(state, "lost", &x, &in_delta);
+    assert_int_equal(in_delta, 0); /* all of it in the records */
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
+/* load --as-of T with online counters: the log's events after T would be
+ * in neither the records (as_of leaves them out) nor the delta (the
+ * counters, stored as the base, hold them). Refused, nothing written. */
+static void test_as_of_with_counters_refused(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], port[16], as_of[32], key[CASCADE_KEY_MAX];
+    struct expect x;
+    size_t applied = 0;
+    redisReply *rep = NULL;
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    write_world(dir, &x);
+    cascade_consumer *c = make_consumer("asof", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    for (unsigned k = 0; k < 6; k++)
+        add_tail_entry(state, "asof", k, T0 + 100 + k, &x);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 6);
+    snprintf(port, sizeof port, "127.0.0.1:%d", fx(state)->server.port);
+    snprintf(as_of, sizeof as_of, "%lld", (long long)(T0 + 100));
+    const char *argv[] = {"cascade-build", "load", "--data",  dir,   "--redis", port,
+                          "--namespace",   "asof", "--as-of", as_of, "--quiet"};
+    assert_int_not_equal(cascade_build_main(11, (char **)argv), CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(
+        cascade_redis_command(r, &rep, "EXISTS %s", cascade_key_item(key, "asof", FIRST_ITEM)), 0);
+    assert_int_equal(rep->integer, 0); /* no record written */
+    freeReplyObject(rep);
+    /* Without --as-of the same load runs. */
+    assert_int_equal(run_load(state, dir, "asof"), CASCADE_BUILD_EXIT_OK);
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
 /* Entries not yet applied by the consumer, over both streams (XINFO GROUPS
  * lag + pending). */
 static long long backlog(void **state, const char *ns)
@@ -607,6 +681,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uncommitted_batch_at_snapshot),
         cmocka_unit_test(test_first_batch_at_snapshot),
+        cmocka_unit_test(test_lost_commits_read_whole),
+        cmocka_unit_test(test_as_of_with_counters_refused),
         cmocka_unit_test(test_consumer_running_during_load),
         cmocka_unit_test(test_served_features_equal_the_trainers_replay),
         cmocka_unit_test(test_unreadable_counters_degrade),
