@@ -202,6 +202,11 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* The largest value a partition line may carry: the dataset reader's bound
+ * (services/builder/import/dataset.c parse_float), so a written-through
+ * Feedback value can never make every nightly build refuse the partition. */
+#define CASCADE_CONSUMER_MAX_VALUE 1e9
+
 static bool parse_event(cascade_consumer *c, const redisReply *f, struct cascade_consumer_entry *e)
 {
     const redisReply *user = field(f, "user"), *item = field(f, "item"), *type = field(f, "type"),
@@ -218,6 +223,8 @@ static bool parse_event(cascade_consumer *c, const redisReply *f, struct cascade
     e->value = value ? strtod(value->str, NULL) : 0.0;
     if (!isfinite(e->value) || e->value < 0)
         e->value = 0.0;
+    else if (e->value > CASCADE_CONSUMER_MAX_VALUE)
+        e->value = CASCADE_CONSUMER_MAX_VALUE; /* a partition line the build reads */
     e->user = cascade_arena_strdup(c->arena, user->str);
     return e->user != NULL;
 }

@@ -347,6 +347,14 @@ static void test_partitions(void **state)
     assert_int_equal(applied, 1);
     assert_string_equal(slurp(path),
                         "1796515200\tu2\t8\tplay\t12.5\n1796515202\tu3\t9\tclick\t0\n");
+    /* A value past the build's bound (written straight to the stream; the
+     * orchestrator caps Feedback lower) is clamped, so the line stays one the
+     * nightly build reads. */
+    add_event(state, "part", "u3", 9, "play", "5e12", 1796515203LL);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n1796515202\tu3\t9\tclick\t0\n"
+                                     "1796515203\tu3\t9\tplay\t1e+09\n");
     cascade_consumer_destroy(c);
     test_rmdir(dir);
 }
