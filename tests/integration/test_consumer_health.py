@@ -52,7 +52,14 @@ class ConsumerHealthTest(unittest.TestCase):
             ["redis-server", "--port", str(cls.redis_port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", cls.tmp.path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        tl.poll(lambda: cls.redis_cli("PING") == "PONG", "redis-server to answer")
+        # Ours only when INFO names our process: another test's server that
+        # took the port would answer PING too.
+        tl.poll(lambda: cls.redis.poll() is not None or
+                ("process_id:%d" % cls.redis.pid) in cls.redis_cli("INFO", "server"),
+                "our redis-server to answer")
+        if cls.redis.poll() is not None:
+            raise RuntimeError("redis-server exited with %d (port %d taken?)"
+                               % (cls.redis.returncode, cls.redis_port))
 
     @classmethod
     def redis_cli(cls, *args):
