@@ -513,14 +513,23 @@ static bool prerank_item_column(size_t c)
     return c <= 2 || (c >= 10 && c <= 12);
 }
 
+/* The config of a stage ("rank", "prerank"): empty when online (the
+ * counters are on by default), else <stage>.online_counters false. */
+static cascade_config *stage_config(const char *stage, bool online)
+{
+    char text[128] = "{}", err[512];
+    if (!online)
+        snprintf(text, sizeof text, "{\"%s\": {\"online_counters\": false}}", stage);
+    cascade_config *cfg = cascade_config_parse(text, "t.json", err, sizeof err);
+    if (cfg == NULL)
+        fail_msg("config: %s", err);
+    return cfg;
+}
+
 static cascade_prerank *make_prerank(void **state, const char *ns, bool online, cascade_metrics *m)
 {
     char err[512];
-    cascade_config *cfg = cascade_config_parse(online ? "{}"
-                                                      : "{\"prerank\": {\"online_counters\": "
-                                                        "false}}",
-                                               "t.json", err, sizeof err);
-    assert_non_null(cfg);
+    cascade_config *cfg = stage_config("prerank", online);
     cascade_prerank *p = cascade_prerank_create(cfg, fx(state)->pool, ns, NULL, m, err, sizeof err);
     if (p == NULL)
         fail_msg("prerank: %s", err);
@@ -553,11 +562,7 @@ static cascade_rank *make_rank(void **state, const char *ns, const char *model_d
                                cascade_metrics *m)
 {
     char err[512];
-    cascade_config *cfg = cascade_config_parse(online ? "{}"
-                                                      : "{\"rank\": {\"online_counters\": "
-                                                        "false}}",
-                                               "t.json", err, sizeof err);
-    assert_non_null(cfg);
+    cascade_config *cfg = stage_config("rank", online);
     cascade_rank *r = cascade_rank_create(cfg, fx(state)->pool, ns, model_dir, m, err, sizeof err);
     if (r == NULL)
         fail_msg("rank: %s", err);
