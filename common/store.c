@@ -218,6 +218,8 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
         const char *end;
         if (f > 0 && *p++ != ' ')
             return CASCADE_EFORMAT;
+        if (*p == ' ' || *p == '\0') /* strtod would skip a second space */
+            return CASCADE_EFORMAT;
         v[f] = counter_text(p, &end);
         if (end == p)
             return CASCADE_EFORMAT;

@@ -417,8 +417,9 @@ int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_
     cascade_redis_set_deadline(redis, deadline_ms);
     int rc = cascade_store_get_user(redis, p->ns, user_id, u, &user_found);
     if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s", cascade_redis_error(redis));
-        return CASCADE_EUNAVAILABLE;
+        snprintf(err, errlen, "prerank: user record: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
     }
     if ((rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen)) != 0)
         return rc;
