@@ -140,13 +140,22 @@ const char *cascade_store_item_counter_field(size_t i)
     return i < CASCADE_ITEM_COUNTER_FIELDS ? item_counter_fields[i] : NULL;
 }
 
+/* A counter's text as a count: non-numeric or not positive is 0. *end
+ * (may be NULL) gets where the number stopped. */
+static double counter_text(const char *s, const char **end)
+{
+    char *e;
+    double d = strtod(s, &e);
+    if (end)
+        *end = e;
+    return e != s && d > 0 ? d : 0.0;
+}
+
 static double counter_value(const redisReply *v)
 {
     if (v == NULL || v->type != REDIS_REPLY_STRING)
         return 0.0;
-    char *end;
-    double d = strtod(v->str, &end);
-    return end != v->str && d > 0 ? d : 0.0;
+    return counter_text(v->str, NULL);
 }
 
 static uint32_t counter_u32(double d)
@@ -187,6 +196,103 @@ void cascade_store_item_counters_add_delta(cascade_v1_ItemStats *stats,
     stats->plays += grown_by(now->plays, base->plays);
     if (now->play_seconds > base->play_seconds)
         stats->play_seconds += now->play_seconds - base->play_seconds;
+}
+
+char *cascade_key_item_totals(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:ictr:totals", ns_or_default(ns));
+    return buf;
+}
+
+int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemStats *out)
+{
+    char text[CASCADE_ITEM_COUNTER_FIELDS * 32];
+    double v[CASCADE_ITEM_COUNTER_FIELDS];
+    memset(out, 0, sizeof *out);
+    if (len >= sizeof text)
+        return CASCADE_EFORMAT;
+    memcpy(text, s, len); /* strtod needs the terminator */
+    text[len] = '\0';
+    const char *p = text;
+    for (size_t f = 0; f < CASCADE_ITEM_COUNTER_FIELDS; f++) {
+        const char *end;
+        if (f > 0 && *p++ != ' ')
+            return CASCADE_EFORMAT;
+        if (*p == ' ' || *p == '\0') /* strtod would skip a second space */
+            return CASCADE_EFORMAT;
+        v[f] = counter_text(p, &end);
+        if (end == p)
+            return CASCADE_EFORMAT;
+        p = end;
+    }
+    if (*p != '\0')
+        return CASCADE_EFORMAT;
+    out->impressions = counter_u32(v[0]);
+    out->clicks = counter_u32(v[1]);
+    out->likes = counter_u32(v[2]);
+    out->collects = counter_u32(v[3]);
+    out->shares = counter_u32(v[4]);
+    out->plays = counter_u32(v[5]);
+    out->play_seconds = (float)v[6];
+    return 0;
+}
+
+/* Parse an HMGET reply of {ns}:ictr:totals into now[] for the records
+ * asked (at[k] = the record of the reply's k-th element). */
+static int totals_reply(cascade_redis *r, const redisReply *rep, const size_t *at, size_t asked,
+                        cascade_v1_ItemStats *now)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != asked) {
+        cascade_redis__set_error(r, "online counters: unexpected reply to HMGET");
+        return CASCADE_EFORMAT;
+    }
+    for (size_t k = 0; k < asked; k++) {
+        const redisReply *v = rep->element[k];
+        if (v->type != REDIS_REPLY_STRING)
+            continue; /* no counters yet: 0 */
+        if (cascade_store_item_totals_parse(v->str, v->len, &now[at[k]]) != 0) {
+            cascade_redis__set_error(r, "online counters: malformed totals \"%.64s\"", v->str);
+            return CASCADE_EFORMAT;
+        }
+    }
+    return 0;
+}
+
+int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
+                                    const bool *found, size_t n, cascade_arena *arena)
+{
+    char key[CASCADE_KEY_MAX];
+    const char **argv = cascade_arena_calloc(arena, n + 2, sizeof *argv);
+    size_t *argvlen = cascade_arena_calloc(arena, n + 2, sizeof *argvlen);
+    size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
+    char *idtext = cascade_arena_alloc(arena, 21 * n + 1);
+    cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
+    if (!argv || !argvlen || !at || !idtext || !now)
+        return CASCADE_ENOMEM;
+    size_t asked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!found[i] || !items[i].has_online_base)
+            continue;
+        char *id = idtext + 21 * asked;
+        argvlen[2 + asked] = (size_t)snprintf(id, 21, "%llu", (unsigned long long)items[i].item_id);
+        argv[2 + asked] = id;
+        at[asked++] = i;
+    }
+    if (asked == 0)
+        return 0;
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = cascade_key_item_totals(key, ns);
+    argvlen[1] = strlen(key);
+    redisReply *rep = NULL;
+    int rc = cascade_redis_command_argv(r, &rep, (int)asked + 2, argv, argvlen);
+    if (rc == 0)
+        rc = totals_reply(r, rep, at, asked, now);
+    freeReplyObject(rep);
+    for (size_t k = 0; rc == 0 && k < asked; k++)
+        cascade_store_item_counters_add_delta(&items[at[k]].stats, &now[at[k]],
+                                              &items[at[k]].online_base);
+    return rc;
 }
 
 char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "cascade/v1/records.pb.h"
 #include "redis.h"
 
@@ -60,6 +61,24 @@ int cascade_store_item_counters_parse(const redisReply *rep, cascade_v1_ItemStat
 void cascade_store_item_counters_add_delta(cascade_v1_ItemStats *stats,
                                            const cascade_v1_ItemStats *now,
                                            const cascade_v1_ItemStats *base);
+/* {ns}:ictr:totals (HASH): field = decimal item id, value = the item's
+ * counter fields above, in that order, space-separated, as the consumer's
+ * script copies them from {ns}:ictr:{id} (docs/closed-loop.md). */
+char *cascade_key_item_totals(char *buf, const char *ns);
+/* A {ns}:ictr:totals value (len bytes at s) as ItemStats, with the same
+ * conversions as cascade_store_item_counters_parse gives the per-item hash.
+ * CASCADE_EFORMAT when it is not CASCADE_ITEM_COUNTER_FIELDS numbers (out
+ * zeroed). Pure; thread-safe. */
+int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemStats *out);
+/* Add to items[i].stats, for every found[i] record with an online_base, the
+ * online counters' change since that base (max(0, counter − base) per
+ * field; an item without totals adds 0): one HMGET of {ns}:ictr:totals for
+ * all of them. Nothing is added unless the whole reply is read and parsed.
+ * Returns 0, or a negative code with the reason in cascade_redis_error(r)
+ * (CASCADE_EFORMAT: a malformed value). Scratch from arena; thread-safe as
+ * r (one connection per thread). */
+int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
+                                    const bool *found, size_t n, cascade_arena *arena);
 char *cascade_key_user_counters(char *buf, const char *ns,
                                 const char *user_id); /* {ns}:uctr:{uid} (HASH) */
 char *cascade_key_user_affinity(

@@ -2,8 +2,10 @@
  * events and served items (impression lines), then one Lua script per batch
  * that marks every entry id (HSETNX in {ns}:loop:applied:{stream}:{hour})
  * and applies the counter updates of the
- * entries it marks now, and commits the partitions' lengths, atomically. A
- * redelivered entry finds its mark and changes nothing. */
+ * entries it marks now, commits the partitions' lengths and copies the
+ * changed items' totals into {ns}:ictr:totals (what the ranking stages
+ * read), atomically. A redelivered entry finds its mark and changes
+ * nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@ static const char APPLY_SCRIPT[] =
     "local n = tonumber(ARGV[4])\n"
     "local a = 5\n"
     "local applied = {0, 0}\n"
+    "local dirty = {}\n"
     "local function decayed(key, f, amt)\n"
     "  local v = tonumber(redis.call('HGET', key, f .. ':d') or '0')\n"
     "  local t = tonumber(redis.call('HGET', key, f .. ':t') or ARGV[1])\n"
@@ -43,6 +46,7 @@ static const char APPLY_SCRIPT[] =
     "    if new then\n"
     "      local kind, key, f, amt = ARGV[a], KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + "
     "3]\n"
+    "      dirty[key] = true\n"
     "      if kind == 'I' then redis.call('HINCRBY', key, f, amt)\n"
     "      elseif kind == 'F' then redis.call('HINCRBYFLOAT', key, f, amt)\n"
     "      else decayed(key, f, tonumber(amt)) end\n"
@@ -55,6 +59,21 @@ static const char APPLY_SCRIPT[] =
     "for p = 1, np do\n"
     "  redis.call('HSET', KEYS[tonumber(ARGV[a])], ARGV[a + 1], ARGV[a + 2])\n"
     "  a = a + 3\n"
+    "end\n"
+    "local totals, nf = KEYS[tonumber(ARGV[a])], tonumber(ARGV[a + 1])\n"
+    "local fields = {}\n"
+    "for f = 1, nf do fields[f] = ARGV[a + 1 + f] end\n"
+    "a = a + 2 + nf\n"
+    "local ni = tonumber(ARGV[a])\n"
+    "a = a + 1\n"
+    "for i = 1, ni do\n"
+    "  local key = KEYS[tonumber(ARGV[a])]\n"
+    "  if dirty[key] then\n"
+    "    local v = redis.call('HMGET', key, unpack(fields))\n"
+    "    for f = 1, nf do v[f] = v[f] or '0' end\n"
+    "    redis.call('HSET', totals, ARGV[a + 1], table.concat(v, ' '))\n"
+    "  end\n"
+    "  a = a + 2\n"
     "end\n"
     "return applied\n";
 
@@ -405,10 +424,64 @@ static int run_script(cascade_consumer *c, cascade_redis *r, struct apply_call *
     return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct item ids the batch's entries touch, sorted, into *out
+ * (arena); *n gets their number. */
+static int batch_items(cascade_consumer *c, uint64_t **out, size_t *n)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < c->n_entries; i++)
+        cap += c->entries[i].stream == CASCADE_CONSUMER_EVENTS ? 1 : c->entries[i].n_items;
+    uint64_t *ids = cascade_arena_calloc(c->arena, cap, sizeof *ids);
+    if (ids == NULL)
+        return CASCADE_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < c->n_entries; i++) {
+        const struct cascade_consumer_entry *e = &c->entries[i];
+        if (e->bad)
+            continue;
+        if (e->stream == CASCADE_CONSUMER_EVENTS)
+            ids[m++] = e->item;
+        else
+            for (size_t j = 0; j < e->n_items; j++)
+                ids[m++] = e->items[j];
+    }
+    qsort(ids, m, sizeof *ids, cmp_u64);
+    *n = 0;
+    for (size_t i = 0; i < m; i++)
+        if (*n == 0 || ids[*n - 1] != ids[i])
+            ids[(*n)++] = ids[i];
+    *out = ids;
+    return 0;
+}
+
+/* The compact copy of the touched items' totals: the totals key, the
+ * fields, then each item's counter key and id; the script rewrites the
+ * value of the items an entry applied now changed. */
+static void put_totals(cascade_consumer *c, struct apply_call *k, const uint64_t *items, size_t n)
+{
+    char key[CASCADE_KEY_MAX];
+    put_key(k, cascade_key_item_totals(key, c->ns));
+    put_arg(k, cascade_arena_printf(c->arena, "%d", CASCADE_ITEM_COUNTER_FIELDS));
+    for (size_t f = 0; f < CASCADE_ITEM_COUNTER_FIELDS; f++)
+        put_arg(k, cascade_store_item_counter_field(f));
+    put_arg(k, cascade_arena_printf(c->arena, "%zu", n));
+    for (size_t i = 0; i < n; i++) {
+        put_key(k, cascade_key_item_counters(key, c->ns, items[i]));
+        put_arg(k, cascade_arena_printf(c->arena, "%llu", (unsigned long long)items[i]));
+    }
+}
+
 int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applied,
                            size_t *duplicates)
 {
-    size_t n_parts = 0, per_stream[2] = {0, 0}, good[2] = {0, 0}, max_ops = 0;
+    size_t n_parts = 0, per_stream[2] = {0, 0}, good[2] = {0, 0}, max_ops = 0, n_items = 0;
+    uint64_t *items = NULL;
     char key[CASCADE_KEY_MAX];
     int rc;
     *applied = *duplicates = 0;
@@ -419,7 +492,7 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     struct part *parts = cascade_arena_calloc(c->arena, 2 * c->n_entries + 1, sizeof *parts);
     if (cat == NULL || parts == NULL)
         return CASCADE_ENOMEM;
-    if ((rc = categories(c, r, cat)))
+    if ((rc = categories(c, r, cat)) || (rc = batch_items(c, &items, &n_items)))
         return rc;
     if (c->data_dir[0] && (rc = write_partitions(c, r, parts, &n_parts)))
         return rc;
@@ -427,8 +500,9 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
         max_ops += c->entries[i].stream == CASCADE_CONSUMER_EVENTS ? EVENT_MAX_OPS
                                                                    : 2 * c->entries[i].n_items + 2;
     struct apply_call k = {.arena = c->arena};
-    k.keys_cap = max_ops + c->n_entries + n_parts + 1;
-    k.args_cap = 4 * max_ops + 4 * c->n_entries + 3 * n_parts + 8;
+    k.keys_cap = max_ops + c->n_entries + n_parts + n_items + 2;
+    k.args_cap = 4 * max_ops + 4 * c->n_entries + 3 * n_parts + 2 * n_items +
+                 CASCADE_ITEM_COUNTER_FIELDS + 12;
     k.keys = cascade_arena_calloc(c->arena, k.keys_cap, sizeof *k.keys);
     k.args = cascade_arena_calloc(c->arena, k.args_cap, sizeof *k.args);
     if (k.keys == NULL || k.args == NULL)
@@ -466,6 +540,7 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
         put_arg(&k, parts[p].field);
         put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)parts[p].new_len));
     }
+    put_totals(c, &k, items, n_items);
     if (k.oom || *n_slot == NULL) {
         cascade_redis__set_error(r, "consumer: out of memory building the apply script call");
         return CASCADE_ENOMEM;

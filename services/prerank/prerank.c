@@ -12,6 +12,7 @@
 #include "error.h"
 #include "ltr_features.h"
 #include "experiments.h"
+#include "log.h"
 #include "request.h"
 #include "prerank_internal.h"
 #include "store.h"
@@ -66,7 +67,9 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
         (rc = cascade_config_double(cfg, "prerank.ctr_prior.impressions", 20.0, 1e-6, 1e9,
                                     &w->prior_impressions, err, errlen)))
         return rc;
-    if ((rc = prerank_read_model(p, cfg, err, errlen)))
+    if ((rc = prerank_read_model(p, cfg, err, errlen)) ||
+        (rc = cascade_config_bool(cfg, "prerank.online_counters", true, &p->online_counters, err,
+                                  errlen)))
         return rc;
     return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
                               &p->reload_interval_ms, err, errlen);
@@ -95,8 +98,24 @@ static cascade_prerank *prerank_alloc(void)
 /* The stage's own metrics in m (NULL: none). */
 static void register_metrics(cascade_prerank *p, cascade_metrics *m)
 {
-    if (p)
-        cascade_item_cache_set_metrics(p->items, m, "prerank");
+    if (!p)
+        return;
+    cascade_item_cache_set_metrics(p->items, m, "prerank");
+    if (!m)
+        return;
+    p->online_reads = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_counter_reads_total",
+                                "PreRank requests whose item statistics include the online "
+                                "counters' change since the nightly build.",
+                                NULL),
+        NULL);
+    p->online_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_counter_failures_total",
+                                "PreRank requests scored, wholly or from a chunk on, with the "
+                                "nightly item statistics because the online counters could not "
+                                "be read.",
+                                NULL),
+        NULL);
 }
 
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
@@ -234,11 +253,43 @@ static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec,
     return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
 }
 
+/* The records of ids[0..n) (found[i] false when absent), their statistics
+ * with the online counters' change added while *online holds (one HMGET of
+ * {ns}:ictr:totals; a Redis failure there clears *online, is counted, logged
+ * and leaves the nightly statistics: docs/closed-loop.md). */
+static int prerank_fetch(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                         const uint64_t *ids, size_t n, cascade_v1_ItemRecord *recs, bool *found,
+                         bool *online, char *err, size_t errlen)
+{
+    int rc = cascade_item_cache_get(p->items, redis, p->ns, ids, n, recs, found, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "prerank: item records: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
+    }
+    if (!*online)
+        return 0;
+    rc = cascade_store_online_deltas_add(redis, p->ns, recs, found, n, arena);
+    if (rc == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return rc;
+    }
+    if (rc != 0) {
+        *online = false;
+        cascade_metric_inc(p->online_failures);
+        CASCADE_WARN(
+            NULL, "prerank: online counters unread (%s); scoring with the nightly statistics",
+            cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+    }
+    return 0;
+}
+
 /* Fetch records chunk by chunk and score every candidate. */
 static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
                              int64_t deadline_ms, const Cascade__V1__PreRankRequest *req,
                              const struct scorer *s, char *err, size_t errlen)
 {
+    bool online = p->online_counters;
     uint64_t ids[PRERANK_CHUNK];
     bool found[PRERANK_CHUNK];
     cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
@@ -256,18 +307,16 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
             req->n_candidates - off < PRERANK_CHUNK ? req->n_candidates - off : PRERANK_CHUNK;
         for (size_t i = 0; i < n; i++)
             ids[i] = req->candidates[off + i]->item_id;
-        int rc = cascade_item_cache_get(p->items, redis, p->ns, ids, n, recs, found, NULL);
-        if (rc != 0) {
-            snprintf(err, errlen, "prerank: item records: %s",
-                     cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
-                                                   : cascade_strerror(rc));
-            return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-        }
+        int rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen);
+        if (rc != 0)
+            return rc;
         for (size_t i = 0; i < n; i++) {
             Cascade__V1__Candidate *c = req->candidates[off + i];
             c->prerank_score = score_one(s, &recs[i], found[i], c);
         }
     }
+    if (online && p->online_counters)
+        cascade_metric_inc(p->online_reads);
     return 0;
 }
 
@@ -370,6 +419,44 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
 out:
     cascade_prerank__model_release(s.model);
     return rc;
+}
+
+int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_t deadline_ms,
+                                const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
+                                unsigned bits, uint32_t *idx, float *heuristic, char *err,
+                                size_t errlen)
+{
+    bool online = p->online_counters, user_found = false;
+    cascade_redis *redis = cascade_redis_pool_get(p->redis);
+    cascade_v1_UserRecord *u = cascade_arena_calloc(arena, 1, sizeof *u);
+    cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, n + 1, sizeof *recs);
+    bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
+    struct cascade_prerank_user pu;
+    struct cascade_prerank_weights hw;
+    if (!redis || !u || !recs || !found) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    cascade_redis_set_deadline(redis, deadline_ms);
+    int rc = cascade_store_get_user(redis, p->ns, user_id, u, &user_found);
+    if (rc != 0) {
+        snprintf(err, errlen, "prerank: user record: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
+    }
+    if ((rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen)) != 0)
+        return rc;
+    cascade_prerank_user_prepare(user_found ? u : NULL, user_id, &pu);
+    cascade_prerank_weights_default(&hw);
+    for (size_t i = 0; i < n; i++) {
+        if (!found[i]) {
+            memset(&recs[i], 0, sizeof recs[i]);
+            recs[i].item_id = ids[i];
+        }
+        cascade_prerank_features(&pu, &recs[i], now_s, bits, idx + i * CASCADE_PRERANK_FEATURES);
+        heuristic[i] = cascade_prerank_score(&hw, recs[i].has_stats ? &recs[i].stats : NULL, 0);
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ rpc */

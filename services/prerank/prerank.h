@@ -69,6 +69,18 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
                         const Cascade__V1__PreRankRequest *req, Cascade__V1__PreRankResponse **out,
                         char *err, size_t errlen);
 
+/* The hashed features (CASCADE_PRERANK_FEATURES bucket indices < 2^bits per
+ * item, into idx [n × CASCADE_PRERANK_FEATURES]) and the default-weight
+ * heuristic score with recall score 0 (into heuristic [n]) of items ids[0..n)
+ * for user user_id at now_s, through the reads Score makes (user record, item
+ * records, the online counters' change: docs/closed-loop.md) and the same
+ * functions. For parity tests and debugging; thread-safe as Score. Returns
+ * 0 or EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
+int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_t deadline_ms,
+                                const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
+                                unsigned bits, uint32_t *idx, float *heuristic, char *err,
+                                size_t errlen);
+
 /* RPC handler for /cascade.v1.PreRank/Score (service = cascade_prerank *). */
 int cascade_prerank_handle(void *service, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                            ProtobufCMessage **response);

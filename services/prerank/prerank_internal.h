@@ -43,6 +43,11 @@ struct cascade_prerank {
     atomic_llong next_check_ms;
     atomic_bool warned_no_model;
     cascade_item_cache *items; /* item records read recently; NULL = off */
+    /* Add the online counters' change since the build to the records'
+     * statistics (prerank.online_counters; docs/closed-loop.md). */
+    bool online_counters;
+    cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
+    cascade_metric *online_failures; /* requests scored without them (Redis failed) */
 };
 
 /* Take a reference to the current model (NULL: heuristic). */

@@ -99,8 +99,8 @@ struct cascade_rank {
 int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out);
 
 /* Add to items[i].stats, for every found record with an online_base, the
- * change of its online counters ({ns}:ictr:{id}) since that base: one
- * pipeline of HMGETs on redis (its deadline set by the caller). On a Redis
+ * change of its online counters since that base: one HMGET of
+ * {ns}:ictr:totals on redis (its deadline set by the caller). On a Redis
  * failure nothing is added, the failure is counted and logged, and the
  * negative code returned for the caller to ignore (the nightly statistics
  * still score the request). Scratch from arena. */

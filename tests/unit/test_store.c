@@ -397,6 +397,38 @@ static void test_unavailable(void **state)
 }
 
 /* UserCF lists: the reader follows the published generation (or a given one). */
+/* A {ns}:ictr:totals value: seven numbers, one space apart; anything else
+ * is refused whole (out zeroed) so a stage never adds half a value. */
+static void test_item_totals_parse(void **state)
+{
+    (void)state;
+    cascade_v1_ItemStats st;
+    const char ok[] = "12 3 1 0 2 4 61.5";
+    assert_int_equal(cascade_store_item_totals_parse(ok, strlen(ok), &st), 0);
+    assert_int_equal(st.impressions, 12);
+    assert_int_equal(st.clicks, 3);
+    assert_int_equal(st.likes, 1);
+    assert_int_equal(st.collects, 0);
+    assert_int_equal(st.shares, 2);
+    assert_int_equal(st.plays, 4);
+    assert_true(st.play_seconds == 61.5f);
+    static const char *const bad[] = {"",
+                                      "x",
+                                      "1 2 3 4 5 6",
+                                      "1 2 3 4 5 6 7 8",
+                                      "1 2 3 4 5 6 7 ",
+                                      "1  2 3 4 5 6 7",
+                                      "1 2 3 x 5 6 7"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cascade_store_item_totals_parse(bad[i], strlen(bad[i]), &st),
+                         CASCADE_EFORMAT);
+        assert_int_equal(st.clicks, 0);
+    }
+    char longer[400];
+    memset(longer, '1', sizeof longer);
+    assert_int_equal(cascade_store_item_totals_parse(longer, sizeof longer, &st), CASCADE_EFORMAT);
+}
+
 static void test_user_neighbours(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -453,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_generations),
         cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_user_neighbours),
+        cmocka_unit_test(test_item_totals_parse),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

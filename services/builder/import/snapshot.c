@@ -9,28 +9,35 @@
 #include "error.h"
 #include "store.h"
 
-/* KEYS[1] = {ns}:loop:partitions; ARGV[1] = the SCAN pattern of the item
- * counters, ARGV[2..] = the counter fields. Returns {partitions (HGETALL),
- * key1, {values}, key2, {values}, ...}; SCAN may repeat a key, the script
- * returns each once. One script: no consumer batch applies in between. */
+/* KEYS[1] = {ns}:loop:partitions, KEYS[2] = {ns}:ictr:totals; ARGV[1] =
+ * the SCAN pattern of the per-item counter hashes, ARGV[2] their name
+ * prefix, ARGV[3..] = the counter fields. Returns {partitions (HGETALL),
+ * totals (HGETALL)}. The totals are complete once marked (field
+ * TOTALS_COMPLETE); before that (counters written by a consumer that did
+ * not keep them, or the hash deleted) they are first rebuilt from the
+ * per-item hashes, once. One script: no consumer batch applies in between. */
+#define TOTALS_COMPLETE "complete"
 static const char SNAPSHOT_SCRIPT[] =
-    "local out = {redis.call('HGETALL', KEYS[1])}\n"
-    "local fields = {}\n"
-    "for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end\n"
-    "local seen = {}\n"
-    "local cursor = '0'\n"
-    "repeat\n"
-    "  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000, 'TYPE', 'hash')\n"
-    "  cursor = r[1]\n"
-    "  for _, k in ipairs(r[2]) do\n"
-    "    if not seen[k] then\n"
-    "      seen[k] = true\n"
-    "      out[#out + 1] = k\n"
-    "      out[#out + 1] = redis.call('HMGET', k, unpack(fields))\n"
+    "local parts = redis.call('HGETALL', KEYS[1])\n"
+    "if redis.call('HEXISTS', KEYS[2], '" TOTALS_COMPLETE "') == 0 then\n"
+    "  local fields = {}\n"
+    "  for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end\n"
+    "  local cursor = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000, 'TYPE', 'hash')\n"
+    "    cursor = r[1]\n"
+    "    for _, k in ipairs(r[2]) do\n"
+    "      local id = string.sub(k, #ARGV[2] + 1)\n"
+    "      if string.match(id, '^[0-9]+$') then\n"
+    "        local v = redis.call('HMGET', k, unpack(fields))\n"
+    "        for f = 1, #fields do v[f] = v[f] or '0' end\n"
+    "        redis.call('HSET', KEYS[2], id, table.concat(v, ' '))\n"
+    "      end\n"
     "    end\n"
-    "  end\n"
-    "until cursor == '0'\n"
-    "return out\n";
+    "  until cursor == '0'\n"
+    "  redis.call('HSET', KEYS[2], '" TOTALS_COMPLETE "', '1')\n"
+    "end\n"
+    "return {parts, redis.call('HGETALL', KEYS[2])}\n";
 
 static int cmp_item(const void *a, const void *b)
 {
@@ -79,22 +86,23 @@ static int read_dates(const redisReply *h, cascade_snapshot *s)
     return 0;
 }
 
-static int read_items(const redisReply *rep, const char *prefix, cascade_snapshot *s)
+static int read_items(const redisReply *h, cascade_snapshot *s)
 {
-    size_t plen = strlen(prefix);
-    s->items = calloc(rep->elements / 2 + 1, sizeof *s->items);
+    if (h->type != REDIS_REPLY_ARRAY)
+        return CASCADE_EFORMAT;
+    s->items = calloc(h->elements / 2 + 1, sizeof *s->items);
     if (s->items == NULL)
         return CASCADE_ENOMEM;
-    for (size_t i = 1; i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i];
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
         char *end;
-        if (k->type != REDIS_REPLY_STRING || k->len <= plen || strncmp(k->str, prefix, plen) != 0)
-            continue;
-        uint64_t id = strtoull(k->str + plen, &end, 10);
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return CASCADE_EFORMAT;
+        uint64_t id = strtoull(f->str, &end, 10);
         if (*end != '\0' || id == 0)
-            continue; /* not an item counter key */
+            continue; /* the completeness mark */
         struct cascade_snapshot_item *it = &s->items[s->n_items];
-        if (cascade_store_item_counters_parse(rep->element[i + 1], &it->counters) != 0)
+        if (cascade_store_item_totals_parse(v->str, v->len, &it->counters) != 0)
             return CASCADE_EFORMAT;
         it->item_id = id;
         s->n_items++;
@@ -136,8 +144,9 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
 {
     struct cascade_store_script script = CASCADE_STORE_SCRIPT_INIT; /* one call per build */
     char key[CASCADE_KEY_MAX], pattern[2 * CASCADE_KEY_MAX], prefix[CASCADE_KEY_MAX];
-    const char *argv[5 + CASCADE_ITEM_COUNTER_FIELDS];
-    size_t argvlen[5 + CASCADE_ITEM_COUNTER_FIELDS];
+    char tkey[CASCADE_KEY_MAX];
+    const char *argv[7 + CASCADE_ITEM_COUNTER_FIELDS];
+    size_t argvlen[7 + CASCADE_ITEM_COUNTER_FIELDS];
     redisReply *rep = NULL;
     int argc = 0, rc;
     struct cascade_ds_partition_limit *pre = NULL;
@@ -149,9 +158,11 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
     counters_pattern(ns, pattern, sizeof pattern, prefix, sizeof prefix);
     argv[argc++] = NULL; /* EVALSHA and the sha, filled by cascade_store_eval */
     argv[argc++] = NULL;
-    argv[argc++] = "1";
+    argv[argc++] = "2";
     argv[argc++] = cascade_key_loop_partitions(key, ns);
+    argv[argc++] = cascade_key_item_totals(tkey, ns);
     argv[argc++] = pattern;
+    argv[argc++] = prefix;
     for (size_t i = 0; i < CASCADE_ITEM_COUNTER_FIELDS; i++)
         argv[argc++] = cascade_store_item_counter_field(i);
     for (int i = 2; i < argc; i++)
@@ -161,11 +172,11 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
         free(pre);
         return rc;
     }
-    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 1 ? 0 : CASCADE_EFORMAT;
+    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? 0 : CASCADE_EFORMAT;
     if (rc == 0)
         rc = read_dates(rep->element[0], out);
     if (rc == 0)
-        rc = read_items(rep, prefix, out);
+        rc = read_items(rep->element[1], out);
     if (rc == 0)
         rc = add_uncommitted(out, pre, n_pre);
     freeReplyObject(rep);

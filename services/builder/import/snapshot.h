@@ -4,11 +4,11 @@
  * keeps running (docs/closed-loop.md, "Online deltas"). One Lua script reads,
  * atomically with respect to the consumer's apply script, the committed
  * length of every day partition ({ns}:loop:partitions) and the counters of
- * every item ({ns}:ictr:*). The build then reads each partition only up to
- * its committed length: an event the counters held at the snapshot was
- * written to its partition before it was counted (the consumer appends
- * before its script commits), so it is in the records; an event counted
- * after it is in no record, only in the change. A snapshot is plain data:
+ * every item ({ns}:ictr:totals, rebuilt from the per-item hashes
+ * {ns}:ictr:{id} first when it is not yet marked complete). The build then reads each partition
+ * only up to its committed length: an event the counters held at the snapshot was written to its
+ * partition before it was counted (the consumer appends before its script commits), so it is in the
+ * records; an event counted after it is in no record, only in the change. A snapshot is plain data:
  * read-only sharing between threads is fine. */
 #ifndef CASCADE_BUILDER_SNAPSHOT_H
 #define CASCADE_BUILDER_SNAPSHOT_H
@@ -23,7 +23,7 @@
 
 struct cascade_snapshot_item {
     uint64_t item_id;
-    cascade_v1_ItemStats counters; /* {ns}:ictr:{id} at the snapshot */
+    cascade_v1_ItemStats counters; /* its {ns}:ictr:totals value at the snapshot */
 };
 
 typedef struct cascade_snapshot {

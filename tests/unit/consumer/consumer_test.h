@@ -24,6 +24,16 @@ static inline void consumer_test_xadd(cascade_redis *r, const char **argv, size_
     freeReplyObject(rep);
 }
 
+/* Make the group cascade-consumer deliver every entry of stream again
+ * (XGROUP SETID 0). */
+static inline void consumer_test_redeliver(cascade_redis *r, const char *stream)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "XGROUP SETID %s cascade-consumer 0", stream),
+                     0);
+    freeReplyObject(rep);
+}
+
 /* A Feedback event of user on item at ts (Unix s); value as text. */
 static inline void consumer_test_add_event(cascade_redis *r, const char *ns, const char *user,
                                            uint64_t item, const char *type, const char *value,

@@ -45,16 +45,6 @@ static cascade_consumer *make(const char *ns, const char *name, int64_t claim_id
     return c;
 }
 
-/* Make the group deliver every entry of stream again (XGROUP SETID 0). */
-static void redeliver(void **state, const char *stream)
-{
-    redisReply *rep = NULL;
-    assert_int_equal(
-        cascade_redis_command(fx(state)->conn, &rep, "XGROUP SETID %s cascade-consumer 0", stream),
-        0);
-    freeReplyObject(rep);
-}
-
 static void add_event(void **state, const char *ns, const char *user, uint64_t item,
                       const char *type, const char *value, long long ts)
 {
@@ -182,8 +172,8 @@ static void test_counters_exactly_once(void **state)
     assert_true(cascade_metric_value(counter(m, "cascade_consumer_applied_total", "serves")) == 1);
 
     /* Everything delivered again: nothing applied twice. */
-    redeliver(state, "once:events");
-    redeliver(state, "once:serves");
+    consumer_test_redeliver(fx(state)->conn, "once:events");
+    consumer_test_redeliver(fx(state)->conn, "once:serves");
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 0);
     assert_world_once(state, "once");
@@ -327,8 +317,8 @@ static void test_partitions(void **state)
     assert_true(hget(state, cascade_key_loop_partitions(key, "part"), "2026-12-06") == 26.0);
 
     /* Redelivery: no line twice. */
-    redeliver(state, "part:events");
-    redeliver(state, "part:serves");
+    consumer_test_redeliver(fx(state)->conn, "part:events");
+    consumer_test_redeliver(fx(state)->conn, "part:serves");
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 0);
     assert_string_equal(slurp(path), "1796515200\tu2\t8\tplay\t12.5\n");

@@ -10,8 +10,13 @@
  *   Rank stage's own feature path at each serve record's time, gives the
  *   item features the trainer's replay (cascade_rank_examples_build over the
  *   head and the partitions) computes for the same impressions, bit for bit;
+ *   The same for the PreRank stage against the pre-rank trainer's replay
+ *   (cascade_prerank_examples_build): the hashed item columns and the
+ *   heuristic score that use the statistics;
+ * - the compact copy the stages read ({ns}:ictr:totals) equals the per-item
+ *   hashes after every batch, redelivered entries included;
  * - degrade: counters that cannot be read score with the nightly statistics,
- *   counted, and the request does not fail. */
+ *   counted, and the request does not fail (Rank and PreRank). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,10 +39,13 @@
 #include "dataset.h"
 #include "error.h"
 #include "metrics.h"
+#include "prerank.h"
+#include "prerank_features.h"
 #include "rank.h"
 #include "rank_features.h"
 #include "store.h"
 #include "support.h"
+#include "train_prerank.h"
 #include "train_rank.h"
 
 #define N_ITEMS 8
@@ -191,6 +199,41 @@ static double hget(void **state, const char *key, const char *field)
     return v;
 }
 
+/* {ns}:ictr:totals holds, for every item with a counter hash and only for
+ * those, the same statistics as the hash. Returns how many items it holds. */
+static size_t check_totals(void **state, const char *ns)
+{
+    char key[CASCADE_KEY_MAX], tkey[CASCADE_KEY_MAX];
+    size_t held = 0;
+    cascade_key_item_totals(tkey, ns);
+    for (size_t i = 0; i < N_ITEMS; i++) {
+        redisReply *per = NULL, *tot = NULL;
+        cascade_key_item_counters(key, ns, FIRST_ITEM + i);
+        assert_int_equal(cascade_redis_command(fx(state)->conn, &per,
+                                               "HMGET %s impression click like collect share play "
+                                               "play_s",
+                                               key),
+                         0);
+        assert_int_equal(
+            cascade_redis_command(fx(state)->conn, &tot, "HGET %s %d", tkey, FIRST_ITEM + (int)i),
+            0);
+        bool has_hash = false;
+        for (size_t f = 0; f < per->elements; f++)
+            has_hash |= per->element[f]->type == REDIS_REPLY_STRING;
+        assert_int_equal(has_hash, tot->type == REDIS_REPLY_STRING);
+        if (has_hash) {
+            cascade_v1_ItemStats a, b;
+            assert_int_equal(cascade_store_item_counters_parse(per, &a), 0);
+            assert_int_equal(cascade_store_item_totals_parse(tot->str, tot->len, &b), 0);
+            assert_memory_equal(&a, &b, sizeof a);
+            held++;
+        }
+        freeReplyObject(per);
+        freeReplyObject(tot);
+    }
+    return held;
+}
+
 /* For every item: record stats + (counter − base) == what was sent, counted
  * here with the test's own arithmetic. *in_delta gets the events the deltas
  * hold (to show that both sides were used). */
@@ -226,6 +269,7 @@ static void check_exactly_once(void **state, const char *ns, const struct expect
         assert_true(s->play_seconds + pls == x->play_s[i]);
         *in_delta += (size_t)(imp + clk + lik + col + sha + ply);
     }
+    check_totals(state, ns);
 }
 
 /* What the consumer leaves between its append and its script: n clicks
@@ -456,6 +500,72 @@ static void test_consumer_running_during_load(void **state)
     test_rmdir(dir);
 }
 
+/* The whole {ns}:ictr:totals hash as text (HGETALL, fields sorted). */
+static char *totals_text(void **state, const char *ns)
+{
+    char key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "HGETALL %s",
+                                           cascade_key_item_totals(key, ns)),
+                     0);
+    char *text = calloc(1, 16384);
+    assert_non_null(text);
+    for (size_t f = 0; f < N_ITEMS + 1; f++) /* fields in item order */
+        for (size_t i = 0; i + 1 < rep->elements; i += 2)
+            if (strtoull(rep->element[i]->str, NULL, 10) == FIRST_ITEM + f)
+                snprintf(text + strlen(text), 16384 - strlen(text), "%s=%s\n", rep->element[i]->str,
+                         rep->element[i + 1]->str);
+    freeReplyObject(rep);
+    return text;
+}
+
+/* The compact totals equal the per-item hashes after every batch (small
+ * batches mixing serve records and every Feedback type), and the whole group
+ * delivered again changes neither; record + delta still count each event
+ * once, before and after a second load that reads the totals. */
+static void test_totals_follow_every_batch(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], key[CASCADE_KEY_MAX];
+    struct expect x;
+    size_t applied = 0, in_delta = 0, total = 0;
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    write_world(dir, &x);
+    assert_int_equal(run_load(state, dir, "tot"), CASCADE_BUILD_EXIT_OK);
+    cascade_consumer *c = make_consumer("tot", dir, 5);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    for (unsigned k = 0; k < 90; k++)
+        add_tail_entry(state, "tot", k, T0 + 100 + k, &x);
+    do {
+        assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+        total += applied;
+        check_totals(state, "tot");
+    } while (applied > 0);
+    assert_int_equal(total, 90);
+    assert_int_equal(check_totals(state, "tot"), N_ITEMS);
+    char *before = totals_text(state, "tot");
+    consumer_test_redeliver(r, cascade_key_events(key, "tot"));
+    consumer_test_redeliver(r, cascade_key_serves(key, "tot"));
+    do {
+        assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+        assert_int_equal(applied, 0);
+        check_totals(state, "tot");
+    } while (backlog(state, "tot") > 0);
+    char *after = totals_text(state, "tot");
+    assert_string_equal(before, after);
+    check_exactly_once(state, "tot", &x, &in_delta);
+    assert_true(in_delta > 0);
+    /* A second load snapshots the totals its first one marked complete
+     * (read, not rebuilt): now the records hold everything. */
+    assert_int_equal(run_load(state, dir, "tot"), CASCADE_BUILD_EXIT_OK);
+    check_exactly_once(state, "tot", &x, &in_delta);
+    assert_int_equal(in_delta, 0);
+    free(before);
+    free(after);
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
 /* ---------------------------------------------------------------- parity */
 
 /* A served feature row: item features of (user, item) at ts. */
@@ -464,8 +574,57 @@ struct served {
     uint64_t item;
     int64_t ts;
     float x[CASCADE_RANK_FEATURES];
-    float nightly[CASCADE_RANK_FEATURES]; /* the record's statistics alone */
+    float nightly[CASCADE_RANK_FEATURES];   /* the record's statistics alone */
+    uint32_t pre[CASCADE_PRERANK_FEATURES]; /* PreRank's hashed features */
+    float heuristic, heuristic_nightly;     /* PreRank's heuristic, with and without */
 };
+
+/* PreRank's columns computed from the item record alone (prerank_features.c:
+ * item id, author, category, popularity, CTR, age×media type); the
+ * popularity and CTR buckets use the statistics. */
+static bool prerank_item_column(size_t c)
+{
+    return c <= 2 || (c >= 10 && c <= 12);
+}
+
+/* The config of a stage ("rank", "prerank"): empty when online (the
+ * counters are on by default), else <stage>.online_counters false. */
+static cascade_config *stage_config(const char *stage, bool online)
+{
+    char text[128] = "{}", err[512];
+    if (!online)
+        snprintf(text, sizeof text, "{\"%s\": {\"online_counters\": false}}", stage);
+    cascade_config *cfg = cascade_config_parse(text, "t.json", err, sizeof err);
+    if (cfg == NULL)
+        fail_msg("config: %s", err);
+    return cfg;
+}
+
+static cascade_prerank *make_prerank(void **state, const char *ns, bool online, cascade_metrics *m)
+{
+    char err[512];
+    cascade_config *cfg = stage_config("prerank", online);
+    cascade_prerank *p = cascade_prerank_create(cfg, fx(state)->pool, ns, NULL, m, err, sizeof err);
+    if (p == NULL)
+        fail_msg("prerank: %s", err);
+    cascade_config_destroy(cfg);
+    return p;
+}
+
+static void prerank_features(cascade_prerank *p, const char *user, const size_t *items, size_t n,
+                             int64_t ts, unsigned bits, uint32_t *idx, float *heuristic)
+{
+    char err[512];
+    uint64_t ids[N_ITEMS];
+    cascade_arena *a = cascade_arena_create(1 << 16);
+    for (size_t j = 0; j < n; j++)
+        ids[j] = items[j];
+    int rc = cascade_prerank_features_of(p, a, cascade_now_ms() + 10000, user, ids, n, ts, bits,
+                                         idx, heuristic, err, sizeof err);
+    if (rc != 0)
+        fail_msg("prerank features: %s", err);
+    cascade_arena_destroy(a);
+}
 
 /* The columns computed from the item record (rank_features.c: item_features). */
 static bool item_column(size_t c)
@@ -477,11 +636,7 @@ static cascade_rank *make_rank(void **state, const char *ns, const char *model_d
                                cascade_metrics *m)
 {
     char err[512];
-    cascade_config *cfg = cascade_config_parse(online ? "{}"
-                                                      : "{\"rank\": {\"online_counters\": "
-                                                        "false}}",
-                                               "t.json", err, sizeof err);
-    assert_non_null(cfg);
+    cascade_config *cfg = stage_config("rank", online);
     cascade_rank *r = cascade_rank_create(cfg, fx(state)->pool, ns, model_dir, m, err, sizeof err);
     if (r == NULL)
         fail_msg("rank: %s", err);
@@ -537,6 +692,10 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     assert_int_equal(run_load(state, dir, "par"), CASCADE_BUILD_EXIT_OK);
     cascade_rank *rank = make_rank(state, "par", models, true, NULL);
     cascade_rank *nightly = make_rank(state, "par", models, false, NULL);
+    cascade_prerank *pre = make_prerank(state, "par", true, NULL);
+    cascade_prerank *pre_nightly = make_prerank(state, "par", false, NULL);
+    struct cascade_train_prerank_opts po;
+    cascade_train_prerank_defaults(&po);
     cascade_consumer *c = make_consumer("par", dir, 100);
     assert_int_equal(cascade_consumer_ensure_groups(c, rc), 0);
     for (unsigned k = 0; k < 300; k++) {
@@ -550,6 +709,11 @@ static void test_served_features_equal_the_trainers_replay(void **state)
             float rows[3 * CASCADE_RANK_FEATURES], base[3 * CASCADE_RANK_FEATURES];
             serve_features(rank, s->user, items, 3, ts, rows);
             serve_features(nightly, s->user, items, 3, ts, base);
+            uint32_t pidx[3 * CASCADE_PRERANK_FEATURES], pidx_nightly[3 * CASCADE_PRERANK_FEATURES];
+            float heur[3], heur_nightly[3];
+            prerank_features(pre, s->user, items, 3, ts, po.bits, pidx, heur);
+            prerank_features(pre_nightly, s->user, items, 3, ts, po.bits, pidx_nightly,
+                             heur_nightly);
             for (size_t j = 0; j < 3; j++) {
                 s = &sv[n_served++];
                 snprintf(s->user, sizeof s->user, "u%u", 1 + k % N_USERS);
@@ -557,6 +721,9 @@ static void test_served_features_equal_the_trainers_replay(void **state)
                 s->ts = ts;
                 memcpy(s->x, rows + j * CASCADE_RANK_FEATURES, sizeof s->x);
                 memcpy(s->nightly, base + j * CASCADE_RANK_FEATURES, sizeof s->nightly);
+                memcpy(s->pre, pidx + j * CASCADE_PRERANK_FEATURES, sizeof s->pre);
+                s->heuristic = heur[j];
+                s->heuristic_nightly = heur_nightly[j];
             }
         }
         add_tail_entry(state, "par", k, ts, &x);
@@ -574,6 +741,12 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     assert_int_equal(cascade_dataset_read(dir, &ds, err, sizeof err), 0);
     assert_int_equal(ds->partitions, 1);
     assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof err), 0);
+    /* The pre-rank trainer's rows are train-rank's, in the same order. */
+    struct cascade_prerank_examples pex;
+    po.examples = o;
+    assert_int_equal(cascade_prerank_examples_build(ds, &po, &pex, err, sizeof err), 0);
+    assert_int_equal(pex.n, ex.n);
+    size_t pre_changed = 0;
     for (size_t i = 0; i < n_served; i++) {
         long row = trainer_row(ds, &ex, &sv[i]);
         assert_true(row >= 0);
@@ -589,12 +762,28 @@ static void test_served_features_equal_the_trainers_replay(void **state)
             differs |= memcmp(&sv[i].nightly[col], &t[col], sizeof(float)) != 0;
         }
         changed += differs;
+        const uint32_t *pt = pex.idx + (size_t)row * CASCADE_PRERANK_FEATURES;
+        for (size_t col = 0; col < CASCADE_PRERANK_FEATURES; col++)
+            if (prerank_item_column(col) && sv[i].pre[col] != pt[col])
+                fail_msg("%s item %llu at %lld: prerank feature %zu served %u, trainer %u",
+                         sv[i].user, (unsigned long long)sv[i].item, (long long)sv[i].ts, col,
+                         sv[i].pre[col], pt[col]);
+        if (memcmp(&sv[i].heuristic, &pex.heuristic[row], sizeof(float)) != 0)
+            fail_msg("%s item %llu at %lld: prerank heuristic served %.9g, trainer %.9g",
+                     sv[i].user, (unsigned long long)sv[i].item, (long long)sv[i].ts,
+                     (double)sv[i].heuristic, (double)pex.heuristic[row]);
+        pre_changed += memcmp(&sv[i].heuristic_nightly, &pex.heuristic[row], sizeof(float)) != 0;
     }
     /* Not vacuous: most rows differ from the nightly statistics alone. */
     print_message("%zu served rows compared; %zu differ from the nightly statistics\n", n_served,
                   changed);
     assert_int_equal(n_served, 300);
     assert_true(changed > n_served / 2);
+    print_message("prerank: %zu of them differ from the nightly statistics\n", pre_changed);
+    assert_true(pre_changed > n_served / 2);
+    cascade_prerank_examples_free(&pex);
+    cascade_prerank_destroy(pre);
+    cascade_prerank_destroy(pre_nightly);
     cascade_rank_examples_free(&ex);
     cascade_dataset_destroy(ds);
     cascade_consumer_destroy(c);
@@ -634,20 +823,38 @@ static void test_unreadable_counters_degrade(void **state)
     serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
     serve_features(nightly, "u1", items, N_ITEMS, T0 + 700, off);
     assert_true(memcmp(on, off, sizeof on) != 0); /* the counters count */
-    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s",
-                                           cascade_key_item_counters(key, "deg", FIRST_ITEM + 3)),
+    cascade_prerank *pre = make_prerank(state, "deg", true, m);
+    cascade_prerank *pre_nightly = make_prerank(state, "deg", false, NULL);
+    uint32_t pidx[N_ITEMS * CASCADE_PRERANK_FEATURES], pidx_off[N_ITEMS * CASCADE_PRERANK_FEATURES];
+    float heur[N_ITEMS], heur_off[N_ITEMS];
+    prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
+    prerank_features(pre_nightly, "u1", items, N_ITEMS, T0 + 700, 20, pidx_off, heur_off);
+    assert_true(memcmp(heur, heur_off, sizeof heur) != 0); /* the counters count */
+    /* One item's totals malformed: the whole read is refused. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "HSET %s %d x",
+                                           cascade_key_item_totals(key, "deg"), FIRST_ITEM + 3),
                      0);
+    freeReplyObject(rep);
+    serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
+    assert_memory_equal(on, off, sizeof on);
+    prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
+    assert_memory_equal(pidx, pidx_off, sizeof pidx);
+    assert_memory_equal(heur, heur_off, sizeof heur);
+    /* A totals key of the wrong type: the HMGET fails. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s", key), 0);
     freeReplyObject(rep);
     assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "SET %s x", key), 0);
     freeReplyObject(rep);
     serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
     assert_memory_equal(on, off, sizeof on);
+    prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
+    assert_memory_equal(heur, heur_off, sizeof heur);
     cascade_metric_family *f =
         cascade_metrics_counter(m, "cascade_rank_online_counter_failures_total",
                                 "Rank requests scored with the nightly item statistics alone "
                                 "because the online counters could not be read.",
                                 NULL);
-    assert_true(cascade_metric_value(cascade_metric_get(f, NULL)) == 1.0);
+    assert_true(cascade_metric_value(cascade_metric_get(f, NULL)) == 2.0);
     /* Score itself answers. */
     cascade_arena *a = cascade_arena_create(1 << 16);
     Cascade__V1__UserContext user = CASCADE__V1__USER_CONTEXT__INIT;
@@ -666,7 +873,26 @@ static void test_unreadable_counters_degrade(void **state)
     assert_int_equal(cascade_rank_run(rank, a, cascade_now_ms() + 10000, &rq, &rr, err, sizeof err),
                      0);
     assert_int_equal(rr->n_candidates, N_ITEMS);
-    assert_true(cascade_metric_value(cascade_metric_get(f, NULL)) == 2.0);
+    assert_true(cascade_metric_value(cascade_metric_get(f, NULL)) == 3.0);
+    /* PreRank's Score answers too, each failed read counted. */
+    cascade_arena_reset(a);
+    Cascade__V1__PreRankRequest pq = CASCADE__V1__PRE_RANK_REQUEST__INIT;
+    pq.user = &user;
+    pq.candidates = cands;
+    pq.n_candidates = N_ITEMS;
+    Cascade__V1__PreRankResponse *pr = NULL;
+    assert_int_equal(
+        cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err, sizeof err), 0);
+    assert_int_equal(pr->n_candidates, N_ITEMS);
+    cascade_metric_family *pf =
+        cascade_metrics_counter(m, "cascade_prerank_online_counter_failures_total",
+                                "PreRank requests scored, wholly or from a chunk on, with the "
+                                "nightly item statistics because the online counters could not "
+                                "be read.",
+                                NULL);
+    assert_true(cascade_metric_value(cascade_metric_get(pf, NULL)) == 3.0);
+    cascade_prerank_destroy(pre);
+    cascade_prerank_destroy(pre_nightly);
     cascade_arena_destroy(a);
     cascade_rank_destroy(rank);
     cascade_rank_destroy(nightly);
@@ -684,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_lost_commits_read_whole),
         cmocka_unit_test(test_as_of_with_counters_refused),
         cmocka_unit_test(test_consumer_running_during_load),
+        cmocka_unit_test(test_totals_follow_every_batch),
         cmocka_unit_test(test_served_features_equal_the_trainers_replay),
         cmocka_unit_test(test_unreadable_counters_degrade),
     };
