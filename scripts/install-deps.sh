@@ -31,7 +31,7 @@ PACKAGES=(
   nanopb libnanopb-dev
   libhiredis-dev redis-server
   libopenblas-dev libjansson-dev libmicrohttpd-dev libxxhash-dev
-  libcmocka-dev time libxgboost-dev openssl clang-format iproute2
+  libcmocka-dev time libxgboost-dev openssl clang-format iproute2 gdb
   python3-grpcio python3-grpc-tools python3-protobuf
   python3-faiss python3-numpy python3-torch python3-yaml
 )

@@ -28,5 +28,9 @@ cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"
 built=$(date +%s)
 echo "test: build took $((built - start)) s"
+# A test that hangs prints its threads' stacks before ctest's timeout kills it.
+bash scripts/test-watchdog.sh "$build_dir" &
+watchdog=$!
+trap 'kill "$watchdog" 2>/dev/null || true' EXIT
 ctest --test-dir "$build_dir" --output-on-failure -j"$(nproc)" "$@"
 echo "test: suite took $(( $(date +%s) - built )) s"
