@@ -396,7 +396,6 @@ static void test_unavailable(void **state)
     cascade_redis_destroy(r);
 }
 
-/* UserCF lists: the reader follows the published generation (or a given one). */
 /* A {ns}:ictr:totals value: seven numbers, one space apart; anything else
  * is refused whole (out zeroed) so a stage never adds half a value. */
 static void test_item_totals_parse(void **state)
@@ -429,6 +428,7 @@ static void test_item_totals_parse(void **state)
     assert_int_equal(cascade_store_item_totals_parse(longer, sizeof longer, &st), CASCADE_EFORMAT);
 }
 
+/* UserCF lists: the reader follows the published generation (or a given one). */
 static void test_user_neighbours(void **state)
 {
     struct test_redis_fixture *f = *state;

@@ -114,6 +114,16 @@ int cascade_online_items_export(cascade_redis *r, const char *ns, const char *di
     snprintf(key, sizeof key, "%s:items:online", ns);
     if ((rc = online_ids(r, key, &ids, &n, err, errlen)) != 0 || n == 0)
         goto out;
+    /* One export at a time per directory (the nightly and the incremental
+     * job share it), reading Redis and merging the previous file under the
+     * lock: an export that read older records can never write after one
+     * that read newer ones. Nothing to export: no lock, nothing written. */
+    if ((rc = lock_export(dir, &lock_fd, err, errlen)) != 0)
+        goto out;
+    free(ids);
+    ids = NULL;
+    if ((rc = online_ids(r, key, &ids, &n, err, errlen)) != 0 || n == 0)
+        goto out;
     recs = calloc(n, sizeof(*recs));
     found = calloc(n, sizeof(*found));
     ds = cascade_dataset_create();
@@ -126,10 +136,6 @@ int cascade_online_items_export(cascade_redis *r, const char *ns, const char *di
         snprintf(err, errlen, "%s: reading the item records: %s", key, cascade_redis_error(r));
         goto out;
     }
-    /* One export at a time per directory (the nightly and the incremental
-     * job share it): each merges the rows the previous one wrote. */
-    if ((rc = lock_export(dir, &lock_fd, err, errlen)) != 0)
-        goto out;
     /* The earlier export first, so that its rows stay and a member's row
      * replaces its own. */
     if ((rc = cascade_dataset_read_online_items(ds, dir, err, errlen)) != 0)

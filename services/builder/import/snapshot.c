@@ -86,7 +86,10 @@ static int read_dates(const redisReply *h, cascade_snapshot *s)
     return 0;
 }
 
-static int read_items(const redisReply *h, cascade_snapshot *s)
+/* A malformed totals value names its item and how to rebuild the totals
+ * (their per-item hashes are the source, see snapshot.h); bad is set. */
+static int read_items(const redisReply *h, cascade_snapshot *s, const char *tkey, char *bad,
+                      size_t badlen)
 {
     if (h->type != REDIS_REPLY_ARRAY)
         return CASCADE_EFORMAT;
@@ -102,8 +105,13 @@ static int read_items(const redisReply *h, cascade_snapshot *s)
         if (*end != '\0' || id == 0)
             continue; /* the completeness mark */
         struct cascade_snapshot_item *it = &s->items[s->n_items];
-        if (cascade_store_item_totals_parse(v->str, v->len, &it->counters) != 0)
+        if (cascade_store_item_totals_parse(v->str, v->len, &it->counters) != 0) {
+            snprintf(bad, badlen,
+                     "%s field %llu is not 7 counter values (\"%.64s\"); run DEL %s and the "
+                     "next load rebuilds it from the per-item counters",
+                     tkey, (unsigned long long)id, v->str, tkey);
             return CASCADE_EFORMAT;
+        }
         it->item_id = id;
         s->n_items++;
     }
@@ -175,15 +183,18 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
     rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? 0 : CASCADE_EFORMAT;
     if (rc == 0)
         rc = read_dates(rep->element[0], out);
+    char bad[2 * CASCADE_KEY_MAX + 256] = "";
     if (rc == 0)
-        rc = read_items(rep->element[1], out);
+        rc = read_items(rep->element[1], out, tkey, bad, sizeof bad);
     if (rc == 0)
         rc = add_uncommitted(out, pre, n_pre);
     freeReplyObject(rep);
     free(pre);
     if (rc != 0) {
         snprintf(err, errlen, "snapshot: %s",
-                 rc == CASCADE_ENOMEM ? "out of memory" : "unexpected reply from the script");
+                 rc == CASCADE_ENOMEM ? "out of memory"
+                 : bad[0]             ? bad
+                                      : "unexpected reply from the script");
         cascade_snapshot_free(out);
     }
     return rc;

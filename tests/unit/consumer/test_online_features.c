@@ -423,6 +423,38 @@ static void test_as_of_with_counters_refused(void **state)
     test_rmdir(dir);
 }
 
+/* A corrupt totals value fails load with the item named (not a silent base
+ * of 0); deleting the totals, as the message says, lets the next load
+ * rebuild them from the per-item counters, exactly once again. */
+static void test_corrupt_totals_refused_then_rebuilt(void **state)
+{
+    cascade_redis *r = fx(state)->conn;
+    char dir[256], key[CASCADE_KEY_MAX];
+    struct expect x;
+    size_t applied = 0, in_delta = 0;
+    redisReply *rep = NULL;
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    write_world(dir, &x);
+    cascade_consumer *c = make_consumer("bad", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    for (unsigned k = 0; k < 9; k++)
+        add_tail_entry(state, "bad", k, T0 + 100 + k, &x);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(run_load(state, dir, "bad"), CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(cascade_redis_command(r, &rep, "HSET %s %d %s",
+                                           cascade_key_item_totals(key, "bad"), FIRST_ITEM,
+                                           "1 2 3"),
+                     0);
+    freeReplyObject(rep);
+    assert_int_not_equal(run_load(state, dir, "bad"), CASCADE_BUILD_EXIT_OK);
+    assert_int_equal(cascade_redis_command(r, &rep, "DEL %s", key), 0);
+    freeReplyObject(rep);
+    assert_int_equal(run_load(state, dir, "bad"), CASCADE_BUILD_EXIT_OK);
+    check_exactly_once(state, "bad", &x, &in_delta);
+    cascade_consumer_destroy(c);
+    test_rmdir(dir);
+}
+
 /* Entries not yet applied by the consumer, over both streams (XINFO GROUPS
  * lag + pending). */
 static long long backlog(void **state, const char *ns)
@@ -909,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_first_batch_at_snapshot),
         cmocka_unit_test(test_lost_commits_read_whole),
         cmocka_unit_test(test_as_of_with_counters_refused),
+        cmocka_unit_test(test_corrupt_totals_refused_then_rebuilt),
         cmocka_unit_test(test_consumer_running_during_load),
         cmocka_unit_test(test_totals_follow_every_batch),
         cmocka_unit_test(test_served_features_equal_the_trainers_replay),
