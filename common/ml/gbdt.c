@@ -154,32 +154,15 @@ walk_trees(const cascade_gbdt *m, const float *xx, double s, const uint32_t dept
     return s;
 }
 
-/* walk_trees with the depth a constant for the usual depths, so each
- * tree's walk is straight-line code. */
+/* walk_trees with the depth a constant for the depths cascade-build train
+ * ltr grows (pre-rank 4, rank 6), so each tree's walk is straight-line code. */
 static double walk_row(const cascade_gbdt *m, const float *xx, double s)
 {
-    switch (m->walk_depth) {
-    case 0:
-        return walk_trees(m, xx, s, 0);
-    case 1:
-        return walk_trees(m, xx, s, 1);
-    case 2:
-        return walk_trees(m, xx, s, 2);
-    case 3:
-        return walk_trees(m, xx, s, 3);
-    case 4:
+    if (m->walk_depth == 4)
         return walk_trees(m, xx, s, 4);
-    case 5:
-        return walk_trees(m, xx, s, 5);
-    case 6:
+    if (m->walk_depth == 6)
         return walk_trees(m, xx, s, 6);
-    case 7:
-        return walk_trees(m, xx, s, 7);
-    case 8:
-        return walk_trees(m, xx, s, 8);
-    default:
-        return walk_trees(m, xx, s, m->walk_depth);
-    }
+    return walk_trees(m, xx, s, m->walk_depth);
 }
 
 void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float *out)

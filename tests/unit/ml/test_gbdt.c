@@ -259,10 +259,10 @@ static void rnd_rows(float *X, size_t n, int n_features, uint64_t *s)
     }
 }
 
-/* Random ensembles (1 to 40 trees up to 9 deep, leaves at every depth) over
- * n_features; every row's score must equal the plain walk's bit for bit,
+/* Random ensembles (1 to 40 trees up to max_depth deep, leaves at every
+ * depth) over n_features; every row's score must equal the plain walk's bit for bit,
  * from the JSON and after a save/load round trip. */
-static void check_random_ensembles(int n_features, uint64_t seed, int n_models)
+static void check_random_ensembles(int n_features, int max_depth, uint64_t seed, int n_models)
 {
     static struct rnd_tree trees[MAX_TREES];
     enum { N = 300 };
@@ -275,7 +275,8 @@ static void check_random_ensembles(int n_features, uint64_t seed, int n_models)
         int n_trees = 1 + (int)(rnd_next(&seed) % MAX_TREES);
         for (int t = 0; t < n_trees; t++) {
             trees[t].n = 0;
-            rnd_grow(&trees[t], 0, (int)(rnd_next(&seed) % 10), n_features, &seed);
+            rnd_grow(&trees[t], 0, (int)(rnd_next(&seed) % (uint64_t)(max_depth + 1)), n_features,
+                     &seed);
         }
         char *json = rnd_json(trees, n_trees);
         cascade_gbdt *m =
@@ -312,15 +313,18 @@ static void check_random_ensembles(int n_features, uint64_t seed, int n_models)
 static void test_random_trees_match_plain_walk(void **state)
 {
     (void)state;
-    check_random_ensembles(7, 0x9e3779b97f4a7c15u, 60);
-    check_random_ensembles(52, 0xd1b54a32d192ed03u, 20);
+    check_random_ensembles(7, 9, 0x9e3779b97f4a7c15u, 60);
+    check_random_ensembles(52, 9, 0xd1b54a32d192ed03u, 20);
+    /* The depths the walk has straight-line code for. */
+    check_random_ensembles(52, 4, 0xbf58476d1ce4e5b9u, 20);
+    check_random_ensembles(52, 6, 0x94d049bb133111ebu, 20);
 }
 
 /* Past the widest row the fast walk takes, the plain walk serves. */
 static void test_random_trees_wide_rows(void **state)
 {
     (void)state;
-    check_random_ensembles(300, 0x2545f4914f6cdd1du, 5);
+    check_random_ensembles(300, 9, 0x2545f4914f6cdd1du, 5);
 }
 
 int main(void)
