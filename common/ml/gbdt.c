@@ -1,5 +1,6 @@
 /* Tree ensemble evaluation and persistence (gbdt.h). Nodes of every tree
- * live in flat arrays; a tree is its root index. */
+ * live in flat arrays; a tree is its root index. Prediction walks a second,
+ * walk-ready copy of the trees built once per model (gbdt_layout). */
 #include "gbdt.h"
 
 #include <jansson.h>
@@ -13,6 +14,30 @@
 #include "error.h"
 #include "safetensors.h"
 
+/* Widest row the walk-ready layout takes (its row copy is on the stack);
+ * a wider model is walked the plain way (tree_score). */
+#define GBDT_WALK_MAX_FEATURES 256
+
+/* One node of the walk-ready layout. Both children of a split sit side by
+ * side at child and child + 1 and a step is child + (xx[feature] >=
+ * threshold), where xx is the row followed by its negation, so the walk
+ * has no branch on the direction, the missing value or the leaf:
+ *   - a split that sends a missing value left keeps [left, right], the
+ *     feature and the threshold t: x >= t goes right, x < t left, and a NaN
+ *     compares false, so it goes left;
+ *   - one that sends it right stores [right, left], the negated feature and
+ *     the least float above -t: -x >= next(-t) holds exactly when x < t
+ *     (floats are discrete), sending x < t left, x >= t and NaN right (for
+ *     t = -inf nothing is below: the threshold is NaN, always right);
+ *   - a leaf stores itself as child and a NaN threshold, so steps past it
+ *     stay on it; a tree's walk is always its depth in steps. */
+struct gbdt_node {
+    uint32_t feature;
+    float threshold;
+    uint32_t child;
+    float leaf; /* the leaf value (leaves only) */
+};
+
 struct cascade_gbdt {
     size_t n_features, n_nodes, n_trees;
     int32_t *feature; /* split feature; -1 = leaf */
@@ -24,6 +49,9 @@ struct cascade_gbdt {
     int32_t margin_feature; /* -1 = none */
     float margin_scale;
     cascade_safetensors *file; /* metadata of a loaded model; NULL otherwise */
+    struct gbdt_node *walk;    /* n_nodes, the walk-ready layout */
+    uint32_t *walk_root;       /* n_trees, each tree's root in walk */
+    uint32_t walk_depth;       /* the deepest tree's depth */
 };
 
 void cascade_gbdt_destroy(cascade_gbdt *m)
@@ -36,6 +64,8 @@ void cascade_gbdt_destroy(cascade_gbdt *m)
     free(m->right);
     free(m->default_left);
     free(m->root);
+    free(m->walk);
+    free(m->walk_root);
     cascade_safetensors_destroy(m->file);
     free(m);
 }
@@ -55,7 +85,10 @@ static cascade_gbdt *gbdt_alloc(size_t n_nodes, size_t n_trees, size_t n_feature
     m->right = calloc(n_nodes + 1, sizeof *m->right);
     m->default_left = calloc(n_nodes + 1, sizeof *m->default_left);
     m->root = calloc(n_trees + 1, sizeof *m->root);
-    if (!m->feature || !m->value || !m->left || !m->right || !m->default_left || !m->root) {
+    m->walk = calloc(n_nodes + 1, sizeof *m->walk);
+    m->walk_root = calloc(n_trees + 1, sizeof *m->walk_root);
+    if (!m->feature || !m->value || !m->left || !m->right || !m->default_left || !m->root ||
+        !m->walk || !m->walk_root) {
         cascade_gbdt_destroy(m);
         return NULL;
     }
@@ -89,19 +122,136 @@ static float tree_score(const cascade_gbdt *m, int32_t node, const float *x)
     return m->value[node];
 }
 
+static double row_start(const cascade_gbdt *m, const float *x)
+{
+    if (m->margin_feature < 0)
+        return m->base_score;
+    float v = x[m->margin_feature];
+    return isfinite(v) ? (double)m->margin_scale * v : 0.0;
+}
+
+/* One step down from node k (unsigned, so the index needs no sign
+ * extension in the loop). */
+static inline uint32_t walk_step(const struct gbdt_node *nodes, const float *xx, uint32_t k)
+{
+    return nodes[k].child + (xx[nodes[k].feature] >= nodes[k].threshold);
+}
+
+/* The sum of the leaves of row x, tree by tree in order as tree_score
+ * would give them; xx is x followed by -x. Every tree is walked depth steps
+ * (the deepest tree's depth: a shallower tree's walk stays on its leaf). */
+static inline __attribute__((always_inline)) double
+walk_trees(const cascade_gbdt *m, const float *xx, double s, const uint32_t depth)
+{
+    const struct gbdt_node *nodes = m->walk;
+    for (size_t t = 0; t < m->n_trees; t++) {
+        uint32_t k = m->walk_root[t];
+#pragma GCC unroll 8
+        for (uint32_t d = 0; d < depth; d++)
+            k = walk_step(nodes, xx, k);
+        s += nodes[k].leaf;
+    }
+    return s;
+}
+
+/* walk_trees with the depth a constant for the depths cascade-build train
+ * ltr grows (pre-rank 4, rank 6), so each tree's walk is straight-line code. */
+static double walk_row(const cascade_gbdt *m, const float *xx, double s)
+{
+    if (m->walk_depth == 4)
+        return walk_trees(m, xx, s, 4);
+    if (m->walk_depth == 6)
+        return walk_trees(m, xx, s, 6);
+    return walk_trees(m, xx, s, m->walk_depth);
+}
+
 void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const float *x = X + i * m->n_features;
-        double s = m->base_score;
-        if (m->margin_feature >= 0) {
-            float v = x[m->margin_feature];
-            s = isfinite(v) ? (double)m->margin_scale * v : 0.0;
+    size_t nf = m->n_features;
+    if (nf > GBDT_WALK_MAX_FEATURES) {
+        for (size_t i = 0; i < n; i++) {
+            const float *x = X + i * nf;
+            double s = row_start(m, x);
+            for (size_t t = 0; t < m->n_trees; t++)
+                s += tree_score(m, m->root[t], x);
+            out[i] = (float)s;
         }
-        for (size_t t = 0; t < m->n_trees; t++)
-            s += tree_score(m, m->root[t], x);
-        out[i] = (float)s;
+        return;
     }
+    float xx[2 * GBDT_WALK_MAX_FEATURES];
+    for (size_t i = 0; i < n; i++) {
+        const float *x = X + i * nf;
+        for (size_t f = 0; f < nf; f++) {
+            xx[f] = x[f];
+            xx[nf + f] = -x[f];
+        }
+        out[i] = (float)walk_row(m, xx, row_start(m, x));
+    }
+}
+
+/* Node o of the plain arrays as a walk-ready node at k whose children (if
+ * any) go to first and first + 1. */
+static void walk_node(cascade_gbdt *m, int32_t o, int32_t k, int32_t first)
+{
+    struct gbdt_node *w = &m->walk[k];
+    float t = m->value[o];
+    if (m->feature[o] < 0) {
+        *w = (struct gbdt_node){0, NAN, (uint32_t)k, t};
+    } else if (m->default_left[o]) {
+        *w = (struct gbdt_node){(uint32_t)m->feature[o], t, (uint32_t)first, 0.0f};
+    } else {
+        float neg = t == -INFINITY ? NAN : nextafterf(-t, INFINITY);
+        *w = (struct gbdt_node){(uint32_t)(m->n_features + (size_t)m->feature[o]), neg,
+                                (uint32_t)first, 0.0f};
+    }
+}
+
+/* Build the walk-ready layout from the checked plain arrays: each tree's
+ * nodes breadth first in its own node range, the child a missing value
+ * takes first. A node reached from two parents (the range would overflow)
+ * or a NaN threshold is an error. */
+static int gbdt_layout(cascade_gbdt *m, char *err, size_t errlen)
+{
+    int rc = CASCADE_ENOMEM;
+    int32_t *order = calloc(m->n_nodes + 1, sizeof *order),
+            *depth = calloc(m->n_nodes + 1, sizeof *depth);
+    if (!order || !depth) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = CASCADE_EFORMAT;
+    for (size_t t = 0; t < m->n_trees; t++) {
+        int32_t lo = m->root[t];
+        int32_t hi = t + 1 < m->n_trees ? m->root[t + 1] : (int32_t)m->n_nodes;
+        int32_t end = lo + 1, max_depth = 0;
+        order[lo] = lo;
+        depth[lo] = 0;
+        for (int32_t k = lo; k < end; k++) {
+            int32_t o = order[k];
+            if (m->feature[o] >= 0) {
+                if (isnan(m->value[o]) || end + 2 > hi) {
+                    snprintf(err, errlen, "tree %zu: %s", t,
+                             isnan(m->value[o]) ? "NaN split threshold" : "a node has two parents");
+                    goto out;
+                }
+                order[end] = m->default_left[o] ? m->left[o] : m->right[o];
+                order[end + 1] = m->default_left[o] ? m->right[o] : m->left[o];
+                depth[end] = depth[end + 1] = depth[k] + 1;
+                if (depth[k] + 1 > max_depth)
+                    max_depth = depth[k] + 1;
+                end += 2;
+            }
+            walk_node(m, o, k, end - 2);
+        }
+        m->walk_root[t] = (uint32_t)lo;
+        if ((uint32_t)max_depth > m->walk_depth)
+            m->walk_depth = (uint32_t)max_depth;
+    }
+    rc = 0;
+out:
+    free(order);
+    free(depth);
+    return rc;
 }
 
 int cascade_gbdt_set_margin(cascade_gbdt *m, size_t feature, float scale)
@@ -117,8 +267,10 @@ cascade_gbdt *cascade_gbdt_margin_only(size_t n_features, size_t feature, float 
 {
     /* One tree of one leaf worth 0: the file format needs a node. */
     cascade_gbdt *m = gbdt_alloc(1, 1, n_features);
-    if (m)
+    if (m) {
         m->feature[0] = -1;
+        walk_node(m, 0, 0, 0); /* a tree of depth 0 rooted at node 0 (calloc) */
+    }
     if (m && cascade_gbdt_set_margin(m, feature, scale) != 0) {
         cascade_gbdt_destroy(m);
         return NULL;
@@ -257,7 +409,7 @@ cascade_gbdt *cascade_gbdt_from_xgboost_json(const char *json, size_t len, size_
             goto fail;
         off += n;
     }
-    if (check_nodes(m, err, errlen))
+    if (check_nodes(m, err, errlen) || gbdt_layout(m, err, errlen))
         goto fail;
     json_decref(root);
     return m;
@@ -389,7 +541,7 @@ cascade_gbdt *cascade_gbdt_load(const char *path, char *err, size_t errlen)
         m->margin_feature = (int32_t)margin[0];
         m->margin_scale = margin[1];
     }
-    if (check_nodes(m, lerr, sizeof lerr)) {
+    if (check_nodes(m, lerr, sizeof lerr) || gbdt_layout(m, lerr, sizeof lerr)) {
         snprintf(err, errlen, "%s: %s", path, lerr);
         goto fail;
     }

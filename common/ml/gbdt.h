@@ -50,7 +50,10 @@ size_t cascade_gbdt_n_trees(const cascade_gbdt *m);
 /* Metadata value stored with the model (load only; NULL when absent). */
 const char *cascade_gbdt_meta(const cascade_gbdt *m, const char *key);
 
-/* out[i] = score of row i of X (n × n_features, row-major). */
+/* out[i] = score of row i of X (n × n_features, row-major). Walks the
+ * branch-free node layout built at load (gbdt.c), with the same float sums
+ * in the same order as a plain walk; allocates nothing, safe to call from
+ * many threads on one model. */
 void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float *out);
 
 #endif

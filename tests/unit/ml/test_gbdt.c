@@ -1,8 +1,10 @@
 /* Unit tests for common/ml/gbdt.c: xgboost's JSON trees read into flat nodes,
  * the split rule (x < threshold goes left, NaN follows the default branch),
- * base score plus one leaf per tree, save/load round trips and damaged input. */
+ * base score plus one leaf per tree, save/load round trips and damaged input;
+ * random ensembles scored bit for bit against a plain walk of their own. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "gbdt.h"
 #include "support.h"
@@ -143,6 +146,187 @@ static void test_damaged_file_is_an_error(void **state)
     test_rmdir(dir);
 }
 
+/* ------------------------------------------------ random trees, plain walk */
+
+/* A random ensemble kept as xgboost's arrays, walked here the plain way
+ * (x < threshold left, NaN the default side, one leaf per tree summed in
+ * tree order in a double from the base score) as the reference. */
+#define MAX_TREES 40
+#define MAX_NODES 1100
+struct rnd_tree {
+    int n, left[MAX_NODES], right[MAX_NODES], feature[MAX_NODES], default_left[MAX_NODES];
+    float cond[MAX_NODES];
+};
+
+static uint64_t rnd_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double rnd_unit(uint64_t *s)
+{
+    return (double)(rnd_next(s) >> 11) / 9007199254740992.0;
+}
+
+/* Values that sit on thresholds, signed zeros, a denormal, the infinities
+ * (1e39 turns into +inf as a float); rows also draw from these. */
+static const double edges[] = {0.0, -0.0, 1.0, -1.0, 0.5, 1e-40, -1e-40, 3.25, 1e39, -1e39};
+#define N_EDGES (sizeof edges / sizeof edges[0])
+
+/* Children are numbered after their parent, sometimes the right subtree
+ * first, so a node's two children are not always side by side. */
+static int rnd_grow(struct rnd_tree *t, int depth, int max_depth, int n_features, uint64_t *s)
+{
+    int i = t->n++;
+    if (depth == max_depth || (depth > 0 && rnd_unit(s) < 0.3)) {
+        t->left[i] = t->right[i] = -1;
+        t->feature[i] = 0;
+        t->default_left[i] = 0;
+        t->cond[i] = (float)(rnd_unit(s) * 2 - 1);
+        return i;
+    }
+    t->feature[i] = (int)(rnd_next(s) % (uint64_t)n_features);
+    t->default_left[i] = (int)(rnd_next(s) & 1);
+    t->cond[i] =
+        rnd_unit(s) < 0.5 ? (float)edges[rnd_next(s) % N_EDGES] : (float)(rnd_unit(s) * 6 - 2);
+    if (rnd_next(s) & 1) {
+        t->left[i] = rnd_grow(t, depth + 1, max_depth, n_features, s);
+        t->right[i] = rnd_grow(t, depth + 1, max_depth, n_features, s);
+    } else {
+        t->right[i] = rnd_grow(t, depth + 1, max_depth, n_features, s);
+        t->left[i] = rnd_grow(t, depth + 1, max_depth, n_features, s);
+    }
+    return i;
+}
+
+static json_t *int_array(const int *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+/* xgboost's JSON for the trees; an infinite threshold is written 1e39. */
+static char *rnd_json(const struct rnd_tree *trees, int n_trees)
+{
+    json_t *arr = json_array();
+    for (int t = 0; t < n_trees; t++) {
+        const struct rnd_tree *tr = &trees[t];
+        json_t *cond = json_array();
+        for (int i = 0; i < tr->n; i++)
+            json_array_append_new(cond, json_real(isinf(tr->cond[i]) ? copysign(1e39, tr->cond[i])
+                                                                     : (double)tr->cond[i]));
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:o, s:o, s:o}", "left_children", int_array(tr->left, tr->n),
+                           "right_children", int_array(tr->right, tr->n), "split_indices",
+                           int_array(tr->feature, tr->n), "split_conditions", cond, "default_left",
+                           int_array(tr->default_left, tr->n)));
+    }
+    json_t *root = json_pack("{s:{s:{s:s}, s:{s:{s:o}}}}", "learner", "learner_model_param",
+                             "base_score", "0.25", "gradient_booster", "model", "trees", arr);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+static float rnd_reference(const struct rnd_tree *trees, int n_trees, const float *x)
+{
+    double s = 0.25;
+    for (int t = 0; t < n_trees; t++) {
+        const struct rnd_tree *tr = &trees[t];
+        int i = 0;
+        while (tr->left[i] >= 0) {
+            float v = x[tr->feature[i]];
+            bool left = isnan(v) ? tr->default_left[i] != 0 : v < tr->cond[i];
+            i = left ? tr->left[i] : tr->right[i];
+        }
+        s += tr->cond[i];
+    }
+    return (float)s;
+}
+
+static void rnd_rows(float *X, size_t n, int n_features, uint64_t *s)
+{
+    for (size_t i = 0; i < n * (size_t)n_features; i++) {
+        double u = rnd_unit(s);
+        X[i] = u < 0.25   ? NAN
+               : u < 0.55 ? (float)edges[rnd_next(s) % N_EDGES]
+                          : (float)(rnd_unit(s) * 6 - 2);
+    }
+}
+
+/* Random ensembles (1 to 40 trees up to max_depth deep, leaves at every
+ * depth) over n_features; every row's score must equal the plain walk's bit for bit,
+ * from the JSON and after a save/load round trip. */
+static void check_random_ensembles(int n_features, int max_depth, uint64_t seed, int n_models)
+{
+    static struct rnd_tree trees[MAX_TREES];
+    enum { N = 300 };
+    float *X = malloc(sizeof(float) * N * (size_t)n_features), got[N], back_got[N], want[N];
+    char dir[256], path[512], err[256] = "";
+    assert_non_null(X);
+    test_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.safetensors", dir);
+    for (int k = 0; k < n_models; k++) {
+        int n_trees = 1 + (int)(rnd_next(&seed) % MAX_TREES);
+        for (int t = 0; t < n_trees; t++) {
+            trees[t].n = 0;
+            rnd_grow(&trees[t], 0, (int)(rnd_next(&seed) % (uint64_t)(max_depth + 1)), n_features,
+                     &seed);
+        }
+        char *json = rnd_json(trees, n_trees);
+        cascade_gbdt *m =
+            cascade_gbdt_from_xgboost_json(json, strlen(json), (size_t)n_features, err, sizeof err);
+        if (!m)
+            fail_msg("model %d: %s", k, err);
+        /* The file takes finite node values only: models with an infinite
+         * threshold skip the round trip. */
+        bool finite = true;
+        for (int t = 0; t < n_trees; t++)
+            for (int i = 0; i < trees[t].n; i++)
+                finite = finite && isfinite(trees[t].cond[i]);
+        assert_int_equal(cascade_gbdt_save(m, path, NULL, NULL, 0, err, sizeof err), 0);
+        cascade_gbdt *back = finite ? cascade_gbdt_load(path, err, sizeof err) : NULL;
+        if (finite && !back)
+            fail_msg("model %d: %s", k, err);
+        rnd_rows(X, N, n_features, &seed);
+        cascade_gbdt_predict(m, X, N, got);
+        cascade_gbdt_predict(back ? back : m, X, N, back_got);
+        for (size_t i = 0; i < N; i++) {
+            want[i] = rnd_reference(trees, n_trees, X + i * (size_t)n_features);
+            if (memcmp(&got[i], &want[i], sizeof want[i]) != 0)
+                fail_msg("model %d row %zu: %.9g, the plain walk %.9g", k, i, got[i], want[i]);
+        }
+        assert_memory_equal(back_got, want, sizeof want);
+        cascade_gbdt_destroy(back);
+        cascade_gbdt_destroy(m);
+        free(json);
+    }
+    test_rmdir(dir);
+    free(X);
+}
+
+static void test_random_trees_match_plain_walk(void **state)
+{
+    (void)state;
+    check_random_ensembles(7, 9, 0x9e3779b97f4a7c15u, 60);
+    check_random_ensembles(52, 9, 0xd1b54a32d192ed03u, 20);
+    /* The depths the walk has straight-line code for. */
+    check_random_ensembles(52, 4, 0xbf58476d1ce4e5b9u, 20);
+    check_random_ensembles(52, 6, 0x94d049bb133111ebu, 20);
+}
+
+/* Past the widest row the fast walk takes, the plain walk serves. */
+static void test_random_trees_wide_rows(void **state)
+{
+    (void)state;
+    check_random_ensembles(300, 9, 0x2545f4914f6cdd1du, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +334,8 @@ int main(void)
         cmocka_unit_test(test_save_load_round_trip),
         cmocka_unit_test(test_bad_json_is_an_error),
         cmocka_unit_test(test_damaged_file_is_an_error),
+        cmocka_unit_test(test_random_trees_match_plain_walk),
+        cmocka_unit_test(test_random_trees_wide_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
