@@ -190,6 +190,22 @@ static cascade_consumer *make_consumer(const char *ns, const char *dir, uint32_t
     return c;
 }
 
+/* A consumer of namespace ns writing partitions into dir, through the
+ * first n entries of the deterministic tail (counted into x), all applied. */
+static cascade_consumer *consumer_through_tail(void **state, const char *ns, const char *dir,
+                                               unsigned n, struct expect *x)
+{
+    cascade_redis *r = fx(state)->conn;
+    size_t applied = 0;
+    cascade_consumer *c = make_consumer(ns, dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
+    for (unsigned k = 0; k < n; k++)
+        add_tail_entry(state, ns, k, T0 + 100 + k, x);
+    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    assert_int_equal(applied, n);
+    return c;
+}
+
 static double hget(void **state, const char *key, const char *field)
 {
     redisReply *rep = NULL;
@@ -304,18 +320,11 @@ static void uncommitted_clicks_then_load(void **state, cascade_consumer *c, cons
  * is in the delta only. Reading the partition whole would count it twice. */
 static void test_uncommitted_batch_at_snapshot(void **state)
 {
-    cascade_redis *r = fx(state)->conn;
     char dir[256];
     struct expect x;
-    size_t applied = 0;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
-    cascade_consumer *c = make_consumer("unc", dir, 100);
-    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
-    for (unsigned k = 0; k < 12; k++)
-        add_tail_entry(state, "unc", k, T0 + 100 + k, &x);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 12);
+    cascade_consumer *c = consumer_through_tail(state, "unc", dir, 12, &x);
     /* Three clicks the consumer has read and appended, not yet committed. */
     uncommitted_clicks_then_load(state, c, dir, "unc", 3, &x);
     cascade_consumer_destroy(c);
@@ -363,12 +372,7 @@ static void test_lost_commits_read_whole(void **state)
     redisReply *rep = NULL;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
-    cascade_consumer *c = make_consumer("lost", dir, 100);
-    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
-    for (unsigned k = 0; k < 12; k++)
-        add_tail_entry(state, "lost", k, T0 + 100 + k, &x);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 12);
+    cascade_consumer *c = consumer_through_tail(state, "lost", dir, 12, &x);
     cascade_consumer_destroy(c);
     /* Everything of the namespace is gone; the partition stays on disk. */
     assert_int_equal(cascade_redis_command(r, &rep, "EVAL %s 0 lost:*",
@@ -398,16 +402,10 @@ static void test_as_of_with_counters_refused(void **state)
     cascade_redis *r = fx(state)->conn;
     char dir[256], port[16], as_of[32], key[CASCADE_KEY_MAX];
     struct expect x;
-    size_t applied = 0;
     redisReply *rep = NULL;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
-    cascade_consumer *c = make_consumer("asof", dir, 100);
-    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
-    for (unsigned k = 0; k < 6; k++)
-        add_tail_entry(state, "asof", k, T0 + 100 + k, &x);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
-    assert_int_equal(applied, 6);
+    cascade_consumer *c = consumer_through_tail(state, "asof", dir, 6, &x);
     snprintf(port, sizeof port, "127.0.0.1:%d", fx(state)->server.port);
     snprintf(as_of, sizeof as_of, "%lld", (long long)(T0 + 100));
     const char *argv[] = {"cascade-build", "load", "--data",  dir,   "--redis", port,
@@ -431,15 +429,11 @@ static void test_corrupt_totals_refused_then_rebuilt(void **state)
     cascade_redis *r = fx(state)->conn;
     char dir[256], key[CASCADE_KEY_MAX];
     struct expect x;
-    size_t applied = 0, in_delta = 0;
+    size_t in_delta = 0;
     redisReply *rep = NULL;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
-    cascade_consumer *c = make_consumer("bad", dir, 100);
-    assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
-    for (unsigned k = 0; k < 9; k++)
-        add_tail_entry(state, "bad", k, T0 + 100 + k, &x);
-    assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
+    cascade_consumer *c = consumer_through_tail(state, "bad", dir, 9, &x);
     assert_int_equal(run_load(state, dir, "bad"), CASCADE_BUILD_EXIT_OK);
     assert_int_equal(cascade_redis_command(r, &rep, "HSET %s %d %s",
                                            cascade_key_item_totals(key, "bad"), FIRST_ITEM,
