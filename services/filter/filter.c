@@ -45,46 +45,10 @@ struct cascade_filter {
     int64_t (*wall_s)(void);                     /* the server clock (tests may replace it) */
 };
 
-/* The reservation (RecordExposure with reserve > 0), atomic per user because
- * Redis runs a script alone. KEYS[1..windows]: the user's exposure bitmaps,
- * the current window first. ARGV[1] how many to reserve, [2] hashes k, [3]
- * TTL seconds, then k Bloom positions per candidate, candidates in order.
- * A candidate is taken when no window has all of its k bits set: its bits
- * are set in KEYS[1] by one BITFIELD (one command, not k SETBITs: Redis
- * pays per command) before the next candidate is looked at, so later
- * candidates and later calls see it. Returns
- * the 0-based indices taken, in order. */
-static const char RESERVE_SCRIPT[] =
-    "local want, k, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local live = {}\n"
-    "for w = 1, #KEYS do\n"
-    "  if w == 1 or redis.call('EXISTS', KEYS[w]) == 1 then live[#live + 1] = KEYS[w] end\n"
-    "end\n"
-    "local taken = {}\n"
-    "local n = (#ARGV - 3) / k\n"
-    "for i = 0, n - 1 do\n"
-    "  if #taken >= want then break end\n"
-    "  local at = 4 + i * k\n"
-    "  local seen = false\n"
-    "  for _, key in ipairs(live) do\n"
-    "    local all = true\n"
-    "    for h = 0, k - 1 do\n"
-    "      if redis.call('GETBIT', key, ARGV[at + h]) == 0 then all = false; break end\n"
-    "    end\n"
-    "    if all then seen = true; break end\n"
-    "  end\n"
-    "  if not seen then\n"
-    "    local set = {}\n"
-    "    for h = 0, k - 1 do\n"
-    "      set[#set + 1] = 'SET'; set[#set + 1] = 'u1'; set[#set + 1] = ARGV[at + h]\n"
-    "      set[#set + 1] = 1\n"
-    "    end\n"
-    "    redis.call('BITFIELD', KEYS[1], unpack(set))\n"
-    "    taken[#taken + 1] = i\n"
-    "  end\n"
-    "end\n"
-    "if #taken > 0 then redis.call('EXPIRE', KEYS[1], ttl) end\n"
-    "return taken\n";
+/* Reservation attempts (RecordExposure with reserve > 0) before giving up
+ * on a user whose exposure filters keep changing under it: each attempt that
+ * fails lost to another reservation that succeeded. */
+#define FILTER_RESERVE_ATTEMPTS 16
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -623,90 +587,202 @@ static int record_append(const cascade_filter *f, cascade_redis *redis, const ch
     return rc;
 }
 
-/* The EVAL of RESERVE_SCRIPT for req (see there), allocated from arena. */
-struct reserve_call {
-    const char **argv;
+/* A reservation works on the user's bitmaps of the last f->windows windows
+ * (keys[0] = the current one), read with WATCH so that the write commits only
+ * if none of them changed since: optimistic, but as atomic per user as one
+ * script, and Redis does none of the per-bit work (a Lua script doing it cost
+ * Redis ≈ 200 us a call, docs/load.md). */
+struct reservation {
+    char (*keys)[CASCADE_KEY_MAX];
+    const char **argv; /* scratch: a command over every key */
     size_t *argvlen;
-    int argc;
+    uint8_t *map; /* the current bitmap with this call's bits set */
+    size_t map_cap, map_len;
+    size_t *taken; /* indices into the request's items */
+    size_t n_taken;
 };
 
-static int reserve_build(const cascade_filter *f, cascade_arena *arena, int64_t window,
-                         const Cascade__V1__RecordExposureRequest *req, struct reserve_call *c)
+static int reservation_init(const cascade_filter *f, cascade_arena *arena, int64_t window,
+                            const Cascade__V1__RecordExposureRequest *req, struct reservation *rs)
 {
-    const struct cascade_bloom_params p = f->bloom;
-    size_t n_pos = req->n_item_ids * p.hashes;
-    size_t max = 3 + (size_t)f->windows + 3 + n_pos;
-    /* numkeys, want, k, ttl, then one decimal per position */
-    char(*nums)[24] = cascade_arena_calloc(arena, 4 + n_pos, sizeof *nums);
-    char(*keys)[CASCADE_KEY_MAX] = cascade_arena_calloc(arena, (size_t)f->windows, sizeof *keys);
-    uint64_t pos[FILTER_MAX_HASHES];
-    c->argv = cascade_arena_calloc(arena, max, sizeof *c->argv);
-    c->argvlen = cascade_arena_calloc(arena, max, sizeof *c->argvlen);
-    if (!nums || !keys || !c->argv || !c->argvlen)
+    size_t n = (size_t)f->windows;
+    rs->keys = cascade_arena_calloc(arena, n, sizeof *rs->keys);
+    rs->argv = cascade_arena_calloc(arena, n + 1, sizeof *rs->argv);
+    rs->argvlen = cascade_arena_calloc(arena, n + 1, sizeof *rs->argvlen);
+    rs->map_cap = (size_t)((f->bloom.bits + 7) / 8);
+    rs->map = cascade_arena_alloc(arena, rs->map_cap + 1);
+    rs->taken = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *rs->taken);
+    if (!rs->keys || !rs->argv || !rs->argvlen || !rs->map || !rs->taken)
         return CASCADE_ENOMEM;
-    c->argc = 0;
-#define PUT(s, len) (c->argv[c->argc] = (s), c->argvlen[c->argc++] = (len))
-    PUT("EVAL", 4);
-    PUT(RESERVE_SCRIPT, sizeof RESERVE_SCRIPT - 1);
-    snprintf(nums[0], sizeof nums[0], "%d", f->windows);
-    PUT(nums[0], strlen(nums[0]));
-    for (int w = 0; w < f->windows; w++) {
-        cascade_key_exposure(keys[w], f->ns, req->user_id, window - w);
-        PUT(keys[w], strlen(keys[w]));
+    for (size_t w = 0; w < n; w++) {
+        cascade_key_exposure(rs->keys[w], f->ns, req->user_id, window - (int64_t)w);
+        rs->argv[w + 1] = rs->keys[w];
+        rs->argvlen[w + 1] = strlen(rs->keys[w]);
     }
-    snprintf(nums[1], sizeof nums[1], "%u", req->reserve);
-    snprintf(nums[2], sizeof nums[2], "%u", p.hashes);
-    snprintf(nums[3], sizeof nums[3], "%lld", (long long)f->windows * (long long)f->window_seconds);
-    for (int a = 1; a <= 3; a++)
-        PUT(nums[a], strlen(nums[a]));
-    size_t at = 4;
-    for (size_t i = 0; i < req->n_item_ids; i++) {
-        cascade_bloom_positions(&p, req->item_ids[i], pos);
-        for (uint32_t h = 0; h < p.hashes; h++, at++) {
-            snprintf(nums[at], sizeof nums[at], "%llu", (unsigned long long)pos[h]);
-            PUT(nums[at], strlen(nums[at]));
-        }
-    }
-#undef PUT
     return 0;
 }
 
-/* Reserve up to req->reserve of req's items (RESERVE_SCRIPT) and list the
- * ones taken in resp->item_ids. */
-static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
-                          int64_t window, const Cascade__V1__RecordExposureRequest *req,
-                          Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
+/* Queue `command` key1 .. keyN over the user's window keys. */
+static int append_over_keys(const cascade_filter *f, cascade_redis *redis, struct reservation *rs,
+                            const char *command)
 {
-    struct reserve_call c;
-    redisReply *rep = NULL;
-    int rc = reserve_build(f, arena, window, req, &c);
-    resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
-    if (rc != 0 || !resp->item_ids) {
-        snprintf(err, errlen, "record exposure: out of request memory");
-        return CASCADE_ENOMEM;
+    rs->argv[0] = command;
+    rs->argvlen[0] = strlen(command);
+    return cascade_redis_append_argv(redis, f->windows + 1, rs->argv, rs->argvlen);
+}
+
+/* Pick the reservation from the bitmaps (MGET reply, current window first):
+ * walk the items in order, take one when no window has all of its bits set
+ * — the current window counting the bits of the items taken before it — and
+ * set its bits, until `want` are taken. map/map_len become the current bitmap
+ * as SETBIT of the taken bits would leave it (grown with zero bytes up to the
+ * highest byte touched). */
+static void reservation_pick(const cascade_filter *f, const redisReply *maps,
+                             const Cascade__V1__RecordExposureRequest *req, struct reservation *rs)
+{
+    const struct cascade_bloom_params *p = &f->bloom;
+    const redisReply *cur = maps->element[0];
+    uint64_t pos[FILTER_MAX_HASHES];
+    size_t cur_len = cur->type == REDIS_REPLY_STRING ? cur->len : 0;
+    memset(rs->map, 0, rs->map_cap);
+    if (cur_len)
+        memcpy(rs->map, cur->str, cur_len); /* map_cap >= cur_len (reserve_attempt) */
+    rs->map_len = cur_len;
+    rs->n_taken = 0;
+    for (size_t i = 0; i < req->n_item_ids && rs->n_taken < req->reserve; i++) {
+        uint64_t id = req->item_ids[i];
+        bool seen = cascade_bloom_test_bitmap(p, rs->map, rs->map_cap, id);
+        for (size_t w = 1; !seen && w < maps->elements; w++) {
+            const redisReply *b = maps->element[w];
+            seen = b->type == REDIS_REPLY_STRING &&
+                   cascade_bloom_test_bitmap(p, (const uint8_t *)b->str, b->len, id);
+        }
+        if (seen)
+            continue;
+        cascade_bloom_positions(p, id, pos);
+        for (uint32_t h = 0; h < p->hashes; h++) {
+            rs->map[pos[h] >> 3] |= (uint8_t)(0x80u >> (pos[h] & 7));
+            if ((pos[h] >> 3) + 1 > rs->map_len)
+                rs->map_len = (size_t)(pos[h] >> 3) + 1;
+        }
+        rs->taken[rs->n_taken++] = i;
     }
-    if ((rc = cascade_redis_command_argv(redis, &rep, c.argc, c.argv, c.argvlen)) != 0)
-        return redis_failure(redis, rc, "record exposure", err, errlen);
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > req->n_item_ids) {
-        snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
+}
+
+/* Read a WATCH / MULTI / SET acknowledgement. */
+static int expect_status(cascade_redis *redis, const char *what, char *err, size_t errlen)
+{
+    redisReply *rep = NULL;
+    int rc = read_replies(redis, 1, &rep, what, err, errlen);
+    if (rc == 0 && (!rep || rep->type != REDIS_REPLY_STATUS)) {
+        snprintf(err, errlen, "%s: redis %s: unexpected reply", what, cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* One attempt: UNWATCH (a connection may carry an earlier attempt's watch),
+ * WATCH and MGET the window keys; pick; then MULTI, SET of the current
+ * bitmap with EX ttl (the state SETBIT of each taken bit and EXPIRE would
+ * leave), EXEC. *committed is false when EXEC was aborted because a watched
+ * key changed (another reservation got there first): try again. */
+static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
+                           const Cascade__V1__RecordExposureRequest *req, struct reservation *rs,
+                           bool *committed, char *err, size_t errlen)
+{
+    const char *what = "record exposure";
+    redisReply *maps = NULL, *exec = NULL;
+    int rc;
+    *committed = false;
+    if ((rc = cascade_redis_append(redis, "UNWATCH")) != 0 ||
+        (rc = append_over_keys(f, redis, rs, "WATCH")) != 0 ||
+        (rc = append_over_keys(f, redis, rs, "MGET")) != 0)
+        return redis_failure(redis, rc, what, err, errlen);
+    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = read_replies(redis, 1, &maps, what, err, errlen)) != 0)
+        goto out;
+    if (!maps || maps->type != REDIS_REPLY_ARRAY || maps->elements != (size_t)f->windows) {
+        snprintf(err, errlen, "%s: redis %s: unexpected MGET reply", what,
                  cascade_redis_addr(redis));
         rc = CASCADE_EUNAVAILABLE;
         goto out;
     }
-    for (size_t j = 0; j < rep->elements; j++) {
-        const redisReply *e = rep->element[j];
-        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 ||
-            (unsigned long long)e->integer >= req->n_item_ids) {
-            snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
-                     cascade_redis_addr(redis));
-            rc = CASCADE_EUNAVAILABLE;
+    const redisReply *cur = maps->element[0];
+    if (cur->type == REDIS_REPLY_STRING && cur->len > rs->map_cap) {
+        /* Longer than this filter's size (written under another config):
+         * kept whole, as SETBIT would keep it. */
+        if (!(rs->map = cascade_arena_alloc(arena, cur->len))) {
+            snprintf(err, errlen, "%s: out of request memory", what);
+            rc = CASCADE_ENOMEM;
             goto out;
         }
-        resp->item_ids[resp->n_item_ids++] = req->item_ids[e->integer];
+        rs->map_cap = cur->len;
+    }
+    reservation_pick(f, maps, req, rs);
+    if (rs->n_taken == 0) {
+        *committed = true; /* nothing to write; the watch is dropped by the next UNWATCH */
+        goto out;
+    }
+    long long ttl = (long long)f->windows * (long long)f->window_seconds;
+    if ((rc = cascade_redis_append(redis, "MULTI")) != 0 ||
+        (rc = cascade_redis_append(redis, "SET %s %b EX %lld", rs->keys[0], rs->map,
+                                   rs->map_len, ttl)) != 0 ||
+        (rc = cascade_redis_append(redis, "EXEC")) != 0) {
+        rc = redis_failure(redis, rc, what, err, errlen);
+        goto out;
+    }
+    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = read_replies(redis, 1, &exec, what, err, errlen)) != 0)
+        goto out;
+    if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 1)
+        *committed = true;
+    else if (!exec || exec->type != REDIS_REPLY_NIL) {
+        snprintf(err, errlen, "%s: redis %s: unexpected EXEC reply", what,
+                 cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
     }
 out:
-    freeReplyObject(rep);
+    freeReplyObject(exec);
+    freeReplyObject(maps);
     return rc;
+}
+
+/* Reserve up to req->reserve of req's items and list the ones taken in
+ * resp->item_ids (see struct reservation). */
+static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
+                          int64_t window, int64_t deadline_ms,
+                          const Cascade__V1__RecordExposureRequest *req,
+                          Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
+{
+    struct reservation rs;
+    bool committed = false;
+    resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
+    if (!resp->item_ids || reservation_init(f, arena, window, req, &rs) != 0) {
+        snprintf(err, errlen, "record exposure: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    for (int attempt = 0; attempt < FILTER_RESERVE_ATTEMPTS && !committed; attempt++) {
+        if (attempt > 0 && past(deadline_ms)) {
+            snprintf(err, errlen, "record exposure: deadline exceeded");
+            return CASCADE_ETIMEDOUT;
+        }
+        int rc = reserve_attempt(f, redis, arena, req, &rs, &committed, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (!committed) {
+        snprintf(err, errlen,
+                 "record exposure: user %s's exposure filters changed during %d reservation "
+                 "attempts in a row",
+                 req->user_id, FILTER_RESERVE_ATTEMPTS);
+        return CASCADE_EUNAVAILABLE;
+    }
+    for (size_t j = 0; j < rs.n_taken; j++)
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[rs.taken[j]];
+    return 0;
 }
 
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
@@ -733,7 +809,8 @@ int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadl
         }
         int64_t window = current_window(f);
         if (req->reserve > 0) {
-            if ((rc = record_reserve(f, redis, arena, window, req, resp, err, errlen)) != 0)
+            if ((rc = record_reserve(f, redis, arena, window, deadline_ms, req, resp, err,
+                                     errlen)) != 0)
                 return rc;
         } else {
             cascade_key_exposure(key, f->ns, req->user_id, window);

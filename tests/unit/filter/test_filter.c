@@ -274,6 +274,166 @@ static void test_reserve_takes_first_unexposed(void **state)
     assert_int_equal(r->n_item_ids, 0);
 }
 
+/* The reservation as the per-bit commands make it, on user `uid`'s keys:
+ * EXISTS picks the older windows that hold something; an item is seen when
+ * some window (the current one always) has GETBIT 1 at each of its
+ * positions; an unseen item is taken and SETBIT at each position in the
+ * current window, until `want` are taken; EXPIRE ttl once something was.
+ * Returns how many were taken, their indices in taken[]. */
+static size_t reserve_by_commands(cascade_redis *c, const struct cascade_bloom_params *p,
+                                  const char *uid, int64_t window, int windows, long long ttl,
+                                  const uint64_t *ids, size_t n, uint32_t want, size_t *taken)
+{
+    char keys[8][CASCADE_KEY_MAX];
+    bool live[8];
+    uint64_t pos[64];
+    size_t n_taken = 0;
+    redisReply *rep = NULL;
+    assert_true(windows <= 8);
+    for (int w = 0; w < windows; w++) {
+        cascade_key_exposure(keys[w], NS, uid, window - w);
+        assert_int_equal(cascade_redis_command(c, &rep, "EXISTS %s", keys[w]), 0);
+        live[w] = w == 0 || rep->integer == 1;
+        freeReplyObject(rep);
+    }
+    for (size_t i = 0; i < n && n_taken < want; i++) {
+        bool seen = false;
+        cascade_bloom_positions(p, ids[i], pos);
+        for (int w = 0; w < windows && !seen; w++) {
+            bool all = live[w];
+            for (uint32_t h = 0; h < p->hashes && all; h++) {
+                assert_int_equal(cascade_redis_command(c, &rep, "GETBIT %s %llu", keys[w],
+                                                       (unsigned long long)pos[h]),
+                                 0);
+                all = rep->integer == 1;
+                freeReplyObject(rep);
+            }
+            seen = all;
+        }
+        if (seen)
+            continue;
+        for (uint32_t h = 0; h < p->hashes; h++) {
+            assert_int_equal(cascade_redis_command(c, &rep, "SETBIT %s %llu 1", keys[0],
+                                                   (unsigned long long)pos[h]),
+                             0);
+            freeReplyObject(rep);
+        }
+        taken[n_taken++] = i;
+    }
+    if (n_taken > 0) {
+        assert_int_equal(cascade_redis_command(c, &rep, "EXPIRE %s %lld", keys[0], ttl), 0);
+        freeReplyObject(rep);
+    }
+    return n_taken;
+}
+
+static void twin_command(cascade_redis *c, const char *fmt, const char *key_a, const char *key_b,
+                         const void *arg, size_t len)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(c, &rep, fmt, key_a, arg, len), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(c, &rep, fmt, key_b, arg, len), 0);
+    freeReplyObject(rep);
+}
+
+/* The reservation (WATCH, MGET, MULTI/SET/EXEC) against the per-bit commands
+ * on twin keys: 400 rounds, each from the same random state for two users —
+ * older windows absent, empty, short or full, with random bits; the current
+ * window absent, short or longer than the filter, with or without a TTL —
+ * and the same random offer (ids from a small range, so repeats and Bloom
+ * collisions are common) and count. The same items are taken, and every
+ * window of the two users is byte for byte the same afterwards, with the same
+ * TTL. A small filter (4 windows of ~100 bits) makes every case frequent. */
+static void test_reserve_matches_commands(void **state)
+{
+    struct fixture *f = *state;
+    cascade_filter *flt = make_filter(
+        f->redis.pool, "{\"filter\":{\"exposure\":{\"windows\":4,\"expected_items\":16,"
+                       "\"fp_rate\":0.05}}}");
+    const int windows = 4;
+    const long long ttl = 4LL * DAY;
+    struct cascade_bloom_params p = cascade_filter_bloom_params(flt);
+    cascade_redis *c = f->redis.conn;
+    char err[256] = "";
+    unsigned seed = 20261207;
+    test_clock_s = T0;
+    cascade_filter_set_clock(flt, test_clock);
+    int64_t window = cascade_filter_window(T0, DAY);
+    size_t rounds_taking = 0, rounds_seen = 0;
+    for (int round = 0; round < 400; round++) {
+        char a[CASCADE_KEY_MAX], b[CASCADE_KEY_MAX];
+        uint8_t bytes[64];
+        redisReply *rep = NULL;
+        for (int w = 0; w < windows; w++) {
+            cascade_key_exposure(a, NS, "twin-a", window - w);
+            cascade_key_exposure(b, NS, "twin-b", window - w);
+            twin_command(c, "DEL %s", a, b, NULL, 0);
+            int shape = rand_r(&seed) % 4; /* 0 absent, 1 empty, 2 short, 3 full or longer */
+            size_t len = shape == 1   ? 0
+                         : shape == 2 ? (size_t)(rand_r(&seed) % ((p.bits + 7) / 8))
+                                      : (p.bits + 7) / 8 + (size_t)(rand_r(&seed) % 3);
+            int density = rand_r(&seed) % 4; /* of 4: how many bits are set */
+            for (size_t i = 0; i < len && i < sizeof bytes; i++) {
+                bytes[i] = 0;
+                for (int bit = 0; bit < 8; bit++)
+                    if (rand_r(&seed) % 4 < density)
+                        bytes[i] |= (uint8_t)(1u << bit);
+            }
+            if (shape != 0)
+                twin_command(c, "SET %s %b", a, b, bytes, len);
+            if (shape != 0 && w == 0 && rand_r(&seed) % 2)
+                twin_command(c, "EXPIRE %s 1000", a, b, NULL, 0);
+        }
+        uint64_t ids[24];
+        size_t n = 1 + (size_t)(rand_r(&seed) % 24), want_taken[24];
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (uint64_t)(rand_r(&seed) % 40);
+        uint32_t want = 1 + (uint32_t)(rand_r(&seed) % n);
+        size_t n_want = reserve_by_commands(c, &p, "twin-b", window, windows, ttl, ids, n, want,
+                                            want_taken);
+        Cascade__V1__RecordExposureResponse *r =
+            reserve(flt, f->arena, "twin-a", ids, n, want, err, sizeof err);
+        if (!r)
+            fail_msg("round %d: reserve: %s", round, err);
+        assert_int_equal(r->n_item_ids, n_want);
+        for (size_t j = 0; j < n_want; j++)
+            assert_int_equal(r->item_ids[j], ids[want_taken[j]]);
+        rounds_taking += n_want > 0;
+        rounds_seen += n_want < want;
+        for (int w = 0; w < windows; w++) {
+            redisReply *ra = NULL, *rb = NULL;
+            cascade_key_exposure(a, NS, "twin-a", window - w);
+            cascade_key_exposure(b, NS, "twin-b", window - w);
+            assert_int_equal(cascade_redis_command(c, &ra, "GET %s", a), 0);
+            assert_int_equal(cascade_redis_command(c, &rb, "GET %s", b), 0);
+            assert_int_equal(ra->type, rb->type);
+            if (ra->type == REDIS_REPLY_STRING) {
+                assert_int_equal(ra->len, rb->len);
+                assert_memory_equal(ra->str, rb->str, ra->len);
+            }
+            freeReplyObject(ra);
+            freeReplyObject(rb);
+            long long ttl_a, ttl_b;
+            assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", a), 0);
+            ttl_a = rep->integer;
+            freeReplyObject(rep);
+            assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", b), 0);
+            ttl_b = rep->integer;
+            freeReplyObject(rep);
+            if (ttl_a < 0 || ttl_b < 0)
+                assert_int_equal(ttl_a, ttl_b);
+            else
+                assert_true(ttl_a - ttl_b <= 1 && ttl_b - ttl_a <= 1);
+        }
+        cascade_arena_reset(f->arena);
+    }
+    /* Both outcomes were exercised many times (399 and 90 rounds of 400). */
+    assert_true(rounds_taking > 100);
+    assert_true(rounds_seen > 50);
+    cascade_filter_destroy(flt);
+}
+
 #define RACERS 8
 #define RACE_CANDIDATES 200
 #define RACE_COUNT 20
@@ -707,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_client_time_picks_no_window),
         cmocka_unit_test(test_reserve_takes_first_unexposed),
         cmocka_unit_test(test_concurrent_reservations_disjoint),
+        cmocka_unit_test(test_reserve_matches_commands),
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
         cmocka_unit_test(test_item_records_only_when_authors_blocked),
