@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "idmap.h"
 #include "request.h"
 #include "store.h"
 
@@ -241,32 +242,21 @@ static void drop(struct verdict *v, size_t i, int why)
     v->counts[why]++;
 }
 
-struct id_pos {
-    uint64_t id;
-    size_t pos;
-};
-
-static int id_pos_cmp(const void *pa, const void *pb)
-{
-    const struct id_pos *a = pa, *b = pb;
-    if (a->id != b->id)
-        return a->id < b->id ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-/* Mark every repeat of an item id after its first occurrence. */
+/* Mark every repeat of an item id after its first occurrence (an id set, in
+ * request order). */
 static int mark_duplicates(struct verdict *v)
 {
     size_t n = v->req->n_candidates;
-    struct id_pos *ip = cascade_arena_calloc(v->arena, n + 1, sizeof *ip);
-    if (!ip)
+    cascade_idmap seen;
+    if (cascade_idmap_init(&seen, v->arena, n) != 0)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        ip[i] = (struct id_pos){v->req->candidates[i]->item_id, i};
-    qsort(ip, n, sizeof *ip, id_pos_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (ip[i].id == ip[i - 1].id)
-            drop(v, ip[i].pos, DROP_DUPLICATE);
+    for (size_t i = 0; i < n; i++) {
+        bool created = false;
+        if (!cascade_idmap_upsert(&seen, v->req->candidates[i]->item_id, &created))
+            return CASCADE_ENOMEM;
+        if (!created)
+            drop(v, i, DROP_DUPLICATE);
+    }
     return 0;
 }
 
@@ -289,7 +279,8 @@ static int append_smismember(cascade_redis *redis, const char *key, char (*nums)
     return cascade_redis_append_argv(redis, (int)(n + 2), argv, argvlen);
 }
 
-/* Candidates still standing: positions and decimal ids. */
+/* Candidates still standing: positions, and their decimal ids once a
+ * command needs them (standing_nums). */
 struct standing {
     size_t *pos;
     char (*nums)[24];
@@ -300,16 +291,26 @@ static int collect_standing(struct verdict *v, struct standing *s)
 {
     size_t n = v->req->n_candidates;
     s->n = 0;
+    s->nums = NULL;
     s->pos = cascade_arena_calloc(v->arena, n + 1, sizeof *s->pos);
-    s->nums = cascade_arena_calloc(v->arena, n + 1, sizeof *s->nums);
-    if (!s->pos || !s->nums)
+    if (!s->pos)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (!v->reason[i]) {
-            snprintf(s->nums[s->n], sizeof s->nums[0], "%llu",
-                     (unsigned long long)v->req->candidates[i]->item_id);
+        if (!v->reason[i])
             s->pos[s->n++] = i;
-        }
+    return 0;
+}
+
+/* The standing candidates' ids as decimal strings (formatted once). */
+static int standing_nums(struct verdict *v, struct standing *s)
+{
+    if (s->nums)
+        return 0;
+    if (!(s->nums = cascade_arena_calloc(v->arena, s->n + 1, sizeof *s->nums)))
+        return CASCADE_ENOMEM;
+    for (size_t j = 0; j < s->n; j++)
+        snprintf(s->nums[j], sizeof s->nums[0], "%llu",
+                 (unsigned long long)v->req->candidates[s->pos[j]]->item_id);
     return 0;
 }
 
@@ -348,50 +349,166 @@ static int apply_members(struct verdict *v, const struct standing *s, const redi
     return 0;
 }
 
-/* One round trip for everything a user's own keys say: GET the bitmaps of
- * the last f->windows windows, SMISMEMBER on the consumed and blocked-item
- * sets, SCARD of the blocked-author set (its size goes to *blocked_authors,
- * so the author check only runs for users who blocked someone). */
+/* A set member as an item id: only the canonical decimal form ("0", or no
+ * leading zero, at most UINT64_MAX) is one; SMISMEMBER compares the
+ * candidate's decimal id as a string, so "007" never matched item 7. */
+static bool member_id(const redisReply *m, uint64_t *id)
+{
+    uint64_t v = 0;
+    if (m->type != REDIS_REPLY_STRING || m->len == 0 || m->len > 20 ||
+        (m->len > 1 && m->str[0] == '0'))
+        return false;
+    for (size_t i = 0; i < m->len; i++) {
+        unsigned d = (unsigned)(m->str[i] - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *id = v;
+    return true;
+}
+
+/* Drop the standing candidates that are members of a whole set (an
+ * SRANDMEMBER reply shorter than its count: every member). */
+static int apply_whole_set(struct verdict *v, const struct standing *s, const redisReply *set,
+                           int why)
+{
+    cascade_idmap members;
+    uint64_t id;
+    if (set->elements == 0)
+        return 0;
+    if (cascade_idmap_init(&members, v->arena, set->elements) != 0)
+        return CASCADE_ENOMEM;
+    for (size_t m = 0; m < set->elements; m++) {
+        bool created;
+        if (member_id(set->element[m], &id) && !cascade_idmap_upsert(&members, id, &created))
+            return CASCADE_ENOMEM;
+    }
+    for (size_t j = 0; j < s->n; j++)
+        if (!v->reason[s->pos[j]] &&
+            cascade_idmap_find(&members, v->req->candidates[s->pos[j]]->item_id))
+            drop(v, s->pos[j], why);
+    return 0;
+}
+
+/* The consumed and blocked-item sets are read with SRANDMEMBER key n (n =
+ * the standing candidates), which answers the whole set when it has fewer
+ * than n members — the usual case, a few dozen consumed items against
+ * hundreds of candidates: Redis parses one count instead of n ids and the
+ * filter tests the members locally. A set of n members or more is asked
+ * SMISMEMBER over the candidates in a second round trip, as before. */
+struct user_set {
+    const char *key;
+    int why;
+    const char *what;
+    redisReply *sample;  /* the SRANDMEMBER reply */
+    redisReply *members; /* SMISMEMBER's, when the sample was not the whole set */
+};
+
+static bool whole_set(const struct user_set *u, size_t n)
+{
+    return u->sample->elements < n;
+}
+
+/* For the sets the sample did not cover, SMISMEMBER in one round trip. */
+static int ask_members(cascade_redis *redis, struct verdict *v, struct standing *s,
+                       struct user_set *sets, size_t n_sets, char *err, size_t errlen)
+{
+    size_t queued = 0;
+    int rc = 0;
+    for (size_t k = 0; k < n_sets; k++) {
+        if (whole_set(&sets[k], s->n))
+            continue;
+        if ((rc = standing_nums(v, s)) != 0)
+            return rc;
+        if ((rc = append_smismember(redis, sets[k].key, s->nums, s->n, v->arena)) != 0)
+            return redis_failure(redis, rc, "filter", err, errlen);
+        queued++;
+    }
+    for (size_t k = 0; k < n_sets && queued > 0; k++)
+        if (!whole_set(&sets[k], s->n)) {
+            queued--;
+            if ((rc = read_replies(redis, 1, &sets[k].members, sets[k].what, err, errlen)) != 0)
+                break;
+        }
+    if (queued > 0) /* keep the connection in step after a failed reply */
+        read_replies(redis, queued, NULL, "filter", err, errlen);
+    return rc;
+}
+
+/* One round trip for everything a user's own keys say (a second only for a
+ * set as large as the candidates): MGET of the bitmaps of the last
+ * f->windows windows, SRANDMEMBER of the consumed and blocked-item sets,
+ * SCARD of the blocked-author set (its size goes to *blocked_authors, so the
+ * author check only runs for users who blocked someone). A window key that
+ * holds another type reads as empty (MGET answers nil for it). */
 static int mark_user_sets(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
                           long long *blocked_authors, char *err, size_t errlen)
 {
     const Cascade__V1__UserContext *user = v->req->user;
     int64_t now_window = current_window(f);
-    size_t n_replies = (size_t)f->windows + 3;
-    redisReply **rep = cascade_arena_calloc(v->arena, n_replies, sizeof *rep);
-    char key[CASCADE_KEY_MAX], consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX];
+    size_t n_keys = (size_t)f->windows, n_sets = 2;
+    redisReply *rep[4] = {NULL, NULL, NULL, NULL};
+    char(*keys)[CASCADE_KEY_MAX] = cascade_arena_calloc(v->arena, n_keys, sizeof *keys);
+    const char **argv = cascade_arena_calloc(v->arena, n_keys + 1, sizeof *argv);
+    size_t *argvlen = cascade_arena_calloc(v->arena, n_keys + 1, sizeof *argvlen);
+    char consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX], authors[CASCADE_KEY_MAX];
+    struct user_set sets[2] = {{consumed, DROP_CONSUMED, "consumed set", NULL, NULL},
+                               {blocked, DROP_BLOCKED_ITEM, "blocked items", NULL, NULL}};
     struct standing s;
     int rc;
     *blocked_authors = 0;
-    if (!rep || collect_standing(v, &s) != 0)
+    if (!keys || !argv || !argvlen || collect_standing(v, &s) != 0)
         return CASCADE_ENOMEM;
     if (s.n == 0)
         return 0;
-    for (int w = 0; w < f->windows; w++) {
-        cascade_key_exposure(key, f->ns, user->user_id, now_window - w);
-        if ((rc = cascade_redis_append(redis, "GET %s", key)) != 0)
-            return redis_failure(redis, rc, "filter", err, errlen);
+    argv[0] = "MGET";
+    argvlen[0] = 4;
+    for (size_t w = 0; w < n_keys; w++) {
+        cascade_key_exposure(keys[w], f->ns, user->user_id, now_window - (int64_t)w);
+        argv[w + 1] = keys[w];
+        argvlen[w + 1] = strlen(keys[w]);
     }
     cascade_key_user_consumed(consumed, f->ns, user->user_id);
     cascade_key_user_blocked_items(blocked, f->ns, user->user_id);
-    if ((rc = append_smismember(redis, consumed, s.nums, s.n, v->arena)) != 0 ||
-        (rc = append_smismember(redis, blocked, s.nums, s.n, v->arena)) != 0 ||
-        (rc = cascade_redis_append(redis, "SCARD %s",
-                                   cascade_key_user_blocked_authors(key, f->ns, user->user_id))))
+    cascade_key_user_blocked_authors(authors, f->ns, user->user_id);
+    if ((rc = cascade_redis_append_argv(redis, (int)n_keys + 1, argv, argvlen)) != 0 ||
+        (rc = cascade_redis_append(redis, "SRANDMEMBER %s %llu", consumed,
+                                   (unsigned long long)s.n)) != 0 ||
+        (rc = cascade_redis_append(redis, "SRANDMEMBER %s %llu", blocked,
+                                   (unsigned long long)s.n)) != 0 ||
+        (rc = cascade_redis_append(redis, "SCARD %s", authors)) != 0)
         return redis_failure(redis, rc, "filter", err, errlen);
-    rc = read_replies(redis, n_replies, rep, "filter", err, errlen);
-    if (rc != 0)
+    if ((rc = read_replies(redis, 4, rep, "filter", err, errlen)) != 0)
         goto out;
-    apply_exposed(f, v, &s, rep);
-    if ((rc = apply_members(v, &s, rep[f->windows], DROP_CONSUMED, redis, "consumed set", err,
-                            errlen)) ||
-        (rc = apply_members(v, &s, rep[f->windows + 1], DROP_BLOCKED_ITEM, redis, "blocked items",
-                            err, errlen)))
+    if (!rep[0] || rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements != n_keys) {
+        snprintf(err, errlen, "filter: redis %s: unexpected MGET reply", cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
         goto out;
-    if (rep[f->windows + 2] && rep[f->windows + 2]->type == REDIS_REPLY_INTEGER)
-        *blocked_authors = rep[f->windows + 2]->integer;
+    }
+    for (size_t k = 0; k < n_sets; k++) {
+        sets[k].sample = rep[1 + k];
+        if (!sets[k].sample || sets[k].sample->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "%s: redis %s: unexpected SRANDMEMBER reply", sets[k].what,
+                     cascade_redis_addr(redis));
+            rc = CASCADE_EUNAVAILABLE;
+            goto out;
+        }
+    }
+    if ((rc = ask_members(redis, v, &s, sets, n_sets, err, errlen)) != 0)
+        goto out;
+    apply_exposed(f, v, &s, rep[0]->element);
+    for (size_t k = 0; k < n_sets && rc == 0; k++)
+        rc = whole_set(&sets[k], s.n) ? apply_whole_set(v, &s, sets[k].sample, sets[k].why)
+                                      : apply_members(v, &s, sets[k].members, sets[k].why, redis,
+                                                      sets[k].what, err, errlen);
+    if (rc == 0 && rep[3] && rep[3]->type == REDIS_REPLY_INTEGER)
+        *blocked_authors = rep[3]->integer;
 out:
-    for (size_t i = 0; i < n_replies; i++)
+    for (size_t k = 0; k < n_sets; k++)
+        if (sets[k].members)
+            freeReplyObject(sets[k].members);
+    for (size_t i = 0; i < 4; i++)
         if (rep[i])
             freeReplyObject(rep[i]);
     return rc;
@@ -448,6 +565,8 @@ static int mark_blocked_authors(const cascade_filter *f, cascade_redis *redis, s
         return rc;
     /* Ask about every standing candidate's author (repeats are cheap: a set
      * lookup each); unknown authors (0) are never members. */
+    if (standing_nums(v, &s) != 0)
+        return CASCADE_ENOMEM;
     for (size_t j = 0; j < s.n; j++)
         snprintf(s.nums[j], sizeof s.nums[0], "%llu", (unsigned long long)authors[j]);
     cascade_key_user_blocked_authors(key, f->ns, v->req->user->user_id);
@@ -727,8 +846,8 @@ static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascad
     }
     long long ttl = (long long)f->windows * (long long)f->window_seconds;
     if ((rc = cascade_redis_append(redis, "MULTI")) != 0 ||
-        (rc = cascade_redis_append(redis, "SET %s %b EX %lld", rs->keys[0], rs->map,
-                                   rs->map_len, ttl)) != 0 ||
+        (rc = cascade_redis_append(redis, "SET %s %b EX %lld", rs->keys[0], rs->map, rs->map_len,
+                                   ttl)) != 0 ||
         (rc = cascade_redis_append(redis, "EXEC")) != 0) {
         rc = redis_failure(redis, rc, what, err, errlen);
         goto out;

@@ -348,9 +348,9 @@ static void twin_command(cascade_redis *c, const char *fmt, const char *key_a, c
 static void test_reserve_matches_commands(void **state)
 {
     struct fixture *f = *state;
-    cascade_filter *flt = make_filter(
-        f->redis.pool, "{\"filter\":{\"exposure\":{\"windows\":4,\"expected_items\":16,"
-                       "\"fp_rate\":0.05}}}");
+    cascade_filter *flt =
+        make_filter(f->redis.pool, "{\"filter\":{\"exposure\":{\"windows\":4,\"expected_items\":16,"
+                                   "\"fp_rate\":0.05}}}");
     const int windows = 4;
     const long long ttl = 4LL * DAY;
     struct cascade_bloom_params p = cascade_filter_bloom_params(flt);
@@ -390,8 +390,8 @@ static void test_reserve_matches_commands(void **state)
         for (size_t i = 0; i < n; i++)
             ids[i] = (uint64_t)(rand_r(&seed) % 40);
         uint32_t want = 1 + (uint32_t)(rand_r(&seed) % n);
-        size_t n_want = reserve_by_commands(c, &p, "twin-b", window, windows, ttl, ids, n, want,
-                                            want_taken);
+        size_t n_want =
+            reserve_by_commands(c, &p, "twin-b", window, windows, ttl, ids, n, want, want_taken);
         Cascade__V1__RecordExposureResponse *r =
             reserve(flt, f->arena, "twin-a", ids, n, want, err, sizeof err);
         if (!r)
@@ -639,6 +639,120 @@ static void test_blocked_items_and_authors(void **state)
     assert_int_equal(resp->n_candidates, 6);
 }
 
+/* SMISMEMBER of key over ids[0..n), as 0/1 flags. */
+static void smismember_flags(cascade_redis *c, const char *key, const uint64_t *ids, size_t n,
+                             bool *member)
+{
+    const char *argv[66];
+    char nums[64][24];
+    size_t argvlen[66];
+    redisReply *rep = NULL;
+    argv[0] = "SMISMEMBER";
+    argv[1] = key;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[i], sizeof nums[i], "%llu", (unsigned long long)ids[i]);
+        argv[i + 2] = nums[i];
+    }
+    for (size_t i = 0; i < n + 2; i++)
+        argvlen[i] = strlen(argv[i]);
+    assert_int_equal(cascade_redis_command_argv(c, &rep, (int)n + 2, argv, argvlen), 0);
+    assert_int_equal(rep->elements, n);
+    for (size_t i = 0; i < n; i++)
+        member[i] = rep->element[i]->integer == 1;
+    freeReplyObject(rep);
+}
+
+/* The consumed and blocked-item sets (read whole with SRANDMEMBER when
+ * smaller than the candidates, else SMISMEMBER) against SMISMEMBER of every
+ * candidate, over 300 random rounds: sets from empty to twice the
+ * candidates, members that are candidates, other ids, and strings that are
+ * not an id in its decimal form ("07", "+7", "7 ", "-7", 21 digits) or hold
+ * one past UINT64_MAX; candidates with repeats. The survivors and every
+ * count are what the per-candidate commands say, and both read paths ran. */
+static void test_user_sets_match_smismember(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *c = f->redis.conn;
+    unsigned seed = 7;
+    long long smis = command_calls(f, "smismember"), small = 0;
+    for (int round = 0; round < 300; round++) {
+        char keys[2][CASCADE_KEY_MAX];
+        redisReply *rep = NULL;
+        uint64_t ids[64], standing[64];
+        size_t n = 1 + (size_t)(rand_r(&seed) % 40), n_standing = 0;
+        size_t set_size[2];
+        for (size_t i = 0; i < n; i++)
+            ids[i] = rand_r(&seed) % 5 == 0 ? UINT64_MAX - (uint64_t)(rand_r(&seed) % 3)
+                                            : (uint64_t)(rand_r(&seed) % 60);
+        cascade_key_user_consumed(keys[0], NS, "sets");
+        cascade_key_user_blocked_items(keys[1], NS, "sets");
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(cascade_redis_command(c, &rep, "DEL %s", keys[k]), 0);
+            freeReplyObject(rep);
+            set_size[k] = (size_t)(rand_r(&seed) % (2 * n + 1));
+            for (size_t m = 0; m < set_size[k]; m++) {
+                static const char *const odd[] = {"0%llu", "+%llu", "%llu ", "-%llu",
+                                                  "1%llu0000000000000000000"};
+                char member[64];
+                unsigned long long id = (unsigned long long)(rand_r(&seed) % 60);
+                int kind = rand_r(&seed) % 8;
+                if (kind < 5)
+                    snprintf(member, sizeof member, kind < 2 ? "%llu" : odd[kind - 2] + 0, id);
+                else if (kind == 5)
+                    snprintf(member, sizeof member, "%llu", (unsigned long long)UINT64_MAX);
+                else if (kind == 6)
+                    snprintf(member, sizeof member, "18446744073709551616"); /* UINT64_MAX + 1 */
+                else
+                    snprintf(member, sizeof member, odd[rand_r(&seed) % 5], id);
+                assert_int_equal(cascade_redis_command(c, &rep, "SADD %s %s", keys[k], member), 0);
+                freeReplyObject(rep);
+            }
+            assert_int_equal(cascade_redis_command(c, &rep, "SCARD %s", keys[k]), 0);
+            set_size[k] = (size_t)rep->integer;
+            freeReplyObject(rep);
+        }
+        /* Expected: first occurrences stand; consumed, then blocked items. */
+        enum { EXPOSED, CONSUMED, BLOCKED_ITEM, BLOCKED_AUTHOR, DUPLICATE, REASONS };
+        static const char *const reason[REASONS] = {"exposed", "consumed", "blocked_item",
+                                                    "blocked_author", "duplicate"};
+        uint32_t want[REASONS] = {0};
+        bool consumed[64], blocked[64];
+        for (size_t i = 0; i < n; i++) {
+            bool repeat = false;
+            for (size_t j = 0; j < i && !repeat; j++)
+                repeat = ids[j] == ids[i];
+            if (repeat)
+                want[DUPLICATE]++;
+            else
+                standing[n_standing++] = ids[i];
+        }
+        smismember_flags(c, keys[0], standing, n_standing, consumed);
+        smismember_flags(c, keys[1], standing, n_standing, blocked);
+        uint64_t kept[64];
+        size_t n_kept = 0;
+        for (size_t j = 0; j < n_standing; j++)
+            if (consumed[j])
+                want[CONSUMED]++;
+            else if (blocked[j])
+                want[BLOCKED_ITEM]++;
+            else
+                kept[n_kept++] = standing[j];
+        small += set_size[0] < n_standing && set_size[1] < n_standing;
+
+        Cascade__V1__FilterResponse *resp = filter(f, "sets", ids, n);
+        assert_int_equal(resp->n_candidates, n_kept);
+        for (size_t j = 0; j < n_kept; j++)
+            assert_int_equal(resp->candidates[j]->item_id, kept[j]);
+        for (int r = 0; r < REASONS; r++)
+            assert_int_equal(dropped(resp, reason[r]), want[r]);
+        cascade_arena_reset(f->arena);
+    }
+    /* Both read paths: whole sets, and SMISMEMBER for sets as large as the
+     * candidates (this test's own reference calls are 600 of the count). */
+    assert_true(small > 50);
+    assert_true(command_calls(f, "smismember") - smis > 600 + 50);
+}
+
 /* Item records are read only for users who blocked some author. */
 static void test_item_records_only_when_authors_blocked(void **state)
 {
@@ -650,11 +764,12 @@ static void test_item_records_only_when_authors_blocked(void **state)
     long long mget = command_calls(f, "mget");
     Cascade__V1__FilterResponse *resp = filter(f, "ivan", ids, 3);
     assert_int_equal(resp->n_candidates, 3);
-    assert_int_equal(command_calls(f, "mget"), mget); /* common path: no MGET */
+    /* Common path: one MGET (the exposure windows), none for item records. */
+    assert_int_equal(command_calls(f, "mget"), mget + 1);
 
     sadd(f, cascade_key_user_blocked_authors(key, NS, "ivan"), "4");
     resp = filter(f, "ivan", ids, 3);
-    assert_int_equal(command_calls(f, "mget"), mget + 1);
+    assert_int_equal(command_calls(f, "mget"), mget + 3); /* windows twice, item records once */
     assert_int_equal(resp->n_candidates, 2);
     assert_int_equal(resp->candidates[0]->item_id, 31);
     assert_int_equal(resp->candidates[1]->item_id, 33);
@@ -871,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
         cmocka_unit_test(test_item_records_only_when_authors_blocked),
+        cmocka_unit_test(test_user_sets_match_smismember),
         cmocka_unit_test(test_false_positive_rate_at_capacity),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_bad_config),
