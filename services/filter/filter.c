@@ -215,6 +215,30 @@ static int read_replies(cascade_redis *redis, size_t n, redisReply **replies, co
 
 /* ------------------------------------------------------------------ Filter */
 
+/* The packed form (item_ids, author_ids) replaces candidates: not both, at
+ * most max_candidates ids, and no author ids or one per item id. */
+static int check_columns(const cascade_filter *f, const Cascade__V1__FilterRequest *req, char *err,
+                         size_t errlen)
+{
+    if (req->n_item_ids == 0 && req->n_author_ids == 0)
+        return 0;
+    if (req->n_candidates > 0) {
+        snprintf(err, errlen, "candidates and item_ids are exclusive: send one or the other");
+        return CASCADE_EINVAL;
+    }
+    if (req->n_item_ids > f->max_candidates) {
+        snprintf(err, errlen, "%zu item_ids exceed the limit of %zu", req->n_item_ids,
+                 f->max_candidates);
+        return CASCADE_ETOOBIG;
+    }
+    if (req->n_author_ids != 0 && req->n_author_ids != req->n_item_ids) {
+        snprintf(err, errlen, "author_ids: %zu entries for %zu item_ids (0 or one per item id)",
+                 req->n_author_ids, req->n_item_ids);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterRequest *req,
                            char *err, size_t errlen)
 {
@@ -223,18 +247,51 @@ static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterReq
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, f->max_candidates,
                                               err, errlen);
     if (rc == 0)
+        rc = check_columns(f, req, err, errlen);
+    if (rc == 0)
         rc = cascade_request_check_experiments(req->experiments, err, errlen);
     return rc;
 }
 
-/* What one Filter call works on: reason[i] = 0 keeps candidate i, otherwise
- * 1 + its drop reason; counts[r] is the number dropped for reason r. */
+/* What one Filter call works on: the n candidates' item ids and authors (0 =
+ * unknown), from the packed columns or from the candidates; reason[i] = 0
+ * keeps candidate i, otherwise 1 + its drop reason; counts[r] is the number
+ * dropped for reason r. */
 struct verdict {
     const Cascade__V1__FilterRequest *req;
     cascade_arena *arena;
+    size_t n;
+    const uint64_t *ids;
+    const uint64_t *authors; /* NULL: none sent */
+    bool columns;            /* the request came as item_ids */
     uint8_t *reason;
     uint32_t counts[DROP_REASONS];
 };
+
+/* Point v at the request's ids and authors: the packed columns as they
+ * are, or copied out of the candidates. */
+static int verdict_columns(struct verdict *v)
+{
+    const Cascade__V1__FilterRequest *req = v->req;
+    if ((v->columns = req->n_item_ids > 0)) {
+        v->n = req->n_item_ids;
+        v->ids = req->item_ids;
+        v->authors = req->n_author_ids ? req->author_ids : NULL;
+        return 0;
+    }
+    uint64_t *ids = cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *ids);
+    uint64_t *authors = cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *authors);
+    if (!ids || !authors)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        ids[i] = req->candidates[i]->item_id;
+        authors[i] = req->candidates[i]->attrs ? req->candidates[i]->attrs->author_id : 0;
+    }
+    v->n = req->n_candidates;
+    v->ids = ids;
+    v->authors = authors;
+    return 0;
+}
 
 static void drop(struct verdict *v, size_t i, int why)
 {
@@ -246,13 +303,13 @@ static void drop(struct verdict *v, size_t i, int why)
  * request order). */
 static int mark_duplicates(struct verdict *v)
 {
-    size_t n = v->req->n_candidates;
+    size_t n = v->n;
     cascade_idmap seen;
     if (cascade_idmap_init(&seen, v->arena, n) != 0)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         bool created = false;
-        if (!cascade_idmap_upsert(&seen, v->req->candidates[i]->item_id, &created))
+        if (!cascade_idmap_upsert(&seen, v->ids[i], &created))
             return CASCADE_ENOMEM;
         if (!created)
             drop(v, i, DROP_DUPLICATE);
@@ -289,7 +346,7 @@ struct standing {
 
 static int collect_standing(struct verdict *v, struct standing *s)
 {
-    size_t n = v->req->n_candidates;
+    size_t n = v->n;
     s->n = 0;
     s->nums = NULL;
     s->pos = cascade_arena_calloc(v->arena, n + 1, sizeof *s->pos);
@@ -309,8 +366,7 @@ static int standing_nums(struct verdict *v, struct standing *s)
     if (!(s->nums = cascade_arena_calloc(v->arena, s->n + 1, sizeof *s->nums)))
         return CASCADE_ENOMEM;
     for (size_t j = 0; j < s->n; j++)
-        snprintf(s->nums[j], sizeof s->nums[0], "%llu",
-                 (unsigned long long)v->req->candidates[s->pos[j]]->item_id);
+        snprintf(s->nums[j], sizeof s->nums[0], "%llu", (unsigned long long)v->ids[s->pos[j]]);
     return 0;
 }
 
@@ -324,8 +380,7 @@ static void apply_exposed(const cascade_filter *f, struct verdict *v, const stru
             const redisReply *b = bitmaps[w];
             if (!b || b->type != REDIS_REPLY_STRING)
                 continue;
-            if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len,
-                                          v->req->candidates[i]->item_id)) {
+            if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len, v->ids[i])) {
                 drop(v, i, DROP_EXPOSED);
                 break;
             }
@@ -385,8 +440,7 @@ static int apply_whole_set(struct verdict *v, const struct standing *s, const re
             return CASCADE_ENOMEM;
     }
     for (size_t j = 0; j < s->n; j++)
-        if (!v->reason[s->pos[j]] &&
-            cascade_idmap_find(&members, v->req->candidates[s->pos[j]]->item_id))
+        if (!v->reason[s->pos[j]] && cascade_idmap_find(&members, v->ids[s->pos[j]]))
             drop(v, s->pos[j], why);
     return 0;
 }
@@ -514,8 +568,9 @@ out:
     return rc;
 }
 
-/* The author of each standing candidate: from its attrs when the caller sent
- * them, else from its item record (one MGET for those only); 0 = unknown. */
+/* The author of each standing candidate: from its attrs or author_ids when
+ * the caller sent them, else from its item record (one MGET for those only);
+ * 0 = unknown. */
 static int standing_authors(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
                             const struct standing *s, uint64_t *authors, char *err, size_t errlen)
 {
@@ -525,10 +580,9 @@ static int standing_authors(const cascade_filter *f, cascade_redis *redis, struc
     if (!ids || !at)
         return CASCADE_ENOMEM;
     for (size_t j = 0; j < s->n; j++) {
-        const Cascade__V1__Candidate *c = v->req->candidates[s->pos[j]];
-        authors[j] = c->attrs ? c->attrs->author_id : 0;
+        authors[j] = v->authors ? v->authors[s->pos[j]] : 0;
         if (authors[j] == 0) {
-            ids[m] = c->item_id;
+            ids[m] = v->ids[s->pos[j]];
             at[m++] = j;
         }
     }
@@ -587,19 +641,20 @@ static int filter_response(const struct verdict *v, Cascade__V1__FilterResponse 
         return CASCADE_ENOMEM;
     cascade__v1__filter_response__init(resp);
     resp->dropped = cascade_arena_calloc(v->arena, DROP_REASONS, sizeof *resp->dropped);
-    if (req->ids_only) /* ids are packed as one field; candidates one message each */
-        resp->kept_ids =
-            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->kept_ids);
+    /* ids are packed as one field; candidates one message each (a request
+     * in columns has no candidates to send back). */
+    bool ids_only = req->ids_only || v->columns;
+    if (ids_only)
+        resp->kept_ids = cascade_arena_calloc(v->arena, v->n + 1, sizeof *resp->kept_ids);
     else
-        resp->candidates =
-            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->candidates);
+        resp->candidates = cascade_arena_calloc(v->arena, v->n + 1, sizeof *resp->candidates);
     if ((!resp->candidates && !resp->kept_ids) || !resp->dropped)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < req->n_candidates; i++)
+    for (size_t i = 0; i < v->n; i++)
         if (v->reason[i])
             continue;
-        else if (req->ids_only)
-            resp->kept_ids[resp->n_kept_ids++] = req->candidates[i]->item_id;
+        else if (ids_only)
+            resp->kept_ids[resp->n_kept_ids++] = v->ids[i];
         else
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     for (int r = 0; r < DROP_REASONS; r++) {
@@ -633,10 +688,12 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
         return rc;
     cascade_redis *redis = cascade_redis_pool_get(f->redis);
     cascade_redis_set_deadline(redis, deadline_ms);
-    v.reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
-    if (!redis || !v.reason || mark_duplicates(&v) != 0)
+    if (!redis || verdict_columns(&v) != 0)
         goto nomem;
-    if (req->n_candidates > 0) {
+    v.reason = cascade_arena_calloc(arena, v.n + 1, 1);
+    if (!v.reason || mark_duplicates(&v) != 0)
+        goto nomem;
+    if (v.n > 0) {
         if ((rc = mark_user_sets(f, redis, &v, &blocked_authors, err, errlen)) != 0)
             goto fail;
         if (past(deadline_ms))

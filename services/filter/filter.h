@@ -32,14 +32,16 @@ cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_p
 /* NULL is a no-op. */
 void cascade_filter_destroy(cascade_filter *f);
 
-/* Filter req's candidates: survivors keep their order (the Candidate
- * pointers of the request are reused), and `dropped` always lists the
+/* Filter req's candidates — the Candidate messages, or the packed columns
+ * item_ids (+ author_ids), not both: survivors keep their order (the
+ * Candidate pointers of the request are reused; with ids_only or columns
+ * they come back as kept_ids), and `dropped` always lists the
  * reasons "exposed", "consumed", "blocked_item", "blocked_author",
  * "duplicate" in that order (counts may be 0); each dropped candidate counts
  * under one reason: a repeat is a duplicate, otherwise the first of exposed,
  * consumed, blocked_item, blocked_author that applies. Item records are read
  * (for authors) only when the user has blocked authors and only for
- * candidates whose attrs carry no author. Allocates from arena. Returns 0 or
+ * candidates whose attrs (or author_ids) carry no author. Allocates from arena. Returns 0 or
  * EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. */
 int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                        const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,

@@ -639,6 +639,94 @@ static void test_blocked_items_and_authors(void **state)
     assert_int_equal(resp->n_candidates, 6);
 }
 
+/* The request in packed columns (item_ids, author_ids) is filtered as the
+ * same candidates sent as messages: every reason (an exposure, consumed,
+ * a blocked item, blocked authors from author_ids / attrs or from item
+ * records, a repeat) with the same survivors, in kept_ids, and the same
+ * counts; with author_ids left out, as candidates without attrs. Mixed or
+ * malformed columns are refused. */
+static void test_columns_match_candidates(void **state)
+{
+    struct fixture *f = *state;
+    char key[CASCADE_KEY_MAX], err[256] = "";
+    sadd(f, cascade_key_user_blocked_items(key, NS, "cols"), "41");
+    sadd(f, cascade_key_user_blocked_authors(key, NS, "cols"), "7 9");
+    sadd(f, cascade_key_user_consumed(key, NS, "cols"), "46");
+    put_item(f, 42, 7);
+    put_item(f, 43, 8);
+    put_item(f, 46, 9);
+    record(f, "cols", (const uint64_t[]){47}, 1, 0);
+    /* 44: author 7 by attrs only; 48: author 9 by attrs over a record saying 8. */
+    put_item(f, 48, 8);
+    const uint64_t ids[] = {41, 42, 43, 44, 45, 46, 47, 42, 48, 49};
+    const size_t n = sizeof ids / sizeof ids[0];
+    const uint64_t authors[] = {0, 0, 0, 7, 0, 0, 0, 0, 9, 0};
+    for (int with_authors = 0; with_authors < 2; with_authors++) {
+        Cascade__V1__FilterRequest *req = filter_request(f->arena, "cols", ids, n);
+        Cascade__V1__ItemAttributes attrs[10];
+        for (size_t i = 0; with_authors && i < n; i++)
+            if (authors[i]) {
+                cascade__v1__item_attributes__init(&attrs[i]);
+                attrs[i].author_id = authors[i];
+                req->candidates[i]->attrs = &attrs[i];
+            }
+        Cascade__V1__FilterResponse *by_msg = NULL, *by_col = NULL;
+        assert_int_equal(
+            cascade_filter_run(f->filter, f->arena, INT64_MAX, req, &by_msg, err, sizeof err), 0);
+        Cascade__V1__FilterRequest *cols = filter_request(f->arena, "cols", ids, 0);
+        cols->n_item_ids = n;
+        cols->item_ids = (uint64_t *)ids;
+        if (with_authors) {
+            cols->n_author_ids = n;
+            cols->author_ids = (uint64_t *)authors;
+        }
+        assert_int_equal(
+            cascade_filter_run(f->filter, f->arena, INT64_MAX, cols, &by_col, err, sizeof err), 0);
+        assert_int_equal(by_col->n_candidates, 0);
+        assert_int_equal(by_col->n_kept_ids, by_msg->n_candidates);
+        for (size_t i = 0; i < by_col->n_kept_ids; i++)
+            assert_int_equal(by_col->kept_ids[i], by_msg->candidates[i]->item_id);
+        for (size_t r = 0; r < by_msg->n_dropped; r++)
+            assert_int_equal(dropped(by_col, by_msg->dropped[r]->reason),
+                             by_msg->dropped[r]->count);
+        /* What the messages say, worked out: 41 blocked item, 42 author 7
+         * (record), 46 consumed, 47 exposed, the second 42 a repeat; with
+         * attrs also 44 (author 7) and 48 (author 9). */
+        const uint64_t kept_plain[] = {43, 44, 45, 48, 49}, kept_attrs[] = {43, 45, 49};
+        const uint64_t *kept = with_authors ? kept_attrs : kept_plain;
+        assert_int_equal(by_col->n_kept_ids, with_authors ? 3 : 5);
+        for (size_t i = 0; i < by_col->n_kept_ids; i++)
+            assert_int_equal(by_col->kept_ids[i], kept[i]);
+        assert_int_equal(dropped(by_col, "blocked_author"), with_authors ? 3 : 1);
+        assert_int_equal(dropped(by_col, "duplicate"), 1);
+    }
+    /* Both forms at once, author_ids of another length, too many ids. */
+    Cascade__V1__FilterResponse *resp = NULL;
+    Cascade__V1__FilterRequest *bad = filter_request(f->arena, "cols", ids, 2);
+    bad->n_item_ids = 2;
+    bad->item_ids = (uint64_t *)ids;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "exclusive"));
+    bad = filter_request(f->arena, "cols", ids, 0);
+    bad->n_item_ids = 3;
+    bad->item_ids = (uint64_t *)ids;
+    bad->n_author_ids = 2;
+    bad->author_ids = (uint64_t *)authors;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "author_ids: 2 entries for 3 item_ids"));
+    bad->n_author_ids = 0;
+    bad->n_item_ids = 20001;
+    bad->item_ids = cascade_arena_calloc(f->arena, 20001, sizeof *bad->item_ids);
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_ETOOBIG);
+    cascade_arena_reset(f->arena);
+}
+
 /* SMISMEMBER of key over ids[0..n), as 0/1 flags. */
 static void smismember_flags(cascade_redis *c, const char *key, const uint64_t *ids, size_t n,
                              bool *member)
@@ -985,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_reserve_matches_commands),
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
+        cmocka_unit_test(test_columns_match_candidates),
         cmocka_unit_test(test_item_records_only_when_authors_blocked),
         cmocka_unit_test(test_user_sets_match_smismember),
         cmocka_unit_test(test_false_positive_rate_at_capacity),
