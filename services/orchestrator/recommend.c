@@ -380,6 +380,20 @@ static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *s
     return NULL;
 }
 
+/* Report a stage whose answer was not used (the candidates stay as they
+ * were), degrading the response. */
+static void report_skipped(struct cascade_orch_rq *rq, const char *stage, int64_t lat, int status,
+                           const char *message)
+{
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = stage,
+                                                            .latency_us = lat,
+                                                            .items_in = rq->n,
+                                                            .items_out = rq->n,
+                                                            .status = status,
+                                                            .message = message,
+                                                            .degraded = true});
+}
+
 /* Compact calls: the filter gets the candidates as packed columns
  * (FilterRequest.item_ids, and author_ids when any candidate has an author)
  * instead of one message each. False when out of memory. */
@@ -432,17 +446,10 @@ static void run_filter(struct cascade_orch_rq *rq)
         rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter",
         &req.base, &cascade__v1__filter_response__descriptor, consequence, &lat);
     if (resp && columns && !filter_accounted(resp, rq->n)) {
-        cascade_orch__report(
-            rq, &(struct cascade_orch_outcome){
-                    .stage = "filter",
-                    .latency_us = lat,
-                    .items_in = rq->n,
-                    .items_out = rq->n,
-                    .status = GRPC_STATUS_INTERNAL,
-                    .message = "the filter did not account for every candidate (older than "
-                               "FilterRequest.item_ids? set orchestrator.compact_stage_calls "
-                               "false) (skipped: items already shown may repeat)",
-                    .degraded = true});
+        report_skipped(rq, "filter", lat, GRPC_STATUS_INTERNAL,
+                       "the filter did not account for every candidate (older than "
+                       "FilterRequest.item_ids? set orchestrator.compact_stage_calls false) "
+                       "(skipped: items already shown may repeat)");
         resp = NULL;
     }
     /* An ids-only answer lists the survivors in kept_ids; a filter that does
@@ -560,15 +567,9 @@ static void run_rank(struct cascade_orch_rq *rq)
                                            : NULL;
     if (ranked && slim && !take_rank_scores(rq, resp->candidates, ranked, resp->n_candidates)) {
         ranked = NULL;
-        cascade_orch__report(rq, &(struct cascade_orch_outcome){
-                                     .stage = "rank",
-                                     .latency_us = lat,
-                                     .items_in = rq->n,
-                                     .items_out = rq->n,
-                                     .status = GRPC_STATUS_RESOURCE_EXHAUSTED,
-                                     .message = "out of memory taking the rank stage's answer "
-                                                "(skipped: pre-rank order kept)",
-                                     .degraded = true});
+        report_skipped(rq, "rank", lat, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory taking the rank stage's answer (skipped: pre-rank order "
+                       "kept)");
     }
     if (ranked == NULL) {
         truncate_to(rq, keep);

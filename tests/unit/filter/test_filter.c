@@ -597,24 +597,31 @@ static double drop_metric(struct fixture *f, const char *reason)
     return cascade_metric_value(cascade_metric_get(fam, (const char *const[]){reason}));
 }
 
+/* A user who blocked item `blocked`, authors 7 and 9, and consumed
+ * `consumed`; items[0..3) get records by authors 7, 8 and 9. */
+static void seed_blocking_user(struct fixture *f, const char *uid, const char *blocked,
+                               const char *consumed, const uint64_t items[3])
+{
+    char key[CASCADE_KEY_MAX];
+    sadd(f, cascade_key_user_blocked_items(key, NS, uid), blocked);
+    sadd(f, cascade_key_user_blocked_authors(key, NS, uid), "7 9");
+    sadd(f, cascade_key_user_consumed(key, NS, uid), consumed);
+    for (int i = 0; i < 3; i++)
+        put_item(f, items[i], (uint64_t)(7 + i));
+}
+
 /* Blocked items and blocked authors (author from the item record, or from the
  * candidate's attrs when it has them), counted per reason in the response and
  * in cascade_filter_dropped_total. */
 static void test_blocked_items_and_authors(void **state)
 {
     struct fixture *f = *state;
-    char key[CASCADE_KEY_MAX];
     double before_item = drop_metric(f, "blocked_item");
     double before_author = drop_metric(f, "blocked_author");
     /* 21 blocked itself; 22 by author 7 (record); 23 by author 8 is fine; 24
      * has no record but attrs naming author 7; 25 has neither (kept); 26 is
      * by author 9, also blocked, and consumed (counted once, as consumed). */
-    sadd(f, cascade_key_user_blocked_items(key, NS, "gina"), "21");
-    sadd(f, cascade_key_user_blocked_authors(key, NS, "gina"), "7 9");
-    sadd(f, cascade_key_user_consumed(key, NS, "gina"), "26");
-    put_item(f, 22, 7);
-    put_item(f, 23, 8);
-    put_item(f, 26, 9);
+    seed_blocking_user(f, "gina", "21", "26", (const uint64_t[]){22, 23, 26});
     const uint64_t ids[] = {21, 22, 23, 24, 25, 26};
     Cascade__V1__FilterRequest *req = filter_request(f->arena, "gina", ids, 6);
     Cascade__V1__ItemAttributes attrs = CASCADE__V1__ITEM_ATTRIBUTES__INIT;
@@ -648,13 +655,8 @@ static void test_blocked_items_and_authors(void **state)
 static void test_columns_match_candidates(void **state)
 {
     struct fixture *f = *state;
-    char key[CASCADE_KEY_MAX], err[256] = "";
-    sadd(f, cascade_key_user_blocked_items(key, NS, "cols"), "41");
-    sadd(f, cascade_key_user_blocked_authors(key, NS, "cols"), "7 9");
-    sadd(f, cascade_key_user_consumed(key, NS, "cols"), "46");
-    put_item(f, 42, 7);
-    put_item(f, 43, 8);
-    put_item(f, 46, 9);
+    char err[256] = "";
+    seed_blocking_user(f, "cols", "41", "46", (const uint64_t[]){42, 43, 46});
     record(f, "cols", (const uint64_t[]){47}, 1, 0);
     /* 44: author 7 by attrs only; 48: author 9 by attrs over a record saying 8. */
     put_item(f, 48, 8);
