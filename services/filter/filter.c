@@ -1,8 +1,9 @@
-/* Filter stage: exposure Bloom filters (read: pipelined GET of the last
- * `windows` bitmaps and a local bit test; write: pipelined SETBIT), the
- * consumed and blocked-item sets (SMISMEMBER in the same pipeline), blocked
- * authors (only for users who have some), duplicate removal, and a drop
- * counter per reason. */
+/* Filter stage: exposure Bloom filters (read: one MGET of the last
+ * `windows` bitmaps and a local bit test; write: pipelined SETBIT, or a
+ * reservation under WATCH), the consumed and blocked-item sets (SRANDMEMBER
+ * in the same pipeline, SMISMEMBER when a set is as large as the
+ * candidates), blocked authors (only for users who have some), duplicate
+ * removal, and a drop counter per reason. */
 #include "filter.h"
 
 #include <stdio.h>

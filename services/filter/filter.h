@@ -50,10 +50,13 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
 /* Record req's items as exposed in the current window of the server's clock
  * (req->time_s is ignored): with req->reserve == 0, SETBIT of each item's
  * Bloom positions, EXPIRE windows × window_seconds; with req->reserve = N > 0,
- * one Lua script, atomic per user, takes the first N items in order that no
- * window of the user's filters holds and records only those. (*out)->item_ids
- * lists the items recorded, in request order. Returns 0 or EINVAL / ETOOBIG /
- * EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. Thread-safe. */
+ * a reservation, atomic per user (the windows read under WATCH, the current
+ * one written in MULTI/EXEC, retried when another reservation changed them
+ * in between), takes the first N items in order that no window of the
+ * user's filters holds and records only those. (*out)->item_ids lists the
+ * items recorded, in request order. Returns 0 or EINVAL / ETOOBIG /
+ * EUNAVAILABLE (also after 16 attempts lost to other reservations) /
+ * ETIMEDOUT / ENOMEM with a message in err. Thread-safe. */
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                           const Cascade__V1__RecordExposureRequest *req,
                           Cascade__V1__RecordExposureResponse **out, char *err, size_t errlen);
