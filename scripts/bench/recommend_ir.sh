@@ -9,7 +9,11 @@
 # calls, zeroes the counters, sends --requests more (closed loop, one client,
 # users drawn with a fixed seed, so runs compare), dumps, and prints the
 # instructions per call of each process and their sum. Degraded answers are
-# counted: they must be 0 for the figures to mean the full path.
+# counted: they must be 0 for the figures to mean the full path. Also printed:
+# Redis commands per Recommend and the server's time for them by command
+# (INFO commandstats), and Redis round trips and bytes per Recommend per
+# process (from `ss -ti`: data segments and bytes each connection to
+# redis-server sent and received; in both modes).
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
