@@ -91,25 +91,57 @@ int cascade_gbdt__batch_build(cascade_gbdt *m)
     return 0;
 }
 
-/* Rows [0, cnt) of X (cnt <= LANES) column-major into xt, each column
- * followed by its negation's (column nf + f); lanes past cnt are zero.
- * start[lane] = what the row's sum starts from. */
-static void block_columns(const cascade_gbdt *m, const float *X, size_t cnt, float *xt,
-                          double *start)
+/* In place: r[k] becomes column k of the 8×8 block whose row j was r[j]. */
+__attribute__((target("avx2"))) static inline void transpose8(__m256 r[LANES])
 {
-    size_t nf = m->n_features;
-    if (cnt < LANES)
-        memset(xt, 0, 2 * nf * LANES * sizeof *xt);
-    for (size_t lane = 0; lane < LANES; lane++)
-        start[lane] = 0;
-    for (size_t lane = 0; lane < cnt; lane++) {
-        const float *x = X + lane * nf;
-        for (size_t f = 0; f < nf; f++) {
-            xt[f * LANES + lane] = x[f];
-            xt[(nf + f) * LANES + lane] = -x[f];
-        }
-        start[lane] = cascade_gbdt__row_start(m, x);
+    __m256 t[LANES], u[LANES];
+    for (int k = 0; k < LANES; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
     }
+    for (int k = 0; k < LANES; k += 4) {
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+    }
+}
+
+/* Rows [0, cnt) of X (cnt <= LANES) column-major into xt, each column
+ * followed by its negation's (column nf + f; the sign flipped, as -x);
+ * lanes past cnt read a row of zeros. start[lane] = what the row's sum
+ * starts from. Eight features at a time by an 8×8 transpose, the rest
+ * one by one. */
+__attribute__((target("avx2"))) static void block_columns(const cascade_gbdt *m, const float *X,
+                                                          size_t cnt, float *xt, double *start)
+{
+    static const float zeros[GBDT_WALK_MAX_FEATURES];
+    size_t nf = m->n_features, f = 0;
+    const float *row[LANES];
+    for (size_t lane = 0; lane < LANES; lane++) {
+        row[lane] = lane < cnt ? X + lane * nf : zeros;
+        start[lane] = lane < cnt ? cascade_gbdt__row_start(m, row[lane]) : 0;
+    }
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (; f + LANES <= nf; f += LANES) {
+        __m256 r[LANES];
+        for (int k = 0; k < LANES; k++)
+            r[k] = _mm256_loadu_ps(row[k] + f);
+        transpose8(r);
+        for (int k = 0; k < LANES; k++) {
+            _mm256_store_ps(xt + (f + (size_t)k) * LANES, r[k]);
+            _mm256_store_ps(xt + (nf + f + (size_t)k) * LANES, _mm256_xor_ps(r[k], sign));
+        }
+    }
+    for (; f < nf; f++)
+        for (size_t lane = 0; lane < LANES; lane++) {
+            xt[f * LANES + lane] = row[lane][f];
+            xt[(nf + f) * LANES + lane] = -row[lane][f];
+        }
 }
 
 /* The eight lanes' position at the next level: 2r + (x >= threshold), the
