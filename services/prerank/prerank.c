@@ -392,8 +392,8 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
      * even for 0 bytes (found by tests/fuzz, prerank_request). */
     if (req->n_candidates > 0)
         memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
-    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
-        0)
+    /* Only the first keep are answered: select them, sort only them. */
+    if (cascade_request_sort_top(cands, req->n_candidates, keep, CASCADE_SCORE_PRERANK, arena) != 0)
         return CASCADE_ENOMEM;
     cascade__v1__pre_rank_response__init(resp);
     resp->candidates = cands;
