@@ -366,18 +366,26 @@ static int sort_key_cmp(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-int cascade_request_sort_candidates(Cascade__V1__Candidate **c, size_t n,
-                                    enum cascade_score_kind by, cascade_arena *arena)
+/* The sort keys of c[0..n) in the arena; NULL when out of memory. */
+static struct sort_key *sort_keys(Cascade__V1__Candidate **c, size_t n, enum cascade_score_kind by,
+                                  cascade_arena *arena)
 {
     struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
-    if (!k)
-        return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; k && i < n; i++) {
         float s = cascade_request_candidate_score(c[i], by);
         /* NaN compares unequal to everything; rank it below every number so
          * the comparison stays a total order. */
         k[i] = (struct sort_key){isnan(s) ? -INFINITY : s, c[i]->item_id, i, c[i]};
     }
+    return k;
+}
+
+int cascade_request_sort_candidates(Cascade__V1__Candidate **c, size_t n,
+                                    enum cascade_score_kind by, cascade_arena *arena)
+{
+    struct sort_key *k = sort_keys(c, n, by, arena);
+    if (!k)
+        return CASCADE_ENOMEM;
     qsort(k, n, sizeof *k, sort_key_cmp);
     for (size_t i = 0; i < n; i++)
         c[i] = k[i].cand;
@@ -426,13 +434,9 @@ int cascade_request_sort_top(Cascade__V1__Candidate **c, size_t n, size_t top,
 {
     if (top >= n)
         return cascade_request_sort_candidates(c, n, by, arena);
-    struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
+    struct sort_key *k = sort_keys(c, n, by, arena);
     if (!k)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        float s = cascade_request_candidate_score(c[i], by);
-        k[i] = (struct sort_key){isnan(s) ? -INFINITY : s, c[i]->item_id, i, c[i]};
-    }
     sort_key_select(k, n, top);
     qsort(k, top, sizeof *k, sort_key_cmp);
     for (size_t i = 0; i < n; i++)
