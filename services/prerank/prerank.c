@@ -250,7 +250,7 @@ static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec,
 
 /* Score cands[0..n) (n <= PRERANK_CHUNK) with their records: the learned
  * ranker over the n feature rows in one call (gbdt.h walks eight rows at a
- * time; X holds PRERANK_CHUNK rows, score n), the others one by one. */
+ * time; X and score hold n rows), the others one by one. */
 static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *recs,
                         const bool *found, Cascade__V1__Candidate *const *cands, size_t n, float *X,
                         float *score)
@@ -313,7 +313,9 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
     float score[PRERANK_CHUNK], *X = NULL;
     cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
     if (s->model && s->model->ltr)
-        X = cascade_arena_alloc(arena, PRERANK_CHUNK * CASCADE_LTR_FEATURES * sizeof *X);
+        X = cascade_arena_alloc(
+            arena, (req->n_candidates < PRERANK_CHUNK ? req->n_candidates + 1 : PRERANK_CHUNK) *
+                       CASCADE_LTR_FEATURES * sizeof *X);
     if (!recs || (s->model && s->model->ltr && !X)) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
