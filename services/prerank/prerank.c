@@ -233,6 +233,7 @@ struct scorer {
     struct cascade_prerank_weights w;
 };
 
+/* The hashed-cross LR's or the heuristic's score of one candidate. */
 static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec, bool found,
                        const Cascade__V1__Candidate *c)
 {
@@ -241,16 +242,33 @@ static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec,
                                      c->recall_score);
     cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
     unknown.item_id = c->item_id;
-    if (s->model->ltr) {
-        float x[CASCADE_LTR_FEATURES], score;
-        cascade_ltr_features(s->rec, found ? rec : &unknown, c, s->now_s, x);
-        cascade_gbdt_predict(s->model->ltr, x, 1, &score);
-        return score;
-    }
     uint32_t idx[CASCADE_PRERANK_FEATURES];
     cascade_prerank_features(&s->user, found ? rec : &unknown, s->now_s,
                              cascade_hashlr_bits(s->model->lr), idx);
     return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
+}
+
+/* Score cands[0..n) (n <= PRERANK_CHUNK) with their records: the learned
+ * ranker over the n feature rows in one call (gbdt.h walks eight rows at a
+ * time; X and score hold n rows), the others one by one. */
+static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *recs,
+                        const bool *found, Cascade__V1__Candidate *const *cands, size_t n, float *X,
+                        float *score)
+{
+    if (!s->model || !s->model->ltr) {
+        for (size_t i = 0; i < n; i++)
+            cands[i]->prerank_score = score_one(s, &recs[i], found[i], cands[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
+        unknown.item_id = cands[i]->item_id;
+        cascade_ltr_features(s->rec, found[i] ? &recs[i] : &unknown, cands[i], s->now_s,
+                             X + i * CASCADE_LTR_FEATURES);
+    }
+    cascade_gbdt_predict(s->model->ltr, X, n, score);
+    for (size_t i = 0; i < n; i++)
+        cands[i]->prerank_score = score[i];
 }
 
 /* The records of ids[0..n) (found[i] false when absent), their statistics
@@ -292,8 +310,13 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
     bool online = p->online_counters;
     uint64_t ids[PRERANK_CHUNK];
     bool found[PRERANK_CHUNK];
+    float score[PRERANK_CHUNK], *X = NULL;
     cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
-    if (!recs) {
+    if (s->model && s->model->ltr)
+        X = cascade_arena_alloc(
+            arena, (req->n_candidates < PRERANK_CHUNK ? req->n_candidates + 1 : PRERANK_CHUNK) *
+                       CASCADE_LTR_FEATURES * sizeof *X);
+    if (!recs || (s->model && s->model->ltr && !X)) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
@@ -310,10 +333,7 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
         int rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen);
         if (rc != 0)
             return rc;
-        for (size_t i = 0; i < n; i++) {
-            Cascade__V1__Candidate *c = req->candidates[off + i];
-            c->prerank_score = score_one(s, &recs[i], found[i], c);
-        }
+        score_chunk(s, recs, found, req->candidates + off, n, X, score);
     }
     if (online && p->online_counters)
         cascade_metric_inc(p->online_reads);
@@ -374,8 +394,8 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
      * even for 0 bytes (found by tests/fuzz, prerank_request). */
     if (req->n_candidates > 0)
         memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
-    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
-        0)
+    /* Only the first keep are answered: select them, sort only them. */
+    if (cascade_request_sort_top(cands, req->n_candidates, keep, CASCADE_SCORE_PRERANK, arena) != 0)
         return CASCADE_ENOMEM;
     cascade__v1__pre_rank_response__init(resp);
     resp->candidates = cands;

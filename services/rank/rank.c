@@ -266,12 +266,12 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
 
 /* MMoE predictions into pred [n, CASCADE_RANK__N_TASKS] (TaskScores order;
  * tasks the model lacks stay 0), p_click calibrated for down-sampling. */
-static int predict_mmoe(const struct cascade_rank__model *m, const float *X, size_t n, float *pred,
+static int predict_mmoe(struct cascade_rank__model *m, const float *X, size_t n, float *pred,
                         cascade_arena *arena)
 {
     size_t T = cascade_mmoe_config(m->mmoe)->n_tasks;
     float *out = cascade_arena_calloc(arena, n * T + 1, sizeof *out);
-    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m->mmoe, n < 256 ? n : 256);
+    cascade_mmoe_scratch *s = cascade_rank__scratch_take(m);
     int rc = CASCADE_ENOMEM;
     if (!out || !s)
         goto out;
@@ -286,7 +286,7 @@ static int predict_mmoe(const struct cascade_rank__model *m, const float *X, siz
             pred[i * CASCADE_RANK__N_TASKS] =
                 (float)cascade_calibrate_downsampled(pred[i * CASCADE_RANK__N_TASKS], m->neg_rate);
 out:
-    cascade_mmoe_scratch_destroy(s);
+    cascade_rank__scratch_give(m, s);
     return rc;
 }
 
