@@ -307,6 +307,18 @@ char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
+char *cascade_key_user_events(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uev:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_events_seq(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:user_seq", ns_or_default(ns));
+    return buf;
+}
+
 char *cascade_key_loop_applied(char *buf, const char *ns, const char *stream, int64_t hour)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:loop:applied:%s:%lld", ns_or_default(ns), stream,

@@ -84,6 +84,9 @@ char *cascade_key_user_counters(char *buf, const char *ns,
 char *cascade_key_user_affinity(
     char *buf, const char *ns,
     const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
+char *cascade_key_user_events(char *buf, const char *ns,
+                              const char *user_id); /* {ns}:uev:{uid} (ZSET seq -> event) */
+char *cascade_key_user_events_seq(char *buf, const char *ns); /* {ns}:loop:user_seq (INCR) */
 char *
 cascade_key_loop_applied(char *buf, const char *ns, const char *stream,
                          int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */

@@ -425,6 +425,29 @@ static int previous_as_of(struct load_state *st, int64_t *out)
     return rc;
 }
 
+/* The replay's state behind rec, paired with the snapshot's user sequence
+ * number, so serving continues it with the later events (UserRecord.
+ * online_base; docs/closed-loop.md, "User-side online features"). None
+ * without a snapshot, or when the user has more categories than the record
+ * holds (then serving keeps the nightly user columns). */
+static void user_online_base(const struct load_state *st, const struct cascade_affinity *aff,
+                             cascade_v1_UserRecord *rec)
+{
+    cascade_v1_UserOnlineBase *b = &rec->online_base;
+    struct cascade_behaviour_weights def;
+    if (st->o->snapshot == NULL || !cascade_affinity_to_base(aff, b))
+        return;
+    rec->has_online_base = true;
+    /* --flush deleted the sequence with the namespace: it starts again. */
+    b->seq = st->o->flush ? 0 : st->o->snapshot->user_seq;
+    b->half_life_s = st->affinity_hl_s;
+    cascade_behaviour_weights_default(&def);
+    if (memcmp(&def, &st->o->weights, sizeof def) != 0) {
+        memcpy(b->weights, st->o->weights.w, sizeof st->o->weights.w);
+        b->weights_count = CASCADE_EV_MAX + 1;
+    }
+}
+
 static int load_users(struct load_state *st)
 {
     const cascade_dataset *ds = st->ds;
@@ -446,6 +469,7 @@ static int load_users(struct load_state *st)
         }
         cascade_user_record_fill(&ds->users[u], &st->user_stats[u], &st->affinity[u], st->as_of, hl,
                                  &rec);
+        user_online_base(st, &st->affinity[u], &rec);
         if ((rc =
                  cascade_record_encode(cascade_v1_UserRecord_fields, &rec, buf, sizeof(buf), &len)))
             break;
@@ -521,7 +545,8 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
     /* The snapshot's counters become the records' online_base: an event
      * they hold that as_of leaves out of the stats would be in neither the
      * record nor the delta (counter - base). */
-    if (o->snapshot && o->snapshot->n_items > 0 && st.as_of < cascade_dataset_last_ts(ds)) {
+    if (o->snapshot && (o->snapshot->n_items > 0 || o->snapshot->user_seq > 0) &&
+        st.as_of < cascade_dataset_last_ts(ds)) {
         snprintf(err, errlen,
                  "load: --as-of %lld leaves out the log's events after it, but the online "
                  "counters (%zu items) already count them, so they would be lost from the "

@@ -1,0 +1,66 @@
+/* User-side online features: a user record's counts and category affinities
+ * as of the request, continued from the state cascade-build load stored in
+ * the record (UserRecord.online_base) with the user's events applied by the
+ * stream consumer since load's snapshot ({ns}:uev:{uid}, entries with a
+ * sequence number above the base's). The continuation uses the replay's own
+ * functions (common/affinity.h), so the Rank and PreRank user columns equal
+ * the trainers' replay over the nightly log plus the new events, bit for bit
+ * (docs/closed-loop.md, "User-side online features"). */
+#ifndef CASCADE_USER_ONLINE_H
+#define CASCADE_USER_ONLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/records.pb.h"
+#include "metrics.h"
+#include "redis.h"
+
+/* The member of the trim marker in {ns}:uev:{uid}: its score is the highest
+ * sequence number the consumer's cap dropped from the set. */
+#define CASCADE_USER_ONLINE_TRIMMED "trim"
+
+/* One event of {ns}:uev:{uid}: "<seq> <type> <item> <category> <ts>". */
+struct cascade_user_event {
+    uint64_t seq;
+    uint32_t type; /* common/events.h */
+    uint64_t item;
+    uint32_t category;
+    int64_t ts_s;
+};
+
+/* Parse a member of {ns}:uev:{uid} into *out. 0 or CASCADE_EFORMAT. */
+int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_event *out);
+
+/* Continue rec with the user's online events: when rec has an online_base,
+ * read {ns}:uev:{rec->user_id} above the base's sequence number (one
+ * ZRANGEBYSCORE), apply the events in the replay's order (time, then
+ * sequence) to the base's state and the record's counts, and write the
+ * counts and the strongest affinities decayed to now_s into rec. Without an
+ * online_base rec is left as it is. *n_events (may be NULL) gets the number
+ * of events applied. Returns 0, or a negative code with the reason in
+ * cascade_redis_error(r) (Redis failed; CASCADE_EFORMAT: a malformed member;
+ * CASCADE_EDATA: the consumer's cap dropped events after the base), rec
+ * unchanged. Scratch from arena; thread-safe as r (one connection per
+ * thread). */
+int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, size_t *n_events);
+
+/* What a stage calls (Rank and PreRank): cascade_user_online_apply, and on a
+ * failure the record as it was (the nightly user columns), the failure
+ * counted in `failures` and logged (rate-limited) with the stage's name;
+ * otherwise `reads` counted. Metrics may be NULL. Returns 0, or
+ * CASCADE_ENOMEM (the request's memory ran out: the caller fails). */
+int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, const char *stage,
+                              cascade_metric *reads, cascade_metric *failures);
+
+/* The same from events already read (ev[0..n), sorted here in place):
+ * the pure part, for callers that read the events themselves. 0 or
+ * CASCADE_ENOMEM / CASCADE_EFORMAT (an event type out of range), rec
+ * unchanged on error. */
+int cascade_user_online_continue(cascade_v1_UserRecord *rec, struct cascade_user_event *ev,
+                                 size_t n, int64_t now_s);
+
+#endif
