@@ -143,8 +143,9 @@ int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserR
         return rc;
     if (rc != 0) {
         cascade_metric_inc(failures);
-        CASCADE_WARN(NULL, "%s: online user events unread (%s); scoring with the nightly user record",
-                     stage, cascade_redis_error(r)[0] ? cascade_redis_error(r) : cascade_strerror(rc));
+        CASCADE_WARN(
+            NULL, "%s: online user events unread (%s); scoring with the nightly user record", stage,
+            cascade_redis_error(r)[0] ? cascade_redis_error(r) : cascade_strerror(rc));
         return 0;
     }
     cascade_metric_inc(reads);
