@@ -37,6 +37,12 @@ char *cascade_key_user(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
+char *cascade_key_user_online_base(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:online", ns_or_default(ns), user_id);
+    return buf;
+}
+
 char *cascade_key_user_lastn(char *buf, const char *ns, const char *user_id)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:lastn", ns_or_default(ns), user_id);

@@ -19,6 +19,8 @@
 /* Key builders: write the key into buf (CASCADE_KEY_MAX bytes) and return buf. */
 char *cascade_key_item(char *buf, const char *ns, uint64_t item_id);    /* {ns}:item:{id} */
 char *cascade_key_user(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid} */
+char *cascade_key_user_online_base(char *buf, const char *ns,
+                                   const char *user_id); /* {ns}:user:{uid}:online */
 char *cascade_key_user_lastn(char *buf, const char *ns,
                              const char *user_id); /* {ns}:user:{uid}:lastn */
 char *cascade_key_user_consumed(char *buf, const char *ns,

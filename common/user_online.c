@@ -42,10 +42,9 @@ static int cmp_event(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-int cascade_user_online_continue(cascade_v1_UserRecord *rec, struct cascade_user_event *ev,
-                                 size_t n, int64_t now_s)
+int cascade_user_online_continue(cascade_v1_UserRecord *rec, const cascade_v1_UserOnlineBase *base,
+                                 struct cascade_user_event *ev, size_t n, int64_t now_s)
 {
-    const cascade_v1_UserOnlineBase *base = &rec->online_base;
     struct cascade_behaviour_weights w;
     struct cascade_affinity a = {0};
     struct cascade_user_stats st = {
@@ -77,32 +76,12 @@ out:
     return rc;
 }
 
-int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, size_t *n_events)
+/* The events of the sorted-set reply rep into ev (n of them); the trim
+ * marker means events after the base are lost. */
+static int parse_events(cascade_redis *r, const char *key, const redisReply *rep,
+                        struct cascade_user_event *ev, size_t *n)
 {
-    char key[CASCADE_KEY_MAX], min[32];
-    redisReply *rep = NULL;
-    struct cascade_user_event *ev = NULL;
-    size_t n = 0;
-    int rc;
-    if (n_events)
-        *n_events = 0;
-    if (!rec->has_online_base)
-        return 0;
-    cascade_key_user_events(key, ns, rec->user_id);
-    snprintf(min, sizeof min, "(%" PRIu64, rec->online_base.seq);
-    if ((rc = cascade_redis_command(r, &rep, "ZRANGEBYSCORE %s %s +inf", key, min)) != 0)
-        return rc;
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        cascade_redis__set_error(r, "%s: not a sorted set", key);
-        rc = CASCADE_EFORMAT;
-        goto out;
-    }
-    ev = cascade_arena_calloc(arena, rep->elements + 1, sizeof *ev);
-    if (ev == NULL) {
-        rc = CASCADE_ENOMEM;
-        goto out;
-    }
+    *n = 0;
     for (size_t i = 0; i < rep->elements; i++) {
         const redisReply *m = rep->element[i];
         if (m->type == REDIS_REPLY_STRING && strcmp(m->str, CASCADE_USER_ONLINE_TRIMMED) == 0) {
@@ -110,25 +89,91 @@ int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserR
                                      "%s: events after the build's snapshot were dropped by the "
                                      "consumer's cap (consumer.user_events_cap)",
                                      key);
-            rc = CASCADE_EDATA;
-            goto out;
+            return CASCADE_EDATA;
         }
-        if (m->type != REDIS_REPLY_STRING || cascade_user_online_parse(m->str, m->len, &ev[n])) {
+        if (m->type != REDIS_REPLY_STRING || cascade_user_online_parse(m->str, m->len, &ev[*n])) {
             cascade_redis__set_error(r, "%s: malformed member \"%.64s\"", key,
                                      m->type == REDIS_REPLY_STRING ? m->str : "");
-            rc = CASCADE_EFORMAT;
-            goto out;
+            return CASCADE_EFORMAT;
         }
-        n++;
+        (*n)++;
     }
-    if ((rc = cascade_user_online_continue(rec, ev, n, now_s)) != 0) {
-        cascade_redis__set_error(r, "%s: %s", key, cascade_strerror(rc));
+    return 0;
+}
+
+/* The base of rec from the GET reply into *base: CASCADE_ENOTFOUND when
+ * absent, CASCADE_EDATA when it is another load's. */
+static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
+                      const cascade_v1_UserRecord *rec, cascade_v1_UserOnlineBase *base)
+{
+    if (rep->type == REDIS_REPLY_NIL)
+        return CASCADE_ENOTFOUND;
+    if (rep->type != REDIS_REPLY_STRING ||
+        cascade_record_decode(cascade_v1_UserOnlineBase_fields, base, (const uint8_t *)rep->str,
+                              rep->len) != 0) {
+        cascade_redis__set_error(r, "%s: not a valid UserOnlineBase record", key);
+        return CASCADE_EFORMAT;
+    }
+    if (base->seq != rec->online_seq) {
+        cascade_redis__set_error(r,
+                                 "%s: of another load than the user record (seq %" PRIu64
+                                 ", the record's %" PRIu64 "; a load is writing)",
+                                 key, base->seq, rec->online_seq);
+        return CASCADE_EDATA;
+    }
+    return 0;
+}
+
+int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, size_t *n_events)
+{
+    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX], min[32];
+    redisReply *brep = NULL, *erep = NULL;
+    cascade_v1_UserOnlineBase *base = cascade_arena_calloc(arena, 1, sizeof *base);
+    struct cascade_user_event *ev = NULL;
+    size_t n = 0;
+    int rc, rc2;
+    if (n_events)
+        *n_events = 0;
+    if (base == NULL)
+        return CASCADE_ENOMEM;
+    cascade_key_user_online_base(bkey, ns, rec->user_id);
+    cascade_key_user_events(ekey, ns, rec->user_id);
+    snprintf(min, sizeof min, "(%" PRIu64, rec->online_seq);
+    /* One round trip: the base and the events after the record's sequence. */
+    if ((rc = cascade_redis_append(r, "GET %s", bkey)) != 0 ||
+        (rc = cascade_redis_append(r, "ZRANGEBYSCORE %s %s +inf", ekey, min)) != 0)
+        goto out;
+    /* Both replies are read, whatever the first says, so the connection
+     * stays in step. */
+    rc = cascade_redis_get_reply(r, &brep);
+    rc2 = cascade_redis_get_reply(r, &erep);
+    if (rc == 0)
+        rc = rc2;
+    if (rc != 0)
+        goto out;
+    if ((rc = parse_base(r, bkey, brep, rec, base)) != 0)
+        goto out;
+    if (erep->type != REDIS_REPLY_ARRAY) {
+        cascade_redis__set_error(r, "%s: not a sorted set", ekey);
+        rc = CASCADE_EFORMAT;
+        goto out;
+    }
+    if ((ev = cascade_arena_calloc(arena, erep->elements + 1, sizeof *ev)) == NULL) {
+        rc = CASCADE_ENOMEM;
+        goto out;
+    }
+    if ((rc = parse_events(r, ekey, erep, ev, &n)) != 0)
+        goto out;
+    if ((rc = cascade_user_online_continue(rec, base, ev, n, now_s)) != 0) {
+        cascade_redis__set_error(r, "%s: %s", ekey, cascade_strerror(rc));
         goto out;
     }
     if (n_events)
         *n_events = n;
 out:
-    freeReplyObject(rep);
+    freeReplyObject(brep);
+    freeReplyObject(erep);
     return rc;
 }
 
@@ -136,11 +181,11 @@ int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserR
                               int64_t now_s, cascade_arena *arena, const char *stage,
                               cascade_metric *reads, cascade_metric *failures)
 {
-    if (!rec->has_online_base)
-        return 0;
     int rc = cascade_user_online_apply(r, ns, rec, now_s, arena, NULL);
     if (rc == CASCADE_ENOMEM)
         return rc;
+    if (rc == CASCADE_ENOTFOUND) /* no base: the record as load wrote it */
+        return 0;
     if (rc != 0) {
         cascade_metric_inc(failures);
         CASCADE_WARN(

@@ -296,7 +296,6 @@ static size_t check_users_exactly_once(void **state, const char *ns, const struc
         snprintf(id, sizeof id, "u%u", u);
         assert_int_equal(cascade_store_get_user(fx(state)->conn, ns, id, &rec, &found), 0);
         assert_true(found);
-        assert_true(rec.has_online_base);
         assert_int_equal(cascade_user_online_apply(fx(state)->conn, ns, &rec, T0 + 90000, a, &n),
                          0);
         if (rec.impressions != x->user_impressions[u] || rec.clicks != x->user_clicks[u] ||
