@@ -167,19 +167,20 @@ static int item_info(cascade_consumer *c, cascade_redis *r, const uint64_t *ids,
     return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The category of item (0 when it has no record); *found whether it has. */
 static uint32_t item_category(const struct batch_item_info *info, uint64_t item, bool *found)
 {
-    size_t lo = 0, hi = info->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (info->ids[mid] < item)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = lo < info->n && info->ids[lo] == item && info->found[lo];
-    return *found ? info->category[lo] : 0;
+    const uint64_t *at =
+        info->n ? bsearch(&item, info->ids, info->n, sizeof *info->ids, cmp_u64) : NULL;
+    size_t k = at ? (size_t)(at - info->ids) : 0;
+    *found = at != NULL && info->found[k];
+    return *found ? info->category[k] : 0;
 }
 
 /* A user event for the online features (user_online.h): what the build's
@@ -481,12 +482,6 @@ static int run_script(cascade_consumer *c, cascade_redis *r, struct apply_call *
     }
     freeReplyObject(rep);
     return rc;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* The distinct item ids the batch's entries touch, sorted, into *out

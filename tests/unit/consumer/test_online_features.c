@@ -911,6 +911,19 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     free(sv);
 }
 
+/* cascade_<stage>_online_user_failures_total in m. */
+static double user_failures(cascade_metrics *m, const char *stage, const char *Stage)
+{
+    char name[96], help[160];
+    snprintf(name, sizeof name, "cascade_%s_online_user_failures_total", stage);
+    snprintf(help, sizeof help,
+             "%s requests scored with the nightly user record because the user's online events "
+             "could not be read.",
+             Stage);
+    return cascade_metric_value(
+        cascade_metric_get(cascade_metrics_counter(m, name, help, NULL), NULL));
+}
+
 /* Counters that cannot be read (here: a key of the wrong type, so the
  * HMGET fails) leave the nightly statistics, are counted, and the request
  * is served. The same for the user's online events (a key of the wrong type;
@@ -1018,18 +1031,8 @@ static void test_unreadable_counters_degrade(void **state)
     /* Each Rank request above and each PreRank one that read the user (the
      * feature path; Score without a model reads no user) counted its failed
      * user read. */
-    cascade_metric_family *uf =
-        cascade_metrics_counter(m, "cascade_rank_online_user_failures_total",
-                                "Rank requests scored with the nightly user record because the "
-                                "user's online events could not be read.",
-                                NULL);
-    cascade_metric_family *puf =
-        cascade_metrics_counter(m, "cascade_prerank_online_user_failures_total",
-                                "PreRank requests scored with the nightly user record because the "
-                                "user's online events could not be read.",
-                                NULL);
-    assert_true(cascade_metric_value(cascade_metric_get(uf, NULL)) == 3.0);
-    assert_true(cascade_metric_value(cascade_metric_get(puf, NULL)) == 2.0);
+    assert_true(user_failures(m, "rank", "Rank") == 3.0);
+    assert_true(user_failures(m, "prerank", "PreRank") == 2.0);
     /* The consumer's cap dropped events after the snapshot (its marker
      * scores above the record's base): not exact any more, so nightly. */
     assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s", ukey), 0);
@@ -1042,8 +1045,8 @@ static void test_unreadable_counters_degrade(void **state)
     assert_memory_equal(on, off, sizeof on);
     prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
     assert_memory_equal(pidx, pidx_off, sizeof pidx);
-    assert_true(cascade_metric_value(cascade_metric_get(uf, NULL)) == 4.0);
-    assert_true(cascade_metric_value(cascade_metric_get(puf, NULL)) == 3.0);
+    assert_true(user_failures(m, "rank", "Rank") == 4.0);
+    assert_true(user_failures(m, "prerank", "PreRank") == 3.0);
     cascade_prerank_destroy(pre);
     cascade_prerank_destroy(pre_nightly);
     cascade_arena_destroy(a);
