@@ -1047,6 +1047,19 @@ static void test_unreadable_counters_degrade(void **state)
     assert_memory_equal(pidx, pidx_off, sizeof pidx);
     assert_true(user_failures(m, "rank", "Rank") == 4.0);
     assert_true(user_failures(m, "prerank", "PreRank") == 3.0);
+    /* A record of another load than the base (a load between its two
+     * writes): the base is not used. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s", ukey), 0);
+    freeReplyObject(rep);
+    cascade_v1_UserRecord u1;
+    bool u1_found = false;
+    assert_int_equal(cascade_store_get_user(fx(state)->conn, "deg", "u1", &u1, &u1_found), 0);
+    assert_true(u1_found);
+    u1.online_seq++;
+    assert_int_equal(cascade_store_put_user(fx(state)->conn, "deg", &u1), 0);
+    serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
+    assert_memory_equal(on, off, sizeof on);
+    assert_true(user_failures(m, "rank", "Rank") == 5.0);
     cascade_prerank_destroy(pre);
     cascade_prerank_destroy(pre_nightly);
     cascade_arena_destroy(a);
