@@ -16,6 +16,7 @@
 #include "request.h"
 #include "prerank_internal.h"
 #include "store.h"
+#include "user_online.h"
 
 /* Item records per MGET. */
 #define PRERANK_CHUNK 512
@@ -69,7 +70,8 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
         return rc;
     if ((rc = prerank_read_model(p, cfg, err, errlen)) ||
         (rc = cascade_config_bool(cfg, "prerank.online_counters", true, &p->online_counters, err,
-                                  errlen)))
+                                  errlen)) ||
+        (rc = cascade_config_bool(cfg, "prerank.online_user", true, &p->online_user, err, errlen)))
         return rc;
     return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
                               &p->reload_interval_ms, err, errlen);
@@ -114,6 +116,18 @@ static void register_metrics(cascade_prerank *p, cascade_metrics *m)
                                 "PreRank requests scored, wholly or from a chunk on, with the "
                                 "nightly item statistics because the online counters could not "
                                 "be read.",
+                                NULL),
+        NULL);
+    p->online_user_reads = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_user_reads_total",
+                                "PreRank requests whose user record was continued with the "
+                                "user's events since the nightly build.",
+                                NULL),
+        NULL);
+    p->online_user_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_user_failures_total",
+                                "PreRank requests scored with the nightly user record because the "
+                                "user's online events could not be read.",
                                 NULL),
         NULL);
 }
@@ -340,6 +354,30 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
     return 0;
 }
 
+/* The user's record into *u (*found false: absent, the id filled in),
+ * continued with the user's events since the build as of now_s
+ * (common/user_online.h; a Redis failure there keeps the nightly record). */
+static int prerank_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                        const char *user_id, int64_t now_s, cascade_v1_UserRecord *u, bool *found,
+                        char *err, size_t errlen)
+{
+    int rc = cascade_store_get_user(redis, p->ns, user_id, u, found);
+    if (rc != 0) {
+        snprintf(err, errlen, "prerank: user record: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
+    }
+    if (!*found)
+        snprintf(u->user_id, sizeof u->user_id, "%s", user_id);
+    else if (p->online_user && cascade_user_online_serve(
+                                   redis, p->ns, u, now_s, arena, "prerank", p->online_user_reads,
+                                   p->online_user_failures) == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    return 0;
+}
+
 /* With a model: the user record (absent = anonymous user) and the time. */
 static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
                        const Cascade__V1__PreRankRequest *req, struct scorer *s, char *err,
@@ -351,17 +389,13 @@ static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_a
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
-    int rc = cascade_store_get_user(redis, p->ns, req->user->user_id, u, &found);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
-    if (!found)
-        snprintf(u->user_id, sizeof u->user_id, "%s", req->user->user_id);
+    /* Wall time: the features decay and age against the events' times. */
+    s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
+    int rc = prerank_user(p, redis, arena, req->user->user_id, s->now_s, u, &found, err, errlen);
+    if (rc != 0)
+        return rc;
     s->rec = u;
     cascade_prerank_user_prepare(found ? u : NULL, req->user->user_id, &s->user);
-    s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_now_ms() / 1000;
     return 0;
 }
 
@@ -458,12 +492,9 @@ int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc = cascade_store_get_user(redis, p->ns, user_id, u, &user_found);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
+    int rc = prerank_user(p, redis, arena, user_id, now_s, u, &user_found, err, errlen);
+    if (rc != 0)
+        return rc;
     if ((rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen)) != 0)
         return rc;
     cascade_prerank_user_prepare(user_found ? u : NULL, user_id, &pu);

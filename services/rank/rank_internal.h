@@ -98,6 +98,11 @@ struct cascade_rank {
     bool online_counters;
     cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
     cascade_metric *online_failures; /* requests scored without them (Redis failed) */
+    /* Continue the user record with the user's events since the build
+     * (rank.online_user; common/user_online.h). */
+    bool online_user;
+    cascade_metric *online_user_reads;    /* requests whose user events were read */
+    cascade_metric *online_user_failures; /* requests scored with the nightly user record */
     int64_t reload_interval_ms;
     _Atomic int64_t next_check_ms;
     atomic_bool warned_no_model;
