@@ -46,17 +46,21 @@ void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o)
 
 /* ------------------------------------------------------------ group sets */
 
-/* A set of groups owned by the job (rows copied out of the replay lists). */
+/* A set of groups: rows copied out of the replay lists (owned), or a view
+ * of a contiguous run of their groups (view: X and y borrowed, off owned). */
 struct group_set {
     float *X, *y;
     size_t *off;
     size_t n_groups, n_rows;
+    bool view;
 };
 
 static void set_free(struct group_set *s)
 {
-    free(s->X);
-    free(s->y);
+    if (!s->view) {
+        free(s->X);
+        free(s->y);
+    }
     free(s->off);
     memset(s, 0, sizeof *s);
 }
@@ -98,6 +102,24 @@ static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t
         }
         s->off[++s->n_groups] = s->n_rows;
     }
+    return 0;
+}
+
+/* Groups [first, first + n) of l as a view (no row is copied). */
+static int set_view_of(const struct cascade_ltr_lists *l, size_t first, size_t n,
+                       struct group_set *s)
+{
+    size_t base = l->off[first];
+    memset(s, 0, sizeof *s);
+    if (!(s->off = malloc((n + 1) * sizeof *s->off)))
+        return CASCADE_ENOMEM;
+    for (size_t g = 0; g <= n; g++)
+        s->off[g] = l->off[first + g] - base;
+    s->X = l->X + base * CASCADE_LTR_FEATURES;
+    s->y = l->y + base;
+    s->n_groups = n;
+    s->n_rows = s->off[n];
+    s->view = true;
     return 0;
 }
 
@@ -383,11 +405,15 @@ static int train_prerank(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_xgb_result res;
     struct cascade_ltr_xgb_opts xo = j->o->prerank;
-    if (set_build(&j->lists, j->train, NULL, NULL, &j->pre_train) ||
-        set_build(&j->lists, j->valid, NULL, NULL, &j->pre_valid)) {
+    size_t n_train = 0;
+    if (cascade_ltr_lists_partition(&j->lists, j->train, &n_train) ||
+        set_view_of(&j->lists, 0, n_train, &j->pre_train) ||
+        set_view_of(&j->lists, n_train, j->lists.n_groups - n_train, &j->pre_valid)) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
+    for (size_t g = 0; g < j->lists.n_groups; g++)
+        j->valid[g] = !j->train[g];
     struct cascade_ltr_set tr = set_view(&j->pre_train), va = set_view(&j->pre_valid);
     xo.on_round = j->o->replay.quiet ? NULL : on_round;
     xo.ud = "prerank";
