@@ -280,10 +280,11 @@ static int replay_split(const cascade_dataset *ds, const struct cascade_ltr_repl
     return rc;
 }
 
-/* Refuse a replay of split->n_users users with lists of up to max_list
+/* Refuse a replay of `users` users with lists of up to max_list
  * candidates when its rows could outgrow the memory (o->memory_bytes or the
- * machine's): at 1M users the whole replay needs ≈ 100 GB, and without this
- * check the job built for half an hour before the kernel killed it. */
+ * machine's, halved): at 1M users (127k eligible) that is 140 GB, and
+ * without this check the job spends the replay build (tens of minutes)
+ * before its lists run out of memory. */
 static int check_memory(const struct cascade_ltr_replay_opts *o, size_t users, size_t max_list,
                         size_t folds, char *err, size_t errlen)
 {
@@ -292,7 +293,9 @@ static int check_memory(const struct cascade_ltr_replay_opts *o, size_t users, s
         long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
         if (pages <= 0 || page <= 0)
             return 0; /* unknown: nothing to check against */
-        limit = (double)pages * (double)page;
+        /* Half: the process holds the data set and the replay build beside
+         * the lists, and Redis (often on the same machine) the replay's keys. */
+        limit = (double)pages * (double)page / 2;
     }
     double per_user = (double)max_list * CASCADE_LTR_REPLAY_ROW_BYTES * (double)folds;
     double need = (double)users * per_user;
@@ -300,10 +303,12 @@ static int check_memory(const struct cascade_ltr_replay_opts *o, size_t users, s
         return 0;
     snprintf(err, errlen,
              "replaying %zu users with up to %zu candidates each%s could take %.1f GB "
-             "(%d bytes per candidate), more than the %.1f GB of memory: pass --max-users %zu "
+             "(%d bytes per candidate), more than the %.1f GB allowed (%s): pass --max-users %zu "
              "or fewer (a seeded sample of the users)",
              users, max_list, folds > 1 ? " per fold" : "", need / 1e9,
-             CASCADE_LTR_REPLAY_ROW_BYTES, limit / 1e9, (size_t)(limit / per_user));
+             CASCADE_LTR_REPLAY_ROW_BYTES, limit / 1e9,
+             o->memory_bytes ? "the replay's memory limit" : "half the physical memory",
+             (size_t)(limit / per_user));
     return CASCADE_ETOOBIG;
 }
 

@@ -36,7 +36,7 @@ struct cascade_ltr_replay_opts {
     /* A replay whose lists could outgrow this is refused before it builds
      * anything, with the --max-users that fits in the message: users ×
      * candidates per list × CASCADE_LTR_REPLAY_ROW_BYTES (every list full).
-     * 0 = the machine's physical memory. */
+     * 0 = half the machine's physical memory. */
     size_t memory_bytes;
     bool quiet;
 };
