@@ -71,8 +71,8 @@ static struct cascade_ltr_set set_view(const struct group_set *s)
         .X = s->X, .y = s->y, .off = s->off, .n_groups = s->n_groups, .dim = CASCADE_LTR_FEATURES};
 }
 
-/* Copy the groups g with pick[g] set; rows[g] (NULL = all) lists the rows
- * of group g to take, in order, count take[g]. */
+/* Copy the groups g with pick[g] set; rows[g] lists the rows of group g to
+ * take, in order, count take[g]. */
 static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t *const *rows,
                      const size_t *take, struct group_set *s)
 {
@@ -81,7 +81,7 @@ static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t
     for (size_t g = 0; g < l->n_groups; g++)
         if (pick[g]) {
             groups++;
-            total += rows ? take[g] : l->off[g + 1] - l->off[g];
+            total += take[g];
         }
     s->off = calloc(groups + 1, sizeof *s->off);
     s->X = malloc((total + 1) * CASCADE_LTR_FEATURES * sizeof *s->X);
@@ -93,9 +93,9 @@ static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t
     for (size_t g = 0; g < l->n_groups; g++) {
         if (!pick[g])
             continue;
-        size_t n = rows ? take[g] : l->off[g + 1] - l->off[g];
+        size_t n = take[g];
         for (size_t i = 0; i < n; i++) {
-            size_t src = l->off[g] + (rows ? rows[g][i] : i);
+            size_t src = l->off[g] + rows[g][i];
             memcpy(s->X + s->n_rows * CASCADE_LTR_FEATURES, l->X + src * CASCADE_LTR_FEATURES,
                    CASCADE_LTR_FEATURES * sizeof *s->X);
             s->y[s->n_rows++] = l->y[src];
