@@ -846,17 +846,17 @@ static void reservation_pick(const cascade_filter *f, const redisReply *maps,
     }
 }
 
-/* Read a WATCH / MULTI / SET acknowledgement. */
-static int expect_status(cascade_redis *redis, const char *what, char *err, size_t errlen)
+/* The first n replies (already read) are status replies (OK, QUEUED, a type name). */
+static int expect_statuses(cascade_redis *redis, redisReply **replies, size_t n, const char *what,
+                           char *err, size_t errlen)
 {
-    redisReply *rep = NULL;
-    int rc = read_replies(redis, 1, &rep, what, err, errlen);
-    if (rc == 0 && (!rep || rep->type != REDIS_REPLY_STATUS)) {
-        snprintf(err, errlen, "%s: redis %s: unexpected reply", what, cascade_redis_addr(redis));
-        rc = CASCADE_EUNAVAILABLE;
-    }
-    freeReplyObject(rep);
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        if (!replies[i] || replies[i]->type != REDIS_REPLY_STATUS) {
+            snprintf(err, errlen, "%s: redis %s: unexpected reply", what,
+                     cascade_redis_addr(redis));
+            return CASCADE_EUNAVAILABLE;
+        }
+    return 0;
 }
 
 /* One attempt: UNWATCH (a connection may carry an earlier attempt's watch),
@@ -869,17 +869,27 @@ static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascad
                            bool *committed, char *err, size_t errlen)
 {
     const char *what = "record exposure";
-    redisReply *maps = NULL, *exec = NULL;
+    redisReply *read[4] = {NULL}, *write[3] = {NULL};
+    redisReply *maps, *exec;
     int rc;
     *committed = false;
     if ((rc = cascade_redis_append(redis, "UNWATCH")) != 0 ||
         (rc = append_over_keys(f, redis, rs, "WATCH")) != 0 ||
+        (rc = cascade_redis_append(redis, "TYPE %s", rs->keys[0])) != 0 ||
         (rc = append_over_keys(f, redis, rs, "MGET")) != 0)
         return redis_failure(redis, rc, what, err, errlen);
-    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
-        (rc = expect_status(redis, what, err, errlen)) != 0 ||
-        (rc = read_replies(redis, 1, &maps, what, err, errlen)) != 0)
+    /* Every reply is read, errors included, so the connection stays in step. */
+    if ((rc = read_replies(redis, 4, read, what, err, errlen)) != 0 ||
+        (rc = expect_statuses(redis, read, 3, what, err, errlen)) != 0)
         goto out;
+    if (strcmp(read[2]->str, "none") != 0 && strcmp(read[2]->str, "string") != 0) {
+        /* What SETBIT would answer; the key is not overwritten. */
+        snprintf(err, errlen, "%s: redis %s: WRONGTYPE %s holds a %s, not an exposure bitmap", what,
+                 cascade_redis_addr(redis), rs->keys[0], read[2]->str);
+        rc = CASCADE_EUNAVAILABLE;
+        goto out;
+    }
+    maps = read[3];
     if (!maps || maps->type != REDIS_REPLY_ARRAY || maps->elements != (size_t)f->windows) {
         snprintf(err, errlen, "%s: redis %s: unexpected MGET reply", what,
                  cascade_redis_addr(redis));
@@ -910,11 +920,13 @@ static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascad
         rc = redis_failure(redis, rc, what, err, errlen);
         goto out;
     }
-    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
-        (rc = expect_status(redis, what, err, errlen)) != 0 ||
-        (rc = read_replies(redis, 1, &exec, what, err, errlen)) != 0)
+    /* An error queueing SET (OOM, a read-only replica) aborts EXEC: both read. */
+    if ((rc = read_replies(redis, 3, write, what, err, errlen)) != 0 ||
+        (rc = expect_statuses(redis, write, 2, what, err, errlen)) != 0)
         goto out;
-    if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 1)
+    exec = write[2];
+    if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 1 &&
+        exec->element[0]->type != REDIS_REPLY_ERROR)
         *committed = true;
     else if (!exec || exec->type != REDIS_REPLY_NIL) {
         snprintf(err, errlen, "%s: redis %s: unexpected EXEC reply", what,
@@ -922,8 +934,10 @@ static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascad
         rc = CASCADE_EUNAVAILABLE;
     }
 out:
-    freeReplyObject(exec);
-    freeReplyObject(maps);
+    for (size_t i = 0; i < 4; i++)
+        freeReplyObject(read[i]);
+    for (size_t i = 0; i < 3; i++)
+        freeReplyObject(write[i]);
     return rc;
 }
 
@@ -934,7 +948,7 @@ static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade
                           const Cascade__V1__RecordExposureRequest *req,
                           Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
 {
-    struct reservation rs;
+    struct reservation rs = {0};
     bool committed = false;
     resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
     if (!resp->item_ids || reservation_init(f, arena, window, req, &rs) != 0) {

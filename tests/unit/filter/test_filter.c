@@ -274,6 +274,60 @@ static void test_reserve_takes_first_unexposed(void **state)
     assert_int_equal(r->n_item_ids, 0);
 }
 
+/* A command of the reservation refused by Redis (here SET under maxmemory,
+ * refused while queued, so EXEC aborts too) fails that call with Redis's
+ * message, and every reply of it is read: the thread's pooled connection
+ * answers the next command, and the next reservation succeeds. */
+static void test_reserve_error_keeps_connection_in_step(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    redisReply *rep = NULL;
+    const uint64_t ids[] = {101, 102, 103};
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "CONFIG SET maxmemory 1"), 0);
+    freeReplyObject(rep);
+    Cascade__V1__RecordExposureResponse *r =
+        reserve(f->filter, f->arena, "oomuser", ids, 3, 2, err, sizeof err);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "CONFIG SET maxmemory 0"), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    assert_null(r);
+    assert_non_null(strstr(err, "OOM"));
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "PING"), 0);
+    assert_string_equal(rep->str, "PONG");
+    freeReplyObject(rep);
+    r = reserve(f->filter, f->arena, "oomuser", ids, 3, 2, err, sizeof err);
+    if (!r)
+        fail_msg("reserve after the refused one: %s", err);
+    assert_int_equal(r->n_item_ids, 2);
+}
+
+/* The current window's key holding another type is refused as SETBIT
+ * refuses it, and left as it was (never overwritten by the bitmap). */
+static void test_reserve_refuses_wrong_type(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "", key[CASCADE_KEY_MAX];
+    redisReply *rep = NULL;
+    record(f, "wtuser", (const uint64_t[]){7}, 1, 0);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "KEYS *wtuser*"), 0);
+    assert_int_equal(rep->elements, 1); /* the current window, just written */
+    snprintf(key, sizeof key, "%s", rep->element[0]->str);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "DEL %s", key), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "HSET %s kept data", key), 0);
+    freeReplyObject(rep);
+    Cascade__V1__RecordExposureResponse *r = reserve(
+        f->filter, f->arena, "wtuser", (const uint64_t[]){101, 102, 103}, 3, 2, err, sizeof err);
+    assert_null(r);
+    assert_non_null(strstr(err, "WRONGTYPE"));
+    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "HGET %s kept", key), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_string_equal(rep->str, "data");
+    freeReplyObject(rep);
+}
+
 /* The reservation as the per-bit commands make it, on user `uid`'s keys:
  * EXISTS picks the older windows that hold something; an item is seen when
  * some window (the current one always) has GETBIT 1 at each of its
@@ -1073,6 +1127,8 @@ int main(void)
         cmocka_unit_test(test_reserve_takes_first_unexposed),
         cmocka_unit_test(test_concurrent_reservations_disjoint),
         cmocka_unit_test(test_reserve_matches_commands),
+        cmocka_unit_test(test_reserve_error_keeps_connection_in_step),
+        cmocka_unit_test(test_reserve_refuses_wrong_type),
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
         cmocka_unit_test(test_columns_match_candidates),
