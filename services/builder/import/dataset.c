@@ -287,6 +287,18 @@ int cascade_dataset_sort_events(cascade_dataset *ds)
     return 0;
 }
 
+size_t cascade_dataset_request_end(const cascade_dataset *ds, size_t i)
+{
+    const struct cascade_ds_event *first = &ds->events[i];
+    size_t end = i + 1;
+    if (first->type != CASCADE_EV_IMPRESSION)
+        return end;
+    while (end < ds->n_events && ds->events[end].type == CASCADE_EV_IMPRESSION &&
+           ds->events[end].user == first->user && ds->events[end].ts == first->ts)
+        end++;
+    return end;
+}
+
 int64_t cascade_dataset_last_ts(const cascade_dataset *ds)
 {
     int64_t last = 0;

@@ -95,6 +95,14 @@ long cascade_dataset_find_item(const cascade_dataset *ds, uint64_t item_id);
 /* Stable sort of the events by time (ties keep their order). */
 int cascade_dataset_sort_events(cascade_dataset *ds);
 
+/* One past the last event of the request that starts at event i (i < n_events):
+ * a run of impression events of the same user at the same second is one served
+ * list, which a ranker scored whole with the state before it (the consumer writes
+ * a serve record's items as consecutive impression lines); any other event is a
+ * request of its own (i + 1). The trainers' replays compute the rows of a run
+ * before applying any of its events, as serving does. */
+size_t cascade_dataset_request_end(const cascade_dataset *ds, size_t i);
+
 /* Read dir/users.tsv, dir/items.tsv, dir/items.online.tsv (if present:
  * items put online, exported by cascade-build) and dir/events.tsv, then the day
  * partitions dir/events/YYYY-MM-DD.tsv (cascade-consumer's Feedback log,

@@ -154,13 +154,16 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
     }
     memcpy(ex->y, rex.y, rex.n * sizeof *ex->y);
     size_t k = 0;
-    for (size_t i = 0; i < ds->n_events && rc == 0; i++) {
-        const struct cascade_ds_event *e = &ds->events[i];
-        if (k < rex.n && rex.event[k] == i) {
-            replay_example(&rp, e, o->bits, ex->idx + k * NF, &ex->heuristic[k]);
-            k++;
-        }
-        rc = replay_apply(&rp, e);
+    for (size_t i = 0, end; i < ds->n_events && rc == 0; i = end) {
+        /* A served list's rows all see the state before the list (as train-rank's). */
+        end = cascade_dataset_request_end(ds, i);
+        for (size_t j = i; j < end; j++)
+            if (k < rex.n && rex.event[k] == j) {
+                replay_example(&rp, &ds->events[j], o->bits, ex->idx + k * NF, &ex->heuristic[k]);
+                k++;
+            }
+        for (size_t j = i; j < end && rc == 0; j++)
+            rc = replay_apply(&rp, &ds->events[j]);
     }
 out:
     if (rc == CASCADE_ENOMEM)

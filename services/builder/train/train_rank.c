@@ -172,17 +172,22 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     if ((rc = click_labels(ds, impressions, label)) != 0)
         goto out;
     cascade_progress_start(&prog, "train-rank", "events replayed", ds->n_events, o->quiet);
-    for (size_t i = 0; i < ds->n_events; i++) {
-        const struct cascade_ds_event *e = &ds->events[i];
-        if (e->type == CASCADE_EV_IMPRESSION && seen++ >= warmup) {
-            replay_features(&rp, e, ex->X + ex->n * CASCADE_RANK_FEATURES);
-            ex->y[ex->n] = label[i];
-            ex->event[ex->n++] = (uint32_t)i;
+    for (size_t i = 0, end; i < ds->n_events; i = end) {
+        /* A served list's rows all see the state before the list. */
+        end = cascade_dataset_request_end(ds, i);
+        for (size_t j = i; j < end; j++) {
+            const struct cascade_ds_event *e = &ds->events[j];
+            if (e->type == CASCADE_EV_IMPRESSION && seen++ >= warmup) {
+                replay_features(&rp, e, ex->X + ex->n * CASCADE_RANK_FEATURES);
+                ex->y[ex->n] = label[j];
+                ex->event[ex->n++] = (uint32_t)j;
+            }
         }
-        if ((rc = replay_apply(&rp, e)) != 0)
-            goto out;
-        if ((i & 0xffff) == 0)
-            cascade_progress_update(&prog, i);
+        for (size_t j = i; j < end; j++)
+            if ((rc = replay_apply(&rp, &ds->events[j])) != 0)
+                goto out;
+        if ((i >> 16) != (end >> 16))
+            cascade_progress_update(&prog, end);
     }
     cascade_progress_finish(&prog, ds->n_events);
     ex->n_train = ex->n - (size_t)(o->holdout_frac * (double)ex->n);

@@ -3,7 +3,8 @@
  * next impression of the same pair). Features come from cascade_features_rank
  * on point-in-time records: the log is replayed in time order and each
  * impression sees only the statistics of events strictly before it (no label
- * leakage); the first warm-up share of the log only builds state. The last
+ * leakage), and the rows of one served list all see the state before the list
+ * (cascade_dataset_request_end); the first warm-up share of the log only builds state. The last
  * share of examples by time is held out for AUC and log loss. The model is a
  * logistic regression (common/ml/lr.h) saved as
  * model-dir/rank-lr-<UTC time>.safetensors and named in model-dir/rank-lr.latest. */
