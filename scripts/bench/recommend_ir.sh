@@ -9,7 +9,11 @@
 # calls, zeroes the counters, sends --requests more (closed loop, one client,
 # users drawn with a fixed seed, so runs compare), dumps, and prints the
 # instructions per call of each process and their sum. Degraded answers are
-# counted: they must be 0 for the figures to mean the full path.
+# counted: they must be 0 for the figures to mean the full path. Also printed:
+# Redis commands per Recommend and the server's time for them by command
+# (INFO commandstats), and Redis round trips and bytes per Recommend per
+# process (from `ss -ti`: data segments and bytes each connection to
+# redis-server sent and received; in both modes).
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
@@ -94,6 +98,42 @@ load() { # N SEED
     -n "$1" -c 1 127.0.0.1:"$BASE"
 }
 load "$WARMUP" 1 >/dev/null
+# Redis round trips per process: the kernel's count of data segments each
+# connection to redis-server sent (one per pipeline flush: a write of up to
+# 64 KB is one segment on loopback), and bytes each way, per connection,
+# summed per process below. Connections opened during the run count from 0.
+redis_conns() {
+  ss -HtinpO "dport = :$((BASE + 9))" 2>/dev/null | /usr/bin/python3 -c '
+import re, sys
+for line in sys.stdin:
+    pid = re.search(r"pid=(\d+),", line)
+    port = re.search(r"127\.0\.0\.1:(\d+)\s", line)
+    got = [re.search(r"\b%s:(\d+)" % f, line) for f in ("data_segs_out", "bytes_sent", "bytes_received")]
+    if pid and port:
+        print(pid.group(1), port.group(1), *[g.group(1) if g else 0 for g in got])
+'
+}
+PIDS=""
+for p in orchestrator recall filter prerank rank rerank; do PIDS="$PIDS $p=$(cat "$DIR/data/$p.pid")"; done
+redis_trips() { # BEFORE AFTER N: round trips and bytes per Recommend, per process
+  /usr/bin/python3 - "$1" "$2" "$3" $PIDS <<'PY'
+import sys
+def read(path):
+    return {(f[0], f[1]): [int(x) for x in f[2:]] for f in (l.split() for l in open(path)) if len(f) == 5}
+before, after, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+names = dict(a.split("=")[::-1] for a in sys.argv[4:])
+per = {}
+for k, v in after.items():
+    b = before.get(k, [0, 0, 0])
+    acc = per.setdefault(names.get(k[0], "pid " + k[0]), [0, 0, 0])
+    for i in range(3):
+        acc[i] += v[i] - b[i]
+tot = [sum(v[i] for v in per.values()) for i in range(3)]
+print("redis round trips per Recommend: %.1f (%s); bytes to redis %.0f, from redis %.0f" % (
+    tot[0] / n, ", ".join("%s %.1f" % (p, v[0] / n) for p, v in sorted(per.items()) if v[0]),
+    tot[1] / n, tot[2] / n))
+PY
+}
 if [ "$CPU" = 1 ]; then
   # utime + stime in clock ticks of every process, redis-server included.
   # And the context switches of all their threads (voluntary + involuntary:
@@ -106,10 +146,12 @@ if [ "$CPU" = 1 ]; then
     done
   }
   ticks >"$DIR/before.txt"
+  redis_conns >"$DIR/conns0.txt"
   /usr/bin/time -f "%U %S %c %w" -o "$DIR/load.time" "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
     -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
     -n "$REQUESTS" -c 4 127.0.0.1:"$BASE" >"$DIR/run.json"
   ticks >"$DIR/after.txt"
+  redis_conns >"$DIR/conns1.txt"
   /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" "$DIR/load.time" <<'EOF'
 import json, sys
 before = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1])}
@@ -130,11 +172,14 @@ u, s_, ic, vc = open(sys.argv[6]).read().split()[-4:]
 print("%-12s %7.3f ms CPU, %6.1f context switches per Recommend (not in the sum)" % (
     "cascade-load", (float(u) + float(s_)) * 1000 / n, (int(ic) + int(vc)) / n))
 EOF
+  redis_trips "$DIR/conns0.txt" "$DIR/conns1.txt" "$REQUESTS"
   exit 0
 fi
 for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
+redis_conns >"$DIR/conns0.txt"
 load "$REQUESTS" 2 >"$DIR/run.json"
+redis_conns >"$DIR/conns1.txt"
 redis-cli -p $((BASE + 9)) INFO commandstats >"$DIR/redis.txt"
 for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 [ -z "$OUT" ] || { mkdir -p "$OUT" && cp "$DIR"/cg/* "$OUT"/; }
@@ -170,5 +215,8 @@ for line in open(sys.argv[1]):
 rows.sort(reverse=True)
 print("redis: %.1f commands, %.0f us per Recommend (%s)" % (
     sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n,
-    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:8])))
+    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:14])))
+print("redis: server time by command, us per Recommend: %s" % (
+    ", ".join("%s %.0f" % (r[2], r[1] / n) for r in sorted(rows, key=lambda r: -r[1])[:14])))
 EOF
+redis_trips "$DIR/conns0.txt" "$DIR/conns1.txt" "$REQUESTS"

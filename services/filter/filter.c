@@ -1,8 +1,9 @@
-/* Filter stage: exposure Bloom filters (read: pipelined GET of the last
- * `windows` bitmaps and a local bit test; write: pipelined SETBIT), the
- * consumed and blocked-item sets (SMISMEMBER in the same pipeline), blocked
- * authors (only for users who have some), duplicate removal, and a drop
- * counter per reason. */
+/* Filter stage: exposure Bloom filters (read: one MGET of the last
+ * `windows` bitmaps and a local bit test; write: pipelined SETBIT, or a
+ * reservation under WATCH), the consumed and blocked-item sets (SRANDMEMBER
+ * in the same pipeline, SMISMEMBER when a set is as large as the
+ * candidates), blocked authors (only for users who have some), duplicate
+ * removal, and a drop counter per reason. */
 #include "filter.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "idmap.h"
 #include "request.h"
 #include "store.h"
 
@@ -45,46 +47,10 @@ struct cascade_filter {
     int64_t (*wall_s)(void);                     /* the server clock (tests may replace it) */
 };
 
-/* The reservation (RecordExposure with reserve > 0), atomic per user because
- * Redis runs a script alone. KEYS[1..windows]: the user's exposure bitmaps,
- * the current window first. ARGV[1] how many to reserve, [2] hashes k, [3]
- * TTL seconds, then k Bloom positions per candidate, candidates in order.
- * A candidate is taken when no window has all of its k bits set: its bits
- * are set in KEYS[1] by one BITFIELD (one command, not k SETBITs: Redis
- * pays per command) before the next candidate is looked at, so later
- * candidates and later calls see it. Returns
- * the 0-based indices taken, in order. */
-static const char RESERVE_SCRIPT[] =
-    "local want, k, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local live = {}\n"
-    "for w = 1, #KEYS do\n"
-    "  if w == 1 or redis.call('EXISTS', KEYS[w]) == 1 then live[#live + 1] = KEYS[w] end\n"
-    "end\n"
-    "local taken = {}\n"
-    "local n = (#ARGV - 3) / k\n"
-    "for i = 0, n - 1 do\n"
-    "  if #taken >= want then break end\n"
-    "  local at = 4 + i * k\n"
-    "  local seen = false\n"
-    "  for _, key in ipairs(live) do\n"
-    "    local all = true\n"
-    "    for h = 0, k - 1 do\n"
-    "      if redis.call('GETBIT', key, ARGV[at + h]) == 0 then all = false; break end\n"
-    "    end\n"
-    "    if all then seen = true; break end\n"
-    "  end\n"
-    "  if not seen then\n"
-    "    local set = {}\n"
-    "    for h = 0, k - 1 do\n"
-    "      set[#set + 1] = 'SET'; set[#set + 1] = 'u1'; set[#set + 1] = ARGV[at + h]\n"
-    "      set[#set + 1] = 1\n"
-    "    end\n"
-    "    redis.call('BITFIELD', KEYS[1], unpack(set))\n"
-    "    taken[#taken + 1] = i\n"
-    "  end\n"
-    "end\n"
-    "if #taken > 0 then redis.call('EXPIRE', KEYS[1], ttl) end\n"
-    "return taken\n";
+/* Reservation attempts (RecordExposure with reserve > 0) before giving up
+ * on a user whose exposure filters keep changing under it: each attempt that
+ * fails lost to another reservation that succeeded. */
+#define FILTER_RESERVE_ATTEMPTS 16
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -250,6 +216,30 @@ static int read_replies(cascade_redis *redis, size_t n, redisReply **replies, co
 
 /* ------------------------------------------------------------------ Filter */
 
+/* The packed form (item_ids, author_ids) replaces candidates: not both, at
+ * most max_candidates ids, and no author ids or one per item id. */
+static int check_columns(const cascade_filter *f, const Cascade__V1__FilterRequest *req, char *err,
+                         size_t errlen)
+{
+    if (req->n_item_ids == 0 && req->n_author_ids == 0)
+        return 0;
+    if (req->n_candidates > 0) {
+        snprintf(err, errlen, "candidates and item_ids are exclusive: send one or the other");
+        return CASCADE_EINVAL;
+    }
+    if (req->n_item_ids > f->max_candidates) {
+        snprintf(err, errlen, "%zu item_ids exceed the limit of %zu", req->n_item_ids,
+                 f->max_candidates);
+        return CASCADE_ETOOBIG;
+    }
+    if (req->n_author_ids != 0 && req->n_author_ids != req->n_item_ids) {
+        snprintf(err, errlen, "author_ids: %zu entries for %zu item_ids (0 or one per item id)",
+                 req->n_author_ids, req->n_item_ids);
+        return CASCADE_EINVAL;
+    }
+    return 0;
+}
+
 static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterRequest *req,
                            char *err, size_t errlen)
 {
@@ -258,18 +248,51 @@ static int filter_validate(const cascade_filter *f, const Cascade__V1__FilterReq
         rc = cascade_request_check_candidates(req->candidates, req->n_candidates, f->max_candidates,
                                               err, errlen);
     if (rc == 0)
+        rc = check_columns(f, req, err, errlen);
+    if (rc == 0)
         rc = cascade_request_check_experiments(req->experiments, err, errlen);
     return rc;
 }
 
-/* What one Filter call works on: reason[i] = 0 keeps candidate i, otherwise
- * 1 + its drop reason; counts[r] is the number dropped for reason r. */
+/* What one Filter call works on: the n candidates' item ids and authors (0 =
+ * unknown), from the packed columns or from the candidates; reason[i] = 0
+ * keeps candidate i, otherwise 1 + its drop reason; counts[r] is the number
+ * dropped for reason r. */
 struct verdict {
     const Cascade__V1__FilterRequest *req;
     cascade_arena *arena;
+    size_t n;
+    const uint64_t *ids;
+    const uint64_t *authors; /* NULL: none sent */
+    bool columns;            /* the request came as item_ids */
     uint8_t *reason;
     uint32_t counts[DROP_REASONS];
 };
+
+/* Point v at the request's ids and authors: the packed columns as they
+ * are, or copied out of the candidates. */
+static int verdict_columns(struct verdict *v)
+{
+    const Cascade__V1__FilterRequest *req = v->req;
+    if ((v->columns = req->n_item_ids > 0)) {
+        v->n = req->n_item_ids;
+        v->ids = req->item_ids;
+        v->authors = req->n_author_ids ? req->author_ids : NULL;
+        return 0;
+    }
+    uint64_t *ids = cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *ids);
+    uint64_t *authors = cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *authors);
+    if (!ids || !authors)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        ids[i] = req->candidates[i]->item_id;
+        authors[i] = req->candidates[i]->attrs ? req->candidates[i]->attrs->author_id : 0;
+    }
+    v->n = req->n_candidates;
+    v->ids = ids;
+    v->authors = authors;
+    return 0;
+}
 
 static void drop(struct verdict *v, size_t i, int why)
 {
@@ -277,32 +300,21 @@ static void drop(struct verdict *v, size_t i, int why)
     v->counts[why]++;
 }
 
-struct id_pos {
-    uint64_t id;
-    size_t pos;
-};
-
-static int id_pos_cmp(const void *pa, const void *pb)
-{
-    const struct id_pos *a = pa, *b = pb;
-    if (a->id != b->id)
-        return a->id < b->id ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-/* Mark every repeat of an item id after its first occurrence. */
+/* Mark every repeat of an item id after its first occurrence (an id set, in
+ * request order). */
 static int mark_duplicates(struct verdict *v)
 {
-    size_t n = v->req->n_candidates;
-    struct id_pos *ip = cascade_arena_calloc(v->arena, n + 1, sizeof *ip);
-    if (!ip)
+    size_t n = v->n;
+    cascade_idmap seen;
+    if (cascade_idmap_init(&seen, v->arena, n) != 0)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        ip[i] = (struct id_pos){v->req->candidates[i]->item_id, i};
-    qsort(ip, n, sizeof *ip, id_pos_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (ip[i].id == ip[i - 1].id)
-            drop(v, ip[i].pos, DROP_DUPLICATE);
+    for (size_t i = 0; i < n; i++) {
+        bool created = false;
+        if (!cascade_idmap_upsert(&seen, v->ids[i], &created))
+            return CASCADE_ENOMEM;
+        if (!created)
+            drop(v, i, DROP_DUPLICATE);
+    }
     return 0;
 }
 
@@ -325,7 +337,8 @@ static int append_smismember(cascade_redis *redis, const char *key, char (*nums)
     return cascade_redis_append_argv(redis, (int)(n + 2), argv, argvlen);
 }
 
-/* Candidates still standing: positions and decimal ids. */
+/* Candidates still standing: positions, and their decimal ids once a
+ * command needs them (standing_nums). */
 struct standing {
     size_t *pos;
     char (*nums)[24];
@@ -334,18 +347,27 @@ struct standing {
 
 static int collect_standing(struct verdict *v, struct standing *s)
 {
-    size_t n = v->req->n_candidates;
+    size_t n = v->n;
     s->n = 0;
+    s->nums = NULL;
     s->pos = cascade_arena_calloc(v->arena, n + 1, sizeof *s->pos);
-    s->nums = cascade_arena_calloc(v->arena, n + 1, sizeof *s->nums);
-    if (!s->pos || !s->nums)
+    if (!s->pos)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (!v->reason[i]) {
-            snprintf(s->nums[s->n], sizeof s->nums[0], "%llu",
-                     (unsigned long long)v->req->candidates[i]->item_id);
+        if (!v->reason[i])
             s->pos[s->n++] = i;
-        }
+    return 0;
+}
+
+/* The standing candidates' ids as decimal strings (formatted once). */
+static int standing_nums(struct verdict *v, struct standing *s)
+{
+    if (s->nums)
+        return 0;
+    if (!(s->nums = cascade_arena_calloc(v->arena, s->n + 1, sizeof *s->nums)))
+        return CASCADE_ENOMEM;
+    for (size_t j = 0; j < s->n; j++)
+        snprintf(s->nums[j], sizeof s->nums[0], "%llu", (unsigned long long)v->ids[s->pos[j]]);
     return 0;
 }
 
@@ -359,8 +381,7 @@ static void apply_exposed(const cascade_filter *f, struct verdict *v, const stru
             const redisReply *b = bitmaps[w];
             if (!b || b->type != REDIS_REPLY_STRING)
                 continue;
-            if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len,
-                                          v->req->candidates[i]->item_id)) {
+            if (cascade_bloom_test_bitmap(&f->bloom, (const uint8_t *)b->str, b->len, v->ids[i])) {
                 drop(v, i, DROP_EXPOSED);
                 break;
             }
@@ -384,57 +405,173 @@ static int apply_members(struct verdict *v, const struct standing *s, const redi
     return 0;
 }
 
-/* One round trip for everything a user's own keys say: GET the bitmaps of
- * the last f->windows windows, SMISMEMBER on the consumed and blocked-item
- * sets, SCARD of the blocked-author set (its size goes to *blocked_authors,
- * so the author check only runs for users who blocked someone). */
+/* A set member as an item id: only the canonical decimal form ("0", or no
+ * leading zero, at most UINT64_MAX) is one; SMISMEMBER compares the
+ * candidate's decimal id as a string, so "007" never matched item 7. */
+static bool member_id(const redisReply *m, uint64_t *id)
+{
+    uint64_t v = 0;
+    if (m->type != REDIS_REPLY_STRING || m->len == 0 || m->len > 20 ||
+        (m->len > 1 && m->str[0] == '0'))
+        return false;
+    for (size_t i = 0; i < m->len; i++) {
+        unsigned d = (unsigned)(m->str[i] - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *id = v;
+    return true;
+}
+
+/* Drop the standing candidates that are members of a whole set (an
+ * SRANDMEMBER reply shorter than its count: every member). */
+static int apply_whole_set(struct verdict *v, const struct standing *s, const redisReply *set,
+                           int why)
+{
+    cascade_idmap members;
+    uint64_t id;
+    if (set->elements == 0)
+        return 0;
+    if (cascade_idmap_init(&members, v->arena, set->elements) != 0)
+        return CASCADE_ENOMEM;
+    for (size_t m = 0; m < set->elements; m++) {
+        bool created;
+        if (member_id(set->element[m], &id) && !cascade_idmap_upsert(&members, id, &created))
+            return CASCADE_ENOMEM;
+    }
+    for (size_t j = 0; j < s->n; j++)
+        if (!v->reason[s->pos[j]] && cascade_idmap_find(&members, v->ids[s->pos[j]]))
+            drop(v, s->pos[j], why);
+    return 0;
+}
+
+/* The consumed and blocked-item sets are read with SRANDMEMBER key n (n =
+ * the standing candidates), which answers the whole set when it has fewer
+ * than n members — the usual case, a few dozen consumed items against
+ * hundreds of candidates: Redis parses one count instead of n ids and the
+ * filter tests the members locally. A set of n members or more is asked
+ * SMISMEMBER over the candidates in a second round trip, as before. */
+struct user_set {
+    const char *key;
+    int why;
+    const char *what;
+    redisReply *sample;  /* the SRANDMEMBER reply */
+    redisReply *members; /* SMISMEMBER's, when the sample was not the whole set */
+};
+
+static bool whole_set(const struct user_set *u, size_t n)
+{
+    return u->sample->elements < n;
+}
+
+/* For the sets the sample did not cover, SMISMEMBER in one round trip. */
+static int ask_members(cascade_redis *redis, struct verdict *v, struct standing *s,
+                       struct user_set *sets, size_t n_sets, char *err, size_t errlen)
+{
+    size_t queued = 0;
+    int rc = 0;
+    for (size_t k = 0; k < n_sets; k++) {
+        if (whole_set(&sets[k], s->n))
+            continue;
+        if ((rc = standing_nums(v, s)) != 0)
+            return rc;
+        if ((rc = append_smismember(redis, sets[k].key, s->nums, s->n, v->arena)) != 0)
+            return redis_failure(redis, rc, "filter", err, errlen);
+        queued++;
+    }
+    for (size_t k = 0; k < n_sets && queued > 0; k++)
+        if (!whole_set(&sets[k], s->n)) {
+            queued--;
+            if ((rc = read_replies(redis, 1, &sets[k].members, sets[k].what, err, errlen)) != 0)
+                break;
+        }
+    if (queued > 0) /* keep the connection in step after a failed reply */
+        read_replies(redis, queued, NULL, "filter", err, errlen);
+    return rc;
+}
+
+/* One round trip for everything a user's own keys say (a second only for a
+ * set as large as the candidates): MGET of the bitmaps of the last
+ * f->windows windows, SRANDMEMBER of the consumed and blocked-item sets,
+ * SCARD of the blocked-author set (its size goes to *blocked_authors, so the
+ * author check only runs for users who blocked someone). A window key that
+ * holds another type reads as empty (MGET answers nil for it). */
 static int mark_user_sets(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
                           long long *blocked_authors, char *err, size_t errlen)
 {
     const Cascade__V1__UserContext *user = v->req->user;
     int64_t now_window = current_window(f);
-    size_t n_replies = (size_t)f->windows + 3;
-    redisReply **rep = cascade_arena_calloc(v->arena, n_replies, sizeof *rep);
-    char key[CASCADE_KEY_MAX], consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX];
+    size_t n_keys = (size_t)f->windows, n_sets = 2;
+    redisReply *rep[4] = {NULL, NULL, NULL, NULL};
+    char(*keys)[CASCADE_KEY_MAX] = cascade_arena_calloc(v->arena, n_keys, sizeof *keys);
+    const char **argv = cascade_arena_calloc(v->arena, n_keys + 1, sizeof *argv);
+    size_t *argvlen = cascade_arena_calloc(v->arena, n_keys + 1, sizeof *argvlen);
+    char consumed[CASCADE_KEY_MAX], blocked[CASCADE_KEY_MAX], authors[CASCADE_KEY_MAX];
+    struct user_set sets[2] = {{consumed, DROP_CONSUMED, "consumed set", NULL, NULL},
+                               {blocked, DROP_BLOCKED_ITEM, "blocked items", NULL, NULL}};
     struct standing s;
     int rc;
     *blocked_authors = 0;
-    if (!rep || collect_standing(v, &s) != 0)
+    if (!keys || !argv || !argvlen || collect_standing(v, &s) != 0)
         return CASCADE_ENOMEM;
     if (s.n == 0)
         return 0;
-    for (int w = 0; w < f->windows; w++) {
-        cascade_key_exposure(key, f->ns, user->user_id, now_window - w);
-        if ((rc = cascade_redis_append(redis, "GET %s", key)) != 0)
-            return redis_failure(redis, rc, "filter", err, errlen);
+    argv[0] = "MGET";
+    argvlen[0] = 4;
+    for (size_t w = 0; w < n_keys; w++) {
+        cascade_key_exposure(keys[w], f->ns, user->user_id, now_window - (int64_t)w);
+        argv[w + 1] = keys[w];
+        argvlen[w + 1] = strlen(keys[w]);
     }
     cascade_key_user_consumed(consumed, f->ns, user->user_id);
     cascade_key_user_blocked_items(blocked, f->ns, user->user_id);
-    if ((rc = append_smismember(redis, consumed, s.nums, s.n, v->arena)) != 0 ||
-        (rc = append_smismember(redis, blocked, s.nums, s.n, v->arena)) != 0 ||
-        (rc = cascade_redis_append(redis, "SCARD %s",
-                                   cascade_key_user_blocked_authors(key, f->ns, user->user_id))))
+    cascade_key_user_blocked_authors(authors, f->ns, user->user_id);
+    if ((rc = cascade_redis_append_argv(redis, (int)n_keys + 1, argv, argvlen)) != 0 ||
+        (rc = cascade_redis_append(redis, "SRANDMEMBER %s %llu", consumed,
+                                   (unsigned long long)s.n)) != 0 ||
+        (rc = cascade_redis_append(redis, "SRANDMEMBER %s %llu", blocked,
+                                   (unsigned long long)s.n)) != 0 ||
+        (rc = cascade_redis_append(redis, "SCARD %s", authors)) != 0)
         return redis_failure(redis, rc, "filter", err, errlen);
-    rc = read_replies(redis, n_replies, rep, "filter", err, errlen);
-    if (rc != 0)
+    if ((rc = read_replies(redis, 4, rep, "filter", err, errlen)) != 0)
         goto out;
-    apply_exposed(f, v, &s, rep);
-    if ((rc = apply_members(v, &s, rep[f->windows], DROP_CONSUMED, redis, "consumed set", err,
-                            errlen)) ||
-        (rc = apply_members(v, &s, rep[f->windows + 1], DROP_BLOCKED_ITEM, redis, "blocked items",
-                            err, errlen)))
+    if (!rep[0] || rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements != n_keys) {
+        snprintf(err, errlen, "filter: redis %s: unexpected MGET reply", cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
         goto out;
-    if (rep[f->windows + 2] && rep[f->windows + 2]->type == REDIS_REPLY_INTEGER)
-        *blocked_authors = rep[f->windows + 2]->integer;
+    }
+    for (size_t k = 0; k < n_sets; k++) {
+        sets[k].sample = rep[1 + k];
+        if (!sets[k].sample || sets[k].sample->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "%s: redis %s: unexpected SRANDMEMBER reply", sets[k].what,
+                     cascade_redis_addr(redis));
+            rc = CASCADE_EUNAVAILABLE;
+            goto out;
+        }
+    }
+    if ((rc = ask_members(redis, v, &s, sets, n_sets, err, errlen)) != 0)
+        goto out;
+    apply_exposed(f, v, &s, rep[0]->element);
+    for (size_t k = 0; k < n_sets && rc == 0; k++)
+        rc = whole_set(&sets[k], s.n) ? apply_whole_set(v, &s, sets[k].sample, sets[k].why)
+                                      : apply_members(v, &s, sets[k].members, sets[k].why, redis,
+                                                      sets[k].what, err, errlen);
+    if (rc == 0 && rep[3] && rep[3]->type == REDIS_REPLY_INTEGER)
+        *blocked_authors = rep[3]->integer;
 out:
-    for (size_t i = 0; i < n_replies; i++)
+    for (size_t k = 0; k < n_sets; k++)
+        if (sets[k].members)
+            freeReplyObject(sets[k].members);
+    for (size_t i = 0; i < 4; i++)
         if (rep[i])
             freeReplyObject(rep[i]);
     return rc;
 }
 
-/* The author of each standing candidate: from its attrs when the caller sent
- * them, else from its item record (one MGET for those only); 0 = unknown. */
+/* The author of each standing candidate: from its attrs or author_ids when
+ * the caller sent them, else from its item record (one MGET for those only);
+ * 0 = unknown. */
 static int standing_authors(const cascade_filter *f, cascade_redis *redis, struct verdict *v,
                             const struct standing *s, uint64_t *authors, char *err, size_t errlen)
 {
@@ -444,10 +581,9 @@ static int standing_authors(const cascade_filter *f, cascade_redis *redis, struc
     if (!ids || !at)
         return CASCADE_ENOMEM;
     for (size_t j = 0; j < s->n; j++) {
-        const Cascade__V1__Candidate *c = v->req->candidates[s->pos[j]];
-        authors[j] = c->attrs ? c->attrs->author_id : 0;
+        authors[j] = v->authors ? v->authors[s->pos[j]] : 0;
         if (authors[j] == 0) {
-            ids[m] = c->item_id;
+            ids[m] = v->ids[s->pos[j]];
             at[m++] = j;
         }
     }
@@ -484,6 +620,8 @@ static int mark_blocked_authors(const cascade_filter *f, cascade_redis *redis, s
         return rc;
     /* Ask about every standing candidate's author (repeats are cheap: a set
      * lookup each); unknown authors (0) are never members. */
+    if (standing_nums(v, &s) != 0)
+        return CASCADE_ENOMEM;
     for (size_t j = 0; j < s.n; j++)
         snprintf(s.nums[j], sizeof s.nums[0], "%llu", (unsigned long long)authors[j]);
     cascade_key_user_blocked_authors(key, f->ns, v->req->user->user_id);
@@ -504,19 +642,20 @@ static int filter_response(const struct verdict *v, Cascade__V1__FilterResponse 
         return CASCADE_ENOMEM;
     cascade__v1__filter_response__init(resp);
     resp->dropped = cascade_arena_calloc(v->arena, DROP_REASONS, sizeof *resp->dropped);
-    if (req->ids_only) /* ids are packed as one field; candidates one message each */
-        resp->kept_ids =
-            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->kept_ids);
+    /* ids are packed as one field; candidates one message each (a request
+     * in columns has no candidates to send back). */
+    bool ids_only = req->ids_only || v->columns;
+    if (ids_only)
+        resp->kept_ids = cascade_arena_calloc(v->arena, v->n + 1, sizeof *resp->kept_ids);
     else
-        resp->candidates =
-            cascade_arena_calloc(v->arena, req->n_candidates + 1, sizeof *resp->candidates);
+        resp->candidates = cascade_arena_calloc(v->arena, v->n + 1, sizeof *resp->candidates);
     if ((!resp->candidates && !resp->kept_ids) || !resp->dropped)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < req->n_candidates; i++)
+    for (size_t i = 0; i < v->n; i++)
         if (v->reason[i])
             continue;
-        else if (req->ids_only)
-            resp->kept_ids[resp->n_kept_ids++] = req->candidates[i]->item_id;
+        else if (ids_only)
+            resp->kept_ids[resp->n_kept_ids++] = v->ids[i];
         else
             resp->candidates[resp->n_candidates++] = req->candidates[i];
     for (int r = 0; r < DROP_REASONS; r++) {
@@ -550,10 +689,12 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
         return rc;
     cascade_redis *redis = cascade_redis_pool_get(f->redis);
     cascade_redis_set_deadline(redis, deadline_ms);
-    v.reason = cascade_arena_calloc(arena, req->n_candidates + 1, 1);
-    if (!redis || !v.reason || mark_duplicates(&v) != 0)
+    if (!redis || verdict_columns(&v) != 0)
         goto nomem;
-    if (req->n_candidates > 0) {
+    v.reason = cascade_arena_calloc(arena, v.n + 1, 1);
+    if (!v.reason || mark_duplicates(&v) != 0)
+        goto nomem;
+    if (v.n > 0) {
         if ((rc = mark_user_sets(f, redis, &v, &blocked_authors, err, errlen)) != 0)
             goto fail;
         if (past(deadline_ms))
@@ -623,90 +764,202 @@ static int record_append(const cascade_filter *f, cascade_redis *redis, const ch
     return rc;
 }
 
-/* The EVAL of RESERVE_SCRIPT for req (see there), allocated from arena. */
-struct reserve_call {
-    const char **argv;
+/* A reservation works on the user's bitmaps of the last f->windows windows
+ * (keys[0] = the current one), read with WATCH so that the write commits only
+ * if none of them changed since: optimistic, but as atomic per user as one
+ * script, and Redis does none of the per-bit work (a Lua script doing it cost
+ * Redis ≈ 200 us a call, docs/load.md). */
+struct reservation {
+    char (*keys)[CASCADE_KEY_MAX];
+    const char **argv; /* scratch: a command over every key */
     size_t *argvlen;
-    int argc;
+    uint8_t *map; /* the current bitmap with this call's bits set */
+    size_t map_cap, map_len;
+    size_t *taken; /* indices into the request's items */
+    size_t n_taken;
 };
 
-static int reserve_build(const cascade_filter *f, cascade_arena *arena, int64_t window,
-                         const Cascade__V1__RecordExposureRequest *req, struct reserve_call *c)
+static int reservation_init(const cascade_filter *f, cascade_arena *arena, int64_t window,
+                            const Cascade__V1__RecordExposureRequest *req, struct reservation *rs)
 {
-    const struct cascade_bloom_params p = f->bloom;
-    size_t n_pos = req->n_item_ids * p.hashes;
-    size_t max = 3 + (size_t)f->windows + 3 + n_pos;
-    /* numkeys, want, k, ttl, then one decimal per position */
-    char(*nums)[24] = cascade_arena_calloc(arena, 4 + n_pos, sizeof *nums);
-    char(*keys)[CASCADE_KEY_MAX] = cascade_arena_calloc(arena, (size_t)f->windows, sizeof *keys);
-    uint64_t pos[FILTER_MAX_HASHES];
-    c->argv = cascade_arena_calloc(arena, max, sizeof *c->argv);
-    c->argvlen = cascade_arena_calloc(arena, max, sizeof *c->argvlen);
-    if (!nums || !keys || !c->argv || !c->argvlen)
+    size_t n = (size_t)f->windows;
+    rs->keys = cascade_arena_calloc(arena, n, sizeof *rs->keys);
+    rs->argv = cascade_arena_calloc(arena, n + 1, sizeof *rs->argv);
+    rs->argvlen = cascade_arena_calloc(arena, n + 1, sizeof *rs->argvlen);
+    rs->map_cap = (size_t)((f->bloom.bits + 7) / 8);
+    rs->map = cascade_arena_alloc(arena, rs->map_cap + 1);
+    rs->taken = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *rs->taken);
+    if (!rs->keys || !rs->argv || !rs->argvlen || !rs->map || !rs->taken)
         return CASCADE_ENOMEM;
-    c->argc = 0;
-#define PUT(s, len) (c->argv[c->argc] = (s), c->argvlen[c->argc++] = (len))
-    PUT("EVAL", 4);
-    PUT(RESERVE_SCRIPT, sizeof RESERVE_SCRIPT - 1);
-    snprintf(nums[0], sizeof nums[0], "%d", f->windows);
-    PUT(nums[0], strlen(nums[0]));
-    for (int w = 0; w < f->windows; w++) {
-        cascade_key_exposure(keys[w], f->ns, req->user_id, window - w);
-        PUT(keys[w], strlen(keys[w]));
+    for (size_t w = 0; w < n; w++) {
+        cascade_key_exposure(rs->keys[w], f->ns, req->user_id, window - (int64_t)w);
+        rs->argv[w + 1] = rs->keys[w];
+        rs->argvlen[w + 1] = strlen(rs->keys[w]);
     }
-    snprintf(nums[1], sizeof nums[1], "%u", req->reserve);
-    snprintf(nums[2], sizeof nums[2], "%u", p.hashes);
-    snprintf(nums[3], sizeof nums[3], "%lld", (long long)f->windows * (long long)f->window_seconds);
-    for (int a = 1; a <= 3; a++)
-        PUT(nums[a], strlen(nums[a]));
-    size_t at = 4;
-    for (size_t i = 0; i < req->n_item_ids; i++) {
-        cascade_bloom_positions(&p, req->item_ids[i], pos);
-        for (uint32_t h = 0; h < p.hashes; h++, at++) {
-            snprintf(nums[at], sizeof nums[at], "%llu", (unsigned long long)pos[h]);
-            PUT(nums[at], strlen(nums[at]));
-        }
-    }
-#undef PUT
     return 0;
 }
 
-/* Reserve up to req->reserve of req's items (RESERVE_SCRIPT) and list the
- * ones taken in resp->item_ids. */
-static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
-                          int64_t window, const Cascade__V1__RecordExposureRequest *req,
-                          Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
+/* Queue `command` key1 .. keyN over the user's window keys. */
+static int append_over_keys(const cascade_filter *f, cascade_redis *redis, struct reservation *rs,
+                            const char *command)
 {
-    struct reserve_call c;
-    redisReply *rep = NULL;
-    int rc = reserve_build(f, arena, window, req, &c);
-    resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
-    if (rc != 0 || !resp->item_ids) {
-        snprintf(err, errlen, "record exposure: out of request memory");
-        return CASCADE_ENOMEM;
+    rs->argv[0] = command;
+    rs->argvlen[0] = strlen(command);
+    return cascade_redis_append_argv(redis, f->windows + 1, rs->argv, rs->argvlen);
+}
+
+/* Pick the reservation from the bitmaps (MGET reply, current window first):
+ * walk the items in order, take one when no window has all of its bits set
+ * — the current window counting the bits of the items taken before it — and
+ * set its bits, until `want` are taken. map/map_len become the current bitmap
+ * as SETBIT of the taken bits would leave it (grown with zero bytes up to the
+ * highest byte touched). */
+static void reservation_pick(const cascade_filter *f, const redisReply *maps,
+                             const Cascade__V1__RecordExposureRequest *req, struct reservation *rs)
+{
+    const struct cascade_bloom_params *p = &f->bloom;
+    const redisReply *cur = maps->element[0];
+    uint64_t pos[FILTER_MAX_HASHES];
+    size_t cur_len = cur->type == REDIS_REPLY_STRING ? cur->len : 0;
+    memset(rs->map, 0, rs->map_cap);
+    if (cur_len)
+        memcpy(rs->map, cur->str, cur_len); /* map_cap >= cur_len (reserve_attempt) */
+    rs->map_len = cur_len;
+    rs->n_taken = 0;
+    for (size_t i = 0; i < req->n_item_ids && rs->n_taken < req->reserve; i++) {
+        uint64_t id = req->item_ids[i];
+        bool seen = cascade_bloom_test_bitmap(p, rs->map, rs->map_cap, id);
+        for (size_t w = 1; !seen && w < maps->elements; w++) {
+            const redisReply *b = maps->element[w];
+            seen = b->type == REDIS_REPLY_STRING &&
+                   cascade_bloom_test_bitmap(p, (const uint8_t *)b->str, b->len, id);
+        }
+        if (seen)
+            continue;
+        cascade_bloom_positions(p, id, pos);
+        for (uint32_t h = 0; h < p->hashes; h++) {
+            rs->map[pos[h] >> 3] |= (uint8_t)(0x80u >> (pos[h] & 7));
+            if ((pos[h] >> 3) + 1 > rs->map_len)
+                rs->map_len = (size_t)(pos[h] >> 3) + 1;
+        }
+        rs->taken[rs->n_taken++] = i;
     }
-    if ((rc = cascade_redis_command_argv(redis, &rep, c.argc, c.argv, c.argvlen)) != 0)
-        return redis_failure(redis, rc, "record exposure", err, errlen);
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > req->n_item_ids) {
-        snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
+}
+
+/* Read a WATCH / MULTI / SET acknowledgement. */
+static int expect_status(cascade_redis *redis, const char *what, char *err, size_t errlen)
+{
+    redisReply *rep = NULL;
+    int rc = read_replies(redis, 1, &rep, what, err, errlen);
+    if (rc == 0 && (!rep || rep->type != REDIS_REPLY_STATUS)) {
+        snprintf(err, errlen, "%s: redis %s: unexpected reply", what, cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* One attempt: UNWATCH (a connection may carry an earlier attempt's watch),
+ * WATCH and MGET the window keys; pick; then MULTI, SET of the current
+ * bitmap with EX ttl (the state SETBIT of each taken bit and EXPIRE would
+ * leave), EXEC. *committed is false when EXEC was aborted because a watched
+ * key changed (another reservation got there first): try again. */
+static int reserve_attempt(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
+                           const Cascade__V1__RecordExposureRequest *req, struct reservation *rs,
+                           bool *committed, char *err, size_t errlen)
+{
+    const char *what = "record exposure";
+    redisReply *maps = NULL, *exec = NULL;
+    int rc;
+    *committed = false;
+    if ((rc = cascade_redis_append(redis, "UNWATCH")) != 0 ||
+        (rc = append_over_keys(f, redis, rs, "WATCH")) != 0 ||
+        (rc = append_over_keys(f, redis, rs, "MGET")) != 0)
+        return redis_failure(redis, rc, what, err, errlen);
+    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = read_replies(redis, 1, &maps, what, err, errlen)) != 0)
+        goto out;
+    if (!maps || maps->type != REDIS_REPLY_ARRAY || maps->elements != (size_t)f->windows) {
+        snprintf(err, errlen, "%s: redis %s: unexpected MGET reply", what,
                  cascade_redis_addr(redis));
         rc = CASCADE_EUNAVAILABLE;
         goto out;
     }
-    for (size_t j = 0; j < rep->elements; j++) {
-        const redisReply *e = rep->element[j];
-        if (e->type != REDIS_REPLY_INTEGER || e->integer < 0 ||
-            (unsigned long long)e->integer >= req->n_item_ids) {
-            snprintf(err, errlen, "record exposure: redis %s: unexpected reply to the reservation",
-                     cascade_redis_addr(redis));
-            rc = CASCADE_EUNAVAILABLE;
+    const redisReply *cur = maps->element[0];
+    if (cur->type == REDIS_REPLY_STRING && cur->len > rs->map_cap) {
+        /* Longer than this filter's size (written under another config):
+         * kept whole, as SETBIT would keep it. */
+        if (!(rs->map = cascade_arena_alloc(arena, cur->len))) {
+            snprintf(err, errlen, "%s: out of request memory", what);
+            rc = CASCADE_ENOMEM;
             goto out;
         }
-        resp->item_ids[resp->n_item_ids++] = req->item_ids[e->integer];
+        rs->map_cap = cur->len;
+    }
+    reservation_pick(f, maps, req, rs);
+    if (rs->n_taken == 0) {
+        *committed = true; /* nothing to write; the watch is dropped by the next UNWATCH */
+        goto out;
+    }
+    long long ttl = (long long)f->windows * (long long)f->window_seconds;
+    if ((rc = cascade_redis_append(redis, "MULTI")) != 0 ||
+        (rc = cascade_redis_append(redis, "SET %s %b EX %lld", rs->keys[0], rs->map, rs->map_len,
+                                   ttl)) != 0 ||
+        (rc = cascade_redis_append(redis, "EXEC")) != 0) {
+        rc = redis_failure(redis, rc, what, err, errlen);
+        goto out;
+    }
+    if ((rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = expect_status(redis, what, err, errlen)) != 0 ||
+        (rc = read_replies(redis, 1, &exec, what, err, errlen)) != 0)
+        goto out;
+    if (exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 1)
+        *committed = true;
+    else if (!exec || exec->type != REDIS_REPLY_NIL) {
+        snprintf(err, errlen, "%s: redis %s: unexpected EXEC reply", what,
+                 cascade_redis_addr(redis));
+        rc = CASCADE_EUNAVAILABLE;
     }
 out:
-    freeReplyObject(rep);
+    freeReplyObject(exec);
+    freeReplyObject(maps);
     return rc;
+}
+
+/* Reserve up to req->reserve of req's items and list the ones taken in
+ * resp->item_ids (see struct reservation). */
+static int record_reserve(const cascade_filter *f, cascade_redis *redis, cascade_arena *arena,
+                          int64_t window, int64_t deadline_ms,
+                          const Cascade__V1__RecordExposureRequest *req,
+                          Cascade__V1__RecordExposureResponse *resp, char *err, size_t errlen)
+{
+    struct reservation rs;
+    bool committed = false;
+    resp->item_ids = cascade_arena_calloc(arena, req->n_item_ids + 1, sizeof *resp->item_ids);
+    if (!resp->item_ids || reservation_init(f, arena, window, req, &rs) != 0) {
+        snprintf(err, errlen, "record exposure: out of request memory");
+        return CASCADE_ENOMEM;
+    }
+    for (int attempt = 0; attempt < FILTER_RESERVE_ATTEMPTS && !committed; attempt++) {
+        if (attempt > 0 && past(deadline_ms)) {
+            snprintf(err, errlen, "record exposure: deadline exceeded");
+            return CASCADE_ETIMEDOUT;
+        }
+        int rc = reserve_attempt(f, redis, arena, req, &rs, &committed, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (!committed) {
+        snprintf(err, errlen,
+                 "record exposure: user %s's exposure filters changed during %d reservation "
+                 "attempts in a row",
+                 req->user_id, FILTER_RESERVE_ATTEMPTS);
+        return CASCADE_EUNAVAILABLE;
+    }
+    for (size_t j = 0; j < rs.n_taken; j++)
+        resp->item_ids[resp->n_item_ids++] = req->item_ids[rs.taken[j]];
+    return 0;
 }
 
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
@@ -733,7 +986,8 @@ int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadl
         }
         int64_t window = current_window(f);
         if (req->reserve > 0) {
-            if ((rc = record_reserve(f, redis, arena, window, req, resp, err, errlen)) != 0)
+            if ((rc = record_reserve(f, redis, arena, window, deadline_ms, req, resp, err,
+                                     errlen)) != 0)
                 return rc;
         } else {
             cascade_key_exposure(key, f->ns, req->user_id, window);

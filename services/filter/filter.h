@@ -32,14 +32,16 @@ cascade_filter *cascade_filter_create(const cascade_config *cfg, cascade_redis_p
 /* NULL is a no-op. */
 void cascade_filter_destroy(cascade_filter *f);
 
-/* Filter req's candidates: survivors keep their order (the Candidate
- * pointers of the request are reused), and `dropped` always lists the
+/* Filter req's candidates — the Candidate messages, or the packed columns
+ * item_ids (+ author_ids), not both: survivors keep their order (the
+ * Candidate pointers of the request are reused; with ids_only or columns
+ * they come back as kept_ids), and `dropped` always lists the
  * reasons "exposed", "consumed", "blocked_item", "blocked_author",
  * "duplicate" in that order (counts may be 0); each dropped candidate counts
  * under one reason: a repeat is a duplicate, otherwise the first of exposed,
  * consumed, blocked_item, blocked_author that applies. Item records are read
  * (for authors) only when the user has blocked authors and only for
- * candidates whose attrs carry no author. Allocates from arena. Returns 0 or
+ * candidates whose attrs (or author_ids) carry no author. Allocates from arena. Returns 0 or
  * EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. */
 int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                        const Cascade__V1__FilterRequest *req, Cascade__V1__FilterResponse **out,
@@ -48,10 +50,13 @@ int cascade_filter_run(cascade_filter *f, cascade_arena *arena, int64_t deadline
 /* Record req's items as exposed in the current window of the server's clock
  * (req->time_s is ignored): with req->reserve == 0, SETBIT of each item's
  * Bloom positions, EXPIRE windows × window_seconds; with req->reserve = N > 0,
- * one Lua script, atomic per user, takes the first N items in order that no
- * window of the user's filters holds and records only those. (*out)->item_ids
- * lists the items recorded, in request order. Returns 0 or EINVAL / ETOOBIG /
- * EUNAVAILABLE / ETIMEDOUT / ENOMEM with a message in err. Thread-safe. */
+ * a reservation, atomic per user (the windows read under WATCH, the current
+ * one written in MULTI/EXEC, retried when another reservation changed them
+ * in between), takes the first N items in order that no window of the
+ * user's filters holds and records only those. (*out)->item_ids lists the
+ * items recorded, in request order. Returns 0 or EINVAL / ETOOBIG /
+ * EUNAVAILABLE (also after 16 attempts lost to other reservations) /
+ * ETIMEDOUT / ENOMEM with a message in err. Thread-safe. */
 int cascade_filter_record(cascade_filter *f, cascade_arena *arena, int64_t deadline_ms,
                           const Cascade__V1__RecordExposureRequest *req,
                           Cascade__V1__RecordExposureResponse **out, char *err, size_t errlen);

@@ -384,6 +384,52 @@ static Cascade__V1__Candidate **unslim(struct cascade_orch_rq *rq, const char *s
     return NULL;
 }
 
+/* Report a stage whose answer was not used (the candidates stay as they
+ * were), degrading the response. */
+static void report_skipped(struct cascade_orch_rq *rq, const char *stage, int64_t lat, int status,
+                           const char *message)
+{
+    cascade_orch__report(rq, &(struct cascade_orch_outcome){.stage = stage,
+                                                            .latency_us = lat,
+                                                            .items_in = rq->n,
+                                                            .items_out = rq->n,
+                                                            .status = status,
+                                                            .message = message,
+                                                            .degraded = true});
+}
+
+/* Compact calls: the filter gets the candidates as packed columns
+ * (FilterRequest.item_ids, and author_ids when any candidate has an author)
+ * instead of one message each. False when out of memory. */
+static bool filter_columns(struct cascade_orch_rq *rq, Cascade__V1__FilterRequest *req)
+{
+    uint64_t *ids = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ids);
+    uint64_t *authors = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *authors);
+    bool any_author = false;
+    if (!ids || !authors)
+        return false;
+    for (size_t i = 0; i < rq->n; i++) {
+        ids[i] = rq->cands[i]->item_id;
+        authors[i] = rq->cands[i]->attrs ? rq->cands[i]->attrs->author_id : 0;
+        any_author |= authors[i] != 0;
+    }
+    req->item_ids = ids;
+    req->n_item_ids = rq->n;
+    req->author_ids = any_author ? authors : NULL;
+    req->n_author_ids = any_author ? rq->n : 0;
+    return true;
+}
+
+/* A filter older than FilterRequest.item_ids sees no candidates and answers
+ * none kept, none dropped: every candidate must be kept or dropped. */
+static bool filter_accounted(const Cascade__V1__FilterResponse *resp, size_t n)
+{
+    size_t sum = resp->n_kept_ids + resp->n_candidates;
+    for (size_t r = 0; r < resp->n_dropped; r++)
+        sum += resp->dropped[r] ? resp->dropped[r]->count : 0;
+    return sum == n;
+}
+
 static void run_filter(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.filter;
@@ -393,21 +439,29 @@ static void run_filter(struct cascade_orch_rq *rq)
     if (!st->enabled || rq->n == 0)
         return;
     cascade_orch__slots_to_filter(rq);
-    Cascade__V1__Candidate **slim = slim_candidates(rq, SLIM_FILTER, false);
+    bool columns = rq->o->cfg.compact_stage_calls && filter_columns(rq, &req);
+    Cascade__V1__Candidate **slim = columns ? NULL : slim_candidates(rq, SLIM_FILTER, false);
     req.user = rq->user;
-    req.candidates = slim ? slim : rq->cands;
-    req.n_candidates = rq->n;
+    req.candidates = columns ? NULL : slim ? slim : rq->cands;
+    req.n_candidates = columns ? 0 : rq->n;
     req.experiments = rq->exp;
-    req.ids_only = slim && rq->o->cfg.compact_stage_calls;
+    req.ids_only = columns || (slim && rq->o->cfg.compact_stage_calls);
     Cascade__V1__FilterResponse *resp = (Cascade__V1__FilterResponse *)stage_call(
         rq, "filter", st, rq->stage_rpc[CASCADE_ORCH_STAGE_FILTER], "/cascade.v1.Filter/Filter",
         &req.base, &cascade__v1__filter_response__descriptor, consequence, &lat);
+    if (resp && columns && !filter_accounted(resp, rq->n)) {
+        report_skipped(rq, "filter", lat, GRPC_STATUS_INTERNAL,
+                       "the filter did not account for every candidate (older than "
+                       "FilterRequest.item_ids? set orchestrator.compact_stage_calls false) "
+                       "(skipped: items already shown may repeat)");
+        resp = NULL;
+    }
     /* An ids-only answer lists the survivors in kept_ids; a filter that does
      * not know the flag answers candidates, which are taken the same way. */
     bool by_ids = resp && resp->n_kept_ids > 0;
     size_t n_kept = resp ? (by_ids ? resp->n_kept_ids : resp->n_candidates) : 0;
     Cascade__V1__Candidate **kept =
-        resp ? unslim(rq, "filter", consequence, lat, slim != NULL, resp->candidates,
+        resp ? unslim(rq, "filter", consequence, lat, columns || slim != NULL, resp->candidates,
                       by_ids ? resp->kept_ids : NULL, n_kept)
              : NULL;
     if (kept)
@@ -517,15 +571,9 @@ static void run_rank(struct cascade_orch_rq *rq)
                                            : NULL;
     if (ranked && slim && !take_rank_scores(rq, resp->candidates, ranked, resp->n_candidates)) {
         ranked = NULL;
-        cascade_orch__report(rq, &(struct cascade_orch_outcome){
-                                     .stage = "rank",
-                                     .latency_us = lat,
-                                     .items_in = rq->n,
-                                     .items_out = rq->n,
-                                     .status = GRPC_STATUS_RESOURCE_EXHAUSTED,
-                                     .message = "out of memory taking the rank stage's answer "
-                                                "(skipped: pre-rank order kept)",
-                                     .degraded = true});
+        report_skipped(rq, "rank", lat, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                       "out of memory taking the rank stage's answer (skipped: pre-rank order "
+                       "kept)");
     }
     if (ranked == NULL) {
         truncate_to(rq, keep);

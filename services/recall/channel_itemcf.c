@@ -114,18 +114,12 @@ static int expand_neighbours(const struct cascade_recall__channel_args *a, bool 
 {
     int64_t gen;
     struct cascade_recall_hits src;
-    char key[CASCADE_KEY_MAX];
     int rc = cascade_recall__generation(a, &gen);
     if (rc != 0 || gen == 0)
         return rc; /* never built: nothing to expand, not an error */
 
-    struct cascade_recall__pipe p;
-    cascade_recall__pipe_init(&p, a->redis);
-    cascade_key_user_lastn(key, a->recall->ns, a->user_id);
-    cascade_recall__pipe_lrange(&p, key, 0, (long long)a->cfg->last_n - 1);
-    cascade_recall__read_interactions(&p, a->arena, key, &src);
-    if ((rc = cascade_recall__pipe_end(&p)) != 0)
-        return cascade_recall__fail(a, rc, "last-n", p.msg);
+    if ((rc = cascade_recall__user_lastn(a, a->cfg->last_n, &src)) != 0)
+        return rc;
     if (src.count == 0)
         return 0; /* no history */
     if (distinct_sources(a->arena, &src) != 0)

@@ -633,18 +633,11 @@ int cascade_recall__two_tower(const struct cascade_recall__channel_args *a,
     online_maybe_poll(t, a, s);
     struct cascade_recall_hits lastn = {0};
     struct cascade_twotower_user u;
-    char key[CASCADE_KEY_MAX], msg[256];
+    char msg[256];
     float *uv = cascade_arena_alloc(a->arena, cascade_vindex_dim(s->index) * sizeof(float));
     int rc = uv ? 0 : cascade_recall__nomem(a);
-    if (rc == 0 && t->last_n > 0) {
-        struct cascade_recall__pipe p;
-        cascade_recall__pipe_init(&p, a->redis);
-        cascade_key_user_lastn(key, a->recall->ns, a->user_id);
-        cascade_recall__pipe_lrange(&p, key, 0, (long long)t->last_n - 1);
-        cascade_recall__read_interactions(&p, a->arena, key, &lastn);
-        if ((rc = cascade_recall__pipe_end(&p)) != 0)
-            rc = cascade_recall__fail(a, rc, "last-n", p.msg);
-    }
+    if (rc == 0 && t->last_n > 0)
+        rc = cascade_recall__user_lastn(a, t->last_n, &lastn);
     if (rc == 0)
         rc = user_features(a, s, &lastn, t->last_n, &u);
     if (rc == 0 && (rc = cascade_twotower_user_vectors(s->model, &u, 1, uv, msg, sizeof(msg))) != 0)

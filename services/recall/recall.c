@@ -488,6 +488,40 @@ static void profile_store(const struct cascade_recall__channel_args *a,
                                   cascade_now_ms());
 }
 
+int cascade_recall__user_lastn(const struct cascade_recall__channel_args *a, size_t n,
+                               struct cascade_recall_hits *out)
+{
+    struct cascade_recall__request_state *st = a->state;
+    memset(out, 0, sizeof *out);
+    bool covered = st->lastn_loaded && (n <= st->lastn_asked || st->lastn.count < st->lastn_asked);
+    if (!covered) {
+        char key[CASCADE_KEY_MAX];
+        struct cascade_recall_hits got;
+        struct cascade_recall__pipe p;
+        cascade_recall__pipe_init(&p, a->redis);
+        cascade_key_user_lastn(key, a->recall->ns, a->user_id);
+        cascade_recall__pipe_lrange(&p, key, 0, (long long)n - 1);
+        cascade_recall__read_interactions(&p, a->arena, key, &got);
+        int rc = cascade_recall__pipe_end(&p);
+        if (rc != 0)
+            return cascade_recall__fail(a, rc, "last-n", p.msg);
+        st->lastn = got;
+        st->lastn_asked = n;
+        st->lastn_loaded = true;
+    }
+    size_t m = n < st->lastn.count ? n : st->lastn.count;
+    out->ids = cascade_arena_alloc(a->arena, (m + 1) * sizeof *out->ids);
+    out->scores = cascade_arena_alloc(a->arena, (m + 1) * sizeof *out->scores);
+    if (!out->ids || !out->scores)
+        return cascade_recall__nomem(a);
+    if (m > 0) {
+        memcpy(out->ids, st->lastn.ids, m * sizeof *out->ids);
+        memcpy(out->scores, st->lastn.scores, m * sizeof *out->scores);
+    }
+    out->count = m;
+    return 0;
+}
+
 int cascade_recall__profile(const struct cascade_recall__channel_args *a,
                             const cascade_v1_UserRecord **profile, bool *found)
 {

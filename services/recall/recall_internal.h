@@ -93,6 +93,12 @@ struct cascade_recall__request_state {
     bool profile_loaded;
     bool profile_found;
     cascade_v1_UserRecord profile;
+    /* The user's last-n as the first channel that asked read it (LRANGE 0
+     * lastn_asked-1, decoded): itemcf, swing, ease and two_tower each read
+     * it, and a later one takes a prefix (cascade_recall__user_lastn). */
+    bool lastn_loaded;
+    size_t lastn_asked;
+    struct cascade_recall_hits lastn;
 };
 
 /* Everything a channel gets for one request. */
@@ -188,6 +194,16 @@ int cascade_recall__profile(const struct cascade_recall__channel_args *a,
  * becomes EUNAVAILABLE. */
 int cascade_recall__fail(const struct cascade_recall__channel_args *a, int rc, const char *step,
                          const char *message);
+
+/* The user's last n interactions, newest first ({ns}:user:{uid}:lastn, LRANGE
+ * 0 n-1, decoded): read once per request and kept in a->state, so a later
+ * channel asking for at most as many (or for any number, when the list was
+ * shorter than what was read) gets the first n of them without a round trip
+ * — the same entries its own LRANGE would return in the same request. *out
+ * is a copy in the request arena (the caller may change it). Returns 0, or
+ * fails the channel as its own read would ("last-n: ..."). */
+int cascade_recall__user_lastn(const struct cascade_recall__channel_args *a, size_t n,
+                               struct cascade_recall_hits *out);
 
 /* ENOMEM with "<channel>: out of request memory". */
 int cascade_recall__nomem(const struct cascade_recall__channel_args *a);

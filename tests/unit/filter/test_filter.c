@@ -274,6 +274,166 @@ static void test_reserve_takes_first_unexposed(void **state)
     assert_int_equal(r->n_item_ids, 0);
 }
 
+/* The reservation as the per-bit commands make it, on user `uid`'s keys:
+ * EXISTS picks the older windows that hold something; an item is seen when
+ * some window (the current one always) has GETBIT 1 at each of its
+ * positions; an unseen item is taken and SETBIT at each position in the
+ * current window, until `want` are taken; EXPIRE ttl once something was.
+ * Returns how many were taken, their indices in taken[]. */
+static size_t reserve_by_commands(cascade_redis *c, const struct cascade_bloom_params *p,
+                                  const char *uid, int64_t window, int windows, long long ttl,
+                                  const uint64_t *ids, size_t n, uint32_t want, size_t *taken)
+{
+    char keys[8][CASCADE_KEY_MAX];
+    bool live[8];
+    uint64_t pos[64];
+    size_t n_taken = 0;
+    redisReply *rep = NULL;
+    assert_true(windows <= 8);
+    for (int w = 0; w < windows; w++) {
+        cascade_key_exposure(keys[w], NS, uid, window - w);
+        assert_int_equal(cascade_redis_command(c, &rep, "EXISTS %s", keys[w]), 0);
+        live[w] = w == 0 || rep->integer == 1;
+        freeReplyObject(rep);
+    }
+    for (size_t i = 0; i < n && n_taken < want; i++) {
+        bool seen = false;
+        cascade_bloom_positions(p, ids[i], pos);
+        for (int w = 0; w < windows && !seen; w++) {
+            bool all = live[w];
+            for (uint32_t h = 0; h < p->hashes && all; h++) {
+                assert_int_equal(cascade_redis_command(c, &rep, "GETBIT %s %llu", keys[w],
+                                                       (unsigned long long)pos[h]),
+                                 0);
+                all = rep->integer == 1;
+                freeReplyObject(rep);
+            }
+            seen = all;
+        }
+        if (seen)
+            continue;
+        for (uint32_t h = 0; h < p->hashes; h++) {
+            assert_int_equal(cascade_redis_command(c, &rep, "SETBIT %s %llu 1", keys[0],
+                                                   (unsigned long long)pos[h]),
+                             0);
+            freeReplyObject(rep);
+        }
+        taken[n_taken++] = i;
+    }
+    if (n_taken > 0) {
+        assert_int_equal(cascade_redis_command(c, &rep, "EXPIRE %s %lld", keys[0], ttl), 0);
+        freeReplyObject(rep);
+    }
+    return n_taken;
+}
+
+static void twin_command(cascade_redis *c, const char *fmt, const char *key_a, const char *key_b,
+                         const void *arg, size_t len)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(c, &rep, fmt, key_a, arg, len), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(c, &rep, fmt, key_b, arg, len), 0);
+    freeReplyObject(rep);
+}
+
+/* The reservation (WATCH, MGET, MULTI/SET/EXEC) against the per-bit commands
+ * on twin keys: 400 rounds, each from the same random state for two users —
+ * older windows absent, empty, short or full, with random bits; the current
+ * window absent, short or longer than the filter, with or without a TTL —
+ * and the same random offer (ids from a small range, so repeats and Bloom
+ * collisions are common) and count. The same items are taken, and every
+ * window of the two users is byte for byte the same afterwards, with the same
+ * TTL. A small filter (4 windows of ~100 bits) makes every case frequent. */
+static void test_reserve_matches_commands(void **state)
+{
+    struct fixture *f = *state;
+    cascade_filter *flt =
+        make_filter(f->redis.pool, "{\"filter\":{\"exposure\":{\"windows\":4,\"expected_items\":16,"
+                                   "\"fp_rate\":0.05}}}");
+    const int windows = 4;
+    const long long ttl = 4LL * DAY;
+    struct cascade_bloom_params p = cascade_filter_bloom_params(flt);
+    cascade_redis *c = f->redis.conn;
+    char err[256] = "";
+    unsigned seed = 20261207;
+    test_clock_s = T0;
+    cascade_filter_set_clock(flt, test_clock);
+    int64_t window = cascade_filter_window(T0, DAY);
+    size_t rounds_taking = 0, rounds_seen = 0;
+    for (int round = 0; round < 400; round++) {
+        char a[CASCADE_KEY_MAX], b[CASCADE_KEY_MAX];
+        uint8_t bytes[64];
+        redisReply *rep = NULL;
+        for (int w = 0; w < windows; w++) {
+            cascade_key_exposure(a, NS, "twin-a", window - w);
+            cascade_key_exposure(b, NS, "twin-b", window - w);
+            twin_command(c, "DEL %s", a, b, NULL, 0);
+            int shape = rand_r(&seed) % 4; /* 0 absent, 1 empty, 2 short, 3 full or longer */
+            size_t len = shape == 1   ? 0
+                         : shape == 2 ? (size_t)(rand_r(&seed) % ((p.bits + 7) / 8))
+                                      : (p.bits + 7) / 8 + (size_t)(rand_r(&seed) % 3);
+            int density = rand_r(&seed) % 4; /* of 4: how many bits are set */
+            for (size_t i = 0; i < len && i < sizeof bytes; i++) {
+                bytes[i] = 0;
+                for (int bit = 0; bit < 8; bit++)
+                    if (rand_r(&seed) % 4 < density)
+                        bytes[i] |= (uint8_t)(1u << bit);
+            }
+            if (shape != 0)
+                twin_command(c, "SET %s %b", a, b, bytes, len);
+            if (shape != 0 && w == 0 && rand_r(&seed) % 2)
+                twin_command(c, "EXPIRE %s 1000", a, b, NULL, 0);
+        }
+        uint64_t ids[24];
+        size_t n = 1 + (size_t)(rand_r(&seed) % 24), want_taken[24];
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (uint64_t)(rand_r(&seed) % 40);
+        uint32_t want = 1 + (uint32_t)(rand_r(&seed) % n);
+        size_t n_want =
+            reserve_by_commands(c, &p, "twin-b", window, windows, ttl, ids, n, want, want_taken);
+        Cascade__V1__RecordExposureResponse *r =
+            reserve(flt, f->arena, "twin-a", ids, n, want, err, sizeof err);
+        if (!r)
+            fail_msg("round %d: reserve: %s", round, err);
+        assert_int_equal(r->n_item_ids, n_want);
+        for (size_t j = 0; j < n_want; j++)
+            assert_int_equal(r->item_ids[j], ids[want_taken[j]]);
+        rounds_taking += n_want > 0;
+        rounds_seen += n_want < want;
+        for (int w = 0; w < windows; w++) {
+            redisReply *ra = NULL, *rb = NULL;
+            cascade_key_exposure(a, NS, "twin-a", window - w);
+            cascade_key_exposure(b, NS, "twin-b", window - w);
+            assert_int_equal(cascade_redis_command(c, &ra, "GET %s", a), 0);
+            assert_int_equal(cascade_redis_command(c, &rb, "GET %s", b), 0);
+            assert_int_equal(ra->type, rb->type);
+            if (ra->type == REDIS_REPLY_STRING) {
+                assert_int_equal(ra->len, rb->len);
+                assert_memory_equal(ra->str, rb->str, ra->len);
+            }
+            freeReplyObject(ra);
+            freeReplyObject(rb);
+            long long ttl_a, ttl_b;
+            assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", a), 0);
+            ttl_a = rep->integer;
+            freeReplyObject(rep);
+            assert_int_equal(cascade_redis_command(c, &rep, "TTL %s", b), 0);
+            ttl_b = rep->integer;
+            freeReplyObject(rep);
+            if (ttl_a < 0 || ttl_b < 0)
+                assert_int_equal(ttl_a, ttl_b);
+            else
+                assert_true(ttl_a - ttl_b <= 1 && ttl_b - ttl_a <= 1);
+        }
+        cascade_arena_reset(f->arena);
+    }
+    /* Both outcomes were exercised many times (399 and 90 rounds of 400). */
+    assert_true(rounds_taking > 100);
+    assert_true(rounds_seen > 50);
+    cascade_filter_destroy(flt);
+}
+
 #define RACERS 8
 #define RACE_CANDIDATES 200
 #define RACE_COUNT 20
@@ -437,24 +597,31 @@ static double drop_metric(struct fixture *f, const char *reason)
     return cascade_metric_value(cascade_metric_get(fam, (const char *const[]){reason}));
 }
 
+/* A user who blocked item `blocked`, authors 7 and 9, and consumed
+ * `consumed`; items[0..3) get records by authors 7, 8 and 9. */
+static void seed_blocking_user(struct fixture *f, const char *uid, const char *blocked,
+                               const char *consumed, const uint64_t items[3])
+{
+    char key[CASCADE_KEY_MAX];
+    sadd(f, cascade_key_user_blocked_items(key, NS, uid), blocked);
+    sadd(f, cascade_key_user_blocked_authors(key, NS, uid), "7 9");
+    sadd(f, cascade_key_user_consumed(key, NS, uid), consumed);
+    for (int i = 0; i < 3; i++)
+        put_item(f, items[i], (uint64_t)(7 + i));
+}
+
 /* Blocked items and blocked authors (author from the item record, or from the
  * candidate's attrs when it has them), counted per reason in the response and
  * in cascade_filter_dropped_total. */
 static void test_blocked_items_and_authors(void **state)
 {
     struct fixture *f = *state;
-    char key[CASCADE_KEY_MAX];
     double before_item = drop_metric(f, "blocked_item");
     double before_author = drop_metric(f, "blocked_author");
     /* 21 blocked itself; 22 by author 7 (record); 23 by author 8 is fine; 24
      * has no record but attrs naming author 7; 25 has neither (kept); 26 is
      * by author 9, also blocked, and consumed (counted once, as consumed). */
-    sadd(f, cascade_key_user_blocked_items(key, NS, "gina"), "21");
-    sadd(f, cascade_key_user_blocked_authors(key, NS, "gina"), "7 9");
-    sadd(f, cascade_key_user_consumed(key, NS, "gina"), "26");
-    put_item(f, 22, 7);
-    put_item(f, 23, 8);
-    put_item(f, 26, 9);
+    seed_blocking_user(f, "gina", "21", "26", (const uint64_t[]){22, 23, 26});
     const uint64_t ids[] = {21, 22, 23, 24, 25, 26};
     Cascade__V1__FilterRequest *req = filter_request(f->arena, "gina", ids, 6);
     Cascade__V1__ItemAttributes attrs = CASCADE__V1__ITEM_ATTRIBUTES__INIT;
@@ -479,6 +646,203 @@ static void test_blocked_items_and_authors(void **state)
     assert_int_equal(resp->n_candidates, 6);
 }
 
+/* The request in packed columns (item_ids, author_ids) is filtered as the
+ * same candidates sent as messages: every reason (an exposure, consumed,
+ * a blocked item, blocked authors from author_ids / attrs or from item
+ * records, a repeat) with the same survivors, in kept_ids, and the same
+ * counts; with author_ids left out, as candidates without attrs. Mixed or
+ * malformed columns are refused. */
+static void test_columns_match_candidates(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    seed_blocking_user(f, "cols", "41", "46", (const uint64_t[]){42, 43, 46});
+    record(f, "cols", (const uint64_t[]){47}, 1, 0);
+    /* 44: author 7 by attrs only; 48: author 9 by attrs over a record saying 8. */
+    put_item(f, 48, 8);
+    const uint64_t ids[] = {41, 42, 43, 44, 45, 46, 47, 42, 48, 49};
+    const size_t n = sizeof ids / sizeof ids[0];
+    const uint64_t authors[] = {0, 0, 0, 7, 0, 0, 0, 0, 9, 0};
+    for (int with_authors = 0; with_authors < 2; with_authors++) {
+        Cascade__V1__FilterRequest *req = filter_request(f->arena, "cols", ids, n);
+        Cascade__V1__ItemAttributes attrs[10];
+        for (size_t i = 0; with_authors && i < n; i++)
+            if (authors[i]) {
+                cascade__v1__item_attributes__init(&attrs[i]);
+                attrs[i].author_id = authors[i];
+                req->candidates[i]->attrs = &attrs[i];
+            }
+        Cascade__V1__FilterResponse *by_msg = NULL, *by_col = NULL;
+        assert_int_equal(
+            cascade_filter_run(f->filter, f->arena, INT64_MAX, req, &by_msg, err, sizeof err), 0);
+        Cascade__V1__FilterRequest *cols = filter_request(f->arena, "cols", ids, 0);
+        cols->n_item_ids = n;
+        cols->item_ids = (uint64_t *)ids;
+        if (with_authors) {
+            cols->n_author_ids = n;
+            cols->author_ids = (uint64_t *)authors;
+        }
+        assert_int_equal(
+            cascade_filter_run(f->filter, f->arena, INT64_MAX, cols, &by_col, err, sizeof err), 0);
+        assert_int_equal(by_col->n_candidates, 0);
+        assert_int_equal(by_col->n_kept_ids, by_msg->n_candidates);
+        for (size_t i = 0; i < by_col->n_kept_ids; i++)
+            assert_int_equal(by_col->kept_ids[i], by_msg->candidates[i]->item_id);
+        for (size_t r = 0; r < by_msg->n_dropped; r++)
+            assert_int_equal(dropped(by_col, by_msg->dropped[r]->reason),
+                             by_msg->dropped[r]->count);
+        /* What the messages say, worked out: 41 blocked item, 42 author 7
+         * (record), 46 consumed, 47 exposed, the second 42 a repeat; with
+         * attrs also 44 (author 7) and 48 (author 9). */
+        const uint64_t kept_plain[] = {43, 44, 45, 48, 49}, kept_attrs[] = {43, 45, 49};
+        const uint64_t *kept = with_authors ? kept_attrs : kept_plain;
+        assert_int_equal(by_col->n_kept_ids, with_authors ? 3 : 5);
+        for (size_t i = 0; i < by_col->n_kept_ids; i++)
+            assert_int_equal(by_col->kept_ids[i], kept[i]);
+        assert_int_equal(dropped(by_col, "blocked_author"), with_authors ? 3 : 1);
+        assert_int_equal(dropped(by_col, "duplicate"), 1);
+    }
+    /* Both forms at once, author_ids of another length, too many ids. */
+    Cascade__V1__FilterResponse *resp = NULL;
+    Cascade__V1__FilterRequest *bad = filter_request(f->arena, "cols", ids, 2);
+    bad->n_item_ids = 2;
+    bad->item_ids = (uint64_t *)ids;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "exclusive"));
+    bad = filter_request(f->arena, "cols", ids, 0);
+    bad->n_item_ids = 3;
+    bad->item_ids = (uint64_t *)ids;
+    bad->n_author_ids = 2;
+    bad->author_ids = (uint64_t *)authors;
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_EINVAL);
+    assert_non_null(strstr(err, "author_ids: 2 entries for 3 item_ids"));
+    bad->n_author_ids = 0;
+    bad->n_item_ids = 20001;
+    bad->item_ids = cascade_arena_calloc(f->arena, 20001, sizeof *bad->item_ids);
+    assert_int_equal(
+        cascade_filter_run(f->filter, f->arena, INT64_MAX, bad, &resp, err, sizeof err),
+        CASCADE_ETOOBIG);
+    cascade_arena_reset(f->arena);
+}
+
+/* SMISMEMBER of key over ids[0..n), as 0/1 flags. */
+static void smismember_flags(cascade_redis *c, const char *key, const uint64_t *ids, size_t n,
+                             bool *member)
+{
+    const char *argv[66];
+    char nums[64][24];
+    size_t argvlen[66];
+    redisReply *rep = NULL;
+    argv[0] = "SMISMEMBER";
+    argv[1] = key;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(nums[i], sizeof nums[i], "%llu", (unsigned long long)ids[i]);
+        argv[i + 2] = nums[i];
+    }
+    for (size_t i = 0; i < n + 2; i++)
+        argvlen[i] = strlen(argv[i]);
+    assert_int_equal(cascade_redis_command_argv(c, &rep, (int)n + 2, argv, argvlen), 0);
+    assert_int_equal(rep->elements, n);
+    for (size_t i = 0; i < n; i++)
+        member[i] = rep->element[i]->integer == 1;
+    freeReplyObject(rep);
+}
+
+/* The consumed and blocked-item sets (read whole with SRANDMEMBER when
+ * smaller than the candidates, else SMISMEMBER) against SMISMEMBER of every
+ * candidate, over 300 random rounds: sets from empty to twice the
+ * candidates, members that are candidates, other ids, and strings that are
+ * not an id in its decimal form ("07", "+7", "7 ", "-7", 21 digits) or hold
+ * one past UINT64_MAX; candidates with repeats. The survivors and every
+ * count are what the per-candidate commands say, and both read paths ran. */
+static void test_user_sets_match_smismember(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *c = f->redis.conn;
+    unsigned seed = 7;
+    long long smis = command_calls(f, "smismember"), small = 0;
+    for (int round = 0; round < 300; round++) {
+        char keys[2][CASCADE_KEY_MAX];
+        redisReply *rep = NULL;
+        uint64_t ids[64], standing[64];
+        size_t n = 1 + (size_t)(rand_r(&seed) % 40), n_standing = 0;
+        size_t set_size[2];
+        for (size_t i = 0; i < n; i++)
+            ids[i] = rand_r(&seed) % 5 == 0 ? UINT64_MAX - (uint64_t)(rand_r(&seed) % 3)
+                                            : (uint64_t)(rand_r(&seed) % 60);
+        cascade_key_user_consumed(keys[0], NS, "sets");
+        cascade_key_user_blocked_items(keys[1], NS, "sets");
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(cascade_redis_command(c, &rep, "DEL %s", keys[k]), 0);
+            freeReplyObject(rep);
+            set_size[k] = (size_t)(rand_r(&seed) % (2 * n + 1));
+            for (size_t m = 0; m < set_size[k]; m++) {
+                static const char *const odd[] = {"0%llu", "+%llu", "%llu ", "-%llu",
+                                                  "1%llu0000000000000000000"};
+                char member[64];
+                unsigned long long id = (unsigned long long)(rand_r(&seed) % 60);
+                int kind = rand_r(&seed) % 8;
+                if (kind < 5)
+                    snprintf(member, sizeof member, kind < 2 ? "%llu" : odd[kind - 2] + 0, id);
+                else if (kind == 5)
+                    snprintf(member, sizeof member, "%llu", (unsigned long long)UINT64_MAX);
+                else if (kind == 6)
+                    snprintf(member, sizeof member, "18446744073709551616"); /* UINT64_MAX + 1 */
+                else
+                    snprintf(member, sizeof member, odd[rand_r(&seed) % 5], id);
+                assert_int_equal(cascade_redis_command(c, &rep, "SADD %s %s", keys[k], member), 0);
+                freeReplyObject(rep);
+            }
+            assert_int_equal(cascade_redis_command(c, &rep, "SCARD %s", keys[k]), 0);
+            set_size[k] = (size_t)rep->integer;
+            freeReplyObject(rep);
+        }
+        /* Expected: first occurrences stand; consumed, then blocked items. */
+        enum { EXPOSED, CONSUMED, BLOCKED_ITEM, BLOCKED_AUTHOR, DUPLICATE, REASONS };
+        static const char *const reason[REASONS] = {"exposed", "consumed", "blocked_item",
+                                                    "blocked_author", "duplicate"};
+        uint32_t want[REASONS] = {0};
+        bool consumed[64], blocked[64];
+        for (size_t i = 0; i < n; i++) {
+            bool repeat = false;
+            for (size_t j = 0; j < i && !repeat; j++)
+                repeat = ids[j] == ids[i];
+            if (repeat)
+                want[DUPLICATE]++;
+            else
+                standing[n_standing++] = ids[i];
+        }
+        smismember_flags(c, keys[0], standing, n_standing, consumed);
+        smismember_flags(c, keys[1], standing, n_standing, blocked);
+        uint64_t kept[64];
+        size_t n_kept = 0;
+        for (size_t j = 0; j < n_standing; j++)
+            if (consumed[j])
+                want[CONSUMED]++;
+            else if (blocked[j])
+                want[BLOCKED_ITEM]++;
+            else
+                kept[n_kept++] = standing[j];
+        small += set_size[0] < n_standing && set_size[1] < n_standing;
+
+        Cascade__V1__FilterResponse *resp = filter(f, "sets", ids, n);
+        assert_int_equal(resp->n_candidates, n_kept);
+        for (size_t j = 0; j < n_kept; j++)
+            assert_int_equal(resp->candidates[j]->item_id, kept[j]);
+        for (int r = 0; r < REASONS; r++)
+            assert_int_equal(dropped(resp, reason[r]), want[r]);
+        cascade_arena_reset(f->arena);
+    }
+    /* Both read paths: whole sets, and SMISMEMBER for sets as large as the
+     * candidates (this test's own reference calls are 600 of the count). */
+    assert_true(small > 50);
+    assert_true(command_calls(f, "smismember") - smis > 600 + 50);
+}
+
 /* Item records are read only for users who blocked some author. */
 static void test_item_records_only_when_authors_blocked(void **state)
 {
@@ -490,11 +854,12 @@ static void test_item_records_only_when_authors_blocked(void **state)
     long long mget = command_calls(f, "mget");
     Cascade__V1__FilterResponse *resp = filter(f, "ivan", ids, 3);
     assert_int_equal(resp->n_candidates, 3);
-    assert_int_equal(command_calls(f, "mget"), mget); /* common path: no MGET */
+    /* Common path: one MGET (the exposure windows), none for item records. */
+    assert_int_equal(command_calls(f, "mget"), mget + 1);
 
     sadd(f, cascade_key_user_blocked_authors(key, NS, "ivan"), "4");
     resp = filter(f, "ivan", ids, 3);
-    assert_int_equal(command_calls(f, "mget"), mget + 1);
+    assert_int_equal(command_calls(f, "mget"), mget + 3); /* windows twice, item records once */
     assert_int_equal(resp->n_candidates, 2);
     assert_int_equal(resp->candidates[0]->item_id, 31);
     assert_int_equal(resp->candidates[1]->item_id, 33);
@@ -707,9 +1072,12 @@ int main(void)
         cmocka_unit_test(test_client_time_picks_no_window),
         cmocka_unit_test(test_reserve_takes_first_unexposed),
         cmocka_unit_test(test_concurrent_reservations_disjoint),
+        cmocka_unit_test(test_reserve_matches_commands),
         cmocka_unit_test(test_reasons_and_order),
         cmocka_unit_test(test_blocked_items_and_authors),
+        cmocka_unit_test(test_columns_match_candidates),
         cmocka_unit_test(test_item_records_only_when_authors_blocked),
+        cmocka_unit_test(test_user_sets_match_smismember),
         cmocka_unit_test(test_false_positive_rate_at_capacity),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_bad_config),

@@ -54,6 +54,8 @@ struct fake {
     bool rank_scores_only;
     uint64_t filter_inject; /* an id the filter adds to its answer (0 = none) */
     bool filter_ids_only;   /* the last Filter request's ids_only */
+    bool filter_columns;    /* the last Filter request came as item_ids */
+    bool filter_old;        /* the filter ignores item_ids, as one older than them */
     bool recall_lists;      /* the last batched Recall request's lists */
     bool filter_blind;      /* the filter passes exposed items (as before a concurrent
                                request's reservation) */
@@ -226,16 +228,29 @@ static int fake_filter(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__FilterResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__filter_response__init(resp);
-    resp->candidates = cascade_arena_calloc(a, req->n_candidates + 2, sizeof *resp->candidates);
     pthread_mutex_lock(&fake.mu);
-    for (size_t i = 0; i < req->n_candidates; i++) {
-        fake.filter_hits_seen += req->candidates[i]->n_channels;
-        if (fake.filter_blind || !is_exposed(req->user->user_id, req->candidates[i]->item_id))
-            resp->candidates[resp->n_candidates++] = req->candidates[i];
+    /* In columns (item_ids) unless it plays a filter older than them. */
+    size_t n = fake.filter_old ? req->n_candidates : req->n_candidates + req->n_item_ids;
+    resp->candidates = cascade_arena_calloc(a, n + 2, sizeof *resp->candidates);
+    Cascade__V1__DropCount *exposed = cascade_arena_alloc(a, sizeof *exposed);
+    Cascade__V1__DropCount **drops = cascade_arena_alloc(a, sizeof *drops);
+    cascade__v1__drop_count__init(exposed);
+    drops[0] = exposed;
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c =
+            req->n_candidates ? req->candidates[i] : new_candidate(a, req->item_ids[i], "x", 1);
+        fake.filter_hits_seen += req->n_candidates ? c->n_channels : 0;
+        if (fake.filter_blind || !is_exposed(req->user->user_id, c->item_id))
+            resp->candidates[resp->n_candidates++] = c;
     }
+    exposed->reason = "exposed";
+    exposed->count = (uint32_t)(n - resp->n_candidates);
+    resp->dropped = drops;
+    resp->n_dropped = 1;
     if (fake.filter_inject)
         resp->candidates[resp->n_candidates++] = new_candidate(a, fake.filter_inject, "x", 1);
     fake.filter_ids_only = req->ids_only;
+    fake.filter_columns = req->n_item_ids > 0;
     pthread_mutex_unlock(&fake.mu);
     /* ids_only: the survivors as kept_ids, as the real filter answers. */
     if (req->ids_only) {
@@ -1140,6 +1155,7 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_true(prerank_slim_answer);
     assert_true(rank_slim_answer);
     assert_true(fake.filter_ids_only); /* and the filter answered ids */
+    assert_true(fake.filter_columns);  /* to ids sent as packed columns */
     assert_true(fake.recall_lists);    /* and recall its lists in columns */
     assert_int_equal(recommend(o, "slim-inject", 10, true, &r, err, sizeof err), 0);
     assert_int_equal(r->n_items, 10);
@@ -1148,6 +1164,14 @@ static void test_filter_sees_slim_candidates(void **state)
         assert_true(r->items[i]->item_id != 777777);
     pthread_mutex_lock(&fake.mu);
     fake.filter_inject = 0;
+    fake.filter_old = true; /* sees no candidates in item_ids: keeps and drops nothing */
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(recommend(o, "slim-old-filter", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(has_reason(r, "filter: INTERNAL"));
+    assert_non_null(strstr(trace_of(r, "filter")->message, "did not account for every candidate"));
+    pthread_mutex_lock(&fake.mu);
+    fake.filter_old = false;
     pthread_mutex_unlock(&fake.mu);
     cascade_orch_destroy(o);
 }

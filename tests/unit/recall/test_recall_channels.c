@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -501,6 +503,85 @@ static void expect_same(const Cascade__V1__RecallResponse *a, const Cascade__V1_
         assert_int_equal(a->channels[c]->count, b->channels[c]->count);
 }
 
+/* The hits of one channel in a response, by their rank in the channel
+ * (ids[rank], scores[rank]; ranks below 32). Returns how many. */
+static size_t channel_hits(const Cascade__V1__RecallResponse *resp, const char *channel,
+                           uint64_t *ids, float *scores)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < resp->n_candidates; i++)
+        for (size_t h = 0; h < resp->candidates[i]->n_channels; h++)
+            if (strcmp(resp->candidates[i]->channels[h]->channel, channel) == 0) {
+                uint32_t rank = resp->candidates[i]->channels[h]->rank;
+                assert_true(rank < 32);
+                ids[rank] = resp->candidates[i]->item_id;
+                scores[rank] = resp->candidates[i]->channels[h]->score;
+                n++;
+            }
+    return n;
+}
+
+static long long lrange_calls(cascade_redis *r)
+{
+    redisReply *rep = NULL;
+    long long calls = 0;
+    assert_int_equal(cascade_redis_command(r, &rep, "INFO commandstats"), 0);
+    const char *p = strstr(rep->str, "cmdstat_lrange:calls=");
+    if (p)
+        calls = atoll(p + strlen("cmdstat_lrange:calls="));
+    freeReplyObject(rep);
+    return calls;
+}
+
+/* The user's last-n is read once per request and shared by the channels
+ * that expand it: a channel asking for fewer entries than were read, or for
+ * any number once the whole list was read, takes the first ones. Each
+ * channel's hits in one request equal its hits alone (last_n 1, 2 and 5 over
+ * u1's two interactions, in orders that read short then longer, and the whole
+ * list first), and the LRANGEs per request are counted. */
+static void test_lastn_read_once(void **state)
+{
+    struct fixture *f = *state;
+    cascade_recall *r =
+        seed_recall(f->redis.pool, NS, NULL,
+                    "{\"recall\": {\"list_cache\": {\"enabled\": false}, \"channels\": {"
+                    " \"itemcf\": {\"neighbours\": 3, \"last_n\": 1}, \"swing\": {\"last_n\": 2},"
+                    " \"ease\": {\"neighbours\": 3, \"last_n\": 5}}}}");
+    static const struct {
+        const char *names[3];
+        long long lranges; /* per request with all three */
+    } orders[] = {
+        /* 1 of u1's 2 entries; 2 (as many as asked: maybe not all); 5: the whole list. */
+        {{"itemcf", "swing", "ease"}, 3},
+        {{"ease", "itemcf", "swing"}, 1}, /* 2 where 5 were asked: the whole list first */
+        {{"swing", "ease", "itemcf"}, 2}, /* 2, then 5; itemcf takes the first of those */
+    };
+    for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+        long long before = lrange_calls(f->redis.conn);
+        Cascade__V1__RecallResponse *all =
+            seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 3, orders[o].names));
+        assert_int_equal(lrange_calls(f->redis.conn) - before, orders[o].lranges);
+        for (size_t c = 0; c < 3; c++) {
+            uint64_t ids_all[32] = {0}, ids_one[32] = {0};
+            float sc_all[32] = {0}, sc_one[32] = {0};
+            const char *name = orders[o].names[c];
+            Cascade__V1__RecallResponse *one =
+                seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &name));
+            size_t n = channel_hits(all, name, ids_all, sc_all);
+            assert_true(n > 0);
+            assert_int_equal(channel_hits(one, name, ids_one, sc_one), n);
+            assert_memory_equal(ids_all, ids_one, sizeof ids_all);
+            assert_memory_equal(sc_all, sc_one, sizeof sc_all);
+        }
+    }
+    /* itemcf with last_n 1 sees only the newest interaction (200): 100 (0.8),
+     * 500 (0.3), 300 (0.1), times its weight 2 — not the two-source answer. */
+    const char *itemcf = "itemcf";
+    seed_expect(seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &itemcf)), "itemcf",
+                (uint64_t[]){100, 500, 300}, (float[]){1.6f, 0.6f, 0.2f}, 3);
+    cascade_recall_destroy(r);
+}
+
 /* The list and author channels answer from the list cache exactly as a
  * stage without it, for a larger quota after a smaller one and the other way round, and
  * the repeated requests are served from the cache (its hit counter). */
@@ -629,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_interest),
         cmocka_unit_test(test_demo_hot),
         cmocka_unit_test(test_all_channels_one_request),
+        cmocka_unit_test(test_lastn_read_once),
         cmocka_unit_test(test_list_cache_same_answers),
         /* Last: these switch generations and rebuild the hot list. */
         cmocka_unit_test(test_list_cache_new_generation),
