@@ -366,19 +366,79 @@ static int sort_key_cmp(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-int cascade_request_sort_candidates(Cascade__V1__Candidate **c, size_t n,
-                                    enum cascade_score_kind by, cascade_arena *arena)
+/* The sort keys of c[0..n) in the arena; NULL when out of memory. */
+static struct sort_key *sort_keys(Cascade__V1__Candidate **c, size_t n, enum cascade_score_kind by,
+                                  cascade_arena *arena)
 {
     struct sort_key *k = cascade_arena_calloc(arena, n + 1, sizeof *k);
-    if (!k)
-        return CASCADE_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; k && i < n; i++) {
         float s = cascade_request_candidate_score(c[i], by);
         /* NaN compares unequal to everything; rank it below every number so
          * the comparison stays a total order. */
         k[i] = (struct sort_key){isnan(s) ? -INFINITY : s, c[i]->item_id, i, c[i]};
     }
+    return k;
+}
+
+int cascade_request_sort_candidates(Cascade__V1__Candidate **c, size_t n,
+                                    enum cascade_score_kind by, cascade_arena *arena)
+{
+    struct sort_key *k = sort_keys(c, n, by, arena);
+    if (!k)
+        return CASCADE_ENOMEM;
     qsort(k, n, sizeof *k, sort_key_cmp);
+    for (size_t i = 0; i < n; i++)
+        c[i] = k[i].cand;
+    return 0;
+}
+
+static void sort_key_swap(struct sort_key *a, struct sort_key *b)
+{
+    struct sort_key t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorder k[0..n) so that k[0..top) hold the top smallest under
+ * sort_key_cmp (in any order) and the rest follow: quickselect with a
+ * median-of-three pivot. The keys are distinct (pos), so a partition
+ * always makes progress. */
+static void sort_key_select(struct sort_key *k, size_t n, size_t top)
+{
+    size_t lo = 0, hi = n; /* the boundary top lies in [lo, hi) */
+    while (hi - lo > 1 && top > lo && top < hi) {
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (sort_key_cmp(&k[mid], &k[lo]) < 0)
+            sort_key_swap(&k[mid], &k[lo]);
+        if (sort_key_cmp(&k[last], &k[lo]) < 0)
+            sort_key_swap(&k[last], &k[lo]);
+        if (sort_key_cmp(&k[last], &k[mid]) < 0)
+            sort_key_swap(&k[last], &k[mid]);
+        sort_key_swap(&k[mid], &k[last]); /* the median as pivot, at the end */
+        size_t store = lo;
+        for (size_t i = lo; i < last; i++)
+            if (sort_key_cmp(&k[i], &k[last]) < 0)
+                sort_key_swap(&k[i], &k[store++]);
+        sort_key_swap(&k[store], &k[last]); /* k[lo..store) < pivot = k[store] < the rest */
+        if (store == top || store + 1 == top)
+            return;
+        if (store > top)
+            hi = store;
+        else
+            lo = store + 1;
+    }
+}
+
+int cascade_request_sort_top(Cascade__V1__Candidate **c, size_t n, size_t top,
+                             enum cascade_score_kind by, cascade_arena *arena)
+{
+    if (top >= n)
+        return cascade_request_sort_candidates(c, n, by, arena);
+    struct sort_key *k = sort_keys(c, n, by, arena);
+    if (!k)
+        return CASCADE_ENOMEM;
+    sort_key_select(k, n, top);
+    qsort(k, top, sizeof *k, sort_key_cmp);
     for (size_t i = 0; i < n; i++)
         c[i] = k[i].cand;
     return 0;

@@ -126,4 +126,12 @@ float cascade_request_candidate_score(const Cascade__V1__Candidate *c, enum casc
 int cascade_request_sort_candidates(Cascade__V1__Candidate **c, size_t n,
                                     enum cascade_score_kind by, cascade_arena *arena);
 
+/* The first `top` of c[0..n) as cascade_request_sort_candidates would order
+ * them (the same candidates in the same order), the others after them in no
+ * particular order: for a stage that keeps only the top of a long list
+ * (selects, then sorts top; O(n + top·log top)). Scratch from arena. 0 or
+ * CASCADE_ENOMEM (c is then unchanged). */
+int cascade_request_sort_top(Cascade__V1__Candidate **c, size_t n, size_t top,
+                             enum cascade_score_kind by, cascade_arena *arena);
+
 #endif

@@ -37,6 +37,12 @@ char *cascade_key_user(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
+char *cascade_key_user_online_base(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:online", ns_or_default(ns), user_id);
+    return buf;
+}
+
 char *cascade_key_user_lastn(char *buf, const char *ns, const char *user_id)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:user:%s:lastn", ns_or_default(ns), user_id);
@@ -304,6 +310,18 @@ char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)
 char *cascade_key_user_affinity(char *buf, const char *ns, const char *user_id)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:uaff:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_events(char *buf, const char *ns, const char *user_id)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:uev:%s", ns_or_default(ns), user_id);
+    return buf;
+}
+
+char *cascade_key_user_events_seq(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:user_seq", ns_or_default(ns));
     return buf;
 }
 

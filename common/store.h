@@ -19,6 +19,8 @@
 /* Key builders: write the key into buf (CASCADE_KEY_MAX bytes) and return buf. */
 char *cascade_key_item(char *buf, const char *ns, uint64_t item_id);    /* {ns}:item:{id} */
 char *cascade_key_user(char *buf, const char *ns, const char *user_id); /* {ns}:user:{uid} */
+char *cascade_key_user_online_base(char *buf, const char *ns,
+                                   const char *user_id); /* {ns}:user:{uid}:online */
 char *cascade_key_user_lastn(char *buf, const char *ns,
                              const char *user_id); /* {ns}:user:{uid}:lastn */
 char *cascade_key_user_consumed(char *buf, const char *ns,
@@ -84,6 +86,9 @@ char *cascade_key_user_counters(char *buf, const char *ns,
 char *cascade_key_user_affinity(
     char *buf, const char *ns,
     const char *user_id); /* {ns}:uaff:{uid} (HASH category -> decayed weight) */
+char *cascade_key_user_events(char *buf, const char *ns,
+                              const char *user_id); /* {ns}:uev:{uid} (ZSET seq -> event) */
+char *cascade_key_user_events_seq(char *buf, const char *ns); /* {ns}:loop:user_seq (INCR) */
 char *
 cascade_key_loop_applied(char *buf, const char *ns, const char *stream,
                          int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */

@@ -1,6 +1,7 @@
 /* Tree ensemble evaluation and persistence (gbdt.h). Nodes of every tree
  * live in flat arrays; a tree is its root index. Prediction walks a second,
- * walk-ready copy of the trees built once per model (gbdt_layout). */
+ * walk-ready copy of the trees built once per model (gbdt_layout), one row
+ * at a time here, or eight at a time in gbdt_batch.c. */
 #include "gbdt.h"
 
 #include <jansson.h>
@@ -12,47 +13,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "gbdt_internal.h"
 #include "safetensors.h"
-
-/* Widest row the walk-ready layout takes (its row copy is on the stack);
- * a wider model is walked the plain way (tree_score). */
-#define GBDT_WALK_MAX_FEATURES 256
-
-/* One node of the walk-ready layout. Both children of a split sit side by
- * side at child and child + 1 and a step is child + (xx[feature] >=
- * threshold), where xx is the row followed by its negation, so the walk
- * has no branch on the direction, the missing value or the leaf:
- *   - a split that sends a missing value left keeps [left, right], the
- *     feature and the threshold t: x >= t goes right, x < t left, and a NaN
- *     compares false, so it goes left;
- *   - one that sends it right stores [right, left], the negated feature and
- *     the least float above -t: -x >= next(-t) holds exactly when x < t
- *     (floats are discrete), sending x < t left, x >= t and NaN right (for
- *     t = -inf nothing is below: the threshold is NaN, always right);
- *   - a leaf stores itself as child and a NaN threshold, so steps past it
- *     stay on it; a tree's walk is always its depth in steps. */
-struct gbdt_node {
-    uint32_t feature;
-    float threshold;
-    uint32_t child;
-    float leaf; /* the leaf value (leaves only) */
-};
-
-struct cascade_gbdt {
-    size_t n_features, n_nodes, n_trees;
-    int32_t *feature; /* split feature; -1 = leaf */
-    float *value;     /* split threshold, or the leaf value */
-    int32_t *left, *right;
-    uint8_t *default_left;
-    int32_t *root; /* n_trees */
-    float base_score;
-    int32_t margin_feature; /* -1 = none */
-    float margin_scale;
-    cascade_safetensors *file; /* metadata of a loaded model; NULL otherwise */
-    struct gbdt_node *walk;    /* n_nodes, the walk-ready layout */
-    uint32_t *walk_root;       /* n_trees, each tree's root in walk */
-    uint32_t walk_depth;       /* the deepest tree's depth */
-};
 
 void cascade_gbdt_destroy(cascade_gbdt *m)
 {
@@ -66,6 +28,7 @@ void cascade_gbdt_destroy(cascade_gbdt *m)
     free(m->root);
     free(m->walk);
     free(m->walk_root);
+    cascade_gbdt__batch_destroy(m->batch);
     cascade_safetensors_destroy(m->file);
     free(m);
 }
@@ -122,14 +85,6 @@ static float tree_score(const cascade_gbdt *m, int32_t node, const float *x)
     return m->value[node];
 }
 
-static double row_start(const cascade_gbdt *m, const float *x)
-{
-    if (m->margin_feature < 0)
-        return m->base_score;
-    float v = x[m->margin_feature];
-    return isfinite(v) ? (double)m->margin_scale * v : 0.0;
-}
-
 /* One step down from node k (unsigned, so the index needs no sign
  * extension in the loop). */
 static inline uint32_t walk_step(const struct gbdt_node *nodes, const float *xx, uint32_t k)
@@ -165,13 +120,13 @@ static double walk_row(const cascade_gbdt *m, const float *xx, double s)
     return walk_trees(m, xx, s, m->walk_depth);
 }
 
-void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float *out)
+void cascade_gbdt__predict_rows(const cascade_gbdt *m, const float *X, size_t n, float *out)
 {
     size_t nf = m->n_features;
     if (nf > GBDT_WALK_MAX_FEATURES) {
         for (size_t i = 0; i < n; i++) {
             const float *x = X + i * nf;
-            double s = row_start(m, x);
+            double s = cascade_gbdt__row_start(m, x);
             for (size_t t = 0; t < m->n_trees; t++)
                 s += tree_score(m, m->root[t], x);
             out[i] = (float)s;
@@ -185,8 +140,16 @@ void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float
             xx[f] = x[f];
             xx[nf + f] = -x[f];
         }
-        out[i] = (float)walk_row(m, xx, row_start(m, x));
+        out[i] = (float)walk_row(m, xx, cascade_gbdt__row_start(m, x));
     }
+}
+
+void cascade_gbdt_predict(const cascade_gbdt *m, const float *X, size_t n, float *out)
+{
+    if (m->batch)
+        cascade_gbdt__batch_predict(m, X, n, out);
+    else
+        cascade_gbdt__predict_rows(m, X, n, out);
 }
 
 /* Node o of the plain arrays as a walk-ready node at k whose children (if
@@ -271,7 +234,7 @@ cascade_gbdt *cascade_gbdt_margin_only(size_t n_features, size_t feature, float 
         m->feature[0] = -1;
         walk_node(m, 0, 0, 0); /* a tree of depth 0 rooted at node 0 (calloc) */
     }
-    if (m && cascade_gbdt_set_margin(m, feature, scale) != 0) {
+    if (m && (cascade_gbdt_set_margin(m, feature, scale) != 0 || cascade_gbdt__batch_build(m))) {
         cascade_gbdt_destroy(m);
         return NULL;
     }
@@ -411,6 +374,10 @@ cascade_gbdt *cascade_gbdt_from_xgboost_json(const char *json, size_t len, size_
     }
     if (check_nodes(m, err, errlen) || gbdt_layout(m, err, errlen))
         goto fail;
+    if (cascade_gbdt__batch_build(m) != 0) {
+        snprintf(err, errlen, "xgboost model: out of memory");
+        goto fail;
+    }
     json_decref(root);
     return m;
 fail:
@@ -543,6 +510,10 @@ cascade_gbdt *cascade_gbdt_load(const char *path, char *err, size_t errlen)
     }
     if (check_nodes(m, lerr, sizeof lerr) || gbdt_layout(m, lerr, sizeof lerr)) {
         snprintf(err, errlen, "%s: %s", path, lerr);
+        goto fail;
+    }
+    if (cascade_gbdt__batch_build(m) != 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
     m->file = st;

@@ -37,8 +37,10 @@ const char *cascade_ltr_channel_name(size_t i)
 
 static int channel_slot(const char *name)
 {
+    /* The first letters tell most names apart: strcmp only on a match
+     * (this runs for every hit of every candidate). */
     for (int i = 0; name && i < CASCADE_LTR_CHANNELS; i++)
-        if (strcmp(name, channels[i]) == 0)
+        if (name[0] == channels[i][0] && strcmp(name, channels[i]) == 0)
             return i;
     return -1;
 }

@@ -1,5 +1,6 @@
-/* Stream consumer throughput: XADD N Feedback events and N/10 serve records
- * (10 items each) to a namespace of a running redis-server, then drain them
+/* Stream consumer throughput: 20000 item records, XADD N Feedback events and
+ * N/10 serve records (10 items each) to a namespace of a running
+ * redis-server, then drain them
  * with one consumer (the library cascade-consumer runs) and print entries
  * and counter updates per second, with the batch size used. Errors are
  * counted and printed. Run by scripts/bench/consumer.sh (which starts a
@@ -14,6 +15,21 @@
 #include "clock.h"
 #include "consumer.h"
 #include "store.h"
+
+/* Item records for every item the entries name (1..20000, 20 categories):
+ * the consumer reads the items' categories, and appends a user's events for
+ * the online features only for items with a record. */
+static int add_items(cascade_redis *r, const char *ns)
+{
+    for (uint64_t id = 1; id <= 20000; id++) {
+        cascade_v1_ItemRecord rec = cascade_v1_ItemRecord_init_zero;
+        rec.item_id = id;
+        rec.category = 1 + (uint32_t)(id % 20);
+        if (cascade_store_put_item(r, ns, &rec))
+            return -1;
+    }
+    return 0;
+}
 
 static int add_entries(cascade_redis *r, const char *ns, long events)
 {
@@ -94,7 +110,8 @@ int main(int argc, char **argv)
     co.batch = (uint32_t)batch;
     co.data_dir = data_dir;
     cascade_consumer *c = cascade_consumer_create(&co, NULL, err, sizeof err);
-    if (c == NULL || add_entries(r, ns, events) || cascade_consumer_ensure_groups(c, r)) {
+    if (c == NULL || add_items(r, ns) || add_entries(r, ns, events) ||
+        cascade_consumer_ensure_groups(c, r)) {
         fprintf(stderr, "bench: %s\n", c ? cascade_redis_error(r) : err);
         return 1;
     }

@@ -23,7 +23,7 @@ const char *cascade_consumer__stream_name(int stream)
 int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out, char *err,
                             size_t errlen)
 {
-    int64_t batch, idle, ttl;
+    int64_t batch, idle, ttl, ucap, uttl;
     const char *group, *dir;
     int rc;
     memset(out, 0, sizeof *out);
@@ -36,8 +36,14 @@ int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_o
                                     &out->half_life_s, err, errlen)) ||
         (rc = cascade_config_int(cfg, "consumer.mark_ttl_s", 7 * 86400, 3600, 366 * 86400, &ttl,
                                  err, errlen)) ||
+        (rc = cascade_config_int(cfg, "consumer.user_events_cap", 2000, 10, 1000000, &ucap, err,
+                                 errlen)) ||
+        (rc = cascade_config_int(cfg, "consumer.user_events_ttl_s", 3 * 86400, 3600, 366 * 86400,
+                                 &uttl, err, errlen)) ||
         (rc = cascade_config_string(cfg, "consumer.data_dir", "", &dir, err, errlen)))
         return rc;
+    out->user_events_cap = (uint32_t)ucap;
+    out->user_events_ttl_s = uttl;
     out->group = group;
     out->batch = (uint32_t)batch;
     out->claim_idle_ms = idle;
@@ -137,6 +143,10 @@ cascade_consumer *cascade_consumer_create(const struct cascade_consumer_opts *o,
     c->claim_idle_ms = o->claim_idle_ms;
     c->half_life_s = o->half_life_s;
     c->mark_ttl_s = o->mark_ttl_s;
+    /* Options built by hand (tests) without the per-user event list's
+     * bounds get the config defaults. */
+    c->user_events_cap = o->user_events_cap ? o->user_events_cap : 2000;
+    c->user_events_ttl_s = o->user_events_ttl_s > 0 ? o->user_events_ttl_s : 3 * 86400;
     cascade_key_events(c->stream_key[CASCADE_CONSUMER_EVENTS], c->ns);
     cascade_key_serves(c->stream_key[CASCADE_CONSUMER_SERVES], c->ns);
     for (int s = 0; s < CASCADE_CONSUMER_STREAMS; s++)

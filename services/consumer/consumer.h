@@ -36,12 +36,17 @@ struct cascade_consumer_opts {
     double half_life_s;    /* half-life of the decayed counters and affinities */
     int64_t mark_ttl_s;    /* how long an applied mark is kept (>= the longest redelivery) */
     const char *data_dir;  /* partitions go to data_dir/events/; NULL or "" = off */
+    /* The per-user event list {ns}:uev:{uid} (docs/closed-loop.md, "User-side
+     * online features"): entries kept per user and their TTL. */
+    uint32_t user_events_cap;
+    int64_t user_events_ttl_s;
 };
 
-/* Read consumer.{group,batch,claim_idle_ms,half_life_s,mark_ttl_s,data_dir}
- * from cfg (NULL = defaults: cascade-consumer, 200, 30000, 86400, 604800,
- * off) into out; ns and name are left for the caller. Strings point into
- * cfg. Returns 0 or CASCADE_EINVAL with "consumer.batch: ..." in err. */
+/* Read consumer.{group,batch,claim_idle_ms,half_life_s,mark_ttl_s,
+ * user_events_cap,user_events_ttl_s,data_dir} from cfg (NULL = defaults:
+ * cascade-consumer, 200, 30000, 86400, 604800, 2000, 259200, off) into out; ns and name are left
+ * for the caller. Strings point into cfg. Returns 0 or CASCADE_EINVAL with "consumer.batch: ..." in
+ * err. */
 int cascade_consumer_config(const cascade_config *cfg, struct cascade_consumer_opts *out, char *err,
                             size_t errlen);
 

@@ -2,10 +2,11 @@
  * events and served items (impression lines), then one Lua script per batch
  * that marks every entry id (HSETNX in {ns}:loop:applied:{stream}:{hour})
  * and applies the counter updates of the
- * entries it marks now, commits the partitions' lengths and copies the
- * changed items' totals into {ns}:ictr:totals (what the ranking stages
- * read), atomically. A redelivered entry finds its mark and changes
- * nothing. */
+ * entries it marks now, appends the users' events to their lists
+ * {ns}:uev:{uid} numbered from {ns}:loop:user_seq, commits the partitions'
+ * lengths and copies the changed items' totals into {ns}:ictr:totals (what
+ * the ranking stages read), atomically. A redelivered entry finds its mark
+ * and changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +17,15 @@
 #include "events.h"
 #include "log.h"
 #include "partition.h"
+#include "user_online.h"
 
 static const char APPLY_SCRIPT[] =
     "local now = tonumber(ARGV[1])\n"
     "local hl = tonumber(ARGV[2])\n"
     "local ttl = tonumber(ARGV[3])\n"
     "local n = tonumber(ARGV[4])\n"
-    "local a = 5\n"
+    "local seqkey, ucap, uttl = KEYS[tonumber(ARGV[5])], tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local a = 8\n"
     "local applied = {0, 0}\n"
     "local dirty = {}\n"
     "local function decayed(key, f, amt)\n"
@@ -32,6 +35,22 @@ static const char APPLY_SCRIPT[] =
     "  elseif now < t then amt = amt * 2 ^ (-(t - now) / hl) end\n"
     "  redis.call('HSET', key, f .. ':d', string.format('%.17g', v + amt),\n"
     "             f .. ':t', string.format('%.17g', t))\n"
+    "end\n"
+    /* A user event: the next sequence number, the member '<seq> <f>'; beyond
+     * ucap entries the oldest go and the marker 'trim' keeps the highest
+     * sequence number dropped (user_online.h). */
+    "local function uev(key, f)\n"
+    "  local s = redis.call('INCR', seqkey)\n"
+    "  redis.call('ZADD', key, s, string.format('%d ', s) .. f)\n"
+    "  local m = redis.call('ZCARD', key)\n"
+    "  if m > ucap + 1 then\n"
+    "    local drop = redis.call('ZRANGE', key, 0, m - ucap - 1, 'WITHSCORES')\n"
+    "    local top = 0\n"
+    "    for i = 2, #drop, 2 do top = math.max(top, tonumber(drop[i])) end\n"
+    "    redis.call('ZREMRANGEBYRANK', key, 0, m - ucap - 1)\n"
+    "    redis.call('ZADD', key, top, '" CASCADE_USER_ONLINE_TRIMMED "')\n"
+    "  end\n"
+    "  redis.call('EXPIRE', key, uttl)\n"
     "end\n"
     "for e = 1, n do\n"
     "  local mk = KEYS[tonumber(ARGV[a])]\n"
@@ -49,6 +68,7 @@ static const char APPLY_SCRIPT[] =
     "      dirty[key] = true\n"
     "      if kind == 'I' then redis.call('HINCRBY', key, f, amt)\n"
     "      elseif kind == 'F' then redis.call('HINCRBYFLOAT', key, f, amt)\n"
+    "      elseif kind == 'U' then uev(key, f)\n"
     "      else decayed(key, f, tonumber(amt)) end\n"
     "    end\n"
     "    a = a + 4\n"
@@ -107,7 +127,9 @@ static void put_key(struct apply_call *k, const char *key)
     put_arg(k, cascade_arena_printf(k->arena, "%zu", k->n_keys));
 }
 
-/* One counter update: kind I (HINCRBY), F (HINCRBYFLOAT) or D (decayed). */
+/* One counter update: kind I (HINCRBY), F (HINCRBYFLOAT), D (decayed) or U
+ * (a user event appended to {ns}:uev:{uid}, field "<type> <item> <category>
+ * <ts>"). */
 static void put_op(struct apply_call *k, const char *kind, const char *key, const char *field,
                    const char *amount)
 {
@@ -117,32 +139,60 @@ static void put_op(struct apply_call *k, const char *kind, const char *key, cons
     put_arg(k, amount);
 }
 
-/* The category of every interest event's item (one MGET), 0 when unknown. */
-static int categories(cascade_consumer *c, cascade_redis *r, uint32_t *cat)
+/* The records of the batch's items (one MGET of ids[0..n), sorted): the
+ * category of each and whether it has a record (the build's log drops
+ * events on items it does not know, so the user event lists do too). */
+struct batch_item_info {
+    const uint64_t *ids;
+    size_t n;
+    uint32_t *category;
+    bool *found;
+};
+
+static int item_info(cascade_consumer *c, cascade_redis *r, const uint64_t *ids, size_t n,
+                     struct batch_item_info *out)
 {
-    size_t n = 0;
-    uint64_t *ids = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *ids);
-    size_t *at = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *at);
-    if (ids == NULL || at == NULL)
+    cascade_v1_ItemRecord *recs = cascade_arena_calloc(c->arena, n + 1, sizeof *recs);
+    out->ids = ids;
+    out->n = n;
+    out->category = cascade_arena_calloc(c->arena, n + 1, sizeof *out->category);
+    out->found = cascade_arena_calloc(c->arena, n + 1, sizeof *out->found);
+    if (recs == NULL || out->category == NULL || out->found == NULL)
         return CASCADE_ENOMEM;
-    for (size_t i = 0; i < c->n_entries; i++) {
-        const struct cascade_consumer_entry *e = &c->entries[i];
-        if (!e->bad && e->stream == CASCADE_CONSUMER_EVENTS &&
-            cascade_event_interest_weight(e->type) > 0.0f) {
-            ids[n] = e->item;
-            at[n++] = i;
-        }
-    }
     if (n == 0)
         return 0;
-    cascade_v1_ItemRecord *recs = cascade_arena_calloc(c->arena, n, sizeof *recs);
-    bool *found = cascade_arena_calloc(c->arena, n, sizeof *found);
-    if (recs == NULL || found == NULL)
-        return CASCADE_ENOMEM;
-    int rc = cascade_store_get_items(r, c->ns, ids, n, recs, found);
+    int rc = cascade_store_get_items(r, c->ns, ids, n, recs, out->found);
     for (size_t k = 0; rc == 0 && k < n; k++)
-        cat[at[k]] = found[k] ? recs[k].category : 0;
+        out->category[k] = out->found[k] ? recs[k].category : 0;
     return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The category of item (0 when it has no record); *found whether it has. */
+static uint32_t item_category(const struct batch_item_info *info, uint64_t item, bool *found)
+{
+    const uint64_t *at =
+        info->n ? bsearch(&item, info->ids, info->n, sizeof *info->ids, cmp_u64) : NULL;
+    size_t k = at ? (size_t)(at - info->ids) : 0;
+    *found = at != NULL && info->found[k];
+    return *found ? info->category[k] : 0;
+}
+
+/* A user event for the online features (user_online.h): what the build's
+ * replay observes of it, on an item with a record. */
+static void put_user_event(cascade_consumer *c, struct apply_call *k, const char *user,
+                           uint32_t type, uint64_t item, uint32_t category, int64_t ts_s)
+{
+    char key[CASCADE_KEY_MAX];
+    put_op(k, "U", cascade_key_user_events(key, c->ns, user),
+           cascade_arena_printf(k->arena, "%u %llu %u %lld", (unsigned)type,
+                                (unsigned long long)item, (unsigned)category, (long long)ts_s),
+           "0");
 }
 
 static int64_t entry_ms(const char *id)
@@ -152,8 +202,10 @@ static int64_t entry_ms(const char *id)
 
 /* The counter updates of one event entry (docs/closed-loop.md). */
 static void event_ops(cascade_consumer *c, struct apply_call *k,
-                      const struct cascade_consumer_entry *e, uint32_t category)
+                      const struct cascade_consumer_entry *e, const struct batch_item_info *info)
 {
+    bool known;
+    uint32_t category = item_category(info, e->item, &known);
     char ikey[CASCADE_KEY_MAX], ukey[CASCADE_KEY_MAX], akey[CASCADE_KEY_MAX];
     const char *type = cascade_event_type_name(e->type);
     cascade_key_item_counters(ikey, c->ns, e->item);
@@ -176,22 +228,30 @@ static void event_ops(cascade_consumer *c, struct apply_call *k,
                    cascade_arena_printf(k->arena, "%u", (unsigned)category),
                    cascade_arena_printf(k->arena, "%g", (double)w));
     }
+    /* Client impressions are not in the build's log ("Which impression
+     * counts for what"), so not in the user's online features either. */
+    if (known && e->type != CASCADE_EV_IMPRESSION)
+        put_user_event(c, k, e->user, e->type, e->item, category, e->ts_s);
 }
 
 /* At most this many updates per event (item total, decayed, play seconds;
- * user total, interactions, affinity). */
-#define EVENT_MAX_OPS 6
+ * user total, interactions, affinity, user event). */
+#define EVENT_MAX_OPS 7
 
-/* The counter updates of one serve record: an impression per served item,
- * a request and the served count for the user. */
+/* The counter updates of one serve record: an impression per served item
+ * (and a user event each), a request and the served count for the user. */
 static void serve_ops(cascade_consumer *c, struct apply_call *k,
-                      const struct cascade_consumer_entry *e)
+                      const struct cascade_consumer_entry *e, const struct batch_item_info *info)
 {
     char ikey[CASCADE_KEY_MAX], ukey[CASCADE_KEY_MAX];
     for (size_t j = 0; j < e->n_items; j++) {
+        bool known;
+        uint32_t category = item_category(info, e->items[j], &known);
         cascade_key_item_counters(ikey, c->ns, e->items[j]);
         put_op(k, "I", ikey, "impression", "1");
         put_op(k, "D", ikey, "impression", "1");
+        if (known)
+            put_user_event(c, k, e->user, CASCADE_EV_IMPRESSION, e->items[j], category, e->ts_s);
     }
     cascade_key_user_counters(ukey, c->ns, e->user);
     put_op(k, "I", ukey, "requests", "1");
@@ -424,12 +484,6 @@ static int run_script(cascade_consumer *c, cascade_redis *r, struct apply_call *
     return rc;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The distinct item ids the batch's entries touch, sorted, into *out
  * (arena); *n gets their number. */
 static int batch_items(cascade_consumer *c, uint64_t **out, size_t *n)
@@ -487,22 +541,22 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     *applied = *duplicates = 0;
     if (c->n_entries == 0)
         return 0;
-    uint32_t *cat = cascade_arena_calloc(c->arena, c->n_entries + 1, sizeof *cat);
+    struct batch_item_info info;
     /* At most two partitions (events, client impressions) per entry's day. */
     struct part *parts = cascade_arena_calloc(c->arena, 2 * c->n_entries + 1, sizeof *parts);
-    if (cat == NULL || parts == NULL)
+    if (parts == NULL)
         return CASCADE_ENOMEM;
-    if ((rc = categories(c, r, cat)) || (rc = batch_items(c, &items, &n_items)))
+    if ((rc = batch_items(c, &items, &n_items)) || (rc = item_info(c, r, items, n_items, &info)))
         return rc;
     if (c->data_dir[0] && (rc = write_partitions(c, r, parts, &n_parts)))
         return rc;
     for (size_t i = 0; i < c->n_entries; i++)
         max_ops += c->entries[i].stream == CASCADE_CONSUMER_EVENTS ? EVENT_MAX_OPS
-                                                                   : 2 * c->entries[i].n_items + 2;
+                                                                   : 3 * c->entries[i].n_items + 2;
     struct apply_call k = {.arena = c->arena};
-    k.keys_cap = max_ops + c->n_entries + n_parts + n_items + 2;
+    k.keys_cap = max_ops + c->n_entries + n_parts + n_items + 3;
     k.args_cap = 4 * max_ops + 4 * c->n_entries + 3 * n_parts + 2 * n_items +
-                 CASCADE_ITEM_COUNTER_FIELDS + 12;
+                 CASCADE_ITEM_COUNTER_FIELDS + 15;
     k.keys = cascade_arena_calloc(c->arena, k.keys_cap, sizeof *k.keys);
     k.args = cascade_arena_calloc(c->arena, k.args_cap, sizeof *k.args);
     if (k.keys == NULL || k.args == NULL)
@@ -512,10 +566,17 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
     put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)c->mark_ttl_s));
     const char **n_slot = &k.args[k.n_args];
     put_arg(&k, "0");
+    put_key(&k, cascade_key_user_events_seq(key, c->ns));
+    put_arg(&k, cascade_arena_printf(c->arena, "%u", (unsigned)c->user_events_cap));
+    put_arg(&k, cascade_arena_printf(c->arena, "%lld", (long long)c->user_events_ttl_s));
     size_t n_applied_entries = 0;
-    for (size_t i = 0; i < c->n_entries && !k.oom; i++) {
-        const struct cascade_consumer_entry *e = &c->entries[i];
-        if (e->bad)
+    /* Serve records first, then Feedback events, as write_partitions writes
+     * their lines: the user events are numbered in the partition's line
+     * order, the order the build's replay reads them in. */
+    for (size_t x = 0; x < 2 * c->n_entries && !k.oom; x++) {
+        const struct cascade_consumer_entry *e = &c->entries[x % c->n_entries];
+        int pass = x < c->n_entries ? CASCADE_CONSUMER_SERVES : CASCADE_CONSUMER_EVENTS;
+        if (e->bad || e->stream != pass)
             continue;
         good[e->stream]++;
         n_applied_entries++;
@@ -527,9 +588,9 @@ int cascade_consumer_apply(cascade_consumer *c, cascade_redis *r, size_t *applie
         put_arg(&k, "0");
         size_t before = k.n_args;
         if (e->stream == CASCADE_CONSUMER_EVENTS)
-            event_ops(c, &k, e, cat[i]);
+            event_ops(c, &k, e, &info);
         else
-            serve_ops(c, &k, e);
+            serve_ops(c, &k, e, &info);
         if (ops_slot)
             *ops_slot = cascade_arena_printf(c->arena, "%zu", (k.n_args - before) / 4);
     }

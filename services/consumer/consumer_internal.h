@@ -35,6 +35,8 @@ struct cascade_consumer {
     int64_t claim_idle_ms;
     double half_life_s;
     int64_t mark_ttl_s;
+    uint32_t user_events_cap;
+    int64_t user_events_ttl_s;
     char stream_key[CASCADE_CONSUMER_STREAMS][CASCADE_KEY_MAX];
     char claim_cursor[CASCADE_CONSUMER_STREAMS][48]; /* XAUTOCLAIM cursor per stream */
     cascade_arena *arena;                            /* the current batch */

@@ -16,6 +16,8 @@ static const char extra_usage[] =
     "  consumer.claim_idle_ms  re-claim entries pending this long (default 30000)\n"
     "  consumer.half_life_s    half-life of the decayed counters (default 86400)\n"
     "  consumer.mark_ttl_s     how long applied-entry marks are kept (default 604800)\n"
+    "  consumer.user_events_cap  events kept per user for the online features (default 2000)\n"
+    "  consumer.user_events_ttl_s  TTL of a user's event list (default 259200)\n"
     "  consumer.data_dir       daily partitions under DIR/events/ (default off)\n";
 
 static void *create_loop(const struct cascade_service_opts *o, cascade_redis_pool *redis,

@@ -16,6 +16,7 @@
 #include "request.h"
 #include "prerank_internal.h"
 #include "store.h"
+#include "user_online.h"
 
 /* Item records per MGET. */
 #define PRERANK_CHUNK 512
@@ -69,7 +70,8 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
         return rc;
     if ((rc = prerank_read_model(p, cfg, err, errlen)) ||
         (rc = cascade_config_bool(cfg, "prerank.online_counters", true, &p->online_counters, err,
-                                  errlen)))
+                                  errlen)) ||
+        (rc = cascade_config_bool(cfg, "prerank.online_user", true, &p->online_user, err, errlen)))
         return rc;
     return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
                               &p->reload_interval_ms, err, errlen);
@@ -114,6 +116,18 @@ static void register_metrics(cascade_prerank *p, cascade_metrics *m)
                                 "PreRank requests scored, wholly or from a chunk on, with the "
                                 "nightly item statistics because the online counters could not "
                                 "be read.",
+                                NULL),
+        NULL);
+    p->online_user_reads = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_user_reads_total",
+                                "PreRank requests whose user record was continued with the "
+                                "user's events since the nightly build.",
+                                NULL),
+        NULL);
+    p->online_user_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_prerank_online_user_failures_total",
+                                "PreRank requests scored with the nightly user record because the "
+                                "user's online events could not be read.",
                                 NULL),
         NULL);
 }
@@ -233,6 +247,7 @@ struct scorer {
     struct cascade_prerank_weights w;
 };
 
+/* The hashed-cross LR's or the heuristic's score of one candidate. */
 static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec, bool found,
                        const Cascade__V1__Candidate *c)
 {
@@ -241,16 +256,33 @@ static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec,
                                      c->recall_score);
     cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
     unknown.item_id = c->item_id;
-    if (s->model->ltr) {
-        float x[CASCADE_LTR_FEATURES], score;
-        cascade_ltr_features(s->rec, found ? rec : &unknown, c, s->now_s, x);
-        cascade_gbdt_predict(s->model->ltr, x, 1, &score);
-        return score;
-    }
     uint32_t idx[CASCADE_PRERANK_FEATURES];
     cascade_prerank_features(&s->user, found ? rec : &unknown, s->now_s,
                              cascade_hashlr_bits(s->model->lr), idx);
     return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
+}
+
+/* Score cands[0..n) (n <= PRERANK_CHUNK) with their records: the learned
+ * ranker over the n feature rows in one call (gbdt.h walks eight rows at a
+ * time; X and score hold n rows), the others one by one. */
+static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *recs,
+                        const bool *found, Cascade__V1__Candidate *const *cands, size_t n, float *X,
+                        float *score)
+{
+    if (!s->model || !s->model->ltr) {
+        for (size_t i = 0; i < n; i++)
+            cands[i]->prerank_score = score_one(s, &recs[i], found[i], cands[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
+        unknown.item_id = cands[i]->item_id;
+        cascade_ltr_features(s->rec, found[i] ? &recs[i] : &unknown, cands[i], s->now_s,
+                             X + i * CASCADE_LTR_FEATURES);
+    }
+    cascade_gbdt_predict(s->model->ltr, X, n, score);
+    for (size_t i = 0; i < n; i++)
+        cands[i]->prerank_score = score[i];
 }
 
 /* The records of ids[0..n) (found[i] false when absent), their statistics
@@ -292,8 +324,13 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
     bool online = p->online_counters;
     uint64_t ids[PRERANK_CHUNK];
     bool found[PRERANK_CHUNK];
+    float score[PRERANK_CHUNK], *X = NULL;
     cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
-    if (!recs) {
+    if (s->model && s->model->ltr)
+        X = cascade_arena_alloc(
+            arena, (req->n_candidates < PRERANK_CHUNK ? req->n_candidates + 1 : PRERANK_CHUNK) *
+                       CASCADE_LTR_FEATURES * sizeof *X);
+    if (!recs || (s->model && s->model->ltr && !X)) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
@@ -310,13 +347,34 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
         int rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen);
         if (rc != 0)
             return rc;
-        for (size_t i = 0; i < n; i++) {
-            Cascade__V1__Candidate *c = req->candidates[off + i];
-            c->prerank_score = score_one(s, &recs[i], found[i], c);
-        }
+        score_chunk(s, recs, found, req->candidates + off, n, X, score);
     }
     if (online && p->online_counters)
         cascade_metric_inc(p->online_reads);
+    return 0;
+}
+
+/* The user's record into *u (*found false: absent, the id filled in),
+ * continued with the user's events since the build as of now_s
+ * (common/user_online.h; a Redis failure there keeps the nightly record). */
+static int prerank_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                        const char *user_id, int64_t now_s, cascade_v1_UserRecord *u, bool *found,
+                        char *err, size_t errlen)
+{
+    int rc = cascade_store_get_user(redis, p->ns, user_id, u, found);
+    if (rc != 0) {
+        snprintf(err, errlen, "prerank: user record: %s",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
+    }
+    if (!*found)
+        snprintf(u->user_id, sizeof u->user_id, "%s", user_id);
+    else if (p->online_user && cascade_user_online_serve(
+                                   redis, p->ns, u, now_s, arena, "prerank", p->online_user_reads,
+                                   p->online_user_failures) == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "prerank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
     return 0;
 }
 
@@ -331,17 +389,13 @@ static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_a
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
-    int rc = cascade_store_get_user(redis, p->ns, req->user->user_id, u, &found);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
-    if (!found)
-        snprintf(u->user_id, sizeof u->user_id, "%s", req->user->user_id);
+    /* Wall time: the features decay and age against the events' times. */
+    s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
+    int rc = prerank_user(p, redis, arena, req->user->user_id, s->now_s, u, &found, err, errlen);
+    if (rc != 0)
+        return rc;
     s->rec = u;
     cascade_prerank_user_prepare(found ? u : NULL, req->user->user_id, &s->user);
-    s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_now_ms() / 1000;
     return 0;
 }
 
@@ -374,8 +428,8 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
      * even for 0 bytes (found by tests/fuzz, prerank_request). */
     if (req->n_candidates > 0)
         memcpy(cands, req->candidates, req->n_candidates * sizeof *cands);
-    if (cascade_request_sort_candidates(cands, req->n_candidates, CASCADE_SCORE_PRERANK, arena) !=
-        0)
+    /* Only the first keep are answered: select them, sort only them. */
+    if (cascade_request_sort_top(cands, req->n_candidates, keep, CASCADE_SCORE_PRERANK, arena) != 0)
         return CASCADE_ENOMEM;
     cascade__v1__pre_rank_response__init(resp);
     resp->candidates = cands;
@@ -438,12 +492,9 @@ int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc = cascade_store_get_user(redis, p->ns, user_id, u, &user_found);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
+    int rc = prerank_user(p, redis, arena, user_id, now_s, u, &user_found, err, errlen);
+    if (rc != 0)
+        return rc;
     if ((rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen)) != 0)
         return rc;
     cascade_prerank_user_prepare(user_found ? u : NULL, user_id, &pu);

@@ -48,6 +48,11 @@ struct cascade_prerank {
     bool online_counters;
     cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
     cascade_metric *online_failures; /* requests scored without them (Redis failed) */
+    /* Continue the user record with the user's events since the build
+     * (prerank.online_user; common/user_online.h). */
+    bool online_user;
+    cascade_metric *online_user_reads;    /* requests whose user events were read */
+    cascade_metric *online_user_failures; /* requests scored with the nightly user record */
 };
 
 /* Take a reference to the current model (NULL: heuristic). */

@@ -21,11 +21,37 @@
 void cascade_rank__model_release(struct cascade_rank__model *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        for (size_t i = 0; i < m->n_scratch; i++)
+            cascade_mmoe_scratch_destroy(m->scratch[i]);
+        pthread_mutex_destroy(&m->scratch_lock);
         cascade_lr_destroy(m->lr);
         cascade_mmoe_destroy(m->mmoe);
         cascade_gbdt_destroy(m->ltr);
         free(m);
     }
+}
+
+cascade_mmoe_scratch *cascade_rank__scratch_take(struct cascade_rank__model *m)
+{
+    cascade_mmoe_scratch *s = NULL;
+    pthread_mutex_lock(&m->scratch_lock);
+    if (m->n_scratch > 0)
+        s = m->scratch[--m->n_scratch];
+    pthread_mutex_unlock(&m->scratch_lock);
+    return s ? s : cascade_mmoe_scratch_create(m->mmoe, CASCADE_RANK__SCRATCH_BATCH);
+}
+
+void cascade_rank__scratch_give(struct cascade_rank__model *m, cascade_mmoe_scratch *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&m->scratch_lock);
+    if (m->n_scratch < CASCADE_RANK__SCRATCH_POOL) {
+        m->scratch[m->n_scratch++] = s;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&m->scratch_lock);
+    cascade_mmoe_scratch_destroy(s);
 }
 
 void cascade_rank__models_release(cascade_rank *r)
@@ -265,6 +291,10 @@ int cascade_rank__model_load(const cascade_rank *r, const char *name, enum casca
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", r->model_dir, name);
     struct cascade_rank__model *m = calloc(1, sizeof *m);
+    if (m && pthread_mutex_init(&m->scratch_lock, NULL) != 0) {
+        free(m);
+        m = NULL;
+    }
     if (!m) {
         snprintf(err, errlen, "%s: out of memory", path);
         return CASCADE_ENOMEM;

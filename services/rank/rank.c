@@ -15,6 +15,7 @@
 #include "rank_internal.h"
 #include "request.h"
 #include "store.h"
+#include "user_online.h"
 
 /* Item records per MGET. */
 #define RANK_CHUNK 512
@@ -85,7 +86,8 @@ static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *er
     if ((rc = cascade_config_bool(cfg, "rank.heuristic.keep_order", false, &r->heuristic_keep_order,
                                   err, errlen)) ||
         (rc = cascade_config_bool(cfg, "rank.online_counters", true, &r->online_counters, err,
-                                  errlen)))
+                                  errlen)) ||
+        (rc = cascade_config_bool(cfg, "rank.online_user", true, &r->online_user, err, errlen)))
         return rc;
     if ((rc = rank_read_choice(r, cfg, err, errlen)))
         return rc;
@@ -141,6 +143,18 @@ static void register_metrics(cascade_rank *r, cascade_metrics *m)
         cascade_metrics_counter(m, "cascade_rank_online_counter_failures_total",
                                 "Rank requests scored with the nightly item statistics alone "
                                 "because the online counters could not be read.",
+                                NULL),
+        NULL);
+    r->online_user_reads = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_rank_online_user_reads_total",
+                                "Rank requests whose user record was continued with the user's "
+                                "events since the nightly build.",
+                                NULL),
+        NULL);
+    r->online_user_failures = cascade_metric_get(
+        cascade_metrics_counter(m, "cascade_rank_online_user_failures_total",
+                                "Rank requests scored with the nightly user record because the "
+                                "user's online events could not be read.",
                                 NULL),
         NULL);
 }
@@ -231,14 +245,16 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
     return rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE; /* deadline passed: not sent */
 }
 
-/* The user's record (zeroed with the id filled in when the user is unknown)
+/* The user's record (zeroed with the id filled in when the user is unknown),
+ * continued with the user's events since the build as of now_s
+ * (common/user_online.h; a Redis failure there keeps the nightly record),
  * and the item records of ids[0..n) (found[i] false when absent), their
  * statistics with the online counters' change added (online.c; a Redis
  * failure there only degrades to the nightly statistics). */
 static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena *arena,
                       int64_t deadline_ms, const char *user_id, const uint64_t *ids, size_t n,
-                      cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items, bool *found,
-                      char *err, size_t errlen)
+                      int64_t now_s, cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items,
+                      bool *found, char *err, size_t errlen)
 {
     bool user_found = false;
     int rc = cascade_store_get_user(redis, r->ns, user_id, user, &user_found);
@@ -246,6 +262,12 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
         return store_failure(redis, rc, "user record", err, errlen);
     if (!user_found)
         snprintf(user->user_id, sizeof user->user_id, "%s", user_id);
+    else if (r->online_user && cascade_user_online_serve(
+                                   redis, r->ns, user, now_s, arena, "rank", r->online_user_reads,
+                                   r->online_user_failures) == CASCADE_ENOMEM) {
+        snprintf(err, errlen, "rank: out of request memory");
+        return CASCADE_ENOMEM;
+    }
     for (size_t off = 0; off < n; off += RANK_CHUNK) {
         if (cascade_now_ms() >= deadline_ms) {
             snprintf(err, errlen, "rank: deadline exceeded while reading item records");
@@ -266,12 +288,12 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
 
 /* MMoE predictions into pred [n, CASCADE_RANK__N_TASKS] (TaskScores order;
  * tasks the model lacks stay 0), p_click calibrated for down-sampling. */
-static int predict_mmoe(const struct cascade_rank__model *m, const float *X, size_t n, float *pred,
+static int predict_mmoe(struct cascade_rank__model *m, const float *X, size_t n, float *pred,
                         cascade_arena *arena)
 {
     size_t T = cascade_mmoe_config(m->mmoe)->n_tasks;
     float *out = cascade_arena_calloc(arena, n * T + 1, sizeof *out);
-    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m->mmoe, n < 256 ? n : 256);
+    cascade_mmoe_scratch *s = cascade_rank__scratch_take(m);
     int rc = CASCADE_ENOMEM;
     if (!out || !s)
         goto out;
@@ -286,7 +308,7 @@ static int predict_mmoe(const struct cascade_rank__model *m, const float *X, siz
             pred[i * CASCADE_RANK__N_TASKS] =
                 (float)cascade_calibrate_downsampled(pred[i * CASCADE_RANK__N_TASKS], m->neg_rate);
 out:
-    cascade_mmoe_scratch_destroy(s);
+    cascade_rank__scratch_give(m, s);
     return rc;
 }
 
@@ -524,8 +546,8 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
         goto nomem;
     for (size_t i = 0; i < n; i++)
         ids[i] = req->candidates[i]->item_id;
-    if ((rc = rank_fetch(r, redis, arena, deadline_ms, req->user->user_id, ids, n, user, items,
-                         found, err, errlen)))
+    if ((rc = rank_fetch(r, redis, arena, deadline_ms, req->user->user_id, ids, n, now_s, user,
+                         items, found, err, errlen)))
         return rc;
     if (cascade_now_ms() >= deadline_ms) {
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
@@ -562,8 +584,8 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc =
-        rank_fetch(r, redis, arena, deadline_ms, user_id, ids, n, user, items, found, err, errlen);
+    int rc = rank_fetch(r, redis, arena, deadline_ms, user_id, ids, n, now_s, user, items, found,
+                        err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++)
         cascade_features_rank(user, &items[i], now_s, out + i * CASCADE_RANK_FEATURES);
     return rc;

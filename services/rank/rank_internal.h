@@ -43,6 +43,10 @@ enum cascade_rank__choice {
 /* Served tasks in TaskScores order. */
 enum { CASCADE_RANK__N_TASKS = 6, CASCADE_RANK__MAX_BUCKETS = 16 };
 
+/* MMoE scratch buffers a model keeps between requests (model.c). */
+#define CASCADE_RANK__SCRATCH_POOL 8
+#define CASCADE_RANK__SCRATCH_BATCH 256
+
 /* A loaded model. The holder owns one reference; each request using it
  * holds another, so a swap never frees a model a request is still using. */
 struct cascade_rank__model {
@@ -58,6 +62,11 @@ struct cascade_rank__model {
     char version[256]; /* file name */
     enum cascade_rank__kind kind;
     atomic_int refs;
+    /* The MMoE's forward buffers of earlier requests, for the next ones
+     * (allocating and zeroing them per request cost ~10 % of Rank). */
+    pthread_mutex_t scratch_lock; /* guards scratch and n_scratch */
+    cascade_mmoe_scratch *scratch[CASCADE_RANK__SCRATCH_POOL];
+    size_t n_scratch;
 };
 
 struct cascade_rank {
@@ -89,6 +98,11 @@ struct cascade_rank {
     bool online_counters;
     cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
     cascade_metric *online_failures; /* requests scored without them (Redis failed) */
+    /* Continue the user record with the user's events since the build
+     * (rank.online_user; common/user_online.h). */
+    bool online_user;
+    cascade_metric *online_user_reads;    /* requests whose user events were read */
+    cascade_metric *online_user_failures; /* requests scored with the nightly user record */
     int64_t reload_interval_ms;
     _Atomic int64_t next_check_ms;
     atomic_bool warned_no_model;
@@ -131,6 +145,14 @@ int cascade_rank__model_load(const cascade_rank *r, const char *name, enum casca
 void cascade_rank__pins_init(cascade_rank *r);
 /* Release every pinned version (destroy). */
 void cascade_rank__pinned_release(cascade_rank *r);
+/* A scratch of CASCADE_RANK__SCRATCH_BATCH rows for m's MMoE (m->mmoe set):
+ * one an earlier request gave back, else a new one; NULL when out of
+ * memory. The caller owns it until cascade_rank__scratch_give. Thread-safe. */
+cascade_mmoe_scratch *cascade_rank__scratch_take(struct cascade_rank__model *m);
+/* Give s (NULL: no-op) back to m's pool, or free it when the pool is full.
+ * The forward pass overwrites every buffer it reads, so a reused scratch
+ * scores as a new one. Thread-safe. */
+void cascade_rank__scratch_give(struct cascade_rank__model *m, cascade_mmoe_scratch *s);
 /* Drop a reference; the last one frees the model. NULL is a no-op. */
 void cascade_rank__model_release(struct cascade_rank__model *m);
 /* Release every loaded model (cascade_rank_destroy). */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -432,6 +433,52 @@ static void test_sort_nan_last(void **state)
     cascade_arena_destroy(arena);
 }
 
+/* cascade_request_sort_top's first `top` are the full sort's first `top`
+ * (same candidates, same order) and the whole list is still a permutation
+ * of the input: random lists with many ties in score and id, NaNs and
+ * -inf, every top from 0 past n. */
+static int ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_sort_top_matches_full_sort(void **state)
+{
+    (void)state;
+    enum { MAX = 130 };
+    static const float pool[] = {0.5f, 0.25f, -1.0f, 0.0f, 2.0f, -INFINITY};
+    cascade_arena *arena = cascade_arena_create(0);
+    Cascade__V1__Candidate store[MAX], *full[MAX], *top[MAX], *a[MAX], *b[MAX];
+    uint64_t ids[MAX], seed = 88172645463325252u;
+    float sc[MAX];
+    assert_non_null(arena);
+    for (size_t n = 0; n <= MAX; n += n < 20 ? 1 : 37) {
+        for (size_t i = 0; i < n; i++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            ids[i] = seed % 5;
+            sc[i] = seed % 11 == 0 ? NAN : pool[(seed >> 8) % 6];
+        }
+        make(store, full, ids, sc, n);
+        assert_int_equal(cascade_request_sort_candidates(full, n, CASCADE_SCORE_PRERANK, arena), 0);
+        for (size_t t = 0; t <= n + 2; t++) {
+            make(store, top, ids, sc, n);
+            assert_int_equal(cascade_request_sort_top(top, n, t, CASCADE_SCORE_PRERANK, arena), 0);
+            for (size_t i = 0; i < t && i < n; i++)
+                if (top[i] != full[i])
+                    fail_msg("n %zu, top %zu: position %zu differs", n, t, i);
+            memcpy(a, top, n * sizeof *a);
+            memcpy(b, full, n * sizeof *b);
+            if (n > 0) {
+                qsort(a, n, sizeof *a, ptr_cmp);
+                qsort(b, n, sizeof *b, ptr_cmp);
+                assert_memory_equal(a, b, n * sizeof *a);
+            }
+        }
+    }
+    cascade_arena_destroy(arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_expand_signals),
         cmocka_unit_test(test_sort_order),
         cmocka_unit_test(test_sort_nan_last),
+        cmocka_unit_test(test_sort_top_matches_full_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "affinity.h"
 #include "events.h"
 
 #define CASCADE_DS_ID_MAX 64      /* longest user id (UserRecord.user_id bound) */
@@ -158,12 +159,7 @@ int cascade_dataset__write_tsv(const char *dir, const char *name,
                                void (*body)(FILE *f, const void *ctx), const void *ctx, char *err,
                                size_t errlen);
 
-/* Interest weight of each behaviour (SPEC §5 ItemCF) for one build: indexed
- * by event type (common/events.h); 0 means "not an interest signal". */
-struct cascade_behaviour_weights {
-    float w[CASCADE_EV_MAX + 1];
-};
-
+/* struct cascade_behaviour_weights: common/affinity.h. */
 /* The defaults of common/events.h (cascade_event_interest_weight): click 1,
  * like 2, collect 3, share 3, follow 4; impression, play, dislike, hide_author 0. */
 void cascade_behaviour_weights_default(struct cascade_behaviour_weights *w);

@@ -425,6 +425,35 @@ static int previous_as_of(struct load_state *st, int64_t *out)
     return rc;
 }
 
+/* The replay's state behind rec, paired with the snapshot's user sequence
+ * number (rec->online_seq and the base's seq), so serving continues it with
+ * the later events: {ns}:user:{uid}:online (UserOnlineBase; docs/closed-
+ * loop.md, "User-side online features"), or that key deleted without a
+ * snapshot or when the user has more categories than the base holds (then
+ * serving keeps the nightly user columns). */
+static int put_user_online_base(struct load_state *st, const struct cascade_affinity *aff,
+                                cascade_v1_UserRecord *rec)
+{
+    char key[CASCADE_KEY_MAX];
+    uint8_t buf[cascade_v1_UserOnlineBase_size];
+    size_t len;
+    cascade_v1_UserOnlineBase b = cascade_v1_UserOnlineBase_init_zero;
+    struct cascade_behaviour_weights def;
+    cascade_key_user_online_base(key, st->o->ns, rec->user_id);
+    if (st->o->snapshot == NULL || !cascade_affinity_to_base(aff, &b))
+        return put_del(&st->pl, key);
+    /* --flush deleted the sequence with the namespace: it starts again. */
+    rec->online_seq = b.seq = st->o->flush ? 0 : st->o->snapshot->user_seq;
+    b.half_life_s = st->affinity_hl_s;
+    cascade_behaviour_weights_default(&def);
+    if (memcmp(&def, &st->o->weights, sizeof def) != 0) {
+        memcpy(b.weights, st->o->weights.w, sizeof st->o->weights.w);
+        b.weights_count = CASCADE_EV_MAX + 1;
+    }
+    int rc = cascade_record_encode(cascade_v1_UserOnlineBase_fields, &b, buf, sizeof buf, &len);
+    return rc ? rc : put_set(&st->pl, key, buf, len);
+}
+
 static int load_users(struct load_state *st)
 {
     const cascade_dataset *ds = st->ds;
@@ -446,7 +475,8 @@ static int load_users(struct load_state *st)
         }
         cascade_user_record_fill(&ds->users[u], &st->user_stats[u], &st->affinity[u], st->as_of, hl,
                                  &rec);
-        if ((rc =
+        if ((rc = put_user_online_base(st, &st->affinity[u], &rec)) ||
+            (rc =
                  cascade_record_encode(cascade_v1_UserRecord_fields, &rec, buf, sizeof(buf), &len)))
             break;
         rc = put_set(&st->pl, cascade_key_user(key, st->o->ns, ds->users[u].id), buf, len);
@@ -521,7 +551,8 @@ int cascade_load_run(const cascade_dataset *ds, cascade_redis *r, const struct c
     /* The snapshot's counters become the records' online_base: an event
      * they hold that as_of leaves out of the stats would be in neither the
      * record nor the delta (counter - base). */
-    if (o->snapshot && o->snapshot->n_items > 0 && st.as_of < cascade_dataset_last_ts(ds)) {
+    if (o->snapshot && (o->snapshot->n_items > 0 || o->snapshot->user_seq > 0) &&
+        st.as_of < cascade_dataset_last_ts(ds)) {
         snprintf(err, errlen,
                  "load: --as-of %lld leaves out the log's events after it, but the online "
                  "counters (%zu items) already count them, so they would be lost from the "

@@ -32,13 +32,7 @@ void cascade_item_stats_add(cascade_v1_ItemStats *st, const struct cascade_ds_ev
 
 void cascade_user_stats_add(struct cascade_user_stats *st, const struct cascade_ds_event *e)
 {
-    if (e->type == CASCADE_EV_IMPRESSION) {
-        st->impressions++;
-        return;
-    }
-    st->interactions++;
-    if (e->type == CASCADE_EV_CLICK)
-        st->clicks++;
+    cascade_user_stats_observe(st, e->type);
 }
 
 void cascade_item_record_fill(const struct cascade_ds_item *it, const cascade_v1_ItemStats *st,

@@ -13,10 +13,7 @@
 #include "interests.h"
 
 /* Behaviour counters of one user. */
-struct cascade_user_stats {
-    uint32_t impressions, clicks, interactions; /* interactions: non-impression events */
-};
-
+/* struct cascade_user_stats: common/affinity.h. */
 /* Count one event into an item's statistics / a user's counters. */
 void cascade_item_stats_add(cascade_v1_ItemStats *st, const struct cascade_ds_event *e);
 void cascade_user_stats_add(struct cascade_user_stats *st, const struct cascade_ds_event *e);

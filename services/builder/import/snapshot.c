@@ -9,13 +9,14 @@
 #include "error.h"
 #include "store.h"
 
-/* KEYS[1] = {ns}:loop:partitions, KEYS[2] = {ns}:ictr:totals; ARGV[1] =
+/* KEYS[1] = {ns}:loop:partitions, KEYS[2] = {ns}:ictr:totals, KEYS[3] =
+ * {ns}:loop:user_seq; ARGV[1] =
  * the SCAN pattern of the per-item counter hashes, ARGV[2] their name
  * prefix, ARGV[3..] = the counter fields. Returns {partitions (HGETALL),
- * totals (HGETALL)}. The totals are complete once marked (field
- * TOTALS_COMPLETE); before that (counters written by a consumer that did
- * not keep them, or the hash deleted) they are first rebuilt from the
- * per-item hashes, once. One script: no consumer batch applies in between. */
+ * totals (HGETALL), the user events' sequence number (GET, false when none)}. The totals are
+ * complete once marked (field TOTALS_COMPLETE); before that (counters written by a consumer that
+ * did not keep them, or the hash deleted) they are first rebuilt from the per-item hashes, once.
+ * One script: no consumer batch applies in between. */
 #define TOTALS_COMPLETE "complete"
 static const char SNAPSHOT_SCRIPT[] =
     "local parts = redis.call('HGETALL', KEYS[1])\n"
@@ -37,7 +38,7 @@ static const char SNAPSHOT_SCRIPT[] =
     "  until cursor == '0'\n"
     "  redis.call('HSET', KEYS[2], '" TOTALS_COMPLETE "', '1')\n"
     "end\n"
-    "return {parts, redis.call('HGETALL', KEYS[2])}\n";
+    "return {parts, redis.call('HGETALL', KEYS[2]), redis.call('GET', KEYS[3])}\n";
 
 static int cmp_item(const void *a, const void *b)
 {
@@ -152,9 +153,9 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
 {
     struct cascade_store_script script = CASCADE_STORE_SCRIPT_INIT; /* one call per build */
     char key[CASCADE_KEY_MAX], pattern[2 * CASCADE_KEY_MAX], prefix[CASCADE_KEY_MAX];
-    char tkey[CASCADE_KEY_MAX];
-    const char *argv[7 + CASCADE_ITEM_COUNTER_FIELDS];
-    size_t argvlen[7 + CASCADE_ITEM_COUNTER_FIELDS];
+    char tkey[CASCADE_KEY_MAX], skey[CASCADE_KEY_MAX];
+    const char *argv[8 + CASCADE_ITEM_COUNTER_FIELDS];
+    size_t argvlen[8 + CASCADE_ITEM_COUNTER_FIELDS];
     redisReply *rep = NULL;
     int argc = 0, rc;
     struct cascade_ds_partition_limit *pre = NULL;
@@ -166,9 +167,10 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
     counters_pattern(ns, pattern, sizeof pattern, prefix, sizeof prefix);
     argv[argc++] = NULL; /* EVALSHA and the sha, filled by cascade_store_eval */
     argv[argc++] = NULL;
-    argv[argc++] = "2";
+    argv[argc++] = "3";
     argv[argc++] = cascade_key_loop_partitions(key, ns);
     argv[argc++] = cascade_key_item_totals(tkey, ns);
+    argv[argc++] = cascade_key_user_events_seq(skey, ns);
     argv[argc++] = pattern;
     argv[argc++] = prefix;
     for (size_t i = 0; i < CASCADE_ITEM_COUNTER_FIELDS; i++)
@@ -180,7 +182,9 @@ int cascade_snapshot_take(cascade_redis *r, const char *ns, const char *data_dir
         free(pre);
         return rc;
     }
-    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? 0 : CASCADE_EFORMAT;
+    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 ? 0 : CASCADE_EFORMAT;
+    if (rc == 0 && rep->element[2]->type == REDIS_REPLY_STRING)
+        out->user_seq = strtoull(rep->element[2]->str, NULL, 10);
     if (rc == 0)
         rc = read_dates(rep->element[0], out);
     char bad[2 * CASCADE_KEY_MAX + 256] = "";

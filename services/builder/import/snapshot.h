@@ -3,7 +3,8 @@
  * the snapshot count every event exactly once while the stream consumer
  * keeps running (docs/closed-loop.md, "Online deltas"). One Lua script reads,
  * atomically with respect to the consumer's apply script, the committed
- * length of every day partition ({ns}:loop:partitions) and the counters of
+ * length of every day partition ({ns}:loop:partitions), the user events'
+ * sequence number ({ns}:loop:user_seq) and the counters of
  * every item ({ns}:ictr:totals, rebuilt from the per-item hashes
  * {ns}:ictr:{id} first when it is not yet marked complete). The build then reads each partition
  * only up to its committed length: an event the counters held at the snapshot was written to its
@@ -44,6 +45,10 @@ typedef struct cascade_snapshot {
     size_t n_uncommitted;
     struct cascade_snapshot_item *items; /* sorted by item_id */
     size_t n_items;
+    /* {ns}:loop:user_seq at the snapshot (0: none): the user events the
+     * consumer numbered up to it are in the partitions read, the later ones
+     * only in {ns}:uev:{uid} (UserRecord.online_base.seq). */
+    uint64_t user_seq;
 } cascade_snapshot;
 
 /* Take the snapshot of namespace ns through r into *out (caller frees with

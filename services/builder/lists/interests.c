@@ -8,13 +8,6 @@
 
 #include "error.h"
 
-double cascade_decay(int64_t age_s, double half_life_s)
-{
-    if (half_life_s <= 0 || age_s <= 0)
-        return 1.0;
-    return exp2(-(double)age_s / half_life_s);
-}
-
 static int cmp_newest_first(const void *a, const void *b)
 {
     const struct cascade_ui_entry *x = a, *y = b;
@@ -110,95 +103,9 @@ void cascade_ui_free(struct cascade_ui *ui)
     ui->e = NULL;
 }
 
-/* The entry of category in a, decayed to ts (created empty when missing);
- * NULL when out of memory. */
-static struct cascade_cat_weight *affinity_entry(struct cascade_affinity *a, uint32_t category,
-                                                 int64_t ts, double half_life_s)
-{
-    for (uint32_t i = 0; i < a->n; i++) {
-        struct cascade_cat_weight *c = &a->v[i];
-        if (c->category == category) {
-            if (ts > c->ts) {
-                double d = cascade_decay(ts - c->ts, half_life_s);
-                c->weight *= d;
-                c->impressions *= d;
-                c->clicks *= d;
-                c->ts = ts;
-            }
-            return c;
-        }
-    }
-    if (a->n == a->cap) {
-        uint32_t ncap = a->cap ? a->cap * 2 : 4;
-        struct cascade_cat_weight *v = realloc(a->v, ncap * sizeof(*v));
-        if (!v)
-            return NULL;
-        a->v = v;
-        a->cap = ncap;
-    }
-    a->v[a->n] = (struct cascade_cat_weight){.category = category, .ts = ts};
-    return &a->v[a->n++];
-}
-
 int cascade_affinity_observe(struct cascade_affinity *a, const cascade_dataset *ds,
                              const struct cascade_ds_event *e,
                              const struct cascade_behaviour_weights *w, double half_life_s)
 {
-    float wt = w->w[e->type];
-    bool exposure = e->type == CASCADE_EV_IMPRESSION || e->type == CASCADE_EV_CLICK;
-    if (!(wt > 0) && !exposure)
-        return 0;
-    struct cascade_cat_weight *c =
-        affinity_entry(a, ds->items[e->item].category, e->ts, half_life_s);
-    if (!c)
-        return CASCADE_ENOMEM;
-    if (wt > 0)
-        c->weight += wt;
-    c->impressions += e->type == CASCADE_EV_IMPRESSION;
-    c->clicks += e->type == CASCADE_EV_CLICK;
-    return 0;
-}
-
-/* Record order: heavier first, then more impressions, then lower category. */
-static bool affinity_before(const cascade_v1_CategoryAffinity *x, float w, float imp, uint32_t cat)
-{
-    if (x->weight != w)
-        return x->weight > w;
-    if (x->impressions != imp)
-        return x->impressions > imp;
-    return x->category < cat;
-}
-
-void cascade_affinity_to_record(const struct cascade_affinity *a, int64_t now, double half_life_s,
-                                cascade_v1_UserRecord *rec)
-{
-    const size_t max = sizeof(rec->affinities) / sizeof(rec->affinities[0]);
-    rec->affinities_count = 0;
-    /* Selection by insertion into a sorted array of at most 16 entries. */
-    for (uint32_t i = 0; i < a->n; i++) {
-        const struct cascade_cat_weight *c = &a->v[i];
-        double d = cascade_decay(now - c->ts, half_life_s);
-        float w = (float)(c->weight * d), imp = (float)(c->impressions * d);
-        size_t n = rec->affinities_count, pos = n;
-        while (pos > 0 && !affinity_before(&rec->affinities[pos - 1], w, imp, c->category))
-            pos--;
-        if (pos >= max)
-            continue;
-        size_t last = n < max ? n : max - 1;
-        memmove(&rec->affinities[pos + 1], &rec->affinities[pos],
-                (last - pos) * sizeof(rec->affinities[0]));
-        rec->affinities[pos] = (cascade_v1_CategoryAffinity){.category = c->category,
-                                                             .weight = w,
-                                                             .impressions = imp,
-                                                             .clicks = (float)(c->clicks * d)};
-        if (n < max)
-            rec->affinities_count++;
-    }
-}
-
-void cascade_affinity_free(struct cascade_affinity *a)
-{
-    free(a->v);
-    a->v = NULL;
-    a->n = a->cap = 0;
+    return cascade_affinity_add(a, ds->items[e->item].category, e->type, e->ts, w, half_life_s);
 }

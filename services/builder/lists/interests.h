@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "affinity.h"
 #include "cascade/v1/records.pb.h"
 #include "dataset.h"
 
@@ -32,34 +33,10 @@ int cascade_ui_build(const cascade_dataset *ds, const struct cascade_behaviour_w
                      size_t cap, struct cascade_ui *out);
 void cascade_ui_free(struct cascade_ui *ui);
 
-/* A user's category affinities: behaviour weight decayed with a half-life,
- * weight(t) = Σ w_e · 2^(−(t − ts_e)/half_life), and the impressions and
- * clicks the user had in the category, decayed the same way. */
-struct cascade_cat_weight {
-    uint32_t category;
-    double weight; /* values as of ts */
-    double impressions, clicks;
-    int64_t ts;
-};
-struct cascade_affinity {
-    struct cascade_cat_weight *v;
-    uint32_t n, cap;
-};
-
-/* Account event e (time order per user) in its user's affinity a: its
- * behaviour weight w->w[e->type] when positive, and impressions and clicks
- * of the item's category. Other events leave a unchanged. Returns 0 or
- * CASCADE_ENOMEM. */
+/* Account event e (time order per user) in its user's affinity a
+ * (common/affinity.h: cascade_affinity_add with the category of e's item). */
 int cascade_affinity_observe(struct cascade_affinity *a, const cascade_dataset *ds,
                              const struct cascade_ds_event *e,
                              const struct cascade_behaviour_weights *w, double half_life_s);
-/* Write the strongest categories (at most the record's 16: by weight, then
- * by impressions), decayed to now, into rec->affinities. */
-void cascade_affinity_to_record(const struct cascade_affinity *a, int64_t now, double half_life_s,
-                                cascade_v1_UserRecord *rec);
-void cascade_affinity_free(struct cascade_affinity *a);
-
-/* 2^(−age/half_life); 1 when half_life <= 0 (no decay) or age <= 0. */
-double cascade_decay(int64_t age_s, double half_life_s);
 
 #endif

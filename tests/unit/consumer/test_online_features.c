@@ -47,12 +47,16 @@
 #include "support.h"
 #include "train_prerank.h"
 #include "train_rank.h"
+#include "user_online.h"
 
 #define N_ITEMS 8
 #define FIRST_ITEM 101
 #define N_USERS 4
 /* 2026-12-06 00:00:00 UTC: the head's first event; the tail stays that day. */
 #define T0 1796515200LL
+/* The affinity half-life of load and of the trainers' replay (0.05 days,
+ * 72 min: the decay matters within the test's hour and a half). */
+#define HALF_LIFE_DAYS "0.05"
 
 static struct test_redis_fixture *fx(void **state)
 {
@@ -60,11 +64,14 @@ static struct test_redis_fixture *fx(void **state)
 }
 
 /* What the test sent, counted by the test itself: per item, the events the
- * records plus the deltas must hold. */
+ * records plus the deltas must hold; per user (u1..u4), the counts the
+ * record plus its online events must hold. */
 struct expect {
     uint32_t impressions[N_ITEMS], clicks[N_ITEMS], likes[N_ITEMS], collects[N_ITEMS];
     uint32_t shares[N_ITEMS], plays[N_ITEMS];
     double play_s[N_ITEMS];
+    uint32_t user_impressions[N_USERS + 1], user_clicks[N_USERS + 1];
+    uint32_t user_interactions[N_USERS + 1];
 };
 
 static const char *const TYPES[] = {"click", "like", "collect", "share", "play", "impression"};
@@ -85,6 +92,19 @@ static void count(struct expect *x, size_t item, const char *type, double value)
         x->play_s[i] += value;
     }
     /* A client impression counts for nothing here (docs/closed-loop.md). */
+}
+
+/* An event of user "u<u>" as the build counts it: a served or logged
+ * impression, or any other behaviour (client impressions are not sent
+ * here: they count for nothing). */
+static void count_user(struct expect *x, unsigned u, const char *type)
+{
+    if (strcmp(type, "impression") == 0) {
+        x->user_impressions[u]++;
+        return;
+    }
+    x->user_interactions[u]++;
+    x->user_clicks[u] += strcmp(type, "click") == 0;
 }
 
 /* users.tsv, items.tsv (101..104 notes, 105..108 videos of 60 s) and a head
@@ -119,6 +139,7 @@ static void write_world(const char *dir, struct expect *x)
             x->impressions[item - FIRST_ITEM]++; /* the log's impressions */
         else
             count(x, item, type, value);
+        count_user(x, 1 + (unsigned)k % N_USERS, type);
     }
     assert_int_equal(test_write_file(dir, "events.tsv", events), 0);
 }
@@ -127,9 +148,15 @@ static int run_load(void **state, const char *dir, const char *ns)
 {
     char port[16];
     snprintf(port, sizeof port, "127.0.0.1:%d", fx(state)->server.port);
-    const char *argv[] = {"cascade-build", "load", "--data", dir, "--redis", port,
-                          "--namespace",   ns,     "--quiet"};
-    return cascade_build_main(9, (char **)argv);
+    /* The affinity half-life set, as the trainer's below: derived from the
+     * log's span, it would differ between the head and head + tail. */
+    const char *argv[] = {"cascade-build", "load",
+                          "--data",        dir,
+                          "--redis",       port,
+                          "--namespace",   ns,
+                          "--quiet",       "--affinity-half-life-days",
+                          HALF_LIFE_DAYS};
+    return cascade_build_main(11, (char **)argv);
 }
 
 /* A Feedback event (value in seconds for play) at ts. */
@@ -164,6 +191,7 @@ static void add_tail_entry(void **state, const char *ns, unsigned k, long long t
         for (size_t j = 0; j < 3; j++) {
             items[j] = FIRST_ITEM + (k / 3 + 3 * j) % N_ITEMS;
             x->impressions[items[j] - FIRST_ITEM]++;
+            count_user(x, 1 + k % N_USERS, "impression");
         }
         add_serve(state, ns, user, items, 3, ts);
         return;
@@ -172,6 +200,8 @@ static void add_tail_entry(void **state, const char *ns, unsigned k, long long t
     const char *type = TYPES[(k * 3 + k / 7) % 6];
     double value = strcmp(type, "play") == 0 ? (double)(5 + k % 50) : 0;
     count(x, item, type, value);
+    if (strcmp(type, "impression") != 0) /* a client impression */
+        count_user(x, 1 + k % N_USERS, type);
     add_event(state, ns, user, item, type, value, ts);
 }
 
@@ -250,6 +280,36 @@ static size_t check_totals(void **state, const char *ns)
     return held;
 }
 
+/* For every user: the record's counts continued with its online events
+ * (those numbered after the snapshot, common/user_online.h) == what was sent
+ * (the test's own count). Returns the events the online part held. */
+static size_t check_users_exactly_once(void **state, const char *ns, const struct expect *x)
+{
+    size_t online = 0;
+    cascade_arena *a = cascade_arena_create(1 << 16);
+    assert_non_null(a);
+    for (unsigned u = 1; u <= N_USERS; u++) {
+        char id[8];
+        cascade_v1_UserRecord rec;
+        bool found = false;
+        size_t n = 0;
+        snprintf(id, sizeof id, "u%u", u);
+        assert_int_equal(cascade_store_get_user(fx(state)->conn, ns, id, &rec, &found), 0);
+        assert_true(found);
+        assert_int_equal(cascade_user_online_apply(fx(state)->conn, ns, &rec, T0 + 90000, a, &n),
+                         0);
+        if (rec.impressions != x->user_impressions[u] || rec.clicks != x->user_clicks[u] ||
+            rec.interactions != x->user_interactions[u])
+            fail_msg("%s: record + online events count %u impressions, %u clicks, %u "
+                     "interactions; sent %u, %u, %u",
+                     id, rec.impressions, rec.clicks, rec.interactions, x->user_impressions[u],
+                     x->user_clicks[u], x->user_interactions[u]);
+        online += n;
+    }
+    cascade_arena_destroy(a);
+    return online;
+}
+
 /* For every item: record stats + (counter − base) == what was sent, counted
  * here with the test's own arithmetic. *in_delta gets the events the deltas
  * hold (to show that both sides were used). */
@@ -286,6 +346,7 @@ static void check_exactly_once(void **state, const char *ns, const struct expect
         *in_delta += (size_t)(imp + clk + lik + col + sha + ply);
     }
     check_totals(state, ns);
+    check_users_exactly_once(state, ns, x);
 }
 
 /* What the consumer leaves between its append and its script: n clicks
@@ -304,6 +365,7 @@ static void uncommitted_clicks_then_load(void **state, cascade_consumer *c, cons
     for (int k = 0; k < n; k++) {
         add_event(state, ns, "u2", FIRST_ITEM + 1, "click", 0, T0 + 5000 + k);
         count(x, FIRST_ITEM + 1, "click", 0);
+        count_user(x, 2, "click");
         fprintf(f, "%lld\tu2\t%d\tclick\t0\n", T0 + 5000 + k, FIRST_ITEM + 1);
     }
     fclose(f);
@@ -385,6 +447,7 @@ static void test_lost_commits_read_whole(void **state)
     assert_int_equal(cascade_consumer_ensure_groups(c, r), 0);
     add_event(state, "lost", "u2", FIRST_ITEM + 1, "click", 0, T0 + 86400 + 10);
     count(&x, FIRST_ITEM + 1, "click", 0);
+    count_user(&x, 2, "click");
     assert_int_equal(cascade_consumer_step(c, r, 0, &applied), 0);
     assert_int_equal(applied, 1);
     assert_int_equal(run_load(state, dir, "lost"), CASCADE_BUILD_EXIT_OK);
@@ -490,6 +553,11 @@ static void test_consumer_running_during_load(void **state)
     size_t in_delta = 0;
     assert_non_null(test_tempdir(dir, sizeof dir));
     write_world(dir, &x);
+    /* The nightly load before this one: the consumer appends a user's event
+     * to {ns}:uev:{uid} only for items with a record (the build's log keeps
+     * only the events of items it knows), so the items must have records
+     * when it applies the events the load below does not see. */
+    assert_int_equal(run_load(state, dir, "run"), CASCADE_BUILD_EXIT_OK);
     struct cascade_consumer_opts o;
     assert_int_equal(cascade_consumer_config(NULL, &o, err, sizeof err), 0);
     o.ns = "run";
@@ -603,6 +671,7 @@ struct served {
     float nightly[CASCADE_RANK_FEATURES];   /* the record's statistics alone */
     uint32_t pre[CASCADE_PRERANK_FEATURES]; /* PreRank's hashed features */
     float heuristic, heuristic_nightly;     /* PreRank's heuristic, with and without */
+    bool first; /* the serve record's first item (see the parity test) */
 };
 
 /* PreRank's columns computed from the item record alone (prerank_features.c:
@@ -614,12 +683,14 @@ static bool prerank_item_column(size_t c)
 }
 
 /* The config of a stage ("rank", "prerank"): empty when online (the
- * counters are on by default), else <stage>.online_counters false. */
+ * counters and the user events are on by default), else
+ * <stage>.online_counters and <stage>.online_user false. */
 static cascade_config *stage_config(const char *stage, bool online)
 {
-    char text[128] = "{}", err[512];
+    char text[160] = "{}", err[512];
     if (!online)
-        snprintf(text, sizeof text, "{\"%s\": {\"online_counters\": false}}", stage);
+        snprintf(text, sizeof text,
+                 "{\"%s\": {\"online_counters\": false, \"online_user\": false}}", stage);
     cascade_config *cfg = cascade_config_parse(text, "t.json", err, sizeof err);
     if (cfg == NULL)
         fail_msg("config: %s", err);
@@ -657,6 +728,10 @@ static bool item_column(size_t c)
 {
     return c <= 5 || (c >= 9 && c <= 11);
 }
+
+/* user_log_activity: the user's interaction count alone (no decay), so a
+ * row where it differs from the nightly one saw the user's online events. */
+#define USER_LOG_ACTIVITY 12
 
 static cascade_rank *make_rank(void **state, const char *ns, const char *model_dir, bool online,
                                cascade_metrics *m)
@@ -702,14 +777,20 @@ static long trainer_row(const cascade_dataset *ds, const struct cascade_rank_exa
  * every serve record, the Rank stage computes its items' features before
  * the record is applied (what it would have scored them with). The trainer
  * replays the same log from the data directory (events.tsv + the
- * partitions the consumer wrote): its rows of those impressions have the
- * same item features, bit for bit. */
+ * partitions the consumer wrote): its rows of those impressions are the
+ * same, bit for bit: the item columns (record + counter deltas) of every
+ * row, and every column of each serve record's first row, the user columns
+ * too (record continued with the user's online events, common/user_online.h).
+ * The replay counts a request's earlier impressions in its later rows (it
+ * applies each impression line after its row); serving scores the whole
+ * request with the state before it, so the user columns of a request's
+ * later rows differ by design (docs/closed-loop.md). */
 static void test_served_features_equal_the_trainers_replay(void **state)
 {
     cascade_redis *rc = fx(state)->conn;
     char dir[256], models[256], err[512];
     struct expect x;
-    size_t applied = 0, n_served = 0, changed = 0;
+    size_t applied = 0, n_served = 0, changed = 0, user_changed = 0, n_first = 0;
     struct served *sv = calloc(400, sizeof *sv);
     assert_non_null(sv);
     assert_non_null(test_tempdir(dir, sizeof dir));
@@ -749,6 +830,7 @@ static void test_served_features_equal_the_trainers_replay(void **state)
                 memcpy(s->nightly, base + j * CASCADE_RANK_FEATURES, sizeof s->nightly);
                 memcpy(s->pre, pidx + j * CASCADE_PRERANK_FEATURES, sizeof s->pre);
                 s->heuristic = heur[j];
+                s->first = j == 0;
                 s->heuristic_nightly = heur_nightly[j];
             }
         }
@@ -764,6 +846,7 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     o.warmup_frac = 0;
     o.holdout_frac = 0;
     o.quiet = true;
+    o.affinity_half_life_days = strtod(HALF_LIFE_DAYS, NULL);
     assert_int_equal(cascade_dataset_read(dir, &ds, err, sizeof err), 0);
     assert_int_equal(ds->partitions, 1);
     assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof err), 0);
@@ -779,18 +862,22 @@ static void test_served_features_equal_the_trainers_replay(void **state)
         const float *t = ex.X + (size_t)row * CASCADE_RANK_FEATURES;
         bool differs = false;
         for (size_t col = 0; col < CASCADE_RANK_FEATURES; col++) {
-            if (!item_column(col))
+            if (!sv[i].first && !item_column(col))
                 continue;
             if (memcmp(&sv[i].x[col], &t[col], sizeof(float)) != 0)
                 fail_msg("%s item %llu at %lld: feature %s served %.9g, trainer %.9g", sv[i].user,
                          (unsigned long long)sv[i].item, (long long)sv[i].ts,
                          cascade_features_rank_name(col), (double)sv[i].x[col], (double)t[col]);
-            differs |= memcmp(&sv[i].nightly[col], &t[col], sizeof(float)) != 0;
+            if (item_column(col))
+                differs |= memcmp(&sv[i].nightly[col], &t[col], sizeof(float)) != 0;
         }
         changed += differs;
+        n_first += sv[i].first;
+        user_changed += sv[i].first && memcmp(&sv[i].nightly[USER_LOG_ACTIVITY],
+                                              &t[USER_LOG_ACTIVITY], sizeof(float)) != 0;
         const uint32_t *pt = pex.idx + (size_t)row * CASCADE_PRERANK_FEATURES;
         for (size_t col = 0; col < CASCADE_PRERANK_FEATURES; col++)
-            if (prerank_item_column(col) && sv[i].pre[col] != pt[col])
+            if ((sv[i].first || prerank_item_column(col)) && sv[i].pre[col] != pt[col])
                 fail_msg("%s item %llu at %lld: prerank feature %zu served %u, trainer %u",
                          sv[i].user, (unsigned long long)sv[i].item, (long long)sv[i].ts, col,
                          sv[i].pre[col], pt[col]);
@@ -801,10 +888,14 @@ static void test_served_features_equal_the_trainers_replay(void **state)
         pre_changed += memcmp(&sv[i].heuristic_nightly, &pex.heuristic[row], sizeof(float)) != 0;
     }
     /* Not vacuous: most rows differ from the nightly statistics alone. */
-    print_message("%zu served rows compared; %zu differ from the nightly statistics\n", n_served,
-                  changed);
+    print_message("%zu served rows compared; %zu differ from the nightly statistics; the user "
+                  "columns of %zu first rows compared, %zu differ from the nightly user's "
+                  "activity\n",
+                  n_served, changed, n_first, user_changed);
     assert_int_equal(n_served, 300);
+    assert_int_equal(n_first, 100);
     assert_true(changed > n_served / 2);
+    assert_true(user_changed > n_first / 2);
     print_message("prerank: %zu of them differ from the nightly statistics\n", pre_changed);
     assert_true(pre_changed > n_served / 2);
     cascade_prerank_examples_free(&pex);
@@ -820,12 +911,27 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     free(sv);
 }
 
+/* cascade_<stage>_online_user_failures_total in m. */
+static double user_failures(cascade_metrics *m, const char *stage, const char *Stage)
+{
+    char name[96], help[160];
+    snprintf(name, sizeof name, "cascade_%s_online_user_failures_total", stage);
+    snprintf(help, sizeof help,
+             "%s requests scored with the nightly user record because the user's online events "
+             "could not be read.",
+             Stage);
+    return cascade_metric_value(
+        cascade_metric_get(cascade_metrics_counter(m, name, help, NULL), NULL));
+}
+
 /* Counters that cannot be read (here: a key of the wrong type, so the
  * HMGET fails) leave the nightly statistics, are counted, and the request
- * is served. */
+ * is served. The same for the user's online events (a key of the wrong type;
+ * events dropped by the consumer's cap after the snapshot): the nightly user
+ * record, counted. */
 static void test_unreadable_counters_degrade(void **state)
 {
-    char dir[256], models[256], key[CASCADE_KEY_MAX], err[512];
+    char dir[256], models[256], key[CASCADE_KEY_MAX], ukey[CASCADE_KEY_MAX], err[512];
     struct expect x;
     redisReply *rep = NULL;
     size_t applied = 0;
@@ -856,7 +962,12 @@ static void test_unreadable_counters_degrade(void **state)
     prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
     prerank_features(pre_nightly, "u1", items, N_ITEMS, T0 + 700, 20, pidx_off, heur_off);
     assert_true(memcmp(heur, heur_off, sizeof heur) != 0); /* the counters count */
-    /* One item's totals malformed: the whole read is refused. */
+    /* One item's totals malformed: the whole read is refused; the user's
+     * events are not a sorted set. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "SET %s x",
+                                           cascade_key_user_events(ukey, "deg", "u1")),
+                     0);
+    freeReplyObject(rep);
     assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "HSET %s %d x",
                                            cascade_key_item_totals(key, "deg"), FIRST_ITEM + 3),
                      0);
@@ -917,6 +1028,38 @@ static void test_unreadable_counters_degrade(void **state)
                                 "be read.",
                                 NULL);
     assert_true(cascade_metric_value(cascade_metric_get(pf, NULL)) == 3.0);
+    /* Each Rank request above and each PreRank one that read the user (the
+     * feature path; Score without a model reads no user) counted its failed
+     * user read. */
+    assert_true(user_failures(m, "rank", "Rank") == 3.0);
+    assert_true(user_failures(m, "prerank", "PreRank") == 2.0);
+    /* The consumer's cap dropped events after the snapshot (its marker
+     * scores above the record's base): not exact any more, so nightly. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s", ukey), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "ZADD %s 1000000000 %s", ukey,
+                                           CASCADE_USER_ONLINE_TRIMMED),
+                     0);
+    freeReplyObject(rep);
+    serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
+    assert_memory_equal(on, off, sizeof on);
+    prerank_features(pre, "u1", items, N_ITEMS, T0 + 700, 20, pidx, heur);
+    assert_memory_equal(pidx, pidx_off, sizeof pidx);
+    assert_true(user_failures(m, "rank", "Rank") == 4.0);
+    assert_true(user_failures(m, "prerank", "PreRank") == 3.0);
+    /* A record of another load than the base (a load between its two
+     * writes): the base is not used. */
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "DEL %s", ukey), 0);
+    freeReplyObject(rep);
+    cascade_v1_UserRecord u1;
+    bool u1_found = false;
+    assert_int_equal(cascade_store_get_user(fx(state)->conn, "deg", "u1", &u1, &u1_found), 0);
+    assert_true(u1_found);
+    u1.online_seq++;
+    assert_int_equal(cascade_store_put_user(fx(state)->conn, "deg", &u1), 0);
+    serve_features(rank, "u1", items, N_ITEMS, T0 + 700, on);
+    assert_memory_equal(on, off, sizeof on);
+    assert_true(user_failures(m, "rank", "Rank") == 5.0);
     cascade_prerank_destroy(pre);
     cascade_prerank_destroy(pre_nightly);
     cascade_arena_destroy(a);

@@ -1,7 +1,8 @@
 /* Unit tests for common/ml/gbdt.c: xgboost's JSON trees read into flat nodes,
  * the split rule (x < threshold goes left, NaN follows the default branch),
  * base score plus one leaf per tree, save/load round trips and damaged input;
- * random ensembles scored bit for bit against a plain walk of their own. */
+ * random ensembles scored bit for bit against a plain walk of their own, and
+ * the eight-rows-at-a-time walk (gbdt_batch.c) against the one-row walk. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <jansson.h>
 
 #include "gbdt.h"
+#include "gbdt_internal.h"
 #include "support.h"
 
 /* Two trees over 3 features, base score 0.5:
@@ -259,6 +261,25 @@ static void rnd_rows(float *X, size_t n, int n_features, uint64_t *s)
     }
 }
 
+/* A random ensemble of 1 to MAX_TREES trees, each up to max_depth deep,
+ * into trees and as a model; *json (the caller frees) is its xgboost JSON. */
+static cascade_gbdt *rnd_model(struct rnd_tree *trees, int *n_trees, int n_features, int max_depth,
+                               uint64_t *seed, char **json)
+{
+    char err[256] = "";
+    *n_trees = 1 + (int)(rnd_next(seed) % MAX_TREES);
+    for (int t = 0; t < *n_trees; t++) {
+        trees[t].n = 0;
+        rnd_grow(&trees[t], 0, (int)(rnd_next(seed) % (uint64_t)(max_depth + 1)), n_features, seed);
+    }
+    *json = rnd_json(trees, *n_trees);
+    cascade_gbdt *m =
+        cascade_gbdt_from_xgboost_json(*json, strlen(*json), (size_t)n_features, err, sizeof err);
+    if (!m)
+        fail_msg("random model: %s", err);
+    return m;
+}
+
 /* Random ensembles (1 to 40 trees up to max_depth deep, leaves at every
  * depth) over n_features; every row's score must equal the plain walk's bit for bit,
  * from the JSON and after a save/load round trip. */
@@ -272,17 +293,9 @@ static void check_random_ensembles(int n_features, int max_depth, uint64_t seed,
     test_tempdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/r.safetensors", dir);
     for (int k = 0; k < n_models; k++) {
-        int n_trees = 1 + (int)(rnd_next(&seed) % MAX_TREES);
-        for (int t = 0; t < n_trees; t++) {
-            trees[t].n = 0;
-            rnd_grow(&trees[t], 0, (int)(rnd_next(&seed) % (uint64_t)(max_depth + 1)), n_features,
-                     &seed);
-        }
-        char *json = rnd_json(trees, n_trees);
-        cascade_gbdt *m =
-            cascade_gbdt_from_xgboost_json(json, strlen(json), (size_t)n_features, err, sizeof err);
-        if (!m)
-            fail_msg("model %d: %s", k, err);
+        int n_trees;
+        char *json;
+        cascade_gbdt *m = rnd_model(trees, &n_trees, n_features, max_depth, &seed, &json);
         /* The file takes finite node values only: models with an infinite
          * threshold skip the round trip. */
         bool finite = true;
@@ -327,6 +340,80 @@ static void test_random_trees_wide_rows(void **state)
     check_random_ensembles(300, 9, 0x2545f4914f6cdd1du, 5);
 }
 
+/* ------------------------------------------------ eight rows at a time */
+
+/* Random ensembles up to max_depth deep over n_features: scored in batches
+ * of every size from 1 to 40 rows, and of 300, starting at every row
+ * offset mod 8, each score equals the one-row walk's and the plain walk's
+ * bit for bit. With AVX2, a model at most CASCADE_GBDT__BATCH_MAX_DEPTH
+ * deep must have the batch layout (else this would compare the one-row
+ * walk with itself); a deeper one must not. */
+static void check_batches(int n_features, int max_depth, uint64_t seed, int n_models)
+{
+    static struct rnd_tree trees[MAX_TREES];
+    enum { N = 340 };
+    size_t nf = (size_t)n_features;
+    float *X = malloc(sizeof(float) * N * nf), got[N], want[N];
+    bool avx2 = __builtin_cpu_supports("avx2");
+    assert_non_null(X);
+    for (int k = 0; k < n_models; k++) {
+        int n_trees;
+        char *json;
+        cascade_gbdt *m = rnd_model(trees, &n_trees, n_features, max_depth, &seed, &json);
+        bool fits = m->walk_depth <= CASCADE_GBDT__BATCH_MAX_DEPTH;
+        if ((m->batch != NULL) != (avx2 && fits))
+            fail_msg("model %d (depth %u): batch layout %s", k, m->walk_depth,
+                     m->batch ? "built" : "missing");
+        rnd_rows(X, N, n_features, &seed);
+        for (size_t n = 1; n <= 300; n = n < 40 ? n + 1 : n == 40 ? 300 : 301) {
+            size_t off = (n * 7 + (size_t)k) % 8;
+            cascade_gbdt_predict(m, X + off * nf, n, got);
+            cascade_gbdt__predict_rows(m, X + off * nf, n, want);
+            for (size_t i = 0; i < n; i++) {
+                float ref = rnd_reference(trees, n_trees, X + (off + i) * nf);
+                if (memcmp(&got[i], &want[i], sizeof got[i]) != 0 ||
+                    memcmp(&got[i], &ref, sizeof ref) != 0)
+                    fail_msg("model %d (depth %u), %zu rows from %zu, row %zu: %.9g, one-row "
+                             "walk %.9g, plain walk %.9g",
+                             k, m->walk_depth, n, off, i, got[i], want[i], ref);
+            }
+        }
+        cascade_gbdt_destroy(m);
+        free(json);
+    }
+    free(X);
+}
+
+static void test_batch_matches_row_walk(void **state)
+{
+    (void)state;
+    if (!__builtin_cpu_supports("avx2"))
+        print_message("no AVX2 on this CPU: the batch walk is not built, rows go one at a time\n");
+    for (int depth = 0; depth <= CASCADE_GBDT__BATCH_MAX_DEPTH + 1; depth++)
+        check_batches(7, depth, 0x6a09e667f3bcc909u + (uint64_t)depth, 6);
+    check_batches(52, 4, 0xbb67ae8584caa73bu, 10);
+    check_batches(52, 6, 0x3c6ef372fe94f82bu, 10);
+    check_batches(GBDT_WALK_MAX_FEATURES, 5, 0xa54ff53a5f1d36f1u, 3);
+}
+
+/* A model with no tree (the margin alone) scores the same in batches. */
+static void test_batch_margin_only(void **state)
+{
+    (void)state;
+    float X[11 * 3], got[11], want[11];
+    for (size_t i = 0; i < 11 * 3; i++)
+        X[i] = i % 5 == 0 ? NAN : (float)i * 0.37f - 4.0f;
+    cascade_gbdt *m = cascade_gbdt_margin_only(3, 1, 0.75f);
+    assert_non_null(m);
+    cascade_gbdt_predict(m, X, 11, got);
+    for (size_t i = 0; i < 11; i++) {
+        float v = X[i * 3 + 1];
+        want[i] = (float)(isfinite(v) ? 0.75 * v : 0.0);
+    }
+    assert_memory_equal(got, want, sizeof want);
+    cascade_gbdt_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +423,8 @@ int main(void)
         cmocka_unit_test(test_damaged_file_is_an_error),
         cmocka_unit_test(test_random_trees_match_plain_walk),
         cmocka_unit_test(test_random_trees_wide_rows),
+        cmocka_unit_test(test_batch_matches_row_walk),
+        cmocka_unit_test(test_batch_margin_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "mmoe.h"
 #include "rank.h"
+#include "rank_internal.h"
 #include "safetensors.h"
 #include "store.h"
 #include "messages.h"
@@ -628,6 +629,98 @@ static void test_mmoe_serves_every_task(void **state)
     cascade_rank_destroy(r);
 }
 
+/* The MMoE's scratch is kept between requests: a request of 300
+ * candidates (two forward chunks), one of N_ITEMS, then the first again
+ * through the same pooled buffers give the first answer bit for bit, and
+ * every candidate's p_click is the model's (a fresh scratch, one row). */
+static void test_mmoe_scratch_reused_across_requests(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512], err[256] = "";
+    enum { BIG = 300 };
+    lr_dir(f, "mmoepool", sub, sizeof sub);
+    save_mmoe(sub, "rank-mmoe-1.safetensors", 9, "1", "");
+    cascade_rank *r = make_rank(f, sub, "{}");
+    float first[BIG][6];
+    uint64_t first_id[BIG];
+    for (int round = 0; round < 3; round++) {
+        size_t n = round == 1 ? N_ITEMS : BIG;
+        Cascade__V1__RankResponse *resp = run_ok(r, f->arena, request(f->arena, "u1", 0, n));
+        assert_string_equal(resp->model_version, "rank-mmoe-1.safetensors");
+        assert_int_equal(resp->n_candidates, n);
+        for (size_t i = 0; round != 1 && i < n; i++) {
+            const Cascade__V1__TaskScores *t = resp->candidates[i]->tasks;
+            float v[6] = {t->p_click, t->p_like,       t->p_collect,
+                          t->p_share, t->watch_time_s, t->p_complete};
+            if (round == 0) {
+                memcpy(first[i], v, sizeof v);
+                first_id[i] = resp->candidates[i]->item_id;
+            } else {
+                assert_int_equal(resp->candidates[i]->item_id, first_id[i]);
+                assert_memory_equal(v, first[i], sizeof v);
+            }
+        }
+    }
+    struct cascade_mmoe_config c;
+    cascade_mmoe_config_default(&c, CASCADE_RANK_FEATURES);
+    c.seed = 9;
+    cascade_mmoe *m = cascade_mmoe_create(&c, err, sizeof err);
+    cascade_mmoe_scratch *s = cascade_mmoe_scratch_create(m, 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < BIG; i++) {
+        cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
+        uint64_t id = first_id[i];
+        unknown.item_id = id;
+        float x[CASCADE_RANK_FEATURES], out[6];
+        cascade_features_rank(&f->user, id - 10 < N_ITEMS ? &f->items[id - 10] : &unknown, NOW, x);
+        assert_int_equal(cascade_mmoe_predict(m, s, x, 1, out), 0);
+        assert_float_equal(first[i][0], out[0], 1e-5);
+    }
+    cascade_mmoe_scratch_destroy(s);
+    cascade_mmoe_destroy(m);
+    cascade_rank_destroy(r);
+}
+
+/* The scratch pool hands a scratch to one request at a time: two taken
+ * together differ, given back they are taken again (not new ones), and the
+ * pool keeps at most CASCADE_RANK__SCRATCH_POOL. */
+static void test_mmoe_scratch_pool(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512], err[256] = "";
+    lr_dir(f, "mmoepool2", sub, sizeof sub);
+    save_mmoe(sub, "rank-mmoe-1.safetensors", 4, "1", "");
+    cascade_rank *r = make_rank(f, sub, "{}");
+    struct cascade_rank__model *m = NULL;
+    assert_int_equal(cascade_rank__model_load(r, "rank-mmoe-1.safetensors", CASCADE_RANK__KIND_MMOE,
+                                              &m, err, sizeof err),
+                     0);
+    enum { N = CASCADE_RANK__SCRATCH_POOL + 1 };
+    cascade_mmoe_scratch *s[N];
+    for (size_t i = 0; i < N; i++) {
+        s[i] = cascade_rank__scratch_take(m);
+        assert_non_null(s[i]);
+        for (size_t j = 0; j < i; j++)
+            assert_ptr_not_equal(s[i], s[j]);
+    }
+    for (size_t i = 0; i < N; i++)
+        cascade_rank__scratch_give(m, s[i]);
+    assert_int_equal(m->n_scratch, CASCADE_RANK__SCRATCH_POOL);
+    cascade_mmoe_scratch *a = cascade_rank__scratch_take(m), *b = cascade_rank__scratch_take(m);
+    assert_ptr_not_equal(a, b);
+    bool a_kept = false, b_kept = false;
+    for (size_t i = 0; i < CASCADE_RANK__SCRATCH_POOL; i++) {
+        a_kept = a_kept || a == s[i];
+        b_kept = b_kept || b == s[i];
+    }
+    assert_true(a_kept && b_kept);
+    cascade_rank__scratch_give(m, a);
+    cascade_rank__scratch_give(m, b);
+    cascade_rank__scratch_give(m, NULL);
+    cascade_rank__model_release(m); /* frees the pooled scratch (ASan: no leak) */
+    cascade_rank_destroy(r);
+}
+
 static void test_mmoe_hot_swap(void **state)
 {
     struct fixture *f = *state;
@@ -984,6 +1077,8 @@ int main(void)
         cmocka_unit_test(test_model_per_experiment),
         cmocka_unit_test(test_model_experiment_over_fixed_choice),
         cmocka_unit_test(test_model_version_per_arm),
+        cmocka_unit_test(test_mmoe_scratch_reused_across_requests),
+        cmocka_unit_test(test_mmoe_scratch_pool),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

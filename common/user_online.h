@@ -1,0 +1,67 @@
+/* User-side online features: a user record's counts and category affinities
+ * as of the request, continued from the state cascade-build load stored
+ * beside the record ({ns}:user:{uid}:online, UserOnlineBase) with the user's
+ * events applied by the stream consumer since load's snapshot
+ * ({ns}:uev:{uid}, entries numbered after the record's online_seq). The continuation uses the
+ * replay's own functions (common/affinity.h), so the Rank and PreRank user columns equal the
+ * trainers' replay over the nightly log plus the new events, bit for bit (docs/closed-loop.md,
+ * "User-side online features"). */
+#ifndef CASCADE_USER_ONLINE_H
+#define CASCADE_USER_ONLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/records.pb.h"
+#include "metrics.h"
+#include "redis.h"
+
+/* The member of the trim marker in {ns}:uev:{uid}: its score is the highest
+ * sequence number the consumer's cap dropped from the set. */
+#define CASCADE_USER_ONLINE_TRIMMED "trim"
+
+/* One event of {ns}:uev:{uid}: "<seq> <type> <item> <category> <ts>". */
+struct cascade_user_event {
+    uint64_t seq;
+    uint32_t type; /* common/events.h */
+    uint64_t item;
+    uint32_t category;
+    int64_t ts_s;
+};
+
+/* Parse a member of {ns}:uev:{uid} into *out. 0 or CASCADE_EFORMAT. */
+int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_event *out);
+
+/* Continue rec with the user's online events: one round trip reads the
+ * base {ns}:user:{uid}:online and {ns}:uev:{uid} above rec->online_seq
+ * (GET and ZRANGEBYSCORE, pipelined); the events are applied in the replay's
+ * order (time, then sequence) to the base's state and the record's counts,
+ * and the counts and the strongest affinities decayed to now_s are written
+ * into rec. *n_events (may be NULL) gets the number of events applied.
+ * Returns 0; CASCADE_ENOTFOUND when the user has no base (rec as it is);
+ * or a negative code with the reason in cascade_redis_error(r), rec
+ * unchanged: Redis failed, CASCADE_EFORMAT (a malformed base or member),
+ * CASCADE_EDATA (the base is of another load than rec, or the consumer's
+ * cap dropped events after it). Scratch from arena; thread-safe as r (one
+ * connection per thread). */
+int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, size_t *n_events);
+
+/* What a stage calls (Rank and PreRank): cascade_user_online_apply; no base
+ * keeps the record and counts nothing; on a failure the record as it was
+ * (the nightly user columns), the failure counted in `failures` and logged
+ * (rate-limited) with the stage's name; otherwise `reads` counted. Metrics
+ * may be NULL. Returns 0, or CASCADE_ENOMEM (the request's memory ran out:
+ * the caller fails). */
+int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, const char *stage,
+                              cascade_metric *reads, cascade_metric *failures);
+
+/* The pure part: continue rec from base with ev[0..n) (sorted here in place)
+ * as of now_s. 0 or CASCADE_ENOMEM / CASCADE_EFORMAT (an event type out of
+ * range), rec unchanged on error. */
+int cascade_user_online_continue(cascade_v1_UserRecord *rec, const cascade_v1_UserOnlineBase *base,
+                                 struct cascade_user_event *ev, size_t n, int64_t now_s);
+
+#endif
