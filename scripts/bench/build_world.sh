@@ -9,16 +9,21 @@
 # --weights SPEC is passed to the CF steps (e.g. impression=1 for a denser
 # interaction matrix); --rounds N runs the CF steps N times, so that from the
 # third round on publishing also deletes generation gen-2 (the steady state).
+# The ltr step is cascade-build train ltr (the learned rankers of pre-rank and
+# rank, published into WORK/models when their gate passes) on a seeded sample
+# of --ltr-users replayed users (its --max-users; default 5000, what fits in
+# memory at 1M users: docs/load.md "Fourth round (d)"); it runs last.
 # Usage: scripts/bench/build_world.sh [--users N] [--items N] [--impressions N]
 #        [--world DIR] [--work DIR] [--bin-dir DIR] [--port N] [--threads N]
-#        [--steps "load itemcf swing usercf lists authors"] [--weights SPEC]
-#        [--rounds N] [--keep]
+#        [--steps "load itemcf swing usercf lists authors ltr"] [--weights SPEC]
+#        [--rounds N] [--ltr-users N] [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 USERS=1000000; ITEMS=100000; IMPRESSIONS=14300000; PORT=51190; THREADS=2
-WORLD=""; WORK=""; KEEP=0; STEPS="load itemcf swing usercf lists authors"; WEIGHTS=""; ROUNDS=1
+WORLD=""; WORK=""; KEEP=0; STEPS="load itemcf swing usercf lists authors ltr"; WEIGHTS=""; ROUNDS=1
+LTR_USERS=5000
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) USERS="$2"; shift 2 ;;
@@ -32,6 +37,7 @@ while [ $# -gt 0 ]; do
     --steps) STEPS="$2"; shift 2 ;;
     --weights) WEIGHTS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --ltr-users) LTR_USERS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build_world.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
@@ -98,11 +104,18 @@ run_step() { # step, label
     itemcf|swing|usercf)
       extra=(--threads "$THREADS")
       [ -z "$WEIGHTS" ] || extra+=(--weights "$WEIGHTS") ;;
+    ltr)
+      extra=(--model-dir "$WORK/models" --config config/cascade.json --replay-dir "$WORK/ltr-replay"
+        --threads "$THREADS" --max-users "$LTR_USERS") ;;
   esac
   echo "$label: running (progress in $WORK/$label.err)"
-  if ! /usr/bin/time -v -o "$WORK/$label.time" "$BIN/cascade-build" "$step" --data "$WORLD" \
-      --redis "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/$label.out" 2>"$WORK/$label.err"; then
-    echo "build_world.sh: cascade-build $step failed:" >&2; tail -5 "$WORK/$label.err" >&2; exit 1
+  local rc=0 cmd=("$step")
+  [ "$step" != ltr ] || cmd=(train ltr)
+  /usr/bin/time -v -o "$WORK/$label.time" "$BIN/cascade-build" "${cmd[@]}" --data "$WORLD" \
+    --redis "127.0.0.1:$PORT" "${extra[@]}" >"$WORK/$label.out" 2>"$WORK/$label.err" || rc=$?
+  # train ltr exits 3 when the data gives no list to learn from: reported, not fatal.
+  if [ "$rc" -ne 0 ] && ! { [ "$step" = ltr ] && [ "$rc" -eq 3 ]; }; then
+    echo "build_world.sh: cascade-build ${cmd[*]} failed:" >&2; tail -5 "$WORK/$label.err" >&2; exit 1
   fi
   sed 's/^/  /' "$WORK/$label.out"
   record "$label" "$WORK/$label.time"
@@ -111,7 +124,9 @@ run_step() { # step, label
   MAX_RSS=$(awk -v a="$MAX_RSS" -v b="$rss" 'BEGIN {print (b > a ? b : a)}')
 }
 for step in $STEPS; do
-  if ! "$BIN/cascade-build" "$step" --help >/dev/null 2>&1; then
+  help=("$step")
+  [ "$step" != ltr ] || help=(train ltr)
+  if ! "$BIN/cascade-build" "${help[@]}" --help >/dev/null 2>&1; then
     echo "$step: not in this build of cascade-build, skipped"
     continue
   fi

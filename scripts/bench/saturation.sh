@@ -9,10 +9,13 @@
 # scripts/bench/recommend.sh does) and reused by later runs; each run starts
 # its stack on a copy of it, so every run begins from the same Redis state.
 # Rates run in the order given; after the first rate with errors the rest are
-# skipped (--all-rates runs them anyway).
+# skipped (--all-rates runs them anyway). The learned rankers are trained on a
+# seeded sample of --ltr-users replayed users (train ltr's --max-users,
+# default 5000: all of them on small worlds, what fits in memory at 1M users;
+# docs/load.md "Fourth round (d)").
 # Usage: scripts/bench/saturation.sh --world DIR [--users N] [--items N] [--events N]
 #        [--rates "100 200 300 400 500"] [--duration 60s] [--concurrency N]
-#        [--port-base N] [--bin-dir DIR] [--all-rates] [--set PATH=VALUE]...
+#        [--port-base N] [--bin-dir DIR] [--all-rates] [--set PATH=VALUE]... [--ltr-users N]
 # Example (the target: 400 calls/s for 60 s, p99 <= 25 ms on 2 cores):
 #   scripts/bench/saturation.sh --world /tmp/world-1m --users 1000000 --items 100000 \
 #     --events 14300000 --rates "100 200 300 400 500 600" --duration 60s
@@ -21,7 +24,7 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 WORLD=""; USERS=1000000; ITEMS=100000; EVENTS=14300000; BASE=45250
-RATES="100 200 300 400 500"; DURATION=60s; CONCURRENCY=64; ALL=0; SETS=()
+RATES="100 200 300 400 500"; DURATION=60s; CONCURRENCY=64; ALL=0; SETS=(); LTR_USERS=5000
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) BIN="$2"; shift 2 ;;
     --all-rates) ALL=1; shift ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
+    --ltr-users) LTR_USERS="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "saturation.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
@@ -72,7 +76,7 @@ if [ ! -f "$WORLD/dump.rdb" ]; then
   done
   gated "$BIN/cascade-build" train-ltr --data "$WORLD/world" --model-dir "$WORLD/models" \
     --redis 127.0.0.1:$((BASE + 9)) --config config/cascade.json --replay-dir "$WORLD/ltr-replay" \
-    --quiet
+    --max-users "$LTR_USERS" --quiet
   bash scripts/stack.sh stop --port-base "$BASE" --data-dir "$WORLD" >/dev/null # Redis saves dump.rdb
   BUILDING=0
 fi

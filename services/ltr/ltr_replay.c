@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "clock.h"
@@ -279,6 +280,38 @@ static int replay_split(const cascade_dataset *ds, const struct cascade_ltr_repl
     return rc;
 }
 
+/* Refuse a replay of `users` users with lists of up to max_list
+ * candidates when its rows could outgrow the memory (o->memory_bytes or the
+ * machine's, halved): at 1M users (127k eligible) that is 140 GB, and
+ * without this check the job spends the replay build (tens of minutes)
+ * before its lists run out of memory. */
+static int check_memory(const struct cascade_ltr_replay_opts *o, size_t users, size_t max_list,
+                        size_t folds, char *err, size_t errlen)
+{
+    double limit = (double)o->memory_bytes;
+    if (limit <= 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        if (pages <= 0 || page <= 0)
+            return 0; /* unknown: nothing to check against */
+        /* Half: the process holds the data set and the replay build beside
+         * the lists, and Redis (often on the same machine) the replay's keys. */
+        limit = (double)pages * (double)page / 2;
+    }
+    double per_user = (double)max_list * CASCADE_LTR_REPLAY_ROW_BYTES * (double)folds;
+    double need = (double)users * per_user;
+    if (need <= limit)
+        return 0;
+    snprintf(err, errlen,
+             "replaying %zu users with up to %zu candidates each%s could take %.1f GB "
+             "(%d bytes per candidate), more than the %.1f GB allowed (%s): pass --max-users %zu "
+             "or fewer (a seeded sample of the users)",
+             users, max_list, folds > 1 ? " per fold" : "", need / 1e9,
+             CASCADE_LTR_REPLAY_ROW_BYTES, limit / 1e9,
+             o->memory_bytes ? "the replay's memory limit" : "half the physical memory",
+             (size_t)(limit / per_user));
+    return CASCADE_ETOOBIG;
+}
+
 /* One replay: split with o's seed, build, replay every user into out. */
 static int replay_fold(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
                        const struct cascade_ltr_replay_opts *o,
@@ -294,7 +327,9 @@ static int replay_fold(const cascade_dataset *ds, cascade_redis *r, cascade_redi
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if ((rc = replay_split(ds, o, &split, err, errlen)))
+    c.max_list = o->max_list ? o->max_list : oc->merge_max;
+    if ((rc = replay_split(ds, o, &split, err, errlen)) ||
+        (rc = check_memory(o, split.n_users, c.max_list, o->folds ? o->folds : 1, err, errlen)))
         goto out;
     struct cascade_eval_build_opts bo = {.ns = o->ns,
                                          .cfg = o->cfg,
@@ -317,7 +352,6 @@ static int replay_fold(const cascade_dataset *ds, cascade_redis *r, cascade_redi
         rc = CASCADE_EINVAL;
         goto out;
     }
-    c.max_list = o->max_list ? o->max_list : oc->merge_max;
     rc = replay_loop(&c, out, err, errlen);
 out:
     cascade_recall_destroy(c.recall);
@@ -349,5 +383,102 @@ out:
     if (rc)
         cascade_ltr_lists_free(out);
     free(oc);
+    return rc;
+}
+
+/* The group holding row r (off ascending, off[0] = 0, r < off[n]). */
+static size_t group_of(const size_t *off, size_t n, size_t r)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (off[mid] <= r)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Where row r goes when the groups are put in the order of start[]: start[g]
+ * is the first row of old group g in the new order. */
+static size_t row_dest(const struct cascade_ltr_lists *l, const size_t *start, size_t r)
+{
+    size_t g = group_of(l->off, l->n_groups, r);
+    return start[g] + (r - l->off[g]);
+}
+
+/* One row (features, label, item) of l, to carry it while rows move. */
+struct row_buf {
+    float x[CASCADE_LTR_FEATURES], y;
+    uint64_t item;
+};
+
+static void row_swap(struct cascade_ltr_lists *l, size_t r, struct row_buf *b)
+{
+    struct row_buf t;
+    memcpy(t.x, l->X + r * CASCADE_LTR_FEATURES, sizeof t.x);
+    t.y = l->y[r];
+    t.item = l->item[r];
+    memcpy(l->X + r * CASCADE_LTR_FEATURES, b->x, sizeof b->x);
+    l->y[r] = b->y;
+    l->item[r] = b->item;
+    *b = t;
+}
+
+/* The permutation is applied cycle by cycle, carrying one row at a time,
+ * with one bit per row marking the rows already in place: O(rows) moves and
+ * rows / 8 bytes beside the lists. */
+int cascade_ltr_lists_partition(struct cascade_ltr_lists *l, bool *first, size_t *n_first)
+{
+    size_t G = l->n_groups, R = l->n_rows, nf = 0, a = 0, b;
+    size_t *start = malloc((G + 1) * sizeof *start), *off = malloc((G + 1) * sizeof *off);
+    uint32_t *user = malloc((G + 1) * sizeof *user);
+    uint64_t *done = calloc(R / 64 + 1, sizeof *done);
+    int rc = CASCADE_ENOMEM;
+    if (!start || !off || !user || !done)
+        goto out;
+    size_t rows_first = 0;
+    for (size_t g = 0; g < G; g++)
+        if (first[g]) {
+            nf++;
+            rows_first += l->off[g + 1] - l->off[g];
+        }
+    /* New first rows and the new group order (off, user, first). */
+    size_t ra = 0, rb = rows_first;
+    b = nf;
+    off[0] = 0;
+    for (size_t g = 0; g < G; g++) {
+        size_t n = l->off[g + 1] - l->off[g], *at = first[g] ? &ra : &rb, k = first[g] ? a++ : b++;
+        start[g] = *at;
+        *at += n;
+        off[k + 1] = *at;
+        user[k] = l->user[g];
+    }
+    for (size_t r = 0; r < R; r++) {
+        if (done[r / 64] >> (r % 64) & 1)
+            continue;
+        struct row_buf carry;
+        memcpy(carry.x, l->X + r * CASCADE_LTR_FEATURES, sizeof carry.x);
+        carry.y = l->y[r];
+        carry.item = l->item[r];
+        size_t cur = r;
+        do { /* the carried row (from cur) goes to its place; what was there is carried on */
+            cur = row_dest(l, start, cur);
+            row_swap(l, cur, &carry);
+            done[cur / 64] |= (uint64_t)1 << (cur % 64);
+        } while (cur != r);
+    }
+    memcpy(l->off, off, (G + 1) * sizeof *off);
+    memcpy(l->user, user, G * sizeof *user);
+    for (size_t g = 0; g < G; g++)
+        first[g] = g < nf;
+    *n_first = nf;
+    rc = 0;
+out:
+    free(start);
+    free(off);
+    free(user);
+    free(done);
     return rc;
 }

@@ -33,8 +33,18 @@ struct cascade_ltr_replay_opts {
     uint64_t seed;             /* split seed, default 42 */
     size_t folds;              /* replays with seeds seed, seed+1, ...; default 1 */
     int threads;               /* builder threads, default 2 */
+    /* A replay whose lists could outgrow this is refused before it builds
+     * anything, with the --max-users that fits in the message: users ×
+     * candidates per list × CASCADE_LTR_REPLAY_ROW_BYTES (every list full).
+     * 0 = half the machine's physical memory. */
+    size_t memory_bytes;
     bool quiet;
 };
+
+/* Bytes a replayed candidate costs at the peak of train ltr: its feature row,
+ * label and item id in the lists (220) and xgboost's copy of the row with its
+ * histogram index and gradients (measured ≈ 330 at 100k users; docs/load.md). */
+#define CASCADE_LTR_REPLAY_ROW_BYTES 550
 
 /* The replayed lists: group g is rows [off[g], off[g+1]) of X (row-major,
  * CASCADE_LTR_FEATURES wide) and y, in the merged recall order. */
@@ -66,6 +76,15 @@ void cascade_ltr_replay_split_opts(const struct cascade_ltr_replay_opts *o,
 int cascade_ltr_replay_run(const cascade_dataset *ds, cascade_redis *r, cascade_redis_pool *pool,
                            const struct cascade_ltr_replay_opts *o, struct cascade_ltr_lists *out,
                            char *err, size_t errlen);
+
+/* Reorder l's groups in place so that those with first[g] set come first
+ * and the others after them, each part in its earlier order (rows, labels,
+ * items, offsets and users move together); first[] is reordered with the
+ * groups and *n_first set to their count. Moving rows in place instead of
+ * copying the two parts out keeps a second copy of every feature row (the
+ * largest buffer of train ltr) from being made. Returns 0 or CASCADE_ENOMEM
+ * (l unchanged). Not thread-safe on the same l. */
+int cascade_ltr_lists_partition(struct cascade_ltr_lists *l, bool *first, size_t *n_first);
 
 void cascade_ltr_lists_free(struct cascade_ltr_lists *l); /* safe on zeroed */
 

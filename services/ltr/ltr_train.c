@@ -46,17 +46,21 @@ void cascade_ltr_train_defaults(struct cascade_ltr_train_opts *o)
 
 /* ------------------------------------------------------------ group sets */
 
-/* A set of groups owned by the job (rows copied out of the replay lists). */
+/* A set of groups: rows copied out of the replay lists (owned), or a view
+ * of a contiguous run of their groups (view: X and y borrowed, off owned). */
 struct group_set {
     float *X, *y;
     size_t *off;
     size_t n_groups, n_rows;
+    bool view;
 };
 
 static void set_free(struct group_set *s)
 {
-    free(s->X);
-    free(s->y);
+    if (!s->view) {
+        free(s->X);
+        free(s->y);
+    }
     free(s->off);
     memset(s, 0, sizeof *s);
 }
@@ -67,8 +71,8 @@ static struct cascade_ltr_set set_view(const struct group_set *s)
         .X = s->X, .y = s->y, .off = s->off, .n_groups = s->n_groups, .dim = CASCADE_LTR_FEATURES};
 }
 
-/* Copy the groups g with pick[g] set; rows[g] (NULL = all) lists the rows
- * of group g to take, in order, count take[g]. */
+/* Copy the groups g with pick[g] set; rows[g] lists the rows of group g to
+ * take, in order, count take[g]. */
 static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t *const *rows,
                      const size_t *take, struct group_set *s)
 {
@@ -77,7 +81,7 @@ static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t
     for (size_t g = 0; g < l->n_groups; g++)
         if (pick[g]) {
             groups++;
-            total += rows ? take[g] : l->off[g + 1] - l->off[g];
+            total += take[g];
         }
     s->off = calloc(groups + 1, sizeof *s->off);
     s->X = malloc((total + 1) * CASCADE_LTR_FEATURES * sizeof *s->X);
@@ -89,15 +93,33 @@ static int set_build(const struct cascade_ltr_lists *l, const bool *pick, size_t
     for (size_t g = 0; g < l->n_groups; g++) {
         if (!pick[g])
             continue;
-        size_t n = rows ? take[g] : l->off[g + 1] - l->off[g];
+        size_t n = take[g];
         for (size_t i = 0; i < n; i++) {
-            size_t src = l->off[g] + (rows ? rows[g][i] : i);
+            size_t src = l->off[g] + rows[g][i];
             memcpy(s->X + s->n_rows * CASCADE_LTR_FEATURES, l->X + src * CASCADE_LTR_FEATURES,
                    CASCADE_LTR_FEATURES * sizeof *s->X);
             s->y[s->n_rows++] = l->y[src];
         }
         s->off[++s->n_groups] = s->n_rows;
     }
+    return 0;
+}
+
+/* Groups [first, first + n) of l as a view (no row is copied). */
+static int set_view_of(const struct cascade_ltr_lists *l, size_t first, size_t n,
+                       struct group_set *s)
+{
+    size_t base = l->off[first];
+    memset(s, 0, sizeof *s);
+    if (!(s->off = malloc((n + 1) * sizeof *s->off)))
+        return CASCADE_ENOMEM;
+    for (size_t g = 0; g <= n; g++)
+        s->off[g] = l->off[first + g] - base;
+    s->X = l->X + base * CASCADE_LTR_FEATURES;
+    s->y = l->y + base;
+    s->n_groups = n;
+    s->n_rows = s->off[n];
+    s->view = true;
     return 0;
 }
 
@@ -383,11 +405,15 @@ static int train_prerank(struct job *j, char *err, size_t errlen)
 {
     struct cascade_ltr_xgb_result res;
     struct cascade_ltr_xgb_opts xo = j->o->prerank;
-    if (set_build(&j->lists, j->train, NULL, NULL, &j->pre_train) ||
-        set_build(&j->lists, j->valid, NULL, NULL, &j->pre_valid)) {
+    size_t n_train = 0;
+    if (cascade_ltr_lists_partition(&j->lists, j->train, &n_train) ||
+        set_view_of(&j->lists, 0, n_train, &j->pre_train) ||
+        set_view_of(&j->lists, n_train, j->lists.n_groups - n_train, &j->pre_valid)) {
         snprintf(err, errlen, "out of memory");
         return CASCADE_ENOMEM;
     }
+    for (size_t g = 0; g < j->lists.n_groups; g++)
+        j->valid[g] = !j->train[g];
     struct cascade_ltr_set tr = set_view(&j->pre_train), va = set_view(&j->pre_valid);
     xo.on_round = j->o->replay.quiet ? NULL : on_round;
     xo.ud = "prerank";

@@ -209,6 +209,36 @@ static void test_no_positives_is_unsupported(void **state)
     cascade_config_destroy(cfg);
 }
 
+/* A replay whose lists could outgrow the memory is refused before anything
+ * is built, and the message names the --max-users that fits. */
+static void test_replay_too_big_for_memory_is_refused(void **state)
+{
+    struct world *w = *state;
+    cascade_config *cfg = ltr_test_config();
+    struct cascade_ltr_replay_opts o;
+    struct cascade_ltr_lists l;
+    char err[512] = "";
+    replay_opts(&o, cfg, "ltr-big");
+    /* Room for 3 users' full lists (merge_max candidates each). */
+    size_t merge_max = 2000; /* the default when the config has none */
+    assert_int_equal(
+        cascade_config_size(cfg, "orchestrator.merge_max", &merge_max, 1, 1000000, err, sizeof err),
+        0);
+    o.memory_bytes = 3 * merge_max * CASCADE_LTR_REPLAY_ROW_BYTES + 1;
+    assert_int_equal(
+        cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err, sizeof err),
+        CASCADE_ETOOBIG);
+    assert_non_null(strstr(err, "pass --max-users 3 or fewer"));
+    assert_int_equal(l.n_groups, 0);
+    /* The sample it names fits and replays. */
+    o.max_users = 3;
+    err[0] = '\0';
+    int rc = cascade_ltr_replay_run(w->ds, w->redis.conn, w->redis.pool, &o, &l, err, sizeof err);
+    assert_true(rc == 0 || rc == CASCADE_EDATA); /* 3 users may hold no positive */
+    cascade_ltr_lists_free(&l);
+    cascade_config_destroy(cfg);
+}
+
 static int setup(void **state)
 {
     return world_group_setup(state, 400, 40000, 5);
@@ -221,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_gate_keeps_the_published_model),
         cmocka_unit_test(test_folds_add_lists),
         cmocka_unit_test(test_no_positives_is_unsupported),
+        cmocka_unit_test(test_replay_too_big_for_memory_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, world_group_teardown);
 }
