@@ -6,13 +6,23 @@
 #include <string.h>
 
 #include "error.h"
-#include "hash.h"
+
+/* The slot hash is cascade_hash64(&key, 8, IDMAP_SEED) — XXH3 of the key's
+ * eight bytes — computed by libxxhash's own header code inlined here
+ * (XXH_INLINE_ALL: static copies, no clash with the library's symbols), so
+ * the compiler sees the constant length and keeps only the 8-byte path: the
+ * same value (so the same table layout and iteration order that recall's
+ * walks over the slots rely on) without a library call and its length
+ * dispatch per lookup, the map's largest cost. test_recall's
+ * test_idmap_layout_is_xxh3 checks the layout against cascade_hash64. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #define IDMAP_SEED 0x6361736361646531ULL /* "cascade1" */
 
 static size_t idmap_slot(const cascade_idmap *m, uint64_t key)
 {
-    return (size_t)cascade_hash64(&key, sizeof key, IDMAP_SEED) & (m->cap - 1);
+    return (size_t)XXH3_64bits_withSeed(&key, sizeof key, IDMAP_SEED) & (m->cap - 1);
 }
 
 static int idmap_alloc(cascade_idmap *m, size_t cap)
@@ -77,15 +87,19 @@ struct cascade_idmap_entry *cascade_idmap_upsert(cascade_idmap *m, uint64_t key,
 {
     if (created)
         *created = false;
-    struct cascade_idmap_entry *e = cascade_idmap_find(m, key);
-    if (e)
-        return e;
-    if ((m->count + 1) * 10 > m->cap * 7 && idmap_grow(m) != 0)
-        return NULL;
+    /* One probe finds the key or the free slot it goes to (probed again only
+     * after the table grew). */
     size_t s = idmap_slot(m, key);
-    while (m->slots[s].used)
-        s = (s + 1) & (m->cap - 1);
-    e = &m->slots[s];
+    for (; m->slots[s].used; s = (s + 1) & (m->cap - 1))
+        if (m->slots[s].key == key)
+            return &m->slots[s];
+    if ((m->count + 1) * 10 > m->cap * 7) {
+        if (idmap_grow(m) != 0)
+            return NULL;
+        for (s = idmap_slot(m, key); m->slots[s].used;)
+            s = (s + 1) & (m->cap - 1);
+    }
+    struct cascade_idmap_entry *e = &m->slots[s];
     e->used = true;
     e->key = key;
     e->score = 0;

@@ -22,7 +22,10 @@
 # --cpu: no valgrind; the services run natively, the calls go 4 at a time, and
 # the CPU time (user + system, from /proc/<pid>/stat: the kernel's share of
 # gRPC and Redis round trips included) of each process and of redis-server is
-# printed per Recommend. Load-dependent, unlike the instruction counts.
+# printed per Recommend, with the context switches of all its threads (each
+# voluntary one a thread that slept and had to be woken), and cascade-load's own
+# CPU time and switches (not in the sum). Load-dependent, unlike the
+# instruction counts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -133,27 +136,41 @@ PY
 }
 if [ "$CPU" = 1 ]; then
   # utime + stime in clock ticks of every process, redis-server included.
-  ticks() { for p in $ALL_PROCS redis; do echo "$p $(awk '{ print $14 + $15 }' "/proc/$(cat "$DIR/data/$p.pid")/stat")"; done; }
+  # And the context switches of all their threads (voluntary + involuntary:
+  # each voluntary one is a thread going to sleep, to be woken by another).
+  ticks() {
+    for p in $ALL_PROCS redis; do
+      pid=$(cat "$DIR/data/$p.pid")
+      echo "$p $(awk '{ print $14 + $15 }' "/proc/$pid/stat") $(cat /proc/"$pid"/task/*/status 2>/dev/null |
+        awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }')"
+    done
+  }
   ticks >"$DIR/before.txt"
   redis_conns >"$DIR/conns0.txt"
-  "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
+  /usr/bin/time -f "%U %S %c %w" -o "$DIR/load.time" "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
     -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
     -n "$REQUESTS" -c 4 127.0.0.1:"$BASE" >"$DIR/run.json"
   ticks >"$DIR/after.txt"
   redis_conns >"$DIR/conns1.txt"
-  /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" <<'EOF'
+  /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" "$DIR/load.time" <<'EOF'
 import json, sys
-before = dict(l.split() for l in open(sys.argv[1]))
-after = dict(l.split() for l in open(sys.argv[2]))
+before = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1])}
+after = {l.split()[0]: l.split()[1:] for l in open(sys.argv[2])}
 run = json.load(open(sys.argv[3]))
 n, hz = int(sys.argv[4]), float(sys.argv[5])
 print("calls %d, OK %d, degraded %d" % (run["count"], run["statusCodeDistribution"].get("OK", 0), run.get("degraded", 0)))
-total = 0.0
+total = switches = 0.0
 for p in before:
-    ms = (int(after[p]) - int(before[p])) / hz * 1000 / n
+    ms = (int(after[p][0]) - int(before[p][0])) / hz * 1000 / n
+    cs = (int(after[p][1]) - int(before[p][1])) / n
     total += ms
-    print("%-12s %7.3f ms CPU per Recommend" % (p, ms))
-print("%-12s %7.3f ms CPU per Recommend" % ("sum", total))
+    switches += cs
+    print("%-12s %7.3f ms CPU, %6.1f context switches per Recommend" % (p, ms, cs))
+print("%-12s %7.3f ms CPU, %6.1f context switches per Recommend" % ("sum", total, switches))
+# The load generator (closed loop, 4 workers) is not in the sum: /usr/bin/time.
+u, s_, ic, vc = open(sys.argv[6]).read().split()[-4:]
+print("%-12s %7.3f ms CPU, %6.1f context switches per Recommend (not in the sum)" % (
+    "cascade-load", (float(u) + float(s_)) * 1000 / n, (int(ic) + int(vc)) / n))
 EOF
   redis_trips "$DIR/conns0.txt" "$DIR/conns1.txt" "$REQUESTS"
   exit 0

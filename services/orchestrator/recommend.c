@@ -229,10 +229,11 @@ static void truncate_to(struct cascade_orch_rq *rq, size_t keep)
 /* What a stage is sent of each candidate. The filter needs only ids (and
  * authors, when known); the pre-rank and rank stages the ids, recall scores
  * and channel hits (their learned models read them), the ranker also the
- * pre-rank score and attributes. They are sent slim copies, not the merged
- * candidates with everything else, which would be packed, parsed and sent
- * back for nothing. */
-enum slim_kind { SLIM_FILTER, SLIM_PRERANK, SLIM_RANK };
+ * pre-rank score and attributes; the re-ranker the ids, rank scores and
+ * attributes (category, author and embedding for its similarity). They are
+ * sent slim copies, not the merged candidates with everything else, which
+ * would be packed, parsed and sent back for nothing. */
+enum slim_kind { SLIM_FILTER, SLIM_PRERANK, SLIM_RANK, SLIM_RERANK };
 
 static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, enum slim_kind kind,
                                                 bool hits)
@@ -244,10 +245,13 @@ static Cascade__V1__Candidate **slim_candidates(struct cascade_orch_rq *rq, enum
     for (size_t i = 0; i < rq->n; i++) {
         cascade__v1__candidate__init(&slim[i]);
         slim[i].item_id = rq->cands[i]->item_id;
-        slim[i].recall_score = rq->cands[i]->recall_score;
         slim[i].attrs = rq->cands[i]->attrs;
+        if (kind == SLIM_PRERANK || kind == SLIM_RANK)
+            slim[i].recall_score = rq->cands[i]->recall_score;
         if (kind == SLIM_RANK)
             slim[i].prerank_score = rq->cands[i]->prerank_score;
+        if (kind == SLIM_RERANK)
+            slim[i].rank_score = rq->cands[i]->rank_score;
         if (hits) {
             slim[i].channels = rq->cands[i]->channels;
             slim[i].n_channels = rq->cands[i]->n_channels;
@@ -586,24 +590,36 @@ static void run_rank(struct cascade_orch_rq *rq)
     rq->n_rank_returned = resp->n_candidates;
 }
 
+/* The re-ranker answers the candidates it picks as it got them, with their
+ * rerank_score: with orchestrator.compact_stage_calls it is sent slim copies
+ * (SLIM_RERANK), so its answer is small too, and the picks are matched back
+ * to the merged candidates by id and given their rerank_score. */
 static void run_rerank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.rerank;
     Cascade__V1__ReRankRequest req = CASCADE__V1__RE_RANK_REQUEST__INIT;
+    const char *consequence = "rank order kept";
     int64_t lat;
     if (st->enabled && rq->n > 0) {
+        Cascade__V1__Candidate **slim =
+            rq->o->cfg.compact_stage_calls ? slim_candidates(rq, SLIM_RERANK, false) : NULL;
         req.user = rq->user;
-        req.candidates = rq->cands;
+        req.candidates = slim ? slim : rq->cands;
         req.n_candidates = rq->n;
         req.count = rq->count;
         req.experiments = rq->exp;
         Cascade__V1__ReRankResponse *resp = (Cascade__V1__ReRankResponse *)stage_call(
             rq, "rerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RERANK], "/cascade.v1.ReRank/ReRank",
-            &req.base, &cascade__v1__re_rank_response__descriptor, "rank order kept", &lat);
-        if (resp != NULL) {
+            &req.base, &cascade__v1__re_rank_response__descriptor, consequence, &lat);
+        Cascade__V1__Candidate **picked = resp
+                                              ? unslim(rq, "rerank", consequence, lat, slim != NULL,
+                                                       resp->candidates, NULL, resp->n_candidates)
+                                              : NULL;
+        if (picked) {
+            for (size_t i = 0; slim && i < resp->n_candidates; i++)
+                picked[i]->rerank_score = resp->candidates[i]->rerank_score;
             rq->relevance = rq->source;
-            stage_done(rq, "rerank", lat, resp->candidates, resp->n_candidates,
-                       CASCADE_SCORE_RERANK);
+            stage_done(rq, "rerank", lat, picked, resp->n_candidates, CASCADE_SCORE_RERANK);
         }
     }
     truncate_to(rq, rq->count);

@@ -60,6 +60,9 @@ struct fake {
     bool filter_blind;      /* the filter passes exposed items (as before a concurrent
                                request's reservation) */
     size_t rerank_calls;
+    size_t rerank_extras_seen;      /* channel hits and task scores the re-ranker was sent */
+    size_t rerank_rank_scores;      /* candidates it was sent with their rank_score */
+    uint64_t rerank_inject;         /* an id the re-ranker puts first in its answer (0 = none) */
     char rerank_md_request_id[128]; /* x-request-id of the last ReRank call */
     int rank_stall_ms;              /* the ranker answers this late (0 = at once)... */
     bool rank_released;             /* ...unless the test releases it first */
@@ -457,9 +460,17 @@ static int fake_rerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *
     snprintf(fake.rerank_md_request_id, sizeof fake.rerank_md_request_id, "%s", md ? md : "");
     snprintf(fake.rerank_user_request_id, sizeof fake.rerank_user_request_id, "%s",
              req->user && req->user->request_id ? req->user->request_id : "");
+    for (size_t i = 0; i < req->n_candidates; i++) {
+        fake.rerank_extras_seen +=
+            req->candidates[i]->n_channels + (req->candidates[i]->tasks != 0);
+        fake.rerank_rank_scores += req->candidates[i]->rank_score > 0.0f;
+    }
+    uint64_t inject = fake.rerank_inject;
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
     resp->n_candidates = req->count < req->n_candidates ? req->count : req->n_candidates;
+    if (inject && resp->n_candidates > 0)
+        resp->candidates[0]->item_id = inject;
     for (size_t i = 0; i < resp->n_candidates; i++)
         resp->candidates[i]->rerank_score = 1000.0f - (float)i;
     *response = &resp->base;
@@ -1001,7 +1012,7 @@ struct answer_copy {
     size_t n;
     struct {
         uint64_t id;
-        float score, rank_score, p_click;
+        float score, rank_score, rerank_score, p_click;
         uint32_t category;
         char channels[64];
     } item[10];
@@ -1022,6 +1033,7 @@ static void copy_answer(const Cascade__V1__RecommendResponse *r, struct answer_c
         c->item[i].id = x->item_id;
         c->item[i].score = x->score;
         c->item[i].rank_score = x->rank_score;
+        c->item[i].rerank_score = x->rerank_score;
         c->item[i].p_click = x->tasks->p_click;
         c->item[i].category = x->attrs->category;
         c->item[i].channels[0] = '\0';
@@ -1055,6 +1067,7 @@ static void test_compact_stage_calls_same_answer(void **state)
     char err[512];
     pthread_mutex_lock(&fake.mu);
     fake.prerank_column_hits = fake.rank_column_hits = fake.prerank_hits_seen = 0;
+    fake.rerank_extras_seen = fake.rerank_rank_scores = 0;
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(recommend(whole, "compact-off", 10, true, &r, err, sizeof err), 0);
     copy_answer(r, &b);
@@ -1064,12 +1077,19 @@ static void test_compact_stage_calls_same_answer(void **state)
     assert_true(fake.prerank_hits_seen > 0);
     assert_false(fake.prerank_scores_only);
     assert_false(fake.rank_scores_only);
+    assert_true(fake.rerank_extras_seen > 0); /* whole candidates: hits and tasks */
+    size_t whole_rank_scores = fake.rerank_rank_scores;
+    fake.rerank_extras_seen = fake.rerank_rank_scores = 0;
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(recommend(compact, "compact-on", 10, true, &r, err, sizeof err), 0);
     copy_answer(r, &a);
     pthread_mutex_lock(&fake.mu);
     assert_true(fake.prerank_column_hits > 0 && fake.rank_column_hits > 0);
     assert_true(fake.prerank_scores_only && fake.rank_scores_only);
+    /* The re-ranker got slim copies: no hits, no tasks, but every rank score. */
+    assert_int_equal(fake.rerank_extras_seen, 0);
+    assert_true(whole_rank_scores > 0);
+    assert_int_equal(fake.rerank_rank_scores, whole_rank_scores);
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(a.n, 10);
     assert_int_equal(a.n, b.n);
@@ -1077,6 +1097,8 @@ static void test_compact_stage_calls_same_answer(void **state)
         assert_int_equal(a.item[i].id, b.item[i].id);
         assert_float_equal(a.item[i].score, b.item[i].score, 0);
         assert_float_equal(a.item[i].rank_score, b.item[i].rank_score, 0);
+        assert_float_equal(a.item[i].rerank_score, b.item[i].rerank_score, 0);
+        assert_float_equal(a.item[i].rerank_score, 1000.0f - (float)i, 0);
         assert_float_equal(a.item[i].p_click, b.item[i].p_click, 0);
         assert_int_equal(a.item[i].category, b.item[i].category);
         assert_int_equal(a.item[i].category, a.item[i].id % 7); /* the ranker's attrs */
@@ -1151,6 +1173,33 @@ static void test_filter_sees_slim_candidates(void **state)
     pthread_mutex_lock(&fake.mu);
     fake.filter_old = false;
     pthread_mutex_unlock(&fake.mu);
+    cascade_orch_destroy(o);
+}
+
+/* A re-ranker whose answer names an item it was not sent (its slim copies
+ * are matched back by id) is not trusted: the rank order is served, flagged. */
+static void test_rerank_unknown_item_not_trusted(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    pthread_mutex_lock(&fake.mu);
+    fake.rerank_inject = 888888;
+    pthread_mutex_unlock(&fake.mu);
+    int rc = recommend(o, "rerank-inject", 10, true, &r, err, sizeof err);
+    pthread_mutex_lock(&fake.mu);
+    fake.rerank_inject = 0;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(has_reason(r, "rerank: INTERNAL"));
+    assert_non_null(strstr(trace_of(r, "rerank")->message, "rank order kept"));
+    for (size_t i = 0; i < r->n_items; i++) {
+        assert_true(r->items[i]->item_id != 888888);
+        assert_true(r->items[i]->n_channels >= 1);
+        assert_non_null(r->items[i]->tasks);
+    }
     cascade_orch_destroy(o);
 }
 
@@ -2696,6 +2745,7 @@ int main(void)
         cmocka_unit_test(test_dead_stage),
         cmocka_unit_test(test_filter_sees_slim_candidates),
         cmocka_unit_test(test_compact_stage_calls_same_answer),
+        cmocka_unit_test(test_rerank_unknown_item_not_trusted),
         cmocka_unit_test(test_dead_filter),
         cmocka_unit_test(test_experiment_params),
         cmocka_unit_test(test_reload),

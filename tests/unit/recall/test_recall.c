@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "hash.h"
 #include "idmap.h"
 #include "metrics.h"
 #include "recall_seed.h"
@@ -701,6 +702,43 @@ static void test_idmap_grows(void **state)
     assert_null(cascade_idmap_find(&m, 1));
 }
 
+/* The map's table layout is the one XXH3 (cascade_hash64 of the key's eight
+ * bytes, seed "cascade1") with linear probing gives: its slot hash is inlined
+ * for speed, and recall walks the slots in table order, so a different hash
+ * would reorder equal-score candidates. The layout is rebuilt here from
+ * cascade_hash64 and compared slot by slot. */
+static void test_idmap_layout_is_xxh3(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    const uint64_t seed = 0x6361736361646531ULL; /* "cascade1", as idmap.c */
+    cascade_idmap m;
+    assert_int_equal(cascade_idmap_init(&m, NULL, N), 0); /* no growth below N */
+    uint64_t *shadow = calloc(m.cap, sizeof *shadow);
+    bool *used = calloc(m.cap, sizeof *used);
+    assert_non_null(shadow);
+    assert_non_null(used);
+    uint64_t x = 12345;
+    for (size_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t key = x ^ (x >> 29);
+        assert_non_null(cascade_idmap_upsert(&m, key, NULL));
+        size_t s = (size_t)cascade_hash64(&key, sizeof key, seed) & (m.cap - 1);
+        while (used[s] && shadow[s] != key)
+            s = (s + 1) & (m.cap - 1);
+        used[s] = true;
+        shadow[s] = key;
+    }
+    for (size_t s = 0; s < m.cap; s++) {
+        assert_int_equal(m.slots[s].used, used[s]);
+        if (used[s])
+            assert_int_equal(m.slots[s].key, shadow[s]);
+    }
+    free(shadow);
+    free(used);
+    cascade_idmap_release(&m);
+}
+
 /* The handler over real gRPC: a good call and an INVALID_ARGUMENT. */
 static void test_rpc_handler(void **state)
 {
@@ -763,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_itemcf_score_arrays),
         cmocka_unit_test(test_age_bucket),
         cmocka_unit_test(test_idmap_grows),
+        cmocka_unit_test(test_idmap_layout_is_xxh3),
         cmocka_unit_test(test_rpc_handler),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
