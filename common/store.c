@@ -319,6 +319,12 @@ char *cascade_key_user_events(char *buf, const char *ns, const char *user_id)
     return buf;
 }
 
+char *cascade_key_user_online_new(char *buf, const char *ns)
+{
+    snprintf(buf, CASCADE_KEY_MAX, "%s:loop:user_online_new", ns_or_default(ns));
+    return buf;
+}
+
 char *cascade_key_user_events_seq(char *buf, const char *ns)
 {
     snprintf(buf, CASCADE_KEY_MAX, "%s:loop:user_seq", ns_or_default(ns));

@@ -89,6 +89,8 @@ char *cascade_key_user_affinity(
 char *cascade_key_user_events(char *buf, const char *ns,
                               const char *user_id); /* {ns}:uev:{uid} (ZSET seq -> event) */
 char *cascade_key_user_events_seq(char *buf, const char *ns); /* {ns}:loop:user_seq (INCR) */
+/* {ns}:loop:user_online_new: the base of users without a record (new since the build) */
+char *cascade_key_user_online_new(char *buf, const char *ns);
 char *
 cascade_key_loop_applied(char *buf, const char *ns, const char *stream,
                          int64_t hour); /* {ns}:loop:applied:{stream}:{hour} (HASH entry id -> 1) */

@@ -76,9 +76,9 @@ out:
     return rc;
 }
 
-/* The events of the sorted-set reply rep into ev (n of them); the trim
- * marker means events after the base are lost. */
-static int parse_events(cascade_redis *r, const char *key, const redisReply *rep,
+/* The events of the sorted-set reply rep above sequence `after` into ev (n
+ * of them); the trim marker means events after the base are lost. */
+static int parse_events(cascade_redis *r, const char *key, const redisReply *rep, uint64_t after,
                         struct cascade_user_event *ev, size_t *n)
 {
     *n = 0;
@@ -96,13 +96,14 @@ static int parse_events(cascade_redis *r, const char *key, const redisReply *rep
                                      m->type == REDIS_REPLY_STRING ? m->str : "");
             return CASCADE_EFORMAT;
         }
-        (*n)++;
+        *n += ev[*n].seq > after;
     }
     return 0;
 }
 
 /* The base of rec from the GET reply into *base: CASCADE_ENOTFOUND when
- * absent, CASCADE_EDATA when it is another load's. */
+ * absent, CASCADE_EDATA when it is another load's (rec NULL: the base of
+ * users without a record, any sequence). */
 static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
                       const cascade_v1_UserRecord *rec, cascade_v1_UserOnlineBase *base)
 {
@@ -114,7 +115,7 @@ static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
         cascade_redis__set_error(r, "%s: not a valid UserOnlineBase record", key);
         return CASCADE_EFORMAT;
     }
-    if (base->seq != rec->online_seq) {
+    if (rec && base->seq != rec->online_seq) {
         cascade_redis__set_error(r,
                                  "%s: of another load than the user record (seq %" PRIu64
                                  ", the record's %" PRIu64 "; a load is writing)",
@@ -125,7 +126,7 @@ static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
 }
 
 int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, size_t *n_events)
+                              bool known, int64_t now_s, cascade_arena *arena, size_t *n_events)
 {
     char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX], min[32];
     redisReply *brep = NULL, *erep = NULL;
@@ -137,9 +138,14 @@ int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserR
         *n_events = 0;
     if (base == NULL)
         return CASCADE_ENOMEM;
-    cascade_key_user_online_base(bkey, ns, rec->user_id);
+    if (known) {
+        cascade_key_user_online_base(bkey, ns, rec->user_id);
+        snprintf(min, sizeof min, "(%" PRIu64, rec->online_seq);
+    } else { /* the base's sequence is known after the read: the events above it kept */
+        cascade_key_user_online_new(bkey, ns);
+        snprintf(min, sizeof min, "-inf");
+    }
     cascade_key_user_events(ekey, ns, rec->user_id);
-    snprintf(min, sizeof min, "(%" PRIu64, rec->online_seq);
     /* One round trip: the base and the events after the record's sequence. */
     if ((rc = cascade_redis_append(r, "GET %s", bkey)) != 0 ||
         (rc = cascade_redis_append(r, "ZRANGEBYSCORE %s %s +inf", ekey, min)) != 0)
@@ -152,7 +158,7 @@ int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserR
         rc = rc2;
     if (rc != 0)
         goto out;
-    if ((rc = parse_base(r, bkey, brep, rec, base)) != 0)
+    if ((rc = parse_base(r, bkey, brep, known ? rec : NULL, base)) != 0)
         goto out;
     if (erep->type != REDIS_REPLY_ARRAY) {
         cascade_redis__set_error(r, "%s: not a sorted set", ekey);
@@ -163,8 +169,10 @@ int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserR
         rc = CASCADE_ENOMEM;
         goto out;
     }
-    if ((rc = parse_events(r, ekey, erep, ev, &n)) != 0)
+    if ((rc = parse_events(r, ekey, erep, known ? 0 : base->seq, ev, &n)) != 0)
         goto out;
+    if (!known)
+        rec->online_seq = base->seq;
     if ((rc = cascade_user_online_continue(rec, base, ev, n, now_s)) != 0) {
         cascade_redis__set_error(r, "%s: %s", ekey, cascade_strerror(rc));
         goto out;
@@ -178,10 +186,10 @@ out:
 }
 
 int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, const char *stage,
+                              bool known, int64_t now_s, cascade_arena *arena, const char *stage,
                               cascade_metric *reads, cascade_metric *failures)
 {
-    int rc = cascade_user_online_apply(r, ns, rec, now_s, arena, NULL);
+    int rc = cascade_user_online_apply(r, ns, rec, known, now_s, arena, NULL);
     if (rc == CASCADE_ENOMEM)
         return rc;
     if (rc == CASCADE_ENOTFOUND) /* no base: the record as load wrote it */
@@ -194,5 +202,5 @@ int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserR
         return 0;
     }
     cascade_metric_inc(reads);
-    return 0;
+    return 1;
 }

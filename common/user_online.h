@@ -44,18 +44,24 @@ int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_eve
  * unchanged: Redis failed, CASCADE_EFORMAT (a malformed base or member),
  * CASCADE_EDATA (the base is of another load than rec, or the consumer's
  * cap dropped events after it). Scratch from arena; thread-safe as r (one
- * connection per thread). */
+ * connection per thread).
+ * known false: rec is the zeroed record of a user without one (new since
+ * the build); the base is {ns}:loop:user_online_new (load's: the snapshot's
+ * sequence and half-life, no categories), and every event of the user above
+ * its sequence is applied from the empty state, as the replay starts such
+ * a user (rec->online_seq is set to the base's). */
 int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, size_t *n_events);
+                              bool known, int64_t now_s, cascade_arena *arena, size_t *n_events);
 
 /* What a stage calls (Rank and PreRank): cascade_user_online_apply; no base
  * keeps the record and counts nothing; on a failure the record as it was
  * (the nightly user columns), the failure counted in `failures` and logged
  * (rate-limited) with the stage's name; otherwise `reads` counted. Metrics
- * may be NULL. Returns 0, or CASCADE_ENOMEM (the request's memory ran out:
- * the caller fails). */
+ * may be NULL. Returns 1 when rec was continued (for a user without a
+ * record: rec is now the replay's record of that user), 0 when it is as it
+ * was, or CASCADE_ENOMEM (the request's memory ran out: the caller fails). */
 int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, const char *stage,
+                              bool known, int64_t now_s, cascade_arena *arena, const char *stage,
                               cascade_metric *reads, cascade_metric *failures);
 
 /* The pure part: continue rec from base with ev[0..n) (sorted here in place)

@@ -356,7 +356,9 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
 
 /* The user's record into *u (*found false: absent, the id filled in),
  * continued with the user's events since the build as of now_s
- * (common/user_online.h; a Redis failure there keeps the nightly record). */
+ * (common/user_online.h; a Redis failure there keeps the nightly record;
+ * a user without a record who has events since it is found: their record
+ * is the replay's). */
 static int prerank_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
                         const char *user_id, int64_t now_s, cascade_v1_UserRecord *u, bool *found,
                         char *err, size_t errlen)
@@ -369,12 +371,15 @@ static int prerank_user(const cascade_prerank *p, cascade_redis *redis, cascade_
     }
     if (!*found)
         snprintf(u->user_id, sizeof u->user_id, "%s", user_id);
-    else if (p->online_user && cascade_user_online_serve(
-                                   redis, p->ns, u, now_s, arena, "prerank", p->online_user_reads,
-                                   p->online_user_failures) == CASCADE_ENOMEM) {
+    if (!p->online_user)
+        return 0;
+    rc = cascade_user_online_serve(redis, p->ns, u, *found, now_s, arena, "prerank",
+                                   p->online_user_reads, p->online_user_failures);
+    if (rc == CASCADE_ENOMEM) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
+    *found = *found || rc == 1; /* a new user continued: the replay's record of them */
     return 0;
 }
 

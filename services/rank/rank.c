@@ -262,9 +262,9 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
         return store_failure(redis, rc, "user record", err, errlen);
     if (!user_found)
         snprintf(user->user_id, sizeof user->user_id, "%s", user_id);
-    else if (r->online_user && cascade_user_online_serve(
-                                   redis, r->ns, user, now_s, arena, "rank", r->online_user_reads,
-                                   r->online_user_failures) == CASCADE_ENOMEM) {
+    if (r->online_user && cascade_user_online_serve(redis, r->ns, user, user_found, now_s, arena,
+                                                    "rank", r->online_user_reads,
+                                                    r->online_user_failures) == CASCADE_ENOMEM) {
         snprintf(err, errlen, "rank: out of request memory");
         return CASCADE_ENOMEM;
     }

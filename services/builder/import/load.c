@@ -430,20 +430,20 @@ static int previous_as_of(struct load_state *st, int64_t *out)
  * the later events: {ns}:user:{uid}:online (UserOnlineBase; docs/closed-
  * loop.md, "User-side online features"), or that key deleted without a
  * snapshot or when the user has more categories than the base holds (then
- * serving keeps the nightly user columns). */
-static int put_user_online_base(struct load_state *st, const struct cascade_affinity *aff,
-                                cascade_v1_UserRecord *rec)
+ * serving keeps the nightly user columns). The same with an empty state
+ * under {ns}:loop:user_online_new: where users without a record (new since
+ * the build) start. *seq gets the base's sequence when one is written. */
+static int put_online_base(struct load_state *st, const struct cascade_affinity *aff,
+                           const char *key, uint64_t *seq)
 {
-    char key[CASCADE_KEY_MAX];
     uint8_t buf[cascade_v1_UserOnlineBase_size];
     size_t len;
     cascade_v1_UserOnlineBase b = cascade_v1_UserOnlineBase_init_zero;
     struct cascade_behaviour_weights def;
-    cascade_key_user_online_base(key, st->o->ns, rec->user_id);
     if (st->o->snapshot == NULL || !cascade_affinity_to_base(aff, &b))
         return put_del(&st->pl, key);
     /* --flush deleted the sequence with the namespace: it starts again. */
-    rec->online_seq = b.seq = st->o->flush ? 0 : st->o->snapshot->user_seq;
+    *seq = b.seq = st->o->flush ? 0 : st->o->snapshot->user_seq;
     b.half_life_s = st->affinity_hl_s;
     cascade_behaviour_weights_default(&def);
     if (memcmp(&def, &st->o->weights, sizeof def) != 0) {
@@ -452,6 +452,23 @@ static int put_user_online_base(struct load_state *st, const struct cascade_affi
     }
     int rc = cascade_record_encode(cascade_v1_UserOnlineBase_fields, &b, buf, sizeof buf, &len);
     return rc ? rc : put_set(&st->pl, key, buf, len);
+}
+
+static int put_user_online_base(struct load_state *st, const struct cascade_affinity *aff,
+                                cascade_v1_UserRecord *rec)
+{
+    char key[CASCADE_KEY_MAX];
+    cascade_key_user_online_base(key, st->o->ns, rec->user_id);
+    return put_online_base(st, aff, key, &rec->online_seq);
+}
+
+static int put_new_user_online_base(struct load_state *st)
+{
+    char key[CASCADE_KEY_MAX];
+    struct cascade_affinity empty = {0};
+    uint64_t seq;
+    cascade_key_user_online_new(key, st->o->ns);
+    return put_online_base(st, &empty, key, &seq);
 }
 
 static int load_users(struct load_state *st)
@@ -487,6 +504,8 @@ static int load_users(struct load_state *st)
         if ((u & 1023) == 0)
             cascade_progress_update(&prog, u);
     }
+    if (rc == 0)
+        rc = put_new_user_online_base(st);
     if (rc == 0)
         rc = cascade_pipeline_flush(&st->pl);
     cascade_progress_finish(&prog, ds->n_users);

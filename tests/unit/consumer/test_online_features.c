@@ -296,8 +296,8 @@ static size_t check_users_exactly_once(void **state, const char *ns, const struc
         snprintf(id, sizeof id, "u%u", u);
         assert_int_equal(cascade_store_get_user(fx(state)->conn, ns, id, &rec, &found), 0);
         assert_true(found);
-        assert_int_equal(cascade_user_online_apply(fx(state)->conn, ns, &rec, T0 + 90000, a, &n),
-                         0);
+        assert_int_equal(
+            cascade_user_online_apply(fx(state)->conn, ns, &rec, true, T0 + 90000, a, &n), 0);
         if (rec.impressions != x->user_impressions[u] || rec.clicks != x->user_clicks[u] ||
             rec.interactions != x->user_interactions[u])
             fail_msg("%s: record + online events count %u impressions, %u clicks, %u "
@@ -900,6 +900,110 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     free(sv);
 }
 
+/* A user without a record (new since the build, absent from the nightly
+ * log): Rank and PreRank continue the replay from an empty state (load's
+ * {ns}:loop:user_online_new), so every served row of theirs equals the
+ * trainer's row bit for bit, where the replay starts them as a user of the
+ * log without a profile; the rows differ from a stage without the online
+ * user part once they have acted. */
+static void test_new_user_features_equal_the_trainers_replay(void **state)
+{
+    cascade_redis *rc = fx(state)->conn;
+    static const char *const ACTS[] = {"click", "like", "collect", "share"};
+    char dir[256], models[256], err[512];
+    struct expect x;
+    size_t applied = 0, n_served = 0, user_changed = 0;
+    struct served *sv = calloc(24, sizeof *sv);
+    assert_non_null(sv);
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    assert_non_null(test_tempdir(models, sizeof models));
+    write_world(dir, &x);
+    assert_int_equal(run_load(state, dir, "nu"), CASCADE_BUILD_EXIT_OK);
+    cascade_rank *rank = make_rank(state, "nu", models, true, NULL);
+    cascade_rank *nightly = make_rank(state, "nu", models, false, NULL);
+    cascade_prerank *pre = make_prerank(state, "nu", true, NULL);
+    struct cascade_train_prerank_opts po;
+    cascade_train_prerank_defaults(&po);
+    cascade_consumer *c = make_consumer("nu", dir, 100);
+    assert_int_equal(cascade_consumer_ensure_groups(c, rc), 0);
+    for (unsigned k = 0; k < 24; k++) {
+        int64_t ts = T0 + 600 + 5 * k;
+        size_t items[3];
+        for (size_t j = 0; j < 3; j++)
+            items[j] = FIRST_ITEM + (k + 3 * j) % N_ITEMS;
+        if (k % 3 == 0) {
+            float rows[3 * CASCADE_RANK_FEATURES], base[3 * CASCADE_RANK_FEATURES];
+            uint32_t pidx[3 * CASCADE_PRERANK_FEATURES];
+            float heur[3];
+            serve_features(rank, "nu1", items, 3, ts, rows);
+            serve_features(nightly, "nu1", items, 3, ts, base);
+            prerank_features(pre, "nu1", items, 3, ts, po.bits, pidx, heur);
+            for (size_t j = 0; j < 3; j++) {
+                struct served *s = &sv[n_served++];
+                snprintf(s->user, sizeof s->user, "nu1");
+                s->item = items[j];
+                s->ts = ts;
+                memcpy(s->x, rows + j * CASCADE_RANK_FEATURES, sizeof s->x);
+                memcpy(s->nightly, base + j * CASCADE_RANK_FEATURES, sizeof s->nightly);
+                memcpy(s->pre, pidx + j * CASCADE_PRERANK_FEATURES, sizeof s->pre);
+            }
+            add_serve(state, "nu", "nu1", items, 3, ts);
+        } else {
+            add_event(state, "nu", "nu1", items[0], ACTS[k % 4], 0, ts);
+        }
+        assert_int_equal(cascade_consumer_step(c, rc, 0, &applied), 0);
+        assert_int_equal(applied, 1);
+    }
+    cascade_dataset *ds = NULL;
+    struct cascade_train_rank_opts o;
+    struct cascade_rank_examples ex;
+    struct cascade_prerank_examples pex;
+    cascade_train_rank_defaults(&o);
+    o.warmup_frac = 0;
+    o.holdout_frac = 0;
+    o.quiet = true;
+    o.affinity_half_life_days = strtod(HALF_LIFE_DAYS, NULL);
+    assert_int_equal(cascade_dataset_read(dir, &ds, err, sizeof err), 0);
+    assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof err), 0);
+    po.examples = o;
+    assert_int_equal(cascade_prerank_examples_build(ds, &po, &pex, err, sizeof err), 0);
+    for (size_t i = 0; i < n_served; i++) {
+        long row = trainer_row(ds, &ex, &sv[i]);
+        assert_true(row >= 0);
+        const float *t = ex.X + (size_t)row * CASCADE_RANK_FEATURES;
+        for (size_t col = 0; col < CASCADE_RANK_FEATURES; col++)
+            if (memcmp(&sv[i].x[col], &t[col], sizeof(float)) != 0)
+                fail_msg("nu1 item %llu at %lld: feature %s served %.9g, trainer %.9g",
+                         (unsigned long long)sv[i].item, (long long)sv[i].ts,
+                         cascade_features_rank_name(col), (double)sv[i].x[col], (double)t[col]);
+        const uint32_t *pt = pex.idx + (size_t)row * CASCADE_PRERANK_FEATURES;
+        for (size_t col = 0; col < CASCADE_PRERANK_FEATURES; col++)
+            if (sv[i].pre[col] != pt[col])
+                fail_msg("nu1 item %llu at %lld: prerank feature %zu served %u, trainer %u",
+                         (unsigned long long)sv[i].item, (long long)sv[i].ts, col, sv[i].pre[col],
+                         pt[col]);
+        user_changed +=
+            memcmp(&sv[i].nightly[USER_LOG_ACTIVITY], &t[USER_LOG_ACTIVITY], sizeof(float)) != 0;
+    }
+    /* Not vacuous: the first request has nothing to continue, the later ones
+     * see the user's clicks and impressions. */
+    print_message("new user: %zu rows compared, %zu differ from the rows without the online "
+                  "user part\n",
+                  n_served, user_changed);
+    assert_int_equal(n_served, 24);
+    assert_true(user_changed >= 18);
+    cascade_prerank_examples_free(&pex);
+    cascade_rank_examples_free(&ex);
+    cascade_dataset_destroy(ds);
+    cascade_consumer_destroy(c);
+    cascade_prerank_destroy(pre);
+    cascade_rank_destroy(rank);
+    cascade_rank_destroy(nightly);
+    test_rmdir(models);
+    test_rmdir(dir);
+    free(sv);
+}
+
 /* cascade_<stage>_online_user_failures_total in m. */
 static double user_failures(cascade_metrics *m, const char *stage, const char *Stage)
 {
@@ -1071,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_consumer_running_during_load),
         cmocka_unit_test(test_totals_follow_every_batch),
         cmocka_unit_test(test_served_features_equal_the_trainers_replay),
+        cmocka_unit_test(test_new_user_features_equal_the_trainers_replay),
         cmocka_unit_test(test_unreadable_counters_degrade),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
