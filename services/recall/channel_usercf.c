@@ -50,8 +50,8 @@ int cascade_recall__usercf(const struct cascade_recall__channel_args *a,
     } else {
         if (!(nl = cascade_arena_alloc(a->arena, sizeof *nl)))
             return cascade_recall__nomem(a);
-        rc = cascade_store_get_user_neighbours(a->redis, a->recall->ns, gen, a->user_id, nl,
-                                               &found);
+        rc =
+            cascade_store_get_user_neighbours(a->redis, a->recall->ns, gen, a->user_id, nl, &found);
         if (rc != 0)
             return cascade_recall__fail(a, rc, "similar users", cascade_redis_error(a->redis));
     }

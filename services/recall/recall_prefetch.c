@@ -108,8 +108,7 @@ static void read_replies(const struct cascade_recall__channel_args *a,
             st->lastn_loaded = true;
         }
     }
-    if (plan->cache_quota > 0 && (rep = cascade_recall__pipe_reply(p)) != NULL)
-    {
+    if (plan->cache_quota > 0 && (rep = cascade_recall__pipe_reply(p)) != NULL) {
         st->cache_reply = rep; /* the cache channel parses (and frees) it */
         st->cache_quota = plan->cache_quota;
     }
@@ -125,8 +124,8 @@ void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, cons
 {
     struct prefetch_plan plan;
     plan_prefetch(a, idx, quota, deadline_ms, n, &plan);
-    int queued = (plan.profile ? 1 : 0) + (plan.lastn > 0) + (plan.cache_quota > 0) +
-                 (plan.usercf_gen > 0);
+    int queued =
+        (plan.profile ? 1 : 0) + (plan.lastn > 0) + (plan.cache_quota > 0) + (plan.usercf_gen > 0);
     /* One read gains nothing over the channel's own. */
     if (queued < 2 || cascade_now_ms() >= plan.deadline_ms)
         return;

@@ -582,6 +582,112 @@ static void test_lastn_read_once(void **state)
     cascade_recall_destroy(r);
 }
 
+/* A batched request (channel_specs, quota each) for uid. */
+static Cascade__V1__RecallRequest *batched_request(cascade_arena *a, const char *uid,
+                                                   uint32_t quota, size_t n,
+                                                   const char *const *channels)
+{
+    Cascade__V1__RecallRequest *req = seed_request(a, uid, 0, 0, NULL);
+    req->n_channel_specs = n;
+    req->channel_specs = cascade_arena_calloc(a, n + 1, sizeof *req->channel_specs);
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__ChannelSpec *s = cascade_arena_alloc(a, sizeof *s);
+        cascade__v1__channel_spec__init(s);
+        s->channel = cascade_arena_strdup(a, channels[i]);
+        s->quota = quota;
+        req->channel_specs[i] = s;
+    }
+    return req;
+}
+
+/* The ChannelResult of `channel` in resp. */
+static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__RecallResponse *resp,
+                                                        const char *channel)
+{
+    for (size_t c = 0; c < resp->n_channels; c++)
+        if (strcmp(resp->channels[c]->channel, channel) == 0)
+            return resp->channels[c];
+    fail_msg("no result for channel %s", channel);
+    return NULL;
+}
+
+/* The request's prefetch reads the user's own keys once for all channels:
+ * u1's last-n once (usercf no longer reads it again with its neighbours'),
+ * the cache list with it. Each channel's hits in the one request are the
+ * hand-worked answers of its own test. */
+static void test_prefetch_reads_once(void **state)
+{
+    struct fixture *f = *state;
+    const char *names[] = {"itemcf", "usercf", "cache", "interest"};
+    long long before = lrange_calls(f->redis.conn);
+    Cascade__V1__RecallResponse *all = seed_run1(
+        f->recall, f->arena, seed_request(f->arena, "u1", 10, sizeof names / sizeof *names, names));
+    /* u1's last-n, the cache list, v1's and v2's last-n (was 5: u1's twice). */
+    assert_int_equal(lrange_calls(f->redis.conn) - before, 4);
+    uint64_t ids[32] = {0};
+    float sc[32] = {0};
+    /* usercf (test_usercf): 300 (0.5·1 + 0.25·3), 900 (1.0), 901 (0.25). */
+    assert_int_equal(channel_hits(all, "usercf", ids, sc), 3);
+    assert_memory_equal(ids, ((uint64_t[]){300, 900, 901}), 3 * sizeof *ids);
+    assert_float_equal(sc[0], 1.25f, 1e-5);
+    assert_float_equal(sc[1], 1.0f, 1e-5);
+    assert_float_equal(sc[2], 0.25f, 1e-5);
+    /* cache (test_cache_fifo): oldest first, the repeated 6 once. */
+    memset(ids, 0, sizeof ids);
+    assert_int_equal(channel_hits(all, "cache", ids, sc), 4);
+    assert_memory_equal(ids, ((uint64_t[]){5, 6, 7, 8}), 4 * sizeof *ids);
+    assert_int_equal(channel_hits(all, "itemcf", ids, sc), 3);
+    assert_int_equal(channel_hits(all, "interest", ids, sc), 0); /* u1 has no profile */
+}
+
+/* What the prefetch could not read cleanly is left to the channel's own read:
+ * user b1 has a profile that is not a record and a cache key that is not a
+ * list; c1 is the same user with neither. In one batched request the cache
+ * and profile channels fail with the message of their own read (as when
+ * each runs alone, without a prefetch), and the other channels — read after
+ * the failures on the same connection — answer as for c1. */
+static void test_prefetch_failure_left_to_channel(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *r = f->redis.conn;
+    char key[CASCADE_KEY_MAX];
+    const char *users[] = {"b1", "c1"};
+    for (size_t u = 0; u < 2; u++) {
+        seed_push(r, users[u], 100, 1.0f);
+        seed_user_neighbours(r, 1, users[u], (const char *[]){"v1", "v2"}, (float[]){0.5f, 0.25f},
+                             2);
+    }
+    seed_set(r, cascade_key_user(key, NS, "b1"), "\xff\xff\xff", 3);
+    seed_set(r, cascade_key_user_cache(key, NS, "b1"), "x", 1);
+    const char *names[] = {"interest", "itemcf", "cache", "usercf"};
+    size_t n = sizeof names / sizeof *names;
+    Cascade__V1__RecallResponse *bad =
+        seed_run1(f->recall, f->arena, batched_request(f->arena, "b1", 10, n, names));
+    Cascade__V1__RecallResponse *good =
+        seed_run1(f->recall, f->arena, batched_request(f->arena, "c1", 10, n, names));
+    for (size_t c = 0; c < 2; c++) {
+        const char *name = c == 0 ? "interest" : "cache";
+        const Cascade__V1__ChannelResult *got = channel_result(bad, name);
+        const Cascade__V1__ChannelResult *alone = channel_result(
+            seed_run1(f->recall, f->arena, batched_request(f->arena, "b1", 10, 1, &name)), name);
+        assert_int_equal(got->status, GRPC_STATUS_UNAVAILABLE);
+        assert_int_equal(alone->status, GRPC_STATUS_UNAVAILABLE);
+        assert_string_equal(got->message, alone->message);
+        assert_int_equal(got->count, 0);
+    }
+    assert_int_equal(channel_result(good, "cache")->status, GRPC_STATUS_OK);
+    for (size_t c = 1; c < n; c += 2) {
+        uint64_t ids_bad[32] = {0}, ids_good[32] = {0};
+        float sc_bad[32] = {0}, sc_good[32] = {0};
+        size_t k = channel_hits(bad, names[c], ids_bad, sc_bad);
+        assert_true(k > 0);
+        assert_int_equal(channel_result(bad, names[c])->status, GRPC_STATUS_OK);
+        assert_int_equal(channel_hits(good, names[c], ids_good, sc_good), k);
+        assert_memory_equal(ids_bad, ids_good, sizeof ids_bad);
+        assert_memory_equal(sc_bad, sc_good, sizeof sc_bad);
+    }
+}
+
 /* The list and author channels answer from the list cache exactly as a
  * stage without it, for a larger quota after a smaller one and the other way round, and
  * the repeated requests are served from the cache (its hit counter). */
@@ -711,6 +817,8 @@ int main(void)
         cmocka_unit_test(test_demo_hot),
         cmocka_unit_test(test_all_channels_one_request),
         cmocka_unit_test(test_lastn_read_once),
+        cmocka_unit_test(test_prefetch_reads_once),
+        cmocka_unit_test(test_prefetch_failure_left_to_channel),
         cmocka_unit_test(test_list_cache_same_answers),
         /* Last: these switch generations and rebuild the hot list. */
         cmocka_unit_test(test_list_cache_new_generation),
