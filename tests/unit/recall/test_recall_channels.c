@@ -582,24 +582,6 @@ static void test_lastn_read_once(void **state)
     cascade_recall_destroy(r);
 }
 
-/* A batched request (channel_specs, quota each) for uid. */
-static Cascade__V1__RecallRequest *batched_request(cascade_arena *a, const char *uid,
-                                                   uint32_t quota, size_t n,
-                                                   const char *const *channels)
-{
-    Cascade__V1__RecallRequest *req = seed_request(a, uid, 0, 0, NULL);
-    req->n_channel_specs = n;
-    req->channel_specs = cascade_arena_calloc(a, n + 1, sizeof *req->channel_specs);
-    for (size_t i = 0; i < n; i++) {
-        Cascade__V1__ChannelSpec *s = cascade_arena_alloc(a, sizeof *s);
-        cascade__v1__channel_spec__init(s);
-        s->channel = cascade_arena_strdup(a, channels[i]);
-        s->quota = quota;
-        req->channel_specs[i] = s;
-    }
-    return req;
-}
-
 /* The ChannelResult of `channel` in resp. */
 static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__RecallResponse *resp,
                                                         const char *channel)
@@ -660,16 +642,18 @@ static void test_prefetch_failure_left_to_channel(void **state)
     seed_set(r, cascade_key_user(key, NS, "b1"), "\xff\xff\xff", 3);
     seed_set(r, cascade_key_user_cache(key, NS, "b1"), "x", 1);
     const char *names[] = {"interest", "itemcf", "cache", "usercf"};
+    const uint32_t quotas[] = {10, 10, 10, 10};
     size_t n = sizeof names / sizeof *names;
     Cascade__V1__RecallResponse *bad =
-        seed_run1(f->recall, f->arena, batched_request(f->arena, "b1", 10, n, names));
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "b1", n, names, quotas));
     Cascade__V1__RecallResponse *good =
-        seed_run1(f->recall, f->arena, batched_request(f->arena, "c1", 10, n, names));
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "c1", n, names, quotas));
     for (size_t c = 0; c < 2; c++) {
         const char *name = c == 0 ? "interest" : "cache";
         const Cascade__V1__ChannelResult *got = channel_result(bad, name);
         const Cascade__V1__ChannelResult *alone = channel_result(
-            seed_run1(f->recall, f->arena, batched_request(f->arena, "b1", 10, 1, &name)), name);
+            seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "b1", 1, &name, quotas)),
+            name);
         assert_int_equal(got->status, GRPC_STATUS_UNAVAILABLE);
         assert_int_equal(alone->status, GRPC_STATUS_UNAVAILABLE);
         assert_string_equal(got->message, alone->message);
