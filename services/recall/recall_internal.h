@@ -108,6 +108,11 @@ struct cascade_recall__request_state {
     bool neighbours_loaded, neighbours_found;
     int64_t neighbours_gen;
     cascade_v1_UserNeighbourList *neighbours;
+    /* The GET reply of the user's interacted authors of generation
+     * interacted_gen, shared by interacted_author and similar_author (each
+     * parses the entries it uses); released after the channels. */
+    redisReply *interacted_reply;
+    int64_t interacted_gen;
 };
 
 /* Everything a channel gets for one request. */
@@ -135,10 +140,11 @@ typedef int (*cascade_recall__channel_fn)(const struct cascade_recall__channel_a
 /* What a channel reads of the user's own live keys, for the request's
  * prefetch (recall_prefetch.c). */
 enum cascade_recall__reads {
-    CASCADE_RECALL_READS_PROFILE = 1, /* {ns}:user:{uid} (cascade_recall__profile) */
-    CASCADE_RECALL_READS_LASTN = 2,   /* last-n, cfg.last_n entries (cascade_recall__user_lastn) */
-    CASCADE_RECALL_READS_CACHE = 4,   /* the cache channel's LRANGE -quota -1 */
-    CASCADE_RECALL_READS_USERCF = 8,  /* usercf's similar-user list (and own last-n) */
+    CASCADE_RECALL_READS_PROFILE = 1,  /* {ns}:user:{uid} (cascade_recall__profile) */
+    CASCADE_RECALL_READS_LASTN = 2,    /* last-n, cfg.last_n entries (cascade_recall__user_lastn) */
+    CASCADE_RECALL_READS_CACHE = 4,    /* the cache channel's LRANGE -quota -1 */
+    CASCADE_RECALL_READS_USERCF = 8,   /* usercf's similar-user list (and own last-n) */
+    CASCADE_RECALL_READS_AUTHORS = 16, /* {ns}:authors@{gen}:interacted:{uid} */
 };
 
 /* The registry (recall.c). */
@@ -231,7 +237,8 @@ bool cascade_recall__lastn_covered(const struct cascade_recall__channel_args *a,
  * reads what the n planned channels (registry indexes idx[] (-1: none),
  * quotas quota[], absolute deadlines deadline_ms[]) would read of the user's own keys one after
  * another — the profile (unless the profile cache holds it), the last-n
- * (the longest any of them asks), the cache list, usercf's similar users —
+ * (the longest any of them asks), the cache list, usercf's similar users,
+ * the interacted authors (both author channels parse the one reply) —
  * and keeps them in a->state, where those channels find them (the same
  * replies their own reads would get in this request). It waits at most until
  * the earliest deadline of the channels that use it. Best effort: anything
@@ -239,6 +246,11 @@ bool cascade_recall__lastn_covered(const struct cascade_recall__channel_args *a,
  * channel's own read, which then fails or degrades as before. */
 void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, const int *idx,
                               const uint32_t *quota, const int64_t *deadline_ms, size_t n);
+
+/* The prefetched GET reply of the user's interacted authors of generation
+ * gen, or NULL (then the channel reads it). Borrowed from the request state. */
+const redisReply *
+cascade_recall__prefetched_interacted(const struct cascade_recall__channel_args *a, int64_t gen);
 
 /* Free what the prefetch holds that no channel took (NULL-safe). */
 void cascade_recall__prefetch_release(struct cascade_recall__request_state *st);
@@ -349,6 +361,12 @@ void cascade_recall__list_store(const struct cascade_recall__channel_args *a, co
  * entries into out (ids and float scores), arena memory. */
 int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
                                     const char *key, size_t max, struct cascade_recall_hits *out);
+
+/* cascade_recall__read_neighbours of a reply already read (borrowed, not
+ * freed): a bad one is a failure recorded in p. */
+int cascade_recall__parse_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                     const char *key, const redisReply *rep, size_t max,
+                                     struct cascade_recall_hits *out);
 
 /* Read an LRANGE reply of Interaction records into out: item ids and their
  * interest weights (a stored weight of 0 counts as 1). Arena memory. */

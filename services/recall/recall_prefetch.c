@@ -1,8 +1,10 @@
 /* Recall stage, one request: the prefetch. Several channels read the user's
- * own keys (profile, last-n, the cache list, usercf's similar users), each in
+ * own keys (profile, last-n, the cache list, usercf's similar users, the
+ * interacted authors), each in
  * its own round trip when it runs; here they are read in one pipelined round
  * trip before the channels run, and the channels take them from the request
  * state. Anything not read cleanly is left to the channel's own read. */
+#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
@@ -16,12 +18,14 @@ struct prefetch_plan {
     size_t lastn;        /* entries of the last-n to read (0 = none) */
     size_t cache_quota;  /* the cache channel's quota (0 = none) */
     int64_t usercf_gen;  /* usercf's generation (0 = no similar-user read) */
+    int64_t authors_gen; /* the authors family's (0 = no interacted-authors read) */
+    int authors_users;   /* channels that read the interacted authors */
     int64_t deadline_ms; /* the earliest deadline of the channels served */
 };
 
-/* usercf's generation when it is planned and one is published; 0 when the
- * read is skipped (a failure is left for the channel to report). */
-static int64_t usercf_generation(const struct cascade_recall__channel_args *a, int idx)
+/* The generation of registry channel idx's family when one is published;
+ * 0 when the read is skipped (a failure is left for the channel to report). */
+static int64_t family_generation(const struct cascade_recall__channel_args *a, int idx)
 {
     char err[256];
     struct cascade_recall__channel_args g = *a;
@@ -59,7 +63,13 @@ static void plan_prefetch(const struct cascade_recall__channel_args *a, const in
             used = true;
         }
         if ((reads & CASCADE_RECALL_READS_USERCF) && cfg->users > 0)
-            plan->usercf_gen = usercf_generation(a, idx[c]);
+            plan->usercf_gen = family_generation(a, idx[c]);
+        if (reads & CASCADE_RECALL_READS_AUTHORS) {
+            if (plan->authors_gen == 0)
+                plan->authors_gen = family_generation(a, idx[c]);
+            plan->authors_users++;
+            used = true;
+        }
         if (used && deadline_ms[c] < plan->deadline_ms)
             plan->deadline_ms = deadline_ms[c];
     }
@@ -117,6 +127,10 @@ static void read_replies(const struct cascade_recall__channel_args *a,
             cascade_recall__pipe_fail(p, CASCADE_EFORMAT, "similar users: not a record");
         freeReplyObject(rep);
     }
+    if (plan->authors_gen > 0 && (rep = cascade_recall__pipe_reply(p)) != NULL) {
+        st->interacted_reply = rep; /* parsed by each author channel */
+        st->interacted_gen = plan->authors_gen;
+    }
 }
 
 void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, const int *idx,
@@ -124,13 +138,15 @@ void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, cons
 {
     struct prefetch_plan plan;
     plan_prefetch(a, idx, quota, deadline_ms, n, &plan);
-    int queued =
-        (plan.profile ? 1 : 0) + (plan.lastn > 0) + (plan.cache_quota > 0) + (plan.usercf_gen > 0);
-    /* One read gains nothing over the channel's own. */
-    if (queued < 2 || cascade_now_ms() >= plan.deadline_ms)
+    /* Round trips the channels would make for these reads (the interacted
+     * authors are read by both author channels); the prefetch gains
+     * nothing when that is one. */
+    int saved = (plan.profile ? 1 : 0) + (plan.lastn > 0) + (plan.cache_quota > 0) +
+                (plan.usercf_gen > 0) + (plan.authors_gen > 0 ? plan.authors_users : 0);
+    if (saved < 2 || cascade_now_ms() >= plan.deadline_ms)
         return;
     char user_key[CASCADE_KEY_MAX], lastn_key[CASCADE_KEY_MAX], cache_key[CASCADE_KEY_MAX];
-    char usercf_key[CASCADE_KEY_MAX];
+    char usercf_key[CASCADE_KEY_MAX], authors_key[CASCADE_KEY_MAX], suffix[CASCADE_KEY_MAX];
     struct cascade_recall__pipe p;
     cascade_redis_set_deadline(a->redis, plan.deadline_ms);
     cascade_recall__pipe_init(&p, a->redis);
@@ -150,8 +166,22 @@ void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, cons
         cascade_key_artefact(usercf_key, a->recall->ns, "usercf", plan.usercf_gen, a->user_id);
         cascade_recall__pipe_get(&p, usercf_key);
     }
+    if (plan.authors_gen > 0) {
+        snprintf(suffix, sizeof suffix, "interacted:%s", a->user_id);
+        cascade_key_artefact(authors_key, a->recall->ns,
+                             cascade_recall__family_name(CASCADE_RECALL_FAM_AUTHORS),
+                             plan.authors_gen, suffix);
+        cascade_recall__pipe_get(&p, authors_key);
+    }
     read_replies(a, &plan, &p, lastn_key);
     cascade_recall__pipe_end(&p);
+}
+
+const redisReply *
+cascade_recall__prefetched_interacted(const struct cascade_recall__channel_args *a, int64_t gen)
+{
+    const struct cascade_recall__request_state *st = a->state;
+    return st->interacted_reply && st->interacted_gen == gen ? st->interacted_reply : NULL;
 }
 
 void cascade_recall__prefetch_release(struct cascade_recall__request_state *st)
@@ -159,5 +189,7 @@ void cascade_recall__prefetch_release(struct cascade_recall__request_state *st)
     if (!st)
         return;
     freeReplyObject(st->cache_reply);
+    freeReplyObject(st->interacted_reply);
     st->cache_reply = NULL;
+    st->interacted_reply = NULL;
 }

@@ -521,16 +521,24 @@ static size_t channel_hits(const Cascade__V1__RecallResponse *resp, const char *
     return n;
 }
 
-static long long lrange_calls(cascade_redis *r)
+/* Calls of one command so far (INFO commandstats), e.g. "lrange". */
+static long long command_calls(cascade_redis *r, const char *command)
 {
     redisReply *rep = NULL;
     long long calls = 0;
+    char field[64];
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
     assert_int_equal(cascade_redis_command(r, &rep, "INFO commandstats"), 0);
-    const char *p = strstr(rep->str, "cmdstat_lrange:calls=");
+    const char *p = strstr(rep->str, field);
     if (p)
-        calls = atoll(p + strlen("cmdstat_lrange:calls="));
+        calls = atoll(p + strlen(field));
     freeReplyObject(rep);
     return calls;
+}
+
+static long long lrange_calls(cascade_redis *r)
+{
+    return command_calls(r, "lrange");
 }
 
 /* The user's last-n is read once per request and shared by the channels
@@ -600,7 +608,8 @@ static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__Recal
 static void test_prefetch_reads_once(void **state)
 {
     struct fixture *f = *state;
-    const char *names[] = {"itemcf", "usercf", "cache", "interest"};
+    const char *names[] = {"itemcf",        "usercf", "cache", "interest", "interacted_author",
+                           "similar_author"};
     long long before = lrange_calls(f->redis.conn);
     Cascade__V1__RecallResponse *all = seed_run1(
         f->recall, f->arena, seed_request(f->arena, "u1", 10, sizeof names / sizeof *names, names));
@@ -620,6 +629,31 @@ static void test_prefetch_reads_once(void **state)
     assert_memory_equal(ids, ((uint64_t[]){5, 6, 7, 8}), 4 * sizeof *ids);
     assert_int_equal(channel_hits(all, "itemcf", ids, sc), 3);
     assert_int_equal(channel_hits(all, "interest", ids, sc), 0); /* u1 has no profile */
+    /* Both author channels parse the one interacted-authors reply
+     * (test_interacted_author, test_similar_author). */
+    assert_int_equal(channel_hits(all, "interacted_author", ids, sc), 4);
+    assert_memory_equal(ids, ((uint64_t[]){531, 502, 532, 501}), 4 * sizeof *ids);
+    assert_float_equal(sc[0], 2.0f, 1e-5);
+    assert_float_equal(sc[3], 0.5f, 1e-5);
+    assert_int_equal(channel_hits(all, "similar_author", ids, sc), 3);
+    assert_memory_equal(ids, ((uint64_t[]){542, 551, 541}), 3 * sizeof *ids);
+    assert_float_equal(sc[0], 0.7f, 1e-5);
+    assert_float_equal(sc[2], 0.35f, 1e-5);
+    /* The interacted authors are read once for both: one GET fewer than the
+     * two channels alone (generations cached, so the other GETs — similar
+     * lists — are the same either way). */
+    cascade_recall *r = seed_recall(f->redis.pool, NS, NULL,
+                                    "{\"recall\": {\"generation_ttl_ms\": 3600000, " CHANNELS "}}");
+    const char *authors[] = {"interacted_author", "similar_author"};
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors)); /* generations */
+    long long g0 = command_calls(f->redis.conn, "get");
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[0]));
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[1]));
+    long long g1 = command_calls(f->redis.conn, "get");
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors));
+    long long g2 = command_calls(f->redis.conn, "get");
+    assert_int_equal(g2 - g1, g1 - g0 - 1);
+    cascade_recall_destroy(r);
 }
 
 /* What the prefetch could not read cleanly is left to the channel's own read:
@@ -660,7 +694,7 @@ static void test_prefetch_failure_left_to_channel(void **state)
         assert_int_equal(got->count, 0);
     }
     assert_int_equal(channel_result(good, "cache")->status, GRPC_STATUS_OK);
-    for (size_t c = 1; c < n; c += 2) {
+    for (size_t c = 1; c < n; c += 2) { /* itemcf, usercf */
         uint64_t ids_bad[32] = {0}, ids_good[32] = {0};
         float sc_bad[32] = {0}, sc_good[32] = {0};
         size_t k = channel_hits(bad, names[c], ids_bad, sc_bad);
@@ -669,6 +703,23 @@ static void test_prefetch_failure_left_to_channel(void **state)
         assert_int_equal(channel_hits(good, names[c], ids_good, sc_good), k);
         assert_memory_equal(ids_bad, ids_good, sizeof ids_bad);
         assert_memory_equal(sc_bad, sc_good, sizeof sc_bad);
+    }
+    /* d1's interacted authors are a string that is not a record: the
+     * prefetch reads it cleanly (no profile comes before it) and both author
+     * channels fail parsing it, with the message of their own read. */
+    seed_set(r, seed_key(key, "authors", 1, "interacted:d1"), "\xff\xff\xff", 3);
+    const char *authors[] = {"interest", "interacted_author", "similar_author"};
+    Cascade__V1__RecallResponse *d1 =
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "d1", 3, authors, quotas));
+    assert_int_equal(channel_result(d1, "interest")->status, GRPC_STATUS_OK);
+    for (size_t c = 1; c < 3; c++) {
+        const Cascade__V1__ChannelResult *got = channel_result(d1, authors[c]);
+        const Cascade__V1__ChannelResult *alone =
+            channel_result(seed_run1(f->recall, f->arena,
+                                     seed_spec_request(f->arena, "d1", 1, &authors[c], quotas)),
+                           authors[c]);
+        assert_int_equal(got->status, GRPC_STATUS_UNAVAILABLE);
+        assert_string_equal(got->message, alone->message);
     }
 }
 
