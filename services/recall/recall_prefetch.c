@@ -38,10 +38,13 @@ static int64_t family_generation(const struct cascade_recall__channel_args *a, i
     return cascade_recall__generation(&g, &gen) == 0 ? gen : 0;
 }
 
+/* What the planned channels read; *usercf and *authors the registry index
+ * of a channel reading those families' keys (-1: none). No Redis. */
 static void plan_prefetch(const struct cascade_recall__channel_args *a, const int *idx,
                           const uint32_t *quota, const int64_t *deadline_ms, size_t n,
-                          struct prefetch_plan *plan)
+                          struct prefetch_plan *plan, int *usercf, int *authors)
 {
+    *usercf = *authors = -1;
     memset(plan, 0, sizeof *plan);
     plan->deadline_ms = INT64_MAX;
     bool wants_profile = false;
@@ -63,17 +66,29 @@ static void plan_prefetch(const struct cascade_recall__channel_args *a, const in
             used = true;
         }
         if ((reads & CASCADE_RECALL_READS_USERCF) && cfg->users > 0)
-            plan->usercf_gen = family_generation(a, idx[c]);
+            *usercf = idx[c];
         if (reads & CASCADE_RECALL_READS_AUTHORS) {
-            if (plan->authors_gen == 0)
-                plan->authors_gen = family_generation(a, idx[c]);
+            *authors = idx[c];
             plan->authors_users++;
             used = true;
         }
         if (used && deadline_ms[c] < plan->deadline_ms)
             plan->deadline_ms = deadline_ms[c];
     }
-    plan->profile = wants_profile && cascade_recall__profile_wanted(a);
+    plan->profile = wants_profile;
+}
+
+/* The generations of the families read (from the stage's cache, or a GET
+ * each when stale, as the channel itself would), the profile unless the
+ * profile cache holds it; under the prefetch's deadline. */
+static void resolve_plan(const struct cascade_recall__channel_args *a, int usercf, int authors,
+                         struct prefetch_plan *plan)
+{
+    if (usercf >= 0)
+        plan->usercf_gen = family_generation(a, usercf);
+    if (authors >= 0)
+        plan->authors_gen = family_generation(a, authors);
+    plan->profile = plan->profile && cascade_recall__profile_wanted(a);
 }
 
 /* usercf's similar-user list from a GET reply (nil: none). */
@@ -137,7 +152,12 @@ void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, cons
                               const uint32_t *quota, const int64_t *deadline_ms, size_t n)
 {
     struct prefetch_plan plan;
-    plan_prefetch(a, idx, quota, deadline_ms, n, &plan);
+    int usercf, authors;
+    plan_prefetch(a, idx, quota, deadline_ms, n, &plan, &usercf, &authors);
+    if (cascade_now_ms() >= plan.deadline_ms)
+        return;
+    cascade_redis_set_deadline(a->redis, plan.deadline_ms);
+    resolve_plan(a, usercf, authors, &plan);
     /* Round trips the channels would make for these reads (the interacted
      * authors are read by both author channels); the prefetch gains
      * nothing when that is one. */
@@ -148,7 +168,6 @@ void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, cons
     char user_key[CASCADE_KEY_MAX], lastn_key[CASCADE_KEY_MAX], cache_key[CASCADE_KEY_MAX];
     char usercf_key[CASCADE_KEY_MAX], authors_key[CASCADE_KEY_MAX], suffix[CASCADE_KEY_MAX];
     struct cascade_recall__pipe p;
-    cascade_redis_set_deadline(a->redis, plan.deadline_ms);
     cascade_recall__pipe_init(&p, a->redis);
     if (plan.profile) {
         cascade_key_user(user_key, a->recall->ns, a->user_id);
