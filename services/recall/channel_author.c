@@ -5,7 +5,8 @@
  * newest items, score interest / (1 + position)), and "similar_author"
  * (interacted and followed authors → {ns}:authors@{gen}:similar:{aid} →
  * the best similar authors' newest items). One pipelined round trip per
- * step. */
+ * step; the interacted authors come from the request's prefetch when it read
+ * them. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -140,10 +141,15 @@ int cascade_recall__interacted_author(const struct cascade_recall__channel_args 
     const char *key = cascade_recall__key(a, gen, suffix);
     if (!key)
         return cascade_recall__nomem(a);
+    const redisReply *pre = cascade_recall__prefetched_interacted(a, gen);
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
-    cascade_recall__pipe_get(&p, key);
-    cascade_recall__read_neighbours(&p, a->arena, key, a->cfg->max_authors, &authors);
+    if (pre) {
+        cascade_recall__parse_neighbours(&p, a->arena, key, pre, a->cfg->max_authors, &authors);
+    } else {
+        cascade_recall__pipe_get(&p, key);
+        cascade_recall__read_neighbours(&p, a->arena, key, a->cfg->max_authors, &authors);
+    }
     if ((rc = cascade_recall__pipe_end(&p)) != 0)
         return cascade_recall__fail(a, rc, "interacted authors", p.msg);
     if (authors.count == 0)
@@ -164,11 +170,16 @@ static int similar_seeds(const struct cascade_recall__channel_args *a, int64_t g
     const char *key = cascade_recall__key(a, gen, suffix);
     if (!key)
         return cascade_recall__nomem(a);
+    const redisReply *pre = cascade_recall__prefetched_interacted(a, gen);
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
-    cascade_recall__pipe_get(&p, key);
+    if (!pre)
+        cascade_recall__pipe_get(&p, key);
     queue_follows(a, &p, fkey, a->cfg->sources);
-    cascade_recall__read_neighbours(&p, a->arena, key, a->cfg->sources, &inter);
+    if (pre)
+        cascade_recall__parse_neighbours(&p, a->arena, key, pre, a->cfg->sources, &inter);
+    else
+        cascade_recall__read_neighbours(&p, a->arena, key, a->cfg->sources, &inter);
     read_follows(a, &p, fkey, &follows, &n_follows);
     int rc = cascade_recall__pipe_end(&p);
     if (rc != 0)

@@ -3,7 +3,8 @@
  * item ids, newest first; capacity and removal on exposure are the
  * orchestrator's). Returned in FIFO order — oldest first, the order they
  * would leave the cache — with score (n − position) / n; a repeated id is
- * kept once, at its oldest position. One round trip (LRANGE -quota -1). */
+ * kept once, at its oldest position. One round trip (LRANGE -quota -1), none
+ * when the request's prefetch read it. */
 #include <stdio.h>
 
 #include "error.h"
@@ -17,8 +18,14 @@ int cascade_recall__cache(const struct cascade_recall__channel_args *a,
     cascade_key_user_cache(key, a->recall->ns, a->user_id);
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
-    cascade_recall__pipe_lrange(&p, key, -(long long)a->quota, -1);
-    redisReply *rep = cascade_recall__pipe_reply(&p);
+    redisReply *rep = NULL;
+    if (a->state->cache_reply && a->state->cache_quota == a->quota) {
+        rep = a->state->cache_reply; /* the request's prefetch read it: ours now */
+        a->state->cache_reply = NULL;
+    } else {
+        cascade_recall__pipe_lrange(&p, key, -(long long)a->quota, -1);
+        rep = cascade_recall__pipe_reply(&p);
+    }
     cascade_idmap seen;
     if (rep && rep->type != REDIS_REPLY_ARRAY)
         cascade_recall__pipe_fail(&p, CASCADE_EFORMAT, "%s: not a list", key);

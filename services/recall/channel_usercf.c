@@ -3,7 +3,8 @@
  * score(item) = Σ_v sim(u, v) · interest(v, item), the user's own last-n
  * items excluded. Two round trips after the (cached) generation: the
  * similar-user list, then one pipeline with the user's own last-n and every
- * neighbour's. */
+ * neighbour's — one when the request's prefetch read the list and the
+ * user's last-n. */
 #include "error.h"
 #include "recall_internal.h"
 #include "store.h"
@@ -42,12 +43,18 @@ int cascade_recall__usercf(const struct cascade_recall__channel_args *a,
     int rc = cascade_recall__generation(a, &gen);
     if (rc != 0 || gen == 0)
         return rc;
-    cascade_v1_UserNeighbourList *nl = cascade_arena_alloc(a->arena, sizeof *nl);
-    if (!nl)
-        return cascade_recall__nomem(a);
-    rc = cascade_store_get_user_neighbours(a->redis, a->recall->ns, gen, a->user_id, nl, &found);
-    if (rc != 0)
-        return cascade_recall__fail(a, rc, "similar users", cascade_redis_error(a->redis));
+    const struct cascade_recall__request_state *st = a->state;
+    cascade_v1_UserNeighbourList *nl = st->neighbours;
+    if (st->neighbours_loaded && st->neighbours_gen == gen) {
+        found = st->neighbours_found; /* the request's prefetch read it */
+    } else {
+        if (!(nl = cascade_arena_alloc(a->arena, sizeof *nl)))
+            return cascade_recall__nomem(a);
+        rc =
+            cascade_store_get_user_neighbours(a->redis, a->recall->ns, gen, a->user_id, nl, &found);
+        if (rc != 0)
+            return cascade_recall__fail(a, rc, "similar users", cascade_redis_error(a->redis));
+    }
     if (!found || nl->neighbours_count == 0)
         return 0;
 
@@ -60,15 +67,21 @@ int cascade_recall__usercf(const struct cascade_recall__channel_args *a,
         return cascade_recall__nomem(a);
     long long last = (long long)a->cfg->last_n - 1;
     struct cascade_recall__pipe p;
+    /* The user's own list, read first unless the request already holds it. */
+    bool own_read = cascade_recall__lastn_covered(a, a->cfg->last_n);
+    if (own_read && (rc = cascade_recall__user_lastn(a, a->cfg->last_n, &lists[n])) != 0)
+        return rc;
     cascade_recall__pipe_init(&p, a->redis);
-    cascade_key_user_lastn(keys[n], a->recall->ns, a->user_id); /* own list, read first */
-    cascade_recall__pipe_lrange(&p, keys[n], 0, last);
+    cascade_key_user_lastn(keys[n], a->recall->ns, a->user_id);
+    if (!own_read)
+        cascade_recall__pipe_lrange(&p, keys[n], 0, last);
     for (size_t v = 0; v < n; v++) {
         cascade_key_user_lastn(keys[v], a->recall->ns, nl->neighbours[v].user_id);
         sims[v] = nl->neighbours[v].score;
         cascade_recall__pipe_lrange(&p, keys[v], 0, last);
     }
-    cascade_recall__read_interactions(&p, a->arena, keys[n], &lists[n]);
+    if (!own_read)
+        cascade_recall__read_interactions(&p, a->arena, keys[n], &lists[n]);
     for (size_t v = 0; v < n; v++)
         cascade_recall__read_interactions(&p, a->arena, keys[v], &lists[v]);
     if ((rc = cascade_recall__pipe_end(&p)) != 0)

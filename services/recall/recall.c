@@ -21,21 +21,23 @@
 /* The channel registry. Adding a channel: write its function and add a row;
  * recall.channels.<name>.enabled switches it. */
 const struct cascade_recall__channel_def cascade_recall__channels[] = {
-    {"hot", CASCADE_RECALL_FAM_HOT, cascade_recall__hot},
-    {"itemcf", CASCADE_RECALL_FAM_ITEMCF, cascade_recall__itemcf},
-    {"swing", CASCADE_RECALL_FAM_SWING, cascade_recall__itemcf},
-    {"ease", CASCADE_RECALL_FAM_EASE, cascade_recall__ease},
-    {"usercf", CASCADE_RECALL_FAM_USERCF, cascade_recall__usercf},
-    {"new", CASCADE_RECALL_FAM_NEW, cascade_recall__new},
-    {"geo", CASCADE_RECALL_FAM_GEO, cascade_recall__geo},
-    {"city", CASCADE_RECALL_FAM_CITY, cascade_recall__city},
-    {"follow_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__follow_author},
-    {"interacted_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__interacted_author},
-    {"similar_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__similar_author},
-    {"cache", CASCADE_RECALL_FAM_NONE, cascade_recall__cache},
-    {"interest", CASCADE_RECALL_FAM_HOT, cascade_recall__interest},
-    {"demo_hot", CASCADE_RECALL_FAM_HOT, cascade_recall__demo_hot},
-    {"two_tower", CASCADE_RECALL_FAM_NONE, cascade_recall__two_tower},
+    {"hot", CASCADE_RECALL_FAM_HOT, cascade_recall__hot, 0},
+    {"itemcf", CASCADE_RECALL_FAM_ITEMCF, cascade_recall__itemcf, CASCADE_RECALL_READS_LASTN},
+    {"swing", CASCADE_RECALL_FAM_SWING, cascade_recall__itemcf, CASCADE_RECALL_READS_LASTN},
+    {"ease", CASCADE_RECALL_FAM_EASE, cascade_recall__ease, CASCADE_RECALL_READS_LASTN},
+    {"usercf", CASCADE_RECALL_FAM_USERCF, cascade_recall__usercf, CASCADE_RECALL_READS_USERCF},
+    {"new", CASCADE_RECALL_FAM_NEW, cascade_recall__new, 0},
+    {"geo", CASCADE_RECALL_FAM_GEO, cascade_recall__geo, CASCADE_RECALL_READS_PROFILE},
+    {"city", CASCADE_RECALL_FAM_CITY, cascade_recall__city, CASCADE_RECALL_READS_PROFILE},
+    {"follow_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__follow_author, 0},
+    {"interacted_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__interacted_author,
+     CASCADE_RECALL_READS_AUTHORS},
+    {"similar_author", CASCADE_RECALL_FAM_AUTHORS, cascade_recall__similar_author,
+     CASCADE_RECALL_READS_AUTHORS},
+    {"cache", CASCADE_RECALL_FAM_NONE, cascade_recall__cache, CASCADE_RECALL_READS_CACHE},
+    {"interest", CASCADE_RECALL_FAM_HOT, cascade_recall__interest, CASCADE_RECALL_READS_PROFILE},
+    {"demo_hot", CASCADE_RECALL_FAM_HOT, cascade_recall__demo_hot, CASCADE_RECALL_READS_PROFILE},
+    {"two_tower", CASCADE_RECALL_FAM_NONE, cascade_recall__two_tower, CASCADE_RECALL_READS_PROFILE},
 };
 const size_t cascade_recall__n_channels =
     sizeof cascade_recall__channels / sizeof cascade_recall__channels[0];
@@ -488,13 +490,18 @@ static void profile_store(const struct cascade_recall__channel_args *a,
                                   cascade_now_ms());
 }
 
+bool cascade_recall__lastn_covered(const struct cascade_recall__channel_args *a, size_t n)
+{
+    const struct cascade_recall__request_state *st = a->state;
+    return st->lastn_loaded && (n <= st->lastn_asked || st->lastn.count < st->lastn_asked);
+}
+
 int cascade_recall__user_lastn(const struct cascade_recall__channel_args *a, size_t n,
                                struct cascade_recall_hits *out)
 {
     struct cascade_recall__request_state *st = a->state;
     memset(out, 0, sizeof *out);
-    bool covered = st->lastn_loaded && (n <= st->lastn_asked || st->lastn.count < st->lastn_asked);
-    if (!covered) {
+    if (!cascade_recall__lastn_covered(a, n)) {
         char key[CASCADE_KEY_MAX];
         struct cascade_recall_hits got;
         struct cascade_recall__pipe p;
@@ -519,6 +526,36 @@ int cascade_recall__user_lastn(const struct cascade_recall__channel_args *a, siz
         memcpy(out->scores, st->lastn.scores, m * sizeof *out->scores);
     }
     out->count = m;
+    return 0;
+}
+
+bool cascade_recall__profile_wanted(const struct cascade_recall__channel_args *a)
+{
+    struct cascade_recall__request_state *st = a->state;
+    if (!st->profile_loaded && profile_cached(a, st))
+        st->profile_loaded = true;
+    return !st->profile_loaded;
+}
+
+int cascade_recall__profile_take(const struct cascade_recall__channel_args *a,
+                                 const redisReply *rep)
+{
+    struct cascade_recall__request_state *st = a->state;
+    memset(&st->profile, 0, sizeof st->profile);
+    st->profile_found = false;
+    if (rep->type != REDIS_REPLY_NIL) {
+        /* As cascade_store_get_user decodes it; a bad record is left to the
+         * channel's own read, which reports it. */
+        if (rep->type != REDIS_REPLY_STRING ||
+            cascade_record_decode(cascade_v1_UserRecord_fields, &st->profile,
+                                  (const uint8_t *)rep->str, rep->len) != 0) {
+            memset(&st->profile, 0, sizeof st->profile);
+            return CASCADE_EFORMAT;
+        }
+        st->profile_found = true;
+    }
+    profile_store(a, st);
+    st->profile_loaded = true;
     return 0;
 }
 

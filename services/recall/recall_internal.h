@@ -99,6 +99,20 @@ struct cascade_recall__request_state {
     bool lastn_loaded;
     size_t lastn_asked;
     struct cascade_recall_hits lastn;
+    /* From the prefetch (recall_prefetch.c), each used only when it was read
+     * without any failure: the cache channel's LRANGE reply for cache_quota
+     * (owned here until the channel takes it; released after the channels),
+     * and usercf's similar-user list of generation neighbours_gen. */
+    redisReply *cache_reply;
+    size_t cache_quota;
+    bool neighbours_loaded, neighbours_found;
+    int64_t neighbours_gen;
+    cascade_v1_UserNeighbourList *neighbours;
+    /* The GET reply of the user's interacted authors of generation
+     * interacted_gen, shared by interacted_author and similar_author (each
+     * parses the entries it uses); released after the channels. */
+    redisReply *interacted_reply;
+    int64_t interacted_gen;
 };
 
 /* Everything a channel gets for one request. */
@@ -123,11 +137,22 @@ struct cascade_recall__channel_args {
 typedef int (*cascade_recall__channel_fn)(const struct cascade_recall__channel_args *args,
                                           struct cascade_recall_hits *out);
 
+/* What a channel reads of the user's own live keys, for the request's
+ * prefetch (recall_prefetch.c). */
+enum cascade_recall__reads {
+    CASCADE_RECALL_READS_PROFILE = 1,  /* {ns}:user:{uid} (cascade_recall__profile) */
+    CASCADE_RECALL_READS_LASTN = 2,    /* last-n, cfg.last_n entries (cascade_recall__user_lastn) */
+    CASCADE_RECALL_READS_CACHE = 4,    /* the cache channel's LRANGE -quota -1 */
+    CASCADE_RECALL_READS_USERCF = 8,   /* usercf's similar-user list (and own last-n) */
+    CASCADE_RECALL_READS_AUTHORS = 16, /* {ns}:authors@{gen}:interacted:{uid} */
+};
+
 /* The registry (recall.c). */
 struct cascade_recall__channel_def {
     const char *name;
     enum cascade_recall__family family;
     cascade_recall__channel_fn fn;
+    unsigned reads; /* enum cascade_recall__reads bits */
 };
 extern const struct cascade_recall__channel_def cascade_recall__channels[];
 extern const size_t cascade_recall__n_channels;
@@ -204,6 +229,41 @@ int cascade_recall__fail(const struct cascade_recall__channel_args *a, int rc, c
  * fails the channel as its own read would ("last-n: ..."). */
 int cascade_recall__user_lastn(const struct cascade_recall__channel_args *a, size_t n,
                                struct cascade_recall_hits *out);
+
+/* Whether cascade_recall__user_lastn(a, n) would answer without a round trip. */
+bool cascade_recall__lastn_covered(const struct cascade_recall__channel_args *a, size_t n);
+
+/* The request's prefetch: before the channels run, one pipelined round trip
+ * reads what the n planned channels (registry indexes idx[] (-1: none),
+ * quotas quota[], absolute deadlines deadline_ms[]) would read of the user's own keys one after
+ * another — the profile (unless the profile cache holds it), the last-n
+ * (the longest any of them asks), the cache list, usercf's similar users,
+ * the interacted authors (both author channels parse the one reply) —
+ * and keeps them in a->state, where those channels find them (the same
+ * replies their own reads would get in this request). It waits at most until
+ * the earliest deadline of the channels that use it. Best effort: anything
+ * not read cleanly (an error reply, a bad record, a timeout) is left for the
+ * channel's own read, which then fails or degrades as before. */
+void cascade_recall__prefetch(const struct cascade_recall__channel_args *a, const int *idx,
+                              const uint32_t *quota, const int64_t *deadline_ms, size_t n);
+
+/* The prefetched GET reply of the user's interacted authors of generation
+ * gen, or NULL (then the channel reads it). Borrowed from the request state. */
+const redisReply *
+cascade_recall__prefetched_interacted(const struct cascade_recall__channel_args *a, int64_t gen);
+
+/* Free what the prefetch holds that no channel took (NULL-safe). */
+void cascade_recall__prefetch_release(struct cascade_recall__request_state *st);
+
+/* The profile, when the prefetch should read it: false when the request
+ * state or the profile cache already holds it (marked loaded then). */
+bool cascade_recall__profile_wanted(const struct cascade_recall__channel_args *a);
+
+/* Take a GET reply of the user's record as the request's profile (and cache
+ * it as cascade_recall__profile would). Returns 0, or CASCADE_EFORMAT for a
+ * reply that is not a record (nothing is kept then). */
+int cascade_recall__profile_take(const struct cascade_recall__channel_args *a,
+                                 const redisReply *rep);
 
 /* ENOMEM with "<channel>: out of request memory". */
 int cascade_recall__nomem(const struct cascade_recall__channel_args *a);
@@ -301,6 +361,12 @@ void cascade_recall__list_store(const struct cascade_recall__channel_args *a, co
  * entries into out (ids and float scores), arena memory. */
 int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
                                     const char *key, size_t max, struct cascade_recall_hits *out);
+
+/* cascade_recall__read_neighbours of a reply already read (borrowed, not
+ * freed): a bad one is a failure recorded in p. */
+int cascade_recall__parse_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                     const char *key, const redisReply *rep, size_t max,
+                                     struct cascade_recall_hits *out);
 
 /* Read an LRANGE reply of Interaction records into out: item ids and their
  * interest weights (a stored weight of 0 counts as 1). Arena memory. */

@@ -153,24 +153,22 @@ out:
     return p->rc;
 }
 
-int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
-                                    const char *key, size_t max, struct cascade_recall_hits *out)
+int cascade_recall__parse_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                     const char *key, const redisReply *rep, size_t max,
+                                     struct cascade_recall_hits *out)
 {
     memset(out, 0, sizeof *out);
-    redisReply *rep = cascade_recall__pipe_reply(p);
-    if (!rep)
-        return p->rc;
     if (rep->type == REDIS_REPLY_NIL)
-        goto out;
+        return p->rc;
     if (rep->type != REDIS_REPLY_STRING) {
         cascade_recall__pipe_fail(p, CASCADE_EFORMAT, "%s: not a NeighbourList record", key);
-        goto out;
+        return p->rc;
     }
     out->ids = cascade_arena_alloc(arena, (max + 1) * sizeof *out->ids);
     out->scores = cascade_arena_alloc(arena, (max + 1) * sizeof *out->scores);
     if (!out->ids || !out->scores) {
         cascade_recall__pipe_fail(p, CASCADE_ENOMEM, "out of request memory");
-        goto out;
+        return p->rc;
     }
     if (cascade_recall_decode_neighbours((const uint8_t *)rep->str, rep->len, max, out->ids,
                                          out->scores, &out->count) != 0) {
@@ -178,7 +176,17 @@ int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_aren
         cascade_recall__pipe_fail(
             p, CASCADE_EFORMAT, "%s: not a valid NeighbourList record (%zu bytes)", key, rep->len);
     }
-out:
+    return p->rc;
+}
+
+int cascade_recall__read_neighbours(struct cascade_recall__pipe *p, cascade_arena *arena,
+                                    const char *key, size_t max, struct cascade_recall_hits *out)
+{
+    memset(out, 0, sizeof *out);
+    redisReply *rep = cascade_recall__pipe_reply(p);
+    if (!rep)
+        return p->rc;
+    cascade_recall__parse_neighbours(p, arena, key, rep, max, out);
     freeReplyObject(rep);
     return p->rc;
 }

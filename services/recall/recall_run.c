@@ -260,21 +260,16 @@ static int64_t channel_deadline(const struct recall_plan *plan, size_t c, int64_
  * plain request fails at its first failing channel; a batched one records the
  * failure (gRPC status and message) and goes on with the next channel. */
 static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_arena *arena,
-                               int64_t deadline_ms, const Cascade__V1__RecallRequest *req,
-                               const struct recall_plan *plan, Cascade__V1__RecallResponse **out,
-                               char *err, size_t errlen)
+                               const int64_t *deadlines, const Cascade__V1__RecallRequest *req,
+                               const struct recall_plan *plan,
+                               struct cascade_recall__request_state *state,
+                               Cascade__V1__RecallResponse **out, char *err, size_t errlen)
 {
     struct cascade_recall_hits hits[CASCADE_RECALL_MAX_CHANNELS];
     int64_t latency_us[CASCADE_RECALL_MAX_CHANNELS];
     int status[CASCADE_RECALL_MAX_CHANNELS];
     char *message[2 * CASCADE_RECALL_MAX_CHANNELS]; /* then the names of unusable channels */
     int rc;
-    int64_t start_ms = cascade_now_ms();
-    struct cascade_recall__request_state *state = cascade_arena_calloc(arena, 1, sizeof *state);
-    if (!redis || !state) {
-        snprintf(err, errlen, "recall: out of memory");
-        return CASCADE_ENOMEM;
-    }
     struct cascade_recall__channel_args args = {
         .recall = r,
         .redis = redis,
@@ -285,8 +280,10 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
         .err = err,
         .errlen = errlen,
     };
+    /* One round trip for the user's own keys several channels read. */
+    cascade_recall__prefetch(&args, plan->idx, plan->quota, deadlines, plan->n);
     for (size_t c = 0; c < plan->n; c++) {
-        args.deadline_ms = channel_deadline(plan, c, start_ms, deadline_ms);
+        args.deadline_ms = deadlines[c];
         args.quota = plan->quota[c];
         status[c] = GRPC_STATUS_OK;
         message[c] = message[c + plan->n] = NULL;
@@ -343,7 +340,17 @@ int cascade_recall_run(cascade_recall *r, cascade_arena *arena, int64_t deadline
      * deadline; the handle is the thread's, so the bound is lifted again
      * afterwards. */
     cascade_redis *redis = cascade_redis_pool_get(r->redis);
-    rc = recall_run_channels(r, redis, arena, deadline_ms, req, &plan, out, err, errlen);
+    struct cascade_recall__request_state *state = cascade_arena_calloc(arena, 1, sizeof *state);
+    if (!redis || !state) {
+        snprintf(err, errlen, "recall: out of memory");
+        return CASCADE_ENOMEM;
+    }
+    int64_t start_ms = cascade_now_ms();
+    int64_t deadlines[CASCADE_RECALL_MAX_CHANNELS];
+    for (size_t c = 0; c < plan.n; c++)
+        deadlines[c] = channel_deadline(&plan, c, start_ms, deadline_ms);
+    rc = recall_run_channels(r, redis, arena, deadlines, req, &plan, state, out, err, errlen);
+    cascade_recall__prefetch_release(state);
     cascade_redis_set_deadline(redis, INT64_MAX);
     return rc;
 }

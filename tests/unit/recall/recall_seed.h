@@ -162,6 +162,25 @@ static inline Cascade__V1__RecallRequest *seed_request(cascade_arena *a, const c
     return req;
 }
 
+/* A batched request (channel_specs) for uid: channel i with quotas[i] and
+ * no time budget of its own. */
+static inline Cascade__V1__RecallRequest *seed_spec_request(cascade_arena *a, const char *uid,
+                                                            size_t n, const char *const *channels,
+                                                            const uint32_t *quotas)
+{
+    Cascade__V1__RecallRequest *req = seed_request(a, uid, 0, 0, NULL);
+    req->n_channel_specs = n;
+    req->channel_specs = cascade_arena_calloc(a, n + 1, sizeof *req->channel_specs);
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__ChannelSpec *spec = cascade_arena_alloc(a, sizeof *spec);
+        cascade__v1__channel_spec__init(spec);
+        spec->channel = cascade_arena_strdup(a, channels[i]);
+        spec->quota = quotas[i];
+        req->channel_specs[i] = spec;
+    }
+    return req;
+}
+
 /* Run one channel for uid and return the response (asserting success). */
 static inline Cascade__V1__RecallResponse *seed_run1(cascade_recall *r, cascade_arena *a,
                                                      Cascade__V1__RecallRequest *req)

@@ -294,24 +294,6 @@ static void test_corrupt_record(void **state)
     assert_int_equal(resp->channels[1]->count, 3);
 }
 
-/* A batched request (channel_specs) for uid: channel i with quotas[i] and
- * no time budget of its own. */
-static Cascade__V1__RecallRequest *spec_request(cascade_arena *a, const char *uid, size_t n,
-                                                const char *const *channels, const uint32_t *quotas)
-{
-    Cascade__V1__RecallRequest *req = seed_request(a, uid, 0, 0, NULL);
-    req->n_channel_specs = n;
-    req->channel_specs = cascade_arena_calloc(a, n + 1, sizeof *req->channel_specs);
-    for (size_t i = 0; i < n; i++) {
-        Cascade__V1__ChannelSpec *spec = cascade_arena_alloc(a, sizeof *spec);
-        cascade__v1__channel_spec__init(spec);
-        spec->channel = cascade_arena_strdup(a, channels[i]);
-        spec->quota = quotas[i];
-        req->channel_specs[i] = spec;
-    }
-    return req;
-}
-
 /* One call for several channels, each with its own quota: the counts follow
  * each quota, and a failing channel (a corrupt neighbour list) is reported
  * in its ChannelResult while the call succeeds with the other's candidates;
@@ -322,8 +304,8 @@ static void test_batched_channels(void **state)
     char key[CASCADE_KEY_MAX], err[512] = "";
     Cascade__V1__RecallResponse *resp = NULL;
     assert_int_equal(run(f->recall, f->arena,
-                         spec_request(f->arena, "u1", 2, (const char *[]){"hot", "itemcf"},
-                                      (const uint32_t[]){4, 1}),
+                         seed_spec_request(f->arena, "u1", 2, (const char *[]){"hot", "itemcf"},
+                                           (const uint32_t[]){4, 1}),
                          &resp, err, sizeof err),
                      0);
     assert_int_equal(resp->n_channels, 2);
@@ -335,7 +317,7 @@ static void test_batched_channels(void **state)
     assert_int_equal(resp->candidates[0]->item_id, 10);  /* hot: 10·id, best first */
     assert_int_equal(resp->candidates[4]->item_id, 300); /* itemcf's best for u1 */
     /* lists: the same answer, each channel's list in its ChannelResult. */
-    Cascade__V1__RecallRequest *lreq = spec_request(
+    Cascade__V1__RecallRequest *lreq = seed_spec_request(
         f->arena, "u1", 2, (const char *[]){"hot", "itemcf"}, (const uint32_t[]){4, 1});
     Cascade__V1__RecallResponse *lresp = NULL;
     lreq->lists = true;
@@ -365,8 +347,8 @@ static void test_batched_channels(void **state)
     seed_push(f->redis.conn, "bad2", 998, 1.0f);
     seed_set(f->redis.conn, seed_key(key, "itemcf", 1, "998"), "\x0a\x05\x08", 3);
     assert_int_equal(run(f->recall, f->arena,
-                         spec_request(f->arena, "bad2", 2, (const char *[]){"itemcf", "hot"},
-                                      (const uint32_t[]){3, 2}),
+                         seed_spec_request(f->arena, "bad2", 2, (const char *[]){"itemcf", "hot"},
+                                           (const uint32_t[]){3, 2}),
                          &resp, err, sizeof err),
                      0);
     assert_int_equal(resp->n_channels, 2);
@@ -398,8 +380,8 @@ static void test_batched_deadline(void **state)
     Cascade__V1__RecallResponse *resp = NULL;
     assert_int_equal(
         cascade_recall_run(f->recall, f->arena, cascade_now_ms() - 1,
-                           spec_request(f->arena, "u1", 2, (const char *[]){"hot", "itemcf"},
-                                        (const uint32_t[]){3, 3}),
+                           seed_spec_request(f->arena, "u1", 2, (const char *[]){"hot", "itemcf"},
+                                             (const uint32_t[]){3, 3}),
                            &resp, err, sizeof err),
         0);
     assert_int_equal(resp->n_candidates, 0);
@@ -414,23 +396,24 @@ static void test_batched_validation(void **state)
     struct fixture *f = *state;
     cascade_arena *a = f->arena;
     Cascade__V1__RecallRequest *both =
-        spec_request(a, "u1", 1, (const char *[]){"hot"}, (const uint32_t[]){3});
+        seed_spec_request(a, "u1", 1, (const char *[]){"hot"}, (const uint32_t[]){3});
     both->n_channels = 1;
     both->channels = (char *[]){"itemcf"};
     both->quota = 3;
     expect_invalid(f, both, CASCADE_EINVAL,
                    "give either channels (with quota) or channel_specs, not both");
     expect_invalid(
-        f, spec_request(a, "u1", 2, (const char *[]){"hot", "itemcf"}, (const uint32_t[]){3, 0}),
+        f,
+        seed_spec_request(a, "u1", 2, (const char *[]){"hot", "itemcf"}, (const uint32_t[]){3, 0}),
         CASCADE_EINVAL, "channel_specs[1].quota 0 out of range 1..5000");
     /* An unknown channel in a batch costs that channel only. */
     char err[512] = "";
     Cascade__V1__RecallResponse *resp = NULL;
-    assert_int_equal(
-        run(f->recall, a,
-            spec_request(a, "u1", 2, (const char *[]){"nope", "hot"}, (const uint32_t[]){3, 2}),
-            &resp, err, sizeof err),
-        0);
+    assert_int_equal(run(f->recall, a,
+                         seed_spec_request(a, "u1", 2, (const char *[]){"nope", "hot"},
+                                           (const uint32_t[]){3, 2}),
+                         &resp, err, sizeof err),
+                     0);
     assert_int_equal(resp->n_channels, 2);
     assert_string_equal(resp->channels[0]->channel, "nope");
     assert_int_equal(resp->channels[0]->status, GRPC_STATUS_INVALID_ARGUMENT);

@@ -521,16 +521,24 @@ static size_t channel_hits(const Cascade__V1__RecallResponse *resp, const char *
     return n;
 }
 
-static long long lrange_calls(cascade_redis *r)
+/* Calls of one command so far (INFO commandstats), e.g. "lrange". */
+static long long command_calls(cascade_redis *r, const char *command)
 {
     redisReply *rep = NULL;
     long long calls = 0;
+    char field[64];
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
     assert_int_equal(cascade_redis_command(r, &rep, "INFO commandstats"), 0);
-    const char *p = strstr(rep->str, "cmdstat_lrange:calls=");
+    const char *p = strstr(rep->str, field);
     if (p)
-        calls = atoll(p + strlen("cmdstat_lrange:calls="));
+        calls = atoll(p + strlen(field));
     freeReplyObject(rep);
     return calls;
+}
+
+static long long lrange_calls(cascade_redis *r)
+{
+    return command_calls(r, "lrange");
 }
 
 /* The user's last-n is read once per request and shared by the channels
@@ -580,6 +588,139 @@ static void test_lastn_read_once(void **state)
     seed_expect(seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &itemcf)), "itemcf",
                 (uint64_t[]){100, 500, 300}, (float[]){1.6f, 0.6f, 0.2f}, 3);
     cascade_recall_destroy(r);
+}
+
+/* The ChannelResult of `channel` in resp. */
+static const Cascade__V1__ChannelResult *channel_result(const Cascade__V1__RecallResponse *resp,
+                                                        const char *channel)
+{
+    for (size_t c = 0; c < resp->n_channels; c++)
+        if (strcmp(resp->channels[c]->channel, channel) == 0)
+            return resp->channels[c];
+    fail_msg("no result for channel %s", channel);
+    return NULL;
+}
+
+/* The request's prefetch reads the user's own keys once for all channels:
+ * u1's last-n once (usercf no longer reads it again with its neighbours'),
+ * the cache list with it. Each channel's hits in the one request are the
+ * hand-worked answers of its own test. */
+static void test_prefetch_reads_once(void **state)
+{
+    struct fixture *f = *state;
+    const char *names[] = {"itemcf",        "usercf", "cache", "interest", "interacted_author",
+                           "similar_author"};
+    long long before = lrange_calls(f->redis.conn);
+    Cascade__V1__RecallResponse *all = seed_run1(
+        f->recall, f->arena, seed_request(f->arena, "u1", 10, sizeof names / sizeof *names, names));
+    /* u1's last-n, the cache list, v1's and v2's last-n (was 5: u1's twice). */
+    assert_int_equal(lrange_calls(f->redis.conn) - before, 4);
+    uint64_t ids[32] = {0};
+    float sc[32] = {0};
+    /* usercf (test_usercf): 300 (0.5·1 + 0.25·3), 900 (1.0), 901 (0.25). */
+    assert_int_equal(channel_hits(all, "usercf", ids, sc), 3);
+    assert_memory_equal(ids, ((uint64_t[]){300, 900, 901}), 3 * sizeof *ids);
+    assert_float_equal(sc[0], 1.25f, 1e-5);
+    assert_float_equal(sc[1], 1.0f, 1e-5);
+    assert_float_equal(sc[2], 0.25f, 1e-5);
+    /* cache (test_cache_fifo): oldest first, the repeated 6 once. */
+    memset(ids, 0, sizeof ids);
+    assert_int_equal(channel_hits(all, "cache", ids, sc), 4);
+    assert_memory_equal(ids, ((uint64_t[]){5, 6, 7, 8}), 4 * sizeof *ids);
+    assert_int_equal(channel_hits(all, "itemcf", ids, sc), 3);
+    assert_int_equal(channel_hits(all, "interest", ids, sc), 0); /* u1 has no profile */
+    /* Both author channels parse the one interacted-authors reply
+     * (test_interacted_author, test_similar_author). */
+    assert_int_equal(channel_hits(all, "interacted_author", ids, sc), 4);
+    assert_memory_equal(ids, ((uint64_t[]){531, 502, 532, 501}), 4 * sizeof *ids);
+    assert_float_equal(sc[0], 2.0f, 1e-5);
+    assert_float_equal(sc[3], 0.5f, 1e-5);
+    assert_int_equal(channel_hits(all, "similar_author", ids, sc), 3);
+    assert_memory_equal(ids, ((uint64_t[]){542, 551, 541}), 3 * sizeof *ids);
+    assert_float_equal(sc[0], 0.7f, 1e-5);
+    assert_float_equal(sc[2], 0.35f, 1e-5);
+    /* The interacted authors are read once for both: one GET fewer than the
+     * two channels alone (generations cached, so the other GETs — similar
+     * lists — are the same either way). */
+    cascade_recall *r = seed_recall(f->redis.pool, NS, NULL,
+                                    "{\"recall\": {\"generation_ttl_ms\": 3600000, " CHANNELS "}}");
+    const char *authors[] = {"interacted_author", "similar_author"};
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors)); /* generations */
+    long long g0 = command_calls(f->redis.conn, "get");
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[0]));
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[1]));
+    long long g1 = command_calls(f->redis.conn, "get");
+    seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors));
+    long long g2 = command_calls(f->redis.conn, "get");
+    assert_int_equal(g2 - g1, g1 - g0 - 1);
+    cascade_recall_destroy(r);
+}
+
+/* What the prefetch could not read cleanly is left to the channel's own read:
+ * user b1 has a profile that is not a record and a cache key that is not a
+ * list; c1 is the same user with neither. In one batched request the cache
+ * and profile channels fail with the message of their own read (as when
+ * each runs alone, without a prefetch), and the other channels — read after
+ * the failures on the same connection — answer as for c1. */
+static void test_prefetch_failure_left_to_channel(void **state)
+{
+    struct fixture *f = *state;
+    cascade_redis *r = f->redis.conn;
+    char key[CASCADE_KEY_MAX];
+    const char *users[] = {"b1", "c1"};
+    for (size_t u = 0; u < 2; u++) {
+        seed_push(r, users[u], 100, 1.0f);
+        seed_user_neighbours(r, 1, users[u], (const char *[]){"v1", "v2"}, (float[]){0.5f, 0.25f},
+                             2);
+    }
+    seed_set(r, cascade_key_user(key, NS, "b1"), "\xff\xff\xff", 3);
+    seed_set(r, cascade_key_user_cache(key, NS, "b1"), "x", 1);
+    const char *names[] = {"interest", "itemcf", "cache", "usercf"};
+    const uint32_t quotas[] = {10, 10, 10, 10};
+    size_t n = sizeof names / sizeof *names;
+    Cascade__V1__RecallResponse *bad =
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "b1", n, names, quotas));
+    Cascade__V1__RecallResponse *good =
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "c1", n, names, quotas));
+    for (size_t c = 0; c < 2; c++) {
+        const char *name = c == 0 ? "interest" : "cache";
+        const Cascade__V1__ChannelResult *got = channel_result(bad, name);
+        const Cascade__V1__ChannelResult *alone = channel_result(
+            seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "b1", 1, &name, quotas)),
+            name);
+        assert_int_equal(got->status, GRPC_STATUS_UNAVAILABLE);
+        assert_int_equal(alone->status, GRPC_STATUS_UNAVAILABLE);
+        assert_string_equal(got->message, alone->message);
+        assert_int_equal(got->count, 0);
+    }
+    assert_int_equal(channel_result(good, "cache")->status, GRPC_STATUS_OK);
+    for (size_t c = 1; c < n; c += 2) { /* itemcf, usercf */
+        uint64_t ids_bad[32] = {0}, ids_good[32] = {0};
+        float sc_bad[32] = {0}, sc_good[32] = {0};
+        size_t k = channel_hits(bad, names[c], ids_bad, sc_bad);
+        assert_true(k > 0);
+        assert_int_equal(channel_result(bad, names[c])->status, GRPC_STATUS_OK);
+        assert_int_equal(channel_hits(good, names[c], ids_good, sc_good), k);
+        assert_memory_equal(ids_bad, ids_good, sizeof ids_bad);
+        assert_memory_equal(sc_bad, sc_good, sizeof sc_bad);
+    }
+    /* d1's interacted authors are a string that is not a record: the
+     * prefetch reads it cleanly (no profile comes before it) and both author
+     * channels fail parsing it, with the message of their own read. */
+    seed_set(r, seed_key(key, "authors", 1, "interacted:d1"), "\xff\xff\xff", 3);
+    const char *authors[] = {"interest", "interacted_author", "similar_author"};
+    Cascade__V1__RecallResponse *d1 =
+        seed_run1(f->recall, f->arena, seed_spec_request(f->arena, "d1", 3, authors, quotas));
+    assert_int_equal(channel_result(d1, "interest")->status, GRPC_STATUS_OK);
+    for (size_t c = 1; c < 3; c++) {
+        const Cascade__V1__ChannelResult *got = channel_result(d1, authors[c]);
+        const Cascade__V1__ChannelResult *alone =
+            channel_result(seed_run1(f->recall, f->arena,
+                                     seed_spec_request(f->arena, "d1", 1, &authors[c], quotas)),
+                           authors[c]);
+        assert_int_equal(got->status, GRPC_STATUS_UNAVAILABLE);
+        assert_string_equal(got->message, alone->message);
+    }
 }
 
 /* The list and author channels answer from the list cache exactly as a
@@ -711,6 +852,8 @@ int main(void)
         cmocka_unit_test(test_demo_hot),
         cmocka_unit_test(test_all_channels_one_request),
         cmocka_unit_test(test_lastn_read_once),
+        cmocka_unit_test(test_prefetch_reads_once),
+        cmocka_unit_test(test_prefetch_failure_left_to_channel),
         cmocka_unit_test(test_list_cache_same_answers),
         /* Last: these switch generations and rebuild the hot list. */
         cmocka_unit_test(test_list_cache_new_generation),
