@@ -76,14 +76,28 @@ out:
     return rc;
 }
 
-/* The events of the sorted-set reply rep into ev (n of them); the trim
- * marker means events after the base are lost. */
-static int parse_events(cascade_redis *r, const char *key, const redisReply *rep,
+/* The events above sequence `after` of the WITHSCORES sorted-set reply rep
+ * (member, score, member, score ...) into ev (n of them): the members
+ * ZRANGEBYSCORE "(after" +inf would give, compared as Redis compares
+ * scores. The trim marker means events after the base are lost. */
+static int parse_events(cascade_redis *r, const char *key, const redisReply *rep, uint64_t after,
                         struct cascade_user_event *ev, size_t *n)
 {
     *n = 0;
-    for (size_t i = 0; i < rep->elements; i++) {
-        const redisReply *m = rep->element[i];
+    if (rep->elements % 2 != 0) {
+        cascade_redis__set_error(r, "%s: unexpected reply to ZRANGEBYSCORE WITHSCORES", key);
+        return CASCADE_EFORMAT;
+    }
+    for (size_t i = 0; i < rep->elements; i += 2) {
+        const redisReply *m = rep->element[i], *sc = rep->element[i + 1];
+        char *end = NULL;
+        double score = sc->type == REDIS_REPLY_STRING ? strtod(sc->str, &end) : 0;
+        if (sc->type != REDIS_REPLY_STRING || end == sc->str) {
+            cascade_redis__set_error(r, "%s: malformed score", key);
+            return CASCADE_EFORMAT;
+        }
+        if (!(score > (double)after))
+            continue; /* before the build's snapshot: in the base already */
         if (m->type == REDIS_REPLY_STRING && strcmp(m->str, CASCADE_USER_ONLINE_TRIMMED) == 0) {
             cascade_redis__set_error(r,
                                      "%s: events after the build's snapshot were dropped by the "
@@ -124,64 +138,76 @@ static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
     return 0;
 }
 
-int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, size_t *n_events)
+int cascade_user_online__append(cascade_redis *r, const char *ns, const char *user_id)
 {
-    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX], min[32];
-    redisReply *brep = NULL, *erep = NULL;
+    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX];
+    int rc = cascade_redis_append(r, "GET %s", cascade_key_user_online_base(bkey, ns, user_id));
+    if (rc == 0)
+        rc = cascade_redis_append(r, "ZRANGEBYSCORE %s -inf +inf WITHSCORES",
+                                  cascade_key_user_events(ekey, ns, user_id));
+    return rc;
+}
+
+int cascade_user_online__finish(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                                const redisReply *brep, const redisReply *erep, int64_t now_s,
+                                cascade_arena *arena, size_t *n_events)
+{
+    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX];
     cascade_v1_UserOnlineBase *base = cascade_arena_calloc(arena, 1, sizeof *base);
     struct cascade_user_event *ev = NULL;
     size_t n = 0;
-    int rc, rc2;
+    int rc;
     if (n_events)
         *n_events = 0;
     if (base == NULL)
         return CASCADE_ENOMEM;
     cascade_key_user_online_base(bkey, ns, rec->user_id);
     cascade_key_user_events(ekey, ns, rec->user_id);
-    snprintf(min, sizeof min, "(%" PRIu64, rec->online_seq);
-    /* One round trip: the base and the events after the record's sequence. */
-    if ((rc = cascade_redis_append(r, "GET %s", bkey)) != 0 ||
-        (rc = cascade_redis_append(r, "ZRANGEBYSCORE %s %s +inf", ekey, min)) != 0)
-        goto out;
+    if ((rc = parse_base(r, bkey, brep, rec, base)) != 0)
+        return rc;
+    if (erep->type != REDIS_REPLY_ARRAY) {
+        cascade_redis__set_error(r, "%s: not a sorted set", ekey);
+        return CASCADE_EFORMAT;
+    }
+    if ((ev = cascade_arena_calloc(arena, erep->elements / 2 + 1, sizeof *ev)) == NULL)
+        return CASCADE_ENOMEM;
+    if ((rc = parse_events(r, ekey, erep, rec->online_seq, ev, &n)) != 0)
+        return rc;
+    if ((rc = cascade_user_online_continue(rec, base, ev, n, now_s)) != 0) {
+        cascade_redis__set_error(r, "%s: %s", ekey, cascade_strerror(rc));
+        return rc;
+    }
+    if (n_events)
+        *n_events = n;
+    return 0;
+}
+
+int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, size_t *n_events)
+{
+    redisReply *brep = NULL, *erep = NULL;
+    int rc, rc2;
+    if (n_events)
+        *n_events = 0;
+    /* One round trip: the base and the user's events. */
+    if ((rc = cascade_user_online__append(r, ns, rec->user_id)) != 0)
+        return rc;
     /* Both replies are read, whatever the first says, so the connection
      * stays in step. */
     rc = cascade_redis_get_reply(r, &brep);
     rc2 = cascade_redis_get_reply(r, &erep);
     if (rc == 0)
         rc = rc2;
-    if (rc != 0)
-        goto out;
-    if ((rc = parse_base(r, bkey, brep, rec, base)) != 0)
-        goto out;
-    if (erep->type != REDIS_REPLY_ARRAY) {
-        cascade_redis__set_error(r, "%s: not a sorted set", ekey);
-        rc = CASCADE_EFORMAT;
-        goto out;
-    }
-    if ((ev = cascade_arena_calloc(arena, erep->elements + 1, sizeof *ev)) == NULL) {
-        rc = CASCADE_ENOMEM;
-        goto out;
-    }
-    if ((rc = parse_events(r, ekey, erep, ev, &n)) != 0)
-        goto out;
-    if ((rc = cascade_user_online_continue(rec, base, ev, n, now_s)) != 0) {
-        cascade_redis__set_error(r, "%s: %s", ekey, cascade_strerror(rc));
-        goto out;
-    }
-    if (n_events)
-        *n_events = n;
-out:
+    if (rc == 0)
+        rc = cascade_user_online__finish(r, ns, rec, brep, erep, now_s, arena, n_events);
     freeReplyObject(brep);
     freeReplyObject(erep);
     return rc;
 }
 
-int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              int64_t now_s, cascade_arena *arena, const char *stage,
-                              cascade_metric *reads, cascade_metric *failures)
+int cascade_user_online_report(cascade_redis *r, int rc, const char *stage, cascade_metric *reads,
+                               cascade_metric *failures)
 {
-    int rc = cascade_user_online_apply(r, ns, rec, now_s, arena, NULL);
     if (rc == CASCADE_ENOMEM)
         return rc;
     if (rc == CASCADE_ENOTFOUND) /* no base: the record as load wrote it */
@@ -195,4 +221,12 @@ int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserR
     }
     cascade_metric_inc(reads);
     return 0;
+}
+
+int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              int64_t now_s, cascade_arena *arena, const char *stage,
+                              cascade_metric *reads, cascade_metric *failures)
+{
+    return cascade_user_online_report(r, cascade_user_online_apply(r, ns, rec, now_s, arena, NULL),
+                                      stage, reads, failures);
 }

@@ -34,21 +34,37 @@ struct cascade_user_event {
 int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_event *out);
 
 /* Continue rec with the user's online events: one round trip reads the
- * base {ns}:user:{uid}:online and {ns}:uev:{uid} above rec->online_seq
- * (GET and ZRANGEBYSCORE, pipelined); the events are applied in the replay's
- * order (time, then sequence) to the base's state and the record's counts,
- * and the counts and the strongest affinities decayed to now_s are written
- * into rec. *n_events (may be NULL) gets the number of events applied.
- * Returns 0; CASCADE_ENOTFOUND when the user has no base (rec as it is);
- * or a negative code with the reason in cascade_redis_error(r), rec
- * unchanged: Redis failed, CASCADE_EFORMAT (a malformed base or member),
- * CASCADE_EDATA (the base is of another load than rec, or the consumer's
- * cap dropped events after it). Scratch from arena; thread-safe as r (one
- * connection per thread). */
+ * base {ns}:user:{uid}:online and {ns}:uev:{uid} (GET and ZRANGEBYSCORE
+ * -inf +inf WITHSCORES, pipelined; the members above rec->online_seq are
+ * kept, so the read needs no record first and can share a pipeline with it); the events are applied
+ * in the replay's order (time, then sequence) to the base's state and the record's counts, and the
+ * counts and the strongest affinities decayed to now_s are written into rec. *n_events (may be
+ * NULL) gets the number of events applied. Returns 0; CASCADE_ENOTFOUND when the user has no base
+ * (rec as it is); or a negative code with the reason in cascade_redis_error(r), rec unchanged:
+ * Redis failed, CASCADE_EFORMAT (a malformed base or member), CASCADE_EDATA (the base is of another
+ * load than rec, or the consumer's cap dropped events after it). Scratch from arena; thread-safe as
+ * r (one connection per thread). */
 int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
                               int64_t now_s, cascade_arena *arena, size_t *n_events);
 
-/* What a stage calls (Rank and PreRank): cascade_user_online_apply; no base
+/* Internal, for one pipeline of several reads (common/stage_reads.c):
+ * __append queues the two reads of cascade_user_online_apply for user_id;
+ * __finish continues rec from their replies (brep, erep: both read without
+ * error) and returns what cascade_user_online_apply returns. */
+int cascade_user_online__append(cascade_redis *r, const char *ns, const char *user_id);
+int cascade_user_online__finish(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                                const redisReply *brep, const redisReply *erep, int64_t now_s,
+                                cascade_arena *arena, size_t *n_events);
+
+/* The stage's side of the outcome rc of cascade_user_online_apply: no base
+ * (CASCADE_ENOTFOUND) counts nothing, another failure is counted in
+ * `failures` and logged (rate-limited) with the stage's name, success is
+ * counted in `reads` (metrics may be NULL). Returns 0, or CASCADE_ENOMEM
+ * when rc is (the caller fails). */
+int cascade_user_online_report(cascade_redis *r, int rc, const char *stage, cascade_metric *reads,
+                               cascade_metric *failures);
+
+/* cascade_user_online_apply, then cascade_user_online_report: no base
  * keeps the record and counts nothing; on a failure the record as it was
  * (the nightly user columns), the failure counted in `failures` and logged
  * (rate-limited) with the stage's name; otherwise `reads` counted. Metrics

@@ -1,0 +1,125 @@
+/* A scoring stage's per-request reads in one Redis pipeline
+ * (stage_reads.h). */
+#include "stage_reads.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "store.h"
+#include "user_online.h"
+
+/* The misses' ids and the arrays their records are read into. */
+struct misses {
+    size_t *at; /* position in q->ids */
+    uint64_t *ids;
+    cascade_v1_ItemRecord *recs;
+    bool *found;
+    size_t n;
+};
+
+/* Queue every read of q; on a failure nothing stays queued (redis.h). */
+static int append_all(cascade_redis *r, cascade_arena *arena, const struct cascade_stage_reads *q,
+                      const struct misses *m, bool online_user, bool totals)
+{
+    char key[CASCADE_KEY_MAX];
+    int rc = 0;
+    if (q->user_id)
+        rc = cascade_redis_append(r, "GET %s", cascade_key_user(key, q->ns, q->user_id));
+    if (rc == 0 && online_user)
+        rc = cascade_user_online__append(r, q->ns, q->user_id);
+    if (rc == 0 && m->n > 0)
+        rc = cascade_store__items_append(r, q->ns, m->ids, m->n);
+    if (rc == 0 && totals)
+        rc = cascade_store__totals_append(r, q->ns, q->ids, q->n, arena);
+    return rc;
+}
+
+/* Continue the found user record with its events' replies. */
+static int finish_user(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q,
+                       int brc, const redisReply *brep, int erc, const redisReply *erep)
+{
+    if (brc != 0 || erc != 0) {
+        q->user_online_rc = brc != 0 ? brc : erc;
+        return 0;
+    }
+    q->user_online_rc =
+        cascade_user_online__finish(r, q->ns, q->user, brep, erep, q->now_s, arena, NULL);
+    return q->user_online_rc == CASCADE_ENOMEM ? CASCADE_ENOMEM : 0;
+}
+
+/* Read every queued reply in order and interpret them. */
+static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q,
+                    const struct misses *m, bool online_user, bool totals)
+{
+    redisReply *urep = NULL, *brep = NULL, *erep = NULL, *trep = NULL;
+    int urc = 0, brc = 0, erc = 0, irc = 0, trc = 0, rc = 0;
+    if (q->user_id)
+        urc = cascade_redis_get_reply(r, &urep);
+    if (online_user) {
+        brc = cascade_redis_get_reply(r, &brep);
+        erc = cascade_redis_get_reply(r, &erep);
+    }
+    if (m->n > 0)
+        irc = cascade_store__items_read(r, q->ns, m->ids, m->n, m->recs, m->found);
+    if (totals)
+        trc = cascade_redis_get_reply(r, &trep);
+    /* Every reply is in: now the answers, the request's own reads first. */
+    if (q->user_id && urc == 0)
+        urc = cascade_store__user_reply(r, q->ns, q->user_id, urep, q->user, &q->user_found);
+    if ((rc = urc) != 0 || (rc = irc) != 0)
+        goto out;
+    for (size_t k = 0; k < m->n; k++) {
+        q->items[m->at[k]] = m->recs[k];
+        q->found[m->at[k]] = m->found[k];
+    }
+    if (q->user_id && !q->user_found)
+        snprintf(q->user->user_id, sizeof q->user->user_id, "%s", q->user_id);
+    else if (online_user && (rc = finish_user(r, arena, q, brc, brep, erc, erep)) != 0)
+        goto out;
+    if (totals) {
+        q->counters_rc = trc != 0 ? trc
+                                  : cascade_store__totals_apply(r, trep, q->items, q->found, q->n,
+                                                                arena);
+        if (q->counters_rc == CASCADE_ENOMEM)
+            rc = CASCADE_ENOMEM;
+    }
+out:
+    freeReplyObject(urep);
+    freeReplyObject(brep);
+    freeReplyObject(erep);
+    freeReplyObject(trep);
+    return rc;
+}
+
+int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q)
+{
+    int64_t now_ms = cascade_now_ms();
+    struct misses m = {
+        .at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.at),
+        .ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.ids),
+        .recs = cascade_arena_calloc(arena, q->n + 1, sizeof *m.recs),
+        .found = cascade_arena_calloc(arena, q->n + 1, sizeof *m.found),
+    };
+    bool online_user = q->user_id && q->online_user;
+    bool totals = q->online_counters && q->n > 0;
+    q->user_found = false;
+    q->user_online_rc = CASCADE_ENOTFOUND;
+    q->counters_rc = 0;
+    if (q->user_id)
+        memset(q->user, 0, sizeof *q->user);
+    if (!m.at || !m.ids || !m.recs || !m.found)
+        return CASCADE_ENOMEM;
+    m.n = cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms);
+    for (size_t k = 0; k < m.n; k++)
+        m.ids[k] = q->ids[m.at[k]];
+    if (!q->user_id && m.n == 0 && !totals)
+        return 0;
+    int rc = append_all(r, arena, q, &m, online_user, totals);
+    if (rc == 0)
+        rc = read_all(r, arena, q, &m, online_user, totals);
+    if (rc == 0)
+        cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms);
+    return rc;
+}
