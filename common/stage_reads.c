@@ -79,9 +79,8 @@ static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage
     else if (online_user && (rc = finish_user(r, arena, q, brc, brep, erc, erep)) != 0)
         goto out;
     if (totals) {
-        q->counters_rc = trc != 0 ? trc
-                                  : cascade_store__totals_apply(r, trep, q->items, q->found, q->n,
-                                                                arena);
+        q->counters_rc =
+            trc != 0 ? trc : cascade_store__totals_apply(r, trep, q->items, q->found, q->n, arena);
         if (q->counters_rc == CASCADE_ENOMEM)
             rc = CASCADE_ENOMEM;
     }

@@ -22,15 +22,15 @@
 struct cascade_stage_reads {
     /* in (borrowed for the call) */
     const char *ns;
-    const char *user_id;       /* NULL: no user record is read */
-    bool online_user;          /* continue the user record with the user's events */
-    bool online_counters;      /* add the online counters' change to the item stats */
-    const uint64_t *ids;       /* the candidates' item ids, n of them */
+    const char *user_id;  /* NULL: no user record is read */
+    bool online_user;     /* continue the user record with the user's events */
+    bool online_counters; /* add the online counters' change to the item stats */
+    const uint64_t *ids;  /* the candidates' item ids, n of them */
     size_t n;
     cascade_item_cache *cache; /* NULL: every record from Redis */
     int64_t now_s;             /* the time the user's features are decayed to */
     /* out */
-    cascade_v1_UserRecord *user;  /* caller's; zeroed with user_id set when unknown */
+    cascade_v1_UserRecord *user; /* caller's; zeroed with user_id set when unknown */
     bool user_found;
     cascade_v1_ItemRecord *items; /* caller's, n of them; zeroed when absent */
     bool *found;                  /* caller's, n of them */
