@@ -1,6 +1,6 @@
-/* Pre-rank stage: fetch item records (MGET in chunks) and, with a model, the
- * user record; score with the hashed-feature LR or the heuristic, sort, keep
- * the top N. */
+/* Pre-rank stage: read the item records and, with a model, the user record
+ * in one Redis pipeline (common/stage_reads.h); score with the learned
+ * ranker, the hashed-feature LR or the heuristic, sort, keep the top N. */
 #include "prerank.h"
 
 #include <math.h>
@@ -114,9 +114,8 @@ static void register_metrics(cascade_prerank *p, cascade_metrics *m)
         NULL);
     p->online_failures = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_prerank_online_counter_failures_total",
-                                "PreRank requests scored, wholly or from a chunk on, with the "
-                                "nightly item statistics because the online counters could not "
-                                "be read.",
+                                "PreRank requests scored with the nightly item statistics "
+                                "because the online counters could not be read.",
                                 NULL),
         NULL);
     p->online_user_reads = cascade_metric_get(

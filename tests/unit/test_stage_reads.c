@@ -55,14 +55,13 @@ static void put_user(cascade_redis *r)
     u.impressions = 7;
     assert_int_equal(cascade_store_put_user(r, NS, &u), 0);
     base.seq = 5;
-    assert_int_equal(cascade_record_encode(cascade_v1_UserOnlineBase_fields, &base, buf,
-                                           sizeof buf, &len),
-                     0);
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_UserOnlineBase_fields, &base, buf, sizeof buf, &len), 0);
     assert_int_equal(cascade_redis_command(r, &rep, "SET " NS ":user:u1:online %b", buf, len), 0);
     freeReplyObject(rep);
-    assert_int_equal(cascade_redis_command(r, &rep,
-                                           "ZADD " NS ":uev:u1 4 %s 6 %s 7 %s 8 %s", "4 1 3 2 1000",
-                                           "6 1 3 2 1001", "7 1 4 2 1002", "8 2 4 2 1003"),
+    assert_int_equal(cascade_redis_command(r, &rep, "ZADD " NS ":uev:u1 4 %s 6 %s 7 %s 8 %s",
+                                           "4 1 3 2 1000", "6 1 3 2 1001", "7 1 4 2 1002",
+                                           "8 2 4 2 1003"),
                      0);
     freeReplyObject(rep);
 }
