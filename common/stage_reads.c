@@ -17,6 +17,11 @@ struct misses {
     cascade_v1_ItemRecord *recs;
     bool *found;
     size_t n;
+    /* The candidates whose counters are asked: the misses, and the cached
+     * records with an online_base (a cached record without one adds 0). */
+    size_t *t_at; /* position in q->ids */
+    uint64_t *t_ids;
+    size_t t_n;
 };
 
 /* Queue every read of q; on a failure nothing stays queued (redis.h). */
@@ -32,7 +37,7 @@ static int append_all(cascade_redis *r, cascade_arena *arena, const struct casca
     if (rc == 0 && m->n > 0)
         rc = cascade_store__items_append(r, q->ns, m->ids, m->n);
     if (rc == 0 && totals)
-        rc = cascade_store__totals_append(r, q->ns, q->ids, q->n, arena);
+        rc = cascade_store__totals_append(r, q->ns, m->t_ids, m->t_n, arena);
     return rc;
 }
 
@@ -79,8 +84,9 @@ static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage
     else if (online_user && (rc = finish_user(r, arena, q, brc, brep, erc, erep)) != 0)
         goto out;
     if (totals) {
-        q->counters_rc =
-            trc != 0 ? trc : cascade_store__totals_apply(r, trep, q->items, q->found, q->n, arena);
+        q->counters_rc = trc != 0 ? trc
+                                  : cascade_store__totals_apply(r, trep, q->items, q->found, q->n,
+                                                                m->t_at, m->t_n, arena);
         if (q->counters_rc == CASCADE_ENOMEM)
             rc = CASCADE_ENOMEM;
     }
@@ -100,19 +106,29 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         .ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.ids),
         .recs = cascade_arena_calloc(arena, q->n + 1, sizeof *m.recs),
         .found = cascade_arena_calloc(arena, q->n + 1, sizeof *m.found),
+        .t_at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_at),
+        .t_ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_ids),
     };
+    bool *missed = cascade_arena_calloc(arena, q->n + 1, sizeof *missed);
     bool online_user = q->user_id && q->online_user;
-    bool totals = q->online_counters && q->n > 0;
     q->user_found = false;
     q->user_online_rc = CASCADE_ENOTFOUND;
     q->counters_rc = 0;
     if (q->user_id)
         memset(q->user, 0, sizeof *q->user);
-    if (!m.at || !m.ids || !m.recs || !m.found)
+    if (!m.at || !m.ids || !m.recs || !m.found || !m.t_at || !m.t_ids || !missed)
         return CASCADE_ENOMEM;
     m.n = cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms);
-    for (size_t k = 0; k < m.n; k++)
+    for (size_t k = 0; k < m.n; k++) {
         m.ids[k] = q->ids[m.at[k]];
+        missed[m.at[k]] = true;
+    }
+    for (size_t i = 0; q->online_counters && i < q->n; i++)
+        if (missed[i] || (q->found[i] && q->items[i].has_online_base)) {
+            m.t_at[m.t_n] = i;
+            m.t_ids[m.t_n++] = q->ids[i];
+        }
+    bool totals = m.t_n > 0;
     if (!q->user_id && m.n == 0 && !totals)
         return 0;
     int rc = append_all(r, arena, q, &m, online_user, totals);

@@ -335,18 +335,22 @@ int cascade_store__totals_append(cascade_redis *r, const char *ns, const uint64_
 
 int cascade_store__totals_apply(cascade_redis *r, const redisReply *rep,
                                 cascade_v1_ItemRecord *items, const bool *found, size_t n,
-                                cascade_arena *arena)
+                                const size_t *asked_at, size_t n_asked, cascade_arena *arena)
 {
-    size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
+    size_t *elem = cascade_arena_calloc(arena, n_asked + 1, sizeof *elem);
+    size_t *at = cascade_arena_calloc(arena, n_asked + 1, sizeof *at);
     cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
-    if (!at || !now)
+    if (!elem || !at || !now)
         return CASCADE_ENOMEM;
     size_t asked = 0;
-    for (size_t i = 0; i < n; i++)
-        if (found[i] && items[i].has_online_base)
+    for (size_t k = 0; k < n_asked; k++) {
+        size_t i = asked_at[k];
+        if (found[i] && items[i].has_online_base) {
+            elem[asked] = k;
             at[asked++] = i;
-    /* at[k] is both the record and its field's place in the reply. */
-    int rc = totals_reply(r, rep, n, at, at, asked, now);
+        }
+    }
+    int rc = totals_reply(r, rep, n_asked, elem, at, asked, now);
     if (rc == 0)
         deltas_add(items, at, asked, now);
     return rc;
