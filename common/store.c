@@ -244,8 +244,8 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
 }
 
 /* Parse an HMGET reply of {ns}:ictr:totals with `elements` fields into
- * now[] for the records asked: the reply's element elem[k] (k when elem is
- * NULL) is the totals of record at[k]. */
+ * now[] for the records asked: the reply's element elem[k] is the totals of
+ * record at[k]. */
 static int totals_reply(cascade_redis *r, const redisReply *rep, size_t elements,
                         const size_t *elem, const size_t *at, size_t asked,
                         cascade_v1_ItemStats *now)
@@ -255,7 +255,7 @@ static int totals_reply(cascade_redis *r, const redisReply *rep, size_t elements
         return CASCADE_EFORMAT;
     }
     for (size_t k = 0; k < asked; k++) {
-        const redisReply *v = rep->element[elem ? elem[k] : k];
+        const redisReply *v = rep->element[elem[k]];
         if (v->type != REDIS_REPLY_STRING)
             continue; /* no counters yet: 0 */
         if (cascade_store_item_totals_parse(v->str, v->len, &now[at[k]]) != 0) {
@@ -305,25 +305,21 @@ int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1
 {
     uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
     size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
-    cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
-    if (!ids || !at || !now)
+    if (!ids || !at)
         return CASCADE_ENOMEM;
     size_t asked = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!found[i] || !items[i].has_online_base)
-            continue;
-        ids[asked] = items[i].item_id;
-        at[asked++] = i;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (found[i] && items[i].has_online_base) {
+            ids[asked] = items[i].item_id;
+            at[asked++] = i;
+        }
     if (asked == 0)
         return 0;
     redisReply *rep = NULL;
     int rc = totals_hmget(r, ns, ids, asked, arena, &rep);
     if (rc == 0)
-        rc = totals_reply(r, rep, asked, NULL, at, asked, now);
+        rc = cascade_store__totals_apply(r, rep, items, found, n, at, asked, arena);
     freeReplyObject(rep);
-    if (rc == 0)
-        deltas_add(items, at, asked, now);
     return rc;
 }
 
