@@ -17,8 +17,8 @@ struct misses {
     cascade_v1_ItemRecord *recs;
     bool *found;
     size_t n;
-    /* The candidates whose counters are asked: the misses, and the cached
-     * records with an online_base (a cached record without one adds 0). */
+    /* With no miss, the candidates whose counters are asked in the pipeline:
+     * the cached records with an online_base (one without adds 0). */
     size_t *t_at; /* position in q->ids */
     uint64_t *t_ids;
     size_t t_n;
@@ -60,8 +60,9 @@ static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage
 {
     redisReply *urep = NULL, *brep = NULL, *erep = NULL, *trep = NULL;
     int urc = 0, brc = 0, erc = 0, irc = 0, trc = 0, rc = 0;
-    if (q->user_id)
-        urc = cascade_redis_get_reply(r, &urep);
+    char why[512] = "";
+    if (q->user_id && (urc = cascade_redis_get_reply(r, &urep)) != 0)
+        snprintf(why, sizeof why, "%s", cascade_redis_error(r));
     if (online_user) {
         brc = cascade_redis_get_reply(r, &brep);
         erc = cascade_redis_get_reply(r, &erep);
@@ -73,8 +74,11 @@ static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage
     /* Every reply is in: now the answers, the request's own reads first. */
     if (q->user_id && urc == 0)
         urc = cascade_store__user_reply(r, q->ns, q->user_id, urep, q->user, &q->user_found);
-    if ((rc = urc) != 0 || (rc = irc) != 0)
+    if ((rc = urc) != 0 || (rc = irc) != 0) {
+        if (urc != 0 && why[0]) /* the later replies' success cleared it */
+            cascade_redis__restore_error(r, why);
         goto out;
+    }
     for (size_t k = 0; k < m->n; k++) {
         q->items[m->at[k]] = m->recs[k];
         q->found[m->at[k]] = m->found[k];
@@ -109,22 +113,21 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         .t_at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_at),
         .t_ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_ids),
     };
-    bool *missed = cascade_arena_calloc(arena, q->n + 1, sizeof *missed);
     bool online_user = q->user_id && q->online_user;
     q->user_found = false;
     q->user_online_rc = CASCADE_ENOTFOUND;
     q->counters_rc = 0;
     if (q->user_id)
         memset(q->user, 0, sizeof *q->user);
-    if (!m.at || !m.ids || !m.recs || !m.found || !m.t_at || !m.t_ids || !missed)
+    if (!m.at || !m.ids || !m.recs || !m.found || !m.t_at || !m.t_ids)
         return CASCADE_ENOMEM;
     m.n = cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms);
-    for (size_t k = 0; k < m.n; k++) {
+    for (size_t k = 0; k < m.n; k++)
         m.ids[k] = q->ids[m.at[k]];
-        missed[m.at[k]] = true;
-    }
-    for (size_t i = 0; q->online_counters && i < q->n; i++)
-        if (missed[i] || (q->found[i] && q->items[i].has_online_base)) {
+    /* With misses, whether their records have an online_base is known only
+     * from their replies: the counters are read after (run below). */
+    for (size_t i = 0; q->online_counters && m.n == 0 && i < q->n; i++)
+        if (q->found[i] && q->items[i].has_online_base) {
             m.t_at[m.t_n] = i;
             m.t_ids[m.t_n++] = q->ids[i];
         }
@@ -134,7 +137,14 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
     int rc = append_all(r, arena, q, &m, online_user, totals);
     if (rc == 0)
         rc = read_all(r, arena, q, &m, online_user, totals);
-    if (rc == 0)
-        cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms);
-    return rc;
+    if (rc != 0)
+        return rc;
+    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms);
+    if (q->online_counters && m.n > 0) {
+        /* A second round trip only when a record has an online_base. */
+        q->counters_rc = cascade_store_online_deltas_add(r, q->ns, q->items, q->found, q->n, arena);
+        if (q->counters_rc == CASCADE_ENOMEM)
+            return CASCADE_ENOMEM;
+    }
+    return 0;
 }

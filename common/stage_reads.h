@@ -1,11 +1,13 @@
 /* The Redis reads a scoring stage (PreRank, Rank) makes for one request, as
  * one pipeline (one round trip): the user record, the user's online base
  * and events (common/user_online.h), the item records the item cache lacks
- * (MGET per 256), and the online counters' totals of every candidate
- * (HMGET {ns}:ictr:totals). None of these reads needs another's answer, so
- * all are queued first and every reply is read afterwards, whatever an
- * earlier one said: the pooled connection stays in step (docs/load.md,
- * "Fifth round (i)"). */
+ * (MGET per 256), and, when the cache had every record, the online
+ * counters' totals of the candidates with an online_base (HMGET
+ * {ns}:ictr:totals). These reads need no other's answer, so all are queued
+ * first and every reply is read afterwards, whatever an earlier one said:
+ * the pooled connection stays in step. With misses, the counters are read
+ * in a second round trip, only when a record has an online_base (which
+ * only the record says) (docs/load.md, "Fifth round (i)"). */
 #ifndef CASCADE_STAGE_READS_H
 #define CASCADE_STAGE_READS_H
 
@@ -42,7 +44,8 @@ struct cascade_stage_reads {
     int counters_rc;
 };
 
-/* Run q's reads as one pipeline on r. Returns 0, or a negative code with the
+/* Run q's reads as one pipeline on r (and the counters' HMGET after it,
+ * as above). Returns 0, or a negative code with the
  * reason in cascade_redis_error(r) when the user record or an item record
  * could not be read (Redis failed, CASCADE_EFORMAT: not a valid record),
  * or CASCADE_ENOMEM. A failed online-user or counters read leaves the

@@ -487,6 +487,7 @@ int cascade_store__items_append(cascade_redis *r, const char *ns, const uint64_t
 int cascade_store__items_read(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                               cascade_v1_ItemRecord *out, bool *found)
 {
+    char why[512] = "";
     int rc = 0;
     for (size_t start = 0; start < n; start += STORE_MGET_CHUNK) {
         size_t m = n - start < STORE_MGET_CHUNK ? n - start : STORE_MGET_CHUNK;
@@ -494,10 +495,14 @@ int cascade_store__items_read(cascade_redis *r, const char *ns, const uint64_t *
         int one = cascade_redis_get_reply(r, &rep); /* every reply, whatever the first said */
         if (one == 0 && rc == 0)
             one = items_reply(r, ns, rep, ids + start, m, out + start, found + start);
-        if (rc == 0)
+        if (rc == 0 && one != 0) {
             rc = one;
+            snprintf(why, sizeof why, "%s", cascade_redis_error(r));
+        }
         freeReplyObject(rep);
     }
+    if (rc != 0) /* a later reply's success cleared it */
+        cascade_redis__restore_error(r, why);
     return rc;
 }
 
