@@ -108,7 +108,8 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
     struct misses m = {
         .at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.at),
         .ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.ids),
-        .recs = cascade_arena_calloc(arena, q->n + 1, sizeof *m.recs),
+        /* Not zeroed: every record read is written whole (absent: zeroed). */
+        .recs = cascade_arena_alloc(arena, (q->n + 1) * sizeof *m.recs),
         .found = cascade_arena_calloc(arena, q->n + 1, sizeof *m.found),
         .t_at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_at),
         .t_ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_ids),

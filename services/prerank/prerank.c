@@ -362,7 +362,8 @@ static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade
         .ids = cascade_arena_calloc(arena, n + 1, sizeof(uint64_t)),
         .n = n,
         .user = cascade_arena_calloc(arena, 1, sizeof(cascade_v1_UserRecord)),
-        .items = cascade_arena_calloc(arena, n + 1, sizeof(cascade_v1_ItemRecord)),
+        /* Not zeroed: cascade_stage_reads_run writes every record. */
+        .items = cascade_arena_alloc(arena, (n + 1) * sizeof(cascade_v1_ItemRecord)),
         .found = cascade_arena_calloc(arena, n + 1, sizeof(bool)),
     };
     if (!q.ids || !q.user || !q.items || !q.found) {
