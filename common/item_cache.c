@@ -77,6 +77,32 @@ int cascade_item_cache_from_config(const struct cascade_config *cfg, const char 
     return 0;
 }
 
+size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
+                                 cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
+                                 int64_t now_ms)
+{
+    if (!c) {
+        for (size_t i = 0; i < n; i++)
+            miss[i] = i;
+        return n;
+    }
+    /* A missing record is cached zeroed, as cascade_store_get_items returns it. */
+    size_t n_miss = cascade_record_cache_get_many(c->records, ids, n, recs, found, miss, now_ms);
+    if (c->hits)
+        cascade_metric_add(c->hits, (double)(n - n_miss));
+    if (c->misses)
+        cascade_metric_add(c->misses, (double)n_miss);
+    return n_miss;
+}
+
+void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
+                              size_t n_miss, const cascade_v1_ItemRecord *got,
+                              const bool *got_found, int64_t now_ms)
+{
+    if (c && n_miss > 0)
+        cascade_record_cache_put_many(c->records, ids, miss, n_miss, got, got_found, now_ms);
+}
+
 int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *ns,
                            const uint64_t *ids, size_t n, cascade_v1_ItemRecord *recs, bool *found,
                            size_t *hits)
@@ -93,14 +119,9 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
     int rc = CASCADE_ENOMEM;
     if (!miss || !miss_ids || !got || !got_found)
         goto out;
-    /* A missing record is cached zeroed, as cascade_store_get_items returns it. */
-    size_t n_miss = cascade_record_cache_get_many(c->records, ids, n, recs, found, miss, now);
+    size_t n_miss = cascade_item_cache_lookup(c, ids, n, recs, found, miss, now);
     if (hits)
         *hits = n - n_miss;
-    if (c->hits)
-        cascade_metric_add(c->hits, (double)(n - n_miss));
-    if (c->misses)
-        cascade_metric_add(c->misses, (double)n_miss);
     rc = 0;
     if (n_miss == 0)
         goto out;
@@ -112,7 +133,7 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
         found[miss[k]] = got_found[k];
         recs[miss[k]] = got[k];
     }
-    cascade_record_cache_put_many(c->records, ids, miss, n_miss, got, got_found, now);
+    cascade_item_cache_store(c, ids, miss, n_miss, got, got_found, now);
 out:
     free(miss);
     free(miss_ids);

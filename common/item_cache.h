@@ -48,4 +48,18 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
                            const uint64_t *ids, size_t n, cascade_v1_ItemRecord *recs, bool *found,
                            size_t *hits);
 
+/* The two halves of cascade_item_cache_get, for a caller that reads the
+ * misses in a pipeline of its own (common/stage_reads.c). lookup copies the
+ * fresh records of ids[0..n) into recs/found and writes the positions of
+ * the others to miss (room for n), counting hits and misses; c NULL: every
+ * position misses. Returns the number of misses. store caches, for k <
+ * n_miss, the record got[k] (found or not) of ids[miss[k]], read at now_ms;
+ * c NULL: nothing. Thread-safe (one lock per batch). */
+size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
+                                 cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
+                                 int64_t now_ms);
+void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
+                              size_t n_miss, const cascade_v1_ItemRecord *got,
+                              const bool *got_found, int64_t now_ms);
+
 #endif

@@ -187,6 +187,11 @@ void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
     set_error(r, reason);
 }
 
+void cascade_redis__restore_error(cascade_redis *r, const char *saved)
+{
+    snprintf(r->err, sizeof(r->err), "%s", saved);
+}
+
 void cascade_redis_set_deadline(cascade_redis *r, int64_t deadline_ms)
 {
     if (r)

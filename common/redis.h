@@ -126,6 +126,11 @@ const char *cascade_redis_addr(const cascade_redis *r);
 void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Internal: put back a message cascade_redis_error gave earlier (the
+ * caller's copy), e.g. a pipeline's first failure after later replies
+ * succeeded and cleared it. */
+void cascade_redis__restore_error(cascade_redis *r, const char *saved);
+
 /* A pool hands each calling thread its own connection (created on first use,
  * freed with the pool). Thread-safe. cascade_redis_pool_get clears the
  * handle's deadline (see cascade_redis_set_deadline), so one request's deadline

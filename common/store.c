@@ -243,17 +243,19 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
     return 0;
 }
 
-/* Parse an HMGET reply of {ns}:ictr:totals into now[] for the records
- * asked (at[k] = the record of the reply's k-th element). */
-static int totals_reply(cascade_redis *r, const redisReply *rep, const size_t *at, size_t asked,
+/* Parse an HMGET reply of {ns}:ictr:totals with `elements` fields into
+ * now[] for the records asked: the reply's element elem[k] is the totals of
+ * record at[k]. */
+static int totals_reply(cascade_redis *r, const redisReply *rep, size_t elements,
+                        const size_t *elem, const size_t *at, size_t asked,
                         cascade_v1_ItemStats *now)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != asked) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != elements) {
         cascade_redis__set_error(r, "online counters: unexpected reply to HMGET");
         return CASCADE_EFORMAT;
     }
     for (size_t k = 0; k < asked; k++) {
-        const redisReply *v = rep->element[k];
+        const redisReply *v = rep->element[elem[k]];
         if (v->type != REDIS_REPLY_STRING)
             continue; /* no counters yet: 0 */
         if (cascade_store_item_totals_parse(v->str, v->len, &now[at[k]]) != 0) {
@@ -264,40 +266,89 @@ static int totals_reply(cascade_redis *r, const redisReply *rep, const size_t *a
     return 0;
 }
 
-int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
-                                    const bool *found, size_t n, cascade_arena *arena)
+/* HMGET {ns}:ictr:totals for the n ids (their decimal text in arena),
+ * queued (reply NULL) or run. */
+static int totals_hmget(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                        cascade_arena *arena, redisReply **reply)
 {
     char key[CASCADE_KEY_MAX];
     const char **argv = cascade_arena_calloc(arena, n + 2, sizeof *argv);
     size_t *argvlen = cascade_arena_calloc(arena, n + 2, sizeof *argvlen);
-    size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
     char *idtext = cascade_arena_alloc(arena, 21 * n + 1);
-    cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
-    if (!argv || !argvlen || !at || !idtext || !now)
+    if (!argv || !argvlen || !idtext)
         return CASCADE_ENOMEM;
-    size_t asked = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!found[i] || !items[i].has_online_base)
-            continue;
-        char *id = idtext + 21 * asked;
-        argvlen[2 + asked] = (size_t)snprintf(id, 21, "%llu", (unsigned long long)items[i].item_id);
-        argv[2 + asked] = id;
-        at[asked++] = i;
+    for (size_t k = 0; k < n; k++) {
+        char *id = idtext + 21 * k;
+        argvlen[2 + k] = (size_t)snprintf(id, 21, "%llu", (unsigned long long)ids[k]);
+        argv[2 + k] = id;
     }
-    if (asked == 0)
-        return 0;
     argv[0] = "HMGET";
     argvlen[0] = 5;
     argv[1] = cascade_key_item_totals(key, ns);
     argvlen[1] = strlen(key);
-    redisReply *rep = NULL;
-    int rc = cascade_redis_command_argv(r, &rep, (int)asked + 2, argv, argvlen);
-    if (rc == 0)
-        rc = totals_reply(r, rep, at, asked, now);
-    freeReplyObject(rep);
-    for (size_t k = 0; rc == 0 && k < asked; k++)
+    if (!reply)
+        return cascade_redis_append_argv(r, (int)n + 2, argv, argvlen);
+    return cascade_redis_command_argv(r, reply, (int)n + 2, argv, argvlen);
+}
+
+/* Add now[at[k]] − online_base to the stats of the asked records. */
+static void deltas_add(cascade_v1_ItemRecord *items, const size_t *at, size_t asked,
+                       const cascade_v1_ItemStats *now)
+{
+    for (size_t k = 0; k < asked; k++)
         cascade_store_item_counters_add_delta(&items[at[k]].stats, &now[at[k]],
                                               &items[at[k]].online_base);
+}
+
+int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
+                                    const bool *found, size_t n, cascade_arena *arena)
+{
+    uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
+    size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
+    if (!ids || !at)
+        return CASCADE_ENOMEM;
+    size_t asked = 0;
+    for (size_t i = 0; i < n; i++)
+        if (found[i] && items[i].has_online_base) {
+            ids[asked] = items[i].item_id;
+            at[asked++] = i;
+        }
+    if (asked == 0)
+        return 0;
+    redisReply *rep = NULL;
+    int rc = totals_hmget(r, ns, ids, asked, arena, &rep);
+    if (rc == 0)
+        rc = cascade_store__totals_apply(r, rep, items, found, n, at, asked, arena);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int cascade_store__totals_append(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                                 cascade_arena *arena)
+{
+    return totals_hmget(r, ns, ids, n, arena, NULL);
+}
+
+int cascade_store__totals_apply(cascade_redis *r, const redisReply *rep,
+                                cascade_v1_ItemRecord *items, const bool *found, size_t n,
+                                const size_t *asked_at, size_t n_asked, cascade_arena *arena)
+{
+    size_t *elem = cascade_arena_calloc(arena, n_asked + 1, sizeof *elem);
+    size_t *at = cascade_arena_calloc(arena, n_asked + 1, sizeof *at);
+    cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
+    if (!elem || !at || !now)
+        return CASCADE_ENOMEM;
+    size_t asked = 0;
+    for (size_t k = 0; k < n_asked; k++) {
+        size_t i = asked_at[k];
+        if (found[i] && items[i].has_online_base) {
+            elem[asked] = k;
+            at[asked++] = i;
+        }
+    }
+    int rc = totals_reply(r, rep, n_asked, elem, at, asked, now);
+    if (rc == 0)
+        deltas_add(items, at, asked, now);
     return rc;
 }
 
@@ -392,9 +443,29 @@ static int unexpected_reply(cascade_redis *r, const char *what, const char *key)
 
 /* ---- readers ---- */
 
-/* One MGET for ids[0..n) with n <= STORE_MGET_CHUNK. */
-static int get_items_chunk(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
-                           char (*keys)[CASCADE_KEY_MAX], cascade_v1_ItemRecord *out, bool *found)
+/* Decode the MGET reply rep for ids[0..n) into out and found; an absent
+ * record is zeroed with found false. */
+static int items_reply(cascade_redis *r, const char *ns, const redisReply *rep, const uint64_t *ids,
+                       size_t n, cascade_v1_ItemRecord *out, bool *found)
+{
+    char key[CASCADE_KEY_MAX];
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+        return unexpected_reply(r, "MGET", cascade_key_item(key, ns, ids[0]));
+    for (size_t i = 0; i < n; i++) {
+        found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
+        if (!found[i])
+            memset(&out[i], 0, sizeof(out[i]));
+        else if (decode_reply(r, rep->element[i], cascade_key_item(key, ns, ids[i]),
+                              cascade_v1_ItemRecord_fields, &out[i], sizeof(out[i]),
+                              "ItemRecord") != 0)
+            return CASCADE_EFORMAT;
+    }
+    return 0;
+}
+
+/* Queue one MGET for ids[0..n) with n <= STORE_MGET_CHUNK. */
+static int append_items_chunk(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                              char (*keys)[CASCADE_KEY_MAX])
 {
     const char *argv[STORE_MGET_CHUNK + 1];
     size_t argvlen[STORE_MGET_CHUNK + 1];
@@ -404,24 +475,40 @@ static int get_items_chunk(cascade_redis *r, const char *ns, const uint64_t *ids
         argv[i + 1] = cascade_key_item(keys[i], ns, ids[i]);
         argvlen[i + 1] = strlen(keys[i]);
     }
-    redisReply *rep = NULL;
-    int rc = cascade_redis_command_argv(r, &rep, (int)n + 1, argv, argvlen);
-    if (rc != 0)
-        return rc;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
-        rc = unexpected_reply(r, "MGET", keys[0]);
-        goto out;
+    return cascade_redis_append_argv(r, (int)n + 1, argv, argvlen);
+}
+
+int cascade_store__items_append(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n)
+{
+    char(*keys)[CASCADE_KEY_MAX] =
+        malloc(sizeof(*keys) * (n < STORE_MGET_CHUNK ? n + 1 : STORE_MGET_CHUNK));
+    int rc = keys ? 0 : CASCADE_ENOMEM;
+    for (size_t start = 0; start < n && rc == 0; start += STORE_MGET_CHUNK)
+        rc = append_items_chunk(r, ns, ids + start,
+                                n - start < STORE_MGET_CHUNK ? n - start : STORE_MGET_CHUNK, keys);
+    free(keys);
+    return rc;
+}
+
+int cascade_store__items_read(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                              cascade_v1_ItemRecord *out, bool *found)
+{
+    char why[512] = "";
+    int rc = 0;
+    for (size_t start = 0; start < n; start += STORE_MGET_CHUNK) {
+        size_t m = n - start < STORE_MGET_CHUNK ? n - start : STORE_MGET_CHUNK;
+        redisReply *rep = NULL;
+        int one = cascade_redis_get_reply(r, &rep); /* every reply, whatever the first said */
+        if (one == 0 && rc == 0)
+            one = items_reply(r, ns, rep, ids + start, m, out + start, found + start);
+        if (rc == 0 && one != 0) {
+            rc = one;
+            snprintf(why, sizeof why, "%s", cascade_redis_error(r));
+        }
+        freeReplyObject(rep);
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        found[i] = rep->element[i]->type != REDIS_REPLY_NIL;
-        if (!found[i])
-            memset(&out[i], 0, sizeof(out[i]));
-        else
-            rc = decode_reply(r, rep->element[i], keys[i], cascade_v1_ItemRecord_fields, &out[i],
-                              sizeof(out[i]), "ItemRecord");
-    }
-out:
-    freeReplyObject(rep);
+    if (rc != 0) /* a later reply's success cleared it */
+        cascade_redis__restore_error(r, why);
     return rc;
 }
 
@@ -430,16 +517,21 @@ int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *id
 {
     if (n == 0)
         return 0;
-    char(*keys)[CASCADE_KEY_MAX] =
-        malloc(sizeof(*keys) * (n < STORE_MGET_CHUNK ? n : STORE_MGET_CHUNK));
-    if (!keys)
-        return CASCADE_ENOMEM;
-    int rc = 0;
-    for (size_t start = 0; start < n && rc == 0; start += STORE_MGET_CHUNK) {
-        size_t m = n - start < STORE_MGET_CHUNK ? n - start : STORE_MGET_CHUNK;
-        rc = get_items_chunk(r, ns, ids + start, m, keys, out + start, found + start);
-    }
-    free(keys);
+    int rc = cascade_store__items_append(r, ns, ids, n);
+    return rc != 0 ? rc : cascade_store__items_read(r, ns, ids, n, out, found);
+}
+
+int cascade_store__user_reply(cascade_redis *r, const char *ns, const char *user_id,
+                              const redisReply *rep, cascade_v1_UserRecord *out, bool *found)
+{
+    char key[CASCADE_KEY_MAX];
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    if (rep->type == REDIS_REPLY_NIL)
+        return 0;
+    int rc = decode_reply(r, rep, cascade_key_user(key, ns, user_id), cascade_v1_UserRecord_fields,
+                          out, sizeof(*out), "UserRecord");
+    *found = rc == 0;
     return rc;
 }
 
@@ -452,13 +544,8 @@ int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id
     *found = false;
     redisReply *rep = NULL;
     int rc = cascade_redis_command(r, &rep, "GET %s", key);
-    if (rc != 0)
-        return rc;
-    if (rep->type != REDIS_REPLY_NIL) {
-        rc = decode_reply(r, rep, key, cascade_v1_UserRecord_fields, out, sizeof(*out),
-                          "UserRecord");
-        *found = rc == 0;
-    }
+    if (rc == 0)
+        rc = cascade_store__user_reply(r, ns, user_id, rep, out, found);
     freeReplyObject(rep);
     return rc;
 }

@@ -81,6 +81,18 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
  * r (one connection per thread). */
 int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
                                     const bool *found, size_t n, cascade_arena *arena);
+/* Internal, for one pipeline of several reads (common/stage_reads.c):
+ * queue HMGET {ns}:ictr:totals for ids[0..n) (scratch from arena); then,
+ * given its reply, where the k-th id asked is the one of items[asked_at[k]]
+ * (k < n_asked; items, found: n of them), add to every found record with
+ * an online_base its change since that base, as
+ * cascade_store_online_deltas_add does (0, or CASCADE_EFORMAT with nothing
+ * added). */
+int cascade_store__totals_append(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                                 cascade_arena *arena);
+int cascade_store__totals_apply(cascade_redis *r, const redisReply *rep,
+                                cascade_v1_ItemRecord *items, const bool *found, size_t n,
+                                const size_t *asked_at, size_t n_asked, cascade_arena *arena);
 char *cascade_key_user_counters(char *buf, const char *ns,
                                 const char *user_id); /* {ns}:uctr:{uid} (HASH) */
 char *cascade_key_user_affinity(
@@ -155,9 +167,23 @@ int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *id
 int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
                                                const char *user_id, uint32_t *out);
 
+/* Internal, for one pipeline of several reads: queue the MGETs of
+ * cascade_store_get_items for ids[0..n) (n > 0), later read their replies
+ * with cascade_store__items_read, which reads every one of them whatever
+ * an earlier one said (the connection stays in step) and returns the first
+ * failure. */
+int cascade_store__items_append(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n);
+int cascade_store__items_read(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
+                              cascade_v1_ItemRecord *out, bool *found);
+
 /* GET one user record; *found false (and *out zeroed) when absent. */
 int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id,
                            cascade_v1_UserRecord *out, bool *found);
+
+/* Internal: the reply rep to GET {ns}:user:{uid} as cascade_store_get_user
+ * answers it. */
+int cascade_store__user_reply(cascade_redis *r, const char *ns, const char *user_id,
+                              const redisReply *rep, cascade_v1_UserRecord *out, bool *found);
 
 /* The user's newest interactions, newest first, at most max. */
 int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,

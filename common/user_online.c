@@ -76,14 +76,28 @@ out:
     return rc;
 }
 
-/* The events of the sorted-set reply rep above sequence `after` into ev (n
- * of them); the trim marker means events after the base are lost. */
+/* The events above sequence `after` of the WITHSCORES sorted-set reply rep
+ * (member, score, member, score ...) into ev (n of them): the members
+ * ZRANGEBYSCORE "(after" +inf would give, compared as Redis compares
+ * scores. The trim marker means events after the base are lost. */
 static int parse_events(cascade_redis *r, const char *key, const redisReply *rep, uint64_t after,
                         struct cascade_user_event *ev, size_t *n)
 {
     *n = 0;
-    for (size_t i = 0; i < rep->elements; i++) {
-        const redisReply *m = rep->element[i];
+    if (rep->elements % 2 != 0) {
+        cascade_redis__set_error(r, "%s: unexpected reply to ZRANGEBYSCORE WITHSCORES", key);
+        return CASCADE_EFORMAT;
+    }
+    for (size_t i = 0; i < rep->elements; i += 2) {
+        const redisReply *m = rep->element[i], *sc = rep->element[i + 1];
+        char *end = NULL;
+        double score = sc->type == REDIS_REPLY_STRING ? strtod(sc->str, &end) : 0;
+        if (sc->type != REDIS_REPLY_STRING || end == sc->str) {
+            cascade_redis__set_error(r, "%s: malformed score", key);
+            return CASCADE_EFORMAT;
+        }
+        if (!(score > (double)after))
+            continue; /* before the build's snapshot: in the base already */
         if (m->type == REDIS_REPLY_STRING && strcmp(m->str, CASCADE_USER_ONLINE_TRIMMED) == 0) {
             cascade_redis__set_error(r,
                                      "%s: events after the build's snapshot were dropped by the "
@@ -96,14 +110,14 @@ static int parse_events(cascade_redis *r, const char *key, const redisReply *rep
                                      m->type == REDIS_REPLY_STRING ? m->str : "");
             return CASCADE_EFORMAT;
         }
-        *n += ev[*n].seq > after;
+        (*n)++;
     }
     return 0;
 }
 
 /* The base of rec from the GET reply into *base: CASCADE_ENOTFOUND when
- * absent, CASCADE_EDATA when it is another load's (rec NULL: the base of
- * users without a record, any sequence). */
+ * absent, CASCADE_EDATA when it is another load's (rec NULL: the new users'
+ * base, any sequence). */
 static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
                       const cascade_v1_UserRecord *rec, cascade_v1_UserOnlineBase *base)
 {
@@ -125,71 +139,85 @@ static int parse_base(cascade_redis *r, const char *key, const redisReply *rep,
     return 0;
 }
 
-int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              bool known, int64_t now_s, cascade_arena *arena, size_t *n_events)
+int cascade_user_online__append(cascade_redis *r, const char *ns, const char *user_id)
 {
-    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX], min[32];
-    redisReply *brep = NULL, *erep = NULL;
+    char bkey[CASCADE_KEY_MAX], nkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX];
+    int rc = cascade_redis_append(r, "GET %s", cascade_key_user_online_base(bkey, ns, user_id));
+    if (rc == 0)
+        rc = cascade_redis_append(r, "GET %s", cascade_key_user_online_new(nkey, ns));
+    if (rc == 0)
+        rc = cascade_redis_append(r, "ZRANGEBYSCORE %s -inf +inf WITHSCORES",
+                                  cascade_key_user_events(ekey, ns, user_id));
+    return rc;
+}
+
+int cascade_user_online__finish(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                                bool known, redisReply *const rep[CASCADE_USER_ONLINE_REPLIES],
+                                int64_t now_s, cascade_arena *arena, size_t *n_events)
+{
+    const redisReply *brep = rep[known ? 0 : 1], *erep = rep[2];
+    char bkey[CASCADE_KEY_MAX], ekey[CASCADE_KEY_MAX];
     cascade_v1_UserOnlineBase *base = cascade_arena_calloc(arena, 1, sizeof *base);
     struct cascade_user_event *ev = NULL;
     size_t n = 0;
-    int rc, rc2;
+    int rc;
     if (n_events)
         *n_events = 0;
     if (base == NULL)
         return CASCADE_ENOMEM;
-    if (known) {
+    if (known)
         cascade_key_user_online_base(bkey, ns, rec->user_id);
-        snprintf(min, sizeof min, "(%" PRIu64, rec->online_seq);
-    } else { /* the base's sequence is known after the read: the events above it kept */
+    else
         cascade_key_user_online_new(bkey, ns);
-        snprintf(min, sizeof min, "-inf");
-    }
     cascade_key_user_events(ekey, ns, rec->user_id);
-    /* One round trip: the base and the events after the record's sequence. */
-    if ((rc = cascade_redis_append(r, "GET %s", bkey)) != 0 ||
-        (rc = cascade_redis_append(r, "ZRANGEBYSCORE %s %s +inf", ekey, min)) != 0)
-        goto out;
-    /* Both replies are read, whatever the first says, so the connection
-     * stays in step. */
-    rc = cascade_redis_get_reply(r, &brep);
-    rc2 = cascade_redis_get_reply(r, &erep);
-    if (rc == 0)
-        rc = rc2;
-    if (rc != 0)
-        goto out;
     if ((rc = parse_base(r, bkey, brep, known ? rec : NULL, base)) != 0)
-        goto out;
+        return rc;
+    if (!known) /* a new user's events are those above the new users' base */
+        rec->online_seq = base->seq;
     if (erep->type != REDIS_REPLY_ARRAY) {
         cascade_redis__set_error(r, "%s: not a sorted set", ekey);
-        rc = CASCADE_EFORMAT;
-        goto out;
+        return CASCADE_EFORMAT;
     }
-    if ((ev = cascade_arena_calloc(arena, erep->elements + 1, sizeof *ev)) == NULL) {
-        rc = CASCADE_ENOMEM;
-        goto out;
-    }
-    if ((rc = parse_events(r, ekey, erep, known ? 0 : base->seq, ev, &n)) != 0)
-        goto out;
-    if (!known)
-        rec->online_seq = base->seq;
+    if ((ev = cascade_arena_calloc(arena, erep->elements / 2 + 1, sizeof *ev)) == NULL)
+        return CASCADE_ENOMEM;
+    if ((rc = parse_events(r, ekey, erep, rec->online_seq, ev, &n)) != 0)
+        return rc;
     if ((rc = cascade_user_online_continue(rec, base, ev, n, now_s)) != 0) {
         cascade_redis__set_error(r, "%s: %s", ekey, cascade_strerror(rc));
-        goto out;
+        return rc;
     }
     if (n_events)
         *n_events = n;
-out:
-    freeReplyObject(brep);
-    freeReplyObject(erep);
+    return 0;
+}
+
+int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                              bool known, int64_t now_s, cascade_arena *arena, size_t *n_events)
+{
+    redisReply *rep[CASCADE_USER_ONLINE_REPLIES] = {NULL};
+    int rc;
+    if (n_events)
+        *n_events = 0;
+    /* One round trip: the bases and the user's events. */
+    if ((rc = cascade_user_online__append(r, ns, rec->user_id)) != 0)
+        return rc;
+    /* Every reply is read, whatever the first says, so the connection
+     * stays in step. */
+    for (size_t i = 0; i < CASCADE_USER_ONLINE_REPLIES; i++) {
+        int rci = cascade_redis_get_reply(r, &rep[i]);
+        if (rc == 0)
+            rc = rci;
+    }
+    if (rc == 0)
+        rc = cascade_user_online__finish(r, ns, rec, known, rep, now_s, arena, n_events);
+    for (size_t i = 0; i < CASCADE_USER_ONLINE_REPLIES; i++)
+        freeReplyObject(rep[i]);
     return rc;
 }
 
-int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              bool known, int64_t now_s, cascade_arena *arena, const char *stage,
-                              cascade_metric *reads, cascade_metric *failures)
+int cascade_user_online_report(cascade_redis *r, int rc, const char *stage, cascade_metric *reads,
+                               cascade_metric *failures)
 {
-    int rc = cascade_user_online_apply(r, ns, rec, known, now_s, arena, NULL);
     if (rc == CASCADE_ENOMEM)
         return rc;
     if (rc == CASCADE_ENOTFOUND) /* no base: the record as load wrote it */
@@ -202,5 +230,5 @@ int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserR
         return 0;
     }
     cascade_metric_inc(reads);
-    return 1;
+    return 0;
 }

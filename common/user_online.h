@@ -34,17 +34,16 @@ struct cascade_user_event {
 int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_event *out);
 
 /* Continue rec with the user's online events: one round trip reads the
- * base {ns}:user:{uid}:online and {ns}:uev:{uid} above rec->online_seq
- * (GET and ZRANGEBYSCORE, pipelined); the events are applied in the replay's
- * order (time, then sequence) to the base's state and the record's counts,
- * and the counts and the strongest affinities decayed to now_s are written
- * into rec. *n_events (may be NULL) gets the number of events applied.
- * Returns 0; CASCADE_ENOTFOUND when the user has no base (rec as it is);
- * or a negative code with the reason in cascade_redis_error(r), rec
- * unchanged: Redis failed, CASCADE_EFORMAT (a malformed base or member),
- * CASCADE_EDATA (the base is of another load than rec, or the consumer's
- * cap dropped events after it). Scratch from arena; thread-safe as r (one
- * connection per thread).
+ * base {ns}:user:{uid}:online and {ns}:uev:{uid} (GET and ZRANGEBYSCORE
+ * -inf +inf WITHSCORES, pipelined; the members above rec->online_seq are
+ * kept, so the read needs no record first and can share a pipeline with it); the events are applied
+ * in the replay's order (time, then sequence) to the base's state and the record's counts, and the
+ * counts and the strongest affinities decayed to now_s are written into rec. *n_events (may be
+ * NULL) gets the number of events applied. Returns 0; CASCADE_ENOTFOUND when the user has no base
+ * (rec as it is); or a negative code with the reason in cascade_redis_error(r), rec unchanged:
+ * Redis failed, CASCADE_EFORMAT (a malformed base or member), CASCADE_EDATA (the base is of another
+ * load than rec, or the consumer's cap dropped events after it). Scratch from arena; thread-safe as
+ * r (one connection per thread).
  * known false: rec is the zeroed record of a user without one (new since
  * the build); the base is {ns}:loop:user_online_new (load's: the snapshot's
  * sequence and half-life, no categories), and every event of the user above
@@ -53,16 +52,25 @@ int cascade_user_online_parse(const char *s, size_t len, struct cascade_user_eve
 int cascade_user_online_apply(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
                               bool known, int64_t now_s, cascade_arena *arena, size_t *n_events);
 
-/* What a stage calls (Rank and PreRank): cascade_user_online_apply; no base
- * keeps the record and counts nothing; on a failure the record as it was
- * (the nightly user columns), the failure counted in `failures` and logged
- * (rate-limited) with the stage's name; otherwise `reads` counted. Metrics
- * may be NULL. Returns 1 when rec was continued (for a user without a
- * record: rec is now the replay's record of that user), 0 when it is as it
- * was, or CASCADE_ENOMEM (the request's memory ran out: the caller fails). */
-int cascade_user_online_serve(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
-                              bool known, int64_t now_s, cascade_arena *arena, const char *stage,
-                              cascade_metric *reads, cascade_metric *failures);
+/* Internal, for one pipeline of several reads (common/stage_reads.c):
+ * __append queues the CASCADE_USER_ONLINE_REPLIES reads of
+ * cascade_user_online_apply for user_id (the user's base, the new users'
+ * base, the events: the record need not be read first); __finish continues
+ * rec from their replies (rep[], every one read without error) and returns
+ * what cascade_user_online_apply returns. */
+#define CASCADE_USER_ONLINE_REPLIES 3
+int cascade_user_online__append(cascade_redis *r, const char *ns, const char *user_id);
+int cascade_user_online__finish(cascade_redis *r, const char *ns, cascade_v1_UserRecord *rec,
+                                bool known, redisReply *const rep[CASCADE_USER_ONLINE_REPLIES],
+                                int64_t now_s, cascade_arena *arena, size_t *n_events);
+
+/* The stage's side of the outcome rc of cascade_user_online_apply: no base
+ * (CASCADE_ENOTFOUND) counts nothing, another failure is counted in
+ * `failures` and logged (rate-limited) with the stage's name, success is
+ * counted in `reads` (metrics may be NULL). Returns 0, or CASCADE_ENOMEM
+ * when rc is (the caller fails). */
+int cascade_user_online_report(cascade_redis *r, int rc, const char *stage, cascade_metric *reads,
+                               cascade_metric *failures);
 
 /* The pure part: continue rec from base with ev[0..n) (sorted here in place)
  * as of now_s. 0 or CASCADE_ENOMEM / CASCADE_EFORMAT (an event type out of

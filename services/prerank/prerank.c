@@ -1,6 +1,6 @@
-/* Pre-rank stage: fetch item records (MGET in chunks) and, with a model, the
- * user record; score with the hashed-feature LR or the heuristic, sort, keep
- * the top N. */
+/* Pre-rank stage: read the item records and, with a model, the user record
+ * in one Redis pipeline (common/stage_reads.h); score with the learned
+ * ranker, the hashed-feature LR or the heuristic, sort, keep the top N. */
 #include "prerank.h"
 
 #include <math.h>
@@ -14,6 +14,7 @@
 #include "experiments.h"
 #include "log.h"
 #include "request.h"
+#include "stage_reads.h"
 #include "prerank_internal.h"
 #include "store.h"
 #include "user_online.h"
@@ -113,9 +114,8 @@ static void register_metrics(cascade_prerank *p, cascade_metrics *m)
         NULL);
     p->online_failures = cascade_metric_get(
         cascade_metrics_counter(m, "cascade_prerank_online_counter_failures_total",
-                                "PreRank requests scored, wholly or from a chunk on, with the "
-                                "nightly item statistics because the online counters could not "
-                                "be read.",
+                                "PreRank requests scored with the nightly item statistics "
+                                "because the online counters could not be read.",
                                 NULL),
         NULL);
     p->online_user_reads = cascade_metric_get(
@@ -285,52 +285,55 @@ static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *rec
         cands[i]->prerank_score = score[i];
 }
 
-/* The records of ids[0..n) (found[i] false when absent), their statistics
- * with the online counters' change added while *online holds (one HMGET of
- * {ns}:ictr:totals; a Redis failure there clears *online, is counted, logged
- * and leaves the nightly statistics: docs/closed-loop.md). */
-static int prerank_fetch(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
-                         const uint64_t *ids, size_t n, cascade_v1_ItemRecord *recs, bool *found,
-                         bool *online, char *err, size_t errlen)
+/* The request's reads (common/stage_reads.h: one round trip): the user's
+ * record when q->user_id is set, continued with the user's events, and the
+ * item records with the online counters' change. A failed online read is
+ * counted, logged and leaves the nightly data (docs/closed-loop.md). */
+static int prerank_read(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                        struct cascade_stage_reads *q, char *err, size_t errlen)
 {
-    int rc = cascade_item_cache_get(p->items, redis, p->ns, ids, n, recs, found, NULL);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: item records: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
-    if (!*online)
-        return 0;
-    rc = cascade_store_online_deltas_add(redis, p->ns, recs, found, n, arena);
+    q->ns = p->ns;
+    q->online_user = p->online_user;
+    q->online_counters = p->online_counters;
+    q->cache = p->items;
+    int rc = cascade_stage_reads_run(redis, arena, q);
+    if (rc == 0)
+        rc = cascade_user_online_report(redis, q->user_online_rc, "prerank", p->online_user_reads,
+                                        p->online_user_failures);
     if (rc == CASCADE_ENOMEM) {
         snprintf(err, errlen, "prerank: out of request memory");
         return rc;
     }
     if (rc != 0) {
-        *online = false;
-        cascade_metric_inc(p->online_failures);
-        CASCADE_WARN(
-            NULL, "prerank: online counters unread (%s); scoring with the nightly statistics",
-            cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        snprintf(err, errlen, "prerank: %s: %s",
+                 q->user_id ? "user and item records" : "item records",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
+        return rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
     }
+    if (!q->online_counters)
+        return 0;
+    if (q->counters_rc == 0) {
+        cascade_metric_inc(p->online_reads);
+        return 0;
+    }
+    cascade_metric_inc(p->online_failures);
+    CASCADE_WARN(NULL, "prerank: online counters unread (%s); scoring with the nightly statistics",
+                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
+                                               : cascade_strerror(q->counters_rc));
     return 0;
 }
 
-/* Fetch records chunk by chunk and score every candidate. */
-static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
-                             int64_t deadline_ms, const Cascade__V1__PreRankRequest *req,
-                             const struct scorer *s, char *err, size_t errlen)
+/* Score every candidate with its record, PRERANK_CHUNK at a time. */
+static int prerank_score_all(cascade_arena *arena, int64_t deadline_ms,
+                             const Cascade__V1__PreRankRequest *req, const struct scorer *s,
+                             const cascade_v1_ItemRecord *recs, const bool *found, char *err,
+                             size_t errlen)
 {
-    bool online = p->online_counters;
-    uint64_t ids[PRERANK_CHUNK];
-    bool found[PRERANK_CHUNK];
     float score[PRERANK_CHUNK], *X = NULL;
-    cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, PRERANK_CHUNK, sizeof *recs);
-    if (s->model && s->model->ltr)
-        X = cascade_arena_alloc(
-            arena, (req->n_candidates < PRERANK_CHUNK ? req->n_candidates + 1 : PRERANK_CHUNK) *
-                       CASCADE_LTR_FEATURES * sizeof *X);
-    if (!recs || (s->model && s->model->ltr && !X)) {
+    if (s->model && s->model->ltr &&
+        !(X = cascade_arena_alloc(
+              arena, (req->n_candidates < PRERANK_CHUNK ? req->n_candidates + 1 : PRERANK_CHUNK) *
+                         CASCADE_LTR_FEATURES * sizeof *X))) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
@@ -342,66 +345,45 @@ static int prerank_score_all(const cascade_prerank *p, cascade_redis *redis, cas
         }
         size_t n =
             req->n_candidates - off < PRERANK_CHUNK ? req->n_candidates - off : PRERANK_CHUNK;
-        for (size_t i = 0; i < n; i++)
-            ids[i] = req->candidates[off + i]->item_id;
-        int rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen);
-        if (rc != 0)
-            return rc;
-        score_chunk(s, recs, found, req->candidates + off, n, X, score);
+        score_chunk(s, recs + off, found + off, req->candidates + off, n, X, score);
     }
-    if (online && p->online_counters)
-        cascade_metric_inc(p->online_reads);
     return 0;
 }
 
-/* The user's record into *u (*found false: absent, the id filled in),
- * continued with the user's events since the build as of now_s
- * (common/user_online.h; a Redis failure there keeps the nightly record;
- * a user without a record who has events since it is found: their record
- * is the replay's). */
-static int prerank_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
-                        const char *user_id, int64_t now_s, cascade_v1_UserRecord *u, bool *found,
-                        char *err, size_t errlen)
+/* Read what the request needs and score every candidate: with a model, the
+ * user's record (absent = anonymous user) and the time first. */
+static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
+                         int64_t deadline_ms, const Cascade__V1__PreRankRequest *req,
+                         struct scorer *s, char *err, size_t errlen)
 {
-    int rc = cascade_store_get_user(redis, p->ns, user_id, u, found);
-    if (rc != 0) {
-        snprintf(err, errlen, "prerank: user record: %s",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
-        return rc == CASCADE_ENOMEM || rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
-    }
-    if (!*found)
-        snprintf(u->user_id, sizeof u->user_id, "%s", user_id);
-    if (!p->online_user)
-        return 0;
-    rc = cascade_user_online_serve(redis, p->ns, u, *found, now_s, arena, "prerank",
-                                   p->online_user_reads, p->online_user_failures);
-    if (rc == CASCADE_ENOMEM) {
+    size_t n = req->n_candidates;
+    struct cascade_stage_reads q = {
+        .user_id = s->model ? req->user->user_id : NULL,
+        .ids = cascade_arena_calloc(arena, n + 1, sizeof(uint64_t)),
+        .n = n,
+        .user = cascade_arena_calloc(arena, 1, sizeof(cascade_v1_UserRecord)),
+        /* Not zeroed: cascade_stage_reads_run writes every record. */
+        .items = cascade_arena_alloc(arena, (n + 1) * sizeof(cascade_v1_ItemRecord)),
+        .found = cascade_arena_calloc(arena, n + 1, sizeof(bool)),
+    };
+    if (!q.ids || !q.user || !q.items || !q.found) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
-    *found = *found || rc == 1; /* a new user continued: the replay's record of them */
-    return 0;
-}
-
-/* With a model: the user record (absent = anonymous user) and the time. */
-static int scorer_user(const cascade_prerank *p, cascade_redis *redis, cascade_arena *arena,
-                       const Cascade__V1__PreRankRequest *req, struct scorer *s, char *err,
-                       size_t errlen)
-{
-    bool found = false;
-    cascade_v1_UserRecord *u = cascade_arena_calloc(arena, 1, sizeof *u);
-    if (!u) {
-        snprintf(err, errlen, "prerank: out of request memory");
-        return CASCADE_ENOMEM;
-    }
+    uint64_t *ids = (uint64_t *)q.ids;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = req->candidates[i]->item_id;
     /* Wall time: the features decay and age against the events' times. */
     s->now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
-    int rc = prerank_user(p, redis, arena, req->user->user_id, s->now_s, u, &found, err, errlen);
+    q.now_s = s->now_s;
+    int rc = prerank_read(p, redis, arena, &q, err, errlen);
     if (rc != 0)
         return rc;
-    s->rec = u;
-    cascade_prerank_user_prepare(found ? u : NULL, req->user->user_id, &s->user);
-    return 0;
+    if (s->model) {
+        s->rec = q.user;
+        cascade_prerank_user_prepare(q.user_found ? q.user : NULL, req->user->user_id, &s->user);
+    }
+    return prerank_score_all(arena, deadline_ms, req, s, q.items, q.found, err, errlen);
 }
 
 /* The kept candidates as a scores-only answer: item_id and prerank_score. */
@@ -467,9 +449,7 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
         snprintf(err, errlen, "prerank: out of memory for a Redis connection");
         goto out;
     }
-    if (s.model && (rc = scorer_user(p, redis, arena, req, &s, err, errlen)) != 0)
-        goto out;
-    if ((rc = prerank_score_all(p, redis, arena, deadline_ms, req, &s, err, errlen)) != 0)
+    if ((rc = prerank_score(p, redis, arena, deadline_ms, req, &s, err, errlen)) != 0)
         goto out;
     rc =
         prerank_sort_keep(arena, req, keep, s.model ? s.model->version : p->heuristic_version, out);
@@ -485,32 +465,36 @@ int cascade_prerank_features_of(cascade_prerank *p, cascade_arena *arena, int64_
                                 unsigned bits, uint32_t *idx, float *heuristic, char *err,
                                 size_t errlen)
 {
-    bool online = p->online_counters, user_found = false;
     cascade_redis *redis = cascade_redis_pool_get(p->redis);
-    cascade_v1_UserRecord *u = cascade_arena_calloc(arena, 1, sizeof *u);
-    cascade_v1_ItemRecord *recs = cascade_arena_calloc(arena, n + 1, sizeof *recs);
-    bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
+    struct cascade_stage_reads q = {
+        .user_id = user_id,
+        .ids = ids,
+        .n = n,
+        .now_s = now_s,
+        .user = cascade_arena_calloc(arena, 1, sizeof(cascade_v1_UserRecord)),
+        .items = cascade_arena_calloc(arena, n + 1, sizeof(cascade_v1_ItemRecord)),
+        .found = cascade_arena_calloc(arena, n + 1, sizeof(bool)),
+    };
     struct cascade_prerank_user pu;
     struct cascade_prerank_weights hw;
-    if (!redis || !u || !recs || !found) {
+    if (!redis || !q.user || !q.items || !q.found) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc = prerank_user(p, redis, arena, user_id, now_s, u, &user_found, err, errlen);
+    int rc = prerank_read(p, redis, arena, &q, err, errlen);
     if (rc != 0)
         return rc;
-    if ((rc = prerank_fetch(p, redis, arena, ids, n, recs, found, &online, err, errlen)) != 0)
-        return rc;
-    cascade_prerank_user_prepare(user_found ? u : NULL, user_id, &pu);
+    cascade_prerank_user_prepare(q.user_found ? q.user : NULL, user_id, &pu);
     cascade_prerank_weights_default(&hw);
     for (size_t i = 0; i < n; i++) {
-        if (!found[i]) {
-            memset(&recs[i], 0, sizeof recs[i]);
-            recs[i].item_id = ids[i];
+        if (!q.found[i]) {
+            memset(&q.items[i], 0, sizeof q.items[i]);
+            q.items[i].item_id = ids[i];
         }
-        cascade_prerank_features(&pu, &recs[i], now_s, bits, idx + i * CASCADE_PRERANK_FEATURES);
-        heuristic[i] = cascade_prerank_score(&hw, recs[i].has_stats ? &recs[i].stats : NULL, 0);
+        cascade_prerank_features(&pu, &q.items[i], now_s, bits, idx + i * CASCADE_PRERANK_FEATURES);
+        heuristic[i] =
+            cascade_prerank_score(&hw, q.items[i].has_stats ? &q.items[i].stats : NULL, 0);
     }
     return 0;
 }

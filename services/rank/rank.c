@@ -14,6 +14,7 @@
 #include "rank_features.h"
 #include "rank_internal.h"
 #include "request.h"
+#include "stage_reads.h"
 #include "store.h"
 #include "user_online.h"
 
@@ -246,43 +247,35 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
 }
 
 /* The user's record (zeroed with the id filled in when the user is unknown),
- * continued with the user's events since the build as of now_s
- * (common/user_online.h; a Redis failure there keeps the nightly record),
- * and the item records of ids[0..n) (found[i] false when absent), their
- * statistics with the online counters' change added (online.c; a Redis
- * failure there only degrades to the nightly statistics). */
+ * continued with the user's events since the build as of now_s, and the
+ * item records of ids[0..n) (found[i] false when absent), their statistics
+ * with the online counters' change added: one round trip
+ * (common/stage_reads.h). A failed online read only degrades to the nightly
+ * data, counted and logged (online.c, common/user_online.h). */
 static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena *arena,
-                      int64_t deadline_ms, const char *user_id, const uint64_t *ids, size_t n,
-                      int64_t now_s, cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items,
-                      bool *found, char *err, size_t errlen)
+                      const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
+                      cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items, bool *found,
+                      char *err, size_t errlen)
 {
-    bool user_found = false;
-    int rc = cascade_store_get_user(redis, r->ns, user_id, user, &user_found);
+    struct cascade_stage_reads q = {.ns = r->ns,
+                                    .user_id = user_id,
+                                    .online_user = r->online_user,
+                                    .online_counters = r->online_counters,
+                                    .ids = ids,
+                                    .n = n,
+                                    .cache = r->items,
+                                    .now_s = now_s,
+                                    .user = user,
+                                    .items = items,
+                                    .found = found};
+    int rc = cascade_stage_reads_run(redis, arena, &q);
+    if (rc == 0)
+        rc = cascade_user_online_report(redis, q.user_online_rc, "rank", r->online_user_reads,
+                                        r->online_user_failures);
     if (rc != 0)
-        return store_failure(redis, rc, "user record", err, errlen);
-    if (!user_found)
-        snprintf(user->user_id, sizeof user->user_id, "%s", user_id);
-    if (r->online_user && cascade_user_online_serve(redis, r->ns, user, user_found, now_s, arena,
-                                                    "rank", r->online_user_reads,
-                                                    r->online_user_failures) == CASCADE_ENOMEM) {
-        snprintf(err, errlen, "rank: out of request memory");
-        return CASCADE_ENOMEM;
-    }
-    for (size_t off = 0; off < n; off += RANK_CHUNK) {
-        if (cascade_now_ms() >= deadline_ms) {
-            snprintf(err, errlen, "rank: deadline exceeded while reading item records");
-            return CASCADE_ETIMEDOUT;
-        }
-        size_t m = n - off < RANK_CHUNK ? n - off : RANK_CHUNK;
-        if ((rc = cascade_item_cache_get(r->items, redis, r->ns, ids + off, m, items + off,
-                                         found + off, NULL)))
-            return store_failure(redis, rc, "item records", err, errlen);
-    }
-    if (r->online_counters &&
-        cascade_rank__online_add(r, redis, items, found, n, arena) == CASCADE_ENOMEM) {
-        snprintf(err, errlen, "rank: out of request memory");
-        return CASCADE_ENOMEM;
-    }
+        return store_failure(redis, rc, "user and item records", err, errlen);
+    if (r->online_counters)
+        cascade_rank__online_report(r, redis, q.counters_rc);
     return 0;
 }
 
@@ -546,8 +539,8 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
         goto nomem;
     for (size_t i = 0; i < n; i++)
         ids[i] = req->candidates[i]->item_id;
-    if ((rc = rank_fetch(r, redis, arena, deadline_ms, req->user->user_id, ids, n, now_s, user,
-                         items, found, err, errlen)))
+    if ((rc = rank_fetch(r, redis, arena, req->user->user_id, ids, n, now_s, user, items, found,
+                         err, errlen)))
         return rc;
     if (cascade_now_ms() >= deadline_ms) {
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
@@ -584,8 +577,7 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc = rank_fetch(r, redis, arena, deadline_ms, user_id, ids, n, now_s, user, items, found,
-                        err, errlen);
+    int rc = rank_fetch(r, redis, arena, user_id, ids, n, now_s, user, items, found, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++)
         cascade_features_rank(user, &items[i], now_s, out + i * CASCADE_RANK_FEATURES);
     return rc;

@@ -112,15 +112,11 @@ struct cascade_rank {
  * *out. 0, or CASCADE_EINVAL for any other name (NULL included). */
 int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out);
 
-/* Add to items[i].stats, for every found record with an online_base, the
- * change of its online counters since that base: one HMGET of
- * {ns}:ictr:totals on redis (its deadline set by the caller). On a Redis
- * failure nothing is added, the failure is counted and logged, and the
- * negative code returned for the caller to ignore (the nightly statistics
- * still score the request). Scratch from arena. */
-int cascade_rank__online_add(const cascade_rank *r, cascade_redis *redis,
-                             cascade_v1_ItemRecord *items, const bool *found, size_t n,
-                             cascade_arena *arena);
+/* The outcome rc of the request's online-counters read (0: the change
+ * was added; else the nightly statistics score the request): counted in
+ * the stage's metrics, a failure logged with the reason in
+ * cascade_redis_error(redis). */
+void cascade_rank__online_report(const cascade_rank *r, cascade_redis *redis, int rc);
 /* Names cascade_rank__choice_parse accepts, comma-separated. Static. */
 const char *cascade_rank__choice_list(void);
 /* Take a reference to the model a request is scored with (NULL = no model):

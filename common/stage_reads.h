@@ -1,0 +1,58 @@
+/* The Redis reads a scoring stage (PreRank, Rank) makes for one request, as
+ * one pipeline (one round trip): the user record, the user's online base
+ * and events (common/user_online.h), the item records the item cache lacks
+ * (MGET per 256), and, when the cache had every record, the online
+ * counters' totals of the candidates with an online_base (HMGET
+ * {ns}:ictr:totals). These reads need no other's answer, so all are queued
+ * first and every reply is read afterwards, whatever an earlier one said:
+ * the pooled connection stays in step. With misses, the counters are read
+ * in a second round trip, only when a record has an online_base (which
+ * only the record says) (docs/load.md, "Fifth round (i)"). */
+#ifndef CASCADE_STAGE_READS_H
+#define CASCADE_STAGE_READS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "cascade/v1/records.pb.h"
+#include "item_cache.h"
+#include "redis.h"
+
+/* One request's reads: the caller fills the inputs and the output arrays. */
+struct cascade_stage_reads {
+    /* in (borrowed for the call) */
+    const char *ns;
+    const char *user_id;  /* NULL: no user record is read */
+    bool online_user;     /* continue the user record with the user's events */
+    bool online_counters; /* add the online counters' change to the item stats */
+    const uint64_t *ids;  /* the candidates' item ids, n of them */
+    size_t n;
+    cascade_item_cache *cache; /* NULL: every record from Redis */
+    int64_t now_s;             /* the time the user's features are decayed to */
+    /* out */
+    cascade_v1_UserRecord *user;  /* caller's; zeroed with user_id set when unknown */
+    bool user_found;              /* or: without a record, continued from the new users' base */
+    cascade_v1_ItemRecord *items; /* caller's, n of them; zeroed when absent */
+    bool *found;                  /* caller's, n of them */
+    /* The degraded parts, never a failure of the call: what
+     * cascade_user_online_apply returned (CASCADE_ENOTFOUND when not asked or
+     * the user has no base), and 0 or the reason the counters' change was
+     * not added (its text in cascade_redis_error when it was the last). */
+    int user_online_rc;
+    int counters_rc;
+};
+
+/* Run q's reads as one pipeline on r (and the counters' HMGET after it,
+ * as above). Returns 0, or a negative code with the
+ * reason in cascade_redis_error(r) when the user record or an item record
+ * could not be read (Redis failed, CASCADE_EFORMAT: not a valid record),
+ * or CASCADE_ENOMEM. A failed online-user or counters read leaves the
+ * nightly data and sets user_online_rc / counters_rc (the caller counts and
+ * logs them: cascade_user_online_report). Item records read from Redis are
+ * cached in q->cache. Scratch from arena; thread-safe as r (one connection
+ * per thread). */
+int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q);
+
+#endif

@@ -1,0 +1,203 @@
+/* Unit tests for common/stage_reads.c against a real redis-server: one
+ * pipeline reads the user record (continued with the online events above
+ * its sequence only), the item records (several MGETs, some from the item
+ * cache) and the online counters' change; an error reply mid-pipeline
+ * (a wrong-type key) degrades only its own part and leaves the connection
+ * in step for the next command. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arena.h"
+#include "error.h"
+#include "item_cache.h"
+#include "stage_reads.h"
+#include "store.h"
+#include "support.h"
+
+#define NS "sr"
+#define N_ITEMS 600 /* three MGETs of 256 */
+
+static void put_items(cascade_redis *r)
+{
+    for (uint64_t id = 1; id <= N_ITEMS; id++) {
+        cascade_v1_ItemRecord rec = cascade_v1_ItemRecord_init_zero;
+        rec.item_id = id;
+        rec.has_stats = true;
+        rec.stats.clicks = 10;
+        rec.stats.impressions = 100;
+        /* Even ids carry the snapshot their stats were paired with. */
+        rec.has_online_base = id % 2 == 0;
+        rec.online_base.clicks = 4;
+        rec.online_base.impressions = 40;
+        assert_int_equal(cascade_store_put_item(r, NS, &rec), 0);
+    }
+}
+
+/* The user u1 (online_seq 5, 7 impressions), its base, and its events: two
+ * impressions and a click above seq 5, one impression at seq 4 (already in
+ * the base). */
+static void put_user(cascade_redis *r)
+{
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    cascade_v1_UserOnlineBase base = cascade_v1_UserOnlineBase_init_zero;
+    uint8_t buf[256];
+    size_t len = 0;
+    redisReply *rep = NULL;
+    snprintf(u.user_id, sizeof u.user_id, "u1");
+    u.online_seq = 5;
+    u.impressions = 7;
+    assert_int_equal(cascade_store_put_user(r, NS, &u), 0);
+    base.seq = 5;
+    assert_int_equal(
+        cascade_record_encode(cascade_v1_UserOnlineBase_fields, &base, buf, sizeof buf, &len), 0);
+    assert_int_equal(cascade_redis_command(r, &rep, "SET " NS ":user:u1:online %b", buf, len), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(r, &rep, "ZADD " NS ":uev:u1 4 %s 6 %s 7 %s 8 %s",
+                                           "4 1 3 2 1000", "6 1 3 2 1001", "7 1 4 2 1002",
+                                           "8 2 4 2 1003"),
+                     0);
+    freeReplyObject(rep);
+}
+
+static void set_totals(cascade_redis *r, uint64_t id, const char *value)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "HSET " NS ":ictr:totals %llu %s",
+                                           (unsigned long long)id, value),
+                     0);
+    freeReplyObject(rep);
+}
+
+struct reads {
+    cascade_v1_UserRecord user;
+    cascade_v1_ItemRecord items[N_ITEMS + 1];
+    bool found[N_ITEMS + 1];
+    uint64_t ids[N_ITEMS + 1];
+    struct cascade_stage_reads q;
+};
+
+/* Ask for u1 and ids 1..N_ITEMS+1 (the last has no record). */
+static struct cascade_stage_reads *ask(cascade_item_cache *cache)
+{
+    static struct reads r; /* too big for the stack */
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i <= N_ITEMS; i++)
+        r.ids[i] = i + 1;
+    r.q = (struct cascade_stage_reads){.ns = NS,
+                                       .user_id = "u1",
+                                       .online_user = true,
+                                       .online_counters = true,
+                                       .ids = r.ids,
+                                       .n = N_ITEMS + 1,
+                                       .cache = cache,
+                                       .now_s = 2000,
+                                       .user = &r.user,
+                                       .items = r.items,
+                                       .found = r.found};
+    return &r.q;
+}
+
+static void test_one_pipeline_reads_everything(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_arena *arena = cascade_arena_create(1 << 16);
+    cascade_item_cache *cache = cascade_item_cache_create(1024, 60000);
+    assert_non_null(arena);
+    assert_non_null(cache);
+    put_items(f->conn);
+    put_user(f->conn);
+    set_totals(f->conn, 2, "50 9 0 0 0 0 0");   /* base 40/4: +10 impressions, +5 clicks */
+    set_totals(f->conn, 3, "500 90 0 0 0 0 0"); /* no online_base: ignored */
+    for (int round = 0; round < 2; round++) {   /* the second from the item cache */
+        struct cascade_stage_reads *q = ask(cache);
+        assert_int_equal(cascade_stage_reads_run(f->conn, arena, q), 0);
+        assert_true(q->user_found);
+        assert_int_equal(q->user_online_rc, 0);
+        /* 7 in the record, +2 impressions above seq 5 (not the one at 4). */
+        assert_int_equal(q->user->impressions, 9);
+        assert_int_equal(q->user->clicks, 1);
+        assert_int_equal(q->counters_rc, 0);
+        for (size_t i = 0; i < N_ITEMS; i++)
+            assert_true(q->found[i] && q->items[i].item_id == i + 1);
+        assert_false(q->found[N_ITEMS]);
+        assert_int_equal(q->items[1].stats.impressions, 110);
+        assert_int_equal(q->items[1].stats.clicks, 15);
+        assert_int_equal(q->items[2].stats.impressions, 100);
+        assert_int_equal(q->items[3].stats.clicks, 10); /* no totals: +0 */
+        cascade_arena_reset(arena);
+    }
+    /* The cache kept the nightly records, not the ones with the change. */
+    cascade_v1_ItemRecord rec;
+    bool found = false;
+    const uint64_t two = 2;
+    assert_int_equal(cascade_item_cache_lookup(cache, &two, 1, &rec, &found, (size_t[1]){0}, 0), 0);
+    assert_int_equal(rec.stats.clicks, 10);
+    cascade_item_cache_destroy(cache);
+    cascade_arena_destroy(arena);
+}
+
+/* A wrong-type key in the middle: the events set and the counters' hash are
+ * strings, so ZRANGEBYSCORE and HMGET get error replies between and after
+ * the MGETs. The records still arrive, only the online parts degrade, and
+ * the next command on the connection gets its own reply. */
+static void test_error_reply_keeps_connection_in_step(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_arena *arena = cascade_arena_create(1 << 16);
+    redisReply *rep = NULL;
+    assert_non_null(arena);
+    put_items(f->conn);
+    put_user(f->conn);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":uev:u1 " NS ":ictr:totals"),
+                     0);
+    freeReplyObject(rep);
+    assert_int_equal(
+        cascade_redis_command(f->conn, &rep, "MSET " NS ":uev:u1 x " NS ":ictr:totals y"), 0);
+    freeReplyObject(rep);
+    struct cascade_stage_reads *q = ask(NULL);
+    assert_int_equal(cascade_stage_reads_run(f->conn, arena, q), 0);
+    assert_true(q->user_found);
+    assert_int_equal(q->user_online_rc, CASCADE_EIO);
+    assert_int_equal(q->user->impressions, 7); /* the nightly record */
+    assert_int_equal(q->counters_rc, CASCADE_EIO);
+    for (size_t i = 0; i < N_ITEMS; i++)
+        assert_true(q->found[i] && q->items[i].stats.clicks == 10);
+    /* In step: the next commands read their own replies. */
+    cascade_v1_UserRecord u;
+    bool found = false;
+    assert_int_equal(cascade_store_get_user(f->conn, NS, "u1", &u, &found), 0);
+    assert_true(found && u.online_seq == 5);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ECHO in-step"), 0);
+    assert_string_equal(rep->str, "in-step");
+    freeReplyObject(rep);
+    /* The user's key of another type fails the call, the connection still
+     * in step afterwards. */
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":user:u1"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SADD " NS ":user:u1 a"), 0);
+    freeReplyObject(rep);
+    cascade_arena_reset(arena);
+    q = ask(NULL);
+    assert_int_equal(cascade_stage_reads_run(f->conn, arena, q), CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "WRONGTYPE"));
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ECHO again"), 0);
+    assert_string_equal(rep->str, "again");
+    freeReplyObject(rep);
+    cascade_arena_destroy(arena);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_pipeline_reads_everything),
+        cmocka_unit_test(test_error_reply_keeps_connection_in_step),
+    };
+    return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
+}
