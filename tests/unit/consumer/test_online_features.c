@@ -765,6 +765,28 @@ static long trainer_row(const cascade_dataset *ds, const struct cascade_rank_exa
     return -1;
 }
 
+/* The trainers' replay of the data directory dir (events.tsv + the
+ * partitions the consumer wrote), every impression an example: train-rank's
+ * rows into *ex and, in the same order, train-prerank's (options po) into
+ * *pex; the dataset into *ds. */
+static void trainers_replay(const char *dir, struct cascade_train_prerank_opts *po,
+                            cascade_dataset **ds, struct cascade_rank_examples *ex,
+                            struct cascade_prerank_examples *pex)
+{
+    char err[512];
+    struct cascade_train_rank_opts o;
+    cascade_train_rank_defaults(&o);
+    o.warmup_frac = 0;
+    o.holdout_frac = 0;
+    o.quiet = true;
+    o.affinity_half_life_days = strtod(HALF_LIFE_DAYS, NULL);
+    assert_int_equal(cascade_dataset_read(dir, ds, err, sizeof err), 0);
+    assert_int_equal(cascade_rank_examples_build(*ds, &o, ex, err, sizeof err), 0);
+    po->examples = o;
+    assert_int_equal(cascade_prerank_examples_build(*ds, po, pex, err, sizeof err), 0);
+    assert_int_equal(pex->n, ex->n);
+}
+
 /* The head through load, the tail through the stream and the consumer; at
  * every serve record, the Rank stage computes its items' features before
  * the record is applied (what it would have scored them with). The trainer
@@ -779,7 +801,7 @@ static long trainer_row(const cascade_dataset *ds, const struct cascade_rank_exa
 static void test_served_features_equal_the_trainers_replay(void **state)
 {
     cascade_redis *rc = fx(state)->conn;
-    char dir[256], models[256], err[512];
+    char dir[256], models[256];
     struct expect x;
     size_t applied = 0, n_served = 0, changed = 0, user_changed = 0, n_first = 0;
     struct served *sv = calloc(400, sizeof *sv);
@@ -831,21 +853,10 @@ static void test_served_features_equal_the_trainers_replay(void **state)
     }
     /* The trainer's replay of the data directory. */
     cascade_dataset *ds = NULL;
-    struct cascade_train_rank_opts o;
     struct cascade_rank_examples ex;
-    cascade_train_rank_defaults(&o);
-    o.warmup_frac = 0;
-    o.holdout_frac = 0;
-    o.quiet = true;
-    o.affinity_half_life_days = strtod(HALF_LIFE_DAYS, NULL);
-    assert_int_equal(cascade_dataset_read(dir, &ds, err, sizeof err), 0);
-    assert_int_equal(ds->partitions, 1);
-    assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof err), 0);
-    /* The pre-rank trainer's rows are train-rank's, in the same order. */
     struct cascade_prerank_examples pex;
-    po.examples = o;
-    assert_int_equal(cascade_prerank_examples_build(ds, &po, &pex, err, sizeof err), 0);
-    assert_int_equal(pex.n, ex.n);
+    trainers_replay(dir, &po, &ds, &ex, &pex);
+    assert_int_equal(ds->partitions, 1);
     size_t pre_changed = 0;
     for (size_t i = 0; i < n_served; i++) {
         long row = trainer_row(ds, &ex, &sv[i]);
@@ -910,7 +921,7 @@ static void test_new_user_features_equal_the_trainers_replay(void **state)
 {
     cascade_redis *rc = fx(state)->conn;
     static const char *const ACTS[] = {"click", "like", "collect", "share"};
-    char dir[256], models[256], err[512];
+    char dir[256], models[256];
     struct expect x;
     size_t applied = 0, n_served = 0, user_changed = 0;
     struct served *sv = calloc(24, sizeof *sv);
@@ -955,18 +966,9 @@ static void test_new_user_features_equal_the_trainers_replay(void **state)
         assert_int_equal(applied, 1);
     }
     cascade_dataset *ds = NULL;
-    struct cascade_train_rank_opts o;
     struct cascade_rank_examples ex;
     struct cascade_prerank_examples pex;
-    cascade_train_rank_defaults(&o);
-    o.warmup_frac = 0;
-    o.holdout_frac = 0;
-    o.quiet = true;
-    o.affinity_half_life_days = strtod(HALF_LIFE_DAYS, NULL);
-    assert_int_equal(cascade_dataset_read(dir, &ds, err, sizeof err), 0);
-    assert_int_equal(cascade_rank_examples_build(ds, &o, &ex, err, sizeof err), 0);
-    po.examples = o;
-    assert_int_equal(cascade_prerank_examples_build(ds, &po, &pex, err, sizeof err), 0);
+    trainers_replay(dir, &po, &ds, &ex, &pex);
     for (size_t i = 0; i < n_served; i++) {
         long row = trainer_row(ds, &ex, &sv[i]);
         assert_true(row >= 0);
