@@ -23,10 +23,9 @@
 #include "rng.h"
 #include "store.h"
 #include "train_progress.h"
+#include "train_replay.h"
 #include "train_warm.h"
-#include "timescale.h"
 
-#define DAY_S 86400.0
 #define NF CASCADE_PRERANK_FEATURES
 
 void cascade_train_prerank_defaults(struct cascade_train_prerank_opts *o)
@@ -64,51 +63,9 @@ void cascade_prerank_examples_free(struct cascade_prerank_examples *ex)
 
 /* ---- point-in-time replay ---- */
 
-struct replay {
-    const cascade_dataset *ds;
-    double half_life_s;
-    const struct cascade_behaviour_weights *w;
-    cascade_v1_ItemStats *item_stats;
-    struct cascade_user_stats *user_stats;
-    struct cascade_affinity *affinity;
-};
-
-static int replay_init(struct replay *rp, const cascade_dataset *ds,
-                       const struct cascade_train_rank_opts *o)
-{
-    memset(rp, 0, sizeof *rp);
-    rp->ds = ds;
-    rp->half_life_s =
-        cascade_timescale_days(o->affinity_half_life_days, CASCADE_TIMESCALE_AFFINITY_SHARE,
-                               cascade_timescale_span_days(ds)) *
-        DAY_S;
-    rp->w = &o->weights;
-    rp->item_stats = calloc(ds->n_items + 1, sizeof *rp->item_stats);
-    rp->user_stats = calloc(ds->n_users + 1, sizeof *rp->user_stats);
-    rp->affinity = calloc(ds->n_users + 1, sizeof *rp->affinity);
-    return rp->item_stats && rp->user_stats && rp->affinity ? 0 : CASCADE_ENOMEM;
-}
-
-static void replay_free(struct replay *rp)
-{
-    if (rp->affinity)
-        for (size_t u = 0; u < rp->ds->n_users; u++)
-            cascade_affinity_free(&rp->affinity[u]);
-    free(rp->affinity);
-    free(rp->item_stats);
-    free(rp->user_stats);
-}
-
-static int replay_apply(struct replay *rp, const struct cascade_ds_event *e)
-{
-    cascade_item_stats_add(&rp->item_stats[e->item], e);
-    cascade_user_stats_add(&rp->user_stats[e->user], e);
-    return cascade_affinity_observe(&rp->affinity[e->user], rp->ds, e, rp->w, rp->half_life_s);
-}
-
 /* Features and heuristic score of impression e from the state before it. */
-static void replay_example(const struct replay *rp, const struct cascade_ds_event *e, unsigned bits,
-                           uint32_t *idx, float *heuristic)
+static void replay_example(const struct cascade_train_replay *rp, const struct cascade_ds_event *e,
+                           unsigned bits, uint32_t *idx, float *heuristic)
 {
     cascade_v1_UserRecord user;
     cascade_v1_ItemRecord item;
@@ -128,7 +85,7 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
                                    struct cascade_prerank_examples *ex, char *err, size_t errlen)
 {
     struct cascade_rank_examples rex;
-    struct replay rp;
+    struct cascade_train_replay rp;
     memset(ex, 0, sizeof *ex);
     if (o->bits < CASCADE_HASHLR_MIN_BITS || o->bits > CASCADE_HASHLR_MAX_BITS) {
         snprintf(err, errlen, "bits %u out of range %d..%d", o->bits, CASCADE_HASHLR_MIN_BITS,
@@ -141,7 +98,7 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
     int rc = cascade_rank_examples_build(ds, &ro, &rex, err, errlen);
     if (rc != 0)
         return rc;
-    if ((rc = replay_init(&rp, ds, &o->examples)) != 0)
+    if ((rc = cascade_train_replay_init(&rp, ds, &o->examples)) != 0)
         goto out;
     ex->n = rex.n;
     ex->n_train = rex.n_train;
@@ -163,14 +120,14 @@ int cascade_prerank_examples_build(const cascade_dataset *ds,
                 k++;
             }
         for (size_t j = i; j < end && rc == 0; j++)
-            rc = replay_apply(&rp, &ds->events[j]);
+            rc = cascade_train_replay_apply(&rp, &ds->events[j]);
     }
 out:
     if (rc == CASCADE_ENOMEM)
         snprintf(err, errlen, "out of memory for %zu examples", rex.n);
     if (rc != 0)
         cascade_prerank_examples_free(ex);
-    replay_free(&rp);
+    cascade_train_replay_free(&rp);
     cascade_rank_examples_free(&rex);
     return rc;
 }

@@ -2,6 +2,7 @@
  * labels), logistic regression training with held-out evaluation per epoch,
  * and publishing the model file plus its rank-lr.latest pointer. */
 #include "train_rank.h"
+#include "train_replay.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -20,11 +21,10 @@
 #include "latest_file.h"
 #include "progress.h"
 #include "records.h"
+#include "timescale.h"
 #include "train_progress.h"
 #include "train_warm.h"
-#include "timescale.h"
 
-#define DAY_S 86400.0
 #define NO_EVENT UINT32_MAX
 #define MIN_STEPS 100 /* Adam steps per epoch, at least */
 #define MIN_BATCH 32
@@ -89,23 +89,8 @@ out:
 
 /* ---- point-in-time replay ---- */
 
-struct replay {
-    const cascade_dataset *ds;
-    double half_life_s;
-    const struct cascade_behaviour_weights *w;
-    cascade_v1_ItemStats *item_stats;
-    struct cascade_user_stats *user_stats;
-    struct cascade_affinity *affinity;
-};
-
-static int replay_apply(struct replay *rp, const struct cascade_ds_event *e)
-{
-    cascade_item_stats_add(&rp->item_stats[e->item], e);
-    cascade_user_stats_add(&rp->user_stats[e->user], e);
-    return cascade_affinity_observe(&rp->affinity[e->user], rp->ds, e, rp->w, rp->half_life_s);
-}
-
-static void replay_features(const struct replay *rp, const struct cascade_ds_event *e, float *x)
+static void replay_features(const struct cascade_train_replay *rp, const struct cascade_ds_event *e,
+                            float *x)
 {
     cascade_v1_UserRecord user;
     cascade_v1_ItemRecord item;
@@ -113,16 +98,6 @@ static void replay_features(const struct replay *rp, const struct cascade_ds_eve
                              &rp->affinity[e->user], e->ts, rp->half_life_s, &user);
     cascade_item_record_fill(&rp->ds->items[e->item], &rp->item_stats[e->item], &item);
     cascade_features_rank(&user, &item, e->ts, x);
-}
-
-static void replay_free(struct replay *rp)
-{
-    if (rp->affinity)
-        for (size_t u = 0; u < rp->ds->n_users; u++)
-            cascade_affinity_free(&rp->affinity[u]);
-    free(rp->affinity);
-    free(rp->item_stats);
-    free(rp->user_stats);
 }
 
 void cascade_rank_examples_free(struct cascade_rank_examples *ex)
@@ -136,12 +111,7 @@ void cascade_rank_examples_free(struct cascade_rank_examples *ex)
 int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_train_rank_opts *o,
                                 struct cascade_rank_examples *ex, char *err, size_t errlen)
 {
-    struct replay rp = {.ds = ds,
-                        .half_life_s = cascade_timescale_days(o->affinity_half_life_days,
-                                                              CASCADE_TIMESCALE_AFFINITY_SHARE,
-                                                              cascade_timescale_span_days(ds)) *
-                                       DAY_S,
-                        .w = &o->weights};
+    struct cascade_train_replay rp;
     uint8_t *label = NULL;
     size_t impressions = 0, seen = 0, warmup;
     int rc = CASCADE_ENOMEM;
@@ -163,11 +133,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
     ex->X = malloc(cap * CASCADE_RANK_FEATURES * sizeof(float));
     ex->y = malloc(cap * sizeof(float));
     ex->event = malloc(cap * sizeof(uint32_t));
-    rp.item_stats = calloc(ds->n_items + 1, sizeof(*rp.item_stats));
-    rp.user_stats = calloc(ds->n_users + 1, sizeof(*rp.user_stats));
-    rp.affinity = calloc(ds->n_users + 1, sizeof(*rp.affinity));
-    if (!label || !ex->X || !ex->y || !ex->event || !rp.item_stats || !rp.user_stats ||
-        !rp.affinity)
+    if (cascade_train_replay_init(&rp, ds, o) != 0 || !label || !ex->X || !ex->y || !ex->event)
         goto out;
     if ((rc = click_labels(ds, impressions, label)) != 0)
         goto out;
@@ -184,7 +150,7 @@ int cascade_rank_examples_build(const cascade_dataset *ds, const struct cascade_
             }
         }
         for (size_t j = i; j < end; j++)
-            if ((rc = replay_apply(&rp, &ds->events[j])) != 0)
+            if ((rc = cascade_train_replay_apply(&rp, &ds->events[j])) != 0)
                 goto out;
         if ((i >> 16) != (end >> 16))
             cascade_progress_update(&prog, end);
@@ -197,7 +163,7 @@ out:
     if (rc != 0)
         cascade_rank_examples_free(ex);
     free(label);
-    replay_free(&rp);
+    cascade_train_replay_free(&rp);
     return rc;
 }
 
