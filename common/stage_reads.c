@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "log.h"
 #include "store.h"
 #include "user_online.h"
 
@@ -153,5 +154,72 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         if (q->counters_rc == CASCADE_ENOMEM)
             return CASCADE_ENOMEM;
     }
+    return 0;
+}
+
+int cascade_stage_online_config(struct cascade_stage_online *o, const char *stage,
+                                const cascade_config *cfg, char *err, size_t errlen)
+{
+    char key[64];
+    int rc;
+    o->stage = stage;
+    snprintf(key, sizeof key, "%s.online_counters", stage);
+    if ((rc = cascade_config_bool(cfg, key, true, &o->counters, err, errlen)) != 0)
+        return rc;
+    snprintf(key, sizeof key, "%s.online_user", stage);
+    return cascade_config_bool(cfg, key, true, &o->user, err, errlen);
+}
+
+static cascade_metric *online_counter(cascade_metrics *m, const char *stage, const char *what,
+                                      const char *help)
+{
+    char name[96];
+    snprintf(name, sizeof name, "cascade_%s_online_%s_total", stage, what);
+    return cascade_metric_get(cascade_metrics_counter(m, name, help, NULL), NULL);
+}
+
+void cascade_stage_online_metrics(struct cascade_stage_online *o, cascade_metrics *m,
+                                  const char *title)
+{
+    char help[192];
+    if (!m)
+        return;
+    snprintf(help, sizeof help,
+             "%s requests whose item statistics include the online counters' change since the "
+             "nightly build.",
+             title);
+    o->counter_reads = online_counter(m, o->stage, "counter_reads", help);
+    snprintf(help, sizeof help,
+             "%s requests scored with the nightly item statistics because the online counters "
+             "could not be read.",
+             title);
+    o->counter_failures = online_counter(m, o->stage, "counter_failures", help);
+    snprintf(help, sizeof help,
+             "%s requests whose user record was continued with the user's events since the "
+             "nightly build.",
+             title);
+    o->user_reads = online_counter(m, o->stage, "user_reads", help);
+    snprintf(help, sizeof help,
+             "%s requests scored with the nightly user record because the user's online events "
+             "could not be read.",
+             title);
+    o->user_failures = online_counter(m, o->stage, "user_failures", help);
+}
+
+int cascade_stage_online_report(const struct cascade_stage_online *o, cascade_redis *r,
+                                const struct cascade_stage_reads *q)
+{
+    int rc =
+        cascade_user_online_report(r, q->user_online_rc, o->stage, o->user_reads, o->user_failures);
+    if (rc != 0 || !q->online_counters)
+        return rc;
+    if (q->counters_rc == 0) {
+        cascade_metric_inc(o->counter_reads);
+        return 0;
+    }
+    cascade_metric_inc(o->counter_failures);
+    CASCADE_WARN(
+        NULL, "%s: online counters unread (%s); scoring with the nightly statistics", o->stage,
+        cascade_redis_error(r)[0] ? cascade_redis_error(r) : cascade_strerror(q->counters_rc));
     return 0;
 }

@@ -17,7 +17,9 @@
 
 #include "arena.h"
 #include "cascade/v1/records.pb.h"
+#include "config.h"
 #include "item_cache.h"
+#include "metrics.h"
 #include "redis.h"
 
 /* One request's reads: the caller fills the inputs and the output arrays. */
@@ -54,5 +56,33 @@ struct cascade_stage_reads {
  * cached in q->cache. Scratch from arena; thread-safe as r (one connection
  * per thread). */
 int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q);
+
+/* A scoring stage's online parts (PreRank, Rank), the same for both: the
+ * config keys <stage>.online_counters and <stage>.online_user (default
+ * true), the counters cascade_<stage>_online_{counter,user}_{reads,failures}_total
+ * (docs/metrics.md), and what a request's degraded parts count and log. */
+struct cascade_stage_online {
+    const char *stage; /* "prerank", "rank": key prefix, metric names, log lines */
+    bool counters;     /* add the online counters' change to the item statistics */
+    bool user;         /* continue the user record with the user's events */
+    cascade_metric *counter_reads, *counter_failures; /* NULL = no registry */
+    cascade_metric *user_reads, *user_failures;
+};
+
+/* Read the two keys of stage (a static string) from cfg into *o. 0 or a
+ * negative code with the reason in err. */
+int cascade_stage_online_config(struct cascade_stage_online *o, const char *stage,
+                                const cascade_config *cfg, char *err, size_t errlen);
+
+/* Register o's four counters in m (NULL: none); title names the stage in
+ * their help ("PreRank", "Rank"). Call once, at create. */
+void cascade_stage_online_metrics(struct cascade_stage_online *o, cascade_metrics *m,
+                                  const char *title);
+
+/* After cascade_stage_reads_run returned 0 for q (run with o's switches):
+ * count each online part read or failed, and log a failure (rate-limited);
+ * the failed part has left the nightly data. Returns 0, or CASCADE_ENOMEM. */
+int cascade_stage_online_report(const struct cascade_stage_online *o, cascade_redis *r,
+                                const struct cascade_stage_reads *q);
 
 #endif

@@ -70,9 +70,7 @@ static int prerank_read_config(cascade_prerank *p, const cascade_config *cfg, ch
                                     &w->prior_impressions, err, errlen)))
         return rc;
     if ((rc = prerank_read_model(p, cfg, err, errlen)) ||
-        (rc = cascade_config_bool(cfg, "prerank.online_counters", true, &p->online_counters, err,
-                                  errlen)) ||
-        (rc = cascade_config_bool(cfg, "prerank.online_user", true, &p->online_user, err, errlen)))
+        (rc = cascade_stage_online_config(&p->online, "prerank", cfg, err, errlen)))
         return rc;
     return cascade_config_int(cfg, "prerank.reload_interval_ms", 1000, 0, 3600000,
                               &p->reload_interval_ms, err, errlen);
@@ -106,30 +104,7 @@ static void register_metrics(cascade_prerank *p, cascade_metrics *m)
     cascade_item_cache_set_metrics(p->items, m, "prerank");
     if (!m)
         return;
-    p->online_reads = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_prerank_online_counter_reads_total",
-                                "PreRank requests whose item statistics include the online "
-                                "counters' change since the nightly build.",
-                                NULL),
-        NULL);
-    p->online_failures = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_prerank_online_counter_failures_total",
-                                "PreRank requests scored with the nightly item statistics "
-                                "because the online counters could not be read.",
-                                NULL),
-        NULL);
-    p->online_user_reads = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_prerank_online_user_reads_total",
-                                "PreRank requests whose user record was continued with the "
-                                "user's events since the nightly build.",
-                                NULL),
-        NULL);
-    p->online_user_failures = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_prerank_online_user_failures_total",
-                                "PreRank requests scored with the nightly user record because the "
-                                "user's online events could not be read.",
-                                NULL),
-        NULL);
+    cascade_stage_online_metrics(&p->online, m, "PreRank");
 }
 
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
@@ -293,13 +268,12 @@ static int prerank_read(const cascade_prerank *p, cascade_redis *redis, cascade_
                         struct cascade_stage_reads *q, char *err, size_t errlen)
 {
     q->ns = p->ns;
-    q->online_user = p->online_user;
-    q->online_counters = p->online_counters;
+    q->online_user = p->online.user;
+    q->online_counters = p->online.counters;
     q->cache = p->items;
     int rc = cascade_stage_reads_run(redis, arena, q);
     if (rc == 0)
-        rc = cascade_user_online_report(redis, q->user_online_rc, "prerank", p->online_user_reads,
-                                        p->online_user_failures);
+        rc = cascade_stage_online_report(&p->online, redis, q);
     if (rc == CASCADE_ENOMEM) {
         snprintf(err, errlen, "prerank: out of request memory");
         return rc;
@@ -310,16 +284,6 @@ static int prerank_read(const cascade_prerank *p, cascade_redis *redis, cascade_
                  cascade_redis_error(redis)[0] ? cascade_redis_error(redis) : cascade_strerror(rc));
         return rc == CASCADE_ETIMEDOUT ? rc : CASCADE_EUNAVAILABLE;
     }
-    if (!q->online_counters)
-        return 0;
-    if (q->counters_rc == 0) {
-        cascade_metric_inc(p->online_reads);
-        return 0;
-    }
-    cascade_metric_inc(p->online_failures);
-    CASCADE_WARN(NULL, "prerank: online counters unread (%s); scoring with the nightly statistics",
-                 cascade_redis_error(redis)[0] ? cascade_redis_error(redis)
-                                               : cascade_strerror(q->counters_rc));
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "latest_file.h"
 #include "pinset.h"
 #include "prerank.h"
+#include "stage_reads.h"
 
 #define CASCADE_PRERANK__MAX_PINNED 8
 
@@ -43,16 +44,9 @@ struct cascade_prerank {
     atomic_llong next_check_ms;
     atomic_bool warned_no_model;
     cascade_item_cache *items; /* item records read recently; NULL = off */
-    /* Add the online counters' change since the build to the records'
-     * statistics (prerank.online_counters; docs/closed-loop.md). */
-    bool online_counters;
-    cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
-    cascade_metric *online_failures; /* requests scored without them (Redis failed) */
-    /* Continue the user record with the user's events since the build
-     * (prerank.online_user; common/user_online.h). */
-    bool online_user;
-    cascade_metric *online_user_reads;    /* requests whose user events were read */
-    cascade_metric *online_user_failures; /* requests scored with the nightly user record */
+    /* The online counters and user events (prerank.online_counters,
+     * prerank.online_user; common/stage_reads.h, docs/closed-loop.md). */
+    struct cascade_stage_online online;
 };
 
 /* Take a reference to the current model (NULL: heuristic). */

@@ -86,9 +86,7 @@ static int rank_read_config(cascade_rank *r, const cascade_config *cfg, char *er
         return rc;
     if ((rc = cascade_config_bool(cfg, "rank.heuristic.keep_order", false, &r->heuristic_keep_order,
                                   err, errlen)) ||
-        (rc = cascade_config_bool(cfg, "rank.online_counters", true, &r->online_counters, err,
-                                  errlen)) ||
-        (rc = cascade_config_bool(cfg, "rank.online_user", true, &r->online_user, err, errlen)))
+        (rc = cascade_stage_online_config(&r->online, "rank", cfg, err, errlen)))
         return rc;
     if ((rc = rank_read_choice(r, cfg, err, errlen)))
         return rc;
@@ -134,30 +132,7 @@ static void register_metrics(cascade_rank *r, cascade_metrics *m)
                                 "model");
     for (int k = 0; k <= CASCADE_RANK__N_KINDS; k++)
         r->scored[k] = cascade_metric_get(f, &labels[k]);
-    r->online_reads = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_rank_online_counter_reads_total",
-                                "Rank requests whose item statistics include the online "
-                                "counters' change since the nightly build.",
-                                NULL),
-        NULL);
-    r->online_failures = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_rank_online_counter_failures_total",
-                                "Rank requests scored with the nightly item statistics alone "
-                                "because the online counters could not be read.",
-                                NULL),
-        NULL);
-    r->online_user_reads = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_rank_online_user_reads_total",
-                                "Rank requests whose user record was continued with the user's "
-                                "events since the nightly build.",
-                                NULL),
-        NULL);
-    r->online_user_failures = cascade_metric_get(
-        cascade_metrics_counter(m, "cascade_rank_online_user_failures_total",
-                                "Rank requests scored with the nightly user record because the "
-                                "user's online events could not be read.",
-                                NULL),
-        NULL);
+    cascade_stage_online_metrics(&r->online, m, "Rank");
 }
 
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,
@@ -251,7 +226,7 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
  * item records of ids[0..n) (found[i] false when absent), their statistics
  * with the online counters' change added: one round trip
  * (common/stage_reads.h). A failed online read only degrades to the nightly
- * data, counted and logged (online.c, common/user_online.h). */
+ * data, counted and logged (cascade_stage_online_report, common/stage_reads.h). */
 static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena *arena,
                       const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
                       cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items, bool *found,
@@ -259,8 +234,8 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
 {
     struct cascade_stage_reads q = {.ns = r->ns,
                                     .user_id = user_id,
-                                    .online_user = r->online_user,
-                                    .online_counters = r->online_counters,
+                                    .online_user = r->online.user,
+                                    .online_counters = r->online.counters,
                                     .ids = ids,
                                     .n = n,
                                     .cache = r->items,
@@ -270,12 +245,9 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
                                     .found = found};
     int rc = cascade_stage_reads_run(redis, arena, &q);
     if (rc == 0)
-        rc = cascade_user_online_report(redis, q.user_online_rc, "rank", r->online_user_reads,
-                                        r->online_user_failures);
+        rc = cascade_stage_online_report(&r->online, redis, &q);
     if (rc != 0)
         return store_failure(redis, rc, "user and item records", err, errlen);
-    if (r->online_counters)
-        cascade_rank__online_report(r, redis, q.counters_rc);
     return 0;
 }
 

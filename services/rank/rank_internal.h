@@ -16,6 +16,7 @@
 #include "mmoe.h"
 #include "pinset.h"
 #include "rank.h"
+#include "stage_reads.h"
 
 /* The kinds of model file, in the order auto looks for them (one row each
  * in model.c's table of kinds). */
@@ -93,16 +94,9 @@ struct cascade_rank {
     struct cascade_latest_stat latest[CASCADE_RANK__N_KINDS]; /* pointer files last seen */
     /* Requests scored per kind, [CASCADE_RANK__N_KINDS] = no model; NULL = no registry. */
     cascade_metric *scored[CASCADE_RANK__N_KINDS + 1];
-    /* Add the online counters' change since the build to the records'
-     * statistics (rank.online_counters; online.c). */
-    bool online_counters;
-    cascade_metric *online_reads;    /* requests whose counters were read; NULL = no registry */
-    cascade_metric *online_failures; /* requests scored without them (Redis failed) */
-    /* Continue the user record with the user's events since the build
-     * (rank.online_user; common/user_online.h). */
-    bool online_user;
-    cascade_metric *online_user_reads;    /* requests whose user events were read */
-    cascade_metric *online_user_failures; /* requests scored with the nightly user record */
+    /* The online counters and user events (rank.online_counters,
+     * rank.online_user; common/stage_reads.h, docs/closed-loop.md). */
+    struct cascade_stage_online online;
     int64_t reload_interval_ms;
     _Atomic int64_t next_check_ms;
     atomic_bool warned_no_model;
@@ -112,11 +106,6 @@ struct cascade_rank {
  * *out. 0, or CASCADE_EINVAL for any other name (NULL included). */
 int cascade_rank__choice_parse(const char *name, enum cascade_rank__choice *out);
 
-/* The outcome rc of the request's online-counters read (0: the change
- * was added; else the nightly statistics score the request): counted in
- * the stage's metrics, a failure logged with the reason in
- * cascade_redis_error(redis). */
-void cascade_rank__online_report(const cascade_rank *r, cascade_redis *redis, int rc);
 /* Names cascade_rank__choice_parse accepts, comma-separated. Static. */
 const char *cascade_rank__choice_list(void);
 /* Take a reference to the model a request is scored with (NULL = no model):
