@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include "clock.h"
 #include "error.h"
@@ -61,10 +62,28 @@ static int parse_port(const char *s, int *port)
     return 0;
 }
 
+bool cascade_redis_host_is_unix(const char *host)
+{
+    return host && host[0] == '/';
+}
+
+/* "unix:/path": the path must be absolute and fit a sockaddr_un. */
+static int parse_unix_addr(const char *path, char *hostbuf, size_t hostlen, int *port)
+{
+    size_t len = strlen(path);
+    if (path[0] != '/' || len >= sizeof(((struct sockaddr_un *)0)->sun_path) || len >= hostlen)
+        return CASCADE_EINVAL;
+    memcpy(hostbuf, path, len + 1);
+    *port = 0;
+    return 0;
+}
+
 int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, int *port)
 {
     if (!addr || !hostbuf || hostlen == 0)
         return CASCADE_EINVAL;
+    if (strncmp(addr, "unix:", 5) == 0)
+        return parse_unix_addr(addr + 5, hostbuf, hostlen, port);
     const char *host = addr, *colon;
     size_t host_len;
     if (addr[0] == '[') { /* [v6]:port */
@@ -102,13 +121,18 @@ cascade_redis *cascade_redis_create(const struct cascade_redis_opts *opts)
         return NULL;
     const char *host = opts && opts->host && *opts->host ? opts->host : REDIS_DEFAULT_HOST;
     snprintf(r->host, sizeof(r->host), "%s", host);
-    r->port = opts && opts->port > 0 ? opts->port : REDIS_DEFAULT_PORT;
+    r->port = cascade_redis_host_is_unix(r->host) ? 0
+              : opts && opts->port > 0            ? opts->port
+                                                  : REDIS_DEFAULT_PORT;
     r->connect_timeout_ms =
         opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : REDIS_DEFAULT_CONNECT_MS;
     r->command_timeout_ms =
         opts && opts->command_timeout_ms > 0 ? opts->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
     r->deadline_ms = INT64_MAX;
-    snprintf(r->addr, sizeof(r->addr), "%s:%d", r->host, r->port);
+    if (cascade_redis_host_is_unix(r->host))
+        snprintf(r->addr, sizeof(r->addr), "unix:%s", r->host);
+    else
+        snprintf(r->addr, sizeof(r->addr), "%s:%d", r->host, r->port);
     if (opts && opts->password && opts->password[0]) {
         r->password = strdup(opts->password);
         if (opts->user && opts->user[0])
@@ -245,7 +269,9 @@ static int redis_connect(cascade_redis *r)
     int budget_ms = redis_budget_ms(r, r->connect_timeout_ms);
     if (budget_ms == 0)
         return redis_deadline_passed(r);
-    redisContext *ctx = redisConnectWithTimeout(r->host, r->port, ms_to_tv(budget_ms));
+    redisContext *ctx = cascade_redis_host_is_unix(r->host)
+                            ? redisConnectUnixWithTimeout(r->host, ms_to_tv(budget_ms))
+                            : redisConnectWithTimeout(r->host, r->port, ms_to_tv(budget_ms));
     if (!ctx) {
         set_error(r, "out of memory");
         return CASCADE_ENOMEM;
@@ -640,7 +666,7 @@ int cascade_redis_tool_opts(const char *addr, int command_timeout_ms,
     int port;
     memset(out, 0, sizeof(*out));
     if (cascade_redis_parse_addr(addr, buf->host, sizeof(buf->host), &port) != 0) {
-        snprintf(err, errlen, "--redis: expected HOST:PORT, got '%s'", addr);
+        snprintf(err, errlen, "--redis: expected HOST:PORT or unix:/PATH, got '%s'", addr);
         return CASCADE_EINVAL;
     }
     if (cascade_redis_auth_from_env(&buf->auth, err, errlen) != 0)

@@ -7,13 +7,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
+
 #include <hiredis/hiredis.h>
 
 typedef struct cascade_redis cascade_redis;
 typedef struct cascade_redis_pool cascade_redis_pool;
 
 struct cascade_redis_opts {
-    const char *host;       /* default "127.0.0.1" */
+    const char *host;       /* default "127.0.0.1"; a path starting with '/' is a
+                             * Unix socket (port ignored), see parse_addr */
     int port;               /* default 6379 */
     int connect_timeout_ms; /* default 200 */
     int command_timeout_ms; /* default 500 */
@@ -62,13 +65,19 @@ void cascade_redis_tool_wipe(struct cascade_redis_tool_conn *buf);
 int cascade_redis_read_secret_file(const char *path, const char *what, char *dst, size_t len,
                                    char *err, size_t errlen);
 
-/* Parse "host:port", ":port" (host 127.0.0.1), "host" (port 6379) or
- * "[v6addr]:port": the host is copied into the caller's hostbuf (hostlen
+/* Parse "host:port", ":port" (host 127.0.0.1), "host" (port 6379),
+ * "[v6addr]:port" or "unix:/absolute/path" (a Unix socket: the path goes to
+ * hostbuf, *port is 0): the host is copied into the caller's hostbuf (hostlen
  * bytes, NUL-terminated) and the port stored in *port. Returns 0, or
  * CASCADE_EINVAL (NULL argument, port not in 1..65535, host longer than
- * hostlen - 1, unclosed '['); *port is only written on success. No message:
- * callers say what was wrong ("--redis: expected HOST:PORT, got 'x'"). */
+ * hostlen - 1, unclosed '[', a socket path that is not absolute or longer
+ * than a Unix socket address holds); *port is only written on success. No
+ * message: callers say what was wrong ("--redis: expected HOST:PORT or
+ * unix:/PATH, got 'x'"). */
 int cascade_redis_parse_addr(const char *addr, char *hostbuf, size_t hostlen, int *port);
+
+/* True when a parsed host (cascade_redis_parse_addr) names a Unix socket. */
+bool cascade_redis_host_is_unix(const char *host);
 
 /* Create a connection handle; connects lazily on first use. Never NULL unless
  * out of memory. Free with cascade_redis_destroy (NULL-safe). */

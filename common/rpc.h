@@ -44,7 +44,12 @@ struct cascade_rpc_method {
 
 struct cascade_rpc_server_opts {
     const char *listen_addr; /* "127.0.0.1:50051"; port 0 picks a free port */
-    int threads;             /* worker threads; 0 = number of cores */
+    /* A second listener on a Unix socket: an absolute path (a stale socket
+     * file there is replaced), served like the TCP one, with the same
+     * credentials. NULL or "": none. For callers on the same host, which
+     * reach it as "unix:PATH" and skip the loopback TCP stack. */
+    const char *listen_unix;
+    int threads; /* worker threads; 0 = number of cores */
     /* Pre-posted calls per method per thread; 0 = 1. Keep it at 1: gRPC
      * matches the calls of one connection to the first completion queue with
      * a pending request, so with more a busy worker keeps receiving calls

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -95,6 +96,9 @@ struct call_slot {
     int stream_md_sent;
 };
 
+/* sizeof(sockaddr_un.sun_path): the longest socket path, NUL included. */
+#define UNIX_PATH_MAX_LEN ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
+
 struct method_entry {
     struct cascade_rpc_method m;
     void *handle;
@@ -117,6 +121,7 @@ struct worker {
 
 struct cascade_rpc_server {
     char listen_addr[256];
+    char listen_unix[UNIX_PATH_MAX_LEN + sizeof("unix:")]; /* "unix:PATH", or "" */
     char service_name[128];
     int threads;
     int calls_per_method;
@@ -1103,6 +1108,16 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
         goto fail;
     srv->service = service;
     snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
+    if (opts->listen_unix && opts->listen_unix[0]) {
+        if (opts->listen_unix[0] != '/' || strlen(opts->listen_unix) >= UNIX_PATH_MAX_LEN) {
+            snprintf(err, errlen,
+                     "rpc server: unix socket \"%s\" must be an absolute path shorter than %d "
+                     "bytes",
+                     opts->listen_unix, UNIX_PATH_MAX_LEN);
+            goto fail;
+        }
+        snprintf(srv->listen_unix, sizeof(srv->listen_unix), "unix:%s", opts->listen_unix);
+    }
     snprintf(srv->service_name, sizeof(srv->service_name), "%s",
              opts->service_name ? opts->service_name : "");
     if (opts->auth_token && opts->auth_token[0]) {
@@ -1183,6 +1198,19 @@ static int post_initial_calls(struct cascade_rpc_server *srv, struct worker *w)
     return 0;
 }
 
+/* gRPC refuses to destroy a server that holds a listener it never started
+ * (the TCP one, when the Unix socket then failed): start it and shut it
+ * down at once, before any call is posted, so destroy finds it closed. */
+static void close_unstarted_listeners(cascade_rpc_server *srv)
+{
+    int tag;
+    grpc_server_start(srv->server);
+    grpc_server_shutdown_and_notify(srv->server, srv->shutdown_cq, &tag);
+    while (grpc_completion_queue_next(srv->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .tag != &tag) {
+    }
+}
+
 int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
 {
     grpc_arg args[4];
@@ -1243,10 +1271,20 @@ int cascade_rpc_server_start(cascade_rpc_server *srv, char *err, size_t errlen)
         return CASCADE_EINVAL;
     }
     srv->port = grpc_server_add_http2_port(srv->server, srv->listen_addr, creds);
+    int unix_ok =
+        !srv->listen_unix[0] ||
+        (srv->port != 0 && grpc_server_add_http2_port(srv->server, srv->listen_unix, creds));
     grpc_server_credentials_release(creds);
     if (srv->port == 0) {
         snprintf(err, errlen, "listen %s: cannot bind (address in use, or not a host:port)",
                  srv->listen_addr);
+        return CASCADE_EIO;
+    }
+    if (!unix_ok) {
+        snprintf(err, errlen,
+                 "listen %s: cannot bind (its directory missing or not writable, or in use)",
+                 srv->listen_unix);
+        close_unstarted_listeners(srv);
         return CASCADE_EIO;
     }
     grpc_server_start(srv->server);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -43,12 +44,16 @@ static void print_usage(const char *name, int default_port, const char *extra)
         "  --listen ADDR       host:port to serve on           env CASCADE_%s_LISTEN, config "
         "%s.listen\n"
         "                      (default 127.0.0.1:%d)\n"
+        "  --listen-unix PATH  also serve on this Unix socket (absolute path), for\n"
+        "                      callers on the same host (\"unix:PATH\"): they skip the\n"
+        "                      loopback TCP stack       env CASCADE_%s_LISTEN_UNIX, config\n"
+        "                      %s.listen_unix (default off)\n"
         "  --metrics-listen ADDR\n"
         "                      Prometheus /metrics host:port, or off\n"
         "                      env CASCADE_%s_METRICS_LISTEN, config %s.metrics_listen\n"
         "                      (default: the --listen host with port + 1000, 127.0.0.1:%d\n"
         "                      here; --listen port 0 gives a free port, logged at start)\n"
-        "  --redis ADDR        Redis host:port                 env CASCADE_REDIS, config "
+        "  --redis ADDR        Redis host:port, or unix:/PATH  env CASCADE_REDIS, config "
         "redis.addr\n"
         "                      (default 127.0.0.1:6379)\n"
         "  --redis-password-file FILE\n"
@@ -96,9 +101,9 @@ static void print_usage(const char *name, int default_port, const char *extra)
         "info)\n"
         "  --set PATH=VALUE    override a config key, e.g. --set %s.threads=4 (repeatable)\n"
         "  --help              this text\n",
-        name, upper, name, default_port, upper, name, default_port + METRICS_PORT_OFFSET, name,
-        name, name, DEFAULT_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, name,
-        DEFAULT_MAX_METADATA_BYTES, name);
+        name, upper, name, default_port, upper, name, upper, name,
+        default_port + METRICS_PORT_OFFSET, name, name, name, DEFAULT_MAX_MESSAGE_BYTES,
+        MIN_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, name, DEFAULT_MAX_METADATA_BYTES, name);
     if (extra && extra[0])
         printf("\n%s", extra);
     printf("\nSIGHUP re-reads --config: experiments apply live, a bad config is rejected and\n"
@@ -202,6 +207,29 @@ static int default_metrics_addr(const char *listen, char *dst, size_t len)
         return CASCADE_EINVAL;
     int n = snprintf(dst, len, "%.*s:%ld", (int)(colon - listen), listen, port);
     return n > 0 && (size_t)n < len ? 0 : CASCADE_EINVAL;
+}
+
+/* --listen-unix: flag > env > config > off. An absolute path that fits a
+ * Unix socket address, or "" (off). */
+static int pick_listen_unix(const char *name, const char *upper, const char *flag,
+                            struct cascade_service_opts *out)
+{
+    char env_name[96], path[128];
+    snprintf(env_name, sizeof(env_name), "CASCADE_%s_LISTEN_UNIX", upper);
+    snprintf(path, sizeof(path), "%s.listen_unix", name);
+    if (pick_string(out->listen_unix, sizeof(out->listen_unix), flag, env_name, out->config, path,
+                    "", "--listen-unix") != 0)
+        return CASCADE_EINVAL;
+    if (out->listen_unix[0] &&
+        (out->listen_unix[0] != '/' ||
+         strlen(out->listen_unix) >= sizeof(((struct sockaddr_un *)0)->sun_path))) {
+        fprintf(stderr,
+                "cascade-%s: --listen-unix: expected an absolute path shorter than %zu bytes, "
+                "got \"%s\"\n",
+                name, sizeof(((struct sockaddr_un *)0)->sun_path), out->listen_unix);
+        return CASCADE_EINVAL;
+    }
+    return 0;
 }
 
 /* --metrics-listen: flag > env > config > default_metrics_addr; "off"
@@ -371,6 +399,7 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
+        {"listen-unix", required_argument, NULL, 'u'},
         {"redis", required_argument, NULL, 'r'},
         {"namespace", required_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'},
@@ -393,7 +422,8 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
         {"tls-client-key", required_argument, NULL, TLS_OPT_BASE + 5},
         {NULL, 0, NULL, 0}};
     const char *f_tls[N_TLS] = {NULL};
-    const char *f_config = NULL, *f_listen = NULL, *f_redis = NULL, *f_ns = NULL;
+    const char *f_config = NULL, *f_listen = NULL, *f_listen_unix = NULL, *f_redis = NULL;
+    const char *f_ns = NULL;
     const char *f_threads = NULL, *f_model = NULL, *f_grace = NULL, *f_level = NULL;
     const char *f_metrics = NULL, *f_max_msg = NULL;
     const char *f_password = NULL, *f_password_file = NULL, *f_user = NULL, *f_token_file = NULL;
@@ -412,6 +442,9 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
             break;
         case 'l':
             f_listen = optarg;
+            break;
+        case 'u':
+            f_listen_unix = optarg;
             break;
         case 'M':
             f_metrics = optarg;
@@ -505,6 +538,8 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
     if (pick_string(out->listen, sizeof(out->listen), f_listen, env_listen, out->config, path,
                     def_listen, "--listen") != 0)
         goto fail;
+    if (pick_listen_unix(name, upper, f_listen_unix, out) != 0)
+        goto fail;
     if (pick_metrics_listen(name, upper, f_metrics, out) != 0)
         goto fail;
     if (pick_string(redis_addr, sizeof(redis_addr), f_redis, "CASCADE_REDIS", out->config,
@@ -512,7 +547,8 @@ static int parse_args(const char *name, int default_port, const char *extra_usag
         goto fail;
     if (cascade_redis_parse_addr(redis_addr, out->redis_host, sizeof(out->redis_host),
                                  &out->redis_port) != 0) {
-        fprintf(stderr, "cascade-%s: --redis: expected host:port, got \"%s\"\n", name, redis_addr);
+        fprintf(stderr, "cascade-%s: --redis: expected host:port or unix:/path, got \"%s\"\n", name,
+                redis_addr);
         goto fail;
     }
     if (pick_credentials(name, f_password, f_password_file, f_user, f_token_file, out) != 0)
@@ -713,6 +749,7 @@ static void report_restart_only(const struct cascade_service_opts *a,
                                 const struct cascade_service_opts *b)
 {
     warn_restart("listen", a->listen, b->listen);
+    warn_restart("listen_unix", a->listen_unix, b->listen_unix);
     warn_restart("metrics_listen", a->metrics_listen, b->metrics_listen);
     warn_restart("redis host", a->redis_host, b->redis_host);
     warn_restart_int("redis port", a->redis_port, b->redis_port);
@@ -901,6 +938,7 @@ static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
     char err[512];
     struct cascade_rpc_server_opts so = {
         .listen_addr = o->listen,
+        .listen_unix = o->listen_unix,
         .threads = o->threads,
         .max_message_bytes = o->max_message_bytes,
         .max_metadata_bytes = o->max_metadata_bytes,
@@ -922,8 +960,9 @@ static int serve(const struct cascade_service_opts *o, cascade_metrics *metrics,
         cascade_rpc_server_destroy(srv);
         return 1;
     }
-    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s:%d namespace \"%s\"%s%s%s",
-                 grpc_service_name, o->listen, cascade_rpc_server_port(srv), o->redis_host,
+    CASCADE_INFO(NULL, "serving %s on %s (port %d), redis %s%s:%d namespace \"%s\"%s%s%s",
+                 grpc_service_name, o->listen, cascade_rpc_server_port(srv),
+                 cascade_redis_host_is_unix(o->redis_host) ? "unix:" : "", o->redis_host,
                  o->redis_port, o->ns, o->redis_password[0] ? ", redis AUTH" : "",
                  o->auth_token[0] ? ", bearer token required" : "",
                  o->tls_client_ca[0] ? ", TLS with client certificates"

@@ -5,10 +5,13 @@
  * Common flags (every service):
  *   --config FILE        JSON config (env CASCADE_CONFIG)
  *   --listen ADDR        host:port to serve on (env CASCADE_<NAME>_LISTEN, config <name>.listen)
+ *   --listen-unix PATH   also serve on this Unix socket (env CASCADE_<NAME>_LISTEN_UNIX,
+ *                        config <name>.listen_unix; default off)
  *   --metrics-listen ADDR  host:port of the Prometheus /metrics endpoint, or "off"
  *                        (env CASCADE_<NAME>_METRICS_LISTEN, config <name>.metrics_listen;
  *                        default: the --listen host, port + 1000; docs/metrics.md)
- *   --redis ADDR         host:port of Redis (env CASCADE_REDIS, config redis.addr)
+ *   --redis ADDR         host:port of Redis, or unix:/path of its socket (env CASCADE_REDIS, config
+ * redis.addr)
  *   --redis-password-file FILE  Redis AUTH password, first line of FILE (env
  *                        CASCADE_REDIS_PASSWORD_FILE, config redis.password_file); the
  *                        password itself: env CASCADE_REDIS_PASSWORD, config redis.password,
@@ -55,6 +58,7 @@
 struct cascade_service_opts {
     const char *name; /* "recall" (borrowed, static) */
     char listen[256];
+    char listen_unix[108];    /* "" = no Unix socket listener (--listen-unix) */
     char metrics_listen[256]; /* "" when the endpoint is off */
     char redis_host[256];
     int redis_port;

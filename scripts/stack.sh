@@ -24,6 +24,11 @@
 #                       with --set consumer.data_dir=DIR. At most 2 split channels then.
 #   --set PATH=VALUE    config override passed to every service (repeatable)
 #   --timeout S         seconds to wait for readiness or shutdown (default 30)
+#   --unix              the hops inside the stack go over Unix sockets in the data dir
+#                       (redis.sock, <service>.sock): redis-server and every service also
+#                       listen there, the services reach Redis and the orchestrator its
+#                       stages through them, skipping the loopback TCP stack. The TCP
+#                       ports stay up (health checks, clients). Default: TCP only.
 #   --redis-password-file FILE
 #                       start redis-server with requirepass (first line of FILE) and give
 #                       the services the same file; the password may also come from env
@@ -82,6 +87,7 @@ REDIS_PASSWORD_FILE="${CASCADE_REDIS_PASSWORD_FILE:-}"
 AUTH_TOKEN_FILE=""
 TLS_ARGS=()
 CONSUMER=0
+UNIX=0
 
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -94,6 +100,7 @@ while [ $# -gt 0 ]; do
     --model-dir) need_arg "$@"; MODEL_DIR="$2"; shift 2 ;;
     --split-channel) need_arg "$@"; SPLIT+=("$2"); shift 2 ;;
     --consumer) CONSUMER=1; shift ;;
+    --unix) UNIX=1; shift ;;
     --set) need_arg "$@"; SETS+=("--set" "$2"); shift 2 ;;
     --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
     --redis-password-file) need_arg "$@"; REDIS_PASSWORD_FILE="$2"; shift 2 ;;
@@ -340,6 +347,12 @@ cmd_start() {
   busy="$(busy_ports)"
   [ -z "$busy" ] || die "cannot listen on $busy: in use by another program or by a connection still in TIME_WAIT; choose another --port-base (e.g. 20050, outside the ephemeral range)"
   setup_tls
+  if [ "$UNIX" = 1 ]; then # sockaddr_un holds 107 path bytes
+    local longest=0 n
+    for n in redis "${names[@]}"; do [ ${#n} -le $longest ] || longest=${#n}; done
+    [ $(( ${#DATA_DIR} + longest + 6 )) -le 107 ] ||
+      die "--unix: data dir $DATA_DIR is too long for a Unix socket path (at most $((101 - longest)) characters)"
+  fi
   cat >"$DATA_DIR/stack.env" <<EOF
 STACK_PORT_BASE=$PORT_BASE
 STACK_REDIS_PORT=$REDIS_PORT
@@ -373,26 +386,36 @@ EOF
   trap on_exit EXIT
   # Redis keeps its files in the data dir and saves them on shutdown, so a
   # stopped stack restarts with its data.
+  local redis_unix=() redis_addr="127.0.0.1:$REDIS_PORT"
+  if [ "$UNIX" = 1 ]; then
+    redis_unix=(--unixsocket "$DATA_DIR/redis.sock" --unixsocketperm 700)
+    redis_addr="unix:$DATA_DIR/redis.sock"
+  fi
   launch redis redis-server ${redis_conf[@]+"${redis_conf[@]}"} --port "$REDIS_PORT" \
-    --bind 127.0.0.1 --dir "$DATA_DIR" \
+    --bind 127.0.0.1 --dir "$DATA_DIR" ${redis_unix[@]+"${redis_unix[@]}"} \
     --dbfilename dump.rdb --save 3600 1 --appendonly no --protected-mode yes
   # PONG exactly: while it loads the saved data Redis answers "LOADING ..."
   # (and redis-cli still exits 0), and every command but PING would fail.
   wait_ready redis redis_ready "$REDIS_PORT"
 
-  local common=(--config "$CONFIG" --redis "127.0.0.1:$REDIS_PORT" --model-dir "$MODEL_DIR")
-  local orch_sets=(
-    --set "orchestrator.endpoints.recall=127.0.0.1:$((PORT_BASE + 1))"
-    --set "orchestrator.endpoints.filter=127.0.0.1:$((PORT_BASE + 2))"
-    --set "orchestrator.endpoints.prerank=127.0.0.1:$((PORT_BASE + 3))"
-    --set "orchestrator.endpoints.rank=127.0.0.1:$((PORT_BASE + 4))"
-    --set "orchestrator.endpoints.rerank=127.0.0.1:$((PORT_BASE + 5))")
-  for i in "${!SPLIT[@]}"; do
-    orch_sets+=(--set "orchestrator.endpoints.recall_${SPLIT[$i]}=127.0.0.1:$((PORT_BASE + 6 + i))")
+  local common=(--config "$CONFIG" --redis "$redis_addr" --model-dir "$MODEL_DIR")
+  # The orchestrator reaches each stage at its TCP port, or with --unix at
+  # the stage's socket in the data dir.
+  local orch_sets=() stage
+  for i in "${!names[@]}"; do
+    stage="${names[$i]}"
+    [ "$stage" != orchestrator ] && [ "$stage" != consumer ] || continue
+    case "$stage" in recall-*) stage="recall_${stage#recall-}" ;; esac
+    if [ "$UNIX" = 1 ]; then
+      orch_sets+=(--set "orchestrator.endpoints.$stage=unix:$DATA_DIR/${names[$i]}.sock")
+    else
+      orch_sets+=(--set "orchestrator.endpoints.$stage=127.0.0.1:${ports[$i]}")
+    fi
   done
   for i in "${!names[@]}"; do
     local extra=()
     [ "${names[$i]}" = orchestrator ] && extra=("${orch_sets[@]}")
+    [ "$UNIX" = 1 ] && extra+=(--listen-unix "$DATA_DIR/${names[$i]}.sock")
     launch "${names[$i]}" "$BIN_DIR/cascade-${bins[$i]}" "${common[@]}" \
       --listen "127.0.0.1:${ports[$i]}" ${SETS[@]+"${SETS[@]}"} ${extra[@]+"${extra[@]}"}
   done
@@ -402,6 +425,7 @@ EOF
   STARTING=0
   echo "cascade stack up in $DATA_DIR"
   echo "  redis        127.0.0.1:$REDIS_PORT"
+  [ "$UNIX" = 1 ] && echo "  unix sockets $DATA_DIR/{redis,<service>}.sock"
   for i in "${!names[@]}"; do
     printf '  %-12s 127.0.0.1:%s  (metrics http://127.0.0.1:%s/metrics)\n' "${names[$i]}" \
       "${ports[$i]}" "$((ports[i] + METRICS_OFFSET))"

@@ -17,6 +17,7 @@
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
+#        [--cpu] [--unix]
 # --out DIR keeps the callgrind dumps there (callgrind_annotate DIR/<proc>.<pid>.<n>;
 # names are not compressed, so each dump reads on its own).
 # --cpu: no valgrind; the services run natively, the calls go 4 at a time, and
@@ -26,12 +27,16 @@
 # voluntary one a thread that slept and had to be woken), and cascade-load's own
 # CPU time and switches (not in the sum). Load-dependent, unlike the
 # instruction counts.
+# --unix: the stack's inner hops (services to Redis, orchestrator to stages)
+# go over Unix sockets (scripts/stack.sh --unix); the load generator still
+# calls the orchestrator over TCP, as a gateway would. Redis round trips are
+# then not printed (they are read off TCP connections).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BIN="$REPO/build/bin"
 WORLD=""; OUT=""; CPU=0; USERS=5000; REQUESTS=200; WARMUP=20; BASE=45150; SLACK=100
-PROCS="orchestrator recall filter prerank rank rerank"; SETS=()
+PROCS="orchestrator recall filter prerank rank rerank"; SETS=(); UNIX=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --world) WORLD="$2"; shift 2 ;;
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
     --set) SETS+=(--set "$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --cpu) CPU=1; shift ;;
+    --unix) UNIX=(--unix); shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "recommend_ir.sh: unknown option \"$1\" (see --help)" >&2; exit 2 ;;
   esac
@@ -90,7 +96,7 @@ cfg.setdefault("orchestrator", {}).setdefault("deadline_ms", 2000 * int(sys.argv
 json.dump(cfg, open(sys.argv[2], "w"), indent=1)
 EOF
 bash scripts/stack.sh start --port-base "$BASE" --data-dir "$DIR/data" --bin-dir "$DIR/bin" \
-  --config "$DIR/cascade.json" --timeout 600 ${SETS[@]+"${SETS[@]}"} >/dev/null
+  --config "$DIR/cascade.json" --timeout 600 ${SETS[@]+"${SETS[@]}"} ${UNIX[@]+"${UNIX[@]}"} >/dev/null
 
 load() { # N SEED
   "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed "$2" \
@@ -116,6 +122,7 @@ for line in sys.stdin:
 PIDS=""
 for p in orchestrator recall filter prerank rank rerank; do PIDS="$PIDS $p=$(cat "$DIR/data/$p.pid")"; done
 redis_trips() { # BEFORE AFTER N: round trips and bytes per Recommend, per process
+  [ ${#UNIX[@]} = 0 ] || { echo "redis round trips: not counted with --unix (Unix sockets)"; return; }
   /usr/bin/python3 - "$1" "$2" "$3" $PIDS <<'PY'
 import sys
 def read(path):

@@ -16,6 +16,10 @@
 # Usage: scripts/bench/saturation.sh --world DIR [--users N] [--items N] [--events N]
 #        [--rates "100 200 300 400 500"] [--duration 60s] [--concurrency N]
 #        [--port-base N] [--bin-dir DIR] [--all-rates] [--set PATH=VALUE]... [--ltr-users N]
+#        [--unix]
+# --unix: the stack's inner hops (services to Redis, orchestrator to stages)
+# go over Unix sockets (scripts/stack.sh --unix); the load generator calls the
+# orchestrator over TCP either way, as a gateway would.
 # Example (the issue's target: 400 calls/s for 60 s, p99 <= 25 ms on 2 cores):
 #   scripts/bench/saturation.sh --world /tmp/world-1m --users 1000000 --items 100000 \
 #     --events 14300000 --rates "100 200 300 400 500 600" --duration 60s
@@ -25,6 +29,7 @@ REPO=$(pwd)
 BIN="$REPO/build/bin"
 WORLD=""; USERS=1000000; ITEMS=100000; EVENTS=14300000; BASE=45250
 RATES="100 200 300 400 500"; DURATION=60s; CONCURRENCY=64; ALL=0; SETS=(); LTR_USERS=5000
+UNIX=()
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +43,7 @@ while [ $# -gt 0 ]; do
     --port-base) BASE="$2"; shift 2 ;;
     --bin-dir) BIN="$2"; shift 2 ;;
     --all-rates) ALL=1; shift ;;
+    --unix) UNIX=(--unix); shift ;;
     --set) SETS+=(--set "$2"); shift 2 ;;
     --ltr-users) LTR_USERS="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -85,7 +91,7 @@ RUN=$(mktemp -d /tmp/cascade-saturation.XXXXXX)
 cp "$WORLD/dump.rdb" "$RUN/"
 ln -s "$(cd "$WORLD" && pwd)/models" "$RUN/models"
 bash scripts/stack.sh start --port-base "$BASE" --data-dir "$RUN" --bin-dir "$BIN" --timeout 300 \
-  ${SETS[@]+"${SETS[@]}"} >/dev/null
+  ${SETS[@]+"${SETS[@]}"} ${UNIX[@]+"${UNIX[@]}"} >/dev/null
 # Warm-up: connections, generation caches, the page cache of the models.
 "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -n 200 -c 4 \
   -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" 127.0.0.1:"$BASE" >/dev/null

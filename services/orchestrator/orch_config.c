@@ -74,10 +74,11 @@ static int resolve_endpoint(const cascade_config *cfg, const char *value, const 
 {
     const char *addr = is_address(value) ? value : lookup_endpoint(cfg, value);
     if (addr == NULL || !is_address(addr)) {
-        snprintf(err, errlen,
-                 "%s: orchestrator: %s: endpoint \"%s\" is neither host:port nor a name "
-                 "with an address in orchestrator.endpoints",
-                 cascade_config_source(cfg), what, value);
+        snprintf(
+            err, errlen,
+            "%s: orchestrator: %s: endpoint \"%s\" is neither host:port (or unix:/path) nor a name "
+            "with an address in orchestrator.endpoints",
+            cascade_config_source(cfg), what, value);
         return CASCADE_EINVAL;
     }
     if (!copy_str(out, outlen, addr)) {

@@ -114,8 +114,9 @@ void test_rmdir(const char *dir)
 
 static pid_t spawn_redis(int port, const char *dir, const char *password)
 {
-    char port_arg[16];
+    char port_arg[16], socket_arg[300];
     snprintf(port_arg, sizeof(port_arg), "%d", port);
+    snprintf(socket_arg, sizeof(socket_arg), "%s/redis.sock", dir);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
@@ -130,12 +131,13 @@ static pid_t spawn_redis(int port, const char *dir, const char *password)
         dup2(devnull, STDOUT_FILENO);
         dup2(devnull, STDERR_FILENO);
     }
-    if (password[0])
-        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", dir, "--requirepass", password, (char *)NULL);
-    else
-        execlp("redis-server", "redis-server", "--port", port_arg, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+    const char *argv[] = {"redis-server", "--port",        port_arg, "--bind",
+                          "127.0.0.1",    "--save",        "",       "--appendonly",
+                          "no",           "--dir",         dir,      "--unixsocket",
+                          socket_arg,     "--requirepass", password, NULL};
+    if (!password[0])
+        argv[13] = NULL; /* no --requirepass */
+    execvp("redis-server", (char *const *)argv);
     _exit(127);
 }
 
@@ -226,6 +228,7 @@ int test_redis_start_auth(struct test_redis *r, const char *password)
         r->dir[0] = '\0';
         return -1;
     }
+    snprintf(r->socket, sizeof(r->socket), "%s/redis.sock", r->dir);
     for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
         r->port = test_free_port();
         if (r->port > 0 && start_on_port(r) == 0)

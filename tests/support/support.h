@@ -15,6 +15,7 @@ struct test_redis {
     pid_t pid;
     int port;
     char dir[256];
+    char socket[280];  /* its Unix socket, dir/redis.sock (it listens on both) */
     char password[64]; /* "" = no requirepass */
 };
 

@@ -71,6 +71,71 @@ static void test_parse_addr(void **state)
     assert_int_equal(cascade_redis_parse_addr("h:", host, sizeof(host), &port), CASCADE_EINVAL);
     assert_int_equal(cascade_redis_parse_addr("a-very-long-host-name:1", host, 8, &port),
                      CASCADE_EINVAL);
+    assert_false(cascade_redis_host_is_unix(host));
+
+    /* unix:/path: the path is the host, port 0. */
+    port = 1;
+    assert_int_equal(cascade_redis_parse_addr("unix:/run/redis.sock", host, sizeof(host), &port),
+                     0);
+    assert_string_equal(host, "/run/redis.sock");
+    assert_int_equal(port, 0);
+    assert_true(cascade_redis_host_is_unix(host));
+    port = 5;
+    assert_int_equal(cascade_redis_parse_addr("unix:run/redis.sock", host, sizeof(host), &port),
+                     CASCADE_EINVAL); /* relative */
+    assert_int_equal(cascade_redis_parse_addr("unix:", host, sizeof(host), &port), CASCADE_EINVAL);
+    char big[256], long_path[160];
+    memset(long_path, 'a', sizeof(long_path) - 1);
+    long_path[0] = '/';
+    long_path[sizeof(long_path) - 1] = '\0';
+    snprintf(big, sizeof(big), "unix:%s", long_path); /* longer than sun_path */
+    char hostbig[256];
+    assert_int_equal(cascade_redis_parse_addr(big, hostbig, sizeof(hostbig), &port),
+                     CASCADE_EINVAL);
+    assert_int_equal(port, 5); /* untouched on failure */
+}
+
+/* The same commands over the server's Unix socket; the server sees a Unix
+ * client, and the handle names its address as unix:PATH. */
+static void test_unix_socket_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    char host[300];
+    int port = -1;
+    char addr[310];
+    snprintf(addr, sizeof(addr), "unix:%s", f->server.socket);
+    assert_int_equal(cascade_redis_parse_addr(addr, host, sizeof(host), &port), 0);
+    struct cascade_redis_opts o = {.host = host, .port = port};
+    cascade_redis *r = cascade_redis_create(&o);
+    assert_non_null(r);
+    assert_string_equal(cascade_redis_addr(r), addr);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "SET %s %s", "via-unix", "yes"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->r, &rep, "GET via-unix"), 0); /* seen over TCP */
+    assert_string_equal(rep->str, "yes");
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(r, &rep, "CLIENT INFO"), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    assert_non_null(strstr(rep->str, " flags=U")); /* a Unix-socket client */
+    freeReplyObject(rep);
+    cascade_redis_destroy(r);
+}
+
+static void test_unix_socket_missing_names_path(void **state)
+{
+    struct fixture *f = *state;
+    char path[300];
+    snprintf(path, sizeof(path), "%s/absent.sock", f->server.dir);
+    struct cascade_redis_opts o = {.host = path, .port = 6379};
+    cascade_redis *r = cascade_redis_create(&o);
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(r, &rep, "PING"), CASCADE_EUNAVAILABLE);
+    assert_null(rep);
+    char want[320];
+    snprintf(want, sizeof(want), "redis unix:%s: ", path);
+    assert_memory_equal(cascade_redis_error(r), want, strlen(want));
+    cascade_redis_destroy(r);
 }
 
 static void test_command_roundtrip(void **state)
@@ -336,6 +401,8 @@ int main(void)
         cmocka_unit_test(test_error_reply),
         cmocka_unit_test(test_bad_format_is_invalid),
         cmocka_unit_test(test_connection_refused_names_address),
+        cmocka_unit_test(test_unix_socket_roundtrip),
+        cmocka_unit_test(test_unix_socket_missing_names_path),
         cmocka_unit_test(test_command_timeout),
         cmocka_unit_test(test_deadline_bounds_command),
         cmocka_unit_test(test_past_deadline_sends_nothing),

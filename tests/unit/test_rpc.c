@@ -25,6 +25,7 @@
 #include "error.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "support.h"
 
 #define METHOD "/cascade.v1.Recall/Recall"
 
@@ -361,6 +362,63 @@ static void test_bind_conflict_is_reported(void **state)
     assert_int_not_equal(cascade_rpc_server_start(second, err, sizeof(err)), 0);
     assert_non_null(strstr(err, addr));
     cascade_rpc_server_destroy(second);
+}
+
+/* listen_unix: the same methods also answer on a Unix socket, reached as
+ * "unix:PATH"; a relative path is refused at create, a directory that does
+ * not exist at start, each with a message naming the path. */
+static void test_unix_socket_listener(void **state)
+{
+    (void)state;
+    char dir[256], path[300], target[310], missing[300], err[512];
+    assert_non_null(test_tempdir(dir, sizeof(dir)));
+    snprintf(path, sizeof(path), "%s/recall.sock", dir);
+    struct cascade_rpc_method methods[] = {{METHOD, &cascade__v1__recall_request__descriptor,
+                                            &cascade__v1__recall_response__descriptor,
+                                            echo_handler}};
+    atomic_int calls = 0;
+    struct cascade_rpc_server_opts opts = {
+        .listen_addr = "127.0.0.1:0", .listen_unix = path, .threads = 1};
+    cascade_rpc_server *srv =
+        cascade_rpc_server_create(&opts, methods, 1, &calls, err, sizeof(err));
+    assert_non_null(srv);
+    assert_int_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
+    snprintf(target, sizeof(target), "unix:%s", path);
+    cascade_rpc_channel *ch = cascade_rpc_channel_create(target, 0);
+    cascade_arena *arena = cascade_arena_create(0);
+    char *channels[] = {"a", "b"};
+    Cascade__V1__RecallRequest req = CASCADE__V1__RECALL_REQUEST__INIT;
+    req.channels = channels;
+    req.n_channels = 2;
+    req.quota = 7;
+    struct cascade_rpc_call call;
+    memset(&call, 0, sizeof(call));
+    call.channel = ch;
+    call.method = METHOD;
+    call.request = &req.base;
+    call.response_type = &cascade__v1__recall_response__descriptor;
+    call.deadline_ms = cascade_now_ms() + 5000;
+    assert_int_equal(cascade_rpc_call_unary(&call, arena), 0);
+    assert_int_equal(call.status, GRPC_STATUS_OK);
+    Cascade__V1__RecallResponse *resp = (void *)call.response;
+    assert_int_equal(resp->n_candidates, 2);
+    assert_int_equal(resp->candidates[1]->item_id, 8);
+    assert_int_equal(atomic_load(&calls), 1);
+    cascade_rpc_channel_destroy(ch);
+    cascade_rpc_server_destroy(srv);
+    cascade_arena_destroy(arena);
+
+    opts.listen_unix = "relative.sock";
+    assert_null(cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "\"relative.sock\" must be an absolute path"));
+    snprintf(missing, sizeof(missing), "%s/no-such-dir/x.sock", dir);
+    opts.listen_unix = missing;
+    srv = cascade_rpc_server_create(&opts, methods, 1, NULL, err, sizeof(err));
+    assert_non_null(srv);
+    assert_int_not_equal(cascade_rpc_server_start(srv, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, missing));
+    cascade_rpc_server_destroy(srv);
+    test_rmdir(dir);
 }
 
 static void test_shutdown_then_unavailable(void **state)
@@ -700,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_unknown_method),
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_bind_conflict_is_reported),
+        cmocka_unit_test(test_unix_socket_listener),
         cmocka_unit_test(test_shutdown_then_unavailable),
         cmocka_unit_test(test_server_metrics),
         cmocka_unit_test(test_default_message_limit),

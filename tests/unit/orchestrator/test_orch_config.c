@@ -417,7 +417,7 @@ static void test_endpoint_group(void **state)
          "{\"track\": \"a\", \"endpoint\": \"rank\", \"weight\": 1}]",
          "endpoint[1]: track \"a\" named twice"},
         {"[{\"track\": \"a\", \"endpoint\": \"nowhere\", \"weight\": 1}]",
-         "endpoint \"nowhere\" is neither host:port nor a name"},
+         "endpoint \"nowhere\" is neither host:port (or unix:/path) nor a name"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[512];
