@@ -89,6 +89,14 @@ struct cascade_rpc_server_opts {
     const char *tls_client_ca_file;
 };
 
+/* Bytes a Unix socket path may hold, its NUL included (sizeof
+ * sockaddr_un.sun_path on Linux). */
+#define CASCADE_UNIX_PATH_MAX 108
+
+/* True when `path` can be a listen_unix socket: absolute and shorter than
+ * CASCADE_UNIX_PATH_MAX. */
+bool cascade_rpc_unix_path_ok(const char *path);
+
 /* Create a server for `methods` (copied). On failure returns NULL with a message in err. */
 cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_opts *opts,
                                               const struct cascade_rpc_method *methods,

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -96,9 +95,6 @@ struct call_slot {
     int stream_md_sent;
 };
 
-/* sizeof(sockaddr_un.sun_path): the longest socket path, NUL included. */
-#define UNIX_PATH_MAX_LEN ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
-
 struct method_entry {
     struct cascade_rpc_method m;
     void *handle;
@@ -121,7 +117,7 @@ struct worker {
 
 struct cascade_rpc_server {
     char listen_addr[256];
-    char listen_unix[UNIX_PATH_MAX_LEN + sizeof("unix:")]; /* "unix:PATH", or "" */
+    char listen_unix[CASCADE_UNIX_PATH_MAX + sizeof("unix:")]; /* "unix:PATH", or "" */
     char service_name[128];
     int threads;
     int calls_per_method;
@@ -1109,11 +1105,11 @@ cascade_rpc_server *cascade_rpc_server_create(const struct cascade_rpc_server_op
     srv->service = service;
     snprintf(srv->listen_addr, sizeof(srv->listen_addr), "%s", opts->listen_addr);
     if (opts->listen_unix && opts->listen_unix[0]) {
-        if (opts->listen_unix[0] != '/' || strlen(opts->listen_unix) >= UNIX_PATH_MAX_LEN) {
+        if (!cascade_rpc_unix_path_ok(opts->listen_unix)) {
             snprintf(err, errlen,
                      "rpc server: unix socket \"%s\" must be an absolute path shorter than %d "
                      "bytes",
-                     opts->listen_unix, UNIX_PATH_MAX_LEN);
+                     opts->listen_unix, CASCADE_UNIX_PATH_MAX);
             goto fail;
         }
         snprintf(srv->listen_unix, sizeof(srv->listen_unix), "unix:%s", opts->listen_unix);

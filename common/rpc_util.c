@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -12,6 +13,7 @@
 
 #include "clock.h"
 #include "error.h"
+#include "rpc.h"
 #include "rpc_internal.h"
 
 int64_t cascade__rpc_deadline_from_gpr(gpr_timespec t)
@@ -132,4 +134,11 @@ fail:
 out:
     fclose(f);
     return buf;
+}
+
+bool cascade_rpc_unix_path_ok(const char *path)
+{
+    _Static_assert(CASCADE_UNIX_PATH_MAX == sizeof(((struct sockaddr_un *)0)->sun_path),
+                   "CASCADE_UNIX_PATH_MAX is sun_path's size");
+    return path && path[0] == '/' && strlen(path) < CASCADE_UNIX_PATH_MAX;
 }

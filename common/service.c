@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -220,13 +219,11 @@ static int pick_listen_unix(const char *name, const char *upper, const char *fla
     if (pick_string(out->listen_unix, sizeof(out->listen_unix), flag, env_name, out->config, path,
                     "", "--listen-unix") != 0)
         return CASCADE_EINVAL;
-    if (out->listen_unix[0] &&
-        (out->listen_unix[0] != '/' ||
-         strlen(out->listen_unix) >= sizeof(((struct sockaddr_un *)0)->sun_path))) {
+    if (out->listen_unix[0] && !cascade_rpc_unix_path_ok(out->listen_unix)) {
         fprintf(stderr,
-                "cascade-%s: --listen-unix: expected an absolute path shorter than %zu bytes, "
+                "cascade-%s: --listen-unix: expected an absolute path shorter than %d bytes, "
                 "got \"%s\"\n",
-                name, sizeof(((struct sockaddr_un *)0)->sun_path), out->listen_unix);
+                name, CASCADE_UNIX_PATH_MAX, out->listen_unix);
         return CASCADE_EINVAL;
     }
     return 0;

@@ -58,8 +58,8 @@
 struct cascade_service_opts {
     const char *name; /* "recall" (borrowed, static) */
     char listen[256];
-    char listen_unix[108];    /* "" = no Unix socket listener (--listen-unix) */
-    char metrics_listen[256]; /* "" when the endpoint is off */
+    char listen_unix[CASCADE_UNIX_PATH_MAX]; /* "" = no Unix socket listener (--listen-unix) */
+    char metrics_listen[256];                /* "" when the endpoint is off */
     char redis_host[256];
     int redis_port;
     char redis_user[128];     /* "" = AUTH without a user name */
