@@ -220,10 +220,14 @@ static void test_server_lost_and_back(void **state)
     assert_int_equal(test_redis_restart(&f.server), 0);
     assert_true(cascade_key_tracker_wait(t, true, &again, WAIT_MS));
     assert_int_equal(metric(m, "cascade_rank_item_cache_tracking", true), 1);
+    /* Its announcement is awaited: arriving after the reads below, it would
+     * (rightly) drop the fresh record they cached. */
+    struct cascade_key_tracker_counts before = cascade_key_tracker_counts(t);
     put_item(f.conn, 2, 6);
+    wait_message(c, before);
     assert_int_equal(read_four(c, f.conn, recs, found), 0);
     assert_int_equal(read_four(c, f.conn, recs, found), 4);
-    struct cascade_key_tracker_counts before = cascade_key_tracker_counts(t);
+    before = cascade_key_tracker_counts(t);
     put_item(f.conn, 2, 7);
     wait_message(c, before);
     assert_int_equal(read_four(c, f.conn, recs, found), 3);
