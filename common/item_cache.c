@@ -1,5 +1,6 @@
 /* Item record cache (item_cache.h): item ids → decoded ItemRecords in a
- * record_cache, misses read with one MGET and then stored. */
+ * record_cache, misses read with one MGET and then stored; with tracking, a
+ * key_tracker's announcements drop records and switch the expiry. */
 #include "item_cache.h"
 
 #include <stdio.h>
@@ -9,13 +10,22 @@
 #include "clock.h"
 #include "config.h"
 #include "error.h"
+#include "log.h"
 #include "metrics.h"
 #include "record_cache.h"
 #include "store.h"
 
+#define ITEM_CACHE_DROP_MAX 256 /* ids dropped per lock */
+
 struct cascade_item_cache {
     cascade_record_cache *records; /* key = item id, value = cascade_v1_ItemRecord */
     cascade_metric *hits, *misses; /* NULL without a registry */
+    /* Tracking (NULL tracker: records simply expire after ttl_ms). */
+    cascade_key_tracker *tracker;
+    int64_t ttl_ms, tracked_ttl_ms;
+    char prefix[CASCADE_KEY_MAX]; /* "<ns>:item:" */
+    size_t prefix_len;
+    cascade_metric *invalidations, *tracking_lost, *tracking; /* NULL without a registry */
 };
 
 cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms)
@@ -28,6 +38,7 @@ cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms)
         return NULL;
     }
     c->records = r;
+    c->ttl_ms = ttl_ms;
     return c;
 }
 
@@ -35,8 +46,93 @@ void cascade_item_cache_destroy(cascade_item_cache *c)
 {
     if (!c)
         return;
+    cascade_key_tracker_stop(c->tracker); /* first: its callbacks use the records */
     cascade_record_cache_destroy(c->records);
     free(c);
+}
+
+/* ---- tracking: the key tracker's callbacks (on its thread) ---- */
+
+/* The item id of "<ns>:item:<id>"; 0 for any other key. */
+static uint64_t item_id_of(const cascade_item_cache *c, const char *key, size_t len)
+{
+    uint64_t id = 0;
+    if (len <= c->prefix_len || len - c->prefix_len > 20 ||
+        memcmp(key, c->prefix, c->prefix_len) != 0)
+        return 0;
+    for (size_t i = c->prefix_len; i < len; i++) {
+        if (key[i] < '0' || key[i] > '9' || id > (UINT64_MAX - 9) / 10)
+            return 0;
+        id = id * 10 + (uint64_t)(key[i] - '0');
+    }
+    return id;
+}
+
+static void on_keys_changed(void *ctx, const char *const *keys, const size_t *lens, size_t n)
+{
+    cascade_item_cache *c = ctx;
+    uint64_t ids[ITEM_CACHE_DROP_MAX];
+    size_t n_ids = 0;
+    for (size_t i = 0; i < n && n_ids < ITEM_CACHE_DROP_MAX; i++) {
+        uint64_t id = item_id_of(c, keys[i], lens[i]);
+        if (id != 0)
+            ids[n_ids++] = id;
+    }
+    cascade_record_cache_drop_many(c->records, ids, n_ids);
+    if (c->invalidations)
+        cascade_metric_add(c->invalidations, (double)n_ids);
+}
+
+static void on_flush(void *ctx)
+{
+    cascade_item_cache *c = ctx;
+    cascade_record_cache_drop_all(c->records);
+}
+
+/* Records cached under the other regime cannot be trusted under this one:
+ * empty the cache at every change (drop_all also refuses the reads in
+ * flight), and only then let records live tracked_ttl_ms. */
+static void on_tracking(void *ctx, bool on)
+{
+    cascade_item_cache *c = ctx;
+    if (on) {
+        cascade_record_cache_drop_all(c->records);
+        cascade_record_cache_set_ttl(c->records, c->tracked_ttl_ms);
+    } else {
+        cascade_record_cache_set_ttl(c->records, c->ttl_ms);
+        cascade_record_cache_drop_all(c->records);
+        if (c->tracking_lost)
+            cascade_metric_inc(c->tracking_lost);
+    }
+    if (c->tracking)
+        cascade_metric_set(c->tracking, on ? 1 : 0);
+}
+
+int cascade_item_cache_track(cascade_item_cache *c, const struct cascade_redis_opts *opts,
+                             const char *ns, const char *stage, int64_t tracked_ttl_ms, char *err,
+                             size_t errlen)
+{
+    char name[96];
+    if (c->tracker || tracked_ttl_ms <= 0) {
+        snprintf(err, errlen, "%s: item cache tracking started twice or with a TTL <= 0", stage);
+        return CASCADE_EINVAL;
+    }
+    /* The key of id 0 without its "0": the prefix every item key starts with. */
+    cascade_key_item(c->prefix, ns, 0);
+    c->prefix_len = strlen(c->prefix) - 1;
+    c->prefix[c->prefix_len] = '\0';
+    c->tracked_ttl_ms = tracked_ttl_ms;
+    struct cascade_key_tracker_events ev = {
+        .ctx = c, .keys = on_keys_changed, .flush = on_flush, .tracking = on_tracking};
+    snprintf(name, sizeof name, "%s item cache", stage);
+    if (!(c->tracker = cascade_key_tracker_start(opts, c->prefix, name, &ev, err, errlen)))
+        return CASCADE_ENOMEM;
+    return 0;
+}
+
+cascade_key_tracker *cascade_item_cache_tracker(cascade_item_cache *c)
+{
+    return c ? c->tracker : NULL;
 }
 
 void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metrics *m,
@@ -52,13 +148,37 @@ void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metric
     c->misses = cascade_metric_get(
         cascade_metrics_counter(m, name, "Item records read from Redis (then cached).", NULL),
         NULL);
+    snprintf(name, sizeof name, "cascade_%s_item_cache_invalidations_total", stage);
+    c->invalidations = cascade_metric_get(
+        cascade_metrics_counter(m, name,
+                                "Item records Redis announced as changed (dropped from the item "
+                                "cache; item_cache.tracking).",
+                                NULL),
+        NULL);
+    snprintf(name, sizeof name, "cascade_%s_item_cache_tracking_lost_total", stage);
+    c->tracking_lost = cascade_metric_get(
+        cascade_metrics_counter(m, name,
+                                "Times the item cache lost Redis change tracking (emptied, then "
+                                "records kept ttl_ms until tracking is back).",
+                                NULL),
+        NULL);
+    snprintf(name, sizeof name, "cascade_%s_item_cache_tracking", stage);
+    c->tracking = cascade_metric_get(
+        cascade_metrics_gauge(m, name,
+                              "1 while Redis announces item record changes to the item cache "
+                              "(records kept tracked_ttl_ms), else 0.",
+                              NULL),
+        NULL);
 }
 
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
-                                   cascade_item_cache **out, char *err, size_t errlen)
+                                   cascade_redis_pool *redis, const char *ns,
+                                   struct cascade_metrics *m, cascade_item_cache **out, char *err,
+                                   size_t errlen)
 {
     char path[96];
-    int64_t ttl, slots;
+    int64_t ttl, slots, tracked_ttl;
+    bool tracking;
     int rc;
     *out = NULL;
     snprintf(path, sizeof path, "%s.item_cache.ttl_ms", stage);
@@ -67,6 +187,12 @@ int cascade_item_cache_from_config(const struct cascade_config *cfg, const char 
     snprintf(path, sizeof path, "%s.item_cache.slots", stage);
     if ((rc = cascade_config_int(cfg, path, 65536, 1, 1 << 24, &slots, err, errlen)) != 0)
         return rc;
+    snprintf(path, sizeof path, "%s.item_cache.tracking", stage);
+    if ((rc = cascade_config_bool(cfg, path, false, &tracking, err, errlen)) != 0)
+        return rc;
+    snprintf(path, sizeof path, "%s.item_cache.tracked_ttl_ms", stage);
+    if ((rc = cascade_config_int(cfg, path, 600000, 1, 86400000, &tracked_ttl, err, errlen)) != 0)
+        return rc;
     if (ttl == 0)
         return 0;
     if (!(*out = cascade_item_cache_create((size_t)slots, ttl))) {
@@ -74,18 +200,29 @@ int cascade_item_cache_from_config(const struct cascade_config *cfg, const char 
                  (long long)slots);
         return CASCADE_ENOMEM;
     }
+    cascade_item_cache_set_metrics(*out, m, stage);
+    if (tracking && redis &&
+        (rc = cascade_item_cache_track(*out, cascade_redis_pool_opts(redis), ns, stage, tracked_ttl,
+                                       err, errlen)) != 0) {
+        cascade_item_cache_destroy(*out);
+        *out = NULL;
+        return rc;
+    }
     return 0;
 }
 
 size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
                                  cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
-                                 int64_t now_ms)
+                                 int64_t now_ms, uint64_t *epoch)
 {
+    *epoch = 0;
     if (!c) {
         for (size_t i = 0; i < n; i++)
             miss[i] = i;
         return n;
     }
+    /* Before anything is read: a drop from now on refuses the misses' records. */
+    *epoch = cascade_record_cache_epoch(c->records);
     /* A missing record is cached zeroed, as cascade_store_get_items returns it. */
     size_t n_miss = cascade_record_cache_get_many(c->records, ids, n, recs, found, miss, now_ms);
     if (c->hits)
@@ -97,10 +234,10 @@ size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, siz
 
 void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
                               size_t n_miss, const cascade_v1_ItemRecord *got,
-                              const bool *got_found, int64_t now_ms)
+                              const bool *got_found, int64_t now_ms, uint64_t epoch)
 {
     if (c && n_miss > 0)
-        cascade_record_cache_put_many(c->records, ids, miss, n_miss, got, got_found, now_ms);
+        cascade_record_cache_put_many(c->records, ids, miss, n_miss, got, got_found, now_ms, epoch);
 }
 
 int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *ns,
@@ -119,7 +256,8 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
     int rc = CASCADE_ENOMEM;
     if (!miss || !miss_ids || !got || !got_found)
         goto out;
-    size_t n_miss = cascade_item_cache_lookup(c, ids, n, recs, found, miss, now);
+    uint64_t epoch;
+    size_t n_miss = cascade_item_cache_lookup(c, ids, n, recs, found, miss, now, &epoch);
     if (hits)
         *hits = n - n_miss;
     rc = 0;
@@ -133,7 +271,7 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
         found[miss[k]] = got_found[k];
         recs[miss[k]] = got[k];
     }
-    cascade_item_cache_store(c, ids, miss, n_miss, got, got_found, now);
+    cascade_item_cache_store(c, ids, miss, n_miss, got, got_found, now, epoch);
 out:
     free(miss);
     free(miss_ids);

@@ -1,9 +1,11 @@
-/* A short-lived in-process cache of item records for the stages that read
- * hundreds of them per request (PreRank, Rank): a record read from Redis is
- * served from memory for ttl_ms, a miss costs the same one MGET as before.
- * Direct-mapped (an id's slot is its hash; a colliding id replaces it), so
- * memory is fixed at creation; thread-safe. Item records only change when
- * cascade-build load rewrites them, so a staleness of ttl_ms is harmless. */
+/* An in-process cache of item records for the stages that read hundreds of
+ * them per request (PreRank, Rank): a record read from Redis is served from
+ * memory for ttl_ms, a miss costs the same one MGET as before. With tracking
+ * (cascade_item_cache_track), Redis announces every write to an item record
+ * (cascade-build load, PutItems) and the cache drops it, so records are kept
+ * for tracked_ttl_ms instead; whenever tracking is down the cache is emptied
+ * and falls back to ttl_ms. Direct-mapped (an id's slot is its hash; a
+ * colliding id replaces it), so memory is fixed at creation; thread-safe. */
 #ifndef CASCADE_ITEM_CACHE_H
 #define CASCADE_ITEM_CACHE_H
 
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "cascade/v1/records.pb.h"
+#include "key_tracker.h"
 #include "redis.h"
 
 typedef struct cascade_item_cache cascade_item_cache;
@@ -25,19 +28,43 @@ cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms);
 void cascade_item_cache_destroy(cascade_item_cache *c);
 
 /* Count hits and misses in the registry m (NULL: no metrics) as
- * cascade_<stage>_item_cache_hits_total / _misses_total (item records).
- * c may be NULL (nothing to count). Call once, before serving. */
+ * cascade_<stage>_item_cache_hits_total / _misses_total (item records), and
+ * the tracking as _invalidations_total, _tracking_lost_total and the gauge
+ * cascade_<stage>_item_cache_tracking. c may be NULL (nothing to count).
+ * Call once, before serving and before cascade_item_cache_track. */
 struct cascade_metrics;
 void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metrics *m,
                                     const char *stage);
 
+/* Keep the cache exact by Redis change tracking (key_tracker.h) of the
+ * item records of namespace ns on the server opts names (copied): records
+ * are then kept tracked_ttl_ms (> 0) while tracking is on, ttl_ms while it
+ * is off (at start, and after a lost connection until it is back; the cache
+ * is emptied at each change). stage labels the log lines. Call at most once,
+ * after cascade_item_cache_set_metrics. Returns 0, or CASCADE_EINVAL /
+ * CASCADE_ENOMEM with err (the tracking thread cannot start). */
+int cascade_item_cache_track(cascade_item_cache *c, const struct cascade_redis_opts *opts,
+                             const char *ns, const char *stage, int64_t tracked_ttl_ms, char *err,
+                             size_t errlen);
+
+/* The cache's tracker (NULL: not tracked), e.g. to wait for a change to be
+ * seen in a test. Borrowed. */
+cascade_key_tracker *cascade_item_cache_tracker(cascade_item_cache *c);
+
 /* The cache a stage's config asks for: <stage>.item_cache.ttl_ms (default 0
- * = no cache; config/cascade.json sets 2000) and <stage>.item_cache.slots
- * (default 65536). *out is NULL when off. Returns 0, a config error with
+ * = no cache; config/cascade.json sets 2000), <stage>.item_cache.slots
+ * (default 65536), <stage>.item_cache.tracking (default false; true in
+ * config/cascade.json: track the records of namespace ns on redis's server,
+ * see cascade_item_cache_track; redis NULL: no tracking) and
+ * <stage>.item_cache.tracked_ttl_ms (default 600000), its metrics registered
+ * in m (may be NULL). *out is NULL when off. Returns 0, a config error with
  * err, or CASCADE_ENOMEM. */
 struct cascade_config;
+struct cascade_metrics;
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
-                                   cascade_item_cache **out, char *err, size_t errlen);
+                                   cascade_redis_pool *redis, const char *ns,
+                                   struct cascade_metrics *m, cascade_item_cache **out, char *err,
+                                   size_t errlen);
 
 /* cascade_store_get_items through the cache (c may be NULL: straight to
  * Redis): records fresher than ttl_ms, found or not, come from memory; the
@@ -51,15 +78,17 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
 /* The two halves of cascade_item_cache_get, for a caller that reads the
  * misses in a pipeline of its own (common/stage_reads.c). lookup copies the
  * fresh records of ids[0..n) into recs/found and writes the positions of
- * the others to miss (room for n), counting hits and misses; c NULL: every
- * position misses. Returns the number of misses. store caches, for k <
- * n_miss, the record got[k] (found or not) of ids[miss[k]], read at now_ms;
- * c NULL: nothing. Thread-safe (one lock per batch). */
+ * the others to miss (room for n), counting hits and misses, and *epoch the
+ * cache's drop epoch for the store; c NULL: every position misses. Returns
+ * the number of misses. store caches, for k < n_miss, the record got[k]
+ * (found or not) of ids[miss[k]], read at now_ms after the lookup that gave
+ * epoch, except the records whose change was announced since (they may be
+ * older than the change); c NULL: nothing. Thread-safe (one lock per batch). */
 size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
                                  cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
-                                 int64_t now_ms);
+                                 int64_t now_ms, uint64_t *epoch);
 void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
                               size_t n_miss, const cascade_v1_ItemRecord *got,
-                              const bool *got_found, int64_t now_ms);
+                              const bool *got_found, int64_t now_ms, uint64_t epoch);
 
 #endif

@@ -1,8 +1,10 @@
 /* The record cache (record_cache.h): parallel arrays of keys, read times,
- * found flags and value bytes; one mutex held only while copying. */
+ * found flags, value bytes and the epoch each slot was last dropped at; one
+ * mutex held only while copying. */
 #include "record_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +16,13 @@ struct cascade_record_cache {
     int64_t *read_ms;
     bool *found;
     unsigned char *values;
+    /* Epochs (under mu): a drop advances epoch and marks the slots it touched
+     * (dropped_at) or the whole cache (flushed_at), so a put that read its
+     * record at an earlier epoch can tell the record may be stale. */
+    uint64_t *dropped_at;
+    uint64_t epoch, flushed_at;
     size_t value_size, mask;
-    int64_t ttl_ms;
+    _Atomic int64_t ttl_ms;
 };
 
 cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size, int64_t ttl_ms)
@@ -32,7 +39,9 @@ cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_siz
     c->read_ms = calloc(cap, sizeof(*c->read_ms));
     c->found = calloc(cap, sizeof(*c->found));
     c->values = calloc(cap, value_size);
-    if (!c->keys || !c->read_ms || !c->found || !c->values) {
+    c->dropped_at = calloc(cap, sizeof(*c->dropped_at));
+    if (!c->keys || !c->read_ms || !c->found || !c->values || !c->dropped_at) {
+        free(c->dropped_at);
         free(c->keys);
         free(c->read_ms);
         free(c->found);
@@ -42,7 +51,7 @@ cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_siz
     }
     c->value_size = value_size;
     c->mask = cap - 1;
-    c->ttl_ms = ttl_ms;
+    atomic_init(&c->ttl_ms, ttl_ms);
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -56,6 +65,7 @@ void cascade_record_cache_destroy(cascade_record_cache *c)
     free(c->read_ms);
     free(c->found);
     free(c->values);
+    free(c->dropped_at);
     free(c);
 }
 
@@ -69,10 +79,11 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
 {
     size_t n_miss = 0, vs = c->value_size;
     unsigned char *out = values;
+    int64_t ttl_ms = atomic_load_explicit(&c->ttl_ms, memory_order_relaxed);
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < n; i++) {
         size_t s = slot_of(c, keys[i]);
-        if (keys[i] != 0 && c->keys[s] == keys[i] && now_ms - c->read_ms[s] < c->ttl_ms) {
+        if (keys[i] != 0 && c->keys[s] == keys[i] && now_ms - c->read_ms[s] < ttl_ms) {
             found[i] = c->found[s];
             memcpy(out + i * vs, c->values + s * vs, vs);
         } else {
@@ -84,20 +95,58 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
 }
 
 void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys, const size_t *idx,
-                                   size_t n, const void *values, const bool *found, int64_t now_ms)
+                                   size_t n, const void *values, const bool *found, int64_t now_ms,
+                                   uint64_t read_epoch)
 {
     size_t vs = c->value_size;
     const unsigned char *in = values;
     pthread_mutex_lock(&c->mu);
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < n && c->flushed_at <= read_epoch; k++) {
         uint64_t key = keys[idx[k]];
         if (key == 0)
             continue;
         size_t s = slot_of(c, key);
+        if (c->dropped_at[s] > read_epoch)
+            continue; /* dropped while this record was being read */
         c->keys[s] = key;
         c->read_ms[s] = now_ms;
         c->found[s] = found[k];
         memcpy(c->values + s * vs, in + k * vs, vs);
     }
     pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t cascade_record_cache_epoch(cascade_record_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t e = c->epoch;
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
+void cascade_record_cache_drop_many(cascade_record_cache *c, const uint64_t *keys, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    c->epoch++;
+    for (size_t k = 0; k < n; k++) {
+        size_t s = slot_of(c, keys[k]);
+        if (c->keys[s] == keys[k])
+            c->keys[s] = 0;
+        c->dropped_at[s] = c->epoch; /* also when not cached: a put may be on its way */
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cascade_record_cache_drop_all(cascade_record_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->flushed_at = ++c->epoch;
+    memset(c->keys, 0, (c->mask + 1) * sizeof(*c->keys));
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cascade_record_cache_set_ttl(cascade_record_cache *c, int64_t ttl_ms)
+{
+    if (ttl_ms > 0)
+        atomic_store_explicit(&c->ttl_ms, ttl_ms, memory_order_relaxed);
 }

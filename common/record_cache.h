@@ -3,7 +3,8 @@
  * replaces it), each slot holding the key, when it was read, whether the
  * record existed, and value_size bytes of record. For records that only the
  * offline builder rewrites (items, user profiles), so that a few seconds of
- * staleness are harmless. Typed users: item_cache.h, the Recall profiles. */
+ * staleness are harmless, or whose changes are announced (drop_many,
+ * drop_all: key_tracker.h). Typed users: item_cache.h, the Recall profiles. */
 #ifndef CASCADE_RECORD_CACHE_H
 #define CASCADE_RECORD_CACHE_H
 
@@ -27,8 +28,26 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
                                      void *values, bool *found, size_t *miss, int64_t now_ms);
 
 /* Store, for k < n, keys[idx[k]] with values + k·value_size and found[k],
- * read at now_ms (key 0 is skipped). One lock for the batch. */
+ * read at now_ms (key 0 is skipped). read_epoch is cascade_record_cache_epoch
+ * taken before the records were read: a key dropped since (drop_many, or a
+ * drop_all) is not stored, as its record may predate the change that dropped
+ * it. One lock for the batch. */
 void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys, const size_t *idx,
-                                   size_t n, const void *values, const bool *found, int64_t now_ms);
+                                   size_t n, const void *values, const bool *found, int64_t now_ms,
+                                   uint64_t read_epoch);
+
+/* The cache's drop epoch now: take it before reading records to put. */
+uint64_t cascade_record_cache_epoch(cascade_record_cache *c);
+
+/* Forget keys[0..n) (their records changed) and refuse puts of them read
+ * before this call. One lock for the batch. */
+void cascade_record_cache_drop_many(cascade_record_cache *c, const uint64_t *keys, size_t n);
+
+/* Forget every key and refuse every put read before this call. */
+void cascade_record_cache_drop_all(cascade_record_cache *c);
+
+/* Serve entries for ttl_ms from now on (entries already stored included);
+ * ttl_ms <= 0 is ignored. Thread-safe. */
+void cascade_record_cache_set_ttl(cascade_record_cache *c, int64_t ttl_ms);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -484,6 +485,47 @@ int cascade_redis_get_reply(cascade_redis *r, redisReply **reply)
     return redis_check_reply(r, rep, reply, saved);
 }
 
+/* ---- messages nobody asked for (a SUBSCRIBEd connection) ---- */
+
+void cascade_redis_disconnect(cascade_redis *r)
+{
+    if (r)
+        redis_disconnect(r);
+}
+
+int cascade_redis_read_message(cascade_redis *r, redisReply **reply, int timeout_ms)
+{
+    void *rep = NULL;
+    *reply = NULL;
+    if (!r->ctx) {
+        if (!r->err[0])
+            set_error(r, "not connected");
+        return CASCADE_EUNAVAILABLE;
+    }
+    errno = 0;
+    /* A message already buffered by an earlier read comes first. */
+    if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+        return redis_io_failure(r, errno);
+    if (!rep) {
+        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
+        int ready = poll(&pfd, 1, timeout_ms);
+        if (ready < 0 && errno != EINTR) {
+            set_error(r, strerror(errno));
+            redis_disconnect(r);
+            return CASCADE_EUNAVAILABLE;
+        }
+        if (ready <= 0)
+            return CASCADE_ETIMEDOUT;
+        errno = 0;
+        if (redisBufferRead(r->ctx) != REDIS_OK ||
+            redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+            return redis_io_failure(r, errno);
+        if (!rep) /* part of a message: the rest comes with the next read */
+            return CASCADE_ETIMEDOUT;
+    }
+    return redis_check_reply(r, rep, reply, 0);
+}
+
 /* ---- per-thread pool ---- */
 
 struct pool_entry {
@@ -571,6 +613,11 @@ void cascade_redis_pool_destroy(cascade_redis_pool *p)
     pthread_mutex_destroy(&p->lock);
     memset(p->auth.password, 0, sizeof(p->auth.password));
     free(p);
+}
+
+const struct cascade_redis_opts *cascade_redis_pool_opts(const cascade_redis_pool *p)
+{
+    return &p->opts;
 }
 
 cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p)

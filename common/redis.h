@@ -124,6 +124,19 @@ int cascade_redis_append(cascade_redis *r, const char *fmt, ...);
 int cascade_redis_append_argv(cascade_redis *r, int argc, const char **argv, const size_t *argvlen);
 int cascade_redis_get_reply(cascade_redis *r, redisReply **reply);
 
+/* Drop the handle's connection now (the next command reconnects), e.g. to
+ * leave SUBSCRIBE mode. NULL-safe. */
+void cascade_redis_disconnect(cascade_redis *r);
+
+/* Wait up to timeout_ms for a message the server sends unasked, as on a
+ * connection that issued SUBSCRIBE, and return it in *reply (the caller frees
+ * it with freeReplyObject). Returns 0; CASCADE_ETIMEDOUT when no whole
+ * message came in time (the connection stays, nothing is lost: a partial
+ * message is completed by the next call); CASCADE_EUNAVAILABLE when the
+ * connection is lost or was never opened (dropped, cascade_redis_error says
+ * why); CASCADE_EIO for an error reply. Ignores the handle's deadline. */
+int cascade_redis_read_message(cascade_redis *r, redisReply **reply, int timeout_ms);
+
 /* Message of the last failure on this handle ("" when none). Borrowed. */
 const char *cascade_redis_error(const cascade_redis *r);
 
@@ -147,5 +160,10 @@ void cascade_redis__restore_error(cascade_redis *r, const char *saved);
 cascade_redis_pool *cascade_redis_pool_create(const struct cascade_redis_opts *opts);
 void cascade_redis_pool_destroy(cascade_redis_pool *p);
 cascade_redis *cascade_redis_pool_get(cascade_redis_pool *p);
+
+/* The options the pool's handles are made with (host and credentials are the
+ * pool's copies), e.g. for a connection of one's own beside the pool's.
+ * Borrowed: valid until the pool is destroyed. */
+const struct cascade_redis_opts *cascade_redis_pool_opts(const cascade_redis_pool *p);
 
 #endif

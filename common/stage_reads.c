@@ -129,7 +129,9 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         memset(q->user, 0, sizeof *q->user);
     if (!m.at || !m.ids || !m.recs || !m.found || !m.t_at || !m.t_ids)
         return CASCADE_ENOMEM;
-    m.n = cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms);
+    uint64_t epoch;
+    m.n =
+        cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms, &epoch);
     for (size_t k = 0; k < m.n; k++)
         m.ids[k] = q->ids[m.at[k]];
     /* With misses, whether their records have an online_base is known only
@@ -147,7 +149,7 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         rc = read_all(r, arena, q, &m, online_user, totals);
     if (rc != 0)
         return rc;
-    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms);
+    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms, epoch);
     if (q->online_counters && m.n > 0) {
         /* A second round trip only when a record has an online_base. */
         q->counters_rc = cascade_store_online_deltas_add(r, q->ns, q->items, q->found, q->n, arena);

@@ -13,7 +13,9 @@
 # Redis commands per Recommend and the server's time for them by command
 # (INFO commandstats), and Redis round trips and bytes per Recommend per
 # process (from `ss -ti`: data segments and bytes each connection to
-# redis-server sent and received; in both modes).
+# redis-server sent and received), and the item records pre-rank and rank
+# took from their item caches and read from Redis per Recommend (their
+# cascade_*_item_cache_* metrics); these three in both modes.
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
@@ -141,6 +143,47 @@ print("redis round trips per Recommend: %.1f (%s); bytes to redis %.0f, from red
     tot[1] / n, tot[2] / n))
 PY
 }
+# Redis: commands per Recommend (every process's), by command, and the
+# server's own time for them (wall-clock microseconds: load-dependent).
+redis_commands() { # INFO-COMMANDSTATS-FILE N
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import re, sys
+n = int(sys.argv[2])
+rows = []
+for line in open(sys.argv[1]):
+    m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+    if m and m.group(1) not in ("config", "info"):
+        rows.append((int(m.group(2)), int(m.group(3)), m.group(1)))
+rows.sort(reverse=True)
+print("redis: %.1f commands, %.0f us per Recommend (%s)" % (
+    sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n,
+    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:14])))
+print("redis: server time by command, us per Recommend: %s" % (
+    ", ".join("%s %.0f" % (r[2], r[1] / n) for r in sorted(rows, key=lambda r: -r[1])[:14])))
+PY
+}
+# The item caches' counters of pre-rank (port base + 3) and rank (base + 4),
+# from their /metrics (port + 1000); absent series read 0.
+cache_counters() {
+  for p in prerank:3 rank:4; do
+    curl -s "http://127.0.0.1:$((BASE + ${p#*:} + 1000))/metrics" |
+      awk -v s="${p%:*}" '$1 ~ "^cascade_" s "_item_cache_(hits|misses|invalidations)_total$" { print $1, $2 }'
+  done
+}
+item_caches() { # BEFORE AFTER N
+  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import sys
+def read(path):
+    return {l.split()[0]: float(l.split()[1]) for l in open(path) if len(l.split()) == 2}
+before, after, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+def per(name):
+    return (after.get(name, 0) - before.get(name, 0)) / n
+print("item caches per Recommend: " + "; ".join(
+    "%s %.1f hits, %.1f misses, %.1f invalidated" % (
+        s, per("cascade_%s_item_cache_hits_total" % s), per("cascade_%s_item_cache_misses_total" % s),
+        per("cascade_%s_item_cache_invalidations_total" % s)) for s in ("prerank", "rank")))
+PY
+}
 if [ "$CPU" = 1 ]; then
   # utime + stime in clock ticks of every process, redis-server included.
   # And the context switches of all their threads (voluntary + involuntary:
@@ -154,11 +197,15 @@ if [ "$CPU" = 1 ]; then
   }
   ticks >"$DIR/before.txt"
   redis_conns >"$DIR/conns0.txt"
+  cache_counters >"$DIR/caches0.txt"
+  redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
   /usr/bin/time -f "%U %S %c %w" -o "$DIR/load.time" "$BIN/cascade-load" --insecure --call cascade.v1.Recommender.Recommend -O json --seed 2 \
     -d "{\"user\":{\"userId\":\"u{{randomInt 1 $((USERS + 1))}}\"},\"count\":20}" \
     -n "$REQUESTS" -c 4 127.0.0.1:"$BASE" >"$DIR/run.json"
   ticks >"$DIR/after.txt"
   redis_conns >"$DIR/conns1.txt"
+  cache_counters >"$DIR/caches1.txt"
+  redis-cli -p $((BASE + 9)) INFO commandstats >"$DIR/redis.txt"
   /usr/bin/python3 - "$DIR/before.txt" "$DIR/after.txt" "$DIR/run.json" "$REQUESTS" "$(getconf CLK_TCK)" "$DIR/load.time" <<'EOF'
 import json, sys
 before = {l.split()[0]: l.split()[1:] for l in open(sys.argv[1])}
@@ -179,14 +226,18 @@ u, s_, ic, vc = open(sys.argv[6]).read().split()[-4:]
 print("%-12s %7.3f ms CPU, %6.1f context switches per Recommend (not in the sum)" % (
     "cascade-load", (float(u) + float(s_)) * 1000 / n, (int(ic) + int(vc)) / n))
 EOF
+  redis_commands "$DIR/redis.txt" "$REQUESTS"
   redis_trips "$DIR/conns0.txt" "$DIR/conns1.txt" "$REQUESTS"
+  item_caches "$DIR/caches0.txt" "$DIR/caches1.txt" "$REQUESTS"
   exit 0
 fi
 for p in $PROCS; do callgrind_control -z "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 redis-cli -p $((BASE + 9)) CONFIG RESETSTAT >/dev/null
 redis_conns >"$DIR/conns0.txt"
+cache_counters >"$DIR/caches0.txt"
 load "$REQUESTS" 2 >"$DIR/run.json"
 redis_conns >"$DIR/conns1.txt"
+cache_counters >"$DIR/caches1.txt"
 redis-cli -p $((BASE + 9)) INFO commandstats >"$DIR/redis.txt"
 for p in $PROCS; do callgrind_control -d "$(cat "$DIR/data/$p.pid")" >/dev/null 2>&1; done
 [ -z "$OUT" ] || { mkdir -p "$OUT" && cp "$DIR"/cg/* "$OUT"/; }
@@ -209,21 +260,6 @@ for p in sys.argv[4:]:
     print("%-12s %12.0f instructions per Recommend" % (p, ir / n))
 print("%-12s %12.0f instructions per Recommend" % ("sum", total / n))
 EOF
-# Redis: commands per Recommend (every process's), by command, and the
-# server's own time for them (wall-clock microseconds: load-dependent).
-/usr/bin/python3 - "$DIR/redis.txt" "$REQUESTS" <<'EOF'
-import re, sys
-n = int(sys.argv[2])
-rows = []
-for line in open(sys.argv[1]):
-    m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
-    if m and m.group(1) not in ("config", "info"):
-        rows.append((int(m.group(2)), int(m.group(3)), m.group(1)))
-rows.sort(reverse=True)
-print("redis: %.1f commands, %.0f us per Recommend (%s)" % (
-    sum(r[0] for r in rows) / n, sum(r[1] for r in rows) / n,
-    ", ".join("%s %.1f" % (r[2], r[0] / n) for r in rows[:14])))
-print("redis: server time by command, us per Recommend: %s" % (
-    ", ".join("%s %.0f" % (r[2], r[1] / n) for r in sorted(rows, key=lambda r: -r[1])[:14])))
-EOF
+redis_commands "$DIR/redis.txt" "$REQUESTS"
 redis_trips "$DIR/conns0.txt" "$DIR/conns1.txt" "$REQUESTS"
+item_caches "$DIR/caches0.txt" "$DIR/caches1.txt" "$REQUESTS"

@@ -99,10 +99,7 @@ static cascade_prerank *prerank_alloc(void)
 /* The stage's own metrics in m (NULL: none). */
 static void register_metrics(cascade_prerank *p, cascade_metrics *m)
 {
-    if (!p)
-        return;
-    cascade_item_cache_set_metrics(p->items, m, "prerank");
-    if (!m)
+    if (!p || !m)
         return;
     cascade_stage_online_metrics(&p->online, m, "PreRank");
 }
@@ -135,7 +132,8 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
         snprintf(p->heuristic_version, sizeof p->heuristic_version, "prerank-heuristic-v1");
     p->redis = redis;
     if (prerank_read_config(p, cfg, err, errlen) != 0 ||
-        cascade_item_cache_from_config(cfg, "prerank", &p->items, err, errlen) != 0)
+        cascade_item_cache_from_config(cfg, "prerank", redis, ns, metrics, &p->items, err,
+                                       errlen) != 0)
         goto fail;
     (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
     register_metrics(p, metrics);

@@ -31,8 +31,10 @@ typedef struct cascade_prerank cascade_prerank;
  * Borrows `redis`; copies `ns` and `model_dir` (NULL or "": heuristic only,
  * no model is looked for). The newest model is loaded now and reloaded when
  * the .latest file changes (checked every prerank.reload_interval_ms).
- * Registers the item cache's cascade_prerank_item_cache_hits_total /
- * _misses_total in `metrics` (borrowed, must outlive the stage; NULL: none).
+ * Registers the item cache's cascade_prerank_item_cache_* metrics
+ * (item_cache.h) in `metrics` (borrowed, must outlive the stage; NULL: none);
+ * with prerank.item_cache.tracking, a thread tracks item record changes on
+ * redis's server until the stage is destroyed.
  * NULL with a message in err on bad config. */
 cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis_pool *redis,
                                         const char *ns, const char *model_dir,

@@ -124,7 +124,6 @@ static void register_metrics(cascade_rank *r, cascade_metrics *m)
     };
     if (!r)
         return;
-    cascade_item_cache_set_metrics(r->items, m, "rank");
     cascade_metric_family *f =
         cascade_metrics_counter(m, "cascade_rank_requests_by_model_total",
                                 "Rank requests by the kind of model that scored them "
@@ -160,7 +159,8 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
              model_dir);
     r->redis = redis;
     if (rank_read_config(r, cfg, err, errlen) != 0 ||
-        cascade_item_cache_from_config(cfg, "rank", &r->items, err, errlen) != 0)
+        cascade_item_cache_from_config(cfg, "rank", redis, ns, metrics, &r->items, err, errlen) !=
+            0)
         goto fail;
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
     if (cascade_rank_pin_versions(r, cfg, err, errlen) != 0)

@@ -38,8 +38,10 @@ typedef struct cascade_rank cascade_rank;
  * model is logged and the heuristic used; it is not an error). Borrows
  * `redis`; copies ns and model_dir. Registers the stage's metrics in `metrics`
  * (borrowed, must outlive the stage; NULL: none): the item cache's
- * cascade_rank_item_cache_hits_total / _misses_total and
- * cascade_rank_requests_by_model_total{model}. NULL with a message in err on
+ * cascade_rank_item_cache_* (item_cache.h) and
+ * cascade_rank_requests_by_model_total{model}; with rank.item_cache.tracking,
+ * a thread tracks item record changes on redis's server until the stage is
+ * destroyed. NULL with a message in err on
  * bad config. Thread-safe once created; models are swapped under running
  * requests. */
 cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool *redis,

@@ -486,8 +486,9 @@ static void profile_store(const struct cascade_recall__channel_args *a,
     }
     uint64_t key = profile_key(a->user_id);
     size_t idx = 0;
+    /* Epoch 0: nothing ever drops a profile, so the epoch never moves. */
     cascade_record_cache_put_many(a->recall->profiles, &key, &idx, 1, &rec, &st->profile_found,
-                                  cascade_now_ms());
+                                  cascade_now_ms(), 0);
 }
 
 bool cascade_recall__lastn_covered(const struct cascade_recall__channel_args *a, size_t n)

@@ -4,9 +4,11 @@ with INVALID_ARGUMENT naming the field and writes nothing of such a call; a
 new item put through the RPC gets its record, is recalled by the new, geo and
 city channels, sits in its author's list, and the two_tower channel recalls it
 (its vector from the item tower's cold-start path) for users whose vectors are
-near it; a changed item leaves its old city list. Conditions are polled with a
-deadline (the Recall list cache and the two_tower poll run every second),
-never slept on."""
+near it; a changed item leaves its old city list, and Rank, told of the change
+by Redis (rank.item_cache.tracking), reads the new record on its next call
+although its cache would keep the old one for ten minutes. Conditions are
+polled with a deadline (the Recall list cache and the two_tower poll run every
+second), never slept on."""
 
 import json
 import os
@@ -14,6 +16,7 @@ import struct
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cascade_testlib as tl  # noqa: E402
@@ -29,6 +32,8 @@ poll = tl.poll
 class PutItemsTest(tl.StackTestCase):
     TMP_PREFIX = "cascade-put-items-"
     WORLD = {"users": 200, "items": 200, "events": 6000}
+    # Without tracking, Rank would serve a cached record this long.
+    STACK = {"sets": ["rank.item_cache.ttl_ms=600000"]}
 
     @classmethod
     def set_up_class(cls):
@@ -137,6 +142,43 @@ class PutItemsTest(tl.StackTestCase):
             "ZSCORE", "%s:city@%s:%d" % (NS, city_gen, other_city), new_id), "")
         poll(lambda: new_id not in self.recall("city", user, city=city),
              "the item leaves its old city")
+
+    def rank_attrs(self, user, item_id):
+        call = self.channel("rank").unary_unary(
+            "/cascade.v1.Rank/Score",
+            request_serializer=self.pb.rank.RankRequest.SerializeToString,
+            response_deserializer=self.pb.rank.RankResponse.FromString)
+        req = self.pb.rank.RankRequest(user=self.pb.common.UserContext(user_id=user),
+                                       candidates=[self.pb.common.Candidate(item_id=item_id)])
+        return call(req, timeout=TIMEOUT_S).candidates[0].attrs
+
+    def rank_metric(self, name):
+        url = "http://127.0.0.1:%d/metrics" % (self.stack.ports["rank"] + tl.METRICS_OFFSET)
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+    def test_changed_item_reread_by_rank(self):
+        ids = sorted(self.items)
+        item_id = ids[len(ids) // 2]
+        row = self.items[item_id]
+        author, category = int(row[1]), int(row[2])
+        user = self.users[1]
+        poll(lambda: self.rank_metric("cascade_rank_item_cache_tracking") == 1,
+             "rank tracks item record changes")
+        self.assertEqual(self.rank_attrs(user, item_id).category, category)
+        hits = self.rank_metric("cascade_rank_item_cache_hits_total")
+        self.assertEqual(self.rank_attrs(user, item_id).category, category)
+        self.assertEqual(self.rank_metric("cascade_rank_item_cache_hits_total"), hits + 1)
+        seen = self.rank_metric("cascade_rank_item_cache_invalidations_total")
+        new_category = category + 100
+        self.put(self.item(item_id, author_id=author, category=new_category, geohash=row[5],
+                           city=int(row[6]), media_type=int(row[7])))
+        poll(lambda: self.rank_metric("cascade_rank_item_cache_invalidations_total") > seen,
+             "rank told of the change")
+        self.assertEqual(self.rank_attrs(user, item_id).category, new_category)
 
     def index_ids(self, version):
         """The item ids of a two-tower version's item index (the `ids`

@@ -3,8 +3,9 @@
  * then threads hammering one small cache with gets and puts at once: every
  * value a get returns is one some thread wrote for that key, whole (no torn
  * copy), with that key's found flag; and after concurrent puts of disjoint
- * keys no entry is lost beyond what the slot rule replaces. Run under TSan by
- * scripts/tsan.sh. */
+ * keys no entry is lost beyond what the slot rule replaces; drops (one key,
+ * every key) and the epoch that refuses a put read before a drop. Run under
+ * TSan by scripts/tsan.sh. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -76,7 +77,7 @@ static void test_single_thread_rules(void **state)
     struct val in[3] = {make_val(5, 0, 1), make_val(0, 0, 1), make_val(9, 0, 1)}, out[3];
     bool found_in[3] = {true, true, false}, found[3];
     assert_int_equal(cascade_record_cache_get_many(c, keys, 3, out, found, miss, NOW_MS), 3);
-    cascade_record_cache_put_many(c, keys, idx, 3, in, found_in, NOW_MS);
+    cascade_record_cache_put_many(c, keys, idx, 3, in, found_in, NOW_MS, 0);
     /* Key 0 is never stored; 5 and 9 hit with their flags, until the TTL. */
     assert_int_equal(cascade_record_cache_get_many(c, keys, 3, out, found, miss, NOW_MS + 99), 1);
     assert_int_equal(miss[0], 1);
@@ -87,10 +88,51 @@ static void test_single_thread_rules(void **state)
 
     /* One slot: the last key put replaces the one before. */
     c = cascade_record_cache_create(1, sizeof(struct val), 100);
-    cascade_record_cache_put_many(c, keys, idx, 1, in, found_in, NOW_MS);
-    cascade_record_cache_put_many(c, keys + 2, idx, 1, in + 2, found_in + 2, NOW_MS);
+    cascade_record_cache_put_many(c, keys, idx, 1, in, found_in, NOW_MS, 0);
+    cascade_record_cache_put_many(c, keys + 2, idx, 1, in + 2, found_in + 2, NOW_MS, 0);
     assert_int_equal(cascade_record_cache_get_many(c, keys, 1, out, found, miss, NOW_MS), 1);
     assert_int_equal(cascade_record_cache_get_many(c, keys + 2, 1, out, found, miss, NOW_MS), 0);
+    cascade_record_cache_destroy(c);
+}
+
+/* A dropped key misses at once; a put whose read began before a drop of its
+ * key (or of every key) is refused, one that began after is kept; a longer
+ * TTL applies to entries already stored. */
+static void test_drops_and_epochs(void **state)
+{
+    (void)state;
+    cascade_record_cache *c = cascade_record_cache_create(64, sizeof(struct val), 100);
+    assert_non_null(c);
+    uint64_t keys[2] = {5, 9};
+    size_t idx[2] = {0, 1}, miss[2];
+    struct val in[2] = {make_val(5, 0, 1), make_val(9, 0, 1)}, out[2];
+    bool found_in[2] = {true, true}, found[2];
+    uint64_t before = cascade_record_cache_epoch(c);
+    cascade_record_cache_put_many(c, keys, idx, 2, in, found_in, NOW_MS, before);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 0);
+    cascade_record_cache_drop_many(c, keys, 1); /* 5 changed */
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 1);
+    assert_int_equal(miss[0], 0);
+    /* 5 read before the drop: refused; read after it: kept. 9 is untouched. */
+    cascade_record_cache_put_many(c, keys, idx, 2, in, found_in, NOW_MS, before);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 1);
+    uint64_t after = cascade_record_cache_epoch(c);
+    assert_true(after > before);
+    cascade_record_cache_put_many(c, keys, idx, 1, in, found_in, NOW_MS, after);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 0);
+    /* Everything dropped: all miss, and nothing read before it is stored. */
+    cascade_record_cache_drop_all(c);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 2);
+    cascade_record_cache_put_many(c, keys, idx, 2, in, found_in, NOW_MS, after);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS), 2);
+    cascade_record_cache_put_many(c, keys, idx, 2, in, found_in, NOW_MS,
+                                  cascade_record_cache_epoch(c));
+    /* TTL 100 → 1000: the stored entries live on past 100 ms. */
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS + 500), 2);
+    cascade_record_cache_set_ttl(c, 1000);
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS + 500), 0);
+    cascade_record_cache_set_ttl(c, 0); /* ignored */
+    assert_int_equal(cascade_record_cache_get_many(c, keys, 2, out, found, miss, NOW_MS + 999), 0);
     cascade_record_cache_destroy(c);
 }
 
@@ -163,7 +205,7 @@ static void *hammer_main(void *arg)
                 vals[i] = make_val(keys[i], (uint64_t)w->id, seq);
                 found[i] = key_found(keys[i]);
             }
-            cascade_record_cache_put_many(h->cache, keys, idx, BATCH, vals, found, NOW_MS);
+            cascade_record_cache_put_many(h->cache, keys, idx, BATCH, vals, found, NOW_MS, 0);
         } else {
             size_t n_miss =
                 cascade_record_cache_get_many(h->cache, keys, BATCH, vals, found, miss, NOW_MS);
@@ -181,7 +223,7 @@ static void *disjoint_main(void *arg)
         struct val v = make_val(k, (uint64_t)w->id, 1);
         bool f = key_found(k);
         size_t zero = 0;
-        cascade_record_cache_put_many(w->h->cache, &k, &zero, 1, &v, &f, NOW_MS);
+        cascade_record_cache_put_many(w->h->cache, &k, &zero, 1, &v, &f, NOW_MS, 0);
     }
     return NULL;
 }
@@ -239,7 +281,7 @@ static void test_threads_no_lost_entries(void **state)
         struct val v = make_val(k, 0, 1);
         bool f = key_found(k);
         size_t zero = 0;
-        cascade_record_cache_put_many(ref, &k, &zero, 1, &v, &f, NOW_MS);
+        cascade_record_cache_put_many(ref, &k, &zero, 1, &v, &f, NOW_MS, 0);
     }
     size_t slots_used = hits_of_all(ref, out);
     cascade_record_cache_destroy(ref);
@@ -273,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_thread_rules),
+        cmocka_unit_test(test_drops_and_epochs),
         cmocka_unit_test(test_threads_get_put),
         cmocka_unit_test(test_threads_no_lost_entries),
     };

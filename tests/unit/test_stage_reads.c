@@ -137,7 +137,9 @@ static void test_one_pipeline_reads_everything(void **state)
     cascade_v1_ItemRecord rec;
     bool found = false;
     const uint64_t two = 2;
-    assert_int_equal(cascade_item_cache_lookup(cache, &two, 1, &rec, &found, (size_t[1]){0}, 0), 0);
+    assert_int_equal(
+        cascade_item_cache_lookup(cache, &two, 1, &rec, &found, (size_t[1]){0}, 0, &(uint64_t){0}),
+        0);
     assert_int_equal(rec.stats.clicks, 10);
     cascade_item_cache_destroy(cache);
     cascade_arena_destroy(arena);
