@@ -267,6 +267,19 @@ struct cascade_store_script {
         PTHREAD_MUTEX_INITIALIZER, ""                                                              \
     }
 
+/* The SHA1 of the Lua script `text` as Redis names it (40 hex digits and a
+ * NUL into sha): s's copy, or SCRIPT LOAD on r the first time (a blocking
+ * round trip, so nothing may be queued on r then; thread-safe). For callers
+ * that pipeline EVALSHA themselves and handle NOSCRIPT (Redis restarted or
+ * its script cache flushed: one EVAL of `text` puts the script back under the
+ * same sha). Returns 0 or a negative code with the message in
+ * cascade_redis_error(r). */
+int cascade_store_script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text,
+                             char sha[41]);
+
+/* True when r's last failure was Redis's NOSCRIPT reply to an EVALSHA. */
+bool cascade_store_noscript(const cascade_redis *r);
+
 /* Run the Lua script `text` with EVALSHA (SCRIPT LOAD the first time, the sha
  * kept in s; thread-safe), or EVAL when Redis lost it (restart, SCRIPT
  * FLUSH). argv[0] and argv[1] are filled here (the caller leaves them free,

@@ -194,8 +194,8 @@ static void free_call(struct script_call *c)
     free(c->text);
 }
 
-/* The script's sha, loading it with SCRIPT LOAD the first time. */
-static int script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text, char *sha)
+int cascade_store_script_sha(cascade_redis *r, struct cascade_store_script *s, const char *text,
+                             char sha[41])
 {
     pthread_mutex_lock(&s->lock);
     snprintf(sha, 41, "%s", s->sha);
@@ -221,12 +221,21 @@ static int script_sha(cascade_redis *r, struct cascade_store_script *s, const ch
     return 0;
 }
 
+bool cascade_store_noscript(const cascade_redis *r)
+{
+    /* The handle's message is "redis ADDR: " and Redis's error reply. */
+    const char *e = cascade_redis_error(r), *addr = cascade_redis_addr(r);
+    size_t n = strlen(addr);
+    return strncmp(e, "redis ", 6) == 0 && strncmp(e + 6, addr, n) == 0 &&
+           strncmp(e + 6 + n, ": NOSCRIPT ", 11) == 0;
+}
+
 int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const char *text, int argc,
                        const char **argv, size_t *argvlen, redisReply **reply)
 {
     char sha[41] = "";
     *reply = NULL;
-    int rc = script_sha(r, s, text, sha);
+    int rc = cascade_store_script_sha(r, s, text, sha);
     if (rc)
         return rc;
     argv[0] = "EVALSHA";
@@ -234,7 +243,7 @@ int cascade_store_eval(cascade_redis *r, struct cascade_store_script *s, const c
     argv[1] = sha;
     argvlen[1] = 40;
     rc = cascade_redis_command_argv(r, reply, argc, argv, argvlen);
-    if (rc == CASCADE_EIO && strstr(cascade_redis_error(r), "NOSCRIPT")) {
+    if (rc == CASCADE_EIO && cascade_store_noscript(r)) {
         /* Redis restarted or its script cache was flushed since SCRIPT LOAD. */
         argv[0] = "EVAL";
         argvlen[0] = 4;

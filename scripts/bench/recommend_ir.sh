@@ -11,11 +11,11 @@
 # instructions per call of each process and their sum. Degraded answers are
 # counted: they must be 0 for the figures to mean the full path. Also printed:
 # Redis commands per Recommend and the server's time for them by command
-# (INFO commandstats), and Redis round trips and bytes per Recommend per
-# process (from `ss -ti`: data segments and bytes each connection to
-# redis-server sent and received), and the item records pre-rank and rank
-# took from their item caches and read from Redis per Recommend (their
-# cascade_*_item_cache_* metrics); these three in both modes.
+# (INFO commandstats), and Redis round trips and bytes (each way) per
+# Recommend per process (from `ss -ti`: data segments and bytes each
+# connection to redis-server sent and received), and the item records
+# pre-rank and rank took from their item caches and read from Redis per
+# Recommend (their cascade_*_item_cache_* metrics); these three in both modes.
 # Usage: scripts/bench/recommend_ir.sh --world DIR [--users N] [--requests N]
 #        [--warmup N] [--procs "orchestrator recall filter prerank rank rerank"]
 #        [--port-base N] [--slack K] [--bin-dir DIR] [--set PATH=VALUE]... [--out DIR]
@@ -141,6 +141,8 @@ tot = [sum(v[i] for v in per.values()) for i in range(3)]
 print("redis round trips per Recommend: %.1f (%s); bytes to redis %.0f, from redis %.0f" % (
     tot[0] / n, ", ".join("%s %.1f" % (p, v[0] / n) for p, v in sorted(per.items()) if v[0]),
     tot[1] / n, tot[2] / n))
+print("redis bytes per Recommend, to / from, by process: %s" % ", ".join(
+    "%s %.0f / %.0f" % (p, v[1] / n, v[2] / n) for p, v in sorted(per.items()) if v[0]))
 PY
 }
 # Redis: commands per Recommend (every process's), by command, and the

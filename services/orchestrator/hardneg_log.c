@@ -1,71 +1,61 @@
 /* Hard-negative log: selection of the rank stage's rejects for one request
- * (sorted id sets, binary search) and the capped per-user LIST write, queued
- * on the caller's pipeline so it shares the recall cache's round trip. */
+ * (one id map of what is kept, shown, returned and taken) and the capped
+ * per-user LIST write, queued on the caller's pipeline so it shares the
+ * recall cache's round trip. */
 #include "hardneg_log.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "error.h"
+#include "idmap.h"
 #include "store.h"
 #include "user_cache.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
+/* What the selection knows of an id, in its map entry's index. */
+enum { SKIP = 1, TAKEN = 2 };
 
-static bool in_set(const uint64_t *set, size_t n, uint64_t id)
+/* Add id to ids[*n] unless it is 0, to skip or already taken. false when
+ * out of memory. */
+static bool take(cascade_idmap *m, uint64_t id, uint64_t *ids, size_t *n)
 {
-    return n > 0 && bsearch(&id, set, n, sizeof *set, cmp_u64) != NULL;
-}
-
-/* Add id to ids[*n] when it is in none of the sorted sets nor already taken
- * (taken: a sorted copy of ids, kept in step). */
-static void take(uint64_t id, const uint64_t *skip, size_t n_skip, uint64_t *ids, uint64_t *taken,
-                 size_t *n)
-{
-    if (id == 0 || in_set(skip, n_skip, id) || in_set(taken, *n, id))
-        return;
-    size_t at = *n;
-    while (at > 0 && taken[at - 1] > id) {
-        taken[at] = taken[at - 1];
-        at--;
+    if (id == 0)
+        return true;
+    struct cascade_idmap_entry *e = cascade_idmap_upsert(m, id, NULL);
+    if (!e)
+        return false;
+    if (!(e->index & (SKIP | TAKEN))) {
+        e->index |= TAKEN;
+        ids[(*n)++] = id;
     }
-    taken[at] = id;
-    ids[(*n)++] = id;
+    return true;
 }
 
 size_t cascade_hardneg_select(const struct cascade_hardneg_cut *c, uint64_t *ids, size_t max)
 {
-    size_t n_skip = 0, n = 0;
-    /* skip: kept and shown items, then (second half) everything returned. */
-    uint64_t *skip = malloc((c->n_ranked + c->n_shown + 1) * sizeof *skip);
-    uint64_t *returned = malloc((c->n_ranked + 1) * sizeof *returned);
-    uint64_t *taken = malloc((max + 1) * sizeof *taken);
-    if (!skip || !returned || !taken)
-        goto out;
-    for (size_t i = 0; i < c->n_ranked && i < c->kept; i++)
-        skip[n_skip++] = c->ranked[i]->item_id;
-    for (size_t i = 0; i < c->n_shown; i++)
-        skip[n_skip++] = c->shown[i];
-    qsort(skip, n_skip, sizeof *skip, cmp_u64);
-    for (size_t i = 0; i < c->n_ranked; i++)
-        returned[i] = c->ranked[i]->item_id;
-    qsort(returned, c->n_ranked, sizeof *returned, cmp_u64);
-    for (size_t i = c->kept; i < c->n_ranked && n < max; i++)
-        take(c->ranked[i]->item_id, skip, n_skip, ids, taken, &n);
-    for (size_t i = 0; i < c->n_scored && n < max; i++) {
-        uint64_t id = c->scored[i] ? c->scored[i]->item_id : 0;
-        if (!in_set(returned, c->n_ranked, id))
-            take(id, skip, n_skip, ids, taken, &n);
+    /* One id map (heap) says of each id whether it is kept or shown (skip) or
+     * taken already. The scored items the ranker did not return come second:
+     * by then every item it returned is kept, shown or taken (the first loop
+     * took all the others unless max was reached, and then the second does not
+     * run), so "not returned" needs no set of its own. */
+    cascade_idmap m;
+    size_t n = 0;
+    bool ok = cascade_idmap_init(&m, NULL, c->n_ranked + c->n_shown + max) == 0;
+    for (size_t i = 0; ok && i < c->n_ranked + c->n_shown; i++) {
+        bool in_ranked = i < c->n_ranked;
+        if (in_ranked && i >= c->kept)
+            continue;
+        uint64_t id = in_ranked ? c->ranked[i]->item_id : c->shown[i - c->n_ranked];
+        struct cascade_idmap_entry *e = cascade_idmap_upsert(&m, id, NULL);
+        if ((ok = e != NULL))
+            e->index = SKIP;
     }
-out:
-    free(skip);
-    free(returned);
-    free(taken);
-    return n;
+    for (size_t i = c->kept; ok && i < c->n_ranked && n < max; i++)
+        ok = take(&m, c->ranked[i]->item_id, ids, &n);
+    for (size_t i = 0; ok && i < c->n_scored && n < max; i++)
+        ok = take(&m, c->scored[i] ? c->scored[i]->item_id : 0, ids, &n);
+    cascade_idmap_release(&m);
+    return ok ? n : 0;
 }
 
 int cascade_hardneg_log_append(cascade_redis *r, const char *ns, const char *user_id,

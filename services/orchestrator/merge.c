@@ -10,11 +10,24 @@
 #include "idmap.h"
 #include "request.h"
 
-/* Merged entry under construction: hits grow in an arena array. */
+/* Merged entry under construction. The candidate lives in the entry and its
+ * first two hit pointers too (most items are found by one or two channels);
+ * beyond those the hit array grows in the arena. The entries and the hits
+ * come from one arena block each per merge, not one allocation per item and
+ * per hit. */
 struct merged {
-    Cascade__V1__Candidate *cand;
+    Cascade__V1__Candidate cand;
+    Cascade__V1__ChannelHit *first_hits[2];
     size_t hit_cap;
     size_t last_channel; /* index+1 of the last channel that hit it (in-channel dedupe) */
+};
+
+/* The merge's storage: entries and hits, each at most one per channel row. */
+struct merge_store {
+    struct merged *all;
+    size_t n_all;
+    Cascade__V1__ChannelHit *hits;
+    size_t n_hits;
 };
 
 float cascade_merge_channel_score(const Cascade__V1__Candidate *c, const char *channel)
@@ -103,24 +116,22 @@ static double channel_max(const struct cascade_merge_input *in)
     return max;
 }
 
-static int add_hit(struct merged *m, const char *channel, float score, float norm, uint32_t rank,
-                   cascade_arena *arena)
+static int add_hit(struct merge_store *st, struct merged *m, const char *channel, float score,
+                   float norm, uint32_t rank, cascade_arena *arena)
 {
-    Cascade__V1__Candidate *c = m->cand;
+    static const Cascade__V1__ChannelHit init = CASCADE__V1__CHANNEL_HIT__INIT;
+    Cascade__V1__Candidate *c = &m->cand;
     if (c->n_channels == m->hit_cap) {
-        size_t cap = m->hit_cap ? 2 * m->hit_cap : 2;
+        size_t cap = 2 * m->hit_cap;
         Cascade__V1__ChannelHit **hits = cascade_arena_alloc(arena, cap * sizeof *hits);
         if (hits == NULL)
             return CASCADE_ENOMEM;
-        if (c->n_channels)
-            memcpy(hits, c->channels, c->n_channels * sizeof *hits);
+        memcpy(hits, c->channels, c->n_channels * sizeof *hits);
         c->channels = hits;
         m->hit_cap = cap;
     }
-    Cascade__V1__ChannelHit *h = cascade_arena_alloc(arena, sizeof *h);
-    if (h == NULL)
-        return CASCADE_ENOMEM;
-    cascade__v1__channel_hit__init(h);
+    Cascade__V1__ChannelHit *h = &st->hits[st->n_hits++];
+    *h = init;
     h->channel = (char *)channel;
     h->score = score;
     h->norm_score = norm;
@@ -129,24 +140,22 @@ static int add_hit(struct merged *m, const char *channel, float score, float nor
     return 0;
 }
 
-static struct merged *new_entry(struct merged *all, size_t *n_all,
-                                const Cascade__V1__Candidate *src, cascade_arena *arena)
+static struct merged *new_entry(struct merge_store *st, const Cascade__V1__Candidate *src)
 {
-    Cascade__V1__Candidate *c = cascade_arena_alloc(arena, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    cascade__v1__candidate__init(c);
-    c->item_id = src->item_id;
-    c->attrs = src->attrs;
-    struct merged *m = &all[(*n_all)++];
-    memset(m, 0, sizeof *m);
-    m->cand = c;
+    static const Cascade__V1__Candidate init = CASCADE__V1__CANDIDATE__INIT;
+    struct merged *m = &st->all[st->n_all++];
+    m->cand = init;
+    m->cand.item_id = src->item_id;
+    m->cand.attrs = src->attrs;
+    m->cand.channels = m->first_hits;
+    m->hit_cap = 2;
+    m->last_channel = 0;
     return m;
 }
 
 /* Fold channel number ci into the table. */
 static int merge_one(const struct cascade_merge_input *in, size_t ci, cascade_idmap *t,
-                     struct merged *all, size_t *n_all, cascade_arena *arena)
+                     struct merge_store *st, cascade_arena *arena)
 {
     double max = channel_max(in);
     for (size_t r = 0; r < kept_count(in); r++) {
@@ -159,21 +168,20 @@ static int merge_one(const struct cascade_merge_input *in, size_t ci, cascade_id
         if (!e)
             return CASCADE_ENOMEM;
         if (created) {
-            if ((m = new_entry(all, n_all, src, arena)) == NULL)
-                return CASCADE_ENOMEM;
-            e->index = (uint32_t)*n_all - 1;
+            m = new_entry(st, src);
+            e->index = (uint32_t)st->n_all - 1;
         } else {
-            m = &all[e->index];
+            m = &st->all[e->index];
             if (m->last_channel == ci + 1)
                 continue; /* the channel repeated an item: keep its best (first) entry */
         }
         m->last_channel = ci + 1;
         float score = cascade_merge_channel_score(src, in->channel);
         double norm = max > 0.0 ? (score > 0.0f ? score / max : 0.0) : 1.0;
-        m->cand->recall_score += (float)(in->weight * norm);
-        if (m->cand->attrs == NULL)
-            m->cand->attrs = src->attrs;
-        int rc = add_hit(m, in->channel, score, (float)norm, (uint32_t)r, arena);
+        m->cand.recall_score += (float)(in->weight * norm);
+        if (m->cand.attrs == NULL)
+            m->cand.attrs = src->attrs;
+        int rc = add_hit(st, m, in->channel, score, (float)norm, (uint32_t)r, arena);
         if (rc)
             return rc;
     }
@@ -183,9 +191,9 @@ static int merge_one(const struct cascade_merge_input *in, size_t ci, cascade_id
 int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_t max_out,
                            cascade_arena *arena, Cascade__V1__Candidate ***out, size_t *n_out)
 {
-    size_t total = 0, n_all = 0;
+    size_t total = 0;
     cascade_idmap t;
-    struct merged *all;
+    struct merge_store st = {0};
     Cascade__V1__Candidate **list;
     int rc;
 
@@ -195,18 +203,19 @@ int cascade_merge_channels(const struct cascade_merge_input *in, size_t n, size_
         total += kept_count(&in[i]);
     if ((rc = cascade_idmap_init(&t, arena, total)))
         return rc;
-    all = cascade_arena_calloc(arena, total ? total : 1, sizeof *all);
-    list = cascade_arena_calloc(arena, total ? total : 1, sizeof *list);
-    if (all == NULL || list == NULL)
+    st.all = cascade_arena_alloc(arena, (total ? total : 1) * sizeof *st.all);
+    st.hits = cascade_arena_alloc(arena, (total ? total : 1) * sizeof *st.hits);
+    list = cascade_arena_alloc(arena, (total ? total : 1) * sizeof *list);
+    if (st.all == NULL || st.hits == NULL || list == NULL)
         return CASCADE_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if ((rc = merge_one(&in[i], i, &t, all, &n_all, arena)))
+        if ((rc = merge_one(&in[i], i, &t, &st, arena)))
             return rc;
-    for (size_t i = 0; i < n_all; i++)
-        list[i] = all[i].cand;
-    if ((rc = cascade_request_sort_candidates(list, n_all, CASCADE_SCORE_RECALL, arena)))
+    for (size_t i = 0; i < st.n_all; i++)
+        list[i] = &st.all[i].cand;
+    if ((rc = cascade_request_sort_candidates(list, st.n_all, CASCADE_SCORE_RECALL, arena)))
         return rc;
     *out = list;
-    *n_out = n_all < max_out ? n_all : max_out;
+    *n_out = st.n_all < max_out ? st.n_all : max_out;
     return 0;
 }

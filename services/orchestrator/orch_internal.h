@@ -68,6 +68,7 @@ struct cascade_orch {
     cascade_metric *serve_log_failures; /* failed serve record writes (request unaffected) */
     struct cascade_store_script feedback_script;  /* sha of the Feedback record script */
     struct cascade_store_script put_items_script; /* sha of the PutItems script */
+    struct cascade_store_script cache_script;     /* sha of the recall cache update script */
 };
 
 /* Write the message into call->err (when there is one) and return code: how

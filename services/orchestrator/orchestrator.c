@@ -152,6 +152,7 @@ cascade_orch *cascade_orch_create(const cascade_config *cfg, cascade_redis_pool 
     atomic_init(&o->boost_census_ms, 0);
     pthread_mutex_init(&o->feedback_script.lock, NULL); /* sha[] is "" from calloc */
     pthread_mutex_init(&o->put_items_script.lock, NULL);
+    pthread_mutex_init(&o->cache_script.lock, NULL);
     pthread_rwlock_init(&o->exp_lock, NULL);
     o->redis = redis;
     snprintf(o->ns, sizeof o->ns, "%s", ns && ns[0] ? ns : "cascade");
@@ -194,6 +195,7 @@ void cascade_orch_destroy(cascade_orch *o)
     pthread_rwlock_destroy(&o->exp_lock);
     pthread_mutex_destroy(&o->feedback_script.lock);
     pthread_mutex_destroy(&o->put_items_script.lock);
+    pthread_mutex_destroy(&o->cache_script.lock);
     free(o);
 }
 

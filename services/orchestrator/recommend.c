@@ -327,15 +327,41 @@ static Cascade__V1__Candidate **scoring_payload(struct cascade_orch_rq *rq, enum
     return cands ? cands : rq->cands;
 }
 
+/* The answer's ids when they come in the order they were sent (the filter
+ * keeps its input order): one walk matches each to the next candidate with
+ * its id, without building a map. The same candidates as the map below:
+ * rq->cands holds an id twice only as the same candidate (the merge dedupes,
+ * slot items are added only when absent, answers map back to our
+ * candidates). false (full partly written) when the ids are not in order. */
+static bool match_in_order(const struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept,
+                           const uint64_t *ids, size_t n, Cascade__V1__Candidate **full)
+{
+    size_t j = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t id = ids ? ids[k] : kept[k]->item_id;
+        while (j < rq->n && rq->cands[j]->item_id != id)
+            j++;
+        if (j == rq->n)
+            return false;
+        full[k] = rq->cands[j++];
+    }
+    return true;
+}
+
 /* The merged candidates a stage returned, in its order, from their ids
  * (ids[k], or kept[k]->item_id when ids is NULL): each is matched to the
- * first candidate with that id (an id map, ids → positions). false when out
- * of memory or an id is unknown. */
+ * first candidate with that id (in one walk when the answer keeps the order
+ * sent, else through an id map, ids → positions). false when out of memory
+ * or an id is unknown. */
 static bool match_by_id(struct cascade_orch_rq *rq, Cascade__V1__Candidate *const *kept,
                         const uint64_t *ids, size_t n, Cascade__V1__Candidate ***out)
 {
     cascade_idmap pos;
     Cascade__V1__Candidate **full = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *full);
+    if (full && match_in_order(rq, kept, ids, n, full)) {
+        *out = full;
+        return true;
+    }
     if (!full || cascade_idmap_init(&pos, rq->arena, rq->n) != 0)
         return false;
     for (size_t i = rq->n; i-- > 0;) { /* later first, so the first occurrence wins */

@@ -503,13 +503,16 @@ static void report_hardneg(struct cascade_orch_rq *rq, size_t n, const struct li
 }
 
 /* The recall cache update and the hard-negative log share one pipeline: both
- * are queued, then both replies read, so together they cost one round trip. */
+ * are queued, then both replies read, so together they cost one round trip
+ * (two when Redis answered the cache's EVALSHA with NOSCRIPT: the update is
+ * sent again with the script body once the pipeline is read). */
 static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     struct cascade_user_cache_update u;
     struct list_write wc = {0}, wh = {0};
     uint64_t *hard = NULL;
+    bool resend = false;
     if (rq->o->redis == NULL)
         return;
     bool cache = cache_update(rq, resp, &u);
@@ -525,7 +528,9 @@ static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__Reco
         note_failure(rq, r, &wh, CASCADE_ENOMEM);
     } else {
         if (cache)
-            note_failure(rq, r, &wc, cascade_user_cache_append(r, rq->o->ns, uid, &u, &wc.sent));
+            note_failure(
+                rq, r, &wc,
+                cascade_user_cache_append(r, &rq->o->cache_script, rq->o->ns, uid, &u, &wc.sent));
         if (wc.rc == CASCADE_EUNAVAILABLE) /* no reconnect attempt on the response path */
             note_failure(rq, r, &wh, wc.rc);
         else if (n_hard)
@@ -533,8 +538,14 @@ static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__Reco
                          cascade_hardneg_log_append(r, rq->o->ns, uid, hard, n_hard,
                                                     cfg->hardneg_cap, cfg->hardneg_ttl_s,
                                                     &wh.sent));
-        note_failure(rq, r, &wc, cascade_user_cache_read(r, wc.sent));
+        note_failure(rq, r, &wc, cascade_user_cache_read(r, wc.sent, &resend));
         note_failure(rq, r, &wh, cascade_hardneg_log_read(r, wh.sent));
+        /* Redis lost the script (restart, SCRIPT FLUSH): one more round trip,
+         * unless the connection dropped meanwhile. */
+        if (resend && wh.rc == CASCADE_EUNAVAILABLE)
+            note_failure(rq, r, &wc, wh.rc);
+        else if (resend)
+            note_failure(rq, r, &wc, cascade_user_cache_resend(r, rq->o->ns, uid, &u));
     }
     int64_t latency_us = cascade_now_us() - t0;
     if (cache)

@@ -301,6 +301,21 @@ int test_redis_group_teardown(void **state)
     return 0;
 }
 
+long long test_redis_command_calls(cascade_redis *r, const char *command)
+{
+    redisReply *rep = NULL;
+    char field[64];
+    long long calls = 0;
+    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
+    if (cascade_redis_command(r, &rep, "INFO commandstats") != 0)
+        return -1;
+    const char *p = strstr(rep->str, field);
+    if (p)
+        calls = atoll(p + strlen(field));
+    freeReplyObject(rep);
+    return calls;
+}
+
 cascade_redis_pool *test_redis_dead_pool(void)
 {
     struct cascade_redis_opts o = {.host = "127.0.0.1",

@@ -54,6 +54,10 @@ int test_redis_group_teardown(void **state);
  * cascade_redis_pool_destroy. */
 cascade_redis_pool *test_redis_dead_pool(void);
 
+/* Calls of one Redis command so far on r's server (INFO commandstats), e.g.
+ * "lrange" or "evalsha"; 0 when it was never called, -1 when INFO fails. */
+long long test_redis_command_calls(cascade_redis *r, const char *command);
+
 /* Create a fresh temp directory (mkdtemp) into buf; returns buf or NULL. */
 char *test_tempdir(char *buf, size_t len);
 /* rm -rf a temp dir made by test_tempdir. */

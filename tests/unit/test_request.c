@@ -433,6 +433,66 @@ static void test_sort_nan_last(void **state)
     cascade_arena_destroy(arena);
 }
 
+/* The documented order, written out for the reference sort below: score
+ * descending with NaN after every number (ranked as -inf: tied with it), then
+ * id, then input position (the candidates live in one array, so their
+ * addresses are the positions). */
+static int reference_cmp(const void *pa, const void *pb)
+{
+    const Cascade__V1__Candidate *a = *(Cascade__V1__Candidate *const *)pa;
+    const Cascade__V1__Candidate *b = *(Cascade__V1__Candidate *const *)pb;
+    float x = isnan(a->recall_score) ? -INFINITY : a->recall_score;
+    float y = isnan(b->recall_score) ? -INFINITY : b->recall_score;
+    if (x != y)
+        return x > y ? -1 : 1;
+    if (a->item_id != b->item_id)
+        return a->item_id < b->item_id ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* The sort gives the reference order on random lists of every length up to
+ * past a few merge passes (runs of 16, then widths 32 ... 2048), with many
+ * ties in score and id, NaNs and -inf, already sorted and reversed input. */
+static void test_sort_matches_reference(void **state)
+{
+    (void)state;
+    enum { MAX = 3000 };
+    static const float pool[] = {0.5f, 0.25f, -1.0f, 0.0f, 2.0f, -INFINITY, 0.125f, 3.0f};
+    cascade_arena *arena = cascade_arena_create(0);
+    Cascade__V1__Candidate *store = calloc(MAX, sizeof *store);
+    Cascade__V1__Candidate **got = calloc(MAX, sizeof *got), **want = calloc(MAX, sizeof *want);
+    uint64_t *ids = calloc(MAX, sizeof *ids), seed = 2463534242u;
+    float *sc = calloc(MAX, sizeof *sc);
+    assert_true(arena && store && got && want && ids && sc);
+    for (size_t n = 0; n <= MAX; n += n < 70 ? 1 : n < 600 ? 53 : 397) {
+        for (int shape = 0; shape < 3; shape++) {
+            for (size_t i = 0; i < n; i++) {
+                seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+                ids[i] = seed % (n / 4 + 2);
+                sc[i] = seed % 13 == 0 ? NAN : pool[(seed >> 8) % 8];
+                if (shape > 0) /* distinct scores, ascending or descending */
+                    sc[i] = shape == 1 ? (float)i : (float)(n - i);
+            }
+            make(store, got, ids, sc, n);
+            make(store, want, ids, sc, n);
+            if (n > 0)
+                qsort(want, n, sizeof *want, reference_cmp);
+            assert_int_equal(cascade_request_sort_candidates(got, n, CASCADE_SCORE_RECALL, arena),
+                             0);
+            for (size_t i = 0; i < n; i++)
+                if (got[i] != want[i])
+                    fail_msg("n %zu, shape %d: position %zu differs", n, shape, i);
+        }
+        cascade_arena_reset(arena);
+    }
+    free(sc);
+    free(ids);
+    free(want);
+    free(got);
+    free(store);
+    cascade_arena_destroy(arena);
+}
+
 /* cascade_request_sort_top's first `top` are the full sort's first `top`
  * (same candidates, same order) and the whole list is still a permutation
  * of the input: random lists with many ties in score and id, NaNs and
@@ -494,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_sort_order),
         cmocka_unit_test(test_sort_nan_last),
         cmocka_unit_test(test_sort_top_matches_full_sort),
+        cmocka_unit_test(test_sort_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

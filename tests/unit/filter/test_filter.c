@@ -628,21 +628,6 @@ static void put_item(struct fixture *f, uint64_t id, uint64_t author)
     assert_int_equal(cascade_store_put_item(f->redis.conn, NS, &rec), 0);
 }
 
-/* Calls of one command so far (INFO commandstats), to see what Redis was asked. */
-static long long command_calls(struct fixture *f, const char *command)
-{
-    redisReply *rep = NULL;
-    char needle[64];
-    long long calls = 0;
-    assert_int_equal(cascade_redis_command(f->redis.conn, &rep, "INFO commandstats"), 0);
-    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", command);
-    const char *p = strstr(rep->str, needle);
-    if (p)
-        calls = atoll(p + strlen(needle));
-    freeReplyObject(rep);
-    return calls;
-}
-
 static double drop_metric(struct fixture *f, const char *reason)
 {
     cascade_metric_family *fam =
@@ -818,7 +803,7 @@ static void test_user_sets_match_smismember(void **state)
     struct fixture *f = *state;
     cascade_redis *c = f->redis.conn;
     unsigned seed = 7;
-    long long smis = command_calls(f, "smismember"), small = 0;
+    long long smis = test_redis_command_calls(f->redis.conn, "smismember"), small = 0;
     for (int round = 0; round < 300; round++) {
         char keys[2][CASCADE_KEY_MAX];
         redisReply *rep = NULL;
@@ -894,7 +879,7 @@ static void test_user_sets_match_smismember(void **state)
     /* Both read paths: whole sets, and SMISMEMBER for sets as large as the
      * candidates (this test's own reference calls are 600 of the count). */
     assert_true(small > 50);
-    assert_true(command_calls(f, "smismember") - smis > 600 + 50);
+    assert_true(test_redis_command_calls(f->redis.conn, "smismember") - smis > 600 + 50);
 }
 
 /* Item records are read only for users who blocked some author. */
@@ -905,15 +890,16 @@ static void test_item_records_only_when_authors_blocked(void **state)
     put_item(f, 31, 3);
     put_item(f, 32, 4);
     const uint64_t ids[] = {31, 32, 33};
-    long long mget = command_calls(f, "mget");
+    long long mget = test_redis_command_calls(f->redis.conn, "mget");
     Cascade__V1__FilterResponse *resp = filter(f, "ivan", ids, 3);
     assert_int_equal(resp->n_candidates, 3);
     /* Common path: one MGET (the exposure windows), none for item records. */
-    assert_int_equal(command_calls(f, "mget"), mget + 1);
+    assert_int_equal(test_redis_command_calls(f->redis.conn, "mget"), mget + 1);
 
     sadd(f, cascade_key_user_blocked_authors(key, NS, "ivan"), "4");
     resp = filter(f, "ivan", ids, 3);
-    assert_int_equal(command_calls(f, "mget"), mget + 3); /* windows twice, item records once */
+    assert_int_equal(test_redis_command_calls(f->redis.conn, "mget"),
+                     mget + 3); /* windows twice, item records once */
     assert_int_equal(resp->n_candidates, 2);
     assert_int_equal(resp->candidates[0]->item_id, 31);
     assert_int_equal(resp->candidates[1]->item_id, 33);

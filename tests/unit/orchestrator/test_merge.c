@@ -278,6 +278,47 @@ static void test_dedupe_many(void **state)
     cascade_arena_destroy(a);
 }
 
+/* An item found by five channels keeps all five hits, in channel order, each
+ * with its channel's score and rank (the hit array grows past its first two
+ * slots); an item found by one channel keeps one. */
+static void test_many_hits(void **state)
+{
+    (void)state;
+    cascade_arena *a = cascade_arena_create(0);
+    const char *names[] = {"c0", "c1", "c2", "c3", "c4"};
+    struct cascade_merge_input in[5];
+    for (size_t k = 0; k < 5; k++) {
+        const uint64_t ids[] = {100 + k, 7};
+        const float scores[] = {10.0f, (float)(k + 1)};
+        in[k] = (struct cascade_merge_input){.channel = names[k],
+                                             .weight = 1.0,
+                                             .quota = 10,
+                                             .candidates = make_list(a, names[k], ids, scores, 2),
+                                             .n_candidates = 2};
+    }
+    Cascade__V1__Candidate **out;
+    size_t n;
+    assert_int_equal(cascade_merge_channels(in, 5, 100, a, &out, &n), 0);
+    assert_int_equal(n, 6);
+    const Cascade__V1__Candidate *seven = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i]->item_id == 7)
+            seven = out[i];
+        else
+            assert_int_equal(out[i]->n_channels, 1);
+    }
+    assert_non_null(seven);
+    assert_int_equal(seven->n_channels, 5);
+    for (size_t k = 0; k < 5; k++) {
+        assert_non_null(seven->channels[k]);
+        assert_string_equal(seven->channels[k]->channel, names[k]);
+        assert_true(seven->channels[k]->score == (float)(k + 1));
+        assert_int_equal(seven->channels[k]->rank, 1);
+        assert_true(seven->channels[k]->norm_score == (float)(k + 1) / 10.0f);
+    }
+    cascade_arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_channel_score_prefers_named_hit),
         cmocka_unit_test(test_empty_inputs),
         cmocka_unit_test(test_dedupe_many),
+        cmocka_unit_test(test_many_hits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

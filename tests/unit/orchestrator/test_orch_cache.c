@@ -4,7 +4,9 @@
  * the head), expiry, the no-op update, an unreachable Redis, a key of another
  * type, and the same state as the per-item command sequence the script
  * replaced (LREM each shown and unshown item, LPUSH, LTRIM, EXPIRE), over
- * random updates. */
+ * random updates with the script cache flushed now and then; the script goes
+ * by EVALSHA, and by one EVAL after Redis lost it (SCRIPT FLUSH), also when
+ * the update shares its pipeline with other commands. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,9 @@
 #include "user_cache.h"
 
 #define NS "t"
+
+/* The script's sha, as the orchestrator keeps it for the process. */
+static struct cascade_store_script cache_script = CASCADE_STORE_SCRIPT_INIT;
 
 static struct test_redis_fixture *fx(void **state)
 {
@@ -48,7 +53,7 @@ static void update(void **state, const char *user, const uint64_t *shown, size_t
                    const uint64_t *unshown, size_t n_unshown, uint32_t capacity)
 {
     struct cascade_user_cache_update u = {shown, n_shown, unshown, n_unshown, capacity, 3600};
-    int rc = cascade_user_cache_update(fx(state)->conn, NS, user, &u);
+    int rc = cascade_user_cache_update(fx(state)->conn, &cache_script, NS, user, &u);
     if (rc)
         fail_msg("cache update: %s", cascade_redis_error(fx(state)->conn));
 }
@@ -103,10 +108,18 @@ static void test_expiry_and_noop(void **state)
     assert_list(state, "u4", (const uint64_t[]){1}, 1);
     /* A zero capacity is refused. */
     struct cascade_user_cache_update bad = {NULL, 0, (const uint64_t[]){2}, 1, 0, 0};
-    assert_int_equal(cascade_user_cache_update(fx(state)->conn, NS, "u4", &bad), CASCADE_EINVAL);
+    assert_int_equal(cascade_user_cache_update(fx(state)->conn, &cache_script, NS, "u4", &bad),
+                     CASCADE_EINVAL);
     /* The connection is still in step after all that. */
     update(state, "u4", NULL, 0, (const uint64_t[]){3}, 1, 10);
     assert_list(state, "u4", (const uint64_t[]){3, 1}, 2);
+}
+
+static void script_flush(void **state)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command(fx(state)->conn, &rep, "SCRIPT FLUSH"), 0);
+    freeReplyObject(rep);
 }
 
 /* The update the script replaced, one command per item, applied by the test
@@ -184,8 +197,10 @@ static void test_same_state_as_per_item_commands(void **state)
             unshown[i] = 1 + cascade_rng_below(&rng, 60);
         if (n_shown == 0 && n_unshown == 0)
             continue; /* nothing is sent then (test_expiry_and_noop) */
+        if (round % 7 == 3)
+            script_flush(state); /* this update goes by EVAL after a NOSCRIPT */
         struct cascade_user_cache_update u = {shown, n_shown, unshown, n_unshown, capacity, ttl_s};
-        if (cascade_user_cache_update(fx(state)->conn, NS, "twin", &u))
+        if (cascade_user_cache_update(fx(state)->conn, &cache_script, NS, "twin", &u))
             fail_msg("cache update: %s", cascade_redis_error(fx(state)->conn));
         reference_update(state, ref, shown, n_shown, unshown, n_unshown, capacity, ttl_s);
         char *got = list_state(state, key), *want = list_state(state, ref);
@@ -207,7 +222,7 @@ static void test_wrong_type_changes_nothing(void **state)
     assert_int_equal(cascade_redis_command(c, &rep, "SET %s x", key), 0);
     freeReplyObject(rep);
     struct cascade_user_cache_update u = {NULL, 0, (const uint64_t[]){1}, 1, 10, 3600};
-    assert_int_equal(cascade_user_cache_update(c, NS, "u5", &u), CASCADE_EIO);
+    assert_int_equal(cascade_user_cache_update(c, &cache_script, NS, "u5", &u), CASCADE_EIO);
     assert_non_null(strstr(cascade_redis_error(c), "WRONGTYPE"));
     assert_int_equal(cascade_redis_command(c, &rep, "GET %s", key), 0);
     assert_string_equal(rep->str, "x");
@@ -217,13 +232,100 @@ static void test_wrong_type_changes_nothing(void **state)
     freeReplyObject(rep);
 }
 
+/* Calls of EVALSHA and EVAL since the last look, into *evalsha and *eval. */
+static void script_calls(void **state, long long *evalsha, long long *eval)
+{
+    static long long seen_evalsha, seen_eval;
+    long long sha = test_redis_command_calls(fx(state)->conn, "evalsha");
+    long long body = test_redis_command_calls(fx(state)->conn, "eval");
+    *evalsha = sha - seen_evalsha;
+    *eval = body - seen_eval;
+    seen_evalsha = sha;
+    seen_eval = body;
+}
+
+/* Updates go by EVALSHA. After SCRIPT FLUSH (what a Redis restart does to the
+ * script cache) the EVALSHA answers NOSCRIPT and the same update is sent once
+ * by EVAL, which loads the script again under the same sha: the next update
+ * is an EVALSHA that succeeds. The list is as without the flush. */
+static void test_script_flushed(void **state)
+{
+    long long evalsha, eval;
+    update(state, "u6", NULL, 0, (const uint64_t[]){1, 2}, 2, 10);
+    script_calls(state, &evalsha, &eval);
+    update(state, "u6", (const uint64_t[]){2}, 1, (const uint64_t[]){3}, 1, 10);
+    script_calls(state, &evalsha, &eval);
+    assert_int_equal(evalsha, 1);
+    assert_int_equal(eval, 0);
+    assert_list(state, "u6", (const uint64_t[]){3, 1}, 2);
+
+    script_flush(state);
+    update(state, "u6", (const uint64_t[]){1}, 1, (const uint64_t[]){4, 5}, 2, 10);
+    script_calls(state, &evalsha, &eval);
+    assert_int_equal(evalsha, 1); /* answered NOSCRIPT */
+    assert_int_equal(eval, 1);
+    assert_list(state, "u6", (const uint64_t[]){4, 5, 3}, 3);
+
+    update(state, "u6", NULL, 0, (const uint64_t[]){6}, 1, 10);
+    script_calls(state, &evalsha, &eval);
+    assert_int_equal(evalsha, 1);
+    assert_int_equal(eval, 0);
+    assert_list(state, "u6", (const uint64_t[]){6, 4, 5, 3}, 4);
+}
+
+/* As the orchestrator sends it: the update and another write in one pipeline.
+ * After a flush the read reports the lost script without failing, the other
+ * write's reply is read in its turn, then the resend applies the update. A
+ * key of another type still fails the resend with Redis's message and is
+ * left as it was; the connection stays in step throughout. */
+static void test_script_flushed_in_pipeline(void **state)
+{
+    cascade_redis *c = fx(state)->conn;
+    redisReply *rep = NULL;
+    size_t sent = 0;
+    bool resend = false;
+    struct cascade_user_cache_update u = {
+        (const uint64_t[]){7}, 1, (const uint64_t[]){8, 9}, 2, 10, 3600};
+    update(state, "u7", NULL, 0, (const uint64_t[]){7}, 1, 10);
+    script_flush(state);
+    assert_int_equal(cascade_user_cache_append(c, &cache_script, NS, "u7", &u, &sent), 0);
+    assert_int_equal(sent, 1);
+    assert_int_equal(cascade_redis_append(c, "SET t:other x"), 0);
+    assert_int_equal(cascade_user_cache_read(c, sent, &resend), 0);
+    assert_true(resend);
+    assert_int_equal(cascade_redis_get_reply(c, &rep), 0);
+    assert_string_equal(rep->str, "OK");
+    freeReplyObject(rep);
+    assert_list(state, "u7", (const uint64_t[]){7}, 1); /* nothing written yet */
+    assert_int_equal(cascade_user_cache_resend(c, NS, "u7", &u), 0);
+    assert_list(state, "u7", (const uint64_t[]){8, 9}, 2);
+
+    /* No flush: the read reports nothing to resend. */
+    assert_int_equal(cascade_user_cache_append(c, &cache_script, NS, "u7", &u, &sent), 0);
+    assert_int_equal(cascade_user_cache_read(c, sent, &resend), 0);
+    assert_false(resend);
+
+    /* A wrong-type key after a flush: the resend's EVAL fails with WRONGTYPE. */
+    char key[CASCADE_KEY_MAX];
+    cascade_key_user_cache(key, NS, "u8");
+    assert_int_equal(cascade_redis_command(c, &rep, "SET %s x", key), 0);
+    freeReplyObject(rep);
+    script_flush(state);
+    assert_int_equal(cascade_user_cache_update(c, &cache_script, NS, "u8", &u), CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(c), "WRONGTYPE"));
+    assert_int_equal(cascade_redis_command(c, &rep, "GET %s", key), 0);
+    assert_string_equal(rep->str, "x");
+    freeReplyObject(rep);
+}
+
 static void test_redis_down(void **state)
 {
     (void)state;
     cascade_redis_pool *dead = test_redis_dead_pool();
     struct cascade_user_cache_update u = {NULL, 0, (const uint64_t[]){1}, 1, 10, 0};
     cascade_redis *r = cascade_redis_pool_get(dead);
-    assert_int_equal(cascade_user_cache_update(r, NS, "u", &u), CASCADE_EUNAVAILABLE);
+    assert_int_equal(cascade_user_cache_update(r, &cache_script, NS, "u", &u),
+                     CASCADE_EUNAVAILABLE);
     assert_non_null(strstr(cascade_redis_error(r), "127.0.0.1"));
     cascade_redis_pool_destroy(dead);
 }
@@ -236,6 +338,8 @@ int main(void)
         cmocka_unit_test(test_expiry_and_noop),
         cmocka_unit_test(test_same_state_as_per_item_commands),
         cmocka_unit_test(test_wrong_type_changes_nothing),
+        cmocka_unit_test(test_script_flushed),
+        cmocka_unit_test(test_script_flushed_in_pipeline),
         cmocka_unit_test(test_redis_down),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);

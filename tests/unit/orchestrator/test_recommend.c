@@ -2113,6 +2113,42 @@ static void test_hard_negatives(void **state)
     cascade_orch_destroy(o);
 }
 
+/* Redis lost the cache script (SCRIPT FLUSH, as after a restart) between two
+ * Recommends: the second one's EVALSHA answers NOSCRIPT, the hard-negative log
+ * sharing its pipeline is written anyway, and the cache update is sent again
+ * by EVAL, so both lists are as without the flush and nothing is degraded.
+ * The third Recommend goes by EVALSHA alone. */
+static void test_cache_script_flushed(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    uint64_t hard[256], cache[256];
+    redisReply *rep = NULL;
+    char err[512];
+    assert_int_equal(recommend(o, "flush-a", 10, true, &r, err, sizeof err), 0);
+    long long evalsha = test_redis_command_calls(fx.r, "evalsha");
+    long long eval = test_redis_command_calls(fx.r, "eval");
+    assert_int_equal(cascade_redis_command(fx.r, &rep, "SCRIPT FLUSH"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(recommend(o, "flush-b", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(test_redis_command_calls(fx.r, "evalsha"), evalsha + 1);
+    assert_int_equal(test_redis_command_calls(fx.r, "eval"), eval + 1);
+    size_t nh = read_hardneg("flush-b", hard, 256), nc = read_cache("flush-b", cache, 256);
+    assert_int_equal(nh, 20);
+    assert_int_equal(nc, 90);
+    for (uint64_t id = 1; id <= 120; id++)
+        assert_int_equal(in_ids(hard, nh, id) + in_ids(cache, nc, id) + shown_in(r, id), 1);
+    assert_int_equal(trace_of(r, "cache")->status_code, GRPC_STATUS_OK);
+    assert_int_equal(trace_of(r, "cache")->items_out, 90);
+    assert_false(r->degraded);
+    assert_int_equal(recommend(o, "flush-c", 10, true, &r, err, sizeof err), 0);
+    assert_int_equal(test_redis_command_calls(fx.r, "evalsha"), evalsha + 2);
+    assert_int_equal(test_redis_command_calls(fx.r, "eval"), eval + 1);
+    assert_int_equal(read_cache("flush-c", cache, 256), 90);
+    cascade_orch_destroy(o);
+}
+
 /* Redis down: the hard-negative write fails, which is counted and traced but
  * neither fails nor degrades the answer. */
 static void test_hard_negatives_redis_down(void **state)
@@ -2763,6 +2799,7 @@ int main(void)
         cmocka_unit_test(test_cache_writes),
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_hard_negatives_redis_down),
+        cmocka_unit_test(test_cache_script_flushed),
         cmocka_unit_test(test_serve_log),
         cmocka_unit_test(test_serve_log_inserted),
         cmocka_unit_test(test_serve_log_redis_down),

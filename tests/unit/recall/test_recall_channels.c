@@ -521,24 +521,9 @@ static size_t channel_hits(const Cascade__V1__RecallResponse *resp, const char *
     return n;
 }
 
-/* Calls of one command so far (INFO commandstats), e.g. "lrange". */
-static long long command_calls(cascade_redis *r, const char *command)
-{
-    redisReply *rep = NULL;
-    long long calls = 0;
-    char field[64];
-    snprintf(field, sizeof field, "cmdstat_%s:calls=", command);
-    assert_int_equal(cascade_redis_command(r, &rep, "INFO commandstats"), 0);
-    const char *p = strstr(rep->str, field);
-    if (p)
-        calls = atoll(p + strlen(field));
-    freeReplyObject(rep);
-    return calls;
-}
-
 static long long lrange_calls(cascade_redis *r)
 {
-    return command_calls(r, "lrange");
+    return test_redis_command_calls(r, "lrange");
 }
 
 /* The user's last-n is read once per request and shared by the channels
@@ -646,12 +631,12 @@ static void test_prefetch_reads_once(void **state)
                                     "{\"recall\": {\"generation_ttl_ms\": 3600000, " CHANNELS "}}");
     const char *authors[] = {"interacted_author", "similar_author"};
     seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors)); /* generations */
-    long long g0 = command_calls(f->redis.conn, "get");
+    long long g0 = test_redis_command_calls(f->redis.conn, "get");
     seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[0]));
     seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 1, &authors[1]));
-    long long g1 = command_calls(f->redis.conn, "get");
+    long long g1 = test_redis_command_calls(f->redis.conn, "get");
     seed_run1(r, f->arena, seed_request(f->arena, "u1", 10, 2, authors));
-    long long g2 = command_calls(f->redis.conn, "get");
+    long long g2 = test_redis_command_calls(f->redis.conn, "get");
     assert_int_equal(g2 - g1, g1 - g0 - 1);
     cascade_recall_destroy(r);
 }
