@@ -135,40 +135,35 @@ cascade_key_tracker *cascade_item_cache_tracker(cascade_item_cache *c)
     return c ? c->tracker : NULL;
 }
 
+/* The series cascade_<stage>_item_cache_<what> (a counter, or a gauge). */
+static cascade_metric *cache_metric(struct cascade_metrics *m, const char *stage, const char *what,
+                                    bool gauge, const char *help)
+{
+    char name[128];
+    snprintf(name, sizeof name, "cascade_%s_item_cache_%s", stage, what);
+    return cascade_metric_get(gauge ? cascade_metrics_gauge(m, name, help, NULL)
+                                    : cascade_metrics_counter(m, name, help, NULL),
+                              NULL);
+}
+
 void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metrics *m,
                                     const char *stage)
 {
-    char name[128];
     if (!c || !m)
         return;
-    snprintf(name, sizeof name, "cascade_%s_item_cache_hits_total", stage);
-    c->hits = cascade_metric_get(
-        cascade_metrics_counter(m, name, "Item records served from the item cache.", NULL), NULL);
-    snprintf(name, sizeof name, "cascade_%s_item_cache_misses_total", stage);
-    c->misses = cascade_metric_get(
-        cascade_metrics_counter(m, name, "Item records read from Redis (then cached).", NULL),
-        NULL);
-    snprintf(name, sizeof name, "cascade_%s_item_cache_invalidations_total", stage);
-    c->invalidations = cascade_metric_get(
-        cascade_metrics_counter(m, name,
-                                "Item records Redis announced as changed (dropped from the item "
-                                "cache; item_cache.tracking).",
-                                NULL),
-        NULL);
-    snprintf(name, sizeof name, "cascade_%s_item_cache_tracking_lost_total", stage);
-    c->tracking_lost = cascade_metric_get(
-        cascade_metrics_counter(m, name,
-                                "Times the item cache lost Redis change tracking (emptied, then "
-                                "records kept ttl_ms until tracking is back).",
-                                NULL),
-        NULL);
-    snprintf(name, sizeof name, "cascade_%s_item_cache_tracking", stage);
-    c->tracking = cascade_metric_get(
-        cascade_metrics_gauge(m, name,
-                              "1 while Redis announces item record changes to the item cache "
-                              "(records kept tracked_ttl_ms), else 0.",
-                              NULL),
-        NULL);
+    c->hits =
+        cache_metric(m, stage, "hits_total", false, "Item records served from the item cache.");
+    c->misses = cache_metric(m, stage, "misses_total", false,
+                             "Item records read from Redis (then cached).");
+    c->invalidations = cache_metric(m, stage, "invalidations_total", false,
+                                    "Item records Redis announced as changed (dropped from the "
+                                    "item cache; item_cache.tracking).");
+    c->tracking_lost = cache_metric(m, stage, "tracking_lost_total", false,
+                                    "Times the item cache lost Redis change tracking (emptied, "
+                                    "then records kept ttl_ms until tracking is back).");
+    c->tracking = cache_metric(m, stage, "tracking", true,
+                               "1 while Redis announces item record changes to the item cache "
+                               "(records kept tracked_ttl_ms), else 0.");
 }
 
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
