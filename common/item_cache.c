@@ -73,14 +73,17 @@ static void on_keys_changed(void *ctx, const char *const *keys, const size_t *le
     cascade_item_cache *c = ctx;
     uint64_t ids[ITEM_CACHE_DROP_MAX];
     size_t n_ids = 0;
-    for (size_t i = 0; i < n && n_ids < ITEM_CACHE_DROP_MAX; i++) {
+    for (size_t i = 0; i < n; i++) {
         uint64_t id = item_id_of(c, keys[i], lens[i]);
         if (id != 0)
             ids[n_ids++] = id;
+        if (n_ids == ITEM_CACHE_DROP_MAX || (i + 1 == n && n_ids > 0)) {
+            cascade_record_cache_drop_many(c->records, ids, n_ids);
+            if (c->invalidations)
+                cascade_metric_add(c->invalidations, (double)n_ids);
+            n_ids = 0;
+        }
     }
-    cascade_record_cache_drop_many(c->records, ids, n_ids);
-    if (c->invalidations)
-        cascade_metric_add(c->invalidations, (double)n_ids);
 }
 
 static void on_flush(void *ctx)

@@ -122,6 +122,46 @@ static void test_rewrite_served_fresh(void **state)
     cascade_metrics_destroy(m);
 }
 
+/* A rewrite of many records at once (as cascade-build load writes them):
+ * Redis announces them in few messages of many keys, more than the tracker
+ * hands over per callback; every one is dropped and read fresh. */
+static void test_many_records_rewritten(void **state)
+{
+    enum { N = 700, FIRST = 1000 };
+    struct test_redis_fixture *f = *state;
+    static uint64_t ids[N];
+    static cascade_v1_ItemRecord recs[N];
+    static bool found[N];
+    char err[256];
+    size_t hits = 0;
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = FIRST + i;
+        put_item(f->conn, ids[i], 1);
+    }
+    cascade_metrics *m = cascade_metrics_create();
+    cascade_item_cache *c = cascade_item_cache_create(1 << 16, 60000);
+    cascade_item_cache_set_metrics(c, m, "rank");
+    assert_int_equal(cascade_item_cache_track(c, cascade_redis_pool_opts(f->pool), NS, "rank",
+                                              600000, err, sizeof err),
+                     0);
+    assert_true(cascade_key_tracker_wait(cascade_item_cache_tracker(c), true, NULL, WAIT_MS));
+    assert_int_equal(cascade_item_cache_get(c, f->conn, NS, ids, N, recs, found, &hits), 0);
+    for (size_t i = 0; i < N; i++)
+        put_item(f->conn, ids[i], 2);
+    int64_t deadline = cascade_now_ms() + WAIT_MS;
+    while (metric(m, "cascade_rank_item_cache_invalidations_total", false) < N &&
+           cascade_now_ms() < deadline) {
+    } /* poll the counter the tracker's thread advances */
+    assert_int_equal(metric(m, "cascade_rank_item_cache_invalidations_total", false), N);
+    assert_int_equal(cascade_item_cache_get(c, f->conn, NS, ids, N, recs, found, &hits), 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_true(found[i]);
+        assert_int_equal(recs[i].stats.clicks, 2);
+    }
+    cascade_item_cache_destroy(c);
+    cascade_metrics_destroy(m);
+}
+
 static void test_tracked_records_outlive_ttl(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -324,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rewrite_served_fresh),
+        cmocka_unit_test(test_many_records_rewritten),
         cmocka_unit_test(test_tracked_records_outlive_ttl),
         cmocka_unit_test(test_flushdb_drops_everything),
         cmocka_unit_test(test_read_in_flight_not_kept),
