@@ -1,5 +1,6 @@
 /* Item vectors for ReRank: one loaded version of the published two-tower
- * item index plus its ids sorted for binary search. Requests hold a read
+ * item index plus an id map (idmap.h) from each id to its row, so a lookup
+ * is one probe instead of a binary search over every id. Requests hold a read
  * lock while they use a version; a reload builds the new version outside
  * the lock and swaps it in under the write lock, so the old one is freed
  * only when no request reads it. */
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "idmap.h"
 #include "latest_file.h"
 #include "log.h"
 #include "vindex.h"
@@ -20,8 +22,7 @@
 struct cascade_rerank_vecset {
     char version[128];
     cascade_vindex *index;
-    uint64_t *ids;  /* sorted */
-    uint32_t *rows; /* rows[k]: the index row of ids[k] */
+    cascade_idmap rows; /* id -> index row (entry.index); heap-backed */
     size_t n, dim;
 };
 
@@ -39,43 +40,26 @@ static void vecset_free(struct cascade_rerank_vecset *s)
     if (!s)
         return;
     cascade_vindex_destroy(s->index);
-    free(s->ids);
-    free(s->rows);
+    cascade_idmap_release(&s->rows);
     free(s);
 }
 
-struct id_row {
-    uint64_t id;
-    uint32_t row;
-};
-
-static int id_row_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const struct id_row *)a)->id, y = ((const struct id_row *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-/* Sort the index's ids (with their rows) for lookups. */
-static int vecset_sort(struct cascade_rerank_vecset *s)
+/* Map every id of the index to its row. An id the index holds twice maps
+ * to its first row. */
+static int vecset_map(struct cascade_rerank_vecset *s)
 {
     const uint64_t *ids = cascade_vindex_ids(s->index);
-    struct id_row *tmp = malloc((s->n + 1) * sizeof *tmp);
-    s->ids = malloc((s->n + 1) * sizeof *s->ids);
-    s->rows = malloc((s->n + 1) * sizeof *s->rows);
-    int rc = -1;
-    if (!tmp || !s->ids || !s->rows)
-        goto out;
-    for (size_t r = 0; r < s->n; r++)
-        tmp[r] = (struct id_row){ids[r], (uint32_t)r};
-    qsort(tmp, s->n, sizeof *tmp, id_row_cmp);
-    for (size_t k = 0; k < s->n; k++) {
-        s->ids[k] = tmp[k].id;
-        s->rows[k] = tmp[k].row;
+    if (cascade_idmap_init(&s->rows, NULL, s->n) != 0)
+        return -1;
+    for (size_t r = 0; r < s->n; r++) {
+        bool created;
+        struct cascade_idmap_entry *e = cascade_idmap_upsert(&s->rows, ids[r], &created);
+        if (!e)
+            return -1;
+        if (created)
+            e->index = (uint32_t)r;
     }
-    rc = 0;
-out:
-    free(tmp);
-    return rc;
+    return 0;
 }
 
 static struct cascade_rerank_vecset *vecset_load(const char *dir, const char *version, char *err,
@@ -97,8 +81,8 @@ static struct cascade_rerank_vecset *vecset_load(const char *dir, const char *ve
         snprintf(err, errlen, "%s: %zu items, more than a ReRank lookup holds", path, s->n);
         goto fail;
     }
-    if (vecset_sort(s) != 0) {
-        snprintf(err, errlen, "%s: out of memory sorting %zu ids", path, s->n);
+    if (vecset_map(s) != 0) {
+        snprintf(err, errlen, "%s: out of memory mapping %zu ids", path, s->n);
         goto fail;
     }
     return s;
@@ -198,18 +182,11 @@ const float *cascade_rerank_vectors_find(const struct cascade_rerank_vecset *set
 {
     if (!set)
         return NULL;
-    size_t lo = 0, hi = set->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (set->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == set->n || set->ids[lo] != id)
+    const struct cascade_idmap_entry *e = cascade_idmap_find(&set->rows, id);
+    if (!e)
         return NULL;
     *dim = set->dim;
-    return cascade_vindex_vectors(set->index) + (size_t)set->rows[lo] * set->dim;
+    return cascade_vindex_vectors(set->index) + (size_t)e->index * set->dim;
 }
 
 const char *cascade_rerank_vectors_version(const struct cascade_rerank_vecset *set)

@@ -169,11 +169,59 @@ static void test_lookup(void **state)
     test_rmdir(dir);
 }
 
+/* Many ids in no order (the index keeps them as published): each finds
+ * its own row, through a map that grew many times, and absent ids find
+ * nothing. Item k's vector is (1, k), so the row read back names k. */
+static void test_lookup_many(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    char dir[256], path[600], err[512] = "";
+    static uint64_t ids[N];
+    static float vecs[2 * N];
+    assert_non_null(test_tempdir(dir, sizeof dir));
+    for (size_t k = 0; k < N; k++) {
+        ids[k] = 1000000007ULL * (k + 1) % 2147483647ULL; /* distinct, scrambled */
+        vecs[2 * k] = 1.0f;
+        vecs[2 * k + 1] = (float)k;
+    }
+    struct cascade_vindex_opts o = {.nlist = 1};
+    cascade_vindex *ix = cascade_vindex_build(vecs, ids, N, 2, &o, err, sizeof err);
+    assert_non_null(ix);
+    snprintf(path, sizeof path, "%s/many.items.safetensors", dir);
+    assert_int_equal(cascade_vindex_save(ix, path, "many", err, sizeof err), 0);
+    cascade_vindex_destroy(ix);
+    snprintf(path, sizeof path, "%s/two-tower.latest", dir);
+    assert_int_equal(cascade_latest_write(path, "many", err, sizeof err), 0);
+
+    cascade_rerank_vectors *vs = cascade_rerank_vectors_create(dir, 1000);
+    const struct cascade_rerank_vecset *set = cascade_rerank_vectors_acquire(vs);
+    assert_non_null(set);
+    assert_int_equal(cascade_rerank_vectors_count(set), N);
+    for (size_t k = 0; k < N; k++) {
+        size_t dim = 0;
+        const float *x = cascade_rerank_vectors_find(set, ids[k], &dim);
+        assert_non_null(x);
+        assert_int_equal(dim, 2);
+        assert_float_equal(x[1] / x[0], (double)k, 1e-3 * (double)k + 1e-4);
+    }
+    size_t dim = 0;
+    for (uint64_t absent = 0; absent < 64; absent++) { /* none of the ids is below 64 */
+        for (size_t k = 0; k < N; k++)
+            assert_true(ids[k] != absent);
+        assert_null(cascade_rerank_vectors_find(set, absent, &dim));
+    }
+    cascade_rerank_vectors_release(vs, set);
+    cascade_rerank_vectors_destroy(vs);
+    test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_published_vectors_reach_selection),
         cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_lookup_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
