@@ -148,6 +148,14 @@ const char *cascade_redis_addr(const cascade_redis *r);
 void cascade_redis__set_error(cascade_redis *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Internal (for tests): the RESP text of a command, as hiredis's
+ * redisFormatCommandArgv writes it ("*<argc>\r\n" then "$<len>\r\n<arg>\r\n"
+ * per argument; argvlen NULL: strlen of each), into buf, which holds
+ * format_argv_len(argc, argv, argvlen) bytes. Returns the length written
+ * (format_argv_len's). */
+size_t cascade_redis__format_argv_len(int argc, const char **argv, const size_t *argvlen);
+size_t cascade_redis__format_argv(char *buf, int argc, const char **argv, const size_t *argvlen);
+
 /* Internal: put back a message cascade_redis_error gave earlier (the
  * caller's copy), e.g. a pipeline's first failure after later replies
  * succeeded and cleared it. */

@@ -12,6 +12,7 @@
 #include <pb_decode.h>
 #include <pb_encode.h>
 
+#include "decimal.h"
 #include "error.h"
 
 #define STORE_DEFAULT_NS "cascade"
@@ -25,9 +26,50 @@ static const char *ns_or_default(const char *ns)
 
 /* ---- keys ---- */
 
+/* A key built piece by piece without snprintf (the keys read per request
+ * by the hundred: item records, generation lists), cut at CASCADE_KEY_MAX − 1
+ * characters as snprintf would cut it. */
+struct key_text {
+    char *buf;
+    size_t len;
+};
+
+static void key_add(struct key_text *k, const char *s, size_t n)
+{
+    size_t room = CASCADE_KEY_MAX - 1 - k->len;
+    n = n < room ? n : room;
+    memcpy(k->buf + k->len, s, n);
+    k->len += n;
+    k->buf[k->len] = '\0';
+}
+
+static void key_add_str(struct key_text *k, const char *s)
+{
+    key_add(k, s, strlen(s));
+}
+
+static void key_add_u64(struct key_text *k, uint64_t v)
+{
+    char digits[CASCADE_DECIMAL_U64_MAX];
+    key_add(k, digits, cascade_decimal_u64(digits, v));
+}
+
+static void key_add_i64(struct key_text *k, int64_t v)
+{
+    if (v < 0) {
+        key_add(k, "-", 1);
+        key_add_u64(k, (uint64_t)(-(v + 1)) + 1); /* INT64_MIN has no positive twin */
+    } else {
+        key_add_u64(k, (uint64_t)v);
+    }
+}
+
 char *cascade_key_item(char *buf, const char *ns, uint64_t item_id)
 {
-    snprintf(buf, CASCADE_KEY_MAX, "%s:item:%" PRIu64, ns_or_default(ns), item_id);
+    struct key_text k = {buf, 0};
+    key_add_str(&k, ns_or_default(ns));
+    key_add(&k, ":item:", 6);
+    key_add_u64(&k, item_id);
     return buf;
 }
 
@@ -112,11 +154,16 @@ char *cascade_key_building(char *buf, const char *ns, const char *family)
 char *cascade_key_artefact(char *buf, const char *ns, const char *family, int64_t gen,
                            const char *suffix)
 {
-    if (suffix && suffix[0])
-        snprintf(buf, CASCADE_KEY_MAX, "%s:%s@%" PRId64 ":%s", ns_or_default(ns), family, gen,
-                 suffix);
-    else
-        snprintf(buf, CASCADE_KEY_MAX, "%s:%s@%" PRId64, ns_or_default(ns), family, gen);
+    struct key_text k = {buf, 0};
+    key_add_str(&k, ns_or_default(ns));
+    key_add(&k, ":", 1);
+    key_add_str(&k, family);
+    key_add(&k, "@", 1);
+    key_add_i64(&k, gen);
+    if (suffix && suffix[0]) {
+        key_add(&k, ":", 1);
+        key_add_str(&k, suffix);
+    }
     return buf;
 }
 
@@ -274,12 +321,12 @@ static int totals_hmget(cascade_redis *r, const char *ns, const uint64_t *ids, s
     char key[CASCADE_KEY_MAX];
     const char **argv = cascade_arena_calloc(arena, n + 2, sizeof *argv);
     size_t *argvlen = cascade_arena_calloc(arena, n + 2, sizeof *argvlen);
-    char *idtext = cascade_arena_alloc(arena, 21 * n + 1);
+    char *idtext = cascade_arena_alloc(arena, CASCADE_DECIMAL_U64_MAX * n + 1);
     if (!argv || !argvlen || !idtext)
         return CASCADE_ENOMEM;
     for (size_t k = 0; k < n; k++) {
-        char *id = idtext + 21 * k;
-        argvlen[2 + k] = (size_t)snprintf(id, 21, "%llu", (unsigned long long)ids[k]);
+        char *id = idtext + CASCADE_DECIMAL_U64_MAX * k;
+        argvlen[2 + k] = cascade_decimal_u64(id, ids[k]);
         argv[2 + k] = id;
     }
     argv[0] = "HMGET";

@@ -5,9 +5,7 @@
  * interest is 1: EASE's model is Σ_{j ∈ history} B[j][i] over binary X. Two round trips
  * after the (cached) generation: LRANGE of the last-n, pipelined GETs of the
  * neighbour lists the list cache does not hold (they are generation data). */
-#include <inttypes.h>
-#include <stdio.h>
-
+#include "decimal.h"
 #include "error.h"
 #include "recall_internal.h"
 #include "store.h"
@@ -79,10 +77,10 @@ static int read_lists(const struct cascade_recall__channel_args *a, int64_t gen,
     struct cascade_recall__pipe p;
     cascade_recall__pipe_init(&p, a->redis);
     for (size_t i = 0; i < src->count; i++) {
-        char suffix[24];
+        char suffix[CASCADE_DECIMAL_U64_MAX];
         struct cascade_recall__zlist z;
         bool hit;
-        snprintf(suffix, sizeof suffix, "%" PRIu64, src->ids[i]);
+        cascade_decimal_u64(suffix, src->ids[i]);
         int rc = (keys[i] = cascade_recall__key(a, gen, suffix)) ? 0 : CASCADE_ENOMEM;
         if (rc == 0)
             rc = cascade_recall__list_lookup(a, keys[i], a->cfg->neighbours, &z, &hit);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -160,6 +161,89 @@ static void test_command_roundtrip(void **state)
     assert_int_equal(cascade_redis_command(f->r, &rep, "GET bin"), 0);
     assert_int_equal(rep->len, sizeof(bin));
     assert_memory_equal(rep->str, bin, sizeof(bin));
+    freeReplyObject(rep);
+}
+
+/* The argv formatter writes what hiredis's redisFormatCommandArgv writes:
+ * empty, binary and long arguments, argument counts and lengths of every
+ * digit count, lengths given or taken with strlen. */
+static void check_format_matches_hiredis(int argc, const char **argv, const size_t *lens)
+{
+    char *want = NULL;
+    long long want_len = redisFormatCommandArgv(&want, argc, argv, lens);
+    assert_true(want_len > 0);
+    size_t len = cascade_redis__format_argv_len(argc, argv, lens);
+    assert_int_equal(len, (size_t)want_len);
+    char *got = malloc(len);
+    assert_non_null(got);
+    assert_int_equal(cascade_redis__format_argv(got, argc, argv, lens), len);
+    assert_memory_equal(got, want, len);
+    free(got);
+    redisFreeCommand(want);
+}
+
+static void test_argv_format_matches_hiredis(void **state)
+{
+    (void)state;
+    const char bin[] = {'a', '\0', 'b', '\xff', '\r', '\n'};
+    const char *argv[] = {"SET", "", bin};
+    size_t lens[] = {3, 0, sizeof bin};
+    check_format_matches_hiredis(3, argv, lens);
+    const char *plain[] = {"GET", "counter"};
+    check_format_matches_hiredis(2, plain, NULL);
+    check_format_matches_hiredis(1, plain, NULL);
+    /* 1,234 arguments of growing length (up to 12,339 bytes: five digits). */
+    enum { N = 1234 };
+    static const char *many[N];
+    static size_t many_lens[N];
+    char *text = malloc(12340);
+    assert_non_null(text);
+    memset(text, 'x', 12340);
+    many[0] = "HMGET";
+    many_lens[0] = 5;
+    for (int i = 1; i < N; i++) {
+        many[i] = text;
+        many_lens[i] = (size_t)i * 10 % 12340;
+    }
+    check_format_matches_hiredis(N, many, many_lens);
+    free(text);
+}
+
+/* A command larger than the formatter's stack buffer (its heap path) and a
+ * pipelined one reach Redis intact. */
+static void test_large_argv_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    enum { FIELDS = 3000 };
+    static const char *argv[2 + 2 * FIELDS];
+    static size_t lens[2 + 2 * FIELDS];
+    static char text[FIELDS][16];
+    argv[0] = "HSET";
+    argv[1] = "big";
+    lens[0] = 4;
+    lens[1] = 3;
+    for (int i = 0; i < FIELDS; i++) {
+        lens[2 + 2 * i] = lens[3 + 2 * i] = (size_t)snprintf(text[i], sizeof text[i], "%d", i);
+        argv[2 + 2 * i] = argv[3 + 2 * i] = text[i];
+    }
+    redisReply *rep = NULL;
+    assert_int_equal(cascade_redis_command_argv(f->r, &rep, 2 + 2 * FIELDS, argv, lens), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(rep->integer, FIELDS);
+    freeReplyObject(rep);
+    /* HMGET big 0 .. FIELDS-1, pipelined: every field answers its own name. */
+    argv[0] = "HMGET";
+    lens[0] = 5;
+    for (int i = 0; i < FIELDS; i++) {
+        argv[2 + i] = text[i];
+        lens[2 + i] = strlen(text[i]);
+    }
+    assert_int_equal(cascade_redis_append_argv(f->r, 2 + FIELDS, argv, lens), 0);
+    assert_int_equal(cascade_redis_get_reply(f->r, &rep), 0);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(rep->elements, FIELDS);
+    for (int i = 0; i < FIELDS; i++)
+        assert_string_equal(rep->element[i]->str, text[i]);
     freeReplyObject(rep);
 }
 
@@ -398,6 +482,8 @@ int main(void)
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test(test_command_roundtrip),
         cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_argv_format_matches_hiredis),
+        cmocka_unit_test(test_large_argv_roundtrip),
         cmocka_unit_test(test_error_reply),
         cmocka_unit_test(test_bad_format_is_invalid),
         cmocka_unit_test(test_connection_refused_names_address),

@@ -42,6 +42,26 @@ static void test_key_formats(void **state)
     assert_string_equal(cascade_key_exposure(k, "ns", "u7", 20412), "ns:expo:u7:20412");
     assert_string_equal(cascade_key_events(k, "ns"), "ns:events");
     assert_string_equal(cascade_key_meta(k, ""), "cascade:meta");
+    /* The item and generation keys are built without snprintf: its text at
+     * the edges (no suffix, "" suffix, gen 0 and negative, a key cut at
+     * CASCADE_KEY_MAX − 1 characters as snprintf cuts it). */
+    assert_string_equal(cascade_key_item(k, "", 0), "cascade:item:0");
+    assert_string_equal(cascade_key_artefact(k, "ns", "hot", 0, ""), "ns:hot@0");
+    assert_string_equal(cascade_key_artefact(k, "ns", "hot", -12, "x"), "ns:hot@-12:x");
+    assert_string_equal(cascade_key_artefact(k, "ns", "hot", INT64_MIN, NULL),
+                        "ns:hot@-9223372036854775808");
+    char want[600], longer[400];
+    memset(longer, 's', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    snprintf(want, sizeof want, "ns:itemcf@%d:%s", 12345, longer);
+    want[CASCADE_KEY_MAX - 1] = '\0';
+    assert_int_equal(strlen(cascade_key_artefact(k, "ns", "itemcf", 12345, longer)),
+                     CASCADE_KEY_MAX - 1);
+    assert_string_equal(k, want);
+    longer[CASCADE_KEY_MAX - 10] = '\0'; /* the cut falls inside the id */
+    snprintf(want, sizeof want, "%s:item:%llu", longer, 18446744073709551615ULL);
+    want[CASCADE_KEY_MAX - 1] = '\0';
+    assert_string_equal(cascade_key_item(k, longer, 18446744073709551615ULL), want);
 }
 
 static cascade_v1_ItemRecord make_item(uint64_t id)
