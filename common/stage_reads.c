@@ -18,16 +18,97 @@ struct misses {
     cascade_v1_ItemRecord *recs;
     bool *found;
     size_t n;
-    /* With no miss, the candidates whose counters are asked in the pipeline:
-     * the cached records with an online_base (one without adds 0). */
-    size_t *t_at; /* position in q->ids */
-    uint64_t *t_ids;
-    size_t t_n;
 };
+
+/* The candidates whose online counters' change a request adds (the found
+ * records with an online_base): their positions, their totals (from the
+ * counters cache or Redis), and which of them are asked of Redis. */
+struct counters {
+    size_t *at; /* position in q->ids */
+    uint64_t *ids;
+    cascade_v1_ItemStats *now;
+    bool *cached;
+    size_t n;
+    size_t *ask; /* indexes into at/ids/now of the totals asked of Redis */
+    uint64_t *ask_ids;
+    size_t n_ask;
+    uint64_t epoch; /* the cache's, taken before the totals are read */
+};
+
+static int counters_alloc(struct counters *c, cascade_arena *arena, size_t n)
+{
+    c->at = cascade_arena_alloc(arena, (n + 1) * sizeof *c->at);
+    c->ids = cascade_arena_alloc(arena, (n + 1) * sizeof *c->ids);
+    c->now = cascade_arena_alloc(arena, (n + 1) * sizeof *c->now);
+    c->cached = cascade_arena_alloc(arena, (n + 1) * sizeof *c->cached);
+    c->ask = cascade_arena_alloc(arena, (n + 1) * sizeof *c->ask);
+    c->ask_ids = cascade_arena_alloc(arena, (n + 1) * sizeof *c->ask_ids);
+    c->n = c->n_ask = 0;
+    return c->at && c->ids && c->now && c->cached && c->ask && c->ask_ids ? 0 : CASCADE_ENOMEM;
+}
+
+/* Collect q's candidates with an online_base, take the totals the cache
+ * read less than its ttl ago, and list the others to ask. */
+static void counters_collect(struct counters *c, const struct cascade_stage_reads *q,
+                             int64_t now_ms)
+{
+    c->n = 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (q->found[i] && q->items[i].has_online_base) {
+            c->at[c->n] = i;
+            c->ids[c->n++] = q->ids[i];
+        }
+    if (q->counters_cache) {
+        c->epoch = cascade_record_cache_epoch(q->counters_cache);
+        c->n_ask = cascade_record_cache_get_many(q->counters_cache, c->ids, c->n, c->now, c->cached,
+                                                 c->ask, now_ms);
+    } else {
+        for (size_t k = 0; k < c->n; k++)
+            c->ask[k] = k;
+        c->n_ask = c->n;
+    }
+    for (size_t j = 0; j < c->n_ask; j++)
+        c->ask_ids[j] = c->ids[c->ask[j]];
+}
+
+/* Given the reply to the totals asked (rep; none asked: unused), cache
+ * them and add every collected candidate's change since its base. Nothing
+ * is added unless the reply parsed. 0, CASCADE_EFORMAT (reason on r) or
+ * CASCADE_ENOMEM. */
+static int counters_apply(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q,
+                          struct counters *c, const redisReply *rep, int64_t now_ms)
+{
+    if (c->n_ask > 0) {
+        cascade_v1_ItemStats *got = cascade_arena_alloc(arena, c->n_ask * sizeof *got);
+        size_t *idx = cascade_arena_alloc(arena, c->n_ask * sizeof *idx);
+        bool *present = cascade_arena_alloc(arena, c->n_ask * sizeof *present);
+        if (!got || !idx || !present)
+            return CASCADE_ENOMEM;
+        int rc = cascade_store__totals_parse(r, rep, c->n_ask, got);
+        if (rc != 0)
+            return rc;
+        for (size_t j = 0; j < c->n_ask; j++) {
+            c->now[c->ask[j]] = got[j];
+            idx[j] = j;
+            present[j] = true; /* an item without totals is cached as zeros */
+        }
+        if (q->counters_cache)
+            cascade_record_cache_put_many(q->counters_cache, c->ask_ids, idx, c->n_ask, got,
+                                          present, now_ms, c->epoch);
+    }
+    for (size_t k = 0; k < c->n; k++) {
+        cascade_v1_ItemRecord *it = &q->items[c->at[k]];
+        cascade_store_item_counters_add_delta(&it->stats, &c->now[k], &it->online_base);
+    }
+    q->counters_cached = c->n - c->n_ask;
+    q->counters_asked = c->n_ask;
+    return 0;
+}
 
 /* Queue every read of q; on a failure nothing stays queued (redis.h). */
 static int append_all(cascade_redis *r, cascade_arena *arena, const struct cascade_stage_reads *q,
-                      const struct misses *m, bool online_user, bool totals)
+                      const struct misses *m, const struct counters *c, bool online_user,
+                      bool totals)
 {
     char key[CASCADE_KEY_MAX];
     int rc = 0;
@@ -38,7 +119,7 @@ static int append_all(cascade_redis *r, cascade_arena *arena, const struct casca
     if (rc == 0 && m->n > 0)
         rc = cascade_store__items_append(r, q->ns, m->ids, m->n);
     if (rc == 0 && totals)
-        rc = cascade_store__totals_append(r, q->ns, m->t_ids, m->t_n, arena);
+        rc = cascade_store__totals_append(r, q->ns, c->ask_ids, c->n_ask, arena);
     return rc;
 }
 
@@ -62,7 +143,8 @@ static int finish_user(cascade_redis *r, cascade_arena *arena, struct cascade_st
 
 /* Read every queued reply in order and interpret them. */
 static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage_reads *q,
-                    const struct misses *m, bool online_user, bool totals)
+                    const struct misses *m, struct counters *c, bool online_user, bool totals,
+                    int64_t now_ms)
 {
     redisReply *urep = NULL, *orep[CASCADE_USER_ONLINE_REPLIES] = {NULL}, *trep = NULL;
     int urc = 0, orc = 0, irc = 0, trc = 0, rc = 0;
@@ -95,9 +177,7 @@ static int read_all(cascade_redis *r, cascade_arena *arena, struct cascade_stage
     if (online_user && (rc = finish_user(r, arena, q, orc, orep)) != 0)
         goto out;
     if (totals) {
-        q->counters_rc = trc != 0 ? trc
-                                  : cascade_store__totals_apply(r, trep, q->items, q->found, q->n,
-                                                                m->t_at, m->t_n, arena);
+        q->counters_rc = trc != 0 ? trc : counters_apply(r, arena, q, c, trep, now_ms);
         if (q->counters_rc == CASCADE_ENOMEM)
             rc = CASCADE_ENOMEM;
     }
@@ -118,16 +198,16 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         /* Not zeroed: every record read is written whole (absent: zeroed). */
         .recs = cascade_arena_alloc(arena, (q->n + 1) * sizeof *m.recs),
         .found = cascade_arena_calloc(arena, q->n + 1, sizeof *m.found),
-        .t_at = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_at),
-        .t_ids = cascade_arena_calloc(arena, q->n + 1, sizeof *m.t_ids),
     };
+    struct counters c;
     bool online_user = q->user_id && q->online_user;
     q->user_found = false;
     q->user_online_rc = CASCADE_ENOTFOUND;
     q->counters_rc = 0;
+    q->counters_cached = q->counters_asked = 0;
     if (q->user_id)
         memset(q->user, 0, sizeof *q->user);
-    if (!m.at || !m.ids || !m.recs || !m.found || !m.t_at || !m.t_ids)
+    if (!m.at || !m.ids || !m.recs || !m.found || counters_alloc(&c, arena, q->n) != 0)
         return CASCADE_ENOMEM;
     uint64_t epoch;
     m.n =
@@ -135,41 +215,74 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
     for (size_t k = 0; k < m.n; k++)
         m.ids[k] = q->ids[m.at[k]];
     /* With misses, whether their records have an online_base is known only
-     * from their replies: the counters are read after (run below). */
-    for (size_t i = 0; q->online_counters && m.n == 0 && i < q->n; i++)
-        if (q->found[i] && q->items[i].has_online_base) {
-            m.t_at[m.t_n] = i;
-            m.t_ids[m.t_n++] = q->ids[i];
-        }
-    bool totals = m.t_n > 0;
-    if (!q->user_id && m.n == 0 && !totals)
-        return 0;
-    int rc = append_all(r, arena, q, &m, online_user, totals);
-    if (rc == 0)
-        rc = read_all(r, arena, q, &m, online_user, totals);
-    if (rc != 0)
-        return rc;
-    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms, epoch);
-    if (q->online_counters && m.n > 0) {
-        /* A second round trip only when a record has an online_base. */
-        q->counters_rc = cascade_store_online_deltas_add(r, q->ns, q->items, q->found, q->n, arena);
-        if (q->counters_rc == CASCADE_ENOMEM)
-            return CASCADE_ENOMEM;
+     * from their replies: the counters are read after (below). */
+    if (q->online_counters && m.n == 0)
+        counters_collect(&c, q, now_ms);
+    bool totals = c.n_ask > 0;
+    int rc = 0;
+    if (q->user_id || m.n > 0 || totals) {
+        rc = append_all(r, arena, q, &m, &c, online_user, totals);
+        if (rc == 0)
+            rc = read_all(r, arena, q, &m, &c, online_user, totals, now_ms);
+        if (rc != 0)
+            return rc;
     }
-    return 0;
+    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms, epoch);
+    if (q->online_counters && m.n == 0 && !totals && c.n > 0) /* every total from the cache */
+        q->counters_rc = counters_apply(r, arena, q, &c, NULL, now_ms);
+    if (q->online_counters && m.n > 0) {
+        /* A second round trip only when a record has an online_base and the
+         * cache lacks its totals. */
+        redisReply *rep = NULL;
+        counters_collect(&c, q, now_ms);
+        if (c.n_ask > 0 && (q->counters_rc = cascade_store__totals_append(r, q->ns, c.ask_ids,
+                                                                          c.n_ask, arena)) == 0)
+            q->counters_rc = cascade_redis_get_reply(r, &rep);
+        if (q->counters_rc == 0)
+            q->counters_rc = counters_apply(r, arena, q, &c, rep, now_ms);
+        freeReplyObject(rep);
+    }
+    return q->counters_rc == CASCADE_ENOMEM ? CASCADE_ENOMEM : 0;
 }
 
 int cascade_stage_online_config(struct cascade_stage_online *o, const char *stage,
                                 const cascade_config *cfg, char *err, size_t errlen)
 {
-    char key[64];
+    char key[96];
+    int64_t ttl_ms = 0, slots = 0;
     int rc;
     o->stage = stage;
+    o->counters_cache = NULL;
     snprintf(key, sizeof key, "%s.online_counters", stage);
     if ((rc = cascade_config_bool(cfg, key, true, &o->counters, err, errlen)) != 0)
         return rc;
     snprintf(key, sizeof key, "%s.online_user", stage);
-    return cascade_config_bool(cfg, key, true, &o->user, err, errlen);
+    if ((rc = cascade_config_bool(cfg, key, true, &o->user, err, errlen)) != 0)
+        return rc;
+    snprintf(key, sizeof key, "%s.online_counters_cache.ttl_ms", stage);
+    if ((rc = cascade_config_int(cfg, key, 0, 0, 3600000, &ttl_ms, err, errlen)) != 0)
+        return rc;
+    snprintf(key, sizeof key, "%s.online_counters_cache.slots", stage);
+    if ((rc = cascade_config_int(cfg, key, 131072, 1, 1 << 24, &slots, err, errlen)) != 0)
+        return rc;
+    if (!o->counters || ttl_ms == 0)
+        return 0;
+    o->counters_cache =
+        cascade_record_cache_create((size_t)slots, sizeof(cascade_v1_ItemStats), ttl_ms);
+    if (!o->counters_cache) {
+        snprintf(err, errlen, "%s: out of memory for %lld online counter cache slots", key,
+                 (long long)slots);
+        return CASCADE_ENOMEM;
+    }
+    return 0;
+}
+
+void cascade_stage_online_release(struct cascade_stage_online *o)
+{
+    if (!o)
+        return;
+    cascade_record_cache_destroy(o->counters_cache);
+    o->counters_cache = NULL;
 }
 
 static cascade_metric *online_counter(cascade_metrics *m, const char *stage, const char *what,
@@ -206,6 +319,16 @@ void cascade_stage_online_metrics(struct cascade_stage_online *o, cascade_metric
              "could not be read.",
              title);
     o->user_failures = online_counter(m, o->stage, "user_failures", help);
+    if (!o->counters_cache)
+        return;
+    snprintf(help, sizeof help,
+             "%s candidates whose online counters' totals came from the counters cache.", title);
+    o->cache_hits = online_counter(m, o->stage, "counter_cache_hits", help);
+    snprintf(help, sizeof help,
+             "%s candidates whose online counters' totals the counters cache lacked (read from "
+             "Redis).",
+             title);
+    o->cache_misses = online_counter(m, o->stage, "counter_cache_misses", help);
 }
 
 int cascade_stage_online_report(const struct cascade_stage_online *o, cascade_redis *r,
@@ -215,6 +338,10 @@ int cascade_stage_online_report(const struct cascade_stage_online *o, cascade_re
         cascade_user_online_report(r, q->user_online_rc, o->stage, o->user_reads, o->user_failures);
     if (rc != 0 || !q->online_counters)
         return rc;
+    if (q->counters_cached > 0)
+        cascade_metric_add(o->cache_hits, (double)q->counters_cached);
+    if (q->counters_asked > 0)
+        cascade_metric_add(o->cache_misses, (double)q->counters_asked);
     if (q->counters_rc == 0) {
         cascade_metric_inc(o->counter_reads);
         return 0;

@@ -7,7 +7,9 @@
  * first and every reply is read afterwards, whatever an earlier one said:
  * the pooled connection stays in step. With misses, the counters are read
  * in a second round trip, only when a record has an online_base (which
- * only the record says) (docs/load.md, "Fifth round (i)"). */
+ * only the record says) (docs/load.md, "Fifth round (i)"). With a counters
+ * cache (<stage>.online_counters_cache.ttl_ms), totals read less than that
+ * long ago are taken from memory and only the others are asked. */
 #ifndef CASCADE_STAGE_READS_H
 #define CASCADE_STAGE_READS_H
 
@@ -20,6 +22,7 @@
 #include "config.h"
 #include "item_cache.h"
 #include "metrics.h"
+#include "record_cache.h"
 #include "redis.h"
 
 /* One request's reads: the caller fills the inputs and the output arrays. */
@@ -32,7 +35,10 @@ struct cascade_stage_reads {
     const uint64_t *ids;  /* the candidates' item ids, n of them */
     size_t n;
     cascade_item_cache *cache; /* NULL: every record from Redis */
-    int64_t now_s;             /* the time the user's features are decayed to */
+    /* The online counters' totals (cascade_v1_ItemStats by item id) read
+     * less than its ttl ago; NULL: every request reads them all. */
+    cascade_record_cache *counters_cache;
+    int64_t now_s; /* the time the user's features are decayed to */
     /* out */
     cascade_v1_UserRecord *user;  /* caller's; zeroed with user_id set when unknown */
     bool user_found;              /* or: without a record, continued from the new users' base */
@@ -44,6 +50,8 @@ struct cascade_stage_reads {
      * not added (its text in cascade_redis_error when it was the last). */
     int user_online_rc;
     int counters_rc;
+    /* Candidates whose totals came from counters_cache / were asked of Redis. */
+    size_t counters_cached, counters_asked;
 };
 
 /* Run q's reads as one pipeline on r (and the counters' HMGET after it,
@@ -65,17 +73,29 @@ struct cascade_stage_online {
     const char *stage; /* "prerank", "rank": key prefix, metric names, log lines */
     bool counters;     /* add the online counters' change to the item statistics */
     bool user;         /* continue the user record with the user's events */
+    /* <stage>.online_counters_cache: NULL when off (ttl_ms 0, the default) */
+    cascade_record_cache *counters_cache;
     cascade_metric *counter_reads, *counter_failures; /* NULL = no registry */
     cascade_metric *user_reads, *user_failures;
+    cascade_metric *cache_hits, *cache_misses; /* only with a counters cache */
 };
 
-/* Read the two keys of stage (a static string) from cfg into *o. 0 or a
- * negative code with the reason in err. */
+/* Read the stage's keys (stage: a static string) from cfg into *o:
+ * <stage>.online_counters, <stage>.online_user and the counters cache,
+ * <stage>.online_counters_cache.ttl_ms (default 0 = off: every request
+ * reads every candidate's totals; config/cascade.json sets 1000) and
+ * <stage>.online_counters_cache.slots (default 131072). 0, a negative code
+ * with the reason in err, or CASCADE_ENOMEM; release with
+ * cascade_stage_online_release. */
 int cascade_stage_online_config(struct cascade_stage_online *o, const char *stage,
                                 const cascade_config *cfg, char *err, size_t errlen);
+/* Free what cascade_stage_online_config made (o itself is the caller's). */
+void cascade_stage_online_release(struct cascade_stage_online *o);
 
-/* Register o's four counters in m (NULL: none); title names the stage in
- * their help ("PreRank", "Rank"). Call once, at create. */
+/* Register o's counters in m (NULL: none): reads and failures of each online
+ * part, and with a counters cache its hits and misses
+ * (cascade_<stage>_online_counter_cache_{hits,misses}_total); title names
+ * the stage in their help ("PreRank", "Rank"). Call once, at create. */
 void cascade_stage_online_metrics(struct cascade_stage_online *o, cascade_metrics *m,
                                   const char *title);
 

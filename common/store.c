@@ -290,29 +290,6 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
     return 0;
 }
 
-/* Parse an HMGET reply of {ns}:ictr:totals with `elements` fields into
- * now[] for the records asked: the reply's element elem[k] is the totals of
- * record at[k]. */
-static int totals_reply(cascade_redis *r, const redisReply *rep, size_t elements,
-                        const size_t *elem, const size_t *at, size_t asked,
-                        cascade_v1_ItemStats *now)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != elements) {
-        cascade_redis__set_error(r, "online counters: unexpected reply to HMGET");
-        return CASCADE_EFORMAT;
-    }
-    for (size_t k = 0; k < asked; k++) {
-        const redisReply *v = rep->element[elem[k]];
-        if (v->type != REDIS_REPLY_STRING)
-            continue; /* no counters yet: 0 */
-        if (cascade_store_item_totals_parse(v->str, v->len, &now[at[k]]) != 0) {
-            cascade_redis__set_error(r, "online counters: malformed totals \"%.64s\"", v->str);
-            return CASCADE_EFORMAT;
-        }
-    }
-    return 0;
-}
-
 /* HMGET {ns}:ictr:totals for the n ids (their decimal text in arena),
  * queued (reply NULL) or run. */
 static int totals_hmget(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
@@ -338,21 +315,13 @@ static int totals_hmget(cascade_redis *r, const char *ns, const uint64_t *ids, s
     return cascade_redis_command_argv(r, reply, (int)n + 2, argv, argvlen);
 }
 
-/* Add now[at[k]] − online_base to the stats of the asked records. */
-static void deltas_add(cascade_v1_ItemRecord *items, const size_t *at, size_t asked,
-                       const cascade_v1_ItemStats *now)
-{
-    for (size_t k = 0; k < asked; k++)
-        cascade_store_item_counters_add_delta(&items[at[k]].stats, &now[at[k]],
-                                              &items[at[k]].online_base);
-}
-
 int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
                                     const bool *found, size_t n, cascade_arena *arena)
 {
     uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
     size_t *at = cascade_arena_calloc(arena, n + 1, sizeof *at);
-    if (!ids || !at)
+    cascade_v1_ItemStats *now = cascade_arena_alloc(arena, (n + 1) * sizeof *now);
+    if (!ids || !at || !now)
         return CASCADE_ENOMEM;
     size_t asked = 0;
     for (size_t i = 0; i < n; i++)
@@ -365,7 +334,10 @@ int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1
     redisReply *rep = NULL;
     int rc = totals_hmget(r, ns, ids, asked, arena, &rep);
     if (rc == 0)
-        rc = cascade_store__totals_apply(r, rep, items, found, n, at, asked, arena);
+        rc = cascade_store__totals_parse(r, rep, asked, now);
+    for (size_t k = 0; rc == 0 && k < asked; k++) /* nothing added unless all parsed */
+        cascade_store_item_counters_add_delta(&items[at[k]].stats, &now[k],
+                                              &items[at[k]].online_base);
     freeReplyObject(rep);
     return rc;
 }
@@ -376,27 +348,24 @@ int cascade_store__totals_append(cascade_redis *r, const char *ns, const uint64_
     return totals_hmget(r, ns, ids, n, arena, NULL);
 }
 
-int cascade_store__totals_apply(cascade_redis *r, const redisReply *rep,
-                                cascade_v1_ItemRecord *items, const bool *found, size_t n,
-                                const size_t *asked_at, size_t n_asked, cascade_arena *arena)
+int cascade_store__totals_parse(cascade_redis *r, const redisReply *rep, size_t n_asked,
+                                cascade_v1_ItemStats *now)
 {
-    size_t *elem = cascade_arena_calloc(arena, n_asked + 1, sizeof *elem);
-    size_t *at = cascade_arena_calloc(arena, n_asked + 1, sizeof *at);
-    cascade_v1_ItemStats *now = cascade_arena_calloc(arena, n + 1, sizeof *now);
-    if (!elem || !at || !now)
-        return CASCADE_ENOMEM;
-    size_t asked = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n_asked) {
+        cascade_redis__set_error(r, "online counters: unexpected reply to HMGET");
+        return CASCADE_EFORMAT;
+    }
     for (size_t k = 0; k < n_asked; k++) {
-        size_t i = asked_at[k];
-        if (found[i] && items[i].has_online_base) {
-            elem[asked] = k;
-            at[asked++] = i;
+        const redisReply *v = rep->element[k];
+        memset(&now[k], 0, sizeof now[k]);
+        if (v->type != REDIS_REPLY_STRING)
+            continue; /* no counters yet: 0 */
+        if (cascade_store_item_totals_parse(v->str, v->len, &now[k]) != 0) {
+            cascade_redis__set_error(r, "online counters: malformed totals \"%.64s\"", v->str);
+            return CASCADE_EFORMAT;
         }
     }
-    int rc = totals_reply(r, rep, n_asked, elem, at, asked, now);
-    if (rc == 0)
-        deltas_add(items, at, asked, now);
-    return rc;
+    return 0;
 }
 
 char *cascade_key_user_counters(char *buf, const char *ns, const char *user_id)

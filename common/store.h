@@ -82,17 +82,14 @@ int cascade_store_item_totals_parse(const char *s, size_t len, cascade_v1_ItemSt
 int cascade_store_online_deltas_add(cascade_redis *r, const char *ns, cascade_v1_ItemRecord *items,
                                     const bool *found, size_t n, cascade_arena *arena);
 /* Internal, for one pipeline of several reads (common/stage_reads.c):
- * queue HMGET {ns}:ictr:totals for ids[0..n) (scratch from arena); then,
- * given its reply, where the k-th id asked is the one of items[asked_at[k]]
- * (k < n_asked; items, found: n of them), add to every found record with
- * an online_base its change since that base, as
- * cascade_store_online_deltas_add does (0, or CASCADE_EFORMAT with nothing
- * added). */
+ * queue HMGET {ns}:ictr:totals for ids[0..n) (scratch from arena); then
+ * parse its reply into now[0..n_asked), the totals of the k-th id asked in
+ * now[k] (zero for an id without totals). 0, or CASCADE_EFORMAT with the
+ * reason in cascade_redis_error(r) (now then partly written). */
 int cascade_store__totals_append(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                                  cascade_arena *arena);
-int cascade_store__totals_apply(cascade_redis *r, const redisReply *rep,
-                                cascade_v1_ItemRecord *items, const bool *found, size_t n,
-                                const size_t *asked_at, size_t n_asked, cascade_arena *arena);
+int cascade_store__totals_parse(cascade_redis *r, const redisReply *rep, size_t n_asked,
+                                cascade_v1_ItemStats *now);
 char *cascade_key_user_counters(char *buf, const char *ns,
                                 const char *user_id); /* {ns}:uctr:{uid} (HASH) */
 char *cascade_key_user_affinity(

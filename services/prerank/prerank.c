@@ -152,6 +152,7 @@ void cascade_prerank_destroy(cascade_prerank *p)
     cascade_prerank__model_release(p->model);
     cascade_prerank__pinned_release(p);
     cascade_item_cache_destroy(p->items);
+    cascade_stage_online_release(&p->online);
     pthread_mutex_destroy(&p->model_lock);
     pthread_mutex_destroy(&p->reload_lock);
     free(p);
@@ -269,6 +270,7 @@ static int prerank_read(const cascade_prerank *p, cascade_redis *redis, cascade_
     q->online_user = p->online.user;
     q->online_counters = p->online.counters;
     q->cache = p->items;
+    q->counters_cache = p->online.counters_cache;
     int rc = cascade_stage_reads_run(redis, arena, q);
     if (rc == 0)
         rc = cascade_stage_online_report(&p->online, redis, q);

@@ -179,6 +179,7 @@ void cascade_rank_destroy(cascade_rank *r)
     cascade_rank__models_release(r);
     cascade_rank__pinned_release(r);
     cascade_item_cache_destroy(r->items);
+    cascade_stage_online_release(&r->online);
     pthread_mutex_destroy(&r->reload_lock);
     pthread_mutex_destroy(&r->model_lock);
     free(r);
@@ -239,6 +240,7 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
                                     .ids = ids,
                                     .n = n,
                                     .cache = r->items,
+                                    .counters_cache = r->online.counters_cache,
                                     .now_s = now_s,
                                     .user = user,
                                     .items = items,

@@ -3,7 +3,9 @@
  * its sequence only), the item records (several MGETs, some from the item
  * cache) and the online counters' change; an error reply mid-pipeline
  * (a wrong-type key) degrades only its own part and leaves the connection
- * in step for the next command. */
+ * in step for the next command; with a counters cache the totals read
+ * within its ttl are reused (with or without item-record misses), and a
+ * failed read of the others adds no change at all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +19,7 @@
 #include "arena.h"
 #include "error.h"
 #include "item_cache.h"
+#include "record_cache.h"
 #include "stage_reads.h"
 #include "store.h"
 #include "support.h"
@@ -195,11 +198,101 @@ static void test_error_reply_keeps_connection_in_step(void **state)
     cascade_arena_destroy(arena);
 }
 
+/* Item 2's clicks after a read of all candidates (even ids carry a base
+ * of 4 clicks, the nightly record 10). */
+static uint32_t clicks_of_2(cascade_redis *conn, cascade_arena *arena, cascade_item_cache *items,
+                            cascade_record_cache *counters, size_t n, size_t *cached, size_t *asked,
+                            int *counters_rc)
+{
+    struct cascade_stage_reads *q = ask(items);
+    q->counters_cache = counters;
+    q->n = n;
+    assert_int_equal(cascade_stage_reads_run(conn, arena, q), 0);
+    *cached = q->counters_cached;
+    *asked = q->counters_asked;
+    *counters_rc = q->counters_rc;
+    uint32_t clicks = q->items[1].stats.clicks;
+    cascade_arena_reset(arena);
+    return clicks;
+}
+
+static void test_counters_cache(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_arena *arena = cascade_arena_create(1 << 16);
+    cascade_item_cache *items = cascade_item_cache_create(1024, 60000);
+    cascade_record_cache *counters = cascade_record_cache_create(
+        1 << 18, sizeof(cascade_v1_ItemStats), 60000); /* no collision among 300 */
+    redisReply *rep = NULL;
+    size_t cached = 0, asked = 0;
+    int rc = -1;
+    assert_non_null(arena);
+    assert_non_null(items);
+    assert_non_null(counters);
+    /* what the tests before left of another type */
+    assert_int_equal(
+        cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals " NS ":uev:u1 " NS ":user:u1"),
+        0);
+    freeReplyObject(rep);
+    put_items(f->conn);
+    put_user(f->conn);
+    set_totals(f->conn, 2, "50 9 0 0 0 0 0"); /* +5 clicks over the base */
+    /* Item records all missed: the counters in the second round trip, all asked. */
+    assert_int_equal(
+        clicks_of_2(f->conn, arena, items, counters, N_ITEMS + 1, &cached, &asked, &rc), 15);
+    assert_int_equal(rc, 0);
+    assert_int_equal(cached, 0);
+    assert_int_equal(asked, N_ITEMS / 2);
+    /* Within the ttl a newer total is not read: every one from the cache,
+     * with the item records from theirs (nothing else to ask Redis for the
+     * items) and without (the records read, the counters not). */
+    set_totals(f->conn, 2, "60 19 0 0 0 0 0");
+    for (int with_items = 1; with_items >= 0; with_items--) {
+        assert_int_equal(clicks_of_2(f->conn, arena, with_items ? items : NULL, counters,
+                                     N_ITEMS + 1, &cached, &asked, &rc),
+                         15);
+        assert_int_equal(rc, 0);
+        /* direct-mapped: an id whose slot another took is read again */
+        assert_int_equal(cached + asked, N_ITEMS / 2);
+        assert_true(asked <= 3);
+    }
+    /* A cache that has not seen them reads the new total. */
+    cascade_record_cache_drop_all(counters);
+    assert_int_equal(
+        clicks_of_2(f->conn, arena, items, counters, N_ITEMS + 1, &cached, &asked, &rc), 25);
+    assert_int_equal(asked, N_ITEMS / 2);
+    /* Ids 1..10 cached, the rest not; the totals' hash now of another type:
+     * the read of the others fails and no candidate gets a change, not even
+     * the cached ones. */
+    cascade_record_cache_drop_all(counters);
+    assert_int_equal(clicks_of_2(f->conn, arena, items, counters, 10, &cached, &asked, &rc), 25);
+    assert_int_equal(asked, 5);
+    /* Again: records and totals all from memory, nothing asked of Redis. */
+    assert_int_equal(clicks_of_2(f->conn, arena, items, counters, 10, &cached, &asked, &rc), 25);
+    assert_int_equal(rc, 0);
+    assert_int_equal(cached, 5);
+    assert_int_equal(asked, 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SET " NS ":ictr:totals y"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(
+        clicks_of_2(f->conn, arena, items, counters, N_ITEMS + 1, &cached, &asked, &rc), 10);
+    assert_int_equal(rc, CASCADE_EIO);
+    assert_int_equal(cached, 0); /* nothing counted as served */
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals"), 0);
+    freeReplyObject(rep);
+    cascade_record_cache_destroy(counters);
+    cascade_item_cache_destroy(items);
+    cascade_arena_destroy(arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_pipeline_reads_everything),
         cmocka_unit_test(test_error_reply_keeps_connection_in_step),
+        cmocka_unit_test(test_counters_cache),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }
