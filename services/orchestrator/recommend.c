@@ -503,6 +503,47 @@ static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, ui
     return v < 0 ? 0 : v > 20000 ? 20000 : (uint32_t)v;
 }
 
+/* Compact calls: the pre-rank's candidates as packed columns (item_ids,
+ * recall_scores) with their hits as RecallSignals columns, instead of one
+ * message each. False (req unchanged) when out of memory or the hits do not
+ * fit the columns: the candidates then go as messages. */
+static bool prerank_columns(struct cascade_orch_rq *rq, Cascade__V1__PreRankRequest *req)
+{
+    Cascade__V1__RecallSignals *sig = recall_signals(rq);
+    uint64_t *ids = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *ids);
+    float *scores = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *scores);
+    if (!sig || !ids || !scores)
+        return false;
+    for (size_t i = 0; i < rq->n; i++) {
+        ids[i] = rq->cands[i]->item_id;
+        scores[i] = rq->cands[i]->recall_score;
+    }
+    req->item_ids = ids;
+    req->n_item_ids = rq->n;
+    req->recall_scores = scores;
+    req->n_recall_scores = rq->n;
+    req->recall_signals = sig;
+    return true;
+}
+
+/* Whether a pre-rank sent item_ids answered in columns: one score per id
+ * and, since it keeps at least one, some ids. One older than the columns
+ * sees no candidates and answers none. The message for the trace, or NULL
+ * when the answer is usable. */
+static const char *prerank_columns_refused(struct cascade_orch_rq *rq,
+                                           const Cascade__V1__PreRankResponse *resp)
+{
+    if (resp->n_scored_ids == 0)
+        return "the pre-rank answered no scored_ids (older than PreRankRequest.item_ids? set "
+               "orchestrator.compact_stage_calls false) (skipped: recall order kept)";
+    if (resp->n_scores != resp->n_scored_ids || resp->n_scored_ids > rq->n)
+        return cascade_arena_printf(rq->arena,
+                                    "the pre-rank answered %zu scored_ids and %zu scores for %zu "
+                                    "candidates (skipped: recall order kept)",
+                                    resp->n_scored_ids, resp->n_scores, rq->n);
+    return NULL;
+}
+
 static void run_prerank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.prerank;
@@ -514,25 +555,33 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    bool slim;
-    Cascade__V1__RecallSignals *sig;
+    bool slim = true, columns = rq->o->cfg.compact_stage_calls && prerank_columns(rq, &req);
+    if (!columns) {
+        req.candidates = scoring_payload(rq, SLIM_PRERANK, &req.recall_signals, &slim);
+        req.n_candidates = rq->n;
+        req.scores_only = slim && rq->o->cfg.compact_stage_calls;
+    }
     req.user = rq->user;
-    req.candidates = scoring_payload(rq, SLIM_PRERANK, &sig, &slim);
-    req.n_candidates = rq->n;
     req.keep = keep;
     req.experiments = rq->exp;
-    req.recall_signals = sig;
-    req.scores_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score",
         &req.base, &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim,
-                                                    resp->candidates, NULL, resp->n_candidates)
-                                           : NULL;
+    const char *refused = resp && columns ? prerank_columns_refused(rq, resp) : NULL;
+    if (refused) {
+        report_skipped(rq, "prerank", lat, GRPC_STATUS_INTERNAL, refused);
+        resp = NULL;
+    }
+    size_t n = resp ? (columns ? resp->n_scored_ids : resp->n_candidates) : 0;
+    Cascade__V1__Candidate **scored =
+        resp ? unslim(rq, "prerank", consequence, lat, slim, resp->candidates,
+                      columns ? resp->scored_ids : NULL, n)
+             : NULL;
     if (scored) {
-        for (size_t i = 0; i < resp->n_candidates; i++)
-            scored[i]->prerank_score = resp->candidates[i]->prerank_score;
-        stage_done(rq, "prerank", lat, scored, resp->n_candidates, CASCADE_SCORE_PRERANK);
+        for (size_t i = 0; i < n; i++)
+            scored[i]->prerank_score =
+                columns ? resp->scores[i] : resp->candidates[i]->prerank_score;
+        stage_done(rq, "prerank", lat, scored, n, CASCADE_SCORE_PRERANK);
     }
     truncate_to(rq, keep);
 }
