@@ -90,8 +90,8 @@ int cascade_request_expand_signals(const Cascade__V1__RecallSignals *sig,
                                    Cascade__V1__Candidate *const *candidates, size_t n,
                                    cascade_arena *arena, char *err, size_t errlen);
 
-/* The candidates a request sent as packed columns (PreRankRequest.item_ids
- * and recall_scores): *out = n_ids candidates built in arena, each with only
+/* The candidates a request sent as packed columns (PreRankRequest and
+ * RankRequest item_ids and recall_scores): *out = n_ids candidates built in arena, each with only
  * its item_id and recall_score set (0 when recall_scores is empty), in id
  * order, for the stage to read, score and sort as if they had been sent as
  * `candidates`. n_candidates is how many the request also sent as messages.

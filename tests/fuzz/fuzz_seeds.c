@@ -136,6 +136,14 @@ static int request_seeds(struct walk *w)
     rank.keep = 4;
     if ((rc = emit_message(w, "rank_request", &rank.base)))
         return rc;
+    rank.candidates = NULL; /* the same candidates as packed columns */
+    rank.n_candidates = 0;
+    rank.item_ids = (uint64_t *)seed_ids;
+    rank.n_item_ids = N_IDS;
+    rank.recall_scores = seed_recall;
+    rank.n_recall_scores = N_IDS;
+    if ((rc = emit_message(w, "rank_request", &rank.base)))
+        return rc;
 
     Cascade__V1__ReRankRequest rerank = CASCADE__V1__RE_RANK_REQUEST__INIT;
     rerank.user = user;
