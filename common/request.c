@@ -179,6 +179,46 @@ int cascade_request_check_candidates(Cascade__V1__Candidate *const *candidates, 
     return 0;
 }
 
+int cascade_request_candidates_from_columns(size_t n_candidates, const uint64_t *ids, size_t n_ids,
+                                            const float *recall_scores, size_t n_recall_scores,
+                                            size_t max, cascade_arena *arena,
+                                            Cascade__V1__Candidate ***out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (n_ids > 0 && n_candidates > 0) {
+        snprintf(err, errlen, "item_ids and candidates are both set; send one");
+        return CASCADE_EINVAL;
+    }
+    if (n_ids > max) {
+        snprintf(err, errlen, "%zu item_ids exceed the limit of %zu", n_ids, max);
+        return CASCADE_ETOOBIG;
+    }
+    if (n_recall_scores != 0 && n_recall_scores != n_ids) {
+        snprintf(err, errlen,
+                 "recall_scores: %zu entries for %zu item_ids (send none or one per id)",
+                 n_recall_scores, n_ids);
+        return CASCADE_EINVAL;
+    }
+    if (n_ids == 0)
+        return 0;
+    /* One block for the candidates and one for the pointers: what protobuf-c
+     * would have allocated message by message, without the parsing. */
+    Cascade__V1__Candidate *cands = cascade_arena_alloc(arena, n_ids * sizeof *cands);
+    Cascade__V1__Candidate **ptrs = cascade_arena_alloc(arena, n_ids * sizeof *ptrs);
+    if (!cands || !ptrs) {
+        snprintf(err, errlen, "out of request memory for %zu candidates", n_ids);
+        return CASCADE_ENOMEM;
+    }
+    for (size_t i = 0; i < n_ids; i++) {
+        cascade__v1__candidate__init(&cands[i]);
+        cands[i].item_id = ids[i];
+        cands[i].recall_score = n_recall_scores ? recall_scores[i] : 0.0f;
+        ptrs[i] = &cands[i];
+    }
+    *out = ptrs;
+    return 0;
+}
+
 /* The shape of the signal columns: one count per candidate, each at most
  * the hit bound, the hit columns as long as the counts add up to, channel
  * indexes in range and names valid. *total = the hits. */

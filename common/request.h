@@ -90,6 +90,23 @@ int cascade_request_expand_signals(const Cascade__V1__RecallSignals *sig,
                                    Cascade__V1__Candidate *const *candidates, size_t n,
                                    cascade_arena *arena, char *err, size_t errlen);
 
+/* The candidates a request sent as packed columns (PreRankRequest and
+ * RankRequest item_ids and recall_scores): *out = n_ids candidates built in arena, each with only
+ * its item_id and recall_score set (0 when recall_scores is empty), in id
+ * order, for the stage to read, score and sort as if they had been sent as
+ * `candidates`. n_candidates is how many the request also sent as messages.
+ * Refuses, with the field named in err: both forms set (CASCADE_EINVAL,
+ * "item_ids and candidates are both set; send one"), more ids than max
+ * (CASCADE_ETOOBIG, as cascade_request_check_candidates: "7 item_ids exceed
+ * the limit of 5"), recall_scores neither empty nor one per id
+ * (CASCADE_EINVAL, "recall_scores: 3 entries for 4 item_ids ..."); arena
+ * exhausted: CASCADE_ENOMEM. n_ids 0 gives *out NULL. */
+int cascade_request_candidates_from_columns(size_t n_candidates, const uint64_t *ids, size_t n_ids,
+                                            const float *recall_scores, size_t n_recall_scores,
+                                            size_t max, cascade_arena *arena,
+                                            Cascade__V1__Candidate ***out, char *err,
+                                            size_t errlen);
+
 /* Check a candidate list: at most `max` entries (else CASCADE_ETOOBIG, "7
  * candidates exceed the limit of 5"), none of them NULL (else CASCADE_EINVAL,
  * "candidates[3] is missing"), and each within the bounds above: channel hits

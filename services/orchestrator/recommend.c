@@ -503,6 +503,56 @@ static uint32_t param_keep(const struct cascade_orch_rq *rq, const char *key, ui
     return v < 0 ? 0 : v > 20000 ? 20000 : (uint32_t)v;
 }
 
+/* A scoring stage's candidates as packed columns (compact calls): their
+ * ids and recall scores, their hits as RecallSignals columns. */
+struct scoring_columns {
+    uint64_t *ids;
+    float *recall_scores;
+    Cascade__V1__RecallSignals *signals;
+};
+
+/* The columns of rq->cands into *c, instead of one message per candidate.
+ * False when out of memory or the hits do not fit the columns: the
+ * candidates then go as messages. */
+static bool scoring_columns(struct cascade_orch_rq *rq, struct scoring_columns *c)
+{
+    c->signals = recall_signals(rq);
+    c->ids = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *c->ids);
+    c->recall_scores = cascade_arena_alloc(rq->arena, (rq->n + 1) * sizeof *c->recall_scores);
+    if (!c->signals || !c->ids || !c->recall_scores)
+        return false;
+    for (size_t i = 0; i < rq->n; i++) {
+        c->ids[i] = rq->cands[i]->item_id;
+        c->recall_scores[i] = rq->cands[i]->recall_score;
+    }
+    return true;
+}
+
+/* Whether a stage sent item_ids answered in columns: n_ids scored ids
+ * (some: it keeps at least one; one older than the columns sees no
+ * candidates and answers none), at most as many as were sent, and every
+ * other column of the length that goes with them (consistent). false, with
+ * the stage reported skipped (`consequence`), when it did not. */
+static bool columns_answered(struct cascade_orch_rq *rq, const char *stage, const char *field,
+                             int64_t lat, size_t n_ids, bool consistent, const char *consequence)
+{
+    const char *why = NULL;
+    if (n_ids == 0)
+        why = cascade_arena_printf(rq->arena,
+                                   "the %s stage answered no scored_ids (older than %s? set "
+                                   "orchestrator.compact_stage_calls false) (skipped: %s)",
+                                   stage, field, consequence);
+    else if (!consistent || n_ids > rq->n)
+        why = cascade_arena_printf(rq->arena,
+                                   "the %s stage answered %zu scored_ids for %zu candidates, or "
+                                   "columns of other lengths (skipped: %s)",
+                                   stage, n_ids, rq->n, consequence);
+    else
+        return true;
+    report_skipped(rq, stage, lat, GRPC_STATUS_INTERNAL, why);
+    return false;
+}
+
 static void run_prerank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.prerank;
@@ -514,25 +564,39 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    bool slim;
-    Cascade__V1__RecallSignals *sig;
+    struct scoring_columns cols;
+    bool slim = true, columns = rq->o->cfg.compact_stage_calls && scoring_columns(rq, &cols);
+    if (columns) {
+        req.item_ids = cols.ids;
+        req.n_item_ids = rq->n;
+        req.recall_scores = cols.recall_scores;
+        req.n_recall_scores = rq->n;
+        req.recall_signals = cols.signals;
+    } else {
+        req.candidates = scoring_payload(rq, SLIM_PRERANK, &req.recall_signals, &slim);
+        req.n_candidates = rq->n;
+        req.scores_only = slim && rq->o->cfg.compact_stage_calls;
+    }
     req.user = rq->user;
-    req.candidates = scoring_payload(rq, SLIM_PRERANK, &sig, &slim);
-    req.n_candidates = rq->n;
     req.keep = keep;
     req.experiments = rq->exp;
-    req.recall_signals = sig;
-    req.scores_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__PreRankResponse *resp = (Cascade__V1__PreRankResponse *)stage_call(
         rq, "prerank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_PRERANK], "/cascade.v1.PreRank/Score",
         &req.base, &cascade__v1__pre_rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **scored = resp ? unslim(rq, "prerank", consequence, lat, slim,
-                                                    resp->candidates, NULL, resp->n_candidates)
-                                           : NULL;
+    if (resp && columns &&
+        !columns_answered(rq, "prerank", "PreRankRequest.item_ids", lat, resp->n_scored_ids,
+                          resp->n_scores == resp->n_scored_ids, consequence))
+        resp = NULL;
+    size_t n = resp ? (columns ? resp->n_scored_ids : resp->n_candidates) : 0;
+    Cascade__V1__Candidate **scored =
+        resp ? unslim(rq, "prerank", consequence, lat, slim, resp->candidates,
+                      columns ? resp->scored_ids : NULL, n)
+             : NULL;
     if (scored) {
-        for (size_t i = 0; i < resp->n_candidates; i++)
-            scored[i]->prerank_score = resp->candidates[i]->prerank_score;
-        stage_done(rq, "prerank", lat, scored, resp->n_candidates, CASCADE_SCORE_PRERANK);
+        for (size_t i = 0; i < n; i++)
+            scored[i]->prerank_score =
+                columns ? resp->scores[i] : resp->candidates[i]->prerank_score;
+        stage_done(rq, "prerank", lat, scored, n, CASCADE_SCORE_PRERANK);
     }
     truncate_to(rq, keep);
 }
@@ -564,6 +628,50 @@ static bool take_rank_scores(struct cascade_orch_rq *rq, Cascade__V1__Candidate 
     return true;
 }
 
+/* The rank stage's answer columns (the request went as item_ids) onto the
+ * merged candidates full[0..n) behind scored_ids: rank_score, tasks and
+ * attributes, as take_rank_scores takes them from candidates (an embedding
+ * we had is kept). false when out of memory. */
+static bool take_rank_columns(struct cascade_orch_rq *rq, const Cascade__V1__RankResponse *resp,
+                              Cascade__V1__Candidate **full, size_t n)
+{
+    enum { N_TASKS = 6 }; /* RankResponse.task_scores per id */
+    Cascade__V1__TaskScores *tasks = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *tasks);
+    Cascade__V1__ItemAttributes *attrs = cascade_arena_alloc(rq->arena, (n + 1) * sizeof *attrs);
+    if (!tasks || !attrs)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        Cascade__V1__Candidate *c = full[i];
+        const float *v = resp->task_scores + i * N_TASKS;
+        cascade__v1__task_scores__init(&tasks[i]);
+        tasks[i].p_click = v[0], tasks[i].p_like = v[1], tasks[i].p_collect = v[2];
+        tasks[i].p_share = v[3], tasks[i].watch_time_s = v[4], tasks[i].p_complete = v[5];
+        cascade__v1__item_attributes__init(&attrs[i]);
+        attrs[i].author_id = resp->author_ids[i];
+        attrs[i].category = resp->categories[i];
+        attrs[i].created_at_s = resp->created_at_s[i];
+        attrs[i].media_type = resp->media_types[i];
+        attrs[i].duration_s = resp->durations_s[i];
+        if (c->attrs && c->attrs->n_embedding > 0) {
+            attrs[i].embedding = c->attrs->embedding;
+            attrs[i].n_embedding = c->attrs->n_embedding;
+        }
+        c->tasks = &tasks[i];
+        c->attrs = &attrs[i];
+        c->rank_score = resp->rank_scores[i];
+    }
+    return true;
+}
+
+/* Every RankResponse column as long as scored_ids goes with. */
+static bool rank_columns_consistent(const Cascade__V1__RankResponse *resp)
+{
+    size_t n = resp->n_scored_ids;
+    return resp->n_rank_scores == n && resp->n_task_scores == 6 * n && resp->n_author_ids == n &&
+           resp->n_categories == n && resp->n_created_at_s == n && resp->n_media_types == n &&
+           resp->n_durations_s == n;
+}
+
 static void run_rank(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_stage_cfg *st = &rq->o->cfg.rank;
@@ -578,24 +686,40 @@ static void run_rank(struct cascade_orch_rq *rq)
     /* Exploration candidates join the ranked set; the stage then returns
      * everything (keep 0) so the ranker's order of them is known even when
      * they rank below `keep`, and the cut happens here. */
-    bool exploring = cascade_orch__reserve_explore(rq), slim;
+    bool exploring = cascade_orch__reserve_explore(rq), slim = true;
     Cascade__V1__Candidate **scored = rq->cands;
     size_t n_scored = rq->n;
-    Cascade__V1__RecallSignals *sig;
+    struct scoring_columns cols;
+    bool columns = rq->o->cfg.compact_stage_calls && scoring_columns(rq, &cols);
+    if (columns) {
+        req.item_ids = cols.ids;
+        req.n_item_ids = rq->n;
+        req.recall_scores = cols.recall_scores;
+        req.n_recall_scores = rq->n;
+        req.recall_signals = cols.signals;
+    } else {
+        req.candidates = scoring_payload(rq, SLIM_RANK, &req.recall_signals, &slim);
+        req.n_candidates = rq->n;
+        req.scores_only = slim && rq->o->cfg.compact_stage_calls;
+    }
     req.user = rq->user;
-    req.candidates = scoring_payload(rq, SLIM_RANK, &sig, &slim);
-    req.n_candidates = rq->n;
     req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
-    req.recall_signals = sig;
-    req.scores_only = slim && rq->o->cfg.compact_stage_calls;
     Cascade__V1__RankResponse *resp = (Cascade__V1__RankResponse *)stage_call(
         rq, "rank", st, rq->stage_rpc[CASCADE_ORCH_STAGE_RANK], "/cascade.v1.Rank/Score", &req.base,
         &cascade__v1__rank_response__descriptor, consequence, &lat);
-    Cascade__V1__Candidate **ranked = resp ? unslim(rq, "rank", consequence, lat, slim,
-                                                    resp->candidates, NULL, resp->n_candidates)
-                                           : NULL;
-    if (ranked && slim && !take_rank_scores(rq, resp->candidates, ranked, resp->n_candidates)) {
+    if (resp && columns &&
+        !columns_answered(rq, "rank", "RankRequest.item_ids", lat, resp->n_scored_ids,
+                          rank_columns_consistent(resp), consequence))
+        resp = NULL;
+    size_t n_got = resp ? (columns ? resp->n_scored_ids : resp->n_candidates) : 0;
+    Cascade__V1__Candidate **ranked =
+        resp ? unslim(rq, "rank", consequence, lat, slim, resp->candidates,
+                      columns ? resp->scored_ids : NULL, n_got)
+             : NULL;
+    if (ranked && slim &&
+        !(columns ? take_rank_columns(rq, resp, ranked, n_got)
+                  : take_rank_scores(rq, resp->candidates, ranked, n_got))) {
         ranked = NULL;
         report_skipped(rq, "rank", lat, GRPC_STATUS_RESOURCE_EXHAUSTED,
                        "out of memory taking the rank stage's answer (skipped: pre-rank order "
@@ -606,14 +730,14 @@ static void run_rank(struct cascade_orch_rq *rq)
         return;
     }
     if (exploring)
-        cascade_orch__rank_explore_pool(rq, ranked, resp->n_candidates);
-    size_t n = keep > 0 && resp->n_candidates > keep ? keep : resp->n_candidates;
+        cascade_orch__rank_explore_pool(rq, ranked, n_got);
+    size_t n = keep > 0 && n_got > keep ? keep : n_got;
     stage_done(rq, "rank", lat, ranked, n, CASCADE_SCORE_RANK);
     rq->ranked = rq->cands; /* what the ranker kept: the recall cache's source */
     rq->n_ranked = rq->n;
     rq->rank_scored = scored; /* the rest of what it scored: hard negatives */
     rq->n_rank_scored = n_scored;
-    rq->n_rank_returned = resp->n_candidates;
+    rq->n_rank_returned = n_got;
 }
 
 /* The re-ranker answers the candidates it picks as it got them, with their

@@ -183,6 +183,27 @@ static int prerank_keep(const cascade_prerank *p, const Cascade__V1__PreRankRequ
     return 0;
 }
 
+/* The request as the stage reads it: *view is req itself, or, when the
+ * candidates came as item_ids columns, a shallow copy of it (in *copy) whose
+ * candidates are built from them, so everything after this reads one form. */
+static int prerank_view(const cascade_prerank *p, cascade_arena *arena,
+                        const Cascade__V1__PreRankRequest *req, Cascade__V1__PreRankRequest *copy,
+                        const Cascade__V1__PreRankRequest **view, char *err, size_t errlen)
+{
+    *view = req;
+    if (req->n_item_ids == 0 && req->n_recall_scores == 0)
+        return 0;
+    *copy = *req;
+    int rc = cascade_request_candidates_from_columns(
+        req->n_candidates, req->item_ids, req->n_item_ids, req->recall_scores, req->n_recall_scores,
+        p->max_candidates, arena, &copy->candidates, err, errlen);
+    if (rc)
+        return rc;
+    copy->n_candidates = req->n_item_ids;
+    *view = copy;
+    return 0;
+}
+
 /* Checks the request, giving the candidates their hits first when they came
  * as recall_signals columns. */
 static int prerank_validate(const cascade_prerank *p, cascade_arena *arena,
@@ -366,8 +387,30 @@ static Cascade__V1__Candidate **scores_only(cascade_arena *arena, Cascade__V1__C
     return cands;
 }
 
+/* The kept candidates as answer columns (the request came as item_ids):
+ * their ids and scores in order, no candidates. false when out of memory. */
+static bool answer_columns(cascade_arena *arena, Cascade__V1__PreRankResponse *resp)
+{
+    size_t n = resp->n_candidates;
+    resp->scored_ids = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->scored_ids);
+    resp->scores = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->scores);
+    if (!resp->scored_ids || !resp->scores)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        resp->scored_ids[i] = resp->candidates[i]->item_id;
+        resp->scores[i] = resp->candidates[i]->prerank_score;
+    }
+    resp->n_scored_ids = resp->n_scores = n;
+    resp->candidates = NULL;
+    resp->n_candidates = 0;
+    return true;
+}
+
+/* Sort, keep the first `keep` and answer them: as columns when the request
+ * came as columns, else as candidates (slim ones with scores_only). */
 static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankRequest *req,
-                             size_t keep, const char *version, Cascade__V1__PreRankResponse **out)
+                             bool columns, size_t keep, const char *version,
+                             Cascade__V1__PreRankResponse **out)
 {
     Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
     Cascade__V1__Candidate **cands =
@@ -386,18 +429,23 @@ static int prerank_sort_keep(cascade_arena *arena, const Cascade__V1__PreRankReq
     resp->candidates = cands;
     resp->n_candidates = req->n_candidates < keep ? req->n_candidates : keep;
     resp->model_version = v;
-    if (req->scores_only && !scores_only(arena, cands, resp->n_candidates))
+    if (columns ? !answer_columns(arena, resp)
+                : req->scores_only && !scores_only(arena, cands, resp->n_candidates))
         return CASCADE_ENOMEM;
     *out = resp;
     return 0;
 }
 
 int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadline_ms,
-                        const Cascade__V1__PreRankRequest *req, Cascade__V1__PreRankResponse **out,
+                        const Cascade__V1__PreRankRequest *sent, Cascade__V1__PreRankResponse **out,
                         char *err, size_t errlen)
 {
+    Cascade__V1__PreRankRequest copy;
+    const Cascade__V1__PreRankRequest *req = sent;
     size_t keep = 0;
-    int rc = prerank_validate(p, arena, req, err, errlen);
+    int rc = prerank_view(p, arena, sent, &copy, &req, err, errlen);
+    if (rc == 0)
+        rc = prerank_validate(p, arena, req, err, errlen);
     if (rc == 0)
         rc = prerank_keep(p, req, &keep, err, errlen);
     if (rc != 0)
@@ -415,8 +463,8 @@ int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadli
     }
     if ((rc = prerank_score(p, redis, arena, deadline_ms, req, &s, err, errlen)) != 0)
         goto out;
-    rc =
-        prerank_sort_keep(arena, req, keep, s.model ? s.model->version : p->heuristic_version, out);
+    rc = prerank_sort_keep(arena, req, req != sent, keep,
+                           s.model ? s.model->version : p->heuristic_version, out);
     if (rc != 0)
         snprintf(err, errlen, "prerank: out of request memory");
 out:

@@ -66,7 +66,10 @@ void cascade_prerank_destroy(cascade_prerank *p);
  * them by prerank_score descending (ties: smaller item id first) and keep
  * the top N: req->keep, else experiment param "prerank.keep", else config
  * prerank.keep. The request's Candidate objects are updated and reused.
- * Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
+ * Candidates sent as item_ids (and recall_scores) columns are built in arena
+ * and answered as scored_ids and scores (prerank.proto), with the same
+ * checks and scores as the same candidates sent as messages. Returns 0 or EINVAL / ETOOBIG /
+ * EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
 int cascade_prerank_run(cascade_prerank *p, cascade_arena *arena, int64_t deadline_ms,
                         const Cascade__V1__PreRankRequest *req, Cascade__V1__PreRankResponse **out,
                         char *err, size_t errlen);

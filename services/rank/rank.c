@@ -187,6 +187,27 @@ void cascade_rank_destroy(cascade_rank *r)
 
 /* ------------------------------------------------------------------ request */
 
+/* The request as the stage reads it: *view is req itself, or, when the
+ * candidates came as item_ids columns, a shallow copy of it (in *copy) whose
+ * candidates are built from them, so everything after this reads one form. */
+static int rank_view(const cascade_rank *r, cascade_arena *arena,
+                     const Cascade__V1__RankRequest *req, Cascade__V1__RankRequest *copy,
+                     const Cascade__V1__RankRequest **view, char *err, size_t errlen)
+{
+    *view = req;
+    if (req->n_item_ids == 0 && req->n_recall_scores == 0)
+        return 0;
+    *copy = *req;
+    int rc = cascade_request_candidates_from_columns(
+        req->n_candidates, req->item_ids, req->n_item_ids, req->recall_scores, req->n_recall_scores,
+        r->max_candidates, arena, &copy->candidates, err, errlen);
+    if (rc)
+        return rc;
+    copy->n_candidates = req->n_item_ids;
+    *view = copy;
+    return 0;
+}
+
 /* Checks the request, giving the candidates their hits first when they came
  * as recall_signals columns. */
 static int rank_validate(const cascade_rank *r, cascade_arena *arena,
@@ -487,14 +508,58 @@ static int scores_only(cascade_arena *arena, Cascade__V1__Candidate **out, size_
     return 0;
 }
 
+/* The answer's candidates as columns (the request came as item_ids): ids,
+ * rank scores, six task scores each and the attributes without embedding;
+ * no candidates. CASCADE_ENOMEM when out of memory. */
+static int answer_columns(cascade_arena *arena, Cascade__V1__RankResponse *resp)
+{
+    size_t n = resp->n_candidates;
+    resp->scored_ids = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->scored_ids);
+    resp->rank_scores = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->rank_scores);
+    resp->task_scores =
+        cascade_arena_alloc(arena, (n * CASCADE_RANK__N_TASKS + 1) * sizeof *resp->task_scores);
+    resp->author_ids = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->author_ids);
+    resp->categories = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->categories);
+    resp->created_at_s = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->created_at_s);
+    resp->media_types = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->media_types);
+    resp->durations_s = cascade_arena_alloc(arena, (n + 1) * sizeof *resp->durations_s);
+    if (!resp->scored_ids || !resp->rank_scores || !resp->task_scores || !resp->author_ids ||
+        !resp->categories || !resp->created_at_s || !resp->media_types || !resp->durations_s)
+        return CASCADE_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const Cascade__V1__Candidate *c = resp->candidates[i];
+        const Cascade__V1__TaskScores *t = c->tasks; /* rank_annotate set tasks and attrs */
+        float *v = resp->task_scores + i * CASCADE_RANK__N_TASKS;
+        resp->scored_ids[i] = c->item_id;
+        resp->rank_scores[i] = c->rank_score;
+        v[0] = t->p_click, v[1] = t->p_like, v[2] = t->p_collect, v[3] = t->p_share;
+        v[4] = t->watch_time_s, v[5] = t->p_complete;
+        resp->author_ids[i] = c->attrs->author_id;
+        resp->categories[i] = c->attrs->category;
+        resp->created_at_s[i] = c->attrs->created_at_s;
+        resp->media_types[i] = c->attrs->media_type;
+        resp->durations_s[i] = c->attrs->duration_s;
+    }
+    resp->n_scored_ids = resp->n_rank_scores = resp->n_author_ids = resp->n_categories = n;
+    resp->n_created_at_s = resp->n_media_types = resp->n_durations_s = n;
+    resp->n_task_scores = n * CASCADE_RANK__N_TASKS;
+    resp->candidates = NULL;
+    resp->n_candidates = 0;
+    return 0;
+}
+
 int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
-                     const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
+                     const Cascade__V1__RankRequest *sent, Cascade__V1__RankResponse **out,
                      char *err, size_t errlen)
 {
-    size_t n = req->n_candidates;
-    int rc = rank_validate(r, arena, req, err, errlen);
+    Cascade__V1__RankRequest copy;
+    const Cascade__V1__RankRequest *req = sent;
+    int rc = rank_view(r, arena, sent, &copy, &req, err, errlen);
+    if (rc == 0)
+        rc = rank_validate(r, arena, req, err, errlen);
     if (rc != 0)
         return rc;
+    size_t n = req->n_candidates;
     cascade_rank__maybe_reload(r);
     int64_t now_s = req->user->request_time_s > 0 ? req->user->request_time_s : cascade_wall_s();
     cascade_redis *redis = cascade_redis_pool_get(r->redis);
@@ -529,7 +594,8 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     resp->candidates = sorted;
     resp->n_candidates = req->keep != 0 && req->keep < n ? req->keep : n;
     resp->model_version = version;
-    if (req->scores_only && scores_only(arena, sorted, resp->n_candidates) != 0)
+    if (req != sent ? answer_columns(arena, resp) != 0
+                    : req->scores_only && scores_only(arena, sorted, resp->n_candidates) != 0)
         goto nomem;
     *out = resp;
     return 0;

@@ -86,7 +86,10 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
 /* Score req's candidates: fetch the user and item records, predict, fuse,
  * fill tasks and attrs, sort by rank_score descending (ties: smaller item id)
  * and keep req->keep (0 = all). The request's Candidate objects are reused.
- * Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
+ * Candidates sent as item_ids (and recall_scores) columns are built in arena
+ * and answered as the RankResponse columns (scored_ids, rank_scores,
+ * task_scores, attributes; rank.proto), with the same checks and scores as
+ * the same candidates sent as messages. Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
 int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
                      const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
                      char *err, size_t errlen);

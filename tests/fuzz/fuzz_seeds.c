@@ -119,12 +119,29 @@ static int request_seeds(struct walk *w)
     pre.keep = 3;
     if ((rc = emit_message(w, "prerank_request", &pre.base)))
         return rc;
+    float seed_recall[N_IDS] = {0};
+    pre.candidates = NULL; /* the same candidates as packed columns */
+    pre.n_candidates = 0;
+    pre.item_ids = (uint64_t *)seed_ids;
+    pre.n_item_ids = N_IDS;
+    pre.recall_scores = seed_recall;
+    pre.n_recall_scores = N_IDS;
+    if ((rc = emit_message(w, "prerank_request", &pre.base)))
+        return rc;
 
     Cascade__V1__RankRequest rank = CASCADE__V1__RANK_REQUEST__INIT;
     rank.user = user;
     rank.candidates = cands;
     rank.n_candidates = N_IDS;
     rank.keep = 4;
+    if ((rc = emit_message(w, "rank_request", &rank.base)))
+        return rc;
+    rank.candidates = NULL; /* the same candidates as packed columns */
+    rank.n_candidates = 0;
+    rank.item_ids = (uint64_t *)seed_ids;
+    rank.n_item_ids = N_IDS;
+    rank.recall_scores = seed_recall;
+    rank.n_recall_scores = N_IDS;
     if ((rc = emit_message(w, "rank_request", &rank.base)))
         return rc;
 

@@ -230,6 +230,103 @@ class PipelineTest(tl.StackTestCase):
         self.assert_invalid(lambda: self.feedback("", 1, "EVENT_TYPE_CLICK"), "user_id is empty")
         self.assert_invalid(lambda: self.feedback("u", 0, "EVENT_TYPE_CLICK"), "item_id")
 
+    def prerank(self, **fields):
+        """PreRank/Score through grpcio, the request built from our .proto."""
+        stub = self.channel("prerank").unary_unary(
+            "/cascade.v1.PreRank/Score",
+            request_serializer=self.pb.prerank.PreRankRequest.SerializeToString,
+            response_deserializer=self.pb.prerank.PreRankResponse.FromString)
+        req = self.pb.prerank.PreRankRequest(
+            user=self.pb.common.UserContext(user_id=self.users[0]), **fields)
+        return stub(req, timeout=TIMEOUT_S)
+
+    def test_05a_prerank_columns_match_candidates(self):
+        """An independent client sending the pre-rank's candidates as packed
+        columns (item_ids, recall_scores, their hits as recall_signals) gets
+        scored_ids and scores: the ids, order and scores it gets for the same
+        candidates sent as messages. Columns are refused as messages are."""
+        pb = self.pb.common
+        ids = [int(i) for i in tl.read_tsv_column(os.path.join(self.world, "items.tsv"))[:60]]
+        ids.append(987654321)  # no item record
+        recall = [((i * 37) % 101) / 10.0 for i in range(len(ids))]  # 0 .. 10
+        hits = [[] if i % 3 == 0 else [("itemcf", 1.0 / (1 + i), i)] +
+                ([("hot", 0.5, 2 * i)] if i % 2 else []) for i in range(len(ids))]
+        names = ["hot", "itemcf"]
+        msgs = self.prerank(keep=25, candidates=[
+            pb.Candidate(item_id=item, recall_score=r,
+                         channels=[pb.ChannelHit(channel=c, norm_score=s, rank=k)
+                                   for c, s, k in h])
+            for item, r, h in zip(ids, recall, hits)])
+        signals = pb.RecallSignals(
+            channels=names, hit_count=[len(h) for h in hits],
+            hit_channel=[names.index(c) for h in hits for c, _, _ in h],
+            hit_norm_score=[s for h in hits for _, s, _ in h],
+            hit_rank=[k for h in hits for _, _, k in h])
+        cols = self.prerank(keep=25, item_ids=ids, recall_scores=recall, recall_signals=signals)
+        self.assertEqual(len(msgs.candidates), 25)
+        self.assertEqual(len(cols.candidates), 0)
+        self.assertEqual(list(cols.scored_ids), [c.item_id for c in msgs.candidates])
+        self.assertEqual(list(cols.scores), [c.prerank_score for c in msgs.candidates])
+        self.assertEqual(cols.model_version, msgs.model_version)
+        # Without recall_scores every recall score is 0, as a Candidate's default.
+        zero = self.prerank(keep=25, candidates=[pb.Candidate(item_id=i) for i in ids])
+        cols = self.prerank(keep=25, item_ids=ids)
+        self.assertEqual(list(cols.scored_ids), [c.item_id for c in zero.candidates])
+        self.assertEqual(list(cols.scores), [c.prerank_score for c in zero.candidates])
+        self.assert_invalid(lambda: self.prerank(item_ids=ids, candidates=[pb.Candidate(item_id=1)]),
+                            "item_ids and candidates are both set")
+        self.assert_invalid(lambda: self.prerank(item_ids=ids, recall_scores=recall[:3]),
+                            "recall_scores: 3 entries for %d item_ids" % len(ids))
+        self.assert_invalid(lambda: self.prerank(item_ids=ids, recall_signals=pb.RecallSignals(
+            channels=["hot"], hit_count=[0])), "recall_signals.hit_count: 1 entries for")
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.prerank(item_ids=list(range(1, 20002)))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("20001 item_ids exceed the limit of 20000", cm.exception.details())
+
+    def rank(self, **fields):
+        """Rank/Score through grpcio, the request built from our .proto."""
+        stub = self.channel("rank").unary_unary(
+            "/cascade.v1.Rank/Score",
+            request_serializer=self.pb.rank.RankRequest.SerializeToString,
+            response_deserializer=self.pb.rank.RankResponse.FromString)
+        req = self.pb.rank.RankRequest(
+            user=self.pb.common.UserContext(user_id=self.users[0]), **fields)
+        return stub(req, timeout=TIMEOUT_S)
+
+    def test_05b_rank_columns_match_candidates(self):
+        """The same for the ranker: columns in, RankResponse columns out (ids,
+        rank scores, six task scores per id, attributes), equal to the
+        answer for the same candidates sent as messages."""
+        pb = self.pb.common
+        ids = [int(i) for i in tl.read_tsv_column(os.path.join(self.world, "items.tsv"))[:40]]
+        ids.append(987654321)  # no item record
+        recall = [((i * 37) % 101) / 10.0 for i in range(len(ids))]
+        msgs = self.rank(keep=30, candidates=[pb.Candidate(item_id=i, recall_score=r)
+                                              for i, r in zip(ids, recall)])
+        cols = self.rank(keep=30, item_ids=ids, recall_scores=recall)
+        self.assertEqual(len(msgs.candidates), 30)
+        self.assertEqual(len(cols.candidates), 0)
+        got = list(zip(cols.scored_ids, cols.rank_scores, cols.author_ids, cols.categories,
+                       cols.created_at_s, cols.media_types, cols.durations_s))
+        want = [(c.item_id, c.rank_score, c.attrs.author_id, c.attrs.category,
+                 c.attrs.created_at_s, c.attrs.media_type, c.attrs.duration_s)
+                for c in msgs.candidates]
+        self.assertEqual(got, want)
+        self.assertEqual(list(cols.task_scores),
+                         [v for c in msgs.candidates for v in
+                          (c.tasks.p_click, c.tasks.p_like, c.tasks.p_collect, c.tasks.p_share,
+                           c.tasks.watch_time_s, c.tasks.p_complete)])
+        self.assertTrue(any(a for _, _, a, *_ in got), "no item had an author")
+        self.assert_invalid(lambda: self.rank(item_ids=ids, candidates=[pb.Candidate(item_id=1)]),
+                            "item_ids and candidates are both set")
+        self.assert_invalid(lambda: self.rank(item_ids=ids, recall_scores=recall[:3]),
+                            "recall_scores: 3 entries for %d item_ids" % len(ids))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rank(item_ids=list(range(1, 5002)))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("5001 item_ids exceed the limit of 5000", cm.exception.details())
+
     def valid_request(self, module, message):
         """A request of the method's type whose last field is field 1, a
         length-delimited field of at least two bytes, so cutting the last

@@ -7,8 +7,10 @@
  * stage code (cascade_rank_run, cascade_prerank_run) and through the model
  * on the replay's own feature row: any difference in any feature that the
  * trees split on changes some score. The same again with the candidates'
- * hits sent as RecallSignals columns (what the orchestrator sends) instead of
- * their channels. */
+ * hits sent as RecallSignals columns instead of their channels, and with the
+ * pre-rank's and the ranker's candidates themselves as item_ids +
+ * recall_scores columns (what the orchestrator sends): the same ids in the
+ * same order with the same scores. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,6 +184,58 @@ static void test_services_compute_the_trainers_features(void **state)
         Cascade__V1__PreRankResponse *pr = NULL;
         assert_int_equal(
             cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &pq, &pr, err, sizeof err), 0);
+        Cascade__V1__PreRankResponse *pr_msgs = pr;
+        /* The pre-rank request as the orchestrator sends it: the candidates
+         * themselves as item_ids + recall_scores columns, their hits as
+         * RecallSignals; the answer as scored_ids + scores. */
+        Cascade__V1__Candidate **colcands = cascade_arena_calloc(a, n, sizeof *colcands);
+        Cascade__V1__PreRankRequest cq = CASCADE__V1__PRE_RANK_REQUEST__INIT;
+        cq.user = &user;
+        cq.keep = (uint32_t)n;
+        cq.item_ids = cascade_arena_calloc(a, n, sizeof *cq.item_ids);
+        cq.recall_scores = cascade_arena_calloc(a, n, sizeof *cq.recall_scores);
+        for (size_t i = 0; i < n; i++) {
+            colcands[i] = candidate_of(a, &l, l.off[g] + i);
+            cq.item_ids[cq.n_item_ids++] = colcands[i]->item_id;
+            cq.recall_scores[cq.n_recall_scores++] = colcands[i]->recall_score;
+        }
+        cq.recall_signals = to_columns(a, colcands, n);
+        Cascade__V1__PreRankResponse *pr_cols = NULL;
+        assert_int_equal(
+            cascade_prerank_run(pre, a, cascade_now_ms() + 10000, &cq, &pr_cols, err, sizeof err),
+            0);
+        assert_int_equal(pr_cols->n_candidates, 0);
+        assert_int_equal(pr_cols->n_scored_ids, n);
+        assert_int_equal(pr_cols->n_scores, n);
+        for (size_t i = 0; i < n; i++) { /* the same order, bit-identical scores */
+            assert_int_equal(pr_cols->scored_ids[i], pr_msgs->candidates[i]->item_id);
+            assert_float_equal(pr_cols->scores[i], pr_msgs->candidates[i]->prerank_score, 0);
+        }
+        /* The rank request the same way: answered as RankResponse columns. */
+        Cascade__V1__RankResponse *rr_msgs = rr, *rr_cols = NULL;
+        Cascade__V1__Candidate **rcolcands = cascade_arena_calloc(a, n, sizeof *rcolcands);
+        Cascade__V1__RankRequest crq = CASCADE__V1__RANK_REQUEST__INIT;
+        crq.user = &user;
+        crq.item_ids = cq.item_ids;
+        crq.n_item_ids = n;
+        crq.recall_scores = cq.recall_scores;
+        crq.n_recall_scores = n;
+        for (size_t i = 0; i < n; i++)
+            rcolcands[i] = candidate_of(a, &l, l.off[g] + i);
+        crq.recall_signals = to_columns(a, rcolcands, n);
+        assert_int_equal(
+            cascade_rank_run(rank, a, cascade_now_ms() + 10000, &crq, &rr_cols, err, sizeof err),
+            0);
+        assert_int_equal(rr_cols->n_candidates, 0);
+        assert_int_equal(rr_cols->n_scored_ids, n);
+        assert_int_equal(rr_cols->n_task_scores, 6 * n);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(rr_cols->scored_ids[i], rr_msgs->candidates[i]->item_id);
+            assert_float_equal(rr_cols->rank_scores[i], rr_msgs->candidates[i]->rank_score, 0);
+            assert_float_equal(rr_cols->task_scores[6 * i], rr_msgs->candidates[i]->tasks->p_click,
+                               0);
+            assert_int_equal(rr_cols->categories[i], rr_msgs->candidates[i]->attrs->category);
+        }
         /* The same requests with the hits in columns, answered scores only. */
         rq.candidates = ccands;
         rq.recall_signals = to_columns(a, ccands, n);

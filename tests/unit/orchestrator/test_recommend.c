@@ -50,7 +50,11 @@ struct fake {
     size_t prerank_hits_seen;   /* and the pre-ranker (in channels or as columns) */
     size_t prerank_column_hits; /* of those, sent as RecallSignals columns */
     size_t rank_column_hits;    /* hits the ranker was sent as columns */
-    bool prerank_scores_only;   /* the last PreRank/Rank request's scores_only */
+    bool prerank_scores_only;   /* the last PreRank/Rank request's scores_only (or columns) */
+    bool prerank_columns;       /* the last PreRank request came as item_ids */
+    bool prerank_old;           /* the pre-rank ignores item_ids, as one older than them */
+    bool rank_columns;          /* the last Rank request came as item_ids */
+    bool rank_old;              /* the ranker ignores item_ids, as one older than them */
     bool rank_scores_only;
     uint64_t filter_inject; /* an id the filter adds to its answer (0 = none) */
     bool filter_ids_only;   /* the last Filter request's ids_only */
@@ -301,28 +305,52 @@ static int fake_prerank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage 
                         ProtobufCMessage **response)
 {
     (void)svc;
-    const Cascade__V1__PreRankRequest *req = (const void *)request;
+    Cascade__V1__PreRankRequest *req = cascade_arena_alloc(cascade_rpc_ctx_arena(ctx), sizeof *req);
+    *req = *(const Cascade__V1__PreRankRequest *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
     Cascade__V1__PreRankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     cascade__v1__pre_rank_response__init(resp);
     char err[256];
-    /* Hits sent as columns are given back to the candidates, as the real
-     * stage does (cascade_request_expand_signals). */
-    if (cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates, a,
-                                       err, sizeof err))
+    pthread_mutex_lock(&fake.mu);
+    bool old = fake.prerank_old, columns = req->n_item_ids > 0 && !old;
+    pthread_mutex_unlock(&fake.mu);
+    /* Candidates sent as item_ids columns are built, and hits sent as
+     * columns given back to them, as the real stage does; one older than
+     * item_ids sees no candidates. */
+    if (columns && cascade_request_candidates_from_columns(
+                       req->n_candidates, req->item_ids, req->n_item_ids, req->recall_scores,
+                       req->n_recall_scores, 20000, a, &req->candidates, err, sizeof err))
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
+    if (columns)
+        req->n_candidates = req->n_item_ids;
+    if (!old && cascade_request_expand_signals(req->recall_signals, req->candidates,
+                                               req->n_candidates, a, err, sizeof err))
         return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
     pthread_mutex_lock(&fake.mu);
     fake.last_prerank_keep = req->keep;
-    fake.prerank_scores_only = req->scores_only;
+    fake.prerank_scores_only = req->scores_only || columns;
+    fake.prerank_columns = req->n_item_ids > 0;
     fake.prerank_column_hits += req->recall_signals ? req->recall_signals->n_hit_channel : 0;
     for (size_t i = 0; i < req->n_candidates; i++)
         fake.prerank_hits_seen += req->candidates[i]->n_channels;
     pthread_mutex_unlock(&fake.mu);
     for (size_t i = 0; i < req->n_candidates; i++)
         req->candidates[i]->prerank_score = req->candidates[i]->recall_score;
-    qsort(req->candidates, req->n_candidates, sizeof *req->candidates, by_prerank);
+    if (req->n_candidates > 0) /* an old pre-rank sent columns has none */
+        qsort(req->candidates, req->n_candidates, sizeof *req->candidates, by_prerank);
     resp->candidates = req->candidates;
     resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
+    /* columns: scored_ids and scores, as the real stage answers. */
+    if (columns) {
+        resp->scored_ids = cascade_arena_calloc(a, resp->n_candidates + 1, sizeof(uint64_t));
+        resp->scores = cascade_arena_calloc(a, resp->n_candidates + 1, sizeof(float));
+        for (size_t i = 0; i < resp->n_candidates; i++) {
+            resp->scored_ids[i] = resp->candidates[i]->item_id;
+            resp->scores[i] = resp->candidates[i]->prerank_score;
+        }
+        resp->n_scored_ids = resp->n_scores = resp->n_candidates;
+        resp->n_candidates = 0;
+    }
     /* scores_only: item_id and prerank_score, as the real stage answers. */
     for (size_t i = 0; req->scores_only && i < resp->n_candidates; i++) {
         Cascade__V1__Candidate *c = cascade_arena_alloc(a, sizeof *c);
@@ -359,10 +387,9 @@ static void sort_by_rank_score(Cascade__V1__Candidate **c, size_t n)
     }
 }
 
-/* Rank: p_click 0.5, attrs.category = id % 7, rank_score = prerank_score,
- * sorted. For "pick-*" users the new items score between the 20th and the
- * 50th other candidate, by the user's taste: all of them in the top half,
- * none in the top 10. */
+/* Rank: p_click 0.5, attrs.category = id % 7, rank_score = recall_score (the fake pre-rank's
+ * score), sorted. For "pick-*" users the new items score between the 20th and the 50th other
+ * candidate, by the user's taste: all of them in the top half, none in the top 10. */
 /* A stalled ranker: wait rank_stall_ms, or until the test releases it. */
 static void fake_rank_stall(void)
 {
@@ -383,18 +410,66 @@ static void fake_rank_stall(void)
     pthread_mutex_unlock(&fake.mu);
 }
 
+/* resp's candidates (each with tasks and attrs) as RankResponse columns. */
+static void rank_answer_columns(cascade_arena *a, Cascade__V1__RankResponse *resp)
+{
+    size_t n = resp->n_candidates;
+    resp->scored_ids = cascade_arena_calloc(a, n + 1, sizeof(uint64_t));
+    resp->rank_scores = cascade_arena_calloc(a, n + 1, sizeof(float));
+    resp->task_scores = cascade_arena_calloc(a, 6 * n + 1, sizeof(float));
+    resp->author_ids = cascade_arena_calloc(a, n + 1, sizeof(uint64_t));
+    resp->categories = cascade_arena_calloc(a, n + 1, sizeof(uint32_t));
+    resp->created_at_s = cascade_arena_calloc(a, n + 1, sizeof(int64_t));
+    resp->media_types = cascade_arena_calloc(a, n + 1, sizeof(uint32_t));
+    resp->durations_s = cascade_arena_calloc(a, n + 1, sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        const Cascade__V1__Candidate *c = resp->candidates[i];
+        resp->scored_ids[i] = c->item_id;
+        resp->rank_scores[i] = c->rank_score;
+        resp->task_scores[6 * i] = c->tasks->p_click;
+        resp->task_scores[6 * i + 1] = c->tasks->p_like;
+        resp->task_scores[6 * i + 2] = c->tasks->p_collect;
+        resp->task_scores[6 * i + 3] = c->tasks->p_share;
+        resp->task_scores[6 * i + 4] = c->tasks->watch_time_s;
+        resp->task_scores[6 * i + 5] = c->tasks->p_complete;
+        resp->author_ids[i] = c->attrs->author_id;
+        resp->categories[i] = c->attrs->category;
+        resp->created_at_s[i] = c->attrs->created_at_s;
+        resp->media_types[i] = c->attrs->media_type;
+        resp->durations_s[i] = c->attrs->duration_s;
+    }
+    resp->n_scored_ids = resp->n_rank_scores = resp->n_author_ids = resp->n_categories = n;
+    resp->n_created_at_s = resp->n_media_types = resp->n_durations_s = n;
+    resp->n_task_scores = 6 * n;
+    resp->n_candidates = 0;
+}
+
 static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *request,
                      ProtobufCMessage **response)
 {
     (void)svc;
     fake_rank_stall();
-    const Cascade__V1__RankRequest *req = (const void *)request;
     cascade_arena *a = cascade_rpc_ctx_arena(ctx);
+    Cascade__V1__RankRequest *req = cascade_arena_alloc(a, sizeof *req);
+    *req = *(const Cascade__V1__RankRequest *)request;
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(a, sizeof *resp);
     char err[256];
     cascade__v1__rank_response__init(resp);
-    if (cascade_request_expand_signals(req->recall_signals, req->candidates, req->n_candidates, a,
-                                       err, sizeof err))
+    pthread_mutex_lock(&fake.mu);
+    bool old = fake.rank_old, columns = req->n_item_ids > 0 && !old;
+    fake.rank_columns = req->n_item_ids > 0;
+    pthread_mutex_unlock(&fake.mu);
+    /* Candidates sent as item_ids columns are built, and hits sent as
+     * columns given back to them, as the real stage does; one older than
+     * item_ids sees no candidates. */
+    if (columns && cascade_request_candidates_from_columns(
+                       req->n_candidates, req->item_ids, req->n_item_ids, req->recall_scores,
+                       req->n_recall_scores, 5000, a, &req->candidates, err, sizeof err))
+        return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
+    if (columns)
+        req->n_candidates = req->n_item_ids;
+    if (!old && cascade_request_expand_signals(req->recall_signals, req->candidates,
+                                               req->n_candidates, a, err, sizeof err))
         return cascade_rpc_ctx_fail(ctx, CASCADE_EINVAL, "%s", err);
     for (size_t i = 0; i < req->n_candidates; i++) {
         Cascade__V1__Candidate *c = req->candidates[i];
@@ -404,7 +479,7 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
         c->attrs = cascade_arena_alloc(a, sizeof *c->attrs);
         cascade__v1__item_attributes__init(c->attrs);
         c->attrs->category = (uint32_t)(c->item_id % 7);
-        c->rank_score = c->prerank_score;
+        c->rank_score = c->recall_score; /* = the fake pre-rank's score */
     }
     sort_by_rank_score(req->candidates, req->n_candidates);
     const char *user = req->user && req->user->user_id ? req->user->user_id : "";
@@ -426,11 +501,13 @@ static int fake_rank(void *svc, cascade_rpc_ctx *ctx, const ProtobufCMessage *re
     pthread_mutex_lock(&fake.mu);
     const char *exp = cascade_exp_param(req->experiments, "prerank.weights.ctr");
     snprintf(fake.last_rank_experiment, sizeof fake.last_rank_experiment, "%s", exp ? exp : "");
-    fake.rank_scores_only = req->scores_only;
+    fake.rank_scores_only = req->scores_only || columns;
     fake.rank_column_hits += req->recall_signals ? req->recall_signals->n_hit_channel : 0;
     pthread_mutex_unlock(&fake.mu);
     resp->candidates = req->candidates;
     resp->n_candidates = req->keep && req->keep < req->n_candidates ? req->keep : req->n_candidates;
+    if (columns) /* the answer as columns, as the real stage */
+        rank_answer_columns(a, resp);
     /* scores_only: item_id, tasks, rank_score, attrs, as the real stage. */
     for (size_t i = 0; req->scores_only && i < resp->n_candidates; i++) {
         const Cascade__V1__Candidate *full = resp->candidates[i];
@@ -1073,6 +1150,8 @@ static void test_compact_stage_calls_same_answer(void **state)
     copy_answer(r, &b);
     pthread_mutex_lock(&fake.mu);
     assert_int_equal(fake.prerank_column_hits + fake.rank_column_hits, 0);
+    assert_false(fake.prerank_columns);
+    assert_false(fake.rank_columns);
     assert_false(fake.recall_lists);
     assert_true(fake.prerank_hits_seen > 0);
     assert_false(fake.prerank_scores_only);
@@ -1154,6 +1233,8 @@ static void test_filter_sees_slim_candidates(void **state)
     assert_true(rank_columns > 0);
     assert_true(prerank_slim_answer);
     assert_true(rank_slim_answer);
+    assert_true(fake.prerank_columns); /* the pre-ranker got item_ids columns */
+    assert_true(fake.rank_columns);    /* and the ranker */
     assert_true(fake.filter_ids_only); /* and the filter answered ids */
     assert_true(fake.filter_columns);  /* to ids sent as packed columns */
     assert_true(fake.recall_lists);    /* and recall its lists in columns */
@@ -1174,6 +1255,94 @@ static void test_filter_sees_slim_candidates(void **state)
     fake.filter_old = false;
     pthread_mutex_unlock(&fake.mu);
     cascade_orch_destroy(o);
+}
+
+/* Teardown of the old-stage tests: the stages answer columns again even
+ * when an assertion failed with them playing old ones. */
+static int stages_current(void **state)
+{
+    (void)state;
+    pthread_mutex_lock(&fake.mu);
+    fake.prerank_old = fake.rank_old = false;
+    pthread_mutex_unlock(&fake.mu);
+    return 0;
+}
+
+/* A pre-rank older than PreRankRequest.item_ids sees no candidates in the
+ * columns and answers none: the orchestrator does not take that as "nothing
+ * kept" but skips the stage, flagged, and serves the recall order on; with
+ * compact_stage_calls off the same pre-rank gets messages and scores them. */
+static void test_old_prerank_not_trusted_with_columns(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_orch *whole =
+        make_orch(two_channels, ", \"compact_stage_calls\": false", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    pthread_mutex_lock(&fake.mu);
+    fake.prerank_old = true;
+    pthread_mutex_unlock(&fake.mu);
+    int rc = recommend(o, "old-prerank", 10, true, &r, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "prerank: INTERNAL"));
+    const Cascade__V1__StageTrace *t = trace_of(r, "prerank");
+    assert_non_null(strstr(t->message, "answered no scored_ids"));
+    assert_non_null(strstr(t->message, "recall order kept"));
+    assert_true(t->degraded);
+    assert_non_null(trace_of(r, "rank")); /* the rest of the pipeline ran */
+    rc = recommend(whole, "old-prerank-whole", 10, true, &r, err, sizeof err);
+    pthread_mutex_lock(&fake.mu);
+    fake.prerank_old = false;
+    bool columns = fake.prerank_columns;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(rc, 0);
+    assert_false(columns);
+    assert_false(has_reason(r, "prerank: INTERNAL"));
+    assert_int_equal(trace_of(r, "prerank")->status_code, 0);
+    assert_false(trace_of(r, "prerank")->degraded);
+    cascade_orch_destroy(o);
+    cascade_orch_destroy(whole);
+}
+
+/* The same for a ranker older than RankRequest.item_ids: skipped, flagged,
+ * the pre-rank order served; with compact_stage_calls off it ranks. */
+static void test_old_rank_not_trusted_with_columns(void **state)
+{
+    (void)state;
+    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
+    cascade_orch *whole =
+        make_orch(two_channels, ", \"compact_stage_calls\": false", NULL, fx.pool);
+    Cascade__V1__RecommendResponse *r;
+    char err[512];
+    pthread_mutex_lock(&fake.mu);
+    fake.rank_old = true;
+    pthread_mutex_unlock(&fake.mu);
+    int rc = recommend(o, "old-rank", 10, true, &r, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r->n_items, 10);
+    assert_true(r->degraded);
+    assert_true(has_reason(r, "rank: INTERNAL"));
+    const Cascade__V1__StageTrace *t = trace_of(r, "rank");
+    assert_non_null(strstr(t->message, "answered no scored_ids"));
+    assert_non_null(strstr(t->message, "pre-rank order kept"));
+    assert_true(t->degraded);
+    assert_false(has_reason(r, "prerank: INTERNAL"));
+    rc = recommend(whole, "old-rank-whole", 10, true, &r, err, sizeof err);
+    pthread_mutex_lock(&fake.mu);
+    fake.rank_old = false;
+    bool columns = fake.rank_columns;
+    pthread_mutex_unlock(&fake.mu);
+    assert_int_equal(rc, 0);
+    assert_false(columns);
+    assert_false(r->degraded);
+    assert_int_equal(trace_of(r, "rank")->status_code, 0);
+    for (size_t i = 0; i < r->n_items; i++) /* the ranker's attributes */
+        assert_int_equal(r->items[i]->attrs->category, r->items[i]->item_id % 7);
+    cascade_orch_destroy(o);
+    cascade_orch_destroy(whole);
 }
 
 /* A re-ranker whose answer names an item it was not sent (its slim copies
@@ -2780,6 +2949,8 @@ int main(void)
         cmocka_unit_test(test_dead_channel),
         cmocka_unit_test(test_dead_stage),
         cmocka_unit_test(test_filter_sees_slim_candidates),
+        cmocka_unit_test_teardown(test_old_prerank_not_trusted_with_columns, stages_current),
+        cmocka_unit_test_teardown(test_old_rank_not_trusted_with_columns, stages_current),
         cmocka_unit_test(test_compact_stage_calls_same_answer),
         cmocka_unit_test(test_rerank_unknown_item_not_trusted),
         cmocka_unit_test(test_dead_filter),

@@ -234,6 +234,97 @@ static void test_validation(void **state)
                      CASCADE_ETIMEDOUT);
 }
 
+/* The request of request() with its candidates as item_ids (and, when
+ * recall is given, recall_scores) columns instead. */
+static Cascade__V1__PreRankRequest *columns_request(cascade_arena *a, const char *uid,
+                                                    const uint64_t *ids, const float *recall,
+                                                    size_t n, uint32_t keep)
+{
+    Cascade__V1__PreRankRequest *req = request(a, uid, ids, NULL, 0, keep);
+    req->item_ids = cascade_arena_calloc(a, n + 1, sizeof *req->item_ids);
+    memcpy(req->item_ids, ids, n * sizeof *ids);
+    req->n_item_ids = n;
+    if (recall) {
+        req->recall_scores = cascade_arena_calloc(a, n + 1, sizeof *req->recall_scores);
+        memcpy(req->recall_scores, recall, n * sizeof *recall);
+        req->n_recall_scores = n;
+    }
+    return req;
+}
+
+/* Candidates sent as columns get the scores and order they get as messages,
+ * answered as scored_ids and scores (whatever scores_only says); without
+ * recall_scores every recall score is 0. */
+static void test_columns_match_candidates(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t ids[] = {2, 1, 3, 77, 905, 903};
+    const float recall[] = {0.5f, 0.5f, 0.0f, 0.25f, 0.0f, 0.0f};
+    for (int with_recall = 0; with_recall < 2; with_recall++) {
+        const float *r = with_recall ? recall : NULL;
+        Cascade__V1__PreRankResponse *msgs = run_ok(f, request(f->arena, "u", ids, r, 6, 5));
+        Cascade__V1__PreRankRequest *req = columns_request(f->arena, "u", ids, r, 6, 5);
+        req->scores_only = with_recall; /* no effect on a columns answer */
+        Cascade__V1__PreRankResponse *cols = run_ok(f, req);
+        assert_int_equal(msgs->n_candidates, 5);
+        assert_int_equal(msgs->n_scored_ids, 0);
+        assert_int_equal(cols->n_candidates, 0);
+        assert_int_equal(cols->n_scored_ids, 5);
+        assert_int_equal(cols->n_scores, 5);
+        for (size_t i = 0; i < 5; i++) {
+            assert_int_equal(cols->scored_ids[i], msgs->candidates[i]->item_id);
+            assert_float_equal(cols->scores[i], msgs->candidates[i]->prerank_score, 0);
+        }
+        assert_string_equal(cols->model_version, msgs->model_version);
+    }
+    /* The hand example of test_scores_and_order, through columns. */
+    Cascade__V1__PreRankResponse *cols =
+        run_ok(f, columns_request(f->arena, "u", ids, recall, 4, 4));
+    const uint64_t want_id[] = {3, 1, 2, 77};
+    const double want[] = {log1p(99) + 1.0, log1p(9) + 2.0, 1.5, 1.0};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(cols->scored_ids[i], want_id[i]);
+        assert_float_equal(cols->scores[i], want[i], 1e-4);
+    }
+}
+
+/* Columns are refused as candidates are, with the field named. */
+static void test_columns_validation(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t ids[] = {1, 2, 3, 4};
+    const float recall[] = {1, 2, 3, 4};
+    Cascade__V1__PreRankRequest *req = columns_request(f->arena, "u", ids, NULL, 4, 0);
+    req->candidates = test_candidates(f->arena, ids, 1);
+    req->n_candidates = 1;
+    expect_error(f, f->prerank, req, CASCADE_EINVAL,
+                 "item_ids and candidates are both set; send one");
+    req = columns_request(f->arena, "u", ids, recall, 4, 0);
+    req->n_recall_scores = 3;
+    expect_error(f, f->prerank, req, CASCADE_EINVAL,
+                 "recall_scores: 3 entries for 4 item_ids (send none or one per id)");
+    req = request(f->arena, "u", ids, NULL, 4, 0);
+    req->recall_scores = (float *)recall;
+    req->n_recall_scores = 4;
+    expect_error(f, f->prerank, req, CASCADE_EINVAL,
+                 "recall_scores: 4 entries for 0 item_ids (send none or one per id)");
+    /* recall_signals describe the ids. */
+    req = columns_request(f->arena, "u", ids, NULL, 4, 0);
+    req->recall_signals = cascade_arena_alloc(f->arena, sizeof *req->recall_signals);
+    cascade__v1__recall_signals__init(req->recall_signals);
+    req->recall_signals->hit_count = (uint32_t[]){0, 0, 0};
+    req->recall_signals->n_hit_count = 3;
+    expect_error(f, f->prerank, req, CASCADE_EINVAL,
+                 "recall_signals.hit_count: 3 entries for 4 candidates");
+    req = columns_request(f->arena, "", ids, NULL, 4, 0);
+    expect_error(f, f->prerank, req, CASCADE_EINVAL, "user.user_id is empty");
+    cascade_prerank *small =
+        make_prerank(f->redis.pool, "{\"prerank\": {\"max_candidates\": 3, \"keep\": 2}}");
+    expect_error(f, small, columns_request(f->arena, "u", ids, recall, 4, 0), CASCADE_ETOOBIG,
+                 "4 item_ids exceed the limit of 3");
+    cascade_prerank_destroy(small);
+}
+
 static void test_redis_down_is_unavailable(void **state)
 {
     struct fixture *f = *state;
@@ -263,10 +354,15 @@ static void test_methods(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scores_and_order), cmocka_unit_test(test_tie_break_by_item_id),
-        cmocka_unit_test(test_keep_sources),     cmocka_unit_test(test_chunked_fetch),
-        cmocka_unit_test(test_validation),       cmocka_unit_test(test_redis_down_is_unavailable),
+        cmocka_unit_test(test_scores_and_order),
+        cmocka_unit_test(test_tie_break_by_item_id),
+        cmocka_unit_test(test_keep_sources),
+        cmocka_unit_test(test_chunked_fetch),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_redis_down_is_unavailable),
         cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_columns_match_candidates),
+        cmocka_unit_test(test_columns_validation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -629,6 +629,97 @@ static void test_mmoe_serves_every_task(void **state)
     cascade_rank_destroy(r);
 }
 
+/* The request of request() with its candidates as item_ids columns
+ * (recall_scores i / 10) instead. */
+static Cascade__V1__RankRequest *columns_request(cascade_arena *a, const char *uid, uint32_t keep,
+                                                 size_t n)
+{
+    Cascade__V1__RankRequest *req = request(a, uid, keep, 0);
+    req->item_ids = cascade_arena_calloc(a, n + 1, sizeof *req->item_ids);
+    req->recall_scores = cascade_arena_calloc(a, n + 1, sizeof *req->recall_scores);
+    for (size_t i = 0; i < n; i++) {
+        req->item_ids[i] = 10 + i;
+        req->recall_scores[i] = (float)i / 10;
+    }
+    req->n_item_ids = req->n_recall_scores = n;
+    return req;
+}
+
+/* Candidates sent as columns get, as RankResponse columns, the ids, order,
+ * rank scores, six task scores and attributes they get as messages (the
+ * MMoE: every task set; two ids without a record: attributes 0). */
+static void test_columns_match_candidates(void **state)
+{
+    struct fixture *f = *state;
+    char sub[512];
+    lr_dir(f, "mmoe-columns", sub, sizeof sub);
+    save_mmoe(sub, "rank-mmoe-1.safetensors", 3, "0.25", "32:0.5,inf:0.25");
+    cascade_rank *r = make_rank(
+        f, sub, "{\"rank\": {\"fusion\": {\"weights\": {\"click\": 1, \"complete\": 1}}}}");
+    for (uint32_t keep = 0; keep <= 3; keep += 3) {
+        const size_t n = N_ITEMS + 2;
+        Cascade__V1__RankRequest *mreq = request(f->arena, "u1", keep, n);
+        for (size_t i = 0; i < n; i++)
+            mreq->candidates[i]->recall_score = (float)i / 10;
+        Cascade__V1__RankResponse *msgs = run_ok(r, f->arena, mreq);
+        Cascade__V1__RankRequest *creq = columns_request(f->arena, "u1", keep, n);
+        creq->scores_only = true; /* no effect on a columns answer */
+        Cascade__V1__RankResponse *cols = run_ok(r, f->arena, creq);
+        size_t k = keep ? keep : n;
+        assert_int_equal(msgs->n_candidates, k);
+        assert_int_equal(cols->n_candidates, 0);
+        assert_int_equal(cols->n_scored_ids, k);
+        assert_int_equal(cols->n_rank_scores, k);
+        assert_int_equal(cols->n_task_scores, 6 * k);
+        assert_int_equal(cols->n_author_ids, k);
+        assert_int_equal(cols->n_categories, k);
+        assert_int_equal(cols->n_created_at_s, k);
+        assert_int_equal(cols->n_media_types, k);
+        assert_int_equal(cols->n_durations_s, k);
+        assert_string_equal(cols->model_version, msgs->model_version);
+        for (size_t i = 0; i < k; i++) {
+            const Cascade__V1__Candidate *c = msgs->candidates[i];
+            const float *t = cols->task_scores + 6 * i;
+            assert_int_equal(cols->scored_ids[i], c->item_id);
+            assert_float_equal(cols->rank_scores[i], c->rank_score, 0);
+            assert_float_equal(t[0], c->tasks->p_click, 0);
+            assert_float_equal(t[1], c->tasks->p_like, 0);
+            assert_float_equal(t[2], c->tasks->p_collect, 0);
+            assert_float_equal(t[3], c->tasks->p_share, 0);
+            assert_float_equal(t[4], c->tasks->watch_time_s, 0);
+            assert_float_equal(t[5], c->tasks->p_complete, 0);
+            assert_int_equal(cols->author_ids[i], c->attrs->author_id);
+            assert_int_equal(cols->categories[i], c->attrs->category);
+            assert_int_equal(cols->created_at_s[i], c->attrs->created_at_s);
+            assert_int_equal(cols->media_types[i], c->attrs->media_type);
+            assert_float_equal(cols->durations_s[i], c->attrs->duration_s, 0);
+        }
+    }
+    cascade_rank_destroy(r);
+}
+
+/* Columns are refused as candidates are, with the field named. */
+static void test_columns_validation(void **state)
+{
+    struct fixture *f = *state;
+    cascade_rank *r = make_rank(f, f->dir, "{\"rank\": {\"max_candidates\": 4}}");
+    Cascade__V1__RankRequest *req = columns_request(f->arena, "u1", 0, 2);
+    req->candidates = request(f->arena, "u1", 0, 1)->candidates;
+    req->n_candidates = 1;
+    expect_error(f, r, req, CASCADE_EINVAL, "item_ids and candidates are both set; send one");
+    req = columns_request(f->arena, "u1", 0, 3);
+    req->n_recall_scores = 2;
+    expect_error(f, r, req, CASCADE_EINVAL,
+                 "recall_scores: 2 entries for 3 item_ids (send none or one per id)");
+    expect_error(f, r, columns_request(f->arena, "u1", 0, 5), CASCADE_ETOOBIG,
+                 "5 item_ids exceed the limit of 4");
+    expect_error(f, r, columns_request(f->arena, "", 0, 2), CASCADE_EINVAL,
+                 "user.user_id is empty");
+    expect_error(f, r, columns_request(f->arena, "u1", 5, 2), CASCADE_EINVAL,
+                 "keep 5 out of range 0..4 (0 = all)");
+    cascade_rank_destroy(r);
+}
+
 /* The MMoE's scratch is kept between requests: a request of 300
  * candidates (two forward chunks), one of N_ITEMS, then the first again
  * through the same pooled buffers give the first answer bit for bit, and
@@ -1066,6 +1157,8 @@ int main(void)
         cmocka_unit_test(test_reload_on_request_path),
         cmocka_unit_test(test_swap_under_load),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_columns_match_candidates),
+        cmocka_unit_test(test_columns_validation),
         cmocka_unit_test(test_unknown_user_and_item),
         cmocka_unit_test(test_redis_down_is_unavailable),
         cmocka_unit_test(test_fusion_table),
