@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "error.h"
 #include "store.h"
 
-#define ID_MAX 24 /* decimal uint64 + NUL */
+#define ID_MAX CASCADE_DECIMAL_U64_MAX /* decimal uint64 + NUL */
 
 int cascade_user_list_append_lpush(cascade_redis *r, const char *key, const uint64_t *ids, size_t n)
 {
@@ -29,7 +30,7 @@ int cascade_user_list_append_lpush(cascade_redis *r, const char *key, const uint
     argvlen[1] = strlen(key);
     for (size_t i = 0; i < n; i++) {
         size_t src = n - 1 - i;
-        argvlen[i + 2] = (size_t)snprintf(nums[i], ID_MAX, "%llu", (unsigned long long)ids[src]);
+        argvlen[i + 2] = cascade_decimal_u64(nums[i], ids[src]);
         argv[i + 2] = nums[i];
     }
     rc = cascade_redis_append_argv(r, (int)(n + 2), argv, argvlen);
@@ -117,10 +118,10 @@ static int append_update(cascade_redis *r, const char *key,
         argv[4 + i] = nums[i];
     for (size_t i = 0; i < n; i++) {
         uint64_t id = i < u->n_shown ? u->shown[i] : u->unshown[i - u->n_shown];
-        snprintf(nums[3 + i], ID_MAX, "%" PRIu64, id);
+        argvlen[HEAD + i] = cascade_decimal_u64(nums[3 + i], id);
         argv[HEAD + i] = nums[3 + i];
     }
-    for (size_t i = 0; i < argc; i++)
+    for (size_t i = 0; i < HEAD; i++)
         argvlen[i] = strlen(argv[i]);
     if ((rc = cascade_redis_append_argv(r, (int)argc, argv, argvlen)) == 0)
         (*sent)++;
