@@ -89,7 +89,8 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
  * Candidates sent as item_ids (and recall_scores) columns are built in arena
  * and answered as the RankResponse columns (scored_ids, rank_scores,
  * task_scores, attributes; rank.proto), with the same checks and scores as
- * the same candidates sent as messages. Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT / ENOMEM with err. */
+ * the same candidates sent as messages. Returns 0 or EINVAL / ETOOBIG / EUNAVAILABLE / ETIMEDOUT /
+ * ENOMEM with err. */
 int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
                      const Cascade__V1__RankRequest *req, Cascade__V1__RankResponse **out,
                      char *err, size_t errlen);
