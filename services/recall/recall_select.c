@@ -19,12 +19,14 @@ struct ranked {
  * ids, so any correct selection and sort of them give one result. */
 static inline bool ranked_before(const struct ranked *a, const struct ranked *b)
 {
-    bool an = isnan(a->key), bn = isnan(b->key);
-    if (an != bn)
-        return bn;
-    if (!an && a->key != b->key)
-        return a->key > b->key;
-    return a->id < b->id;
+    if (a->key > b->key)
+        return true;
+    if (a->key < b->key)
+        return false;
+    if (a->key == b->key)
+        return a->id < b->id;
+    bool an = isnan(a->key), bn = isnan(b->key); /* one of them is NaN, or both */
+    return an != bn ? bn : a->id < b->id;
 }
 
 static inline void ranked_swap(struct ranked *a, struct ranked *b)

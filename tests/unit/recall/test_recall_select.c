@@ -3,7 +3,8 @@
  * select and sort only the best `quota`; on random inputs with many tied
  * scores and repeated items, their lists must equal those of sorting
  * everything (larger score first, ties by smaller id) and keeping the first
- * quota (newest: the first occurrence of each item), score for score. */
+ * quota (newest: the first occurrence of each item), score for score; a
+ * NaN score (corrupt data) ranks after every number. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,9 @@ struct entry {
 static int entry_cmp(const void *pa, const void *pb)
 {
     const struct entry *a = pa, *b = pb;
-    if (a->key != b->key)
+    if (isnan(a->key) != isnan(b->key)) /* a NaN score after every number */
+        return isnan(a->key) ? 1 : -1;
+    if (!isnan(a->key) && a->key != b->key)
         return a->key > b->key ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
 }
@@ -89,6 +92,8 @@ static void test_top_scores_equal_full_sort(void **state)
                 struct cascade_idmap_entry *x = cascade_idmap_upsert(&m, id, &created);
                 /* Few distinct scores: ties everywhere. */
                 x->score += (double)(rng_next(&seed) % (round % 2 ? 5 : 1000)) / 4.0;
+                if (round % 5 == 4 && rng_next(&seed) % 10 == 0)
+                    x->score = NAN; /* a corrupt similarity: ranks last */
                 if (created)
                     distinct++;
             }
