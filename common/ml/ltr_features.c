@@ -48,7 +48,15 @@ static int channel_slot(const char *name)
 void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
                           const Cascade__V1__Candidate *cand, int64_t now_s, float *out)
 {
-    cascade_features_rank(user, item, now_s, out);
+    struct cascade_rank_user u;
+    cascade_rank_user_prepare(user, &u);
+    cascade_ltr_features_for(&u, item, cand, now_s, out);
+}
+
+void cascade_ltr_features_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                              const Cascade__V1__Candidate *cand, int64_t now_s, float *out)
+{
+    cascade_features_rank_for(u, item, now_s, out);
     for (size_t i = CHANNEL_BASE; i < TAIL_BASE; i++)
         out[i] = NAN;
     size_t hits = 0;

@@ -38,6 +38,11 @@
 void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
                           const Cascade__V1__Candidate *cand, int64_t now_s, float *out);
 
+/* The same for the user u was prepared for (rank_features.h), which keeps
+ * what depends on the user alone between the calls of one request. */
+void cascade_ltr_features_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                              const Cascade__V1__Candidate *cand, int64_t now_s, float *out);
+
 /* Load a learned ranker (gbdt.h) saved by cascade-build train ltr and check
  * that it reads these features (metadata "features" = CASCADE_LTR_SPEC and
  * CASCADE_LTR_FEATURES inputs). 0 with *out set (caller destroys), or

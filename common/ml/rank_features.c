@@ -138,18 +138,21 @@ static void user_features(const cascade_v1_UserRecord *user, float *out)
 }
 
 /* The user's relation to the item's category: behaviour share, exposure
- * share and the click rate in the category, smoothed to the user's own. */
+ * share and the click rate in the category, smoothed to the user's own;
+ * and whether the user declared it. */
 static void category_features(const cascade_v1_UserRecord *user, uint32_t category, float *out)
 {
     struct category_view v;
     category_view(user, category, &v);
     double user_ctr = smooth(user->clicks, user->impressions, PRIOR_CTR, PRIOR_CTR_WEIGHT);
+    bool declared = category != 0 && declared_interest(user, category);
     out[6] = (float)v.share;
     out[7] = (float)v.rel_top;
+    out[8] = declared ? 1.0f : 0.0f;
     out[15] = v.has_history ? 0.0f : 1.0f;
     double mine = v.impressions + SHARE_CLICK_WEIGHT * v.clicks + PRIOR_SHARE_EACH;
     double all = v.total_impressions + SHARE_CLICK_WEIGHT * v.total_clicks + PRIOR_SHARE_TOTAL;
-    if (category != 0 && declared_interest(user, category))
+    if (declared)
         mine += PRIOR_SHARE_DECLARED;
     all += PRIOR_SHARE_DECLARED * (double)user->interests_count;
     out[16] = (float)(log(mine / all) / 6.0);
@@ -158,15 +161,59 @@ static void category_features(const cascade_v1_UserRecord *user, uint32_t catego
     out[18] = (float)(log1p(v.impressions) / 4.0);
 }
 
-void cascade_features_rank(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
-                           int64_t now_s, float *out)
+/* The user×category features, by position in the vector. */
+static const size_t category_slots[7] = {6, 7, 8, 15, 16, 17, 18};
+
+void cascade_rank_user_prepare(const cascade_v1_UserRecord *user, struct cascade_rank_user *u)
+{
+    float out[CASCADE_RANK_FEATURES];
+    u->user = user;
+    user_features(user, out);
+    u->user_part[0] = out[12];
+    u->user_part[1] = out[13];
+    memset(u->used, 0, sizeof u->used);
+}
+
+/* The user×category features of category into out (their positions):
+ * from u's table, computed and kept there on first use. */
+static void category_part(struct cascade_rank_user *u, uint32_t category, float *out)
+{
+    size_t mask = CASCADE_RANK_USER_CATEGORIES - 1, s = (category * 2654435761u) & mask;
+    for (size_t probe = 0; probe < CASCADE_RANK_USER_CATEGORIES; probe++, s = (s + 1) & mask) {
+        if (u->used[s] && u->category[s] != category)
+            continue;
+        if (!u->used[s]) {
+            category_features(u->user, category, out);
+            u->used[s] = true;
+            u->category[s] = category;
+            for (size_t k = 0; k < 7; k++)
+                u->part[s][k] = out[category_slots[k]];
+            return;
+        }
+        for (size_t k = 0; k < 7; k++)
+            out[category_slots[k]] = u->part[s][k];
+        return;
+    }
+    category_features(u->user, category, out); /* the table is full */
+}
+
+void cascade_features_rank_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                               int64_t now_s, float *out)
 {
     memset(out, 0, CASCADE_RANK_FEATURES * sizeof(float));
     item_features(item, now_s, out);
-    user_features(user, out);
-    category_features(user, item->category, out);
-    out[8] = item->category != 0 && declared_interest(user, item->category) ? 1.0f : 0.0f;
-    out[14] = user->city != 0 && user->city == item->city ? 1.0f : 0.0f;
+    out[12] = u->user_part[0];
+    out[13] = u->user_part[1];
+    category_part(u, item->category, out);
+    out[14] = u->user->city != 0 && u->user->city == item->city ? 1.0f : 0.0f;
+}
+
+void cascade_features_rank(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,
+                           int64_t now_s, float *out)
+{
+    struct cascade_rank_user u;
+    cascade_rank_user_prepare(user, &u);
+    cascade_features_rank_for(&u, item, now_s, out);
 }
 
 const char *cascade_features_rank_name(size_t i)

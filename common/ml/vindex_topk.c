@@ -22,19 +22,26 @@ static void swap_slots(struct cascade_vindex__topk *h, size_t a, size_t b)
     h->ids[b] = id;
 }
 
-static void sift_down(struct cascade_vindex__topk *h, size_t i, size_t len)
+/* Put (score, id) at slot i of the heap h[0..len) and restore the heap below
+ * it: the worse child moves up into the hole until the pair is no worse
+ * than it, so each level costs one move instead of a swap. */
+static void sift_down(struct cascade_vindex__topk *h, size_t i, size_t len, float score,
+                      uint64_t id)
 {
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < len && worse(h->scores[l], h->ids[l], h->scores[m], h->ids[m]))
-            m = l;
-        if (r < len && worse(h->scores[r], h->ids[r], h->scores[m], h->ids[m]))
+        size_t l = 2 * i + 1, r = l + 1, m = l;
+        if (l >= len)
+            break;
+        if (r < len && worse(h->scores[r], h->ids[r], h->scores[l], h->ids[l]))
             m = r;
-        if (m == i)
-            return;
-        swap_slots(h, i, m);
+        if (!worse(h->scores[m], h->ids[m], score, id))
+            break;
+        h->scores[i] = h->scores[m];
+        h->ids[i] = h->ids[m];
         i = m;
     }
+    h->scores[i] = score;
+    h->ids[i] = id;
 }
 
 static void sift_up(struct cascade_vindex__topk *h, size_t i)
@@ -66,9 +73,7 @@ void cascade_vindex__topk_push(struct cascade_vindex__topk *h, const float *scor
             h->ids[h->len] = ids[i];
             sift_up(h, h->len++);
         } else if (worse(h->scores[0], h->ids[0], scores[i], ids[i])) {
-            h->scores[0] = scores[i];
-            h->ids[0] = ids[i];
-            sift_down(h, 0, h->len);
+            sift_down(h, 0, h->len, scores[i], ids[i]);
         }
     }
 }
@@ -78,7 +83,7 @@ void cascade_vindex__topk_finish(struct cascade_vindex__topk *h)
     /* Heapsort: moving the worst to the end each round leaves the best first. */
     for (size_t end = h->len; end > 1; end--) {
         swap_slots(h, 0, end - 1);
-        sift_down(h, 0, end - 1);
+        sift_down(h, 0, end - 1, h->scores[0], h->ids[0]);
     }
     for (size_t i = h->len; i < h->k; i++) {
         h->scores[i] = -INFINITY;

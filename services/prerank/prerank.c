@@ -237,7 +237,9 @@ static struct cascade_prerank_weights prerank_weights(const cascade_prerank *p,
 struct scorer {
     struct cascade_prerank__model *model;
     struct cascade_prerank_user user;
-    const cascade_v1_UserRecord *rec; /* the user's record (zeroed when unknown) */
+    /* The learned ranker's user side of the features (the user's record,
+     * zeroed when unknown), kept for the request's candidates. */
+    struct cascade_rank_user *rank_user;
     int64_t now_s;
     struct cascade_prerank_weights w;
 };
@@ -272,8 +274,8 @@ static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *rec
     for (size_t i = 0; i < n; i++) {
         cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
         unknown.item_id = cands[i]->item_id;
-        cascade_ltr_features(s->rec, found[i] ? &recs[i] : &unknown, cands[i], s->now_s,
-                             X + i * CASCADE_LTR_FEATURES);
+        cascade_ltr_features_for(s->rank_user, found[i] ? &recs[i] : &unknown, cands[i], s->now_s,
+                                 X + i * CASCADE_LTR_FEATURES);
     }
     cascade_gbdt_predict(s->model->ltr, X, n, score);
     for (size_t i = 0; i < n; i++)
@@ -365,8 +367,14 @@ static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade
     if (rc != 0)
         return rc;
     if (s->model) {
-        s->rec = q.user;
         cascade_prerank_user_prepare(q.user_found ? q.user : NULL, req->user->user_id, &s->user);
+        if (s->model->ltr) {
+            if (!(s->rank_user = cascade_arena_alloc(arena, sizeof *s->rank_user))) {
+                snprintf(err, errlen, "prerank: out of request memory");
+                return CASCADE_ENOMEM;
+            }
+            cascade_rank_user_prepare(q.user, s->rank_user);
+        }
     }
     return prerank_score_all(arena, deadline_ms, req, s, q.items, q.found, err, errlen);
 }

@@ -309,9 +309,11 @@ static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena
     float *X = cascade_arena_alloc(arena, (n * CASCADE_LTR_FEATURES + 1) * sizeof *X);
     if (!X)
         return CASCADE_ENOMEM;
+    struct cascade_rank_user u; /* the user's side, once for all candidates */
+    cascade_rank_user_prepare(user, &u);
     for (size_t i = 0; i < n; i++)
-        cascade_ltr_features(user, &items[i], req->candidates[i], now_s,
-                             X + i * CASCADE_LTR_FEATURES);
+        cascade_ltr_features_for(&u, &items[i], req->candidates[i], now_s,
+                                 X + i * CASCADE_LTR_FEATURES);
     cascade_gbdt_predict(m->ltr, X, n, score);
     return 0;
 }
@@ -361,8 +363,10 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
             rc = CASCADE_ENOMEM;
             goto out;
         }
+        struct cascade_rank_user u;
+        cascade_rank_user_prepare(user, &u);
         for (size_t i = 0; i < n; i++)
-            cascade_features_rank(user, &items[i], now_s, X + i * CASCADE_RANK_FEATURES);
+            cascade_features_rank_for(&u, &items[i], now_s, X + i * CASCADE_RANK_FEATURES);
         if (m->mmoe) {
             rc = predict_mmoe(m, X, n, pred, arena);
         } else {
@@ -618,8 +622,10 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
     }
     cascade_redis_set_deadline(redis, deadline_ms);
     int rc = rank_fetch(r, redis, arena, user_id, ids, n, now_s, user, items, found, err, errlen);
+    struct cascade_rank_user u;
+    cascade_rank_user_prepare(user, &u);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        cascade_features_rank(user, &items[i], now_s, out + i * CASCADE_RANK_FEATURES);
+        cascade_features_rank_for(&u, &items[i], now_s, out + i * CASCADE_RANK_FEATURES);
     return rc;
 }
 

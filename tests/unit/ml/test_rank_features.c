@@ -256,10 +256,52 @@ static void test_known_answers(void **state)
             fail_msg("%s = %.7f, want %.7f", cascade_features_rank_name(i), x[i], want[i]);
 }
 
+/* One prepared user scoring many items (a request's candidates, in any
+ * order, categories repeating, more distinct categories than its table
+ * holds) gives each item the floats a fresh computation gives it. */
+static void test_prepared_user_matches_fresh(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    u.city = 4;
+    u.impressions = 300;
+    u.clicks = 41;
+    u.interactions = 77;
+    u.interests_count = 3;
+    u.interests[0] = 3;
+    u.interests[1] = 70;
+    u.interests[2] = 129;
+    u.affinities_count = 16;
+    for (pb_size_t i = 0; i < 16; i++)
+        u.affinities[i] = (cascade_v1_CategoryAffinity){(uint32_t)(i * 9 % 150), (float)i - 3.0f,
+                                                        (float)(10 * i), (float)i};
+    struct cascade_rank_user prepared;
+    cascade_rank_user_prepare(&u, &prepared);
+    uint64_t seed = 5;
+    for (int i = 0; i < 5000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+        /* 0..149: twice the table's categories, 0 (none) included. */
+        it.category = (uint32_t)((seed >> 33) % 150);
+        it.city = (uint32_t)((seed >> 20) % 6);
+        it.created_at_s = NOW - (int64_t)((seed >> 40) % 5000000);
+        it.media_type = 2;
+        it.duration_s = (float)((seed >> 12) % 300);
+        it.has_stats = true;
+        it.stats.impressions = (uint32_t)((seed >> 24) % 1000);
+        it.stats.clicks = it.stats.impressions / 7;
+        float fresh[CASCADE_RANK_FEATURES], kept[CASCADE_RANK_FEATURES];
+        cascade_features_rank(&u, &it, NOW, fresh);
+        cascade_features_rank_for(&prepared, &it, NOW, kept);
+        assert_memory_equal(kept, fresh, sizeof fresh);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_prepared_user_matches_fresh),
         cmocka_unit_test(test_names_are_unique),
         cmocka_unit_test(test_empty_records_are_finite),
         cmocka_unit_test(test_item_statistics_move_features),
