@@ -2,6 +2,7 @@
  * (stage_reads.h). */
 #include "stage_reads.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -285,50 +286,51 @@ void cascade_stage_online_release(struct cascade_stage_online *o)
     o->counters_cache = NULL;
 }
 
-static cascade_metric *online_counter(cascade_metrics *m, const char *stage, const char *what,
-                                      const char *help)
-{
-    char name[96];
-    snprintf(name, sizeof name, "cascade_%s_online_%s_total", stage, what);
-    return cascade_metric_get(cascade_metrics_counter(m, name, help, NULL), NULL);
-}
+/* The counters cascade_stage_online_metrics registers: the name's middle
+ * part (cascade_<stage>_online_<what>_total), the help after the stage's
+ * title, where the series goes, and whether it exists only with a counters
+ * cache. */
+static const struct {
+    const char *what, *help;
+    size_t at; /* offsetof the cascade_metric * in struct cascade_stage_online */
+    bool cache_only;
+} online_series[] = {
+    {"counter_reads",
+     "requests whose item statistics include the online counters' change since the nightly "
+     "build.",
+     offsetof(struct cascade_stage_online, counter_reads), false},
+    {"counter_failures",
+     "requests scored with the nightly item statistics because the online counters could not "
+     "be read.",
+     offsetof(struct cascade_stage_online, counter_failures), false},
+    {"user_reads",
+     "requests whose user record was continued with the user's events since the nightly build.",
+     offsetof(struct cascade_stage_online, user_reads), false},
+    {"user_failures",
+     "requests scored with the nightly user record because the user's online events could not "
+     "be read.",
+     offsetof(struct cascade_stage_online, user_failures), false},
+    {"counter_cache_hits", "candidates whose online counters' totals came from the counters cache.",
+     offsetof(struct cascade_stage_online, cache_hits), true},
+    {"counter_cache_misses",
+     "candidates whose online counters' totals the counters cache lacked (read from Redis).",
+     offsetof(struct cascade_stage_online, cache_misses), true},
+};
 
 void cascade_stage_online_metrics(struct cascade_stage_online *o, cascade_metrics *m,
                                   const char *title)
 {
-    char help[192];
+    char name[96], help[256];
     if (!m)
         return;
-    snprintf(help, sizeof help,
-             "%s requests whose item statistics include the online counters' change since the "
-             "nightly build.",
-             title);
-    o->counter_reads = online_counter(m, o->stage, "counter_reads", help);
-    snprintf(help, sizeof help,
-             "%s requests scored with the nightly item statistics because the online counters "
-             "could not be read.",
-             title);
-    o->counter_failures = online_counter(m, o->stage, "counter_failures", help);
-    snprintf(help, sizeof help,
-             "%s requests whose user record was continued with the user's events since the "
-             "nightly build.",
-             title);
-    o->user_reads = online_counter(m, o->stage, "user_reads", help);
-    snprintf(help, sizeof help,
-             "%s requests scored with the nightly user record because the user's online events "
-             "could not be read.",
-             title);
-    o->user_failures = online_counter(m, o->stage, "user_failures", help);
-    if (!o->counters_cache)
-        return;
-    snprintf(help, sizeof help,
-             "%s candidates whose online counters' totals came from the counters cache.", title);
-    o->cache_hits = online_counter(m, o->stage, "counter_cache_hits", help);
-    snprintf(help, sizeof help,
-             "%s candidates whose online counters' totals the counters cache lacked (read from "
-             "Redis).",
-             title);
-    o->cache_misses = online_counter(m, o->stage, "counter_cache_misses", help);
+    for (size_t k = 0; k < sizeof online_series / sizeof *online_series; k++) {
+        if (online_series[k].cache_only && !o->counters_cache)
+            continue;
+        snprintf(name, sizeof name, "cascade_%s_online_%s_total", o->stage, online_series[k].what);
+        snprintf(help, sizeof help, "%s %s", title, online_series[k].help);
+        *(cascade_metric **)((char *)o + online_series[k].at) =
+            cascade_metric_get(cascade_metrics_counter(m, name, help, NULL), NULL);
+    }
 }
 
 int cascade_stage_online_report(const struct cascade_stage_online *o, cascade_redis *r,

@@ -528,6 +528,28 @@ static bool scoring_columns(struct cascade_orch_rq *rq, struct scoring_columns *
     return true;
 }
 
+/* Put rq->cands into `req`, a PreRankRequest or RankRequest (the two share
+ * these fields): as packed columns when compact calls are on and they can be
+ * built (`columns` set true), else as slim messages of `kind` (`slim` false
+ * when the merged candidates themselves go). A macro because the two
+ * request types are distinct structs with the same field names. */
+#define SCORING_CANDIDATES(rq, req, kind, columns, slim)                                           \
+    do {                                                                                           \
+        struct scoring_columns cols_;                                                              \
+        (columns) = (rq)->o->cfg.compact_stage_calls && scoring_columns((rq), &cols_);             \
+        if (columns) {                                                                             \
+            (req).item_ids = cols_.ids;                                                            \
+            (req).n_item_ids = (rq)->n;                                                            \
+            (req).recall_scores = cols_.recall_scores;                                             \
+            (req).n_recall_scores = (rq)->n;                                                       \
+            (req).recall_signals = cols_.signals;                                                  \
+        } else {                                                                                   \
+            (req).candidates = scoring_payload((rq), (kind), &(req).recall_signals, &(slim));      \
+            (req).n_candidates = (rq)->n;                                                          \
+            (req).scores_only = (slim) && (rq)->o->cfg.compact_stage_calls;                        \
+        }                                                                                          \
+    } while (0)
+
 /* Whether a stage sent item_ids answered in columns: n_ids scored ids
  * (some: it keeps at least one; one older than the columns sees no
  * candidates and answers none), at most as many as were sent, and every
@@ -564,19 +586,8 @@ static void run_prerank(struct cascade_orch_rq *rq)
         return;
     }
     const char *consequence = "recall order kept";
-    struct scoring_columns cols;
-    bool slim = true, columns = rq->o->cfg.compact_stage_calls && scoring_columns(rq, &cols);
-    if (columns) {
-        req.item_ids = cols.ids;
-        req.n_item_ids = rq->n;
-        req.recall_scores = cols.recall_scores;
-        req.n_recall_scores = rq->n;
-        req.recall_signals = cols.signals;
-    } else {
-        req.candidates = scoring_payload(rq, SLIM_PRERANK, &req.recall_signals, &slim);
-        req.n_candidates = rq->n;
-        req.scores_only = slim && rq->o->cfg.compact_stage_calls;
-    }
+    bool slim = true, columns;
+    SCORING_CANDIDATES(rq, req, SLIM_PRERANK, columns, slim);
     req.user = rq->user;
     req.keep = keep;
     req.experiments = rq->exp;
@@ -689,19 +700,8 @@ static void run_rank(struct cascade_orch_rq *rq)
     bool exploring = cascade_orch__reserve_explore(rq), slim = true;
     Cascade__V1__Candidate **scored = rq->cands;
     size_t n_scored = rq->n;
-    struct scoring_columns cols;
-    bool columns = rq->o->cfg.compact_stage_calls && scoring_columns(rq, &cols);
-    if (columns) {
-        req.item_ids = cols.ids;
-        req.n_item_ids = rq->n;
-        req.recall_scores = cols.recall_scores;
-        req.n_recall_scores = rq->n;
-        req.recall_signals = cols.signals;
-    } else {
-        req.candidates = scoring_payload(rq, SLIM_RANK, &req.recall_signals, &slim);
-        req.n_candidates = rq->n;
-        req.scores_only = slim && rq->o->cfg.compact_stage_calls;
-    }
+    bool columns;
+    SCORING_CANDIDATES(rq, req, SLIM_RANK, columns, slim);
     req.user = rq->user;
     req.keep = exploring ? 0 : keep;
     req.experiments = rq->exp;
