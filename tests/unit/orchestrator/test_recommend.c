@@ -1268,81 +1268,83 @@ static int stages_current(void **state)
     return 0;
 }
 
-/* A pre-rank older than PreRankRequest.item_ids sees no candidates in the
- * columns and answers none: the orchestrator does not take that as "nothing
- * kept" but skips the stage, flagged, and serves the recall order on; with
- * compact_stage_calls off the same pre-rank gets messages and scores them. */
-static void test_old_prerank_not_trusted_with_columns(void **state)
+/* A stage older than the columns (its `old` flag set in the fake) sees no
+ * candidates and answers none: with compact calls the orchestrator skips
+ * it, flagged "<stage>: INTERNAL" with `kept` in the trace, and the rest of
+ * the pipeline runs; with compact_stage_calls off the same stage gets
+ * messages (its `columns` flag stays false) and answers OK. check_skipped
+ * checks the skipped case's answer further (before the next call reuses the
+ * arena); the compact-calls-off answer is returned (valid until the next
+ * call). */
+static Cascade__V1__RecommendResponse *
+old_stage_case(bool *old, const bool *columns, const char *stage, const char *kept,
+               void (*check_skipped)(const Cascade__V1__RecommendResponse *))
 {
-    (void)state;
+    Cascade__V1__RecommendResponse *r, *whole_r;
     cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
     cascade_orch *whole =
         make_orch(two_channels, ", \"compact_stage_calls\": false", NULL, fx.pool);
-    Cascade__V1__RecommendResponse *r;
-    char err[512];
+    char err[512], reason[64], user[64];
+    snprintf(reason, sizeof reason, "%s: INTERNAL", stage);
     pthread_mutex_lock(&fake.mu);
-    fake.prerank_old = true;
+    *old = true;
     pthread_mutex_unlock(&fake.mu);
-    int rc = recommend(o, "old-prerank", 10, true, &r, err, sizeof err);
+    snprintf(user, sizeof user, "old-%s", stage);
+    int rc = recommend(o, user, 10, true, &r, err, sizeof err);
     assert_int_equal(rc, 0);
     assert_int_equal(r->n_items, 10);
     assert_true(r->degraded);
-    assert_true(has_reason(r, "prerank: INTERNAL"));
-    const Cascade__V1__StageTrace *t = trace_of(r, "prerank");
+    assert_true(has_reason(r, reason));
+    const Cascade__V1__StageTrace *t = trace_of(r, stage);
     assert_non_null(strstr(t->message, "answered no scored_ids"));
-    assert_non_null(strstr(t->message, "recall order kept"));
+    assert_non_null(strstr(t->message, kept));
     assert_true(t->degraded);
-    assert_non_null(trace_of(r, "rank")); /* the rest of the pipeline ran */
-    rc = recommend(whole, "old-prerank-whole", 10, true, &r, err, sizeof err);
+    check_skipped(r);
+    snprintf(user, sizeof user, "old-%s-whole", stage);
+    rc = recommend(whole, user, 10, true, &whole_r, err, sizeof err);
     pthread_mutex_lock(&fake.mu);
-    fake.prerank_old = false;
-    bool columns = fake.prerank_columns;
+    *old = false;
+    bool sent_columns = *columns;
     pthread_mutex_unlock(&fake.mu);
     assert_int_equal(rc, 0);
-    assert_false(columns);
-    assert_false(has_reason(r, "prerank: INTERNAL"));
-    assert_int_equal(trace_of(r, "prerank")->status_code, 0);
-    assert_false(trace_of(r, "prerank")->degraded);
+    assert_false(sent_columns);
+    assert_false(has_reason(whole_r, reason));
+    assert_int_equal(trace_of(whole_r, stage)->status_code, 0);
     cascade_orch_destroy(o);
     cascade_orch_destroy(whole);
+    return whole_r;
+}
+
+/* A pre-rank older than PreRankRequest.item_ids: skipped, flagged, the
+ * recall order served on; with compact_stage_calls off it scores. */
+static void rank_ran(const Cascade__V1__RecommendResponse *r)
+{
+    assert_non_null(trace_of(r, "rank")); /* the rest of the pipeline ran */
+}
+
+static void test_old_prerank_not_trusted_with_columns(void **state)
+{
+    (void)state;
+    Cascade__V1__RecommendResponse *whole = old_stage_case(
+        &fake.prerank_old, &fake.prerank_columns, "prerank", "recall order kept", rank_ran);
+    assert_false(trace_of(whole, "prerank")->degraded);
 }
 
 /* The same for a ranker older than RankRequest.item_ids: skipped, flagged,
  * the pre-rank order served; with compact_stage_calls off it ranks. */
+static void prerank_not_skipped(const Cascade__V1__RecommendResponse *r)
+{
+    assert_false(has_reason(r, "prerank: INTERNAL"));
+}
+
 static void test_old_rank_not_trusted_with_columns(void **state)
 {
     (void)state;
-    cascade_orch *o = make_orch(two_channels, NULL, NULL, fx.pool);
-    cascade_orch *whole =
-        make_orch(two_channels, ", \"compact_stage_calls\": false", NULL, fx.pool);
-    Cascade__V1__RecommendResponse *r;
-    char err[512];
-    pthread_mutex_lock(&fake.mu);
-    fake.rank_old = true;
-    pthread_mutex_unlock(&fake.mu);
-    int rc = recommend(o, "old-rank", 10, true, &r, err, sizeof err);
-    assert_int_equal(rc, 0);
-    assert_int_equal(r->n_items, 10);
-    assert_true(r->degraded);
-    assert_true(has_reason(r, "rank: INTERNAL"));
-    const Cascade__V1__StageTrace *t = trace_of(r, "rank");
-    assert_non_null(strstr(t->message, "answered no scored_ids"));
-    assert_non_null(strstr(t->message, "pre-rank order kept"));
-    assert_true(t->degraded);
-    assert_false(has_reason(r, "prerank: INTERNAL"));
-    rc = recommend(whole, "old-rank-whole", 10, true, &r, err, sizeof err);
-    pthread_mutex_lock(&fake.mu);
-    fake.rank_old = false;
-    bool columns = fake.rank_columns;
-    pthread_mutex_unlock(&fake.mu);
-    assert_int_equal(rc, 0);
-    assert_false(columns);
-    assert_false(r->degraded);
-    assert_int_equal(trace_of(r, "rank")->status_code, 0);
-    for (size_t i = 0; i < r->n_items; i++) /* the ranker's attributes */
-        assert_int_equal(r->items[i]->attrs->category, r->items[i]->item_id % 7);
-    cascade_orch_destroy(o);
-    cascade_orch_destroy(whole);
+    Cascade__V1__RecommendResponse *whole = old_stage_case(
+        &fake.rank_old, &fake.rank_columns, "rank", "pre-rank order kept", prerank_not_skipped);
+    assert_false(whole->degraded);
+    for (size_t i = 0; i < whole->n_items; i++) /* the ranker's attributes */
+        assert_int_equal(whole->items[i]->attrs->category, whole->items[i]->item_id % 7);
 }
 
 /* A re-ranker whose answer names an item it was not sent (its slim copies
