@@ -18,8 +18,10 @@
 #define ITEM_CACHE_DROP_MAX 256 /* ids dropped per lock */
 
 struct cascade_item_cache {
-    cascade_record_cache *records; /* key = item id, value = cascade_v1_ItemRecord */
-    cascade_metric *hits, *misses; /* NULL without a registry */
+    /* key = item id, value = cascade_v1_ItemRecord then derive->size bytes */
+    cascade_record_cache *records;
+    const struct cascade_item_derive *derive; /* NULL: records only */
+    cascade_metric *hits, *misses;            /* NULL without a registry */
     /* Tracking (NULL tracker: records simply expire after ttl_ms). */
     cascade_key_tracker *tracker;
     int64_t ttl_ms, tracked_ttl_ms;
@@ -30,16 +32,30 @@ struct cascade_item_cache {
 
 cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms)
 {
-    cascade_record_cache *r =
-        cascade_record_cache_create(slots, sizeof(cascade_v1_ItemRecord), ttl_ms);
+    return cascade_item_cache_create_derived(slots, ttl_ms, NULL);
+}
+
+cascade_item_cache *cascade_item_cache_create_derived(size_t slots, int64_t ttl_ms,
+                                                      const struct cascade_item_derive *derive)
+{
+    if (derive && (derive->size == 0 || !derive->fn))
+        derive = NULL;
+    cascade_record_cache *r = cascade_record_cache_create(
+        slots, sizeof(cascade_v1_ItemRecord) + (derive ? derive->size : 0), ttl_ms);
     cascade_item_cache *c = r ? calloc(1, sizeof(*c)) : NULL;
     if (!c) {
         cascade_record_cache_destroy(r);
         return NULL;
     }
     c->records = r;
+    c->derive = derive;
     c->ttl_ms = ttl_ms;
     return c;
+}
+
+size_t cascade_item_cache_derived_size(const cascade_item_cache *c)
+{
+    return c && c->derive ? c->derive->size : 0;
 }
 
 void cascade_item_cache_destroy(cascade_item_cache *c)
@@ -171,6 +187,7 @@ void cascade_item_cache_set_metrics(cascade_item_cache *c, struct cascade_metric
 
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
                                    cascade_redis_pool *redis, const char *ns,
+                                   const struct cascade_item_derive *derive,
                                    struct cascade_metrics *m, cascade_item_cache **out, char *err,
                                    size_t errlen)
 {
@@ -193,7 +210,7 @@ int cascade_item_cache_from_config(const struct cascade_config *cfg, const char 
         return rc;
     if (ttl == 0)
         return 0;
-    if (!(*out = cascade_item_cache_create((size_t)slots, ttl))) {
+    if (!(*out = cascade_item_cache_create_derived((size_t)slots, ttl, derive))) {
         snprintf(err, errlen, "%s: out of memory for %lld cached item records", stage,
                  (long long)slots);
         return CASCADE_ENOMEM;
@@ -210,8 +227,8 @@ int cascade_item_cache_from_config(const struct cascade_config *cfg, const char 
 }
 
 size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
-                                 cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
-                                 int64_t now_ms, uint64_t *epoch)
+                                 cascade_v1_ItemRecord *recs, void *derived, bool *found,
+                                 size_t *miss, int64_t now_ms, uint64_t *epoch)
 {
     *epoch = 0;
     if (!c) {
@@ -222,7 +239,8 @@ size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, siz
     /* Before anything is read: a drop from now on refuses the misses' records. */
     *epoch = cascade_record_cache_epoch(c->records);
     /* A missing record is cached zeroed, as cascade_store_get_items returns it. */
-    size_t n_miss = cascade_record_cache_get_many(c->records, ids, n, recs, found, miss, now_ms);
+    size_t n_miss = cascade_record_cache_get_many_parts(
+        c->records, ids, n, sizeof *recs, recs, c->derive ? derived : NULL, found, miss, now_ms);
     if (c->hits)
         cascade_metric_add(c->hits, (double)(n - n_miss));
     if (c->misses)
@@ -232,10 +250,22 @@ size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, siz
 
 void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
                               size_t n_miss, const cascade_v1_ItemRecord *got,
-                              const bool *got_found, int64_t now_ms, uint64_t epoch)
+                              const bool *got_found, void *derived, int64_t now_ms, uint64_t epoch)
 {
-    if (c && n_miss > 0)
-        cascade_record_cache_put_many(c->records, ids, miss, n_miss, got, got_found, now_ms, epoch);
+    if (!c || n_miss == 0)
+        return;
+    if (c->derive && derived) {
+        /* Derived from the record as read (an absent one zeroed with its id),
+         * before it is cached: every cached entry carries its own. */
+        for (size_t k = 0; k < n_miss; k++) {
+            cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
+            unknown.item_id = ids[miss[k]];
+            c->derive->fn(got_found[k] ? &got[k] : &unknown,
+                          (unsigned char *)derived + miss[k] * c->derive->size);
+        }
+    }
+    cascade_record_cache_put_many_parts(c->records, ids, miss, n_miss, sizeof *got, got,
+                                        c->derive ? derived : NULL, got_found, now_ms, epoch);
 }
 
 int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *ns,
@@ -255,7 +285,7 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
     if (!miss || !miss_ids || !got || !got_found)
         goto out;
     uint64_t epoch;
-    size_t n_miss = cascade_item_cache_lookup(c, ids, n, recs, found, miss, now, &epoch);
+    size_t n_miss = cascade_item_cache_lookup(c, ids, n, recs, NULL, found, miss, now, &epoch);
     if (hits)
         *hits = n - n_miss;
     rc = 0;
@@ -269,7 +299,7 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
         found[miss[k]] = got_found[k];
         recs[miss[k]] = got[k];
     }
-    cascade_item_cache_store(c, ids, miss, n_miss, got, got_found, now, epoch);
+    cascade_item_cache_store(c, ids, miss, n_miss, got, got_found, NULL, now, epoch);
 out:
     free(miss);
     free(miss_ids);

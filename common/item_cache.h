@@ -19,10 +19,30 @@
 
 typedef struct cascade_item_cache cascade_item_cache;
 
+/* What a stage derives from an item record alone, kept beside the record so
+ * it is computed once when the record enters the cache rather than on every
+ * request (the learned rankers' item features: rank_features.h
+ * cascade_rank_item_derive). fn fills size bytes at out from rec (a zeroed
+ * record with item_id set when the item is absent); it must be a pure
+ * function of rec, and the stage must still check that what it derived from
+ * matches the record it scores (the online counters change the statistics
+ * after the cache). */
+struct cascade_item_derive {
+    size_t size;
+    void (*fn)(const cascade_v1_ItemRecord *rec, void *out);
+};
+
 /* A cache of `slots` records (rounded up to a power of two) kept for
  * ttl_ms. NULL when out of memory; slots == 0 or ttl_ms <= 0 gives NULL too
  * (no cache: callers pass NULL through to cascade_item_cache_get). */
 cascade_item_cache *cascade_item_cache_create(size_t slots, int64_t ttl_ms);
+
+/* The same, keeping derive's data (derive borrowed, static; NULL: none, as
+ * cascade_item_cache_create) beside each record: cascade_item_cache_lookup
+ * then copies it out with the record, and cascade_item_cache_store computes
+ * it for the records read from Redis. */
+cascade_item_cache *cascade_item_cache_create_derived(size_t slots, int64_t ttl_ms,
+                                                      const struct cascade_item_derive *derive);
 
 /* NULL is a no-op. */
 void cascade_item_cache_destroy(cascade_item_cache *c);
@@ -51,7 +71,8 @@ int cascade_item_cache_track(cascade_item_cache *c, const struct cascade_redis_o
  * seen in a test. Borrowed. */
 cascade_key_tracker *cascade_item_cache_tracker(cascade_item_cache *c);
 
-/* The cache a stage's config asks for: <stage>.item_cache.ttl_ms (default 0
+/* The cache a stage's config asks for (with derive's data beside each
+ * record; NULL: none): <stage>.item_cache.ttl_ms (default 0
  * = no cache; config/cascade.json sets 2000), <stage>.item_cache.slots
  * (default 65536), <stage>.item_cache.tracking (default false; true in
  * config/cascade.json: track the records of namespace ns on redis's server,
@@ -63,6 +84,7 @@ struct cascade_config;
 struct cascade_metrics;
 int cascade_item_cache_from_config(const struct cascade_config *cfg, const char *stage,
                                    cascade_redis_pool *redis, const char *ns,
+                                   const struct cascade_item_derive *derive,
                                    struct cascade_metrics *m, cascade_item_cache **out, char *err,
                                    size_t errlen);
 
@@ -83,12 +105,19 @@ int cascade_item_cache_get(cascade_item_cache *c, cascade_redis *r, const char *
  * the number of misses. store caches, for k < n_miss, the record got[k]
  * (found or not) of ids[miss[k]], read at now_ms after the lookup that gave
  * epoch, except the records whose change was announced since (they may be
- * older than the change); c NULL: nothing. Thread-safe (one lock per batch). */
+ * older than the change); c NULL: nothing. Thread-safe (one lock per batch).
+ * derived (may be NULL: not wanted) has room for n of
+ * cascade_item_cache_derived_size(c) bytes: lookup copies each hit's derived
+ * data there, store computes the misses' (derived + miss[k]·size) and caches
+ * it with their records. */
 size_t cascade_item_cache_lookup(cascade_item_cache *c, const uint64_t *ids, size_t n,
-                                 cascade_v1_ItemRecord *recs, bool *found, size_t *miss,
-                                 int64_t now_ms, uint64_t *epoch);
+                                 cascade_v1_ItemRecord *recs, void *derived, bool *found,
+                                 size_t *miss, int64_t now_ms, uint64_t *epoch);
 void cascade_item_cache_store(cascade_item_cache *c, const uint64_t *ids, const size_t *miss,
                               size_t n_miss, const cascade_v1_ItemRecord *got,
-                              const bool *got_found, int64_t now_ms, uint64_t epoch);
+                              const bool *got_found, void *derived, int64_t now_ms, uint64_t epoch);
+
+/* Bytes of derived data per record (0: c is NULL or keeps none). */
+size_t cascade_item_cache_derived_size(const cascade_item_cache *c);
 
 #endif

@@ -77,15 +77,25 @@ static size_t slot_of(const cascade_record_cache *c, uint64_t key)
 size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *keys, size_t n,
                                      void *values, bool *found, size_t *miss, int64_t now_ms)
 {
-    size_t n_miss = 0, vs = c->value_size;
-    unsigned char *out = values;
+    return cascade_record_cache_get_many_parts(c, keys, n, c->value_size, values, NULL, found, miss,
+                                               now_ms);
+}
+
+size_t cascade_record_cache_get_many_parts(cascade_record_cache *c, const uint64_t *keys, size_t n,
+                                           size_t head_size, void *values, void *rest, bool *found,
+                                           size_t *miss, int64_t now_ms)
+{
+    size_t n_miss = 0, vs = c->value_size, rs = vs - head_size;
+    unsigned char *out = values, *out_rest = rest;
     int64_t ttl_ms = atomic_load_explicit(&c->ttl_ms, memory_order_relaxed);
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < n; i++) {
         size_t s = slot_of(c, keys[i]);
         if (keys[i] != 0 && c->keys[s] == keys[i] && now_ms - c->read_ms[s] < ttl_ms) {
             found[i] = c->found[s];
-            memcpy(out + i * vs, c->values + s * vs, vs);
+            memcpy(out + i * head_size, c->values + s * vs, head_size);
+            if (out_rest && rs > 0)
+                memcpy(out_rest + i * rs, c->values + s * vs + head_size, rs);
         } else {
             miss[n_miss++] = i;
         }
@@ -98,8 +108,17 @@ void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys
                                    size_t n, const void *values, const bool *found, int64_t now_ms,
                                    uint64_t read_epoch)
 {
-    size_t vs = c->value_size;
-    const unsigned char *in = values;
+    cascade_record_cache_put_many_parts(c, keys, idx, n, c->value_size, values, NULL, found, now_ms,
+                                        read_epoch);
+}
+
+void cascade_record_cache_put_many_parts(cascade_record_cache *c, const uint64_t *keys,
+                                         const size_t *idx, size_t n, size_t head_size,
+                                         const void *values, const void *rest, const bool *found,
+                                         int64_t now_ms, uint64_t read_epoch)
+{
+    size_t vs = c->value_size, rs = vs - head_size;
+    const unsigned char *in = values, *in_rest = rest;
     pthread_mutex_lock(&c->mu);
     for (size_t k = 0; k < n && c->flushed_at <= read_epoch; k++) {
         uint64_t key = keys[idx[k]];
@@ -111,7 +130,13 @@ void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys
         c->keys[s] = key;
         c->read_ms[s] = now_ms;
         c->found[s] = found[k];
-        memcpy(c->values + s * vs, in + k * vs, vs);
+        memcpy(c->values + s * vs, in + k * head_size, head_size);
+        if (rs > 0) {
+            if (in_rest)
+                memcpy(c->values + s * vs + head_size, in_rest + idx[k] * rs, rs);
+            else
+                memset(c->values + s * vs + head_size, 0, rs);
+        }
     }
     pthread_mutex_unlock(&c->mu);
 }

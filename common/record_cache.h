@@ -27,6 +27,15 @@ void cascade_record_cache_destroy(cascade_record_cache *c);
 size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *keys, size_t n,
                                      void *values, bool *found, size_t *miss, int64_t now_ms);
 
+/* get_many for a value stored as two parts, the first head_size bytes
+ * (<= value_size) and the rest: a fresh entry's head goes to values +
+ * i·head_size, its rest to rest + i·(value_size − head_size) (rest NULL: not
+ * copied). One copy of the batch under one lock, so the two parts of an entry
+ * are always of the same put. */
+size_t cascade_record_cache_get_many_parts(cascade_record_cache *c, const uint64_t *keys, size_t n,
+                                           size_t head_size, void *values, void *rest, bool *found,
+                                           size_t *miss, int64_t now_ms);
+
 /* Store, for k < n, keys[idx[k]] with values + k·value_size and found[k],
  * read at now_ms (key 0 is skipped). read_epoch is cascade_record_cache_epoch
  * taken before the records were read: a key dropped since (drop_many, or a
@@ -35,6 +44,14 @@ size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *ke
 void cascade_record_cache_put_many(cascade_record_cache *c, const uint64_t *keys, const size_t *idx,
                                    size_t n, const void *values, const bool *found, int64_t now_ms,
                                    uint64_t read_epoch);
+
+/* put_many for a value stored as two parts (get_many_parts): entry k's
+ * head is values + k·head_size, its rest, like its key, at the request's
+ * position: rest + idx[k]·(value_size − head_size) (rest NULL: stored zeroed). */
+void cascade_record_cache_put_many_parts(cascade_record_cache *c, const uint64_t *keys,
+                                         const size_t *idx, size_t n, size_t head_size,
+                                         const void *values, const void *rest, const bool *found,
+                                         int64_t now_ms, uint64_t read_epoch);
 
 /* The cache's drop epoch now: take it before reading records to put. */
 uint64_t cascade_record_cache_epoch(cascade_record_cache *c);

@@ -211,8 +211,8 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
     if (!m.at || !m.ids || !m.recs || !m.found || counters_alloc(&c, arena, q->n) != 0)
         return CASCADE_ENOMEM;
     uint64_t epoch;
-    m.n =
-        cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->found, m.at, now_ms, &epoch);
+    m.n = cascade_item_cache_lookup(q->cache, q->ids, q->n, q->items, q->derived, q->found, m.at,
+                                    now_ms, &epoch);
     for (size_t k = 0; k < m.n; k++)
         m.ids[k] = q->ids[m.at[k]];
     /* With misses, whether their records have an online_base is known only
@@ -228,7 +228,8 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
         if (rc != 0)
             return rc;
     }
-    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, now_ms, epoch);
+    cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, q->derived, now_ms,
+                             epoch);
     if (q->online_counters && m.n == 0 && !totals && c.n > 0) /* every total from the cache */
         q->counters_rc = counters_apply(r, arena, q, &c, NULL, now_ms);
     if (q->online_counters && m.n > 0) {

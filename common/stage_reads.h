@@ -44,6 +44,11 @@ struct cascade_stage_reads {
     bool user_found;              /* or: without a record, continued from the new users' base */
     cascade_v1_ItemRecord *items; /* caller's, n of them; zeroed when absent */
     bool *found;                  /* caller's, n of them */
+    /* Caller's room for n entries of what the cache derives from each record
+     * (cascade_item_cache_derived_size(cache) bytes each), filled for every
+     * candidate from the nightly record, before the online counters' change;
+     * NULL, or a cache that derives nothing: not written. */
+    void *derived;
     /* The degraded parts, never a failure of the call: what
      * cascade_user_online_apply returned (CASCADE_ENOTFOUND when not asked or
      * the user has no base), and 0 or the reason the counters' change was

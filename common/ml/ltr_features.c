@@ -53,10 +53,38 @@ void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_It
     cascade_ltr_features_for(&u, item, cand, now_s, out);
 }
 
+/* log2(2 + rank) of the channel ranks below LOG_RANK_TABLE, filled once per
+ * process by the same expression (so the floats are the same): every hit of
+ * every candidate reads one. */
+#define LOG_RANK_TABLE 1024
+static float log_rank_table[LOG_RANK_TABLE];
+static pthread_once_t log_rank_once = PTHREAD_ONCE_INIT;
+
+static float log_rank_of(uint32_t rank)
+{
+    return (float)log2(2.0 + rank);
+}
+
+static void log_rank_table_fill(void)
+{
+    for (uint32_t r = 0; r < LOG_RANK_TABLE; r++)
+        log_rank_table[r] = log_rank_of(r);
+}
+
 void cascade_ltr_features_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
                               const Cascade__V1__Candidate *cand, int64_t now_s, float *out)
 {
-    cascade_features_rank_for(u, item, now_s, out);
+    cascade_ltr_features_from(u, item, NULL, cand, now_s, out);
+}
+
+void cascade_ltr_features_from(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                               const struct cascade_rank_item *ri,
+                               const Cascade__V1__Candidate *cand, int64_t now_s, float *out)
+{
+    if (!cascade_rank_item_matches(ri, item))
+        ri = NULL;
+    pthread_once(&log_rank_once, log_rank_table_fill);
+    cascade_features_rank_from(u, item, ri, now_s, out);
     for (size_t i = CHANNEL_BASE; i < TAIL_BASE; i++)
         out[i] = NAN;
     size_t hits = 0;
@@ -69,11 +97,12 @@ void cascade_ltr_features_for(struct cascade_rank_user *u, const cascade_v1_Item
         if (s < 0 || !isnan(out[CHANNEL_BASE + 2 * s])) /* first hit of a channel wins */
             continue;
         out[CHANNEL_BASE + 2 * s] = isfinite(hit->norm_score) ? hit->norm_score : 0.0f;
-        out[CHANNEL_BASE + 2 * s + 1] = (float)log2(2.0 + hit->rank);
+        out[CHANNEL_BASE + 2 * s + 1] =
+            hit->rank < LOG_RANK_TABLE ? log_rank_table[hit->rank] : log_rank_of(hit->rank);
     }
     out[TAIL_BASE] = (float)hits;
     out[TAIL_BASE + 1] = cand && isfinite(cand->recall_score) ? cand->recall_score : 0.0f;
-    out[TAIL_BASE + 2] = (float)log1p((double)item->stats.clicks);
+    out[TAIL_BASE + 2] = ri ? ri->log_clicks : (float)log1p((double)item->stats.clicks);
 }
 
 static char channel_feature_names[2 * CASCADE_LTR_CHANNELS][48];

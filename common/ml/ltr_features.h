@@ -43,6 +43,13 @@ void cascade_ltr_features(const cascade_v1_UserRecord *user, const cascade_v1_It
 void cascade_ltr_features_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
                               const Cascade__V1__Candidate *cand, int64_t now_s, float *out);
 
+/* The same with the item's own part from ri when it was prepared from item's
+ * current fields (rank_features.h cascade_rank_item_matches; ri may be NULL):
+ * the same floats, fewer logarithms. */
+void cascade_ltr_features_from(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                               const struct cascade_rank_item *ri,
+                               const Cascade__V1__Candidate *cand, int64_t now_s, float *out);
+
 /* Load a learned ranker (gbdt.h) saved by cascade-build train ltr and check
  * that it reads these features (metadata "features" = CASCADE_LTR_SPEC and
  * CASCADE_LTR_FEATURES inputs). 0 with *out set (caller destroys), or

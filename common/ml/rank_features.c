@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cascade/v1/records.pb.h"
+#include "item_cache.h"
 
 /* Smoothing priors: an item with no impressions looks like an average item. */
 #define PRIOR_CTR 0.1
@@ -104,7 +105,9 @@ static bool declared_interest(const cascade_v1_UserRecord *user, uint32_t catego
     return false;
 }
 
-static void item_features(const cascade_v1_ItemRecord *item, int64_t now_s, float *out)
+/* The item features of the record alone (0-5, 10, 11): everything but
+ * the age. */
+static void item_static_features(const cascade_v1_ItemRecord *item, float *out)
 {
     const cascade_v1_ItemStats *s = &item->stats;
     bool video = item->media_type == MEDIA_VIDEO;
@@ -122,12 +125,57 @@ static void item_features(const cascade_v1_ItemRecord *item, int64_t now_s, floa
             clamp(smooth(played, s->plays, PRIOR_COMPLETION, PRIOR_COMPLETION_WEIGHT), 0, 2.0);
     }
     out[5] = (float)completion;
+    out[10] = video ? 1.0f : 0.0f;
+    out[11] = video && item->duration_s > 0 ? (float)(log1p(item->duration_s) / 6.0) : 0.0f;
+}
+
+/* Feature 9, the item's age at now_s. */
+static float item_age_feature(const cascade_v1_ItemRecord *item, int64_t now_s)
+{
     double age_days = 0;
     if (item->created_at_s > 0 && now_s > item->created_at_s)
         age_days = (double)(now_s - item->created_at_s) / 86400.0;
-    out[9] = (float)(log1p(age_days) / 3.0);
-    out[10] = video ? 1.0f : 0.0f;
-    out[11] = video && item->duration_s > 0 ? (float)(log1p(item->duration_s) / 6.0) : 0.0f;
+    return (float)(log1p(age_days) / 3.0);
+}
+
+/* The positions of struct cascade_rank_item's item[]. */
+static const size_t item_slots[8] = {0, 1, 2, 3, 4, 5, 10, 11};
+
+void cascade_rank_item_prepare(const cascade_v1_ItemRecord *item, struct cascade_rank_item *out)
+{
+    float f[CASCADE_RANK_FEATURES];
+    memset(out, 0, sizeof *out);
+    item_static_features(item, f);
+    for (size_t k = 0; k < 8; k++)
+        out->item[k] = f[item_slots[k]];
+    out->log_clicks = (float)log1p((double)item->stats.clicks);
+    out->stats = item->stats;
+    out->media_type = item->media_type;
+    out->duration_s = item->duration_s;
+    out->ready = true;
+}
+
+static void rank_item_derive_fn(const cascade_v1_ItemRecord *rec, void *out)
+{
+    cascade_rank_item_prepare(rec, out);
+}
+
+const struct cascade_item_derive cascade_rank_item_derive = {
+    .size = sizeof(struct cascade_rank_item), .fn = rank_item_derive_fn};
+
+bool cascade_rank_item_matches(const struct cascade_rank_item *ri,
+                               const cascade_v1_ItemRecord *item)
+{
+    if (!ri || !ri->ready)
+        return false;
+    const cascade_v1_ItemStats *a = &ri->stats, *b = &item->stats;
+    /* Field by field: the structs' padding is not compared. The floats by
+     * their bits (a NaN play count is the same input as itself). */
+    return a->impressions == b->impressions && a->clicks == b->clicks && a->likes == b->likes &&
+           a->collects == b->collects && a->shares == b->shares && a->plays == b->plays &&
+           memcmp(&a->play_seconds, &b->play_seconds, sizeof(float)) == 0 &&
+           ri->media_type == item->media_type &&
+           memcmp(&ri->duration_s, &item->duration_s, sizeof(float)) == 0;
 }
 
 static void user_features(const cascade_v1_UserRecord *user, float *out)
@@ -197,15 +245,27 @@ static void category_part(struct cascade_rank_user *u, uint32_t category, float 
     category_features(u->user, category, out); /* the table is full */
 }
 
-void cascade_features_rank_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
-                               int64_t now_s, float *out)
+void cascade_features_rank_from(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                                const struct cascade_rank_item *ri, int64_t now_s, float *out)
 {
     memset(out, 0, CASCADE_RANK_FEATURES * sizeof(float));
-    item_features(item, now_s, out);
+    if (cascade_rank_item_matches(ri, item)) {
+        for (size_t k = 0; k < 8; k++)
+            out[item_slots[k]] = ri->item[k];
+    } else {
+        item_static_features(item, out);
+    }
+    out[9] = item_age_feature(item, now_s);
     out[12] = u->user_part[0];
     out[13] = u->user_part[1];
     category_part(u, item->category, out);
     out[14] = u->user->city != 0 && u->user->city == item->city ? 1.0f : 0.0f;
+}
+
+void cascade_features_rank_for(struct cascade_rank_user *u, const cascade_v1_ItemRecord *item,
+                               int64_t now_s, float *out)
+{
+    cascade_features_rank_from(u, item, NULL, now_s, out);
 }
 
 void cascade_features_rank(const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *item,

@@ -16,6 +16,7 @@
 #include "request.h"
 #include "stage_reads.h"
 #include "prerank_internal.h"
+#include "rank_features.h"
 #include "store.h"
 #include "user_online.h"
 
@@ -132,8 +133,8 @@ cascade_prerank *cascade_prerank_create(const cascade_config *cfg, cascade_redis
         snprintf(p->heuristic_version, sizeof p->heuristic_version, "prerank-heuristic-v1");
     p->redis = redis;
     if (prerank_read_config(p, cfg, err, errlen) != 0 ||
-        cascade_item_cache_from_config(cfg, "prerank", redis, ns, metrics, &p->items, err,
-                                       errlen) != 0)
+        cascade_item_cache_from_config(cfg, "prerank", redis, ns, &cascade_rank_item_derive,
+                                       metrics, &p->items, err, errlen) != 0)
         goto fail;
     (void)cascade_prerank_reload(p, true, lerr, sizeof lerr); /* logged; heuristic meanwhile */
     register_metrics(p, metrics);
@@ -259,12 +260,13 @@ static float score_one(const struct scorer *s, const cascade_v1_ItemRecord *rec,
     return cascade_hashlr_predict(s->model->lr, idx, CASCADE_PRERANK_FEATURES);
 }
 
-/* Score cands[0..n) (n <= PRERANK_CHUNK) with their records: the learned
- * ranker over the n feature rows in one call (gbdt.h walks eight rows at a
- * time; X and score hold n rows), the others one by one. */
+/* Score cands[0..n) (n <= PRERANK_CHUNK) with their records (and what the
+ * item cache derived from them, NULL: none): the learned ranker over the n
+ * feature rows in one call (gbdt.h walks eight rows at a time; X and score
+ * hold n rows), the others one by one. */
 static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *recs,
-                        const bool *found, Cascade__V1__Candidate *const *cands, size_t n, float *X,
-                        float *score)
+                        const struct cascade_rank_item *derived, const bool *found,
+                        Cascade__V1__Candidate *const *cands, size_t n, float *X, float *score)
 {
     if (!s->model || !s->model->ltr) {
         for (size_t i = 0; i < n; i++)
@@ -274,8 +276,9 @@ static void score_chunk(const struct scorer *s, const cascade_v1_ItemRecord *rec
     for (size_t i = 0; i < n; i++) {
         cascade_v1_ItemRecord unknown = cascade_v1_ItemRecord_init_zero;
         unknown.item_id = cands[i]->item_id;
-        cascade_ltr_features_for(s->rank_user, found[i] ? &recs[i] : &unknown, cands[i], s->now_s,
-                                 X + i * CASCADE_LTR_FEATURES);
+        cascade_ltr_features_from(s->rank_user, found[i] ? &recs[i] : &unknown,
+                                  derived ? &derived[i] : NULL, cands[i], s->now_s,
+                                  X + i * CASCADE_LTR_FEATURES);
     }
     cascade_gbdt_predict(s->model->ltr, X, n, score);
     for (size_t i = 0; i < n; i++)
@@ -313,7 +316,8 @@ static int prerank_read(const cascade_prerank *p, cascade_redis *redis, cascade_
 /* Score every candidate with its record, PRERANK_CHUNK at a time. */
 static int prerank_score_all(cascade_arena *arena, int64_t deadline_ms,
                              const Cascade__V1__PreRankRequest *req, const struct scorer *s,
-                             const cascade_v1_ItemRecord *recs, const bool *found, char *err,
+                             const cascade_v1_ItemRecord *recs,
+                             const struct cascade_rank_item *derived, const bool *found, char *err,
                              size_t errlen)
 {
     float score[PRERANK_CHUNK], *X = NULL;
@@ -332,7 +336,8 @@ static int prerank_score_all(cascade_arena *arena, int64_t deadline_ms,
         }
         size_t n =
             req->n_candidates - off < PRERANK_CHUNK ? req->n_candidates - off : PRERANK_CHUNK;
-        score_chunk(s, recs + off, found + off, req->candidates + off, n, X, score);
+        score_chunk(s, recs + off, derived ? derived + off : NULL, found + off,
+                    req->candidates + off, n, X, score);
     }
     return 0;
 }
@@ -352,8 +357,14 @@ static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade
         /* Not zeroed: cascade_stage_reads_run writes every record. */
         .items = cascade_arena_alloc(arena, (n + 1) * sizeof(cascade_v1_ItemRecord)),
         .found = cascade_arena_calloc(arena, n + 1, sizeof(bool)),
+        /* What the item cache derived from each record, for the learned
+         * ranker's features (not zeroed: the reads write every entry). */
+        .derived = cascade_item_cache_derived_size(p->items) == sizeof(struct cascade_rank_item)
+                       ? cascade_arena_alloc(arena, (n + 1) * sizeof(struct cascade_rank_item))
+                       : NULL,
     };
-    if (!q.ids || !q.user || !q.items || !q.found) {
+    if (!q.ids || !q.user || !q.items || !q.found ||
+        (!q.derived && cascade_item_cache_derived_size(p->items) > 0)) {
         snprintf(err, errlen, "prerank: out of request memory");
         return CASCADE_ENOMEM;
     }
@@ -376,7 +387,7 @@ static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade
             cascade_rank_user_prepare(q.user, s->rank_user);
         }
     }
-    return prerank_score_all(arena, deadline_ms, req, s, q.items, q.found, err, errlen);
+    return prerank_score_all(arena, deadline_ms, req, s, q.items, q.derived, q.found, err, errlen);
 }
 
 /* The kept candidates as a scores-only answer: item_id and prerank_score. */

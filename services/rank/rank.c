@@ -159,8 +159,8 @@ cascade_rank *cascade_rank_create(const cascade_config *cfg, cascade_redis_pool 
              model_dir);
     r->redis = redis;
     if (rank_read_config(r, cfg, err, errlen) != 0 ||
-        cascade_item_cache_from_config(cfg, "rank", redis, ns, metrics, &r->items, err, errlen) !=
-            0)
+        cascade_item_cache_from_config(cfg, "rank", redis, ns, &cascade_rank_item_derive, metrics,
+                                       &r->items, err, errlen) != 0)
         goto fail;
     (void)cascade_rank_reload(r, true, lerr, sizeof lerr); /* failures are logged; heuristic */
     if (cascade_rank_pin_versions(r, cfg, err, errlen) != 0)
@@ -248,11 +248,13 @@ static int store_failure(cascade_redis *redis, int rc, const char *what, char *e
  * item records of ids[0..n) (found[i] false when absent), their statistics
  * with the online counters' change added: one round trip
  * (common/stage_reads.h). A failed online read only degrades to the nightly
- * data, counted and logged (cascade_stage_online_report, common/stage_reads.h). */
+ * data, counted and logged (cascade_stage_online_report, common/stage_reads.h).
+ * derived (n of them, or NULL) receives what the item cache derived from each
+ * record when it derives them (rank_derived). */
 static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena *arena,
                       const char *user_id, const uint64_t *ids, size_t n, int64_t now_s,
-                      cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items, bool *found,
-                      char *err, size_t errlen)
+                      cascade_v1_UserRecord *user, cascade_v1_ItemRecord *items,
+                      struct cascade_rank_item *derived, bool *found, char *err, size_t errlen)
 {
     struct cascade_stage_reads q = {.ns = r->ns,
                                     .user_id = user_id,
@@ -265,6 +267,7 @@ static int rank_fetch(const cascade_rank *r, cascade_redis *redis, cascade_arena
                                     .now_s = now_s,
                                     .user = user,
                                     .items = items,
+                                    .derived = derived,
                                     .found = found};
     int rc = cascade_stage_reads_run(redis, arena, &q);
     if (rc == 0)
@@ -300,10 +303,23 @@ out:
     return rc;
 }
 
+/* Room for n of what the item cache derives from each record (the item
+ * part of the features), or NULL when it derives none. *nomem is set when
+ * the arena is out of memory. */
+static struct cascade_rank_item *rank_derived(const cascade_rank *r, cascade_arena *arena, size_t n,
+                                              bool *nomem)
+{
+    struct cascade_rank_item *d = NULL;
+    if (cascade_item_cache_derived_size(r->items) == sizeof *d)
+        *nomem = !(d = cascade_arena_alloc(arena, (n + 1) * sizeof *d));
+    return d;
+}
+
 /* The learned ranker's score of every candidate into score [n]. */
 static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena, int64_t now_s,
                        const cascade_v1_UserRecord *user, const cascade_v1_ItemRecord *items,
-                       const Cascade__V1__RankRequest *req, float *score)
+                       const struct cascade_rank_item *derived, const Cascade__V1__RankRequest *req,
+                       float *score)
 {
     size_t n = req->n_candidates;
     float *X = cascade_arena_alloc(arena, (n * CASCADE_LTR_FEATURES + 1) * sizeof *X);
@@ -312,8 +328,8 @@ static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena
     struct cascade_rank_user u; /* the user's side, once for all candidates */
     cascade_rank_user_prepare(user, &u);
     for (size_t i = 0; i < n; i++)
-        cascade_ltr_features_for(&u, &items[i], req->candidates[i], now_s,
-                                 X + i * CASCADE_LTR_FEATURES);
+        cascade_ltr_features_from(&u, &items[i], derived ? &derived[i] : NULL, req->candidates[i],
+                                  now_s, X + i * CASCADE_LTR_FEATURES);
     cascade_gbdt_predict(m->ltr, X, n, score);
     return 0;
 }
@@ -326,8 +342,8 @@ static int predict_ltr(const struct cascade_rank__model *m, cascade_arena *arena
  * counts the request under the kind used. */
 static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1__RankRequest *req,
                         int64_t now_s, const cascade_v1_UserRecord *user,
-                        const cascade_v1_ItemRecord *items, float *pred, float *f_complete,
-                        float **ltr_score, char **version)
+                        const cascade_v1_ItemRecord *items, const struct cascade_rank_item *derived,
+                        float *pred, float *f_complete, float **ltr_score, char **version)
 {
     size_t n = req->n_candidates;
     struct cascade_rank__model *m =
@@ -347,7 +363,7 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
         if (!(*ltr_score = cascade_arena_calloc(arena, n + 1, sizeof **ltr_score)))
             rc = CASCADE_ENOMEM;
         else
-            rc = predict_ltr(m, arena, now_s, user, items, req, *ltr_score);
+            rc = predict_ltr(m, arena, now_s, user, items, derived, req, *ltr_score);
     } else if (!m && r->heuristic_keep_order && n > 0) {
         /* No model: keep the order the candidates arrive in (the
          * pre-ranker's), which a CTR guess on data without impressions
@@ -366,7 +382,8 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
         struct cascade_rank_user u;
         cascade_rank_user_prepare(user, &u);
         for (size_t i = 0; i < n; i++)
-            cascade_features_rank_for(&u, &items[i], now_s, X + i * CASCADE_RANK_FEATURES);
+            cascade_features_rank_from(&u, &items[i], derived ? &derived[i] : NULL, now_s,
+                                       X + i * CASCADE_RANK_FEATURES);
         if (m->mmoe) {
             rc = predict_mmoe(m, X, n, pred, arena);
         } else {
@@ -578,19 +595,22 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     Cascade__V1__Candidate **sorted = cascade_arena_calloc(arena, n + 1, sizeof *sorted);
     char *version = NULL;
     float *ltr_score = NULL;
-    if (!redis || !user || !items || !found || !ids || !pred || !f_complete || !resp || !sorted)
+    bool nomem = false;
+    struct cascade_rank_item *derived = rank_derived(r, arena, n, &nomem);
+    if (!redis || !user || !items || !found || !ids || !pred || !f_complete || !resp || !sorted ||
+        nomem)
         goto nomem;
     for (size_t i = 0; i < n; i++)
         ids[i] = req->candidates[i]->item_id;
-    if ((rc = rank_fetch(r, redis, arena, req->user->user_id, ids, n, now_s, user, items, found,
-                         err, errlen)))
+    if ((rc = rank_fetch(r, redis, arena, req->user->user_id, ids, n, now_s, user, items, derived,
+                         found, err, errlen)))
         return rc;
     if (cascade_now_ms() >= deadline_ms) {
         snprintf(err, errlen, "rank: deadline exceeded before scoring");
         return CASCADE_ETIMEDOUT;
     }
-    if (rank_predict(r, arena, req, now_s, user, items, pred, f_complete, &ltr_score, &version) !=
-            0 ||
+    if (rank_predict(r, arena, req, now_s, user, items, derived, pred, f_complete, &ltr_score,
+                     &version) != 0 ||
         rank_annotate(arena, req, items, found, pred) != 0 ||
         rank_fuse_sort(r, arena, req, f_complete, ltr_score, sorted) != 0)
         goto nomem;
@@ -621,7 +641,8 @@ int cascade_rank_features(cascade_rank *r, cascade_arena *arena, int64_t deadlin
         return CASCADE_ENOMEM;
     }
     cascade_redis_set_deadline(redis, deadline_ms);
-    int rc = rank_fetch(r, redis, arena, user_id, ids, n, now_s, user, items, found, err, errlen);
+    int rc =
+        rank_fetch(r, redis, arena, user_id, ids, n, now_s, user, items, NULL, found, err, errlen);
     struct cascade_rank_user u;
     cascade_rank_user_prepare(user, &u);
     for (size_t i = 0; rc == 0 && i < n; i++)

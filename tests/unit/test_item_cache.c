@@ -122,7 +122,7 @@ static void test_config(void **state)
     cascade_item_cache *c = (cascade_item_cache *)1;
     /* Default: off. */
     assert_int_equal(
-        cascade_item_cache_from_config(NULL, "rank", NULL, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(NULL, "rank", NULL, NS, NULL, NULL, &c, err, sizeof err), 0);
     assert_null(c);
     assert_null(cascade_item_cache_create(0, 1000));
     assert_null(cascade_item_cache_create(16, 0));
@@ -130,18 +130,19 @@ static void test_config(void **state)
                                err, sizeof err);
     assert_non_null(cfg);
     assert_int_equal(
-        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, NULL, &c, err, sizeof err), 0);
     assert_non_null(c);
     cascade_item_cache_destroy(c);
     assert_int_equal(
-        cascade_item_cache_from_config(cfg, "prerank", NULL, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(cfg, "prerank", NULL, NS, NULL, NULL, &c, err, sizeof err),
+        0);
     assert_null(c); /* another stage's section */
     cascade_config_destroy(cfg);
     cfg = cascade_config_parse("{\"rank\": {\"item_cache\": {\"ttl_ms\": -1}}}", "t", err,
                                sizeof err);
     assert_non_null(cfg);
     assert_int_not_equal(
-        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, NULL, &c, err, sizeof err), 0);
     assert_non_null(strstr(err, "rank.item_cache.ttl_ms"));
     cascade_config_destroy(cfg);
 }

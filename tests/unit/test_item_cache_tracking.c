@@ -212,15 +212,17 @@ static void test_read_in_flight_not_kept(void **state)
     put_item(f->conn, id, 1);
     cascade_item_cache *c = tracked_cache(cascade_redis_pool_opts(f->pool), 60000, NULL);
     assert_int_equal(
-        cascade_item_cache_lookup(c, &id, 1, &rec, &found, &miss, cascade_now_ms(), &epoch), 1);
+        cascade_item_cache_lookup(c, &id, 1, &rec, NULL, &found, &miss, cascade_now_ms(), &epoch),
+        1);
     assert_int_equal(cascade_store_get_items(f->conn, NS, &id, 1, &old, &old_found), 0);
     struct cascade_key_tracker_counts before =
         cascade_key_tracker_counts(cascade_item_cache_tracker(c));
     put_item(f->conn, id, 2);
     wait_message(c, before);
-    cascade_item_cache_store(c, &id, &miss, 1, &old, &old_found, cascade_now_ms(), epoch);
+    cascade_item_cache_store(c, &id, &miss, 1, &old, &old_found, NULL, cascade_now_ms(), epoch);
     assert_int_equal(
-        cascade_item_cache_lookup(c, &id, 1, &rec, &found, &miss, cascade_now_ms(), &epoch), 1);
+        cascade_item_cache_lookup(c, &id, 1, &rec, NULL, &found, &miss, cascade_now_ms(), &epoch),
+        1);
     cascade_item_cache_destroy(c);
 }
 
@@ -250,10 +252,12 @@ static void test_server_lost_and_back(void **state)
     assert_int_equal(metric(m, "cascade_rank_item_cache_tracking", true), 0);
     /* Emptied, and what is stored now lives ttl_ms (10 ms) only. */
     int64_t now = cascade_now_ms();
-    assert_int_equal(cascade_item_cache_lookup(c, ids, 4, recs, found, miss, now, &epoch), 4);
-    cascade_item_cache_store(c, ids, miss, 4, recs, found, now, epoch);
-    assert_int_equal(cascade_item_cache_lookup(c, ids, 4, recs, found, miss, now + 9, &epoch), 0);
-    assert_int_equal(cascade_item_cache_lookup(c, ids, 4, recs, found, miss, now + 10, &epoch), 4);
+    assert_int_equal(cascade_item_cache_lookup(c, ids, 4, recs, NULL, found, miss, now, &epoch), 4);
+    cascade_item_cache_store(c, ids, miss, 4, recs, found, NULL, now, epoch);
+    assert_int_equal(cascade_item_cache_lookup(c, ids, 4, recs, NULL, found, miss, now + 9, &epoch),
+                     0);
+    assert_int_equal(
+        cascade_item_cache_lookup(c, ids, 4, recs, NULL, found, miss, now + 10, &epoch), 4);
     /* Back (empty): tracking resumes and announces changes again. */
     struct cascade_key_tracker_counts again = cascade_key_tracker_counts(t);
     again.sessions++;
@@ -330,17 +334,19 @@ static void test_config(void **state)
         "t", err, sizeof err);
     assert_non_null(cfg);
     assert_int_equal(
-        cascade_item_cache_from_config(cfg, "rank", f->pool, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(cfg, "rank", f->pool, NS, NULL, NULL, &c, err, sizeof err),
+        0);
     assert_non_null(cascade_item_cache_tracker(c));
     assert_true(cascade_key_tracker_wait(cascade_item_cache_tracker(c), true, NULL, WAIT_MS));
     cascade_item_cache_destroy(c);
     /* Default: not tracked. Without a pool: not tracked either. */
-    assert_int_equal(
-        cascade_item_cache_from_config(cfg, "prerank", f->pool, NS, NULL, &c, err, sizeof err), 0);
+    assert_int_equal(cascade_item_cache_from_config(cfg, "prerank", f->pool, NS, NULL, NULL, &c,
+                                                    err, sizeof err),
+                     0);
     assert_null(cascade_item_cache_tracker(c));
     cascade_item_cache_destroy(c);
     assert_int_equal(
-        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, &c, err, sizeof err), 0);
+        cascade_item_cache_from_config(cfg, "rank", NULL, NS, NULL, NULL, &c, err, sizeof err), 0);
     assert_null(cascade_item_cache_tracker(c));
     cascade_item_cache_destroy(c);
     cascade_config_destroy(cfg);
@@ -352,8 +358,9 @@ static void test_config(void **state)
     for (size_t i = 0; i < 2; i++) {
         cfg = cascade_config_parse(bad[i], "t", err, sizeof err);
         assert_non_null(cfg);
-        assert_int_not_equal(
-            cascade_item_cache_from_config(cfg, "rank", f->pool, NS, NULL, &c, err, sizeof err), 0);
+        assert_int_not_equal(cascade_item_cache_from_config(cfg, "rank", f->pool, NS, NULL, NULL,
+                                                            &c, err, sizeof err),
+                             0);
         assert_null(c);
         assert_non_null(strstr(err, key[i]));
         cascade_config_destroy(cfg);

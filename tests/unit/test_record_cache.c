@@ -95,6 +95,54 @@ static void test_single_thread_rules(void **state)
     cascade_record_cache_destroy(c);
 }
 
+/* A value in two parts (a record and what was derived from it): the head
+ * comes back at the record's stride, the rest at its own; the rest is put
+ * from the request's position (idx[k]) like the key; a put without the rest
+ * stores it zeroed; a get without it copies only the heads. */
+static void test_two_parts(void **state)
+{
+    (void)state;
+    struct tag {
+        uint64_t key, n;
+    };
+    cascade_record_cache *c =
+        cascade_record_cache_create(64, sizeof(struct val) + sizeof(struct tag), 100);
+    assert_non_null(c);
+    uint64_t keys[3] = {7, 11, 13};
+    size_t idx[2] = {2, 0}, miss[3];
+    struct val in[2] = {make_val(13, 0, 1), make_val(7, 0, 1)}, out[3];
+    struct tag rest_in[3] = {{7, 70}, {0, 0}, {13, 130}}, rest_out[3];
+    bool found_in[2] = {true, false}, found[3];
+    cascade_record_cache_put_many_parts(c, keys, idx, 2, sizeof(struct val), in, rest_in, found_in,
+                                        NOW_MS, 0);
+    memset(rest_out, 0xab, sizeof rest_out);
+    assert_int_equal(cascade_record_cache_get_many_parts(c, keys, 3, sizeof(struct val), out,
+                                                         rest_out, found, miss, NOW_MS),
+                     1);
+    assert_int_equal(miss[0], 1);
+    assert_true(out[0].key == 7 && !found[0] && out[0].check == val_check(&out[0]));
+    assert_true(out[2].key == 13 && found[2] && out[2].check == val_check(&out[2]));
+    assert_true(rest_out[0].key == 7 && rest_out[0].n == 70);
+    assert_true(rest_out[2].key == 13 && rest_out[2].n == 130);
+    /* Heads only: the rest is not written. */
+    memset(rest_out, 0xab, sizeof rest_out);
+    assert_int_equal(cascade_record_cache_get_many_parts(c, keys, 3, sizeof(struct val), out, NULL,
+                                                         found, miss, NOW_MS),
+                     1);
+    assert_true(out[2].key == 13 && rest_out[2].n == 0xababababababababULL);
+    /* A put without the rest: that entry's rest reads back zeroed. */
+    struct val again = make_val(13, 1, 2);
+    size_t at = 2;
+    cascade_record_cache_put_many_parts(c, keys, &at, 1, sizeof(struct val), &again, NULL, found_in,
+                                        NOW_MS, 0);
+    assert_int_equal(cascade_record_cache_get_many_parts(c, keys, 3, sizeof(struct val), out,
+                                                         rest_out, found, miss, NOW_MS),
+                     1);
+    assert_true(out[2].writer == 1 && rest_out[2].key == 0 && rest_out[2].n == 0);
+    assert_true(rest_out[0].key == 7 && rest_out[0].n == 70);
+    cascade_record_cache_destroy(c);
+}
+
 /* A dropped key misses at once; a put whose read began before a drop of its
  * key (or of every key) is refused, one that began after is kept; a longer
  * TTL applies to entries already stored. */
@@ -316,6 +364,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_thread_rules),
         cmocka_unit_test(test_drops_and_epochs),
+        cmocka_unit_test(test_two_parts),
         cmocka_unit_test(test_threads_get_put),
         cmocka_unit_test(test_threads_no_lost_entries),
     };

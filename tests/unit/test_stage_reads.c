@@ -140,9 +140,9 @@ static void test_one_pipeline_reads_everything(void **state)
     cascade_v1_ItemRecord rec;
     bool found = false;
     const uint64_t two = 2;
-    assert_int_equal(
-        cascade_item_cache_lookup(cache, &two, 1, &rec, &found, (size_t[1]){0}, 0, &(uint64_t){0}),
-        0);
+    assert_int_equal(cascade_item_cache_lookup(cache, &two, 1, &rec, NULL, &found, (size_t[1]){0},
+                                               0, &(uint64_t){0}),
+                     0);
     assert_int_equal(rec.stats.clicks, 10);
     cascade_item_cache_destroy(cache);
     cascade_arena_destroy(arena);
@@ -287,12 +287,78 @@ static void test_counters_cache(void **state)
     cascade_arena_destroy(arena);
 }
 
+/* What the test's item cache derives from a record: its id and counters as
+ * the cache saw them, a mark, and how many times it was asked. */
+#define DERIVED_MARK 0x5eedu
+struct probe {
+    uint64_t id;
+    uint32_t clicks, impressions, mark;
+};
+static size_t derive_calls;
+
+static void derive_probe(const cascade_v1_ItemRecord *rec, void *out)
+{
+    struct probe *p = out;
+    p->id = rec->item_id;
+    p->clicks = rec->stats.clicks;
+    p->impressions = rec->stats.impressions;
+    p->mark = DERIVED_MARK;
+    derive_calls++;
+}
+
+static const struct cascade_item_derive probe_derive = {sizeof(struct probe), derive_probe};
+
+/* A cache that derives data from each record fills it for every candidate:
+ * computed once, when a record is read from Redis (the absent one from a
+ * zeroed record with its id), and copied out with the record afterwards;
+ * derived from the nightly record, not the one with the online counters'
+ * change the request adds. */
+static void test_derived_beside_records(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    static struct probe derived[N_ITEMS + 1];
+    cascade_arena *arena = cascade_arena_create(1 << 16);
+    cascade_item_cache *cache = cascade_item_cache_create_derived(
+        1 << 20, 60000, &probe_derive); /* no collision among 601 */
+    redisReply *rep = NULL;
+    assert_non_null(arena);
+    assert_non_null(cache);
+    assert_int_equal(cascade_item_cache_derived_size(cache), sizeof(struct probe));
+    assert_int_equal(cascade_item_cache_derived_size(NULL), 0);
+    assert_int_equal(
+        cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals " NS ":uev:u1 " NS ":user:u1"),
+        0);
+    freeReplyObject(rep);
+    put_items(f->conn);
+    put_user(f->conn);
+    set_totals(f->conn, 2, "50 9 0 0 0 0 0"); /* +5 clicks over the base */
+    derive_calls = 0;
+    for (int round = 0; round < 2; round++) { /* the second from the item cache */
+        struct cascade_stage_reads *q = ask(cache);
+        memset(derived, 0xab, sizeof derived);
+        q->derived = derived;
+        assert_int_equal(cascade_stage_reads_run(f->conn, arena, q), 0);
+        assert_int_equal(q->items[1].stats.clicks, 15); /* the request's record: with the change */
+        for (size_t i = 0; i <= N_ITEMS; i++) {
+            assert_int_equal(derived[i].mark, DERIVED_MARK);
+            assert_int_equal(derived[i].id, i + 1);
+            assert_int_equal(derived[i].clicks, i < N_ITEMS ? 10 : 0); /* nightly */
+            assert_int_equal(derived[i].impressions, i < N_ITEMS ? 100 : 0);
+        }
+        assert_int_equal(derive_calls, N_ITEMS + 1); /* once per record, not per request */
+        cascade_arena_reset(arena);
+    }
+    cascade_item_cache_destroy(cache);
+    cascade_arena_destroy(arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_pipeline_reads_everything),
         cmocka_unit_test(test_error_reply_keeps_connection_in_step),
         cmocka_unit_test(test_counters_cache),
+        cmocka_unit_test(test_derived_beside_records),
     };
     return cmocka_run_group_tests(tests, test_redis_group_setup, test_redis_group_teardown);
 }

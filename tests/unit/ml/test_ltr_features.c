@@ -98,10 +98,61 @@ static void test_unknown_names_and_first_hit(void **state)
     assert_true(x[TAIL + 1] == 1.5f);
 }
 
+/* The item part prepared once (rank_features.h) and the channel ranks'
+ * log2(2 + rank) read from a table give the floats the plain computation
+ * gives: the log of every rank up to past the table's end against log2 here,
+ * and a candidate's whole row with and without the prepared part, also when
+ * the record's statistics moved on after it was prepared. */
+static void test_item_part_and_rank_logs(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord user = cascade_v1_UserRecord_init_zero;
+    struct cascade_rank_user u;
+    cascade_rank_user_prepare(&user, &u);
+    for (uint32_t rank = 0; rank < 3000; rank++) {
+        Cascade__V1__ChannelHit h = hit("swing", 0.5f, rank);
+        float x[CASCADE_LTR_FEATURES];
+        features(&h, 1, 0, x);
+        float want = (float)log2(2.0 + rank);
+        assert_memory_equal(&x[BASE + 2 * 1 + 1], &want, sizeof want);
+    }
+    Cascade__V1__ChannelHit hits[3] = {hit("itemcf", 0.9f, 3), hit("hot", 0.2f, 1023),
+                                       hit("new", 1.0f, 1024)};
+    Cascade__V1__ChannelHit *ptrs[3] = {&hits[0], &hits[1], &hits[2]};
+    Cascade__V1__Candidate cand;
+    cascade__v1__candidate__init(&cand);
+    cand.channels = ptrs;
+    cand.n_channels = 3;
+    cand.recall_score = 0.25f;
+    for (uint32_t clicks = 0; clicks < 5000; clicks += 7) {
+        cascade_v1_ItemRecord item = cascade_v1_ItemRecord_init_zero, now;
+        struct cascade_rank_item ri;
+        float want[CASCADE_LTR_FEATURES], got[CASCADE_LTR_FEATURES];
+        item.item_id = cand.item_id = 100 + clicks;
+        item.has_stats = true;
+        item.stats.clicks = clicks;
+        item.stats.impressions = 3 * clicks + 5;
+        item.media_type = 2;
+        item.duration_s = 30.0f;
+        cascade_rank_item_prepare(&item, &ri);
+        cascade_ltr_features(&user, &item, &cand, 1700000000, want);
+        cascade_ltr_features_from(&u, &item, &ri, &cand, 1700000000, got);
+        assert_memory_equal(got, want, sizeof want);
+        assert_true(want[TAIL + 2] == (float)log1p((double)clicks));
+        now = item;
+        now.stats.clicks += 2; /* the online counters' change */
+        cascade_ltr_features(&user, &now, &cand, 1700000000, want);
+        cascade_ltr_features_from(&u, &now, &ri, &cand, 1700000000, got);
+        assert_memory_equal(got, want, sizeof want);
+        assert_true(got[TAIL + 2] == (float)log1p((double)clicks + 2));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_channel_its_slot),
+        cmocka_unit_test(test_item_part_and_rank_logs),
         cmocka_unit_test(test_unknown_names_and_first_hit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

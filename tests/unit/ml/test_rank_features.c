@@ -297,10 +297,100 @@ static void test_prepared_user_matches_fresh(void **state)
     }
 }
 
+/* A random item record: stats of every size (zero included), videos and
+ * notes, durations, ages. */
+static cascade_v1_ItemRecord random_item(uint64_t *seed)
+{
+    *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t r = *seed;
+    cascade_v1_ItemRecord it = cascade_v1_ItemRecord_init_zero;
+    it.item_id = r >> 44;
+    it.category = (uint32_t)((r >> 33) % 150);
+    it.city = (uint32_t)((r >> 20) % 6);
+    it.created_at_s = NOW - (int64_t)((r >> 40) % 5000000);
+    it.media_type = (uint32_t)(r >> 62);
+    it.duration_s = (float)((r >> 12) % 300) / 3.0f;
+    it.has_stats = (r & 7) != 0;
+    if (it.has_stats) {
+        it.stats.impressions = (uint32_t)((r >> 24) % 100000) >> ((r >> 5) % 16);
+        it.stats.clicks = it.stats.impressions / (1 + (uint32_t)((r >> 8) % 9));
+        it.stats.likes = it.stats.clicks / 3;
+        it.stats.collects = it.stats.clicks / 5;
+        it.stats.shares = (uint32_t)((r >> 3) % 4);
+        it.stats.plays = it.stats.clicks;
+        it.stats.play_seconds = (float)it.stats.plays * it.duration_s * 0.6f;
+    }
+    return it;
+}
+
+/* The item part prepared once (as the item caches keep it beside the record)
+ * gives the floats a fresh computation gives, for the record it was prepared
+ * from; once the record's statistics, media type or duration differ (the
+ * online counters' change is added after the cache), or when it is not
+ * prepared (zeroed) or absent, the features are those of the record scored,
+ * not of the one prepared from. */
+static void test_item_part_prepared_once(void **state)
+{
+    (void)state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero;
+    u.city = 3;
+    u.impressions = 120;
+    u.clicks = 9;
+    u.affinities_count = 2;
+    u.affinities[0] = (cascade_v1_CategoryAffinity){4, 2.0f, 30.0f, 3.0f};
+    u.affinities[1] = (cascade_v1_CategoryAffinity){9, 1.0f, 10.0f, 1.0f};
+    struct cascade_rank_user prepared;
+    cascade_rank_user_prepare(&u, &prepared);
+    struct cascade_rank_item zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    uint64_t seed = 11;
+    size_t stale = 0;
+    for (int i = 0; i < 5000; i++) {
+        cascade_v1_ItemRecord it = random_item(&seed), now = it;
+        struct cascade_rank_item ri;
+        float fresh[CASCADE_RANK_FEATURES], got[CASCADE_RANK_FEATURES];
+        cascade_rank_item_prepare(&it, &ri);
+        assert_true(cascade_rank_item_matches(&ri, &it));
+        cascade_features_rank(&u, &it, NOW, fresh);
+        cascade_features_rank_from(&prepared, &it, &ri, NOW, got);
+        assert_memory_equal(got, fresh, sizeof fresh);
+        /* The record scored moved on from the one prepared from. */
+        switch (i % 5) {
+        case 0:
+            now.stats.clicks += 1;
+            break;
+        case 1:
+            now.stats.impressions += 7;
+            break;
+        case 2:
+            now.stats.play_seconds += 1.5f;
+            break;
+        case 3:
+            now.media_type = now.media_type == 2 ? 1 : 2;
+            break;
+        default:
+            now.duration_s += 4.0f;
+            break;
+        }
+        stale += !cascade_rank_item_matches(&ri, &now);
+        cascade_features_rank(&u, &now, NOW, fresh);
+        cascade_features_rank_from(&prepared, &now, &ri, NOW, got);
+        assert_memory_equal(got, fresh, sizeof fresh);
+        cascade_features_rank_from(&prepared, &now, &zeroed, NOW, got);
+        assert_memory_equal(got, fresh, sizeof fresh);
+        cascade_features_rank_from(&prepared, &now, NULL, NOW, got);
+        assert_memory_equal(got, fresh, sizeof fresh);
+    }
+    assert_int_equal(stale, 5000);
+    assert_false(cascade_rank_item_matches(&zeroed, &(cascade_v1_ItemRecord){0}));
+    assert_false(cascade_rank_item_matches(NULL, &(cascade_v1_ItemRecord){0}));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_item_part_prepared_once),
         cmocka_unit_test(test_prepared_user_matches_fresh),
         cmocka_unit_test(test_names_are_unique),
         cmocka_unit_test(test_empty_records_are_finite),
