@@ -351,7 +351,7 @@ static int prerank_score(const cascade_prerank *p, cascade_redis *redis, cascade
     size_t n = req->n_candidates;
     struct cascade_stage_reads q = {
         .user_id = s->model ? req->user->user_id : NULL,
-        .ids = cascade_arena_calloc(arena, n + 1, sizeof(uint64_t)),
+        .ids = cascade_arena_alloc(arena, (n + 1) * sizeof(uint64_t)), /* filled below */
         .n = n,
         .user = cascade_arena_calloc(arena, 1, sizeof(cascade_v1_UserRecord)),
         /* Not zeroed: cascade_stage_reads_run writes every record. */

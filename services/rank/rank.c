@@ -373,7 +373,8 @@ static int rank_predict(cascade_rank *r, cascade_arena *arena, const Cascade__V1
         for (size_t i = 0; rc == 0 && i < n; i++)
             (*ltr_score)[i] = (float)(n - i);
     } else if (m && n > 0) {
-        float *X = cascade_arena_calloc(arena, n * CASCADE_RANK_FEATURES + 1, sizeof *X);
+        /* Not zeroed: each row is written whole. */
+        float *X = cascade_arena_alloc(arena, (n * CASCADE_RANK_FEATURES + 1) * sizeof *X);
         float *p = cascade_arena_calloc(arena, n + 1, sizeof *p);
         if (!X || !p) {
             rc = CASCADE_ENOMEM;
@@ -586,9 +587,10 @@ int cascade_rank_run(cascade_rank *r, cascade_arena *arena, int64_t deadline_ms,
     cascade_redis *redis = cascade_redis_pool_get(r->redis);
     cascade_redis_set_deadline(redis, deadline_ms);
     cascade_v1_UserRecord *user = cascade_arena_calloc(arena, 1, sizeof *user);
-    cascade_v1_ItemRecord *items = cascade_arena_calloc(arena, n + 1, sizeof *items);
+    /* Not zeroed: the reads write every record, and ids are filled below. */
+    cascade_v1_ItemRecord *items = cascade_arena_alloc(arena, (n + 1) * sizeof *items);
     bool *found = cascade_arena_calloc(arena, n + 1, sizeof *found);
-    uint64_t *ids = cascade_arena_calloc(arena, n + 1, sizeof *ids);
+    uint64_t *ids = cascade_arena_alloc(arena, (n + 1) * sizeof *ids);
     float *pred = cascade_arena_calloc(arena, n * CASCADE_RANK__N_TASKS + 1, sizeof *pred);
     float *f_complete = cascade_arena_calloc(arena, n + 1, sizeof *f_complete);
     Cascade__V1__RankResponse *resp = cascade_arena_alloc(arena, sizeof *resp);
