@@ -1,29 +1,44 @@
-/* The record cache (record_cache.h): parallel arrays of keys, read times,
- * found flags, value bytes and the epoch each slot was last dropped at; one
- * mutex held only while copying. */
+/* The record cache (record_cache.h): one array of slots, each its key, read
+ * time, found flag and the epoch it was last dropped at, followed by its
+ * value bytes, so a lookup touches one stretch of memory (with parallel
+ * arrays each lookup missed the CPU cache once per array: the copy out of a
+ * large table is bound by those misses); one mutex held only while copying. */
 #include "record_cache.h"
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 
+struct slot {
+    uint64_t key; /* 0 = empty */
+    int64_t read_ms;
+    /* The epoch at which this slot was last dropped (see below). */
+    uint64_t dropped_at;
+    bool found;
+    /* value_size bytes follow, at offsetof(struct slot, value) */
+    alignas(8) unsigned char value[];
+};
+
 struct cascade_record_cache {
     pthread_mutex_t mu;
-    uint64_t *keys; /* 0 = empty */
-    int64_t *read_ms;
-    bool *found;
-    unsigned char *values;
+    unsigned char *slots; /* mask + 1 of them, stride bytes each */
     /* Epochs (under mu): a drop advances epoch and marks the slots it touched
      * (dropped_at) or the whole cache (flushed_at), so a put that read its
      * record at an earlier epoch can tell the record may be stale. */
-    uint64_t *dropped_at;
     uint64_t epoch, flushed_at;
-    size_t value_size, mask;
+    size_t value_size, stride, mask;
     _Atomic int64_t ttl_ms;
 };
+
+static struct slot *slot_at(const cascade_record_cache *c, size_t s)
+{
+    return (struct slot *)(c->slots + s * c->stride);
+}
 
 cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_size, int64_t ttl_ms)
 {
@@ -32,24 +47,18 @@ cascade_record_cache *cascade_record_cache_create(size_t slots, size_t value_siz
     size_t cap = 1;
     while (cap < slots)
         cap <<= 1;
+    /* A whole number of 8-byte words per slot keeps every slot's header aligned. */
+    size_t stride = (sizeof(struct slot) + value_size + 7) & ~(size_t)7;
     cascade_record_cache *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->keys = calloc(cap, sizeof(*c->keys));
-    c->read_ms = calloc(cap, sizeof(*c->read_ms));
-    c->found = calloc(cap, sizeof(*c->found));
-    c->values = calloc(cap, value_size);
-    c->dropped_at = calloc(cap, sizeof(*c->dropped_at));
-    if (!c->keys || !c->read_ms || !c->found || !c->values || !c->dropped_at) {
-        free(c->dropped_at);
-        free(c->keys);
-        free(c->read_ms);
-        free(c->found);
-        free(c->values);
+    c->slots = cap <= SIZE_MAX / stride ? calloc(cap, stride) : NULL;
+    if (!c->slots) {
         free(c);
         return NULL;
     }
     c->value_size = value_size;
+    c->stride = stride;
     c->mask = cap - 1;
     atomic_init(&c->ttl_ms, ttl_ms);
     pthread_mutex_init(&c->mu, NULL);
@@ -61,17 +70,29 @@ void cascade_record_cache_destroy(cascade_record_cache *c)
     if (!c)
         return;
     pthread_mutex_destroy(&c->mu);
-    free(c->keys);
-    free(c->read_ms);
-    free(c->found);
-    free(c->values);
-    free(c->dropped_at);
+    free(c->slots);
     free(c);
 }
 
-static size_t slot_of(const cascade_record_cache *c, uint64_t key)
+static struct slot *slot_of(const cascade_record_cache *c, uint64_t key)
 {
-    return (size_t)cascade_hash64(&key, sizeof(key), 0x17e3) & c->mask;
+    return slot_at(c, (size_t)cascade_hash64(&key, sizeof(key), 0x17e3) & c->mask);
+}
+
+/* Lookups per batch whose slots are asked of memory together: a large table
+ * misses the CPU cache on nearly every lookup, and the misses of a batch then
+ * overlap instead of coming one after another. */
+#define LOOKUP_BATCH 16
+
+/* The slots of keys[0..m) into batch, each one's bytes prefetched. */
+static void slots_prefetch(const cascade_record_cache *c, const uint64_t *keys, size_t m,
+                           struct slot **batch)
+{
+    for (size_t j = 0; j < m; j++) {
+        batch[j] = slot_of(c, keys[j]);
+        for (size_t off = 0; off < c->stride; off += 64)
+            __builtin_prefetch((const unsigned char *)batch[j] + off);
+    }
 }
 
 size_t cascade_record_cache_get_many(cascade_record_cache *c, const uint64_t *keys, size_t n,
@@ -88,16 +109,22 @@ size_t cascade_record_cache_get_many_parts(cascade_record_cache *c, const uint64
     size_t n_miss = 0, vs = c->value_size, rs = vs - head_size;
     unsigned char *out = values, *out_rest = rest;
     int64_t ttl_ms = atomic_load_explicit(&c->ttl_ms, memory_order_relaxed);
+    struct slot *batch[LOOKUP_BATCH];
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        size_t s = slot_of(c, keys[i]);
-        if (keys[i] != 0 && c->keys[s] == keys[i] && now_ms - c->read_ms[s] < ttl_ms) {
-            found[i] = c->found[s];
-            memcpy(out + i * head_size, c->values + s * vs, head_size);
-            if (out_rest && rs > 0)
-                memcpy(out_rest + i * rs, c->values + s * vs + head_size, rs);
-        } else {
-            miss[n_miss++] = i;
+    for (size_t b = 0; b < n; b += LOOKUP_BATCH) {
+        size_t m = n - b < LOOKUP_BATCH ? n - b : LOOKUP_BATCH;
+        slots_prefetch(c, keys + b, m, batch);
+        for (size_t j = 0; j < m; j++) {
+            size_t i = b + j;
+            struct slot *sl = batch[j];
+            if (keys[i] != 0 && sl->key == keys[i] && now_ms - sl->read_ms < ttl_ms) {
+                found[i] = sl->found;
+                memcpy(out + i * head_size, sl->value, head_size);
+                if (out_rest && rs > 0)
+                    memcpy(out_rest + i * rs, sl->value + head_size, rs);
+            } else {
+                miss[n_miss++] = i;
+            }
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -124,18 +151,18 @@ void cascade_record_cache_put_many_parts(cascade_record_cache *c, const uint64_t
         uint64_t key = keys[idx[k]];
         if (key == 0)
             continue;
-        size_t s = slot_of(c, key);
-        if (c->dropped_at[s] > read_epoch)
+        struct slot *sl = slot_of(c, key);
+        if (sl->dropped_at > read_epoch)
             continue; /* dropped while this record was being read */
-        c->keys[s] = key;
-        c->read_ms[s] = now_ms;
-        c->found[s] = found[k];
-        memcpy(c->values + s * vs, in + k * head_size, head_size);
+        sl->key = key;
+        sl->read_ms = now_ms;
+        sl->found = found[k];
+        memcpy(sl->value, in + k * head_size, head_size);
         if (rs > 0) {
             if (in_rest)
-                memcpy(c->values + s * vs + head_size, in_rest + idx[k] * rs, rs);
+                memcpy(sl->value + head_size, in_rest + idx[k] * rs, rs);
             else
-                memset(c->values + s * vs + head_size, 0, rs);
+                memset(sl->value + head_size, 0, rs);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -154,10 +181,10 @@ void cascade_record_cache_drop_many(cascade_record_cache *c, const uint64_t *key
     pthread_mutex_lock(&c->mu);
     c->epoch++;
     for (size_t k = 0; k < n; k++) {
-        size_t s = slot_of(c, keys[k]);
-        if (c->keys[s] == keys[k])
-            c->keys[s] = 0;
-        c->dropped_at[s] = c->epoch; /* also when not cached: a put may be on its way */
+        struct slot *sl = slot_of(c, keys[k]);
+        if (sl->key == keys[k])
+            sl->key = 0;
+        sl->dropped_at = c->epoch; /* also when not cached: a put may be on its way */
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -166,7 +193,8 @@ void cascade_record_cache_drop_all(cascade_record_cache *c)
 {
     pthread_mutex_lock(&c->mu);
     c->flushed_at = ++c->epoch;
-    memset(c->keys, 0, (c->mask + 1) * sizeof(*c->keys));
+    for (size_t s = 0; s <= c->mask; s++) /* rare (FLUSHDB, tracking lost or back) */
+        slot_at(c, s)->key = 0;
     pthread_mutex_unlock(&c->mu);
 }
 
