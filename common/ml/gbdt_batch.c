@@ -2,7 +2,8 @@
  * AVX2 when the CPU has it (checked once per model at load).
  *
  * Layout: every tree of the walk-ready layout (gbdt.c) unrolled into a
- * perfect binary tree of depth D (the model's depth, at least MASK_DEPTH):
+ * perfect binary tree of depth D (the model's depth, at least MASK_DEPTH;
+ * WIDE_MASK_DEPTH for a model 5 or 6 deep with AVX-512):
  * 2^D − 1 splits stored level by level, then 2^D leaves. A node at level
  * l, position r, steps to position 2r + (xx[feature] >= threshold) of level
  * l + 1, exactly as the walk steps to child + (xx[feature] >= threshold); a
@@ -13,7 +14,8 @@
  * The rows of a block are copied column-major with their negation
  * (xt[c·lanes + lane], c < 2·n_features), one vector lane per row. Two ways
  * down a tree:
- *   - D = MASK_DEPTH (models at most that deep), by leaf masks, no gather:
+ *   - D = MASK_DEPTH (models at most that deep), or WIDE_MASK_DEPTH with
+ *     AVX-512, by leaf masks, no gather:
  *     every split is tested for all the block's rows with one load of its
  *     column and one compare, independently of the others. A row that goes right
  *     at a node cannot end in the node's left half, so that half's leaves
@@ -22,11 +24,11 @@
  *     still set is the one the walk ends on: the walk's own leaf is never
  *     cleared (a node off its path clears leaves of its own subtree only),
  *     and any leaf left of it is cleared where its path and the walk's part
- *     (the walk went right there). Leaf k is mask bit 15 − k, so the exit
- *     leaf is the highest set bit: with AVX-512 (16 rows a block) its
+ *     (the walk went right there). Leaf k is mask bit 2^D − 1 − k, so the
+ *     exit leaf is the highest set bit: with AVX-512 (16 rows a block) its
  *     leading zeros, with AVX2 (8 rows) the exponent of the mask converted
  *     to float (exact below 2^24).
- *   - deeper models walk eight rows level by level (AVX2): the nodes of levels 0..3 (at most
+ *   - other models walk eight rows level by level (AVX2): the nodes of levels 0..3 (at most
  *     8) picked from one register by position (vpermd/vpermps), deeper ones
  *     gathered, the row values gathered by column.
  * Each lane adds its tree's leaf to its own double in tree order, the same
@@ -50,14 +52,20 @@
 #define MASK_SPLITS ((1 << MASK_DEPTH) - 1)
 #define MASK_LEAVES (1 << MASK_DEPTH)
 
+/* With AVX-512, models 5 or 6 deep (the learned ranker's) too: 64 leaves,
+ * a 64-bit lane. */
+#define WIDE_MASK_DEPTH 6
+#define WIDE_MASK_SPLITS ((1 << WIDE_MASK_DEPTH) - 1)
+#define WIDE_MASK_LEAVES (1 << WIDE_MASK_DEPTH)
+
 struct cascade_gbdt__batch {
     enum cascade_gbdt__isa isa; /* the instructions the blocks use */
     size_t lanes;               /* rows per block: LANES, or MAX_LANES with AVX-512 */
     uint32_t depth;             /* D */
-    bool masks;                 /* D == MASK_DEPTH: evaluated by leaf masks */
-    int32_t clear[MASK_SPLITS]; /* the mask bits of each split's left half */
-    size_t tree_splits;         /* 2^D − 1 */
-    size_t tree_leaves;         /* 2^D */
+    bool masks;                 /* D is MASK_DEPTH or WIDE_MASK_DEPTH: evaluated by leaf masks */
+    uint64_t clear[WIDE_MASK_SPLITS]; /* the mask bits of each split's left half */
+    size_t tree_splits;               /* 2^D − 1 */
+    size_t tree_leaves;               /* 2^D */
     int32_t *column_at; /* n_trees · tree_splits (+ LANES): xt column · lanes of each split */
     float *threshold;   /* the same positions */
     float *leaf;        /* n_trees · tree_leaves (+ LANES) */
@@ -92,14 +100,15 @@ static void unroll(struct cascade_gbdt__batch *b, const struct gbdt_node *walk, 
 }
 
 /* The mask bits of the leaves a row cannot reach once it goes right at
- * position r of level l: the left half of the node's subtree (leaf k is
- * bit MASK_LEAVES − 1 − k). */
-static int32_t left_half_bits(uint32_t l, uint32_t r)
+ * position r of level l of a tree of 2^depth leaves: the left half of the
+ * node's subtree (leaf k is bit 2^depth − 1 − k). */
+static uint64_t left_half_bits(uint32_t depth, uint32_t l, uint32_t r)
 {
-    uint32_t half = (uint32_t)MASK_LEAVES >> (l + 1), first = 2 * r * half, bits = 0;
+    uint32_t leaves = 1u << depth, half = leaves >> (l + 1), first = 2 * r * half;
+    uint64_t bits = 0;
     for (uint32_t k = first; k < first + half; k++)
-        bits |= 1u << (MASK_LEAVES - 1 - k);
-    return (int32_t)bits;
+        bits |= (uint64_t)1 << (leaves - 1 - k);
+    return bits;
 }
 
 enum cascade_gbdt__isa cascade_gbdt__cpu_isa(void)
@@ -126,21 +135,25 @@ int cascade_gbdt__batch_build_isa(cascade_gbdt *m, enum cascade_gbdt__isa isa)
     struct cascade_gbdt__batch *b = calloc(1, sizeof *b);
     if (!b)
         return CASCADE_ENOMEM;
-    b->depth = m->walk_depth < MASK_DEPTH ? MASK_DEPTH : m->walk_depth;
-    b->masks = b->depth == MASK_DEPTH;
+    b->depth = m->walk_depth <= MASK_DEPTH                                       ? MASK_DEPTH
+               : m->walk_depth <= WIDE_MASK_DEPTH && isa == CASCADE_GBDT__AVX512 ? WIDE_MASK_DEPTH
+                                                                                 : m->walk_depth;
+    b->masks =
+        b->depth == MASK_DEPTH || (b->depth == WIDE_MASK_DEPTH && isa == CASCADE_GBDT__AVX512);
     /* The walk has an AVX2 form only. */
     b->isa = b->masks ? isa : CASCADE_GBDT__AVX2;
     b->lanes = b->isa == CASCADE_GBDT__AVX512 ? MAX_LANES : LANES;
-    for (uint32_t l = 0; l < MASK_DEPTH; l++)
-        for (uint32_t r = 0; r < 1u << l; r++)
-            b->clear[(1u << l) - 1 + r] = left_half_bits(l, r);
+    if (b->masks)
+        for (uint32_t l = 0; l < b->depth; l++)
+            for (uint32_t r = 0; r < 1u << l; r++)
+                b->clear[(1u << l) - 1 + r] = left_half_bits(b->depth, l, r);
     b->tree_leaves = (size_t)1 << b->depth;
     b->tree_splits = b->tree_leaves - 1;
     /* LANES spare entries: a level of up to 8 nodes is loaded whole. */
     size_t splits = m->n_trees * b->tree_splits + LANES;
     b->column_at = calloc(splits, sizeof *b->column_at);
     b->threshold = calloc(splits, sizeof *b->threshold);
-    b->leaf = calloc(m->n_trees * b->tree_leaves + MAX_LANES, sizeof *b->leaf);
+    b->leaf = calloc(m->n_trees * b->tree_leaves, sizeof *b->leaf);
     if (!b->column_at || !b->threshold || !b->leaf) {
         cascade_gbdt__batch_destroy(b);
         return CASCADE_ENOMEM;
@@ -157,8 +170,10 @@ const char *cascade_gbdt__batch_method(const cascade_gbdt *m)
         return "one row at a time";
     if (!m->batch->masks)
         return "level walk, 8 rows a block (AVX2)";
-    return m->batch->isa == CASCADE_GBDT__AVX512 ? "leaf masks, 16 rows a block (AVX-512)"
-                                                 : "leaf masks, 8 rows a block (AVX2)";
+    if (m->batch->isa == CASCADE_GBDT__AVX2)
+        return "leaf masks (depth 4), 8 rows a block (AVX2)";
+    return m->batch->depth == MASK_DEPTH ? "leaf masks (depth 4), 16 rows a block (AVX-512)"
+                                         : "leaf masks (depth 6), 16 rows a block (AVX-512)";
 }
 
 /* In place: r[k] becomes column k of the 8×8 block whose row j was r[j]. */
@@ -301,7 +316,7 @@ __attribute__((target("avx2"))) static void block_masks(const cascade_gbdt *m, c
     const struct cascade_gbdt__batch *b = m->batch;
     __m256 clear[MASK_SPLITS];
     for (int i = 0; i < MASK_SPLITS; i++)
-        clear[i] = _mm256_castsi256_ps(_mm256_set1_epi32(b->clear[i]));
+        clear[i] = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)b->clear[i]));
     const __m256 every_leaf = _mm256_castsi256_ps(_mm256_set1_epi32((1 << MASK_LEAVES) - 1));
     const __m256i leaf0_exponent = _mm256_set1_epi32(127 + MASK_LEAVES - 1);
     __m256d acc_lo = _mm256_loadu_pd(start), acc_hi = _mm256_loadu_pd(start + 4);
@@ -326,6 +341,24 @@ __attribute__((target("avx2"))) static void block_masks(const cascade_gbdt *m, c
     store_sums(acc_lo, acc_hi, cnt, out);
 }
 
+/* add_leaves and store_sums for sixteen rows (rows 0..7 in lo). */
+__attribute__((target("avx512f"))) static inline void add_leaves16(__m512d *lo, __m512d *hi,
+                                                                   __m512 v)
+{
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    *hi = _mm512_add_pd(
+        *hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+
+__attribute__((target("avx512f"))) static inline void store_sums16(__m512d lo, __m512d hi,
+                                                                   size_t cnt, float *out)
+{
+    float s[MAX_LANES];
+    _mm256_storeu_ps(s, _mm512_cvtpd_ps(lo));
+    _mm256_storeu_ps(s + LANES, _mm512_cvtpd_ps(hi));
+    memcpy(out, s, cnt * sizeof *out);
+}
+
 /* block_masks with sixteen rows: a compare gives a mask register, the
  * clearing is one masked and-not, the exit leaf k is the mask's leading
  * zeros (16 + k, of which vpermps reads the low four bits). */
@@ -335,7 +368,7 @@ block_masks16(const cascade_gbdt *m, const float *xt, const double *start, size_
     const struct cascade_gbdt__batch *b = m->batch;
     __m512i clear[MASK_SPLITS];
     for (int i = 0; i < MASK_SPLITS; i++)
-        clear[i] = _mm512_set1_epi32(b->clear[i]);
+        clear[i] = _mm512_set1_epi32((int32_t)b->clear[i]);
     const __m512i every_leaf = _mm512_set1_epi32((1 << MASK_LEAVES) - 1);
     __m512d acc_lo = _mm512_loadu_pd(start), acc_hi = _mm512_loadu_pd(start + 8);
     for (size_t t = 0; t < m->n_trees; t++) {
@@ -350,14 +383,46 @@ block_masks16(const cascade_gbdt *m, const float *xt, const double *start, size_
         }
         __m512 v = _mm512_permutexvar_ps(_mm512_lzcnt_epi32(reach),
                                          _mm512_loadu_ps(b->leaf + t * MASK_LEAVES));
-        acc_lo = _mm512_add_pd(acc_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-        acc_hi = _mm512_add_pd(acc_hi, _mm512_cvtps_pd(_mm256_castpd_ps(
-                                           _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+        add_leaves16(&acc_lo, &acc_hi, v);
     }
-    float s[MAX_LANES];
-    _mm256_storeu_ps(s, _mm512_cvtpd_ps(acc_lo));
-    _mm256_storeu_ps(s + LANES, _mm512_cvtpd_ps(acc_hi));
-    memcpy(out, s, cnt * sizeof *out);
+    store_sums16(acc_lo, acc_hi, cnt, out);
+}
+
+/* block_masks16 for models unrolled to WIDE_MASK_DEPTH: each row's mask
+ * is a 64-bit lane (rows 0..7 in one register, 8..15 in another), the
+ * exit leaf k its leading zeros, its value picked from the 64 by two
+ * two-register permutes (vpermt2ps, 32 leaves each) and bit 5 of k. */
+__attribute__((target("avx512f,avx512cd"))) static void block_wide_masks16(const cascade_gbdt *m,
+                                                                           const float *xt,
+                                                                           const double *start,
+                                                                           size_t cnt, float *out)
+{
+    const struct cascade_gbdt__batch *b = m->batch;
+    const __m512i every_leaf = _mm512_set1_epi64(-1), leaf_bit5 = _mm512_set1_epi32(32);
+    __m512d acc_lo = _mm512_loadu_pd(start), acc_hi = _mm512_loadu_pd(start + 8);
+    for (size_t t = 0; t < m->n_trees; t++) {
+        const int32_t *at = b->column_at + t * WIDE_MASK_SPLITS;
+        const float *thr = b->threshold + t * WIDE_MASK_SPLITS;
+        __m512i reach_lo = every_leaf, reach_hi = every_leaf;
+#pragma GCC unroll 64
+        for (int i = 0; i < WIDE_MASK_SPLITS; i++) {
+            __mmask16 right =
+                _mm512_cmp_ps_mask(_mm512_load_ps(xt + at[i]), _mm512_set1_ps(thr[i]), _CMP_GE_OQ);
+            __m512i clear = _mm512_set1_epi64((long long)b->clear[i]);
+            reach_lo = _mm512_mask_andnot_epi64(reach_lo, (__mmask8)right, clear, reach_lo);
+            reach_hi = _mm512_mask_andnot_epi64(reach_hi, (__mmask8)(right >> 8), clear, reach_hi);
+        }
+        __m512i k = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_lzcnt_epi64(reach_lo))),
+            _mm512_cvtepi64_epi32(_mm512_lzcnt_epi64(reach_hi)), 1);
+        const float *lf = b->leaf + t * WIDE_MASK_LEAVES;
+        __m512 first = _mm512_permutex2var_ps(_mm512_loadu_ps(lf), k, _mm512_loadu_ps(lf + 16));
+        __m512 second =
+            _mm512_permutex2var_ps(_mm512_loadu_ps(lf + 32), k, _mm512_loadu_ps(lf + 48));
+        __m512 v = _mm512_mask_blend_ps(_mm512_test_epi32_mask(k, leaf_bit5), first, second);
+        add_leaves16(&acc_lo, &acc_hi, v);
+    }
+    store_sums16(acc_lo, acc_hi, cnt, out);
 }
 
 __attribute__((target("avx2"))) static void
@@ -376,10 +441,11 @@ void cascade_gbdt__batch_predict(const cascade_gbdt *m, const float *X, size_t n
 {
     const struct cascade_gbdt__batch *b = m->batch;
     void (*block)(const cascade_gbdt *, const float *, const double *, size_t, float *) =
-        b->masks && b->isa == CASCADE_GBDT__AVX512 ? block_masks16
-        : b->masks                                 ? block_masks
-        : b->depth == 6                            ? block_depth6
-                                                   : block_any;
+        b->masks && b->isa == CASCADE_GBDT__AVX512
+            ? (b->depth == MASK_DEPTH ? block_masks16 : block_wide_masks16)
+        : b->masks      ? block_masks
+        : b->depth == 6 ? block_depth6
+                        : block_any;
     size_t nf = m->n_features, lanes = b->lanes;
     float xt[2 * GBDT_WALK_MAX_FEATURES * MAX_LANES] __attribute__((aligned(64)));
     double start[MAX_LANES];

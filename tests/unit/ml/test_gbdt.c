@@ -344,17 +344,21 @@ static void test_random_trees_wide_rows(void **state)
 /* ------------------------------------------------ eight rows at a time */
 
 /* The batch layout for isa must be there when the CPU has it and the model
- * fits (else a comparison would be of the one-row walk with itself), by
+ * fits (else a comparison would be of the one-row walk with itself): by
  * leaf masks for a model at most 4 deep (16 rows a block with AVX-512, 8
- * with AVX2), by the level walk deeper; a model too deep has none. */
+ * with AVX2) and, with AVX-512, 5 or 6 deep; by the level walk otherwise;
+ * a model too deep has none. */
 static void check_batch_method(cascade_gbdt *m, enum cascade_gbdt__isa isa, const char *what)
 {
     assert_int_equal(cascade_gbdt__batch_build_isa(m, isa), 0);
-    const char *want = isa == CASCADE_GBDT__SCALAR || m->walk_depth > CASCADE_GBDT__BATCH_MAX_DEPTH
-                           ? "one row at a time"
-                       : m->walk_depth > 4           ? "level walk, 8 rows a block (AVX2)"
-                       : isa == CASCADE_GBDT__AVX512 ? "leaf masks, 16 rows a block (AVX-512)"
-                                                     : "leaf masks, 8 rows a block (AVX2)";
+    bool avx512 = isa == CASCADE_GBDT__AVX512;
+    const char *want =
+        isa == CASCADE_GBDT__SCALAR || m->walk_depth > CASCADE_GBDT__BATCH_MAX_DEPTH
+            ? "one row at a time"
+        : m->walk_depth <= 4           ? (avx512 ? "leaf masks (depth 4), 16 rows a block (AVX-512)"
+                                                 : "leaf masks (depth 4), 8 rows a block (AVX2)")
+        : m->walk_depth <= 6 && avx512 ? "leaf masks (depth 6), 16 rows a block (AVX-512)"
+                                       : "level walk, 8 rows a block (AVX2)";
     if (strcmp(cascade_gbdt__batch_method(m), want) != 0)
         fail_msg("%s (depth %u): batches by %s, not %s", what, m->walk_depth,
                  cascade_gbdt__batch_method(m), want);
@@ -414,27 +418,32 @@ static void test_batch_matches_row_walk(void **state)
 }
 
 /* Two trees, base score 0, built so that each row's leaves are known:
- *   - a perfect tree of depth 4, the node at level l splitting feature l at
- *     0.5, a missing value going left on even levels, right on odd ones;
- *     leaf k (left to right) is worth k + 1, and bit 3 − l of k says
- *     whether a row goes right at level l;
+ *   - a perfect tree of the given depth D, the node at level l splitting
+ *     feature l at 0.5, a missing value going left on even levels, right on
+ *     odd ones; leaf k (left to right) is worth k + 1, and bit D − 1 − l of
+ *     k says whether a row goes right at level l;
  *   - a tree with a leaf at depth 1: f0 < 0.5 (missing left) ? 100 :
  *     (f1 < 0.5 (missing right) ? 200 : 300). */
-static char *known_leaves_json(void)
+#define KNOWN_MAX_DEPTH 6
+static char *known_leaves_json(int depth)
 {
-    int left[31], right[31], feature[31], default_left[31];
-    double cond[31];
-    for (int i = 0; i < 31; i++) {
-        int level = i < 1 ? 0 : i < 3 ? 1 : i < 7 ? 2 : i < 15 ? 3 : 4;
-        bool split = level < 4;
+    enum { KNOWN_NODES = (2 << KNOWN_MAX_DEPTH) - 1 };
+    int left[KNOWN_NODES], right[KNOWN_NODES], feature[KNOWN_NODES], default_left[KNOWN_NODES];
+    int n = (2 << depth) - 1, splits = (1 << depth) - 1;
+    double cond[KNOWN_NODES];
+    for (int i = 0; i < n; i++) {
+        int level = 0;
+        while ((2 << level) - 1 <= i)
+            level++;
+        bool split = i < splits;
         left[i] = split ? 2 * i + 1 : -1;
         right[i] = split ? 2 * i + 2 : -1;
         feature[i] = split ? level : 0;
         default_left[i] = level % 2 == 0;
-        cond[i] = split ? 0.5 : (double)(i - 15 + 1);
+        cond[i] = split ? 0.5 : (double)(i - splits + 1);
     }
     json_t *c = json_array(), *c2 = json_array();
-    for (int i = 0; i < 31; i++)
+    for (int i = 0; i < n; i++)
         json_array_append_new(c, json_real(cond[i]));
     const double c2v[] = {0.5, 100, 0.5, 200, 300};
     for (int i = 0; i < 5; i++)
@@ -443,8 +452,8 @@ static char *known_leaves_json(void)
               d2[] = {1, 0, 0, 0, 0};
     json_t *trees = json_pack(
         "[{s:o, s:o, s:o, s:o, s:o}, {s:o, s:o, s:o, s:o, s:o}]", "left_children",
-        int_array(left, 31), "right_children", int_array(right, 31), "split_indices",
-        int_array(feature, 31), "split_conditions", c, "default_left", int_array(default_left, 31),
+        int_array(left, n), "right_children", int_array(right, n), "split_indices",
+        int_array(feature, n), "split_conditions", c, "default_left", int_array(default_left, n),
         "left_children", int_array(l2, 5), "right_children", int_array(r2, 5), "split_indices",
         int_array(f2, 5), "split_conditions", c2, "default_left", int_array(d2, 5));
     json_t *root = json_pack("{s:{s:{s:s}, s:{s:{s:o}}}}", "learner", "learner_model_param",
@@ -454,41 +463,55 @@ static char *known_leaves_json(void)
     return text;
 }
 
-/* Every exit leaf of a depth-4 tree in every lane of a 16-row block (row i
- * ends on leaf (i + i / 16) mod 16), reached by values and, for the second
- * 256 rows, by missing values where the default goes the same way; and the
- * early leaf. Each way the CPU has must give the known sums. */
-static void test_batch_every_exit_leaf(void **state)
+/* Every exit leaf of a perfect tree of the given depth in every lane of a
+ * 16-row block (row i ends on leaf (i + i / 16) mod 2^depth), reached by
+ * values and, for the second half of the rows, by missing values where the
+ * default goes the same way; and the early leaf. Each way the CPU has must
+ * give the known sums. */
+static void check_every_exit_leaf(int depth)
 {
-    (void)state;
-    enum { N = 512, NF = 4 };
-    static float X[N * NF], got[N], want[N];
-    for (size_t i = 0; i < N; i++) {
-        unsigned leaf = (unsigned)(i + i / 16) % 16;
-        bool missing = i >= N / 2;
-        for (int l = 0; l < NF; l++) {
-            bool go_right = (leaf >> (3 - l)) & 1, nan_goes_right = l % 2 == 1;
-            X[i * NF + (size_t)l] = missing && go_right == nan_goes_right ? NAN
+    size_t leaves = (size_t)1 << depth, n = 2 * 16 * leaves, nf = (size_t)depth;
+    float *X = malloc(n * nf * sizeof *X), *got = malloc(n * sizeof *got),
+          *want = malloc(n * sizeof *want);
+    assert_true(X && got && want);
+    for (size_t i = 0; i < n; i++) {
+        size_t leaf = (i + i / 16) % leaves;
+        bool missing = i >= n / 2;
+        for (int l = 0; l < depth; l++) {
+            bool go_right = (leaf >> (depth - 1 - l)) & 1, nan_goes_right = l % 2 == 1;
+            X[i * nf + (size_t)l] = missing && go_right == nan_goes_right ? NAN
                                     : go_right                            ? 1.0f
                                                                           : 0.0f;
         }
-        bool f0_right = (leaf >> 3) & 1, f1_right = (leaf >> 2) & 1; /* NaN f1 goes right */
+        /* f0 and f1 as the first two levels took them (a NaN f1 goes right) */
+        bool f0_right = (leaf >> (depth - 1)) & 1, f1_right = (leaf >> (depth - 2)) & 1;
         want[i] = (float)(leaf + 1) + (!f0_right ? 100.0f : f1_right ? 300.0f : 200.0f);
     }
-    char *json = known_leaves_json(), err[256] = "";
-    cascade_gbdt *m = cascade_gbdt_from_xgboost_json(json, strlen(json), NF, err, sizeof err);
+    char *json = known_leaves_json(depth), err[256] = "";
+    cascade_gbdt *m = cascade_gbdt_from_xgboost_json(json, strlen(json), nf, err, sizeof err);
     if (!m)
         fail_msg("known leaves: %s", err);
     for (int isa = CASCADE_GBDT__SCALAR; isa <= (int)cascade_gbdt__cpu_isa(); isa++) {
         check_batch_method(m, (enum cascade_gbdt__isa)isa, "known leaves");
-        cascade_gbdt_predict(m, X, N, got);
-        for (size_t i = 0; i < N; i++)
+        cascade_gbdt_predict(m, X, n, got);
+        for (size_t i = 0; i < n; i++)
             if (got[i] != want[i])
-                fail_msg("%s, row %zu (lane %zu): %g, want %g", cascade_gbdt__batch_method(m), i,
-                         i % 16, got[i], want[i]);
+                fail_msg("depth %d, %s, row %zu (lane %zu): %g, want %g", depth,
+                         cascade_gbdt__batch_method(m), i, i % 16, got[i], want[i]);
     }
     cascade_gbdt_destroy(m);
     free(json);
+    free(X);
+    free(got);
+    free(want);
+}
+
+static void test_batch_every_exit_leaf(void **state)
+{
+    (void)state;
+    check_every_exit_leaf(4);
+    check_every_exit_leaf(5); /* unrolled to 6 with AVX-512; walked with AVX2 */
+    check_every_exit_leaf(KNOWN_MAX_DEPTH);
 }
 
 /* A model with no tree (the margin alone) scores the same in batches. */
