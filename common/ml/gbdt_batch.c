@@ -1,5 +1,5 @@
-/* Tree ensemble prediction eight rows at a time (gbdt_internal.h), with
- * AVX2 when the CPU has it (checked once per model at load).
+/* Tree ensemble prediction 8 or 16 rows at a time (gbdt_internal.h), with
+ * AVX2 or AVX-512 when the CPU has it (checked once per model at load).
  *
  * Layout: every tree of the walk-ready layout (gbdt.c) unrolled into a
  * perfect binary tree of depth D (the model's depth, at least MASK_DEPTH;
@@ -15,12 +15,12 @@
  * (xt[c·lanes + lane], c < 2·n_features), one vector lane per row. Two ways
  * down a tree:
  *   - D = MASK_DEPTH (models at most that deep), or WIDE_MASK_DEPTH with
- *     AVX-512, by leaf masks, no gather:
- *     every split is tested for all the block's rows with one load of its
- *     column and one compare, independently of the others. A row that goes right
- *     at a node cannot end in the node's left half, so that half's leaves
- *     are cleared from the row's mask of reachable leaves; a row that goes
- *     left clears nothing there. After all the splits, the leftmost leaf
+ *     AVX-512, by leaf masks, no gather: every split is tested for all the
+ *     block's rows with one load of its column and one compare,
+ *     independently of the others. A row that goes right at a node cannot
+ *     end in the node's left half, so that half's leaves are cleared from
+ *     the row's mask of reachable leaves; a row that goes left clears
+ *     nothing there. After all the splits, the leftmost leaf
  *     still set is the one the walk ends on: the walk's own leaf is never
  *     cleared (a node off its path clears leaves of its own subtree only),
  *     and any leaf left of it is cleared where its path and the walk's part
@@ -28,9 +28,10 @@
  *     exit leaf is the highest set bit: with AVX-512 (16 rows a block) its
  *     leading zeros, with AVX2 (8 rows) the exponent of the mask converted
  *     to float (exact below 2^24).
- *   - other models walk eight rows level by level (AVX2): the nodes of levels 0..3 (at most
- *     8) picked from one register by position (vpermd/vpermps), deeper ones
- *     gathered, the row values gathered by column.
+ *   - other models walk eight rows level by level (AVX2): the nodes of
+ *     levels 0..3 (at most 8) picked from one register by position
+ *     (vpermd/vpermps), deeper ones gathered, the row values gathered by
+ *     column.
  * Each lane adds its tree's leaf to its own double in tree order, the same
  * additions as the one-row walk, so scores are bit-identical
  * (tests/unit/ml/test_gbdt.c). */
@@ -68,7 +69,7 @@ struct cascade_gbdt__batch {
     size_t tree_leaves;               /* 2^D */
     int32_t *column_at; /* n_trees · tree_splits (+ LANES): xt column · lanes of each split */
     float *threshold;   /* the same positions */
-    float *leaf;        /* n_trees · tree_leaves (+ LANES) */
+    float *leaf;        /* n_trees · tree_leaves */
 };
 
 void cascade_gbdt__batch_destroy(struct cascade_gbdt__batch *b)
