@@ -3,7 +3,7 @@
  *
  * Layout: every tree of the walk-ready layout (gbdt.c) unrolled into a
  * perfect binary tree of depth D (the model's depth, at least MASK_DEPTH;
- * WIDE_MASK_DEPTH for a model 5 or 6 deep with AVX-512):
+ * WIDE_MASK_DEPTH for a model 5 or 6 deep):
  * 2^D − 1 splits stored level by level, then 2^D leaves. A node at level
  * l, position r, steps to position 2r + (xx[feature] >= threshold) of level
  * l + 1, exactly as the walk steps to child + (xx[feature] >= threshold); a
@@ -14,8 +14,8 @@
  * The rows of a block are copied column-major with their negation
  * (xt[c·lanes + lane], c < 2·n_features), one vector lane per row. Two ways
  * down a tree:
- *   - D = MASK_DEPTH (models at most that deep), or WIDE_MASK_DEPTH with
- *     AVX-512, by leaf masks, no gather: every split is tested for all the
+ *   - D = MASK_DEPTH (models at most that deep) or WIDE_MASK_DEPTH (5 or
+ *     6 deep), by leaf masks, no gather of row values: every split is tested for all the
  *     block's rows with one load of its column and one compare,
  *     independently of the others. A row that goes right at a node cannot
  *     end in the node's left half, so that half's leaves are cleared from
@@ -27,8 +27,8 @@
  *     (the walk went right there). Leaf k is mask bit 2^D − 1 − k, so the
  *     exit leaf is the highest set bit: with AVX-512 (16 rows a block) its
  *     leading zeros, with AVX2 (8 rows) the exponent of the mask converted
- *     to float (exact below 2^24).
- *   - other models walk eight rows level by level (AVX2): the nodes of
+ *     to float (exact below 2^24; block_wide_masks differs, see there).
+ *   - models 7 or 8 deep walk eight rows level by level (AVX2): the nodes of
  *     levels 0..3 (at most 8) picked from one register by position
  *     (vpermd/vpermps), deeper ones gathered, the row values gathered by
  *     column.
@@ -53,8 +53,8 @@
 #define MASK_SPLITS ((1 << MASK_DEPTH) - 1)
 #define MASK_LEAVES (1 << MASK_DEPTH)
 
-/* With AVX-512, models 5 or 6 deep (the learned ranker's) too: 64 leaves,
- * a 64-bit lane. */
+/* Models 5 or 6 deep (the learned ranker's): 64 leaves, a 64-bit lane with
+ * AVX-512, a 32-bit lane per half of the tree with AVX2. */
 #define WIDE_MASK_DEPTH 6
 #define WIDE_MASK_SPLITS ((1 << WIDE_MASK_DEPTH) - 1)
 #define WIDE_MASK_LEAVES (1 << WIDE_MASK_DEPTH)
@@ -64,9 +64,10 @@ struct cascade_gbdt__batch {
     size_t lanes;               /* rows per block: LANES, or MAX_LANES with AVX-512 */
     uint32_t depth;             /* D */
     bool masks;                 /* D is MASK_DEPTH or WIDE_MASK_DEPTH: evaluated by leaf masks */
-    uint64_t clear[WIDE_MASK_SPLITS]; /* the mask bits of each split's left half */
-    size_t tree_splits;               /* 2^D − 1 */
-    size_t tree_leaves;               /* 2^D */
+    uint64_t clear[WIDE_MASK_SPLITS];      /* the mask bits of each split's left half */
+    uint32_t half_clear[WIDE_MASK_SPLITS]; /* the same within the root's halves (AVX2) */
+    size_t tree_splits;                    /* 2^D − 1 */
+    size_t tree_leaves;                    /* 2^D */
     int32_t *column_at; /* n_trees · tree_splits (+ LANES): xt column · lanes of each split */
     float *threshold;   /* the same positions */
     float *leaf;        /* n_trees · tree_leaves */
@@ -112,6 +113,16 @@ static uint64_t left_half_bits(uint32_t depth, uint32_t l, uint32_t r)
     return bits;
 }
 
+/* left_half_bits for the AVX2 form of WIDE_MASK_DEPTH, where each row has
+ * a 32-bit mask per half of the tree (the root's two subtrees, leaves
+ * 0..31 and 32..63) and leaf k is bit k mod 32 of its half's, so the exit
+ * leaf is the lowest bit set. Level l >= 1. */
+static uint32_t left_half_bits_in_half(uint32_t l, uint32_t r)
+{
+    uint32_t half = (uint32_t)WIDE_MASK_LEAVES >> (l + 1), first = (2 * r * half) % 32;
+    return (uint32_t)((((uint64_t)1 << half) - 1) << first);
+}
+
 enum cascade_gbdt__isa cascade_gbdt__cpu_isa(void)
 {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd"))
@@ -136,18 +147,21 @@ int cascade_gbdt__batch_build_isa(cascade_gbdt *m, enum cascade_gbdt__isa isa)
     struct cascade_gbdt__batch *b = calloc(1, sizeof *b);
     if (!b)
         return CASCADE_ENOMEM;
-    b->depth = m->walk_depth <= MASK_DEPTH                                       ? MASK_DEPTH
-               : m->walk_depth <= WIDE_MASK_DEPTH && isa == CASCADE_GBDT__AVX512 ? WIDE_MASK_DEPTH
-                                                                                 : m->walk_depth;
-    b->masks =
-        b->depth == MASK_DEPTH || (b->depth == WIDE_MASK_DEPTH && isa == CASCADE_GBDT__AVX512);
-    /* The walk has an AVX2 form only. */
+    b->depth = m->walk_depth <= MASK_DEPTH        ? MASK_DEPTH
+               : m->walk_depth <= WIDE_MASK_DEPTH ? WIDE_MASK_DEPTH
+                                                  : m->walk_depth;
+    b->masks = b->depth == MASK_DEPTH || b->depth == WIDE_MASK_DEPTH;
+    /* The walk (models 7 or 8 deep) has an AVX2 form only. */
     b->isa = b->masks ? isa : CASCADE_GBDT__AVX2;
     b->lanes = b->isa == CASCADE_GBDT__AVX512 ? MAX_LANES : LANES;
     if (b->masks)
         for (uint32_t l = 0; l < b->depth; l++)
             for (uint32_t r = 0; r < 1u << l; r++)
                 b->clear[(1u << l) - 1 + r] = left_half_bits(b->depth, l, r);
+    if (b->depth == WIDE_MASK_DEPTH)
+        for (uint32_t l = 1; l < b->depth; l++)
+            for (uint32_t r = 0; r < 1u << l; r++)
+                b->half_clear[(1u << l) - 1 + r] = left_half_bits_in_half(l, r);
     b->tree_leaves = (size_t)1 << b->depth;
     b->tree_splits = b->tree_leaves - 1;
     /* LANES spare entries: a level of up to 8 nodes is loaded whole. */
@@ -172,7 +186,8 @@ const char *cascade_gbdt__batch_method(const cascade_gbdt *m)
     if (!m->batch->masks)
         return "level walk, 8 rows a block (AVX2)";
     if (m->batch->isa == CASCADE_GBDT__AVX2)
-        return "leaf masks (depth 4), 8 rows a block (AVX2)";
+        return m->batch->depth == MASK_DEPTH ? "leaf masks (depth 4), 8 rows a block (AVX2)"
+                                             : "leaf masks (depth 6), 8 rows a block (AVX2)";
     return m->batch->depth == MASK_DEPTH ? "leaf masks (depth 4), 16 rows a block (AVX-512)"
                                          : "leaf masks (depth 6), 16 rows a block (AVX-512)";
 }
@@ -272,9 +287,8 @@ __attribute__((target("avx2"))) static inline void store_sums(__m256d lo, __m256
     memcpy(out, s, cnt * sizeof *out);
 }
 
-/* Eight rows (xt, start) through every tree; out[lane] for lanes < cnt. The
- * depth is a parameter so that the caller below gets code for depth 6 (what
- * cascade-build train ltr grows for rank) with the level loop unrolled. */
+/* Eight rows (xt, start) through every tree by the level walk (models 7
+ * or 8 deep); out[lane] for lanes < cnt. */
 __attribute__((target("avx2"))) static inline __attribute__((always_inline)) void
 block_walk(const cascade_gbdt *m, const float *xt, const double *start, size_t cnt, float *out,
            const uint32_t depth)
@@ -426,10 +440,49 @@ __attribute__((target("avx512f,avx512cd"))) static void block_wide_masks16(const
     store_sums16(acc_lo, acc_hi, cnt, out);
 }
 
-__attribute__((target("avx2"))) static void
-block_depth6(const cascade_gbdt *m, const float *xt, const double *start, size_t cnt, float *out)
+/* block_masks for models unrolled to WIDE_MASK_DEPTH: a 32-bit mask per
+ * half of the tree (the root's subtrees; a split below the root clears
+ * leaves of its own half only), the root's compare picking the half, the
+ * exit leaf the lowest bit set of that half's mask (isolated, so its float
+ * is exact: the exponent, 127 + k, even for bit 31 whose int is negative),
+ * its value gathered from the 64. */
+__attribute__((target("avx2"))) static void block_wide_masks(const cascade_gbdt *m, const float *xt,
+                                                             const double *start, size_t cnt,
+                                                             float *out)
 {
-    block_walk(m, xt, start, cnt, out, 6);
+    const struct cascade_gbdt__batch *b = m->batch;
+    const __m256 every_leaf = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    const __m256i low5 = _mm256_set1_epi32(31), one = _mm256_set1_epi32(1),
+                  second_half = _mm256_set1_epi32(WIDE_MASK_LEAVES / 2);
+    __m256d acc_lo = _mm256_loadu_pd(start), acc_hi = _mm256_loadu_pd(start + 4);
+    for (size_t t = 0; t < m->n_trees; t++) {
+        const int32_t *at = b->column_at + t * WIDE_MASK_SPLITS;
+        const float *thr = b->threshold + t * WIDE_MASK_SPLITS;
+        __m256 root_right =
+            _mm256_cmp_ps(_mm256_load_ps(xt + at[0]), _mm256_set1_ps(thr[0]), _CMP_GE_OQ);
+        __m256 reach[2] = {every_leaf, every_leaf}; /* the left half's, the right half's */
+#pragma GCC unroll 8
+        for (int l = 1; l < WIDE_MASK_DEPTH; l++) {
+            int base = (1 << l) - 1, per_half = 1 << (l - 1);
+#pragma GCC unroll 32
+            for (int r = 0; r < 2 * per_half; r++) {
+                int i = base + r;
+                __m256 right =
+                    _mm256_cmp_ps(_mm256_load_ps(xt + at[i]), _mm256_set1_ps(thr[i]), _CMP_GE_OQ);
+                __m256 clear = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)b->half_clear[i]));
+                reach[r >= per_half] =
+                    _mm256_andnot_ps(_mm256_and_ps(right, clear), reach[r >= per_half]);
+            }
+        }
+        __m256i mask = _mm256_castps_si256(_mm256_blendv_ps(reach[0], reach[1], root_right));
+        __m256i lowest = _mm256_and_si256(mask, _mm256_sub_epi32(_mm256_setzero_si256(), mask));
+        __m256i exponent = _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(lowest)), 23);
+        /* (127 + k + 1) mod 32 = k */
+        __m256i k = _mm256_and_si256(_mm256_add_epi32(exponent, one), low5);
+        k = _mm256_or_si256(k, _mm256_and_si256(_mm256_castps_si256(root_right), second_half));
+        add_leaves(&acc_lo, &acc_hi, _mm256_i32gather_ps(b->leaf + t * WIDE_MASK_LEAVES, k, 4));
+    }
+    store_sums(acc_lo, acc_hi, cnt, out);
 }
 
 __attribute__((target("avx2"))) static void block_any(const cascade_gbdt *m, const float *xt,
@@ -444,9 +497,8 @@ void cascade_gbdt__batch_predict(const cascade_gbdt *m, const float *X, size_t n
     void (*block)(const cascade_gbdt *, const float *, const double *, size_t, float *) =
         b->masks && b->isa == CASCADE_GBDT__AVX512
             ? (b->depth == MASK_DEPTH ? block_masks16 : block_wide_masks16)
-        : b->masks      ? block_masks
-        : b->depth == 6 ? block_depth6
-                        : block_any;
+        : b->masks ? (b->depth == MASK_DEPTH ? block_masks : block_wide_masks)
+                   : block_any;
     size_t nf = m->n_features, lanes = b->lanes;
     float xt[2 * GBDT_WALK_MAX_FEATURES * MAX_LANES] __attribute__((aligned(64)));
     double start[MAX_LANES];
