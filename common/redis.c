@@ -38,6 +38,8 @@ struct cascade_redis {
     char *user;           /* NULL: AUTH without a user name */
     char *password;       /* NULL: no AUTH */
     int pending;          /* pipelined commands whose replies are not read yet */
+    uint64_t
+        round_trips; /* commands or pipelines sent and waited for (cascade_redis_round_trips) */
     char addr[REDIS_ADDR_MAX];
     /* "redis <addr>: <reason>" always fits: a longer message would lose the
      * reason, which is the part the user needs. */
@@ -397,6 +399,7 @@ static int redis_vcommand(cascade_redis *r, redisReply **reply, const char *fmt,
         return rc;
     }
     errno = 0;
+    r->round_trips++;
     redisReply *rep = redisvCommand(r->ctx, fmt, ap);
     return redis_check_reply(r, rep, reply, errno);
 }
@@ -501,6 +504,7 @@ int cascade_redis_command_argv(cascade_redis *r, redisReply **reply, int argc, c
     errno = 0;
     /* What redisCommandArgv does on a blocking context: append, then read. */
     void *rep = NULL;
+    r->round_trips++;
     if (redis_append_argv_raw(r->ctx, argc, argv, argvlen) != REDIS_OK ||
         redisGetReply(r->ctx, &rep) != REDIS_OK)
         rep = NULL;
@@ -562,12 +566,20 @@ int cascade_redis_get_reply(cascade_redis *r, redisReply **reply)
     }
     void *rep = NULL;
     errno = 0;
+    /* Commands still in the output buffer: this read sends them and waits. */
+    if (sdslen(r->ctx->obuf) > 0)
+        r->round_trips++;
     int status = redisGetReply(r->ctx, &rep);
     int saved = errno;
     if (status != REDIS_OK)
         return redis_io_failure(r, saved);
     r->pending--;
     return redis_check_reply(r, rep, reply, saved);
+}
+
+uint64_t cascade_redis_round_trips(const cascade_redis *r)
+{
+    return r->round_trips;
 }
 
 /* ---- messages nobody asked for (a SUBSCRIBEd connection) ---- */

@@ -123,6 +123,10 @@ int cascade_redis_command_argv(cascade_redis *r, redisReply **reply, int argc, c
 int cascade_redis_append(cascade_redis *r, const char *fmt, ...);
 int cascade_redis_append_argv(cascade_redis *r, int argc, const char **argv, const size_t *argvlen);
 int cascade_redis_get_reply(cascade_redis *r, redisReply **reply);
+/* Round trips made on r since it was created: each cascade_redis_command*
+ * and each cascade_redis_get_reply that had to send queued commands first
+ * (the first reply read after appends). Tests count a code path's trips. */
+uint64_t cascade_redis_round_trips(const cascade_redis *r);
 
 /* Drop the handle's connection now (the next command reconnects), e.g. to
  * leave SUBSCRIBE mode. NULL-safe. */

@@ -598,14 +598,23 @@ static int metrics_init(struct cascade_rpc_server *srv, cascade_metrics *m, char
         "Time a unary RPC spent in the server: decode, handler and encode.", "method", NULL, 0);
     cascade_metric_family *in_flight = cascade_metrics_gauge(
         m, "cascade_rpc_in_flight", "Unary RPCs being served right now.", NULL);
+    cascade_metric_family *workers = cascade_metrics_gauge(
+        m, "cascade_rpc_worker_threads",
+        "Worker threads serving RPCs (--threads, or one per core), fixed at start.", NULL);
     srv->requests_family = cascade_metrics_counter(
         m, "cascade_rpc_requests_total", "Unary RPCs served, by method and gRPC status code.",
         "method,code");
-    if (!latency || !in_flight || !srv->requests_family) {
+    if (!latency || !in_flight || !workers || !srv->requests_family) {
         snprintf(err, errlen, "rpc server: cannot register the RPC metrics");
         return CASCADE_EINVAL;
     }
     srv->in_flight = cascade_metric_get(in_flight, NULL);
+    cascade_metric *worker_threads = cascade_metric_get(workers, NULL);
+    if (!worker_threads) {
+        snprintf(err, errlen, "rpc server: out of memory creating metrics");
+        return CASCADE_ENOMEM;
+    }
+    cascade_metric_set(worker_threads, srv->threads);
     for (size_t i = 0; i < srv->n_methods; i++) {
         struct method_entry *me = &srv->methods[i];
         if (me->kind != METHOD_UNARY)

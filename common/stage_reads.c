@@ -21,14 +21,15 @@ struct misses {
     size_t n;
 };
 
-/* The candidates whose online counters' change a request adds (the found
- * records with an online_base): their positions, their totals (from the
- * counters cache or Redis), and which of them are asked of Redis. */
+/* The candidates whose online counters' change a request may add (the
+ * cached records with an online_base and the misses): their positions,
+ * their totals (from the counters cache or Redis), and which of them are
+ * asked of Redis. */
 struct counters {
     size_t *at; /* position in q->ids */
     uint64_t *ids;
     cascade_v1_ItemStats *now;
-    bool *cached;
+    bool *cached; /* its total from the counters cache, not asked of Redis */
     size_t n;
     size_t *ask; /* indexes into at/ids/now of the totals asked of Redis */
     uint64_t *ask_ids;
@@ -48,10 +49,14 @@ static int counters_alloc(struct counters *c, cascade_arena *arena, size_t n)
     return c->at && c->ids && c->now && c->cached && c->ask && c->ask_ids ? 0 : CASCADE_ENOMEM;
 }
 
-/* Collect q's candidates with an online_base, take the totals the cache
- * read less than its ttl ago, and list the others to ask. */
+/* Collect the candidates whose online counters' change may be added — the
+ * records found in the item cache with an online_base, and every miss
+ * (m), whose record says whether it has one only in its reply — take the
+ * totals the cache read less than its ttl ago, and list the others to ask.
+ * A miss's total is asked with its record, in the same round trip, and
+ * left unused when the record has no online_base. */
 static void counters_collect(struct counters *c, const struct cascade_stage_reads *q,
-                             int64_t now_ms)
+                             const struct misses *m, int64_t now_ms)
 {
     c->n = 0;
     for (size_t i = 0; i < q->n; i++)
@@ -59,6 +64,10 @@ static void counters_collect(struct counters *c, const struct cascade_stage_read
             c->at[c->n] = i;
             c->ids[c->n++] = q->ids[i];
         }
+    for (size_t k = 0; k < m->n; k++) {
+        c->at[c->n] = m->at[k];
+        c->ids[c->n++] = m->ids[k];
+    }
     if (q->counters_cache) {
         c->epoch = cascade_record_cache_epoch(q->counters_cache);
         c->n_ask = cascade_record_cache_get_many(q->counters_cache, c->ids, c->n, c->now, c->cached,
@@ -68,8 +77,12 @@ static void counters_collect(struct counters *c, const struct cascade_stage_read
             c->ask[k] = k;
         c->n_ask = c->n;
     }
-    for (size_t j = 0; j < c->n_ask; j++)
+    for (size_t k = 0; k < c->n; k++)
+        c->cached[k] = true;
+    for (size_t j = 0; j < c->n_ask; j++) {
         c->ask_ids[j] = c->ids[c->ask[j]];
+        c->cached[c->ask[j]] = false;
+    }
 }
 
 /* Given the reply to the totals asked (rep; none asked: unused), cache
@@ -97,12 +110,19 @@ static int counters_apply(cascade_redis *r, cascade_arena *arena, struct cascade
             cascade_record_cache_put_many(q->counters_cache, c->ask_ids, idx, c->n_ask, got,
                                           present, now_ms, c->epoch);
     }
+    size_t cached = 0, asked = 0;
     for (size_t k = 0; k < c->n; k++) {
         cascade_v1_ItemRecord *it = &q->items[c->at[k]];
+        if (!q->found[c->at[k]] || !it->has_online_base)
+            continue; /* a miss without a base: its total unused */
         cascade_store_item_counters_add_delta(&it->stats, &c->now[k], &it->online_base);
+        if (c->cached[k])
+            cached++;
+        else
+            asked++;
     }
-    q->counters_cached = c->n - c->n_ask;
-    q->counters_asked = c->n_ask;
+    q->counters_cached = cached;
+    q->counters_asked = asked;
     return 0;
 }
 
@@ -215,11 +235,9 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
                                     now_ms, &epoch);
     for (size_t k = 0; k < m.n; k++)
         m.ids[k] = q->ids[m.at[k]];
-    /* With misses, whether their records have an online_base is known only
-     * from their replies: the counters are read after (below). */
-    if (q->online_counters && m.n == 0)
-        counters_collect(&c, q, now_ms);
-    bool totals = c.n_ask > 0;
+    if (q->online_counters)
+        counters_collect(&c, q, &m, now_ms);
+    bool totals = q->online_counters && c.n_ask > 0;
     int rc = 0;
     if (q->user_id || m.n > 0 || totals) {
         rc = append_all(r, arena, q, &m, &c, online_user, totals);
@@ -230,20 +248,8 @@ int cascade_stage_reads_run(cascade_redis *r, cascade_arena *arena, struct casca
     }
     cascade_item_cache_store(q->cache, q->ids, m.at, m.n, m.recs, m.found, q->derived, now_ms,
                              epoch);
-    if (q->online_counters && m.n == 0 && !totals && c.n > 0) /* every total from the cache */
+    if (q->online_counters && !totals && c.n > 0) /* every total from the cache */
         q->counters_rc = counters_apply(r, arena, q, &c, NULL, now_ms);
-    if (q->online_counters && m.n > 0) {
-        /* A second round trip only when a record has an online_base and the
-         * cache lacks its totals. */
-        redisReply *rep = NULL;
-        counters_collect(&c, q, now_ms);
-        if (c.n_ask > 0 && (q->counters_rc = cascade_store__totals_append(r, q->ns, c.ask_ids,
-                                                                          c.n_ask, arena)) == 0)
-            q->counters_rc = cascade_redis_get_reply(r, &rep);
-        if (q->counters_rc == 0)
-            q->counters_rc = counters_apply(r, arena, q, &c, rep, now_ms);
-        freeReplyObject(rep);
-    }
     return q->counters_rc == CASCADE_ENOMEM ? CASCADE_ENOMEM : 0;
 }
 

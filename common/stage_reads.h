@@ -1,14 +1,15 @@
 /* The Redis reads a scoring stage (PreRank, Rank) makes for one request, as
  * one pipeline (one round trip): the user record, the user's online base
  * and events (common/user_online.h), the item records the item cache lacks
- * (MGET per 256), and, when the cache had every record, the online
- * counters' totals of the candidates with an online_base (HMGET
- * {ns}:ictr:totals). These reads need no other's answer, so all are queued
- * first and every reply is read afterwards, whatever an earlier one said:
- * the pooled connection stays in step. With misses, the counters are read
- * in a second round trip, only when a record has an online_base (which
- * only the record says) (docs/load.md, "Fifth round (i)"). With a counters
- * cache (<stage>.online_counters_cache.ttl_ms), totals read less than that
+ * (MGET per 256), and the online counters' totals (HMGET {ns}:ictr:totals)
+ * of the cached records with an online_base and of every miss — whether a
+ * missed record has a base only its reply says, so its total is asked
+ * with it and left unused when it has none (docs/load.md "Sixth round
+ * (l)"; before, a second round trip after the records). These reads need
+ * no other's answer, so all are queued first and every reply is read
+ * afterwards, whatever an earlier one said: the pooled connection stays
+ * in step. With a counters cache (<stage>.online_counters_cache.ttl_ms),
+ * totals read less than that
  * long ago are taken from memory and only the others are asked. */
 #ifndef CASCADE_STAGE_READS_H
 #define CASCADE_STAGE_READS_H
@@ -59,8 +60,7 @@ struct cascade_stage_reads {
     size_t counters_cached, counters_asked;
 };
 
-/* Run q's reads as one pipeline on r (and the counters' HMGET after it,
- * as above). Returns 0, or a negative code with the
+/* Run q's reads as one pipeline on r (one round trip). Returns 0, or a negative code with the
  * reason in cascade_redis_error(r) when the user record or an item record
  * could not be read (Redis failed, CASCADE_EFORMAT: not a valid record),
  * or CASCADE_ENOMEM. A failed online-user or counters read leaves the

@@ -566,22 +566,41 @@ int cascade_store_get_user(cascade_redis *r, const char *ns, const char *user_id
     return rc;
 }
 
-int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
-                                               const char *user_id, uint32_t *out)
+int cascade_store_get_user_and_interactions(cascade_redis *r, const char *ns, const char *user_id,
+                                            cascade_v1_UserRecord *out, bool *found,
+                                            uint32_t *online, int *online_rc)
 {
     char key[CASCADE_KEY_MAX];
-    redisReply *rep = NULL;
-    *out = 0;
-    int rc = cascade_redis_command(r, &rep, "HGET %s interactions",
-                                   cascade_key_user_counters(key, ns, user_id));
-    if (rc != 0)
+    redisReply *urep = NULL, *crep = NULL;
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    *online = 0;
+    /* A failed second append drops the connection with the first (redis.h). */
+    int rc = cascade_redis_append(r, "GET %s", cascade_key_user(key, ns, user_id));
+    if (rc == 0)
+        rc = cascade_redis_append(r, "HGET %s interactions",
+                                  cascade_key_user_counters(key, ns, user_id));
+    if (rc != 0) {
+        *online_rc = rc;
         return rc;
-    if (rep->type == REDIS_REPLY_STRING) {
-        unsigned long long v = strtoull(rep->str, NULL, 10);
-        *out = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
     }
-    freeReplyObject(rep);
-    return 0;
+    /* Both replies read, whatever the first said: the connection stays in step. */
+    rc = cascade_redis_get_reply(r, &urep);
+    char why[512] = "";
+    if (rc != 0)
+        snprintf(why, sizeof why, "%s", cascade_redis_error(r));
+    *online_rc = cascade_redis_get_reply(r, &crep);
+    if (*online_rc == 0 && crep->type == REDIS_REPLY_STRING) {
+        unsigned long long v = strtoull(crep->str, NULL, 10);
+        *online = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
+    if (rc == 0)
+        rc = cascade_store__user_reply(r, ns, user_id, urep, out, found);
+    else
+        cascade_redis__restore_error(r, why); /* the count's reply cleared it */
+    freeReplyObject(urep);
+    freeReplyObject(crep);
+    return rc;
 }
 
 int cascade_store_get_lastn(cascade_redis *r, const char *ns, const char *user_id, size_t max,

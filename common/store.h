@@ -158,11 +158,14 @@ int cascade_record_decode(const pb_msgdesc_t *fields, void *msg, const uint8_t *
 int cascade_store_get_items(cascade_redis *r, const char *ns, const uint64_t *ids, size_t n,
                             cascade_v1_ItemRecord *out, bool *found);
 
-/* The user's interest interactions counted online by the stream consumer
- * (HGET {ns}:uctr:{uid} interactions; 0 when absent). Returns 0 or a
- * negative code. */
-int cascade_store_get_user_online_interactions(cascade_redis *r, const char *ns,
-                                               const char *user_id, uint32_t *out);
+/* The user record (as cascade_store_get_user) and the user's interest
+ * interactions counted online by the stream consumer (HGET {ns}:uctr:{uid}
+ * interactions; *online 0 when absent), in one round trip. Returns the
+ * record's result; *online_rc is the count's (0, or a negative code with
+ * the reason in cascade_redis_error(r) when the record read succeeded). */
+int cascade_store_get_user_and_interactions(cascade_redis *r, const char *ns, const char *user_id,
+                                            cascade_v1_UserRecord *out, bool *found,
+                                            uint32_t *online, int *online_rc);
 
 /* Internal, for one pipeline of several reads: queue the MGETs of
  * cascade_store_get_items for ids[0..n) (n > 0), later read their replies

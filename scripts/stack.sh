@@ -23,6 +23,13 @@
 #                       docs/closed-loop.md) on port N+8; give it a partition directory
 #                       with --set consumer.data_dir=DIR. At most 2 split channels then.
 #   --set PATH=VALUE    config override passed to every service (repeatable)
+#   --stage-threads N   worker threads of each stage process (recall, filter, prerank,
+#                       rank, rerank; passed as --set <stage>.threads=N before the
+#                       --set options, which can still override one stage). Default 1:
+#                       the six services share this host's cores, and a single worker
+#                       polls gRPC and serves without handing calls between threads
+#                       (docs/load.md "Sixth round (l)"). 0 = the services' own default,
+#                       one per core. The orchestrator keeps its own default.
 #   --timeout S         seconds to wait for readiness or shutdown (default 30)
 #   --unix              the hops inside the stack go over Unix sockets in the data dir
 #                       (redis.sock, <service>.sock): redis-server and every service also
@@ -83,6 +90,7 @@ MODEL_DIR=""
 TIMEOUT_S=30
 SPLIT=()
 SETS=()
+STAGE_THREADS=1
 REDIS_PASSWORD_FILE="${CASCADE_REDIS_PASSWORD_FILE:-}"
 AUTH_TOKEN_FILE=""
 TLS_ARGS=()
@@ -102,6 +110,7 @@ while [ $# -gt 0 ]; do
     --consumer) CONSUMER=1; shift ;;
     --unix) UNIX=1; shift ;;
     --set) need_arg "$@"; SETS+=("--set" "$2"); shift 2 ;;
+    --stage-threads) need_arg "$@"; STAGE_THREADS="$2"; shift 2 ;;
     --timeout) need_arg "$@"; TIMEOUT_S="$2"; shift 2 ;;
     --redis-password-file) need_arg "$@"; REDIS_PASSWORD_FILE="$2"; shift 2 ;;
     --auth-token-file) need_arg "$@"; AUTH_TOKEN_FILE="$2"; shift 2 ;;
@@ -115,6 +124,8 @@ done
 is_port() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
 is_port "$PORT_BASE" && [ "$PORT_BASE" -le 64526 ] || die "--port-base: expected a port in 1..64526 (metrics ports go up to base + 1009), got \"$PORT_BASE\""
 [[ "$TIMEOUT_S" =~ ^[0-9]+$ ]] || die "--timeout: expected seconds, got \"$TIMEOUT_S\""
+[[ "$STAGE_THREADS" =~ ^[0-9]+$ ]] && [ "$STAGE_THREADS" -le 256 ] ||
+  die "--stage-threads: expected 0..256, got \"$STAGE_THREADS\""
 DATA_DIR="${DATA_DIR:-${TMPDIR:-/tmp}/cascade-stack-$PORT_BASE}"
 REDIS_PORT="${REDIS_PORT:-$((PORT_BASE + 9))}"
 is_port "$REDIS_PORT" || die "--redis-port: expected a port, got \"$REDIS_PORT\""
@@ -399,6 +410,11 @@ EOF
   wait_ready redis redis_ready "$REDIS_PORT"
 
   local common=(--config "$CONFIG" --redis "$redis_addr" --model-dir "$MODEL_DIR")
+  if [ "$STAGE_THREADS" != 0 ]; then
+    for s in recall filter prerank rank rerank; do
+      common+=(--set "$s.threads=$STAGE_THREADS")
+    done
+  fi
   # The orchestrator reaches each stage at its TCP port, or with --unix at
   # the stage's socket in the data dir.
   local orch_sets=() stage

@@ -1,7 +1,7 @@
 /* Tree ensemble evaluation and persistence (gbdt.h). Nodes of every tree
  * live in flat arrays; a tree is its root index. Prediction walks a second,
  * walk-ready copy of the trees built once per model (gbdt_layout), one row
- * at a time here, or eight at a time in gbdt_batch.c. */
+ * at a time here, or 8 or 16 at a time in gbdt_batch.c. */
 #include "gbdt.h"
 
 #include <jansson.h>

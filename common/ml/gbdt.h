@@ -51,8 +51,8 @@ size_t cascade_gbdt_n_trees(const cascade_gbdt *m);
 const char *cascade_gbdt_meta(const cascade_gbdt *m, const char *key);
 
 /* out[i] = score of row i of X (n × n_features, row-major). Walks the
- * branch-free node layout built at load (gbdt.c), eight rows at a time with
- * AVX2 where the CPU has it and the trees are at most 8 deep (gbdt_batch.c;
+ * branch-free node layout built at load (gbdt.c), 8 or 16 rows at a time with
+ * AVX2 or AVX-512 where the CPU has it and the trees are at most 8 deep (gbdt_batch.c;
  * so pass many rows per call), with the same float sums in the same order
  * as a plain walk; allocates nothing, safe to call from many threads on one
  * model. */

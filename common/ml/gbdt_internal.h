@@ -1,6 +1,6 @@
 /* Internals shared by the tree ensemble sources only (gbdt.c: files, the
- * plain and walk-ready layouts, one row at a time; gbdt_batch.c: eight rows
- * at a time with AVX2). Not part of the API: gbdt.h is. */
+ * plain and walk-ready layouts, one row at a time; gbdt_batch.c: eight or
+ * sixteen rows at a time with AVX2 or AVX-512). Not part of the API: gbdt.h is. */
 #ifndef CASCADE_GBDT_INTERNAL_H
 #define CASCADE_GBDT_INTERNAL_H
 
@@ -51,7 +51,7 @@ struct cascade_gbdt {
     struct gbdt_node *walk;            /* n_nodes, the walk-ready layout */
     uint32_t *walk_root;               /* n_trees, each tree's root in walk */
     uint32_t walk_depth;               /* the deepest tree's depth */
-    struct cascade_gbdt__batch *batch; /* eight rows at a time; NULL = not on this CPU/model */
+    struct cascade_gbdt__batch *batch; /* rows in blocks; NULL = not on this CPU/model */
 };
 
 /* What a row's sum starts from: the base score, or the margin. */
@@ -68,6 +68,16 @@ static inline double cascade_gbdt__row_start(const cascade_gbdt *m, const float 
  * walk must equal bit for bit. Thread-safe, allocates nothing. */
 void cascade_gbdt__predict_rows(const cascade_gbdt *m, const float *X, size_t n, float *out);
 
+/* The vector instructions a batch layout is built for, in increasing order. */
+enum cascade_gbdt__isa {
+    CASCADE_GBDT__SCALAR, /* none: rows go one at a time */
+    CASCADE_GBDT__AVX2,
+    CASCADE_GBDT__AVX512, /* AVX-512 F and CD */
+};
+
+/* The best this CPU has. */
+enum cascade_gbdt__isa cascade_gbdt__cpu_isa(void);
+
 /* Build m->batch from m's walk-ready layout when this CPU has AVX2 and the
  * trees are at most CASCADE_GBDT__BATCH_MAX_DEPTH deep and the rows at most
  * GBDT_WALK_MAX_FEATURES wide; otherwise leave it NULL (rows go one at a
@@ -75,10 +85,20 @@ void cascade_gbdt__predict_rows(const cascade_gbdt *m, const float *X, size_t n,
 #define CASCADE_GBDT__BATCH_MAX_DEPTH 8
 int cascade_gbdt__batch_build(cascade_gbdt *m);
 
+/* The same for the instructions isa (at most cascade_gbdt__cpu_isa(), else
+ * CASCADE_EINVAL and no batch layout), replacing m->batch: for tests and
+ * benchmarks that compare the ways of a CPU with the best one. Models
+ * deeper than the leaf masks take AVX2 (their walk has no other form). */
+int cascade_gbdt__batch_build_isa(cascade_gbdt *m, enum cascade_gbdt__isa isa);
+
+/* How m->batch scores, for people: "leaf masks, 16 rows a block
+ * (AVX-512)", "one row at a time", ... (a static string). */
+const char *cascade_gbdt__batch_method(const cascade_gbdt *m);
+
 /* NULL-safe. */
 void cascade_gbdt__batch_destroy(struct cascade_gbdt__batch *b);
 
-/* out[i] for rows [0, n) with m->batch (non-NULL): eight rows at a time,
+/* out[i] for rows [0, n) with m->batch (non-NULL): 8 or 16 rows a block,
  * each row's leaves added in tree order to the same double as
  * cascade_gbdt__predict_rows adds them, so every score is bit-identical.
  * A last group of fewer than CASCADE_GBDT__BATCH_MIN_TAIL rows goes one at a time. */

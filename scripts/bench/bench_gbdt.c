@@ -5,8 +5,10 @@
  * by the one-row walk (cascade_gbdt__predict_rows, one row per call), in
  * alternating rounds; prints the thread CPU time per row of each (best
  * round) and checks that both gave the same bytes (exit 1 otherwise).
+ * --isa avx2 scores the batches with AVX2 on a CPU that also has AVX-512
+ * (to compare the two ways; default: the best the CPU has).
  * Usage: cascade-bench-gbdt --model FILE [--rows 200000] [--batch 512]
- *            [--rounds 3] [--nan 0.3] [--seed 1] */
+ *            [--rounds 3] [--nan 0.3] [--seed 1] [--isa avx2|avx512] */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,13 +34,12 @@ int main(int argc, char **argv)
     int rounds = 3, rc = 1;
     double nan_share = 0.3;
     unsigned long long seed = 1;
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {"rows", required_argument, NULL, 'n'},
-                                             {"batch", required_argument, NULL, 'b'},
-                                             {"rounds", required_argument, NULL, 'r'},
-                                             {"nan", required_argument, NULL, 'a'},
-                                             {"seed", required_argument, NULL, 's'},
-                                             {NULL, 0, NULL, 0}};
+    const char *isa = NULL;
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'}, {"rows", required_argument, NULL, 'n'},
+        {"batch", required_argument, NULL, 'b'}, {"rounds", required_argument, NULL, 'r'},
+        {"nan", required_argument, NULL, 'a'},   {"seed", required_argument, NULL, 's'},
+        {"isa", required_argument, NULL, 'i'},   {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -60,21 +61,31 @@ int main(int argc, char **argv)
         case 's':
             seed = strtoull(optarg, NULL, 10);
             break;
+        case 'i':
+            isa = optarg;
+            break;
         default:
             fprintf(stderr, "usage: cascade-bench-gbdt --model FILE [--rows 200000] [--batch 512] "
-                            "[--rounds 3] [--nan 0.3] [--seed 1]\n");
+                            "[--rounds 3] [--nan 0.3] [--seed 1] [--isa avx2|avx512]\n");
             return 2;
         }
     }
-    if (!model || rows == 0 || batch == 0 || rounds < 1 || !(nan_share >= 0 && nan_share <= 1)) {
+    if (!model || rows == 0 || batch == 0 || rounds < 1 || !(nan_share >= 0 && nan_share <= 1) ||
+        (isa && strcmp(isa, "avx2") != 0 && strcmp(isa, "avx512") != 0)) {
         fprintf(stderr, "cascade-bench-gbdt: --model FILE is required; --rows, --batch, --rounds "
-                        "at least 1; --nan in [0, 1]\n");
+                        "at least 1; --nan in [0, 1]; --isa avx2 or avx512\n");
         return 2;
     }
     char err[512] = "";
     cascade_gbdt *m = cascade_gbdt_load(model, err, sizeof err);
     if (!m) {
         fprintf(stderr, "cascade-bench-gbdt: %s\n", err);
+        return 1;
+    }
+    if (isa && cascade_gbdt__batch_build_isa(m, strcmp(isa, "avx2") == 0 ? CASCADE_GBDT__AVX2
+                                                                         : CASCADE_GBDT__AVX512)) {
+        fprintf(stderr, "cascade-bench-gbdt: --isa %s: not on this CPU\n", isa);
+        cascade_gbdt_destroy(m);
         return 1;
     }
     size_t nf = cascade_gbdt_n_features(m);
@@ -104,8 +115,8 @@ int main(int argc, char **argv)
         if (t2 - t1 < best_single)
             best_single = t2 - t1;
     }
-    printf("gbdt: %s: %zu trees, %zu features, depth %u, batch walk %s\n", model,
-           cascade_gbdt_n_trees(m), nf, m->walk_depth, m->batch ? "on (AVX2)" : "off");
+    printf("gbdt: %s: %zu trees, %zu features, depth %u, batches by %s\n", model,
+           cascade_gbdt_n_trees(m), nf, m->walk_depth, cascade_gbdt__batch_method(m));
     printf("gbdt: %zu rows (%.0f %% NaN), best of %d rounds: batches of %zu %.1f ns/row, one row "
            "at a time %.1f ns/row (%.2fx)\n",
            rows, nan_share * 100, rounds, batch, best_batch / (double)rows * 1e9,

@@ -1037,7 +1037,6 @@ int cascade_orch_recommend(cascade_orch *o, const struct cascade_orch_call *call
     run_rerank(&rq);
     if ((rc = cascade_orch__finalize(&rq)) || (rc = build_response(&rq, out)))
         return rc;
-    cascade_orch__log_serve(&rq, *out);
     log_outcome(&rq, *out);
     return 0;
 }

@@ -502,22 +502,85 @@ static void report_hardneg(struct cascade_orch_rq *rq, size_t n, const struct li
     cascade_orch__report(rq, &out);
 }
 
-/* The recall cache update and the hard-negative log share one pipeline: both
- * are queued, then both replies read, so together they cost one round trip
- * (two when Redis answered the cache's EVALSHA with NOSCRIPT: the update is
- * sent again with the script body once the pipeline is read). */
-static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
+/* ------------------------------------------------------------ serve log */
+
+/* The serve record's reason for an answer item: what its own reason field says. */
+static char serve_reason(const Cascade__V1__RecommendedItem *it)
+{
+    switch (it->reason) {
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION:
+        return CASCADE_SERVE_REASON_EXPLORED;
+    case CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED:
+        return CASCADE_SERVE_REASON_INSERTED;
+    default:
+        return CASCADE_SERVE_REASON_RANKED;
+    }
+}
+
+/* The answer's serve record (items in rq's arena); false when the serve
+ * log is off, the answer has no items, or out of memory (counted as a
+ * failure). */
+static bool serve_record(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp,
+                         struct cascade_serve_record *rec)
+{
+    const struct cascade_orch_config *cfg = &rq->o->cfg;
+    if (!cfg->serve_log_enabled || resp->n_items == 0)
+        return false;
+    struct cascade_serve_item *items =
+        cascade_arena_calloc(rq->arena, resp->n_items, sizeof *items);
+    if (items == NULL) {
+        cascade_metric_inc(rq->o->serve_log_failures);
+        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: out of memory",
+                     rq->user->user_id);
+        return false;
+    }
+    for (size_t i = 0; i < resp->n_items; i++)
+        items[i] = (struct cascade_serve_item){.item_id = resp->items[i]->item_id,
+                                               .reason = serve_reason(resp->items[i]),
+                                               .rank_score = resp->items[i]->rank_score,
+                                               .rerank_score = resp->items[i]->rerank_score};
+    *rec = (struct cascade_serve_record){.request_id = rq->user->request_id,
+                                         .user_id = rq->user->user_id,
+                                         .ts_ms = cascade_wall_ms(),
+                                         .exp = rq->exp,
+                                         .track = rq->track,
+                                         .degraded = rq->report.degraded,
+                                         .items = items,
+                                         .n_items = resp->n_items};
+    return true;
+}
+
+static void report_serve(struct cascade_orch_rq *rq, const struct list_write *w)
+{
+    if (w->rc) {
+        cascade_metric_inc(rq->o->serve_log_failures);
+        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: %s",
+                     rq->user->user_id, w->error ? w->error : "");
+    } else {
+        cascade_metric_inc(rq->o->serve_log_written);
+    }
+}
+
+/* The recall cache update, the hard-negative log and the serve record share
+ * one pipeline: all are queued, then every reply read, so together they
+ * cost one round trip (two when Redis answered the cache's EVALSHA with
+ * NOSCRIPT: the update is sent again with the script body once the
+ * pipeline is read). */
+static void write_after_answer(struct cascade_orch_rq *rq,
+                               const Cascade__V1__RecommendResponse *resp)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
     struct cascade_user_cache_update u;
-    struct list_write wc = {0}, wh = {0};
+    struct cascade_serve_record rec;
+    struct list_write wc = {0}, wh = {0}, ws = {0};
     uint64_t *hard = NULL;
     bool resend = false;
     if (rq->o->redis == NULL)
         return;
     bool cache = cache_update(rq, resp, &u);
     size_t n_hard = hard_negatives(rq, resp, &hard);
-    if (!cache && n_hard == 0)
+    bool serve = serve_record(rq, resp, &rec);
+    if (!cache && n_hard == 0 && !serve)
         return;
     int64_t t0 = cascade_now_us();
     const char *uid = rq->user->user_id;
@@ -526,24 +589,37 @@ static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__Reco
     if (r == NULL) {
         note_failure(rq, r, &wc, CASCADE_ENOMEM);
         note_failure(rq, r, &wh, CASCADE_ENOMEM);
+        note_failure(rq, r, &ws, CASCADE_ENOMEM);
     } else {
         if (cache)
             note_failure(
                 rq, r, &wc,
                 cascade_user_cache_append(r, &rq->o->cache_script, rq->o->ns, uid, &u, &wc.sent));
-        if (wc.rc == CASCADE_EUNAVAILABLE) /* no reconnect attempt on the response path */
+        /* no reconnect attempt on the response path */
+        if (wc.rc == CASCADE_EUNAVAILABLE) {
             note_failure(rq, r, &wh, wc.rc);
-        else if (n_hard)
-            note_failure(rq, r, &wh,
-                         cascade_hardneg_log_append(r, rq->o->ns, uid, hard, n_hard,
-                                                    cfg->hardneg_cap, cfg->hardneg_ttl_s,
-                                                    &wh.sent));
+            note_failure(rq, r, &ws, wc.rc);
+        } else {
+            if (n_hard)
+                note_failure(rq, r, &wh,
+                             cascade_hardneg_log_append(r, rq->o->ns, uid, hard, n_hard,
+                                                        cfg->hardneg_cap, cfg->hardneg_ttl_s,
+                                                        &wh.sent));
+            if (serve && wh.rc == CASCADE_EUNAVAILABLE)
+                note_failure(rq, r, &ws, wh.rc);
+            else if (serve)
+                note_failure(rq, r, &ws,
+                             cascade_serve_log_append(r, rq->o->ns, &rec, cfg->serve_log_max_len,
+                                                      rq->arena, &ws.sent));
+        }
         note_failure(rq, r, &wc, cascade_user_cache_read(r, wc.sent, &resend));
         note_failure(rq, r, &wh, cascade_hardneg_log_read(r, wh.sent));
+        note_failure(rq, r, &ws, cascade_user_list_read(r, ws.sent));
         /* Redis lost the script (restart, SCRIPT FLUSH): one more round trip,
          * unless the connection dropped meanwhile. */
-        if (resend && wh.rc == CASCADE_EUNAVAILABLE)
-            note_failure(rq, r, &wc, wh.rc);
+        bool dropped = wh.rc == CASCADE_EUNAVAILABLE || ws.rc == CASCADE_EUNAVAILABLE;
+        if (resend && dropped)
+            note_failure(rq, r, &wc, CASCADE_EUNAVAILABLE);
         else if (resend)
             note_failure(rq, r, &wc, cascade_user_cache_resend(r, rq->o->ns, uid, &u));
     }
@@ -552,6 +628,8 @@ static void write_user_lists(struct cascade_orch_rq *rq, const Cascade__V1__Reco
         report_cache(rq, &u, &wc, latency_us);
     if (n_hard)
         report_hardneg(rq, n_hard, &wh, latency_us);
+    if (serve)
+        report_serve(rq, &ws);
 }
 
 /* ------------------------------------------------------------ contribution */
@@ -580,59 +658,9 @@ static void report_contribution(struct cascade_orch_rq *rq)
     }
 }
 
-/* ------------------------------------------------------------ serve log */
-
-/* The serve record's reason for an answer item: what its own reason field says. */
-static char serve_reason(const Cascade__V1__RecommendedItem *it)
-{
-    switch (it->reason) {
-    case CASCADE__V1__ITEM_REASON__ITEM_REASON_EXPLORATION:
-        return CASCADE_SERVE_REASON_EXPLORED;
-    case CASCADE__V1__ITEM_REASON__ITEM_REASON_INSERTED:
-        return CASCADE_SERVE_REASON_INSERTED;
-    default:
-        return CASCADE_SERVE_REASON_RANKED;
-    }
-}
-
-void cascade_orch__log_serve(struct cascade_orch_rq *rq, const Cascade__V1__RecommendResponse *resp)
-{
-    const struct cascade_orch_config *cfg = &rq->o->cfg;
-    if (!cfg->serve_log_enabled || rq->o->redis == NULL || resp->n_items == 0)
-        return;
-    struct cascade_serve_item *items =
-        cascade_arena_calloc(rq->arena, resp->n_items, sizeof *items);
-    cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
-    int rc = CASCADE_ENOMEM;
-    if (items != NULL && r != NULL) {
-        for (size_t i = 0; i < resp->n_items; i++)
-            items[i] = (struct cascade_serve_item){.item_id = resp->items[i]->item_id,
-                                                   .reason = serve_reason(resp->items[i]),
-                                                   .rank_score = resp->items[i]->rank_score,
-                                                   .rerank_score = resp->items[i]->rerank_score};
-        struct cascade_serve_record rec = {.request_id = resp->request_id,
-                                           .user_id = rq->user->user_id,
-                                           .ts_ms = cascade_wall_ms(),
-                                           .exp = resp->experiments,
-                                           .track = rq->track,
-                                           .degraded = resp->degraded,
-                                           .items = items,
-                                           .n_items = resp->n_items};
-        cascade_redis_set_deadline(r, rq->deadline_ms);
-        rc = cascade_serve_log_write(r, rq->o->ns, &rec, cfg->serve_log_max_len, rq->arena);
-    }
-    if (rc) {
-        cascade_metric_inc(rq->o->serve_log_failures);
-        CASCADE_WARN(rq->user->request_id, "serve record not written for user %s: %s",
-                     rq->user->user_id, r ? cascade_redis_error(r) : "out of memory");
-    } else {
-        cascade_metric_inc(rq->o->serve_log_written);
-    }
-}
-
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp)
 {
-    write_user_lists(rq, resp);
+    write_after_answer(rq, resp);
     report_contribution(rq);
 }

@@ -143,17 +143,16 @@ Cascade__V1__ItemReason cascade_orch__item_reason(const struct cascade_orch_rq *
  * (slots.h). Returns 0 or a failure code. */
 int cascade_orch__finalize(struct cascade_orch_rq *rq);
 
-/* After the response is built: shown items leave the user's recall cache and
- * ranked-but-unshown ones enter it, the items the ranker cut go to the
- * hard-negative log (same pipeline, one round trip); the per-channel
+/* After the response's items are chosen: shown items leave the user's
+ * recall cache and ranked-but-unshown ones enter it, the items the ranker
+ * cut go to the hard-negative log, and the serve record goes to
+ * {ns}:serves (serve_log.h; when the serve log is on and the answer has
+ * items) — one pipeline, one round trip. The serve record's degraded flag
+ * is the answer's before this write (a failed cache update, which changes
+ * later answers, is not in it). A failed hard-negative or serve record is
+ * counted and logged, and never fails the call. Then the per-channel
  * contribution goes to the debug trace. */
 void cascade_orch__after_response(struct cascade_orch_rq *rq,
                                   const Cascade__V1__RecommendResponse *resp);
-
-/* After the response is final (items, degraded): append the serve record
- * to {ns}:serves (serve_log.h) when the serve log is on and the answer has
- * items. A failure is counted and logged; it never fails the call. */
-void cascade_orch__log_serve(struct cascade_orch_rq *rq,
-                             const Cascade__V1__RecommendResponse *resp);
 
 #endif

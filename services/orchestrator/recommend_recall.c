@@ -41,9 +41,9 @@ static bool channel_selected(const struct cascade_orch_rq *rq, const char *name)
     return false;
 }
 
-/* Decide between the normal and the cold-start mix from the user record (one
- * GET). Without a cold-start mix or a Redis the normal mix is used; when the
- * record cannot be read, too, with a degrade reason. */
+/* Decide between the normal and the cold-start mix from the user record and
+ * the online interaction count (one round trip). Without a cold-start mix or a Redis the normal mix
+ * is used; when the record cannot be read, too, with a degrade reason. */
 static void choose_mix(struct cascade_orch_rq *rq)
 {
     const struct cascade_orch_config *cfg = &rq->o->cfg;
@@ -59,8 +59,11 @@ static void choose_mix(struct cascade_orch_rq *rq)
     }
     cascade_redis *r = cascade_redis_pool_get(rq->o->redis);
     cascade_redis_set_deadline(r, rq->deadline_ms);
-    int rc =
-        r ? cascade_store_get_user(r, rq->o->ns, rq->user->user_id, &rec, &found) : CASCADE_ENOMEM;
+    uint32_t online = 0;
+    int online_rc = 0;
+    int rc = r ? cascade_store_get_user_and_interactions(r, rq->o->ns, rq->user->user_id, &rec,
+                                                         &found, &online, &online_rc)
+               : CASCADE_ENOMEM;
     if (rc != 0) {
         cascade_orch__report(rq, &(struct cascade_orch_outcome){
                                      .stage = "mix",
@@ -72,14 +75,16 @@ static void choose_mix(struct cascade_orch_rq *rq)
                                      .degraded = true});
         return;
     }
-    uint32_t interactions = found ? rec.interactions : 0, online = 0;
+    uint32_t interactions = found ? rec.interactions : 0;
     /* Below the bar by the nightly record: the consumer's live count
-     * (docs/closed-loop.md) may already lift the user out of cold start. The
-     * larger of the two counts, as both include the oldest interactions. */
-    if (interactions < cfg->cold_min_interactions &&
-        cascade_store_get_user_online_interactions(r, rq->o->ns, rq->user->user_id, &online) != 0)
+     * (docs/closed-loop.md), read with the record, may already lift the
+     * user out of cold start. The larger of the two counts, as both include
+     * the oldest interactions. */
+    if (interactions < cfg->cold_min_interactions && online_rc != 0)
         CASCADE_WARN(rq->user->request_id, "online interaction count not read for user %s: %s",
                      rq->user->user_id, cascade_redis_error(r));
+    if (interactions >= cfg->cold_min_interactions)
+        online = 0; /* above the bar by the record: the count is not needed */
     if (online > interactions)
         interactions = online;
     rq->cold_start = interactions < cfg->cold_min_interactions;

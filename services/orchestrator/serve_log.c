@@ -1,5 +1,6 @@
 /* Serve log: formatting of the serve record's fields and the one XADD that
- * writes it (serve_log.h; the format is documented in docs/closed-loop.md). */
+ * writes it, queued in the caller's pipeline (serve_log.h; the format is documented in
+ * docs/closed-loop.md). */
 #include "serve_log.h"
 
 #include <stdio.h>
@@ -49,12 +50,12 @@ char *cascade_serve_log_format_items(const struct cascade_serve_item *items, siz
     return s;
 }
 
-int cascade_serve_log_write(cascade_redis *r, const char *ns,
-                            const struct cascade_serve_record *rec, uint32_t max_len,
-                            cascade_arena *scratch)
+int cascade_serve_log_append(cascade_redis *r, const char *ns,
+                             const struct cascade_serve_record *rec, uint32_t max_len,
+                             cascade_arena *scratch, size_t *sent)
 {
     char key[CASCADE_KEY_MAX], maxlen[16], ts[24];
-    redisReply *reply = NULL;
+    *sent = 0;
     if (rec->n_items == 0)
         return 0;
     if (max_len == 0) {
@@ -82,7 +83,8 @@ int cascade_serve_log_write(cascade_redis *r, const char *ns,
     size_t argc = sizeof argv / sizeof *argv, argvlen[sizeof argv / sizeof *argv];
     for (size_t i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
-    int rc = cascade_redis_command_argv(r, &reply, (int)argc, argv, argvlen);
-    freeReplyObject(reply);
+    int rc = cascade_redis_append_argv(r, (int)argc, argv, argvlen);
+    if (rc == 0)
+        *sent = 1;
     return rc;
 }

@@ -53,14 +53,15 @@ char *cascade_serve_log_format_exp(const Cascade__V1__ExperimentContext *exp, ca
 char *cascade_serve_log_format_items(const struct cascade_serve_item *items, size_t n,
                                      cascade_arena *arena);
 
-/* XADD {ns}:serves MAXLEN ~ max_len * with the fields rid, user, ts_ms, exp,
- * track, deg, items. Nothing is written for a record without items (returns
- * 0). scratch holds the formatted fields (the caller's request arena).
- * Returns 0 or a negative code (CASCADE_EUNAVAILABLE, CASCADE_EIO,
- * CASCADE_ENOMEM, CASCADE_EINVAL for max_len 0) with the message in
- * cascade_redis_error(r). */
-int cascade_serve_log_write(cascade_redis *r, const char *ns,
-                            const struct cascade_serve_record *rec, uint32_t max_len,
-                            cascade_arena *scratch);
+/* Queue XADD {ns}:serves MAXLEN ~ max_len * with the fields rid, user,
+ * ts_ms, exp, track, deg, items (read its reply with cascade_redis_get_reply,
+ * or cascade_user_list_read(r, *sent)); *sent is 1 when queued. Nothing is
+ * queued for a record without items (returns 0). scratch holds the
+ * formatted fields (the caller's request arena). Returns 0 or a negative
+ * code (CASCADE_EUNAVAILABLE, CASCADE_ENOMEM, CASCADE_EINVAL for max_len 0)
+ * with the message in cascade_redis_error(r). */
+int cascade_serve_log_append(cascade_redis *r, const char *ns,
+                             const struct cascade_serve_record *rec, uint32_t max_len,
+                             cascade_arena *scratch, size_t *sent);
 
 #endif

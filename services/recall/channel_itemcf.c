@@ -5,6 +5,7 @@
  * interest is 1: EASE's model is Σ_{j ∈ history} B[j][i] over binary X. Two round trips
  * after the (cached) generation: LRANGE of the last-n, pipelined GETs of the
  * neighbour lists the list cache does not hold (they are generation data). */
+#include "clock.h"
 #include "decimal.h"
 #include "error.h"
 #include "recall_internal.h"
@@ -104,6 +105,92 @@ static int read_lists(const struct cascade_recall__channel_args *a, int64_t gen,
     for (size_t j = 0; j < n_miss; j++)
         store_list(a, keys[miss[j]], &lists[miss[j]]);
     return 0;
+}
+
+/* One neighbour list the prefetch asked for: the channel it is for (its
+ * args, for the depth and the cache) and its key. */
+struct neighbours_wanted {
+    const struct cascade_recall__channel_args *a;
+    const char *key;
+};
+
+/* Queue the GETs of the neighbour lists channel a (itemcf, swing or ease)
+ * would read and the list cache lacks, noting them in want. Sources and
+ * generation as the channel takes them (the last-n from the request's
+ * prefetch); anything that fails is left to the channel's own read. */
+static void queue_missing_lists(const struct cascade_recall__channel_args *a,
+                                struct cascade_recall__pipe *p, struct neighbours_wanted *want,
+                                size_t *n_want, size_t cap)
+{
+    int64_t gen;
+    struct cascade_recall_hits src;
+    if (cascade_recall__generation(a, &gen) != 0 || gen == 0 ||
+        cascade_recall__user_lastn(a, a->cfg->last_n, &src) != 0 ||
+        distinct_sources(a->arena, &src) != 0)
+        return;
+    for (size_t i = 0; i < src.count && *n_want < cap; i++) {
+        char suffix[CASCADE_DECIMAL_U64_MAX];
+        struct cascade_recall__zlist z;
+        bool hit = false;
+        cascade_decimal_u64(suffix, src.ids[i]);
+        const char *key = cascade_recall__key(a, gen, suffix);
+        if (!key || cascade_recall__list_lookup(a, key, a->cfg->neighbours, &z, &hit) != 0)
+            return;
+        if (!hit) {
+            cascade_recall__pipe_get(p, key);
+            want[(*n_want)++] = (struct neighbours_wanted){a, key};
+        }
+    }
+}
+
+void cascade_recall__neighbours_prefetch(const struct cascade_recall__channel_args *base,
+                                         const int *idx, const int64_t *deadline_ms, size_t n)
+{
+    struct cascade_recall__channel_args *args;
+    size_t n_chan = 0, cap = 0;
+    int64_t deadline = INT64_MAX;
+    if (base->recall->lists == NULL)
+        return; /* nowhere to leave the lists for the channels */
+    if (!(args = cascade_arena_alloc(base->arena, (n + 1) * sizeof *args)))
+        return;
+    for (size_t c = 0; c < n; c++) {
+        if (idx[c] < 0 || (cascade_recall__channels[idx[c]].fn != cascade_recall__itemcf &&
+                           cascade_recall__channels[idx[c]].fn != cascade_recall__ease))
+            continue;
+        args[n_chan] = *base;
+        args[n_chan].name = cascade_recall__channels[idx[c]].name;
+        args[n_chan].cfg = &base->recall->cfg[idx[c]];
+        args[n_chan].family = cascade_recall__channels[idx[c]].family;
+        args[n_chan].deadline_ms = deadline_ms[c];
+        cap += args[n_chan].cfg->last_n;
+        if (deadline_ms[c] < deadline)
+            deadline = deadline_ms[c];
+        n_chan++;
+    }
+    /* One channel alone reads its lists in one round trip anyway. */
+    if (n_chan < 2 || cascade_now_ms() >= deadline)
+        return;
+    char err[256];
+    struct neighbours_wanted *want = cascade_arena_alloc(base->arena, (cap + 1) * sizeof *want);
+    if (!want)
+        return;
+    size_t n_want = 0;
+    struct cascade_recall__pipe p;
+    cascade_redis_set_deadline(base->redis, deadline);
+    cascade_recall__pipe_init(&p, base->redis);
+    for (size_t c = 0; c < n_chan; c++) {
+        args[c].err = err; /* a failure here is the channel's to report when it runs */
+        args[c].errlen = sizeof err;
+        queue_missing_lists(&args[c], &p, want, &n_want, cap);
+    }
+    for (size_t j = 0; j < n_want; j++) {
+        struct cascade_recall_hits list;
+        if (cascade_recall__read_neighbours(&p, base->arena, want[j].key,
+                                            want[j].a->cfg->neighbours, &list) == 0 &&
+            p.rc == 0)
+            store_list(want[j].a, want[j].key, &list);
+    }
+    cascade_recall__pipe_end(&p);
 }
 
 /* The shared expansion; binary sets every source's weight to 1. */

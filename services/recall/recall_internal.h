@@ -166,6 +166,16 @@ int cascade_recall__interest(const struct cascade_recall__channel_args *a,
                              struct cascade_recall_hits *out);
 int cascade_recall__itemcf(const struct cascade_recall__channel_args *a,
                            struct cascade_recall_hits *out);
+/* The neighbour lists of the planned itemcf, swing and ease channels (the
+ * sources from the request's last-n) that the list cache lacks, read in one
+ * pipelined round trip and left in the list cache, where each channel then
+ * finds them instead of making its own round trip (channel_itemcf.c). Does
+ * nothing with the list cache off, with fewer than two such channels, or
+ * past their earliest deadline; a failure is left to the channels' own
+ * reads. */
+void cascade_recall__neighbours_prefetch(const struct cascade_recall__channel_args *base,
+                                         const int *idx, const int64_t *deadline_ms, size_t n);
+
 /* EASE: the itemcf expansion over the "ease" lists with every history item
  * weighing 1 (EASE's X is binary). */
 int cascade_recall__ease(const struct cascade_recall__channel_args *a,

@@ -282,6 +282,8 @@ static int recall_run_channels(cascade_recall *r, cascade_redis *redis, cascade_
     };
     /* One round trip for the user's own keys several channels read. */
     cascade_recall__prefetch(&args, plan->idx, plan->quota, deadlines, plan->n);
+    /* And one for the neighbour lists of itemcf, swing and ease. */
+    cascade_recall__neighbours_prefetch(&args, plan->idx, deadlines, plan->n);
     for (size_t c = 0; c < plan->n; c++) {
         args.deadline_ms = deadlines[c];
         args.quota = plan->quota[c];

@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cascade_testlib as tl  # noqa: E402
@@ -58,7 +59,9 @@ class PipelineTest(tl.StackTestCase):
     # loopback caller), so the gate is tested through the real server.
     STACK = {"split_channels": ["itemcf"],
              "sets": ["orchestrator.debug.loopback=false",
-                      "orchestrator.debug.token=" + DEBUG_TOKEN]}
+                      "orchestrator.debug.token=" + DEBUG_TOKEN,
+                      # a --set after stack.sh's --stage-threads default wins
+                      "rank.threads=3"]}
 
     @classmethod
     def set_up_class(cls):
@@ -116,6 +119,20 @@ class PipelineTest(tl.StackTestCase):
             self.assertEqual(self.health(name), serving, name)
             service = tl.HEALTH_SERVICE[name.split("-")[0]]
             self.assertEqual(self.health(name, service), serving, name + " " + service)
+
+    def test_01a_worker_threads(self):
+        """stack.sh starts each stage with one worker (--stage-threads 1), a
+        later --set overrides one stage, the orchestrator keeps 4 per core."""
+        def workers(name):
+            url = "http://127.0.0.1:%d/metrics" % (self.stack.ports[name] + 1000)
+            text = urllib.request.urlopen(url, timeout=TIMEOUT_S).read().decode()
+            found = re.search(r"^cascade_rpc_worker_threads (\d+)$", text, re.M)
+            self.assertIsNotNone(found, name)
+            return int(found.group(1))
+        for name in ["recall", "recall-itemcf", "filter", "prerank", "rerank"]:
+            self.assertEqual(workers(name), 1, name)
+        self.assertEqual(workers("rank"), 3)
+        self.assertEqual(workers("orchestrator"), 4 * os.sysconf("SC_NPROCESSORS_ONLN"))
 
     def test_02_recommend_count_distinct(self):
         resp = self.recommend(self.users[0], count=10, debug=True)

@@ -251,8 +251,10 @@ static void test_pipelining(void **state)
 {
     struct fixture *f = *state;
     redisReply *rep = NULL;
+    uint64_t trips = cascade_redis_round_trips(f->r);
     assert_int_equal(cascade_redis_command(f->r, &rep, "DEL counter"), 0);
     freeReplyObject(rep);
+    assert_int_equal(cascade_redis_round_trips(f->r) - trips, 1);
     for (int i = 0; i < 100; i++)
         assert_int_equal(cascade_redis_append(f->r, "INCR counter"), 0);
     const char *argv[] = {"GET", "counter"};
@@ -273,6 +275,8 @@ static void test_pipelining(void **state)
     freeReplyObject(rep);
     /* Nothing left to read. */
     assert_int_equal(cascade_redis_get_reply(f->r, &rep), CASCADE_EINVAL);
+    /* The DEL, then the 101 commands in one round trip (the refused PING sent nothing). */
+    assert_int_equal(cascade_redis_round_trips(f->r) - trips, 2);
 }
 
 static void test_error_reply(void **state)

@@ -502,6 +502,8 @@ static void test_server_metrics(void **state)
     assert_non_null(strstr(text, "cascade_rpc_requests_total{method=\"grpc.health.v1.Health/"
                                  "Check\",code=\"OK\"} 0\n"));
     assert_null(strstr(text, "Health/Watch"));
+    /* The worker count it was created with (metered_start: 2). */
+    assert_non_null(strstr(text, "\ncascade_rpc_worker_threads 2\n"));
     free(text);
 
     struct fixture f = {.channel = m.ch, .arena = arena};

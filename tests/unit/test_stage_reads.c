@@ -107,6 +107,8 @@ static struct cascade_stage_reads *ask(cascade_item_cache *cache)
     return &r.q;
 }
 
+/* Every read in one round trip, the item records from Redis (all missed:
+ * their counters' totals asked with them) or from the cache. */
 static void test_one_pipeline_reads_everything(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -120,7 +122,9 @@ static void test_one_pipeline_reads_everything(void **state)
     set_totals(f->conn, 3, "500 90 0 0 0 0 0"); /* no online_base: ignored */
     for (int round = 0; round < 2; round++) {   /* the second from the item cache */
         struct cascade_stage_reads *q = ask(cache);
+        uint64_t trips = cascade_redis_round_trips(f->conn);
         assert_int_equal(cascade_stage_reads_run(f->conn, arena, q), 0);
+        assert_int_equal(cascade_redis_round_trips(f->conn) - trips, 1);
         assert_true(q->user_found);
         assert_int_equal(q->user_online_rc, 0);
         /* 7 in the record, +2 impressions above seq 5 (not the one at 4). */
@@ -134,6 +138,8 @@ static void test_one_pipeline_reads_everything(void **state)
         assert_int_equal(q->items[1].stats.clicks, 15);
         assert_int_equal(q->items[2].stats.impressions, 100);
         assert_int_equal(q->items[3].stats.clicks, 10); /* no totals: +0 */
+        /* only the candidates with a base count as asked */
+        assert_int_equal(q->counters_asked, N_ITEMS / 2);
         cascade_arena_reset(arena);
     }
     /* The cache kept the nightly records, not the ones with the change. */
@@ -237,7 +243,8 @@ static void test_counters_cache(void **state)
     put_items(f->conn);
     put_user(f->conn);
     set_totals(f->conn, 2, "50 9 0 0 0 0 0"); /* +5 clicks over the base */
-    /* Item records all missed: the counters in the second round trip, all asked. */
+    /* Item records all missed: the counters asked with them, all asked (the
+     * odd ids' totals too, unused: they have no base). */
     assert_int_equal(
         clicks_of_2(f->conn, arena, items, counters, N_ITEMS + 1, &cached, &asked, &rc), 15);
     assert_int_equal(rc, 0);

@@ -207,6 +207,66 @@ static void test_user_roundtrip(void **state)
     assert_string_equal(out.user_id, "");
 }
 
+/* The user record and the online interaction count in one round trip; a
+ * count of the wrong type fails only the count, a record of the wrong type
+ * the call, the connection in step after both. */
+static void test_user_and_interactions(void **state)
+{
+    struct test_redis_fixture *f = *state;
+    cascade_v1_UserRecord u = cascade_v1_UserRecord_init_zero, out;
+    redisReply *rep = NULL;
+    bool found = false;
+    uint32_t online = 99;
+    int online_rc = -1;
+    snprintf(u.user_id, sizeof(u.user_id), "bob");
+    u.interactions = 3;
+    assert_int_equal(cascade_store_put_user(f->conn, NS, &u), 0);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "HSET " NS ":uctr:bob interactions 7"),
+                     0);
+    freeReplyObject(rep);
+    uint64_t trips = cascade_redis_round_trips(f->conn);
+    assert_int_equal(cascade_store_get_user_and_interactions(f->conn, NS, "bob", &out, &found,
+                                                             &online, &online_rc),
+                     0);
+    assert_int_equal(cascade_redis_round_trips(f->conn) - trips, 1);
+    assert_true(found);
+    assert_int_equal(out.interactions, 3);
+    assert_int_equal(online_rc, 0);
+    assert_int_equal(online, 7);
+    /* Neither key: no record, a count of 0. */
+    assert_int_equal(cascade_store_get_user_and_interactions(f->conn, NS, "nobody", &out, &found,
+                                                             &online, &online_rc),
+                     0);
+    assert_false(found);
+    assert_int_equal(online_rc, 0);
+    assert_int_equal(online, 0);
+    /* The count's key of another type: the record still read. */
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SET " NS ":uctr:bob x"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_store_get_user_and_interactions(f->conn, NS, "bob", &out, &found,
+                                                             &online, &online_rc),
+                     0);
+    assert_true(found);
+    assert_int_equal(online_rc, CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "WRONGTYPE"));
+    assert_int_equal(online, 0);
+    /* The record's key of another type: the call fails with its reason. */
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":user:bob " NS ":uctr:bob"),
+                     0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "SADD " NS ":user:bob a"), 0);
+    freeReplyObject(rep);
+    assert_int_equal(cascade_store_get_user_and_interactions(f->conn, NS, "bob", &out, &found,
+                                                             &online, &online_rc),
+                     CASCADE_EIO);
+    assert_non_null(strstr(cascade_redis_error(f->conn), "WRONGTYPE"));
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "ECHO in-step"), 0);
+    assert_string_equal(rep->str, "in-step");
+    freeReplyObject(rep);
+    assert_int_equal(cascade_redis_command(f->conn, &rep, "DEL " NS ":user:bob"), 0);
+    freeReplyObject(rep);
+}
+
 static void test_interactions_lastn_and_consumed(void **state)
 {
     struct test_redis_fixture *f = *state;
@@ -499,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_items_roundtrip),
         cmocka_unit_test(test_corrupt_record_reported),
         cmocka_unit_test(test_user_roundtrip),
+        cmocka_unit_test(test_user_and_interactions),
         cmocka_unit_test(test_interactions_lastn_and_consumed),
         cmocka_unit_test(test_neighbours_pipelined),
         cmocka_unit_test(test_sorted_sets),

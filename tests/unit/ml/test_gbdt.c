@@ -2,7 +2,8 @@
  * the split rule (x < threshold goes left, NaN follows the default branch),
  * base score plus one leaf per tree, save/load round trips and damaged input;
  * random ensembles scored bit for bit against a plain walk of their own, and
- * the eight-rows-at-a-time walk (gbdt_batch.c) against the one-row walk. */
+ * the batches (gbdt_batch.c: leaf masks, level walk; each ISA the CPU has)
+ * against the one-row walk and leaves known by construction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -342,40 +343,59 @@ static void test_random_trees_wide_rows(void **state)
 
 /* ------------------------------------------------ eight rows at a time */
 
-/* Random ensembles up to max_depth deep over n_features: scored in batches
- * of every size from 1 to 40 rows, and of 300, starting at every row
- * offset mod 8, each score equals the one-row walk's and the plain walk's
- * bit for bit. With AVX2, a model at most CASCADE_GBDT__BATCH_MAX_DEPTH
- * deep must have the batch layout (else this would compare the one-row
- * walk with itself); a deeper one must not. */
+/* The batch layout for isa must be there when the CPU has it and the model
+ * fits (else a comparison would be of the one-row walk with itself): by
+ * leaf masks for a model at most 4 deep and one 5 or 6 deep (16 rows a
+ * block with AVX-512, 8 with AVX2), by the level walk 7 or 8 deep; a model
+ * too deep has none. */
+static void check_batch_method(cascade_gbdt *m, enum cascade_gbdt__isa isa, const char *what)
+{
+    assert_int_equal(cascade_gbdt__batch_build_isa(m, isa), 0);
+    bool avx512 = isa == CASCADE_GBDT__AVX512;
+    const char *want =
+        isa == CASCADE_GBDT__SCALAR || m->walk_depth > CASCADE_GBDT__BATCH_MAX_DEPTH
+            ? "one row at a time"
+        : m->walk_depth <= 4 ? (avx512 ? "leaf masks (depth 4), 16 rows a block (AVX-512)"
+                                       : "leaf masks (depth 4), 8 rows a block (AVX2)")
+        : m->walk_depth <= 6 ? (avx512 ? "leaf masks (depth 6), 16 rows a block (AVX-512)"
+                                       : "leaf masks (depth 6), 8 rows a block (AVX2)")
+                             : "level walk, 8 rows a block (AVX2)";
+    if (strcmp(cascade_gbdt__batch_method(m), want) != 0)
+        fail_msg("%s (depth %u): batches by %s, not %s", what, m->walk_depth,
+                 cascade_gbdt__batch_method(m), want);
+}
+
+/* Random ensembles up to max_depth deep over n_features, with each batch
+ * layout the CPU has: scored in batches of every size from 1 to 40 rows,
+ * and of 300, starting at every row offset mod 8, each score equals the
+ * one-row walk's and the plain walk's bit for bit. */
 static void check_batches(int n_features, int max_depth, uint64_t seed, int n_models)
 {
     static struct rnd_tree trees[MAX_TREES];
     enum { N = 340 };
     size_t nf = (size_t)n_features;
     float *X = malloc(sizeof(float) * N * nf), got[N], want[N];
-    bool avx2 = __builtin_cpu_supports("avx2");
     assert_non_null(X);
     for (int k = 0; k < n_models; k++) {
         int n_trees;
         char *json;
         cascade_gbdt *m = rnd_model(trees, &n_trees, n_features, max_depth, &seed, &json);
-        bool fits = m->walk_depth <= CASCADE_GBDT__BATCH_MAX_DEPTH;
-        if ((m->batch != NULL) != (avx2 && fits))
-            fail_msg("model %d (depth %u): batch layout %s", k, m->walk_depth,
-                     m->batch ? "built" : "missing");
         rnd_rows(X, N, n_features, &seed);
-        for (size_t n = 1; n <= 300; n = n < 40 ? n + 1 : n == 40 ? 300 : 301) {
-            size_t off = (n * 7 + (size_t)k) % 8;
-            cascade_gbdt_predict(m, X + off * nf, n, got);
-            cascade_gbdt__predict_rows(m, X + off * nf, n, want);
-            for (size_t i = 0; i < n; i++) {
-                float ref = rnd_reference(trees, n_trees, X + (off + i) * nf);
-                if (memcmp(&got[i], &want[i], sizeof got[i]) != 0 ||
-                    memcmp(&got[i], &ref, sizeof ref) != 0)
-                    fail_msg("model %d (depth %u), %zu rows from %zu, row %zu: %.9g, one-row "
-                             "walk %.9g, plain walk %.9g",
-                             k, m->walk_depth, n, off, i, got[i], want[i], ref);
+        for (int isa = CASCADE_GBDT__SCALAR; isa <= (int)cascade_gbdt__cpu_isa(); isa++) {
+            check_batch_method(m, (enum cascade_gbdt__isa)isa, "random model");
+            for (size_t n = 1; n <= 300; n = n < 40 ? n + 1 : n == 40 ? 300 : 301) {
+                size_t off = (n * 7 + (size_t)k) % 8;
+                cascade_gbdt_predict(m, X + off * nf, n, got);
+                cascade_gbdt__predict_rows(m, X + off * nf, n, want);
+                for (size_t i = 0; i < n; i++) {
+                    float ref = rnd_reference(trees, n_trees, X + (off + i) * nf);
+                    if (memcmp(&got[i], &want[i], sizeof got[i]) != 0 ||
+                        memcmp(&got[i], &ref, sizeof ref) != 0)
+                        fail_msg("model %d (depth %u, %s), %zu rows from %zu, row %zu: %.9g, "
+                                 "one-row walk %.9g, plain walk %.9g",
+                                 k, m->walk_depth, cascade_gbdt__batch_method(m), n, off, i, got[i],
+                                 want[i], ref);
+                }
             }
         }
         cascade_gbdt_destroy(m);
@@ -387,13 +407,112 @@ static void check_batches(int n_features, int max_depth, uint64_t seed, int n_mo
 static void test_batch_matches_row_walk(void **state)
 {
     (void)state;
-    if (!__builtin_cpu_supports("avx2"))
+    if (cascade_gbdt__cpu_isa() < CASCADE_GBDT__AVX512)
+        print_message("no AVX-512 on this CPU: its batches are not tested\n");
+    if (cascade_gbdt__cpu_isa() < CASCADE_GBDT__AVX2)
         print_message("no AVX2 on this CPU: the batch walk is not built, rows go one at a time\n");
     for (int depth = 0; depth <= CASCADE_GBDT__BATCH_MAX_DEPTH + 1; depth++)
         check_batches(7, depth, 0x6a09e667f3bcc909u + (uint64_t)depth, 6);
     check_batches(52, 4, 0xbb67ae8584caa73bu, 10);
     check_batches(52, 6, 0x3c6ef372fe94f82bu, 10);
     check_batches(GBDT_WALK_MAX_FEATURES, 5, 0xa54ff53a5f1d36f1u, 3);
+}
+
+/* Two trees, base score 0, built so that each row's leaves are known:
+ *   - a perfect tree of the given depth D, the node at level l splitting
+ *     feature l at 0.5, a missing value going left on even levels, right on
+ *     odd ones; leaf k (left to right) is worth k + 1, and bit D − 1 − l of
+ *     k says whether a row goes right at level l;
+ *   - a tree with a leaf at depth 1: f0 < 0.5 (missing left) ? 100 :
+ *     (f1 < 0.5 (missing right) ? 200 : 300). */
+#define KNOWN_MAX_DEPTH 6
+static char *known_leaves_json(int depth)
+{
+    enum { KNOWN_NODES = (2 << KNOWN_MAX_DEPTH) - 1 };
+    int left[KNOWN_NODES], right[KNOWN_NODES], feature[KNOWN_NODES], default_left[KNOWN_NODES];
+    int n = (2 << depth) - 1, splits = (1 << depth) - 1;
+    double cond[KNOWN_NODES];
+    for (int i = 0; i < n; i++) {
+        int level = 0;
+        while ((2 << level) - 1 <= i)
+            level++;
+        bool split = i < splits;
+        left[i] = split ? 2 * i + 1 : -1;
+        right[i] = split ? 2 * i + 2 : -1;
+        feature[i] = split ? level : 0;
+        default_left[i] = level % 2 == 0;
+        cond[i] = split ? 0.5 : (double)(i - splits + 1);
+    }
+    json_t *c = json_array(), *c2 = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(c, json_real(cond[i]));
+    const double c2v[] = {0.5, 100, 0.5, 200, 300};
+    for (int i = 0; i < 5; i++)
+        json_array_append_new(c2, json_real(c2v[i]));
+    const int l2[] = {1, -1, 3, -1, -1}, r2[] = {2, -1, 4, -1, -1}, f2[] = {0, 0, 1, 0, 0},
+              d2[] = {1, 0, 0, 0, 0};
+    json_t *trees = json_pack(
+        "[{s:o, s:o, s:o, s:o, s:o}, {s:o, s:o, s:o, s:o, s:o}]", "left_children",
+        int_array(left, n), "right_children", int_array(right, n), "split_indices",
+        int_array(feature, n), "split_conditions", c, "default_left", int_array(default_left, n),
+        "left_children", int_array(l2, 5), "right_children", int_array(r2, 5), "split_indices",
+        int_array(f2, 5), "split_conditions", c2, "default_left", int_array(d2, 5));
+    json_t *root = json_pack("{s:{s:{s:s}, s:{s:{s:o}}}}", "learner", "learner_model_param",
+                             "base_score", "0", "gradient_booster", "model", "trees", trees);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+/* Every exit leaf of a perfect tree of the given depth in every lane of a
+ * 16-row block (row i ends on leaf (i + i / 16) mod 2^depth), reached by
+ * values and, for the second half of the rows, by missing values where the
+ * default goes the same way; and the early leaf. Each way the CPU has must
+ * give the known sums. */
+static void check_every_exit_leaf(int depth)
+{
+    size_t leaves = (size_t)1 << depth, n = 2 * 16 * leaves, nf = (size_t)depth;
+    float *X = malloc(n * nf * sizeof *X), *got = malloc(n * sizeof *got),
+          *want = malloc(n * sizeof *want);
+    assert_true(X && got && want);
+    for (size_t i = 0; i < n; i++) {
+        size_t leaf = (i + i / 16) % leaves;
+        bool missing = i >= n / 2;
+        for (int l = 0; l < depth; l++) {
+            bool go_right = (leaf >> (depth - 1 - l)) & 1, nan_goes_right = l % 2 == 1;
+            X[i * nf + (size_t)l] = missing && go_right == nan_goes_right ? NAN
+                                    : go_right                            ? 1.0f
+                                                                          : 0.0f;
+        }
+        /* f0 and f1 as the first two levels took them (a NaN f1 goes right) */
+        bool f0_right = (leaf >> (depth - 1)) & 1, f1_right = (leaf >> (depth - 2)) & 1;
+        want[i] = (float)(leaf + 1) + (!f0_right ? 100.0f : f1_right ? 300.0f : 200.0f);
+    }
+    char *json = known_leaves_json(depth), err[256] = "";
+    cascade_gbdt *m = cascade_gbdt_from_xgboost_json(json, strlen(json), nf, err, sizeof err);
+    if (!m)
+        fail_msg("known leaves: %s", err);
+    for (int isa = CASCADE_GBDT__SCALAR; isa <= (int)cascade_gbdt__cpu_isa(); isa++) {
+        check_batch_method(m, (enum cascade_gbdt__isa)isa, "known leaves");
+        cascade_gbdt_predict(m, X, n, got);
+        for (size_t i = 0; i < n; i++)
+            if (got[i] != want[i])
+                fail_msg("depth %d, %s, row %zu (lane %zu): %g, want %g", depth,
+                         cascade_gbdt__batch_method(m), i, i % 16, got[i], want[i]);
+    }
+    cascade_gbdt_destroy(m);
+    free(json);
+    free(X);
+    free(got);
+    free(want);
+}
+
+static void test_batch_every_exit_leaf(void **state)
+{
+    (void)state;
+    check_every_exit_leaf(4);
+    check_every_exit_leaf(5); /* unrolled to 6 */
+    check_every_exit_leaf(KNOWN_MAX_DEPTH);
 }
 
 /* A model with no tree (the margin alone) scores the same in batches. */
@@ -424,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_random_trees_match_plain_walk),
         cmocka_unit_test(test_random_trees_wide_rows),
         cmocka_unit_test(test_batch_matches_row_walk),
+        cmocka_unit_test(test_batch_every_exit_leaf),
         cmocka_unit_test(test_batch_margin_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2500,11 +2500,25 @@ static void test_serve_log(void **state)
     assert_non_null(serve_of(e, n, rid1));
     cascade_orch_destroy(o);
 
-    /* Off: no record. */
+    /* Off: no record. The record rides the pipeline of the recall cache and
+     * hard-negative writes: with it on, a Recommend (on this thread's pooled
+     * connection) makes no more round trips than with it off. */
+    cascade_redis *conn = cascade_redis_pool_get(fx.pool);
+    uint64_t trips = cascade_redis_round_trips(conn);
     o = make_orch(three_channels, ", \"serve_log\": {\"enabled\": false}", NULL, fx.pool);
     assert_int_equal(recommend(o, "serve-off", 10, false, &r, err, sizeof err), 0);
+    uint64_t trips_off = cascade_redis_round_trips(conn) - trips;
     assert_int_equal(r->n_items, 10);
     assert_int_equal(read_serves(e, 64), before + 2);
+    cascade_orch_destroy(o);
+    o = make_orch(three_channels, NULL, NULL, fx.pool);
+    trips = cascade_redis_round_trips(conn);
+    assert_int_equal(recommend(o, "serve-on", 10, false, &r, err, sizeof err), 0);
+    assert_int_equal(cascade_redis_round_trips(conn) - trips, trips_off);
+    assert_true(trips_off > 0);
+    n = read_serves(e, 64);
+    assert_int_equal(n, before + 3);
+    assert_string_equal(e[n - 1].user, "serve-on");
     cascade_orch_destroy(o);
 }
 
