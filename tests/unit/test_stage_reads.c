@@ -78,6 +78,20 @@ static void set_totals(cascade_redis *r, uint64_t id, const char *value)
     freeReplyObject(rep);
 }
 
+/* The items, u1 and item 2's totals (+5 clicks over its base), over what
+ * the tests before left of another type at those keys. */
+static void reset_world(cascade_redis *conn)
+{
+    redisReply *rep = NULL;
+    assert_int_equal(
+        cascade_redis_command(conn, &rep, "DEL " NS ":ictr:totals " NS ":uev:u1 " NS ":user:u1"),
+        0);
+    freeReplyObject(rep);
+    put_items(conn);
+    put_user(conn);
+    set_totals(conn, 2, "50 9 0 0 0 0 0");
+}
+
 struct reads {
     cascade_v1_UserRecord user;
     cascade_v1_ItemRecord items[N_ITEMS + 1];
@@ -235,14 +249,7 @@ static void test_counters_cache(void **state)
     assert_non_null(arena);
     assert_non_null(items);
     assert_non_null(counters);
-    /* what the tests before left of another type */
-    assert_int_equal(
-        cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals " NS ":uev:u1 " NS ":user:u1"),
-        0);
-    freeReplyObject(rep);
-    put_items(f->conn);
-    put_user(f->conn);
-    set_totals(f->conn, 2, "50 9 0 0 0 0 0"); /* +5 clicks over the base */
+    reset_world(f->conn);
     /* Item records all missed: the counters asked with them, all asked (the
      * odd ids' totals too, unused: they have no base). */
     assert_int_equal(
@@ -327,18 +334,11 @@ static void test_derived_beside_records(void **state)
     cascade_arena *arena = cascade_arena_create(1 << 16);
     cascade_item_cache *cache = cascade_item_cache_create_derived(
         1 << 20, 60000, &probe_derive); /* no collision among 601 */
-    redisReply *rep = NULL;
     assert_non_null(arena);
     assert_non_null(cache);
     assert_int_equal(cascade_item_cache_derived_size(cache), sizeof(struct probe));
     assert_int_equal(cascade_item_cache_derived_size(NULL), 0);
-    assert_int_equal(
-        cascade_redis_command(f->conn, &rep, "DEL " NS ":ictr:totals " NS ":uev:u1 " NS ":user:u1"),
-        0);
-    freeReplyObject(rep);
-    put_items(f->conn);
-    put_user(f->conn);
-    set_totals(f->conn, 2, "50 9 0 0 0 0 0"); /* +5 clicks over the base */
+    reset_world(f->conn);
     derive_calls = 0;
     for (int round = 0; round < 2; round++) { /* the second from the item cache */
         struct cascade_stage_reads *q = ask(cache);
